@@ -1,0 +1,17 @@
+"""`tbot version`: the version tag from VERSION.md."""
+
+from __future__ import annotations
+
+import argparse
+
+from tbot_bot.config.version import read_version_tag
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("version", help="print the version tag (from VERSION.md)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(read_version_tag())
+    return 0

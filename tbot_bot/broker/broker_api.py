@@ -1,0 +1,252 @@
+"""The broker interface (DESIGN §9) and the factory that builds the one enabled adapter.
+
+Nothing above this module knows which broker library is in use. Adapters translate every vendor error at
+their edge into `tbot_bot.errors` classes. Prices and quantities crossing this interface are `Decimal`;
+every timestamp is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from tbot_bot.broker.capabilities import BrokerCapabilities
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.support.path_resolver import BotHome
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    TRAILING_STOP = "trailing_stop"
+
+
+class AssetClass(StrEnum):
+    EQUITY = "equity"
+    OPTION = "option"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionContract:
+    underlying: str
+    expiry: date
+    strike: Decimal
+    right: str  # "P" or "C"
+
+    @property
+    def occ_symbol(self) -> str:
+        """OCC-style symbol, e.g. SPY110121P00127000."""
+        strike = int((self.strike * 1000).to_integral_value())
+        return f"{self.underlying}{self.expiry:%y%m%d}{self.right}{strike:08d}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    order_type: OrderType = OrderType.MARKET
+    trail_percent: Decimal | None = None
+    asset_class: AssetClass = AssetClass.EQUITY
+    option: OptionContract | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    fill_id: str
+    qty: Decimal
+    price: Decimal
+    timestamp: datetime
+    fee: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    status: OrderStatus
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    submitted_at: datetime | None = None
+    filled_at: datetime | None = None
+    fills: tuple[Fill, ...] = ()
+    reject_reason: str | None = None
+    asset_class: AssetClass = AssetClass.EQUITY
+    order_type: OrderType = OrderType.MARKET
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal  # negative for a short position
+    avg_entry_price: Decimal
+    asset_class: AssetClass = AssetClass.EQUITY
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    cash: Decimal
+    buying_power: Decimal
+    equity: Decimal
+    currency: str = "USD"
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime | None
+    next_close: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    timestamp: datetime
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def spread_pct(self) -> float:
+        mid = self.mid
+        return float((self.ask - self.bid) / mid) if mid > 0 else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A 1-minute bar stamped with its START time (UTC)."""
+
+    symbol: str
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    symbol: str
+    price: Decimal
+    today_open: Decimal | None
+    prev_close: Decimal | None
+    prev_volume: int | None
+    quote: Quote | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    ok: bool
+    reason: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class Broker(ABC):
+    """One broker account. Every method may raise NetworkError (retryable) or BrokerError (refused)."""
+
+    name: str
+    capabilities: BrokerCapabilities
+
+    @abstractmethod
+    def get_account(self) -> Account: ...
+
+    @abstractmethod
+    def get_clock(self) -> MarketClock: ...
+
+    @abstractmethod
+    def get_positions(self) -> list[Position]: ...
+
+    @abstractmethod
+    def submit_order(self, request: OrderRequest) -> Order:
+        """Idempotent on client_order_id: an id already known returns that order, never a second one."""
+
+    @abstractmethod
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    @abstractmethod
+    def list_orders(self, since: datetime | None = None) -> list[Order]:
+        """Orders known to the broker (all statuses), newest last; `since` limits by submission time."""
+
+    @abstractmethod
+    def cancel_order(self, client_order_id: str) -> None: ...
+
+    @abstractmethod
+    def cancel_all_orders(self) -> int:
+        """Cancel every open order; returns how many were asked to cancel."""
+
+    @abstractmethod
+    def close_position(self, symbol: str, client_order_id: str) -> Order | None:
+        """Flatten one position with a market order carrying our client_order_id; None if there is none."""
+
+    @abstractmethod
+    def get_latest_quote(self, symbol: str) -> Quote: ...
+
+    @abstractmethod
+    def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]: ...
+
+    @abstractmethod
+    def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        """1-minute bars with start time in [start, end)."""
+
+    def self_check(self) -> CheckResult:
+        """Reachable and authorised: the account answers and is active."""
+        try:
+            account = self.get_account()
+        except Exception as exc:  # any failure here means "not ready"; the reason is reported
+            return CheckResult(False, f"broker {self.name} unreachable: {exc}", {"broker": self.name})
+        if account.status.upper() != "ACTIVE":
+            return CheckResult(False, f"broker account status is {account.status}", {"broker": self.name})
+        return CheckResult(True, "ok", {"broker": self.name, "account": account.account_id})
+
+
+def build_broker(settings: BotSettings, home: BotHome, **kwargs: Any) -> Broker:
+    """Build the one enabled adapter. kwargs reach the adapter (the sim needs a clock and market data)."""
+    # BROKER_NAME (with its matching *_ENABLED, checked by config validation) picks the adapter
+    if settings.BROKER_NAME == "SIM":
+        from tbot_bot.broker.brokers.sim import SimBroker
+
+        return SimBroker.from_settings(settings, home, **kwargs)
+    if settings.BROKER_NAME == "ALPACA":
+        from tbot_bot.broker.brokers.alpaca import AlpacaBroker
+
+        return AlpacaBroker.from_settings(settings, home, **kwargs)
+    if settings.BROKER_NAME == "IBKR":
+        from tbot_bot.broker.brokers.ibkr import IbkrBroker
+
+        return IbkrBroker.from_settings(settings, home, **kwargs)
+    raise ValueError(f"unknown BROKER_NAME {settings.BROKER_NAME!r}")

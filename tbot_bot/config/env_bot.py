@@ -1,0 +1,470 @@
+"""Every `.env_bot` key, declared once: type, allowed values or range, meaning (DESIGN §4).
+
+`validate_settings(mapping)` returns a frozen `BotSettings` or raises one `ConfigError` listing every
+problem at once (key, value found, what is allowed, "did you mean ..." for unknown keys). A missing key is
+an error even when its feature is off: DISABLED is a value, OMITTED is a mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from tbot_bot.errors import ConfigError
+
+
+class ShortType(StrEnum):
+    INVERSE_ETF = "InverseETF"
+    LONG_PUT = "LongPut"
+    SHORT_SELL = "ShortSell"
+    DISABLED = "disabled"
+
+
+STRATEGIES = ("open", "mid", "close")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+BROKERS = ("ALPACA", "IBKR", "SIM")
+
+
+def _bool(v: Any) -> Any:
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("true", "false"):
+            return s == "true"
+        raise ValueError("must be true or false")
+    return v
+
+
+def _csv(v: Any) -> Any:
+    if isinstance(v, str):
+        return tuple(p.strip() for p in v.split(",") if p.strip())
+    return v
+
+
+def _decimal(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip())
+        except InvalidOperation:
+            raise ValueError("must be a number") from None
+    return v
+
+
+def _decimal_list(v: Any) -> Any:
+    v = _csv(v)
+    if isinstance(v, tuple):
+        return tuple(_decimal(x) for x in v)
+    return v
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _hhmm(v: Any) -> Any:
+    if isinstance(v, str):
+        m = _HHMM.match(v.strip())
+        if not m:
+            raise ValueError("must be a UTC time HH:MM (00:00-23:59)")
+        return time(int(m.group(1)), int(m.group(2)))
+    return v
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
+
+
+def _duration(v: Any) -> Any:
+    if isinstance(v, str):
+        m = _DURATION.match(v.strip())
+        if not m:
+            raise ValueError("must be a duration like 1s, 500ms or 2m")
+        n, unit = float(m.group(1)), m.group(2)
+        return n / 1000 if unit == "ms" else n * 60 if unit == "m" else n
+    return v
+
+
+def _disabled_or_fraction(v: Any) -> Any:
+    if isinstance(v, str) and v.strip().lower() == "disabled":
+        return None
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            raise ValueError("must be 'disabled' or a fraction in (0, 1]") from None
+    return v
+
+
+def _strip(v: Any) -> Any:
+    return v.strip() if isinstance(v, str) else v
+
+
+def _empty_none(v: Any) -> Any:
+    if isinstance(v, str) and not v.strip():
+        return None
+    return _strip(v)
+
+
+def _rate_table(v: Any) -> Any:
+    if isinstance(v, str):
+        table: dict[str, float] = {}
+        for item in _csv(v):
+            code, sep, rate = item.partition(":")
+            if not sep:
+                raise ValueError("must be JURISDICTION:RATE pairs, e.g. USA:0.045,GBR:0.0425")
+            try:
+                table[code.strip().upper()] = float(rate)
+            except ValueError:
+                raise ValueError(f"rate for {code.strip()} must be a number") from None
+        return table
+    return v
+
+
+Bool = Annotated[bool, BeforeValidator(_bool)]
+Fraction = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0, le=1)]
+FloatFraction = Annotated[float, Field(gt=0, le=1)]
+Minutes = Annotated[int, Field(ge=1, le=390)]
+UtcTime = Annotated[time, BeforeValidator(_hhmm)]
+Money = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0)]
+MarketCap = Annotated[int, Field(ge=0)]
+Short = Annotated[ShortType, BeforeValidator(_strip)]
+OptionalFraction = Annotated[Annotated[float, Field(gt=0, le=1)] | None, BeforeValidator(_disabled_or_fraction)]
+
+
+class BotSettings(BaseModel):
+    """The validated, frozen contents of one `.env_bot`. Attribute names are the keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # General & debugging
+    VERSION_TAG: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$", description="must equal VERSION.md")]
+    BUILD_MODE: Annotated[Literal["debug", "release"], Field(description="internal behaviour and verbosity")]
+    DISABLE_ALL_TRADES: Annotated[Bool, Field(description="master switch: signals logged, no order leaves")]
+    DEBUG_LOG_LEVEL: Annotated[Literal["quiet", "info", "verbose"], Field(description="logging verbosity")]
+    ENABLE_LOGGING: Annotated[Bool, Field(description="write log files; must be true (logs are audit artifacts)")]
+    LOG_FORMAT: Annotated[Literal["json", "csv"], Field(description="strategy log and trade history format")]
+    # Trade execution & risk
+    TRADE_CONFIRMATION_REQUIRED: Annotated[Bool, Field(description="orders wait for `tbot confirm`")]
+    API_RETRY_LIMIT: Annotated[int, Field(ge=0, le=10, description="retries of a failed broker call")]
+    API_TIMEOUT: Annotated[float, Field(gt=0, le=300, description="seconds before a broker call times out")]
+    FRACTIONAL: Annotated[Bool, Field(description="fractional shares when the broker supports them")]
+    TOTAL_ALLOCATION: Annotated[Fraction, Field(description="session cap as a fraction of the float")]
+    MAX_TRADES: Annotated[int, Field(ge=1, le=20, description="entries per strategy window")]
+    WEIGHTS: Annotated[tuple[Decimal, ...], BeforeValidator(_decimal_list), Field(description="slot weights")]
+    DAILY_LOSS_LIMIT: Annotated[Fraction, Field(description="halt when realised loss today exceeds float x this")]
+    MAX_RISK_PER_TRADE: Annotated[Fraction, Field(description="largest notional per trade, fraction of float")]
+    MAX_OPEN_POSITIONS: Annotated[int, Field(ge=1, le=100, description="open positions across strategies")]
+    # Price & volume filters
+    MIN_PRICE: Annotated[Money, Field(description="lowest price a candidate may have")]
+    MAX_PRICE: Annotated[Money, Field(description="highest price a candidate may have")]
+    MIN_VOLUME_THRESHOLD: Annotated[int, Field(ge=0, description="previous session volume floor")]
+    ENABLE_FUNNHUB_FUNDAMENTALS_FILTER: Annotated[Bool, Field(description="Finnhub fundamentals guard (spec spelling)")]
+    MAX_PE_RATIO: Annotated[float, Field(gt=0, description="highest normalized P/E")]
+    MAX_DEBT_EQUITY: Annotated[float, Field(ge=0, description="highest total debt / total equity")]
+    # Strategy routing & broker
+    BROKER_NAME: Annotated[Literal["ALPACA", "IBKR", "SIM"], BeforeValidator(_strip), Field(description="the one broker")]
+    STRATEGY_SEQUENCE: Annotated[tuple[Literal["open", "mid", "close"], ...], BeforeValidator(_csv), Field(min_length=1)]
+    STRATEGY_OVERRIDE: Annotated[Literal["open", "mid", "close"] | None, BeforeValidator(_empty_none)]
+    # Rebalance & failover (the accounting system acts; the bot only notifies)
+    REBALANCE_ENABLED: Bool
+    REBALANCE_THRESHOLD: FloatFraction
+    REBALANCE_CHECK_INTERVAL: Annotated[int, Field(ge=60, le=86400, description="seconds between checks")]
+    FAILOVER_ENABLED: Bool
+    FAILOVER_LOG_TAG: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
+    # Global time & polling
+    TRADING_DAYS: Annotated[tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...], BeforeValidator(_csv), Field(min_length=1)]
+    SLEEP_TIME: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=60, description="seconds between polls")]
+    # OPEN
+    MAX_GAP_PCT_OPEN: FloatFraction
+    MIN_MARKET_CAP_OPEN: MarketCap
+    MAX_MARKET_CAP_OPEN: MarketCap
+    STRAT_OPEN_ENABLED: Bool
+    START_TIME_OPEN: UtcTime
+    OPEN_ANALYSIS_TIME: Minutes
+    OPEN_BREAKOUT_TIME: Minutes
+    OPEN_MONITORING_TIME: Minutes
+    STRAT_OPEN_BUFFER: Annotated[float, Field(ge=0, le=0.5)]
+    SHORT_TYPE_OPEN: Short
+    OPEN_TRAILING_STOP_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    # MID
+    MAX_GAP_PCT_MID: FloatFraction
+    MIN_MARKET_CAP_MID: MarketCap
+    MAX_MARKET_CAP_MID: MarketCap
+    STRAT_MID_ENABLED: Bool
+    START_TIME_MID: UtcTime
+    MID_ANALYSIS_TIME: Minutes
+    MID_BREAKOUT_TIME: Minutes
+    MID_MONITORING_TIME: Minutes
+    STRAT_MID_VWAP_THRESHOLD: Annotated[float, Field(gt=0, le=0.5)]
+    SHORT_TYPE_MID: Short
+    MID_STOP_LOSS_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    ADX_PERIOD: Annotated[int, Field(ge=2, le=100)]
+    ADX_THRESHOLD: Annotated[float, Field(gt=0, le=100)]
+    BOLLINGER_PERIOD: Annotated[int, Field(ge=2, le=200)]
+    BOLLINGER_STD: Annotated[float, Field(gt=0, le=10)]
+    # CLOSE
+    MAX_GAP_PCT_CLOSE: FloatFraction
+    MIN_MARKET_CAP_CLOSE: MarketCap
+    MAX_MARKET_CAP_CLOSE: MarketCap
+    STRAT_CLOSE_ENABLED: Bool
+    START_TIME_CLOSE: UtcTime
+    CLOSE_ANALYSIS_TIME: Minutes
+    CLOSE_BREAKOUT_TIME: Minutes
+    CLOSE_MONITORING_TIME: Minutes
+    STRAT_CLOSE_VIX_THRESHOLD: Annotated[float, Field(ge=0, le=200)]
+    SHORT_TYPE_CLOSE: Short
+    CLOSE_STOP_LOSS_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    STRAT_CLOSE_MOMENTUM_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    STRAT_CLOSE_SPIKE_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    # Candidate filters shared by strategies
+    MAX_SPREAD_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    MIN_MARKET_CAP_FUNDAMENTAL: MarketCap
+    # Notifications
+    NOTIFY_ON_FILL: Bool
+    NOTIFY_ON_EXIT: Bool
+    NOTIFY_ON_FAILURE: Bool
+    CRITICAL_ALERT_CHANNEL: Literal["email", "slack", "sms", "pagerduty"]
+    ROUTINE_ALERT_CHANNEL: Literal["email", "slack"]
+    # Reporting & ledger
+    LEDGER_EXPORT_MODE: Literal["auto", "off"]
+    CURRENCY_CODE: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    LEDGER_BACKUP_KEEP: Annotated[int, Field(ge=1, le=10000)]
+    LOG_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)]
+    MARKET_CALENDAR: Annotated[str, Field(pattern=r"^[A-Z0-9]{3,5}$")]
+    # Defense mode
+    DEFENSE_MODE_ACTIVE: Bool
+    DEFENSE_MODE_TRADE_LIMIT_PCT: Annotated[int, Field(ge=1, le=100)]
+    DEFENSE_MODE_TOTAL_ALLOCATION: Fraction
+    DEFENSE_MODE_TRIGGER_DRAWDOWN: OptionalFraction
+    DEFENSE_MODE_TRIGGER_WIN_RATE: OptionalFraction
+    # Enhancements
+    ENABLE_REBALANCE_NOTIFIER: Bool
+    REBALANCE_TRIGGER_PCT: Annotated[float, Field(gt=0, le=100)]
+    RBAC_ENABLED: Bool
+    DEFAULT_USER_ROLE: Literal["admin", "operator", "auditor", "viewer"]
+    ENABLE_STRATEGY_OPTIMIZER: Bool
+    OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[int, Field(ge=1, le=3650)]
+    OPTIMIZER_ALGORITHM: Literal["grid_search", "bayesian", "genetic"]
+    OPTIMIZER_OUTPUT_DIR: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]+$")]
+    ENABLE_SLIPPAGE_MODEL: Bool
+    SLIPPAGE_SIMULATION_TYPE: Literal["none", "rule_based", "randomized"]
+    SLIPPAGE_MEAN_PCT: Annotated[float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
+    SLIPPAGE_STDDEV_PCT: Annotated[float, Field(ge=0, le=10, description="percent")]
+    SIMULATED_LATENCY_MS: Annotated[int, Field(ge=0, le=60000)]
+    ENABLE_BSM_FILTER: Bool
+    MAX_BSM_DEVIATION: FloatFraction
+    RISK_FREE_RATE: Annotated[float, Field(ge=-0.05, le=0.5)]
+    RISK_FREE_RATE_SOURCE: Literal["static", "dynamic"]
+    RISK_FREE_RATE_TABLE: Annotated[dict[str, float], BeforeValidator(_rate_table)]
+    FINNHUB_CALLS_PER_MINUTE: Annotated[int, Field(ge=1, le=6000)]
+    # Broker toggles (exactly one true, matching BROKER_NAME)
+    ALPACA_ENABLED: Bool
+    IBKR_ENABLED: Bool
+    SIM_ENABLED: Bool
+
+    @model_validator(mode="after")
+    def _cross_key_rules(self) -> BotSettings:
+        problems = [p for rule in CROSS_KEY_RULES if (p := rule(self))]
+        if problems:
+            raise ValueError(_RULE_SEP.join(problems))
+        return self
+
+    # Convenience views used across the engine
+    def short_type(self, strategy: str) -> ShortType:
+        return {"open": self.SHORT_TYPE_OPEN, "mid": self.SHORT_TYPE_MID, "close": self.SHORT_TYPE_CLOSE}[strategy]
+
+    def strategy_enabled(self, strategy: str) -> bool:
+        return {"open": self.STRAT_OPEN_ENABLED, "mid": self.STRAT_MID_ENABLED, "close": self.STRAT_CLOSE_ENABLED}[strategy]
+
+
+KEYS: tuple[str, ...] = tuple(BotSettings.model_fields)
+_RULE_SEP = "\x1f"  # joins cross-key problems inside one pydantic error
+
+
+# Cross-key rules: small named functions, each returns a problem message or None.
+def rule_weights_match_max_trades(s: BotSettings) -> str | None:
+    if len(s.WEIGHTS) != s.MAX_TRADES:
+        return f"WEIGHTS has {len(s.WEIGHTS)} values but MAX_TRADES={s.MAX_TRADES}; give exactly one weight per trade slot"
+    return None
+
+
+def rule_weights_are_fractions_summing_to_one(s: BotSettings) -> str | None:
+    bad = [str(w) for w in s.WEIGHTS if not (0 < w <= 1)]
+    if bad:
+        return f"WEIGHTS values {', '.join(bad)} are outside (0, 1]"
+    total = sum(s.WEIGHTS, Decimal(0))
+    if abs(total - 1) > Decimal("1e-9"):
+        return f"WEIGHTS sum to {total}; they must sum to 1"
+    return None
+
+
+def rule_price_range(s: BotSettings) -> str | None:
+    if not s.MIN_PRICE < s.MAX_PRICE:
+        return f"MIN_PRICE={s.MIN_PRICE} must be below MAX_PRICE={s.MAX_PRICE}"
+    return None
+
+
+def rule_market_cap_ranges(s: BotSettings) -> str | None:
+    bad = []
+    for strat in ("OPEN", "MID", "CLOSE"):
+        lo, hi = getattr(s, f"MIN_MARKET_CAP_{strat}"), getattr(s, f"MAX_MARKET_CAP_{strat}")
+        if not lo < hi:
+            bad.append(f"MIN_MARKET_CAP_{strat}={lo} must be below MAX_MARKET_CAP_{strat}={hi}")
+    return "; ".join(bad) or None
+
+
+def rule_one_broker_enabled(s: BotSettings) -> str | None:
+    enabled = [b for b in BROKERS if getattr(s, f"{b}_ENABLED")]
+    if enabled != [s.BROKER_NAME]:
+        return (
+            f"exactly one of ALPACA_ENABLED, IBKR_ENABLED, SIM_ENABLED must be true and match "
+            f"BROKER_NAME={s.BROKER_NAME}; enabled now: {', '.join(enabled) or 'none'}"
+        )
+    return None
+
+
+def rule_short_types_supported(s: BotSettings) -> str | None:
+    from tbot_bot.broker.capabilities import capabilities_for
+
+    caps = capabilities_for(s.BROKER_NAME)
+    bad = []
+    for strat in STRATEGIES:
+        st = s.short_type(strat)
+        if st is ShortType.LONG_PUT and not caps.options:
+            bad.append(f"SHORT_TYPE_{strat.upper()}=LongPut but broker {s.BROKER_NAME} does not trade options")
+        if st is ShortType.SHORT_SELL and not caps.short_sell:
+            bad.append(f"SHORT_TYPE_{strat.upper()}=ShortSell but broker {s.BROKER_NAME} does not short sell")
+    return "; ".join(bad) or None
+
+
+def rule_sequence_unique(s: BotSettings) -> str | None:
+    if len(set(s.STRATEGY_SEQUENCE)) != len(s.STRATEGY_SEQUENCE):
+        return f"STRATEGY_SEQUENCE={','.join(s.STRATEGY_SEQUENCE)} repeats a strategy"
+    return None
+
+
+def rule_logging_enabled(s: BotSettings) -> str | None:
+    if not s.ENABLE_LOGGING:
+        return "ENABLE_LOGGING must be true: strategy logs and trade history are required audit artifacts"
+    return None
+
+
+def rule_windows_fit_the_day(s: BotSettings) -> str | None:
+    bad = []
+    for strat in STRATEGIES:
+        up = strat.upper()
+        start: time = getattr(s, f"START_TIME_{up}")
+        total = getattr(s, f"{up}_ANALYSIS_TIME") + getattr(s, f"{up}_BREAKOUT_TIME") + getattr(s, f"{up}_MONITORING_TIME")
+        if start.hour * 60 + start.minute + total > 24 * 60:
+            bad.append(f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight UTC")
+    return "; ".join(bad) or None
+
+
+CROSS_KEY_RULES = (
+    rule_weights_match_max_trades,
+    rule_weights_are_fractions_summing_to_one,
+    rule_price_range,
+    rule_market_cap_ranges,
+    rule_one_broker_enabled,
+    rule_short_types_supported,
+    rule_sequence_unique,
+    rule_logging_enabled,
+    rule_windows_fit_the_day,
+)
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+_LINE = re.compile(r"^\s*(export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
+
+
+def _unquote(raw: str) -> str:
+    raw = raw.strip()
+    if raw.startswith("#"):
+        return ""
+    if raw[:1] in ('"', "'"):
+        q = raw[0]
+        end = raw.find(q, 1)
+        if end > 0:
+            return raw[1:end]
+    # an inline comment starts at " #"
+    m = re.search(r"\s#", raw)
+    if m:
+        raw = raw[: m.start()]
+    return raw.strip()
+
+
+def parse_env_text(text: str) -> tuple[dict[str, str], list[str]]:
+    """KEY=VALUE lines (comments, quotes, inline comments allowed) -> mapping and syntax problems."""
+    values: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    problems: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            problems.append(f"line {n}: {line.strip()[:60]!r} is not KEY=VALUE")
+            continue
+        key = m.group("key")
+        if key in first_line:
+            problems.append(f"{key} appears twice (lines {first_line[key]} and {n}); keep one")
+            continue
+        first_line[key] = n
+        values[key] = _unquote(m.group("value"))
+    return values, problems
+
+
+def _unknown_key_problem(key: str) -> str:
+    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{key} is not a known key{hint}"
+
+
+def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
+    loc = err.get("loc") or ()
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if not loc:
+        return msg
+    key = str(loc[0])
+    if err.get("type") == "missing":
+        return f"{key} is missing (every key must be present, even when its feature is off)"
+    found = mapping.get(key, err.get("input"))
+    return f"{key}={found!r} is not allowed: {msg}"
+
+
+def validate_settings(mapping: dict[str, str], *, source: str | None = None, version_tag: str | None = None) -> BotSettings:
+    """Validate a parsed mapping; every problem is reported at once in one ConfigError."""
+    problems = [_unknown_key_problem(k) for k in mapping if k not in KEYS]
+    known = {k: v for k, v in mapping.items() if k in KEYS}
+    settings: BotSettings | None = None
+    try:
+        settings = BotSettings.model_validate(known)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if not err.get("loc") and str(err.get("msg", "")).startswith("Value error, "):
+                problems.extend(str(err["msg"]).removeprefix("Value error, ").split(_RULE_SEP))
+            else:
+                problems.append(_describe_error(dict(err), known))
+    if version_tag is not None and known.get("VERSION_TAG") and known["VERSION_TAG"] != version_tag:
+        problems.append(f"VERSION_TAG={known['VERSION_TAG']!r} does not match VERSION.md ({version_tag})")
+    if problems or settings is None:
+        raise ConfigError(problems or ["invalid configuration"], source=source)
+    return settings
+
+
+def settings_from_text(text: str, *, source: str | None = None, check_version: bool = True) -> BotSettings:
+    from tbot_bot.config.version import read_version_tag
+
+    mapping, problems = parse_env_text(text)
+    tag = read_version_tag() if check_version else None
+    try:
+        settings = validate_settings(mapping, source=source, version_tag=tag)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems, source=source) from None
+    if problems:
+        raise ConfigError(problems, source=source)
+    return settings

@@ -1,0 +1,54 @@
+"""Error classes named by what happens next (see support/architecture.md, "Errors").
+
+ConfigError: a human must act; the CLI prints it and exits 2. NetworkError: temporary, retried with
+backoff. BrokerError: the broker refused (logged to unresolved_orders). LogicError: a bug or an
+impossible state; escalated. LedgerError: a batch the ledger refused; nothing was written.
+Vendor exceptions are translated into these at the adapter edge with `raise X(...) from e`.
+"""
+
+from __future__ import annotations
+
+
+class TbotError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(TbotError):
+    """Configuration, secrets or provisioning are wrong; carries every problem found, not just the first."""
+
+    def __init__(self, problems: str | list[str], *, source: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"Configuration error in {self.source}" if self.source else "Configuration error"
+        if len(self.problems) == 1:
+            return f"{head}: {self.problems[0]}"
+        lines = [f"{head}: {len(self.problems)} problems"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class NetworkError(TbotError):
+    """A temporary failure talking to a remote service (timeout, connection refused, 429, 5xx)."""
+
+
+class BrokerError(TbotError):
+    """The broker refused or failed an operation in a way a retry will not fix (reject, 403, 422)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class LogicError(TbotError):
+    """An impossible state or a bug; escalated to an operator."""
+
+
+class LedgerError(TbotError):
+    """The ledger refused a batch or failed verification; nothing was written."""
+
+
+class MarketDataError(NetworkError):
+    """Market data could not be obtained; the watchdog treats a persistent one as a full-shutdown event."""

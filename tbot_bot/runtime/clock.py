@@ -1,0 +1,52 @@
+"""The Clock seam: logic asks a clock for the time, never `datetime.now()` (STYLE §5).
+
+`WallClock` is live time. `ReplayClock` is advanced explicitly by the supervisor over recorded bars, so a
+whole trading day runs in seconds through the same code.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC now."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (wall clock) or advance (replay clock)."""
+        ...
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        _time.sleep(seconds)
+
+
+class ReplayClock:
+    """Time moves only when told; `sleep` advances it instantly (or in real time scaled by `speed`)."""
+
+    def __init__(self, start: datetime, speed: float | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ReplayClock needs a timezone-aware start")
+        self._now = start.astimezone(UTC)
+        self._speed = speed  # None = as fast as possible; N = N replay seconds per wall second
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance_to(self, when: datetime) -> None:
+        if when < self._now:
+            raise ValueError(f"replay clock cannot go back from {self._now} to {when}")
+        if self._speed:
+            _time.sleep((when - self._now).total_seconds() / self._speed)
+        self._now = when
+
+    def sleep(self, seconds: float) -> None:
+        self.advance_to(self._now + timedelta(seconds=seconds))
