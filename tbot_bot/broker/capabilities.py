@@ -17,9 +17,15 @@ class BrokerCapabilities:
 # Static declarations used by config validation before any adapter exists. An adapter may narrow these at
 # runtime (e.g. an Alpaca account without short-selling permission) but never widen them.
 _DECLARED = {
-    "SIM": BrokerCapabilities(fractional=True, short_sell=True, options=True, trailing_stop=True, imbalance_data=False),
-    "ALPACA": BrokerCapabilities(fractional=True, short_sell=True, options=False, trailing_stop=True, imbalance_data=False),
-    "IBKR": BrokerCapabilities(fractional=False, short_sell=True, options=True, trailing_stop=True, imbalance_data=True),
+    "SIM": BrokerCapabilities(
+        fractional=True, short_sell=True, options=True, trailing_stop=True, imbalance_data=False
+    ),
+    "ALPACA": BrokerCapabilities(
+        fractional=True, short_sell=True, options=False, trailing_stop=True, imbalance_data=False
+    ),
+    "IBKR": BrokerCapabilities(
+        fractional=False, short_sell=True, options=True, trailing_stop=True, imbalance_data=True
+    ),
 }
 
 

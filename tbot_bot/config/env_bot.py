@@ -131,7 +131,9 @@ UtcTime = Annotated[time, BeforeValidator(_hhmm)]
 Money = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0)]
 MarketCap = Annotated[int, Field(ge=0)]
 Short = Annotated[ShortType, BeforeValidator(_strip)]
-OptionalFraction = Annotated[Annotated[float, Field(gt=0, le=1)] | None, BeforeValidator(_disabled_or_fraction)]
+OptionalFraction = Annotated[
+    Annotated[float, Field(gt=0, le=1)] | None, BeforeValidator(_disabled_or_fraction)
+]
 
 
 class BotSettings(BaseModel):
@@ -144,7 +146,9 @@ class BotSettings(BaseModel):
     BUILD_MODE: Annotated[Literal["debug", "release"], Field(description="internal behaviour and verbosity")]
     DISABLE_ALL_TRADES: Annotated[Bool, Field(description="master switch: signals logged, no order leaves")]
     DEBUG_LOG_LEVEL: Annotated[Literal["quiet", "info", "verbose"], Field(description="logging verbosity")]
-    ENABLE_LOGGING: Annotated[Bool, Field(description="write log files; must be true (logs are audit artifacts)")]
+    ENABLE_LOGGING: Annotated[
+        Bool, Field(description="write log files; must be true (logs are audit artifacts)")
+    ]
     LOG_FORMAT: Annotated[Literal["json", "csv"], Field(description="strategy log and trade history format")]
     # Trade execution & risk
     TRADE_CONFIRMATION_REQUIRED: Annotated[Bool, Field(description="orders wait for `tbot confirm`")]
@@ -154,19 +158,29 @@ class BotSettings(BaseModel):
     TOTAL_ALLOCATION: Annotated[Fraction, Field(description="session cap as a fraction of the float")]
     MAX_TRADES: Annotated[int, Field(ge=1, le=20, description="entries per strategy window")]
     WEIGHTS: Annotated[tuple[Decimal, ...], BeforeValidator(_decimal_list), Field(description="slot weights")]
-    DAILY_LOSS_LIMIT: Annotated[Fraction, Field(description="halt when realised loss today exceeds float x this")]
-    MAX_RISK_PER_TRADE: Annotated[Fraction, Field(description="largest notional per trade, fraction of float")]
+    DAILY_LOSS_LIMIT: Annotated[
+        Fraction, Field(description="halt when realised loss today exceeds float x this")
+    ]
+    MAX_RISK_PER_TRADE: Annotated[
+        Fraction, Field(description="largest notional per trade, fraction of float")
+    ]
     MAX_OPEN_POSITIONS: Annotated[int, Field(ge=1, le=100, description="open positions across strategies")]
     # Price & volume filters
     MIN_PRICE: Annotated[Money, Field(description="lowest price a candidate may have")]
     MAX_PRICE: Annotated[Money, Field(description="highest price a candidate may have")]
     MIN_VOLUME_THRESHOLD: Annotated[int, Field(ge=0, description="previous session volume floor")]
-    ENABLE_FUNNHUB_FUNDAMENTALS_FILTER: Annotated[Bool, Field(description="Finnhub fundamentals guard (spec spelling)")]
+    ENABLE_FUNNHUB_FUNDAMENTALS_FILTER: Annotated[
+        Bool, Field(description="Finnhub fundamentals guard (spec spelling)")
+    ]
     MAX_PE_RATIO: Annotated[float, Field(gt=0, description="highest normalized P/E")]
     MAX_DEBT_EQUITY: Annotated[float, Field(ge=0, description="highest total debt / total equity")]
     # Strategy routing & broker
-    BROKER_NAME: Annotated[Literal["ALPACA", "IBKR", "SIM"], BeforeValidator(_strip), Field(description="the one broker")]
-    STRATEGY_SEQUENCE: Annotated[tuple[Literal["open", "mid", "close"], ...], BeforeValidator(_csv), Field(min_length=1)]
+    BROKER_NAME: Annotated[
+        Literal["ALPACA", "IBKR", "SIM"], BeforeValidator(_strip), Field(description="the one broker")
+    ]
+    STRATEGY_SEQUENCE: Annotated[
+        tuple[Literal["open", "mid", "close"], ...], BeforeValidator(_csv), Field(min_length=1)
+    ]
     STRATEGY_OVERRIDE: Annotated[Literal["open", "mid", "close"] | None, BeforeValidator(_empty_none)]
     # Rebalance & failover (the accounting system acts; the bot only notifies)
     REBALANCE_ENABLED: Bool
@@ -175,8 +189,14 @@ class BotSettings(BaseModel):
     FAILOVER_ENABLED: Bool
     FAILOVER_LOG_TAG: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
     # Global time & polling
-    TRADING_DAYS: Annotated[tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...], BeforeValidator(_csv), Field(min_length=1)]
-    SLEEP_TIME: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=60, description="seconds between polls")]
+    TRADING_DAYS: Annotated[
+        tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...],
+        BeforeValidator(_csv),
+        Field(min_length=1),
+    ]
+    SLEEP_TIME: Annotated[
+        float, BeforeValidator(_duration), Field(gt=0, le=60, description="seconds between polls")
+    ]
     # OPEN
     MAX_GAP_PCT_OPEN: FloatFraction
     MIN_MARKET_CAP_OPEN: MarketCap
@@ -274,10 +294,16 @@ class BotSettings(BaseModel):
 
     # Convenience views used across the engine
     def short_type(self, strategy: str) -> ShortType:
-        return {"open": self.SHORT_TYPE_OPEN, "mid": self.SHORT_TYPE_MID, "close": self.SHORT_TYPE_CLOSE}[strategy]
+        return {"open": self.SHORT_TYPE_OPEN, "mid": self.SHORT_TYPE_MID, "close": self.SHORT_TYPE_CLOSE}[
+            strategy
+        ]
 
     def strategy_enabled(self, strategy: str) -> bool:
-        return {"open": self.STRAT_OPEN_ENABLED, "mid": self.STRAT_MID_ENABLED, "close": self.STRAT_CLOSE_ENABLED}[strategy]
+        return {
+            "open": self.STRAT_OPEN_ENABLED,
+            "mid": self.STRAT_MID_ENABLED,
+            "close": self.STRAT_CLOSE_ENABLED,
+        }[strategy]
 
 
 KEYS: tuple[str, ...] = tuple(BotSettings.model_fields)
@@ -334,7 +360,9 @@ def rule_short_types_supported(s: BotSettings) -> str | None:
     for strat in STRATEGIES:
         st = s.short_type(strat)
         if st is ShortType.LONG_PUT and not caps.options:
-            bad.append(f"SHORT_TYPE_{strat.upper()}=LongPut but broker {s.BROKER_NAME} does not trade options")
+            bad.append(
+                f"SHORT_TYPE_{strat.upper()}=LongPut but broker {s.BROKER_NAME} does not trade options"
+            )
         if st is ShortType.SHORT_SELL and not caps.short_sell:
             bad.append(f"SHORT_TYPE_{strat.upper()}=ShortSell but broker {s.BROKER_NAME} does not short sell")
     return "; ".join(bad) or None
@@ -357,9 +385,15 @@ def rule_windows_fit_the_day(s: BotSettings) -> str | None:
     for strat in STRATEGIES:
         up = strat.upper()
         start: time = getattr(s, f"START_TIME_{up}")
-        total = getattr(s, f"{up}_ANALYSIS_TIME") + getattr(s, f"{up}_BREAKOUT_TIME") + getattr(s, f"{up}_MONITORING_TIME")
+        total = (
+            getattr(s, f"{up}_ANALYSIS_TIME")
+            + getattr(s, f"{up}_BREAKOUT_TIME")
+            + getattr(s, f"{up}_MONITORING_TIME")
+        )
         if start.hour * 60 + start.minute + total > 24 * 60:
-            bad.append(f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight UTC")
+            bad.append(
+                f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight UTC"
+            )
     return "; ".join(bad) or None
 
 
@@ -436,7 +470,9 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
     return f"{key}={found!r} is not allowed: {msg}"
 
 
-def validate_settings(mapping: dict[str, str], *, source: str | None = None, version_tag: str | None = None) -> BotSettings:
+def validate_settings(
+    mapping: dict[str, str], *, source: str | None = None, version_tag: str | None = None
+) -> BotSettings:
     """Validate a parsed mapping; every problem is reported at once in one ConfigError."""
     problems = [_unknown_key_problem(k) for k in mapping if k not in KEYS]
     known = {k: v for k, v in mapping.items() if k in KEYS}

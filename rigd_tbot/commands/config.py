@@ -1,0 +1,97 @@
+"""`tbot config show|edit|set`: read and change the encrypted `.env_bot` through the validated config API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="show, edit or set .env_bot values (validated, re-encrypted)")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.required = True
+
+    show = csub.add_parser("show", help="print every key with secrets masked")
+    add_home_argument(show)
+    show.set_defaults(func=run_show)
+
+    edit = csub.add_parser(
+        "edit",
+        help="decrypt to a private temp file, open $EDITOR, validate, re-encrypt",
+        description="An invalid result is refused and nothing is saved; the temp file is removed either way.",
+    )
+    add_home_argument(edit)
+    edit.set_defaults(func=run_edit)
+
+    setp = csub.add_parser("set", help="set KEY=VALUE pairs (validated together, then re-encrypted)")
+    add_home_argument(setp)
+    setp.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    setp.set_defaults(func=run_set)
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from tbot_bot.config.settings_bot import config_source, masked_items, read_env_text
+
+    home = BotHome.resolve(args.home)
+    items = masked_items(read_env_text(home))
+    print(f"# {config_source(home)}")
+    width = max(len(k) for k, _, _ in items)
+    for key, value, _secret in items:
+        print(f"{key.ljust(width)} = {value}")
+    return 0
+
+
+def run_set(args: argparse.Namespace) -> int:
+    from tbot_bot.config.settings_bot import update_env_values
+
+    updates: dict[str, str] = {}
+    bad = []
+    for item in args.assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            bad.append(f"{item!r} is not KEY=VALUE")
+        else:
+            updates[key.strip()] = value.strip()
+    if bad:
+        raise ConfigError(bad, source="tbot config set")
+    update_env_values(BotHome.resolve(args.home), updates, actor=_actor())
+    print(f"saved {', '.join(updates)} (validated and re-encrypted)")
+    return 0
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from tbot_bot.config.settings_bot import read_env_text, save_env_text
+
+    home = BotHome.resolve(args.home)
+    original = read_env_text(home)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="tbot-config-") as tmp:
+        os.chmod(tmp, 0o700)
+        path = Path(tmp) / ".env_bot"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(original)
+        result = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        if result.returncode != 0:
+            print(f"editor exited with {result.returncode}; nothing saved", file=sys.stderr)
+            return 1
+        edited = path.read_text(encoding="utf-8")
+    if edited == original:
+        print("no changes")
+        return 0
+    save_env_text(home, edited, actor=_actor())  # raises ConfigError (exit 2) and saves nothing when invalid
+    print("saved (validated and re-encrypted)")
+    return 0

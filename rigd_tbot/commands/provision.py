@@ -1,0 +1,60 @@
+"""`tbot provision`: stand-in for the accounting system; creates a complete bot home."""
+
+from __future__ import annotations
+
+import argparse
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.support.path_resolver import BotHome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "provision",
+        help="create a bot home: keys, encrypted config, identity, ledger, COA, float ledger, core databases",
+        description=(
+            "Provision a bot home as the accounting system would. Refuses an already provisioned home unless "
+            "--force, and never overwrites a ledger. For --broker alpaca the credentials are read from "
+            "ALPACA_API_KEY, ALPACA_SECRET_KEY, ALPACA_BASE_URL, ALPACA_DATA_URL when set; for ibkr from "
+            "IBKR_HOST, IBKR_PORT, IBKR_CLIENT_ID, IBKR_ACCOUNT."
+        ),
+    )
+    add_home_argument(p)
+    p.add_argument("--broker", required=True, choices=["sim", "alpaca", "ibkr"], help="the bot's one broker")
+    p.add_argument("--entity", required=True, help="ENTITY_CODE, e.g. RGL")
+    p.add_argument("--jurisdiction", required=True, help="JURISDICTION_CODE, e.g. USA")
+    p.add_argument("--account", required=True, help="account name, e.g. main")
+    p.add_argument("--bot-id", required=True, help="BOT_ID, e.g. TB01")
+    p.add_argument("--float", dest="float_amount", required=True, help="opening float injection, e.g. 2500")
+    p.add_argument("--currency", default="USD", help="ISO 4217 currency of the ledger (default USD)")
+    p.add_argument(
+        "--environment", default="production", choices=["production", "development"], help="written to .env"
+    )
+    p.add_argument("--force", action="store_true", help="re-provision an existing home (ledgers are kept)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.support.provision import ProvisionRequest, provision
+
+    home = BotHome.resolve(args.home)
+    result = provision(
+        home,
+        ProvisionRequest(
+            broker=args.broker,
+            entity=args.entity,
+            jurisdiction=args.jurisdiction,
+            account=args.account,
+            bot_id=args.bot_id,
+            float_amount=args.float_amount,
+            currency=args.currency,
+            environment=args.environment,
+            force=args.force,
+        ),
+    )
+    print(f"provisioned {result.identity.scope} in {result.home}")
+    print(f"  ledger: {result.ledger_path}{'' if result.ledger_created else ' (existing, kept)'}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print(f"next: tbot check --home {result.home}")
+    return 0

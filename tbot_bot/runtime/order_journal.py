@@ -1,0 +1,283 @@
+"""The order journal: every order intent is written durably BEFORE it is sent (DESIGN §8).
+
+SQLite under `storage/state/journal.db` (WAL, synchronous=FULL). Client order ids are deterministic
+(bot, date, strategy, ticker, sequence), so a restarted supervisor that reaches the same decision finds the
+intent it already recorded and never sends a second order. Signals, window progress and the replay cursor are
+kept here too, so a restart resumes exactly where the crashed process stopped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    client_order_id TEXT PRIMARY KEY,
+    session_date TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('entry', 'exit')),
+    symbol TEXT NOT NULL,
+    signal_ticker TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('long', 'short')),
+    order_side TEXT NOT NULL CHECK (order_side IN ('buy', 'sell')),
+    instrument TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    notional TEXT,
+    tag TEXT,
+    leverage TEXT,
+    option_json TEXT,
+    entry_client_order_id TEXT,
+    signal_time TEXT,
+    exit_reason TEXT,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    filled_qty TEXT,
+    filled_price TEXT,
+    filled_at TEXT,
+    fee TEXT,
+    broker_order_id TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_by_day ON intents (session_date, strategy);
+CREATE TABLE IF NOT EXISTS signals (
+    session_date TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    signal_time TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    strength REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    PRIMARY KEY (session_date, strategy, symbol, signal_time)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    session_date TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    status TEXT NOT NULL,
+    actual_start TEXT,
+    actual_end TEXT,
+    note TEXT,
+    PRIMARY KEY (session_date, strategy)
+);
+CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+
+
+class IntentStatus(StrEnum):
+    INTENT = "intent"  # journaled, not yet known to the broker
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    SENT = "sent"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    ABANDONED = "abandoned"  # never sent; its moment passed (e.g. found unsent after a restart)
+
+    @property
+    def is_open(self) -> bool:
+        return self in (
+            IntentStatus.INTENT,
+            IntentStatus.AWAITING_CONFIRMATION,
+            IntentStatus.SENT,
+            IntentStatus.PARTIALLY_FILLED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    client_order_id: str
+    session_date: str
+    strategy: str
+    purpose: str
+    symbol: str
+    signal_ticker: str
+    direction: str
+    order_side: str
+    instrument: str
+    qty: Decimal
+    status: IntentStatus
+    created_at: str
+    notional: Decimal | None = None
+    tag: str | None = None
+    leverage: Decimal | None = None
+    option_json: str | None = None
+    entry_client_order_id: str | None = None
+    signal_time: str | None = None
+    exit_reason: str | None = None
+    sent_at: str | None = None
+    filled_qty: Decimal | None = None
+    filled_price: Decimal | None = None
+    filled_at: str | None = None
+    fee: Decimal | None = None
+    broker_order_id: str | None = None
+    note: str | None = None
+
+
+_DECIMALS = ("qty", "notional", "leverage", "filled_qty", "filled_price", "fee")
+
+
+def client_order_id(bot_id: str, session_date: str, strategy: str, ticker: str, seq: int) -> str:
+    """Deterministic: the same decision after a restart yields the same id."""
+    return f"{bot_id}-{session_date.replace('-', '')}-{strategy}-{ticker}-{seq}"
+
+
+class OrderJournal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ---- intents
+    def record_intent(self, intent: Intent) -> Intent:
+        """Insert, or return the intent already journaled under this client_order_id."""
+        existing = self.get(intent.client_order_id)
+        if existing is not None:
+            return existing
+        row = _to_row(intent)
+        cols = ", ".join(row)
+        with self._tx() as c:
+            c.execute(
+                f"INSERT INTO intents ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+            )
+        return intent
+
+    def update(self, client_order_id: str, **fields: object) -> Intent:
+        current = self.get(client_order_id)
+        if current is None:
+            raise KeyError(client_order_id)
+        updated = replace(current, **fields)  # type: ignore[arg-type]
+        row = _to_row(updated)
+        sets = ", ".join(f"{k} = ?" for k in row if k != "client_order_id")
+        with self._tx() as c:
+            c.execute(
+                f"UPDATE intents SET {sets} WHERE client_order_id = ?",
+                [v for k, v in row.items() if k != "client_order_id"] + [client_order_id],
+            )
+        return updated
+
+    def get(self, client_order_id: str) -> Intent | None:
+        r = self._conn.execute(
+            "SELECT * FROM intents WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
+        return _from_row(r) if r else None
+
+    def intents(self, session_date: str | None = None, strategy: str | None = None) -> list[Intent]:
+        q, args = "SELECT * FROM intents WHERE 1=1", []
+        if session_date:
+            q, args = q + " AND session_date = ?", [*args, session_date]
+        if strategy:
+            q, args = q + " AND strategy = ?", [*args, strategy]
+        return [_from_row(r) for r in self._conn.execute(q + " ORDER BY created_at, client_order_id", args)]
+
+    def open_intents(self) -> list[Intent]:
+        return [i for i in self.intents() if i.status.is_open]
+
+    def next_seq(self, session_date: str, strategy: str, ticker: str) -> int:
+        prefix = f"%-{session_date.replace('-', '')}-{strategy}-{ticker}-%"
+        n = self._conn.execute(
+            "SELECT COUNT(*) FROM intents WHERE client_order_id LIKE ?", (prefix,)
+        ).fetchone()[0]
+        return int(n) + 1
+
+    # ---- signals, windows, cursor
+    def record_signal(
+        self,
+        session_date: str,
+        strategy: str,
+        symbol: str,
+        signal_time: datetime,
+        direction: str,
+        strength: float,
+        outcome: str,
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO signals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET outcome = excluded.outcome",
+                (session_date, strategy, symbol, signal_time.isoformat(), direction, strength, outcome),
+            )
+
+    def signal_counts(self, session_date: str) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT strategy, COUNT(*) FROM signals WHERE session_date = ? GROUP BY strategy", (session_date,)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def signals(self, session_date: str) -> list[sqlite3.Row]:
+        return list(
+            self._conn.execute(
+                "SELECT * FROM signals WHERE session_date = ? ORDER BY signal_time", (session_date,)
+            )
+        )
+
+    def set_window(
+        self,
+        session_date: str,
+        strategy: str,
+        status: str,
+        *,
+        actual_start: str | None = None,
+        actual_end: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, "
+                "actual_start = COALESCE(windows.actual_start, excluded.actual_start), "
+                "actual_end = COALESCE(excluded.actual_end, windows.actual_end), note = COALESCE(excluded.note, windows.note)",
+                (session_date, strategy, status, actual_start, actual_end, note),
+            )
+
+    def window(self, session_date: str, strategy: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(
+            "SELECT * FROM windows WHERE session_date = ? AND strategy = ?", (session_date, strategy)
+        ).fetchone()
+        return row
+
+    def get_value(self, key: str) -> str | None:
+        r = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        return str(r[0]) if r else None
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO kv VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", (key, value))
+
+
+def _to_row(intent: Intent) -> dict[str, object]:
+    row: dict[str, object] = {}
+    for name in Intent.__dataclass_fields__:
+        v = getattr(intent, name)
+        row[name] = str(v) if isinstance(v, Decimal | IntentStatus) else v
+    return row
+
+
+def _from_row(r: sqlite3.Row) -> Intent:
+    data = dict(r)
+    for k in _DECIMALS:
+        if data.get(k) is not None:
+            data[k] = Decimal(data[k])
+    data["status"] = IntentStatus(data["status"])
+    return Intent(**data)

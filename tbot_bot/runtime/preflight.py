@@ -1,0 +1,105 @@
+"""Pre-flight of a bot home: keys, config, identity, ledger binding, float. Used by `tbot check` and boot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tbot_bot.accounting.accounting_config import LedgerBinding, load_binding
+from tbot_bot.config.env_bot import STRATEGIES, BotSettings
+from tbot_bot.config.security_bot import check_key_permissions
+from tbot_bot.config.settings_bot import config_source, load_settings
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    home: BotHome
+    settings: BotSettings
+    binding: LedgerBinding
+    broker_current_float: Decimal
+
+    @property
+    def enabled_strategies(self) -> list[str]:
+        order = (
+            [self.settings.STRATEGY_OVERRIDE]
+            if self.settings.STRATEGY_OVERRIDE
+            else list(self.settings.STRATEGY_SEQUENCE)
+        )
+        return [s for s in order if self.settings.strategy_enabled(s)]
+
+    def render(self) -> str:
+        s, b, ident = self.settings, self.binding, self.binding.identity
+        windows = []
+        for strat in STRATEGIES:
+            up = strat.upper()
+            on = "on " if s.strategy_enabled(strat) else "off"
+            start = getattr(s, f"START_TIME_{up}").strftime("%H:%M")
+            a, br, m = (getattr(s, f"{up}_{k}_TIME") for k in ("ANALYSIS", "BREAKOUT", "MONITORING"))
+            windows.append(
+                f"  {strat:<5} {on} {start} UTC  analysis {a}m, breakout {br}m, hold <= {m}m, bearish: {s.short_type(strat)}"
+            )
+        lines = [
+            f"RIGD TradeBot {s.VERSION_TAG} — home {self.home.root}",
+            f"identity   {ident.ENTITY_CODE} / {ident.JURISDICTION_CODE} / account {ident.account_name} / bot {ident.BOT_ID}",
+            f"broker     {s.BROKER_NAME}{'  (DISABLE_ALL_TRADES=true: no order will leave)' if s.DISABLE_ALL_TRADES else ''}",
+            f"config     {config_source(self.home)}",
+            f"ledger     {b.ledger_path}",
+            f"float      {self.broker_current_float:,.2f} {b.currency_code}  (session cap {self.broker_current_float * s.TOTAL_ALLOCATION:,.2f} per window)",
+            f"strategies {', '.join(self.enabled_strategies) or 'none enabled'}  (sequence {','.join(s.STRATEGY_SEQUENCE)}{', override ' + s.STRATEGY_OVERRIDE if s.STRATEGY_OVERRIDE else ''})",
+            *windows,
+            f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
+            "status     OK: ready to start",
+        ]
+        return "\n".join(lines)
+
+
+def check_keys(home: BotHome) -> list[str]:
+    problems = []
+    if home.keys_dir.exists():
+        for key in sorted(home.keys_dir.glob("*.key*")):
+            try:
+                check_key_permissions(key)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    return problems
+
+
+def preflight(home: BotHome) -> Preflight:
+    """Everything a boot needs, checked; one ConfigError lists every problem found."""
+    if not home.root.exists():
+        raise ConfigError(
+            f"bot home {home.root} does not exist; create one with `tbot provision --home {home.root} ...`"
+        )
+    problems = check_keys(home)
+    settings = binding = None
+    try:
+        settings = load_settings(home)
+    except ConfigError as exc:
+        problems += [f"{exc.source}: {p}" if exc.source else p for p in exc.problems]
+    try:
+        binding = load_binding(home)
+    except ConfigError as exc:
+        problems += [f"{exc.source}: {p}" if exc.source else p for p in exc.problems]
+    if settings and binding and settings.CURRENCY_CODE != binding.currency_code:
+        problems.append(
+            f"CURRENCY_CODE={settings.CURRENCY_CODE} differs from the injected ledger currency {binding.currency_code}"
+        )
+    if settings and binding and settings.BROKER_NAME != binding.identity.BROKER_CODE:
+        problems.append(
+            f"BROKER_NAME={settings.BROKER_NAME} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"
+        )
+    float_amount = Decimal(0)
+    if binding is not None:
+        from tbot_bot.accounting.float_ledger import broker_current_float
+
+        float_amount = broker_current_float(binding.float_ledger_path)
+        if float_amount <= 0:
+            problems.append(
+                f"float ledger {binding.float_ledger_path.name} shows no float ({float_amount}); the accounting system must inject one"
+            )
+    problems = list(dict.fromkeys(problems))  # a loose key is reported once, not per file it protects
+    if problems or settings is None or binding is None:
+        raise ConfigError(problems or ["cannot load the bot home"], source=str(home.root))
+    return Preflight(home, settings, binding, float_amount)

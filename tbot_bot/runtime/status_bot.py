@@ -1,0 +1,122 @@
+"""`output/status.json`: the daemon's state for people and the dashboard, written atomically on every change."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.runtime.clock import Clock
+from tbot_bot.support.utils_bot import atomic_write_text
+
+
+class BotState(StrEnum):
+    IDLE = "idle"
+    ANALYZING = "analyzing"
+    TRADING = "trading"
+    MONITORING = "monitoring"
+    HALTED = "halted"
+    SHUTDOWN = "shutdown"
+    CLOSED = "closed"
+
+
+@dataclass
+class StatusBoard:
+    """Mutable status; `publish()` writes it (temp file + rename) so readers never see a half-written file."""
+
+    path: Path
+    clock: Clock
+    version: str
+    bot: dict[str, str]
+    state: BotState = BotState.IDLE
+    session_date: str | None = None
+    active_strategy: str | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {
+            s: {"signaled": 0, "entered": 0, "exited": 0} for s in ("open", "mid", "close")
+        }
+    )
+    positions: list[dict[str, str]] = field(default_factory=list)
+    realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)
+    trades_by_strategy: dict[str, int] = field(default_factory=dict)
+    broker: dict[str, Any] = field(default_factory=lambda: {"name": "", "healthy": True, "last_error": None})
+    api: dict[str, int] = field(default_factory=lambda: {"retries": 0, "errors": 0})
+    defense_mode: bool = False
+    kill_switch: dict[str, Any] = field(default_factory=lambda: {"tripped": False, "reason": None})
+    pending_confirmations: list[dict[str, str]] = field(default_factory=list)
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        realized = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
+        return {
+            "state": self.state.value,
+            "session_date": self.session_date,
+            "active_strategy": self.active_strategy,
+            "windows": self.windows,
+            "counts": self.counts,
+            "positions": self.positions,
+            "realized_pnl": f"{realized:.2f}",
+            "realized_pnl_by_strategy": {k: f"{v:.2f}" for k, v in self.realized_pnl_by_strategy.items()},
+            "trades_by_strategy": self.trades_by_strategy,
+            "broker": self.broker,
+            "api": self.api,
+            "defense_mode": self.defense_mode,
+            "kill_switch": self.kill_switch,
+            "pending_confirmations": self.pending_confirmations,
+            "message": self.message,
+            "version": self.version,
+            "bot": self.bot,
+            "updated_at": self.clock.now().isoformat(),
+        }
+
+    def publish(self, **changes: Any) -> None:
+        for k, v in changes.items():
+            setattr(self, k, v)
+        atomic_write_text(self.path, json.dumps(self.to_json(), indent=1) + "\n")
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """A one-screen, human-readable view of status.json for `tbot status`."""
+    lines = [
+        f"state      {data.get('state')}  (session {data.get('session_date') or '-'}, active {data.get('active_strategy') or '-'})",
+        f"bot        {data.get('bot', {}).get('entity', '')} {data.get('bot', {}).get('bot_id', '')} on {data.get('broker', {}).get('name', '')}"
+        f"  broker {'healthy' if data.get('broker', {}).get('healthy') else 'UNHEALTHY: ' + str(data.get('broker', {}).get('last_error'))}",
+        f"pnl        realised {data.get('realized_pnl')}  by strategy {data.get('realized_pnl_by_strategy')}",
+    ]
+    for w in data.get("windows", []):
+        lines.append(
+            f"window     {w.get('strategy'):<5} {w.get('status'):<8} scheduled {w.get('scheduled_start', '')[11:16]}-{w.get('scheduled_end', '')[11:16]} UTC"
+            f"  actual {(w.get('actual_start') or '')[11:16]}-{(w.get('actual_end') or '')[11:16]}  {w.get('note') or ''}"
+        )
+    for s, c in data.get("counts", {}).items():
+        lines.append(
+            f"counts     {s:<5} signaled {c.get('signaled')}, entered {c.get('entered')}, exited {c.get('exited')}"
+        )
+    for p in data.get("positions", []):
+        lines.append(
+            f"position   {p.get('symbol')} {p.get('side')} {p.get('qty')} @ {p.get('entry_price')} unrealised {p.get('unrealized_pnl')} ({p.get('strategy')})"
+        )
+    ks = data.get("kill_switch", {})
+    lines.append(
+        f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, defense mode {'ON' if data.get('defense_mode') else 'off'}, api retries {data.get('api', {}).get('retries')}, errors {data.get('api', {}).get('errors')}"
+    )
+    for pc in data.get("pending_confirmations", []):
+        lines.append(
+            f"pending    {pc.get('client_order_id')} {pc.get('symbol')} ({pc.get('strategy')}) expires {pc.get('expires_at')}: tbot confirm {pc.get('client_order_id')}"
+        )
+    if data.get("message"):
+        lines.append(f"message    {data['message']}")
+    lines.append(f"updated    {data.get('updated_at')}  version {data.get('version')}")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""The .env_bot schema: every key required, types, ranges, cross-key rules, template completeness, version."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import make_settings, template_text, with_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tbot_bot.config.env_bot import KEYS, ShortType, parse_env_text, settings_from_text
+from tbot_bot.config.version import read_version_tag
+from tbot_bot.errors import ConfigError
+
+
+def _errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        settings_from_text(text, source="test")
+    return info.value.problems
+
+
+def _without(text: str, key: str) -> str:
+    return re.sub(rf"^{key}=.*\n", "", text, flags=re.MULTILINE)
+
+
+def test_template_is_valid_and_frozen() -> None:
+    s = make_settings()
+    assert s.MAX_TRADES == 4
+    with pytest.raises(Exception, match="frozen"):
+        s.MAX_TRADES = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_each_missing_key_is_named(key: str) -> None:
+    problems = _errors(_without(template_text(), key))
+    assert any(p.startswith(f"{key} is missing") for p in problems), problems
+
+
+def test_template_has_every_key_once_with_an_inline_comment() -> None:
+    text = template_text()
+    values, problems = parse_env_text(text)
+    assert problems == []
+    assert set(values) == set(KEYS)
+    for line in text.splitlines():
+        if re.match(r"^[A-Z_]+=", line):
+            assert re.search(r"\s#\s*\S", line), f"no inline comment: {line}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("MAX_TRADES", "four", "integer"),
+        ("MAX_TRADES", "0", "greater than or equal to 1"),
+        ("TOTAL_ALLOCATION", "1.5", "less than or equal to 1"),
+        ("DAILY_LOSS_LIMIT", "-0.1", "greater than 0"),
+        ("LOG_FORMAT", "xml", "'json' or 'csv'"),
+        ("FRACTIONAL", "yes", "true or false"),
+        ("START_TIME_OPEN", "9:30", "HH:MM"),
+        ("START_TIME_MID", "25:00", "HH:MM"),
+        ("SLEEP_TIME", "fast", "duration"),
+        ("SHORT_TYPE_MID", "Puts", "InverseETF"),
+        ("TRADING_DAYS", "mon,funday", "'mon'"),
+        ("STRATEGY_SEQUENCE", "open,lunch", "'open'"),
+        ("DEFENSE_MODE_TRIGGER_DRAWDOWN", "sometimes", "disabled"),
+        ("CURRENCY_CODE", "usd", "pattern"),
+    ],
+)
+def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key: str, value: str, fragment: str) -> None:
+    problems = _errors(with_values(template_text(), **{key: value}))
+    mine = [p for p in problems if p.startswith(f"{key}=")]
+    assert mine, problems
+    assert repr(value) in mine[0]
+    assert fragment in mine[0]
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    text = template_text().replace("LOG_FORMAT=json", "LOG_FORMT=json")
+    problems = _errors(text)
+    assert "LOG_FORMT is not a known key; did you mean LOG_FORMAT?" in problems
+    assert any(p.startswith("LOG_FORMAT is missing") for p in problems)
+
+
+def test_all_problems_reported_at_once() -> None:
+    text = _without(with_values(template_text(), MIN_PRICE="abc", BUILD_MODE="fast"), "MAX_TRADES")
+    problems = _errors(text)
+    assert len(problems) >= 3
+
+
+def test_duplicate_key_is_an_error() -> None:
+    problems = _errors(template_text() + "\nMAX_TRADES=4\n")
+    assert any("MAX_TRADES appears twice" in p for p in problems)
+
+
+def test_disabled_is_not_omitted() -> None:
+    s = make_settings(SHORT_TYPE_OPEN="disabled", DEFENSE_MODE_TRIGGER_WIN_RATE="disabled")
+    assert s.SHORT_TYPE_OPEN is ShortType.DISABLED
+    assert s.DEFENSE_MODE_TRIGGER_WIN_RATE is None
+    assert any("SHORT_TYPE_OPEN is missing" in p for p in _errors(_without(template_text(), "SHORT_TYPE_OPEN")))
+
+
+def test_short_type_spaces_are_stripped() -> None:
+    assert make_settings(SHORT_TYPE_CLOSE=" InverseETF ").SHORT_TYPE_CLOSE is ShortType.INVERSE_ETF
+
+
+# ---- cross-key rules
+
+
+def test_weights_must_match_max_trades() -> None:
+    problems = _errors(with_values(template_text(), MAX_TRADES=3))
+    assert any("WEIGHTS has 4 values but MAX_TRADES=3" in p for p in problems)
+
+
+def test_weights_must_sum_to_one() -> None:
+    problems = _errors(with_values(template_text(), WEIGHTS="0.5,0.2,0.2,0.2"))
+    assert any("WEIGHTS sum to 1.1" in p for p in problems)
+
+
+def test_weights_must_be_fractions() -> None:
+    problems = _errors(with_values(template_text(), MAX_TRADES=2, WEIGHTS="1.5,-0.5"))
+    assert any("outside (0, 1]" in p for p in problems)
+
+
+def test_min_price_below_max_price() -> None:
+    problems = _errors(with_values(template_text(), MIN_PRICE=300))
+    assert any("MIN_PRICE=300 must be below MAX_PRICE=200" in p for p in problems)
+
+
+def test_market_cap_ranges() -> None:
+    problems = _errors(with_values(template_text(), MIN_MARKET_CAP_MID="20000000000"))
+    assert any("MIN_MARKET_CAP_MID=20000000000 must be below MAX_MARKET_CAP_MID" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"SIM_ENABLED": "false"},
+        {"ALPACA_ENABLED": "true"},
+        {"BROKER_NAME": "IBKR"},
+    ],
+)
+def test_exactly_one_broker_enabled_matching_broker_name(flags: dict[str, str]) -> None:
+    problems = _errors(with_values(template_text(), **flags))
+    assert any("exactly one of ALPACA_ENABLED, IBKR_ENABLED, SIM_ENABLED" in p for p in problems)
+
+
+def test_short_type_must_be_supported_by_the_broker() -> None:
+    text = with_values(template_text(), BROKER_NAME="ALPACA", ALPACA_ENABLED="true", SIM_ENABLED="false", SHORT_TYPE_MID="LongPut")
+    problems = _errors(text)
+    assert any("SHORT_TYPE_MID=LongPut but broker ALPACA does not trade options" in p for p in problems)
+    ok = with_values(template_text(), BROKER_NAME="IBKR", IBKR_ENABLED="true", SIM_ENABLED="false", SHORT_TYPE_MID="LongPut")
+    assert settings_from_text(ok).SHORT_TYPE_MID is ShortType.LONG_PUT
+
+
+def test_strategy_override_empty_or_one_strategy() -> None:
+    assert make_settings(STRATEGY_OVERRIDE="").STRATEGY_OVERRIDE is None
+    assert make_settings(STRATEGY_OVERRIDE="close").STRATEGY_OVERRIDE == "close"
+    assert _errors(with_values(template_text(), STRATEGY_OVERRIDE="lunch"))
+
+
+def test_sleep_time_units() -> None:
+    assert make_settings(SLEEP_TIME="500ms").SLEEP_TIME == 0.5
+    assert make_settings(SLEEP_TIME="2s").SLEEP_TIME == 2.0
+
+
+def test_sequence_must_not_repeat() -> None:
+    assert any("repeats" in p for p in _errors(with_values(template_text(), STRATEGY_SEQUENCE="open,open")))
+
+
+def test_enable_logging_must_be_true() -> None:
+    assert any("ENABLE_LOGGING must be true" in p for p in _errors(with_values(template_text(), ENABLE_LOGGING="false")))
+
+
+def test_window_past_midnight_is_refused() -> None:
+    assert any("runs past midnight" in p for p in _errors(with_values(template_text(), START_TIME_CLOSE="23:50")))
+
+
+def test_version_tag_must_match_version_md() -> None:
+    assert make_settings().VERSION_TAG == read_version_tag()
+    problems = _errors(with_values(template_text(), VERSION_TAG="v0.9.9"))
+    assert any("does not match VERSION.md" in p for p in problems)
+
+
+# ---- property: any corruption yields a readable ConfigError, never another exception
+
+_LINES = template_text().splitlines()
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> str:
+    lines = list(_LINES)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["drop", "garble_value", "garble_key", "junk", "dup"]))
+        line = lines[i]
+        if action == "drop":
+            lines.pop(i)
+        elif action == "garble_value" and "=" in line:
+            key = line.split("=", 1)[0]
+            lines[i] = f"{key}={draw(st.text(max_size=12).filter(lambda s: chr(10) not in s and chr(13) not in s))}"
+        elif action == "garble_key" and "=" in line:
+            lines[i] = draw(st.text(alphabet="ABCXYZ_", min_size=1, max_size=6)) + line
+        elif action == "junk":
+            lines.insert(i, draw(st.text(max_size=20).filter(lambda s: chr(10) not in s and chr(13) not in s)))
+        elif action == "dup":
+            lines.append(line)
+        if not lines:
+            break
+    return "\n".join(lines)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted())
+def test_random_corruption_gives_config_error_only(text: str) -> None:
+    try:
+        settings_from_text(text, source="fuzz")
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+        assert "Traceback" not in exc.render()
