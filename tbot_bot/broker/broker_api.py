@@ -71,7 +71,7 @@ class OrderRequest:
     side: OrderSide
     qty: Decimal
     order_type: OrderType = OrderType.MARKET
-    trail_percent: Decimal | None = None
+    trail_percent: Decimal | None = None  # a fraction, as in .env_bot: 0.02 = 2%
     asset_class: AssetClass = AssetClass.EQUITY
     option: OptionContract | None = None
 

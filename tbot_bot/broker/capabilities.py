@@ -18,7 +18,7 @@ class BrokerCapabilities:
 # runtime (e.g. an Alpaca account without short-selling permission) but never widen them.
 _DECLARED = {
     "SIM": BrokerCapabilities(
-        fractional=True, short_sell=True, options=True, trailing_stop=True, imbalance_data=False
+        fractional=True, short_sell=True, options=True, trailing_stop=False, imbalance_data=False
     ),
     "ALPACA": BrokerCapabilities(
         fractional=True, short_sell=True, options=False, trailing_stop=True, imbalance_data=False

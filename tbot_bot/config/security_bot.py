@@ -111,7 +111,17 @@ def decrypt_bytes(blob: bytes, key_path: Path, *, source: Path) -> bytes:
 def decrypt_file(path: Path, key_path: Path) -> bytes:
     if not path.exists():
         raise ConfigError(f"encrypted file {path} is missing")
-    return decrypt_bytes(path.read_bytes(), key_path, source=path)
+    blob = path.read_bytes()
+    for _ in range(3):
+        try:
+            return decrypt_bytes(blob, key_path, source=path)
+        except ConfigError:
+            # a rotation may have replaced file and key between our two reads: read again before failing
+            fresh = path.read_bytes()
+            if fresh == blob:
+                raise
+            blob = fresh
+    return decrypt_bytes(blob, key_path, source=path)
 
 
 def encrypt_to_file(path: Path, key_path: Path, plaintext: bytes) -> None:

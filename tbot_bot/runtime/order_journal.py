@@ -165,6 +165,16 @@ class OrderJournal:
             )
         return intent
 
+    def record_intents(self, intents: list[Intent]) -> None:
+        """Journal a batch of intents in ONE transaction: a crash leaves all of them or none."""
+        fresh = [i for i in intents if self.get(i.client_order_id) is None]
+        if not fresh:
+            return
+        with self._tx() as c:
+            for intent in fresh:
+                row = _to_row(intent)
+                c.execute(f"INSERT INTO intents ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
     def update(self, client_order_id: str, **fields: object) -> Intent:
         current = self.get(client_order_id)
         if current is None:

@@ -1,0 +1,100 @@
+"""`tbot demo`: provision a sim home if absent, replay one sample day with all three strategies, print a table."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from decimal import Decimal
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.support.path_resolver import BotHome
+
+DEMO_DAY = date(2011, 1, 18)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="replay one sample trading day end to end in a demo home and print what happened",
+        description=(
+            "Provisions demo_home/ (sim broker, bundled SPY minute bars and derived instruments) when absent, runs the "
+            "real supervisor through one recorded day at replay speed, and prints per-strategy signals, entries, exits "
+            "and realised PnL, then where the ledger, OFX, trade history and summary are."
+        ),
+    )
+    add_home_argument(p)
+    p.add_argument(
+        "--day", type=date.fromisoformat, default=DEMO_DAY, help=f"sample day to replay (default {DEMO_DAY})"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.runtime.main import Supervisor
+    from tbot_bot.support.provision import ProvisionRequest, provision
+
+    home = BotHome.resolve(args.home or "demo_home")
+    if not home.env_bot_enc.exists():
+        provision(
+            home,
+            ProvisionRequest(
+                broker="sim",
+                entity="RGL",
+                jurisdiction="USA",
+                account="demo",
+                bot_id="DEMO01",
+                float_amount="25000",
+                environment="development",
+            ),
+        )
+        print(f"provisioned a demo bot home in {home.root}")
+    sup = Supervisor(home, replay_day=args.day)
+    code = sup.run()
+    print(render_demo_table(home, args.day))
+    return code
+
+
+def render_demo_table(home: BotHome, day: date) -> str:
+    from tbot_bot.runtime.reports import report_paths
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.runtime.order_journal import OrderJournal
+    from tbot_bot.runtime.positions import round_trips
+    from tbot_bot.runtime.status_bot import read_status
+
+    binding = load_binding(home)
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = journal.intents(day.isoformat())
+        signals = journal.signal_counts(day.isoformat())
+        trips = round_trips(intents)
+    finally:
+        journal.close()
+    lines = [
+        f"Replayed {day} — bot {binding.scope}",
+        f"{'strategy':<9}{'signals':>8}{'entries':>9}{'exits':>7}{'realised PnL':>15}",
+    ]
+    total = Decimal(0)
+    for s in ("open", "mid", "close"):
+        entries = sum(1 for i in intents if i.strategy == s and i.purpose == "entry" and i.filled_qty)
+        exits = sum(1 for t in trips if t.entry.strategy == s)
+        pnl = sum((t.pnl for t in trips if t.entry.strategy == s), Decimal(0))
+        total += pnl
+        lines.append(f"{s:<9}{signals.get(s, 0):>8}{entries:>9}{exits:>7}{pnl:>15.2f}")
+    lines.append(
+        f"{'total':<9}{sum(signals.values()):>8}{sum(1 for i in intents if i.purpose == 'entry' and i.filled_qty):>9}{len(trips):>7}{total:>15.2f}"
+    )
+    status = read_status(home.status_json) or {}
+    paths = report_paths(home, binding, day)
+    lines += [
+        "",
+        f"status        {status.get('state')}  ({home.status_json})",
+        f"ledger        {binding.ledger_path}",
+        f"OFX           {paths['ofx']}",
+        f"trade history {paths['trade_history_csv']}",
+        f"              {paths['trade_history_json']}",
+        f"summary       {paths['summary']}",
+        f"strategy logs {paths['logs']}",
+        f"verify with   tbot ledger verify --home {home.root}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""`tbot start`: run the supervisor — live on the wall clock, or `--replay DATE` against the sim exchange."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: use max or a positive number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: use max or a positive number")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "start",
+        help="run the trading supervisor (live, or --replay a recorded day)",
+        description=(
+            "Boot (decrypt, validate, self-checks), reconcile with the broker, then run the strategy windows. "
+            "Live: APScheduler triggers the windows on TRADING_DAYS at their UTC START_TIME_*. With --replay the "
+            "same supervisor runs one recorded day against the simulated exchange. Stop with `tbot stop` or SIGTERM."
+        ),
+    )
+    add_home_argument(p)
+    p.add_argument(
+        "--replay", type=_day, metavar="YYYY-MM-DD", help="replay this day from recorded bars (sim broker)"
+    )
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        metavar="max|N",
+        help="replay speed: max (default) or N x real time",
+    )
+    p.add_argument(
+        "--data-source",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="bars for --replay (default: bundled sample)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.runtime.main import Supervisor
+
+    if args.replay is None and (args.speed is not None or args.data_source is not None):
+        raise ConfigError("--speed and --data-source only apply with --replay")
+    return Supervisor(
+        BotHome.resolve(args.home), replay_day=args.replay, speed=args.speed, data_source=args.data_source
+    ).run()

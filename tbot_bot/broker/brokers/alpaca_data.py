@@ -1,0 +1,87 @@
+"""Market data for the Alpaca adapter: latest quotes, snapshots and 1-minute bars (a mixin of AlpacaBroker).
+
+Every failure here is a MarketDataError (retried when temporary, MarketDataRefused when the API says no).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockSnapshotRequest
+from alpaca.data.timeframe import TimeFrame
+
+from tbot_bot.broker.broker_api import Bar, Quote, Snapshot
+from tbot_bot.broker.brokers.alpaca_translate import to_bar, to_quote, to_snapshot, vendor_errors
+from tbot_bot.errors import LogicError, MarketDataError
+
+T = TypeVar("T")
+
+SYMBOLS_PER_REQUEST = 100
+
+
+class AlpacaMarketData:
+    """Needs `_data` (alpaca-py StockHistoricalDataClient), `data_feed` and `_read` from AlpacaBroker."""
+
+    _data: StockHistoricalDataClient
+    data_feed: DataFeed
+
+    def _read(self, operation: str, fn: Callable[[], T], *, market_data: bool = False) -> T:
+        raise NotImplementedError
+
+    def get_latest_quote(self, symbol: str) -> Quote:
+        req = StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.data_feed)
+        quotes = self._read(
+            f"latest quote {symbol}", lambda: self._data.get_stock_latest_quote(req), market_data=True
+        )
+        raw = quotes.get(symbol)
+        if raw is None:
+            raise MarketDataError(f"Alpaca returned no quote for {symbol}")
+        with vendor_errors(f"latest quote {symbol}", market_data=True):
+            return to_quote(symbol, raw)
+
+    def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        out: dict[str, Snapshot] = {}
+        unique = list(dict.fromkeys(symbols))
+        for i in range(0, len(unique), SYMBOLS_PER_REQUEST):
+            chunk = unique[i : i + SYMBOLS_PER_REQUEST]
+            req = StockSnapshotRequest(symbol_or_symbols=chunk, feed=self.data_feed)
+            raw: Any = self._read("snapshots", partial(self._data.get_stock_snapshot, req), market_data=True)
+            with vendor_errors("snapshots", market_data=True):
+                for symbol, snap in raw.items():
+                    converted = to_snapshot(symbol, snap) if symbol in chunk else None
+                    if converted is not None:
+                        out[symbol] = converted
+        return out
+
+    def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise LogicError("get_bars needs timezone-aware start and end")
+        out: dict[str, list[Bar]] = {s: [] for s in symbols}
+        unique = list(dict.fromkeys(symbols))
+        for i in range(0, len(unique), SYMBOLS_PER_REQUEST):
+            chunk = unique[i : i + SYMBOLS_PER_REQUEST]
+            req = StockBarsRequest(
+                symbol_or_symbols=chunk,
+                timeframe=TimeFrame.Minute,
+                start=start,
+                end=end,
+                adjustment=Adjustment.RAW,
+                feed=self.data_feed,
+            )
+            barset: Any = self._read("minute bars", partial(self._data.get_stock_bars, req), market_data=True)
+            with vendor_errors("minute bars", market_data=True):
+                for symbol, rows in barset.data.items():
+                    if symbol not in out:
+                        continue
+                    bars = {
+                        b.timestamp: b
+                        for b in (to_bar(symbol, r) for r in rows)
+                        if start <= b.timestamp < end
+                    }
+                    out[symbol].extend(bars[t] for t in sorted(bars))
+        return out

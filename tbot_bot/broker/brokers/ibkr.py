@@ -1,0 +1,431 @@
+"""Interactive Brokers adapter on ib_async (DESIGN §9): stocks, inverse ETFs, long puts, trailing stops,
+orderRef = our client_order_id, reconnect with backoff after drops and the nightly reset, reconcile on reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tbot_bot.broker.broker_api import (
+    Account,
+    AssetClass,
+    Bar,
+    Broker,
+    MarketClock,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    Position,
+    Quote,
+    Snapshot,
+)
+from tbot_bot.broker.brokers import ibkr_market
+from tbot_bot.broker.brokers.ibkr_market import AuctionImbalance
+from tbot_bot.broker.brokers.ibkr_translate import (
+    build_contract,
+    build_order,
+    contract_symbol,
+    option_from_contract,
+    order_from_trade,
+    position_from_ib,
+)
+from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.errors import BrokerError, ConfigError, NetworkError
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.support.path_resolver import BotHome
+
+_log = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = ibkr_market.CONNECTION_ERRORS
+# trail_percent is in percent (2.0 = 2%); below this it was surely a fraction
+MIN_TRAIL_PERCENT = Decimal("0.1")
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_LOST_CODES = frozenset({1100, 2110})  # connectivity between TWS and IB lost
+_RESTORED_DATA_LOST = 1101  # restored, but subscriptions and state must be rebuilt
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    at: datetime
+    open_orders: list[Order] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    unknown_to_broker: list[str] = field(default_factory=list)  # client ids we sent that IB never saw
+
+
+class IbkrBroker(Broker):
+    name = "IBKR"
+
+    def __init__(
+        self,
+        ib: Any,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        connect_timeout: float = 10.0,
+        reconnect_attempts: int = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        market_calendar: str = "XNYS",
+        on_reconcile: Callable[[ReconcileReport], None] | None = None,
+    ) -> None:
+        self.capabilities = capabilities_for("IBKR")
+        self.ib = ib
+        self.host, self.port, self.client_id, self.account = host, port, client_id, account
+        self._clock = clock
+        self._sleep = sleep
+        self.connect_timeout = connect_timeout
+        self.reconnect_attempts = max(1, reconnect_attempts)
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.market_calendar = market_calendar
+        self.on_reconcile = on_reconcile
+        self.unconfirmed: dict[str, None] = {}  # client ids sent but not yet seen in IB's records (ordered)
+        self.connection_lost_at: datetime | None = None
+        self.reconnects = 0
+        self.last_reconcile: ReconcileReport | None = None
+        self._needs_reconcile = False
+        ib.disconnectedEvent += self._on_disconnected
+        ib.errorEvent += self._on_error
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings, home: BotHome, *, ib: Any = None, **kw: Any) -> IbkrBroker:
+        """IBKR_HOST/IBKR_PORT/IBKR_CLIENT_ID/IBKR_ACCOUNT from broker_credentials.json.enc."""
+        from tbot_bot.support.decrypt_secrets import load_secret_json
+
+        creds = load_secret_json(home, "broker_credentials")
+        missing = [
+            k for k in ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID") if not str(creds.get(k) or "").strip()
+        ]
+        if missing:
+            raise ConfigError(f"broker_credentials is missing {', '.join(missing)} for BROKER_NAME=IBKR")
+        try:
+            port, client_id = int(creds["IBKR_PORT"]), int(creds["IBKR_CLIENT_ID"])
+        except (TypeError, ValueError) as e:
+            raise ConfigError("IBKR_PORT and IBKR_CLIENT_ID must be integers") from e
+        known = (
+            "clock",
+            "sleep",
+            "connect_timeout",
+            "reconnect_attempts",
+            "backoff_base",
+            "backoff_max",
+            "on_reconcile",
+        )
+        options: dict[str, Any] = {k: kw.pop(k) for k in known if k in kw}
+        if kw:
+            _log.debug("IbkrBroker ignores build options %s", sorted(kw))
+        options.setdefault("market_calendar", settings.MARKET_CALENDAR)
+        options.setdefault("connect_timeout", float(settings.API_TIMEOUT))
+        # API_RETRY_LIMIT: reconnect attempts per call = the first try plus this many retries
+        options.setdefault("reconnect_attempts", int(settings.API_RETRY_LIMIT) + 1)
+        if ib is None:
+            from ib_async import IB
+
+            ib = IB()
+        return cls(
+            ib,
+            host=str(creds["IBKR_HOST"]).strip(),
+            port=port,
+            client_id=client_id,
+            account=str(creds.get("IBKR_ACCOUNT") or "").strip(),
+            **options,
+        )
+
+    # ------------------------------------------------------------------ connection
+    def _now(self) -> datetime:
+        if self._clock is not None:
+            return self._clock.now()
+        from tbot_bot.support.utils_bot import utc_now
+
+        return utc_now()
+
+    def _on_disconnected(self) -> None:
+        # runs inside ib_async's event loop: only note it; the next call (or maintain_connection) reconnects
+        self.connection_lost_at = self._now()
+        self._needs_reconcile = True
+        _log.warning("ibkr: connection lost at %s", self.connection_lost_at.isoformat())
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        if code in _LOST_CODES or code == _RESTORED_DATA_LOST:
+            self._needs_reconcile = True
+        if req_id != -1 or code < 2100:
+            _log.info("ibkr error %s (req %s): %s", code, req_id, message)
+
+    def connect(self) -> None:
+        """Connect once (startup state is fetched by ib_async: positions, open/completed orders, executions)."""
+        try:
+            self.ib.connect(
+                self.host,
+                self.port,
+                clientId=self.client_id,
+                timeout=self.connect_timeout,
+                account=self.account,
+            )
+        except _CONNECTION_ERRORS as e:
+            raise NetworkError(f"cannot connect to IB at {self.host}:{self.port}: {e}") from e
+        if not self.account:
+            accounts = list(self.ib.managedAccounts() or [])
+            self.account = accounts[0] if len(accounts) == 1 else self.account
+        self._needs_reconcile = True
+
+    def _ensure_connected(self) -> None:
+        if self.ib.isConnected():
+            self._pump()  # lets a socket close that already happened surface before we trust the link
+        if not self.ib.isConnected():
+            last: Exception | None = None
+            for attempt in range(1, self.reconnect_attempts + 1):
+                try:
+                    self.ib.disconnect()  # clears stale session state; a no-op when already down
+                    self.connect()
+                    self.reconnects += 1
+                    _log.info("ibkr: connected (attempt %d)", attempt)
+                    break
+                except NetworkError as e:
+                    last = e
+                    if attempt < self.reconnect_attempts:
+                        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                        _log.warning(
+                            "ibkr: connect attempt %d failed (%s); retry in %.1fs", attempt, e, delay
+                        )
+                        self._sleep(delay)
+            else:
+                raise NetworkError(
+                    f"IB unreachable after {self.reconnect_attempts} attempts: {last}"
+                ) from last
+        if self._needs_reconcile:
+            self._needs_reconcile = False
+            self.reconcile()
+
+    def maintain_connection(self) -> bool:
+        """For the supervisor's poll: reconnect (and reconcile) if needed; True when connected."""
+        try:
+            self._ensure_connected()
+        except NetworkError as e:
+            _log.warning("ibkr: still disconnected: %s", e)
+            return False
+        return True
+
+    def reconcile(self) -> ReconcileReport:
+        """After a (re)connect: what IB holds now, and which of our orders it never saw."""
+        trades = {str(t.order.orderRef): t for t in self.ib.trades() if t.order.orderRef}
+        for cid in [c for c in self.unconfirmed if c in trades and trades[c].order.permId]:
+            del self.unconfirmed[cid]  # IB assigned a permId: it has the order
+        report = ReconcileReport(
+            at=self._now(),
+            open_orders=[order_from_trade(t) for t in self.ib.openTrades() if t.order.orderRef],
+            positions=[position_from_ib(p) for p in self.ib.positions(self.account)],
+            unknown_to_broker=list(self.unconfirmed),
+        )
+        if report.unknown_to_broker:
+            _log.warning("ibkr reconcile: orders IB never received: %s", report.unknown_to_broker)
+        _log.info(
+            "ibkr reconcile: %d open orders, %d positions", len(report.open_orders), len(report.positions)
+        )
+        self.last_reconcile = report
+        if self.on_reconcile is not None:
+            self.on_reconcile(report)
+        return report
+
+    def _pump(self) -> None:
+        """Let ib_async process what has arrived (statuses, fills) before we read its state."""
+        try:
+            self.ib.sleep(0)
+        except _CONNECTION_ERRORS as e:
+            raise NetworkError(f"IB connection failed: {e}") from e
+
+    # ------------------------------------------------------------------ account
+    def get_account(self) -> Account:
+        self._ensure_connected()
+        try:
+            values = self.ib.accountSummary(self.account)
+        except _CONNECTION_ERRORS as e:
+            raise NetworkError(f"IB account summary failed: {e}") from e
+        tags: dict[str, tuple[str, str]] = {}
+        for v in values:
+            if not self.account or v.account in (self.account, "All"):
+                tags[v.tag] = (v.value, v.currency)
+
+        def money(tag: str) -> Decimal:
+            try:
+                return Decimal(tags[tag][0])
+            except (KeyError, ArithmeticError) as e:
+                raise BrokerError(f"IB account summary lacks {tag}") from e
+
+        return Account(
+            account_id=self.account or (values[0].account if values else ""),
+            cash=money("TotalCashValue"),
+            buying_power=money("BuyingPower"),
+            equity=money("NetLiquidation"),
+            currency=tags.get("NetLiquidation", ("", "USD"))[1] or "USD",
+            status="ACTIVE",  # IB has no account status field: an answering account is an active one
+        )
+
+    def get_clock(self) -> MarketClock:
+        """IB has no market clock: the exchange calendar (MARKET_CALENDAR) decides."""
+        from tbot_bot.strategy.window import session_bounds
+
+        now = self._now()
+        is_open, next_open, next_close = False, None, None
+        for offset in range(0, 10):
+            bounds = session_bounds((now + timedelta(days=offset)).date(), self.market_calendar)
+            if bounds is None:
+                continue
+            open_, close = bounds
+            if open_ <= now < close:
+                is_open, next_close = True, close
+            elif now < open_ and next_open is None:
+                next_open = open_
+            if next_close is None and now < close:
+                next_close = close
+            if next_open is not None and next_close is not None:
+                break
+        return MarketClock(now, is_open, next_open, next_close)
+
+    def get_positions(self) -> list[Position]:
+        self._ensure_connected()
+        return [position_from_ib(p) for p in self.ib.positions(self.account) if p.position != 0]
+
+    # ------------------------------------------------------------------ orders
+    def _find_trade(self, client_order_id: str) -> Any | None:
+        matches = [t for t in self.ib.trades() if t.order.orderRef == client_order_id]
+        if not matches:
+            return None
+        if any(t.order.permId for t in matches):  # a permId means IB itself acknowledged the order
+            self.unconfirmed.pop(client_order_id, None)
+        # duplicates should not exist; if IB shows more than one, the most filled is the one that matters
+        return max(matches, key=lambda t: (t.orderStatus.filled or 0, len(t.fills)))
+
+    def _validate(self, request: OrderRequest) -> None:
+        if not request.client_order_id:
+            raise BrokerError("an order needs a client_order_id", code="invalid")
+        if request.qty <= 0 or request.qty != request.qty.to_integral_value():
+            raise BrokerError(
+                f"IBKR orders need a positive whole quantity, got {request.qty}", code="invalid"
+            )
+        if request.asset_class is AssetClass.OPTION and request.option is None:
+            raise BrokerError("an option order needs an option contract", code="invalid")
+        if request.order_type is OrderType.TRAILING_STOP:
+            pct = request.trail_percent
+            if pct is None or not MIN_TRAIL_PERCENT <= pct <= 50:
+                raise BrokerError(
+                    f"trail_percent is in percent (2.0 = 2%) and must be in [{MIN_TRAIL_PERCENT}, 50]; got {pct}",
+                    code="invalid",
+                )
+
+    def submit_order(self, request: OrderRequest) -> Order:
+        self._validate(request)
+        self._ensure_connected()
+        existing = self._find_trade(request.client_order_id)
+        if existing is not None:
+            _log.info("ibkr: %s already known to IB; not sent again", request.client_order_id)
+            return order_from_trade(existing)
+        try:
+            contract = build_contract(request)
+            ib_order = build_order(request, self.account)
+        except ValueError as e:
+            raise BrokerError(str(e), code="invalid") from e
+        self.unconfirmed[request.client_order_id] = None
+        try:
+            trade = self.ib.placeOrder(contract, ib_order)
+        except _CONNECTION_ERRORS as e:
+            # whether IB got it is unknown: the caller looks it up by client_order_id after reconnecting
+            raise NetworkError(f"IB placeOrder for {request.client_order_id} failed: {e}") from e
+        _log.info(
+            "ibkr: sent %s %s %s x%s (%s)",
+            request.client_order_id,
+            request.side.value,
+            contract_symbol(contract),
+            request.qty,
+            ib_order.orderType,
+        )
+        return order_from_trade(trade)
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        self._ensure_connected()
+        trade = self._find_trade(client_order_id)
+        return order_from_trade(trade) if trade is not None else None
+
+    def list_orders(self, since: datetime | None = None) -> list[Order]:
+        """Our orders (those carrying an orderRef) IB knows this session, oldest first."""
+        self._ensure_connected()
+        orders = [order_from_trade(t) for t in self.ib.trades() if t.order.orderRef]
+        if since is not None:
+            orders = [o for o in orders if o.submitted_at is None or o.submitted_at >= since]
+        return sorted(orders, key=lambda o: o.submitted_at or _EPOCH)
+
+    def cancel_order(self, client_order_id: str) -> None:
+        self._ensure_connected()
+        trade = self._find_trade(client_order_id)
+        if trade is None:
+            raise BrokerError(f"unknown order {client_order_id}", code="not_found")
+        if trade.isDone():
+            return
+        try:
+            self.ib.cancelOrder(trade.order)
+        except _CONNECTION_ERRORS as e:
+            raise NetworkError(f"IB cancel of {client_order_id} failed: {e}") from e
+
+    def cancel_all_orders(self) -> int:
+        """Cancels our open orders (with an orderRef); manual orders on the account are left alone."""
+        self._ensure_connected()
+        count = 0
+        for trade in self.ib.openTrades():
+            if trade.order.orderRef and not trade.isDone():
+                try:
+                    self.ib.cancelOrder(trade.order)
+                except _CONNECTION_ERRORS as e:
+                    raise NetworkError(f"IB cancel failed after {count} orders: {e}") from e
+                count += 1
+        return count
+
+    def close_position(self, symbol: str, client_order_id: str) -> Order | None:
+        self._ensure_connected()
+        existing = self._find_trade(client_order_id)
+        if existing is not None:
+            return order_from_trade(existing)
+        for pos in self.ib.positions(self.account):
+            if contract_symbol(pos.contract) != symbol or pos.position == 0:
+                continue
+            held = position_from_ib(pos)
+            option = option_from_contract(pos.contract)
+            request = OrderRequest(
+                client_order_id=client_order_id,
+                symbol=option.underlying if option else symbol,
+                side=OrderSide.SELL if held.qty > 0 else OrderSide.BUY,
+                qty=abs(held.qty),
+                asset_class=held.asset_class,
+                option=option,
+            )
+            return self.submit_order(request)
+        return None
+
+    # ------------------------------------------------------------------ market data
+    def get_latest_quote(self, symbol: str) -> Quote:
+        self._ensure_connected()
+        return ibkr_market.latest_quote(self.ib, symbol, self._now())
+
+    def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        self._ensure_connected()
+        return ibkr_market.snapshots(self.ib, symbols, self._now())
+
+    def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        self._ensure_connected()
+        return ibkr_market.minute_bars(self.ib, symbols, start, end)
+
+    def get_auction_imbalance(self, symbol: str, wait: float = 2.0) -> AuctionImbalance | None:
+        """The imbalance source of enhancements/imbalance_scanner_ibkr.py (IBKR only)."""
+        self._ensure_connected()
+        return ibkr_market.auction_imbalance(self.ib, symbol, wait, self._now())

@@ -1,0 +1,125 @@
+"""IBKR market data for the adapter: ticker snapshots, daily and minute bars, closing-auction imbalance.
+
+Functions take a connected `ib_async.IB`; connection failures become MarketDataError here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from tbot_bot.broker.broker_api import Bar, Quote, Snapshot
+from tbot_bot.errors import MarketDataError
+
+CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError)
+AUCTION_TICKS = "225"  # generic tick list: auction volume, price and imbalance
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionImbalance:
+    symbol: str
+    imbalance: float  # shares; positive = more buyers than sellers in the auction
+    paired_volume: float
+    price: float | None
+    regulatory_imbalance: float | None
+    timestamp: datetime
+
+
+def _stock(symbol: str) -> Any:
+    from ib_async import Stock
+
+    return Stock(symbol, "SMART", "USD")
+
+
+def price(x: Any) -> Decimal | None:
+    """IB reports "no value" as nan (or -1 / 0): only a finite positive number is a price."""
+    return Decimal(str(x)) if isinstance(x, int | float) and math.isfinite(x) and x > 0 else None
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def tickers(ib: Any, symbols: list[str]) -> dict[str, Any]:
+    try:
+        result = ib.reqTickers(*[_stock(s) for s in symbols])
+    except CONNECTION_ERRORS as e:
+        raise MarketDataError(f"IB market data failed: {e}") from e
+    return {t.contract.symbol: t for t in result}
+
+
+def latest_quote(ib: Any, symbol: str, now: datetime) -> Quote:
+    ticker = tickers(ib, [symbol]).get(symbol)
+    bid, ask = (price(ticker.bid), price(ticker.ask)) if ticker is not None else (None, None)
+    if bid is None or ask is None:
+        raise MarketDataError(f"IB returned no bid/ask for {symbol}")
+    return Quote(symbol, bid, ask, now)
+
+
+def prev_volume(ib: Any, symbol: str, today: date) -> int | None:
+    """Volume of the last completed daily bar before `today` (regular trading hours)."""
+    try:
+        bars = ib.reqHistoricalData(_stock(symbol), "", "3 D", "1 day", "TRADES", True, 2)
+    except CONNECTION_ERRORS as e:
+        raise MarketDataError(f"IB daily bars for {symbol} failed: {e}") from e
+
+    def day(d: Any) -> Any:
+        return d.date() if isinstance(d, datetime) else d
+
+    past = [b for b in bars or [] if isinstance(b.date, date) and day(b.date) < today]
+    return int(past[-1].volume) if past else None
+
+
+def snapshots(ib: Any, symbols: list[str], now: datetime) -> dict[str, Snapshot]:
+    """Last/bid/ask/open/previous close from one ticker snapshot each; previous volume from daily bars."""
+    out: dict[str, Snapshot] = {}
+    for sym, t in tickers(ib, symbols).items():
+        last = price(t.last) or price(t.close)
+        if last is None:
+            continue  # no usable price: omitted, as the interface allows
+        bid, ask = price(t.bid), price(t.ask)
+        quote = Quote(sym, bid, ask, now) if bid is not None and ask is not None else None
+        out[sym] = Snapshot(sym, last, price(t.open), price(t.close), prev_volume(ib, sym, now.date()), quote)
+    return out
+
+
+def minute_bars(ib: Any, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+    seconds = max(60, int((end - start).total_seconds()))
+    duration = f"{seconds} S" if seconds <= 86400 else f"{math.ceil(seconds / 86400)} D"
+    out: dict[str, list[Bar]] = {}
+    for sym in symbols:
+        try:
+            raw = ib.reqHistoricalData(_stock(sym), end, duration, "1 min", "TRADES", True, 2)
+        except CONNECTION_ERRORS as e:
+            raise MarketDataError(f"IB minute bars for {sym} failed: {e}") from e
+        out[sym] = [
+            Bar(sym, b.date, float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume))
+            for b in raw or []
+            if isinstance(b.date, datetime) and start <= b.date < end
+        ]
+    return out
+
+
+def auction_imbalance(ib: Any, symbol: str, wait: float, now: datetime) -> AuctionImbalance | None:
+    """Imbalance for the next auction (generic tick 225); None when IB publishes none."""
+    contract = _stock(symbol)
+    try:
+        ticker = ib.reqMktData(contract, AUCTION_TICKS, False, False)
+        ib.sleep(wait)
+        ib.cancelMktData(contract)
+    except CONNECTION_ERRORS as e:
+        raise MarketDataError(f"IB imbalance data for {symbol} failed: {e}") from e
+    imbalance = _finite(ticker.auctionImbalance)
+    if imbalance is None:
+        return None
+    return AuctionImbalance(
+        symbol,
+        imbalance,
+        _finite(ticker.auctionVolume) or 0.0,
+        _finite(ticker.auctionPrice),
+        _finite(ticker.regulatoryImbalance),
+        now,
+    )

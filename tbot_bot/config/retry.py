@@ -1,0 +1,138 @@
+"""One retry decorator keyed on exception type, with exponential backoff and an injectable sleep.
+
+freqtrade's `retrier` idea: temporary failures (NetworkError by default) are retried up to
+API_RETRY_LIMIT times with delays base, 2*base, 4*base ... capped at max_delay; anything else passes
+through untouched on the first raise. Tests inject `sleep` so they never wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from tbot_bot.errors import NetworkError
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+RetryHook = Callable[[int, BaseException, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry. `retries` is the number of extra attempts after the first."""
+
+    retries: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    retry_on: tuple[type[BaseException], ...] = (NetworkError,)
+    never_on: tuple[type[BaseException], ...] = ()
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    on_retry: RetryHook | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("retry delays must be >= 0")
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings, **overrides: object) -> RetryPolicy:
+        """API_RETRY_LIMIT sets how many times a temporary failure is retried."""
+        policy = cls(retries=int(settings.API_RETRY_LIMIT))
+        return replace(policy, **overrides) if overrides else policy  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> RetryPolicy:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based): base * 2**(attempt-1), capped."""
+        return float(min(self.max_delay, self.base_delay * (2 ** (attempt - 1))))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.retry_on) and not isinstance(exc, self.never_on)
+
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run fn, retrying retryable exceptions; the last one is re-raised once retries are spent."""
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                if not self.is_retryable(exc) or attempt >= self.retries:
+                    raise
+                attempt += 1
+                wait = self.delay(attempt)
+                log.warning(
+                    "retry %d/%d of %s in %.2fs after %s: %s",
+                    attempt,
+                    self.retries,
+                    getattr(fn, "__qualname__", repr(fn)),
+                    wait,
+                    type(exc).__name__,
+                    exc,
+                )
+                if self.on_retry is not None:
+                    self.on_retry(attempt, exc, wait)
+                self.sleep(wait)
+
+
+def retrier(
+    policy: RetryPolicy | None = None,
+    *,
+    retries: int | None = None,
+    base_delay: float | None = None,
+    max_delay: float | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
+    never_on: tuple[type[BaseException], ...] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    on_retry: RetryHook | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form: `@retrier(retries=3)` or `@retrier(RetryPolicy.from_settings(settings))`."""
+    base = policy or RetryPolicy()
+    changes = {
+        k: v
+        for k, v in {
+            "retries": retries,
+            "base_delay": base_delay,
+            "max_delay": max_delay,
+            "retry_on": retry_on,
+            "never_on": never_on,
+            "sleep": sleep,
+            "on_retry": on_retry,
+        }.items()
+        if v is not None
+    }
+    effective = base.with_(**changes) if changes else base
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return effective.call(fn, *args, **kwargs)
+
+        wrapper.retry_policy = effective  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+class RetryCounter:
+    """An `on_retry` hook that counts retries by exception type (for status.json's API retries)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_type: dict[str, int] = {}
+
+    def __call__(self, attempt: int, exc: BaseException, wait: float) -> None:
+        self.total += 1
+        name = type(exc).__name__
+        self.by_type[name] = self.by_type.get(name, 0) + 1

@@ -1,0 +1,129 @@
+"""Books the day (spec: reporting_bot / accounting_api): reconcile fills with the broker's own order records, ingest
+them into the injected ledger in one batch, then write trade history, the daily summary and (LEDGER_EXPORT_MODE=auto)
+the OFX statement. Idempotent: FITIDs are client order ids, so booking the same fills again writes nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from tbot_bot.accounting.account_transaction import TradeFill, entries_for_fill
+from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.runtime.crashpoints import crashpoint
+from tbot_bot.runtime.order_journal import Intent, IntentStatus
+
+if TYPE_CHECKING:
+    from tbot_bot.runtime.day_context import DayContext
+
+# an intent is booked once it can no longer change: fully filled, or cancelled/expired after a partial fill
+_FINAL_WITH_FILL = (IntentStatus.FILLED, IntentStatus.CANCELED, IntentStatus.ABANDONED)
+
+
+def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
+    """The broker's order record is the source of truth for quantity and price; differences are logged."""
+    order = ctx.errors.call(ctx.broker.get_order_by_client_id, intent.client_order_id)
+    if order is None:
+        ctx.log.unresolved(
+            intent.strategy,
+            event="fill_without_broker_record",
+            ticker=intent.symbol,
+            client_order_id=intent.client_order_id,
+            error_code="no_broker_record",
+            reason="booked from the journal",
+        )
+        return intent
+    if order.filled_qty != intent.filled_qty or (
+        order.filled_avg_price is not None and order.filled_avg_price != intent.filled_price
+    ):
+        ctx.log.unresolved(
+            intent.strategy,
+            event="fill_reconciled",
+            ticker=intent.symbol,
+            client_order_id=intent.client_order_id,
+            error_code="fill_mismatch",
+            reason=f"journal {intent.filled_qty}@{intent.filled_price}, broker {order.filled_qty}@{order.filled_avg_price}: broker wins",
+        )
+        return ctx.journal.update(
+            intent.client_order_id, filled_qty=order.filled_qty, filled_price=order.filled_avg_price
+        )
+    return intent
+
+
+def fills_to_book(ctx: DayContext) -> list[TradeFill]:
+    intents = ctx.journal.intents(ctx.day_key)
+    by_id = {i.client_order_id: i for i in intents}
+    out: list[TradeFill] = []
+    for intent in intents:
+        if not intent.filled_qty or intent.status not in _FINAL_WITH_FILL:
+            continue
+        intent = reconcile_with_broker(ctx, intent)
+        entry = by_id.get(intent.entry_client_order_id or "") if intent.purpose == "exit" else None
+        if intent.purpose == "exit" and entry is None:
+            ctx.log.unresolved(
+                intent.strategy,
+                event="exit_without_entry",
+                ticker=intent.symbol,
+                client_order_id=intent.client_order_id,
+                error_code="orphan_exit",
+                reason="no entry in the journal; not booked",
+            )
+            continue
+        out.append(
+            TradeFill(
+                fitid=intent.client_order_id,
+                strategy=intent.strategy,
+                ticker=_ledger_ticker(intent),
+                signal_ticker=intent.signal_ticker,
+                side=intent.direction,
+                action="open" if intent.purpose == "entry" else "close",
+                instrument=intent.instrument,
+                qty=intent.filled_qty or Decimal(0),
+                price=intent.filled_price or Decimal(0),
+                fee=intent.fee or Decimal(0),
+                posted_at=_when(intent),
+                broker=ctx.settings.BROKER_NAME,
+                client_order_id=intent.client_order_id,
+                tag=intent.tag,
+                leverage_multiplier=intent.leverage,
+                exit_reason=intent.exit_reason,
+                session_id=f"{ctx.bot_id}-{ctx.day_key}",
+                currency_code=ctx.binding.currency_code,
+                entry_price=entry.filled_price if entry is not None else None,
+            )
+        )
+    return out
+
+
+def _ledger_ticker(intent: Intent) -> str:
+    if intent.option_json:
+        from tbot_bot.trading.orders_bot import option_from_json
+
+        return option_from_json(intent.option_json).occ_symbol
+    return intent.symbol
+
+
+def _when(intent: Intent):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    return datetime.fromisoformat(intent.filled_at or intent.created_at)
+
+
+def book_day(ctx: DayContext) -> None:
+    fills = fills_to_book(ctx)
+    if fills:
+        crashpoint("before_ingest")
+        b = ctx.binding
+        writer = LedgerWriter(b.ledger_path, b.backup_dir, ctx.settings.LEDGER_BACKUP_KEEP, b.coa_path)
+        result = writer.ingest([e for f in fills for e in entries_for_fill(f)], actor=f"tbot:{ctx.bot_id}")
+        if result.written:
+            ctx.log.event(
+                "supervisor",
+                "ledger_ingested",
+                written=result.written,
+                skipped=result.skipped_duplicates,
+                backup=result.backup_path.name if result.backup_path else None,
+            )
+    from tbot_bot.runtime.reports import write_reports
+
+    write_reports(ctx, exported=bool(fills))

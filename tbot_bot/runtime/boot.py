@@ -1,0 +1,288 @@
+"""Boot (DESIGN §8): decrypt config -> validate -> identity/injection -> build services -> every self_check.
+
+Any failed self_check aborts the launch; each failure is written to `error_tracebacks.log` with strategy,
+reason, context and the UTC time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.broker.broker_api import Broker, CheckResult, build_broker
+from tbot_bot.config.env_bot import BotSettings
+from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.config.retry import RetryPolicy
+from tbot_bot.config.security_bot import self_check as security_self_check
+from tbot_bot.enhancements import build_check
+from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
+from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
+from tbot_bot.errors import ConfigError, LogicError
+from tbot_bot.runtime.bot_log import BotLog
+from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
+from tbot_bot.runtime.crashpoints import arm_ledger_crash
+from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.order_journal import OrderJournal
+from tbot_bot.runtime.preflight import preflight
+from tbot_bot.runtime.status_bot import StatusBoard
+from tbot_bot.runtime.watchdog_bot import Watchdog
+from tbot_bot.screeners.finnhub_screener import Screener
+from tbot_bot.screeners.fundamentals import build_fundamentals_provider
+from tbot_bot.strategy import strategy_router
+from tbot_bot.strategy.strategy_meta import signal_universe
+from tbot_bot.support.path_resolver import BotHome, package_file
+from tbot_bot.trading.kill_switch import KillSwitch
+from tbot_bot.trading.notifier_bot import Notifier, build_notifier
+from tbot_bot.trading.orders_bot import OrderRouter
+from tbot_bot.trading.risk_bot import RiskManager
+
+SAMPLE_DATA = package_file("data", "sample")
+
+
+class BootAborted(LogicError):
+    """A self-check failed; the launch is aborted (details in error_tracebacks.log)."""
+
+
+@dataclass
+class BootResult:
+    home: BotHome
+    settings: BotSettings
+    binding: LedgerBinding
+    broker_current_float: Decimal
+    clock: Clock
+    broker: Broker
+    journal: OrderJournal
+    log: BotLog
+    errors: ErrorHandler
+    notifier: Notifier
+    status: StatusBoard
+    universe: list[str]
+    tradable: set[str]
+    vix_closes: dict[date, float]
+    wait: Callable[[datetime], bool]
+    stop_requested: Callable[[], bool]
+    book: Callable[[DayContext], None]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def vix_lookup(self, day: date) -> float | None:
+        from tbot_bot.backtest.load_historical_data import vix_at_start
+
+        return vix_at_start(self.vix_closes, day) if self.vix_closes else None
+
+    def day_context(self, day: date) -> DayContext:
+        kill = KillSwitch(self.settings, self.broker_current_float)
+        risk = RiskManager(
+            self.settings, self.broker_current_float, self.broker.capabilities, kill_switch=kill
+        )
+        blocklist = TickerBlocklist.for_home(self.home, self.clock)
+        self.closers.append(blocklist.close)
+        screener = Screener(
+            self.settings, self.broker, build_fundamentals_provider(self.settings, self.home), self.clock
+        )
+        from tbot_bot.runtime.control import ControlFiles
+
+        control = ControlFiles(self.home)
+        orders = OrderRouter(
+            self.broker,
+            self.journal,
+            self.errors,
+            self.clock,
+            self.log,
+            confirmation_required=self.settings.TRADE_CONFIRMATION_REQUIRED,
+            is_confirmed=control.is_confirmed,
+        )
+        ctx = DayContext(
+            settings=self.settings, home=self.home, binding=self.binding, clock=self.clock, broker=self.broker,
+            journal=self.journal, orders=orders, errors=self.errors, risk=risk, kill=kill, blocklist=blocklist,
+            screener=screener, status=self.status, log=self.log, notifier=self.notifier, session_date=day,
+            universe=self.universe, tradable=self.tradable,
+            bsm=BlackScholesFilter(self.settings, self.binding.identity.JURISDICTION_CODE),
+            wait=self.wait, stop_requested=self.stop_requested, book=self.book, vix_lookup=self.vix_lookup,
+        )  # fmt: skip
+        # the day's realised PnL so far (a restart mid-day) counts toward DAILY_LOSS_LIMIT
+        for trip in ctx.trips():
+            kill.record_realised(trip.pnl)
+        if kill.tripped:
+            ctx.halted_reason = f"kill switch: {kill.reason}"
+            risk.halt(ctx.halted_reason)
+        ctx.status.defense_mode = risk.defense_mode
+        return ctx
+
+    def close(self) -> None:
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception:  # closing is best effort; the process is ending anyway
+                pass
+
+
+def _replay_start(journal: OrderJournal, settings: BotSettings, day: date) -> datetime:
+    """Where a replay clock starts: the session open, or just after the last minute processed before a crash."""
+    from tbot_bot.runtime.schedule import session_for
+
+    session = session_for(day, settings.MARKET_CALENDAR)
+    start = (session.open if session else datetime.combine(day, datetime.min.time(), tzinfo=UTC)) - timedelta(
+        minutes=1
+    )
+    for name in ("open", "mid", "close"):
+        raw = journal.get_value(f"cursor:{day.isoformat()}:{name}")
+        if raw:
+            start = max(start, datetime.fromisoformat(raw))
+        row = journal.window(day.isoformat(), name)
+        if row is not None and row["status"] == "done" and row["actual_end"]:
+            start = max(start, datetime.fromisoformat(row["actual_end"]))
+    return start
+
+
+def boot(
+    home: BotHome,
+    *,
+    replay_day: date | None,
+    speed: float | None,
+    data_source: Path | None,
+    broker: Broker | None,
+    broker_wrapper: Any,
+    stop_requested: Callable[[], bool],
+    wait_replay: Callable[[ReplayClock, datetime], bool],
+    wait_live: Callable[[Clock, datetime, float], bool],
+) -> BootResult:
+    arm_ledger_crash()
+    pre = preflight(home)
+    settings, binding = pre.settings, pre.binding
+    journal = OrderJournal(home.state_dir / "journal.db")
+    closers: list[Callable[[], None]] = [journal.close]
+    vix_closes: dict[date, float] = {}
+    if replay_day is not None:
+        from tbot_bot.backtest.load_historical_data import load_vix
+        from tbot_bot.runtime.main import load_replay_bars
+
+        source = data_source or SAMPLE_DATA
+        bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR)
+        vix_file = (source if source.is_dir() else source.parent) / "vix.csv"
+        vix_closes = load_vix(vix_file) if vix_file.exists() else {}
+        rclock = ReplayClock(_replay_start(journal, settings, replay_day), speed)
+        clock: Clock = rclock
+        symbols = sorted(bars["symbol"].unique())
+
+        def wait(t: datetime) -> bool:
+            return wait_replay(rclock, t)
+
+        if broker is None:
+            # BROKER_NAME must be SIM for a replay: real brokers cannot be driven by a replay clock
+            if settings.BROKER_NAME != "SIM":
+                raise ConfigError(
+                    f"--replay runs against the simulated exchange; this home's BROKER_NAME is {settings.BROKER_NAME}"
+                )
+            from tbot_bot.broker.brokers.sim import SimBroker
+
+            broker = SimBroker.from_settings(
+                settings, home, clock=clock, bars=bars, starting_cash=pre.broker_current_float
+            )
+    else:
+        clock = WallClock()
+        universe_file = home.root / "data" / "universe.txt"
+        symbols = (
+            [s.strip().upper() for s in universe_file.read_text().split() if s.strip()]
+            if universe_file.exists()
+            else []
+        )
+        if settings.BROKER_NAME == "SIM":
+            raise ConfigError(
+                "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` or `tbot demo`"
+            )
+        if not symbols:
+            raise ConfigError(
+                f"no trading universe: list the symbols to screen in {universe_file} (one per line)"
+            )
+        live_vix = home.cache_dir / "vix.csv"
+        if live_vix.exists():
+            from tbot_bot.backtest.load_historical_data import load_vix
+
+            vix_closes = load_vix(live_vix)
+
+        def wait(t: datetime) -> bool:
+            return wait_live(clock, t, settings.SLEEP_TIME)
+
+        broker = broker or build_broker(settings, home)
+    log = BotLog(
+        home.logs_dir(binding.scope), settings.LOG_FORMAT, broker=settings.BROKER_NAME, now=clock.now
+    )
+    if broker_wrapper is not None:
+        broker = broker_wrapper(broker)
+    closers.append(getattr(broker, "close", lambda: None))
+    status = StatusBoard(
+        home.status_json,
+        clock,
+        settings.VERSION_TAG,
+        {
+            "bot_id": binding.identity.BOT_ID,
+            "entity": binding.identity.ENTITY_CODE,
+            "broker": settings.BROKER_NAME,
+        },
+    )
+    status.broker = {"name": broker.name, "healthy": True, "last_error": None}
+    errors = ErrorHandler(RetryPolicy.from_settings(settings), log)
+    notifier = build_notifier(settings, home)
+    closers.append(notifier.close)
+    from tbot_bot.runtime.booking import book_day
+
+    result = BootResult(
+        home=home, settings=settings, binding=binding, broker_current_float=pre.broker_current_float, clock=clock,
+        broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
+        universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
+        stop_requested=stop_requested, book=book_day, closers=closers,
+    )  # fmt: skip
+    try:
+        _self_checks(result, probe=result.universe[0] if result.universe else None)
+    except BaseException:
+        result.close()
+        raise
+    status.publish(message="booted")
+    return result
+
+
+def _self_checks(r: BootResult, probe: str | None) -> None:
+    s, now = r.settings, r.clock.now()
+    kill = KillSwitch(s, r.broker_current_float)
+    results: list[tuple[str, bool, str, dict[str, Any]]] = []
+
+    def add(name: str, check: CheckResult | tuple[bool, str] | Any) -> None:
+        if isinstance(check, tuple):
+            results.append((name, check[0], check[1], {}))
+        else:
+            results.append((name, check.ok, check.reason, dict(check.context)))
+
+    if r.home.env_bot_enc.exists():
+        add("security", security_self_check(r.home.key_file("env"), r.home.env_bot_enc))
+    add("risk", RiskManager(s, r.broker_current_float, r.broker.capabilities, kill_switch=kill).self_check())
+    add("kill_switch", kill.self_check())
+    add("watchdog", Watchdog(r.broker, r.errors, r.clock).self_check(probe))
+    add("error_handler", r.errors.self_check())
+    add("router", strategy_router.self_check(s, now))
+    add("build_check", build_check.self_check(r.home, scope=r.binding.scope))
+    add("notifier", r.notifier.self_check())
+    for name in strategy_router.route(s).run:
+        check = strategy_router.strategy_module(name).self_check(s, r.broker, r.broker_current_float, r.clock)
+        if not check.ok and check.reason.startswith("window does not fit"):
+            # not a failure: the window is skipped today (holiday, early close) with its reason logged
+            r.log.event(
+                name,
+                "window_skipped_today",
+                reason=check.reason,
+                **{k: str(v) for k, v in check.context.items()},
+            )
+            continue
+        results.append((name, check.ok, check.reason, dict(check.context)))
+    failed = [x for x in results if not x[1]]
+    for name, _ok, reason, context in failed:
+        r.log.error(name, f"self_check failed: {reason}", {**context, "checked_at": now.isoformat()})
+    if failed:
+        names = ", ".join(f"{n} ({why})" for n, _, why, _ in failed)
+        raise BootAborted(
+            f"launch aborted, self_check failed: {names}; see {r.home.logs_dir(r.binding.scope) / 'error_tracebacks.log'}"
+        )

@@ -1,0 +1,343 @@
+"""Everything one trading day shares across its windows: services, counters, status, safety reactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.broker.broker_api import Broker
+from tbot_bot.config.env_bot import BotSettings
+from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
+from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
+from tbot_bot.runtime.clock import Clock
+from tbot_bot.runtime.market_feed import MarketFeed
+from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal, client_order_id
+from tbot_bot.runtime.positions import RoundTrip, open_trades, round_trips
+from tbot_bot.runtime.status_bot import BotState, StatusBoard
+from tbot_bot.screeners.finnhub_screener import Screener
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.trading.kill_switch import KillSwitch
+from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifier
+from tbot_bot.trading.orders_bot import OrderRouter
+from tbot_bot.trading.risk_bot import RiskManager
+
+STRATEGY_NAMES = ("open", "mid", "close")
+
+
+@dataclass
+class DayContext:
+    settings: BotSettings
+    home: BotHome
+    binding: LedgerBinding
+    clock: Clock
+    broker: Broker
+    journal: OrderJournal
+    orders: OrderRouter
+    errors: ErrorHandler
+    risk: RiskManager
+    kill: KillSwitch
+    blocklist: TickerBlocklist
+    screener: Screener
+    status: StatusBoard
+    log: Any  # tbot_bot.trading.logs_bot.StrategyLog
+    notifier: Notifier
+    session_date: date
+    universe: list[str]
+    tradable: set[str]
+    bsm: BlackScholesFilter
+    wait: Callable[[datetime], bool]  # advance/sleep to a time; False when a stop was requested
+    stop_requested: Callable[[], bool]
+    book: Callable[[DayContext], None]
+    vix_lookup: Callable[[date], float | None]
+    option_volatility: float = 0.25
+    halted_reason: str | None = None
+    denials: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def bot_id(self) -> str:
+        return self.binding.identity.BOT_ID
+
+    @property
+    def day_key(self) -> str:
+        return self.session_date.isoformat()
+
+    # ---- time
+    def wait_until(self, t: datetime) -> bool:
+        return self.wait(t)
+
+    def vix_at(self, t: datetime) -> float | None:
+        """VIX known at a window's start: the previous session's close (replay and live alike)."""
+        return self.vix_lookup(self.session_date)
+
+    def resume_point(self, strategy: str) -> datetime | None:
+        """The minute after the last one fully processed before a restart, if any."""
+        raw = self.journal.get_value(f"cursor:{self.day_key}:{strategy}")
+        return datetime.fromisoformat(raw) + timedelta(minutes=1) if raw else None
+
+    def restore_risk_usage(self, strategy: str) -> None:
+        """After a restart, the window's MAX_TRADES and session-cap usage come back from the journal."""
+        entries = [
+            i
+            for i in self.journal.intents(self.day_key, strategy)
+            if i.purpose == "entry" and i.status is not IntentStatus.REJECTED
+        ]
+        if entries:
+            self.risk.restore_usage(
+                strategy, len(entries), sum((i.notional or Decimal(0) for i in entries), Decimal(0))
+            )
+
+    # ---- counters and status
+    def count(self, strategy: str, key: str) -> None:
+        self.status.counts.setdefault(strategy, {"signaled": 0, "entered": 0, "exited": 0})[key] += 1
+
+    def count_denial(self, strategy: str, code: str) -> None:
+        d = self.denials.setdefault(strategy, {})
+        d[code] = d.get(code, 0) + 1
+
+    def status_window(
+        self,
+        strategy: str,
+        state: str,
+        *,
+        actual_start: datetime | None = None,
+        actual_end: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        for w in self.status.windows:
+            if w["strategy"] == strategy:
+                w["status"] = state
+                if actual_start:
+                    w["actual_start"] = actual_start.isoformat()
+                if actual_end:
+                    w["actual_end"] = actual_end.isoformat()
+                if note:
+                    w["note"] = note
+        active = strategy if state == "running" else None
+        self.status.publish(
+            active_strategy=active, state=BotState.ANALYZING if state == "running" else self._idle_state()
+        )
+
+    def _idle_state(self) -> BotState:
+        return BotState.HALTED if self.halted_reason else BotState.IDLE
+
+    def pending_confirmation(self, intent: Intent, expires: datetime) -> None:
+        self.status.pending_confirmations = [
+            p for p in self.status.pending_confirmations if p["client_order_id"] != intent.client_order_id
+        ]
+        self.status.pending_confirmations.append(
+            {
+                "client_order_id": intent.client_order_id,
+                "symbol": intent.symbol,
+                "strategy": intent.strategy,
+                "expires_at": expires.isoformat(),
+            }
+        )
+        self.status.publish()
+
+    def open_position_count(self) -> int:
+        return len(open_trades(self.journal.intents(self.day_key)))
+
+    def publish_positions(self, feed: MarketFeed | None) -> None:
+        rows = []
+        for tr in open_trades(self.journal.intents(self.day_key)):
+            e = tr.entry
+            last = feed.last_close(e.symbol) if feed else None
+            entry_px = e.filled_price or Decimal(0)
+            sign = Decimal(-1) if e.order_side == "sell" else Decimal(1)
+            unreal = (
+                sign * (Decimal(str(last)) - entry_px) * (e.filled_qty or 0)
+                if last is not None and e.instrument == "equity"
+                else None
+            )
+            rows.append(
+                {
+                    "symbol": e.symbol,
+                    "strategy": e.strategy,
+                    "side": e.direction,
+                    "qty": str(e.filled_qty),
+                    "entry_price": f"{entry_px:.4f}",
+                    "last_price": f"{last:.4f}" if last is not None else "",
+                    "unrealized_pnl": f"{unreal:.2f}" if unreal is not None else "",
+                }
+            )
+        monitoring = any(True for _ in rows)
+        state = (
+            BotState.HALTED
+            if self.halted_reason
+            else (
+                BotState.MONITORING
+                if monitoring
+                else (BotState.TRADING if self.status.active_strategy else self._idle_state())
+            )
+        )
+        self.status.api = {"retries": self.errors.retries, "errors": self.errors.errors}
+        self.status.publish(positions=rows, state=state)
+
+    # ---- fills and safety
+    def on_fill(self, intent: Intent) -> None:
+        s = self.settings
+        if intent.purpose == "entry":
+            self.count(intent.strategy, "entered")
+            self.log.event(
+                intent.strategy,
+                "entry_fill",
+                ticker=intent.symbol,
+                signal_ticker=intent.signal_ticker,
+                side=intent.direction,
+                size=str(intent.filled_qty),
+                entry_price=str(intent.filled_price),
+                client_order_id=intent.client_order_id,
+                tag=intent.tag,
+            )
+            # NOTIFY_ON_FILL: a routine alert per entry fill
+            if s.NOTIFY_ON_FILL:
+                self._alert(
+                    AlertLevel.ROUTINE,
+                    AlertEvent.FILL,
+                    intent,
+                    None,
+                    "entry",
+                    f"bought {intent.filled_qty} {intent.symbol} at {intent.filled_price}",
+                )
+            return
+        trip = next(
+            (
+                rt
+                for rt in round_trips(self.journal.intents(self.day_key, intent.strategy))
+                if rt.exit.client_order_id == intent.client_order_id
+            ),
+            None,
+        )
+        if trip is None:
+            return
+        self.count(intent.strategy, "exited")
+        pnl = trip.pnl
+        self.status.realized_pnl_by_strategy[intent.strategy] = (
+            self.status.realized_pnl_by_strategy.get(intent.strategy, Decimal(0)) + pnl
+        )
+        self.status.trades_by_strategy[intent.strategy] = (
+            self.status.trades_by_strategy.get(intent.strategy, 0) + 1
+        )
+        self.log.event(
+            intent.strategy,
+            "exit_fill",
+            ticker=intent.symbol,
+            signal_ticker=intent.signal_ticker,
+            side=intent.direction,
+            size=str(trip.qty),
+            entry_price=str(trip.entry.filled_price),
+            exit_price=str(intent.filled_price),
+            PnL=f"{pnl:.4f}",
+            exit_reason=intent.exit_reason,
+            client_order_id=intent.client_order_id,
+        )
+        # NOTIFY_ON_EXIT: a routine alert per exit fill, with its PnL
+        if s.NOTIFY_ON_EXIT:
+            self._alert(
+                AlertLevel.ROUTINE,
+                AlertEvent.EXIT,
+                intent,
+                pnl,
+                intent.exit_reason or "exit",
+                f"closed {trip.qty} {intent.symbol} at {intent.filled_price}, PnL {pnl:.2f}",
+            )
+        if self.kill.record_realised(pnl) and not self.halted_reason:
+            self.halt(f"kill switch: {self.kill.reason}")
+
+    def _alert(
+        self,
+        level: AlertLevel,
+        event: AlertEvent,
+        intent: Intent | None,
+        pnl: Decimal | None,
+        trigger: str,
+        message: str,
+    ) -> None:
+        self.notifier.notify(
+            Alert(
+                level,
+                event,
+                self.clock.now(),
+                intent.strategy if intent else None,
+                intent.symbol if intent else None,
+                pnl,
+                trigger,
+                message,
+            )
+        )
+
+    def halt(self, reason: str, *, close_positions: bool = True) -> None:
+        """Stop new orders; optionally close every open position (kill switch, broker outage, manual stop)."""
+        first = self.halted_reason is None
+        self.halted_reason = self.halted_reason or reason
+        self.risk.halt(reason)
+        self.log.error(
+            "supervisor", f"trading halted: {reason}", {"realised_today": str(self.kill.realised_today)}
+        )
+        if first and self.settings.NOTIFY_ON_FAILURE:
+            # NOTIFY_ON_FAILURE: halts go to the critical channel
+            self._alert(
+                AlertLevel.CRITICAL,
+                AlertEvent.FAILURE,
+                None,
+                self.kill.realised_today,
+                reason,
+                f"trading halted: {reason}",
+            )
+        self.status.kill_switch = {"tripped": self.kill.tripped, "reason": self.kill.reason}
+        self.status.publish(state=BotState.HALTED, message=reason)
+        if close_positions:
+            self.flatten(reason)
+
+    def flatten(self, reason: str) -> None:
+        """Cancel working entries and send an exit for every open position."""
+        for intent in self.journal.open_intents():
+            if intent.purpose == "entry":
+                self.orders.cancel_open(reason)
+                break
+        for tr in open_trades(self.journal.intents(self.day_key)):
+            if tr.exit is not None:
+                continue
+            e = tr.entry
+            seq = self.journal.next_seq(self.day_key, e.strategy, e.symbol)
+            exit_intent = Intent(
+                client_order_id=client_order_id(self.bot_id, self.day_key, e.strategy, e.symbol, seq),
+                session_date=self.day_key, strategy=e.strategy, purpose="exit", symbol=e.symbol, signal_ticker=e.signal_ticker,
+                direction=e.direction, order_side="sell" if e.order_side == "buy" else "buy", instrument=e.instrument,
+                qty=e.filled_qty or Decimal(0), status=IntentStatus.INTENT, created_at=self.clock.now().isoformat(), tag=e.tag,
+                leverage=e.leverage, option_json=e.option_json, entry_client_order_id=e.client_order_id,
+                signal_time=self.clock.now().isoformat(), exit_reason=_reason_code(reason),
+            )  # fmt: skip
+            self.orders.place(exit_intent)
+            self.log.event(
+                e.strategy,
+                "exit_order",
+                ticker=e.symbol,
+                size=str(exit_intent.qty),
+                exit_reason=exit_intent.exit_reason,
+                client_order_id=exit_intent.client_order_id,
+            )
+
+    def book_day(self) -> None:
+        self.book(self)
+
+    def trips(self) -> list[RoundTrip]:
+        return round_trips(self.journal.intents(self.day_key))
+
+
+def _reason_code(reason: str) -> str:
+    r = reason.lower()
+    if r.startswith("kill switch"):
+        return "kill_switch"
+    if "stop" in r:
+        return "manual_stop"
+    if "broker" in r:
+        return "broker_outage"
+    if "restart" in r or "recover" in r:
+        return "recovered_after_window"
+    return "forced_exit"

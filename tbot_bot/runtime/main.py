@@ -1,0 +1,290 @@
+"""The supervisor (DESIGN §8): boot -> reconcile -> strategy windows -> books -> shutdown.
+
+Live mode: the wall clock and APScheduler cron triggers (UTC, TRADING_DAYS) start each window; the exchange
+calendar decides holidays and early closes. Replay mode: a replay clock drives the SAME window code through one
+recorded day against the simulated exchange. Both poll the control files every SLEEP_TIME and treat SIGTERM
+like `tbot stop`: cancel open orders, close positions, ingest, summary, state `closed`.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tbot_bot.broker.broker_api import Broker
+from tbot_bot.config.error_handler import Severity, classify
+from tbot_bot.errors import ConfigError, LogicError, TbotError
+from tbot_bot.runtime.boot import BootResult, boot
+from tbot_bot.runtime.clock import Clock, ReplayClock
+from tbot_bot.runtime.control import ControlFiles
+from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.recovery import reconcile
+from tbot_bot.runtime.schedule import cron_trigger, morning_plan, session_for
+from tbot_bot.runtime.status_bot import BotState
+from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
+from tbot_bot.strategy.strategy_router import route
+from tbot_bot.strategy.window import window_for
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.service_bot import ServiceNotifier
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+class Supervisor:
+    def __init__(
+        self,
+        home: BotHome,
+        *,
+        replay_day: date | None = None,
+        speed: float | None = None,
+        data_source: Path | None = None,
+        broker: Broker | None = None,
+        broker_wrapper: Any = None,
+    ) -> None:
+        self.home = home
+        self.replay_day = replay_day
+        self.speed = speed
+        self.data_source = data_source
+        self._broker_override = broker
+        self._broker_wrapper = broker_wrapper  # test seam: wraps the built broker (fault injection)
+        self._stop_signal = False
+        self.control = ControlFiles(home)
+        self.service = ServiceNotifier()
+        self.outcomes: list[WindowOutcome] = []
+        self.ctx: DayContext | None = None
+        self.boot_seconds = 0.0
+
+    # ------------------------------------------------------------------ control
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = True
+
+    def stop_requested(self) -> bool:
+        return self._stop_signal or self.control.stop_requested()
+
+    def _wait_replay(self, clock: ReplayClock, t: datetime) -> bool:
+        if t > clock.now():
+            clock.advance_to(t)
+        self.service.watchdog()
+        return not self.stop_requested()
+
+    def _wait_live(self, clock: Clock, t: datetime, sleep_time: float) -> bool:
+        while True:
+            if self.stop_requested():
+                return False
+            self.service.watchdog()
+            remaining = (t - clock.now()).total_seconds()
+            if remaining <= 0:
+                return True
+            clock.sleep(min(sleep_time, remaining))
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> int:
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._run()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _run(self) -> int:
+        t0 = time.perf_counter()
+        result = boot(
+            self.home,
+            replay_day=self.replay_day,
+            speed=self.speed,
+            data_source=self.data_source,
+            broker=self._broker_override,
+            broker_wrapper=self._broker_wrapper,
+            stop_requested=self.stop_requested,
+            wait_replay=self._wait_replay,
+            wait_live=self._wait_live,
+        )
+        self.boot_seconds = time.perf_counter() - t0
+        self.service.ready(f"booted in {self.boot_seconds:.2f}s")
+        try:
+            if self.replay_day is not None:
+                return self._run_replay(result)
+            return self._run_live(result)
+        finally:
+            result.close()
+
+    # ------------------------------------------------------------------ replay
+    def _run_replay(self, r: BootResult) -> int:
+        assert self.replay_day is not None
+        ctx = r.day_context(self.replay_day)
+        self.ctx = ctx
+        return self._run_day(r, ctx)
+
+    def _run_day(self, r: BootResult, ctx: DayContext) -> int:
+        settings = r.settings
+        for line in morning_plan(settings, ctx.session_date):
+            ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
+        plan = route(settings)
+        for name, why in plan.skipped.items():
+            ctx.log.event(name, "strategy_skipped", reason=why)
+        ctx.status.windows = [self._window_row(ctx, name) for name in plan.run]
+        ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
+        report = reconcile(ctx)
+        ctx.log.event("supervisor", "reconciled", **report)
+        if session_for(ctx.session_date, settings.MARKET_CALENDAR) is None:
+            ctx.log.event(
+                "supervisor",
+                "holiday",
+                reason=f"{ctx.day_key} is not a {settings.MARKET_CALENDAR} session: no window runs",
+            )
+        for name in plan.run:
+            if self.stop_requested():
+                break
+            try:
+                outcome = WindowRunner(ctx, name).run()
+            except TbotError as exc:
+                outcome = self._on_failure(ctx, name, exc)
+                if outcome is None:
+                    return EXIT_FAILURE
+            self.outcomes.append(outcome)
+            if outcome.status == "stopped":
+                break
+        return self._close_day(ctx, stopped=self.stop_requested())
+
+    def _window_row(self, ctx: DayContext, name: str) -> dict[str, Any]:
+        w = window_for(name, ctx.session_date, ctx.settings)
+        return {
+            "strategy": name,
+            "scheduled_start": w.start.isoformat(),
+            "scheduled_end": w.monitoring_end.isoformat(),
+            "actual_start": None,
+            "actual_end": None,
+            "status": "pending" if w.fits else "skipped",
+            "note": w.reason,
+        }
+
+    def _on_failure(self, ctx: DayContext, name: str, exc: TbotError) -> WindowOutcome | None:
+        """Broker outage: suspend trading for the day. Market data or a critical error: full shutdown."""
+        c = ctx.errors.handle(exc, strategy=name, context={"window": name})
+        ctx.status.broker = {
+            "name": ctx.broker.name,
+            "healthy": c.severity is not Severity.SUSPEND,
+            "last_error": c.message,
+        }
+        if c.severity is Severity.SUSPEND:
+            try:
+                ctx.orders.cancel_open(f"broker outage: {c.message}")
+            except TbotError as cancel_exc:
+                ctx.errors.handle(cancel_exc, strategy=name, context={"action": "cancel_open"})
+            ctx.halted_reason = f"broker outage: {c.message}"
+            ctx.risk.halt(ctx.halted_reason)
+            ctx.status.publish(state=BotState.HALTED, message=ctx.halted_reason)
+            return WindowOutcome(name, "halted", ctx.halted_reason)
+        ctx.status.publish(state=BotState.SHUTDOWN, message=f"shutdown: {c.message}")
+        return None
+
+    def _close_day(self, ctx: DayContext, *, stopped: bool) -> int:
+        """Graceful end: flatten, settle, ingest, summary, state closed."""
+        if stopped:
+            who = self.control.consume_stop() or "signal"
+            ctx.log.event("supervisor", "stop_requested", by=who)
+            ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
+            self._stop_signal = False
+        try:
+            if ctx.journal.open_intents() or ctx.open_position_count():
+                ctx.flatten("manual stop" if stopped else "end of day")
+                self._settle(ctx)
+            ctx.book_day()
+        except TbotError as exc:
+            ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
+            ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
+            return EXIT_FAILURE
+        ctx.status.publish(
+            state=BotState.CLOSED,
+            active_strategy=None,
+            message="stopped by request" if stopped else "session complete",
+        )
+        self.service.stopping()
+        return EXIT_OK
+
+    def _settle(self, ctx: DayContext) -> None:
+        """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
+        for _ in range(5):
+            for intent in ctx.orders.sync():
+                ctx.on_fill(intent)
+            if not ctx.journal.open_intents():
+                return
+            self._stop_signal = False
+            ctx.wait(ctx.clock.now() + timedelta(minutes=1))
+
+    # ------------------------------------------------------------------ live
+    def _run_live(self, r: BootResult) -> int:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        settings = r.settings
+        due: queue.Queue[str] = queue.Queue()
+        scheduler = BackgroundScheduler(
+            timezone="UTC", job_defaults={"misfire_grace_time": 30, "coalesce": True}
+        )
+        plan = route(settings)
+        for name in plan.run:
+            scheduler.add_job(due.put, cron_trigger(settings, name), args=[name], id=f"window-{name}")
+        scheduler.start()
+        ctx: DayContext | None = None
+        try:
+            while not self.stop_requested():
+                self.service.watchdog()
+                if self.control.start_requested():
+                    self.control.consume_start()
+                try:
+                    name = due.get(timeout=settings.SLEEP_TIME)
+                except queue.Empty:
+                    continue
+                today = r.clock.now().date()
+                if ctx is None or ctx.session_date != today:
+                    ctx = r.day_context(today)
+                    self.ctx = ctx
+                    ctx.status.windows = [self._window_row(ctx, n) for n in plan.run]
+                    for line in morning_plan(settings, today):
+                        ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
+                    ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
+                try:
+                    self.outcomes.append(WindowRunner(ctx, name).run())
+                except TbotError as exc:
+                    if self._on_failure(ctx, name, exc) is None:
+                        return EXIT_FAILURE
+        finally:
+            scheduler.shutdown(wait=False)
+        if ctx is None:
+            ctx = r.day_context(r.clock.now().date())
+        return self._close_day(ctx, stopped=True)
+
+
+def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFrame:
+    """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder."""
+    from tbot_bot.backtest.load_historical_data import load_bars
+    from tbot_bot.runtime.schedule import previous_session
+
+    prev = previous_session(day, calendar)
+    bars = load_bars(data_source, start=prev, end=day)
+    # a holiday has no bars and runs no window; a session day without bars cannot be replayed
+    if session_for(day, calendar) is not None and (
+        bars.empty or not (bars["timestamp"].dt.date == day).any()
+    ):
+        raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
+    if bars.empty:
+        raise ConfigError(f"no bars around {day} in {data_source}")
+    return bars
+
+
+def run_supervisor(home: BotHome, **kwargs: Any) -> int:
+    try:
+        return Supervisor(home, **kwargs).run()
+    except ConfigError:
+        raise
+    except LogicError:
+        raise
+    except TbotError as exc:
+        c = classify(exc)
+        raise LogicError(f"{c.error_type}: {c.message}") from exc

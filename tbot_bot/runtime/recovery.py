@@ -1,0 +1,86 @@
+"""Start-up reconciliation (DESIGN §8): journal vs the broker's orders vs the broker's positions, before anything.
+
+No order is ever sent twice (unsent intents are resolved by asking the broker for their client_order_id), no fill
+is lost (fills found at the broker are recorded and booked), and a position that outlived its window is closed.
+Everything found is returned for the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tbot_bot.runtime.order_journal import IntentStatus
+from tbot_bot.runtime.positions import open_trades
+from tbot_bot.strategy.window import window_for
+
+if TYPE_CHECKING:
+    from tbot_bot.runtime.day_context import DayContext
+
+STALE_ENTRY = timedelta(minutes=1)
+
+
+def reconcile(ctx: DayContext) -> dict[str, Any]:
+    now = ctx.clock.now()
+    synced = abandoned = closed = 0
+    for intent in ctx.journal.open_intents():
+        order = ctx.errors.call(ctx.broker.get_order_by_client_id, intent.client_order_id)
+        if order is not None:
+            before = intent.status
+            updated = ctx.orders._apply(intent, order)
+            synced += 1
+            if updated.status is IntentStatus.FILLED and before is not IntentStatus.FILLED:
+                ctx.on_fill(updated)
+        elif intent.status in (IntentStatus.SENT, IntentStatus.PARTIALLY_FILLED):
+            ctx.journal.update(
+                intent.client_order_id,
+                status=IntentStatus.ABANDONED,
+                note="sent but unknown to the broker at restart",
+            )
+            ctx.log.unresolved(
+                intent.strategy,
+                event="order_unknown_at_broker",
+                ticker=intent.symbol,
+                client_order_id=intent.client_order_id,
+                error_code="unknown_order",
+                reason="journal says sent; broker has no such client_order_id",
+            )
+            abandoned += 1
+        elif intent.purpose == "exit" and intent.status is IntentStatus.INTENT:
+            ctx.orders.place(intent)  # an exit decided before the crash must still leave
+            synced += 1
+        elif intent.purpose == "entry" and datetime.fromisoformat(intent.created_at) < now - STALE_ENTRY:
+            # an entry never sent whose moment has passed: sending it late would trade on a stale signal
+            ctx.journal.update(
+                intent.client_order_id,
+                status=IntentStatus.ABANDONED,
+                note="found unsent at restart; signal is stale",
+            )
+            abandoned += 1
+    # fills already at the broker but not yet in the ledger: booking is idempotent (FITIDs), so book now
+    ctx.book_day()
+    held = {p.symbol: p for p in ctx.errors.call(ctx.broker.get_positions)}
+    ours: set[str] = set()
+    for tr in open_trades(ctx.journal.intents(ctx.day_key)):
+        ours.add(tr.entry.symbol)
+        w = window_for(tr.entry.strategy, ctx.session_date, ctx.settings)
+        if tr.exit is None and now >= w.monitoring_end:
+            closed += 1
+    if closed:
+        ctx.flatten("recovered after its window")
+    unknown = sorted(s for s, p in held.items() if s not in ours and p.qty != Decimal(0))
+    for sym in unknown:
+        ctx.log.unresolved(
+            "supervisor",
+            event="position_not_in_journal",
+            ticker=sym,
+            error_code="unknown_position",
+            reason=f"broker holds {held[sym].qty} {sym} that this bot's journal does not know; left untouched",
+        )
+    return {
+        "orders_synced": synced,
+        "intents_abandoned": abandoned,
+        "positions_closed": closed,
+        "unknown_positions": ",".join(unknown),
+    }

@@ -1,0 +1,112 @@
+"""The day's audit artifacts from the journal: trade history (CSV + JSON), daily summary, and the OFX statement
+(LEDGER_EXPORT_MODE=auto). Reports are rebuilt from the journal each time, so they are deterministic."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.reporting.daily_summary import build_daily_summary, write_daily_summary
+from tbot_bot.reporting.trade_history import TradeRecord, trade_history_paths, write_trade_history
+from tbot_bot.runtime.order_journal import Intent, IntentStatus
+from tbot_bot.runtime.positions import round_trips
+from tbot_bot.support.path_resolver import BotHome
+
+if TYPE_CHECKING:
+    from tbot_bot.runtime.day_context import DayContext
+
+
+def report_paths(home: BotHome, binding: LedgerBinding, day: date) -> dict[str, Any]:
+    scope = binding.scope
+    th = trade_history_paths(home.trades_dir(scope), scope)
+    return {
+        "ofx": home.bot_output_dir(scope) / "exports" / f"{scope}_{day.isoformat()}.ofx",
+        "trade_history_csv": th["csv"],
+        "trade_history_json": th["json"],
+        "summary": home.summaries_dir(scope) / f"{scope}_BOT_daily_summary.json",
+        "logs": home.logs_dir(scope),
+    }
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRecord]:
+    out = []
+    for rt in round_trips(intents):
+        e, x = rt.entry, rt.exit
+        out.append(
+            TradeRecord(
+                timestamp=_dt(x.filled_at) or _dt(x.created_at),  # type: ignore[arg-type]
+                strategy_name=e.strategy,
+                ticker=e.symbol,
+                signal_ticker=e.signal_ticker,
+                side=e.direction,
+                size=rt.qty,
+                entry_price=e.filled_price,
+                exit_price=x.filled_price,
+                PnL=rt.pnl,
+                broker=broker,
+                error_code="partial_fill" if (e.filled_qty or 0) < e.qty else None,
+                signal_time=_dt(e.signal_time),
+                entry_time=_dt(e.filled_at),
+                exit_time=_dt(x.filled_at),
+                exit_reason=x.exit_reason,
+                holding_seconds=int(rt.holding_seconds),
+                mode=mode,
+                tag=e.tag,
+            )  # fmt: skip
+        )
+    for i in intents:
+        if i.purpose == "entry" and i.status is IntentStatus.REJECTED:
+            out.append(
+                TradeRecord(
+                    timestamp=_dt(i.sent_at) or _dt(i.created_at),  # type: ignore[arg-type]
+                    strategy_name=i.strategy,
+                    ticker=i.symbol,
+                    signal_ticker=i.signal_ticker,
+                    side=i.direction,
+                    size=i.qty,
+                    entry_price=None,
+                    exit_price=None,
+                    PnL=None,
+                    broker=broker,
+                    error_code="rejected",
+                    signal_time=_dt(i.signal_time),
+                    mode=mode,
+                    tag=i.tag,
+                )  # fmt: skip
+            )
+    return sorted(out, key=lambda r: (r.timestamp, r.strategy_name, r.ticker))
+
+
+def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any]:
+    scope, s = ctx.binding.scope, ctx.settings
+    paths = report_paths(ctx.home, ctx.binding, ctx.session_date)
+    mode = "paper" if s.BROKER_NAME == "SIM" else "live"
+    records = trade_records(ctx.journal.intents(), s.BROKER_NAME, mode)
+    write_trade_history(ctx.home.trades_dir(scope), scope, records)
+    today = [r for r in trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode)]
+    denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
+    summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials)
+    summary["denials_by_filter"] = ctx.denials
+    summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
+    write_daily_summary(
+        ctx.home.summaries_dir(scope), scope, summary, generated_at=ctx.clock.now(), trading_day=ctx.day_key
+    )
+    # LEDGER_EXPORT_MODE=auto: the day's OFX statement follows each ingestion; off: only `tbot ofx export`
+    if s.LEDGER_EXPORT_MODE == "auto" and (exported or not Path(paths["ofx"]).exists()):
+        from tbot_bot.accounting.generate_ofx import export_ofx
+
+        Path(paths["ofx"]).parent.mkdir(parents=True, exist_ok=True)
+        export_ofx(
+            ctx.binding.ledger_path,
+            Path(paths["ofx"]),
+            day=ctx.session_date,
+            broker_id=s.BROKER_NAME,
+            account_id=ctx.binding.identity.account_name,
+        )
+    return paths

@@ -1,0 +1,348 @@
+"""One strategy window, minute by minute: screener -> signals -> filters -> risk -> orders -> fills -> exits.
+
+The same code runs live (wall clock) and in replay (replay clock over recorded bars). Each minute boundary t
+evaluates the bars that closed by t: entries decided on bar t-1's close are sent at t and fill at bar t's open.
+Every step is idempotent against the journal, so a restart re-processing a minute never sends twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tbot_bot.runtime.crashpoints import crashpoint
+from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.market_feed import MarketFeed
+from tbot_bot.runtime.order_journal import Intent, IntentStatus, client_order_id
+from tbot_bot.runtime.positions import OpenTrade, open_trades
+from tbot_bot.strategy.strategy_base import Direction, EntryDecision, ExitDecision, OpenPosition
+from tbot_bot.strategy.strategy_router import strategy_module
+from tbot_bot.strategy.window import Window, window_for
+from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
+from tbot_bot.trading.risk_bot import Denied, Sized
+
+MINUTE = timedelta(minutes=1)
+
+
+@dataclass
+class WindowOutcome:
+    strategy: str
+    status: str  # done | skipped | stopped | halted
+    note: str = ""
+    entries: int = 0
+    exits: int = 0
+    signals: int = 0
+    denials: dict[str, int] = field(default_factory=dict)
+
+
+class WindowRunner:
+    def __init__(self, ctx: DayContext, strategy: str) -> None:
+        self.ctx = ctx
+        self.name = strategy
+        self.window: Window = window_for(strategy, ctx.session_date, ctx.settings)
+        self.strategy = strategy_module(strategy)
+        self.outcome = WindowOutcome(strategy, "done")
+        self.symbols: list[str] = []
+        self.feed: MarketFeed | None = None
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> WindowOutcome:
+        ctx, w = self.ctx, self.window
+        day = ctx.day_key
+        done = ctx.journal.window(day, self.name)
+        if done is not None and done["status"] in ("done", "skipped"):
+            self.outcome.status = done["status"]
+            return self.outcome
+        if not w.fits:
+            return self._skip(w.reason)
+        if ctx.halted_reason:
+            return self._skip(f"trading halted: {ctx.halted_reason}", status="halted")
+        vix = ctx.vix_at(w.start) if self.name == "close" else None
+        evaluator = self.strategy.live(w, self.strategy.params_from_settings(ctx.settings), vix_at_start=vix)
+        ctx.wait_until(w.start)
+        if ctx.stop_requested():
+            self.outcome.status = "stopped"
+            return self.outcome
+        ctx.journal.set_window(day, self.name, "running", actual_start=ctx.clock.now().isoformat())
+        ctx.status_window(self.name, "running", actual_start=ctx.clock.now())
+        ctx.log.event(
+            self.name,
+            "window_start",
+            window_start=w.start.isoformat(),
+            breakout=f"{w.breakout_start:%H:%M}-{w.breakout_end:%H:%M}",
+            note=w.reason,
+        )
+        if evaluator.blocked_reason:
+            # e.g. CLOSE with VIX at or below STRAT_CLOSE_VIX_THRESHOLD, or no VIX value at all
+            ctx.log.event(self.name, "window_blocked", reason=evaluator.blocked_reason, vix=vix)
+            self.outcome.denials["vix_gatekeeper"] = 1
+            return self._finish("blocked: " + evaluator.blocked_reason)
+        screen = ctx.screener.screen(self.name, ctx.universe, now=ctx.clock.now())
+        for r in screen.rejections:
+            ctx.log.event(self.name, "screen_reject", ticker=r.symbol, filter=r.filter, reason=r.reason)
+        self.symbols = screen.symbols
+        ctx.log.event(self.name, "candidates", tickers=",".join(self.symbols), count=len(self.symbols))
+        self.feed = MarketFeed(ctx.broker, w.session_open or w.start, call=ctx.errors.call)
+        ctx.risk.start_window(self.name)
+        ctx.restore_risk_usage(self.name)
+
+        t = max(w.start + MINUTE, ctx.resume_point(self.name) or w.start + MINUTE)
+        while t <= w.monitoring_end:
+            if not ctx.wait_until(t):
+                return self._stop()
+            self.tick(t, evaluator)
+            ctx.journal.set_value(f"cursor:{day}:{self.name}", t.isoformat())
+            if t >= w.breakout_end and not self._busy():
+                break
+            t += MINUTE
+        self._settle()
+        return self._finish(w.reason)
+
+    def _skip(self, reason: str, status: str = "skipped") -> WindowOutcome:
+        self.ctx.log.event(self.name, "window_skipped", reason=reason)
+        self.ctx.journal.set_window(self.ctx.day_key, self.name, status, note=reason)
+        self.ctx.status_window(self.name, "skipped", note=reason)
+        self.outcome.status, self.outcome.note = status, reason
+        return self.outcome
+
+    def _stop(self) -> WindowOutcome:
+        self.outcome.status = "stopped"
+        return self.outcome
+
+    def _finish(self, note: str) -> WindowOutcome:
+        ctx = self.ctx
+        ctx.book_day()
+        ctx.journal.set_window(
+            ctx.day_key, self.name, "done", actual_end=ctx.clock.now().isoformat(), note=note
+        )
+        ctx.status_window(self.name, "done", actual_end=ctx.clock.now(), note=note)
+        ctx.log.event(self.name, "window_end", note=note)
+        return self.outcome
+
+    def _busy(self) -> bool:
+        mine = [i for i in self.ctx.journal.intents(self.ctx.day_key, self.name)]
+        return any(i.status.is_open for i in mine) or bool(open_trades(mine))
+
+    def _settle(self) -> None:
+        """After the last minute: wait (a few bars at most) for exit orders still working, then sync."""
+        ctx = self.ctx
+        for _ in range(5):
+            ctx.orders.sync()
+            if not any(i.status.is_open for i in ctx.journal.intents(ctx.day_key, self.name)):
+                return
+            ctx.wait_until(ctx.clock.now() + MINUTE)
+        for i in ctx.journal.intents(ctx.day_key, self.name):
+            if i.status.is_open:
+                ctx.log.unresolved(
+                    self.name,
+                    event="order_unresolved_at_window_end",
+                    ticker=i.symbol,
+                    client_order_id=i.client_order_id,
+                    error_code="stale",
+                    reason=f"still {i.status} after the window",
+                )
+
+    # ------------------------------------------------------------------ one minute
+    def tick(self, t: datetime, evaluator: Any) -> None:
+        ctx = self.ctx
+        for pending in ctx.journal.intents(ctx.day_key, self.name):
+            # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
+            if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
+                ctx.orders.place(pending, confirm_until=self.window.breakout_end)
+        self._collect_fills()
+        assert self.feed is not None
+        trades = open_trades(ctx.journal.intents(ctx.day_key, self.name))
+        instruments = sorted(
+            {tr.entry.symbol for tr in trades if tr.entry.instrument == "equity"} - set(self.symbols)
+        )
+        self.feed.refresh(self.symbols + instruments, t)
+        bars = self.feed.bars(self.symbols)
+        positions = [
+            OpenPosition(
+                tr.entry.signal_ticker,
+                Direction.BULLISH if tr.entry.direction == "long" else Direction.BEARISH,
+                datetime.fromisoformat(tr.entry.filled_at or tr.entry.created_at),
+            )
+            for tr in trades
+            if tr.exit is None
+        ]
+        if positions:
+            crashpoint("monitoring")
+        decisions = evaluator.evaluate(t, bars, positions)
+        by_signal = {tr.entry.signal_ticker: tr for tr in trades if tr.exit is None}
+        for ex in decisions.exits:
+            trade = by_signal.get(ex.symbol)
+            if trade is not None:
+                self._exit(trade, ex)
+        # entries only from bars inside the breakout window, and only while risk is ACTIVE
+        if self.window.in_breakout(t - MINUTE) and decisions.entries:
+            self._enter(decisions.entries, t)
+        self._collect_fills()
+        ctx.publish_positions(self.feed)
+
+    def _collect_fills(self) -> None:
+        for intent in self.ctx.orders.sync():
+            self.ctx.on_fill(intent)
+
+    # ------------------------------------------------------------------ entries
+    def _enter(self, entries: list[EntryDecision], t: datetime) -> None:
+        ctx = self.ctx
+        known = {
+            (i.signal_ticker, i.signal_time)
+            for i in ctx.journal.intents(ctx.day_key, self.name)
+            if i.purpose == "entry"
+        }
+        fresh = [e for e in entries if (e.symbol, e.signal_time.isoformat()) not in known]
+        if not fresh:
+            return  # this minute was already acted on before a restart
+        choices: list[tuple[EntryDecision, InstrumentChoice]] = []
+        for e in fresh:
+            self.outcome.signals += 1
+            ctx.count(self.name, "signaled")
+            ctx.log.event(
+                self.name,
+                "signal",
+                ticker=e.symbol,
+                direction=e.direction.value,
+                strength=round(e.strength, 6),
+                signal_time=e.signal_time.isoformat(),
+                signal_close=e.signal_close,
+                kind=e.kind,
+            )
+            short_type = ctx.settings.short_type(self.name)
+            choice = choose_instrument(ctx, self.name, e, short_type)
+            if choice.denial is None:
+                block = ctx.blocklist.check(choice.symbol)
+                if not block.allowed:
+                    choice = choice.denied("ticker_blocklist", block.reason)
+            if choice.denial is not None:
+                self._deny(e, choice.denial[0], choice.denial[1])
+                continue
+            choices.append((e, choice))
+        if not choices:
+            return
+        decisions = ctx.risk.size_signals(
+            self.name, [c.candidate for _, c in choices], ctx.open_position_count()
+        )
+        by_candidate = {id(d.candidate): d for d in decisions}
+        intents: list[Intent] = []
+        for e, c in choices:
+            d = by_candidate[id(c.candidate)]
+            if isinstance(d, Denied):
+                self._deny(e, f"risk:{d.code}", d.reason)
+                continue
+            assert isinstance(d, Sized)
+            intents.append(self._entry_intent(e, c, d))
+        ctx.journal.record_intents(intents)
+        for intent in intents:
+            ctx.blocklist.record(intent.symbol, self.name, intent.client_order_id)
+            ctx.journal.record_signal(
+                ctx.day_key,
+                self.name,
+                intent.signal_ticker,
+                datetime.fromisoformat(intent.signal_time or t.isoformat()),
+                intent.direction,
+                0.0,
+                f"entered:{intent.client_order_id}",
+            )
+            placed = ctx.orders.place(intent, confirm_until=self.window.breakout_end)
+            ctx.log.event(
+                self.name,
+                "entry_order",
+                ticker=placed.symbol,
+                signal_ticker=placed.signal_ticker,
+                side=placed.direction,
+                size=str(placed.qty),
+                client_order_id=placed.client_order_id,
+                status=placed.status.value,
+                tag=placed.tag,
+            )
+            if placed.status is IntentStatus.AWAITING_CONFIRMATION:
+                ctx.pending_confirmation(placed, self.window.breakout_end)
+
+    def _deny(self, e: EntryDecision, code: str, reason: str) -> None:
+        ctx = self.ctx
+        self.outcome.denials[code] = self.outcome.denials.get(code, 0) + 1
+        ctx.count_denial(self.name, code)
+        ctx.journal.record_signal(
+            ctx.day_key,
+            self.name,
+            e.symbol,
+            e.signal_time,
+            "long" if e.direction is Direction.BULLISH else "short",
+            e.strength,
+            f"denied:{code}",
+        )
+        ctx.log.event(
+            self.name,
+            "signal_denied",
+            ticker=e.symbol,
+            filter=code,
+            reason=reason,
+            direction=e.direction.value,
+        )
+
+    def _entry_intent(self, e: EntryDecision, c: InstrumentChoice, d: Sized) -> Intent:
+        ctx = self.ctx
+        seq = ctx.journal.next_seq(ctx.day_key, self.name, c.symbol)
+        return Intent(
+            client_order_id=client_order_id(ctx.bot_id, ctx.day_key, self.name, c.symbol, seq),
+            session_date=ctx.day_key,
+            strategy=self.name,
+            purpose="entry",
+            symbol=c.symbol,
+            signal_ticker=e.symbol,
+            direction="long" if e.direction is Direction.BULLISH else "short",
+            order_side=c.entry_side,
+            instrument=c.instrument,
+            qty=d.qty,
+            notional=d.notional,
+            status=IntentStatus.INTENT,
+            created_at=ctx.clock.now().isoformat(),
+            tag=c.tag,
+            leverage=c.leverage,
+            option_json=c.option_json,
+            signal_time=e.signal_time.isoformat(),
+        )
+
+    # ------------------------------------------------------------------ exits
+    def _exit(self, trade: OpenTrade, ex: ExitDecision) -> None:
+        ctx = self.ctx
+        entry = trade.entry
+        qty = entry.filled_qty or Decimal(0)
+        if qty <= 0:
+            return
+        seq = ctx.journal.next_seq(ctx.day_key, self.name, entry.symbol)
+        intent = Intent(
+            client_order_id=client_order_id(ctx.bot_id, ctx.day_key, self.name, entry.symbol, seq),
+            session_date=ctx.day_key,
+            strategy=self.name,
+            purpose="exit",
+            symbol=entry.symbol,
+            signal_ticker=entry.signal_ticker,
+            direction=entry.direction,
+            order_side="sell" if entry.order_side == "buy" else "buy",
+            instrument=entry.instrument,
+            qty=qty,
+            status=IntentStatus.INTENT,
+            created_at=ctx.clock.now().isoformat(),
+            tag=entry.tag,
+            leverage=entry.leverage,
+            option_json=entry.option_json,
+            entry_client_order_id=entry.client_order_id,
+            signal_time=(ex.trigger_time or ex.decided_at).isoformat(),
+            exit_reason=ex.reason.value,
+        )
+        placed = ctx.orders.place(intent)
+        ctx.log.event(
+            self.name,
+            "exit_order",
+            ticker=placed.symbol,
+            signal_ticker=placed.signal_ticker,
+            size=str(qty),
+            exit_reason=ex.reason.value,
+            client_order_id=placed.client_order_id,
+            status=placed.status.value,
+        )

@@ -1,0 +1,176 @@
+"""Which instrument a signal trades (DESIGN §7): the ticker itself when bullish; when bearish, by SHORT_TYPE_X
+an inverse ETF mapped to the ticker, a long put, a short sale, or nothing (disabled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
+
+from tbot_bot.broker.broker_api import OptionContract
+from tbot_bot.config.env_bot import ShortType
+from tbot_bot.strategy.strategy_base import Direction, EntryDecision
+from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
+from tbot_bot.trading.orders_bot import option_to_json
+from tbot_bot.trading.risk_bot import Candidate, InstrumentKind
+
+if TYPE_CHECKING:
+    from tbot_bot.runtime.day_context import DayContext
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentChoice:
+    symbol: str
+    instrument: str  # equity | option
+    entry_side: str  # buy | sell
+    candidate: Candidate
+    tag: str | None = None
+    leverage: Decimal | None = None
+    option_json: str | None = None
+    denial: tuple[str, str] | None = None
+
+    def denied(self, code: str, reason: str) -> InstrumentChoice:
+        return replace(self, denial=(code, reason))
+
+
+def _equity_candidate(
+    ctx: DayContext, strategy: str, symbol: str, strength: float, signal_ticker: str, *, etf: bool
+) -> Candidate | None:
+    screen = (
+        ctx.screener.screen_inverse_etfs(strategy, [symbol], now=ctx.clock.now())
+        if etf
+        else ctx.screener.screen(strategy, [symbol], now=ctx.clock.now())
+    )
+    if not screen.candidates:
+        return None
+    c = screen.candidates[0]
+    return Candidate(
+        ticker=symbol,
+        strength=strength,
+        price=c.price,
+        prev_volume=c.prev_volume,
+        spread_pct=c.spread_pct,
+        signal_ticker=signal_ticker,
+    )
+
+
+def choose_instrument(
+    ctx: DayContext, strategy: str, e: EntryDecision, short_type: ShortType
+) -> InstrumentChoice:
+    blank = Candidate(
+        ticker=e.symbol,
+        strength=e.strength,
+        price=Decimal(str(e.signal_close)),
+        prev_volume=None,
+        spread_pct=None,
+        signal_ticker=e.symbol,
+    )
+    if e.direction is Direction.BULLISH:
+        cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
+        choice = InstrumentChoice(e.symbol, "equity", "buy", cand or blank)
+        return choice if cand else choice.denied("screener", f"{e.symbol} no longer passes the screener")
+    up = strategy.upper()
+    if short_type is ShortType.DISABLED:
+        # SHORT_TYPE_X=disabled: bearish signals are logged, never traded
+        return InstrumentChoice(e.symbol, "equity", "buy", blank).denied(
+            "short_type_disabled", f"SHORT_TYPE_{up}=disabled: bearish signal logged, not traded"
+        )
+    if short_type is ShortType.INVERSE_ETF:
+        # SHORT_TYPE_X=InverseETF: buy the inverse ETF mapped to the ticker, if one passes the same filters
+        found: dict[str, Candidate] = {}
+
+        def passes(sym: str) -> bool:
+            if sym not in ctx.tradable:
+                return False
+            cand = _equity_candidate(ctx, strategy, sym, e.strength, e.symbol, etf=True)
+            if cand:
+                found[sym] = cand
+            return cand is not None
+
+        etf = pick_inverse_etf(e.symbol, strategy, passes)
+        if etf is None:
+            return InstrumentChoice(e.symbol, "equity", "buy", blank).denied(
+                "inverse_etf_unavailable", f"no inverse ETF for {e.symbol} passes price/volume/spread filters"
+            )
+        lev = leverage_of(etf)
+        return InstrumentChoice(
+            etf, "equity", "buy", found[etf], tag="InverseETF", leverage=Decimal(lev) if lev else None
+        )
+    if short_type is ShortType.SHORT_SELL:
+        # SHORT_TYPE_X=ShortSell: sell the ticker short (broker must allow it)
+        if not ctx.broker.capabilities.short_sell:
+            return InstrumentChoice(e.symbol, "equity", "sell", blank).denied(
+                "short_sell_unsupported", f"broker {ctx.broker.name} cannot short sell"
+            )
+        cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
+        choice = InstrumentChoice(
+            e.symbol, "equity", "sell", cand or blank, tag="ShortSell", leverage=Decimal(1)
+        )
+        return choice if cand else choice.denied("screener", f"{e.symbol} no longer passes the screener")
+    # SHORT_TYPE_X=LongPut: buy a put, nearest the money, nearest expiry at least two trading days out
+    return _long_put(ctx, strategy, e, blank)
+
+
+def nearest_expiry(ctx: DayContext) -> date:
+    """The first Friday at least two trading sessions after today (standard weekly expiries)."""
+    from tbot_bot.runtime.schedule import session_for
+
+    day, sessions = ctx.session_date, 0
+    while True:
+        day += timedelta(days=1)
+        if session_for(day, ctx.settings.MARKET_CALENDAR) is not None:
+            sessions += 1
+        if sessions >= 2 and day.weekday() == 4:
+            return day
+
+
+def strike_near(price: Decimal) -> Decimal:
+    step = Decimal(1) if price >= 25 else Decimal("0.5")
+    return ((price / step).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * step
+
+
+def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate) -> InstrumentChoice:
+    if not ctx.broker.capabilities.options:
+        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
+            "options_unsupported", f"broker {ctx.broker.name} does not trade options"
+        )
+    under = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
+    if under is None:
+        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
+            "screener", f"{e.symbol} no longer passes the screener"
+        )
+    contract = OptionContract(e.symbol, nearest_expiry(ctx), strike_near(under.price), "P")
+    quote = ctx.errors.call(ctx.broker.get_latest_quote, contract.occ_symbol)
+    premium = quote.mid
+    years = max((contract.expiry - ctx.session_date).days, 1) / 365.0
+    decision = ctx.bsm.check(
+        symbol=contract.occ_symbol,
+        right="P",
+        underlying_price=float(under.price),
+        strike=float(contract.strike),
+        years=years,
+        volatility=ctx.option_volatility,
+        market_premium=float(premium),
+    )
+    cand = Candidate(
+        ticker=contract.occ_symbol,
+        strength=e.strength,
+        price=under.price,
+        prev_volume=under.prev_volume,
+        spread_pct=under.spread_pct,
+        signal_ticker=e.symbol,
+        kind=InstrumentKind.LONG_PUT,
+        premium=premium,
+    )
+    choice = InstrumentChoice(
+        contract.occ_symbol,
+        "option",
+        "buy",
+        cand,
+        tag="LongPut",
+        leverage=Decimal(1),
+        option_json=option_to_json(contract),
+    )
+    # ENABLE_BSM_FILTER: a put priced beyond MAX_BSM_DEVIATION from Black-Scholes is not bought
+    return choice if decision.allowed else choice.denied("black_scholes_filter", decision.reason)

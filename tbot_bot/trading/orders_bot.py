@@ -1,0 +1,201 @@
+"""Order submission through the journal: journal first, then the broker, never twice (DESIGN §8).
+
+Every intent is written to the journal before anything is sent. Sending first asks the broker whether it
+already knows the client_order_id (a crash between send and record leaves exactly that state), so a restart
+never creates a second order. Fills are read back from the broker's own order records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tbot_bot.broker.broker_api import (
+    AssetClass,
+    Broker,
+    OptionContract,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+)
+from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.errors import BrokerError
+from tbot_bot.runtime.clock import Clock
+from tbot_bot.runtime.crashpoints import crashpoint
+from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal
+
+_STATUS = {
+    OrderStatus.NEW: IntentStatus.SENT,
+    OrderStatus.ACCEPTED: IntentStatus.SENT,
+    OrderStatus.PARTIALLY_FILLED: IntentStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED: IntentStatus.FILLED,
+    OrderStatus.CANCELED: IntentStatus.CANCELED,
+    OrderStatus.EXPIRED: IntentStatus.CANCELED,
+    OrderStatus.REJECTED: IntentStatus.REJECTED,
+}
+
+
+class OrderEvents(Protocol):
+    def unresolved(self, strategy: str, **fields: Any) -> None: ...
+
+
+def option_to_json(contract: OptionContract) -> str:
+    return json.dumps(
+        {
+            "underlying": contract.underlying,
+            "expiry": contract.expiry.isoformat(),
+            "strike": str(contract.strike),
+            "right": contract.right,
+        }
+    )
+
+
+def option_from_json(text: str) -> OptionContract:
+    d = json.loads(text)
+    return OptionContract(d["underlying"], date.fromisoformat(d["expiry"]), Decimal(d["strike"]), d["right"])
+
+
+def to_request(intent: Intent) -> OrderRequest:
+    option = option_from_json(intent.option_json) if intent.option_json else None
+    return OrderRequest(
+        client_order_id=intent.client_order_id,
+        symbol=option.occ_symbol if option else intent.symbol,
+        side=OrderSide(intent.order_side),
+        qty=intent.qty,
+        asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
+        option=option,
+    )
+
+
+@dataclass
+class OrderRouter:
+    broker: Broker
+    journal: OrderJournal
+    errors: ErrorHandler
+    clock: Clock
+    events: OrderEvents
+    confirmation_required: bool = False
+    is_confirmed: Any = None  # callable(client_order_id) -> bool
+
+    def place(self, intent: Intent, *, confirm_until: datetime | None = None) -> Intent:
+        """Journal (idempotent) then send, unless it waits for a confirmation."""
+        intent = self.journal.record_intent(intent)
+        if (
+            not intent.status.is_open
+            or intent.status is not IntentStatus.INTENT
+            and intent.status is not IntentStatus.AWAITING_CONFIRMATION
+        ):
+            return intent
+        crashpoint("after_journal")
+        # TRADE_CONFIRMATION_REQUIRED=true: entries wait for `tbot confirm ID` until their breakout window ends
+        if self.confirmation_required and intent.purpose == "entry":
+            if not (self.is_confirmed and self.is_confirmed(intent.client_order_id)):
+                if confirm_until is not None and self.clock.now() >= confirm_until:
+                    return self.journal.update(
+                        intent.client_order_id,
+                        status=IntentStatus.ABANDONED,
+                        note="confirmation window expired",
+                    )
+                if intent.status is not IntentStatus.AWAITING_CONFIRMATION:
+                    intent = self.journal.update(
+                        intent.client_order_id, status=IntentStatus.AWAITING_CONFIRMATION
+                    )
+                return intent
+        return self._send(intent)
+
+    def _send(self, intent: Intent) -> Intent:
+        known = self.errors.call(self.broker.get_order_by_client_id, intent.client_order_id)
+        if known is not None:
+            return self._apply(intent, known)
+        try:
+            order = self.errors.call(self.broker.submit_order, to_request(intent))
+        except BrokerError as exc:
+            self.events.unresolved(
+                intent.strategy,
+                event="order_rejected",
+                ticker=intent.symbol,
+                client_order_id=intent.client_order_id,
+                error_code=exc.code or "rejected",
+                reason=str(exc),
+            )
+            return self.journal.update(
+                intent.client_order_id,
+                status=IntentStatus.REJECTED,
+                note=str(exc),
+                sent_at=self.clock.now().isoformat(),
+            )
+        intent = self.journal.update(
+            intent.client_order_id,
+            status=IntentStatus.SENT,
+            sent_at=self.clock.now().isoformat(),
+            broker_order_id=order.broker_order_id,
+        )
+        crashpoint("after_send")
+        return self._apply(intent, order)
+
+    def _apply(self, intent: Intent, order: Order) -> Intent:
+        status = _STATUS[order.status]
+        fields: dict[str, Any] = {"status": status, "broker_order_id": order.broker_order_id}
+        if intent.sent_at is None:
+            fields["sent_at"] = (order.submitted_at or self.clock.now()).isoformat()
+        if order.filled_qty > 0:
+            fee = sum((f.fee for f in order.fills), Decimal(0))
+            when = order.filled_at or (order.fills[-1].timestamp if order.fills else self.clock.now())
+            fields.update(
+                filled_qty=order.filled_qty,
+                filled_price=order.filled_avg_price,
+                filled_at=when.isoformat(),
+                fee=fee,
+            )
+        if order.status is OrderStatus.REJECTED:
+            fields["note"] = order.reject_reason
+            self.events.unresolved(
+                intent.strategy,
+                event="order_rejected",
+                ticker=intent.symbol,
+                client_order_id=intent.client_order_id,
+                error_code="rejected",
+                reason=order.reject_reason or "",
+            )
+        changed = any(getattr(intent, k) != v for k, v in fields.items())
+        return self.journal.update(intent.client_order_id, **fields) if changed else intent
+
+    def sync(self, intents: list[Intent] | None = None) -> list[Intent]:
+        """Refresh open intents from the broker; returns those that reached FILLED in this call."""
+        filled = []
+        for intent in intents if intents is not None else self.journal.open_intents():
+            if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
+                continue
+            order = self.errors.call(self.broker.get_order_by_client_id, intent.client_order_id)
+            if order is None:
+                continue
+            updated = self._apply(intent, order)
+            if updated.status is IntentStatus.FILLED and intent.status is not IntentStatus.FILLED:
+                filled.append(updated)
+        return filled
+
+    def cancel_open(self, reason: str) -> int:
+        """Cancel every sent-but-unfilled order and abandon every unsent intent."""
+        n = 0
+        for intent in self.journal.open_intents():
+            if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
+                self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
+                continue
+            try:
+                self.errors.call(self.broker.cancel_order, intent.client_order_id)
+                n += 1
+            except BrokerError as exc:
+                self.events.unresolved(
+                    intent.strategy,
+                    event="cancel_failed",
+                    ticker=intent.symbol,
+                    client_order_id=intent.client_order_id,
+                    error_code=exc.code or "cancel_failed",
+                    reason=str(exc),
+                )
+        self.sync()
+        return n

@@ -1,0 +1,223 @@
+"""The supervisor: lifecycle, routing, control files, safety reactions, scheduling (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from integration_test_runner import check_outputs, ledger_rows, provision_demo_home
+
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.errors import NetworkError
+from tbot_bot.runtime.main import Supervisor
+from tbot_bot.support.path_resolver import BotHome
+
+_BASELINE: dict[str, Path] = {}
+
+
+def _fresh_home(tmp_path: Path, **config: str) -> BotHome:
+    home = provision_demo_home(tmp_path / "home")
+    if config:
+        from tbot_bot.config.settings_bot import update_env_values
+
+        update_env_values(home, {k: str(v) for k, v in config.items()}, actor="test")
+    return home
+
+
+def _sim_orders(home: BotHome) -> list[tuple[str, str]]:
+    db = home.state_dir / "sim_exchange.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        table = "orders" if "orders" in tables else tables[0]
+        return [(str(r[0]), str(r[1])) for r in conn.execute(f"SELECT client_order_id, symbol FROM {table}")]
+
+
+def _status(home: BotHome) -> dict:  # type: ignore[type-arg]
+    return json.loads(home.status_json.read_text())
+
+
+def test_full_replay_day_runs_every_strategy_and_closes(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert check_outputs(home, DEMO_DAY) == []
+    status = _status(home)
+    for s in ("open", "mid", "close"):
+        assert status["counts"][s]["entered"] >= 1, (s, status["counts"])
+    assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]
+
+
+def test_rerunning_a_finished_day_changes_nothing(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    before, orders = ledger_rows(home), _sim_orders(home)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert ledger_rows(home) == before
+    assert _sim_orders(home) == orders
+
+
+def test_strategy_override_runs_only_that_strategy(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, STRATEGY_OVERRIDE="mid")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    strategies = {cid.split("-")[2] for cid, _ in _sim_orders(home)}
+    assert strategies == {"mid"}
+    assert [w["strategy"] for w in _status(home)["windows"]] == ["mid"]
+
+
+def test_holiday_runs_no_window(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    holiday = date(2011, 1, 17)  # Martin Luther King Jr. Day: XNYS closed
+    assert Supervisor(home, replay_day=holiday).run() == 0
+    status = _status(home)
+    assert status["state"] == "closed"
+    assert {w["status"] for w in status["windows"]} == {"skipped"}
+    assert all("not a XNYS session" in w["note"] for w in status["windows"])
+    assert _sim_orders(home) == []
+    assert "not a XNYS session" in _all_logs(home)
+
+
+def test_disable_all_trades_sends_nothing(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, DISABLE_ALL_TRADES="true")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert _sim_orders(home) == []
+    status = _status(home)
+    assert sum(c["signaled"] for c in status["counts"].values()) >= 1
+    assert status["state"] == "closed"
+    assert "DISABLE_ALL_TRADES" in (home.root / "output").joinpath(*_scope_logs(home), "open.log").read_text() + _all_logs(home)
+
+
+def _scope_logs(home: BotHome) -> tuple[str, ...]:
+    scope = next(p.name for p in (home.root / "output").iterdir() if p.is_dir())
+    return (scope, "logs")
+
+
+def _all_logs(home: BotHome) -> str:
+    d = home.root.joinpath("output", *_scope_logs(home))
+    return "".join(p.read_text() for p in d.glob("*.log"))
+
+
+def test_daily_loss_limit_halts_closes_and_stops_ordering(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, DAILY_LOSS_LIMIT="0.00001")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    status = _status(home)
+    assert status["kill_switch"]["tripped"] is True
+    logs = _all_logs(home)
+    assert "trading halted: kill switch" in logs
+    orders = _sim_orders(home)
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    j = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = j.intents(DEMO_DAY.isoformat())
+    finally:
+        j.close()
+    first_loss_exit = min(i.filled_at for i in intents if i.purpose == "exit" and i.filled_at)
+    later_entries = [i for i in intents if i.purpose == "entry" and i.created_at > first_loss_exit]
+    assert later_entries == []
+    assert all(i.status.value in ("filled", "rejected", "canceled", "abandoned") for i in intents)
+    assert len(orders) == len({cid for cid, _ in orders})
+
+
+def test_stop_file_mid_window_closes_positions_ingests_and_exits_0(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    sup = Supervisor(home, replay_day=DEMO_DAY)
+    from tbot_bot.runtime import window_runner
+
+    original = window_runner.WindowRunner._collect_fills
+    fired = {"done": False}
+
+    def stop_after_first_fill(self):  # type: ignore[no-untyped-def]
+        original(self)
+        if not fired["done"] and self.ctx.open_position_count():
+            fired["done"] = True
+            from tbot_bot.runtime.control import request_stop
+
+            request_stop(home, "test")
+
+    window_runner.WindowRunner._collect_fills = stop_after_first_fill  # type: ignore[method-assign]
+    try:
+        assert sup.run() == 0
+    finally:
+        window_runner.WindowRunner._collect_fills = original  # type: ignore[method-assign]
+    assert fired["done"]
+    status = _status(home)
+    assert status["state"] == "closed"
+    assert status["positions"] == []
+    assert ledger_rows(home)
+    assert not home.control_stop.exists()
+
+
+class _FailingBroker:
+    """Wraps the sim broker; after `healthy_calls` calls every call raises NetworkError (a broker outage)."""
+
+    def __init__(self, inner, healthy_calls: int) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._left = inner, healthy_calls
+        self.name, self.capabilities = inner.name, inner.capabilities
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        target = getattr(self._inner, item)
+        if not callable(target) or item == "close":
+            return target
+
+        def call(*a, **k):  # type: ignore[no-untyped-def]
+            self._left -= 1
+            if self._left < 0:
+                raise NetworkError("broker API unreachable (injected outage)")
+            return target(*a, **k)
+
+        return call
+
+    def self_check(self):  # type: ignore[no-untyped-def]
+        return self._inner.self_check()
+
+
+def test_broker_outage_suspends_trading(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, API_RETRY_LIMIT="0")
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _FailingBroker(b, 400))
+    code = sup.run()
+    status = _status(home)
+    assert status["broker"]["healthy"] is False
+    assert "outage" in (status.get("message") or "") or "outage" in _all_logs(home)
+    assert code in (0, 1)
+    assert all(o.status != "done" or o.strategy == "open" for o in sup.outcomes[1:])
+
+
+def test_cron_triggers_fire_at_configured_utc_times_on_trading_days() -> None:
+    from helpers import make_settings
+
+    from tbot_bot.runtime.schedule import next_fire_times
+
+    s = make_settings(START_TIME_MID="15:45", TRADING_DAYS="mon,wed,fri")
+    fires = next_fire_times(s, "mid", datetime(2011, 1, 14, 16, 0, tzinfo=UTC), 4)
+    assert fires == [
+        datetime(2011, 1, 17, 15, 45, tzinfo=UTC),
+        datetime(2011, 1, 19, 15, 45, tzinfo=UTC),
+        datetime(2011, 1, 21, 15, 45, tzinfo=UTC),
+        datetime(2011, 1, 24, 15, 45, tzinfo=UTC),
+    ]
+    assert all(f.tzinfo is not None and f.utcoffset().total_seconds() == 0 for f in fires)  # type: ignore[union-attr]
+
+
+def test_morning_plan_logs_new_york_times_across_dst() -> None:
+    from helpers import make_settings
+
+    from tbot_bot.runtime.schedule import morning_plan
+
+    s = make_settings()
+    assert morning_plan(s, date(2011, 3, 11))[0] == "open: 14:30 UTC = 09:30 New York"
+    assert morning_plan(s, date(2011, 3, 14))[0] == "open: 14:30 UTC = 10:30 New York"
+
+
+def test_sigterm_equivalent_stop_before_start_closes_cleanly(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    sup = Supervisor(home, replay_day=DEMO_DAY)
+    timer = threading.Timer(0, lambda: setattr(sup, "_stop_signal", True))
+    timer.start()
+    timer.join()
+    assert sup.run() == 0
+    assert _status(home)["state"] == "closed"
