@@ -1,4 +1,5 @@
 """Root shim kept from the owner's layout: `python start_bot.py` is `tbot start`."""
+
 import sys
 
 from rigd_tbot.cli import main

@@ -18,7 +18,9 @@ def _provision(root: Path) -> None:
 
     provision(
         BotHome(root),
-        ProvisionRequest(broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="2500"),
+        ProvisionRequest(
+            broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="2500"
+        ),
         now=datetime(2011, 1, 3, 12, 0, tzinfo=UTC),
     )
 

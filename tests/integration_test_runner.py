@@ -16,14 +16,36 @@ from pathlib import Path
 
 from tbot_bot.support.path_resolver import BotHome
 
-TRADE_FIELDS = ("timestamp", "strategy_name", "ticker", "side", "size", "entry_price", "exit_price", "PnL", "broker", "error_code", "exit_reason")
+TRADE_FIELDS = (
+    "timestamp",
+    "strategy_name",
+    "ticker",
+    "side",
+    "size",
+    "entry_price",
+    "exit_price",
+    "PnL",
+    "broker",
+    "error_code",
+    "exit_reason",
+)
 
 
 def provision_demo_home(root: Path) -> BotHome:
     from tbot_bot.support.provision import ProvisionRequest, provision
 
     home = BotHome(root)
-    provision(home, ProvisionRequest(broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="25000"))
+    provision(
+        home,
+        ProvisionRequest(
+            broker="sim",
+            entity="RGL",
+            jurisdiction="USA",
+            account="main",
+            bot_id="TB01",
+            float_amount="25000",
+        ),
+    )
     return home
 
 
@@ -58,7 +80,20 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
     status = json.loads(home.status_json.read_text())
     if status["state"] != "closed":
         problems.append(f"status.json state is {status['state']}, expected closed")
-    for key in ("state", "active_strategy", "windows", "counts", "positions", "realized_pnl", "broker", "api", "defense_mode", "kill_switch", "version", "updated_at"):
+    for key in (
+        "state",
+        "active_strategy",
+        "windows",
+        "counts",
+        "positions",
+        "realized_pnl",
+        "broker",
+        "api",
+        "defense_mode",
+        "kill_switch",
+        "version",
+        "updated_at",
+    ):
         if key not in status:
             problems.append(f"status.json lacks {key}")
     problems += [f"ledger: {p}" for p in verify_ledger(binding.ledger_path)]
@@ -90,7 +125,9 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
             problems.append(f"{log} missing or empty")
     pnl_total = sum((Decimal(str(r["PnL"])) for r in records), Decimal(0))
     if f"{pnl_total:.2f}" != status["realized_pnl"]:
-        problems.append(f"status realised PnL {status['realized_pnl']} != trade history total {pnl_total:.2f}")
+        problems.append(
+            f"status realised PnL {status['realized_pnl']} != trade history total {pnl_total:.2f}"
+        )
     return problems
 
 

@@ -32,7 +32,9 @@ def _start(home: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]
 
 def _orders(home: Path) -> list[str]:
     with sqlite3.connect(home / "storage" / "state" / "sim_exchange.db") as conn:
-        return [str(r[0]) for r in conn.execute("SELECT client_order_id FROM orders ORDER BY client_order_id")]
+        return [
+            str(r[0]) for r in conn.execute("SELECT client_order_id FROM orders ORDER BY client_order_id")
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,9 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baseline(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple[str, str, int, int]], list[str]]:
+def baseline(
+    pristine: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[tuple[str, str, int, int]], list[str]]:
     home = tmp_path_factory.mktemp("crash") / "baseline"
     shutil.copytree(pristine, home)
     r = _start(home, None)
@@ -61,11 +65,15 @@ def baseline(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         "monitoring:3",  # a position open, in the middle of monitoring
     ],
 )
-def test_sigkill_then_restart_books_the_same_ledger(crash_at: str, pristine: Path, baseline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_then_restart_books_the_same_ledger(
+    crash_at: str, pristine: Path, baseline, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     shutil.copytree(pristine, home)
     crashed = _start(home, crash_at)
-    assert crashed.returncode == -signal.SIGKILL, f"expected a SIGKILL at {crash_at}: rc={crashed.returncode} {crashed.stderr[-2000:]}"
+    assert crashed.returncode == -signal.SIGKILL, (
+        f"expected a SIGKILL at {crash_at}: rc={crashed.returncode} {crashed.stderr[-2000:]}"
+    )
     restarted = _start(home, None)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     rows, orders = baseline

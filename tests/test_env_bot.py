@@ -96,7 +96,9 @@ def test_disabled_is_not_omitted() -> None:
     s = make_settings(SHORT_TYPE_OPEN="disabled", DEFENSE_MODE_TRIGGER_WIN_RATE="disabled")
     assert s.SHORT_TYPE_OPEN is ShortType.DISABLED
     assert s.DEFENSE_MODE_TRIGGER_WIN_RATE is None
-    assert any("SHORT_TYPE_OPEN is missing" in p for p in _errors(_without(template_text(), "SHORT_TYPE_OPEN")))
+    assert any(
+        "SHORT_TYPE_OPEN is missing" in p for p in _errors(_without(template_text(), "SHORT_TYPE_OPEN"))
+    )
 
 
 def test_short_type_spaces_are_stripped() -> None:
@@ -145,10 +147,22 @@ def test_exactly_one_broker_enabled_matching_broker_name(flags: dict[str, str]) 
 
 
 def test_short_type_must_be_supported_by_the_broker() -> None:
-    text = with_values(template_text(), BROKER_NAME="ALPACA", ALPACA_ENABLED="true", SIM_ENABLED="false", SHORT_TYPE_MID="LongPut")
+    text = with_values(
+        template_text(),
+        BROKER_NAME="ALPACA",
+        ALPACA_ENABLED="true",
+        SIM_ENABLED="false",
+        SHORT_TYPE_MID="LongPut",
+    )
     problems = _errors(text)
     assert any("SHORT_TYPE_MID=LongPut but broker ALPACA does not trade options" in p for p in problems)
-    ok = with_values(template_text(), BROKER_NAME="IBKR", IBKR_ENABLED="true", SIM_ENABLED="false", SHORT_TYPE_MID="LongPut")
+    ok = with_values(
+        template_text(),
+        BROKER_NAME="IBKR",
+        IBKR_ENABLED="true",
+        SIM_ENABLED="false",
+        SHORT_TYPE_MID="LongPut",
+    )
     assert settings_from_text(ok).SHORT_TYPE_MID is ShortType.LONG_PUT
 
 
@@ -168,11 +182,16 @@ def test_sequence_must_not_repeat() -> None:
 
 
 def test_enable_logging_must_be_true() -> None:
-    assert any("ENABLE_LOGGING must be true" in p for p in _errors(with_values(template_text(), ENABLE_LOGGING="false")))
+    assert any(
+        "ENABLE_LOGGING must be true" in p
+        for p in _errors(with_values(template_text(), ENABLE_LOGGING="false"))
+    )
 
 
 def test_window_past_midnight_is_refused() -> None:
-    assert any("runs past midnight" in p for p in _errors(with_values(template_text(), START_TIME_CLOSE="23:50")))
+    assert any(
+        "runs past midnight" in p for p in _errors(with_values(template_text(), START_TIME_CLOSE="23:50"))
+    )
 
 
 def test_version_tag_must_match_version_md() -> None:
@@ -197,11 +216,15 @@ def corrupted(draw: st.DrawFn) -> str:
             lines.pop(i)
         elif action == "garble_value" and "=" in line:
             key = line.split("=", 1)[0]
-            lines[i] = f"{key}={draw(st.text(max_size=12).filter(lambda s: chr(10) not in s and chr(13) not in s))}"
+            lines[i] = (
+                f"{key}={draw(st.text(max_size=12).filter(lambda s: chr(10) not in s and chr(13) not in s))}"
+            )
         elif action == "garble_key" and "=" in line:
             lines[i] = draw(st.text(alphabet="ABCXYZ_", min_size=1, max_size=6)) + line
         elif action == "junk":
-            lines.insert(i, draw(st.text(max_size=20).filter(lambda s: chr(10) not in s and chr(13) not in s)))
+            lines.insert(
+                i, draw(st.text(max_size=20).filter(lambda s: chr(10) not in s and chr(13) not in s))
+            )
         elif action == "dup":
             lines.append(line)
         if not lines:

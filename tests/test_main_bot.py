@@ -8,7 +8,6 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pytest
 from integration_test_runner import check_outputs, ledger_rows, provision_demo_home
 
 from rigd_tbot.commands.demo import DEMO_DAY
@@ -88,7 +87,9 @@ def test_disable_all_trades_sends_nothing(tmp_path: Path) -> None:
     status = _status(home)
     assert sum(c["signaled"] for c in status["counts"].values()) >= 1
     assert status["state"] == "closed"
-    assert "DISABLE_ALL_TRADES" in (home.root / "output").joinpath(*_scope_logs(home), "open.log").read_text() + _all_logs(home)
+    assert "DISABLE_ALL_TRADES" in (home.root / "output").joinpath(
+        *_scope_logs(home), "open.log"
+    ).read_text() + _all_logs(home)
 
 
 def _scope_logs(home: BotHome) -> tuple[str, ...]:
@@ -153,10 +154,10 @@ def test_stop_file_mid_window_closes_positions_ingests_and_exits_0(tmp_path: Pat
 
 
 class _FailingBroker:
-    """Wraps the sim broker; after `healthy_calls` calls every call raises NetworkError (a broker outage)."""
+    """Wraps the sim broker; from replay time `fail_from` on, every call raises NetworkError (a broker outage)."""
 
-    def __init__(self, inner, healthy_calls: int) -> None:  # type: ignore[no-untyped-def]
-        self._inner, self._left = inner, healthy_calls
+    def __init__(self, inner, fail_from: datetime) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._fail_from = inner, fail_from
         self.name, self.capabilities = inner.name, inner.capabilities
 
     def __getattr__(self, item):  # type: ignore[no-untyped-def]
@@ -165,8 +166,7 @@ class _FailingBroker:
             return target
 
         def call(*a, **k):  # type: ignore[no-untyped-def]
-            self._left -= 1
-            if self._left < 0:
+            if self._inner._clock.now() >= self._fail_from:
                 raise NetworkError("broker API unreachable (injected outage)")
             return target(*a, **k)
 
@@ -178,13 +178,22 @@ class _FailingBroker:
 
 def test_broker_outage_suspends_trading(tmp_path: Path) -> None:
     home = _fresh_home(tmp_path, API_RETRY_LIMIT="0")
-    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _FailingBroker(b, 400))
+    outage = datetime.combine(DEMO_DAY, datetime.min.time(), tzinfo=UTC).replace(hour=15, minute=40)
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _FailingBroker(b, outage))
     code = sup.run()
     status = _status(home)
     assert status["broker"]["healthy"] is False
-    assert "outage" in (status.get("message") or "") or "outage" in _all_logs(home)
-    assert code in (0, 1)
-    assert all(o.status != "done" or o.strategy == "open" for o in sup.outcomes[1:])
+    assert "broker outage" in _all_logs(home)
+    assert [(o.strategy, o.status) for o in sup.outcomes] == [
+        ("open", "done"),
+        ("mid", "halted"),
+        ("close", "halted"),
+    ]
+    assert code == 0
+    assert status["state"] == "closed"
+    assert "broker_unreachable" in _all_logs(home) or not ledger_rows(home)
+    orders_after = [cid for cid, _ in _sim_orders(home) if "-mid-" in cid or "-close-" in cid]
+    assert orders_after == []
 
 
 def test_cron_triggers_fire_at_configured_utc_times_on_trading_days() -> None:

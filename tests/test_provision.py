@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,13 @@ def test_check_prints_one_screen_summary(provisioned_home: Path) -> None:
     r = tbot("check", home=provisioned_home)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    for fragment in ("RGL / USA / account main / bot TB01", "broker     SIM", "RGL_USA_main_SIM_TB01_BOT_ledger.db", "2,500.00 USD", "strategies open, mid, close"):
+    for fragment in (
+        "RGL / USA / account main / bot TB01",
+        "broker     SIM",
+        "RGL_USA_main_SIM_TB01_BOT_ledger.db",
+        "2,500.00 USD",
+        "strategies open, mid, close",
+    ):
         assert fragment in out
     assert len(out.splitlines()) <= 25
 
@@ -66,11 +72,15 @@ def test_loose_key_permissions_name_the_file(provisioned_home: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_provisioning_refuses_an_existing_home_and_never_overwrites_the_ledger(provisioned_home: Path) -> None:
+def test_provisioning_refuses_an_existing_home_and_never_overwrites_the_ledger(
+    provisioned_home: Path,
+) -> None:
     home = BotHome(provisioned_home)
     binding = load_binding(home)
     before = binding.ledger_path.read_bytes()
-    req = ProvisionRequest(broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="2500")
+    req = ProvisionRequest(
+        broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="2500"
+    )
     with pytest.raises(ConfigError, match="already provisioned"):
         provision(home, req)
     result = provision(home, replace(req, force=True))
@@ -84,7 +94,14 @@ def test_ledger_name_rule_enforced_at_boot(provisioned_home: Path) -> None:
     b = load_binding(home)
     wrong = b.ledger_path.with_name("RGL_USA_SIM_TB01_BOT_ledger.db")
     b.ledger_path.rename(wrong)
-    save_injection(home, ledger_path=wrong, coa_path=b.coa_path, float_ledger_path=b.float_ledger_path, backup_dir=b.backup_dir, currency_code="USD")
+    save_injection(
+        home,
+        ledger_path=wrong,
+        coa_path=b.coa_path,
+        float_ledger_path=b.float_ledger_path,
+        backup_dir=b.backup_dir,
+        currency_code="USD",
+    )
     with pytest.raises(ConfigError, match="breaks the naming rule"):
         load_binding(home)
     r = tbot("check", home=provisioned_home)
@@ -103,7 +120,22 @@ def test_injected_path_outside_home_refused(provisioned_home: Path) -> None:
 
 
 def test_bad_provision_arguments_are_all_reported(tmp_path: Path) -> None:
-    r = tbot("provision", "--broker", "sim", "--entity", "rgl", "--jurisdiction", "USA", "--account", "a_b", "--bot-id", "TB01", "--float", "-5", home=tmp_path / "h")
+    r = tbot(
+        "provision",
+        "--broker",
+        "sim",
+        "--entity",
+        "rgl",
+        "--jurisdiction",
+        "USA",
+        "--account",
+        "a_b",
+        "--bot-id",
+        "TB01",
+        "--float",
+        "-5",
+        home=tmp_path / "h",
+    )
     assert r.returncode == 2
     for fragment in ("--float '-5' must be a positive amount", "--entity='rgl'", "--account='a_b'"):
         assert fragment in r.stderr
@@ -116,7 +148,9 @@ def test_cli_shapes(tmp_path: Path) -> None:
     for cmd in ("provision", "check", "config", "rotate-key", "users", "db", "version"):
         assert cmd in help_text
     root = Path(__file__).resolve().parents[1]
-    shim = subprocess.run([sys.executable, str(root / "start_bot.py"), "--help"], capture_output=True, text=True, timeout=60)
+    shim = subprocess.run(
+        [sys.executable, str(root / "start_bot.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
     assert "usage: tbot start" in shim.stdout
 
 
@@ -136,11 +170,23 @@ def test_config_edit_refuses_invalid_and_saves_valid(provisioned_home: Path, tmp
     editor.write_text('#!/bin/sh\nsed -i "s/^MAX_OPEN_POSITIONS=5/MAX_OPEN_POSITIONS=banana/" "$1"\n')
     editor.chmod(0o755)
     before = (provisioned_home / ".env_bot.enc").read_bytes()
-    r = subprocess.run([sys.executable, "-m", "rigd_tbot", "config", "edit", "--home", str(provisioned_home)], capture_output=True, text=True, env={**os.environ, "EDITOR": str(editor)}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "config", "edit", "--home", str(provisioned_home)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EDITOR": str(editor)},
+        timeout=60,
+    )
     assert r.returncode == 2 and "MAX_OPEN_POSITIONS='banana'" in r.stderr
     assert (provisioned_home / ".env_bot.enc").read_bytes() == before
     editor.write_text('#!/bin/sh\nsed -i "s/^MAX_OPEN_POSITIONS=5/MAX_OPEN_POSITIONS=3/" "$1"\n')
-    r = subprocess.run([sys.executable, "-m", "rigd_tbot", "config", "edit", "--home", str(provisioned_home)], capture_output=True, text=True, env={**os.environ, "EDITOR": str(editor)}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "config", "edit", "--home", str(provisioned_home)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EDITOR": str(editor)},
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "MAX_OPEN_POSITIONS=3" in read_env_text(BotHome(provisioned_home))
     assert not (provisioned_home / ".env_bot").exists()

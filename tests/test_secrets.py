@@ -42,7 +42,9 @@ def test_wrong_key_names_the_file(tmp_path: Path, key: Path) -> None:
     encrypt_to_file(target, key, b"x")
     other = tmp_path / "keys" / "other.key"
     create_key_file(other)
-    with pytest.raises(ConfigError, match=r"secret\.enc was encrypted with a different key than .*other\.key \(wrong key\)"):
+    with pytest.raises(
+        ConfigError, match=r"secret\.enc was encrypted with a different key than .*other\.key \(wrong key\)"
+    ):
         decrypt_file(target, other)
 
 

@@ -56,7 +56,11 @@ def replace_values(text: str, updates: dict[str, str]) -> str:
             raise ConfigError(f"the value for {key} must be a single line")
         pattern = re.compile(rf"^{key}\s*=.*?(\s+#.*)?$", re.MULTILINE)
         line = f"{key}={value}"
-        text, n = pattern.subn(lambda m, line=line: line + (m.group(1) or ""), text, count=1)
+
+        def keep_comment(m: re.Match[str], line: str = line) -> str:
+            return line + (m.group(1) or "")
+
+        text, n = pattern.subn(keep_comment, text, count=1)
         if n == 0:
             text = text.rstrip("\n") + f"\n{line}\n"
     return text

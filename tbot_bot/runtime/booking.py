@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tbot_bot.accounting.account_transaction import TradeFill, entries_for_fill
 from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.errors import NetworkError
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
 
@@ -22,7 +23,19 @@ _FINAL_WITH_FILL = (IntentStatus.FILLED, IntentStatus.CANCELED, IntentStatus.ABA
 
 def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
     """The broker's order record is the source of truth for quantity and price; differences are logged."""
-    order = ctx.errors.call(ctx.broker.get_order_by_client_id, intent.client_order_id)
+    try:
+        order = ctx.errors.call(ctx.broker.get_order_by_client_id, intent.client_order_id)
+    except NetworkError as exc:
+        # broker unreachable: the journal holds what the broker reported at fill time; book it, flag it
+        ctx.log.unresolved(
+            intent.strategy,
+            event="fill_not_reconciled",
+            ticker=intent.symbol,
+            client_order_id=intent.client_order_id,
+            error_code="broker_unreachable",
+            reason=f"booked from the journal: {exc}",
+        )
+        return intent
     if order is None:
         ctx.log.unresolved(
             intent.strategy,

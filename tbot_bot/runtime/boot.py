@@ -104,9 +104,10 @@ class BootResult:
             bsm=BlackScholesFilter(self.settings, self.binding.identity.JURISDICTION_CODE),
             wait=self.wait, stop_requested=self.stop_requested, book=self.book, vix_lookup=self.vix_lookup,
         )  # fmt: skip
-        # the day's realised PnL so far (a restart mid-day) counts toward DAILY_LOSS_LIMIT
-        for trip in ctx.trips():
-            kill.record_realised(trip.pnl)
+        orders.on_filled = ctx.on_fill
+        # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
+        # DAILY_LOSS_LIMIT) without re-sending alerts
+        ctx.restore_from_journal()
         if kill.tripped:
             ctx.halted_reason = f"kill switch: {kill.reason}"
             risk.halt(ctx.halted_reason)

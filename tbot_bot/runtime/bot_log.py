@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,12 +10,20 @@ from typing import Any
 from tbot_bot.trading.logs_bot import StrategyLog
 
 
-class BotLog(StrategyLog):
+class BotLog:
     def __init__(self, logs_dir: Path, log_format: str, *, broker: str, now: Callable[[], datetime]) -> None:
-        super().__init__(logs_dir, log_format, now=now)
+        self._log = StrategyLog(logs_dir, log_format, now=now)
         self.broker = broker
 
-    def unresolved(
-        self, strategy: str, *, broker: str | None = None, error_type: str = "BrokerError", **fields: Any
-    ) -> dict[str, Any]:  # type: ignore[override]
-        return super().unresolved(strategy, broker=broker or self.broker, error_type=error_type, **fields)
+    def event(self, strategy: str, event: str, **fields: Any) -> Any:
+        return self._log.event(strategy, event, **fields)
+
+    def unresolved(self, strategy: str, **fields: Any) -> Any:
+        fields.setdefault("broker", self.broker)
+        fields.setdefault("error_type", "BrokerError")
+        return self._log.unresolved(strategy, **fields)
+
+    def error(
+        self, strategy: str, reason: str, context: Mapping[str, Any] | str, exc: BaseException | None = None
+    ) -> Any:
+        return self._log.error(strategy, reason, context, exc)

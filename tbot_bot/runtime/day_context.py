@@ -178,6 +178,25 @@ class DayContext:
         self.status.api = {"retries": self.errors.retries, "errors": self.errors.errors}
         self.status.publish(positions=rows, state=state)
 
+    def restore_from_journal(self) -> None:
+        for intent in self.journal.intents(self.day_key):
+            if intent.purpose == "entry" and intent.filled_qty:
+                self.count(intent.strategy, "entered")
+        for trip in self.trips():
+            self.count(trip.entry.strategy, "exited")
+            self._book_realised(trip.entry.strategy, trip.pnl)
+        for strategy, n in self.journal.signal_counts(self.day_key).items():
+            self.status.counts.setdefault(strategy, {"signaled": 0, "entered": 0, "exited": 0})[
+                "signaled"
+            ] = n
+
+    def _book_realised(self, strategy: str, pnl: Decimal) -> None:
+        self.status.realized_pnl_by_strategy[strategy] = (
+            self.status.realized_pnl_by_strategy.get(strategy, Decimal(0)) + pnl
+        )
+        self.status.trades_by_strategy[strategy] = self.status.trades_by_strategy.get(strategy, 0) + 1
+        self.kill.record_realised(pnl)
+
     # ---- fills and safety
     def on_fill(self, intent: Intent) -> None:
         s = self.settings
@@ -217,12 +236,6 @@ class DayContext:
             return
         self.count(intent.strategy, "exited")
         pnl = trip.pnl
-        self.status.realized_pnl_by_strategy[intent.strategy] = (
-            self.status.realized_pnl_by_strategy.get(intent.strategy, Decimal(0)) + pnl
-        )
-        self.status.trades_by_strategy[intent.strategy] = (
-            self.status.trades_by_strategy.get(intent.strategy, 0) + 1
-        )
         self.log.event(
             intent.strategy,
             "exit_fill",
@@ -246,7 +259,8 @@ class DayContext:
                 intent.exit_reason or "exit",
                 f"closed {trip.qty} {intent.symbol} at {intent.filled_price}, PnL {pnl:.2f}",
             )
-        if self.kill.record_realised(pnl) and not self.halted_reason:
+        self._book_realised(intent.strategy, pnl)
+        if self.kill.tripped and not self.halted_reason:
             self.halt(f"kill switch: {self.kill.reason}")
 
     def _alert(

@@ -144,9 +144,10 @@ class Supervisor:
             try:
                 outcome = WindowRunner(ctx, name).run()
             except TbotError as exc:
-                outcome = self._on_failure(ctx, name, exc)
-                if outcome is None:
+                failed = self._on_failure(ctx, name, exc)
+                if failed is None:
                     return EXIT_FAILURE
+                outcome = failed
             self.outcomes.append(outcome)
             if outcome.status == "stopped":
                 break
@@ -200,6 +201,7 @@ class Supervisor:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
             return EXIT_FAILURE
+        ctx.publish_positions(None)
         ctx.status.publish(
             state=BotState.CLOSED,
             active_strategy=None,
@@ -211,8 +213,7 @@ class Supervisor:
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
         for _ in range(5):
-            for intent in ctx.orders.sync():
-                ctx.on_fill(intent)
+            ctx.orders.sync()
             if not ctx.journal.open_intents():
                 return
             self._stop_signal = False

@@ -173,7 +173,10 @@ class OrderJournal:
         with self._tx() as c:
             for intent in fresh:
                 row = _to_row(intent)
-                c.execute(f"INSERT INTO intents ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+                c.execute(
+                    f"INSERT INTO intents ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()),
+                )
 
     def update(self, client_order_id: str, **fields: object) -> Intent:
         current = self.get(client_order_id)
@@ -196,7 +199,7 @@ class OrderJournal:
         return _from_row(r) if r else None
 
     def intents(self, session_date: str | None = None, strategy: str | None = None) -> list[Intent]:
-        q, args = "SELECT * FROM intents WHERE 1=1", []
+        q, args = "SELECT * FROM intents WHERE 1=1", list[str]()
         if session_date:
             q, args = q + " AND session_date = ?", [*args, session_date]
         if strategy:

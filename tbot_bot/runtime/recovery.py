@@ -27,11 +27,8 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     for intent in ctx.journal.open_intents():
         order = ctx.errors.call(ctx.broker.get_order_by_client_id, intent.client_order_id)
         if order is not None:
-            before = intent.status
-            updated = ctx.orders._apply(intent, order)
+            ctx.orders.apply_broker_record(intent, order)
             synced += 1
-            if updated.status is IntentStatus.FILLED and before is not IntentStatus.FILLED:
-                ctx.on_fill(updated)
         elif intent.status in (IntentStatus.SENT, IntentStatus.PARTIALLY_FILLED):
             ctx.journal.update(
                 intent.client_order_id,

@@ -179,12 +179,12 @@ class WindowRunner:
         # entries only from bars inside the breakout window, and only while risk is ACTIVE
         if self.window.in_breakout(t - MINUTE) and decisions.entries:
             self._enter(decisions.entries, t)
+            self._sync_signal_count()
         self._collect_fills()
         ctx.publish_positions(self.feed)
 
     def _collect_fills(self) -> None:
-        for intent in self.ctx.orders.sync():
-            self.ctx.on_fill(intent)
+        self.ctx.orders.sync()
 
     # ------------------------------------------------------------------ entries
     def _enter(self, entries: list[EntryDecision], t: datetime) -> None:
@@ -200,7 +200,6 @@ class WindowRunner:
         choices: list[tuple[EntryDecision, InstrumentChoice]] = []
         for e in fresh:
             self.outcome.signals += 1
-            ctx.count(self.name, "signaled")
             ctx.log.event(
                 self.name,
                 "signal",
@@ -261,6 +260,12 @@ class WindowRunner:
             )
             if placed.status is IntentStatus.AWAITING_CONFIRMATION:
                 ctx.pending_confirmation(placed, self.window.breakout_end)
+
+    def _sync_signal_count(self) -> None:
+        ctx = self.ctx
+        ctx.status.counts.setdefault(self.name, {"signaled": 0, "entered": 0, "exited": 0})["signaled"] = (
+            ctx.journal.signal_counts(ctx.day_key).get(self.name, 0)
+        )
 
     def _deny(self, e: EntryDecision, code: str, reason: str) -> None:
         ctx = self.ctx

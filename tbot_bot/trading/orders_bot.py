@@ -40,7 +40,7 @@ _STATUS = {
 
 
 class OrderEvents(Protocol):
-    def unresolved(self, strategy: str, **fields: Any) -> None: ...
+    def unresolved(self, strategy: str, **fields: Any) -> Any: ...
 
 
 def option_to_json(contract: OptionContract) -> str:
@@ -80,6 +80,7 @@ class OrderRouter:
     events: OrderEvents
     confirmation_required: bool = False
     is_confirmed: Any = None  # callable(client_order_id) -> bool
+    on_filled: Any = None  # callable(intent) once, when an intent reaches FILLED
 
     def place(self, intent: Intent, *, confirm_until: datetime | None = None) -> Intent:
         """Journal (idempotent) then send, unless it waits for a confirmation."""
@@ -137,6 +138,10 @@ class OrderRouter:
         crashpoint("after_send")
         return self._apply(intent, order)
 
+    def apply_broker_record(self, intent: Intent, order: Order) -> Intent:
+        """Bring a journaled intent in line with the broker's record of its order (used by recovery)."""
+        return self._apply(intent, order)
+
     def _apply(self, intent: Intent, order: Order) -> Intent:
         status = _STATUS[order.status]
         fields: dict[str, Any] = {"status": status, "broker_order_id": order.broker_order_id}
@@ -162,21 +167,26 @@ class OrderRouter:
                 reason=order.reject_reason or "",
             )
         changed = any(getattr(intent, k) != v for k, v in fields.items())
-        return self.journal.update(intent.client_order_id, **fields) if changed else intent
+        if not changed:
+            return intent
+        updated = self.journal.update(intent.client_order_id, **fields)
+        if (
+            updated.status is IntentStatus.FILLED
+            and intent.status is not IntentStatus.FILLED
+            and self.on_filled
+        ):
+            self.on_filled(updated)
+        return updated
 
-    def sync(self, intents: list[Intent] | None = None) -> list[Intent]:
-        """Refresh open intents from the broker; returns those that reached FILLED in this call."""
-        filled = []
+    def sync(self, intents: list[Intent] | None = None) -> None:
+        """Refresh open intents from the broker (fills are reported through `on_filled`)."""
         for intent in intents if intents is not None else self.journal.open_intents():
             if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
                 continue
             order = self.errors.call(self.broker.get_order_by_client_id, intent.client_order_id)
             if order is None:
                 continue
-            updated = self._apply(intent, order)
-            if updated.status is IntentStatus.FILLED and intent.status is not IntentStatus.FILLED:
-                filled.append(updated)
-        return filled
+            self._apply(intent, order)
 
     def cancel_open(self, reason: str) -> int:
         """Cancel every sent-but-unfilled order and abandon every unsent intent."""

@@ -311,8 +311,11 @@ def to_snapshot(symbol: str, raw: Any) -> Snapshot | None:
     if price is None or price <= 0:
         return None
     quote = None
-    if raw.latest_quote is not None and raw.latest_quote.ask_price > 0:
-        quote = to_quote(symbol, raw.latest_quote)
+    if raw.latest_quote is not None:
+        try:
+            quote = to_quote(symbol, raw.latest_quote)
+        except MarketDataError as exc:  # one bad quote must not sink the whole batch of snapshots
+            log.warning("snapshot %s: quote ignored: %s", symbol, exc)
     return Snapshot(
         symbol=symbol,
         price=Decimal(str(price)),

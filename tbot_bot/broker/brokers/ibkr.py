@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = ibkr_market.CONNECTION_ERRORS
-# trail_percent is in percent (2.0 = 2%); below this it was surely a fraction
-MIN_TRAIL_PERCENT = Decimal("0.1")
+# OrderRequest.trail_percent is a fraction (0.02 = 2%, as in .env_bot); IB's trailingPercent is percent points
+MAX_TRAIL_FRACTION = Decimal("0.5")
 _EPOCH = datetime.fromtimestamp(0, UTC)
 _LOST_CODES = frozenset({1100, 2110})  # connectivity between TWS and IB lost
 _RESTORED_DATA_LOST = 1101  # restored, but subscriptions and state must be rebuilt
@@ -97,6 +97,7 @@ class IbkrBroker(Broker):
         self.reconnects = 0
         self.last_reconcile: ReconcileReport | None = None
         self._needs_reconcile = False
+        self._volume_cache: dict[tuple[str, date], int] = {}
         ib.disconnectedEvent += self._on_disconnected
         ib.errorEvent += self._on_error
 
@@ -319,9 +320,9 @@ class IbkrBroker(Broker):
             raise BrokerError("an option order needs an option contract", code="invalid")
         if request.order_type is OrderType.TRAILING_STOP:
             pct = request.trail_percent
-            if pct is None or not MIN_TRAIL_PERCENT <= pct <= 50:
+            if pct is None or not Decimal(0) < pct <= MAX_TRAIL_FRACTION:
                 raise BrokerError(
-                    f"trail_percent is in percent (2.0 = 2%) and must be in [{MIN_TRAIL_PERCENT}, 50]; got {pct}",
+                    f"trail_percent is a fraction (0.02 = 2%) and must be in (0, {MAX_TRAIL_FRACTION}]; got {pct}",
                     code="invalid",
                 )
 
@@ -419,7 +420,7 @@ class IbkrBroker(Broker):
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         self._ensure_connected()
-        return ibkr_market.snapshots(self.ib, symbols, self._now())
+        return ibkr_market.snapshots(self.ib, symbols, self._now(), self._volume_cache)
 
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         self._ensure_connected()

@@ -73,8 +73,12 @@ def prev_volume(ib: Any, symbol: str, today: date) -> int | None:
     return int(past[-1].volume) if past else None
 
 
-def snapshots(ib: Any, symbols: list[str], now: datetime) -> dict[str, Snapshot]:
-    """Last/bid/ask/open/previous close from one ticker snapshot each; previous volume from daily bars."""
+def snapshots(
+    ib: Any, symbols: list[str], now: datetime, volume_cache: dict[tuple[str, date], int] | None = None
+) -> dict[str, Snapshot]:
+    """Last/bid/ask/open/previous close from one ticker snapshot each; previous volume from daily bars,
+    remembered per day in `volume_cache` (IB paces historical requests: about 60 per 10 minutes)."""
+    cache = volume_cache if volume_cache is not None else {}
     out: dict[str, Snapshot] = {}
     for sym, t in tickers(ib, symbols).items():
         last = price(t.last) or price(t.close)
@@ -82,7 +86,14 @@ def snapshots(ib: Any, symbols: list[str], now: datetime) -> dict[str, Snapshot]
             continue  # no usable price: omitted, as the interface allows
         bid, ask = price(t.bid), price(t.ask)
         quote = Quote(sym, bid, ask, now) if bid is not None and ask is not None else None
-        out[sym] = Snapshot(sym, last, price(t.open), price(t.close), prev_volume(ib, sym, now.date()), quote)
+        key = (sym, now.date())
+        if key not in cache:
+            volume = prev_volume(ib, sym, now.date())
+            if volume is None:
+                out[sym] = Snapshot(sym, last, price(t.open), price(t.close), None, quote)
+                continue  # unknown is not cached: the next screen asks again
+            cache[key] = volume
+        out[sym] = Snapshot(sym, last, price(t.open), price(t.close), cache[key], quote)
     return out
 
 

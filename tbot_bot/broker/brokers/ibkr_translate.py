@@ -88,7 +88,7 @@ def build_order(request: OrderRequest, account: str) -> Any:
     if request.order_type is OrderType.TRAILING_STOP:
         if request.trail_percent is None:
             raise ValueError("a trailing stop needs trail_percent")
-        return IbOrder(orderType="TRAIL", trailingPercent=float(request.trail_percent), **common)
+        return IbOrder(orderType="TRAIL", trailingPercent=float(request.trail_percent * 100), **common)
     return IbOrder(orderType="MKT", **common)
 
 

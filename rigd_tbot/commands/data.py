@@ -1,0 +1,177 @@
+"""`tbot data fetch`: 1-minute bars from the configured broker's data API into the backtest input format.
+
+Bars are fetched one UTC day at a time and cached under the home (`data/cache/bars_1min/<broker>/<SYMBOL>/
+<day>.csv`) once the day is over, so a repeated fetch costs no API calls. Output columns: timestamp (bar start,
+UTC ISO), symbol, open, high, low, close, volume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import atomic_write_text, utc_now
+
+if TYPE_CHECKING:
+    from tbot_bot.broker.broker_api import Bar, Broker
+
+COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+SETTLE = timedelta(minutes=20)  # a day is cached only once it is over by this much (consolidated feed delay)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="market data tools (fetch minute bars for backtests)")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+    f = data_sub.add_parser(
+        "fetch",
+        help="fetch 1-minute bars from the configured broker into CSV/Parquet",
+        description="Fetch 1-minute bars for SYMBOLS between START and END (UTC) into OUT, cached under the home.",
+    )
+    add_home_argument(f)
+    f.add_argument("--symbols", required=True, help="comma-separated symbols, e.g. SPY,QQQ")
+    f.add_argument("--start", required=True, help="UTC start: YYYY-MM-DD or ISO time (inclusive)")
+    f.add_argument(
+        "--end", required=True, help="UTC end: YYYY-MM-DD (whole day included) or ISO time (exclusive)"
+    )
+    f.add_argument("--out", required=True, help="output directory")
+    f.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (default csv)")
+    f.add_argument("--no-cache", action="store_true", help="ignore and do not write the day cache")
+    f.set_defaults(func=run)
+
+
+def parse_bound(text: str, *, is_end: bool) -> datetime:
+    """YYYY-MM-DD (an end date includes that whole day) or an ISO time; naive times are UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day + timedelta(days=1) if is_end else day, time(0), UTC)
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{'--end' if is_end else '--start'} {text!r} is not YYYY-MM-DD or an ISO time"
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _cache_file(cache_root: Path, symbol: str, day: date) -> Path:
+    return cache_root / symbol / f"{day.isoformat()}.csv"
+
+
+def _write_day(path: Path, bars: Iterable[Bar]) -> None:
+    lines = [",".join(COLUMNS)]
+    lines += [",".join(_row(b)) for b in bars]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _row(b: Bar) -> list[str]:
+    volume = int(b.volume) if float(b.volume).is_integer() else b.volume
+    return [
+        b.timestamp.astimezone(UTC).isoformat(),
+        b.symbol,
+        *(repr(v) for v in (b.open, b.high, b.low, b.close)),
+        str(volume),
+    ]
+
+
+def _read_day(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if tuple(header or ()) != COLUMNS:
+            raise ConfigError(f"cache file {path} has unexpected columns; delete it to refetch")
+        return [row for row in reader if row]
+
+
+def fetch_bars(
+    broker: Broker,
+    symbols: list[str],
+    start: datetime,
+    end: datetime,
+    cache_root: Path | None,
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> tuple[list[list[str]], int]:
+    """Rows for [start, end) from cache or broker (one call per uncached day); returns rows and API calls."""
+    rows: list[list[str]] = []
+    calls = 0
+    day = start.date()
+    while datetime.combine(day, time(0), UTC) < end:
+        day_start = datetime.combine(day, time(0), UTC)
+        day_end = day_start + timedelta(days=1)
+        complete = day_end + SETTLE <= now()
+        missing = [s for s in symbols if cache_root is None or not _cache_file(cache_root, s, day).exists()]
+        fetched: dict[str, list[Bar]] = {}
+        if missing:
+            fetched = broker.get_bars(missing, day_start, day_end)
+            calls += 1
+        for symbol in symbols:
+            if symbol in fetched:
+                day_bars = sorted(fetched[symbol], key=lambda b: b.timestamp)
+                if cache_root is not None and complete:
+                    _write_day(_cache_file(cache_root, symbol, day), day_bars)
+                day_rows = [_row(b) for b in day_bars]
+            else:
+                assert cache_root is not None
+                day_rows = _read_day(_cache_file(cache_root, symbol, day))
+            rows += [r for r in day_rows if start <= datetime.fromisoformat(r[0]) < end]
+        day += timedelta(days=1)
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows, calls
+
+
+def write_output(rows: list[list[str]], out_dir: Path, name: str, fmt: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        path = out_dir / f"{name}.csv"
+        atomic_write_text(path, "\n".join([",".join(COLUMNS), *(",".join(r) for r in rows)]) + "\n")
+        return path
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for col in ("open", "high", "low", "close", "volume"):
+        frame[col] = pd.to_numeric(frame[col])
+    path = out_dir / f"{name}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.broker.broker_api import build_broker
+    from tbot_bot.config.settings_bot import load_settings
+
+    symbols = list(dict.fromkeys(s.strip().upper() for s in args.symbols.split(",") if s.strip()))
+    if not symbols:
+        raise ConfigError("--symbols names no symbol")
+    start, end = parse_bound(args.start, is_end=False), parse_bound(args.end, is_end=True)
+    if start >= end:
+        raise ConfigError(f"--start {args.start} must be before --end {args.end}")
+    home = BotHome.resolve(args.home)
+    settings = load_settings(home)
+    # BROKER_NAME=SIM: the simulated exchange only replays bars it was given; there is no data API to ask
+    if settings.BROKER_NAME == "SIM":
+        raise ConfigError(
+            "tbot data fetch needs a broker with a data API (BROKER_NAME=ALPACA or IBKR), not SIM"
+        )
+    broker = build_broker(settings, home)
+    cache_root = None if args.no_cache else home.cache_dir / "bars_1min" / settings.BROKER_NAME.lower()
+    try:
+        rows, calls = fetch_bars(broker, symbols, start, end, cache_root)
+    finally:
+        close = getattr(broker, "close", None)
+        if callable(close):
+            close()
+    name = f"bars_1min_{start:%Y%m%dT%H%M}_{end:%Y%m%dT%H%M}"
+    path = write_output(rows, Path(args.out).expanduser(), name, args.format)
+    print(f"wrote {len(rows)} bars for {len(symbols)} symbols to {path} ({calls} data API calls)")
+    return 0

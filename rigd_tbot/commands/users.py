@@ -1,0 +1,116 @@
+"""`tbot users add|list|set-role|disable|enable|reset-token`: dashboard accounts in SYSTEM_USERS.db."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.core import users
+from tbot_bot.core.audit import log_system_event
+from tbot_bot.core.reset_tokens import issue_reset_token
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("users", help="manage dashboard users (bcrypt hashes in SYSTEM_USERS.db)")
+    actions = p.add_subparsers(dest="users_action", metavar="ACTION")
+    actions.required = True
+
+    add = actions.add_parser(
+        "add",
+        help="create a user; the password is read from stdin when it is not a terminal, else prompted twice",
+    )
+    add_home_argument(add)
+    add.add_argument("--username", required=True, help="2-32 characters: letters, digits, '.', '_', '-'")
+    add.add_argument(
+        "--role",
+        default=None,
+        help="admin, operator, auditor or viewer (default: DEFAULT_USER_ROLE from the bot config)",
+    )
+    add.set_defaults(func=run)
+
+    lst = actions.add_parser("list", help="list users with role, state and last login")
+    add_home_argument(lst)
+    lst.set_defaults(func=run)
+
+    role = actions.add_parser("set-role", help="change a user's role")
+    add_home_argument(role)
+    role.add_argument("--username", required=True)
+    role.add_argument("--role", required=True)
+    role.set_defaults(func=run)
+
+    for name, text in (
+        ("disable", "block a user from signing in"),
+        ("enable", "allow a disabled user again"),
+    ):
+        q = actions.add_parser(name, help=text)
+        add_home_argument(q)
+        q.add_argument("--username", required=True)
+        q.set_defaults(func=run)
+
+    tok = actions.add_parser("reset-token", help="issue a one-time password-reset token (printed once)")
+    add_home_argument(tok)
+    tok.add_argument("--username", required=True)
+    tok.set_defaults(func=run)
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    second = getpass.getpass("Repeat password: ")
+    if first != second:
+        raise ConfigError("the two passwords differ; nothing was saved")
+    return first
+
+
+def _default_role(home: BotHome) -> str:
+    try:
+        from tbot_bot.config.settings_bot import load_settings
+
+        return str(load_settings(home).DEFAULT_USER_ROLE)
+    except (ImportError, ConfigError) as exc:
+        raise ConfigError(
+            f"--role was not given and DEFAULT_USER_ROLE could not be read ({exc}); pass --role"
+        ) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    home = BotHome.resolve(args.home)
+    action = args.users_action
+    if action == "add":
+        role = args.role or _default_role(home)
+        users.parse_role(role)
+        users.validate_username(args.username)
+        user = users.add_user(home, args.username, _read_password(), role, created_by="cli")
+        log_system_event(
+            home, source="cli", event="user_added", actor="cli", detail=f"{user.username} ({user.role})"
+        )
+        print(f"user {user.username} created with role {user.role}")
+    elif action == "list":
+        for u in users.list_users(home):
+            state = "active" if u.is_active else "disabled"
+            print(f"{u.username:<24} {u.role.value:<9} {state:<8} last login: {u.last_login_at or 'never'}")
+    elif action == "set-role":
+        user = users.set_role(home, args.username, args.role)
+        log_system_event(
+            home,
+            source="cli",
+            event="user_role_changed",
+            actor="cli",
+            detail=f"{user.username} -> {user.role}",
+        )
+        print(f"{user.username} is now {user.role}")
+    elif action in ("disable", "enable"):
+        user = users.set_active(home, args.username, action == "enable")
+        log_system_event(home, source="cli", event=f"user_{action}d", actor="cli", detail=user.username)
+        print(f"{user.username} {action}d")
+    elif action == "reset-token":
+        token = issue_reset_token(home, args.username, issued_by="cli")
+        log_system_event(home, source="cli", event="reset_token_issued", actor="cli", detail=args.username)
+        print(f"one-time reset token for {args.username} (valid 24 h, shown once): {token}")
+    return 0

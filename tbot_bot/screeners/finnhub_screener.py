@@ -1,0 +1,256 @@
+"""Candidate selection (DESIGN §7): broker snapshots against the price, volume, gap and spread limits, market
+cap per strategy and the fundamentals guard from Finnhub (or the bundled file). Every rejection has a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
+
+if TYPE_CHECKING:
+    from tbot_bot.broker.broker_api import Broker, Snapshot
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.screeners.fundamentals import FundamentalsProvider
+    from tbot_bot.support.path_resolver import BotHome
+
+_log = logging.getLogger(__name__)
+
+# The owner's whitelist (spec "Inverse ETF" section); strategy_meta.py is its home once it exists.
+_SPEC_INVERSE_ETF_TOP20 = (
+    "SQQQ", "SPXU", "UVXY", "SDOW", "SRTY", "SH", "PSQ", "DOG", "TBF", "TBT",
+    "TMV", "FAZ", "ERY", "REK", "DRIP", "YANG", "MYY", "RWM", "QID", "DXD",
+)  # fmt: skip
+
+
+def inverse_etf_whitelist() -> frozenset[str]:
+    """INVERSE_ETF_TOP20 from strategy_meta when present, else the spec's list."""
+    try:
+        from tbot_bot.strategy.strategy_meta import INVERSE_ETF_TOP20
+    except ImportError:
+        return frozenset(_SPEC_INVERSE_ETF_TOP20)
+    return frozenset(str(s).upper() for s in INVERSE_ETF_TOP20)
+
+
+def is_whitelisted_inverse_etf(symbol: str) -> bool:
+    return symbol.upper() in inverse_etf_whitelist()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    symbol: str
+    price: Decimal
+    prev_volume: int
+    gap_pct: float
+    spread_pct: float
+    market_cap: Decimal | None
+    is_inverse_etf: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    symbol: str
+    filter: str  # the .env_bot key (or check) that rejected it
+    reason: str
+
+
+@dataclass(slots=True)
+class ScreenResult:
+    strategy: str
+    candidates: list[Candidate] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [c.symbol for c in self.candidates]
+
+    def rejection_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.rejections:
+            counts[r.filter] = counts.get(r.filter, 0) + 1
+        return counts
+
+
+class Screener:
+    def __init__(
+        self,
+        settings: BotSettings,
+        broker: Broker,
+        fundamentals_provider: FundamentalsProvider,
+        clock: Clock,
+        *,
+        guard: FundamentalGuard | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.fundamentals = fundamentals_provider
+        self.clock = clock
+        self.guard = guard or FundamentalGuard(settings, log=log)
+        self._log = log or _log
+
+    def screen(self, strategy: str, universe: Sequence[str], now: datetime | None = None) -> ScreenResult:
+        """Equities (and any whitelisted inverse ETF that appears in the universe, screened as an ETF)."""
+        return self._screen(strategy, universe, now, etf_only=False)
+
+    def screen_inverse_etfs(
+        self, strategy: str, symbols: Sequence[str], now: datetime | None = None
+    ) -> ScreenResult:
+        """Inverse ETFs for bearish signals: only INVERSE_ETF_TOP20, price/volume/spread filters only."""
+        return self._screen(strategy, symbols, now, etf_only=True)
+
+    def _screen(
+        self, strategy: str, universe: Sequence[str], now: datetime | None, *, etf_only: bool
+    ) -> ScreenResult:
+        strategy = strategy.lower()
+        if strategy not in ("open", "mid", "close"):
+            raise ValueError(f"unknown strategy {strategy!r}")
+        now = now or self.clock.now()
+        result = ScreenResult(strategy)
+        symbols = list(dict.fromkeys(s.strip().upper() for s in universe if s.strip()))
+        whitelist = inverse_etf_whitelist()
+        if etf_only:
+            for sym in [s for s in symbols if s not in whitelist]:
+                result.rejections.append(
+                    Rejection(sym, "INVERSE_ETF_TOP20", "not in the inverse ETF whitelist")
+                )
+            symbols = [s for s in symbols if s in whitelist]
+        snapshots = self.broker.get_snapshots(symbols) if symbols else {}
+
+        passed: list[Candidate] = []
+        for sym in symbols:
+            is_etf = sym in whitelist
+            snap = snapshots.get(sym)
+            if snap is None:
+                result.rejections.append(Rejection(sym, "snapshot", "broker returned no snapshot"))
+                continue
+            rejection, candidate = self._market_filters(strategy, snap, is_etf)
+            if rejection is not None:
+                result.rejections.append(rejection)
+            elif candidate is not None:
+                passed.append(candidate)
+
+        equities = [c.symbol for c in passed if not c.is_inverse_etf]
+        lookup = self.fundamentals.get(equities, now.date()) if equities else None
+        lo = Decimal(getattr(self.settings, f"MIN_MARKET_CAP_{strategy.upper()}"))
+        hi = Decimal(getattr(self.settings, f"MAX_MARKET_CAP_{strategy.upper()}"))
+        for cand in passed:
+            # DESIGN §7: inverse ETFs pass price, volume and spread filters, not market cap or fundamentals
+            if cand.is_inverse_etf or lookup is None:
+                result.candidates.append(cand)
+                continue
+            fundamentals = lookup.found.get(cand.symbol)
+            if fundamentals is None:
+                reason = lookup.errors.get(cand.symbol, "fundamentals unavailable")
+                result.rejections.append(Rejection(cand.symbol, "fundamentals", reason))
+                continue
+            cap = fundamentals.market_cap
+            if cap is None:
+                result.rejections.append(
+                    Rejection(cand.symbol, f"MIN_MARKET_CAP_{strategy.upper()}", "market cap unknown")
+                )
+                continue
+            if not lo <= cap <= hi:
+                key = (
+                    f"MIN_MARKET_CAP_{strategy.upper()}" if cap < lo else f"MAX_MARKET_CAP_{strategy.upper()}"
+                )
+                result.rejections.append(
+                    Rejection(cand.symbol, key, f"market cap {cap:,.0f} outside [{lo:,.0f}, {hi:,.0f}]")
+                )
+                continue
+            decision = self.guard.check(fundamentals)
+            if not decision.allowed:
+                result.rejections.append(
+                    Rejection(cand.symbol, "ENABLE_FUNNHUB_FUNDAMENTALS_FILTER", decision.reason)
+                )
+                continue
+            result.candidates.append(
+                Candidate(
+                    cand.symbol, cand.price, cand.prev_volume, cand.gap_pct, cand.spread_pct, cap, False
+                )
+            )
+        for r in result.rejections:
+            self._log.info("screener %s rejected %s [%s]: %s", strategy, r.symbol, r.filter, r.reason)
+        self._log.info(
+            "screener %s: %d candidates, %d rejected %s",
+            strategy,
+            len(result.candidates),
+            len(result.rejections),
+            result.rejection_counts(),
+        )
+        return result
+
+    def _market_filters(
+        self, strategy: str, snap: Snapshot, is_etf: bool
+    ) -> tuple[Rejection | None, Candidate | None]:
+        s = self.settings
+        sym = snap.symbol.upper()
+        price = snap.price
+        if price is None or price <= 0:
+            return Rejection(sym, "snapshot", "no usable last price"), None
+        if price < s.MIN_PRICE:
+            return Rejection(sym, "MIN_PRICE", f"price {price} < MIN_PRICE {s.MIN_PRICE}"), None
+        if price > s.MAX_PRICE:
+            return Rejection(sym, "MAX_PRICE", f"price {price} > MAX_PRICE {s.MAX_PRICE}"), None
+        if snap.prev_volume is None:
+            return Rejection(sym, "MIN_VOLUME_THRESHOLD", "previous session volume unknown"), None
+        if snap.prev_volume < s.MIN_VOLUME_THRESHOLD:
+            return (
+                Rejection(
+                    sym,
+                    "MIN_VOLUME_THRESHOLD",
+                    f"previous volume {snap.prev_volume:,} < MIN_VOLUME_THRESHOLD {s.MIN_VOLUME_THRESHOLD:,}",
+                ),
+                None,
+            )
+        quote = snap.quote
+        if quote is None or quote.bid <= 0 or quote.ask <= 0 or quote.ask < quote.bid:
+            return Rejection(sym, "MAX_SPREAD_PCT", "no usable bid/ask quote"), None
+        spread = quote.spread_pct
+        if spread > s.MAX_SPREAD_PCT:
+            return (
+                Rejection(
+                    sym, "MAX_SPREAD_PCT", f"spread {spread:.4%} > MAX_SPREAD_PCT {s.MAX_SPREAD_PCT:.4%}"
+                ),
+                None,
+            )
+        gap = 0.0
+        if not is_etf:
+            if snap.today_open is None or snap.today_open <= 0:
+                return Rejection(sym, f"MAX_GAP_PCT_{strategy.upper()}", "today's open unknown"), None
+            gap = abs(float(price / snap.today_open) - 1.0)
+            limit = getattr(s, f"MAX_GAP_PCT_{strategy.upper()}")
+            if gap > limit:
+                return (
+                    Rejection(
+                        sym,
+                        f"MAX_GAP_PCT_{strategy.upper()}",
+                        f"|price/open - 1| {gap:.4%} > MAX_GAP_PCT_{strategy.upper()} {limit:.4%}",
+                    ),
+                    None,
+                )
+        return None, Candidate(sym, price, snap.prev_volume, gap, spread, None, is_etf)
+
+
+def build_screener(
+    settings: BotSettings,
+    home: BotHome,
+    broker: Broker,
+    clock: Clock,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    log: logging.Logger | None = None,
+) -> Screener:
+    """The screener with its fundamentals provider (bundled file for the sim, Finnhub otherwise)."""
+    from tbot_bot.screeners.fundamentals import build_fundamentals_provider
+
+    return Screener(
+        settings, broker, build_fundamentals_provider(settings, home, sleep=sleep), clock, log=log
+    )

@@ -1,0 +1,248 @@
+"""Company fundamentals (market cap, P/E, debt/equity) for the screener and the fundamentals guard.
+
+Two providers behind one interface: Finnhub through finnhub-python (rate-limited, cached per day in
+`data/cache/fundamentals_{date}.json`) and a local JSON file (the sim/demo's bundled sample).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tbot_bot.errors import ConfigError, MarketDataError, NetworkError
+from tbot_bot.screeners.rate_limit import TokenBucket
+from tbot_bot.support.utils_bot import atomic_write_json
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.support.path_resolver import BotHome
+
+_log = logging.getLogger(__name__)
+
+FINNHUB_DEFAULT_URL = "https://finnhub.io/api/v1"
+METRIC_KEYS = ("marketCapitalization", "peNormalizedAnnual", "totalDebt/totalEquityAnnual")
+USD_PER_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Fundamentals:
+    symbol: str
+    market_cap: Decimal | None  # USD (Finnhub reports millions; converted here)
+    pe_normalized: float | None
+    debt_equity: float | None
+
+    @classmethod
+    def from_metric(cls, symbol: str, metric: dict[str, Any]) -> Fundamentals:
+        def num(key: str) -> float | None:
+            v = metric.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        cap_m = num("marketCapitalization")
+        return cls(
+            symbol=symbol,
+            market_cap=(Decimal(str(cap_m)) * USD_PER_MILLION).quantize(Decimal(1))
+            if cap_m is not None
+            else None,
+            pe_normalized=num("peNormalizedAnnual"),
+            debt_equity=num("totalDebt/totalEquityAnnual"),
+        )
+
+
+@dataclass(slots=True)
+class FundamentalsLookup:
+    found: dict[str, Fundamentals] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # symbol -> why its fundamentals are unknown
+
+
+class FundamentalsProvider(Protocol):
+    name: str
+
+    def get(self, symbols: Iterable[str], day: date) -> FundamentalsLookup: ...
+
+
+class LocalFileFundamentals:
+    """Reads {"SYM": {"marketCapitalization": <USD millions>, "peNormalizedAnnual": x, ...}} once."""
+
+    name = "local_file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._metrics: dict[str, dict[str, Any]] | None = None
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._metrics is None:
+            try:
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
+            except FileNotFoundError as e:
+                raise ConfigError(f"fundamentals file {self.path} does not exist") from e
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"fundamentals file {self.path} is not valid JSON: {e}") from e
+            if not isinstance(raw, dict):
+                raise ConfigError(f"fundamentals file {self.path} must map symbols to metrics")
+            self._metrics = {str(k).upper(): v for k, v in raw.items() if isinstance(v, dict)}
+        return self._metrics
+
+    def get(self, symbols: Iterable[str], day: date) -> FundamentalsLookup:
+        metrics = self._load()
+        out = FundamentalsLookup()
+        for sym in symbols:
+            m = metrics.get(sym.upper())
+            if m is None:
+                out.errors[sym] = f"no fundamentals for {sym} in {self.path.name}"
+            else:
+                out.found[sym] = Fundamentals.from_metric(sym, m)
+        return out
+
+
+class FinnhubFundamentals:
+    """company_basic_financials(sym, "all") under a token bucket, with backoff on 429 and a per-day cache."""
+
+    name = "finnhub"
+
+    def __init__(
+        self,
+        api_key: str,
+        cache_dir: Path,
+        bucket: TokenBucket,
+        *,
+        base_url: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_429_retries: int = 4,
+        backoff_base: float = 2.0,
+        timeout: float = 10.0,
+        client: Any = None,
+    ) -> None:
+        if client is None:
+            import finnhub
+
+            client = finnhub.Client(api_key=api_key)
+            client.API_URL = (base_url or FINNHUB_DEFAULT_URL).rstrip("/")
+            client.DEFAULT_TIMEOUT = timeout
+        self._client = client
+        self.cache_dir = cache_dir
+        self.bucket = bucket
+        self._sleep = sleep
+        self.max_429_retries = max_429_retries
+        self.backoff_base = backoff_base
+        self.calls = 0
+        self.rate_limited = 0
+
+    def cache_path(self, day: date) -> Path:
+        return self.cache_dir / f"fundamentals_{day.isoformat()}.json"
+
+    def _read_cache(self, day: date) -> dict[str, dict[str, Any]]:
+        path = self.cache_path(day)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as e:
+            _log.warning("fundamentals cache %s unreadable (%s); refetching", path, e)
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def get(self, symbols: Iterable[str], day: date) -> FundamentalsLookup:
+        cache = self._read_cache(day)
+        out = FundamentalsLookup()
+        dirty = False
+        outage: str | None = None
+        for sym in symbols:
+            if sym in cache:
+                out.found[sym] = Fundamentals.from_metric(sym, cache[sym])
+                continue
+            if outage is not None:
+                # one persistent failure is enough: do not hammer a failing API for every remaining symbol
+                out.errors[sym] = outage
+                continue
+            try:
+                metric = self._fetch(sym)
+            except NetworkError as e:
+                outage = f"finnhub unavailable: {e}"
+                out.errors[sym] = outage
+                continue
+            cache[sym] = metric
+            dirty = True
+            out.found[sym] = Fundamentals.from_metric(sym, metric)
+        if dirty:
+            atomic_write_json(self.cache_path(day), cache)
+        return out
+
+    def _fetch(self, symbol: str) -> dict[str, Any]:
+        import requests
+        from finnhub.exceptions import FinnhubAPIException, FinnhubRequestException
+
+        attempt = 0
+        while True:
+            self.bucket.acquire()
+            self.calls += 1
+            try:
+                payload = self._client.company_basic_financials(symbol, "all")
+            except FinnhubAPIException as e:
+                status = getattr(e, "status_code", 0)
+                if status == 429:
+                    self.rate_limited += 1
+                    self.bucket.drain()
+                    if attempt >= self.max_429_retries:
+                        raise NetworkError(
+                            f"finnhub rate limit (429) persisted after {attempt} retries for {symbol}"
+                        ) from e
+                    delay = self.backoff_base * (2**attempt)
+                    _log.warning("finnhub 429 for %s; backing off %.1fs", symbol, delay)
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                if status in (401, 403):
+                    raise ConfigError(f"FINNHUB_API_KEY was refused (HTTP {status}): {e.message}") from e
+                if status >= 500:
+                    raise NetworkError(f"finnhub HTTP {status} for {symbol}") from e
+                raise MarketDataError(f"finnhub refused {symbol} (HTTP {status}): {e.message}") from e
+            except FinnhubRequestException as e:
+                raise NetworkError(f"finnhub returned an unreadable reply for {symbol}: {e.message}") from e
+            except requests.RequestException as e:
+                raise NetworkError(f"finnhub request failed for {symbol}: {e}") from e
+            if not isinstance(payload, dict):
+                raise NetworkError(f"finnhub returned {type(payload).__name__} for {symbol}, not an object")
+            metric = payload.get("metric") or {}
+            if not isinstance(metric, dict):
+                metric = {}
+            return {k: metric.get(k) for k in METRIC_KEYS}
+
+
+def sample_fundamentals_path() -> Path:
+    from tbot_bot.support.path_resolver import package_file
+
+    return package_file("data", "sample", "fundamentals.json")
+
+
+def build_fundamentals_provider(
+    settings: BotSettings,
+    home: BotHome,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> FundamentalsProvider:
+    """The sim uses the bundled sample file; a live broker uses Finnhub (screener_api secret)."""
+    # BROKER_NAME=SIM: replayed days use the bundled fundamentals, never the network
+    if settings.BROKER_NAME == "SIM":
+        return LocalFileFundamentals(sample_fundamentals_path())
+    from tbot_bot.support.decrypt_secrets import load_secret_json
+
+    secret = load_secret_json(home, "screener_api")
+    api_key = str(secret.get("FINNHUB_API_KEY") or "").strip()
+    if not api_key:
+        raise ConfigError("FINNHUB_API_KEY is missing from storage/secrets/screener_api.json.enc")
+    bucket = TokenBucket(settings.FINNHUB_CALLS_PER_MINUTE, monotonic=monotonic, sleep=sleep)
+    return FinnhubFundamentals(
+        api_key,
+        home.cache_dir,
+        bucket,
+        base_url=secret.get("FINNHUB_BASE_URL") or None,
+        sleep=sleep,
+    )

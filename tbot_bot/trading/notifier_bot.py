@@ -1,0 +1,428 @@
+"""Alerts for fills, exits and failures: always to the log, and to email (SMTP), Slack, PagerDuty Events v2 or
+SMS routed by CRITICAL_ALERT_CHANNEL / ROUTINE_ALERT_CHANNEL. Sending happens on a background thread with
+bounded retries; a failing channel is logged and never raises into trading.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import smtplib
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tbot_bot.broker.broker_api import CheckResult
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.support.path_resolver import BotHome
+
+_log = logging.getLogger(__name__)
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+SEND_TIMEOUT = 10.0  # seconds per attempt and channel
+SEND_ATTEMPTS = 3
+QUEUE_LIMIT = 1000  # alerts waiting to be sent; beyond this new alerts are logged and dropped
+SOURCE = "rigd-tbot"
+
+
+class AlertLevel(StrEnum):
+    CRITICAL = "critical"
+    ROUTINE = "routine"
+
+
+class AlertEvent(StrEnum):
+    FILL = "fill"
+    EXIT = "exit"
+    FAILURE = "failure"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    level: AlertLevel
+    event: AlertEvent
+    timestamp: datetime
+    strategy: str | None
+    ticker: str | None
+    pnl: Decimal | None
+    trigger: str  # the root cause, e.g. "trailing_stop", "kill_switch: daily loss 5.2% > 5%"
+    message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", AlertLevel(self.level))
+        object.__setattr__(self, "event", AlertEvent(self.event))
+        if self.timestamp.tzinfo is None:
+            raise ValueError("alert timestamp must be timezone-aware UTC")
+
+    @property
+    def subject(self) -> str:
+        parts = [f"[{self.level.value.upper()}]", self.event.value]
+        parts += [p for p in (self.strategy, self.ticker) if p]
+        return " ".join(parts) + f": {self.message}"[:200]
+
+    def text(self) -> str:
+        pnl = f"{self.pnl:.2f}" if self.pnl is not None else "n/a"
+        return (
+            f"{self.subject}\n"
+            f"time: {self.timestamp.isoformat()}\nstrategy: {self.strategy or '-'}\n"
+            f"ticker: {self.ticker or '-'}\npnl: {pnl}\ntrigger: {self.trigger}\nmessage: {self.message}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["level"], d["event"] = self.level.value, self.event.value
+        d["timestamp"] = self.timestamp.isoformat()
+        d["pnl"] = str(self.pnl) if self.pnl is not None else None
+        return d
+
+
+class ChannelError(Exception):
+    """One delivery attempt failed; `retryable` says whether another attempt can help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver or raise ChannelError."""
+
+
+def _post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout: float) -> int:
+    data = json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url, data=data, method="POST")
+    req.add_header("Content-Type", "application/json")
+    for k, v in headers.items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as e:
+        # 4xx other than 429 means our request or credentials are wrong: retrying will not help
+        retryable = e.code == 429 or e.code >= 500
+        raise ChannelError(f"HTTP {e.code} from {url}", retryable=retryable) from e
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        raise ChannelError(f"cannot reach {url}: {e}") from e
+
+
+class SlackChannel:
+    name = "slack"
+
+    def __init__(self, webhook_url: str, timeout: float = SEND_TIMEOUT) -> None:
+        self.webhook_url, self.timeout = webhook_url, timeout
+
+    def send(self, alert: Alert) -> None:
+        _post_json(self.webhook_url, {"text": alert.text()}, {}, self.timeout)
+
+
+class PagerDutyChannel:
+    """Events API v2: POST {routing_key, event_action: trigger, payload{summary, source, severity, ...}}."""
+
+    name = "pagerduty"
+
+    def __init__(
+        self, routing_key: str, url: str = PAGERDUTY_EVENTS_URL, timeout: float = SEND_TIMEOUT
+    ) -> None:
+        self.routing_key, self.url, self.timeout = routing_key, url, timeout
+
+    def send(self, alert: Alert) -> None:
+        body = {
+            "routing_key": self.routing_key,
+            "event_action": "trigger",
+            "payload": {
+                "summary": alert.subject[:1024],
+                "source": SOURCE,
+                "severity": "critical" if alert.level is AlertLevel.CRITICAL else "info",
+                "timestamp": alert.timestamp.isoformat(),
+                "component": alert.strategy or "bot",
+                "group": alert.ticker or "",
+                "class": alert.event.value,
+                "custom_details": alert.as_dict(),
+            },
+        }
+        _post_json(self.url, body, {}, self.timeout)
+
+
+class SmsChannel:
+    """A generic SMS gateway: POST JSON {"to", "message"} with `Authorization: Bearer SMS_API_TOKEN`."""
+
+    name = "sms"
+
+    def __init__(self, api_url: str, token: str, to: str, timeout: float = SEND_TIMEOUT) -> None:
+        self.api_url, self.token, self.to, self.timeout = api_url, token, to, timeout
+
+    def send(self, alert: Alert) -> None:
+        pnl = f" pnl {alert.pnl:.2f}" if alert.pnl is not None else ""
+        text = f"{alert.subject}{pnl} ({alert.trigger}) {alert.timestamp:%H:%MZ}"[:320]
+        _post_json(
+            self.api_url,
+            {"to": self.to, "message": text},
+            {"Authorization": f"Bearer {self.token}"},
+            self.timeout,
+        )
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: bool = True,
+        timeout: float = SEND_TIMEOUT,
+    ) -> None:
+        self.host, self.port, self.sender, self.recipients = host, port, sender, recipients
+        self.user, self.password, self.starttls, self.timeout = user, password, starttls, timeout
+
+    def send(self, alert: Alert) -> None:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = alert.subject, self.sender, ", ".join(self.recipients)
+        msg.set_content(alert.text())
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                # SMTP_STARTTLS=true: upgrade before credentials cross the wire
+                if self.starttls:
+                    smtp.starttls()
+                if self.user:
+                    smtp.login(self.user, self.password or "")
+                smtp.send_message(msg)
+        except smtplib.SMTPAuthenticationError as e:
+            raise ChannelError(f"SMTP login refused by {self.host}: {e.smtp_code}", retryable=False) from e
+        except (smtplib.SMTPException, OSError) as e:
+            raise ChannelError(f"SMTP {self.host}:{self.port} failed: {e}") from e
+
+
+class Notifier:
+    """The one alert interface the daemon uses. `notify` never raises and never waits for the network."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        channels: Mapping[str, Channel] | None = None,
+        *,
+        log: logging.Logger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = SEND_ATTEMPTS,
+        background: bool = True,
+    ) -> None:
+        self.channels = dict(channels or {})
+        self.critical_channel = settings.CRITICAL_ALERT_CHANNEL
+        self.routine_channel = settings.ROUTINE_ALERT_CHANNEL
+        self.toggles = {
+            AlertEvent.FILL: settings.NOTIFY_ON_FILL,
+            AlertEvent.EXIT: settings.NOTIFY_ON_EXIT,
+            AlertEvent.FAILURE: settings.NOTIFY_ON_FAILURE,
+        }
+        self._log = log or _log
+        self._sleep = sleep
+        self.attempts = max(1, attempts)
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        if background and self.channels:
+            self._worker = threading.Thread(target=self._run, name="notifier", daemon=True)
+            self._worker.start()
+
+    def route(self, alert: Alert) -> str:
+        # CRITICAL_ALERT_CHANNEL / ROUTINE_ALERT_CHANNEL: which outside channel each level goes to
+        return self.critical_channel if alert.level is AlertLevel.CRITICAL else self.routine_channel
+
+    def notify(self, alert: Alert) -> bool:
+        """Log the alert and queue it for its channel; False when a toggle suppresses it. Never raises."""
+        try:
+            # NOTIFY_ON_FILL / NOTIFY_ON_EXIT / NOTIFY_ON_FAILURE=false: that event is not alerted at all
+            if not self.toggles.get(alert.event, True):
+                return False
+            level = logging.WARNING if alert.level is AlertLevel.CRITICAL else logging.INFO
+            self._log.log(level, "alert %s", json.dumps(alert.as_dict(), sort_keys=True))
+            channel = self.route(alert)
+            if channel not in self.channels:
+                return True  # log-only: the channel has no configuration (reported by self_check)
+            if self._worker is None:
+                self._deliver(alert)
+                return True
+            self._queue.put_nowait(alert)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            self._log.error("alert queue full (%d); dropped: %s", QUEUE_LIMIT, alert.subject)
+            return False
+        except Exception:  # a notifier bug must never reach the trading loop
+            self._log.exception("notifier failed to handle alert")
+            return False
+
+    def send(
+        self,
+        level: str,
+        event: str,
+        *,
+        timestamp: datetime,
+        trigger: str,
+        message: str,
+        strategy: str | None = None,
+        ticker: str | None = None,
+        pnl: Decimal | None = None,
+    ) -> bool:
+        """Build and notify in one call; a malformed alert is logged, never raised."""
+        try:
+            alert = Alert(
+                AlertLevel(level), AlertEvent(event), timestamp, strategy, ticker, pnl, trigger, message
+            )
+        except (ValueError, TypeError):
+            self._log.exception("malformed alert (%s/%s): %s", level, event, message)
+            return False
+        return self.notify(alert)
+
+    def _run(self) -> None:
+        while True:
+            alert = self._queue.get()
+            try:
+                if alert is None:
+                    return
+                if self._stopping.is_set():
+                    self.failed += 1
+                    self._log.error("alert NOT delivered (notifier closed first): %s", alert.subject)
+                    continue
+                self._deliver(alert)
+            except Exception:
+                self._log.exception("notifier worker error")
+            finally:
+                self._queue.task_done()
+
+    def _deliver(self, alert: Alert) -> None:
+        name = self.route(alert)
+        channel = self.channels[name]
+        for attempt in range(1, self.attempts + 1):
+            try:
+                channel.send(alert)
+                self.sent += 1
+                return
+            except ChannelError as e:
+                self._log.warning(
+                    "alert channel %s attempt %d/%d failed: %s", name, attempt, self.attempts, e
+                )
+                if not e.retryable or attempt == self.attempts or self._stopping.is_set():
+                    break
+            except Exception as e:
+                self._log.warning(
+                    "alert channel %s attempt %d/%d crashed: %r", name, attempt, self.attempts, e
+                )
+                if attempt == self.attempts or self._stopping.is_set():
+                    break
+            self._sleep(float(2 ** (attempt - 1)))
+        self.failed += 1
+        self._log.error("alert NOT delivered via %s (logged only): %s", name, alert.subject)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait up to `timeout` seconds for queued alerts to be sent; True if the queue is empty."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self._queue.unfinished_tasks == 0
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued (bounded by timeout) and stop the worker."""
+        if self._worker is None:
+            return
+        self.flush(timeout)
+        self._stopping.set()  # whatever is still queued is logged as undelivered, not retried
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._worker.join(timeout=0.5)
+        self._worker = None
+
+    def self_check(self) -> CheckResult:
+        missing = sorted({self.critical_channel, self.routine_channel} - set(self.channels))
+        ctx: dict[str, Any] = {
+            "configured": sorted(self.channels),
+            "critical": self.critical_channel,
+            "routine": self.routine_channel,
+        }
+        if missing:
+            ctx["log_only"] = missing
+            return CheckResult(True, f"alert channel(s) {', '.join(missing)} not configured: log only", ctx)
+        return CheckResult(True, "ok", ctx)
+
+
+def log_only_notifier(settings: BotSettings, *, log: logging.Logger | None = None) -> Notifier:
+    return Notifier(settings, {}, log=log, background=False)
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() in ("1", "true", "yes"))
+
+
+def channels_from_secrets(smtp: Mapping[str, Any], alerts: Mapping[str, Any]) -> dict[str, Channel]:
+    """Build every channel whose configuration is complete."""
+    channels: dict[str, Channel] = {}
+    if smtp.get("SMTP_HOST") and smtp.get("SMTP_FROM") and smtp.get("SMTP_TO"):
+        to = smtp["SMTP_TO"]
+        recipients = [t.strip() for t in (to.split(",") if isinstance(to, str) else to) if t.strip()]
+        channels["email"] = EmailChannel(
+            str(smtp["SMTP_HOST"]),
+            int(smtp.get("SMTP_PORT") or 587),
+            str(smtp["SMTP_FROM"]),
+            recipients,
+            user=smtp.get("SMTP_USER") or None,
+            password=smtp.get("SMTP_PASS") or None,
+            starttls=_truthy(smtp.get("SMTP_STARTTLS", "true")),
+        )
+    if alerts.get("SLACK_WEBHOOK_URL"):
+        channels["slack"] = SlackChannel(str(alerts["SLACK_WEBHOOK_URL"]))
+    if alerts.get("PAGERDUTY_ROUTING_KEY"):
+        url = str(alerts.get("PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL)
+        channels["pagerduty"] = PagerDutyChannel(str(alerts["PAGERDUTY_ROUTING_KEY"]), url)
+    if alerts.get("SMS_API_URL") and alerts.get("SMS_TO"):
+        channels["sms"] = SmsChannel(
+            str(alerts["SMS_API_URL"]), str(alerts.get("SMS_API_TOKEN") or ""), str(alerts["SMS_TO"])
+        )
+    return channels
+
+
+def build_notifier(
+    settings: BotSettings,
+    home: BotHome,
+    *,
+    log: logging.Logger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    background: bool = True,
+) -> Notifier:
+    """Channels from smtp_credentials and alert_channels secrets; absent secrets mean log only."""
+    from tbot_bot.support.decrypt_secrets import load_secret_json
+
+    def secret(name: str) -> Mapping[str, Any]:
+        if not home.secret_file(name).exists():
+            return {}
+        return load_secret_json(home, name)
+
+    channels = channels_from_secrets(secret("smtp_credentials"), secret("alert_channels"))
+    notifier = Notifier(settings, channels, log=log, sleep=sleep, background=background)
+    check = notifier.self_check()
+    if check.reason != "ok":
+        (log or _log).warning("notifier: %s", check.reason)
+    return notifier

@@ -1,0 +1,121 @@
+// Polls the small status endpoint and updates the page in place. No inline script (CSP), no library.
+(function () {
+  "use strict";
+  var root = document.getElementById("status-root");
+  if (!root) { return; }
+  var api = root.getAttribute("data-api");
+  var interval = Math.max(1, parseInt(root.getAttribute("data-interval"), 10) || 5) * 1000;
+  var canControl = root.getAttribute("data-can-control") === "1";
+  var confirmBase = root.getAttribute("data-confirm-base");
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
+  var lastUpdated = null;
+
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el) { el.textContent = (value === null || value === undefined || value === "") ? "–" : String(value); }
+    return el;
+  }
+
+  function ageText(seconds) {
+    if (seconds === null || seconds === undefined) { return "?"; }
+    if (seconds < 120) { return Math.round(seconds) + " s"; }
+    if (seconds < 7200) { return Math.round(seconds / 60) + " min"; }
+    if (seconds < 172800) { return Math.round(seconds / 3600) + " h"; }
+    return Math.round(seconds / 86400) + " days";
+  }
+
+  function row(cells) {
+    var tr = document.createElement("tr");
+    cells.forEach(function (c) {
+      var td = document.createElement("td");
+      if (c instanceof Node) { td.appendChild(c); } else { td.textContent = (c === null || c === undefined) ? "–" : String(c); }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  function fill(id, rows, empty, span) {
+    var body = document.getElementById(id);
+    if (!body) { return; }
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    if (!rows.length) {
+      var tr = document.createElement("tr"), td = document.createElement("td");
+      td.colSpan = span; td.className = "muted"; td.textContent = empty;
+      tr.appendChild(td); body.appendChild(tr); return;
+    }
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+
+  function confirmForm(id) {
+    var form = document.createElement("form");
+    form.method = "post"; form.className = "inline";
+    form.action = confirmBase.replace(/ID$/, encodeURIComponent(id));
+    var token = document.createElement("input");
+    token.type = "hidden"; token.name = "csrf_token"; token.value = csrf;
+    var button = document.createElement("button");
+    button.type = "submit"; button.textContent = "Confirm";
+    form.appendChild(token); form.appendChild(button);
+    return form;
+  }
+
+  function render(s) {
+    var state = text("state", s.state);
+    if (state) { state.className = "big state-" + (s.state || "unknown"); }
+    text("active-strategy", s.active_strategy || "none");
+    text("session-date", s.session_date);
+    text("realized-pnl", s.realized_pnl);
+    text("updated-at", s.updated_at);
+    text("age", ageText(s.age_seconds));
+    var broker = s.broker || {};
+    var health = text("broker-health", broker.name ? broker.name + (broker.healthy ? " healthy" : " unhealthy") : "–");
+    if (health) { health.className = broker.healthy ? "ok" : "bad"; }
+    var brokerError = document.getElementById("broker-error");
+    if (brokerError) { brokerError.textContent = broker.last_error || ""; }
+    text("api-retries", (s.api || {}).retries || 0);
+    text("api-errors", (s.api || {}).errors || 0);
+    text("defense-mode", s.defense_mode ? "on" : "off");
+    var ks = s.kill_switch || {};
+    text("kill-switch", ks.tripped ? "tripped: " + (ks.reason || "") : "armed");
+    text("version", s.version || "");
+    var err = document.getElementById("status-error");
+    if (err) { err.textContent = s.error || ""; err.classList.toggle("hidden", !s.error); }
+    var stop = document.getElementById("stop-requested");
+    if (stop) { stop.classList.toggle("hidden", !s.stop_requested); }
+
+    var counts = s.counts || {};
+    fill("windows-body", (s.windows || []).map(function (w) {
+      var c = counts[w.strategy] || {};
+      return row([w.strategy, w.status, w.scheduled_start + " – " + w.scheduled_end,
+        (w.actual_start || "–") + " – " + (w.actual_end || "–"), c.signaled || 0, c.entered || 0, c.exited || 0, w.note]);
+    }), "no windows scheduled", 8);
+    fill("positions-body", (s.positions || []).map(function (p) {
+      return row([p.symbol, p.strategy, p.side, p.qty, p.entry_price, p.last_price, p.unrealized_pnl]);
+    }), "no open positions", 7);
+    fill("pending-body", (s.pending_confirmations || []).map(function (p) {
+      var cells = [p.client_order_id, p.symbol, p.strategy, p.expires_at];
+      if (canControl) { cells.push(confirmForm(p.client_order_id)); }
+      return row(cells);
+    }), "none", 5);
+
+    if (s.updated_at !== lastUpdated) {
+      lastUpdated = s.updated_at;
+      ["pnl", "trades"].forEach(function (kind) {
+        var img = document.getElementById("chart-" + kind);
+        if (img) { img.src = root.getAttribute("data-chart-" + kind) + "?t=" + encodeURIComponent(s.updated_at || ""); }
+      });
+    }
+  }
+
+  function poll() {
+    fetch(api, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) { window.location.href = "/login"; return null; }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (s) { if (s) { render(s); } })
+      .catch(function () { /* a slow or dropped link: try again next tick */ })
+      .then(function () { window.setTimeout(poll, interval); });
+  }
+  window.setTimeout(poll, interval);
+}());

@@ -1,0 +1,46 @@
+"""Auditor views: trade history, ledger summary (read-only SQLite) and OFX downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template
+
+from tbot_bot.core.users import Role
+
+from .auth_web import activity, current_user, requires, state
+from .readers_web import ledger_summary, ofx_files, read_trade_history, trade_summary
+
+bp = Blueprint("history", __name__)
+
+
+@bp.route("/trades")
+@requires(Role.AUDITOR)
+def trades() -> Any:
+    records = read_trade_history(state().home)
+    return render_template(
+        "trades.html", records=list(reversed(records[-300:])), summary=trade_summary(records)
+    )
+
+
+@bp.route("/ledger")
+@requires(Role.AUDITOR)
+def ledger() -> Any:
+    home = state().home
+    return render_template("ledger.html", ledger=ledger_summary(home), ofx=sorted(ofx_files(home)))
+
+
+@bp.route("/ledger/ofx/<name>")
+@requires(Role.AUDITOR)
+def ofx(name: str) -> Any:
+    files = ofx_files(state().home)
+    if name not in files:
+        abort(404)
+    user = current_user()
+    activity("ofx_download", user.username if user else None, name)
+    # read whole (exports are small) so no file handle outlives the request
+    return Response(
+        files[name].read_bytes(),
+        mimetype="application/x-ofx",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

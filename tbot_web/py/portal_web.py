@@ -1,0 +1,189 @@
+"""Flask app factory: templates, local static assets, security settings and every blueprint of the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from tbot_bot.core.users import Role
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import utc_now
+
+from . import (
+    auth_web,
+    history_web,
+    login_web,
+    logs_web,
+    main_web,
+    settings_web,
+    start_stop_web,
+    status_web,
+    users_web,
+)
+from .portal_paths import WEB_ROOT
+from .web_config import SettingsAccess, load_web_limits, session_secret
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+# (endpoint, label, minimum role) for the navigation bar; the server checks access again on every request
+NAV = (
+    ("main.index", "Home", Role.VIEWER),
+    ("status.page", "Status", Role.VIEWER),
+    ("logs.page", "Logs", Role.VIEWER),
+    ("history.trades", "Trades", Role.AUDITOR),
+    ("history.ledger", "Ledger", Role.AUDITOR),
+    ("settings.page", "Settings", Role.ADMIN),
+    ("users.page", "Users", Role.ADMIN),
+)
+
+
+def create_app(
+    home: Path | BotHome,
+    *,
+    testing: bool = False,
+    config_overrides: dict[str, Any] | None = None,
+    settings_api: Any | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    """Build the dashboard for one bot home. `settings_api` and `clock` are seams for tests."""
+    bot_home = home if isinstance(home, BotHome) else BotHome.resolve(home)
+    limits = load_web_limits(bot_home)
+    if not bot_home.core_db("SYSTEM_USERS").is_file():
+        raise ConfigError(
+            f"{bot_home.core_db('SYSTEM_USERS')} does not exist; run `tbot db init --home {bot_home.root}` "
+            "and add a user with `tbot users add`"
+        )
+    app = Flask(
+        __name__,
+        template_folder=str(WEB_ROOT / "templates"),
+        static_folder=str(WEB_ROOT / "assets"),
+        static_url_path="/assets",
+    )
+    app.config.update(
+        SECRET_KEY=session_secret(bot_home),
+        TESTING=testing,
+        SESSION_COOKIE_NAME="tbot_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=limits.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=limits.session_timeout_minutes),
+        # the session's own expiry bounds the token; a time limit would break long-open forms on a phone
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        LOGIN_RATE_LIMIT="20 per minute;200 per hour",
+        RATELIMIT_HEADERS_ENABLED=False,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.config.update(config_overrides or {})
+    app.extensions["tbot"] = auth_web.WebState(
+        home=bot_home,
+        limits=limits,
+        settings=SettingsAccess(bot_home, settings_api),
+        clock=clock or utc_now,
+    )
+
+    CSRFProtect(app)
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
+    limiter.limit(lambda: str(app.config["LOGIN_RATE_LIMIT"]), methods=["POST"])(login_web.bp)
+
+    for bp in (
+        login_web.bp,
+        main_web.bp,
+        status_web.bp,
+        logs_web.bp,
+        history_web.bp,
+        start_stop_web.bp,
+        settings_web.bp,
+        users_web.bp,
+    ):
+        app.register_blueprint(bp)
+
+    app.before_request(auth_web.enforce_access)
+    app.after_request(_finish_response)
+    _register_error_pages(app)
+
+    app.add_template_filter(age_text, "age")
+
+    @app.context_processor
+    def _template_helpers() -> dict[str, Any]:
+        user = auth_web.current_user()
+        nav = [(ep, label) for ep, label, role in NAV if user is not None and auth_web.can(role)]
+        return {"current_user": user, "can": auth_web.can, "nav": nav}
+
+    return app
+
+
+def age_text(seconds: float | None) -> str:
+    """Seconds since the daemon's last status write, for people: '42 s', '5 min', '3 h', '12 days'."""
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    if seconds < 172800:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"
+
+
+def _finish_response(response: Response) -> Response:
+    headers = response.headers
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["X-Frame-Options"] = "DENY"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.endpoint != "static" and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    # polling and assets would drown the access log; sign-ins, pages and every change are kept
+    if request.endpoint not in ("static", "status.api", "status.chart"):
+        auth_web.access_log(response.status_code)
+    return response
+
+
+def _register_error_pages(app: Flask) -> None:
+    messages = {
+        400: "The request was not valid.",
+        403: "Your role does not allow this page or action.",
+        404: "There is no such page.",
+        405: "That method is not allowed here.",
+        413: "The request is too large.",
+        429: "Too many attempts. Wait a minute and try again.",
+        500: "Something went wrong on the server; the error was logged. Nothing was changed by this request.",
+        503: "The dashboard is closed: the bot configuration cannot be read. Check it with `tbot check`.",
+    }
+
+    def render(code: int, message: str) -> tuple[str | Response, int]:
+        if request.path.startswith("/api/"):
+            return jsonify(error=message), code
+        return render_template("error.html", code=code, message=message), code
+
+    for code, message in messages.items():
+        app.register_error_handler(code, lambda exc, code=code, message=message: render(code, message))
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> tuple[str | Response, int]:
+        auth_web.auth_failure(
+            "csrf_refused", session_user(), f"{request.method} {request.path}: {exc.description}"
+        )
+        return render(
+            400,
+            "The form had expired or was not sent by this dashboard (CSRF check failed). Reload and retry.",
+        )
+
+
+def session_user() -> str | None:
+    uid = session.get("uid")
+    return str(uid) if uid else None

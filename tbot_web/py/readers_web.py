@@ -1,0 +1,225 @@
+"""Read-only views of what the daemon writes: output/status.json, strategy logs, trade history, the ledger
+(sqlite `mode=ro`) and OFX exports. Nothing here writes, and nothing imports trading logic."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.errors import TbotError
+from tbot_bot.support.path_resolver import BotHome
+
+STRATEGIES = ("open", "mid", "close")
+LEVELS = ("debug", "info", "warning", "error", "critical")
+STATUS_JSON_BUDGET = 10_000  # bytes; the operator polls this over a phone link
+MAX_POSITIONS = 40
+TAIL_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BotFiles:
+    """Where this home's bot writes; `scope` is None until the bot has been provisioned."""
+
+    scope: str | None
+    ledger_path: Path | None
+
+
+def bot_files(home: BotHome) -> BotFiles:
+    """Scope and ledger from the accounting binding; before it exists, the single bot directory in output/."""
+    try:
+        from tbot_bot.accounting.accounting_config import load_binding
+
+        binding = load_binding(home)
+        return BotFiles(scope=str(binding.scope), ledger_path=Path(binding.ledger_path))
+    except (ImportError, TbotError, OSError, ValueError):
+        pass
+    if home.output_dir.is_dir():
+        dirs = sorted(p.name for p in home.output_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if len(dirs) == 1:
+            return BotFiles(scope=dirs[0], ledger_path=None)
+    return BotFiles(scope=None, ledger_path=None)
+
+
+# ---------------------------------------------------------------- status.json
+
+
+def read_status(home: BotHome) -> dict[str, Any]:
+    """The daemon's status.json, or a placeholder with an `error` the page can show."""
+    try:
+        raw = home.status_json.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {"state": "unknown", "error": "output/status.json not found: the daemon has not started yet"}
+    except OSError as exc:
+        return {"state": "unknown", "error": f"output/status.json cannot be read ({exc.strerror})"}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"state": "unknown", "error": "output/status.json is not valid JSON"}
+    if not isinstance(data, dict):
+        return {"state": "unknown", "error": "output/status.json is not a JSON object"}
+    return data
+
+
+def _age_seconds(updated_at: Any, now: datetime) -> float | None:
+    try:
+        stamp = datetime.fromisoformat(str(updated_at))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        return None
+    return max(0.0, (now - stamp).total_seconds())
+
+
+def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: bool) -> dict[str, Any]:
+    """The fields the status page needs, kept under STATUS_JSON_BUDGET bytes."""
+    keys = (
+        "state",
+        "session_date",
+        "active_strategy",
+        "windows",
+        "counts",
+        "realized_pnl",
+        "realized_pnl_by_strategy",
+        "trades_by_strategy",
+        "broker",
+        "api",
+        "defense_mode",
+        "kill_switch",
+        "pending_confirmations",
+        "version",
+        "bot",
+        "updated_at",
+        "error",
+    )
+    out: dict[str, Any] = {k: status[k] for k in keys if k in status}
+    positions = status.get("positions") or []
+    out["positions"] = positions[:MAX_POSITIONS] if isinstance(positions, list) else []
+    out["positions_total"] = len(positions) if isinstance(positions, list) else 0
+    out["age_seconds"] = _age_seconds(status.get("updated_at"), now)
+    out["stop_requested"] = stop_requested
+    while len(json.dumps(out, separators=(",", ":"))) > STATUS_JSON_BUDGET and out["positions"]:
+        out["positions"] = out["positions"][: len(out["positions"]) // 2]
+    out["truncated"] = len(out["positions"]) < out["positions_total"]
+    return out
+
+
+def money(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- strategy logs
+
+
+def _tail_lines(path: Path) -> list[str]:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[1:] if size > TAIL_BYTES else lines
+
+
+def read_log_entries(
+    home: BotHome, *, strategy: str | None = None, level: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Newest-last entries from output/<scope>/logs/{open,mid,close}.log, filtered by strategy and level."""
+    files = bot_files(home)
+    if files.scope is None:
+        return []
+    wanted = [strategy] if strategy in STRATEGIES else list(STRATEGIES)
+    entries: list[dict[str, Any]] = []
+    for name in wanted:
+        for line in _tail_lines(home.logs_dir(files.scope) / f"{name}.log"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError
+            except ValueError:
+                record = {"event": line[:500], "level": "info"}
+            record.setdefault("strategy", name)
+            record["level"] = str(record.get("level", "info")).lower()
+            entries.append(record)
+    if level in LEVELS:
+        floor = LEVELS.index(level)
+        entries = [e for e in entries if e["level"] in LEVELS and LEVELS.index(e["level"]) >= floor]
+    entries.sort(key=lambda e: str(e.get("timestamp", "")))
+    return entries[-limit:]
+
+
+# ---------------------------------------------------------------- trade history and ledger (auditor)
+
+
+def read_trade_history(home: BotHome) -> list[dict[str, Any]]:
+    files = bot_files(home)
+    if files.scope is None:
+        return []
+    path = home.trades_dir(files.scope) / f"{files.scope}_BOT_trade_history.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per strategy: trades, wins, total PnL (Decimal)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for record in records:
+        name = str(record.get("strategy_name") or record.get("strategy") or "unknown")
+        row = summary.setdefault(name, {"trades": 0, "wins": 0, "pnl": Decimal("0")})
+        row["trades"] += 1
+        pnl = money(record.get("PnL", record.get("pnl")))
+        if pnl is not None:
+            row["pnl"] += pnl
+            row["wins"] += int(pnl > 0)
+    return summary
+
+
+def ledger_summary(home: BotHome) -> dict[str, Any]:
+    """Tables and row counts of the bot ledger, opened read-only."""
+    path = bot_files(home).ledger_path
+    if path is None or not path.is_file():
+        return {"path": None, "tables": [], "error": "no ledger is bound to this home yet"}
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            names = [
+                r[0]
+                for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            tables = [(n, con.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0]) for n in names]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return {"path": path.name, "tables": [], "error": f"the ledger cannot be read ({exc})"}
+    return {"path": path.name, "tables": tables, "error": None}
+
+
+def ofx_files(home: BotHome) -> dict[str, Path]:
+    """OFX exports next to the ledger and under the bot's output directory, by file name."""
+    files = bot_files(home)
+    roots = [p for p in (files.ledger_path.parent if files.ledger_path else None,) if p is not None]
+    if files.scope:
+        roots.append(home.bot_output_dir(files.scope))
+    found: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for p in sorted(root.rglob("*.ofx")):
+                found.setdefault(p.name, p)
+    return found

@@ -1,0 +1,245 @@
+"""The market side of the fake Alpaca: replayed 1-minute bars (or fixed prices) seen through a `now()` clock.
+
+The data API never shows the future: only bars whose minute has ended are served. The current price for
+fills is the open of the bar that contains now (else the last close).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+MINUTE = timedelta(minutes=1)
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(raw: str) -> datetime:
+    ts = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@dataclass
+class BarRow:
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class FakeMarket:
+    """Prices, clock and market data; FakeAlpacaExchange adds the account and the order book."""
+
+    def __init__(
+        self,
+        *,
+        bars: pd.DataFrame | None,
+        now: Callable[[], datetime] | None,
+        prices: dict[str, Decimal | str | float] | None,
+        session: tuple[time, time],
+        spread_pct: Decimal,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._now = now or (lambda: datetime.now(UTC))
+        self.bars: dict[str, list[BarRow]] = {}
+        self._bar_times: dict[str, list[datetime]] = {}
+        if bars is not None:
+            self.load_bars(bars)
+        self.price_overrides: dict[str, Decimal] = {k: Decimal(str(v)) for k, v in (prices or {}).items()}
+        self.session = session
+        self.spread_pct = spread_pct
+
+    # --- market -------------------------------------------------------------------------------------
+    def load_bars(self, frame: pd.DataFrame) -> None:
+        df = frame.copy()
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        df = df.sort_values(["symbol", "timestamp"])
+        with self._lock:
+            for symbol, group in df.groupby("symbol", sort=True):
+                rows = [
+                    BarRow(ts.to_pydatetime(), float(o), float(h), float(lo), float(c), float(v))
+                    for ts, o, h, lo, c, v in zip(
+                        group["timestamp"],
+                        group["open"],
+                        group["high"],
+                        group["low"],
+                        group["close"],
+                        group["volume"],
+                        strict=True,
+                    )
+                ]
+                self.bars[str(symbol)] = rows
+                self._bar_times[str(symbol)] = [r.ts for r in rows]
+
+    def now(self) -> datetime:
+        return self._now().astimezone(UTC)
+
+    def set_price(self, symbol: str, price: Decimal | str | float) -> None:
+        with self._lock:
+            self.price_overrides[symbol] = Decimal(str(price))
+
+    def completed_bars(self, symbol: str, now: datetime | None = None) -> list[BarRow]:
+        """Bars whose minute has ended by now: the data API never shows the future."""
+        now = now or self.now()
+        times = self._bar_times.get(symbol, [])
+        return self.bars.get(symbol, [])[: bisect_right(times, now - MINUTE)]
+
+    def price(self, symbol: str) -> Decimal | None:
+        if symbol in self.price_overrides:
+            return self.price_overrides[symbol]
+        rows = self.bars.get(symbol)
+        if not rows:
+            return None
+        now = self.now()
+        i = bisect_right(self._bar_times[symbol], now) - 1
+        if i < 0:
+            return None
+        bar = rows[i]
+        # the bar containing now has opened (its open is known); an older one only has its close
+        value = bar.open if bar.ts + MINUTE > now else bar.close
+        return Decimal(str(round(value, 4)))
+
+    def is_open(self) -> bool:
+        now = self.now()
+        return now.weekday() < 5 and self.session[0] <= now.time() < self.session[1]
+
+    def clock(self) -> dict[str, Any]:
+        now = self.now()
+        day = now.date()
+        open_today = datetime.combine(day, self.session[0], UTC)
+        close_today = datetime.combine(day, self.session[1], UTC)
+        next_open = open_today if now < open_today else open_today + timedelta(days=1)
+        while next_open.weekday() >= 5:
+            next_open += timedelta(days=1)
+        next_close = close_today if now < close_today else close_today + timedelta(days=1)
+        while next_close.weekday() >= 5:
+            next_close += timedelta(days=1)
+        return {
+            "timestamp": iso(now),
+            "is_open": self.is_open(),
+            "next_open": iso(next_open),
+            "next_close": iso(next_close),
+        }
+
+    # --- market data --------------------------------------------------------------------------------
+    def quote(self, symbol: str) -> dict[str, Any] | None:
+        price = self.last_trade_price(symbol)
+        if price is None:
+            return None
+        half = price * self.spread_pct / 2
+        return {
+            "t": iso(self.now()),
+            "ax": "V",
+            "ap": float(round(price + half, 4)),
+            "as": 3,
+            "bx": "V",
+            "bp": float(round(price - half, 4)),
+            "bs": 2,
+            "c": ["R"],
+            "z": "B",
+        }
+
+    def last_trade_price(self, symbol: str) -> Decimal | None:
+        if symbol in self.price_overrides:
+            return self.price_overrides[symbol]
+        done = self.completed_bars(symbol)
+        return Decimal(str(done[-1].close)) if done else None
+
+    def _bar_json(self, bar: BarRow) -> dict[str, Any]:
+        return {
+            "t": iso(bar.ts),
+            "o": bar.open,
+            "h": bar.high,
+            "l": bar.low,
+            "c": bar.close,
+            "v": bar.volume,
+            "n": None,
+            "vw": round((bar.high + bar.low + bar.close) / 3, 4),
+        }
+
+    def bars_between(
+        self, symbols: list[str], start: datetime | None, end: datetime | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(symbol, bar) pairs, by symbol then time; `end` is inclusive as on Alpaca."""
+        out = []
+        with self._lock:
+            for symbol in sorted(set(symbols)):
+                for bar in self.completed_bars(symbol):
+                    if (start is None or bar.ts >= start) and (end is None or bar.ts <= end):
+                        out.append((symbol, self._bar_json(bar)))
+        return out
+
+    def _daily(self, rows: list[BarRow]) -> dict[str, Any]:
+        return {
+            "t": iso(datetime.combine(rows[0].ts.date(), time(4, 0), UTC)),
+            "o": rows[0].open,
+            "h": max(r.high for r in rows),
+            "l": min(r.low for r in rows),
+            "c": rows[-1].close,
+            "v": sum(r.volume for r in rows),
+            "n": None,
+            "vw": None,
+        }
+
+    def snapshot(self, symbol: str) -> dict[str, Any] | None:
+        with self._lock:
+            price = self.last_trade_price(symbol)
+            if price is None:
+                return None
+            now = self.now()
+            trade = {"t": iso(now), "x": "V", "p": float(price), "s": 100, "c": ["@"], "i": 1, "z": "B"}
+            snap: dict[str, Any] = {"latestTrade": trade, "latestQuote": self.quote(symbol)}
+            done = self.completed_bars(symbol, now)
+            if done:
+                snap["minuteBar"] = self._bar_json(done[-1])
+                today = [r for r in done if r.ts.date() == now.date()]
+                earlier = [r for r in done if r.ts.date() < now.date()]
+                if today:
+                    snap["dailyBar"] = self._daily(today)
+                if earlier:
+                    last_day = earlier[-1].ts.date()
+                    snap["prevDailyBar"] = self._daily([r for r in earlier if r.ts.date() == last_day])
+            else:
+                p = float(price)
+                flat = {"t": iso(now), "o": p, "h": p, "l": p, "c": p, "v": 1_000_000, "n": None, "vw": p}
+                snap.update(minuteBar=flat, dailyBar=flat, prevDailyBar=flat)
+            return snap
+
+
+def synthetic_bars(symbols: dict[str, float], start: datetime, minutes: int, seed: int = 0) -> pd.DataFrame:
+    """Seeded random-walk 1-minute bars (timestamp = bar start, UTC) for {symbol: first price}."""
+    rng = random.Random(seed)
+    rows = []
+    for symbol, first in sorted(symbols.items()):
+        price = first
+        for i in range(minutes):
+            open_ = price
+            close = max(0.5, open_ * (1 + rng.gauss(0, 0.002)))
+            high = max(open_, close) * (1 + abs(rng.gauss(0, 0.001)))
+            low = min(open_, close) * (1 - abs(rng.gauss(0, 0.001)))
+            volume = rng.randint(1_000, 50_000)
+            rows.append(
+                (
+                    start + i * MINUTE,
+                    symbol,
+                    round(open_, 2),
+                    round(high, 2),
+                    round(low, 2),
+                    round(close, 2),
+                    volume,
+                )
+            )
+            price = close
+    return pd.DataFrame(rows, columns=["timestamp", "symbol", "open", "high", "low", "close", "volume"])

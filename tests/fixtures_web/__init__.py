@@ -1,0 +1,241 @@
+"""A dashboard test home: core DBs with one user per role, .env limits, status.json, strategy logs, trade
+history and an OFX export; plus a stand-in for the config API and a settable clock."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers import template_text, with_values
+
+from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
+from tbot_bot.core import init_all_core_databases
+from tbot_bot.core.users import add_user
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+SCOPE = "RGL_USA_SIM_TB01"
+ROLES = ("viewer", "auditor", "operator", "admin")
+PASSWORDS = {role: f"correct-horse-{role}" for role in ROLES}
+T0 = datetime(2011, 1, 18, 15, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A settable UTC clock for lockout and session-expiry tests."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class FakeSettingsApi:
+    """Same names as tbot_bot.config.settings_bot: validates the whole text, saves nothing when invalid."""
+
+    text: str
+    secret_keys: frozenset[str] = frozenset({"MAX_PE_RATIO"})
+    saved: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    fail_load: bool = False
+
+    def read_env_text(self, home: BotHome) -> str:
+        return self.text
+
+    def load_settings(self, home: BotHome) -> BotSettings:
+        if self.fail_load:
+            raise ConfigError("cannot decrypt .env_bot.enc (test)")
+        return settings_from_text(self.text, source="test")
+
+    def masked_items(self, text: Any) -> list[tuple[str, str, bool]]:
+        values, _ = parse_env_text(str(text))
+        return [
+            (k, "********" if k in self.secret_keys else v, k in self.secret_keys) for k, v in values.items()
+        ]
+
+    def update_env_values(self, home: BotHome, updates: dict[str, str], *, actor: str) -> BotSettings:
+        new_text = with_values(self.text, **updates)
+        settings = settings_from_text(new_text, source="test")
+        self.text = new_text
+        self.saved.append((dict(updates), actor))
+        return settings
+
+
+def settings_text(**overrides: Any) -> str:
+    """The test template with orders waiting for confirmation (so the confirm route has work to do)."""
+    return with_values(template_text(), **{"TRADE_CONFIRMATION_REQUIRED": "true", **overrides})
+
+
+def status_payload(state: str = "idle", **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "state": state,
+        "session_date": "2011-01-18",
+        "active_strategy": "open",
+        "windows": [
+            {
+                "strategy": "open",
+                "scheduled_start": "2011-01-18T14:30:00+00:00",
+                "scheduled_end": "2011-01-18T14:45:00+00:00",
+                "actual_start": "2011-01-18T14:30:01+00:00",
+                "actual_end": None,
+                "status": "running",
+                "note": "",
+            },
+            {
+                "strategy": "mid",
+                "scheduled_start": "2011-01-18T17:00:00+00:00",
+                "scheduled_end": "2011-01-18T17:15:00+00:00",
+                "actual_start": None,
+                "actual_end": None,
+                "status": "pending",
+                "note": "",
+            },
+        ],
+        "counts": {
+            "open": {"signaled": 3, "entered": 2, "exited": 1},
+            "mid": {"signaled": 0, "entered": 0, "exited": 0},
+            "close": {"signaled": 0, "entered": 0, "exited": 0},
+        },
+        "positions": [
+            {
+                "symbol": "SPY",
+                "strategy": "open",
+                "side": "long",
+                "qty": "3",
+                "entry_price": "127.10",
+                "last_price": "127.50",
+                "unrealized_pnl": "1.20",
+            }
+        ],
+        "realized_pnl": "12.34",
+        "realized_pnl_by_strategy": {"open": "14.00", "mid": "-1.66"},
+        "trades_by_strategy": {"open": 2, "mid": 1},
+        "broker": {"name": "SIM", "healthy": True, "last_error": None},
+        "api": {"retries": 0, "errors": 0},
+        "defense_mode": False,
+        "kill_switch": {"tripped": False, "reason": None},
+        "pending_confirmations": [
+            {
+                "client_order_id": "TB01-20110118-open-SPY-1",
+                "symbol": "SPY",
+                "strategy": "open",
+                "expires_at": "2011-01-18T14:45:00+00:00",
+            }
+        ],
+        "version": "v1.0.0",
+        "bot": {"bot_id": "TB01", "entity": "RGL", "broker": "SIM"},
+        "updated_at": T0.isoformat(),
+    }
+    payload.update(overrides)
+    return payload
+
+
+def write_status(home: BotHome, payload: dict[str, Any]) -> None:
+    home.status_json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = home.status_json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(home.status_json)
+
+
+def build_home(root: Path, *, env: str | None = None) -> BotHome:
+    """A home with everything the dashboard reads. Users: one per role, named after the role."""
+    home = BotHome(root.resolve())
+    home.root.mkdir(parents=True, exist_ok=True)
+    home.dotenv.write_text(
+        env or "LOGIN_ATTEMPT_LIMIT=3\nLOGIN_LOCKOUT_MINUTES=15\nSESSION_TIMEOUT_MINUTES=120\n",
+        encoding="utf-8",
+    )
+    init_all_core_databases(home)
+    for role in ROLES:
+        add_user(home, role, PASSWORDS[role], role, created_by="test")
+    write_status(home, status_payload())
+    logs = home.logs_dir(SCOPE)
+    logs.mkdir(parents=True, exist_ok=True)
+    for strategy in ("open", "mid", "close"):
+        lines = [
+            {
+                "timestamp": f"2011-01-18T14:3{i}:00+00:00",
+                "strategy": strategy,
+                "level": level,
+                "event": f"{strategy}-{level}",
+            }
+            for i, level in enumerate(("debug", "info", "warning", "error"))
+        ]
+        (logs / f"{strategy}.log").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    trades = home.trades_dir(SCOPE)
+    trades.mkdir(parents=True, exist_ok=True)
+    (trades / f"{SCOPE}_BOT_trade_history.json").write_text(
+        json.dumps(
+            [
+                {
+                    "timestamp": "2011-01-18T14:40:00+00:00",
+                    "strategy_name": "open",
+                    "ticker": "SPY",
+                    "side": "long",
+                    "size": "3",
+                    "entry_price": "127.10",
+                    "exit_price": "128.00",
+                    "PnL": "2.70",
+                },
+                {
+                    "timestamp": "2011-01-18T17:10:00+00:00",
+                    "strategy_name": "mid",
+                    "ticker": "QQQ",
+                    "side": "long",
+                    "size": "1",
+                    "entry_price": "50.00",
+                    "exit_price": "49.00",
+                    "PnL": "-1.00",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
+    ofx_dir = home.bot_output_dir(SCOPE) / "ofx"
+    ofx_dir.mkdir(parents=True, exist_ok=True)
+    (ofx_dir / "RGL_2011-01-18.ofx").write_text("OFXHEADER:100\n", encoding="utf-8")
+    return home
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    if not match:
+        raise AssertionError("no csrf_token in page")
+    return match.group(1)
+
+
+def login(client: Any, username: str, password: str | None = None) -> Any:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    return client.post(
+        "/login",
+        data={"username": username, "password": password or PASSWORDS[username], "csrf_token": token},
+    )
+
+
+def fresh_token(client: Any) -> str:
+    """A valid CSRF token for the client's current session (signed in or not)."""
+    resp = client.get("/login")
+    if resp.status_code == 302:
+        resp = client.get("/")
+    return csrf_from(resp.get_data(as_text=True))
+
+
+__all__ = [
+    "Clock",
+    "FakeSettingsApi",
+    "build_home",
+    "csrf_from",
+    "fresh_token",
+    "login",
+    "settings_text",
+    "status_payload",
+    "with_values",
+    "write_status",
+]

@@ -1,0 +1,158 @@
+"""`tbot broker-check` and `tbot data fetch` on a provisioned Alpaca home pointed at the fake Alpaca server."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fakes.alpaca_exchange import FakeAlpacaExchange, synthetic_bars
+from fakes.alpaca_server import FakeAlpacaServer
+
+from rigd_tbot.cli import main
+from rigd_tbot.commands.data import parse_bound
+from tbot_bot.errors import ConfigError
+from tbot_bot.runtime.clock import ReplayClock
+
+DAY1 = datetime(2026, 11, 16, 14, 30, tzinfo=UTC)  # a Monday
+DAY2 = DAY1 + timedelta(days=1)
+
+
+@pytest.fixture()
+def server() -> Iterator[FakeAlpacaServer]:
+    bars = pd.concat(
+        [
+            synthetic_bars({"SPY": 450.0, "QQQ": 380.0}, DAY1, 60, seed=11),
+            synthetic_bars({"SPY": 452.0, "QQQ": 381.0}, DAY2, 60, seed=12),
+        ],
+        ignore_index=True,
+    )
+    clock = ReplayClock(DAY2 + timedelta(hours=2))
+    with FakeAlpacaServer(FakeAlpacaExchange(bars=bars, now=clock.now)) as srv:
+        yield srv
+
+
+def provision(home: Path, broker: str, monkeypatch: pytest.MonkeyPatch, url: str | None = None) -> None:
+    if url is not None:
+        monkeypatch.setenv("ALPACA_API_KEY", "test-key")
+        monkeypatch.setenv("ALPACA_SECRET_KEY", "test-secret")
+        monkeypatch.setenv("ALPACA_BASE_URL", url)
+        monkeypatch.setenv("ALPACA_DATA_URL", url)
+    args = ["provision", "--home", str(home), "--broker", broker, "--entity", "RGL", "--jurisdiction", "USA"]
+    args += ["--account", "main", "--bot-id", "TB01", "--float", "2500"]
+    assert main(args) == 0
+
+
+@pytest.fixture()
+def alpaca_home(
+    tmp_path: Path,
+    server: FakeAlpacaServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
+    home = tmp_path / "home"
+    provision(home, "alpaca", monkeypatch, server.url)
+    capsys.readouterr()
+    return home
+
+
+def test_broker_check_against_the_fake_server(
+    alpaca_home: Path, server: FakeAlpacaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["broker-check", "--home", str(alpaca_home), "--symbol", "QQQ"]) == 0
+    out = capsys.readouterr().out
+    assert "broker ALPACA" in out
+    for label in ("account", "clock", "positions", "quote"):
+        assert f"OK   {label}" in out
+    assert "buying_power=100000" in out and "QQQ bid" in out and "broker-check OK" in out
+
+
+def test_broker_check_reports_an_unreachable_broker(
+    alpaca_home: Path, server: FakeAlpacaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.config.settings_bot import update_env_values
+    from tbot_bot.support.path_resolver import BotHome
+
+    # API_RETRY_LIMIT=1 keeps the backoff short (1 s); the check honours the configured retries
+    update_env_values(BotHome(alpaca_home), {"API_RETRY_LIMIT": "1"}, actor="test")
+    server.inject("*", "/v2/", kind="status", status=503, times=999)
+    assert main(["broker-check", "--home", str(alpaca_home)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL account" in out and "NetworkError" in out and "stopped" in out
+    assert server.count("GET", "/v2/account") == 2 and server.count("GET", "/v2/clock") == 0
+
+
+def test_broker_check_reports_bad_credentials(
+    alpaca_home: Path, server: FakeAlpacaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.api_key = "another-key"
+    assert main(["broker-check", "--home", str(alpaca_home)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL account" in out and "not authorized" in out
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_data_fetch_writes_backtest_csv_and_caches_whole_days(
+    alpaca_home: Path, server: FakeAlpacaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "out"
+    args = ["data", "fetch", "--home", str(alpaca_home), "--symbols", "spy,QQQ", "--start", "2026-11-16"]
+    args += ["--end", "2026-11-17", "--out", str(out_dir)]
+    assert main(args) == 0
+    first_calls = server.count("GET", "/v2/stocks/bars")
+    assert first_calls >= 2  # one per day
+    (path,) = out_dir.glob("*.csv")
+    rows = _read_csv(path)
+    assert list(rows[0]) == ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+    assert len(rows) == 240
+    assert rows[0]["timestamp"] == "2026-11-16T14:30:00+00:00" and rows[0]["symbol"] == "QQQ"
+    expected = server.exchange.bars["SPY"][0]
+    spy0 = next(r for r in rows if r["symbol"] == "SPY")
+    assert float(spy0["open"]) == expected.open and float(spy0["volume"]) == expected.volume
+    assert (alpaca_home / "data" / "cache" / "bars_1min" / "alpaca" / "SPY" / "2026-11-16.csv").exists()
+    # again, as Parquet: served from the cache, no data API call
+    assert main([*args, "--format", "parquet"]) == 0
+    assert server.count("GET", "/v2/stocks/bars") == first_calls
+    frame = pd.read_parquet(next(out_dir.glob("*.parquet")))
+    assert len(frame) == 240 and str(frame["timestamp"].dt.tz) == "UTC"
+    assert "(0 data API calls)" in capsys.readouterr().out
+
+
+def test_data_fetch_time_window_and_errors(
+    alpaca_home: Path, server: FakeAlpacaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["data", "fetch", "--home", str(alpaca_home), "--symbols", "SPY", "--out", str(tmp_path / "o")]
+    assert (
+        main([*args, "--start", "2026-11-17T14:35:00Z", "--end", "2026-11-17T14:40:00Z", "--no-cache"]) == 0
+    )
+    (path,) = (tmp_path / "o").glob("*.csv")
+    assert [r["timestamp"][11:16] for r in _read_csv(path)] == ["14:35", "14:36", "14:37", "14:38", "14:39"]
+    assert not (alpaca_home / "data" / "cache" / "bars_1min").exists()
+    assert main([*args, "--start", "2026-11-17", "--end", "2026-11-16"]) == 2
+    assert main([*args, "--start", "yesterday", "--end", "2026-11-16"]) == 2
+
+
+def test_data_fetch_refuses_the_sim_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "sim"
+    provision(home, "sim", monkeypatch)
+    args = ["data", "fetch", "--home", str(home), "--symbols", "SPY", "--start", "2026-11-16"]
+    assert main([*args, "--end", "2026-11-16", "--out", str(tmp_path / "o")]) == 2
+    assert "BROKER_NAME=ALPACA" in capsys.readouterr().err
+
+
+def test_parse_bound() -> None:
+    assert parse_bound("2026-11-16", is_end=True) == datetime(2026, 11, 17, tzinfo=UTC)
+    assert parse_bound("2026-11-16T09:30:00-05:00", is_end=False) == datetime(
+        2026, 11, 16, 14, 30, tzinfo=UTC
+    )
+    with pytest.raises(ConfigError):
+        parse_bound("16/11/2026", is_end=False)

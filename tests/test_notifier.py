@@ -1,0 +1,223 @@
+"""Notifier against real local servers: SMTP (aiosmtpd), Slack/PagerDuty/SMS webhooks; failures never escape."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fakes.smtp_server import FakeSmtp, free_port
+from fakes.webhook_server import FakeWebhooks
+from helpers import make_settings
+
+from tbot_bot.support.decrypt_secrets import save_secret_json
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.trading.notifier_bot import (
+    Alert,
+    AlertEvent,
+    AlertLevel,
+    EmailChannel,
+    Notifier,
+    PagerDutyChannel,
+    SlackChannel,
+    SmsChannel,
+    build_notifier,
+    log_only_notifier,
+)
+
+TS = datetime(2026, 11, 25, 14, 45, tzinfo=UTC)
+
+
+def fill_alert(**kw: object) -> Alert:
+    base: dict[str, object] = dict(
+        level="routine", event="fill", timestamp=TS, strategy="open", ticker="AAPL", pnl=None,
+        trigger="breakout", message="bought 10 AAPL @ 190.12",
+    )  # fmt: skip
+    base.update(kw)
+    return Alert(**base)  # type: ignore[arg-type]
+
+
+def failure_alert() -> Alert:
+    return Alert(AlertLevel.CRITICAL, AlertEvent.FAILURE, TS, "mid", None, Decimal("-125.50"),
+                 "kill_switch: daily loss 5.2% > DAILY_LOSS_LIMIT 5%", "trading halted")  # fmt: skip
+
+
+@pytest.fixture
+def hooks() -> Iterator[FakeWebhooks]:
+    with FakeWebhooks() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSmtp]:
+    with FakeSmtp() as fake:
+        yield fake
+
+
+class Sleeps(list[float]):
+    def __call__(self, s: float) -> None:
+        self.append(s)
+
+
+def test_alert_content() -> None:
+    a = failure_alert()
+    text = a.text()
+    for part in ("2026-11-25T14:45:00+00:00", "mid", "-125.50", "kill_switch", "trading halted"):
+        assert part in text
+    assert a.as_dict()["level"] == "critical" and a.as_dict()["pnl"] == "-125.50"
+    with pytest.raises(ValueError):
+        fill_alert(level="loud")
+    with pytest.raises(ValueError):
+        fill_alert(timestamp=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_email_over_smtp(smtp: FakeSmtp) -> None:
+    ch = EmailChannel(
+        "127.0.0.1", smtp.port, "bot@example.test", ["ops@example.test", "cfo@example.test"], starttls=False
+    )
+    n = Notifier(make_settings(ROUTINE_ALERT_CHANNEL="email"), {"email": ch})
+    assert n.notify(fill_alert())
+    assert n.flush(5)
+    n.close()
+    mail_from, rcpts, msg = smtp.messages[0]
+    assert mail_from == "bot@example.test" and rcpts == ["ops@example.test", "cfo@example.test"]
+    assert "[ROUTINE] fill open AAPL" in msg["Subject"]
+    assert "trigger: breakout" in msg.get_payload()
+
+
+def test_pagerduty_events_v2_shape(hooks: FakeWebhooks) -> None:
+    ch = PagerDutyChannel("R0UTINGKEY", hooks.url("/v2/enqueue"))
+    n = Notifier(make_settings(CRITICAL_ALERT_CHANNEL="pagerduty"), {"pagerduty": ch})
+    n.notify(failure_alert())
+    assert n.flush(5)
+    n.close()
+    body = hooks.on("/v2/enqueue")[0].body
+    assert body["routing_key"] == "R0UTINGKEY" and body["event_action"] == "trigger"
+    payload = body["payload"]
+    assert payload["severity"] == "critical" and payload["source"] == "rigd-tbot"
+    assert payload["timestamp"] == TS.isoformat() and payload["custom_details"]["pnl"] == "-125.50"
+    assert payload["custom_details"]["trigger"].startswith("kill_switch")
+
+
+def test_slack_and_sms(hooks: FakeWebhooks) -> None:
+    chans = {
+        "slack": SlackChannel(hooks.url("/slack/T000/B000")),
+        "sms": SmsChannel(hooks.url("/sms/send"), "tok", "+15550100"),
+    }
+    n = Notifier(make_settings(CRITICAL_ALERT_CHANNEL="sms", ROUTINE_ALERT_CHANNEL="slack"), chans)
+    n.notify(fill_alert())
+    n.notify(failure_alert())
+    assert n.flush(5)
+    n.close()
+    assert "bought 10 AAPL" in hooks.on("/slack/T000/B000")[0].body["text"]
+    sms = hooks.on("/sms/send")[0]
+    assert sms.body["to"] == "+15550100" and "pnl -125.50" in sms.body["message"]
+    assert sms.headers["Authorization"] == "Bearer tok"
+    assert len(sms.body["message"]) <= 320
+
+
+def test_toggles_suppress_events(hooks: FakeWebhooks) -> None:
+    settings = make_settings(NOTIFY_ON_FILL="false", NOTIFY_ON_EXIT="true", ROUTINE_ALERT_CHANNEL="slack")
+    n = Notifier(settings, {"slack": SlackChannel(hooks.url("/s"))})
+    assert n.notify(fill_alert()) is False
+    assert n.notify(fill_alert(event="exit", pnl=Decimal("12.5"), trigger="trailing_stop")) is True
+    assert n.flush(5)
+    n.close()
+    assert len(hooks.on("/s")) == 1 and "exit" in hooks.on("/s")[0].body["text"]
+    off = Notifier(make_settings(NOTIFY_ON_FAILURE="false"), {}, background=False)
+    assert off.notify(failure_alert()) is False
+
+
+def test_failing_channel_is_retried_then_delivered(hooks: FakeWebhooks) -> None:
+    sleeps = Sleeps()
+    hooks.fail_next(2, 503)
+    n = Notifier(
+        make_settings(ROUTINE_ALERT_CHANNEL="slack"), {"slack": SlackChannel(hooks.url("/s"))}, sleep=sleeps
+    )
+    n.notify(fill_alert())
+    assert n.flush(5)
+    n.close()
+    assert sleeps == [1.0, 2.0] and n.sent == 1 and len(hooks.on("/s")) == 1
+
+
+def test_dead_channels_never_raise_or_stop_anything(
+    caplog: pytest.LogCaptureFixture, hooks: FakeWebhooks
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/nothing-listens"
+    chans = {
+        "slack": SlackChannel(dead, timeout=1),
+        "email": EmailChannel("127.0.0.1", free_port(), "a@b.test", ["c@d.test"], starttls=False, timeout=1),
+        "pagerduty": PagerDutyChannel("k", hooks.url("/v2/enqueue")),
+    }
+    hooks.fail_next(1, 400)  # a 4xx is not retried
+    sleeps = Sleeps()
+    n = Notifier(
+        make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="slack"), chans, sleep=sleeps
+    )
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert n.notify(fill_alert()) is True
+        assert n.notify(failure_alert()) is True
+        assert n.flush(10)
+    n.close()
+    assert n.failed == 4 and n.sent == 0
+    assert sleeps.count(1.0) == 3  # each routine alert: 3 attempts, 2 backoffs; the 400 got none
+    assert "alert NOT delivered via slack" in caplog.text and "HTTP 400" in caplog.text
+
+
+def test_slow_channel_does_not_block_notify(hooks: FakeWebhooks) -> None:
+    hooks.delay = 0.5
+    n = Notifier(make_settings(ROUTINE_ALERT_CHANNEL="slack"), {"slack": SlackChannel(hooks.url("/s"))})
+    start = time.monotonic()
+    for _ in range(5):
+        n.notify(fill_alert())
+    assert time.monotonic() - start < 0.2
+    n.close(timeout=0.1)  # bounded even with work left
+    assert n._worker is None
+    time.sleep(0.6)  # the one request in flight finishes; the rest are dropped, not retried
+    assert n.sent <= 2 and n.sent + n.failed >= 4
+
+
+def test_log_only_notifier(caplog: pytest.LogCaptureFixture) -> None:
+    n = log_only_notifier(make_settings())
+    with caplog.at_level(logging.INFO):
+        assert n.notify(failure_alert())
+    assert "trading halted" in caplog.text and "kill_switch" in caplog.text
+    check = n.self_check()
+    assert check.ok and "log only" in check.reason
+
+
+def test_build_notifier_from_secrets(tmp_path: Path, smtp: FakeSmtp, hooks: FakeWebhooks) -> None:
+    home = BotHome(tmp_path)
+    assert build_notifier(make_settings(), home, background=False).channels == {}
+    save_secret_json(home, "smtp_credentials", {
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_USER": "", "SMTP_PASS": "",
+        "SMTP_FROM": "bot@example.test", "SMTP_TO": "ops@example.test", "SMTP_STARTTLS": "false",
+    })  # fmt: skip
+    save_secret_json(home, "alert_channels", {
+        "SLACK_WEBHOOK_URL": hooks.url("/slack"), "PAGERDUTY_ROUTING_KEY": "rk",
+        "PAGERDUTY_URL": hooks.url("/v2/enqueue"), "SMS_API_URL": hooks.url("/sms"), "SMS_API_TOKEN": "t", "SMS_TO": "+1555",
+    })  # fmt: skip
+    n = build_notifier(make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="email"), home)
+    assert sorted(n.channels) == ["email", "pagerduty", "slack", "sms"]
+    assert n.self_check().reason == "ok"
+    n.notify(fill_alert())
+    n.notify(failure_alert())
+    assert n.flush(5)
+    n.close()
+    assert len(smtp.messages) == 1 and len(hooks.on("/v2/enqueue")) == 1
+
+
+def test_send_builds_alerts_and_swallows_mistakes(caplog: pytest.LogCaptureFixture) -> None:
+    n = log_only_notifier(make_settings())
+    assert n.send("critical", "failure", timestamp=TS, trigger="watchdog", message="broker down")
+    with caplog.at_level(logging.ERROR):
+        assert n.send("loud", "failure", timestamp=TS, trigger="x", message="y") is False
+        assert (
+            n.send("routine", "fill", timestamp=datetime(2026, 1, 1), trigger="x", message="naive") is False
+        )  # noqa: DTZ001
+    assert "malformed alert" in caplog.text

@@ -1,0 +1,144 @@
+"""The dashboard in a real headless browser (Debian chromium + chromedriver via Selenium), served by
+waitress on 127.0.0.1: sign in, watch status change live, stop as operator, viewer has no stop control."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from fixtures_web import PASSWORDS, FakeSettingsApi, build_home, settings_text, status_payload, write_status
+
+from tbot_bot.core import users as users_mod
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="browser tests need Debian's chromium and chromium-driver (`make browser` installs them as root)",
+)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(base_url, home) of a dashboard served by waitress in a thread for this module."""
+    import waitress
+
+    from tbot_web.py.portal_web import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+        home = build_home(tmp_path_factory.mktemp("browser") / "home")
+        app = create_app(
+            home.root,
+            settings_api=FakeSettingsApi(settings_text()),
+            config_overrides={"STATUS_POLL_SECONDS": 1},
+        )
+        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.effective_port}", home
+        finally:
+            server.close()
+            thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=412,1400",  # a phone-sized viewport
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
+    ):
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    except WebDriverException as exc:
+        pytest.skip(f"chromium could not start: {exc.msg}")
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def sign_in(driver, base: str, role: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/login")
+    driver.find_element(By.ID, "username").send_keys(role)
+    driver.find_element(By.ID, "password").send_keys(PASSWORDS[role])
+    driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "who"))
+    assert f"{role} ({role})" in driver.find_element(By.ID, "who").text
+
+
+def test_operator_sees_live_status_and_stops_the_bot(served, browser, tmp_path):
+    base, home = served
+    write_status(home, status_payload("idle"))
+    sign_in(browser, base, "operator")
+    browser.get(f"{base}/status")
+    assert browser.find_element(By.ID, "state").text == "idle"
+
+    write_status(
+        home, status_payload("trading", realized_pnl="20.50", updated_at="2011-01-18T15:05:00+00:00")
+    )
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "state").text == "trading")
+    WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "realized-pnl").text == "20.50")
+    shot = tmp_path / "status.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
+    print(f"status page screenshot: {shot}")
+
+    browser.find_element(By.ID, "stop-button").click()
+    WebDriverWait(browser, 10).until(lambda d: "Stop requested" in d.page_source)
+    assert "requested_by=operator" in home.control_stop.read_text()
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "stop-requested").is_displayed())
+    home.control_stop.unlink()
+
+
+def test_viewer_has_no_stop_control_and_a_forged_stop_is_refused(served, browser):
+    base, home = served
+    sign_in(browser, base, "viewer")
+    browser.get(f"{base}/status")
+    assert browser.find_elements(By.ID, "stop-button") == []
+    assert browser.find_elements(By.ID, "controls") == []
+    # forge the request a viewer's browser could send: a valid CSRF token from the page, the operator's form
+    browser.execute_script(
+        """
+        var f = document.createElement('form'); f.method = 'post'; f.action = '/control/stop';
+        var t = document.createElement('input'); t.type = 'hidden'; t.name = 'csrf_token';
+        t.value = document.querySelector('meta[name="csrf-token"]').content;
+        f.appendChild(t); document.body.appendChild(f); f.submit();
+        """
+    )
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "error-message"))
+    assert "403" in browser.find_element(By.TAG_NAME, "h1").text
+    assert not home.control_stop.exists()
+    assert "forbidden user=viewer" in (home.web_logs_dir / "auth_failures.log").read_text()
+
+
+def test_pages_load_their_local_assets_without_csp_errors(served, browser):
+    base, _home = served
+    sign_in(browser, base, "admin")
+    for path in ("/", "/status", "/logs", "/settings", "/users"):
+        browser.get(f"{base}{path}")
+        sheets = browser.execute_script("return document.styleSheets.length")
+        assert sheets == 2, path
+    logs = [e for e in browser.get_log("browser") if "Content Security Policy" in e.get("message", "")]
+    assert logs == []

@@ -1,0 +1,280 @@
+"""Dashboard pages: status JSON, charts, logs filters, settings validation, control files, user admin,
+password reset, auditor views."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from fixtures_web import (
+    PASSWORDS,
+    Clock,
+    FakeSettingsApi,
+    build_home,
+    fresh_token,
+    login,
+    settings_text,
+    status_payload,
+    write_status,
+)
+from helpers import template_text
+
+from tbot_bot.core import users as users_mod
+from tbot_bot.core.audit import recent_system_events, recent_user_activity
+from tbot_web.py.portal_web import create_app
+
+PENDING_ID = "TB01-20110118-open-SPY-1"
+
+
+@pytest.fixture(autouse=True)
+def _fast_bcrypt(monkeypatch):
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+
+
+@pytest.fixture
+def home(tmp_path):
+    return build_home(tmp_path / "home")
+
+
+@pytest.fixture
+def api():
+    return FakeSettingsApi(settings_text())
+
+
+def client_for(home, role, api=None):
+    app = create_app(
+        home.root, testing=True, settings_api=api or FakeSettingsApi(settings_text()), clock=Clock()
+    )
+    client = app.test_client()
+    login(client, role)
+    return client
+
+
+def post(client, path, **data):
+    return client.post(path, data={"csrf_token": fresh_token(client), **data})
+
+
+def test_status_json_has_the_live_fields_and_is_small(home):
+    client = client_for(home, "viewer")
+    resp = client.get("/api/status")
+    body = resp.get_json()
+    assert len(resp.data) < 10_000
+    for key in (
+        "state",
+        "active_strategy",
+        "windows",
+        "counts",
+        "positions",
+        "realized_pnl",
+        "broker",
+        "api",
+        "defense_mode",
+        "kill_switch",
+        "updated_at",
+        "age_seconds",
+        "stop_requested",
+    ):
+        assert key in body
+    assert body["positions"][0]["unrealized_pnl"] == "1.20" and body["age_seconds"] == 0.0
+
+
+def test_status_json_stays_under_10kb_with_many_positions(home):
+    position = status_payload()["positions"][0]
+    write_status(home, status_payload(positions=[dict(position, symbol=f"S{i:03d}") for i in range(500)]))
+    resp = client_for(home, "viewer").get("/api/status")
+    body = resp.get_json()
+    assert len(resp.data) < 10_000
+    assert body["positions_total"] == 500 and body["truncated"] is True
+
+
+def test_status_without_daemon_says_so(home):
+    home.status_json.unlink()
+    client = client_for(home, "viewer")
+    assert client.get("/api/status").get_json()["state"] == "unknown"
+    assert "daemon has not started" in client.get("/status").get_data(as_text=True)
+    home.status_json.write_text("{not json")
+    assert "not valid JSON" in client.get("/api/status").get_json()["error"]
+
+
+def test_status_page_renders_fields_and_charts(home):
+    client = client_for(home, "viewer")
+    html = client.get("/status").get_data(as_text=True)
+    for text in ("12.34", "SPY", "127.50", "SIM healthy", "armed", PENDING_ID):
+        assert text in html
+    assert 'id="stop-button"' not in html and "Confirm</button>" not in html  # a viewer gets no controls
+    svg = client.get("/charts/pnl.svg")
+    assert svg.mimetype == "image/svg+xml"
+    root = ET.fromstring(svg.data)
+    bars = root.findall("{http://www.w3.org/2000/svg}rect")
+    assert len(bars) == 3 and bars[1].get("fill") == "#c62828"  # mid lost money
+    assert client.get("/charts/other.svg").status_code == 404
+
+
+def test_operator_sees_controls_and_confirms_a_pending_order(home):
+    client = client_for(home, "operator")
+    html = client.get("/status").get_data(as_text=True)
+    assert 'id="stop-button"' in html and "Confirm</button>" in html
+    assert post(client, f"/control/confirm/{PENDING_ID}").status_code == 302
+    content = home.path("control", "confirm", PENDING_ID).read_text()
+    assert "requested_by=operator" in content and "requested_at=2011-01-18T15:00:00+00:00" in content
+    assert any(e["event"] == "order_confirmed" for e in recent_system_events(home))
+
+
+def test_confirming_an_order_that_is_not_pending_writes_nothing(home):
+    client = client_for(home, "operator")
+    post(client, "/control/confirm/TB01-unknown")
+    assert not home.path("control", "confirm").exists()
+    assert post(client, "/control/confirm/..%2F..%2Fetc").status_code in (400, 404)
+
+
+def test_stop_file_content_and_banner(home):
+    client = client_for(home, "admin")
+    assert post(client, "/control/stop").status_code == 302
+    assert (
+        home.control_stop.read_text()
+        == "requested_by=admin\nrequested_at=2011-01-18T15:00:00+00:00\nsource=web\n"
+    )
+    assert client.get("/api/status").get_json()["stop_requested"] is True
+
+
+def test_logs_filter_by_strategy_and_level(home):
+    client = client_for(home, "viewer")
+    entries = client.get("/api/logs?strategy=mid&level=warning").get_json()["entries"]
+    assert [(e["strategy"], e["level"]) for e in entries] == [("mid", "warning"), ("mid", "error")]
+    everything = client.get("/api/logs").get_json()["entries"]
+    assert len(everything) == 12
+    html = client.get("/logs?strategy=close&level=error").get_data(as_text=True)
+    assert "close-error" in html and "close-warning" not in html and "open-error" not in html
+
+
+def test_settings_page_masks_secrets(home, api):
+    client = client_for(home, "admin", api)
+    html = client.get("/settings").get_data(as_text=True)
+    assert 'name="value__MAX_TRADES" value="4"' in html
+    secret_line = next(line for line in template_text().splitlines() if line.startswith("MAX_PE_RATIO="))
+    secret_value = secret_line.split("=", 1)[1].split("#")[0].strip()
+    assert not re.search(rf'value="{re.escape(secret_value)}"', html.split("value__MAX_PE_RATIO", 1)[1][:200])
+    assert "********" in html
+
+
+def test_settings_valid_change_is_saved_and_audited(home, api):
+    client = client_for(home, "admin", api)
+    resp = post(client, "/settings", value__MAX_TRADES="2", value__WEIGHTS="0.5,0.5")
+    assert resp.status_code == 302
+    assert api.saved == [({"MAX_TRADES": "2", "WEIGHTS": "0.5,0.5"}, "web:admin")]
+    assert any(
+        e["event"] == "settings_changed" and "MAX_TRADES" in e["detail"] for e in recent_system_events(home)
+    )
+    assert 'name="value__MAX_TRADES" value="2"' in client.get("/settings").get_data(as_text=True)
+
+
+def test_settings_invalid_change_shows_errors_and_saves_nothing(home, api):
+    client = client_for(home, "admin", api)
+    before = api.text
+    resp = post(client, "/settings", value__MAX_TRADES="3")  # WEIGHTS still has 4 slots
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "Nothing was saved" in html and "WEIGHTS" in html
+    assert 'name="value__MAX_TRADES" value="3"' in html  # the admin's input is kept for correction
+    assert api.text == before and api.saved == []
+    resp = post(client, "/settings", value__MAX_TRADES="4\nDISABLE_ALL_TRADES=false")
+    assert resp.status_code == 400 and api.saved == []
+
+
+def test_settings_blank_secret_keeps_value(home, api):
+    client = client_for(home, "admin", api)
+    resp = post(client, "/settings", value__MAX_PE_RATIO="")
+    assert resp.status_code == 302 and api.saved == []
+
+
+def test_admin_user_management(home):
+    client = client_for(home, "admin")
+    html = client.get("/users").get_data(as_text=True)
+    assert '<option value="viewer" selected>' in html  # DEFAULT_USER_ROLE preselected
+    resp = post(client, "/users/add", username="newbie", role="auditor", password="x", password_confirm="x")
+    assert resp.status_code == 400 and "at least 10 characters" in resp.get_data(as_text=True)
+    assert (
+        post(
+            client,
+            "/users/add",
+            username="newbie",
+            role="auditor",
+            password="new-user-pass",
+            password_confirm="new-user-pass",
+        ).status_code
+        == 302
+    )
+    assert users_mod.get_user(home, "newbie").role == "auditor"
+    post(client, "/users/newbie/role", role="operator")
+    assert users_mod.get_user(home, "newbie").role == "operator"
+    post(client, "/users/newbie/active", active="0")
+    assert users_mod.get_user(home, "newbie").is_active is False
+    events = {e["event"] for e in recent_system_events(home)}
+    assert {"user_added", "user_role_changed", "user_disabled"} <= events
+
+
+def test_reset_token_flow_through_the_web(home):
+    admin = client_for(home, "admin")
+    html = post(admin, "/users/viewer/reset-token").get_data(as_text=True)
+    token = re.search(r"<code>([^<]+)</code>", html).group(1)
+    assert token not in admin.get("/users").get_data(as_text=True)  # shown once only
+    anon = create_app(
+        home.root, testing=True, settings_api=FakeSettingsApi(settings_text()), clock=Clock()
+    ).test_client()
+    data = {"token": token, "password": "fresh-password-1", "password_confirm": "fresh-password-1"}
+    assert post(anon, "/reset", **data).status_code == 302
+    assert login(anon, "viewer", "fresh-password-1").status_code == 302
+    assert post(anon, "/reset", **data).status_code == 400  # single use
+    other = create_app(home.root, testing=True, settings_api=FakeSettingsApi(settings_text()), clock=Clock())
+    assert login(other.test_client(), "viewer", PASSWORDS["viewer"]).status_code == 401
+
+
+def test_auditor_views(home):
+    client = client_for(home, "auditor")
+    trades = client.get("/trades").get_data(as_text=True)
+    assert "QQQ" in trades and "2.70" in trades and "-1.00" in trades
+    ledger = client.get("/ledger").get_data(as_text=True)
+    assert "RGL_2011-01-18.ofx" in ledger
+    ofx = client.get("/ledger/ofx/RGL_2011-01-18.ofx")
+    assert ofx.data.startswith(b"OFXHEADER") and "attachment" in ofx.headers["Content-Disposition"]
+    assert client.get("/ledger/ofx/..%2F..%2F.env").status_code == 404
+    assert any(e["event"] == "ofx_download" for e in recent_user_activity(home))
+
+
+def test_ledger_summary_reads_the_bound_ledger_read_only(home, monkeypatch):
+    import sqlite3
+
+    from tbot_web.py import readers_web
+
+    ledger = home.root / "entities" / "RGL_USA" / "ledgers" / "bot" / "RGL_USA_main_SIM_TB01_BOT_ledger.db"
+    ledger.parent.mkdir(parents=True)
+    con = sqlite3.connect(ledger)
+    con.execute("CREATE TABLE trades (id INTEGER)")
+    con.executemany("INSERT INTO trades VALUES (?)", [(1,), (2,)])
+    con.commit()
+    con.close()
+    monkeypatch.setattr(readers_web, "bot_files", lambda h: readers_web.BotFiles("RGL_USA_SIM_TB01", ledger))
+    html = client_for(home, "auditor").get("/ledger").get_data(as_text=True)
+    assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html and "<td>trades</td><td>2</td>" in html
+
+
+def test_status_json_endpoint_is_compact_json(home):
+    resp = client_for(home, "viewer").get("/api/status")
+    assert resp.mimetype == "application/json"
+    json.loads(resp.data)
+
+
+def test_confirm_refused_when_confirmation_is_off(home):
+    client = client_for(home, "operator", FakeSettingsApi(settings_text(TRADE_CONFIRMATION_REQUIRED="false")))
+    resp = post(client, f"/control/confirm/{PENDING_ID}")
+    assert resp.status_code == 302
+    assert not home.path("control", "confirm").exists()
+    assert "TRADE_CONFIRMATION_REQUIRED=false" in client.get("/status").get_data(as_text=True)
+
+
+def test_app_refuses_a_home_without_core_databases(tmp_path):
+    from tbot_bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tbot db init"):
+        create_app(tmp_path, testing=True)

@@ -1,0 +1,72 @@
+"""The dashboard on a provisioned home with the real config API, ledger binding and `tbot users add`."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fixtures_web import fresh_token
+
+from rigd_tbot.cli import main
+from tbot_bot.core import users as users_mod
+from tbot_bot.support.path_resolver import BotHome
+from tbot_web.py.portal_web import create_app
+
+
+@pytest.fixture
+def home(provisioned_home, monkeypatch):
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+    for name, role in (("boss", "admin"), ("watcher", "viewer")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"{name}-password-1\n"))
+        assert (
+            main(["users", "add", "--home", str(provisioned_home), "--username", name, "--role", role]) == 0
+        )
+    return BotHome(provisioned_home)
+
+
+def signed_in(home, name):
+    client = create_app(home.root, testing=True).test_client()
+    token = fresh_token(client)
+    resp = client.post(
+        "/login", data={"username": name, "password": f"{name}-password-1", "csrf_token": token}
+    )
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return client
+
+
+def test_cli_users_add_defaults_to_default_user_role(home, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("plain-password-1\n"))
+    assert main(["users", "add", "--home", str(home.root), "--username", "plain"]) == 0
+    assert users_mod.get_user(home, "plain").role == "viewer"  # DEFAULT_USER_ROLE in the template
+
+
+def test_settings_edit_re_encrypts_and_refuses_invalid(home):
+    client = signed_in(home, "boss")
+    assert 'name="value__MAX_TRADES"' in client.get("/settings").get_data(as_text=True)
+    before = home.env_bot_enc.read_bytes()
+    resp = client.post("/settings", data={"csrf_token": fresh_token(client), "value__MAX_TRADES": "3"})
+    assert resp.status_code == 400 and "WEIGHTS" in resp.get_data(as_text=True)
+    assert home.env_bot_enc.read_bytes() == before
+    resp = client.post(
+        "/settings",
+        data={"csrf_token": fresh_token(client), "value__MAX_TRADES": "2", "value__WEIGHTS": "0.5,0.5"},
+    )
+    assert resp.status_code == 302
+    assert home.env_bot_enc.read_bytes() != before
+    assert b"MAX_TRADES" not in home.env_bot_enc.read_bytes()  # still encrypted
+    from tbot_bot.config.settings_bot import load_settings
+
+    assert load_settings(home).MAX_TRADES == 2
+    assert "web:boss" in (home.root / "logs" / "config_audit.log").read_text()
+
+
+def test_ledger_view_uses_the_binding(home):
+    client = signed_in(home, "boss")
+    html = client.get("/ledger").get_data(as_text=True)
+    assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html
+
+
+def test_viewer_cannot_reach_settings(home):
+    client = signed_in(home, "watcher")
+    assert client.get("/settings").status_code == 403
+    assert client.get("/status").status_code == 200
