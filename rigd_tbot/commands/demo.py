@@ -9,7 +9,7 @@ from decimal import Decimal
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.support.path_resolver import BotHome
 
-DEMO_DAY = date(2011, 1, 18)
+DEMO_DAY = date(2011, 1, 25)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -181,6 +181,7 @@ class Broker(ABC):
 
     name: str
     capabilities: BrokerCapabilities
+    retries_internally: bool = False  # True: the adapter retries temporary failures itself (API_RETRY_LIMIT)
 
     @abstractmethod
     def get_account(self) -> Account: ...

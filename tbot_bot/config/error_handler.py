@@ -79,6 +79,9 @@ class ErrorHandler:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a broker call with backoff on NetworkError; re-raise once retries are spent."""
+        # a broker that retries internally (AlpacaBroker) has already spent API_RETRY_LIMIT: never multiply
+        if getattr(getattr(fn, "__self__", None), "retries_internally", False):
+            return fn(*args, **kwargs)
         return self.policy.call(fn, *args, **kwargs)
 
     def handle(self, exc: BaseException, *, strategy: str, context: dict[str, Any]) -> Classified:

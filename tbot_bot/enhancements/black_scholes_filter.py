@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from scipy.stats import norm
-
 from tbot_bot.broker.broker_api import CheckResult
 
 if TYPE_CHECKING:
@@ -56,6 +54,8 @@ def bsm_price(
         fwd = spot * math.exp((rate - dividend_yield) * max(years, 0.0))
         disc = math.exp(-rate * max(years, 0.0))
         return disc * max(fwd - strike, 0.0) if right == "C" else disc * max(strike - fwd, 0.0)
+    from scipy.stats import norm  # imported on first use: scipy.stats costs ~2 s and ~60 MB at boot
+
     sqrt_t = math.sqrt(years)
     d1 = (math.log(spot / strike) + (rate - dividend_yield + 0.5 * volatility**2) * years) / (
         volatility * sqrt_t

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,14 @@ def report_paths(home: BotHome, binding: LedgerBinding, day: date) -> dict[str, 
     }
 
 
+_Q = Decimal("0.0001")
+
+
+def _q(x: Decimal | None) -> Decimal | None:
+    """Four places, as the ledger stores money: the same trade reads the same whichever broker reported it."""
+    return None if x is None else x.quantize(_Q)
+
+
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -45,10 +54,10 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
                 ticker=e.symbol,
                 signal_ticker=e.signal_ticker,
                 side=e.direction,
-                size=rt.qty,
-                entry_price=e.filled_price,
-                exit_price=x.filled_price,
-                PnL=rt.pnl,
+                size=rt.qty.quantize(_Q),
+                entry_price=_q(e.filled_price),
+                exit_price=_q(x.filled_price),
+                PnL=_q(rt.pnl),
                 broker=broker,
                 error_code="partial_fill" if (e.filled_qty or 0) < e.qty else None,
                 signal_time=_dt(e.signal_time),
@@ -69,7 +78,7 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
                     ticker=i.symbol,
                     signal_ticker=i.signal_ticker,
                     side=i.direction,
-                    size=i.qty,
+                    size=i.qty.quantize(_Q),
                     entry_price=None,
                     exit_price=None,
                     PnL=None,

@@ -193,6 +193,17 @@ class FakeMarket:
             "vw": None,
         }
 
+    def _opening_print(self, symbol: str, now: datetime, completed: int) -> BarRow | None:
+        """The bar containing now, as far as it is known: only its open (the price fills get). The daily bar
+        includes it, so today's open is visible from the first bar's start - as the sim exchange shows it."""
+        rows = self.bars.get(symbol, [])
+        if completed >= len(rows):
+            return None
+        bar = rows[completed]
+        if not (bar.ts <= now < bar.ts + MINUTE) or bar.ts.date() != now.date():
+            return None
+        return BarRow(bar.ts, bar.open, bar.open, bar.open, bar.open, 0.0)
+
     def snapshot(self, symbol: str) -> dict[str, Any] | None:
         with self._lock:
             price = self.last_trade_price(symbol)
@@ -205,6 +216,9 @@ class FakeMarket:
             if done:
                 snap["minuteBar"] = self._bar_json(done[-1])
                 today = [r for r in done if r.ts.date() == now.date()]
+                opening = self._opening_print(symbol, now, len(done))
+                if opening is not None:
+                    today.append(opening)
                 earlier = [r for r in done if r.ts.date() < now.date()]
                 if today:
                     snap["dailyBar"] = self._daily(today)

@@ -66,6 +66,9 @@ ORDERS_PAGE = 500  # Alpaca's maximum page for GET /v2/orders
 
 class AlpacaBroker(AlpacaMarketData, Broker):
     name = "alpaca"
+    # API_RETRY_LIMIT is already spent in here (reads, order look-ups, unclear submissions): a caller must not
+    # wrap these methods in a second retrier, or the attempts multiply (ErrorHandler.call checks this flag)
+    retries_internally = True
 
     def __init__(
         self,

@@ -1,0 +1,160 @@
+"""Backtest throughput: bars/second of the vectorised simulate() path (bundled sample; seeded synthetic
+100 symbols x 30 sessions) and of the bar-by-bar LiveEvaluator path, their ratio, and peak memory.
+
+Run: .venv/bin/python benchmarks/bench_backtest.py [--json]
+A "trial" is one strategy's simulate() over a prepared SessionGrid (what each optimizer trial runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from helpers import make_settings  # noqa: E402
+
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start  # noqa: E402
+from tbot_bot.strategy.grid import build_grid  # noqa: E402
+from tbot_bot.strategy.strategy_meta import signal_universe  # noqa: E402
+from tbot_bot.strategy.strategy_router import strategy_module  # noqa: E402
+from tbot_bot.strategy.window import market_calendar, session_bounds  # noqa: E402
+from tbot_bot.support.path_resolver import package_file  # noqa: E402
+
+STRATEGIES = ("open", "mid", "close")
+SAMPLE = package_file("data", "sample")
+
+
+def synthetic(symbols: int = 100, sessions: int = 30, seed: int = 42) -> pd.DataFrame:
+    """Seeded random-walk minute bars on real XNYS sessions from 2011-01-03."""
+    rng = np.random.default_rng(seed)
+    cal = market_calendar("XNYS")
+    days = [d.date() for d in cal.sessions_in_range("2011-01-03", "2011-06-30")[:sessions]]
+    frames = []
+    for d in days:
+        o, c = session_bounds(d)  # type: ignore[misc]
+        n = int((c - o) / timedelta(minutes=1))
+        ts = pd.date_range(o, periods=n, freq="min")
+        r = rng.normal(0, 0.0012, (symbols, n))
+        close = 20 * (1 + rng.uniform(0, 4, (symbols, 1))) * np.cumprod(1 + r, axis=1)
+        open_ = np.concatenate([close[:, :1], close[:, :-1]], axis=1)
+        wiggle = np.abs(rng.normal(0, 0.0005, (symbols, n)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "timestamp": np.tile(ts, symbols),
+                    "symbol": np.repeat([f"S{i:03d}" for i in range(symbols)], n),
+                    "open": open_.ravel(),
+                    "high": (np.maximum(open_, close) * (1 + wiggle)).ravel(),
+                    "low": (np.minimum(open_, close) * (1 - wiggle)).ravel(),
+                    "close": close.ravel(),
+                    "volume": rng.integers(1_000, 50_000, symbols * n).astype(float),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def timed(fn, repeat: int = 3) -> tuple[float, object]:  # noqa: ANN001
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def vectorised(frame: pd.DataFrame, vix: dict[date, float], label: str) -> dict[str, object]:
+    settings = make_settings()
+    t_grid, grid = timed(
+        lambda: build_grid(frame, symbols=signal_universe(sorted(frame["symbol"].unique()))), 1
+    )
+    result: dict[str, object] = {
+        "data": label,
+        "bars": grid.bars,
+        "rows": grid.rows,
+        "grid_build_s": round(t_grid, 4),
+    }
+    for name in STRATEGIES:
+        strat = strategy_module(name)
+        params = strat.params_from_settings(settings)
+        t, trades = timed(lambda strat=strat, params=params: strat.simulate(grid, params, vix=vix))
+        result[name] = {"trial_s": round(t, 4), "bars_per_s": round(grid.bars / t), "trades": len(trades)}  # type: ignore[arg-type]
+    return result
+
+
+def bar_by_bar(frame: pd.DataFrame, vix: dict[date, float], day: date) -> dict[str, object]:
+    """The LiveEvaluator called once per minute through each strategy's window on one session."""
+    settings = make_settings()
+    one = frame[
+        (frame["timestamp"].dt.date == day)
+        & frame["symbol"].isin(signal_universe(sorted(frame["symbol"].unique())))
+    ]
+    bars = len(one)
+    out: dict[str, object] = {"day": day.isoformat(), "bars": bars}
+    for name in STRATEGIES:
+        ev = strategy_module(name).live_for(day, settings, vix_at_start=vix.get(day))
+        w = ev.window
+        minutes = int((w.monitoring_end - w.start) / timedelta(minutes=1))
+        t0 = time.perf_counter()
+        for m in range(1, minutes + 1):
+            ev.evaluate(w.start + timedelta(minutes=m), one)
+        t = time.perf_counter() - t0
+        out[name] = {
+            "calls": minutes,
+            "s": round(t, 4),
+            "ms_per_call": round(1000 * t / minutes, 2),
+            "bars_per_s": round(bars / t),
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    sample = load_bars(SAMPLE)
+    vix_closes = load_vix(SAMPLE / "vix.csv")
+    days = sorted(sample["timestamp"].dt.date.unique())
+    vix = {d: v for d in days if (v := vix_at_start(vix_closes, d)) is not None}
+    report: dict[str, object] = {
+        "vectorised_sample": vectorised(sample, vix, "sample (SPY + 8 synthetic, 43 sessions)")
+    }
+    synth = synthetic()
+    synth_vix = {d: 20.0 for d in synth["timestamp"].dt.date.unique()}
+    report["vectorised_synthetic"] = vectorised(synth, synth_vix, "synthetic 100 x 30")
+    # peak Python-heap memory (numpy buffers included) of grid build + one trial per strategy, traced apart
+    # from the timings because tracing slows allocation-heavy code
+    tracemalloc.start()
+    grid = build_grid(synth)
+    for name in STRATEGIES:
+        strat = strategy_module(name)
+        strat.simulate(grid, strat.params_from_settings(make_settings()), vix=synth_vix)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    report["peak_memory_synthetic_mb"] = round(peak / 2**20, 1)
+    live = bar_by_bar(sample, vix, date(2011, 1, 5))
+    report["bar_by_bar_sample_day"] = live
+    vec = report["vectorised_sample"]
+    report["ratio_vectorised_over_bar_by_bar"] = {
+        n: round(vec[n]["bars_per_s"] / live[n]["bars_per_s"])
+        for n in STRATEGIES  # type: ignore[index]
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {json.dumps(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

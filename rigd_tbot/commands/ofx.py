@@ -1,0 +1,60 @@
+"""`tbot ofx export`: OFX 2.2 investment statement of the injected bot ledger (refused if it fails verify)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from datetime import date
+from pathlib import Path
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ofx", help="export the bot ledger as OFX", description=__doc__)
+    actions = p.add_subparsers(dest="ofx_action", metavar="ACTION")
+    actions.required = True
+    export = actions.add_parser(
+        "export", help="write an OFX investment statement for one UTC day or all of it"
+    )
+    add_home_argument(export)
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--date", metavar="YYYY-MM-DD", help="only transactions posted on this UTC day")
+    which.add_argument("--all", action="store_true", help="every transaction (the default)")
+    export.add_argument("--out", required=True, metavar="FILE", help="where to write the .ofx file")
+    export.add_argument(
+        "--account-id", default=None, help="OFX ACCTID (default: the bot scope, if at most 22 chars)"
+    )
+    export.set_defaults(func=run)
+
+
+def account_id_for(scope: str, bot_id: str) -> str:
+    """OFX ACCTID is at most 22 characters: the scope when it fits, else BOT_ID plus a short digest of it."""
+    if len(scope) <= 22:
+        return scope
+    return f"{bot_id[:12]}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.generate_ofx import export_ofx
+
+    day = None
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise ConfigError(f"--date {args.date!r} must be YYYY-MM-DD") from None
+    binding = load_binding(BotHome.resolve(args.home), check_files=False)
+    identity = binding.identity
+    out = export_ofx(
+        binding.ledger_path,
+        Path(args.out),
+        day=day,
+        broker_id=identity.BROKER_CODE,
+        account_id=args.account_id or account_id_for(binding.scope, identity.BOT_ID),
+    )
+    print(f"wrote {out}")
+    return 0

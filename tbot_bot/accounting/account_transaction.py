@@ -1,0 +1,176 @@
+"""Posting builders: one broker fill -> balanced ledger entries, exactly as DESIGN §6 (and support/notes/books.md).
+
+Long equity and inverse ETFs post through 1110/4010, long options (puts) through 1120/4020, all cash through
+1030; fees are their own entry (Dr 5010 / Cr 1030). A short sale credits 1110 (a negative holding) and the
+cover clears it, the difference being realized in 4010.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
+from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import from_minor, to_minor
+
+BROKER_CASH = "1030"
+EQUITY_HOLDINGS = "1110"
+OPTION_HOLDINGS = "1120"
+EQUITY_GAINS = "4010"
+OPTION_GAINS = "4020"
+BROKER_FEES = "5010"
+OPTION_SHARES_PER_CONTRACT = Decimal(100)
+
+# Bearish expressions (SHORT_TYPE_*): each is recorded side=short with this tag.
+SHORT_TAGS = {"InverseETF": "equity", "LongPut": "option", "ShortSell": "equity"}
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFill:
+    """A reconciled broker fill, as the daemon hands it to the books."""
+
+    fitid: str
+    strategy: str
+    ticker: str  # the instrument traded (ETF, stock, or OCC option symbol)
+    signal_ticker: str  # the ticker whose signal caused the trade
+    side: str  # direction of the trade: long | short (inverse ETF and puts are short with a tag)
+    action: str  # open | close
+    instrument: str  # equity | option
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    posted_at: datetime
+    broker: str
+    client_order_id: str
+    tag: str | None
+    leverage_multiplier: Decimal | None
+    exit_reason: str | None
+    session_id: str
+    currency_code: str
+    entry_price: Decimal | None = None  # on a closing fill: the cost-basis price, for realized PnL
+    contract_multiplier: Decimal | None = None  # shares per contract; options default to 100
+
+
+def _check(fill: TradeFill) -> list[str]:
+    problems: list[str] = []
+    if fill.side not in ("long", "short"):
+        problems.append(f"side {fill.side!r} must be long or short")
+    if fill.action not in ("open", "close"):
+        problems.append(f"action {fill.action!r} must be open or close")
+    if fill.instrument not in ("equity", "option"):
+        problems.append(f"instrument {fill.instrument!r} must be equity or option")
+    for name in ("qty", "price", "fee"):
+        value = getattr(fill, name)
+        if isinstance(value, float) or not isinstance(value, Decimal):
+            problems.append(f"{name} must be a Decimal, got {type(value).__name__}")
+    if problems:
+        return problems
+    if fill.qty <= 0 or fill.price <= 0 or fill.fee < 0:
+        problems.append(
+            f"qty and price must be positive and fee not negative (qty={fill.qty}, price={fill.price}, fee={fill.fee})"
+        )
+    if fill.posted_at.tzinfo is None:
+        problems.append("posted_at must be timezone-aware UTC")
+    if fill.side == "short":
+        want = SHORT_TAGS.get(fill.tag or "")
+        if want is None:
+            problems.append(f"a short trade needs tag InverseETF, LongPut or ShortSell, got {fill.tag!r}")
+        elif want != fill.instrument:
+            problems.append(f"tag {fill.tag} trades {want}, not {fill.instrument}")
+    elif fill.tag in SHORT_TAGS:
+        problems.append(f"tag {fill.tag} is a bearish expression and must be recorded side=short")
+    if fill.action == "close" and (fill.entry_price is None or fill.entry_price <= 0):
+        problems.append("a closing fill needs the position's entry_price for realized PnL")
+    return problems
+
+
+def _multiplier(fill: TradeFill) -> Decimal:
+    if fill.contract_multiplier is not None:
+        return fill.contract_multiplier
+    return OPTION_SHARES_PER_CONTRACT if fill.instrument == "option" else Decimal(1)
+
+
+def _price(value: Decimal | None) -> Decimal | None:
+    """Broker average prices may carry more than 4 places; the ledger columns keep ten-thousandths."""
+    return None if value is None else from_minor(to_minor(value))
+
+
+def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
+    """The balanced ledger entries for one fill: the trade, then its fee (FITID + '-FEE') when fee > 0."""
+    problems = _check(fill)
+    if problems:
+        raise LedgerError(f"fill {fill.fitid!r} cannot be posted: " + "; ".join(problems))
+    option = fill.instrument == "option"
+    holdings = OPTION_HOLDINGS if option else EQUITY_HOLDINGS
+    gains = OPTION_GAINS if option else EQUITY_GAINS
+    short_sale = fill.tag == "ShortSell"
+    mult = _multiplier(fill)
+    amount = from_minor(to_minor(fill.qty * fill.price * mult))
+    basis = from_minor(to_minor(fill.qty * (fill.entry_price or Decimal(0)) * mult))
+    pnl: Decimal | None = None
+    splits: list[LedgerSplit]
+    if fill.action == "open" and not short_sale:
+        trntype = "BUYTOOPEN" if option else "BUY"
+        splits = [LedgerSplit(holdings, debit=amount), LedgerSplit(BROKER_CASH, credit=amount)]
+    elif fill.action == "open":
+        trntype = "SELLSHORT"
+        splits = [
+            LedgerSplit(BROKER_CASH, debit=amount),
+            LedgerSplit(holdings, credit=amount, memo="short position"),
+        ]
+    elif not short_sale:
+        trntype = "SELLTOCLOSE" if option else "SELL"
+        pnl = amount - basis
+        splits = [LedgerSplit(BROKER_CASH, debit=amount), LedgerSplit(holdings, credit=basis)]
+    else:
+        trntype = "BUYTOCOVER"
+        pnl = basis - amount  # short proceeds at entry minus the cost to cover
+        splits = [
+            LedgerSplit(holdings, debit=basis, memo="cover short position"),
+            LedgerSplit(BROKER_CASH, credit=amount),
+        ]
+    if pnl is not None and pnl > 0:
+        splits.append(LedgerSplit(gains, credit=pnl, memo="realized gain"))
+    elif pnl is not None and pnl < 0:
+        splits.append(LedgerSplit(gains, debit=-pnl, memo="realized loss"))
+    common = {
+        "dtposted": fill.posted_at,
+        "currency_code": fill.currency_code,
+        "strategy": fill.strategy,
+        "ticker": fill.ticker,
+        "signal_ticker": fill.signal_ticker,
+        "side": fill.side,
+        "broker": fill.broker,
+        "client_order_id": fill.client_order_id,
+        "tag": fill.tag,
+        "leverage_multiplier": fill.leverage_multiplier,
+        "session_id": fill.session_id,
+        "instrument": fill.instrument,
+        "contract_multiplier": mult if option else None,
+    }
+    trade = LedgerEntry(
+        fitid=fill.fitid,
+        trntype=trntype,
+        splits=tuple(splits),
+        size=fill.qty,
+        entry_price=_price(fill.price if fill.action == "open" else fill.entry_price),
+        exit_price=_price(fill.price) if fill.action == "close" else None,
+        pnl=pnl,
+        exit_reason=fill.exit_reason,
+        **common,  # type: ignore[arg-type]
+    )
+    entries = [trade]
+    if fill.fee > 0:
+        fee = from_minor(to_minor(fill.fee))
+        entries.append(
+            LedgerEntry(
+                fitid=f"{fill.fitid}-FEE",
+                trntype="FEE",
+                splits=(LedgerSplit(BROKER_FEES, debit=fee), LedgerSplit(BROKER_CASH, credit=fee)),
+                memo=f"fee on {fill.fitid}",
+                **common,  # type: ignore[arg-type]
+            )
+        )
+    return entries

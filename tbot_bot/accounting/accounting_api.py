@@ -1,0 +1,317 @@
+"""The ingestion API: the only writer of bot ledgers (DESIGN §6).
+
+A batch is validated in full before anything is touched; then, inside one SQLite write transaction, the
+ledger is copied with the online backup API, new entries are appended with hash-chained audit rows, and the
+transaction commits. Re-ingesting a FITID is a no-op, so recovery after a crash is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.accounting.coa import MANUAL_ADJUSTMENTS, coa_matches
+from tbot_bot.accounting.ledger_backup import backup_ledger
+from tbot_bot.accounting.ledger_entry import (
+    AUDIT_FIELDS,
+    GENESIS_HASH,
+    TRANSACTION_FIELDS,
+    LedgerEntry,
+    LedgerSplit,
+    audit_row_hash,
+    entry_rows,
+    format_dtposted,
+    transaction_digest,
+)
+from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger
+from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import from_minor, utc_now
+
+log = logging.getLogger(__name__)
+
+_INSERT_TRANSACTION = f"INSERT INTO transactions (id, {', '.join(TRANSACTION_FIELDS)}) VALUES ({', '.join('?' * (len(TRANSACTION_FIELDS) + 1))})"
+_SPLIT_FIELDS = ("id", "transaction_id", "account_code", "debit", "credit", "currency_code", "memo")
+_INSERT_SPLIT = (
+    f"INSERT INTO splits ({', '.join(_SPLIT_FIELDS)}) VALUES ({', '.join('?' * len(_SPLIT_FIELDS))})"
+)
+_INSERT_AUDIT = f"INSERT INTO audit_log ({', '.join(AUDIT_FIELDS)}, prev_hash, row_hash) VALUES ({', '.join('?' * (len(AUDIT_FIELDS) + 2))})"
+_SQL_CHUNK = 500
+_tx_values = operator.itemgetter(*TRANSACTION_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    written: int
+    skipped_duplicates: int
+    backup_path: Path | None
+    conflicting_fitids: tuple[str, ...] = ()  # already present with different content: skipped, logged
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    entry: LedgerEntry
+    row: dict[str, Any]
+    split_rows: list[dict[str, Any]]
+    digest: str
+
+
+def prepare_batch(entries: Sequence[LedgerEntry]) -> list[_Prepared]:
+    """Validate every entry; LedgerError listing every problem (by FITID) if any entry is bad."""
+    problems: list[str] = []
+    prepared: list[_Prepared] = []
+    seen: dict[str, str] = {}
+    for n, entry in enumerate(entries, start=1):
+        if not isinstance(entry, LedgerEntry):
+            problems.append(f"entry {n}: not a LedgerEntry ({type(entry).__name__})")
+            continue
+        row, split_rows, entry_problems = entry_rows(entry)
+        problems += [f"entry {n} fitid={entry.fitid!r}: {p}" for p in entry_problems]
+        if entry_problems:
+            continue
+        digest = transaction_digest(row, split_rows)
+        if seen.get(entry.fitid, digest) != digest:
+            problems.append(
+                f"entry {n} fitid={entry.fitid!r}: appears twice in the batch with different content"
+            )
+        seen[entry.fitid] = digest
+        prepared.append(_Prepared(entry, row, split_rows, digest))
+    if problems:
+        raise LedgerError("batch refused, nothing written:\n  - " + "\n  - ".join(problems))
+    return prepared
+
+
+def _existing_digests(conn: sqlite3.Connection, fitids: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    unique = sorted(set(fitids))
+    for start in range(0, len(unique), _SQL_CHUNK):
+        chunk = unique[start : start + _SQL_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for fitid, digest in conn.execute(
+            f"SELECT t.fitid, a.payload_sha256 FROM transactions t LEFT JOIN audit_log a "
+            f"ON a.transaction_id = t.id AND a.action IN ('post', 'correction') WHERE t.fitid IN ({marks})",
+            chunk,
+        ):
+            found[str(fitid)] = str(digest)
+    return found
+
+
+def append_prepared(
+    conn: sqlite3.Connection,
+    batch: Sequence[_Prepared],
+    *,
+    actor: str,
+    moment: datetime,
+    batch_memo: dict[str, Any],
+) -> None:
+    """Insert transactions, splits and chained audit rows; the caller owns the SQLite transaction."""
+    tx_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM transactions").fetchone()[0])
+    split_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM splits").fetchone()[0])
+    last = conn.execute("SELECT id, row_hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    audit_id, prev_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
+    logged_at = format_dtposted(moment)
+    tx_params: list[tuple[Any, ...]] = []
+    split_params: list[list[Any]] = []
+    audit_params: list[list[Any]] = []
+
+    def audit(row: dict[str, Any]) -> None:
+        nonlocal audit_id, prev_hash
+        audit_id += 1
+        row = {"id": audit_id, "logged_at": logged_at, "actor": actor, **row}
+        row_hash = audit_row_hash(prev_hash, row)
+        audit_params.append([*(row[k] for k in AUDIT_FIELDS), prev_hash, row_hash])
+        prev_hash = row_hash
+
+    for item in batch:
+        tx_id += 1
+        tx_params.append((tx_id, *_tx_values(item.row)))
+        for split in item.split_rows:
+            split_id += 1
+            split_params.append(
+                [
+                    split_id,
+                    tx_id,
+                    split["account_code"],
+                    split["debit"],
+                    split["credit"],
+                    split["currency_code"],
+                    split["memo"],
+                ]
+            )
+        correction = bool(item.row["is_correction"])
+        audit(
+            {
+                "action": "correction" if correction else "post",
+                "transaction_id": tx_id,
+                "fitid": item.row["fitid"],
+                "account_code": MANUAL_ADJUSTMENTS if correction else None,
+                "memo": item.row["memo"] if correction else None,
+                "payload_sha256": item.digest,
+            }
+        )
+    audit(
+        {
+            "action": "batch",
+            "transaction_id": None,
+            "fitid": None,
+            "account_code": None,
+            "memo": json.dumps(batch_memo, sort_keys=True),
+            "payload_sha256": None,
+        }
+    )
+    conn.executemany(_INSERT_TRANSACTION, tx_params)
+    conn.executemany(_INSERT_SPLIT, split_params)
+    conn.executemany(_INSERT_AUDIT, audit_params)
+
+
+class LedgerWriter:
+    """Writes validated batches to one injected bot ledger, each preceded by a backup."""
+
+    def __init__(
+        self,
+        ledger_path: Path,
+        backup_dir: Path,
+        backup_keep: int,
+        coa_path: Path | None = None,
+        *,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        problems = check_ledger_schema(ledger_path)
+        if coa_path is not None:
+            problems += coa_matches(coa_path)
+        if problems:
+            raise LedgerError(f"ledger {ledger_path} refused: " + "; ".join(problems))
+        if backup_keep < 1:
+            raise LedgerError(f"LEDGER_BACKUP_KEEP must be at least 1, got {backup_keep}")
+        self.ledger_path = ledger_path
+        self.backup_dir = backup_dir
+        self.backup_keep = backup_keep  # LEDGER_BACKUP_KEEP: newest copies kept in backup_dir
+        self._now = now
+
+    def ingest(self, entries: Sequence[LedgerEntry], *, actor: str = "tbot") -> IngestResult:
+        """Append a batch in one transaction; LedgerError (nothing written) on any invalid entry or failed backup."""
+        prepared = prepare_batch(entries)
+        with open_ledger(self.ledger_path) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                existing = _existing_digests(conn, [p.row["fitid"] for p in prepared])
+                new: list[_Prepared] = []
+                conflicts: list[str] = []
+                seen: set[str] = set()
+                for item in prepared:
+                    fitid = item.row["fitid"]
+                    if fitid in seen:
+                        continue
+                    seen.add(fitid)
+                    if fitid in existing:
+                        if existing[fitid] != item.digest:
+                            conflicts.append(fitid)
+                        continue
+                    new.append(item)
+                skipped = len(prepared) - len(new)
+                if conflicts:
+                    log.warning(
+                        "ledger %s: FITIDs already present with different content, skipped: %s",
+                        self.ledger_path.name,
+                        conflicts,
+                    )
+                if not new:
+                    conn.execute("ROLLBACK")
+                    return IngestResult(0, skipped, None, tuple(conflicts))
+                moment = self._now()
+                try:
+                    # Inside the write lock, so the copy is exactly the ledger before this batch.
+                    backup = backup_ledger(self.ledger_path, self.backup_dir, self.backup_keep, moment)
+                except LedgerError as exc:
+                    log.error(
+                        "ledger %s: backup failed, batch of %d not written: %s",
+                        self.ledger_path.name,
+                        len(new),
+                        exc,
+                    )
+                    raise
+                memo = {"written": len(new), "skipped_duplicates": skipped, "backup": backup.name}
+                append_prepared(conn, new, actor=actor, moment=moment, batch_memo=memo)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return IngestResult(len(new), skipped, backup, tuple(conflicts))
+
+    def correct(
+        self,
+        fitid: str,
+        *,
+        reason: str,
+        posted_at: datetime,
+        replacement: LedgerEntry | None = None,
+        actor: str = "tbot",
+    ) -> IngestResult:
+        """Reverse a posted entry with a new flagged entry (audit memo on 9320), optionally posting a replacement."""
+        if not reason.strip():
+            raise LedgerError("a correction needs a reason")
+        reversal = build_reversal(self.ledger_path, fitid, reason=reason, posted_at=posted_at)
+        batch = [reversal]
+        if replacement is not None:
+            memo = f"9320 Manual Adjustments: replaces {fitid}: {reason}"
+            batch.append(replace(replacement, is_correction=True, correction_of=fitid, memo=memo))
+        return self.ingest(batch, actor=actor)
+
+
+def build_reversal(ledger_path: Path, fitid: str, *, reason: str, posted_at: datetime) -> LedgerEntry:
+    """A new entry that reverses every split of `fitid` (debits and credits swapped), flagged as a correction."""
+    with open_ledger(ledger_path, readonly=True) as conn:
+        conn.row_factory = sqlite3.Row
+        original = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
+        if original is None:
+            raise LedgerError(f"cannot correct {fitid!r}: no such FITID in {ledger_path.name}")
+        reversed_by = conn.execute(
+            "SELECT fitid FROM transactions WHERE correction_of = ? AND trntype = 'CORRECTION'", (fitid,)
+        ).fetchone()
+        if reversed_by is not None:
+            raise LedgerError(f"{fitid!r} is already reversed by {reversed_by['fitid']!r}")
+        splits = conn.execute(
+            "SELECT * FROM splits WHERE transaction_id = ? ORDER BY id", (original["id"],)
+        ).fetchall()
+
+    def dec(value: Any) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+    pnl = original["pnl"]
+    return LedgerEntry(
+        fitid=f"{fitid}-REV",
+        trntype="CORRECTION",
+        dtposted=posted_at,
+        currency_code=original["currency_code"],
+        splits=tuple(
+            LedgerSplit(
+                s["account_code"],
+                debit=from_minor(s["credit"]),
+                credit=from_minor(s["debit"]),
+                memo=f"reverses {fitid}",
+            )
+            for s in splits
+        ),
+        strategy=original["strategy"],
+        ticker=original["ticker"],
+        signal_ticker=original["signal_ticker"],
+        side=original["side"],
+        size=dec(original["size"]),
+        pnl=None if pnl is None else -from_minor(pnl),
+        broker=original["broker"],
+        client_order_id=original["client_order_id"],
+        tag=original["tag"],
+        session_id=original["session_id"],
+        instrument=original["instrument"],
+        memo=f"9320 Manual Adjustments: reverses {fitid}: {reason}",
+        is_correction=True,
+        correction_of=fitid,
+    )

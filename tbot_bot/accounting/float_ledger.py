@@ -1,0 +1,79 @@
+"""The float ledger: capital the parent entity lends the bot. The bot only reads it (`broker_current_float`).
+
+Same schema as a bot ledger (ledger_meta ledger_kind=float). An injection posts Dr 1010 Float Injection /
+Cr 3010 Capital Float Ledger; a return posts Dr 3010 / Cr 1020 Float Returned. The float is the credit
+balance of 3010.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from tbot_bot.accounting.accounting_api import append_prepared, prepare_batch
+from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit, format_dtposted
+from tbot_bot.accounting.ledger_schema import create_ledger, open_ledger, read_meta
+from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import from_minor
+
+FLOAT_INJECTION = "1010"
+FLOAT_RETURNED = "1020"
+CAPITAL_FLOAT = "3010"
+
+
+def float_movement(
+    amount: Decimal, *, currency_code: str, posted_at: datetime, fitid: str, returned: bool = False
+) -> LedgerEntry:
+    """A balanced float injection (or return to the parent when returned=True)."""
+    if isinstance(amount, float) or not isinstance(amount, Decimal) or amount <= 0:
+        raise LedgerError(f"float amount must be a positive Decimal, got {amount!r}")
+    if returned:
+        splits = (LedgerSplit(CAPITAL_FLOAT, debit=amount), LedgerSplit(FLOAT_RETURNED, credit=amount))
+    else:
+        splits = (LedgerSplit(FLOAT_INJECTION, debit=amount), LedgerSplit(CAPITAL_FLOAT, credit=amount))
+    return LedgerEntry(
+        fitid=fitid,
+        trntype="FLOAT_OUT" if returned else "FLOAT_IN",
+        dtposted=posted_at,
+        currency_code=currency_code,
+        splits=splits,
+        instrument="cash",
+        memo="float returned to parent" if returned else "float injection from parent",
+    )
+
+
+def create_float_ledger(
+    path: Path, *, opening_amount: Decimal, currency_code: str, posted_at: datetime
+) -> None:
+    """Create the float ledger and record the opening float injection (provisioning only; the bot never writes it)."""
+    entry = float_movement(
+        opening_amount,
+        currency_code=currency_code,
+        posted_at=posted_at,
+        fitid=f"FLOAT-OPEN-{format_dtposted(posted_at)}",
+    )
+    prepared = prepare_batch([entry])
+    create_ledger(path, currency_code=currency_code, kind="float")
+    with open_ledger(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        append_prepared(
+            conn,
+            prepared,
+            actor="provision",
+            moment=posted_at,
+            batch_memo={"written": 1, "opening_float": True},
+        )
+        conn.execute("COMMIT")
+
+
+def broker_current_float(path: Path) -> Decimal:
+    """Float-ledger balance: credits minus debits on 3010 Capital Float Ledger, as Decimal."""
+    with open_ledger(path, readonly=True) as conn:
+        if read_meta(conn).get("ledger_kind") != "float":
+            raise LedgerError(f"{path.name} is not a float ledger")
+        row = conn.execute(
+            "SELECT coalesce(sum(credit), 0) - coalesce(sum(debit), 0) FROM splits WHERE account_code = ?",
+            (CAPITAL_FLOAT,),
+        ).fetchone()
+    return from_minor(int(row[0]))

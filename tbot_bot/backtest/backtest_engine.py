@@ -1,0 +1,286 @@
+"""Vectorised backtest of one strategy over historical 1-minute bars (DESIGN §11, spec "Backtest Engine").
+
+The strategy's `simulate()` finds every signal and exit on all (session, symbol) rows at once; the execution
+layer applies the live risk rules, the bearish instrument and the slippage model; results are written under
+`backtest_results/<run>/` (or --out). No ledger writes, no broker.
+
+CLI: python -m tbot_bot.backtest.backtest_engine --strategy=open --start=2011-01-03 --end=2011-01-31
+     --data_source=tbot_bot/data/sample [--out DIR] [--home DIR] [--env-file PATH] [--float 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from tbot_bot.backtest import performance_metrics
+from tbot_bot.backtest.execution import MarketView, Skip, execute_day
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
+from tbot_bot.backtest.slippage import SlippageModel
+from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.errors import ConfigError
+from tbot_bot.strategy.grid import build_grid
+from tbot_bot.strategy.strategy_meta import signal_universe
+from tbot_bot.strategy.strategy_router import strategy_module
+from tbot_bot.strategy.window import WindowSpec, compute_window
+from tbot_bot.support.path_resolver import BotHome, project_file
+from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+
+DEFAULT_FLOAT = Decimal("100000")
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    out_dir: Path
+    trades: pd.DataFrame
+    skips: list[Skip]
+    metrics: performance_metrics.Metrics
+    files: dict[str, Path]
+
+
+def _side_inputs(
+    data_source: Path, vix_path: Path | None, fundamentals_path: Path | None
+) -> tuple[dict[date, float], dict[str, Any]]:
+    folder = data_source if data_source.is_dir() else data_source.parent
+    vix_file = vix_path or (folder / "vix.csv")
+    fund_file = fundamentals_path or (folder / "fundamentals.json")
+    vix = load_vix(vix_file) if vix_file.is_file() else {}
+    fundamentals = json.loads(fund_file.read_text(encoding="utf-8")) if fund_file.is_file() else {}
+    return vix, fundamentals
+
+
+def run_backtest(
+    settings: BotSettings,
+    strategy: str,
+    data_source: str | Path,
+    start: date,
+    end: date,
+    out_dir: Path,
+    *,
+    broker_current_float: Decimal = DEFAULT_FLOAT,
+    vix_path: Path | None = None,
+    fundamentals_path: Path | None = None,
+    seed: int = 0,
+) -> BacktestResult:
+    source = Path(data_source)
+    strat = strategy_module(strategy)
+    params = strat.params_from_settings(settings)
+    frame = load_bars(source, start=start, end=end)
+    vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
+    grid = build_grid(
+        frame, settings.MARKET_CALENDAR, symbols=signal_universe(sorted(frame["symbol"].unique()))
+    )
+    vix = {d: v for d in grid.days if (v := vix_at_start(vix_closes, d)) is not None}
+    signals = strat.simulate(grid, params, vix=vix)
+    market = MarketView(frame, settings.MARKET_CALENDAR)
+    capabilities = capabilities_for(settings.BROKER_NAME)
+    slipped = SlippageModel.from_settings(settings, seed=seed)
+    fills: list[dict[str, Any]] = []
+    skips: list[Skip] = []
+    by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
+    # a progress bar appears only when the run takes longer than two seconds
+    for day in tqdm(grid.days, desc=f"backtest {strategy}", unit="session", delay=2, file=sys.stderr):
+        if day in by_day:
+            f, s = execute_day(
+                by_day[day],
+                strategy,
+                settings,
+                capabilities,
+                market,
+                fundamentals,
+                broker_current_float,
+                slipped,
+            )
+            fills += f
+            skips += s
+    trades = pd.DataFrame(fills)
+    files = write_outputs(
+        out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped
+    )
+    return BacktestResult(
+        out_dir, trades, skips, _metrics(trades, broker_current_float, grid.days, "PnL"), files
+    )
+
+
+def _metrics(
+    trades: pd.DataFrame, float_: Decimal, days: tuple[date, ...], pnl_col: str
+) -> performance_metrics.Metrics:
+    if trades.empty:
+        frame = pd.DataFrame(
+            {
+                "entry_time": pd.Series([], dtype="datetime64[ns, UTC]"),
+                "exit_time": pd.Series([], dtype="datetime64[ns, UTC]"),
+                "pnl": [],
+                "session": [],
+            }
+        )
+    else:
+        frame = pd.DataFrame(
+            {
+                "entry_time": pd.to_datetime(trades["entry_time"], utc=True),
+                "exit_time": pd.to_datetime(trades["exit_time"], utc=True),
+                "pnl": trades[pnl_col].astype(float),
+                "session": pd.to_datetime(trades["session"]).dt.date,
+            }
+        )
+    return performance_metrics.compute(frame, float(float_), days)
+
+
+def write_outputs(
+    out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
+    signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
+) -> dict[str, Path]:  # fmt: skip
+    from tbot_bot.backtest.plot_results import plot_equity_and_drawdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    records = trades.to_dict(orient="records") if len(trades) else []
+    files["trades_csv"] = out_dir / "trade_history_backtest.csv"
+    atomic_write_text(
+        files["trades_csv"],
+        trades.to_csv(index=False)
+        if len(trades)
+        else "timestamp,strategy_name,ticker,side,size,entry_price,exit_price,PnL,mode\n",
+    )
+    files["trades_json"] = out_dir / "trade_history_backtest.json"
+    atomic_write_json(files["trades_json"], records)
+    spec = WindowSpec.from_settings(strategy, settings)
+    daily = []
+    for d in days:
+        w = compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS)
+        day_trades = [r for r in records if r["session"] == d.isoformat()]
+        pnl = sum((Decimal(r["PnL"]) for r in day_trades), Decimal(0))
+        n_signals = int((signals["session"] == d).sum()) if len(signals) else 0
+        daily.append(
+            {
+                "date": d.isoformat(), "strategy": strategy, "mode": "backtest",
+                "window": {"start": w.start.isoformat(), "breakout_end": w.breakout_end.isoformat(), "fits": w.fits, "cut": w.cut, "reason": w.reason},
+                "vix_at_start": vix.get(d), "signals": n_signals, "entered": len(day_trades),
+                "skipped": dict(Counter(s.code for s in skips if s.session == d)),
+                "wins": sum(1 for r in day_trades if Decimal(r["PnL"]) > 0),
+                "losses": sum(1 for r in day_trades if Decimal(r["PnL"]) < 0), "PnL": str(pnl),
+            }
+        )  # fmt: skip
+    files["daily_summary"] = out_dir / "daily_summary_backtest.json"
+    atomic_write_json(files["daily_summary"], daily)
+    metrics = _metrics(trades, float_, days, "PnL")
+    files["metrics"] = out_dir / "metrics.json"
+    atomic_write_json(
+        files["metrics"],
+        {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
+         "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips]},
+    )  # fmt: skip
+    curve = performance_metrics.equity_curve(_metric_frame(trades, "PnL"), float(float_))
+    files["equity_png"], files["drawdown_png"] = plot_equity_and_drawdown(
+        curve, out_dir, f"{strategy} backtest"
+    )
+    # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
+    if slipped.active:
+        raw = _metrics(trades, float_, days, "PnL_no_slippage")
+        files["slippage"] = out_dir / "backtest_slippage_comparison.json"
+        atomic_write_json(
+            files["slippage"],
+            {"slippage_model": {"type": slipped.kind, "mean_pct": slipped.mean_pct, "stddev_pct": slipped.stddev_pct,
+                                "latency_ms": slipped.latency_ms},
+             "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
+             "pnl_difference": metrics.total_pnl - raw.total_pnl},
+        )  # fmt: skip
+    return files
+
+
+def _metric_frame(trades: pd.DataFrame, col: str) -> pd.DataFrame:
+    if trades.empty:
+        return pd.DataFrame({"entry_time": [], "exit_time": [], "pnl": []})
+    return pd.DataFrame(
+        {"entry_time": pd.to_datetime(trades["entry_time"], utc=True), "exit_time": pd.to_datetime(trades["exit_time"], utc=True),
+         "pnl": trades[col].astype(float)}
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
+    p.add_argument("--strategy", required=True, choices=("open", "mid", "close"))
+    p.add_argument("--start", required=True, type=date.fromisoformat, help="first date, YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=date.fromisoformat, help="last date, YYYY-MM-DD")
+    src = ["--data_source", "--data-source"] if underscore else ["--data-source", "--data_source"]
+    p.add_argument(
+        *src, dest="data_source", required=True, help="CSV/Parquet file or folder of 1-minute bars"
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default: backtest_results/<run>/ under the home)"
+    )
+    p.add_argument("--env-file", default=None, help="plaintext .env_bot to use (default: the home's config)")
+    p.add_argument(
+        "--float", dest="float_", default=str(DEFAULT_FLOAT), help="broker_current_float (default 100000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the randomized slippage model")
+
+
+def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
+    from tbot_bot.config.env_bot import settings_from_text
+
+    if args.env_file:
+        return settings_from_text(Path(args.env_file).read_text(encoding="utf-8"), source=args.env_file)
+    if home.env_bot_enc.exists() or home.env_bot_plain.exists():
+        from tbot_bot.config.settings_bot import load_settings
+
+        return load_settings(home)
+    template = project_file(".env_bot.template-test")
+    print(f"note: no configuration in {home.root}; using {template.name}", file=sys.stderr)
+    return settings_from_text(template.read_text(encoding="utf-8"), source=str(template))
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    home = BotHome.resolve(getattr(args, "home", None))
+    settings = load_settings_for(args, home)
+    if args.end < args.start:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
+    run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
+    out = Path(args.out) if args.out else home.backtest_results_dir / run_name
+    result = run_backtest(
+        settings, args.strategy, args.data_source, args.start, args.end, out,
+        broker_current_float=Decimal(args.float_), seed=args.seed,
+    )  # fmt: skip
+    m = result.metrics
+    win = f"{m.win_rate:.1%}" if m.win_rate is not None else "n/a"
+    sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
+    print(
+        f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
+    )
+    print(f"results: {result.out_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tbot_bot.backtest.backtest_engine", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser, underscore=True)
+    parser.add_argument(
+        "--home", default=None, help="bot home (default: $TBOT_HOME, else the current directory)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        return run_cli(args)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

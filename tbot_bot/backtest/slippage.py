@@ -1,0 +1,72 @@
+"""Slippage and latency model shared by the sim exchange and the backtest engine.
+
+Types (SLIPPAGE_SIMULATION_TYPE): `none`; `rule_based` = a fixed SLIPPAGE_MEAN_PCT percent against the
+trader; `randomized` = |N(mean, stddev)| percent against the trader, from a seeded generator so a run is
+reproducible. Slippage always worsens the price: buys pay more, sells receive less.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+
+SlippageType = Literal["none", "rule_based", "randomized"]
+
+
+@dataclass(slots=True)
+class SlippageModel:
+    kind: SlippageType = "none"
+    mean_pct: float = 0.0
+    stddev_pct: float = 0.0
+    latency_ms: int = 0
+    seed: int = 0
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings, seed: int = 0) -> SlippageModel:
+        # ENABLE_SLIPPAGE_MODEL=false: fills at the raw bar price whatever SLIPPAGE_SIMULATION_TYPE says
+        if not settings.ENABLE_SLIPPAGE_MODEL:
+            return cls(kind="none", latency_ms=settings.SIMULATED_LATENCY_MS, seed=seed)
+        return cls(
+            kind=settings.SLIPPAGE_SIMULATION_TYPE,
+            mean_pct=settings.SLIPPAGE_MEAN_PCT,
+            stddev_pct=settings.SLIPPAGE_STDDEV_PCT,
+            latency_ms=settings.SIMULATED_LATENCY_MS,
+            seed=seed,
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none"
+
+    def fraction(self) -> float:
+        """The next slippage as a fraction of price (>= 0)."""
+        if self.kind == "rule_based":
+            return self.mean_pct / 100.0
+        if self.kind == "randomized":
+            return abs(float(self._rng.normal(self.mean_pct, self.stddev_pct))) / 100.0
+        return 0.0
+
+    def adjust(self, price: float, side: Literal["buy", "sell"]) -> float:
+        """Price after slippage for one fill."""
+        f = self.fraction()
+        return price * (1 + f) if side == "buy" else price * (1 - f)
+
+    def adjust_many(self, prices: np.ndarray, sides: np.ndarray) -> np.ndarray:
+        """Vectorised `adjust`: sides is +1 for buys, -1 for sells. Draws one slippage per fill, in order."""
+        n = len(prices)
+        if self.kind == "rule_based":
+            f = np.full(n, self.mean_pct / 100.0)
+        elif self.kind == "randomized":
+            f = np.abs(self._rng.normal(self.mean_pct, self.stddev_pct, size=n)) / 100.0
+        else:
+            f = np.zeros(n)
+        return prices * (1 + sides * f)

@@ -1,0 +1,1 @@
+"""Sample bars, VIX closes and fundamentals for the demo and tests; built by build_sample.py."""

@@ -1,0 +1,95 @@
+"""Trade history files `{scope}_BOT_trade_history.csv` / `.json`: one row per trade, audit artifacts only.
+
+Live trading and backtests (mode=backtest) share the record type. Nothing ever reads these back into a ledger.
+Money and sizes are written as exact decimal strings; times as UTC ISO-8601 with a Z suffix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.support.utils_bot import atomic_write_text
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One trade (entry to exit, or a rejected/partial attempt with error_code) as reported."""
+
+    timestamp: datetime  # when the record was made (exit time for a closed trade)
+    strategy_name: str  # open | mid | close
+    ticker: str  # instrument traded
+    signal_ticker: str  # ticker whose signal triggered the trade
+    side: str  # long | short
+    size: Decimal
+    entry_price: Decimal | None
+    exit_price: Decimal | None
+    PnL: Decimal | None  # realized only
+    broker: str
+    error_code: str | None = None  # rejection, partial fill, ...
+    signal_time: datetime | None = None
+    entry_time: datetime | None = None
+    exit_time: datetime | None = None
+    exit_reason: str | None = None  # stop_loss, trailing_stop, timeout, ...
+    holding_seconds: int | None = None
+    mode: str = "live"  # live | paper | backtest
+    tag: str | None = None  # InverseETF, LongPut, ShortSell
+
+
+TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def report_value(value: Any) -> Any:
+    """A JSON/CSV-safe value: Decimal -> exact string, datetime -> UTC ISO-8601; refuses binary floats."""
+    if isinstance(value, float):
+        raise TypeError("report values must not be binary floats; pass Decimal")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    return value
+
+
+def record_dict(record: TradeRecord) -> dict[str, Any]:
+    row = {name: report_value(getattr(record, name)) for name in TRADE_FIELDS}
+    if row["holding_seconds"] is None and record.entry_time and record.exit_time:
+        row["holding_seconds"] = int((record.exit_time - record.entry_time).total_seconds())
+    return row
+
+
+def trade_history_paths(trades_dir: Path, scope: str) -> dict[str, Path]:
+    return {fmt: trades_dir / f"{scope}_BOT_trade_history.{fmt}" for fmt in ("csv", "json")}
+
+
+def write_trade_history(
+    trades_dir: Path, scope: str, records: Sequence[TradeRecord], log_format: str | None = None
+) -> list[Path]:
+    """Rewrite the trade history with `records` (pass the whole session's trades); both formats when log_format is None."""
+    if log_format not in (None, "csv", "json"):
+        raise ValueError(f"log_format must be csv or json, got {log_format!r}")
+    rows = [record_dict(r) for r in records]
+    paths = trade_history_paths(trades_dir, scope)
+    written: list[Path] = []
+    # LOG_FORMAT=csv|json: only that format; None (exports) writes both.
+    if log_format in (None, "csv"):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=TRADE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        atomic_write_text(paths["csv"], buf.getvalue())
+        written.append(paths["csv"])
+    if log_format in (None, "json"):
+        atomic_write_text(paths["json"], json.dumps(rows, indent=2) + "\n")
+        written.append(paths["json"])
+    return written

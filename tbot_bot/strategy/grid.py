@@ -1,0 +1,115 @@
+"""Regular-session bars as the 2-D arrays `signals.py` works on: one row per (session, symbol), bars in time
+order from the session open, padded at the end. Built once per data set and reused by every trial."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.strategy.signals import TIME_PAD
+from tbot_bot.strategy.window import session_bounds
+
+_NS_PER_MIN = 60_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrid:
+    t: np.ndarray  # int64 minutes since epoch (bar start), TIME_PAD in padding
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    nbars: np.ndarray  # real bars per row
+    symbol: np.ndarray  # object array of str, per row
+    day: np.ndarray  # index into `days`, per row
+    days: tuple[date, ...]
+    session_open: np.ndarray  # per day, minutes
+    session_close: np.ndarray  # per day, minutes
+
+    @property
+    def rows(self) -> int:
+        return int(self.t.shape[0])
+
+    @property
+    def bars(self) -> int:
+        return int(self.nbars.sum())
+
+    def row_day(self) -> list[date]:
+        return [self.days[i] for i in self.day]
+
+    def select(self, mask: np.ndarray) -> SessionGrid:
+        """Rows where mask is True (columns kept)."""
+        return SessionGrid(
+            self.t[mask], self.open[mask], self.high[mask], self.low[mask], self.close[mask],
+            self.volume[mask], self.nbars[mask], self.symbol[mask], self.day[mask], self.days,
+            self.session_open, self.session_close,
+        )  # fmt: skip
+
+
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np.ndarray, list[date]]:
+    """Which bars start inside their UTC date's regular session; the day index of each; the days."""
+    day_ns = ts_ns - ts_ns % _NS_PER_DAY
+    uniq = np.unique(day_ns)
+    days = [pd.Timestamp(int(d), tz="UTC").date() for d in uniq]
+    opens = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
+    closes = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
+    for i, d in enumerate(days):
+        bounds = session_bounds(d, calendar_name)
+        if bounds is not None:
+            opens[i] = pd.Timestamp(bounds[0]).value
+            closes[i] = pd.Timestamp(bounds[1]).value
+    idx = np.searchsorted(uniq, day_ns)
+    return (ts_ns >= opens[idx]) & (ts_ns < closes[idx]), idx, days
+
+
+def regular_session(frame: pd.DataFrame, calendar_name: str = "XNYS") -> pd.DataFrame:
+    """Keep bars starting in [session open, session close) of their UTC date's session."""
+    ts_ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    keep, _, _ = _session_mask(ts_ns, calendar_name)
+    return frame.loc[keep]
+
+
+def build_grid(
+    frame: pd.DataFrame, calendar_name: str = "XNYS", symbols: Sequence[str] | None = None
+) -> SessionGrid:
+    """From the loader's frame (timestamp UTC bar start, symbol, open, high, low, close, volume)."""
+    df = frame if symbols is None else frame[frame["symbol"].isin(list(symbols))]
+    ts_ns = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    keep, day_idx, all_days = _session_mask(ts_ns, calendar_name)
+    sym_codes, sym_names = pd.factorize(df["symbol"].to_numpy()[keep], sort=True)
+    ts_ns, day_idx = ts_ns[keep], day_idx[keep]
+    order = np.lexsort((ts_ns, sym_codes, day_idx))
+    ts_ns, day_idx, sym_codes = ts_ns[order], day_idx[order], sym_codes[order]
+    n = len(ts_ns)
+    key = day_idx.astype(np.int64) * (len(sym_names) + 1) + sym_codes
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, dtype=np.int64)
+    rows = len(starts)
+    row = np.repeat(np.arange(rows), np.diff(np.r_[starts, n])) if n else np.zeros(0, dtype=np.int64)
+    col = np.arange(n) - starts[row] if n else np.zeros(0, dtype=np.int64)
+    width = int(col.max()) + 1 if n else 1
+    t = np.full((rows, width), TIME_PAD, dtype=np.int64)
+    t[row, col] = ts_ns // _NS_PER_MIN
+    arrays = []
+    for name in ("open", "high", "low", "close", "volume"):
+        a = np.full((rows, width), np.nan)
+        a[row, col] = df[name].to_numpy(dtype=float)[keep][order]
+        arrays.append(a)
+    used = np.unique(day_idx[starts]) if n else np.zeros(0, dtype=np.int64)
+    days = tuple(all_days[i] for i in used)
+    remap = {int(d): i for i, d in enumerate(used)}
+    day = np.array([remap[int(d)] for d in day_idx[starts]], dtype=np.int64)
+    sym = np.asarray(sym_names, dtype=object)[sym_codes[starts]] if n else np.zeros(0, dtype=object)
+    bounds = [session_bounds(d, calendar_name) for d in days]
+    s_open = np.array([int(b[0].timestamp()) // 60 for b in bounds if b], dtype=np.int64)
+    s_close = np.array([int(b[1].timestamp()) // 60 for b in bounds if b], dtype=np.int64)
+    nbars = np.bincount(row, minlength=rows).astype(np.int64)
+    o, h, lo, c, v = arrays
+    return SessionGrid(t, o, h, lo, c, v, nbars, sym, day, days, s_open, s_close)

@@ -1,0 +1,198 @@
+"""The bar-by-bar path: `LiveEvaluator` evaluates one strategy window on the bars closed so far, once per
+minute boundary, with the same kernels as `simulate()` (see support/notes/strategy_interface.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.grid import SessionGrid
+from tbot_bot.strategy.strategy_base import (
+    _EXIT_NAMES,
+    _KIND_NAMES,
+    Decisions,
+    Direction,
+    EntryDecision,
+    ExitDecision,
+    ExitReason,
+    OpenPosition,
+    Strategy,
+    WindowArrays,
+    _ts,
+)
+from tbot_bot.strategy.window import Window, to_minutes
+
+if TYPE_CHECKING:
+    from tbot_bot.broker.broker_api import Bar
+
+
+def _window_arrays_live(window: Window, rows: int) -> WindowArrays:
+    def full(x: datetime) -> np.ndarray:
+        return np.full(rows, to_minutes(x), dtype=np.int64)
+
+    return WindowArrays(
+        full(window.start), full(window.breakout_start), full(window.breakout_end), full(window.last_bar_start),
+        np.full(rows, window.fits, dtype=bool),
+    )  # fmt: skip
+
+
+SymbolBars = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]  # t(min), o, h, l, c, v
+
+
+def bars_from_frame(frame: pd.DataFrame) -> dict[str, SymbolBars]:
+    out: dict[str, SymbolBars] = {}
+    for symbol, g in frame.sort_values("timestamp").groupby("symbol", sort=True):
+        t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // 60_000_000_000
+        out[str(symbol)] = (
+            t,
+            *(g[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")),
+        )  # type: ignore[assignment]
+    return out
+
+
+def bars_from_list(bars: Sequence[Bar]) -> SymbolBars:
+    t = np.array([to_minutes(b.timestamp) for b in bars], dtype=np.int64)
+    cols = [
+        np.array([getattr(b, f) for b in bars], dtype=float)
+        for f in ("open", "high", "low", "close", "volume")
+    ]
+    return (t, cols[0], cols[1], cols[2], cols[3], cols[4])
+
+
+class LiveEvaluator:
+    """Bar-by-bar evaluation of one strategy window. Call `evaluate(now, bars, positions)` once per minute
+    boundary with, per signal ticker, the session's bars (from the session open); only bars that have
+    CLOSED by `now` are used, so passing a whole day's frame cannot leak the future."""
+
+    def __init__(
+        self, strategy: Strategy, window: Window, params: Any, *, vix_at_start: float | None = None
+    ) -> None:
+        self.strategy = strategy
+        self.window = window
+        self.params = params
+        self.vix_at_start = vix_at_start
+        vix = {window.session_date: vix_at_start} if vix_at_start is not None else None
+        allowed, why = strategy.gate([window.session_date], params, vix)
+        self.blocked_reason: str | None = None if allowed[0] else why[0]
+        if not window.fits:
+            self.blocked_reason = f"window does not fit: {window.reason}"
+
+    def _grid(
+        self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]
+    ) -> SessionGrid | None:
+        per_symbol = bars_from_frame(bars) if isinstance(bars, pd.DataFrame) else {
+            s: (b if isinstance(b, tuple) else bars_from_list(b)) for s, b in bars.items()
+        }  # fmt: skip
+        closed_by = to_minutes(now) - 1  # a bar starting at m has closed once now >= m + 1 minute
+        lo = to_minutes(self.window.session_open) if self.window.session_open else -(2**62)
+        hi = to_minutes(self.window.session_close) if self.window.session_close else 2**62
+        rows = []
+        for s in sorted(per_symbol):
+            t, o, h, low, c, v = per_symbol[s]
+            m = (t <= closed_by) & (t >= lo) & (t < hi)
+            if m.any():
+                rows.append((s, t[m], o[m], h[m], low[m], c[m], v[m]))
+        if not rows:
+            return None
+        width = max(len(r[1]) for r in rows)
+        n = len(rows)
+        t_arr = np.full((n, width), sig.TIME_PAD, dtype=np.int64)
+        arrs = [np.full((n, width), np.nan) for _ in range(5)]
+        for i, r in enumerate(rows):
+            k = len(r[1])
+            t_arr[i, :k] = r[1]
+            for a, src in zip(arrs, r[2:], strict=True):
+                a[i, :k] = src
+        s_open = to_minutes(self.window.session_open) if self.window.session_open else 0
+        s_close = to_minutes(self.window.session_close) if self.window.session_close else 0
+        o, h, low, c, v = arrs
+        return SessionGrid(
+            t_arr, o, h, low, c, v, np.array([len(r[1]) for r in rows]), np.array([r[0] for r in rows], dtype=object),
+            np.zeros(n, dtype=np.int64), (self.window.session_date,), np.array([s_open]), np.array([s_close]),
+        )  # fmt: skip
+
+    def entries(self, now: datetime, bars: pd.DataFrame | Mapping[str, Any]) -> list[EntryDecision]:
+        """Signals on the newest closed bar, strongest first (ties by symbol)."""
+        if self.blocked_reason is not None:
+            return []
+        grid = self._grid(now, bars)
+        if grid is None:
+            return []
+        ent = self.strategy.entries(grid, _window_arrays_live(self.window, grid.rows), self.params)
+        out = []
+        for i in np.flatnonzero((ent.index >= 0) & (ent.index == grid.nbars - 1)):
+            k = int(ent.index[i])
+            out.append(
+                EntryDecision(
+                    self.strategy.name,
+                    str(grid.symbol[i]),
+                    Direction.BULLISH if ent.direction[i] > 0 else Direction.BEARISH,
+                    float(ent.strength[i]),
+                    _ts(grid.t[i, k : k + 1])[0].to_pydatetime(),
+                    float(grid.close[i, k]),
+                    _KIND_NAMES[int(ent.kind[i])],
+                )  # fmt: skip
+            )
+        return sorted(out, key=lambda d: (-d.strength, d.symbol))
+
+    def exits(
+        self, now: datetime, bars: pd.DataFrame | Mapping[str, Any], positions: Sequence[OpenPosition]
+    ) -> list[ExitDecision]:
+        """For each open position: a stop/VWAP trigger on any close since entry, else the deadline."""
+        if not positions:
+            return []
+        grid = self._grid(now, bars)
+        out: list[ExitDecision] = []
+        index = {str(s): i for i, s in enumerate(grid.symbol)} if grid is not None else {}
+        for p in positions:
+            deadline = self.window.position_deadline(p.entry_time)
+            timeout_at = p.entry_time + self.window.monitoring
+            i = index.get(p.symbol)
+            if grid is not None and i is not None:
+                one = grid.select(np.arange(grid.rows) == i)
+                em = to_minutes(p.entry_time)
+                valid = np.arange(one.t.shape[1]) < one.nbars[0]
+                after = np.flatnonzero(valid & (one.t[0] >= em))
+                if len(after):
+                    col = np.array([after[0]])
+                    price = np.array([p.entry_price if p.entry_price is not None else one.open[0, after[0]]])
+                    trig_col, trig_reason = self.strategy.triggers(
+                        one, col, price, np.array([p.direction.sign]), self.params
+                    )
+                    if trig_col[0] >= 0 and minutes_to_datetime(int(one.t[0, trig_col[0]]) + 1) <= deadline:
+                        k = int(trig_col[0])
+                        out.append(
+                            ExitDecision(
+                                self.strategy.name,
+                                p.symbol,
+                                _EXIT_NAMES[int(trig_reason[0])],
+                                now,
+                                _ts(one.t[0, k : k + 1])[0].to_pydatetime(),
+                                float(one.close[0, k]),
+                            )  # fmt: skip
+                        )
+                        continue
+            if now >= deadline:
+                why = (
+                    ExitReason.TIMEOUT
+                    if timeout_at <= self.window.last_bar_start
+                    else ExitReason.SESSION_CLOSE
+                )
+                out.append(ExitDecision(self.strategy.name, p.symbol, why, now))
+        return out
+
+    def evaluate(
+        self, now: datetime, bars: pd.DataFrame | Mapping[str, Any], positions: Sequence[OpenPosition] = ()
+    ) -> Decisions:
+        return Decisions(self.entries(now, bars), self.exits(now, bars, positions), self.blocked_reason)
+
+
+def minutes_to_datetime(m: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(minutes=int(m))

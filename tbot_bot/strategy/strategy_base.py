@@ -1,0 +1,298 @@
+"""What OPEN, MID and CLOSE share: decision records, the vectorised `simulate()`, the bar-by-bar
+`LiveEvaluator` and `self_check()`. Both paths call the same kernels in `signals.py` (DESIGN §7)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.grid import SessionGrid, build_grid
+from tbot_bot.strategy.window import Window, WindowSpec, compute_window, to_minutes, window_for
+
+if TYPE_CHECKING:
+    from tbot_bot.broker.broker_api import Broker
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.strategy.live_evaluator import LiveEvaluator
+
+log = logging.getLogger("tbot.strategy")
+
+
+class Direction(StrEnum):
+    BULLISH = "bullish"
+    BEARISH = "bearish"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Direction.BULLISH else -1
+
+
+class ExitReason(StrEnum):
+    TRAILING_STOP = "trailing_stop"
+    STOP_LOSS = "stop_loss"
+    VWAP_TOUCH = "vwap_touch"
+    TIMEOUT = "timeout"
+    SESSION_CLOSE = "session_close"
+
+
+_EXIT_NAMES = {int(e): ExitReason[e.name] for e in sig.Exit if e is not sig.Exit.NONE}
+_KIND_NAMES = {int(k): k.name.lower() for k in sig.Kind}
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDecision:
+    """Enter at the next bar's open. Decided on the SIGNAL ticker; the order may go to another instrument."""
+
+    strategy: str
+    symbol: str
+    direction: Direction
+    strength: float  # distance beyond the trigger, as a fraction of the trigger price
+    signal_time: datetime  # start of the bar whose close triggered
+    signal_close: float
+    kind: str  # breakout | vwap_reversion | continuation | fade
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPosition:
+    """A position as the evaluator needs it, in signal-ticker terms. entry_price None = the signal ticker's
+    open of the bar starting at entry_time (what the backtest uses)."""
+
+    symbol: str
+    direction: Direction
+    entry_time: datetime
+    entry_price: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitDecision:
+    """Exit at the next bar's open."""
+
+    strategy: str
+    symbol: str
+    reason: ExitReason
+    decided_at: datetime
+    trigger_time: datetime | None = None  # bar whose close triggered (stops and VWAP touch)
+    trigger_close: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    entries: list[EntryDecision]
+    exits: list[ExitDecision]
+    blocked_reason: str | None = None  # set when the whole window is gated (e.g. CLOSE without VIX)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyCheck:
+    """Result of self_check(); on failure it carries strategy, reason, context and the UTC time."""
+
+    ok: bool
+    strategy: str
+    reason: str
+    checked_at: datetime
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+TRADE_COLUMNS = [
+    "strategy", "symbol", "session", "direction", "kind", "strength", "signal_time", "signal_close",
+    "entry_time", "entry_price", "exit_time", "exit_price", "exit_reason", "trigger_time",
+]  # fmt: skip
+
+
+def _ts(minutes: np.ndarray) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.asarray(minutes, dtype=np.int64) * 60, unit="s", utc=True)
+
+
+class Strategy:
+    """Base of the three strategies. Subclasses give `name`, `params_from_settings`, `entries`, `triggers`."""
+
+    name: ClassVar[str] = ""
+
+    # ---- per-strategy hooks
+    def params_from_settings(self, settings: BotSettings) -> Any:
+        raise NotImplementedError
+
+    def entries(self, grid: SessionGrid, win: WindowArrays, params: Any) -> sig.Entries:
+        raise NotImplementedError
+
+    def triggers(
+        self,
+        grid: SessionGrid,
+        entry_col: np.ndarray,
+        entry_price: np.ndarray,
+        direction: np.ndarray,
+        params: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def gate(
+        self, days: Sequence[date], params: Any, vix: Mapping[date, float] | None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Per-day permission to enter and the reason when not (CLOSE overrides with the VIX gate)."""
+        return np.ones(len(days), dtype=bool), ["" for _ in days]
+
+    # ---- backtest path
+    def simulate(
+        self, bars: pd.DataFrame | SessionGrid, params: Any, *, vix: Mapping[date, float] | None = None
+    ) -> pd.DataFrame:
+        """Every symbol's trade per session (signal-ticker prices, no sizing), vectorised over all rows."""
+        grid = bars if isinstance(bars, SessionGrid) else build_grid(bars, params.calendar)
+        if grid.rows == 0:
+            return pd.DataFrame(columns=TRADE_COLUMNS)
+        win = window_arrays(grid, params.spec, params.calendar)
+        allowed_day, _ = self.gate(grid.days, params, vix)
+        ent = self.entries(grid, win, params)
+        rows = np.arange(grid.rows)
+        fill = np.where(ent.index >= 0, ent.index + 1, sig.NO_BAR)
+        ok = (ent.index >= 0) & win.fits & allowed_day[grid.day] & (fill < grid.nbars)
+        fill = np.where(ok, fill, sig.NO_BAR)
+        safe_fill = np.maximum(fill, 0)
+        entry_t = grid.t[rows, safe_fill]
+        entry_px = grid.open[rows, safe_fill]
+        trig_col, trig_reason = self.triggers(grid, fill, entry_px, ent.direction, params)
+        deadline, dl_reason = sig.deadline_minute(entry_t, params.spec.monitoring, win.last_bar)
+        exit_col, reason = sig.resolve_exits(
+            grid.t, grid.nbars, fill, trig_col, trig_reason, deadline, dl_reason
+        )
+        sel = np.flatnonzero(ok)
+        ex = exit_col[sel]
+        ex_t = grid.t[sel, ex]
+        is_deadline = np.isin(reason[sel], [int(sig.Exit.TIMEOUT), int(sig.Exit.SESSION_CLOSE)])
+        # no bar at or after the deadline in the data: leave at the last bar's close
+        late = is_deadline & (ex_t < deadline[sel])
+        ex_px = np.where(late, grid.close[sel, ex], grid.open[sel, ex])
+        ex_t = np.where(late, ex_t + 1, ex_t)
+        trig_t = grid.t[sel, np.maximum(trig_col[sel], 0)]
+        sig_col = ent.index[sel]
+        out = pd.DataFrame(
+            {
+                "strategy": self.name,
+                "symbol": grid.symbol[sel].astype(str),
+                "session": [grid.days[d] for d in grid.day[sel]],
+                "direction": np.where(
+                    ent.direction[sel] > 0, Direction.BULLISH.value, Direction.BEARISH.value
+                ),
+                "kind": [_KIND_NAMES[int(k)] for k in ent.kind[sel]],
+                "strength": ent.strength[sel],
+                "signal_time": _ts(grid.t[sel, sig_col]),
+                "signal_close": grid.close[sel, sig_col],
+                "entry_time": _ts(entry_t[sel]),
+                "entry_price": entry_px[sel],
+                "exit_time": _ts(ex_t),
+                "exit_price": ex_px,
+                "exit_reason": [_EXIT_NAMES[int(r)].value for r in reason[sel]],
+                "trigger_time": pd.Series(_ts(trig_t)).where(~is_deadline, pd.NaT),
+            }
+        )
+        return out.sort_values(
+            ["signal_time", "strength", "symbol"], ascending=[True, False, True]
+        ).reset_index(drop=True)
+
+    # ---- live path
+    def live(self, window: Window, params: Any, *, vix_at_start: float | None = None) -> LiveEvaluator:
+        from tbot_bot.strategy.live_evaluator import LiveEvaluator
+
+        return LiveEvaluator(self, window, params, vix_at_start=vix_at_start)
+
+    def live_for(
+        self, day: date, settings: BotSettings, *, vix_at_start: float | None = None
+    ) -> LiveEvaluator:
+        """The evaluator for today's window from .env_bot (the supervisor's entry point)."""
+        from tbot_bot.strategy.live_evaluator import LiveEvaluator
+
+        return LiveEvaluator(
+            self,
+            window_for(self.name, day, settings),
+            self.params_from_settings(settings),
+            vix_at_start=vix_at_start,
+        )
+
+    # ---- readiness
+    def self_check(
+        self,
+        settings: BotSettings | None,
+        broker: Broker | None,
+        broker_current_float: Decimal | None,
+        clock: Clock,
+    ) -> StrategyCheck:
+        """Config present, today's window fits the exchange session, broker reachable, float present."""
+        now = clock.now().astimezone(UTC)
+
+        def fail(reason: str, **context: Any) -> StrategyCheck:
+            result = StrategyCheck(False, self.name, reason, now, context)
+            log.error(
+                "self_check failed: strategy=%s reason=%s context=%s at=%s",
+                self.name,
+                reason,
+                context,
+                now.isoformat(),
+            )
+            return result
+
+        if settings is None:
+            return fail("no .env_bot settings loaded")
+        try:
+            params = self.params_from_settings(settings)
+        except (AttributeError, KeyError) as exc:
+            return fail(f"strategy settings missing: {exc}")
+        window = compute_window(params.spec, now.date(), params.calendar, settings.TRADING_DAYS)
+        if not window.fits:
+            return fail(
+                f"window does not fit today's session: {window.reason}", window_start=window.start.isoformat()
+            )
+        if broker is None:
+            return fail("no broker")
+        check = broker.self_check()
+        if not check.ok:
+            return fail(f"broker not reachable: {check.reason}", **check.context)
+        if broker_current_float is None or broker_current_float <= 0:
+            return fail("broker_current_float missing or not positive", float=str(broker_current_float))
+        return StrategyCheck(True, self.name, "ok", now, {"window": window.reason})
+
+
+@dataclass(frozen=True, slots=True)
+class WindowArrays:
+    """Per-row window bounds in minutes (signals.py units) and whether the window runs that day."""
+
+    analysis_start: np.ndarray
+    breakout_start: np.ndarray
+    breakout_end: np.ndarray
+    last_bar: np.ndarray
+    fits: np.ndarray
+
+
+def window_arrays(grid: SessionGrid, spec: WindowSpec, calendar: str) -> WindowArrays:
+    wins = [compute_window(spec, d, calendar) for d in grid.days]
+    per_day = np.array(
+        [
+            [
+                to_minutes(w.start),
+                to_minutes(w.breakout_start),
+                to_minutes(w.breakout_end),
+                to_minutes(w.last_bar_start),
+            ]
+            for w in wins
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 4)
+    fits = np.array([w.fits for w in wins], dtype=bool)
+    r = per_day[grid.day]
+    return WindowArrays(r[:, 0], r[:, 1], r[:, 2], r[:, 3], fits[grid.day])
+
+
+def __getattr__(name: str) -> Any:
+    # LiveEvaluator lives in live_evaluator.py (which imports this module); kept reachable here lazily
+    if name == "LiveEvaluator":
+        from tbot_bot.strategy.live_evaluator import LiveEvaluator
+
+        return LiveEvaluator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,74 @@
+"""MID: VWAP reversion (DESIGN §7). In the breakout window a close beyond session VWAP by
+STRAT_MID_VWAP_THRESHOLD enters against the move when ADX is low and the close is outside the Bollinger band;
+exit when the close is back at VWAP, on the stop loss, or at the timeout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.strategy_base import Strategy, WindowArrays
+from tbot_bot.strategy.window import WindowSpec
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.strategy.grid import SessionGrid
+
+
+@dataclass(frozen=True, slots=True)
+class MidParams:
+    spec: WindowSpec
+    vwap_threshold: float
+    stop_loss_pct: float
+    adx_period: int
+    adx_threshold: float
+    bb_period: int
+    bb_std: float
+    calendar: str = "XNYS"
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings) -> MidParams:
+        return cls(
+            WindowSpec.from_settings("mid", settings),
+            settings.STRAT_MID_VWAP_THRESHOLD,
+            settings.MID_STOP_LOSS_PCT,
+            settings.ADX_PERIOD,
+            settings.ADX_THRESHOLD,
+            settings.BOLLINGER_PERIOD,
+            settings.BOLLINGER_STD,
+            settings.MARKET_CALENDAR,
+        )
+
+
+class MidStrategy(Strategy):
+    name = "mid"
+
+    def params_from_settings(self, settings: BotSettings) -> MidParams:
+        return MidParams.from_settings(settings)
+
+    def entries(self, grid: SessionGrid, win: WindowArrays, params: MidParams) -> sig.Entries:
+        return sig.mid_entries(
+            grid.t, grid.high, grid.low, grid.close, grid.volume,
+            win.breakout_start, win.breakout_end, win.last_bar,
+            params.vwap_threshold, params.adx_period, params.adx_threshold, params.bb_period, params.bb_std,
+        )  # fmt: skip
+
+    def triggers(
+        self, grid: SessionGrid, entry_col: np.ndarray, entry_price: np.ndarray, direction: np.ndarray,
+        params: MidParams,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        vwap = sig.session_vwap(grid.high, grid.low, grid.close, grid.volume)
+        stop = sig.stop_loss_hits(grid.close, entry_col, entry_price, direction, params.stop_loss_pct)
+        touch = sig.vwap_touch_hits(grid.close, vwap, entry_col, direction)
+        # on the same bar the stop loss is reported first (risk before target)
+        return sig.combine_triggers([(stop, sig.Exit.STOP_LOSS), (touch, sig.Exit.VWAP_TOUCH)])
+
+
+STRATEGY = MidStrategy()
+simulate = STRATEGY.simulate
+self_check = STRATEGY.self_check
+live = STRATEGY.live
+live_for = STRATEGY.live_for

@@ -1,0 +1,115 @@
+"""The backtest end to end on the bundled sample data (CLI, outputs, slippage comparison, SHORT_TYPE_X)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import make_settings, template_text, with_values
+
+from rigd_tbot.cli import main as tbot
+from tbot_bot.backtest.backtest_engine import main as engine_main
+from tbot_bot.backtest.backtest_engine import run_backtest
+from tbot_bot.support.path_resolver import package_file
+
+SAMPLE = package_file("data", "sample")
+OUTPUTS = [
+    "trade_history_backtest.csv",
+    "trade_history_backtest.json",
+    "daily_summary_backtest.json",
+    "metrics.json",
+    "equity_curve.png",
+    "drawdown.png",
+]
+
+
+@pytest.mark.parametrize("strategy", ["open", "mid", "close"])
+def test_tbot_backtest_january_writes_every_output(strategy: str, tmp_path: Path) -> None:
+    env = tmp_path / "env_bot"
+    # SLIPPAGE_SIMULATION_TYPE=rule_based with ENABLE_SLIPPAGE_MODEL=true: the comparison file is written
+    env.write_text(with_values(template_text(), SLIPPAGE_SIMULATION_TYPE="rule_based"), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["backtest", "--strategy", strategy, "--start", "2011-01-03", "--end", "2011-01-31"]
+    argv += ["--data-source", str(SAMPLE), "--out", str(out), "--env-file", str(env), "--home", str(tmp_path)]
+    assert tbot(argv) == 0
+    for name in OUTPUTS + ["backtest_slippage_comparison.json"]:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    history = json.loads((out / "trade_history_backtest.json").read_text())
+    assert history and all(r["mode"] == "backtest" and r["strategy_name"] == strategy for r in history)
+    for key in ("timestamp", "ticker", "side", "size", "entry_price", "exit_price", "PnL"):
+        assert key in history[0]
+    daily = json.loads((out / "daily_summary_backtest.json").read_text())
+    assert [d["date"] for d in daily][:2] == ["2011-01-03", "2011-01-04"] and len(daily) == 20
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["trades"] == len(history)
+    comparison = json.loads((out / "backtest_slippage_comparison.json").read_text())
+    assert comparison["with_slippage"]["total_pnl"] < comparison["without_slippage"]["total_pnl"]
+    csv = pd.read_csv(out / "trade_history_backtest.csv")
+    assert len(csv) == len(history)
+    assert not (tmp_path / "entities").exists()  # no ledger writes
+
+
+def test_module_cli_with_spec_flags_and_no_slippage_file(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "--strategy=open",
+        "--start=2011-01-03",
+        "--end=2011-01-07",
+        f"--data_source={SAMPLE}",
+        f"--out={out}",
+    ]
+    assert engine_main([*argv, f"--home={tmp_path}"]) == 0
+    assert (out / "metrics.json").is_file()
+    assert not (out / "backtest_slippage_comparison.json").exists()  # SLIPPAGE_SIMULATION_TYPE=none
+
+
+def _run(tmp_path: Path, **overrides: object):  # noqa: ANN202
+    settings = make_settings(**overrides)
+    return run_backtest(settings, "open", SAMPLE, date(2011, 1, 3), date(2011, 1, 31), tmp_path / "o")
+
+
+def test_inverse_etf_bearish_trades_buy_the_mapped_etf(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    bearish = result.trades[result.trades["direction"] == "bearish"]
+    assert len(bearish)
+    assert set(bearish["ticker"]) <= {"SH", "SDS", "SPXU"} and set(bearish["tag"]) == {"InverseETF"}
+    assert (bearish["side"] == "short").all() and (bearish["ticker"] != bearish["signal_ticker"]).all()
+
+
+def test_short_type_disabled_logs_and_skips_bearish_signals(tmp_path: Path) -> None:
+    result = _run(tmp_path, SHORT_TYPE_OPEN="disabled")
+    assert (result.trades["direction"] == "bullish").all()
+    skipped = [s for s in result.skips if s.code == "short_disabled"]
+    assert skipped and "SHORT_TYPE_OPEN=disabled" in skipped[0].reason
+
+
+def test_short_sell_trades_the_signal_ticker_short(tmp_path: Path) -> None:
+    result = _run(tmp_path, SHORT_TYPE_OPEN="ShortSell")
+    bearish = result.trades[result.trades["direction"] == "bearish"]
+    assert len(bearish) and (bearish["ticker"] == bearish["signal_ticker"]).all()
+    raw = bearish.iloc[0]
+    pnl = (Decimal(raw["entry_price"]) - Decimal(raw["exit_price"])) * Decimal(raw["size"])
+    assert Decimal(raw["PnL"]) == pnl.quantize(Decimal("0.0001"))
+
+
+def test_long_put_is_skipped_without_option_data(tmp_path: Path) -> None:
+    result = _run(tmp_path, SHORT_TYPE_OPEN="LongPut")
+    assert (result.trades["direction"] == "bullish").all()
+    assert any(s.code == "no_option_data" for s in result.skips)
+
+
+def test_first_session_has_no_previous_volume_and_is_denied(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert not (result.trades["session"] == "2011-01-03").any()
+    assert any(s.session == date(2011, 1, 3) and s.code == "missing_market_data" for s in result.skips)
+
+
+def test_sizing_follows_the_session_cap(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    cap = Decimal("100000") * Decimal("0.02")
+    by_day = result.trades.groupby("session")["notional"].apply(lambda s: sum(Decimal(x) for x in s))
+    assert all(total <= cap for total in by_day)

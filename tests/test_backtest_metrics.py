@@ -1,0 +1,56 @@
+"""performance_metrics against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from tbot_bot.backtest import performance_metrics as pm
+
+D1, D2, D3, D4 = date(2011, 1, 3), date(2011, 1, 4), date(2011, 1, 5), date(2011, 1, 6)
+
+
+def trades() -> pd.DataFrame:
+    entry = pd.to_datetime(
+        ["2011-01-03 14:50", "2011-01-03 15:00", "2011-01-04 14:50", "2011-01-05 14:50"], utc=True
+    )
+    minutes = [5, 10, 20, 40]
+    return pd.DataFrame(
+        {
+            "entry_time": entry,
+            "exit_time": entry + pd.to_timedelta(minutes, unit="min"),
+            "pnl": [10.0, -5.0, 20.0, 0.0],
+            "session": [D1, D1, D2, D3],
+        }
+    )
+
+
+def test_metrics_hand_computed() -> None:
+    m = pm.compute(trades(), 1000.0, [D1, D2, D3, D4])
+    assert (m.trades, m.wins, m.losses) == (4, 2, 1)
+    assert m.win_rate == 0.5  # the zero-PnL trade is not a win
+    assert m.total_pnl == 25.0 and m.avg_pnl_per_trade == 6.25
+    assert m.avg_trade_duration_minutes == 18.75
+    # equity 1000 -> 1010 -> 1005 -> 1025 -> 1025: worst fall 1010 -> 1005
+    assert m.max_drawdown == 5.0 and m.max_drawdown_pct == pytest.approx(5 / 1010)
+    assert m.final_equity == 1025.0 and m.sessions == 4
+    daily = [5 / 1000, 20 / 1005, 0.0, 0.0]  # session PnL / equity at the session's start; D4 had no trades
+    expected = statistics.mean(daily) / statistics.stdev(daily) * math.sqrt(252)
+    assert m.sharpe == pytest.approx(expected)
+
+
+def test_metrics_with_no_trades() -> None:
+    empty = trades().iloc[0:0]
+    m = pm.compute(empty, 1000.0, [D1, D2])
+    assert m.trades == 0 and m.win_rate is None and m.sharpe is None and m.max_drawdown == 0.0
+    assert m.final_equity == 1000.0
+
+
+def test_equity_curve_starts_at_the_initial_equity() -> None:
+    curve = pm.equity_curve(trades(), 1000.0)
+    assert curve["equity"].tolist() == [1000.0, 1010.0, 1005.0, 1025.0, 1025.0]
+    assert curve["drawdown"].tolist() == [0.0, 0.0, -5.0, 0.0, 0.0]

@@ -1,0 +1,126 @@
+"""Encrypted backups of output/ and ledgers: create, list, restore into an empty home, refusals."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_ledger_fixtures import day_of_fills
+
+from tbot_bot.accounting.account_transaction import entries_for_fill
+from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.accounting.ledger_schema import create_ledger
+from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.errors import ConfigError
+from tbot_bot.reporting.auto_backup import create_backup, list_backups, restore_backup
+from tbot_bot.support.path_resolver import BotHome
+
+NOW = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
+
+
+def populated_home(root: Path) -> tuple[BotHome, Path]:
+    home = BotHome(root)
+    ledger = home.entity_dir("RIGD", "USA") / "ledgers" / "bot" / "RIGD_USA_main_ALPACA_TB01_BOT_ledger.db"
+    create_ledger(ledger, currency_code="USD")
+    LedgerWriter(ledger, home.entity_dir("RIGD", "USA") / "backups", 5).ingest(
+        [e for f in day_of_fills() for e in entries_for_fill(f)]
+    )
+    logs = home.logs_dir("RIGD_USA_ALPACA_TB01")
+    logs.mkdir(parents=True)
+    (logs / "open.log").write_text('{"event": "entry"}\n')
+    return home, ledger
+
+
+def test_restore_into_an_empty_home_reproduces_a_verified_ledger(tmp_path: Path) -> None:
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    assert archive.name == "tbot_backup_20261124T210000Z.tar.gz.enc"
+    assert list_backups(home) == [archive]
+    key = home.key_file("backup")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert b"RIGD_USA" not in archive.read_bytes()  # encrypted, not just compressed
+
+    target = BotHome(tmp_path / "b")
+    restored = restore_backup(archive, target, key_path=key)
+    new_ledger = target.root / ledger.relative_to(home.root)
+    assert new_ledger in restored
+    assert verify_ledger(new_ledger) == []
+    assert (target.logs_dir("RIGD_USA_ALPACA_TB01") / "open.log").read_text() == '{"event": "entry"}\n'
+
+    def rows(path: Path) -> list[tuple[object, ...]]:
+        import sqlite3
+
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute("SELECT * FROM splits ORDER BY id").fetchall()
+        finally:
+            conn.close()
+
+    assert rows(new_ledger) == rows(ledger)
+
+
+def test_restore_refuses_overwrite_wrong_key_and_loose_key(tmp_path: Path) -> None:
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    with pytest.raises(ConfigError, match="overwrite"):
+        restore_backup(archive, home)
+    other = BotHome(tmp_path / "c")
+    wrong = tmp_path / "wrong.key"
+    from cryptography.fernet import Fernet
+
+    wrong.write_bytes(Fernet.generate_key())
+    wrong.chmod(0o600)
+    with pytest.raises(ConfigError, match="cannot be decrypted"):
+        restore_backup(archive, other, key_path=wrong)
+    wrong.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        restore_backup(archive, other, key_path=wrong)
+    with pytest.raises(ConfigError, match="does not exist"):
+        restore_backup(archive, other)
+
+
+def test_keep_prunes_old_archives(tmp_path: Path) -> None:
+    home, ledger = populated_home(tmp_path / "a")
+    for minute in range(4):
+        create_backup(home, [ledger], now=NOW.replace(minute=minute), keep=2)
+    assert [p.name for p in list_backups(home)] == [
+        "tbot_backup_20261124T210200Z.tar.gz.enc",
+        "tbot_backup_20261124T210300Z.tar.gz.enc",
+    ]
+
+
+def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tbot_bot.support.provision")
+    from rigd_tbot.cli import main
+
+    home = tmp_path / "home"
+    args = [
+        "--broker",
+        "sim",
+        "--entity",
+        "RIGD",
+        "--jurisdiction",
+        "USA",
+        "--account",
+        "main",
+        "--bot-id",
+        "TB01",
+        "--float",
+        "2500",
+        "--environment",
+        "development",
+    ]
+    assert main(["provision", "--home", str(home), *args]) == 0
+    assert main(["backup", "create", "--home", str(home)]) == 0
+    assert main(["backup", "list", "--home", str(home)]) == 0
+    archive = home / "backups" / capsys.readouterr().out.strip().splitlines()[-1].split("\t")[0]
+    empty = tmp_path / "empty"
+    key = home / "storage" / "keys" / "backup.key"
+    assert (
+        main(["backup", "restore", "--home", str(empty), "--archive", str(archive), "--key-file", str(key)])
+        == 0
+    )
+    restored = list((empty / "entities" / "RIGD_USA" / "ledgers" / "bot").glob("*_BOT_ledger.db"))
+    assert len(restored) == 1 and verify_ledger(restored[0]) == []

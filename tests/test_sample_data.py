@@ -1,0 +1,83 @@
+"""The bundled sample data: provenance, shape, derived instruments, reproducibility of the generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix, read_ninjatrader, vix_at_start
+from tbot_bot.data.sample import build_sample
+from tbot_bot.support.path_resolver import PROJECT_ROOT, package_file
+
+SAMPLE = package_file("data", "sample")
+SHARED = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return load_bars(SAMPLE)
+
+
+def test_files_are_compact_and_attributed() -> None:
+    total = sum(p.stat().st_size for p in SAMPLE.iterdir() if p.is_file())
+    assert total < 4_000_000
+    notice = (SAMPLE / "NOTICE").read_text()
+    assert "Apache License, Version 2.0" in notice and "Gabriel Martin Becedillas Ruiz" in notice
+    readme = (SAMPLE / "README.md").read_text()
+    assert "DERIVED" in readme and "not real quotes" in readme
+
+
+def test_loader_frame_shape(frame: pd.DataFrame) -> None:
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert list(frame.columns[:7]) == ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+    spy = frame[frame["symbol"] == "SPY"]
+    per_day = spy.groupby(spy["timestamp"].dt.date).size()
+    assert len(per_day) == 43 and (per_day == 390).all()
+    first = spy["timestamp"].min()
+    assert first == pd.Timestamp("2011-01-03 14:30", tz="UTC")  # bar START of the 09:30 New York bar
+    assert set(frame["symbol"]) == {"SPY", "SH", "SDS", "SPXU"} | {f"SYN{i}" for i in range(1, 9)}
+
+
+def test_derived_instruments(frame: pd.DataFrame) -> None:
+    wide = frame.pivot(index="timestamp", columns="symbol", values="close")
+    day = wide[wide.index.date == pd.Timestamp("2011-01-05").date()]
+    half_hourly = day.iloc[::30]  # cent rounding dominates single minutes of a $21 ETF
+    r_spy = half_hourly["SPY"].pct_change().dropna()
+    for sym, k in (("SH", 1), ("SDS", 2), ("SPXU", 3)):
+        r = half_hourly[sym].pct_change().dropna()
+        assert np.corrcoef(r, r_spy)[0, 1] < -0.9
+        big = r_spy.abs() > 5e-4
+        assert np.median(np.abs(r[big] / r_spy[big] + k)) < 0.25 * k
+    assert frame[frame["symbol"].str.startswith("SYN")]["close"].between(5, 100).all()
+    daily = frame.groupby([frame["symbol"], frame["timestamp"].dt.date])["volume"].sum()
+    assert (daily >= 1_000_000).all()
+
+
+def test_fundamentals_and_vix() -> None:
+    fundamentals = json.loads((SAMPLE / "fundamentals.json").read_text())
+    assert set(fundamentals) == {f"SYN{i}" for i in range(1, 9)}
+    for metrics in fundamentals.values():
+        assert 2e9 <= metrics["marketCapitalization"] * 1e6 <= 1e10
+        assert {"peNormalizedAnnual", "totalDebt/totalEquityAnnual"} <= set(metrics)
+    vix = load_vix(SAMPLE / "vix.csv")
+    assert vix_at_start(vix, pd.Timestamp("2011-01-03").date()) == vix[pd.Timestamp("2010-12-31").date()]
+
+
+def test_ninjatrader_conversion_subtracts_one_minute(tmp_path: Path) -> None:
+    src = tmp_path / "nt.csv"
+    src.write_text("20110103 143100;126.71;126.8;126.7;126.75;1000\r\n", encoding="utf-8")
+    bars = read_ninjatrader(src, "SPY")
+    assert bars["timestamp"].iloc[0] == pd.Timestamp("2011-01-03 14:30", tz="UTC")
+    assert load_bars(src, ninjatrader_symbol="SPY")["symbol"].iloc[0] == "SPY"
+
+
+@pytest.mark.skipif(not (SHARED / "spy_1min_2011").is_dir(), reason="../shared/data not present")
+def test_generator_is_reproducible(tmp_path: Path) -> None:
+    paths = build_sample.build(SHARED, tmp_path)
+    for name in ("spy_1min.csv.gz", "derived_1min.csv.gz", "fundamentals.json", "vix.csv"):
+        assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name
+    assert set(paths) == {"spy", "derived", "fundamentals", "vix"}
