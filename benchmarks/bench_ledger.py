@@ -5,7 +5,7 @@ Each batch is preceded by an online-backup copy of the whole (growing) ledger, s
 with batches x ledger size. Default: 250 round trips (500 fills + 250 fee entries) per batch = 40 batches,
 i.e. a heavy window. A real window is MAX_TRADES (4) round trips per strategy; the last figure printed is the
 latency of one such window ingested into the full 10,000-round-trip ledger (backup + write).
-Targets: ingest < 5 s, export < 2 s. See support/notes/books.md.
+Targets: ingest < 5 s, export < 2 s. See support/architecture.md (Books).
 """
 
 from __future__ import annotations

@@ -55,11 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_demo_table(home: BotHome, day: date) -> str:
-    from tbot_bot.runtime.reports import report_paths
-
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.runtime.positions import round_trips
+    from tbot_bot.runtime.reports import report_paths
     from tbot_bot.runtime.status_bot import read_status
 
     binding = load_binding(home)

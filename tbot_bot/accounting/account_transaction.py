@@ -1,4 +1,4 @@
-"""Posting builders: one broker fill -> balanced ledger entries, exactly as DESIGN §6 (and support/notes/books.md).
+"""Posting builders: one broker fill -> balanced ledger entries, exactly as DESIGN §6 (and support/architecture.md (Books)).
 
 Long equity and inverse ETFs post through 1110/4010, long options (puts) through 1120/4020, all cash through
 1030; fees are their own entry (Dr 5010 / Cr 1030). A short sale credits 1110 (a negative holding) and the

@@ -188,29 +188,30 @@ def entry_rows(entry: LedgerEntry) -> tuple[dict[str, Any], list[dict[str, Any]]
         problems.append(f"needs at least two splits, got {len(entry.splits)}")
     total_debit = total_credit = 0
     for n, split in enumerate(entry.splits, start=1):
-        where = f"split {n} ({split.account_code})"
+        split_problems: list[str] = []
         reason = account_problem(split.account_code)
         if reason:
-            problems.append(f"{where}: {reason}")
-        debit = _exact_minor(split.debit, f"{where} debit", problems)
-        credit = _exact_minor(split.credit, f"{where} credit", problems)
-        if debit is None or credit is None:
-            continue
-        if debit < 0 or credit < 0 or (debit == 0) == (credit == 0):
-            problems.append(
-                f"{where}: exactly one of debit/credit must be positive (debit={split.debit}, credit={split.credit})"
+            split_problems.append(reason)
+        debit = _exact_minor(split.debit, "debit", split_problems)
+        credit = _exact_minor(split.credit, "credit", split_problems)
+        if debit is not None and credit is not None:
+            if debit < 0 or credit < 0 or (debit == 0) == (credit == 0):
+                split_problems.append(
+                    f"exactly one of debit/credit must be positive (debit={split.debit}, credit={split.credit})"
+                )
+            total_debit += debit
+            total_credit += credit
+            split_rows.append(
+                {
+                    "account_code": split.account_code,
+                    "debit": debit,
+                    "credit": credit,
+                    "currency_code": entry.currency_code,
+                    "memo": split.memo,
+                }
             )
-        total_debit += debit
-        total_credit += credit
-        split_rows.append(
-            {
-                "account_code": split.account_code,
-                "debit": debit,
-                "credit": credit,
-                "currency_code": entry.currency_code,
-                "memo": split.memo,
-            }
-        )
+        if split_problems:
+            problems += [f"split {n} ({split.account_code}): {p}" for p in split_problems]
     if total_debit != total_credit:
         problems.append(
             f"does not balance: debits {Decimal(total_debit) / MINOR_UNITS_PER_UNIT} != credits {Decimal(total_credit) / MINOR_UNITS_PER_UNIT}"

@@ -83,11 +83,13 @@ def _split(blob: bytes, path: Path) -> tuple[str | None, bytes]:
 def decrypt_bytes(blob: bytes, key_path: Path, *, source: Path) -> bytes:
     """Decrypt a blob with the key at key_path (or the previous key kept during a rotation)."""
     kid, token = _split(blob, source)
-    candidates = [key_path]
+    keys = [load_key(key_path)]
     prev = key_path.with_name(key_path.name + PREVIOUS_SUFFIX)
     if prev.exists():
-        candidates.append(prev)
-    keys = [load_key(candidates[0])] + [load_key(p) for p in candidates[1:]]
+        try:
+            keys.append(load_key(prev))
+        except (ConfigError, OSError):
+            pass  # the previous key vanished: a rotation just finished; the current key is the one to use
     if kid is not None:
         matching = [k for k in keys if key_fingerprint(k) == kid]
         if not matching:

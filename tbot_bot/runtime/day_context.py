@@ -175,7 +175,10 @@ class DayContext:
                 else (BotState.TRADING if self.status.active_strategy else self._idle_state())
             )
         )
-        self.status.api = {"retries": self.errors.retries + getattr(self.broker, "api_retries", 0), "errors": self.errors.errors}
+        self.status.api = {
+            "retries": self.errors.retries + getattr(self.broker, "api_retries", 0),
+            "errors": self.errors.errors,
+        }
         self.status.publish(positions=rows, state=state)
 
     def restore_from_journal(self) -> None:

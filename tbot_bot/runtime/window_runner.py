@@ -218,7 +218,9 @@ class WindowRunner:
                     choice = choice.denied("ticker_blocklist", block.reason)
                 elif any(c.symbol == choice.symbol for _, c in choices):
                     # two signals this minute map to one instrument (e.g. both to SH): one trade per ticker per day
-                    choice = choice.denied("ticker_blocklist", f"{choice.symbol} already taken by a stronger signal this minute")
+                    choice = choice.denied(
+                        "ticker_blocklist", f"{choice.symbol} already taken by a stronger signal this minute"
+                    )
             if choice.denial is not None:
                 self._deny(e, choice.denial[0], choice.denial[1])
                 continue

@@ -1,5 +1,5 @@
 """The bar-by-bar path: `LiveEvaluator` evaluates one strategy window on the bars closed so far, once per
-minute boundary, with the same kernels as `simulate()` (see support/notes/strategy_interface.md)."""
+minute boundary, with the same kernels as `simulate()` (see support/architecture.md (Strategy interface))."""
 
 from __future__ import annotations
 
@@ -83,8 +83,19 @@ class LiveEvaluator:
         self.blocked_reason: str | None = None if allowed[0] else why[0]
         if not window.fits:
             self.blocked_reason = f"window does not fit: {window.reason}"
+        self._cache: tuple[tuple[datetime, int], SessionGrid | None] | None = None
 
     def _grid(
+        self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]
+    ) -> SessionGrid | None:
+        key = (now, id(bars))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]  # entries() and exits() of one evaluate() share the grid
+        grid = self._build_grid(now, bars)
+        self._cache = (key, grid)
+        return grid
+
+    def _build_grid(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]
     ) -> SessionGrid | None:
         per_symbol = bars_from_frame(bars) if isinstance(bars, pd.DataFrame) else {
@@ -93,6 +104,9 @@ class LiveEvaluator:
         closed_by = to_minutes(now) - 1  # a bar starting at m has closed once now >= m + 1 minute
         lo = to_minutes(self.window.session_open) if self.window.session_open else -(2**62)
         hi = to_minutes(self.window.session_close) if self.window.session_close else 2**62
+        aligned = self._aligned_grid(per_symbol, closed_by, lo, hi)
+        if aligned is not None:
+            return aligned
         rows = []
         for s in sorted(per_symbol):
             t, o, h, low, c, v = per_symbol[s]
@@ -115,6 +129,30 @@ class LiveEvaluator:
         o, h, low, c, v = arrs
         return SessionGrid(
             t_arr, o, h, low, c, v, np.array([len(r[1]) for r in rows]), np.array([r[0] for r in rows], dtype=object),
+            np.zeros(n, dtype=np.int64), (self.window.session_date,), np.array([s_open]), np.array([s_close]),
+        )  # fmt: skip
+
+    def _aligned_grid(
+        self, per_symbol: Mapping[str, SymbolBars], closed_by: int, lo: int, hi: int
+    ) -> SessionGrid | None:
+        """Fast path when every symbol has bars at the same minutes (the live feed's usual case): stack, no loop."""
+        syms = sorted(per_symbol)
+        if not syms or len({len(per_symbol[s][0]) for s in syms}) != 1:
+            return None
+        t_all = np.stack([per_symbol[s][0] for s in syms])
+        if not (t_all == t_all[0]).all():
+            return None
+        m = (t_all[0] <= closed_by) & (t_all[0] >= lo) & (t_all[0] < hi)
+        k = int(m.sum())
+        if k == 0 or not m[:k].all():
+            return None  # nothing closed yet, or a gap pattern the general path handles
+        cols = [np.stack([per_symbol[s][j][:k] for s in syms]).astype(float) for j in range(1, 6)]
+        n = len(syms)
+        s_open = to_minutes(self.window.session_open) if self.window.session_open else 0
+        s_close = to_minutes(self.window.session_close) if self.window.session_close else 0
+        o, h, low, c, v = cols
+        return SessionGrid(
+            np.ascontiguousarray(t_all[:, :k]), o, h, low, c, v, np.full(n, k), np.array(syms, dtype=object),
             np.zeros(n, dtype=np.int64), (self.window.session_date,), np.array([s_open]), np.array([s_close]),
         )  # fmt: skip
 

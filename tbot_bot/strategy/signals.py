@@ -90,9 +90,8 @@ def wilder_adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
     tr[..., 1:] = np.maximum(
         h[..., 1:] - lo[..., 1:], np.maximum(np.abs(h[..., 1:] - prev_c), np.abs(lo[..., 1:] - prev_c))
     )
-    s_tr = _wilder(tr, period, 1, average=False)
-    s_p = _wilder(plus_dm, period, 1, average=False)
-    s_m = _wilder(minus_dm, period, 1, average=False)
+    # one smoothing pass over the three series stacked (the Python loop is over columns, so 3x fewer steps)
+    s_tr, s_p, s_m = _wilder(np.stack([tr, plus_dm, minus_dm]), period, 1, average=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         pdi = 100.0 * s_p / s_tr
         mdi = 100.0 * s_m / s_tr

@@ -2,7 +2,7 @@
 
 Every broker reply is treated as possibly late, duplicated, partial or wrong: submissions are idempotent on
 client_order_id (an unclear outcome is resolved by looking the id up), market orders are followed until
-final, and every vendor error leaves this module as a `tbot_bot.errors` class. See support/notes/alpaca.md.
+final, and every vendor error leaves this module as a `tbot_bot.errors` class. See support/architecture.md (Alpaca adapter).
 """
 
 from __future__ import annotations
