@@ -318,27 +318,36 @@ class DayContext:
                 self.orders.cancel_open(reason)
                 break
         for tr in open_trades(self.journal.intents(self.day_key)):
-            if tr.exit is not None:
-                continue
-            e = tr.entry
-            seq = self.journal.next_seq(self.day_key, e.strategy, e.symbol)
-            exit_intent = Intent(
-                client_order_id=client_order_id(self.bot_id, self.day_key, e.strategy, e.symbol, seq),
-                session_date=self.day_key, strategy=e.strategy, purpose="exit", symbol=e.symbol, signal_ticker=e.signal_ticker,
-                direction=e.direction, order_side="sell" if e.order_side == "buy" else "buy", instrument=e.instrument,
-                qty=e.filled_qty or Decimal(0), status=IntentStatus.INTENT, created_at=self.clock.now().isoformat(), tag=e.tag,
-                leverage=e.leverage, option_json=e.option_json, entry_client_order_id=e.client_order_id,
-                signal_time=self.clock.now().isoformat(), exit_reason=_reason_code(reason),
-            )  # fmt: skip
-            self.orders.place(exit_intent)
-            self.log.event(
-                e.strategy,
-                "exit_order",
-                ticker=e.symbol,
-                size=str(exit_intent.qty),
-                exit_reason=exit_intent.exit_reason,
-                client_order_id=exit_intent.client_order_id,
-            )
+            if tr.exit is None:
+                self.place_exit(tr.entry, _reason_code(reason), self.clock.now())
+
+    def place_exit(self, entry: Intent, exit_reason: str, signal_time: datetime) -> Intent | None:
+        """Journal and send the order that closes one filled entry (its whole filled quantity)."""
+        qty = entry.filled_qty or Decimal(0)
+        if qty <= 0:
+            return None
+        seq = self.journal.next_seq(self.day_key, entry.strategy, entry.symbol)
+        intent = Intent(
+            client_order_id=client_order_id(self.bot_id, self.day_key, entry.strategy, entry.symbol, seq),
+            session_date=self.day_key, strategy=entry.strategy, purpose="exit", symbol=entry.symbol,
+            signal_ticker=entry.signal_ticker, direction=entry.direction,
+            order_side="sell" if entry.order_side == "buy" else "buy", instrument=entry.instrument, qty=qty,
+            status=IntentStatus.INTENT, created_at=self.clock.now().isoformat(), tag=entry.tag,
+            leverage=entry.leverage, option_json=entry.option_json, entry_client_order_id=entry.client_order_id,
+            signal_time=signal_time.isoformat(), exit_reason=exit_reason,
+        )  # fmt: skip
+        placed = self.orders.place(intent)
+        self.log.event(
+            entry.strategy,
+            "exit_order",
+            ticker=placed.symbol,
+            signal_ticker=placed.signal_ticker,
+            size=str(qty),
+            exit_reason=exit_reason,
+            client_order_id=placed.client_order_id,
+            status=placed.status.value,
+        )
+        return placed
 
     def book_day(self) -> None:
         self.book(self)

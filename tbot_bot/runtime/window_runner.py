@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from tbot_bot.runtime.crashpoints import crashpoint
@@ -319,40 +318,4 @@ class WindowRunner:
 
     # ------------------------------------------------------------------ exits
     def _exit(self, trade: OpenTrade, ex: ExitDecision) -> None:
-        ctx = self.ctx
-        entry = trade.entry
-        qty = entry.filled_qty or Decimal(0)
-        if qty <= 0:
-            return
-        seq = ctx.journal.next_seq(ctx.day_key, self.name, entry.symbol)
-        intent = Intent(
-            client_order_id=client_order_id(ctx.bot_id, ctx.day_key, self.name, entry.symbol, seq),
-            session_date=ctx.day_key,
-            strategy=self.name,
-            purpose="exit",
-            symbol=entry.symbol,
-            signal_ticker=entry.signal_ticker,
-            direction=entry.direction,
-            order_side="sell" if entry.order_side == "buy" else "buy",
-            instrument=entry.instrument,
-            qty=qty,
-            status=IntentStatus.INTENT,
-            created_at=ctx.clock.now().isoformat(),
-            tag=entry.tag,
-            leverage=entry.leverage,
-            option_json=entry.option_json,
-            entry_client_order_id=entry.client_order_id,
-            signal_time=(ex.trigger_time or ex.decided_at).isoformat(),
-            exit_reason=ex.reason.value,
-        )
-        placed = ctx.orders.place(intent)
-        ctx.log.event(
-            self.name,
-            "exit_order",
-            ticker=placed.symbol,
-            signal_ticker=placed.signal_ticker,
-            size=str(qty),
-            exit_reason=ex.reason.value,
-            client_order_id=placed.client_order_id,
-            status=placed.status.value,
-        )
+        self.ctx.place_exit(trade.entry, ex.reason.value, ex.trigger_time or ex.decided_at)
