@@ -230,3 +230,66 @@ def test_sigterm_equivalent_stop_before_start_closes_cleanly(tmp_path: Path) -> 
     timer.join()
     assert sup.run() == 0
     assert _status(home)["state"] == "closed"
+
+
+def test_trade_confirmation_required_waits_for_tbot_confirm_and_expires(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, TRADE_CONFIRMATION_REQUIRED="true")
+    from tbot_bot.runtime.control import confirm_order
+
+    # client order ids are deterministic, so the operator's confirmation of the mid entry can be given up front;
+    # every other entry waits for a confirmation that never comes and expires with its breakout window
+    confirm_order(home, "TB01-20110125-mid-SH-1", "test")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    orders = {cid for cid, _ in _sim_orders(home)}
+    assert orders == {"TB01-20110125-mid-SH-1", "TB01-20110125-mid-SH-2"}
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    j = OrderJournal(home.state_dir / "journal.db")
+    try:
+        expired = [i for i in j.intents(DEMO_DAY.isoformat()) if i.status.value == "abandoned"]
+    finally:
+        j.close()
+    assert expired and all(i.note == "confirmation window expired" for i in expired)
+
+
+class _NoMarketData(_FailingBroker):
+    """Market data fails from `fail_from` on; orders still work."""
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        target = getattr(self._inner, item)
+        if item not in ("get_bars", "get_snapshots", "get_latest_quote"):
+            return target
+
+        def call(*a, **k):  # type: ignore[no-untyped-def]
+            if self._inner._clock.now() >= self._fail_from:
+                from tbot_bot.errors import MarketDataError
+
+                raise MarketDataError("market data feed down (injected)")
+            return target(*a, **k)
+
+        return call
+
+
+def test_market_data_failure_is_a_full_shutdown(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path, API_RETRY_LIMIT="0")
+    outage = datetime.combine(DEMO_DAY, datetime.min.time(), tzinfo=UTC).replace(hour=15, minute=40)
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _NoMarketData(b, outage))
+    assert sup.run() == 1
+    assert _status(home)["state"] == "shutdown"
+    assert "market data feed down" in _all_logs(home)
+
+
+def test_tbot_status_prints_the_status_for_a_person(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = _fresh_home(tmp_path)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    r = subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "status", "--home", str(home.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0
+    assert "state      closed" in r.stdout and "counts     open" in r.stdout
