@@ -1,12 +1,14 @@
-"""Incremental minute-bar cache for the supervisor: fetch only bars not seen yet, keep numpy arrays per symbol.
+"""Incremental minute-bar cache for the supervisor: fetch only bars not seen yet, keep them in 2-D numpy buffers.
 
-The evaluator receives `(t_minutes, open, high, low, close, volume)` tuples, so a 200-symbol replay does not
-rebuild Python objects for the whole session every minute.
+The evaluator receives `(t_minutes, open, high, low, close, volume)` per symbol. When every symbol has bars at the
+same minutes (the usual case) the mapping also carries `.stacked`, ready-made 2-D arrays, so evaluating 200 symbols
+each minute copies nothing per symbol.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,26 @@ from tbot_bot.broker.broker_api import Bar, Broker
 from tbot_bot.strategy.window import to_minutes
 
 SymbolBars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_CAP = 512  # minutes per session row (a regular session has 390); grows if ever needed
+
+
+@dataclass(frozen=True, slots=True)
+class StackedBars:
+    """Rows in `symbols` order; columns are the same minutes for every row."""
+
+    symbols: tuple[str, ...]
+    t: np.ndarray  # (n,) int64 minutes
+    open: np.ndarray  # (rows, n)
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+class FeedBars(dict[str, SymbolBars]):
+    """A symbol -> bars mapping that may also carry a StackedBars view."""
+
+    stacked: StackedBars | None = None
 
 
 class MarketFeed:
@@ -25,50 +47,76 @@ class MarketFeed:
         self.broker = broker
         self.session_open = session_open
         self._call = call or (lambda fn, *a, **k: fn(*a, **k))
-        self._cols: dict[str, list[list[float]]] = {}
-        self._t: dict[str, list[int]] = {}
+        self._row: dict[str, int] = {}
+        self._len: list[int] = []
+        self._t = np.zeros((0, _CAP), dtype=np.int64)
+        self._v = np.zeros((5, 0, _CAP))  # open, high, low, close, volume
         self._fetched_until: datetime = session_open
 
     def refresh(self, symbols: list[str], now: datetime) -> None:
         """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for)."""
-        new_syms = [s for s in symbols if s not in self._t]
+        new_syms = [s for s in symbols if s not in self._row]
         if new_syms:
             self._ingest(self._call(self.broker.get_bars, new_syms, self.session_open, now))
+            for s in new_syms:
+                self._slot(s)
         old_syms = [s for s in symbols if s not in new_syms]
         if old_syms and now > self._fetched_until:
             self._ingest(self._call(self.broker.get_bars, old_syms, self._fetched_until, now))
         self._fetched_until = max(self._fetched_until, now)
 
+    def _slot(self, symbol: str) -> int:
+        row = self._row.get(symbol)
+        if row is None:
+            row = len(self._len)
+            self._row[symbol] = row
+            self._len.append(0)
+            self._t = np.vstack([self._t, np.zeros((1, self._t.shape[1]), dtype=np.int64)])
+            self._v = np.concatenate([self._v, np.zeros((5, 1, self._v.shape[2]))], axis=1)
+        return row
+
     def _ingest(self, bars: dict[str, list[Bar]]) -> None:
         for sym, rows in bars.items():
-            ts = self._t.setdefault(sym, [])
-            cols = self._cols.setdefault(sym, [[], [], [], [], []])
-            last = ts[-1] if ts else -1
+            r = self._slot(sym)
             for b in rows:
                 m = to_minutes(b.timestamp)
-                if m <= last:
+                k = self._len[r]
+                if k and m <= self._t[r, k - 1]:
                     continue  # a bar already held (overlapping fetch or a duplicated reply)
-                ts.append(m)
-                for col, v in zip(cols, (b.open, b.high, b.low, b.close, b.volume), strict=True):
-                    col.append(float(v))
-                last = m
+                if k == self._t.shape[1]:
+                    self._t = np.concatenate([self._t, np.zeros_like(self._t)], axis=1)
+                    self._v = np.concatenate([self._v, np.zeros_like(self._v)], axis=2)
+                self._t[r, k] = m
+                self._v[:, r, k] = (b.open, b.high, b.low, b.close, b.volume)
+                self._len[r] = k + 1
 
-    def bars(self, symbols: list[str]) -> dict[str, SymbolBars]:
-        out: dict[str, SymbolBars] = {}
-        for s in symbols:
-            if self._t.get(s):
-                c = self._cols[s]
-                out[s] = (np.asarray(self._t[s], dtype=np.int64), *(np.asarray(x, dtype=float) for x in c))  # type: ignore[assignment]
+    def bars(self, symbols: list[str]) -> FeedBars:
+        out = FeedBars()
+        present = sorted(
+            s for s in symbols if self._len and self._row.get(s) is not None and self._len[self._row[s]]
+        )
+        for s in present:
+            r, k = self._row[s], self._len[self._row[s]]
+            out[s] = (self._t[r, :k], *(self._v[j, r, :k] for j in range(5)))  # type: ignore[assignment]
+        if present:
+            rows = [self._row[s] for s in present]
+            lens = {self._len[r] for r in rows}
+            if len(lens) == 1:
+                k = lens.pop()
+                t = self._t[rows, :k]
+                if (t == t[0]).all():
+                    v = self._v[:, rows, :k]
+                    out.stacked = StackedBars(tuple(present), t[0], v[0], v[1], v[2], v[3], v[4])
         return out
 
     def last_close(self, symbol: str) -> float | None:
-        c = self._cols.get(symbol)
-        return c[3][-1] if c and c[3] else None
+        r = self._row.get(symbol)
+        if r is None or not self._len[r]:
+            return None
+        return float(self._v[3, r, self._len[r] - 1])
 
     def last_bar_time(self) -> datetime | None:
-        latest = max((t[-1] for t in self._t.values() if t), default=None)
-        return (
-            None
-            if latest is None
-            else datetime(1970, 1, 1, tzinfo=self.session_open.tzinfo) + timedelta(minutes=latest)
-        )
+        ends = [int(self._t[r, n - 1]) for r, n in enumerate(self._len) if n]
+        if not ends:
+            return None
+        return datetime(1970, 1, 1, tzinfo=self.session_open.tzinfo) + timedelta(minutes=max(ends))

@@ -98,6 +98,11 @@ class LiveEvaluator:
     def _build_grid(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]
     ) -> SessionGrid | None:
+        stacked = getattr(bars, "stacked", None)
+        if stacked is not None:
+            from_stack = self._stacked_grid(stacked, to_minutes(now) - 1)
+            if from_stack is not None:
+                return from_stack
         per_symbol = bars_from_frame(bars) if isinstance(bars, pd.DataFrame) else {
             s: (b if isinstance(b, tuple) else bars_from_list(b)) for s, b in bars.items()
         }  # fmt: skip
@@ -130,6 +135,23 @@ class LiveEvaluator:
         return SessionGrid(
             t_arr, o, h, low, c, v, np.array([len(r[1]) for r in rows]), np.array([r[0] for r in rows], dtype=object),
             np.zeros(n, dtype=np.int64), (self.window.session_date,), np.array([s_open]), np.array([s_close]),
+        )  # fmt: skip
+
+    def _stacked_grid(self, st: Any, closed_by: int) -> SessionGrid | None:
+        """The supervisor's feed already holds the bars as 2-D arrays (rows = symbols, same minutes)."""
+        lo = to_minutes(self.window.session_open) if self.window.session_open else -(2**62)
+        hi = to_minutes(self.window.session_close) if self.window.session_close else 2**62
+        m = (st.t <= closed_by) & (st.t >= lo) & (st.t < hi)
+        k = int(m.sum())
+        if k == 0 or not m[:k].all():
+            return None
+        n = len(st.symbols)
+        s_open = to_minutes(self.window.session_open) if self.window.session_open else 0
+        s_close = to_minutes(self.window.session_close) if self.window.session_close else 0
+        return SessionGrid(
+            np.broadcast_to(st.t[:k], (n, k)).copy(), st.open[:, :k], st.high[:, :k], st.low[:, :k], st.close[:, :k],
+            st.volume[:, :k], np.full(n, k), np.array(st.symbols, dtype=object), np.zeros(n, dtype=np.int64),
+            (self.window.session_date,), np.array([s_open]), np.array([s_close]),
         )  # fmt: skip
 
     def _aligned_grid(

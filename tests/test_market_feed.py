@@ -1,0 +1,56 @@
+"""The supervisor's bar cache: incremental fetches, duplicate bars ignored, stacked view only when aligned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from tbot_bot.broker.broker_api import Bar
+from tbot_bot.runtime.market_feed import MarketFeed
+
+T0 = datetime(2011, 1, 25, 14, 30, tzinfo=UTC)
+
+
+class _Bars:
+    """Serves bars with start in [start, end), like a broker's data API; remembers every request."""
+
+    def __init__(self, series: dict[str, list[int]]) -> None:
+        self.series = series
+        self.calls: list[tuple[tuple[str, ...], datetime, datetime]] = []
+
+    def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        self.calls.append((tuple(symbols), start, end))
+        out = {}
+        for s in symbols:
+            ts = [T0 + timedelta(minutes=m) for m in self.series[s]]
+            out[s] = [
+                Bar(s, t, 1.0 + i, 2.0 + i, 0.5 + i, 1.5 + i, 100.0)
+                for i, t in enumerate(ts)
+                if start <= t < end
+            ]
+        return out
+
+
+def test_incremental_fetch_and_stacked_view() -> None:
+    src = _Bars({"AAA": list(range(10)), "BBB": list(range(10))})
+    feed = MarketFeed(src, T0)  # type: ignore[arg-type]
+    feed.refresh(["AAA", "BBB"], T0 + timedelta(minutes=5))
+    feed.refresh(["AAA", "BBB"], T0 + timedelta(minutes=8))
+    assert src.calls[1][1] == T0 + timedelta(minutes=5)  # only the new minutes are asked for
+    bars = feed.bars(["BBB", "AAA"])
+    assert list(bars) == ["AAA", "BBB"]
+    assert len(bars["AAA"][0]) == 8
+    assert bars.stacked is not None and bars.stacked.symbols == ("AAA", "BBB")
+    assert np.array_equal(bars.stacked.close[1], bars["BBB"][4])
+    assert feed.last_close("AAA") == 1.5 + 7
+
+
+def test_duplicate_bars_are_ignored_and_misaligned_symbols_are_not_stacked() -> None:
+    src = _Bars({"AAA": [0, 1, 2, 3], "BBB": [0, 2, 3]})
+    feed = MarketFeed(src, T0)  # type: ignore[arg-type]
+    feed.refresh(["AAA", "BBB"], T0 + timedelta(minutes=4))
+    feed._ingest(src.get_bars(["AAA"], T0, T0 + timedelta(minutes=4)))  # a repeated reply
+    bars = feed.bars(["AAA", "BBB"])
+    assert len(bars["AAA"][0]) == 4 and len(bars["BBB"][0]) == 3
+    assert bars.stacked is None
