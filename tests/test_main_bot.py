@@ -293,3 +293,91 @@ def test_tbot_status_prints_the_status_for_a_person(tmp_path: Path) -> None:
     )
     assert r.returncode == 0
     assert "state      closed" in r.stdout and "counts     open" in r.stdout
+
+
+class _LateFills:
+    """Live brokers report fills a moment after the minute; the sim fills exactly on it. Shift fill times +0.7 s."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self._inner = inner
+        self.name, self.capabilities = inner.name, inner.capabilities
+
+    def _late(self, order):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+        from datetime import timedelta
+
+        if order is None or order.filled_at is None:
+            return order
+        return replace(order, filled_at=order.filled_at + timedelta(milliseconds=700))
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        return self._late(self._inner.submit_order(request))
+
+    def get_order_by_client_id(self, cid):  # type: ignore[no-untyped-def]
+        return self._late(self._inner.get_order_by_client_id(cid))
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, item)
+
+
+def test_regression_live_fill_a_moment_after_the_minute_still_times_out_in_its_window(tmp_path: Path) -> None:
+    home = _fresh_home(tmp_path)
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=_LateFills).run() == 0
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    j = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = j.intents(DEMO_DAY.isoformat())
+    finally:
+        j.close()
+    exits = [i for i in intents if i.purpose == "exit"]
+    assert exits and all(i.exit_reason != "end_of_day" for i in exits)
+    assert all(
+        i.exit_reason
+        in ("timeout", "trailing_stop", "stop_loss", "vwap_touch", "session_close", "window_end")
+        for i in exits
+    )
+    assert _status(home)["positions"] == []
+
+
+def test_regression_partial_fills_never_oversell_or_leave_shares_behind(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    home = _fresh_home(tmp_path)
+
+    def half_fills(sim):  # type: ignore[no-untyped-def]
+        sim.partial_fill_fraction = Decimal("0.5")  # each order fills half on its bar, the rest on the next
+        return sim
+
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=half_fills).run() == 0
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    j = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = j.intents(DEMO_DAY.isoformat())
+    finally:
+        j.close()
+    entries = [i for i in intents if i.purpose == "entry" and i.filled_qty]
+    assert entries
+    for e in entries:
+        sold = sum(
+            (x.filled_qty or Decimal(0)) for x in intents if x.entry_client_order_id == e.client_order_id
+        )
+        assert sold == e.filled_qty, (e.client_order_id, e.filled_qty, sold)
+    assert check_outputs(home, DEMO_DAY) == []
+
+
+def test_regression_status_counts_and_pnl_do_not_carry_into_the_next_day() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tbot_bot.runtime.clock import ReplayClock
+    from tbot_bot.runtime.status_bot import StatusBoard
+
+    board = StatusBoard(Path("/dev/null"), ReplayClock(datetime(2011, 1, 25, tzinfo=UTC)), "v1.0.0", {})
+    board.counts["open"]["entered"] = 3
+    board.realized_pnl_by_strategy["open"] = Decimal("5")
+    board.kill_switch = {"tripped": True, "reason": "x"}
+    board.start_day("2011-01-26")
+    assert board.counts["open"]["entered"] == 0 and board.realized_pnl_by_strategy == {}
+    assert board.kill_switch["tripped"] is False and board.session_date == "2011-01-26"

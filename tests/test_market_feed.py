@@ -54,3 +54,24 @@ def test_duplicate_bars_are_ignored_and_misaligned_symbols_are_not_stacked() -> 
     bars = feed.bars(["AAA", "BBB"])
     assert len(bars["AAA"][0]) == 4 and len(bars["BBB"][0]) == 3
     assert bars.stacked is None
+
+
+def test_regression_a_bar_published_late_is_fetched_next_minute() -> None:
+    src = _Bars({"AAA": [0, 1, 2, 3, 4, 5]})
+    published = {"upto": 3}  # minute 3 exists but is not yet published at the first refresh
+    real = src.get_bars
+
+    def late(symbols, start, end):  # type: ignore[no-untyped-def]
+        out = real(symbols, start, end)
+        return {
+            s: [b for b in bars if b.timestamp < T0 + timedelta(minutes=published["upto"])]
+            for s, bars in out.items()
+        }
+
+    src.get_bars = late  # type: ignore[method-assign]
+    feed = MarketFeed(src, T0)  # type: ignore[arg-type]
+    feed.refresh(["AAA"], T0 + timedelta(minutes=2))
+    feed.refresh(["AAA"], T0 + timedelta(minutes=4))  # bar 3 not published yet
+    published["upto"] = 6
+    feed.refresh(["AAA"], T0 + timedelta(minutes=5))
+    assert list(feed.bars(["AAA"])["AAA"][0] - feed.bars(["AAA"])["AAA"][0][0]) == [0, 1, 2, 3, 4]

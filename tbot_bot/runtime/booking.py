@@ -71,7 +71,14 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
         if not intent.filled_qty or intent.status not in _FINAL_WITH_FILL:
             continue
         intent = reconcile_with_broker(ctx, intent)
-        entry = by_id.get(intent.entry_client_order_id or "") if intent.purpose == "exit" else None
+        entry = (
+            (
+                by_id.get(intent.entry_client_order_id or "")
+                or ctx.journal.get(intent.entry_client_order_id or "")
+            )
+            if intent.purpose == "exit"
+            else None
+        )
         if intent.purpose == "exit" and entry is None:
             ctx.log.unresolved(
                 intent.strategy,

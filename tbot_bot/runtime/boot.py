@@ -105,6 +105,7 @@ class BootResult:
             wait=self.wait, stop_requested=self.stop_requested, book=self.book, vix_lookup=self.vix_lookup,
         )  # fmt: skip
         orders.on_filled = ctx.on_fill
+        self.status.start_day(day.isoformat())
         # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
         # DAILY_LOSS_LIMIT) without re-sending alerts
         ctx.restore_from_journal()

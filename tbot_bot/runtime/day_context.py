@@ -227,14 +227,8 @@ class DayContext:
                     f"bought {intent.filled_qty} {intent.symbol} at {intent.filled_price}",
                 )
             return
-        trip = next(
-            (
-                rt
-                for rt in round_trips(self.journal.intents(self.day_key, intent.strategy))
-                if rt.exit.client_order_id == intent.client_order_id
-            ),
-            None,
-        )
+        entry = self.journal.get(intent.entry_client_order_id or "")
+        trip = RoundTrip(entry, intent) if entry is not None and intent.filled_qty else None
         if trip is None:
             return
         self.count(intent.strategy, "exited")
@@ -312,20 +306,31 @@ class DayContext:
             self.flatten(reason)
 
     def flatten(self, reason: str) -> None:
-        """Cancel working entries and send an exit for every open position."""
-        for intent in self.journal.open_intents():
-            if intent.purpose == "entry":
-                self.orders.cancel_open(reason)
-                break
-        for tr in open_trades(self.journal.intents(self.day_key)):
+        """Cancel working entries and send an exit for every open position (of any day: nothing is left behind)."""
+        self.orders.cancel_open(reason, purpose="entry")
+        for tr in open_trades(self.journal.intents()):
             if tr.exit is None:
                 self.place_exit(tr.entry, _reason_code(reason), self.clock.now())
 
     def place_exit(self, entry: Intent, exit_reason: str, signal_time: datetime) -> Intent | None:
-        """Journal and send the order that closes one filled entry (its whole filled quantity)."""
-        qty = entry.filled_qty or Decimal(0)
-        if qty <= 0:
+        """Journal and send the order that closes what an entry still holds.
+
+        A still-working entry is cancelled first, so shares that fill later cannot be left behind; the exit is
+        sized from fills (entry fills minus earlier exits' fills), never from order sizes.
+        """
+        if entry.status.is_open:
+            entry = self.orders.cancel(entry, f"closing the position ({exit_reason})")
+        held = next(
+            (
+                t.remaining
+                for t in open_trades(self.journal.intents(entry.session_date))
+                if t.entry.client_order_id == entry.client_order_id
+            ),
+            Decimal(0),
+        )
+        if held <= 0:
             return None
+        qty = held
         seq = self.journal.next_seq(self.day_key, entry.strategy, entry.symbol)
         intent = Intent(
             client_order_id=client_order_id(self.bot_id, self.day_key, entry.strategy, entry.symbol, seq),

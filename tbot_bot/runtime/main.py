@@ -24,6 +24,7 @@ from tbot_bot.runtime.boot import BootResult, boot
 from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.positions import open_trades
 from tbot_bot.runtime.recovery import reconcile
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, session_for
 from tbot_bot.runtime.status_bot import BotState
@@ -93,6 +94,24 @@ class Supervisor:
                 signal.signal(s, h)
 
     def _run(self) -> int:
+        try:
+            return self._run_guarded()
+        except TbotError:
+            raise
+        except Exception as exc:
+            # a bug: classified, logged with its traceback, status says shutdown, exit 1 (systemd restarts)
+            if self.ctx is not None:
+                self.ctx.log.error(
+                    "supervisor", f"unexpected {type(exc).__name__}: {exc}", {"action": "run"}, exc
+                )
+                self.ctx.status.publish(
+                    state=BotState.SHUTDOWN, message=f"shutdown: unexpected {type(exc).__name__}: {exc}"
+                )
+            raise LogicError(
+                f"unexpected {type(exc).__name__}: {exc} (details in error_tracebacks.log)"
+            ) from exc
+
+    def _run_guarded(self) -> int:
         t0 = time.perf_counter()
         result = boot(
             self.home,
@@ -130,7 +149,12 @@ class Supervisor:
             ctx.log.event(name, "strategy_skipped", reason=why)
         ctx.status.windows = [self._window_row(ctx, name) for name in plan.run]
         ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
-        report = reconcile(ctx)
+        try:
+            report = reconcile(ctx)
+        except TbotError as exc:
+            if self._on_failure(ctx, "supervisor", exc) is None:
+                return EXIT_FAILURE
+            report = {"failed": str(exc)}
         ctx.log.event("supervisor", "reconciled", **report)
         if session_for(ctx.session_date, settings.MARKET_CALENDAR) is None:
             ctx.log.event(
@@ -182,6 +206,17 @@ class Supervisor:
             ctx.risk.halt(ctx.halted_reason)
             ctx.status.publish(state=BotState.HALTED, message=ctx.halted_reason)
             return WindowOutcome(name, "halted", ctx.halted_reason)
+        # full shutdown: still try to leave nothing working and nothing held (each step on its own)
+        for action in (
+            lambda: ctx.orders.cancel_open(f"shutdown: {c.message}"),
+            lambda: ctx.flatten(f"shutdown: {c.message}"),
+        ):
+            try:
+                action()
+            except Exception as cleanup_exc:  # best effort while shutting down; recorded, never raised
+                ctx.log.error(
+                    name, f"cleanup during shutdown failed: {cleanup_exc}", {"window": name}, cleanup_exc
+                )
         ctx.status.publish(state=BotState.SHUTDOWN, message=f"shutdown: {c.message}")
         return None
 
@@ -193,7 +228,7 @@ class Supervisor:
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
             self._stop_signal = False
         try:
-            if ctx.journal.open_intents() or ctx.open_position_count():
+            if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
                 ctx.flatten("manual stop" if stopped else "end of day")
                 self._settle(ctx)
             ctx.book_day()
@@ -212,14 +247,53 @@ class Supervisor:
 
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
-        for _ in range(5):
+        # replay: up to five bars; live: up to two minutes, inside systemd's TimeoutStopSec
+        step = timedelta(minutes=1) if isinstance(ctx.clock, ReplayClock) else timedelta(seconds=20)
+        for _ in range(5 if isinstance(ctx.clock, ReplayClock) else 6):
             ctx.orders.sync()
             if not ctx.journal.open_intents():
                 return
             self._stop_signal = False
-            ctx.wait(ctx.clock.now() + timedelta(minutes=1))
+            ctx.wait(ctx.clock.now() + step)
 
     # ------------------------------------------------------------------ live
+    def _start_live_day(self, r: BootResult, plan_run: tuple[str, ...]) -> DayContext:
+        """A new trading day (or a restart): fresh status, the morning plan, reconciliation before anything else."""
+        today = r.clock.now().date()
+        ctx = r.day_context(today)
+        self.ctx = ctx
+        ctx.status.windows = [self._window_row(ctx, n) for n in plan_run]
+        ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
+        for line in morning_plan(r.settings, today):
+            ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
+        ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
+        return ctx
+
+    def _windows_to_resume(self, ctx: DayContext, plan_run: tuple[str, ...]) -> list[str]:
+        """After a restart: windows that were running, or whose time span contains now, run again (from their cursor)."""
+        now = ctx.clock.now()
+        out = []
+        for name in plan_run:
+            row = ctx.journal.window(ctx.day_key, name)
+            w = window_for(name, ctx.session_date, ctx.settings)
+            if (row is not None and row["status"] == "running") or (
+                row is None and w.fits and w.start <= now < w.monitoring_end
+            ):
+                out.append(name)
+        return out
+
+    def _end_of_session(self, ctx: DayContext) -> None:
+        """After the day's last window: nothing stays held overnight; book and report the day."""
+        if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
+            ctx.flatten("end of day")
+            self._settle(ctx)
+        ctx.book_day()
+        ctx.status.publish(
+            state=BotState.HALTED if ctx.halted_reason else BotState.IDLE,
+            active_strategy=None,
+            message="session complete",
+        )
+
     def _run_live(self, r: BootResult) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -231,8 +305,15 @@ class Supervisor:
         plan = route(settings)
         for name in plan.run:
             scheduler.add_job(due.put, cron_trigger(settings, name), args=[name], id=f"window-{name}")
-        scheduler.start()
         ctx: DayContext | None = None
+        try:
+            ctx = self._start_live_day(r, plan.run)
+            for name in self._windows_to_resume(ctx, plan.run):
+                due.put(name)
+        except TbotError as exc:
+            if ctx is None or self._on_failure(ctx, "supervisor", exc) is None:
+                raise
+        scheduler.start()
         try:
             while not self.stop_requested():
                 self.service.watchdog()
@@ -242,18 +323,14 @@ class Supervisor:
                     name = due.get(timeout=settings.SLEEP_TIME)
                 except queue.Empty:
                     continue
-                today = r.clock.now().date()
-                if ctx is None or ctx.session_date != today:
-                    ctx = r.day_context(today)
-                    self.ctx = ctx
-                    ctx.status.windows = [self._window_row(ctx, n) for n in plan.run]
-                    for line in morning_plan(settings, today):
-                        ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
-                    ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
                 try:
+                    if ctx is None or ctx.session_date != r.clock.now().date():
+                        ctx = self._start_live_day(r, plan.run)
                     self.outcomes.append(WindowRunner(ctx, name).run())
+                    if name == plan.run[-1]:
+                        self._end_of_session(ctx)
                 except TbotError as exc:
-                    if self._on_failure(ctx, name, exc) is None:
+                    if ctx is None or self._on_failure(ctx, name, exc) is None:
                         return EXIT_FAILURE
         finally:
             scheduler.shutdown(wait=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from tbot_bot.broker.broker_api import Bar, Broker
 from tbot_bot.strategy.window import to_minutes
 
 SymbolBars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CAP = 512  # minutes per session row (a regular session has 390); grows if ever needed
 
 
@@ -62,7 +63,13 @@ class MarketFeed:
                 self._slot(s)
         old_syms = [s for s in symbols if s not in new_syms]
         if old_syms and now > self._fetched_until:
-            self._ingest(self._call(self.broker.get_bars, old_syms, self._fetched_until, now))
+            # from just after the oldest "newest bar" held: a bar published late is fetched next minute, not lost
+            held = [self._len[self._row[s]] for s in old_syms]
+            last = [int(self._t[self._row[s], n - 1]) for s, n in zip(old_syms, held, strict=True) if n]
+            start = self.session_open
+            if last and all(held):
+                start = max(self.session_open, _EPOCH + timedelta(minutes=min(last) + 1))
+            self._ingest(self._call(self.broker.get_bars, old_syms, start, now))
         self._fetched_until = max(self._fetched_until, now)
 
     def _slot(self, symbol: str) -> int:

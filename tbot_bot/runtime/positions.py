@@ -1,4 +1,8 @@
-"""Positions and round trips as the journal records them (our own books of what we hold, per strategy)."""
+"""Positions and round trips as the journal records them (our own books of what we hold, per strategy).
+
+Quantities are counted from fills, not from order sizes: an exit cancelled after a partial fill closed part of the
+position, and the next exit only sends what is still held.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,20 @@ from decimal import Decimal
 
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
 
-_FAILED = (IntentStatus.REJECTED, IntentStatus.ABANDONED, IntentStatus.CANCELED)
 OPTION_MULTIPLIER = Decimal(100)
 
 
 @dataclass(frozen=True, slots=True)
 class OpenTrade:
-    entry: Intent  # filled (at least partly)
-    exit: Intent | None  # a live exit order, or None when no exit has been placed (or it failed)
+    entry: Intent  # filled at least partly
+    exit: Intent | None  # a working exit order, or None when none is working
+    remaining: Decimal  # quantity still held: entry fills minus exit fills
 
 
 @dataclass(frozen=True, slots=True)
 class RoundTrip:
     entry: Intent
-    exit: Intent
+    exit: Intent  # a final exit order with fills (FILLED, or cancelled after a partial fill)
 
     @property
     def qty(self) -> Decimal:
@@ -58,16 +62,23 @@ def _exits_by_entry(intents: Iterable[Intent]) -> dict[str, list[Intent]]:
     return out
 
 
+def _filled_final(i: Intent) -> bool:
+    return bool(i.filled_qty) and not i.status.is_open
+
+
 def open_trades(intents: list[Intent]) -> list[OpenTrade]:
+    """Entries with fills whose quantity is not yet all sold back (or whose entry order is still working)."""
     exits = _exits_by_entry(intents)
     out = []
     for e in intents:
         if e.purpose != "entry" or not e.filled_qty:
             continue
-        live = [x for x in exits.get(e.client_order_id, []) if x.status not in _FAILED]
-        if any(x.status is IntentStatus.FILLED for x in live):
-            continue
-        out.append(OpenTrade(e, live[-1] if live else None))
+        mine = exits.get(e.client_order_id, [])
+        sold = sum((x.filled_qty or Decimal(0) for x in mine if _filled_final(x)), Decimal(0))
+        working = [x for x in mine if x.status.is_open]
+        remaining = (e.filled_qty or Decimal(0)) - sold
+        if remaining > 0 or e.status.is_open:
+            out.append(OpenTrade(e, working[-1] if working else None, max(remaining, Decimal(0))))
     return out
 
 
@@ -77,7 +88,9 @@ def round_trips(intents: list[Intent]) -> list[RoundTrip]:
     for e in intents:
         if e.purpose != "entry" or not e.filled_qty:
             continue
-        for x in exits.get(e.client_order_id, []):
-            if x.status is IntentStatus.FILLED:
-                out.append(RoundTrip(e, x))
+        out += [RoundTrip(e, x) for x in exits.get(e.client_order_id, []) if _filled_final(x)]
     return out
+
+
+def is_final_with_fill(status: IntentStatus, filled_qty: Decimal | None) -> bool:
+    return bool(filled_qty) and not status.is_open

@@ -7,7 +7,7 @@ Everything found is returned for the log.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -59,13 +59,16 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     ctx.book_day()
     held = {p.symbol: p for p in ctx.errors.call(ctx.broker.get_positions)}
     ours: set[str] = set()
-    for tr in open_trades(ctx.journal.intents(ctx.day_key)):
+    for tr in open_trades(ctx.journal.intents()):
         ours.add(tr.entry.symbol)
-        w = window_for(tr.entry.strategy, ctx.session_date, ctx.settings)
-        if tr.exit is None and now >= w.monitoring_end:
+        entry_day = date.fromisoformat(tr.entry.session_date)
+        w = window_for(tr.entry.strategy, entry_day, ctx.settings)
+        # a position whose window is over (or from an earlier day), or any position once the kill switch tripped
+        if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
+            ctx.place_exit(
+                tr.entry, "recovered_after_window" if not ctx.halted_reason else "kill_switch", now
+            )
             closed += 1
-    if closed:
-        ctx.flatten("recovered after its window")
     unknown = sorted(s for s, p in held.items() if s not in ours and p.qty != Decimal(0))
     for sym in unknown:
         ctx.log.unresolved(

@@ -50,6 +50,19 @@ class StatusBoard:
     pending_confirmations: list[dict[str, str]] = field(default_factory=list)
     message: str | None = None
 
+    def start_day(self, session_date: str) -> None:
+        """A new trading day: yesterday's counts, PnL, positions and flags do not carry over."""
+        self.session_date = session_date
+        self.active_strategy = None
+        self.counts = {s: {"signaled": 0, "entered": 0, "exited": 0} for s in ("open", "mid", "close")}
+        self.positions = []
+        self.realized_pnl_by_strategy = {}
+        self.trades_by_strategy = {}
+        self.kill_switch = {"tripped": False, "reason": None}
+        self.pending_confirmations = []
+        self.broker = {**self.broker, "healthy": True, "last_error": None}
+        self.message = None
+
     def to_json(self) -> dict[str, Any]:
         realized = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
         return {

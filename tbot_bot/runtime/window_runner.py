@@ -96,6 +96,10 @@ class WindowRunner:
             if t >= w.breakout_end and not self._busy():
                 break
             t += MINUTE
+        # nothing outlives its window: whatever is still held now is closed before the window is booked
+        for tr in open_trades(ctx.journal.intents()):
+            if tr.entry.strategy == self.name and tr.exit is None:
+                ctx.place_exit(tr.entry, "window_end", ctx.clock.now())
         self._settle()
         return self._finish(w.reason)
 
@@ -162,7 +166,10 @@ class WindowRunner:
             OpenPosition(
                 tr.entry.signal_ticker,
                 Direction.BULLISH if tr.entry.direction == "long" else Direction.BEARISH,
-                datetime.fromisoformat(tr.entry.filled_at or tr.entry.created_at),
+                # the entry bar's start: a live fill lands a moment after the minute; the deadline counts from the bar
+                datetime.fromisoformat(tr.entry.filled_at or tr.entry.created_at).replace(
+                    second=0, microsecond=0
+                ),
             )
             for tr in trades
             if tr.exit is None

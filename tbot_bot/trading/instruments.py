@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.config.env_bot import ShortType
+from tbot_bot.errors import TbotError
 from tbot_bot.strategy.strategy_base import Direction, EntryDecision
 from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
 from tbot_bot.trading.orders_bot import option_to_json
@@ -141,7 +142,13 @@ def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate
             "screener", f"{e.symbol} no longer passes the screener"
         )
     contract = OptionContract(e.symbol, nearest_expiry(ctx), strike_near(under.price), "P")
-    quote = ctx.errors.call(ctx.broker.get_latest_quote, contract.occ_symbol)
+    try:
+        quote = ctx.errors.call(ctx.broker.get_latest_quote, contract.occ_symbol)
+    except TbotError as exc:
+        # no quote for this contract (unlisted strike, no option data): this signal is skipped, trading goes on
+        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
+            "missing_market_data", f"no quote for {contract.occ_symbol}: {exc}"
+        )
     premium = quote.mid
     years = max((contract.expiry - ctx.session_date).days, 1) / 365.0
     decision = ctx.bsm.check(

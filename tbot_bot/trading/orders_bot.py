@@ -23,7 +23,7 @@ from tbot_bot.broker.broker_api import (
     OrderStatus,
 )
 from tbot_bot.config.error_handler import ErrorHandler
-from tbot_bot.errors import BrokerError
+from tbot_bot.errors import BrokerError, NetworkError
 from tbot_bot.runtime.clock import Clock
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal
@@ -114,6 +114,15 @@ class OrderRouter:
             return self._apply(intent, known)
         try:
             order = self.errors.call(self.broker.submit_order, to_request(intent))
+        except NetworkError:
+            # the broker may have accepted it: from now on only a client_order_id look-up may resolve it
+            self.journal.update(
+                intent.client_order_id,
+                status=IntentStatus.SENT,
+                sent_at=self.clock.now().isoformat(),
+                note="submission outcome unknown; resolved by client_order_id look-up",
+            )
+            raise
         except BrokerError as exc:
             self.events.unresolved(
                 intent.strategy,
@@ -170,17 +179,17 @@ class OrderRouter:
         if not changed:
             return intent
         updated = self.journal.update(intent.client_order_id, **fields)
-        if (
-            updated.status is IntentStatus.FILLED
-            and intent.status is not IntentStatus.FILLED
-            and self.on_filled
-        ):
+        # reported once, when the order becomes final with fills (filled, or cancelled after a partial fill)
+        if updated.filled_qty and not updated.status.is_open and intent.status.is_open and self.on_filled:
             self.on_filled(updated)
         return updated
 
     def sync(self, intents: list[Intent] | None = None) -> None:
         """Refresh open intents from the broker (fills are reported through `on_filled`)."""
-        for intent in intents if intents is not None else self.journal.open_intents():
+        for listed in intents if intents is not None else self.journal.open_intents():
+            intent = self.journal.get(listed.client_order_id)  # fresh: a nested sync may have moved it on
+            if intent is None or not intent.status.is_open:
+                continue
             if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
                 continue
             order = self.errors.call(self.broker.get_order_by_client_id, intent.client_order_id)
@@ -188,10 +197,30 @@ class OrderRouter:
                 continue
             self._apply(intent, order)
 
-    def cancel_open(self, reason: str) -> int:
-        """Cancel every sent-but-unfilled order and abandon every unsent intent."""
+    def cancel(self, intent: Intent, reason: str) -> Intent:
+        """Cancel one working order (or abandon it if never sent) and bring its fills up to date."""
+        if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
+            return self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
+        try:
+            self.errors.call(self.broker.cancel_order, intent.client_order_id)
+        except BrokerError as exc:
+            self.events.unresolved(
+                intent.strategy,
+                event="cancel_failed",
+                ticker=intent.symbol,
+                client_order_id=intent.client_order_id,
+                error_code=exc.code or "cancel_failed",
+                reason=str(exc),
+            )
+        self.sync([intent])
+        return self.journal.get(intent.client_order_id) or intent
+
+    def cancel_open(self, reason: str, *, purpose: str | None = None) -> int:
+        """Cancel every sent-but-unfilled order and abandon every unsent intent (only entries with purpose="entry")."""
         n = 0
         for intent in self.journal.open_intents():
+            if purpose is not None and intent.purpose != purpose:
+                continue
             if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
                 self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
                 continue
