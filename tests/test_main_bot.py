@@ -381,3 +381,33 @@ def test_regression_status_counts_and_pnl_do_not_carry_into_the_next_day() -> No
     board.start_day("2011-01-26")
     assert board.counts["open"]["entered"] == 0 and board.realized_pnl_by_strategy == {}
     assert board.kill_switch["tripped"] is False and board.session_date == "2011-01-26"
+
+
+def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
+    from tbot_bot.runtime.boot import boot
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    home = _fresh_home(tmp_path)
+    j = OrderJournal(home.state_dir / "journal.db")
+    j.set_window(DEMO_DAY.isoformat(), "open", "done")
+    j.set_window(DEMO_DAY.isoformat(), "mid", "running")
+    j.close()
+    sup = Supervisor(home, replay_day=DEMO_DAY)
+    r = boot(
+        home,
+        replay_day=DEMO_DAY,
+        speed=None,
+        data_source=None,
+        broker=None,
+        broker_wrapper=None,
+        stop_requested=lambda: False,
+        wait_replay=sup._wait_replay,
+        wait_live=sup._wait_live,
+    )
+    try:
+        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+        assert ctx.session_date == DEMO_DAY
+        assert sup._windows_to_resume(ctx, ("open", "mid", "close")) == ["mid"]
+        assert _status(home)["session_date"] == DEMO_DAY.isoformat()
+    finally:
+        r.close()
