@@ -57,23 +57,34 @@ def session_vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: n
 
 def _wilder(x: np.ndarray, period: int, first: int, *, average: bool) -> np.ndarray:
     """Wilder smoothing along the last axis; the seed at column `first + period - 1` is the sum (or mean)
-    of x[first : first + period]; NaN before. Elementwise loop over columns: same result for 1 or N rows."""
+    of x[first : first + period]; NaN before. Same result for 1 or N rows.
+
+    The recursion y[k] = y[k-1] * (1 - 1/period) + x[k] (x/period for the mean) is evaluated in closed form per
+    block of columns: y[k0+m] = d^m * (y[k0] + sum_i x[k0+i] * d^-i), a cumulative sum instead of a Python loop
+    per column. The series smoothed here (true range, directional movement, DX) are never negative, so the sum
+    has no cancellation; blocks keep d^-i far from overflow.
+    """
     n = x.shape[-1]
     seed_col = first + period - 1
     if seed_col >= n:
         return np.full(x.shape, np.nan)
-    xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # time-major: each step touches contiguous memory
-    out = np.full(xt.shape, np.nan)
-    acc = np.cumsum(xt[first : seed_col + 1], axis=0)[-1]
-    prev = acc / period if average else acc
-    out[seed_col] = prev
-    for k in range(seed_col + 1, n):
-        if average:
-            prev = (prev * (period - 1) + xt[k]) / period
-        else:
-            prev = prev - prev / period + xt[k]
-        out[k] = prev
-    return np.moveaxis(out, 0, -1)
+    out = np.full(x.shape, np.nan)
+    acc = x[..., first : seed_col + 1].sum(axis=-1)
+    out[..., seed_col] = acc / period if average else acc
+    decay = 1.0 - 1.0 / period
+    step = x / period if average else x
+    k0 = seed_col
+    while k0 < n - 1:
+        k1 = min(n - 1, k0 + _WILDER_BLOCK)
+        m = np.arange(1, k1 - k0 + 1, dtype=float)
+        growth = decay**-m
+        running = np.cumsum(step[..., k0 + 1 : k1 + 1] * growth, axis=-1)
+        out[..., k0 + 1 : k1 + 1] = (out[..., k0 : k0 + 1] + running) / growth
+        k0 = k1
+    return out
+
+
+_WILDER_BLOCK = 64
 
 
 def wilder_adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
@@ -97,7 +108,7 @@ def wilder_adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
         mdi = 100.0 * s_m / s_tr
         dx = 100.0 * np.abs(pdi - mdi) / (pdi + mdi)
     dx = np.where(np.isfinite(s_tr) & ~np.isfinite(dx), 0.0, dx)  # flat market: no direction, DX 0
-    return _wilder(dx, period, period, average=True)
+    return np.clip(_wilder(dx, period, period, average=True), 0.0, 100.0)  # rounding never leaves 0..100
 
 
 def bollinger_bands(
