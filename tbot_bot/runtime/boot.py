@@ -193,6 +193,7 @@ def boot(
             if universe_file.exists()
             else []
         )
+        # BROKER_NAME=SIM: the simulated exchange has no live market, so it only runs replays
         if settings.BROKER_NAME == "SIM":
             raise ConfigError(
                 "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` or `tbot demo`"

@@ -22,6 +22,7 @@ class Preflight:
 
     @property
     def enabled_strategies(self) -> list[str]:
+        # STRATEGY_OVERRIDE set: only that strategy runs; else STRATEGY_SEQUENCE, filtered by STRAT_*_ENABLED
         order = (
             [self.settings.STRATEGY_OVERRIDE]
             if self.settings.STRATEGY_OVERRIDE
@@ -86,6 +87,7 @@ def preflight(home: BotHome) -> Preflight:
         problems.append(
             f"CURRENCY_CODE={settings.CURRENCY_CODE} differs from the injected ledger currency {binding.currency_code}"
         )
+    # BROKER_NAME must be the broker the accounting system provisioned this bot (and its ledger) for
     if settings and binding and settings.BROKER_NAME != binding.identity.BROKER_CODE:
         problems.append(
             f"BROKER_NAME={settings.BROKER_NAME} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"

@@ -95,7 +95,7 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
 def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any]:
     scope, s = ctx.binding.scope, ctx.settings
     paths = report_paths(ctx.home, ctx.binding, ctx.session_date)
-    mode = "paper" if s.BROKER_NAME == "SIM" else "live"
+    mode = "paper" if s.BROKER_NAME == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
     records = trade_records(ctx.journal.intents(), s.BROKER_NAME, mode)
     write_trade_history(ctx.home.trades_dir(scope), scope, records)
     today = [r for r in trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode)]
