@@ -31,10 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     confirm.set_defaults(func=run_confirm)
 
 
+def _existing_home(args: argparse.Namespace) -> BotHome:
+    home = BotHome.resolve(args.home)
+    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        raise ConfigError(
+            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
+        )
+    return home
+
+
 def run_stop(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import request_stop
 
-    path = request_stop(BotHome.resolve(args.home), f"cli:{getpass.getuser()}")
+    path = request_stop(_existing_home(args), f"cli:{getpass.getuser()}")
     print(f"stop requested ({path}); the supervisor closes positions, ingests and exits within SLEEP_TIME")
     return 0
 
@@ -56,7 +65,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import confirm_order
 
     try:
-        path = confirm_order(BotHome.resolve(args.home), args.order_id, f"cli:{getpass.getuser()}")
+        path = confirm_order(_existing_home(args), args.order_id, f"cli:{getpass.getuser()}")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     print(f"confirmed {args.order_id} ({path})")

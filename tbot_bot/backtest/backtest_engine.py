@@ -78,21 +78,29 @@ def run_backtest(
     source = Path(data_source)
     strat = strategy_module(strategy)
     params = strat.params_from_settings(settings)
+    # one progress bar over the stages (loading dominates long runs); it appears only after two seconds
+    progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
+    progress.set_postfix_str("loading bars", refresh=False)
     frame = load_bars(source, start=start, end=end)
+    progress.update(1)
+    progress.set_postfix_str("building arrays", refresh=False)
     vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
     grid = build_grid(
         frame, settings.MARKET_CALENDAR, symbols=signal_universe(sorted(frame["symbol"].unique()))
     )
     vix = {d: v for d in grid.days if (v := vix_at_start(vix_closes, d)) is not None}
+    progress.update(1)
+    progress.set_postfix_str("signals", refresh=False)
     signals = strat.simulate(grid, params, vix=vix)
+    progress.update(1)
+    progress.set_postfix_str("fills and sizing", refresh=False)
     market = MarketView(frame, settings.MARKET_CALENDAR)
     capabilities = capabilities_for(settings.BROKER_NAME)
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fills: list[dict[str, Any]] = []
     skips: list[Skip] = []
     by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
-    # a progress bar appears only when the run takes longer than two seconds
-    for day in tqdm(grid.days, desc=f"backtest {strategy}", unit="session", delay=2, file=sys.stderr):
+    for day in grid.days:
         if day in by_day:
             f, s = execute_day(
                 by_day[day],
@@ -107,9 +115,13 @@ def run_backtest(
             fills += f
             skips += s
     trades = pd.DataFrame(fills)
+    progress.update(1)
+    progress.set_postfix_str("writing outputs", refresh=False)
     files = write_outputs(
         out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped
     )
+    progress.update(1)
+    progress.close()
     return BacktestResult(
         out_dir, trades, skips, _metrics(trades, broker_current_float, grid.days, "PnL"), files
     )

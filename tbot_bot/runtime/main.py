@@ -156,6 +156,7 @@ class Supervisor:
                 return EXIT_FAILURE
             report = {"failed": str(exc)}
         ctx.log.event("supervisor", "reconciled", **report)
+        # MARKET_CALENDAR: a day that is not a session (holiday, weekend) runs no window
         if session_for(ctx.session_date, settings.MARKET_CALENDAR) is None:
             ctx.log.event(
                 "supervisor",
@@ -343,7 +344,12 @@ def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFram
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder."""
     from tbot_bot.backtest.load_historical_data import load_bars
     from tbot_bot.runtime.schedule import previous_session
+    from tbot_bot.strategy.window import market_calendar
 
+    cal = market_calendar(calendar)
+    first, last = cal.first_session.date(), cal.last_session.date()
+    if not first < day <= last:
+        raise ConfigError(f"{day} is outside the {calendar} calendar this build knows ({first} to {last})")
     prev = previous_session(day, calendar)
     bars = load_bars(data_source, start=prev, end=day)
     # a holiday has no bars and runs no window; a session day without bars cannot be replayed

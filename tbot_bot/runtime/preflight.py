@@ -83,6 +83,7 @@ def preflight(home: BotHome) -> Preflight:
         binding = load_binding(home)
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" if exc.source else p for p in exc.problems]
+    # CURRENCY_CODE must be the currency of the injected ledger
     if settings and binding and settings.CURRENCY_CODE != binding.currency_code:
         problems.append(
             f"CURRENCY_CODE={settings.CURRENCY_CODE} differs from the injected ledger currency {binding.currency_code}"

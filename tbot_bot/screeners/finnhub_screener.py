@@ -195,10 +195,12 @@ class Screener:
         price = snap.price
         if price is None or price <= 0:
             return Rejection(sym, "snapshot", "no usable last price"), None
+        # MIN_PRICE / MAX_PRICE: the candidate's last price must lie between them
         if price < s.MIN_PRICE:
             return Rejection(sym, "MIN_PRICE", f"price {price} < MIN_PRICE {s.MIN_PRICE}"), None
         if price > s.MAX_PRICE:
             return Rejection(sym, "MAX_PRICE", f"price {price} > MAX_PRICE {s.MAX_PRICE}"), None
+        # MIN_VOLUME_THRESHOLD: previous-session volume floor; unknown volume is not assumed to pass
         if snap.prev_volume is None:
             return Rejection(sym, "MIN_VOLUME_THRESHOLD", "previous session volume unknown"), None
         if snap.prev_volume < s.MIN_VOLUME_THRESHOLD:
@@ -211,6 +213,7 @@ class Screener:
                 None,
             )
         quote = snap.quote
+        # MAX_SPREAD_PCT: (ask - bid) / mid at most this; no usable quote is a rejection, not a pass
         if quote is None or quote.bid <= 0 or quote.ask <= 0 or quote.ask < quote.bid:
             return Rejection(sym, "MAX_SPREAD_PCT", "no usable bid/ask quote"), None
         spread = quote.spread_pct

@@ -229,7 +229,8 @@ class Strategy:
 
         def fail(reason: str, **context: Any) -> StrategyCheck:
             result = StrategyCheck(False, self.name, reason, now, context)
-            log.error(
+            # the caller decides what a failure means (a window that does not fit today is only skipped)
+            log.info(
                 "self_check failed: strategy=%s reason=%s context=%s at=%s",
                 self.name,
                 reason,

@@ -40,6 +40,7 @@ def route(settings: BotSettings) -> Route:
     skipped: dict[str, str] = {}
     run: list[str] = []
     for name in ("open", "mid", "close"):
+        # STRATEGY_SEQUENCE: a strategy not listed never runs
         if name not in settings.STRATEGY_SEQUENCE:
             skipped[name] = "not in STRATEGY_SEQUENCE"
     for name in settings.STRATEGY_SEQUENCE:
@@ -51,6 +52,7 @@ def route(settings: BotSettings) -> Route:
             skipped[name] = f"STRAT_{name.upper()}_ENABLED=false"
         else:
             run.append(name)
+    # STRATEGY_OVERRIDE naming a strategy outside STRATEGY_SEQUENCE: it still runs alone
     if settings.STRATEGY_OVERRIDE and settings.STRATEGY_OVERRIDE not in settings.STRATEGY_SEQUENCE:
         name = settings.STRATEGY_OVERRIDE
         # an override outside the sequence still runs alone, if enabled

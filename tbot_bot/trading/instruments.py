@@ -120,6 +120,7 @@ def nearest_expiry(ctx: DayContext) -> date:
     day, sessions = ctx.session_date, 0
     while True:
         day += timedelta(days=1)
+        # MARKET_CALENDAR decides which days are trading sessions (expiry must be >= 2 sessions out)
         if session_for(day, ctx.settings.MARKET_CALENDAR) is not None:
             sessions += 1
         if sessions >= 2 and day.weekday() == 4:

@@ -414,6 +414,7 @@ class RiskManager:
             problems.append(
                 f"broker_current_float is {self.broker_current_float}; the float ledger must fund the bot"
             )
+        # WEIGHTS must give one weight per MAX_TRADES slot, and every n-signal split must sum to 1
         if len(s.WEIGHTS) != s.MAX_TRADES:
             problems.append(f"WEIGHTS has {len(s.WEIGHTS)} values for MAX_TRADES={s.MAX_TRADES}")
         for n in range(1, s.MAX_TRADES + 1):
@@ -421,6 +422,7 @@ class RiskManager:
             if abs(total - 1) > Decimal("1e-9"):
                 problems.append(f"weights for {n} signals sum to {total}, not 1")
                 break
+        # DEFENSE_MODE_TOTAL_ALLOCATION must reduce risk: above TOTAL_ALLOCATION it would raise it
         if s.DEFENSE_MODE_TOTAL_ALLOCATION > s.TOTAL_ALLOCATION:
             problems.append(
                 f"DEFENSE_MODE_TOTAL_ALLOCATION={s.DEFENSE_MODE_TOTAL_ALLOCATION} exceeds TOTAL_ALLOCATION={s.TOTAL_ALLOCATION}"
