@@ -92,8 +92,39 @@ class LiveEvaluator:
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]  # entries() and exits() of one evaluate() share the grid
         grid = self._build_grid(now, bars)
+        if grid is not None and not self.strategy.live_needs_session_history:
+            grid = self._trim(grid)
         self._cache = (key, grid)
         return grid
+
+    def _trim(self, grid: SessionGrid) -> SessionGrid:
+        """Keep each row's first (session-open) bar and the bars from the window start on: all OPEN and CLOSE look
+        at (day open, analysis range, breakout, closes since entry); MID needs the whole session (VWAP, ADX)."""
+        start = to_minutes(self.window.start)
+        width = grid.t.shape[1]
+        cols = np.arange(width)
+        valid = cols[None, :] < grid.nbars[:, None]
+        keep = valid & ((cols[None, :] == 0) | (grid.t >= start))
+        if keep.all():
+            return grid
+        counts = keep.sum(axis=1)
+        if (keep == keep[0]).all():  # aligned rows: one column selection for all
+            idx = np.flatnonzero(keep[0])
+            pick = lambda a: np.ascontiguousarray(a[:, idx])  # noqa: E731
+        else:
+            new_w = int(counts.max())
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :new_w]  # kept columns first, in time order
+            filled = np.arange(new_w)[None, :] < counts[:, None]
+
+            def pick(a: np.ndarray) -> np.ndarray:
+                out = np.take_along_axis(a, order, axis=1)
+                pad = sig.TIME_PAD if a.dtype.kind in "iu" else np.nan
+                return np.where(filled, out, pad).astype(a.dtype)
+
+        return SessionGrid(
+            pick(grid.t), pick(grid.open), pick(grid.high), pick(grid.low), pick(grid.close), pick(grid.volume),
+            counts.astype(grid.nbars.dtype), grid.symbol, grid.day, grid.days, grid.session_open, grid.session_close,
+        )  # fmt: skip
 
     def _build_grid(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]

@@ -116,6 +116,8 @@ class Strategy:
     """Base of the three strategies. Subclasses give `name`, `params_from_settings`, `entries`, `triggers`."""
 
     name: ClassVar[str] = ""
+    # False: the live evaluator may drop the bars between the session's first bar and the window start
+    live_needs_session_history: ClassVar[bool] = True
 
     # ---- per-strategy hooks
     def params_from_settings(self, settings: BotSettings) -> Any:

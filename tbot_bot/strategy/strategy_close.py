@@ -53,6 +53,7 @@ def vix_gate(vix_at_start: float | None, threshold: float) -> tuple[bool, str]:
 
 class CloseStrategy(Strategy):
     name = "close"
+    live_needs_session_history = False  # day open + the window's own bars are all it reads
 
     def params_from_settings(self, settings: BotSettings) -> CloseParams:
         return CloseParams.from_settings(settings)

@@ -36,6 +36,7 @@ class OpenParams:
 
 class OpenStrategy(Strategy):
     name = "open"
+    live_needs_session_history = False  # day open + the window's own bars are all it reads
 
     def params_from_settings(self, settings: BotSettings) -> OpenParams:
         return OpenParams.from_settings(settings)
