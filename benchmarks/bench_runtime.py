@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--day", type=date.fromisoformat, default=date(2011, 1, 18))
+    parser.add_argument("--runs", type=int, default=3, help="replays to run (the median one is reported)")
     parser.add_argument("--child", nargs=4, metavar=("HOME", "DATA", "FUND", "DAY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,21 +170,23 @@ def main() -> int:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import tbot_bot.runtime.main"], check=True)
     import_s = time.perf_counter() - t0
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            str(home.root),
-            str(data),
-            str(fund_path),
-            args.day.isoformat(),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    runs = []
+    for i in range(args.runs):
+        run_home = tmp / f"run{i}"
+        shutil.copytree(home.root, run_home)  # every run starts from the same freshly provisioned home
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(run_home), str(data), str(fund_path), args.day.isoformat()],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    p99s = [float(np.percentile(np.array(r["latencies"]) * 1000, 99)) for r in runs]
+    m = runs[
+        int(np.argsort(p99s)[len(p99s) // 2])
+    ]  # the median run by p99 (other jobs on the machine add noise)
+    print(
+        f"runs                         {args.runs}; p99 per run {', '.join(f'{x:.2f}' for x in p99s)} ms; figures below: the median run"
     )
-    m = json.loads(out.stdout.strip().splitlines()[-1])
+    m["rss_mb"] = max(r["rss_mb"] for r in runs)
     lat = np.array(m["latencies"]) * 1000
     p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
     print(f"symbols tracked              {args.symbols} (seeded synthetic, {len(bars):,} bars)")
@@ -199,7 +203,7 @@ def main() -> int:
         print(
             f"  {name:<5} p50 {np.percentile(ms, 50):.2f} ms  p99 {np.percentile(ms, 99):.2f} ms  max {ms.max():.2f} ms  ({len(ms)} minutes)"
         )
-    print(f"peak RSS of the replay       {m['rss_mb']:.0f} MB   target < 200 MB")
+    print(f"peak RSS of the replay       {m['rss_mb']:.0f} MB (highest of the runs)   target < 200 MB")
     return 0
 
 

@@ -19,7 +19,8 @@ from tbot_bot.strategy.window import to_minutes
 
 SymbolBars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CAP = 512  # minutes per session row (a regular session has 390); grows if ever needed
+_CAP = 512
+_CHUNK = timedelta(minutes=60)  # minutes per session row (a regular session has 390); grows if ever needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,13 @@ class MarketFeed:
         """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for)."""
         new_syms = [s for s in symbols if s not in self._row]
         if new_syms:
-            self._ingest(self._call(self.broker.get_bars, new_syms, self.session_open, now))
+            # the session so far, an hour at a time: a late window's first fetch never holds a whole day of
+            # bar objects for every symbol at once
+            t0 = self.session_open
+            while t0 < now:
+                t1 = min(now, t0 + _CHUNK)
+                self._ingest(self._call(self.broker.get_bars, new_syms, t0, t1))
+                t0 = t1
             for s in new_syms:
                 self._slot(s)
         old_syms = [s for s in symbols if s not in new_syms]
