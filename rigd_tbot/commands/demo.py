@@ -87,6 +87,7 @@ def render_demo_table(home: BotHome, day: date) -> str:
     paths = report_paths(home, binding, day)
     lines += [
         "",
+        f"demo home     {home.root}",
         f"status        {status.get('state')}  ({home.status_json})",
         f"ledger        {binding.ledger_path}",
         f"OFX           {paths['ofx']}",
