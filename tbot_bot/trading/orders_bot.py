@@ -124,14 +124,7 @@ class OrderRouter:
             )
             raise
         except BrokerError as exc:
-            self.events.unresolved(
-                intent.strategy,
-                event="order_rejected",
-                ticker=intent.symbol,
-                client_order_id=intent.client_order_id,
-                error_code=exc.code or "rejected",
-                reason=str(exc),
-            )
+            self._unresolved(intent, "order_rejected", exc.code or "rejected", str(exc))
             return self.journal.update(
                 intent.client_order_id,
                 status=IntentStatus.REJECTED,
@@ -146,6 +139,17 @@ class OrderRouter:
         )
         crashpoint("after_send")
         return self._apply(intent, order)
+
+    def _unresolved(self, intent: Intent, event: str, error_code: str, reason: str) -> None:
+        """One line in unresolved_orders.log for an order the broker refused or we could not resolve."""
+        self.events.unresolved(
+            intent.strategy,
+            event=event,
+            ticker=intent.symbol,
+            client_order_id=intent.client_order_id,
+            error_code=error_code,
+            reason=reason,
+        )
 
     def apply_broker_record(self, intent: Intent, order: Order) -> Intent:
         """Bring a journaled intent in line with the broker's record of its order (used by recovery)."""
@@ -167,14 +171,7 @@ class OrderRouter:
             )
         if order.status is OrderStatus.REJECTED:
             fields["note"] = order.reject_reason
-            self.events.unresolved(
-                intent.strategy,
-                event="order_rejected",
-                ticker=intent.symbol,
-                client_order_id=intent.client_order_id,
-                error_code="rejected",
-                reason=order.reject_reason or "",
-            )
+            self._unresolved(intent, "order_rejected", "rejected", order.reject_reason or "")
         changed = any(getattr(intent, k) != v for k, v in fields.items())
         if not changed:
             return intent
@@ -204,14 +201,7 @@ class OrderRouter:
         try:
             self.errors.call(self.broker.cancel_order, intent.client_order_id)
         except BrokerError as exc:
-            self.events.unresolved(
-                intent.strategy,
-                event="cancel_failed",
-                ticker=intent.symbol,
-                client_order_id=intent.client_order_id,
-                error_code=exc.code or "cancel_failed",
-                reason=str(exc),
-            )
+            self._unresolved(intent, "cancel_failed", exc.code or "cancel_failed", str(exc))
         self.sync([intent])
         return self.journal.get(intent.client_order_id) or intent
 
@@ -228,13 +218,6 @@ class OrderRouter:
                 self.errors.call(self.broker.cancel_order, intent.client_order_id)
                 n += 1
             except BrokerError as exc:
-                self.events.unresolved(
-                    intent.strategy,
-                    event="cancel_failed",
-                    ticker=intent.symbol,
-                    client_order_id=intent.client_order_id,
-                    error_code=exc.code or "cancel_failed",
-                    reason=str(exc),
-                )
+                self._unresolved(intent, "cancel_failed", exc.code or "cancel_failed", str(exc))
         self.sync()
         return n
