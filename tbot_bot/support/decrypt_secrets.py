@@ -53,3 +53,38 @@ def save_secret_json(home: BotHome, name: str, data: dict[str, Any]) -> None:
     key_path = home.key_file(_purpose(name))
     ensure_key(key_path)
     encrypt_to_file(home.secret_file(name), key_path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def operator_secret_status(home: BotHome, name: str) -> tuple[bool, dict[str, Any] | None, str | None]:
+    """(file present, its values or None, the reason it cannot be read) for one `tbot secrets` name."""
+    from tbot_bot.support.secret_schema import spec
+
+    path = home.secret_file(spec(name).file)
+    if not path.exists():
+        return False, None, None
+    try:
+        return True, load_secret_json(home, spec(name).file), None
+    except ConfigError as exc:
+        return True, None, "; ".join(exc.problems)
+
+
+def set_operator_secret(
+    home: BotHome, name: str, values: dict[str, Any], *, broker_code: str, replace: bool = False
+) -> dict[str, Any]:
+    """Merge (or, with replace, substitute) values into one secret, validate the result, then save it.
+
+    An empty value removes that key. Nothing is written when the result has a problem.
+    """
+    from tbot_bot.support.secret_schema import secret_problems, spec
+
+    s = spec(name)
+    current: dict[str, Any] = {}
+    if not replace and home.secret_file(s.file).exists():
+        current = load_secret_json(home, s.file)
+    merged = {**current, **values}
+    merged = {k: v for k, v in merged.items() if not (isinstance(v, str) and v.strip() == "")}
+    problems = secret_problems(s, merged, broker_code)
+    if problems:
+        raise ConfigError(problems, source=f"tbot secrets set {name}")
+    save_secret_json(home, s.file, merged)
+    return merged

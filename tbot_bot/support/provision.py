@@ -19,7 +19,7 @@ from tbot_bot.config.security_bot import ensure_key
 from tbot_bot.config.settings_bot import replace_values, save_env_text
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import save_secret_json
-from tbot_bot.support.path_resolver import BotHome, project_file
+from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome, project_file
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 
 BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR"}
@@ -101,7 +101,7 @@ def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = No
         home.cache_dir,
     ):
         d.mkdir(parents=True, exist_ok=True)
-    for purpose in ("env", "login", "broker", "identity", "backup"):
+    for purpose in KEY_PURPOSES:  # every purpose key, so `tbot secrets set` can complete the home
         ensure_key(home.key_file(purpose))
 
     atomic_write_text(home.dotenv, DOTENV_TEMPLATE.format(environment=req.environment))

@@ -1,0 +1,208 @@
+"""What each operator-managed secret may hold, and the checks `tbot secrets set` and the boot readiness share.
+
+One `SecretSpec` per purpose name (`broker`, `screener`, `smtp`, `alerts`, `acct_api`): the encrypted file it
+lives in, the keys it may hold and a validator returning readable problems. The same validators run when the
+secret is written and when a boot (or `tbot check`) reads it, so both say the same thing about the same file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSpec:
+    name: str  # what the operator types: `tbot secrets set broker`
+    file: str  # storage/secrets/<file>.json.enc
+    keys: tuple[str, ...]  # every key the secret may hold
+    purpose: str  # one line for `tbot secrets list`
+    validate: Callable[[Mapping[str, Any], str], list[str]]  # (values, BROKER_CODE) -> problems
+
+
+def _text(values: Mapping[str, Any], key: str) -> str:
+    v = values.get(key)
+    return "" if v is None else str(v).strip()
+
+
+def _need(values: Mapping[str, Any], keys: tuple[str, ...], what: str) -> list[str]:
+    missing = [k for k in keys if not _text(values, k)]
+    return [f"{', '.join(missing)} missing ({what})"] if missing else []
+
+
+def _url(values: Mapping[str, Any], key: str) -> list[str]:
+    raw = _text(values, key)
+    if not raw:
+        return []
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return [f"{key}={raw!r} is not a URL; use http(s)://host[:port][/path]"]
+    return []
+
+
+def _int(values: Mapping[str, Any], key: str, low: int, high: int) -> list[str]:
+    raw = _text(values, key)
+    if not raw:
+        return []
+    try:
+        n = int(raw)
+    except ValueError:
+        return [f"{key}={raw!r} must be a whole number from {low} to {high}"]
+    return [] if low <= n <= high else [f"{key}={raw!r} must be a whole number from {low} to {high}"]
+
+
+def _bool(values: Mapping[str, Any], key: str) -> list[str]:
+    raw = values.get(key)
+    if raw is None or isinstance(raw, bool) or str(raw).strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return []
+    return [f"{key}={raw!r} must be true or false"]
+
+
+def _broker(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    if broker_code == "ALPACA":
+        problems = _need(values, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), "BROKER_NAME=ALPACA")
+        problems += _url(values, "ALPACA_BASE_URL") + _url(values, "ALPACA_DATA_URL")
+        problems += _bool(values, "ALPACA_PAPER")
+        feed = _text(values, "ALPACA_DATA_FEED")
+        if feed and feed not in ("iex", "sip"):
+            problems.append(f"ALPACA_DATA_FEED={feed!r} must be iex or sip")
+        return problems
+    if broker_code == "IBKR":
+        problems = _need(values, ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID"), "BROKER_NAME=IBKR")
+        return problems + _int(values, "IBKR_PORT", 1, 65535) + _int(values, "IBKR_CLIENT_ID", 0, 2**31 - 1)
+    return []  # the simulated exchange needs no credentials
+
+
+def _screener(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    return _need(values, ("FINNHUB_API_KEY",), "the Finnhub screener") + _url(values, "FINNHUB_BASE_URL")
+
+
+def _smtp(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    problems = _need(values, ("SMTP_HOST", "SMTP_FROM", "SMTP_TO"), "e-mail alerts")
+    return problems + _int(values, "SMTP_PORT", 1, 65535) + _bool(values, "SMTP_STARTTLS")
+
+
+def _alerts(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    problems: list[str] = []
+    for key in ("SLACK_WEBHOOK_URL", "PAGERDUTY_URL", "SMS_API_URL"):
+        problems += _url(values, key)
+    if bool(_text(values, "SMS_API_URL")) != bool(_text(values, "SMS_TO")):
+        problems.append("SMS alerts need both SMS_API_URL and SMS_TO")
+    if _text(values, "PAGERDUTY_URL") and not _text(values, "PAGERDUTY_ROUTING_KEY"):
+        problems.append("PAGERDUTY_URL is set without PAGERDUTY_ROUTING_KEY")
+    channels = ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "SMS_API_URL")
+    if not any(_text(values, k) for k in channels):
+        problems.append(f"no alert channel configured; set one of {', '.join(channels)}")
+    return problems
+
+
+def _acct_api(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    return _need(values, ("ACCT_API_URL", "ACCT_API_TOKEN"), "the accounting API") + _url(
+        values, "ACCT_API_URL"
+    )
+
+
+SPECS: dict[str, SecretSpec] = {
+    s.name: s
+    for s in (
+        SecretSpec(
+            "broker",
+            "broker_credentials",
+            (
+                "ALPACA_API_KEY",
+                "ALPACA_SECRET_KEY",
+                "ALPACA_BASE_URL",
+                "ALPACA_DATA_URL",
+                "ALPACA_PAPER",
+                "ALPACA_DATA_FEED",
+                "IBKR_HOST",
+                "IBKR_PORT",
+                "IBKR_CLIENT_ID",
+                "IBKR_ACCOUNT",
+                "SIM",
+            ),
+            "broker API credentials (keys of the home's BROKER_NAME)",
+            _broker,
+        ),
+        SecretSpec(
+            "screener",
+            "screener_api",
+            ("FINNHUB_API_KEY", "FINNHUB_BASE_URL"),
+            "Finnhub fundamentals for the screener (every live broker)",
+            _screener,
+        ),
+        SecretSpec(
+            "smtp",
+            "smtp_credentials",
+            ("SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "SMTP_TO", "SMTP_USER", "SMTP_PASS", "SMTP_STARTTLS"),
+            "e-mail alerts (optional)",
+            _smtp,
+        ),
+        SecretSpec(
+            "alerts",
+            "alert_channels",
+            (
+                "SLACK_WEBHOOK_URL",
+                "PAGERDUTY_ROUTING_KEY",
+                "PAGERDUTY_URL",
+                "SMS_API_URL",
+                "SMS_API_TOKEN",
+                "SMS_TO",
+            ),
+            "Slack / PagerDuty / SMS alerts (optional)",
+            _alerts,
+        ),
+        SecretSpec(
+            "acct_api",
+            "acct_api_credentials",
+            ("ACCT_API_URL", "ACCT_API_TOKEN"),
+            "the firm's accounting API",
+            _acct_api,
+        ),
+    )
+}
+
+SPEC_BY_FILE = {s.file: s for s in SPECS.values()}
+
+
+def spec(name: str) -> SecretSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        hint = difflib.get_close_matches(name, list(SPECS), n=1)
+        also = f"; did you mean {hint[0]}?" if hint else ""
+        raise KeyError(f"unknown secret {name!r}; use one of {', '.join(SPECS)}{also}") from None
+
+
+def unknown_keys(s: SecretSpec, values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in values:
+        if key not in s.keys:
+            hint = difflib.get_close_matches(key, list(s.keys), n=1)
+            also = f"; did you mean {hint[0]}?" if hint else ""
+            problems.append(f"{key} is not a {s.name} key (allowed: {', '.join(s.keys)}){also}")
+    return problems
+
+
+def secret_problems(s: SecretSpec, values: Mapping[str, Any], broker_code: str) -> list[str]:
+    """Every problem of one secret's values, each prefixed with the file it is about."""
+    return [f"{s.file}: {p}" for p in unknown_keys(s, values) + s.validate(values, broker_code)]
+
+
+def required_secrets(broker_code: str) -> tuple[str, ...]:
+    """The secrets a live boot cannot do without; the optional ones are checked only when present."""
+    # BROKER_NAME=SIM: replays use the bundled fundamentals and need no credentials
+    if broker_code == "SIM":
+        return ()
+    return ("broker", "screener")
+
+
+def mask(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "(empty)" if not text else "*" * min(8, len(text))
