@@ -22,8 +22,10 @@ OUTPUTS = [
     "trade_history_backtest.json",
     "daily_summary_backtest.json",
     "metrics.json",
-    "equity_curve.png",
-    "drawdown.png",
+    "equity_drawdown.png",
+    "daily_pnl.png",
+    "report.html",
+    "report.md",
 ]
 
 

@@ -26,14 +26,15 @@ from tqdm import tqdm
 from tbot_bot.backtest import performance_metrics
 from tbot_bot.backtest.execution import MarketView, Skip, execute_day
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
+from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.errors import ConfigError
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
-from tbot_bot.strategy.window import WindowSpec, compute_window
-from tbot_bot.support.path_resolver import BotHome, project_file
+from tbot_bot.strategy.window import WindowSpec, compute_window, session_bounds
+from tbot_bot.support.path_resolver import BotHome, package_file, project_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class BacktestResult:
     skips: list[Skip]
     metrics: performance_metrics.Metrics
     files: dict[str, Path]
+    report: BacktestReport
 
 
 def _side_inputs(
@@ -117,18 +119,27 @@ def run_backtest(
     trades = pd.DataFrame(fills)
     progress.update(1)
     progress.set_postfix_str("writing outputs", refresh=False)
-    files = write_outputs(
+    files, report = write_outputs(
         out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped
     )
     progress.update(1)
     progress.close()
-    return BacktestResult(
-        out_dir, trades, skips, _metrics(trades, broker_current_float, grid.days, "PnL"), files
-    )
+    metrics = _metrics(trades, broker_current_float, grid.days, "PnL", settings.MARKET_CALENDAR)
+    return BacktestResult(out_dir, trades, skips, metrics, files, report)
+
+
+def market_minutes(days: tuple[date, ...], calendar: str) -> float:
+    """Regular-session minutes of `days` from the exchange calendar (early closes count short)."""
+    total = 0.0
+    for d in days:
+        bounds = session_bounds(d, calendar)
+        if bounds is not None:
+            total += (bounds[1] - bounds[0]).total_seconds() / 60
+    return total
 
 
 def _metrics(
-    trades: pd.DataFrame, float_: Decimal, days: tuple[date, ...], pnl_col: str
+    trades: pd.DataFrame, float_: Decimal, days: tuple[date, ...], pnl_col: str, calendar: str
 ) -> performance_metrics.Metrics:
     if trades.empty:
         frame = pd.DataFrame(
@@ -148,14 +159,14 @@ def _metrics(
                 "session": pd.to_datetime(trades["session"]).dt.date,
             }
         )
-    return performance_metrics.compute(frame, float(float_), days)
+    return performance_metrics.compute(frame, float(float_), days, market_minutes(days, calendar))
 
 
 def write_outputs(
     out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
     signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
-) -> dict[str, Path]:  # fmt: skip
-    from tbot_bot.backtest.plot_results import plot_equity_and_drawdown
+) -> tuple[dict[str, Path], BacktestReport]:  # fmt: skip
+    from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -188,20 +199,37 @@ def write_outputs(
         )  # fmt: skip
     files["daily_summary"] = out_dir / "daily_summary_backtest.json"
     atomic_write_json(files["daily_summary"], daily)
-    metrics = _metrics(trades, float_, days, "PnL")
+    metrics = _metrics(trades, float_, days, "PnL", settings.MARKET_CALENDAR)
     files["metrics"] = out_dir / "metrics.json"
     atomic_write_json(
         files["metrics"],
         {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
          "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips]},
     )  # fmt: skip
-    curve = performance_metrics.equity_curve(_metric_frame(trades, "PnL"), float(float_))
-    files["equity_png"], files["drawdown_png"] = plot_equity_and_drawdown(
-        curve, out_dir, f"{strategy} backtest"
+    frame = _metric_frame(trades, "PnL")
+    curve = performance_metrics.equity_curve(frame, float(float_))
+    label = f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}"
+    files["equity_png"] = plot_equity_drawdown(
+        curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
     )
+    daily_pnl = pd.Series(
+        {d: float(Decimal(x["PnL"])) for d, x in zip(days, daily, strict=True)}, dtype=float
+    )
+    files["daily_png"] = plot_daily_pnl(daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session")
+    report = build_report(
+        trades,
+        metrics,
+        strategy=strategy,
+        sessions=len(days),
+        start=days[0].isoformat() if days else "-",
+        end=days[-1].isoformat() if days else "-",
+    )
+    images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
+    files["report_md"] = write_markdown(report, out_dir / "report.md", images)
+    files["report_html"] = write_html(report, out_dir / "report.html", images)
     # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
     if slipped.active:
-        raw = _metrics(trades, float_, days, "PnL_no_slippage")
+        raw = _metrics(trades, float_, days, "PnL_no_slippage", settings.MARKET_CALENDAR)
         files["slippage"] = out_dir / "backtest_slippage_comparison.json"
         atomic_write_json(
             files["slippage"],
@@ -210,7 +238,7 @@ def write_outputs(
              "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
              "pnl_difference": metrics.total_pnl - raw.total_pnl},
         )  # fmt: skip
-    return files
+    return files, report
 
 
 def _metric_frame(trades: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -226,12 +254,18 @@ def _metric_frame(trades: pd.DataFrame, col: str) -> pd.DataFrame:
 
 
 def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
-    p.add_argument("--strategy", required=True, choices=("open", "mid", "close"))
+    p.add_argument(
+        "--strategy", required=True, choices=("open", "mid", "close"), help="which strategy to test"
+    )
     p.add_argument("--start", required=True, type=date.fromisoformat, help="first date, YYYY-MM-DD")
     p.add_argument("--end", required=True, type=date.fromisoformat, help="last date, YYYY-MM-DD")
     src = ["--data_source", "--data-source"] if underscore else ["--data-source", "--data_source"]
     p.add_argument(
-        *src, dest="data_source", required=True, help="CSV/Parquet file or folder of 1-minute bars"
+        *src,
+        dest="data_source",
+        default=str(package_file("data", "sample")),
+        help="CSV/Parquet file or folder of 1-minute bars (default: the bundled sample, "
+        "2011-01-03..2011-01-31 and 2011-03-01..2011-03-31)",
     )
     p.add_argument(
         "--out", default=None, help="output folder (default: backtest_results/<run>/ under the home)"
@@ -241,6 +275,9 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         "--float", dest="float_", default=str(DEFAULT_FLOAT), help="broker_current_float (default 100000)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized slippage model")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only the one-line result, not the report tables"
+    )
 
 
 def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
@@ -268,6 +305,8 @@ def run_cli(args: argparse.Namespace) -> int:
         settings, args.strategy, args.data_source, args.start, args.end, out,
         broker_current_float=Decimal(args.float_), seed=args.seed,
     )  # fmt: skip
+    if not args.quiet:
+        print_report(result.report)
     m = result.metrics
     win = f"{m.win_rate:.1%}" if m.win_rate is not None else "n/a"
     sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
@@ -275,6 +314,7 @@ def run_cli(args: argparse.Namespace) -> int:
         f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
     )
     print(f"results: {result.out_dir}")
+    print(f"report:  {result.files['report_html']}  (and report.md)")
     return 0
 
 

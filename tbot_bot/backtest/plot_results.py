@@ -1,36 +1,91 @@
-"""Equity-curve and drawdown PNGs for a backtest run (headless: matplotlib's Agg backend)."""
+"""Backtest charts against the calendar (headless: matplotlib's Agg backend).
+
+`equity_drawdown.png`: equity (top) and drawdown (bottom) on one date axis, every exit marked (green triangle
+up = winning trade, red triangle down = losing or flat). `daily_pnl.png`: one bar per session of the range,
+sessions without trades included (a zero bar), so gaps in trading are visible.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+WIN, LOSS = "#1a7f37", "#cf222e"
 
 
-def plot_equity_and_drawdown(curve: pd.DataFrame, out_dir: Path, title: str) -> tuple[Path, Path]:
-    """Writes equity_curve.png and drawdown.png; `curve` has columns time, equity, drawdown."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = (out_dir / "equity_curve.png", out_dir / "drawdown.png")
-    x = list(range(len(curve)))
-    for path, column, label, colour in (
-        (paths[0], "equity", "equity", "tab:blue"),
-        (paths[1], "drawdown", "drawdown", "tab:red"),
-    ):
-        fig, ax = plt.subplots(figsize=(9, 4), dpi=80)
-        fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.14)  # fixed margins: tight_layout is slow
-        y = curve[column].to_numpy() if len(curve) else []
-        if column == "drawdown":
-            ax.fill_between(x, y, 0, color=colour, alpha=0.4, step="post")
-        ax.step(x, y, where="post", color=colour)
+def _date_axis(ax: plt.Axes) -> None:
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def plot_equity_drawdown(curve: pd.DataFrame, trades: pd.DataFrame, path: Path, title: str) -> Path:
+    """`curve`: time, equity, drawdown (performance_metrics.equity_curve); `trades`: exit_time, pnl."""
+    fig = equity_figure(curve, trades, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def equity_figure(curve: pd.DataFrame, trades: pd.DataFrame, title: str) -> Figure:
+    fig, (ax_eq, ax_dd) = plt.subplots(
+        2, 1, figsize=(10, 5.6), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.09, hspace=0.08)
+    if len(curve):
+        times = pd.to_datetime(curve["time"], utc=True).dt.tz_convert(None)
+        ax_eq.step(times, curve["equity"], where="post", color="tab:blue", linewidth=1.3, label="equity")
+        ax_dd.fill_between(times, curve["drawdown"], 0, step="post", color=LOSS, alpha=0.35)
+        ax_dd.step(times, curve["drawdown"], where="post", color=LOSS, linewidth=0.9)
+        if len(trades):
+            t = trades.sort_values("exit_time")
+            exits = pd.to_datetime(t["exit_time"], utc=True).dt.tz_convert(None)
+            equity_after = curve["equity"].to_numpy()[1:]
+            won = (t["pnl"].astype(float) > 0).to_numpy()
+            ax_eq.scatter(exits[won], equity_after[won], marker="^", color=WIN, s=26, zorder=3, label="win")
+            ax_eq.scatter(
+                exits[~won], equity_after[~won], marker="v", color=LOSS, s=26, zorder=3, label="loss or flat"
+            )
+        ax_eq.legend(loc="upper left", fontsize=8, frameon=False)
+    else:
+        ax_eq.text(0.5, 0.5, "no trades", transform=ax_eq.transAxes, ha="center", va="center")
+    ax_eq.set_title(title)
+    ax_eq.set_ylabel("equity")
+    ax_dd.set_ylabel("drawdown")
+    ax_dd.set_xlabel("date (UTC)")
+    for ax in (ax_eq, ax_dd):
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-        ax.set_title(f"{title}: {label}")
-        ax.set_xlabel("trade # (exits in time order)")
-        ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        fig.savefig(path)
-        plt.close(fig)
-    return paths
+    _date_axis(ax_dd)
+    return fig
+
+
+def plot_daily_pnl(daily: pd.Series, path: Path, title: str) -> Path:
+    """`daily`: PnL per session date (float), every session of the range."""
+    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=90)
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.88, bottom=0.16)
+    if len(daily):
+        days = pd.to_datetime([d.isoformat() if isinstance(d, date) else d for d in daily.index])
+        values = daily.astype(float).to_numpy()
+        ax.bar(days, values, width=0.8, color=[WIN if v > 0 else LOSS for v in values])
+        ax.axhline(0, color="black", linewidth=0.6)
+        _date_axis(ax)
+    else:
+        ax.text(0.5, 0.5, "no sessions", transform=ax.transAxes, ha="center", va="center")
+    ax.set_title(title)
+    ax.set_ylabel("PnL per session")
+    ax.set_xlabel("session date")
+    ax.grid(True, axis="y", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,235 @@
+"""The backtest report a researcher reads after every run (the freqtrade habit).
+
+Breakdowns per ticker, exit reason, day and direction, each with a TOTAL row, plus the run's metrics; printed as
+rich tables and written as `report.md` and a self-contained `report.html` (inline CSS, charts inlined as base64
+PNG: no CDN, no external file, opens from an e-mail attachment). Money is summed as Decimal from the trades'
+exact PnL strings, so the TOTAL rows equal the trade history to the cent.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tbot_bot.support.utils_bot import atomic_write_text
+
+if TYPE_CHECKING:
+    from tbot_bot.backtest.performance_metrics import Metrics
+
+# (column of the trades frame, title); "side" is long for bullish trades, short for bearish ones (any instrument)
+BREAKDOWNS: tuple[tuple[str, str], ...] = (
+    ("ticker", "Per ticker"),
+    ("exit_reason", "Per exit reason"),
+    ("session", "Per day"),
+    ("side", "Per direction"),
+)
+HEADERS = ("", "trades", "wins", "losses", "win %", "total PnL", "avg PnL", "avg minutes")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    key: str
+    trades: int
+    wins: int
+    losses: int
+    total_pnl: Decimal
+    avg_minutes: float | None
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.wins / self.trades if self.trades else None
+
+    @property
+    def avg_pnl(self) -> Decimal | None:
+        return self.total_pnl / self.trades if self.trades else None
+
+    def cells(self) -> list[str]:
+        return [
+            self.key,
+            str(self.trades),
+            str(self.wins),
+            str(self.losses),
+            "-" if self.win_rate is None else f"{self.win_rate:.1%}",
+            f"{self.total_pnl.quantize(CENT):,}",
+            "-" if self.avg_pnl is None else f"{self.avg_pnl.quantize(CENT):,}",
+            "-" if self.avg_minutes is None else f"{self.avg_minutes:.1f}",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestReport:
+    title: str
+    subtitle: str
+    tables: dict[str, list[BreakdownRow]]  # title -> rows, the last row is TOTAL
+    metrics: list[tuple[str, str]]
+    sessions_without_trades: int
+
+
+def _row(key: str, group: pd.DataFrame) -> BreakdownRow:
+    pnl = [Decimal(str(p)) for p in group["PnL"]]
+    minutes = (
+        pd.to_datetime(group["exit_time"], utc=True) - pd.to_datetime(group["entry_time"], utc=True)
+    ).dt.total_seconds() / 60
+    return BreakdownRow(
+        key=key,
+        trades=len(pnl),
+        wins=sum(1 for p in pnl if p > 0),
+        losses=sum(1 for p in pnl if p < 0),
+        total_pnl=sum(pnl, Decimal(0)),
+        avg_minutes=float(minutes.mean()) if len(pnl) else None,
+    )
+
+
+def breakdown(trades: pd.DataFrame, column: str) -> list[BreakdownRow]:
+    """One row per value of `column` (sorted), then TOTAL over every trade."""
+    rows: list[BreakdownRow] = []
+    if len(trades):
+        keys = trades[column].fillna("-").astype(str)
+        for key in sorted(keys.unique()):
+            rows.append(_row(key, trades[keys == key]))
+    rows.append(_row("TOTAL", trades) if len(trades) else BreakdownRow("TOTAL", 0, 0, 0, Decimal(0), None))
+    return rows
+
+
+def _num(value: float | None, fmt: str, none: str = "n/a") -> str:
+    return none if value is None else format(value, fmt)
+
+
+def metric_lines(m: Metrics) -> list[tuple[str, str]]:
+    return [
+        ("trades (wins / losses)", f"{m.trades} ({m.wins} / {m.losses})"),
+        ("win rate", _num(m.win_rate, ".1%")),
+        ("total PnL", f"{m.total_pnl:,.2f}"),
+        ("starting / final equity", f"{m.initial_equity:,.2f} / {m.final_equity:,.2f}"),
+        ("profit factor", _num(m.profit_factor, ".2f", "n/a (no losing trade)")),
+        ("expectancy per trade", _num(m.expectancy, ",.2f")),
+        ("average win / loss", f"{_num(m.avg_win, ',.2f')} / {_num(m.avg_loss, ',.2f')}"),
+        ("max consecutive wins / losses", f"{m.max_consecutive_wins} / {m.max_consecutive_losses}"),
+        ("average trade duration", _num(m.avg_trade_duration_minutes, ".1f") + " min"),
+        ("exposure time", f"{m.exposure_pct:.2%} of market time"),
+        ("max drawdown", f"{m.max_drawdown:,.2f} ({m.max_drawdown_pct:.2%} of peak)"),
+        ("Sharpe (daily, annualised)", _num(m.sharpe, ".2f")),
+        ("Sortino (daily, annualised)", _num(m.sortino, ".2f")),
+        ("annualised return", _num(m.annual_return, ".2%")),
+        ("Calmar", _num(m.calmar, ".2f")),
+        ("sessions", str(m.sessions)),
+    ]
+
+
+def build_report(
+    trades: pd.DataFrame, metrics: Metrics, *, strategy: str, start: str, end: str, sessions: int
+) -> BacktestReport:
+    days_traded = trades["session"].nunique() if len(trades) else 0
+    return BacktestReport(
+        title=f"Backtest {strategy.upper()} {start} to {end}",
+        subtitle=f"{sessions} sessions, {len(trades)} trades; times UTC; PnL in account currency",
+        tables={title: breakdown(trades, col) for col, title in BREAKDOWNS},
+        metrics=metric_lines(metrics),
+        sessions_without_trades=sessions - days_traded,
+    )
+
+
+def print_report(report: BacktestReport, file: Any = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    out = file or sys.stdout
+    # not a terminal (pipe, file, test): a fixed width so the tables never wrap mid-row
+    console = Console(file=out, width=None if out.isatty() else 110, highlight=False)
+    console.print(f"[bold]{report.title}[/bold]  ({report.subtitle})")
+    for title, rows in report.tables.items():
+        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_footer=False)
+        for i, h in enumerate(HEADERS):
+            table.add_column(h or title.split()[-1], justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row.cells(), style="bold" if row.key == "TOTAL" else None)
+        console.print(table)
+    summary = Table(title="Summary", box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for label, value in report.metrics:
+        summary.add_row(label, value)
+    console.print(summary)
+    if report.sessions_without_trades:
+        console.print(
+            f"{report.sessions_without_trades} sessions without trades (zero bars in the daily chart)"
+        )
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    right = ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(right) + " |"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return lines
+
+
+def write_markdown(report: BacktestReport, path: Path, images: dict[str, Path]) -> Path:
+    lines = [f"# {report.title}", "", report.subtitle, ""]
+    for alt, image in images.items():
+        lines += [f"![{alt}]({image.name})", ""]
+    lines += ["## Summary", ""] + _md_table(("metric", "value"), report.metrics) + [""]
+    for title, rows in report.tables.items():
+        head = [title.split()[-1], *HEADERS[1:]]
+        lines += [f"## {title}", ""] + _md_table(head, [r.cells() for r in rows]) + [""]
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;max-width:1100px;
+color:#1f2328;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:1.6rem}
+.sub{color:#59636e;margin-top:0}table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:.4rem 0}
+th,td{padding:.25rem .7rem;border-bottom:1px solid #d1d9e0;text-align:right}th:first-child,td:first-child{text-align:left}
+tr.total td{font-weight:600;border-top:2px solid #59636e}td.neg{color:#cf222e}td.pos{color:#1a7f37}
+img{max-width:100%;height:auto;border:1px solid #d1d9e0;margin:.4rem 0}
+.grid{display:flex;flex-wrap:wrap;gap:2rem}
+"""
+
+
+def _cell(text: str, col: int) -> str:
+    cls = ""
+    if col == 5:  # total PnL column: colour by sign
+        cls = (
+            ' class="neg"' if text.startswith("-") else (' class="pos"' if text not in ("0.00", "-") else "")
+        )
+    return f"<td{cls}>{html.escape(text)}</td>"
+
+
+def write_html(report: BacktestReport, path: Path, images: dict[str, Path]) -> Path:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(report.title)}</h1><p class='sub'>{html.escape(report.subtitle)}</p>",
+    ]
+    for alt, image in images.items():
+        data = base64.b64encode(image.read_bytes()).decode("ascii")
+        parts.append(f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>")
+    parts.append("<div class='grid'><section><h2>Summary</h2><table>")
+    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in report.metrics]
+    parts.append("</table></section></div>")
+    for title, rows in report.tables.items():
+        head = [title.split()[-1], *HEADERS[1:]]
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>")
+        parts += [f"<th>{html.escape(h)}</th>" for h in head]
+        parts.append("</tr>")
+        for row in rows:
+            cls = " class='total'" if row.key == "TOTAL" else ""
+            parts.append(f"<tr{cls}>" + "".join(_cell(c, i) for i, c in enumerate(row.cells())) + "</tr>")
+        parts.append("</table>")
+    if report.sessions_without_trades:
+        parts.append(f"<p class='sub'>{report.sessions_without_trades} sessions without trades.</p>")
+    parts.append("</body></html>\n")
+    atomic_write_text(path, "".join(parts))
+    return path
