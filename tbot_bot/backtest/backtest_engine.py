@@ -213,7 +213,7 @@ def write_outputs(
         curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
     )
     daily_pnl = pd.Series(
-        {d: float(Decimal(x["PnL"])) for d, x in zip(days, daily, strict=True)}, dtype=float
+        {d: float(Decimal(str(x["PnL"]))) for d, x in zip(days, daily, strict=True)}, dtype=float
     )
     files["daily_png"] = plot_daily_pnl(daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session")
     report = build_report(
