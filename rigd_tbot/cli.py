@@ -2,8 +2,9 @@
 
 A command module exposes `register(subparsers)`; it adds its parser and sets `func=handler` where
 `handler(args) -> int`. Every command takes `--home DIR` (else $TBOT_HOME, else the current directory).
-Our own errors become a readable message and an exit code, never a traceback: ConfigError exits 2,
-any other TbotError exits 1.
+Every error becomes a readable message and an exit code, never a traceback (see error_report.py):
+known categories (ConfigError, UsageError, DataError, PermissionError on a path) exit 2, a failed check or
+service exits 1, an unexpected exception exits 1 with its traceback in the error log (`--debug` prints it).
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from tbot_bot.errors import ConfigError, TbotError
-
 from . import commands
+from .error_report import report
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tbot",
         description="RIGD TradeBot: headless intraday trading daemon, its books, backtests and tools.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=bool(os.environ.get("TBOT_DEBUG")),
+        help="print the full traceback of an unexpected error (also TBOT_DEBUG=1)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -50,12 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
-    except TbotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except Exception as exc:  # the one top-level handler: a readable line, never a traceback
+        return report(exc, args, debug=bool(getattr(args, "debug", False)))
 
 
 if __name__ == "__main__":

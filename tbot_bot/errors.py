@@ -8,6 +8,8 @@ Vendor exceptions are translated into these at the adapter edge with `raise X(..
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TbotError(Exception):
     """Base of every error this project raises on purpose."""
@@ -16,18 +18,41 @@ class TbotError(Exception):
 class ConfigError(TbotError):
     """Configuration, secrets or provisioning are wrong; carries every problem found, not just the first."""
 
-    def __init__(self, problems: str | list[str], *, source: str | None = None) -> None:
+    label = "Configuration error"
+
+    def __init__(
+        self,
+        problems: str | list[str],
+        *,
+        source: str | None = None,
+        known_values: dict[str, Any] | None = None,
+    ) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
+        # the keys that were individually valid, so later checks (preflight) still run on them
+        self.known_values = dict(known_values or {})
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = f"Configuration error in {self.source}" if self.source else "Configuration error"
+        head = f"{self.label} in {self.source}" if self.source else self.label
         if len(self.problems) == 1:
             return f"{head}: {self.problems[0]}"
         lines = [f"{head}: {len(self.problems)} problems"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+class UsageError(ConfigError):
+    """A command-line argument or a value typed by a person is not acceptable (a short password, an
+    unknown role, an end date before the start); exit 2. A ConfigError, so existing handlers still catch it."""
+
+    label = "Invalid input"
+
+
+class DataError(TbotError):
+    """An input data file (bars, VIX) is unreadable or inconsistent: names the file, the row and the problem."""
+
+    label = "Data error"
 
 
 class NetworkError(TbotError):

@@ -53,7 +53,7 @@ def test_template_has_every_key_once_with_an_inline_comment() -> None:
         ("MAX_TRADES", "four", "integer"),
         ("MAX_TRADES", "0", "greater than or equal to 1"),
         ("TOTAL_ALLOCATION", "1.5", "less than or equal to 1"),
-        ("DAILY_LOSS_LIMIT", "-0.1", "greater than 0"),
+        ("DAILY_LOSS_LIMIT", "-0.1", "greater than or equal to 0.000001"),
         ("LOG_FORMAT", "xml", "'json' or 'csv'"),
         ("FRACTIONAL", "yes", "true or false"),
         ("START_TIME_OPEN", "9:30", "HH:MM"),

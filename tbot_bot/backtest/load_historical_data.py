@@ -1,9 +1,13 @@
 """Load 1-minute bars for backtests, the sim exchange and the supervisor's replay (DESIGN §11).
 
-Input: a CSV (optionally .gz) or Parquet file, or a folder of them, with columns timestamp (UTC, bar START),
-symbol, open, high, low, close, volume[, vwap]; or a NinjaTrader minute export (`YYYYMMDD HHMMSS;o;h;l;c;v`,
-timestamp = bar END in UTC). Output: one DataFrame, timestamp as datetime64[ns, UTC], sorted by
-(timestamp, symbol), duplicates dropped.
+Input: a CSV (optionally .gz) or Parquet file, or a folder of them, with columns timestamp (UTC, bar START,
+with an explicit offset such as Z or +00:00), symbol, open, high, low, close, volume[, vwap]; or a NinjaTrader
+minute export (`YYYYMMDD HHMMSS;o;h;l;c;v`, timestamp = bar END in UTC). Output: one DataFrame, timestamp as
+datetime64[ns, UTC], sorted by (timestamp, symbol).
+
+Every file is checked before it is used (bar_checks.py): an unreadable, empty or inconsistent file is a
+DataError naming the file, the row and the problem. Bars repeated with identical values are dropped with a
+warning; a repeated (timestamp, symbol) with different values is refused.
 """
 
 from __future__ import annotations
@@ -14,54 +18,50 @@ from pathlib import Path
 
 import pandas as pd
 
-from tbot_bot.errors import MarketDataError
+from tbot_bot.backtest.bar_checks import check_bars, read_guarded
+from tbot_bot.errors import DataError
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
 _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".txt")
 
 
 def _is_ninjatrader(path: Path) -> bool:
-    opener = __import__("gzip").open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        first = fh.readline().strip()
-    head = first.split(";")
+    def first_line() -> str:
+        opener = __import__("gzip").open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return str(fh.readline().strip())
+
+    head = read_guarded(path, first_line).split(";")
     return len(head) == 6 and len(head[0]) == 15 and head[0][:8].isdigit()
 
 
 def read_ninjatrader(path: str | os.PathLike[str], symbol: str) -> pd.DataFrame:
     """A NinjaTrader minute export: the stamp is the bar END in UTC, so one minute is subtracted."""
-    raw = pd.read_csv(path, sep=";", header=None, names=["stamp", "open", "high", "low", "close", "volume"])
-    ts = pd.to_datetime(raw["stamp"].str.strip(), format="%Y%m%d %H%M%S", utc=True) - pd.Timedelta(minutes=1)
-    out = raw.drop(columns="stamp").assign(timestamp=ts, symbol=symbol)
-    return _normalise(out, str(path))
-
-
-def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    df = df.rename(columns={c: c.strip().lower() for c in df.columns})
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise MarketDataError(
-            f"{source}: missing columns {', '.join(missing)} (need {', '.join(COLUMNS)}[, vwap])"
-        )
-    ts = pd.to_datetime(df["timestamp"], utc=True)
-    out = pd.DataFrame({"timestamp": ts.astype("datetime64[ns, UTC]"), "symbol": df["symbol"].astype(str)})
-    for c in ("open", "high", "low", "close", "volume"):
-        out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    if "vwap" in df.columns:
-        out["vwap"] = pd.to_numeric(df["vwap"], errors="coerce").astype(float)
-    bad = out[["open", "high", "low", "close"]].isna().any(axis=1)
+    source = Path(path)
+    raw = read_guarded(
+        source,
+        lambda: pd.read_csv(
+            path, sep=";", header=None, names=["stamp", "open", "high", "low", "close", "volume"], dtype=str
+        ),
+    )
+    stamps = raw["stamp"].astype(str).str.strip()
+    ts = pd.to_datetime(stamps, format="%Y%m%d %H%M%S", utc=True, errors="coerce")
+    bad = ts.isna()
     if bad.any():
-        raise MarketDataError(f"{source}: {int(bad.sum())} rows with missing prices")
-    return out
+        row = int(bad.to_numpy().argmax())
+        raise DataError(f"{source}, row {row + 1}: {stamps.iloc[row]!r} is not a YYYYMMDD HHMMSS time stamp")
+    out = raw.drop(columns="stamp").assign(timestamp=ts - pd.Timedelta(minutes=1), symbol=symbol)
+    return check_bars(out, source, first_row=1, stamps_are_utc=True)
 
 
 def _read_file(path: Path, symbol: str | None) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return _normalise(pd.read_parquet(path), str(path))
+        return check_bars(read_guarded(path, lambda: pd.read_parquet(path)), path, first_row=1)
     if _is_ninjatrader(path):
         return read_ninjatrader(path, symbol or path.name.split(".")[0].upper())
-    return _normalise(pd.read_csv(path), str(path))
+    # header on line 1: the first bar is line 2 of the file
+    return check_bars(read_guarded(path, lambda: pd.read_csv(path, dtype=str)), path, first_row=2)
 
 
 def load_bars(
@@ -80,7 +80,7 @@ def load_bars(
     elif path.is_file():
         files = [path]
     else:
-        raise MarketDataError(f"no market data at {path}")
+        raise DataError(f"no market data at {path}: no such file or folder")
     frames = [
         _read_file(p, ninjatrader_symbol)
         for p in files
@@ -88,7 +88,7 @@ def load_bars(
     ]
     frames = [f for f in frames if len(f)]
     if not frames:
-        raise MarketDataError(f"no bar files found in {path}")
+        raise DataError(f"no bars in {path} (need *.csv, *.csv.gz, *.parquet or *.txt files with rows)")
     df = pd.concat(frames, ignore_index=True)
     if symbols:
         df = df[df["symbol"].isin(symbols)]
@@ -98,6 +98,7 @@ def load_bars(
         days = days[df.index]
     if end is not None:
         df = df[days <= end]
+    # the same bar in two files (overlapping downloads): identical copies were checked per file, drop here
     df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
     return df.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
 

@@ -8,13 +8,26 @@ an error even when its feature is off: DISABLED is a value, OMITTED is a mistake
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import re
+import unicodedata
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from tbot_bot.errors import ConfigError
 
@@ -46,12 +59,51 @@ def _csv(v: Any) -> Any:
     return v
 
 
+# Plain decimal notation, optionally with a short exponent: no inf, nan, hex, underscores or 300-digit numbers.
+_NUMBER = re.compile(r"^[+-]?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})([eE][+-]?\d{1,3})?$")
+_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
+_NOT_A_NUMBER = "must be a finite number written like 0.5, 30 or 2.5e-3"
+
+
+def _number_text(v: str) -> str:
+    s = v.strip()
+    if not _NUMBER.match(s):
+        raise ValueError(_NOT_A_NUMBER)
+    return s
+
+
+def _float(v: Any) -> Any:
+    if isinstance(v, str):
+        s = _number_text(v)
+        f = float(s)
+        if not math.isfinite(f):
+            raise ValueError(_NOT_A_NUMBER)
+        if f == 0 and re.search(r"[1-9]", s.lower().partition("e")[0]):
+            raise ValueError("is too small to represent (it would become 0); write 0 or a larger value")
+        return f
+    return v
+
+
+def _int(v: Any) -> Any:
+    if isinstance(v, str):
+        s = v.strip()
+        if not _INTEGER.match(s):
+            raise ValueError(
+                "must be a whole number (integer) like 14 (no decimal point, exponent or separators)"
+            )
+        return int(s)
+    return v
+
+
 def _decimal(v: Any) -> Any:
     if isinstance(v, str):
         try:
-            return Decimal(v.strip())
+            d = Decimal(_number_text(v))
         except InvalidOperation:
-            raise ValueError("must be a number") from None
+            raise ValueError(_NOT_A_NUMBER) from None
+        if not d.is_finite():
+            raise ValueError(_NOT_A_NUMBER)
+        return d
     return v
 
 
@@ -74,7 +126,7 @@ def _hhmm(v: Any) -> Any:
     return v
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
+_DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)(ms|s|m)$")
 
 
 def _duration(v: Any) -> Any:
@@ -92,9 +144,9 @@ def _disabled_or_fraction(v: Any) -> Any:
         return None
     if isinstance(v, str):
         try:
-            return float(v)
+            return _float(v)
         except ValueError:
-            raise ValueError("must be 'disabled' or a fraction in (0, 1]") from None
+            raise ValueError("must be 'disabled' or a fraction in 0.0001..1") from None
     return v
 
 
@@ -108,38 +160,94 @@ def _empty_none(v: Any) -> Any:
     return _strip(v)
 
 
+RATE_MIN, RATE_MAX = -0.05, 0.5
+
+
 def _rate_table(v: Any) -> Any:
     if isinstance(v, str):
         table: dict[str, float] = {}
-        for item in _csv(v):
+        pairs = [p.strip() for p in v.split(",")]
+        if not v.strip() or any(not p for p in pairs):
+            raise ValueError("must be comma-separated JURISDICTION:RATE pairs, e.g. USA:0.045,GBR:0.0425")
+        for item in pairs:
             code, sep, rate = item.partition(":")
-            if not sep:
-                raise ValueError("must be JURISDICTION:RATE pairs, e.g. USA:0.045,GBR:0.0425")
+            code = code.strip()
+            if not sep or not re.fullmatch(r"[A-Z]{3}", code):
+                raise ValueError(
+                    f"{item!r} is not JURISDICTION:RATE with a three-letter upper-case code (e.g. USA:0.045)"
+                )
+            if code in table:
+                raise ValueError(f"jurisdiction {code} appears twice")
             try:
-                table[code.strip().upper()] = float(rate)
+                number = _float(rate)
             except ValueError:
-                raise ValueError(f"rate for {code.strip()} must be a number") from None
+                raise ValueError(f"rate for {code} {_NOT_A_NUMBER}") from None
+            if not RATE_MIN <= number <= RATE_MAX:
+                raise ValueError(f"rate for {code} must be within {RATE_MIN}..{RATE_MAX}")
+            table[code] = number
         return table
     return v
 
 
+def _weekdays(v: Any) -> Any:
+    v = _csv(v)
+    if isinstance(v, tuple) and len(set(v)) != len(v):
+        raise ValueError("names a weekday more than once; list each day once, e.g. mon,tue,wed,thu,fri")
+    return v
+
+
+def _home_relative_dir(v: Any) -> Any:
+    if isinstance(v, str):
+        s = v.strip()
+        path = PurePosixPath(s)
+        if not s or path.is_absolute() or s.startswith("~") or ".." in path.parts or "\\" in s:
+            raise ValueError(
+                "must be a folder relative to the bot home that stays inside it (no leading /, ~ or ..), "
+                "e.g. backtest_results/strategy_tuning/"
+            )
+    return v
+
+
+def _calendar(v: Any) -> Any:
+    if isinstance(v, str):
+        name = v.strip()
+        names = calendar_names()
+        if name not in names:
+            close = difflib.get_close_matches(name.upper(), sorted(names), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"is not an exchange_calendars calendar (e.g. XNYS, XNAS, XTSE){hint}")
+        return name
+    return v
+
+
+@functools.cache
+def calendar_names() -> frozenset[str]:
+    """Every name `exchange_calendars.get_calendar` accepts (codes and aliases)."""
+    import exchange_calendars as xc
+
+    return frozenset(xc.get_calendar_names(include_aliases=True))
+
+
 Bool = Annotated[bool, BeforeValidator(_bool)]
-Fraction = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0, le=1)]
-FloatFraction = Annotated[float, Field(gt=0, le=1)]
-Minutes = Annotated[int, Field(ge=1, le=390)]
+Int = Annotated[int, BeforeValidator(_int)]
+Float = Annotated[float, BeforeValidator(_float)]
+Fraction = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=Decimal("0.000001"), le=1)]
+FloatFraction = Annotated[Float, Field(ge=0.0001, le=1)]
+Pct = Annotated[Float, Field(ge=0.0001, le=0.5)]
+Minutes = Annotated[Int, Field(ge=1, le=390)]
 UtcTime = Annotated[time, BeforeValidator(_hhmm)]
-Money = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0)]
-MarketCap = Annotated[int, Field(ge=0)]
+Money = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=Decimal("0.01"), le=1_000_000)]
+MarketCap = Annotated[Int, Field(ge=0, le=10**14)]
 Short = Annotated[ShortType, BeforeValidator(_strip)]
 OptionalFraction = Annotated[
-    Annotated[float, Field(gt=0, le=1)] | None, BeforeValidator(_disabled_or_fraction)
+    Annotated[float, Field(ge=0.0001, le=1)] | None, BeforeValidator(_disabled_or_fraction)
 ]
 
 
 class BotSettings(BaseModel):
     """The validated, frozen contents of one `.env_bot`. Attribute names are the keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     # General & debugging
     VERSION_TAG: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$", description="must equal VERSION.md")]
@@ -152,11 +260,11 @@ class BotSettings(BaseModel):
     LOG_FORMAT: Annotated[Literal["json", "csv"], Field(description="strategy log and trade history format")]
     # Trade execution & risk
     TRADE_CONFIRMATION_REQUIRED: Annotated[Bool, Field(description="orders wait for `tbot confirm`")]
-    API_RETRY_LIMIT: Annotated[int, Field(ge=0, le=10, description="retries of a failed broker call")]
-    API_TIMEOUT: Annotated[float, Field(gt=0, le=300, description="seconds before a broker call times out")]
+    API_RETRY_LIMIT: Annotated[Int, Field(ge=0, le=10, description="retries of a failed broker call")]
+    API_TIMEOUT: Annotated[Float, Field(ge=0.1, le=300, description="seconds before a broker call times out")]
     FRACTIONAL: Annotated[Bool, Field(description="fractional shares when the broker supports them")]
     TOTAL_ALLOCATION: Annotated[Fraction, Field(description="session cap as a fraction of the float")]
-    MAX_TRADES: Annotated[int, Field(ge=1, le=20, description="entries per strategy window")]
+    MAX_TRADES: Annotated[Int, Field(ge=1, le=20, description="entries per strategy window")]
     WEIGHTS: Annotated[tuple[Decimal, ...], BeforeValidator(_decimal_list), Field(description="slot weights")]
     DAILY_LOSS_LIMIT: Annotated[
         Fraction, Field(description="halt when realised loss today exceeds float x this")
@@ -164,16 +272,16 @@ class BotSettings(BaseModel):
     MAX_RISK_PER_TRADE: Annotated[
         Fraction, Field(description="largest notional per trade, fraction of float")
     ]
-    MAX_OPEN_POSITIONS: Annotated[int, Field(ge=1, le=100, description="open positions across strategies")]
+    MAX_OPEN_POSITIONS: Annotated[Int, Field(ge=1, le=100, description="open positions across strategies")]
     # Price & volume filters
     MIN_PRICE: Annotated[Money, Field(description="lowest price a candidate may have")]
     MAX_PRICE: Annotated[Money, Field(description="highest price a candidate may have")]
-    MIN_VOLUME_THRESHOLD: Annotated[int, Field(ge=0, description="previous session volume floor")]
+    MIN_VOLUME_THRESHOLD: Annotated[Int, Field(ge=0, le=10**12, description="previous session volume floor")]
     ENABLE_FUNNHUB_FUNDAMENTALS_FILTER: Annotated[
         Bool, Field(description="Finnhub fundamentals guard (spec spelling)")
     ]
-    MAX_PE_RATIO: Annotated[float, Field(gt=0, description="highest normalized P/E")]
-    MAX_DEBT_EQUITY: Annotated[float, Field(ge=0, description="highest total debt / total equity")]
+    MAX_PE_RATIO: Annotated[Float, Field(ge=0.1, le=10000, description="highest normalized P/E")]
+    MAX_DEBT_EQUITY: Annotated[Float, Field(ge=0, le=1000, description="highest total debt / total equity")]
     # Strategy routing & broker
     BROKER_NAME: Annotated[
         Literal["ALPACA", "IBKR", "SIM"], BeforeValidator(_strip), Field(description="the one broker")
@@ -185,17 +293,17 @@ class BotSettings(BaseModel):
     # Rebalance & failover (the accounting system acts; the bot only notifies)
     REBALANCE_ENABLED: Bool
     REBALANCE_THRESHOLD: FloatFraction
-    REBALANCE_CHECK_INTERVAL: Annotated[int, Field(ge=60, le=86400, description="seconds between checks")]
+    REBALANCE_CHECK_INTERVAL: Annotated[Int, Field(ge=60, le=86400, description="seconds between checks")]
     FAILOVER_ENABLED: Bool
     FAILOVER_LOG_TAG: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
     # Global time & polling
     TRADING_DAYS: Annotated[
         tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...],
-        BeforeValidator(_csv),
+        BeforeValidator(_weekdays),
         Field(min_length=1),
     ]
     SLEEP_TIME: Annotated[
-        float, BeforeValidator(_duration), Field(gt=0, le=60, description="seconds between polls")
+        float, BeforeValidator(_duration), Field(ge=0.01, le=60, description="seconds between polls")
     ]
     # OPEN
     MAX_GAP_PCT_OPEN: FloatFraction
@@ -206,9 +314,9 @@ class BotSettings(BaseModel):
     OPEN_ANALYSIS_TIME: Minutes
     OPEN_BREAKOUT_TIME: Minutes
     OPEN_MONITORING_TIME: Minutes
-    STRAT_OPEN_BUFFER: Annotated[float, Field(ge=0, le=0.5)]
+    STRAT_OPEN_BUFFER: Annotated[Float, Field(ge=0, le=0.5)]
     SHORT_TYPE_OPEN: Short
-    OPEN_TRAILING_STOP_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    OPEN_TRAILING_STOP_PCT: Pct
     # MID
     MAX_GAP_PCT_MID: FloatFraction
     MIN_MARKET_CAP_MID: MarketCap
@@ -218,13 +326,13 @@ class BotSettings(BaseModel):
     MID_ANALYSIS_TIME: Minutes
     MID_BREAKOUT_TIME: Minutes
     MID_MONITORING_TIME: Minutes
-    STRAT_MID_VWAP_THRESHOLD: Annotated[float, Field(gt=0, le=0.5)]
+    STRAT_MID_VWAP_THRESHOLD: Pct
     SHORT_TYPE_MID: Short
-    MID_STOP_LOSS_PCT: Annotated[float, Field(gt=0, le=0.5)]
-    ADX_PERIOD: Annotated[int, Field(ge=2, le=100)]
-    ADX_THRESHOLD: Annotated[float, Field(gt=0, le=100)]
-    BOLLINGER_PERIOD: Annotated[int, Field(ge=2, le=200)]
-    BOLLINGER_STD: Annotated[float, Field(gt=0, le=10)]
+    MID_STOP_LOSS_PCT: Pct
+    ADX_PERIOD: Annotated[Int, Field(ge=2, le=100)]
+    ADX_THRESHOLD: Annotated[Float, Field(ge=1, le=100)]
+    BOLLINGER_PERIOD: Annotated[Int, Field(ge=2, le=200)]
+    BOLLINGER_STD: Annotated[Float, Field(ge=0.1, le=10)]
     # CLOSE
     MAX_GAP_PCT_CLOSE: FloatFraction
     MIN_MARKET_CAP_CLOSE: MarketCap
@@ -234,13 +342,13 @@ class BotSettings(BaseModel):
     CLOSE_ANALYSIS_TIME: Minutes
     CLOSE_BREAKOUT_TIME: Minutes
     CLOSE_MONITORING_TIME: Minutes
-    STRAT_CLOSE_VIX_THRESHOLD: Annotated[float, Field(ge=0, le=200)]
+    STRAT_CLOSE_VIX_THRESHOLD: Annotated[Float, Field(ge=0, le=200)]
     SHORT_TYPE_CLOSE: Short
-    CLOSE_STOP_LOSS_PCT: Annotated[float, Field(gt=0, le=0.5)]
-    STRAT_CLOSE_MOMENTUM_PCT: Annotated[float, Field(gt=0, le=0.5)]
-    STRAT_CLOSE_SPIKE_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    CLOSE_STOP_LOSS_PCT: Pct
+    STRAT_CLOSE_MOMENTUM_PCT: Pct
+    STRAT_CLOSE_SPIKE_PCT: Pct
     # Candidate filters shared by strategies
-    MAX_SPREAD_PCT: Annotated[float, Field(gt=0, le=0.5)]
+    MAX_SPREAD_PCT: Pct
     MIN_MARKET_CAP_FUNDAMENTAL: MarketCap
     # Notifications
     NOTIFY_ON_FILL: Bool
@@ -251,35 +359,37 @@ class BotSettings(BaseModel):
     # Reporting & ledger
     LEDGER_EXPORT_MODE: Literal["auto", "off"]
     CURRENCY_CODE: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    LEDGER_BACKUP_KEEP: Annotated[int, Field(ge=1, le=10000)]
-    LOG_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)]
-    MARKET_CALENDAR: Annotated[str, Field(pattern=r"^[A-Z0-9]{3,5}$")]
+    LEDGER_BACKUP_KEEP: Annotated[Int, Field(ge=1, le=10000)]
+    LOG_RETENTION_DAYS: Annotated[Int, Field(ge=1, le=3650)]
+    MARKET_CALENDAR: Annotated[str, BeforeValidator(_calendar)]
     # Defense mode
     DEFENSE_MODE_ACTIVE: Bool
-    DEFENSE_MODE_TRADE_LIMIT_PCT: Annotated[int, Field(ge=1, le=100)]
+    DEFENSE_MODE_TRADE_LIMIT_PCT: Annotated[Int, Field(ge=1, le=100)]
     DEFENSE_MODE_TOTAL_ALLOCATION: Fraction
     DEFENSE_MODE_TRIGGER_DRAWDOWN: OptionalFraction
     DEFENSE_MODE_TRIGGER_WIN_RATE: OptionalFraction
     # Enhancements
     ENABLE_REBALANCE_NOTIFIER: Bool
-    REBALANCE_TRIGGER_PCT: Annotated[float, Field(gt=0, le=100)]
+    REBALANCE_TRIGGER_PCT: Annotated[Float, Field(ge=0.01, le=100)]
     RBAC_ENABLED: Bool
     DEFAULT_USER_ROLE: Literal["admin", "operator", "auditor", "viewer"]
     ENABLE_STRATEGY_OPTIMIZER: Bool
-    OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[int, Field(ge=1, le=3650)]
+    OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[Int, Field(ge=1, le=3650)]
     OPTIMIZER_ALGORITHM: Literal["grid_search", "bayesian", "genetic"]
-    OPTIMIZER_OUTPUT_DIR: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-./]+$")]
+    OPTIMIZER_OUTPUT_DIR: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9_\-./]+$"), AfterValidator(_home_relative_dir)
+    ]
     ENABLE_SLIPPAGE_MODEL: Bool
     SLIPPAGE_SIMULATION_TYPE: Literal["none", "rule_based", "randomized"]
-    SLIPPAGE_MEAN_PCT: Annotated[float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
-    SLIPPAGE_STDDEV_PCT: Annotated[float, Field(ge=0, le=10, description="percent")]
-    SIMULATED_LATENCY_MS: Annotated[int, Field(ge=0, le=60000)]
+    SLIPPAGE_MEAN_PCT: Annotated[Float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
+    SLIPPAGE_STDDEV_PCT: Annotated[Float, Field(ge=0, le=10, description="percent")]
+    SIMULATED_LATENCY_MS: Annotated[Int, Field(ge=0, le=60000)]
     ENABLE_BSM_FILTER: Bool
     MAX_BSM_DEVIATION: FloatFraction
-    RISK_FREE_RATE: Annotated[float, Field(ge=-0.05, le=0.5)]
+    RISK_FREE_RATE: Annotated[Float, Field(ge=-0.05, le=0.5)]
     RISK_FREE_RATE_SOURCE: Literal["static", "dynamic"]
     RISK_FREE_RATE_TABLE: Annotated[dict[str, float], BeforeValidator(_rate_table)]
-    FINNHUB_CALLS_PER_MINUTE: Annotated[int, Field(ge=1, le=6000)]
+    FINNHUB_CALLS_PER_MINUTE: Annotated[Int, Field(ge=1, le=6000)]
     # Broker toggles (exactly one true, matching BROKER_NAME)
     ALPACA_ENABLED: Bool
     IBKR_ENABLED: Bool
@@ -307,6 +417,19 @@ class BotSettings(BaseModel):
 
 
 KEYS: tuple[str, ...] = tuple(BotSettings.model_fields)
+
+
+def numeric_bounds() -> dict[str, tuple[str, str]]:
+    """(lowest, highest) allowed value of every numeric key, as the template comments document them."""
+    bounds: dict[str, tuple[str, str]] = {}
+    for key, info in BotSettings.model_fields.items():
+        lo = next((getattr(m, a) for m in info.metadata for a in ("ge", "gt") if hasattr(m, a)), None)
+        hi = next((getattr(m, a) for m in info.metadata for a in ("le", "lt") if hasattr(m, a)), None)
+        if lo is not None and hi is not None:
+            bounds[key] = (str(lo), str(hi))
+    return bounds
+
+
 _RULE_SEP = "\x1f"  # joins cross-key problems inside one pydantic error
 
 
@@ -431,12 +554,33 @@ def _unquote(raw: str) -> str:
     return raw.strip()
 
 
+def _control_character(line: str) -> str | None:
+    """The first control or line-separator character in a line (tab is allowed), if any."""
+    for ch in line:
+        if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return ch
+    return None
+
+
 def parse_env_text(text: str) -> tuple[dict[str, str], list[str]]:
-    """KEY=VALUE lines (comments, quotes, inline comments allowed) -> mapping and syntax problems."""
+    """KEY=VALUE lines (comments, quotes, inline comments allowed) -> mapping and syntax problems.
+
+    Lines split on "\n" only (a trailing "\r" is dropped), so a form feed, U+001C or U+0085 inside a value
+    is reported with its line number instead of silently cutting the value. A leading UTF-8 BOM is ignored.
+    """
     values: dict[str, str] = {}
     first_line: dict[str, int] = {}
     problems: list[str] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        line = line.removesuffix("\r")
+        bad = _control_character(line)
+        if bad is not None:
+            m = _LINE.match(line)
+            where = f"{m.group('key')} on line {n}" if m else f"line {n}"
+            problems.append(
+                f"{where} contains the control character U+{ord(bad):04X}; values must be plain one-line text"
+            )
+            continue
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _LINE.match(line)
@@ -466,30 +610,70 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
     key = str(loc[0])
     if err.get("type") == "missing":
         return f"{key} is missing (every key must be present, even when its feature is off)"
-    found = mapping.get(key, err.get("input"))
-    return f"{key}={found!r} is not allowed: {msg}"
+    found = str(mapping.get(key, err.get("input")))
+    shown = found if len(found) <= 60 else f"{found[:40]}... ({len(found)} characters)"
+    # pydantic shows Decimal bounds as Decimal('0.0001'); people read 0.0001
+    msg = re.sub(r"Decimal\('([^']*)'\)", r"\1", msg)
+    return f"{key}={shown!r} is not allowed: {msg}"
+
+
+@functools.cache
+def _field_adapters() -> dict[str, TypeAdapter[Any]]:
+    """One validator per key, so each key is checked on its own and the valid ones survive a bad neighbour."""
+    config = ConfigDict(str_strip_whitespace=True, allow_inf_nan=False)
+    adapters: dict[str, TypeAdapter[Any]] = {}
+    for key, info in BotSettings.model_fields.items():
+        annotation: Any = info.annotation
+        if info.metadata:
+            annotation = Annotated[(annotation, *info.metadata)]
+        adapters[key] = TypeAdapter(annotation, config=config)
+    return adapters
+
+
+def parse_known_values(mapping: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Each known key validated on its own: (the values that are individually valid, problems)."""
+    parsed: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, adapter in _field_adapters().items():
+        if key not in mapping:
+            problems.append(f"{key} is missing (every key must be present, even when its feature is off)")
+            continue
+        try:
+            parsed[key] = adapter.validate_python(mapping[key])
+        except ValidationError as exc:
+            problems += [_describe_error({**err, "loc": (key,)}, mapping) for err in exc.errors()]
+    return parsed, problems
+
+
+def cross_key_problems(values: dict[str, Any]) -> list[str]:
+    """Every cross-key rule whose keys are individually valid; a rule needing an invalid key is skipped
+    (that key is already reported)."""
+    partial = BotSettings.model_construct(**values)
+    problems = []
+    for rule in CROSS_KEY_RULES:
+        try:
+            problem = rule(partial)
+        except AttributeError:
+            continue
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def validate_settings(
     mapping: dict[str, str], *, source: str | None = None, version_tag: str | None = None
 ) -> BotSettings:
-    """Validate a parsed mapping; every problem is reported at once in one ConfigError."""
+    """Validate a parsed mapping; every problem, cross-key rules included, is reported at once in one
+    ConfigError whose `known_values` holds the keys that were individually valid (for later checks)."""
     problems = [_unknown_key_problem(k) for k in mapping if k not in KEYS]
     known = {k: v for k, v in mapping.items() if k in KEYS}
-    settings: BotSettings | None = None
-    try:
-        settings = BotSettings.model_validate(known)
-    except ValidationError as exc:
-        for err in exc.errors():
-            if not err.get("loc") and str(err.get("msg", "")).startswith("Value error, "):
-                problems.extend(str(err["msg"]).removeprefix("Value error, ").split(_RULE_SEP))
-            else:
-                problems.append(_describe_error(dict(err), known))
+    parsed, key_problems = parse_known_values(known)
+    problems += key_problems + cross_key_problems(parsed)
     if version_tag is not None and known.get("VERSION_TAG") and known["VERSION_TAG"] != version_tag:
         problems.append(f"VERSION_TAG={known['VERSION_TAG']!r} does not match VERSION.md ({version_tag})")
-    if problems or settings is None:
-        raise ConfigError(problems or ["invalid configuration"], source=source)
-    return settings
+    if problems:
+        raise ConfigError(problems, source=source, known_values=parsed)
+    return BotSettings.model_construct(**parsed)
 
 
 def settings_from_text(text: str, *, source: str | None = None, check_version: bool = True) -> BotSettings:
@@ -500,7 +684,10 @@ def settings_from_text(text: str, *, source: str | None = None, check_version: b
     try:
         settings = validate_settings(mapping, source=source, version_tag=tag)
     except ConfigError as exc:
-        raise ConfigError(problems + exc.problems, source=source) from None
+        # a key whose line was refused for a control character is not "missing" as well
+        refused = {m.group(1) for p in problems if (m := re.match(r"(\w+) on line \d+ contains", p))}
+        later = [p for p in exc.problems if p.split(" ", 1)[0] not in refused or " is missing " not in p]
+        raise ConfigError(problems + later, source=source, known_values=exc.known_values) from None
     if problems:
-        raise ConfigError(problems, source=source)
+        raise ConfigError(problems, source=source, known_values=settings.model_dump())
     return settings

@@ -23,11 +23,33 @@ from tbot_bot.support.utils_bot import utc_now
 SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASS")
 
 
+def _regular_file(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} is not a regular file (a directory or a device?); it must be the configuration file itself",
+            source=str(path),
+        )
+
+
+def decode_config_text(raw: bytes, path: Path) -> str:
+    """UTF-8 text of a configuration file (a leading BOM is fine); anything else is a ConfigError naming it."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} does not hold UTF-8 text (undecodable byte at offset {exc.start}); re-create it from "
+            ".env_bot.template-test and encrypt it with tools/encrypt_env_bot.py",
+            source=str(path),
+        ) from None
+
+
 def read_env_text(home: BotHome) -> str:
     """The decrypted `.env_bot` text: `.env_bot.enc` when present, else plaintext in development only."""
-    if home.env_bot_enc.exists():
-        return decrypt_file(home.env_bot_enc, home.key_file("env")).decode("utf-8")
+    if home.env_bot_enc.exists() or home.env_bot_enc.is_symlink():
+        _regular_file(home.env_bot_enc)
+        return decode_config_text(decrypt_file(home.env_bot_enc, home.key_file("env")), home.env_bot_enc)
     if home.env_bot_plain.exists():
+        _regular_file(home.env_bot_plain)
         # ENVIRONMENT=production: a plaintext .env_bot is refused outright
         if environment(home) == "production":
             raise ConfigError(
@@ -35,7 +57,7 @@ def read_env_text(home: BotHome) -> str:
                 f"encrypt it with `python tools/encrypt_env_bot.py --home {home.root}` and delete the plaintext"
             )
         print(f"warning: using plaintext {home.env_bot_plain} (development only)", file=sys.stderr)
-        return home.env_bot_plain.read_text(encoding="utf-8")
+        return decode_config_text(home.env_bot_plain.read_bytes(), home.env_bot_plain)
     raise ConfigError(f"no configuration found: neither {home.env_bot_enc} nor {home.env_bot_plain} exists")
 
 
@@ -137,7 +159,8 @@ def encrypt_plaintext_file(
     home: BotHome, plaintext: Path, *, actor: str, remove_plaintext: bool = True
 ) -> BotSettings:
     """tools/encrypt_env_bot.py: validate a plaintext .env_bot and encrypt it to .env_bot.enc."""
-    settings = save_env_text(home, plaintext.read_text(encoding="utf-8"), actor=actor)
+    _regular_file(plaintext)
+    settings = save_env_text(home, decode_config_text(plaintext.read_bytes(), plaintext), actor=actor)
     if remove_plaintext:
         plaintext.unlink()
     return settings

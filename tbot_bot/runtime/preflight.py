@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding, load_binding
 from tbot_bot.config.env_bot import STRATEGIES, BotSettings
@@ -67,6 +69,25 @@ def check_keys(home: BotHome) -> list[str]:
     return problems
 
 
+def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -> list[str]:
+    """Keys of `.env_bot` that must agree with what the accounting system injected (each checked when the
+    key itself parsed)."""
+    problems = []
+    currency = values.get("CURRENCY_CODE")
+    # CURRENCY_CODE must be the currency of the injected ledger
+    if currency is not None and currency != binding.currency_code:
+        problems.append(
+            f"CURRENCY_CODE={currency} differs from the injected ledger currency {binding.currency_code}"
+        )
+    broker = values.get("BROKER_NAME")
+    # BROKER_NAME must be the broker the accounting system provisioned this bot (and its ledger) for
+    if broker is not None and broker != binding.identity.BROKER_CODE:
+        problems.append(
+            f"BROKER_NAME={broker} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"
+        )
+    return problems
+
+
 def preflight(home: BotHome) -> Preflight:
     """Everything a boot needs, checked; one ConfigError lists every problem found."""
     if not home.root.exists():
@@ -75,24 +96,20 @@ def preflight(home: BotHome) -> Preflight:
         )
     problems = check_keys(home)
     settings = binding = None
+    config_values: dict[str, Any] = {}
     try:
         settings = load_settings(home)
+        config_values = settings.model_dump()
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" if exc.source else p for p in exc.problems]
+        config_values = exc.known_values
     try:
         binding = load_binding(home)
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" if exc.source else p for p in exc.problems]
-    # CURRENCY_CODE must be the currency of the injected ledger
-    if settings and binding and settings.CURRENCY_CODE != binding.currency_code:
-        problems.append(
-            f"CURRENCY_CODE={settings.CURRENCY_CODE} differs from the injected ledger currency {binding.currency_code}"
-        )
-    # BROKER_NAME must be the broker the accounting system provisioned this bot (and its ledger) for
-    if settings and binding and settings.BROKER_NAME != binding.identity.BROKER_CODE:
-        problems.append(
-            f"BROKER_NAME={settings.BROKER_NAME} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"
-        )
+    if binding is not None:
+        # checked on whatever keys parsed, so a bad neighbour never hides a mismatch
+        problems += config_binding_problems(config_values, binding)
     float_amount = Decimal(0)
     if binding is not None:
         from tbot_bot.accounting.float_ledger import broker_current_float

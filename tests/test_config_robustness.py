@@ -1,0 +1,221 @@
+"""Issue 11, configuration: every bad value is named (all at once, cross-key rules included), numbers are finite
+and bounded, lines split on \\n only, and `tbot check` on any corrupted `.env_bot.enc` exits 0 or 2 with a
+readable message, never a traceback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import template_text, with_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rigd_tbot.cli import main
+from tbot_bot.config.env_bot import numeric_bounds, parse_env_text, settings_from_text
+from tbot_bot.config.security_bot import encrypt_to_file
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        settings_from_text(text, source="test")
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_PE_RATIO", "inf"),
+        ("MAX_PE_RATIO", "nan"),
+        ("MAX_PRICE", "1E+999999999"),
+        ("TOTAL_ALLOCATION", "1e-400"),
+        ("REBALANCE_THRESHOLD", "1e-400"),
+        ("MIN_VOLUME_THRESHOLD", "9" * 300),
+        ("OPTIMIZER_OUTPUT_DIR", "/etc/tbot"),
+        ("OPTIMIZER_OUTPUT_DIR", "../../../../tmp/escape"),
+        ("OPTIMIZER_OUTPUT_DIR", "results/../../escape"),
+        ("SLEEP_TIME", "0.000001ms"),
+        ("API_TIMEOUT", "1e-300"),
+        ("RISK_FREE_RATE_TABLE", "USA:nan"),
+        ("RISK_FREE_RATE_TABLE", ":0.04"),
+        ("RISK_FREE_RATE_TABLE", "USA:0.04,USA:0.05"),
+        ("RISK_FREE_RATE_TABLE", "USA:0.04,,GBR:0.03"),
+        ("TRADING_DAYS", "mon,mon,mon"),
+        ("MARKET_CALENDAR", "ZZZZ"),
+        ("ADX_PERIOD", "4.0"),
+        ("MAX_TRADES", "4e0"),
+        ("MIN_PRICE", "0x10"),
+    ],
+)
+def test_accepted_but_wrong_values_are_refused_by_name(key: str, value: str) -> None:
+    problems = _problems(with_values(template_text(), **{key: value}))
+    assert any(p.startswith(f"{key}=") for p in problems), problems
+
+
+def test_every_problem_at_once_including_cross_key_rules_on_what_parsed() -> None:
+    text = with_values(template_text(), MAX_TRADES="3", MIN_PRICE="500", BUILD_MODE="xyz")
+    problems = _problems(text)
+    assert any(p.startswith("BUILD_MODE=") for p in problems)
+    assert any("MIN_PRICE=500 must be below MAX_PRICE=200" in p for p in problems)
+    assert any(p.startswith("WEIGHTS has 4 values but MAX_TRADES=3") for p in problems)
+
+
+def test_rules_needing_an_invalid_key_are_skipped_not_crashed() -> None:
+    problems = _problems(with_values(template_text(), MAX_PRICE="lots", MIN_PRICE="500"))
+    assert any(p.startswith("MAX_PRICE='lots'") for p in problems)
+    assert not any("must be below MAX_PRICE" in p for p in problems)
+
+
+def test_valid_edge_values_are_accepted() -> None:
+    s = settings_from_text(
+        with_values(
+            template_text(),
+            SLEEP_TIME="10ms",
+            MARKET_CALENDAR="XNAS",
+            RISK_FREE_RATE_TABLE="USA:-0.01,GBR:0.5",
+            OPTIMIZER_OUTPUT_DIR="results/tuning",
+            MAX_PE_RATIO="2.5e2",
+        ),
+        source="test",
+    )
+    assert s.SLEEP_TIME == pytest.approx(0.01) and s.MAX_PE_RATIO == 250.0
+    assert s.RISK_FREE_RATE_TABLE == {"USA": -0.01, "GBR": 0.5}
+
+
+@pytest.mark.parametrize("char", ["\x0c", "\x1c", "\x85", "\u2028", "\x00", "\r"])
+def test_control_characters_are_refused_with_their_line_number(char: str) -> None:
+    text = template_text().replace("LOG_FORMAT=json", f"LOG_FORMAT=js{char}on")
+    line = next(n for n, t in enumerate(text.split("\n"), 1) if t.startswith("LOG_FORMAT="))
+    problems = _problems(text)
+    assert any(f"LOG_FORMAT on line {line} contains the control character" in p for p in problems), problems
+    assert not any(p.startswith("LOG_FORMAT is missing") for p in problems)
+
+
+def test_bom_and_crlf_are_accepted() -> None:
+    text = "\ufeff" + template_text().replace("\n", "\r\n")
+    assert settings_from_text(text, source="test").LOG_FORMAT == "json"
+    values, problems = parse_env_text("\ufeffA=1\r\nB=2\n")
+    assert values == {"A": "1", "B": "2"} and problems == []
+
+
+def test_template_comment_documents_each_numeric_range() -> None:
+    comments = {}
+    for line in template_text().split("\n"):
+        m = re.match(r"^([A-Z_]+)=.*?\s#\s(.*)$", line)
+        if m:
+            comments[m.group(1)] = m.group(2)
+    bounds = numeric_bounds()
+    assert len(bounds) > 40
+    missing = [k for k, (lo, hi) in bounds.items() if f"{lo}..{hi}" not in comments.get(k, "")]
+    assert missing == [], f"template comments lack the allowed range of {missing}"
+
+
+# ---------------------------------------------------------------- the encrypted file, through `tbot check`
+
+
+def _write_enc(home: Path, plaintext: bytes) -> None:
+    target = BotHome(home).env_bot_enc
+    if target.is_dir():
+        shutil.rmtree(target)
+    encrypt_to_file(target, BotHome(home).key_file("env"), plaintext)
+
+
+def _check(home: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["check", "--home", str(home)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        b"\xff\xfe" + template_text().encode("utf-16-le"),
+        template_text().replace("# ", "# caf\xe9 ").encode("latin-1"),
+        b"VERSION_TAG=v1\x80\x81\n",
+    ],
+)
+def test_undecodable_plaintext_is_a_config_error_naming_the_file(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], plaintext: bytes
+) -> None:
+    _write_enc(provisioned_home, plaintext)
+    code, err = _check(provisioned_home, capsys)
+    assert code == 2
+    assert ".env_bot.enc does not hold UTF-8 text" in err and "Traceback" not in err
+
+
+def test_env_bot_enc_directory_is_a_config_error(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enc = BotHome(provisioned_home).env_bot_enc
+    enc.unlink()
+    enc.mkdir()
+    code, err = _check(provisioned_home, capsys)
+    assert code == 2 and ".env_bot.enc is not a regular file" in err and "Traceback" not in err
+
+
+def test_preflight_binding_checks_run_beside_invalid_keys(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_enc(provisioned_home, with_values(template_text(), CURRENCY_CODE="EUR", BUILD_MODE="xyz").encode())
+    code, err = _check(provisioned_home, capsys)
+    assert code == 2
+    assert (
+        "BUILD_MODE='xyz'" in err and "CURRENCY_CODE=EUR differs from the injected ledger currency USD" in err
+    )
+
+
+_TEMPLATE = template_text()
+_LINES = _TEMPLATE.split("\n")
+
+
+@st.composite
+def corrupted_config(draw: st.DrawFn) -> bytes:
+    """The template damaged the way people and disks damage files: values, keys, bytes and encodings."""
+    lines = list(_LINES)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["value", "key", "dup", "drop", "junk"]))
+        key, sep, _rest = lines[i].partition("=")
+        if kind == "value" and sep:
+            lines[i] = f"{key}={draw(st.text(max_size=30))}"
+        elif kind == "key" and sep:
+            lines[i] = f"{draw(st.text(min_size=1, max_size=12))}={_rest}"
+        elif kind == "dup":
+            lines.insert(i, lines[i])
+        elif kind == "drop":
+            del lines[i]
+        else:
+            lines[i] = draw(st.text(max_size=40))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]))
+    raw = "\n".join(lines).encode(encoding, errors="replace")
+    if draw(st.booleans()):
+        pos = draw(st.integers(0, len(raw)))
+        raw = raw[:pos] + draw(st.binary(max_size=8)) + raw[pos:]
+    if draw(st.integers(0, 9)) == 0:
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    return raw
+
+
+@pytest.fixture(scope="module")
+def fuzz_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import _provision
+
+    root = tmp_path_factory.mktemp("fuzz") / "home"
+    _provision(root)
+    return root
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=corrupted_config())
+def test_fuzzed_config_file_gives_exit_0_or_a_readable_error(
+    fuzz_home: Path, capsys: pytest.CaptureFixture[str], raw: bytes
+) -> None:
+    _write_enc(fuzz_home, raw)
+    code, err = _check(fuzz_home, capsys)
+    assert code in (0, 2), err
+    assert "Traceback" not in err and "Unexpected error" not in err
+    if code == 2:
+        assert "Configuration error" in err
