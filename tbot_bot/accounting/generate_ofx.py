@@ -6,7 +6,6 @@ and amounts come from the ledger; securities are identified by ticker (UNIQUEIDT
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -19,10 +18,10 @@ from xml.sax.saxutils import escape
 from tbot_bot.accounting.ledger_entry import DTPOSTED_FORMAT
 from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
 from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import atomic_write_text, from_minor, utc_now
 
-OCC_RE = re.compile(r"^(?P<root>[A-Z.]{1,6})(?P<expiry>\d{6})(?P<right>[CP])(?P<strike>\d{8})$")
 _HEADER = (
     '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
     '<?OFX OFXHEADER="200" VERSION="220" SECURITY="NONE" OLDFILEUID="NONE" NEWFILEUID="NONE"?>\n'
@@ -130,16 +129,17 @@ def _transaction_xml(tx: dict[str, Any]) -> str:
 
 def _security_xml(ticker: str, instrument: str, multiplier: int) -> str:
     info = f"<SECINFO>{_secid(ticker)}<SECNAME>{escape(ticker)}</SECNAME><TICKER>{escape(ticker)}</TICKER></SECINFO>"
-    occ = OCC_RE.match(ticker) if instrument == "option" else None
-    if occ is None:
+    contract = OptionContract.from_occ(ticker) if instrument == "option" else None
+    if contract is None:
         return (
             f"<OTHERINFO>{info}</OTHERINFO>" if instrument == "option" else f"<STOCKINFO>{info}</STOCKINFO>"
         )
-    expiry = datetime.strptime(occ["expiry"], "%y%m%d").replace(tzinfo=UTC)
-    strike = (Decimal(occ["strike"]) / 1000).normalize()
+    expiry = datetime(contract.expiry.year, contract.expiry.month, contract.expiry.day, tzinfo=UTC)
+    opttype = "PUT" if contract.right == "P" else "CALL"
     return (
-        f"<OPTINFO>{info}<OPTTYPE>{'PUT' if occ['right'] == 'P' else 'CALL'}</OPTTYPE><STRIKEPRICE>{strike:f}</STRIKEPRICE>"
-        f"<DTEXPIRE>{ofx_datetime(expiry)}</DTEXPIRE><SHPERCTRCT>{multiplier}</SHPERCTRCT>{_secid(occ['root'])}</OPTINFO>"
+        f"<OPTINFO>{info}<OPTTYPE>{opttype}</OPTTYPE><STRIKEPRICE>{contract.strike.normalize():f}</STRIKEPRICE>"
+        f"<DTEXPIRE>{ofx_datetime(expiry)}</DTEXPIRE><SHPERCTRCT>{multiplier}</SHPERCTRCT>"
+        f"{_secid(contract.underlying)}</OPTINFO>"
     )
 
 

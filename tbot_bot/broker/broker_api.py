@@ -7,6 +7,7 @@ every timestamp is timezone-aware UTC.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +20,9 @@ from tbot_bot.broker.capabilities import BrokerCapabilities
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.support.path_resolver import BotHome
+
+
+_OCC_SYMBOL = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<ymd>\d{6})(?P<right>[PC])(?P<strike>\d{8})$")
 
 
 class OrderSide(StrEnum):
@@ -62,6 +66,21 @@ class OptionContract:
         """OCC-style symbol, e.g. SPY110121P00127000."""
         strike = int((self.strike * 1000).to_integral_value())
         return f"{self.underlying}{self.expiry:%y%m%d}{self.right}{strike:08d}"
+
+    @classmethod
+    def from_occ(cls, symbol: str) -> OptionContract | None:
+        """The contract an OCC symbol names, or None when it is not one. The last 15 characters are fixed
+        (YYMMDD, P/C, strike x 1000 in 8 digits), so the root is whatever precedes them: adjusted roots carry
+        digits (`ABC1`, the sample's `SYN7`) and must parse too."""
+        m = _OCC_SYMBOL.match(symbol)
+        if m is None:
+            return None
+        ymd = m.group("ymd")
+        try:
+            expiry = date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:]))
+        except ValueError:
+            return None
+        return cls(m.group("root"), expiry, Decimal(int(m.group("strike"))) / 1000, m.group("right"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,18 @@ class BootAborted(LogicError):
     """A self-check failed; the launch is aborted (details in error_tracebacks.log)."""
 
 
+DEFAULT_OPTION_VOLATILITY = 0.25
+
+
+def option_volatility(vix_closes: dict[date, float], day: date) -> float:
+    """The volatility puts are priced (sim) and checked (BSM filter) with: the VIX known before the session
+    (previous close, as the CLOSE window sees it) as a fraction, else a fixed 25% when no VIX is known."""
+    from tbot_bot.backtest.load_historical_data import vix_at_start
+
+    vix = vix_at_start(vix_closes, day) if vix_closes else None
+    return vix / 100.0 if vix else DEFAULT_OPTION_VOLATILITY
+
+
 @dataclass
 class BootResult:
     home: BotHome
@@ -103,6 +115,7 @@ class BootResult:
             universe=self.universe, tradable=self.tradable,
             bsm=BlackScholesFilter(self.settings, self.binding.identity.JURISDICTION_CODE),
             wait=self.wait, stop_requested=self.stop_requested, book=self.book, vix_lookup=self.vix_lookup,
+            option_volatility=option_volatility(self.vix_closes, day),
         )  # fmt: skip
         orders.on_filled = ctx.on_fill
         self.status.start_day(day.isoformat())
@@ -183,7 +196,12 @@ def boot(
             from tbot_bot.broker.brokers.sim import SimBroker
 
             broker = SimBroker.from_settings(
-                settings, home, clock=clock, bars=bars, starting_cash=pre.broker_current_float
+                settings,
+                home,
+                clock=clock,
+                bars=bars,
+                starting_cash=pre.broker_current_float,
+                option_volatility=option_volatility(vix_closes, replay_day),
             )
     else:
         clock = WallClock()
@@ -229,7 +247,8 @@ def boot(
         },
     )
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}
-    errors = ErrorHandler(RetryPolicy.from_settings(settings), log)
+    # retry back-offs wait on the run's clock: a replay never sleeps in real time for a missing quote
+    errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=clock.sleep), log)
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
     from tbot_bot.runtime.booking import book_day

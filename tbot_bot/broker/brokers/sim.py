@@ -39,7 +39,6 @@ from tbot_bot.broker.brokers.sim_market import (
     PRICE_QUANTUM,
     BarIndex,
     from_ns,
-    parse_occ,
     price_decimal,
     to_ns,
 )
@@ -396,7 +395,7 @@ class SimBroker(Broker):
 
     # ------------------------------------------------------------------ market data
     def get_latest_quote(self, symbol: str) -> Quote:
-        contract = parse_occ(symbol)
+        contract = OptionContract.from_occ(symbol)
         underlying = contract.underlying if contract else symbol
         i = self._index.last_closed(underlying, self._now_ns())
         if i is None:

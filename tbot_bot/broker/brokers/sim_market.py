@@ -1,23 +1,21 @@
 """Market data side of the sim exchange: an index over replayed 1-minute bars (bar START stamps, UTC),
-session bounds and daily aggregates derived from the bars, and OCC option symbol parsing.
+session bounds and daily aggregates derived from the bars.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import pandas as pd
 
-from tbot_bot.broker.broker_api import Bar, OptionContract
+from tbot_bot.broker.broker_api import Bar
 
 NS_PER_MINUTE = 60_000_000_000
 PRICE_QUANTUM = Decimal("0.0001")
 REQUIRED_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
-_OCC = re.compile(r"^(?P<root>[A-Z.]{1,6})(?P<ymd>\d{6})(?P<right>[PC])(?P<strike>\d{8})$")
 
 
 def to_ns(when: datetime) -> int:
@@ -34,15 +32,6 @@ def from_ns(ns: int) -> datetime:
 def price_decimal(value: float) -> Decimal:
     """A float price from the bars as Decimal with four places (the ledger's precision)."""
     return Decimal(repr(float(value))).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
-def parse_occ(symbol: str) -> OptionContract | None:
-    m = _OCC.match(symbol)
-    if not m:
-        return None
-    ymd = m.group("ymd")
-    expiry = date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:]))
-    return OptionContract(m.group("root"), expiry, Decimal(int(m.group("strike"))) / 1000, m.group("right"))
 
 
 @dataclass(frozen=True, slots=True)
