@@ -294,6 +294,7 @@ class BotSettings(BaseModel):
     REBALANCE_ENABLED: Bool
     REBALANCE_THRESHOLD: FloatFraction
     REBALANCE_CHECK_INTERVAL: Annotated[Int, Field(ge=60, le=86400, description="seconds between checks")]
+    REBALANCE_PAUSE_ENTRIES: Bool
     FAILOVER_ENABLED: Bool
     FAILOVER_LOG_TAG: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
     # Global time & polling
@@ -520,6 +521,16 @@ def rule_windows_fit_the_day(s: BotSettings) -> str | None:
     return "; ".join(bad) or None
 
 
+def rule_rebalance_thresholds_agree(s: BotSettings) -> str | None:
+    # the owner's document names the rebalance band twice (fraction and percent): one setting, two spellings
+    if abs(s.REBALANCE_TRIGGER_PCT / 100 - float(s.REBALANCE_THRESHOLD)) > 1e-9:
+        return (
+            f"REBALANCE_TRIGGER_PCT={s.REBALANCE_TRIGGER_PCT} (percent) and REBALANCE_THRESHOLD="
+            f"{s.REBALANCE_THRESHOLD} (fraction) must name the same band, e.g. 10 and 0.10"
+        )
+    return None
+
+
 CROSS_KEY_RULES = (
     rule_weights_match_max_trades,
     rule_weights_are_fractions_summing_to_one,
@@ -530,6 +541,7 @@ CROSS_KEY_RULES = (
     rule_sequence_unique,
     rule_logging_enabled,
     rule_windows_fit_the_day,
+    rule_rebalance_thresholds_agree,
 )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.accounting.acct_client import AccountingClient
+from tbot_bot.accounting.float_bot import SessionFloat, session_float
 from tbot_bot.broker.broker_api import Broker, CheckResult, build_broker
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
@@ -23,6 +25,7 @@ from tbot_bot.enhancements import build_check
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import ConfigError, LogicError
+from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
 from tbot_bot.runtime.crashpoints import arm_ledger_crash
@@ -36,8 +39,9 @@ from tbot_bot.screeners.fundamentals import build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.support.path_resolver import BotHome, package_file
+from tbot_bot.support.utils_bot import utc_now
 from tbot_bot.trading.kill_switch import KillSwitch
-from tbot_bot.trading.notifier_bot import Notifier, build_notifier
+from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifier, build_notifier
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
 
@@ -80,6 +84,8 @@ class BootResult:
     stop_requested: Callable[[], bool]
     book: Callable[[DayContext], None]
     closers: list[Callable[[], None]] = field(default_factory=list)
+    acct: AccountingClient | None = None  # None: acct_api_credentials not provisioned
+    float_source: str = "float_ledger"
 
     def vix_lookup(self, day: date) -> float | None:
         from tbot_bot.backtest.load_historical_data import vix_at_start
@@ -118,6 +124,7 @@ class BootResult:
             option_volatility=option_volatility(self.vix_closes, day),
         )  # fmt: skip
         orders.on_filled = ctx.on_fill
+        ctx.rebalance = self.rebalance_monitor(ctx)
         self.status.start_day(day.isoformat())
         # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
         # DAILY_LOSS_LIMIT) without re-sending alerts
@@ -127,6 +134,27 @@ class BootResult:
             risk.halt(ctx.halted_reason)
         ctx.status.defense_mode = risk.defense_mode
         return ctx
+
+    def rebalance_monitor(self, ctx: DayContext) -> RebalanceMonitor | None:
+        # REBALANCE_ENABLED=false: no float checks, no requests, entries never paused for rebalancing
+        if not self.settings.REBALANCE_ENABLED:
+            return None
+        monitor = RebalanceMonitor(
+            self.settings,
+            self.home,
+            self.binding,
+            session_float=self.broker_current_float,
+            equity=lambda: self.broker.get_account().equity,
+            client=self.acct,
+            log_dir=self.home.logs_dir(self.binding.scope),
+            now=self.clock.now,
+            on_breach=ctx.on_rebalance,
+        )
+        breach = monitor.open_breach
+        # a breach still open from before this start keeps entries paused (REBALANCE_PAUSE_ENTRIES)
+        if breach is not None and self.settings.REBALANCE_PAUSE_ENTRIES:
+            ctx.risk.pause_entries(f"rebalance: breach {breach['breach_id']} still open")
+        return monitor
 
     def close(self) -> None:
         for fn in reversed(self.closers):
@@ -169,8 +197,13 @@ def boot(
     arm_ledger_crash()
     pre = preflight(home)
     settings, binding = pre.settings, pre.binding
+    acct = AccountingClient.from_home(home, binding.identity, retry=RetryPolicy.from_settings(settings))
+    # acct_api_credentials present: the session float comes from the accounting API (float_bot)
+    floats = session_float(home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP)
     journal = OrderJournal(home.state_dir / "journal.db")
     closers: list[Callable[[], None]] = [journal.close]
+    if acct is not None:
+        closers.append(acct.close)
     vix_closes: dict[date, float] = {}
     if replay_day is not None:
         from tbot_bot.backtest.load_historical_data import load_vix
@@ -200,7 +233,7 @@ def boot(
                 home,
                 clock=clock,
                 bars=bars,
-                starting_cash=pre.broker_current_float,
+                starting_cash=floats.amount,
                 option_volatility=option_volatility(vix_closes, replay_day),
             )
     else:
@@ -251,13 +284,14 @@ def boot(
     errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=clock.sleep), log)
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
+    _report_float(floats, log, notifier, clock.now())
     from tbot_bot.runtime.booking import book_day
 
     result = BootResult(
-        home=home, settings=settings, binding=binding, broker_current_float=pre.broker_current_float, clock=clock,
+        home=home, settings=settings, binding=binding, broker_current_float=floats.amount, clock=clock,
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
-        stop_requested=stop_requested, book=book_day, closers=closers,
+        stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
     )  # fmt: skip
     try:
         _self_checks(result, probe=result.universe[0] if result.universe else None)
@@ -266,6 +300,16 @@ def boot(
         raise
     status.publish(message="booted")
     return result
+
+
+def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier, now: datetime) -> None:
+    for notice in floats.notices:
+        log.event("supervisor", notice.event, reason=notice.message, **notice.fields)
+        if notice.level != "info":
+            level = AlertLevel.CRITICAL if notice.level == "critical" else AlertLevel.ROUTINE
+            notifier.notify(
+                Alert(level, AlertEvent.FAILURE, now, None, None, None, notice.event, notice.message)
+            )
 
 
 def _self_checks(r: BootResult, probe: str | None) -> None:

@@ -14,6 +14,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
+from tbot_bot.errors import TbotError
 from tbot_bot.runtime.clock import Clock
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal, client_order_id
@@ -56,6 +57,7 @@ class DayContext:
     vix_lookup: Callable[[date], float | None]
     option_volatility: float = 0.25
     halted_reason: str | None = None
+    rebalance: Any = None  # tbot_bot.reporting.rebalance_notifier.RebalanceMonitor (REBALANCE_ENABLED)
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -353,6 +355,29 @@ class DayContext:
             status=placed.status.value,
         )
         return placed
+
+    def check_rebalance(self, reason: str | None = None) -> None:
+        """The interval check (reason None) or a forced one (after the session); never stops trading on error."""
+        if self.rebalance is None:
+            return
+        try:
+            if reason is None:
+                self.rebalance.maybe_check()
+            else:
+                self.rebalance.check(reason)
+        except TbotError as exc:
+            self.errors.handle(exc, strategy="supervisor", context={"action": "rebalance_check"})
+
+    def on_rebalance(self, message: str, opened: bool) -> None:
+        """A breach opened or closed: pause or resume entries, log, alert."""
+        if opened:
+            # REBALANCE_PAUSE_ENTRIES=true: no new entries until the float is back inside the band
+            if self.settings.REBALANCE_PAUSE_ENTRIES:
+                self.risk.pause_entries(f"rebalance: {message}")
+        else:
+            self.risk.resume_entries()
+        self.log.event("supervisor", "rebalance_breach" if opened else "rebalance_resolved", reason=message)
+        self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "rebalance", message)
 
     def book_day(self) -> None:
         self.book(self)

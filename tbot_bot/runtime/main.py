@@ -233,6 +233,7 @@ class Supervisor:
                 ctx.flatten("manual stop" if stopped else "end of day")
                 self._settle(ctx)
             ctx.book_day()
+            ctx.check_rebalance("after_session")
         except TbotError as exc:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
@@ -289,6 +290,7 @@ class Supervisor:
             ctx.flatten("end of day")
             self._settle(ctx)
         ctx.book_day()
+        ctx.check_rebalance("after_session")
         ctx.status.publish(
             state=BotState.HALTED if ctx.halted_reason else BotState.IDLE,
             active_strategy=None,

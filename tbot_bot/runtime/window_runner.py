@@ -150,6 +150,7 @@ class WindowRunner:
     # ------------------------------------------------------------------ one minute
     def tick(self, t: datetime, evaluator: Any) -> None:
         ctx = self.ctx
+        ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
         for pending in ctx.journal.intents(ctx.day_key, self.name):
             # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
             if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):

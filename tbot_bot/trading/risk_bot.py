@@ -33,6 +33,7 @@ class InstrumentKind(StrEnum):
 
 class DenialCode(StrEnum):
     HALTED = "halted"
+    ENTRIES_PAUSED = "entries_paused"
     TRADES_DISABLED = "trades_disabled"
     PRICE_OUT_OF_RANGE = "price_out_of_range"
     VOLUME_TOO_LOW = "volume_too_low"
@@ -309,6 +310,7 @@ class RiskManager:
             "DEFENSE_MODE_ACTIVE=true" if settings.DEFENSE_MODE_ACTIVE else None
         )
         self._usage: dict[str, _WindowUsage] = {}
+        self._pause_reason: str | None = None
 
     @property
     def state(self) -> RiskState:
@@ -333,6 +335,17 @@ class RiskManager:
         if self._state is RiskState.ACTIVE:
             self._state = RiskState.HALTED
             self._halt_reason = reason
+
+    @property
+    def pause_reason(self) -> str | None:
+        return self._pause_reason
+
+    def pause_entries(self, reason: str) -> None:
+        """Refuse new entries (exits still run) until resume_entries(); e.g. a float outside its rebalance band."""
+        self._pause_reason = reason
+
+    def resume_entries(self) -> None:
+        self._pause_reason = None
 
     def limits(self) -> RiskLimits:
         return RiskLimits.from_settings(self._settings, self._capabilities, defense_mode=self.defense_mode)
@@ -377,6 +390,12 @@ class RiskManager:
             reason = f"risk HALTED: {self._halt_reason}"
             return [
                 Denied(c, DenialCode.HALTED, reason) for c in sorted(candidates, key=lambda c: -c.strength)
+            ]
+        if self._pause_reason is not None:
+            reason = f"entries paused: {self._pause_reason}"
+            return [
+                Denied(c, DenialCode.ENTRIES_PAUSED, reason)
+                for c in sorted(candidates, key=lambda c: -c.strength)
             ]
         usage = self._usage.setdefault(strategy, _WindowUsage())
         decisions = plan_entries(

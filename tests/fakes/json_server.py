@@ -1,0 +1,243 @@
+"""A small base for real JSON-over-HTTP fakes on 127.0.0.1 with the Alpaca fake's fault kinds.
+
+Subclasses implement `route(method, path, query, body, headers) -> (status, payload)`. Faults are queued with
+`inject(method, path_prefix, kind, ...)`: `status` (answer an error before acting), `status_after` (act, then
+answer an error: the reply is lost), `drop` / `drop_after` (close the connection), `delay` / `delay_after` (sleep
+past the client's timeout), `garbage` (act, answer unparsable JSON). Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+FaultKind = Literal["status", "status_after", "drop", "drop_after", "delay", "delay_after", "garbage"]
+
+
+@dataclass
+class Fault:
+    method: str  # "GET", "POST", "DELETE", "PUT" or "*"
+    path: str  # prefix of the request path
+    kind: FaultKind
+    status: int = 500
+    message: str = "internal server error"
+    delay: float = 0.0
+    times: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and self.method in ("*", method) and path.startswith(self.path)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        self.status, self.message, self.code = status, message, code
+        super().__init__(message)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeJsonServer  # type: ignore[assignment]
+    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers after a test
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("fake server: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
+        body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        except OSError:  # the client gave up (timeout): exactly what a slow real server sees
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _dispatch(self, method: str) -> None:
+        with self.server.in_flight():
+            self._handle(method)
+
+    def _handle(self, method: str) -> None:
+        srv = self.server
+        parts = urlsplit(self.path)
+        path = parts.path
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        body: Any = None
+        if raw_body:
+            ctype = self.headers.get("Content-Type", "")
+            if "json" in ctype:
+                try:
+                    body = json.loads(raw_body)
+                except ValueError:
+                    self._send(400, {"code": "bad_json", "message": "request body is not JSON"})
+                    return
+            else:
+                body = dict(parse_qsl(raw_body.decode(), keep_blank_values=True))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        srv.record(Recorded(method, path, query, body, headers))
+        refusal = srv.authorize(headers)
+        if refusal is not None:
+            self._send(refusal, {"code": "unauthorized", "message": "bad token"})
+            return
+        fault = srv.take_fault(method, path)
+        if fault is not None and fault.kind == "status":
+            self._send(fault.status, {"code": "fault", "message": fault.message})
+            return
+        if fault is not None and fault.kind == "drop":
+            self._drop()
+            return
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.delay)
+        try:
+            status, payload = srv.route(method, path, query, body, headers)
+        except ApiError as err:
+            status, payload = err.status, {"code": err.code or str(err.status), "message": err.message}
+        if fault is not None:
+            if fault.kind == "status_after":
+                self._send(fault.status, {"code": "fault", "message": fault.message})
+                return
+            if fault.kind == "drop_after":
+                self._drop()
+                return
+            if fault.kind == "delay_after":
+                time.sleep(fault.delay)
+            if fault.kind == "garbage":
+                self._send(200, raw=b'{"id": ')
+                return
+        self._send(status, payload)
+
+
+class FakeJsonServer(ThreadingHTTPServer):
+    """`with Subclass(...) as srv:` starts on a free port of 127.0.0.1; `srv.url` is the base URL."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *, port: int = 0, token: str | None = "test-token") -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.token = token  # None: any bearer token is accepted (manual runs)
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self._meta = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._active = 0
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeJsonServer:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        with self._meta:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._meta:
+                self._active -= 1
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._meta:
+                if self._active == 0:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError("fake server still busy")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("fake server: connection error from %s", client_address, exc_info=True)
+
+    def authorize(self, headers: dict[str, str]) -> int | None:
+        if self.token is None:
+            return None
+        return None if headers.get("authorization") == f"Bearer {self.token}" else 401
+
+    # --- test controls --------------------------------------------------------------------------------
+    def inject(self, method: str, path: str, kind: FaultKind, **kw: Any) -> Fault:
+        fault = Fault(method=method, path=path, kind=kind, **kw)
+        with self._meta:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._meta:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def record(self, entry: Recorded) -> None:
+        with self._meta:
+            self.requests.append(entry)
+
+    def count(self, method: str, path: str) -> int:
+        with self._meta:
+            return sum(1 for r in self.requests if r.method == method and r.path == path)
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        raise NotImplementedError

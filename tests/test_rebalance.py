@@ -1,0 +1,203 @@
+"""Float from the accounting API and the rebalance notifier, through the real supervisor (issue 14)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fakes.accounting_server import FakeAccountingServer
+from integration_test_runner import provision_demo_home
+
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.accounting.accounting_config import load_binding
+from tbot_bot.accounting.acct_client import AccountingClient, AcctApiConfig
+from tbot_bot.accounting.float_bot import session_float
+from tbot_bot.accounting.float_ledger import broker_current_float
+from tbot_bot.accounting.ledger_notice import notices
+from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.broker.brokers.sim_store import SimStore
+from tbot_bot.config.retry import RetryPolicy
+from tbot_bot.reporting.rebalance_notifier import assess, read_state
+from tbot_bot.runtime.main import Supervisor
+from tbot_bot.support.decrypt_secrets import save_secret_json
+from tbot_bot.support.path_resolver import BotHome
+
+REBALANCE_PATH = "/v1/bots/TB01/rebalance-requests"
+
+
+@pytest.fixture
+def acct() -> Iterator[FakeAccountingServer]:
+    with FakeAccountingServer(float_amount="25000.00") as srv:
+        yield srv
+        srv.wait_idle()
+
+
+def _home(
+    tmp_path: Path, srv: FakeAccountingServer | None, *, broker_cash: str | None = None, **config: str
+) -> BotHome:
+    home = provision_demo_home(tmp_path / "home")  # float ledger: 25,000
+    if config:
+        from tbot_bot.config.settings_bot import update_env_values
+
+        update_env_values(home, config, actor="test")
+    if srv is not None:
+        save_secret_json(
+            home, "acct_api_credentials", {"ACCT_API_URL": srv.url, "ACCT_API_TOKEN": "test-token"}
+        )
+    if broker_cash is not None:
+        # the broker holds less than the accounting system's target: money the firm has not wired yet
+        SimStore(
+            home.state_dir / "sim_exchange.db",
+            starting_cash=Decimal(broker_cash),
+            currency="USD",
+            account_id="SIM-PAPER",
+        )
+    return home
+
+
+def _log_lines(home: BotHome) -> list[dict]:  # type: ignore[type-arg]
+    path = home.logs_dir(load_binding(home).scope) / "rebalance_request.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _strategy_log(home: BotHome) -> str:
+    logs = home.logs_dir(load_binding(home).scope)
+    return "".join(p.read_text() for p in sorted(logs.glob("*.log")))
+
+
+def test_forced_float_deviation_gives_one_post_one_log_line_one_audit_entry(
+    tmp_path: Path, acct: FakeAccountingServer
+) -> None:
+    home = _home(tmp_path, acct, broker_cash="20000")  # -20 % against a 10 % band
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    # the check ran at every interval through three windows and once after the session: one breach, one request
+    assert acct.count("POST", REBALANCE_PATH) == 1
+    [request] = acct.rebalance_requests
+    assert request["bot_id"] == "TB01" and request["target_float"] == "25000.00"
+    assert Decimal(request["actual"]["broker_equity"]) == Decimal("20000")
+    assert request["deviation"] == "-0.200000" and request["identity"]["ENTITY_CODE"] == "RGL"
+    [line] = _log_lines(home)
+    assert (line["event"], line["posted"], line["request_id"]) == ("rebalance_requested", True, "RB-1")
+    binding = load_binding(home)
+    [notice] = notices(binding.ledger_path, "REBALANCE-")
+    assert notice["memo"]["NOTICETYPE"] == "REBALANCE_REQUEST" and notice["memo"]["REQUESTID"] == "RB-1"
+    assert verify_ledger(binding.ledger_path) == []  # a memo-only row keeps the audit chain valid
+    # REBALANCE_PAUSE_ENTRIES=true: every signal of the day was refused, exits unaffected (nothing to exit)
+    logs = _strategy_log(home)
+    assert "risk:entries_paused" in logs and '"entry_order"' not in logs
+    assert read_state(home)["open"]["request_id"] == "RB-1"
+    # a second run of the same day (a restart) still sends nothing new and keeps entries paused
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert acct.count("POST", REBALANCE_PATH) == 1 and len(_log_lines(home)) == 1
+
+
+def test_api_float_is_the_session_float_and_a_disagreement_is_injected_once(
+    tmp_path: Path, acct: FakeAccountingServer
+) -> None:
+    acct.set_float("30000.00", "F2")
+    home = _home(tmp_path, acct, broker_cash="30000", STRATEGY_OVERRIDE="open")
+    binding = load_binding(home)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert broker_current_float(binding.float_ledger_path) == Decimal("30000")
+    logs = _strategy_log(home)
+    assert "float_disagreement" in logs and "FLOAT-API-F2" in logs and "float_from_api" in logs
+    assert acct.count("POST", REBALANCE_PATH) == 0  # equity 30,000 = target: no breach
+    assert verify_ledger(binding.float_ledger_path) == []
+    # the same assignment again: no second injection
+    client = AccountingClient(AcctApiConfig(acct.url, "test-token", 1.0), binding.identity)
+    again = session_float(home, binding, client, now=acct.as_of, backup_keep=5)
+    assert (again.amount, again.source) == (Decimal("30000.00"), "accounting_api")
+    assert [n.event for n in again.notices] == ["float_from_api"]
+
+
+def test_api_down_uses_the_last_known_float_and_says_so(tmp_path: Path, acct: FakeAccountingServer) -> None:
+    home = _home(tmp_path, acct)
+    binding = load_binding(home)
+    acct.inject("GET", "/v1/bots/TB01/float", "status", status=503, times=99)
+    client = AccountingClient(
+        AcctApiConfig(acct.url, "test-token", 1.0),
+        binding.identity,
+        retry=RetryPolicy(retries=2, sleep=lambda s: None),
+    )
+    result = session_float(home, binding, client, now=acct.as_of, backup_keep=5)
+    assert (result.amount, result.source) == (Decimal("25000"), "last_known")
+    [notice] = result.notices
+    assert notice.event == "float_api_unavailable" and notice.level == "warning"
+    assert "HTTP 503" in notice.message and "last known float 25000" in notice.message
+    assert acct.count("GET", "/v1/bots/TB01/float") == 3
+
+
+def test_without_credentials_the_float_ledger_decides(tmp_path: Path) -> None:
+    home = _home(tmp_path, None)
+    binding = load_binding(home)
+    result = session_float(home, binding, None, now=binding_now(), backup_keep=5)
+    assert (result.amount, result.source, result.notices) == (Decimal("25000"), "float_ledger", ())
+
+
+def binding_now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime(2011, 1, 10, 14, 0, tzinfo=UTC)
+
+
+def test_breach_resolves_when_back_inside_and_a_failed_post_is_retried_with_the_same_key(
+    tmp_path: Path, acct: FakeAccountingServer
+) -> None:
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
+
+    home = _home(tmp_path, acct)
+    binding = load_binding(home)
+    equity = {"value": Decimal("21000")}
+    events: list[tuple[str, bool]] = []
+    client = AccountingClient(
+        AcctApiConfig(acct.url, "test-token", 1.0),
+        binding.identity,
+        retry=RetryPolicy(retries=0, sleep=lambda s: None),
+    )
+    monitor = RebalanceMonitor(
+        load_settings(home), home, binding, session_float=Decimal(25000), equity=lambda: equity["value"],
+        client=client, log_dir=tmp_path / "logs", now=binding_now, on_breach=lambda m, o: events.append((m, o)),
+    )  # fmt: skip
+    acct.inject("POST", REBALANCE_PATH, "status", status=503)
+    assert monitor.check("interval").breached  # type: ignore[union-attr]
+    assert read_state(home)["open"]["posted"] is False
+    monitor.check("interval")  # retried with the same key
+    keys = {r.headers["idempotency-key"] for r in acct.requests if r.method == "POST"}
+    assert len(keys) == 1 and len(acct.rebalance_requests) == 1
+    equity["value"] = Decimal("24000")  # -4 %: inside the band
+    monitor.check("after_session")
+    assert [o for _, o in events] == [True, False]
+    assert [
+        json.loads(x)["event"] for x in (tmp_path / "logs" / "rebalance_request.log").read_text().splitlines()
+    ] == [
+        "rebalance_requested",
+        "rebalance_posted",
+        "rebalance_resolved",
+    ]
+    assert [n["memo"]["NOTICETYPE"] for n in notices(binding.ledger_path, "REBALANCE-")] == [
+        "REBALANCE_REQUEST",
+        "REBALANCE_RESOLVED",
+    ]
+    assert read_state(home)["open"] is None
+
+
+def test_assess_takes_the_larger_deviation_and_the_band_is_exclusive() -> None:
+    a = assess(Decimal(1000), Decimal(1050), Decimal(880), Decimal("0.10"))
+    assert (a.deviation, a.basis, a.breached) == (Decimal("-0.120000"), "ledger_cash", True)
+    edge = assess(Decimal(1000), Decimal(1100), None, Decimal("0.10"))
+    assert (edge.deviation, edge.breached) == (Decimal("0.100000"), False)
+    assert assess(Decimal(1000), None, None, Decimal("0.1")).breached is False
+
+
+def test_rebalance_keys_must_agree() -> None:
+    from helpers import make_settings
+
+    from tbot_bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="REBALANCE_TRIGGER_PCT=5.0 .*REBALANCE_THRESHOLD=0.1"):
+        make_settings(REBALANCE_TRIGGER_PCT=5)
+    assert make_settings(REBALANCE_TRIGGER_PCT=20, REBALANCE_THRESHOLD="0.2").REBALANCE_THRESHOLD == 0.2
