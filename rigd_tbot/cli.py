@@ -16,6 +16,9 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from tbot_bot.errors import UsageError
+from tbot_bot.support.path_resolver import BotHome
+
 from . import commands
 from .error_report import report
 
@@ -49,6 +52,16 @@ def add_home_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bot home directory (default: $TBOT_HOME, else the current directory)",
     )
+
+
+def existing_home(explicit: str | None) -> BotHome:
+    """The bot home of a command that only reads one: a missing or non-directory home is a UsageError."""
+    home = BotHome.resolve(explicit)
+    if not home.root.is_dir():
+        raise UsageError(
+            f"bot home {home.root} does not exist or is not a directory; pass --home DIR or set TBOT_HOME"
+        )
+    return home
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     if args.backup_action == "list":
+        existing_home(args.home)
         for archive in list_backups(home):
             print(f"{archive.name}\t{archive.stat().st_size} bytes")
         return 0

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from rigd_tbot.cli import add_home_argument
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -84,7 +84,19 @@ def run_edit(args: argparse.Namespace) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(original)
-        result = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        try:
+            command = shlex.split(editor)
+        except ValueError as exc:
+            raise UsageError(f"VISUAL/EDITOR={editor!r} cannot be parsed ({exc})") from None
+        if not command:
+            raise UsageError("VISUAL/EDITOR is empty; set it to an installed editor, e.g. EDITOR=nano")
+        try:
+            result = subprocess.run([*command, str(path)], check=False)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot start the editor {command[0]!r} ({exc.strerror or exc}); set VISUAL or EDITOR to an "
+                "installed editor, e.g. EDITOR=nano"
+            ) from None
         if result.returncode != 0:
             print(f"editor exited with {result.returncode}; nothing saved", file=sys.stderr)
             return 1

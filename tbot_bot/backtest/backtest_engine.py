@@ -29,7 +29,7 @@ from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_s
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, DataError, UsageError
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -60,7 +60,14 @@ def _side_inputs(
     vix_file = vix_path or (folder / "vix.csv")
     fund_file = fundamentals_path or (folder / "fundamentals.json")
     vix = load_vix(vix_file) if vix_file.is_file() else {}
-    fundamentals = json.loads(fund_file.read_text(encoding="utf-8")) if fund_file.is_file() else {}
+    fundamentals: dict[str, Any] = {}
+    if fund_file.is_file():
+        try:
+            fundamentals = json.loads(fund_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{fund_file}: not a JSON object of fundamentals ({exc})") from None
+        if not isinstance(fundamentals, dict):
+            raise DataError(f"{fund_file}: not a JSON object of fundamentals")
     return vix, fundamentals
 
 
@@ -84,6 +91,8 @@ def run_backtest(
     progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
     progress.set_postfix_str("loading bars", refresh=False)
     frame = load_bars(source, start=start, end=end)
+    if frame.empty:
+        raise DataError(f"{source}: no bars between {start} and {end}")
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
     vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
@@ -298,7 +307,7 @@ def run_cli(args: argparse.Namespace) -> int:
     home = BotHome.resolve(getattr(args, "home", None))
     settings = load_settings_for(args, home)
     if args.end < args.start:
-        raise ConfigError(f"--end {args.end} is before --start {args.start}")
+        raise UsageError(f"--end {args.end} is before --start {args.start}")
     run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
     out = Path(args.out) if args.out else home.backtest_results_dir / run_name
     result = run_backtest(
@@ -331,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_cli(args)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
+        return 2
+    except DataError as exc:
+        print(f"{DataError.label}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -95,9 +95,13 @@ def _timestamps(raw: pd.Series, path: Path, first_row: int, stamps_are_utc: bool
 def _numbers(
     raw: pd.Series, name: str, path: Path, first_row: int, *, price: bool, optional: bool = False
 ) -> pd.Series:
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
-    shown = raw.astype("string")
-    blank = raw.isna() | (shown.str.strip() == "").fillna(True).astype(bool)
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        # the common case: the reader already parsed every cell as a number (empty cells are NaN)
+        values = raw.astype(float)
+        blank = values.isna()
+    else:
+        values = pd.to_numeric(raw, errors="coerce").astype(float)
+        blank = raw.isna() | (raw.astype("string").str.strip() == "").fillna(True).astype(bool)
     if not optional:
         _refuse(path, np.flatnonzero(blank.to_numpy()), first_row, lambda i: f"{name} is empty")
     unparsed = values.isna() & ~blank
@@ -105,7 +109,7 @@ def _numbers(
         path,
         np.flatnonzero(unparsed.to_numpy()),
         first_row,
-        lambda i: f"{name}={shown.iloc[i]!r} is not a number",
+        lambda i: f"{name}={str(raw.iloc[i])!r} is not a number",
     )
     arr = values.to_numpy()
     _refuse(path, np.flatnonzero(np.isinf(arr)), first_row, lambda i: f"{name}={arr[i]} is not finite")
@@ -138,8 +142,9 @@ def check_bars(df: pd.DataFrame, path: Path, *, first_row: int, stamps_are_utc: 
     out["volume"] = _numbers(df["volume"], "volume", path, first_row, price=False)
     if "vwap" in df.columns:
         out["vwap"] = _numbers(df["vwap"], "vwap", path, first_row, price=True, optional=True)
+    out = _drop_identical_repeats(out, path, first_row)
     _check_order(out, path, first_row)
-    return _drop_identical_repeats(out, path, first_row)
+    return out.reset_index(drop=True)
 
 
 def _check_order(bars: pd.DataFrame, path: Path, first_row: int) -> None:
@@ -176,4 +181,4 @@ def _drop_identical_repeats(bars: pd.DataFrame, path: Path, first_row: int) -> p
         f"(first at row {int(np.flatnonzero(repeated.to_numpy())[0]) + first_row})",
         file=sys.stderr,
     )
-    return bars[~repeated].reset_index(drop=True)
+    return bars[~repeated]

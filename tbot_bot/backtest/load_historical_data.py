@@ -16,6 +16,7 @@ import os
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tbot_bot.backtest.bar_checks import check_bars, read_guarded
@@ -61,7 +62,7 @@ def _read_file(path: Path, symbol: str | None) -> pd.DataFrame:
     if _is_ninjatrader(path):
         return read_ninjatrader(path, symbol or path.name.split(".")[0].upper())
     # header on line 1: the first bar is line 2 of the file
-    return check_bars(read_guarded(path, lambda: pd.read_csv(path, dtype=str)), path, first_row=2)
+    return check_bars(read_guarded(path, lambda: pd.read_csv(path)), path, first_row=2)
 
 
 def load_bars(
@@ -105,11 +106,23 @@ def load_bars(
 
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:
     """Daily VIX closes, from `date,close` (our sample) or Cboe's `DATE,OPEN,HIGH,LOW,CLOSE` (MM/DD/YYYY)."""
-    df = pd.read_csv(path)
-    df.columns = [c.strip().lower() for c in df.columns]
-    fmt = "%m/%d/%Y" if "/" in str(df["date"].iloc[0]) else "%Y-%m-%d"
-    days = pd.to_datetime(df["date"], format=fmt).dt.date
-    return dict(zip(days, df["close"].astype(float), strict=True))
+    source = Path(path)
+    df = read_guarded(source, lambda: pd.read_csv(source, dtype=str))
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    if "date" not in df.columns or "close" not in df.columns or df.empty:
+        raise DataError(f"{source}: need columns date and close with at least one row")
+    dates = df["date"].astype(str).str.strip()
+    fmt = "%m/%d/%Y" if "/" in dates.iloc[0] else "%Y-%m-%d"
+    days = pd.to_datetime(dates, format=fmt, errors="coerce")
+    closes = pd.to_numeric(df["close"], errors="coerce").astype(float)
+    bad = days.isna() | closes.isna() | ~np.isfinite(closes) | (closes <= 0)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise DataError(
+            f"{source}, row {row + 2}: date {dates.iloc[row]!r} / close {df['close'].iloc[row]!r} is not a "
+            f"valid date ({fmt}) with a positive close"
+        )
+    return dict(zip(days.dt.date, closes, strict=True))
 
 
 def vix_at_start(vix_closes: dict[date, float], session: date) -> float | None:

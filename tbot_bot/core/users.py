@@ -15,7 +15,7 @@ from enum import StrEnum
 import bcrypt
 
 from tbot_bot.core.databases import connect
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 
@@ -69,7 +69,7 @@ def parse_role(role: str) -> Role:
     try:
         return Role(role.strip().lower())
     except ValueError:
-        raise ConfigError(
+        raise UsageError(
             f"role {role!r} is not allowed; use one of {', '.join(r.value for r in Role)}"
         ) from None
 
@@ -77,7 +77,7 @@ def parse_role(role: str) -> Role:
 def validate_username(username: str) -> str:
     name = username.strip()
     if not _USERNAME.match(name):
-        raise ConfigError(
+        raise UsageError(
             f"username {username!r} is not allowed: 2-32 characters, letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
@@ -99,7 +99,7 @@ def password_problems(password: str, username: str | None = None) -> list[str]:
 def validate_password(password: str, username: str | None = None) -> None:
     problems = password_problems(password, username)
     if problems:
-        raise ConfigError(problems)
+        raise UsageError(problems)
 
 
 def hash_password(password: str) -> str:
@@ -176,7 +176,7 @@ def add_user(
         problems += exc.problems
     problems += password_problems(password, name)
     if problems:
-        raise ConfigError(problems)
+        raise UsageError(problems)
     stamp = (now or utc_now()).isoformat()
     password_hash = hash_password(password)
     try:
@@ -187,7 +187,7 @@ def add_user(
                 (name, password_hash, parsed_role.value, stamp, stamp, created_by),
             )
     except sqlite3.IntegrityError:
-        raise ConfigError(f"user {name!r} already exists") from None
+        raise UsageError(f"user {name!r} already exists") from None
     user = get_user(home, name)
     if user is None:  # pragma: no cover - just inserted
         raise ConfigError(f"user {name!r} could not be created")
@@ -197,7 +197,7 @@ def add_user(
 def _require(home: BotHome, username: str) -> User:
     user = get_user(home, username)
     if user is None:
-        raise ConfigError(f"no user named {username!r}")
+        raise UsageError(f"no user named {username!r}")
     return user
 
 
@@ -218,7 +218,7 @@ def set_role(home: BotHome, username: str, role: str | Role) -> User:
             and new_role is not Role.ADMIN
             and _other_active_admins(con, user.username) == 0
         ):
-            raise ConfigError(f"{user.username} is the last active admin; make another admin first")
+            raise UsageError(f"{user.username} is the last active admin; make another admin first")
         con.execute("UPDATE system_users SET role = ? WHERE id = ?", (new_role.value, user.id))
     return _require(home, username)
 
@@ -227,7 +227,7 @@ def set_active(home: BotHome, username: str, active: bool) -> User:
     user = _require(home, username)
     with connect(home, DB) as con:
         if not active and user.role is Role.ADMIN and _other_active_admins(con, user.username) == 0:
-            raise ConfigError(f"{user.username} is the last active admin; it cannot be disabled")
+            raise UsageError(f"{user.username} is the last active admin; it cannot be disabled")
         con.execute("UPDATE system_users SET is_active = ? WHERE id = ?", (int(active), user.id))
     return _require(home, username)
 

@@ -1,0 +1,296 @@
+"""Issue 11, command line: one top-level handler (category + exit 2 for known errors, exit 1 and a logged
+traceback for anything else), and every malformed bar file refused naming the file, the row and the problem."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rigd_tbot import cli
+from rigd_tbot.error_report import describe
+from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.errors import DataError, LedgerError, UsageError
+
+HEADER = "timestamp,symbol,open,high,low,close,volume\n"
+
+
+def _bars(n: int = 5, start: str = "2024-01-02T14:30:00Z") -> str:
+    stamps = pd.date_range(start, periods=n, freq="1min")
+    rows = [
+        f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},SPY,{100 + i},{101 + i},{99 + i},{100.5 + i},{1000 + i}"
+        for i, t in enumerate(stamps)
+    ]
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(argv)
+    return code, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the top-level handler
+
+
+def test_unexpected_exception_is_one_line_exit_1_and_the_traceback_is_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigd_tbot.commands import check
+
+    def boom(args: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(check, "run", boom)
+    code, err = _run(["check", "--home", str(tmp_path)], capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and "Unexpected error: RuntimeError: disk on fire" in err
+    log = tmp_path / "logs" / "cli_errors.log"
+    assert "Traceback" not in err and str(log) in err
+    assert "Traceback (most recent call last)" in log.read_text() and "disk on fire" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+
+    code, err = _run(["--debug", "check", "--home", str(tmp_path)], capsys)
+    assert code == 1 and "Traceback (most recent call last)" in err
+
+
+def test_unexpected_exception_on_an_unwritable_home_still_logs_somewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigd_tbot.commands import check
+
+    monkeypatch.setattr(check, "run", lambda args: 1 / 0)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    code, err = _run(["check", "--home", str(blocked / "home")], capsys)
+    assert code == 1 and "ZeroDivisionError" in err
+    assert "Traceback" in (tmp_path / "state" / "rigd_tbot" / "cli_errors.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "fragment"),
+    [
+        (
+            PermissionError(13, "Permission denied", "/srv/bot/.env_bot.enc"),
+            2,
+            "Permission error: cannot access /srv/bot/.env_bot.enc",
+        ),
+        (FileNotFoundError(2, "No such file or directory", "/srv/x"), 2, "File error: /srv/x: No such file"),
+        (UsageError("password must be at least 10 characters"), 2, "Invalid input: password must be"),
+        (DataError("bars.csv, row 3: open=-1.0 is not a positive price"), 2, "Data error: bars.csv, row 3"),
+        (LedgerError("hash chain broken"), 1, "Ledger error: hash chain broken"),
+    ],
+)
+def test_known_errors_carry_their_category(exc: BaseException, code: int, fragment: str) -> None:
+    message, exit_code = describe(exc)
+    assert exit_code == code and fragment in message
+
+
+def test_permission_error_inside_a_command_names_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigd_tbot.commands import control
+
+    target = tmp_path / "control" / "control_stop.txt"
+
+    def denied(args: object) -> int:
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(control, "run_stop", denied)
+    code, err = _run(["stop", "--home", str(tmp_path)], capsys)
+    assert code == 2 and f"Permission error: cannot access {target}" in err and "Traceback" not in err
+
+
+def test_short_password_is_invalid_input_not_a_configuration_error(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, err = _run(
+        ["users", "add", "--home", str(provisioned_home), "--username", "ann", "--role", "viewer"], capsys
+    )
+    assert code == 2 and err.startswith("Invalid input") and "at least 10 characters" in err
+
+
+def test_missing_editor_is_a_readable_error(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", "missing-editor-xyz")
+    code, err = _run(["config", "edit", "--home", str(provisioned_home)], capsys)
+    assert code == 2 and "cannot start the editor 'missing-editor-xyz'" in err
+
+
+def test_backup_list_on_a_missing_home_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(["backup", "list", "--home", str(tmp_path / "nope")], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+# ---------------------------------------------------------------- bar files
+
+
+def _gz(text: str) -> bytes:
+    return gzip.compress(text.encode())
+
+
+def _parquet_bytes() -> bytes:
+    buf = io.BytesIO()
+    pd.DataFrame({"a": [1]}).to_parquet(buf)
+    return buf.getvalue()
+
+
+BAD_FILES: list[tuple[str, bytes, str]] = [
+    ("empty.csv", b"", "the file is empty"),
+    ("malformed.csv", (HEADER + '2024-01-02T14:30:00Z,SPY,1,2,"3\n').encode(), "malformed CSV"),
+    ("zero.csv.gz", b"", "the file is empty"),
+    ("truncated.csv.gz", _gz(_bars(50))[:60], "not a complete gzip file"),
+    ("plain.csv.gz", _bars().encode(), "not a complete gzip file"),
+    (
+        "random.parquet",
+        bytes(np.random.default_rng(7).integers(0, 256, 300, dtype=np.uint8)),
+        "cannot be read as bars",
+    ),
+    ("empty.parquet", b"", "cannot be read as bars"),
+    ("wrongcols.parquet", _parquet_bytes(), "missing columns"),
+    ("utf16.csv", _bars().encode("utf-16"), "not UTF-8 text"),
+    (
+        "baddate.csv",
+        _bars(3).replace("2024-01-02T14:31:00Z", "2024-02-30T14:31:00Z").encode(),
+        "row 3: timestamp '2024-02-30T14:31:00Z' is not a valid date",
+    ),
+    (
+        "naive.csv",
+        _bars(3).replace("Z,", ",").encode(),
+        "row 2: timestamp '2024-01-02T14:30:00' has no time zone",
+    ),
+    (
+        "unsorted.csv",
+        (HEADER + "\n".join(_bars(3).splitlines()[1:][::-1]) + "\n").encode(),
+        "row 3: SPY bar at",
+    ),
+    (
+        "negative.csv",
+        _bars(3).replace(",101,", ",-101,", 1).encode(),
+        "row 2: high=-101.0 is not a positive price",
+    ),
+    (
+        "zero_price.csv",
+        _bars(3).replace(",100.5,", ",0,", 1).encode(),
+        "row 2: close=0.0 is not a positive price",
+    ),
+    ("infvol.csv", _bars(3).replace(",1001\n", ",inf\n").encode(), "row 3: volume=inf is not finite"),
+    ("textprice.csv", _bars(3).replace(",99,", ",abc,", 1).encode(), "row 2: low='abc' is not a number"),
+    (
+        "conflict.csv",
+        (_bars(2) + _bars(1).splitlines()[1].replace(",100.5,", ",100.7,") + "\n").encode(),
+        "row 4: SPY at 2024-01-02 14:30:00+00:00 appears again with different values (first at row 2)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "fragment"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_bar_file_exits_2_naming_file_row_and_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, fragment: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    argv = [
+        "backtest",
+        "--home",
+        str(tmp_path),
+        "--strategy",
+        "open",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-02",
+        "--data-source",
+        str(path),
+    ]
+    code, err = _run(argv, capsys)
+    assert code == 2, err
+    assert "Data error: " in err and str(path) in err and fragment in err, err
+    assert "Traceback" not in err
+
+
+def test_identical_repeats_are_dropped_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(_bars(3) + _bars(2).split("\n", 1)[1])
+    frame = load_bars(path)
+    assert len(frame) == 3
+    assert "dropped 2 repeated bar(s) with identical values (first at row 5)" in capsys.readouterr().err
+
+
+def test_end_before_start_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text(_bars())
+    argv = [
+        "backtest",
+        "--home",
+        str(tmp_path),
+        "--strategy",
+        "open",
+        "--start",
+        "2024-01-03",
+        "--end",
+        "2024-01-02",
+        "--data-source",
+        str(path),
+    ]
+    code, err = _run(argv, capsys)
+    assert code == 2 and "Invalid input: --end 2024-01-02 is before --start 2024-01-03" in err
+
+
+_GOOD = _bars(6)
+
+
+@st.composite
+def damaged_bar_file(draw: st.DrawFn) -> tuple[str, bytes]:
+    lines = _GOOD.split("\n")
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        cells = lines[i].split(",")
+        j = draw(st.integers(0, len(cells) - 1))
+        cells[j] = draw(
+            st.one_of(
+                st.text(max_size=12),
+                st.sampled_from(["nan", "inf", "-1", "0", "", "1e400", "2024-13-01T00:00:00Z"]),
+            )
+        )
+        lines[i] = ",".join(cells)
+        if draw(st.booleans()):
+            lines.insert(draw(st.integers(0, len(lines))), lines[draw(st.integers(0, len(lines) - 1))])
+    raw = "\n".join(lines).encode(draw(st.sampled_from(["utf-8", "utf-16", "latin-1"])), errors="replace")
+    if draw(st.booleans()):
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    name = draw(st.sampled_from(["bars.csv", "bars.csv.gz", "bars.parquet", "bars.txt"]))
+    if name.endswith(".gz") and draw(st.booleans()):
+        raw = gzip.compress(raw)
+    return name, raw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=damaged_bar_file())
+def test_fuzzed_bar_files_load_or_raise_a_data_error(tmp_path: Path, case: tuple[str, bytes]) -> None:
+    name, raw = case
+    path = tmp_path / "fuzz" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(raw)
+    try:
+        frame = load_bars(path)
+    except DataError as exc:
+        assert str(path) in str(exc) or "no bars" in str(exc)
+    else:
+        assert frame["timestamp"].is_monotonic_increasing
+        assert (frame[["open", "high", "low", "close"]] > 0).all().all()
+        assert np.isfinite(frame["volume"]).all()
+    finally:
+        os.remove(path)
