@@ -224,6 +224,26 @@ def mid_entries(
     vwap = session_vwap(high, low, close, volume)
     adx = wilder_adx(high, low, close, adx_period)
     _, upper, lower = bollinger_bands(close, bb_period, bb_std)
+    return mid_entries_from(
+        t, close, vwap, adx, upper, lower, breakout_start, breakout_end, last_bar, vwap_threshold, adx_threshold
+    )
+
+
+def mid_entries_from(
+    t: np.ndarray,
+    close: np.ndarray,
+    vwap: np.ndarray,
+    adx: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    breakout_start: np.ndarray,
+    breakout_end: np.ndarray,
+    last_bar: np.ndarray,
+    vwap_threshold: float,
+    adx_threshold: float,
+) -> Entries:
+    """`mid_entries` on indicators already computed from the session open (the columns may be any slice of
+    the session, so the optimizer computes the indicators once and slices them per trial)."""
     ok = entry_mask(t, breakout_start, breakout_end, last_bar)
     with np.errstate(invalid="ignore"):
         calm = adx < adx_threshold
@@ -249,11 +269,13 @@ def close_entries(
     buffer: float,
     momentum_pct: float,
     spike_pct: float,
+    session_first_open: np.ndarray | None = None,
 ) -> Entries:
     """CLOSE: continuation = range breakout (as OPEN) in the direction of the day's move when |day return|
     >= momentum_pct; fade = analysis move >= spike_pct and a close back through the analysis midpoint,
     against the spike. Day return = last analysis close / session open - 1 (known when the breakout window
-    begins); analysis move = last analysis close / first analysis open - 1. Rows start at the session open."""
+    begins); analysis move = last analysis close / first analysis open - 1. Rows start at the session open
+    unless `session_first_open` (per row) is given."""
     hi, lo, in_an = _analysis_range(t, high, low, analysis_start, breakout_start)
     has_an: np.ndarray = np.asarray(in_an.any(axis=-1))
     cols = np.arange(t.shape[-1])
@@ -261,7 +283,8 @@ def close_entries(
     last_an = np.where(has_an, np.where(in_an, cols, -1).max(axis=-1), 0)
     rows = np.arange(t.shape[0])
     an_close = close[rows, last_an]
-    day_ret = an_close / open_[:, 0] - 1
+    first_open = open_[:, 0] if session_first_open is None else session_first_open
+    day_ret = an_close / first_open - 1
     an_move = an_close / open_[rows, first_an] - 1
     midpoint = ((hi + lo) / 2)[:, None]
     ok = entry_mask(t, breakout_start, breakout_end, last_bar) & has_an[:, None]

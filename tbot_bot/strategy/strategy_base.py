@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,33 @@ TRADE_COLUMNS = [
 ]  # fmt: skip
 
 
+class IndicatorSource(Protocol):
+    """Session indicators computed from the session open for the rows (and columns) of the grid at hand."""
+
+    def vwap(self) -> np.ndarray: ...
+    def adx(self, period: int) -> np.ndarray: ...
+    def bollinger(self, period: int, num_std: float) -> tuple[np.ndarray, np.ndarray]: ...
+    def first_open(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalArrays:
+    """One element per (session, symbol) row that trades, in grid row order; times in epoch minutes."""
+
+    row: np.ndarray  # grid row
+    direction: np.ndarray  # +1 bullish, -1 bearish
+    kind: np.ndarray  # signals.Kind
+    strength: np.ndarray
+    signal_t: np.ndarray
+    signal_close: np.ndarray
+    entry_t: np.ndarray
+    entry_price: np.ndarray
+    exit_t: np.ndarray
+    exit_price: np.ndarray
+    exit_reason: np.ndarray  # signals.Exit
+    trigger_t: np.ndarray  # -1 for deadline exits
+
+
 def _ts(minutes: np.ndarray) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(minutes, dtype=np.int64) * 60, unit="s", utc=True)
 
@@ -123,7 +150,9 @@ class Strategy:
     def params_from_settings(self, settings: BotSettings) -> Any:
         raise NotImplementedError
 
-    def entries(self, grid: SessionGrid, win: WindowArrays, params: Any) -> sig.Entries:
+    def entries(
+        self, grid: SessionGrid, win: WindowArrays, params: Any, source: IndicatorSource | None = None
+    ) -> sig.Entries:
         raise NotImplementedError
 
     def triggers(
@@ -133,6 +162,7 @@ class Strategy:
         entry_price: np.ndarray,
         direction: np.ndarray,
         params: Any,
+        source: IndicatorSource | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
@@ -143,16 +173,21 @@ class Strategy:
         return np.ones(len(days), dtype=bool), ["" for _ in days]
 
     # ---- backtest path
-    def simulate(
-        self, bars: pd.DataFrame | SessionGrid, params: Any, *, vix: Mapping[date, float] | None = None
-    ) -> pd.DataFrame:
-        """Every symbol's trade per session (signal-ticker prices, no sizing), vectorised over all rows."""
-        grid = bars if isinstance(bars, SessionGrid) else build_grid(bars, params.calendar)
-        if grid.rows == 0:
-            return pd.DataFrame(columns=TRADE_COLUMNS)
-        win = window_arrays(grid, params.spec, params.calendar)
+    def signal_arrays(
+        self,
+        grid: SessionGrid,
+        params: Any,
+        *,
+        vix: Mapping[date, float] | None = None,
+        win: WindowArrays | None = None,
+        source: IndicatorSource | None = None,
+    ) -> SignalArrays:
+        """Every row's trade as arrays (the optimizer's per-trial path; `simulate` frames the same arrays).
+        `win` and `source` let the optimizer pass windows and session indicators it computed once for a grid
+        whose columns are a slice of each session."""
+        win = win if win is not None else window_arrays(grid, params.spec, params.calendar)
         allowed_day, _ = self.gate(grid.days, params, vix)
-        ent = self.entries(grid, win, params)
+        ent = self.entries(grid, win, params, source)
         rows = np.arange(grid.rows)
         fill = np.where(ent.index >= 0, ent.index + 1, sig.NO_BAR)
         ok = (ent.index >= 0) & win.fits & allowed_day[grid.day] & (fill < grid.nbars)
@@ -160,7 +195,7 @@ class Strategy:
         safe_fill = np.maximum(fill, 0)
         entry_t = grid.t[rows, safe_fill]
         entry_px = grid.open[rows, safe_fill]
-        trig_col, trig_reason = self.triggers(grid, fill, entry_px, ent.direction, params)
+        trig_col, trig_reason = self.triggers(grid, fill, entry_px, ent.direction, params, source)
         deadline, dl_reason = sig.deadline_minute(entry_t, params.spec.monitoring, win.last_bar)
         exit_col, reason = sig.resolve_exits(
             grid.t, grid.nbars, fill, trig_col, trig_reason, deadline, dl_reason
@@ -171,28 +206,46 @@ class Strategy:
         is_deadline = np.isin(reason[sel], [int(sig.Exit.TIMEOUT), int(sig.Exit.SESSION_CLOSE)])
         # no bar at or after the deadline in the data: leave at the last bar's close
         late = is_deadline & (ex_t < deadline[sel])
-        ex_px = np.where(late, grid.close[sel, ex], grid.open[sel, ex])
-        ex_t = np.where(late, ex_t + 1, ex_t)
-        trig_t = grid.t[sel, np.maximum(trig_col[sel], 0)]
         sig_col = ent.index[sel]
+        return SignalArrays(
+            row=sel,
+            direction=ent.direction[sel],
+            kind=ent.kind[sel],
+            strength=ent.strength[sel],
+            signal_t=grid.t[sel, sig_col],
+            signal_close=grid.close[sel, sig_col],
+            entry_t=entry_t[sel],
+            entry_price=entry_px[sel],
+            exit_t=np.where(late, ex_t + 1, ex_t),
+            exit_price=np.where(late, grid.close[sel, ex], grid.open[sel, ex]),
+            exit_reason=reason[sel],
+            trigger_t=np.where(is_deadline, -1, grid.t[sel, np.maximum(trig_col[sel], 0)]),
+        )
+
+    def simulate(
+        self, bars: pd.DataFrame | SessionGrid, params: Any, *, vix: Mapping[date, float] | None = None
+    ) -> pd.DataFrame:
+        """Every symbol's trade per session (signal-ticker prices, no sizing), vectorised over all rows."""
+        grid = bars if isinstance(bars, SessionGrid) else build_grid(bars, params.calendar)
+        if grid.rows == 0:
+            return pd.DataFrame(columns=TRADE_COLUMNS)
+        a = self.signal_arrays(grid, params, vix=vix)
         out = pd.DataFrame(
             {
                 "strategy": self.name,
-                "symbol": grid.symbol[sel].astype(str),
-                "session": [grid.days[d] for d in grid.day[sel]],
-                "direction": np.where(
-                    ent.direction[sel] > 0, Direction.BULLISH.value, Direction.BEARISH.value
-                ),
-                "kind": [_KIND_NAMES[int(k)] for k in ent.kind[sel]],
-                "strength": ent.strength[sel],
-                "signal_time": _ts(grid.t[sel, sig_col]),
-                "signal_close": grid.close[sel, sig_col],
-                "entry_time": _ts(entry_t[sel]),
-                "entry_price": entry_px[sel],
-                "exit_time": _ts(ex_t),
-                "exit_price": ex_px,
-                "exit_reason": [_EXIT_NAMES[int(r)].value for r in reason[sel]],
-                "trigger_time": pd.Series(_ts(trig_t)).where(~is_deadline, pd.NaT),
+                "symbol": grid.symbol[a.row].astype(str),
+                "session": [grid.days[d] for d in grid.day[a.row]],
+                "direction": np.where(a.direction > 0, Direction.BULLISH.value, Direction.BEARISH.value),
+                "kind": [_KIND_NAMES[int(k)] for k in a.kind],
+                "strength": a.strength,
+                "signal_time": _ts(a.signal_t),
+                "signal_close": a.signal_close,
+                "entry_time": _ts(a.entry_t),
+                "entry_price": a.entry_price,
+                "exit_time": _ts(a.exit_t),
+                "exit_price": a.exit_price,
+                "exit_reason": [_EXIT_NAMES[int(r)].value for r in a.exit_reason],
+                "trigger_time": pd.Series(_ts(np.maximum(a.trigger_t, 0))).where(a.trigger_t >= 0, pd.NaT),
             }
         )
         return out.sort_values(

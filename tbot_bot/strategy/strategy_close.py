@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbot_bot.strategy import signals as sig
-from tbot_bot.strategy.strategy_base import Strategy, WindowArrays
+from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy, WindowArrays
 from tbot_bot.strategy.window import WindowSpec
 
 if TYPE_CHECKING:
@@ -64,16 +64,19 @@ class CloseStrategy(Strategy):
         results = [vix_gate((vix or {}).get(d), params.vix_threshold) for d in days]
         return np.array([ok for ok, _ in results], dtype=bool), [why for _, why in results]
 
-    def entries(self, grid: SessionGrid, win: WindowArrays, params: CloseParams) -> sig.Entries:
+    def entries(
+        self, grid: SessionGrid, win: WindowArrays, params: CloseParams, source: IndicatorSource | None = None
+    ) -> sig.Entries:
         return sig.close_entries(
             grid.t, grid.open, grid.high, grid.low, grid.close,
             win.analysis_start, win.breakout_start, win.breakout_end, win.last_bar,
             params.buffer, params.momentum_pct, params.spike_pct,
+            source.first_open() if source is not None else None,
         )  # fmt: skip
 
     def triggers(
         self, grid: SessionGrid, entry_col: np.ndarray, entry_price: np.ndarray, direction: np.ndarray,
-        params: CloseParams,
+        params: CloseParams, source: IndicatorSource | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         stop = sig.stop_loss_hits(grid.close, entry_col, entry_price, direction, params.stop_loss_pct)
         return sig.combine_triggers([(stop, sig.Exit.STOP_LOSS)])

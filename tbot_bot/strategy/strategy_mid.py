@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbot_bot.strategy import signals as sig
-from tbot_bot.strategy.strategy_base import Strategy, WindowArrays
+from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy, WindowArrays
 from tbot_bot.strategy.window import WindowSpec
 
 if TYPE_CHECKING:
@@ -49,18 +49,28 @@ class MidStrategy(Strategy):
     def params_from_settings(self, settings: BotSettings) -> MidParams:
         return MidParams.from_settings(settings)
 
-    def entries(self, grid: SessionGrid, win: WindowArrays, params: MidParams) -> sig.Entries:
-        return sig.mid_entries(
-            grid.t, grid.high, grid.low, grid.close, grid.volume,
-            win.breakout_start, win.breakout_end, win.last_bar,
-            params.vwap_threshold, params.adx_period, params.adx_threshold, params.bb_period, params.bb_std,
+    def entries(
+        self, grid: SessionGrid, win: WindowArrays, params: MidParams, source: IndicatorSource | None = None
+    ) -> sig.Entries:
+        if source is None:
+            return sig.mid_entries(
+                grid.t, grid.high, grid.low, grid.close, grid.volume,
+                win.breakout_start, win.breakout_end, win.last_bar,
+                params.vwap_threshold, params.adx_period, params.adx_threshold, params.bb_period, params.bb_std,
+            )  # fmt: skip
+        upper, lower = source.bollinger(params.bb_period, params.bb_std)
+        return sig.mid_entries_from(
+            grid.t, grid.close, source.vwap(), source.adx(params.adx_period), upper, lower,
+            win.breakout_start, win.breakout_end, win.last_bar, params.vwap_threshold, params.adx_threshold,
         )  # fmt: skip
 
     def triggers(
         self, grid: SessionGrid, entry_col: np.ndarray, entry_price: np.ndarray, direction: np.ndarray,
-        params: MidParams,
+        params: MidParams, source: IndicatorSource | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        vwap = sig.session_vwap(grid.high, grid.low, grid.close, grid.volume)
+        vwap = (
+            source.vwap() if source is not None else sig.session_vwap(grid.high, grid.low, grid.close, grid.volume)
+        )
         stop = sig.stop_loss_hits(grid.close, entry_col, entry_price, direction, params.stop_loss_pct)
         touch = sig.vwap_touch_hits(grid.close, vwap, entry_col, direction)
         # on the same bar the stop loss is reported first (risk before target)

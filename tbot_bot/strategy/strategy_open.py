@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbot_bot.strategy import signals as sig
-from tbot_bot.strategy.strategy_base import Strategy, WindowArrays
+from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy, WindowArrays
 from tbot_bot.strategy.window import WindowSpec
 
 if TYPE_CHECKING:
@@ -41,7 +41,9 @@ class OpenStrategy(Strategy):
     def params_from_settings(self, settings: BotSettings) -> OpenParams:
         return OpenParams.from_settings(settings)
 
-    def entries(self, grid: SessionGrid, win: WindowArrays, params: OpenParams) -> sig.Entries:
+    def entries(
+        self, grid: SessionGrid, win: WindowArrays, params: OpenParams, source: IndicatorSource | None = None
+    ) -> sig.Entries:
         return sig.open_entries(
             grid.t, grid.high, grid.low, grid.close,
             win.analysis_start, win.breakout_start, win.breakout_end, win.last_bar, params.buffer,
@@ -49,7 +51,7 @@ class OpenStrategy(Strategy):
 
     def triggers(
         self, grid: SessionGrid, entry_col: np.ndarray, entry_price: np.ndarray, direction: np.ndarray,
-        params: OpenParams,
+        params: OpenParams, source: IndicatorSource | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         hits = sig.trailing_stop_hits(grid.close, entry_col, direction, params.trailing_stop_pct)
         return sig.combine_triggers([(hits, sig.Exit.TRAILING_STOP)])

@@ -1,0 +1,113 @@
+"""Parity: the optimizer's per-trial path (trimmed window columns, cached session indicators, the fast fill
+and sizing path, numpy metrics) books exactly what simulate() + execution.execute_day book and measures
+what performance_metrics measures."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import make_settings
+
+from tbot_bot.backtest import performance_metrics
+from tbot_bot.backtest.execution import execute_day
+from tbot_bot.backtest.slippage import SlippageModel
+from tbot_bot.optimizer.prepared import PreparedData
+from tbot_bot.support.path_resolver import package_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_backtest import synthetic  # noqa: E402
+
+SAMPLE = package_file("data", "sample")
+
+
+def reference(prep: PreparedData, params: dict[str, object]) -> list[dict[str, object]]:
+    """What `tbot backtest` books: simulate() over the whole grid, then execute_day session by session."""
+    settings = prep.settings_for(params)
+    p = prep.module.params_from_settings(settings)
+    signals = prep.module.simulate(prep.grid, p, vix=prep.vix)
+    slippage = SlippageModel.from_settings(settings, seed=prep.seed)
+    by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
+    fills: list[dict[str, object]] = []
+    for day in prep.days:
+        if day in by_day:
+            f, _ = execute_day(
+                by_day[day], prep.strategy, settings, prep.capabilities, prep.market,
+                prep.fundamentals, prep.float_, slippage,
+            )  # fmt: skip
+            fills += f
+    return fills
+
+
+CASES = [
+    ("open", {}),
+    ("open", {"STRAT_OPEN_BUFFER": 0.0005, "OPEN_TRAILING_STOP_PCT": 0.003, "OPEN_MONITORING_TIME": 90}),
+    ("mid", {}),
+    ("mid", {"STRAT_MID_VWAP_THRESHOLD": 0.0005, "MID_STOP_LOSS_PCT": 0.002, "ADX_THRESHOLD": 40.0}),
+    ("close", {}),
+    ("close", {"STRAT_CLOSE_SPIKE_PCT": 0.001, "CLOSE_STOP_LOSS_PCT": 0.003, "CLOSE_MONITORING_TIME": 10}),
+]
+VARIANTS = [
+    {},
+    # one slot, whole shares, ShortSell, rule-based slippage: the early stop and the other sizing branches
+    {"MAX_TRADES": 1, "WEIGHTS": "1", "FRACTIONAL": "false", "SHORT_TYPE_OPEN": "ShortSell",
+     "SHORT_TYPE_MID": "ShortSell", "SHORT_TYPE_CLOSE": "ShortSell", "SLIPPAGE_SIMULATION_TYPE": "rule_based"},
+    # randomized slippage (seeded) draws per fill in booking order; one open position at a time
+    {"SLIPPAGE_SIMULATION_TYPE": "randomized", "MAX_OPEN_POSITIONS": 1, "SHORT_TYPE_OPEN": "disabled"},
+]  # fmt: skip
+
+
+@functools.cache
+def prepared(strategy: str, variant: int) -> PreparedData:
+    settings = make_settings(**VARIANTS[variant])
+    return PreparedData(settings, strategy, SAMPLE, date(2011, 1, 3), date(2011, 2, 15), seed=7)
+
+
+@pytest.mark.parametrize("variant", range(len(VARIANTS)))
+@pytest.mark.parametrize(("strategy", "params"), CASES)
+def test_fast_path_books_what_execute_day_books(strategy: str, params: dict, variant: int) -> None:
+    prep = prepared(strategy, variant)
+    expected = reference(prep, params)
+    got = prep.trades(params)
+    assert got.records == expected
+    assert len(expected) > 0
+    # the metrics of the booked trades equal performance_metrics on the same trades
+    frame = pd.DataFrame(
+        {
+            "entry_time": pd.to_datetime([r["entry_time"] for r in expected], utc=True),
+            "exit_time": pd.to_datetime([r["exit_time"] for r in expected], utc=True),
+            "pnl": [float(r["PnL"]) for r in expected],
+            "session": [date.fromisoformat(str(r["session"])) for r in expected],
+        }
+    )
+    ref = performance_metrics.compute(frame, float(prep.float_), prep.days)
+    m = prep.evaluate(params)
+    assert (m.trades, m.wins) == (ref.trades, ref.wins)
+    assert m.total_pnl == pytest.approx(ref.total_pnl, abs=1e-9)
+    assert m.max_drawdown == pytest.approx(ref.max_drawdown, abs=1e-9)
+    assert m.sharpe == pytest.approx(ref.sharpe, rel=1e-12)
+    assert m.avg_duration_minutes == pytest.approx(ref.avg_trade_duration_minutes)
+
+
+@pytest.mark.parametrize("strategy", ["open", "mid", "close"])
+def test_fast_path_on_a_crowded_synthetic_universe(strategy: str, tmp_path: Path) -> None:
+    """40 symbols: many signals on the same bar, MAX_TRADES and the session cap used up early."""
+    synthetic(40, 6, seed=3).to_csv(tmp_path / "bars.csv", index=False)
+    (tmp_path / "vix.csv").write_text(
+        "date,close\n" + "".join(f"2011-01-{d:02d},25\n" for d in range(1, 15)), encoding="utf-8"
+    )
+    settings = make_settings(TOTAL_ALLOCATION="0.01", MAX_RISK_PER_TRADE="0.004", MIN_VOLUME_THRESHOLD=1000)
+    params = {"STRAT_OPEN_BUFFER": 0.0005, "STRAT_MID_VWAP_THRESHOLD": 0.0005, "STRAT_CLOSE_SPIKE_PCT": 0.001}
+    prep = PreparedData(settings, strategy, tmp_path, date(2011, 1, 4), date(2011, 1, 11), seed=1)
+    expected = reference(prep, params)
+    assert prep.trades(params).records == expected
+    assert len(expected) >= 5
+    assert len({r["session"] for r in expected}) >= 4
+    assert np.isfinite([float(r["PnL"]) for r in expected]).all()
+    assert Decimal(str(expected[0]["PnL"])) == Decimal(str(expected[0]["PnL"])).quantize(Decimal("0.0001"))
