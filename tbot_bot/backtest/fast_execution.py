@@ -36,17 +36,20 @@ _KIND = {int(k): k.name.lower() for k in Kind}
 _EXIT = {int(e): e.name.lower() for e in Exit}
 
 
+@dataclass(slots=True)
 class _Row:
     """The attributes of one simulate() row that execution.py reads."""
 
-    __slots__ = (
-        "symbol", "session", "direction", "strength", "signal_close", "signal_time", "entry_time",
-        "exit_time", "exit_reason", "kind",
-    )  # fmt: skip
-
-    def __init__(self, **values: Any) -> None:
-        for k, v in values.items():
-            setattr(self, k, v)
+    symbol: str
+    session: date
+    direction: str
+    strength: float
+    signal_close: float
+    signal_time: pd.Timestamp
+    entry_time: pd.Timestamp
+    exit_time: pd.Timestamp
+    exit_reason: str
+    kind: str
 
 
 def _stamp(minute: int) -> pd.Timestamp:
@@ -116,9 +119,8 @@ def execute_all(
     days: set[int] | None = None,
 ) -> TradeArrays:
     """Every session's fills of one strategy window (only the grid days in `days` when given)."""
-    strategy = ctx.strategy
     limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
-    grid, market = ctx.grid, ctx.market
+    grid = ctx.grid
     records: list[dict[str, Any]] = []
     pnl: list[float] = []
     entry_t: list[int] = []

@@ -225,7 +225,17 @@ def mid_entries(
     adx = wilder_adx(high, low, close, adx_period)
     _, upper, lower = bollinger_bands(close, bb_period, bb_std)
     return mid_entries_from(
-        t, close, vwap, adx, upper, lower, breakout_start, breakout_end, last_bar, vwap_threshold, adx_threshold
+        t,
+        close,
+        vwap,
+        adx,
+        upper,
+        lower,
+        breakout_start,
+        breakout_end,
+        last_bar,
+        vwap_threshold,
+        adx_threshold,
     )
 
 

@@ -69,7 +69,9 @@ class MidStrategy(Strategy):
         params: MidParams, source: IndicatorSource | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         vwap = (
-            source.vwap() if source is not None else sig.session_vwap(grid.high, grid.low, grid.close, grid.volume)
+            source.vwap()
+            if source is not None
+            else sig.session_vwap(grid.high, grid.low, grid.close, grid.volume)
         )
         stop = sig.stop_loss_hits(grid.close, entry_col, entry_price, direction, params.stop_loss_pct)
         touch = sig.vwap_touch_hits(grid.close, vwap, entry_col, direction)
