@@ -1,4 +1,4 @@
-"""`tbot config show|edit|set`: read and change the encrypted `.env_bot` through the validated config API."""
+"""`tbot config show|edit|set|history|rollback`: read and change the encrypted `.env_bot` through the validated config API."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_home_argument(setp)
     setp.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     setp.set_defaults(func=run_set)
+
+    hist = csub.add_parser(
+        "history", help="list kept versions of .env_bot (env_bot.versioned/) with who changed what"
+    )
+    add_home_argument(hist)
+    hist.set_defaults(func=run_history)
+
+    rb = csub.add_parser(
+        "rollback",
+        help="make a kept version live again (validated, re-encrypted; the current one is kept too)",
+    )
+    rb.add_argument("version", metavar="VERSION", help="a version from `tbot config history`")
+    add_home_argument(rb)
+    rb.set_defaults(func=run_rollback)
 
 
 def _actor() -> str:
@@ -106,4 +120,28 @@ def run_edit(args: argparse.Namespace) -> int:
         return 0
     save_env_text(home, edited, actor=_actor())  # raises ConfigError (exit 2) and saves nothing when invalid
     print("saved (validated and re-encrypted)")
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    from tbot_bot.config.config_versions import history
+
+    versions = history(BotHome.resolve(args.home))
+    if not versions:
+        print("no kept versions (env_bot.versioned/ is empty)")
+        return 0
+    for v in versions:
+        rec = v.replaced_by or {}
+        keys = ", ".join(c["key"] for c in rec.get("changed", [])) or "?"
+        who = rec.get("actor", "?")
+        print(f"{v.version}  replaced {v.saved_at:%Y-%m-%d %H:%M:%S} UTC by {who}: {keys}")
+    print("restore one with `tbot config rollback VERSION`")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from tbot_bot.config.config_versions import rollback
+
+    changed = rollback(BotHome.resolve(args.home), args.version, actor=_actor())
+    print(f"rolled back to {args.version}: {', '.join(changed) if changed else 'no key differed'}")
     return 0

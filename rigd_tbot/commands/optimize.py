@@ -1,0 +1,190 @@
+"""`tbot optimize run|list|show|approve|reject`: tune a strategy's `.env_bot` keys with walk-forward
+validation (DESIGN §11); the live config changes only when a person approves a proposal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import date
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.support.path_resolver import BotHome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="tune strategy settings (Optuna, walk-forward); approve proposals")
+    osub = p.add_subparsers(dest="optimize_command", metavar="ACTION")
+    osub.required = True
+
+    run = osub.add_parser(
+        "run",
+        help="run (or resume, or join as a worker) an optimisation and write a proposal",
+        description="Running the same command again resumes the same study; with --storage postgresql://... "
+        "every machine running it is a worker of one study. Defaults come from the home's OPTIMIZER_* keys.",
+    )
+    run.add_argument("--strategy", required=True, choices=("open", "mid", "close"), help="strategy to tune")
+    run.add_argument(
+        "--algorithm", choices=("grid_search", "bayesian", "genetic"), default=None,
+        help="grid_search (GridSampler), bayesian (TPE) or genetic (NSGA-II, PnL vs drawdown); "
+        "default OPTIMIZER_ALGORITHM",
+    )  # fmt: skip
+    run.add_argument("--start", type=date.fromisoformat, default=None, help="first date, YYYY-MM-DD "
+                     "(default: OPTIMIZER_BACKTEST_LOOKBACK_DAYS sessions before --end)")  # fmt: skip
+    run.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="last date (default: the data's last)"
+    )
+    run.add_argument("--data-source", "--data_source", dest="data_source", default=None,
+                     help="CSV/Parquet file or folder of 1-minute bars (default: the home's bars cache "
+                     "data/cache/bars)")  # fmt: skip
+    run.add_argument("--space", default=None, help="TOML search space replacing the strategy's default")
+    run.add_argument("--trials", type=int, default=None,
+                     help="trials per fold across all workers (default: the whole grid; 50 for bayesian/genetic)")  # fmt: skip
+    run.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
+    run.add_argument("--objective", choices=("sharpe", "pnl", "calmar"), default="sharpe",
+                     help="what to maximise in-sample (default sharpe; genetic uses PnL vs drawdown)")  # fmt: skip
+    run.add_argument("--walk-forward", type=int, default=3, help="walk-forward folds K (default 3)")
+    run.add_argument("--storage", default=None,
+                     help="Optuna storage URL: sqlite:///PATH (default: study.db in the run folder) or "
+                     "postgresql://user@host:port/db to share one study between machines")  # fmt: skip
+    run.add_argument("--study", default=None, help="study name = run id (default: derived from the command)")
+    run.add_argument(
+        "--out", default=None, help="results folder (default: OPTIMIZER_OUTPUT_DIR under the home)"
+    )
+    run.add_argument(
+        "--env-file", default=None, help="plaintext .env_bot to tune (default: the home's config)"
+    )
+    run.add_argument("--float", dest="float_", default="100000", help="broker_current_float (default 100000)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the samplers and the slippage model")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_home_argument(run)
+    run.set_defaults(func=run_run)
+
+    ls = osub.add_parser("list", help="list proposals (newest first)")
+    add_home_argument(ls)
+    ls.set_defaults(func=run_list)
+
+    show = osub.add_parser("show", help="show one proposal: changes and out-of-sample evidence")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="print the proposal as JSON")
+    add_home_argument(show)
+    show.set_defaults(func=run_show)
+
+    ap = osub.add_parser(
+        "approve", help="apply a proposal to the live config (validated, encrypted, versioned, audited)"
+    )
+    ap.add_argument("run_id", metavar="RUN_ID")
+    ap.add_argument("--trial", type=int, default=None, help="apply trial N of the run's last fold instead")
+    ap.add_argument(
+        "--force", action="store_true", help="apply even if the live values changed since the run"
+    )
+    add_home_argument(ap)
+    ap.set_defaults(func=run_approve)
+
+    rj = osub.add_parser("reject", help="reject a proposal (recorded with who/when/why)")
+    rj.add_argument("run_id", metavar="RUN_ID")
+    rj.add_argument("--reason", default="", help="why (kept in the audit log)")
+    add_home_argument(rj)
+    rj.set_defaults(func=run_reject)
+
+
+def actor() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from tbot_bot.backtest.backtest_engine import load_settings_for
+    from tbot_bot.optimizer.defaults import request_from_args
+
+    home = BotHome.resolve(args.home)
+    settings = load_settings_for(args, home)
+    req = request_from_args(args, home, settings)
+    from tbot_bot.optimizer.runner import run_optimizer
+
+    try:
+        result = run_optimizer(home, settings, req)
+    except KeyboardInterrupt:
+        print("interrupted: the study is kept; run the same command to resume it", flush=True)
+        return 130
+    s = result.summary
+    rec = s["recommended"]
+    print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
+          f"({result.evaluated_here} evaluated by this worker)")  # fmt: skip
+    for f in s["folds"]:
+        print(f"  fold {f['fold']}: IS {f['is_start']}..{f['is_end']} objective {f['is_objective']:.4g} | "
+              f"OOS {f['oos_start']}..{f['oos_end']} objective {f['oos_objective']:.4g} | {f['params']}")  # fmt: skip
+    if rec:
+        verdict = "beats" if s["beats_current_oos"] else "does NOT beat"
+        print(f"recommended: {rec['params']} (OOS objective {rec['oos_objective']:.4g}, {verdict} the current "
+              f"settings' {s['current']['oos_objective']:.4g})")  # fmt: skip
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"results: {result.out_dir}")
+    if result.proposal:
+        print(f"proposal: {result.proposal} (nothing changes until `tbot optimize approve {result.run_id}`)")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from tbot_bot.optimizer.proposals import list_proposals
+
+    items = list_proposals(BotHome.resolve(args.home))
+    if not items:
+        print("no proposals")
+        return 0
+    for p in items:
+        ev = p["evidence"]
+        changes = ", ".join(
+            f"{c['key']} {c['old']}->{c['new']}" for c in p["changes"] if c["old"] != c["new"]
+        )
+        print(f"{p['run_id']}  {p['status']:<8}  {p['created_at'][:19]}Z  OOS {ev['oos_objective']:.4g} "
+              f"(current {ev['oos_current_objective']:.4g})  {changes or 'no change'}")  # fmt: skip
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from tbot_bot.optimizer.proposals import load_proposal
+
+    p = load_proposal(BotHome.resolve(args.home), args.run_id)
+    if args.json:
+        print(json.dumps(p, indent=2, sort_keys=True))
+        return 0
+    ev = p["evidence"]
+    print(f"proposal {p['run_id']} ({p['status']}), strategy {p['strategy']}, {p['algorithm']}, "
+          f"objective {p['objective']}, created {p['created_at']}")  # fmt: skip
+    for c in p["changes"]:
+        print(f"  {c['key']}: {c['old']} -> {c['new']}{'' if c['old'] != c['new'] else ' (unchanged)'}")
+    print(f"out-of-sample: recommended {ev['oos_objective']:.4g} vs current {ev['oos_current_objective']:.4g}; "
+          f"walk-forward efficiency {ev['walk_forward_efficiency']}; deflated Sharpe {ev['deflated_sharpe']}")  # fmt: skip
+    for f in ev["folds"]:
+        print(f"  fold {f['fold']} OOS {f['oos_start']}..{f['oos_end']}: PnL {f['oos_total_pnl']}, "
+              f"Sharpe {f['oos_sharpe']}")  # fmt: skip
+    if p.get("decision"):
+        d = p["decision"]
+        print(f"decision: {d['action']} by {d['actor']} at {d['at']}")
+    print(f"results: {p['results_dir']}")
+    return 0
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    from tbot_bot.optimizer.proposals import approve
+
+    changes = approve(
+        BotHome.resolve(args.home), args.run_id, actor=actor(), trial=args.trial, force=args.force
+    )
+    if not changes:
+        print(f"approved {args.run_id}: the live config already had these values")
+    for c in changes:
+        print(f"  {c.key}: {c.old} -> {c.new}")
+    print(
+        f"approved {args.run_id} (validated, re-encrypted; the previous config is kept in env_bot.versioned/)"
+    )
+    return 0
+
+
+def run_reject(args: argparse.Namespace) -> int:
+    from tbot_bot.optimizer.proposals import reject
+
+    reject(BotHome.resolve(args.home), args.run_id, actor=actor(), reason=args.reason)
+    print(f"rejected {args.run_id}")
+    return 0

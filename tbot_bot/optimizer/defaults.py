@@ -1,0 +1,67 @@
+"""`tbot optimize run` options completed from the home's OPTIMIZER_* keys and its bars cache."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tbot_bot.errors import ConfigError
+from tbot_bot.optimizer.runner import RunRequest
+from tbot_bot.strategy.window import market_calendar
+from tbot_bot.support.path_resolver import BotHome
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+
+
+def bars_cache_dir(home: BotHome) -> Path:
+    """Where the supervisor keeps each session's recorded 1-minute bars (one gzip CSV per day)."""
+    return home.cache_dir / "bars"
+
+
+def lookback_start(end: date, sessions: int, calendar_name: str) -> date:
+    """The session `sessions - 1` sessions before `end` (so the span holds `sessions` sessions)."""
+    cal = market_calendar(calendar_name)
+    days = cal.sessions_in_range(end - timedelta(days=sessions * 2 + 10), end)
+    days = [d.date() for d in days]
+    return days[-sessions] if len(days) >= sessions else (days[0] if days else end)
+
+
+def _last_date(source: Path) -> date:
+    files = sorted(source.glob("bars_*.csv.gz")) if source.is_dir() else []
+    if files:
+        return date.fromisoformat(files[-1].name[len("bars_") : len("bars_") + 10])
+    from tbot_bot.backtest.load_historical_data import load_bars
+
+    frame = load_bars(source)
+    if frame.empty:
+        raise ConfigError(f"no bars in {source}")
+    return frame["timestamp"].max().date()  # type: ignore[no-any-return]
+
+
+def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSettings) -> RunRequest:
+    # OPTIMIZER_ALGORITHM: the algorithm when --algorithm is not given
+    algorithm = args.algorithm or settings.OPTIMIZER_ALGORITHM
+    source = Path(args.data_source) if args.data_source else bars_cache_dir(home)
+    if not source.exists():
+        raise ConfigError(
+            f"no data: {source} does not exist (pass --data-source, or let the supervisor record sessions first)"
+        )
+    end = args.end or _last_date(source)
+    # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: sessions optimised over when --start is not given
+    start = args.start or lookback_start(
+        end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR
+    )
+    try:
+        float_ = Decimal(args.float_)
+    except InvalidOperation:
+        raise ConfigError(f"--float {args.float_!r} is not a number") from None
+    return RunRequest(
+        strategy=args.strategy, algorithm=algorithm, start=start, end=end, data_source=source,
+        objective=args.objective, walk_forward=args.walk_forward, trials=args.trials, jobs=args.jobs,
+        space_file=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
+        out=Path(args.out) if args.out else None, seed=args.seed, float_=float_, progress=not args.no_progress,
+    )  # fmt: skip

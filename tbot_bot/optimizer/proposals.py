@@ -1,0 +1,202 @@
+"""Optimizer proposals: a run never changes the live configuration; it writes a proposal (keys old -> new,
+the out-of-sample evidence, the run id) to `env_bot.versioned/proposals/<run_id>.json`. Only a person makes
+it live: `approve` validates the whole resulting config, saves it through the encrypted config path (which
+versions the previous file and audits the keys) and records who/when; `reject` records who/when/why.
+Every decision is also appended to `logs/optimizer_audit.log`. No optimizer import here: the dashboard uses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.config.config_versions import PREFIX
+from tbot_bot.config.env_bot import parse_env_text
+from tbot_bot.config.settings_bot import read_env_text, replace_values, save_env_text
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import atomic_write_json, utc_now
+
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+
+
+def proposals_dir(home: BotHome) -> Path:
+    return home.versioned_env_dir / "proposals"
+
+
+def env_value(v: Any) -> str:
+    """A parameter value as `.env_bot` text."""
+    if isinstance(v, float):
+        return repr(round(v, 10))
+    return str(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: str
+    old: str | None
+    new: str
+
+
+def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) -> Path | None:
+    """The proposal of a finished run; None when the run has nothing to recommend."""
+    rec = summary.get("recommended")
+    if not rec:
+        return None
+    current, _ = parse_env_text(read_env_text(home))
+    changes = [
+        {"key": k, "old": current.get(k), "new": env_value(v)} for k, v in sorted(rec["params"].items())
+    ]
+    folder = proposals_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{summary['run_id']}.json"
+    atomic_write_json(
+        path,
+        {
+            "run_id": summary["run_id"],
+            "strategy": summary["strategy"],
+            "algorithm": summary["algorithm"],
+            "objective": summary["objective"],
+            "created_at": utc_now().isoformat(),
+            "status": PENDING,
+            "trial": {"fold": rec["fold"], "trial": rec["trial"]},
+            "changes": changes,
+            "unchanged": all(c["old"] == c["new"] for c in changes),
+            "evidence": {
+                "oos_recommended": rec["oos_all"],
+                "oos_objective": rec["oos_objective"],
+                "oos_current": summary["current"]["oos_all"],
+                "oos_current_objective": summary["current"]["oos_objective"],
+                "beats_current_oos": summary["beats_current_oos"],
+                "walk_forward_efficiency": summary["walk_forward_efficiency"],
+                "deflated_sharpe": (summary.get("deflated_sharpe") or {}).get("dsr"),
+                "folds": [
+                    {
+                        "fold": f["fold"],
+                        "oos_start": f["oos_start"],
+                        "oos_end": f["oos_end"],
+                        "oos_total_pnl": f["oos"]["total_pnl"],
+                        "oos_sharpe": f["oos"]["sharpe"],
+                    }
+                    for f in summary["folds"]
+                ],  # fmt: skip
+            },
+            "results_dir": str(results_dir),
+            "decision": None,
+        },
+        mode=0o600,
+    )
+    return path
+
+
+def list_proposals(home: BotHome) -> list[dict[str, Any]]:
+    folder = proposals_dir(home)
+    out = []
+    for p in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            out.append(json.loads(p.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(out, key=lambda d: str(d.get("created_at", "")), reverse=True)
+
+
+def load_proposal(home: BotHome, run_id: str) -> dict[str, Any]:
+    path = proposals_dir(home) / f"{run_id}.json"
+    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+        known = [d["run_id"] for d in list_proposals(home)]
+        hint = f"; proposals: {', '.join(known[:10])}" if known else "; there is no proposal yet"
+        raise ConfigError(f"no optimizer proposal {run_id!r}{hint} (see `tbot optimize list`)")
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _save(home: BotHome, proposal: dict[str, Any]) -> None:
+    atomic_write_json(proposals_dir(home) / f"{proposal['run_id']}.json", proposal, mode=0o600)
+
+
+def _audit(home: BotHome, record: dict[str, Any]) -> None:
+    log = home.root / "logs" / "optimizer_audit.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _trial_params(proposal: dict[str, Any], trial: int) -> dict[str, str]:
+    """`--trial N`: trial N of the run's last fold (trials.csv), the most recent in-sample span."""
+    path = Path(proposal["results_dir"]) / "trials.csv"
+    if not path.is_file():
+        raise ConfigError(f"--trial needs the run's trials.csv, which is missing: {path}")
+    keys = [c["key"] for c in proposal["changes"]]
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    last = max(int(r["fold"]) for r in rows) if rows else 0
+    for r in rows:
+        if int(r["fold"]) == last and int(r["trial"]) == trial:
+            return {k: r[k] for k in keys}
+    numbers = sorted(int(r["trial"]) for r in rows if int(r["fold"]) == last)
+    raise ConfigError(
+        f"run {proposal['run_id']} has no trial {trial} in its last fold ({last}); "
+        f"trials there: {numbers[0]}..{numbers[-1]}"
+        if numbers
+        else f"run {proposal['run_id']} has no trials"
+    )
+
+
+def approve(
+    home: BotHome, run_id: str, *, actor: str, trial: int | None = None, force: bool = False
+) -> list[Change]:
+    """Apply a pending proposal (or trial N of it) to the live config; returns the changes made."""
+    proposal = load_proposal(home, run_id)
+    if proposal["status"] != PENDING:
+        d = proposal.get("decision") or {}
+        raise ConfigError(
+            f"proposal {run_id} is already {proposal['status']} (by {d.get('actor')} at {d.get('at')})"
+        )
+    text = read_env_text(home)
+    current, _ = parse_env_text(text)
+    wanted = (
+        _trial_params(proposal, trial)
+        if trial is not None
+        else {c["key"]: c["new"] for c in proposal["changes"]}
+    )
+    stale = [
+        f"{c['key']} was {c['old']} when proposed and is {current.get(c['key'])} now"
+        for c in proposal["changes"]
+        if current.get(c["key"]) != c["old"]
+    ]
+    if stale and not force:
+        raise ConfigError(
+            ["the live config changed since this proposal was made:", *stale,
+             "re-run the optimizer, or approve with --force to apply the proposal's values anyway"],
+            source=f"proposal {run_id}",
+        )  # fmt: skip
+    changes = [Change(k, current.get(k), v) for k, v in wanted.items() if current.get(k) != v]
+    versions_before = set(_versions(home))
+    save_env_text(home, replace_values(text, wanted), actor=f"{actor} (optimizer approve {run_id})")
+    new_versions = sorted(set(_versions(home)) - versions_before)
+    decision = {
+        "action": APPROVED, "actor": actor, "at": utc_now().isoformat(), "trial": trial,
+        "applied": [{"key": c.key, "old": c.old, "new": c.new} for c in changes],
+        "previous_version": new_versions[-1] if new_versions else None,
+    }  # fmt: skip
+    proposal.update(status=APPROVED, decision=decision)
+    _save(home, proposal)
+    _audit(home, {"run_id": run_id, **decision})
+    return changes
+
+
+def reject(home: BotHome, run_id: str, *, actor: str, reason: str = "") -> None:
+    proposal = load_proposal(home, run_id)
+    if proposal["status"] != PENDING:
+        raise ConfigError(f"proposal {run_id} is already {proposal['status']}")
+    decision = {"action": REJECTED, "actor": actor, "at": utc_now().isoformat(), "reason": reason}
+    proposal.update(status=REJECTED, decision=decision)
+    _save(home, proposal)
+    _audit(home, {"run_id": run_id, **decision})
+
+
+def _versions(home: BotHome) -> list[str]:
+    folder = home.versioned_env_dir
+    return [p.name[len(PREFIX) :] for p in folder.glob(PREFIX + "*")] if folder.exists() else []

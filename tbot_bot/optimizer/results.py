@@ -1,0 +1,191 @@
+"""From the fold studies to a recommendation: per fold the in-sample winner (or, for the genetic algorithm,
+the Pareto-front trial with the best in-sample return per unit of drawdown), its out-of-sample score, the
+walk-forward efficiency, the stability of the chosen values across folds and the deflated Sharpe ratio.
+
+The recommended parameters are chosen on OUT-OF-SAMPLE evidence only: every fold's in-sample winner is scored
+on all out-of-sample sessions together and the best of them is recommended (a tie goes to the later fold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tbot_bot.optimizer.metrics import (
+    CALMAR_MIN_DRAWDOWN_PCT,
+    deflated_sharpe,
+    parameter_stability,
+    walk_forward_efficiency,
+)
+from tbot_bot.optimizer.prepared import PreparedData
+from tbot_bot.optimizer.study import StudyConfig
+from tbot_bot.optimizer.walk_forward import Fold
+
+
+@dataclass(frozen=True, slots=True)
+class FoldResult:
+    fold: Fold
+    trials: list[FrozenTrial]  # complete trials of the fold's study
+    chosen: FrozenTrial
+    pareto: list[FrozenTrial]  # genetic only
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.chosen.params)
+
+
+def _param_key(t: FrozenTrial) -> tuple[Any, ...]:
+    return tuple(sorted(t.params.items()))
+
+
+def _choose(cfg: StudyConfig, study: optuna.Study, trials: list[FrozenTrial]) -> tuple[FrozenTrial, list]:
+    if cfg.algorithm == "genetic":
+        front = study.best_trials
+
+        def score(t: FrozenTrial) -> float:
+            pnl, dd = t.values
+            return float(pnl) / max(float(dd), CALMAR_MIN_DRAWDOWN_PCT)
+
+        # ties broken on the parameter values, never on trial numbers (which depend on the workers' timing)
+        return max(sorted(front, key=_param_key), key=score), sorted(front, key=lambda t: t.number)
+    return max(sorted(trials, key=_param_key), key=lambda t: float(t.value)), []  # type: ignore[arg-type]
+
+
+def collect(cfg: StudyConfig, folds: list[Fold], storage: optuna.storages.BaseStorage) -> list[FoldResult]:
+    out = []
+    for fold in folds:
+        study = optuna.load_study(study_name=cfg.fold_study_name(fold), storage=storage)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not trials:
+            continue
+        chosen, pareto = _choose(cfg, study, trials)
+        out.append(FoldResult(fold, sorted(trials, key=lambda t: t.number), chosen, pareto))
+    return out
+
+
+def _per_session(metrics: dict[str, Any]) -> float:
+    return float(metrics["total_pnl"]) / max(int(metrics["sessions"]), 1)
+
+
+def summarise(
+    cfg: StudyConfig, prep: PreparedData, results: list[FoldResult], baseline: dict[str, Any]
+) -> dict[str, Any]:
+    """Everything best.json holds (JSON-ready)."""
+    oos_days: tuple[date, ...] = tuple(d for r in results for d in r.fold.out_of_sample)
+    folds = []
+    for r in results:
+        ins, oos = r.chosen.user_attrs["metrics"]["is"], r.chosen.user_attrs["metrics"]["oos"]
+        folds.append(
+            {
+                **r.fold.describe(),
+                "trials": len(r.trials),
+                "chosen_trial": r.chosen.number,
+                "params": r.params(),
+                "is": ins,
+                "oos": oos,
+                "is_objective": _objective(cfg, ins),
+                "oos_objective": _objective(cfg, oos),
+                "wfe": walk_forward_efficiency([_per_session(ins)], [_per_session(oos)]),
+            }
+        )
+    # every fold's in-sample winner, scored on all out-of-sample sessions together
+    candidates: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for r in reversed(results):  # later folds first: a tie goes to the most recent in-sample span
+        key = _param_key(r.chosen)
+        if key in seen:
+            continue
+        seen.add(key)
+        m = prep.evaluate(r.params(), oos_days)
+        candidates.append(
+            {"fold": r.fold.index, "trial": r.chosen.number, "params": r.params(), "oos_all": m.to_dict(),
+             "oos_objective": m.objective(cfg.objective), "_returns": m.daily_returns}
+        )  # fmt: skip
+    best = max(candidates, key=lambda c: c["oos_objective"]) if candidates else None
+    trial_sharpes = [float(t.user_attrs["metrics"]["is_sharpe_pp"]) for r in results for t in r.trials]
+    dsr = deflated_sharpe(best["_returns"], trial_sharpes) if best else None
+    base_oos = prep.evaluate({}, oos_days) if oos_days else None
+    for c in candidates:
+        c.pop("_returns")
+    wfe = walk_forward_efficiency(
+        [_per_session(f["is"]) for f in folds], [_per_session(f["oos"]) for f in folds]
+    ) if folds else None  # fmt: skip
+    current = {k: baseline.get(k) for k in cfg.space.keys}
+    return {
+        "run_id": cfg.run_id,
+        "strategy": cfg.strategy,
+        "algorithm": cfg.algorithm,
+        "objective": cfg.objective if cfg.algorithm != "genetic" else "pnl vs max drawdown (Pareto)",
+        "space": cfg.space.describe(),
+        "trials_total": sum(len(r.trials) for r in results),
+        "folds": folds,
+        "walk_forward_efficiency": wfe,
+        "parameter_stability": parameter_stability([f["params"] for f in folds], cfg.space.grid()),
+        "candidates": candidates,
+        "recommended": None
+        if best is None
+        else {
+            "fold": best["fold"],
+            "trial": best["trial"],
+            "params": best["params"],
+            "oos_all": best["oos_all"],
+            "oos_objective": best["oos_objective"],
+        },  # fmt: skip
+        "deflated_sharpe": dsr,
+        "current": {
+            "params": current,
+            "oos_all": base_oos.to_dict() if base_oos else None,
+            "oos_objective": base_oos.objective(cfg.objective) if base_oos else None,
+        },
+        "beats_current_oos": bool(
+            best is not None
+            and base_oos is not None
+            and best["oos_objective"] > base_oos.objective(cfg.objective)
+        ),
+        "pareto_front": [
+            {
+                "fold": r.fold.index,
+                "trial": t.number,
+                "params": dict(t.params),
+                "is_pnl": t.values[0],
+                "is_max_drawdown": t.values[1],
+            }
+            for r in results
+            for t in r.pareto
+        ],  # fmt: skip
+    }
+
+
+def _objective(cfg: StudyConfig, m: dict[str, Any]) -> float:
+    if cfg.objective == "sharpe":
+        return float(m["sharpe"]) if m["sharpe"] is not None else 0.0
+    if cfg.objective == "calmar":
+        return float(m["calmar"])
+    return float(m["total_pnl"])
+
+
+def trial_rows(cfg: StudyConfig, results: list[FoldResult]) -> list[dict[str, Any]]:
+    """trials.csv: one row per complete trial of every fold."""
+    rows = []
+    for r in results:
+        for t in r.trials:
+            row: dict[str, Any] = {"fold": r.fold.index, "trial": t.number}
+            row.update({k: t.params.get(k) for k in cfg.space.keys})
+            if cfg.algorithm == "genetic":
+                row["value_is_pnl"], row["value_is_max_drawdown"] = t.values
+            else:
+                row["value"] = t.value
+            for side in ("is", "oos"):
+                for k, v in t.user_attrs["metrics"][side].items():
+                    row[f"{side}_{k}"] = v
+            row["chosen"] = t.number == r.chosen.number
+            row["duration_s"] = (
+                (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None
+            )
+            rows.append(row)
+    return rows

@@ -1,0 +1,188 @@
+"""One `tbot optimize run`: load the data once per worker, run (or join) the fold studies, then collect every
+worker's trials, choose on out-of-sample evidence, write the outputs and the proposal.
+
+The run id is derived from the command (strategy, algorithm, dates, folds, objective, space, data, trials,
+seed), so running the same command again resumes the same studies in the same folder; `--study NAME` sets it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from tbot_bot.errors import ConfigError
+from tbot_bot.optimizer import results as results_mod
+from tbot_bot.optimizer.metrics import OBJECTIVES
+from tbot_bot.optimizer.prepared import PreparedData
+from tbot_bot.optimizer.proposals import write_proposal
+from tbot_bot.optimizer.report import write_outputs
+from tbot_bot.optimizer.space import load_space
+from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, make_storage, redact, run_fold
+from tbot_bot.optimizer.walk_forward import make_folds
+from tbot_bot.support.path_resolver import BotHome
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    strategy: str
+    algorithm: str
+    start: date
+    end: date
+    data_source: Path
+    objective: str = "sharpe"
+    walk_forward: int = 3
+    trials: int | None = None
+    jobs: int = 1
+    space_file: Path | None = None
+    storage: str | None = None
+    study: str | None = None
+    out: Path | None = None
+    seed: int = 0
+    float_: Decimal = Decimal("100000")
+    progress: bool = True
+    propose: bool = True
+
+
+@dataclass(slots=True)
+class RunResult:
+    run_id: str
+    out_dir: Path
+    summary: dict[str, Any]
+    files: dict[str, Path]
+    proposal: Path | None
+    evaluated_here: int
+    notes: list[str] = field(default_factory=list)
+
+
+def validate(req: RunRequest) -> None:
+    problems = []
+    if req.strategy not in ("open", "mid", "close"):
+        problems.append(f"--strategy {req.strategy!r}: allowed open, mid, close")
+    if req.algorithm not in ALGORITHMS:
+        problems.append(f"--algorithm {req.algorithm!r}: allowed {', '.join(ALGORITHMS)}")
+    if req.objective not in OBJECTIVES:
+        problems.append(f"--objective {req.objective!r}: allowed {', '.join(OBJECTIVES)}")
+    if req.end < req.start:
+        problems.append(f"--end {req.end} is before --start {req.start}")
+    if req.trials is not None and req.trials < 1:
+        problems.append(f"--trials must be at least 1 (found {req.trials})")
+    if not 1 <= req.jobs <= 64:
+        problems.append(f"--jobs must be 1..64 (found {req.jobs})")
+    if req.study is not None and not req.study.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        problems.append(f"--study {req.study!r}: use letters, digits, '-', '_' and '.' only")
+    if req.storage is not None and not req.storage.startswith(("sqlite:///", "postgresql://", "postgresql+")):
+        problems.append(
+            f"--storage {redact(req.storage)}: use sqlite:///PATH or postgresql://user@host:port/db"
+        )
+    if problems:
+        raise ConfigError(problems, source="tbot optimize run")
+
+
+def run_id_for(req: RunRequest, space_desc: dict[str, Any]) -> str:
+    if req.study:
+        return req.study
+    ident = json.dumps(
+        [space_desc, str(req.data_source.resolve()), req.trials, req.seed, str(req.float_)], sort_keys=True
+    )
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:8]
+    return (
+        f"{req.strategy}_{req.algorithm}_{req.start:%Y%m%d}_{req.end:%Y%m%d}_wf{req.walk_forward}_"
+        f"{req.objective}_{digest}"
+    )
+
+
+def _work(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: int) -> int:
+    """One worker: prepare the data once, then take trials fold after fold until none is left."""
+    prep = PreparedData(
+        settings,
+        req.strategy,
+        req.data_source,
+        req.start,
+        req.end,
+        broker_current_float=req.float_,
+        seed=req.seed,
+    )
+    folds = make_folds(prep.days, req.walk_forward)
+    storage = make_storage(cfg.storage)
+    total = cfg.trials_per_fold() * len(folds)
+    done = 0
+    with tqdm(
+        total=total, desc=f"{cfg.strategy} {cfg.algorithm} worker {position}", unit="trial", file=sys.stderr,
+        disable=not req.progress, position=position, leave=position == 0, delay=1,
+    ) as bar:  # fmt: skip
+        for fold in folds:
+            done += run_fold(cfg, prep, fold, storage, bar)
+    return done
+
+
+def _child(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: int) -> None:
+    try:
+        _work(cfg, req, settings, position)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
+    validate(req)
+    space = load_space(req.strategy, req.space_file)
+    out_root = req.out or home.path(settings.OPTIMIZER_OUTPUT_DIR)
+    run_id = run_id_for(req, space.describe())
+    out_dir = out_root / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage_url = req.storage or f"sqlite:///{out_dir / 'study.db'}"
+    cfg = StudyConfig(
+        run_id, req.strategy, req.algorithm, req.objective, space, req.trials, storage_url, req.seed
+    )
+    children = []
+    if req.jobs > 1:
+        ctx = multiprocessing.get_context("fork")
+        children = [ctx.Process(target=_child, args=(cfg, req, settings, i)) for i in range(1, req.jobs)]
+        for c in children:
+            c.start()
+    try:
+        evaluated = _work(cfg, req, settings, 0)
+    finally:
+        for c in children:
+            c.join()
+    prep = PreparedData(
+        settings,
+        req.strategy,
+        req.data_source,
+        req.start,
+        req.end,
+        broker_current_float=req.float_,
+        seed=req.seed,
+    )
+    folds = make_folds(prep.days, req.walk_forward)
+    storage = make_storage(storage_url)
+    results = results_mod.collect(cfg, folds, storage)
+    notes = []
+    if len(results) < len(folds) or any(len(r.trials) < cfg.trials_per_fold() for r in results):
+        notes.append(
+            "some trials are still running in other workers: outputs cover the trials finished so far"
+        )
+    baseline = settings.model_dump()
+    summary = results_mod.summarise(cfg, prep, results, baseline)
+    summary.update(
+        start=req.start.isoformat(), end=req.end.isoformat(), data_source=str(req.data_source),
+        storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed,
+    )  # fmt: skip
+    files = write_outputs(out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys)
+    proposal = None
+    if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        proposal = write_proposal(home, summary, out_dir)
+    elif req.propose:
+        notes.append(f"no configuration in {home.root}: no proposal written (results only)")
+    return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes)

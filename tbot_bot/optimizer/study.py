@@ -1,0 +1,235 @@
+"""Optuna studies of one optimizer run: one study per walk-forward fold (`<run_id>.fold<k>`) in the run's
+storage (SQLite file by default, PostgreSQL for many machines). Every process running the same command is a
+worker of the same studies; the trials add up.
+
+Grid search: the process that creates a fold's study (creation is atomic in the database) enqueues every
+grid point once; workers then claim waiting trials with Optuna's own atomic WAITING -> RUNNING transition
+(a row lock on PostgreSQL), so no grid point is evaluated twice whatever the number of workers. Bayesian
+(TPE) and genetic (NSGA-II, two objectives: in-sample PnL up, in-sample max drawdown down) sample freely until
+the fold's study holds `--trials` trials. The sampler only ever sees in-sample values; out-of-sample metrics
+are stored on each trial as user attributes for the walk-forward report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import TrialState
+
+from tbot_bot.errors import ConfigError
+from tbot_bot.optimizer.prepared import PreparedData
+from tbot_bot.optimizer.space import Param, SearchSpace
+from tbot_bot.optimizer.walk_forward import Fold
+
+ALGORITHMS = ("grid_search", "bayesian", "genetic")
+GRID_READY_ATTR = "grid_enqueued"
+_CLAIM_RETRIES = 50
+
+log = logging.getLogger("tbot.optimizer")
+
+
+@dataclass(frozen=True, slots=True)
+class StudyConfig:
+    run_id: str
+    strategy: str
+    algorithm: str
+    objective: str
+    space: SearchSpace
+    trials: int | None  # per fold, across all workers; None = the whole grid (grid search only)
+    storage: str
+    seed: int = 0
+
+    def fold_study_name(self, fold: Fold) -> str:
+        return f"{self.run_id}.fold{fold.index}"
+
+    def trials_per_fold(self) -> int:
+        if self.algorithm == "grid_search":
+            return min(self.space.grid_size, self.trials or self.space.grid_size)
+        return self.trials or 50
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    try:
+        if url.startswith("sqlite"):
+            # several local workers share one file: wait for the lock instead of failing
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            _fast_sqlite(storage)
+            return storage
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # SQLAlchemy/driver errors: a wrong URL, a server that does not answer
+        raise ConfigError(
+            f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL and synchronous=NORMAL: a trial is a few small writes; with the default rollback journal every one
+    waits for an fsync, which costs more than the trial itself. A crash loses at most the last trials (a
+    study is a cache of results, re-run by the same command), never the file's consistency."""
+    from sqlalchemy import event
+
+    def on_connect(conn: Any, _record: Any) -> None:
+        cur = conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    storage.engine.dispose()
+    event.listen(storage.engine, "connect", on_connect)
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password (for logs and reports)."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in cred else url
+    return url
+
+
+def _sampler(cfg: StudyConfig) -> optuna.samplers.BaseSampler:
+    if cfg.algorithm == "grid_search":
+        return optuna.samplers.GridSampler(cfg.space.grid(), seed=cfg.seed)  # type: ignore[arg-type]
+    if cfg.algorithm == "bayesian":
+        return optuna.samplers.TPESampler(seed=cfg.seed)
+    return optuna.samplers.NSGAIISampler(seed=cfg.seed)
+
+
+def directions(cfg: StudyConfig) -> list[Literal["minimize", "maximize"]]:
+    # genetic: two objectives (in-sample PnL, in-sample max drawdown) and a Pareto front
+    return ["maximize", "minimize"] if cfg.algorithm == "genetic" else ["maximize"]
+
+
+def suggest(trial: optuna.Trial, p: Param, grid: bool) -> Any:
+    values = list(p.values)
+    if grid or len(values) < 3:
+        return trial.suggest_categorical(p.key, values)
+    steps = {round(b - a, 10) for a, b in itertools.pairwise(values)}
+    if len(steps) == 1:
+        step = steps.pop()
+        if p.is_int:
+            return trial.suggest_int(p.key, int(values[0]), int(values[-1]), step=int(step))
+        return round(trial.suggest_float(p.key, float(values[0]), float(values[-1]), step=step), 10)
+    return trial.suggest_categorical(p.key, values)
+
+
+def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create (and, for grid search, fill the queue of) a fold's study, or join it when it exists."""
+    name = cfg.fold_study_name(fold)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, directions=directions(cfg), sampler=_sampler(cfg)
+        )
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(cfg))
+        created = False
+    if len(study.directions) != len(directions(cfg)):
+        raise ConfigError(
+            f"study {name} exists with {len(study.directions)} objective(s); {cfg.algorithm} needs "
+            f"{len(directions(cfg))}: use another --study name"
+        )
+    if cfg.algorithm == "grid_search":
+        if created:
+            keys = cfg.space.keys
+            for point in itertools.islice(
+                itertools.product(*(p.values for p in cfg.space.params)), cfg.trials_per_fold()
+            ):
+                study.enqueue_trial(dict(zip(keys, point, strict=True)))
+            study.set_user_attr(GRID_READY_ATTR, cfg.trials_per_fold())
+        else:
+            deadline = time.monotonic() + 120
+            while GRID_READY_ATTR not in study.user_attrs:
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"study {name} exists but its grid was never enqueued")
+                time.sleep(0.2)
+    study.set_user_attr("space", cfg.space.describe())
+    study.set_user_attr("objective", cfg.objective)
+    return study
+
+
+Objective = Callable[[optuna.Trial], float | tuple[float, float]]
+
+
+def make_objective(cfg: StudyConfig, prep: PreparedData, fold: Fold) -> Objective:
+    grid = cfg.algorithm == "grid_search"
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        params = {p.key: suggest(trial, p, grid) for p in cfg.space.params}
+        ins = prep.evaluate(params, fold.in_sample)
+        oos = prep.evaluate(params, fold.out_of_sample)
+        # one attribute (one write): in-sample, out-of-sample, and the per-period in-sample Sharpe that the
+        # deflated Sharpe ratio needs for every trial tried
+        trial.set_user_attr(
+            "metrics",
+            {"is": ins.to_dict(), "oos": oos.to_dict(), "is_sharpe_pp": (ins.sharpe or 0.0) / math.sqrt(252)},
+        )
+        if cfg.algorithm == "genetic":
+            return ins.total_pnl, ins.max_drawdown
+        return ins.objective(cfg.objective)
+
+    return objective
+
+
+def _claim(study: optuna.Study) -> int | None:
+    """Take one waiting (enqueued) trial, atomically; None when the queue is empty."""
+    storage = study._storage
+    for _ in range(_CLAIM_RETRIES):
+        try:
+            waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+            if not waiting:
+                return None
+            for t in waiting:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    return int(t._trial_id)
+        except Exception as exc:  # a busy SQLite file or a serialisation failure: read the queue again
+            if "locked" not in str(exc) and "could not serialize" not in str(exc):
+                raise
+            time.sleep(0.05)
+    return None
+
+
+def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def run_fold(
+    cfg: StudyConfig, prep: PreparedData, fold: Fold, storage: optuna.storages.BaseStorage, progress: Any
+) -> int:
+    """This worker's share of a fold; returns how many trials it evaluated."""
+    study = open_study(cfg, fold, storage)
+    objective = make_objective(cfg, prep, fold)
+    done = 0
+    target = cfg.trials_per_fold()
+    while True:
+        if cfg.algorithm == "grid_search":
+            trial_id = _claim(study)
+            if trial_id is None:
+                break
+            trial = optuna.Trial(study, trial_id)
+        else:
+            if _count(study, (TrialState.COMPLETE, TrialState.RUNNING)) >= target:
+                break
+            trial = study.ask()
+        try:
+            value = objective(trial)
+        except KeyboardInterrupt:
+            # Ctrl-C: the trial is given up and its grid point queued again, so the same command resumes it
+            fixed = study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params")
+            study.tell(trial, state=TrialState.FAIL)
+            if cfg.algorithm == "grid_search" and fixed:
+                study.enqueue_trial(fixed)
+            raise
+        study.tell(trial, list(value) if isinstance(value, tuple) else value)
+        done += 1
+        progress.update(1)
+    return done
