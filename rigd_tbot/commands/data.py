@@ -45,6 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (default csv)")
     f.add_argument("--no-cache", action="store_true", help="ignore and do not write the day cache")
     f.set_defaults(func=run)
+    v = data_sub.add_parser(
+        "vix",
+        help="download the daily VIX history into the home's cache (CLOSE needs it)",
+        description=(
+            "Download the daily VIX history (Cboe's public CSV at VIX_HISTORY_URL, or with VIX_SOURCE=broker the "
+            "broker's index data), validate it, merge it into data/cache/vix.csv and show the VIX the next CLOSE "
+            "window will use. Exit 0 when that value is there, 1 when the source failed or the history is stale."
+        ),
+    )
+    add_home_argument(v)
+    v.add_argument(
+        "--url", default=None, help="Cboe-format CSV URL to use instead of VIX_HISTORY_URL / the broker"
+    )
+    v.set_defaults(func=run_vix)
 
 
 def parse_bound(text: str, *, is_end: bool) -> datetime:
@@ -175,3 +189,31 @@ def run(args: argparse.Namespace) -> int:
     path = write_output(rows, Path(args.out).expanduser(), name, args.format)
     print(f"wrote {len(rows)} bars for {len(symbols)} symbols to {path} ({calls} data API calls)")
     return 0
+
+
+def run_vix(args: argparse.Namespace) -> int:
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.inputs import vix
+
+    home = BotHome.resolve(args.home)
+    settings = load_settings(home)
+    broker = None
+    # VIX_SOURCE=broker: the index comes from the broker's data API (a --url still wins)
+    if settings.VIX_SOURCE == "broker" and args.url is None:
+        from tbot_bot.broker.broker_api import build_broker
+
+        broker = build_broker(settings, home)
+    try:
+        done = vix.refresh(
+            home, settings, vix.next_close_session(settings, utc_now()), url=args.url, broker=broker
+        )
+    finally:
+        close = getattr(broker, "close", None)
+        if callable(close):
+            close()
+    print(
+        f"VIX history from {done.source}: {done.downloaded} rows ({done.added} new); "
+        f"{home.relative(vix.cache_path(home))} holds {done.held}"
+    )
+    print(done.reading.describe())
+    return 0 if done.reading.fresh else 1

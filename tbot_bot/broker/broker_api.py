@@ -189,6 +189,14 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedEquity:
+    """An active, tradable US equity (or ETF) the broker lists."""
+
+    symbol: str
+    exchange: str  # listing exchange as the broker names it: NYSE, NASDAQ, ARCA, AMEX, BATS, ...
+
+
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     ok: bool
     reason: str = ""
@@ -242,6 +250,15 @@ class Broker(ABC):
     @abstractmethod
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         """1-minute bars with start time in [start, end)."""
+
+    def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
+        """Active, tradable US equities; with `symbols`, only those (a broker without a master list needs them).
+
+        An adapter that can neither list nor look symbols up raises BrokerError naming what to do instead.
+        """
+        from tbot_bot.errors import BrokerError
+
+        raise BrokerError(f"broker {self.name} cannot list its tradable equities")
 
     def self_check(self) -> CheckResult:
         """Reachable and authorised: the account answers and is active."""

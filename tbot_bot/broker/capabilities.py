@@ -12,6 +12,9 @@ class BrokerCapabilities:
     options: bool
     trailing_stop: bool
     imbalance_data: bool
+    # market-data requests per minute the plan allows (universe build and warm-up pace themselves by it);
+    # None = no limit (the simulated exchange)
+    data_calls_per_minute: int | None = None
 
 
 # Static declarations used by config validation before any adapter exists. An adapter may narrow these at
@@ -21,10 +24,20 @@ _DECLARED = {
         fractional=True, short_sell=True, options=True, trailing_stop=False, imbalance_data=False
     ),
     "ALPACA": BrokerCapabilities(
-        fractional=True, short_sell=True, options=False, trailing_stop=True, imbalance_data=False
+        fractional=True,
+        short_sell=True,
+        options=False,
+        trailing_stop=True,
+        imbalance_data=False,
+        data_calls_per_minute=200,  # Alpaca's basic market-data plan
     ),
     "IBKR": BrokerCapabilities(
-        fractional=False, short_sell=True, options=True, trailing_stop=True, imbalance_data=True
+        fractional=False,
+        short_sell=True,
+        options=True,
+        trailing_stop=True,
+        imbalance_data=True,
+        data_calls_per_minute=60,  # IB historical-data pacing (about 60 requests per minute sustained)
     ),
 }
 

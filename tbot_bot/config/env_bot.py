@@ -391,6 +391,15 @@ class BotSettings(BaseModel):
     RISK_FREE_RATE_SOURCE: Literal["static", "dynamic"]
     RISK_FREE_RATE_TABLE: Annotated[dict[str, float], BeforeValidator(_rate_table)]
     FINNHUB_CALLS_PER_MINUTE: Annotated[Int, Field(ge=1, le=6000)]
+    # Live inputs: VIX history, trading universe
+    VIX_SOURCE: Annotated[Literal["cboe", "broker"], BeforeValidator(_strip)]
+    VIX_HISTORY_URL: Annotated[str, BeforeValidator(_strip), Field(pattern=r"^https?://\S+$")]
+    UNIVERSE_EXCHANGES: Annotated[
+        tuple[Literal["NYSE", "NASDAQ", "ARCA", "AMEX", "BATS"], ...],
+        BeforeValidator(_csv),
+        Field(min_length=1),
+    ]
+    UNIVERSE_MAX_SYMBOLS: Annotated[Int, Field(ge=1, le=20000)]
     # Broker toggles (exactly one true, matching BROKER_NAME)
     ALPACA_ENABLED: Bool
     IBKR_ENABLED: Bool
@@ -531,7 +540,15 @@ def rule_rebalance_thresholds_agree(s: BotSettings) -> str | None:
     return None
 
 
+def rule_vix_source_broker_has_it(s: BotSettings) -> str | None:
+    # VIX_SOURCE=broker: only the IBKR adapter serves index data
+    if s.VIX_SOURCE == "broker" and s.BROKER_NAME != "IBKR":
+        return f"VIX_SOURCE=broker needs BROKER_NAME=IBKR (found {s.BROKER_NAME}); use VIX_SOURCE=cboe"
+    return None
+
+
 CROSS_KEY_RULES = (
+    rule_vix_source_broker_has_it,
     rule_weights_match_max_trades,
     rule_weights_are_fractions_summing_to_one,
     rule_price_range,

@@ -26,6 +26,8 @@ from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import ConfigError, LogicError
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
+from tbot_bot.inputs.universe import build_for_home, read_universe
+from tbot_bot.inputs.vix import reading_for
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
 from tbot_bot.runtime.crashpoints import arm_ledger_crash
@@ -86,8 +88,12 @@ class BootResult:
     closers: list[Callable[[], None]] = field(default_factory=list)
     acct: AccountingClient | None = None  # None: acct_api_credentials not provisioned
     float_source: str = "float_ledger"
+    live: bool = False
 
     def vix_lookup(self, day: date) -> float | None:
+        """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
+        if self.live:
+            return reading_for(self.vix_closes, day, self.settings.MARKET_CALENDAR).value
         from tbot_bot.backtest.load_historical_data import vix_at_start
 
         return vix_at_start(self.vix_closes, day) if self.vix_closes else None
@@ -193,6 +199,7 @@ def boot(
     stop_requested: Callable[[], bool],
     wait_replay: Callable[[ReplayClock, datetime], bool],
     wait_live: Callable[[Clock, datetime, float], bool],
+    live_clock: Clock | None = None,
 ) -> BootResult:
     arm_ledger_crash()
     pre = preflight(home)
@@ -237,27 +244,14 @@ def boot(
                 option_volatility=option_volatility(vix_closes, replay_day),
             )
     else:
-        clock = WallClock()
-        universe_file = home.root / "data" / "universe.txt"
-        symbols = (
-            [s.strip().upper() for s in universe_file.read_text().split() if s.strip()]
-            if universe_file.exists()
-            else []
-        )
+        clock = live_clock or WallClock()
         # BROKER_NAME=SIM: the simulated exchange has no live market, so it only runs replays
         if settings.BROKER_NAME == "SIM":
             raise ConfigError(
                 "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` or `tbot demo`"
             )
-        if not symbols:
-            raise ConfigError(
-                f"no trading universe: list the symbols to screen in {universe_file} (one per line)"
-            )
-        live_vix = home.cache_dir / "vix.csv"
-        if live_vix.exists():
-            from tbot_bot.backtest.load_historical_data import load_vix
-
-            vix_closes = load_vix(live_vix)
+        symbols = read_universe(home) or []
+        vix_closes = load_vix_closes(home)
 
         def wait(t: datetime) -> bool:
             return wait_live(clock, t, settings.SLEEP_TIME)
@@ -285,6 +279,13 @@ def boot(
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
     _report_float(floats, log, notifier, clock.now())
+    if replay_day is None:
+        try:
+            symbols = _live_universe(home, settings, broker, clock, log, symbols)
+        except BaseException:
+            for fn in reversed(closers):
+                fn()
+            raise
     from tbot_bot.runtime.booking import book_day
 
     result = BootResult(
@@ -292,6 +293,7 @@ def boot(
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
         stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
+        stop_requested=stop_requested, book=book_day, closers=closers, live=replay_day is None,
     )  # fmt: skip
     try:
         _self_checks(result, probe=result.universe[0] if result.universe else None)
@@ -310,6 +312,35 @@ def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier, now: da
             notifier.notify(
                 Alert(level, AlertEvent.FAILURE, now, None, None, None, notice.event, notice.message)
             )
+
+
+def _live_universe(
+    home: BotHome, settings: BotSettings, broker: Broker, clock: Clock, log: BotLog, symbols: list[str]
+) -> list[str]:
+    """The universe file's symbols; without one, a universe built now from the broker (and said so)."""
+    if symbols:
+        return symbols
+    from tbot_bot.errors import BrokerError
+
+    log.event(
+        "supervisor", "universe_missing", path=str(home.universe_file), action="building it from the broker"
+    )
+    try:
+        build = build_for_home(home, settings, broker, clock.now())
+    except BrokerError as exc:
+        raise ConfigError(
+            f"no trading universe at {home.universe_file} and the broker cannot list one ({exc}); "
+            "run `tbot universe build --symbols-file FILE` or write the file (one symbol per line)"
+        ) from exc
+    log.event("supervisor", "universe_built", path=str(home.universe_file), summary=build.summary())
+    return build.symbols
+
+
+def load_vix_closes(home: BotHome) -> dict[date, float]:
+    """The cached VIX closes (empty when there is no cache yet; a damaged cache is reported, not ignored)."""
+    from tbot_bot.inputs import vix
+
+    return vix.closes(vix.load_cache(home))
 
 
 def _self_checks(r: BootResult, probe: str | None) -> None:

@@ -26,7 +26,7 @@ from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades
 from tbot_bot.runtime.recovery import reconcile
-from tbot_bot.runtime.schedule import cron_trigger, morning_plan, session_for
+from tbot_bot.runtime.schedule import NEW_YORK, cron_trigger, morning_plan, session_for
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.strategy.strategy_router import route
@@ -47,8 +47,10 @@ class Supervisor:
         data_source: Path | None = None,
         broker: Broker | None = None,
         broker_wrapper: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.home = home
+        self._live_clock = clock  # test seam: the live supervisor on an injected clock (never waits for real)
         self.replay_day = replay_day
         self.speed = speed
         self.data_source = data_source
@@ -123,6 +125,7 @@ class Supervisor:
             stop_requested=self.stop_requested,
             wait_replay=self._wait_replay,
             wait_live=self._wait_live,
+            live_clock=self._live_clock,
         )
         self.boot_seconds = time.perf_counter() - t0
         self.service.ready(f"booted in {self.boot_seconds:.2f}s")
@@ -269,7 +272,27 @@ class Supervisor:
         for line in morning_plan(r.settings, today):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
         ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
+        if "close" in plan_run:
+            self._refresh_vix(r, ctx)
         return ctx
+
+    def _refresh_vix(self, r: BootResult, ctx: DayContext) -> bool:
+        """Fetch the VIX history before the session (VIX_SOURCE); True when CLOSE has its previous-session close."""
+        from tbot_bot.inputs import vix
+
+        try:
+            done = vix.refresh(r.home, r.settings, ctx.session_date, broker=r.broker)
+            ctx.log.event("supervisor", "vix_refreshed", source=done.source, added=done.added, held=done.held)
+        except TbotError as exc:
+            # a failed download keeps the cache as it was; the reading below says whether CLOSE can still run
+            ctx.log.event("supervisor", "vix_refresh_failed", reason=str(exc))
+        try:
+            r.vix_closes = vix.closes(vix.load_cache(r.home))
+        except TbotError as exc:
+            ctx.log.event("supervisor", "vix_cache_damaged", reason=str(exc))
+        reading = vix.reading_for(r.vix_closes, ctx.session_date, r.settings.MARKET_CALENDAR)
+        ctx.log.event("supervisor", "vix_reading", reading=reading.describe(), fresh=reading.fresh)
+        return reading.fresh
 
     def _windows_to_resume(self, ctx: DayContext, plan_run: tuple[str, ...]) -> list[str]:
         """After a restart: windows that were running, or whose time span contains now, run again (from their cursor)."""
@@ -297,6 +320,33 @@ class Supervisor:
             message="session complete",
         )
 
+    def _announce_next_window(self, ctx: DayContext, plan_run: tuple[str, ...]) -> None:
+        """Say when the next window starts (a weekend or holiday start waits for the next session)."""
+        now = ctx.clock.now()
+        settings = ctx.settings
+        for offset in range(15):
+            day = now.date() + timedelta(days=offset)
+            # TRADING_DAYS: windows only on these weekdays; MARKET_CALENDAR decides sessions and early closes
+            if (
+                day.strftime("%a").lower() not in settings.TRADING_DAYS
+                or session_for(day, settings.MARKET_CALENDAR) is None
+            ):
+                continue
+            for name in plan_run:
+                w = window_for(name, day, settings)
+                if w.fits and w.start > now:
+                    local = w.start.astimezone(NEW_YORK)
+                    message = (
+                        f"waiting: next window {name} on {day:%a %Y-%m-%d} at {w.start:%H:%M} UTC "
+                        f"({local:%H:%M} New York)"
+                    )
+                    ctx.log.event(
+                        "supervisor", "next_window", strategy=name, start=w.start.isoformat(), message=message
+                    )
+                    ctx.status.publish(message=message)
+                    return
+        ctx.log.event("supervisor", "next_window", message="no window in the next two weeks")
+
     def _run_live(self, r: BootResult) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -317,6 +367,8 @@ class Supervisor:
             if ctx is None or self._on_failure(ctx, "supervisor", exc) is None:
                 raise
         scheduler.start()
+        if ctx is not None:
+            self._announce_next_window(ctx, plan.run)
         try:
             while not self.stop_requested():
                 self.service.watchdog()
@@ -329,9 +381,12 @@ class Supervisor:
                 try:
                     if ctx is None or ctx.session_date != r.clock.now().date():
                         ctx = self._start_live_day(r, plan.run)
+                    if name == "close" and r.vix_lookup(ctx.session_date) is None:
+                        self._refresh_vix(r, ctx)  # a close published overnight may be there by now
                     self.outcomes.append(WindowRunner(ctx, name).run())
                     if name == plan.run[-1]:
                         self._end_of_session(ctx)
+                        self._announce_next_window(ctx, plan.run)
                 except TbotError as exc:
                     if ctx is None or self._on_failure(ctx, name, exc) is None:
                         return EXIT_FAILURE

@@ -21,6 +21,7 @@ class Preflight:
     settings: BotSettings
     binding: LedgerBinding
     broker_current_float: Decimal
+    inputs: tuple[str, ...] = ()  # VIX and universe lines (issue 16 live inputs)
 
     @property
     def enabled_strategies(self) -> list[str]:
@@ -53,6 +54,7 @@ class Preflight:
             f"strategies {', '.join(self.enabled_strategies) or 'none enabled'}  (sequence {','.join(s.STRATEGY_SEQUENCE)}{', override ' + s.STRATEGY_OVERRIDE if s.STRATEGY_OVERRIDE else ''})",
             *windows,
             f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
+            *self.inputs,
             "status     OK: ready to start",
         ]
         return "\n".join(lines)
@@ -119,7 +121,14 @@ def preflight(home: BotHome) -> Preflight:
             problems.append(
                 f"float ledger {binding.float_ledger_path.name} shows no float ({float_amount}); the accounting system must inject one"
             )
+    inputs: tuple[str, ...] = ()
+    if settings is not None:
+        from tbot_bot.inputs.readiness import input_lines
+
+        lines, input_problems = input_lines(home, settings)
+        inputs = tuple(lines)
+        problems += input_problems
     problems = list(dict.fromkeys(problems))  # a loose key is reported once, not per file it protects
     if problems or settings is None or binding is None:
         raise ConfigError(problems or ["cannot load the bot home"], source=str(home.root))
-    return Preflight(home, settings, binding, float_amount)
+    return Preflight(home, settings, binding, float_amount, inputs)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
@@ -59,6 +60,8 @@ class WindowRunner:
         if ctx.halted_reason:
             return self._skip(f"trading halted: {ctx.halted_reason}", status="halted")
         vix = ctx.vix_at(w.start) if self.name == "close" else None
+        if self.name == "close" and vix is None:
+            return self._skip_no_vix()
         evaluator = self.strategy.live(w, self.strategy.params_from_settings(ctx.settings), vix_at_start=vix)
         ctx.wait_until(w.start)
         if ctx.stop_requested():
@@ -109,6 +112,27 @@ class WindowRunner:
         self.ctx.status_window(self.name, "skipped", note=reason)
         self.outcome.status, self.outcome.note = status, reason
         return self.outcome
+
+    def _skip_no_vix(self) -> WindowOutcome:
+        """CLOSE without the previous session's VIX close: skipped with reason no_vix, alerted once a day."""
+        ctx = self.ctx
+        reason = (
+            f"{NO_VIX}: no VIX close for the session before {ctx.day_key}; "
+            "run `tbot data vix` (the supervisor retries before each session)"
+        )
+        key = f"alerted:{NO_VIX}:{ctx.day_key}"
+        if not ctx.journal.get_value(key):
+            ctx.notifier.send(
+                "critical",
+                "failure",
+                timestamp=ctx.clock.now(),
+                trigger=NO_VIX,
+                message=reason,
+                strategy=self.name,
+            )
+            ctx.journal.set_value(key, ctx.clock.now().isoformat())
+        self.outcome.denials[NO_VIX] = 1
+        return self._skip(reason)
 
     def _stop(self) -> WindowOutcome:
         self.outcome.status = "stopped"

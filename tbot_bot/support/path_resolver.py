@@ -144,6 +144,10 @@ class BotHome:
         return self.root / "data" / "cache"
 
     @property
+    def universe_file(self) -> Path:
+        return self.root / "data" / "universe.txt"
+
+    @property
     def backtest_results_dir(self) -> Path:
         return self.root / "backtest_results"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class FakeMarket:
         self.price_overrides: dict[str, Decimal] = {k: Decimal(str(v)) for k, v in (prices or {}).items()}
         self.session = session
         self.spread_pct = spread_pct
+        self.assets: list[dict[str, Any]] | None = None  # None: every priced symbol, active and tradable
 
     # --- market -------------------------------------------------------------------------------------
     def load_bars(self, frame: pd.DataFrame) -> None:
@@ -132,6 +134,29 @@ class FakeMarket:
             "next_open": iso(next_open),
             "next_close": iso(next_close),
         }
+
+    # --- assets -------------------------------------------------------------------------------------
+    def set_assets(self, assets: list[dict[str, Any]]) -> None:
+        """The asset master list, as `asset(...)` rows (inactive, non-tradable and OTC ones included)."""
+        with self._lock:
+            self.assets = list(assets)
+
+    def list_assets(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /v2/assets: filtered by status, asset_class and exchange as Alpaca does."""
+        with self._lock:
+            rows = (
+                self.assets
+                if self.assets is not None
+                else [asset(s) for s in sorted(set(self.bars) | set(self.price_overrides))]
+            )
+        status, cls, exchange = query.get("status"), query.get("asset_class"), query.get("exchange")
+        return [
+            r
+            for r in rows
+            if (not status or r["status"] == status)
+            and (not cls or r["class"] == cls)
+            and (not exchange or r["exchange"] == exchange)
+        ]
 
     # --- market data --------------------------------------------------------------------------------
     def quote(self, symbol: str) -> dict[str, Any] | None:
@@ -230,6 +255,31 @@ class FakeMarket:
                 flat = {"t": iso(now), "o": p, "h": p, "l": p, "c": p, "v": 1_000_000, "n": None, "vw": p}
                 snap.update(minuteBar=flat, dailyBar=flat, prevDailyBar=flat)
             return snap
+
+
+def asset(
+    symbol: str,
+    exchange: str = "NYSE",
+    *,
+    status: str = "active",
+    tradable: bool = True,
+    asset_class: str = "us_equity",
+) -> dict[str, Any]:
+    """One row of Alpaca's asset master list (GET /v2/assets)."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca-asset:{symbol}")),
+        "class": asset_class,
+        "exchange": exchange,
+        "symbol": symbol,
+        "name": f"{symbol} fake listing",
+        "status": status,
+        "tradable": tradable,
+        "marginable": tradable,
+        "shortable": tradable,
+        "easy_to_borrow": tradable,
+        "fractionable": tradable,
+        "attributes": [],
+    }
 
 
 def synthetic_bars(symbols: dict[str, float], start: datetime, minutes: int, seed: int = 0) -> pd.DataFrame:

@@ -14,8 +14,11 @@ from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockSnapshotRequest
 from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import AssetClass, AssetStatus
+from alpaca.trading.requests import GetAssetsRequest
 
-from tbot_bot.broker.broker_api import Bar, Quote, Snapshot
+from tbot_bot.broker.broker_api import Bar, ListedEquity, Quote, Snapshot
 from tbot_bot.broker.brokers.alpaca_translate import to_bar, to_quote, to_snapshot, vendor_errors
 from tbot_bot.errors import LogicError, MarketDataError
 
@@ -28,10 +31,29 @@ class AlpacaMarketData:
     """Needs `_data` (alpaca-py StockHistoricalDataClient), `data_feed` and `_read` from AlpacaBroker."""
 
     _data: StockHistoricalDataClient
+    _trading: TradingClient
     data_feed: DataFeed
 
     def _read(self, operation: str, fn: Callable[[], T], *, market_data: bool = False) -> T:
         raise NotImplementedError
+
+    def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
+        """GET /v2/assets (active US equities), keeping only tradable ones; NYSEARCA is reported as ARCA."""
+        req = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AssetClass.US_EQUITY)
+        assets: Any = self._read("list assets", partial(self._trading.get_all_assets, req))
+        wanted = {s.upper() for s in symbols} if symbols is not None else None
+        out = []
+        with vendor_errors("list assets"):
+            for a in assets:
+                exchange = str(getattr(a.exchange, "value", a.exchange)).upper()
+                if (
+                    not a.tradable
+                    or a.status != AssetStatus.ACTIVE
+                    or (wanted is not None and a.symbol not in wanted)
+                ):
+                    continue
+                out.append(ListedEquity(a.symbol, "ARCA" if exchange == "NYSEARCA" else exchange))
+        return out
 
     def get_latest_quote(self, symbol: str) -> Quote:
         req = StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.data_feed)

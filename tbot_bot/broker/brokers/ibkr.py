@@ -17,6 +17,7 @@ from tbot_bot.broker.broker_api import (
     AssetClass,
     Bar,
     Broker,
+    ListedEquity,
     MarketClock,
     Order,
     OrderRequest,
@@ -425,6 +426,20 @@ class IbkrBroker(Broker):
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         self._ensure_connected()
         return ibkr_market.minute_bars(self.ib, symbols, start, end)
+
+    def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
+        """IB has no master list a client may download: the symbols to check must be given."""
+        if symbols is None:
+            raise BrokerError(
+                "IBKR has no list of all tradable equities: give the symbols to check (tbot universe build --symbols-file)"
+            )
+        self._ensure_connected()
+        return ibkr_market.qualify_equities(self.ib, [s.upper() for s in symbols])
+
+    def get_index_daily_closes(self, symbol: str, exchange: str = "CBOE") -> dict[date, float]:
+        """Recent daily closes of an index (the VIX source with VIX_SOURCE=broker)."""
+        self._ensure_connected()
+        return ibkr_market.index_daily_closes(self.ib, symbol, exchange)
 
     def get_auction_imbalance(self, symbol: str, wait: float = 2.0) -> AuctionImbalance | None:
         """The imbalance source of enhancements/imbalance_scanner_ibkr.py (IBKR only)."""

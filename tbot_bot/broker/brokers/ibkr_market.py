@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tbot_bot.broker.broker_api import Bar, Quote, Snapshot
+from tbot_bot.broker.broker_api import Bar, ListedEquity, Quote, Snapshot
 from tbot_bot.errors import MarketDataError
 
 CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError)
@@ -71,6 +71,40 @@ def prev_volume(ib: Any, symbol: str, today: date) -> int | None:
 
     past = [b for b in bars or [] if isinstance(b.date, date) and day(b.date) < today]
     return int(past[-1].volume) if past else None
+
+
+def index_daily_closes(ib: Any, symbol: str, exchange: str, duration: str = "1 M") -> dict[date, float]:
+    """Daily closes of an index (e.g. VIX on CBOE) from IB's historical data; only finite positive closes."""
+    from ib_async import Index
+
+    try:
+        bars = ib.reqHistoricalData(Index(symbol, exchange, "USD"), "", duration, "1 day", "TRADES", True, 1)
+    except CONNECTION_ERRORS as e:
+        raise MarketDataError(f"IB daily bars for index {symbol} failed: {e}") from e
+    out: dict[date, float] = {}
+    for b in bars or []:
+        day = b.date.date() if isinstance(b.date, datetime) else b.date
+        close = _finite(b.close)
+        if isinstance(day, date) and close is not None and close > 0:
+            out[day] = close
+    return out
+
+
+def qualify_equities(ib: Any, symbols: list[str]) -> list[ListedEquity]:
+    """IB's contract search for each symbol: a US stock found on SMART is listed on its primary exchange."""
+    out = []
+    for sym in symbols:
+        try:
+            details = ib.reqContractDetails(_stock(sym))
+        except CONNECTION_ERRORS as e:
+            raise MarketDataError(f"IB contract search for {sym} failed: {e}") from e
+        for d in details or []:
+            c = d.contract
+            if c is not None and c.secType == "STK" and c.currency == "USD" and c.symbol == sym:
+                exchange = (c.primaryExchange or c.exchange or "").upper()
+                out.append(ListedEquity(sym, "ARCA" if exchange == "NYSEARCA" else exchange))
+                break
+    return out
 
 
 def snapshots(

@@ -24,6 +24,7 @@ from tbot_bot.broker.broker_api import (
     Bar,
     Broker,
     Fill,
+    ListedEquity,
     MarketClock,
     OptionContract,
     Order,
@@ -428,6 +429,12 @@ class SimBroker(Broker):
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         now_ns = self._now_ns()
         return {s: self._index.bars(s, to_ns(start), to_ns(end), now_ns) for s in symbols}
+
+    def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
+        """Every symbol the replay data holds (the simulated exchange lists nothing else)."""
+        held = sorted(self._index.symbols)
+        wanted = {s.upper() for s in symbols} if symbols is not None else None
+        return [ListedEquity(s, "SIM") for s in held if wanted is None or s in wanted]
 
     def bar_starts(self) -> list[datetime]:
         """Every bar start in the replay data (sim only; a replay driver may step the clock through these)."""

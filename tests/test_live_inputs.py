@@ -1,0 +1,185 @@
+"""The live supervisor with its inputs fetched by itself, on an injected clock (nothing waits for real):
+a weekend start boots, builds its universe, refreshes VIX and waits for Monday; a stale VIX skips CLOSE with
+reason no_vix, logged and alerted once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fakes.alpaca_exchange import FakeAlpacaExchange
+from fakes.alpaca_market import asset
+from fakes.alpaca_server import FakeAlpacaServer, broker_for
+from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
+
+from rigd_tbot.cli import main
+from tbot_bot.inputs import universe
+from tbot_bot.runtime.control import request_stop
+from tbot_bot.runtime.main import EXIT_OK, Supervisor
+from tbot_bot.support.path_resolver import BotHome
+
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+
+SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+PRICES = {"AAPL": "190.00", "MSFT": "370.00", "XOM": "110.00", "SH": "14.00", "SQQQ": "20.00"}
+
+
+class InjectedClock:
+    """Live time without the waiting: `sleep` moves the clock forward at once."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+@pytest.fixture()
+def cboe() -> Iterator[FakeCboeServer]:
+    with FakeCboeServer() as srv:
+        srv.files["/fresh.csv"] = (
+            200,
+            CSV,
+            cboe_csv([(date(2026, 11, 25), 18.0), (date(2026, 11, 27), 21.25)]),
+        )
+        srv.files["/stale.csv"] = (
+            200,
+            CSV,
+            cboe_csv([(date(2026, 11, 20), 18.0), (date(2026, 11, 24), 19.0)]),
+        )
+        yield srv
+
+
+def serve(start: datetime) -> FakeAlpacaServer:
+    clock = InjectedClock(start)
+    exchange = FakeAlpacaExchange(bars=None, now=clock.now, prices=dict(PRICES))
+    exchange.set_assets(
+        [asset(s, "ARCA" if s in ("SH", "SQQQ") else "NYSE") for s in PRICES] + [asset("OTCX", "OTC")]
+    )
+    return FakeAlpacaServer(exchange)
+
+
+def provision(root: Path, server: FakeAlpacaServer, vix_url: str, monkeypatch: pytest.MonkeyPatch) -> BotHome:
+    for key, value in {
+        "ALPACA_API_KEY": "test-key",
+        "ALPACA_SECRET_KEY": "test-secret",
+        "ALPACA_BASE_URL": server.url,
+        "ALPACA_DATA_URL": server.url,
+    }.items():
+        monkeypatch.setenv(key, value)
+    args = [
+        "provision",
+        "--home",
+        str(root),
+        "--broker",
+        "alpaca",
+        "--entity",
+        "RGL",
+        "--jurisdiction",
+        "USA",
+    ]
+    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
+    assert main(["config", "set", "--home", str(root), f"VIX_HISTORY_URL={vix_url}", "SLEEP_TIME=50ms"]) == 0
+    return BotHome(root)
+
+
+def events(home: BotHome) -> list[dict[str, object]]:
+    out = []
+    for path in sorted(home.root.glob("output/*/logs/*")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"raw": line})
+    return out
+
+
+def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        assert not home.universe_file.exists()
+        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        waited: list[str] = []
+
+        def stop_once_waiting() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    message = json.loads(home.status_json.read_text()).get("message") or ""
+                except (OSError, ValueError):
+                    message = ""
+                if message.startswith("waiting"):
+                    waited.append(message)
+                    break
+                time.sleep(0.02)
+            request_stop(home, "test")
+
+        helper = threading.Thread(target=stop_once_waiting)
+        helper.start()
+        try:
+            assert sup.run() == EXIT_OK
+        finally:
+            helper.join()
+    assert waited and "Mon 2026-11-30" in waited[0] and "New York" in waited[0]
+    assert universe.read_universe(home) == ["AAPL", "MSFT", "XOM", "SH", "SQQQ"]
+    logged = json.dumps(events(home))
+    assert "universe_built" in logged and "vix_refreshed" in logged
+    assert "VIX 21.25 (close of 2026-11-27) for the CLOSE window of 2026-11-30" in logged
+    tracebacks = [p for p in home.root.glob("output/*/logs/error_tracebacks.log") if p.read_text().strip()]
+    assert tracebacks == []
+    assert json.loads(home.status_json.read_text())["state"] == "closed"
+
+
+def test_stale_vix_skips_close_with_no_vix_logged_and_alerted_once(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tbot_bot.runtime.boot import boot
+    from tbot_bot.runtime.window_runner import WindowRunner
+
+    with serve(MONDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/stale.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        clock = InjectedClock(MONDAY)
+        sup = Supervisor(home, clock=clock)
+        r = boot(
+            home,
+            replay_day=None,
+            speed=None,
+            data_source=None,
+            broker=broker_for(server),
+            broker_wrapper=None,
+            stop_requested=lambda: False,
+            wait_replay=sup._wait_replay,
+            wait_live=sup._wait_live,
+            live_clock=clock,
+        )
+        try:
+            with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+                ctx = sup._start_live_day(r, ("open", "mid", "close"))
+                first = WindowRunner(ctx, "close").run()
+                again = WindowRunner(ctx, "close").run()  # a second pass (e.g. after a restart) stays quiet
+        finally:
+            r.close()
+    assert first.status == "skipped" and first.note.startswith(
+        "no_vix: no VIX close for the session before 2026-11-30"
+    )
+    assert first.denials == {"no_vix": 1} and again.status == "skipped"
+    alerts = [rec for rec in caplog.records if "alert" in rec.getMessage() and "no_vix" in rec.getMessage()]
+    assert len(alerts) == 1 and alerts[0].levelno == logging.WARNING
+    logged = json.dumps(events(home))
+    assert "vix_reading" in logged and "newest close 2026-11-24" in logged and "window_skipped" in logged
+    assert Decimal(str(r.broker_current_float)) > 0
