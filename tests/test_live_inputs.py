@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
 SATURDAY = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-PRICES = {"AAPL": "190.00", "MSFT": "370.00", "XOM": "110.00", "SH": "14.00", "SQQQ": "20.00"}
+PRICES = {"AAPL": "190.00", "MSFT": "37.00", "XOM": "110.00", "SH": "14.00", "SQQQ": "20.00"}
 
 
 class InjectedClock:
@@ -76,6 +76,8 @@ def provision(root: Path, server: FakeAlpacaServer, vix_url: str, monkeypatch: p
         "ALPACA_SECRET_KEY": "test-secret",
         "ALPACA_BASE_URL": server.url,
         "ALPACA_DATA_URL": server.url,
+        "FINNHUB_API_KEY": "test-finnhub",
+        "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",  # never called: no window screens in these tests
     }.items():
         monkeypatch.setenv(key, value)
     args = [
@@ -90,6 +92,7 @@ def provision(root: Path, server: FakeAlpacaServer, vix_url: str, monkeypatch: p
         "USA",
     ]
     assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
+    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
     assert main(["config", "set", "--home", str(root), f"VIX_HISTORY_URL={vix_url}", "SLEEP_TIME=50ms"]) == 0
     return BotHome(root)
 

@@ -280,8 +280,9 @@ class Supervisor:
         """Fetch the VIX history before the session (VIX_SOURCE); True when CLOSE has its previous-session close."""
         from tbot_bot.inputs import vix
 
+        session = vix.next_close_session(r.settings, ctx.clock.now())
         try:
-            done = vix.refresh(r.home, r.settings, ctx.session_date, broker=r.broker)
+            done = vix.refresh(r.home, r.settings, session, broker=r.broker)
             ctx.log.event("supervisor", "vix_refreshed", source=done.source, added=done.added, held=done.held)
         except TbotError as exc:
             # a failed download keeps the cache as it was; the reading below says whether CLOSE can still run
@@ -290,7 +291,7 @@ class Supervisor:
             r.vix_closes = vix.closes(vix.load_cache(r.home))
         except TbotError as exc:
             ctx.log.event("supervisor", "vix_cache_damaged", reason=str(exc))
-        reading = vix.reading_for(r.vix_closes, ctx.session_date, r.settings.MARKET_CALENDAR)
+        reading = vix.reading_for(r.vix_closes, session, r.settings.MARKET_CALENDAR)
         ctx.log.event("supervisor", "vix_reading", reading=reading.describe(), fresh=reading.fresh)
         return reading.fresh
 
@@ -341,7 +342,7 @@ class Supervisor:
                         f"({local:%H:%M} New York)"
                     )
                     ctx.log.event(
-                        "supervisor", "next_window", strategy=name, start=w.start.isoformat(), message=message
+                        "supervisor", "next_window", window=name, start=w.start.isoformat(), message=message
                     )
                     ctx.status.publish(message=message)
                     return
