@@ -25,9 +25,9 @@ from tbot_bot.enhancements import build_check
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import ConfigError, LogicError
-from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.vix import reading_for
+from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
 from tbot_bot.runtime.crashpoints import arm_ledger_crash
@@ -293,7 +293,7 @@ def boot(
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
         stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
-        stop_requested=stop_requested, book=book_day, closers=closers, live=replay_day is None,
+        live=replay_day is None,
     )  # fmt: skip
     try:
         _self_checks(result, probe=result.universe[0] if result.universe else None)
