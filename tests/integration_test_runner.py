@@ -56,7 +56,8 @@ def run_session(home: BotHome, day: date) -> int:
 
 
 def ledger_rows(home: BotHome) -> list[tuple[str, str, int, int]]:
-    """(fitid, account, debit, credit) for every split: the books of a run, comparable across runs."""
+    """(fitid, account, debit, credit) for every trading split: the books of a run, comparable across runs (the
+    opening float's FITID carries its provisioning time, so float movements are compared by amount only)."""
     from tbot_bot.accounting.accounting_config import load_binding
 
     path = load_binding(home).ledger_path
@@ -64,7 +65,9 @@ def ledger_rows(home: BotHome) -> list[tuple[str, str, int, int]]:
         rows = conn.execute(
             "SELECT t.fitid, s.account_code, s.debit, s.credit FROM splits s JOIN transactions t ON t.id = s.transaction_id ORDER BY t.fitid, s.account_code, s.debit, s.credit"
         ).fetchall()
-    return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
+    return [
+        ("FLOAT" if str(a).startswith("FLOAT-") else str(a), str(b), int(c), int(d)) for a, b, c, d in rows
+    ]
 
 
 def check_outputs(home: BotHome, day: date) -> list[str]:
@@ -96,7 +99,13 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
     ):
         if key not in status:
             problems.append(f"status.json lacks {key}")
-    problems += [f"ledger: {p}" for p in verify_ledger(binding.ledger_path)]
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+
+    anchors = AnchorStore.for_home(home)
+    problems += [
+        f"ledger: {p}"
+        for p in verify_ledger(binding.ledger_path, anchors=anchors, backup_dir=binding.backup_dir)
+    ]
     if not ledger_rows(home):
         problems.append("ledger has no trades")
     paths = report_paths(home, binding, day)
@@ -124,9 +133,9 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
         if not log.exists() or not log.read_text().strip():
             problems.append(f"{log} missing or empty")
     pnl_total = sum((Decimal(str(r["PnL"])) for r in records), Decimal(0))
-    if f"{pnl_total:.2f}" != status["realized_pnl"]:
+    if f"{pnl_total:.4f}" != status["realized_pnl"]:
         problems.append(
-            f"status realised PnL {status['realized_pnl']} != trade history total {pnl_total:.2f}"
+            f"status realised PnL {status['realized_pnl']} != trade history total {pnl_total:.4f}"
         )
     return problems
 

@@ -18,7 +18,7 @@ EXPECTED_TABLES = {
     "SYSTEM": ["schema_meta", "system_settings"],
     "SYSTEM_LOGS": ["schema_meta", "system_logs"],
     "SYSTEM_USERS": ["schema_meta", "system_users"],
-    "LEDGER_STATUS": ["ledger_status", "schema_meta"],
+    "LEDGER_STATUS": ["ledger_anchor", "ledger_status", "schema_meta"],
     "PASSWORD_RESET_TOKENS": ["password_reset_tokens", "schema_meta"],
     "USER_ACTIVITY_MONITORING": ["schema_meta", "user_activity"],
 }

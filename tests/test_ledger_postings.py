@@ -43,13 +43,13 @@ def test_long_equity_buy_and_sell_with_gain_and_loss() -> None:
     )
 
 
-def test_inverse_etf_is_a_long_position_recorded_side_short_with_tag_and_leverage() -> None:
+def test_inverse_etf_is_a_long_position_recorded_side_long_bearish_with_tag_and_leverage() -> None:
     entries = entries_for_fill(
         fill(
             "I",
             ticker="SQQQ",
             signal_ticker="QQQ",
-            side="short",
+            side="long",
             tag="InverseETF",
             leverage_multiplier=D(-3),
             qty=D(25),
@@ -57,9 +57,17 @@ def test_inverse_etf_is_a_long_position_recorded_side_short_with_tag_and_leverag
         )
     )
     trade = entries[0]
-    assert (trade.trntype, trade.side, trade.tag, trade.leverage_multiplier, trade.signal_ticker) == (
+    assert (
+        trade.trntype,
+        trade.side,
+        trade.direction,
+        trade.tag,
+        trade.leverage_multiplier,
+        trade.signal_ticker,
+    ) == (
         "BUY",
-        "short",
+        "long",
+        "bearish",
         "InverseETF",
         D(-3),
         "QQQ",
@@ -74,7 +82,7 @@ def test_long_put_posts_through_1120_and_4020_with_contract_multiplier() -> None
     common = {
         "ticker": PUT,
         "signal_ticker": "SPY",
-        "side": "short",
+        "side": "long",
         "tag": "LongPut",
         "instrument": "option",
         "qty": D(2),
@@ -92,25 +100,27 @@ def test_long_put_posts_through_1120_and_4020_with_contract_multiplier() -> None
     )
 
 
-def test_short_sale_and_cover_gain_and_loss() -> None:
+def test_short_sale_credits_the_2030_liability_and_cover_clears_it_gain_and_loss() -> None:
     common = {"ticker": "TSLA", "signal_ticker": "TSLA", "side": "short", "tag": "ShortSell", "qty": D(5)}
     assert legs("S", price=D("250.5"), **common) == (
         "SELLSHORT",
-        {"1030": (D("1252.5"), 0), "1110": (0, D("1252.5"))},
+        {"1030": (D("1252.5"), 0), "2030": (0, D("1252.5"))},
         None,
     )
     gain = legs("C", action="close", price=D("248.75"), entry_price=D("250.5"), **common)
     assert gain == (
         "BUYTOCOVER",
-        {"1110": (D("1252.5"), 0), "1030": (0, D("1243.75")), "4010": (0, D("8.75"))},
+        {"2030": (D("1252.5"), 0), "1030": (0, D("1243.75")), "4010": (0, D("8.75"))},
         D("8.75"),
     )
     loss = legs("C2", action="close", price=D("252"), entry_price=D("250.5"), **common)
     assert loss == (
         "BUYTOCOVER",
-        {"1110": (D("1252.5"), 0), "1030": (0, D("1260")), "4010": (D("7.5"), 0)},
+        {"2030": (D("1252.5"), 0), "1030": (0, D("1260")), "4010": (D("7.5"), 0)},
         D("-7.5"),
     )
+    sale = entries_for_fill(fill("S3", price=D("250.5"), **common))[0]
+    assert (sale.side, sale.direction) == ("short", "bearish")
 
 
 def test_fee_is_its_own_entry_dr_5010_cr_1030() -> None:
@@ -136,9 +146,12 @@ def test_every_posting_balances_exactly() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"side": "short", "tag": None}, "needs tag"),
-        ({"tag": "InverseETF"}, "side=short"),
-        ({"side": "short", "tag": "LongPut"}, "trades option"),
+        ({"side": "short", "tag": None}, "needs tag ShortSell"),
+        ({"side": "short", "tag": "InverseETF"}, "side=long, not side=short"),
+        ({"tag": "ShortSell"}, "side=short, not side=long"),
+        ({"tag": "LongPut"}, "trades option"),
+        ({"direction": "bearish"}, "needs its tag"),
+        ({"tag": "InverseETF", "direction": "bullish"}, "bearish expression"),
         ({"action": "close"}, "entry_price"),
         ({"qty": D(0)}, "positive"),
         ({"price": 190.25}, "Decimal"),

@@ -87,7 +87,7 @@ def test_deleted_transaction_and_duplicate_fitid_are_named(tmp_path: Path) -> No
     conn.close()
     conn = sqlite3.connect(copy)
     conn.execute(
-        "INSERT INTO transactions SELECT 999, fitid, trntype, dtposted, strategy, ticker, signal_ticker, side, size, entry_price, exit_price, pnl, broker, client_order_id, tag, leverage_multiplier, exit_reason, session_id, currency_code, instrument, contract_multiplier, memo, is_correction, correction_of FROM transactions WHERE id = 1"
+        "INSERT INTO transactions SELECT 999, fitid, trntype, dtposted, strategy, ticker, signal_ticker, side, direction, size, entry_price, exit_price, pnl, broker, client_order_id, tag, leverage_multiplier, exit_reason, session_id, currency_code, instrument, contract_multiplier, memo, is_correction, correction_of FROM transactions WHERE id = 1"
     )
     conn.commit()
     conn.close()
@@ -124,7 +124,7 @@ def test_cli_ledger_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
     assert main(["provision", "--home", str(home), *args]) == 0
     binding = load_binding(BotHome.resolve(home))
-    LedgerWriter(binding.ledger_path, binding.backup_dir, 5, binding.coa_path).ingest(
+    LedgerWriter.for_home(BotHome.resolve(home), binding.ledger_path, binding, 5).ingest(
         [e for f in day_of_fills() for e in entries_for_fill(f)]
     )
     capsys.readouterr()
@@ -139,12 +139,12 @@ def test_cli_ledger_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "<FITID>S1-OPEN</FITID>" in out.read_text()
     conn = sqlite3.connect(binding.ledger_path)
     conn.execute("DROP TRIGGER trg_splits_no_update")
-    conn.execute("UPDATE splits SET credit = credit + 1 WHERE id = 2")
+    conn.execute("UPDATE splits SET credit = credit + 1 WHERE id = 4")  # id 1-2: the opening float
     conn.commit()
     conn.close()
     capsys.readouterr()
     assert main(["ledger", "verify", "--home", str(home)]) == 1
     report = capsys.readouterr().out
-    assert "transactions row id=1 fitid='L1-OPEN': does not balance" in report
+    assert "transactions row id=2 fitid='L1-OPEN': does not balance" in report
     assert main(["ofx", "export", "--home", str(home), "--all", "--out", str(tmp_path / "refused.ofx")]) == 1
     assert not (tmp_path / "refused.ofx").exists()

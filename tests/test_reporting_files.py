@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -104,9 +104,19 @@ def test_daily_summary_metrics(tmp_path: Path) -> None:
         3,
     )
     assert summary["totals"]["total_trades"] == 4
-    path = write_daily_summary(tmp_path, SCOPE, summary, generated_at=T0, trading_day="2026-11-24")
-    assert path.name == f"{SCOPE}_BOT_daily_summary.json"
+    path = write_daily_summary(tmp_path, SCOPE, summary, generated_at=T0, session_date=date(2026, 11, 24))
+    assert path.name == "daily_summary_2026-11-24.json"
     doc = json.loads(path.read_text())
+    assert doc["session_date"] == "2026-11-24" and doc["format"] == "tbot.daily_summary/1"
+    # a second session gets its own file; the index lists both, oldest first, with the headline figures
+    write_daily_summary(tmp_path, SCOPE, summary, generated_at=T0, session_date=date(2026, 11, 25))
+    assert json.loads(path.read_text())["session_date"] == "2026-11-24"
+    index = json.loads((tmp_path / "daily_summary_index.json").read_text())
+    assert [(r["session_date"], r["file"], r["total_trades"]) for r in index["sessions"]] == [
+        ("2026-11-24", "daily_summary_2026-11-24.json", 4),
+        ("2026-11-25", "daily_summary_2026-11-25.json", 4),
+    ]
+    assert index["sessions"][0]["total_pnl"] == doc["totals"]["total_pnl"]
     required = {"win_rate", "total_trades", "average_pnl", "max_gain", "max_loss", "signals_triggered", "trades_vs_signals",
                 "average_holding_seconds", "best_ticker", "worst_ticker"}  # fmt: skip
     assert all(required <= set(doc["strategies"][s]) for s in ("open", "mid", "close"))

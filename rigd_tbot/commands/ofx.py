@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
             day = date.fromisoformat(args.date)
         except ValueError:
             raise ConfigError(f"--date {args.date!r} must be YYYY-MM-DD") from None
-    binding = load_binding(BotHome.resolve(args.home), check_files=False)
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+
+    home = BotHome.resolve(args.home)
+    binding = load_binding(home, check_files=False)
     identity = binding.identity
     out = export_ofx(
         binding.ledger_path,
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         day=day,
         broker_id=identity.BROKER_CODE,
         account_id=args.account_id or account_id_for(binding.scope, identity.BOT_ID),
+        anchors=AnchorStore.for_home(home),
+        backup_dir=binding.backup_dir,
     )
     print(f"wrote {out}")
     return 0

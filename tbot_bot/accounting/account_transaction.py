@@ -1,8 +1,12 @@
 """Posting builders: one broker fill -> balanced ledger entries, exactly as DESIGN §6 (and support/architecture.md (Books)).
 
 Long equity and inverse ETFs post through 1110/4010, long options (puts) through 1120/4020, all cash through
-1030; fees are their own entry (Dr 5010 / Cr 1030). A short sale credits 1110 (a negative holding) and the
-cover clears it, the difference being realized in 4010.
+1030; fees are their own entry (Dr 5010 / Cr 1030). A short sale credits 2030 Securities Sold Short (a
+liability: the obligation to return the shares) and the cover debits it, the difference realised in 4010.
+
+Position semantics: `side` is what we hold (long | short); `direction` is the signal's view (bullish |
+bearish). An inverse ETF or a put is side=long, direction=bearish; only a short sale is side=short.
+`realised_pnl` is the one PnL formula: the ledger stores its result and every report reads it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,35 @@ from tbot_bot.support.utils_bot import from_minor, to_minor
 BROKER_CASH = "1030"
 EQUITY_HOLDINGS = "1110"
 OPTION_HOLDINGS = "1120"
+SECURITIES_SOLD_SHORT = "2030"
 EQUITY_GAINS = "4010"
 OPTION_GAINS = "4020"
 BROKER_FEES = "5010"
 OPTION_SHARES_PER_CONTRACT = Decimal(100)
 
-# Bearish expressions (SHORT_TYPE_*): each is recorded side=short with this tag.
-SHORT_TAGS = {"InverseETF": "equity", "LongPut": "option", "ShortSell": "equity"}
+# Bearish expressions (SHORT_TYPE_*) -> (instrument, side held). Each is recorded direction=bearish with its tag.
+BEARISH_TAGS = {
+    "InverseETF": ("equity", "long"),
+    "LongPut": ("option", "long"),
+    "ShortSell": ("equity", "short"),
+}
+
+
+def realised_pnl(
+    qty: Decimal, entry_price: Decimal, exit_price: Decimal, multiplier: Decimal, *, short: bool
+) -> Decimal:
+    """Realised PnL before fees, exactly as booked: both legs rounded half-even to 1/10,000 first.
+
+    Long: exit proceeds - entry cost. Short sale: entry proceeds - cost to cover.
+    """
+    entry_leg = from_minor(to_minor(qty * entry_price * multiplier))
+    exit_leg = from_minor(to_minor(qty * exit_price * multiplier))
+    return entry_leg - exit_leg if short else exit_leg - entry_leg
+
+
+def ledger_fee(fee: Decimal) -> Decimal:
+    """A fee as the ledger books it (1/10,000)."""
+    return from_minor(to_minor(fee))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +61,7 @@ class TradeFill:
     strategy: str
     ticker: str  # the instrument traded (ETF, stock, or OCC option symbol)
     signal_ticker: str  # the ticker whose signal caused the trade
-    side: str  # direction of the trade: long | short (inverse ETF and puts are short with a tag)
+    side: str  # position held: long | short (only a short sale is short; inverse ETFs and puts are long)
     action: str  # open | close
     instrument: str  # equity | option
     qty: Decimal
@@ -51,6 +77,7 @@ class TradeFill:
     currency_code: str
     entry_price: Decimal | None = None  # on a closing fill: the cost-basis price, for realized PnL
     contract_multiplier: Decimal | None = None  # shares per contract; options default to 100
+    direction: str | None = None  # bullish | bearish (the signal's view); None = from side and tag
 
 
 def _check(fill: TradeFill) -> list[str]:
@@ -73,14 +100,22 @@ def _check(fill: TradeFill) -> list[str]:
         )
     if fill.posted_at.tzinfo is None:
         problems.append("posted_at must be timezone-aware UTC")
-    if fill.side == "short":
-        want = SHORT_TAGS.get(fill.tag or "")
-        if want is None:
-            problems.append(f"a short trade needs tag InverseETF, LongPut or ShortSell, got {fill.tag!r}")
-        elif want != fill.instrument:
-            problems.append(f"tag {fill.tag} trades {want}, not {fill.instrument}")
-    elif fill.tag in SHORT_TAGS:
-        problems.append(f"tag {fill.tag} is a bearish expression and must be recorded side=short")
+    want = BEARISH_TAGS.get(fill.tag or "")
+    if fill.direction not in (None, "bullish", "bearish"):
+        problems.append(f"direction {fill.direction!r} must be bullish or bearish")
+    if want is not None:
+        if want[0] != fill.instrument:
+            problems.append(f"tag {fill.tag} trades {want[0]}, not {fill.instrument}")
+        if want[1] != fill.side:
+            problems.append(f"tag {fill.tag} holds the instrument side={want[1]}, not side={fill.side}")
+        if fill.direction == "bullish":
+            problems.append(f"tag {fill.tag} is a bearish expression, not direction=bullish")
+    elif fill.side == "short":
+        problems.append(f"a short position needs tag ShortSell, got {fill.tag!r}")
+    elif fill.tag is not None:
+        problems.append(f"tag {fill.tag!r} is not one of {sorted(BEARISH_TAGS)}")
+    elif fill.direction == "bearish":
+        problems.append("a bearish trade needs its tag (InverseETF, LongPut or ShortSell)")
     if fill.action == "close" and (fill.entry_price is None or fill.entry_price <= 0):
         problems.append("a closing fill needs the position's entry_price for realized PnL")
     return problems
@@ -105,11 +140,13 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
     option = fill.instrument == "option"
     holdings = OPTION_HOLDINGS if option else EQUITY_HOLDINGS
     gains = OPTION_GAINS if option else EQUITY_GAINS
-    short_sale = fill.tag == "ShortSell"
+    short_sale = fill.side == "short"
     mult = _multiplier(fill)
     amount = from_minor(to_minor(fill.qty * fill.price * mult))
     basis = from_minor(to_minor(fill.qty * (fill.entry_price or Decimal(0)) * mult))
     pnl: Decimal | None = None
+    if fill.action == "close":
+        pnl = realised_pnl(fill.qty, fill.entry_price or Decimal(0), fill.price, mult, short=short_sale)
     splits: list[LedgerSplit]
     if fill.action == "open" and not short_sale:
         trntype = "BUYTOOPEN" if option else "BUY"
@@ -118,17 +155,15 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
         trntype = "SELLSHORT"
         splits = [
             LedgerSplit(BROKER_CASH, debit=amount),
-            LedgerSplit(holdings, credit=amount, memo="short position"),
+            LedgerSplit(SECURITIES_SOLD_SHORT, credit=amount, memo="obligation to return shares sold short"),
         ]
     elif not short_sale:
         trntype = "SELLTOCLOSE" if option else "SELL"
-        pnl = amount - basis
         splits = [LedgerSplit(BROKER_CASH, debit=amount), LedgerSplit(holdings, credit=basis)]
     else:
         trntype = "BUYTOCOVER"
-        pnl = basis - amount  # short proceeds at entry minus the cost to cover
         splits = [
-            LedgerSplit(holdings, debit=basis, memo="cover short position"),
+            LedgerSplit(SECURITIES_SOLD_SHORT, debit=basis, memo="cover: obligation settled"),
             LedgerSplit(BROKER_CASH, credit=amount),
         ]
     if pnl is not None and pnl > 0:
@@ -142,6 +177,7 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
         "ticker": fill.ticker,
         "signal_ticker": fill.signal_ticker,
         "side": fill.side,
+        "direction": fill.direction or ("bearish" if fill.tag in BEARISH_TAGS else "bullish"),
         "broker": fill.broker,
         "client_order_id": fill.client_order_id,
         "tag": fill.tag,
@@ -163,7 +199,7 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
     )
     entries = [trade]
     if fill.fee > 0:
-        fee = from_minor(to_minor(fill.fee))
+        fee = ledger_fee(fill.fee)
         entries.append(
             LedgerEntry(
                 fitid=f"{fill.fitid}-FEE",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.coa import MANUAL_ADJUSTMENTS, coa_matches
+from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, compare_head, new_anchor, read_head
 from tbot_bot.accounting.ledger_backup import backup_ledger
 from tbot_bot.accounting.ledger_entry import (
     AUDIT_FIELDS,
@@ -31,7 +32,8 @@ from tbot_bot.accounting.ledger_entry import (
     format_dtposted,
     transaction_digest,
 )
-from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger
+from tbot_bot.accounting.ledger_period import check_closed_periods, closing_entry
+from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger, read_meta
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor, utc_now
 
@@ -110,6 +112,7 @@ def append_prepared(
     actor: str,
     moment: datetime,
     batch_memo: dict[str, Any],
+    extra_audit: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Insert transactions, splits and chained audit rows; the caller owns the SQLite transaction."""
     tx_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM transactions").fetchone()[0])
@@ -156,6 +159,8 @@ def append_prepared(
                 "payload_sha256": item.digest,
             }
         )
+    for row in extra_audit:
+        audit(dict(row))
     audit(
         {
             "action": "batch",
@@ -182,6 +187,7 @@ class LedgerWriter:
         coa_path: Path | None = None,
         *,
         now: Callable[[], datetime] = utc_now,
+        anchors: AnchorStore | None = None,
     ) -> None:
         problems = check_ledger_schema(ledger_path)
         if coa_path is not None:
@@ -194,9 +200,25 @@ class LedgerWriter:
         self.backup_dir = backup_dir
         self.backup_keep = backup_keep  # LEDGER_BACKUP_KEEP: newest copies kept in backup_dir
         self._now = now
+        self.anchors = anchors  # chain-head anchors outside the file (None: unit tests of the file alone)
+        self._anchored_head: ChainHead | None = None
 
-    def ingest(self, entries: Sequence[LedgerEntry], *, actor: str = "tbot") -> IngestResult:
-        """Append a batch in one transaction; LedgerError (nothing written) on any invalid entry or failed backup."""
+    @classmethod
+    def for_home(cls, home: Any, ledger_path: Path, binding: Any, backup_keep: int) -> LedgerWriter:
+        """The writer the daemon uses: the home's anchors, the binding's backup dir and COA."""
+        return cls(
+            ledger_path, binding.backup_dir, backup_keep, binding.coa_path, anchors=AnchorStore.for_home(home)
+        )
+
+    def ingest(
+        self,
+        entries: Sequence[LedgerEntry],
+        *,
+        actor: str = "tbot",
+        extra_audit: Sequence[dict[str, Any]] = (),
+    ) -> IngestResult:
+        """Append a batch in one transaction; LedgerError (nothing written) on any invalid entry or failed backup,
+        a posting dated in a closed period, or a ledger that no longer matches its anchor."""
         prepared = prepare_batch(entries)
         with open_ledger(self.ledger_path) as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -222,10 +244,12 @@ class LedgerWriter:
                         self.ledger_path.name,
                         conflicts,
                     )
-                if not new:
+                if not new and not extra_audit:
                     conn.execute("ROLLBACK")
                     return IngestResult(0, skipped, None, tuple(conflicts))
                 moment = self._now()
+                check_closed_periods(conn, new)
+                seq = self._check_anchor(conn)
                 try:
                     # Inside the write lock, so the copy is exactly the ledger before this batch.
                     backup = backup_ledger(self.ledger_path, self.backup_dir, self.backup_keep, moment)
@@ -238,13 +262,50 @@ class LedgerWriter:
                     )
                     raise
                 memo = {"written": len(new), "skipped_duplicates": skipped, "backup": backup.name}
-                append_prepared(conn, new, actor=actor, moment=moment, batch_memo=memo)
+                append_prepared(
+                    conn, new, actor=actor, moment=moment, batch_memo=memo, extra_audit=extra_audit
+                )
+                head = read_head(conn)
+                if self.anchors is not None:
+                    self.anchors.write(
+                        new_anchor(self.ledger_path, seq, self._anchored_head, head),
+                        self.backup_dir,
+                        self.ledger_path,
+                    )
                 conn.execute("COMMIT")
+                if self.anchors is not None:
+                    self.anchors.write(
+                        new_anchor(self.ledger_path, seq, head, None), self.backup_dir, self.ledger_path
+                    )
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         return IngestResult(len(new), skipped, backup, tuple(conflicts))
+
+    def _check_anchor(self, conn: sqlite3.Connection) -> int:
+        """Refuse to extend a ledger that no longer matches its anchor; returns the next anchor seq."""
+        self._anchored_head = None
+        if self.anchors is None:
+            return 0
+        anchor, problems = self.anchors.load(self.ledger_path, self.backup_dir)
+        if anchor is not None:
+            problems += compare_head(read_head(conn), anchor, lambda n: _audit_hash(conn, n))
+        if problems:
+            raise LedgerError(
+                f"ledger {self.ledger_path.name} does not match its anchor, nothing written: "
+                + "; ".join(problems)
+                + " (run `tbot ledger verify`)"
+            )
+        self._anchored_head = read_head(conn)
+        return (anchor.seq if anchor else 0) + 1
+
+    def close_period(self, period: str, *, actor: str = "tbot") -> tuple[IngestResult, LedgerEntry | None]:
+        """Close YYYY-MM into 3040 (see ledger_period); returns the ingest result and the closing entry."""
+        with open_ledger(self.ledger_path, readonly=True) as conn:
+            currency = read_meta(conn)["currency_code"]
+            entry, lock_row = closing_entry(conn, period, currency, now=self._now())
+        return self.ingest([entry] if entry else [], actor=actor, extra_audit=[lock_row]), entry
 
     def correct(
         self,
@@ -264,6 +325,11 @@ class LedgerWriter:
             memo = f"9320 Manual Adjustments: replaces {fitid}: {reason}"
             batch.append(replace(replacement, is_correction=True, correction_of=fitid, memo=memo))
         return self.ingest(batch, actor=actor)
+
+
+def _audit_hash(conn: sqlite3.Connection, audit_id: int) -> str | None:
+    row = conn.execute("SELECT row_hash FROM audit_log WHERE id = ?", (audit_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def build_reversal(ledger_path: Path, fitid: str, *, reason: str, posted_at: datetime) -> LedgerEntry:
@@ -304,6 +370,7 @@ def build_reversal(ledger_path: Path, fitid: str, *, reason: str, posted_at: dat
         ticker=original["ticker"],
         signal_ticker=original["signal_ticker"],
         side=original["side"],
+        direction=original["direction"],
         size=dec(original["size"]),
         pnl=None if pnl is None else -from_minor(pnl),
         broker=original["broker"],

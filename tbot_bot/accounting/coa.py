@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tbot_bot.errors import LedgerError
 
-COA_VERSION = "1"
+COA_VERSION = "2"  # 2: 2030 Securities Sold Short
 
 
 class AccountType(StrEnum):
@@ -70,7 +70,11 @@ CHART_OF_ACCOUNTS: tuple[Account, ...] = tuple(
         "2000",
         "Liabilities",
         L,
-        [("2010", "Broker Payables (Accrued Fees)"), ("2020", "Market Data Payables")],
+        [
+            ("2010", "Broker Payables (Accrued Fees)"),
+            ("2020", "Market Data Payables"),
+            ("2030", "Securities Sold Short"),  # added: the liability of a short sale (DESIGN §6)
+        ],
     )
     + _group(
         "3000",

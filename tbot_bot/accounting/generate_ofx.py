@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tbot_bot.accounting.ledger_anchor import AnchorStore
 from tbot_bot.accounting.ledger_entry import DTPOSTED_FORMAT
 from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
 from tbot_bot.accounting.ledger_verify import verify_ledger
@@ -201,12 +202,15 @@ def export_ofx(
     broker_id: str,
     account_id: str,
     generated_at: datetime | None = None,
+    anchors: AnchorStore | None = None,
+    backup_dir: Path | None = None,
 ) -> Path:
-    """Write an OFX statement of `day`'s transactions (every transaction when day is None); refuses an unverified ledger."""
+    """Write an OFX statement of `day`'s transactions (every transaction when day is None); refuses an unverified
+    ledger (with `anchors`, also one that no longer matches its anchored chain head)."""
     for name, value in (("broker_id", broker_id), ("account_id", account_id)):
         if not value or len(value) > 22:
             raise LedgerError(f"OFX {name} must be 1-22 characters, got {value!r}")
-    problems = verify_ledger(ledger_path)
+    problems = verify_ledger(ledger_path, anchors=anchors, backup_dir=backup_dir)
     if problems:
         raise LedgerError(
             f"refusing to export {ledger_path.name}: it fails verification:\n  - " + "\n  - ".join(problems)

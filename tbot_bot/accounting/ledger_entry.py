@@ -30,6 +30,7 @@ TRNTYPES = frozenset(
         "FLOAT_IN",
         "FLOAT_OUT",
         "CORRECTION",
+        "CLOSE",
     }
 )
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -46,6 +47,7 @@ TRANSACTION_FIELDS = (
     "ticker",
     "signal_ticker",
     "side",
+    "direction",
     "size",
     "entry_price",
     "exit_price",
@@ -87,7 +89,8 @@ class LedgerEntry:
     strategy: str | None = None
     ticker: str | None = None
     signal_ticker: str | None = None
-    side: str | None = None
+    side: str | None = None  # position held: long | short
+    direction: str | None = None  # bullish | bearish
     size: Decimal | None = None
     entry_price: Decimal | None = None
     exit_price: Decimal | None = None
@@ -154,6 +157,8 @@ def entry_rows(entry: LedgerEntry) -> tuple[dict[str, Any], list[dict[str, Any]]
         problems.append(f"currency_code {entry.currency_code!r} is missing or not an ISO 4217 code")
     if entry.side not in (None, "long", "short"):
         problems.append(f"side {entry.side!r} must be long, short or empty")
+    if entry.direction not in (None, "bullish", "bearish"):
+        problems.append(f"direction {entry.direction!r} must be bullish, bearish or empty")
     if entry.instrument not in ("equity", "option", "cash"):
         problems.append(f"instrument {entry.instrument!r} must be equity, option or cash")
     row: dict[str, Any] = {
@@ -166,6 +171,7 @@ def entry_rows(entry: LedgerEntry) -> tuple[dict[str, Any], list[dict[str, Any]]
         "ticker": entry.ticker,
         "signal_ticker": entry.signal_ticker,
         "side": entry.side,
+        "direction": entry.direction,
         "size": _canonical_decimal(entry.size, "size", problems),
         "entry_price": _exact_minor(entry.entry_price, "entry_price", problems),
         "exit_price": _exact_minor(entry.exit_price, "exit_price", problems),

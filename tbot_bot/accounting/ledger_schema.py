@@ -28,7 +28,7 @@ from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_r
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT, utc_now
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: transactions.direction; shorts on 2030; anchors
 PAGE_SIZE = 16384  # fewer, larger pages: the pre-batch online backup copies the ledger faster
 SCHEMA_SQL_FILE = Path(__file__).with_name("tradebot_ledger_schema.sql")
 
@@ -44,7 +44,8 @@ transactions = Table(
     Column("strategy", Text),
     Column("ticker", Text),
     Column("signal_ticker", Text),
-    Column("side", Text),
+    Column("side", Text),  # position held: long | short
+    Column("direction", Text),  # the signal's view: bullish | bearish (inverse ETF / put: long + bearish)
     Column("size", Text),  # canonical decimal string (shares or contracts)
     Column("entry_price", Integer),  # ten-thousandths
     Column("exit_price", Integer),  # ten-thousandths
@@ -62,6 +63,9 @@ transactions = Table(
     Column("is_correction", Integer, nullable=False),
     Column("correction_of", Text),  # FITID of the entry this one corrects
     CheckConstraint("side IS NULL OR side IN ('long', 'short')", name="ck_transactions_side"),
+    CheckConstraint(
+        "direction IS NULL OR direction IN ('bullish', 'bearish')", name="ck_transactions_direction"
+    ),
     CheckConstraint("length(currency_code) = 3", name="ck_transactions_currency"),
     CheckConstraint("instrument IN ('equity', 'option', 'cash')", name="ck_transactions_instrument"),
     CheckConstraint("is_correction IN (0, 1)", name="ck_transactions_is_correction"),

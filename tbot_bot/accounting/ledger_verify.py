@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.coa import account_problem
+from tbot_bot.accounting.ledger_anchor import AnchorStore, compare_head, read_head
 from tbot_bot.accounting.ledger_entry import (
     AUDIT_FIELDS,
     GENESIS_HASH,
@@ -23,17 +24,55 @@ from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
 
 
-def verify_ledger(path: Path) -> list[str]:
-    """All problems found in the ledger at `path`; empty means it verifies."""
+def verify_ledger(
+    path: Path, *, anchors: AnchorStore | None = None, backup_dir: Path | None = None
+) -> list[str]:
+    """All problems found in the ledger at `path`; empty means it verifies.
+
+    With `anchors` (a home's AnchorStore), the ledger must also equal its anchored chain head: a missing anchor
+    for a ledger with postings, a forged anchor, truncation and rollback are all named.
+    """
     problems = check_ledger_schema(path)
     if any("is missing" in p and p.startswith("table") or "not a readable" in p for p in problems):
         return problems
     try:
         with open_ledger(path, readonly=True) as conn:
             problems += _check_rows(conn)
+            if anchors is not None:
+                problems += anchor_problems(conn, path, anchors, backup_dir)
     except (sqlite3.DatabaseError, LedgerError) as exc:
         problems.append(f"{path}: cannot be read: {exc}")
     return problems
+
+
+def anchor_problems(
+    conn: sqlite3.Connection, path: Path, anchors: AnchorStore, backup_dir: Path | None
+) -> list[str]:
+    """Compare the ledger's chain head with its newest authentic anchor (cheap: counts and one hash)."""
+    anchor, problems = anchors.load(path, backup_dir)
+    head = read_head(conn)
+    if anchor is None:
+        if head.transactions and not problems:
+            problems.append(
+                f"no anchor recorded for this ledger, yet it holds {head.transactions} transactions "
+                f"(anchors deleted, or the ledger was not written by the bot)"
+            )
+        return problems
+
+    def hash_at(audit_id: int) -> str | None:
+        row = conn.execute("SELECT row_hash FROM audit_log WHERE id = ?", (audit_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    return problems + [f"anchor: {p}" for p in compare_head(head, anchor, hash_at)]
+
+
+def check_anchor(path: Path, anchors: AnchorStore, backup_dir: Path | None) -> list[str]:
+    """Only the anchor comparison (boot uses this: no full scan)."""
+    try:
+        with open_ledger(path, readonly=True) as conn:
+            return anchor_problems(conn, path, anchors, backup_dir)
+    except (sqlite3.DatabaseError, LedgerError) as exc:
+        return [f"{path}: cannot be read: {exc}"]
 
 
 def _check_rows(conn: sqlite3.Connection) -> list[str]:
@@ -57,9 +96,11 @@ def _check_rows(conn: sqlite3.Connection) -> list[str]:
             problems.append(f"splits row id={split_id}: exactly one of debit/credit must be positive")
 
     audit_digest: dict[int, list[str]] = defaultdict(list)
+    audit_fitid: dict[int, tuple[int, str | None]] = {}
     prev_hash = GENESIS_HASH
     expected_id = 1
     tx_pos, digest_pos = AUDIT_FIELDS.index("transaction_id"), AUDIT_FIELDS.index("payload_sha256")
+    action_pos, afitid_pos = AUDIT_FIELDS.index("action"), AUDIT_FIELDS.index("fitid")
     for values in conn.execute(
         f"SELECT {', '.join(AUDIT_FIELDS)}, prev_hash, row_hash FROM audit_log ORDER BY id"
     ):
@@ -78,6 +119,11 @@ def _check_rows(conn: sqlite3.Connection) -> list[str]:
         prev_hash = row_hash
         if values[tx_pos] is not None:
             audit_digest[int(values[tx_pos])].append(str(values[digest_pos]))
+            audit_fitid[int(values[tx_pos])] = (audit_id, values[afitid_pos])
+        elif values[action_pos] in ("post", "correction"):
+            problems.append(
+                f"audit_log row id={audit_id}: a {values[action_pos]} record without a transaction"
+            )
 
     tx_ids: set[int] = set()
     fitid_pos, currency_pos = (
@@ -106,6 +152,14 @@ def _check_rows(conn: sqlite3.Connection) -> list[str]:
             problems.append(
                 f"{where}: content differs from what the audit_log recorded at ingestion (row altered)"
             )
+        elif audit_fitid[tx_id][1] != values[fitid_pos]:
+            problems.append(f"{where}: its audit_log row id={audit_fitid[tx_id][0]} names another FITID")
+    for tx_id in sorted(set(audit_fitid) - tx_ids):
+        audit_id, fitid = audit_fitid[tx_id]
+        problems.append(
+            f"audit_log row id={audit_id} records transaction id={tx_id} fitid={fitid!r}, which is missing "
+            f"from transactions (deleted)"
+        )
     for orphan in sorted(set(legs_by_tx) - tx_ids):
         problems.append(f"splits with transaction_id={orphan}: no such transaction")
     return problems

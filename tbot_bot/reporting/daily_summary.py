@@ -1,6 +1,9 @@
-"""Daily summary `{scope}_BOT_daily_summary.json`: per-strategy win rate, PnL, trades vs signals, holding time.
+"""Per-session daily summaries `daily_summary_YYYY-MM-DD.json` plus `daily_summary_index.json`.
 
-Built from TradeRecords (the same rows as the trade history); an audit artifact, never read back.
+Per strategy and in total: win rate, PnL, fees, trades vs signals, holding time. Built from TradeRecords (the
+same rows as the trade history, whose PnL and fees are the ledger's). One file per exchange session, never
+overwritten by another day; nothing is written for a non-trading day. The index lists every session file with
+its headline figures (newest last). File format: support/architecture.md "Per-session files".
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ def _strategy_summary(
     trades: Sequence[TradeRecord], errors: int, signals: int, denials: int
 ) -> dict[str, Any]:
     pnls = [t.PnL for t in trades if t.PnL is not None]
+    fees = sum((t.fees for t in trades if t.fees is not None), Decimal(0))
     holds = [h for h in (record_dict(t)["holding_seconds"] for t in trades) if h is not None]
     by_ticker: dict[str, Decimal] = defaultdict(Decimal)
     for t in trades:
@@ -41,6 +45,8 @@ def _strategy_summary(
         "losses": sum(1 for p in pnls if p < 0),
         "win_rate": _ratio(wins, len(pnls)),
         "total_pnl": report_value(total),
+        "total_fees": report_value(fees),
+        "net_pnl": report_value(total - fees),
         "average_pnl": _ratio(total, len(pnls)),
         "max_gain": report_value(max(pnls)) if pnls else None,
         "max_loss": report_value(min(pnls)) if pnls else None,
@@ -86,16 +92,62 @@ def build_daily_summary(
     return {"strategies": strategies, "totals": totals}
 
 
+SUMMARY_PREFIX = "daily_summary_"
+INDEX_NAME = "daily_summary_index.json"
+
+
+def summary_path(summaries_dir: Path, session_date: date) -> Path:
+    return summaries_dir / f"{SUMMARY_PREFIX}{session_date.isoformat()}.json"
+
+
 def write_daily_summary(
     summaries_dir: Path,
     scope: str,
     summary: Mapping[str, Any],
     *,
     generated_at: datetime,
-    trading_day: str | None = None,
+    session_date: date,
 ) -> Path:
-    """Write `{scope}_BOT_daily_summary.json` with the scope, day and generation time."""
-    path = summaries_dir / f"{scope}_BOT_daily_summary.json"
-    doc = {"scope": scope, "trading_day": trading_day, "generated_at": report_value(generated_at), **summary}
+    """Write `daily_summary_YYYY-MM-DD.json` for one session and refresh the index; returns the file."""
+    path = summary_path(summaries_dir, session_date)
+    doc = {
+        "format": "tbot.daily_summary/1",
+        "scope": scope,
+        "session_date": session_date.isoformat(),
+        "generated_at": report_value(generated_at),
+        **summary,
+    }
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_summary_index(summaries_dir, scope, generated_at=generated_at)
     return path
+
+
+def write_summary_index(summaries_dir: Path, scope: str, *, generated_at: datetime) -> Path:
+    """`daily_summary_index.json`: one row per session file (sorted by date) with its headline figures."""
+    sessions = []
+    for path in sorted(summaries_dir.glob(f"{SUMMARY_PREFIX}????-??-??.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            totals = doc.get("totals") or {}
+        except (OSError, ValueError):
+            continue  # a file being replaced right now; the next write lists it
+        sessions.append(
+            {
+                "session_date": doc.get("session_date"),
+                "file": path.name,
+                "generated_at": doc.get("generated_at"),
+                "total_trades": totals.get("total_trades"),
+                "total_pnl": totals.get("total_pnl"),
+                "total_fees": totals.get("total_fees"),
+                "net_pnl": totals.get("net_pnl"),
+            }
+        )
+    index = {
+        "format": "tbot.daily_summary_index/1",
+        "scope": scope,
+        "updated_at": report_value(generated_at),
+        "sessions": sessions,
+    }
+    out = summaries_dir / INDEX_NAME
+    atomic_write_text(out, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return out

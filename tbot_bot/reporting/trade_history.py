@@ -31,7 +31,7 @@ class TradeRecord:
     size: Decimal
     entry_price: Decimal | None
     exit_price: Decimal | None
-    PnL: Decimal | None  # realized only
+    PnL: Decimal | None  # realised, before fees: the ledger's value (computed once, at ingestion)
     broker: str
     error_code: str | None = None  # rejection, partial fill, ...
     signal_time: datetime | None = None
@@ -41,6 +41,10 @@ class TradeRecord:
     holding_seconds: int | None = None
     mode: str = "live"  # live | paper | backtest
     tag: str | None = None  # InverseETF, LongPut, ShortSell
+    direction: str | None = (
+        None  # bullish | bearish: the signal's view (an inverse ETF is side=long, bearish)
+    )
+    fees: Decimal | None = None  # commissions and fees of the round trip (ledger FEE entries, Dr 5010)
 
 
 TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))

@@ -13,6 +13,7 @@ from tbot_bot.accounting.accounting_api import LedgerWriter
 from tbot_bot.errors import NetworkError
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
+from tbot_bot.runtime.positions import position_side, signal_direction
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
@@ -89,13 +90,15 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
                 reason="no entry in the journal; not booked",
             )
             continue
+        opener = entry if entry is not None else intent
         out.append(
             TradeFill(
                 fitid=intent.client_order_id,
                 strategy=intent.strategy,
                 ticker=_ledger_ticker(intent),
                 signal_ticker=intent.signal_ticker,
-                side=intent.direction,
+                side=position_side(opener),
+                direction=signal_direction(opener),
                 action="open" if intent.purpose == "entry" else "close",
                 instrument=intent.instrument,
                 qty=intent.filled_qty or Decimal(0),
@@ -134,7 +137,7 @@ def book_day(ctx: DayContext) -> None:
     if fills:
         crashpoint("before_ingest")
         b = ctx.binding
-        writer = LedgerWriter(b.ledger_path, b.backup_dir, ctx.settings.LEDGER_BACKUP_KEEP, b.coa_path)
+        writer = LedgerWriter.for_home(ctx.home, b.ledger_path, b, ctx.settings.LEDGER_BACKUP_KEEP)
         result = writer.ingest([e for f in fills for e in entries_for_fill(f)], actor=f"tbot:{ctx.bot_id}")
         if result.written:
             ctx.log.event(

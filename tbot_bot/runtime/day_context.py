@@ -18,7 +18,14 @@ from tbot_bot.errors import TbotError
 from tbot_bot.runtime.clock import Clock
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal, client_order_id
-from tbot_bot.runtime.positions import RoundTrip, open_trades, round_trips
+from tbot_bot.runtime.positions import (
+    RoundTrip,
+    open_trades,
+    position_side,
+    round_trip_for,
+    round_trips,
+    signal_direction,
+)
 from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.screeners.finnhub_screener import Screener
 from tbot_bot.support.path_resolver import BotHome
@@ -160,7 +167,9 @@ class DayContext:
                 {
                     "symbol": e.symbol,
                     "strategy": e.strategy,
-                    "side": e.direction,
+                    "side": position_side(e),
+                    "direction": signal_direction(e),
+                    "tag": e.tag,
                     "qty": str(e.filled_qty),
                     "entry_price": f"{entry_px:.4f}",
                     "last_price": f"{last:.4f}" if last is not None else "",
@@ -189,18 +198,21 @@ class DayContext:
                 self.count(intent.strategy, "entered")
         for trip in self.trips():
             self.count(trip.entry.strategy, "exited")
-            self._book_realised(trip.entry.strategy, trip.pnl)
+            self._book_realised(trip.entry.strategy, trip)
         for strategy, n in self.journal.signal_counts(self.day_key).items():
             self.status.counts.setdefault(strategy, {"signaled": 0, "entered": 0, "exited": 0})[
                 "signaled"
             ] = n
 
-    def _book_realised(self, strategy: str, pnl: Decimal) -> None:
-        self.status.realized_pnl_by_strategy[strategy] = (
-            self.status.realized_pnl_by_strategy.get(strategy, Decimal(0)) + pnl
+    def _book_realised(self, strategy: str, trip: RoundTrip) -> None:
+        """Status shows the ledger's PnL (before fees) and fees; the kill switch counts the net loss."""
+        st = self.status
+        st.realized_pnl_by_strategy[strategy] = (
+            st.realized_pnl_by_strategy.get(strategy, Decimal(0)) + trip.gross_pnl
         )
-        self.status.trades_by_strategy[strategy] = self.status.trades_by_strategy.get(strategy, 0) + 1
-        self.kill.record_realised(pnl)
+        st.fees_by_strategy[strategy] = st.fees_by_strategy.get(strategy, Decimal(0)) + trip.fees
+        st.trades_by_strategy[strategy] = st.trades_by_strategy.get(strategy, 0) + 1
+        self.kill.record_realised(trip.pnl)
 
     # ---- fills and safety
     def on_fill(self, intent: Intent) -> None:
@@ -212,9 +224,14 @@ class DayContext:
                 "entry_fill",
                 ticker=intent.symbol,
                 signal_ticker=intent.signal_ticker,
-                side=intent.direction,
+                side=position_side(intent),
+                direction=signal_direction(intent),
                 size=str(intent.filled_qty),
                 entry_price=str(intent.filled_price),
+                broker=s.BROKER_NAME,
+                signal_time=intent.signal_time,
+                entry_time=intent.filled_at,
+                fee=str(intent.fee or 0),
                 client_order_id=intent.client_order_id,
                 tag=intent.tag,
             )
@@ -230,9 +247,9 @@ class DayContext:
                 )
             return
         entry = self.journal.get(intent.entry_client_order_id or "")
-        trip = RoundTrip(entry, intent) if entry is not None and intent.filled_qty else None
-        if trip is None:
+        if entry is None or not intent.filled_qty:
             return
+        trip = round_trip_for(self.journal.intents(entry.session_date), intent) or RoundTrip(entry, intent)
         self.count(intent.strategy, "exited")
         pnl = trip.pnl
         self.log.event(
@@ -240,13 +257,21 @@ class DayContext:
             "exit_fill",
             ticker=intent.symbol,
             signal_ticker=intent.signal_ticker,
-            side=intent.direction,
+            side=position_side(entry),
+            direction=signal_direction(entry),
             size=str(trip.qty),
             entry_price=str(trip.entry.filled_price),
             exit_price=str(intent.filled_price),
-            PnL=f"{pnl:.4f}",
+            PnL=f"{trip.gross_pnl:.4f}",
+            fees=f"{trip.fees:.4f}",
+            net_pnl=f"{pnl:.4f}",
+            broker=s.BROKER_NAME,
+            signal_time=entry.signal_time,
+            entry_time=entry.filled_at,
+            exit_time=intent.filled_at,
             exit_reason=intent.exit_reason,
             client_order_id=intent.client_order_id,
+            tag=entry.tag,
         )
         # NOTIFY_ON_EXIT: a routine alert per exit fill, with its PnL
         if s.NOTIFY_ON_EXIT:
@@ -258,7 +283,7 @@ class DayContext:
                 intent.exit_reason or "exit",
                 f"closed {trip.qty} {intent.symbol} at {intent.filled_price}, PnL {pnl:.2f}",
             )
-        self._book_realised(intent.strategy, pnl)
+        self._book_realised(intent.strategy, trip)
         if self.kill.tripped and not self.halted_reason:
             self.halt(f"kill switch: {self.kill.reason}")
 

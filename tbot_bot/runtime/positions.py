@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from tbot_bot.accounting.account_transaction import ledger_fee, realised_pnl
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
 
 OPTION_MULTIPLIER = Decimal(100)
@@ -27,6 +28,7 @@ class OpenTrade:
 class RoundTrip:
     entry: Intent
     exit: Intent  # a final exit order with fills (FILLED, or cancelled after a partial fill)
+    carries_entry_fee: bool = True  # the entry's fee counts once: with the first exit that filled
 
     @property
     def qty(self) -> Decimal:
@@ -37,14 +39,28 @@ class RoundTrip:
         return OPTION_MULTIPLIER if self.entry.instrument == "option" else Decimal(1)
 
     @property
+    def gross_pnl(self) -> Decimal:
+        """Realised PnL before fees, by the ledger's own formula (so status, kill switch and books agree).
+        A short sale gains when the price falls; every other trade holds the instrument long (inverse ETFs and
+        puts included), so it gains when the instrument rises."""
+        return realised_pnl(
+            self.qty,
+            self.entry.filled_price or Decimal(0),
+            self.exit.filled_price or Decimal(0),
+            self.multiplier,
+            short=position_side(self.entry) == "short",
+        )
+
+    @property
+    def fees(self) -> Decimal:
+        """The exit's fee plus, on the first exit of the entry, the entry's fee (as booked: 1/10,000)."""
+        entry_fee = ledger_fee(self.entry.fee or Decimal(0)) if self.carries_entry_fee else Decimal(0)
+        return entry_fee + ledger_fee(self.exit.fee or Decimal(0))
+
+    @property
     def pnl(self) -> Decimal:
-        """Realised PnL after fees. A short sale gains when the price falls; every other trade holds the
-        instrument long (inverse ETFs and puts included), so it gains when the instrument rises."""
-        entry_px = self.entry.filled_price or Decimal(0)
-        exit_px = self.exit.filled_price or Decimal(0)
-        sign = Decimal(-1) if self.entry.order_side == "sell" else Decimal(1)
-        gross = sign * (exit_px - entry_px) * self.qty * self.multiplier
-        return gross - (self.entry.fee or Decimal(0)) - (self.exit.fee or Decimal(0))
+        """Realised PnL after fees (the kill switch's and status's figure)."""
+        return self.gross_pnl - self.fees
 
     @property
     def holding_seconds(self) -> float:
@@ -52,6 +68,16 @@ class RoundTrip:
             datetime.fromisoformat(self.exit.filled_at or "")
             - datetime.fromisoformat(self.entry.filled_at or "")
         ).total_seconds()
+
+
+def position_side(entry: Intent) -> str:
+    """What we hold: short only for a short sale (entry sells); inverse ETFs and puts are bought, so long."""
+    return "short" if entry.order_side == "sell" else "long"
+
+
+def signal_direction(intent: Intent) -> str:
+    """The signal's view: the journal's direction long/short maps to bullish/bearish."""
+    return "bearish" if intent.direction == "short" else "bullish"
 
 
 def _exits_by_entry(intents: Iterable[Intent]) -> dict[str, list[Intent]]:
@@ -88,8 +114,17 @@ def round_trips(intents: list[Intent]) -> list[RoundTrip]:
     for e in intents:
         if e.purpose != "entry" or not e.filled_qty:
             continue
-        out += [RoundTrip(e, x) for x in exits.get(e.client_order_id, []) if _filled_final(x)]
+        filled = [x for x in exits.get(e.client_order_id, []) if _filled_final(x)]
+        out += [RoundTrip(e, x, n == 0) for n, x in enumerate(filled)]
     return out
+
+
+def round_trip_for(intents: list[Intent], exit_intent: Intent) -> RoundTrip | None:
+    """The round trip an exit fill closes (None without its entry), fee attribution as in round_trips."""
+    for trip in round_trips(intents):
+        if trip.exit.client_order_id == exit_intent.client_order_id:
+            return trip
+    return None
 
 
 def is_final_with_fill(status: IntentStatus, filled_qty: Decimal | None) -> bool:

@@ -90,6 +90,19 @@ def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -
     return problems
 
 
+def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
+    """Boot refuses a ledger that is not its anchored self (truncated, rolled back, rows deleted at the end)."""
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+    from tbot_bot.accounting.ledger_verify import check_anchor
+
+    anchors = AnchorStore.for_home(home)
+    return [
+        f"{path.name}: {p}; run `tbot ledger verify --home {home.root}`"
+        for path in (binding.ledger_path, binding.float_ledger_path)
+        for p in check_anchor(path, anchors, binding.backup_dir)
+    ]
+
+
 def preflight(home: BotHome) -> Preflight:
     """Everything a boot needs, checked; one ConfigError lists every problem found."""
     if not home.root.exists():
@@ -117,6 +130,7 @@ def preflight(home: BotHome) -> Preflight:
         from tbot_bot.accounting.float_ledger import broker_current_float
 
         float_amount = broker_current_float(binding.float_ledger_path)
+        problems += ledger_anchor_problems(home, binding)
         if float_amount <= 0:
             problems.append(
                 f"float ledger {binding.float_ledger_path.name} shows no float ({float_amount}); the accounting system must inject one"

@@ -1,5 +1,6 @@
-"""The day's audit artifacts from the journal: trade history (CSV + JSON), daily summary, and the OFX statement
-(LEDGER_EXPORT_MODE=auto). Reports are rebuilt from the journal each time, so they are deterministic."""
+"""The day's audit artifacts: trade history (CSV + JSON), the session's daily summary (+ index), and the session's
+OFX statement (LEDGER_EXPORT_MODE=auto). Rows come from the journal; PnL and fees come from the ledger (the value
+computed once at ingestion), so every report equals the books. Nothing is written for a non-trading day."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
-from tbot_bot.reporting.daily_summary import build_daily_summary, write_daily_summary
+from tbot_bot.accounting.ledger_read import OrderFigures, order_figures
+from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 from tbot_bot.reporting.trade_history import TradeRecord, trade_history_paths, write_trade_history
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
-from tbot_bot.runtime.positions import round_trips
+from tbot_bot.runtime.positions import position_side, round_trips, signal_direction
 from tbot_bot.support.path_resolver import BotHome
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ def report_paths(home: BotHome, binding: LedgerBinding, day: date) -> dict[str, 
         "ofx": home.bot_output_dir(scope) / "exports" / f"{scope}_{day.isoformat()}.ofx",
         "trade_history_csv": th["csv"],
         "trade_history_json": th["json"],
-        "summary": home.summaries_dir(scope) / f"{scope}_BOT_daily_summary.json",
+        "summary": summary_path(home.summaries_dir(scope), day),
         "logs": home.logs_dir(scope),
     }
 
@@ -43,21 +45,32 @@ def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRecord]:
+def trade_records(
+    intents: list[Intent], broker: str, mode: str, ledger: dict[str, OrderFigures] | None = None
+) -> list[TradeRecord]:
+    """One record per round trip (plus rejected entries). With `ledger` (order_figures of the bot ledger), PnL
+    and fees are the ledger's; a round trip not yet booked falls back to the same formula (RoundTrip)."""
     out = []
     for rt in round_trips(intents):
         e, x = rt.entry, rt.exit
+        books = ledger or {}
+        booked, opened = books.get(x.client_order_id), books.get(e.client_order_id)
+        if booked is not None and booked.pnl is not None:
+            entry_fee = opened.fee if opened is not None and rt.carries_entry_fee else Decimal(0)
+            pnl, fees = booked.pnl, booked.fee + entry_fee
+        else:
+            pnl, fees = rt.gross_pnl, rt.fees
         out.append(
             TradeRecord(
                 timestamp=_dt(x.filled_at) or _dt(x.created_at),  # type: ignore[arg-type]
                 strategy_name=e.strategy,
                 ticker=e.symbol,
                 signal_ticker=e.signal_ticker,
-                side=e.direction,
+                side=position_side(e),
                 size=rt.qty.quantize(_Q),
                 entry_price=_q(e.filled_price),
                 exit_price=_q(x.filled_price),
-                PnL=_q(rt.pnl),
+                PnL=_q(pnl),
                 broker=broker,
                 error_code="partial_fill" if (e.filled_qty or 0) < e.qty else None,
                 signal_time=_dt(e.signal_time),
@@ -67,6 +80,8 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
                 holding_seconds=int(rt.holding_seconds),
                 mode=mode,
                 tag=e.tag,
+                direction=signal_direction(e),
+                fees=_q(Decimal(fees)),
             )  # fmt: skip
         )
     for i in intents:
@@ -77,7 +92,7 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
                     strategy_name=i.strategy,
                     ticker=i.symbol,
                     signal_ticker=i.signal_ticker,
-                    side=i.direction,
+                    side=position_side(i),
                     size=i.qty.quantize(_Q),
                     entry_price=None,
                     exit_price=None,
@@ -87,28 +102,46 @@ def trade_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRe
                     signal_time=_dt(i.signal_time),
                     mode=mode,
                     tag=i.tag,
+                    direction=signal_direction(i),
                 )  # fmt: skip
             )
     return sorted(out, key=lambda r: (r.timestamp, r.strategy_name, r.ticker))
 
 
-def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any]:
+def is_trading_session(day: date, calendar_name: str) -> bool:
+    from tbot_bot.strategy.window import session_bounds
+
+    return session_bounds(day, calendar_name) is not None
+
+
+def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
+    """Write the session's reports; None (nothing written) when the day is not an exchange session."""
     scope, s = ctx.binding.scope, ctx.settings
+    # MARKET_CALENDAR decides what a session is: a holiday or weekend run leaves no summary and no OFX
+    if not is_trading_session(ctx.session_date, s.MARKET_CALENDAR):
+        ctx.log.event("supervisor", "reports_skipped", reason=f"{ctx.day_key} is not a trading session")
+        return None
     paths = report_paths(ctx.home, ctx.binding, ctx.session_date)
     mode = "paper" if s.BROKER_NAME == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
-    records = trade_records(ctx.journal.intents(), s.BROKER_NAME, mode)
+    ledger = order_figures(ctx.binding.ledger_path)
+    records = trade_records(ctx.journal.intents(), s.BROKER_NAME, mode, ledger)
     write_trade_history(ctx.home.trades_dir(scope), scope, records)
-    today = [r for r in trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode)]
+    today = trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode, ledger)
     denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
     summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials)
     summary["denials_by_filter"] = ctx.denials
     summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
     write_daily_summary(
-        ctx.home.summaries_dir(scope), scope, summary, generated_at=ctx.clock.now(), trading_day=ctx.day_key
+        ctx.home.summaries_dir(scope),
+        scope,
+        summary,
+        generated_at=ctx.clock.now(),
+        session_date=ctx.session_date,
     )
     # LEDGER_EXPORT_MODE=auto: the day's OFX statement follows each ingestion; off: only `tbot ofx export`
     if s.LEDGER_EXPORT_MODE == "auto" and (exported or not Path(paths["ofx"]).exists()):
         from tbot_bot.accounting.generate_ofx import export_ofx
+        from tbot_bot.accounting.ledger_anchor import AnchorStore
 
         Path(paths["ofx"]).parent.mkdir(parents=True, exist_ok=True)
         export_ofx(
@@ -117,5 +150,7 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any]:
             day=ctx.session_date,
             broker_id=s.BROKER_NAME,
             account_id=ctx.binding.identity.account_name,
+            anchors=AnchorStore.for_home(ctx.home),
+            backup_dir=ctx.binding.backup_dir,
         )
     return paths

@@ -41,7 +41,8 @@ class StatusBoard:
         }
     )
     positions: list[dict[str, str]] = field(default_factory=list)
-    realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)
+    realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)  # before fees, as the ledger
+    fees_by_strategy: dict[str, Decimal] = field(default_factory=dict)
     trades_by_strategy: dict[str, int] = field(default_factory=dict)
     broker: dict[str, Any] = field(default_factory=lambda: {"name": "", "healthy": True, "last_error": None})
     api: dict[str, int] = field(default_factory=lambda: {"retries": 0, "errors": 0})
@@ -57,6 +58,7 @@ class StatusBoard:
         self.counts = {s: {"signaled": 0, "entered": 0, "exited": 0} for s in ("open", "mid", "close")}
         self.positions = []
         self.realized_pnl_by_strategy = {}
+        self.fees_by_strategy = {}
         self.trades_by_strategy = {}
         self.kill_switch = {"tripped": False, "reason": None}
         self.pending_confirmations = []
@@ -65,6 +67,7 @@ class StatusBoard:
 
     def to_json(self) -> dict[str, Any]:
         realized = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
+        fees = sum(self.fees_by_strategy.values(), Decimal(0))
         return {
             "state": self.state.value,
             "session_date": self.session_date,
@@ -72,8 +75,11 @@ class StatusBoard:
             "windows": self.windows,
             "counts": self.counts,
             "positions": self.positions,
-            "realized_pnl": f"{realized:.2f}",
-            "realized_pnl_by_strategy": {k: f"{v:.2f}" for k, v in self.realized_pnl_by_strategy.items()},
+            # the ledger's figures exactly (4 places): PnL before fees, fees, and their difference
+            "realized_pnl": f"{realized:.4f}",
+            "realized_pnl_by_strategy": {k: f"{v:.4f}" for k, v in self.realized_pnl_by_strategy.items()},
+            "fees": f"{fees:.4f}",
+            "net_pnl": f"{realized - fees:.4f}",
             "trades_by_strategy": self.trades_by_strategy,
             "broker": self.broker,
             "api": self.api,

@@ -13,7 +13,18 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
-KEY_PURPOSES = ("env", "login", "broker", "smtp", "screener_api", "acct_api", "alert", "identity", "backup")
+KEY_PURPOSES = (
+    "env",
+    "login",
+    "broker",
+    "smtp",
+    "screener_api",
+    "acct_api",
+    "alert",
+    "identity",
+    "backup",
+    "ledger",
+)
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -139,9 +139,13 @@ def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = No
         currency_code=req.currency,
     )
 
+    from tbot_bot.accounting.accounting_config import LedgerBinding
     from tbot_bot.accounting.coa import create_coa_db
-    from tbot_bot.accounting.float_ledger import create_float_ledger
+    from tbot_bot.accounting.float_injection import default_fitid, inject_float
     from tbot_bot.accounting.ledger_schema import create_ledger
+    from tbot_bot.core.databases import init_all_core_databases
+
+    init_all_core_databases(home)
 
     ledger_created = False
     if ledger_path.exists():
@@ -151,17 +155,25 @@ def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = No
         ledger_created = True
     if not coa_path.exists():
         create_coa_db(coa_path)
-    if float_path.exists():
-        notes.append(f"kept the existing float ledger {float_path.name}")
+    float_created = not float_path.exists()
+    if float_created:
+        create_ledger(float_path, currency_code=req.currency, kind="float")
     else:
-        create_float_ledger(
-            float_path, opening_amount=amount, currency_code=req.currency, posted_at=now or utc_now()
+        notes.append(f"kept the existing float ledger {float_path.name}")
+    if ledger_created and float_created:
+        # the opening float goes into both ledgers (float ledger: 1010/3010; bot ledger: cash 1030 / 3010)
+        binding = LedgerBinding(identity, ledger_path, coa_path, float_path, backup_dir, req.currency)
+        posted_at = now or utc_now()
+        inject_float(
+            binding,
+            amount,
+            posted_at=posted_at,
+            fitid=default_fitid(posted_at, opening=True),
+            actor="provision",
+            home=home,
         )
 
     _store_broker_credentials(home, broker_code, notes)
-    from tbot_bot.core.databases import init_all_core_databases
-
-    init_all_core_databases(home)
     return ProvisionResult(home.root, identity, ledger_path, ledger_created, tuple(notes))
 
 

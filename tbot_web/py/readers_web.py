@@ -85,6 +85,8 @@ def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: boo
         "counts",
         "realized_pnl",
         "realized_pnl_by_strategy",
+        "fees",
+        "net_pnl",
         "trades_by_strategy",
         "broker",
         "api",

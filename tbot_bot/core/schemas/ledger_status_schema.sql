@@ -10,3 +10,11 @@ CREATE TABLE IF NOT EXISTS ledger_status (
     reason      TEXT,
     updated_at  TEXT NOT NULL
 );
+-- Chain-head anchor of each ledger (tbot_bot/accounting/ledger_anchor.py): JSON + HMAC-SHA256 under storage/keys/ledger.key.
+CREATE TABLE IF NOT EXISTS ledger_anchor (
+    ledger_name TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    anchor_json TEXT NOT NULL,
+    hmac        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
