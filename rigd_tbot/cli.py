@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=bool(os.environ.get("TBOT_DEBUG")),
         help="print the full traceback of an unexpected error (also TBOT_DEBUG=1)",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"tbot {_version()}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -42,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         if register is not None:
             register(sub)
     return parser
+
+
+def _version() -> str:
+    from tbot_bot.config.version import read_version_tag
+
+    try:
+        return read_version_tag()
+    except (OSError, ValueError, TbotError):
+        return "unknown (VERSION.md unreadable)"
 
 
 def add_home_argument(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     setp = csub.add_parser("set", help="set KEY=VALUE pairs (validated together, then re-encrypted)")
     add_home_argument(setp)
-    setp.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    setp.add_argument(
+        "assignments", nargs="+", metavar="KEY=VALUE", help="one or more .env_bot keys with their new values"
+    )
     setp.set_defaults(func=run_set)
 
     hist = csub.add_parser(

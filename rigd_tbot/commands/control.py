@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_home_argument(stop)
     stop.set_defaults(func=run_stop)
 
-    status = sub.add_parser("status", help="print output/status.json for a person")
+    status = sub.add_parser(
+        "status",
+        help="the bot's state, windows (exchange time and UTC), counts, positions and safety flags",
+    )
     add_home_argument(status)
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     status.set_defaults(func=run_status)
@@ -51,14 +54,40 @@ def run_stop(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     import json
 
-    from tbot_bot.runtime.status_bot import read_status, render_status
+    from rigd_tbot.status_view import render_status_view, written_time
+    from tbot_bot.runtime.status_bot import read_status
+    from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
     data = read_status(home.status_json)
     if data is None:
         raise ConfigError(f"no status at {home.status_json}: the bot has not run in this home yet")
-    print(json.dumps(data, indent=2) if args.json else render_status(data))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    view = render_status_view(
+        data, exchange_tz=_exchange_tz(home, data), written_at=written_time(home.status_json), now=utc_now()
+    )
+    print(view, end="")
     return 0
+
+
+def _exchange_tz(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]
+    """The exchange's time zone: the calendar named in the status, else the home's MARKET_CALENDAR, else XNYS."""
+    from tbot_bot.strategy.window import market_calendar
+
+    name = (data.get("bot") or {}).get("market_calendar")
+    if not isinstance(name, str):
+        try:
+            from tbot_bot.config.settings_bot import load_settings
+
+            name = load_settings(home).MARKET_CALENDAR
+        except Exception:  # noqa: BLE001 - status must print even when the config cannot be read
+            name = "XNYS"
+    try:
+        return str(market_calendar(name).tz)
+    except Exception:  # noqa: BLE001 - an unknown calendar name: fall back to New York
+        return "America/New_York"
 
 
 def run_confirm(args: argparse.Namespace) -> int:

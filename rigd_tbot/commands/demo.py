@@ -7,9 +7,17 @@ from datetime import date
 from decimal import Decimal
 
 from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 DEMO_DAY = date(2011, 1, 25)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,15 +32,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(p)
     p.add_argument(
-        "--day", type=date.fromisoformat, default=DEMO_DAY, help=f"sample day to replay (default {DEMO_DAY})"
+        "--day",
+        type=_day,
+        default=DEMO_DAY,
+        metavar="YYYY-MM-DD",
+        help=f"sample day to replay (default {DEMO_DAY}; a day without bars lists the ones available)",
     )
     p.set_defaults(func=run)
 
 
+def available_days_message(day: date) -> str:
+    from tbot_bot.data.sample import sample_days
+
+    by_month: dict[str, list[str]] = {}
+    for d in sample_days():
+        by_month.setdefault(f"{d:%Y-%m}", []).append(f"{d:%d}")
+    lines = [f"the bundled sample has no bars for {day}; days you can replay (--day YYYY-MM-DD):"]
+    lines += [f"  {month}: {' '.join(days)}" for month, days in by_month.items()]
+    lines.append(f"for example: tbot demo --day {DEMO_DAY}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    from tbot_bot.data.sample import sample_days
     from tbot_bot.runtime.main import Supervisor
     from tbot_bot.support.provision import ProvisionRequest, provision
 
+    if args.day not in sample_days():
+        raise ConfigError(available_days_message(args.day))
     home = BotHome.resolve(args.home or "demo_home")
     if not home.env_bot_enc.exists():
         provision(

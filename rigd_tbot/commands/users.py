@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     role = actions.add_parser("set-role", help="change a user's role")
     add_home_argument(role)
-    role.add_argument("--username", required=True)
-    role.add_argument("--role", required=True)
+    role.add_argument("--username", required=True, help="the user whose role changes")
+    role.add_argument("--role", required=True, help="viewer, auditor, operator or admin")
     role.set_defaults(func=run)
 
     for name, text in (
@@ -48,12 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         q = actions.add_parser(name, help=text)
         add_home_argument(q)
-        q.add_argument("--username", required=True)
+        q.add_argument("--username", required=True, help="the user to change")
         q.set_defaults(func=run)
 
     tok = actions.add_parser("reset-token", help="issue a one-time password-reset token (printed once)")
     add_home_argument(tok)
-    tok.add_argument("--username", required=True)
+    tok.add_argument("--username", required=True, help="the user who may set a new password with the token")
     tok.set_defaults(func=run)
 
 

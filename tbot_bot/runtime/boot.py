@@ -271,6 +271,10 @@ def boot(
             "bot_id": binding.identity.BOT_ID,
             "entity": binding.identity.ENTITY_CODE,
             "broker": settings.BROKER_NAME,
+            # people must see at a glance that a replayed day is not live trading
+            "mode": "live" if replay_day is None else "replay",
+            "replay_day": replay_day.isoformat() if replay_day is not None else "",
+            "market_calendar": settings.MARKET_CALENDAR,
         },
     )
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}

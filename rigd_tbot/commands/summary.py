@@ -1,0 +1,93 @@
+"""`tbot summary`: the sessions' daily summaries as a table (one row per day, or one day per strategy)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from decimal import Decimal
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+ORDER = {"open": 0, "mid": 1, "close": 2}
+COUNTS = ("total_trades", "wins", "losses", "signals_triggered", "denials", "errors")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="per-session summaries: trades, wins, PnL, signals, denials per day (or per strategy with --date)",
+        description=(
+            "Reads output/<scope>/summaries/ (one daily summary per session, written after each session's "
+            "booking). Without --date: one row per session and a TOTAL row. With --date: that session per "
+            "strategy. The PnL shown is the summary's realised PnL before fees."
+        ),
+    )
+    add_home_argument(p)
+    p.add_argument("--date", dest="day", type=_day, metavar="YYYY-MM-DD", help="one session, per strategy")
+    p.set_defaults(func=run)
+
+
+def _pct(value: object) -> str:
+    try:
+        return f"{Decimal(str(value)):.1%}" if value is not None else "-"
+    except ArithmeticError:
+        return "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    from rigd_tbot.display import print_table
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.support.session_summaries import decimal_or_zero, read_session_summaries
+
+    home = BotHome.resolve(args.home)
+    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        raise ConfigError(
+            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
+        )
+    scope = load_binding(home).scope
+    scan = read_session_summaries(home.summaries_dir(scope))
+    for problem in scan.problems:
+        print(f"warning: {problem}")
+    headers = ["", "trades", "wins", "losses", "win rate", "PnL", "signals", "denials", "errors"]
+    right = tuple(range(1, len(headers)))
+    if args.day is not None:
+        match = [s for s in scan.sessions if s.day == args.day.isoformat()]
+        if not match:
+            days = ", ".join(s.day for s in scan.sessions[-10:]) or "none yet"
+            raise ConfigError(f"no summary for {args.day} in {home.summaries_dir(scope)}; sessions: {days}")
+        s = match[0]
+        rows = [
+            [name, *(str(v.get(k, 0)) for k in COUNTS[:3]), _pct(v.get("win_rate")),
+             f"{decimal_or_zero(v.get('total_pnl')):,.2f}", *(str(v.get(k, 0)) for k in COUNTS[3:])]
+            for name, v in sorted(s.strategies.items(), key=lambda kv: (ORDER.get(kv[0], 9), kv[0]))
+        ]  # fmt: skip
+        t = s.totals
+        footer = ["TOTAL", *(str(t.get(k, 0)) for k in COUNTS[:3]), _pct(t.get("win_rate")),
+                  f"{s.pnl:,.2f}", *(str(t.get(k, 0)) for k in COUNTS[3:])]  # fmt: skip
+        headers[0] = "strategy"
+        print_table(f"Session {s.day} of {scope}", headers, rows, footer=footer, right=right)
+        return 0
+    rows = []
+    for s in scan.sessions:
+        rows.append([s.day, *(str(s.count(k)) for k in COUNTS[:3]), _pct(s.totals.get("win_rate")),
+                     f"{s.pnl:,.2f}", *(str(s.count(k)) for k in COUNTS[3:])])  # fmt: skip
+    sums = {k: sum(s.count(k) for s in scan.sessions) for k in COUNTS}
+    closed = sums["wins"] + sums["losses"]
+    total_pnl = sum((s.pnl for s in scan.sessions), Decimal(0))
+    footer = ["TOTAL", *(str(sums[k]) for k in COUNTS[:3]),
+              f"{sums['wins'] / closed:.1%}" if closed else "-", f"{total_pnl:,.2f}",
+              *(str(sums[k]) for k in COUNTS[3:])]  # fmt: skip
+    headers[0] = "session"
+    print_table(f"Sessions of {scope} ({len(rows)})", headers, rows, footer=footer, right=right)
+    if not rows:
+        print(f"no session summaries yet in {home.summaries_dir(scope)}; they are written after each session")
+    return 0

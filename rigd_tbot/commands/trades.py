@@ -1,0 +1,110 @@
+"""`tbot trades`: list round trips from the home's ledger (the book of record), totals at the bottom."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import date
+
+from rigd_tbot.cli import add_home_argument
+from tbot_bot.errors import ConfigError
+from tbot_bot.support.path_resolver import BotHome
+
+STRATEGIES = ("open", "mid", "close")
+FORMATS = ("table", "csv", "json")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "trades",
+        help="list trades from the ledger (entry/exit, prices, PnL, fees, exit reason) with totals",
+        description=(
+            "Reads the home's bot ledger read-only: each round trip with its entry and exit times (exchange time "
+            "and UTC), prices, size, realised PnL, fees and exit reason, as booked. Trades still open show no exit. "
+            "csv ends with a TOTAL row; json is {trades: [...], totals: {...}}; money is exact decimal text."
+        ),
+    )
+    add_home_argument(p)
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--date", dest="day", type=_day, metavar="YYYY-MM-DD", help="only trades entered this day (UTC)"
+    )
+    when.add_argument(
+        "--since", type=_day, metavar="YYYY-MM-DD", help="only trades entered on or after this day"
+    )
+    p.add_argument("--strategy", choices=STRATEGIES, default=None, help="only this strategy's trades")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.reporting.ledger_trades import read_trades, totals
+    from tbot_bot.strategy.window import market_calendar
+
+    home = BotHome.resolve(args.home)
+    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        raise ConfigError(
+            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
+        )
+    binding = load_binding(home)
+    trades = read_trades(binding.ledger_path, day=args.day, since=args.since, strategy=args.strategy)
+    total = totals(trades)
+    if args.format == "json":
+        doc = {
+            "trades": [t.as_row() for t in trades],
+            "totals": {k: v if isinstance(v, int) else str(v) for k, v in total.items()},
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    if args.format == "csv":
+        rows = [t.as_row() for t in trades]
+        fields = list(rows[0]) if rows else ["session", "strategy", "ticker", "pnl", "fees", "net_pnl"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow(
+            {"session": "TOTAL", "pnl": total["pnl"], "fees": total["fees"], "net_pnl": total["net_pnl"]}
+        )
+        return 0
+    tz = str(market_calendar(load_settings(home).MARKET_CALENDAR).tz)
+    _print_table(trades, total, tz, binding.scope, args)
+    return 0
+
+
+def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    from rigd_tbot.display import both_times, print_table
+
+    def money(v: object) -> str:
+        return "-" if v is None else f"{v:,.2f}"
+
+    rows = [
+        [
+            t.session, t.strategy, t.ticker if t.ticker == t.signal_ticker else f"{t.ticker} ({t.signal_ticker})",
+            t.side, format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
+            money(t.entry_price), money(t.exit_price), money(t.pnl), money(t.fees), t.exit_reason or "open",
+        ]
+        for t in trades
+    ]  # fmt: skip
+    what = f"on {args.day}" if args.day else (f"since {args.since}" if args.since else "all days")
+    title = f"Trades of {scope}, {what}" + (f", {args.strategy}" if args.strategy else "")
+    wins = f"{total['wins']} won, {total['losses']} lost" + (
+        f", {total['open']} open" if total["open"] else ""
+    )
+    footer = ["TOTAL", f"{total['trades']} trades", wins, "", "", "", "", "", "", money(total["pnl"]),
+              money(total["fees"]), f"net {money(total['net_pnl'])}"]  # fmt: skip
+    headers = ["day", "strategy", "ticker (signal)", "side", "size", "entry", "exit", "entry px", "exit px",
+               "PnL", "fees", "exit reason"]  # fmt: skip
+    print_table(title, headers, rows, footer=footer, right=(4, 7, 8, 9, 10))
+    if not trades:
+        print("no trades match; try without --date/--since/--strategy")

@@ -1,0 +1,110 @@
+"""`tbot status` for a person: header lines, then windows, counts and positions as tables.
+
+Window times are shown in exchange time and UTC. "written" is the status file's modification time (wall
+clock): for a replay `updated_at` is the replayed day's clock, which says nothing about whether the bot is alive.
+A status that claims a window is running but has not been written for STALE_AFTER_S is flagged STALE.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from rigd_tbot.display import both_times, print_table
+
+RUNNING_STATES = ("analyzing", "trading", "monitoring")
+STALE_AFTER_S = 300
+
+
+def _when(text: Any, tz: str, *, with_date: bool = False) -> str:
+    if not isinstance(text, str) or not text:
+        return "-"
+    try:
+        return both_times(datetime.fromisoformat(text.replace("Z", "+00:00")), tz, with_date=with_date)
+    except ValueError:
+        return text
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def is_stale(data: dict[str, Any], written_age_s: float | None) -> bool:
+    return data.get("state") in RUNNING_STATES and written_age_s is not None and written_age_s > STALE_AFTER_S
+
+
+def render_status_view(
+    data: dict[str, Any], *, exchange_tz: str, written_at: datetime | None, now: datetime
+) -> str:
+    out = io.StringIO()
+    bot = data.get("bot") or {}
+    broker = data.get("broker") or {}
+    mode = f"REPLAY of {bot.get('replay_day')}" if bot.get("mode") == "replay" else "live"
+    age = (now - written_at).total_seconds() if written_at else None
+    lines = [
+        f"bot        {bot.get('entity', '')} {bot.get('bot_id', '')} on {broker.get('name', '')} — {mode}",
+        f"state      {data.get('state')}  (session {data.get('session_date') or '-'}, "
+        f"active window {data.get('active_strategy') or '-'})",
+        f"broker     {'healthy' if broker.get('healthy') else 'UNHEALTHY: ' + str(broker.get('last_error'))}"
+        f"; api retries {(data.get('api') or {}).get('retries', 0)}, errors {(data.get('api') or {}).get('errors', 0)}",
+    ]
+    ks = data.get("kill_switch") or {}
+    lines.append(
+        f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
+        f"defense mode {'ON' if data.get('defense_mode') else 'off'}"
+    )
+    lines.append(f"PnL        realised {data.get('realized_pnl', '0.00')} today")
+    written = "" if age is None else f"; file written {_ago(age)}"
+    lines.append(
+        f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"
+    )
+    if is_stale(data, age):
+        lines.append(
+            f"STALE      the status says '{data.get('state')}' but was last written {_ago(age or 0)}: "
+            "is the bot still running? (systemctl status tbot, logs/supervisor.log)"
+        )
+    if data.get("message"):
+        lines.append(f"message    {data['message']}")
+    out.write("\n".join(lines) + "\n\n")
+    counts = data.get("counts") or {}
+    pnl = data.get("realized_pnl_by_strategy") or {}
+    rows = []
+    for w in data.get("windows") or []:
+        s = w.get("strategy", "")
+        c = counts.get(s, {})
+        rows.append([
+            s, str(w.get("status", "")), _when(w.get("scheduled_start"), exchange_tz),
+            _when(w.get("scheduled_end"), exchange_tz), _when(w.get("actual_start"), exchange_tz),
+            _when(w.get("actual_end"), exchange_tz), str(c.get("signaled", 0)), str(c.get("entered", 0)),
+            str(c.get("exited", 0)), str(pnl.get(s, "0.00")), str(w.get("note") or ""),
+        ])  # fmt: skip
+    headers = ["window", "status", "scheduled start", "scheduled end", "actual start", "actual end",
+               "signals", "entered", "exited", "PnL", "note"]  # fmt: skip
+    print_table(f"Windows (exchange time {exchange_tz} / UTC)", headers, rows, right=(6, 7, 8, 9), file=out)
+    positions = data.get("positions") or []
+    if positions:
+        prow = [[str(p.get(k, "")) for k in ("symbol", "side", "qty", "entry_price", "unrealized_pnl", "strategy")]
+                for p in positions]  # fmt: skip
+        print_table("Open positions", ["symbol", "side", "qty", "entry", "unrealised", "strategy"], prow,
+                    right=(2, 3, 4), file=out)  # fmt: skip
+    for pc in data.get("pending_confirmations") or []:
+        out.write(
+            f"pending    {pc.get('client_order_id')} {pc.get('symbol')} ({pc.get('strategy')}) expires "
+            f"{_when(pc.get('expires_at'), exchange_tz)}: tbot confirm {pc.get('client_order_id')}\n"
+        )
+    out.write(f"version    {data.get('version')}\n")
+    return out.getvalue()
+
+
+def written_time(path: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None

@@ -1,0 +1,168 @@
+"""Round trips read back from the bot ledger (read-only) for people: `tbot trades`, `tbot plot day`.
+
+The ledger is the book of record, so listings show its numbers: prices and realised PnL exactly as stored (ten-
+thousandths, as Decimal), fees from the `{fitid}-FEE` entries. An exit row (it carries `exit_reason`) closes the
+earliest still-open entry of the same strategy and instrument; an entry without an exit is listed as open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import from_minor
+
+ENTRY_TYPES = ("BUY", "SELLSHORT", "BUYTOOPEN")
+EXIT_TYPES = ("SELL", "BUYTOCOVER", "SELLTOCLOSE")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTrade:
+    session: str  # UTC date of the entry, YYYY-MM-DD
+    strategy: str
+    ticker: str
+    signal_ticker: str
+    side: str  # long | short
+    size: Decimal
+    entry_time: datetime | None
+    exit_time: datetime | None
+    entry_price: Decimal | None
+    exit_price: Decimal | None
+    pnl: Decimal | None  # realised, before fees; None while open
+    fees: Decimal
+    exit_reason: str | None
+    tag: str | None
+    client_order_id: str  # the entry's
+
+    @property
+    def net_pnl(self) -> Decimal | None:
+        return None if self.pnl is None else self.pnl - self.fees
+
+    def as_row(self) -> dict[str, Any]:
+        """Strings only (exact decimals, UTC ISO times with Z): what CSV and JSON listings write."""
+
+        def text(v: object) -> str | None:
+            if v is None:
+                return None
+            if isinstance(v, datetime):
+                return v.isoformat().replace("+00:00", "Z")
+            return format(v, "f") if isinstance(v, Decimal) else str(v)
+
+        row = {k: text(getattr(self, k)) for k in self.__slots__}  # type: ignore[attr-defined]
+        row["net_pnl"] = text(self.net_pnl)
+        return row
+
+
+def _ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _money(minor: int | None) -> Decimal | None:
+    return None if minor is None else from_minor(minor)
+
+
+def _rows(ledger: Path, since: str | None, until: str | None) -> list[sqlite3.Row]:
+    if not ledger.is_file():
+        raise LedgerError(f"no ledger at {ledger}")
+    try:
+        con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot open the ledger {ledger}: {exc}") from None
+    con.row_factory = sqlite3.Row
+    where, params = ["1=1"], []
+    if since:
+        where.append("t.dtposted >= ?")
+        params.append(since)
+    if until:
+        where.append("t.dtposted < ?")
+        params.append(until)
+    try:
+        return con.execute(
+            "SELECT t.*, (SELECT COALESCE(SUM(s.debit), 0) FROM transactions f JOIN splits s"
+            " ON s.transaction_id = f.id WHERE f.fitid = t.fitid || '-FEE' AND s.account_code = '5010') AS fee"
+            f" FROM transactions t WHERE {' AND '.join(where)} ORDER BY t.dtposted, t.id",
+            params,
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot read trades from {ledger}: {exc}") from None
+    finally:
+        con.close()
+
+
+def read_trades(
+    ledger: Path, *, day: date | None = None, since: date | None = None, strategy: str | None = None
+) -> list[LedgerTrade]:
+    """Round trips whose entry falls on `day` (or on/after `since`), optionally of one strategy; time order.
+
+    Exits are looked up from the first selected day onwards, so a trade is complete even if its exit row came
+    later; trades are chosen by their entry date."""
+    first = day or since
+    until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
+    rows = _rows(ledger, first.isoformat() if first else None, None)
+    open_entries: dict[tuple[str, str], list[sqlite3.Row]] = {}
+    pairs: list[tuple[sqlite3.Row, sqlite3.Row | None]] = []
+    for r in rows:
+        if not r["strategy"] or not r["ticker"] or r["is_correction"]:
+            continue
+        key = (r["strategy"], r["ticker"])
+        if r["trntype"] in ENTRY_TYPES and not r["exit_reason"]:
+            open_entries.setdefault(key, []).append(r)
+            pairs.append((r, None))
+        elif r["trntype"] in EXIT_TYPES or r["exit_reason"]:
+            waiting = open_entries.get(key)
+            if waiting:
+                entry = waiting.pop(0)
+                pairs[next(i for i, p in enumerate(pairs) if p[0] is entry)] = (entry, r)
+    out = []
+    for entry, exit_ in pairs:
+        if until is not None and entry["dtposted"] >= until:
+            continue
+        if strategy and entry["strategy"] != strategy:
+            continue
+        out.append(_trade(entry, exit_))
+    return out
+
+
+def _trade(entry: sqlite3.Row, exit_: sqlite3.Row | None) -> LedgerTrade:
+    fees = from_minor(entry["fee"] + (exit_["fee"] if exit_ is not None else 0))
+    return LedgerTrade(
+        session=entry["dtposted"][:10],
+        strategy=entry["strategy"],
+        ticker=entry["ticker"],
+        signal_ticker=entry["signal_ticker"] or entry["ticker"],
+        side=entry["side"] or "long",
+        size=Decimal(entry["size"] or "0"),
+        entry_time=_ts(entry["dtposted"]),
+        exit_time=_ts(exit_["dtposted"]) if exit_ is not None else None,
+        entry_price=_money(entry["entry_price"]),
+        exit_price=_money(exit_["exit_price"]) if exit_ is not None else None,
+        pnl=_money(exit_["pnl"]) if exit_ is not None else None,
+        fees=fees,
+        exit_reason=exit_["exit_reason"] if exit_ is not None else None,
+        tag=entry["tag"],
+        client_order_id=entry["client_order_id"] or entry["fitid"],
+    )
+
+
+def totals(trades: Iterable[LedgerTrade]) -> dict[str, Any]:
+    """Count, wins, losses, open, PnL, fees and net over the listed trades."""
+    all_ = list(trades)
+    closed = [t for t in all_ if t.pnl is not None]
+    pnl = sum((t.pnl for t in closed if t.pnl is not None), Decimal(0))
+    fees = sum((t.fees for t in all_), Decimal(0))
+    return {
+        "trades": len(all_),
+        "closed": len(closed),
+        "open": len(all_) - len(closed),
+        "wins": sum(1 for t in closed if t.pnl is not None and t.pnl > 0),
+        "losses": sum(1 for t in closed if t.pnl is not None and t.pnl < 0),
+        "pnl": pnl,
+        "fees": fees,
+        "net_pnl": pnl - fees,
+    }

@@ -1,0 +1,181 @@
+"""What a trader looks at from the command line: trades, summary, status, plot day, --version, help, demo days.
+
+One demo replay of 2011-01-25 (the demo day) is shared by the module; its ledger holds four round trips:
+open SYN1 +0.6934, open SYN8 -2.9009, mid SH (signal SYN5) +1.8173, close SYN3 +1.1933.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from rigd_tbot.cli import build_parser
+from rigd_tbot.cli import main as tbot
+from rigd_tbot.status_view import render_status_view
+from tbot_bot.support.path_resolver import package_file
+
+DAY = "2011-01-25"
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("views") / "demo_home"
+    assert tbot(["demo", "--home", str(home), "--day", DAY]) == 0
+    return home
+
+
+def test_trades_table_lists_the_demo_trades_with_totals(
+    demo_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    capsys.readouterr()
+    assert tbot(["trades", "--home", str(demo_home)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    body = [ln for ln in lines if ln.strip().startswith(DAY)]
+    assert len(body) == 4
+    assert any("SH (SYN5)" in ln and "mid" in ln and "1.82" in ln for ln in body)
+    assert "09:59 EST / 14:59Z" in out  # exchange time and UTC
+    total = next(ln for ln in lines if ln.strip().startswith("TOTAL"))
+    assert "4 trades" in total and "3 won, 1 lost" in total and "0.80" in total
+    assert lines.index(total) > max(lines.index(b) for b in body)  # totals at the bottom
+
+
+def test_trades_csv_and_json_are_exact_and_filtered(demo_home: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert tbot(["trades", "--home", str(demo_home), "--format", "csv", "--strategy", "open"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["ticker"] for r in rows[:-1]] == ["SYN1", "SYN8"]
+    assert [r["pnl"] for r in rows[:-1]] == ["0.6934", "-2.9009"]
+    assert rows[-1]["session"] == "TOTAL" and rows[-1]["pnl"] == "-2.2075"
+    assert tbot(["trades", "--home", str(demo_home), "--format", "json", "--date", DAY]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["trades"]) == 4 and doc["totals"]["trades"] == 4
+    assert sum(Decimal(t["pnl"]) for t in doc["trades"]) == Decimal(doc["totals"]["pnl"]) == Decimal("0.8031")
+    assert tbot(["trades", "--home", str(demo_home), "--format", "json", "--since", "2011-01-26"]) == 0
+    assert json.loads(capsys.readouterr().out)["trades"] == []
+
+
+def test_trades_outside_a_home_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert tbot(["trades", "--home", str(tmp_path)]) == 2
+    assert "not a bot home" in capsys.readouterr().err
+
+
+def test_summary_per_session_and_per_strategy(demo_home: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert tbot(["summary", "--home", str(demo_home)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"{DAY}\s+4\s+3\s+1\s+75\.0%\s+0\.80\s+8", out)
+    assert re.search(r"TOTAL\s+4\s+3\s+1\s+75\.0%\s+0\.80", out)
+    assert tbot(["summary", "--home", str(demo_home), "--date", DAY]) == 0
+    out = capsys.readouterr().out
+    names = [m.group(1) for m in re.finditer(r"^\s+(open|mid|close)\s", out, re.MULTILINE)]
+    assert names == ["open", "mid", "close"] and re.search(r"open\s+2\s+1\s+1\s+50\.0%\s+-2\.21", out)
+    assert tbot(["summary", "--home", str(demo_home), "--date", "2011-01-24"]) == 2
+    assert "sessions: 2011-01-25" in capsys.readouterr().err
+
+
+def test_status_is_a_table_in_exchange_time_and_utc(demo_home: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert tbot(["status", "--home", str(demo_home)]) == 0
+    out = capsys.readouterr().out
+    assert "REPLAY of 2011-01-25" in out and "Windows (exchange time America/New_York / UTC)" in out
+    assert re.search(r"mid\s+done\s+10:30 EST / 15:30Z\s+11:25 EST / 16:25Z", out)
+    assert "{" not in out  # not a Python dict
+
+
+def test_status_flags_a_running_state_that_stopped_being_written() -> None:
+    data = {
+        "state": "trading",
+        "bot": {"mode": "live"},
+        "windows": [],
+        "updated_at": "2026-11-25T15:00:00+00:00",
+    }
+    now = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+    stale = render_status_view(
+        data, exchange_tz="America/New_York", written_at=datetime(2026, 11, 25, 15, 0, tzinfo=UTC), now=now
+    )
+    assert "STALE" in stale and "30 min ago" in stale
+    fresh = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
+    assert "STALE" not in fresh
+    closed = render_status_view({**data, "state": "closed"}, exchange_tz="UTC", written_at=None, now=now)
+    assert "STALE" not in closed
+
+
+def test_plot_day_from_the_home_ledger(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "d.png"
+    argv = ["plot", "day", "--date", DAY, "--home", str(demo_home), "--symbol", "SYN5", "--out", str(out)]
+    assert tbot(argv) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 30_000
+    assert "1 trade(s) marked" in capsys.readouterr().out  # SH bought on SYN5's signal
+    # default place: the home's charts folder (the dashboard links to it)
+    assert tbot(["plot", "day", "--date", DAY, "--home", str(demo_home), "--symbol", "syn1"]) == 0
+    assert list((demo_home / "output").glob("*/charts/2011-01-25_SYN1.png"))
+
+
+def test_plot_day_from_a_data_source_backtests_the_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars = tmp_path / "bars"
+    bars.mkdir()
+    for name in ("spy_1min.csv.gz", "derived_1min.csv.gz", "vix.csv", "fundamentals.json"):
+        shutil.copy(package_file("data", "sample", name), bars / name)
+    out = tmp_path / "m.png"
+    monkeypatch.chdir(tmp_path)  # no home here: the template configuration is used
+    argv = ["plot", "day", "--date", "2011-01-10", "--data-source", str(bars), "--symbol", "SYN4",
+            "--strategy", "open", "--out", str(out)]  # fmt: skip
+    assert tbot(argv) == 0
+    assert out.is_file()
+    assert re.search(r"SYN4 2011-01-10: \d+ trade\(s\) marked", capsys.readouterr().out)
+
+
+def test_plot_day_refuses_a_holiday_and_an_unknown_symbol(
+    demo_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = ["plot", "day", "--home", str(demo_home), "--out", "/dev/null"]
+    assert tbot([*base, "--date", "2011-01-17", "--symbol", "SPY"]) == 2
+    assert "not a trading session" in capsys.readouterr().err
+    assert tbot([*base, "--date", DAY, "--symbol", "NOPE"]) == 2
+    assert "no bars for NOPE" in capsys.readouterr().err
+
+
+def test_version_flag(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--version"])
+    assert exc.value.code == 0
+    assert re.fullmatch(r"tbot v\d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
+def _missing_help(parser: argparse.ArgumentParser, path: str) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not helps.get(name):
+                    missing.append(f"{path} {name}")
+                missing += _missing_help(sub, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction) and not action.help:
+            missing.append(f"{path} {action.option_strings or action.dest}")
+    return missing
+
+
+def test_every_command_and_option_has_help() -> None:
+    assert _missing_help(build_parser(), "tbot") == []
+
+
+def test_demo_day_without_bars_lists_the_sample_days(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert tbot(["demo", "--home", str(tmp_path / "h"), "--day", "2011-02-10"]) == 2
+    err = capsys.readouterr().err
+    assert "no bars for 2011-02-10" in err and "2011-01: 03 04 05" in err and "2011-03: 01 02" in err
+    assert not (tmp_path / "h").exists()  # nothing provisioned for a day that cannot run
