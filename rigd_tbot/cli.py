@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _version() -> str:
     from tbot_bot.config.version import read_version_tag
+    from tbot_bot.errors import TbotError
 
     try:
         return read_version_tag()
