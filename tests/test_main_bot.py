@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from datetime import UTC, date, datetime
@@ -292,7 +293,8 @@ def test_tbot_status_prints_the_status_for_a_person(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 0
-    assert "state      closed" in r.stdout and "counts     open" in r.stdout
+    assert "state      closed" in r.stdout and "REPLAY of 2011-01-25" in r.stdout
+    assert re.search(r"open\s+done\s+09:30 EST / 14:30Z", r.stdout)  # the windows table
 
 
 class _LateFills:
