@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     show = osub.add_parser("show", help="show one proposal: changes and out-of-sample evidence")
-    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("run_id", metavar="RUN_ID", help="the optimizer run to show (see `tbot optimize list`)")
     show.add_argument("--json", action="store_true", help="print the proposal as JSON")
     add_home_argument(show)
     show.set_defaults(func=run_show)
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap = osub.add_parser(
         "approve", help="apply a proposal to the live config (validated, encrypted, versioned, audited)"
     )
-    ap.add_argument("run_id", metavar="RUN_ID")
+    ap.add_argument("run_id", metavar="RUN_ID", help="the optimizer run whose proposal is approved")
     ap.add_argument("--trial", type=int, default=None, help="apply trial N of the run's last fold instead")
     ap.add_argument(
         "--force", action="store_true", help="apply even if the live values changed since the run"
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap.set_defaults(func=run_approve)
 
     rj = osub.add_parser("reject", help="reject a proposal (recorded with who/when/why)")
-    rj.add_argument("run_id", metavar="RUN_ID")
+    rj.add_argument("run_id", metavar="RUN_ID", help="the optimizer run whose proposal is rejected")
     rj.add_argument("--reason", default="", help="why (kept in the audit log)")
     add_home_argument(rj)
     rj.set_defaults(func=run_reject)
