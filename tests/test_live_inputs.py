@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fakes.alpaca_exchange import FakeAlpacaExchange
-from fakes.alpaca_market import asset
+from fakes.alpaca_market import asset, synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
 
@@ -63,7 +63,10 @@ def cboe() -> Iterator[FakeCboeServer]:
 
 def serve(start: datetime) -> FakeAlpacaServer:
     clock = InjectedClock(start)
-    exchange = FakeAlpacaExchange(bars=None, now=clock.now, prices=dict(PRICES))
+    # the previous session (Friday 2026-11-27) has bars for all but SQQQ, which the warm-up leaves out
+    history = {s: float(p) for s, p in PRICES.items() if s != "SQQQ"}
+    bars = synthetic_bars(history, datetime(2026, 11, 27, 14, 30, tzinfo=UTC), 40, seed=4)
+    exchange = FakeAlpacaExchange(bars=bars, now=clock.now, prices=dict(PRICES))
     exchange.set_assets(
         [asset(s, "ARCA" if s in ("SH", "SQQQ") else "NYSE") for s in PRICES] + [asset("OTCX", "OTC")]
     )
@@ -139,7 +142,11 @@ def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
     assert waited and "Mon 2026-11-30" in waited[0] and "New York" in waited[0]
     assert universe.read_universe(home) == ["AAPL", "MSFT", "XOM", "SH", "SQQQ"]
     logged = json.dumps(events(home))
-    assert "universe_built" in logged and "vix_refreshed" in logged
+    assert "universe_built" in logged and "vix_refreshed" in logged and "warmup_progress" in logged
+    assert (
+        '"warmup_excluded", "ticker": "SQQQ"' in logged
+        and "warm-up: no bars in the previous session" in logged
+    )
     assert "VIX 21.25 (close of 2026-11-27) for the CLOSE window of 2026-11-30" in logged
     tracebacks = [p for p in home.root.glob("output/*/logs/error_tracebacks.log") if p.read_text().strip()]
     assert tracebacks == []

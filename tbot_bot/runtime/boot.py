@@ -27,6 +27,8 @@ from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import ConfigError, LogicError
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.vix import reading_for
+from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
+from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
@@ -89,6 +91,7 @@ class BootResult:
     acct: AccountingClient | None = None  # None: acct_api_credentials not provisioned
     float_source: str = "float_ledger"
     live: bool = False
+    warmup: WarmUp | None = None  # live: the previous session's volume/close and lookback bars
 
     def vix_lookup(self, day: date) -> float | None:
         """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
@@ -106,7 +109,11 @@ class BootResult:
         blocklist = TickerBlocklist.for_home(self.home, self.clock)
         self.closers.append(blocklist.close)
         screener = Screener(
-            self.settings, self.broker, build_fundamentals_provider(self.settings, self.home), self.clock
+            self.settings,
+            self.broker,
+            build_fundamentals_provider(self.settings, self.home),
+            self.clock,
+            prev_volumes=self.warmup.prev_volumes() if self.warmup else None,
         )
         from tbot_bot.runtime.control import ControlFiles
 
@@ -283,9 +290,12 @@ def boot(
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
     _report_float(floats, log, notifier, clock.now())
+    warm: WarmUp | None = None
     if replay_day is None:
         try:
             symbols = _live_universe(home, settings, broker, clock, log, symbols)
+            warm = warm_up_universe(home, settings, broker, clock, log, symbols)
+            symbols = [s for s in symbols if s not in warm.excluded]
         except BaseException:
             for fn in reversed(closers):
                 fn()
@@ -297,7 +307,7 @@ def boot(
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
         stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
-        live=replay_day is None,
+        live=replay_day is None, warmup=warm,
     )  # fmt: skip
     try:
         _self_checks(result, probe=result.universe[0] if result.universe else None)
@@ -338,6 +348,52 @@ def _live_universe(
         ) from exc
     log.event("supervisor", "universe_built", path=str(home.universe_file), summary=build.summary())
     return build.symbols
+
+
+def warm_up_universe(
+    home: BotHome, settings: BotSettings, broker: Broker, clock: Clock, log: BotLog, symbols: list[str]
+) -> WarmUp:
+    """The previous session's volume, close and lookback bars for the universe (cached per session), paced by
+    the broker's data rate, one progress line per batch; symbols without history are logged and left out."""
+    from tbot_bot.runtime.schedule import previous_session, session_for
+    from tbot_bot.screeners.rate_limit import TokenBucket
+
+    day = clock.now().date()
+    while session_for(day, settings.MARKET_CALENDAR) is None:
+        day += timedelta(days=1)
+    prev = session_for(previous_session(day, settings.MARKET_CALENDAR), settings.MARKET_CALENDAR)
+    assert prev is not None  # previous_session returns a session by construction
+    rate = broker.capabilities.data_calls_per_minute
+    bucket = TokenBucket(rate, sleep=clock.sleep) if rate else None
+
+    def progress(done: int, total: int) -> None:
+        log.event("supervisor", "warmup_progress", session=prev.day.isoformat(), done=done, total=total)
+
+    warm = warm_up(
+        broker,
+        symbols,
+        prev.open,
+        prev.close,
+        lookback=lookback_minutes(settings),
+        cache=warmup_cache_file(home, broker.name, prev.day),
+        bucket=bucket,
+        progress=progress,
+    )
+    for sym, why in warm.excluded.items():
+        log.event("supervisor", "warmup_excluded", ticker=sym, reason=why)
+    log.event(
+        "supervisor",
+        "warmed_up",
+        session=prev.day.isoformat(),
+        symbols=len(warm.symbols),
+        excluded=len(warm.excluded),
+        calls=warm.calls,
+        from_cache=warm.from_cache,
+    )
+    prime = getattr(broker, "prime_previous_volumes", None)
+    if callable(prime):
+        prime(warm.prev_volumes(), clock.now().date())
+    return warm
 
 
 def load_vix_closes(home: BotHome) -> dict[date, float]:

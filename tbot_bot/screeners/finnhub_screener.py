@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -88,6 +88,7 @@ class Screener:
         *,
         guard: FundamentalGuard | None = None,
         log: logging.Logger | None = None,
+        prev_volumes: Mapping[str, int] | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
@@ -95,6 +96,7 @@ class Screener:
         self.clock = clock
         self.guard = guard or FundamentalGuard(settings, log=log)
         self._log = log or _log
+        self.prev_volumes = dict(prev_volumes or {})  # from the boot warm-up: used when a snapshot has none
 
     def screen(self, strategy: str, universe: Sequence[str], now: datetime | None = None) -> ScreenResult:
         """Equities (and any whitelisted inverse ETF that appears in the universe, screened as an ETF)."""
@@ -200,6 +202,8 @@ class Screener:
             return Rejection(sym, "MIN_PRICE", f"price {price} < MIN_PRICE {s.MIN_PRICE}"), None
         if price > s.MAX_PRICE:
             return Rejection(sym, "MAX_PRICE", f"price {price} > MAX_PRICE {s.MAX_PRICE}"), None
+        if snap.prev_volume is None and sym in self.prev_volumes:
+            snap = replace(snap, prev_volume=self.prev_volumes[sym])
         # MIN_VOLUME_THRESHOLD: previous-session volume floor; unknown volume is not assumed to pass
         if snap.prev_volume is None:
             return Rejection(sym, "MIN_VOLUME_THRESHOLD", "previous session volume unknown"), None

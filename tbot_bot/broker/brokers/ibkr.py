@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -435,6 +435,11 @@ class IbkrBroker(Broker):
             )
         self._ensure_connected()
         return ibkr_market.qualify_equities(self.ib, [s.upper() for s in symbols])
+
+    def prime_previous_volumes(self, volumes: Mapping[str, int], today: date) -> None:
+        """Previous-session volumes from the boot warm-up: snapshots then skip IB's per-symbol daily request."""
+        for sym, vol in volumes.items():
+            self._volume_cache[(sym, today)] = int(vol)
 
     def get_index_daily_closes(self, symbol: str, exchange: str = "CBOE") -> dict[date, float]:
         """Recent daily closes of an index (the VIX source with VIX_SOURCE=broker)."""
