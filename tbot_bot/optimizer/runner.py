@@ -26,7 +26,7 @@ from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.proposals import write_proposal
 from tbot_bot.optimizer.report import write_outputs
 from tbot_bot.optimizer.space import load_space
-from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, make_storage, redact, run_fold
+from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.support.path_resolver import BotHome
 
@@ -122,8 +122,11 @@ def _work(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: in
         total=total, desc=f"{cfg.strategy} {cfg.algorithm} worker {position}", unit="trial", file=sys.stderr,
         disable=not req.progress, position=position, leave=position == 0, delay=1,
     ) as bar:  # fmt: skip
-        for fold in folds:
-            done += run_fold(cfg, prep, fold, storage, bar)
+        try:
+            for fold in folds:
+                done += run_fold(cfg, prep, fold, storage, bar)
+        finally:
+            close_storage(storage)
     return done
 
 
@@ -167,7 +170,10 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     )
     folds = make_folds(prep.days, req.walk_forward)
     storage = make_storage(storage_url)
-    results = results_mod.collect(cfg, folds, storage)
+    try:
+        results = results_mod.collect(cfg, folds, storage)
+    finally:
+        close_storage(storage)
     notes = []
     if len(results) < len(folds) or any(len(r.trials) < cfg.trials_per_fold() for r in results):
         notes.append(

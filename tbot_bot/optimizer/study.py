@@ -55,18 +55,34 @@ class StudyConfig:
         return self.trials or 50
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    try:
-        if url.startswith("sqlite"):
-            # several local workers share one file: wait for the lock instead of failing
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-            _fast_sqlite(storage)
-            return storage
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # SQLAlchemy/driver errors: a wrong URL, a server that does not answer
-        raise ConfigError(
-            f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from None
+def make_storage(url: str) -> optuna.storages.RDBStorage:
+    from sqlalchemy import exc as sa_exc
+
+    for attempt in range(5):
+        try:
+            if url.startswith("sqlite"):
+                # several local workers share one file: wait for the lock instead of failing
+                storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+                _fast_sqlite(storage)
+                return storage
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+            # workers starting together race to create Optuna's tables: the loser finds them made
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except Exception as exc:  # SQLAlchemy/driver errors: a wrong URL, a server that does not answer
+            raise ConfigError(
+                f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Return the database connections (a worker may live on in a long process)."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
@@ -189,8 +205,11 @@ def _claim(study: optuna.Study) -> int | None:
             if not waiting:
                 return None
             for t in waiting:
-                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    return int(t._trial_id)
+                try:
+                    if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                        return int(t._trial_id)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another worker claimed and finished it since we read the queue
         except Exception as exc:  # a busy SQLite file or a serialisation failure: read the queue again
             if "locked" not in str(exc) and "could not serialize" not in str(exc):
                 raise

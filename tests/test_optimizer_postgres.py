@@ -1,0 +1,109 @@
+"""Many machines: two `tbot optimize run` worker processes share one study in a real PostgreSQL server
+(started by this test): the trials add up, no grid point is evaluated twice, and the result equals a
+one-worker run with the embedded SQLite storage."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from fakes.postgres_server import PostgresServer, find_bindir
+
+from rigd_tbot.cli import main as tbot
+from tbot_bot.optimizer.study import close_storage
+from tbot_bot.support.path_resolver import package_file
+
+BINDIR = find_bindir()
+pytestmark = pytest.mark.skipif(
+    BINDIR is None, reason="needs Debian's postgresql server binaries (`make postgres` installs them as root)"
+)
+SAMPLE = package_file("data", "sample")
+# 6 x 5 = 30 grid points (one fold): enough for both workers to take trials
+SPACE = """
+[STRAT_OPEN_BUFFER]
+values = [0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005]
+
+[OPEN_TRAILING_STOP_PCT]
+values = [0.004, 0.006, 0.01, 0.015, 0.02]
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    assert BINDIR is not None
+    server = PostgresServer(BINDIR).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def argv(home: Path, space: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "optimize", "run", "--strategy", "open", "--algorithm", "grid_search", "--start", "2011-01-03",
+        "--end", "2011-02-15", "--walk-forward", "1", "--data-source", str(SAMPLE), "--space", str(space),
+        "--home", str(home), "--out", str(out), "--study", "wf-shared", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def trial_map(storage: object, name: str) -> dict[tuple, float]:
+    study = optuna.load_study(study_name=name, storage=storage)  # type: ignore[arg-type]
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    points = [tuple(sorted(t.params.items())) for t in done]
+    assert len(points) == len(set(points)), "a grid point was evaluated twice"
+    return {p: t.value for p, t in zip(points, done, strict=True)}
+
+
+def test_two_workers_share_one_study(postgres: PostgresServer, tmp_path: Path) -> None:
+    url = postgres.createdb("tbot_opt")
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rigd_tbot",
+                *argv(tmp_path, space, tmp_path / f"machine{i}", "--storage", url),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in (1, 2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    counts = [int(re.search(r"\((\d+) evaluated by this worker\)", out).group(1)) for out, _ in outputs]  # type: ignore[union-attr]
+    assert sum(counts) == 30  # the trials add up: 30 grid points, shared between the workers
+    assert min(counts) > 0, f"one worker evaluated nothing: {counts}"
+
+    storage = optuna.storages.RDBStorage(url)
+    shared = {k: trial_map(storage, f"wf-shared.fold{k}") for k in (1,)}
+    assert all(len(v) == 30 for v in shared.values())
+    for k in (1,):
+        study = optuna.load_study(study_name=f"wf-shared.fold{k}", storage=storage)
+        assert not study.get_trials(states=(optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING))
+
+    # a third run of the same command only reports (nothing left to evaluate)
+    assert tbot(argv(tmp_path, space, tmp_path / "report", "--storage", url)) == 0
+    report = json.loads((tmp_path / "report" / "wf-shared" / "best.json").read_text())
+
+    # one worker with the embedded SQLite storage gives the same trials and the same recommendation
+    assert tbot(argv(tmp_path, space, tmp_path / "single")) == 0
+    single = json.loads((tmp_path / "single" / "wf-shared" / "best.json").read_text())
+    local = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/single/wf-shared/study.db")
+    for k in (1,):
+        assert trial_map(local, f"wf-shared.fold{k}") == shared[k]
+    for s in (storage, local):
+        close_storage(s)
+    assert report["recommended"] == single["recommended"]
+    assert [f["params"] for f in report["folds"]] == [f["params"] for f in single["folds"]]
+    assert report["storage"].startswith("postgresql://postgres@127.0.0.1")
