@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import make_settings  # noqa: E402
 
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start  # noqa: E402
+from tbot_bot.market_time import market_calendar, session_bounds  # noqa: E402
 from tbot_bot.strategy.grid import build_grid  # noqa: E402
 from tbot_bot.strategy.strategy_meta import signal_universe  # noqa: E402
 from tbot_bot.strategy.strategy_router import strategy_module  # noqa: E402
-from tbot_bot.strategy.window import market_calendar, session_bounds  # noqa: E402
 from tbot_bot.support.path_resolver import package_file  # noqa: E402
 
 STRATEGIES = ("open", "mid", "close")

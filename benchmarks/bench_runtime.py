@@ -130,7 +130,7 @@ def main() -> int:
         return run_child(*args.child)
 
     from tbot_bot.config.settings_bot import update_env_values
-    from tbot_bot.runtime.schedule import previous_session
+    from tbot_bot.market_time import previous_session_date as previous_session
     from tbot_bot.support.path_resolver import BotHome
     from tbot_bot.support.provision import ProvisionRequest, provision
 

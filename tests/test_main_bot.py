@@ -197,30 +197,34 @@ def test_broker_outage_suspends_trading(tmp_path: Path) -> None:
     assert orders_after == []
 
 
-def test_cron_triggers_fire_at_configured_utc_times_on_trading_days() -> None:
+def test_cron_triggers_fire_at_configured_exchange_times_on_trading_days() -> None:
     from helpers import make_settings
 
     from tbot_bot.runtime.schedule import next_fire_times
 
-    s = make_settings(START_TIME_MID="15:45", TRADING_DAYS="mon,wed,fri")
-    fires = next_fire_times(s, "mid", datetime(2011, 1, 14, 16, 0, tzinfo=UTC), 4)
-    assert fires == [
-        datetime(2011, 1, 17, 15, 45, tzinfo=UTC),
-        datetime(2011, 1, 19, 15, 45, tzinfo=UTC),
-        datetime(2011, 1, 21, 15, 45, tzinfo=UTC),
-        datetime(2011, 1, 24, 15, 45, tzinfo=UTC),
+    s = make_settings(START_TIME_MID="10:45", TRADING_DAYS="mon,wed,fri")
+    # 2011-03-13 is the DST change: 10:45 New York is 15:45Z before it and 14:45Z after it
+    fires = next_fire_times(s, "mid", datetime(2011, 3, 4, 16, 0, tzinfo=UTC), 4)
+    assert [f.astimezone(UTC) for f in fires] == [
+        datetime(2011, 3, 7, 15, 45, tzinfo=UTC),
+        datetime(2011, 3, 9, 15, 45, tzinfo=UTC),
+        datetime(2011, 3, 11, 15, 45, tzinfo=UTC),
+        datetime(2011, 3, 14, 14, 45, tzinfo=UTC),
     ]
-    assert all(f.tzinfo is not None and f.utcoffset().total_seconds() == 0 for f in fires)  # type: ignore[union-attr]
+    utc = make_settings(START_TIME_MID="15:45", WINDOW_TIMEZONE="UTC", TRADING_DAYS="mon")
+    assert next_fire_times(utc, "mid", datetime(2011, 3, 11, tzinfo=UTC), 1)[0].astimezone(UTC) == datetime(
+        2011, 3, 14, 15, 45, tzinfo=UTC
+    )
 
 
-def test_morning_plan_logs_new_york_times_across_dst() -> None:
+def test_morning_plan_logs_exchange_and_utc_times_across_dst() -> None:
     from helpers import make_settings
 
     from tbot_bot.runtime.schedule import morning_plan
 
     s = make_settings()
-    assert morning_plan(s, date(2011, 3, 11))[0] == "open: 14:30 UTC = 09:30 New York"
-    assert morning_plan(s, date(2011, 3, 14))[0] == "open: 14:30 UTC = 10:30 New York"
+    assert morning_plan(s, date(2011, 3, 11))[0] == "open: 09:30 America/New_York = 14:30 UTC"
+    assert morning_plan(s, date(2011, 3, 14))[0] == "open: 09:30 America/New_York = 13:30 UTC"
 
 
 def test_sigterm_equivalent_stop_before_start_closes_cleanly(tmp_path: Path) -> None:

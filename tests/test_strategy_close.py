@@ -12,7 +12,7 @@ from strategy_bars import at, bars, comparable, replay_live, session_path
 from tbot_bot.strategy import strategy_close
 
 WINTER = "2011-01-04"  # CLOSE: analysis 19:30-19:35, breakout 19:35-19:40, 25 minutes, close 21:00
-SUMMER = "2011-03-14"  # after the DST change the session closes 20:00 UTC
+SUMMER = "2011-03-14"  # after the DST change the session closes 20:00 UTC (16:00 New York)
 
 
 def run_both(frame: pd.DataFrame, day: str, vix: float | None = 20.0, **overrides: object) -> pd.DataFrame:
@@ -71,7 +71,8 @@ def test_stop_loss() -> None:
 
 def test_exchange_close_cuts_the_monitoring_time() -> None:
     frame = continuation(SUMMER, "13:30", "20:00")
-    t = run_both(frame, SUMMER).iloc[0]
-    # entry 19:37 + 25 = 20:02 is past the 20:00 close: exit at the open of the session's last bar
+    # START_TIME_CLOSE=15:30 New York = 19:30Z in summer; entry 19:37 + 25 = 20:02 is past the 20:00 close:
+    # exit at the open of the session's last bar
+    t = run_both(frame, SUMMER, START_TIME_CLOSE="15:30").iloc[0]
     assert t.entry_time == pd.Timestamp(at(SUMMER, "19:37"))
     assert t.exit_reason == "session_close" and t.exit_time == pd.Timestamp(at(SUMMER, "19:59"))

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from helpers import make_settings
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.strategy import strategy_close, strategy_meta, strategy_mid, strategy_open, strategy_router
 

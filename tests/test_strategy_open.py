@@ -77,9 +77,9 @@ def test_trailing_stop_counts_the_entry_bars_own_close() -> None:
 
 
 def test_no_entry_when_the_window_does_not_fit() -> None:
-    # START_TIME_OPEN=14:00 starts before the 14:30 open in winter: the window is skipped
+    # START_TIME_OPEN=09:00 New York starts before the 09:30 bell: the window is skipped
     path = session_path(DAY, [("14:30", 100.0), ("14:52", 100.5)])
-    settings = make_settings(START_TIME_OPEN="14:00")
+    settings = make_settings(START_TIME_OPEN="09:00")
     frame = bars(at(DAY, "14:30"), path)
     assert strategy_open.simulate(frame, strategy_open.STRATEGY.params_from_settings(settings)).empty
     ev = strategy_open.live_for(date.fromisoformat(DAY), settings)

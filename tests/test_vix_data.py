@@ -15,7 +15,7 @@ from helpers import make_settings
 
 from rigd_tbot.cli import main
 from tbot_bot.inputs import vix
-from tbot_bot.strategy.window import market_calendar
+from tbot_bot.market_time import market_calendar
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the trading supervisor (live, or --replay a recorded day)",
         description=(
             "Boot (decrypt, validate, self-checks), reconcile with the broker, then run the strategy windows. "
-            "Live: APScheduler triggers the windows on TRADING_DAYS at their UTC START_TIME_*. With --replay the "
+            "Live: APScheduler triggers the windows on TRADING_DAYS at START_TIME_* in WINDOW_TIMEZONE. With --replay the "
             "same supervisor runs one recorded day against the simulated exchange. Stop with `tbot stop` or SIGTERM."
         ),
     )

@@ -30,10 +30,10 @@ from tbot_bot.backtest.report import BacktestReport, build_report, print_report,
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.errors import ConfigError, DataError, UsageError
+from tbot_bot.market_time import WindowSpec, compute_window, session_bounds
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
-from tbot_bot.strategy.window import WindowSpec, compute_window, session_bounds
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.config.env_bot import ShortType
+from tbot_bot.market_time import previous_session_date
 from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
-from tbot_bot.strategy.window import previous_session_date
 from tbot_bot.trading.risk_bot import Candidate, Denied, RiskLimits, Sized, plan_entries
 
 if TYPE_CHECKING:

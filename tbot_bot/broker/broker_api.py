@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -194,13 +195,6 @@ class ListedEquity:
 
     symbol: str
     exchange: str  # listing exchange as the broker names it: NYSE, NASDAQ, ARCA, AMEX, BATS, ...
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    ok: bool
-    reason: str = ""
-    context: dict[str, Any] = field(default_factory=dict)
 
 
 class Broker(ABC):

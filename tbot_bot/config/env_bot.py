@@ -121,12 +121,30 @@ def _hhmm(v: Any) -> Any:
     if isinstance(v, str):
         m = _HHMM.match(v.strip())
         if not m:
-            raise ValueError("must be a UTC time HH:MM (00:00-23:59)")
+            raise ValueError("must be a time HH:MM (00:00-23:59), read in WINDOW_TIMEZONE")
         return time(int(m.group(1)), int(m.group(2)))
     return v
 
 
 _DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)(ms|s|m)$")
+
+
+def _timezone(v: Any) -> Any:
+    if isinstance(v, str):
+        name = v.strip()
+        if name == "exchange":
+            return name
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "must be `exchange` (the MARKET_CALENDAR's time zone), `UTC` or an IANA time zone name "
+                "such as America/New_York"
+            ) from None
+        return name
+    return v
 
 
 def _duration(v: Any) -> Any:
@@ -235,7 +253,7 @@ Fraction = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=Decimal("0.000
 FloatFraction = Annotated[Float, Field(ge=0.0001, le=1)]
 Pct = Annotated[Float, Field(ge=0.0001, le=0.5)]
 Minutes = Annotated[Int, Field(ge=1, le=390)]
-UtcTime = Annotated[time, BeforeValidator(_hhmm)]
+WallTime = Annotated[time, BeforeValidator(_hhmm)]  # HH:MM in WINDOW_TIMEZONE
 Money = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=Decimal("0.01"), le=1_000_000)]
 MarketCap = Annotated[Int, Field(ge=0, le=10**14)]
 Short = Annotated[ShortType, BeforeValidator(_strip)]
@@ -311,7 +329,7 @@ class BotSettings(BaseModel):
     MIN_MARKET_CAP_OPEN: MarketCap
     MAX_MARKET_CAP_OPEN: MarketCap
     STRAT_OPEN_ENABLED: Bool
-    START_TIME_OPEN: UtcTime
+    START_TIME_OPEN: WallTime
     OPEN_ANALYSIS_TIME: Minutes
     OPEN_BREAKOUT_TIME: Minutes
     OPEN_MONITORING_TIME: Minutes
@@ -323,7 +341,7 @@ class BotSettings(BaseModel):
     MIN_MARKET_CAP_MID: MarketCap
     MAX_MARKET_CAP_MID: MarketCap
     STRAT_MID_ENABLED: Bool
-    START_TIME_MID: UtcTime
+    START_TIME_MID: WallTime
     MID_ANALYSIS_TIME: Minutes
     MID_BREAKOUT_TIME: Minutes
     MID_MONITORING_TIME: Minutes
@@ -339,7 +357,7 @@ class BotSettings(BaseModel):
     MIN_MARKET_CAP_CLOSE: MarketCap
     MAX_MARKET_CAP_CLOSE: MarketCap
     STRAT_CLOSE_ENABLED: Bool
-    START_TIME_CLOSE: UtcTime
+    START_TIME_CLOSE: WallTime
     CLOSE_ANALYSIS_TIME: Minutes
     CLOSE_BREAKOUT_TIME: Minutes
     CLOSE_MONITORING_TIME: Minutes
@@ -363,6 +381,7 @@ class BotSettings(BaseModel):
     LEDGER_BACKUP_KEEP: Annotated[Int, Field(ge=1, le=10000)]
     LOG_RETENTION_DAYS: Annotated[Int, Field(ge=1, le=3650)]
     MARKET_CALENDAR: Annotated[str, BeforeValidator(_calendar)]
+    WINDOW_TIMEZONE: Annotated[str, BeforeValidator(_timezone), Field(min_length=1)]
     # Defense mode
     DEFENSE_MODE_ACTIVE: Bool
     DEFENSE_MODE_TRADE_LIMIT_PCT: Annotated[Int, Field(ge=1, le=100)]
@@ -525,7 +544,8 @@ def rule_windows_fit_the_day(s: BotSettings) -> str | None:
         )
         if start.hour * 60 + start.minute + total > 24 * 60:
             bad.append(
-                f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight UTC"
+                f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight"
+                f" ({s.WINDOW_TIMEZONE} time)"
             )
     return "; ".join(bad) or None
 
@@ -637,6 +657,12 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
     if not loc:
         return msg
     key = str(loc[0])
+    if err.get("type") == "missing" and key == "WINDOW_TIMEZONE":
+        # a home written before WINDOW_TIMEZONE existed has its START_TIME_* in UTC: no silent reinterpretation
+        return (
+            "WINDOW_TIMEZONE is missing: add WINDOW_TIMEZONE=UTC to keep START_TIME_* in UTC as before, or "
+            "WINDOW_TIMEZONE=exchange with START_TIME_* in exchange time (09:30 = the New York open)"
+        )
     if err.get("type") == "missing":
         return f"{key} is missing (every key must be present, even when its feature is off)"
     found = str(mapping.get(key, err.get("input")))

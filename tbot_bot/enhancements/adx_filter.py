@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 
 if TYPE_CHECKING:

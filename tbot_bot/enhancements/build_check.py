@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 from tbot_bot.support.path_resolver import BotHome
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

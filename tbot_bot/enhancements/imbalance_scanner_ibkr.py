@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 from tbot_bot.errors import NetworkError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class ImbalanceScanner:
         self._log = log or _log
 
     def in_window(self, now: datetime) -> bool:
-        from tbot_bot.strategy.window import session_bounds
+        from tbot_bot.market_time import session_bounds
 
         bounds = session_bounds(now.date(), self.calendar)
         if bounds is None:

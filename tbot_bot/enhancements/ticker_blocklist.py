@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 
 if TYPE_CHECKING:

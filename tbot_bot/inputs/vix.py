@@ -182,9 +182,9 @@ def merge_into_cache(home: BotHome, fresh: dict[date, VixDay]) -> tuple[int, int
 
 def reading_for(history: dict[date, float], session: date, calendar: str) -> VixReading:
     """The VIX a CLOSE window on `session` uses: the close of the previous session, or none (stale)."""
-    from tbot_bot.runtime.schedule import previous_session
+    from tbot_bot.market_time import previous_session_date
 
-    needed = previous_session(session, calendar)
+    needed = previous_session_date(session, calendar)
     newest = max(history) if history else None
     return VixReading(session, needed, history.get(needed), newest)
 
@@ -230,10 +230,9 @@ def next_close_session(settings: BotSettings, now: datetime) -> date:
     """The session whose CLOSE window comes next: today's if its window has not started, else the next one."""
     from datetime import timedelta
 
-    from tbot_bot.runtime.schedule import session_for
-    from tbot_bot.strategy.window import window_for
+    from tbot_bot.market_time import session_date_at, session_for, window_for
 
-    day = now.date()
+    day = session_date_at(now, settings.MARKET_CALENDAR)
     for _ in range(15):  # the longest run of non-sessions is far shorter
         if (
             session_for(day, settings.MARKET_CALENDAR) is not None

@@ -26,7 +26,7 @@ from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import WindowArrays, window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
-from tbot_bot.strategy.window import WindowSpec, previous_session_date
+from tbot_bot.market_time import WindowSpec, previous_session_date
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

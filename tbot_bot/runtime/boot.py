@@ -16,7 +16,8 @@ from typing import Any
 from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.accounting.float_bot import SessionFloat, session_float
-from tbot_bot.broker.broker_api import Broker, CheckResult, build_broker
+from tbot_bot.broker.broker_api import Broker, build_broker
+from tbot_bot.checks import CheckResult
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.config.retry import RetryPolicy
@@ -179,7 +180,7 @@ class BootResult:
 
 def _replay_start(journal: OrderJournal, settings: BotSettings, day: date) -> datetime:
     """Where a replay clock starts: the session open, or just after the last minute processed before a crash."""
-    from tbot_bot.runtime.schedule import session_for
+    from tbot_bot.market_time import session_for
 
     session = session_for(day, settings.MARKET_CALENDAR)
     start = (session.open if session else datetime.combine(day, datetime.min.time(), tzinfo=UTC)) - timedelta(

@@ -1,6 +1,6 @@
 """The supervisor (DESIGN §8): boot -> reconcile -> strategy windows -> books -> shutdown.
 
-Live mode: the wall clock and APScheduler cron triggers (UTC, TRADING_DAYS) start each window; the exchange
+Live mode: the wall clock and APScheduler cron triggers (WINDOW_TIMEZONE, TRADING_DAYS) start each window; the exchange
 calendar decides holidays and early closes. Replay mode: a replay clock drives the SAME window code through one
 recorded day against the simulated exchange. Both poll the control files every SLEEP_TIME and treat SIGTERM
 like `tbot stop`: cancel open orders, close positions, ingest, summary, state `closed`.
@@ -20,17 +20,24 @@ import pandas as pd
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.errors import ConfigError, LogicError, TbotError
+from tbot_bot.market_time import (
+    both_times,
+    closed_reason,
+    exchange_zone,
+    session_date_at,
+    session_for,
+    window_for,
+)
 from tbot_bot.runtime.boot import BootResult, boot
 from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades
 from tbot_bot.runtime.recovery import reconcile
-from tbot_bot.runtime.schedule import NEW_YORK, cron_trigger, morning_plan, session_for
+from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.strategy.strategy_router import route
-from tbot_bot.strategy.window import window_for
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier
 
@@ -164,7 +171,8 @@ class Supervisor:
             ctx.log.event(
                 "supervisor",
                 "holiday",
-                reason=f"{ctx.day_key} is not a {settings.MARKET_CALENDAR} session: no window runs",
+                reason=f"{ctx.day_key} is not a {settings.MARKET_CALENDAR} session "
+                f"({closed_reason(ctx.session_date, settings.MARKET_CALENDAR)}): no window runs",
             )
         for name in plan.run:
             if self.stop_requested():
@@ -185,8 +193,7 @@ class Supervisor:
         w = window_for(name, ctx.session_date, ctx.settings)
         return {
             "strategy": name,
-            "scheduled_start": w.start.isoformat(),
-            "scheduled_end": w.monitoring_end.isoformat(),
+            **window_times(ctx.settings, name, ctx.session_date),
             "actual_start": None,
             "actual_end": None,
             "status": "pending" if w.fits else "skipped",
@@ -264,7 +271,7 @@ class Supervisor:
     # ------------------------------------------------------------------ live
     def _start_live_day(self, r: BootResult, plan_run: tuple[str, ...]) -> DayContext:
         """A new trading day (or a restart): fresh status, the morning plan, reconciliation before anything else."""
-        today = r.clock.now().date()
+        today = session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR)
         ctx = r.day_context(today)
         self.ctx = ctx
         ctx.status.windows = [self._window_row(ctx, n) for n in plan_run]
@@ -326,7 +333,7 @@ class Supervisor:
         now = ctx.clock.now()
         settings = ctx.settings
         for offset in range(15):
-            day = now.date() + timedelta(days=offset)
+            day = session_date_at(now, settings.MARKET_CALENDAR) + timedelta(days=offset)
             # TRADING_DAYS: windows only on these weekdays; MARKET_CALENDAR decides sessions and early closes
             if (
                 day.strftime("%a").lower() not in settings.TRADING_DAYS
@@ -336,11 +343,8 @@ class Supervisor:
             for name in plan_run:
                 w = window_for(name, day, settings)
                 if w.fits and w.start > now:
-                    local = w.start.astimezone(NEW_YORK)
-                    message = (
-                        f"waiting: next window {name} on {day:%a %Y-%m-%d} at {w.start:%H:%M} UTC "
-                        f"({local:%H:%M} New York)"
-                    )
+                    zone = exchange_zone(settings.MARKET_CALENDAR)
+                    message = f"waiting: next window {name} on {day:%a %Y-%m-%d} at {both_times(w.start, zone)}"
                     ctx.log.event(
                         "supervisor", "next_window", window=name, start=w.start.isoformat(), message=message
                     )
@@ -380,7 +384,10 @@ class Supervisor:
                 except queue.Empty:
                     continue
                 try:
-                    if ctx is None or ctx.session_date != r.clock.now().date():
+                    # a new exchange date (MARKET_CALENDAR's zone) starts a new trading day
+                    if ctx is None or ctx.session_date != session_date_at(
+                        r.clock.now(), settings.MARKET_CALENDAR
+                    ):
                         ctx = self._start_live_day(r, plan.run)
                     if name == "close" and r.vix_lookup(ctx.session_date) is None:
                         self._refresh_vix(r, ctx)  # a close published overnight may be there by now
@@ -394,21 +401,19 @@ class Supervisor:
         finally:
             scheduler.shutdown(wait=False)
         if ctx is None:
-            ctx = r.day_context(r.clock.now().date())
+            ctx = r.day_context(session_date_at(r.clock.now(), settings.MARKET_CALENDAR))
         return self._close_day(ctx, stopped=True)
 
 
 def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFrame:
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder."""
     from tbot_bot.backtest.load_historical_data import load_bars
-    from tbot_bot.runtime.schedule import previous_session
-    from tbot_bot.strategy.window import market_calendar
+    from tbot_bot.market_time import calendar_range, previous_session_date
 
-    cal = market_calendar(calendar)
-    first, last = cal.first_session.date(), cal.last_session.date()
+    first, last = calendar_range(calendar)
     if not first < day <= last:
         raise ConfigError(f"{day} is outside the {calendar} calendar this build knows ({first} to {last})")
-    prev = previous_session(day, calendar)
+    prev = previous_session_date(day, calendar)
     bars = load_bars(data_source, start=prev, end=day)
     # a holiday has no bars and runs no window; a session day without bars cannot be replayed
     if session_for(day, calendar) is not None and (

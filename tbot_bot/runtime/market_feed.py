@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tbot_bot.broker.broker_api import Bar, Broker
-from tbot_bot.strategy.window import to_minutes
+from tbot_bot.market_time import to_minutes
 
 SymbolBars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from tbot_bot.config.env_bot import STRATEGIES, BotSettings
 from tbot_bot.config.security_bot import check_key_permissions
 from tbot_bot.config.settings_bot import config_source, load_settings
 from tbot_bot.errors import ConfigError
+from tbot_bot.market_time import both_times, exchange_zone, next_session_date, window_for
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -33,16 +35,22 @@ class Preflight:
         )
         return [s for s in order if self.settings.strategy_enabled(s)]
 
-    def render(self) -> str:
+    def render(self, now: datetime | None = None) -> str:
         s, b, ident = self.settings, self.binding, self.binding.identity
-        windows = []
+        day = next_session_date(now or datetime.now(UTC), s.MARKET_CALENDAR)
+        zone = exchange_zone(s.MARKET_CALENDAR)
+        windows = [
+            f"windows    next session {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"
+        ]
         for strat in STRATEGIES:
             up = strat.upper()
             on = "on " if s.strategy_enabled(strat) else "off"
-            start = getattr(s, f"START_TIME_{up}").strftime("%H:%M")
+            w = window_for(strat, day, s)
             a, br, m = (getattr(s, f"{up}_{k}_TIME") for k in ("ANALYSIS", "BREAKOUT", "MONITORING"))
+            fit = "" if w.fits and not w.cut else f"  [{w.reason}]"
             windows.append(
-                f"  {strat:<5} {on} {start} UTC  analysis {a}m, breakout {br}m, hold <= {m}m, bearish: {s.short_type(strat)}"
+                f"  {strat:<5} {on} {both_times(w.start, zone)}  analysis {a}m, breakout {br}m, hold <= {m}m, "
+                f"bearish: {s.short_type(strat)}{fit}"
             )
         lines = [
             f"RIGD TradeBot {s.VERSION_TAG} — home {self.home.root}",

@@ -11,9 +11,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tbot_bot.market_time import window_for
 from tbot_bot.runtime.order_journal import IntentStatus
 from tbot_bot.runtime.positions import open_trades
-from tbot_bot.strategy.window import window_for
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext

@@ -1,56 +1,51 @@
-"""Exchange-calendar scheduling (DESIGN §8): APScheduler 3 cron triggers in UTC on TRADING_DAYS, and the
-session facts (holiday, open, close) from `exchange_calendars` that decide whether a window runs today.
+"""Scheduling (DESIGN §8): APScheduler 3 cron triggers in WINDOW_TIMEZONE on TRADING_DAYS, and the morning
+plan that shows each window in exchange time and UTC. Session facts come from `tbot_bot.market_time`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 
 from tbot_bot.config.env_bot import STRATEGIES, BotSettings
-from tbot_bot.strategy.window import market_calendar, session_bounds
-
-NEW_YORK = ZoneInfo("America/New_York")
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    day: date
-    open: datetime
-    close: datetime
-
-
-def session_for(day: date, calendar_code: str) -> Session | None:
-    """The exchange session on `day`, or None on a holiday or weekend."""
-    bounds = session_bounds(day, calendar_code)
-    return Session(day, bounds[0], bounds[1]) if bounds else None
-
-
-def previous_session(day: date, calendar_code: str) -> date:
-    """The last session strictly before `day` (the source of 'yesterday's' VIX and volume)."""
-    cal = market_calendar(calendar_code)
-    return cal.date_to_session(pd.Timestamp(day) - pd.Timedelta(days=1), direction="previous").date()
+from tbot_bot.market_time import exchange_zone, window_for, window_zone
 
 
 def cron_trigger(settings: BotSettings, strategy: str) -> CronTrigger:
-    """The UTC cron trigger of a strategy window: START_TIME_X on TRADING_DAYS."""
+    """The cron trigger of a strategy window: START_TIME_X on TRADING_DAYS, both read in WINDOW_TIMEZONE."""
     start = getattr(settings, f"START_TIME_{strategy.upper()}")
     return CronTrigger(
-        day_of_week=",".join(settings.TRADING_DAYS), hour=start.hour, minute=start.minute, timezone="UTC"
+        day_of_week=",".join(settings.TRADING_DAYS),
+        hour=start.hour,
+        minute=start.minute,
+        timezone=window_zone(settings),
     )
 
 
+def window_times(settings: BotSettings, strategy: str, day: date) -> dict[str, str]:
+    """A window's start and end on `day` as ISO UTC and as exchange wall-clock time (status.json fields)."""
+    w = window_for(strategy, day, settings)
+    zone = exchange_zone(settings.MARKET_CALENDAR)
+    return {
+        "scheduled_start": w.start.isoformat(),
+        "scheduled_end": w.monitoring_end.isoformat(),
+        "scheduled_start_exchange": w.start.astimezone(zone).isoformat(),
+        "scheduled_end_exchange": w.monitoring_end.astimezone(zone).isoformat(),
+        "exchange_timezone": zone.key,
+    }
+
+
 def morning_plan(settings: BotSettings, day: date) -> list[str]:
-    """One log line per window: its UTC and New York times today (the ET time moves with DST)."""
+    """One log line per window: its exchange and UTC times today (the UTC time moves with DST)."""
+    zone = exchange_zone(settings.MARKET_CALENDAR)
     lines = []
     for strategy in STRATEGIES:
-        start = getattr(settings, f"START_TIME_{strategy.upper()}")
-        utc = datetime.combine(day, start, tzinfo=ZoneInfo("UTC"))
-        lines.append(f"{strategy}: {utc:%H:%M} UTC = {utc.astimezone(NEW_YORK):%H:%M} New York")
+        w = window_for(strategy, day, settings)
+        lines.append(
+            f"{strategy}: {w.start.astimezone(zone):%H:%M} {zone.key} = {w.start:%H:%M} UTC"
+            + ("" if w.fits else f" (skipped: {w.reason})")
+        )
     return lines
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tbot_bot.broker.broker_api import Broker, CheckResult
+from tbot_bot.broker.broker_api import Broker
+from tbot_bot.checks import CheckResult
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.clock import Clock

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tbot_bot.inputs.vix import NO_VIX
+from tbot_bot.market_time import Window, window_for
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
@@ -19,7 +20,6 @@ from tbot_bot.runtime.order_journal import Intent, IntentStatus, client_order_id
 from tbot_bot.runtime.positions import OpenTrade, open_trades
 from tbot_bot.strategy.strategy_base import Direction, EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.strategy_router import strategy_module
-from tbot_bot.strategy.window import Window, window_for
 from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
 from tbot_bot.trading.risk_bot import Denied, Sized
 

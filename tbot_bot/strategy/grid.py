@@ -10,8 +10,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from tbot_bot.market_time import session_bounds
 from tbot_bot.strategy.signals import TIME_PAD
-from tbot_bot.strategy.window import session_bounds
 
 _NS_PER_MIN = 60_000_000_000
 

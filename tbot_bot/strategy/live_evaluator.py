@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tbot_bot.market_time import Window, to_minutes
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.grid import SessionGrid
 from tbot_bot.strategy.strategy_base import (
@@ -25,7 +26,6 @@ from tbot_bot.strategy.strategy_base import (
     WindowArrays,
     _ts,
 )
-from tbot_bot.strategy.window import Window, to_minutes
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Bar

@@ -296,7 +296,10 @@ def close_entries(
     first_open = open_[:, 0] if session_first_open is None else session_first_open
     day_ret = an_close / first_open - 1
     an_move = an_close / open_[rows, first_an] - 1
-    midpoint = ((hi + lo) / 2)[:, None]
+    # a row without analysis bars (a skipped window, e.g. after an early close) has hi=-inf, lo=+inf: its
+    # NaN midpoint is masked out by `ok` below
+    with np.errstate(invalid="ignore"):
+        midpoint = ((hi + lo) / 2)[:, None]
     ok = entry_mask(t, breakout_start, breakout_end, last_bar) & has_an[:, None]
     up = (hi * (1 + buffer))[:, None]
     down = (lo * (1 - buffer))[:, None]

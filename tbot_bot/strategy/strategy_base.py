@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from tbot_bot.market_time import (
+    Window,
+    WindowSpec,
+    compute_window,
+    session_date_at,
+    to_minutes,
+    window_for,
+)
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.grid import SessionGrid, build_grid
-from tbot_bot.strategy.window import Window, WindowSpec, compute_window, to_minutes, window_for
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker
@@ -300,10 +307,13 @@ class Strategy:
             params = self.params_from_settings(settings)
         except (AttributeError, KeyError) as exc:
             return fail(f"strategy settings missing: {exc}")
-        window = compute_window(params.spec, now.date(), params.calendar, settings.TRADING_DAYS)
+        day = session_date_at(now, params.calendar)
+        window = compute_window(params.spec, day, params.calendar, settings.TRADING_DAYS)
         if not window.fits:
             return fail(
-                f"window does not fit today's session: {window.reason}", window_start=window.start.isoformat()
+                f"window does not fit today's session: {window.reason}",
+                window_start=window.start.isoformat(),
+                session_date=day.isoformat(),
             )
         if broker is None:
             return fail("no broker")

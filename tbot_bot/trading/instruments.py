@@ -115,7 +115,7 @@ def choose_instrument(
 
 def nearest_expiry(ctx: DayContext) -> date:
     """The first Friday at least two trading sessions after today (standard weekly expiries)."""
-    from tbot_bot.runtime.schedule import session_for
+    from tbot_bot.market_time import session_for
 
     day, sessions = ctx.session_date, 0
     while True:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

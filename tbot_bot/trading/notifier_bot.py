@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tbot_bot.broker.broker_api import CheckResult
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

@@ -10,8 +10,8 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tbot_bot.broker.broker_api import CheckResult
 from tbot_bot.broker.capabilities import BrokerCapabilities
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

@@ -27,7 +27,6 @@ from tbot_bot.broker.broker_api import (
     Account,
     AssetClass,
     Broker,
-    CheckResult,
     MarketClock,
     Order,
     OrderRequest,
@@ -49,6 +48,7 @@ from tbot_bot.broker.brokers.alpaca_translate import (
     vendor_errors,
 )
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.checks import CheckResult
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError
 

@@ -277,7 +277,7 @@ class IbkrBroker(Broker):
 
     def get_clock(self) -> MarketClock:
         """IB has no market clock: the exchange calendar (MARKET_CALENDAR) decides."""
-        from tbot_bot.strategy.window import session_bounds
+        from tbot_bot.market_time import session_bounds
 
         now = self._now()
         is_open, next_open, next_close = False, None, None
