@@ -136,8 +136,6 @@ def test_brokers_take_market_time_from_the_neutral_module() -> None:
                 names = {a.name for a in node.names}
                 if node.module == "tbot_bot.broker.broker_api" and "CheckResult" in names:
                     offenders.append(f"{path.name}: CheckResult from broker_api")
-                if path.parent.name in ("broker", "brokers") and node.module.startswith(
-                    "tbot_bot.strategy"
-                ):
+                if path.parent.name in ("broker", "brokers") and node.module.startswith("tbot_bot.strategy"):
                     offenders.append(f"{path.name}: imports {node.module}")
     assert offenders == []
