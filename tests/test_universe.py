@@ -17,8 +17,8 @@ from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
 
 from rigd_tbot.cli import main
 from tbot_bot.inputs import universe, vix
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.market_time import market_calendar
+from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 

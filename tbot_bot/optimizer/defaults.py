@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbot_bot.errors import ConfigError
-from tbot_bot.optimizer.runner import RunRequest
 from tbot_bot.market_time import market_calendar
+from tbot_bot.optimizer.runner import RunRequest
 from tbot_bot.support.path_resolver import BotHome
 
 if TYPE_CHECKING:

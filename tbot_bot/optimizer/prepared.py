@@ -20,13 +20,13 @@ from tbot_bot.backtest.load_historical_data import load_bars, vix_at_start
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.errors import ConfigError
+from tbot_bot.market_time import WindowSpec, previous_session_date
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import WindowArrays, window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
-from tbot_bot.market_time import WindowSpec, previous_session_date
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

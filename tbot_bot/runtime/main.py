@@ -344,7 +344,9 @@ class Supervisor:
                 w = window_for(name, day, settings)
                 if w.fits and w.start > now:
                     zone = exchange_zone(settings.MARKET_CALENDAR)
-                    message = f"waiting: next window {name} on {day:%a %Y-%m-%d} at {both_times(w.start, zone)}"
+                    message = (
+                        f"waiting: next window {name} on {day:%a %Y-%m-%d} at {both_times(w.start, zone)}"
+                    )
                     ctx.log.event(
                         "supervisor", "next_window", window=name, start=w.start.isoformat(), message=message
                     )
