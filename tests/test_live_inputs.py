@@ -139,7 +139,7 @@ def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
             assert sup.run() == EXIT_OK
         finally:
             helper.join()
-    assert waited and "Mon 2026-11-30" in waited[0] and "New York" in waited[0]
+    assert waited and "Mon 2026-11-30" in waited[0] and "09:30 America/New_York = 14:30 UTC" in waited[0]
     assert universe.read_universe(home) == ["AAPL", "MSFT", "XOM", "SH", "SQQQ"]
     logged = json.dumps(events(home))
     assert "universe_built" in logged and "vix_refreshed" in logged and "warmup_progress" in logged
