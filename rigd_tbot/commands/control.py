@@ -74,7 +74,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _exchange_tz(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]
     """The exchange's time zone: the calendar named in the status, else the home's MARKET_CALENDAR, else XNYS."""
-    from tbot_bot.strategy.window import market_calendar
+    from tbot_bot.market_time import market_calendar
 
     name = (data.get("bot") or {}).get("market_calendar")
     if not isinstance(name, str):

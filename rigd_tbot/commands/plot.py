@@ -116,8 +116,8 @@ def _backtest_trades(
     import pandas as pd
 
     from tbot_bot.backtest.backtest_engine import run_backtest
+    from tbot_bot.market_time import previous_session_date
     from tbot_bot.reporting.plot_day import DayTrade
-    from tbot_bot.strategy.window import previous_session_date
 
     out: list[DayTrade] = []
     with tempfile.TemporaryDirectory(prefix="tbot_plot_") as tmp:
@@ -150,8 +150,8 @@ def _backtest_trades(
 def run_day(args: argparse.Namespace) -> int:
     from tbot_bot.backtest.backtest_engine import load_settings_for
     from tbot_bot.backtest.load_historical_data import load_bars
+    from tbot_bot.market_time import market_calendar, session_bounds, window_for
     from tbot_bot.reporting.plot_day import day_figure, write_day_chart
-    from tbot_bot.strategy.window import market_calendar, session_bounds, window_for
 
     symbol = args.symbol.strip().upper()
     home = BotHome.resolve(args.home)

@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.market_time import market_calendar
     from tbot_bot.reporting.ledger_trades import read_trades, totals
-    from tbot_bot.strategy.window import market_calendar
 
     home = BotHome.resolve(args.home)
     if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):

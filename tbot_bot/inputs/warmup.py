@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tbot_bot.strategy.window import to_minutes
+from tbot_bot.market_time import to_minutes
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker

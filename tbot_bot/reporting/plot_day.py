@@ -31,7 +31,7 @@ from tbot_bot.errors import ConfigError  # noqa: E402
 from tbot_bot.strategy.signals import bollinger_bands, session_vwap  # noqa: E402
 
 if TYPE_CHECKING:
-    from tbot_bot.strategy.window import Window
+    from tbot_bot.market_time import Window
 
 WIN, LOSS = "#1a7f37", "#cf222e"
 SHADES = {"open": "#4c8bf5", "mid": "#f2a93b", "close": "#9b59b6"}

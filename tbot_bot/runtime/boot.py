@@ -356,14 +356,12 @@ def warm_up_universe(
 ) -> WarmUp:
     """The previous session's volume, close and lookback bars for the universe (cached per session), paced by
     the broker's data rate, one progress line per batch; symbols without history are logged and left out."""
-    from tbot_bot.runtime.schedule import previous_session, session_for
+    from tbot_bot.market_time import next_session_date, previous_session_date, session_for
     from tbot_bot.screeners.rate_limit import TokenBucket
 
-    day = clock.now().date()
-    while session_for(day, settings.MARKET_CALENDAR) is None:
-        day += timedelta(days=1)
-    prev = session_for(previous_session(day, settings.MARKET_CALENDAR), settings.MARKET_CALENDAR)
-    assert prev is not None  # previous_session returns a session by construction
+    day = next_session_date(clock.now(), settings.MARKET_CALENDAR)
+    prev = session_for(previous_session_date(day, settings.MARKET_CALENDAR), settings.MARKET_CALENDAR)
+    assert prev is not None  # previous_session_date returns a session by construction
     rate = broker.capabilities.data_calls_per_minute
     bucket = TokenBucket(rate, sleep=clock.sleep) if rate else None
 

@@ -109,7 +109,7 @@ def trade_records(
 
 
 def is_trading_session(day: date, calendar_name: str) -> bool:
-    from tbot_bot.strategy.window import session_bounds
+    from tbot_bot.market_time import session_bounds
 
     return session_bounds(day, calendar_name) is not None
 
