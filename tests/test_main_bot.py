@@ -239,11 +239,11 @@ def test_sigterm_equivalent_stop_before_start_closes_cleanly(tmp_path: Path) -> 
 
 def test_trade_confirmation_required_waits_for_tbot_confirm_and_expires(tmp_path: Path) -> None:
     home = _fresh_home(tmp_path, TRADE_CONFIRMATION_REQUIRED="true")
-    from tbot_bot.runtime.control import confirm_order
+    from tbot_bot.runtime.control import write_confirmation
 
     # client order ids are deterministic, so the operator's confirmation of the mid entry can be given up front;
     # every other entry waits for a confirmation that never comes and expires with its breakout window
-    confirm_order(home, "TB01-20110125-mid-SH-1", "test")
+    write_confirmation(home, "TB01-20110125-mid-SH-1", "test")
     assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
     orders = {cid for cid, _ in _sim_orders(home)}
     assert orders == {"TB01-20110125-mid-SH-1", "TB01-20110125-mid-SH-2"}

@@ -32,7 +32,8 @@ def _rewrite_config(home: Path, edit) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_check_prints_one_screen_summary(provisioned_home: Path) -> None:
-    r = tbot("check", home=provisioned_home)
+    # a sim home only replays, so `check` (like `start`) needs the day; without it both refuse
+    r = tbot("check", "--replay", "2011-01-25", home=provisioned_home)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for fragment in (
@@ -41,6 +42,7 @@ def test_check_prints_one_screen_summary(provisioned_home: Path) -> None:
         "RGL_USA_main_SIM_TB01_BOT_ledger.db",
         "2,500.00 USD",
         "strategies open, mid, close",
+        "boot       OK (replay of 2011-01-25)",
     ):
         assert fragment in out
     assert len(out.splitlines()) <= 25
@@ -200,4 +202,4 @@ def test_rotate_key_env_keeps_config_readable(provisioned_home: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert home.key_file("env").read_bytes() != old_key
     assert read_env_text(home) == before
-    assert tbot("check", home=provisioned_home).returncode == 0
+    assert tbot("check", "--replay", "2011-01-25", home=provisioned_home).returncode == 0

@@ -76,7 +76,11 @@ def test_set_from_stdin_lines_and_json_then_list_masks_values(
         ("broker", "ALPACA_API_KEY=k\nALPACA_SECRET_KEY=s\nALPACA_PAPER=maybe\n", "ALPACA_PAPER='maybe'"),
         ("smtp", "SMTP_HOST=mail\nSMTP_FROM=a@b\nSMTP_TO=c@d\nSMTP_PORT=99999\n", "SMTP_PORT='99999'"),
         ("alerts", "SMS_TO=+15550100\n", "SMS alerts need both SMS_API_URL and SMS_TO"),
-        ("acct_api", "ACCT_API_URL=ftp://x\nACCT_API_TOKEN=t\n", "ACCT_API_URL='ftp://x' is not a URL"),
+        (
+            "acct_api",
+            "ACCT_API_URL=ftp://x\nACCT_API_TOKEN=t\n",
+            "ACCT_API_URL='ftp://x' must be an https:// URL",
+        ),
         ("acct_api", "just some words\n", "stdin line 1: expected KEY=VALUE"),
         ("acct_api", "", "no values on stdin"),
     ],

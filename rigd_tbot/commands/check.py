@@ -1,26 +1,54 @@
-"""`tbot check`: validate a bot home and print a one-screen summary."""
+"""`tbot check`: decide whether `tbot start` would run this home, with the same function start uses."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rigd_tbot.cli import add_home_argument
+from rigd_tbot.commands.start import _day
 from tbot_bot.support.path_resolver import BotHome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "check",
-        help="validate config, secrets, identity and ledger binding; print a summary",
-        description="Exit 0 with a summary when the home can boot; exit 2 naming every problem otherwise.",
+        help="boot the home as `tbot start` would (config, keys, secrets, universe, broker, self-checks); print a summary",
+        description=(
+            "Run tbot start's boot without starting: exit 0 with a summary when start would run, else the same "
+            "message and exit code start would give (2 for something a human must fix). Pass --replay DATE to "
+            "check a replay, as `tbot start --replay DATE` would run it."
+        ),
     )
     add_home_argument(p)
+    p.add_argument(
+        "--replay", type=_day, metavar="YYYY-MM-DD", help="check a replay of this day (sim broker)"
+    )
+    p.add_argument(
+        "--data-source",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="bars for --replay (default: bundled sample)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.runtime.preflight import preflight
+    from dataclasses import replace
 
-    report = preflight(BotHome.resolve(args.home))
-    print(report.render())
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.runtime.boot import check_readiness
+
+    if args.replay is None and args.data_source is not None:
+        raise ConfigError("--data-source only applies with --replay")
+    result = check_readiness(BotHome.resolve(args.home), replay_day=args.replay, data_source=args.data_source)
+    try:
+        if result.preflight is not None:  # boot always records it
+            # the float the run would trade with (the accounting API's, when configured)
+            print(replace(result.preflight, broker_current_float=result.broker_current_float).render())
+        mode = f"replay of {args.replay}" if args.replay else "live"
+        print(f"boot       OK ({mode}): broker {result.broker.name} answered, every self-check passed")
+    finally:
+        result.close()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sys
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError
@@ -12,7 +13,8 @@ from tbot_bot.support.path_resolver import BotHome
 
 def register(sub: argparse._SubParsersAction) -> None:
     stop = sub.add_parser(
-        "stop", help="ask the running supervisor for a graceful stop (writes control_stop.txt)"
+        "stop",
+        help="ask the running supervisor for a graceful stop (writes control_stop.txt); exit 1 if none runs",
     )
     add_home_argument(stop)
     stop.set_defaults(func=run_stop)
@@ -27,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     confirm = sub.add_parser(
         "confirm",
-        help="confirm a pending order (TRADE_CONFIRMATION_REQUIRED=true); valid until its breakout window ends",
+        help=(
+            "confirm a pending order (TRADE_CONFIRMATION_REQUIRED=true); valid until its breakout window ends; "
+            "exit 1 naming an unknown or expired id"
+        ),
     )
     add_home_argument(confirm)
     confirm.add_argument("order_id", metavar="ORDER_ID", help="the client order id shown by `tbot status`")
@@ -44,10 +49,19 @@ def _existing_home(args: argparse.Namespace) -> BotHome:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from tbot_bot.runtime.control import request_stop
+    from tbot_bot.runtime.control import describe, request_stop, running_supervisor
 
-    path = request_stop(_existing_home(args), f"cli:{getpass.getuser()}")
-    print(f"stop requested ({path}); the supervisor closes positions, ingests and exits within SLEEP_TIME")
+    home = _existing_home(args)
+    holder = running_supervisor(home)
+    if holder is None:
+        # a stop file written now would only be discarded by the next start: say so instead
+        print(f"no supervisor is running in {home.root}: nothing to stop", file=sys.stderr)
+        return 1
+    path = request_stop(home, f"cli:{getpass.getuser()}")
+    print(
+        f"stop requested ({path}) for the supervisor ({describe(holder)}); it closes positions, ingests and "
+        "exits within SLEEP_TIME"
+    )
     return 0
 
 
@@ -91,11 +105,14 @@ def _exchange_tz(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]
 
 
 def run_confirm(args: argparse.Namespace) -> int:
-    from tbot_bot.runtime.control import confirm_order
+    from tbot_bot.runtime.control import ConfirmRefused, confirm_order
 
     try:
         path = confirm_order(_existing_home(args), args.order_id, f"cli:{getpass.getuser()}")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    except ConfirmRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"confirmed {args.order_id} ({path})")
     return 0

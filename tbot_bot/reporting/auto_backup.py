@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import ConfigError, LedgerError
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes
+from tbot_bot.support.utils_bot import atomic_write_bytes, is_atomic_temp
 
 ARCHIVE_PREFIX = "tbot_backup_"
 ARCHIVE_SUFFIX = ".tar.gz.enc"
@@ -83,7 +83,8 @@ def create_backup(
             members[home.relative(ledger)] = (_sqlite_snapshot(ledger, Path(tmp)), "sqlite")
     if home.output_dir.is_dir():
         for path in sorted(home.output_dir.rglob("*")):
-            if path.is_file() and not path.is_symlink():
+            # temp files of interrupted atomic writes are debris, not data
+            if path.is_file() and not path.is_symlink() and not is_atomic_temp(path):
                 members.setdefault(home.relative(path), (path.read_bytes(), "file"))
     manifest = {
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),

@@ -6,6 +6,7 @@ reason, context and the UTC time.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,18 +34,19 @@ from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
+from tbot_bot.runtime.control import ControlFiles, SupervisorLock
 from tbot_bot.runtime.crashpoints import arm_ledger_crash
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.order_journal import OrderJournal
-from tbot_bot.runtime.preflight import preflight
+from tbot_bot.runtime.preflight import Preflight, preflight
 from tbot_bot.runtime.status_bot import StatusBoard
 from tbot_bot.runtime.watchdog_bot import Watchdog
 from tbot_bot.screeners.finnhub_screener import Screener
-from tbot_bot.screeners.fundamentals import build_fundamentals_provider
+from tbot_bot.screeners.fundamentals import FundamentalsProvider, build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.support.path_resolver import BotHome, package_file
-from tbot_bot.support.utils_bot import utc_now
+from tbot_bot.support.utils_bot import remove_stale_temp_files, utc_now
 from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifier, build_notifier
 from tbot_bot.trading.orders_bot import OrderRouter
@@ -93,6 +95,8 @@ class BootResult:
     float_source: str = "float_ledger"
     live: bool = False
     warmup: WarmUp | None = None  # live: the previous session's volume/close and lookback bars
+    fundamentals: FundamentalsProvider | None = None
+    preflight: Preflight | None = None  # what `tbot check` summarises
 
     def vix_lookup(self, day: date) -> float | None:
         """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
@@ -109,15 +113,14 @@ class BootResult:
         )
         blocklist = TickerBlocklist.for_home(self.home, self.clock)
         self.closers.append(blocklist.close)
+        fundamentals = self.fundamentals or build_fundamentals_provider(self.settings, self.home)
         screener = Screener(
             self.settings,
             self.broker,
-            build_fundamentals_provider(self.settings, self.home),
+            fundamentals,
             self.clock,
             prev_volumes=self.warmup.prev_volumes() if self.warmup else None,
         )
-        from tbot_bot.runtime.control import ControlFiles
-
         control = ControlFiles(self.home)
         orders = OrderRouter(
             self.broker,
@@ -171,11 +174,8 @@ class BootResult:
         return monitor
 
     def close(self) -> None:
-        for fn in reversed(self.closers):
-            try:
-                fn()
-            except Exception:  # closing is best effort; the process is ending anyway
-                pass
+        _close_all(self.closers)
+        self.closers.clear()
 
 
 def _replay_start(journal: OrderJournal, settings: BotSettings, day: date) -> datetime:
@@ -208,17 +208,77 @@ def boot(
     wait_replay: Callable[[ReplayClock, datetime], bool],
     wait_live: Callable[[Clock, datetime, float], bool],
     live_clock: Clock | None = None,
+    dry_run: bool = False,
 ) -> BootResult:
+    """The one readiness decision: `tbot start` runs what this returns, `tbot check` (dry_run) closes it.
+
+    dry_run publishes no status, consumes no control file and leaves no simulated-exchange state; every
+    refusal is the same. Whatever was opened is closed again when boot refuses.
+    """
     arm_ledger_crash()
-    pre = preflight(home)
+    pre = preflight(home, live=replay_day is None)
+    lock = SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run))
+    closers: list[Callable[[], None]] = [lock.release]
+    try:
+        return _boot(
+            home, pre, closers, run_started=lock.started_at, replay_day=replay_day, speed=speed, data_source=data_source, broker=broker,
+            broker_wrapper=broker_wrapper, stop_requested=stop_requested, wait_replay=wait_replay,
+            wait_live=wait_live, dry_run=dry_run, live_clock=live_clock,
+        )  # fmt: skip
+    except BaseException:
+        _close_all(closers)
+        raise
+
+
+def remove_write_debris(home: BotHome) -> list[Path]:
+    """Temp files of atomic writes a killed process left behind (`.status.json.*`, `.trade_history.csv.*`, ...).
+
+    Only this supervisor writes under output/ and storage/state/ (the run lock is held), so any temp file
+    there is debris; elsewhere the web or a CLI command may be mid-write, so only old ones are removed.
+    """
+    removed = remove_stale_temp_files(home.output_dir) + remove_stale_temp_files(home.state_dir)
+    return removed + remove_stale_temp_files(home.root, older_than=60.0)
+
+
+def _mode(replay_day: date | None, dry_run: bool) -> str:
+    run = f"replay {replay_day}" if replay_day else "live"
+    return f"check ({run})" if dry_run else run
+
+
+def _close_all(closers: list[Callable[[], None]]) -> None:
+    for fn in reversed(closers):
+        try:
+            fn()
+        except Exception:  # closing is best effort; the process is ending or refusing anyway
+            pass
+
+
+def _boot(
+    home: BotHome,
+    pre: Preflight,
+    closers: list[Callable[[], None]],
+    *,
+    run_started: float,
+    replay_day: date | None,
+    speed: float | None,
+    data_source: Path | None,
+    broker: Broker | None,
+    broker_wrapper: Any,
+    stop_requested: Callable[[], bool],
+    wait_replay: Callable[[ReplayClock, datetime], bool],
+    wait_live: Callable[[Clock, datetime, float], bool],
+    dry_run: bool,
+    live_clock: Clock | None,
+) -> BootResult:
     settings, binding = pre.settings, pre.binding
     acct = AccountingClient.from_home(home, binding.identity, retry=RetryPolicy.from_settings(settings))
-    # acct_api_credentials present: the session float comes from the accounting API (float_bot)
-    floats = session_float(home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP)
-    journal = OrderJournal(home.state_dir / "journal.db")
-    closers: list[Callable[[], None]] = [journal.close]
     if acct is not None:
         closers.append(acct.close)
+    # acct_api_credentials present: the session float comes from the accounting API (float_bot)
+    floats = session_float(home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP)
+    debris = [] if dry_run else remove_write_debris(home)
+    journal = OrderJournal(home.state_dir / "journal.db")
+    closers.append(journal.close)
     vix_closes: dict[date, float] = {}
     if replay_day is not None:
         from tbot_bot.backtest.load_historical_data import load_vix
@@ -243,6 +303,12 @@ def boot(
                 )
             from tbot_bot.broker.brokers.sim import SimBroker
 
+            sim_options: dict[str, Any] = {}
+            if dry_run:
+                # a check must not leave state behind: the sim's exchange book lives in a throwaway file
+                scratch = tempfile.TemporaryDirectory(prefix="tbot-check-")
+                closers.append(scratch.cleanup)
+                sim_options["db_path"] = Path(scratch.name) / "sim_exchange.db"
             broker = SimBroker.from_settings(
                 settings,
                 home,
@@ -250,14 +316,10 @@ def boot(
                 bars=bars,
                 starting_cash=floats.amount,
                 option_volatility=option_volatility(vix_closes, replay_day),
+                **sim_options,
             )
     else:
         clock = live_clock or WallClock()
-        # BROKER_NAME=SIM: the simulated exchange has no live market, so it only runs replays
-        if settings.BROKER_NAME == "SIM":
-            raise ConfigError(
-                "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` or `tbot demo`"
-            )
         symbols = read_universe(home) or []
         vix_closes = load_vix_closes(home)
 
@@ -268,6 +330,10 @@ def boot(
     log = BotLog(
         home.logs_dir(binding.scope), settings.LOG_FORMAT, broker=settings.BROKER_NAME, now=clock.now
     )
+    for path in debris:
+        log.event(
+            "supervisor", "temp_file_removed", file=home.relative(path), reason="interrupted atomic write"
+        )
     if broker_wrapper is not None:
         broker = broker_wrapper(broker)
     closers.append(getattr(broker, "close", lambda: None))
@@ -293,14 +359,10 @@ def boot(
     _report_float(floats, log, notifier, clock.now())
     warm: WarmUp | None = None
     if replay_day is None:
-        try:
-            symbols = _live_universe(home, settings, broker, clock, log, symbols)
-            warm = warm_up_universe(home, settings, broker, clock, log, symbols)
-            symbols = [s for s in symbols if s not in warm.excluded]
-        except BaseException:
-            for fn in reversed(closers):
-                fn()
-            raise
+        symbols = _live_universe(home, settings, broker, clock, log, symbols)
+        warm = warm_up_universe(home, settings, broker, clock, log, symbols)
+        symbols = [s for s in symbols if s not in warm.excluded]
+    fundamentals = build_fundamentals_provider(settings, home)
     from tbot_bot.runtime.booking import book_day
 
     result = BootResult(
@@ -308,14 +370,15 @@ def boot(
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
         stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
-        live=replay_day is None, warmup=warm,
+        live=replay_day is None, warmup=warm, fundamentals=fundamentals, preflight=pre,
     )  # fmt: skip
-    try:
-        _self_checks(result, probe=result.universe[0] if result.universe else None)
-    except BaseException:
-        result.close()
-        raise
-    status.publish(message="booted")
+    _self_checks(result, probe=result.universe[0] if result.universe else None)
+    if not dry_run:
+        # a stop file older than this run was meant for a run that is gone: it never stops this one
+        stale = ControlFiles(home).discard_stale_stop(written_before=run_started)
+        if stale is not None:
+            log.event("supervisor", "stale_stop_ignored", file=stale.name)
+        status.publish(message="booted")
     return result
 
 
@@ -400,6 +463,24 @@ def load_vix_closes(home: BotHome) -> dict[date, float]:
     from tbot_bot.inputs import vix
 
     return vix.closes(vix.load_cache(home))
+
+
+def check_readiness(
+    home: BotHome, *, replay_day: date | None = None, data_source: Path | None = None
+) -> BootResult:
+    """`tbot check`: boot exactly as `tbot start` would, without starting; the caller closes the result."""
+    return boot(
+        home,
+        replay_day=replay_day,
+        speed=None,
+        data_source=data_source,
+        broker=None,
+        broker_wrapper=None,
+        stop_requested=lambda: False,
+        wait_replay=lambda clock, t: True,
+        wait_live=lambda clock, t, sleep_time: True,
+        dry_run=True,
+    )
 
 
 def _self_checks(r: BootResult, probe: str | None) -> None:

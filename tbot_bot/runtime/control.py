@@ -1,19 +1,99 @@
 """Control files: `control/control_start.txt`, `control/control_stop.txt`, and `control/confirm/<id>`.
 
 The CLI (`tbot stop`, `tbot confirm`) and the dashboard write them; the supervisor polls them every SLEEP_TIME.
-A processed stop file is renamed with a timestamp suffix so the next run does not stop at once.
+A stop request belongs to the run it stops: the run archives it as `.done` when it stops, and a stop file
+written before a run began (nothing was running, or a run that crashed) is archived as `.stale` at boot.
+`storage/state/supervisor.lock` (an flock held for the life of a run, released by the kernel even on kill -9)
+tells whether a supervisor runs, so `tbot stop` can say when nothing does.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 
 
 def _stamp(who: str) -> str:
     return f"{utc_now().isoformat()} {who}\n"
+
+
+def lock_path(home: BotHome) -> Path:
+    return home.state_dir / "supervisor.lock"
+
+
+@dataclass
+class SupervisorLock:
+    """Held by the one supervisor (or `tbot check`) using a home; a second one is refused."""
+
+    path: Path
+    fd: int | None
+    started_at: float  # wall-clock epoch seconds when the run took the lock
+
+    @classmethod
+    def acquire(cls, home: BotHome, *, mode: str) -> SupervisorLock:
+        path = lock_path(home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = running_supervisor(home)
+            who = f" ({describe(holder)})" if holder else ""
+            raise ConfigError(
+                f"a supervisor is already running in {home.root}{who}; stop it first with `tbot stop`"
+            ) from None
+        started = time.time()
+        info = {
+            "pid": os.getpid(),
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+            "mode": mode,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        return cls(path, fd, started)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def running_supervisor(home: BotHome) -> dict[str, Any] | None:
+    """The lock holder's {pid, started_at, mode}, or None when no supervisor runs in this home."""
+    path = lock_path(home)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
+            except ValueError:
+                info = {}
+            return info or {"pid": "?"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def describe(info: dict[str, Any]) -> str:
+    return f"pid {info.get('pid', '?')}, {info.get('mode', 'run')} since {info.get('started_at', '?')}"
 
 
 def request_stop(home: BotHome, who: str) -> Path:
@@ -30,12 +110,67 @@ def confirm_dir(home: BotHome) -> Path:
     return home.control_dir / "confirm"
 
 
-def confirm_order(home: BotHome, client_order_id: str, who: str) -> Path:
+class ConfirmRefused(Exception):
+    """`tbot confirm` of an order that is not waiting (unknown, expired, already handled); exit 1."""
+
+
+def confirm_order(home: BotHome, client_order_id: str, who: str, *, now: datetime | None = None) -> Path:
+    """Confirm an order listed as pending in status.json whose confirmation window is still open."""
     if not client_order_id or "/" in client_order_id or client_order_id.startswith("."):
         raise ValueError(f"{client_order_id!r} is not a valid order id")
+    from tbot_bot.runtime.status_bot import read_status
+
+    now = now or utc_now()
+    status = read_status(home.status_json) or {}
+    pending = {
+        str(p.get("client_order_id")): p
+        for p in status.get("pending_confirmations") or []
+        if isinstance(p, dict)
+    }
+    entry = pending.get(client_order_id)
+    if entry is None:
+        raise ConfirmRefused(_not_pending_reason(home, client_order_id))
+    expires = _parse_time(entry.get("expires_at"))
+    if expires is not None and now >= expires:
+        raise ConfirmRefused(
+            f"order {client_order_id} expired: its confirmation window ended at {expires.isoformat()}"
+        )
+    return write_confirmation(home, client_order_id, who)
+
+
+def write_confirmation(home: BotHome, client_order_id: str, who: str) -> Path:
+    """The confirmation file itself, unchecked (the supervisor still honours it only within the window)."""
     path = confirm_dir(home) / client_order_id
     atomic_write_text(path, _stamp(who))
     return path
+
+
+def _parse_time(raw: object) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _not_pending_reason(home: BotHome, client_order_id: str) -> str:
+    """Why an id is not pending: unknown to the journal, expired, or already past confirmation."""
+    journal = home.state_dir / "journal.db"
+    row = None
+    if journal.exists():
+        try:
+            with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT status, note FROM intents WHERE client_order_id = ?", (client_order_id,)
+                ).fetchone()
+        except sqlite3.Error:
+            row = None
+    if row is None:
+        return f"unknown order id {client_order_id}: no order is waiting for confirmation under that id (see `tbot status`)"
+    status, note = row
+    if note == "confirmation window expired":
+        return f"order {client_order_id} expired: its confirmation window ended before it was confirmed"
+    return f"order {client_order_id} is not waiting for confirmation (status {status})"
 
 
 class ControlFiles:
@@ -48,15 +183,29 @@ class ControlFiles:
     def start_requested(self) -> bool:
         return self.home.control_start.exists()
 
-    def consume_stop(self) -> str:
-        """Archive the stop file (so a restart is not stopped by it) and return who asked."""
+    def _archive_stop(self, suffix: str) -> str:
         path = self.home.control_stop
         try:
             text = path.read_text(encoding="utf-8").strip()
+            path.rename(path.with_name(f"control_stop.{utc_now().strftime('%Y%m%dT%H%M%S%f')}.{suffix}"))
         except OSError:
             return ""
-        path.rename(path.with_name(f"control_stop.{utc_now().strftime('%Y%m%dT%H%M%S')}.done"))
         return text
+
+    def consume_stop(self) -> str:
+        """Archive the stop file (so a restart is not stopped by it) and return who asked."""
+        return self._archive_stop("done")
+
+    def discard_stale_stop(self, *, written_before: float) -> Path | None:
+        """Archive a stop file last written before this run began; it was never meant for this run."""
+        path = self.home.control_stop
+        try:
+            if path.stat().st_mtime >= written_before:
+                return None
+        except OSError:
+            return None
+        self._archive_stop("stale")
+        return path
 
     def consume_start(self) -> str:
         path = self.home.control_start

@@ -148,6 +148,19 @@ class DayContext:
         )
         self.status.publish()
 
+    def is_listed_pending(self, intent: Intent) -> bool:
+        return any(p["client_order_id"] == intent.client_order_id for p in self.status.pending_confirmations)
+
+    def drop_settled_confirmations(self) -> None:
+        """Only orders still awaiting confirmation stay in status.json (an expired one leaves it)."""
+        keep = []
+        for p in self.status.pending_confirmations:
+            intent = self.journal.get(p["client_order_id"])
+            if intent is not None and intent.status is IntentStatus.AWAITING_CONFIRMATION:
+                keep.append(p)
+        if len(keep) != len(self.status.pending_confirmations):
+            self.status.publish(pending_confirmations=keep)
+
     def open_position_count(self) -> int:
         return len(open_trades(self.journal.intents(self.day_key)))
 

@@ -191,7 +191,7 @@ class Supervisor:
 
     def _window_row(self, ctx: DayContext, name: str) -> dict[str, Any]:
         w = window_for(name, ctx.session_date, ctx.settings)
-        return {
+        row = {
             "strategy": name,
             **window_times(ctx.settings, name, ctx.session_date),
             "actual_start": None,
@@ -199,6 +199,16 @@ class Supervisor:
             "status": "pending" if w.fits else "skipped",
             "note": w.reason,
         }
+        # after a crash or on a re-run of the day, what the journal recorded is the truth
+        done = ctx.journal.window(ctx.day_key, name)
+        if done is not None:
+            row.update(
+                status="interrupted" if done["status"] == "running" else done["status"],
+                actual_start=done["actual_start"],
+                actual_end=done["actual_end"],
+                note=done["note"] or row["note"],
+            )
+        return row
 
     def _on_failure(self, ctx: DayContext, name: str, exc: TbotError) -> WindowOutcome | None:
         """Broker outage: suspend trading for the day. Market data or a critical error: full shutdown."""

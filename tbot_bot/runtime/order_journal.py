@@ -8,6 +8,7 @@ kept here too, so a restart resumes exactly where the crashed process stopped.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,10 +65,17 @@ CREATE TABLE IF NOT EXISTS windows (
     actual_start TEXT,
     actual_end TEXT,
     note TEXT,
+    signals INTEGER,
+    entries INTEGER,
+    exits INTEGER,
+    denials TEXT,
     PRIMARY KEY (session_date, strategy)
 );
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
+
+
+_WINDOW_OUTCOME_COLUMNS = {"signals": "INTEGER", "entries": "INTEGER", "exits": "INTEGER", "denials": "TEXT"}
 
 
 class IntentStatus(StrEnum):
@@ -137,6 +145,14 @@ class OrderJournal:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Journals written before window outcomes were kept gain the outcome columns (NULL = not recorded)."""
+        have = {r[1] for r in self._conn.execute("PRAGMA table_info(windows)")}
+        for column, decl in _WINDOW_OUTCOME_COLUMNS.items():
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE windows ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self._conn.close()
@@ -255,14 +271,28 @@ class OrderJournal:
         actual_start: str | None = None,
         actual_end: str | None = None,
         note: str | None = None,
+        counts: dict[str, int] | None = None,
+        denials: dict[str, int] | None = None,
     ) -> None:
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, "
+        """Record a window's progress; a finished window also records its counts (restart-true status)."""
+        c = counts or {}
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO windows (session_date, strategy, status, actual_start, actual_end, note, signals, "
+                "entries, exits, denials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET status = excluded.status, "
                 "actual_start = COALESCE(windows.actual_start, excluded.actual_start), "
-                "actual_end = COALESCE(excluded.actual_end, windows.actual_end), note = COALESCE(excluded.note, windows.note)",
-                (session_date, strategy, status, actual_start, actual_end, note),
-            )
+                "actual_end = COALESCE(excluded.actual_end, windows.actual_end), "
+                "note = COALESCE(excluded.note, windows.note), "
+                "signals = COALESCE(excluded.signals, windows.signals), "
+                "entries = COALESCE(excluded.entries, windows.entries), "
+                "exits = COALESCE(excluded.exits, windows.exits), "
+                "denials = COALESCE(excluded.denials, windows.denials)",
+                (
+                    session_date, strategy, status, actual_start, actual_end, note, c.get("signals"),
+                    c.get("entries"), c.get("exits"), json.dumps(denials, sort_keys=True) if denials is not None else None,
+                ),
+            )  # fmt: skip
 
     def window(self, session_date: str, strategy: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._conn.execute(

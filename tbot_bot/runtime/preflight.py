@@ -1,4 +1,8 @@
-"""Pre-flight of a bot home: keys, config, identity, ledger binding, float. Used by `tbot check` and boot."""
+"""Pre-flight of a bot home: keys, config, identity, ledger binding, float, secrets, trading universe.
+
+The static half of boot's readiness decision (`runtime/boot.py`); `tbot check` and `tbot start` both reach it
+through `boot()`, so they refuse the same home with the same message.
+"""
 
 from __future__ import annotations
 
@@ -111,8 +115,49 @@ def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
     ]
 
 
-def preflight(home: BotHome) -> Preflight:
-    """Everything a boot needs, checked; one ConfigError lists every problem found."""
+def secret_problems_of_home(home: BotHome, broker_code: str) -> list[str]:
+    """Required secrets present and valid for BROKER_NAME; optional ones valid when present."""
+    from tbot_bot.support.decrypt_secrets import load_secret_json
+    from tbot_bot.support.secret_schema import SPECS, required_secrets, secret_problems
+
+    problems: list[str] = []
+    required = required_secrets(broker_code)
+    for name, spec in SPECS.items():
+        path = home.secret_file(spec.file)
+        if not path.exists():
+            if name in required:
+                problems.append(
+                    f"{path} is missing ({spec.purpose}); add it with `tbot secrets set {name} --home {home.root}`"
+                )
+            continue
+        try:
+            values = load_secret_json(home, spec.file)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        problems += [
+            f"{p}; fix it with `tbot secrets set {name} --home {home.root}`"
+            for p in secret_problems(spec, values, broker_code)
+        ]
+    return problems
+
+
+def live_mode_problems(home: BotHome, settings: BotSettings) -> list[str]:
+    """What only a live start needs (a replay brings its own market)."""
+    # BROKER_NAME=SIM: the simulated exchange has no live market, so it only runs replays
+    if settings.BROKER_NAME == "SIM":
+        return [
+            "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` "
+            "(check it with `tbot check --replay YYYY-MM-DD`) or `tbot demo`"
+        ]
+    return []  # a missing universe is built from the broker at boot (inputs/universe.py)
+
+
+def preflight(home: BotHome, *, live: bool = False) -> Preflight:
+    """Everything a boot needs before touching the network, checked; one ConfigError lists every problem.
+
+    live=True adds what only a live start needs (a real broker).
+    """
     if not home.root.exists():
         raise ConfigError(
             f"bot home {home.root} does not exist; create one with `tbot provision --home {home.root} ...`"
@@ -150,6 +195,9 @@ def preflight(home: BotHome) -> Preflight:
         lines, input_problems = input_lines(home, settings)
         inputs = tuple(lines)
         problems += input_problems
+        problems += secret_problems_of_home(home, settings.BROKER_NAME)
+        if live:
+            problems += live_mode_problems(home, settings)
     problems = list(dict.fromkeys(problems))  # a loose key is reported once, not per file it protects
     if problems or settings is None or binding is None:
         raise ConfigError(problems or ["cannot load the bot home"], source=str(home.root))

@@ -7,6 +7,7 @@ Every step is idempotent against the journal, so a restart re-processing a minut
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import Intent, IntentStatus, client_order_id
-from tbot_bot.runtime.positions import OpenTrade, open_trades
+from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
 from tbot_bot.strategy.strategy_base import Direction, EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
@@ -53,8 +54,7 @@ class WindowRunner:
         day = ctx.day_key
         done = ctx.journal.window(day, self.name)
         if done is not None and done["status"] in ("done", "skipped"):
-            self.outcome.status = done["status"]
-            return self.outcome
+            return self._already_finished(done)
         if not w.fits:
             return self._skip(w.reason)
         if ctx.halted_reason:
@@ -106,9 +106,35 @@ class WindowRunner:
         self._settle()
         return self._finish(w.reason)
 
+    def _already_finished(self, row: Any) -> WindowOutcome:
+        """A restart or a re-replay of a day whose window already ran: report it as it was, run nothing."""
+        o = self.outcome
+        o.status, o.note = row["status"], row["note"] or ""
+        o.signals, o.entries, o.exits = (int(row[k] or 0) for k in ("signals", "entries", "exits"))
+        o.denials = json.loads(row["denials"]) if row["denials"] else {}
+        start, end = (
+            datetime.fromisoformat(row[k]) if row[k] else None for k in ("actual_start", "actual_end")
+        )
+        self.ctx.status_window(self.name, o.status, actual_start=start, actual_end=end, note=row["note"])
+        return o
+
+    def _counts(self) -> dict[str, int]:
+        mine = self.ctx.journal.intents(self.ctx.day_key, self.name)
+        entries = sum(1 for i in mine if i.purpose == "entry" and i.filled_qty)
+        exits = sum(1 for tr in round_trips(mine) if tr.entry.strategy == self.name)
+        self.outcome.entries, self.outcome.exits = entries, exits
+        return {"signals": self.outcome.signals, "entries": entries, "exits": exits}
+
     def _skip(self, reason: str, status: str = "skipped") -> WindowOutcome:
         self.ctx.log.event(self.name, "window_skipped", reason=reason)
-        self.ctx.journal.set_window(self.ctx.day_key, self.name, status, note=reason)
+        self.ctx.journal.set_window(
+            self.ctx.day_key,
+            self.name,
+            status,
+            note=reason,
+            counts=self._counts(),
+            denials=self.outcome.denials,
+        )
         self.ctx.status_window(self.name, "skipped", note=reason)
         self.outcome.status, self.outcome.note = status, reason
         return self.outcome
@@ -141,9 +167,11 @@ class WindowRunner:
     def _finish(self, note: str) -> WindowOutcome:
         ctx = self.ctx
         ctx.book_day()
+        ctx.drop_settled_confirmations()
         ctx.journal.set_window(
-            ctx.day_key, self.name, "done", actual_end=ctx.clock.now().isoformat(), note=note
-        )
+            ctx.day_key, self.name, "done", actual_end=ctx.clock.now().isoformat(), note=note,
+            counts=self._counts(), denials=self.outcome.denials,
+        )  # fmt: skip
         ctx.status_window(self.name, "done", actual_end=ctx.clock.now(), note=note)
         ctx.log.event(self.name, "window_end", note=note)
         return self.outcome
@@ -178,7 +206,10 @@ class WindowRunner:
         for pending in ctx.journal.intents(ctx.day_key, self.name):
             # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
             if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
-                ctx.orders.place(pending, confirm_until=self.window.breakout_end)
+                placed = ctx.orders.place(pending, confirm_until=self.window.breakout_end)
+                if placed.status is IntentStatus.AWAITING_CONFIRMATION and not ctx.is_listed_pending(placed):
+                    ctx.pending_confirmation(placed, self.window.breakout_end)  # e.g. after a restart
+        ctx.drop_settled_confirmations()  # confirmed, expired or abandoned: no longer offered
         self._collect_fills()
         assert self.feed is not None
         trades = open_trades(ctx.journal.intents(ctx.day_key, self.name))

@@ -103,9 +103,14 @@ def _alerts(values: Mapping[str, Any], broker_code: str) -> list[str]:
 
 
 def _acct_api(values: Mapping[str, Any], broker_code: str) -> list[str]:
-    return _need(values, ("ACCT_API_URL", "ACCT_API_TOKEN"), "the accounting API") + _url(
-        values, "ACCT_API_URL"
-    )
+    from tbot_bot.accounting.acct_client import parse_config
+    from tbot_bot.errors import ConfigError
+
+    try:
+        parse_config(dict(values))
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 SPECS: dict[str, SecretSpec] = {
@@ -161,7 +166,7 @@ SPECS: dict[str, SecretSpec] = {
         SecretSpec(
             "acct_api",
             "acct_api_credentials",
-            ("ACCT_API_URL", "ACCT_API_TOKEN"),
+            ("ACCT_API_URL", "ACCT_API_TOKEN", "ACCT_API_TIMEOUT"),
             "the firm's accounting API",
             _acct_api,
         ),

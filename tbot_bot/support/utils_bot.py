@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -53,3 +55,28 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o644) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", mode)
+
+
+# what an interrupted atomic write leaves behind: mkstemp's `.<target>.<8 random chars>` or a `.<target>.tmp`
+_ATOMIC_TEMP = re.compile(r"^\..+\.(?:[a-z0-9_]{8}|tmp)$")
+
+
+def is_atomic_temp(path: Path) -> bool:
+    """A temporary file of an atomic write (never a finished file, never worth backing up)."""
+    return bool(_ATOMIC_TEMP.match(path.name))
+
+
+def remove_stale_temp_files(root: Path, *, older_than: float = 0.0, now: float | None = None) -> list[Path]:
+    """Delete atomic-write temp files under root whose last change is at least older_than seconds ago."""
+    if not root.is_dir():
+        return []
+    limit = (time.time() if now is None else now) - older_than
+    removed = []
+    for path in root.rglob(".*"):
+        try:
+            if is_atomic_temp(path) and path.is_file() and path.stat().st_mtime <= limit:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already (its writer finished or another cleaner got it)
+    return removed

@@ -1,0 +1,187 @@
+"""Control files and restarts mean what they say (issue 10 items 3 and 4): a stop request belongs to the run it
+stops, `tbot stop`/`tbot confirm` refuse what cannot happen, status.json is true after a re-run, and temp files
+of interrupted atomic writes are removed at start and never archived."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from integration_test_runner import provision_demo_home
+
+from rigd_tbot.cli import main
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.runtime.control import SupervisorLock, request_stop
+from tbot_bot.runtime.main import Supervisor
+from tbot_bot.support.path_resolver import BotHome
+
+
+def _status(home: BotHome) -> dict[str, Any]:
+    return json.loads(home.status_json.read_text())
+
+
+def _window_view(status: dict[str, Any]) -> list[tuple[str, str, str | None, str | None]]:
+    return [(w["strategy"], w["status"], w["actual_start"], w["actual_end"]) for w in status["windows"]]
+
+
+class _Spy:
+    """Delegates to the real sim broker; runs a hook before the named call."""
+
+    def __init__(self, inner: Any, method: str, hook: Any) -> None:
+        self._inner, self._method, self._hook = inner, method, hook
+
+    def __getattr__(self, item: str) -> Any:
+        target = getattr(self._inner, item)
+        if item != self._method:
+            return target
+
+        def call(*a: Any, **k: Any) -> Any:
+            self._hook()
+            return target(*a, **k)
+
+        return call
+
+
+def test_stale_stop_and_debris_are_cleared_and_a_rereplay_reports_finished_windows(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    # a stop requested while nothing ran, an hour ago
+    request_stop(home, "cli:someone")
+    hour_ago = time.time() - 3600
+    os.utime(home.control_stop, (hour_ago, hour_ago))
+    # temp files of atomic writes killed mid-way (status, trade history, an old one at the home's top)
+    trades = home.trades_dir("RGL_USA_SIM_TB01")
+    trades.mkdir(parents=True, exist_ok=True)
+    debris = [
+        home.output_dir / ".status.json.k2j4_9xa",
+        trades / ".RGL_USA_SIM_TB01_BOT_trade_history.csv.a1b2c3d4",
+        home.root / ".env_bot.enc.zz99yy88",
+    ]
+    for p in debris:
+        p.write_text("half-written")
+    os.utime(debris[-1], (hour_ago, hour_ago))
+    fresh_elsewhere = home.control_dir / ".control_start.txt.qq11ww22"  # may be the web mid-write: kept
+    fresh_elsewhere.write_text("x")
+
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    first = _status(home)
+    assert first["message"] == "session complete", first["message"]
+    assert [w[1] for w in _window_view(first)] == ["done", "done", "done"]
+    assert all(w[2] and w[3] for w in _window_view(first))
+    assert not home.control_stop.exists()
+    assert len(list(home.control_dir.glob("control_stop.*.stale"))) == 1
+    assert not any(p.exists() for p in debris) and fresh_elsewhere.exists()
+    logs = "".join(p.read_text() for p in home.logs_dir("RGL_USA_SIM_TB01").glob("*.log"))
+    assert "stale_stop_ignored" in logs and ".status.json.k2j4_9xa" in logs
+
+    # a replay of the already-replayed day (or a restart after a crash): from the first status it publishes,
+    # the finished windows show as done with their real times and counts
+    snapshots: list[list[tuple[str, str, str | None, str | None]]] = []
+    rerun = Supervisor(
+        home,
+        replay_day=DEMO_DAY,
+        broker_wrapper=lambda b: _Spy(
+            b, "get_positions", lambda: snapshots.append(_window_view(_status(home)))
+        ),
+    )
+    assert rerun.run() == 0
+    assert snapshots and all(view == _window_view(first) for view in snapshots)
+    second = _status(home)
+    assert _window_view(second) == _window_view(first)
+    assert second["counts"] == first["counts"] and second["realized_pnl"] == first["realized_pnl"]
+
+
+def test_a_stop_file_is_consumed_by_the_run_it_stops(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    asked: list[bool] = []
+
+    def stop_once() -> None:
+        if not asked:
+            asked.append(True)
+            request_stop(home, "test")
+
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Spy(b, "submit_order", stop_once))
+    assert sup.run() == 0
+    assert _status(home)["message"] == "stopped by request"
+    assert not home.control_stop.exists()
+    assert len(list(home.control_dir.glob("control_stop.*.done"))) == 1
+    # the next start is not stopped by it: it finishes the day
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert _status(home)["message"] == "session complete"
+    assert {w["status"] for w in _status(home)["windows"]} == {"done"}
+
+
+def test_expired_confirmations_leave_the_status(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    from tbot_bot.config.settings_bot import update_env_values
+
+    update_env_values(home, {"TRADE_CONFIRMATION_REQUIRED": "true"}, actor="test")
+    seen: list[set[str]] = []
+
+    def record() -> None:
+        data = json.loads(home.status_json.read_text()) if home.status_json.exists() else {}
+        seen.append({p["client_order_id"] for p in data.get("pending_confirmations") or []})
+
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Spy(b, "get_bars", record))
+    assert sup.run() == 0
+    waited = set().union(*seen)
+    assert waited, "no order ever waited for confirmation"
+    assert _status(home)["pending_confirmations"] == []
+    # `tbot confirm` of one of them now: expired, exit 1 naming it
+    expired_id = sorted(waited)[0]
+    assert main(["confirm", expired_id, "--home", str(home.root)]) == 1
+
+
+def test_stop_and_confirm_refuse_what_cannot_happen(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = BotHome(provisioned_home)
+    assert main(["stop", "--home", str(home.root)]) == 1
+    assert "no supervisor is running" in capsys.readouterr().err
+    assert not home.control_stop.exists()
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-25")
+    try:
+        assert main(["stop", "--home", str(home.root)]) == 0
+        assert f"pid {os.getpid()}" in capsys.readouterr().out
+        assert home.control_stop.exists()
+    finally:
+        lock.release()
+
+    assert main(["confirm", "TB01-20110125-open-SPY-1", "--home", str(home.root)]) == 1
+    assert "unknown order id TB01-20110125-open-SPY-1" in capsys.readouterr().err
+    pending = [
+        {"client_order_id": "TB01-A-1", "symbol": "SPY", "strategy": "open", "expires_at": "2011-01-25T15:00:00+00:00"},
+        {"client_order_id": "TB01-B-1", "symbol": "SPY", "strategy": "mid", "expires_at": "2999-01-01T00:00:00+00:00"},
+    ]  # fmt: skip
+    home.status_json.write_text(json.dumps({"state": "trading", "pending_confirmations": pending}))
+    assert main(["confirm", "TB01-A-1", "--home", str(home.root)]) == 1
+    assert "order TB01-A-1 expired" in capsys.readouterr().err
+    assert not (home.control_dir / "confirm" / "TB01-A-1").exists()
+    assert main(["confirm", "TB01-B-1", "--home", str(home.root)]) == 0
+    assert (home.control_dir / "confirm" / "TB01-B-1").exists()
+
+
+def test_backup_archives_never_hold_temp_files(provisioned_home: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.reporting.auto_backup import create_backup
+
+    home = BotHome(provisioned_home)
+    home.output_dir.mkdir(exist_ok=True)
+    (home.output_dir / "status.json").write_text("{}")
+    (home.output_dir / ".status.json.ab12cd34").write_text("half")
+    (home.output_dir / ".summary.json.tmp").write_text("half")
+    binding = load_binding(home)
+    archive = create_backup(home, [binding.ledger_path], now=datetime(2026, 11, 24, tzinfo=UTC))
+    key = home.key_file("backup").read_bytes().strip()
+    with tarfile.open(fileobj=io.BytesIO(Fernet(key).decrypt(archive.read_bytes()))) as tar:
+        names = tar.getnames()
+    assert "output/status.json" in names
+    assert not [n for n in names if Path(n).name.startswith(".")], names
