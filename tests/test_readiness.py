@@ -161,7 +161,7 @@ REFUSALS: list[tuple[str, Callable[[Path], None], str, int]] = [
     (
         "wrong broker key",
         _edit_secret("broker_credentials", lambda d: d.update(ALPACA_API_KEY="not-the-key")),
-        "self_check failed: watchdog",
+        "401",  # refused at the first broker call of boot (the universe warm-up)
         1,
     ),
 ]
