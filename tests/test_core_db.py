@@ -17,7 +17,7 @@ from tbot_bot.support.path_resolver import BotHome
 EXPECTED_TABLES = {
     "SYSTEM": ["schema_meta", "system_settings"],
     "SYSTEM_LOGS": ["schema_meta", "system_logs"],
-    "SYSTEM_USERS": ["schema_meta", "system_users"],
+    "SYSTEM_USERS": ["login_failures", "schema_meta", "session_generations", "system_users"],
     "LEDGER_STATUS": ["ledger_anchor", "ledger_status", "schema_meta"],
     "PASSWORD_RESET_TOKENS": ["password_reset_tokens", "schema_meta"],
     "USER_ACTIVITY_MONITORING": ["schema_meta", "user_activity"],
@@ -67,7 +67,7 @@ def test_cli_db_init_and_verify(tmp_path, capsys):
     assert "storage/databases/SYSTEM_USERS.db" in capsys.readouterr().out
     assert main(["db", "verify", "--home", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "SYSTEM_USERS: schema_meta, system_users" in out
+    assert "SYSTEM_USERS: login_failures, schema_meta, session_generations, system_users" in out
     assert out.count("\n") == len(CORE_DATABASES)
 
 

@@ -89,11 +89,11 @@ def test_route_table_covers_every_url_rule(home):
     templates = {
         "/charts/pnl.svg": "/charts/<kind>.svg",
         "/charts/trades.svg": "/charts/<kind>.svg",
-        "/ledger/ofx/RGL_2011-01-18.ofx": "/ledger/ofx/<name>",
-        f"/control/confirm/{PENDING_ID}": "/control/confirm/<client_order_id>",
-        "/users/viewer/role": "/users/<username>/role",
-        "/users/viewer/active": "/users/<username>/active",
-        "/users/viewer/reset-token": "/users/<username>/reset-token",
+        "/ledger/ofx/RGL_2011-01-18.ofx": "/ledger/ofx/<segment:name>",
+        f"/control/confirm/{PENDING_ID}": "/control/confirm/<segment:client_order_id>",
+        "/users/viewer/role": "/users/<segment:username>/role",
+        "/users/viewer/active": "/users/<segment:username>/active",
+        "/users/viewer/reset-token": "/users/<segment:username>/reset-token",
     }
     covered |= {(m, templates.get(p, p)) for m, p, _ in ROUTES}
     assert rules == covered
@@ -199,8 +199,11 @@ def test_role_is_read_from_the_database_each_request(home):
     client = make_app(home).test_client()
     login(client, "operator")
     assert client.get("/status").status_code == 200
+    token = fresh_token(client)
     users_mod.set_role(home, "operator", "viewer")
-    assert client.post("/control/stop", data={"csrf_token": fresh_token(client)}).status_code == 403
+    # a role change ends the user's sessions at once (issue 11): the request is refused, nothing is written
+    assert client.post("/control/stop", data={"csrf_token": token}).status_code == 302
+    assert not home.control_stop.exists()
 
 
 def test_rbac_disabled_admits_only_admins(home):

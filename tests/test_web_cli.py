@@ -21,6 +21,7 @@ ALLOWED = (
     "tbot_bot.support",
     "tbot_bot.errors",
     "tbot_bot.accounting.accounting_config",
+    "tbot_bot.reporting.log_rotation",  # the web logs rotate like the bot's (a file utility, no trading logic)
 )
 
 

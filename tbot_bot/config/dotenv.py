@@ -32,6 +32,8 @@ SESSION_TIMEOUT="3000"                   # seconds (legacy; SESSION_TIMEOUT_MINU
 LOGIN_ATTEMPT_LIMIT=10                   # failed logins before lockout
 LOGIN_LOCKOUT_MINUTES=15                 # lockout duration
 SESSION_TIMEOUT_MINUTES=120              # web session expiry
+WEB_COOKIE_SECURE=false                  # true: session cookie only over https, plus HSTS (set behind TLS)
+WEB_TRUST_PROXY=false                    # false, true or 1-5: proxies whose X-Forwarded-For/-Proto are believed
 """
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 import bcrypt
 
+from tbot_bot.core import login_guard
 from tbot_bot.core.databases import connect
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
@@ -220,6 +221,8 @@ def set_role(home: BotHome, username: str, role: str | Role) -> User:
         ):
             raise UsageError(f"{user.username} is the last active admin; make another admin first")
         con.execute("UPDATE system_users SET role = ? WHERE id = ?", (new_role.value, user.id))
+    if new_role is not user.role:
+        login_guard.end_all_sessions(home, user.username)
     return _require(home, username)
 
 
@@ -229,6 +232,8 @@ def set_active(home: BotHome, username: str, active: bool) -> User:
         if not active and user.role is Role.ADMIN and _other_active_admins(con, user.username) == 0:
             raise UsageError(f"{user.username} is the last active admin; it cannot be disabled")
         con.execute("UPDATE system_users SET is_active = ? WHERE id = ?", (int(active), user.id))
+    if not active:
+        login_guard.end_all_sessions(home, user.username)
     return _require(home, username)
 
 
@@ -243,6 +248,7 @@ def set_password(home: BotHome, username: str, password: str, *, now: datetime |
             " locked_until = NULL WHERE id = ?",
             (hash_password(password), stamp, user.id),
         )
+    login_guard.end_all_sessions(home, user.username)
     return _require(home, username)
 
 
@@ -266,30 +272,37 @@ def authenticate(
     now: datetime,
     attempt_limit: int,
     lockout_minutes: int,
+    client: str = "-",
 ) -> LoginResult:
-    """One login attempt with lockout: `attempt_limit` consecutive failures lock the account for
-    `lockout_minutes`; a locked account refuses even the right password until the lock expires."""
+    """One login attempt with lockout per (name, client): `attempt_limit` consecutive failures of one name from
+    one client lock that pair for `lockout_minutes` (doubling on each further lockout); a locked pair refuses
+    even the right password until the lock expires. Every path does one bcrypt check and one database write,
+    so the time taken does not tell a locked, unknown or wrong-password attempt apart."""
     name = username.strip()
     with connect(home, DB, readonly=True) as con:
         row = con.execute("SELECT * FROM system_users WHERE username = ?", (name,)).fetchone()
     if row is None:
         _burn_time(password)
-        return LoginResult(None, "unknown_user")
-    user = _row_to_user(row)
-    if user.locked_at(now):
+        password_ok = False
+    else:
+        password_ok = _check_hash(password, row["password_hash"])
+    user = _row_to_user(row) if row is not None else None
+    if login_guard.failure_state(home, name, client).locked_at(now):
+        login_guard.touch_locked(home, name, client, now=now)
         return LoginResult(user, "locked")
-    if not _check_hash(password, row["password_hash"]):
-        failures = user.failed_attempts + 1
-        locked_until: str | None = None
-        if failures >= attempt_limit:
-            locked_until = (now + timedelta(minutes=lockout_minutes)).isoformat()
-            failures = 0
-        with connect(home, DB) as con:
-            con.execute(
-                "UPDATE system_users SET failed_attempts = ?, locked_until = ? WHERE id = ?",
-                (failures, locked_until, user.id),
-            )
-        return LoginResult(user, "bad_password", locked_now=locked_until is not None)
+    locked_now = login_guard.record_attempt(
+        home,
+        name,
+        client,
+        failed=not password_ok,
+        now=now,
+        attempt_limit=attempt_limit,
+        lockout_minutes=lockout_minutes,
+    )
+    if user is None:
+        return LoginResult(None, "unknown_user", locked_now=locked_now)
+    if not password_ok:
+        return LoginResult(user, "bad_password", locked_now=locked_now)
     if not user.is_active:
         return LoginResult(user, "inactive")
     with connect(home, DB) as con:

@@ -7,23 +7,28 @@ SYSTEM_USERS.db (tbot_bot.core.users); the role is re-read from the database on 
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 
 from tbot_bot.core.audit import record_user_activity
+from tbot_bot.core.login_guard import end_all_sessions, name_key, session_generation
 from tbot_bot.core.users import Role, User, get_user, role_at_least
 from tbot_bot.errors import ConfigError
+from tbot_bot.reporting.log_rotation import rotate_logs
 from tbot_bot.support.path_resolver import BotHome
 
 from .web_config import SettingsAccess, WebLimits
 
 ACCESS_ATTR = "tbot_access"
+DEFAULT_LOG_RETENTION_DAYS = 30
 PUBLIC = "public"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +42,7 @@ class WebState:
     settings: SettingsAccess
     clock: Callable[[], datetime]
     log_lock: threading.Lock = field(default_factory=threading.Lock)
+    rotated_on: date | None = None
 
 
 def state() -> WebState:
@@ -82,34 +88,74 @@ def client_ip() -> str:
 
 
 def _append(filename: str, line: str) -> None:
+    """Append one line to a web log: created 0600, rotated daily with LOG_RETENTION_DAYS like the bot's."""
     st = state()
     directory = st.home.web_logs_dir
     with st.log_lock:
         directory.mkdir(parents=True, exist_ok=True)
-        with (directory / filename).open("a", encoding="utf-8") as fh:
-            fh.write(line.replace("\n", " ") + "\n")
+        rotate_web_logs(st)
+        path = directory / filename
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)  # a log created by an older version was 0644
+            fh.write(_printable(line) + "\n")
+
+
+def _printable(line: str) -> str:
+    """One line, control characters shown as escapes, so a name cannot forge log lines."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in line)
+
+
+def rotate_web_logs(st: WebState) -> None:
+    """Once per UTC day: yesterday's access/auth logs become dated files; old ones are deleted."""
+    today = st.clock().date()
+    if st.rotated_on == today:
+        return
+    retention = DEFAULT_LOG_RETENTION_DAYS
+    try:
+        # LOG_RETENTION_DAYS (.env_bot): days of web logs kept, as for the bot's logs
+        retention = int(st.settings.settings().LOG_RETENTION_DAYS)
+    except (ConfigError, AttributeError, TypeError, ValueError):
+        pass  # the config cannot be read: keep the default rather than stop logging
+    rotate_logs(st.home.web_logs_dir, retention, now=st.clock())
+    st.rotated_on = today
+
+
+def log_name(username: str | None) -> str | None:
+    """The name to log: a known username as is; anything else (typos, a password typed into the name box)
+    only as a short hash, so it never lands in a log or on the users page."""
+    if not username:
+        return None
+    name = username.strip()
+    try:
+        user = get_user(state().home, name)
+    except ConfigError:
+        user = None
+    return user.username if user is not None else f"unknown#{name_key(name)[:8]}"
 
 
 def access_log(status: int) -> None:
     user = current_user()
-    who = user.username if user else session.get("uid", "-")
+    who = user.username if user else "-"
     _append("access.log", f"{now().isoformat()} {client_ip()} {who} {request.method} {request.path} {status}")
 
 
 def auth_failure(event: str, username: str | None, detail: str = "") -> None:
+    who = log_name(username)
     _append(
-        "auth_failures.log",
-        f"{now().isoformat()} {client_ip()} {event} user={username or '-'} {detail}".rstrip(),
+        "auth_failures.log", f"{now().isoformat()} {client_ip()} {event} user={who or '-'} {detail}".rstrip()
     )
-    activity(event, username, detail)
+    activity(event, who, detail, known=True)
 
 
-def activity(event: str, username: str | None, detail: str = "") -> None:
+def activity(event: str, username: str | None, detail: str = "", *, known: bool = False) -> None:
+    """Record an event in USER_ACTIVITY_MONITORING.db; `known` says the name was already passed log_name."""
     try:
         record_user_activity(
             state().home,
             event=event,
-            username=username,
+            username=username if known else log_name(username),
             ip=client_ip(),
             user_agent=request.headers.get("User-Agent"),
             session_id=session.get("sid"),
@@ -128,13 +174,18 @@ def start_session(user: User) -> None:
     session.clear()
     session["uid"] = user.username
     session["pwc"] = user.password_changed_at
+    session["gen"] = session_generation(state().home, user.username)
     session["login_at"] = now().timestamp()
     session["sid"] = secrets.token_hex(8)
     session.permanent = True
 
 
-def end_session() -> None:
+def end_session(*, everywhere: bool = False) -> None:
+    """Clear this cookie; `everywhere` (logout) also ends every other session of the user on the server."""
+    username = session.get("uid")
     session.clear()
+    if everywhere and username:
+        end_all_sessions(state().home, str(username))
 
 
 def _session_user() -> User | None:
@@ -149,7 +200,13 @@ def _session_user() -> User | None:
         flash("Your session expired; please sign in again.", "info")
         return None
     user = get_user(state().home, username)
-    if user is None or not user.is_active or user.password_changed_at != session.get("pwc"):
+    # checked on every request: logout, a password or role change and disabling bump the generation
+    if (
+        user is None
+        or not user.is_active
+        or user.password_changed_at != session.get("pwc")
+        or session_generation(state().home, user.username) != session.get("gen")
+    ):
         end_session()
         return None
     return user

@@ -30,7 +30,7 @@ def ledger() -> Any:
     return render_template("ledger.html", ledger=ledger_summary(home), ofx=sorted(ofx_files(home)))
 
 
-@bp.route("/ledger/ofx/<name>")
+@bp.route("/ledger/ofx/<segment:name>")
 @requires(Role.AUDITOR)
 def ofx(name: str) -> Any:
     files = ofx_files(state().home)

@@ -12,7 +12,16 @@ from tbot_bot.core.reset_tokens import redeem_reset_token
 from tbot_bot.core.users import Role, authenticate
 from tbot_bot.errors import ConfigError
 
-from .auth_web import activity, auth_failure, current_user, end_session, public, start_session, state
+from .auth_web import (
+    activity,
+    auth_failure,
+    client_ip,
+    current_user,
+    end_session,
+    public,
+    start_session,
+    state,
+)
 
 bp = Blueprint("login", __name__)
 
@@ -21,7 +30,8 @@ GENERIC_FAILURE = "Sign-in failed: wrong username or password, or the account is
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative paths; anything else goes to the home page."""
-    if target:
+    # no control characters (a CR/LF would break the Location header) and no backslash (browsers read /\\x as //x)
+    if target and len(target) <= 2000 and target.isprintable() and "\\" not in target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
             return target
@@ -51,12 +61,13 @@ def login() -> Any:
         now=st.clock(),
         attempt_limit=st.limits.login_attempt_limit,
         lockout_minutes=st.limits.login_lockout_minutes,
+        client=client_ip(),
     )
     if result.reason != "ok" or result.user is None:
         auth_failure(f"login_failed_{result.reason}", username)
         if result.locked_now:
-            # LOGIN_ATTEMPT_LIMIT reached: the account is locked for LOGIN_LOCKOUT_MINUTES
-            auth_failure("lockout", username, f"{st.limits.login_lockout_minutes} minutes")
+            # LOGIN_ATTEMPT_LIMIT reached: this name is locked for this client (LOGIN_LOCKOUT_MINUTES, growing)
+            auth_failure("lockout", username, f"client {client_ip()}")
         flash(GENERIC_FAILURE, "error")
         return render_template("index.html", next=request.form.get("next", "")), 401
     if not policy.enabled and result.user.role is not Role.ADMIN:
@@ -75,7 +86,7 @@ def logout() -> Any:
     user = current_user()
     if user is not None:
         activity("logout", user.username)
-    end_session()
+    end_session(everywhere=True)
     flash("Signed out.", "info")
     return redirect(url_for("login.login"))
 

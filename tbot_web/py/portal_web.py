@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from flask import Flask, Response, jsonify, render_template, request, session
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    session,
+)
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
@@ -93,8 +109,16 @@ def create_app(
         clock=clock or utc_now,
     )
 
+    app.url_map.converters["segment"] = SegmentConverter
+    app.session_interface = TransportAwareSessionInterface()
+    if limits.trust_proxy:
+        # WEB_TRUST_PROXY=N: believe N proxies' X-Forwarded-For/-Proto (client address, https) and nothing more
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=limits.trust_proxy, x_proto=limits.trust_proxy, x_host=0, x_port=0, x_prefix=0
+        )
     CSRFProtect(app)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
+    app.extensions["tbot_limiter"] = limiter
     limiter.limit(lambda: str(app.config["LOGIN_RATE_LIMIT"]), methods=["POST"])(login_web.bp)
 
     for bp in (
@@ -145,6 +169,9 @@ def _finish_response(response: Response) -> Response:
     headers["Referrer-Policy"] = "no-referrer"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if secure_transport():
+        # WEB_COOKIE_SECURE=true, or https seen through a trusted proxy: browsers must stay on https
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     if request.endpoint != "static" and "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
     # polling and assets would drown the access log; sign-ins, pages and every change are kept
@@ -171,7 +198,23 @@ def _register_error_pages(app: Flask) -> None:
         return render_template("error.html", code=code, message=message), code
 
     for code, message in messages.items():
-        app.register_error_handler(code, lambda exc, code=code, message=message: render(code, message))
+        if code not in (429, 500):
+            app.register_error_handler(code, lambda exc, code=code, message=message: render(code, message))
+
+    @app.errorhandler(429)
+    def _too_many(exc: Exception) -> Response:
+        response = make_response(render(429, messages[429]))
+        response.headers["Retry-After"] = str(retry_after_seconds(app))
+        return response
+
+    @app.errorhandler(500)
+    def _server_error(exc: Exception) -> tuple[str | Response, int]:
+        try:
+            return render(500, messages[500])
+        except (
+            Exception
+        ):  # the error page itself failed (a template fed bad data): plain text, still no trace
+            return Response(messages[500], mimetype="text/plain"), 500
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> tuple[str | Response, int]:
@@ -182,6 +225,38 @@ def _register_error_pages(app: Flask) -> None:
             400,
             "The form had expired or was not sent by this dashboard (CSRF check failed). Reload and retry.",
         )
+
+
+class SegmentConverter(BaseConverter):
+    """A single path segment built from data (order ids, user names, file names): '/' is encoded too, so a value
+    like '../../control/stop' can never turn a form into a POST to another route."""
+
+    def to_url(self, value: Any) -> str:
+        return quote(str(value), safe="")
+
+
+def secure_transport() -> bool:
+    """True when the browser talks https to us: WEB_COOKIE_SECURE=true, or a trusted proxy said so."""
+    return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
+class TransportAwareSessionInterface(SecureCookieSessionInterface):
+    """The session cookie is `Secure` whenever the request came over https (directly or via a trusted proxy)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
+
+
+def retry_after_seconds(app: Flask) -> int:
+    """Seconds until the login rate limit that refused this request resets (at least 1)."""
+    limiter = app.extensions.get("tbot_limiter")
+    try:
+        limit = limiter.current_limit if limiter is not None else None
+        if limit is not None:
+            return max(1, math.ceil(limit.reset_at - time.time()))
+    except Exception:  # noqa: BLE001 - the header is advice; never fail the 429 over it
+        pass
+    return 60
 
 
 def session_user() -> str | None:

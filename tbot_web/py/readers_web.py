@@ -7,12 +7,14 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tbot_bot.errors import TbotError
 from tbot_bot.support.path_resolver import BotHome
+
+from .status_values_web import clean_status, finite_decimal
 
 STRATEGIES = ("open", "mid", "close")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -98,6 +100,7 @@ def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: boo
         "updated_at",
         "error",
     )
+    status = clean_status(status)  # malformed values become "unavailable", never a 500
     out: dict[str, Any] = {k: status[k] for k in keys if k in status}
     positions = status.get("positions") or []
     out["positions"] = positions[:MAX_POSITIONS] if isinstance(positions, list) else []
@@ -111,10 +114,8 @@ def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: boo
 
 
 def money(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
+    """A finite amount, or None (NaN, infinities and junk included)."""
+    return finite_decimal(value)
 
 
 # ---------------------------------------------------------------- strategy logs

@@ -8,23 +8,41 @@ import sys
 from pathlib import Path
 
 from tbot_bot.core.users import list_users
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome, resolve_home
 
 from .portal_web import create_app
 
 
+def require_bot_home(home: BotHome) -> None:
+    """Refuse to serve a directory that is not a bot home (e.g. the current directory by accident)."""
+    markers = (home.env_bot_enc, home.env_bot_plain, home.dotenv, home.core_db("SYSTEM_USERS"))
+    if not home.root.is_dir() or not any(m.exists() for m in markers):
+        raise UsageError(
+            f"{home.root} is not a bot home (no .env_bot.enc, .env_bot, .env or storage/databases); pass "
+            "--home DIR or set TBOT_HOME to the home `tbot provision` created"
+        )
+
+
 def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 4) -> None:
     import waitress
 
+    require_bot_home(BotHome(home))
     app = create_app(home)
     if not list_users(BotHome(home)):
         print(
             f"tbot web: no users yet; add one with `tbot users add --home {home} --username NAME --role admin`"
         )
     print(f"tbot web: serving {home} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    # WEB_TRUST_PROXY: waitress passes X-Forwarded-* through and ProxyFix (in the app) believes only N hops
+    trust_proxy = app.extensions["tbot"].limits.trust_proxy
     waitress.serve(
-        app, host=host, port=port, threads=threads, ident="tbot-web", clear_untrusted_proxy_headers=True
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="tbot-web",
+        clear_untrusted_proxy_headers=not trust_proxy,
     )
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from tbot_bot.support.utils_bot import atomic_write_text
 
 from .auth_web import activity, current_user, now, requires, state
 from .readers_web import read_status
+from .status_values_web import CLIENT_ORDER_ID
 
 bp = Blueprint("control", __name__)
 
-_CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_CLIENT_ORDER_ID = CLIENT_ORDER_ID
 
 
 def _write_control(path: Path, action: str, detail: str = "") -> str:
@@ -53,7 +53,7 @@ def stop() -> Any:
     return redirect(url_for("status.page"))
 
 
-@bp.route("/control/confirm/<client_order_id>", methods=["POST"])
+@bp.route("/control/confirm/<segment:client_order_id>", methods=["POST"])
 @requires(Role.OPERATOR)
 def confirm(client_order_id: str) -> Any:
     if not _CLIENT_ORDER_ID.match(client_order_id):

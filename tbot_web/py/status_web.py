@@ -12,6 +12,7 @@ from tbot_bot.core.users import Role
 from .auth_web import now, requires, state
 from .charts_web import bar_chart_svg
 from .readers_web import STRATEGIES, compact_status, money, read_status
+from .status_values_web import count
 
 bp = Blueprint("status", __name__)
 
@@ -40,13 +41,20 @@ def api() -> Any:
 def chart(kind: str) -> Any:
     status = read_status(state().home)
     if kind == "pnl":
-        by_strategy = status.get("realized_pnl_by_strategy") or {}
-        values = [(s, money(by_strategy.get(s, "0")) or Decimal(0)) for s in STRATEGIES]
-        svg = bar_chart_svg("Realised PnL by strategy", values)
+        by_strategy = status.get("realized_pnl_by_strategy")
+        raw = {s: by_strategy.get(s, "0") for s in STRATEGIES} if isinstance(by_strategy, dict) else {}
+        parsed = {s: money(v) for s, v in raw.items()}
+        title = "Realised PnL by strategy"
     elif kind == "trades":
-        counts = status.get("trades_by_strategy") or {}
-        values = [(s, Decimal(int(counts.get(s, 0) or 0))) for s in STRATEGIES]
-        svg = bar_chart_svg("Trades by strategy", values)
+        counts = status.get("trades_by_strategy")
+        raw = {s: counts.get(s, 0) or 0 for s in STRATEGIES} if isinstance(counts, dict) else {}
+        parsed = {s: Decimal(c) if isinstance(c := count(v), int) else None for s, v in raw.items()}
+        title = "Trades by strategy"
     else:
         abort(404)
+    values = [(s, v) for s, v in parsed.items() if v is not None]
+    if len(values) < len(STRATEGIES):
+        # a malformed status.json value is left out and the chart says so
+        title += " (some values unavailable)"
+    svg = bar_chart_svg(title, values)
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})

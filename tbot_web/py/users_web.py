@@ -82,7 +82,7 @@ def add() -> Any:
     return redirect(url_for("users.page"))
 
 
-@bp.route("/users/<username>/role", methods=["POST"])
+@bp.route("/users/<segment:username>/role", methods=["POST"])
 @requires(Role.ADMIN)
 def role(username: str) -> Any:
     try:
@@ -94,7 +94,7 @@ def role(username: str) -> Any:
     return redirect(url_for("users.page"))
 
 
-@bp.route("/users/<username>/active", methods=["POST"])
+@bp.route("/users/<segment:username>/active", methods=["POST"])
 @requires(Role.ADMIN)
 def active(username: str) -> Any:
     enable = request.form.get("active") == "1"
@@ -107,7 +107,7 @@ def active(username: str) -> Any:
     return redirect(url_for("users.page"))
 
 
-@bp.route("/users/<username>/reset-token", methods=["POST"])
+@bp.route("/users/<segment:username>/reset-token", methods=["POST"])
 @requires(Role.ADMIN)
 def reset_token(username: str) -> Any:
     try:

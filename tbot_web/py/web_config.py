@@ -31,6 +31,7 @@ class WebLimits:
     login_lockout_minutes: int
     session_timeout_minutes: int
     cookie_secure: bool
+    trust_proxy: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
 
 
 def _int_value(values: dict[str, str], key: str, default: int, problems: list[str]) -> int:
@@ -47,6 +48,21 @@ def _int_value(values: dict[str, str], key: str, default: int, problems: list[st
     return number
 
 
+def _proxy_count(values: dict[str, str], problems: list[str]) -> int:
+    """WEB_TRUST_PROXY: false/0 (default), true (= 1) or the number of proxies (1-5) in front of the dashboard."""
+    raw = values.get("WEB_TRUST_PROXY", "false").strip().lower()
+    if raw in ("", "false", "no", "0"):
+        return 0
+    if raw in ("true", "yes"):
+        return 1
+    if raw.isdigit() and 1 <= int(raw) <= 5:
+        return int(raw)
+    problems.append(
+        f"WEB_TRUST_PROXY={raw!r} in .env is not allowed: use false, true or a number of proxies 1-5"
+    )
+    return 0
+
+
 def load_web_limits(home: BotHome) -> WebLimits:
     """LOGIN_ATTEMPT_LIMIT, LOGIN_LOCKOUT_MINUTES, SESSION_TIMEOUT_MINUTES (and WEB_COOKIE_SECURE) from `.env`."""
     values = read_dotenv(home)
@@ -61,6 +77,7 @@ def load_web_limits(home: BotHome) -> WebLimits:
         ),
         # WEB_COOKIE_SECURE=true: session cookie only over HTTPS (set it when a TLS proxy fronts the dashboard)
         cookie_secure=values.get("WEB_COOKIE_SECURE", "false").strip().lower() in ("1", "true", "yes"),
+        trust_proxy=_proxy_count(values, problems),
     )
     if problems:
         raise ConfigError(problems, source=str(home.dotenv))

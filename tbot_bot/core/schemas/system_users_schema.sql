@@ -16,3 +16,20 @@ CREATE TABLE IF NOT EXISTS system_users (
     created_by          TEXT NOT NULL,
     last_login_at       TEXT
 );
+-- Failed sign-ins per (name, client): a lockout never reaches other clients, so no one can lock the admin out.
+-- name_key is a hash of the lower-cased name typed, so a password typed into the name box is never stored.
+CREATE TABLE IF NOT EXISTS login_failures (
+    name_key        TEXT NOT NULL,
+    client          TEXT NOT NULL,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    lockouts        INTEGER NOT NULL DEFAULT 0,
+    locked_until    TEXT,
+    last_attempt_at TEXT NOT NULL,
+    PRIMARY KEY (name_key, client)
+);
+-- Dashboard sessions carry the user's generation; logout, a password or role change and disabling bump it,
+-- which ends every session of that user at once.
+CREATE TABLE IF NOT EXISTS session_generations (
+    username   TEXT PRIMARY KEY COLLATE NOCASE,
+    generation INTEGER NOT NULL DEFAULT 0
+);

@@ -94,7 +94,7 @@
     }), "no open positions", 7);
     fill("pending-body", (s.pending_confirmations || []).map(function (p) {
       var cells = [p.client_order_id, p.symbol, p.strategy, p.expires_at];
-      if (canControl) { cells.push(confirmForm(p.client_order_id)); }
+      if (canControl) { cells.push(p.confirmable ? confirmForm(p.client_order_id) : "not a valid order id"); }
       return row(cells);
     }), "none", 5);
 

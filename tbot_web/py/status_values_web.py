@@ -1,0 +1,133 @@
+"""Shape-checks every status.json value the dashboard shows: a value of the wrong type, a NaN or a non-integer
+count becomes the text "unavailable" (or an empty list/map), so a damaged status file never gives a 500."""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+UNAVAILABLE = "unavailable"
+_STATE = re.compile(r"^[a-z_]{1,32}$")
+# the same rule as the confirm route: ids outside it are shown but never turned into a URL
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_TEXT_MAX = 500
+
+
+def finite_decimal(value: Any) -> Decimal | None:
+    """A finite Decimal from a number or numeric string; None for NaN, infinities, booleans and junk."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def count(value: Any) -> int | str:
+    """A non-negative integer count, or "unavailable"."""
+    if isinstance(value, bool):
+        return UNAVAILABLE
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 19:
+        return int(value.strip())
+    return UNAVAILABLE
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)[:_TEXT_MAX]
+    return UNAVAILABLE
+
+
+def _money_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    number = finite_decimal(value)
+    return UNAVAILABLE if number is None else str(number)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """A row for a table: scalars kept as text, anything nested shown as unavailable."""
+    return {str(k): _text(v) for k, v in record.items()}
+
+
+def clean_status(status: dict[str, Any]) -> dict[str, Any]:
+    """The compact status with every field of the expected shape."""
+    out = dict(status)
+    state = status.get("state")
+    out["state"] = state if isinstance(state, str) and _STATE.match(state) else UNAVAILABLE
+    for key in ("session_date", "active_strategy", "updated_at", "version", "error", "message"):
+        if key in status:
+            out[key] = _text(status[key])
+    if "realized_pnl" in status:
+        out["realized_pnl"] = _money_text(status["realized_pnl"])
+    by_strategy = status.get("realized_pnl_by_strategy")
+    out["realized_pnl_by_strategy"] = (
+        {str(k): _money_text(v) or UNAVAILABLE for k, v in by_strategy.items()}
+        if isinstance(by_strategy, dict)
+        else {}
+    )
+    trades = status.get("trades_by_strategy")
+    out["trades_by_strategy"] = (
+        {str(k): count(v) for k, v in trades.items()} if isinstance(trades, dict) else {}
+    )
+    counts = status.get("counts")
+    out["counts"] = (
+        {
+            str(s): {k: count(v) for k, v in c.items()} if isinstance(c, dict) else {}
+            for s, c in counts.items()
+        }
+        if isinstance(counts, dict)
+        else {}
+    )
+    out["windows"] = [_flat(w) for w in _dicts(status.get("windows"))]
+    if "positions" in status:
+        out["positions"] = [_flat(p) for p in _dicts(status.get("positions"))]
+    pending = []
+    for p in _dicts(status.get("pending_confirmations")):
+        row = _flat(p)
+        row["confirmable"] = isinstance(p.get("client_order_id"), str) and bool(
+            CLIENT_ORDER_ID.match(p["client_order_id"])
+        )
+        pending.append(row)
+    out["pending_confirmations"] = pending
+    broker = status.get("broker")
+    out["broker"] = (
+        {
+            "name": _text(broker.get("name")) or "",
+            "healthy": broker.get("healthy") is True,
+            "last_error": _text(broker.get("last_error")),
+        }
+        if isinstance(broker, dict)
+        else None
+    )
+    api = status.get("api")
+    out["api"] = (
+        {"retries": count(api.get("retries", 0)), "errors": count(api.get("errors", 0))}
+        if isinstance(api, dict)
+        else None
+    )
+    kill = status.get("kill_switch")
+    out["kill_switch"] = (
+        {"tripped": kill.get("tripped") is True, "reason": _text(kill.get("reason"))}
+        if isinstance(kill, dict)
+        else None
+    )
+    out["defense_mode"] = status.get("defense_mode") is True
+    bot = status.get("bot")
+    out["bot"] = _flat(bot) if isinstance(bot, dict) else None
+    return out
