@@ -105,6 +105,13 @@ def test_api_float_is_the_session_float_and_a_disagreement_is_injected_once(
     logs = _strategy_log(home)
     assert "float_disagreement" in logs and "FLOAT-API-F2" in logs and "float_from_api" in logs
     assert acct.count("POST", REBALANCE_PATH) == 0  # equity 30,000 = target: no breach
+    # after the session the ledger was pushed to the accounting system (accounting sync), every FITID once
+    import sqlite3
+
+    with sqlite3.connect(f"file:{binding.ledger_path}?mode=ro", uri=True) as conn:
+        fitids = [r[0] for r in conn.execute("SELECT fitid FROM transactions ORDER BY id")]
+    assert fitids and list(acct.transactions) == fitids
+    assert "accounting_synced" in logs
     assert verify_ledger(binding.float_ledger_path) == []
     # the same assignment again: no second injection
     client = AccountingClient(AcctApiConfig(acct.url, "test-token", 1.0), binding.identity)
@@ -201,3 +208,29 @@ def test_rebalance_keys_must_agree() -> None:
     with pytest.raises(ConfigError, match="REBALANCE_TRIGGER_PCT=5.0 .*REBALANCE_THRESHOLD=0.1"):
         make_settings(REBALANCE_TRIGGER_PCT=5)
     assert make_settings(REBALANCE_TRIGGER_PCT=20, REBALANCE_THRESHOLD="0.2").REBALANCE_THRESHOLD == 0.2
+
+
+def test_cli_check_requests_once_and_status_shows_the_breach(
+    provisioned_home: Path, acct: FakeAccountingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rigd_tbot.cli import main
+
+    home = BotHome(provisioned_home)  # float 2,500
+    acct.set_float("2500.00", "F1")
+    save_secret_json(home, "acct_api_credentials", {"ACCT_API_URL": acct.url, "ACCT_API_TOKEN": "test-token"})
+    SimStore(
+        home.state_dir / "sim_exchange.db",
+        starting_cash=Decimal("3000"),
+        currency="USD",
+        account_id="SIM-PAPER",
+    )
+    assert main(["rebalance", "status", "--home", str(provisioned_home)]) == 0
+    assert "last check  never" in capsys.readouterr().out
+    assert main(["rebalance", "check", "--home", str(provisioned_home)]) == 1
+    out = capsys.readouterr().out
+    assert "breach opened: float deviation 0.200000 (broker_equity)" in out and "request RB-1" in out
+    assert main(["rebalance", "check", "--home", str(provisioned_home)]) == 1
+    assert main(["rebalance", "status", "--home", str(provisioned_home)]) == 1
+    out = capsys.readouterr().out
+    assert "BREACH      TB01-" in out and "deviation 20.00% (broker_equity), band ±10.00%" in out
+    assert acct.count("POST", REBALANCE_PATH) == 1 and len(_log_lines(home)) == 1

@@ -112,7 +112,7 @@ class RebalanceMonitor:
         binding: LedgerBinding,
         *,
         session_float: Decimal,
-        equity: Callable[[], Decimal],
+        equity: Callable[[], Decimal | None],
         client: AccountingClient | None,
         log_dir: Path,
         now: Callable[[], datetime],
@@ -165,7 +165,7 @@ class RebalanceMonitor:
             now = self._now()
             self._last_check = now
             try:
-                equity: Decimal | None = self._equity()
+                equity = self._equity()
             except TbotError:
                 equity = None  # the broker's own health is the watchdog's business; compare what we have
             assessment = assess(

@@ -97,6 +97,7 @@ class BootResult:
     warmup: WarmUp | None = None  # live: the previous session's volume/close and lookback bars
     fundamentals: FundamentalsProvider | None = None
     preflight: Preflight | None = None  # what `tbot check` summarises
+    float_day: date | None = None  # the session the float was last resolved for
 
     def vix_lookup(self, day: date) -> float | None:
         """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
@@ -106,7 +107,22 @@ class BootResult:
 
         return vix_at_start(self.vix_closes, day) if self.vix_closes else None
 
+    def refresh_float(self, day: date) -> None:
+        """A new live session: ask the accounting API for the float again (boot resolved the first one)."""
+        if self.acct is not None and self.float_day is not None and day != self.float_day:
+            floats = session_float(
+                self.home,
+                self.binding,
+                self.acct,
+                now=self.clock.now(),
+                backup_keep=self.settings.LEDGER_BACKUP_KEEP,
+            )
+            _report_float(floats, self.log, self.notifier, self.clock.now())
+            self.broker_current_float, self.float_source = floats.amount, floats.source
+        self.float_day = day
+
     def day_context(self, day: date) -> DayContext:
+        self.refresh_float(day)
         kill = KillSwitch(self.settings, self.broker_current_float)
         risk = RiskManager(
             self.settings, self.broker_current_float, self.broker.capabilities, kill_switch=kill
@@ -142,6 +158,7 @@ class BootResult:
         )  # fmt: skip
         orders.on_filled = ctx.on_fill
         ctx.rebalance = self.rebalance_monitor(ctx)
+        ctx.acct = self.acct
         self.status.start_day(day.isoformat())
         # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
         # DAILY_LOSS_LIMIT) without re-sending alerts
@@ -371,6 +388,7 @@ def _boot(
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
         stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
         live=replay_day is None, warmup=warm, fundamentals=fundamentals, preflight=pre,
+        float_day=clock.now().date(),
     )  # fmt: skip
     _self_checks(result, probe=result.universe[0] if result.universe else None)
     if not dry_run:

@@ -65,6 +65,7 @@ class DayContext:
     option_volatility: float = 0.25
     halted_reason: str | None = None
     rebalance: Any = None  # tbot_bot.reporting.rebalance_notifier.RebalanceMonitor (REBALANCE_ENABLED)
+    acct: Any = None  # tbot_bot.accounting.acct_client.AccountingClient when acct_api_credentials exist
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -399,12 +400,40 @@ class DayContext:
         if self.rebalance is None:
             return
         try:
-            if reason is None:
-                self.rebalance.maybe_check()
-            else:
-                self.rebalance.check(reason)
+            checked = self.rebalance.check(reason) if reason else self.rebalance.maybe_check()
+            # a breach opened elsewhere (`tbot rebalance check`) pauses entries here too
+            if (
+                checked is not None
+                and self.settings.REBALANCE_PAUSE_ENTRIES
+                and self.risk.pause_reason is None
+            ):
+                breach = self.rebalance.open_breach
+                if breach is not None:
+                    self.risk.pause_entries(f"rebalance: breach {breach['breach_id']} open")
         except TbotError as exc:
             self.errors.handle(exc, strategy="supervisor", context={"action": "rebalance_check"})
+
+    def sync_accounting(self) -> None:
+        """After a session, when the accounting API is configured: push the ledger (resumable, by FITID)."""
+        if self.acct is None:
+            return
+        from tbot_bot.accounting.ledger_sync import remember_sync, sync_ledger
+
+        try:
+            result = sync_ledger(self.acct, self.binding)
+        except TbotError as exc:
+            # not fatal: the next session (or `tbot accounting sync`) resumes from the acknowledged FITID
+            self.errors.handle(exc, strategy="supervisor", context={"action": "accounting_sync"})
+            return
+        remember_sync(self.home, result, self.clock.now())
+        self.log.event(
+            "supervisor",
+            "accounting_synced",
+            pushed=result.pushed,
+            duplicates=result.duplicates,
+            batches=result.batches,
+            last_fitid=result.last_fitid,
+        )
 
     def on_rebalance(self, message: str, opened: bool) -> None:
         """A breach opened or closed: pause or resume entries, log, alert."""

@@ -254,6 +254,7 @@ class Supervisor:
                 self._settle(ctx)
             ctx.book_day()
             ctx.check_rebalance("after_session")
+            ctx.sync_accounting()
         except TbotError as exc:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
@@ -332,6 +333,7 @@ class Supervisor:
             self._settle(ctx)
         ctx.book_day()
         ctx.check_rebalance("after_session")
+        ctx.sync_accounting()
         ctx.status.publish(
             state=BotState.HALTED if ctx.halted_reason else BotState.IDLE,
             active_strategy=None,

@@ -34,6 +34,7 @@ class Fault:
     message: str = "internal server error"
     delay: float = 0.0
     times: int = 1
+    skip: int = 0  # let this many matching requests through untouched first
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.method in ("*", method) and path.startswith(self.path)
@@ -225,6 +226,9 @@ class FakeJsonServer(ThreadingHTTPServer):
         with self._meta:
             for fault in self.faults:
                 if fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     return fault
         return None
