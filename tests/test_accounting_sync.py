@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +33,8 @@ def acct() -> Iterator[FakeAccountingServer]:
 
 
 def _trades(binding: LedgerBinding, n: int) -> list[str]:
-    """n round trips of SPY (buy, sell with a fee) written through the ingestion API; returns FITIDs in order."""
+    """n round trips of SPY (buy, sell with a fee) written through the ingestion API; returns every FITID of the
+    ledger in order (the opening float injection first)."""
     entries = []
     for i in range(n):
         common = dict(strategy="open", ticker="SPY", signal_ticker="SPY", side="long", instrument="equity",
@@ -45,7 +47,8 @@ def _trades(binding: LedgerBinding, n: int) -> list[str]:
                          exit_reason="timeout", entry_price=Decimal("127.5"), **common)  # type: ignore[arg-type]  # fmt: skip
         entries += entries_for_fill(buy) + entries_for_fill(sell)
     LedgerWriter(binding.ledger_path, binding.backup_dir, 5, binding.coa_path).ingest(entries)
-    return [e.fitid for e in entries]
+    with sqlite3.connect(f"file:{binding.ledger_path}?mode=ro", uri=True) as conn:
+        return [r[0] for r in conn.execute("SELECT fitid FROM transactions ORDER BY id")]
 
 
 def _client(srv: FakeAccountingServer, retries: int = 0) -> AccountingClient:
@@ -62,8 +65,8 @@ def test_lost_reply_mid_run_then_rerun_sends_each_fitid_once(
     provisioned_home: Path, acct: FakeAccountingServer
 ) -> None:
     binding = load_binding(BotHome(provisioned_home))
-    fitids = _trades(binding, 4)  # 12 transactions: 4 buys, 4 sells, 4 fees
-    assert len(fitids) == 12
+    fitids = _trades(binding, 4)  # the float, then 4 buys, 4 sells, 4 fees: 13 transactions
+    assert len(fitids) == 13
     # the second batch is applied, then its connection dropped; no retry allowed, so the run stops there
     acct.inject("POST", "/v1/bots/TB01/ledger/transactions", "drop_after", skip=1)
     client = _client(acct, retries=0)
@@ -71,7 +74,7 @@ def test_lost_reply_mid_run_then_rerun_sends_each_fitid_once(
         sync_ledger(client, binding, batch_size=5)
     assert list(acct.transactions) == fitids[:10]  # applied although the reply was lost
     again = sync_ledger(client, binding, batch_size=5)  # resumes from the accounting system's cursor
-    assert (again.pushed, again.duplicates, again.batches, again.last_fitid) == (2, 0, 1, fitids[-1])
+    assert (again.pushed, again.duplicates, again.batches, again.last_fitid) == (3, 0, 1, fitids[-1])
     assert list(acct.transactions) == fitids
     assert sync_ledger(client, binding, batch_size=5).batches == 0  # nothing left: nothing sent
     tx = acct.transactions["S0"]
@@ -86,7 +89,7 @@ def test_a_retried_batch_is_deduplicated_by_the_receiver(
     fitids = _trades(binding, 2)
     acct.inject("POST", "/v1/bots/TB01/ledger/transactions", "status_after", status=502)
     result = sync_ledger(_client(acct, retries=2), binding, batch_size=100)
-    assert (result.pushed, result.batches) == (6, 1)  # the retry carried the same key: applied once
+    assert (result.pushed, result.batches) == (7, 1)  # the retry carried the same key: applied once
     assert acct.count("POST", "/v1/bots/TB01/ledger/transactions") == 2 and list(acct.transactions) == fitids
 
 
@@ -110,7 +113,7 @@ def test_cli_sync_and_its_wrapper(
     fitids = _trades(load_binding(home), 2)
     assert main(["accounting", "sync", "--home", str(provisioned_home), "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
-    assert f"6 new, 0 already there, 2 batch(es); acknowledged up to {fitids[-1]}" in out
+    assert f"7 new, 0 already there, 2 batch(es); acknowledged up to {fitids[-1]}" in out
     wrapper = Path(__file__).resolve().parents[1] / "support" / "sync_to_accounting.py"
     done = subprocess.run([sys.executable, str(wrapper), "--home", str(provisioned_home)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,9 @@
 """The session float (spec float_bot.py): pull it from the accounting API at session start when configured.
 
 When `acct_api_credentials` exists the API's float is the session float. If it disagrees with the float
-ledger, the disagreement is logged and alerted and the difference is injected (FLOAT_IN / FLOAT_OUT with FITID
-`FLOAT-API-{float_id}`, so one assignment is injected once) so the ledger agrees with the accounting system.
+ledger, the disagreement is logged and alerted and the difference is injected into the float ledger and the bot ledger
+(`float_injection.inject_float`, FLOAT_IN / FLOAT_OUT with FITID `FLOAT-API-{float_id}`, so one assignment is
+injected once) so the ledger agrees with the accounting system.
 When the API cannot answer, the last known float is used — the float-ledger balance, which holds the last
 assignment injected — and that is logged and alerted. The bot never makes a number up: with no float at all
 preflight refuses to start. Pure decision + one writer; the caller emits the events (boot has the log).
@@ -17,10 +18,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tbot_bot.accounting.accounting_api import LedgerWriter
 from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.acct_client import AccountingClient, FloatAssignment
-from tbot_bot.accounting.float_ledger import broker_current_float, float_movement
+from tbot_bot.accounting.float_injection import inject_float
+from tbot_bot.accounting.float_ledger import broker_current_float
 from tbot_bot.errors import ConfigError, TbotError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text
@@ -51,6 +52,7 @@ def injection_fitid(assignment: FloatAssignment) -> str:
 
 
 def inject_float_difference(
+    home: BotHome,
     binding: LedgerBinding,
     backup_keep: int,
     assignment: FloatAssignment,
@@ -58,19 +60,21 @@ def inject_float_difference(
     *,
     actor: str,
 ) -> bool:
-    """Bring the float ledger to the assigned float; False when this assignment was already injected."""
+    """Bring both ledgers to the assigned float; False when this assignment was already injected."""
     difference = assignment.amount - ledger_float
     if difference == 0:
         return False
-    entry = float_movement(
+    result = inject_float(
+        binding,
         abs(difference),
-        currency_code=binding.currency_code,
         posted_at=assignment.as_of,
         fitid=injection_fitid(assignment),
         returned=difference < 0,
+        backup_keep=backup_keep,
+        actor=actor,
+        home=home,
     )
-    writer = LedgerWriter(binding.float_ledger_path, binding.backup_dir, backup_keep)
-    return writer.ingest([entry], actor=actor).written > 0
+    return result.float_ledger.written > 0
 
 
 def _remember(home: BotHome, assignment: FloatAssignment, fetched_at: datetime) -> None:
@@ -137,7 +141,12 @@ def session_float(
     notices: list[FloatNotice] = []
     if assignment.amount != ledger_float:
         injected = inject_float_difference(
-            binding, backup_keep, assignment, ledger_float, actor=f"tbot:{binding.identity.BOT_ID}:float"
+            home,
+            binding,
+            backup_keep,
+            assignment,
+            ledger_float,
+            actor=f"tbot:{binding.identity.BOT_ID}:float",
         )
         notices.append(
             FloatNotice(

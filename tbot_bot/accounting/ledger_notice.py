@@ -1,6 +1,7 @@
 """Memo-only audit entries: events the accountant must see in the ledger's audit trail that move no money
 (a rebalance request, its resolution). One hash-chained `audit_log` row, action `notice`, no transaction, no
-splits; `fitid` holds the notice's key so a notice is recorded once even when the caller retries after a crash.
+splits (plus the writer's usual `batch` row); `fitid` holds the notice's key so a notice is recorded once even
+when the caller retries after a crash.
 The memo is OFX-aligned JSON (TRNTYPE-like `NOTICETYPE`, `DTPOSTED`, `CURDEF`, amounts as decimal strings).
 """
 
@@ -11,49 +12,49 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_row_hash, format_dtposted
-from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger
-from tbot_bot.errors import LedgerError
+from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.accounting.ledger_anchor import AnchorStore
+from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.support.path_resolver import BotHome
 
 NOTICE_ACTION = "notice"
-_INSERT_AUDIT = f"INSERT INTO audit_log ({', '.join(AUDIT_FIELDS)}, prev_hash, row_hash) VALUES ({', '.join('?' * (len(AUDIT_FIELDS) + 2))})"
 
 
-def append_notice(ledger_path: Path, *, key: str, memo: dict[str, Any], actor: str, moment: datetime) -> bool:
-    """Append one notice row unless a notice with this key exists; True when written."""
-    problems = check_ledger_schema(ledger_path)
-    if problems:
-        raise LedgerError(f"ledger {ledger_path} refused: " + "; ".join(problems))
-    with open_ledger(ledger_path) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            seen = conn.execute(
-                "SELECT 1 FROM audit_log WHERE action = ? AND fitid = ?", (NOTICE_ACTION, key)
-            ).fetchone()
-            if seen is not None:
-                conn.execute("ROLLBACK")
-                return False
-            last = conn.execute("SELECT id, row_hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-            audit_id, prev_hash = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS_HASH)
-            row = {
-                "id": audit_id,
-                "logged_at": format_dtposted(moment),
-                "actor": actor,
-                "action": NOTICE_ACTION,
-                "transaction_id": None,
-                "fitid": key,
-                "account_code": None,
-                "memo": json.dumps(memo, sort_keys=True, default=str),
-                "payload_sha256": None,
-            }
-            conn.execute(
-                _INSERT_AUDIT, [*(row[k] for k in AUDIT_FIELDS), prev_hash, audit_row_hash(prev_hash, row)]
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+def append_notice(
+    home: BotHome,
+    binding: LedgerBinding,
+    *,
+    key: str,
+    memo: dict[str, Any],
+    actor: str,
+    moment: datetime,
+    backup_keep: int,
+) -> bool:
+    """Append one notice row to the bot ledger unless a notice with this key exists; True when written.
+
+    Written through the ingestion API (a batch with no transactions), so it is backed up first and the chain
+    head stays anchored like any other write.
+    """
+    if any(n["key"] == key for n in notices(binding.ledger_path, key)):
+        return False
+    row = {
+        "action": NOTICE_ACTION,
+        "transaction_id": None,
+        "fitid": key,
+        "account_code": None,
+        "memo": json.dumps(memo, sort_keys=True, default=str),
+        "payload_sha256": None,
+    }
+    writer = LedgerWriter(
+        binding.ledger_path,
+        binding.backup_dir,
+        backup_keep,
+        binding.coa_path,
+        now=lambda: moment,
+        anchors=AnchorStore.for_home(home),
+    )
+    writer.ingest([], actor=actor, extra_audit=[row])
     return True
 
 

@@ -209,7 +209,9 @@ class RebalanceMonitor:
         self._post(state, breach, now)
         self._log_line("rebalance_requested", breach, message, now)
         append_notice(
-            self.binding.ledger_path,
+            self.home,
+            self.binding,
+            backup_keep=self.settings.LEDGER_BACKUP_KEEP,
             key=f"REBALANCE-{breach_id}",
             memo=self._memo("REBALANCE_REQUEST", breach, a, now),
             actor=f"tbot:{ident.BOT_ID}:rebalance",
@@ -223,7 +225,9 @@ class RebalanceMonitor:
         closed = {**breach, "closed_at": now.isoformat(), "closing_assessment": a.as_json()}
         self._log_line("rebalance_resolved", closed, message, now)
         append_notice(
-            self.binding.ledger_path,
+            self.home,
+            self.binding,
+            backup_keep=self.settings.LEDGER_BACKUP_KEEP,
             key=f"REBALANCE-{breach['breach_id']}-RESOLVED",
             memo=self._memo("REBALANCE_RESOLVED", closed, a, now),
             actor=f"tbot:{self.binding.identity.BOT_ID}:rebalance",
