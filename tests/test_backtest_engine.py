@@ -79,7 +79,8 @@ def test_inverse_etf_bearish_trades_buy_the_mapped_etf(tmp_path: Path) -> None:
     bearish = result.trades[result.trades["direction"] == "bearish"]
     assert len(bearish)
     assert set(bearish["ticker"]) <= {"SH", "SDS", "SPXU"} and set(bearish["tag"]) == {"InverseETF"}
-    assert (bearish["side"] == "short").all() and (bearish["ticker"] != bearish["signal_ticker"]).all()
+    # position semantics: the inverse ETF is held long; the signal's view is bearish
+    assert (bearish["side"] == "long").all() and (bearish["ticker"] != bearish["signal_ticker"]).all()
 
 
 def test_short_type_disabled_logs_and_skips_bearish_signals(tmp_path: Path) -> None:
@@ -93,6 +94,9 @@ def test_short_sell_trades_the_signal_ticker_short(tmp_path: Path) -> None:
     result = _run(tmp_path, SHORT_TYPE_OPEN="ShortSell")
     bearish = result.trades[result.trades["direction"] == "bearish"]
     assert len(bearish) and (bearish["ticker"] == bearish["signal_ticker"]).all()
+    assert (bearish["side"] == "short").all()
+    # whole shares: the sim (like Alpaca) does not allow fractional short sales
+    assert all(Decimal(q) == Decimal(q).to_integral_value() for q in bearish["size"])
     raw = bearish.iloc[0]
     pnl = (Decimal(raw["entry_price"]) - Decimal(raw["exit_price"])) * Decimal(raw["size"])
     assert Decimal(raw["PnL"]) == pnl.quantize(Decimal("0.0001"))

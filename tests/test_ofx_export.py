@@ -42,19 +42,36 @@ def inv_of(tx):  # type: ignore[no-untyped-def]
 
 
 def ledger_cash(ledger: Path) -> dict[str, tuple[Decimal, datetime]]:
+    """FITID -> (1030 movement, dtposted) as the statement shows it: a `<trade>-FEE` entry folds into its trade."""
     conn = sqlite3.connect(ledger)
     rows = conn.execute(
         "SELECT t.fitid, t.dtposted, coalesce(sum(s.debit) - sum(s.credit), 0) FROM transactions t "
         "LEFT JOIN splits s ON s.transaction_id = t.id AND s.account_code = '1030' GROUP BY t.id"
     ).fetchall()
     conn.close()
-    return {
+    out = {
         str(fitid): (
             Decimal(cash) / 10_000,
             datetime.strptime(posted, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
         )
         for fitid, posted, cash in rows
+        if not str(fitid).endswith("-FEE")
     }
+    for fitid, _, cash in rows:
+        if str(fitid).endswith("-FEE"):
+            trade_cash, posted = out[str(fitid)[:-4]]
+            out[str(fitid)[:-4]] = (trade_cash + Decimal(cash) / 10_000, posted)
+    return out
+
+
+def ledger_fees(ledger: Path) -> dict[str, Decimal]:
+    conn = sqlite3.connect(ledger)
+    rows = conn.execute(
+        "SELECT t.fitid, s.debit FROM transactions t JOIN splits s ON s.transaction_id = t.id "
+        "WHERE s.account_code = '5010'"
+    ).fetchall()
+    conn.close()
+    return {str(f)[:-4]: Decimal(d) / 10_000 for f, d in rows}
 
 
 def test_day_export_parses_and_amounts_equal_the_ledger_to_the_cent(tmp_path: Path) -> None:
@@ -91,7 +108,13 @@ def test_day_export_parses_and_amounts_equal_the_ledger_to_the_cent(tmp_path: Pa
     assert seen["S1-CLOSE"] == ("BUYSTOCK", "BUYTOCOVER")
     assert seen["P1-OPEN"] == ("BUYOPT", "BUYTOOPEN")
     assert seen["P1-CLOSE"] == ("SELLOPT", "SELLTOCLOSE")
-    assert seen["P1-CLOSE-FEE"] == ("INVEXPENSE", None)
+    assert "P1-CLOSE-FEE" not in seen  # shown on its trade as COMMISSION, included in the trade's TOTAL
+    commissions = {
+        inv_of(t).invtran.fitid: inv_of(t).commission for t in stmt.transactions if inv_of(t) is not None
+    }
+    fees = ledger_fees(ledger)
+    fees.pop("OTHER-DAY", None)
+    assert {f: c for f, c in commissions.items() if c is not None} == fees
     net = sum((inv_of(t).total if inv_of(t) is not None else t.total) for t in stmt.transactions)
     assert net == sum(c for c, _ in expected.values())
 
@@ -150,3 +173,46 @@ def test_export_refuses_a_ledger_that_fails_verify(tmp_path: Path) -> None:
 def test_export_refuses_overlong_ofx_ids(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="1-22 characters"):
         export_ofx(booked(tmp_path), tmp_path / "x.ofx", broker_id="ALPACA", account_id="X" * 23)
+
+
+def test_positions_and_balance_parse_with_ofxtools(tmp_path: Path) -> None:
+    """A statement ending with positions open: INVPOSLIST at cost, INVBAL with cash and the short liability."""
+    ledger, writer = new_ledger(tmp_path)
+    opens = [f for f in day_of_fills() if f.fitid.endswith("-OPEN")]
+    writer.ingest([e for f in opens for e in entries_for_fill(f)])
+    stmt = parse(
+        export_ofx(ledger, tmp_path / "open.ofx", day=DAY.date(), broker_id="SIM", account_id="A1")
+    ).statements[0]
+    pos = {p.invpos.secid.uniqueid: p for p in stmt.positions}
+    assert set(pos) == {"AAPL", "SQQQ", "TSLA", PUT}
+    assert (type(pos["AAPL"]).__name__, pos["AAPL"].invpos.postype, pos["AAPL"].invpos.units) == (
+        "POSSTOCK",
+        "LONG",
+        Decimal(10),
+    )
+    assert pos["AAPL"].invpos.mktval == Decimal("1902.50") and pos["AAPL"].invpos.unitprice == Decimal(
+        "190.25"
+    )
+    tsla = pos["TSLA"].invpos
+    assert (tsla.postype, tsla.heldinacct, tsla.units, tsla.mktval) == (
+        "SHORT",
+        "SHORT",
+        Decimal(-5),
+        Decimal("-1252.50"),
+    )
+    put = pos[PUT]
+    assert (type(put).__name__, put.invpos.units, put.invpos.mktval) == (
+        "POSOPT",
+        Decimal(2),
+        Decimal("630.00"),
+    )
+    cash = sum((c for c, _ in ledger_cash(ledger).values()), Decimal(0))
+    assert stmt.balances.availcash == cash  # ledger 1030 at the statement's end
+    assert stmt.balances.shortbalance == Decimal("1252.50")  # 2030 Securities Sold Short
+    # a flat day: no INVPOSLIST, the balance still there
+    ledger2 = booked(tmp_path / "flat")
+    stmt2 = parse(
+        export_ofx(ledger2, tmp_path / "flat.ofx", day=DAY.date(), broker_id="SIM", account_id="A1")
+    ).statements[0]
+    assert stmt2.positions is None or len(stmt2.positions) == 0
+    assert stmt2.balances.shortbalance == 0

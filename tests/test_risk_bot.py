@@ -96,6 +96,22 @@ def test_whole_shares_floor_and_zero_is_skipped_with_reason() -> None:
     assert isinstance(b, Denied) and b.code is DenialCode.ZERO_QUANTITY and "zero shares" in b.reason
 
 
+def test_short_sales_are_whole_shares_unless_the_broker_allows_fractional_shorts() -> None:
+    from dataclasses import replace
+
+    from tbot_bot.trading.risk_bot import InstrumentKind
+
+    s = make_settings(MAX_RISK_PER_TRADE="1")  # session cap 200 -> one signal takes all of it
+    short = cand("TSLA", 1, price="30", kind=InstrumentKind.SHORT_SALE)
+    long_ = cand("TSLA", 1, price="30")
+    limits = RiskLimits.from_settings(s, SIM)
+    assert limits.fractional and not limits.fractional_short  # the sim declares no fractional shorts
+    assert sized(plan_entries([long_], limits, D(10_000)))[0].qty == D("6.6666")
+    assert sized(plan_entries([short], limits, D(10_000)))[0].qty == D(6)
+    allowing = RiskLimits.from_settings(s, replace(SIM, fractional_short=True))
+    assert sized(plan_entries([short], allowing, D(10_000)))[0].qty == D("6.6666")
+
+
 def test_fractional_off_by_setting() -> None:
     limits = RiskLimits.from_settings(make_settings(FRACTIONAL="false"), SIM)
     assert not limits.fractional

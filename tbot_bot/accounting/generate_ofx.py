@@ -1,7 +1,11 @@
-"""OFX 2.2 investment statement export (INVSTMTRS + SECLIST) of a verified bot ledger.
+"""OFX 2.2 investment statement export (INVSTMTRS + INVPOSLIST + INVBAL + SECLIST) of a verified bot ledger.
 
-TOTAL is the transaction's signed Broker Cash (1030) movement exactly as the ledger holds it; FITID, DTTRADE
-and amounts come from the ledger; securities are identified by ticker (UNIQUEIDTYPE=TICKER).
+TOTAL is the signed Broker Cash (1030) movement exactly as the ledger holds it; a trade's fee entry
+(FITID `<trade>-FEE`, Dr 5010) is shown on the trade as COMMISSION and included in its TOTAL. FITID, DTTRADE and
+amounts come from the ledger; securities are identified by ticker (UNIQUEIDTYPE=TICKER). INVPOSLIST lists the
+positions open at the statement's end at cost (the ledger holds no market prices); INVBAL gives the ledger's
+cash (1030) and the short-sale liability (2030) at that moment. Period-close entries (CLOSE) move no cash and
+are not statement lines.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ def _invtran(tx: dict[str, Any]) -> str:
 
 def _trade_xml(tx: dict[str, Any]) -> str:
     trntype = tx["trntype"]
-    cash = int(tx["cash"] or 0)
+    fee_cash = int(tx.get("fee_cash") or 0)  # the folded fee entry's 1030 movement (negative)
+    cash = int(tx["cash"] or 0) + fee_cash
+    commission = f"<COMMISSION>{_amount(-fee_cash)}</COMMISSION>" if fee_cash else ""
     size = _decimal(tx["size"])
     opening = trntype in ("BUY", "SELLSHORT", "BUYTOOPEN")
     price_minor = tx["entry_price"] if opening else tx["exit_price"]
@@ -89,7 +95,7 @@ def _trade_xml(tx: dict[str, Any]) -> str:
     if trntype in ("BUY", "BUYTOCOVER", "BUYTOOPEN"):
         body = (
             f"<INVBUY>{_invtran(tx)}{_secid(tx['ticker'])}<UNITS>{size}</UNITS><UNITPRICE>{unitprice}</UNITPRICE>"
-            f"<TOTAL>{_amount(cash)}</TOTAL><SUBACCTSEC>{subacct}</SUBACCTSEC><SUBACCTFUND>CASH</SUBACCTFUND></INVBUY>"
+            f"{commission}<TOTAL>{_amount(cash)}</TOTAL><SUBACCTSEC>{subacct}</SUBACCTSEC><SUBACCTFUND>CASH</SUBACCTFUND></INVBUY>"
         )
         if trntype == "BUYTOOPEN":
             return f"<BUYOPT>{body}<OPTBUYTYPE>BUYTOOPEN</OPTBUYTYPE><SHPERCTRCT>{_shares_per_contract(tx)}</SHPERCTRCT></BUYOPT>"
@@ -97,7 +103,7 @@ def _trade_xml(tx: dict[str, Any]) -> str:
     gain = f"<GAIN>{_amount(int(tx['pnl']))}</GAIN>" if tx["pnl"] is not None else ""
     body = (
         f"<INVSELL>{_invtran(tx)}{_secid(tx['ticker'])}<UNITS>{-size}</UNITS><UNITPRICE>{unitprice}</UNITPRICE>"
-        f"<TOTAL>{_amount(cash)}</TOTAL>{gain}<SUBACCTSEC>{subacct}</SUBACCTSEC><SUBACCTFUND>CASH</SUBACCTFUND></INVSELL>"
+        f"{commission}<TOTAL>{_amount(cash)}</TOTAL>{gain}<SUBACCTSEC>{subacct}</SUBACCTSEC><SUBACCTFUND>CASH</SUBACCTFUND></INVSELL>"
     )
     if trntype == "SELLTOCLOSE":
         return f"<SELLOPT>{body}<OPTSELLTYPE>SELLTOCLOSE</OPTSELLTYPE><SHPERCTRCT>{_shares_per_contract(tx)}</SHPERCTRCT></SELLOPT>"
@@ -108,9 +114,27 @@ def _shares_per_contract(tx: dict[str, Any]) -> int:
     return int(_decimal(tx["contract_multiplier"]) or 100)
 
 
+_TRADES = ("BUY", "SELL", "SELLSHORT", "BUYTOCOVER", "BUYTOOPEN", "SELLTOCLOSE")
+
+
+def _fold_fees(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attach each `<trade>-FEE` entry to its trade in the same statement (COMMISSION); drop CLOSE entries."""
+    trades = {tx["fitid"]: tx for tx in rows if tx["trntype"] in _TRADES}
+    out = []
+    for tx in rows:
+        parent = (
+            trades.get(tx["fitid"][:-4]) if tx["trntype"] == "FEE" and tx["fitid"].endswith("-FEE") else None
+        )
+        if parent is not None:
+            parent["fee_cash"] = int(parent.get("fee_cash") or 0) + int(tx["cash"] or 0)
+        elif tx["trntype"] != "CLOSE":
+            out.append(tx)
+    return out
+
+
 def _transaction_xml(tx: dict[str, Any]) -> str:
     trntype = tx["trntype"]
-    if trntype in ("BUY", "SELL", "SELLSHORT", "BUYTOCOVER", "BUYTOOPEN", "SELLTOCLOSE"):
+    if trntype in _TRADES:
         return _trade_xml(tx)
     cash = int(tx["cash"] or 0)
     if trntype == "FEE" and tx["ticker"]:
@@ -144,6 +168,76 @@ def _security_xml(ticker: str, instrument: str, multiplier: int) -> str:
     )
 
 
+_OPENING_SIGN = {"BUY": 1, "BUYTOOPEN": 1, "SELLSHORT": -1, "SELL": -1, "SELLTOCLOSE": -1, "BUYTOCOVER": 1}
+
+
+def positions_and_balances(
+    conn: sqlite3.Connection, through: str | None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Positions open after every posting dated before `through` (dtposted text; None = all), at cost, and the
+    1030 / 2030 balances then (minor units)."""
+    where, args = ("WHERE t.dtposted < ?", (through,)) if through else ("", ())
+    units: dict[str, Decimal] = {}
+    info: dict[str, tuple[str, int]] = {}
+    for ticker, trntype, size, instrument, mult in conn.execute(
+        f"SELECT t.ticker, t.trntype, t.size, t.instrument, t.contract_multiplier FROM transactions t {where} "
+        "ORDER BY t.id",
+        args,
+    ):
+        sign = _OPENING_SIGN.get(str(trntype))
+        if sign is None or not ticker:
+            continue
+        units[ticker] = units.get(ticker, Decimal(0)) + sign * _decimal(size)
+        info[ticker] = (str(instrument), int(_decimal(mult) or 100))
+    cost: dict[str, int] = {}
+    for ticker, bal in conn.execute(
+        f"SELECT t.ticker, sum(s.debit) - sum(s.credit) FROM splits s JOIN transactions t "
+        f"ON t.id = s.transaction_id {where} {'AND' if where else 'WHERE'} s.account_code IN ('1110', '1120', '2030') "
+        "GROUP BY t.ticker",
+        args,
+    ):
+        cost[str(ticker)] = int(bal)
+    positions = [
+        {"ticker": t, "units": u, "cost": cost.get(t, 0), "instrument": info[t][0], "multiplier": info[t][1]}
+        for t, u in sorted(units.items())
+        if u != 0
+    ]
+    balances = {
+        str(a): int(b)
+        for a, b in conn.execute(
+            f"SELECT s.account_code, sum(s.debit) - sum(s.credit) FROM splits s JOIN transactions t "
+            f"ON t.id = s.transaction_id {where} {'AND' if where else 'WHERE'} s.account_code IN ('1030', '2030') "
+            "GROUP BY s.account_code",
+            args,
+        )
+    }
+    return positions, balances
+
+
+def _position_xml(pos: dict[str, Any], asof: str) -> str:
+    units: Decimal = pos["units"]
+    short = units < 0
+    shares = abs(units) * (pos["multiplier"] if pos["instrument"] == "option" else 1)
+    mktval = from_minor(abs(pos["cost"]))
+    unitprice = (mktval / shares).quantize(Decimal("0.0001")) if shares else Decimal(0)
+    body = (
+        f"<INVPOS>{_secid(pos['ticker'])}<HELDINACCT>{'SHORT' if short else 'CASH'}</HELDINACCT>"
+        f"<POSTYPE>{'SHORT' if short else 'LONG'}</POSTYPE><UNITS>{units}</UNITS><UNITPRICE>{unitprice}</UNITPRICE>"
+        f"<MKTVAL>{-mktval if short else mktval}</MKTVAL><DTPRICEASOF>{asof}</DTPRICEASOF>"
+        f"<MEMO>valued at cost from the ledger</MEMO></INVPOS>"
+    )
+    return f"<POSOPT>{body}</POSOPT>" if pos["instrument"] == "option" else f"<POSSTOCK>{body}</POSSTOCK>"
+
+
+def _balance_xml(balances: dict[str, int]) -> str:
+    cash = balances.get("1030", 0)
+    short_liability = -balances.get("2030", 0)  # credit balance of Securities Sold Short
+    return (
+        f"<INVBAL><AVAILCASH>{_amount(cash)}</AVAILCASH><MARGINBALANCE>0</MARGINBALANCE>"
+        f"<SHORTBALANCE>{_amount(short_liability)}</SHORTBALANCE></INVBAL>"
+    )
+
+
 def _rows(conn: sqlite3.Connection, day: date | None) -> list[dict[str, Any]]:
     sql = (
         "SELECT t.*, c.cash FROM transactions t LEFT JOIN (SELECT transaction_id, sum(debit) - sum(credit) AS cash "
@@ -168,12 +262,18 @@ def render_ofx(
     end: datetime,
     generated_at: datetime,
     trnuid: str,
+    positions: Iterable[dict[str, Any]] = (),
+    balances: dict[str, int] | None = None,
 ) -> str:
-    rows = list(rows)
+    rows = _fold_fees(list(rows))
+    positions = list(positions)
     securities: dict[str, tuple[str, int]] = {}
     for tx in rows:
         if tx["ticker"] and tx["instrument"] in ("equity", "option"):
             securities.setdefault(tx["ticker"], (tx["instrument"], _shares_per_contract(tx)))
+    for pos in positions:
+        securities.setdefault(pos["ticker"], (pos["instrument"], pos["multiplier"]))
+    asof = ofx_datetime(end)
     parts = [
         _HEADER,
         "<OFX><SIGNONMSGSRSV1><SONRS>",
@@ -185,7 +285,12 @@ def render_ofx(
         f"<INVTRANLIST><DTSTART>{ofx_datetime(start)}</DTSTART><DTEND>{ofx_datetime(end)}</DTEND>\n",
     ]
     parts += [_transaction_xml(tx) + "\n" for tx in rows]
-    parts.append("</INVTRANLIST></INVSTMTRS></INVSTMTTRNRS></INVSTMTMSGSRSV1>\n")
+    parts.append("</INVTRANLIST>\n")
+    if positions:
+        parts.append("<INVPOSLIST>" + "".join(_position_xml(p, asof) for p in positions) + "</INVPOSLIST>\n")
+    if balances is not None:
+        parts.append(_balance_xml(balances) + "\n")
+    parts.append("</INVSTMTRS></INVSTMTTRNRS></INVSTMTMSGSRSV1>\n")
     if securities:
         parts.append("<SECLISTMSGSRSV1><SECLIST>\n")
         parts += [_security_xml(t, inst, mult) + "\n" for t, (inst, mult) in sorted(securities.items())]
@@ -218,6 +323,8 @@ def export_ofx(
     with open_ledger(ledger_path, readonly=True) as conn:
         currency = read_meta(conn)["currency_code"]
         rows = _rows(conn, day)
+        through = f"{(day + timedelta(days=1)).isoformat()}T" if day is not None else None
+        positions, balances = positions_and_balances(conn, through)
     if day is not None:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         end = start + timedelta(days=1) - timedelta(milliseconds=1)
@@ -235,6 +342,8 @@ def export_ofx(
         end=end,
         generated_at=generated_at or utc_now(),
         trnuid=trnuid,
+        positions=positions,
+        balances=balances,
     )
     atomic_write_text(out, text)
     return out

@@ -16,7 +16,7 @@ import pandas as pd
 from tbot_bot.config.env_bot import ShortType
 from tbot_bot.market_time import previous_session_date
 from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
-from tbot_bot.trading.risk_bot import Candidate, Denied, RiskLimits, Sized, plan_entries
+from tbot_bot.trading.risk_bot import Candidate, Denied, InstrumentKind, RiskLimits, Sized, plan_entries
 
 if TYPE_CHECKING:
     from tbot_bot.backtest.slippage import SlippageModel
@@ -192,6 +192,8 @@ def execute_day(
                 prev_volume=market.prev_session_volume(instrument, row.session),
                 spread_pct=0.0,  # bars carry no quotes: the spread filter cannot reject in a backtest
                 signal_ticker=row.symbol,
+                # a short sale is sized in whole shares unless the broker allows fractional shorts
+                kind=InstrumentKind.SHORT_SALE if side == "short" else InstrumentKind.EQUITY,
             )
             candidates.append((cand, row, side, tag))
         if not candidates:
@@ -248,14 +250,13 @@ def _fill(
     qty = sized.qty
     pnl = (_money(exit_px) - _money(entry_px)) * qty * sign
     pnl_raw = (_money(exit_raw) - _money(entry_raw)) * qty * sign
-    bearish = row.direction == "bearish"
     return {
         "timestamp": row.entry_time.isoformat(),
         "strategy_name": strategy,
         "ticker": instrument,
         "signal_ticker": row.symbol,
-        # ledger convention (DESIGN §6): bearish trades are side=short, the instrument is in the tag
-        "side": "short" if bearish else "long",
+        # position semantics (DESIGN §6): the side held; an inverse ETF is long with direction bearish
+        "side": side,
         "direction": row.direction,
         "tag": tag,
         "leverage_multiplier": leverage_of(instrument) if tag == "InverseETF" else None,

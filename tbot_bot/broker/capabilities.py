@@ -15,6 +15,9 @@ class BrokerCapabilities:
     # market-data requests per minute the plan allows (universe build and warm-up pace themselves by it);
     # None = no limit (the simulated exchange)
     data_calls_per_minute: int | None = None
+    # fractional short sales: no US broker we support allows them (Alpaca refuses fractional shorts), so short
+    # sales are whole shares unless an adapter declares this
+    fractional_short: bool = False
 
 
 # Static declarations used by config validation before any adapter exists. An adapter may narrow these at

@@ -256,6 +256,10 @@ Minutes = Annotated[Int, Field(ge=1, le=390)]
 WallTime = Annotated[time, BeforeValidator(_hhmm)]  # HH:MM in WINDOW_TIMEZONE
 Money = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=Decimal("0.01"), le=1_000_000)]
 MarketCap = Annotated[Int, Field(ge=0, le=10**14)]
+FeeAmount = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, le=1000)]  # currency units
+FeeRate = Annotated[
+    Decimal, BeforeValidator(_decimal), Field(ge=0, le=Decimal("0.05"))
+]  # fraction of notional
 Short = Annotated[ShortType, BeforeValidator(_strip)]
 OptionalFraction = Annotated[
     Annotated[float, Field(ge=0.0001, le=1)] | None, BeforeValidator(_disabled_or_fraction)
@@ -404,6 +408,13 @@ class BotSettings(BaseModel):
     SLIPPAGE_MEAN_PCT: Annotated[Float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
     SLIPPAGE_STDDEV_PCT: Annotated[Float, Field(ge=0, le=10, description="percent")]
     SIMULATED_LATENCY_MS: Annotated[Int, Field(ge=0, le=60000)]
+    SIM_COMMISSION_PER_SHARE: FeeAmount
+    SIM_COMMISSION_PER_ORDER: FeeAmount
+    SIM_COMMISSION_MIN: FeeAmount
+    SIM_COMMISSION_PCT: FeeRate
+    SIM_SEC_FEE_RATE: FeeRate
+    SIM_FINRA_TAF_PER_SHARE: FeeAmount
+    SIM_FINRA_TAF_MAX: FeeAmount
     ENABLE_BSM_FILTER: Bool
     MAX_BSM_DEVIATION: FloatFraction
     RISK_FREE_RATE: Annotated[Float, Field(ge=-0.05, le=0.5)]

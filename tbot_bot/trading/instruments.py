@@ -105,6 +105,8 @@ def choose_instrument(
                 "short_sell_unsupported", f"broker {ctx.broker.name} cannot short sell"
             )
         cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
+        if cand is not None:
+            cand = replace(cand, kind=InstrumentKind.SHORT_SALE)  # sized in whole shares (capabilities)
         choice = InstrumentChoice(
             e.symbol, "equity", "sell", cand or blank, tag="ShortSell", leverage=Decimal(1)
         )

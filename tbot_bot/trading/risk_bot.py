@@ -27,7 +27,8 @@ class RiskState(StrEnum):
 
 
 class InstrumentKind(StrEnum):
-    EQUITY = "equity"  # long stock/ETF, inverse ETF, or a short sale
+    EQUITY = "equity"  # long stock/ETF or inverse ETF
+    SHORT_SALE = "short_sale"  # stock sold short: whole shares unless the broker allows fractional shorts
     LONG_PUT = "long_put"
 
 
@@ -102,6 +103,7 @@ class RiskLimits:
     max_spread_pct: float
     fractional: bool
     trades_disabled: bool = False
+    fractional_short: bool = False  # short sales in fractional shares (FRACTIONAL and the broker allow it)
     defense_mode: bool = False
 
     @classmethod
@@ -127,6 +129,10 @@ class RiskLimits:
             max_spread_pct=settings.MAX_SPREAD_PCT,
             # FRACTIONAL=true buys fractional shares only if the broker declares it can
             fractional=settings.FRACTIONAL and capabilities.fractional,
+            # FRACTIONAL=true shorts fractional shares only if the broker declares fractional short sales
+            fractional_short=settings.FRACTIONAL
+            and capabilities.fractional
+            and capabilities.fractional_short,
             trades_disabled=settings.DISABLE_ALL_TRADES,
             defense_mode=defense_mode,
         )
@@ -194,13 +200,17 @@ def pretrade_denial(candidate: Candidate, limits: RiskLimits) -> Denied | None:
     return None
 
 
-def quantity_for(candidate: Candidate, notional: Decimal, fractional: bool) -> Decimal:
-    """Shares (fractional or floored) or whole put contracts for a notional."""
+def quantity_for(
+    candidate: Candidate, notional: Decimal, fractional: bool, fractional_short: bool = False
+) -> Decimal:
+    """Shares (fractional or floored; short sales whole unless fractional_short) or whole put contracts."""
     if candidate.kind is InstrumentKind.LONG_PUT:
         if candidate.premium is None or candidate.premium <= 0:
             raise ValueError(f"put candidate {candidate.ticker} has no positive premium")
         return (notional / (candidate.premium * OPTION_MULTIPLIER)).to_integral_value(rounding=ROUND_DOWN)
     raw = notional / candidate.price
+    if candidate.kind is InstrumentKind.SHORT_SALE:
+        fractional = fractional_short
     # FRACTIONAL=true (and the broker supports it): fractional shares, else whole shares floored
     if fractional:
         return raw.quantize(FRACTIONAL_QUANTUM, rounding=ROUND_DOWN)
@@ -263,7 +273,7 @@ def plan_entries(
                 Denied(c, DenialCode.SESSION_CAP_USED, "session cap already committed", {"cap": str(cap)})
             )
             continue
-        qty = quantity_for(c, notional, limits.fractional)
+        qty = quantity_for(c, notional, limits.fractional, limits.fractional_short)
         if qty <= 0:
             unit = c.premium * OPTION_MULTIPLIER if c.premium is not None else c.price
             decisions.append(

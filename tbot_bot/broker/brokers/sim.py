@@ -36,6 +36,7 @@ from tbot_bot.broker.broker_api import (
     Quote,
     Snapshot,
 )
+from tbot_bot.broker.brokers.sim_fees import FeeSchedule
 from tbot_bot.broker.brokers.sim_market import (
     PRICE_QUANTUM,
     BarIndex,
@@ -75,6 +76,7 @@ class SimBroker(Broker):
         half_spread_pct: Decimal = Decimal("0.0002"),
         fee_per_share: Decimal = Decimal(0),
         fee_per_order: Decimal = Decimal(0),
+        fees: FeeSchedule | None = None,
         partial_fill_fraction: Decimal | None = None,
         reject_symbols: Mapping[str, str] | None = None,
         option_volatility: float = 0.25,
@@ -91,8 +93,8 @@ class SimBroker(Broker):
         self._slippage = slippage or SlippageModel()
         self._seed = seed
         self.half_spread_pct = Decimal(half_spread_pct)
-        self.fee_per_share = Decimal(fee_per_share)
-        self.fee_per_order = Decimal(fee_per_order)
+        # fee_per_share / fee_per_order: shorthand for a FeeSchedule with only those two (tests)
+        self.fees = fees or FeeSchedule(per_share=Decimal(fee_per_share), per_order=Decimal(fee_per_order))
         self.partial_fill_fraction = partial_fill_fraction
         self.reject_symbols: dict[str, str] = dict(reject_symbols or {})
         self.option_volatility = option_volatility
@@ -118,6 +120,8 @@ class SimBroker(Broker):
         **kw: Any,
     ) -> SimBroker:
         kw.setdefault("risk_free_rate", settings.RISK_FREE_RATE)
+        # SIM_COMMISSION_* / SIM_SEC_FEE_RATE / SIM_FINRA_TAF_*: what each simulated fill costs
+        kw.setdefault("fees", FeeSchedule.from_settings(settings))
         kw.setdefault("currency", settings.CURRENCY_CODE)
         db_path = kw.pop("db_path", home.state_dir / "sim_exchange.db")
         return cls(
@@ -196,10 +200,18 @@ class SimBroker(Broker):
         n_fills = len(self._store.fills(o.client_order_id))
         fill_id = f"{o.client_order_id}-F{n_fills + 1}"
         price = self._fill_price(o, bar_i, fill_id)
-        fee = self.fee_per_share * fill_qty + (self.fee_per_order if n_fills == 0 else Decimal(0))
+        option = o.asset_class is AssetClass.OPTION
+        mult = OPTION_MULTIPLIER if option else 1
+        fee = self.fees.fee(
+            fill_qty,
+            price,
+            Decimal(mult),
+            sell=o.side is OrderSide.SELL,
+            option=option,
+            first_fill=n_fills == 0,
+        )
         bar_start = from_ns(self._index.bar_start_ns(o.underlying, bar_i))
         fill = Fill(fill_id, fill_qty, price, bar_start, fee)
-        mult = OPTION_MULTIPLIER if o.asset_class is AssetClass.OPTION else 1
         signed = fill_qty if o.side is OrderSide.BUY else -fill_qty
         o.filled_qty += fill_qty
         o.last_fill_bar = bar_start
