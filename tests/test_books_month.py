@@ -29,7 +29,7 @@ FLOAT = D("25000")
 
 
 def _sessions() -> list[date]:
-    from tbot_bot.strategy.window import market_calendar
+    from tbot_bot.market_time import market_calendar
 
     cal = market_calendar("XNYS")
     # 2011-01-03 is the sample's first session: no previous volume, nothing can trade
