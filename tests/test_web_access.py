@@ -25,6 +25,12 @@ ROUTES = [
     ("GET", "/charts/trades.svg", "viewer"),
     ("GET", "/logs", "viewer"),
     ("GET", "/api/logs", "viewer"),
+    ("GET", "/history", "viewer"),
+    ("GET", "/history/equity.svg", "viewer"),
+    ("GET", "/history/chart/2011-01-18_SPY.png", "viewer"),
+    ("GET", "/research", "viewer"),
+    ("GET", "/research/backtest/mid_20110103_20110131_20261125T100000Z", "viewer"),
+    ("GET", "/research/backtest/mid_20110103_20110131_20261125T100000Z/report.html", "viewer"),
     ("GET", "/trades", "auditor"),
     ("GET", "/ledger", "auditor"),
     ("GET", "/ledger/ofx/RGL_2011-01-18.ofx", "auditor"),
@@ -94,6 +100,10 @@ def test_route_table_covers_every_url_rule(home):
         "/users/viewer/role": "/users/<segment:username>/role",
         "/users/viewer/active": "/users/<segment:username>/active",
         "/users/viewer/reset-token": "/users/<segment:username>/reset-token",
+        "/history/equity.svg": "/history/<kind>.svg",
+        "/history/chart/2011-01-18_SPY.png": "/history/chart/<segment:name>",
+        "/research/backtest/mid_20110103_20110131_20261125T100000Z": "/research/backtest/<segment:run>",
+        "/research/backtest/mid_20110103_20110131_20261125T100000Z/report.html": "/research/backtest/<segment:run>/<segment:name>",
     }
     covered |= {(m, templates.get(p, p)) for m, p, _ in ROUTES}
     assert rules == covered

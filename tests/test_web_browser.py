@@ -142,3 +142,81 @@ def test_pages_load_their_local_assets_without_csp_errors(served, browser):
         assert sheets == 2, path
     logs = [e for e in browser.get_log("browser") if "Content Security Policy" in e.get("message", "")]
     assert logs == []
+
+
+def _shot(driver, path):
+    """The viewport as an RGB array (0..255), also saved to `path` for a person to look at."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    png = driver.get_screenshot_as_png()
+    path.write_bytes(png)
+    return (mpimg.imread(io.BytesIO(png), format="png")[:, :, :3] * 255).round()
+
+
+def _element_pixels(driver, element_id, path):
+    """Scroll an element into view, take a screenshot, and return the pixels inside the element."""
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center'})", element_id
+    )
+    pixels = _shot(driver, path)
+    box = driver.execute_script(
+        "var r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return [r.left, r.top, r.right, r.bottom, window.devicePixelRatio];",
+        element_id,
+    )
+    left, top, right, bottom = (max(0, int(v * box[4])) for v in box[:4])
+    return pixels[top:bottom, left:right]
+
+
+def _has_colour(region, hex_colour, tolerance=40):
+    import numpy as np
+
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return bool((np.abs(region - rgb).max(axis=-1) <= tolerance).any())
+
+
+def test_desktop_status_history_and_logs_read_at_1280(served, browser, tmp_path):
+    base, home = served
+    bot = {"bot_id": "TB01", "entity": "RGL", "broker": "SIM", "mode": "replay", "replay_day": "2011-01-18",
+           "exchange_tz": "America/New_York"}  # fmt: skip
+    write_status(home, status_payload("monitoring", bot=bot))
+    browser.set_window_size(1280, 1000)
+    try:
+        sign_in(browser, base, "auditor")
+        browser.get(f"{base}/status")
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "replay-banner").is_displayed())
+        assert "Replay of 2011-01-18" in browser.find_element(By.ID, "replay-banner").text
+        fits = browser.execute_script(
+            "var t = document.getElementById('windows-table'); return [t.scrollWidth, t.parentNode.clientWidth,"
+            " document.documentElement.scrollWidth, window.innerWidth];"
+        )
+        assert fits[0] <= fits[1] and fits[2] <= fits[3], fits  # no sideways scrolling at 1280 px
+        cells = browser.find_element(By.ID, "windows-body").text
+        assert "09:30–09:45 EST" in cells and "14:30–14:45Z" in cells
+        banner = _element_pixels(browser, "replay-banner", tmp_path / "status_1280.png")
+        assert _has_colour(banner, "#e8f1fd", tolerance=6)
+
+        browser.get(f"{base}/history")
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("return document.getElementById('chart-daily').complete")
+        )
+        rows = browser.find_elements(By.CSS_SELECTOR, "#history-table tbody tr")
+        assert [r.text.split()[0] for r in rows] == ["2011-01-19", "2011-01-18", "2011-01-14"]
+        equity = _element_pixels(browser, "chart-equity", tmp_path / "history_1280.png")
+        assert _has_colour(equity, "#0b5cad")  # the equity line
+        daily = _element_pixels(browser, "chart-daily", tmp_path / "history_daily_1280.png")
+        assert _has_colour(daily, "#1a7f37") and _has_colour(daily, "#cf222e")  # winning and losing sessions
+        browser.find_element(By.LINK_TEXT, "chart SPY").click()
+        WebDriverWait(browser, 10).until(
+            lambda d: d.current_url.endswith("/history/chart/2011-01-18_SPY.png")
+        )
+
+        browser.get(f"{base}/logs?strategy=open")
+        text = browser.find_element(By.ID, "log-table").text
+        assert "open-error" in text and "None" not in text
+        _shot(browser, tmp_path / "logs_1280.png")
+        print(f"screenshots: {tmp_path}")
+    finally:
+        browser.set_window_size(412, 1400)

@@ -366,6 +366,7 @@ def _boot(
             "mode": "live" if replay_day is None else "replay",
             "replay_day": replay_day.isoformat() if replay_day is not None else "",
             "market_calendar": settings.MARKET_CALENDAR,
+            "exchange_tz": _exchange_tz(settings.MARKET_CALENDAR),
         },
     )
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}
@@ -541,3 +542,10 @@ def _self_checks(r: BootResult, probe: str | None) -> None:
         raise BootAborted(
             f"launch aborted, self_check failed: {names}; see {r.home.logs_dir(r.binding.scope) / 'error_tracebacks.log'}"
         )
+
+
+def _exchange_tz(calendar: str) -> str:
+    """The exchange's IANA time zone, for people reading status.json (windows are exchange time)."""
+    from tbot_bot.strategy.window import market_calendar
+
+    return str(market_calendar(calendar).tz)

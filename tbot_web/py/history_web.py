@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, render_template, request
 
 from tbot_bot.core.users import Role
 
@@ -18,8 +19,14 @@ bp = Blueprint("history", __name__)
 @requires(Role.AUDITOR)
 def trades() -> Any:
     records = read_trade_history(state().home)
+    day = request.args.get("day") or ""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        # ?day=YYYY-MM-DD (from the History page): that session's trades, by their UTC timestamp
+        records = [r for r in records if str(r.get("timestamp", "")).startswith(day)]
+    else:
+        day = ""
     return render_template(
-        "trades.html", records=list(reversed(records[-300:])), summary=trade_summary(records)
+        "trades.html", records=list(reversed(records[-300:])), summary=trade_summary(records), day=day
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,51 @@ def _age_seconds(updated_at: Any, now: datetime) -> float | None:
     return max(0.0, (now - stamp).total_seconds())
 
 
-def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: bool) -> dict[str, Any]:
+RUNNING_STATES = ("analyzing", "trading", "monitoring")
+STALE_AFTER_S = 300  # a running window rewrites status.json at least every minute
+
+
+def status_written_at(home: BotHome) -> datetime | None:
+    """When status.json was last written (wall clock); in a replay `updated_at` is the replayed day's clock."""
+    try:
+        return datetime.fromtimestamp(home.status_json.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written_at: datetime | None) -> None:
+    """Strings for people: windows in exchange time and UTC, replay label, staleness from the file's write time."""
+    from .time_web import both, exchange_zone, span
+
+    zone = exchange_zone(status)
+    out["exchange_tz"] = str(zone) if zone else None
+    windows = []
+    for w in status.get("windows") or []:
+        if not isinstance(w, dict):
+            continue
+        sched = span(w.get("scheduled_start"), w.get("scheduled_end"), zone)
+        actual = span(w.get("actual_start"), w.get("actual_end"), zone)
+        windows.append({**w, "sched_exchange": sched[0], "sched_utc": sched[1],
+                        "actual_exchange": actual[0], "actual_utc": actual[1]})  # fmt: skip
+    out["windows"] = windows
+    out["pending_confirmations"] = [
+        {**p, "expires_text": both(p.get("expires_at"), zone)}
+        for p in status.get("pending_confirmations") or []
+        if isinstance(p, dict)
+    ]
+    bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
+    out["replay_day"] = bot.get("replay_day") if bot.get("mode") == "replay" else None
+    out["updated_text"] = both(status.get("updated_at"), zone, with_date=True)
+    written_age = max(0.0, (now - written_at).total_seconds()) if written_at else None
+    out["written_age_seconds"] = written_age
+    out["stale"] = bool(
+        status.get("state") in RUNNING_STATES and written_age is not None and written_age > STALE_AFTER_S
+    )
+
+
+def compact_status(
+    status: dict[str, Any], now: datetime, *, stop_requested: bool, written_at: datetime | None = None
+) -> dict[str, Any]:
     """The fields the status page needs, kept under STATUS_JSON_BUDGET bytes."""
     keys = (
         "state",
@@ -107,6 +151,7 @@ def compact_status(status: dict[str, Any], now: datetime, *, stop_requested: boo
     out["positions_total"] = len(positions) if isinstance(positions, list) else 0
     out["age_seconds"] = _age_seconds(status.get("updated_at"), now)
     out["stop_requested"] = stop_requested
+    _display(status, out, now, written_at)
     while len(json.dumps(out, separators=(",", ":"))) > STATUS_JSON_BUDGET and out["positions"]:
         out["positions"] = out["positions"][: len(out["positions"]) // 2]
     out["truncated"] = len(out["positions"]) < out["positions_total"]
@@ -135,32 +180,88 @@ def _tail_lines(path: Path) -> list[str]:
 
 
 def read_log_entries(
-    home: BotHome, *, strategy: str | None = None, level: str | None = None, limit: int = 200
+    home: BotHome,
+    *,
+    strategy: str | None = None,
+    level: str | None = None,
+    limit: int = 200,
+    day: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest-last entries from output/<scope>/logs/{open,mid,close}.log, filtered by strategy and level."""
+    """Newest-last entries from output/<scope>/logs/{open,mid,close}.log (and, for a past `day`, that day's
+    rotated `{strategy}.{day}.log`), filtered by strategy, minimum level and UTC day."""
+    entries = _log_entries(home, strategy, level, day)
+    return entries[-limit:]
+
+
+def read_log_page(
+    home: BotHome, *, strategy: str | None, level: str | None, day: str | None, page: int, per_page: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of entries, newest first (page 0 = the newest), and how many entries match in total."""
+    entries = _log_entries(home, strategy, level, day)
+    total = len(entries)
+    newest_first = entries[::-1]
+    return newest_first[page * per_page : (page + 1) * per_page], total
+
+
+def _log_entries(
+    home: BotHome, strategy: str | None, level: str | None, day: str | None
+) -> list[dict[str, Any]]:
     files = bot_files(home)
     if files.scope is None:
         return []
     wanted = [strategy] if strategy in STRATEGIES else list(STRATEGIES)
     entries: list[dict[str, Any]] = []
     for name in wanted:
-        for line in _tail_lines(home.logs_dir(files.scope) / f"{name}.log"):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError
-            except ValueError:
-                record = {"event": line[:500], "level": "info"}
-            record.setdefault("strategy", name)
-            record["level"] = str(record.get("level", "info")).lower()
-            entries.append(record)
+        paths = [home.logs_dir(files.scope) / f"{name}.log"]
+        if day:
+            paths.insert(0, home.logs_dir(files.scope) / f"{name}.{day}.log")  # rotated by log_rotation
+        for path in paths:
+            for line in _tail_lines(path):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise ValueError
+                except ValueError:
+                    record = {"event": line[:500], "level": "info"}
+                record.setdefault("strategy", name)
+                record["level"] = str(record.get("level", "info")).lower()
+                entries.append(record)
     if level in LEVELS:
         floor = LEVELS.index(level)
         entries = [e for e in entries if e["level"] in LEVELS and LEVELS.index(e["level"]) >= floor]
+    if day:
+        entries = [e for e in entries if str(e.get("timestamp", "")).startswith(day)]
     entries.sort(key=lambda e: str(e.get("timestamp", "")))
-    return entries[-limit:]
+    return entries
+
+
+LOG_COLUMNS = ("timestamp", "strategy", "level", "event", "message")
+
+
+def set_fields(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of a log line worth showing: everything beyond the columns that has a value; a JSON `detail`
+    is opened into its own fields (the strategy logs write every field, most of them null)."""
+    out: list[tuple[str, str]] = []
+    for key, value in entry.items():
+        if key in LOG_COLUMNS or value is None or value == "" or value == {}:
+            continue
+        if key == "detail" and isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                out += [(k, _short(v)) for k, v in parsed.items() if v is not None and v != ""]
+                continue
+        out.append((key, _short(value)))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # ---------------------------------------------------------------- trade history and ledger (auditor)

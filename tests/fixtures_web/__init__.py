@@ -198,7 +198,64 @@ def build_home(root: Path, *, env: str | None = None) -> BotHome:
     ofx_dir = home.bot_output_dir(SCOPE) / "ofx"
     ofx_dir.mkdir(parents=True, exist_ok=True)
     (ofx_dir / "RGL_2011-01-18.ofx").write_text("OFXHEADER:100\n", encoding="utf-8")
+    write_research(home)
     return home
+
+
+# (session, trades, wins, losses, realised PnL, fees): the History page's sessions
+SESSIONS = (
+    ("2011-01-14", 3, 2, 1, "5.5000", "0.3000"),
+    ("2011-01-18", 2, 1, 1, "1.7000", "0.2000"),
+    ("2011-01-19", 4, 1, 3, "-3.2500", "0.4000"),
+)
+BACKTEST_RUN = "mid_20110103_20110131_20261125T100000Z"
+PROPOSAL_RUN = "opt-mid-20261125T1100Z"
+
+
+def write_research(home: BotHome) -> None:
+    """Per-session summaries (the per-session file format) with one unreadable file, a `tbot plot day` chart, one
+    backtest run with its report files, and one optimizer proposal."""
+    from decimal import Decimal
+
+    summaries = home.summaries_dir(SCOPE)
+    summaries.mkdir(parents=True, exist_ok=True)
+    for day, trades, wins, losses, pnl, fees in SESSIONS:
+        net = Decimal(pnl) - Decimal(fees)
+        doc = {
+            "format": "tbot.daily_summary/1",
+            "scope": SCOPE,
+            "session_date": day,
+            "strategies": {},
+            "totals": {"total_trades": trades, "wins": wins, "losses": losses, "total_pnl": pnl,
+                       "total_fees": fees, "net_pnl": str(net)},
+        }  # fmt: skip
+        (summaries / f"daily_summary_{day}.json").write_text(json.dumps(doc), encoding="utf-8")
+    (summaries / "daily_summary_2011-01-20.json").write_text("{not json", encoding="utf-8")
+    charts = home.bot_output_dir(SCOPE) / "charts"
+    charts.mkdir(parents=True, exist_ok=True)
+    (charts / "2011-01-18_SPY.png").write_bytes(_png())
+    run = home.backtest_results_dir / BACKTEST_RUN
+    run.mkdir(parents=True, exist_ok=True)
+    metrics = {"strategy": "mid", "start": "2011-01-03", "end": "2011-01-31", "trades": 17, "total_pnl": -12.5,
+               "win_rate": 0.47, "profit_factor": 0.8, "sharpe": -0.4, "max_drawdown": 30.1, "skips": []}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    (run / "report.html").write_text("<!doctype html><title>r</title><h1>Backtest MID</h1>", encoding="utf-8")
+    (run / "equity_drawdown.png").write_bytes(_png())
+    proposals = home.versioned_env_dir / "proposals"
+    proposals.mkdir(parents=True, exist_ok=True)
+    proposal = {"run_id": PROPOSAL_RUN, "strategy": "mid", "algorithm": "tpe", "status": "pending",
+                "created_at": "2026-11-25T11:00:00+00:00", "changes": [{"key": "MID_X", "old": "1", "new": "2"}],
+                "evidence": {"beats_current_oos": True}}  # fmt: skip
+    (proposals / f"{PROPOSAL_RUN}.json").write_text(json.dumps(proposal), encoding="utf-8")
+
+
+def _png() -> bytes:
+    """A valid 1x1 PNG."""
+    import base64
+
+    return base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -228,6 +285,9 @@ def fresh_token(client: Any) -> str:
 
 
 __all__ = [
+    "BACKTEST_RUN",
+    "PROPOSAL_RUN",
+    "SESSIONS",
     "Clock",
     "FakeSettingsApi",
     "build_home",

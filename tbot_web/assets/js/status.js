@@ -35,6 +35,17 @@
     return tr;
   }
 
+  // a window time cell: exchange time above, UTC below (the server formats both)
+  function times(exchange, utc) {
+    var box = document.createElement("span");
+    [[exchange, "t"], [utc, "t muted"]].forEach(function (pair) {
+      var line = document.createElement("span");
+      line.className = pair[1]; line.textContent = pair[0] || "";
+      box.appendChild(line);
+    });
+    return box;
+  }
+
   function fill(id, rows, empty, span) {
     var body = document.getElementById(id);
     if (!body) { return; }
@@ -65,8 +76,16 @@
     text("active-strategy", s.active_strategy || "none");
     text("session-date", s.session_date);
     text("realized-pnl", s.realized_pnl);
-    text("updated-at", s.updated_at);
-    text("age", ageText(s.age_seconds));
+    text("updated-at", s.updated_text);
+    text("age", ageText(s.written_age_seconds));
+    var replay = document.getElementById("replay-banner");
+    if (replay) { replay.classList.toggle("hidden", !s.replay_day); text("replay-day", s.replay_day || ""); }
+    var stale = document.getElementById("stale-banner");
+    if (stale) {
+      stale.classList.toggle("hidden", !s.stale);
+      text("stale-state", s.state);
+      text("stale-age", ageText(s.written_age_seconds));
+    }
     var broker = s.broker || {};
     var health = text("broker-health", broker.name ? broker.name + (broker.healthy ? " healthy" : " unhealthy") : "–");
     if (health) { health.className = broker.healthy ? "ok" : "bad"; }
@@ -86,14 +105,16 @@
     var counts = s.counts || {};
     fill("windows-body", (s.windows || []).map(function (w) {
       var c = counts[w.strategy] || {};
-      return row([w.strategy, w.status, w.scheduled_start + " – " + w.scheduled_end,
-        (w.actual_start || "–") + " – " + (w.actual_end || "–"), c.signaled || 0, c.entered || 0, c.exited || 0, w.note]);
+      var tr = row([w.strategy, w.status, times(w.sched_exchange, w.sched_utc),
+        times(w.actual_exchange, w.actual_utc), c.signaled || 0, c.entered || 0, c.exited || 0, w.note]);
+      [4, 5, 6].forEach(function (i) { tr.children[i].className = "num"; });
+      return tr;
     }), "no windows scheduled", 8);
     fill("positions-body", (s.positions || []).map(function (p) {
       return row([p.symbol, p.strategy, p.side, p.qty, p.entry_price, p.last_price, p.unrealized_pnl]);
     }), "no open positions", 7);
     fill("pending-body", (s.pending_confirmations || []).map(function (p) {
-      var cells = [p.client_order_id, p.symbol, p.strategy, p.expires_at];
+      var cells = [p.client_order_id, p.symbol, p.strategy, p.expires_text];
       if (canControl) { cells.push(p.confirmable ? confirmForm(p.client_order_id) : "not a valid order id"); }
       return row(cells);
     }), "none", 5);

@@ -1,0 +1,76 @@
+"""Research results: backtest runs under backtest_results/ (metrics, charts, report downloads) and optimizer
+proposals listed read-only (approving one is the optimizer's page and `tbot optimize approve`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, render_template
+
+from tbot_bot.core.users import Role
+
+from .auth_web import requires, state
+from .history_readers import SAFE_NAME, backtest_file, backtest_runs, proposals
+
+bp = Blueprint("research", __name__)
+
+
+@bp.route("/research")
+@requires(Role.VIEWER)
+def page() -> Any:
+    home = state().home
+    # the optimizer's own page, when that blueprint is installed, is where a proposal is approved
+    approve_endpoint = next(
+        (
+            ep
+            for ep in ("optimizer.proposals", "proposals.page", "optimizer.page")
+            if ep in current_app.view_functions
+        ),
+        None,
+    )
+    return render_template(
+        "research.html",
+        runs=backtest_runs(home),
+        proposals=proposals(home),
+        approve_endpoint=approve_endpoint,
+    )
+
+
+@bp.route("/research/backtest/<segment:run>")
+@requires(Role.VIEWER)
+def run(run: str) -> Any:
+    home = state().home
+    metrics_file = backtest_file(home, run, "report.md")
+    folder = home.backtest_results_dir / run
+    if not SAFE_NAME.match(run) or not (folder / "metrics.json").is_file():
+        abort(404)
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        abort(404)
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+    images = [n for n in ("equity_drawdown.png", "daily_pnl.png") if (folder / n).is_file()]
+    return render_template(
+        "backtest_run.html", run=run, metrics=shown, images=images, has_md=metrics_file is not None,
+        has_html=(folder / "report.html").is_file(),
+    )  # fmt: skip
+
+
+@bp.route("/research/backtest/<segment:run>/<segment:name>")
+@requires(Role.VIEWER)
+def run_file(run: str, name: str) -> Any:
+    path = backtest_file(state().home, run, name)
+    if path is None:
+        abort(404)
+    # read whole (reports and charts are small) so no file handle outlives the request
+    if name.endswith(".png"):
+        return Response(path.read_bytes(), mimetype="image/png")
+    # reports are downloaded and opened locally: report.html carries its own inline style, which this
+    # dashboard's Content-Security-Policy (no inline style) would strip
+    mimetype = "text/html" if name.endswith(".html") else "text/markdown"
+    return Response(
+        path.read_bytes(),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{run}_{name}"'},
+    )

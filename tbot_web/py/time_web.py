@@ -1,0 +1,59 @@
+"""Times for people on the dashboard: exchange time and UTC side by side (DESIGN: windows are exchange time).
+
+The exchange's time zone comes from status.json (`bot.exchange_tz`, written by the supervisor from
+MARKET_CALENDAR); a home whose bot has not run yet shows UTC only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def exchange_zone(status: dict[str, Any]) -> ZoneInfo | None:
+    name = (status.get("bot") or {}).get("exchange_tz") if isinstance(status.get("bot"), dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def both(value: Any, zone: ZoneInfo | None, *, with_date: bool = False, seconds: bool = False) -> str:
+    """`09:30 EST / 14:30Z` (or `14:30Z` without a known exchange zone); '–' when absent or unreadable."""
+    moment = parse_time(value)
+    if moment is None:
+        return "–"
+    utc = moment.astimezone(UTC)
+    day = f"{utc:%Y-%m-%d} " if with_date else ""
+    fmt = "%H:%M:%S" if seconds else "%H:%M"
+    if zone is None:
+        return f"{day}{utc.strftime(fmt)}Z"
+    local = moment.astimezone(zone)
+    return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc.strftime(fmt)}Z"
+
+
+def span(start: Any, end: Any, zone: ZoneInfo | None) -> tuple[str, str]:
+    """(exchange-time span, UTC span) of a window, e.g. ('09:30–10:30 EST', '14:30–15:30Z')."""
+    a, b = parse_time(start), parse_time(end)
+    if a is None:
+        return "–", "–"
+
+    def hm(x: datetime | None, tz: Any) -> str:
+        return "…" if x is None else f"{x.astimezone(tz):%H:%M}"
+
+    utc_text = f"{hm(a, UTC)}–{hm(b, UTC)}Z"
+    if zone is None:
+        return utc_text, ""
+    return f"{hm(a, zone)}–{hm(b, zone)} {a.astimezone(zone).tzname()}", utc_text

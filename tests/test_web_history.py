@@ -1,0 +1,151 @@
+"""Dashboard pages that tell the story of the days: history across sessions, research results, readable logs
+with filters and paging, status in exchange time and UTC with replay and stale banners."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+from fixtures_web import (
+    BACKTEST_RUN,
+    PROPOSAL_RUN,
+    SCOPE,
+    FakeSettingsApi,
+    build_home,
+    login,
+    settings_text,
+    status_payload,
+    write_status,
+)
+
+from tbot_bot.core import users as users_mod
+from tbot_web.py.portal_web import create_app
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+    return build_home(tmp_path / "home")
+
+
+def client_for(home, role):
+    client = create_app(home.root, testing=True, settings_api=FakeSettingsApi(settings_text())).test_client()
+    assert login(client, role).status_code == 302
+    return client
+
+
+def test_history_lists_sessions_newest_first_with_links(home):
+    html = client_for(home, "auditor").get("/history").get_data(as_text=True)
+    days = re.findall(r"<tr><td>(2011-01-\d\d)</td>", html)
+    assert days == ["2011-01-19", "2011-01-18", "2011-01-14"]
+    # net = PnL - fees; cumulative oldest to newest: 5.20, 6.70, 3.05
+    assert re.search(r"2011-01-19</td>.*?>-3\.65</td><td class=\"num\">3\.05</td>", html, re.S)
+    assert 'id="history-net">3.05<' in html
+    assert "/trades?day=2011-01-18" in html and "/logs?day=2011-01-18" in html
+    assert "/history/chart/2011-01-18_SPY.png" in html  # the chart tbot plot day wrote
+    assert "tbot plot day --date 2011-01-19 --symbol SYMBOL" in html  # how to make the missing ones
+    assert "daily_summary_2011-01-20.json: unreadable" in html  # a damaged file is named, not fatal
+
+
+def test_viewer_history_has_no_trade_links(home):
+    html = client_for(home, "viewer").get("/history").get_data(as_text=True)
+    assert "/trades?day=" not in html and "/logs?day=2011-01-14" in html
+
+
+def test_history_charts_are_svg_with_one_mark_per_session(home):
+    client = client_for(home, "viewer")
+    equity = client.get("/history/equity.svg").get_data(as_text=True)
+    assert equity.startswith("<svg") and equity.count('class="point"') == 3
+    assert "2011-01-18: 6.70" in equity
+    daily = client.get("/history/daily.svg").get_data(as_text=True)
+    assert daily.count('class="bar"') == 3 and daily.count("#cf222e") == 1  # one losing session
+    assert client.get("/history/other.svg").status_code == 404
+    png = client.get("/history/chart/2011-01-18_SPY.png")
+    assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
+    for bad in ("..%2F..%2F.env", "2011-01-18_SPY.txt", "nope.png"):
+        assert client.get(f"/history/chart/{bad}").status_code == 404
+
+
+def test_trades_of_one_day(home):
+    html = client_for(home, "auditor").get("/trades?day=2011-01-18").get_data(as_text=True)
+    assert "Trade history of 2011-01-18" in html and "SPY" in html
+    html = client_for(home, "auditor").get("/trades?day=2011-01-19").get_data(as_text=True)
+    assert "SPY" not in html and "no trades recorded" in html
+
+
+def test_research_lists_backtests_and_proposals_read_only(home):
+    client = client_for(home, "admin")
+    html = client.get("/research").get_data(as_text=True)
+    assert BACKTEST_RUN in html and "47.0%" in html and "-12.50" in html
+    assert PROPOSAL_RUN in html and "pending" in html and "<form" not in html.split("Optimizer proposals")[1]
+    run = client.get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
+    assert "profit factor" in run and f"/research/backtest/{BACKTEST_RUN}/equity_drawdown.png" in run
+    report = client.get(f"/research/backtest/{BACKTEST_RUN}/report.html")
+    assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
+    assert client.get(f"/research/backtest/{BACKTEST_RUN}/metrics.json").status_code == 404
+    assert client.get("/research/backtest/..%2F..%2Fstorage/report.html").status_code == 404
+
+
+def _write_log(home, name, lines):
+    path = home.logs_dir(SCOPE) / name
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+def test_logs_show_only_set_fields_and_filter_by_day(home):
+    line = {"timestamp": "2011-01-19T15:30:00Z", "strategy_name": "mid", "event": "screen_reject", "ticker": "SPY",
+            "side": None, "size": None, "PnL": None, "broker": None, "level": "info",
+            "detail": json.dumps({"filter": "fundamentals", "reason": "no fundamentals for SPY", "x": None})}  # fmt: skip
+    _write_log(home, "mid.log", [line])
+    _write_log(
+        home, "mid.2011-01-18.log", [{**line, "timestamp": "2011-01-18T15:31:00Z", "event": "rotated"}]
+    )
+    client = client_for(home, "viewer")
+    html = client.get("/logs?strategy=mid").get_data(as_text=True)
+    assert "screen_reject" in html and "<b>ticker</b> SPY" in html and "<b>filter</b> fundamentals" in html
+    assert "None" not in html and "null" not in html and "=None" not in html and "<b>side</b>" not in html
+    day = client.get("/logs?strategy=mid&day=2011-01-18").get_data(as_text=True)
+    assert "rotated" in day and "screen_reject" not in day and "Strategy logs of 2011-01-18" in day
+
+
+def test_logs_page_newest_first_with_paging(home):
+    lines = [{"timestamp": f"2011-01-19T15:{i // 60:02d}:{i % 60:02d}Z", "event": f"e{i:03d}", "level": "info"}
+             for i in range(250)]  # fmt: skip
+    _write_log(home, "open.log", lines)
+    client = client_for(home, "viewer")
+    first = client.get("/logs?strategy=open&day=2011-01-19").get_data(as_text=True)
+    events = re.findall(r"<td>(e\d{3})</td>", first)
+    assert events[:2] == ["e249", "e248"] and len(events) == 100
+    assert "250 line(s)" in first and "page 1 of 3" in first and "page=1" in first
+    last = client.get("/logs?strategy=open&day=2011-01-19&page=2").get_data(as_text=True)
+    assert re.findall(r"<td>(e\d{3})</td>", last)[-1] == "e000" and "newer" in last
+
+
+def test_status_shows_exchange_time_and_a_replay_label(home):
+    bot = {"bot_id": "TB01", "entity": "RGL", "broker": "SIM", "mode": "replay", "replay_day": "2011-01-18",
+           "exchange_tz": "America/New_York"}  # fmt: skip
+    write_status(home, status_payload("closed", bot=bot))
+    client = client_for(home, "viewer")
+    html = client.get("/status").get_data(as_text=True)
+    assert re.search(r'id="replay-banner"[^>]*>Replay of <span id="replay-day">2011-01-18', html)
+    assert "banner replay hidden" not in html
+    assert "09:30–09:45 EST" in html and "14:30–14:45Z" in html
+    api = client.get("/api/status").get_json()
+    assert api["replay_day"] == "2011-01-18" and api["windows"][0]["sched_utc"] == "14:30–14:45Z"
+    assert api["stale"] is False
+
+
+def test_stale_banner_when_running_but_not_written(home):
+    write_status(home, status_payload("trading"))
+    old = time.time() - 3600
+    os.utime(home.status_json, (old, old))
+    client = client_for(home, "viewer")
+    html = client.get("/status").get_data(as_text=True)
+    assert 'class="banner stale"' in html and "Status is stale" in html
+    assert client.get("/api/status").get_json()["stale"] is True
+    write_status(home, status_payload("closed"))
+    os.utime(home.status_json, (old, old))
+    assert client.get("/api/status").get_json()["stale"] is False  # a closed bot is not expected to write
+    assert "banner stale hidden" in client.get("/").get_data(as_text=True)
