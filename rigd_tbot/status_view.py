@@ -60,7 +60,8 @@ def render_status_view(
         f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
         f"defense mode {'ON' if data.get('defense_mode') else 'off'}"
     )
-    lines.append(f"PnL        realised {data.get('realized_pnl', '0.00')} today")
+    fees = f", fees {data['fees']}, net {data.get('net_pnl')}" if data.get("fees") is not None else ""
+    lines.append(f"PnL        realised {data.get('realized_pnl', '0.00')} today{fees}")
     written = "" if age is None else f"; file written {_ago(age)}"
     lines.append(
         f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"

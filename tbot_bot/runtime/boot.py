@@ -31,6 +31,7 @@ from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.vix import reading_for
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
+from tbot_bot.market_time import calendar_timezone
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
@@ -366,7 +367,7 @@ def _boot(
             "mode": "live" if replay_day is None else "replay",
             "replay_day": replay_day.isoformat() if replay_day is not None else "",
             "market_calendar": settings.MARKET_CALENDAR,
-            "exchange_tz": _exchange_tz(settings.MARKET_CALENDAR),
+            "exchange_tz": calendar_timezone(settings.MARKET_CALENDAR),
         },
     )
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}
@@ -542,10 +543,3 @@ def _self_checks(r: BootResult, probe: str | None) -> None:
         raise BootAborted(
             f"launch aborted, self_check failed: {names}; see {r.home.logs_dir(r.binding.scope) / 'error_tracebacks.log'}"
         )
-
-
-def _exchange_tz(calendar: str) -> str:
-    """The exchange's IANA time zone, for people reading status.json (windows are exchange time)."""
-    from tbot_bot.strategy.window import market_calendar
-
-    return str(market_calendar(calendar).tz)

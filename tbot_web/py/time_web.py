@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 def exchange_zone(status: dict[str, Any]) -> ZoneInfo | None:
     name = (status.get("bot") or {}).get("exchange_tz") if isinstance(status.get("bot"), dict) else None
+    windows = status.get("windows")
+    if not name and isinstance(windows, list) and windows and isinstance(windows[0], dict):
+        name = windows[0].get("exchange_timezone")  # each window also names its zone
     if not isinstance(name, str) or not name:
         return None
     try:
