@@ -236,3 +236,18 @@ def test_deflated_sharpe_falls_with_more_trials_and_dispersion() -> None:
     many = deflated_sharpe(r, list(rng.normal(0, 0.05, 300)))["dsr"]
     assert few is not None and many is not None and 0 <= many < few <= 1
     assert deflated_sharpe(np.zeros(10), [0.1, 0.2])["dsr"] is None
+
+
+def test_two_local_jobs_on_sqlite_share_the_grid(
+    tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tbot(run_args(tmp_path, space_file, "--study", "jobs", "--jobs", "2")) == 0
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path}/backtest_results/strategy_tuning/jobs/study.db"
+    )
+    for fold in (1, 2):
+        study = optuna.load_study(study_name=f"jobs.fold{fold}", storage=storage)
+        points = [tuple(sorted(t.params.items())) for t in study.get_trials()]
+        assert len(points) == 4 and len(set(points)) == 4  # every grid point once, none twice, none failed
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
+    storage.engine.dispose()

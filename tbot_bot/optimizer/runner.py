@@ -148,6 +148,7 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     cfg = StudyConfig(
         run_id, req.strategy, req.algorithm, req.objective, space, req.trials, storage_url, req.seed
     )
+    close_storage(make_storage(storage_url))  # tables created once, before any worker starts
     children = []
     if req.jobs > 1:
         ctx = multiprocessing.get_context("fork")

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import optuna
@@ -66,10 +67,13 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
                 _fast_sqlite(storage)
                 return storage
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
             # workers starting together race to create Optuna's tables: the loser finds them made
-            if attempt == 4:
-                raise
+            racing = not isinstance(exc, sa_exc.OperationalError) or "already exists" in str(exc)
+            if attempt == 4 or not racing:
+                raise ConfigError(
+                    f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                ) from None
             time.sleep(0.5 + attempt)
         except Exception as exc:  # SQLAlchemy/driver errors: a wrong URL, a server that does not answer
             raise ConfigError(
@@ -196,20 +200,47 @@ def make_objective(cfg: StudyConfig, prep: PreparedData, fold: Fold) -> Objectiv
     return objective
 
 
+def _rdb(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage:
+    backend = getattr(storage, "_backend", storage)  # the study wraps its RDB storage in a cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        raise ConfigError("grid search needs an RDB storage (sqlite:///... or postgresql://...)")
+    return backend
+
+
 def _claim(study: optuna.Study) -> int | None:
-    """Take one waiting (enqueued) trial, atomically; None when the queue is empty."""
-    storage = study._storage
+    """Take one waiting (enqueued) trial; None when the queue is empty.
+
+    The claim is one conditional UPDATE (WAITING -> RUNNING where still WAITING) whose row count says who
+    won. Optuna's own transition reads then writes, which SQLite's driver does not make atomic (the read
+    runs outside the write transaction), so two local workers could both take the same grid point."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import select, update
+
+    engine = _rdb(study._storage).engine
+    table = models.TrialModel.__table__
     for _ in range(_CLAIM_RETRIES):
         try:
-            waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+            with engine.begin() as conn:
+                waiting = conn.execute(
+                    select(table.c.trial_id)
+                    .where(table.c.study_id == study._study_id, table.c.state == TrialState.WAITING)
+                    .order_by(table.c.trial_id)
+                ).all()
             if not waiting:
                 return None
-            for t in waiting:
-                try:
-                    if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                        return int(t._trial_id)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    continue  # another worker claimed and finished it since we read the queue
+            for (trial_id,) in waiting:
+                with engine.begin() as conn:
+                    won = conn.execute(
+                        update(table)
+                        .where(table.c.trial_id == trial_id, table.c.state == TrialState.WAITING)
+                        .values(state=TrialState.RUNNING, datetime_start=datetime.now())  # noqa: DTZ005 - Optuna stores naive local times
+                    ).rowcount
+                if won == 1:
+                    # let the study's trial cache learn the trial (it may have been queued by another process)
+                    study._storage.get_all_trials(
+                        study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+                    )
+                    return int(trial_id)
         except Exception as exc:  # a busy SQLite file or a serialisation failure: read the queue again
             if "locked" not in str(exc) and "could not serialize" not in str(exc):
                 raise

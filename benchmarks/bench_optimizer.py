@@ -1,0 +1,152 @@
+"""Optimizer throughput on seeded synthetic bars (100 symbols x 30 sessions, like bench_backtest.py).
+
+Per strategy: the one-off preparation per worker, the time of ONE trial (signals, fills, sizing, metrics over
+all 30 sessions) through the optimizer's path, the same trial through the backtest's path (simulate() +
+execute_day + performance_metrics) for comparison, and trials/s with 1 and 2 worker processes: evaluation
+alone, and whole `tbot optimize run` studies (Optuna + SQLite storage included).
+
+Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_backtest import synthetic  # noqa: E402
+from helpers import make_settings  # noqa: E402
+
+from tbot_bot.backtest import performance_metrics  # noqa: E402
+from tbot_bot.backtest.execution import execute_day  # noqa: E402
+from tbot_bot.backtest.slippage import SlippageModel  # noqa: E402
+from tbot_bot.optimizer.prepared import PreparedData  # noqa: E402
+from tbot_bot.optimizer.runner import RunRequest, run_optimizer  # noqa: E402
+from tbot_bot.optimizer.space import default_space  # noqa: E402
+from tbot_bot.support.path_resolver import BotHome  # noqa: E402
+
+STRATEGIES = ("open", "mid", "close")
+START, END = date(2011, 1, 3), date(2011, 2, 15)
+
+
+def grid_points(strategy: str) -> list[dict[str, object]]:
+    space = default_space(strategy)
+    return [
+        dict(zip(space.keys, p, strict=True)) for p in itertools.product(*(x.values for x in space.params))
+    ]
+
+
+def backtest_path_trial(prep: PreparedData, params: dict[str, object]) -> float:
+    """The pre-optimizer path: simulate() over the grid, execute_day per session, performance_metrics."""
+    settings = prep.settings_for(params)
+    p = prep.module.params_from_settings(settings)
+    signals = prep.module.simulate(prep.grid, p, vix=prep.vix)
+    slip = SlippageModel.from_settings(settings)
+    fills = []
+    for day, g in signals.groupby("session"):
+        if day in prep.days:
+            fills += execute_day(g, prep.strategy, settings, prep.capabilities, prep.market, prep.fundamentals,
+                                 prep.float_, slip)[0]  # fmt: skip
+    frame = pd.DataFrame(
+        {"entry_time": pd.to_datetime([f["entry_time"] for f in fills], utc=True),
+         "exit_time": pd.to_datetime([f["exit_time"] for f in fills], utc=True),
+         "pnl": [float(f["PnL"]) for f in fills], "session": [date.fromisoformat(f["session"]) for f in fills]}
+    )  # fmt: skip
+    return performance_metrics.compute(frame, float(prep.float_), prep.days).total_pnl
+
+
+def _evaluate_share(args: tuple[str, str, list[dict[str, object]]]) -> float:
+    strategy, data, points = args
+    prep = PreparedData(make_settings(), strategy, data, START, END)
+    t0 = time.perf_counter()
+    for p in points:
+        prep.evaluate(p)
+    return time.perf_counter() - t0
+
+
+def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], workers: int) -> float:
+    """trials/s of `workers` processes evaluating a share of `points` each (preparation excluded)."""
+    shares = [(strategy, data, points[i::workers]) for i in range(workers)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        times = pool.map(_evaluate_share, shares)
+    return len(points) / max(times)
+
+
+def study_rate(strategy: str, data: Path, jobs: int, out: Path) -> float:
+    """trials/s of a whole grid-search study (1 fold) with `jobs` local workers, preparation included."""
+    req = RunRequest(strategy, "grid_search", START, END, data, walk_forward=1, jobs=jobs, out=out,
+                     progress=False, propose=False)  # fmt: skip
+    t0 = time.perf_counter()
+    result = run_optimizer(BotHome(out), make_settings(), req)
+    return float(result.summary["trials_total"]) / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trials", type=int, default=36, help="trials timed per strategy (default 36)")
+    args = parser.parse_args()
+    report: dict[str, object] = {"data": "synthetic 100 symbols x 30 sessions", "target_ms_per_trial": 65}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bars"
+        folder.mkdir()
+        frame = synthetic(100, 30)
+        frame.to_parquet(folder / "bars.parquet")
+        days = sorted(frame["timestamp"].dt.date.unique())
+        (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
+        for strategy in STRATEGIES:
+            t0 = time.perf_counter()
+            prep = PreparedData(make_settings(), strategy, folder, START, END)
+            prep_s = time.perf_counter() - t0
+            points = (grid_points(strategy) * 3)[: args.trials]
+            prep.evaluate(points[0])  # first use computes the session indicators once
+            per_trial = []
+            trades = 0
+            for p in points:
+                t = time.perf_counter()
+                m = prep.evaluate(p)
+                per_trial.append(time.perf_counter() - t)
+                trades += m.trades
+            old = []
+            for p in points[:3]:
+                t = time.perf_counter()
+                backtest_path_trial(prep, p)
+                old.append(time.perf_counter() - t)
+            report[strategy] = {
+                "sessions": len(prep.days),
+                "prepare_s": round(prep_s, 2),
+                "trial_ms_median": round(1000 * statistics.median(per_trial), 1),
+                "trial_ms_p90": round(1000 * sorted(per_trial)[int(0.9 * len(per_trial)) - 1], 1),
+                "avg_trades_per_trial": round(trades / len(points), 1),
+                "backtest_path_trial_ms_median": round(1000 * statistics.median(old), 1),
+                "eval_trials_per_s_1_worker": round(evaluation_rate(strategy, str(folder), points, 1), 1),
+                "eval_trials_per_s_2_workers": round(evaluation_rate(strategy, str(folder), points, 2), 1),
+                "study_trials_per_s_1_job": round(
+                    study_rate(strategy, folder, 1, Path(tmp) / f"s1{strategy}"), 1
+                ),
+                "study_trials_per_s_2_jobs": round(
+                    study_rate(strategy, folder, 2, Path(tmp) / f"s2{strategy}"), 1
+                ),
+            }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {json.dumps(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
