@@ -24,7 +24,6 @@ from tbot_bot.strategy.strategy_base import (
     OpenPosition,
     Strategy,
     WindowArrays,
-    _ts,
 )
 
 if TYPE_CHECKING:
@@ -179,10 +178,19 @@ class LiveEvaluator:
         n = len(st.symbols)
         s_open = to_minutes(self.window.session_open) if self.window.session_open else 0
         s_close = to_minutes(self.window.session_close) if self.window.session_close else 0
+        cols: slice | np.ndarray = slice(0, k)
+        if not self.strategy.live_needs_session_history:
+            # the session's first bar and the bars from the window start (what _trim keeps), picked once for
+            # every row instead of copying the whole session and trimming it
+            from_start = np.flatnonzero(st.t[:k] >= to_minutes(self.window.start))
+            if len(from_start) and from_start[0] > 1:
+                cols = np.r_[0, from_start]
+        t = st.t[cols]
         return SessionGrid(
-            np.broadcast_to(st.t[:k], (n, k)).copy(), st.open[:, :k], st.high[:, :k], st.low[:, :k], st.close[:, :k],
-            st.volume[:, :k], np.full(n, k), np.array(st.symbols, dtype=object), np.zeros(n, dtype=np.int64),
-            (self.window.session_date,), np.array([s_open]), np.array([s_close]),
+            np.ascontiguousarray(np.broadcast_to(t, (n, len(t)))), st.open[:, cols], st.high[:, cols],
+            st.low[:, cols], st.close[:, cols], st.volume[:, cols], np.full(n, len(t)),
+            np.array(st.symbols, dtype=object), np.zeros(n, dtype=np.int64), (self.window.session_date,),
+            np.array([s_open]), np.array([s_close]),
         )  # fmt: skip
 
     def _aligned_grid(
@@ -226,7 +234,7 @@ class LiveEvaluator:
                     str(grid.symbol[i]),
                     Direction.BULLISH if ent.direction[i] > 0 else Direction.BEARISH,
                     float(ent.strength[i]),
-                    _ts(grid.t[i, k : k + 1])[0].to_pydatetime(),
+                    minutes_to_datetime(int(grid.t[i, k])),
                     float(grid.close[i, k]),
                     _KIND_NAMES[int(ent.kind[i])],
                 )  # fmt: skip
@@ -265,7 +273,7 @@ class LiveEvaluator:
                                 p.symbol,
                                 _EXIT_NAMES[int(trig_reason[0])],
                                 now,
-                                _ts(one.t[0, k : k + 1])[0].to_pydatetime(),
+                                minutes_to_datetime(int(one.t[0, k])),
                                 float(one.close[0, k]),
                             )  # fmt: skip
                         )
@@ -285,5 +293,9 @@ class LiveEvaluator:
         return Decisions(self.entries(now, bars), self.exits(now, bars, positions), self.blocked_reason)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def minutes_to_datetime(m: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(minutes=int(m))
+    """A bar time (minutes since the epoch) as an aware UTC datetime, without pandas (one per decision)."""
+    return _EPOCH + timedelta(minutes=int(m))
