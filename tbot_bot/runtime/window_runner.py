@@ -87,6 +87,9 @@ class WindowRunner:
         self.symbols = screen.symbols
         ctx.log.event(self.name, "candidates", tickers=",".join(self.symbols), count=len(self.symbols))
         self.feed = MarketFeed(ctx.broker, w.session_open or w.start, call=ctx.errors.call)
+        # window setup: the session so far is loaded and MID's indicators caught up before the first decision
+        self.feed.refresh(self.symbols, ctx.clock.now())
+        evaluator.prime(ctx.clock.now(), self.feed.bars(self.symbols))
         ctx.risk.start_window(self.name)
         ctx.restore_risk_usage(self.name)
 

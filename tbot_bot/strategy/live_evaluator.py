@@ -13,6 +13,7 @@ import pandas as pd
 from tbot_bot.market_time import Window, to_minutes
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.grid import SessionGrid
+from tbot_bot.strategy.running_indicators import RunningIndicators
 from tbot_bot.strategy.strategy_base import (
     _EXIT_NAMES,
     _KIND_NAMES,
@@ -83,6 +84,13 @@ class LiveEvaluator:
         if not window.fits:
             self.blocked_reason = f"window does not fit: {window.reason}"
         self._cache: tuple[tuple[datetime, int], SessionGrid | None] | None = None
+        # MID on the feed's stacked bars: indicators extended a column a minute (strategy_mid.running_indicators)
+        make = getattr(strategy, "running_indicators", None)
+        self._running: RunningIndicators | None = make(params) if callable(make) else None
+        self._fired = np.zeros(0, dtype=bool)  # rows whose first entry column is already behind us
+        self._stacked_key: tuple[datetime, int] | None = None
+        self._stacked_symbols: tuple[str, ...] = ()
+        self._last_entries: tuple[int, list[EntryDecision]] = (-1, [])
 
     def _grid(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, SymbolBars | Sequence[Bar]]
@@ -132,6 +140,8 @@ class LiveEvaluator:
         if stacked is not None:
             from_stack = self._stacked_grid(stacked, to_minutes(now) - 1)
             if from_stack is not None:
+                self._stacked_key = (now, id(bars))
+                self._stacked_symbols = tuple(stacked.symbols)
                 return from_stack
         per_symbol = bars_from_frame(bars) if isinstance(bars, pd.DataFrame) else {
             s: (b if isinstance(b, tuple) else bars_from_list(b)) for s, b in bars.items()
@@ -187,7 +197,7 @@ class LiveEvaluator:
                 cols = np.r_[0, from_start]
         t = st.t[cols]
         return SessionGrid(
-            np.ascontiguousarray(np.broadcast_to(t, (n, len(t)))), st.open[:, cols], st.high[:, cols],
+            np.broadcast_to(t, (n, len(t))), st.open[:, cols], st.high[:, cols],
             st.low[:, cols], st.close[:, cols], st.volume[:, cols], np.full(n, len(t)),
             np.array(st.symbols, dtype=object), np.zeros(n, dtype=np.int64), (self.window.session_date,),
             np.array([s_open]), np.array([s_close]),
@@ -224,9 +234,41 @@ class LiveEvaluator:
         grid = self._grid(now, bars)
         if grid is None:
             return []
+        if self._running is not None and self._stacked_key == (now, id(bars)):
+            return self._running_entries(grid)
         ent = self.strategy.entries(grid, _window_arrays_live(self.window, grid.rows), self.params)
+        return self._decisions(grid, np.flatnonzero((ent.index >= 0) & (ent.index == grid.nbars - 1)), ent)
+
+    def _running_entries(self, grid: SessionGrid) -> list[EntryDecision]:
+        """Entries from the columns not seen yet only: a row reports when its first entry column is the newest
+        one (as the whole-grid path decides), with the indicators extended rather than recomputed."""
+        assert self._running is not None
+        k = grid.t.shape[1]
+        j0 = self._running.update(
+            self._stacked_symbols, grid.t[0], grid.high, grid.low, grid.close, grid.volume
+        )
+        if j0 == 0:
+            self._fired = np.zeros(grid.rows, dtype=bool)
+        if j0 == k:  # no new bar since the last call: the same decisions
+            return self._last_entries[1] if self._last_entries[0] == k else []
+        cols = slice(j0, k)
+        part = SessionGrid(
+            grid.t[:, cols], grid.open[:, cols], grid.high[:, cols], grid.low[:, cols], grid.close[:, cols],
+            grid.volume[:, cols], np.full(grid.rows, k - j0), grid.symbol, grid.day, grid.days, grid.session_open,
+            grid.session_close,
+        )  # fmt: skip
+        ent = self.strategy.entries(
+            part, _window_arrays_live(self.window, grid.rows), self.params, self._running.source(j0, k)
+        )
+        newest = (ent.index == k - 1 - j0) & ~self._fired
+        self._fired |= ent.index >= 0
+        out = self._decisions(part, np.flatnonzero(newest), ent)
+        self._last_entries = (k, out)
+        return out
+
+    def _decisions(self, grid: SessionGrid, rows: np.ndarray, ent: Any) -> list[EntryDecision]:
         out = []
-        for i in np.flatnonzero((ent.index >= 0) & (ent.index == grid.nbars - 1)):
+        for i in rows:
             k = int(ent.index[i])
             out.append(
                 EntryDecision(
@@ -286,6 +328,12 @@ class LiveEvaluator:
                 )
                 out.append(ExitDecision(self.strategy.name, p.symbol, why, now))
         return out
+
+    def prime(self, now: datetime, bars: pd.DataFrame | Mapping[str, Any]) -> None:
+        """Window setup: bring the running indicators (MID) up to the bars closed by `now`, so the first decision
+        minute extends them by one column instead of catching up the whole session. Decides nothing."""
+        if self._running is not None:
+            self.entries(now, bars)
 
     def evaluate(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, Any], positions: Sequence[OpenPosition] = ()

@@ -11,6 +11,7 @@ import numpy as np
 
 from tbot_bot.market_time import WindowSpec
 from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.running_indicators import RunningIndicators
 from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy, WindowArrays
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class MidStrategy(Strategy):
 
     def params_from_settings(self, settings: BotSettings) -> MidParams:
         return MidParams.from_settings(settings)
+
+    def running_indicators(self, params: MidParams) -> RunningIndicators:
+        """The live evaluator's incremental VWAP/ADX/Bollinger (same arithmetic as the vectorised path)."""
+        return RunningIndicators(params.adx_period, params.bb_period, params.bb_std)
 
     def entries(
         self, grid: SessionGrid, win: WindowArrays, params: MidParams, source: IndicatorSource | None = None
