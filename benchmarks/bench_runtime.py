@@ -188,7 +188,9 @@ def measure(symbols: int, day: date, runs: int, tmp: Path) -> dict:  # type: ign
     data.mkdir()
     prev_day = previous_session(day, "XNYS")
     bars = synthetic_day(symbols, day, prev_day)
-    bars.to_csv(data / "bars.csv.gz", index=False)  # the sample data format (parquet would add pyarrow to RSS)
+    bars.to_csv(
+        data / "bars.csv.gz", index=False
+    )  # the sample data format (parquet would add pyarrow to RSS)
     warm_path = tmp / "warmup.npz"
     write_warmup_cache(bars, prev_day, warm_path, 29)
     n_bars = len(bars)
