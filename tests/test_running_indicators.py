@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 from helpers import make_settings
-from tbot_bot.strategy.window import to_minutes, window_for
 
+from tbot_bot.market_time import to_minutes, window_for
 from tbot_bot.runtime.market_feed import FeedBars, StackedBars
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.running_indicators import RunningIndicators
