@@ -71,6 +71,8 @@ class ErrorHandler:
         self.sink = sink
         self.retries = 0
         self.errors = 0
+        # runtime.liveness.Liveness: a call with its retry back-offs counts as an external wait (watchdog)
+        self.liveness: Any = None
 
     def _count_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
         self.retries += 1
@@ -79,6 +81,12 @@ class ErrorHandler:
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a broker call with backoff on NetworkError; re-raise once retries are spent."""
+        if self.liveness is None:
+            return self._call(fn, *args, **kwargs)
+        with self.liveness.external(f"retrying {getattr(fn, '__name__', 'call')}"):
+            return self._call(fn, *args, **kwargs)
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # a broker that retries internally (AlpacaBroker) has already spent API_RETRY_LIMIT: never multiply
         if getattr(getattr(fn, "__self__", None), "retries_internally", False):
             return fn(*args, **kwargs)

@@ -13,10 +13,11 @@ import signal
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
+from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.errors import ConfigError, LogicError, TbotError
@@ -32,14 +33,16 @@ from tbot_bot.runtime.boot import BootResult, boot
 from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.liveness import Liveness, Watched
 from tbot_bot.runtime.positions import open_trades
 from tbot_bot.runtime.recovery import reconcile
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
+from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import route
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.service_bot import ServiceNotifier
+from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -66,6 +69,7 @@ class Supervisor:
         self._stop_signal = False
         self.control = ControlFiles(home)
         self.service = ServiceNotifier()
+        self.liveness = Liveness(stale_after=watchdog_seconds())
         self.outcomes: list[WindowOutcome] = []
         self.ctx: DayContext | None = None
         self.boot_seconds = 0.0
@@ -74,20 +78,41 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = True
 
+    def _beat(self) -> None:
+        self.liveness.beat()
+        self.service.watchdog()
+
+    def _watched_broker(self, broker: Broker) -> Any:
+        inner = self._broker_wrapper(broker) if self._broker_wrapper is not None else broker
+        return Watched(inner, self.liveness, "broker")
+
+    def _watch_services(self, r: BootResult) -> None:
+        """Slow outside calls keep the systemd watchdog fed (a hung main thread still starves it)."""
+        # SLEEP_TIME: the main loop beats at least this often while idle
+        self.liveness.stale_after = watchdog_seconds() + float(r.settings.SLEEP_TIME)
+        r.errors.liveness = self.liveness
+        if r.fundamentals is not None:
+            r.fundamentals = cast(
+                FundamentalsProvider, Watched(r.fundamentals, self.liveness, "fundamentals")
+            )
+        if r.acct is not None:
+            r.acct = cast(AccountingClient, Watched(r.acct, self.liveness, "accounting_api"))
+        self.service.start_keepalive(self.liveness.alive)
+
     def stop_requested(self) -> bool:
         return self._stop_signal or self.control.stop_requested()
 
     def _wait_replay(self, clock: ReplayClock, t: datetime) -> bool:
         if t > clock.now():
             clock.advance_to(t)
-        self.service.watchdog()
+        self._beat()
         return not self.stop_requested()
 
     def _wait_live(self, clock: Clock, t: datetime, sleep_time: float) -> bool:
         while True:
             if self.stop_requested():
                 return False
-            self.service.watchdog()
+            self._beat()
             remaining = (t - clock.now()).total_seconds()
             if remaining <= 0:
                 return True
@@ -99,6 +124,7 @@ class Supervisor:
         try:
             return self._run()
         finally:
+            self.service.close()
             for s, h in old.items():
                 signal.signal(s, h)
 
@@ -128,7 +154,7 @@ class Supervisor:
             speed=self.speed,
             data_source=self.data_source,
             broker=self._broker_override,
-            broker_wrapper=self._broker_wrapper,
+            broker_wrapper=self._watched_broker,
             stop_requested=self.stop_requested,
             wait_replay=self._wait_replay,
             wait_live=self._wait_live,
@@ -137,10 +163,12 @@ class Supervisor:
         self.boot_seconds = time.perf_counter() - t0
         self.service.ready(f"booted in {self.boot_seconds:.2f}s")
         try:
+            self._watch_services(result)
             if self.replay_day is not None:
                 return self._run_replay(result)
             return self._run_live(result)
         finally:
+            self.service.stop_keepalive()
             result.close()
 
     # ------------------------------------------------------------------ replay
@@ -390,7 +418,7 @@ class Supervisor:
             self._announce_next_window(ctx, plan.run)
         try:
             while not self.stop_requested():
-                self.service.watchdog()
+                self._beat()
                 if self.control.start_requested():
                     self.control.consume_start()
                 try:

@@ -1,0 +1,151 @@
+"""The systemd watchdog never fires on a slow broker (issue 10 item 8): WATCHDOG=1 keeps reaching NOTIFY_SOCKET
+while a broker call hangs past WatchdogSec, and stops when the supervisor is hung anywhere else."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from integration_test_runner import provision_demo_home
+
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.runtime.liveness import Liveness, Watched
+from tbot_bot.runtime.main import Supervisor
+from tbot_bot.support.service_bot import ServiceNotifier
+
+WATCHDOG_SEC = 1.0  # the unit's WatchdogSec, shortened for the test
+HANG = 3.5  # a broker call hanging well past it
+
+
+class _Listener:
+    """A real NOTIFY_SOCKET: a unix datagram socket collecting (monotonic time, message)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def pings(self, start: float, end: float) -> list[float]:
+        return [t for t, m in self.messages if "WATCHDOG=1" in m and start <= t <= end]
+
+
+@pytest.fixture
+def listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Listener]:
+    path = tmp_path / "notify.sock"
+    lst = _Listener(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_SEC * 1_000_000)))
+    yield lst
+    lst.close()
+
+
+class _HangingBroker:
+    """The sim broker, except that the first get_positions hangs for HANG seconds of wall time."""
+
+    def __init__(self, inner: Any, hung: list[tuple[float, float]]) -> None:
+        self._inner = inner
+        self._hung = hung
+
+    def __getattr__(self, item: str) -> Any:
+        target = getattr(self._inner, item)
+        if item != "get_positions" or self._hung:
+            return target
+
+        def hang(*a: Any, **k: Any) -> Any:
+            start = time.monotonic()
+            time.sleep(HANG)
+            self._hung.append((start, time.monotonic()))
+            return target(*a, **k)
+
+        return hang
+
+
+def _max_gap(times: list[float], start: float, end: float) -> float:
+    points = [start, *times, end]
+    return max(b - a for a, b in zip(points, points[1:], strict=False))
+
+
+def test_watchdog_pings_continue_while_a_broker_call_hangs(tmp_path: Path, listener: _Listener) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    hung: list[tuple[float, float]] = []
+    sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _HangingBroker(b, hung))
+    assert sup.run() == 0
+    assert hung, "the broker call never hung"
+    start, end = hung[0]
+    assert end - start >= HANG
+    pings = listener.pings(start, end)
+    # systemd would kill the service after WatchdogSec without a ping; half of it is what we promise
+    assert _max_gap(pings, start, end) < WATCHDOG_SEC, pings
+    assert len(pings) >= int(HANG / WATCHDOG_SEC)
+    assert sup.service.unhealthy is None
+
+
+def test_keepalive_stops_when_the_main_thread_is_stuck_outside_external_calls(listener: _Listener) -> None:
+    service = ServiceNotifier()
+    liveness = Liveness(stale_after=0.4, max_external=0.8)
+    service.start_keepalive(liveness.alive, interval=0.1)
+    try:
+        liveness.beat()
+        t0 = time.monotonic()
+        time.sleep(1.2)  # no beat, no external call: a hung main thread
+        t1 = time.monotonic()
+        with liveness.external("broker.get_clock"):  # an external call that never returns in time
+            time.sleep(1.6)
+        t2 = time.monotonic()
+    finally:
+        service.close()
+    early = listener.pings(t0, t0 + 0.3)
+    assert early, "pinged while beating recently"
+    assert not listener.pings(t0 + 0.6, t1), "kept pinging for a main thread stuck outside any call"
+    inside = listener.pings(t1 + 0.05, t1 + 0.75)
+    assert inside, "no ping while inside an external call"
+    assert not listener.pings(t1 + 1.0, t2), "kept pinging for an external call past max_external"
+    assert service.unhealthy is not None and "broker.get_clock" in service.unhealthy
+    assert any("STATUS=hung" in m for _, m in listener.messages)
+
+
+def test_watched_keeps_the_wrapped_objects_attributes() -> None:
+    class Adapter:
+        retries_internally = True
+        name = "X"
+
+        def get_clock(self) -> str:
+            return "clock"
+
+    liveness = Liveness(stale_after=0.0, max_external=10)
+    proxy = Watched(Adapter(), liveness, "broker")
+    method = proxy.get_clock
+    assert method() == "clock"
+    assert proxy.name == "X" and method.__self__.retries_internally is True
+    seen: list[tuple[bool, str]] = []
+
+    def slow() -> None:
+        seen.append(liveness.alive())
+
+    proxy2 = Watched(type("S", (), {"slow": staticmethod(slow)})(), liveness, "fundamentals")
+    time.sleep(0.01)
+    assert liveness.alive()[0] is False  # stale_after=0: not beating
+    proxy2.slow()
+    assert seen[0][0] is True and "fundamentals.slow" in seen[0][1]
