@@ -352,6 +352,7 @@ def _boot(
         log.event(
             "supervisor", "temp_file_removed", file=home.relative(path), reason="interrupted atomic write"
         )
+    rotate_home_logs_logged(home, settings.LOG_RETENTION_DAYS, log)
     if broker_wrapper is not None:
         broker = broker_wrapper(broker)
     closers.append(getattr(broker, "close", lambda: None))
@@ -400,6 +401,19 @@ def _boot(
             log.event("supervisor", "stale_stop_ignored", file=stale.name)
         status.publish(message="booted")
     return result
+
+
+def rotate_home_logs_logged(home: BotHome, retention_days: int, log: BotLog) -> None:
+    """LOG_RETENTION_DAYS: rotate and prune every log of the home (boot and the daily job); never fatal."""
+    from tbot_bot.reporting.log_rotation import rotate_home_logs
+
+    try:
+        done = rotate_home_logs(home, retention_days, now=utc_now())  # file times are wall-clock times
+    except OSError as exc:
+        log.event("supervisor", "log_rotation_failed", reason=f"{type(exc).__name__}: {exc}")
+        return
+    if done.rotated or done.deleted:
+        log.event("supervisor", "logs_rotated", rotated=len(done.rotated), deleted=len(done.deleted))
 
 
 def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier, now: datetime) -> None:

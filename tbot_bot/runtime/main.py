@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+from apscheduler.triggers.cron import CronTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
@@ -29,7 +30,7 @@ from tbot_bot.market_time import (
     session_for,
     window_for,
 )
-from tbot_bot.runtime.boot import BootResult, boot
+from tbot_bot.runtime.boot import BootResult, boot, rotate_home_logs_logged
 from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
@@ -45,6 +46,8 @@ from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+# the daily log job: yesterday's logs are rotated and old ones pruned shortly after midnight UTC
+LOG_ROTATION_TRIGGER = CronTrigger(hour=0, minute=5, timezone="UTC")
 
 
 class Supervisor:
@@ -405,6 +408,12 @@ class Supervisor:
         plan = route(settings)
         for name in plan.run:
             scheduler.add_job(due.put, cron_trigger(settings, name), args=[name], id=f"window-{name}")
+        scheduler.add_job(
+            rotate_home_logs_logged,
+            LOG_ROTATION_TRIGGER,
+            args=[r.home, settings.LOG_RETENTION_DAYS, r.log],
+            id="log-rotation",
+        )
         ctx: DayContext | None = None
         try:
             ctx = self._start_live_day(r, plan.run)

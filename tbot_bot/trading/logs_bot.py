@@ -13,7 +13,7 @@ import re
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,22 @@ class StrategyLog:
         self.log_format = log_format  # LOG_FORMAT=json: one JSON object per line; csv: header + rows
         self._now = now
         self._lock = threading.Lock()
+        self._checked: set[Path] = set()  # files whose format was checked by this writer
+
+    def _archive_other_format(self, path: Path) -> None:
+        """LOG_FORMAT changed since the file was written: archive it (x.<day>.log) and start a new one."""
+        try:
+            with path.open("rb") as fh:
+                first = fh.read(1)
+        except FileNotFoundError:
+            return
+        if not first:
+            return
+        written_as = "json" if first == b"{" else "csv"
+        if written_as != self.log_format:
+            from tbot_bot.reporting.log_rotation import archive_log
+
+            archive_log(path, datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date())
 
     def _write(self, path: Path, columns: tuple[str, ...], row: Mapping[str, Any]) -> None:
         known = {k: _log_value(row.get(k)) for k in columns if k != "detail"}
@@ -78,6 +94,9 @@ class StrategyLog:
             known["detail"] = json.dumps(extra, sort_keys=True, default=str) if extra else None
         with self._lock:
             self.logs_dir.mkdir(parents=True, exist_ok=True)
+            if path not in self._checked:
+                self._archive_other_format(path)
+                self._checked.add(path)
             new = not path.exists() or path.stat().st_size == 0
             with path.open("a", encoding="utf-8", newline="") as fh:
                 if self.log_format == "json":

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Thin wrapper (spec name): `support/audit_log_parser.py [--home DIR] [--since D] [--until D] [--strategy S]
+[--level L] [--json]` = `tbot logs summary ...`."""
+
+from __future__ import annotations
+
+import sys
+
+from rigd_tbot.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["logs", "summary", *sys.argv[1:]]))
