@@ -131,7 +131,11 @@ def is_early_close(day: date, calendar_name: str = "XNYS") -> bool:
 
 def next_session_date(now: datetime, calendar_name: str = "XNYS") -> date:
     """Today's exchange date when it is a session, else the next session's date."""
-    day = session_date_at(now, calendar_name)
+    return session_on_or_after(session_date_at(now, calendar_name), calendar_name)
+
+
+def session_on_or_after(day: date, calendar_name: str = "XNYS") -> date:
+    """`day` when it is a session, else the next session's date."""
     cal = market_calendar(calendar_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)

@@ -69,16 +69,19 @@ def test_strategy_override_runs_only_that_strategy(tmp_path: Path) -> None:
     assert [w["strategy"] for w in _status(home)["windows"]] == ["mid"]
 
 
-def test_holiday_runs_no_window(tmp_path: Path) -> None:
+def test_replay_of_a_holiday_is_refused_naming_it(tmp_path: Path) -> None:
+    import pytest
+
+    from tbot_bot.errors import ConfigError
+
     home = _fresh_home(tmp_path)
     holiday = date(2011, 1, 17)  # Martin Luther King Jr. Day: XNYS closed
-    assert Supervisor(home, replay_day=holiday).run() == 0
-    status = _status(home)
-    assert status["state"] == "closed"
-    assert {w["status"] for w in status["windows"]} == {"skipped"}
-    assert all("not a XNYS session" in w["note"] for w in status["windows"])
+    with pytest.raises(
+        ConfigError, match="not a XNYS trading session .a holiday: Dr. Martin Luther King Jr. Day"
+    ):
+        Supervisor(home, replay_day=holiday).run()
     assert _sim_orders(home) == []
-    assert "not a XNYS session" in _all_logs(home)
+    assert not home.status_json.exists()
 
 
 def test_disable_all_trades_sends_nothing(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from tbot_bot.support.path_resolver import package_file
 
 SAMPLE = package_file("data", "sample")
 SYMBOLS = ["SPY"] + [f"SYN{i}" for i in range(1, 9)]
-DAYS = [date(2011, 1, 10), date(2011, 3, 16)]  # the demo day, and a day after the DST change (CLOSE cut)
+DAYS = [date(2011, 1, 10), date(2011, 3, 16)]  # the demo day, and a day after the DST change (every
+# sample day is covered without the sim broker in test_replay_results.py)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError
@@ -81,7 +82,28 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def render_demo_table(home: BotHome, day: date) -> str:
+def _window_lines(status: dict[str, Any]) -> list[str]:
+    """One line per window from status.json: scheduled start in exchange time and UTC, and its outcome."""
+    lines = []
+    for w in status.get("windows") or []:
+        start, local = w.get("scheduled_start"), w.get("scheduled_start_exchange")
+        if not start:
+            continue
+        utc = datetime.fromisoformat(start)
+        when = f"{utc:%H:%M} UTC"
+        if local:
+            when = f"{datetime.fromisoformat(local):%H:%M} {w.get('exchange_timezone', '')} = {when}"
+        note = w.get("note") or ""
+        lines.append(
+            f"{'window ' + w.get('strategy', '?'):<14}{when}  {w.get('status', '')}"
+            + (f" ({note})" if note and note != "fits" else "")
+        )
+    return lines
+
+
+def render_demo_table(home: BotHome, day: date, home_label: str = "demo home") -> str:
+    """What a replayed day did (shared by `tbot demo` and `tbot start --replay`): per-strategy counts and
+    realised PnL, each window's scheduled start in exchange time and UTC, and where the outputs are."""
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.runtime.positions import round_trips
@@ -111,10 +133,11 @@ def render_demo_table(home: BotHome, day: date) -> str:
         f"{'total':<9}{sum(signals.values()):>8}{sum(1 for i in intents if i.purpose == 'entry' and i.filled_qty):>9}{len(trips):>7}{total:>15.2f}"
     )
     status = read_status(home.status_json) or {}
+    lines += ["", *_window_lines(status)]
     paths = report_paths(home, binding, day)
     lines += [
         "",
-        f"demo home     {home.root}",
+        f"{home_label:<14}{home.root}",
         f"status        {status.get('state')}  ({home.status_json})",
         f"ledger        {binding.ledger_path}",
         f"OFX           {paths['ofx']}",

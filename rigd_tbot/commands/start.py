@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import date
 from pathlib import Path
 
@@ -18,15 +19,20 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+MIN_SPEED, MAX_SPEED = 0.01, 1_000_000.0  # 0.01: a replay day in under a month; above 1e6 use max
+
+
 def _speed(text: str) -> float | None:
-    if text == "max":
+    if text.strip().lower() == "max":
         return None
+    allowed = f"use max or a number from {MIN_SPEED:g} to {MAX_SPEED:,.0f} (times real time)"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed {text!r}: use max or a positive number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--speed {text!r}: use max or a positive number")
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: {allowed}") from None
+    # nan and inf parse as floats; 0, negatives and 1e-300 would never finish
+    if not math.isfinite(value) or not MIN_SPEED <= value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: {allowed}")
     return value
 
 
@@ -66,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.replay is None and (args.speed is not None or args.data_source is not None):
         raise ConfigError("--speed and --data-source only apply with --replay")
-    return Supervisor(
-        BotHome.resolve(args.home), replay_day=args.replay, speed=args.speed, data_source=args.data_source
-    ).run()
+    home = BotHome.resolve(args.home)
+    code = Supervisor(home, replay_day=args.replay, speed=args.speed, data_source=args.data_source).run()
+    if args.replay is not None:
+        from rigd_tbot.commands.demo import render_demo_table
+
+        # a replay says what happened, with the same table as `tbot demo`
+        print(render_demo_table(home, args.replay, home_label="bot home"))
+    return code

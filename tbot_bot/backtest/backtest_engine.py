@@ -29,9 +29,11 @@ from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_s
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
-from tbot_bot.errors import ConfigError, DataError, UsageError
-from tbot_bot.market_time import WindowSpec, compute_window, session_bounds
+from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
+from tbot_bot.inputs.vix import NO_VIX
+from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date, session_bounds
 from tbot_bot.strategy.grid import build_grid
+from tbot_bot.strategy.strategy_close import vix_gate
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
@@ -90,7 +92,11 @@ def run_backtest(
     # one progress bar over the stages (loading dominates long runs); it appears only after two seconds
     progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
     progress.set_postfix_str("loading bars", refresh=False)
-    frame = load_bars(source, start=start, end=end)
+    # the session before --start is loaded too (previous-session volume for the screener), so a one-day
+    # backtest of D sees what the live replay of D sees; it is never traded or reported
+    warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
+    loaded = load_bars(source, start=warm_up, end=end)
+    frame = loaded[loaded["timestamp"].dt.date >= start] if len(loaded) else loaded
     if frame.empty:
         raise DataError(f"{source}: no bars between {start} and {end}")
     progress.update(1)
@@ -105,11 +111,11 @@ def run_backtest(
     signals = strat.simulate(grid, params, vix=vix)
     progress.update(1)
     progress.set_postfix_str("fills and sizing", refresh=False)
-    market = MarketView(frame, settings.MARKET_CALENDAR)
+    market = MarketView(loaded, settings.MARKET_CALENDAR)
     capabilities = capabilities_for(settings.BROKER_NAME)
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fills: list[dict[str, Any]] = []
-    skips: list[Skip] = []
+    skips: list[Skip] = day_skips(strategy, settings, params, grid.days, vix)
     by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
     for day in grid.days:
         if day in by_day:
@@ -135,6 +141,39 @@ def run_backtest(
     progress.close()
     metrics = _metrics(trades, broker_current_float, grid.days, "PnL", settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report)
+
+
+def day_skips(
+    strategy: str, settings: BotSettings, params: Any, days: tuple[date, ...], vix: dict[date, float]
+) -> list[Skip]:
+    """Whole-day skips, recorded like signal skips so the summary counts them: a window that does not fit the
+    session (holiday, early close) and CLOSE blocked by its VIX gate (`no_vix` when there is no value)."""
+    spec = WindowSpec.from_settings(strategy, settings)
+    out = []
+    for d in days:
+        w = compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS)
+        if not w.fits:
+            out.append(Skip(d, strategy, "", None, "window_not_fit", w.reason))
+            continue
+        if strategy == "close":
+            ok, why = vix_gate(vix.get(d), params.vix_threshold)
+            if not ok:
+                # no VIX close for the session before d: the day is a recorded no_vix skip (DESIGN §7)
+                code = NO_VIX if d not in vix else "vix_below_threshold"
+                out.append(Skip(d, strategy, "", None, code, why))
+    return out
+
+
+def skip_summary(skips: list[Skip]) -> str:
+    """'no_vix 20 days, gap_too_large 3 signals': day-level skips count days, the others signals."""
+    if not skips:
+        return "none"
+    day_level = {"window_not_fit", NO_VIX, "vix_below_threshold"}
+    counts = Counter(s.code for s in skips)
+    return ", ".join(
+        f"{code} {n} {'day' if code in day_level else 'signal'}{'s' if n != 1 else ''}"
+        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 def market_minutes(days: tuple[date, ...], calendar: str) -> float:
@@ -281,7 +320,10 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
     )
     p.add_argument("--env-file", default=None, help="plaintext .env_bot to use (default: the home's config)")
     p.add_argument(
-        "--float", dest="float_", default=str(DEFAULT_FLOAT), help="broker_current_float (default 100000)"
+        "--float",
+        dest="float_",
+        default=None,
+        help=f"broker_current_float (default: the home's float when a home is set up, else {DEFAULT_FLOAT})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the randomized slippage model")
     p.add_argument(
@@ -303,6 +345,26 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
     return settings_from_text(template.read_text(encoding="utf-8"), source=str(template))
 
 
+def backtest_float(given: str | None, home: BotHome) -> Decimal:
+    """--float, else the home's float (its float ledger), else the default."""
+    if given is not None:
+        try:
+            value = Decimal(given)
+        except ArithmeticError:
+            raise UsageError(f"--float {given!r}: use a positive amount such as 25000") from None
+        if not value.is_finite() or value <= 0:
+            raise UsageError(f"--float {given!r}: use a positive amount such as 25000")
+        return value
+    try:
+        from tbot_bot.accounting.accounting_config import load_binding
+        from tbot_bot.accounting.float_ledger import broker_current_float
+
+        amount = broker_current_float(load_binding(home).float_ledger_path)
+    except (TbotError, OSError):
+        return DEFAULT_FLOAT  # no provisioned home here: the documented default
+    return amount if amount > 0 else DEFAULT_FLOAT
+
+
 def run_cli(args: argparse.Namespace) -> int:
     home = BotHome.resolve(getattr(args, "home", None))
     settings = load_settings_for(args, home)
@@ -310,9 +372,10 @@ def run_cli(args: argparse.Namespace) -> int:
         raise UsageError(f"--end {args.end} is before --start {args.start}")
     run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
     out = Path(args.out) if args.out else home.backtest_results_dir / run_name
+    float_ = backtest_float(args.float_, home)
     result = run_backtest(
         settings, args.strategy, args.data_source, args.start, args.end, out,
-        broker_current_float=Decimal(args.float_), seed=args.seed,
+        broker_current_float=float_, seed=args.seed,
     )  # fmt: skip
     if not args.quiet:
         print_report(result.report)
@@ -322,6 +385,8 @@ def run_cli(args: argparse.Namespace) -> int:
     print(
         f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
     )
+    print(f"skipped: {skip_summary(result.skips)}")
+    print(f"float:   {float_:,.2f}")
     print(f"results: {result.out_dir}")
     print(f"report:  {result.files['report_html']}  (and report.md)")
     return 0

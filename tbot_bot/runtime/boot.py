@@ -6,6 +6,7 @@ reason, context and the UTC time.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -300,6 +301,10 @@ def _boot(
     vix_closes: dict[date, float] = {}
     if replay_day is not None:
         from tbot_bot.backtest.load_historical_data import load_vix
+
+        # a replay speed must be a positive finite multiple of real time (None = as fast as possible)
+        if speed is not None and not (math.isfinite(speed) and speed >= 0.01):
+            raise ConfigError(f"replay speed {speed!r}: use max or a number from 0.01 (times real time)")
         from tbot_bot.runtime.main import load_replay_bars
 
         source = data_source or SAMPLE_DATA

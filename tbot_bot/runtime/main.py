@@ -459,20 +459,23 @@ class Supervisor:
 def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFrame:
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder."""
     from tbot_bot.backtest.load_historical_data import load_bars
-    from tbot_bot.market_time import calendar_range, previous_session_date
+    from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
 
     first, last = calendar_range(calendar)
     if not first < day <= last:
         raise ConfigError(f"{day} is outside the {calendar} calendar this build knows ({first} to {last})")
+    # MARKET_CALENDAR: a weekend or holiday has nothing to replay; say which day it is
+    why_closed = closed_reason(day, calendar)
+    if why_closed is not None:
+        raise ConfigError(
+            f"{day} is not a {calendar} trading session ({why_closed}): nothing to replay; "
+            f"the next session is {session_on_or_after(day, calendar)}"
+        )
     prev = previous_session_date(day, calendar)
     bars = load_bars(data_source, start=prev, end=day)
-    # a holiday has no bars and runs no window; a session day without bars cannot be replayed
-    if session_for(day, calendar) is not None and (
-        bars.empty or not (bars["timestamp"].dt.date == day).any()
-    ):
+    # a session day without bars cannot be replayed
+    if bars.empty or not (bars["timestamp"].dt.date == day).any():
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
-    if bars.empty:
-        raise ConfigError(f"no bars around {day} in {data_source}")
     return bars
 
 
