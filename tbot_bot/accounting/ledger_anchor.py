@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.support.utils_bot import atomic_write_text, utc_now
+from tbot_bot.support.utils_bot import utc_now
 
 ANCHOR_KEY_PURPOSE = "ledger"
 SIDECAR_SUFFIX = ".anchor.json"
@@ -82,6 +83,8 @@ class AnchorStore:
     def __init__(self, status_db: Path, key_path: Path) -> None:
         self.status_db = status_db
         self.key_path = key_path
+        self._key_cache: bytes | None = None
+        self._conn: sqlite3.Connection | None = None  # kept open: closing the last WAL connection checkpoints
 
     @classmethod
     def for_home(cls, home: Any) -> AnchorStore:
@@ -91,36 +94,50 @@ class AnchorStore:
     def _key(self, *, create: bool) -> bytes | None:
         from tbot_bot.config.security_bot import ensure_key, load_key
 
+        if self._key_cache is not None:
+            return self._key_cache
         if not self.key_path.exists() and not create:
             return None
-        return ensure_key(self.key_path) if create else load_key(self.key_path)
+        self._key_cache = ensure_key(self.key_path) if create else load_key(self.key_path)
+        return self._key_cache
 
-    def _connect(self) -> sqlite3.Connection:
-        self.status_db.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.status_db, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(_DDL)
-        return conn
+    def _connect(self, *, durable: bool) -> sqlite3.Connection:
+        if self._conn is None:
+            self.status_db.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.status_db, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(_DDL)
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def write(self, anchor: Anchor, backup_dir: Path | None, ledger_path: Path) -> None:
+        """The pending phase (before the ledger commits) is made durable in LEDGER_STATUS.db only; the committed
+        phase also goes to the backup sidecar, without waiting for the disk: if a power cut loses it, the durable
+        pending record still matches the committed ledger."""
         key = self._key(create=True)
         assert key is not None
         body = anchor.to_json()
         mac = _sign(key, body)
-        conn = self._connect()
-        try:
-            conn.execute(
-                "INSERT INTO ledger_anchor (ledger_name, seq, anchor_json, hmac, updated_at) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(ledger_name) DO UPDATE SET seq=excluded.seq, anchor_json=excluded.anchor_json, "
-                "hmac=excluded.hmac, updated_at=excluded.updated_at",
-                (anchor.ledger, anchor.seq, body, mac, anchor.written_at),
-            )
-        finally:
-            conn.close()
-        if backup_dir is not None:
+        pending = anchor.pending is not None
+        self._connect(durable=pending).execute(
+            "INSERT INTO ledger_anchor (ledger_name, seq, anchor_json, hmac, updated_at) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(ledger_name) DO UPDATE SET seq=excluded.seq, anchor_json=excluded.anchor_json, "
+            "hmac=excluded.hmac, updated_at=excluded.updated_at",
+            (anchor.ledger, anchor.seq, body, mac, anchor.written_at),
+        )
+        if backup_dir is not None and not pending:
             doc = json.dumps({"anchor": json.loads(body), "hmac": mac}, sort_keys=True, indent=1)
-            atomic_write_text(sidecar_path(ledger_path, backup_dir), doc + "\n", mode=0o600)
+            _replace_text(sidecar_path(ledger_path, backup_dir), doc + "\n")
 
     def records(self, ledger_path: Path, backup_dir: Path | None) -> list[tuple[str, str | None, str]]:
         """(where, anchor body or None, hmac or problem) for each copy found."""
@@ -178,6 +195,16 @@ class AnchorStore:
     def next_seq(self, ledger_path: Path, backup_dir: Path | None) -> int:
         anchor, _ = self.load(ledger_path, backup_dir)
         return (anchor.seq if anchor else 0) + 1
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write to a temp name and rename (never a half-written anchor); no fsync, see AnchorStore.write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def sidecar_path(ledger_path: Path, backup_dir: Path) -> Path:

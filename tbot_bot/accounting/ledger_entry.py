@@ -113,8 +113,11 @@ def _exact_minor(value: object, what: str, problems: list[str]) -> int | None:
     if value is None:
         return None
     if type(value) is Decimal:  # hot path: every split amount
-        if value.is_finite() and value.as_tuple().exponent >= -4:  # type: ignore[operator]
-            return int(value.scaleb(4))
+        if value.is_finite():
+            scaled = value.scaleb(4)
+            minor = int(scaled)
+            if minor == scaled:  # no digits beyond 1/10,000
+                return minor
     elif isinstance(value, float) or not isinstance(value, Decimal | int):
         problems.append(f"{what} must be a Decimal (got {type(value).__name__})")
         return None
