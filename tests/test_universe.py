@@ -158,31 +158,69 @@ def test_given_symbols_are_looked_up_at_the_broker(alpaca_home: BotHome, tmp_pat
 
 
 def test_fresh_alpaca_home_passes_check_after_universe_and_vix(
-    alpaca_home: BotHome, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["check", "--home", str(alpaca_home.root)]) == 0
+    """Done-when of issue 16, on the wall clock: the fake broker's data is the real previous session."""
+    from tbot_bot.market_time import next_session_date, previous_session_date, session_for
+
+    now = utc_now()
+    session = next_session_date(now, "XNYS")
+    prev = session_for(previous_session_date(session, "XNYS"), "XNYS")
+    assert prev is not None
+    prices = {"AAPL": 150.0, "MSFT": 90.0, "XOM": 110.0, "SH": 14.0, "SQQQ": 20.0}
+    bars = synthetic_bars(prices, prev.open, 30, seed=9)
+    exchange = FakeAlpacaExchange(bars=bars, now=None)  # the wall clock, like `tbot check`
+    exchange.set_assets([asset(s, "ARCA" if s in ("SH", "SQQQ") else "NASDAQ") for s in prices])
+    with FakeAlpacaServer(exchange) as server:
+        home = provision_alpaca(tmp_path / "home", server, monkeypatch)
+        capsys.readouterr()
+        assert main(["check", "--home", str(home.root)]) == 0  # check builds the universe in memory only
+        first = capsys.readouterr().out
+        assert "universe   none yet: `tbot start` builds data/universe.txt" in first and "(WARNING)" in first
+        assert not home.universe_file.exists()
+        assert main(["universe", "build", "--home", str(home.root)]) == 0
+        days = [
+            d.date()
+            for d in market_calendar("XNYS").sessions_in_range(
+                pd.Timestamp(session) - pd.Timedelta(days=20), pd.Timestamp(session) - pd.Timedelta(days=1)
+            )
+        ]
+        with FakeCboeServer() as cboe:
+            cboe.files["/VIX_History.csv"] = (200, CSV, cboe_csv((d, 16.5) for d in days))
+            assert main(["data", "vix", "--home", str(home.root), "--url", cboe.url("/VIX_History.csv")]) == 0
+        capsys.readouterr()
+        assert main(["check", "--home", str(home.root)]) == 0
     out = capsys.readouterr().out
-    assert "universe   none yet: `tbot start` builds data/universe.txt" in out
-    assert "no VIX history cached" in out and "(WARNING)" in out
-    assert main(["universe", "build", "--home", str(alpaca_home.root)]) == 0
-    session = vix.next_close_session(universe_settings(alpaca_home), utc_now())
-    cal = market_calendar("XNYS")
-    days = [
-        d.date()
-        for d in cal.sessions_in_range(
-            pd.Timestamp(session) - pd.Timedelta(days=20), pd.Timestamp(session) - pd.Timedelta(days=1)
-        )
-    ]
-    with FakeCboeServer() as cboe:
-        cboe.files["/VIX_History.csv"] = (200, CSV, cboe_csv((d, 16.5) for d in days))
-        assert (
-            main(["data", "vix", "--home", str(alpaca_home.root), "--url", cboe.url("/VIX_History.csv")]) == 0
-        )
-    capsys.readouterr()
-    assert main(["check", "--home", str(alpaca_home.root)]) == 0
-    out = capsys.readouterr().out
-    assert f"vix        VIX 16.50 (close of {days[-1]}) for the CLOSE window of {session}" in out
+    close_session = vix.next_close_session(universe_settings(home), now)
+    assert f"VIX 16.50 (close of {previous_session_date(close_session, 'XNYS')})" in out
+    assert f"for the CLOSE window of {close_session}" in out
     assert "universe   data/universe.txt: 5 symbols" in out and "OK: ready to start" in out
+
+
+def provision_alpaca(root: Path, server: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch) -> BotHome:
+    for key, value in {
+        "ALPACA_API_KEY": "test-key",
+        "ALPACA_SECRET_KEY": "test-secret",
+        "ALPACA_BASE_URL": server.url,
+        "ALPACA_DATA_URL": server.url,
+        "FINNHUB_API_KEY": "test-finnhub",
+        "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",  # never called by check
+    }.items():
+        monkeypatch.setenv(key, value)
+    args = [
+        "provision",
+        "--home",
+        str(root),
+        "--broker",
+        "alpaca",
+        "--entity",
+        "RGL",
+        "--jurisdiction",
+        "USA",
+    ]
+    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
+    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
+    return BotHome(root)
 
 
 def test_an_empty_universe_file_is_refused_by_check(

@@ -166,6 +166,7 @@ def build_for_home(
     symbols: Sequence[str] | None = None,
     progress: Progress | None = None,
     sleep: Callable[[float], None] | None = None,
+    write: bool = True,
 ) -> UniverseBuild:
     """Build with the home's settings as defaults (UNIVERSE_EXCHANGES, MIN_PRICE, MAX_PRICE,
     UNIVERSE_MAX_SYMBOLS), paced by the broker's data rate, and write data/universe.txt."""
@@ -194,5 +195,6 @@ def build_for_home(
         raise ConfigError(
             f"the universe came out empty ({build.summary()}); widen --exchanges or the price range"
         )
-    write_universe(home, build, now)
+    if write:
+        write_universe(home, build, now)
     return build

@@ -384,7 +384,7 @@ def _boot(
     _report_float(floats, log, notifier, clock.now())
     warm: WarmUp | None = None
     if replay_day is None:
-        symbols = _live_universe(home, settings, broker, clock, log, symbols)
+        symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
         warm = warm_up_universe(home, settings, broker, clock, log, symbols)
         symbols = [s for s in symbols if s not in warm.excluded]
     fundamentals = build_fundamentals_provider(settings, home)
@@ -432,9 +432,17 @@ def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier, now: da
 
 
 def _live_universe(
-    home: BotHome, settings: BotSettings, broker: Broker, clock: Clock, log: BotLog, symbols: list[str]
+    home: BotHome,
+    settings: BotSettings,
+    broker: Broker,
+    clock: Clock,
+    log: BotLog,
+    symbols: list[str],
+    *,
+    write: bool = True,
 ) -> list[str]:
-    """The universe file's symbols; without one, a universe built now from the broker (and said so)."""
+    """The universe file's symbols; without one, a universe built now from the broker (and said so); a check
+    (write=False) builds it the same way but leaves the file for `tbot start` to write."""
     if symbols:
         return symbols
     from tbot_bot.errors import BrokerError
@@ -443,7 +451,7 @@ def _live_universe(
         "supervisor", "universe_missing", path=str(home.universe_file), action="building it from the broker"
     )
     try:
-        build = build_for_home(home, settings, broker, clock.now())
+        build = build_for_home(home, settings, broker, clock.now(), write=write)
     except BrokerError as exc:
         raise ConfigError(
             f"no trading universe at {home.universe_file} and the broker cannot list one ({exc}); "
