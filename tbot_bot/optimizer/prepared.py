@@ -127,6 +127,7 @@ class PreparedData:
         *,
         broker_current_float: Decimal = Decimal("100000"),
         seed: int = 0,
+        vix_path: Path | None = None,
     ) -> None:
         source = Path(data_source)
         if not source.exists():
@@ -137,7 +138,7 @@ class PreparedData:
         frame = load_bars(source, start=warmup, end=end)
         if frame.empty:
             raise ConfigError(f"no bars in {source} between {start} and {end}")
-        vix_closes, fundamentals = _side_inputs(source, None, None)
+        vix_closes, fundamentals = _side_inputs(source, vix_path, None)
         self.fundamentals = fundamentals
         self.strategy = strategy
         self.module = strategy_module(strategy)

@@ -53,6 +53,7 @@ class RunRequest:
     float_: Decimal = Decimal("100000")
     progress: bool = True
     propose: bool = True
+    vix_path: Path | None = None  # default: vix.csv beside the bars
 
 
 @dataclass(slots=True)
@@ -113,6 +114,7 @@ def _work(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: in
         req.end,
         broker_current_float=req.float_,
         seed=req.seed,
+        vix_path=req.vix_path,
     )
     folds = make_folds(prep.days, req.walk_forward)
     storage = make_storage(cfg.storage)
@@ -168,6 +170,7 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
         req.end,
         broker_current_float=req.float_,
         seed=req.seed,
+        vix_path=req.vix_path,
     )
     folds = make_folds(prep.days, req.walk_forward)
     storage = make_storage(storage_url)

@@ -74,6 +74,9 @@ class Supervisor:
         self.service = ServiceNotifier()
         self.liveness = Liveness(stale_after=watchdog_seconds())
         self.outcomes: list[WindowOutcome] = []
+        self._optimizer_process: Any = (
+            None  # the scheduled optimizer (ENABLE_STRATEGY_OPTIMIZER), never awaited
+        )
         self.ctx: DayContext | None = None
         self.boot_seconds = 0.0
 
@@ -371,6 +374,43 @@ class Supervisor:
             message="session complete",
         )
 
+    def _record_bars(self, ctx: DayContext, runner: WindowRunner) -> None:
+        """Keep the window's bars in the bars cache (the scheduled optimizer's data); never disturbs trading."""
+        from tbot_bot.optimizer.scheduled import record_session_bars
+
+        if runner.feed is None:
+            return
+        try:
+            record_session_bars(self.home, ctx.session_date, runner.feed.bars(runner.feed.symbols()))
+        except Exception as exc:  # a full disk or a bad cache file must not stop the trading day
+            ctx.log.event("supervisor", "bars_not_recorded", reason=f"{type(exc).__name__}: {exc}")
+
+    def _start_optimizer(self, ctx: DayContext, plan_run: tuple[str, ...]) -> None:
+        """ENABLE_STRATEGY_OPTIMIZER=true: optimise over the recorded bars in a separate low-priority process
+        (a proposal only); the supervisor does not wait for it."""
+        from tbot_bot.optimizer.scheduled import launch_after_session
+
+        previous = self._optimizer_process
+        if previous is not None and previous.poll() is None:
+            ctx.log.event(
+                "supervisor", "optimizer_skipped", reason="the previous scheduled run is still going"
+            )
+            return
+        try:
+            self._optimizer_process = launch_after_session(
+                self.home, ctx.settings, ctx.session_date, plan_run
+            )
+        except OSError as exc:
+            ctx.log.event("supervisor", "optimizer_not_started", reason=str(exc))
+            return
+        if self._optimizer_process is not None:
+            ctx.log.event(
+                "supervisor",
+                "optimizer_started",
+                pid=self._optimizer_process.pid,
+                strategies=",".join(plan_run),
+            )
+
     def _announce_next_window(self, ctx: DayContext, plan_run: tuple[str, ...]) -> None:
         """Say when the next window starts (a weekend or holiday start waits for the next session)."""
         now = ctx.clock.now()
@@ -442,9 +482,12 @@ class Supervisor:
                         ctx = self._start_live_day(r, plan.run)
                     if name == "close" and r.vix_lookup(ctx.session_date) is None:
                         self._refresh_vix(r, ctx)  # a close published overnight may be there by now
-                    self.outcomes.append(WindowRunner(ctx, name).run())
+                    runner = WindowRunner(ctx, name)
+                    self.outcomes.append(runner.run())
+                    self._record_bars(ctx, runner)
                     if name == plan.run[-1]:
                         self._end_of_session(ctx)
+                        self._start_optimizer(ctx, plan.run)
                         self._announce_next_window(ctx, plan.run)
                 except TbotError as exc:
                     if ctx is None or self._on_failure(ctx, name, exc) is None:

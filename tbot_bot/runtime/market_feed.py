@@ -123,6 +123,10 @@ class MarketFeed:
                     out.stacked = StackedBars(tuple(present), t[0], v[0], v[1], v[2], v[3], v[4])
         return out
 
+    def symbols(self) -> list[str]:
+        """Every symbol the feed holds bars for (or has asked for)."""
+        return list(self._row)
+
     def last_close(self, symbol: str) -> float | None:
         r = self._row.get(symbol)
         if r is None or not self._len[r]:

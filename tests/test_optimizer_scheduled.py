@@ -1,0 +1,127 @@
+"""The after-session optimizer: bars recorded per session, the low-priority launch (never awaited), and a
+scheduled run that writes a proposal and an alert but leaves the live config alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import make_settings
+
+from rigd_tbot.cli import main as tbot
+from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.config.settings_bot import load_settings
+from tbot_bot.optimizer import scheduled
+from tbot_bot.support.path_resolver import BotHome, package_file
+
+SAMPLE = package_file("data", "sample")
+
+
+def feed_of(frame: Any) -> dict[str, tuple[np.ndarray, ...]]:
+    out = {}
+    for sym, g in frame.groupby("symbol"):
+        t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // 60_000_000_000
+        out[str(sym)] = (t, *(g[c].to_numpy(float) for c in ("open", "high", "low", "close", "volume")))
+    return out
+
+
+def test_record_session_bars_merges_windows(tmp_path: Path) -> None:
+    home = BotHome(tmp_path)
+    day = date(2011, 1, 10)
+    frame = load_bars(SAMPLE, start=day, end=day)
+    early = frame[frame["timestamp"].dt.hour < 16]
+    assert scheduled.record_session_bars(home, day, feed_of(early)) is not None
+    path = scheduled.record_session_bars(
+        home, day, feed_of(frame)
+    )  # the later window holds the earlier bars too
+    assert path is not None and path.name == "bars_2011-01-10.csv.gz"
+    back = load_bars(path.parent)
+    assert len(back) == len(frame)
+    assert not back.duplicated(["timestamp", "symbol"]).any()
+    assert np.allclose(
+        back.sort_values(["symbol", "timestamp"])["close"],
+        frame.sort_values(["symbol", "timestamp"])["close"],
+    )
+    assert scheduled.record_session_bars(home, day, {}) is None
+
+
+def test_launch_is_low_priority_detached_and_gated(tmp_path: Path) -> None:
+    home = BotHome(tmp_path)
+    calls: list[tuple[list[str], dict[str, Any]]] = []
+
+    def popen(cmd: list[str], **kw: Any) -> str:
+        calls.append((cmd, kw))
+        return "started"
+
+    on = make_settings(ENABLE_STRATEGY_OPTIMIZER="true")
+    off = make_settings(ENABLE_STRATEGY_OPTIMIZER="false")
+    day = date(2011, 1, 31)
+    assert (
+        scheduled.launch_after_session(home, on, day, ("open",), popen=popen) is None
+    )  # nothing recorded yet
+    (tmp_path / "data" / "cache" / "bars").mkdir(parents=True)
+    for d in range(3, 13):
+        (tmp_path / "data" / "cache" / "bars" / f"bars_2011-01-{d:02d}.csv.gz").write_bytes(b"")
+    assert scheduled.launch_after_session(home, off, day, ("open",), popen=popen) is None
+    assert scheduled.launch_after_session(home, on, day, ("open", "mid"), popen=popen) == "started"
+    ((cmd, kw),) = calls
+    assert cmd[1:4] == ["-m", "tbot_bot.optimizer.scheduled", "--home"]
+    assert cmd[-4:] == ["--end", "2011-01-31", "--strategies", "open,mid"]
+    assert kw["start_new_session"] is True and kw["preexec_fn"] is scheduled._lower_priority
+    # the priority the child gets
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.nice(0))"], preexec_fn=scheduled._lower_priority,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert int(out.stdout) == 19
+
+
+def test_scheduled_run_writes_a_proposal_and_alerts(provisioned_home: Path) -> None:
+    home = BotHome(provisioned_home)
+    frame = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 21))
+    for day, g in frame.groupby(frame["timestamp"].dt.date):
+        scheduled.record_session_bars(home, day, feed_of(g))
+    (home.cache_dir / "vix.csv").write_text((SAMPLE / "vix.csv").read_text())
+    (provisioned_home / "optimizer").mkdir()
+    (provisioned_home / "optimizer" / "space_open.toml").write_text(
+        "[STRAT_OPEN_BUFFER]\nvalues = [0.001, 0.003]\n"
+    )
+    assert (
+        tbot(["config", "set", "OPTIMIZER_BACKTEST_LOOKBACK_DAYS=12", "--home", str(provisioned_home)]) == 0
+    )
+    before = load_settings(home)
+    sent: list[tuple[str, str]] = []
+    ids = scheduled.run_scheduled(
+        home, date(2011, 1, 21), ["open"], notify=lambda lvl, msg: sent.append((lvl, msg))
+    )
+    assert ids == ["scheduled_open_20110121"]
+    proposal = json.loads((home.versioned_env_dir / "proposals" / "scheduled_open_20110121.json").read_text())
+    assert proposal["status"] == "pending"
+    best = json.loads((Path(proposal["results_dir"]) / "best.json").read_text())
+    assert (
+        best["start"] == "2011-01-05" and best["end"] == "2011-01-21"
+    )  # the last 12 sessions (17th: MLK day)
+    assert load_settings(home) == before  # a proposal only: the live config is untouched
+    assert sent and sent[0][0] == "routine" and "tbot optimize show scheduled_open_20110121" in sent[0][1]
+
+
+def test_scheduled_run_without_enough_data_is_skipped_with_an_alert(provisioned_home: Path) -> None:
+    home = BotHome(provisioned_home)
+    frame = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 5))
+    for day, g in frame.groupby(frame["timestamp"].dt.date):
+        scheduled.record_session_bars(home, day, feed_of(g))
+    sent: list[tuple[str, str]] = []
+    assert (
+        scheduled.run_scheduled(home, date(2011, 1, 5), ["open"], notify=lambda lvl, m: sent.append((lvl, m)))
+        == []
+    )
+    assert "scheduled optimizer skipped open" in sent[0][1]
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_template_flag_parses(flag: str) -> None:
+    assert make_settings(ENABLE_STRATEGY_OPTIMIZER=flag).ENABLE_STRATEGY_OPTIMIZER is (flag == "true")
