@@ -149,6 +149,22 @@ def get_user(home: BotHome, username: str) -> User | None:
     return _row_to_user(row) if row else None
 
 
+def get_user_for_session(home: BotHome, username: str) -> tuple[User | None, int]:
+    """The user and their session generation in one query (the dashboard asks on every request)."""
+    with connect(home, DB, readonly=True) as con:
+        try:
+            row = con.execute(
+                "SELECT u.*, COALESCE(g.generation, 0) AS session_generation FROM system_users u"
+                " LEFT JOIN session_generations g ON g.username = u.username WHERE u.username = ?",
+                (username.strip(),),
+            ).fetchone()
+        except sqlite3.OperationalError:  # a home created before session generations existed
+            row = con.execute(
+                "SELECT *, 0 AS session_generation FROM system_users WHERE username = ?", (username.strip(),)
+            ).fetchone()
+    return (_row_to_user(row), int(row["session_generation"])) if row else (None, 0)
+
+
 def list_users(home: BotHome) -> list[User]:
     with connect(home, DB, readonly=True) as con:
         rows = con.execute("SELECT * FROM system_users ORDER BY username COLLATE NOCASE").fetchall()

@@ -20,7 +20,7 @@ from flask import abort, current_app, flash, g, jsonify, redirect, request, sess
 
 from tbot_bot.core.audit import record_user_activity
 from tbot_bot.core.login_guard import end_all_sessions, name_key, session_generation
-from tbot_bot.core.users import Role, User, get_user, role_at_least
+from tbot_bot.core.users import Role, User, get_user, get_user_for_session, role_at_least
 from tbot_bot.errors import ConfigError
 from tbot_bot.reporting.log_rotation import rotate_logs
 from tbot_bot.support.path_resolver import BotHome
@@ -199,13 +199,13 @@ def _session_user() -> User | None:
         end_session()
         flash("Your session expired; please sign in again.", "info")
         return None
-    user = get_user(state().home, username)
+    user, generation = get_user_for_session(state().home, username)
     # checked on every request: logout, a password or role change and disabling bump the generation
     if (
         user is None
         or not user.is_active
         or user.password_changed_at != session.get("pwc")
-        or session_generation(state().home, user.username) != session.get("gen")
+        or generation != session.get("gen")
     ):
         end_session()
         return None

@@ -10,7 +10,7 @@ from tbot_bot.core.users import Role
 
 from .auth_web import now, public, requires, state
 from .portal_paths import WEB_ROOT
-from .readers_web import compact_status, read_status, status_written_at
+from .readers_web import current_status
 
 bp = Blueprint("main", __name__)
 
@@ -19,12 +19,7 @@ bp = Blueprint("main", __name__)
 @requires(Role.VIEWER)
 def index() -> Any:
     home = state().home
-    status = compact_status(
-        read_status(home),
-        now(),
-        stop_requested=home.control_stop.exists(),
-        written_at=status_written_at(home),
-    )
+    status = current_status(home, now())
     return render_template("main.html", status=status)
 
 

@@ -97,6 +97,9 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=limits.cookie_secure,
+        # the session ends SESSION_TIMEOUT_MINUTES after sign-in (checked on the server), so re-signing the
+        # cookie on every poll buys nothing
+        SESSION_REFRESH_EACH_REQUEST=False,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=limits.session_timeout_minutes),
         # the session's own expiry bounds the token; a time limit would break long-open forms on a phone
         WTF_CSRF_TIME_LIMIT=None,
@@ -123,6 +126,12 @@ def create_app(
     CSRFProtect(app)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
     app.extensions["tbot_limiter"] = limiter
+
+    @limiter.request_filter
+    def _only_sign_in_is_limited() -> bool:
+        # the login blueprint is the only limited one; skipping the check elsewhere keeps polling cheap
+        return request.blueprint != "login"
+
     limiter.limit(lambda: str(app.config["LOGIN_RATE_LIMIT"]), methods=["POST"])(login_web.bp)
 
     for bp in (

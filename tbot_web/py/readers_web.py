@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -112,11 +113,15 @@ def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written
     bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
     out["replay_day"] = bot.get("replay_day") if bot.get("mode") == "replay" else None
     out["updated_text"] = both(status.get("updated_at"), zone, with_date=True)
+    _set_ages(out, status.get("state"), now, written_at)
+
+
+def _set_ages(out: dict[str, Any], state: Any, now: datetime, written_at: datetime | None) -> None:
+    """The parts of the compact status that change with the clock alone."""
+    out["age_seconds"] = _age_seconds(out.get("updated_at"), now)
     written_age = max(0.0, (now - written_at).total_seconds()) if written_at else None
     out["written_age_seconds"] = written_age
-    out["stale"] = bool(
-        status.get("state") in RUNNING_STATES and written_age is not None and written_age > STALE_AFTER_S
-    )
+    out["stale"] = bool(state in RUNNING_STATES and written_age is not None and written_age > STALE_AFTER_S)
 
 
 def compact_status(
@@ -155,6 +160,34 @@ def compact_status(
     while len(json.dumps(out, separators=(",", ":"))) > STATUS_JSON_BUDGET and out["positions"]:
         out["positions"] = out["positions"][: len(out["positions"]) // 2]
     out["truncated"] = len(out["positions"]) < out["positions_total"]
+    return out
+
+
+_status_cache: dict[Path, tuple[tuple[int, int, bool], dict[str, Any]]] = {}
+_status_lock = threading.Lock()
+
+
+def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
+    """compact_status of status.json, parsed once per version of the file (the page and the API are polled
+    by every open browser); only the clock-dependent ages are computed per call."""
+    stop_requested = home.control_stop.exists()
+    try:
+        st = home.status_json.stat()
+        mark: tuple[int, int, bool] | None = (st.st_mtime_ns, st.st_size, stop_requested)
+        written_at: datetime | None = datetime.fromtimestamp(st.st_mtime, UTC)
+    except OSError:
+        mark, written_at = None, None
+    with _status_lock:
+        hit = _status_cache.get(home.root)
+    if mark is not None and hit is not None and hit[0] == mark:
+        out = dict(hit[1])
+    else:
+        out = compact_status(read_status(home), now, stop_requested=stop_requested, written_at=written_at)
+        if mark is not None:
+            with _status_lock:
+                _status_cache[home.root] = (mark, out)
+        out = dict(out)
+    _set_ages(out, out.get("state"), now, written_at)
     return out
 
 

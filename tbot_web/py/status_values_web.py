@@ -73,8 +73,9 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     for key in ("session_date", "active_strategy", "updated_at", "version", "error", "message"):
         if key in status:
             out[key] = _text(status[key])
-    if "realized_pnl" in status:
-        out["realized_pnl"] = _money_text(status["realized_pnl"])
+    for key in ("realized_pnl", "fees", "net_pnl"):
+        if key in status:
+            out[key] = _money_text(status[key])
     by_strategy = status.get("realized_pnl_by_strategy")
     out["realized_pnl_by_strategy"] = (
         {str(k): _money_text(v) or UNAVAILABLE for k, v in by_strategy.items()}

@@ -11,20 +11,14 @@ from tbot_bot.core.users import Role
 
 from .auth_web import now, requires, state
 from .charts_web import bar_chart_svg
-from .readers_web import STRATEGIES, compact_status, money, read_status, status_written_at
+from .readers_web import STRATEGIES, current_status, money, read_status
 from .status_values_web import count
 
 bp = Blueprint("status", __name__)
 
 
 def _status() -> dict[str, Any]:
-    home = state().home
-    return compact_status(
-        read_status(home),
-        now(),
-        stop_requested=home.control_stop.exists(),
-        written_at=status_written_at(home),
-    )
+    return current_status(state().home, now())
 
 
 @bp.route("/status")
