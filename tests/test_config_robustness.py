@@ -219,3 +219,11 @@ def test_fuzzed_config_file_gives_exit_0_or_a_readable_error(
     assert "Traceback" not in err and "Unexpected error" not in err
     if code == 2:
         assert "Configuration error" in err
+
+
+def test_missing_key_messages_keep_their_specific_advice() -> None:
+    text = re.sub(r"^WINDOW_TIMEZONE=.*\n", "", template_text(), flags=re.MULTILINE)
+    problems = _problems(text)
+    assert any(p.startswith("WINDOW_TIMEZONE is missing: add WINDOW_TIMEZONE=UTC") for p in problems), (
+        problems
+    )

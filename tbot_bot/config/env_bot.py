@@ -702,7 +702,7 @@ def parse_known_values(mapping: dict[str, str]) -> tuple[dict[str, Any], list[st
     problems: list[str] = []
     for key, adapter in _field_adapters().items():
         if key not in mapping:
-            problems.append(f"{key} is missing (every key must be present, even when its feature is off)")
+            problems.append(_describe_error({"type": "missing", "loc": (key,)}, mapping))
             continue
         try:
             parsed[key] = adapter.validate_python(mapping[key])
