@@ -226,7 +226,10 @@ def test_order_id_with_dot_segments_never_becomes_a_control_url(home) -> None:
         {"realized_pnl": float("nan")},
         {"counts": {"open": "many"}, "windows": ["not-a-dict", {"strategy": {"deep": 1}}]},
         {"broker": "down", "api": [1], "kill_switch": "yes", "positions": {"SPY": 1}, "state": {"x": 1}},
-        {"pending_confirmations": [{"client_order_id": 5}, "junk"], "updated_at": {"x": 1}},
+        {
+            "pending_confirmations": [{"client_order_id": 5, "symbol": {"x": 1}}, "junk"],
+            "updated_at": {"x": 1},
+        },
     ],
 )
 def test_malformed_status_values_render_unavailable_never_500(home, damage) -> None:
