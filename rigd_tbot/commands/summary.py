@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Reads output/<scope>/summaries/ (one daily summary per session, written after each session's "
             "booking). Without --date: one row per session and a TOTAL row. With --date: that session per "
-            "strategy. The PnL shown is the summary's realised PnL before fees."
+            "strategy. PnL is realised before fees; net = PnL - fees."
         ),
     )
     add_home_argument(p)
@@ -43,10 +43,24 @@ def _pct(value: object) -> str:
         return "-"
 
 
+def _amounts(totals: dict) -> tuple[Decimal, Decimal, Decimal]:  # type: ignore[type-arg]
+    """(realised PnL, fees, net) of a summary block; net = PnL - fees when the file predates fees."""
+    from tbot_bot.support.session_summaries import decimal_or_zero
+
+    pnl = decimal_or_zero(totals.get("total_pnl"))
+    fees = decimal_or_zero(totals.get("total_fees"))
+    net = decimal_or_zero(totals["net_pnl"]) if totals.get("net_pnl") is not None else pnl - fees
+    return pnl, fees, net
+
+
+def _money3(totals: dict) -> list[str]:  # type: ignore[type-arg]
+    return [f"{m:,.2f}" for m in _amounts(totals)]
+
+
 def run(args: argparse.Namespace) -> int:
     from rigd_tbot.display import print_table
     from tbot_bot.accounting.accounting_config import load_binding
-    from tbot_bot.support.session_summaries import decimal_or_zero, read_session_summaries
+    from tbot_bot.support.session_summaries import read_session_summaries
 
     home = BotHome.resolve(args.home)
     if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
@@ -57,7 +71,19 @@ def run(args: argparse.Namespace) -> int:
     scan = read_session_summaries(home.summaries_dir(scope))
     for problem in scan.problems:
         print(f"warning: {problem}")
-    headers = ["", "trades", "wins", "losses", "win rate", "PnL", "signals", "denials", "errors"]
+    headers = [
+        "",
+        "trades",
+        "wins",
+        "losses",
+        "win rate",
+        "PnL",
+        "fees",
+        "net",
+        "signals",
+        "denials",
+        "errors",
+    ]
     right = tuple(range(1, len(headers)))
     if args.day is not None:
         match = [s for s in scan.sessions if s.day == args.day.isoformat()]
@@ -67,24 +93,24 @@ def run(args: argparse.Namespace) -> int:
         s = match[0]
         rows = [
             [name, *(str(v.get(k, 0)) for k in COUNTS[:3]), _pct(v.get("win_rate")),
-             f"{decimal_or_zero(v.get('total_pnl')):,.2f}", *(str(v.get(k, 0)) for k in COUNTS[3:])]
+             *_money3(v), *(str(v.get(k, 0)) for k in COUNTS[3:])]
             for name, v in sorted(s.strategies.items(), key=lambda kv: (ORDER.get(kv[0], 9), kv[0]))
         ]  # fmt: skip
         t = s.totals
         footer = ["TOTAL", *(str(t.get(k, 0)) for k in COUNTS[:3]), _pct(t.get("win_rate")),
-                  f"{s.pnl:,.2f}", *(str(t.get(k, 0)) for k in COUNTS[3:])]  # fmt: skip
+                  *_money3(t), *(str(t.get(k, 0)) for k in COUNTS[3:])]  # fmt: skip
         headers[0] = "strategy"
         print_table(f"Session {s.day} of {scope}", headers, rows, footer=footer, right=right)
         return 0
     rows = []
     for s in scan.sessions:
         rows.append([s.day, *(str(s.count(k)) for k in COUNTS[:3]), _pct(s.totals.get("win_rate")),
-                     f"{s.pnl:,.2f}", *(str(s.count(k)) for k in COUNTS[3:])])  # fmt: skip
+                     *_money3(s.totals), *(str(s.count(k)) for k in COUNTS[3:])])  # fmt: skip
     sums = {k: sum(s.count(k) for s in scan.sessions) for k in COUNTS}
     closed = sums["wins"] + sums["losses"]
-    total_pnl = sum((s.pnl for s in scan.sessions), Decimal(0))
+    money = [sum((_amounts(s.totals)[i] for s in scan.sessions), Decimal(0)) for i in range(3)]
     footer = ["TOTAL", *(str(sums[k]) for k in COUNTS[:3]),
-              f"{sums['wins'] / closed:.1%}" if closed else "-", f"{total_pnl:,.2f}",
+              f"{sums['wins'] / closed:.1%}" if closed else "-", *(f"{m:,.2f}" for m in money),
               *(str(sums[k]) for k in COUNTS[3:])]  # fmt: skip
     headers[0] = "session"
     print_table(f"Sessions of {scope} ({len(rows)})", headers, rows, footer=footer, right=right)
