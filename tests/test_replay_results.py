@@ -160,3 +160,20 @@ def test_backtest_defaults_to_the_sample_and_the_homes_float(
     assert backtest_float("5000", home) == Decimal(5000)
     with pytest.raises(Exception, match="--float 'nan'"):
         backtest_float("nan", home)
+
+
+def test_check_shows_each_window_in_exchange_time_and_utc(
+    home: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.runtime.preflight import preflight
+
+    assert tbot(["check", "--home", str(home.root), "--replay", "2011-03-15"]) == 0
+    out = capsys.readouterr().out
+    assert "windows    replay day 2011-03-15 (START_TIME_* read in WINDOW_TIMEZONE=exchange)" in out
+    assert "open  on  09:30 America/New_York = 13:30 UTC" in out
+    assert "close on  14:30 America/New_York = 18:30 UTC" in out
+    # the early close: CLOSE would be skipped that day, and check says so with both times
+    text = preflight(home).render(replay_day=date(2011, 11, 25))
+    close_line = next(line for line in text.splitlines() if line.startswith("  close"))
+    assert "14:30 America/New_York = 19:30 UTC" in close_line
+    assert "after the session closes 13:00 America/New_York = 18:00 UTC (early close)" in close_line

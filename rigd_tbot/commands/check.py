@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if result.preflight is not None:  # boot always records it
             # the float the run would trade with (the accounting API's, when configured)
-            print(replace(result.preflight, broker_current_float=result.broker_current_float).render())
+            print(
+                replace(result.preflight, broker_current_float=result.broker_current_float).render(
+                    replay_day=args.replay
+                )
+            )
         mode = f"replay of {args.replay}" if args.replay else "live"
         print(f"boot       OK ({mode}): broker {result.broker.name} answered, every self-check passed")
     finally:

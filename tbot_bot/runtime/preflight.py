@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,13 +39,13 @@ class Preflight:
         )
         return [s for s in order if self.settings.strategy_enabled(s)]
 
-    def render(self, now: datetime | None = None) -> str:
+    def render(self, now: datetime | None = None, replay_day: date | None = None) -> str:
+        """The one-screen summary; windows are shown for the replay day, else for the next session."""
         s, b, ident = self.settings, self.binding, self.binding.identity
-        day = next_session_date(now or datetime.now(UTC), s.MARKET_CALENDAR)
+        day = replay_day or next_session_date(now or datetime.now(UTC), s.MARKET_CALENDAR)
         zone = exchange_zone(s.MARKET_CALENDAR)
-        windows = [
-            f"windows    next session {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"
-        ]
+        which = "replay day" if replay_day else "next session"
+        windows = [f"windows    {which} {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"]
         for strat in STRATEGIES:
             up = strat.upper()
             on = "on " if s.strategy_enabled(strat) else "off"
