@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest browser postgres clean
+.PHONY: demo test lint typecheck pytest browser postgres rsync clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ postgres:
 	  else echo "postgres: PostgreSQL missing and not root; the PostgreSQL worker test will skip"; fi; \
 	fi
 
+# Debian's rsync for the off-site backup tests (a local rsync daemon is the "plain server"); best effort (root only).
+rsync:
+	@if ! command -v rsync >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null) \
+	      || echo "rsync: could not install rsync; the rsync backup tests will skip"; \
+	  else echo "rsync: rsync missing and not root; the rsync backup tests will skip"; fi; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,7 +54,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tbot_bot
 
-pytest: $(STAMP) browser postgres
+pytest: $(STAMP) browser postgres rsync
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

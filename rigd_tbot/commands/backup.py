@@ -1,4 +1,5 @@
-"""`tbot backup create|list|restore`: encrypted, timestamped archives of output/ and the injected ledgers."""
+"""`tbot backup create|list|restore|prune|upload`: encrypted, timestamped archives of output/ and the injected
+ledgers; off-site copies on S3 or an rsync server."""
 
 from __future__ import annotations
 
@@ -24,7 +25,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore.add_argument(
         "--key-file", default=None, help="backup key (default: storage/keys/backup.key in this home)"
     )
-    for parser in (create, listing, restore):
+    prune = actions.add_parser("prune", help="delete all but the newest N archives in backups/")
+    add_home_argument(prune)
+    prune.add_argument(
+        "--keep", type=int, required=True, help="how many of the newest archives to keep (>= 1)"
+    )
+    upload = actions.add_parser(
+        "upload",
+        help="copy archives off-site (S3 or rsync), verify checksums, prune old remote copies",
+        description="Targets: s3://bucket/prefix (AWS S3, MinIO, any S3-compatible with --endpoint), "
+        "rsync://host[:port]/module/path (rsync daemon) or ssh://[user@]host[:port]/path (rsync over ssh). "
+        "Without --to, BACKUP_UPLOAD_TO from the home's .env is used. Credentials: `tbot secrets set backup_upload`.",
+    )
+    add_home_argument(upload)
+    upload.add_argument(
+        "--to", default=None, help="target URL (default: BACKUP_UPLOAD_TO in the home's .env)"
+    )
+    upload.add_argument(
+        "--endpoint", default=None, help="S3 endpoint URL, e.g. http://minio:9000 (s3:// only)"
+    )
+    upload.add_argument(
+        "--keep-days",
+        type=int,
+        default=None,
+        help="remote retention in days (default BACKUP_UPLOAD_KEEP_DAYS or 7)",
+    )
+    for parser in (create, listing, restore, prune, upload):
         parser.set_defaults(func=run)
 
 
@@ -38,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         for archive in list_backups(home):
             print(f"{archive.name}\t{archive.stat().st_size} bytes")
         return 0
+    if args.backup_action == "prune":
+        existing_home(args.home)
+        return _prune(home, args.keep)
+    if args.backup_action == "upload":
+        return _upload(home, args)
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         restored = restore_backup(Path(args.archive).expanduser().resolve(), home, key_path=key)
@@ -49,4 +80,63 @@ def run(args: argparse.Namespace) -> int:
     ledgers = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
     archive = create_backup(home, ledgers, now=utc_now(), keep=args.keep)
     print(f"wrote {archive}")
+    return 0
+
+
+def _prune(home: BotHome, keep: int | None) -> int:
+    from tbot_bot.config.dotenv import read_dotenv
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.reporting.auto_backup import list_backups
+
+    if keep is None:
+        raw = read_dotenv(home).get("BACKUP_KEEP", "").strip()
+        if not raw.isdigit():
+            raise ConfigError("pass --keep N (or set BACKUP_KEEP=N in the home's .env)")
+        keep = int(raw)
+    if keep < 1:
+        raise ConfigError(f"--keep {keep} must be at least 1 (the newest archive is never deleted)")
+    old = list_backups(home)[:-keep]
+    for archive in old:
+        archive.unlink()
+        print(f"deleted {archive.name}")
+    print(f"backup prune: {len(old)} deleted, {len(list_backups(home))} kept")
+    return 0
+
+
+def _upload(home: BotHome, args: argparse.Namespace) -> int:
+    from tbot_bot.config.dotenv import read_dotenv
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.reporting.offsite_backup import upload_backups
+    from tbot_bot.support.decrypt_secrets import load_secret_json, secret_exists
+    from tbot_bot.support.utils_bot import utc_now
+
+    existing_home(args.home)
+    dotenv = read_dotenv(home)
+    url = args.to or dotenv.get("BACKUP_UPLOAD_TO", "").strip()
+    if not url:
+        raise ConfigError(
+            "no upload target: pass --to s3://bucket/prefix (or rsync:// / ssh://) or set BACKUP_UPLOAD_TO in .env"
+        )
+    raw_days = args.keep_days if args.keep_days is not None else dotenv.get("BACKUP_UPLOAD_KEEP_DAYS", "7")
+    try:
+        keep_days = int(raw_days)
+    except ValueError:
+        raise ConfigError(f"BACKUP_UPLOAD_KEEP_DAYS={raw_days!r} must be a whole number of days") from None
+    creds = (
+        load_secret_json(home, "backup_upload_credentials")
+        if secret_exists(home, "backup_upload_credentials")
+        else {}
+    )
+    endpoint = args.endpoint or dotenv.get("BACKUP_UPLOAD_ENDPOINT", "").strip() or None
+    result = upload_backups(
+        home, url, keep_days=keep_days, now=utc_now(), endpoint=endpoint, credentials=creds
+    )
+    for name in result.uploaded:
+        print(f"uploaded  {name} (checksum verified)")
+    for name in result.pruned:
+        print(f"pruned    {name} (older than {keep_days} days)")
+    print(
+        f"backup upload to {url}: {len(result.uploaded)} uploaded, {len(result.already_there)} already there, "
+        f"{len(result.pruned)} pruned"
+    )
     return 0

@@ -34,6 +34,11 @@ LOGIN_LOCKOUT_MINUTES=15                 # lockout duration
 SESSION_TIMEOUT_MINUTES=120              # web session expiry
 WEB_COOKIE_SECURE=false                  # true: session cookie only over https, plus HSTS (set behind TLS)
 WEB_TRUST_PROXY=false                    # false, true or 1-5: proxies whose X-Forwarded-For/-Proto are believed
+
+BACKUP_KEEP=14                           # local encrypted archives kept by tbot-backup.service (tbot backup prune)
+BACKUP_UPLOAD_TO=""                      # off-site target: s3://bucket/prefix, rsync://host/module/path, ssh://host/path; empty = none
+BACKUP_UPLOAD_ENDPOINT=""                # S3-compatible endpoint URL (MinIO...); empty = AWS
+BACKUP_UPLOAD_KEEP_DAYS=7                # remote archives older than this many days are deleted
 """
 
 

@@ -16,6 +16,7 @@ SECRET_KEY_PURPOSE = {
     "screener_api": "screener_api",
     "acct_api_credentials": "acct_api",
     "alert_channels": "alert",
+    "backup_upload_credentials": "backup",
     "network_config": "login",
     "bot_identity": "identity",
     "accounting_injection": "identity",

@@ -113,6 +113,13 @@ def _acct_api(values: Mapping[str, Any], broker_code: str) -> list[str]:
     return []
 
 
+def _backup_upload(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    problems = _url(values, "S3_ENDPOINT_URL")
+    if bool(_text(values, "AWS_ACCESS_KEY_ID")) != bool(_text(values, "AWS_SECRET_ACCESS_KEY")):
+        problems.append("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together")
+    return problems
+
+
 SPECS: dict[str, SecretSpec] = {
     s.name: s
     for s in (
@@ -169,6 +176,13 @@ SPECS: dict[str, SecretSpec] = {
             ("ACCT_API_URL", "ACCT_API_TOKEN", "ACCT_API_TIMEOUT"),
             "the firm's accounting API",
             _acct_api,
+        ),
+        SecretSpec(
+            "backup_upload",
+            "backup_upload_credentials",
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "S3_ENDPOINT_URL", "RSYNC_PASSWORD"),
+            "off-site backups: S3 keys (else boto3's own chain) or an rsync daemon password (optional)",
+            _backup_upload,
         ),
     )
 }
