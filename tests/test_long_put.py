@@ -79,7 +79,7 @@ def test_long_put_replay_books_a_put_round_trip_through_the_option_accounts(tmp_
     (ledger,) = home.root.glob("entities/*/ledgers/bot/*_BOT_ledger.db")
     with sqlite3.connect(ledger) as conn:
         puts = conn.execute(
-            "SELECT ticker, trntype, tag, signal_ticker FROM transactions WHERE tag = 'LongPut' ORDER BY id"
+            "SELECT ticker, trntype, tag, signal_ticker FROM transactions WHERE tag = 'LongPut' AND trntype != 'FEE' ORDER BY id"
         ).fetchall()
         accounts = {
             r[0]
