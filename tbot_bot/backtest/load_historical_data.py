@@ -93,12 +93,15 @@ def load_bars(
     df = pd.concat(frames, ignore_index=True)
     if symbols:
         df = df[df["symbol"].isin(symbols)]
-    days = df["timestamp"].dt.date
+    # UTC day numbers, not a date object per bar (millions of bars would cost hundreds of MB)
+    days = df["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    keep = np.ones(len(df), dtype=bool)
     if start is not None:
-        df = df[days >= start]
-        days = days[df.index]
+        keep &= days >= np.datetime64(start, "D")
     if end is not None:
-        df = df[days <= end]
+        keep &= days <= np.datetime64(end, "D")
+    if not keep.all():
+        df = df[keep]
     # the same bar in two files (overlapping downloads): identical copies were checked per file, drop here
     df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
     return df.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)

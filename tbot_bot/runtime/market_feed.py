@@ -59,6 +59,10 @@ class MarketFeed:
         """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for)."""
         new_syms = [s for s in symbols if s not in self._row]
         if new_syms:
+            for s in sorted(
+                new_syms
+            ):  # rows in symbol order, as bars() lists them: stacked views need no copy
+                self._slot(s)
             # the session so far, an hour at a time: a late window's first fetch never holds a whole day of
             # bar objects for every symbol at once
             t0 = self.session_open
@@ -85,8 +89,11 @@ class MarketFeed:
             row = len(self._len)
             self._row[symbol] = row
             self._len.append(0)
-            self._t = np.vstack([self._t, np.zeros((1, self._t.shape[1]), dtype=np.int64)])
-            self._v = np.concatenate([self._v, np.zeros((5, 1, self._v.shape[2]))], axis=1)
+            if row == self._t.shape[0]:
+                # rows grow geometrically: thousands of symbols must not copy the buffers once per symbol
+                extra = max(16, row)
+                self._t = np.vstack([self._t, np.zeros((extra, self._t.shape[1]), dtype=np.int64)])
+                self._v = np.concatenate([self._v, np.zeros((5, extra, self._v.shape[2]))], axis=1)
         return row
 
     def _ingest(self, bars: dict[str, list[Bar]]) -> None:
@@ -117,9 +124,13 @@ class MarketFeed:
             lens = {self._len[r] for r in rows}
             if len(lens) == 1:
                 k = lens.pop()
-                t = self._t[rows, :k]
+                # rows held in the order asked for (the usual case): views, not a copy of every bar each minute
+                pick: slice | list[int] = rows
+                if rows == list(range(rows[0], rows[0] + len(rows))):
+                    pick = slice(rows[0], rows[0] + len(rows))
+                t = self._t[pick, :k]
                 if (t == t[0]).all():
-                    v = self._v[:, rows, :k]
+                    v = self._v[:, pick, :k]
                     out.stacked = StackedBars(tuple(present), t[0], v[0], v[1], v[2], v[3], v[4])
         return out
 
