@@ -294,3 +294,52 @@ def test_fuzzed_bar_files_load_or_raise_a_data_error(tmp_path: Path, case: tuple
         assert np.isfinite(frame["volume"]).all()
     finally:
         os.remove(path)
+
+
+_UNREADABLE_HOME_SCRIPT = """
+import contextlib, io, json, os, sys
+from rigd_tbot.cli import main
+home, commands = sys.argv[1], json.loads(sys.argv[2])
+for command in commands:  # once with access, so every module the command imports is loaded
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(command + ["--home", home])
+if os.geteuid() == 0:
+    os.chmod(home, 0o700)
+    os.setgid(65534)
+    os.setuid(65534)
+else:
+    os.chmod(home, 0)
+results = []
+for command in commands:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(command + ["--home", home])
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    commands = [
+        ["check"],
+        ["config", "show"],
+        ["backup", "list"],
+        ["ledger", "verify"],
+        ["stop"],
+        ["users", "list"],
+    ]
+    env = {**os.environ, "HOME": "/tmp", "XDG_STATE_HOME": str(provisioned_home.parent / "state")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _UNREADABLE_HOME_SCRIPT, str(provisioned_home), json.dumps(commands)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    os.chmod(provisioned_home, 0o755)
+    assert proc.returncode == 0, proc.stderr
+    for command, (code, err) in zip(commands, json.loads(proc.stdout.strip().splitlines()[-1]), strict=True):
+        assert code == 2, (command, err)
+        assert "Permission error: cannot access " + str(provisioned_home) in err, (command, err)
+        assert "Traceback" not in err
