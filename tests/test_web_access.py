@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from fixtures_web import PASSWORDS, Clock, FakeSettingsApi, build_home, fresh_token, login, settings_text
+from fixtures_web import (
+    PASSWORDS,
+    PROPOSAL_RUN,
+    Clock,
+    FakeSettingsApi,
+    build_home,
+    fresh_token,
+    login,
+    settings_text,
+)
 from helpers import with_values
 
 from tbot_bot.core import users as users_mod
@@ -31,6 +40,11 @@ ROUTES = [
     ("GET", "/research", "viewer"),
     ("GET", "/research/backtest/mid_20110103_20110131_20261125T100000Z", "viewer"),
     ("GET", "/research/backtest/mid_20110103_20110131_20261125T100000Z/report.html", "viewer"),
+    ("GET", "/proposals", "viewer"),
+    ("GET", f"/proposals/{PROPOSAL_RUN}", "viewer"),
+    ("GET", f"/proposals/{PROPOSAL_RUN}/files/report.html", "viewer"),
+    ("POST", f"/proposals/{PROPOSAL_RUN}/approve", "admin"),
+    ("POST", f"/proposals/{PROPOSAL_RUN}/reject", "admin"),
     ("GET", "/trades", "auditor"),
     ("GET", "/ledger", "auditor"),
     ("GET", "/ledger/ofx/RGL_2011-01-18.ofx", "auditor"),
@@ -101,6 +115,10 @@ def test_route_table_covers_every_url_rule(home):
         "/users/viewer/active": "/users/<segment:username>/active",
         "/users/viewer/reset-token": "/users/<segment:username>/reset-token",
         "/history/equity.svg": "/history/<kind>.svg",
+        f"/proposals/{PROPOSAL_RUN}": "/proposals/<segment:run_id>",
+        f"/proposals/{PROPOSAL_RUN}/files/report.html": "/proposals/<segment:run_id>/files/<segment:name>",
+        f"/proposals/{PROPOSAL_RUN}/approve": "/proposals/<segment:run_id>/approve",
+        f"/proposals/{PROPOSAL_RUN}/reject": "/proposals/<segment:run_id>/reject",
         "/history/chart/2011-01-18_SPY.png": "/history/chart/<segment:name>",
         "/research/backtest/mid_20110103_20110131_20261125T100000Z": "/research/backtest/<segment:run>",
         "/research/backtest/mid_20110103_20110131_20261125T100000Z/report.html": "/research/backtest/<segment:run>/<segment:name>",

@@ -109,7 +109,18 @@ def load_proposal(home: BotHome, run_id: str) -> dict[str, Any]:
         known = [d["run_id"] for d in list_proposals(home)]
         hint = f"; proposals: {', '.join(known[:10])}" if known else "; there is no proposal yet"
         raise ConfigError(f"no optimizer proposal {run_id!r}{hint} (see `tbot optimize list`)")
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"proposal {path} cannot be read: {exc}") from None
+    missing = (
+        [k for k in ("run_id", "status", "changes") if k not in doc] if isinstance(doc, dict) else ["all"]
+    )
+    if missing or not isinstance(doc.get("changes"), list):
+        raise ConfigError(
+            f"proposal {path} is incomplete (missing {', '.join(missing) or 'changes'}): not usable"
+        )
+    return doc  # type: ignore[no-any-return]
 
 
 def _save(home: BotHome, proposal: dict[str, Any]) -> None:

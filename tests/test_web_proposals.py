@@ -1,0 +1,100 @@
+"""The dashboard's optimizer proposals: every role reads them; only an admin approves or rejects, with a CSRF
+token; approval goes through the encrypted config path and is audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures_web import Clock, build_home, fresh_token, login
+from helpers import template_text
+
+from tbot_bot.config.settings_bot import load_settings, save_env_text
+from tbot_bot.core import users as users_mod
+from tbot_bot.core.audit import recent_system_events, recent_user_activity
+from tbot_bot.optimizer.proposals import write_proposal
+from tbot_bot.support.path_resolver import BotHome
+from tbot_web.py.portal_web import create_app
+
+
+@pytest.fixture(autouse=True)
+def _fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+
+
+def summary(run_id: str, buffer: float) -> dict:
+    oos = {"total_pnl": 12.5, "sharpe": 1.5}
+    return {
+        "run_id": run_id, "strategy": "open", "algorithm": "grid_search", "objective": "sharpe",
+        "recommended": {"fold": 2, "trial": 3, "params": {"STRAT_OPEN_BUFFER": buffer}, "oos_all": oos,
+                        "oos_objective": 1.5},
+        "current": {"oos_all": oos, "oos_objective": 0.7}, "beats_current_oos": True,
+        "walk_forward_efficiency": 0.8, "deflated_sharpe": {"dsr": 0.9},
+        "folds": [{"fold": 1, "oos_start": "2011-01-19", "oos_end": "2011-03-02", "oos": oos}],
+    }  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> BotHome:
+    home = build_home(tmp_path / "home")
+    save_env_text(home, template_text(), actor="test")  # an encrypted config, as on a provisioned bot
+    for run_id, buffer in (("run-a", 0.004), ("run-b", 0.006)):
+        results = home.root / "backtest_results" / "strategy_tuning" / run_id
+        results.mkdir(parents=True)
+        (results / "report.html").write_text("<html>report</html>")
+        write_proposal(home, summary(run_id, buffer), results)
+    return home
+
+
+def client_for(home: BotHome, role: str):  # noqa: ANN201
+    client = create_app(home.root, testing=True, clock=Clock()).test_client()
+    login(client, role)
+    return client
+
+
+def test_every_role_reads_only_admin_decides(home: BotHome) -> None:
+    viewer = client_for(home, "viewer")
+    listing = viewer.get("/proposals").get_data(as_text=True)
+    assert "run-a" in listing and "STRAT_OPEN_BUFFER 0.002&rarr;0.004" in listing
+    page = viewer.get("/proposals/run-a").get_data(as_text=True)
+    assert "beats the current settings" in page and "approve-form" not in page
+    assert viewer.get("/proposals/run-a/files/report.html").data == b"<html>report</html>"
+    assert viewer.get("/proposals/nope").status_code == 404
+    for role in ("viewer", "operator", "auditor"):
+        c = client_for(home, role)
+        resp = c.post("/proposals/run-a/approve", data={"csrf_token": fresh_token(c)})
+        assert resp.status_code == 403
+    assert load_settings(home).STRAT_OPEN_BUFFER == 0.002
+    admin = client_for(home, "admin")
+    assert "approve-form" in admin.get("/proposals/run-a").get_data(as_text=True)
+    # no CSRF token: refused, nothing changes
+    assert admin.post("/proposals/run-a/approve", data={}).status_code == 400
+    assert load_settings(home).STRAT_OPEN_BUFFER == 0.002
+
+
+def test_admin_approves_and_rejects_with_audit(home: BotHome) -> None:
+    admin = client_for(home, "admin")
+    resp = admin.post("/proposals/run-a/approve", data={"csrf_token": fresh_token(admin)})
+    assert resp.status_code == 302
+    assert load_settings(home).STRAT_OPEN_BUFFER == 0.004
+    assert list((home.versioned_env_dir).glob(".env_bot.enc.*"))  # the previous config is kept
+    doc = json.loads((home.versioned_env_dir / "proposals" / "run-a.json").read_text())
+    assert doc["status"] == "approved" and doc["decision"]["actor"] == "web:admin"
+    assert "approved" in admin.get("/proposals/run-a").get_data(as_text=True)
+    events = recent_system_events(home)
+    assert any(
+        e["event"] == "proposal_approved" and "STRAT_OPEN_BUFFER 0.002->0.004" in e["detail"] for e in events
+    )
+    assert any(a["event"] == "proposal_approved" for a in recent_user_activity(home))
+    # run-b was made against 0.002: now stale, approval is refused and explained, nothing changes
+    admin.post("/proposals/run-b/approve", data={"csrf_token": fresh_token(admin)})
+    page = admin.get("/proposals/run-b").get_data(as_text=True)
+    assert "changed since this proposal was made" in page
+    assert load_settings(home).STRAT_OPEN_BUFFER == 0.004
+    resp = admin.post("/proposals/run-b/reject", data={"csrf_token": fresh_token(admin), "reason": "stale"})
+    assert resp.status_code == 302
+    doc = json.loads((home.versioned_env_dir / "proposals" / "run-b.json").read_text())
+    assert doc["status"] == "rejected" and doc["decision"]["reason"] == "stale"
+    audit = [json.loads(x) for x in (home.root / "logs" / "optimizer_audit.log").read_text().splitlines()]
+    assert [(a["run_id"], a["action"]) for a in audit] == [("run-a", "approved"), ("run-b", "rejected")]
