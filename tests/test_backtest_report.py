@@ -69,7 +69,8 @@ def engine_trades() -> pd.DataFrame:
             "ticker": ["SYN1", "SYN1", "SH", "SYN2"],
             "exit_reason": ["timeout", "stop_loss", "vwap_touch", "timeout"],
             "session": ["2011-01-04", "2011-01-04", "2011-01-05", "2011-01-06"],
-            "side": ["long", "long", "short", "long"],
+            "side": ["long", "long", "long", "long"],
+            "direction": ["bullish", "bullish", "bearish", "bullish"],  # SH bought on a bearish signal
             "entry_time": ["2011-01-04T15:00:00+00:00"] * 4,
             "exit_time": ["2011-01-04T15:30:00+00:00", "2011-01-04T15:10:00+00:00"] * 2,
             "PnL": ["1.1001", "-0.1001", "2.5", "-3"],
@@ -86,7 +87,12 @@ def test_breakdown_rows_and_total_in_decimal() -> None:
     total = rows[-1]
     assert total.total_pnl == Decimal("0.5") and total.trades == 4 and total.win_rate == 0.5
     assert total.cells()[4:7] == ["50.0%", "0.50", "0.12"]
-    assert [r.key for r in breakdown(engine_trades(), "side")] == ["long", "short", "TOTAL"]
+    assert [r.key for r in breakdown(engine_trades(), "direction")] == ["bearish", "bullish", "TOTAL"]
+    # a trade list without directions falls back to the position's side
+    assert [r.key for r in breakdown(engine_trades().drop(columns="direction"), "direction")] == [
+        "long",
+        "TOTAL",
+    ]
     empty = breakdown(engine_trades().iloc[0:0], "ticker")
     assert len(empty) == 1 and empty[0].cells()[:2] == ["TOTAL", "0"]
 

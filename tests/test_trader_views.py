@@ -12,7 +12,7 @@ import io
 import json
 import re
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import pytest
 from rigd_tbot.cli import build_parser
 from rigd_tbot.cli import main as tbot
 from rigd_tbot.status_view import render_status_view
-from tbot_bot.support.path_resolver import package_file
+from tbot_bot.support.path_resolver import BotHome, package_file
 
 DAY = "2011-01-25"
 
@@ -42,7 +42,7 @@ def test_trades_table_lists_the_demo_trades_with_totals(
     lines = out.splitlines()
     body = [ln for ln in lines if ln.strip().startswith(DAY)]
     assert len(body) == 4
-    assert any("SH (SYN5)" in ln and "mid" in ln and "1.82" in ln for ln in body)
+    assert any("SH (SYN5)" in ln and "long (bearish)" in ln and "mid" in ln and "1.82" in ln for ln in body)
     assert "09:59 EST / 14:59Z" in out  # exchange time and UTC
     total = next(ln for ln in lines if ln.strip().startswith("TOTAL"))
     assert "4 trades" in total and "3 won, 1 lost" in total and "0.80" in total
@@ -121,6 +121,14 @@ def test_plot_day_from_the_home_ledger(
     assert tbot(argv) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 30_000
     assert "1 trade(s) marked" in capsys.readouterr().out  # SH bought on SYN5's signal
+    from rigd_tbot.commands.plot import _ledger_trades
+
+    (sh,) = _ledger_trades(BotHome(demo_home), date(2011, 1, 25), "SYN5", None)
+    assert (sh.ticker, sh.direction, sh.exit_reason) == (
+        "SH",
+        "bearish",
+        "timeout",
+    )  # marked as a bearish entry
     # default place: the home's charts folder (the dashboard links to it)
     assert tbot(["plot", "day", "--date", DAY, "--home", str(demo_home), "--symbol", "syn1"]) == 0
     assert list((demo_home / "output").glob("*/charts/2011-01-25_SYN1.png"))

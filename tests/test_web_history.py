@@ -70,8 +70,11 @@ def test_history_charts_are_svg_with_one_mark_per_session(home):
 
 
 def test_trades_of_one_day(home):
+    bot = {"bot_id": "TB01", "exchange_tz": "America/New_York"}
+    write_status(home, status_payload("closed", bot=bot))
     html = client_for(home, "auditor").get("/trades?day=2011-01-18").get_data(as_text=True)
     assert "Trade history of 2011-01-18" in html and "SPY" in html
+    assert "2011-01-18 09:40 EST / 14:40Z" in html  # exchange time and UTC
     html = client_for(home, "auditor").get("/trades?day=2011-01-19").get_data(as_text=True)
     assert "SPY" not in html and "no trades recorded" in html
 

@@ -82,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(t: object) -> str:
+    """The position's side, with the signal's view when it is not the obvious one (long SH on a bearish signal)."""
+    side, direction = getattr(t, "side", ""), getattr(t, "direction", "")
+    plain = (side == "long" and direction == "bullish") or (side == "short" and direction == "bearish")
+    return side if plain else f"{side} ({direction})"
+
+
 def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     from rigd_tbot.display import both_times, print_table
 
@@ -91,7 +98,7 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
     rows = [
         [
             t.session, t.strategy, t.ticker if t.ticker == t.signal_ticker else f"{t.ticker} ({t.signal_ticker})",
-            t.side, format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
+            _side(t), format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
             money(t.entry_price), money(t.exit_price), money(t.pnl), money(t.fees), t.exit_reason or "open",
         ]
         for t in trades

@@ -55,7 +55,7 @@ def equity_figure(curve: pd.DataFrame, trades: pd.DataFrame, title: str) -> Figu
             ax_eq.scatter(
                 exits[~won], equity_after[~won], marker="v", color=LOSS, s=26, zorder=3, label="loss or flat"
             )
-        ax_eq.legend(loc="upper left", fontsize=8, frameon=False)
+        ax_eq.legend(loc="best", fontsize=8, framealpha=0.8)
     else:
         ax_eq.text(0.5, 0.5, "no trades", transform=ax_eq.transAxes, ha="center", va="center")
     ax_eq.set_title(title)

@@ -24,12 +24,12 @@ from tbot_bot.support.utils_bot import atomic_write_text
 if TYPE_CHECKING:
     from tbot_bot.backtest.performance_metrics import Metrics
 
-# (column of the trades frame, title); "side" is long for bullish trades, short for bearish ones (any instrument)
+# (column of the trades frame, title); direction is the signal's view (bullish | bearish), whatever instrument traded
 BREAKDOWNS: tuple[tuple[str, str], ...] = (
     ("ticker", "Per ticker"),
     ("exit_reason", "Per exit reason"),
     ("session", "Per day"),
-    ("side", "Per direction"),
+    ("direction", "Per direction"),
 )
 HEADERS = ("", "trades", "wins", "losses", "win %", "total PnL", "avg PnL", "avg minutes")
 CENT = Decimal("0.01")
@@ -92,6 +92,8 @@ def _row(key: str, group: pd.DataFrame) -> BreakdownRow:
 def breakdown(trades: pd.DataFrame, column: str) -> list[BreakdownRow]:
     """One row per value of `column` (sorted), then TOTAL over every trade."""
     rows: list[BreakdownRow] = []
+    if column == "direction" and "direction" not in trades.columns and "side" in trades.columns:
+        column = "side"  # a trade list without the signal's view: the position's side
     if len(trades):
         keys = trades[column].fillna("-").astype(str)
         for key in sorted(keys.unique()):

@@ -28,7 +28,8 @@ class LedgerTrade:
     strategy: str
     ticker: str
     signal_ticker: str
-    side: str  # long | short
+    side: str  # long | short: the position in the instrument
+    direction: str  # bullish | bearish: the signal's view (an inverse ETF or put is long and bearish)
     size: Decimal
     entry_time: datetime | None
     exit_time: datetime | None
@@ -137,6 +138,7 @@ def _trade(entry: sqlite3.Row, exit_: sqlite3.Row | None) -> LedgerTrade:
         ticker=entry["ticker"],
         signal_ticker=entry["signal_ticker"] or entry["ticker"],
         side=entry["side"] or "long",
+        direction=_direction(entry),
         size=Decimal(entry["size"] or "0"),
         entry_time=_ts(entry["dtposted"]),
         exit_time=_ts(exit_["dtposted"]) if exit_ is not None else None,
@@ -148,6 +150,13 @@ def _trade(entry: sqlite3.Row, exit_: sqlite3.Row | None) -> LedgerTrade:
         tag=entry["tag"],
         client_order_id=entry["client_order_id"] or entry["fitid"],
     )
+
+
+def _direction(entry: sqlite3.Row) -> str:
+    """The ledger's `direction` (schema 2); older ledgers: a short position is bearish, a tagged one too."""
+    if "direction" in entry.keys() and entry["direction"]:
+        return str(entry["direction"])
+    return "bearish" if entry["side"] == "short" or entry["tag"] in ("InverseETF", "LongPut") else "bullish"
 
 
 def totals(trades: Iterable[LedgerTrade]) -> dict[str, Any]:

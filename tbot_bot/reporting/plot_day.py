@@ -44,7 +44,7 @@ class DayTrade:
     strategy: str
     ticker: str  # instrument traded
     signal_ticker: str
-    side: str  # long | short
+    direction: str  # bullish | bearish (the signal's view; an inverse ETF bought is bearish)
     entry_time: datetime | None
     exit_time: datetime | None
     entry_price: Decimal | None
@@ -115,8 +115,8 @@ def day_figure(
     handles, _ = ax.get_legend_handles_labels()
     marker = {"linestyle": "", "markeredgecolor": "black", "markersize": 8}
     handles += [
-        Line2D([], [], marker="^", color="#bbbbbb", label="entry long", **marker),  # type: ignore[arg-type]
-        Line2D([], [], marker="v", color="#bbbbbb", label="entry short", **marker),  # type: ignore[arg-type]
+        Line2D([], [], marker="^", color="#bbbbbb", label="entry, bullish", **marker),  # type: ignore[arg-type]
+        Line2D([], [], marker="v", color="#bbbbbb", label="entry, bearish", **marker),  # type: ignore[arg-type]
         Line2D([], [], marker="X", color=WIN, label="exit, win", **marker),  # type: ignore[arg-type]
         Line2D([], [], marker="X", color=LOSS, label="exit, loss", **marker),  # type: ignore[arg-type]
     ]
@@ -165,7 +165,7 @@ def _mark_trades(ax: plt.Axes, trades: Sequence[DayTrade], bars: pd.DataFrame, s
     for tr in trades:
         own = tr.ticker == symbol  # else an instrument bought for this symbol's signal: mark at our price
         via = "" if own else f" via {tr.ticker}"
-        bearish = tr.side == "short"
+        bearish = tr.direction == "bearish"
         if tr.entry_time is not None:
             price = (
                 float(tr.entry_price)
@@ -175,7 +175,7 @@ def _mark_trades(ax: plt.Axes, trades: Sequence[DayTrade], bars: pd.DataFrame, s
             if price is not None:
                 ax.scatter([_x(tr.entry_time)], [price], marker="v" if bearish else "^", s=90,
                            color=SHADES.get(tr.strategy, "black"), edgecolors="black", zorder=6)  # fmt: skip
-                ax.annotate(f"{tr.strategy} {'short' if bearish else 'long'} entry{via}", (_x(tr.entry_time), price),
+                ax.annotate(f"{tr.strategy} {tr.direction} entry{via}", (_x(tr.entry_time), price),
                             xytext=(0, -18 if bearish else 14), textcoords="offset points", fontsize=7, ha="center")  # fmt: skip
         if tr.exit_time is not None:
             price = (

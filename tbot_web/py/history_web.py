@@ -10,7 +10,8 @@ from flask import Blueprint, Response, abort, render_template, request
 from tbot_bot.core.users import Role
 
 from .auth_web import activity, current_user, requires, state
-from .readers_web import ledger_summary, ofx_files, read_trade_history, trade_summary
+from .readers_web import ledger_summary, ofx_files, read_status, read_trade_history, trade_summary
+from .time_web import both, exchange_zone
 
 bp = Blueprint("history", __name__)
 
@@ -18,15 +19,20 @@ bp = Blueprint("history", __name__)
 @bp.route("/trades")
 @requires(Role.AUDITOR)
 def trades() -> Any:
-    records = read_trade_history(state().home)
+    home = state().home
+    records = read_trade_history(home)
     day = request.args.get("day") or ""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
         # ?day=YYYY-MM-DD (from the History page): that session's trades, by their UTC timestamp
         records = [r for r in records if str(r.get("timestamp", "")).startswith(day)]
     else:
         day = ""
+    zone = exchange_zone(read_status(home))
+    shown = [
+        {**r, "time_text": both(r.get("timestamp"), zone, with_date=True)} for r in reversed(records[-300:])
+    ]
     return render_template(
-        "trades.html", records=list(reversed(records[-300:])), summary=trade_summary(records), day=day
+        "trades.html", records=shown, summary=trade_summary(records), day=day, tz=str(zone) if zone else None
     )
 
 
