@@ -124,3 +124,51 @@ def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str
     )
     restored = list((empty / "entities" / "RIGD_USA" / "ledgers" / "bot").glob("*_BOT_ledger.db"))
     assert len(restored) == 1 and verify_ledger(restored[0]) == []
+
+
+def _rewrite_manifest(archive: Path, key: Path, change) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+    import tarfile
+
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(key.read_bytes().strip())
+    src = tarfile.open(fileobj=io.BytesIO(fernet.decrypt(archive.read_bytes())), mode="r:gz")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "MANIFEST.json":
+                manifest = json.loads(data)
+                change(manifest)
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    archive.write_bytes(fernet.encrypt(out.getvalue()))
+
+
+def test_manifest_records_each_ledger_head_and_restore_reanchors_it(tmp_path: Path) -> None:
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+    from tbot_bot.errors import LedgerError
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    key = home.key_file("backup")
+    target = BotHome(tmp_path / "b")
+    new_ledger = target.root / ledger.relative_to(home.root)
+    restore_backup(archive, target, key_path=key)
+    # restored into an empty home: anchored there, so verify (and boot) accept it
+    assert verify_ledger(new_ledger, anchors=AnchorStore.for_home(target)) == []
+    seen: dict[str, object] = {}
+    _rewrite_manifest(archive, key, lambda m: seen.update(m["anchors"]["heads"]))
+    (head,) = seen.values()
+    assert head["transactions"] == 13 and head["last_fitid"] == "P1-CLOSE-FEE"  # type: ignore[index]
+
+    def fewer(manifest: dict) -> None:  # type: ignore[type-arg]
+        (name,) = manifest["anchors"]["heads"]
+        manifest["anchors"]["heads"][name]["transactions"] = 14
+
+    _rewrite_manifest(archive, key, fewer)
+    with pytest.raises(LedgerError, match="differs from the chain head its manifest recorded"):
+        restore_backup(archive, BotHome(tmp_path / "c"), key_path=key)

@@ -1,8 +1,9 @@
 """Encrypted, timestamped archives of a bot's output/ and ledgers (`tbot backup create|list|restore`).
 
 An archive is a gzip tar (ledgers copied with SQLite's online backup API, plus MANIFEST.json with sha256 of
-every file) encrypted with Fernet using storage/keys/backup.key (0600). Restore refuses to overwrite files,
-checks every digest and verifies every restored ledger.
+every file and the chain head of every archived ledger, HMAC'd with the ledger key) encrypted with Fernet using
+storage/keys/backup.key (0600). Restore refuses to overwrite files, checks every digest, verifies every restored
+ledger against the manifest's chain head, and re-anchors it in the home (LEDGER_STATUS.db) so boot accepts it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,38 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _snapshot_head(data: bytes, tmp_dir: Path) -> dict[str, object] | None:
+    """The chain head of an archived ledger copy (None for a non-ledger SQLite file)."""
+    from dataclasses import asdict
+
+    from tbot_bot.accounting.ledger_anchor import read_head
+
+    copy = tmp_dir / "head.db"
+    copy.write_bytes(data)
+    conn = sqlite3.connect(copy)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_log'").fetchone() is None:
+            return None
+        return asdict(read_head(conn))
+    finally:
+        conn.close()
+        copy.unlink()
+
+
+def _manifest_anchors(home: BotHome, heads: dict[str, dict[str, object]]) -> dict[str, object]:
+    """{"heads": {member: head}, "hmac": HMAC-SHA256 of the heads under storage/keys/ledger.key (if present)}."""
+    import hmac as hmac_mod
+
+    body = json.dumps(heads, sort_keys=True, separators=(",", ":"))
+    key_path = home.key_file("ledger")
+    mac = None
+    if key_path.is_file():
+        from tbot_bot.config.security_bot import load_key
+
+        mac = hmac_mod.new(load_key(key_path), body.encode(), hashlib.sha256).hexdigest()
+    return {"heads": heads, "hmac": mac}
+
+
 def _sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     copy = tmp_dir / f"{len(list(tmp_dir.iterdir()))}.db"
     src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
@@ -76,11 +109,16 @@ def create_backup(
     """Archive output/ and the given ledger files (all under the home) into backups/; returns the archive path."""
     key = load_or_create_key(key_path or home.key_file("backup"))
     members: dict[str, tuple[bytes, str]] = {}
+    heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for ledger in ledger_files:
             if not ledger.is_file():
                 raise LedgerError(f"cannot back up {ledger}: it does not exist")
-            members[home.relative(ledger)] = (_sqlite_snapshot(ledger, Path(tmp)), "sqlite")
+            data = _sqlite_snapshot(ledger, Path(tmp))
+            members[home.relative(ledger)] = (data, "sqlite")
+            head = _snapshot_head(data, Path(tmp))
+            if head is not None:
+                heads[home.relative(ledger)] = head
     if home.output_dir.is_dir():
         for path in sorted(home.output_dir.rglob("*")):
             # temp files of interrupted atomic writes are debris, not data
@@ -91,6 +129,7 @@ def create_backup(
         "files": {
             name: {"sha256": _sha256(data), "kind": kind} for name, (data, kind) in sorted(members.items())
         },
+        "anchors": _manifest_anchors(home, heads),
     }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -172,9 +211,46 @@ def restore_backup(archive: Path, home: BotHome, *, key_path: Path | None = None
         path = home.path(*PurePosixPath(name).parts)
         if info["kind"] == "sqlite" and _is_ledger(path):
             problems += [f"{name}: {p}" for p in verify_ledger(path)]
+    problems += _reanchor(home, manifest)
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     return sorted(targets)
+
+
+def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
+    """Each restored ledger must be exactly the head the manifest recorded; then it is anchored in this home
+    (a restore is an authenticated, deliberate rollback: the new anchor's seq is above any older one)."""
+    from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, new_anchor, read_head
+
+    anchors_doc = manifest.get("anchors")
+    if not isinstance(anchors_doc, dict):
+        return []  # an archive from before anchors: nothing recorded to compare with
+    store = AnchorStore.for_home(home)
+    backup_dir = _injected_backup_dir(home)
+    problems: list[str] = []
+    for name, recorded in (anchors_doc.get("heads") or {}).items():
+        path = home.path(*PurePosixPath(name).parts)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            head = read_head(conn)
+        finally:
+            conn.close()
+        if head != ChainHead(**recorded):
+            problems.append(f"{name}: restored ledger differs from the chain head its manifest recorded")
+            continue
+        seq = store.next_seq(path, backup_dir)
+        store.write(new_anchor(path, seq, head, None), backup_dir, path)
+    store.close()
+    return problems
+
+
+def _injected_backup_dir(home: BotHome) -> Path | None:
+    try:
+        from tbot_bot.accounting.accounting_config import load_binding
+
+        return load_binding(home, check_files=False).backup_dir
+    except ConfigError:
+        return None  # identity not (yet) in this home: LEDGER_STATUS.db alone carries the anchor
 
 
 def _is_ledger(path: Path) -> bool:
