@@ -33,10 +33,14 @@ import pandas as pd
 
 
 def synthetic_day(symbols: int, day: date, prev: date, seed: int = 7) -> pd.DataFrame:
+    from tbot_bot.market_time import session_bounds
+
     rng = np.random.default_rng(seed)
     frames = []
     for d in (prev, day):
-        start = pd.Timestamp(f"{d.isoformat()} 14:30", tz="UTC")
+        bounds = session_bounds(d)
+        assert bounds is not None, f"{d} is not a XNYS session"
+        start = pd.Timestamp(bounds[0])  # the session open in UTC (14:30Z in winter, 13:30Z in summer)
         ts = pd.date_range(start, periods=390, freq="1min")
         for i in range(symbols):
             base = 10 + (i % 80)
@@ -78,7 +82,7 @@ def write_warmup_cache(bars: pd.DataFrame, prev: date, path: Path, lookback: int
 
 def time_warmup_load(path: Path, prev_text: str, lookback: int) -> tuple[float, int]:
     from tbot_bot.inputs.warmup import _load, warm_up
-    from tbot_bot.runtime.schedule import session_for
+    from tbot_bot.market_time import session_for
 
     prev = date.fromisoformat(prev_text)
     bounds = session_for(prev, "XNYS")
@@ -137,7 +141,7 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
     main_mod.load_replay_bars = timed_load  # type: ignore[assignment]
     warm_s, warm_n = 0.0, 0
     if warm_path:
-        from tbot_bot.runtime.schedule import previous_session
+        from tbot_bot.market_time import previous_session_date as previous_session
 
         prev_text = previous_session(date.fromisoformat(day_text), "XNYS").isoformat()
         warm_s, warm_n = time_warmup_load(Path(warm_path), prev_text, 29)
