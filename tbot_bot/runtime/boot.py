@@ -381,7 +381,8 @@ def _boot(
     errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=clock.sleep), log)
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
-    _report_float(floats, log, notifier, clock.now())
+    # a check logs what it found but alerts nobody: the start it precedes will
+    _report_float(floats, log, None if dry_run else notifier, clock.now())
     warm: WarmUp | None = None
     if replay_day is None:
         symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
@@ -421,10 +422,10 @@ def rotate_home_logs_logged(home: BotHome, retention_days: int, log: BotLog) -> 
         log.event("supervisor", "logs_rotated", rotated=len(done.rotated), deleted=len(done.deleted))
 
 
-def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier, now: datetime) -> None:
+def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier | None, now: datetime) -> None:
     for notice in floats.notices:
         log.event("supervisor", notice.event, reason=notice.message, **notice.fields)
-        if notice.level != "info":
+        if notice.level != "info" and notifier is not None:
             level = AlertLevel.CRITICAL if notice.level == "critical" else AlertLevel.ROUTINE
             notifier.notify(
                 Alert(level, AlertEvent.FAILURE, now, None, None, None, notice.event, notice.message)
