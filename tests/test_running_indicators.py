@@ -89,3 +89,34 @@ def test_live_mid_decides_what_the_whole_grid_decides() -> None:
         decided += len(want)
         now += timedelta(minutes=1)
     assert decided > 5  # the comparison covered real decisions
+
+
+def test_feed_holds_many_symbols_in_order_and_builds_per_symbol_bars_only_when_read() -> None:
+    from datetime import UTC
+
+    from tbot_bot.broker.broker_api import Bar
+    from tbot_bot.runtime.market_feed import MarketFeed
+
+    t0 = datetime(2011, 1, 25, 14, 30, tzinfo=UTC)
+
+    class Source:
+        def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+            out = {}
+            for s in symbols:
+                m = int((start - t0).total_seconds() // 60)
+                stop = int((end - t0).total_seconds() // 60)
+                out[s] = [
+                    Bar(s, t0 + timedelta(minutes=i), 1.0, 2.0, 0.5, 1.5 + i, 10.0) for i in range(m, stop)
+                ]
+            return out
+
+    symbols = [f"S{i:03d}" for i in range(300, 0, -1)]  # asked for in reverse order
+    feed = MarketFeed(Source(), t0)  # type: ignore[arg-type]
+    feed.refresh(symbols, t0 + timedelta(minutes=5))
+    bars = feed.bars(symbols)
+    assert bars.stacked is not None and bars.stacked.symbols == tuple(sorted(symbols))
+    assert np.shares_memory(bars.stacked.close, feed._v)  # a view of the buffers, not a copy
+    assert dict.__len__(bars) == 0  # nothing built per symbol yet
+    feed.refresh(symbols, t0 + timedelta(minutes=7))  # later bars do not leak into the earlier read
+    assert len(bars) == 300 and list(bars["S001"][4]) == [1.5, 2.5, 3.5, 4.5, 5.5]
+    assert [s for s, _ in bars.items()] == sorted(symbols)

@@ -7,7 +7,7 @@ each minute copies nothing per symbol.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +37,48 @@ class StackedBars:
 
 
 class FeedBars(dict[str, SymbolBars]):
-    """A symbol -> bars mapping that may also carry a StackedBars view."""
+    """A symbol -> bars mapping that may also carry a StackedBars view. With the stacked view present the
+    per-symbol entries are built only if someone reads them (thousands of symbols cost milliseconds a minute)."""
 
     stacked: StackedBars | None = None
+    _fill: Callable[[], dict[str, SymbolBars]] | None = None
+
+    def _materialize(self) -> None:
+        if self._fill is not None:
+            fill, self._fill = self._fill, None
+            dict.update(self, fill())
+
+    def __getitem__(self, key: str) -> SymbolBars:
+        self._materialize()
+        return dict.__getitem__(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._materialize()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._materialize()
+        return dict.__len__(self)
+
+    def __contains__(self, key: object) -> bool:
+        self._materialize()
+        return dict.__contains__(self, key)
+
+    def keys(self) -> Any:
+        self._materialize()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._materialize()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._materialize()
+        return dict.items(self)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._materialize()
+        return dict.get(self, key, default)
 
 
 class MarketFeed:
@@ -116,9 +155,23 @@ class MarketFeed:
         present = sorted(
             s for s in symbols if self._len and self._row.get(s) is not None and self._len[self._row[s]]
         )
-        for s in present:
-            r, k = self._row[s], self._len[self._row[s]]
-            out[s] = (self._t[r, :k], *(self._v[j, r, :k] for j in range(5)))  # type: ignore[assignment]
+        t_buf, v_buf = self._t, self._v
+        held = [(s, self._row[s], self._len[self._row[s]]) for s in present]  # as of now, not of a later read
+
+        def per_symbol() -> dict[str, SymbolBars]:
+            return {
+                s: (
+                    t_buf[r, :k],
+                    v_buf[0, r, :k],
+                    v_buf[1, r, :k],
+                    v_buf[2, r, :k],
+                    v_buf[3, r, :k],
+                    v_buf[4, r, :k],
+                )
+                for s, r, k in held
+            }
+
+        out._fill = per_symbol
         if present:
             rows = [self._row[s] for s in present]
             lens = {self._len[r] for r in rows}
