@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--keep", type=int, default=None, help="then keep only the newest N archives")
     listing = actions.add_parser("list", help="list archives in backups/, oldest first")
     add_home_argument(listing)
-    restore = actions.add_parser("restore", help="restore an archive into this home (never overwrites files)")
+    restore = actions.add_parser(
+        "restore",
+        help="restore an archive: into an empty home, or into a home of the same bot (what it replaces is archived "
+        "first); another bot's home is refused",
+    )
     add_home_argument(restore)
     restore.add_argument("--archive", required=True, help="the .tar.gz.enc archive to restore")
     restore.add_argument(
@@ -71,14 +75,20 @@ def run(args: argparse.Namespace) -> int:
         return _upload(home, args)
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
-        restored = restore_backup(Path(args.archive).expanduser().resolve(), home, key_path=key)
-        print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify")
+        restored = restore_backup(
+            Path(args.archive).expanduser().resolve(), home, key_path=key, now=utc_now()
+        )
+        if restored.safety_archive is not None:
+            print(f"archived the state it replaces first: {restored.safety_archive}")
+        for path in restored.replaced:
+            print(f"replaced {home.relative(path)}")
+        print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify and are re-anchored")
         return 0
     from tbot_bot.accounting.accounting_config import load_binding
 
     binding = load_binding(home, check_files=False)
     ledgers = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
-    archive = create_backup(home, ledgers, now=utc_now(), keep=args.keep)
+    archive = create_backup(home, ledgers, now=utc_now(), keep=args.keep, identity=binding.identity.to_json())
     print(f"wrote {archive}")
     return 0
 

@@ -1,39 +1,40 @@
-"""`tbot rotate-key env`: re-encrypt the configuration with a new key, with no window where neither works."""
+"""`tbot rotate-key NAME`: replace one purpose key and re-encrypt (or re-sign) everything it protects.
+
+The old key is kept as `<key>.prev` until every file it protects has been re-encrypted with the new key, so at
+every instant some key on disk decrypts each file; if the rotation is killed, run it again: it finishes the
+interrupted one first. `env` also re-encrypts every copy under env_bot.versioned/; `backup` re-encrypts the
+local archives and keeps the old key (retired) for copies already off-site; `ledger` re-signs the ledgers'
+chain-head anchors; `login` ends every dashboard session.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.support.path_resolver import BotHome
+from rigd_tbot.cli import add_home_argument, existing_home
+from tbot_bot.support.path_resolver import KEY_PURPOSES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "rotate-key",
-        help="replace a Fernet key and re-encrypt what it protects",
-        description=(
-            "Rotate a key: the old key is kept as <key>.prev until every file it protects has been "
-            "re-encrypted with the new key, so some key always decrypts each file."
-        ),
+        "rotate-key", help="replace a Fernet key and re-encrypt what it protects", description=__doc__
     )
     add_home_argument(p)
-    p.add_argument("purpose", choices=["env", "broker", "identity"], help="which key to rotate")
+    p.add_argument(
+        "purpose", choices=KEY_PURPOSES, metavar="NAME", help=f"which key: {', '.join(KEY_PURPOSES)}"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.config.security_bot import rotate_key
-    from tbot_bot.support.decrypt_secrets import SECRET_KEY_PURPOSE
+    from tbot_bot.config.key_rotation import rotate
 
-    home = BotHome.resolve(args.home)
-    if args.purpose == "env":
-        files = [home.env_bot_enc]
-    else:
-        files = [
-            home.secret_file(name) for name, purpose in SECRET_KEY_PURPOSE.items() if purpose == args.purpose
-        ]
-    fingerprint = rotate_key(home.key_file(args.purpose), files)
-    done = ", ".join(p.name for p in files if p.exists())
-    print(f"rotated {args.purpose}.key (new fingerprint {fingerprint}); re-encrypted: {done}")
+    home = existing_home(args.home)
+    report = rotate(home, args.purpose)
+    done = ", ".join(home.relative(p) for p in report.reencrypted) or "no files"
+    print(f"rotated {args.purpose}.key (new fingerprint {report.fingerprint}); re-encrypted: {done}")
+    for note in report.notes:
+        print(f"note: {note}")
+    for skipped in report.skipped:
+        print(f"warning: left unreadable {skipped}")
     return 0

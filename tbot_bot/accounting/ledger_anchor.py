@@ -182,7 +182,7 @@ class AnchorStore:
             if body is None:
                 problems.append(f"anchor in {where} {mac}")
                 continue
-            if not hmac.compare_digest(_sign(key, body), mac):
+            if not any(hmac.compare_digest(_sign(k, body), mac) for k in (key, *self._previous_key())):
                 problems.append(
                     f"anchor in {where} fails authentication (altered, or written with another key)"
                 )
@@ -191,6 +191,21 @@ class AnchorStore:
             if best is None or anchor.seq > best.seq:
                 best = anchor
         return best, problems
+
+    def _previous_key(self) -> tuple[bytes, ...]:
+        """During `tbot rotate-key ledger` (or after one was killed) anchors signed with `<key>.prev` still count."""
+        from tbot_bot.config.security_bot import PREVIOUS_SUFFIX, load_key
+
+        prev = self.key_path.with_name(self.key_path.name + PREVIOUS_SUFFIX)
+        return (load_key(prev),) if prev.exists() else ()
+
+    def resign(self, ledger_path: Path, backup_dir: Path | None) -> bool:
+        """Re-sign this ledger's newest authentic anchor with the current key (key rotation); False if none."""
+        anchor, _ = self.load(ledger_path, backup_dir)
+        if anchor is None:
+            return False
+        self.write(anchor, backup_dir, ledger_path)
+        return True
 
     def next_seq(self, ledger_path: Path, backup_dir: Path | None) -> int:
         anchor, _ = self.load(ledger_path, backup_dir)

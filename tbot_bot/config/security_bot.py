@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from tbot_bot.errors import ConfigError
+from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.support.utils_bot import atomic_write_bytes
 
 HEADER_PREFIX = b"TBOT-FERNET v1 kid="
@@ -135,21 +137,86 @@ def ensure_key(path: Path) -> bytes:
     return load_key(path) if path.exists() else create_key_file(path)
 
 
-def rotate_key(key_path: Path, encrypted_files: list[Path]) -> str:
+def _decrypt_any(blob: bytes, keys: list[bytes], *, source: Path) -> bytes:
+    """A headerless (raw Fernet) blob: try each key in turn."""
+    for key in keys:
+        try:
+            return Fernet(key).decrypt(blob)
+        except InvalidToken:
+            continue
+    raise ConfigError(f"{source} cannot be decrypted with the current or the previous key")
+
+
+def _reencrypt(key_path: Path, files: Sequence[Path], raw_files: Sequence[Path], new_key: bytes) -> None:
+    """Re-encrypt each file with new_key (decrypting with the current key or `.prev`), one atomic write each."""
+    prev = key_path.with_name(key_path.name + PREVIOUS_SUFFIX)
+    keys = [k for k in (new_key, load_key(prev) if prev.exists() else None) if k is not None]
+    for p in files:
+        if p.exists():
+            blob = p.read_bytes()
+            kid, _ = _split(blob, p)
+            if kid != key_fingerprint(new_key):
+                atomic_write_bytes(p, encrypt_bytes(new_key, decrypt_file(p, key_path)), mode=0o600)
+            crashpoint("rotate_after_file")
+    for p in raw_files:
+        if p.exists():
+            blob = p.read_bytes()
+            try:
+                Fernet(new_key).decrypt(blob)
+            except InvalidToken:
+                atomic_write_bytes(p, Fernet(new_key).encrypt(_decrypt_any(blob, keys, source=p)), mode=0o600)
+            crashpoint("rotate_after_file")
+
+
+def finish_interrupted_rotation(
+    key_path: Path,
+    files: Sequence[Path],
+    raw_files: Sequence[Path] = (),
+    on_new_key: Callable[[], None] | None = None,
+) -> bool:
+    """A `<key>.prev` left by a killed rotation: re-encrypt what still needs it, then drop `.prev`. True if done."""
+    prev = key_path.with_name(key_path.name + PREVIOUS_SUFFIX)
+    if not prev.exists():
+        return False
+    _reencrypt(key_path, files, raw_files, load_key(key_path))
+    if on_new_key is not None:
+        on_new_key()
+    prev.unlink()
+    return True
+
+
+def rotate_key(
+    key_path: Path,
+    encrypted_files: Sequence[Path],
+    *,
+    raw_files: Sequence[Path] = (),
+    on_new_key: Callable[[], None] | None = None,
+) -> str:
     """Replace a key and re-encrypt its files, never leaving a moment where no key on disk decrypts them.
 
-    1. the current key is copied to `<key>.prev`; 2. the new key replaces `<key>` atomically (files still
-    decrypt through `.prev`, selected by fingerprint); 3. each file is re-encrypted atomically with the new
-    key; 4. `.prev` is removed. Returns the new key's fingerprint.
+    0. a `.prev` left by an interrupted rotation is finished first (overwriting it would lose the only key of
+    files not yet re-encrypted); 1. the current key is copied to `<key>.prev`; 2. the new key replaces `<key>`
+    atomically (files still decrypt through `.prev`, selected by fingerprint); 3. each file is re-encrypted
+    atomically with the new key (`raw_files`: headerless Fernet blobs such as backup archives), then
+    `on_new_key` re-signs what the key authenticates; 4. `.prev` is removed. Killed at any point, every file
+    still decrypts, and running the rotation again completes it. Returns the new key's fingerprint.
     """
+    raws = list(raw_files)
+    finish_interrupted_rotation(key_path, encrypted_files, raws, on_new_key)
     old_key = load_key(key_path)
-    plaintexts = {p: decrypt_file(p, key_path) for p in encrypted_files if p.exists()}
+    for p in encrypted_files:
+        if p.exists():
+            decrypt_file(p, key_path)  # refuse to start when something is already unreadable
     prev = key_path.with_name(key_path.name + PREVIOUS_SUFFIX)
     atomic_write_bytes(prev, old_key + b"\n", mode=0o600)
+    crashpoint("rotate_after_prev")
     new_key = Fernet.generate_key()
     atomic_write_bytes(key_path, new_key + b"\n", mode=0o600)
-    for p, data in plaintexts.items():
-        atomic_write_bytes(p, encrypt_bytes(new_key, data), mode=0o600)
+    crashpoint("rotate_after_key")
+    _reencrypt(key_path, encrypted_files, raws, new_key)
+    if on_new_key is not None:
+        on_new_key()
+    crashpoint("rotate_before_cleanup")
     prev.unlink()
     return key_fingerprint(new_key)
 

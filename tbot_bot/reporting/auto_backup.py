@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import sqlite3
 import stat
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -27,6 +30,10 @@ from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_bytes, is_atomic_temp
 
 ARCHIVE_PREFIX = "tbot_backup_"
+IDENTITY_FIELDS = ("ENTITY_CODE", "JURISDICTION_CODE", "account_name", "BROKER_CODE", "BOT_ID")
+_LEDGER_NAME = re.compile(
+    r"([A-Z0-9]{2,12})_([A-Z0-9]{2,12})_([A-Za-z0-9-]{1,32})_([A-Z0-9]{2,12})_([A-Z0-9]{2,12})_BOT_ledger\.db$"
+)
 ARCHIVE_SUFFIX = ".tar.gz.enc"
 MANIFEST = "MANIFEST.json"
 
@@ -105,8 +112,10 @@ def create_backup(
     now: datetime,
     key_path: Path | None = None,
     keep: int | None = None,
+    identity: dict[str, str] | None = None,
 ) -> Path:
-    """Archive output/ and the given ledger files (all under the home) into backups/; returns the archive path."""
+    """Archive output/ and the given ledger files (all under the home) into backups/; returns the archive path.
+    `identity` (the bot identity) is recorded in the manifest so a restore can refuse another bot's home."""
     key = load_or_create_key(key_path or home.key_file("backup"))
     members: dict[str, tuple[bytes, str]] = {}
     heads: dict[str, dict[str, object]] = {}
@@ -126,6 +135,7 @@ def create_backup(
                 members.setdefault(home.relative(path), (path.read_bytes(), "file"))
     manifest = {
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        **({"identity": identity} if identity else {}),
         "files": {
             name: {"sha256": _sha256(data), "kind": kind} for name, (data, kind) in sorted(members.items())
         },
@@ -173,15 +183,64 @@ def _safe_name(name: str) -> str:
     return pure.as_posix()
 
 
-def restore_backup(archive: Path, home: BotHome, *, key_path: Path | None = None) -> list[Path]:
-    """Restore an archive into `home` (never overwriting a file); LedgerError if a restored ledger fails verify."""
-    key = read_key(key_path or home.key_file("backup"))
-    try:
-        data = Fernet(key).decrypt(archive.read_bytes())
-    except InvalidToken as exc:
-        raise ConfigError(
-            f"backup archive {archive.name} cannot be decrypted with this key (wrong key or damaged file)"
-        ) from exc
+def _decrypt_archive(archive: Path, home: BotHome, key_path: Path | None) -> bytes:
+    """With --key-file only that key; else this home's backup key, then the keys a rotation kept (`.prev` during
+    an interrupted rotation, `.retired-*` for archives made before one)."""
+    if key_path is not None:
+        candidates = [key_path]
+    else:
+        current = home.key_file("backup")
+        candidates = [current, current.with_name(current.name + ".prev")]
+        candidates += sorted(current.parent.glob(current.name + ".retired-*"))
+    blob = archive.read_bytes()
+    for n, candidate in enumerate(candidates):
+        if n and not candidate.exists():
+            continue
+        try:
+            return Fernet(read_key(candidate)).decrypt(blob)
+        except InvalidToken:
+            continue
+    raise ConfigError(
+        f"backup archive {archive.name} cannot be decrypted with "
+        + (f"{key_path}" if key_path else "this home's backup key or a retired one")
+        + " (wrong key or damaged file)"
+    )
+
+
+def archive_identity(manifest: dict[str, Any], names: list[str]) -> str | None:
+    """ENTITY/JURISDICTION/account/BROKER/BOT_ID of an archive: its manifest, else its bot ledger's file name."""
+    ident = manifest.get("identity")
+    if isinstance(ident, dict) and ident.get("BOT_ID"):
+        return "/".join(str(ident.get(k, "?")) for k in IDENTITY_FIELDS)
+    for name in names:
+        m = _LEDGER_NAME.search(name)
+        if m:
+            return "/".join(m.groups())
+    return None
+
+
+def _home_identity(home: BotHome) -> str | None:
+    from tbot_bot.support.decrypt_secrets import secret_exists
+
+    if not home.root.is_dir() or not secret_exists(home, "bot_identity"):
+        return None
+    from tbot_bot.accounting.accounting_config import load_identity
+
+    ident = load_identity(home).to_json()
+    return "/".join(ident[k] for k in IDENTITY_FIELDS)
+
+
+def restore_backup(
+    archive: Path, home: BotHome, *, key_path: Path | None = None, now: datetime | None = None
+) -> RestoreResult:
+    """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
+
+    Into a home with no bot identity nothing is overwritten (an existing file is refused). Into a provisioned
+    home of the SAME identity (e.g. re-provisioned after a disk loss) files are replaced, after the current state
+    was archived first (a normal `tbot backup create` archive, named in the result). A home of ANOTHER
+    identity is refused, naming both: restoring there would mix two bots' books.
+    """
+    data = _decrypt_archive(archive, home, key_path)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         contents: dict[str, bytes] = {}
         for member in tar.getmembers():
@@ -196,15 +255,33 @@ def restore_backup(archive: Path, home: BotHome, *, key_path: Path | None = None
     manifest = json.loads(contents.pop(MANIFEST, b"null"))
     if not isinstance(manifest, dict) or set(manifest.get("files", {})) != set(contents):
         raise ConfigError(f"backup archive {archive.name}: manifest does not match its contents")
+    theirs, ours = archive_identity(manifest, list(contents)), _home_identity(home)
+    if ours is not None and theirs != ours:
+        raise ConfigError(
+            f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
+            f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
+        )
     targets: dict[Path, bytes] = {}
+    replacing: list[Path] = []
     for name, blob in contents.items():
         if _sha256(blob) != manifest["files"][name]["sha256"]:
             raise ConfigError(f"backup archive {archive.name}: {name} fails its sha256 check")
         target = home.path(*PurePosixPath(name).parts)
         if target.exists():
-            raise ConfigError(f"restore would overwrite {target}; restore into an empty home or move it away")
+            if ours is None:
+                raise ConfigError(
+                    f"restore would overwrite {target}; restore into an empty home or move it away"
+                )
+            if target.read_bytes() != blob:
+                replacing.append(target)
         targets[target] = blob
+    safety: Path | None = None
+    if replacing:
+        safety = _archive_current(home, now or datetime.now(UTC))
     for target, blob in targets.items():
+        for suffix in ("-wal", "-shm", "-journal"):
+            # a replaced SQLite file must not meet the old file's write-ahead log
+            target.with_name(target.name + suffix).unlink(missing_ok=True)
         atomic_write_bytes(target, blob, 0o600 if target.suffix == ".db" else 0o644)
     problems: list[str] = []
     for name, info in manifest["files"].items():
@@ -214,7 +291,31 @@ def restore_backup(archive: Path, home: BotHome, *, key_path: Path | None = None
     problems += _reanchor(home, manifest)
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
-    return sorted(targets)
+    return RestoreResult(sorted(targets), sorted(replacing), safety)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    files: list[Path]  # every file written
+    replaced: list[Path]  # existing files whose content changed (same-identity restore only)
+    safety_archive: Path | None  # the archive of the state before the restore, when something was replaced
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.files
+
+
+def _archive_current(home: BotHome, now: datetime) -> Path:
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    binding = load_binding(home, check_files=False)
+    current = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
+    return create_backup(home, current, now=now, identity=binding.identity.to_json())
 
 
 def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
