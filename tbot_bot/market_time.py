@@ -55,6 +55,7 @@ def calendar_timezone(name: str = "XNYS") -> str:
 
 def zone_named(name: str, calendar_name: str = "XNYS") -> ZoneInfo:
     """WINDOW_TIMEZONE -> a zone: `exchange` = the calendar's zone, `UTC`, or any IANA name."""
+    # WINDOW_TIMEZONE=exchange: START_TIME_* follow MARKET_CALENDAR's own zone (and its daylight saving)
     if name == EXCHANGE:
         return ZoneInfo(calendar_timezone(calendar_name))
     try:

@@ -24,16 +24,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from tbot_bot.backtest import performance_metrics
+from tbot_bot.backtest.day_skips import day_skips, skip_summary
 from tbot_bot.backtest.execution import MarketView, Skip, execute_day
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
-from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date, session_bounds
 from tbot_bot.strategy.grid import build_grid
-from tbot_bot.strategy.strategy_close import vix_gate
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
@@ -141,39 +140,6 @@ def run_backtest(
     progress.close()
     metrics = _metrics(trades, broker_current_float, grid.days, "PnL", settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report)
-
-
-def day_skips(
-    strategy: str, settings: BotSettings, params: Any, days: tuple[date, ...], vix: dict[date, float]
-) -> list[Skip]:
-    """Whole-day skips, recorded like signal skips so the summary counts them: a window that does not fit the
-    session (holiday, early close) and CLOSE blocked by its VIX gate (`no_vix` when there is no value)."""
-    spec = WindowSpec.from_settings(strategy, settings)
-    out = []
-    for d in days:
-        w = compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS)
-        if not w.fits:
-            out.append(Skip(d, strategy, "", None, "window_not_fit", w.reason))
-            continue
-        if strategy == "close":
-            ok, why = vix_gate(vix.get(d), params.vix_threshold)
-            if not ok:
-                # no VIX close for the session before d: the day is a recorded no_vix skip (DESIGN §7)
-                code = NO_VIX if d not in vix else "vix_below_threshold"
-                out.append(Skip(d, strategy, "", None, code, why))
-    return out
-
-
-def skip_summary(skips: list[Skip]) -> str:
-    """'no_vix 20 days, gap_too_large 3 signals': day-level skips count days, the others signals."""
-    if not skips:
-        return "none"
-    day_level = {"window_not_fit", NO_VIX, "vix_below_threshold"}
-    counts = Counter(s.code for s in skips)
-    return ", ".join(
-        f"{code} {n} {'day' if code in day_level else 'signal'}{'s' if n != 1 else ''}"
-        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
 
 
 def market_minutes(days: tuple[date, ...], calendar: str) -> float:
