@@ -7,6 +7,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -185,3 +189,54 @@ def test_backup_archives_never_hold_temp_files(provisioned_home: Path) -> None:
         names = tar.getnames()
     assert "output/status.json" in names
     assert not [n for n in names if Path(n).name.startswith(".")], names
+
+
+def _killed_atomic_write(target: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """A process SIGKILLed inside atomic_write_text, after its temp file is written, before the rename."""
+    code = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from tbot_bot.support import utils_bot\n"
+        "utils_bot.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "utils_bot.atomic_write_text(Path(sys.argv[1]), sys.argv[2])\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, str(target), text], capture_output=True, timeout=60)
+
+
+def test_restart_after_kill_9_shows_finished_windows_and_clears_killed_writes(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}
+    # killed while booking the MID window (the day's second booking): OPEN is finished, MID is not
+    crashed = subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "start", "--home", str(home.root), "--replay", DEMO_DAY.isoformat()],
+        env={**env, "TBOT_CRASH_AT": "before_ingest:2"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    trades = home.trades_dir("RGL_USA_SIM_TB01") / "RGL_USA_SIM_TB01_BOT_trade_history.csv"
+    for target in (home.status_json, trades):
+        assert _killed_atomic_write(target, "half-written").returncode == -signal.SIGKILL
+    debris = sorted(p for d in (home.output_dir, trades.parent) for p in d.glob(".*") if p.is_file())
+    assert {p.name.rsplit(".", 1)[0] for p in debris} == {".status.json", f".{trades.name}"}
+
+    snapshots: list[list[tuple[str, str, str | None, str | None]]] = []
+    restarted = Supervisor(
+        home,
+        replay_day=DEMO_DAY,
+        broker_wrapper=lambda b: _Spy(
+            b, "get_positions", lambda: snapshots.append(_window_view(_status(home)))
+        ),
+    )
+    assert restarted.run() == 0
+    journal = sqlite3.connect(home.state_dir / "journal.db")
+    try:
+        row = journal.execute(
+            "SELECT actual_start, actual_end FROM windows WHERE strategy = 'open' AND session_date = ?",
+            (DEMO_DAY.isoformat(),),
+        ).fetchone()
+    finally:
+        journal.close()
+    # from the restarted run's first status on, OPEN is done with the times the crashed run recorded
+    assert snapshots[0][0] == ("open", "done", row[0], row[1]) and row[0] and row[1]
+    assert snapshots[0][1][1] in ("interrupted", "running")  # MID was cut short; it resumes
+    assert [w[1] for w in _window_view(_status(home))] == ["done", "done", "done"]
+    assert not any(p.exists() for p in debris)
