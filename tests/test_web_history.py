@@ -84,6 +84,9 @@ def test_research_lists_backtests_and_proposals_read_only(home):
     html = client.get("/research").get_data(as_text=True)
     assert BACKTEST_RUN in html and "47.0%" in html and "-12.50" in html
     assert PROPOSAL_RUN in html and "pending" in html and "<form" not in html.split("Optimizer proposals")[1]
+    assert (
+        'href="/proposals"' in html and f'href="/proposals/{PROPOSAL_RUN}"' in html
+    )  # approval is that page's
     run = client.get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
     assert "profit factor" in run and f"/research/backtest/{BACKTEST_RUN}/equity_drawdown.png" in run
     report = client.get(f"/research/backtest/{BACKTEST_RUN}/report.html")

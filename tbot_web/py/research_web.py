@@ -34,6 +34,7 @@ def page() -> Any:
         runs=backtest_runs(home),
         proposals=proposals(home),
         approve_endpoint=approve_endpoint,
+        detail_endpoint="proposals.detail" if "proposals.detail" in current_app.view_functions else None,
     )
 
 
