@@ -117,12 +117,37 @@ def test_data_fetch_writes_backtest_csv_and_caches_whole_days(
     spy0 = next(r for r in rows if r["symbol"] == "SPY")
     assert float(spy0["open"]) == expected.open and float(spy0["volume"]) == expected.volume
     assert (alpaca_home / "data" / "cache" / "bars_1min" / "alpaca" / "SPY" / "2026-11-16.csv").exists()
-    # again, as Parquet: served from the cache, no data API call
+    # the fake exchange's clock is 2026-11-17 16:30 UTC: the 17th is still trading, so only the 16th is cached
+    assert not (alpaca_home / "data" / "cache" / "bars_1min" / "alpaca" / "SPY" / "2026-11-17.csv").exists()
+    # again, as Parquet: the complete day from the cache, the partial day fetched again (one call)
     assert main([*args, "--format", "parquet"]) == 0
-    assert server.count("GET", "/v2/stocks/bars") == first_calls
+    assert server.count("GET", "/v2/stocks/bars") == first_calls + 1
     frame = pd.read_parquet(next(out_dir.glob("*.parquet")))
     assert len(frame) == 240 and str(frame["timestamp"].dt.tz) == "UTC"
-    assert "(0 data API calls)" in capsys.readouterr().out
+    assert "(1 data API calls)" in capsys.readouterr().out
+
+
+def test_regression_a_partial_session_is_not_cached_and_zero_bars_exit_1(
+    alpaca_home: Path, server: FakeAlpacaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the exchange's clock stands one minute into the 17th's trading: one bar has ended
+    server.exchange.now = lambda: DAY2 + timedelta(minutes=1)  # type: ignore[method-assign]
+    args = ["data", "fetch", "--home", str(alpaca_home), "--symbols", "SPY", "--out", str(tmp_path / "o")]
+    args += ["--start", "2026-11-17", "--end", "2026-11-17"]
+    assert main(args) == 0
+    assert "wrote 1 bars" in capsys.readouterr().out
+    server.exchange.now = lambda: DAY2 + timedelta(hours=8)  # type: ignore[method-assign]
+    calls = server.count("GET", "/v2/stocks/bars")
+    assert main(args) == 0  # before the fix: 1 bar from the cache, 0 API calls
+    assert "wrote 60 bars" in capsys.readouterr().out
+    assert server.count("GET", "/v2/stocks/bars") == calls + 1
+    weekend = ["data", "fetch", "--home", str(alpaca_home), "--symbols", "SPY", "--out", str(tmp_path / "w")]
+    assert main([*weekend, "--start", "2026-11-14", "--end", "2026-11-15"]) == 1
+    err = capsys.readouterr().err
+    assert "no bars written" in err and "holds no XNYS trading session" in err
+    assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
+    assert main([*weekend, "--symbols", "NOPE", "--start", "2026-11-16", "--end", "2026-11-16"]) == 1
+    assert "the broker returned no bars for NOPE" in capsys.readouterr().err
 
 
 def test_data_fetch_time_window_and_errors(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -112,15 +113,22 @@ def fetch_bars(
     cache_root: Path | None,
     *,
     now: Callable[[], datetime] = utc_now,
+    calendar: str = "XNYS",
 ) -> tuple[list[list[str]], int]:
-    """Rows for [start, end) from cache or broker (one call per uncached day); returns rows and API calls."""
+    """Rows for [start, end) from cache or broker (one call per uncached day); returns rows and API calls.
+
+    A day is cached only once it is complete: its session closed (MARKET_CALENDAR) at least SETTLE before `now`
+    (the data source's own clock), so a day fetched while still trading is fetched again next time."""
+    from tbot_bot.market_time import session_bounds
+
     rows: list[list[str]] = []
     calls = 0
     day = start.date()
     while datetime.combine(day, time(0), UTC) < end:
         day_start = datetime.combine(day, time(0), UTC)
         day_end = day_start + timedelta(days=1)
-        complete = day_end + SETTLE <= now()
+        bounds = session_bounds(day, calendar)
+        complete = (bounds[1] if bounds else day_end) + SETTLE <= now()
         missing = [s for s in symbols if cache_root is None or not _cache_file(cache_root, s, day).exists()]
         fetched: dict[str, list[Bar]] = {}
         if missing:
@@ -139,6 +147,34 @@ def fetch_bars(
         day += timedelta(days=1)
     rows.sort(key=lambda r: (r[0], r[1]))
     return rows, calls
+
+
+def _source_now(broker: Broker) -> datetime:
+    """The earlier of our clock and the data source's: a day is complete only when both agree it is over."""
+    from tbot_bot.errors import TbotError
+
+    try:
+        theirs = broker.get_clock().timestamp.astimezone(UTC)
+    except TbotError:
+        return utc_now()
+    return min(theirs, utc_now())
+
+
+def _why_empty(symbols: list[str], start: datetime, end: datetime, calendar: str) -> str:
+    from tbot_bot.market_time import session_bounds
+
+    day, sessions = start.date(), 0
+    while datetime.combine(day, time(0), UTC) < end:
+        bounds = session_bounds(day, calendar)
+        sessions += bounds is not None and bounds[0] < end and bounds[1] > start
+        day += timedelta(days=1)
+    period = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if not sessions:
+        return f"{period} holds no {calendar} trading session (weekend, holiday or outside market hours)"
+    return (
+        f"the broker returned no bars for {', '.join(symbols)} in {period} ({sessions} {calendar} session(s)); "
+        "check the symbols and that the data plan covers that period"
+    )
 
 
 def write_output(rows: list[list[str]], out_dir: Path, name: str, fmt: str) -> Path:
@@ -180,11 +216,24 @@ def run(args: argparse.Namespace) -> int:
     broker = build_broker(settings, home)
     cache_root = None if args.no_cache else home.cache_dir / "bars_1min" / settings.BROKER_NAME.lower()
     try:
-        rows, calls = fetch_bars(broker, symbols, start, end, cache_root)
+        source_now = _source_now(broker)
+        rows, calls = fetch_bars(
+            broker, symbols, start, end, cache_root, now=lambda: source_now, calendar=settings.MARKET_CALENDAR
+        )
     finally:
         close = getattr(broker, "close", None)
         if callable(close):
             close()
+    if not rows:
+        print(f"tbot data fetch: no bars written: {_why_empty(symbols, start, end, settings.MARKET_CALENDAR)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    empty = sorted(set(symbols) - {r[1] for r in rows})
+    if empty:
+        print(
+            f"warning: no bars at all for {', '.join(empty)} in that period (check the symbols)",
+            file=sys.stderr,
+        )
     name = f"bars_1min_{start:%Y%m%dT%H%M}_{end:%Y%m%dT%H%M}"
     path = write_output(rows, Path(args.out).expanduser(), name, args.format)
     print(f"wrote {len(rows)} bars for {len(symbols)} symbols to {path} ({calls} data API calls)")
