@@ -172,3 +172,16 @@ def test_manifest_records_each_ledger_head_and_restore_reanchors_it(tmp_path: Pa
     _rewrite_manifest(archive, key, fewer)
     with pytest.raises(LedgerError, match="differs from the chain head its manifest recorded"):
         restore_backup(archive, BotHome(tmp_path / "c"), key_path=key)
+
+
+def test_an_archive_from_before_anchors_restores_anchored(tmp_path: Path) -> None:
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    key = home.key_file("backup")
+    _rewrite_manifest(archive, key, lambda m: m.pop("anchors"))
+    target = BotHome(tmp_path / "b")
+    restore_backup(archive, target, key_path=key)
+    new_ledger = target.root / ledger.relative_to(home.root)
+    assert verify_ledger(new_ledger, anchors=AnchorStore.for_home(target)) == []

@@ -195,3 +195,6 @@ def test_a_ledger_with_postings_but_no_anchor_is_named(provisioned_home: Path) -
     conn.close()
     problems = _problems(bh, binding)
     assert any("no anchor recorded for this ledger, yet it holds 14 transactions" in p for p in problems)
+    # and the writer will not adopt (launder) the file by anchoring it now
+    with pytest.raises(LedgerError, match="no anchor recorded, yet it holds 14 transactions"):
+        LedgerWriter.for_home(bh, binding.ledger_path, binding, 10).ingest(entries_for_fill(fill("NEW-2")))

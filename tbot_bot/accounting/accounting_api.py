@@ -289,15 +289,19 @@ class LedgerWriter:
         if self.anchors is None:
             return 0
         anchor, problems = self.anchors.load(self.ledger_path, self.backup_dir)
+        head = read_head(conn)
         if anchor is not None:
-            problems += compare_head(read_head(conn), anchor, lambda n: _audit_hash(conn, n))
+            problems += compare_head(head, anchor, lambda n: _audit_hash(conn, n))
+        elif head.transactions and not problems:
+            # anchors deleted (or never written): adopting the file now would launder whatever was done to it
+            problems.append(f"no anchor recorded, yet it holds {head.transactions} transactions")
         if problems:
             raise LedgerError(
                 f"ledger {self.ledger_path.name} does not match its anchor, nothing written: "
                 + "; ".join(problems)
                 + " (run `tbot ledger verify`)"
             )
-        self._anchored_head = read_head(conn)
+        self._anchored_head = head
         return (anchor.seq if anchor else 0) + 1
 
     def close_period(self, period: str, *, actor: str = "tbot") -> tuple[IngestResult, LedgerEntry | None]:

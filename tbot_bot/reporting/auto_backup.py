@@ -324,19 +324,27 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
     from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, new_anchor, read_head
 
     anchors_doc = manifest.get("anchors")
-    if not isinstance(anchors_doc, dict):
-        return []  # an archive from before anchors: nothing recorded to compare with
+    files = manifest.get("files")
+    if isinstance(anchors_doc, dict):
+        recorded_heads = dict(anchors_doc.get("heads") or {})
+    else:
+        # an archive from before anchors: nothing to compare with; the restored (verified) ledgers are anchored
+        recorded_heads = {
+            name: None
+            for name, info in (files.items() if isinstance(files, dict) else [])
+            if info.get("kind") == "sqlite" and _is_ledger(home.path(*PurePosixPath(name).parts))
+        }
     store = AnchorStore.for_home(home)
     backup_dir = _injected_backup_dir(home)
     problems: list[str] = []
-    for name, recorded in (anchors_doc.get("heads") or {}).items():
+    for name, recorded in recorded_heads.items():
         path = home.path(*PurePosixPath(name).parts)
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             head = read_head(conn)
         finally:
             conn.close()
-        if head != ChainHead(**recorded):
+        if recorded is not None and head != ChainHead(**recorded):
             problems.append(f"{name}: restored ledger differs from the chain head its manifest recorded")
             continue
         seq = store.next_seq(path, backup_dir)
