@@ -316,3 +316,12 @@ def test_web_unit_is_hardened_at_least_like_the_bot_unit() -> None:
     ]
     assert len(hardening) >= 10
     assert {k: web.get(k) for k in hardening} == {k: bot[k] for k in hardening}
+
+
+@pytest.mark.parametrize("value", ["9" * 300, "0", "4.0", "٣"])
+def test_login_limits_in_dotenv_are_bounded(tmp_path: Path, value: str) -> None:
+    from tbot_bot.errors import ConfigError
+
+    home = build_home(tmp_path / "home", env=f"LOGIN_LOCKOUT_MINUTES={value}\n")
+    with pytest.raises(ConfigError, match=r"LOGIN_LOCKOUT_MINUTES=.* 1\.\.1440"):
+        make_app(home)

@@ -29,9 +29,9 @@ NETWORK_CONFIG_PATH="storage/secrets/network_config.json.enc"
 ALERT_CHANNELS_PATH="storage/secrets/alert_channels.json.enc"
 
 SESSION_TIMEOUT="3000"                   # seconds (legacy; SESSION_TIMEOUT_MINUTES wins)
-LOGIN_ATTEMPT_LIMIT=10                   # failed logins before lockout
-LOGIN_LOCKOUT_MINUTES=15                 # lockout duration
-SESSION_TIMEOUT_MINUTES=120              # web session expiry
+LOGIN_ATTEMPT_LIMIT=10                   # failed logins of one name from one client before lockout; 1..1000
+LOGIN_LOCKOUT_MINUTES=15                 # first lockout of a name+client, doubling on repeats (max 24 h); 1..1440
+SESSION_TIMEOUT_MINUTES=120              # web session expiry after sign-in; 1..10080
 WEB_COOKIE_SECURE=false                  # true: session cookie only over https, plus HSTS (set behind TLS)
 WEB_TRUST_PROXY=false                    # false, true or 1-5: proxies whose X-Forwarded-For/-Proto are believed
 

@@ -34,17 +34,26 @@ class WebLimits:
     trust_proxy: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
 
 
+# allowed range of each number in .env (documented in its template comment)
+INT_BOUNDS = {
+    "LOGIN_ATTEMPT_LIMIT": (1, 1000),
+    "LOGIN_LOCKOUT_MINUTES": (1, 1440),
+    "SESSION_TIMEOUT_MINUTES": (1, 10080),
+}
+
+
 def _int_value(values: dict[str, str], key: str, default: int, problems: list[str]) -> int:
     raw = values.get(key, "").strip()
     if not raw:
         return default
-    try:
-        number = int(raw)
-    except ValueError:
-        problems.append(f"{key}={raw!r} in .env is not a whole number")
+    lo, hi = INT_BOUNDS[key]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        problems.append(f"{key}={raw[:40]!r} in .env is not a whole number in {lo}..{hi}")
         return default
-    if number < 1:
-        problems.append(f"{key}={raw!r} in .env must be at least 1")
+    number = int(raw)
+    if not lo <= number <= hi:
+        problems.append(f"{key}={raw!r} in .env is not allowed: use {lo}..{hi}")
+        return default
     return number
 
 
