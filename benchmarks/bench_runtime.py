@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -109,11 +110,16 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
     by_strategy: dict[str, list[float]] = {}
     orig_evaluate = strategy_base.LiveEvaluator.evaluate
 
+    slowest: list[tuple[float, str, str, int, int]] = []
+
     def timed_evaluate(self, now, bars, positions=()):  # type: ignore[no-untyped-def]
         s = time.perf_counter()
         out = orig_evaluate(self, now, bars, positions)
         latencies.append(time.perf_counter() - s)
         by_strategy.setdefault(self.strategy.name, []).append(latencies[-1])
+        slowest.append(
+            (latencies[-1] * 1000, self.strategy.name, f"{now:%H:%M}", len(positions), len(out.entries))
+        )
         return out
 
     strategy_base.LiveEvaluator.evaluate = timed_evaluate  # type: ignore[method-assign]
@@ -157,6 +163,7 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
                 "boot_s": boot_times[0] - load_times[0],
                 "load_s": load_times[0],
                 "warm_s": warm_s,
+                "slowest": sorted(slowest, reverse=True)[:5],
                 "warm_n": warm_n,
                 "latencies": latencies,
                 "by_strategy": by_strategy,
@@ -266,6 +273,7 @@ def main() -> int:
                 )  # fmt: skip
                 shutil.rmtree(tmp / f"n{n}", ignore_errors=True)
             print("targets at 5,000: p99 < 10 ms, boot + warm-up from the local cache < 5 s, RSS < 500 MB")
+            print(f"machine load {os.getloadavg()[0]:.1f} (1-min average on {os.cpu_count()} cores)")
             return 0
         m = measure(args.symbols, args.day, args.runs, tmp)
     finally:
@@ -277,6 +285,9 @@ def main() -> int:
     lat = np.array(m["latencies"]) * 1000
     p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
     print(f"symbols tracked              {args.symbols} (seeded synthetic, {m['bars']:,} bars)")
+    print(
+        f"machine load                 {os.getloadavg()[0]:.1f} (1-min average on {os.cpu_count()} cores; others' jobs add p99 noise)"
+    )
     print(f"replay exit code             {m['code']}; whole replay day {m['day_s']:.2f} s")
     print(f"interpreter + imports        {import_s:.2f} s (cold subprocess, not part of boot)")
     print(
@@ -293,6 +304,13 @@ def main() -> int:
         print(
             f"  {name:<5} p50 {np.percentile(ms, 50):.2f} ms  p99 {np.percentile(ms, 99):.2f} ms  max {ms.max():.2f} ms  ({len(ms)} minutes)"
         )
+    print(
+        "slowest minutes              "
+        + "; ".join(
+            f"{ms:.1f} ms {name} {hhmm} UTC ({pos} open, {ent} signals)"
+            for ms, name, hhmm, pos, ent in m["slowest"][:3]
+        )
+    )
     print(
         f"peak RSS of the replay       {m['rss_mb']:.0f} MB (highest of the runs)   target < {500 if big else 200} MB"
     )

@@ -90,6 +90,8 @@ class LiveEvaluator:
         self._fired = np.zeros(0, dtype=bool)  # rows whose first entry column is already behind us
         self._stacked_key: tuple[datetime, int] | None = None
         self._stacked_symbols: tuple[str, ...] = ()
+        self._index_rows: tuple[str, ...] = ()
+        self._index: dict[str, int] = {}
         self._last_entries: tuple[int, list[EntryDecision]] = (-1, [])
 
     def _grid(
@@ -283,6 +285,13 @@ class LiveEvaluator:
             )
         return sorted(out, key=lambda d: (-d.strength, d.symbol))
 
+    def _row_index(self, grid: SessionGrid, stacked: bool) -> dict[str, int]:
+        """symbol -> grid row, rebuilt only when the rows change (thousands of symbols, a few positions)."""
+        rows = self._stacked_symbols if stacked else tuple(str(s) for s in grid.symbol)
+        if rows != self._index_rows:
+            self._index_rows, self._index = rows, {s: i for i, s in enumerate(rows)}
+        return self._index
+
     def exits(
         self, now: datetime, bars: pd.DataFrame | Mapping[str, Any], positions: Sequence[OpenPosition]
     ) -> list[ExitDecision]:
@@ -291,7 +300,7 @@ class LiveEvaluator:
             return []
         grid = self._grid(now, bars)
         out: list[ExitDecision] = []
-        index = {str(s): i for i, s in enumerate(grid.symbol)} if grid is not None else {}
+        index = self._row_index(grid, self._stacked_key == (now, id(bars))) if grid is not None else {}
         for p in positions:
             deadline = self.window.position_deadline(p.entry_time)
             timeout_at = p.entry_time + self.window.monitoring
