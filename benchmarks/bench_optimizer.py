@@ -3,7 +3,8 @@
 Per strategy: the one-off preparation per worker, the time of ONE trial (signals, fills, sizing, metrics over
 all 30 sessions) through the optimizer's path, the same trial through the backtest's path (simulate() +
 execute_day + performance_metrics) for comparison, and trials/s with 1 and 2 worker processes: evaluation
-alone, and whole `tbot optimize run` studies (Optuna + SQLite storage included).
+alone (each worker evaluating its share), and whole grid-search studies (each trial = IS + OOS metrics, Optuna
+and the SQLite storage included) over the whole command and over the trial loop alone.
 
 Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N]
 """
@@ -84,13 +85,23 @@ def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], w
     return len(points) / max(times)
 
 
-def study_rate(strategy: str, data: Path, jobs: int, out: Path) -> float:
-    """trials/s of a whole grid-search study (1 fold) with `jobs` local workers, preparation included."""
+def study_rate(strategy: str, data: Path, jobs: int, out: Path) -> tuple[float, float]:
+    """A whole grid-search study (1 fold) with `jobs` local workers: trials/s over the whole command
+    (preparation, storage set-up and report included) and over the trial loop alone (first trial start to
+    last trial end, from Optuna's own timestamps)."""
+    import optuna
+
     req = RunRequest(strategy, "grid_search", START, END, data, walk_forward=1, jobs=jobs, out=out,
-                     progress=False, propose=False)  # fmt: skip
+                     progress=False, propose=False, study="bench")  # fmt: skip
     t0 = time.perf_counter()
     result = run_optimizer(BotHome(out), make_settings(), req)
-    return float(result.summary["trials_total"]) / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench' / 'study.db'}")
+    trials = optuna.load_study(study_name="bench.fold1", storage=storage).get_trials()
+    span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+    storage.engine.dispose()
+    n = float(result.summary["trials_total"])
+    return n / wall, n / span
 
 
 def main() -> int:
@@ -133,13 +144,12 @@ def main() -> int:
                 "backtest_path_trial_ms_median": round(1000 * statistics.median(old), 1),
                 "eval_trials_per_s_1_worker": round(evaluation_rate(strategy, str(folder), points, 1), 1),
                 "eval_trials_per_s_2_workers": round(evaluation_rate(strategy, str(folder), points, 2), 1),
-                "study_trials_per_s_1_job": round(
-                    study_rate(strategy, folder, 1, Path(tmp) / f"s1{strategy}"), 1
-                ),
-                "study_trials_per_s_2_jobs": round(
-                    study_rate(strategy, folder, 2, Path(tmp) / f"s2{strategy}"), 1
-                ),
             }
+            for jobs in (1, 2):
+                whole, loop = study_rate(strategy, folder, jobs, Path(tmp) / f"s{jobs}{strategy}")
+                row = report[strategy]
+                row[f"study_trials_per_s_{jobs}_jobs_whole_command"] = round(whole, 1)  # type: ignore[index]
+                row[f"study_trials_per_s_{jobs}_jobs_trial_loop"] = round(loop, 1)  # type: ignore[index]
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -144,17 +144,17 @@ def test_ctrl_c_leaves_the_study_resumable(
     tmp_path: Path, space_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = PreparedData.evaluate
+    real = PreparedData.evaluate_spans
 
-    def interrupted(self: PreparedData, params: dict, days: tuple | None = None) -> object:
+    def interrupted(self: PreparedData, params: dict, *spans: tuple) -> object:
         calls["n"] += 1
-        if calls["n"] == 5:  # the third trial (two evaluations per trial: IS and OOS)
+        if calls["n"] == 3:  # the third trial
             raise KeyboardInterrupt
-        return real(self, params, days)
+        return real(self, params, *spans)
 
-    monkeypatch.setattr(PreparedData, "evaluate", interrupted)
+    monkeypatch.setattr(PreparedData, "evaluate_spans", interrupted)
     assert tbot(run_args(tmp_path, space_file, "--study", "cc")) == 130
-    monkeypatch.setattr(PreparedData, "evaluate", real)
+    monkeypatch.setattr(PreparedData, "evaluate_spans", real)
     assert tbot(run_args(tmp_path, space_file, "--study", "cc")) == 0
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/backtest_results/strategy_tuning/cc/study.db")
     for fold in (1, 2):

@@ -111,3 +111,16 @@ def test_fast_path_on_a_crowded_synthetic_universe(strategy: str, tmp_path: Path
     assert len({r["session"] for r in expected}) >= 4
     assert np.isfinite([float(r["PnL"]) for r in expected]).all()
     assert Decimal(str(expected[0]["PnL"])) == Decimal(str(expected[0]["PnL"])).quantize(Decimal("0.0001"))
+
+
+def test_one_pass_over_two_spans_equals_two_passes() -> None:
+    prep = prepared("open", 0)
+    first, second = prep.days[:10], prep.days[10:]
+    params = {"STRAT_OPEN_BUFFER": 0.001}
+    both = prep.evaluate_spans(params, first, second)
+    for span, m in zip((first, second), both, strict=True):
+        alone = prep.evaluate(params, span)
+        assert (m.trades, m.total_pnl, m.sharpe, m.max_drawdown) == (
+            alone.trades, alone.total_pnl, alone.sharpe, alone.max_drawdown,
+        )  # fmt: skip
+    assert both[0].trades > 0 and both[1].trades > 0

@@ -189,3 +189,17 @@ class PreparedData:
         span = days or self.days
         tr = self.trades(params, span)
         return trial_metrics(tr, float(self.float_), sorted(self.day_indices(span)))
+
+    def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[TrialMetrics]:
+        """Metrics of several spans (a fold's in-sample and out-of-sample) from ONE pass of signals and fills
+        over their sessions: sessions are independent (sizing state starts afresh each day), so each span's
+        trades are those of its own sessions."""
+        union = tuple(sorted({d for span in spans for d in span}))
+        tr = self.trades(params, union)
+        out = []
+        for span in spans:
+            idx = sorted(self.day_indices(span))
+            keep = np.isin(tr.day, idx)
+            part = TradeArrays(tr.pnl[keep], tr.entry_t[keep], tr.exit_t[keep], tr.day[keep], [])
+            out.append(trial_metrics(part, float(self.float_), idx))
+        return out

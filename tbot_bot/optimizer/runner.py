@@ -104,20 +104,18 @@ def run_id_for(req: RunRequest, space_desc: dict[str, Any]) -> str:
     )
 
 
-def _work(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: int) -> int:
-    """One worker: prepare the data once, then take trials fold after fold until none is left."""
-    prep = PreparedData(
-        settings,
-        req.strategy,
-        req.data_source,
-        req.start,
-        req.end,
-        broker_current_float=req.float_,
-        seed=req.seed,
-        vix_path=req.vix_path,
-    )
+def _prepare(req: RunRequest, settings: BotSettings) -> PreparedData:
+    return PreparedData(
+        settings, req.strategy, req.data_source, req.start, req.end, broker_current_float=req.float_,
+        seed=req.seed, vix_path=req.vix_path,
+    )  # fmt: skip
+
+
+def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any = None) -> int:
+    """One worker: take trials fold after fold until none is left (the data was prepared once, before)."""
     folds = make_folds(prep.days, req.walk_forward)
-    storage = make_storage(cfg.storage)
+    own = storage is None
+    storage = storage or make_storage(cfg.storage)
     total = cfg.trials_per_fold() * len(folds)
     done = 0
     with tqdm(
@@ -128,13 +126,14 @@ def _work(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: in
             for fold in folds:
                 done += run_fold(cfg, prep, fold, storage, bar)
         finally:
-            close_storage(storage)
+            if own:
+                close_storage(storage)
     return done
 
 
-def _child(cfg: StudyConfig, req: RunRequest, settings: BotSettings, position: int) -> None:
+def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int) -> None:
     try:
-        _work(cfg, req, settings, position)
+        _work(cfg, req, prep, position)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -150,31 +149,22 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     cfg = StudyConfig(
         run_id, req.strategy, req.algorithm, req.objective, space, req.trials, storage_url, req.seed
     )
-    close_storage(make_storage(storage_url))  # tables created once, before any worker starts
-    children = []
-    if req.jobs > 1:
-        ctx = multiprocessing.get_context("fork")
-        children = [ctx.Process(target=_child, args=(cfg, req, settings, i)) for i in range(1, req.jobs)]
-        for c in children:
-            c.start()
+    prep = _prepare(req, settings)  # once: forked workers inherit it
+    storage = make_storage(storage_url)  # tables created before any worker starts
     try:
-        evaluated = _work(cfg, req, settings, 0)
-    finally:
-        for c in children:
-            c.join()
-    prep = PreparedData(
-        settings,
-        req.strategy,
-        req.data_source,
-        req.start,
-        req.end,
-        broker_current_float=req.float_,
-        seed=req.seed,
-        vix_path=req.vix_path,
-    )
-    folds = make_folds(prep.days, req.walk_forward)
-    storage = make_storage(storage_url)
-    try:
+        children = []
+        if req.jobs > 1:
+            storage.engine.dispose()  # no pooled connection may cross a fork
+            ctx = multiprocessing.get_context("fork")
+            children = [ctx.Process(target=_child, args=(cfg, req, prep, i)) for i in range(1, req.jobs)]
+            for c in children:
+                c.start()
+        try:
+            evaluated = _work(cfg, req, prep, 0, storage)
+        finally:
+            for c in children:
+                c.join()
+        folds = make_folds(prep.days, req.walk_forward)
         results = results_mod.collect(cfg, folds, storage)
     finally:
         close_storage(storage)

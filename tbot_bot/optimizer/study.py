@@ -185,8 +185,7 @@ def make_objective(cfg: StudyConfig, prep: PreparedData, fold: Fold) -> Objectiv
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         params = {p.key: suggest(trial, p, grid) for p in cfg.space.params}
-        ins = prep.evaluate(params, fold.in_sample)
-        oos = prep.evaluate(params, fold.out_of_sample)
+        ins, oos = prep.evaluate_spans(params, fold.in_sample, fold.out_of_sample)
         # one attribute (one write): in-sample, out-of-sample, and the per-period in-sample Sharpe that the
         # deflated Sharpe ratio needs for every trial tried
         trial.set_user_attr(
