@@ -2,7 +2,8 @@
 report equal to the ledger exactly, per-session files, whole-share shorts on 2030, fees on 5010, period close.
 
 One module-scoped run of every January 2011 session (the sample data) through the real supervisor, with
-SHORT_TYPE_MID=ShortSell so short sales and inverse ETFs both trade.
+SHORT_TYPE_MID=ShortSell so short sales and inverse ETFs both trade. CLOSE is switched off to keep the month
+under a minute: OPEN and MID already book longs, inverse ETFs, short sales and fees every day.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         home,
         ProvisionRequest(
             broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01",
-            float_amount=str(FLOAT), config_overrides={"SHORT_TYPE_MID": "ShortSell"},
+            float_amount=str(FLOAT), config_overrides={"SHORT_TYPE_MID": "ShortSell", "STRAT_CLOSE_ENABLED": "false"},
         ),
         now=datetime(2011, 1, 3, 12, tzinfo=UTC),
     )  # fmt: skip
