@@ -98,6 +98,16 @@ def test_short_sales_are_whole_shares_on_2030_and_inverse_etfs_are_long_bearish(
         assert {leg["account_code"] for leg in legs} == {"1030", "2030"}
     inverse = _ledger(binding, "SELECT side, direction FROM transactions WHERE tag = 'InverseETF'")
     assert inverse and {(r["side"], r["direction"]) for r in inverse} == {("long", "bearish")}
+    # the daily summaries count the same positions by side and direction
+    home = month["home"]
+    docs = [
+        json.loads(p.read_text()) for p in home.summaries_dir(binding.scope).glob("daily_summary_2011-*.json")
+    ]
+    assert sum(d["totals"]["trades_by_side"]["short"] for d in docs) == len(shorts)
+    bearish = _ledger(
+        binding, "SELECT count(*) AS n FROM transactions WHERE direction = 'bearish' AND pnl IS NOT NULL"
+    )
+    assert sum(d["totals"]["trades_by_direction"]["bearish"] for d in docs) == bearish[0]["n"]
 
 
 def _session_pnl(binding: LedgerBinding, day: date) -> tuple[D, D]:

@@ -278,3 +278,13 @@ def test_app_refuses_a_home_without_core_databases(tmp_path):
 
     with pytest.raises(ConfigError, match="tbot db init"):
         create_app(tmp_path, testing=True)
+
+
+def test_status_page_marks_an_inverse_etf_position_long_and_bearish(home):
+    position = dict(
+        status_payload()["positions"][0], symbol="SH", side="long", direction="bearish", tag="InverseETF"
+    )
+    write_status(home, status_payload(positions=[position]))
+    html = client_for(home, "viewer").get("/status").get_data(as_text=True)
+    assert "<td>SH</td>" in html and "<td>long (bearish)</td>" in html
+    assert client_for(home, "viewer").get("/api/status").get_json()["positions"][0]["direction"] == "bearish"

@@ -57,6 +57,11 @@ def _strategy_summary(
         "best_ticker": {"ticker": ranked[-1][0], "pnl": report_value(ranked[-1][1])} if ranked else None,
         "worst_ticker": {"ticker": ranked[0][0], "pnl": report_value(ranked[0][1])} if ranked else None,
         "errors": errors,
+        # position semantics: side held (an inverse ETF or put is long) and the signal's view
+        "trades_by_side": {k: sum(1 for t in trades if t.side == k) for k in ("long", "short")},
+        "trades_by_direction": {
+            k: sum(1 for t in trades if (t.direction or "bullish") == k) for k in ("bullish", "bearish")
+        },
     }
 
 

@@ -112,7 +112,7 @@ def render_status(data: dict[str, Any]) -> str:
         f"state      {data.get('state')}  (session {data.get('session_date') or '-'}, active {data.get('active_strategy') or '-'})",
         f"bot        {data.get('bot', {}).get('entity', '')} {data.get('bot', {}).get('bot_id', '')} on {data.get('broker', {}).get('name', '')}"
         f"  broker {'healthy' if data.get('broker', {}).get('healthy') else 'UNHEALTHY: ' + str(data.get('broker', {}).get('last_error'))}",
-        f"pnl        realised {data.get('realized_pnl')}  by strategy {data.get('realized_pnl_by_strategy')}",
+        f"pnl        realised {data.get('realized_pnl')}  fees {data.get('fees', '0.0000')}  net {data.get('net_pnl', data.get('realized_pnl'))}  by strategy {data.get('realized_pnl_by_strategy')}",
     ]
     for w in data.get("windows", []):
         lines.append(

@@ -111,7 +111,7 @@
       return tr;
     }), "no windows scheduled", 8);
     fill("positions-body", (s.positions || []).map(function (p) {
-      return row([p.symbol, p.strategy, p.side, p.qty, p.entry_price, p.last_price, p.unrealized_pnl]);
+      return row([p.symbol, p.strategy, p.direction === 'bearish' ? p.side + ' (bearish)' : p.side, p.qty, p.entry_price, p.last_price, p.unrealized_pnl]);
     }), "no open positions", 7);
     fill("pending-body", (s.pending_confirmations || []).map(function (p) {
       var cells = [p.client_order_id, p.symbol, p.strategy, p.expires_text];
