@@ -140,6 +140,8 @@ class Supervisor:
             return self._run_guarded()
         except TbotError:
             raise
+        except PermissionError:
+            raise  # a home this user cannot read or write: the command line names the path, exit 2
         except Exception as exc:
             # a bug: classified, logged with its traceback, status says shutdown, exit 1 (systemd restarts)
             if self.ctx is not None:
