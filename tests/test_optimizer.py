@@ -251,3 +251,26 @@ def test_two_local_jobs_on_sqlite_share_the_grid(
         assert len(points) == 4 and len(set(points)) == 4  # every grid point once, none twice, none failed
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
     storage.engine.dispose()
+
+
+def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from helpers import make_settings
+
+    from tbot_bot.optimizer.defaults import request_from_args
+
+    settings = make_settings(OPTIMIZER_ALGORITHM="bayesian", OPTIMIZER_BACKTEST_LOOKBACK_DAYS=5)
+    args = argparse.Namespace(
+        strategy="open", algorithm=None, start=None, end=date(2011, 1, 14), data_source=None, objective="sharpe",
+        walk_forward=1, trials=None, jobs=1, space=None, storage=None, study=None, out=None, seed=0,
+        float_="100000", no_progress=True,
+    )  # fmt: skip
+    home = BotHome(tmp_path)
+    req = request_from_args(args, home, settings)
+    assert req.data_source == SAMPLE and "using the bundled sample" in capsys.readouterr().err
+    assert req.algorithm == "bayesian" and req.start == date(2011, 1, 10)  # 5 sessions ending on the 14th
+    cache = tmp_path / "data" / "cache" / "bars"
+    cache.mkdir(parents=True)
+    (cache / "bars_2011-01-14.csv.gz").write_bytes(b"")
+    assert request_from_args(args, home, settings).data_source == cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import market_calendar
 from tbot_bot.optimizer.runner import RunRequest
-from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.path_resolver import BotHome, package_file
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -46,6 +47,13 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
     # OPTIMIZER_ALGORITHM: the algorithm when --algorithm is not given
     algorithm = args.algorithm or settings.OPTIMIZER_ALGORITHM
     source = Path(args.data_source) if args.data_source else bars_cache_dir(home)
+    if not args.data_source and not any(source.glob("bars_*.csv.gz")):
+        # no recorded session yet: the bundled sample, as `tbot backtest` does
+        source = package_file("data", "sample")
+        print(
+            f"note: no recorded bars in {bars_cache_dir(home)}; using the bundled sample {source}",
+            file=sys.stderr,
+        )
     if not source.exists():
         raise ConfigError(
             f"no data: {source} does not exist (pass --data-source, or let the supervisor record sessions first)"
