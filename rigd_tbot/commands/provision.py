@@ -16,11 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Provision a bot home as the accounting system would. Refuses an already provisioned home unless "
             "--force, and never overwrites a ledger. For --broker alpaca the credentials are read from "
             "ALPACA_API_KEY, ALPACA_SECRET_KEY, ALPACA_BASE_URL, ALPACA_DATA_URL when set; for ibkr from "
-            "IBKR_HOST, IBKR_PORT, IBKR_CLIENT_ID, IBKR_ACCOUNT."
+            "IBKR_HOST, IBKR_PORT, IBKR_CLIENT_ID, IBKR_ACCOUNT; for tradier from TRADIER_ACCESS_TOKEN, "
+            "TRADIER_ACCOUNT_ID, TRADIER_BASE_URL (e.g. a local test server), TRADIER_SANDBOX (default true)."
         ),
     )
     add_home_argument(p)
-    p.add_argument("--broker", required=True, choices=["sim", "alpaca", "ibkr"], help="the bot's one broker")
+    p.add_argument(
+        "--broker", required=True, choices=["sim", "alpaca", "ibkr", "tradier"], help="the bot's one broker"
+    )
     p.add_argument("--entity", required=True, help="ENTITY_CODE, e.g. RGL")
     p.add_argument("--jurisdiction", required=True, help="JURISDICTION_CODE, e.g. USA")
     p.add_argument("--account", required=True, help="account name, e.g. main")

@@ -280,4 +280,8 @@ def build_broker(settings: BotSettings, home: BotHome, **kwargs: Any) -> Broker:
         from tbot_bot.broker.brokers.ibkr import IbkrBroker
 
         return IbkrBroker.from_settings(settings, home, **kwargs)
+    if settings.BROKER_NAME == "TRADIER":
+        from tbot_bot.broker.brokers.tradier import TradierBroker
+
+        return TradierBroker.from_settings(settings, home, **kwargs)
     raise ValueError(f"unknown BROKER_NAME {settings.BROKER_NAME!r}")

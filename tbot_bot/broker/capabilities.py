@@ -34,6 +34,15 @@ _DECLARED = {
         imbalance_data=False,
         data_calls_per_minute=200,  # Alpaca's basic market-data plan
     ),
+    # long equities and inverse ETFs only: bearish signals trade inverse ETFs (SHORT_TYPE_X=InverseETF)
+    "TRADIER": BrokerCapabilities(
+        fractional=False,
+        short_sell=False,
+        options=False,
+        trailing_stop=False,
+        imbalance_data=False,
+        data_calls_per_minute=120,  # Tradier's market-data rate limit
+    ),
     "IBKR": BrokerCapabilities(
         fractional=False,
         short_sell=True,

@@ -41,7 +41,7 @@ class ShortType(StrEnum):
 
 STRATEGIES = ("open", "mid", "close")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-BROKERS = ("ALPACA", "IBKR", "SIM")
+BROKERS = ("ALPACA", "IBKR", "TRADIER", "SIM")
 
 
 def _bool(v: Any) -> Any:
@@ -306,7 +306,9 @@ class BotSettings(BaseModel):
     MAX_DEBT_EQUITY: Annotated[Float, Field(ge=0, le=1000, description="highest total debt / total equity")]
     # Strategy routing & broker
     BROKER_NAME: Annotated[
-        Literal["ALPACA", "IBKR", "SIM"], BeforeValidator(_strip), Field(description="the one broker")
+        Literal["ALPACA", "IBKR", "TRADIER", "SIM"],
+        BeforeValidator(_strip),
+        Field(description="the one broker"),
     ]
     STRATEGY_SEQUENCE: Annotated[
         tuple[Literal["open", "mid", "close"], ...], BeforeValidator(_csv), Field(min_length=1)
@@ -433,6 +435,7 @@ class BotSettings(BaseModel):
     # Broker toggles (exactly one true, matching BROKER_NAME)
     ALPACA_ENABLED: Bool
     IBKR_ENABLED: Bool
+    TRADIER_ENABLED: Bool
     SIM_ENABLED: Bool
 
     @model_validator(mode="after")
@@ -509,7 +512,7 @@ def rule_one_broker_enabled(s: BotSettings) -> str | None:
     enabled = [b for b in BROKERS if getattr(s, f"{b}_ENABLED")]
     if enabled != [s.BROKER_NAME]:
         return (
-            f"exactly one of ALPACA_ENABLED, IBKR_ENABLED, SIM_ENABLED must be true and match "
+            f"exactly one of ALPACA_ENABLED, IBKR_ENABLED, TRADIER_ENABLED, SIM_ENABLED must be true and match "
             f"BROKER_NAME={s.BROKER_NAME}; enabled now: {', '.join(enabled) or 'none'}"
         )
     return None

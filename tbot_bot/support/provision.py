@@ -22,7 +22,8 @@ from tbot_bot.support.decrypt_secrets import save_secret_json
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome, project_file
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 
-BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR"}
+BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR", "tradier": "TRADIER"}
+TRADIER_ENV = ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID", "TRADIER_BASE_URL", "TRADIER_SANDBOX")
 ALPACA_ENV = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPACA_BASE_URL", "ALPACA_DATA_URL")
 IBKR_ENV = ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID", "IBKR_ACCOUNT")
 
@@ -110,6 +111,7 @@ def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = No
         "BROKER_NAME": broker_code,
         "ALPACA_ENABLED": str(broker_code == "ALPACA").lower(),
         "IBKR_ENABLED": str(broker_code == "IBKR").lower(),
+        "TRADIER_ENABLED": str(broker_code == "TRADIER").lower(),
         "SIM_ENABLED": str(broker_code == "SIM").lower(),
         "CURRENCY_CODE": req.currency,
         **req.config_overrides,
@@ -191,6 +193,14 @@ def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str])
         creds.setdefault("IBKR_HOST", "127.0.0.1")
         creds.setdefault("IBKR_PORT", "7497")
         creds.setdefault("IBKR_CLIENT_ID", "1")
+    elif broker_code == "TRADIER":
+        creds = {k: os.environ[k] for k in TRADIER_ENV if os.environ.get(k)}
+        missing = [k for k in TRADIER_ENV[:2] if k not in creds]
+        if missing:
+            notes.append(
+                f"set {', '.join(missing)} in the environment and re-provision (or `tbot secrets set broker`), "
+                "or the broker check will fail"
+            )
     else:
         creds = {"SIM": True}
     save_secret_json(home, "broker_credentials", creds)

@@ -76,6 +76,9 @@ def _broker(values: Mapping[str, Any], broker_code: str) -> list[str]:
     if broker_code == "IBKR":
         problems = _need(values, ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID"), "BROKER_NAME=IBKR")
         return problems + _int(values, "IBKR_PORT", 1, 65535) + _int(values, "IBKR_CLIENT_ID", 0, 2**31 - 1)
+    if broker_code == "TRADIER":
+        problems = _need(values, ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID"), "BROKER_NAME=TRADIER")
+        return problems + _url(values, "TRADIER_BASE_URL") + _bool(values, "TRADIER_SANDBOX")
     return []  # the simulated exchange needs no credentials
 
 
@@ -137,6 +140,10 @@ SPECS: dict[str, SecretSpec] = {
                 "IBKR_PORT",
                 "IBKR_CLIENT_ID",
                 "IBKR_ACCOUNT",
+                "TRADIER_ACCESS_TOKEN",
+                "TRADIER_ACCOUNT_ID",
+                "TRADIER_BASE_URL",
+                "TRADIER_SANDBOX",
                 "SIM",
             ),
             "broker API credentials (keys of the home's BROKER_NAME)",

@@ -1,0 +1,465 @@
+"""Tradier adapter (DESIGN §9): long equities and inverse ETFs, market orders, over Tradier's REST API.
+
+Declared capabilities: whole shares, no short sales, no options, no trailing stops — bearish signals trade
+inverse ETFs (SHORT_TYPE_X=InverseETF) or are logged (disabled). Our client order id travels as the order's
+`tag`. Tradier does NOT enforce unique tags, so idempotency is ours: a submission whose outcome is unclear
+(timeout, dropped connection, 5xx, unreadable reply) is looked up by tag; when absent, the adapter waits
+`settle_delay` (a request still in flight lands) and looks again before it sends the order a second time. Reads
+are retried with RetryPolicy (API_RETRY_LIMIT); a market order is polled until final and, at `fill_timeout`, its
+unfilled remainder is cancelled. Credentials (broker_credentials): TRADIER_ACCESS_TOKEN, TRADIER_ACCOUNT_ID,
+optional TRADIER_BASE_URL (default the sandbox when TRADIER_SANDBOX=true, the default; else the live API).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tbot_bot.broker.broker_api import (
+    Account,
+    AssetClass,
+    Bar,
+    Broker,
+    Fill,
+    MarketClock,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    Snapshot,
+)
+from tbot_bot.broker.brokers.alpaca_translate import OrderStateUnknown
+from tbot_bot.broker.brokers.tradier_api import (
+    LIVE_URL,
+    SANDBOX_URL,
+    BrokerRejected,
+    TradierHttp,
+    as_list,
+    dec,
+    exchange_local,
+    section,
+    utc_time,
+)
+from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.config.retry import RetryPolicy
+from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError
+from tbot_bot.support.utils_bot import utc_now
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.support.path_resolver import BotHome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
+
+
+def to_tag(client_order_id: str) -> str:
+    """Tradier tags allow letters, digits and '-': a share-class dot (BRK.B) travels as '--' (never in our ids)."""
+    tag = client_order_id.replace(".", "--")
+    if not _TAG.match(tag) or "--" in client_order_id:
+        raise LogicError(
+            f"client order id {client_order_id!r} cannot be a Tradier tag (letters, digits, '-', '.')"
+        )
+    return tag
+
+
+def from_tag(tag: Any) -> str:
+    return str(tag or "").replace("--", ".")
+
+
+_STATUS = {
+    "pending": OrderStatus.NEW,
+    "open": OrderStatus.ACCEPTED,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+    "error": OrderStatus.REJECTED,
+}
+
+
+def to_order(raw: dict[str, Any]) -> Order:
+    status = _STATUS.get(str(raw.get("status")))
+    if status is None:
+        raise BrokerError(f"Tradier order status {raw.get('status')!r} is unknown", code="malformed_reply")
+    qty = dec(raw.get("quantity"), "order quantity")
+    filled = dec(raw.get("exec_quantity"), "exec_quantity", default=Decimal(0))
+    price = dec(raw.get("avg_fill_price"), "avg_fill_price", default=Decimal(0)) if filled else None
+    if filled > qty or (status is OrderStatus.FILLED and filled != qty) or (filled and not price):
+        raise BrokerError(f"Tradier order {raw.get('id')} contradicts itself: {raw}", code="malformed_reply")
+    when = utc_time(raw.get("transaction_date")) or utc_time(raw.get("create_date"))
+    fills = (Fill(f"{raw['id']}:{filled}", filled, price, when or utc_now()),) if filled and price else ()
+    side = OrderSide.BUY if str(raw.get("side", "")).startswith("buy") else OrderSide.SELL
+    return Order(
+        broker_order_id=str(raw["id"]),
+        client_order_id=from_tag(raw.get("tag")),
+        symbol=str(raw.get("symbol")),
+        side=side,
+        qty=qty,
+        status=status,
+        filled_qty=filled,
+        filled_avg_price=price,
+        submitted_at=utc_time(raw.get("create_date")),
+        filled_at=when if status is OrderStatus.FILLED else None,
+        fills=fills,
+        reject_reason=str(raw.get("reason_description")) if status is OrderStatus.REJECTED else None,
+    )
+
+
+class TradierBroker(Broker):
+    name = "TRADIER"
+    retries_internally = True
+
+    def __init__(
+        self,
+        token: str,
+        account_id: str,
+        *,
+        base_url: str = SANDBOX_URL,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        fill_timeout: float = 30.0,
+        poll_interval: float = 0.5,
+        settle_delay: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.capabilities = capabilities_for("TRADIER")
+        self.account_id = account_id
+        self.http = TradierHttp(base_url, token, timeout)
+        self.retry = retry or RetryPolicy(sleep=sleep)
+        self.fill_timeout = fill_timeout
+        self.poll_interval = poll_interval
+        # how long an unclear submission may still be in flight: a little more than one request timeout
+        self.settle_delay = timeout * 1.5 if settle_delay is None else settle_delay
+        self._sleep = sleep
+        self.api_retries = 0
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings, home: BotHome, **kwargs: Any) -> TradierBroker:
+        from tbot_bot.support.decrypt_secrets import load_secret_json
+
+        creds = load_secret_json(home, "broker_credentials")
+        missing = [k for k in ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID") if not creds.get(k)]
+        if missing:
+            raise ConfigError(f"broker_credentials lacks {', '.join(missing)} (BROKER_NAME=TRADIER)")
+        sandbox = str(creds.get("TRADIER_SANDBOX", "true")).strip().lower() in ("1", "true", "yes", "on")
+        clock = kwargs.pop("clock", None)
+        options = {
+            k: kwargs.pop(k)
+            for k in ("retry", "fill_timeout", "poll_interval", "settle_delay", "sleep")
+            if k in kwargs
+        }
+        if clock is not None and "sleep" not in options:
+            options["sleep"] = clock.sleep
+        options.setdefault(
+            "retry", RetryPolicy.from_settings(settings, sleep=options.get("sleep", time.sleep))
+        )
+        return cls(
+            str(creds["TRADIER_ACCESS_TOKEN"]),
+            str(creds["TRADIER_ACCOUNT_ID"]),
+            base_url=str(creds.get("TRADIER_BASE_URL") or (SANDBOX_URL if sandbox else LIVE_URL)),
+            timeout=float(settings.API_TIMEOUT),
+            **options,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ transport
+    def _read(self, fn: Callable[[], T]) -> T:
+        def count(attempt: int, exc: BaseException, wait: float) -> None:
+            self.api_retries += 1
+
+        return self.retry.with_(on_retry=count).call(fn)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._read(lambda: self.http.call("GET", path, params=params or None))
+
+    @property
+    def _acct(self) -> str:
+        return f"/v1/accounts/{self.account_id}"
+
+    # ------------------------------------------------------------------ account
+    def get_account(self) -> Account:
+        b = section(self._get(f"{self._acct}/balances"), "balances")
+        if not isinstance(b, dict):
+            raise BrokerError("Tradier balances reply is not an object", code="malformed_reply")
+        power = None
+        for kind, key in (
+            ("margin", "stock_buying_power"),
+            ("cash", "cash_available"),
+            ("pdt", "stock_buying_power"),
+        ):
+            if isinstance(b.get(kind), dict) and b[kind].get(key) is not None:
+                power = dec(b[kind][key], f"{kind}.{key}")
+                break
+        cash = dec(b.get("total_cash"), "total_cash")
+        return Account(
+            self.account_id,
+            cash,
+            power if power is not None else cash,
+            dec(b.get("total_equity"), "total_equity"),
+        )
+
+    def get_clock(self) -> MarketClock:
+        from tbot_bot.market_time import session_for
+
+        c = section(self._get("/v1/markets/clock"), "clock")
+        now = utc_time(c.get("timestamp")) if isinstance(c, dict) else None
+        if now is None:
+            raise BrokerError("Tradier clock reply lacks a timestamp", code="malformed_reply")
+        today = session_for(now.date())
+        is_open = isinstance(c, dict) and c.get("state") == "open"
+        next_open = next(
+            (s.open for d in range(8) if (s := session_for(now.date() + timedelta(days=d))) and s.open > now),
+            None,
+        )
+        return MarketClock(now, is_open, next_open, today.close if today and now < today.close else None)
+
+    def get_positions(self) -> list[Position]:
+        out = []
+        for p in as_list(section(self._get(f"{self._acct}/positions"), "positions", "position")):
+            qty = dec(p.get("quantity"), "position quantity")
+            if qty:
+                out.append(
+                    Position(
+                        str(p["symbol"]),
+                        qty,
+                        (dec(p.get("cost_basis"), "cost_basis") / qty).quantize(Decimal("0.0001")),
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ orders
+    def _orders(self) -> list[Order]:
+        raw = section(self._get(f"{self._acct}/orders", includeTags="true"), "orders", "order")
+        return [to_order(o) for o in as_list(raw)]
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        mine = [o for o in self._orders() if o.client_order_id == client_order_id]
+        return mine[-1] if mine else None
+
+    def list_orders(self, since: datetime | None = None) -> list[Order]:
+        orders = self._orders()
+        if since is not None:
+            orders = [o for o in orders if o.submitted_at is None or o.submitted_at >= since]
+        return sorted(
+            orders,
+            key=lambda o: o.submitted_at or datetime.min.replace(tzinfo=since.tzinfo if since else None),
+        )  # type: ignore[arg-type]
+
+    def _form(self, request: OrderRequest) -> dict[str, str]:
+        if request.asset_class is not AssetClass.EQUITY or request.option is not None:
+            raise BrokerError(
+                "Tradier adapter trades equities and ETFs only (capability options=False)", code="unsupported"
+            )
+        if request.order_type is not OrderType.MARKET:
+            raise BrokerError(
+                "Tradier adapter sends market orders only (capability trailing_stop=False)",
+                code="unsupported",
+            )
+        if request.qty <= 0 or request.qty != request.qty.to_integral_value():
+            raise BrokerError(f"Tradier trades whole shares; got quantity {request.qty}", code="fractional")
+        return {
+            "class": "equity",
+            "symbol": request.symbol,
+            "side": request.side.value,
+            "quantity": str(int(request.qty)),
+            "type": "market",
+            "duration": "day",
+            "tag": to_tag(request.client_order_id),
+        }
+
+    def submit_order(self, request: OrderRequest) -> Order:
+        form = self._form(request)
+        existing = self.get_order_by_client_id(request.client_order_id)
+        if existing is not None:
+            return self.track_order(request.client_order_id, existing)
+        try:
+            self._post_order(form)
+        except BrokerRejected:
+            raise
+        except (NetworkError, BrokerError) as exc:  # may have reached Tradier: never send blindly again
+            order = self._resolve_unknown(request, form, exc)
+            return self.track_order(request.client_order_id, order)
+        return self.track_order(request.client_order_id)
+
+    def _post_order(self, form: dict[str, str]) -> None:
+        reply = self.http.call("POST", f"{self._acct}/orders", form=form)
+        if not isinstance(section(reply, "order"), dict):
+            raise BrokerError("Tradier order reply lacks the order", code="malformed_reply")
+
+    def _lookup(self, cid: str) -> Order | None:
+        try:
+            return self.get_order_by_client_id(cid)
+        except NetworkError as exc:
+            raise OrderStateUnknown(
+                f"order {cid}: submission and look-up both failed: {exc}", client_order_id=cid
+            ) from exc
+
+    def _resolve_unknown(self, request: OrderRequest, form: dict[str, str], first: Exception) -> Order:
+        cid, last = request.client_order_id, first
+        for attempt in range(1, self.retry.retries + 1):
+            found = self._lookup(cid)
+            if found is None:
+                self._sleep(self.settle_delay)  # a copy still in flight would land now
+                found = self._lookup(cid)
+            if found is not None:
+                log.info("order %s found at Tradier after an unclear submission (%s)", cid, found.status)
+                return found
+            self.api_retries += 1
+            self._sleep(self.retry.delay(attempt))
+            try:
+                self._post_order(form)
+                return self._lookup(cid) or self.track_order(cid)
+            except BrokerRejected:
+                raise
+            except (NetworkError, BrokerError) as exc:
+                last = exc
+        found = self._lookup(cid)
+        if found is not None:
+            return found
+        raise NetworkError(
+            f"order {cid} could not be placed after {self.retry.retries + 1} attempts: {last}"
+        ) from last
+
+    def track_order(self, client_order_id: str, order: Order | None = None) -> Order:
+        """Poll until final; at the fill deadline cancel the remainder and return the result."""
+        polls = max(1, int(self.fill_timeout / self.poll_interval)) if self.poll_interval > 0 else 1
+        current = order
+        for _ in range(polls):
+            if current is not None and current.status.is_final:
+                return current
+            if current is not None:
+                self._sleep(self.poll_interval)
+            current = self.get_order_by_client_id(client_order_id) or current
+        if current is None:
+            raise OrderStateUnknown(
+                f"order {client_order_id} vanished while tracking", client_order_id=client_order_id
+            )
+        if current.status.is_final:
+            return current
+        log.warning(
+            "order %s not final after %.1fs (%s of %s filled): cancelling the remainder",
+            client_order_id,
+            self.fill_timeout,
+            current.filled_qty,
+            current.qty,
+        )
+        self.cancel_order(client_order_id)
+        latest = self.get_order_by_client_id(client_order_id)
+        return latest or current
+
+    def cancel_order(self, client_order_id: str) -> None:
+        order = self.get_order_by_client_id(client_order_id)
+        if order is None or order.status.is_final:
+            return
+        self._read(lambda: self.http.call("DELETE", f"{self._acct}/orders/{order.broker_order_id}"))
+
+    def cancel_all_orders(self) -> int:
+        """Only our (tagged) orders: a person's manual orders on the account are left alone."""
+        mine = [o for o in self._orders() if o.client_order_id and not o.status.is_final]
+        for o in mine:
+            self._read(lambda o=o: self.http.call("DELETE", f"{self._acct}/orders/{o.broker_order_id}"))  # type: ignore[misc]
+        return len(mine)
+
+    def close_position(self, symbol: str, client_order_id: str) -> Order | None:
+        existing = self.get_order_by_client_id(client_order_id)
+        if existing is not None:
+            return self.track_order(client_order_id, existing)
+        for o in self._orders():
+            if o.symbol == symbol and o.client_order_id and not o.status.is_final:
+                self.cancel_order(o.client_order_id)
+        held = next((p for p in self.get_positions() if p.symbol == symbol), None)
+        if held is None:
+            return None
+        side = OrderSide.SELL if held.qty > 0 else OrderSide.BUY
+        return self.submit_order(OrderRequest(client_order_id, symbol, side, abs(held.qty)))
+
+    # ------------------------------------------------------------------ market data
+    def _quotes(self, symbols: list[str]) -> list[dict[str, Any]]:
+        raw = section(self._get("/v1/markets/quotes", symbols=",".join(symbols)), "quotes", "quote")
+        return [q for q in as_list(raw) if isinstance(q, dict) and q.get("symbol")]
+
+    def get_latest_quote(self, symbol: str) -> Quote:
+        for q in self._quotes([symbol]):
+            if q["symbol"] == symbol and q.get("bid") is not None and q.get("ask") is not None:
+                when = utc_time(q.get("bid_date") or q.get("trade_date")) or utc_now()
+                return Quote(symbol, dec(q["bid"], "bid"), dec(q["ask"], "ask"), when)
+        raise BrokerError(f"Tradier has no quote for {symbol}", code="no_quote")
+
+    def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
+        out: dict[str, Snapshot] = {}
+        for q in self._quotes(symbols):
+            sym = str(q["symbol"])
+            if q.get("last") is None:
+                continue
+            quote = None
+            if q.get("bid") is not None and q.get("ask") is not None:
+                quote = Quote(sym, dec(q["bid"], "bid"), dec(q["ask"], "ask"), utc_now())
+            out[sym] = Snapshot(
+                sym,
+                dec(q["last"], "last"),
+                dec(q["open"], "open") if q.get("open") is not None else None,
+                dec(q["prevclose"], "prevclose") if q.get("prevclose") is not None else None,
+                self._previous_volume(sym),
+                quote,
+            )
+        return out
+
+    def _previous_volume(self, symbol: str) -> int | None:
+        today = utc_now().date()
+        days = as_list(
+            section(
+                self._get(
+                    "/v1/markets/history",
+                    symbol=symbol,
+                    interval="daily",
+                    start=(today - timedelta(days=10)).isoformat(),
+                    end=today.isoformat(),
+                ),
+                "history",
+                "day",
+            )
+        )
+        earlier = [d for d in days if date.fromisoformat(str(d.get("date"))) < today]
+        return int(earlier[-1]["volume"]) if earlier and earlier[-1].get("volume") is not None else None
+
+    def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
+        out: dict[str, list[Bar]] = {}
+        for sym in symbols:
+            params = {
+                "symbol": sym,
+                "interval": "1min",
+                "start": exchange_local(start),
+                "end": exchange_local(end),
+                "session_filter": "all",
+            }
+            data = as_list(section(self._get("/v1/markets/timesales", **params), "series", "data"))
+            bars = []
+            for d in data:
+                t = utc_time(d.get("time"))
+                if t is not None and start <= t < end:
+                    bars.append(
+                        Bar(
+                            sym,
+                            t,
+                            float(d["open"]),
+                            float(d["high"]),
+                            float(d["low"]),
+                            float(d["close"]),
+                            float(d.get("volume") or 0),
+                        )
+                    )
+            out[sym] = bars
+        return out
