@@ -143,7 +143,9 @@ def test_market_cap_ranges() -> None:
 )
 def test_exactly_one_broker_enabled_matching_broker_name(flags: dict[str, str]) -> None:
     problems = _errors(with_values(template_text(), **flags))
-    assert any("exactly one of ALPACA_ENABLED, IBKR_ENABLED, TRADIER_ENABLED, SIM_ENABLED" in p for p in problems)
+    assert any(
+        "exactly one of ALPACA_ENABLED, IBKR_ENABLED, TRADIER_ENABLED, SIM_ENABLED" in p for p in problems
+    )
 
 
 def test_short_type_must_be_supported_by_the_broker() -> None:
