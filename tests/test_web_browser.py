@@ -10,6 +10,7 @@ import pytest
 from fixtures_web import PASSWORDS, FakeSettingsApi, build_home, settings_text, status_payload, write_status
 
 from tbot_bot.core import users as users_mod
+from tbot_bot.runtime.control import SupervisorLock
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -105,8 +106,12 @@ def test_operator_sees_live_status_and_stops_the_bot(served, browser, tmp_path):
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
     print(f"status page screenshot: {shot}")
 
-    browser.find_element(By.ID, "stop-button").click()
-    WebDriverWait(browser, 10).until(lambda d: "Stop requested" in d.page_source)
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")  # a supervisor runs in this home
+    try:
+        browser.find_element(By.ID, "stop-button").click()
+        WebDriverWait(browser, 10).until(lambda d: "Stop requested" in d.page_source)
+    finally:
+        lock.release()
     assert "requested_by=operator" in home.control_stop.read_text()
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "stop-requested").is_displayed())
     home.control_stop.unlink()

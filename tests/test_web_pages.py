@@ -23,6 +23,7 @@ from helpers import template_text
 
 from tbot_bot.core import users as users_mod
 from tbot_bot.core.audit import recent_system_events, recent_user_activity
+from tbot_bot.runtime.control import SupervisorLock
 from tbot_web.py.portal_web import create_app
 
 PENDING_ID = "TB01-20110118-open-SPY-1"
@@ -131,12 +132,33 @@ def test_confirming_an_order_that_is_not_pending_writes_nothing(home):
 
 def test_stop_file_content_and_banner(home):
     client = client_for(home, "admin")
-    assert post(client, "/control/stop").status_code == 302
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")  # a supervisor runs in this home
+    try:
+        assert post(client, "/control/stop").status_code == 302
+    finally:
+        lock.release()
     assert (
         home.control_stop.read_text()
         == "requested_by=admin\nrequested_at=2011-01-18T15:00:00+00:00\nsource=web\n"
     )
     assert client.get("/api/status").get_json()["stop_requested"] is True
+
+
+def test_stop_with_nothing_running_says_so_and_writes_nothing(home):
+    client = client_for(home, "operator")
+    post(client, "/control/stop")
+    assert not home.control_stop.exists()
+    assert "nothing to stop" in client.get("/status").get_data(as_text=True)
+
+
+def test_confirming_an_expired_order_is_refused_as_the_cli_does(home):
+    payload = status_payload()
+    payload["pending_confirmations"][0]["expires_at"] = "2011-01-18T14:59:00+00:00"  # one minute before now
+    write_status(home, payload)
+    client = client_for(home, "operator")
+    post(client, f"/control/confirm/{PENDING_ID}")
+    assert not home.path("control", "confirm").exists()
+    assert "expired" in client.get("/status").get_data(as_text=True)
 
 
 def test_logs_filter_by_strategy_and_level(home):

@@ -111,8 +111,10 @@ def session_float(
     *,
     now: datetime,
     backup_keep: int,
+    inject: bool = True,
 ) -> SessionFloat:
-    """The float for this session and what to tell the operator about it."""
+    """The float for this session and what to tell the operator about it. With `inject=False` (tbot check)
+    nothing is written: a disagreement is reported as the injection a start would make."""
     ledger_float = broker_current_float(binding.float_ledger_path)
     if client is None:
         return SessionFloat(ledger_float, "float_ledger")
@@ -139,7 +141,17 @@ def session_float(
             ),
         )
     notices: list[FloatNotice] = []
-    if assignment.amount != ledger_float:
+    if assignment.amount != ledger_float and not inject:
+        notices.append(
+            FloatNotice(
+                "warning",
+                "float_disagreement",
+                f"accounting API float {assignment.amount} differs from the float ledger's {ledger_float}; "
+                f"tbot start will inject the difference as {injection_fitid(assignment)}",
+                {"api_float": str(assignment.amount), "ledger_float": str(ledger_float), "injected": "false"},
+            )
+        )
+    elif assignment.amount != ledger_float:
         injected = inject_float_difference(
             home,
             binding,

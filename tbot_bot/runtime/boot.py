@@ -294,7 +294,10 @@ def _boot(
     if acct is not None:
         closers.append(acct.close)
     # acct_api_credentials present: the session float comes from the accounting API (float_bot)
-    floats = session_float(home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP)
+    # a check reads the assigned float but never writes the books: the start it precedes injects it
+    floats = session_float(
+        home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP, inject=not dry_run
+    )
     debris = [] if dry_run else remove_write_debris(home)
     journal = OrderJournal(home.state_dir / "journal.db")
     closers.append(journal.close)

@@ -116,6 +116,12 @@ class ConfirmRefused(Exception):
 
 def confirm_order(home: BotHome, client_order_id: str, who: str, *, now: datetime | None = None) -> Path:
     """Confirm an order listed as pending in status.json whose confirmation window is still open."""
+    check_confirmable(home, client_order_id, now=now)
+    return write_confirmation(home, client_order_id, who)
+
+
+def check_confirmable(home: BotHome, client_order_id: str, *, now: datetime | None = None) -> None:
+    """Raise ConfirmRefused unless the order is pending and its window is open (CLI and dashboard alike)."""
     if not client_order_id or "/" in client_order_id or client_order_id.startswith("."):
         raise ValueError(f"{client_order_id!r} is not a valid order id")
     from tbot_bot.runtime.status_bot import read_status
@@ -135,7 +141,6 @@ def confirm_order(home: BotHome, client_order_id: str, who: str, *, now: datetim
         raise ConfirmRefused(
             f"order {client_order_id} expired: its confirmation window ended at {expires.isoformat()}"
         )
-    return write_confirmation(home, client_order_id, who)
 
 
 def write_confirmation(home: BotHome, client_order_id: str, who: str) -> Path:

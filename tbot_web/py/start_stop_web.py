@@ -11,10 +11,10 @@ from flask import Blueprint, abort, flash, redirect, url_for
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
+from tbot_bot.runtime.control import ConfirmRefused, check_confirmable, running_supervisor
 from tbot_bot.support.utils_bot import atomic_write_text
 
 from .auth_web import activity, current_user, now, requires, state
-from .readers_web import read_status
 from .status_values_web import CLIENT_ORDER_ID
 
 bp = Blueprint("control", __name__)
@@ -48,6 +48,10 @@ def start() -> Any:
 @bp.route("/control/stop", methods=["POST"])
 @requires(Role.OPERATOR)
 def stop() -> Any:
+    if running_supervisor(state().home) is None:
+        # as `tbot stop`: a stop file with nothing running would only be archived as stale by the next start
+        flash("No supervisor is running in this home: there is nothing to stop.", "error")
+        return redirect(url_for("status.page"))
     _write_control(state().home.control_stop, "control_stop")
     flash("Stop requested: the bot cancels orders, closes positions and shuts down gracefully.", "info")
     return redirect(url_for("status.page"))
@@ -62,13 +66,14 @@ def confirm(client_order_id: str) -> Any:
         # TRADE_CONFIRMATION_REQUIRED=false: orders never wait, so there is nothing to confirm
         flash("Trade confirmation is off (TRADE_CONFIRMATION_REQUIRED=false); nothing to confirm.", "error")
         return redirect(url_for("status.page"))
-    pending = read_status(state().home).get("pending_confirmations") or []
-    if client_order_id not in {str(p.get("client_order_id")) for p in pending if isinstance(p, dict)}:
-        flash(
-            f"Order {client_order_id} is not waiting for confirmation (expired or already handled).", "error"
-        )
+    try:
+        # the same rule as `tbot confirm`: only an order listed as pending whose window is still open
+        check_confirmable(state().home, client_order_id, now=now())
+    except ConfirmRefused as exc:
+        flash(f"Not confirmed: {exc}.", "error")
         return redirect(url_for("status.page"))
-    path = state().home.path("control", "confirm", client_order_id)
-    _write_control(path, "order_confirmed", client_order_id)
+    _write_control(
+        state().home.path("control", "confirm", client_order_id), "order_confirmed", client_order_id
+    )
     flash(f"Order {client_order_id} confirmed.", "info")
     return redirect(url_for("status.page"))

@@ -123,7 +123,7 @@ def status_payload(state: str = "idle", **overrides: Any) -> dict[str, Any]:
                 "client_order_id": "TB01-20110118-open-SPY-1",
                 "symbol": "SPY",
                 "strategy": "open",
-                "expires_at": "2011-01-18T14:45:00+00:00",
+                "expires_at": "2011-01-18T15:45:00+00:00",
             }
         ],
         "version": "v1.0.0",
