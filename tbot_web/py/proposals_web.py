@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+import tbot_bot.optimizer.proposals as store
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
-from tbot_bot.optimizer import proposals as store
 
 from .auth_web import activity, can, current_user, now, requires, state
 
