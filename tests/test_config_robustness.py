@@ -227,3 +227,17 @@ def test_missing_key_messages_keep_their_specific_advice() -> None:
     assert any(p.startswith("WINDOW_TIMEZONE is missing: add WINDOW_TIMEZONE=UTC") for p in problems), (
         problems
     )
+
+
+@pytest.mark.parametrize(
+    "content", [b"ENVIRONMENT=\xff\xfeproduction\n", "ENVIRONMENT=prod\x0cuction\n".encode()]
+)
+def test_damaged_dotenv_is_a_config_error(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    (provisioned_home / ".env").write_bytes(content)
+    code = main(["web", "--home", str(provisioned_home), "--port", "1"])  # reads .env before serving
+    err = capsys.readouterr().err
+    assert (
+        code == 2 and f"Configuration error in {provisioned_home / '.env'}" in err and "Traceback" not in err
+    )

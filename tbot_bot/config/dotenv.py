@@ -45,7 +45,18 @@ BACKUP_UPLOAD_KEEP_DAYS=7                # remote archives older than this many 
 def read_dotenv(home: BotHome) -> dict[str, str]:
     if not home.dotenv.exists():
         return {}
-    values, problems = parse_env_text(home.dotenv.read_text(encoding="utf-8"))
+    if not home.dotenv.is_file():
+        raise ConfigError(
+            f"{home.dotenv} is not a regular file; it must be the home's plain .env", source=str(home.dotenv)
+        )
+    try:
+        text = home.dotenv.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{home.dotenv} does not hold UTF-8 text (undecodable byte at offset {exc.start})",
+            source=str(home.dotenv),
+        ) from None
+    values, problems = parse_env_text(text)
     if problems:
         raise ConfigError(problems, source=str(home.dotenv))
     return values
