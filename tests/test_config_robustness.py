@@ -229,9 +229,7 @@ def test_missing_key_messages_keep_their_specific_advice() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "content", [b"ENVIRONMENT=\xff\xfeproduction\n", "ENVIRONMENT=prod\x0cuction\n".encode()]
-)
+@pytest.mark.parametrize("content", [b"ENVIRONMENT=\xff\xfeproduction\n", b"ENVIRONMENT=prod\x0cuction\n"])
 def test_damaged_dotenv_is_a_config_error(
     provisioned_home: Path, capsys: pytest.CaptureFixture[str], content: bytes
 ) -> None:
