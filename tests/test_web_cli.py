@@ -85,3 +85,15 @@ def test_session_key_created_private_and_loose_key_refused(tmp_path):
     os.chmod(key, 0o644)
     with pytest.raises(Exception, match="readable by group or others"):
         web_config.session_secret(home)
+
+
+def test_the_proposals_module_the_web_uses_imports_no_optimizer_or_trading_code():
+    import tbot_bot.optimizer.proposals as proposals_mod
+
+    tree = ast.parse(Path(proposals_mod.__file__).read_text(encoding="utf-8"))
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    inside = {m for m in modules if m.startswith("tbot_bot")}
+    assert inside and all(
+        m.startswith(("tbot_bot.config", "tbot_bot.errors", "tbot_bot.support")) for m in inside
+    )
