@@ -183,6 +183,7 @@ class Supervisor:
         finally:
             self.service.stop_keepalive()
             result.close()
+            gc.unfreeze()  # a process that goes on (tests, an embedding caller) collects normally again
 
     # ------------------------------------------------------------------ replay
     def _run_replay(self, r: BootResult) -> int:
