@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_market import asset, synthetic_bars
@@ -61,11 +62,18 @@ def cboe() -> Iterator[FakeCboeServer]:
         yield srv
 
 
-def serve(start: datetime) -> FakeAlpacaServer:
-    clock = InjectedClock(start)
-    # the previous session (Friday 2026-11-27) has bars for all but SQQQ, which the warm-up leaves out
+def serve(start: datetime, clock: InjectedClock | None = None) -> FakeAlpacaServer:
+    clock = clock or InjectedClock(start)
+    # the previous session (Friday 2026-11-27) has bars for all but SQQQ, which the warm-up leaves out;
+    # Monday 2026-11-30 has bars for AAPL only
     history = {s: float(p) for s, p in PRICES.items() if s != "SQQQ"}
-    bars = synthetic_bars(history, datetime(2026, 11, 27, 14, 30, tzinfo=UTC), 40, seed=4)
+    bars = pd.concat(
+        [
+            synthetic_bars(history, datetime(2026, 11, 27, 14, 30, tzinfo=UTC), 40, seed=4),
+            synthetic_bars({"AAPL": 190.0}, datetime(2026, 11, 30, 14, 30, tzinfo=UTC), 30, seed=5),
+        ],
+        ignore_index=True,
+    )
     exchange = FakeAlpacaExchange(bars=bars, now=clock.now, prices=dict(PRICES))
     exchange.set_assets(
         [asset(s, "ARCA" if s in ("SH", "SQQQ") else "NYSE") for s in PRICES] + [asset("OTCX", "OTC")]
@@ -193,3 +201,32 @@ def test_stale_vix_skips_close_with_no_vix_logged_and_alerted_once(
     logged = json.dumps(events(home))
     assert "vix_reading" in logged and "newest close 2026-11-24" in logged and "window_skipped" in logged
     assert Decimal(str(r.broker_current_float)) > 0
+
+
+def test_a_bot_running_for_days_warms_up_again_for_each_session(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.runtime.boot import boot
+
+    clock = InjectedClock(SATURDAY)
+    with serve(SATURDAY, clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nMSFT\nSH\n")
+        sup = Supervisor(home, clock=clock)
+        r = boot(
+            home, replay_day=None, speed=None, data_source=None, broker=broker_for(server), broker_wrapper=None,
+            stop_requested=lambda: False, wait_replay=sup._wait_replay, wait_live=sup._wait_live, live_clock=clock,
+        )  # fmt: skip
+        try:
+            assert r.warmup is not None and r.warmup.session == date(2026, 11, 27)
+            assert set(r.warmup.prev_volumes()) == {"AAPL", "MSFT", "SH"}
+            assert r._warm_volumes(date(2026, 11, 30)) is not None  # Monday: Friday's volumes
+            clock.sleep(3 * 86400)  # Tuesday 2026-12-01 15:00 UTC
+            sup._start_live_day(r, ("open", "mid", "close"))
+            assert r.warmup.session == date(2026, 11, 30)
+            assert set(r.warmup.prev_volumes()) == {"AAPL"}  # only AAPL traded on Monday in the fake
+            assert r._warm_volumes(date(2026, 12, 1)) == r.warmup.prev_volumes()
+            assert r._warm_volumes(date(2026, 12, 3)) is None  # never another session's figures
+        finally:
+            r.close()

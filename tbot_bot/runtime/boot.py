@@ -123,6 +123,16 @@ class BootResult:
             self.broker_current_float, self.float_source = floats.amount, floats.source
         self.float_day = day
 
+    def _warm_volumes(self, day: date) -> dict[str, int] | None:
+        """The warm-up's previous-session volumes, only when they are those of the session before `day`."""
+        from tbot_bot.market_time import previous_session_date
+
+        if self.warmup is None or self.warmup.session != previous_session_date(
+            day, self.settings.MARKET_CALENDAR
+        ):
+            return None
+        return self.warmup.prev_volumes()
+
     def day_context(self, day: date) -> DayContext:
         self.refresh_float(day)
         kill = KillSwitch(self.settings, self.broker_current_float)
@@ -137,7 +147,7 @@ class BootResult:
             self.broker,
             fundamentals,
             self.clock,
-            prev_volumes=self.warmup.prev_volumes() if self.warmup else None,
+            prev_volumes=self._warm_volumes(day),
         )
         control = ControlFiles(self.home)
         orders = OrderRouter(

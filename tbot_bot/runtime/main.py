@@ -325,6 +325,7 @@ class Supervisor:
     def _start_live_day(self, r: BootResult, plan_run: tuple[str, ...]) -> DayContext:
         """A new trading day (or a restart): fresh status, the morning plan, reconciliation before anything else."""
         today = session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR)
+        self._rewarm(r, today)
         ctx = r.day_context(today)
         self.ctx = ctx
         ctx.status.windows = [self._window_row(ctx, n) for n in plan_run]
@@ -335,6 +336,24 @@ class Supervisor:
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
         return ctx
+
+    def _rewarm(self, r: BootResult, today: date) -> None:
+        """A bot running for days warms up again for each new session (the boot's figures are a day old)."""
+        from tbot_bot.market_time import next_session_date, previous_session_date
+        from tbot_bot.runtime.boot import warm_up_universe
+
+        if r.warmup is None:
+            return
+        wanted = previous_session_date(
+            next_session_date(r.clock.now(), r.settings.MARKET_CALENDAR), r.settings.MARKET_CALENDAR
+        )
+        if r.warmup.session == wanted:
+            return
+        try:
+            r.warmup = warm_up_universe(r.home, r.settings, r.broker, r.clock, r.log, sorted(r.tradable))
+        except TbotError as exc:
+            # the screener then relies on the broker's snapshots alone for previous-session volume
+            r.log.event("supervisor", "warmup_failed", session=today.isoformat(), reason=str(exc))
 
     def _refresh_vix(self, r: BootResult, ctx: DayContext) -> bool:
         """Fetch the VIX history before the session (VIX_SOURCE); True when CLOSE has its previous-session close."""
