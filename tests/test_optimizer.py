@@ -264,7 +264,7 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     args = argparse.Namespace(
         strategy="open", algorithm=None, start=None, end=date(2011, 1, 14), data_source=None, objective="sharpe",
         walk_forward=1, trials=None, jobs=1, space=None, storage=None, study=None, out=None, seed=0,
-        float_="100000", no_progress=True,
+        float_="100000", no_progress=True, stale_after=300,
     )  # fmt: skip
     home = BotHome(tmp_path)
     req = request_from_args(args, home, settings)
@@ -274,3 +274,37 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     cache.mkdir(parents=True)
     (cache / "bars_2011-01-14.csv.gz").write_bytes(b"")
     assert request_from_args(args, home, settings).data_source == cache
+
+
+def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path) -> None:
+    """A worker claims a grid point and dies (SIGKILL: no handler runs). After --stale-after seconds the next
+    worker fails that trial and queues its parameters again: the grid ends complete, each point done once."""
+    import time
+
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import StudyConfig, _claim, _rdb, close_storage, make_storage, open_study
+    from tbot_bot.optimizer.walk_forward import Fold
+
+    run_dir = tmp_path / "backtest_results" / "strategy_tuning" / "kill"
+    run_dir.mkdir(parents=True)
+    url = f"sqlite:///{run_dir}/study.db"
+    cfg = StudyConfig(
+        "kill", "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, 1
+    )
+    storage = make_storage(url, 1)
+    study = open_study(cfg, Fold(1, (), ()), storage)
+    claimed = _claim(study)
+    assert claimed is not None
+    _rdb(storage).record_heartbeat(claimed)  # ... and the worker is gone
+    close_storage(storage)
+    time.sleep(2.5)
+    assert tbot(run_args(tmp_path, space_file, "--study", "kill", "--stale-after", "1")) == 0
+    storage = make_storage(url, 1)
+    fold1 = optuna.load_study(study_name="kill.fold1", storage=storage)
+    done = fold1.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    points = [tuple(sorted(t.params.items())) for t in done]
+    assert len(points) == 4 and len(set(points)) == 4
+    (failed,) = fold1.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert failed._trial_id == claimed
+    assert not fold1.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
+    close_storage(storage)

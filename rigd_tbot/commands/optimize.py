@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--float", dest="float_", default="100000", help="broker_current_float (default 100000)")
     run.add_argument("--seed", type=int, default=0, help="seed of the samplers and the slippage model")
+    run.add_argument(
+        "--stale-after", type=int, default=300, metavar="SECONDS",
+        help="re-queue a trial left RUNNING this long by a killed worker (default 300; must exceed the longest trial)",
+    )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_home_argument(run)
     run.set_defaults(func=run_run)

@@ -72,4 +72,5 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
         objective=args.objective, walk_forward=args.walk_forward, trials=args.trials, jobs=args.jobs,
         space_file=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
         out=Path(args.out) if args.out else None, seed=args.seed, float_=float_, progress=not args.no_progress,
+        stale_after_s=args.stale_after,
     )  # fmt: skip

@@ -54,6 +54,7 @@ class RunRequest:
     progress: bool = True
     propose: bool = True
     vix_path: Path | None = None  # default: vix.csv beside the bars
+    stale_after_s: int = 300  # re-queue a trial left RUNNING this long by a killed worker
 
 
 @dataclass(slots=True)
@@ -79,6 +80,8 @@ def validate(req: RunRequest) -> None:
         problems.append(f"--end {req.end} is before --start {req.start}")
     if req.trials is not None and req.trials < 1:
         problems.append(f"--trials must be at least 1 (found {req.trials})")
+    if req.stale_after_s < 1:
+        problems.append(f"--stale-after must be at least 1 second (found {req.stale_after_s})")
     if not 1 <= req.jobs <= 64:
         problems.append(f"--jobs must be 1..64 (found {req.jobs})")
     if req.study is not None and not req.study.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -115,7 +118,7 @@ def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, 
     """One worker: take trials fold after fold until none is left (the data was prepared once, before)."""
     folds = make_folds(prep.days, req.walk_forward)
     own = storage is None
-    storage = storage or make_storage(cfg.storage)
+    storage = storage or make_storage(cfg.storage, cfg.stale_after_s)
     total = cfg.trials_per_fold() * len(folds)
     done = 0
     with tqdm(
@@ -147,10 +150,18 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     out_dir.mkdir(parents=True, exist_ok=True)
     storage_url = req.storage or f"sqlite:///{out_dir / 'study.db'}"
     cfg = StudyConfig(
-        run_id, req.strategy, req.algorithm, req.objective, space, req.trials, storage_url, req.seed
+        run_id,
+        req.strategy,
+        req.algorithm,
+        req.objective,
+        space,
+        req.trials,
+        storage_url,
+        req.seed,
+        req.stale_after_s,
     )
     prep = _prepare(req, settings)  # once: forked workers inherit it
-    storage = make_storage(storage_url)  # tables created before any worker starts
+    storage = make_storage(storage_url, req.stale_after_s)  # tables created before any worker starts
     try:
         children = []
         if req.jobs > 1:

@@ -16,6 +16,7 @@ import itertools
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,7 @@ class StudyConfig:
     trials: int | None  # per fold, across all workers; None = the whole grid (grid search only)
     storage: str
     seed: int = 0
+    stale_after_s: int = 300  # a RUNNING trial whose worker has been silent this long is re-queued
 
     def fold_study_name(self, fold: Fold) -> str:
         return f"{self.run_id}.fold{fold.index}"
@@ -56,17 +58,26 @@ class StudyConfig:
         return self.trials or 50
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
+def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStorage:
+    """The study storage. Each claimed trial records a heartbeat; a trial still RUNNING `stale_after_s` after
+    it (its worker was killed: trials take milliseconds) is failed and its parameters queued again."""
     from sqlalchemy import exc as sa_exc
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+    heartbeat: dict[str, Any] = {
+        "heartbeat_interval": max(1, stale_after_s // 5), "grace_period": stale_after_s,
+        "heartbeat_stale_trial_callback": retry,
+    }  # fmt: skip
     for attempt in range(5):
         try:
             if url.startswith("sqlite"):
                 # several local workers share one file: wait for the lock instead of failing
-                storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+                storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat)
                 _fast_sqlite(storage)
                 return storage
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            return _rdb_storage(url, {"pool_pre_ping": True}, heartbeat)
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
             # workers starting together race to create Optuna's tables: the loser finds them made
             racing = not isinstance(exc, sa_exc.OperationalError) or "already exists" in str(exc)
@@ -80,6 +91,13 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
                 f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
     raise AssertionError("unreachable")
+
+
+def _rdb_storage(url: str, engine: dict[str, Any], heartbeat: dict[str, Any]) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():
+        # heartbeats are marked experimental in Optuna 5; the interface is pinned with the version
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
@@ -251,11 +269,20 @@ def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+def requeue_stale(study: optuna.Study) -> None:
+    """Trials left RUNNING by a killed worker (heartbeat older than the grace period): failed, then their
+    parameters queued again (RetryHeartbeatStaleTrialCallback), so the grid stays complete."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def run_fold(
     cfg: StudyConfig, prep: PreparedData, fold: Fold, storage: optuna.storages.BaseStorage, progress: Any
 ) -> int:
     """This worker's share of a fold; returns how many trials it evaluated."""
     study = open_study(cfg, fold, storage)
+    requeue_stale(study)
     objective = make_objective(cfg, prep, fold)
     done = 0
     target = cfg.trials_per_fold()
@@ -268,7 +295,11 @@ def run_fold(
         else:
             if _count(study, (TrialState.COMPLETE, TrialState.RUNNING)) >= target:
                 break
-            trial = study.ask()
+            with warnings.catch_warnings():
+                # this loop records the heartbeat itself (below), which Optuna's ask() cannot know
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                trial = study.ask()
+        _rdb(study._storage).record_heartbeat(trial._trial_id)
         try:
             value = objective(trial)
         except KeyboardInterrupt:
