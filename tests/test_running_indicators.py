@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import numpy as np
+import pytest
 from helpers import make_settings
 
 from tbot_bot.market_time import to_minutes, window_for
@@ -120,3 +121,33 @@ def test_feed_holds_many_symbols_in_order_and_builds_per_symbol_bars_only_when_r
     feed.refresh(symbols, t0 + timedelta(minutes=7))  # later bars do not leak into the earlier read
     assert len(bars) == 300 and list(bars["S001"][4]) == [1.5, 2.5, 3.5, 4.5, 5.5]
     assert [s for s, _ in bars.items()] == sorted(symbols)
+
+
+@pytest.mark.parametrize("strategy", ["open", "close"])
+def test_open_and_close_on_stacked_views_decide_what_per_symbol_bars_decide(strategy: str) -> None:
+    settings = make_settings(STRAT_CLOSE_MOMENTUM_PCT="0.001", STRAT_CLOSE_SPIKE_PCT="0.002")
+    day = date(2011, 1, 18)
+    w = window_for(strategy, day, settings)
+    mod = strategy_module(strategy)
+    params = mod.params_from_settings(settings)
+    n = 300
+    arrays = session(n, 390, 17)
+    t0 = to_minutes(w.session_open)
+    t = np.arange(t0, t0 + 390, dtype=np.int64)
+    symbols = tuple(f"S{i:03d}" for i in range(n))
+    stacked_ev, plain_ev = mod.live(w, params, vix_at_start=30.0), mod.live(w, params, vix_at_start=30.0)
+    decided = 0
+    now = w.start + timedelta(minutes=1)
+    while now <= w.breakout_end:
+        feed = feed_at(now, t, arrays, symbols)
+        st = feed.stacked
+        assert st is not None
+        plain = {
+            s: (st.t, st.open[i], st.high[i], st.low[i], st.close[i], st.volume[i])
+            for i, s in enumerate(symbols)
+        }
+        want = plain_ev.entries(now, plain)
+        assert stacked_ev.entries(now, feed) == want, now
+        decided += len(want)
+        now += timedelta(minutes=1)
+    assert decided > 3

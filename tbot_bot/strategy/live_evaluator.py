@@ -90,6 +90,7 @@ class LiveEvaluator:
         self._fired = np.zeros(0, dtype=bool)  # rows whose first entry column is already behind us
         self._stacked_key: tuple[datetime, int] | None = None
         self._stacked_symbols: tuple[str, ...] = ()
+        self._first_open: np.ndarray | None = None  # per row, when the stacked grid starts at the window
         self._index_rows: tuple[str, ...] = ()
         self._index: dict[str, int] = {}
         self._last_entries: tuple[int, list[EntryDecision]] = (-1, [])
@@ -190,13 +191,15 @@ class LiveEvaluator:
         n = len(st.symbols)
         s_open = to_minutes(self.window.session_open) if self.window.session_open else 0
         s_close = to_minutes(self.window.session_close) if self.window.session_close else 0
-        cols: slice | np.ndarray = slice(0, k)
+        cols = slice(0, k)
+        self._first_open = None
         if not self.strategy.live_needs_session_history:
-            # the session's first bar and the bars from the window start (what _trim keeps), picked once for
-            # every row instead of copying the whole session and trimming it
+            # views of the bars from the window start (no copy of thousands of rows each minute); the session's
+            # first open, the one thing OPEN/CLOSE read from before the window, travels beside them
             from_start = np.flatnonzero(st.t[:k] >= to_minutes(self.window.start))
             if len(from_start) and from_start[0] > 1:
-                cols = np.r_[0, from_start]
+                cols = slice(int(from_start[0]), k)
+                self._first_open = st.open[:, 0]
         t = st.t[cols]
         return SessionGrid(
             np.broadcast_to(t, (n, len(t))), st.open[:, cols], st.high[:, cols],
@@ -238,7 +241,12 @@ class LiveEvaluator:
             return []
         if self._running is not None and self._stacked_key == (now, id(bars)):
             return self._running_entries(grid)
-        ent = self.strategy.entries(grid, _window_arrays_live(self.window, grid.rows), self.params)
+        source = (
+            _FirstOpen(self._first_open)
+            if self._first_open is not None and self._stacked_key == (now, id(bars))
+            else None
+        )
+        ent = self.strategy.entries(grid, _window_arrays_live(self.window, grid.rows), self.params, source)
         return self._decisions(grid, np.flatnonzero((ent.index >= 0) & (ent.index == grid.nbars - 1)), ent)
 
     def _running_entries(self, grid: SessionGrid) -> list[EntryDecision]:
@@ -351,6 +359,25 @@ class LiveEvaluator:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _FirstOpen:
+    """The IndicatorSource part OPEN/CLOSE read when their grid starts at the window: the session's first open."""
+
+    def __init__(self, first_open: np.ndarray) -> None:
+        self._first_open = first_open
+
+    def first_open(self) -> np.ndarray:
+        return self._first_open
+
+    def vwap(self) -> np.ndarray:
+        raise NotImplementedError("OPEN/CLOSE read no VWAP")
+
+    def adx(self, period: int) -> np.ndarray:
+        raise NotImplementedError("OPEN/CLOSE read no ADX")
+
+    def bollinger(self, period: int, num_std: float) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError("OPEN/CLOSE read no Bollinger bands")
 
 
 def minutes_to_datetime(m: int) -> datetime:
