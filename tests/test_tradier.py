@@ -33,7 +33,9 @@ def server() -> Iterator[FakeTradierServer]:
         srv.wait_idle()
 
 
-def broker_for(srv: FakeTradierServer, *, retries: int = 3, token: str = "test-token") -> TradierBroker:
+def broker_for(
+    srv: FakeTradierServer, *, retries: int = 3, token: str = "test-token", settle: float = 0.05
+) -> TradierBroker:
     return TradierBroker(
         token,
         ACCOUNT,
@@ -42,7 +44,7 @@ def broker_for(srv: FakeTradierServer, *, retries: int = 3, token: str = "test-t
         retry=RetryPolicy(retries=retries, sleep=lambda s: None),
         fill_timeout=0.3,
         poll_interval=0.01,
-        settle_delay=0.9,  # real time: a request still in flight at the fake lands meanwhile
+        settle_delay=settle,  # real time: a request still in flight at the fake lands meanwhile
     )
 
 
@@ -123,7 +125,7 @@ def test_submission_faults_never_lose_or_duplicate(
 ) -> None:
     server.inject("POST", ORDERS, kind, status=status or 500, delay=0.6)  # type: ignore[arg-type]
     cid = f"TB01-20261116-open-SPY-{kind.replace('_', '')}{status}"
-    order = broker_for(server).submit_order(buy(cid))
+    order = broker_for(server, settle=0.9 if kind == "delay" else 0.05).submit_order(buy(cid))
     server.wait_idle()
     assert order.status is OrderStatus.FILLED and order.filled_qty == 10
     assert len(server.orders_with_tag(cid)) == 1, "lost or duplicated"
