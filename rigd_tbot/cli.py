@@ -14,7 +14,7 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tbot_bot.errors import UsageError
 from tbot_bot.support.path_resolver import BotHome
@@ -55,6 +55,21 @@ def _version() -> str:
         return read_version_tag()
     except (OSError, ValueError, TbotError):
         return "unknown (VERSION.md unreadable)"
+
+
+def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in lo..hi, else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({lo}..{hi})") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    return parse
 
 
 def add_home_argument(parser: argparse.ArgumentParser) -> None:

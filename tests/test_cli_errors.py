@@ -343,3 +343,29 @@ def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Pat
         assert code == 2, (command, err)
         assert "Permission error: cannot access " + str(provisioned_home) in err, (command, err)
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["web", "--port", "70000"],
+        ["web", "--threads", "0"],
+        ["backup", "create", "--keep", "-1"],
+        ["backtest", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-04", "--float", "abc"],
+        ["backtest", "--strategy", "open", "--start", "2011-13-03", "--end", "2011-01-04"],
+        ["start", "--replay", "2011-02-30"],
+        ["start", "--replay", "2011-01-04", "--speed", "-3"],
+        ["users", "set-role", "--username", "nobody", "--role", "admin"],
+        ["confirm", "../../etc"],
+    ],
+)
+def test_bad_command_lines_exit_2_with_a_readable_line(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    try:
+        code = cli.main([*argv, "--home", str(provisioned_home)])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip() and "Traceback" not in err and "Unexpected error" not in err

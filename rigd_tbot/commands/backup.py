@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, existing_home
+from rigd_tbot.cli import add_home_argument, bounded_int, existing_home
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -16,7 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions.required = True
     create = actions.add_parser("create", help="archive output/ and the ledgers into backups/")
     add_home_argument(create)
-    create.add_argument("--keep", type=int, default=None, help="then keep only the newest N archives")
+    create.add_argument(
+        "--keep",
+        type=bounded_int(1, 100000),
+        default=None,
+        help="then keep only the newest N archives (>= 1)",
+    )
     listing = actions.add_parser("list", help="list archives in backups/, oldest first")
     add_home_argument(listing)
     restore = actions.add_parser(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, bounded_int
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; put TLS in front)"
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--threads", type=int, default=4, help="waitress worker threads (default 4)")
+    p.add_argument("--port", type=bounded_int(1, 65535), default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--threads", type=bounded_int(1, 64), default=4, help="waitress worker threads, 1-64 (default 4)"
+    )
     p.set_defaults(func=run)
 
 
