@@ -234,3 +234,18 @@ def test_cli_check_requests_once_and_status_shows_the_breach(
     out = capsys.readouterr().out
     assert "BREACH      TB01-" in out and "deviation 20.00% (broker_equity), band ±10.00%" in out
     assert acct.count("POST", REBALANCE_PATH) == 1 and len(_log_lines(home)) == 1
+
+
+def test_live_daemon_checks_on_the_interval_between_windows_too() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from helpers import make_settings
+
+    from tbot_bot.runtime.main import rebalance_trigger
+
+    trigger = rebalance_trigger(make_settings(REBALANCE_CHECK_INTERVAL=900))
+    assert trigger is not None
+    start = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
+    first = trigger.get_next_fire_time(None, start)
+    assert trigger.get_next_fire_time(first, first) - first == timedelta(seconds=900)
+    assert rebalance_trigger(make_settings(REBALANCE_ENABLED="false")) is None

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
@@ -464,6 +465,13 @@ class Supervisor:
                     return
         ctx.log.event("supervisor", "next_window", message="no window in the next two weeks")
 
+    def _rebalance_between_windows(self) -> None:
+        """Scheduler thread: the interval check also runs while no window does (a window's own minute loop
+        checks too; `maybe_check` skips when the last check is recent)."""
+        ctx = self.ctx
+        if ctx is not None:
+            ctx.check_rebalance()
+
     def _run_live(self, r: BootResult) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -481,6 +489,9 @@ class Supervisor:
             args=[r.home, settings.LOG_RETENTION_DAYS, r.log],
             id="log-rotation",
         )
+        trigger = rebalance_trigger(settings)
+        if trigger is not None:
+            scheduler.add_job(self._rebalance_between_windows, trigger, id="rebalance-check")
         ctx: DayContext | None = None
         try:
             ctx = self._start_live_day(r, plan.run)
@@ -524,6 +535,13 @@ class Supervisor:
         if ctx is None:
             ctx = r.day_context(session_date_at(r.clock.now(), settings.MARKET_CALENDAR))
         return self._close_day(ctx, stopped=True)
+
+
+def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
+    """Live: every REBALANCE_CHECK_INTERVAL seconds; None when REBALANCE_ENABLED=false (no checks at all)."""
+    if not settings.REBALANCE_ENABLED:
+        return None
+    return IntervalTrigger(seconds=int(settings.REBALANCE_CHECK_INTERVAL), timezone="UTC")
 
 
 def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFrame:
