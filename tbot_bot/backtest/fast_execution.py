@@ -99,9 +99,11 @@ class FillContext:
         gap_limit = getattr(settings, self._gap_key)
         day_open = self.day_open[a.row]
         with np.errstate(invalid="ignore", divide="ignore"):
+            # MAX_GAP_PCT_X: |signal close / today's open - 1| above it drops the candidate
             gap = np.abs(a.signal_close / day_open - 1) > gap_limit
         lo, hi = (getattr(settings, k) for k in self._cap_keys)
         syms = self.grid.symbol[a.row]
+        # MIN/MAX_MARKET_CAP_X: outside the range is dropped (symbols without a market cap are exempt)
         cap_out = np.fromiter(
             (s in self._cap and not lo <= self._cap[s] <= hi for s in syms), dtype=bool, count=len(syms)
         )

@@ -144,6 +144,7 @@ def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int)
 def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
     validate(req)
     space = load_space(req.strategy, req.space_file)
+    # OPTIMIZER_OUTPUT_DIR: where runs are written under the home unless --out says otherwise
     out_root = req.out or home.path(settings.OPTIMIZER_OUTPUT_DIR)
     run_id = run_id_for(req, space.describe())
     out_dir = out_root / run_id
