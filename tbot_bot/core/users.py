@@ -124,7 +124,8 @@ _dummy_hash: str | None = None
 def _burn_time(password: str) -> None:
     """Spend one bcrypt check on unknown users so response time does not reveal which names exist."""
     global _dummy_hash
-    if _dummy_hash is None:
+    # the dummy costs what a stored hash costs now (the cost is the 2 digits after "$2b$")
+    if _dummy_hash is None or int(_dummy_hash[4:6]) != BCRYPT_ROUNDS:
         _dummy_hash = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
     _check_hash(password, _dummy_hash)
 
