@@ -339,3 +339,14 @@ def test_login_limits_in_dotenv_are_bounded(tmp_path: Path, value: str) -> None:
     home = build_home(tmp_path / "home", env=f"LOGIN_LOCKOUT_MINUTES={value}\n")
     with pytest.raises(ConfigError, match=r"LOGIN_LOCKOUT_MINUTES=.* 1\.\.1440"):
         make_app(home)
+
+
+def test_tbot_users_unlock_lifts_a_lockout(home, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(home)
+    client = _client(app, A)
+    for _ in range(3):
+        _login(client, "operator", "wrong-password-u")
+    assert _login(client, "operator").status_code == 401
+    assert main(["users", "unlock", "--home", str(home.root), "--username", "operator"]) == 0
+    assert "lockouts lifted (1 client(s))" in capsys.readouterr().out
+    assert _login(client, "operator").status_code == 302

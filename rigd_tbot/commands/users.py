@@ -7,10 +7,10 @@ import getpass
 import sys
 
 from rigd_tbot.cli import add_home_argument
-from tbot_bot.core import users
+from tbot_bot.core import login_guard, users
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.reset_tokens import issue_reset_token
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_home_argument(q)
         q.add_argument("--username", required=True, help="the user to change")
         q.set_defaults(func=run)
+
+    unlock = actions.add_parser(
+        "unlock", help="lift a user's sign-in lockouts on every client (after too many failed attempts)"
+    )
+    add_home_argument(unlock)
+    unlock.add_argument("--username", required=True, help="the user whose lockouts end now")
+    unlock.set_defaults(func=run)
 
     tok = actions.add_parser("reset-token", help="issue a one-time password-reset token (printed once)")
     add_home_argument(tok)
@@ -109,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
         user = users.set_active(home, args.username, action == "enable")
         log_system_event(home, source="cli", event=f"user_{action}d", actor="cli", detail=user.username)
         print(f"{user.username} {action}d")
+    elif action == "unlock":
+        user = users.get_user(home, args.username)
+        if user is None:
+            raise UsageError(f"no user named {args.username!r}")
+        cleared = login_guard.clear_failures(home, user.username)
+        log_system_event(home, source="cli", event="user_unlocked", actor="cli", detail=user.username)
+        print(f"{user.username}: sign-in lockouts lifted ({cleared} client(s))")
     elif action == "reset-token":
         token = issue_reset_token(home, args.username, issued_by="cli")
         log_system_event(home, source="cli", event="reset_token_issued", actor="cli", detail=args.username)

@@ -102,6 +102,14 @@ def record_attempt(
     return locked_until is not None
 
 
+def clear_failures(home: BotHome, name: str) -> int:
+    """Lift every lockout and failure count of a name (all clients); the number of client entries cleared."""
+    with connect(home, DB) as con:
+        _ensure_tables(con)
+        cur = con.execute("DELETE FROM login_failures WHERE name_key = ?", (name_key(name),))
+    return int(cur.rowcount)
+
+
 def touch_locked(home: BotHome, name: str, client: str, *, now: datetime) -> None:
     """A refused attempt of a locked pair: the same database write as a failure, so timing reveals nothing."""
     with connect(home, DB) as con:
