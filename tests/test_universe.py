@@ -243,3 +243,40 @@ def test_sessions_helper_sanity() -> None:
         d.date() for d in market_calendar("XNYS").sessions_in_range("2026-11-20", "2026-11-30")
     }
     assert NOW - PREV > timedelta(days=1)
+
+
+def test_ibkr_looks_given_symbols_up_by_contract_search() -> None:
+    from fakes.fake_ib import ACCOUNT, FakeTws
+    from ib_async import ContractDetails, Stock
+
+    from tbot_bot.broker.brokers.ibkr import IbkrBroker
+    from tbot_bot.errors import BrokerError
+
+    tws = FakeTws(now=NOW)
+    listed = {"AAPL": "NASDAQ", "SH": "NYSEARCA", "SQQQ": "NASDAQ"}
+    asked: list[str] = []
+
+    def details(contract: Stock) -> list[ContractDetails]:
+        asked.append(contract.symbol)
+        if contract.symbol not in listed:
+            return []
+        return [
+            ContractDetails(
+                contract=Stock(contract.symbol, "SMART", "USD", primaryExchange=listed[contract.symbol])
+            )
+        ]
+
+    tws.ib.reqContractDetails = details  # type: ignore[method-assign]
+    broker = IbkrBroker(
+        tws.ib, host="h", port=1, client_id=7, account=ACCOUNT, clock=ReplayClock(NOW), sleep=lambda s: None
+    )
+    broker.connect()
+    with pytest.raises(BrokerError, match="--symbols-file"):
+        broker.list_equities()
+    found = {e.symbol: e.exchange for e in broker.list_equities(["aapl", "NOPE", "SH", "SQQQ"])}
+    assert found == {"AAPL": "NASDAQ", "SH": "ARCA", "SQQQ": "NASDAQ"} and asked == [
+        "AAPL",
+        "NOPE",
+        "SH",
+        "SQQQ",
+    ]
