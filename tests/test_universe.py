@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -280,3 +281,55 @@ def test_ibkr_looks_given_symbols_up_by_contract_search() -> None:
         "SH",
         "SQQQ",
     ]
+
+
+def test_tradier_looks_given_symbols_up_by_quote_and_the_builder_keeps_listed_equities() -> None:
+    from fakes.tradier_server import ACCOUNT, FakeTradierServer
+
+    from tbot_bot.broker.brokers.tradier import TradierBroker
+    from tbot_bot.config.retry import RetryPolicy
+    from tbot_bot.errors import BrokerError
+
+    prices = {
+        "AAPL": "150.00",
+        "XOM": "110.00",
+        "OTCX": "3.00",
+        "SH": "14.00",
+        "SPXU": "12.00",
+        "OPTN": "5.00",
+    }
+    with FakeTradierServer(prices=prices) as srv:
+        srv.listings.update(
+            {
+                "AAPL": ("stock", "Q"),
+                "OTCX": ("stock", "V"),
+                "SH": ("etf", "P"),
+                "SPXU": ("etf", "P"),
+                "OPTN": ("option", "C"),
+            }
+        )
+        broker = TradierBroker(
+            "test-token",
+            ACCOUNT,
+            base_url=srv.url,
+            timeout=0.5,
+            retry=RetryPolicy(retries=1, sleep=lambda s: None),
+        )
+        try:
+            with pytest.raises(BrokerError, match="--symbols-file"):
+                broker.list_equities()
+            build = universe.build_universe(
+                broker,
+                exchanges=["NYSE", "NASDAQ"],
+                min_price=Decimal("5"),
+                max_price=Decimal("200"),
+                max_symbols=10,
+                symbols=["AAPL", "XOM", "OTCX", "OPTN", "NOPE"],
+            )
+        finally:
+            broker.close()
+    assert build.equities == ["AAPL", "XOM"] and build.inverse_etfs == ["SH", "SPXU"]
+    assert build.excluded["OTCX"].startswith("exchange: listed on V")
+    assert build.excluded["OPTN"].startswith("not tradable") and build.excluded["NOPE"].startswith(
+        "not tradable"
+    )

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--symbols-file",
         default=None,
-        help="file of symbols to look up at the broker instead of its whole list (needed for IBKR)",
+        help="file of symbols to look up at the broker instead of its whole list (needed for IBKR and Tradier)",
     )
     b.set_defaults(func=run_build)
 

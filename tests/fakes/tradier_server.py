@@ -83,6 +83,7 @@ class FakeTradierServer(FakeJsonServer):
         self.reject_symbols: dict[str, str] = {}
         self.bars: dict[str, list[tuple[datetime, float, float, float, float, int]]] = {}
         self.daily_volume: dict[str, int] = {}
+        self.listings: dict[str, tuple[str, str]] = {}  # symbol -> (type, exch code); default stock on "N"
         self._partials: list[tuple[list[Decimal], bool]] = []
         self._lock = threading.RLock()
 
@@ -200,8 +201,9 @@ class FakeTradierServer(FakeJsonServer):
                 for sym in query.get("symbols", "").split(","):
                     if sym in self.prices:
                         p = float(self.prices[sym])
+                        kind, exch = self.listings.get(sym, ("stock", "N"))
                         rows.append({"symbol": sym, "last": p, "bid": round(p - 0.01, 2), "ask": round(p + 0.01, 2),
-                                     "open": p, "prevclose": p, "volume": 1000})  # fmt: skip
+                                     "open": p, "prevclose": p, "volume": 1000, "type": kind, "exch": exch})  # fmt: skip
                 return 200, {"quotes": {"quote": rows[0] if len(rows) == 1 else rows} if rows else {"unmatched_symbols": query.get("symbols")}}  # fmt: skip
             if method == "GET" and path == "/v1/markets/history":
                 sym = query.get("symbol", "")

@@ -26,6 +26,7 @@ from tbot_bot.broker.broker_api import (
     Bar,
     Broker,
     Fill,
+    ListedEquity,
     MarketClock,
     Order,
     OrderRequest,
@@ -60,6 +61,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
+
+
+# Tradier's exchange codes for the listing exchanges a universe may take (anything else, e.g. OTC, stays out)
+_EXCHANGES = {"N": "NYSE", "Q": "NASDAQ", "P": "ARCA", "A": "AMEX", "Z": "BATS"}
 
 
 def to_tag(client_order_id: str) -> str:
@@ -397,6 +402,22 @@ class TradierBroker(Broker):
                 when = utc_time(q.get("bid_date") or q.get("trade_date")) or utc_now()
                 return Quote(symbol, dec(q["bid"], "bid"), dec(q["ask"], "ask"), when)
         raise BrokerError(f"Tradier has no quote for {symbol}", code="no_quote")
+
+    def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
+        """Tradier lists no whole market: the given symbols are looked up by quote (stocks and ETFs only)."""
+        if symbols is None:
+            raise BrokerError(
+                "Tradier has no list of all tradable equities: give the symbols to check (tbot universe build --symbols-file)"
+            )
+        out = []
+        wanted = list(dict.fromkeys(s.upper() for s in symbols))
+        for i in range(0, len(wanted), 100):
+            for q in self._quotes(wanted[i : i + 100]):
+                if q.get("type") in ("stock", "etf"):
+                    out.append(
+                        ListedEquity(str(q["symbol"]), _EXCHANGES.get(str(q.get("exch")), str(q.get("exch"))))
+                    )
+        return out
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         out: dict[str, Snapshot] = {}
