@@ -107,4 +107,4 @@ def test_since_filters_and_empty_home(
     assert report["recommendations"]["open"]["recommended_value"] is None
     with pytest.raises(SystemExit) as bad:
         tbot(["tune", "report", "--since", "2011-13-01", "--home", str(home.root)])
-    assert bad.value.code == 2 and "invalid fromisoformat value: '2011-13-01'" in capsys.readouterr().err
+    assert bad.value.code == 2 and "'2011-13-01' is not a date YYYY-MM-DD" in capsys.readouterr().err

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
-from rigd_tbot.commands.start import _day
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(p)
     p.add_argument(
-        "--replay", type=_day, metavar="YYYY-MM-DD", help="check a replay of this day (sim broker)"
+        "--replay", type=iso_date, metavar="YYYY-MM-DD", help="check a replay of this day (sim broker)"
     )
     p.add_argument(
         "--data-source",

@@ -7,18 +7,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 DEMO_DAY = date(2011, 1, 25)
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_home_argument(p)
     p.add_argument(
         "--day",
-        type=_day,
+        type=iso_date,
         default=DEMO_DAY,
         metavar="YYYY-MM-DD",
         help=f"sample day to replay (default {DEMO_DAY}; a day without bars lists the ones available)",

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import date
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -29,11 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="grid_search (GridSampler), bayesian (TPE) or genetic (NSGA-II, PnL vs drawdown); "
         "default OPTIMIZER_ALGORITHM",
     )  # fmt: skip
-    run.add_argument("--start", type=date.fromisoformat, default=None, help="first date, YYYY-MM-DD "
+    run.add_argument("--start", type=iso_date, default=None, help="first date, YYYY-MM-DD "
                      "(default: OPTIMIZER_BACKTEST_LOOKBACK_DAYS sessions before --end)")  # fmt: skip
-    run.add_argument(
-        "--end", type=date.fromisoformat, default=None, help="last date (default: the data's last)"
-    )
+    run.add_argument("--end", type=iso_date, default=None, help="last date (default: the data's last)")
     run.add_argument("--data-source", "--data_source", dest="data_source", default=None,
                      help="CSV/Parquet file or folder of 1-minute bars (default: the home's bars cache "
                      "data/cache/bars)")  # fmt: skip

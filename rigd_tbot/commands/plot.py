@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome, package_file
 
@@ -20,13 +20,6 @@ if TYPE_CHECKING:
     from tbot_bot.reporting.plot_day import DayTrade
 
 STRATEGIES = ("open", "mid", "close")
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_home_argument(p)
-    p.add_argument("--date", dest="day", type=_day, required=True, metavar="YYYY-MM-DD", help="session date")
+    p.add_argument(
+        "--date", dest="day", type=iso_date, required=True, metavar="YYYY-MM-DD", help="session date"
+    )
     p.add_argument("--symbol", required=True, help="ticker to chart (trades signalled by it are marked too)")
     p.add_argument(
         "--data-source",

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from datetime import date
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
 
 MIN_SPEED, MAX_SPEED = 0.01, 1_000_000.0  # 0.01: a replay day in under a month; above 1e6 use max
 
@@ -48,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(p)
     p.add_argument(
-        "--replay", type=_day, metavar="YYYY-MM-DD", help="replay this day from recorded bars (sim broker)"
+        "--replay",
+        type=iso_date,
+        metavar="YYYY-MM-DD",
+        help="replay this day from recorded bars (sim broker)",
     )
     p.add_argument(
         "--speed",

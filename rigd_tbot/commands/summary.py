@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from decimal import Decimal
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 ORDER = {"open": 0, "mid": 1, "close": 2}
 COUNTS = ("total_trades", "wins", "losses", "signals_triggered", "denials", "errors")
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_home_argument(p)
-    p.add_argument("--date", dest="day", type=_day, metavar="YYYY-MM-DD", help="one session, per strategy")
+    p.add_argument(
+        "--date", dest="day", type=iso_date, metavar="YYYY-MM-DD", help="one session, per strategy"
+    )
     p.set_defaults(func=run)
 
 

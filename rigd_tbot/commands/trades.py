@@ -6,21 +6,13 @@ import argparse
 import csv
 import json
 import sys
-from datetime import date
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 STRATEGIES = ("open", "mid", "close")
 FORMATS = ("table", "csv", "json")
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_home_argument(p)
     when = p.add_mutually_exclusive_group()
     when.add_argument(
-        "--date", dest="day", type=_day, metavar="YYYY-MM-DD", help="only trades entered this day (UTC)"
+        "--date", dest="day", type=iso_date, metavar="YYYY-MM-DD", help="only trades entered this day (UTC)"
     )
     when.add_argument(
-        "--since", type=_day, metavar="YYYY-MM-DD", help="only trades entered on or after this day"
+        "--since", type=iso_date, metavar="YYYY-MM-DD", help="only trades entered on or after this day"
     )
     p.add_argument("--strategy", choices=STRATEGIES, default=None, help="only this strategy's trades")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -18,9 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="win %%, average PnL, duration, rejections and tickers per live value; a recommendation beside "
         "the latest optimizer proposal; csv/json under the optimizer's output folder",
     )
-    rep.add_argument(
-        "--since", type=date.fromisoformat, default=None, help="only trades/events from this date"
-    )
+    rep.add_argument("--since", type=iso_date, default=None, help="only trades/events from this date")
     add_home_argument(rep)
     rep.set_defaults(func=run_report)
 
