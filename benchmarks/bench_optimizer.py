@@ -63,7 +63,7 @@ def backtest_path_trial(prep: PreparedData, params: dict[str, object]) -> float:
     frame = pd.DataFrame(
         {"entry_time": pd.to_datetime([f["entry_time"] for f in fills], utc=True),
          "exit_time": pd.to_datetime([f["exit_time"] for f in fills], utc=True),
-         "pnl": [float(f["PnL"]) for f in fills], "session": [date.fromisoformat(f["session"]) for f in fills]}
+         "pnl": [float(f["net_PnL"]) for f in fills], "session": [date.fromisoformat(f["session"]) for f in fills]}
     )  # fmt: skip
     return performance_metrics.compute(frame, float(prep.float_), prep.days).total_pnl
 

@@ -98,8 +98,15 @@ def test_short_sell_trades_the_signal_ticker_short(tmp_path: Path) -> None:
     # whole shares: the sim (like Alpaca) does not allow fractional short sales
     assert all(Decimal(q) == Decimal(q).to_integral_value() for q in bearish["size"])
     raw = bearish.iloc[0]
-    pnl = (Decimal(raw["entry_price"]) - Decimal(raw["exit_price"])) * Decimal(raw["size"])
-    assert Decimal(raw["PnL"]) == pnl.quantize(Decimal("0.0001"))
+    # the ledger's rounding: each leg to 1/10,000, then short = entry proceeds - cost to cover
+    legs = [
+        (Decimal(raw[k]) * Decimal(raw["size"])).quantize(Decimal("0.0001"))
+        for k in ("entry_price", "exit_price")
+    ]
+    assert Decimal(raw["PnL"]) == legs[0] - legs[1]
+    # a short sale pays the regulatory fees on its entry sale: more than two 1.00 minimum commissions
+    assert Decimal(raw["fees"]) > Decimal("2.00")
+    assert Decimal(raw["net_PnL"]) == Decimal(raw["PnL"]) - Decimal(raw["fees"])
 
 
 def test_long_put_is_skipped_without_option_data(tmp_path: Path) -> None:

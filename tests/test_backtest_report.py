@@ -73,7 +73,9 @@ def engine_trades() -> pd.DataFrame:
             "direction": ["bullish", "bullish", "bearish", "bullish"],  # SH bought on a bearish signal
             "entry_time": ["2011-01-04T15:00:00+00:00"] * 4,
             "exit_time": ["2011-01-04T15:30:00+00:00", "2011-01-04T15:10:00+00:00"] * 2,
-            "PnL": ["1.1001", "-0.1001", "2.5", "-3"],
+            "PnL": ["1.1001", "-0.1001", "2.5", "-3"],  # before fees
+            "fees": ["0.10", "0.10", "0.05", "0.15"],
+            "net_PnL": ["1.0001", "-0.2001", "2.45", "-3.15"],
         }
     )
 
@@ -82,11 +84,16 @@ def test_breakdown_rows_and_total_in_decimal() -> None:
     rows = breakdown(engine_trades(), "ticker")
     assert [r.key for r in rows] == ["SH", "SYN1", "SYN2", "TOTAL"]
     syn1 = rows[1]
-    assert (syn1.trades, syn1.wins, syn1.losses, syn1.total_pnl) == (2, 1, 1, Decimal("1.0000"))
+    assert (syn1.trades, syn1.wins, syn1.losses, syn1.total_pnl) == (2, 1, 1, Decimal("0.8000"))
+    assert (syn1.gross_pnl, syn1.fees) == (Decimal("1.0000"), Decimal("0.20"))
     assert syn1.avg_minutes == 20.0
     total = rows[-1]
-    assert total.total_pnl == Decimal("0.5") and total.trades == 4 and total.win_rate == 0.5
-    assert total.cells()[4:7] == ["50.0%", "0.50", "0.12"]
+    assert total.total_pnl == Decimal("0.10") and total.trades == 4 and total.win_rate == 0.5
+    # win %, gross PnL, fees, net PnL, average net
+    assert total.cells()[4:9] == ["50.0%", "0.50", "0.40", "0.10", "0.02"]
+    # a trade list from before fees: net = PnL, fees 0
+    gross_only = breakdown(engine_trades().drop(columns=["fees", "net_PnL"]), "ticker")[-1]
+    assert (gross_only.total_pnl, gross_only.fees) == (Decimal("0.5"), Decimal(0))
     assert [r.key for r in breakdown(engine_trades(), "direction")] == ["bearish", "bullish", "TOTAL"]
     # a trade list without directions falls back to the position's side
     assert [r.key for r in breakdown(engine_trades().drop(columns="direction"), "direction")] == [
@@ -103,7 +110,8 @@ def _report():  # noqa: ANN202
         {
             "entry_time": pd.to_datetime(t["entry_time"]),
             "exit_time": pd.to_datetime(t["exit_time"]),
-            "pnl": t["PnL"].astype(float),
+            "pnl": t["net_PnL"].astype(float),
+            "fees": t["fees"].astype(float),
             "session": pd.to_datetime(t["session"]).dt.date,
         }
     )
@@ -118,7 +126,9 @@ def test_printed_tables_have_every_breakdown_and_totals() -> None:
     for title in ("Per ticker", "Per exit reason", "Per day", "Per direction", "Summary"):
         assert title in text
     assert text.count("TOTAL") == 4
-    assert re.search(r"profit factor\s+1\.16", text)  # 3.6001 / 3.1001
+    assert re.search(r"profit factor\s+1\.03", text)  # net: 3.4501 / 3.3501
+    assert re.search(r"PnL before fees\s+0\.50", text) and re.search(r"\bfees\s+0\.40", text)
+    assert re.search(r"net PnL \(after fees\)\s+0\.10", text)
     assert "1 sessions without trades" in text
 
 
@@ -131,7 +141,7 @@ def test_html_is_self_contained_and_markdown_has_tables(tmp_path: Path) -> None:
     assert data and base64.b64decode(data.group(1)) == png.read_bytes()
     assert "<tr class='total'>" in html and "Per exit reason" in html
     md = write_markdown(_report(), tmp_path / "report.md", {"equity": png}).read_text()
-    assert "| ticker | trades |" in md and "| TOTAL | 4 | 2 | 2 | 50.0% | 0.50 |" in md
+    assert "| ticker | trades |" in md and "| TOTAL | 4 | 2 | 2 | 50.0% | 0.50 | 0.40 | 0.10 |" in md
 
 
 def test_equity_chart_is_on_a_date_axis() -> None:

@@ -12,8 +12,8 @@ from test_sim_broker import BARS, at
 from tbot_bot.accounting.account_transaction import TradeFill, entries_for_fill
 from tbot_bot.broker.broker_api import OrderRequest, OrderSide
 from tbot_bot.broker.brokers.sim import SimBroker
-from tbot_bot.broker.brokers.sim_fees import FeeSchedule
 from tbot_bot.runtime.clock import ReplayClock
+from tbot_bot.trading.fees import FeeSchedule
 
 D = Decimal
 IBKR_LIKE = FeeSchedule(

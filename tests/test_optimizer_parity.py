@@ -1,6 +1,6 @@
 """Parity: the optimizer's per-trial path (trimmed window columns, cached session indicators, the fast fill
-and sizing path, numpy metrics) books exactly what simulate() + execution.execute_day book and measures
-what performance_metrics measures."""
+and sizing path, numpy metrics) books exactly what simulate() + execution.execute_day book, fees included (the
+SIM_* schedule, one formula in trading/fees.py), and measures what performance_metrics measures on NET PnL."""
 
 from __future__ import annotations
 
@@ -55,9 +55,11 @@ CASES = [
 ]
 VARIANTS = [
     {},
-    # one slot, whole shares, ShortSell, rule-based slippage: the early stop and the other sizing branches
+    # one slot, whole shares, ShortSell, rule-based slippage: the early stop and the other sizing branches;
+    # a percent-of-notional and per-order commission (the fee formula's other terms)
     {"MAX_TRADES": 1, "WEIGHTS": "1", "FRACTIONAL": "false", "SHORT_TYPE_OPEN": "ShortSell",
-     "SHORT_TYPE_MID": "ShortSell", "SHORT_TYPE_CLOSE": "ShortSell", "SLIPPAGE_SIMULATION_TYPE": "rule_based"},
+     "SHORT_TYPE_MID": "ShortSell", "SHORT_TYPE_CLOSE": "ShortSell", "SLIPPAGE_SIMULATION_TYPE": "rule_based",
+     "SIM_COMMISSION_PCT": "0.0005", "SIM_COMMISSION_PER_ORDER": "0.35"},
     # randomized slippage (seeded) draws per fill in booking order; one open position at a time
     {"SLIPPAGE_SIMULATION_TYPE": "randomized", "MAX_OPEN_POSITIONS": 1, "SHORT_TYPE_OPEN": "disabled"},
 ]  # fmt: skip
@@ -77,12 +79,17 @@ def test_fast_path_books_what_execute_day_books(strategy: str, params: dict, var
     got = prep.trades(params)
     assert got.records == expected
     assert len(expected) > 0
-    # the metrics of the booked trades equal performance_metrics on the same trades
+    # every trade pays the template's fees (at least the 1.00 minimum per order), deducted from its PnL
+    for r in expected:
+        fees = Decimal(str(r["fees"]))
+        assert fees >= Decimal("2.00") and Decimal(str(r["net_PnL"])) == Decimal(str(r["PnL"])) - fees
+    # the metrics of the booked trades equal performance_metrics on the same trades' NET PnL
+    assert list(got.pnl) == [float(r["net_PnL"]) for r in expected]
     frame = pd.DataFrame(
         {
             "entry_time": pd.to_datetime([r["entry_time"] for r in expected], utc=True),
             "exit_time": pd.to_datetime([r["exit_time"] for r in expected], utc=True),
-            "pnl": [float(r["PnL"]) for r in expected],
+            "pnl": [float(r["net_PnL"]) for r in expected],
             "session": [date.fromisoformat(str(r["session"])) for r in expected],
         }
     )

@@ -69,11 +69,12 @@ def test_successful_replay_prints_the_demo_table_with_both_times(
 
 
 def _history(home: BotHome) -> list[tuple[str, ...]]:
+    """The replay's trades with the ledger's PnL (before fees) and fees (Dr 5010) per round trip."""
     files = list(home.root.glob("output/*/trades/*_trade_history.csv"))
     rows = list(csv.DictReader(files[0].read_text().splitlines())) if files else []
     return sorted(
         (r["ticker"], Decimal(r["size"]), Decimal(r["entry_price"]), Decimal(r["exit_price"]),
-         r["entry_time"][:16], r["exit_time"][:16])
+         r["entry_time"][:16], r["exit_time"][:16], Decimal(r["PnL"]), Decimal(r["fees"]))
         for r in rows
     )  # fmt: skip
 
@@ -82,7 +83,8 @@ def _history(home: BotHome) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("day", [date(2011, 1, 10), date(2011, 3, 15)])
 def test_one_day_backtest_equals_the_live_replay(tmp_path: Path, strategy: str, day: date) -> None:
     """The backtest loads the session before --start (screener volume), so D..D books what the supervisor
-    books replaying D (today's bug: every signal skipped as missing_market_data)."""
+    books replaying D (today's bug: every signal skipped as missing_market_data), and it charges the fees the
+    sim charged the replay (the home's SIM_* keys): same PnL before fees, same fees, so the same net."""
     home = provision_demo_home(tmp_path / "home")
     update_env_values(home, {"STRATEGY_OVERRIDE": strategy}, actor="test")
     assert Supervisor(home, replay_day=day).run() == 0
@@ -99,10 +101,15 @@ def test_one_day_backtest_equals_the_live_replay(tmp_path: Path, strategy: str, 
     assert not [s for s in result.skips if s.code == "missing_market_data"]
     backtest = sorted(
         (str(t["ticker"]), Decimal(str(t["size"])), Decimal(str(t["entry_price"])), Decimal(str(t["exit_price"])),
-         pd.Timestamp(t["entry_time"]).strftime("%Y-%m-%dT%H:%M"), pd.Timestamp(t["exit_time"]).strftime("%Y-%m-%dT%H:%M"))
+         pd.Timestamp(t["entry_time"]).strftime("%Y-%m-%dT%H:%M"), pd.Timestamp(t["exit_time"]).strftime("%Y-%m-%dT%H:%M"),
+         Decimal(str(t["PnL"])), Decimal(str(t["fees"])))
         for t in result.trades.to_dict("records")
     )  # fmt: skip
     assert live and backtest == live
+    assert all(fees > 0 for *_, fees in live)  # the demo home's schedule charges every order
+    net = sum((Decimal(str(t["net_PnL"])) for t in result.trades.to_dict("records")), Decimal(0))
+    assert net == sum((pnl - fees for *_, pnl, fees in live), Decimal(0))
+    assert result.metrics.total_pnl == pytest.approx(float(net), abs=1e-6)
 
 
 def test_every_sample_day_live_evaluation_equals_simulate() -> None:

@@ -1,11 +1,12 @@
 """Vectorised backtest of one strategy over historical 1-minute bars (DESIGN §11, spec "Backtest Engine").
 
 The strategy's `simulate()` finds every signal and exit on all (session, symbol) rows at once; the execution
-layer applies the live risk rules, the bearish instrument and the slippage model; results are written under
-`backtest_results/<run>/` (or --out). No ledger writes, no broker.
+layer applies the live risk rules, the bearish instrument, the slippage model and the sim's fees (SIM_* keys of
+the home, else the template; --no-fees for a gross-only run); every metric uses PnL net of fees. Results are
+written under `backtest_results/<run>/` (or --out). No ledger writes, no broker.
 
 CLI: python -m tbot_bot.backtest.backtest_engine --strategy=open --start=2011-01-03 --end=2011-01-31
-     --data_source=tbot_bot/data/sample [--out DIR] [--home DIR] [--env-file PATH] [--float 100000]
+     --data_source=tbot_bot/data/sample [--out DIR] [--home DIR] [--env-file PATH] [--float 100000] [--no-fees]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from tbot_bot.backtest import performance_metrics
 from tbot_bot.backtest.day_skips import day_skips, skip_summary
-from tbot_bot.backtest.execution import MarketView, Skip, execute_day
+from tbot_bot.backtest.execution import MarketView, Skip, execute_day, fee_schedule
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
@@ -37,11 +38,14 @@ from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
+from tbot_bot.trading.fees import FeeSchedule
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 
 DEFAULT_FLOAT = Decimal("100000")
+NET = "net_PnL"  # the trades' column every metric, plot and daily figure uses: PnL after fees
+EMPTY_TRADES_CSV = "timestamp,strategy_name,ticker,side,size,entry_price,exit_price,PnL,fees,net_PnL,mode\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,9 @@ def run_backtest(
     vix_path: Path | None = None,
     fundamentals_path: Path | None = None,
     seed: int = 0,
+    charge_fees: bool = True,
 ) -> BacktestResult:
+    """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' SIM_* fee schedule."""
     source = Path(data_source)
     strat = strategy_module(strategy)
     params = strat.params_from_settings(settings)
@@ -113,6 +119,7 @@ def run_backtest(
     market = MarketView(loaded, settings.MARKET_CALENDAR)
     capabilities = capabilities_for(settings.BROKER_NAME)
     slipped = SlippageModel.from_settings(settings, seed=seed)
+    fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fills: list[dict[str, Any]] = []
     skips: list[Skip] = day_skips(strategy, settings, params, grid.days, vix)
     by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
@@ -127,6 +134,7 @@ def run_backtest(
                 fundamentals,
                 broker_current_float,
                 slipped,
+                fees,
             )
             fills += f
             skips += s
@@ -138,7 +146,7 @@ def run_backtest(
     )
     progress.update(1)
     progress.close()
-    metrics = _metrics(trades, broker_current_float, grid.days, "PnL", settings.MARKET_CALENDAR)
+    metrics = _metrics(trades, broker_current_float, grid.days, NET, settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report)
 
 
@@ -170,6 +178,7 @@ def _metrics(
                 "entry_time": pd.to_datetime(trades["entry_time"], utc=True),
                 "exit_time": pd.to_datetime(trades["exit_time"], utc=True),
                 "pnl": trades[pnl_col].astype(float),
+                "fees": trades["fees"].astype(float) if "fees" in trades.columns else 0.0,
                 "session": pd.to_datetime(trades["session"]).dt.date,
             }
         )
@@ -188,9 +197,7 @@ def write_outputs(
     files["trades_csv"] = out_dir / "trade_history_backtest.csv"
     atomic_write_text(
         files["trades_csv"],
-        trades.to_csv(index=False)
-        if len(trades)
-        else "timestamp,strategy_name,ticker,side,size,entry_price,exit_price,PnL,mode\n",
+        trades.to_csv(index=False) if len(trades) else EMPTY_TRADES_CSV,
     )
     files["trades_json"] = out_dir / "trade_history_backtest.json"
     atomic_write_json(files["trades_json"], records)
@@ -199,7 +206,8 @@ def write_outputs(
     for d in days:
         w = compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS)
         day_trades = [r for r in records if r["session"] == d.isoformat()]
-        pnl = sum((Decimal(r["PnL"]) for r in day_trades), Decimal(0))
+        gross = sum((Decimal(r["PnL"]) for r in day_trades), Decimal(0))
+        fees = sum((Decimal(r["fees"]) for r in day_trades), Decimal(0))
         n_signals = int((signals["session"] == d).sum()) if len(signals) else 0
         daily.append(
             {
@@ -207,29 +215,32 @@ def write_outputs(
                 "window": {"start": w.start.isoformat(), "breakout_end": w.breakout_end.isoformat(), "fits": w.fits, "cut": w.cut, "reason": w.reason},
                 "vix_at_start": vix.get(d), "signals": n_signals, "entered": len(day_trades),
                 "skipped": dict(Counter(s.code for s in skips if s.session == d)),
-                "wins": sum(1 for r in day_trades if Decimal(r["PnL"]) > 0),
-                "losses": sum(1 for r in day_trades if Decimal(r["PnL"]) < 0), "PnL": str(pnl),
+                "wins": sum(1 for r in day_trades if Decimal(r[NET]) > 0),
+                "losses": sum(1 for r in day_trades if Decimal(r[NET]) < 0),
+                "PnL": str(gross), "fees": str(fees), "net_PnL": str(gross - fees),
             }
         )  # fmt: skip
     files["daily_summary"] = out_dir / "daily_summary_backtest.json"
     atomic_write_json(files["daily_summary"], daily)
-    metrics = _metrics(trades, float_, days, "PnL", settings.MARKET_CALENDAR)
+    metrics = _metrics(trades, float_, days, NET, settings.MARKET_CALENDAR)
     files["metrics"] = out_dir / "metrics.json"
     atomic_write_json(
         files["metrics"],
         {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
          "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips]},
     )  # fmt: skip
-    frame = _metric_frame(trades, "PnL")
+    frame = _metric_frame(trades, NET)
     curve = performance_metrics.equity_curve(frame, float(float_))
     label = f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}"
     files["equity_png"] = plot_equity_drawdown(
         curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
     )
     daily_pnl = pd.Series(
-        {d: float(Decimal(str(x["PnL"]))) for d, x in zip(days, daily, strict=True)}, dtype=float
+        {d: float(Decimal(str(x[NET]))) for d, x in zip(days, daily, strict=True)}, dtype=float
     )
-    files["daily_png"] = plot_daily_pnl(daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session")
+    files["daily_png"] = plot_daily_pnl(
+        daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session, net of fees"
+    )
     report = build_report(
         trades,
         metrics,
@@ -243,7 +254,7 @@ def write_outputs(
     files["report_html"] = write_html(report, out_dir / "report.html", images)
     # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
     if slipped.active:
-        raw = _metrics(trades, float_, days, "PnL_no_slippage", settings.MARKET_CALENDAR)
+        raw = _metrics(trades, float_, days, "net_PnL_no_slippage", settings.MARKET_CALENDAR)
         files["slippage"] = out_dir / "backtest_slippage_comparison.json"
         atomic_write_json(
             files["slippage"],
@@ -295,6 +306,12 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
     p.add_argument(
         "--quiet", action="store_true", help="print only the one-line result, not the report tables"
     )
+    p.add_argument(
+        "--no-fees",
+        dest="no_fees",
+        action="store_true",
+        help="gross-only run: charge no commissions or regulatory fees (default: the SIM_* fee keys)",
+    )
 
 
 def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
@@ -341,7 +358,7 @@ def run_cli(args: argparse.Namespace) -> int:
     float_ = backtest_float(args.float_, home)
     result = run_backtest(
         settings, args.strategy, args.data_source, args.start, args.end, out,
-        broker_current_float=float_, seed=args.seed,
+        broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
     )  # fmt: skip
     if not args.quiet:
         print_report(result.report)
@@ -351,6 +368,7 @@ def run_cli(args: argparse.Namespace) -> int:
     print(
         f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
     )
+    print(f"fees:    {m.total_fees:,.2f} (PnL above is net; before fees {m.total_pnl + m.total_fees:,.2f})")
     print(f"skipped: {skip_summary(result.skips)}")
     print(f"float:   {float_:,.2f}")
     print(f"results: {result.out_dir}")

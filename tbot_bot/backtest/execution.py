@@ -1,6 +1,7 @@
 """Turns a strategy's signal-ticker trades into backtest fills: candidate screening, the bearish instrument
 (SHORT_TYPE_X), sizing by the live risk rules (trading/risk_bot.plan_entries), instrument prices at the
-same entry/exit bars, and the slippage model. Pure: no ledger, no broker."""
+same entry/exit bars, the slippage model, and the sim's fees (trading/fees.FeeSchedule from the SIM_* keys):
+each trade carries PnL (before fees, as the live trade history), fees and net_PnL. Pure: no ledger, no broker."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tbot_bot.accounting.account_transaction import realised_pnl
 from tbot_bot.config.env_bot import ShortType
 from tbot_bot.market_time import previous_session_date
 from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
+from tbot_bot.trading.fees import FeeSchedule
 from tbot_bot.trading.risk_bot import Candidate, Denied, InstrumentKind, RiskLimits, Sized, plan_entries
 
 if TYPE_CHECKING:
@@ -158,10 +161,13 @@ def execute_day(
     fundamentals: Mapping[str, Mapping[str, float]],
     broker_current_float: Decimal,
     slippage: SlippageModel,
+    fees: FeeSchedule | None = None,
 ) -> tuple[list[dict[str, Any]], list[Skip]]:
     """One session of one strategy window: batches of signals in signal-time order (strongest first within a
-    bar) go through risk_bot.plan_entries with the window's running usage, as the live supervisor would."""
+    bar) go through risk_bot.plan_entries with the window's running usage, as the live supervisor would.
+    `fees` defaults to the settings' SIM_* schedule (what the sim charges the replay of the same day)."""
     limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
+    schedule = fee_schedule(settings) if fees is None else fees
     fills: list[dict[str, Any]] = []
     skips: list[Skip] = []
     taken, committed = 0, Decimal(0)
@@ -211,7 +217,7 @@ def execute_day(
                 skips.append(Skip(row.session, strategy, row.symbol, d.ticker, str(d.code), d.reason))
                 continue
             assert isinstance(d, Sized)
-            fill = _fill(row, d, side, tag, strategy, market, slippage)
+            fill = _fill(row, d, side, tag, strategy, market, slippage, schedule)
             if fill is None:
                 skips.append(
                     Skip(
@@ -231,9 +237,15 @@ def execute_day(
     return fills, skips
 
 
+def fee_schedule(settings: BotSettings) -> FeeSchedule:
+    # SIM_COMMISSION_* / SIM_SEC_FEE_RATE / SIM_FINRA_TAF_*: what each backtest fill costs, as in the sim
+    return FeeSchedule.from_settings(settings)
+
+
 def _fill(
-    row: Any, sized: Sized, side: str, tag: str, strategy: str, market: MarketView, slippage: SlippageModel
-) -> dict[str, Any] | None:
+    row: Any, sized: Sized, side: str, tag: str, strategy: str, market: MarketView, slippage: SlippageModel,
+    fees: FeeSchedule,
+) -> dict[str, Any] | None:  # fmt: skip
     instrument = sized.ticker
     entry_min, exit_min = _minute(row.entry_time), _minute(row.exit_time)
     entry = market.open_at_or_after(instrument, entry_min)
@@ -248,8 +260,13 @@ def _fill(
     entry_px = slippage.adjust(entry_raw, "buy" if sign > 0 else "sell")
     exit_px = slippage.adjust(exit_raw, "sell" if sign > 0 else "buy")
     qty = sized.qty
-    pnl = (_money(exit_px) - _money(entry_px)) * qty * sign
-    pnl_raw = (_money(exit_raw) - _money(entry_raw)) * qty * sign
+    # the ledger's one PnL formula (each leg rounded to 1/10,000), so a backtest books what a replay books
+    one = Decimal(1)
+    pnl = realised_pnl(qty, _money(entry_px), _money(exit_px), one, short=sign < 0)
+    pnl_raw = realised_pnl(qty, _money(entry_raw), _money(exit_raw), one, short=sign < 0)
+    # the sim charges each order at its fill price; the unslipped comparison pays fees at the raw prices
+    fee = fees.round_trip(qty, _money(entry_px), _money(exit_px), short=sign < 0)
+    fee_raw = fees.round_trip(qty, _money(entry_raw), _money(exit_raw), short=sign < 0)
     return {
         "timestamp": row.entry_time.isoformat(),
         "strategy_name": strategy,
@@ -269,8 +286,11 @@ def _fill(
         "exit_price": str(_money(exit_px)),
         "entry_price_no_slippage": str(_money(entry_raw)),
         "exit_price_no_slippage": str(_money(exit_raw)),
-        "PnL": str(pnl.quantize(PRICE_QUANTUM)),
+        "PnL": str(pnl.quantize(PRICE_QUANTUM)),  # before fees, as the live trade history's PnL
+        "fees": str(fee.quantize(PRICE_QUANTUM)),  # entry + exit order (Dr 5010 in a replay's ledger)
+        "net_PnL": str((pnl - fee).quantize(PRICE_QUANTUM)),  # what the metrics use
         "PnL_no_slippage": str(pnl_raw.quantize(PRICE_QUANTUM)),
+        "net_PnL_no_slippage": str((pnl_raw - fee_raw).quantize(PRICE_QUANTUM)),
         "exit_reason": row.exit_reason,
         "signal_kind": row.kind,
         "strength": float(row.strength),

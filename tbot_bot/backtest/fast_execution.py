@@ -1,5 +1,5 @@
 """The backtest's fill and sizing path for many trials: the rules of `execution.execute_day` (screens, bearish
-instrument, one trade per ticker per day, `risk_bot.plan_entries`, instrument fills, slippage) driven from
+instrument, one trade per ticker per day, `risk_bot.plan_entries`, instrument fills, slippage, fees) driven from
 the strategy's signal arrays instead of a DataFrame.
 
 What makes it fast, without changing a single booked fill (tests/test_optimizer_parity.py):
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tbot_bot.backtest.execution import MarketView, _fill, instrument_for
+from tbot_bot.backtest.execution import MarketView, _fill, fee_schedule, instrument_for
 from tbot_bot.strategy.signals import Exit, Kind
 from tbot_bot.trading.risk_bot import Candidate, RiskLimits, Sized, plan_entries, session_cap
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.strategy.grid import SessionGrid
     from tbot_bot.strategy.strategy_base import SignalArrays
+    from tbot_bot.trading.fees import FeeSchedule
 
 _KIND = {int(k): k.name.lower() for k in Kind}
 _EXIT = {int(e): e.name.lower() for e in Exit}
@@ -60,7 +61,7 @@ def _stamp(minute: int) -> pd.Timestamp:
 class TradeArrays:
     """The booked trades of one run, in booking order: what the metrics need."""
 
-    pnl: np.ndarray  # float, currency (from the exact 4-place Decimal)
+    pnl: np.ndarray  # float, currency, NET of fees (from the exact 4-place Decimal net_PnL)
     entry_t: np.ndarray  # epoch minutes
     exit_t: np.ndarray
     day: np.ndarray  # grid day index
@@ -119,9 +120,12 @@ def execute_all(
     slippage: SlippageModel,
     *,
     days: set[int] | None = None,
+    fees: FeeSchedule | None = None,
 ) -> TradeArrays:
-    """Every session's fills of one strategy window (only the grid days in `days` when given)."""
+    """Every session's fills of one strategy window (only the grid days in `days` when given); `fees`
+    defaults to the settings' SIM_* schedule, exactly as execute_day."""
     limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
+    schedule = fee_schedule(settings) if fees is None else fees
     grid = ctx.grid
     records: list[dict[str, Any]] = []
     pnl: list[float] = []
@@ -145,9 +149,9 @@ def execute_all(
         j = i
         while j < n and row_day[order[j]] == day:
             j += 1
-        _day(ctx, a, order[i:j], settings, limits, cap, broker_current_float, slippage, records)
+        _day(ctx, a, order[i:j], settings, limits, cap, broker_current_float, slippage, schedule, records)
         for rec in records[len(pnl) :]:
-            pnl.append(float(rec["PnL"]))
+            pnl.append(float(rec["net_PnL"]))
             entry_t.append(rec["_entry_t"])
             exit_t.append(rec["_exit_t"])
             day_of.append(day)
@@ -171,7 +175,8 @@ def _arrays(
 
 def _day(
     ctx: FillContext, a: SignalArrays, idx: np.ndarray, settings: BotSettings, limits: RiskLimits,
-    cap: Decimal, broker_current_float: Decimal, slippage: SlippageModel, records: list[dict[str, Any]],
+    cap: Decimal, broker_current_float: Decimal, slippage: SlippageModel, fees: FeeSchedule,
+    records: list[dict[str, Any]],
 ) -> None:  # fmt: skip
     strategy, market, grid = ctx.strategy, ctx.market, ctx.grid
     taken, committed = 0, Decimal(0)
@@ -222,7 +227,7 @@ def _day(
             if not isinstance(d, Sized):
                 continue
             row, side, tag = by_id[id(d.candidate)]
-            fill = _fill(row, d, side, tag, strategy, market, slippage)
+            fill = _fill(row, d, side, tag, strategy, market, slippage, fees)
             if fill is None:
                 continue
             taken += 1

@@ -2,6 +2,9 @@
 PnL per trade and Sharpe ratio, plus what a freqtrade user reads first: profit factor, expectancy, longest
 losing streak, exposure time, Sortino and Calmar; and the equity and drawdown curves the plots draw.
 
+Every figure uses the trades' `pnl` column, which the backtest fills with PnL NET of fees; an optional `fees`
+column is summed into `total_fees` (so total_pnl + total_fees is the PnL before fees).
+
 Daily returns r_d = session PnL / equity at the session's start, over EVERY session of the backtest range
 present in the data (a session without trades contributes 0), risk-free rate 0.
 - Sharpe = mean(r) / std(r, ddof=1) * sqrt(252); None with fewer than two sessions or zero variance.
@@ -56,6 +59,7 @@ class Metrics:
     sortino: float | None = None
     annual_return: float | None = None
     calmar: float | None = None
+    total_fees: float = 0.0  # fees of every trade (already deducted from pnl)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,4 +178,5 @@ def compute(
         sortino=_sortino(r),
         annual_return=annual,
         calmar=annual / max_dd_pct if annual is not None and max_dd_pct > 0 else None,
+        total_fees=float(trades["fees"].astype(float).sum()) if n and "fees" in trades.columns else 0.0,
     )

@@ -3,7 +3,8 @@
 Breakdowns per ticker, exit reason, day and direction, each with a TOTAL row, plus the run's metrics; printed as
 rich tables and written as `report.md` and a self-contained `report.html` (inline CSS, charts inlined as base64
 PNG: no CDN, no external file, opens from an e-mail attachment). Money is summed as Decimal from the trades'
-exact PnL strings, so the TOTAL rows equal the trade history to the cent.
+exact PnL / fees / net_PnL strings, so the TOTAL rows equal the trade history to the cent. Wins, losses and the
+averages are NET of fees (what the account keeps); gross PnL and fees are shown beside them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ BREAKDOWNS: tuple[tuple[str, str], ...] = (
     ("session", "Per day"),
     ("direction", "Per direction"),
 )
-HEADERS = ("", "trades", "wins", "losses", "win %", "total PnL", "avg PnL", "avg minutes")
+HEADERS = ("", "trades", "wins", "losses", "win %", "gross PnL", "fees", "net PnL", "avg net", "avg minutes")
+NET_COLUMN = 7
 CENT = Decimal("0.01")
 
 
@@ -41,8 +43,10 @@ class BreakdownRow:
     trades: int
     wins: int
     losses: int
-    total_pnl: Decimal
+    total_pnl: Decimal  # net of fees
     avg_minutes: float | None
+    gross_pnl: Decimal = Decimal(0)  # before fees
+    fees: Decimal = Decimal(0)
 
     @property
     def win_rate(self) -> float | None:
@@ -59,6 +63,8 @@ class BreakdownRow:
             str(self.wins),
             str(self.losses),
             "-" if self.win_rate is None else f"{self.win_rate:.1%}",
+            f"{self.gross_pnl.quantize(CENT):,}",
+            f"{self.fees.quantize(CENT):,}",
             f"{self.total_pnl.quantize(CENT):,}",
             "-" if self.avg_pnl is None else f"{self.avg_pnl.quantize(CENT):,}",
             "-" if self.avg_minutes is None else f"{self.avg_minutes:.1f}",
@@ -74,8 +80,14 @@ class BacktestReport:
     sessions_without_trades: int
 
 
+def _decimals(group: pd.DataFrame, column: str) -> list[Decimal]:
+    return [Decimal(str(p)) for p in group[column]] if column in group.columns else []
+
+
 def _row(key: str, group: pd.DataFrame) -> BreakdownRow:
-    pnl = [Decimal(str(p)) for p in group["PnL"]]
+    gross = _decimals(group, "PnL")
+    fees = _decimals(group, "fees") or [Decimal(0)] * len(gross)  # a trade list from before fees
+    pnl = _decimals(group, "net_PnL") or [g - f for g, f in zip(gross, fees, strict=True)]
     minutes = (
         pd.to_datetime(group["exit_time"], utc=True) - pd.to_datetime(group["entry_time"], utc=True)
     ).dt.total_seconds() / 60
@@ -86,6 +98,8 @@ def _row(key: str, group: pd.DataFrame) -> BreakdownRow:
         losses=sum(1 for p in pnl if p < 0),
         total_pnl=sum(pnl, Decimal(0)),
         avg_minutes=float(minutes.mean()) if len(pnl) else None,
+        gross_pnl=sum(gross, Decimal(0)),
+        fees=sum(fees, Decimal(0)),
     )
 
 
@@ -110,7 +124,7 @@ def metric_lines(m: Metrics) -> list[tuple[str, str]]:
     return [
         ("trades (wins / losses)", f"{m.trades} ({m.wins} / {m.losses})"),
         ("win rate", _num(m.win_rate, ".1%")),
-        ("total PnL", f"{m.total_pnl:,.2f}"),
+        ("net PnL (after fees)", f"{m.total_pnl:,.2f}"),
         ("starting / final equity", f"{m.initial_equity:,.2f} / {m.final_equity:,.2f}"),
         ("profit factor", _num(m.profit_factor, ".2f", "n/a (no losing trade)")),
         ("expectancy per trade", _num(m.expectancy, ",.2f")),
@@ -131,11 +145,19 @@ def build_report(
     trades: pd.DataFrame, metrics: Metrics, *, strategy: str, start: str, end: str, sessions: int
 ) -> BacktestReport:
     days_traded = trades["session"].nunique() if len(trades) else 0
+    tables = {title: breakdown(trades, col) for col, title in BREAKDOWNS}
+    total = next(iter(tables.values()))[-1]
+    lines = metric_lines(metrics)
+    # the exact Decimal totals of the trade history, above the (float) metrics that use net PnL
+    lines[2:2] = [
+        ("PnL before fees", f"{total.gross_pnl.quantize(CENT):,}"),
+        ("fees", f"{total.fees.quantize(CENT):,}"),
+    ]
     return BacktestReport(
         title=f"Backtest {strategy.upper()} {start} to {end}",
-        subtitle=f"{sessions} sessions, {len(trades)} trades; times UTC; PnL in account currency",
-        tables={title: breakdown(trades, col) for col, title in BREAKDOWNS},
-        metrics=metric_lines(metrics),
+        subtitle=f"{sessions} sessions, {len(trades)} trades; times UTC; PnL in account currency, net of fees",
+        tables=tables,
+        metrics=lines,
         sessions_without_trades=sessions - days_traded,
     )
 
@@ -201,7 +223,7 @@ img{max-width:100%;height:auto;border:1px solid #d1d9e0;margin:.4rem 0}
 
 def _cell(text: str, col: int) -> str:
     cls = ""
-    if col == 5:  # total PnL column: colour by sign
+    if col == NET_COLUMN:  # net PnL column: colour by sign
         cls = (
             ' class="neg"' if text.startswith("-") else (' class="pos"' if text not in ("0.00", "-") else "")
         )

@@ -36,7 +36,6 @@ from tbot_bot.broker.broker_api import (
     Quote,
     Snapshot,
 )
-from tbot_bot.broker.brokers.sim_fees import FeeSchedule
 from tbot_bot.broker.brokers.sim_market import (
     PRICE_QUANTUM,
     BarIndex,
@@ -47,6 +46,7 @@ from tbot_bot.broker.brokers.sim_market import (
 from tbot_bot.broker.brokers.sim_store import OrderRow, PositionRow, SimStore
 from tbot_bot.broker.capabilities import BrokerCapabilities, capabilities_for
 from tbot_bot.errors import BrokerError, MarketDataError
+from tbot_bot.trading.fees import FeeSchedule
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

@@ -1,10 +1,10 @@
-"""The simulated exchange's commission and fee model (`.env_bot` SIM_* keys), so paper books carry fees like a
-real broker's: per share, per order, a minimum per order, a percent of notional, and the US regulatory fees on
+"""The commission and fee model of the simulated exchange AND the backtest / optimizer (`.env_bot` SIM_* keys),
+one formula for all three, so paper books and backtests carry the same fees as a real broker's: per share, per order, a minimum per order, a percent of notional, and the US regulatory fees on
 sells (SEC Section 31 fee on proceeds, FINRA TAF per share with a cap).
 
 Per fill: commission = per_share x units + pct x notional (+ per_order, lifted to the minimum, on an order's first
 fill); regulatory fees only on equity sells (each rounded up to the cent as the regulators do). Amounts are Decimal,
-quantized to 1/10,000 (the ledger's precision).
+quantized to 1/10,000 (the ledger's precision). Pure: no broker, no ledger (sim.py, backtest/execution.py).
 """
 
 from __future__ import annotations
@@ -70,3 +70,11 @@ class FeeSchedule:
         return self.commission(units, notional, first_fill=first_fill) + self.regulatory(
             units, notional, sell=sell, option=option
         )
+
+    def round_trip(self, qty: Decimal, entry_price: Decimal, exit_price: Decimal, *, short: bool) -> Decimal:
+        """Fees of one backtest trade: an entry order and an exit order, each filled at once (first fill).
+        A long buys then sells; a short sale sells then buys back (the entry sale pays the regulatory fees)."""
+        one = Decimal(1)
+        entry = self.fee(qty, entry_price, one, sell=short, option=False, first_fill=True)
+        exit_ = self.fee(qty, exit_price, one, sell=not short, option=False, first_fill=True)
+        return entry + exit_

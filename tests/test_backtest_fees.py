@@ -1,0 +1,79 @@
+"""Backtests charge the sim's fees (SIM_* keys, trading/fees.py): per trade PnL before fees, fees and net PnL;
+metrics, daily summary, trade history and report on net; --no-fees for a gross-only run."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import template_text, with_values
+
+from rigd_tbot.cli import main as tbot
+from tbot_bot.support.path_resolver import package_file
+from tbot_bot.trading.fees import FeeSchedule
+
+SAMPLE = package_file("data", "sample")
+D = Decimal
+
+
+def _run(tmp_path: Path, name: str, *extra: str, **keys: object) -> Path:
+    env = tmp_path / f"{name}.env"
+    env.write_text(with_values(template_text(), **keys), encoding="utf-8")
+    out = tmp_path / name
+    argv = ["backtest", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-07", "--quiet"]
+    argv += ["--data-source", str(SAMPLE), "--out", str(out), "--env-file", str(env), "--home", str(tmp_path)]
+    assert tbot([*argv, *extra]) == 0
+    return out
+
+
+def test_backtest_outputs_carry_fees_and_metrics_use_net(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SIM_COMMISSION_PER_ORDER=5 with the template's per-share, minimum and regulatory keys
+    out = _run(tmp_path, "net", SIM_COMMISSION_PER_ORDER="5")
+    printed = capsys.readouterr().out
+    history = json.loads((out / "trade_history_backtest.json").read_text())
+    assert len(history) >= 2
+    schedule = FeeSchedule(
+        per_share=D("0.005"), per_order=D(5), minimum=D("1.00"), sec_fee_rate=D("0.0000278"),
+        taf_per_share=D("0.000166"), taf_max=D("8.30"),
+    )  # fmt: skip
+    for r in history:
+        fees = schedule.round_trip(
+            D(r["size"]), D(r["entry_price"]), D(r["exit_price"]), short=r["side"] == "short"
+        )
+        assert D(r["fees"]) == fees >= D(10)  # two orders at 5.00 each at least
+        assert D(r["net_PnL"]) == D(r["PnL"]) - fees
+    csv = pd.read_csv(out / "trade_history_backtest.csv", dtype=str)
+    assert list(csv["fees"]) == [r["fees"] for r in history]
+    gross = sum((D(r["PnL"]) for r in history), D(0))
+    fees_total = sum((D(r["fees"]) for r in history), D(0))
+    net = gross - fees_total
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total_pnl"] == pytest.approx(float(net), abs=1e-6)
+    assert metrics["total_fees"] == pytest.approx(float(fees_total), abs=1e-6)
+    assert metrics["wins"] == sum(1 for r in history if D(r["net_PnL"]) > 0)
+    daily = json.loads((out / "daily_summary_backtest.json").read_text())
+    assert sum((D(d["fees"]) for d in daily), D(0)) == fees_total
+    assert sum((D(d["net_PnL"]) for d in daily), D(0)) == net
+    md = (out / "report.md").read_text()
+    cent = D("0.01")
+    assert (
+        f"| PnL before fees | {gross.quantize(cent):,} |" in md
+        and f"| fees | {fees_total.quantize(cent):,} |" in md
+    )
+    assert f"| {gross.quantize(cent):,} | {fees_total.quantize(cent):,} | {net.quantize(cent):,} |" in md
+    html = (out / "report.html").read_text()
+    assert "<th>fees</th>" in html and "<th>net PnL</th>" in html
+    assert f"PnL {metrics['total_pnl']:.2f}" in printed and f"fees:    {float(fees_total):,.2f}" in printed
+
+    # --no-fees: the same trades, gross only
+    out = _run(tmp_path, "gross", "--no-fees", SIM_COMMISSION_PER_ORDER="5")
+    free = json.loads((out / "trade_history_backtest.json").read_text())
+    assert [r["PnL"] for r in free] == [r["PnL"] for r in history]
+    assert all(D(r["fees"]) == 0 and r["net_PnL"] == r["PnL"] for r in free)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total_pnl"] == pytest.approx(float(gross), abs=1e-6) and metrics["total_fees"] == 0
