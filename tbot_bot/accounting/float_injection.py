@@ -18,10 +18,9 @@ from decimal import Decimal
 
 from tbot_bot.accounting.accounting_api import IngestResult, LedgerWriter
 from tbot_bot.accounting.accounting_config import LedgerBinding
-from tbot_bot.accounting.float_ledger import CAPITAL_FLOAT, float_movement
+from tbot_bot.accounting.float_ledger import float_movement
 from tbot_bot.accounting.ledger_anchor import AnchorStore
-from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit, format_dtposted
-from tbot_bot.errors import LedgerError
+from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
 from tbot_bot.support.path_resolver import BotHome
 
 BOT_CASH = "1030"
@@ -41,20 +40,13 @@ def bot_float_entry(
     amount: Decimal, *, currency_code: str, posted_at: datetime, fitid: str, returned: bool = False
 ) -> LedgerEntry:
     """The bot-ledger side of a float movement: Dr 1030 / Cr 3010 (returned: Dr 3010 / Cr 1030)."""
-    if isinstance(amount, float) or not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
-        raise LedgerError(f"float amount must be a positive Decimal, got {amount!r}")
-    if returned:
-        splits = (LedgerSplit(CAPITAL_FLOAT, debit=amount), LedgerSplit(BOT_CASH, credit=amount))
-    else:
-        splits = (LedgerSplit(BOT_CASH, debit=amount), LedgerSplit(CAPITAL_FLOAT, credit=amount))
-    return LedgerEntry(
-        fitid=fitid,
-        trntype="FLOAT_OUT" if returned else "FLOAT_IN",
-        dtposted=posted_at,
+    return float_movement(
+        amount,
         currency_code=currency_code,
-        splits=splits,
-        instrument="cash",
-        memo="float returned to parent" if returned else "float injection from parent",
+        posted_at=posted_at,
+        fitid=fitid,
+        returned=returned,
+        cash_account=BOT_CASH,
     )
 
 

@@ -23,15 +23,28 @@ CAPITAL_FLOAT = "3010"
 
 
 def float_movement(
-    amount: Decimal, *, currency_code: str, posted_at: datetime, fitid: str, returned: bool = False
+    amount: Decimal,
+    *,
+    currency_code: str,
+    posted_at: datetime,
+    fitid: str,
+    returned: bool = False,
+    cash_account: str | None = None,
 ) -> LedgerEntry:
-    """A balanced float injection (or return to the parent when returned=True)."""
-    if isinstance(amount, float) or not isinstance(amount, Decimal) or amount <= 0:
+    """A balanced float injection (or return to the parent when returned=True) against 3010. The float ledger
+    books it on 1010 (in) / 1020 (returned); the bot ledger passes its broker cash account for both."""
+    if isinstance(amount, float) or not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
         raise LedgerError(f"float amount must be a positive Decimal, got {amount!r}")
     if returned:
-        splits = (LedgerSplit(CAPITAL_FLOAT, debit=amount), LedgerSplit(FLOAT_RETURNED, credit=amount))
+        splits = (
+            LedgerSplit(CAPITAL_FLOAT, debit=amount),
+            LedgerSplit(cash_account or FLOAT_RETURNED, credit=amount),
+        )
     else:
-        splits = (LedgerSplit(FLOAT_INJECTION, debit=amount), LedgerSplit(CAPITAL_FLOAT, credit=amount))
+        splits = (
+            LedgerSplit(cash_account or FLOAT_INJECTION, debit=amount),
+            LedgerSplit(CAPITAL_FLOAT, credit=amount),
+        )
     return LedgerEntry(
         fitid=fitid,
         trntype="FLOAT_OUT" if returned else "FLOAT_IN",
