@@ -57,7 +57,7 @@ def plot_history(results: list[FoldResult], genetic: bool, path: Path) -> Path:
         ax.scatter(xs, ys, s=10, alpha=0.5, label=f"fold {r.fold.index}")
         ax.plot(xs, best, linewidth=1)
     ax.set_xlabel("trial")
-    ax.set_ylabel("in-sample PnL" if genetic else "in-sample objective")
+    ax.set_ylabel("in-sample net PnL" if genetic else "in-sample objective")
     ax.set_title("Optimisation history (dots: trials, lines: best so far)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -92,7 +92,7 @@ def plot_pareto(results: list[FoldResult], path: Path) -> Path:
             label=f"fold {r.fold.index}",
         )
     ax.set_xlabel("in-sample max drawdown")
-    ax.set_ylabel("in-sample PnL")
+    ax.set_ylabel("in-sample net PnL")
     ax.set_title("Pareto front: return vs drawdown")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -154,8 +154,8 @@ def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
         [[f["fold"], f"{f['is_start']}..{f['is_end']}", f"{f['oos_start']}..{f['oos_end']}", f["trials"],
           f["params"], f["is_objective"], f["oos_objective"], f["is"]["total_pnl"], f["oos"]["total_pnl"], f["wfe"]]
          for f in s["folds"]],
-        ["fold", "in-sample", "out-of-sample", "trials", "chosen", "IS objective", "OOS objective", "IS PnL",
-         "OOS PnL", "WFE"],
+        ["fold", "in-sample", "out-of-sample", "trials", "chosen", "IS objective", "OOS objective", "IS net PnL",
+         "OOS net PnL", "WFE"],
     )  # fmt: skip
     stability = _table(
         [[k, v["per_fold"], v["mode"], v["mode_share"], v["stable"]] for k, v in s["parameter_stability"].items()],
@@ -182,7 +182,7 @@ def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
 padding:3px 6px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Optimizer run {html.escape(s["run_id"])}</h1>
 <p>Strategy <b>{html.escape(s["strategy"])}</b>, algorithm {html.escape(s["algorithm"])}, objective
-{html.escape(s["objective"])}, {s["trials_total"]} trials over {len(s["folds"])} walk-forward folds.</p>
+{html.escape(s["objective"])} (every PnL net of the SIM_* fees), {s["trials_total"]} trials over {len(s["folds"])} walk-forward folds.</p>
 {rec_html}
 <h2>Walk-forward folds</h2>{folds}
 <p>Walk-forward efficiency (OOS / IS PnL per session): {_fmt(s["walk_forward_efficiency"])}.
