@@ -49,6 +49,20 @@ def load_secret_json(home: BotHome, name: str) -> dict[str, Any]:
     return data
 
 
+def broker_credentials(home: BotHome, broker_name: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """broker_credentials.json.enc for one adapter; a required key that is absent or blank is a ConfigError."""
+    creds = load_secret_json(home, "broker_credentials")
+    missing = [k for k in required if not str(creds.get(k) or "").strip()]
+    if missing:
+        raise ConfigError(f"broker_credentials is missing {', '.join(missing)} for BROKER_NAME={broker_name}")
+    return creds
+
+
+def secret_flag(value: Any, default: bool) -> bool:
+    """A yes/no secret value ("true", "1", "yes", "on" are yes); absent means `default`."""
+    return default if value is None else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
 def save_secret_json(home: BotHome, name: str, data: dict[str, Any]) -> None:
     """Encrypt a JSON object to storage/secrets/<name>.json.enc (0600), creating the purpose key if needed."""
     key_path = home.key_file(_purpose(name))

@@ -111,13 +111,10 @@ class AlpacaBroker(AlpacaMarketData, Broker):
     @classmethod
     def from_settings(cls, settings: BotSettings, home: BotHome, **kwargs: Any) -> AlpacaBroker:
         """Credentials from storage/secrets/broker_credentials.json.enc; API_TIMEOUT and API_RETRY_LIMIT."""
-        from tbot_bot.support.decrypt_secrets import load_secret_json
+        from tbot_bot.support.decrypt_secrets import broker_credentials, secret_flag
 
-        creds = load_secret_json(home, "broker_credentials")
-        missing = [k for k in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY") if not creds.get(k)]
-        if missing:
-            raise ConfigError(f"broker_credentials lacks {', '.join(missing)} (BROKER_NAME=ALPACA)")
-        paper = str(creds.get("ALPACA_PAPER", "true")).strip().lower() in ("1", "true", "yes", "on")
+        creds = broker_credentials(home, "ALPACA", ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"))
+        paper = secret_flag(creds.get("ALPACA_PAPER"), default=True)
         clock = kwargs.pop("clock", None)
         options: dict[str, Any] = {
             k: kwargs.pop(k) for k in ("retry", "fill_timeout", "poll_interval", "sleep") if k in kwargs

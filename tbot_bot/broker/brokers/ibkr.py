@@ -105,14 +105,9 @@ class IbkrBroker(Broker):
     @classmethod
     def from_settings(cls, settings: BotSettings, home: BotHome, *, ib: Any = None, **kw: Any) -> IbkrBroker:
         """IBKR_HOST/IBKR_PORT/IBKR_CLIENT_ID/IBKR_ACCOUNT from broker_credentials.json.enc."""
-        from tbot_bot.support.decrypt_secrets import load_secret_json
+        from tbot_bot.support.decrypt_secrets import broker_credentials
 
-        creds = load_secret_json(home, "broker_credentials")
-        missing = [
-            k for k in ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID") if not str(creds.get(k) or "").strip()
-        ]
-        if missing:
-            raise ConfigError(f"broker_credentials is missing {', '.join(missing)} for BROKER_NAME=IBKR")
+        creds = broker_credentials(home, "IBKR", ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID"))
         try:
             port, client_id = int(creds["IBKR_PORT"]), int(creds["IBKR_CLIENT_ID"])
         except (TypeError, ValueError) as e:

@@ -51,7 +51,7 @@ from tbot_bot.broker.brokers.tradier_api import (
 )
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.config.retry import RetryPolicy
-from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError
+from tbot_bot.errors import BrokerError, LogicError, NetworkError
 from tbot_bot.support.utils_bot import utc_now
 
 if TYPE_CHECKING:
@@ -151,13 +151,10 @@ class TradierBroker(Broker):
 
     @classmethod
     def from_settings(cls, settings: BotSettings, home: BotHome, **kwargs: Any) -> TradierBroker:
-        from tbot_bot.support.decrypt_secrets import load_secret_json
+        from tbot_bot.support.decrypt_secrets import broker_credentials, secret_flag
 
-        creds = load_secret_json(home, "broker_credentials")
-        missing = [k for k in ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID") if not creds.get(k)]
-        if missing:
-            raise ConfigError(f"broker_credentials lacks {', '.join(missing)} (BROKER_NAME=TRADIER)")
-        sandbox = str(creds.get("TRADIER_SANDBOX", "true")).strip().lower() in ("1", "true", "yes", "on")
+        creds = broker_credentials(home, "TRADIER", ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID"))
+        sandbox = secret_flag(creds.get("TRADIER_SANDBOX"), default=True)
         clock = kwargs.pop("clock", None)
         options = {
             k: kwargs.pop(k)
