@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tbot_bot.errors import DataError
 
@@ -27,6 +28,7 @@ PRICES = ("open", "high", "low", "close")
 # an explicit UTC offset or Z at the end of a stamp; a stamp without one is ambiguous
 _HAS_ZONE = r"(?:Z|[+-]\d\d:?\d\d)$"
 T = TypeVar("T")
+_PARSE_SLICE = 200_000  # time stamps parsed per call
 
 
 def read_guarded(path: Path, reader: Callable[[], T]) -> T:
@@ -71,25 +73,46 @@ def _timestamps(raw: pd.Series, path: Path, first_row: int, stamps_are_utc: bool
         _refuse(
             path, np.arange(len(raw)), first_row, lambda i: "timestamps carry no time zone; store them in UTC"
         )
-    text = raw.astype("string").str.strip()
-    missing = text.isna() | (text == "")
-    _refuse(path, np.flatnonzero(missing.to_numpy()), first_row, lambda i: "the timestamp is empty")
+    # checked and parsed a slice at a time: every check is per stamp, and whole-column temporaries (stripped
+    # copies, the parser's objects) for millions of stamps would cost several hundred MB
+    missing = np.zeros(len(raw), dtype=bool)
+    zoneless = np.zeros(len(raw), dtype=bool)
+    ns = np.empty(len(raw), dtype=np.int64)  # NaT stays NaT: it is the smallest int64
+    for lo in range(0, len(raw), _PARSE_SLICE):
+        hi = lo + _PARSE_SLICE
+        text = raw.iloc[lo:hi].astype("string").str.strip()
+        missing[lo:hi] = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+        if not stamps_are_utc:
+            zoneless[lo:hi] = ~text.str.contains(_HAS_ZONE, regex=True).fillna(False).astype(bool).to_numpy()
+        del text
+
+    def stamp(i: int) -> str:
+        return repr(raw.iloc[i : i + 1].astype("string").str.strip().iloc[0])
+
+    _refuse(path, np.flatnonzero(missing), first_row, lambda i: "the timestamp is empty")
     if not stamps_are_utc:
-        zoneless = ~text.str.contains(_HAS_ZONE, regex=True).fillna(False).astype(bool)
         _refuse(
             path,
-            np.flatnonzero(zoneless.to_numpy()),
+            np.flatnonzero(zoneless),
             first_row,
-            lambda i: f"timestamp {text.iloc[i]!r} has no time zone; write UTC as 2024-01-02T14:30:00Z",
+            lambda i: f"timestamp {stamp(i)} has no time zone; write UTC as 2024-01-02T14:30:00Z",
         )
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    # parsed only once every stamp is present and carries a zone (as the checks above promise)
+    for lo in range(0, len(raw), _PARSE_SLICE):
+        text = raw.iloc[lo : lo + _PARSE_SLICE].astype("string").str.strip()
+        part = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        ns[lo : lo + _PARSE_SLICE] = (
+            part.astype("datetime64[ns, UTC]").dt.tz_localize(None).to_numpy().view(np.int64)
+        )
+        del text, part
+    parsed = pd.Series(ns.view("datetime64[ns]"), index=raw.index, name=raw.name).dt.tz_localize("UTC")
     _refuse(
         path,
         np.flatnonzero(parsed.isna().to_numpy()),
         first_row,
-        lambda i: f"timestamp {text.iloc[i]!r} is not a valid date and time",
+        lambda i: f"timestamp {stamp(i)} is not a valid date and time",
     )
-    return parsed.astype("datetime64[ns, UTC]")
+    return parsed
 
 
 def _numbers(
@@ -137,22 +160,41 @@ def check_bars(df: pd.DataFrame, path: Path, *, first_row: int, stamps_are_utc: 
             "symbol": symbol.astype(str),
         }
     )
+    # the text stamps and symbols as read are done with: millions of strings are freed before the rest
+    df = df.drop(columns=["timestamp", "symbol"])
+    del symbol, empty
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed strings cached otherwise
     for col in PRICES:
         out[col] = _numbers(df[col], col, path, first_row, price=True)
     out["volume"] = _numbers(df["volume"], "volume", path, first_row, price=False)
     if "vwap" in df.columns:
         out["vwap"] = _numbers(df["vwap"], "vwap", path, first_row, price=True, optional=True)
+    del df  # the file as read: free before the whole-file checks below
     out = _drop_identical_repeats(out, path, first_row)
     _check_order(out, path, first_row)
     return out.reset_index(drop=True)
 
 
+def _keys(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(stamps as int64 ns, symbol codes): integer keys instead of hashing millions of strings."""
+    return bars["timestamp"].array.asi8, pd.factorize(bars["symbol"])[0]
+
+
 def _check_order(bars: pd.DataFrame, path: Path, first_row: int) -> None:
-    stamps = bars["timestamp"].astype("int64")
-    backwards = stamps.groupby(bars["symbol"], sort=False).diff() < 0
+    stamps, codes = _keys(bars)
+    order = np.argsort(codes, kind="stable")  # each symbol's bars together, in file order
+    c = codes[order]
+    same = c[1:] == c[:-1]
+    del c
+    t = stamps[order]
+    # consecutive bars of one symbol in file order: a later one with an earlier stamp goes backwards
+    step_back = same & (t[1:] < t[:-1])
+    del t, same
+    backwards = np.zeros(len(bars), dtype=bool)
+    backwards[order[1:][step_back]] = True
     _refuse(
         path,
-        np.flatnonzero(backwards.to_numpy()),
+        np.flatnonzero(backwards),
         first_row,
         lambda i: (
             f"{bars['symbol'].iloc[i]} bar at {bars['timestamp'].iloc[i]} comes after a later bar; "
@@ -162,9 +204,14 @@ def _check_order(bars: pd.DataFrame, path: Path, first_row: int) -> None:
 
 
 def _drop_identical_repeats(bars: pd.DataFrame, path: Path, first_row: int) -> pd.DataFrame:
+    stamps, codes = _keys(bars)
+    by_key = np.lexsort((stamps, codes))
+    c, t = codes[by_key], stamps[by_key]
+    del by_key
+    if not ((c[1:] == c[:-1]) & (t[1:] == t[:-1])).any():
+        return bars  # no (timestamp, symbol) twice: the usual case, decided on integer keys
+    del stamps, codes, c, t
     repeated = bars.duplicated(subset=["timestamp", "symbol"], keep="first")
-    if not repeated.any():
-        return bars
     identical = bars.duplicated(keep="first")
     conflicting = repeated & ~identical
     if conflicting.any():

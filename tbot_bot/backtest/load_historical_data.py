@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tbot_bot.backtest.bar_checks import check_bars, read_guarded
 from tbot_bot.errors import DataError
@@ -72,9 +73,11 @@ def load_bars(
     end: date | None = None,
     symbols: list[str] | None = None,
     ninjatrader_symbol: str | None = None,
+    by_symbol: bool = False,
 ) -> pd.DataFrame:
     """Bars from a file or a folder (non-recursive; files named *.csv, *.csv.gz, *.parquet, *.txt), limited to
-    UTC dates start..end inclusive and to `symbols` when given."""
+    UTC dates start..end inclusive and to `symbols` when given. Sorted by (timestamp, symbol), or by
+    (symbol, timestamp) with `by_symbol` (the sim exchange's order: its index then shares the arrays)."""
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
@@ -90,7 +93,9 @@ def load_bars(
     frames = [f for f in frames if len(f)]
     if not frames:
         raise DataError(f"no bars in {path} (need *.csv, *.csv.gz, *.parquet or *.txt files with rows)")
-    df = pd.concat(frames, ignore_index=True)
+    # one file needs no concatenated copy (millions of bars: hundreds of MB)
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    del frames
     if symbols:
         df = df[df["symbol"].isin(symbols)]
     # UTC day numbers, not a date object per bar (millions of bars would cost hundreds of MB)
@@ -102,9 +107,31 @@ def load_bars(
         keep &= days <= np.datetime64(end, "D")
     if not keep.all():
         df = df[keep]
-    # the same bar in two files (overlapping downloads): identical copies were checked per file, drop here
-    df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
-    return df.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+    if len(files) > 1:
+        # the same bar in two files (overlapping downloads): identical copies were checked per file, drop here
+        # (within one file check_bars already left every (timestamp, symbol) once)
+        df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+    df = _sorted(df, by_symbol)
+    # the text columns as read lived in Arrow's allocator: hand what it keeps cached back to the system
+    pa.default_memory_pool().release_unused()
+    return df
+
+
+def _sorted(df: pd.DataFrame, by_symbol: bool) -> pd.DataFrame:
+    """`df` sorted (stable) by (timestamp, symbol) or (symbol, timestamp), one column at a time: a whole sorted
+    copy next to the unsorted frame would double the peak memory."""
+    stamps = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    codes = pd.factorize(df["symbol"], sort=True)[0]  # ranks in the symbols' sort order
+    order = np.lexsort((stamps, codes) if by_symbol else (codes, stamps))
+    del stamps, codes
+    if (order == np.arange(len(order))).all():
+        return df.reset_index(drop=True)
+    columns = {}
+    for name in list(df.columns):
+        column = df.pop(name)
+        columns[name] = pd.Series(column.array.take(order), name=name)
+        del column
+    return pd.DataFrame(columns, copy=False)
 
 
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:

@@ -321,7 +321,8 @@ def _boot(
         from tbot_bot.runtime.main import load_replay_bars
 
         source = data_source or SAMPLE_DATA
-        bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR)
+        # (symbol, timestamp) order: the sim exchange's bar index shares the frame's arrays instead of copying
+        bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR, by_symbol=True)
         vix_file = (source if source.is_dir() else source.parent) / "vix.csv"
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
         rclock = ReplayClock(_replay_start(journal, settings, replay_day), speed)

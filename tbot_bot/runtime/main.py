@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -544,8 +545,9 @@ def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
     return IntervalTrigger(seconds=int(settings.REBALANCE_CHECK_INTERVAL), timezone="UTC")
 
 
-def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFrame:
-    """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder."""
+def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
+    """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder;
+    sorted by (timestamp, symbol), or by (symbol, timestamp) with `by_symbol` (what the sim exchange shares)."""
     from tbot_bot.backtest.load_historical_data import load_bars
     from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
 
@@ -560,9 +562,10 @@ def load_replay_bars(data_source: Path, day: date, calendar: str) -> pd.DataFram
             f"the next session is {session_on_or_after(day, calendar)}"
         )
     prev = previous_session_date(day, calendar)
-    bars = load_bars(data_source, start=prev, end=day)
-    # a session day without bars cannot be replayed
-    if bars.empty or not (bars["timestamp"].dt.date == day).any():
+    bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol)
+    # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
+    days = bars["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    if bars.empty or not (days == np.datetime64(day, "D")).any():
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
     return bars
 

@@ -34,44 +34,65 @@ def price_decimal(value: float) -> Decimal:
     return Decimal(repr(float(value))).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class _SymbolBars:
+    """One symbol's bars: read-only views into the index's shared arrays (no per-symbol copies)."""
+
     ts: np.ndarray  # int64 ns, sorted ascending
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    day: np.ndarray  # datetime64[D] of each bar (UTC date = the US session)
+
+    @property
+    def day(self) -> np.ndarray:
+        """UTC day number of each bar (the UTC date = the US session), computed when asked, not stored."""
+        return self.ts // NS_PER_DAY
 
 
 class BarIndex:
-    """Read-only lookups over a frame of 1-minute bars."""
+    """Read-only lookups over a frame of 1-minute bars.
+
+    Memory: one int64 and five float64 per bar, in arrays sorted by (symbol, timestamp); each symbol holds
+    views into them. A frame already in that order (load_bars(..., by_symbol=True)) is shared, not copied.
+    """
 
     def __init__(self, bars: pd.DataFrame) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
         if missing:
             raise ValueError(f"bars frame lacks columns {missing}; needs {list(REQUIRED_COLUMNS)}")
-        frame = bars.loc[:, list(REQUIRED_COLUMNS)].copy()
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("ns")
-        frame = frame.sort_values(["symbol", "timestamp"], kind="stable")
+        stamps = bars["timestamp"]
+        if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
+            stamps = pd.to_datetime(stamps, utc=True)
+        ts = stamps.dt.as_unit("ns").array.asi8  # int64 ns since the epoch (UTC), no copy
+        codes, uniques = pd.factorize(bars["symbol"].astype(str), sort=True)
+        # (symbol, timestamp) order, stable; skipped when the frame is already in it
+        step = np.diff(codes)
+        ordered = bool(np.all((step > 0) | ((step == 0) & (np.diff(ts) >= 0))))
+        del step
+        order = None if ordered else np.lexsort((ts, codes))
+
+        def column(values: np.ndarray) -> np.ndarray:
+            out = (values if order is None else values[order]).view()
+            out.flags.writeable = False  # a view of the caller's frame must never be written through
+            return out
+
+        ts_all = column(ts)
+        cols = {c: column(bars[c].to_numpy(dtype=float)) for c in ("open", "high", "low", "close", "volume")}
+        sorted_codes = codes if order is None else codes[order]
+        bounds = np.searchsorted(sorted_codes, np.arange(len(uniques) + 1), side="left")
         self._by_symbol: dict[str, _SymbolBars] = {}
-        for symbol, g in frame.groupby("symbol", sort=True):
-            ts = g["timestamp"].to_numpy(dtype="datetime64[ns]")
-            self._by_symbol[str(symbol)] = _SymbolBars(
-                ts=ts.astype(np.int64),
-                open=g["open"].to_numpy(dtype=float),
-                high=g["high"].to_numpy(dtype=float),
-                low=g["low"].to_numpy(dtype=float),
-                close=g["close"].to_numpy(dtype=float),
-                volume=g["volume"].to_numpy(dtype=float),
-                day=ts.astype("datetime64[D]"),
-            )
-        all_ts = frame["timestamp"].to_numpy(dtype="datetime64[ns]")
-        days = all_ts.astype("datetime64[D]")
+        for k, symbol in enumerate(uniques):
+            a, b = int(bounds[k]), int(bounds[k + 1])
+            self._by_symbol[str(symbol)] = _SymbolBars(ts_all[a:b], *(cols[c][a:b] for c in cols))
+        days = ts_all // NS_PER_DAY
         sessions: list[tuple[int, int]] = []
         for d in np.unique(days):
-            in_day = all_ts[days == d].astype(np.int64)
+            in_day = ts_all[days == d]
             sessions.append((int(in_day.min()), int(in_day.max()) + NS_PER_MINUTE))
         self._sessions = sessions  # (open_ns, close_ns) per UTC date, ascending
 
@@ -135,15 +156,16 @@ class BarIndex:
         b = self._by_symbol.get(symbol)
         if b is None:
             return None, None, None
-        today = np.datetime64(from_ns(now_ns).date(), "D")
+        today = now_ns // NS_PER_DAY
+        day = b.day
         started = b.ts <= now_ns
-        today_mask = (b.day == today) & started
+        today_mask = (day == today) & started
         today_open = float(b.open[today_mask][0]) if today_mask.any() else None
-        earlier_days = b.day[b.day < today]
+        earlier_days = day[day < today]
         if len(earlier_days) == 0:
             return today_open, None, None
         prev = earlier_days.max()
-        prev_mask = b.day == prev
+        prev_mask = day == prev
         return today_open, float(b.close[prev_mask][-1]), int(b.volume[prev_mask].sum())
 
     def session_clock(self, now_ns: int) -> tuple[bool, int | None, int | None]:
