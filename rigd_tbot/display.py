@@ -28,18 +28,25 @@ def print_table(
     right: Sequence[int] = (),
     file: TextIO | None = None,
 ) -> None:
-    """A rich table; the footer row (totals) is printed bold under a rule. Fixed width when not a terminal."""
+    """A rich table; the footer row (totals) is printed bold under a rule."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     out: Any = file or sys.stdout
-    console = Console(file=out, width=None if out.isatty() else 160, highlight=False, soft_wrap=False)
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_footer=footer is not None)
     for i, h in enumerate(headers):
+        # numbers (right-aligned) are never cut: when space runs out the text columns shrink instead
+        widest = max([len(h), len(footer[i]) if footer else 0, *(len(r[i]) for r in rows if i < len(r))])
         table.add_column(
-            h, footer=footer[i] if footer else "", justify="right" if i in right else "left", no_wrap=True
+            h,
+            footer=footer[i] if footer else "",
+            justify="right" if i in right else "left",
+            no_wrap=i in right,
+            min_width=widest if i in right else None,
         )
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    # a terminal gets its own width (text columns wrap); a file or pipe gets the whole table, never cut
+    width = None if out.isatty() else Console(width=100_000).measure(table).maximum
+    Console(file=out, width=width, highlight=False, soft_wrap=False).print(table)
