@@ -98,6 +98,7 @@ class MarketFeed:
         """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for)."""
         new_syms = [s for s in symbols if s not in self._row]
         if new_syms:
+            self._reserve(len(self._len) + len(new_syms))
             for s in sorted(
                 new_syms
             ):  # rows in symbol order, as bars() lists them: stacked views need no copy
@@ -121,6 +122,17 @@ class MarketFeed:
                 start = max(self.session_open, _EPOCH + timedelta(minutes=min(last) + 1))
             self._ingest(self._call(self.broker.get_bars, old_syms, start, now))
         self._fetched_until = max(self._fetched_until, now)
+
+    def _reserve(self, rows: int) -> None:
+        """Room for exactly `rows` symbols: thousands of symbols arriving at once get one allocation, not the
+        doubling (and the copy next to the old buffers) that one symbol at a time needs."""
+        if rows <= self._t.shape[0]:
+            return
+        t = np.zeros((rows, self._t.shape[1]), dtype=np.int64)
+        v = np.zeros((5, rows, self._v.shape[2]))
+        t[: self._t.shape[0]] = self._t
+        v[:, : self._v.shape[1]] = self._v
+        self._t, self._v = t, v
 
     def _slot(self, symbol: str) -> int:
         row = self._row.get(symbol)
