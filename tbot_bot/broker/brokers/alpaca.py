@@ -48,6 +48,7 @@ from tbot_bot.broker.brokers.alpaca_translate import (
     vendor_errors,
 )
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.broker.order_tracking import track_until_final
 from tbot_bot.checks import CheckResult
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError
@@ -307,36 +308,17 @@ class AlpacaBroker(AlpacaMarketData, Broker):
         ) from last
 
     def track_order(self, client_order_id: str, order: Order | None = None) -> Order:
-        """Poll until the order is final; at the fill deadline cancel the remainder and return the result."""
-        polls = max(1, int(self.fill_timeout / self.poll_interval)) if self.poll_interval > 0 else 1
-        current = order
-        for _ in range(polls):
-            if current is not None and current.status.is_final:
-                return current
-            self._sleep(self.poll_interval)
-            current = self.get_order_by_client_id(client_order_id) or current
-        if current is None:
-            raise OrderStateUnknown(
-                f"order {client_order_id} vanished while tracking", client_order_id=client_order_id
-            )
-        if current.status.is_final:
-            return current
-        log.warning(
-            "order %s not final after %.1fs (%s, %s of %s filled): cancelling the remainder",
+        """Poll until final; at the fill deadline cancel the remainder and return the result."""
+        return track_until_final(
             client_order_id,
-            self.fill_timeout,
-            current.status,
-            current.filled_qty,
-            current.qty,
+            order,
+            get_order=self.get_order_by_client_id,
+            cancel=self.cancel_order,
+            fill_timeout=self.fill_timeout,
+            poll_interval=self.poll_interval,
+            sleep=self._sleep,
+            settle_polls=max(3, self.retry.retries),
         )
-        self.cancel_order(client_order_id)
-        for _ in range(max(3, self.retry.retries)):
-            latest = self.get_order_by_client_id(client_order_id)
-            if latest is not None and latest.status.is_final:
-                return latest
-            current = latest or current
-            self._sleep(self.poll_interval)
-        return current
 
     def _orders(self, flt: GetOrdersRequest) -> list[Order]:
         return [to_order(o) for o in self._trading.get_orders(flt)]

@@ -50,6 +50,7 @@ from tbot_bot.broker.brokers.tradier_api import (
     utc_time,
 )
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.broker.order_tracking import track_until_final
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.errors import BrokerError, LogicError, NetworkError
 from tbot_bot.support.utils_bot import utc_now
@@ -337,30 +338,16 @@ class TradierBroker(Broker):
 
     def track_order(self, client_order_id: str, order: Order | None = None) -> Order:
         """Poll until final; at the fill deadline cancel the remainder and return the result."""
-        polls = max(1, int(self.fill_timeout / self.poll_interval)) if self.poll_interval > 0 else 1
-        current = order
-        for _ in range(polls):
-            if current is not None and current.status.is_final:
-                return current
-            if current is not None:
-                self._sleep(self.poll_interval)
-            current = self.get_order_by_client_id(client_order_id) or current
-        if current is None:
-            raise OrderStateUnknown(
-                f"order {client_order_id} vanished while tracking", client_order_id=client_order_id
-            )
-        if current.status.is_final:
-            return current
-        log.warning(
-            "order %s not final after %.1fs (%s of %s filled): cancelling the remainder",
+        return track_until_final(
             client_order_id,
-            self.fill_timeout,
-            current.filled_qty,
-            current.qty,
+            order,
+            get_order=self.get_order_by_client_id,
+            cancel=self.cancel_order,
+            fill_timeout=self.fill_timeout,
+            poll_interval=self.poll_interval,
+            sleep=self._sleep,
+            settle_polls=max(3, self.retry.retries),
         )
-        self.cancel_order(client_order_id)
-        latest = self.get_order_by_client_id(client_order_id)
-        return latest or current
 
     def cancel_order(self, client_order_id: str) -> None:
         order = self.get_order_by_client_id(client_order_id)
