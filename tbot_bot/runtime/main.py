@@ -34,6 +34,7 @@ from tbot_bot.market_time import (
     window_for,
 )
 from tbot_bot.runtime.boot import BootResult, boot, rotate_home_logs_logged
+from tbot_bot.runtime.bot_log import configure_console_logging
 from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
@@ -172,6 +173,7 @@ class Supervisor:
             live_clock=self._live_clock,
         )
         self.boot_seconds = time.perf_counter() - t0
+        configure_console_logging(result.settings)
         # everything boot loaded (replay bars, calendars, modules) lives for the whole run: keeping it out of the
         # cyclic collector's scans keeps its pauses out of the per-minute decisions
         gc.collect()

@@ -67,6 +67,19 @@ class Preflight:
             *windows,
             f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
             *self.inputs,
+            # ENABLE_LOGGING (required true) and LOG_FORMAT: where the audit logs go; BUILD_MODE/DEBUG_LOG_LEVEL: console
+            f"logging    {s.LOG_FORMAT} strategy logs and trade history (ENABLE_LOGGING={str(s.ENABLE_LOGGING).lower()}), "
+            f"console {s.DEBUG_LOG_LEVEL} (BUILD_MODE={s.BUILD_MODE})",
+            # REBALANCE_ENABLED / REBALANCE_TRIGGER_PCT: the band beyond which the accounting system is asked to rebalance
+            f"rebalance  {'on' if s.REBALANCE_ENABLED else 'off'}: beyond {s.REBALANCE_TRIGGER_PCT:g}% of the float, "
+            f"checked every {s.REBALANCE_CHECK_INTERVAL}s",
+            # FAILOVER_ENABLED / FAILOVER_LOG_TAG: one broker per bot, so nothing is ever rerouted or tagged
+            "failover   none: one broker per bot"
+            + (
+                f" (FAILOVER_ENABLED=true has no effect; no trade is tagged {s.FAILOVER_LOG_TAG})"
+                if s.FAILOVER_ENABLED
+                else ""
+            ),
             "status     OK: ready to start",
         ]
         return "\n".join(lines)
