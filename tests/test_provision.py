@@ -203,3 +203,17 @@ def test_rotate_key_env_keeps_config_readable(provisioned_home: Path) -> None:
     assert home.key_file("env").read_bytes() != old_key
     assert read_env_text(home) == before
     assert tbot("check", "--replay", "2011-01-25", home=provisioned_home).returncode == 0
+
+
+def test_the_next_step_provision_prints_for_a_sim_home_passes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Regression: provision told a sim home to run plain `tbot check`, which a sim home always refuses."""
+    import shlex
+
+    from rigd_tbot.cli import main as tbot
+
+    home = tmp_path / "h"
+    args = ["provision", "--home", str(home), "--broker", "sim", "--entity", "RGL", "--jurisdiction", "USA"]
+    assert tbot([*args, "--account", "demo", "--bot-id", "N1", "--float", "2500"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: tbot ")]
+    assert tbot(shlex.split(line.removeprefix("next: tbot "))) == 0
+    assert "status     OK: ready to start" in capsys.readouterr().out

@@ -59,5 +59,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ledger: {result.ledger_path}{'' if result.ledger_created else ' (existing, kept)'}")
     for note in result.notes:
         print(f"  note: {note}")
-    print(f"next: tbot check --home {result.home}")
+    if args.broker.lower() == "sim":
+        from rigd_tbot.commands.demo import DEMO_DAY
+
+        # a sim home only replays recorded days, so its readiness check names one (the demo's sample day)
+        print(f"next: tbot check --home {result.home} --replay {DEMO_DAY.isoformat()}")
+    else:
+        print(
+            f"next: tbot secrets set broker --home {result.home}  (and screener), then tbot check --home {result.home}"
+        )
     return 0
