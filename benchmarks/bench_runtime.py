@@ -97,6 +97,19 @@ def time_warmup_load(path: Path, prev_text: str, lookback: int) -> tuple[float, 
     return elapsed, len(warm.symbols)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident size. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across
+    exec, so a child started from a parent holding the generated bars would report the parent's size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: no inherited figure there
+
+
 def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_path: str = "") -> int:
     """The replay itself, in a fresh process so its peak RSS is the supervisor's alone."""
     from tbot_bot.screeners import fundamentals
@@ -167,7 +180,7 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
                 "warm_n": warm_n,
                 "latencies": latencies,
                 "by_strategy": by_strategy,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": peak_rss_mb(),
             }
         )
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from tbot_bot.broker.broker_api import Bar
+from tbot_bot.runtime import market_feed
 from tbot_bot.runtime.market_feed import MarketFeed
 
 T0 = datetime(2011, 1, 25, 14, 30, tzinfo=UTC)
@@ -75,3 +77,29 @@ def test_regression_a_bar_published_late_is_fetched_next_minute() -> None:
     published["upto"] = 6
     feed.refresh(["AAA"], T0 + timedelta(minutes=5))
     assert list(feed.bars(["AAA"])["AAA"][0] - feed.bars(["AAA"])["AAA"][0][0]) == [0, 1, 2, 3, 4]
+
+
+def test_a_window_reserves_its_minutes_and_grows_only_if_bars_run_past_them() -> None:
+    src = _Bars({"AAA": list(range(12)), "BBB": list(range(12))})
+    feed = MarketFeed(src, T0, until=T0 + timedelta(minutes=5))  # type: ignore[arg-type]
+    assert feed._t.shape[1] == 7  # the window's minutes (+2), not a whole session for every symbol
+    feed.refresh(["AAA", "BBB"], T0 + timedelta(minutes=12))  # bars past `until` still arrive
+    bars = feed.bars(["AAA", "BBB"])
+    assert len(bars["AAA"][0]) == 12 and bars.stacked is not None
+    assert np.array_equal(bars.stacked.t, np.arange(12) + bars.stacked.t[0])
+    assert feed.last_close("BBB") == 1.5 + 11
+
+
+def test_a_late_windows_first_fetch_is_split_into_bounded_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(market_feed, "_BARS_PER_CALL", 100)
+    symbols = [f"S{i:02d}" for i in range(30)]
+    src = _Bars({s: list(range(150)) for s in symbols})
+    feed = MarketFeed(src, T0)  # type: ignore[arg-type]
+    feed.refresh(symbols, T0 + timedelta(minutes=150))
+    # at most 100 bars asked for per call: one symbol x 60 minutes here, never 30 symbols x 150 minutes
+    for called, start, end in src.calls:
+        assert len(called) * (end - start).total_seconds() / 60 <= 100
+    assert {s for called, _, _ in src.calls for s in called} == set(symbols)
+    bars = feed.bars(symbols)
+    assert bars.stacked is not None and bars.stacked.close.shape == (30, 150)
+    assert bars.stacked.symbols == tuple(symbols)  # rows still in symbol order: the stacked view is a view

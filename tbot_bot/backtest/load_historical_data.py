@@ -18,10 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from tbot_bot.backtest.bar_checks import check_bars, read_guarded
+from tbot_bot.backtest.bar_checks import (
+    EVERY_DAY,
+    Days,
+    Order,
+    check_bars,
+    check_csv,
+    read_guarded,
+    select_bars,
+)
 from tbot_bot.errors import DataError
+from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
 _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".txt")
@@ -37,7 +45,13 @@ def _is_ninjatrader(path: Path) -> bool:
     return len(head) == 6 and len(head[0]) == 15 and head[0][:8].isdigit()
 
 
-def read_ninjatrader(path: str | os.PathLike[str], symbol: str) -> pd.DataFrame:
+def read_ninjatrader(
+    path: str | os.PathLike[str],
+    symbol: str,
+    order: Order = "file",
+    days: Days = EVERY_DAY,
+    rows_read: list[int] | None = None,
+) -> pd.DataFrame:
     """A NinjaTrader minute export: the stamp is the bar END in UTC, so one minute is subtracted."""
     source = Path(path)
     raw = read_guarded(
@@ -53,17 +67,22 @@ def read_ninjatrader(path: str | os.PathLike[str], symbol: str) -> pd.DataFrame:
         row = int(bad.to_numpy().argmax())
         raise DataError(f"{source}, row {row + 1}: {stamps.iloc[row]!r} is not a YYYYMMDD HHMMSS time stamp")
     out = raw.drop(columns="stamp").assign(timestamp=ts - pd.Timedelta(minutes=1), symbol=symbol)
-    return check_bars(out, source, first_row=1, stamps_are_utc=True)
+    return check_bars(
+        out, source, first_row=1, stamps_are_utc=True, order=order, days=days, rows_read=rows_read
+    )
 
 
-def _read_file(path: Path, symbol: str | None) -> pd.DataFrame:
+def _read_file(
+    path: Path, symbol: str | None, order: Order, days: Days, rows_read: list[int]
+) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return check_bars(read_guarded(path, lambda: pd.read_parquet(path)), path, first_row=1)
+        frame = read_guarded(path, lambda: pd.read_parquet(path))
+        return check_bars(frame, path, first_row=1, order=order, days=days, rows_read=rows_read)
     if _is_ninjatrader(path):
-        return read_ninjatrader(path, symbol or path.name.split(".")[0].upper())
-    # header on line 1: the first bar is line 2 of the file
-    return check_bars(read_guarded(path, lambda: pd.read_csv(path)), path, first_row=2)
+        return read_ninjatrader(path, symbol or path.name.split(".")[0].upper(), order, days, rows_read)
+    # header on line 1: the first bar is line 2 of the file; read in chunks, so only typed columns are held
+    return check_csv(path, first_row=2, order=order, days=days, rows_read=rows_read)
 
 
 def load_bars(
@@ -74,10 +93,12 @@ def load_bars(
     symbols: list[str] | None = None,
     ninjatrader_symbol: str | None = None,
     by_symbol: bool = False,
+    condense_before: date | None = None,
 ) -> pd.DataFrame:
     """Bars from a file or a folder (non-recursive; files named *.csv, *.csv.gz, *.parquet, *.txt), limited to
     UTC dates start..end inclusive and to `symbols` when given. Sorted by (timestamp, symbol), or by
-    (symbol, timestamp) with `by_symbol` (the sim exchange's order: its index then shares the arrays)."""
+    (symbol, timestamp) with `by_symbol` (the sim exchange's order: its index then shares the arrays).
+    With `condense_before`, each symbol's bars on earlier dates come back as one bar per date (see `Days`)."""
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
@@ -85,53 +106,30 @@ def load_bars(
         files = [path]
     else:
         raise DataError(f"no market data at {path}: no such file or folder")
-    frames = [
-        _read_file(p, ninjatrader_symbol)
-        for p in files
-        if not p.name.lower().startswith(("vix", "fundamentals"))
-    ]
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    # a data folder also holds the VIX closes and fundamentals: those are not bars
+    files = [p for p in files if not p.name.lower().startswith(("vix", "fundamentals"))]
+    wanted: Order = "symbol" if by_symbol else "time"
+    days = Days(start, end, condense_before)
+    rows_read: list[int] = []
+    if len(files) == 1:
+        # one file is limited, condensed and sorted while its columns are assembled: no copy of the frame
+        df = _read_file(files[0], ninjatrader_symbol, wanted, days, rows_read)
+    else:
+        # several: each limited to the dates, then joined; the same bar in two files (overlapping downloads)
+        # is kept once (identical copies within a file were already dropped by its checks)
+        frames = [_read_file(p, ninjatrader_symbol, "file", Days(start, end), rows_read) for p in files]
+        held = [f for f in frames if len(f)]
+        df = pd.concat(held, ignore_index=True) if held else (frames[0] if frames else pd.DataFrame())
+        del frames, held
+        if len(df):
+            df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+            df = select_bars(df, Days(condense_before=condense_before), wanted)
+    if not sum(rows_read):
         raise DataError(f"no bars in {path} (need *.csv, *.csv.gz, *.parquet or *.txt files with rows)")
-    # one file needs no concatenated copy (millions of bars: hundreds of MB)
-    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    del frames
     if symbols:
-        df = df[df["symbol"].isin(symbols)]
-    # UTC day numbers, not a date object per bar (millions of bars would cost hundreds of MB)
-    days = df["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    keep = np.ones(len(df), dtype=bool)
-    if start is not None:
-        keep &= days >= np.datetime64(start, "D")
-    if end is not None:
-        keep &= days <= np.datetime64(end, "D")
-    if not keep.all():
-        df = df[keep]
-    if len(files) > 1:
-        # the same bar in two files (overlapping downloads): identical copies were checked per file, drop here
-        # (within one file check_bars already left every (timestamp, symbol) once)
-        df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
-    df = _sorted(df, by_symbol)
-    # the text columns as read lived in Arrow's allocator: hand what it keeps cached back to the system
-    pa.default_memory_pool().release_unused()
+        df = df[df["symbol"].isin(symbols)].reset_index(drop=True)
+    give_back_freed_memory()  # the temporaries of reading and filtering are not kept mapped
     return df
-
-
-def _sorted(df: pd.DataFrame, by_symbol: bool) -> pd.DataFrame:
-    """`df` sorted (stable) by (timestamp, symbol) or (symbol, timestamp), one column at a time: a whole sorted
-    copy next to the unsorted frame would double the peak memory."""
-    stamps = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    codes = pd.factorize(df["symbol"], sort=True)[0]  # ranks in the symbols' sort order
-    order = np.lexsort((stamps, codes) if by_symbol else (codes, stamps))
-    del stamps, codes
-    if (order == np.arange(len(order))).all():
-        return df.reset_index(drop=True)
-    columns = {}
-    for name in list(df.columns):
-        column = df.pop(name)
-        columns[name] = pd.Series(column.array.take(order), name=name)
-        del column
-    return pd.DataFrame(columns, copy=False)
 
 
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:

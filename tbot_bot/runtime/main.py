@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -46,6 +45,7 @@ from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import route
+from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
 
@@ -192,6 +192,8 @@ class Supervisor:
     # ------------------------------------------------------------------ replay
     def _run_replay(self, r: BootResult) -> int:
         assert self.replay_day is not None
+        # loading the replay's bars left freed temporaries behind: the day runs without them
+        give_back_freed_memory()
         ctx = r.day_context(self.replay_day)
         self.ctx = ctx
         return self._run_day(r, ctx)
@@ -564,10 +566,11 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
             f"the next session is {session_on_or_after(day, calendar)}"
         )
     prev = previous_session_date(day, calendar)
-    bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol)
+    # the previous session is one bar per symbol (its close and volume are what a replayed day reads)
+    bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day)
     # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
-    days = bars["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    if bars.empty or not (days == np.datetime64(day, "D")).any():
+    days = bars["timestamp"].array.asi8 // (86_400 * 10**9)
+    if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
     return bars
 

@@ -19,8 +19,10 @@ from tbot_bot.market_time import to_minutes
 
 SymbolBars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CAP = 512
-_CHUNK = timedelta(minutes=60)  # minutes per session row (a regular session has 390); grows if ever needed
+_MINUTES = 390  # columns held per symbol: a regular session (a feed told the session's length holds that)
+_GROW = 60  # columns added if bars ever run past them (a late bar after an early close, a longer session)
+_CHUNK = timedelta(minutes=60)  # longest stretch of the session asked for in one call
+_BARS_PER_CALL = 25_000  # a window's first fetch asks for at most about this many bars (Bar objects) at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +85,25 @@ class FeedBars(dict[str, SymbolBars]):
 
 class MarketFeed:
     def __init__(
-        self, broker: Broker, session_open: datetime, call: Callable[..., Any] | None = None
+        self,
+        broker: Broker,
+        session_open: datetime,
+        call: Callable[..., Any] | None = None,
+        *,
+        until: datetime | None = None,
     ) -> None:
         self.broker = broker
         self.session_open = session_open
         self._call = call or (lambda fn, *a, **k: fn(*a, **k))
         self._row: dict[str, int] = {}
         self._len: list[int] = []
-        self._t = np.zeros((0, _CAP), dtype=np.int64)
-        self._v = np.zeros((5, 0, _CAP))  # open, high, low, close, volume
+        # one column per minute the window will read (to `until`, the end of its monitoring): 5,000 symbols x
+        # 390 minutes x 6 values is 94 MB, so a morning window does not reserve the whole session
+        minutes = _MINUTES
+        if until is not None and until > session_open:
+            minutes = int((until - session_open).total_seconds() // 60) + 2
+        self._t = np.zeros((0, minutes), dtype=np.int64)
+        self._v = np.zeros((5, 0, minutes))  # open, high, low, close, volume
         self._fetched_until: datetime = session_open
 
     def refresh(self, symbols: list[str], now: datetime) -> None:
@@ -103,13 +115,17 @@ class MarketFeed:
                 new_syms
             ):  # rows in symbol order, as bars() lists them: stacked views need no copy
                 self._slot(s)
-            # the session so far, an hour at a time: a late window's first fetch never holds a whole day of
-            # bar objects for every symbol at once
-            t0 = self.session_open
-            while t0 < now:
-                t1 = min(now, t0 + _CHUNK)
-                self._ingest(self._call(self.broker.get_bars, new_syms, t0, t1))
-                t0 = t1
+            # the session so far, in calls of at most an hour and about _BARS_PER_CALL bars: a late window's
+            # first fetch for thousands of symbols never holds hours of bar objects for all of them at once
+            so_far = max(1, int((now - self.session_open).total_seconds() // 60))
+            per_call = max(1, _BARS_PER_CALL // min(so_far, int(_CHUNK.total_seconds() // 60)))
+            for lo in range(0, len(new_syms), per_call):
+                group = new_syms[lo : lo + per_call]
+                t0 = self.session_open
+                while t0 < now:
+                    t1 = min(now, t0 + _CHUNK)
+                    self._ingest(self._call(self.broker.get_bars, group, t0, t1))
+                    t0 = t1
             for s in new_syms:
                 self._slot(s)
         old_syms = [s for s in symbols if s not in new_syms]
@@ -156,8 +172,9 @@ class MarketFeed:
                 if k and m <= self._t[r, k - 1]:
                     continue  # a bar already held (overlapping fetch or a duplicated reply)
                 if k == self._t.shape[1]:
-                    self._t = np.concatenate([self._t, np.zeros_like(self._t)], axis=1)
-                    self._v = np.concatenate([self._v, np.zeros_like(self._v)], axis=2)
+                    held = self._t.shape[0]
+                    self._t = np.concatenate([self._t, np.zeros((held, _GROW), dtype=np.int64)], axis=1)
+                    self._v = np.concatenate([self._v, np.zeros((5, held, _GROW))], axis=2)
                 self._t[r, k] = m
                 self._v[:, r, k] = (b.open, b.high, b.low, b.close, b.volume)
                 self._len[r] = k + 1

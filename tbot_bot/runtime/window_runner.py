@@ -86,7 +86,9 @@ class WindowRunner:
             ctx.log.event(self.name, "screen_reject", ticker=r.symbol, filter=r.filter, reason=r.reason)
         self.symbols = screen.symbols
         ctx.log.event(self.name, "candidates", tickers=",".join(self.symbols), count=len(self.symbols))
-        self.feed = MarketFeed(ctx.broker, w.session_open or w.start, call=ctx.errors.call)
+        self.feed = MarketFeed(
+            ctx.broker, w.session_open or w.start, call=ctx.errors.call, until=w.monitoring_end
+        )
         # window setup: the session so far is loaded and MID's indicators caught up before the first decision
         self.feed.refresh(self.symbols, ctx.clock.now())
         evaluator.prime(ctx.clock.now(), self.feed.bars(self.symbols))

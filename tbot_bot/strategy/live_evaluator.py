@@ -87,6 +87,11 @@ class LiveEvaluator:
         # MID on the feed's stacked bars: indicators extended a column a minute (strategy_mid.running_indicators)
         make = getattr(strategy, "running_indicators", None)
         self._running: RunningIndicators | None = make(params) if callable(make) else None
+        if self._running is not None and window.session_open is not None:
+            # room for every column from the session open to the window's last minute, reserved once
+            self._running.columns = (
+                int((window.monitoring_end - window.session_open).total_seconds() // 60) + 2
+            )
         self._fired = np.zeros(0, dtype=bool)  # rows whose first entry column is already behind us
         self._stacked_key: tuple[datetime, int] | None = None
         self._stacked_symbols: tuple[str, ...] = ()

@@ -64,6 +64,8 @@ class RunningIndicators:
 
     def __init__(self, adx_period: int, bb_period: int, bb_std: float) -> None:
         self.adx_period, self.bb_period, self.bb_std = adx_period, bb_period, bb_std
+        # columns the window will reach (set by the live evaluator): reserved at once, never grown by doubling
+        self.columns: int | None = None
         self.symbols: tuple[str, ...] = ()
         self.k = 0
         self._t0 = -1
@@ -107,7 +109,7 @@ class RunningIndicators:
         column computed now (0 after a start-over, k when nothing was new)."""
         k = close.shape[1]
         if symbols != self.symbols or k < self.k or int(t[0]) != self._t0:
-            self._reset(symbols, int(t[0]), max(k, 64) + 64)
+            self._reset(symbols, int(t[0]), max(k, self.columns) if self.columns else max(k, 64) + 64)
         j0 = self.k
         if k == j0:
             return j0

@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tbot_bot.broker.broker_api import Bar
 
@@ -54,6 +56,48 @@ class _SymbolBars:
         return self.ts // NS_PER_DAY
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    out = values.view()
+    out.flags.writeable = False  # a view of the caller's frame must never be written through
+    return out
+
+
+def _symbol_runs(symbol: pd.Series, ts: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+    """(symbols, row bounds) when the bars are already in (symbol, timestamp) order, else None. Decided on the
+    Arrow strings as they are (adjacent compares), not by hashing millions of symbols into codes."""
+    n = len(ts)
+    if n == 0:
+        return [], np.zeros(1, dtype=np.int64)
+    text = pa.array(symbol.astype("str").array)
+    if text.null_count:
+        return None
+    changes = pc.not_equal(text.slice(1), text.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    starts = np.r_[0, np.flatnonzero(changes) + 1]
+    # within a symbol's run the stamps never go back
+    if not ((ts[1:] >= ts[:-1]) | changes).all():
+        return None
+    del changes
+    names = [str(x) for x in text.take(pa.array(starts)).to_pylist()]
+    if any(later <= earlier for earlier, later in zip(names, names[1:], strict=False)):
+        return None  # a symbol in two runs, or runs out of name order
+    return names, np.r_[starts, n]
+
+
+def _sessions(ts: np.ndarray) -> list[tuple[int, int]]:
+    """(first bar start, last bar end) per UTC date present, ascending; a million stamps at a time."""
+    span: dict[int, tuple[int, int]] = {}
+    step = 1 << 20
+    for lo in range(0, len(ts), step):
+        part = ts[lo : lo + step]
+        days = part // NS_PER_DAY
+        for d in np.unique(days):
+            in_day = part[days == d]
+            first, last = int(in_day.min()), int(in_day.max())
+            held = span.get(int(d))
+            span[int(d)] = (first, last) if held is None else (min(held[0], first), max(held[1], last))
+    return [(first, last + NS_PER_MINUTE) for _, (first, last) in sorted(span.items())]
+
+
 class BarIndex:
     """Read-only lookups over a frame of 1-minute bars.
 
@@ -69,32 +113,25 @@ class BarIndex:
         if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
             stamps = pd.to_datetime(stamps, utc=True)
         ts = stamps.dt.as_unit("ns").array.asi8  # int64 ns since the epoch (UTC), no copy
-        codes, uniques = pd.factorize(bars["symbol"].astype(str), sort=True)
-        # (symbol, timestamp) order, stable; skipped when the frame is already in it
-        step = np.diff(codes)
-        ordered = bool(np.all((step > 0) | ((step == 0) & (np.diff(ts) >= 0))))
-        del step
-        order = None if ordered else np.lexsort((ts, codes))
-
-        def column(values: np.ndarray) -> np.ndarray:
-            out = (values if order is None else values[order]).view()
-            out.flags.writeable = False  # a view of the caller's frame must never be written through
-            return out
-
-        ts_all = column(ts)
-        cols = {c: column(bars[c].to_numpy(dtype=float)) for c in ("open", "high", "low", "close", "volume")}
-        sorted_codes = codes if order is None else codes[order]
-        bounds = np.searchsorted(sorted_codes, np.arange(len(uniques) + 1), side="left")
+        cols = {c: bars[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")}
+        runs = _symbol_runs(bars["symbol"], ts)
+        if runs is None:
+            # any other order: sorted once into shared arrays
+            codes, uniques = pd.factorize(bars["symbol"].astype(str), sort=True)
+            order = np.lexsort((ts, codes))
+            ts = ts[order]
+            cols = {c: v[order] for c, v in cols.items()}
+            bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1), side="left")
+            del codes, order
+            runs = ([str(u) for u in uniques], bounds)
+        names, bounds = runs
+        ts_all = _read_only(ts)
+        cols = {c: _read_only(v) for c, v in cols.items()}
         self._by_symbol: dict[str, _SymbolBars] = {}
-        for k, symbol in enumerate(uniques):
+        for k, symbol in enumerate(names):
             a, b = int(bounds[k]), int(bounds[k + 1])
-            self._by_symbol[str(symbol)] = _SymbolBars(ts_all[a:b], *(cols[c][a:b] for c in cols))
-        days = ts_all // NS_PER_DAY
-        sessions: list[tuple[int, int]] = []
-        for d in np.unique(days):
-            in_day = ts_all[days == d]
-            sessions.append((int(in_day.min()), int(in_day.max()) + NS_PER_MINUTE))
-        self._sessions = sessions  # (open_ns, close_ns) per UTC date, ascending
+            self._by_symbol[symbol] = _SymbolBars(ts_all[a:b], *(cols[c][a:b] for c in cols))
+        self._sessions = _sessions(ts_all)  # (open_ns, close_ns) per UTC date, ascending
 
     @property
     def symbols(self) -> frozenset[str]:
