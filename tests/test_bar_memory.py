@@ -196,3 +196,23 @@ def test_stamps_the_parser_cannot_hold_in_nanoseconds_are_refused(
     rows[0] = (stamp, "ZZ", 12.0)
     with pytest.raises(DataError, match=f"row 2: {problem}"):
         load_bars(_write(tmp_path / "bars.csv", rows))
+
+
+def test_a_file_with_repeated_bars_is_read_again_before_it_is_condensed(tmp_path: Path) -> None:
+    rows = _rows()
+    lines = ["timestamp,symbol,open,high,low,close,volume"]
+    lines += [f"{ts},{sym},{px},{px + 1},{px - 1},{px},{1000 + i}" for i, (ts, sym, px) in enumerate(rows)]
+    lines.insert(3, lines[2])  # ZZ's second minute of Jan 2, twice with identical values
+    src = tmp_path / "bars.csv"
+    src.write_text("\n".join(lines) + "\n")
+    day = date(2024, 1, 3)
+    short = load_bars(src, by_symbol=True, condense_before=day)
+    zz = short[(short["symbol"] == "ZZ") & (short["timestamp"].dt.date < day)]
+    assert list(zz["volume"]) == [1000 + 1001 + 1002]  # the repeat is counted once
+    assert len(short) == 3 + 9
+    lines[3] = lines[3].replace(",1001", ",999")  # now the repeat disagrees: refused, naming both rows
+    src.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError, match=r"row 4: ZZ at .* appears again with different values \(first at row 3\)"
+    ):
+        load_bars(src, by_symbol=True, condense_before=day)

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from tbot_bot.errors import DataError
+from tbot_bot.errors import DataError, LogicError
 from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
@@ -100,13 +100,19 @@ class _Findings:
 
 
 class _Typed:
-    """The checked, typed columns of every slice so far, joined once at the end (one column at a time)."""
+    """The checked, typed columns of every slice so far. Keys (stamps, symbol codes) are kept for every row, as
+    the whole-file checks need them; values only for rows kept as minutes: rows `days` condenses are folded
+    into per-(symbol, date) partial sums as they arrive, rows outside its dates are not kept at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, days: Days) -> None:
+        self.days = days
         self.stamps: list[np.ndarray] = []  # int64 ns UTC
         self.codes: list[np.ndarray] = []  # symbol codes into `symbols`, in order of first appearance
         self.symbols: dict[str, int] = {}
         self.values: dict[str, list[np.ndarray]] = {}
+        self.minutes: list[np.ndarray] = []  # per slice: rows kept as minutes
+        self.dropped = False  # whether any row's values were left out or condensed
+        self.groups = _Groups()
 
     def add_symbols(self, symbol: pd.Series) -> None:
         codes, uniques = pd.factorize(symbol)
@@ -116,7 +122,23 @@ class _Typed:
         # an empty symbol (code -1) refuses the file; its placeholder code is never used
         self.codes.append(lookup[codes] if len(lookup) else np.zeros(len(codes), dtype=np.int32))
 
-    def bars(self, path: Path, first_row: int, order: Order, days: Days) -> pd.DataFrame:
+    def add_values(self, values: dict[str, np.ndarray]) -> None:
+        """One slice's value columns (after its keys): only what `days` keeps is held."""
+        stamps = self.stamps[-1]
+        masks = self.days.masks(stamps)
+        self.minutes.append(np.ones(len(stamps), dtype=bool) if masks is None else masks[0])
+        self.dropped |= masks is not None
+        for name, column in values.items():
+            self.values.setdefault(name, []).append(column if masks is None else column[masks[0]])
+        if masks is not None and masks[1].any():
+            condensed = masks[1]
+            self.groups.add(
+                self.codes[-1][condensed], stamps[condensed], {n: v[condensed] for n, v in values.items()}
+            )
+
+    def bars(
+        self, path: Path, first_row: int, order: Order, reread: Callable[[], pd.DataFrame] | None
+    ) -> pd.DataFrame:
         """The whole-file checks on integer keys (no hashing of millions of strings), then the frame of the rows
         `days` keeps, in `order`, built one column at a time (the slices are freed as each column is made)."""
         keys = [_joined(self.stamps, np.int64), _joined(self.codes, np.int32)]
@@ -124,60 +146,21 @@ class _Typed:
         stamps, codes = keys
         names = list(self.symbols)
         if _has_repeats(stamps, codes):
-            # rare: the same (timestamp, symbol) twice is judged on the frame as the file had it
-            bars = self._frame(keys, names, None)
+            # rare: the same (timestamp, symbol) twice is judged on the frame as the file had it, every row
+            # with its values (read again when `days` left some out)
+            if self.dropped:
+                if reread is None:
+                    raise LogicError("a file with repeated bars needs a second read to be limited by date")
+                return select_bars(reread(), self.days, order)
+            bars = _assemble(keys, names, self.values, self.minutes, self.groups, order="file")
             bars = _drop_identical_repeats(bars, path, first_row).reset_index(drop=True)
             stamps, codes = bars["timestamp"].array.asi8, pd.factorize(bars["symbol"])[0]
             _check_order(stamps, codes, path, first_row, lambda i: str(bars["symbol"].iloc[i]))
-            return select_bars(bars, days, order)
+            return select_bars(bars, EVERY_DAY, order)
         _check_order(stamps, codes, path, first_row, lambda i: names[keys[1][i]])
-        give_back_freed_memory()  # the checks' sorted copies of the keys
-        ranks = np.empty(len(names), dtype=np.int32)
-        ranks[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(
-            len(names), dtype=np.int32
-        )
-        selection = _Selection.of(stamps, ranks[codes], days, order)
         del stamps, codes
-        if selection is not None:
-            return selection.frame(
-                pd.array(names, dtype="str"),
-                keys,
-                lambda name: self.values[name],
-                self.values,
-            )
-        perm = _sort_order(keys[0], ranks[keys[1]], order)
-        if perm is None:
-            return self._frame(keys, names, None)
-        # where each row of the file goes: slices are written into place and freed one by one
-        target = np.empty(len(perm), dtype=np.int32 if len(perm) < 2**31 else np.int64)
-        target[perm] = np.arange(len(perm), dtype=target.dtype)
-        del perm
-        return self._frame(keys, names, target)
-
-    def _frame(self, keys: list[np.ndarray], names: list[str], target: np.ndarray | None) -> pd.DataFrame:
-        """The frame from [stamps, codes] (taken from the list as used) and the value slices; rows moved to
-        `target` positions when given."""
-
-        def placed(parts: list[np.ndarray]) -> np.ndarray:
-            if target is None:
-                return _joined(parts, float)
-            out = np.empty(len(target), dtype=parts[0].dtype if parts else float)
-            lo = 0
-            while parts:
-                part = parts.pop(0)
-                out[target[lo : lo + len(part)]] = part
-                lo += len(part)
-                del part
-            give_back_freed_memory()  # the column's slices, freed into the heap, are not kept mapped
-            return out
-
-        stamps = placed([keys.pop(0)])
-        columns: dict[str, Any] = {"timestamp": _utc(stamps)}
-        del stamps
-        columns["symbol"] = pd.Series(pd.array(names, dtype="str").take(placed([keys.pop(0)])), copy=False)
-        for name, parts in self.values.items():
-            columns[name] = placed(parts)
-        return pd.DataFrame(columns, copy=False)
+        give_back_freed_memory()  # the checks' sorted copies of the keys
+        return _assemble(keys, names, self.values, self.minutes, self.groups, order)
 
 
 Order = Literal["file", "time", "symbol"]
@@ -221,135 +204,146 @@ class Days:
 EVERY_DAY = Days()
 
 
-class _Selection:
-    """Where each row of a file goes: kept minutes to their place in the output order, condensed rows into
-    their (symbol, date) group, each group to one output row. Columns are then written piece by piece straight
-    into place (no joined copy of the file's column, no sorted copy of the output)."""
+class _Groups:
+    """Condensed rows folded into one bar per (symbol, date): partial sums per slice, merged at the end. Within
+    a symbol the file's rows are in time order (the order check refuses the file otherwise), so a group's first
+    row in the file is its first minute and its last row its last minute."""
 
-    def __init__(
-        self, stamps: np.ndarray, ranks: np.ndarray, minutes: np.ndarray, condensed: np.ndarray, order: Order
-    ) -> None:
-        index: Any = np.int32 if len(stamps) < 2**31 else np.int64  # positions fit 4 bytes below 2**31 rows
-        rows = np.flatnonzero(minutes).astype(index)
-        crow = np.flatnonzero(condensed).astype(index)
-        crow = crow[np.lexsort((stamps[crow], ranks[crow]))]  # each (symbol, date) group together, in time
-        if len(crow):
-            day, rank = stamps[crow] // NS_PER_DAY, ranks[crow]
-            self.starts = np.flatnonzero(np.r_[True, (rank[1:] != rank[:-1]) | (day[1:] != day[:-1])])
-            del day, rank
-            self.ends = np.r_[self.starts[1:], len(crow)] - 1
-        else:
-            self.starts = self.ends = np.zeros(0, dtype=np.int64)
-        self.groups = len(crow)
-        n_out = len(rows) + len(self.starts)
-        # output rows before ordering: the minutes, then one per group (stamped at its last minute)
-        perm = _sort_order(
-            np.concatenate([stamps[rows], stamps[crow[self.ends]]]),
-            np.concatenate([ranks[rows], ranks[crow[self.starts]]]),
-            order,
-        )
-        place = np.arange(n_out, dtype=index)
-        if perm is not None:
-            place[perm] = np.arange(n_out, dtype=index)
-        del perm
-        self.n_out = n_out
-        self.dest = np.full(len(stamps), -1, dtype=index)  # file row -> output position (-1: not a minute)
-        self.dest[rows] = place[: len(rows)]
-        self.group_at = place[len(rows) :]  # output position of each group
-        del place, rows
-        self.in_group = np.full(len(stamps), -1, dtype=index)  # file row -> position among grouped rows
-        self.in_group[crow] = np.arange(len(crow), dtype=index)
-        del crow
-        self._volume: np.ndarray | None = None
+    def __init__(self) -> None:
+        self.parts: list[dict[str, np.ndarray]] = []
 
-    @classmethod
-    def of(cls, stamps: np.ndarray, ranks: np.ndarray, days: Days, order: Order) -> _Selection | None:
-        masks = days.masks(stamps)
-        if masks is None:
-            return None
-        selection = cls(stamps, ranks, *masks, order)
-        del masks
-        give_back_freed_memory()  # the grouping's temporaries
-        return selection
+    def add(self, codes: np.ndarray, stamps: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        order = np.lexsort((stamps, stamps // NS_PER_DAY, codes))
+        self.parts.append(_fold(codes[order], stamps[order], {n: v[order] for n, v in values.items()}))
 
-    def placed(self, parts: list[np.ndarray], how: str) -> np.ndarray:
-        """One column in output order from its pieces (file order; each freed once written); a group's value
-        is its first, last, max, min, sum or volume-weighted mean ("vwap")."""
-        dtype = parts[0].dtype if parts else np.dtype(float)
-        out = np.empty(self.n_out, dtype=dtype)
-        group = np.empty(self.groups, dtype=dtype)
-        lo = 0
-        while parts:
-            part = parts.pop(0)
-            hi = lo + len(part)
-            dest = self.dest[lo:hi]
-            kept = dest >= 0
-            out[dest[kept]] = part[kept]
-            if self.groups:
-                at = self.in_group[lo:hi]
-                grouped = at >= 0
-                group[at[grouped]] = part[grouped]
-            lo = hi
-            del part
-        if self.groups:
-            out[self.group_at] = self._condensed(group, how)
+    def merged(self) -> dict[str, np.ndarray]:
+        """One row per (symbol, date): code, stamp (its last minute) and each value column."""
+        if not self.parts:
+            return {}
+        joined = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+        self.parts.clear()
+        order = np.lexsort((joined["first"], joined["last"] // NS_PER_DAY, joined["code"]))
+        joined = {k: v[order] for k, v in joined.items()}
+        day = joined["last"] // NS_PER_DAY
+        starts = _group_starts(joined["code"], day)
+        ends = np.r_[starts[1:], len(day)] - 1
+        out = {"code": joined["code"][starts], "stamp": joined["last"][ends]}
+        for name in [k for k in joined if k not in ("code", "first", "last")]:
+            how = _CONDENSE.get(name.split(":")[0], "last")
+            out[name] = _reduce(joined[name], starts, ends, "sum" if name.startswith("vwap:") else how)
+        if "vwap:pv" in out:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["vwap"] = np.where(out["vwap:w"] > 0, out["vwap:pv"] / out["vwap:w"], out["vwap"])
         return out
 
-    def _condensed(self, group: np.ndarray, how: str) -> np.ndarray:
-        if how == "first":
-            return group[self.starts]
-        if how == "last":
-            return group[self.ends]
-        if how == "max":
-            return np.maximum.reduceat(group, self.starts)
-        if how == "min":
-            return np.minimum.reduceat(group, self.starts)
-        if how == "sum":
-            self._volume = group  # kept for a vwap column, which comes after volume
-            return np.add.reduceat(group, self.starts)
-        # vwap: weighted by each minute's volume; a group without volume keeps its last vwap
-        weights = self._volume if self._volume is not None else np.ones(len(group))
-        total = np.add.reduceat(weights, self.starts)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            weighted = np.add.reduceat(np.nan_to_num(group) * weights, self.starts) / total
-        return np.where(total > 0, weighted, group[self.ends])
 
-    def frame(
-        self,
-        names: Any,
-        keys: list[np.ndarray],
-        column: Callable[[str], list[np.ndarray]],
-        value_names: Iterable[str],
-    ) -> pd.DataFrame:
-        """The frame: timestamp, symbol (`names` taken by code), then each value column, made one at a time."""
-        columns: dict[str, Any] = {"timestamp": _utc(self.placed([keys.pop(0)], "last"))}
-        columns["symbol"] = pd.Series(names.take(self.placed([keys.pop(0)], "first")), copy=False)
-        give_back_freed_memory()
-        for name in list(value_names):
-            columns[name] = self.placed(column(name), _CONDENSE.get(name, "last"))
-            give_back_freed_memory()
-        self._volume = None
-        return pd.DataFrame(columns, copy=False)
+def _group_starts(codes: np.ndarray, day: np.ndarray) -> np.ndarray:
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (day[1:] != day[:-1])])
 
 
-_CONDENSE = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "vwap": "vwap"}
+def _reduce(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, how: str) -> np.ndarray:
+    if how == "first":
+        return values[starts]
+    if how == "max":
+        return np.maximum.reduceat(values, starts)
+    if how == "min":
+        return np.minimum.reduceat(values, starts)
+    if how == "sum":
+        return np.add.reduceat(values, starts)
+    return values[ends]  # "last" (and a vwap column's fallback: the group's last vwap)
+
+
+def _fold(codes: np.ndarray, stamps: np.ndarray, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Partial sums of rows sorted by (symbol, date, time): first and last stamp, first open, highest high,
+    lowest low, last close, summed volume; vwap as volume-weighted sums (a group without volume keeps its
+    last vwap)."""
+    starts = _group_starts(codes, stamps // NS_PER_DAY)
+    ends = np.r_[starts[1:], len(codes)] - 1
+    out = {"code": codes[starts], "first": stamps[starts], "last": stamps[ends]}
+    for name, column in values.items():
+        out[name] = _reduce(column, starts, ends, _CONDENSE.get(name, "last"))
+    if "vwap" in values:
+        weights = values["volume"]
+        out["vwap:pv"] = np.add.reduceat(np.nan_to_num(values["vwap"]) * weights, starts)
+        out["vwap:w"] = np.add.reduceat(weights, starts)
+    return out
+
+
+_CONDENSE = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+
+
+def _assemble(
+    keys: list[np.ndarray],
+    names: list[str],
+    values: dict[str, list[np.ndarray]],
+    minutes: list[np.ndarray],
+    groups: _Groups,
+    order: Order,
+) -> pd.DataFrame:
+    """The frame from the keys of every row [stamps, codes] (taken from the list), the value pieces of the
+    rows kept as minutes and the condensed groups, in `order`: each column is written piece by piece straight
+    to its output row (no joined copy of a column, no sorted copy of the frame)."""
+    index: Any = np.int32 if len(keys[0]) < 2**31 else np.int64  # positions fit 4 bytes below 2**31 rows
+    stamps, codes = keys.pop(0), keys.pop(0)
+    kept = _joined(minutes, bool)
+    if not kept.all():
+        rows = np.flatnonzero(kept).astype(index)
+        stamps, codes = stamps[rows], codes[rows]
+        del rows
+    del kept
+    condensed = groups.merged()
+    if condensed:
+        stamps = np.concatenate([stamps, condensed["stamp"]])
+        codes = np.concatenate([codes, condensed["code"]])
+    ranks = np.empty(len(names), dtype=np.int32)
+    ranks[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names), dtype=np.int32)
+    perm = _sort_order(stamps, ranks[codes], order)
+    place = None
+    if perm is not None:
+        # where each output row goes: pieces are written into place and freed one by one
+        place = np.empty(len(perm), dtype=index)
+        place[perm] = np.arange(len(perm), dtype=index)
+        del perm
+    give_back_freed_memory()
+    n_out = len(stamps)
+
+    def put(pieces: list[np.ndarray]) -> np.ndarray:
+        out = np.empty(n_out, dtype=pieces[0].dtype if pieces else float)
+        lo = 0
+        while pieces:
+            part = pieces.pop(0)
+            hi = lo + len(part)
+            out[slice(lo, hi) if place is None else place[lo:hi]] = part
+            lo = hi
+            del part
+        give_back_freed_memory()  # the column's slices, freed into the heap, are not kept mapped
+        return out
+
+    def column(name: str) -> list[np.ndarray]:
+        return values[name] + ([condensed[name]] if condensed else [])
+
+    columns: dict[str, Any] = {"timestamp": _utc(put([stamps]))}
+    del stamps
+    columns["symbol"] = pd.Series(pd.array(names, dtype="str").take(put([codes])), copy=False)
+    del codes
+    for name in list(values):
+        columns[name] = put(column(name))
+    return pd.DataFrame(columns, copy=False)
 
 
 def select_bars(df: pd.DataFrame, days: Days, order: Order) -> pd.DataFrame:
     """A checked frame limited and condensed by `days`, in `order` (several files joined, or the rare file with
-    identical repeats: the single-file path does this while assembling its columns)."""
-    stamps = df["timestamp"].array.asi8
-    ranks = pd.factorize(df["symbol"], sort=True)[0]  # ranks in the symbols' sort order
-    selection = _Selection.of(stamps, ranks, days, order)
-    if selection is not None:
-        values = [c for c in df.columns if c not in ("timestamp", "symbol")]
-        return selection.frame(
-            df["symbol"].array,
-            [stamps, np.arange(len(df))],
-            lambda name: [df[name].to_numpy(dtype=float)],
-            values,
-        )
-    return df.reset_index(drop=True) if order == "file" else sort_bars(df, by_symbol=order == "symbol")
+    repeats: a single file does this as its slices arrive)."""
+    typed = _Typed(days)
+    codes, uniques = pd.factorize(df["symbol"])
+    typed.symbols = {str(u): i for i, u in enumerate(uniques)}
+    typed.stamps.append(df["timestamp"].array.asi8)
+    typed.codes.append(codes.astype(np.int32))
+    typed.add_values({c: df[c].to_numpy(dtype=float) for c in df.columns if c not in ("timestamp", "symbol")})
+    keys = [typed.stamps.pop(), typed.codes.pop()]
+    return _assemble(keys, list(typed.symbols), typed.values, typed.minutes, typed.groups, order)
 
 
 def _utc(stamps: np.ndarray) -> pd.Series:
@@ -493,13 +487,14 @@ def check_slices(
     order: Order = "file",
     days: Days = EVERY_DAY,
     rows_read: list[int] | None = None,
+    reread: Callable[[], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The bars of one file given as consecutive slices of its rows (a CSV read in chunks, or one frame cut up):
     typed columns in file order (or `order`), identical repeats removed, limited and condensed by `days` after
     every row was checked; DataError otherwise. Only the typed columns of the
     slices seen so far are held: a file of millions of rows never sits in memory as text."""
     found = _Findings(path, first_row)
-    typed = _Typed()
+    typed = _Typed(days)
     offset = 0
     numbers: list[str] = []
     for n, raw in enumerate(slices):
@@ -511,26 +506,34 @@ def check_slices(
                     f"{path}: missing columns {', '.join(missing)} (need {', '.join(COLUMNS)}[, vwap])"
                 )
             numbers = [*PRICES, "volume"] + (["vwap"] if "vwap" in raw.columns else [])
-            typed.values = {c: [] for c in numbers}
+            typed.values = {c: [] for c in numbers}  # the column order of the frame
         symbol = raw["symbol"].astype("string").str.strip()
         empty = (symbol.isna() | (symbol == "")).fillna(True).to_numpy(dtype=bool)
         found.add(_SYMBOL_EMPTY, np.flatnonzero(empty), offset, lambda i: "the symbol is empty")
         typed.add_symbols(symbol)
         del symbol
         typed.stamps.append(_timestamps(raw["timestamp"], offset, found, stamps_are_utc))
-        for k, col in enumerate(numbers):
-            check = _NUMBER_CHECKS + 4 * k
-            is_vwap = col == "vwap"
-            typed.values[col].append(
-                _numbers(raw[col], col, check, offset, found, price=col != "volume", optional=is_vwap)
-            )
+        typed.add_values(
+            {
+                col: _numbers(
+                    raw[col],
+                    col,
+                    _NUMBER_CHECKS + 4 * k,
+                    offset,
+                    found,
+                    price=col != "volume",
+                    optional=col == "vwap",
+                )  # fmt: skip
+                for k, col in enumerate(numbers)
+            }
+        )
         offset += len(raw)
         del raw
     found.refuse()
     if rows_read is not None:
         rows_read.append(offset)  # the file's bars before `days` chose among them
     give_back_freed_memory()  # the text the reader made for every slice is garbage now
-    return typed.bars(path, first_row, order, days)
+    return typed.bars(path, first_row, order, reread)
 
 
 def check_bars(
@@ -556,6 +559,8 @@ def check_bars(
         order=order,
         days=days,
         rows_read=rows_read,
+        # every row again, in file order, if repeats must be judged on rows `days` left out
+        reread=lambda: check_bars(df, path, first_row=first_row, stamps_are_utc=stamps_are_utc),
     )
 
 
@@ -578,7 +583,15 @@ def check_csv(
             while (chunk := read_guarded(path, lambda: next(reader, None))) is not None:
                 yield chunk
 
-    return check_slices(chunks(), path, first_row=first_row, order=order, days=days, rows_read=rows_read)
+    return check_slices(
+        chunks(),
+        path,
+        first_row=first_row,
+        order=order,
+        days=days,
+        rows_read=rows_read,
+        reread=lambda: check_csv(path, first_row=first_row),
+    )
 
 
 def _has_repeats(stamps: np.ndarray, codes: np.ndarray) -> bool:

@@ -233,6 +233,8 @@ class Supervisor:
                     return EXIT_FAILURE
                 outcome = failed
             self.outcomes.append(outcome)
+            # the window's feed and indicators are gone: their memory goes back before the next window
+            give_back_freed_memory()
             if outcome.status == "stopped":
                 break
         return self._close_day(ctx, stopped=self.stop_requested())
