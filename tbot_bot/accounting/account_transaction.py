@@ -12,7 +12,7 @@ bearish). An inverse ETF or a put is side=long, direction=bearish; only a short 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
@@ -210,3 +210,38 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
             )
         )
     return entries
+
+
+def entry_for_broker_fee(
+    *,
+    broker: str,
+    activity_id: str,
+    day: date,
+    amount: Decimal,
+    description: str,
+    symbol: str | None,
+    currency_code: str,
+) -> LedgerEntry:
+    """A fee the broker posted apart from any fill (an Alpaca FEE/PTC account activity): Dr 5010 / Cr 1030 for
+    a charge, the reverse for a refund. FITID `<broker>-ACT-<activity id>`: booking the same activity again is a
+    duplicate the writer skips. Dated the activity's day (00:00 UTC), so it lands in that day's statement."""
+    fee = ledger_fee(abs(amount))
+    if fee == 0:
+        raise LedgerError(f"broker fee activity {activity_id} has no amount")
+    charge = amount > 0
+    splits = (
+        (LedgerSplit(BROKER_FEES, debit=fee), LedgerSplit(BROKER_CASH, credit=fee))
+        if charge
+        else (LedgerSplit(BROKER_CASH, debit=fee), LedgerSplit(BROKER_FEES, credit=fee))
+    )
+    return LedgerEntry(
+        fitid=f"{broker}-ACT-{activity_id}",
+        trntype="FEE",
+        dtposted=datetime(day.year, day.month, day.day, tzinfo=UTC),
+        currency_code=currency_code,
+        splits=splits,
+        ticker=symbol,
+        broker=broker,
+        instrument="equity" if symbol else "cash",
+        memo=f"{'' if charge else 'refund: '}{description}"[:255],
+    )

@@ -57,3 +57,16 @@ def account_balances(ledger_path: Path, *, through: str | None = None) -> dict[s
     with open_ledger(ledger_path, readonly=True) as conn:
         rows = conn.execute(sql + " GROUP BY s.account_code", args).fetchall()
     return {str(code): from_minor(int(bal)) for code, bal in rows}
+
+
+def account_fees(ledger_path: Path, day: str) -> Decimal:
+    """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`) dated `day`
+    (YYYY-MM-DD): regulatory fees and pass-through charges, less refunds."""
+    with open_ledger(ledger_path, readonly=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
+            "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype = 'FEE' "
+            "AND t.fitid LIKE '%-ACT-%' AND substr(t.dtposted, 1, 10) = ?",
+            (BROKER_FEES, day),
+        ).fetchone()
+    return from_minor(int(row[0]))

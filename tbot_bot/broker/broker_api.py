@@ -190,6 +190,18 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeActivity:
+    """A charge the broker posts apart from any fill (Alpaca's regulatory SEC/TAF fees and pass-through
+    charges arrive as account activities, often the next day). `amount` > 0 is a charge, < 0 a refund."""
+
+    activity_id: str
+    day: date  # the date the broker dates it
+    amount: Decimal
+    description: str
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ListedEquity:
     """An active, tradable US equity (or ETF) the broker lists."""
 
@@ -253,6 +265,11 @@ class Broker(ABC):
         from tbot_bot.errors import BrokerError
 
         raise BrokerError(f"broker {self.name} cannot list its tradable equities")
+
+    def fee_activities(self, since: date) -> list[FeeActivity]:
+        """Fees and refunds the broker posted on or after `since` apart from fills. A broker whose fills carry
+        their fees (the sim, IBKR commissions, Tradier) posts none."""
+        return []
 
     def self_check(self) -> CheckResult:
         """Reachable and authorised: the account answers and is active."""

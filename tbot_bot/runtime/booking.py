@@ -5,18 +5,32 @@ the OFX statement. Idempotent: FITIDs are client order ids, so booking the same 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tbot_bot.accounting.account_transaction import TradeFill, entries_for_fill
+from tbot_bot.accounting.account_transaction import (
+    BROKER_FEES,
+    TradeFill,
+    entries_for_fill,
+    entry_for_broker_fee,
+)
 from tbot_bot.accounting.accounting_api import LedgerWriter
-from tbot_bot.errors import NetworkError
+from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
+from tbot_bot.accounting.ledger_period import closed_through
+from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.errors import LedgerError, NetworkError, TbotError
 from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
 from tbot_bot.runtime.positions import position_side, signal_direction
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
+
+# Alpaca dates regulatory fees on the trade day but may post them a day or more later (and a weekend or a
+# stopped bot can sit in between): each booking looks this far back; FITIDs keep a fee from being booked twice
+FEE_LOOKBACK = timedelta(days=10)
 
 # an intent is booked once it can no longer change: fully filled, or cancelled/expired after a partial fill
 _FINAL_WITH_FILL = (IntentStatus.FILLED, IntentStatus.CANCELED, IntentStatus.ABANDONED)
@@ -132,13 +146,37 @@ def _when(intent: Intent):  # type: ignore[no-untyped-def]
     return datetime.fromisoformat(intent.filled_at or intent.created_at)
 
 
+def broker_fee_entries(ctx: DayContext) -> list[LedgerEntry]:
+    """Fees the broker posted apart from fills over the last FEE_LOOKBACK (Alpaca's regulatory fees). A broker
+    that cannot answer now is logged and asked again at the next booking: the lookback still covers them."""
+    since = ctx.session_date - FEE_LOOKBACK
+    try:
+        activities = ctx.errors.call(ctx.broker.fee_activities, since)
+    except TbotError as exc:
+        ctx.log.event("supervisor", "broker_fees_unavailable", since=since.isoformat(), reason=str(exc))
+        return []
+    return [
+        entry_for_broker_fee(
+            broker=ctx.settings.BROKER_NAME,
+            activity_id=a.activity_id,
+            day=a.day,
+            amount=a.amount,
+            description=a.description,
+            symbol=a.symbol,
+            currency_code=ctx.binding.currency_code,
+        )
+        for a in activities
+        if a.amount != 0
+    ]
+
+
 def book_day(ctx: DayContext) -> None:
     fills = fills_to_book(ctx)
     if fills:
         crashpoint("before_ingest")
-        b = ctx.binding
-        writer = LedgerWriter.for_home(ctx.home, b.ledger_path, b, ctx.settings.LEDGER_BACKUP_KEEP)
-        result = writer.ingest([e for f in fills for e in entries_for_fill(f)], actor=f"tbot:{ctx.bot_id}")
+        result = _writer(ctx).ingest(
+            [e for f in fills for e in entries_for_fill(f)], actor=f"tbot:{ctx.bot_id}"
+        )
         if result.written:
             ctx.log.event(
                 "supervisor",
@@ -147,6 +185,56 @@ def book_day(ctx: DayContext) -> None:
                 skipped=result.skipped_duplicates,
                 backup=result.backup_path.name if result.backup_path else None,
             )
+    fees = book_broker_fees(ctx)
     from tbot_bot.runtime.reports import write_reports
 
-    write_reports(ctx, exported=bool(fills))
+    write_reports(ctx, exported=bool(fills) or fees > 0)
+
+
+def _writer(ctx: DayContext) -> LedgerWriter:
+    b = ctx.binding
+    return LedgerWriter.for_home(ctx.home, b.ledger_path, b, ctx.settings.LEDGER_BACKUP_KEEP)
+
+
+def book_broker_fees(ctx: DayContext) -> int:
+    """Books the broker's fee activities not in the ledger yet, after the fills (a fee never holds the fills
+    back). One dated in a period already closed is posted on the session's date instead, its memo naming the
+    broker's date (a late charge goes in the open period). Returns how many were written."""
+    entries = broker_fee_entries(ctx)
+    if not entries:
+        return 0
+    with open_ledger(ctx.binding.ledger_path, readonly=True) as conn:
+        marks = ",".join("?" * len(entries))
+        held = {
+            r[0]
+            for r in conn.execute(
+                f"SELECT fitid FROM transactions WHERE fitid IN ({marks})", [e.fitid for e in entries]
+            )
+        }
+        lock = closed_through(conn)
+    fresh = [e for e in entries if e.fitid not in held]
+    if lock is not None:
+        period, through = lock
+        session = datetime.combine(ctx.session_date, datetime.min.time(), tzinfo=UTC)
+        fresh = [
+            replace(
+                e,
+                dtposted=session,
+                memo=f"{e.memo} (broker date {e.dtposted:%Y-%m-%d}; period {period} closed)",
+            )
+            if format_dtposted(e.dtposted) <= through
+            else e
+            for e in fresh
+        ]
+    if not fresh:
+        return 0
+    try:
+        result = _writer(ctx).ingest(fresh, actor=f"tbot:{ctx.bot_id}")
+    except LedgerError as exc:
+        ctx.log.event("supervisor", "broker_fees_not_booked", count=len(fresh), reason=str(exc))
+        return 0
+    total = sum(
+        (s.debit - s.credit for e in fresh for s in e.splits if s.account_code == BROKER_FEES), Decimal(0)
+    )
+    ctx.log.event("supervisor", "broker_fees_booked", written=result.written, total=str(total))
+    return result.written

@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
-from tbot_bot.accounting.ledger_read import OrderFigures, order_figures
+from tbot_bot.accounting.ledger_read import OrderFigures, account_fees, order_figures
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
-from tbot_bot.reporting.trade_history import TradeRecord, trade_history_paths, write_trade_history
+from tbot_bot.reporting.trade_history import (
+    TradeRecord,
+    report_value,
+    trade_history_paths,
+    write_trade_history,
+)
 from tbot_bot.runtime.order_journal import Intent, IntentStatus
 from tbot_bot.runtime.positions import position_side, round_trips, signal_direction
 from tbot_bot.support.path_resolver import BotHome
@@ -129,6 +134,12 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     today = trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode, ledger)
     denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
     summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials)
+    # fees the broker posted apart from fills (Alpaca's regulatory fees) are the day's cost too
+    extra = account_fees(ctx.binding.ledger_path, ctx.day_key)
+    if extra:
+        totals = summary["totals"]
+        totals["account_fees"] = report_value(extra)
+        totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) - extra)
     summary["denials_by_filter"] = ctx.denials
     summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
     write_daily_summary(

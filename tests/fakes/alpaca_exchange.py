@@ -99,6 +99,7 @@ class FakeAlpacaExchange(FakeMarket):
         self.positions: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (signed qty, avg entry)
         self.asset_ids: dict[str, str] = {}
         self.partial_plans: list[PartialPlan] = []
+        self.activities: list[dict[str, Any]] = []  # non-trade account activities (FEE, PTC, DIV ...)
 
     # --- ids ----------------------------------------------------------------------------------------
     def new_uuid(self) -> str:
@@ -416,6 +417,44 @@ class FakeAlpacaExchange(FakeMarket):
             ascending = query.get("direction", "desc") == "asc"
             chosen.sort(key=lambda o: o.submitted_at, reverse=not ascending)
             return [self.order_json(o) for o in chosen[:limit]]
+
+    def post_activity(self, activity_type: str, day: str, net_amount: str, **extra: Any) -> dict[str, Any]:
+        """A non-trade activity as Alpaca reports it: id `<YYYYMMDDhhmmssmmm>::<uuid>`, net_amount signed."""
+        with self._lock:
+            stamp = day.replace("-", "") + f"{len(self.activities):09d}"
+            activity = {
+                "activity_type": activity_type,
+                "id": f"{stamp}::{self.new_uuid()}",
+                "date": day,
+                "net_amount": net_amount,
+                "status": "executed",
+                **extra,
+            }
+            self.activities.append(activity)
+            return activity
+
+    def list_activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /v2/account/activities: activity_types, date | after/until (dates, strict), direction (default
+        desc), page_size (at most 100), page_token (the id the next page starts after)."""
+        with self._lock:
+            kinds = set(query["activity_types"].split(",")) if query.get("activity_types") else None
+            size = int(query.get("page_size", "100"))
+            if not 1 <= size <= 100:
+                raise ApiReject(422, 42210000, f"page_size must be 1..100, got {size}")
+            chosen = [
+                a
+                for a in self.activities
+                if (kinds is None or a["activity_type"] in kinds)
+                and (not query.get("date") or a["date"] == query["date"])
+                and (not query.get("after") or a["date"] > query["after"][:10])
+                and (not query.get("until") or a["date"] < query["until"][:10])
+            ]
+            ascending = query.get("direction", "desc") == "asc"
+            chosen.sort(key=lambda a: a["id"], reverse=not ascending)
+            token = query.get("page_token")
+            if token:
+                chosen = [a for a in chosen if (a["id"] > token if ascending else a["id"] < token)]
+            return [dict(a) for a in chosen[:size]]
 
     def cancel(self, order_id: str) -> None:
         with self._lock:

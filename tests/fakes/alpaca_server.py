@@ -280,6 +280,8 @@ class FakeAlpacaServer(ThreadingHTTPServer):
             if method == "DELETE":
                 ex.cancel(order_id)
                 return 204, None
+        if path == "/v2/account/activities" and method == "GET":
+            return 200, ex.list_activities(query)
         if path == "/v2/assets" and method == "GET":
             return 200, ex.list_assets(query)
         if path == "/v2/stocks/bars" and method == "GET":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +27,7 @@ from tbot_bot.broker.broker_api import (
     Account,
     AssetClass,
     Broker,
+    FeeActivity,
     MarketClock,
     Order,
     OrderRequest,
@@ -36,6 +37,7 @@ from tbot_bot.broker.broker_api import (
 )
 from tbot_bot.broker.brokers.alpaca_data import AlpacaMarketData
 from tbot_bot.broker.brokers.alpaca_translate import (
+    FEE_ACTIVITY_TYPES,
     BrokerRejected,
     MalformedReply,
     MarketDataRefused,
@@ -43,6 +45,7 @@ from tbot_bot.broker.brokers.alpaca_translate import (
     tame_client,
     to_account,
     to_clock,
+    to_fee_activity,
     to_order,
     to_position,
     vendor_errors,
@@ -63,6 +66,7 @@ T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ORDERS_PAGE = 500  # Alpaca's maximum page for GET /v2/orders
+ACTIVITIES_PAGE = 100  # Alpaca's maximum page for GET /v2/account/activities
 
 
 class AlpacaBroker(AlpacaMarketData, Broker):
@@ -394,6 +398,31 @@ class AlpacaBroker(AlpacaMarketData, Broker):
                 self.cancel_order(o.client_order_id)
 
     # --- health -------------------------------------------------------------------------------------
+    def fee_activities(self, since: date) -> list[FeeActivity]:
+        """FEE and PTC account activities dated on or after `since`, oldest first, every page."""
+        out: list[FeeActivity] = []
+        token: str | None = None
+        while True:
+            query = {
+                "activity_types": ",".join(FEE_ACTIVITY_TYPES),
+                "after": (since - timedelta(days=1)).isoformat(),  # `after` is strict: the day before
+                "direction": "asc",
+                "page_size": ACTIVITIES_PAGE,
+            }
+            if token is not None:
+                query["page_token"] = token
+            page: Any = self._read(
+                "list fee activities", partial(self._trading.get, "/account/activities", query)
+            )
+            if not isinstance(page, list):
+                raise MalformedReply(f"account activities: expected a list, got {type(page).__name__}")
+            out.extend(a for raw in page if (a := to_fee_activity(raw)) is not None)
+            if len(page) < ACTIVITIES_PAGE:
+                return out
+            token = str(page[-1].get("id")) if isinstance(page[-1], dict) else None
+            if not token:
+                return out
+
     def self_check(self) -> CheckResult:
         result = super().self_check()
         if not result.ok:

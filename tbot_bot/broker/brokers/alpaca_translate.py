@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from tbot_bot.broker.broker_api import (
     Account,
     Bar,
+    FeeActivity,
     Fill,
     MarketClock,
     Order,
@@ -324,3 +325,28 @@ def to_snapshot(symbol: str, raw: Any) -> Snapshot | None:
         prev_volume=int(prev.volume) if prev is not None else None,
         quote=quote,
     )
+
+
+# Alpaca's account activity types that are charges outside fills: FEE (regulatory SEC/TAF fees and other
+# fees in USD) and PTC (pass-through charges).
+FEE_ACTIVITY_TYPES = ("FEE", "PTC")
+
+
+def to_fee_activity(raw: Any) -> FeeActivity | None:
+    """One account activity as a fee (charge > 0, refund < 0); None for other types or a canceled one."""
+    if not isinstance(raw, dict):
+        raise MalformedReply(f"account activity is not an object: {raw!r}"[:200])
+    if raw.get("activity_type") not in FEE_ACTIVITY_TYPES or raw.get("status") == "canceled":
+        return None
+    activity_id = raw.get("id")
+    if not isinstance(activity_id, str) or not activity_id:
+        raise MalformedReply("account activity has no id")
+    try:
+        day = date.fromisoformat(str(raw.get("date", ""))[:10])
+    except ValueError:
+        raise MalformedReply(f"account activity {activity_id} has no date: {raw.get('date')!r}") from None
+    # the activity's net amount is what it did to cash: a fee is negative there, a charge here
+    amount = -money(raw.get("net_amount"), f"account activity {activity_id} net_amount")
+    symbol = raw.get("symbol") if isinstance(raw.get("symbol"), str) and raw.get("symbol") else None
+    description = str(raw.get("description") or raw.get("activity_type"))
+    return FeeActivity(activity_id, day, amount, description, symbol)
