@@ -204,6 +204,19 @@ class Days:
 EVERY_DAY = Days()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a read of one file returns: rows in `order`, limited and condensed by `days`; `rows_read`, when
+    given, collects the file's row count before `days` chose among them."""
+
+    order: Order = "file"
+    days: Days = EVERY_DAY
+    rows_read: list[int] | None = None
+
+
+AS_READ = Reading()
+
+
 class _Groups:
     """Condensed rows folded into one bar per (symbol, date): partial sums per slice, merged at the end. Within
     a symbol the file's rows are in time order (the order check refuses the file otherwise), so a group's first
@@ -484,17 +497,15 @@ def check_slices(
     *,
     first_row: int,
     stamps_are_utc: bool = False,
-    order: Order = "file",
-    days: Days = EVERY_DAY,
-    rows_read: list[int] | None = None,
+    reading: Reading = AS_READ,
     reread: Callable[[], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The bars of one file given as consecutive slices of its rows (a CSV read in chunks, or one frame cut up):
-    typed columns in file order (or `order`), identical repeats removed, limited and condensed by `days` after
-    every row was checked; DataError otherwise. Only the typed columns of the
+    typed columns as `reading` asks (order, dates, condensing; applied after every row was checked), identical
+    repeats removed; DataError otherwise. Only the typed columns of the
     slices seen so far are held: a file of millions of rows never sits in memory as text."""
     found = _Findings(path, first_row)
-    typed = _Typed(days)
+    typed = _Typed(reading.days)
     offset = 0
     numbers: list[str] = []
     for n, raw in enumerate(slices):
@@ -530,10 +541,10 @@ def check_slices(
         offset += len(raw)
         del raw
     found.refuse()
-    if rows_read is not None:
-        rows_read.append(offset)  # the file's bars before `days` chose among them
+    if reading.rows_read is not None:
+        reading.rows_read.append(offset)  # the file's bars before `days` chose among them
     give_back_freed_memory()  # the text the reader made for every slice is garbage now
-    return typed.bars(path, first_row, order, reread)
+    return typed.bars(path, first_row, reading.order, reread)
 
 
 def check_bars(
@@ -542,12 +553,10 @@ def check_bars(
     *,
     first_row: int,
     stamps_are_utc: bool = False,
-    order: Order = "file",
-    days: Days = EVERY_DAY,
-    rows_read: list[int] | None = None,
+    reading: Reading = AS_READ,
 ) -> pd.DataFrame:
-    """The file's bars (a whole frame as read) with typed columns, in file order (or `order`), identical repeats
-    removed; DataError otherwise. Checked a slice at a time, exactly as a CSV read in chunks."""
+    """The file's bars (a whole frame as read) with typed columns as `reading` asks, identical repeats removed;
+    DataError otherwise. Checked a slice at a time, exactly as a CSV read in chunks."""
     df = df.reset_index(drop=True)
     step = _CHUNK_ROWS
     parts = [df] if len(df) == 0 else (df.iloc[lo : lo + step] for lo in range(0, len(df), step))
@@ -556,9 +565,7 @@ def check_bars(
         path,
         first_row=first_row,
         stamps_are_utc=stamps_are_utc,
-        order=order,
-        days=days,
-        rows_read=rows_read,
+        reading=reading,
         # every row again, in file order, if repeats must be judged on rows `days` left out
         reread=lambda: check_bars(df, path, first_row=first_row, stamps_are_utc=stamps_are_utc),
     )
@@ -568,9 +575,7 @@ def check_csv(
     path: Path,
     *,
     first_row: int = 2,
-    order: Order = "file",
-    days: Days = EVERY_DAY,
-    rows_read: list[int] | None = None,
+    reading: Reading = AS_READ,
 ) -> pd.DataFrame:
     """A CSV (or .csv.gz) of bars read, checked and typed `_CHUNK_ROWS` rows at a time (header on line 1)."""
     header = read_guarded(path, lambda: pd.read_csv(path, nrows=0))
@@ -587,9 +592,7 @@ def check_csv(
         chunks(),
         path,
         first_row=first_row,
-        order=order,
-        days=days,
-        rows_read=rows_read,
+        reading=reading,
         reread=lambda: check_csv(path, first_row=first_row),
     )
 

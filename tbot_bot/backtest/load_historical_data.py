@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.backtest.bar_checks import (
-    EVERY_DAY,
+    AS_READ,
     Days,
     Order,
+    Reading,
     check_bars,
     check_csv,
     read_guarded,
@@ -48,9 +49,7 @@ def _is_ninjatrader(path: Path) -> bool:
 def read_ninjatrader(
     path: str | os.PathLike[str],
     symbol: str,
-    order: Order = "file",
-    days: Days = EVERY_DAY,
-    rows_read: list[int] | None = None,
+    reading: Reading = AS_READ,
 ) -> pd.DataFrame:
     """A NinjaTrader minute export: the stamp is the bar END in UTC, so one minute is subtracted."""
     source = Path(path)
@@ -67,22 +66,18 @@ def read_ninjatrader(
         row = int(bad.to_numpy().argmax())
         raise DataError(f"{source}, row {row + 1}: {stamps.iloc[row]!r} is not a YYYYMMDD HHMMSS time stamp")
     out = raw.drop(columns="stamp").assign(timestamp=ts - pd.Timedelta(minutes=1), symbol=symbol)
-    return check_bars(
-        out, source, first_row=1, stamps_are_utc=True, order=order, days=days, rows_read=rows_read
-    )
+    return check_bars(out, source, first_row=1, stamps_are_utc=True, reading=reading)
 
 
-def _read_file(
-    path: Path, symbol: str | None, order: Order, days: Days, rows_read: list[int]
-) -> pd.DataFrame:
+def _read_file(path: Path, symbol: str | None, reading: Reading) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith(".parquet"):
         frame = read_guarded(path, lambda: pd.read_parquet(path))
-        return check_bars(frame, path, first_row=1, order=order, days=days, rows_read=rows_read)
+        return check_bars(frame, path, first_row=1, reading=reading)
     if _is_ninjatrader(path):
-        return read_ninjatrader(path, symbol or path.name.split(".")[0].upper(), order, days, rows_read)
+        return read_ninjatrader(path, symbol or path.name.split(".")[0].upper(), reading)
     # header on line 1: the first bar is line 2 of the file; read in chunks, so only typed columns are held
-    return check_csv(path, first_row=2, order=order, days=days, rows_read=rows_read)
+    return check_csv(path, first_row=2, reading=reading)
 
 
 def load_bars(
@@ -113,11 +108,12 @@ def load_bars(
     rows_read: list[int] = []
     if len(files) == 1:
         # one file is limited, condensed and sorted while its columns are assembled: no copy of the frame
-        df = _read_file(files[0], ninjatrader_symbol, wanted, days, rows_read)
+        df = _read_file(files[0], ninjatrader_symbol, Reading(wanted, days, rows_read))
     else:
         # several: each limited to the dates, then joined; the same bar in two files (overlapping downloads)
         # is kept once (identical copies within a file were already dropped by its checks)
-        frames = [_read_file(p, ninjatrader_symbol, "file", Days(start, end), rows_read) for p in files]
+        each = Reading("file", Days(start, end), rows_read)
+        frames = [_read_file(p, ninjatrader_symbol, each) for p in files]
         held = [f for f in frames if len(f)]
         df = pd.concat(held, ignore_index=True) if held else (frames[0] if frames else pd.DataFrame())
         del frames, held
