@@ -17,20 +17,18 @@ from typing import Any
 import pandas as pd
 
 from fakes.alpaca_market import BarRow, FakeMarket, iso, parse_ts, synthetic_bars
+from fakes.json_server import ApiError
 
 __all__ = ["ApiReject", "FakeAlpacaExchange", "PartialPlan", "parse_ts", "synthetic_bars", "BarRow"]
 
 FINAL = {"filled", "canceled", "expired", "rejected", "replaced"}
 
 
-class ApiReject(Exception):
-    """An Alpaca error reply: HTTP status plus {"code", "message"}."""
+class ApiReject(ApiError):
+    """An Alpaca error reply: HTTP status plus {"code", "message"} (a numeric code)."""
 
     def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        super().__init__(status, message, code)
 
 
 def _num(d: Decimal) -> str:

@@ -9,150 +9,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import logging
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
 
 import pandas as pd
 
 from fakes.alpaca_exchange import ApiReject, FakeAlpacaExchange, PartialPlan, parse_ts
+from fakes.json_server import FakeJsonServer
 
 log = logging.getLogger(__name__)
 
-FaultKind = Literal["status", "status_after", "drop", "drop_after", "delay", "delay_after", "garbage"]
+ALPACA_FAULT_CODE = 50010000  # the code Alpaca's own 500 replies carry
 
 
-@dataclass
-class Fault:
-    """One injected misbehaviour. `*_after` kinds let the exchange act first (the order IS accepted)."""
-
-    method: str  # "GET", "POST", "DELETE" or "*"
-    path: str  # prefix of the request path, e.g. "/v2/orders"
-    kind: FaultKind
-    status: int = 500
-    code: int = 50010000
-    message: str = "internal server error"
-    delay: float = 0.0
-    times: int = 1
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.times > 0 and self.method in ("*", method) and path.startswith(self.path)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeAlpacaServer  # type: ignore[assignment]
-    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers after a test
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("fake alpaca: " + format, *args)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
-        body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-        except OSError:  # the client gave up (timeout): exactly what a slow real server sees
-            self.close_connection = True
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _dispatch(self, method: str) -> None:
-        with self.server.in_flight():
-            self._handle(method)
-
-    def _handle(self, method: str) -> None:
-        srv = self.server
-        parts = urlsplit(self.path)
-        path = parts.path
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length else b""
-        body: Any = None
-        if raw_body:
-            try:
-                body = json.loads(raw_body)
-            except ValueError:
-                self._send(400, {"code": 40010000, "message": "request body is not JSON"})
-                return
-        srv.record(Recorded(method, path, query, body))
-        if srv.api_key is not None and (
-            self.headers.get("APCA-API-KEY-ID") != srv.api_key
-            or self.headers.get("APCA-API-SECRET-KEY") != srv.secret_key
-        ):
-            self._send(401, {"code": 40110000, "message": "request is not authorized"})
-            return
-        fault = srv.take_fault(method, path)
-        if fault is not None and fault.kind == "status":
-            self._send(fault.status, {"code": fault.code, "message": fault.message})
-            return
-        if fault is not None and fault.kind == "drop":
-            self._drop()
-            return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay)
-        try:
-            status, payload = srv.route(method, path, query, body)
-        except ApiReject as rej:
-            status, payload = rej.status, {"code": rej.code, "message": rej.message}
-        if fault is not None:
-            if fault.kind == "status_after":
-                self._send(fault.status, {"code": fault.code, "message": fault.message})
-                return
-            if fault.kind == "drop_after":
-                self._drop()
-                return
-            if fault.kind == "delay_after":
-                time.sleep(fault.delay)
-            if fault.kind == "garbage":
-                self._send(200, raw=b'{"id": "not-a-uuid", "status": ')
-                return
-        self._send(status, payload)
-
-
-class FakeAlpacaServer(ThreadingHTTPServer):
-    """`with FakeAlpacaServer(exchange) as srv:` starts it on a free port; `srv.url` is the url_override."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class FakeAlpacaServer(FakeJsonServer):
+    """`with FakeAlpacaServer(exchange) as srv:` starts it on a free port; `srv.url` is the url_override.
+    The HTTP plumbing, fault kinds and request log are the JSON fake's (`fakes.json_server`); this adds
+    Alpaca's key headers, its numeric error codes and its routes."""
 
     def __init__(
         self,
@@ -163,94 +40,34 @@ class FakeAlpacaServer(ThreadingHTTPServer):
         secret_key: str | None = "test-secret",
         page_size: int = 10_000,
     ) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(port=port, token=None)
         self.exchange = exchange or FakeAlpacaExchange()
         self.api_key = api_key  # None: any key is accepted (manual runs)
         self.secret_key = secret_key
         self.page_size = page_size
-        self.requests: list[Recorded] = []
-        self.faults: list[Fault] = []
-        self._meta = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._active = 0
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def authorize(self, headers: dict[str, str]) -> int | None:
+        if self.api_key is None:
+            return None
+        keys = (headers.get("apca-api-key-id"), headers.get("apca-api-secret-key"))
+        return None if keys == (self.api_key, self.secret_key) else 401
 
-    def start(self) -> FakeAlpacaServer:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeAlpacaServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @contextmanager
-    def in_flight(self) -> Iterator[None]:
-        with self._meta:
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._meta:
-                self._active -= 1
-
-    def wait_idle(self, timeout: float = 5.0) -> None:
-        """Wait until no request is being handled (a delayed handler may still act after the client gave up)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._meta:
-                if self._active == 0:
-                    return
-            time.sleep(0.01)
-        raise TimeoutError("fake Alpaca server still busy")
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("fake alpaca: connection error from %s", client_address, exc_info=True)
+    def error_body(self, status: int, message: str, code: Any) -> Any:
+        """Alpaca's error body: a numeric code (status x 100,000 + 10,000 for its own refusals)."""
+        if not isinstance(code, int):
+            code = ALPACA_FAULT_CODE if code in (None, "fault") else status * 100_000 + 10_000
+        return {"code": code, "message": message}
 
     # --- test controls ------------------------------------------------------------------------------
-    def inject(self, method: str, path: str, kind: FaultKind, **kw: Any) -> Fault:
-        fault = Fault(method=method, path=path, kind=kind, **kw)
-        with self._meta:
-            self.faults.append(fault)
-        return fault
-
     def inject_partial_fill(self, steps: list[str], *, stall: bool = False) -> None:
         """The next market order fills in these fractions (first at once, then one per read of the order);
         with stall=True the rest never fills."""
         self.exchange.partial_plans.append(PartialPlan([Decimal(s) for s in steps], stall=stall))
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        with self._meta:
-            for fault in self.faults:
-                if fault.matches(method, path):
-                    fault.times -= 1
-                    return fault
-        return None
-
-    def record(self, entry: Recorded) -> None:
-        with self._meta:
-            self.requests.append(entry)
-
-    def count(self, method: str, path: str) -> int:
-        with self._meta:
-            return sum(1 for r in self.requests if r.method == method and r.path == path)
-
     # --- routes -------------------------------------------------------------------------------------
-    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    def route(
+        self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
+    ) -> tuple[int, Any]:
         ex = self.exchange
         if path == "/v2/account" and method == "GET":
             return 200, ex.account()

@@ -35,6 +35,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     skip: int = 0  # let this many matching requests through untouched first
+    code: Any = None  # the error body's code (None: the server's default for faults)
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.method in ("*", method) and path.startswith(self.path)
@@ -74,6 +75,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
     def _send(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
         body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
         try:
@@ -111,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     body = json.loads(raw_body)
                 except ValueError:
-                    self._send(400, {"code": "bad_json", "message": "request body is not JSON"})
+                    self._send(400, srv.error_body(400, "request body is not JSON", "bad_json"))
                     return
             else:
                 body = dict(parse_qsl(raw_body.decode(), keep_blank_values=True))
@@ -119,11 +123,11 @@ class _Handler(BaseHTTPRequestHandler):
         srv.record(Recorded(method, path, query, body, headers))
         refusal = srv.authorize(headers)
         if refusal is not None:
-            self._send(refusal, {"code": "unauthorized", "message": "bad token"})
+            self._send(refusal, srv.error_body(refusal, "request is not authorized", "unauthorized"))
             return
         fault = srv.take_fault(method, path)
         if fault is not None and fault.kind == "status":
-            self._send(fault.status, {"code": "fault", "message": fault.message})
+            self._send(fault.status, srv.error_body(fault.status, fault.message, fault.code))
             return
         if fault is not None and fault.kind == "drop":
             self._drop()
@@ -133,10 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, payload = srv.route(method, path, query, body, headers)
         except ApiError as err:
-            status, payload = err.status, {"code": err.code or str(err.status), "message": err.message}
+            status, payload = err.status, srv.error_body(err.status, err.message, err.code or str(err.status))
         if fault is not None:
             if fault.kind == "status_after":
-                self._send(fault.status, {"code": "fault", "message": fault.message})
+                self._send(fault.status, srv.error_body(fault.status, fault.message, fault.code))
                 return
             if fault.kind == "drop_after":
                 self._drop()
@@ -211,9 +215,14 @@ class FakeJsonServer(ThreadingHTTPServer):
         log.debug("fake server: connection error from %s", client_address, exc_info=True)
 
     def authorize(self, headers: dict[str, str]) -> int | None:
+        """None to serve the request, else the HTTP status refusing it."""
         if self.token is None:
             return None
         return None if headers.get("authorization") == f"Bearer {self.token}" else 401
+
+    def error_body(self, status: int, message: str, code: Any) -> Any:
+        """The JSON an error reply carries (a fault without a code says "fault")."""
+        return {"code": "fault" if code is None else code, "message": message}
 
     # --- test controls --------------------------------------------------------------------------------
     def inject(self, method: str, path: str, kind: FaultKind, **kw: Any) -> Fault:
