@@ -308,3 +308,41 @@ def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path
     assert failed._trial_id == claimed
     assert not fold1.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
     close_storage(storage)
+
+
+def test_a_slow_trial_of_a_live_worker_is_not_taken_for_a_dead_one(tmp_path: Path, space_file: Path) -> None:
+    """The heartbeat is kept fresh while a trial runs: with --stale-after 1 a trial running 2.5 s survives
+    another worker's stale sweep; the same trial with only its first heartbeat would be failed."""
+    import time
+
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import (
+        StudyConfig,
+        _claim,
+        _rdb,
+        close_storage,
+        make_storage,
+        open_study,
+        requeue_stale,
+        trial_heartbeat,
+    )
+    from tbot_bot.optimizer.walk_forward import Fold
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    cfg = StudyConfig(
+        "slow", "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, 1
+    )
+    storage = make_storage(url, 1)
+    study = open_study(cfg, Fold(1, (), ()), storage)
+    beating, silent = _claim(study), _claim(study)
+    assert beating is not None and silent is not None
+    _rdb(storage).record_heartbeat(silent)  # one beat at the start, then nothing (a killed worker)
+    with trial_heartbeat(storage, beating):
+        time.sleep(2.5)  # a trial longer than the grace period
+        other = make_storage(url, 1)  # a second worker starting its fold sweeps stale trials
+        requeue_stale(optuna.load_study(study_name="slow.fold1", storage=other))
+        close_storage(other)
+    states = {t._trial_id: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[beating] == optuna.trial.TrialState.RUNNING
+    assert states[silent] == optuna.trial.TrialState.FAIL
+    close_storage(storage)

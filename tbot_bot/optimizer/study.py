@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -59,8 +61,9 @@ class StudyConfig:
 
 
 def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStorage:
-    """The study storage. Each claimed trial records a heartbeat; a trial still RUNNING `stale_after_s` after
-    it (its worker was killed: trials take milliseconds) is failed and its parameters queued again."""
+    """The study storage. A running trial's worker records its heartbeat every `stale_after_s / 5` seconds
+    (`trial_heartbeat`); a trial whose heartbeat is `stale_after_s` old (its worker was killed) is failed and
+    its parameters queued again. A slow trial of a live worker is never taken for a dead one."""
     from sqlalchemy import exc as sa_exc
 
     with warnings.catch_warnings():
@@ -269,6 +272,34 @@ def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+@contextmanager
+def trial_heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Keep `trial_id`'s heartbeat fresh while the block runs, from a thread (what Optuna's own `optimize()`
+    does; this module runs its own loop to claim grid points)."""
+    rdb = _rdb(storage)
+    interval = rdb.get_heartbeat_interval()
+    rdb.record_heartbeat(trial_id)
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                rdb.record_heartbeat(trial_id)
+            except Exception as exc:  # a missed beat is retried next interval; the trial itself goes on
+                log.warning("optimizer: heartbeat of trial %s not recorded: %s", trial_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"trial-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def requeue_stale(study: optuna.Study) -> None:
     """Trials left RUNNING by a killed worker (heartbeat older than the grace period): failed, then their
     parameters queued again (RetryHeartbeatStaleTrialCallback), so the grid stays complete."""
@@ -299,9 +330,9 @@ def run_fold(
                 # this loop records the heartbeat itself (below), which Optuna's ask() cannot know
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
                 trial = study.ask()
-        _rdb(study._storage).record_heartbeat(trial._trial_id)
         try:
-            value = objective(trial)
+            with trial_heartbeat(study._storage, trial._trial_id):
+                value = objective(trial)
         except KeyboardInterrupt:
             # Ctrl-C: the trial is given up and its grid point queued again, so the same command resumes it
             fixed = study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params")
