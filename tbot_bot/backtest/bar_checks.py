@@ -62,8 +62,12 @@ def _refuse(path: Path, rows: np.ndarray, first_row: int, problem: Callable[[int
     if len(rows) == 0:
         return
     first = int(rows[0])
-    more = f" ({len(rows) - 1} more rows like it)" if len(rows) > 1 else ""
-    raise DataError(f"{path}, row {first + first_row}: {problem(first)}{more}")
+    raise _refusal(path, first + first_row, len(rows), problem(first))
+
+
+def _refusal(path: Path, row: int, count: int, problem: str) -> DataError:
+    more = f" ({count - 1} more rows like it)" if count > 1 else ""
+    return DataError(f"{path}, row {row}: {problem}{more}")
 
 
 # The per-row checks, in the order a file is judged: the first of these that any row fails refuses the file.
@@ -95,8 +99,7 @@ class _Findings:
         if not self._found:
             return
         row, count, problem = self._found[min(self._found)]
-        more = f" ({count - 1} more rows like it)" if count > 1 else ""
-        raise DataError(f"{self.path}, row {row + self.first_row}: {problem}{more}")
+        raise _refusal(self.path, row + self.first_row, count, problem)
 
 
 class _Typed:

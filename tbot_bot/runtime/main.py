@@ -554,6 +554,7 @@ def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
 def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder;
     sorted by (timestamp, symbol), or by (symbol, timestamp) with `by_symbol` (what the sim exchange shares)."""
+    from tbot_bot.backtest.bar_checks import NS_PER_DAY
     from tbot_bot.backtest.load_historical_data import load_bars
     from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
 
@@ -571,7 +572,7 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
     # the previous session is one bar per symbol (its close and volume are what a replayed day reads)
     bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day)
     # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
-    days = bars["timestamp"].array.asi8 // (86_400 * 10**9)
+    days = bars["timestamp"].array.asi8 // NS_PER_DAY
     if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
     return bars
