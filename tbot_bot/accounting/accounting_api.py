@@ -90,7 +90,8 @@ def prepare_batch(entries: Sequence[LedgerEntry]) -> list[_Prepared]:
     return prepared
 
 
-def _existing_digests(conn: sqlite3.Connection, fitids: Sequence[str]) -> dict[str, str]:
+def existing_digests(conn: sqlite3.Connection, fitids: Sequence[str]) -> dict[str, str]:
+    """FITID -> stored digest, for those of `fitids` the ledger already holds."""
     found: dict[str, str] = {}
     unique = sorted(set(fitids))
     for start in range(0, len(unique), _SQL_CHUNK):
@@ -223,7 +224,7 @@ class LedgerWriter:
         with open_ledger(self.ledger_path) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                existing = _existing_digests(conn, [p.row["fitid"] for p in prepared])
+                existing = existing_digests(conn, [p.row["fitid"] for p in prepared])
                 new: list[_Prepared] = []
                 conflicts: list[str] = []
                 seen: set[str] = set()

@@ -16,7 +16,7 @@ from tbot_bot.accounting.account_transaction import (
     entries_for_fill,
     entry_for_broker_fee,
 )
-from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.accounting.accounting_api import LedgerWriter, existing_digests
 from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
@@ -204,13 +204,7 @@ def book_broker_fees(ctx: DayContext) -> int:
     if not entries:
         return 0
     with open_ledger(ctx.binding.ledger_path, readonly=True) as conn:
-        marks = ",".join("?" * len(entries))
-        held = {
-            r[0]
-            for r in conn.execute(
-                f"SELECT fitid FROM transactions WHERE fitid IN ({marks})", [e.fitid for e in entries]
-            )
-        }
+        held = existing_digests(conn, [e.fitid for e in entries])
         lock = closed_through(conn)
     fresh = [e for e in entries if e.fitid not in held]
     if lock is not None:
