@@ -277,7 +277,12 @@ def damaged_bar_file(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, raw
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(case=damaged_bar_file())
 def test_fuzzed_bar_files_load_or_raise_a_data_error(tmp_path: Path, case: tuple[str, bytes]) -> None:
     name, raw = case

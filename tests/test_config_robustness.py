@@ -208,7 +208,12 @@ def fuzz_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(raw=corrupted_config())
 def test_fuzzed_config_file_gives_exit_0_or_a_readable_error(
     fuzz_home: Path, capsys: pytest.CaptureFixture[str], raw: bytes
