@@ -4,6 +4,7 @@ message and exit code (issue 10 item 2). Alpaca homes talk to the fake Alpaca se
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import threading
@@ -75,10 +76,15 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, capsys.readouterr().err
 
 
+# the UTC stamp console log lines open with: start and check may run either side of a second boundary
+_LOG_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", re.MULTILINE)
+
+
 def _refusals(home: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, int, str]:
+    """Exit code and stderr of `start` then `check`, log lines' time stamps left out (the words must match)."""
     start_code, start_err = _run(["start", "--home", str(home), *extra], capsys)
     check_code, check_err = _run(["check", "--home", str(home), *extra], capsys)
-    return start_code, start_err, check_code, check_err
+    return start_code, _LOG_STAMP.sub("", start_err), check_code, _LOG_STAMP.sub("", check_err)
 
 
 def _edit_secret(name: str, change: Callable[[dict[str, object]], None]) -> Callable[[Path], None]:
