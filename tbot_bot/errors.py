@@ -77,3 +77,12 @@ class LedgerError(TbotError):
 
 class MarketDataError(NetworkError):
     """Market data could not be obtained; the watchdog treats a persistent one as a full-shutdown event."""
+
+
+class OrderStateUnknown(NetworkError):
+    """A submission failed in a way that leaves it unknown whether the broker holds the order, and the
+    look-up by client_order_id also failed. The supervisor must reconcile before sending anything new."""
+
+    def __init__(self, message: str, *, client_order_id: str) -> None:
+        self.client_order_id = client_order_id
+        super().__init__(message)

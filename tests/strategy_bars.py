@@ -61,7 +61,7 @@ def session_path(
 def replay_live(strategy, settings, frame: pd.DataFrame, day, *, vix_at_start=None) -> pd.DataFrame:  # noqa: ANN001
     """Drive the LiveEvaluator minute by minute over `frame` (one session); every decision fills at the open
     of the first bar starting at or after the decision time (what the sim exchange does). No risk limits."""
-    from tbot_bot.strategy.strategy_base import OpenPosition
+    from tbot_bot.strategy.decisions import OpenPosition
 
     ev = strategy.live_for(day, settings, vix_at_start=vix_at_start)
     w = ev.window

@@ -13,18 +13,13 @@ from fakes.alpaca_exchange import FakeAlpacaExchange, synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from helpers import make_settings
 
-from tbot_bot.broker import broker_api
-from tbot_bot.broker.broker_api import (
-    AssetClass,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-)
+from tbot_bot.broker import factory
+from tbot_bot.broker.broker_api import AssetClass, OrderRequest, OrderStatus, OrderType
 from tbot_bot.broker.brokers import alpaca as alpaca_module
 from tbot_bot.broker.brokers.alpaca import AlpacaBroker
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, ConfigError, LogicError, MarketDataError
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.path_resolver import BotHome
 
 SESSION = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
@@ -237,7 +232,7 @@ def test_from_settings_reads_encrypted_credentials(tmp_path, server: FakeAlpacaS
             "ALPACA_DATA_URL": server.url,
         },
     )
-    broker = broker_api.build_broker(settings, home, clock=ReplayClock(SESSION))
+    broker = factory.build_broker(settings, home, clock=ReplayClock(SESSION))
     try:
         assert isinstance(broker, AlpacaBroker)
         assert broker._trading._session.timeout == 7

@@ -14,8 +14,8 @@ from fakes.alpaca_server import FakeAlpacaServer
 
 from rigd_tbot.cli import main
 from rigd_tbot.commands.data import parse_bound
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.errors import ConfigError
-from tbot_bot.runtime.clock import ReplayClock
 
 DAY1 = datetime(2026, 11, 16, 14, 30, tzinfo=UTC)  # a Monday
 DAY2 = DAY1 + timedelta(days=1)

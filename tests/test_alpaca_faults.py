@@ -13,10 +13,11 @@ import pytest
 from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide, OrderStatus
+from tbot_bot.broker.broker_api import OrderRequest, OrderStatus
 from tbot_bot.broker.brokers.alpaca import AlpacaBroker
-from tbot_bot.broker.brokers.alpaca_translate import MarketDataRefused, OrderStateUnknown
-from tbot_bot.errors import BrokerError, LogicError, MarketDataError, NetworkError
+from tbot_bot.broker.brokers.alpaca_translate import MarketDataRefused
+from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.errors import BrokerError, LogicError, MarketDataError, NetworkError, OrderStateUnknown
 
 ORDERS = "/v2/orders"
 BY_CID = "/v2/orders:by_client_order_id"

@@ -86,7 +86,7 @@ def test_inverse_etf_bearish_trades_buy_the_mapped_etf(tmp_path: Path) -> None:
 def test_short_type_disabled_logs_and_skips_bearish_signals(tmp_path: Path) -> None:
     result = _run(tmp_path, SHORT_TYPE_OPEN="disabled")
     assert (result.trades["direction"] == "bullish").all()
-    skipped = [s for s in result.skips if s.code == "short_disabled"]
+    skipped = [s for s in result.skips if s.code == "short_type_disabled"]
     assert skipped and "SHORT_TYPE_OPEN=disabled" in skipped[0].reason
 
 

@@ -12,9 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide, OrderStatus
+from tbot_bot.broker.broker_api import OrderRequest, OrderStatus
 from tbot_bot.broker.brokers.alpaca import AlpacaBroker
 from tbot_bot.config.retry import RetryPolicy
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.support.utils_bot import utc_now
 
 KEY = os.environ.get("ALPACA_API_KEY", "")

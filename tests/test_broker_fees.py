@@ -24,9 +24,10 @@ from tbot_bot.broker.broker_api import Broker, FeeActivity
 from tbot_bot.broker.brokers import alpaca as alpaca_module
 from tbot_bot.config.settings_bot import load_settings
 from tbot_bot.errors import BrokerError
+from tbot_bot.inputs.replay_bars import load_replay_bars
 from tbot_bot.runtime.booking import book_broker_fees
 from tbot_bot.runtime.boot import SAMPLE_DATA
-from tbot_bot.runtime.main import Supervisor, load_replay_bars
+from tbot_bot.runtime.main import Supervisor
 from tbot_bot.support.path_resolver import BotHome
 
 

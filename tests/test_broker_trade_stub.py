@@ -13,9 +13,10 @@ import pytest
 from fakes.alpaca_exchange import FakeAlpacaExchange, synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 
-from tbot_bot.broker.broker_api import Order, OrderRequest, OrderSide, OrderStatus, OrderType
+from tbot_bot.broker.broker_api import Order, OrderRequest, OrderStatus, OrderType
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError
-from tbot_bot.runtime.clock import ReplayClock
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 SYMBOLS = {"SPY": 450.0, "QQQ": 380.0, "SH": 14.0}

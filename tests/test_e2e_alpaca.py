@@ -18,9 +18,10 @@ from rigd_tbot.commands.demo import DEMO_DAY
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.broker.brokers.alpaca import AlpacaBroker
 from tbot_bot.config.retry import RetryPolicy
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.inputs.replay_bars import load_replay_bars
 from tbot_bot.runtime.boot import SAMPLE_DATA
-from tbot_bot.runtime.clock import ReplayClock
-from tbot_bot.runtime.main import Supervisor, load_replay_bars
+from tbot_bot.runtime.main import Supervisor
 from tbot_bot.support.path_resolver import BotHome
 
 ROUND_TRIP_FIELDS = (

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from helpers import make_settings
 
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, build_check, vix_gatekeeper
 from tbot_bot.enhancements.base import FilterDecision
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.path_resolver import BotHome
 
 SETTINGS = make_settings()

@@ -10,9 +10,10 @@ from helpers import make_settings
 from test_sim_broker import BARS, at
 
 from tbot_bot.accounting.account_transaction import TradeFill, entries_for_fill
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide
+from tbot_bot.broker.broker_api import OrderRequest
 from tbot_bot.broker.brokers.sim import SimBroker
-from tbot_bot.runtime.clock import ReplayClock
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.trading.fees import FeeSchedule
 
 D = Decimal

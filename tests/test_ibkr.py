@@ -12,17 +12,11 @@ from fakes.fake_ib import ACCOUNT, FakeTws
 from helpers import make_settings
 from ib_async import Option, Stock
 
-from tbot_bot.broker.broker_api import (
-    AssetClass,
-    OptionContract,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-)
+from tbot_bot.broker.broker_api import AssetClass, OptionContract, OrderRequest, OrderStatus, OrderType
 from tbot_bot.broker.brokers.ibkr import IbkrBroker, ReconcileReport
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, ConfigError, NetworkError
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.decrypt_secrets import save_secret_json
 from tbot_bot.support.path_resolver import BotHome
 

@@ -15,9 +15,9 @@ from ib_async.ticker import Ticker
 
 from tbot_bot.broker.brokers.ibkr import IbkrBroker
 from tbot_bot.broker.brokers.ibkr_market import AuctionImbalance
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
 from tbot_bot.errors import MarketDataError, NetworkError
-from tbot_bot.runtime.clock import ReplayClock
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 IBKR = {"BROKER_NAME": "IBKR", "IBKR_ENABLED": "true", "SIM_ENABLED": "false"}

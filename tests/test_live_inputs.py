@@ -180,9 +180,7 @@ def test_stale_vix_skips_close_with_no_vix_logged_and_alerted_once(
             data_source=None,
             broker=broker_for(server),
             broker_wrapper=None,
-            stop_requested=lambda: False,
-            wait_replay=sup._wait_replay,
-            wait_live=sup._wait_live,
+            stop=sup.stop_requested,
             live_clock=clock,
         )
         try:
@@ -216,17 +214,17 @@ def test_a_bot_running_for_days_warms_up_again_for_each_session(
         sup = Supervisor(home, clock=clock)
         r = boot(
             home, replay_day=None, speed=None, data_source=None, broker=broker_for(server), broker_wrapper=None,
-            stop_requested=lambda: False, wait_replay=sup._wait_replay, wait_live=sup._wait_live, live_clock=clock,
+            stop=sup.stop_requested, live_clock=clock,
         )  # fmt: skip
         try:
             assert r.warmup is not None and r.warmup.session == date(2026, 11, 27)
             assert set(r.warmup.prev_volumes()) == {"AAPL", "MSFT", "SH"}
-            assert r._warm_volumes(date(2026, 11, 30)) is not None  # Monday: Friday's volumes
+            assert r.warm_volumes(date(2026, 11, 30)) is not None  # Monday: Friday's volumes
             clock.sleep(3 * 86400)  # Tuesday 2026-12-01 15:00 UTC
             sup._start_live_day(r, ("open", "mid", "close"))
             assert r.warmup.session == date(2026, 11, 30)
             assert set(r.warmup.prev_volumes()) == {"AAPL"}  # only AAPL traded on Monday in the fake
-            assert r._warm_volumes(date(2026, 12, 1)) == r.warmup.prev_volumes()
-            assert r._warm_volumes(date(2026, 12, 3)) is None  # never another session's figures
+            assert r.warm_volumes(date(2026, 12, 1)) == r.warmup.prev_volumes()
+            assert r.warm_volumes(date(2026, 12, 3)) is None  # never another session's figures
         finally:
             r.close()

@@ -15,10 +15,10 @@ from ofxtools.Parser import OFXTree
 
 from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.config.settings_bot import update_env_values
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.errors import MarketDataError
-from tbot_bot.runtime.boot import DEFAULT_OPTION_VOLATILITY, option_volatility
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.runtime.main import Supervisor
+from tbot_bot.runtime.wiring import DEFAULT_OPTION_VOLATILITY, option_volatility
 from tbot_bot.support.path_resolver import BotHome
 
 PUT_DAY = date(2011, 1, 27)  # a sample day on which a bearish signal buys a put on SYN5

@@ -380,7 +380,7 @@ def test_regression_status_counts_and_pnl_do_not_carry_into_the_next_day() -> No
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from tbot_bot.runtime.clock import ReplayClock
+    from tbot_bot.domain.clock import ReplayClock
     from tbot_bot.runtime.status_bot import StatusBoard
 
     board = StatusBoard(Path("/dev/null"), ReplayClock(datetime(2011, 1, 25, tzinfo=UTC)), "v1.0.0", {})
@@ -409,9 +409,7 @@ def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
         data_source=None,
         broker=None,
         broker_wrapper=None,
-        stop_requested=lambda: False,
-        wait_replay=sup._wait_replay,
-        wait_live=sup._wait_live,
+        stop=sup.stop_requested,
     )
     try:
         ctx = sup._start_live_day(r, ("open", "mid", "close"))

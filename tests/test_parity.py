@@ -14,10 +14,11 @@ from helpers import make_settings
 from strategy_bars import comparable
 
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide
+from tbot_bot.broker.broker_api import OrderRequest
 from tbot_bot.broker.brokers.sim import SimBroker
-from tbot_bot.runtime.clock import ReplayClock
-from tbot_bot.strategy.strategy_base import OpenPosition
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.strategy.decisions import OpenPosition
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import package_file
 

@@ -8,10 +8,10 @@ import pytest
 from helpers import make_settings
 
 from tbot_bot.broker.capabilities import BrokerCapabilities, capabilities_for
+from tbot_bot.domain.vocab import DenialCode
 from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.risk_bot import (
     Candidate,
-    DenialCode,
     Denied,
     InstrumentKind,
     RiskLimits,

@@ -14,8 +14,8 @@ from fakes.finnhub_server import FakeFinnhub
 from helpers import make_settings
 
 from tbot_bot.broker.broker_api import Quote, Snapshot
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.errors import ConfigError, NetworkError
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.screeners.finnhub_screener import Screener, inverse_etf_whitelist, is_whitelisted_inverse_etf
 from tbot_bot.screeners.fundamentals import (
     FinnhubFundamentals,

@@ -12,7 +12,7 @@ import pytest
 from helpers import make_settings
 
 from tbot_bot.broker.broker_api import Quote, Snapshot
-from tbot_bot.runtime.clock import ReplayClock
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.screeners.finnhub_screener import Screener, inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import LocalFileFundamentals
 

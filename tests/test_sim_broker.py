@@ -14,18 +14,12 @@ import pytest
 from helpers import make_settings
 
 from tbot_bot.backtest.slippage import SlippageModel
-from tbot_bot.broker.broker_api import (
-    AssetClass,
-    OptionContract,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    build_broker,
-)
+from tbot_bot.broker.broker_api import AssetClass, OptionContract, OrderRequest, OrderStatus, OrderType
 from tbot_bot.broker.brokers.sim import SimBroker
+from tbot_bot.broker.factory import build_broker
+from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, MarketDataError
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.path_resolver import BotHome
 
 D = Decimal
@@ -142,9 +136,10 @@ import sys
 from datetime import datetime
 from decimal import Decimal
 import pandas as pd
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide
+from tbot_bot.broker.broker_api import OrderRequest
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.broker.brokers.sim import SimBroker
-from tbot_bot.runtime.clock import ReplayClock
+from tbot_bot.domain.clock import ReplayClock
 bars = pd.read_pickle(sys.argv[2])
 b = SimBroker(__import__("pathlib").Path(sys.argv[1]), clock=ReplayClock(datetime.fromisoformat(sys.argv[3])), bars=bars)
 o = b.submit_order(OrderRequest("c1", "AAA", OrderSide.BUY, Decimal("10")))

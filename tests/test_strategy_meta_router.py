@@ -10,7 +10,7 @@ import pytest
 from helpers import make_settings
 
 from tbot_bot.checks import CheckResult
-from tbot_bot.runtime.clock import ReplayClock
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.strategy import strategy_close, strategy_meta, strategy_mid, strategy_open, strategy_router
 
 

@@ -15,12 +15,12 @@ import pytest
 from fakes.tradier_server import ACCOUNT, FakeTradierServer
 
 from rigd_tbot.cli import main
-from tbot_bot.broker.broker_api import OrderRequest, OrderSide, OrderStatus, OrderType
-from tbot_bot.broker.brokers.alpaca_translate import OrderStateUnknown
+from tbot_bot.broker.broker_api import OrderRequest, OrderStatus, OrderType
 from tbot_bot.broker.brokers.tradier import TradierBroker
 from tbot_bot.broker.brokers.tradier_api import BrokerRejected
 from tbot_bot.config.retry import RetryPolicy
-from tbot_bot.errors import BrokerError, ConfigError, NetworkError
+from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.errors import BrokerError, ConfigError, NetworkError, OrderStateUnknown
 
 ORDERS = f"/v1/accounts/{ACCOUNT}/orders"
 NY_OPEN = datetime(2026, 11, 16, 14, 30, tzinfo=UTC)  # a Monday, 09:30 New York

@@ -17,9 +17,9 @@ from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
 
 from rigd_tbot.cli import main
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.inputs import universe, vix
 from tbot_bot.market_time import market_calendar
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 

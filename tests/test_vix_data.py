@@ -146,7 +146,7 @@ def test_ibkr_index_source(tmp_path: Path) -> None:
     from ib_async.objects import BarData
 
     from tbot_bot.broker.brokers.ibkr import IbkrBroker
-    from tbot_bot.runtime.clock import ReplayClock
+    from tbot_bot.domain.clock import ReplayClock
 
     now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
     tws = FakeTws(now=now)

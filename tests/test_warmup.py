@@ -14,8 +14,8 @@ from fakes.alpaca_market import synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from helpers import make_settings
 
+from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.inputs.warmup import NO_HISTORY, lookback_minutes, warm_up
-from tbot_bot.runtime.clock import ReplayClock
 from tbot_bot.screeners.rate_limit import TokenBucket
 
 PREV_OPEN = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)  # Friday after Thanksgiving (closes 18:00 UTC)

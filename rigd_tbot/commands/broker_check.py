@@ -38,7 +38,7 @@ def _step(label: str, action: Callable[[], str], failures: list[str]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.broker.broker_api import build_broker
+    from tbot_bot.broker.factory import build_broker
     from tbot_bot.config.settings_bot import load_settings
 
     home = BotHome.resolve(args.home)

@@ -197,7 +197,7 @@ def write_output(rows: list[list[str]], out_dir: Path, name: str, fmt: str) -> P
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.broker.broker_api import build_broker
+    from tbot_bot.broker.factory import build_broker
     from tbot_bot.config.settings_bot import load_settings
 
     symbols = list(dict.fromkeys(s.strip().upper() for s in args.symbols.split(",") if s.strip()))
@@ -249,7 +249,7 @@ def run_vix(args: argparse.Namespace) -> int:
     broker = None
     # VIX_SOURCE=broker: the index comes from the broker's data API (a --url still wins)
     if settings.VIX_SOURCE == "broker" and args.url is None:
-        from tbot_bot.broker.broker_api import build_broker
+        from tbot_bot.broker.factory import build_broker
 
         broker = build_broker(settings, home)
     try:

@@ -78,7 +78,7 @@ def _equity(settings: Any, home: BotHome) -> Any:
         held = sum((p.qty * p.avg_entry_price for p in store.positions()), Decimal(0))
         store.close()
         return lambda: cash + held
-    from tbot_bot.broker.broker_api import build_broker
+    from tbot_bot.broker.factory import build_broker
 
     broker = build_broker(settings, home)
     return lambda: broker.get_account().equity

@@ -88,7 +88,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from tbot_bot.broker.broker_api import build_broker
+    from tbot_bot.broker.factory import build_broker
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.inputs.universe import build_for_home
 

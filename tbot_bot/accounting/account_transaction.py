@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER_DEC
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor, to_minor
 
@@ -26,7 +27,7 @@ SECURITIES_SOLD_SHORT = "2030"
 EQUITY_GAINS = "4010"
 OPTION_GAINS = "4020"
 BROKER_FEES = "5010"
-OPTION_SHARES_PER_CONTRACT = Decimal(100)
+OPTION_SHARES_PER_CONTRACT = OPTION_MULTIPLIER_DEC
 
 # Bearish expressions (SHORT_TYPE_*) -> (instrument, side held). Each is recorded direction=bearish with its tag.
 BEARISH_TAGS = {
@@ -78,6 +79,7 @@ class TradeFill:
     entry_price: Decimal | None = None  # on a closing fill: the cost-basis price, for realized PnL
     contract_multiplier: Decimal | None = None  # shares per contract; options default to 100
     direction: str | None = None  # bullish | bearish (the signal's view); None = from side and tag
+    memo: str | None = None  # the transaction's memo (e.g. defense_mode: entered while defense mode was on)
 
 
 def _check(fill: TradeFill) -> list[str]:
@@ -195,6 +197,7 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
         exit_price=_price(fill.price) if fill.action == "close" else None,
         pnl=pnl,
         exit_reason=fill.exit_reason,
+        memo=fill.memo,
         **common,  # type: ignore[arg-type]
     )
     entries = [trade]

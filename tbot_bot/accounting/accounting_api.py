@@ -34,6 +34,7 @@ from tbot_bot.accounting.ledger_entry import (
 )
 from tbot_bot.accounting.ledger_period import check_closed_periods, closing_entry
 from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger, read_meta
+from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor, utc_now
 
@@ -266,6 +267,7 @@ class LedgerWriter:
                 append_prepared(
                     conn, new, actor=actor, moment=moment, batch_memo=memo, extra_audit=extra_audit
                 )
+                crashpoint("mid_ingest")  # test seam: rows written, COMMIT not yet reached
                 head = read_head(conn)
                 if self.anchors is not None:
                     self.anchors.write(

@@ -17,14 +17,12 @@ token); any other refusal is AccountingRefused.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -33,9 +31,10 @@ from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.errors import ConfigError, NetworkError, TbotError
 from tbot_bot.support.decrypt_secrets import load_secret_json, secret_exists
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.secret_schema import ACCT_API_DEFAULT_TIMEOUT, acct_api_problems
 
 SECRET_NAME = "acct_api_credentials"
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = ACCT_API_DEFAULT_TIMEOUT
 USER_AGENT = "rigd-tbot-acct-client/1"
 
 
@@ -65,41 +64,15 @@ class FloatAssignment:
     float_id: str  # the accounting system's id of this assignment: the FITID suffix of its injection
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_config(data: dict[str, Any], *, source: str = SECRET_NAME) -> AcctApiConfig:
-    """Validate the credentials object; every problem at once."""
-    problems: list[str] = []
-    url = str(data.get("ACCT_API_URL") or "").strip().rstrip("/")
-    token = str(data.get("ACCT_API_TOKEN") or "").strip()
-    parts = urlsplit(url)
-    if not url:
-        problems.append("ACCT_API_URL is missing (e.g. https://accounting.example.com/api)")
-    elif parts.scheme not in ("https", "http") or not parts.hostname:
-        problems.append(f"ACCT_API_URL={url!r} must be an https:// URL")
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
-        # the token travels in every request: plain HTTP is accepted only on this machine
-        problems.append(f"ACCT_API_URL={url!r} must use https:// (plain http only to 127.0.0.1/localhost)")
-    if not token:
-        problems.append("ACCT_API_TOKEN is missing")
-    timeout = DEFAULT_TIMEOUT
-    raw_timeout = data.get("ACCT_API_TIMEOUT")
-    if raw_timeout not in (None, ""):
-        try:
-            timeout = float(raw_timeout)  # type: ignore[arg-type]
-            if not 0.1 <= timeout <= 120:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(f"ACCT_API_TIMEOUT={raw_timeout!r} must be seconds between 0.1 and 120")
+    """Validate the credentials object; every problem at once (the rules live with the other secrets')."""
+    problems = acct_api_problems(data)
     if problems:
         raise ConfigError(problems, source=source)
+    url = str(data.get("ACCT_API_URL") or "").strip().rstrip("/")
+    token = str(data.get("ACCT_API_TOKEN") or "").strip()
+    raw_timeout = data.get("ACCT_API_TIMEOUT")
+    timeout = DEFAULT_TIMEOUT if raw_timeout in (None, "") else float(raw_timeout)  # type: ignore[arg-type]
     return AcctApiConfig(url, token, timeout)
 
 

@@ -24,6 +24,7 @@ from tbot_bot.accounting.ledger_entry import DTPOSTED_FORMAT
 from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.broker.broker_api import OptionContract
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import atomic_write_text, from_minor, utc_now
 
@@ -111,7 +112,7 @@ def _trade_xml(tx: dict[str, Any]) -> str:
 
 
 def _shares_per_contract(tx: dict[str, Any]) -> int:
-    return int(_decimal(tx["contract_multiplier"]) or 100)
+    return int(_decimal(tx["contract_multiplier"]) or OPTION_MULTIPLIER)
 
 
 _TRADES = ("BUY", "SELL", "SELLSHORT", "BUYTOCOVER", "BUYTOOPEN", "SELLTOCLOSE")

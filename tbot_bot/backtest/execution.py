@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.accounting.account_transaction import realised_pnl
-from tbot_bot.config.env_bot import ShortType
+from tbot_bot.domain.vocab import DenialCode, Direction, InstrumentType
 from tbot_bot.market_time import previous_session_date
-from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
+from tbot_bot.strategy.strategy_meta import leverage_of
+from tbot_bot.trading.bearish import route_signal
 from tbot_bot.trading.fees import FeeSchedule
 from tbot_bot.trading.risk_bot import Candidate, Denied, InstrumentKind, RiskLimits, Sized, plan_entries
 
@@ -126,30 +127,23 @@ def screen(
 
 
 def instrument_for(
-    row: Any, strategy: str, settings: BotSettings, market: MarketView
+    row: Any, strategy: str, settings: BotSettings, market: MarketView, capabilities: BrokerCapabilities
 ) -> tuple[str | None, str, str, tuple[str, str] | None]:
-    """(instrument, position side in the instrument long|short, tag, skip) for one signal."""
-    if row.direction == "bullish":
-        return row.symbol, "long", "", None
-    short_type = settings.short_type(strategy)
-    key = f"SHORT_TYPE_{strategy.upper()}"
-    if short_type is ShortType.DISABLED:
-        # SHORT_TYPE_X=disabled: bearish signals are logged, never traded
-        return None, "", "", ("short_disabled", f"{key}=disabled: bearish signal logged, not traded")
-    if short_type is ShortType.LONG_PUT:
-        # SHORT_TYPE_X=LongPut: needs option quotes, which 1-minute equity bars do not carry
-        return None, "", "LongPut", ("no_option_data", f"{key}=LongPut: no option prices in backtest data")
-    if short_type is ShortType.SHORT_SELL:
-        # SHORT_TYPE_X=ShortSell: sell the signal ticker short
-        return row.symbol, "short", "ShortSell", None
-    # SHORT_TYPE_X=InverseETF: buy the mapped inverse ETF that has bars at the signal time
+    """(instrument, position side in the instrument long|short, tag, skip) for one signal: the live rule
+    (`trading/bearish.route_signal`), with "has a bar at the signal" as the inverse ETF's check."""
     sig_min = _minute(row.signal_time)
-    etf = pick_inverse_etf(
-        row.symbol, strategy, lambda s: market.has(s) and market.close_of(s, sig_min) is not None
-    )
-    if etf is None:
-        return None, "", "InverseETF", ("no_inverse_etf", f"no mapped inverse ETF for {row.symbol} has bars")
-    return etf, "long", "InverseETF", None
+    route = route_signal(
+        Direction(row.direction), row.symbol, strategy, settings.short_type(strategy), capabilities,
+        settings.BROKER_NAME, lambda s: market.has(s) and market.close_of(s, sig_min) is not None,
+    )  # fmt: skip
+    tag = str(route.tag or "")
+    if route.denial is not None:
+        return None, "", tag, (str(route.denial[0]), route.denial[1])
+    if route.instrument is InstrumentType.OPTION:
+        # a long put needs option quotes, which 1-minute equity bars do not carry
+        key = f"SHORT_TYPE_{strategy.upper()}"
+        return None, "", tag, (DenialCode.NO_OPTION_DATA, f"{key}=LongPut: no option prices in backtest data")
+    return route.symbol, str(route.position_side), tag, None
 
 
 def execute_day(
@@ -179,10 +173,10 @@ def execute_day(
             skip = screen(row, strategy, settings, market, fundamentals)
             instrument, side, tag = None, "", ""
             if skip is None:
-                instrument, side, tag, skip = instrument_for(row, strategy, settings, market)
+                instrument, side, tag, skip = instrument_for(row, strategy, settings, market, capabilities)
             if skip is None and instrument in traded:
                 skip = (
-                    "ticker_blocklist",
+                    DenialCode.TICKER_BLOCKLIST,
                     f"{instrument} already traded today (one trade per ticker per day)",
                 )
             if skip is not None or instrument is None:

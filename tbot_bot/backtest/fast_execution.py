@@ -149,7 +149,19 @@ def execute_all(
         j = i
         while j < n and row_day[order[j]] == day:
             j += 1
-        _day(ctx, a, order[i:j], settings, limits, cap, broker_current_float, slippage, schedule, records)
+        _day(
+            ctx,
+            a,
+            order[i:j],
+            settings,
+            capabilities,
+            limits,
+            cap,
+            broker_current_float,
+            slippage,
+            schedule,
+            records,
+        )
         for rec in records[len(pnl) :]:
             pnl.append(float(rec["net_PnL"]))
             entry_t.append(rec["_entry_t"])
@@ -174,7 +186,8 @@ def _arrays(
 
 
 def _day(
-    ctx: FillContext, a: SignalArrays, idx: np.ndarray, settings: BotSettings, limits: RiskLimits,
+    ctx: FillContext, a: SignalArrays, idx: np.ndarray, settings: BotSettings,
+    capabilities: BrokerCapabilities, limits: RiskLimits,
     cap: Decimal, broker_current_float: Decimal, slippage: SlippageModel, fees: FeeSchedule,
     records: list[dict[str, Any]],
 ) -> None:  # fmt: skip
@@ -200,7 +213,7 @@ def _day(
                 entry_time=_stamp(a.entry_t[s]), exit_time=_stamp(a.exit_t[s]),
                 exit_reason=_EXIT[int(a.exit_reason[s])], kind=_KIND[int(a.kind[s])],
             )  # fmt: skip
-            instrument, side, tag, skip = instrument_for(row, strategy, settings, market)
+            instrument, side, tag, skip = instrument_for(row, strategy, settings, market, capabilities)
             if skip is not None or instrument is None or instrument in traded:
                 continue
             traded.add(instrument)

@@ -13,22 +13,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
 from tbot_bot.checks import CheckResult
+from tbot_bot.domain.vocab import OrderSide
 
 if TYPE_CHECKING:
-    from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.support.path_resolver import BotHome
+    pass
 
 
 _OCC_SYMBOL = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<ymd>\d{6})(?P<right>[PC])(?P<strike>\d{8})$")
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
 
 
 class OrderType(StrEnum):
@@ -280,25 +275,3 @@ class Broker(ABC):
         if account.status.upper() != "ACTIVE":
             return CheckResult(False, f"broker account status is {account.status}", {"broker": self.name})
         return CheckResult(True, "ok", {"broker": self.name, "account": account.account_id})
-
-
-def build_broker(settings: BotSettings, home: BotHome, **kwargs: Any) -> Broker:
-    """Build the one enabled adapter. kwargs reach the adapter (the sim needs a clock and market data)."""
-    # BROKER_NAME (with its matching *_ENABLED, checked by config validation) picks the adapter
-    if settings.BROKER_NAME == "SIM":
-        from tbot_bot.broker.brokers.sim import SimBroker
-
-        return SimBroker.from_settings(settings, home, **kwargs)
-    if settings.BROKER_NAME == "ALPACA":
-        from tbot_bot.broker.brokers.alpaca import AlpacaBroker
-
-        return AlpacaBroker.from_settings(settings, home, **kwargs)
-    if settings.BROKER_NAME == "IBKR":
-        from tbot_bot.broker.brokers.ibkr import IbkrBroker
-
-        return IbkrBroker.from_settings(settings, home, **kwargs)
-    if settings.BROKER_NAME == "TRADIER":
-        from tbot_bot.broker.brokers.tradier import TradierBroker
-
-        return TradierBroker.from_settings(settings, home, **kwargs)
-    raise ValueError(f"unknown BROKER_NAME {settings.BROKER_NAME!r}")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from tbot_bot.broker.broker_api import Order
-from tbot_bot.broker.brokers.alpaca_translate import OrderStateUnknown
+from tbot_bot.errors import OrderStateUnknown
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.errors import ConfigError
-from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.support.utils_bot import atomic_write_bytes
 
 HEADER_PREFIX = b"TBOT-FERNET v1 kid="

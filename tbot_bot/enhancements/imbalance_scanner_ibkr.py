@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tbot_bot.checks import CheckResult
 from tbot_bot.errors import NetworkError
@@ -15,7 +15,7 @@ from tbot_bot.errors import NetworkError
 if TYPE_CHECKING:
     from tbot_bot.broker.brokers.ibkr_market import AuctionImbalance
     from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.domain.clock import Clock
 
 _log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ STRONG_IMBALANCE_RATIO = 0.25  # unmatched shares / paired auction shares at or 
 STRONG_IMBALANCE_SHARES = 50_000  # ... and at least this many unmatched shares
 
 
+@runtime_checkable
 class ImbalanceSource(Protocol):
     def get_auction_imbalance(self, symbol: str) -> AuctionImbalance | None: ...
 

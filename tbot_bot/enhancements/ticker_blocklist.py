@@ -13,7 +13,7 @@ from tbot_bot.checks import CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 
 if TYPE_CHECKING:
-    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.domain.clock import Clock
     from tbot_bot.support.path_resolver import BotHome
 
 NAME = "ticker_blocklist"

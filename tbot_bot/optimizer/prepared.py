@@ -23,8 +23,9 @@ from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import WindowSpec, previous_session_date
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
 from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.decisions import WindowArrays
 from tbot_bot.strategy.grid import SessionGrid, build_grid
-from tbot_bot.strategy.strategy_base import WindowArrays, window_arrays
+from tbot_bot.strategy.strategy_base import window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
 

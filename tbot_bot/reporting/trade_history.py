@@ -45,6 +45,7 @@ class TradeRecord:
         None  # bullish | bearish: the signal's view (an inverse ETF is side=long, bearish)
     )
     fees: Decimal | None = None  # commissions and fees of the round trip (ledger FEE entries, Dr 5010)
+    defense_mode: bool = False  # entered while defense mode was on (DEFENSE_MODE_ACTIVE or a trigger)
 
 
 TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))

@@ -20,9 +20,9 @@ from tbot_bot.accounting.accounting_api import LedgerWriter, existing_digests
 from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.domain.crashpoints import crashpoint
+from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.errors import LedgerError, NetworkError, TbotError
-from tbot_bot.runtime.crashpoints import crashpoint
-from tbot_bot.runtime.order_journal import Intent, IntentStatus
 from tbot_bot.runtime.positions import position_side, signal_direction
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
     return intent
 
 
+DEFENSE_MEMO = "defense_mode"
+
+
 def fills_to_book(ctx: DayContext) -> list[TradeFill]:
     intents = ctx.journal.intents(ctx.day_key)
     by_id = {i.client_order_id: i for i in intents}
@@ -127,6 +130,8 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
                 session_id=f"{ctx.bot_id}-{ctx.day_key}",
                 currency_code=ctx.binding.currency_code,
                 entry_price=entry.filled_price if entry is not None else None,
+                # an entry made in defense mode carries the mark on both its legs
+                memo=DEFENSE_MEMO if opener.defense_mode else None,
             )
         )
     return out

@@ -9,49 +9,41 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.acct_client import AccountingClient
-from tbot_bot.accounting.float_bot import SessionFloat, session_float
-from tbot_bot.broker.broker_api import Broker, build_broker
+from tbot_bot.accounting.float_bot import session_float
+from tbot_bot.broker.broker_api import Broker
+from tbot_bot.broker.factory import build_broker
 from tbot_bot.checks import CheckResult
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.config.security_bot import self_check as security_self_check
+from tbot_bot.domain.clock import Clock, ReplayClock, WallClock
 from tbot_bot.enhancements import build_check
-from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
-from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import ConfigError, LogicError
 from tbot_bot.inputs.universe import build_for_home, read_universe
-from tbot_bot.inputs.vix import reading_for
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
 from tbot_bot.market_time import calendar_timezone
-from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.bot_log import BotLog
-from tbot_bot.runtime.clock import Clock, ReplayClock, WallClock
 from tbot_bot.runtime.control import ControlFiles, SupervisorLock
-from tbot_bot.runtime.crashpoints import arm_ledger_crash
-from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.preflight import Preflight, preflight
+from tbot_bot.runtime.run_mode import CheckMode, LiveMode, ReplayMode, RunMode
 from tbot_bot.runtime.status_bot import StatusBoard
 from tbot_bot.runtime.watchdog_bot import Watchdog
-from tbot_bot.screeners.finnhub_screener import Screener
-from tbot_bot.screeners.fundamentals import FundamentalsProvider, build_fundamentals_provider
+from tbot_bot.runtime.wiring import Services, close_all, option_volatility, report_float
+from tbot_bot.screeners.fundamentals import build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.support.path_resolver import BotHome, package_file
 from tbot_bot.support.utils_bot import remove_stale_temp_files, utc_now
 from tbot_bot.trading.kill_switch import KillSwitch
-from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifier, build_notifier
-from tbot_bot.trading.orders_bot import OrderRouter
+from tbot_bot.trading.notifier_bot import build_notifier
 from tbot_bot.trading.risk_bot import RiskManager
 
 SAMPLE_DATA = package_file("data", "sample")
@@ -59,152 +51,6 @@ SAMPLE_DATA = package_file("data", "sample")
 
 class BootAborted(LogicError):
     """A self-check failed; the launch is aborted (details in error_tracebacks.log)."""
-
-
-DEFAULT_OPTION_VOLATILITY = 0.25
-
-
-def option_volatility(vix_closes: dict[date, float], day: date) -> float:
-    """The volatility puts are priced (sim) and checked (BSM filter) with: the VIX known before the session
-    (previous close, as the CLOSE window sees it) as a fraction, else a fixed 25% when no VIX is known."""
-    from tbot_bot.backtest.load_historical_data import vix_at_start
-
-    vix = vix_at_start(vix_closes, day) if vix_closes else None
-    return vix / 100.0 if vix else DEFAULT_OPTION_VOLATILITY
-
-
-@dataclass
-class BootResult:
-    home: BotHome
-    settings: BotSettings
-    binding: LedgerBinding
-    broker_current_float: Decimal
-    clock: Clock
-    broker: Broker
-    journal: OrderJournal
-    log: BotLog
-    errors: ErrorHandler
-    notifier: Notifier
-    status: StatusBoard
-    universe: list[str]
-    tradable: set[str]
-    vix_closes: dict[date, float]
-    wait: Callable[[datetime], bool]
-    stop_requested: Callable[[], bool]
-    book: Callable[[DayContext], None]
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    acct: AccountingClient | None = None  # None: acct_api_credentials not provisioned
-    float_source: str = "float_ledger"
-    live: bool = False
-    warmup: WarmUp | None = None  # live: the previous session's volume/close and lookback bars
-    fundamentals: FundamentalsProvider | None = None
-    preflight: Preflight | None = None  # what `tbot check` summarises
-    float_day: date | None = None  # the session the float was last resolved for
-
-    def vix_lookup(self, day: date) -> float | None:
-        """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
-        if self.live:
-            return reading_for(self.vix_closes, day, self.settings.MARKET_CALENDAR).value
-        from tbot_bot.backtest.load_historical_data import vix_at_start
-
-        return vix_at_start(self.vix_closes, day) if self.vix_closes else None
-
-    def refresh_float(self, day: date) -> None:
-        """A new live session: ask the accounting API for the float again (boot resolved the first one)."""
-        if self.acct is not None and self.float_day is not None and day != self.float_day:
-            floats = session_float(
-                self.home,
-                self.binding,
-                self.acct,
-                now=self.clock.now(),
-                backup_keep=self.settings.LEDGER_BACKUP_KEEP,
-            )
-            _report_float(floats, self.log, self.notifier, self.clock.now())
-            self.broker_current_float, self.float_source = floats.amount, floats.source
-        self.float_day = day
-
-    def _warm_volumes(self, day: date) -> dict[str, int] | None:
-        """The warm-up's previous-session volumes, only when they are those of the session before `day`."""
-        from tbot_bot.market_time import previous_session_date
-
-        if self.warmup is None or self.warmup.session != previous_session_date(
-            day, self.settings.MARKET_CALENDAR
-        ):
-            return None
-        return self.warmup.prev_volumes()
-
-    def day_context(self, day: date) -> DayContext:
-        self.refresh_float(day)
-        kill = KillSwitch(self.settings, self.broker_current_float)
-        risk = RiskManager(
-            self.settings, self.broker_current_float, self.broker.capabilities, kill_switch=kill
-        )
-        blocklist = TickerBlocklist.for_home(self.home, self.clock)
-        self.closers.append(blocklist.close)
-        fundamentals = self.fundamentals or build_fundamentals_provider(self.settings, self.home)
-        screener = Screener(
-            self.settings,
-            self.broker,
-            fundamentals,
-            self.clock,
-            prev_volumes=self._warm_volumes(day),
-        )
-        control = ControlFiles(self.home)
-        orders = OrderRouter(
-            self.broker,
-            self.journal,
-            self.errors,
-            self.clock,
-            self.log,
-            confirmation_required=self.settings.TRADE_CONFIRMATION_REQUIRED,
-            is_confirmed=control.is_confirmed,
-        )
-        ctx = DayContext(
-            settings=self.settings, home=self.home, binding=self.binding, clock=self.clock, broker=self.broker,
-            journal=self.journal, orders=orders, errors=self.errors, risk=risk, kill=kill, blocklist=blocklist,
-            screener=screener, status=self.status, log=self.log, notifier=self.notifier, session_date=day,
-            universe=self.universe, tradable=self.tradable,
-            bsm=BlackScholesFilter(self.settings, self.binding.identity.JURISDICTION_CODE),
-            wait=self.wait, stop_requested=self.stop_requested, book=self.book, vix_lookup=self.vix_lookup,
-            option_volatility=option_volatility(self.vix_closes, day),
-        )  # fmt: skip
-        orders.on_filled = ctx.on_fill
-        ctx.rebalance = self.rebalance_monitor(ctx)
-        ctx.acct = self.acct
-        self.status.start_day(day.isoformat())
-        # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
-        # DAILY_LOSS_LIMIT) without re-sending alerts
-        ctx.restore_from_journal()
-        if kill.tripped:
-            ctx.halted_reason = f"kill switch: {kill.reason}"
-            risk.halt(ctx.halted_reason)
-        ctx.status.defense_mode = risk.defense_mode
-        return ctx
-
-    def rebalance_monitor(self, ctx: DayContext) -> RebalanceMonitor | None:
-        # REBALANCE_ENABLED=false: no float checks, no requests, entries never paused for rebalancing
-        if not self.settings.REBALANCE_ENABLED:
-            return None
-        monitor = RebalanceMonitor(
-            self.settings,
-            self.home,
-            self.binding,
-            session_float=self.broker_current_float,
-            equity=lambda: self.broker.get_account().equity,
-            client=self.acct,
-            log_dir=self.home.logs_dir(self.binding.scope),
-            now=self.clock.now,
-            on_breach=ctx.on_rebalance,
-        )
-        breach = monitor.open_breach
-        # a breach still open from before this start keeps entries paused (REBALANCE_PAUSE_ENTRIES)
-        if breach is not None and self.settings.REBALANCE_PAUSE_ENTRIES:
-            ctx.risk.pause_entries(f"rebalance: breach {breach['breach_id']} still open")
-        return monitor
-
-    def close(self) -> None:
-        _close_all(self.closers)
-        self.closers.clear()
 
 
 def _replay_start(journal: OrderJournal, settings: BotSettings, day: date) -> datetime:
@@ -232,30 +78,27 @@ def boot(
     speed: float | None,
     data_source: Path | None,
     broker: Broker | None,
-    broker_wrapper: Any,
-    stop_requested: Callable[[], bool],
-    wait_replay: Callable[[ReplayClock, datetime], bool],
-    wait_live: Callable[[Clock, datetime, float], bool],
+    broker_wrapper: Callable[[Broker], Broker] | None,
+    stop: Callable[[], bool] = lambda: False,
+    beat: Callable[[], None] = lambda: None,
     live_clock: Clock | None = None,
     dry_run: bool = False,
-) -> BootResult:
+) -> Services:
     """The one readiness decision: `tbot start` runs what this returns, `tbot check` (dry_run) closes it.
 
     dry_run publishes no status, consumes no control file and leaves no simulated-exchange state; every
     refusal is the same. Whatever was opened is closed again when boot refuses.
     """
-    arm_ledger_crash()
     pre = preflight(home, live=replay_day is None)
     lock = SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run))
     closers: list[Callable[[], None]] = [lock.release]
     try:
         return _boot(
             home, pre, closers, run_started=lock.started_at, replay_day=replay_day, speed=speed, data_source=data_source, broker=broker,
-            broker_wrapper=broker_wrapper, stop_requested=stop_requested, wait_replay=wait_replay,
-            wait_live=wait_live, dry_run=dry_run, live_clock=live_clock,
+            broker_wrapper=broker_wrapper, stop=stop, beat=beat, dry_run=dry_run, live_clock=live_clock,
         )  # fmt: skip
     except BaseException:
-        _close_all(closers)
+        close_all(closers)
         raise
 
 
@@ -274,14 +117,6 @@ def _mode(replay_day: date | None, dry_run: bool) -> str:
     return f"check ({run})" if dry_run else run
 
 
-def _close_all(closers: list[Callable[[], None]]) -> None:
-    for fn in reversed(closers):
-        try:
-            fn()
-        except Exception:  # closing is best effort; the process is ending or refusing anyway
-            pass
-
-
 def _boot(
     home: BotHome,
     pre: Preflight,
@@ -292,13 +127,12 @@ def _boot(
     speed: float | None,
     data_source: Path | None,
     broker: Broker | None,
-    broker_wrapper: Any,
-    stop_requested: Callable[[], bool],
-    wait_replay: Callable[[ReplayClock, datetime], bool],
-    wait_live: Callable[[Clock, datetime, float], bool],
+    broker_wrapper: Callable[[Broker], Broker] | None,
+    stop: Callable[[], bool],
+    beat: Callable[[], None],
     dry_run: bool,
     live_clock: Clock | None,
-) -> BootResult:
+) -> Services:
     settings, binding = pre.settings, pre.binding
     acct = AccountingClient.from_home(home, binding.identity, retry=RetryPolicy.from_settings(settings))
     if acct is not None:
@@ -318,7 +152,7 @@ def _boot(
         # a replay speed must be a positive finite multiple of real time (None = as fast as possible)
         if speed is not None and not (math.isfinite(speed) and speed >= 0.01):
             raise ConfigError(f"replay speed {speed!r}: use max or a number from 0.01 (times real time)")
-        from tbot_bot.runtime.main import load_replay_bars
+        from tbot_bot.inputs.replay_bars import load_replay_bars
 
         source = data_source or SAMPLE_DATA
         # (symbol, timestamp) order: the sim exchange's bar index shares the frame's arrays instead of copying
@@ -327,10 +161,8 @@ def _boot(
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
         rclock = ReplayClock(_replay_start(journal, settings, replay_day), speed)
         clock: Clock = rclock
+        mode: RunMode = CheckMode(rclock) if dry_run else ReplayMode(rclock, stop=stop, beat=beat)
         symbols = sorted(bars["symbol"].unique())
-
-        def wait(t: datetime) -> bool:
-            return wait_replay(rclock, t)
 
         if broker is None:
             # BROKER_NAME must be SIM for a replay: real brokers cannot be driven by a replay clock
@@ -357,11 +189,10 @@ def _boot(
             )
     else:
         clock = live_clock or WallClock()
+        # SLEEP_TIME: a live run polls control files and feeds the watchdog at least this often
+        mode = CheckMode(clock) if dry_run else LiveMode(clock, settings.SLEEP_TIME, stop=stop, beat=beat)
         symbols = read_universe(home) or []
         vix_closes = load_vix_closes(home)
-
-        def wait(t: datetime) -> bool:
-            return wait_live(clock, t, settings.SLEEP_TIME)
 
         broker = broker or build_broker(settings, home)
     log = BotLog(
@@ -396,22 +227,19 @@ def _boot(
     notifier = build_notifier(settings, home)
     closers.append(notifier.close)
     # a check logs what it found but alerts nobody: the start it precedes will
-    _report_float(floats, log, None if dry_run else notifier, clock.now())
+    report_float(floats, log, None if dry_run else notifier, clock)
     warm: WarmUp | None = None
     if replay_day is None:
         symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
         warm = warm_up_universe(home, settings, broker, clock, log, symbols)
         symbols = [s for s in symbols if s not in warm.excluded]
     fundamentals = build_fundamentals_provider(settings, home)
-    from tbot_bot.runtime.booking import book_day
-
-    result = BootResult(
-        home=home, settings=settings, binding=binding, broker_current_float=floats.amount, clock=clock,
+    result = Services(
+        home=home, settings=settings, binding=binding, broker_current_float=floats.amount, mode=mode,
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
-        universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, wait=wait,
-        stop_requested=stop_requested, book=book_day, closers=closers, acct=acct, float_source=floats.source,
-        live=replay_day is None, warmup=warm, fundamentals=fundamentals, preflight=pre,
-        float_day=clock.now().date(),
+        universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, closers=closers,
+        acct=acct, float_source=floats.source, warmup=warm, fundamentals=fundamentals, preflight=pre,
+        float_day=clock.now().date(), replay_day=replay_day,
     )  # fmt: skip
     _self_checks(result, probe=result.universe[0] if result.universe else None)
     if not dry_run:
@@ -434,16 +262,6 @@ def rotate_home_logs_logged(home: BotHome, retention_days: int, log: BotLog) -> 
         return
     if done.rotated or done.deleted:
         log.event("supervisor", "logs_rotated", rotated=len(done.rotated), deleted=len(done.deleted))
-
-
-def _report_float(floats: SessionFloat, log: BotLog, notifier: Notifier | None, now: datetime) -> None:
-    for notice in floats.notices:
-        log.event("supervisor", notice.event, reason=notice.message, **notice.fields)
-        if notice.level != "info" and notifier is not None:
-            level = AlertLevel.CRITICAL if notice.level == "critical" else AlertLevel.ROUTINE
-            notifier.notify(
-                Alert(level, AlertEvent.FAILURE, now, None, None, None, notice.event, notice.message)
-            )
 
 
 def _live_universe(
@@ -529,7 +347,7 @@ def load_vix_closes(home: BotHome) -> dict[date, float]:
 
 def check_readiness(
     home: BotHome, *, replay_day: date | None = None, data_source: Path | None = None
-) -> BootResult:
+) -> Services:
     """`tbot check`: boot exactly as `tbot start` would, without starting; the caller closes the result."""
     return boot(
         home,
@@ -538,14 +356,11 @@ def check_readiness(
         data_source=data_source,
         broker=None,
         broker_wrapper=None,
-        stop_requested=lambda: False,
-        wait_replay=lambda clock, t: True,
-        wait_live=lambda clock, t, sleep_time: True,
         dry_run=True,
     )
 
 
-def _self_checks(r: BootResult, probe: str | None) -> None:
+def _self_checks(r: Services, probe: str | None) -> None:
     s, now = r.settings, r.clock.now()
     kill = KillSwitch(s, r.broker_current_float)
     results: list[tuple[str, bool, str, dict[str, Any]]] = []

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.domain.clock import Clock
+from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
+from tbot_bot.domain.vocab import ExitReason, OrderSide, Purpose
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
+from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
 from tbot_bot.errors import TbotError
-from tbot_bot.runtime.clock import Clock
+from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
+from tbot_bot.runtime.booking import book_day
+from tbot_bot.runtime.bot_log import BotLog
+from tbot_bot.runtime.control import ControlFiles
+from tbot_bot.runtime.defense import DEFENSE_LOG, DefenseMonitor, realised_performance
 from tbot_bot.runtime.market_feed import MarketFeed
-from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal, client_order_id
+from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.positions import (
     RoundTrip,
     open_trades,
@@ -26,6 +35,7 @@ from tbot_bot.runtime.positions import (
     round_trips,
     signal_direction,
 )
+from tbot_bot.runtime.run_mode import RunMode
 from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.screeners.finnhub_screener import Screener
 from tbot_bot.support.path_resolver import BotHome
@@ -34,39 +44,60 @@ from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifie
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
 
-STRATEGY_NAMES = ("open", "mid", "close")
-
 
 @dataclass
 class DayContext:
     settings: BotSettings
     home: BotHome
     binding: LedgerBinding
-    clock: Clock
+    mode: RunMode  # the clock, waiting and the stop check of this run (live, replay or check)
     broker: Broker
     journal: OrderJournal
-    orders: OrderRouter
     errors: ErrorHandler
     risk: RiskManager
     kill: KillSwitch
+    defense: DefenseMonitor
     blocklist: TickerBlocklist
     screener: Screener
     status: StatusBoard
-    log: Any  # tbot_bot.trading.logs_bot.StrategyLog
+    log: BotLog
     notifier: Notifier
     session_date: date
     universe: list[str]
     tradable: set[str]
     bsm: BlackScholesFilter
-    wait: Callable[[datetime], bool]  # advance/sleep to a time; False when a stop was requested
-    stop_requested: Callable[[], bool]
-    book: Callable[[DayContext], None]
+    imbalance: ImbalanceScanner | None  # IBKR only: the closing-auction gate CLOSE consults
     vix_lookup: Callable[[date], float | None]
     option_volatility: float = 0.25
     halted_reason: str | None = None
-    rebalance: Any = None  # tbot_bot.reporting.rebalance_notifier.RebalanceMonitor (REBALANCE_ENABLED)
-    acct: Any = None  # tbot_bot.accounting.acct_client.AccountingClient when acct_api_credentials exist
+    rebalance: RebalanceMonitor | None = None  # REBALANCE_ENABLED
+    acct: AccountingClient | None = None  # when acct_api_credentials exist
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
+    orders: OrderRouter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # fills reach position keeping (on_fill) through the router's constructor
+        self.orders = OrderRouter(
+            self.broker,
+            self.journal,
+            self.errors,
+            self.clock,
+            self.log,
+            confirmation_required=self.settings.TRADE_CONFIRMATION_REQUIRED,
+            is_confirmed=ControlFiles(self.home).is_confirmed,
+            on_filled=self.on_fill,
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self.mode.clock
+
+    def wait(self, t: datetime) -> bool:
+        """Advance/sleep to a time; False when a stop was requested."""
+        return self.mode.wait(t)
+
+    def stop_requested(self) -> bool:
+        return self.mode.stop_requested()
 
     @property
     def bot_id(self) -> str:
@@ -298,8 +329,42 @@ class DayContext:
                 f"closed {trip.qty} {intent.symbol} at {intent.filled_price}, PnL {pnl:.2f}",
             )
         self._book_realised(intent.strategy, trip)
+        self.observe_defense()
         if self.kill.tripped and not self.halted_reason:
             self.halt(f"kill switch: {self.kill.reason}")
+
+    # ---- defense mode
+    def observe_defense(self) -> None:
+        """After each closed trade and at session end: DEFENSE_MODE_TRIGGER_* see the day's net results."""
+        if self.risk.defense_mode:
+            return
+        perf = realised_performance(self.trips(), self.risk.broker_current_float)
+        if not self.risk.observe_performance(drawdown=perf.drawdown, win_rate=perf.win_rate):
+            return
+        reason = self.risk.defense_reason or "defense mode"
+        self.defense.record(reason)
+        now = self.clock.now()
+        line = {
+            "ts": now.isoformat(),
+            "event": "defense_mode_on",
+            "reason": reason,
+            "session_date": self.day_key,
+            "drawdown": perf.drawdown,
+            "win_rate": perf.win_rate,
+        }
+        path = self.home.logs_dir(self.binding.scope) / DEFENSE_LOG
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+        self.log.event("supervisor", "defense_mode_on", reason=reason)
+        self._alert(
+            AlertLevel.CRITICAL, AlertEvent.FAILURE, None, None, "defense_mode", f"defense mode on: {reason}"
+        )
+        self.publish_defense()
+
+    def publish_defense(self) -> None:
+        self.status.defense_mode = self.risk.defense_mode
+        self.status.defense_reason = self.risk.defense_reason
+        self.status.publish()
 
     def _alert(
         self,
@@ -353,7 +418,7 @@ class DayContext:
             if tr.exit is None:
                 self.place_exit(tr.entry, _reason_code(reason), self.clock.now())
 
-    def place_exit(self, entry: Intent, exit_reason: str, signal_time: datetime) -> Intent | None:
+    def place_exit(self, entry: Intent, exit_reason: ExitReason, signal_time: datetime) -> Intent | None:
         """Journal and send the order that closes what an entry still holds.
 
         A still-working entry is cancelled first, so shares that fill later cannot be left behind; the exit is
@@ -375,9 +440,10 @@ class DayContext:
         seq = self.journal.next_seq(self.day_key, entry.strategy, entry.symbol)
         intent = Intent(
             client_order_id=client_order_id(self.bot_id, self.day_key, entry.strategy, entry.symbol, seq),
-            session_date=self.day_key, strategy=entry.strategy, purpose="exit", symbol=entry.symbol,
+            session_date=self.day_key, strategy=entry.strategy, purpose=Purpose.EXIT, symbol=entry.symbol,
             signal_ticker=entry.signal_ticker, direction=entry.direction,
-            order_side="sell" if entry.order_side == "buy" else "buy", instrument=entry.instrument, qty=qty,
+            order_side=OrderSide.SELL if entry.order_side == OrderSide.BUY else OrderSide.BUY,
+            instrument=entry.instrument, qty=qty,
             status=IntentStatus.INTENT, created_at=self.clock.now().isoformat(), tag=entry.tag,
             leverage=entry.leverage, option_json=entry.option_json, entry_client_order_id=entry.client_order_id,
             signal_time=signal_time.isoformat(), exit_reason=exit_reason,
@@ -447,20 +513,20 @@ class DayContext:
         self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "rebalance", message)
 
     def book_day(self) -> None:
-        self.book(self)
+        book_day(self)
 
     def trips(self) -> list[RoundTrip]:
         return round_trips(self.journal.intents(self.day_key))
 
 
-def _reason_code(reason: str) -> str:
+def _reason_code(reason: str) -> ExitReason:
     r = reason.lower()
     if r.startswith("kill switch"):
-        return "kill_switch"
+        return ExitReason.KILL_SWITCH
     if "stop" in r:
-        return "manual_stop"
+        return ExitReason.MANUAL_STOP
     if "broker" in r:
-        return "broker_outage"
+        return ExitReason.BROKER_OUTAGE
     if "restart" in r or "recover" in r:
-        return "recovered_after_window"
-    return "forced_exit"
+        return ExitReason.RECOVERED_AFTER_WINDOW
+    return ExitReason.FORCED_EXIT

@@ -12,17 +12,17 @@ import gc
 import queue
 import signal
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.error_handler import Severity, classify
+from tbot_bot.domain.clock import Clock
 from tbot_bot.errors import ConfigError, LogicError, TbotError
 from tbot_bot.market_time import (
     both_times,
@@ -32,9 +32,8 @@ from tbot_bot.market_time import (
     session_for,
     window_for,
 )
-from tbot_bot.runtime.boot import BootResult, boot, rotate_home_logs_logged
+from tbot_bot.runtime.boot import boot, rotate_home_logs_logged
 from tbot_bot.runtime.bot_log import configure_console_logging
-from tbot_bot.runtime.clock import Clock, ReplayClock
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.liveness import Liveness, Watched
@@ -43,6 +42,7 @@ from tbot_bot.runtime.recovery import reconcile
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
+from tbot_bot.runtime.wiring import Services, wire_day
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import route
 from tbot_bot.support.memory import give_back_freed_memory
@@ -92,11 +92,11 @@ class Supervisor:
         self.liveness.beat()
         self.service.watchdog()
 
-    def _watched_broker(self, broker: Broker) -> Any:
+    def _watched_broker(self, broker: Broker) -> Broker:
         inner = self._broker_wrapper(broker) if self._broker_wrapper is not None else broker
-        return Watched(inner, self.liveness, "broker")
+        return cast(Broker, Watched(inner, self.liveness, "broker"))
 
-    def _watch_services(self, r: BootResult) -> None:
+    def _watch_services(self, r: Services) -> None:
         """Slow outside calls keep the systemd watchdog fed (a hung main thread still starves it)."""
         # SLEEP_TIME: the main loop beats at least this often while idle
         self.liveness.stale_after = watchdog_seconds() + float(r.settings.SLEEP_TIME)
@@ -111,22 +111,6 @@ class Supervisor:
 
     def stop_requested(self) -> bool:
         return self._stop_signal or self.control.stop_requested()
-
-    def _wait_replay(self, clock: ReplayClock, t: datetime) -> bool:
-        if t > clock.now():
-            clock.advance_to(t)
-        self._beat()
-        return not self.stop_requested()
-
-    def _wait_live(self, clock: Clock, t: datetime, sleep_time: float) -> bool:
-        while True:
-            if self.stop_requested():
-                return False
-            self._beat()
-            remaining = (t - clock.now()).total_seconds()
-            if remaining <= 0:
-                return True
-            clock.sleep(min(sleep_time, remaining))
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> int:
@@ -167,9 +151,8 @@ class Supervisor:
             data_source=self.data_source,
             broker=self._broker_override,
             broker_wrapper=self._watched_broker,
-            stop_requested=self.stop_requested,
-            wait_replay=self._wait_replay,
-            wait_live=self._wait_live,
+            stop=self.stop_requested,
+            beat=self._beat,
             live_clock=self._live_clock,
         )
         self.boot_seconds = time.perf_counter() - t0
@@ -190,15 +173,15 @@ class Supervisor:
             gc.unfreeze()  # a process that goes on (tests, an embedding caller) collects normally again
 
     # ------------------------------------------------------------------ replay
-    def _run_replay(self, r: BootResult) -> int:
+    def _run_replay(self, r: Services) -> int:
         assert self.replay_day is not None
         # loading the replay's bars left freed temporaries behind: the day runs without them
         give_back_freed_memory()
-        ctx = r.day_context(self.replay_day)
+        ctx = wire_day(r, self.replay_day)
         self.ctx = ctx
         return self._run_day(r, ctx)
 
-    def _run_day(self, r: BootResult, ctx: DayContext) -> int:
+    def _run_day(self, r: Services, ctx: DayContext) -> int:
         settings = r.settings
         for line in morning_plan(settings, ctx.session_date):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
@@ -320,9 +303,8 @@ class Supervisor:
 
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
-        # replay: up to five bars; live: up to two minutes, inside systemd's TimeoutStopSec
-        step = timedelta(minutes=1) if isinstance(ctx.clock, ReplayClock) else timedelta(seconds=20)
-        for _ in range(5 if isinstance(ctx.clock, ReplayClock) else 6):
+        step = ctx.mode.settle_step
+        for _ in range(ctx.mode.settle_steps):
             ctx.orders.sync()
             if not ctx.journal.open_intents():
                 return
@@ -330,11 +312,11 @@ class Supervisor:
             ctx.wait(ctx.clock.now() + step)
 
     # ------------------------------------------------------------------ live
-    def _start_live_day(self, r: BootResult, plan_run: tuple[str, ...]) -> DayContext:
+    def _start_live_day(self, r: Services, plan_run: tuple[str, ...]) -> DayContext:
         """A new trading day (or a restart): fresh status, the morning plan, reconciliation before anything else."""
         today = session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR)
         self._rewarm(r, today)
-        ctx = r.day_context(today)
+        ctx = wire_day(r, today)
         self.ctx = ctx
         ctx.status.windows = [self._window_row(ctx, n) for n in plan_run]
         ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
@@ -345,7 +327,7 @@ class Supervisor:
             self._refresh_vix(r, ctx)
         return ctx
 
-    def _rewarm(self, r: BootResult, today: date) -> None:
+    def _rewarm(self, r: Services, today: date) -> None:
         """A bot running for days warms up again for each new session (the boot's figures are a day old)."""
         from tbot_bot.market_time import next_session_date, previous_session_date
         from tbot_bot.runtime.boot import warm_up_universe
@@ -363,7 +345,7 @@ class Supervisor:
             # the screener then relies on the broker's snapshots alone for previous-session volume
             r.log.event("supervisor", "warmup_failed", session=today.isoformat(), reason=str(exc))
 
-    def _refresh_vix(self, r: BootResult, ctx: DayContext) -> bool:
+    def _refresh_vix(self, r: Services, ctx: DayContext) -> bool:
         """Fetch the VIX history before the session (VIX_SOURCE); True when CLOSE has its previous-session close."""
         from tbot_bot.inputs import vix
 
@@ -479,7 +461,7 @@ class Supervisor:
         if ctx is not None:
             ctx.check_rebalance()
 
-    def _run_live(self, r: BootResult) -> int:
+    def _run_live(self, r: Services) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         settings = r.settings
@@ -540,7 +522,7 @@ class Supervisor:
         finally:
             scheduler.shutdown(wait=False)
         if ctx is None:
-            ctx = r.day_context(session_date_at(r.clock.now(), settings.MARKET_CALENDAR))
+            ctx = wire_day(r, session_date_at(r.clock.now(), settings.MARKET_CALENDAR))
         return self._close_day(ctx, stopped=True)
 
 
@@ -549,33 +531,6 @@ def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
     if not settings.REBALANCE_ENABLED:
         return None
     return IntervalTrigger(seconds=int(settings.REBALANCE_CHECK_INTERVAL), timezone="UTC")
-
-
-def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
-    """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder;
-    sorted by (timestamp, symbol), or by (symbol, timestamp) with `by_symbol` (what the sim exchange shares)."""
-    from tbot_bot.backtest.bar_checks import NS_PER_DAY
-    from tbot_bot.backtest.load_historical_data import load_bars
-    from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
-
-    first, last = calendar_range(calendar)
-    if not first < day <= last:
-        raise ConfigError(f"{day} is outside the {calendar} calendar this build knows ({first} to {last})")
-    # MARKET_CALENDAR: a weekend or holiday has nothing to replay; say which day it is
-    why_closed = closed_reason(day, calendar)
-    if why_closed is not None:
-        raise ConfigError(
-            f"{day} is not a {calendar} trading session ({why_closed}): nothing to replay; "
-            f"the next session is {session_on_or_after(day, calendar)}"
-        )
-    prev = previous_session_date(day, calendar)
-    # the previous session is one bar per symbol (its close and volume are what a replayed day reads)
-    bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day)
-    # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
-    days = bars["timestamp"].array.asi8 // NS_PER_DAY
-    if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():
-        raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
-    return bars
 
 
 def run_supervisor(home: BotHome, **kwargs: Any) -> int:

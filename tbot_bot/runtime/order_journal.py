@@ -12,11 +12,11 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
+
+from tbot_bot.domain.intents import Intent, intent_from_row, intent_to_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS intents (
     filled_at TEXT,
     fee TEXT,
     broker_order_id TEXT,
-    note TEXT
+    note TEXT,
+    defense_mode INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS intents_by_day ON intents (session_date, strategy);
 CREATE TABLE IF NOT EXISTS signals (
@@ -78,64 +79,6 @@ CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 _WINDOW_OUTCOME_COLUMNS = {"signals": "INTEGER", "entries": "INTEGER", "exits": "INTEGER", "denials": "TEXT"}
 
 
-class IntentStatus(StrEnum):
-    INTENT = "intent"  # journaled, not yet known to the broker
-    AWAITING_CONFIRMATION = "awaiting_confirmation"
-    SENT = "sent"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    REJECTED = "rejected"
-    CANCELED = "canceled"
-    ABANDONED = "abandoned"  # never sent; its moment passed (e.g. found unsent after a restart)
-
-    @property
-    def is_open(self) -> bool:
-        return self in (
-            IntentStatus.INTENT,
-            IntentStatus.AWAITING_CONFIRMATION,
-            IntentStatus.SENT,
-            IntentStatus.PARTIALLY_FILLED,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    client_order_id: str
-    session_date: str
-    strategy: str
-    purpose: str
-    symbol: str
-    signal_ticker: str
-    direction: str
-    order_side: str
-    instrument: str
-    qty: Decimal
-    status: IntentStatus
-    created_at: str
-    notional: Decimal | None = None
-    tag: str | None = None
-    leverage: Decimal | None = None
-    option_json: str | None = None
-    entry_client_order_id: str | None = None
-    signal_time: str | None = None
-    exit_reason: str | None = None
-    sent_at: str | None = None
-    filled_qty: Decimal | None = None
-    filled_price: Decimal | None = None
-    filled_at: str | None = None
-    fee: Decimal | None = None
-    broker_order_id: str | None = None
-    note: str | None = None
-
-
-_DECIMALS = ("qty", "notional", "leverage", "filled_qty", "filled_price", "fee")
-
-
-def client_order_id(bot_id: str, session_date: str, strategy: str, ticker: str, seq: int) -> str:
-    """Deterministic: the same decision after a restart yields the same id."""
-    return f"{bot_id}-{session_date.replace('-', '')}-{strategy}-{ticker}-{seq}"
-
-
 class OrderJournal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +96,9 @@ class OrderJournal:
         for column, decl in _WINDOW_OUTCOME_COLUMNS.items():
             if column not in have:
                 self._conn.execute(f"ALTER TABLE windows ADD COLUMN {column} {decl}")
+        # journals written before defense-mode entries were tagged: none of their entries was
+        if "defense_mode" not in {r[1] for r in self._conn.execute("PRAGMA table_info(intents)")}:
+            self._conn.execute("ALTER TABLE intents ADD COLUMN defense_mode INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._conn.close()
@@ -173,7 +119,7 @@ class OrderJournal:
         existing = self.get(intent.client_order_id)
         if existing is not None:
             return existing
-        row = _to_row(intent)
+        row = intent_to_row(intent)
         cols = ", ".join(row)
         with self._tx() as c:
             c.execute(
@@ -188,7 +134,7 @@ class OrderJournal:
             return
         with self._tx() as c:
             for intent in fresh:
-                row = _to_row(intent)
+                row = intent_to_row(intent)
                 c.execute(
                     f"INSERT INTO intents ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                     list(row.values()),
@@ -199,7 +145,7 @@ class OrderJournal:
         if current is None:
             raise KeyError(client_order_id)
         updated = replace(current, **fields)  # type: ignore[arg-type]
-        row = _to_row(updated)
+        row = intent_to_row(updated)
         sets = ", ".join(f"{k} = ?" for k in row if k != "client_order_id")
         with self._tx() as c:
             c.execute(
@@ -212,7 +158,7 @@ class OrderJournal:
         r = self._conn.execute(
             "SELECT * FROM intents WHERE client_order_id = ?", (client_order_id,)
         ).fetchone()
-        return _from_row(r) if r else None
+        return intent_from_row(r) if r else None
 
     def intents(self, session_date: str | None = None, strategy: str | None = None) -> list[Intent]:
         q, args = "SELECT * FROM intents WHERE 1=1", list[str]()
@@ -220,7 +166,9 @@ class OrderJournal:
             q, args = q + " AND session_date = ?", [*args, session_date]
         if strategy:
             q, args = q + " AND strategy = ?", [*args, strategy]
-        return [_from_row(r) for r in self._conn.execute(q + " ORDER BY created_at, client_order_id", args)]
+        return [
+            intent_from_row(r) for r in self._conn.execute(q + " ORDER BY created_at, client_order_id", args)
+        ]
 
     def open_intents(self) -> list[Intent]:
         return [i for i in self.intents() if i.status.is_open]
@@ -307,20 +255,3 @@ class OrderJournal:
     def set_value(self, key: str, value: str) -> None:
         with self._tx() as c:
             c.execute("INSERT INTO kv VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", (key, value))
-
-
-def _to_row(intent: Intent) -> dict[str, object]:
-    row: dict[str, object] = {}
-    for name in Intent.__dataclass_fields__:
-        v = getattr(intent, name)
-        row[name] = str(v) if isinstance(v, Decimal | IntentStatus) else v
-    return row
-
-
-def _from_row(r: sqlite3.Row) -> Intent:
-    data = dict(r)
-    for k in _DECIMALS:
-        if data.get(k) is not None:
-            data[k] = Decimal(data[k])
-    data["status"] = IntentStatus(data["status"])
-    return Intent(**data)

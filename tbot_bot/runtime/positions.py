@@ -12,9 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from tbot_bot.accounting.account_transaction import ledger_fee, realised_pnl
-from tbot_bot.runtime.order_journal import Intent, IntentStatus
-
-OPTION_MULTIPLIER = Decimal(100)
+from tbot_bot.domain.intents import Intent, IntentStatus
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER_DEC as OPTION_MULTIPLIER
 
 
 @dataclass(frozen=True, slots=True)

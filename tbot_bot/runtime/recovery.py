@@ -11,8 +11,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tbot_bot.domain.intents import IntentStatus
+from tbot_bot.domain.vocab import ExitReason
 from tbot_bot.market_time import window_for
-from tbot_bot.runtime.order_journal import IntentStatus
 from tbot_bot.runtime.positions import open_trades
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         # a position whose window is over (or from an earlier day), or any position once the kill switch tripped
         if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
             ctx.place_exit(
-                tr.entry, "recovered_after_window" if not ctx.halted_reason else "kill_switch", now
+                tr.entry,
+                ExitReason.RECOVERED_AFTER_WINDOW if not ctx.halted_reason else ExitReason.KILL_SWITCH,
+                now,
             )
             closed += 1
     unknown = sorted(s for s, p in held.items() if s not in ours and p.qty != Decimal(0))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.ledger_read import OrderFigures, account_fees, order_figures
+from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 from tbot_bot.reporting.trade_history import (
     TradeRecord,
@@ -18,7 +19,6 @@ from tbot_bot.reporting.trade_history import (
     trade_history_paths,
     write_trade_history,
 )
-from tbot_bot.runtime.order_journal import Intent, IntentStatus
 from tbot_bot.runtime.positions import position_side, round_trips, signal_direction
 from tbot_bot.support.path_resolver import BotHome
 
@@ -87,6 +87,7 @@ def trade_records(
                 tag=e.tag,
                 direction=signal_direction(e),
                 fees=_q(Decimal(fees)),
+                defense_mode=e.defense_mode,
             )  # fmt: skip
         )
     for i in intents:

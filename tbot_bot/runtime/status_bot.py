@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.runtime.clock import Clock
+from tbot_bot.domain.clock import Clock
 from tbot_bot.support.utils_bot import atomic_write_text
 
 
@@ -47,6 +47,7 @@ class StatusBoard:
     broker: dict[str, Any] = field(default_factory=lambda: {"name": "", "healthy": True, "last_error": None})
     api: dict[str, int] = field(default_factory=lambda: {"retries": 0, "errors": 0})
     defense_mode: bool = False
+    defense_reason: str | None = None  # why defense mode is on (DEFENSE_MODE_ACTIVE or a trigger)
     kill_switch: dict[str, Any] = field(default_factory=lambda: {"tripped": False, "reason": None})
     pending_confirmations: list[dict[str, str]] = field(default_factory=list)
     message: str | None = None
@@ -84,6 +85,7 @@ class StatusBoard:
             "broker": self.broker,
             "api": self.api,
             "defense_mode": self.defense_mode,
+            "defense_reason": self.defense_reason,
             "kill_switch": self.kill_switch,
             "pending_confirmations": self.pending_confirmations,
             "message": self.message,
@@ -129,7 +131,7 @@ def render_status(data: dict[str, Any]) -> str:
         )
     ks = data.get("kill_switch", {})
     lines.append(
-        f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, defense mode {'ON' if data.get('defense_mode') else 'off'}, api retries {data.get('api', {}).get('retries')}, errors {data.get('api', {}).get('errors')}"
+        f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}, api retries {data.get('api', {}).get('retries')}, errors {data.get('api', {}).get('errors')}"
     )
     for pc in data.get("pending_confirmations", []):
         lines.append(

@@ -11,8 +11,8 @@ from datetime import timedelta
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.checks import CheckResult
 from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.domain.clock import Clock
 from tbot_bot.errors import TbotError
-from tbot_bot.runtime.clock import Clock
 
 
 class Watchdog:

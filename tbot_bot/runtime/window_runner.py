@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tbot_bot.domain.crashpoints import crashpoint
+from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
+from tbot_bot.domain.vocab import DenialCode, Direction, ExitReason, PositionSide, Purpose, StrategyName
 from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import Window, window_for
-from tbot_bot.runtime.crashpoints import crashpoint
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
-from tbot_bot.runtime.order_journal import Intent, IntentStatus, client_order_id
 from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
-from tbot_bot.strategy.strategy_base import Direction, EntryDecision, ExitDecision, OpenPosition
+from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
 from tbot_bot.trading.risk_bot import Denied, Sized
@@ -41,7 +42,7 @@ class WindowOutcome:
 class WindowRunner:
     def __init__(self, ctx: DayContext, strategy: str) -> None:
         self.ctx = ctx
-        self.name = strategy
+        self.name = StrategyName(strategy)
         self.window: Window = window_for(strategy, ctx.session_date, ctx.settings)
         self.strategy = strategy_module(strategy)
         self.outcome = WindowOutcome(strategy, "done")
@@ -107,7 +108,7 @@ class WindowRunner:
         # nothing outlives its window: whatever is still held now is closed before the window is booked
         for tr in open_trades(ctx.journal.intents()):
             if tr.entry.strategy == self.name and tr.exit is None:
-                ctx.place_exit(tr.entry, "window_end", ctx.clock.now())
+                ctx.place_exit(tr.entry, ExitReason.WINDOW_END, ctx.clock.now())
         self._settle()
         return self._finish(w.reason)
 
@@ -279,14 +280,20 @@ class WindowRunner:
             )
             short_type = ctx.settings.short_type(self.name)
             choice = choose_instrument(ctx, self.name, e, short_type)
+            if choice.denial is None and ctx.imbalance is not None and self.name == StrategyName.CLOSE:
+                # IBKR: a strong closing-auction imbalance against the signal blocks the CLOSE entry
+                gate = ctx.imbalance.check(self.name, e.symbol, _position(e.direction), ctx.clock.now())
+                if not gate.allowed:
+                    choice = choice.denied(DenialCode.IMBALANCE, gate.reason)
             if choice.denial is None:
                 block = ctx.blocklist.check(choice.symbol)
                 if not block.allowed:
-                    choice = choice.denied("ticker_blocklist", block.reason)
+                    choice = choice.denied(DenialCode.TICKER_BLOCKLIST, block.reason)
                 elif any(c.symbol == choice.symbol for _, c in choices):
                     # two signals this minute map to one instrument (e.g. both to SH): one trade per ticker per day
                     choice = choice.denied(
-                        "ticker_blocklist", f"{choice.symbol} already taken by a stronger signal this minute"
+                        DenialCode.TICKER_BLOCKLIST,
+                        f"{choice.symbol} already taken by a stronger signal this minute",
                     )
             if choice.denial is not None:
                 self._deny(e, choice.denial[0], choice.denial[1])
@@ -348,7 +355,7 @@ class WindowRunner:
             self.name,
             e.symbol,
             e.signal_time,
-            "long" if e.direction is Direction.BULLISH else "short",
+            _position(e.direction),
             e.strength,
             f"denied:{code}",
         )
@@ -368,10 +375,10 @@ class WindowRunner:
             client_order_id=client_order_id(ctx.bot_id, ctx.day_key, self.name, c.symbol, seq),
             session_date=ctx.day_key,
             strategy=self.name,
-            purpose="entry",
+            purpose=Purpose.ENTRY,
             symbol=c.symbol,
             signal_ticker=e.symbol,
-            direction="long" if e.direction is Direction.BULLISH else "short",
+            direction=_position(e.direction),
             order_side=c.entry_side,
             instrument=c.instrument,
             qty=d.qty,
@@ -382,8 +389,14 @@ class WindowRunner:
             leverage=c.leverage,
             option_json=c.option_json,
             signal_time=e.signal_time.isoformat(),
+            defense_mode=ctx.risk.defense_mode,
         )
 
     # ------------------------------------------------------------------ exits
     def _exit(self, trade: OpenTrade, ex: ExitDecision) -> None:
-        self.ctx.place_exit(trade.entry, ex.reason.value, ex.trigger_time or ex.decided_at)
+        self.ctx.place_exit(trade.entry, ex.reason, ex.trigger_time or ex.decided_at)
+
+
+def _position(direction: Direction) -> PositionSide:
+    """The journal's `direction` column: the side a bullish/bearish signal takes on the signal ticker."""
+    return PositionSide.LONG if direction is Direction.BULLISH else PositionSide.SHORT

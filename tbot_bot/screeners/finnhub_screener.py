@@ -17,7 +17,7 @@ from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker, Snapshot
     from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.domain.clock import Clock
     from tbot_bot.screeners.fundamentals import FundamentalsProvider
     from tbot_bot.support.path_resolver import BotHome
 

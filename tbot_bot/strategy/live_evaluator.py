@@ -4,31 +4,31 @@ minute boundary, with the same kernels as `simulate()` (see support/architecture
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from tbot_bot.market_time import Window, to_minutes
+from tbot_bot.domain.vocab import Direction, ExitReason
+from tbot_bot.market_time import Window, to_minutes, window_for
 from tbot_bot.strategy import signals as sig
-from tbot_bot.strategy.grid import SessionGrid
-from tbot_bot.strategy.running_indicators import RunningIndicators
-from tbot_bot.strategy.strategy_base import (
-    _EXIT_NAMES,
-    _KIND_NAMES,
+from tbot_bot.strategy.decisions import (
+    EXIT_NAMES,
+    KIND_NAMES,
     Decisions,
-    Direction,
     EntryDecision,
     ExitDecision,
-    ExitReason,
     OpenPosition,
-    Strategy,
     WindowArrays,
 )
+from tbot_bot.strategy.grid import SessionGrid
+from tbot_bot.strategy.running_indicators import RunningIndicators
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Bar
+    from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.strategy.strategy_base import Strategy
 
 
 def _window_arrays_live(window: Window, rows: int) -> WindowArrays:
@@ -293,7 +293,7 @@ class LiveEvaluator:
                     float(ent.strength[i]),
                     minutes_to_datetime(int(grid.t[i, k])),
                     float(grid.close[i, k]),
-                    _KIND_NAMES[int(ent.kind[i])],
+                    KIND_NAMES[int(ent.kind[i])],
                 )  # fmt: skip
             )
         return sorted(out, key=lambda d: (-d.strength, d.symbol))
@@ -335,7 +335,7 @@ class LiveEvaluator:
                             ExitDecision(
                                 self.strategy.name,
                                 p.symbol,
-                                _EXIT_NAMES[int(trig_reason[0])],
+                                EXIT_NAMES[int(trig_reason[0])],
                                 now,
                                 minutes_to_datetime(int(one.t[0, k])),
                                 float(one.close[0, k]),
@@ -388,3 +388,15 @@ class _FirstOpen:
 def minutes_to_datetime(m: int) -> datetime:
     """A bar time (minutes since the epoch) as an aware UTC datetime, without pandas (one per decision)."""
     return _EPOCH + timedelta(minutes=int(m))
+
+
+def evaluator_for(
+    strategy: Strategy, day: date, settings: BotSettings, *, vix_at_start: float | None = None
+) -> LiveEvaluator:
+    """The evaluator for today's window from .env_bot (the supervisor's entry point)."""
+    return LiveEvaluator(
+        strategy,
+        window_for(strategy.name, day, settings),
+        strategy.params_from_settings(settings),
+        vix_at_start=vix_at_start,
+    )

@@ -8,94 +8,34 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 
+from tbot_bot.domain.vocab import Direction
 from tbot_bot.market_time import (
     Window,
     WindowSpec,
     compute_window,
     session_date_at,
     to_minutes,
-    window_for,
 )
 from tbot_bot.strategy import signals as sig
+from tbot_bot.strategy.decisions import (
+    EXIT_NAMES,
+    KIND_NAMES,
+    WindowArrays,
+)
 from tbot_bot.strategy.grid import SessionGrid, build_grid
+from tbot_bot.strategy.live_evaluator import LiveEvaluator, evaluator_for
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker
     from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.runtime.clock import Clock
-    from tbot_bot.strategy.live_evaluator import LiveEvaluator
+    from tbot_bot.domain.clock import Clock
 
 log = logging.getLogger("tbot.strategy")
-
-
-class Direction(StrEnum):
-    BULLISH = "bullish"
-    BEARISH = "bearish"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Direction.BULLISH else -1
-
-
-class ExitReason(StrEnum):
-    TRAILING_STOP = "trailing_stop"
-    STOP_LOSS = "stop_loss"
-    VWAP_TOUCH = "vwap_touch"
-    TIMEOUT = "timeout"
-    SESSION_CLOSE = "session_close"
-
-
-_EXIT_NAMES = {int(e): ExitReason[e.name] for e in sig.Exit if e is not sig.Exit.NONE}
-_KIND_NAMES = {int(k): k.name.lower() for k in sig.Kind}
-
-
-@dataclass(frozen=True, slots=True)
-class EntryDecision:
-    """Enter at the next bar's open. Decided on the SIGNAL ticker; the order may go to another instrument."""
-
-    strategy: str
-    symbol: str
-    direction: Direction
-    strength: float  # distance beyond the trigger, as a fraction of the trigger price
-    signal_time: datetime  # start of the bar whose close triggered
-    signal_close: float
-    kind: str  # breakout | vwap_reversion | continuation | fade
-
-
-@dataclass(frozen=True, slots=True)
-class OpenPosition:
-    """A position as the evaluator needs it, in signal-ticker terms. entry_price None = the signal ticker's
-    open of the bar starting at entry_time (what the backtest uses)."""
-
-    symbol: str
-    direction: Direction
-    entry_time: datetime
-    entry_price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ExitDecision:
-    """Exit at the next bar's open."""
-
-    strategy: str
-    symbol: str
-    reason: ExitReason
-    decided_at: datetime
-    trigger_time: datetime | None = None  # bar whose close triggered (stops and VWAP touch)
-    trigger_close: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decisions:
-    entries: list[EntryDecision]
-    exits: list[ExitDecision]
-    blocked_reason: str | None = None  # set when the whole window is gated (e.g. CLOSE without VIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +183,7 @@ class Strategy:
                 "symbol": grid.symbol[a.row].astype(str),
                 "session": [grid.days[d] for d in grid.day[a.row]],
                 "direction": np.where(a.direction > 0, Direction.BULLISH.value, Direction.BEARISH.value),
-                "kind": [_KIND_NAMES[int(k)] for k in a.kind],
+                "kind": [KIND_NAMES[int(k)] for k in a.kind],
                 "strength": a.strength,
                 "signal_time": _ts(a.signal_t),
                 "signal_close": a.signal_close,
@@ -251,7 +191,7 @@ class Strategy:
                 "entry_price": a.entry_price,
                 "exit_time": _ts(a.exit_t),
                 "exit_price": a.exit_price,
-                "exit_reason": [_EXIT_NAMES[int(r)].value for r in a.exit_reason],
+                "exit_reason": [EXIT_NAMES[int(r)].value for r in a.exit_reason],
                 "trigger_time": pd.Series(_ts(np.maximum(a.trigger_t, 0))).where(a.trigger_t >= 0, pd.NaT),
             }
         )
@@ -261,22 +201,13 @@ class Strategy:
 
     # ---- live path
     def live(self, window: Window, params: Any, *, vix_at_start: float | None = None) -> LiveEvaluator:
-        from tbot_bot.strategy.live_evaluator import LiveEvaluator
-
         return LiveEvaluator(self, window, params, vix_at_start=vix_at_start)
 
     def live_for(
         self, day: date, settings: BotSettings, *, vix_at_start: float | None = None
     ) -> LiveEvaluator:
         """The evaluator for today's window from .env_bot (the supervisor's entry point)."""
-        from tbot_bot.strategy.live_evaluator import LiveEvaluator
-
-        return LiveEvaluator(
-            self,
-            window_for(self.name, day, settings),
-            self.params_from_settings(settings),
-            vix_at_start=vix_at_start,
-        )
+        return evaluator_for(self, day, settings, vix_at_start=vix_at_start)
 
     # ---- readiness
     def self_check(
@@ -325,17 +256,6 @@ class Strategy:
         return StrategyCheck(True, self.name, "ok", now, {"window": window.reason})
 
 
-@dataclass(frozen=True, slots=True)
-class WindowArrays:
-    """Per-row window bounds in minutes (signals.py units) and whether the window runs that day."""
-
-    analysis_start: np.ndarray
-    breakout_start: np.ndarray
-    breakout_end: np.ndarray
-    last_bar: np.ndarray
-    fits: np.ndarray
-
-
 def window_arrays(grid: SessionGrid, spec: WindowSpec, calendar: str) -> WindowArrays:
     wins = [compute_window(spec, d, calendar) for d in grid.days]
     per_day = np.array(
@@ -353,12 +273,3 @@ def window_arrays(grid: SessionGrid, spec: WindowSpec, calendar: str) -> WindowA
     fits = np.array([w.fits for w in wins], dtype=bool)
     r = per_day[grid.day]
     return WindowArrays(r[:, 0], r[:, 1], r[:, 2], r[:, 3], fits[grid.day])
-
-
-def __getattr__(name: str) -> Any:
-    # LiveEvaluator lives in live_evaluator.py (which imports this module); kept reachable here lazily
-    if name == "LiveEvaluator":
-        from tbot_bot.strategy.live_evaluator import LiveEvaluator
-
-        return LiveEvaluator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

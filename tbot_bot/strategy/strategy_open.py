@@ -10,7 +10,8 @@ import numpy as np
 
 from tbot_bot.market_time import WindowSpec
 from tbot_bot.strategy import signals as sig
-from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy, WindowArrays
+from tbot_bot.strategy.decisions import WindowArrays
+from tbot_bot.strategy.strategy_base import IndicatorSource, Strategy
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

@@ -8,10 +8,11 @@ secret is written and when a boot (or `tbot check`) reads it, so both say the sa
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -105,15 +106,46 @@ def _alerts(values: Mapping[str, Any], broker_code: str) -> list[str]:
     return problems
 
 
-def _acct_api(values: Mapping[str, Any], broker_code: str) -> list[str]:
-    from tbot_bot.accounting.acct_client import parse_config
-    from tbot_bot.errors import ConfigError
+ACCT_API_DEFAULT_TIMEOUT = 10.0
 
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        parse_config(dict(values))
-    except ConfigError as exc:
-        return list(exc.problems)
-    return []
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def acct_api_problems(values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an accounting-API credentials object (empty when it is usable)."""
+    problems: list[str] = []
+    url = str(values.get("ACCT_API_URL") or "").strip().rstrip("/")
+    token = str(values.get("ACCT_API_TOKEN") or "").strip()
+    parts = urlsplit(url)
+    if not url:
+        problems.append("ACCT_API_URL is missing (e.g. https://accounting.example.com/api)")
+    elif parts.scheme not in ("https", "http") or not parts.hostname:
+        problems.append(f"ACCT_API_URL={url!r} must be an https:// URL")
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # the token travels in every request: plain HTTP is accepted only on this machine
+        problems.append(f"ACCT_API_URL={url!r} must use https:// (plain http only to 127.0.0.1/localhost)")
+    if not token:
+        problems.append("ACCT_API_TOKEN is missing")
+    raw_timeout = values.get("ACCT_API_TIMEOUT")
+    if raw_timeout not in (None, ""):
+        try:
+            timeout = float(raw_timeout)
+            if not 0.1 <= timeout <= 120:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"ACCT_API_TIMEOUT={raw_timeout!r} must be seconds between 0.1 and 120")
+    return problems
+
+
+def _acct_api(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    return acct_api_problems(values)
 
 
 def _backup_upload(values: Mapping[str, Any], broker_code: str) -> list[str]:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.config.env_bot import ShortType
+from tbot_bot.domain.vocab import DenialCode, InstrumentTag, InstrumentType, OrderSide
 from tbot_bot.errors import TbotError
-from tbot_bot.strategy.strategy_base import Direction, EntryDecision
-from tbot_bot.strategy.strategy_meta import leverage_of, pick_inverse_etf
+from tbot_bot.strategy.decisions import EntryDecision
+from tbot_bot.trading.bearish import route_signal
 from tbot_bot.trading.orders_bot import option_to_json
 from tbot_bot.trading.risk_bot import Candidate, InstrumentKind
 
@@ -23,15 +24,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class InstrumentChoice:
     symbol: str
-    instrument: str  # equity | option
-    entry_side: str  # buy | sell
+    instrument: InstrumentType
+    entry_side: OrderSide
     candidate: Candidate
-    tag: str | None = None
+    tag: InstrumentTag | None = None
     leverage: Decimal | None = None
     option_json: str | None = None
-    denial: tuple[str, str] | None = None
+    denial: tuple[DenialCode, str] | None = None
 
-    def denied(self, code: str, reason: str) -> InstrumentChoice:
+    def denied(self, code: DenialCode, reason: str) -> InstrumentChoice:
         return replace(self, denial=(code, reason))
 
 
@@ -67,52 +68,46 @@ def choose_instrument(
         spread_pct=None,
         signal_ticker=e.symbol,
     )
-    if e.direction is Direction.BULLISH:
-        cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
-        choice = InstrumentChoice(e.symbol, "equity", "buy", cand or blank)
-        return choice if cand else choice.denied("screener", f"{e.symbol} no longer passes the screener")
-    up = strategy.upper()
-    if short_type is ShortType.DISABLED:
-        # SHORT_TYPE_X=disabled: bearish signals are logged, never traded
-        return InstrumentChoice(e.symbol, "equity", "buy", blank).denied(
-            "short_type_disabled", f"SHORT_TYPE_{up}=disabled: bearish signal logged, not traded"
-        )
-    if short_type is ShortType.INVERSE_ETF:
-        # SHORT_TYPE_X=InverseETF: buy the inverse ETF mapped to the ticker, if one passes the same filters
-        found: dict[str, Candidate] = {}
+    found: dict[str, Candidate] = {}
 
-        def passes(sym: str) -> bool:
-            if sym not in ctx.tradable:
-                return False
-            cand = _equity_candidate(ctx, strategy, sym, e.strength, e.symbol, etf=True)
-            if cand:
-                found[sym] = cand
-            return cand is not None
+    def inverse_etf_passes(sym: str) -> bool:
+        # an inverse ETF must be in the universe and pass the same price/volume/spread filters
+        if sym not in ctx.tradable:
+            return False
+        cand = _equity_candidate(ctx, strategy, sym, e.strength, e.symbol, etf=True)
+        if cand:
+            found[sym] = cand
+        return cand is not None
 
-        etf = pick_inverse_etf(e.symbol, strategy, passes)
-        if etf is None:
-            return InstrumentChoice(e.symbol, "equity", "buy", blank).denied(
-                "inverse_etf_unavailable", f"no inverse ETF for {e.symbol} passes price/volume/spread filters"
-            )
-        lev = leverage_of(etf)
-        return InstrumentChoice(
-            etf, "equity", "buy", found[etf], tag="InverseETF", leverage=Decimal(lev) if lev else None
-        )
-    if short_type is ShortType.SHORT_SELL:
-        # SHORT_TYPE_X=ShortSell: sell the ticker short (broker must allow it)
-        if not ctx.broker.capabilities.short_sell:
-            return InstrumentChoice(e.symbol, "equity", "sell", blank).denied(
-                "short_sell_unsupported", f"broker {ctx.broker.name} cannot short sell"
-            )
-        cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
-        if cand is not None:
-            cand = replace(cand, kind=InstrumentKind.SHORT_SALE)  # sized in whole shares (capabilities)
-        choice = InstrumentChoice(
-            e.symbol, "equity", "sell", cand or blank, tag="ShortSell", leverage=Decimal(1)
-        )
-        return choice if cand else choice.denied("screener", f"{e.symbol} no longer passes the screener")
-    # SHORT_TYPE_X=LongPut: buy a put, nearest the money, nearest expiry at least two trading days out
-    return _long_put(ctx, strategy, e, blank)
+    route = route_signal(
+        e.direction,
+        e.symbol,
+        strategy,
+        short_type,
+        ctx.broker.capabilities,
+        ctx.broker.name,
+        inverse_etf_passes,
+    )
+    choice = InstrumentChoice(
+        route.symbol,
+        route.instrument,
+        route.entry_side,
+        found.get(route.symbol, blank),
+        route.tag,
+        route.leverage,
+    )
+    if route.denial is not None:
+        return choice.denied(*route.denial)
+    if route.tag is InstrumentTag.INVERSE_ETF:
+        return choice
+    if route.instrument is InstrumentType.OPTION:
+        return _long_put(ctx, strategy, e, blank)
+    cand = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
+    if cand is None:
+        return choice.denied(DenialCode.SCREENER, f"{e.symbol} no longer passes the screener")
+    if route.entry_side is OrderSide.SELL:
+        cand = replace(cand, kind=InstrumentKind.SHORT_SALE)  # sized in whole shares (capabilities)
+    return replace(choice, candidate=cand)
 
 
 def nearest_expiry(ctx: DayContext) -> date:
@@ -135,22 +130,18 @@ def strike_near(price: Decimal) -> Decimal:
 
 
 def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate) -> InstrumentChoice:
-    if not ctx.broker.capabilities.options:
-        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
-            "options_unsupported", f"broker {ctx.broker.name} does not trade options"
-        )
     under = _equity_candidate(ctx, strategy, e.symbol, e.strength, e.symbol, etf=False)
     if under is None:
-        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
-            "screener", f"{e.symbol} no longer passes the screener"
+        return InstrumentChoice(e.symbol, InstrumentType.OPTION, OrderSide.BUY, blank).denied(
+            DenialCode.SCREENER, f"{e.symbol} no longer passes the screener"
         )
     contract = OptionContract(e.symbol, nearest_expiry(ctx), strike_near(under.price), "P")
     try:
         quote = ctx.errors.call(ctx.broker.get_latest_quote, contract.occ_symbol)
     except TbotError as exc:
         # no quote for this contract (unlisted strike, no option data): this signal is skipped, trading goes on
-        return InstrumentChoice(e.symbol, "option", "buy", blank).denied(
-            "missing_market_data", f"no quote for {contract.occ_symbol}: {exc}"
+        return InstrumentChoice(e.symbol, InstrumentType.OPTION, OrderSide.BUY, blank).denied(
+            DenialCode.MISSING_MARKET_DATA, f"no quote for {contract.occ_symbol}: {exc}"
         )
     premium = quote.mid
     years = max((contract.expiry - ctx.session_date).days, 1) / 365.0
@@ -175,12 +166,12 @@ def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate
     )
     choice = InstrumentChoice(
         contract.occ_symbol,
-        "option",
-        "buy",
+        InstrumentType.OPTION,
+        OrderSide.BUY,
         cand,
-        tag="LongPut",
+        tag=InstrumentTag.LONG_PUT,
         leverage=Decimal(1),
         option_json=option_to_json(contract),
     )
     # ENABLE_BSM_FILTER: a put priced beyond MAX_BSM_DEVIATION from Black-Scholes is not bought
-    return choice if decision.allowed else choice.denied("black_scholes_filter", decision.reason)
+    return choice if decision.allowed else choice.denied(DenialCode.BLACK_SCHOLES_FILTER, decision.reason)

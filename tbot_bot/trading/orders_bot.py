@@ -13,20 +13,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tbot_bot.broker.broker_api import (
-    AssetClass,
-    Broker,
-    OptionContract,
-    Order,
-    OrderRequest,
-    OrderSide,
-    OrderStatus,
-)
+from tbot_bot.broker.broker_api import AssetClass, Broker, OptionContract, Order, OrderRequest, OrderStatus
 from tbot_bot.config.error_handler import ErrorHandler
+from tbot_bot.domain.clock import Clock
+from tbot_bot.domain.crashpoints import crashpoint
+from tbot_bot.domain.intents import Intent, IntentStatus
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, NetworkError
-from tbot_bot.runtime.clock import Clock
-from tbot_bot.runtime.crashpoints import crashpoint
-from tbot_bot.runtime.order_journal import Intent, IntentStatus, OrderJournal
+from tbot_bot.runtime.order_journal import OrderJournal
 
 _STATUS = {
     OrderStatus.NEW: IntentStatus.SENT,

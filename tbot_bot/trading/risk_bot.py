@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
 from tbot_bot.checks import CheckResult
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER, DenialCode
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.trading.kill_switch import KillSwitch
 
 FRACTIONAL_QUANTUM = Decimal("0.0001")  # fractional shares are rounded down to 1/10,000 of a share
-OPTION_MULTIPLIER = 100
 
 
 class RiskState(StrEnum):
@@ -30,20 +30,6 @@ class InstrumentKind(StrEnum):
     EQUITY = "equity"  # long stock/ETF or inverse ETF
     SHORT_SALE = "short_sale"  # stock sold short: whole shares unless the broker allows fractional shorts
     LONG_PUT = "long_put"
-
-
-class DenialCode(StrEnum):
-    HALTED = "halted"
-    ENTRIES_PAUSED = "entries_paused"
-    TRADES_DISABLED = "trades_disabled"
-    PRICE_OUT_OF_RANGE = "price_out_of_range"
-    VOLUME_TOO_LOW = "volume_too_low"
-    SPREAD_TOO_WIDE = "spread_too_wide"
-    MISSING_MARKET_DATA = "missing_market_data"
-    MAX_TRADES = "max_trades"
-    MAX_OPEN_POSITIONS = "max_open_positions"
-    SESSION_CAP_USED = "session_cap_used"
-    ZERO_QUANTITY = "zero_quantity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +294,7 @@ class RiskManager:
         capabilities: BrokerCapabilities,
         *,
         kill_switch: KillSwitch | None = None,
+        defense_reason: str | None = None,
     ) -> None:
         self._settings = settings
         self.broker_current_float = Decimal(broker_current_float)
@@ -316,8 +303,9 @@ class RiskManager:
         self._state = RiskState.ACTIVE
         self._halt_reason: str | None = None
         # DEFENSE_MODE_ACTIVE=true: reduced allocation and fewer trades from the start of the day
+        # defense_reason: an automatic trigger that fired this session or the last (runtime/defense.py)
         self._defense_reason: str | None = (
-            "DEFENSE_MODE_ACTIVE=true" if settings.DEFENSE_MODE_ACTIVE else None
+            "DEFENSE_MODE_ACTIVE=true" if settings.DEFENSE_MODE_ACTIVE else defense_reason
         )
         self._usage: dict[str, _WindowUsage] = {}
         self._pause_reason: str | None = None

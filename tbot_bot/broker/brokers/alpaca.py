@@ -31,7 +31,6 @@ from tbot_bot.broker.broker_api import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderType,
     Position,
 )
@@ -41,7 +40,6 @@ from tbot_bot.broker.brokers.alpaca_translate import (
     BrokerRejected,
     MalformedReply,
     MarketDataRefused,
-    OrderStateUnknown,
     tame_client,
     to_account,
     to_clock,
@@ -54,7 +52,8 @@ from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.broker.order_tracking import track_until_final
 from tbot_bot.checks import CheckResult
 from tbot_bot.config.retry import RetryPolicy
-from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError
+from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError, OrderStateUnknown
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings

@@ -25,13 +25,13 @@ from tbot_bot.broker.broker_api import (
     Fill,
     MarketClock,
     Order,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
     Quote,
     Snapshot,
 )
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, LogicError, MarketDataError, NetworkError
 
 log = logging.getLogger("tbot_bot.broker.alpaca")
@@ -65,15 +65,6 @@ class MalformedReply(BrokerError):
 
 class MarketDataRefused(MarketDataError):
     """The data API refused the request (401/403/404/422): retrying will not help."""
-
-
-class OrderStateUnknown(NetworkError):
-    """A submission failed in a way that leaves it unknown whether the broker holds the order, and the
-    look-up by client_order_id also failed. The supervisor must reconcile before sending anything new."""
-
-    def __init__(self, message: str, *, client_order_id: str) -> None:
-        self.client_order_id = client_order_id
-        super().__init__(message)
 
 
 class TimeoutSession(requests.Session):

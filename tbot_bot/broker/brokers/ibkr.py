@@ -21,7 +21,6 @@ from tbot_bot.broker.broker_api import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderType,
     Position,
     Quote,
@@ -38,11 +37,12 @@ from tbot_bot.broker.brokers.ibkr_translate import (
     position_from_ib,
 )
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, ConfigError, NetworkError
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.domain.clock import Clock
     from tbot_bot.support.path_resolver import BotHome
 
 _log = logging.getLogger(__name__)

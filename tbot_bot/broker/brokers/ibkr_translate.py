@@ -16,13 +16,12 @@ from tbot_bot.broker.broker_api import (
     OptionContract,
     Order,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
 )
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER, OrderSide
 
-OPTION_MULTIPLIER = 100
 UNSET_DOUBLE_LIMIT = 1e300  # ib_async's UNSET_DOUBLE is sys.float_info.max: "not reported yet"
 
 # IB status string -> ours, before partial fills are taken into account

@@ -29,7 +29,6 @@ from tbot_bot.broker.broker_api import (
     OptionContract,
     Order,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
@@ -45,17 +44,17 @@ from tbot_bot.broker.brokers.sim_market import (
 )
 from tbot_bot.broker.brokers.sim_store import OrderRow, PositionRow, SimStore
 from tbot_bot.broker.capabilities import BrokerCapabilities, capabilities_for
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER, OrderSide
 from tbot_bot.errors import BrokerError, MarketDataError
 from tbot_bot.trading.fees import FeeSchedule
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
-    from tbot_bot.runtime.clock import Clock
+    from tbot_bot.domain.clock import Clock
     from tbot_bot.support.path_resolver import BotHome
 
 DEFAULT_STARTING_CASH = Decimal("100000")
 QTY_QUANTUM = Decimal("0.0001")
-OPTION_MULTIPLIER = 100
 
 
 class SimBroker(Broker):

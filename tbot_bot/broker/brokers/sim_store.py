@@ -17,11 +17,11 @@ from tbot_bot.broker.broker_api import (
     Fill,
     OptionContract,
     Order,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
 )
+from tbot_bot.domain.vocab import OrderSide
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (

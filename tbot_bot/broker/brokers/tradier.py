@@ -30,14 +30,12 @@ from tbot_bot.broker.broker_api import (
     MarketClock,
     Order,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
     Position,
     Quote,
     Snapshot,
 )
-from tbot_bot.broker.brokers.alpaca_translate import OrderStateUnknown
 from tbot_bot.broker.brokers.tradier_api import (
     LIVE_URL,
     SANDBOX_URL,
@@ -52,7 +50,8 @@ from tbot_bot.broker.brokers.tradier_api import (
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.broker.order_tracking import track_until_final
 from tbot_bot.config.retry import RetryPolicy
-from tbot_bot.errors import BrokerError, LogicError, NetworkError
+from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.errors import BrokerError, LogicError, NetworkError, OrderStateUnknown
 from tbot_bot.support.utils_bot import utc_now
 
 if TYPE_CHECKING:

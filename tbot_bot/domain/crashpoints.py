@@ -1,5 +1,7 @@
 """Named crash points for the crash-recovery tests (a test seam, inert unless TBOT_CRASH_AT is set).
 
+On the ground floor so that every layer it instruments (ledger, config, orders, runtime) can call it.
+
 TBOT_CRASH_AT="after_journal" (or "after_journal:3" for the third time the point is reached) makes the
 process SIGKILL itself there, exactly like a power cut: no cleanup, no flush beyond what is already durable.
 """
@@ -28,19 +30,3 @@ def crashpoint(name: str) -> None:
     _hits[name] += 1
     if _hits[name] == target[1]:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def arm_ledger_crash() -> None:
-    """For TBOT_CRASH_AT=mid_ingest: die inside the ledger transaction, after the rows are written, before COMMIT."""
-    target = _target()
-    if target is None or target[0] != "mid_ingest":
-        return
-    from tbot_bot.accounting import accounting_api
-
-    original = accounting_api.append_prepared
-
-    def append_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
-        original(*args, **kwargs)
-        crashpoint("mid_ingest")
-
-    accounting_api.append_prepared = append_then_die  # type: ignore[assignment]

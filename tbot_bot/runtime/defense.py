@@ -1,0 +1,65 @@
+"""Automatic defense mode (DESIGN §8): the realised drawdown and win rate of the day's closed trades, after
+fees, switch defense mode on for the rest of the session and the next.
+
+The risk manager owns the thresholds and the reduced limits (`RiskManager.observe_performance`); this module
+measures the day, remembers a switch in the order journal (so a restart and the next session keep it) and
+says who it was: `disaster_mode.log`, an alert and status.json are written by the day (DayContext).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from tbot_bot.market_time import previous_session_date
+from tbot_bot.runtime.order_journal import OrderJournal
+from tbot_bot.runtime.positions import RoundTrip
+
+DEFENSE_LOG = "disaster_mode.log"
+
+
+def _key(day: date) -> str:
+    return f"defense_mode:{day.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    drawdown: float | None  # peak-to-trough of cumulative net PnL, as a fraction of the float
+    win_rate: float | None  # closed trades with net PnL > 0 / closed trades (None: nothing closed yet)
+
+
+def realised_performance(trips: Sequence[RoundTrip], float_amount: Decimal) -> Performance:
+    """The day's closed round trips in exit order, net of fees (a win is net > 0)."""
+    if not trips:
+        return Performance(None, None)
+    ordered = sorted(trips, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
+    running = peak = worst = Decimal(0)
+    for trip in ordered:
+        running += trip.pnl
+        peak = max(peak, running)
+        worst = max(worst, peak - running)
+    wins = sum(1 for t in ordered if t.pnl > 0)
+    drawdown = float(worst / float_amount) if float_amount > 0 else None
+    return Performance(drawdown, wins / len(ordered))
+
+
+class DefenseMonitor:
+    """Whether a trigger fired on this session or the previous one, and recording a new switch."""
+
+    def __init__(self, journal: OrderJournal, calendar: str, day: date) -> None:
+        self.journal = journal
+        self.day = day
+        self._previous = previous_session_date(day, calendar)
+
+    def carried_reason(self) -> str | None:
+        """The reason of a switch made earlier today (before a restart) or during the previous session."""
+        today = self.journal.get_value(_key(self.day))
+        if today:
+            return today
+        earlier = self.journal.get_value(_key(self._previous))
+        return f"carried over from {self._previous}: {earlier}" if earlier else None
+
+    def record(self, reason: str) -> None:
+        self.journal.set_value(_key(self.day), reason)

@@ -1,0 +1,105 @@
+"""How a run passes time, chosen once at boot: live (wall clock), replay (a recorded day) or check (boot only).
+
+The mode owns the clock, waiting, the stop check and how long exits are given to settle, so no other code
+asks which kind of clock it holds. The supervisor hands it the two things of the process it cannot know:
+a heartbeat (systemd watchdog, liveness) and whether a stop was asked for (signal or control file).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from tbot_bot.domain.clock import Clock, ReplayClock
+
+
+class RunKind(StrEnum):
+    LIVE = "live"
+    REPLAY = "replay"
+    CHECK = "check"
+
+
+def _never() -> bool:
+    return False
+
+
+def _nothing() -> None:
+    return None
+
+
+class RunMode(ABC):
+    kind: RunKind
+    # exit orders still working when trading ends get this many steps of this length to fill
+    settle_steps: int
+    settle_step: timedelta
+
+    def __init__(
+        self, clock: Clock, *, stop: Callable[[], bool] = _never, beat: Callable[[], None] = _nothing
+    ) -> None:
+        self.clock = clock
+        self._stop = stop
+        self._beat = beat
+
+    def stop_requested(self) -> bool:
+        return self._stop()
+
+    @abstractmethod
+    def wait(self, t: datetime) -> bool:
+        """Until `t` (sleeping or advancing the clock); False when a stop was requested meanwhile."""
+
+
+class LiveMode(RunMode):
+    kind = RunKind.LIVE
+    # two minutes of wall-clock time, inside systemd's TimeoutStopSec
+    settle_steps, settle_step = 6, timedelta(seconds=20)
+
+    def __init__(
+        self,
+        clock: Clock,
+        poll_seconds: float,
+        *,
+        stop: Callable[[], bool] = _never,
+        beat: Callable[[], None] = _nothing,
+    ) -> None:
+        super().__init__(clock, stop=stop, beat=beat)
+        self.poll_seconds = poll_seconds  # SLEEP_TIME: control files and the heartbeat at least this often
+
+    def wait(self, t: datetime) -> bool:
+        while True:
+            if self.stop_requested():
+                return False
+            self._beat()
+            remaining = (t - self.clock.now()).total_seconds()
+            if remaining <= 0:
+                return True
+            self.clock.sleep(min(self.poll_seconds, remaining))
+
+
+class ReplayMode(RunMode):
+    kind = RunKind.REPLAY
+    # five bars of replay time
+    settle_steps, settle_step = 5, timedelta(minutes=1)
+
+    def __init__(
+        self, clock: ReplayClock, *, stop: Callable[[], bool] = _never, beat: Callable[[], None] = _nothing
+    ) -> None:
+        super().__init__(clock, stop=stop, beat=beat)
+        self.replay_clock = clock
+
+    def wait(self, t: datetime) -> bool:
+        if t > self.replay_clock.now():
+            self.replay_clock.advance_to(t)
+        self._beat()
+        return not self.stop_requested()
+
+
+class CheckMode(RunMode):
+    """`tbot check`: boots exactly as start would, then never waits and never runs a window."""
+
+    kind = RunKind.CHECK
+    settle_steps, settle_step = 0, timedelta(0)
+
+    def wait(self, t: datetime) -> bool:
+        return True
