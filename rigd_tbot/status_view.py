@@ -58,7 +58,7 @@ def render_status_view(
     ks = data.get("kill_switch") or {}
     lines.append(
         f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
-        f"defense mode {'ON' if data.get('defense_mode') else 'off'}"
+        f"defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}"
     )
     fees = f", fees {data['fees']}, net {data.get('net_pnl')}" if data.get("fees") is not None else ""
     lines.append(f"PnL        realised {data.get('realized_pnl', '0.00')} today{fees}")

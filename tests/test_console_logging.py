@@ -44,7 +44,7 @@ def test_quiet_console_shows_warnings_only_in_utc(capsys: pytest.CaptureFixture[
             engine.removeHandler(handler)
 
 
-def test_check_names_logging_rebalance_and_failover(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_check_names_logging_and_rebalance(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     from integration_test_runner import provision_demo_home
 
     from rigd_tbot.cli import main
@@ -52,9 +52,9 @@ def test_check_names_logging_rebalance_and_failover(tmp_path, capsys) -> None:  
     from tbot_bot.config.settings_bot import update_env_values
 
     home = provision_demo_home(tmp_path / "home")
-    update_env_values(home, {"FAILOVER_ENABLED": "true", "DEBUG_LOG_LEVEL": "verbose"}, actor="test")
+    update_env_values(home, {"DEBUG_LOG_LEVEL": "verbose"}, actor="test")
     assert main(["check", "--home", str(home.root), "--replay", DEMO_DAY.isoformat()]) == 0
     out = capsys.readouterr().out
     assert "console verbose (BUILD_MODE=release)" in out
     assert "rebalance  on: beyond 10% of the float" in out
-    assert "FAILOVER_ENABLED=true has no effect; no trade is tagged FAILOVER_ACTIVE" in out
+    assert "failover" not in out  # one broker per bot: the FAILOVER_* keys are gone (tests/test_wiring.py)

@@ -258,8 +258,7 @@ def write_outputs(
         files["slippage"] = out_dir / "backtest_slippage_comparison.json"
         atomic_write_json(
             files["slippage"],
-            {"slippage_model": {"type": slipped.kind, "mean_pct": slipped.mean_pct, "stddev_pct": slipped.stddev_pct,
-                                "latency_ms": slipped.latency_ms},
+            {"slippage_model": {"type": slipped.kind, "mean_pct": slipped.mean_pct, "stddev_pct": slipped.stddev_pct},
              "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
              "pnl_difference": metrics.total_pnl - raw.total_pnl},
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Slippage and latency model shared by the sim exchange and the backtest engine.
+"""Slippage model shared by the sim exchange and the backtest engine.
 
 Types (SLIPPAGE_SIMULATION_TYPE): `none`; `rule_based` = a fixed SLIPPAGE_MEAN_PCT percent against the
 trader; `randomized` = |N(mean, stddev)| percent against the trader, from a seeded generator so a run is
@@ -23,7 +23,6 @@ class SlippageModel:
     kind: SlippageType = "none"
     mean_pct: float = 0.0
     stddev_pct: float = 0.0
-    latency_ms: int = 0
     seed: int = 0
     _rng: np.random.Generator = field(init=False, repr=False)
 
@@ -34,12 +33,11 @@ class SlippageModel:
     def from_settings(cls, settings: BotSettings, seed: int = 0) -> SlippageModel:
         # ENABLE_SLIPPAGE_MODEL=false: fills at the raw bar price whatever SLIPPAGE_SIMULATION_TYPE says
         if not settings.ENABLE_SLIPPAGE_MODEL:
-            return cls(kind="none", latency_ms=settings.SIMULATED_LATENCY_MS, seed=seed)
+            return cls(kind="none", seed=seed)
         return cls(
             kind=settings.SLIPPAGE_SIMULATION_TYPE,
             mean_pct=settings.SLIPPAGE_MEAN_PCT,
             stddev_pct=settings.SLIPPAGE_STDDEV_PCT,
-            latency_ms=settings.SIMULATED_LATENCY_MS,
             seed=seed,
         )
 

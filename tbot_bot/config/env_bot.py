@@ -319,8 +319,6 @@ class BotSettings(BaseModel):
     REBALANCE_THRESHOLD: FloatFraction
     REBALANCE_CHECK_INTERVAL: Annotated[Int, Field(ge=60, le=86400, description="seconds between checks")]
     REBALANCE_PAUSE_ENTRIES: Bool
-    FAILOVER_ENABLED: Bool
-    FAILOVER_LOG_TAG: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")]
     # Global time & polling
     TRADING_DAYS: Annotated[
         tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...],
@@ -409,7 +407,6 @@ class BotSettings(BaseModel):
     SLIPPAGE_SIMULATION_TYPE: Literal["none", "rule_based", "randomized"]
     SLIPPAGE_MEAN_PCT: Annotated[Float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
     SLIPPAGE_STDDEV_PCT: Annotated[Float, Field(ge=0, le=10, description="percent")]
-    SIMULATED_LATENCY_MS: Annotated[Int, Field(ge=0, le=60000)]
     SIM_COMMISSION_PER_SHARE: FeeAmount
     SIM_COMMISSION_PER_ORDER: FeeAmount
     SIM_COMMISSION_MIN: FeeAmount
@@ -659,7 +656,18 @@ def parse_env_text(text: str) -> tuple[dict[str, str], list[str]]:
     return values, problems
 
 
+# keys an older template had that no longer exist, with what replaces them
+REMOVED_KEYS = {
+    "FAILOVER_ENABLED": "one broker per bot (DESIGN §9): there is no failover",
+    "FAILOVER_LOG_TAG": "one broker per bot (DESIGN §9): no trade is ever rerouted or tagged",
+    "SIMULATED_LATENCY_MS": "orders fill at the open of the bar after the signal bar; a latency under a minute "
+    "cannot move a fill on 1-minute bars",
+}
+
+
 def _unknown_key_problem(key: str) -> str:
+    if key in REMOVED_KEYS:
+        return f"{key} was removed ({REMOVED_KEYS[key]}); delete the line with `tbot config edit`"
     close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"{key} is not a known key{hint}"

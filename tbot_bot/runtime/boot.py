@@ -36,7 +36,7 @@ from tbot_bot.runtime.preflight import Preflight, preflight
 from tbot_bot.runtime.run_mode import CheckMode, LiveMode, ReplayMode, RunMode
 from tbot_bot.runtime.status_bot import StatusBoard
 from tbot_bot.runtime.watchdog_bot import Watchdog
-from tbot_bot.runtime.wiring import Services, close_all, option_volatility, report_float
+from tbot_bot.runtime.wiring import Services, close_all, enhancement_checks, option_volatility, report_float
 from tbot_bot.screeners.fundamentals import build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
@@ -380,6 +380,8 @@ def _self_checks(r: Services, probe: str | None) -> None:
     add("router", strategy_router.self_check(s, now))
     add("build_check", build_check.self_check(r.home, scope=r.binding.scope))
     add("notifier", r.notifier.self_check())
+    for enhancement, result in enhancement_checks(r):
+        add(enhancement, result)
     for name in strategy_router.route(s).run:
         check = strategy_router.strategy_module(name).self_check(s, r.broker, r.broker_current_float, r.clock)
         if not check.ok and check.reason.startswith("window does not fit"):

@@ -73,13 +73,6 @@ class Preflight:
             # REBALANCE_ENABLED / REBALANCE_TRIGGER_PCT: the band beyond which the accounting system is asked to rebalance
             f"rebalance  {'on' if s.REBALANCE_ENABLED else 'off'}: beyond {s.REBALANCE_TRIGGER_PCT:g}% of the float, "
             f"checked every {s.REBALANCE_CHECK_INTERVAL}s",
-            # FAILOVER_ENABLED / FAILOVER_LOG_TAG: one broker per bot, so nothing is ever rerouted or tagged
-            "failover   none: one broker per bot"
-            + (
-                f" (FAILOVER_ENABLED=true has no effect; no trade is tagged {s.FAILOVER_LOG_TAG})"
-                if s.FAILOVER_ENABLED
-                else ""
-            ),
             "status     OK: ready to start",
         ]
         return "\n".join(lines)

@@ -106,38 +106,3 @@ def read_status(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data
-
-
-def render_status(data: dict[str, Any]) -> str:
-    """A one-screen, human-readable view of status.json for `tbot status`."""
-    lines = [
-        f"state      {data.get('state')}  (session {data.get('session_date') or '-'}, active {data.get('active_strategy') or '-'})",
-        f"bot        {data.get('bot', {}).get('entity', '')} {data.get('bot', {}).get('bot_id', '')} on {data.get('broker', {}).get('name', '')}"
-        f"  broker {'healthy' if data.get('broker', {}).get('healthy') else 'UNHEALTHY: ' + str(data.get('broker', {}).get('last_error'))}",
-        f"pnl        realised {data.get('realized_pnl')}  fees {data.get('fees', '0.0000')}  net {data.get('net_pnl', data.get('realized_pnl'))}  by strategy {data.get('realized_pnl_by_strategy')}",
-    ]
-    for w in data.get("windows", []):
-        lines.append(
-            f"window     {w.get('strategy'):<5} {w.get('status'):<8} scheduled {w.get('scheduled_start', '')[11:16]}-{w.get('scheduled_end', '')[11:16]} UTC"
-            f"  actual {(w.get('actual_start') or '')[11:16]}-{(w.get('actual_end') or '')[11:16]}  {w.get('note') or ''}"
-        )
-    for s, c in data.get("counts", {}).items():
-        lines.append(
-            f"counts     {s:<5} signaled {c.get('signaled')}, entered {c.get('entered')}, exited {c.get('exited')}"
-        )
-    for p in data.get("positions", []):
-        lines.append(
-            f"position   {p.get('symbol')} {p.get('side')} {p.get('qty')} @ {p.get('entry_price')} unrealised {p.get('unrealized_pnl')} ({p.get('strategy')})"
-        )
-    ks = data.get("kill_switch", {})
-    lines.append(
-        f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}, api retries {data.get('api', {}).get('retries')}, errors {data.get('api', {}).get('errors')}"
-    )
-    for pc in data.get("pending_confirmations", []):
-        lines.append(
-            f"pending    {pc.get('client_order_id')} {pc.get('symbol')} ({pc.get('strategy')}) expires {pc.get('expires_at')}: tbot confirm {pc.get('client_order_id')}"
-        )
-    if data.get("message"):
-        lines.append(f"message    {data['message']}")
-    lines.append(f"updated    {data.get('updated_at')}  version {data.get('version')}")
-    return "\n".join(lines)

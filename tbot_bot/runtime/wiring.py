@@ -17,6 +17,7 @@ from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.accounting.float_bot import SessionFloat, session_float
 from tbot_bot.broker.broker_api import Broker
+from tbot_bot.checks import CheckResult
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
@@ -211,3 +212,35 @@ def rebalance_monitor(s: Services, ctx: DayContext) -> RebalanceMonitor | None:
     if breach is not None and s.settings.REBALANCE_PAUSE_ENTRIES:
         ctx.risk.pause_entries(f"rebalance: breach {breach['breach_id']} still open")
     return monitor
+
+
+def enhancement_checks(s: Services) -> list[tuple[str, CheckResult]]:
+    """The self_check() of every filter and enhancement this bot runs (boot refuses on any failure)."""
+    from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
+    from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
+    from tbot_bot.strategy.strategy_router import route
+
+    settings, runs = s.settings, set(route(s.settings).run)
+    checks: list[tuple[str, CheckResult]] = []
+    # MID's entries pass the ADX and Bollinger gates; CLOSE's the VIX gate
+    if "mid" in runs:
+        checks += [("adx_filter", adx_filter.self_check(settings))]
+        checks += [("bollinger_confluence", bollinger_confluence.self_check(settings))]
+    if "close" in runs:
+        checks.append(("vix_gatekeeper", vix_gatekeeper.self_check(settings)))
+    # ENABLE_BSM_FILTER: puts priced beyond MAX_BSM_DEVIATION are refused, so the pricer must be right
+    if settings.ENABLE_BSM_FILTER:
+        bsm = BlackScholesFilter(settings, s.binding.identity.JURISDICTION_CODE)
+        checks.append(("black_scholes_filter", bsm.self_check()))
+    # ENABLE_FUNNHUB_FUNDAMENTALS_FILTER: the guard's limits must be usable
+    if settings.ENABLE_FUNNHUB_FUNDAMENTALS_FILTER:
+        checks.append(("fundamentals_guard", FundamentalGuard(settings).self_check()))
+    blocklist = TickerBlocklist.for_home(s.home, s.clock)
+    try:
+        checks.append(("ticker_blocklist", blocklist.self_check()))
+    finally:
+        blocklist.close()
+    gate = imbalance_gate(settings, s.broker, s.clock)
+    if gate is not None:
+        checks.append(("imbalance_scanner", gate.self_check()))
+    return checks
