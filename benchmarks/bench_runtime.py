@@ -149,7 +149,9 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
 
     main_mod.boot = timed_boot  # type: ignore[assignment]
     load_times: list[float] = []
-    orig_load = main_mod.load_replay_bars
+    import tbot_bot.inputs.replay_bars as replay_bars_mod
+
+    orig_load = replay_bars_mod.load_replay_bars
 
     def timed_load(*a, **k):  # type: ignore[no-untyped-def]
         s = time.perf_counter()
@@ -157,7 +159,7 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
         load_times.append(time.perf_counter() - s)
         return r
 
-    main_mod.load_replay_bars = timed_load  # type: ignore[assignment]
+    replay_bars_mod.load_replay_bars = timed_load  # type: ignore[assignment]
     warm_s, warm_n = 0.0, 0
     if warm_path:
         from tbot_bot.market_time import previous_session_date as previous_session

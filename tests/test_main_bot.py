@@ -6,8 +6,9 @@ import json
 import re
 import sqlite3
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from integration_test_runner import check_outputs, ledger_rows, provision_demo_home
 
@@ -202,8 +203,6 @@ def test_broker_outage_suspends_trading(tmp_path: Path) -> None:
 
 def test_cron_triggers_fire_at_configured_exchange_times_on_trading_days() -> None:
     from helpers import make_settings
-
-    from tbot_bot.runtime.schedule import next_fire_times
 
     s = make_settings(START_TIME_MID="10:45", TRADING_DAYS="mon,wed,fri")
     # 2011-03-13 is the DST change: 10:45 New York is 15:45Z before it and 14:45Z after it
@@ -418,3 +417,20 @@ def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
         assert _status(home)["session_date"] == DEMO_DAY.isoformat()
     finally:
         r.close()
+
+
+def next_fire_times(settings: Any, strategy: str, after: datetime, count: int) -> list[datetime]:
+    """The next `count` times the live scheduler would start `strategy`'s window (its own cron trigger)."""
+    from tbot_bot.runtime.schedule import cron_trigger
+
+    trigger = cron_trigger(settings, strategy)
+    out: list[datetime] = []
+    prev: datetime | None = None
+    now = after
+    for _ in range(count):
+        nxt = trigger.get_next_fire_time(prev, now)
+        if nxt is None:
+            break
+        out.append(nxt)
+        prev, now = nxt, nxt + timedelta(seconds=1)
+    return out

@@ -15,7 +15,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
-from tbot_bot.domain.vocab import ExitReason, OrderSide, Purpose
+from tbot_bot.domain.vocab import ExitReason, OrderSide, Purpose, WindowStatus
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
@@ -143,7 +143,7 @@ class DayContext:
     def status_window(
         self,
         strategy: str,
-        state: str,
+        state: WindowStatus,
         *,
         actual_start: datetime | None = None,
         actual_end: datetime | None = None,
@@ -158,9 +158,10 @@ class DayContext:
                     w["actual_end"] = actual_end.isoformat()
                 if note:
                     w["note"] = note
-        active = strategy if state == "running" else None
+        active = strategy if state is WindowStatus.RUNNING else None
         self.status.publish(
-            active_strategy=active, state=BotState.ANALYZING if state == "running" else self._idle_state()
+            active_strategy=active,
+            state=BotState.ANALYZING if state is WindowStatus.RUNNING else self._idle_state(),
         )
 
     def _idle_state(self) -> BotState:

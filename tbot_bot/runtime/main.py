@@ -21,9 +21,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
-from tbot_bot.config.error_handler import Severity, classify
+from tbot_bot.config.error_handler import Severity
 from tbot_bot.domain.clock import Clock
-from tbot_bot.errors import ConfigError, LogicError, TbotError
+from tbot_bot.domain.vocab import WindowStatus
+from tbot_bot.errors import LogicError, TbotError
 from tbot_bot.market_time import (
     both_times,
     closed_reason,
@@ -218,7 +219,7 @@ class Supervisor:
             self.outcomes.append(outcome)
             # the window's feed and indicators are gone: their memory goes back before the next window
             give_back_freed_memory()
-            if outcome.status == "stopped":
+            if outcome.status is WindowStatus.STOPPED:
                 break
         return self._close_day(ctx, stopped=self.stop_requested())
 
@@ -229,14 +230,14 @@ class Supervisor:
             **window_times(ctx.settings, name, ctx.session_date),
             "actual_start": None,
             "actual_end": None,
-            "status": "pending" if w.fits else "skipped",
+            "status": WindowStatus.PENDING if w.fits else WindowStatus.SKIPPED,
             "note": w.reason,
         }
         # after a crash or on a re-run of the day, what the journal recorded is the truth
         done = ctx.journal.window(ctx.day_key, name)
         if done is not None:
             row.update(
-                status="interrupted" if done["status"] == "running" else done["status"],
+                status=WindowStatus.INTERRUPTED if done["status"] == WindowStatus.RUNNING else done["status"],
                 actual_start=done["actual_start"],
                 actual_end=done["actual_end"],
                 note=done["note"] or row["note"],
@@ -259,7 +260,7 @@ class Supervisor:
             ctx.halted_reason = f"broker outage: {c.message}"
             ctx.risk.halt(ctx.halted_reason)
             ctx.status.publish(state=BotState.HALTED, message=ctx.halted_reason)
-            return WindowOutcome(name, "halted", ctx.halted_reason)
+            return WindowOutcome(name, WindowStatus.HALTED, ctx.halted_reason)
         # full shutdown: still try to leave nothing working and nothing held (each step on its own)
         for action in (
             lambda: ctx.orders.cancel_open(f"shutdown: {c.message}"),
@@ -371,7 +372,7 @@ class Supervisor:
         for name in plan_run:
             row = ctx.journal.window(ctx.day_key, name)
             w = window_for(name, ctx.session_date, ctx.settings)
-            if (row is not None and row["status"] == "running") or (
+            if (row is not None and row["status"] == WindowStatus.RUNNING) or (
                 row is None and w.fits and w.start <= now < w.monitoring_end
             ):
                 out.append(name)
@@ -531,15 +532,3 @@ def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
     if not settings.REBALANCE_ENABLED:
         return None
     return IntervalTrigger(seconds=int(settings.REBALANCE_CHECK_INTERVAL), timezone="UTC")
-
-
-def run_supervisor(home: BotHome, **kwargs: Any) -> int:
-    try:
-        return Supervisor(home, **kwargs).run()
-    except ConfigError:
-        raise
-    except LogicError:
-        raise
-    except TbotError as exc:
-        c = classify(exc)
-        raise LogicError(f"{c.error_type}: {c.message}") from exc

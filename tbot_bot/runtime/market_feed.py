@@ -225,9 +225,3 @@ class MarketFeed:
         if r is None or not self._len[r]:
             return None
         return float(self._v[3, r, self._len[r] - 1])
-
-    def last_bar_time(self) -> datetime | None:
-        ends = [int(self._t[r, n - 1]) for r, n in enumerate(self._len) if n]
-        if not ends:
-            return None
-        return datetime(1970, 1, 1, tzinfo=self.session_open.tzinfo) + timedelta(minutes=max(ends))

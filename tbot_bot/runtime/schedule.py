@@ -4,7 +4,7 @@ plan that shows each window in exchange time and UTC. Session facts come from `t
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -47,17 +47,3 @@ def morning_plan(settings: BotSettings, day: date) -> list[str]:
             + ("" if w.fits else f" (skipped: {w.reason})")
         )
     return lines
-
-
-def next_fire_times(settings: BotSettings, strategy: str, after: datetime, count: int) -> list[datetime]:
-    trigger = cron_trigger(settings, strategy)
-    out: list[datetime] = []
-    prev: datetime | None = None
-    now = after
-    for _ in range(count):
-        nxt = trigger.get_next_fire_time(prev, now)
-        if nxt is None:
-            break
-        out.append(nxt)
-        prev, now = nxt, nxt + timedelta(seconds=1)
-    return out

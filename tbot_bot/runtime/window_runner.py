@@ -14,7 +14,15 @@ from typing import Any
 
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
-from tbot_bot.domain.vocab import DenialCode, Direction, ExitReason, PositionSide, Purpose, StrategyName
+from tbot_bot.domain.vocab import (
+    DenialCode,
+    Direction,
+    ExitReason,
+    PositionSide,
+    Purpose,
+    StrategyName,
+    WindowStatus,
+)
 from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import Window, window_for
 from tbot_bot.runtime.day_context import DayContext
@@ -31,7 +39,7 @@ MINUTE = timedelta(minutes=1)
 @dataclass
 class WindowOutcome:
     strategy: str
-    status: str  # done | skipped | stopped | halted
+    status: WindowStatus
     note: str = ""
     entries: int = 0
     exits: int = 0
@@ -45,7 +53,7 @@ class WindowRunner:
         self.name = StrategyName(strategy)
         self.window: Window = window_for(strategy, ctx.session_date, ctx.settings)
         self.strategy = strategy_module(strategy)
-        self.outcome = WindowOutcome(strategy, "done")
+        self.outcome = WindowOutcome(strategy, WindowStatus.DONE)
         self.symbols: list[str] = []
         self.feed: MarketFeed | None = None
 
@@ -54,22 +62,22 @@ class WindowRunner:
         ctx, w = self.ctx, self.window
         day = ctx.day_key
         done = ctx.journal.window(day, self.name)
-        if done is not None and done["status"] in ("done", "skipped"):
+        if done is not None and done["status"] in (WindowStatus.DONE, WindowStatus.SKIPPED):
             return self._already_finished(done)
         if not w.fits:
             return self._skip(w.reason)
         if ctx.halted_reason:
-            return self._skip(f"trading halted: {ctx.halted_reason}", status="halted")
+            return self._skip(f"trading halted: {ctx.halted_reason}", status=WindowStatus.HALTED)
         vix = ctx.vix_at(w.start) if self.name == "close" else None
         if self.name == "close" and vix is None:
             return self._skip_no_vix()
         evaluator = self.strategy.live(w, self.strategy.params_from_settings(ctx.settings), vix_at_start=vix)
         ctx.wait_until(w.start)
         if ctx.stop_requested():
-            self.outcome.status = "stopped"
+            self.outcome.status = WindowStatus.STOPPED
             return self.outcome
-        ctx.journal.set_window(day, self.name, "running", actual_start=ctx.clock.now().isoformat())
-        ctx.status_window(self.name, "running", actual_start=ctx.clock.now())
+        ctx.journal.set_window(day, self.name, WindowStatus.RUNNING, actual_start=ctx.clock.now().isoformat())
+        ctx.status_window(self.name, WindowStatus.RUNNING, actual_start=ctx.clock.now())
         ctx.log.event(
             self.name,
             "window_start",
@@ -115,7 +123,7 @@ class WindowRunner:
     def _already_finished(self, row: Any) -> WindowOutcome:
         """A restart or a re-replay of a day whose window already ran: report it as it was, run nothing."""
         o = self.outcome
-        o.status, o.note = row["status"], row["note"] or ""
+        o.status, o.note = WindowStatus(row["status"]), row["note"] or ""
         o.signals, o.entries, o.exits = (int(row[k] or 0) for k in ("signals", "entries", "exits"))
         o.denials = json.loads(row["denials"]) if row["denials"] else {}
         start, end = (
@@ -131,7 +139,7 @@ class WindowRunner:
         self.outcome.entries, self.outcome.exits = entries, exits
         return {"signals": self.outcome.signals, "entries": entries, "exits": exits}
 
-    def _skip(self, reason: str, status: str = "skipped") -> WindowOutcome:
+    def _skip(self, reason: str, status: WindowStatus = WindowStatus.SKIPPED) -> WindowOutcome:
         self.ctx.log.event(self.name, "window_skipped", reason=reason)
         self.ctx.journal.set_window(
             self.ctx.day_key,
@@ -141,7 +149,7 @@ class WindowRunner:
             counts=self._counts(),
             denials=self.outcome.denials,
         )
-        self.ctx.status_window(self.name, "skipped", note=reason)
+        self.ctx.status_window(self.name, WindowStatus.SKIPPED, note=reason)
         self.outcome.status, self.outcome.note = status, reason
         return self.outcome
 
@@ -167,7 +175,7 @@ class WindowRunner:
         return self._skip(reason)
 
     def _stop(self) -> WindowOutcome:
-        self.outcome.status = "stopped"
+        self.outcome.status = WindowStatus.STOPPED
         return self.outcome
 
     def _finish(self, note: str) -> WindowOutcome:
@@ -175,10 +183,10 @@ class WindowRunner:
         ctx.book_day()
         ctx.drop_settled_confirmations()
         ctx.journal.set_window(
-            ctx.day_key, self.name, "done", actual_end=ctx.clock.now().isoformat(), note=note,
+            ctx.day_key, self.name, WindowStatus.DONE, actual_end=ctx.clock.now().isoformat(), note=note,
             counts=self._counts(), denials=self.outcome.denials,
         )  # fmt: skip
-        ctx.status_window(self.name, "done", actual_end=ctx.clock.now(), note=note)
+        ctx.status_window(self.name, WindowStatus.DONE, actual_end=ctx.clock.now(), note=note)
         ctx.log.event(self.name, "window_end", note=note)
         return self.outcome
 
