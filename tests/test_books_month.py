@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from integration_test_runner import run_session
 from ofxtools.Parser import OFXTree
+from test_ledger_fixtures import account_balances
 
 from tbot_bot.accounting.accounting_config import LedgerBinding, load_binding
 from tbot_bot.accounting.ledger_anchor import AnchorStore
-from tbot_bot.accounting.ledger_read import account_balances
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.support.path_resolver import BotHome
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rigd_tbot.cli import main
-from tbot_bot.config.env_bot import numeric_bounds, parse_env_text, settings_from_text
+from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
 from tbot_bot.config.security_bot import encrypt_to_file
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
@@ -102,13 +102,24 @@ def test_bom_and_crlf_are_accepted() -> None:
     assert values == {"A": "1", "B": "2"} and problems == []
 
 
+def _numeric_bounds() -> dict[str, tuple[str, str]]:
+    """(lowest, highest) allowed value of every numeric key, read from the schema's constraints."""
+    bounds: dict[str, tuple[str, str]] = {}
+    for key, info in BotSettings.model_fields.items():
+        lo = next((getattr(m, a) for m in info.metadata for a in ("ge", "gt") if hasattr(m, a)), None)
+        hi = next((getattr(m, a) for m in info.metadata for a in ("le", "lt") if hasattr(m, a)), None)
+        if lo is not None and hi is not None:
+            bounds[key] = (str(lo), str(hi))
+    return bounds
+
+
 def test_template_comment_documents_each_numeric_range() -> None:
     comments = {}
     for line in template_text().split("\n"):
         m = re.match(r"^([A-Z_]+)=.*?\s#\s(.*)$", line)
         if m:
             comments[m.group(1)] = m.group(2)
-    bounds = numeric_bounds()
+    bounds = _numeric_bounds()
     assert len(bounds) > 40
     missing = [k for k, (lo, hi) in bounds.items() if f"{lo}..{hi}" not in comments.get(k, "")]
     assert missing == [], f"template comments lack the allowed range of {missing}"

@@ -13,6 +13,7 @@ from tbot_bot.core import CORE_DATABASES, init_all_core_databases, verify_all_co
 from tbot_bot.core import users as users_mod
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import utc_now
 
 EXPECTED_TABLES = {
     "SYSTEM": ["schema_meta", "system_settings"],
@@ -82,8 +83,10 @@ def test_cli_users_add_reads_password_from_stdin(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("a-good-password\n"))
     assert main(["users", "add", "--home", str(tmp_path), "--username", "ops", "--role", "operator"]) == 0
     assert "ops created with role operator" in capsys.readouterr().out
-    user = users_mod.verify_password(BotHome(tmp_path), "ops", "a-good-password")
-    assert user is not None and user.role == "operator"
+    login = users_mod.authenticate(
+        BotHome(tmp_path), "ops", "a-good-password", now=utc_now(), attempt_limit=3, lockout_minutes=1
+    )
+    assert login.reason == "ok" and login.user is not None and login.user.role == "operator"
     assert main(["users", "list", "--home", str(tmp_path)]) == 0
     assert "ops" in capsys.readouterr().out
 

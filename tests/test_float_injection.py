@@ -8,12 +8,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_ledger_fixtures import account_balances
 
 from tbot_bot.accounting.accounting_config import load_binding
 from tbot_bot.accounting.float_injection import inject_float
 from tbot_bot.accounting.float_ledger import broker_current_float
 from tbot_bot.accounting.ledger_anchor import AnchorStore
-from tbot_bot.accounting.ledger_read import account_balances
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.path_resolver import BotHome

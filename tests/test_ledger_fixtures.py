@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tbot_bot.accounting.account_transaction import TradeFill
 from tbot_bot.accounting.accounting_api import LedgerWriter
-from tbot_bot.accounting.ledger_schema import create_ledger
+from tbot_bot.accounting.ledger_schema import create_ledger, open_ledger
+from tbot_bot.support.utils_bot import from_minor
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 PUT = "SPY261218P00450000"
@@ -147,3 +148,12 @@ def new_ledger(tmp_path: Path, keep: int = 50) -> tuple[Path, LedgerWriter]:
     ledger = tmp_path / "RIGD_USA_main_ALPACA_01_BOT_ledger.db"
     create_ledger(ledger, currency_code="USD")
     return ledger, LedgerWriter(ledger, tmp_path / "ledger_backups", keep)
+
+
+def account_balances(ledger_path: Path) -> dict[str, Decimal]:
+    """account -> debit minus credit over every posting: what the tests check the books against."""
+    with open_ledger(ledger_path, readonly=True) as conn:
+        rows = conn.execute(
+            "SELECT account_code, sum(debit) - sum(credit) FROM splits GROUP BY account_code"
+        ).fetchall()
+    return {str(code): from_minor(int(bal)) for code, bal in rows}

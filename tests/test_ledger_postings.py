@@ -10,8 +10,7 @@ import pytest
 from test_ledger_fixtures import PUT, fill
 
 from tbot_bot.accounting.account_transaction import entries_for_fill
-from tbot_bot.accounting.float_ledger import broker_current_float, create_float_ledger
-from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.accounting.float_ledger import broker_current_float, float_movement
 from tbot_bot.errors import LedgerError
 
 D = Decimal
@@ -164,28 +163,21 @@ def test_invalid_fills_are_refused(overrides: dict[str, object], message: str) -
         entries_for_fill(fill("X", **overrides))
 
 
-def test_float_ledger_opening_injection_and_balance(tmp_path: Path) -> None:
-    path = tmp_path / "float.db"
-    create_float_ledger(
-        path,
-        opening_amount=D("2500.00"),
-        currency_code="USD",
-        posted_at=datetime(2026, 11, 24, 13, tzinfo=UTC),
+def test_float_ledger_injection_and_return_legs() -> None:
+    at = datetime(2026, 11, 24, 13, tzinfo=UTC)
+    inject = float_movement(D("2500.00"), currency_code="USD", posted_at=at, fitid="FLOAT-OPEN")
+    assert (inject.trntype, {s.account_code: (s.debit, s.credit) for s in inject.splits}) == (
+        "FLOAT_IN",
+        {"1010": (D("2500.00"), 0), "3010": (0, D("2500.00"))},
     )
-    assert broker_current_float(path) == D("2500")
-    assert verify_ledger(path) == []
-    with pytest.raises(LedgerError, match="already exists"):
-        create_float_ledger(
-            path, opening_amount=D(1), currency_code="USD", posted_at=datetime(2026, 11, 24, 13, tzinfo=UTC)
-        )
-    with pytest.raises(LedgerError, match="positive Decimal"):
-        create_float_ledger(
-            tmp_path / "f2.db",
-            opening_amount=D(0),
-            currency_code="USD",
-            posted_at=datetime(2026, 11, 24, 13, tzinfo=UTC),
-        )
-    assert not (tmp_path / "f2.db").exists()
+    back = float_movement(D("200"), currency_code="USD", posted_at=at, fitid="FLOAT-OUT", returned=True)
+    assert (back.trntype, {s.account_code: (s.debit, s.credit) for s in back.splits}) == (
+        "FLOAT_OUT",
+        {"3010": (D("200"), 0), "1020": (0, D("200"))},
+    )
+    for bad in (D(0), D("-1")):
+        with pytest.raises(LedgerError, match="positive Decimal"):
+            float_movement(bad, currency_code="USD", posted_at=at, fitid="X")
 
 
 def test_broker_current_float_refuses_a_bot_ledger(tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from tbot_bot.trading.notifier_bot import (
     SlackChannel,
     SmsChannel,
     build_notifier,
-    log_only_notifier,
 )
 
 TS = datetime(2026, 11, 25, 14, 45, tzinfo=UTC)
@@ -182,8 +181,10 @@ def test_slow_channel_does_not_block_notify(hooks: FakeWebhooks) -> None:
     assert n.sent <= 2 and n.sent + n.failed >= 4
 
 
-def test_log_only_notifier(caplog: pytest.LogCaptureFixture) -> None:
-    n = log_only_notifier(make_settings())
+def test_without_channel_secrets_alerts_go_to_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    n = build_notifier(make_settings(), BotHome(tmp_path), background=False)
     with caplog.at_level(logging.INFO):
         assert n.notify(failure_alert())
     assert "trading halted" in caplog.text and "kill_switch" in caplog.text
@@ -212,8 +213,8 @@ def test_build_notifier_from_secrets(tmp_path: Path, smtp: FakeSmtp, hooks: Fake
     assert len(smtp.messages) == 1 and len(hooks.on("/v2/enqueue")) == 1
 
 
-def test_send_builds_alerts_and_swallows_mistakes(caplog: pytest.LogCaptureFixture) -> None:
-    n = log_only_notifier(make_settings())
+def test_send_builds_alerts_and_swallows_mistakes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    n = build_notifier(make_settings(), BotHome(tmp_path), background=False)
     assert n.send("critical", "failure", timestamp=TS, trigger="watchdog", message="broker down")
     with caplog.at_level(logging.ERROR):
         assert n.send("loud", "failure", timestamp=TS, trigger="x", message="y") is False

@@ -194,6 +194,36 @@ def test_config_edit_refuses_invalid_and_saves_valid(provisioned_home: Path, tmp
     assert not (provisioned_home / ".env_bot").exists()
 
 
+def test_config_encrypt_validates_then_replaces_the_plaintext(provisioned_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rigd_tbot.cli import main
+
+    home = BotHome(provisioned_home)
+    before = home.env_bot_enc.read_bytes()
+    assert main(["config", "encrypt", "--home", str(home.root)]) == 2
+    assert "there is no plaintext" in capsys.readouterr().err
+    text = read_env_text(home)
+    home.env_bot_plain.write_text(text.replace("MAX_OPEN_POSITIONS=5", "MAX_OPEN_POSITIONS=banana"))
+    assert main(["config", "encrypt", "--home", str(home.root)]) == 2
+    assert "MAX_OPEN_POSITIONS='banana'" in capsys.readouterr().err
+    assert home.env_bot_enc.read_bytes() == before and home.env_bot_plain.exists()  # nothing lost
+    home.env_bot_plain.write_text(text.replace("MAX_OPEN_POSITIONS=5", "MAX_OPEN_POSITIONS=3"))
+    assert main(["config", "encrypt", "--home", str(home.root)]) == 0
+    assert "plaintext deleted" in capsys.readouterr().out
+    assert not home.env_bot_plain.exists() and "MAX_OPEN_POSITIONS=3" in read_env_text(home)
+    assert any(home.versioned_env_dir.iterdir())  # the replaced encrypted file is kept
+    # the tool the error messages used to name is the same command
+    home.env_bot_plain.write_text(text)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "encrypt_env_bot.py"
+    r = subprocess.run(
+        [sys.executable, str(tool), "--home", str(home.root), "--keep-plaintext"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert home.env_bot_plain.exists() and "MAX_OPEN_POSITIONS=5" in read_env_text(home)
+
+
 def test_rotate_key_env_keeps_config_readable(provisioned_home: Path) -> None:
     home = BotHome(provisioned_home)
     before = read_env_text(home)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import make_settings
 
-from tbot_bot.config.retry import RetryCounter, RetryPolicy, retrier
+from tbot_bot.config.retry import RetryPolicy, retrier
 from tbot_bot.errors import BrokerError, LogicError, MarketDataError, NetworkError
 
 
@@ -65,17 +65,21 @@ def test_never_on_excludes_a_subclass() -> None:
     assert fn.calls == 1
 
 
-def test_decorator_and_counter() -> None:
-    counter = RetryCounter()
+def test_decorator_reports_each_retry_to_its_hook() -> None:
+    seen: list[tuple[int, str, float]] = []
     state = Flaky([NetworkError("x"), MarketDataError("y")])
 
-    @retrier(retries=5, sleep=lambda s: None, on_retry=counter)
+    @retrier(
+        retries=5,
+        base_delay=0.5,
+        sleep=lambda s: None,
+        on_retry=lambda n, e, w: seen.append((n, type(e).__name__, w)),
+    )
     def fetch(tag: str) -> str:
         return state() + tag
 
     assert fetch("!") == "ok!"
-    assert counter.total == 2
-    assert counter.by_type == {"NetworkError": 1, "MarketDataError": 1}
+    assert seen == [(1, "NetworkError", 0.5), (2, "MarketDataError", 1.0)]
     assert fetch.retry_policy.retries == 5  # type: ignore[attr-defined]
 
 

@@ -16,7 +16,7 @@ from helpers import make_settings
 from tbot_bot.broker.broker_api import Quote, Snapshot
 from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.errors import ConfigError, NetworkError
-from tbot_bot.screeners.finnhub_screener import Screener, inverse_etf_whitelist, is_whitelisted_inverse_etf
+from tbot_bot.screeners.finnhub_screener import Screener, inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import (
     FinnhubFundamentals,
     LocalFileFundamentals,
@@ -135,7 +135,7 @@ def test_fundamentals_guard_inside_screener(tmp_path: Path) -> None:
 
 
 def test_inverse_etfs_whitelist_and_no_market_cap(tmp_path: Path) -> None:
-    assert len(inverse_etf_whitelist()) == 20 and is_whitelisted_inverse_etf("sqqq")
+    assert len(inverse_etf_whitelist()) == 20 and "SQQQ" in inverse_etf_whitelist()
     fund = LocalFileFundamentals(tmp_path / "absent.json")  # would raise if the screener asked it
     snaps = {"SH": snap("SH", price="40", open_="30"), "PSQ": snap("PSQ", vol=10), "XYZ": snap("XYZ"),
              "SQQQ": snap("SQQQ", bid="39", ask="41")}  # fmt: skip
@@ -287,10 +287,8 @@ def test_token_bucket_refills_while_idle() -> None:
 
 
 def test_bundled_sample_fundamentals_load(tmp_path: Path) -> None:
-    from tbot_bot.screeners.finnhub_screener import build_screener
-
-    screener = build_screener(make_settings(), BotHome(tmp_path), SnapshotBroker({}), ReplayClock(NOW))  # type: ignore[arg-type]
-    provider = screener.fundamentals
+    # the provider boot builds for the sim: the bundled sample file
+    provider = build_fundamentals_provider(make_settings(), BotHome(tmp_path))
     assert isinstance(provider, LocalFileFundamentals)
     if not provider.path.exists():
         pytest.skip("the bundled sample fundamentals file is not generated yet")

@@ -10,7 +10,7 @@ import pytest
 from tbot_bot.core import init_all_core_databases
 from tbot_bot.core import users as users_mod
 from tbot_bot.core.reset_tokens import issue_reset_token, redeem_reset_token
-from tbot_bot.core.users import Role, add_user, authenticate, set_active, set_role, verify_password
+from tbot_bot.core.users import LoginResult, Role, add_user, authenticate, set_active, set_role
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -25,19 +25,24 @@ def home(tmp_path, monkeypatch):
     return h
 
 
-def test_verify_password(home):
+def sign_in(home: BotHome, username: str, password: str) -> LoginResult:
+    return authenticate(home, username, password, now=T0, attempt_limit=5, lockout_minutes=15)
+
+
+def test_sign_in_checks_the_password(home):
     add_user(home, "Alice", "a-long-password", Role.ADMIN)
-    assert verify_password(home, "alice", "a-long-password").username == "Alice"  # names are case-insensitive
-    assert verify_password(home, "alice", "wrong-password") is None
-    assert verify_password(home, "nobody", "a-long-password") is None
+    ok = sign_in(home, "alice", "a-long-password")
+    assert ok.reason == "ok" and ok.user.username == "Alice"  # names are case-insensitive
+    assert sign_in(home, "alice", "wrong-password").reason == "bad_password"
+    assert sign_in(home, "nobody", "a-long-password").reason == "unknown_user"
 
 
 def test_password_limits_checked_before_bcrypt(home):
     with pytest.raises(ConfigError, match="at most 72 bytes"):
         add_user(home, "u1", "x" * 73, "viewer")
     add_user(home, "u2", "x" * 72, "viewer")  # exactly the limit is fine
-    assert verify_password(home, "u2", "x" * 72) is not None
-    assert verify_password(home, "u2", "x" * 73) is None  # never a ValueError from bcrypt 5
+    assert sign_in(home, "u2", "x" * 72).reason == "ok"
+    assert sign_in(home, "u2", "x" * 73).reason == "bad_password"  # never a ValueError from bcrypt 5
     with pytest.raises(ConfigError) as many:
         add_user(home, "bad name!", "short", "root")
     assert len(many.value.problems) == 3  # username, role and password reported together
@@ -74,7 +79,6 @@ def test_inactive_user_cannot_sign_in(home):
         authenticate(home, "vw", "a-long-password", now=T0, attempt_limit=3, lockout_minutes=1).reason
         == "inactive"
     )
-    assert verify_password(home, "vw", "a-long-password") is None
 
 
 def test_last_admin_cannot_be_demoted_or_disabled(home):
@@ -97,7 +101,7 @@ def test_reset_token_is_single_use_hashed_and_expires(home):
     with pytest.raises(ConfigError, match="at least 10"):
         redeem_reset_token(home, token, "short", now=T0)
     assert redeem_reset_token(home, token, "a-brand-new-pass", now=T0) == "vw"
-    assert verify_password(home, "vw", "a-brand-new-pass") is not None
+    assert sign_in(home, "vw", "a-brand-new-pass").reason == "ok"
     with pytest.raises(ConfigError, match="not valid"):
         redeem_reset_token(home, token, "another-new-pass", now=T0)
     late = issue_reset_token(home, "vw", issued_by="admin", now=T0)

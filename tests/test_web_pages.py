@@ -17,12 +17,13 @@ from fixtures_web import (
     login,
     settings_text,
     status_payload,
+    system_events,
     write_status,
 )
 from helpers import template_text
 
 from tbot_bot.core import users as users_mod
-from tbot_bot.core.audit import recent_system_events, recent_user_activity
+from tbot_bot.core.audit import recent_user_activity
 from tbot_bot.runtime.control import SupervisorLock
 from tbot_web.py.portal_web import create_app
 
@@ -120,7 +121,7 @@ def test_operator_sees_controls_and_confirms_a_pending_order(home):
     assert post(client, f"/control/confirm/{PENDING_ID}").status_code == 302
     content = home.path("control", "confirm", PENDING_ID).read_text()
     assert "requested_by=operator" in content and "requested_at=2011-01-18T15:00:00+00:00" in content
-    assert any(e["event"] == "order_confirmed" for e in recent_system_events(home))
+    assert any(e["event"] == "order_confirmed" for e in system_events(home))
 
 
 def test_confirming_an_order_that_is_not_pending_writes_nothing(home):
@@ -186,9 +187,7 @@ def test_settings_valid_change_is_saved_and_audited(home, api):
     resp = post(client, "/settings", value__MAX_TRADES="2", value__WEIGHTS="0.5,0.5")
     assert resp.status_code == 302
     assert api.saved == [({"MAX_TRADES": "2", "WEIGHTS": "0.5,0.5"}, "web:admin")]
-    assert any(
-        e["event"] == "settings_changed" and "MAX_TRADES" in e["detail"] for e in recent_system_events(home)
-    )
+    assert any(e["event"] == "settings_changed" and "MAX_TRADES" in e["detail"] for e in system_events(home))
     assert 'name="value__MAX_TRADES" value="2"' in client.get("/settings").get_data(as_text=True)
 
 
@@ -232,7 +231,7 @@ def test_admin_user_management(home):
     assert users_mod.get_user(home, "newbie").role == "operator"
     post(client, "/users/newbie/active", active="0")
     assert users_mod.get_user(home, "newbie").is_active is False
-    events = {e["event"] for e in recent_system_events(home)}
+    events = {e["event"] for e in system_events(home)}
     assert {"user_added", "user_role_changed", "user_disabled"} <= events
 
 

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_web import Clock, build_home, fresh_token, login
+from fixtures_web import Clock, build_home, fresh_token, login, system_events
 from helpers import template_text
 
 from tbot_bot.config.settings_bot import load_settings, save_env_text
 from tbot_bot.core import users as users_mod
-from tbot_bot.core.audit import recent_system_events, recent_user_activity
+from tbot_bot.core.audit import recent_user_activity
 from tbot_bot.optimizer.proposals import write_proposal
 from tbot_bot.support.path_resolver import BotHome
 from tbot_web.py.portal_web import create_app
@@ -82,7 +82,7 @@ def test_admin_approves_and_rejects_with_audit(home: BotHome) -> None:
     doc = json.loads((home.versioned_env_dir / "proposals" / "run-a.json").read_text())
     assert doc["status"] == "approved" and doc["decision"]["actor"] == "web:admin"
     assert "approved" in admin.get("/proposals/run-a").get_data(as_text=True)
-    events = recent_system_events(home)
+    events = system_events(home)
     assert any(
         e["event"] == "proposal_approved" and "STRAT_OPEN_BUFFER 0.002->0.004" in e["detail"] for e in events
     )

@@ -1,4 +1,4 @@
-"""`tbot config show|edit|set|history|rollback`: read and change the encrypted `.env_bot` through the validated config API."""
+"""`tbot config show|edit|set|encrypt|history|rollback`: read and change the encrypted `.env_bot` through the validated config API."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "assignments", nargs="+", metavar="KEY=VALUE", help="one or more .env_bot keys with their new values"
     )
     setp.set_defaults(func=run_set)
+
+    enc = csub.add_parser(
+        "encrypt",
+        help="validate a plaintext .env_bot in the home, encrypt it to .env_bot.enc and delete the plaintext",
+        description="An invalid file is refused and nothing is saved; a replaced .env_bot.enc is kept in env_bot.versioned/.",
+    )
+    add_home_argument(enc)
+    enc.add_argument("--keep-plaintext", action="store_true", help="do not delete the plaintext .env_bot")
+    enc.set_defaults(func=run_encrypt)
 
     hist = csub.add_parser(
         "history", help="list kept versions of .env_bot (env_bot.versioned/) with who changed what"
@@ -122,6 +131,16 @@ def run_edit(args: argparse.Namespace) -> int:
         return 0
     save_env_text(home, edited, actor=_actor())  # raises ConfigError (exit 2) and saves nothing when invalid
     print("saved (validated and re-encrypted)")
+    return 0
+
+
+def run_encrypt(args: argparse.Namespace) -> int:
+    from tbot_bot.config.settings_bot import encrypt_plaintext_file
+
+    home = BotHome.resolve(args.home)
+    encrypt_plaintext_file(home, home.env_bot_plain, actor=_actor(), remove_plaintext=not args.keep_plaintext)
+    kept = " (plaintext kept)" if args.keep_plaintext else " (plaintext deleted)"
+    print(f"encrypted {home.env_bot_plain} -> {home.env_bot_enc}{kept}")
     return 0
 
 

@@ -11,9 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from tbot_bot.accounting.accounting_api import append_prepared, prepare_batch
-from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit, format_dtposted
-from tbot_bot.accounting.ledger_schema import create_ledger, open_ledger, read_meta
+from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
+from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
 
@@ -54,30 +53,6 @@ def float_movement(
         instrument="cash",
         memo="float returned to parent" if returned else "float injection from parent",
     )
-
-
-def create_float_ledger(
-    path: Path, *, opening_amount: Decimal, currency_code: str, posted_at: datetime
-) -> None:
-    """Create the float ledger and record the opening float injection (provisioning only; the bot never writes it)."""
-    entry = float_movement(
-        opening_amount,
-        currency_code=currency_code,
-        posted_at=posted_at,
-        fitid=f"FLOAT-OPEN-{format_dtposted(posted_at)}",
-    )
-    prepared = prepare_batch([entry])
-    create_ledger(path, currency_code=currency_code, kind="float")
-    with open_ledger(path) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        append_prepared(
-            conn,
-            prepared,
-            actor="provision",
-            moment=posted_at,
-            batch_memo={"written": 1, "opening_float": True},
-        )
-        conn.execute("COMMIT")
 
 
 def broker_current_float(path: Path) -> Decimal:

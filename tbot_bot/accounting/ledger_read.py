@@ -1,4 +1,4 @@
-"""Read-only figures from a ledger for reports: the ledger's PnL and fees per order, account balances.
+"""Read-only figures from a ledger for reports: the ledger's PnL and fees per order, the day's account fees.
 
 Reports never recompute PnL: they read the value the ledger stored at ingestion (DESIGN §6 "one PnL").
 """
@@ -42,21 +42,6 @@ def order_figures(ledger_path: Path) -> dict[str, OrderFigures]:
         coid: OrderFigures(None if p is None else from_minor(p), from_minor(fees.get(coid, 0)))
         for coid, p in pnl.items()
     }
-
-
-def account_balances(ledger_path: Path, *, through: str | None = None) -> dict[str, Decimal]:
-    """account -> debit minus credit, over postings dated on or before `through` (dtposted text) if given."""
-    sql = (
-        "SELECT s.account_code, sum(s.debit) - sum(s.credit) FROM splits s JOIN transactions t "
-        "ON t.id = s.transaction_id"
-    )
-    args: tuple[str, ...] = ()
-    if through is not None:
-        sql += " WHERE t.dtposted <= ?"
-        args = (through,)
-    with open_ledger(ledger_path, readonly=True) as conn:
-        rows = conn.execute(sql + " GROUP BY s.account_code", args).fetchall()
-    return {str(code): from_minor(int(bal)) for code, bal in rows}
 
 
 def account_fees(ledger_path: Path, day: str) -> Decimal:

@@ -136,12 +136,6 @@ def schema_ddl() -> list[str]:
     return statements
 
 
-def schema_sql_text() -> str:
-    """The reference DDL file's expected content."""
-    header = "-- RIGD TradeBot bot ledger schema (generated from ledger_schema.py; kept equal by a test)\n"
-    return header + "".join(f"\n{stmt};\n" for stmt in schema_ddl())
-
-
 @contextmanager
 def open_ledger(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
     """A connection with the ledger pragmas (WAL, synchronous=FULL, foreign keys); autocommit off by hand."""

@@ -382,23 +382,6 @@ def _sort_order(stamps: np.ndarray, ranks: np.ndarray, order: Order) -> np.ndarr
     return None if (perm[1:] > perm[:-1]).all() else perm
 
 
-def sort_bars(df: pd.DataFrame, *, by_symbol: bool) -> pd.DataFrame:
-    """`df` sorted (stable) by (timestamp, symbol) or (symbol, timestamp), one column at a time: a whole sorted
-    copy next to the unsorted frame would double the peak memory."""
-    stamps = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    ranks = pd.factorize(df["symbol"], sort=True)[0]  # ranks in the symbols' sort order
-    perm = _sort_order(stamps, ranks, "symbol" if by_symbol else "time")
-    del stamps, ranks
-    if perm is None:
-        return df.reset_index(drop=True)
-    columns = {}
-    for name in list(df.columns):
-        column = df.pop(name)
-        columns[name] = pd.Series(column.array.take(perm), name=name)
-        del column
-    return pd.DataFrame(columns, copy=False)
-
-
 def _timestamps(raw: pd.Series, offset: int, found: _Findings, stamps_are_utc: bool) -> np.ndarray:
     """One slice's stamps as int64 ns UTC (NaT where refused; the findings say why)."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):

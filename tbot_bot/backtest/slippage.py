@@ -57,14 +57,3 @@ class SlippageModel:
         """Price after slippage for one fill."""
         f = self.fraction()
         return price * (1 + f) if side == "buy" else price * (1 - f)
-
-    def adjust_many(self, prices: np.ndarray, sides: np.ndarray) -> np.ndarray:
-        """Vectorised `adjust`: sides is +1 for buys, -1 for sells. Draws one slippage per fill, in order."""
-        n = len(prices)
-        if self.kind == "rule_based":
-            f = np.full(n, self.mean_pct / 100.0)
-        elif self.kind == "randomized":
-            f = np.abs(self._rng.normal(self.mean_pct, self.stddev_pct, size=n)) / 100.0
-        else:
-            f = np.zeros(n)
-        return prices * (1 + sides * f)

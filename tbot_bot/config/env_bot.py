@@ -459,17 +459,6 @@ class BotSettings(BaseModel):
 KEYS: tuple[str, ...] = tuple(BotSettings.model_fields)
 
 
-def numeric_bounds() -> dict[str, tuple[str, str]]:
-    """(lowest, highest) allowed value of every numeric key, as the template comments document them."""
-    bounds: dict[str, tuple[str, str]] = {}
-    for key, info in BotSettings.model_fields.items():
-        lo = next((getattr(m, a) for m in info.metadata for a in ("ge", "gt") if hasattr(m, a)), None)
-        hi = next((getattr(m, a) for m in info.metadata for a in ("le", "lt") if hasattr(m, a)), None)
-        if lo is not None and hi is not None:
-            bounds[key] = (str(lo), str(hi))
-    return bounds
-
-
 _RULE_SEP = "\x1f"  # joins cross-key problems inside one pydantic error
 
 

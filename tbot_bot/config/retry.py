@@ -123,16 +123,3 @@ def retrier(
         return wrapper
 
     return decorate
-
-
-class RetryCounter:
-    """An `on_retry` hook that counts retries by exception type (for status.json's API retries)."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.by_type: dict[str, int] = {}
-
-    def __call__(self, attempt: int, exc: BaseException, wait: float) -> None:
-        self.total += 1
-        name = type(exc).__name__
-        self.by_type[name] = self.by_type.get(name, 0) + 1

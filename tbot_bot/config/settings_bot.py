@@ -38,7 +38,7 @@ def decode_config_text(raw: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path} does not hold UTF-8 text (undecodable byte at offset {exc.start}); re-create it from "
-            ".env_bot.template-test and encrypt it with tools/encrypt_env_bot.py",
+            ".env_bot.template-test and encrypt it with `tbot config encrypt`",
             source=str(path),
         ) from None
 
@@ -54,7 +54,7 @@ def read_env_text(home: BotHome) -> str:
         if environment(home) == "production":
             raise ConfigError(
                 f"plaintext {home.env_bot_plain} is refused with ENVIRONMENT=production; "
-                f"encrypt it with `python tools/encrypt_env_bot.py --home {home.root}` and delete the plaintext"
+                f"encrypt it with `tbot config encrypt --home {home.root}` (which deletes the plaintext)"
             )
         print(f"warning: using plaintext {home.env_bot_plain} (development only)", file=sys.stderr)
         return decode_config_text(home.env_bot_plain.read_bytes(), home.env_bot_plain)
@@ -158,7 +158,14 @@ def _display(value: object) -> str:
 def encrypt_plaintext_file(
     home: BotHome, plaintext: Path, *, actor: str, remove_plaintext: bool = True
 ) -> BotSettings:
-    """tools/encrypt_env_bot.py: validate a plaintext .env_bot and encrypt it to .env_bot.enc."""
+    """`tbot config encrypt` (and tools/encrypt_env_bot.py): validate a plaintext .env_bot, encrypt it to
+    .env_bot.enc; the plaintext is deleted only once the encrypted file is written."""
+    if not plaintext.exists() and not plaintext.is_symlink():
+        raise ConfigError(
+            f"there is no plaintext {plaintext} to encrypt; copy .env_bot.template-test there, fill it in, "
+            "then run this again",
+            source=str(plaintext),
+        )
     _regular_file(plaintext)
     settings = save_env_text(home, decode_config_text(plaintext.read_bytes(), plaintext), actor=actor)
     if remove_plaintext:

@@ -58,9 +58,3 @@ def recent_user_activity(home: BotHome, limit: int = 50) -> list[dict[str, Any]]
     with connect(home, "USER_ACTIVITY_MONITORING", readonly=True) as con:
         rows = con.execute("SELECT * FROM user_activity ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
     return [dict(r) for r in rows]
-
-
-def recent_system_events(home: BotHome, limit: int = 50) -> list[dict[str, Any]]:
-    with connect(home, "SYSTEM_LOGS", readonly=True) as con:
-        rows = con.execute("SELECT * FROM system_logs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-    return [dict(r) for r in rows]

@@ -269,18 +269,6 @@ def set_password(home: BotHome, username: str, password: str, *, now: datetime |
     return _require(home, username)
 
 
-def verify_password(home: BotHome, username: str, password: str) -> User | None:
-    """The user when the password matches an active account, else None (no lockout bookkeeping)."""
-    with connect(home, DB, readonly=True) as con:
-        row = con.execute("SELECT * FROM system_users WHERE username = ?", (username.strip(),)).fetchone()
-    if row is None:
-        _burn_time(password)
-        return None
-    if not _check_hash(password, row["password_hash"]) or not row["is_active"]:
-        return None
-    return _row_to_user(row)
-
-
 def authenticate(
     home: BotHome,
     username: str,

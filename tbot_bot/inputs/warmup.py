@@ -53,9 +53,6 @@ class WarmUp:
     def prev_volumes(self) -> dict[str, int]:
         return {s: int(v) for s, v in zip(self.symbols, self.volume, strict=True)}
 
-    def prev_closes(self) -> dict[str, float]:
-        return {s: float(c) for s, c in zip(self.symbols, self.close, strict=True)}
-
 
 def cache_file(home: BotHome, broker_name: str, session: date) -> Path:
     return home.cache_dir / "warmup" / broker_name.lower() / f"{session.isoformat()}.npz"

@@ -5,8 +5,7 @@ cap per strategy and the fundamentals guard from Finnhub (or the bundled file). 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.domain.clock import Clock
     from tbot_bot.screeners.fundamentals import FundamentalsProvider
-    from tbot_bot.support.path_resolver import BotHome
 
 _log = logging.getLogger(__name__)
 
@@ -37,10 +35,6 @@ def inverse_etf_whitelist() -> frozenset[str]:
     except ImportError:
         return frozenset(_SPEC_INVERSE_ETF_TOP20)
     return frozenset(str(s).upper() for s in INVERSE_ETF_TOP20)
-
-
-def is_whitelisted_inverse_etf(symbol: str) -> bool:
-    return symbol.upper() in inverse_etf_whitelist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,20 +238,3 @@ class Screener:
                     None,
                 )
         return None, Candidate(sym, price, snap.prev_volume, gap, spread, None, is_etf)
-
-
-def build_screener(
-    settings: BotSettings,
-    home: BotHome,
-    broker: Broker,
-    clock: Clock,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    log: logging.Logger | None = None,
-) -> Screener:
-    """The screener with its fundamentals provider (bundled file for the sim, Finnhub otherwise)."""
-    from tbot_bot.screeners.fundamentals import build_fundamentals_provider
-
-    return Screener(
-        settings, broker, build_fundamentals_provider(settings, home, sleep=sleep), clock, log=log
-    )

@@ -369,10 +369,6 @@ class Notifier:
         return CheckResult(True, "ok", ctx)
 
 
-def log_only_notifier(settings: BotSettings, *, log: logging.Logger | None = None) -> Notifier:
-    return Notifier(settings, {}, log=log, background=False)
-
-
 def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() in ("1", "true", "yes"))
 

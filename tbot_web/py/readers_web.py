@@ -82,14 +82,6 @@ RUNNING_STATES = ("analyzing", "trading", "monitoring")
 STALE_AFTER_S = 300  # a running window rewrites status.json at least every minute
 
 
-def status_written_at(home: BotHome) -> datetime | None:
-    """When status.json was last written (wall clock); in a replay `updated_at` is the replayed day's clock."""
-    try:
-        return datetime.fromtimestamp(home.status_json.stat().st_mtime, UTC)
-    except OSError:
-        return None
-
-
 def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written_at: datetime | None) -> None:
     """Strings for people: windows in exchange time and UTC, replay label, staleness from the file's write time."""
     from .time_web import both, exchange_zone, span

@@ -14,6 +14,7 @@ from helpers import template_text, with_values
 
 from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
 from tbot_bot.core import init_all_core_databases
+from tbot_bot.core.databases import connect
 from tbot_bot.core.users import add_user
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
@@ -299,3 +300,9 @@ __all__ = [
     "with_values",
     "write_status",
 ]
+
+
+def system_events(home: BotHome) -> list[dict[str, Any]]:
+    """Every SYSTEM_LOGS.db row the dashboard wrote, newest first."""
+    with connect(home, "SYSTEM_LOGS", readonly=True) as con:
+        return [dict(r) for r in con.execute("SELECT * FROM system_logs ORDER BY id DESC")]

@@ -446,7 +446,3 @@ class SimBroker(Broker):
         held = sorted(self._index.symbols)
         wanted = {s.upper() for s in symbols} if symbols is not None else None
         return [ListedEquity(s, "SIM") for s in held if wanted is None or s in wanted]
-
-    def bar_starts(self) -> list[datetime]:
-        """Every bar start in the replay data (sim only; a replay driver may step the clock through these)."""
-        return self._index.all_bar_starts()

@@ -214,8 +214,3 @@ class BarIndex:
             if open_ns > now_ns:
                 return False, open_ns, close_ns
         return False, None, None
-
-    def all_bar_starts(self) -> list[datetime]:
-        """Every distinct bar start in the data, ascending (a replay driver steps through these)."""
-        starts = sorted({int(t) for b in self._by_symbol.values() for t in b.ts})
-        return [from_ns(t) for t in starts]

@@ -19,11 +19,3 @@ def sample_days() -> tuple[date, ...]:
         for line in fh:
             days.add(line[:10])
     return tuple(date.fromisoformat(d) for d in sorted(days))
-
-
-def describe_sample_days() -> str:
-    """`2011-01-03..2011-01-31 (20 sessions), 2011-03-01..2011-03-31 (23 sessions)`: contiguous runs by month."""
-    runs: dict[str, list[date]] = {}
-    for d in sample_days():
-        runs.setdefault(f"{d:%Y-%m}", []).append(d)
-    return ", ".join(f"{v[0]}..{v[-1]} ({len(v)} sessions)" for v in runs.values())
