@@ -34,16 +34,7 @@ ALLOWLIST: dict[str, str] = {
 
 # being wired in issue 20 (lead): runtime/, enhancements/, strategy/signals.py and domain/ are restructured there
 PENDING_LEAD: set[str] = {
-    "tbot_bot/domain/vocab.py::WindowStatus",
-    "tbot_bot/enhancements/base.py::FilterDecision.as_log",
-    "tbot_bot/enhancements/ticker_blocklist.py::TickerBlocklist.tickers_today",
     "tbot_bot/enhancements/vix_gatekeeper.py::previous_close_vix",
-    "tbot_bot/runtime/control.py::request_start",
-    "tbot_bot/runtime/main.py::run_supervisor",
-    "tbot_bot/runtime/market_feed.py::MarketFeed.last_bar_time",
-    "tbot_bot/runtime/positions.py::is_final_with_fill",
-    "tbot_bot/runtime/schedule.py::next_fire_times",
-    "tbot_bot/runtime/status_bot.py::render_status",
     "tbot_bot/strategy/signals.py::Dir",
 }
 LEAD_AREAS = (

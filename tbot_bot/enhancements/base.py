@@ -23,7 +23,3 @@ class FilterDecision:
     @classmethod
     def deny(cls, filter_name: str, reason: str, **context: Any) -> FilterDecision:
         return cls(False, reason, filter_name, context)
-
-    def as_log(self) -> dict[str, Any]:
-        """A flat record for the strategy log."""
-        return {"filter": self.filter, "allowed": self.allowed, "reason": self.reason, **self.context}

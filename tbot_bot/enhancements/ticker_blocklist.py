@@ -78,11 +78,6 @@ class TickerBlocklist:
             )
             return cur.rowcount == 1
 
-    def tickers_today(self) -> set[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT ticker FROM traded WHERE day = ?", (self._today(),))
-            return {r[0] for r in rows}
-
     def self_check(self) -> CheckResult:
         context = {"db": str(self.db_path)}
         try:

@@ -101,11 +101,6 @@ def request_stop(home: BotHome, who: str) -> Path:
     return home.control_stop
 
 
-def request_start(home: BotHome, who: str) -> Path:
-    atomic_write_text(home.control_start, _stamp(who))
-    return home.control_start
-
-
 def confirm_dir(home: BotHome) -> Path:
     return home.control_dir / "confirm"
 
