@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -145,6 +146,28 @@ def test_vix_self_check_catches_a_gate_that_lets_the_threshold_through(
         vix_gatekeeper, "gate", lambda vix, threshold: (vix is not None and vix >= threshold, "")
     )
     assert not vix_gatekeeper.self_check(SETTINGS).ok
+
+
+@pytest.mark.parametrize("module", [adx_filter, bollinger_confluence, vix_gatekeeper])
+def test_the_gate_owners_import_nothing_above_them(module: object) -> None:
+    """strategy/ calls these modules; importing strategy (or anything that uses it) back would be a cycle."""
+    tree = ast.parse(Path(str(getattr(module, "__file__", ""))).read_text(encoding="utf-8"))
+    imported = {
+        name
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    above = tuple(
+        f"tbot_bot.{p}" for p in ("strategy", "runtime", "backtest", "optimizer", "trading", "broker")
+    )
+    assert "tbot_bot.checks" in imported
+    assert {n for n in imported if n == "tbot_bot" or n.startswith(above)} == set()
 
 
 def test_blocklist_one_trade_per_ticker_per_day_survives_restart(tmp_path: Path) -> None:
