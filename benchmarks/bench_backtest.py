@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers import make_settings  # noqa: E402
 
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start  # noqa: E402
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix  # noqa: E402
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix  # noqa: E402
 from tbot_bot.market_time import market_calendar, session_bounds  # noqa: E402
 from tbot_bot.strategy.grid import build_grid  # noqa: E402
 from tbot_bot.strategy.strategy_meta import signal_universe  # noqa: E402
@@ -124,7 +125,7 @@ def main() -> int:
     sample = load_bars(SAMPLE)
     vix_closes = load_vix(SAMPLE / "vix.csv")
     days = sorted(sample["timestamp"].dt.date.unique())
-    vix = {d: v for d in days if (v := vix_at_start(vix_closes, d)) is not None}
+    vix = {d: v for d in days if (v := previous_close_vix(vix_closes, d)) is not None}
     report: dict[str, object] = {
         "vectorised_sample": vectorised(sample, vix, "sample (SPY + 8 synthetic, 43 sessions)")
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,63 +28,146 @@ def test_filter_decision_is_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    ("adx", "allowed"), [(24.99, True), (25.0, False), (40.0, False), (None, False), (math.nan, False)]
+    ("adx", "calm"), [(24.99, True), (0.0, True), (25.0, False), (40.0, False), (math.nan, False)]
 )
-def test_adx_threshold(adx: float | None, allowed: bool) -> None:
-    d = adx_filter.check_adx(adx, 25)
-    assert d.allowed is allowed and d.filter == "adx_filter" and d.reason
+def test_adx_calm_only_strictly_below_the_threshold(adx: float, calm: bool) -> None:
+    assert adx_filter.calm(np.array([adx]), 25.0).tolist() == [calm]
 
 
 def test_adx_on_bars_trend_blocks_chop_allows() -> None:
-    n = 60
+    n, period, threshold = 60, SETTINGS.ADX_PERIOD, SETTINGS.ADX_THRESHOLD
     trend = np.linspace(100.0, 160.0, n)
-    assert not adx_filter.evaluate(SETTINGS, trend + 0.5, trend - 0.5, trend).allowed
     chop = 100.0 + np.where(np.arange(n) % 2 == 0, 0.5, -0.5)
-    d = adx_filter.evaluate(SETTINGS, chop + 0.6, chop - 0.6, chop)
-    assert d.allowed, d.reason
-    short = adx_filter.evaluate(SETTINGS, trend[:5] + 0.5, trend[:5] - 0.5, trend[:5])
-    assert not short.allowed and "not available" in short.reason
+    # one row per symbol, as MID's kernel passes them: the trend is not calm, the chop is
+    adx = adx_filter.wilder_adx(
+        np.stack([trend + 0.5, chop + 0.6]),
+        np.stack([trend - 0.5, chop - 0.6]),
+        np.stack([trend, chop]),
+        period,
+    )
+    assert adx_filter.calm(adx, threshold)[:, -1].tolist() == [False, True]
+    # too few bars: ADX undefined (NaN) on every bar, so never calm
+    short = adx_filter.wilder_adx(trend[:5] + 0.5, trend[:5] - 0.5, trend[:5], period)
+    assert np.isnan(short).all() and not adx_filter.calm(short, threshold).any()
     assert adx_filter.self_check(SETTINGS).ok
 
 
+def test_adx_self_check_catches_a_rule_that_lets_the_threshold_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(adx_filter, "calm", lambda adx, threshold: np.asarray(adx) <= threshold)
+    result = adx_filter.self_check(SETTINGS)
+    assert not result.ok and "threshold" in result.reason
+
+
 @pytest.mark.parametrize(
-    ("close", "direction", "allowed"),
+    ("close", "bullish", "bearish"),
     [
-        (94.9, 1, True),
-        (95.0, 1, False),
-        (105.1, -1, True),
-        (105.0, -1, False),
-        (94.0, -1, False),
-        (106.0, 1, False),
+        (94.9, True, False),
+        (95.0, False, False),  # on the lower band: not beyond it
+        (100.0, False, False),
+        (105.0, False, False),  # on the upper band
+        (105.1, False, True),
+        (math.nan, False, False),
     ],
 )
-def test_bollinger_side(close: float, direction: int, allowed: bool) -> None:
-    assert bollinger_confluence.check_bollinger(close, 105.0, 95.0, direction).allowed is allowed
+def test_bollinger_confluence_needs_a_close_strictly_beyond_the_band(
+    close: float, bullish: bool, bearish: bool
+) -> None:
+    bull, bear = bollinger_confluence.beyond_bands(np.array([close]), np.array([105.0]), np.array([95.0]))
+    assert (bull.tolist(), bear.tolist()) == ([bullish], [bearish])
 
 
 def test_bollinger_on_closes() -> None:
+    period, k = SETTINGS.BOLLINGER_PERIOD, SETTINGS.BOLLINGER_STD
     base = 100.0 + np.where(np.arange(30) % 2 == 0, 0.2, -0.2)
-    dip = np.append(base, 97.0)
-    assert bollinger_confluence.evaluate(SETTINGS, dip, +1).allowed
-    assert not bollinger_confluence.evaluate(SETTINGS, dip, -1).allowed
-    assert not bollinger_confluence.evaluate(SETTINGS, np.append(base, 100.1), +1).allowed
-    assert not bollinger_confluence.evaluate(SETTINGS, dip[:5], +1).allowed  # too few bars
+    rows = np.stack([np.append(base, 97.0), np.append(base, 100.1), np.append(base, 103.0)])
+    _, upper, lower = bollinger_confluence.bollinger_bands(rows, period, k)
+    bull, bear = bollinger_confluence.beyond_bands(rows, upper, lower)
+    # a dip below the lower band confirms a bullish entry, a jump above the upper one a bearish entry
+    assert bull[:, -1].tolist() == [True, False, False]
+    assert bear[:, -1].tolist() == [False, False, True]
+    # before `period` bars the bands are NaN and nothing is confirmed
+    assert np.isnan(upper[:, : period - 1]).all() and not (bull | bear)[:, : period - 1].any()
     assert bollinger_confluence.self_check(SETTINGS).ok
 
 
+def test_bollinger_bands_from_sums_is_the_textbook_population_band() -> None:
+    closes = np.array([1.0, 2.0, 3.0, 4.0])
+    x = closes - 1.0
+    mid, upper, lower = bollinger_confluence.bands_from_sums(
+        np.array([x.sum()]), np.array([(x * x).sum()]), np.array([1.0]), 4, 2.0
+    )
+    std = float(np.std(closes))  # population std
+    assert mid[0] == pytest.approx(2.5)
+    assert (upper[0], lower[0]) == (pytest.approx(2.5 + 2 * std), pytest.approx(2.5 - 2 * std))
+
+
 @pytest.mark.parametrize(
-    ("vix", "allowed"), [(None, False), (math.nan, False), (15.0, False), (14.0, False), (15.01, True)]
+    ("vix", "allowed", "reason"),
+    [
+        (None, False, "no VIX value at the window start: CLOSE blocked"),
+        (math.nan, False, "no VIX value at the window start: CLOSE blocked"),
+        (math.inf, False, "no VIX value at the window start: CLOSE blocked"),
+        (14.0, False, "VIX 14.00 <= STRAT_CLOSE_VIX_THRESHOLD 15: CLOSE blocked"),
+        (15.0, False, "VIX 15.00 <= STRAT_CLOSE_VIX_THRESHOLD 15: CLOSE blocked"),  # must be strictly above
+        (15.01, True, ""),
+    ],
 )
-def test_vix_gate(vix: float | None, allowed: bool) -> None:
-    d = vix_gatekeeper.evaluate(SETTINGS, vix)
-    assert d.allowed is allowed and d.reason
+def test_vix_gate(vix: float | None, allowed: bool, reason: str) -> None:
+    assert SETTINGS.STRAT_CLOSE_VIX_THRESHOLD == 15
+    assert vix_gatekeeper.gate(vix, SETTINGS.STRAT_CLOSE_VIX_THRESHOLD) == (allowed, reason)
+
+
+def test_vix_gate_reason_shows_two_decimals_and_the_threshold_without_a_zero_fraction() -> None:
+    assert vix_gatekeeper.gate(12.3412, 20.0) == (
+        False,
+        "VIX 12.34 <= STRAT_CLOSE_VIX_THRESHOLD 20: CLOSE blocked",
+    )
+    assert (
+        vix_gatekeeper.gate(12.3412, 20.5)[1] == "VIX 12.34 <= STRAT_CLOSE_VIX_THRESHOLD 20.5: CLOSE blocked"
+    )
 
 
 def test_vix_known_at_window_start_is_previous_close() -> None:
-    closes = {date(2011, 1, 3): 17.6, date(2011, 1, 4): 17.4, date(2011, 1, 5): 16.9}
+    closes = {date(2011, 1, 3): 17.6, date(2011, 1, 4): 17.4, date(2011, 1, 6): 16.9}
     assert vix_gatekeeper.previous_close_vix(closes, date(2011, 1, 5)) == 17.4
+    assert vix_gatekeeper.previous_close_vix(closes, date(2011, 1, 6)) == 17.4  # not the session's own close
+    assert vix_gatekeeper.previous_close_vix(closes, date(2011, 1, 7)) == 16.9  # the last one before, any gap
     assert vix_gatekeeper.previous_close_vix(closes, date(2011, 1, 3)) is None
+    assert vix_gatekeeper.previous_close_vix({}, date(2011, 1, 3)) is None
     assert vix_gatekeeper.self_check(SETTINGS).ok
+
+
+def test_vix_self_check_catches_a_gate_that_lets_the_threshold_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        vix_gatekeeper, "gate", lambda vix, threshold: (vix is not None and vix >= threshold, "")
+    )
+    assert not vix_gatekeeper.self_check(SETTINGS).ok
+
+
+@pytest.mark.parametrize("module", [adx_filter, bollinger_confluence, vix_gatekeeper])
+def test_the_gate_owners_import_nothing_above_them(module: object) -> None:
+    """strategy/ calls these modules; importing strategy (or anything that uses it) back would be a cycle."""
+    tree = ast.parse(Path(str(getattr(module, "__file__", ""))).read_text(encoding="utf-8"))
+    imported = {
+        name
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    above = tuple(
+        f"tbot_bot.{p}" for p in ("strategy", "runtime", "backtest", "optimizer", "trading", "broker")
+    )
+    assert "tbot_bot.checks" in imported
+    assert {n for n in imported if n == "tbot_bot" or n.startswith(above)} == set()
 
 
 def test_blocklist_one_trade_per_ticker_per_day_survives_restart(tmp_path: Path) -> None:

@@ -13,11 +13,12 @@ import pytest
 from helpers import make_settings
 from strategy_bars import comparable
 
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.broker.broker_api import OrderRequest
 from tbot_bot.broker.brokers.sim import SimBroker
 from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.strategy.decisions import OpenPosition
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import package_file
@@ -94,7 +95,7 @@ def test_live_through_sim_equals_simulate(
     strategy_name: str, day: date, sample: pd.DataFrame, tmp_path: Path
 ) -> None:
     frame = sample[sample["timestamp"].dt.date == day].reset_index(drop=True)
-    vix = vix_at_start(load_vix(SAMPLE / "vix.csv"), day)
+    vix = previous_close_vix(load_vix(SAMPLE / "vix.csv"), day)
     strategy = strategy_module(strategy_name)
     expected = strategy.simulate(
         frame, strategy.params_from_settings(make_settings()), vix={day: vix} if vix else None

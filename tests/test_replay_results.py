@@ -18,8 +18,9 @@ from strategy_bars import comparable, replay_live
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import backtest_float, run_backtest
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.config.settings_bot import load_settings, update_env_values
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.runtime.main import Supervisor
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
@@ -127,7 +128,7 @@ def test_every_sample_day_live_evaluation_equals_simulate() -> None:
     traded = 0
     for name in ("open", "mid", "close"):
         strategy = strategy_module(name)
-        vix = {d: v for d in days if (v := vix_at_start(vix_closes, d)) is not None}
+        vix = {d: v for d in days if (v := previous_close_vix(vix_closes, d)) is not None}
         simulated = strategy.simulate(bars, strategy.params_from_settings(settings), vix=vix)
         for d in days:
             live = replay_live(strategy, settings, by_day[d], d, vix_at_start=vix.get(d))

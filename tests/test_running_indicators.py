@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers import make_settings
 
+from tbot_bot.enhancements import adx_filter, bollinger_confluence
 from tbot_bot.market_time import to_minutes, window_for
 from tbot_bot.runtime.market_feed import FeedBars, StackedBars
 from tbot_bot.strategy import signals as sig
@@ -41,10 +42,10 @@ def test_running_indicators_are_bit_identical_to_the_vectorised_ones() -> None:
         k = min(t_len, k + step)
         j0 = ri.update(syms, t[:k], high[:, :k], low[:, :k], close[:, :k], vol[:, :k])
         assert j0 < k
-        _, upper, lower = sig.bollinger_bands(close[:, :k], 20, 2.0)
+        _, upper, lower = bollinger_confluence.bollinger_bands(close[:, :k], 20, 2.0)
         for mine, ref in (
             (ri.vwap[:, :k], sig.session_vwap(high[:, :k], low[:, :k], close[:, :k], vol[:, :k])),
-            (ri.adx[:, :k], sig.wilder_adx(high[:, :k], low[:, :k], close[:, :k], 14)),
+            (ri.adx[:, :k], adx_filter.wilder_adx(high[:, :k], low[:, :k], close[:, :k], 14)),
             (ri.upper[:, :k], upper),
             (ri.lower[:, :k], lower),
         ):

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix, read_ninjatrader, vix_at_start
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix, read_ninjatrader
 from tbot_bot.data.sample import build_sample
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.support.path_resolver import PROJECT_ROOT, package_file
 
 SAMPLE = package_file("data", "sample")
@@ -64,7 +65,9 @@ def test_fundamentals_and_vix() -> None:
         assert 2e9 <= metrics["marketCapitalization"] * 1e6 <= 1e10
         assert {"peNormalizedAnnual", "totalDebt/totalEquityAnnual"} <= set(metrics)
     vix = load_vix(SAMPLE / "vix.csv")
-    assert vix_at_start(vix, pd.Timestamp("2011-01-03").date()) == vix[pd.Timestamp("2010-12-31").date()]
+    assert (
+        previous_close_vix(vix, pd.Timestamp("2011-01-03").date()) == vix[pd.Timestamp("2010-12-31").date()]
+    )
 
 
 def test_ninjatrader_conversion_subtracts_one_minute(tmp_path: Path) -> None:

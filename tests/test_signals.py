@@ -1,4 +1,5 @@
-"""Indicators and kernels of tbot_bot.strategy.signals against hand-computed values."""
+"""Indicators and kernels of tbot_bot.strategy.signals, and the ADX / Bollinger indicators it calls from
+enhancements.adx_filter and enhancements.bollinger_confluence, against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tbot_bot.enhancements import adx_filter, bollinger_confluence
 from tbot_bot.strategy import signals as sig
 
 
@@ -30,7 +32,7 @@ def test_session_vwap_before_any_volume_is_the_typical_price() -> None:
 def test_bollinger_matches_pandas_population_std_and_is_nan_until_full() -> None:
     rng = np.random.default_rng(7)
     close = 100 + np.cumsum(rng.normal(0, 0.1, 60))
-    mid, upper, lower = sig.bollinger_bands(close, 20, 2.0)
+    mid, upper, lower = bollinger_confluence.bollinger_bands(close, 20, 2.0)
     s = pd.Series(close)
     exp_mid = s.rolling(20).mean().to_numpy()
     exp_std = s.rolling(20).std(ddof=0).to_numpy()
@@ -71,7 +73,7 @@ def test_wilder_adx_matches_the_textbook_loop() -> None:
     c = 100 + np.cumsum(rng.normal(0, 0.2, 80))
     h = c + rng.uniform(0.01, 0.3, 80)
     lo = c - rng.uniform(0.01, 0.3, 80)
-    adx = sig.wilder_adx(h, lo, c, 14)
+    adx = adx_filter.wilder_adx(h, lo, c, 14)
     ref = _reference_adx(h.tolist(), lo.tolist(), c.tolist(), 14)
     assert np.isnan(adx[:27]).all() and not np.isnan(adx[27])
     np.testing.assert_allclose(adx[27:], ref[27:], rtol=1e-9)
@@ -79,7 +81,7 @@ def test_wilder_adx_matches_the_textbook_loop() -> None:
 
 def test_wilder_adx_is_high_in_a_steady_trend() -> None:
     ramp = np.linspace(100, 130, 60)
-    adx = sig.wilder_adx(ramp + 0.5, ramp - 0.5, ramp, 14)
+    adx = adx_filter.wilder_adx(ramp + 0.5, ramp - 0.5, ramp, 14)
     assert adx[-1] > 90
 
 
@@ -90,18 +92,24 @@ def test_indicators_are_causal_prefix_equals_full_day(k: int) -> None:
     c = 50 + np.cumsum(rng.normal(0, 0.1, 80))
     h, lo, v = c + 0.05, c - 0.05, rng.uniform(100, 1000, 80)
     assert np.array_equal(sig.session_vwap(h, lo, c, v)[:k], sig.session_vwap(h[:k], lo[:k], c[:k], v[:k]))
-    full, part = sig.wilder_adx(h, lo, c, 14)[:k], sig.wilder_adx(h[:k], lo[:k], c[:k], 14)
+    full, part = adx_filter.wilder_adx(h, lo, c, 14)[:k], adx_filter.wilder_adx(h[:k], lo[:k], c[:k], 14)
     assert np.array_equal(full, part, equal_nan=True)
-    for a, b in zip(sig.bollinger_bands(c, 20, 2.0), sig.bollinger_bands(c[:k], 20, 2.0), strict=True):
+    for a, b in zip(
+        bollinger_confluence.bollinger_bands(c, 20, 2.0),
+        bollinger_confluence.bollinger_bands(c[:k], 20, 2.0),
+        strict=True,
+    ):
         assert np.array_equal(a[:k], b, equal_nan=True)
 
 
 def test_indicators_work_row_wise_on_2d_grids() -> None:
     rng = np.random.default_rng(5)
     c = 100 + np.cumsum(rng.normal(0, 0.1, (3, 50)), axis=1)
-    adx2 = sig.wilder_adx(c + 0.1, c - 0.1, c, 14)
+    adx2 = adx_filter.wilder_adx(c + 0.1, c - 0.1, c, 14)
     for r in range(3):
-        assert np.array_equal(adx2[r], sig.wilder_adx(c[r] + 0.1, c[r] - 0.1, c[r], 14), equal_nan=True)
+        assert np.array_equal(
+            adx2[r], adx_filter.wilder_adx(c[r] + 0.1, c[r] - 0.1, c[r], 14), equal_nan=True
+        )
 
 
 def test_resolve_exits_trigger_fills_next_bar_and_beats_a_same_bar_deadline() -> None:

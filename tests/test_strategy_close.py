@@ -9,6 +9,7 @@ import pytest
 from helpers import make_settings
 from strategy_bars import at, bars, comparable, replay_live, session_path
 
+from tbot_bot.enhancements import vix_gatekeeper
 from tbot_bot.strategy import strategy_close
 
 WINTER = "2011-01-04"  # CLOSE: analysis 19:30-19:35, breakout 19:35-19:40, 25 minutes, close 21:00
@@ -61,6 +62,14 @@ def test_missing_vix_blocks_and_says_why() -> None:
     assert run_both(continuation(WINTER), WINTER, vix=None).empty
     ev = strategy_close.live_for(date.fromisoformat(WINTER), make_settings(), vix_at_start=None)
     assert ev.blocked_reason == "no VIX value at the window start: CLOSE blocked"
+
+
+def test_the_vix_gatekeeper_is_what_blocks_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(run_both(continuation(WINTER), WINTER, vix=40.0)) == 1
+    monkeypatch.setattr(vix_gatekeeper, "gate", lambda vix, threshold: (False, "gatekeeper says no"))
+    assert run_both(continuation(WINTER), WINTER, vix=40.0).empty
+    ev = strategy_close.live_for(date.fromisoformat(WINTER), make_settings(), vix_at_start=40.0)
+    assert ev.blocked_reason == "gatekeeper says no"
 
 
 def test_stop_loss() -> None:

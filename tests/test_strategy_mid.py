@@ -10,7 +10,8 @@ import pytest
 from helpers import make_settings
 from strategy_bars import at, bars, comparable, minutes_between, replay_live
 
-from tbot_bot.strategy import signals, strategy_mid
+from tbot_bot.enhancements import adx_filter, bollinger_confluence
+from tbot_bot.strategy import strategy_mid
 
 DAY = "2011-01-04"  # MID: analysis 15:30-15:45, breakout 15:45-15:55, 30 minutes monitoring
 
@@ -68,9 +69,27 @@ def test_trend_blocks_entry_through_adx() -> None:
     ramp[76:] = 101.0  # 15:46 drop below VWAP; a strong prior trend keeps ADX high
     frame = bars(at(DAY, "14:30"), ramp.tolist())
     f = frame.iloc[:77]
-    adx = signals.wilder_adx(f["high"].to_numpy(), f["low"].to_numpy(), f["close"].to_numpy(), 14)
+    adx = adx_filter.wilder_adx(f["high"].to_numpy(), f["low"].to_numpy(), f["close"].to_numpy(), 14)
     assert adx[-1] >= 25
     assert run_both(frame).empty
+
+
+def test_mid_entries_are_decided_by_the_adx_and_bollinger_enhancements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The filters MID runs (simulate and the live evaluator alike) are the enhancement modules' rules."""
+    frame = bars(at(DAY, "14:30"), choppy_then({"15:46": 99.6}))
+    assert len(run_both(frame)) == 1
+    with monkeypatch.context() as m:
+        m.setattr(adx_filter, "calm", lambda adx, threshold: np.zeros(np.shape(adx), dtype=bool))
+        assert run_both(frame).empty
+    with monkeypatch.context() as m:
+        m.setattr(
+            bollinger_confluence,
+            "beyond_bands",
+            lambda close, upper, lower: (np.zeros(np.shape(close), bool), np.zeros(np.shape(close), bool)),
+        )
+        assert run_both(frame).empty
 
 
 def test_adx_threshold_key_changes_the_outcome() -> None:

@@ -27,10 +27,11 @@ from tqdm import tqdm
 from tbot_bot.backtest import performance_metrics
 from tbot_bot.backtest.day_skips import day_skips, skip_summary
 from tbot_bot.backtest.execution import MarketView, Skip, execute_day, fee_schedule
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix, vix_at_start
+from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
 from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date, session_bounds
 from tbot_bot.strategy.grid import build_grid
@@ -110,7 +111,7 @@ def run_backtest(
     grid = build_grid(
         frame, settings.MARKET_CALENDAR, symbols=signal_universe(sorted(frame["symbol"].unique()))
     )
-    vix = {d: v for d in grid.days if (v := vix_at_start(vix_closes, d)) is not None}
+    vix = {d: v for d in grid.days if (v := previous_close_vix(vix_closes, d)) is not None}
     progress.update(1)
     progress.set_postfix_str("signals", refresh=False)
     signals = strat.simulate(grid, params, vix=vix)

@@ -8,9 +8,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.backtest.execution import Skip
+from tbot_bot.enhancements import vix_gatekeeper
 from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import WindowSpec, compute_window
-from tbot_bot.strategy.strategy_close import vix_gate
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -31,7 +31,7 @@ def day_skips(
             out.append(Skip(d, strategy, "", None, "window_not_fit", w.reason))
             continue
         if strategy == "close":
-            ok, why = vix_gate(vix.get(d), params.vix_threshold)
+            ok, why = vix_gatekeeper.gate(vix.get(d), params.vix_threshold)
             if not ok:
                 # no VIX close for the session before d: the day is a recorded no_vix skip (DESIGN §7)
                 code = NO_VIX if d not in vix else "vix_below_threshold"

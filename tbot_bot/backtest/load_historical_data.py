@@ -147,9 +147,3 @@ def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:
             f"valid date ({fmt}) with a positive close"
         )
     return dict(zip(days.dt.date, closes, strict=True))
-
-
-def vix_at_start(vix_closes: dict[date, float], session: date) -> float | None:
-    """DESIGN §7: in replays and backtests the VIX at the CLOSE window start is the previous session's close."""
-    earlier = [d for d in vix_closes if d < session]
-    return vix_closes[max(earlier)] if earlier else None

@@ -1,5 +1,9 @@
 """CLOSE's volatility gate: entries only when VIX at the window start is above STRAT_CLOSE_VIX_THRESHOLD.
 No VIX value = blocked. In replays and backtests the value at S is the previous session's close.
+
+The one home of the gate (`gate`, which CLOSE's strategy, the live evaluator through it and the backtest's
+day skips call) and of the replay/backtest lookup (`previous_close_vix`). The live daemon's stricter lookup
+(the close of exactly the previous session, else stale) is `inputs.vix.reading_for`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from tbot_bot.checks import CheckResult
-from tbot_bot.enhancements.base import FilterDecision
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -18,32 +21,26 @@ if TYPE_CHECKING:
 NAME = "vix_gatekeeper"
 
 
-def check_vix(vix: float | None, threshold: float) -> FilterDecision:
-    if vix is None or math.isnan(vix):
-        return FilterDecision.deny(NAME, "no VIX value: CLOSE is blocked", vix=None, threshold=threshold)
-    # STRAT_CLOSE_VIX_THRESHOLD: VIX must be strictly above it; at or below, CLOSE does not trade
-    if vix <= threshold:
-        return FilterDecision.deny(
-            NAME, f"VIX {vix:.2f} <= STRAT_CLOSE_VIX_THRESHOLD {threshold}", vix=vix, threshold=threshold
-        )
-    return FilterDecision.allow(
-        NAME, f"VIX {vix:.2f} > STRAT_CLOSE_VIX_THRESHOLD {threshold}", vix=vix, threshold=threshold
-    )
+def gate(vix_at_start: float | None, threshold: float) -> tuple[bool, str]:
+    """STRAT_CLOSE_VIX_THRESHOLD: CLOSE enters only when VIX at S is strictly above it; at or below it, or with
+    no (or a non-finite) value, CLOSE is blocked. Returns (allowed, the reason when blocked)."""
+    if vix_at_start is None or not math.isfinite(vix_at_start):
+        return False, "no VIX value at the window start: CLOSE blocked"
+    if vix_at_start <= threshold:
+        return False, f"VIX {vix_at_start:.2f} <= STRAT_CLOSE_VIX_THRESHOLD {threshold:g}: CLOSE blocked"
+    return True, ""
 
 
 def previous_close_vix(vix_closes: Mapping[date, float], session: date) -> float | None:
-    """The VIX close of the last date strictly before `session` (what is known at the window start)."""
+    """DESIGN §7: the VIX a replay or backtest uses at the CLOSE window start of `session`, the close of the
+    last date strictly before it (what is known at the window start); None when there is none."""
     earlier = [d for d in vix_closes if d < session]
     return float(vix_closes[max(earlier)]) if earlier else None
-
-
-def evaluate(settings: BotSettings, vix: float | None) -> FilterDecision:
-    return check_vix(vix, settings.STRAT_CLOSE_VIX_THRESHOLD)
 
 
 def self_check(settings: BotSettings) -> CheckResult:
     t = settings.STRAT_CLOSE_VIX_THRESHOLD
     context = {"STRAT_CLOSE_VIX_THRESHOLD": t}
-    if check_vix(None, t).allowed or check_vix(t, t).allowed or not check_vix(t + 1, t).allowed:
+    if gate(None, t)[0] or gate(math.nan, t)[0] or gate(t, t)[0] or not gate(t + 1, t)[0]:
         return CheckResult(False, "VIX gate does not block a missing or low VIX", context)
     return CheckResult(True, "ok", context)

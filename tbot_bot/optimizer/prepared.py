@@ -16,9 +16,10 @@ import numpy as np
 from tbot_bot.backtest.backtest_engine import _side_inputs
 from tbot_bot.backtest.execution import MarketView
 from tbot_bot.backtest.fast_execution import FillContext, TradeArrays, execute_all
-from tbot_bot.backtest.load_historical_data import load_bars, vix_at_start
+from tbot_bot.backtest.load_historical_data import load_bars
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import WindowSpec, previous_session_date
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
@@ -51,11 +52,11 @@ class SessionIndicators:
 
     def adx(self, period: int) -> np.ndarray:
         g = self.grid
-        return self.get(("adx", period), lambda: sig.wilder_adx(g.high, g.low, g.close, period))  # type: ignore[no-any-return]
+        return self.get(("adx", period), lambda: adx_filter.wilder_adx(g.high, g.low, g.close, period))  # type: ignore[no-any-return]
 
     def bollinger(self, period: int, num_std: float) -> tuple[np.ndarray, np.ndarray]:
         def make() -> tuple[np.ndarray, np.ndarray]:
-            _, upper, lower = sig.bollinger_bands(self.grid.close, period, num_std)
+            _, upper, lower = bollinger_confluence.bollinger_bands(self.grid.close, period, num_std)
             return upper, lower
 
         return self.get(("bb", period, num_std), make)  # type: ignore[no-any-return]
@@ -150,7 +151,11 @@ class PreparedData:
         self.days: tuple[date, ...] = tuple(d for d in self.grid.days if start <= d <= end)
         if not self.days:
             raise ConfigError(f"no {calendar} session with bars between {start} and {end} in {source}")
-        self.vix = {d: v for d in self.grid.days if (v := vix_at_start(vix_closes, d)) is not None}
+        self.vix = {
+            d: v
+            for d in self.grid.days
+            if (v := vix_gatekeeper.previous_close_vix(vix_closes, d)) is not None
+        }
         self.market = MarketView(frame, calendar)
         self.capabilities = capabilities_for(settings.BROKER_NAME)
         self.fills = FillContext(self.grid, self.market, fundamentals, strategy)

@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tbot_bot.enhancements.bollinger_confluence import bollinger_bands  # noqa: E402
 from tbot_bot.errors import ConfigError  # noqa: E402
-from tbot_bot.strategy.signals import bollinger_bands, session_vwap  # noqa: E402
+from tbot_bot.strategy.signals import session_vwap  # noqa: E402
 
 if TYPE_CHECKING:
     from tbot_bot.market_time import Window

@@ -24,6 +24,7 @@ from tbot_bot.domain.clock import Clock
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner, ImbalanceSource
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
+from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.inputs.vix import reading_for
 from tbot_bot.inputs.warmup import WarmUp
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
@@ -47,9 +48,7 @@ DEFAULT_OPTION_VOLATILITY = 0.25
 def option_volatility(vix_closes: dict[date, float], day: date) -> float:
     """The volatility puts are priced (sim) and checked (BSM filter) with: the VIX known before the session
     (previous close, as the CLOSE window sees it) as a fraction, else a fixed 25% when no VIX is known."""
-    from tbot_bot.backtest.load_historical_data import vix_at_start
-
-    vix = vix_at_start(vix_closes, day) if vix_closes else None
+    vix = previous_close_vix(vix_closes, day) if vix_closes else None
     return vix / 100.0 if vix else DEFAULT_OPTION_VOLATILITY
 
 
@@ -103,9 +102,7 @@ class Services:
         """Live: the close of exactly the previous session (else none: stale). Replay: the last close before."""
         if self.live:
             return reading_for(self.vix_closes, day, self.settings.MARKET_CALENDAR).value
-        from tbot_bot.backtest.load_historical_data import vix_at_start
-
-        return vix_at_start(self.vix_closes, day) if self.vix_closes else None
+        return previous_close_vix(self.vix_closes, day) if self.vix_closes else None
 
     def refresh_float(self, day: date) -> None:
         """A new live session: ask the accounting API for the float again (boot resolved the first one)."""

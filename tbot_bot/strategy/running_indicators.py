@@ -1,23 +1,25 @@
 """MID's session indicators (VWAP, Wilder ADX, Bollinger bands) kept up to date column by column for the live
 evaluator, so a minute costs O(symbols) instead of recomputing the whole session for every symbol.
 
-Same arithmetic as `signals.session_vwap`, `signals.wilder_adx` and `signals.bollinger_bands`: the cumulative
-sums continue from the last column (numpy's cumsum is sequential, so the continuation adds in the same order), and
-Wilder smoothing keeps the same closed-form blocks of 64 columns from the seed. Rows are the symbols of an
-aligned grid (every row has the same minutes); a different row set or a changed history starts over.
+Same arithmetic as `signals.session_vwap`, `adx_filter.wilder_adx` and `bollinger_confluence.bollinger_bands`
+(the per-bar steps `adx_filter.movement`, `adx_filter.dx_from_smoothed` and `bollinger_confluence.bands_from_sums`
+are shared, not copied): the cumulative sums continue from the last column (numpy's cumsum is sequential, so the
+continuation adds in the same order), and Wilder smoothing keeps the same closed-form blocks of
+`adx_filter.WILDER_BLOCK` columns from the seed. Rows are the symbols of an aligned grid (every row has the same
+minutes); a different row set or a changed history starts over.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tbot_bot.strategy import signals as sig
+from tbot_bot.enhancements import adx_filter, bollinger_confluence
 
-_BLOCK = sig._WILDER_BLOCK
+_BLOCK = adx_filter.WILDER_BLOCK
 
 
 class _Wilder:
-    """`signals._wilder` over a growing last axis."""
+    """`adx_filter._wilder` over a growing last axis."""
 
     def __init__(self, shape: tuple[int, ...], period: int, first: int, *, average: bool, cap: int) -> None:
         self.period, self.first, self.average = period, first, average
@@ -138,28 +140,19 @@ class RunningIndicators:
         if lo_col < k:
             s = self.cs[:, lo_col + 1 : k + 1] - self.cs[:, lo_col + 1 - p : k + 1 - p]
             s2 = self.cs2[:, lo_col + 1 : k + 1] - self.cs2[:, lo_col + 1 - p : k + 1 - p]
-            m = s / p
-            mid = m + self.c0[:, None]
-            std = np.sqrt(np.maximum(s2 / p - m * m, 0.0))
-            self.upper[:, lo_col:k] = mid + self.bb_std * std
-            self.lower[:, lo_col:k] = mid - self.bb_std * std
+            _, self.upper[:, lo_col:k], self.lower[:, lo_col:k] = bollinger_confluence.bands_from_sums(
+                s, s2, self.c0[:, None], p, self.bb_std
+            )
         # ADX: directional movement and true range need the previous column
         prev = self._last if j0 > 0 else np.stack([h[:, :1], lo[:, :1], c[:, :1]])[..., 0]
         ph = np.concatenate([prev[0][:, None], h[:, :-1]], axis=1)
         pl = np.concatenate([prev[1][:, None], lo[:, :-1]], axis=1)
         pc = np.concatenate([prev[2][:, None], c[:, :-1]], axis=1)
-        up, dn = h - ph, pl - lo
-        tr = np.maximum(h - lo, np.maximum(np.abs(h - pc), np.abs(lo - pc)))
+        tr, plus_dm, minus_dm = adx_filter.movement(h, lo, ph, pl, pc)
         if j0 == 0:  # the session's first bar has no movement and no true range
-            up[:, 0] = dn[:, 0] = tr[:, 0] = 0.0
-        plus_dm = np.where((up > dn) & (up > 0), up, 0.0)
-        minus_dm = np.where((dn > up) & (dn > 0), dn, 0.0)
+            tr[:, 0] = plus_dm[:, 0] = minus_dm[:, 0] = 0.0
         s_tr, s_p, s_m = self._dm.extend(np.stack([tr, plus_dm, minus_dm]), j0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pdi = 100.0 * s_p / s_tr
-            mdi = 100.0 * s_m / s_tr
-            dx = 100.0 * np.abs(pdi - mdi) / (pdi + mdi)
-        dx = np.where(np.isfinite(s_tr) & ~np.isfinite(dx), 0.0, dx)
+        dx = adx_filter.dx_from_smoothed(s_tr, s_p, s_m)
         self.adx[:, j0:k] = np.clip(self._dx.extend(dx, j0), 0.0, 100.0)
         self._last = np.stack([h[:, -1], lo[:, -1], c[:, -1]])
         self.k = k

@@ -1,4 +1,5 @@
-"""Pure numpy signal functions for OPEN, MID and CLOSE (DESIGN §7), plus the indicators they use.
+"""Pure numpy signal functions for OPEN, MID and CLOSE (DESIGN §7), plus session VWAP. MID's ADX and Bollinger
+indicators and rules are owned by `enhancements.adx_filter` and `enhancements.bollinger_confluence`.
 
 Arrays are 2-D: one row per (session, symbol), one column per bar in time order, starting at the session
 open; a row shorter than the grid is padded at the END (close = NaN, time = TIME_PAD). Times are int64
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+
+from tbot_bot.enhancements import adx_filter, bollinger_confluence
 
 TIME_PAD = np.int64(2**62)  # time of a padding cell: later than any real bar
 NO_BAR = -1
@@ -53,83 +56,6 @@ def session_vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: n
     with np.errstate(invalid="ignore", divide="ignore"):
         vwap = cum_pv / cum_v
     return np.where(cum_v > 0, vwap, tp)
-
-
-def _wilder(x: np.ndarray, period: int, first: int, *, average: bool) -> np.ndarray:
-    """Wilder smoothing along the last axis; the seed at column `first + period - 1` is the sum (or mean)
-    of x[first : first + period]; NaN before. Same result for 1 or N rows.
-
-    The recursion y[k] = y[k-1] * (1 - 1/period) + x[k] (x/period for the mean) is evaluated in closed form per
-    block of columns: y[k0+m] = d^m * (y[k0] + sum_i x[k0+i] * d^-i), a cumulative sum instead of a Python loop
-    per column. The series smoothed here (true range, directional movement, DX) are never negative, so the sum
-    has no cancellation; blocks keep d^-i far from overflow.
-    """
-    n = x.shape[-1]
-    seed_col = first + period - 1
-    if seed_col >= n:
-        return np.full(x.shape, np.nan)
-    out = np.full(x.shape, np.nan)
-    acc = x[..., first : seed_col + 1].sum(axis=-1)
-    out[..., seed_col] = acc / period if average else acc
-    decay = 1.0 - 1.0 / period
-    step = x / period if average else x
-    k0 = seed_col
-    while k0 < n - 1:
-        k1 = min(n - 1, k0 + _WILDER_BLOCK)
-        m = np.arange(1, k1 - k0 + 1, dtype=float)
-        growth = decay**-m
-        running = np.cumsum(step[..., k0 + 1 : k1 + 1] * growth, axis=-1)
-        out[..., k0 + 1 : k1 + 1] = (out[..., k0 : k0 + 1] + running) / growth
-        k0 = k1
-    return out
-
-
-_WILDER_BLOCK = 64
-
-
-def wilder_adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Wilder's ADX(period); first value at column 2*period - 1, NaN before."""
-    h, lo, c = (np.asarray(a, float) for a in (high, low, close))
-    up = np.zeros(h.shape)
-    dn = np.zeros(h.shape)
-    tr = np.zeros(h.shape)
-    up[..., 1:] = h[..., 1:] - h[..., :-1]
-    dn[..., 1:] = lo[..., :-1] - lo[..., 1:]
-    plus_dm = np.where((up > dn) & (up > 0), up, 0.0)
-    minus_dm = np.where((dn > up) & (dn > 0), dn, 0.0)
-    prev_c = c[..., :-1]
-    tr[..., 1:] = np.maximum(
-        h[..., 1:] - lo[..., 1:], np.maximum(np.abs(h[..., 1:] - prev_c), np.abs(lo[..., 1:] - prev_c))
-    )
-    # one smoothing pass over the three series stacked (the Python loop is over columns, so 3x fewer steps)
-    s_tr, s_p, s_m = _wilder(np.stack([tr, plus_dm, minus_dm]), period, 1, average=False)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pdi = 100.0 * s_p / s_tr
-        mdi = 100.0 * s_m / s_tr
-        dx = 100.0 * np.abs(pdi - mdi) / (pdi + mdi)
-    dx = np.where(np.isfinite(s_tr) & ~np.isfinite(dx), 0.0, dx)  # flat market: no direction, DX 0
-    return np.clip(_wilder(dx, period, period, average=True), 0.0, 100.0)  # rounding never leaves 0..100
-
-
-def bollinger_bands(
-    close: np.ndarray, period: int, num_std: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mid, upper, lower): rolling mean +- num_std population std of the last `period` closes; NaN until
-    `period` bars exist. Centred on the first close so the running sums stay well conditioned."""
-    c = np.asarray(close, float)
-    x = c - c[..., :1]
-    n = c.shape[-1]
-    mid = np.full(c.shape, np.nan)
-    std = np.full(c.shape, np.nan)
-    if n >= period:
-        cs = np.cumsum(np.concatenate([np.zeros(c.shape[:-1] + (1,)), x], axis=-1), axis=-1)
-        cs2 = np.cumsum(np.concatenate([np.zeros(c.shape[:-1] + (1,)), x * x], axis=-1), axis=-1)
-        s = cs[..., period:] - cs[..., :-period]
-        s2 = cs2[..., period:] - cs2[..., :-period]
-        m = s / period
-        mid[..., period - 1 :] = m + c[..., :1]
-        std[..., period - 1 :] = np.sqrt(np.maximum(s2 / period - m * m, 0.0))
-    return mid, mid + num_std * std, mid - num_std * std
 
 
 # ---------------------------------------------------------------- entries
@@ -222,8 +148,8 @@ def mid_entries(
     """MID: first breakout-window close beyond VWAP*(1 -+ threshold), with ADX below its threshold and the
     close outside the Bollinger band on the same side. Rows must start at the session open (VWAP)."""
     vwap = session_vwap(high, low, close, volume)
-    adx = wilder_adx(high, low, close, adx_period)
-    _, upper, lower = bollinger_bands(close, bb_period, bb_std)
+    adx = adx_filter.wilder_adx(high, low, close, adx_period)
+    _, upper, lower = bollinger_confluence.bollinger_bands(close, bb_period, bb_std)
     return mid_entries_from(
         t,
         close,
@@ -254,13 +180,13 @@ def mid_entries_from(
 ) -> Entries:
     """`mid_entries` on indicators already computed from the session open (the columns may be any slice of
     the session, so the optimizer computes the indicators once and slices them per trial)."""
-    ok = entry_mask(t, breakout_start, breakout_end, last_bar)
+    ok = entry_mask(t, breakout_start, breakout_end, last_bar) & adx_filter.calm(adx, adx_threshold)
+    below_band, above_band = bollinger_confluence.beyond_bands(close, upper, lower)
     with np.errstate(invalid="ignore"):
-        calm = adx < adx_threshold
         lo_trig = vwap * (1 - vwap_threshold)
         hi_trig = vwap * (1 + vwap_threshold)
-        bull = ok & calm & (close < lo_trig) & (close < lower)
-        bear = ok & calm & (close > hi_trig) & (close > upper)
+        bull = ok & (close < lo_trig) & below_band
+        bear = ok & (close > hi_trig) & above_band
         return _first(
             bull, bear, 1 - close / lo_trig, close / hi_trig - 1, np.full(t.shape, Kind.VWAP_REVERSION)
         )

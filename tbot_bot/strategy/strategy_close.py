@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tbot_bot.enhancements import vix_gatekeeper
 from tbot_bot.market_time import WindowSpec
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.decisions import WindowArrays
@@ -43,15 +44,6 @@ class CloseParams:
         )
 
 
-def vix_gate(vix_at_start: float | None, threshold: float) -> tuple[bool, str]:
-    """STRAT_CLOSE_VIX_THRESHOLD: CLOSE enters only when VIX at S is above it; no value = blocked."""
-    if vix_at_start is None or not np.isfinite(vix_at_start):
-        return False, "no VIX value at the window start: CLOSE blocked"
-    if vix_at_start <= threshold:
-        return False, f"VIX {vix_at_start:.2f} <= STRAT_CLOSE_VIX_THRESHOLD {threshold:g}: CLOSE blocked"
-    return True, ""
-
-
 class CloseStrategy(Strategy):
     name = "close"
     live_needs_session_history = False  # day open + the window's own bars are all it reads
@@ -62,7 +54,8 @@ class CloseStrategy(Strategy):
     def gate(
         self, days: Sequence[date], params: CloseParams, vix: Mapping[date, float] | None
     ) -> tuple[np.ndarray, list[str]]:
-        results = [vix_gate((vix or {}).get(d), params.vix_threshold) for d in days]
+        # STRAT_CLOSE_VIX_THRESHOLD: the enhancement's gate decides every day (no VIX value = blocked)
+        results = [vix_gatekeeper.gate((vix or {}).get(d), params.vix_threshold) for d in days]
         return np.array([ok for ok, _ in results], dtype=bool), [why for _, why in results]
 
     def entries(
