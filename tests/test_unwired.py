@@ -32,18 +32,6 @@ ALLOWLIST: dict[str, str] = {
     ),
 }
 
-# being wired in issue 20 (lead): runtime/, enhancements/, strategy/signals.py and domain/ are restructured there
-PENDING_LEAD: set[str] = {
-    "tbot_bot/enhancements/vix_gatekeeper.py::previous_close_vix",
-    "tbot_bot/strategy/signals.py::Dir",
-}
-LEAD_AREAS = (
-    "tbot_bot/runtime/",
-    "tbot_bot/enhancements/",
-    "tbot_bot/strategy/signals.py",
-    "tbot_bot/domain/",
-)
-
 
 def product_files(root: Path, packages: tuple[str, ...] = PACKAGES) -> list[Path]:
     files = [p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))]
@@ -99,20 +87,18 @@ def repo_scan() -> tuple[set[str], set[str]]:
 
 def test_every_public_name_is_used_by_the_product_or_allowlisted() -> None:
     _, unused = repo_scan()
-    unexpected = sorted(unused - set(ALLOWLIST) - PENDING_LEAD)
+    unexpected = sorted(unused - set(ALLOWLIST))
     assert unexpected == [], (
         "only tests (or nothing) use these; wire them into the product or remove them "
         "(ALLOWLIST is for framework hooks a library calls by name):\n  " + "\n  ".join(unexpected)
     )
-    assert sorted(unused) == sorted(set(ALLOWLIST) | PENDING_LEAD)
+    assert sorted(unused) == sorted(ALLOWLIST)
 
 
-def test_allowlist_and_pending_names_still_exist() -> None:
+def test_allowlisted_names_still_exist() -> None:
     defined, _ = repo_scan()
     assert sorted(set(ALLOWLIST) - defined) == []
-    assert sorted(PENDING_LEAD - defined) == []
     assert all(reason.strip() for reason in ALLOWLIST.values())
-    assert [k for k in PENDING_LEAD if not k.startswith(LEAD_AREAS)] == []
 
 
 def test_scanner_flags_an_unused_function(tmp_path: Path) -> None:

@@ -21,11 +21,6 @@ TIME_PAD = np.int64(2**62)  # time of a padding cell: later than any real bar
 NO_BAR = -1
 
 
-class Dir(IntEnum):
-    BULLISH = 1
-    BEARISH = -1
-
-
 class Kind(IntEnum):
     NONE = 0
     BREAKOUT = 1
