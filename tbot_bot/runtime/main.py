@@ -45,7 +45,7 @@ from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.runtime.wiring import Services, wire_day
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
-from tbot_bot.strategy.strategy_router import route
+from tbot_bot.strategy.strategy_router import Route, route
 from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
@@ -183,45 +183,67 @@ class Supervisor:
         return self._run_day(r, ctx)
 
     def _run_day(self, r: Services, ctx: DayContext) -> int:
-        settings = r.settings
-        for line in morning_plan(settings, ctx.session_date):
+        """The day's agenda: plan, reconcile, each window in order, close the day."""
+        plan = self._open_day(ctx)
+        if not self._reconcile(ctx):
+            return EXIT_FAILURE
+        self._note_if_not_a_session(ctx)
+        for name in plan.run:
+            if self.stop_requested():
+                break
+            outcome = self._run_window(ctx, name)
+            if outcome is None:
+                return EXIT_FAILURE
+            if outcome.status is WindowStatus.STOPPED:
+                break
+        return self._close_day(ctx, stopped=self.stop_requested())
+
+    def _open_day(self, ctx: DayContext) -> Route:
+        """The morning plan in the log, the day's windows in status.json."""
+        for line in morning_plan(ctx.settings, ctx.session_date):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
-        plan = route(settings)
+        plan = route(ctx.settings)
         for name, why in plan.skipped.items():
             ctx.log.event(name, "strategy_skipped", reason=why)
         ctx.status.windows = [self._window_row(ctx, name) for name in plan.run]
         ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
+        return plan
+
+    def _reconcile(self, ctx: DayContext) -> bool:
+        """Journal, broker orders and positions agree before anything else; False = shut down."""
         try:
             report = reconcile(ctx)
         except TbotError as exc:
             if self._on_failure(ctx, "supervisor", exc) is None:
-                return EXIT_FAILURE
+                return False
             report = {"failed": str(exc)}
         ctx.log.event("supervisor", "reconciled", **report)
+        return True
+
+    def _note_if_not_a_session(self, ctx: DayContext) -> None:
+        calendar = ctx.settings.MARKET_CALENDAR
         # MARKET_CALENDAR: a day that is not a session (holiday, weekend) runs no window
-        if session_for(ctx.session_date, settings.MARKET_CALENDAR) is None:
+        if session_for(ctx.session_date, calendar) is None:
             ctx.log.event(
                 "supervisor",
                 "holiday",
-                reason=f"{ctx.day_key} is not a {settings.MARKET_CALENDAR} session "
-                f"({closed_reason(ctx.session_date, settings.MARKET_CALENDAR)}): no window runs",
+                reason=f"{ctx.day_key} is not a {calendar} session "
+                f"({closed_reason(ctx.session_date, calendar)}): no window runs",
             )
-        for name in plan.run:
-            if self.stop_requested():
-                break
-            try:
-                outcome = WindowRunner(ctx, name).run()
-            except TbotError as exc:
-                failed = self._on_failure(ctx, name, exc)
-                if failed is None:
-                    return EXIT_FAILURE
-                outcome = failed
-            self.outcomes.append(outcome)
-            # the window's feed and indicators are gone: their memory goes back before the next window
-            give_back_freed_memory()
-            if outcome.status is WindowStatus.STOPPED:
-                break
-        return self._close_day(ctx, stopped=self.stop_requested())
+
+    def _run_window(self, ctx: DayContext, name: str) -> WindowOutcome | None:
+        """One window; a broker outage halts it (an outcome), anything worse shuts down (None)."""
+        try:
+            outcome = WindowRunner(ctx, name).run()
+        except TbotError as exc:
+            failed = self._on_failure(ctx, name, exc)
+            if failed is None:
+                return None
+            outcome = failed
+        self.outcomes.append(outcome)
+        # the window's feed and indicators are gone: their memory goes back before the next window
+        give_back_freed_memory()
+        return outcome
 
     def _window_row(self, ctx: DayContext, name: str) -> dict[str, Any]:
         w = window_for(name, ctx.session_date, ctx.settings)
@@ -287,6 +309,7 @@ class Supervisor:
                 ctx.flatten("manual stop" if stopped else "end of day")
                 self._settle(ctx)
             ctx.book_day()
+            ctx.observe_defense()
             ctx.check_rebalance("after_session")
             ctx.sync_accounting()
         except TbotError as exc:
@@ -384,6 +407,7 @@ class Supervisor:
             ctx.flatten("end of day")
             self._settle(ctx)
         ctx.book_day()
+        ctx.observe_defense()
         ctx.check_rebalance("after_session")
         ctx.sync_accounting()
         ctx.status.publish(
