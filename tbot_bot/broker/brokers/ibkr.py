@@ -86,6 +86,7 @@ class IbkrBroker(Broker):
         self.capabilities = capabilities_for("IBKR")
         self.ib = ib
         self.host, self.port, self.client_id, self.account = host, port, client_id, account
+        self.endpoint = f"{host}:{port}"
         self._clock = clock
         self._sleep = sleep
         self.connect_timeout = connect_timeout

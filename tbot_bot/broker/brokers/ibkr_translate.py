@@ -38,6 +38,13 @@ _STATUS = {
     "ApiCancelled": OrderStatus.CANCELED,
     "Inactive": OrderStatus.REJECTED,
 }
+_ORDER_TYPES = {
+    "MKT": OrderType.MARKET,
+    "TRAIL": OrderType.TRAILING_STOP,
+    "STP": OrderType.STOP,
+    "LMT": OrderType.LIMIT,
+    "STP LMT": OrderType.STOP_LIMIT,
+}
 # IB error codes on an order that mean "refused", not "cancelled by us"
 REJECT_CODES = frozenset({103, 110, 200, 201, 203, 382, 383, 387, 388, 392, 434, 461, 10147, 10148, 10149})
 
@@ -176,13 +183,14 @@ def order_from_trade(trade: Any) -> Order:
         fills=fills,
         reject_reason=reason,
         asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
-        order_type=OrderType.TRAILING_STOP if order.orderType == "TRAIL" else OrderType.MARKET,
+        order_type=_ORDER_TYPES.get(str(order.orderType), OrderType.MARKET),
     )
 
 
 def position_from_ib(pos: Any) -> Position:
     option = option_from_contract(pos.contract)
     avg = _dec(pos.avgCost)
+    mult = Decimal(1)
     if option:
         # IB's avgCost of an option includes the multiplier (per contract, not per share)
         mult = _dec(getattr(pos.contract, "multiplier", "") or OPTION_MULTIPLIER)
@@ -192,4 +200,5 @@ def position_from_ib(pos: Any) -> Position:
         qty=_dec(pos.position),
         avg_entry_price=avg,
         asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
+        multiplier=mult,
     )

@@ -63,6 +63,7 @@ class SimBroker(Broker):
     `partial_fill_fraction` (first fill takes that fraction, the rest fills on the next bar)."""
 
     name = "SIM"
+    endpoint = "the simulated exchange (in-process)"
 
     def __init__(
         self,
