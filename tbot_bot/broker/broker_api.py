@@ -129,6 +129,15 @@ class Order:
     # has filled so far (0 while open)
     notional: Decimal | None = None
 
+    def __post_init__(self) -> None:
+        # a fill the broker reports again (a replayed execution, a re-sent event) is the same fill: one per
+        # fill_id, the first report kept, so nothing downstream (fees, ledger) counts it twice
+        seen: dict[str, Fill] = {}
+        for f in self.fills:
+            seen.setdefault(f.fill_id, f)
+        if len(seen) != len(self.fills):
+            object.__setattr__(self, "fills", tuple(seen.values()))
+
 
 @dataclass(frozen=True, slots=True)
 class Position:

@@ -51,6 +51,12 @@ class Recorded:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    payload: Any
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None) -> None:
         self.status, self.message, self.code = status, message, code
@@ -236,9 +242,11 @@ class FakeJsonServer(ThreadingHTTPServer):
 
     def reply_with(self, method: str, path: str, *replies: Any, status: int = 200) -> None:
         """Answer `method path` (exact) with these recorded vendor replies, one per request; the last one
-        stays. Faults still apply around them."""
+        stays. A `Reply` carries its own status (an error in a sequence). Faults still apply around them."""
         with self._meta:
-            self.replies[(method, path)] = [(status, r) for r in replies]
+            self.replies[(method, path)] = [
+                (r.status, r.payload) if isinstance(r, Reply) else (status, r) for r in replies
+            ]
 
     def take_reply(self, method: str, path: str) -> tuple[int, Any] | None:
         with self._meta:

@@ -6,6 +6,7 @@ deduplicated by execId) and rejections as error log entries on the trade; this m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -113,10 +114,10 @@ def contract_symbol(contract: Any) -> str:
     return option.occ_symbol if option else str(contract.symbol)
 
 
-def _fills(trade: Any) -> tuple[Fill, ...]:
+def _fills(trade: Any, recovered: Iterable[Any] = ()) -> tuple[Fill, ...]:
     out: list[Fill] = []
     seen: set[str] = set()
-    for f in getattr(trade, "fills", []) or []:
+    for f in [*(getattr(trade, "fills", []) or []), *recovered]:
         ex = f.execution
         if ex.execId in seen:  # duplicated executions (replays after reconnect) count once
             continue
@@ -143,9 +144,11 @@ def reject_reason(trade: Any) -> str | None:
     return None
 
 
-def order_from_trade(trade: Any) -> Order:
+def order_from_trade(trade: Any, recovered: Iterable[Any] = ()) -> Order:
+    """`recovered`: ib_async fills of this order that the adapter asked IB for after a reconnect and that the
+    trade does not hold (see IbkrBroker.recover_executions); each counts once, by execId."""
     order, status, contract = trade.order, trade.orderStatus, trade.contract
-    fills = _fills(trade)
+    fills = _fills(trade, recovered)
     fill_qty = sum((f.qty for f in fills), Decimal(0))
     reported = _dec(status.filled) if status.filled and status.filled < UNSET_DOUBLE_LIMIT else Decimal(0)
     filled_qty = max(fill_qty, reported)  # statuses may lag executions and vice versa: trust the larger
