@@ -212,7 +212,14 @@ class FakeTradierServer(FakeJsonServer):
                         row.update(bid=round(p - 0.01, 2), ask=round(p + 0.01, 2), open=p, prevclose=p,
                                    volume=1000, type=kind, exch=exch, bid_date=ms, ask_date=ms, trade_date=ms)  # fmt: skip
                         rows.append(row)
-                return 200, {"quotes": {"quote": rows[0] if len(rows) == 1 else rows} if rows else {"unmatched_symbols": query.get("symbols")}}  # fmt: skip
+                # markets/get-quotes: unknown symbols come back as `unmatched_symbols` {"symbol": ...} entries
+                unknown = [
+                    {"symbol": s} for s in query.get("symbols", "").split(",") if s and s not in self.prices
+                ]
+                quotes: dict[str, Any] = {"quote": rows[0] if len(rows) == 1 else rows} if rows else {}
+                if unknown:
+                    quotes["unmatched_symbols"] = unknown[0] if len(unknown) == 1 else unknown
+                return 200, {"quotes": quotes}
             if method == "GET" and path == "/v1/markets/history":
                 sym = query.get("symbol", "")
                 day = (self.now().astimezone(NY) - timedelta(days=1)).date().isoformat()
