@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -301,3 +302,24 @@ def test_an_unforeseen_reply_leaves_as_a_broker_error_naming_the_host(
     with pytest.raises(BrokerError, match=f"TRADIER at {tradier_server.url}: get_positions") as err:
         tradier.get_positions()
     assert err.value.code == "unexpected_reply" and isinstance(err.value.__cause__, KeyError)
+
+
+def test_an_unexpected_failure_in_the_sim_is_a_logic_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.broker.brokers.sim import SimBroker
+    from tbot_bot.errors import LogicError
+    from tbot_bot.runtime.clock import ReplayClock
+
+    rows = [(SESSION + timedelta(minutes=i), "SPY", 450.0, 451.0, 449.0, 450.5, 1000.0) for i in range(5)]
+    bars = pd.DataFrame(rows, columns=["timestamp", "symbol", "open", "high", "low", "close", "volume"])
+    bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
+    sim = SimBroker(tmp_path / "sim.db", clock=ReplayClock(NOW), bars=bars, starting_cash=Decimal(1000))
+
+    def broken(self: SimBroker) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(SimBroker, "_sync", broken)
+    # no remote reply to blame: a bug in the sim escalates instead of passing for a broker refusal
+    with pytest.raises(LogicError, match="SIM at the simulated exchange .*get_account failed"):
+        sim.get_account()

@@ -1,6 +1,7 @@
 """The one guard at the adapter boundary: whatever an adapter's public method lets slip (a vendor library's
 own exception, a KeyError on a reply shape nobody foresaw, a ValueError from a date) leaves it as a BrokerError
-naming the broker, the host it talked to and the method, never as a raw traceback.
+naming the broker, the host it talked to and the method, never as a raw traceback (a LogicError for an
+in-process adapter such as the sim, where there is no remote reply to blame: that is a bug).
 
 Adapters still translate the failures they know (NetworkError for a timeout, BrokerError for a refusal); this is
 the net under them. `Broker.__init_subclass__` applies it to every public method of the interface, so a new
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tbot_bot.errors import BrokerError, TbotError
+from tbot_bot.errors import BrokerError, LogicError, TbotError
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             where = describe_endpoint(self)
             # the traceback goes to the debug log; the operator reads the one-line BrokerError below
             log.debug("broker at %s: %s failed", where, method.__name__, exc_info=True)
-            raise BrokerError(
+            what = (
                 f"broker {getattr(self, 'name', '?')} at {where}: {method.__name__} failed on an unexpected "
-                f"reply or state ({type(exc).__name__}: {str(exc)[:300]})",
-                code="unexpected_reply",
-            ) from exc
+                f"reply or state ({type(exc).__name__}: {str(exc)[:300]})"
+            )
+            if getattr(self, "local", False):  # no remote reply to blame (the sim): a bug, escalated
+                raise LogicError(what) from exc
+            raise BrokerError(what, code="unexpected_reply") from exc
 
     setattr(wrapper, _MARK, True)
     return wrapper

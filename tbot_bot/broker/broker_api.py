@@ -233,6 +233,7 @@ class Broker(ABC):
     capabilities: BrokerCapabilities
     retries_internally: bool = False  # True: the adapter retries temporary failures itself (API_RETRY_LIMIT)
     endpoint: str = ""  # where the adapter talks to (a URL, host:port), named in every error it raises
+    local: bool = False  # True: no remote broker (the sim); an unexpected failure is a bug, not a bad reply
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

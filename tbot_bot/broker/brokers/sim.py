@@ -64,6 +64,7 @@ class SimBroker(Broker):
 
     name = "SIM"
     endpoint = "the simulated exchange (in-process)"
+    local = True
 
     def __init__(
         self,
