@@ -163,6 +163,14 @@ def test_alpaca_market_data_on_recorded_replies(
     assert q.timestamp == datetime(2026, 11, 16, 14, 35, 1, 123456, tzinfo=UTC)
     snaps = alpaca.get_snapshots(["SPY", "QQQ"])  # the fake's snapshots carry Alpaca's shape (n null, vw)
     assert set(snaps) == {"SPY", "QQQ"} and snaps["SPY"].price > 0
+    alpaca_server.reply_with("GET", "/v2/stocks/snapshots", vs.ALPACA_SNAPSHOTS)
+    snap = alpaca.get_snapshots(["SPY", "QQQ"])
+    assert list(snap) == ["SPY"] and (snap["SPY"].price, snap["SPY"].prev_close, snap["SPY"].prev_volume) == (
+        Decimal("450.01"),
+        Decimal("448.2"),
+        70123456,
+    )
+    assert snap["SPY"].quote is not None and snap["SPY"].quote.bid == Decimal("449.99")
     alpaca_server.reply_with("GET", "/v2/assets", vs.alpaca_assets())
     assert [(e.symbol, e.exchange) for e in alpaca.list_equities()] == [("AAPL", "NASDAQ"), ("SPY", "ARCA")]
 

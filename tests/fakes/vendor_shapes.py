@@ -511,3 +511,61 @@ def alpaca_assets() -> list[dict[str, Any]]:
         {"id": "1c1b8f6e-3a5d-4c7b-8e9f-0a1b2c3d4e5f", "class": "us_equity", "exchange": "NYSE", "symbol": "OLD",
          "name": "Delisted", "status": "inactive", "tradable": False, "attributes": [], **common},
     ]  # fmt: skip
+
+
+# GET /v2/stocks/snapshots (docs.alpaca.markets/reference/stocksnapshots): keyed by symbol, camelCase sections,
+# nanosecond trade/quote stamps; a symbol without data is simply absent
+ALPACA_SNAPSHOTS = {
+    "SPY": {
+        "latestTrade": {
+            "t": "2026-11-16T15:00:01.123456789Z",
+            "x": "V",
+            "p": 450.01,
+            "s": 100,
+            "c": ["@"],
+            "i": 52983525029461,
+            "z": "B",
+        },  # fmt: skip
+        "latestQuote": {
+            "t": "2026-11-16T15:00:01.223456789Z",
+            "ax": "V",
+            "ap": 450.03,
+            "as": 3,
+            "bx": "V",
+            "bp": 449.99,
+            "bs": 2,
+            "c": ["R"],
+            "z": "B",
+        },  # fmt: skip
+        "minuteBar": {
+            "t": "2026-11-16T14:59:00Z",
+            "o": 450.0,
+            "h": 450.1,
+            "l": 449.9,
+            "c": 450.05,
+            "v": 12001,
+            "n": 143,
+            "vw": 450.02,
+        },  # fmt: skip
+        "dailyBar": {
+            "t": "2026-11-16T05:00:00Z",
+            "o": 448.5,
+            "h": 451.0,
+            "l": 448.1,
+            "c": 450.05,
+            "v": 3120011,
+            "n": 30211,
+            "vw": 449.8,
+        },  # fmt: skip
+        "prevDailyBar": {
+            "t": "2026-11-13T05:00:00Z",
+            "o": 447.0,
+            "h": 449.0,
+            "l": 446.2,
+            "c": 448.2,
+            "v": 70123456,
+            "n": 512001,
+            "vw": 447.9,
+        },  # fmt: skip
+    }
+}
