@@ -161,7 +161,7 @@ REFUSALS: list[tuple[str, Callable[[Path], None], str, int]] = [
     (
         "broker unreachable",
         _edit_secret("broker_credentials", lambda d: d.update(ALPACA_BASE_URL="http://127.0.0.1:9")),
-        "self_check failed: watchdog (broker API failure",
+        "self_check failed: watchdog (broker API failure at http://127.0.0.1:9",
         1,
     ),
     (

@@ -242,6 +242,19 @@ def test_provision_and_broker_check_against_the_fake(
     assert "broker TRADIER" in out and "broker-check OK" in out
     for label in ("account", "clock", "positions", "quote"):
         assert f"OK   {label}" in out
+    # the quote's bid_date is epoch milliseconds, as Tradier documents it (issue 24)
+    assert (
+        f"broker TRADIER at {server.url}" in out
+        and "SPY bid 449.99 ask 450.01" in out
+        and "at 15:00:00Z" in out
+    )
+    # a reply shape nobody foresaw: one readable line naming the host, no traceback, the other steps still run
+    row = {"cost_basis": 10.0, "id": 1, "quantity": 1.0}
+    server.reply_with("GET", f"/v1/accounts/{ACCOUNT}/positions", {"positions": {"position": row}})
+    assert main(["broker-check", "--home", str(home), "--symbol", "SPY"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL positions  BrokerError: broker TRADIER at {server.url}: get_positions failed" in out
+    assert "OK   quote" in out and "Traceback" not in out
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.support.path_resolver import BotHome
 

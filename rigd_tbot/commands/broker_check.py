@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rigd_tbot.cli import add_home_argument
+from tbot_bot.broker.adapter_guard import describe_endpoint
 from tbot_bot.errors import ConfigError, NetworkError, TbotError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -26,13 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _step(label: str, action: Callable[[], str], failures: list[str]) -> bool:
+def _step(label: str, action: Callable[[], str], failures: list[str], where: str) -> bool:
     try:
         detail = action()
     except TbotError as exc:
         print(f"FAIL {label:<10} {type(exc).__name__}: {exc}")
         failures.append(label)
         return not isinstance(exc, NetworkError | ConfigError)
+    except Exception as exc:  # adapters guard their methods; this line is for whatever still slips through
+        print(f"FAIL {label:<10} unexpected {type(exc).__name__} from {where}: {str(exc)[:300]}")
+        failures.append(label)
+        return True
     print(f"OK   {label:<10} {detail}")
     return True
 
@@ -45,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(home)
     broker = build_broker(settings, home)
     failures: list[str] = []
-    print(f"broker {settings.BROKER_NAME} for home {home.root}")
+    where = describe_endpoint(broker)
+    print(f"broker {settings.BROKER_NAME} at {where} for home {home.root}")
     try:
 
         def account() -> str:
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             ("quote", quote),
         ]
         for label, action in steps:
-            if not _step(label, action, failures):
+            if not _step(label, action, failures, where):
                 print("stopped: the broker cannot be reached; fix that first")
                 break
     finally:

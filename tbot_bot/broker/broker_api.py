@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
 from tbot_bot.checks import CheckResult
@@ -29,6 +29,10 @@ _OCC_SYMBOL = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<ymd>\d{6})(?P<right
 class OrderType(StrEnum):
     MARKET = "market"
     TRAILING_STOP = "trailing_stop"
+    # the bot sends only the two above; these name orders a person (or another tool) placed on the account
+    STOP = "stop"
+    LIMIT = "limit"
+    STOP_LIMIT = "stop_limit"
 
 
 class AssetClass(StrEnum):
@@ -116,14 +120,27 @@ class Order:
     reject_reason: str | None = None
     asset_class: AssetClass = AssetClass.EQUITY
     order_type: OrderType = OrderType.MARKET
+    # an order placed by amount (Alpaca's `notional`) has no share quantity until it fills: `qty` is then what
+    # has filled so far (0 while open)
+    notional: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        # a fill the broker reports again (a replayed execution, a re-sent event) is the same fill: one per
+        # fill_id, the first report kept, so nothing downstream (fees, ledger) counts it twice
+        seen: dict[str, Fill] = {}
+        for f in self.fills:
+            seen.setdefault(f.fill_id, f)
+        if len(seen) != len(self.fills):
+            object.__setattr__(self, "fills", tuple(seen.values()))
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    symbol: str
-    qty: Decimal  # negative for a short position
-    avg_entry_price: Decimal
+    symbol: str  # the ticker, or the OCC symbol of an option
+    qty: Decimal  # negative for a short position; contracts for an option
+    avg_entry_price: Decimal  # per share, also for an option (the premium as quoted, not per contract)
     asset_class: AssetClass = AssetClass.EQUITY
+    multiplier: Decimal = Decimal(1)  # shares per unit: 100 for a standard option contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +227,14 @@ class Broker(ABC):
     name: str
     capabilities: BrokerCapabilities
     retries_internally: bool = False  # True: the adapter retries temporary failures itself (API_RETRY_LIMIT)
+    endpoint: str = ""  # where the adapter talks to (a URL, host:port), named in every error it raises
+    local: bool = False  # True: no remote broker (the sim); an unexpected failure is a bug, not a bad reply
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from tbot_bot.broker.adapter_guard import guard_class
+
+        guard_class(cls)  # nothing but the project's records and error classes leaves an adapter
 
     @abstractmethod
     def get_account(self) -> Account: ...
@@ -271,7 +296,10 @@ class Broker(ABC):
         try:
             account = self.get_account()
         except Exception as exc:  # any failure here means "not ready"; the reason is reported
-            return CheckResult(False, f"broker {self.name} unreachable: {exc}", {"broker": self.name})
+            where = self.endpoint or self.name
+            return CheckResult(
+                False, f"broker {self.name} at {where} unreachable: {exc}", {"broker": self.name}
+            )
         if account.status.upper() != "ACTIVE":
             return CheckResult(False, f"broker account status is {account.status}", {"broker": self.name})
         return CheckResult(True, "ok", {"broker": self.name, "account": account.account_id})

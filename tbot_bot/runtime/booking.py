@@ -21,9 +21,9 @@ from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.crashpoints import crashpoint
-from tbot_bot.domain.intents import Intent, IntentStatus
+from tbot_bot.domain.intents import Intent
 from tbot_bot.errors import LedgerError, NetworkError, TbotError
-from tbot_bot.runtime.positions import position_side, signal_direction
+from tbot_bot.runtime.positions import is_final_with_fill, position_side, signal_direction
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 # Alpaca dates regulatory fees on the trade day but may post them a day or more later (and a weekend or a
 # stopped bot can sit in between): each booking looks this far back; FITIDs keep a fee from being booked twice
 FEE_LOOKBACK = timedelta(days=10)
-
-# an intent is booked once it can no longer change: fully filled, or cancelled/expired after a partial fill
-_FINAL_WITH_FILL = (IntentStatus.FILLED, IntentStatus.CANCELED, IntentStatus.ABANDONED)
 
 
 def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
@@ -86,7 +83,9 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
     by_id = {i.client_order_id: i for i in intents}
     out: list[TradeFill] = []
     for intent in intents:
-        if not intent.filled_qty or intent.status not in _FINAL_WITH_FILL:
+        # booked once it can no longer change: filled, or cancelled, expired or REJECTED after a partial fill
+        # (what was executed before the broker refused the rest is held all the same)
+        if not is_final_with_fill(intent.status, intent.filled_qty):
             continue
         intent = reconcile_with_broker(ctx, intent)
         entry = (

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tbot_bot.accounting.account_transaction import ledger_fee, realised_pnl
-from tbot_bot.domain.intents import Intent
+from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.domain.vocab import OPTION_MULTIPLIER_DEC as OPTION_MULTIPLIER
 
 
@@ -124,3 +124,8 @@ def round_trip_for(intents: list[Intent], exit_intent: Intent) -> RoundTrip | No
         if trip.exit.client_order_id == exit_intent.client_order_id:
             return trip
     return None
+
+
+def is_final_with_fill(status: IntentStatus, filled_qty: Decimal | None) -> bool:
+    """An order that is over and executed something: what position keeping counts and booking books."""
+    return bool(filled_qty) and not status.is_open

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tbot_bot.broker.adapter_guard import describe_endpoint
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.checks import CheckResult
 from tbot_bot.config.error_handler import ErrorHandler
@@ -25,7 +26,12 @@ class Watchdog:
         try:
             self.errors.call(self.broker.get_clock)
         except TbotError as exc:
-            return CheckResult(False, f"broker API failure: {exc}", {"broker": self.broker.name})
+            where = describe_endpoint(self.broker)
+            return CheckResult(
+                False,
+                f"broker API failure at {where}: {exc}",
+                {"broker": self.broker.name, "endpoint": where},
+            )
         return self.broker.self_check()
 
     def check_market_data(self, symbol: str) -> CheckResult:

@@ -8,6 +8,7 @@ never creates a second order. Fills are read back from the broker's own order re
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +22,8 @@ from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, NetworkError
 from tbot_bot.runtime.order_journal import OrderJournal
+
+log = logging.getLogger(__name__)
 
 _STATUS = {
     OrderStatus.NEW: IntentStatus.SENT,
@@ -150,6 +153,16 @@ class OrderRouter:
         return self._apply(intent, order)
 
     def _apply(self, intent: Intent, order: Order) -> Intent:
+        if not order.status.is_final and order.filled_qty < (intent.filled_qty or Decimal(0)):
+            # cumulative quantities only grow: a lower one from a working order is an older state read late
+            # (a lagging replica, a replayed event); the broker's final word, whatever it says, still wins
+            log.info(
+                "order %s: broker reports %s filled, journal already has %s: stale state ignored",
+                intent.client_order_id,
+                order.filled_qty,
+                intent.filled_qty,
+            )
+            return intent
         status = _STATUS[order.status]
         fields: dict[str, Any] = {"status": status, "broker_order_id": order.broker_order_id}
         if intent.sent_at is None:

@@ -473,7 +473,8 @@ class FakeAlpacaExchange(FakeMarket):
                 if o.open:
                     o.status = "canceled"
                     o.canceled_at = o.updated_at = self.now()
-                    out.append({"id": o.id, "status": 200})
+                    # 207 multi-status entries carry the order as `body` (vendor_shapes.alpaca_cancel_all)
+                    out.append({"id": o.id, "status": 200, "body": self.order_json(o)})
             return out
 
     def close_position(self, symbol: str) -> dict[str, Any]:

@@ -15,14 +15,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 MINUTE = timedelta(minutes=1)
+NY = ZoneInfo("America/New_York")
 
 
 def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def exchange_iso(ts: datetime) -> str:
+    """Alpaca's clock style: New York offset and nine fraction digits (fakes.vendor_shapes.ALPACA_CLOCK)."""
+    local = ts.astimezone(NY)
+    return (
+        local.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{local.microsecond:06d}000"
+        + local.strftime("%z")[:3]
+        + ":"
+        + local.strftime("%z")[3:]
+    )
 
 
 def parse_ts(raw: str) -> datetime:
@@ -129,10 +143,10 @@ class FakeMarket:
         while next_close.weekday() >= 5:
             next_close += timedelta(days=1)
         return {
-            "timestamp": iso(now),
+            "timestamp": exchange_iso(now),
             "is_open": self.is_open(),
-            "next_open": iso(next_open),
-            "next_close": iso(next_close),
+            "next_open": exchange_iso(next_open),
+            "next_close": exchange_iso(next_close),
         }
 
     # --- assets -------------------------------------------------------------------------------------

@@ -50,6 +50,10 @@ class FakeTws:
         }
         self.placed: list[tuple[int, Contract, Order]] = []
         self.cancelled: list[int] = []
+        # ib_async's startup fetch re-reads the day's executions on connect; False models the fetch timing out
+        # (ib_async logs it and carries on), so only an explicit reqExecutions brings them back
+        self.startup_executions = True
+        self.execution_requests: list[Any] = []  # the ExecutionFilter of every reqExecutions
         self.lose_next_place = False  # the order reaches TWS but the connection dies before any reply
         self.fail_next_place = False  # the order never leaves: the socket is already dead
         self._next_id = 1
@@ -62,6 +66,7 @@ class FakeTws:
         c.placeOrder = self._place  # type: ignore[method-assign]
         c.cancelOrder = self._cancel  # type: ignore[method-assign]
         c.reqAccountSummary = self._req_account_summary  # type: ignore[method-assign]
+        c.reqExecutions = self._req_executions  # type: ignore[method-assign]
         self.ib.connect = self._connect  # type: ignore[method-assign]
         self.ib.disconnect = self._disconnect  # type: ignore[method-assign]
         self.ib.sleep = lambda *a, **k: True  # type: ignore[method-assign]  # nothing to pump: we feed directly
@@ -129,7 +134,7 @@ class FakeTws:
             else:
                 w.openOrder(rec.order_id, copy.copy(rec.contract), self._order_for_wire(rec), state)
                 self._status(rec)
-            for ex, commission in rec.executions:
+            for ex, commission in rec.executions if self.startup_executions else []:
                 w.execDetails(-1, copy.copy(rec.contract), copy.copy(ex))
                 w.commissionReport(CommissionReport(execId=ex.execId, commission=commission, currency="USD"))
         for contract, qty, avg in self.positions.values():
@@ -210,6 +215,30 @@ class FakeTws:
         self.positions[self._key(c)] = (c, qty, avg_cost)
         if self.connected:
             self.ib.wrapper.position(self.account, c, qty, avg_cost)
+
+    def _req_executions(self, req_id: int, flt: Any) -> None:
+        """TWS answers reqExecutions with the account's executions at or after the filter's time
+        ("yyyymmdd-hh:mm:ss", UTC), then execDetailsEnd."""
+        self.execution_requests.append(copy.copy(flt))
+        since = datetime.strptime(flt.time, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC) if flt.time else None
+        w = self.ib.wrapper
+        for rec in self.book.values():
+            for ex, commission in rec.executions:
+                if flt.acctCode and ex.acctNumber != flt.acctCode or since and ex.time < since:
+                    continue
+                w.execDetails(req_id, copy.copy(rec.contract), copy.copy(ex))
+                w.commissionReport(CommissionReport(execId=ex.execId, commission=commission, currency="USD"))
+        w.execDetailsEnd(req_id)
+
+    def replay_execution(self, exec_id: str) -> None:
+        """TWS sends an execution it already sent (a replay after a hiccup): same execId, same fill."""
+        for rec in self.book.values():
+            for ex, commission in rec.executions:
+                if ex.execId == exec_id:
+                    self.ib.wrapper.execDetails(-1, copy.copy(rec.contract), copy.copy(ex))
+                    self.ib.wrapper.commissionReport(
+                        CommissionReport(execId=exec_id, commission=commission, currency="USD")
+                    )
 
     def _req_account_summary(self, req_id: int, group: str, tags: str) -> None:
         for tag, value in self.account_values.items():

@@ -3,7 +3,8 @@
 Subclasses implement `route(method, path, query, body, headers) -> (status, payload)`. Faults are queued with
 `inject(method, path_prefix, kind, ...)`: `status` (answer an error before acting), `status_after` (act, then
 answer an error: the reply is lost), `drop` / `drop_after` (close the connection), `delay` / `delay_after` (sleep
-past the client's timeout), `garbage` (act, answer unparsable JSON). Every request is recorded.
+past the client's timeout), `garbage` (act, answer unparsable JSON). Every request is recorded. `reply_with`
+serves a vendor's recorded reply (fakes.vendor_shapes) for one route instead of the simulated book.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class Recorded:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    payload: Any
 
 
 class ApiError(Exception):
@@ -135,7 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay)
         try:
-            status, payload = srv.route(method, path, query, body, headers)
+            canned = srv.take_reply(method, path)
+            status, payload = canned if canned is not None else srv.route(method, path, query, body, headers)
         except ApiError as err:
             status, payload = err.status, srv.error_body(err.status, err.message, err.code or str(err.status))
         if fault is not None:
@@ -167,6 +175,7 @@ class FakeJsonServer(ThreadingHTTPServer):
         self._meta = threading.Lock()
         self._thread: threading.Thread | None = None
         self._active = 0
+        self.replies: dict[tuple[str, str], list[tuple[int, Any]]] = {}
 
     @property
     def url(self) -> str:
@@ -230,6 +239,21 @@ class FakeJsonServer(ThreadingHTTPServer):
         with self._meta:
             self.faults.append(fault)
         return fault
+
+    def reply_with(self, method: str, path: str, *replies: Any, status: int = 200) -> None:
+        """Answer `method path` (exact) with these recorded vendor replies, one per request; the last one
+        stays. A `Reply` carries its own status (an error in a sequence). Faults still apply around them."""
+        with self._meta:
+            self.replies[(method, path)] = [
+                (r.status, r.payload) if isinstance(r, Reply) else (status, r) for r in replies
+            ]
+
+    def take_reply(self, method: str, path: str) -> tuple[int, Any] | None:
+        with self._meta:
+            queue = self.replies.get((method, path))
+            if not queue:
+                return None
+            return queue.pop(0) if len(queue) > 1 else queue[0]
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self._meta:

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakes.json_server import ApiError, FakeJsonServer
+from fakes.vendor_shapes import tradier_quote
 
 NY = ZoneInfo("America/New_York")
 ACCOUNT = "VA000001"
@@ -50,6 +51,8 @@ class FakeOrder:
             "duration": "day",
             "avg_fill_price": float(self.price) if self.price is not None else 0.0,
             "exec_quantity": float(self.filled),
+            "last_fill_price": float(self.price) if self.price is not None else 0.0,
+            "last_fill_quantity": float(self.filled),
             "remaining_quantity": float(self.quantity - self.filled),
             "create_date": self.created.isoformat().replace("+00:00", "Z"),
             "transaction_date": self.created.isoformat().replace("+00:00", "Z"),
@@ -168,7 +171,9 @@ class FakeTradierServer(FakeJsonServer):
                 return 200, {"balances": {"account_number": ACCOUNT, "account_type": "cash", "total_cash": float(self.cash),
                                           "total_equity": float(equity), "cash": {"cash_available": float(self.cash)}}}  # fmt: skip
             if method == "GET" and path == f"{acct}/positions":
-                rows = [{"symbol": s, "quantity": float(q), "cost_basis": float(b), "id": i}
+                # accounts/get-account-positions (fakes.vendor_shapes.TRADIER_POSITIONS)
+                rows = [{"symbol": s, "quantity": float(q), "cost_basis": float(b), "id": i,
+                         "date_acquired": self.now().isoformat().replace("+00:00", "Z")}
                         for i, (s, (q, b)) in enumerate(sorted(self.positions.items()), 1)]  # fmt: skip
                 return 200, {
                     "positions": "null" if not rows else {"position": rows[0] if len(rows) == 1 else rows}
@@ -202,9 +207,19 @@ class FakeTradierServer(FakeJsonServer):
                     if sym in self.prices:
                         p = float(self.prices[sym])
                         kind, exch = self.listings.get(sym, ("stock", "N"))
-                        rows.append({"symbol": sym, "last": p, "bid": round(p - 0.01, 2), "ask": round(p + 0.01, 2),
-                                     "open": p, "prevclose": p, "volume": 1000, "type": kind, "exch": exch})  # fmt: skip
-                return 200, {"quotes": {"quote": rows[0] if len(rows) == 1 else rows} if rows else {"unmatched_symbols": query.get("symbols")}}  # fmt: skip
+                        row = tradier_quote(sym, p)  # markets/get-quotes: dates in epoch milliseconds
+                        ms = int(self.now().timestamp() * 1000)
+                        row.update(bid=round(p - 0.01, 2), ask=round(p + 0.01, 2), open=p, prevclose=p,
+                                   volume=1000, type=kind, exch=exch, bid_date=ms, ask_date=ms, trade_date=ms)  # fmt: skip
+                        rows.append(row)
+                # markets/get-quotes: unknown symbols come back as `unmatched_symbols` {"symbol": ...} entries
+                unknown = [
+                    {"symbol": s} for s in query.get("symbols", "").split(",") if s and s not in self.prices
+                ]
+                quotes: dict[str, Any] = {"quote": rows[0] if len(rows) == 1 else rows} if rows else {}
+                if unknown:
+                    quotes["unmatched_symbols"] = unknown[0] if len(unknown) == 1 else unknown
+                return 200, {"quotes": quotes}
             if method == "GET" and path == "/v1/markets/history":
                 sym = query.get("symbol", "")
                 day = (self.now().astimezone(NY) - timedelta(days=1)).date().isoformat()

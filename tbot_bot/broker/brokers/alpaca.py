@@ -66,6 +66,8 @@ T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ORDERS_PAGE = 500  # Alpaca's maximum page for GET /v2/orders
 ACTIVITIES_PAGE = 100  # Alpaca's maximum page for GET /v2/account/activities
+PAPER_URL = "https://paper-api.alpaca.markets"
+LIVE_URL = "https://api.alpaca.markets"
 
 
 class AlpacaBroker(AlpacaMarketData, Broker):
@@ -107,8 +109,13 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raise ConfigError(f"unknown Alpaca data feed {data_feed!r}; use iex or sip") from None
         self._trading = TradingClient(api_key, secret_key, paper=paper, url_override=base_url or None)
         self._data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
-        tame_client(self._trading, timeout)
-        tame_client(self._data, timeout)
+        # bars are read raw: alpaca-py's Bar model requires `n` and `vw`, which Alpaca's own examples omit
+        self._data_raw = StockHistoricalDataClient(
+            api_key, secret_key, url_override=data_url or None, raw_data=True
+        )
+        for client in (self._trading, self._data, self._data_raw):
+            tame_client(client, timeout)
+        self.endpoint = base_url or (PAPER_URL if paper else LIVE_URL)
         self.api_retries = 0
         self.api_errors = 0
 
@@ -142,8 +149,8 @@ class AlpacaBroker(AlpacaMarketData, Broker):
         )
 
     def close(self) -> None:
-        self._trading._session.close()
-        self._data._session.close()
+        for client in (self._trading, self._data, self._data_raw):
+            client._session.close()
 
     # --- plumbing -----------------------------------------------------------------------------------
     def _count_retry(self, attempt: int, exc: BaseException, wait: float) -> None:
@@ -366,7 +373,16 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raise
 
     def cancel_all_orders(self) -> int:
-        return self._read("cancel all orders", lambda: len(self._trading.cancel_orders()))
+        """DELETE /v2/orders answers 207 with one status per order: only the 2xx ones were cancelled (a 404
+        entry is an order that had already gone, a 500 one an order Alpaca could not cancel)."""
+        replies: Any = self._read("cancel all orders", self._trading.cancel_orders)
+        cancelled = 0
+        for r in replies:
+            if 200 <= int(r.status) < 300:
+                cancelled += 1
+            else:
+                log.warning("cancel all: order %s not cancelled (HTTP %s %s)", r.id, r.status, r.body or "")
+        return cancelled
 
     def close_position(self, symbol: str, client_order_id: str) -> Order | None:
         """A market order carrying our client_order_id (DELETE /v2/positions cannot carry one). Open orders
@@ -429,7 +445,9 @@ class AlpacaBroker(AlpacaMarketData, Broker):
         try:
             raw: Any = self._read("get account", self._trading.get_account)
         except (NetworkError, BrokerError) as exc:
-            return CheckResult(False, f"broker alpaca unreachable: {exc}", {"broker": self.name})
+            return CheckResult(
+                False, f"broker alpaca at {self.endpoint} unreachable: {exc}", {"broker": self.name}
+            )
         if raw.trading_blocked or raw.account_blocked:
             return CheckResult(False, "Alpaca account is blocked from trading", {"broker": self.name})
         context = dict(result.context, paper=self.paper, shorting_enabled=bool(raw.shorting_enabled))

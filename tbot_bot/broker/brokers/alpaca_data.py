@@ -31,6 +31,7 @@ class AlpacaMarketData:
     """Needs `_data` (alpaca-py StockHistoricalDataClient), `data_feed` and `_read` from AlpacaBroker."""
 
     _data: StockHistoricalDataClient
+    _data_raw: StockHistoricalDataClient  # raw_data=True: replies as Alpaca's JSON, parsed by to_bar
     _trading: TradingClient
     data_feed: DataFeed
 
@@ -95,9 +96,11 @@ class AlpacaMarketData:
                 adjustment=Adjustment.RAW,
                 feed=self.data_feed,
             )
-            barset: Any = self._read("minute bars", partial(self._data.get_stock_bars, req), market_data=True)
+            barset: Any = self._read(
+                "minute bars", partial(self._data_raw.get_stock_bars, req), market_data=True
+            )
             with vendor_errors("minute bars", market_data=True):
-                for symbol, rows in barset.data.items():
+                for symbol, rows in barset.items():
                     if symbol not in out:
                         continue
                     bars = {

@@ -16,10 +16,11 @@ from typing import Any
 
 import requests
 from alpaca.common.exceptions import APIError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tbot_bot.broker.broker_api import (
     Account,
+    AssetClass,
     Bar,
     FeeActivity,
     Fill,
@@ -191,6 +192,17 @@ _STATUS = {
 }
 
 
+_ORDER_TYPES = {
+    "market": OrderType.MARKET,
+    "trailing_stop": OrderType.TRAILING_STOP,
+    "stop": OrderType.STOP,
+    "limit": OrderType.LIMIT,
+    "stop_limit": OrderType.STOP_LIMIT,
+}
+# shares per contract of a standard US equity option (Alpaca trades no other kind)
+OPTION_MULTIPLIER = Decimal(100)
+
+
 def to_order(raw: Any) -> Order:
     """alpaca.trading.models.Order -> Order, checked for internal consistency."""
     status_text = _enum_value(raw.status)
@@ -202,9 +214,13 @@ def to_order(raw: Any) -> Order:
         status = OrderStatus.ACCEPTED
     if not raw.symbol or raw.side is None:
         raise MalformedReply(f"order {raw.id} has no symbol or side")
-    qty = money(raw.qty, f"order {raw.client_order_id} qty")
     filled_qty = optional_money(raw.filled_qty, "filled_qty") or Decimal(0)
-    if filled_qty < 0 or qty <= 0 or filled_qty > qty:
+    notional = optional_money(getattr(raw, "notional", None), f"order {raw.client_order_id} notional")
+    if raw.qty is None and notional is not None and notional > 0:
+        qty = filled_qty  # placed by amount: the shares are only known as they fill
+    else:
+        qty = money(raw.qty, f"order {raw.client_order_id} qty")
+    if filled_qty < 0 or (qty <= 0 and notional is None) or filled_qty > qty:
         raise MalformedReply(
             f"order {raw.client_order_id}: filled_qty {filled_qty} vs qty {qty} is impossible"
         )
@@ -230,6 +246,7 @@ def to_order(raw: Any) -> Order:
             ),
         )
     kind = _enum_value(raw.type or raw.order_type)
+    asset_class = AssetClass.OPTION if _enum_value(raw.asset_class) == "us_option" else AssetClass.EQUITY
     return Order(
         broker_order_id=str(raw.id),
         client_order_id=raw.client_order_id,
@@ -243,7 +260,9 @@ def to_order(raw: Any) -> Order:
         filled_at=filled_at,
         fills=fills,
         reject_reason=status_text if status is OrderStatus.REJECTED else None,
-        order_type=OrderType.TRAILING_STOP if kind == "trailing_stop" else OrderType.MARKET,
+        order_type=_ORDER_TYPES.get(kind, OrderType.MARKET),
+        asset_class=asset_class,
+        notional=notional,
     )
 
 
@@ -272,7 +291,12 @@ def to_position(raw: Any) -> Position:
     # Alpaca sends short quantities negative already; the side decides if it ever does not
     if _enum_value(raw.side) == "short":
         qty = -abs(qty)
-    return Position(symbol=raw.symbol, qty=qty, avg_entry_price=money(raw.avg_entry_price, "avg_entry_price"))
+    avg = money(
+        raw.avg_entry_price, "avg_entry_price"
+    )  # per share for options too (Alpaca quotes premiums so)
+    if _enum_value(raw.asset_class) == "us_option":
+        return Position(raw.symbol, qty, avg, AssetClass.OPTION, OPTION_MULTIPLIER)
+    return Position(symbol=raw.symbol, qty=qty, avg_entry_price=avg)
 
 
 def to_quote(symbol: str, raw: Any) -> Quote:
@@ -285,15 +309,20 @@ def to_quote(symbol: str, raw: Any) -> Quote:
     return Quote(symbol=symbol, bid=bid, ask=ask, timestamp=utc_required(raw.timestamp, "quote timestamp"))
 
 
-def to_bar(symbol: str, raw: Any) -> Bar:
+_TIMESTAMP = TypeAdapter(datetime)
+
+
+def to_bar(symbol: str, raw: dict[str, Any]) -> Bar:
+    """One raw bar of GET /v2/stocks/bars: `t o h l c v` are needed; `n` and `vw` may be absent or null."""
+    stamp = _TIMESTAMP.validate_python(raw["t"])  # RFC 3339, up to nanoseconds, any offset
     return Bar(
         symbol=symbol,
-        timestamp=utc_required(raw.timestamp, "bar timestamp"),
-        open=float(raw.open),
-        high=float(raw.high),
-        low=float(raw.low),
-        close=float(raw.close),
-        volume=float(raw.volume),
+        timestamp=utc_required(stamp, "bar timestamp"),
+        open=float(raw["o"]),
+        high=float(raw["h"]),
+        low=float(raw["l"]),
+        close=float(raw["c"]),
+        volume=float(raw["v"]),
     )
 
 

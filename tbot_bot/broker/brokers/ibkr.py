@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -86,6 +86,7 @@ class IbkrBroker(Broker):
         self.capabilities = capabilities_for("IBKR")
         self.ib = ib
         self.host, self.port, self.client_id, self.account = host, port, client_id, account
+        self.endpoint = f"{host}:{port}"
         self._clock = clock
         self._sleep = sleep
         self.connect_timeout = connect_timeout
@@ -99,6 +100,10 @@ class IbkrBroker(Broker):
         self.last_reconcile: ReconcileReport | None = None
         self._needs_reconcile = False
         self._volume_cache: dict[tuple[str, date], int] = {}
+        # executions: the newest one seen (ib_async forgets them all on a disconnect) and those recovered after
+        # a reconnect that no trade holds, by orderRef then execId
+        self.last_execution_at: datetime | None = None
+        self._recovered: dict[str, dict[str, Any]] = {}
         ib.disconnectedEvent += self._on_disconnected
         ib.errorEvent += self._on_error
 
@@ -180,6 +185,7 @@ class IbkrBroker(Broker):
 
     def _ensure_connected(self) -> None:
         if self.ib.isConnected():
+            self._note_executions(self.ib.fills())
             self._pump()  # lets a socket close that already happened surface before we trust the link
         if not self.ib.isConnected():
             last: Exception | None = None
@@ -215,14 +221,59 @@ class IbkrBroker(Broker):
             return False
         return True
 
+    def _note_executions(self, fills: Iterable[Any]) -> None:
+        for f in fills:
+            ts = getattr(f.execution, "time", None)
+            if isinstance(ts, datetime):
+                ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+                if self.last_execution_at is None or ts > self.last_execution_at:
+                    self.last_execution_at = ts
+
+    def recover_executions(self) -> int:
+        """After a (re)connect: ask IB for our account's executions since the last one seen (`reqExecutions`
+        with an ExecutionFilter; ib_async's own startup fetch may have timed out, and a fill that arrived while
+        the link was down is otherwise never seen) and keep each one no trade holds. Returns how many were new.
+        Everything is keyed by execId, so an execution reported again is still one execution."""
+        from ib_async import ExecutionFilter
+
+        since = self.last_execution_at
+        # IB reads a time with a dash as UTC; an empty one means all of today's
+        flt = ExecutionFilter(acctCode=self.account, time=since.strftime("%Y%m%d-%H:%M:%S") if since else "")
+        try:
+            fills = list(self.ib.reqExecutions(flt) or [])
+        except _CONNECTION_ERRORS as e:
+            raise NetworkError(f"IB executions request failed: {e}") from e
+        held = {f.execution.execId for t in self.ib.trades() for f in t.fills}
+        fresh = 0
+        for f in fills:
+            ref, exec_id = str(f.execution.orderRef or ""), str(f.execution.execId)
+            if not ref or exec_id in held or exec_id in self._recovered.get(ref, {}):
+                continue
+            self._recovered.setdefault(ref, {})[exec_id] = f
+            fresh += 1
+        self._note_executions(fills)
+        if fills:
+            _log.info(
+                "ibkr: %d executions since %s; %d not held by any trade kept for booking",
+                len(fills),
+                since.isoformat() if since else "the start of the day",
+                fresh,
+            )
+        return fresh
+
+    def _order(self, trade: Any) -> Order:
+        return order_from_trade(trade, self._recovered.get(str(trade.order.orderRef or ""), {}).values())
+
     def reconcile(self) -> ReconcileReport:
-        """After a (re)connect: what IB holds now, and which of our orders it never saw."""
+        """After a (re)connect: missed executions first, then what IB holds now and which of our orders it
+        never saw."""
+        self.recover_executions()
         trades = {str(t.order.orderRef): t for t in self.ib.trades() if t.order.orderRef}
         for cid in [c for c in self.unconfirmed if c in trades and trades[c].order.permId]:
             del self.unconfirmed[cid]  # IB assigned a permId: it has the order
         report = ReconcileReport(
             at=self._now(),
-            open_orders=[order_from_trade(t) for t in self.ib.openTrades() if t.order.orderRef],
+            open_orders=[self._order(t) for t in self.ib.openTrades() if t.order.orderRef],
             positions=[position_from_ib(p) for p in self.ib.positions(self.account)],
             unknown_to_broker=list(self.unconfirmed),
         )
@@ -328,7 +379,7 @@ class IbkrBroker(Broker):
         existing = self._find_trade(request.client_order_id)
         if existing is not None:
             _log.info("ibkr: %s already known to IB; not sent again", request.client_order_id)
-            return order_from_trade(existing)
+            return self._order(existing)
         try:
             contract = build_contract(request)
             ib_order = build_order(request, self.account)
@@ -348,17 +399,17 @@ class IbkrBroker(Broker):
             request.qty,
             ib_order.orderType,
         )
-        return order_from_trade(trade)
+        return self._order(trade)
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         self._ensure_connected()
         trade = self._find_trade(client_order_id)
-        return order_from_trade(trade) if trade is not None else None
+        return self._order(trade) if trade is not None else None
 
     def list_orders(self, since: datetime | None = None) -> list[Order]:
         """Our orders (those carrying an orderRef) IB knows this session, oldest first."""
         self._ensure_connected()
-        orders = [order_from_trade(t) for t in self.ib.trades() if t.order.orderRef]
+        orders = [self._order(t) for t in self.ib.trades() if t.order.orderRef]
         if since is not None:
             orders = [o for o in orders if o.submitted_at is None or o.submitted_at >= since]
         return sorted(orders, key=lambda o: o.submitted_at or _EPOCH)
@@ -392,7 +443,7 @@ class IbkrBroker(Broker):
         self._ensure_connected()
         existing = self._find_trade(client_order_id)
         if existing is not None:
-            return order_from_trade(existing)
+            return self._order(existing)
         for pos in self.ib.positions(self.account):
             if contract_symbol(pos.contract) != symbol or pos.position == 0:
                 continue

@@ -6,6 +6,7 @@ deduplicated by execId) and rejections as error log entries on the trade; this m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,13 @@ _STATUS = {
     "Cancelled": OrderStatus.CANCELED,
     "ApiCancelled": OrderStatus.CANCELED,
     "Inactive": OrderStatus.REJECTED,
+}
+_ORDER_TYPES = {
+    "MKT": OrderType.MARKET,
+    "TRAIL": OrderType.TRAILING_STOP,
+    "STP": OrderType.STOP,
+    "LMT": OrderType.LIMIT,
+    "STP LMT": OrderType.STOP_LIMIT,
 }
 # IB error codes on an order that mean "refused", not "cancelled by us"
 REJECT_CODES = frozenset({103, 110, 200, 201, 203, 382, 383, 387, 388, 392, 434, 461, 10147, 10148, 10149})
@@ -105,10 +113,10 @@ def contract_symbol(contract: Any) -> str:
     return option.occ_symbol if option else str(contract.symbol)
 
 
-def _fills(trade: Any) -> tuple[Fill, ...]:
+def _fills(trade: Any, recovered: Iterable[Any] = ()) -> tuple[Fill, ...]:
     out: list[Fill] = []
     seen: set[str] = set()
-    for f in getattr(trade, "fills", []) or []:
+    for f in [*(getattr(trade, "fills", []) or []), *recovered]:
         ex = f.execution
         if ex.execId in seen:  # duplicated executions (replays after reconnect) count once
             continue
@@ -135,9 +143,11 @@ def reject_reason(trade: Any) -> str | None:
     return None
 
 
-def order_from_trade(trade: Any) -> Order:
+def order_from_trade(trade: Any, recovered: Iterable[Any] = ()) -> Order:
+    """`recovered`: ib_async fills of this order that the adapter asked IB for after a reconnect and that the
+    trade does not hold (see IbkrBroker.recover_executions); each counts once, by execId."""
     order, status, contract = trade.order, trade.orderStatus, trade.contract
-    fills = _fills(trade)
+    fills = _fills(trade, recovered)
     fill_qty = sum((f.qty for f in fills), Decimal(0))
     reported = _dec(status.filled) if status.filled and status.filled < UNSET_DOUBLE_LIMIT else Decimal(0)
     filled_qty = max(fill_qty, reported)  # statuses may lag executions and vice versa: trust the larger
@@ -175,13 +185,14 @@ def order_from_trade(trade: Any) -> Order:
         fills=fills,
         reject_reason=reason,
         asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
-        order_type=OrderType.TRAILING_STOP if order.orderType == "TRAIL" else OrderType.MARKET,
+        order_type=_ORDER_TYPES.get(str(order.orderType), OrderType.MARKET),
     )
 
 
 def position_from_ib(pos: Any) -> Position:
     option = option_from_contract(pos.contract)
     avg = _dec(pos.avgCost)
+    mult = Decimal(1)
     if option:
         # IB's avgCost of an option includes the multiplier (per contract, not per share)
         mult = _dec(getattr(pos.contract, "multiplier", "") or OPTION_MULTIPLIER)
@@ -191,4 +202,5 @@ def position_from_ib(pos: Any) -> Position:
         qty=_dec(pos.position),
         avg_entry_price=avg,
         asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
+        multiplier=mult,
     )

@@ -62,6 +62,8 @@ class SimBroker(Broker):
     `partial_fill_fraction` (first fill takes that fraction, the rest fills on the next bar)."""
 
     name = "SIM"
+    endpoint = "the simulated exchange (in-process)"
+    local = True
 
     def __init__(
         self,

@@ -112,7 +112,8 @@ class PositionRow:
     option: OptionContract | None
 
     def to_position(self) -> Position:
-        return Position(self.symbol, self.qty, self.avg_entry_price, self.asset_class)
+        mult = Decimal(100) if self.asset_class is AssetClass.OPTION else Decimal(1)  # sim.OPTION_MULTIPLIER
+        return Position(self.symbol, self.qty, self.avg_entry_price, self.asset_class, mult)
 
 
 def _option(

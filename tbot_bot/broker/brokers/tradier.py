@@ -28,6 +28,7 @@ from tbot_bot.broker.broker_api import (
     Fill,
     ListedEquity,
     MarketClock,
+    OptionContract,
     Order,
     OrderRequest,
     OrderStatus,
@@ -93,6 +94,19 @@ _STATUS = {
 }
 
 
+_ORDER_TYPES = {
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP,
+    "stop_limit": OrderType.STOP_LIMIT,
+    # multileg option orders are priced as a net debit/credit: limit orders in our terms
+    "debit": OrderType.LIMIT,
+    "credit": OrderType.LIMIT,
+    "even": OrderType.LIMIT,
+}
+OPTION_MULTIPLIER = Decimal(100)  # shares per standard US equity option contract
+
+
 def to_order(raw: dict[str, Any]) -> Order:
     status = _STATUS.get(str(raw.get("status")))
     if status is None:
@@ -105,10 +119,12 @@ def to_order(raw: dict[str, Any]) -> Order:
     when = utc_time(raw.get("transaction_date")) or utc_time(raw.get("create_date"))
     fills = (Fill(f"{raw['id']}:{filled}", filled, price, when or utc_now()),) if filled and price else ()
     side = OrderSide.BUY if str(raw.get("side", "")).startswith("buy") else OrderSide.SELL
+    # an option order names the underlying in `symbol` and the contract in `option_symbol` (OCC)
+    option = raw.get("class") == "option" and bool(raw.get("option_symbol"))
     return Order(
         broker_order_id=str(raw["id"]),
         client_order_id=from_tag(raw.get("tag")),
-        symbol=str(raw.get("symbol")),
+        symbol=str(raw["option_symbol"] if option else raw.get("symbol")),
         side=side,
         qty=qty,
         status=status,
@@ -118,7 +134,23 @@ def to_order(raw: dict[str, Any]) -> Order:
         filled_at=when if status is OrderStatus.FILLED else None,
         fills=fills,
         reject_reason=str(raw.get("reason_description")) if status is OrderStatus.REJECTED else None,
+        asset_class=AssetClass.OPTION if option else AssetClass.EQUITY,
+        order_type=_ORDER_TYPES.get(str(raw.get("type")), OrderType.MARKET),
     )
+
+
+def to_position(raw: dict[str, Any]) -> Position | None:
+    """One row of GET /accounts/{id}/positions; None for a zero quantity. `cost_basis` is the total paid, so
+    an option's per-share price is cost_basis / contracts / 100."""
+    qty = dec(raw.get("quantity"), "position quantity")
+    if not qty:
+        return None
+    symbol = str(raw["symbol"])
+    basis = dec(raw.get("cost_basis"), "cost_basis")
+    if OptionContract.from_occ(symbol) is not None:
+        avg = (basis / qty / OPTION_MULTIPLIER).quantize(Decimal("0.0001"))
+        return Position(symbol, qty, avg, AssetClass.OPTION, OPTION_MULTIPLIER)
+    return Position(symbol, qty, (basis / qty).quantize(Decimal("0.0001")))
 
 
 class TradierBroker(Broker):
@@ -141,6 +173,7 @@ class TradierBroker(Broker):
         self.capabilities = capabilities_for("TRADIER")
         self.account_id = account_id
         self.http = TradierHttp(base_url, token, timeout)
+        self.endpoint = self.http.base_url
         self.retry = retry or RetryPolicy(sleep=sleep)
         self.fill_timeout = fill_timeout
         self.poll_interval = poll_interval
@@ -229,18 +262,8 @@ class TradierBroker(Broker):
         return MarketClock(now, is_open, next_open, today.close if today and now < today.close else None)
 
     def get_positions(self) -> list[Position]:
-        out = []
-        for p in as_list(section(self._get(f"{self._acct}/positions"), "positions", "position")):
-            qty = dec(p.get("quantity"), "position quantity")
-            if qty:
-                out.append(
-                    Position(
-                        str(p["symbol"]),
-                        qty,
-                        (dec(p.get("cost_basis"), "cost_basis") / qty).quantize(Decimal("0.0001")),
-                    )
-                )
-        return out
+        rows = as_list(section(self._get(f"{self._acct}/positions"), "positions", "position"))
+        return [p for p in (to_position(r) for r in rows if isinstance(r, dict)) if p is not None]
 
     # ------------------------------------------------------------------ orders
     def _orders(self) -> list[Order]:

@@ -21,6 +21,7 @@ from tbot_bot.errors import BrokerError, ConfigError, NetworkError
 LIVE_URL = "https://api.tradier.com"
 SANDBOX_URL = "https://sandbox.tradier.com"
 EXCHANGE_TZ = ZoneInfo("America/New_York")
+EPOCH_MS_THRESHOLD = 100_000_000_000
 
 
 class BrokerRejected(BrokerError):
@@ -119,11 +120,15 @@ def dec(value: Any, what: str, *, default: Decimal | None = None) -> Decimal:
 
 
 def utc_time(value: Any) -> datetime | None:
-    """Tradier order times are ISO with Z; market-data times are exchange-local without an offset."""
+    """Tradier order times are ISO with Z; market-data times are exchange-local without an offset or epoch
+    numbers (seconds or milliseconds)."""
     if value in (None, ""):
         return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # the clock and timesales stamp in epoch seconds, quotes (bid_date, ask_date, trade_date) in epoch
+        # milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973, so the size tells which
+        seconds = float(value) / 1000 if abs(value) >= EPOCH_MS_THRESHOLD else float(value)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     try:
         t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
