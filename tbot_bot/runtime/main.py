@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import queue
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
+from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import Severity
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.vocab import WindowStatus
@@ -64,7 +67,7 @@ class Supervisor:
         speed: float | None = None,
         data_source: Path | None = None,
         broker: Broker | None = None,
-        broker_wrapper: Any = None,
+        broker_wrapper: Callable[[Broker], Broker] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.home = home
@@ -79,9 +82,8 @@ class Supervisor:
         self.service = ServiceNotifier()
         self.liveness = Liveness(stale_after=watchdog_seconds())
         self.outcomes: list[WindowOutcome] = []
-        self._optimizer_process: Any = (
-            None  # the scheduled optimizer (ENABLE_STRATEGY_OPTIMIZER), never awaited
-        )
+        # the scheduled optimizer (ENABLE_STRATEGY_OPTIMIZER), never awaited
+        self._optimizer_process: subprocess.Popen[bytes] | None = None
         self.ctx: DayContext | None = None
         self.boot_seconds = 0.0
 
@@ -551,7 +553,7 @@ class Supervisor:
         return self._close_day(ctx, stopped=True)
 
 
-def rebalance_trigger(settings: Any) -> IntervalTrigger | None:
+def rebalance_trigger(settings: BotSettings) -> IntervalTrigger | None:
     """Live: every REBALANCE_CHECK_INTERVAL seconds; None when REBALANCE_ENABLED=false (no checks at all)."""
     if not settings.REBALANCE_ENABLED:
         return None

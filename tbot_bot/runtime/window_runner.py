@@ -8,9 +8,9 @@ Every step is idempotent against the journal, so a restart re-processing a minut
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
@@ -29,6 +29,7 @@ from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
 from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
+from tbot_bot.strategy.live_evaluator import LiveEvaluator
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
 from tbot_bot.trading.risk_bot import Denied, Sized
@@ -120,7 +121,7 @@ class WindowRunner:
         self._settle()
         return self._finish(w.reason)
 
-    def _already_finished(self, row: Any) -> WindowOutcome:
+    def _already_finished(self, row: sqlite3.Row) -> WindowOutcome:
         """A restart or a re-replay of a day whose window already ran: report it as it was, run nothing."""
         o = self.outcome
         o.status, o.note = WindowStatus(row["status"]), row["note"] or ""
@@ -214,7 +215,7 @@ class WindowRunner:
                 )
 
     # ------------------------------------------------------------------ one minute
-    def tick(self, t: datetime, evaluator: Any) -> None:
+    def tick(self, t: datetime, evaluator: LiveEvaluator) -> None:
         ctx = self.ctx
         ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
         for pending in ctx.journal.intents(ctx.day_key, self.name):
