@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tbot_bot.checks import CheckResult
+from tbot_bot.domain.vocab import PositionSide
 from tbot_bot.errors import NetworkError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class ImbalanceScanner:
         return close - WINDOW_BEFORE_CLOSE <= now < close
 
     def check(
-        self, strategy: str, symbol: str, direction: str, now: datetime | None = None
+        self, strategy: str, symbol: str, direction: PositionSide, now: datetime | None = None
     ) -> ImbalanceDecision:
         """direction is the signal's ("long" or "short") on the signal ticker `symbol`."""
         now = now or self.clock.now()

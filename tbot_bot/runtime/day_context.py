@@ -414,7 +414,7 @@ class DayContext:
 
     def flatten(self, reason: str) -> None:
         """Cancel working entries and send an exit for every open position (of any day: nothing is left behind)."""
-        self.orders.cancel_open(reason, purpose="entry")
+        self.orders.cancel_open(reason, purpose=Purpose.ENTRY)
         for tr in open_trades(self.journal.intents()):
             if tr.exit is None:
                 self.place_exit(tr.entry, _reason_code(reason), self.clock.now())

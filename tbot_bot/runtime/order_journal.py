@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tbot_bot.domain.intents import Intent, intent_from_row, intent_to_row
+from tbot_bot.domain.vocab import PositionSide, WindowStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -187,7 +188,7 @@ class OrderJournal:
         strategy: str,
         symbol: str,
         signal_time: datetime,
-        direction: str,
+        direction: PositionSide,
         strength: float,
         outcome: str,
     ) -> None:
@@ -214,7 +215,7 @@ class OrderJournal:
         self,
         session_date: str,
         strategy: str,
-        status: str,
+        status: WindowStatus,
         *,
         actual_start: str | None = None,
         actual_end: str | None = None,

@@ -19,7 +19,7 @@ from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent, IntentStatus
-from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.domain.vocab import OrderSide, Purpose
 from tbot_bot.errors import BrokerError, NetworkError
 from tbot_bot.runtime.order_journal import OrderJournal
 
@@ -212,7 +212,7 @@ class OrderRouter:
         self.sync([intent])
         return self.journal.get(intent.client_order_id) or intent
 
-    def cancel_open(self, reason: str, *, purpose: str | None = None) -> int:
+    def cancel_open(self, reason: str, *, purpose: Purpose | None = None) -> int:
         """Cancel every sent-but-unfilled order and abandon every unsent intent (only entries with purpose="entry")."""
         n = 0
         for intent in self.journal.open_intents():
