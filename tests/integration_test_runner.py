@@ -155,3 +155,12 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def unmark_booked(home: BotHome, day: date) -> None:
+    """As if the process died after the day's books were written but before the day was marked finished: the
+    next start resumes the day (a booked day is otherwise refused), which is how a restart is replayed here."""
+    import sqlite3
+
+    with sqlite3.connect(home.state_dir / "journal.db") as c:
+        c.execute("DELETE FROM kv WHERE k = ?", (f"booked:{day.isoformat()}",))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
-from integration_test_runner import check_outputs, provision_demo_home
+from integration_test_runner import check_outputs, provision_demo_home, unmark_booked
 from test_e2e_alpaca import AlpacaOnReplay
 
 from rigd_tbot.commands.demo import DEMO_DAY
@@ -91,7 +91,9 @@ def test_an_alpaca_day_books_its_fee_activities_once(tmp_path: Path) -> None:
 
     home = provision_demo_home(tmp_path / "alpaca")
     bars = load_replay_bars(SAMPLE_DATA, DEMO_DAY, "XNYS")
-    for _ in range(2):  # a restart books the day again: nothing new
+    for run in range(2):  # a restart books the day again: nothing new
+        if run:
+            unmark_booked(home, DEMO_DAY)
         wrapper = AlpacaWithFees(bars)
         try:
             assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrapper).run() == 0

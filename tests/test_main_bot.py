@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from integration_test_runner import check_outputs, ledger_rows, provision_demo_home
 
 from rigd_tbot.commands.demo import DEMO_DAY
@@ -53,13 +54,25 @@ def test_full_replay_day_runs_every_strategy_and_closes(tmp_path: Path) -> None:
     assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]
 
 
-def test_rerunning_a_finished_day_changes_nothing(tmp_path: Path) -> None:
+def test_replaying_a_booked_day_is_refused_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rigd_tbot.cli import main
+
     home = _fresh_home(tmp_path)
     assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
-    before, orders = ledger_rows(home), _sim_orders(home)
-    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
-    assert ledger_rows(home) == before
-    assert _sim_orders(home) == orders
+    before, orders, status = ledger_rows(home), _sim_orders(home), _status(home)
+    capsys.readouterr()
+    for command in ("start", "check"):  # what start refuses, check refuses first
+        assert main([command, "--home", str(home.root), "--replay", DEMO_DAY.isoformat()]) == 2
+        err = capsys.readouterr().err
+        assert f"{DEMO_DAY} was already replayed and booked in this home" in err
+        assert f"tbot demo --home NEW_HOME --day {DEMO_DAY}" in err
+    assert ledger_rows(home) == before and _sim_orders(home) == orders and _status(home) == status
+    # `tbot demo` on the same home shows the booked day's results instead of failing
+    assert main(["demo", "--home", str(home.root), "--day", DEMO_DAY.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "already replayed" in out and f"Replayed {DEMO_DAY}" in out
 
 
 def test_strategy_override_runs_only_that_strategy(tmp_path: Path) -> None:

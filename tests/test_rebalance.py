@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fakes.accounting_server import FakeAccountingServer
-from integration_test_runner import provision_demo_home
+from integration_test_runner import provision_demo_home, unmark_booked
 
 from rigd_tbot.commands.demo import DEMO_DAY
 from tbot_bot.accounting.accounting_config import load_binding
@@ -90,6 +90,7 @@ def test_forced_float_deviation_gives_one_post_one_log_line_one_audit_entry(
     assert "risk:entries_paused" in logs and '"entry_order"' not in logs
     assert read_state(home)["open"]["request_id"] == "RB-1"
     # a second run of the same day (a restart) still sends nothing new and keeps entries paused
+    unmark_booked(home, DEMO_DAY)
     assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
     assert acct.count("POST", REBALANCE_PATH) == 1 and len(_log_lines(home)) == 1
 

@@ -49,6 +49,7 @@ def available_days_message(day: date) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.data.sample import sample_days
+    from tbot_bot.runtime.boot import DayAlreadyBooked
     from tbot_bot.runtime.main import Supervisor
     from tbot_bot.support.provision import ProvisionRequest, provision
 
@@ -69,8 +70,15 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         print(f"provisioned a demo bot home in {home.root}")
-    sup = Supervisor(home, replay_day=args.day)
-    code = sup.run()
+    try:
+        code = Supervisor(home, replay_day=args.day).run()
+    except DayAlreadyBooked:
+        # `make demo` twice: the day is booked in this home, so its results are shown as they were
+        print(
+            f"{args.day} was already replayed in {home.root}; its results are below "
+            f"(replay it again in a fresh home: tbot demo --home NEW_HOME --day {args.day})"
+        )
+        code = 0
     print(render_demo_table(home, args.day))
     return code
 

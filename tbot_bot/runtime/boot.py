@@ -49,6 +49,10 @@ from tbot_bot.trading.risk_bot import RiskManager
 SAMPLE_DATA = package_file("data", "sample")
 
 
+class DayAlreadyBooked(ConfigError):
+    """`--replay D` on a home whose session D is finished and booked (exit 2): a fresh home replays it."""
+
+
 class BootAborted(LogicError):
     """A self-check failed; the launch is aborted (details in error_tracebacks.log)."""
 
@@ -159,6 +163,13 @@ def _boot(
         bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR, by_symbol=True)
         vix_file = (source if source.is_dir() else source.parent) / "vix.csv"
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
+        booked = journal.day_booked(replay_day.isoformat())
+        if booked is not None:
+            raise DayAlreadyBooked(
+                f"{replay_day} was already replayed and booked in this home (finished at {booked}); a booked day "
+                f"is not replayed twice (its ledger, trade history and summaries would be reprinted, not "
+                f"re-run): replay it in a fresh home, e.g. `tbot demo --home NEW_HOME --day {replay_day}`"
+            )
         rclock = ReplayClock(_replay_start(journal, settings, replay_day), speed)
         clock: Clock = rclock
         mode: RunMode = CheckMode(rclock) if dry_run else ReplayMode(rclock, stop=stop, beat=beat)

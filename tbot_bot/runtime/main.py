@@ -318,6 +318,8 @@ class Supervisor:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
             return EXIT_FAILURE
+        if not stopped:
+            ctx.journal.mark_day_booked(ctx.day_key, ctx.clock.now().isoformat())
         ctx.publish_positions(None)
         ctx.status.publish(
             state=BotState.CLOSED,
@@ -409,6 +411,7 @@ class Supervisor:
             ctx.flatten("end of day")
             self._settle(ctx)
         ctx.book_day()
+        ctx.journal.mark_day_booked(ctx.day_key, ctx.clock.now().isoformat())
         ctx.observe_defense()
         ctx.check_rebalance("after_session")
         ctx.sync_accounting()

@@ -249,6 +249,14 @@ class OrderJournal:
         ).fetchone()
         return row
 
+    def mark_day_booked(self, session_date: str, at: str) -> None:
+        """The session ran to its end and its books are written (a replay of it is refused from now on)."""
+        self.set_value(f"booked:{session_date}", at)
+
+    def day_booked(self, session_date: str) -> str | None:
+        """When the session was finished and booked, or None (not run, or interrupted: it may resume)."""
+        return self.get_value(f"booked:{session_date}")
+
     def get_value(self, key: str) -> str | None:
         r = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return str(r[0]) if r else None
