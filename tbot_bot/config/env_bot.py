@@ -399,6 +399,9 @@ class BotSettings(BaseModel):
     REBALANCE_TRIGGER_PCT: Annotated[Float, Field(ge=0.01, le=100)]
     RBAC_ENABLED: Bool
     DEFAULT_USER_ROLE: Literal["admin", "operator", "auditor", "viewer"]
+    WEB_IDLE_TIMEOUT_MINUTES: Annotated[
+        Int, Field(ge=1, le=1440, description="a dashboard session unused this long ends")
+    ]
     ENABLE_STRATEGY_OPTIMIZER: Bool
     OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[Int, Field(ge=1, le=3650)]
     OPTIMIZER_ALGORITHM: Literal["grid_search", "bayesian", "genetic"]
