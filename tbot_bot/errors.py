@@ -77,3 +77,12 @@ class LedgerError(TbotError):
 
 class MarketDataError(NetworkError):
     """Market data could not be obtained; the watchdog treats a persistent one as a full-shutdown event."""
+
+
+class MachineFault(TbotError):
+    """The machine, not the bot or its input: disk full (`transient`: worth a restart, exit 75), a read-only file
+    system or a permission denied (a person must act, exit 2). The message names the file and the next step."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        self.transient = transient
+        super().__init__(message)

@@ -18,6 +18,8 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
+from tbot_bot.support.machine_faults import database_fault
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     client_order_id TEXT PRIMARY KEY,
@@ -140,12 +142,15 @@ class OrderJournal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
+            raise database_fault(exc, path) from exc
 
     def _migrate(self) -> None:
         """Journals written before window outcomes were kept gain the outcome columns (NULL = not recorded)."""

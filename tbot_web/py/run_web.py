@@ -4,6 +4,7 @@ or `python -m tbot_web.py.run_web --home H`."""
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 
@@ -24,26 +25,57 @@ def require_bot_home(home: BotHome) -> None:
         )
 
 
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse an address that does not resolve or cannot be bound (in use, not of this machine, privileged),
+    before anything is started."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise UsageError(
+            f"--host {host!r} cannot be resolved ({reason}); use an address of this machine such as "
+            "127.0.0.1 (the default) or 0.0.0.0 behind a TLS proxy"
+        ) from None
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port, or stop what "
+                "uses it"
+            ) from None
+
+
 def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 4) -> None:
-    import waitress
+    import waitress.server
 
     require_bot_home(BotHome(home))
+    check_listen_address(host, port)
     app = create_app(home)
+    # WEB_TRUST_PROXY: waitress passes X-Forwarded-* through and ProxyFix (in the app) believes only N hops
+    trust_proxy = app.extensions["tbot"].limits.trust_proxy
+    try:
+        server = waitress.server.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="tbot-web",
+            clear_untrusted_proxy_headers=not trust_proxy,
+        )
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({reason}); choose another --port, or stop what uses it"
+        ) from None
     if not list_users(BotHome(home)):
         print(
             f"tbot web: no users yet; add one with `tbot users add --home {home} --username NAME --role admin`"
         )
     print(f"tbot web: serving {home} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    # WEB_TRUST_PROXY: waitress passes X-Forwarded-* through and ProxyFix (in the app) believes only N hops
-    trust_proxy = app.extensions["tbot"].limits.trust_proxy
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="tbot-web",
-        clear_untrusted_proxy_headers=not trust_proxy,
-    )
+    server.run()
 
 
 def main(argv: list[str] | None = None) -> int:
