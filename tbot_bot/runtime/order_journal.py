@@ -18,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from tbot_bot.support.machine_faults import database_fault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -150,6 +150,8 @@ class OrderJournal:
             self._conn.executescript(_SCHEMA)
             self._migrate()
         except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
+            if not is_file_fault(exc):
+                raise
             raise database_fault(exc, path) from exc
 
     def _migrate(self) -> None:

@@ -73,8 +73,17 @@ def _disk_full(path: Path) -> bool:
         return False
 
 
+_FILE_FAULTS = ("disk is full", "disk i/o error", "readonly", "unable to open", "not a database", "malformed",
+                "file is encrypted")  # fmt: skip
+
+
+def is_file_fault(exc: sqlite3.Error) -> bool:
+    """A fault of the database file or its disk (not a constraint, a query or a lock the caller handles)."""
+    return isinstance(exc, sqlite3.DatabaseError) and any(f in str(exc).lower() for f in _FILE_FAULTS)
+
+
 def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
-    """The error to raise instead of a SQLite error on the database file `path`."""
+    """The error to raise instead of a SQLite file fault (`is_file_fault`) on the database file `path`."""
     text = str(exc).lower()
     if "disk is full" in text or ("disk i/o error" in text and _disk_full(path)):
         message, _ = os_fault(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) or ("", 0)
@@ -89,4 +98,4 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
             f"{path} is not a readable SQLite database ({exc}): it was overwritten or damaged; restore it from a "
             "backup (`tbot backup restore`) or move it away"
         )
-    return MachineFault(f"Database error on {path}: {exc}", transient="locked" in text or "busy" in text)
+    return MachineFault(f"Database error on {path}: {exc}", transient=False)

@@ -49,33 +49,26 @@ def check_listen_address(host: str, port: int) -> None:
 
 
 def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 4) -> None:
-    import waitress.server
+    import waitress
 
     require_bot_home(BotHome(home))
-    check_listen_address(host, port)
     app = create_app(home)
-    # WEB_TRUST_PROXY: waitress passes X-Forwarded-* through and ProxyFix (in the app) believes only N hops
-    trust_proxy = app.extensions["tbot"].limits.trust_proxy
-    try:
-        server = waitress.server.create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="tbot-web",
-            clear_untrusted_proxy_headers=not trust_proxy,
-        )
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({reason}); choose another --port, or stop what uses it"
-        ) from None
+    check_listen_address(host, port)
     if not list_users(BotHome(home)):
         print(
             f"tbot web: no users yet; add one with `tbot users add --home {home} --username NAME --role admin`"
         )
     print(f"tbot web: serving {home} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    server.run()
+    # WEB_TRUST_PROXY: waitress passes X-Forwarded-* through and ProxyFix (in the app) believes only N hops
+    trust_proxy = app.extensions["tbot"].limits.trust_proxy
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="tbot-web",
+        clear_untrusted_proxy_headers=not trust_proxy,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from tbot_bot.broker.broker_api import (
     OrderType,
     Position,
 )
-from tbot_bot.support.machine_faults import database_fault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (
@@ -140,6 +140,8 @@ class SimStore:
                 (account_id, str(starting_cash), str(starting_cash), currency),
             )
         except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
+            if not is_file_fault(exc):
+                raise
             raise database_fault(exc, path) from exc
 
     def close(self) -> None:
