@@ -265,12 +265,14 @@ def test_unit_prevents_restart_on_refusal_only() -> None:
 
 @pytest.fixture
 def tiny_mount(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs; skipped where mounting is not allowed (not root, no mount namespace)."""
+    """A 32 MiB tmpfs; skipped where mounting is not allowed (not root, no mount namespace)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tmpfs needs root")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], capture_output=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
     try:
@@ -286,19 +288,38 @@ def _core_home(root: Path) -> Path:
     return root
 
 
-def test_full_disk_and_read_only_home_on_a_real_file_system(
-    tiny_mount: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = _core_home(tiny_mount / "home")
-    filler = tiny_mount / "filler"
+def _fill(mount: Path) -> Path:
+    filler = mount / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:  # fill the disk to the last block
-        while os.write(fd, b"\0" * 512):
+    try:  # to the last block
+        while os.write(fd, b"\0" * 65536 if os.statvfs(mount).f_bavail > 16 else b"\0" * 512):
             pass
     except OSError as exc:
         assert exc.errno == errno.ENOSPC
     finally:
         os.close(fd)
+    return filler
+
+
+def test_check_on_a_full_disk_is_transient_and_on_a_read_only_home_refused(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tiny_mount / "home"
+    shutil.copytree(provisioned_home, home, symlinks=True)
+    filler = _fill(tiny_mount)
+    code, err = run_cli(["check", "--home", str(home), "--replay", "2011-01-26"], capsys)
+    assert code == 75 and "Disk full" in err
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_mount)], check=True)
+    code, err = run_cli(["check", "--home", str(home), "--replay", "2011-01-26"], capsys)
+    assert code == 2 and "Read-only file system: cannot write" in err and str(home) in err
+
+
+def test_full_disk_and_read_only_home_on_a_real_file_system(
+    tiny_mount: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _core_home(tiny_mount / "home")
+    filler = _fill(tiny_mount)
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     argv = ["users", "add", "--home", str(home), "--username", "carol", "--role", "viewer"]
     code, err = run_cli(argv, capsys)
