@@ -52,8 +52,10 @@ def describe(exc: BaseException) -> tuple[str, int]:
             f"Database error: a SQLite database of the bot home failed ({exc}); `tbot check` names the file",
             EXIT_USER_MUST_ACT,
         )
-    if isinstance(exc, NetworkError):
+    if isinstance(exc, NetworkError) and exc.transient:
         return f"Network error: {exc} (a transient fault: retry later)", EXIT_TRANSIENT
+    if isinstance(exc, NetworkError):
+        return f"Refused by the service: {exc} (check the credentials and the account)", EXIT_USER_MUST_ACT
     labels: tuple[tuple[type[TbotError], str], ...] = (
         (LedgerError, "Ledger error"),
         (BrokerError, "Broker error"),

@@ -58,6 +58,9 @@ class DataError(TbotError):
 class NetworkError(TbotError):
     """A temporary failure talking to a remote service (timeout, connection refused, 429, 5xx)."""
 
+    # False on a subclass whose service answered "no" (a wrong key, 401/403): a restart will not help (exit 2)
+    transient = True
+
 
 class BrokerError(TbotError):
     """The broker refused or failed an operation in a way a retry will not fix (reject, 403, 422)."""

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from rigd_tbot.cli import main
 from rigd_tbot.error_report import describe
+from tbot_bot.broker.brokers.alpaca_translate import MarketDataRefused
 from tbot_bot.core import users as users_mod
 from tbot_bot.errors import NetworkError
 from tbot_bot.support.path_resolver import BotHome
@@ -245,6 +246,7 @@ def test_a_database_overwritten_with_garbage_is_named(
      (PermissionError(errno.EACCES, "Permission denied", "/h/.env_bot.enc"), 2, "Permission error: cannot access /h/.env_bot.enc"),
      (IsADirectoryError(errno.EISDIR, "Is a directory", "/h/output/status.json"), 2, "/h/output/status.json is a directory"),
      (NetworkError("broker unreachable"), 75, "Network error: broker unreachable"),
+     (MarketDataRefused("HTTP 401 unauthorized"), 2, "Refused by the service: HTTP 401"),
      (ZeroDivisionError("bug"), 0, "")],
 )  # fmt: skip
 def test_exit_code_table(exc: BaseException, code: int, fragment: str) -> None:

@@ -66,6 +66,8 @@ class MalformedReply(BrokerError):
 class MarketDataRefused(MarketDataError):
     """The data API refused the request (401/403/404/422): retrying will not help."""
 
+    transient = False
+
 
 class OrderStateUnknown(NetworkError):
     """A submission failed in a way that leaves it unknown whether the broker holds the order, and the
