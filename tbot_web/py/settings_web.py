@@ -21,9 +21,8 @@ def _items() -> tuple[list[tuple[str, str, bool]], str]:
     """Every key as shown, and the version of the config they were read from (the form carries it back)."""
     api = state().settings.api
     text = api.read_env_text(state().home)
-    return [(str(k), str(v), bool(secret)) for k, v, secret in api.masked_items(text)], api.config_version(
-        text
-    )
+    items = [(str(k), str(v), bool(secret)) for k, v, secret in api.masked_items(text)]
+    return items, api.config_version(text)
 
 
 def _form(
