@@ -1,9 +1,10 @@
 """The command line's one top-level error handler: every exception becomes one readable line and an exit code.
 
-Known errors carry their category and exit 2 (a person must fix something): ConfigError, UsageError,
-DataError, PermissionError and other OS errors on a named path. LedgerError, BrokerError and NetworkError
-exit 1 (a check failed or a service refused; `tbot ledger verify` exits 1 on a tampered ledger). Anything
-else is a bug: exit 1 with one line, the traceback appended to `logs/cli_errors.log` in the home (or a
+Exit codes follow the one table of the README ("Exit codes"): 2 = refused, a person must fix something
+(ConfigError, UsageError, DataError, a read-only file system, permission denied, a file that is not what it
+should be, each naming the file); 75 (EX_TEMPFAIL) = a transient fault worth a restart (disk full, a
+NetworkError); 1 = a check failed or a service refused (LedgerError, BrokerError; `tbot ledger verify` exits 1 on
+a tampered ledger) or a bug. Anything else is a bug: exit 1 with one line, the traceback appended to `logs/cli_errors.log` in the home (or a
 per-user file when the home is not writable); `--debug` (or TBOT_DEBUG=1) prints it too.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import traceback
@@ -22,13 +24,15 @@ from tbot_bot.errors import (
     DataError,
     LedgerError,
     LogicError,
+    MachineFault,
     NetworkError,
     TbotError,
 )
+from tbot_bot.support.machine_faults import EXIT_BUG, EXIT_REFUSED, EXIT_TRANSIENT, os_fault
 from tbot_bot.support.utils_bot import utc_now
 
-EXIT_FAILED = 1
-EXIT_USER_MUST_ACT = 2
+EXIT_FAILED = EXIT_BUG
+EXIT_USER_MUST_ACT = EXIT_REFUSED
 ERROR_LOG = "cli_errors.log"
 
 
@@ -38,20 +42,23 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return exc.render(), EXIT_USER_MUST_ACT
     if isinstance(exc, DataError):
         return f"{DataError.label}: {exc}", EXIT_USER_MUST_ACT
-    if isinstance(exc, PermissionError):
-        where = exc.filename or "a file of the bot home"
+    if isinstance(exc, MachineFault):
+        return str(exc), EXIT_TRANSIENT if exc.transient else EXIT_USER_MUST_ACT
+    if isinstance(exc, OSError) and (named := os_fault(exc)) is not None:
+        return named
+    if isinstance(exc, sqlite3.DatabaseError):
+        # no path in SQLite's own message: the code that opens a database names it (machine_faults)
         return (
-            f"Permission error: cannot access {where} (permission denied); run as the bot's user or fix the "
-            "owner and mode of the bot home",
+            f"Database error: a SQLite database of the bot home failed ({exc}); `tbot check` names the file",
             EXIT_USER_MUST_ACT,
         )
-    if isinstance(exc, OSError) and exc.filename is not None:
-        reason = exc.strerror or type(exc).__name__
-        return f"File error: {exc.filename}: {reason}", EXIT_USER_MUST_ACT
+    if isinstance(exc, NetworkError) and exc.transient:
+        return f"Network error: {exc} (a transient fault: retry later)", EXIT_TRANSIENT
+    if isinstance(exc, NetworkError):
+        return f"Refused by the service: {exc} (check the credentials and the account)", EXIT_USER_MUST_ACT
     labels: tuple[tuple[type[TbotError], str], ...] = (
         (LedgerError, "Ledger error"),
         (BrokerError, "Broker error"),
-        (NetworkError, "Network error"),
         (LogicError, "Internal error"),
         (TbotError, "Error"),
     )

@@ -58,6 +58,9 @@ class DataError(TbotError):
 class NetworkError(TbotError):
     """A temporary failure talking to a remote service (timeout, connection refused, 429, 5xx)."""
 
+    # False on a subclass whose service answered "no" (a wrong key, 401/403): a restart will not help (exit 2)
+    transient = True
+
 
 class BrokerError(TbotError):
     """The broker refused or failed an operation in a way a retry will not fix (reject, 403, 422)."""
@@ -85,4 +88,13 @@ class OrderStateUnknown(NetworkError):
 
     def __init__(self, message: str, *, client_order_id: str) -> None:
         self.client_order_id = client_order_id
+        super().__init__(message)
+
+
+class MachineFault(TbotError):
+    """The machine, not the bot or its input: disk full (`transient`: worth a restart, exit 75), a read-only file
+    system or a permission denied (a person must act, exit 2). The message names the file and the next step."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        self.transient = transient
         super().__init__(message)

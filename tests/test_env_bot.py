@@ -242,3 +242,64 @@ def test_random_corruption_gives_config_error_only(text: str) -> None:
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
         assert "Traceback" not in exc.render()
+
+
+# ---------------------------------------------------------------- issue 26: what the config must not accept
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_PE_RATIO", "𝟒"),  # MATHEMATICAL BOLD DIGIT FOUR
+        ("MAX_SPREAD_PCT", "０.０２"),  # full-width digits
+        ("MAX_TRADES", "٤"),  # Arabic-Indic four
+        ("TOTAL_ALLOCATION", "0.0２"),
+        ("START_TIME_OPEN", "٠٩:30"),
+        ("SLEEP_TIME", "١s"),
+        ("RISK_FREE_RATE_TABLE", "USA:0.0４5"),
+    ],
+)
+def test_numbers_are_ascii_decimal_only(key: str, value: str) -> None:
+    problems = _errors(with_values(template_text(), **{key: value}))
+    assert any(p.startswith(f"{key}=") for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("WEIGHTS", "0.4,,0.2,0.2,0.2"),
+        ("WEIGHTS", "0.4,0.2,0.2,0.2,"),
+        ("WEIGHTS", ",0.4,0.2,0.2,0.2"),
+        ("TRADING_DAYS", "mon,,tue"),
+        ("STRATEGY_SEQUENCE", "open,mid,close,"),
+        ("UNIVERSE_EXCHANGES", "NYSE, ,NASDAQ"),
+    ],
+)
+def test_list_keys_refuse_empty_elements(key: str, value: str) -> None:
+    problems = _errors(with_values(template_text(), **{key: value}))
+    assert [p for p in problems if p.startswith(f"{key}=") and "empty element" in p], problems
+
+
+@pytest.mark.parametrize("value", ["9" * 300, "A" * 300, "America/" + "x" * 250, "a/" * 120])
+def test_overlong_window_timezone_names_the_key(value: str) -> None:
+    problems = _errors(with_values(template_text(), WINDOW_TIMEZONE=value))
+    assert problems and problems[0].startswith("WINDOW_TIMEZONE=") and "IANA time zone" in problems[0]
+    assert "File name too long" not in " ".join(problems)
+
+
+def test_weights_tolerance_is_the_one_the_template_states() -> None:
+    from tbot_bot.config.env_bot import WEIGHTS_SUM_TOLERANCE
+
+    comment = next(line for line in template_text().splitlines() if line.startswith("WEIGHTS="))
+    assert f"within {WEIGHTS_SUM_TOLERANCE:f}" in comment
+    inside = with_values(template_text(), WEIGHTS="0.4,0.2,0.2,0.2000000009")
+    assert settings_from_text(inside, check_version=False).MAX_TRADES == 4
+    problems = _errors(with_values(template_text(), WEIGHTS="0.4,0.2,0.2,0.200000002"))
+    assert any("within 0.000000001" in p for p in problems), problems
+
+
+def test_web_idle_timeout_is_a_bounded_key() -> None:
+    assert make_settings().WEB_IDLE_TIMEOUT_MINUTES == 30
+    for bad in ("0", "1441", "30.5", "３０"):
+        problems = _errors(with_values(template_text(), WEB_IDLE_TIMEOUT_MINUTES=bad))
+        assert any(p.startswith("WEB_IDLE_TIMEOUT_MINUTES=") for p in problems), (bad, problems)

@@ -167,8 +167,8 @@ REFUSALS: list[tuple[str, Callable[[Path], None], str, int]] = [
     (
         "wrong broker key",
         _edit_secret("broker_credentials", lambda d: d.update(ALPACA_API_KEY="not-the-key")),
-        "401",  # refused at the first broker call of boot (the universe warm-up)
-        1,
+        "401",  # refused at the first broker call of boot (the universe warm-up); a refusal: exit 2 (issue 26)
+        2,
     ),
 ]
 

@@ -15,6 +15,7 @@ from fixtures_web import (
     build_home,
     fresh_token,
     login,
+    settings_form,
     settings_text,
     status_payload,
     system_events,
@@ -184,7 +185,9 @@ def test_settings_page_masks_secrets(home, api):
 
 def test_settings_valid_change_is_saved_and_audited(home, api):
     client = client_for(home, "admin", api)
-    resp = post(client, "/settings", value__MAX_TRADES="2", value__WEIGHTS="0.5,0.5")
+    resp = client.post(
+        "/settings", data=settings_form(client, value__MAX_TRADES="2", value__WEIGHTS="0.5,0.5")
+    )
     assert resp.status_code == 302
     assert api.saved == [({"MAX_TRADES": "2", "WEIGHTS": "0.5,0.5"}, "web:admin")]
     assert any(e["event"] == "settings_changed" and "MAX_TRADES" in e["detail"] for e in system_events(home))
@@ -194,18 +197,22 @@ def test_settings_valid_change_is_saved_and_audited(home, api):
 def test_settings_invalid_change_shows_errors_and_saves_nothing(home, api):
     client = client_for(home, "admin", api)
     before = api.text
-    resp = post(client, "/settings", value__MAX_TRADES="3")  # WEIGHTS still has 4 slots
+    resp = client.post(
+        "/settings", data=settings_form(client, value__MAX_TRADES="3")
+    )  # WEIGHTS still has 4 slots
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400 and "Nothing was saved" in html and "WEIGHTS" in html
     assert 'name="value__MAX_TRADES" value="3"' in html  # the admin's input is kept for correction
     assert api.text == before and api.saved == []
-    resp = post(client, "/settings", value__MAX_TRADES="4\nDISABLE_ALL_TRADES=false")
+    resp = client.post(
+        "/settings", data=settings_form(client, value__MAX_TRADES="4\nDISABLE_ALL_TRADES=false")
+    )
     assert resp.status_code == 400 and api.saved == []
 
 
 def test_settings_blank_secret_keeps_value(home, api):
     client = client_for(home, "admin", api)
-    resp = post(client, "/settings", value__MAX_PE_RATIO="")
+    resp = client.post("/settings", data=settings_form(client, value__MAX_PE_RATIO=""))
     assert resp.status_code == 302 and api.saved == []
 
 

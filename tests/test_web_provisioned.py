@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from fixtures_web import fresh_token
+from fixtures_web import fresh_token, settings_form
 
 from rigd_tbot.cli import main
 from tbot_bot.core import users as users_mod
@@ -44,12 +44,12 @@ def test_settings_edit_re_encrypts_and_refuses_invalid(home):
     client = signed_in(home, "boss")
     assert 'name="value__MAX_TRADES"' in client.get("/settings").get_data(as_text=True)
     before = home.env_bot_enc.read_bytes()
-    resp = client.post("/settings", data={"csrf_token": fresh_token(client), "value__MAX_TRADES": "3"})
+    resp = client.post("/settings", data=settings_form(client, value__MAX_TRADES="3"))
     assert resp.status_code == 400 and "WEIGHTS" in resp.get_data(as_text=True)
     assert home.env_bot_enc.read_bytes() == before
     resp = client.post(
         "/settings",
-        data={"csrf_token": fresh_token(client), "value__MAX_TRADES": "2", "value__WEIGHTS": "0.5,0.5"},
+        data=settings_form(client, value__MAX_TRADES="2", value__WEIGHTS="0.5,0.5"),
     )
     assert resp.status_code == 302
     assert home.env_bot_enc.read_bytes() != before

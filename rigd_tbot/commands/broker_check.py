@@ -12,7 +12,7 @@ from typing import Any
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.broker.adapter_guard import describe_endpoint
-from tbot_bot.errors import ConfigError, NetworkError, TbotError
+from tbot_bot.errors import ConfigError, NetworkError, TbotError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     settings = load_settings(home)
+    if settings.BROKER_NAME == "SIM":
+        # BROKER_NAME=SIM: the simulated exchange only exists inside a replay; there is no connection to check
+        raise UsageError(
+            f"{home.root} uses the simulated exchange (BROKER_NAME=SIM): there is no broker connection to check. "
+            f"Check the home with `tbot check --home {home.root} --replay DAY` instead"
+        )
     broker = build_broker(settings, home)
     failures: list[str] = []
     where = describe_endpoint(broker)

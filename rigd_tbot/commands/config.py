@@ -98,7 +98,7 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    from tbot_bot.config.settings_bot import read_env_text, save_env_text
+    from tbot_bot.config.settings_bot import config_version, read_env_text, save_env_text
 
     home = BotHome.resolve(args.home)
     original = read_env_text(home)
@@ -125,11 +125,19 @@ def run_edit(args: argparse.Namespace) -> int:
         if result.returncode != 0:
             print(f"editor exited with {result.returncode}; nothing saved", file=sys.stderr)
             return 1
-        edited = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+    try:
+        edited = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the edited configuration is not UTF-8 text (undecodable byte at offset {exc.start}); "
+            "nothing was saved: run `tbot config edit` again and save it as plain text"
+        ) from None
     if edited == original:
         print("no changes")
         return 0
-    save_env_text(home, edited, actor=_actor())  # raises ConfigError (exit 2) and saves nothing when invalid
+    # raises ConfigError (exit 2) and saves nothing when invalid, or when someone else saved while we edited
+    save_env_text(home, edited, actor=_actor(), expected_version=config_version(original))
     print("saved (validated and re-encrypted)")
     return 0
 

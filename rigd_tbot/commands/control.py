@@ -69,21 +69,54 @@ def run_status(args: argparse.Namespace) -> int:
     import json
 
     from rigd_tbot.status_view import render_status_view, written_time
-    from tbot_bot.runtime.status_bot import read_status
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
-    data = read_status(home.status_json)
-    if data is None:
-        raise ConfigError(f"no status at {home.status_json}: the bot has not run in this home yet")
+    data = _read_status_file(home)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    view = render_status_view(
-        data, exchange_tz=_exchange_tz(home, data), written_at=written_time(home.status_json), now=utc_now()
-    )
+    try:
+        view = render_status_view(
+            data,
+            exchange_tz=_exchange_tz(home, data),
+            written_at=written_time(home.status_json),
+            now=utc_now(),
+        )
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"{home.status_json} does not hold the fields a status has ({type(exc).__name__}: {exc}); "
+            "`tbot status --json` prints it raw; the bot rewrites it at its next change"
+        ) from None
     print(view, end="")
     return 0
+
+
+def _read_status_file(home: BotHome) -> dict:  # type: ignore[type-arg]
+    """status.json as the object the bot writes, or a ConfigError saying what is wrong with the file."""
+    import json
+
+    path = home.status_json
+    after = "the bot writes a new one at its next start or change"
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"no status at {path}: the bot has not run in this home yet")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not the status file: remove it ({after})")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(
+            f"{path} is not a JSON status file (damaged or replaced?): remove it ({after})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path} holds a JSON {type(data).__name__}, not the status object: remove it ({after})"
+        )
+    return data
 
 
 def _exchange_tz(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]

@@ -12,6 +12,8 @@ from tbot_bot.support.path_resolver import BotHome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from tbot_bot.backtest.backtest_engine import SEED_MAX, seed_value
+
     p = sub.add_parser("optimize", help="tune strategy settings (Optuna, walk-forward); approve proposals")
     osub = p.add_subparsers(dest="optimize_command", metavar="ACTION")
     osub.required = True
@@ -52,7 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--env-file", default=None, help="plaintext .env_bot to tune (default: the home's config)"
     )
     run.add_argument("--float", dest="float_", default="100000", help="broker_current_float (default 100000)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the samplers and the slippage model")
+    run.add_argument(
+        "--seed",
+        type=seed_value,
+        default=0,
+        help=f"seed of the samplers and the slippage model, 0..{SEED_MAX}",
+    )
     run.add_argument(
         "--stale-after", type=int, default=300, metavar="SECONDS",
         help="re-queue a trial left RUNNING this long by a killed worker (default 300; must exceed the longest trial)",

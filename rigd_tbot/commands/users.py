@@ -66,8 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _read_password() -> str:
     if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n")
+        try:
+            line = sys.stdin.readline().rstrip("\r\n")
+            line.encode("utf-8")  # bytes that are not UTF-8 arrive as lone surrogates (surrogateescape)
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            raise UsageError(
+                "the password read from standard input is not UTF-8 text; nothing was saved. "
+                "Send it as UTF-8, or run the command in a terminal to be prompted"
+            ) from None
+        return line
     first = getpass.getpass("New password: ")
     second = getpass.getpass("Repeat password: ")
     if first != second:

@@ -25,7 +25,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_row_hash
-from tbot_bot.errors import LedgerError
+from tbot_bot.errors import LedgerError, MachineFault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT, utc_now
 
 SCHEMA_VERSION = "2"  # 2: transactions.direction; shorts on 2030; anchors
@@ -149,6 +150,11 @@ def open_ledger(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Conne
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         yield conn
+    except sqlite3.DatabaseError as exc:
+        fault = database_fault(exc, path) if is_file_fault(exc) else None
+        if isinstance(fault, MachineFault):
+            raise fault from exc  # a full disk or a read-only home, named as such; a damaged ledger stays the caller's
+        raise
     finally:
         conn.close()
 

@@ -33,7 +33,13 @@ from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
-from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date, session_bounds
+from tbot_bot.market_time import (
+    WindowSpec,
+    calendar_range,
+    compute_window,
+    previous_session_date,
+    session_bounds,
+)
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -278,6 +284,32 @@ def _metric_frame(trades: pd.DataFrame, col: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- command line
 
 
+SEED_MAX = 2**32 - 1  # numpy's seed range
+
+
+def seed_value(text: str) -> int:
+    """An argparse type: a random seed numpy accepts (a whole number 0..2**32-1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0..{SEED_MAX})") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{SEED_MAX}")
+    return value
+
+
+def check_dates_in_calendar(start: date, end: date, calendar_name: str) -> None:
+    """Dates this build's MARKET_CALENDAR knows (the session before --start is the warm-up, so it must exist)."""
+    first, last = calendar_range(calendar_name)
+    if end < start:
+        raise UsageError(f"--end {end} is before --start {start}")
+    if start <= first or end > last:
+        raise UsageError(
+            f"--start {start} .. --end {end} reaches beyond the {calendar_name} calendar "
+            f"(MARKET_CALENDAR; exchange_calendars knows sessions after {first} up to {last}); choose dates inside it"
+        )
+
+
 def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
     p.add_argument(
         "--strategy", required=True, choices=("open", "mid", "close"), help="which strategy to test"
@@ -302,7 +334,9 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         default=None,
         help=f"broker_current_float (default: the home's float when a home is set up, else {DEFAULT_FLOAT})",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the randomized slippage model")
+    p.add_argument(
+        "--seed", type=seed_value, default=0, help=f"seed of the randomized slippage model, 0..{SEED_MAX}"
+    )
     p.add_argument(
         "--quiet", action="store_true", help="print only the one-line result, not the report tables"
     )
@@ -351,8 +385,7 @@ def backtest_float(given: str | None, home: BotHome) -> Decimal:
 def run_cli(args: argparse.Namespace) -> int:
     home = BotHome.resolve(getattr(args, "home", None))
     settings = load_settings_for(args, home)
-    if args.end < args.start:
-        raise UsageError(f"--end {args.end} is before --start {args.start}")
+    check_dates_in_calendar(args.start, args.end, settings.MARKET_CALENDAR)
     run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
     out = Path(args.out) if args.out else home.backtest_results_dir / run_name
     float_ = backtest_float(args.float_, home)

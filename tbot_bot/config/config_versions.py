@@ -5,14 +5,19 @@ versioned save, so a rollback can itself be rolled back."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tbot_bot.config.env_bot import parse_env_text
 from tbot_bot.config.security_bot import decrypt_file
-from tbot_bot.config.settings_bot import read_env_text, save_env_text
+from tbot_bot.config.settings_bot import (
+    audit_records,
+    config_lock,
+    config_version,
+    read_env_text,
+    save_env_text,
+)
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -28,19 +33,6 @@ class ConfigVersion:
 
 def _stamp_time(stamp: str) -> datetime:
     return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-
-
-def audit_records(home: BotHome) -> list[dict[str, Any]]:
-    log = home.root / "logs" / "config_audit.log"
-    if not log.exists():
-        return []
-    out = []
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def history(home: BotHome) -> list[ConfigVersion]:
@@ -69,7 +61,11 @@ def rollback(home: BotHome, version: str, *, actor: str) -> list[str]:
         hint = f"; known versions: {', '.join(known[-10:])}" if known else "; no version is kept yet"
         raise ConfigError(f"no config version {version!r}{hint} (see `tbot config history`)")
     text = decrypt_file(path, home.key_file("env")).decode("utf-8")
-    current, _ = parse_env_text(read_env_text(home))
-    target, _ = parse_env_text(text)
-    save_env_text(home, text, actor=f"{actor} (rollback to {version})")
+    with config_lock(home):  # the keys reported as changed are the ones this save changed
+        live = read_env_text(home)
+        current, _ = parse_env_text(live)
+        target, _ = parse_env_text(text)
+        save_env_text(
+            home, text, actor=f"{actor} (rollback to {version})", expected_version=config_version(live)
+        )
     return sorted(k for k in set(current) | set(target) if current.get(k) != target.get(k))

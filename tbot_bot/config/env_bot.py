@@ -55,14 +55,24 @@ def _bool(v: Any) -> Any:
 
 def _csv(v: Any) -> Any:
     if isinstance(v, str):
-        return tuple(p.strip() for p in v.split(",") if p.strip())
+        if not v.strip():
+            return ()  # the key's own length rule says what is needed
+        parts = tuple(p.strip() for p in v.split(","))
+        if not all(parts):
+            # a doubled or trailing comma is a typo whose meaning cannot be guessed (a missing value?)
+            raise ValueError(
+                "has an empty element (two commas in a row, or a comma at the start or end); "
+                "separate the values by single commas"
+            )
+        return parts
     return v
 
 
-# Plain decimal notation, optionally with a short exponent: no inf, nan, hex, underscores or 300-digit numbers.
-_NUMBER = re.compile(r"^[+-]?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})([eE][+-]?\d{1,3})?$")
-_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
-_NOT_A_NUMBER = "must be a finite number written like 0.5, 30 or 2.5e-3"
+# Plain ASCII decimal notation, optionally with a short exponent: no inf, nan, hex, underscores, 300-digit
+# numbers, and no other script's digits (re.ASCII: `𝟒` or `０.０２` are not numbers here, though float() reads them).
+_NUMBER = re.compile(r"^[+-]?(\d{1,20}(\.\d{0,20})?|\.\d{1,20})([eE][+-]?\d{1,3})?$", re.ASCII)
+_INTEGER = re.compile(r"^[+-]?\d{1,18}$", re.ASCII)
+_NOT_A_NUMBER = "must be a finite number written in ASCII digits like 0.5, 30 or 2.5e-3"
 
 
 def _number_text(v: str) -> str:
@@ -89,7 +99,7 @@ def _int(v: Any) -> Any:
         s = v.strip()
         if not _INTEGER.match(s):
             raise ValueError(
-                "must be a whole number (integer) like 14 (no decimal point, exponent or separators)"
+                "must be a whole number (integer) in ASCII digits like 14 (no decimal point, exponent or separators)"
             )
         return int(s)
     return v
@@ -114,7 +124,7 @@ def _decimal_list(v: Any) -> Any:
     return v
 
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)
 
 
 def _hhmm(v: Any) -> Any:
@@ -126,7 +136,8 @@ def _hhmm(v: Any) -> Any:
     return v
 
 
-_DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)(ms|s|m)$")
+TIMEZONE_NAME_MAX = 64  # the longest IANA name is 32 characters
+_DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)(ms|s|m)$", re.ASCII)
 
 
 def _timezone(v: Any) -> Any:
@@ -137,8 +148,10 @@ def _timezone(v: Any) -> Any:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
+            if len(name) > TIMEZONE_NAME_MAX:
+                raise ValueError(name)
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system cannot hold
             raise ValueError(
                 "must be `exchange` (the MARKET_CALENDAR's time zone), `UTC` or an IANA time zone name "
                 "such as America/New_York"
@@ -397,6 +410,9 @@ class BotSettings(BaseModel):
     REBALANCE_TRIGGER_PCT: Annotated[Float, Field(ge=0.01, le=100)]
     RBAC_ENABLED: Bool
     DEFAULT_USER_ROLE: Literal["admin", "operator", "auditor", "viewer"]
+    WEB_IDLE_TIMEOUT_MINUTES: Annotated[
+        Int, Field(ge=1, le=1440, description="a dashboard session unused this long ends")
+    ]
     ENABLE_STRATEGY_OPTIMIZER: Bool
     OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[Int, Field(ge=1, le=3650)]
     OPTIMIZER_ALGORITHM: Literal["grid_search", "bayesian", "genetic"]
@@ -459,6 +475,7 @@ class BotSettings(BaseModel):
 KEYS: tuple[str, ...] = tuple(BotSettings.model_fields)
 
 
+WEIGHTS_SUM_TOLERANCE = Decimal("0.000000001")  # stated in the template's WEIGHTS comment
 _RULE_SEP = "\x1f"  # joins cross-key problems inside one pydantic error
 
 
@@ -474,8 +491,8 @@ def rule_weights_are_fractions_summing_to_one(s: BotSettings) -> str | None:
     if bad:
         return f"WEIGHTS values {', '.join(bad)} are outside (0, 1]"
     total = sum(s.WEIGHTS, Decimal(0))
-    if abs(total - 1) > Decimal("1e-9"):
-        return f"WEIGHTS sum to {total}; they must sum to 1"
+    if abs(total - 1) > WEIGHTS_SUM_TOLERANCE:
+        return f"WEIGHTS sum to {total}; they must sum to 1 (within {WEIGHTS_SUM_TOLERANCE:f})"
     return None
 
 
@@ -708,6 +725,9 @@ def parse_known_values(mapping: dict[str, str]) -> tuple[dict[str, Any], list[st
             parsed[key] = adapter.validate_python(mapping[key])
         except ValidationError as exc:
             problems += [_describe_error({**err, "loc": (key,)}, mapping) for err in exc.errors()]
+        except (OSError, ArithmeticError, TypeError) as exc:
+            # a validator's library failing on an odd value: still a problem of this key, named as such
+            problems.append(_describe_error({"loc": (key,), "msg": f"cannot be read ({exc})"}, mapping))
     return parsed, problems
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbot_bot.config.security_bot import HEADER_PREFIX, decrypt_file, key_fingerprint, load_key, rotate_key
+from tbot_bot.config.settings_bot import config_lock
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import SECRET_KEY_PURPOSE
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
@@ -63,6 +64,14 @@ def _has_header(path: Path) -> bool:
 
 
 def rotate(home: BotHome, purpose: str) -> RotationReport:
+    if purpose == "env":
+        # the config writer's lock: no save can encrypt with the old key while the files move to the new one
+        with config_lock(home):
+            return _rotate(home, purpose)
+    return _rotate(home, purpose)
+
+
+def _rotate(home: BotHome, purpose: str) -> RotationReport:
     key_path = home.key_file(purpose)
     if not key_path.exists():
         raise ConfigError(

@@ -1,17 +1,30 @@
 """The config API shared by the CLI and the dashboard: read, validate, edit and re-encrypt `.env_bot`.
 
 Plaintext is never written back to disk: edits are validated in memory and saved only as `.env_bot.enc`.
-An invalid edit saves nothing. Every saved change is audited (who, when, which keys) in
+An invalid edit saves nothing. Every saved change is audited (who, when, which keys, the new version) in
 `logs/config_audit.log` and the previous encrypted file is kept under `env_bot.versioned/`.
+
+`save_env_text` is the one writer of the encrypted config (CLI `config set|edit|rollback`, the web settings
+page, proposal approval, provisioning). It holds `config_lock` (an flock on `.env_bot.lock`, which key rotation
+holds too) and compares the version its caller read (`config_version`, a hash of the plaintext) with the one on
+disk: a stale write is refused with StaleConfigError ("changed by X at T, reload"), never lost.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import re
 import shutil
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tbot_bot.config.dotenv import environment
 from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
@@ -88,38 +101,147 @@ def replace_values(text: str, updates: dict[str, str]) -> str:
     return text
 
 
-def save_env_text(home: BotHome, text: str, *, actor: str) -> BotSettings:
-    """Validate then encrypt; nothing is written when the text is invalid."""
+NO_CONFIG = "none"  # the version of a home that has no encrypted config yet
+LOCK_WAIT_SECONDS = 30.0
+_held = threading.local()  # lock files this thread holds, so a writer called inside a held lock re-enters it
+
+
+class StaleConfigError(ConfigError):
+    """A write based on a version of the config that is no longer the one on disk."""
+
+
+def config_version(text: str) -> str:
+    """The version of a config text: what a writer read, compared with what is on disk when it saves."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def config_lock_path(home: BotHome) -> Path:
+    return home.root / ".env_bot.lock"
+
+
+@contextmanager
+def config_lock(home: BotHome) -> Iterator[None]:
+    """Exclusive across processes and threads (flock on a fresh descriptor); re-entrant within a thread."""
+    path = config_lock_path(home)
+    held: set[str] = _held.__dict__.setdefault("paths", set())
+    if str(path) in held:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot open the config lock {path}: {exc.strerror}; nothing was changed"
+        ) from None
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"another change of the configuration has held {path} for {LOCK_WAIT_SECONDS:.0f} s; "
+                        "nothing was changed, retry when it has finished"
+                    ) from None
+                time.sleep(0.01)
+        held.add(str(path))
+        try:
+            yield
+        finally:
+            held.discard(str(path))
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def disk_version(home: BotHome) -> str:
+    """The version of the config on disk now (NO_CONFIG before the first save)."""
+    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        return NO_CONFIG
+    return config_version(read_env_text(home))
+
+
+def _refuse_stale(home: BotHome, read_version: str, on_disk: str) -> None:
+    record = next((r for r in reversed(audit_records(home)) if r.get("version") == on_disk), None)
+    who = f"{record.get('actor')} at {record.get('timestamp')}" if record else "a change made outside tbot"
+    raise StaleConfigError(
+        f"the configuration was changed by {who} (now version {on_disk}; you read version {read_version}): "
+        "nothing was saved; reload and make your change again"
+    )
+
+
+def save_env_text(
+    home: BotHome, text: str, *, actor: str, expected_version: str | None = None
+) -> BotSettings:
+    """Validate then encrypt, under the config lock; nothing is written when the text is invalid or when
+    `expected_version` (the version the caller read) is no longer the one on disk."""
     settings = settings_from_text(text, source="the edited configuration")
-    old_values: dict[str, str] = {}
-    if home.env_bot_enc.exists():
-        old_values, _ = parse_env_text(read_env_text(home))
-        home.versioned_env_dir.mkdir(parents=True, exist_ok=True)
-        stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-        shutil.copy2(home.env_bot_enc, home.versioned_env_dir / f".env_bot.enc.{stamp}")
-    new_values, _ = parse_env_text(text)
-    key_path = home.key_file("env")
-    ensure_key(key_path)
-    encrypt_to_file(home.env_bot_enc, key_path, text.encode("utf-8"))
-    changed = sorted(k for k in set(old_values) | set(new_values) if old_values.get(k) != new_values.get(k))
-    _audit(home, actor, changed, old_values, new_values)
+    with config_lock(home):
+        on_disk = disk_version(home)
+        if expected_version is not None and expected_version != on_disk:
+            _refuse_stale(home, expected_version, on_disk)
+        old_values: dict[str, str] = {}
+        if home.env_bot_enc.exists():
+            old_values, _ = parse_env_text(read_env_text(home))
+            home.versioned_env_dir.mkdir(parents=True, exist_ok=True)
+            stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
+            shutil.copy2(home.env_bot_enc, home.versioned_env_dir / f".env_bot.enc.{stamp}")
+        new_values, _ = parse_env_text(text)
+        key_path = home.key_file("env")
+        ensure_key(key_path)
+        encrypt_to_file(home.env_bot_enc, key_path, text.encode("utf-8"))
+        changed = sorted(
+            k for k in set(old_values) | set(new_values) if old_values.get(k) != new_values.get(k)
+        )
+        _audit(home, actor, changed, old_values, new_values, config_version(text))
     return settings
 
 
-def update_env_values(home: BotHome, updates: dict[str, str], *, actor: str) -> BotSettings:
-    return save_env_text(home, replace_values(read_env_text(home), updates), actor=actor)
+def update_env_values(
+    home: BotHome, updates: dict[str, str], *, actor: str, expected_version: str | None = None
+) -> BotSettings:
+    """Set some keys. Without `expected_version` the read and the write happen under one lock, so no
+    concurrent change is lost; with it, the write is refused when the config moved on since that read."""
+    with config_lock(home):
+        text = read_env_text(home)
+        return save_env_text(
+            home,
+            replace_values(text, updates),
+            actor=actor,
+            expected_version=expected_version or config_version(text),
+        )
 
 
-def _audit(home: BotHome, actor: str, changed: list[str], old: dict[str, str], new: dict[str, str]) -> None:
+def _audit(
+    home: BotHome, actor: str, changed: list[str], old: dict[str, str], new: dict[str, str], version: str
+) -> None:
     log = home.root / "logs" / "config_audit.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "timestamp": utc_now().isoformat(),
         "actor": actor,
+        "version": version,
         "changed": [{"key": k, "old": _mask(k, old.get(k)), "new": _mask(k, new.get(k))} for k in changed],
     }
     with log.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
+
+
+def audit_records(home: BotHome) -> list[dict[str, Any]]:
+    """Every readable record of `logs/config_audit.log`, oldest first."""
+    log = home.root / "logs" / "config_audit.log"
+    if not log.exists():
+        return []
+    out = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 def is_secret_key(key: str) -> bool:

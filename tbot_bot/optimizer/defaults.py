@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tbot_bot.backtest.backtest_engine import check_dates_in_calendar
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import market_calendar
 from tbot_bot.optimizer.runner import RunRequest
@@ -59,10 +60,13 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
             f"no data: {source} does not exist (pass --data-source, or let the supervisor record sessions first)"
         )
     end = args.end or _last_date(source)
+    if args.start:
+        check_dates_in_calendar(args.start, end, settings.MARKET_CALENDAR)
     # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: sessions optimised over when --start is not given
     start = args.start or lookback_start(
         end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR
     )
+    check_dates_in_calendar(start, end, settings.MARKET_CALENDAR)
     try:
         float_ = Decimal(args.float_)
     except InvalidOperation:

@@ -15,7 +15,13 @@ from typing import Any
 
 from tbot_bot.config.config_versions import PREFIX
 from tbot_bot.config.env_bot import parse_env_text
-from tbot_bot.config.settings_bot import read_env_text, replace_values, save_env_text
+from tbot_bot.config.settings_bot import (
+    config_lock,
+    config_version,
+    read_env_text,
+    replace_values,
+    save_env_text,
+)
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_json, utc_now
@@ -155,16 +161,32 @@ def _trial_params(proposal: dict[str, Any], trial: int) -> dict[str, str]:
     )
 
 
-def approve(
-    home: BotHome, run_id: str, *, actor: str, trial: int | None = None, force: bool = False
-) -> list[Change]:
-    """Apply a pending proposal (or trial N of it) to the live config; returns the changes made."""
+def _pending(home: BotHome, run_id: str) -> dict[str, Any]:
+    """The proposal, refused unless it is still pending (call under the config lock)."""
     proposal = load_proposal(home, run_id)
     if proposal["status"] != PENDING:
         d = proposal.get("decision") or {}
         raise ConfigError(
-            f"proposal {run_id} is already {proposal['status']} (by {d.get('actor')} at {d.get('at')})"
+            f"proposal {run_id} is already {proposal['status']} (by {d.get('actor')} at {d.get('at')}); "
+            "nothing changed"
         )
+    return proposal
+
+
+def approve(
+    home: BotHome, run_id: str, *, actor: str, trial: int | None = None, force: bool = False
+) -> list[Change]:
+    """Apply a pending proposal (or trial N of it) to the live config; returns the changes made. The decision
+    is one transition under the config lock: of concurrent approvals and rejections exactly one wins, and no
+    other config save can slip between reading the live values and writing the new ones."""
+    with config_lock(home):
+        return _approve_locked(home, run_id, actor=actor, trial=trial, force=force)
+
+
+def _approve_locked(
+    home: BotHome, run_id: str, *, actor: str, trial: int | None, force: bool
+) -> list[Change]:
+    proposal = _pending(home, run_id)
     text = read_env_text(home)
     current, _ = parse_env_text(text)
     wanted = (
@@ -185,7 +207,12 @@ def approve(
         )  # fmt: skip
     changes = [Change(k, current.get(k), v) for k, v in wanted.items() if current.get(k) != v]
     versions_before = set(_versions(home))
-    save_env_text(home, replace_values(text, wanted), actor=f"{actor} (optimizer approve {run_id})")
+    save_env_text(
+        home,
+        replace_values(text, wanted),
+        actor=f"{actor} (optimizer approve {run_id})",
+        expected_version=config_version(text),
+    )
     new_versions = sorted(set(_versions(home)) - versions_before)
     decision = {
         "action": APPROVED, "actor": actor, "at": utc_now().isoformat(), "trial": trial,
@@ -199,13 +226,12 @@ def approve(
 
 
 def reject(home: BotHome, run_id: str, *, actor: str, reason: str = "") -> None:
-    proposal = load_proposal(home, run_id)
-    if proposal["status"] != PENDING:
-        raise ConfigError(f"proposal {run_id} is already {proposal['status']}")
-    decision = {"action": REJECTED, "actor": actor, "at": utc_now().isoformat(), "reason": reason}
-    proposal.update(status=REJECTED, decision=decision)
-    _save(home, proposal)
-    _audit(home, {"run_id": run_id, **decision})
+    with config_lock(home):  # the same lock as approve: one decision per proposal
+        proposal = _pending(home, run_id)
+        decision = {"action": REJECTED, "actor": actor, "at": utc_now().isoformat(), "reason": reason}
+        proposal.update(status=REJECTED, decision=decision)
+        _save(home, proposal)
+        _audit(home, {"run_id": run_id, **decision})
 
 
 def _versions(home: BotHome) -> list[str]:

@@ -16,6 +16,7 @@ import sqlite3
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -207,6 +208,49 @@ def _decrypt_archive(archive: Path, home: BotHome, key_path: Path | None) -> byt
     )
 
 
+def _archive_members(archive: Path, data: bytes) -> dict[str, bytes]:
+    """The files of a decrypted archive; a ConfigError when the plaintext is not a gzip tar (empty, damaged)."""
+    not_an_archive = (
+        f"backup archive {archive.name} decrypts with the key but does not hold a gzip tar archive "
+        "(empty, damaged, or not made by `tbot backup create`); nothing was restored"
+    )
+    if not data:
+        raise ConfigError(not_an_archive)
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    raise ConfigError(
+                        f"backup archive member {member.name!r} is not a regular file; refusing to restore"
+                    )
+                extracted = tar.extractfile(member)
+                if extracted is None:
+                    raise ConfigError(f"backup archive member {member.name!r} cannot be read")
+                contents[_safe_name(member.name)] = extracted.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error):  # gzip.BadGzipFile is an OSError
+        raise ConfigError(not_an_archive) from None
+    return contents
+
+
+def _archive_manifest(archive: Path, raw: bytes | None) -> dict[str, Any]:
+    """MANIFEST.json of an archive: an object whose `files` maps each member to {sha256, kind}."""
+    where = f"backup archive {archive.name}: {MANIFEST}"
+    if raw is None:
+        raise ConfigError(f"{where} is missing; this is not an archive `tbot backup create` made")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{where} is not JSON (damaged archive); nothing was restored") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(info, dict) and isinstance(info.get("sha256"), str) and isinstance(info.get("kind"), str)
+        for info in files.values()
+    ):
+        raise ConfigError(f"{where} does not list the files with their sha256 and kind; nothing was restored")
+    return manifest  # type: ignore[no-any-return]
+
+
 def archive_identity(manifest: dict[str, Any], names: list[str]) -> str | None:
     """ENTITY/JURISDICTION/account/BROKER/BOT_ID of an archive: its manifest, else its bot ledger's file name."""
     ident = manifest.get("identity")
@@ -241,19 +285,9 @@ def restore_backup(
     identity is refused, naming both: restoring there would mix two bots' books.
     """
     data = _decrypt_archive(archive, home, key_path)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        contents: dict[str, bytes] = {}
-        for member in tar.getmembers():
-            if not member.isfile():
-                raise ConfigError(
-                    f"backup archive member {member.name!r} is not a regular file; refusing to restore"
-                )
-            extracted = tar.extractfile(member)
-            if extracted is None:
-                raise ConfigError(f"backup archive member {member.name!r} cannot be read")
-            contents[_safe_name(member.name)] = extracted.read()
-    manifest = json.loads(contents.pop(MANIFEST, b"null"))
-    if not isinstance(manifest, dict) or set(manifest.get("files", {})) != set(contents):
+    contents = _archive_members(archive, data)
+    manifest = _archive_manifest(archive, contents.pop(MANIFEST, None))
+    if set(manifest["files"]) != set(contents):
         raise ConfigError(f"backup archive {archive.name}: manifest does not match its contents")
     theirs, ours = archive_identity(manifest, list(contents)), _home_identity(home)
     if ours is not None and theirs != ours:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tbot_bot.domain.intents import Intent, intent_from_row, intent_to_row
 from tbot_bot.domain.vocab import PositionSide, WindowStatus
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -84,12 +85,17 @@ class OrderJournal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
+            if not is_file_fault(exc):
+                raise
+            raise database_fault(exc, path) from exc
 
     def _migrate(self) -> None:
         """Journals written before window outcomes were kept gain the outcome columns (NULL = not recorded)."""

@@ -8,6 +8,8 @@ unless `force`; an existing ledger is never overwritten, even with `force`.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -26,6 +28,7 @@ BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR", "tradier": "TR
 TRADIER_ENV = ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID", "TRADIER_BASE_URL", "TRADIER_SANDBOX")
 ALPACA_ENV = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPACA_BASE_URL", "ALPACA_DATA_URL")
 IBKR_ENV = ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID", "IBKR_ACCOUNT")
+FLOAT_MAX = Decimal(10) ** 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,21 @@ def _validate(req: ProvisionRequest) -> tuple[str, Decimal, BotIdentity]:
     if broker_code is None:
         problems.append(f"--broker {req.broker!r} is not allowed; use one of {', '.join(BROKER_CODES)}")
     try:
-        amount = Decimal(req.float_amount)
-        if not amount.is_finite() or amount <= 0:
+        if not req.float_amount.strip().isascii():
             raise InvalidOperation
-    except InvalidOperation:
-        problems.append(f"--float {req.float_amount!r} must be a positive amount, e.g. 2500 or 2500.00")
+        amount = Decimal(req.float_amount.strip())
+        # the ledger keeps amounts with at most 4 decimal places, as 64-bit integers
+        if (
+            not amount.is_finite()
+            or not 0 < amount <= FLOAT_MAX
+            or amount != amount.quantize(Decimal("0.0001"))
+        ):
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        problems.append(
+            f"--float {req.float_amount[:40]!r} must be a positive amount up to {FLOAT_MAX:,} with at most 4 "
+            "decimal places, e.g. 2500 or 2500.00"
+        )
         amount = Decimal(0)
     if req.environment not in ("production", "development"):
         problems.append(f"--environment {req.environment!r} must be production or development")
@@ -81,13 +94,40 @@ def _validate(req: ProvisionRequest) -> tuple[str, Decimal, BotIdentity]:
 
 
 def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = None) -> ProvisionResult:
-    broker_code, amount, identity = _validate(req)
+    """A new home is built in a sibling temporary folder and renamed into place when complete, so a refused or
+    failed provision leaves nothing behind. Re-provisioning (`force`) or completing a folder that already has
+    files works in place (its ledgers are kept)."""
+    validated = _validate(req)
     already = [p for p in (home.env_bot_enc, home.secret_file("bot_identity")) if p.exists()]
     if already and not req.force:
         raise ConfigError(
             f"{home.root} is already provisioned ({already[0].name} exists); pass --force to re-provision "
             f"(the ledger is never overwritten)"
         )
+    if home.root.is_dir() and any(home.root.iterdir()):
+        return _build(home, req, validated, now)
+    if home.root.exists() and not home.root.is_dir():
+        raise ConfigError(f"{home.root} exists and is not a directory; choose another --home")
+    home.root.parent.mkdir(parents=True, exist_ok=True)
+    staging = home.root.with_name(f".{home.root.name}.provisioning-{secrets.token_hex(4)}")
+    staging.mkdir()
+    try:
+        built = _build(BotHome(staging), req, validated, now)
+        staging.replace(home.root)  # an empty existing folder is replaced too
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    ledger_path = home.root / built.ledger_path.relative_to(staging)
+    return ProvisionResult(home.root, built.identity, ledger_path, built.ledger_created, built.notes)
+
+
+def _build(
+    home: BotHome,
+    req: ProvisionRequest,
+    validated: tuple[str, Decimal, BotIdentity],
+    now: datetime | None,
+) -> ProvisionResult:
+    broker_code, amount, identity = validated
     notes: list[str] = []
     home.root.mkdir(parents=True, exist_ok=True)
     for d in (home.keys_dir, home.secrets_dir):

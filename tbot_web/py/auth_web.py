@@ -28,6 +28,9 @@ from tbot_bot.support.path_resolver import BotHome
 from .web_config import SettingsAccess, WebLimits
 
 ACCESS_ATTR = "tbot_access"
+DEFAULT_IDLE_TIMEOUT_MINUTES = 30
+# requests a page sends by itself every few seconds: they do not count as use for the idle timeout
+BACKGROUND_ENDPOINTS = frozenset({"status.api", "status.chart"})
 DEFAULT_LOG_RETENTION_DAYS = 30
 PUBLIC = "public"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,6 +179,7 @@ def start_session(user: User) -> None:
     session["pwc"] = user.password_changed_at
     session["gen"] = session_generation(state().home, user.username)
     session["login_at"] = now().timestamp()
+    session["seen"] = now().timestamp()
     session["sid"] = secrets.token_hex(8)
     session.permanent = True
 
@@ -188,17 +192,29 @@ def end_session(*, everywhere: bool = False) -> None:
         end_all_sessions(state().home, str(username))
 
 
+def idle_timeout_minutes() -> int:
+    """WEB_IDLE_TIMEOUT_MINUTES from the bot config; the default when the config cannot be read (the pages
+    that need it are closed then anyway, and the default is the stricter choice)."""
+    try:
+        return int(state().settings.settings().WEB_IDLE_TIMEOUT_MINUTES)
+    except ConfigError:
+        return DEFAULT_IDLE_TIMEOUT_MINUTES
+
+
 def _session_user() -> User | None:
     username = session.get("uid")
     if not username:
         return None
+    at = now().timestamp()
     timeout = state().limits.session_timeout_minutes * 60
     # SESSION_TIMEOUT_MINUTES (.env): a session ends this long after sign-in, however active it is
-    if now().timestamp() - float(session.get("login_at", 0)) > timeout:
-        activity("session_expired", username)
-        end_session()
-        flash("Your session expired; please sign in again.", "info")
-        return None
+    if at - float(session.get("login_at", 0)) > timeout:
+        return _expire(username, "session_expired", "Your session expired; please sign in again.")
+    # WEB_IDLE_TIMEOUT_MINUTES (.env_bot): a session nobody used for this long ends too
+    if at - float(session.get("seen", 0)) > idle_timeout_minutes() * 60:
+        return _expire(
+            username, "session_idle_expired", "Your session ended after a period without use; sign in again."
+        )
     user, generation = get_user_for_session(state().home, username)
     # checked on every request: logout, a password or role change and disabling bump the generation
     if (
@@ -209,7 +225,17 @@ def _session_user() -> User | None:
     ):
         end_session()
         return None
+    # the status page's own polling is not use; re-signing the cookie at most once a minute is enough
+    if request.endpoint not in BACKGROUND_ENDPOINTS and at - float(session.get("seen", 0)) >= 60:
+        session["seen"] = at
     return user
+
+
+def _expire(username: str, event: str, message: str) -> None:
+    activity(event, username)
+    end_session()
+    flash(message, "info")
+    return None
 
 
 def _refuse_anonymous() -> Any:

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and one-time password reset. POSTs here are rate-limited (Flask-Limiter) and every
+"""Sign-in, sign-out and one-time password reset. Every method here is rate-limited (Flask-Limiter) and every
 failure is written to logs/web/auth_failures.log; LOGIN_ATTEMPT_LIMIT failures lock an account."""
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> Any:
-    if request.method == "GET":
+    # only a POST signs in; GET and HEAD (Flask adds HEAD to GET routes, with a body or not) show the form
+    if request.method != "POST":
         if current_user() is not None:
             return redirect(url_for("main.index"))
         return render_template("index.html", next=request.args.get("next", ""))
@@ -94,7 +95,7 @@ def logout() -> Any:
 @bp.route("/reset", methods=["GET", "POST"])
 @public
 def reset() -> Any:
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("reset.html")
     token = request.form.get("token", "")
     password = request.form.get("password", "")

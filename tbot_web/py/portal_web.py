@@ -98,14 +98,15 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=limits.cookie_secure,
-        # the session ends SESSION_TIMEOUT_MINUTES after sign-in (checked on the server), so re-signing the
-        # cookie on every poll buys nothing
+        # the session ends SESSION_TIMEOUT_MINUTES after sign-in (checked on the server) and the idle mark is
+        # renewed at most once a minute (auth_web), so re-signing the cookie on every poll buys nothing
         SESSION_REFRESH_EACH_REQUEST=False,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=limits.session_timeout_minutes),
         # the session's own expiry bounds the token; a time limit would break long-open forms on a phone
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=256 * 1024,
         LOGIN_RATE_LIMIT="20 per minute;200 per hour",
+        LOGIN_PAGE_RATE_LIMIT="120 per minute;1000 per hour",
         RATELIMIT_HEADERS_ENABLED=False,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
@@ -133,7 +134,10 @@ def create_app(
         # the login blueprint is the only limited one; skipping the check elsewhere keeps polling cheap
         return request.blueprint != "login"
 
-    limiter.limit(lambda: str(app.config["LOGIN_RATE_LIMIT"]), methods=["POST"])(login_web.bp)
+    # every method of /login, /logout and /reset counts: POST, HEAD and the rest share LOGIN_RATE_LIMIT (one
+    # counter, so alternating methods buys nothing); showing the form (GET) has its own, looser limit
+    limiter.limit(lambda: str(app.config["LOGIN_RATE_LIMIT"]), exempt_when=_is_get)(login_web.bp)
+    limiter.limit(lambda: str(app.config["LOGIN_PAGE_RATE_LIMIT"]), methods=["GET"])(login_web.bp)
 
     for bp in (
         login_web.bp,
@@ -257,11 +261,21 @@ def secure_transport() -> bool:
     return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
+def _is_get() -> bool:
+    return request.method == "GET"
+
+
 class TransportAwareSessionInterface(SecureCookieSessionInterface):
-    """The session cookie is `Secure` whenever the request came over https (directly or via a trusted proxy)."""
+    """The session cookie is `Secure` whenever the request came over https (directly or via a trusted proxy).
+    A HEAD request never sets, refreshes or clears the cookie: HEAD answers as GET without side effects."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if request.method == "HEAD":
+            return
+        super().save_session(app, session, response)
 
 
 def retry_after_seconds(app: Flask) -> int:

@@ -4,6 +4,7 @@ or `python -m tbot_web.py.run_web --home H`."""
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 
@@ -24,11 +25,35 @@ def require_bot_home(home: BotHome) -> None:
         )
 
 
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse an address that does not resolve or cannot be bound (in use, not of this machine, privileged),
+    before anything is started."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise UsageError(
+            f"--host {host!r} cannot be resolved ({reason}); use an address of this machine such as "
+            "127.0.0.1 (the default) or 0.0.0.0 behind a TLS proxy"
+        ) from None
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port, or stop what "
+                "uses it"
+            ) from None
+
+
 def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 4) -> None:
     import waitress
 
     require_bot_home(BotHome(home))
     app = create_app(home)
+    check_listen_address(host, port)
     if not list_users(BotHome(home)):
         print(
             f"tbot web: no users yet; add one with `tbot users add --home {home} --username NAME --role admin`"

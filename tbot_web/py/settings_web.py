@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from tbot_bot.config.settings_bot import StaleConfigError
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
@@ -16,21 +17,32 @@ from .auth_web import activity, current_user, now, requires, state
 bp = Blueprint("settings", __name__)
 
 
-def _items() -> list[tuple[str, str, bool]]:
+def _items() -> tuple[list[tuple[str, str, bool]], str]:
+    """Every key as shown, and the version of the config they were read from (the form carries it back)."""
     api = state().settings.api
     text = api.read_env_text(state().home)
-    return [(str(k), str(v), bool(secret)) for k, v, secret in api.masked_items(text)]
+    items = [(str(k), str(v), bool(secret)) for k, v, secret in api.masked_items(text)]
+    return items, api.config_version(text)
+
+
+def _form(
+    items: list[tuple[str, str, bool]], version: str, errors: list[str], submitted: dict[str, str]
+) -> str:
+    return render_template("settings.html", items=items, version=version, errors=errors, submitted=submitted)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
 @requires(Role.ADMIN)
 def page() -> Any:
     try:
-        items = _items()
+        items, version = _items()
     except ConfigError as exc:
-        return render_template("settings.html", items=[], errors=exc.problems, submitted={}), 503
-    if request.method == "GET":
-        return render_template("settings.html", items=items, errors=[], submitted={})
+        return _form([], "", exc.problems, {}), 503
+    if request.method != "POST":  # HEAD answers as GET: only a POST (CSRF-checked) may save
+        return _form(items, version, [], {})
+    read_version = request.form.get("config_version", "")
+    if not read_version:
+        return _form(items, version, ["the form did not say which version it was read from; reload"], {}), 400
 
     updates: dict[str, str] = {}
     problems: list[str] = []
@@ -52,7 +64,7 @@ def page() -> Any:
             if value != shown:
                 updates[key] = value
     if problems:
-        return render_template("settings.html", items=items, errors=problems, submitted=submitted), 400
+        return _form(items, read_version, problems, submitted), 400
     if not updates:
         flash("Nothing changed.", "info")
         return redirect(url_for("settings.page"))
@@ -60,10 +72,18 @@ def page() -> Any:
     user = current_user()
     actor = f"web:{user.username}" if user else "web"
     try:
-        state().settings.api.update_env_values(state().home, updates, actor=actor)
+        # refused when the config changed since this form was read: the other change is never overwritten
+        state().settings.api.update_env_values(
+            state().home, updates, actor=actor, expected_version=read_version
+        )
     except ConfigError as exc:
         activity("settings_rejected", user.username if user else None, ", ".join(sorted(updates)))
-        return render_template("settings.html", items=items, errors=exc.problems, submitted=submitted), 400
+        if isinstance(exc, StaleConfigError):
+            # shown as it is now, without the stale input, so that a second click cannot undo the other change
+            state().settings.invalidate()
+            items, version = _items()
+            return _form(items, version, exc.problems, {}), 409
+        return _form(items, read_version, exc.problems, submitted), 400
     state().settings.invalidate()
     changed = ", ".join(sorted(updates))
     activity("settings_changed", user.username if user else None, changed)

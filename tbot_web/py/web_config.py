@@ -64,7 +64,7 @@ def _proxy_count(values: dict[str, str], problems: list[str]) -> int:
         return 0
     if raw in ("true", "yes"):
         return 1
-    if raw.isdigit() and 1 <= int(raw) <= 5:
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 5:
         return int(raw)
     problems.append(
         f"WEB_TRUST_PROXY={raw!r} in .env is not allowed: use false, true or a number of proxies 1-5"

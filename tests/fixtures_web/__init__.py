@@ -13,6 +13,7 @@ from typing import Any
 from helpers import template_text, with_values
 
 from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
+from tbot_bot.config.settings_bot import StaleConfigError, config_version
 from tbot_bot.core import init_all_core_databases
 from tbot_bot.core.databases import connect
 from tbot_bot.core.users import add_user
@@ -58,7 +59,14 @@ class FakeSettingsApi:
             (k, "********" if k in self.secret_keys else v, k in self.secret_keys) for k, v in values.items()
         ]
 
-    def update_env_values(self, home: BotHome, updates: dict[str, str], *, actor: str) -> BotSettings:
+    def config_version(self, text: str) -> str:
+        return config_version(text)
+
+    def update_env_values(
+        self, home: BotHome, updates: dict[str, str], *, actor: str, expected_version: str | None = None
+    ) -> BotSettings:
+        if expected_version is not None and expected_version != config_version(self.text):
+            raise StaleConfigError(f"changed by someone else (now version {config_version(self.text)})")
         new_text = with_values(self.text, **updates)
         settings = settings_from_text(new_text, source="test")
         self.text = new_text
@@ -277,6 +285,18 @@ def login(client: Any, username: str, password: str | None = None) -> Any:
     )
 
 
+_VERSION = re.compile(r'name="config_version" value="([^"]*)"')
+
+
+def settings_form(client: Any, **values: str) -> dict[str, str]:
+    """The settings form as the browser would post it: CSRF token, the config version it shows, `values`."""
+    html = client.get("/settings").get_data(as_text=True)
+    match = _VERSION.search(html)
+    if not match:
+        raise AssertionError("no config_version in the settings page")
+    return {"csrf_token": csrf_from(html), "config_version": match.group(1), **values}
+
+
 def fresh_token(client: Any) -> str:
     """A valid CSRF token for the client's current session (signed in or not)."""
     resp = client.get("/login")
@@ -295,6 +315,7 @@ __all__ = [
     "csrf_from",
     "fresh_token",
     "login",
+    "settings_form",
     "settings_text",
     "status_payload",
     "with_values",

@@ -67,6 +67,8 @@ class MalformedReply(BrokerError):
 class MarketDataRefused(MarketDataError):
     """The data API refused the request (401/403/404/422): retrying will not help."""
 
+    transient = False
+
 
 class TimeoutSession(requests.Session):
     """alpaca-py calls `session.request` without a timeout; this one always has API_TIMEOUT."""

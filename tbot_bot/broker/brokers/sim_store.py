@@ -22,6 +22,7 @@ from tbot_bot.broker.broker_api import (
     Position,
 )
 from tbot_bot.domain.vocab import OrderSide
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account (
@@ -128,16 +129,21 @@ class SimStore:
     def __init__(self, path: Path, *, starting_cash: Decimal, currency: str, account_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        # an existing exchange keeps its cash: starting_cash only seeds a new file
-        self._db.execute(
-            "INSERT OR IGNORE INTO account (id, account_id, cash, starting_cash, currency) VALUES (1, ?, ?, ?, ?)",
-            (account_id, str(starting_cash), str(starting_cash), currency),
-        )
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            # an existing exchange keeps its cash: starting_cash only seeds a new file
+            self._db.execute(
+                "INSERT OR IGNORE INTO account (id, account_id, cash, starting_cash, currency) VALUES (1, ?, ?, ?, ?)",
+                (account_id, str(starting_cash), str(starting_cash), currency),
+            )
+        except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
+            if not is_file_fault(exc):
+                raise
+            raise database_fault(exc, path) from exc
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,101 @@
+"""Faults of the machine named as such, with the exit code of the one table (README, "Exit codes").
+
+An OSError or a SQLite error says what failed in the library's words ("disk I/O error", "file is not a
+database", Errno 30); `os_fault` and `database_fault` say it in the operator's: which file, whether the disk is
+full, the file system read-only, the permission missing or the file not what it should be, and what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from tbot_bot.errors import ConfigError, MachineFault, TbotError
+
+EXIT_OK = 0
+EXIT_BUG = 1  # also: a check that found a problem (`tbot ledger verify`, `tbot check`)
+EXIT_REFUSED = 2  # configuration, input, tampering, a read-only home: systemd must not restart
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: disk full, broker unreachable at boot; a restart may succeed
+
+LOW_SPACE_BYTES = 1 << 20  # below this much free space a failed write is blamed on a full disk
+
+
+def os_fault(exc: OSError, path: str | Path | None = None) -> tuple[str, int] | None:
+    """(message, exit code) of an OSError about a file; None when it names no file and no known machine fault."""
+    where = str(path or exc.filename or "") or None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"Disk full: cannot write {where or 'to the bot home'} (no space left on device); free space on "
+            "that file system, then run it again",
+            EXIT_TRANSIENT,
+        )
+    if exc.errno == errno.EROFS:
+        return (
+            f"Read-only file system: cannot write {where or 'the bot home'}; the bot home must be writable "
+            "(remount it, or list it in the systemd unit's ReadWritePaths)",
+            EXIT_REFUSED,
+        )
+    if isinstance(exc, PermissionError):
+        return (
+            f"Permission error: cannot access {where or 'a file of the bot home'} (permission denied); run as "
+            "the bot's user or fix the owner and mode of the bot home",
+            EXIT_REFUSED,
+        )
+    if where is None:
+        return None
+    if isinstance(exc, IsADirectoryError):
+        return f"File error: {where} is a directory where a file is expected; move it away", EXIT_REFUSED
+    if isinstance(exc, NotADirectoryError):
+        return f"File error: part of {where} is a file where a directory is expected", EXIT_REFUSED
+    return f"File error: {where}: {exc.strerror or type(exc).__name__}", EXIT_REFUSED
+
+
+def _writable_problem(path: Path) -> OSError | None:
+    """Why the folder of `path` cannot be written (read-only file system, permission), if it cannot."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return None
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+_FILE_FAULTS = ("disk is full", "disk i/o error", "readonly", "unable to open", "not a database", "malformed",
+                "file is encrypted")  # fmt: skip
+
+
+def is_file_fault(exc: sqlite3.Error) -> bool:
+    """A fault of the database file or its disk (not a constraint, a query or a lock the caller handles)."""
+    return isinstance(exc, sqlite3.DatabaseError) and any(f in str(exc).lower() for f in _FILE_FAULTS)
+
+
+def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
+    """The error to raise instead of a SQLite file fault (`is_file_fault`) on the database file `path`."""
+    text = str(exc).lower()
+    if "disk is full" in text or ("disk i/o error" in text and _disk_full(path)):
+        message, _ = os_fault(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) or ("", 0)
+        return MachineFault(message, transient=True)
+    if "readonly" in text or "unable to open" in text or "disk i/o error" in text:
+        cause = _writable_problem(path)
+        if cause is not None:
+            message, code = os_fault(cause) or ("", 0)
+            return MachineFault(message, transient=code == EXIT_TRANSIENT)
+    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+        return ConfigError(
+            f"{path} is not a readable SQLite database ({exc}): it was overwritten or damaged; restore it from a "
+            "backup (`tbot backup restore`) or move it away"
+        )
+    return MachineFault(f"Database error on {path}: {exc}", transient=False)
