@@ -168,14 +168,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from tbot_bot.optimizer.proposals import load_proposal
+    from tbot_bot.optimizer.proposals import KEEP_CURRENT, load_proposal
 
     p = load_proposal(BotHome.resolve(args.home), args.run_id)
     if args.json:
         print(json.dumps(p, indent=2, sort_keys=True))
         return 0
     ev = p["evidence"]
-    print(f"proposal {p['run_id']} ({p['status']}), strategy {p['strategy']}, {p['algorithm']}, "
+    kind = "run" if p["status"] == KEEP_CURRENT else "proposal"  # a kept run filed no proposal to approve
+    print(f"{kind} {p['run_id']} ({p['status']}), strategy {p['strategy']}, {p['algorithm']}, "
           f"objective {p['objective']}, created {p['created_at']}")  # fmt: skip
     for line in verdict_lines(p.get("verdict")):
         print(line)
