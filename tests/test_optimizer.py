@@ -301,6 +301,8 @@ def test_verdict_needs_a_majority_of_folds_a_higher_mean_and_a_significant_dsr()
     assert "6.4e-06 is below 0.95" in decide("sharpe", cand, [1.0, -2.0, 0.7], {"dsr": 6.4e-06})["statement"]
     assert decide("sharpe", cand, [1.0, -2.0, 0.7], {"dsr": None})["recommend"] is False
     assert decide("sharpe", None, [], None)["statement"].startswith("Keep the current settings: no trial")
+    same = decide("sharpe", cand, [2.0, -1.0, 0.5], significant, same_as_current=True)
+    assert same["recommend"] is False and same["statement"].endswith("has the current settings' values.")
     assert [sig4(x) for x in (1234.5678, 0.000064321, None, 3)] == ["1235", "6.432e-05", "n/a", "3"]
 
 

@@ -97,6 +97,7 @@ def decide(
     dsr: dict[str, Any] | None,
     threshold: float = DSR_THRESHOLD,
     fold_indices: Sequence[int] | None = None,
+    same_as_current: bool = False,
 ) -> dict[str, Any]:
     """The run's verdict. `candidate`: fold, trial, is_start, is_end, params and `fold_objectives` (its
     out-of-sample objective per fold); `current_folds`: the current settings' on the same blocks."""
@@ -138,6 +139,10 @@ def decide(
     label = pick_label(pick)
     if recommend:
         statement = f"Recommend {label}: " + _join([c["text"] for c in checks]) + "."
+    elif same_as_current:
+        statement = (
+            f"Keep the current settings: the best candidate, {label}, has the current settings' values."
+        )
     else:
         failed = [c["text"] for c in checks if not c["passed"]]
         statement = (

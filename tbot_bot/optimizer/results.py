@@ -124,11 +124,14 @@ def summarise(
     current_folds = [m.objective(cfg.objective) for m in base_folds]
     for c in candidates:
         c.pop("_returns")
-    verdict = decide(cfg.objective, best, current_folds, dsr, dsr_threshold, [r.fold.index for r in results])
+    current = {k: baseline.get(k) for k in cfg.space.keys}
+    same = best is not None and all(best["params"].get(k) == v for k, v in current.items())
+    verdict = decide(
+        cfg.objective, best, current_folds, dsr, dsr_threshold, [r.fold.index for r in results], same
+    )
     wfe = walk_forward_efficiency(
         [_per_session(f["is"]) for f in folds], [_per_session(f["oos"]) for f in folds]
     ) if folds else None  # fmt: skip
-    current = {k: baseline.get(k) for k in cfg.space.keys}
     return {
         "run_id": cfg.run_id,
         "strategy": cfg.strategy,
