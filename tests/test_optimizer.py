@@ -518,3 +518,28 @@ def test_a_slow_trial_of_a_live_worker_is_not_taken_for_a_dead_one(tmp_path: Pat
     assert states[beating] == optuna.trial.TrialState.RUNNING
     assert states[silent] == optuna.trial.TrialState.FAIL
     close_storage(storage)
+
+
+def test_readme_example_states_what_the_verdict_says_for_its_numbers() -> None:
+    """The README's optimizer example is a run's printed verdict: fed its own numbers, `decide` says exactly the
+    same, and a deflated Sharpe below the threshold is never presented as a win."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Strategy optimizer\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n")[3]  # the second fenced block: the example's output
+    statement = next(line for line in block.splitlines() if line.startswith(("Keep", "Recommend")))
+    num = r"(-?[0-9.]+(?:e[-+][0-9]+)?)"
+    won, of = map(int, re.search(r"in (\d+) of (\d+) folds", block).groups())  # type: ignore[union-attr]
+    mine, theirs = map(
+        float, re.search(rf"sharpe {num} is (?:not )?above the current settings' {num}", block).groups()
+    )  # type: ignore[union-attr]
+    dsr = float(re.search(rf"deflated Sharpe probability {num}", block).group(1))  # type: ignore[union-attr]
+    label = re.search(r"(trial \d+, the in-sample best of fold (\d+) \((\S+)\.\.(\S+)\))", statement)
+    assert label is not None and of == 1
+    cand = {"fold": int(label.group(2)), "trial": int(label.group(1).split()[1].rstrip(",")),
+            "is_start": label.group(3), "is_end": label.group(4), "params": {}, "fold_objectives": [mine]}  # fmt: skip
+    verdict = decide("sharpe", cand, [theirs], {"dsr": dsr})
+    assert [c["passed"] for c in verdict["checks"]][0] == (won == 1)
+    assert verdict["statement"] == statement
+    assert dsr < 0.95 and statement.startswith("Keep the current settings")

@@ -58,7 +58,8 @@ def require_sessions(sessions: int, folds: int, objective: str) -> None:
         raise ConfigError(
             f"too little data for {folds} walk-forward fold(s): the range has {sessions} sessions with bars, "
             f"{per_block} per block, and the {objective} objective needs at least {need} sessions per fold "
-            f"({need * (folds + 1)} sessions for {folds + 1} blocks); widen --start/--end or lower --walk-forward",
+            f"({need * (folds + 1)} sessions for {folds + 1} blocks); widen --start/--end"
+            + (" or lower --walk-forward" if folds > 1 else " (one fold is the least)"),
             source="tbot optimize run",
         )
 
