@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -85,14 +86,14 @@ def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], w
     return len(points) / max(times)
 
 
-def study_rate(strategy: str, data: Path, jobs: int, out: Path) -> tuple[float, float]:
+def study_rate(strategy: str, data: Path, end: date, jobs: int, out: Path) -> tuple[float, float]:
     """A whole grid-search study (1 fold) with `jobs` local workers: trials/s over the whole command
     (preparation, storage set-up and report included) and over the trial loop alone (first trial start to
-    last trial end, from Optuna's own timestamps)."""
+    last trial end, from Optuna's own timestamps). One fold needs two blocks of 20 sessions (issue 21)."""
     import optuna
 
-    req = RunRequest(strategy, "grid_search", START, END, data, walk_forward=1, jobs=jobs, out=out,
-                     progress=False, propose=False, study="bench")  # fmt: skip
+    req = RunRequest(strategy, "grid_search", START, end, data, walk_forward=1, jobs=jobs, out=out,
+                     progress=False, propose=False, study="bench", float_=Decimal("100000"))  # fmt: skip
     t0 = time.perf_counter()
     result = run_optimizer(BotHome(out), make_settings(), req)
     wall = time.perf_counter() - t0
@@ -117,6 +118,13 @@ def main() -> int:
         frame.to_parquet(folder / "bars.parquet")
         days = sorted(frame["timestamp"].dt.date.unique())
         (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
+        # the whole-command study: 41 sessions (the first warms up), the least one walk-forward fold accepts
+        study_data = Path(tmp) / "bars_study"
+        study_data.mkdir()
+        study_frame = synthetic(100, 41)
+        study_frame.to_parquet(study_data / "bars.parquet")
+        study_days = sorted(study_frame["timestamp"].dt.date.unique())
+        (study_data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in study_days))
         for strategy in STRATEGIES:
             t0 = time.perf_counter()
             prep = PreparedData(make_settings(), strategy, folder, START, END)
@@ -146,7 +154,9 @@ def main() -> int:
                 "eval_trials_per_s_2_workers": round(evaluation_rate(strategy, str(folder), points, 2), 1),
             }
             for jobs in (1, 2):
-                whole, loop = study_rate(strategy, folder, jobs, Path(tmp) / f"s{jobs}{strategy}")
+                whole, loop = study_rate(
+                    strategy, study_data, study_days[-1], jobs, Path(tmp) / f"s{jobs}{strategy}"
+                )
                 row = report[strategy]
                 row[f"study_trials_per_s_{jobs}_jobs_whole_command"] = round(whole, 1)  # type: ignore[index]
                 row[f"study_trials_per_s_{jobs}_jobs_trial_loop"] = round(loop, 1)  # type: ignore[index]

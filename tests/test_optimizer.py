@@ -1,20 +1,28 @@
-"""`tbot optimize run` end to end on the bundled sample (small grids, short spans), resume after Ctrl-C,
-the three algorithms, walk-forward statistics, bad input, and the proposal workflow (approve, reject,
-config history, rollback)."""
+"""`tbot optimize run` end to end on a small synthetic data set with a planted edge and on the bundled sample
+(small grids), resume after Ctrl-C, the three algorithms, walk-forward statistics, what a run may claim (its
+verdict, the refusals of too little data), bad input, and the proposal workflow (approve, reject, config
+history, rollback)."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import html
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from rigd_tbot.cli import main as tbot
+from tbot_bot.backtest.backtest_engine import backtest_float
 from tbot_bot.config.settings_bot import load_settings
+from tbot_bot.market_time import market_calendar
+from tbot_bot.optimizer.evidence import decide, sig4
 from tbot_bot.optimizer.metrics import deflated_sharpe
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.walk_forward import make_folds
@@ -26,17 +34,64 @@ SPACE = """
 values = [0.001, 0.003]
 
 [OPEN_TRAILING_STOP_PCT]
-low = 0.005
-high = 0.01
-step = 0.005
+values = [0.005, 0.02]
 """
+# the planted data set: 61 sessions, the first only warms up (previous-session volume), 60 scored = 3 blocks of 20
+PLANTED_START, PLANTED_END = "2011-01-04", "2011-03-30"
 
 
-def run_args(home: Path, space: Path, *extra: str) -> list[str]:
+def planted_edge_bars(folder: Path, sessions: int, *, edge: bool = True, seed: int = 7) -> list[date]:
+    """Two symbols, the first 120 minutes of each session. With `edge`, every session: a flat 20-minute
+    opening range, a breakout close 0.4% above it, on half of the days (at random) a 0.9% dip, then a move to a
+    random -1.5%..+5.5% (a noisy edge, not a sure thing). OPEN with a 0.5% trailing stop is shaken out by the
+    deep dips (a loss those days); a 2% stop rides every move. Without `edge` the price never leaves the
+    range: no trade at all."""
+    cal = market_calendar("XNYS")
+    days = list(cal.sessions_in_range("2011-01-03", "2011-12-30"))[:sessions]
+    rng = np.random.default_rng(seed)
+    n = 120
+    frames = []
+    for sym, base in (("PLNT", 20.0), ("EDGE", 30.0)):
+        for d in days:
+            p = base * (1 + rng.uniform(-0.01, 0.01))
+            close = np.full(n, p)
+            close[:20] = p * (1 + 0.0003 * np.sin(np.arange(20)))
+            move, deep = rng.uniform(-0.015, 0.055), rng.random() < 0.5
+            if edge:
+                bottom = 0.994 if deep else 0.999
+                close[20] = p * 1.004
+                close[21:25] = np.linspace(p * 1.003, p * bottom, 4)
+                close[25:60] = np.linspace(p * (bottom + 0.001), p * (1.004 + move), 35)
+                close[60:] = p * (1.004 + move)
+            open_ = np.r_[close[0], close[:-1]]
+            frames.append(pd.DataFrame({
+                "timestamp": pd.date_range(cal.session_open(d), periods=n, freq="min").strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "symbol": sym, "open": open_.round(4), "high": (np.maximum(open_, close) * 1.0002).round(4),
+                "low": (np.minimum(open_, close) * 0.9998).round(4), "close": close.round(4), "volume": 50_000,
+            }))  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_text = pd.concat(frames, ignore_index=True).to_csv(index=False)
+    (folder / "bars.csv.gz").write_bytes(gzip.compress(csv_text.encode(), mtime=0))
+    fund = {"marketCapitalization": 2600.0, "peNormalizedAnnual": 14.2, "totalDebt/totalEquityAnnual": 0.45}
+    (folder / "fundamentals.json").write_text(json.dumps({"PLNT": fund, "EDGE": fund}))
+    return [d.date() for d in days]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("planted")
+    days = planted_edge_bars(folder, 61)
+    assert (days[1].isoformat(), days[-1].isoformat()) == (PLANTED_START, PLANTED_END)
+    return folder
+
+
+def run_args(home: Path, space: Path, data: Path, *extra: str) -> list[str]:
+    """A grid run on the planted data: 2 folds of 20 out-of-sample sessions, float 100,000 (orders large
+    enough that a $1 minimum commission does not decide the result)."""
     return [
-        "optimize", "run", "--strategy", "open", "--algorithm", "grid_search", "--start", "2011-01-03",
-        "--end", "2011-02-15", "--walk-forward", "2", "--data-source", str(SAMPLE), "--space", str(space),
-        "--home", str(home), "--no-progress", *extra,
+        "optimize", "run", "--strategy", "open", "--algorithm", "grid_search", "--start", PLANTED_START,
+        "--end", PLANTED_END, "--walk-forward", "2", "--data-source", str(data), "--space", str(space),
+        "--float", "100000", "--home", str(home), "--no-progress", *extra,
     ]  # fmt: skip
 
 
@@ -47,16 +102,24 @@ def space_file(tmp_path: Path) -> Path:
     return p
 
 
+@pytest.fixture
+def shaken_out_home(provisioned_home: Path) -> Path:
+    """A provisioned home whose OPEN trailing stop (0.5%) the planted dip shakes out every day."""
+    assert tbot(["config", "set", "OPEN_TRAILING_STOP_PCT=0.005", "--home", str(provisioned_home)]) == 0
+    return provisioned_home
+
+
 def only_run_dir(home: Path) -> Path:
     (run,) = [p for p in (home / "backtest_results" / "strategy_tuning").iterdir() if p.is_dir()]
     return run
 
 
-def test_run_writes_every_output_then_approve_history_rollback(
-    provisioned_home: Path, space_file: Path, capsys: pytest.CaptureFixture[str]
+def test_planted_edge_is_recommended_then_approve_history_rollback(
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = provisioned_home
-    assert tbot(run_args(home, space_file)) == 0
+    home = shaken_out_home
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0
     run = only_run_dir(home)
     for name in ("trials.csv", "folds.csv", "best.json", "report.html", "optimization_history.png",
                  "param_slices.png"):  # fmt: skip
@@ -64,7 +127,7 @@ def test_run_writes_every_output_then_approve_history_rollback(
     trials = list(csv.DictReader((run / "trials.csv").read_text().splitlines()))
     assert len(trials) == 2 * 4  # every grid point once in each of the two folds
     assert {(r["fold"], r["STRAT_OPEN_BUFFER"], r["OPEN_TRAILING_STOP_PCT"]) for r in trials} == {
-        (f, b, s) for f in ("1", "2") for b in ("0.001", "0.003") for s in ("0.005", "0.01")
+        (f, b, s) for f in ("1", "2") for b in ("0.001", "0.003") for s in ("0.005", "0.02")
     }
     best = json.loads((run / "best.json").read_text())
     assert [f["fold"] for f in best["folds"]] == [1, 2]
@@ -72,19 +135,35 @@ def test_run_writes_every_output_then_approve_history_rollback(
         fold_rows = [r for r in trials if r["fold"] == str(f["fold"])]
         # each fold's choice is its in-sample best
         assert f["is_objective"] == pytest.approx(max(float(r["value"]) for r in fold_rows))
-        assert f["oos_end"] < "2011-02-16" and f["is_end"] < f["oos_start"]
-    # the recommendation is the candidate with the best OUT-OF-SAMPLE objective
-    assert best["recommended"]["oos_objective"] == max(c["oos_objective"] for c in best["candidates"])
+        assert f["oos_end"] <= PLANTED_END and f["is_end"] < f["oos_start"]
+    # the pick is the candidate with the best mean OUT-OF-SAMPLE objective
+    assert best["pick"]["oos_objective"] == max(c["oos_objective"] for c in best["candidates"])
     assert set(best["parameter_stability"]) == {"STRAT_OPEN_BUFFER", "OPEN_TRAILING_STOP_PCT"}
     assert 0 <= best["deflated_sharpe"]["dsr"] <= 1 and best["deflated_sharpe"]["trials"] == 8
-    assert "data:image/png;base64," in (run / "report.html").read_text()
+    # the planted edge: the 2% stop wins every fold out of sample, significantly, and is recommended
+    verdict = best["verdict"]
+    assert best["pick"]["params"]["OPEN_TRAILING_STOP_PCT"] == 0.02
+    assert verdict["recommend"] is True and [c["passed"] for c in verdict["checks"]] == [True, True, True]
+    assert [f["won"] for f in verdict["folds"]] == [True, True]
+    assert best["deflated_sharpe"]["dsr"] >= 0.99 and verdict["dsr_threshold"] == 0.99
+    assert verdict["statement"].startswith(
+        f"Recommend trial {best['pick']['trial']}, the in-sample best of fold"
+    )
+    assert (
+        f"deflated Sharpe probability {sig4(best['deflated_sharpe']['dsr'])} is at least 0.99"
+        in verdict["statement"]
+    )
+    assert best["float"] == "100000"
+    report = (run / "report.html").read_text()
+    assert "data:image/png;base64," in report and html.escape(verdict["statement"]) in report
     out = capsys.readouterr().out
-    assert "proposal:" in out
+    assert verdict["statement"] in out and "proposal:" in out and "float 100,000.00" in out
 
-    # the same command resumes: nothing left to evaluate, same recommendation
-    assert tbot(run_args(home, space_file)) == 0
+    # the same command resumes: nothing left to evaluate, same verdict
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0
     assert "(0 evaluated by this worker)" in capsys.readouterr().out
-    assert json.loads((run / "best.json").read_text())["recommended"] == best["recommended"]
+    again = json.loads((run / "best.json").read_text())
+    assert again["pick"] == best["pick"] and again["verdict"] == verdict
 
     # proposal: list/show, then approve through the encrypted config path
     bot = BotHome(home)
@@ -92,10 +171,15 @@ def test_run_writes_every_output_then_approve_history_rollback(
     assert tbot(["optimize", "list", "--home", str(home)]) == 0
     assert run.name in capsys.readouterr().out
     assert tbot(["optimize", "show", run.name, "--home", str(home)]) == 0
-    assert "out-of-sample" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert (
+        verdict["statement"] in shown
+        and "out-of-sample" in shown
+        and "OPEN_TRAILING_STOP_PCT: 0.005 -> 0.02" in shown
+    )
     assert tbot(["optimize", "approve", run.name, "--home", str(home)]) == 0
     after = load_settings(bot)
-    rec = best["recommended"]["params"]
+    rec = best["pick"]["params"]
     assert after.STRAT_OPEN_BUFFER == rec["STRAT_OPEN_BUFFER"]
     assert after.OPEN_TRAILING_STOP_PCT == rec["OPEN_TRAILING_STOP_PCT"]
     proposal = json.loads((home / "env_bot.versioned" / "proposals" / f"{run.name}.json").read_text())
@@ -123,10 +207,10 @@ def test_run_writes_every_output_then_approve_history_rollback(
 
 
 def test_reject_and_stale_proposal(
-    provisioned_home: Path, space_file: Path, capsys: pytest.CaptureFixture[str]
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = provisioned_home
-    assert tbot(run_args(home, space_file, "--study", "a1")) == 0
+    home = shaken_out_home
+    assert tbot(run_args(home, space_file, planted, "--study", "a1")) == 0
     # the live value changes after the run: approving the stale proposal is refused unless --force
     assert tbot(["config", "set", "OPEN_TRAILING_STOP_PCT=0.03", "--home", str(home)]) == 0
     capsys.readouterr()
@@ -140,8 +224,90 @@ def test_reject_and_stale_proposal(
     assert "no optimizer proposal 'nope'" in capsys.readouterr().err
 
 
+def test_the_sample_has_no_significant_winner_so_no_improvement_is_filed(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundled sample (43 sessions: one fold of 21 + 22) with the home's own float: the run says "keep the
+    current settings" and why; its record cannot be approved and is not an improvement the tuner reads."""
+    home = provisioned_home
+    space = home / "space.toml"
+    space.write_text("[OPEN_TRAILING_STOP_PCT]\nvalues = [0.01, 0.03]\n", encoding="utf-8")
+    capsys.readouterr()
+    argv = ["optimize", "run", "--strategy", "open", "--algorithm", "grid_search", "--start", "2011-01-03",
+            "--end", "2011-03-31", "--data-source", str(SAMPLE), "--space", str(space), "--home", str(home),
+            "--no-progress"]  # fmt: skip
+    assert tbot(argv) == 0
+    out = capsys.readouterr().out
+    run = only_run_dir(home)
+    best = json.loads((run / "best.json").read_text())
+    verdict = best["verdict"]
+    # the home's float (its float ledger), as `tbot backtest` uses, not 100,000
+    assert Decimal(best["float"]) == backtest_float(None, BotHome(home)) == Decimal("2500")
+    assert "float 2,500.00" in out and best["walk_forward"] == 1  # auto: the data allow one fold
+    assert verdict["recommend"] is False and not all(c["passed"] for c in verdict["checks"])
+    assert verdict["statement"].startswith("Keep the current settings: the best candidate, trial ")
+    failed = [c["text"] for c in verdict["checks"] if not c["passed"]]
+    assert failed and all(text in verdict["statement"] for text in failed)
+    assert verdict["statement"] in out and "proposal:" not in out and "no improvement to approve" in out
+    assert html.escape(verdict["statement"]) in (run / "report.html").read_text()
+    assert "No proposal was filed" in (run / "report.html").read_text()
+    record = json.loads((home / "env_bot.versioned" / "proposals" / f"{run.name}.json").read_text())
+    assert record["status"] == "keep_current" and record["verdict"] == verdict
+    assert tbot(["optimize", "show", run.name, "--home", str(home)]) == 0
+    assert verdict["statement"] in capsys.readouterr().out
+    before = load_settings(BotHome(home))
+    assert tbot(["optimize", "approve", run.name, "--home", str(home)]) == 2
+    assert "filed no improvement, so there is nothing to approve" in capsys.readouterr().err
+    assert load_settings(BotHome(home)) == before
+    from tbot_bot.optimizer.proposals import improvements, list_proposals
+
+    assert list_proposals(BotHome(home)) and improvements(list_proposals(BotHome(home))) == []
+
+
+def test_too_few_trades_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """41 sessions (two blocks of 20) in which the price never leaves its opening range: no trade, no Sharpe."""
+    data = tmp_path / "flat"
+    planted_edge_bars(data, 41, edge=False)
+    argv = ["optimize", "run", "--strategy", "open", "--start", "2011-01-04", "--end", "2011-03-02",
+            "--data-source", str(data), "--home", str(tmp_path), "--no-progress"]  # fmt: skip
+    assert tbot(argv) == 2
+    err = capsys.readouterr().err
+    assert "the current settings make 0 trades in 2011-01-04..2011-03-02" in err
+    assert "needs at least 30" in err and "Traceback" not in err
+    assert not (tmp_path / "backtest_results").exists()  # refused before anything was written
+
+
+def test_verdict_needs_a_majority_of_folds_a_higher_mean_and_a_significant_dsr() -> None:
+    cand = {"fold": 3, "trial": 7, "is_start": "2011-01-03", "is_end": "2011-03-01", "params": {"K": 1},
+            "fold_objectives": [2.0, -1.0, 0.5]}  # fmt: skip
+    significant = {"dsr": 0.97}
+    ok = decide("sharpe", cand, [1.0, -2.0, 0.7], significant)
+    # 2 of 3 folds won (fold 3: 0.5 < 0.7), mean 0.5 > -0.1, DSR 0.97 >= 0.95
+    assert ok["recommend"] is True and [f["won"] for f in ok["folds"]] == [True, True, False]
+    assert ok["statement"].startswith(
+        "Recommend trial 7, the in-sample best of fold 3 (2011-01-03..2011-03-01)"
+    )
+    one_of_three = decide("sharpe", cand, [3.0, -2.0, 0.7], significant)
+    assert one_of_three["recommend"] is False and "in 1 of 3 folds (needs 2)" in one_of_three["statement"]
+    assert one_of_three["statement"].startswith("Keep the current settings")
+    # a mean that only ties is not higher
+    tie = decide("pnl", {**cand, "fold_objectives": [2.0, 2.0, 2.0]}, [1.0, 1.0, 4.0], significant)
+    assert (
+        tie["recommend"] is False
+        and "mean out-of-sample pnl 2 is not above the current settings' 2" in tie["statement"]
+    )
+    # the DSR threshold is a parameter (--min-dsr); a DSR that cannot be computed never passes
+    assert decide("sharpe", cand, [1.0, -2.0, 0.7], significant, 0.99)["recommend"] is False
+    assert "6.4e-06 is below 0.95" in decide("sharpe", cand, [1.0, -2.0, 0.7], {"dsr": 6.4e-06})["statement"]
+    assert decide("sharpe", cand, [1.0, -2.0, 0.7], {"dsr": None})["recommend"] is False
+    assert decide("sharpe", None, [], None)["statement"].startswith("Keep the current settings: no trial")
+    same = decide("sharpe", cand, [2.0, -1.0, 0.5], significant, same_as_current=True)
+    assert same["recommend"] is False and same["statement"].endswith("has the current settings' values.")
+    assert [sig4(x) for x in (1234.5678, 0.000064321, None, 3)] == ["1235", "6.432e-05", "n/a", "3"]
+
+
 def test_ctrl_c_leaves_the_study_resumable(
-    tmp_path: Path, space_file: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, space_file: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
     real = PreparedData.evaluate_spans
@@ -153,9 +319,9 @@ def test_ctrl_c_leaves_the_study_resumable(
         return real(self, params, *spans)
 
     monkeypatch.setattr(PreparedData, "evaluate_spans", interrupted)
-    assert tbot(run_args(tmp_path, space_file, "--study", "cc")) == 130
+    assert tbot(run_args(tmp_path, space_file, planted, "--study", "cc")) == 130
     monkeypatch.setattr(PreparedData, "evaluate_spans", real)
-    assert tbot(run_args(tmp_path, space_file, "--study", "cc")) == 0
+    assert tbot(run_args(tmp_path, space_file, planted, "--study", "cc")) == 0
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/backtest_results/strategy_tuning/cc/study.db")
     for fold in (1, 2):
         study = optuna.load_study(study_name=f"cc.fold{fold}", storage=storage)
@@ -170,7 +336,7 @@ def test_ctrl_c_leaves_the_study_resumable(
 def test_bayesian_and_genetic(tmp_path: Path, algorithm: str) -> None:
     argv = [
         "optimize", "run", "--strategy", "mid", "--algorithm", algorithm, "--start", "2011-01-03",
-        "--end", "2011-01-31", "--walk-forward", "1", "--trials", "5", "--data-source", str(SAMPLE),
+        "--end", "2011-03-31", "--walk-forward", "1", "--trials", "5", "--data-source", str(SAMPLE),
         "--home", str(tmp_path), "--no-progress", "--seed", "3", "--objective", "calmar",
     ]  # fmt: skip
     assert tbot(argv) == 0
@@ -188,7 +354,13 @@ def test_bayesian_and_genetic(tmp_path: Path, algorithm: str) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--walk-forward", "40"], "needs at least 82 sessions"),
+        ([], "the sharpe objective needs at least 20 sessions per fold"),  # January: 20 sessions, 1 fold
+        (["--end", "2011-03-31", "--walk-forward", "3"], "(80 sessions for 4 blocks)"),
+        (
+            ["--end", "2011-03-31", "--objective", "calmar", "--walk-forward", "40"],
+            "(820 sessions for 41 blocks)",
+        ),
+        (["--min-dsr", "1.5"], "--min-dsr must be above 0 and below 1"),
         (["--storage", "mysql://x"], "use sqlite:///PATH or postgresql://"),
         (["--trials", "0"], "--trials must be at least 1"),
         (["--space", "BAD"], "does not exist"),
@@ -239,9 +411,9 @@ def test_deflated_sharpe_falls_with_more_trials_and_dispersion() -> None:
 
 
 def test_two_local_jobs_on_sqlite_share_the_grid(
-    tmp_path: Path, space_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert tbot(run_args(tmp_path, space_file, "--study", "jobs", "--jobs", "2")) == 0
+    assert tbot(run_args(tmp_path, space_file, planted, "--study", "jobs", "--jobs", "2")) == 0
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{tmp_path}/backtest_results/strategy_tuning/jobs/study.db"
     )
@@ -264,7 +436,7 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     args = argparse.Namespace(
         strategy="open", algorithm=None, start=None, end=date(2011, 1, 14), data_source=None, objective="sharpe",
         walk_forward=1, trials=None, jobs=1, space=None, storage=None, study=None, out=None, seed=0,
-        float_="100000", no_progress=True, stale_after=300,
+        float_="100000", no_progress=True, stale_after=300, min_dsr=0.95,
     )  # fmt: skip
     home = BotHome(tmp_path)
     req = request_from_args(args, home, settings)
@@ -276,7 +448,7 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert request_from_args(args, home, settings).data_source == cache
 
 
-def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path) -> None:
+def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path, planted: Path) -> None:
     """A worker claims a grid point and dies (SIGKILL: no handler runs). After --stale-after seconds the next
     worker fails that trial and queues its parameters again: the grid ends complete, each point done once."""
     import time
@@ -298,7 +470,7 @@ def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path
     _rdb(storage).record_heartbeat(claimed)  # ... and the worker is gone
     close_storage(storage)
     time.sleep(2.5)
-    assert tbot(run_args(tmp_path, space_file, "--study", "kill", "--stale-after", "1")) == 0
+    assert tbot(run_args(tmp_path, space_file, planted, "--study", "kill", "--stale-after", "1")) == 0
     storage = make_storage(url, 1)
     fold1 = optuna.load_study(study_name="kill.fold1", storage=storage)
     done = fold1.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -346,3 +518,28 @@ def test_a_slow_trial_of_a_live_worker_is_not_taken_for_a_dead_one(tmp_path: Pat
     assert states[beating] == optuna.trial.TrialState.RUNNING
     assert states[silent] == optuna.trial.TrialState.FAIL
     close_storage(storage)
+
+
+def test_readme_example_states_what_the_verdict_says_for_its_numbers() -> None:
+    """The README's optimizer example is a run's printed verdict: fed its own numbers, `decide` says exactly the
+    same, and a deflated Sharpe below the threshold is never presented as a win."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Strategy optimizer\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n")[3]  # the second fenced block: the example's output
+    statement = next(line for line in block.splitlines() if line.startswith(("Keep", "Recommend")))
+    num = r"(-?[0-9.]+(?:e[-+][0-9]+)?)"
+    won, of = map(int, re.search(r"in (\d+) of (\d+) folds", block).groups())  # type: ignore[union-attr]
+    mine, theirs = map(
+        float, re.search(rf"sharpe {num} is (?:not )?above the current settings' {num}", block).groups()
+    )  # type: ignore[union-attr]
+    dsr = float(re.search(rf"deflated Sharpe probability {num}", block).group(1))  # type: ignore[union-attr]
+    label = re.search(r"(trial \d+, the in-sample best of fold (\d+) \((\S+)\.\.(\S+)\))", statement)
+    assert label is not None and of == 1
+    cand = {"fold": int(label.group(2)), "trial": int(label.group(1).split()[1].rstrip(",")),
+            "is_start": label.group(3), "is_end": label.group(4), "params": {}, "fold_objectives": [mine]}  # fmt: skip
+    verdict = decide("sharpe", cand, [theirs], {"dsr": dsr})
+    assert [c["passed"] for c in verdict["checks"]][0] == (won == 1)
+    assert verdict["statement"] == statement
+    assert dsr < 0.95 and statement.startswith("Keep the current settings")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,15 @@ def test_launch_is_low_priority_detached_and_gated(tmp_path: Path) -> None:
     assert (
         scheduled.launch_after_session(home, on, day, ("open",), popen=popen) is None
     )  # nothing recorded yet
-    (tmp_path / "data" / "cache" / "bars").mkdir(parents=True)
-    for d in range(3, 13):
-        (tmp_path / "data" / "cache" / "bars" / f"bars_2011-01-{d:02d}.csv.gz").write_bytes(b"")
+    cache = tmp_path / "data" / "cache" / "bars"
+    cache.mkdir(parents=True)
+    days = [date(2011, 1, 3) + timedelta(days=i) for i in range(scheduled.MIN_RECORDED_SESSIONS)]
+    for d in days[:-1]:
+        (cache / f"bars_{d.isoformat()}.csv.gz").write_bytes(b"")
+    # one session short of one fold's two blocks of 20: not launched
+    assert scheduled.MIN_RECORDED_SESSIONS == 40
+    assert scheduled.launch_after_session(home, on, day, ("open",), popen=popen) is None
+    (cache / f"bars_{days[-1].isoformat()}.csv.gz").write_bytes(b"")
     assert scheduled.launch_after_session(home, off, day, ("open",), popen=popen) is None
     assert scheduled.launch_after_session(home, on, day, ("open", "mid"), popen=popen) == "started"
     ((cmd, kw),) = calls
@@ -81,8 +87,10 @@ def test_launch_is_low_priority_detached_and_gated(tmp_path: Path) -> None:
 
 
 def test_scheduled_run_writes_a_proposal_and_alerts(provisioned_home: Path) -> None:
+    """The whole sample recorded (43 sessions: January and March): as many folds as the data allow (one), the
+    run's verdict in the alert."""
     home = BotHome(provisioned_home)
-    frame = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 21))
+    frame = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 3, 31))
     for day, g in frame.groupby(frame["timestamp"].dt.date):
         scheduled.record_session_bars(home, day, feed_of(g))
     (home.cache_dir / "vix.csv").write_text((SAMPLE / "vix.csv").read_text())
@@ -91,22 +99,22 @@ def test_scheduled_run_writes_a_proposal_and_alerts(provisioned_home: Path) -> N
         "[STRAT_OPEN_BUFFER]\nvalues = [0.001, 0.003]\n"
     )
     assert (
-        tbot(["config", "set", "OPTIMIZER_BACKTEST_LOOKBACK_DAYS=12", "--home", str(provisioned_home)]) == 0
+        tbot(["config", "set", "OPTIMIZER_BACKTEST_LOOKBACK_DAYS=62", "--home", str(provisioned_home)]) == 0
     )
     before = load_settings(home)
     sent: list[tuple[str, str]] = []
     ids = scheduled.run_scheduled(
-        home, date(2011, 1, 21), ["open"], notify=lambda lvl, msg: sent.append((lvl, msg))
+        home, date(2011, 3, 31), ["open"], notify=lambda lvl, msg: sent.append((lvl, msg))
     )
-    assert ids == ["scheduled_open_20110121"]
-    proposal = json.loads((home.versioned_env_dir / "proposals" / "scheduled_open_20110121.json").read_text())
-    assert proposal["status"] == "pending"
+    assert ids == ["scheduled_open_20110331"]
+    proposal = json.loads((home.versioned_env_dir / "proposals" / "scheduled_open_20110331.json").read_text())
     best = json.loads((Path(proposal["results_dir"]) / "best.json").read_text())
-    assert (
-        best["start"] == "2011-01-05" and best["end"] == "2011-01-21"
-    )  # the last 12 sessions (17th: MLK day)
+    # the last 62 XNYS sessions: January 3 to March 31 (the data has no February)
+    assert best["start"] == "2011-01-03" and best["end"] == "2011-03-31" and best["walk_forward"] == 1
+    assert proposal["status"] == ("pending" if best["verdict"]["recommend"] else "keep_current")
     assert load_settings(home) == before  # a proposal only: the live config is untouched
-    assert sent and sent[0][0] == "routine" and "tbot optimize show scheduled_open_20110121" in sent[0][1]
+    assert sent and sent[0][0] == "routine" and "tbot optimize show scheduled_open_20110331" in sent[0][1]
+    assert best["verdict"]["statement"] in sent[0][1]
 
 
 def test_scheduled_run_without_enough_data_is_skipped_with_an_alert(provisioned_home: Path) -> None:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from fixtures_web import Clock, build_home, fresh_token, login, system_events
 from helpers import template_text
+from markupsafe import escape
 
 from tbot_bot.config.settings_bot import load_settings, save_env_text
 from tbot_bot.core import users as users_mod
 from tbot_bot.core.audit import recent_user_activity
+from tbot_bot.optimizer.evidence import decide
 from tbot_bot.optimizer.proposals import write_proposal
 from tbot_bot.support.path_resolver import BotHome
 from tbot_web.py.portal_web import create_app
@@ -23,15 +25,18 @@ def _fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
 
 
-def summary(run_id: str, buffer: float) -> dict:
+def summary(run_id: str, buffer: float, dsr: float = 0.987654) -> dict:
+    """A run's summary as `results.summarise` makes it, its verdict from the one `decide` (significant unless
+    `dsr` is below 0.95)."""
     oos = {"total_pnl": 12.5, "sharpe": 1.5}
+    pick = {"fold": 2, "trial": 3, "is_start": "2011-01-03", "is_end": "2011-01-18",
+            "params": {"STRAT_OPEN_BUFFER": buffer}, "fold_objectives": [1.5123456]}  # fmt: skip
     return {
         "run_id": run_id, "strategy": "open", "algorithm": "grid_search", "objective": "sharpe",
-        "recommended": {"fold": 2, "trial": 3, "params": {"STRAT_OPEN_BUFFER": buffer}, "oos_all": oos,
-                        "oos_objective": 1.5},
-        "current": {"oos_all": oos, "oos_objective": 0.7}, "beats_current_oos": True,
-        "walk_forward_efficiency": 0.8, "deflated_sharpe": {"dsr": 0.9},
-        "folds": [{"fold": 1, "oos_start": "2011-01-19", "oos_end": "2011-03-02", "oos": oos}],
+        "pick": {**pick, "oos_all": oos, "oos_objective": 1.5123456},
+        "current": {"oos_all": oos, "oos_objective": 0.7}, "verdict": decide("sharpe", pick, [0.7], {"dsr": dsr}),
+        "walk_forward_efficiency": 0.8, "deflated_sharpe": {"dsr": dsr},
+        "folds": [{"fold": 2, "oos_start": "2011-01-19", "oos_end": "2011-03-02", "oos": oos}],
     }  # fmt: skip
 
 
@@ -39,11 +44,15 @@ def summary(run_id: str, buffer: float) -> dict:
 def home(tmp_path: Path) -> BotHome:
     home = build_home(tmp_path / "home")
     save_env_text(home, template_text(), actor="test")  # an encrypted config, as on a provisioned bot
-    for run_id, buffer in (("run-a", 0.004), ("run-b", 0.006)):
+    for run_id, buffer, dsr in (
+        ("run-a", 0.004, 0.987654),
+        ("run-b", 0.006, 0.987654),
+        ("run-c", 0.008, 6.4e-6),
+    ):
         results = home.root / "backtest_results" / "strategy_tuning" / run_id
         results.mkdir(parents=True)
         (results / "report.html").write_text("<html>report</html>")
-        write_proposal(home, summary(run_id, buffer), results)
+        write_proposal(home, summary(run_id, buffer, dsr), results)
     return home
 
 
@@ -58,7 +67,11 @@ def test_every_role_reads_only_admin_decides(home: BotHome) -> None:
     listing = viewer.get("/proposals").get_data(as_text=True)
     assert "run-a" in listing and "STRAT_OPEN_BUFFER 0.002&rarr;0.004" in listing
     page = viewer.get("/proposals/run-a").get_data(as_text=True)
-    assert "beats the current settings" in page and "approve-form" not in page
+    statement = summary("run-a", 0.004)["verdict"]["statement"]
+    assert statement.startswith("Recommend trial 3, the in-sample best of fold 2 (2011-01-03..2011-01-18)")
+    assert str(escape(statement)) in page and "approve-form" not in page
+    # numbers for people: 4 significant digits
+    assert "deflated Sharpe probability 0.9877" in page and "1.512" in page and "1.5123456" not in page
     assert viewer.get("/proposals/run-a/files/report.html").data == b"<html>report</html>"
     assert viewer.get("/proposals/nope").status_code == 404
     for role in ("viewer", "operator", "auditor"):
@@ -68,6 +81,16 @@ def test_every_role_reads_only_admin_decides(home: BotHome) -> None:
     assert load_settings(home).STRAT_OPEN_BUFFER == 0.002
     admin = client_for(home, "admin")
     assert "approve-form" in admin.get("/proposals/run-a").get_data(as_text=True)
+    # a run that filed no improvement: its statement, and nothing to approve even for an admin
+    kept = admin.get("/proposals/run-c").get_data(as_text=True)
+    statement = summary("run-c", 0.008, 6.4e-6)["verdict"]["statement"]
+    assert statement.startswith("Keep the current settings") and "6.4e-06 is below 0.95" in statement
+    assert str(escape(statement)) in kept and "approve-form" not in kept and "keep_current" in kept
+    resp = admin.post("/proposals/run-c/approve", data={"csrf_token": fresh_token(admin)})
+    assert resp.status_code == 302 and "nothing to approve" in admin.get("/proposals/run-c").get_data(
+        as_text=True
+    )
+    assert load_settings(home).STRAT_OPEN_BUFFER == 0.002
     # no CSRF token: refused, nothing changes
     assert admin.post("/proposals/run-a/approve", data={}).status_code == 400
     assert load_settings(home).STRAT_OPEN_BUFFER == 0.002

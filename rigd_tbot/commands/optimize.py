@@ -6,9 +6,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from decimal import Decimal
 
 from rigd_tbot.cli import add_home_argument, iso_date
+from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
+
+
+def folds_arg(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of folds (1 or more) or 'auto'")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
     run.add_argument("--objective", choices=("sharpe", "pnl", "calmar"), default="sharpe",
                      help="what to maximise in-sample (default sharpe; genetic uses PnL vs drawdown)")  # fmt: skip
-    run.add_argument("--walk-forward", type=int, default=3, help="walk-forward folds K (default 3)")
+    run.add_argument(
+        "--walk-forward", type=folds_arg, default=None, metavar="K|auto",
+        help=f"walk-forward folds K (default auto: as many as the data allow, up to {MAX_AUTO_FOLDS}, each "
+        "block holding the sessions the objective needs)",
+    )  # fmt: skip
+    run.add_argument(
+        "--min-dsr", type=float, default=DSR_THRESHOLD, metavar="P",
+        help=f"deflated Sharpe probability a recommendation needs (default {DSR_THRESHOLD})",
+    )  # fmt: skip
     run.add_argument("--storage", default=None,
                      help="Optuna storage URL: sqlite:///PATH (default: study.db in the run folder) or "
                      "postgresql://user@host:port/db to share one study between machines")  # fmt: skip
@@ -53,7 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--env-file", default=None, help="plaintext .env_bot to tune (default: the home's config)"
     )
-    run.add_argument("--float", dest="float_", default="100000", help="broker_current_float (default 100000)")
+    run.add_argument(
+        "--float", dest="float_", default=None,
+        help="broker_current_float (default: the home's float, as `tbot backtest`)",
+    )  # fmt: skip
     run.add_argument(
         "--seed",
         type=seed_value,
@@ -115,21 +140,20 @@ def run_run(args: argparse.Namespace) -> int:
         print("interrupted: the study is kept; run the same command to resume it", flush=True)
         return 130
     s = result.summary
-    rec = s["recommended"]
     print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
-          f"({result.evaluated_here} evaluated by this worker)")  # fmt: skip
+          f"({result.evaluated_here} evaluated by this worker), float {Decimal(s['float']):,.2f}")  # fmt: skip
     for f in s["folds"]:
-        print(f"  fold {f['fold']}: IS {f['is_start']}..{f['is_end']} objective {f['is_objective']:.4g} | "
-              f"OOS {f['oos_start']}..{f['oos_end']} objective {f['oos_objective']:.4g} | {f['params']}")  # fmt: skip
-    if rec:
-        verdict = "beats" if s["beats_current_oos"] else "does NOT beat"
-        print(f"recommended: {rec['params']} (OOS objective {rec['oos_objective']:.4g}, {verdict} the current "
-              f"settings' {s['current']['oos_objective']:.4g})")  # fmt: skip
+        print(f"  fold {f['fold']}: IS {f['is_start']}..{f['is_end']} objective {sig4(f['is_objective'])} | "
+              f"OOS {f['oos_start']}..{f['oos_end']} objective {sig4(f['oos_objective'])} | {f['params']}")  # fmt: skip
+    for line in verdict_lines(s["verdict"]):
+        print(line)
     for note in result.notes:
         print(f"note: {note}")
     print(f"results: {result.out_dir}")
-    if result.proposal:
+    if result.proposal and s["verdict"]["recommend"]:
         print(f"proposal: {result.proposal} (nothing changes until `tbot optimize approve {result.run_id}`)")
+    elif result.proposal:
+        print(f"record: {result.proposal} (no improvement to approve; `tbot optimize show {result.run_id}`)")
     return 0
 
 
@@ -145,28 +169,34 @@ def run_list(args: argparse.Namespace) -> int:
         changes = ", ".join(
             f"{c['key']} {c['old']}->{c['new']}" for c in p["changes"] if c["old"] != c["new"]
         )
-        print(f"{p['run_id']}  {p['status']:<8}  {p['created_at'][:19]}Z  OOS {ev['oos_objective']:.4g} "
-              f"(current {ev['oos_current_objective']:.4g})  {changes or 'no change'}")  # fmt: skip
+        print(f"{p['run_id']}  {p['status']:<12}  {p['created_at'][:19]}Z  OOS {sig4(ev['oos_objective'])} "
+              f"(current {sig4(ev['oos_current_objective'])})  {changes or 'no change'}")  # fmt: skip
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from tbot_bot.optimizer.proposals import load_proposal
+    from tbot_bot.optimizer.proposals import KEEP_CURRENT, load_proposal
 
     p = load_proposal(BotHome.resolve(args.home), args.run_id)
     if args.json:
         print(json.dumps(p, indent=2, sort_keys=True))
         return 0
     ev = p["evidence"]
-    print(f"proposal {p['run_id']} ({p['status']}), strategy {p['strategy']}, {p['algorithm']}, "
+    kind = "run" if p["status"] == KEEP_CURRENT else "proposal"  # a kept run filed no proposal to approve
+    print(f"{kind} {p['run_id']} ({p['status']}), strategy {p['strategy']}, {p['algorithm']}, "
           f"objective {p['objective']}, created {p['created_at']}")  # fmt: skip
+    for line in verdict_lines(p.get("verdict")):
+        print(line)
+    print("candidate's keys:" if p.get("verdict") and not p["verdict"].get("recommend") else "changes:")
     for c in p["changes"]:
         print(f"  {c['key']}: {c['old']} -> {c['new']}{'' if c['old'] != c['new'] else ' (unchanged)'}")
-    print(f"out-of-sample: recommended {ev['oos_objective']:.4g} vs current {ev['oos_current_objective']:.4g}; "
-          f"walk-forward efficiency {ev['walk_forward_efficiency']}; deflated Sharpe {ev['deflated_sharpe']}")  # fmt: skip
+    print(f"out-of-sample mean objective: candidate {sig4(ev['oos_objective'])} vs current "
+          f"{sig4(ev['oos_current_objective'])}; walk-forward efficiency {sig4(ev['walk_forward_efficiency'])}; "
+          f"deflated Sharpe {sig4(ev['deflated_sharpe'])}")  # fmt: skip
     for f in ev["folds"]:
-        print(f"  fold {f['fold']} OOS {f['oos_start']}..{f['oos_end']}: PnL {f['oos_total_pnl']}, "
-              f"Sharpe {f['oos_sharpe']}")  # fmt: skip
+        outcome = {True: "won", False: "lost"}.get(f.get("won"), "n/a")
+        print(f"  fold {f['fold']} OOS {f['oos_start']}..{f['oos_end']}: candidate {sig4(f.get('candidate'))} "
+              f"vs current {sig4(f.get('current'))} ({outcome})")  # fmt: skip
     if p.get("decision"):
         d = p["decision"]
         print(f"decision: {d['action']} by {d['actor']} at {d['at']}")

@@ -25,11 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.enhancements.tuning_tracker import build_report, write_report
-    from tbot_bot.optimizer.proposals import list_proposals
+    from tbot_bot.optimizer.proposals import improvements, list_proposals
 
     home = BotHome.resolve(args.home)
     settings = load_settings(home)
-    report = build_report(home, since=args.since, proposals=list_proposals(home))
+    report = build_report(home, since=args.since, proposals=improvements(list_proposals(home)))
     files = write_report(home, report, home.path(settings.OPTIMIZER_OUTPUT_DIR) / "tuning_tracker")
     print(
         f"{'strategy':<8} {'key':<26} {'value':>8} {'trades':>6} {'win %':>6} {'avg PnL':>10} {'min':>6} {'rejects':>7}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,14 +66,13 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
         end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR
     )
     check_dates_in_calendar(start, end, settings.MARKET_CALENDAR)
-    try:
-        float_ = Decimal(args.float_)
-    except InvalidOperation:
-        raise ConfigError(f"--float {args.float_!r} is not a number") from None
+    from tbot_bot.backtest.backtest_engine import backtest_float
+
     return RunRequest(
         strategy=args.strategy, algorithm=algorithm, start=start, end=end, data_source=source,
         objective=args.objective, walk_forward=args.walk_forward, trials=args.trials, jobs=args.jobs,
         space_file=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
-        out=Path(args.out) if args.out else None, seed=args.seed, float_=float_, progress=not args.no_progress,
-        stale_after_s=args.stale_after,
+        out=Path(args.out) if args.out else None, seed=args.seed,
+        float_=backtest_float(args.float_, home), progress=not args.no_progress, stale_after_s=args.stale_after,
+        min_dsr=args.min_dsr,
     )  # fmt: skip

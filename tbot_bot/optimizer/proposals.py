@@ -27,6 +27,9 @@ from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_json, utc_now
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+# a run whose verdict is "keep the current settings": recorded (so `show` and the dashboard can say why), never
+# filed as an improvement, never approvable
+KEEP_CURRENT = "keep_current"
 
 
 def proposals_dir(home: BotHome) -> Path:
@@ -48,8 +51,10 @@ class Change:
 
 
 def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) -> Path | None:
-    """The proposal of a finished run; None when the run has nothing to recommend."""
-    rec = summary.get("recommended")
+    """The record of a finished run: a pending proposal when its verdict recommends the pick, else a
+    `keep_current` record of the best candidate and why it is not recommended; None without any candidate."""
+    rec = summary.get("pick")
+    verdict = summary.get("verdict") or {}
     if not rec:
         return None
     current, _ = parse_env_text(read_env_text(home))
@@ -67,7 +72,8 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
             "algorithm": summary["algorithm"],
             "objective": summary["objective"],
             "created_at": utc_now().isoformat(),
-            "status": PENDING,
+            "status": PENDING if verdict.get("recommend") else KEEP_CURRENT,
+            "verdict": verdict,
             "trial": {"fold": rec["fold"], "trial": rec["trial"]},
             "changes": changes,
             "unchanged": all(c["old"] == c["new"] for c in changes),
@@ -76,16 +82,16 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
                 "oos_objective": rec["oos_objective"],
                 "oos_current": summary["current"]["oos_all"],
                 "oos_current_objective": summary["current"]["oos_objective"],
-                "beats_current_oos": summary["beats_current_oos"],
                 "walk_forward_efficiency": summary["walk_forward_efficiency"],
                 "deflated_sharpe": (summary.get("deflated_sharpe") or {}).get("dsr"),
+                "float": summary.get("float"),
+                # the pick against the current settings on each fold's out-of-sample block
                 "folds": [
                     {
                         "fold": f["fold"],
                         "oos_start": f["oos_start"],
                         "oos_end": f["oos_end"],
-                        "oos_total_pnl": f["oos"]["total_pnl"],
-                        "oos_sharpe": f["oos"]["sharpe"],
+                        **_versus(verdict, f["fold"]),
                     }
                     for f in summary["folds"]
                 ],  # fmt: skip
@@ -96,6 +102,16 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
         mode=0o600,
     )
     return path
+
+
+def _versus(verdict: dict[str, Any], fold: int) -> dict[str, Any]:
+    row: dict[str, Any] = next((v for v in verdict.get("folds") or [] if v.get("fold") == fold), {})
+    return {"candidate": row.get("candidate"), "current": row.get("current"), "won": row.get("won")}
+
+
+def improvements(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Proposals filed as improvements (not the records of runs that said "keep the current settings")."""
+    return [p for p in proposals if p.get("status") != KEEP_CURRENT]
 
 
 def list_proposals(home: BotHome) -> list[dict[str, Any]]:
@@ -164,6 +180,7 @@ def _trial_params(proposal: dict[str, Any], trial: int) -> dict[str, str]:
 def _pending(home: BotHome, run_id: str) -> dict[str, Any]:
     """The proposal, refused unless it is still pending (call under the config lock)."""
     proposal = load_proposal(home, run_id)
+    _refuse_kept(proposal)
     if proposal["status"] != PENDING:
         d = proposal.get("decision") or {}
         raise ConfigError(
@@ -232,6 +249,15 @@ def reject(home: BotHome, run_id: str, *, actor: str, reason: str = "") -> None:
         proposal.update(status=REJECTED, decision=decision)
         _save(home, proposal)
         _audit(home, {"run_id": run_id, **decision})
+
+
+def _refuse_kept(proposal: dict[str, Any]) -> None:
+    if proposal["status"] == KEEP_CURRENT:
+        statement = (proposal.get("verdict") or {}).get("statement", "")
+        raise ConfigError(
+            f"run {proposal['run_id']} filed no improvement, so there is nothing to approve or reject. {statement} "
+            "To try its candidate anyway, set the keys yourself (`tbot config set KEY=VALUE`)."
+        )
 
 
 def _versions(home: BotHome) -> list[str]:

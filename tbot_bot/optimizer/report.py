@@ -9,6 +9,7 @@ import csv
 import html
 import io
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tbot_bot.optimizer.evidence import sig4  # noqa: E402
 from tbot_bot.optimizer.results import FoldResult  # noqa: E402
 from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -141,15 +143,22 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return sig4(v)
     if isinstance(v, dict):
         return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
     return "n/a" if v is None else str(v)
 
 
+def _money(v: Any) -> str:
+    try:
+        return f"{Decimal(str(v)):,.2f}"
+    except ArithmeticError:
+        return "n/a"
+
+
 def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
     s = summary
-    rec = s["recommended"]
+    rec = s["pick"]
     folds = _table(
         [[f["fold"], f"{f['is_start']}..{f['is_end']}", f"{f['oos_start']}..{f['oos_end']}", f["trials"],
           f["params"], f["is_objective"], f["oos_objective"], f["is"]["total_pnl"], f["oos"]["total_pnl"], f["wfe"]]
@@ -167,29 +176,42 @@ def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
         f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         for p in pngs
     )
-    verdict = (
-        "beats the current settings out of sample" if s["beats_current_oos"] else
-        "does NOT beat the current settings out of sample: approving it is not advised"
+    verdict = s["verdict"]
+    checks = "".join(
+        f"<li>{'pass' if c['passed'] else '<b>FAIL</b>'}: {html.escape(c['text'])}</li>"
+        for c in verdict["checks"]
+    )
+    versus = _table(
+        [[f["fold"], f["candidate"], f["current"], "won" if f["won"] else "lost"] for f in verdict.get("folds", [])],
+        ["fold", f"candidate OOS {verdict['objective']}", f"current OOS {verdict['objective']}", "candidate"],
     )  # fmt: skip
     rec_html = (
-        f"<p>Recommended (fold {rec['fold']}, trial {rec['trial']}): <b>{html.escape(_fmt(rec['params']))}</b> — "
-        f"{verdict}. Out-of-sample objective {_fmt(rec['oos_objective'])} vs current "
-        f"{_fmt(s['current']['oos_objective'])}.</p>"
-        if rec else "<p>No completed trials: nothing to recommend.</p>"
+        f'<p id="verdict"><b>{html.escape(verdict["statement"])}</b></p><ul>{checks}</ul>'
+        + (f"<p>Candidate: {html.escape(_fmt(rec['params']))}.</p>{versus}" if rec else "")
     )  # fmt: skip
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Optimizer {html.escape(s["run_id"])}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Optimizer {
+        html.escape(s["run_id"])
+    }</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;
 padding:3px 6px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Optimizer run {html.escape(s["run_id"])}</h1>
 <p>Strategy <b>{html.escape(s["strategy"])}</b>, algorithm {html.escape(s["algorithm"])}, objective
-{html.escape(s["objective"])} (every PnL net of the SIM_* fees), {s["trials_total"]} trials over {len(s["folds"])} walk-forward folds.</p>
+{html.escape(s["objective"])} (every PnL net of the SIM_* fees), float {html.escape(_money(s.get("float")))},
+{s["trials_total"]} trials over {len(s["folds"])} walk-forward folds.</p>
 {rec_html}
 <h2>Walk-forward folds</h2>{folds}
 <p>Walk-forward efficiency (OOS / IS PnL per session): {_fmt(s["walk_forward_efficiency"])}.
-Deflated Sharpe ratio (probability the recommended Sharpe beats the best of {dsr.get("trials")} unskilled trials):
-{_fmt(dsr.get("dsr"))}.</p>
+Deflated Sharpe ratio (probability the candidate's out-of-sample Sharpe beats the best of {dsr.get("trials")}
+unskilled trials): {_fmt(dsr.get("dsr"))}; a recommendation needs at least {
+        _fmt(verdict["dsr_threshold"])
+    }.</p>
 <h2>Parameter stability</h2>{stability}
 <h2>Plots</h2>{images}
-<p>This is a proposal only: nothing changes until a person runs <code>tbot optimize approve {html.escape(s["run_id"])}</code>
-or approves it on the dashboard.</p></body></html>
+<p>{
+        "This is a proposal only: nothing changes until a person runs <code>tbot optimize approve "
+        + html.escape(s["run_id"])
+        + "</code> or approves it on the dashboard."
+        if verdict["recommend"]
+        else "No proposal was filed: the current settings stay."
+    }</p></body></html>
 """

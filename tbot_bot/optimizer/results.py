@@ -2,8 +2,9 @@
 the Pareto-front trial with the best in-sample return per unit of drawdown), its out-of-sample score, the
 walk-forward efficiency, the stability of the chosen values across folds and the deflated Sharpe ratio.
 
-The recommended parameters are chosen on OUT-OF-SAMPLE evidence only: every fold's in-sample winner is scored
-on all out-of-sample sessions together and the best of them is recommended (a tie goes to the later fold).
+The candidate is chosen on OUT-OF-SAMPLE evidence only: every fold's in-sample winner is scored on every fold's
+out-of-sample block and the best mean is the pick (a tie goes to the later fold); whether it is recommended over
+the current settings is `evidence.decide`'s verdict (fold wins, mean, deflated Sharpe).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tbot_bot.optimizer.evidence import DSR_THRESHOLD, decide
 from tbot_bot.optimizer.metrics import (
     CALMAR_MIN_DRAWDOWN_PCT,
     deflated_sharpe,
@@ -71,7 +73,11 @@ def _per_session(metrics: dict[str, Any]) -> float:
 
 
 def summarise(
-    cfg: StudyConfig, prep: PreparedData, results: list[FoldResult], baseline: dict[str, Any]
+    cfg: StudyConfig,
+    prep: PreparedData,
+    results: list[FoldResult],
+    baseline: dict[str, Any],
+    dsr_threshold: float = DSR_THRESHOLD,
 ) -> dict[str, Any]:
     """Everything best.json holds (JSON-ready)."""
     oos_days: tuple[date, ...] = tuple(d for r in results for d in r.fold.out_of_sample)
@@ -91,7 +97,8 @@ def summarise(
                 "wfe": walk_forward_efficiency([_per_session(ins)], [_per_session(oos)]),
             }
         )
-    # every fold's in-sample winner, scored on all out-of-sample sessions together
+    # every fold's in-sample winner, scored on each fold's out-of-sample block and on all of them together
+    blocks = [r.fold.out_of_sample for r in results]
     candidates: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for r in reversed(results):  # later folds first: a tie goes to the most recent in-sample span
@@ -99,21 +106,32 @@ def summarise(
         if key in seen:
             continue
         seen.add(key)
-        m = prep.evaluate(r.params(), oos_days)
+        pooled, *per_fold = prep.evaluate_spans(r.params(), oos_days, *blocks)
+        fold_objectives = [m.objective(cfg.objective) for m in per_fold]
         candidates.append(
-            {"fold": r.fold.index, "trial": r.chosen.number, "params": r.params(), "oos_all": m.to_dict(),
-             "oos_objective": m.objective(cfg.objective), "_returns": m.daily_returns}
+            {"fold": r.fold.index, "trial": r.chosen.number, "params": r.params(),
+             "is_start": r.fold.in_sample[0].isoformat(), "is_end": r.fold.in_sample[-1].isoformat(),
+             "oos_all": pooled.to_dict(), "fold_objectives": fold_objectives,
+             "oos_objective": sum(fold_objectives) / len(fold_objectives), "_returns": pooled.daily_returns}
         )  # fmt: skip
+    # the pick: the best mean out-of-sample objective over the folds (max keeps the first: the later fold)
     best = max(candidates, key=lambda c: c["oos_objective"]) if candidates else None
     trial_sharpes = [float(t.user_attrs["metrics"]["is_sharpe_pp"]) for r in results for t in r.trials]
     dsr = deflated_sharpe(best["_returns"], trial_sharpes) if best else None
-    base_oos = prep.evaluate({}, oos_days) if oos_days else None
+    base_oos, base_folds = None, []
+    if oos_days:
+        base_oos, *base_folds = prep.evaluate_spans({}, oos_days, *blocks)
+    current_folds = [m.objective(cfg.objective) for m in base_folds]
     for c in candidates:
         c.pop("_returns")
+    current = {k: baseline.get(k) for k in cfg.space.keys}
+    same = best is not None and all(best["params"].get(k) == v for k, v in current.items())
+    verdict = decide(
+        cfg.objective, best, current_folds, dsr, dsr_threshold, [r.fold.index for r in results], same
+    )
     wfe = walk_forward_efficiency(
         [_per_session(f["is"]) for f in folds], [_per_session(f["oos"]) for f in folds]
     ) if folds else None  # fmt: skip
-    current = {k: baseline.get(k) for k in cfg.space.keys}
     return {
         "run_id": cfg.run_id,
         "strategy": cfg.strategy,
@@ -125,26 +143,24 @@ def summarise(
         "walk_forward_efficiency": wfe,
         "parameter_stability": parameter_stability([f["params"] for f in folds], cfg.space.grid()),
         "candidates": candidates,
-        "recommended": None
+        "pick": None
         if best is None
         else {
             "fold": best["fold"],
             "trial": best["trial"],
             "params": best["params"],
             "oos_all": best["oos_all"],
+            "fold_objectives": best["fold_objectives"],
             "oos_objective": best["oos_objective"],
         },  # fmt: skip
         "deflated_sharpe": dsr,
         "current": {
             "params": current,
             "oos_all": base_oos.to_dict() if base_oos else None,
-            "oos_objective": base_oos.objective(cfg.objective) if base_oos else None,
+            "fold_objectives": current_folds,
+            "oos_objective": sum(current_folds) / len(current_folds) if current_folds else None,
         },
-        "beats_current_oos": bool(
-            best is not None
-            and base_oos is not None
-            and best["oos_objective"] > base_oos.objective(cfg.objective)
-        ),
+        "verdict": verdict,
         "pareto_front": [
             {
                 "fold": r.fold.index,

@@ -11,7 +11,7 @@ import hashlib
 import json
 import multiprocessing
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from tbot_bot.backtest.backtest_engine import backtest_float
 from tbot_bot.errors import ConfigError
 from tbot_bot.optimizer import results as results_mod
+from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
 from tbot_bot.optimizer.metrics import OBJECTIVES
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.proposals import write_proposal
@@ -42,7 +44,7 @@ class RunRequest:
     end: date
     data_source: Path
     objective: str = "sharpe"
-    walk_forward: int = 3
+    walk_forward: int | None = 3  # None: as many folds as the data allow (evidence.auto_folds)
     trials: int | None = None
     jobs: int = 1
     space_file: Path | None = None
@@ -50,7 +52,8 @@ class RunRequest:
     study: str | None = None
     out: Path | None = None
     seed: int = 0
-    float_: Decimal = Decimal("100000")
+    float_: Decimal | None = None  # None: the home's float, as `tbot backtest` (backtest_float)
+    min_dsr: float = DSR_THRESHOLD  # deflated Sharpe probability a recommendation needs
     progress: bool = True
     propose: bool = True
     vix_path: Path | None = None  # default: vix.csv beside the bars
@@ -80,6 +83,10 @@ def validate(req: RunRequest) -> None:
         problems.append(f"--end {req.end} is before --start {req.start}")
     if req.trials is not None and req.trials < 1:
         problems.append(f"--trials must be at least 1 (found {req.trials})")
+    if not 0 < req.min_dsr < 1:
+        problems.append(f"--min-dsr must be above 0 and below 1 (found {req.min_dsr})")
+    if req.walk_forward is not None and req.walk_forward < 1:
+        problems.append(f"--walk-forward must be at least 1 (found {req.walk_forward})")
     if req.stale_after_s < 1:
         problems.append(f"--stale-after must be at least 1 second (found {req.stale_after_s})")
     if not 1 <= req.jobs <= 64:
@@ -108,14 +115,24 @@ def run_id_for(req: RunRequest, space_desc: dict[str, Any]) -> str:
 
 
 def _prepare(req: RunRequest, settings: BotSettings) -> PreparedData:
+    assert req.float_ is not None  # resolved by run_optimizer
     return PreparedData(
         settings, req.strategy, req.data_source, req.start, req.end, broker_current_float=req.float_,
         seed=req.seed, vix_path=req.vix_path,
     )  # fmt: skip
 
 
+def _evidence_floor(req: RunRequest, prep: PreparedData) -> RunRequest:
+    """Refuse data too thin for the claims a run makes (exit 2 with the minimum); resolve automatic folds."""
+    folds = req.walk_forward or auto_folds(len(prep.days), req.objective)
+    require_sessions(len(prep.days), folds, req.objective)
+    require_trades(prep.evaluate({}).trades, prep.days[0].isoformat(), prep.days[-1].isoformat())
+    return replace(req, walk_forward=folds)
+
+
 def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any = None) -> int:
     """One worker: take trials fold after fold until none is left (the data was prepared once, before)."""
+    assert req.walk_forward is not None  # resolved by run_optimizer
     folds = make_folds(prep.days, req.walk_forward)
     own = storage is None
     storage = storage or make_storage(cfg.storage, cfg.stale_after_s)
@@ -144,6 +161,11 @@ def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int)
 def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
     validate(req)
     space = load_space(req.strategy, req.space_file)
+    if req.float_ is None:
+        req = replace(req, float_=backtest_float(None, home))
+    prep = _prepare(req, settings)  # once: forked workers inherit it
+    req = _evidence_floor(req, prep)
+    assert req.walk_forward is not None
     # OPTIMIZER_OUTPUT_DIR: where runs are written under the home unless --out says otherwise
     out_root = req.out or home.path(settings.OPTIMIZER_OUTPUT_DIR)
     run_id = run_id_for(req, space.describe())
@@ -161,7 +183,6 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
         req.seed,
         req.stale_after_s,
     )
-    prep = _prepare(req, settings)  # once: forked workers inherit it
     storage = make_storage(storage_url, req.stale_after_s)  # tables created before any worker starts
     try:
         children = []
@@ -186,10 +207,10 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
             "some trials are still running in other workers: outputs cover the trials finished so far"
         )
     baseline = settings.model_dump()
-    summary = results_mod.summarise(cfg, prep, results, baseline)
+    summary = results_mod.summarise(cfg, prep, results, baseline, req.min_dsr)
     summary.update(
         start=req.start.isoformat(), end=req.end.isoformat(), data_source=str(req.data_source),
-        storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed,
+        storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed, float=str(req.float_),
     )  # fmt: skip
     files = write_outputs(out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys)
     proposal = None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tbot_bot.optimizer.evidence import MIN_SESSIONS_PER_FOLD
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_bytes, utc_now
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 
 log = logging.getLogger("tbot.optimizer")
-# three walk-forward folds need four blocks of two sessions: fewer recorded sessions cannot be optimised
-MIN_RECORDED_SESSIONS = 8
+# one walk-forward fold needs two blocks of the sessions a Sharpe ratio needs: fewer cannot be optimised
+MIN_RECORDED_SESSIONS = 2 * MIN_SESSIONS_PER_FOLD["sharpe"]
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
 
 
@@ -121,20 +122,18 @@ def run_scheduled(
             # OPTIMIZER_ALGORITHM: the algorithm of scheduled runs
             strategy, settings.OPTIMIZER_ALGORITHM, start, end, cache,
             space_file=space if space.is_file() else None, study=f"scheduled_{strategy}_{end:%Y%m%d}",
-            progress=False, vix_path=vix if vix.is_file() else None,
+            progress=False, vix_path=vix if vix.is_file() else None, walk_forward=None,
         )  # fmt: skip
         try:
             result = run_optimizer(home, settings, req)
         except TbotError as exc:
             notify("routine", f"scheduled optimizer skipped {strategy} for {start}..{end}: {exc}")
             continue
-        s = result.summary
-        rec = s.get("recommended") or {}
-        verdict = "beats" if s.get("beats_current_oos") else "does not beat"
+        verdict = result.summary["verdict"]
         notify(
             "routine",
-            f"optimizer proposal {result.run_id} ({strategy}, {start}..{end}): {rec.get('params')} {verdict} the "
-            f"current settings out of sample; review with `tbot optimize show {result.run_id}`",
+            f"optimizer run {result.run_id} ({strategy}, {start}..{end}): {verdict['statement']} "
+            f"Review with `tbot optimize show {result.run_id}`",
         )
         done.append(result.run_id)
     return done

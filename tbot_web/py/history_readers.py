@@ -139,7 +139,7 @@ def proposals(home: BotHome, limit: int = 50) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         if isinstance(doc, dict):
-            evidence = doc.get("evidence") if isinstance(doc.get("evidence"), dict) else {}
+            verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else {}
             out.append(
                 {
                     "run_id": str(doc.get("run_id", p.stem)),
@@ -148,7 +148,9 @@ def proposals(home: BotHome, limit: int = 50) -> list[dict[str, Any]]:
                     "status": doc.get("status"),
                     "created_at": str(doc.get("created_at", "")),
                     "changes": len(doc.get("changes") or []),
-                    "beats_current": evidence.get("beats_current_oos"),
+                    # the run's verdict (evidence.decide); None for a record of an older version
+                    "recommended": verdict.get("recommend"),
+                    "verdict": verdict.get("statement"),
                 }
             )
     out.sort(key=lambda d: d["created_at"], reverse=True)

@@ -14,6 +14,7 @@ import tbot_bot.optimizer.proposals as store
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
+from tbot_bot.optimizer.evidence import sig4, verdict_lines
 
 from .auth_web import activity, can, current_user, now, requires, state
 
@@ -34,15 +35,23 @@ def _system_event(event: str, actor: str, detail: str) -> None:
 
 
 def _shown(doc: dict[str, Any]) -> dict[str, Any]:
-    """A proposal with every field the templates read (files written by older versions may lack some)."""
+    """A proposal with every field the templates read, numbers as text (4 significant digits); files written by
+    older versions may lack some fields."""
     evidence = doc.get("evidence") if isinstance(doc.get("evidence"), dict) else {}
     changes = [c for c in doc.get("changes") or [] if isinstance(c, dict) and "key" in c]
+    folds = [f for f in evidence.get("folds") or [] if isinstance(f, dict)]
+    verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else None
     return {
         **doc, "run_id": str(doc.get("run_id", "")), "created_at": str(doc.get("created_at", "")),
         "changes": [{"key": c["key"], "old": c.get("old"), "new": c.get("new")} for c in changes],
-        "evidence": {k: evidence.get(k) for k in (
-            "oos_objective", "oos_current_objective", "beats_current_oos", "walk_forward_efficiency",
-            "deflated_sharpe")} | {"folds": evidence.get("folds") or []},
+        "evidence": {k: sig4(evidence.get(k)) for k in (
+            "oos_objective", "oos_current_objective", "walk_forward_efficiency", "deflated_sharpe")}
+        | {"folds": [{"fold": f.get("fold"), "oos_start": f.get("oos_start"), "oos_end": f.get("oos_end"),
+                      "candidate": sig4(f.get("candidate")), "current": sig4(f.get("current")),
+                      "won": {True: "won", False: "lost"}.get(f.get("won"), "–")} for f in folds]},
+        "verdict": verdict,
+        "verdict_lines": verdict_lines(verdict),
+        "recommended": bool(verdict and verdict.get("recommend")),
         "decision": doc.get("decision") if isinstance(doc.get("decision"), dict) else None,
     }  # fmt: skip
 
