@@ -111,6 +111,7 @@ def run_run(args: argparse.Namespace) -> int:
     rec = s["recommended"]
     print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
           f"({result.evaluated_here} evaluated by this worker)")  # fmt: skip
+    print(f"fees: {s['fee_profile']}")
     for f in s["folds"]:
         print(f"  fold {f['fold']}: IS {f['is_start']}..{f['is_end']} objective {f['is_objective']:.4g} | "
               f"OOS {f['oos_start']}..{f['oos_end']} objective {f['oos_objective']:.4g} | {f['params']}")  # fmt: skip
