@@ -157,30 +157,30 @@ class FeeSchedule:
 _REGULATORY = FeeSchedule(sec_fee_rate=D("0.0000278"), taf_per_share=D("0.000166"), taf_max=D("8.30"))
 # IBKR US options, Fixed and Tiered (<= 10,000 contracts a month): $0.65 a contract, $0.50 below a $0.10
 # premium, $0.25 below $0.05, at least $1.00 an order
-_IBKR_OPTIONS = {
-    "option_per_contract": D("0.65"),
-    "option_low_premium": ((D("0.05"), D("0.25")), (D("0.10"), D("0.50"))),
-    "option_minimum": D("1.00"),
-}
+_IBKR = replace(
+    _REGULATORY,
+    option_per_contract=D("0.65"),
+    option_low_premium=((D("0.05"), D("0.25")), (D("0.10"), D("0.50"))),
+    option_minimum=D("1.00"),
+)
 
 PROFILES: dict[FeeProfile, FeeSchedule] = {
     # Alpaca: no commission on US stocks, ETFs or options; SEC fee and FINRA TAF on sells
     FeeProfile.ALPACA: replace(_REGULATORY, option_per_contract=ZERO, option_minimum=ZERO),
     # IBKR Pro Fixed: $0.005 a share, at least $1.00, at most 1% of the trade value; SEC fee and TAF passed on
     FeeProfile.IBKR_FIXED: replace(
-        _REGULATORY, per_share=D("0.005"), minimum=D("1.00"), max_pct_notional=D("0.01"), **_IBKR_OPTIONS
+        _IBKR, per_share=D("0.005"), minimum=D("1.00"), max_pct_notional=D("0.01")
     ),
     # IBKR Pro Tiered, first tier (<= 300,000 shares a month): $0.0035 a share, at least $0.35, at most 1% of the
     # trade value; plus NSCC/DTC clearing $0.0002 a share and the NYSE (0.000175) and FINRA (0.000563)
     # pass-through fees on the commission; exchange fees (venue- and liquidity-dependent) are not modelled
     FeeProfile.IBKR_TIERED: replace(
-        _REGULATORY,
+        _IBKR,
         per_share=D("0.0035"),
         minimum=D("0.35"),
         max_pct_notional=D("0.01"),
         clearing_per_share=D("0.0002"),
         pass_through_pct=D("0.000738"),
-        **_IBKR_OPTIONS,
     ),
     # Tradier: no commission on US stocks and ETFs; options $0.35 a contract; SEC fee and TAF on sells
     FeeProfile.TRADIER: replace(_REGULATORY, option_per_contract=D("0.35"), option_minimum=ZERO),
