@@ -80,6 +80,9 @@ def test_run_writes_every_output_then_approve_history_rollback(
     assert "data:image/png;base64," in (run / "report.html").read_text()
     out = capsys.readouterr().out
     assert "proposal:" in out
+    # every trial was charged the home's fee profile (a sim home: Alpaca's), and the run says so
+    assert best["fee_profile"].startswith("SIM_FEE_PROFILE=alpaca: Alpaca: no commission")
+    assert f"fees: {best['fee_profile']}" in out and best["fee_profile"] in (run / "report.html").read_text()
 
     # the same command resumes: nothing left to evaluate, same recommendation
     assert tbot(run_args(home, space_file)) == 0
