@@ -91,7 +91,8 @@ def test_short_type_disabled_logs_and_skips_bearish_signals(tmp_path: Path) -> N
 
 
 def test_short_sell_trades_the_signal_ticker_short(tmp_path: Path) -> None:
-    result = _run(tmp_path, SHORT_TYPE_OPEN="ShortSell")
+    # SIM_FEE_PROFILE=custom: the template's IBKR-style SIM_* keys (1.00 minimum per order)
+    result = _run(tmp_path, SHORT_TYPE_OPEN="ShortSell", SIM_FEE_PROFILE="custom")
     bearish = result.trades[result.trades["direction"] == "bearish"]
     assert len(bearish) and (bearish["ticker"] == bearish["signal_ticker"]).all()
     assert (bearish["side"] == "short").all()

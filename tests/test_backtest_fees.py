@@ -1,4 +1,4 @@
-"""Backtests charge the sim's fees (SIM_* keys, trading/fees.py): per trade PnL before fees, fees and net PnL;
+"""Backtests charge the sim's fees (SIM_FEE_PROFILE, trading/fees.py): per trade PnL before fees, fees and net PnL;
 metrics, daily summary, trade history and report on net; --no-fees for a gross-only run."""
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ def _run(tmp_path: Path, name: str, *extra: str, **keys: object) -> Path:
 def test_backtest_outputs_carry_fees_and_metrics_use_net(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # SIM_COMMISSION_PER_ORDER=5 with the template's per-share, minimum and regulatory keys
-    out = _run(tmp_path, "net", SIM_COMMISSION_PER_ORDER="5")
-    printed = capsys.readouterr().out
+    # SIM_FEE_PROFILE=custom, SIM_COMMISSION_PER_ORDER=5 with the template's per-share, minimum and regulatory keys
+    out = _run(tmp_path, "net", SIM_FEE_PROFILE="custom", SIM_COMMISSION_PER_ORDER="5")
+    captured = capsys.readouterr()
+    printed = captured.out
     history = json.loads((out / "trade_history_backtest.json").read_text())
     assert len(history) >= 2
     schedule = FeeSchedule(
@@ -69,11 +70,21 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
     html = (out / "report.html").read_text()
     assert "<th>fees</th>" in html and "<th>net PnL</th>" in html
     assert f"PnL {metrics['total_pnl']:.2f}" in printed and f"fees:    {float(fees_total):,.2f}" in printed
+    # the profile in force is printed and reported; the smallest order (default float 100,000 x 0.02 x 0.2 = 400:
+    # 80 shares at MIN_PRICE 5) pays 0.40 + 5.00 each way, + 0.02 SEC + 0.02 TAF on the sale: 10.84 = 2.71%
+    assert metrics["fee_profile"].startswith("SIM_FEE_PROFILE=custom: 0.005/share, 5/order, min 1.00")
+    assert "fee profile " + metrics["fee_profile"] in printed
+    assert f"| fee profile | {metrics['fee_profile']} |" in md
+    [warning] = metrics["fee_warnings"]
+    assert "pays an expected 10.84 in fees" in warning and "2.71% of its notional" in warning
+    assert "SIM_FEE_PROFILE" in warning and "SIM_COMMISSION_PER_ORDER" in warning
+    assert f"warning: {warning}" in captured.err and warning in md
 
     # --no-fees: the same trades, gross only
-    out = _run(tmp_path, "gross", "--no-fees", SIM_COMMISSION_PER_ORDER="5")
+    out = _run(tmp_path, "gross", "--no-fees", SIM_FEE_PROFILE="custom", SIM_COMMISSION_PER_ORDER="5")
     free = json.loads((out / "trade_history_backtest.json").read_text())
     assert [r["PnL"] for r in free] == [r["PnL"] for r in history]
     assert all(D(r["fees"]) == 0 and r["net_PnL"] == r["PnL"] for r in free)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["total_pnl"] == pytest.approx(float(gross), abs=1e-6) and metrics["total_fees"] == 0
+    assert metrics["fee_profile"].startswith("none") and metrics["fee_warnings"] == []

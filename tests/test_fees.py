@@ -27,9 +27,10 @@ IBKR_LIKE = FeeSchedule(
 
 
 def test_template_keys_build_the_schedule() -> None:
-    assert FeeSchedule.from_settings(make_settings()) == IBKR_LIKE
+    # SIM_FEE_PROFILE=custom: the template's SIM_* keys (an IBKR-style schedule) are the schedule
+    assert FeeSchedule.from_settings(make_settings(SIM_FEE_PROFILE="custom")) == IBKR_LIKE
     pct = FeeSchedule.from_settings(
-        make_settings(SIM_COMMISSION_PCT="0.0005", SIM_COMMISSION_PER_ORDER="0.35")
+        make_settings(SIM_FEE_PROFILE="custom", SIM_COMMISSION_PCT="0.0005", SIM_COMMISSION_PER_ORDER="0.35")
     )
     assert (pct.pct_notional, pct.per_order) == (D("0.0005"), D("0.35"))
 

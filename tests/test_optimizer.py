@@ -158,6 +158,9 @@ def test_planted_edge_is_recommended_then_approve_history_rollback(
     assert "data:image/png;base64," in report and html.escape(verdict["statement"]) in report
     out = capsys.readouterr().out
     assert verdict["statement"] in out and "proposal:" in out and "float 100,000.00" in out
+    # every trial was charged the home's fee profile (a sim home: Alpaca's), and the run says so
+    assert best["fee_profile"].startswith("SIM_FEE_PROFILE=alpaca: Alpaca: no commission")
+    assert f"fees: {best['fee_profile']}" in out and best["fee_profile"] in (run / "report.html").read_text()
 
     # the same command resumes: nothing left to evaluate, same verdict
     assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0

@@ -1,6 +1,6 @@
 """Parity: the optimizer's per-trial path (trimmed window columns, cached session indicators, the fast fill
 and sizing path, numpy metrics) books exactly what simulate() + execution.execute_day book, fees included (the
-SIM_* schedule, one formula in trading/fees.py), and measures what performance_metrics measures on NET PnL."""
+SIM_FEE_PROFILE schedule, one formula in trading/fees.py), and measures what performance_metrics measures on NET PnL."""
 
 from __future__ import annotations
 
@@ -62,12 +62,17 @@ VARIANTS = [
      "SIM_COMMISSION_PCT": "0.0005", "SIM_COMMISSION_PER_ORDER": "0.35"},
     # randomized slippage (seeded) draws per fill in booking order; one open position at a time
     {"SLIPPAGE_SIMULATION_TYPE": "randomized", "MAX_OPEN_POSITIONS": 1, "SHORT_TYPE_OPEN": "disabled"},
+    # a published broker schedule with every equity term: minimum, 1% cap, clearing, pass-through
+    {"SIM_FEE_PROFILE": "ibkr_tiered", "FRACTIONAL": "false"},
 ]  # fmt: skip
+# least fees of a round trip: the custom (IBKR-style) schedule's 1.00 minimum per order, tiered's 0.35
+LEAST_ROUND_TRIP = {"custom": Decimal("2.00"), "ibkr_tiered": Decimal("0.70")}
 
 
 @functools.cache
 def prepared(strategy: str, variant: int) -> PreparedData:
-    settings = make_settings(**VARIANTS[variant])
+    # SIM_FEE_PROFILE=custom unless the variant names a profile: the template's SIM_* keys, an IBKR-style schedule
+    settings = make_settings(**{"SIM_FEE_PROFILE": "custom", **VARIANTS[variant]})
     return PreparedData(settings, strategy, SAMPLE, date(2011, 1, 3), date(2011, 2, 15), seed=7)
 
 
@@ -79,10 +84,11 @@ def test_fast_path_books_what_execute_day_books(strategy: str, params: dict, var
     got = prep.trades(params)
     assert got.records == expected
     assert len(expected) > 0
-    # every trade pays the template's fees (at least the 1.00 minimum per order), deducted from its PnL
+    # every trade pays the schedule's fees (at least its minimum per order, twice), deducted from its PnL
+    least = LEAST_ROUND_TRIP[prep.settings.SIM_FEE_PROFILE]
     for r in expected:
         fees = Decimal(str(r["fees"]))
-        assert fees >= Decimal("2.00") and Decimal(str(r["net_PnL"])) == Decimal(str(r["PnL"])) - fees
+        assert fees >= least and Decimal(str(r["net_PnL"])) == Decimal(str(r["PnL"])) - fees
     # the metrics of the booked trades equal performance_metrics on the same trades' NET PnL
     assert list(got.pnl) == [float(r["net_PnL"]) for r in expected]
     frame = pd.DataFrame(

@@ -43,9 +43,26 @@ def test_check_prints_one_screen_summary(provisioned_home: Path) -> None:
         "2,500.00 USD",
         "strategies open, mid, close",
         "boot       OK (replay of 2011-01-25)",
+        # provision gave the sim home Alpaca's schedule: its smallest order (2,500 x 0.02 x 0.2 = 10) pays 0.02
+        "fees       SIM_FEE_PROFILE=alpaca: Alpaca: no commission; SEC fee + FINRA TAF on sells",
     ):
         assert fragment in out
+    assert "warning" not in out
     assert len(out.splitlines()) <= 25
+
+
+def test_check_warns_when_fees_eat_the_smallest_order(provisioned_home: Path) -> None:
+    _rewrite_config(
+        provisioned_home, lambda t: t.replace("SIM_FEE_PROFILE=alpaca", "SIM_FEE_PROFILE=ibkr_fixed")
+    )
+    r = tbot("check", "--replay", "2011-01-25", home=provisioned_home)
+    assert r.returncode == 0, r.stderr
+    # 2 shares at MIN_PRICE 5: 1.00 minimum capped at 1% of 10.00 = 0.10 each way, + 0.01 SEC + 0.01 TAF
+    assert "fees       SIM_FEE_PROFILE=ibkr_fixed: IBKR Fixed" in r.stdout
+    assert (
+        "warning    fees: the smallest order (2 x 5 = 10.00) pays an expected 0.22 in fees buying and selling, "
+        "2.20% of its notional (more than 0.5%); pick a cheaper SIM_FEE_PROFILE (e.g. alpaca)"
+    ) in r.stdout
 
 
 def test_missing_key_exits_2_naming_it_without_traceback(provisioned_home: Path) -> None:

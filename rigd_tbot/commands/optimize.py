@@ -142,6 +142,7 @@ def run_run(args: argparse.Namespace) -> int:
     s = result.summary
     print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
           f"({result.evaluated_here} evaluated by this worker), float {Decimal(s['float']):,.2f}")  # fmt: skip
+    print(f"fees: {s['fee_profile']}")
     for f in s["folds"]:
         print(f"  fold {f['fold']}: IS {f['is_start']}..{f['is_end']} objective {sig4(f['is_objective'])} | "
               f"OOS {f['oos_start']}..{f['oos_end']} objective {sig4(f['oos_objective'])} | {f['params']}")  # fmt: skip

@@ -45,9 +45,10 @@ from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
-from tbot_bot.trading.fees import FeeSchedule
+from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 
 if TYPE_CHECKING:
+    from tbot_bot.broker.capabilities import BrokerCapabilities
     from tbot_bot.config.env_bot import BotSettings
 
 DEFAULT_FLOAT = Decimal("100000")
@@ -97,7 +98,7 @@ def run_backtest(
     seed: int = 0,
     charge_fees: bool = True,
 ) -> BacktestResult:
-    """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' SIM_* fee schedule."""
+    """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE)."""
     source = Path(data_source)
     strat = strategy_module(strategy)
     params = strat.params_from_settings(settings)
@@ -127,6 +128,7 @@ def run_backtest(
     capabilities = capabilities_for(settings.BROKER_NAME)
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
+    fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
     fills: list[dict[str, Any]] = []
     skips: list[Skip] = day_skips(strategy, settings, params, grid.days, vix)
     by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
@@ -149,12 +151,24 @@ def run_backtest(
     progress.update(1)
     progress.set_postfix_str("writing outputs", refresh=False)
     files, report = write_outputs(
-        out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped
-    )
+        out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped,
+        fee_profile=fee_profile, fee_warnings=fee_warnings,
+    )  # fmt: skip
     progress.update(1)
     progress.close()
     metrics = _metrics(trades, broker_current_float, grid.days, NET, settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report)
+
+
+def _fee_notes(
+    settings: BotSettings, float_: Decimal, capabilities: BrokerCapabilities, charge_fees: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The fee profile a run charges, and a warning when fees eat the smallest order (none with --no-fees)."""
+    if not charge_fees:
+        return "none (--no-fees: PnL before fees)", ()
+    # FRACTIONAL (when the broker allows it) decides whether the smallest order is whole shares
+    warning = fee_warning(settings, float_, fractional=settings.FRACTIONAL and capabilities.fractional)
+    return describe_profile(settings), (warning,) if warning else ()
 
 
 def market_minutes(days: tuple[date, ...], calendar: str) -> float:
@@ -195,6 +209,7 @@ def _metrics(
 def write_outputs(
     out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
     signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
+    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (),
 ) -> tuple[dict[str, Path], BacktestReport]:  # fmt: skip
     from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
 
@@ -234,7 +249,8 @@ def write_outputs(
     atomic_write_json(
         files["metrics"],
         {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
-         "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips]},
+         "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips],
+         "fee_profile": fee_profile, "fee_warnings": list(fee_warnings)},
     )  # fmt: skip
     frame = _metric_frame(trades, NET)
     curve = performance_metrics.equity_curve(frame, float(float_))
@@ -255,6 +271,8 @@ def write_outputs(
         sessions=len(days),
         start=days[0].isoformat() if days else "-",
         end=days[-1].isoformat() if days else "-",
+        fee_profile=fee_profile,
+        warnings=fee_warnings,
     )
     images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
     files["report_md"] = write_markdown(report, out_dir / "report.md", images)
@@ -344,7 +362,7 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         "--no-fees",
         dest="no_fees",
         action="store_true",
-        help="gross-only run: charge no commissions or regulatory fees (default: the SIM_* fee keys)",
+        help="gross-only run: charge no commissions or regulatory fees (default: the home's SIM_FEE_PROFILE)",
     )
 
 
@@ -393,6 +411,8 @@ def run_cli(args: argparse.Namespace) -> int:
         settings, args.strategy, args.data_source, args.start, args.end, out,
         broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
     )  # fmt: skip
+    for warning in result.report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print_report(result.report)
     m = result.metrics
@@ -402,6 +422,7 @@ def run_cli(args: argparse.Namespace) -> int:
         f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
     )
     print(f"fees:    {m.total_fees:,.2f} (PnL above is net; before fees {m.total_pnl + m.total_fees:,.2f})")
+    print(f"         fee profile {dict(result.report.metrics).get('fee profile', '-')}")
     print(f"skipped: {skip_summary(result.skips)}")
     print(f"float:   {float_:,.2f}")
     print(f"results: {result.out_dir}")

@@ -1,6 +1,6 @@
 """Turns a strategy's signal-ticker trades into backtest fills: candidate screening, the bearish instrument
 (SHORT_TYPE_X), sizing by the live risk rules (trading/risk_bot.plan_entries), instrument prices at the
-same entry/exit bars, the slippage model, and the sim's fees (trading/fees.FeeSchedule from the SIM_* keys):
+same entry/exit bars, the slippage model, and the sim's fees (trading/fees.FeeSchedule of SIM_FEE_PROFILE):
 each trade carries PnL (before fees, as the live trade history), fees and net_PnL. Pure: no ledger, no broker."""
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def execute_day(
 ) -> tuple[list[dict[str, Any]], list[Skip]]:
     """One session of one strategy window: batches of signals in signal-time order (strongest first within a
     bar) go through risk_bot.plan_entries with the window's running usage, as the live supervisor would.
-    `fees` defaults to the settings' SIM_* schedule (what the sim charges the replay of the same day)."""
+    `fees` defaults to the settings' SIM_FEE_PROFILE schedule (what the sim charges the replay of the same day)."""
     limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
     schedule = fee_schedule(settings) if fees is None else fees
     fills: list[dict[str, Any]] = []
@@ -232,7 +232,7 @@ def execute_day(
 
 
 def fee_schedule(settings: BotSettings) -> FeeSchedule:
-    # SIM_COMMISSION_* / SIM_SEC_FEE_RATE / SIM_FINRA_TAF_*: what each backtest fill costs, as in the sim
+    # SIM_FEE_PROFILE (custom: the SIM_* fee keys): what each backtest fill costs, as in the sim
     return FeeSchedule.from_settings(settings)
 
 

@@ -123,7 +123,7 @@ def execute_all(
     fees: FeeSchedule | None = None,
 ) -> TradeArrays:
     """Every session's fills of one strategy window (only the grid days in `days` when given); `fees`
-    defaults to the settings' SIM_* schedule, exactly as execute_day."""
+    defaults to the settings' SIM_FEE_PROFILE schedule, exactly as execute_day."""
     limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
     schedule = fee_schedule(settings) if fees is None else fees
     grid = ctx.grid

@@ -78,6 +78,7 @@ class BacktestReport:
     tables: dict[str, list[BreakdownRow]]  # title -> rows, the last row is TOTAL
     metrics: list[tuple[str, str]]
     sessions_without_trades: int
+    warnings: tuple[str, ...] = ()  # e.g. fees eating the smallest order
 
 
 def _decimals(group: pd.DataFrame, column: str) -> list[Decimal]:
@@ -142,8 +143,9 @@ def metric_lines(m: Metrics) -> list[tuple[str, str]]:
 
 
 def build_report(
-    trades: pd.DataFrame, metrics: Metrics, *, strategy: str, start: str, end: str, sessions: int
-) -> BacktestReport:
+    trades: pd.DataFrame, metrics: Metrics, *, strategy: str, start: str, end: str, sessions: int,
+    fee_profile: str | None = None, warnings: Sequence[str] = (),
+) -> BacktestReport:  # fmt: skip
     days_traded = trades["session"].nunique() if len(trades) else 0
     tables = {title: breakdown(trades, col) for col, title in BREAKDOWNS}
     total = next(iter(tables.values()))[-1]
@@ -153,24 +155,30 @@ def build_report(
         ("PnL before fees", f"{total.gross_pnl.quantize(CENT):,}"),
         ("fees", f"{total.fees.quantize(CENT):,}"),
     ]
+    if fee_profile is not None:
+        lines.insert(4, ("fee profile", fee_profile))
     return BacktestReport(
         title=f"Backtest {strategy.upper()} {start} to {end}",
         subtitle=f"{sessions} sessions, {len(trades)} trades; times UTC; PnL in account currency, net of fees",
         tables=tables,
         metrics=lines,
         sessions_without_trades=sessions - days_traded,
+        warnings=tuple(warnings),
     )
 
 
 def print_report(report: BacktestReport, file: Any = None) -> None:
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     out = file or sys.stdout
     # not a terminal (pipe, file, test): a fixed width so the tables never wrap mid-row
     console = Console(file=out, width=None if out.isatty() else 110, highlight=False)
     console.print(f"[bold]{report.title}[/bold]  ({report.subtitle})")
+    for warning in report.warnings:
+        console.print(f"[bold]warning:[/bold] {escape(warning)}", soft_wrap=True)
     for title, rows in report.tables.items():
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_footer=False)
         for i, h in enumerate(HEADERS):
@@ -199,6 +207,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 
 def write_markdown(report: BacktestReport, path: Path, images: dict[str, Path]) -> Path:
     lines = [f"# {report.title}", "", report.subtitle, ""]
+    lines += [f"> **warning:** {w}\n" for w in report.warnings]
     for alt, image in images.items():
         lines += [f"![{alt}]({image.name})", ""]
     lines += ["## Summary", ""] + _md_table(("metric", "value"), report.metrics) + [""]
@@ -218,6 +227,7 @@ th,td{padding:.25rem .7rem;border-bottom:1px solid #d1d9e0;text-align:right}th:f
 tr.total td{font-weight:600;border-top:2px solid #59636e}td.neg{color:#cf222e}td.pos{color:#1a7f37}
 img{max-width:100%;height:auto;border:1px solid #d1d9e0;margin:.4rem 0}
 .grid{display:flex;flex-wrap:wrap;gap:2rem}
+.warn{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .7rem}
 """
 
 
@@ -236,6 +246,7 @@ def write_html(report: BacktestReport, path: Path, images: dict[str, Path]) -> P
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(report.title)}</h1><p class='sub'>{html.escape(report.subtitle)}</p>",
+        *(f"<p class='warn'><strong>warning:</strong> {html.escape(w)}</p>" for w in report.warnings),
     ]
     for alt, image in images.items():
         data = base64.b64encode(image.read_bytes()).decode("ascii")

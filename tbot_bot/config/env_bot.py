@@ -423,6 +423,13 @@ class BotSettings(BaseModel):
     SLIPPAGE_SIMULATION_TYPE: Literal["none", "rule_based", "randomized"]
     SLIPPAGE_MEAN_PCT: Annotated[Float, Field(ge=0, le=10, description="percent, 0.15 = 0.15%")]
     SLIPPAGE_STDDEV_PCT: Annotated[Float, Field(ge=0, le=10, description="percent")]
+    SIM_FEE_PROFILE: Annotated[
+        Literal["alpaca", "ibkr_fixed", "ibkr_tiered", "tradier", "custom"],
+        BeforeValidator(_strip),
+        Field(
+            description="fee schedule of the sim, backtests and the optimizer (custom: the SIM_* fee keys)"
+        ),
+    ]
     SIM_COMMISSION_PER_SHARE: FeeAmount
     SIM_COMMISSION_PER_ORDER: FeeAmount
     SIM_COMMISSION_MIN: FeeAmount
@@ -690,6 +697,12 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
         return (
             "WINDOW_TIMEZONE is missing: add WINDOW_TIMEZONE=UTC to keep START_TIME_* in UTC as before, or "
             "WINDOW_TIMEZONE=exchange with START_TIME_* in exchange time (09:30 = the New York open)"
+        )
+    if err.get("type") == "missing" and key == "SIM_FEE_PROFILE":
+        # a home written before fee profiles charged its SIM_* keys: say how to keep exactly that
+        return (
+            "SIM_FEE_PROFILE is missing: add SIM_FEE_PROFILE=custom to keep charging the SIM_* fee keys as before, "
+            "or the profile of your broker (alpaca, ibkr_fixed, ibkr_tiered or tradier)"
         )
     if err.get("type") == "missing":
         return f"{key} is missing (every key must be present, even when its feature is off)"

@@ -196,8 +196,10 @@ def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
 padding:3px 6px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Optimizer run {html.escape(s["run_id"])}</h1>
 <p>Strategy <b>{html.escape(s["strategy"])}</b>, algorithm {html.escape(s["algorithm"])}, objective
-{html.escape(s["objective"])} (every PnL net of the SIM_* fees), float {html.escape(_money(s.get("float")))},
-{s["trials_total"]} trials over {len(s["folds"])} walk-forward folds.</p>
+{html.escape(s["objective"])} (every PnL net of fees; {html.escape(s.get("fee_profile", "SIM_* fee keys"))}),
+float {html.escape(_money(s.get("float")))}, {s["trials_total"]} trials over {
+        len(s["folds"])
+    } walk-forward folds.</p>
 {rec_html}
 <h2>Walk-forward folds</h2>{folds}
 <p>Walk-forward efficiency (OOS / IS PnL per session): {_fmt(s["walk_forward_efficiency"])}.

@@ -31,6 +31,7 @@ from tbot_bot.optimizer.space import load_space
 from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.trading.fees import describe_profile
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -211,6 +212,7 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     summary.update(
         start=req.start.isoformat(), end=req.end.isoformat(), data_source=str(req.data_source),
         storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed, float=str(req.float_),
+        fee_profile=describe_profile(settings),  # the fees every trial was charged (SIM_FEE_PROFILE)
     )  # fmt: skip
     files = write_outputs(out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys)
     proposal = None

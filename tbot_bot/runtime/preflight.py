@@ -65,6 +65,7 @@ class Preflight:
             f"float      {self.broker_current_float:,.2f} {b.currency_code}  (session cap {self.broker_current_float * s.TOTAL_ALLOCATION:,.2f} per window)",
             f"strategies {', '.join(self.enabled_strategies) or 'none enabled'}  (sequence {','.join(s.STRATEGY_SEQUENCE)}{', override ' + s.STRATEGY_OVERRIDE if s.STRATEGY_OVERRIDE else ''})",
             *windows,
+            *self.fee_lines(),
             f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
             *self.inputs,
             # ENABLE_LOGGING (required true) and LOG_FORMAT: where the audit logs go; BUILD_MODE/DEBUG_LOG_LEVEL: console
@@ -76,6 +77,18 @@ class Preflight:
             "status     OK: ready to start",
         ]
         return "\n".join(lines)
+
+    def fee_lines(self) -> list[str]:
+        """The fee profile the sim, backtests and the optimizer charge, and a warning when its fees eat the
+        smallest order the sizing makes."""
+        from tbot_bot.broker.capabilities import capabilities_for
+        from tbot_bot.trading.fees import describe_profile, fee_warning
+
+        s = self.settings
+        # FRACTIONAL (when the broker allows it) decides whether the smallest order is whole shares
+        fractional = s.FRACTIONAL and capabilities_for(s.BROKER_NAME).fractional
+        warning = fee_warning(s, self.broker_current_float, fractional=fractional)
+        return [f"fees       {describe_profile(s)}", *([f"warning    {warning}"] if warning else [])]
 
 
 def check_keys(home: BotHome) -> list[str]:

@@ -23,6 +23,7 @@ from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import save_secret_json
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome, project_file
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
+from tbot_bot.trading.fees import PROFILE_OF_BROKER
 
 BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR", "tradier": "TRADIER"}
 TRADIER_ENV = ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID", "TRADIER_BASE_URL", "TRADIER_SANDBOX")
@@ -154,6 +155,8 @@ def _build(
         "TRADIER_ENABLED": str(broker_code == "TRADIER").lower(),
         "SIM_ENABLED": str(broker_code == "SIM").lower(),
         "CURRENCY_CODE": req.currency,
+        # SIM_FEE_PROFILE: the sim, backtests and the optimizer charge the fees of the broker this home uses
+        "SIM_FEE_PROFILE": str(PROFILE_OF_BROKER[broker_code]),
         **req.config_overrides,
     }
     if broker_code != "SIM":

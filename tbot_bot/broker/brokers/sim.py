@@ -121,7 +121,7 @@ class SimBroker(Broker):
         **kw: Any,
     ) -> SimBroker:
         kw.setdefault("risk_free_rate", settings.RISK_FREE_RATE)
-        # SIM_COMMISSION_* / SIM_SEC_FEE_RATE / SIM_FINRA_TAF_*: what each simulated fill costs
+        # SIM_FEE_PROFILE (custom: the SIM_COMMISSION_* / SIM_SEC_FEE_RATE / SIM_FINRA_TAF_* keys): what each fill costs
         kw.setdefault("fees", FeeSchedule.from_settings(settings))
         kw.setdefault("currency", settings.CURRENCY_CODE)
         db_path = kw.pop("db_path", home.state_dir / "sim_exchange.db")
