@@ -1,9 +1,11 @@
-"""Encrypted, timestamped archives of a bot's output/ and ledgers (`tbot backup create|list|restore`).
+"""Encrypted, timestamped archives of a whole bot (`tbot backup create|list|restore`).
 
-An archive is a gzip tar (ledgers copied with SQLite's online backup API, plus MANIFEST.json with sha256 of
-every file and the chain head of every archived ledger, HMAC'd with the ledger key) encrypted with Fernet using
-storage/keys/backup.key (0600). Restore refuses to overwrite files, checks every digest, verifies every restored
-ledger against the manifest's chain head, and re-anchors it in the home (LEDGER_STATUS.db) so boot accepts it.
+An archive is a gzip tar of every file a bot needs to continue elsewhere except keys and identity
+(backup_members.py: ledgers, journal, core databases, config, output, logs, state, data; every SQLite database
+copied with the online backup API) plus MANIFEST.json (size and sha256 of every file, the chain head of every
+archived ledger HMAC'd with the ledger key), encrypted with Fernet using storage/keys/backup.key (0600). Restore
+checks every digest, verifies every restored ledger against the manifest's chain head and re-anchors it in the
+home (LEDGER_STATUS.db) so boot accepts it; a marker refuses the home until the restore has finished.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import ConfigError, LedgerError
+from tbot_bot.reporting.backup_members import collect_members
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes, is_atomic_temp
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json
 
 ARCHIVE_PREFIX = "tbot_backup_"
 IDENTITY_FIELDS = ("ENTITY_CODE", "JURISDICTION_CODE", "account_name", "BROKER_CODE", "BOT_ID")
@@ -92,19 +95,6 @@ def _manifest_anchors(home: BotHome, heads: dict[str, dict[str, object]]) -> dic
     return {"heads": heads, "hmac": mac}
 
 
-def _sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
-    copy = tmp_dir / f"{len(list(tmp_dir.iterdir()))}.db"
-    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-    dst = sqlite3.connect(copy)
-    try:
-        src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        dst.close()
-        src.close()
-    return copy.read_bytes()
-
-
 def create_backup(
     home: BotHome,
     ledger_files: Sequence[Path],
@@ -113,39 +103,39 @@ def create_backup(
     key_path: Path | None = None,
     keep: int | None = None,
     identity: dict[str, str] | None = None,
+    injected_backup_dirs: Sequence[Path] = (),
 ) -> Path:
-    """Archive output/ and the given ledger files (all under the home) into backups/; returns the archive path.
-    `identity` (the bot identity) is recorded in the manifest so a restore can refuse another bot's home."""
+    """Archive the whole bot (backup_members: ledgers first, every database by online backup, config, output,
+    logs, state, data; never keys or secrets) into backups/; returns the archive path. Safe while the supervisor
+    runs. `identity` (the bot identity) is recorded in the manifest so a restore can refuse another bot's home."""
+    from tbot_bot.runtime.crashpoints import crashpoint
+
+    for ledger in ledger_files:
+        if not ledger.is_file():
+            raise LedgerError(f"cannot back up {ledger}: it does not exist")
     key = load_or_create_key(key_path or home.key_file("backup"))
-    members: dict[str, tuple[bytes, str]] = {}
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for ledger in ledger_files:
-            if not ledger.is_file():
-                raise LedgerError(f"cannot back up {ledger}: it does not exist")
-            data = _sqlite_snapshot(ledger, Path(tmp))
-            members[home.relative(ledger)] = (data, "sqlite")
-            head = _snapshot_head(data, Path(tmp))
+        members = collect_members(home, ledger_files, Path(tmp), injected_backup_dirs)
+        for m in members[: len(ledger_files)]:
+            head = _snapshot_head(m.data, Path(tmp))
             if head is not None:
-                heads[home.relative(ledger)] = head
-    if home.output_dir.is_dir():
-        for path in sorted(home.output_dir.rglob("*")):
-            # temp files of interrupted atomic writes are debris, not data
-            if path.is_file() and not path.is_symlink() and not is_atomic_temp(path):
-                members.setdefault(home.relative(path), (path.read_bytes(), "file"))
+                heads[m.name] = head
     manifest = {
+        "format": "tbot.backup/2",
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         **({"identity": identity} if identity else {}),
         "files": {
-            name: {"sha256": _sha256(data), "kind": kind} for name, (data, kind) in sorted(members.items())
+            m.name: {"sha256": _sha256(m.data), "size": len(m.data), "kind": m.kind}
+            for m in sorted(members, key=lambda m: m.name)
         },
         "anchors": _manifest_anchors(home, heads),
     }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in [(MANIFEST, json.dumps(manifest, indent=2).encode())] + [
-            (n, d) for n, (d, _) in sorted(members.items())
-        ]:
+        entries = [(MANIFEST, json.dumps(manifest, indent=2).encode())]
+        entries += [(m.name, m.data) for m in sorted(members, key=lambda m: m.name)]
+        for name, data in entries:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o600
@@ -158,11 +148,25 @@ def create_backup(
     while target.exists():
         n += 1
         target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}-{n}{ARCHIVE_SUFFIX}"
+    crashpoint("backup_create")  # test seam: a kill here leaves no archive, never a partial one
     atomic_write_bytes(target, Fernet(key).encrypt(buf.getvalue()), 0o600)
     if keep is not None:
         for old in list_backups(home)[:-keep]:
             old.unlink()
     return target
+
+
+def read_manifest(archive: Path, home: BotHome, key_path: Path | None = None) -> dict[str, Any]:
+    """The MANIFEST.json of an archive (decrypted with the home's backup key, or `key_path`)."""
+    data = _decrypt_archive(archive, home, key_path)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        extracted = tar.extractfile(MANIFEST)
+        if extracted is None:
+            raise ConfigError(f"backup archive {archive.name} has no {MANIFEST}")
+        manifest = json.loads(extracted.read())
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"backup archive {archive.name}: {MANIFEST} is not an object")
+    return manifest
 
 
 def list_backups(home: BotHome) -> list[Path]:
@@ -230,19 +234,30 @@ def _home_identity(home: BotHome) -> str | None:
     return "/".join(ident[k] for k in IDENTITY_FIELDS)
 
 
-def restore_backup(
-    archive: Path, home: BotHome, *, key_path: Path | None = None, now: datetime | None = None
-) -> RestoreResult:
-    """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
+def restore_marker(home: BotHome) -> Path:
+    """Present while a restore is writing files: the home is not whole until it is gone."""
+    return home.state_dir / "restore_in_progress.json"
 
-    Into a home with no bot identity nothing is overwritten (an existing file is refused). Into a provisioned
-    home of the SAME identity (e.g. re-provisioned after a disk loss) files are replaced, after the current state
-    was archived first (a normal `tbot backup create` archive, named in the result). A home of ANOTHER
-    identity is refused, naming both: restoring there would mix two bots' books.
-    """
+
+def restore_problems(home: BotHome) -> list[str]:
+    """Boot and `tbot check` refuse a home whose restore did not finish (killed, or its ledgers failed)."""
+    marker = restore_marker(home)
+    if not marker.exists():
+        return []
+    try:
+        archive = str(json.loads(marker.read_text(encoding="utf-8")).get("archive"))
+    except (OSError, ValueError, AttributeError):
+        archive = "an archive"
+    return [
+        f"the restore of {archive} into {home.root} did not finish ({home.relative(marker)} is present): the "
+        f"home is incomplete; run `tbot backup restore --archive {archive} --home {home.root}` again"
+    ]
+
+
+def _read_archive(archive: Path, home: BotHome, key_path: Path | None) -> dict[str, bytes]:
     data = _decrypt_archive(archive, home, key_path)
+    contents: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        contents: dict[str, bytes] = {}
         for member in tar.getmembers():
             if not member.isfile():
                 raise ConfigError(
@@ -252,6 +267,37 @@ def restore_backup(
             if extracted is None:
                 raise ConfigError(f"backup archive member {member.name!r} cannot be read")
             contents[_safe_name(member.name)] = extracted.read()
+    return contents
+
+
+def _current_plain(target: Path, kind: str, home: BotHome) -> bytes | None:
+    """What `target` holds now, comparable with the archive's copy (config decrypted), None if unreadable."""
+    if kind != "config":
+        return target.read_bytes()
+    from tbot_bot.config.security_bot import decrypt_file
+
+    try:
+        return decrypt_file(target, home.key_file("env"))
+    except ConfigError:
+        return None
+
+
+def restore_backup(
+    archive: Path, home: BotHome, *, key_path: Path | None = None, now: datetime | None = None
+) -> RestoreResult:
+    """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
+
+    Into a home with no bot identity nothing is overwritten (an existing file is refused). Into a provisioned
+    home of the SAME identity (e.g. re-provisioned after a disk loss) files are replaced, after the current state
+    was archived first (a normal `tbot backup create` archive, named in the result). A home of ANOTHER
+    identity is refused, naming both: restoring there would mix two bots' books. Config members are encrypted
+    with this home's env key (created when missing). While files are written, a marker makes boot and `tbot check`
+    refuse the home; running the same restore again after a kill completes it.
+    """
+    from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
+    from tbot_bot.runtime.crashpoints import crashpoint
+
+    contents = _read_archive(archive, home, key_path)
     manifest = json.loads(contents.pop(MANIFEST, b"null"))
     if not isinstance(manifest, dict) or set(manifest.get("files", {})) != set(contents):
         raise ConfigError(f"backup archive {archive.name}: manifest does not match its contents")
@@ -261,37 +307,62 @@ def restore_backup(
             f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
             f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
         )
-    targets: dict[Path, bytes] = {}
+    marker = restore_marker(home)
+    archive_digest = _sha256(archive.read_bytes())
+    resuming = False
+    if marker.exists():
+        started = json.loads(marker.read_text(encoding="utf-8"))
+        if started.get("sha256") != archive_digest:
+            raise ConfigError(restore_problems(home)[0] + " (not another archive)")
+        resuming = True  # the same restore, killed half-way: its own partly written files are overwritten
+    kinds = {name: str(info.get("kind", "file")) for name, info in manifest["files"].items()}
+    targets: dict[Path, tuple[bytes, str]] = {}
     replacing: list[Path] = []
     for name, blob in contents.items():
         if _sha256(blob) != manifest["files"][name]["sha256"]:
             raise ConfigError(f"backup archive {archive.name}: {name} fails its sha256 check")
         target = home.path(*PurePosixPath(name).parts)
-        if target.exists():
+        if target.exists() and not resuming:
             if ours is None:
                 raise ConfigError(
                     f"restore would overwrite {target}; restore into an empty home or move it away"
                 )
-            if target.read_bytes() != blob:
+            if _current_plain(target, kinds[name], home) != blob:
                 replacing.append(target)
-        targets[target] = blob
+        targets[target] = (blob, kinds[name])
     safety: Path | None = None
     if replacing:
         safety = _archive_current(home, now or datetime.now(UTC))
-    for target, blob in targets.items():
+    atomic_write_json(
+        marker,
+        {"archive": str(archive), "sha256": archive_digest, "started_at": _iso(now or datetime.now(UTC))},
+    )
+    env_key = ensure_key(home.key_file("env")) if "config" in kinds.values() else b""
+    for target, (blob, kind) in targets.items():
         for suffix in ("-wal", "-shm", "-journal"):
             # a replaced SQLite file must not meet the old file's write-ahead log
             target.with_name(target.name + suffix).unlink(missing_ok=True)
-        atomic_write_bytes(target, blob, 0o600 if target.suffix == ".db" else 0o644)
+        if kind == "config":
+            atomic_write_bytes(target, encrypt_bytes(env_key, blob), 0o600)
+        else:
+            atomic_write_bytes(target, blob, 0o600 if kind == "sqlite" else 0o644)
+        crashpoint(
+            "restore_file"
+        )  # test seam: a kill between files leaves the marker, so the home is refused
     problems: list[str] = []
-    for name, info in manifest["files"].items():
+    for name, kind in kinds.items():
         path = home.path(*PurePosixPath(name).parts)
-        if info["kind"] == "sqlite" and _is_ledger(path):
+        if kind == "sqlite" and _is_ledger(path):
             problems += [f"{name}: {p}" for p in verify_ledger(path)]
     problems += _reanchor(home, manifest)
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
+    marker.unlink()
     return RestoreResult(sorted(targets), sorted(replacing), safety)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +386,9 @@ def _archive_current(home: BotHome, now: datetime) -> Path:
 
     binding = load_binding(home, check_files=False)
     current = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
-    return create_backup(home, current, now=now, identity=binding.identity.to_json())
+    return create_backup(
+        home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir]
+    )
 
 
 def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:

@@ -175,7 +175,9 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
         raise ConfigError(
             f"bot home {home.root} does not exist; create one with `tbot provision --home {home.root} ...`"
         )
-    problems = check_keys(home)
+    from tbot_bot.reporting.auto_backup import restore_problems
+
+    problems = restore_problems(home) + check_keys(home)
     settings = binding = None
     config_values: dict[str, Any] = {}
     try:
