@@ -172,3 +172,156 @@ def test_a_kill_during_create_or_restore_leaves_nothing_that_looks_whole(
     assert main(["backup", "restore", *args, "--home", str(target.root)]) == 0
     assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(target.root)]) == 0
     assert read_trades(load_binding(target).ledger_path) == three_days["trades"]
+
+
+def _rows(ledger: Path, sql: str, *args: object) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def copied(three_days: dict[str, Any], tmp_path: Path) -> BotHome:
+    home = BotHome(tmp_path / "copy")
+    shutil.copytree(three_days["home"].root, home.root, symlinks=True)
+    return home
+
+
+def test_trade_history_and_summaries_come_from_the_ledger_without_the_journal(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.reporting.ledger_history import refresh_trade_history
+
+    binding = load_binding(copied)
+    scope = binding.scope
+    summaries = copied.summaries_dir(scope)
+    before = {p.name: json.loads(p.read_text()) for p in summaries.glob("daily_summary_2011-*.json")}
+    (copied.state_dir / "journal.db").unlink()  # the journal is lost; the ledger is the record
+    for path in copied.trades_dir(scope).iterdir():
+        path.unlink()
+    for path in summaries.glob("daily_summary_2011-*.json"):
+        path.write_text('{"totals": {"total_pnl": "999"}}')  # damaged figures
+    assert main(["trades", "--rebuild", "--format", "json", "--home", str(copied.root)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    history = json.loads((copied.trades_dir(scope) / f"{scope}_BOT_trade_history.json").read_text())
+    assert [(r["entry_time"], r["PnL"], r["fees"]) for r in history] == [
+        (t["entry_time"], t["pnl"], t["fees"]) for t in listed["trades"]
+    ]
+    assert {r["entry_time"][:10] for r in history} == {d.isoformat() for d in DAYS}
+    for name, doc in before.items():
+        rebuilt = json.loads((summaries / name).read_text())
+        for key in ("total_trades", "total_pnl", "total_fees", "net_pnl", "wins", "losses"):
+            assert rebuilt["totals"][key] == doc["totals"][key], (name, key)
+    # nothing new in the ledger: the refresh recomputes nothing
+    again = refresh_trade_history(
+        binding.ledger_path, copied.trades_dir(scope), scope, broker="SIM", mode="paper"
+    )
+    assert again.recomputed_from is None and again.rows == len(history)
+
+
+def test_corrections_amount_account_reversal_and_closed_period(
+    copied: BotHome, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decimal import Decimal
+
+    from ofxtools.Parser import OFXTree
+
+    home = str(copied.root)
+    binding = load_binding(copied)
+    ledger = binding.ledger_path
+    exits = _rows(ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND pnl IS NOT NULL ORDER BY id")
+    fees = _rows(ledger, "SELECT fitid FROM transactions WHERE trntype = 'FEE' ORDER BY id")
+    assert len(exits) >= 3 and fees
+    first, second, third = exits[0], exits[1], exits[2]
+    (cash,) = _rows(
+        ledger, "SELECT debit FROM splits WHERE transaction_id = ? AND account_code = '1030'", first["id"]
+    )
+    before = {t.client_order_id: t for t in read_trades(ledger)}
+
+    # without --yes and without a terminal nothing is posted
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is not a confirmation
+    base = ["ledger", "correct", "--home", home, "--reason", "broker statement shows 1.00 more"]
+    assert main([*base, "--fitid", first["fitid"], "--amount", "1.5x"]) == 2
+    assert main([*base, "--fitid", first["fitid"], "--amount", str(Decimal(cash["debit"]) / 10000 + 1)]) == 1
+    assert "not confirmed" in capsys.readouterr().out
+    assert not _rows(ledger, "SELECT 1 FROM transactions WHERE is_correction = 1")
+
+    # amount: the cash leg +1.00, the gain leg absorbs it, the trade's PnL follows
+    assert (
+        main([*base, "--yes", "--fitid", first["fitid"], "--amount", str(Decimal(cash["debit"]) / 10000 + 1)])
+        == 0
+    )
+    (cor,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{first['fitid']}-COR")
+    assert (cor["is_correction"], cor["correction_of"], cor["dtposted"]) == (
+        1,
+        first["fitid"],
+        first["dtposted"],
+    )
+    assert cor["pnl"] == first["pnl"] + 10000
+    # account: a fee moved from 5010 to 5020; reversal: an exit reversed, nothing in its place
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", fees[0]["fitid"], "--account", "5020",
+                 "--reason", "execution loss, not a commission"]) == 0  # fmt: skip
+    (moved,) = _rows(ledger, "SELECT s.account_code FROM splits s JOIN transactions t ON t.id = s.transaction_id "
+                     "WHERE t.fitid = ? AND s.account_code != '1030'", f"{fees[0]['fitid']}-COR")  # fmt: skip
+    assert moved["account_code"] == "5020"
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", second["fitid"], "--reverse",
+                 "--reason", "duplicate fill"]) == 0  # fmt: skip
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", second["fitid"], "--reverse",
+                 "--reason", "again"]) == 1  # fmt: skip
+    assert "already reversed" in capsys.readouterr().err
+
+    # a closed period is never changed: the correction goes into the open one, naming the original date
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", third["fitid"], "--amount",
+                 "1", "--reason", "late broker adjustment"]) == 0  # fmt: skip
+    (late,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{third['fitid']}-COR")
+    assert late["dtposted"] == "2011-02-01T00:00:00.000000Z"
+    assert f"original dated {third['dtposted'][:10]}, period 2011-01 closed" in late["memo"]
+    (audit,) = _rows(ledger, "SELECT actor, memo FROM audit_log WHERE fitid = ?", f"{third['fitid']}-REV")
+    assert "via tbot ledger correct" in audit["actor"] and "late broker adjustment" in audit["memo"]
+    assert main(["ledger", "verify", "--home", home]) == 0
+
+    # tbot trades: corrected figures on the trade's own day, the correction named; the reversed exit is open
+    capsys.readouterr()
+    assert main(["trades", "--home", home]) == 0
+    assert f"{first['fitid']} -> {first['fitid']}-COR" in capsys.readouterr().out
+    after = {t.client_order_id: t for t in read_trades(ledger)}
+    (entry_of_first,) = [
+        k
+        for k, t in before.items()
+        if t.exit_time and t.exit_time.isoformat().startswith(first["dtposted"][:19])
+    ]
+    assert after[entry_of_first].pnl == before[entry_of_first].pnl + 1
+    assert after[entry_of_first].session == before[entry_of_first].session
+    assert any(t.exit_time is None and t.correction is None for t in after.values())
+    history = json.loads(
+        (copied.trades_dir(binding.scope) / f"{binding.scope}_BOT_trade_history.json").read_text()
+    )
+    assert sum(1 for r in history if r["correction"]) == sum(1 for t in after.values() if t.correction)
+
+    # OFX: the corrections are in the statement and it parses
+    out = copied.root / "all.ofx"
+    assert main(["ofx", "export", "--all", "--out", str(out), "--home", home]) == 0
+    text = out.read_text()
+    assert (
+        f"{second['fitid']}-REV" in text and f"{first['fitid']}-COR" in text and "Manual Adjustments" in text
+    )
+    tree = OFXTree()
+    tree.parse(str(out))
+    statement = tree.convert().statements[0]
+    assert {t.fitid for t in statement.transactions if hasattr(t, "fitid")} | {
+        t.invtran.fitid for t in statement.transactions if hasattr(t, "invtran")
+    } >= {f"{second['fitid']}-REV", f"{first['fitid']}-COR"}
+
+    # the triggers still refuse an UPDATE of a posted row
+    conn = sqlite3.connect(ledger)
+    try:
+        with pytest.raises(sqlite3.DatabaseError):
+            conn.execute("UPDATE transactions SET pnl = 0 WHERE fitid = ?", (first["fitid"],))
+    finally:
+        conn.close()
