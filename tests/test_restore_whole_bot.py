@@ -325,3 +325,26 @@ def test_corrections_amount_account_reversal_and_closed_period(
             conn.execute("UPDATE transactions SET pnl = 0 WHERE fitid = ?", (first["fitid"],))
     finally:
         conn.close()
+
+
+def test_dates_are_the_datas_dates(three_days: dict[str, Any], tmp_path: Path) -> None:
+    from ofxtools.Parser import OFXTree
+
+    # a sim home replays recorded days: its opening float is booked on the sample's first day, not today
+    root = tmp_path / "sim"
+    assert main(["provision", "--home", str(root), "--broker", "sim", "--entity", "RGL", "--jurisdiction",
+                 "USA", "--account", "main", "--bot-id", "TB02", "--float", "1000"]) == 0  # fmt: skip
+    (opening,) = _rows(load_binding(BotHome(root)).ledger_path, "SELECT fitid, dtposted FROM transactions")
+    assert opening["dtposted"] == "2011-01-03T00:00:00.000000Z", opening["fitid"]
+    # the replayed home's statement and summaries are stamped in 2011, the replayed days' time
+    home = three_days["home"]
+    out = tmp_path / "all.ofx"
+    assert main(["ofx", "export", "--all", "--out", str(out), "--home", str(home.root)]) == 0
+    tree = OFXTree()
+    tree.parse(str(out))
+    statement = tree.convert().statements[0]
+    assert statement.dtasof.year == statement.dtstart.year == statement.dtend.year == 2011
+    scope = load_binding(home).scope
+    for day in DAYS:
+        doc = json.loads((home.summaries_dir(scope) / f"daily_summary_{day.isoformat()}.json").read_text())
+        assert doc["generated_at"].startswith(day.isoformat()), doc["generated_at"]

@@ -50,6 +50,7 @@ def available_days_message(day: date) -> str:
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.data.sample import sample_days
     from tbot_bot.runtime.main import Supervisor
+    from rigd_tbot.commands.provision import opening_float_time
     from tbot_bot.support.provision import ProvisionRequest, provision
 
     if args.day not in sample_days():
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
                 float_amount="25000",
                 environment="development",
             ),
+            now=opening_float_time(
+                "sim", None
+            ),  # the float is booked in the data's time, before the replayed day
         )
         print(f"provisioned a demo bot home in {home.root}")
     sup = Supervisor(home, replay_day=args.day)
