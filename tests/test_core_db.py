@@ -15,7 +15,7 @@ from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 EXPECTED_TABLES = {
-    "SYSTEM": ["schema_meta", "system_settings"],
+    "SYSTEM": ["schema_meta"],
     "SYSTEM_LOGS": ["schema_meta", "system_logs"],
     "SYSTEM_USERS": ["login_failures", "schema_meta", "session_generations", "system_users"],
     "LEDGER_STATUS": ["ledger_anchor", "ledger_status", "schema_meta"],

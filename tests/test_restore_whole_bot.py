@@ -279,6 +279,9 @@ def test_corrections_amount_account_reversal_and_closed_period(
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
     assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", third["fitid"], "--amount",
                  "1", "--reason", "late broker adjustment"]) == 0  # fmt: skip
+    status_db = copied.core_db("LEDGER_STATUS")
+    (status,) = _rows(status_db, "SELECT * FROM ledger_status WHERE ledger_name = ?", ledger.name)
+    assert (status["status"], status["reason"]) == ("locked", "closed through 2011-01")
     (late,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{third['fitid']}-COR")
     assert late["dtposted"] == "2011-02-01T00:00:00.000000Z"
     assert f"original dated {third['dtposted'][:10]}, period 2011-01 closed" in late["memo"]
@@ -348,3 +351,20 @@ def test_dates_are_the_datas_dates(three_days: dict[str, Any], tmp_path: Path) -
     for day in DAYS:
         doc = json.loads((home.summaries_dir(scope) / f"daily_summary_{day.isoformat()}.json").read_text())
         assert doc["generated_at"].startswith(day.isoformat()), doc["generated_at"]
+
+
+def test_a_ledger_whose_period_lock_is_behind_ledger_status_is_refused(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(copied.root)
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    # as if the ledger had been rolled back from a state in which February was closed too
+    conn = sqlite3.connect(copied.core_db("LEDGER_STATUS"))
+    with conn:
+        conn.execute("UPDATE ledger_status SET reason = 'closed through 2011-02'")
+    conn.close()
+    capsys.readouterr()
+    assert main(["ledger", "verify", "--home", home]) == 1
+    assert "closed through 2011-02" in capsys.readouterr().out
+    assert main(["check", "--replay", FOURTH.isoformat(), "--home", home]) == 2
+    assert "rolled back to before that close" in capsys.readouterr().err

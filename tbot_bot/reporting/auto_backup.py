@@ -395,6 +395,7 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
     """Each restored ledger must be exactly the head the manifest recorded; then it is anchored in this home
     (a restore is an authenticated, deliberate rollback: the new anchor's seq is above any older one)."""
     from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, new_anchor, read_head
+    from tbot_bot.accounting.ledger_period import closed_through
 
     anchors_doc = manifest.get("anchors")
     files = manifest.get("files")
@@ -415,6 +416,7 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             head = read_head(conn)
+            lock = closed_through(conn)
         finally:
             conn.close()
         if recorded is not None and head != ChainHead(**recorded):
@@ -422,6 +424,9 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
             continue
         seq = store.next_seq(path, backup_dir)
         store.write(new_anchor(path, seq, head, None), backup_dir, path)
+        store.forget_lock(path)
+        if lock is not None:
+            store.record_lock(path, lock[0], by="tbot backup restore", at=datetime.now(UTC))
     store.close()
     return problems
 
