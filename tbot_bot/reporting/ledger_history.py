@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +27,7 @@ from tbot_bot.reporting.trade_history import (
     TradeRecord,
     record_dict,
     trade_history_paths,
-    write_trade_rows,
+    write_trade_history,
 )
 from tbot_bot.support.utils_bot import atomic_write_json
 
@@ -82,7 +82,7 @@ def ledger_records(
 class HistoryRefresh:
     paths: list[Path]
     rows: int  # rows in the files now
-    recomputed_from: str | None  # first session recomputed (None: nothing new in the ledger)
+    recomputed_from: str | None  # first session recomputed (None: nothing new, or the whole history rebuilt)
     rebuilt: bool  # the whole history was recomputed
 
 
@@ -162,17 +162,16 @@ def refresh_trade_history(
     previous_times = {
         (r.get("entry_time"), r.get("ticker")): r.get("signal_time") for r in (loaded[1] if loaded else [])
     }
-    new_rows = []
+    records = []
     for rec in fresh:
-        row = record_dict(rec)
-        if row["signal_time"] is None:
-            row["signal_time"] = previous_times.get((row["entry_time"], row["ticker"]))
-        new_rows.append(row)
-    merged = sorted(
-        keep + new_rows,
-        key=lambda r: (str(r.get("entry_time")), str(r.get("strategy_name")), str(r.get("ticker"))),
-    )
-    paths = write_trade_rows(trades_dir, scope, merged)
+        earlier = previous_times.get((record_dict(rec)["entry_time"], rec.ticker))
+        if rec.signal_time is None and earlier:
+            # a signal's time is not in the ledger: keep what the journal gave when the row was first written
+            rec = replace(rec, signal_time=datetime.fromisoformat(str(earlier).replace("Z", "+00:00")))
+        records.append(rec)
+    records.sort(key=lambda r: (r.entry_time or r.timestamp, r.strategy_name, r.ticker))
+    paths = write_trade_history(trades_dir, scope, records, kept_rows=keep)
+    merged = len(keep) + len(records)
     atomic_write_json(
         _state_path(trades_dir, scope),
         {
@@ -182,9 +181,7 @@ def refresh_trade_history(
             "last_fitid": last_fitid,
         },
     )
-    return HistoryRefresh(
-        paths, len(merged), since or (merged[0]["entry_time"][:10] if merged else None), loaded is None
-    )
+    return HistoryRefresh(paths, merged, since, loaded is None)
 
 
 def rebuild_summaries(

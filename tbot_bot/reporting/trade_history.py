@@ -78,16 +78,16 @@ def trade_history_paths(trades_dir: Path, scope: str) -> dict[str, Path]:
 
 
 def write_trade_history(
-    trades_dir: Path, scope: str, records: Sequence[TradeRecord], log_format: str | None = None
+    trades_dir: Path,
+    scope: str,
+    records: Sequence[TradeRecord],
+    log_format: str | None = None,
+    *,
+    kept_rows: Sequence[dict[str, Any]] = (),
 ) -> list[Path]:
-    """Rewrite the trade history with `records`; both formats when log_format is None."""
-    return write_trade_rows(trades_dir, scope, [record_dict(r) for r in records], log_format)
-
-
-def write_trade_rows(
-    trades_dir: Path, scope: str, rows: Sequence[dict[str, Any]], log_format: str | None = None
-) -> list[Path]:
-    """Rewrite the trade history with rows already in file form (record_dict)."""
+    """Rewrite the trade history: `kept_rows` (rows already in file form, earlier sessions) then `records`; both
+    formats when log_format is None."""
+    rows = [*kept_rows, *(record_dict(r) for r in records)]
     if log_format not in (None, "csv", "json"):
         raise ValueError(f"log_format must be csv or json, got {log_format!r}")
     paths = trade_history_paths(trades_dir, scope)
