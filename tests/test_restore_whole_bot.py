@@ -368,3 +368,37 @@ def test_a_ledger_whose_period_lock_is_behind_ledger_status_is_refused(
     assert "closed through 2011-02" in capsys.readouterr().out
     assert main(["check", "--replay", FOURTH.isoformat(), "--home", home]) == 2
     assert "rolled back to before that close" in capsys.readouterr().err
+
+
+def test_a_backup_taken_while_a_replay_runs_restores_to_a_consistent_home(
+    copied: BotHome, three_days: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "rigd_tbot", "start", "--replay", FOURTH.isoformat(), "--speed", "2500",
+         "--home", str(copied.root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    archives: list[Path] = []
+    try:
+        while replay.poll() is None and len(archives) < 3:
+            time.sleep(1)
+            assert main(["backup", "create", "--home", str(copied.root)]) == 0
+            archives = sorted(copied.backups_dir.glob("tbot_backup_*.tar.gz.enc"))
+    finally:
+        _, err = replay.communicate(timeout=300)
+    assert replay.returncode == 0, err
+    taken = [a for a in archives if a.name != three_days["archive"].name]
+    assert len(taken) >= 2, "the replay ended before two backups were taken during it"
+    for n, archive in enumerate(taken):
+        target = _fresh_home(tmp_path / f"r{n}", three_days["safe"])
+        assert main(["backup", "restore", "--archive", str(archive), "--home", str(target.root),
+                     "--key-file", str(three_days["key"])]) == 0  # fmt: skip
+        assert main(["ledger", "verify", "--home", str(target.root)]) == 0
+        assert main(["check", "--replay", "2011-01-10", "--home", str(target.root)]) == 0
+        binding = load_binding(target)
+        ledger_ids = {t.client_order_id for t in read_trades(binding.ledger_path)}
+        # every order the restored ledger booked is in the restored journal (ledgers are copied first)
+        assert ledger_ids <= set(_journal_ids(target))
