@@ -48,9 +48,9 @@ def available_days_message(day: date) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rigd_tbot.commands.provision import opening_float_time
     from tbot_bot.data.sample import sample_days
     from tbot_bot.runtime.main import Supervisor
-    from rigd_tbot.commands.provision import opening_float_time
     from tbot_bot.support.provision import ProvisionRequest, provision
 
     if args.day not in sample_days():

@@ -77,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
             f"{path.name}: {p}" for p in verify_ledger(path, anchors=anchors, backup_dir=binding.backup_dir)
         ]
     problems += [f"{binding.coa_path.name}: {p}" for p in coa_matches(binding.coa_path)]
+    from tbot_bot.accounting.ledger_ack import acknowledged_problems
+
+    acked, notes = acknowledged_problems(home, binding, ask=True)
+    problems += [f"{binding.ledger_path.name}: {p}" for p in acked]
+    for note in notes:
+        print(f"note: {note}")
     if problems:
         for problem in problems:
             print(problem)
