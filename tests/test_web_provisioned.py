@@ -66,6 +66,22 @@ def test_ledger_view_uses_the_binding(home):
     assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html
 
 
+def test_ledger_view_lists_corrections_with_who_posted_them(home):
+    import sqlite3
+
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    ledger = load_binding(home).ledger_path
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+        (fitid,) = conn.execute("SELECT fitid FROM transactions").fetchone()
+    argv = ["ledger", "correct", "--home", str(home.root), "--fitid", fitid, "--reverse", "--yes"]
+    assert main([*argv, "--reason", "float booked twice by the accounting system"]) == 0
+    html = signed_in(home, "boss").get("/ledger").get_data(as_text=True)
+    table = html.split('id="corrections-table"')[1]
+    assert f"{fitid}-REV" in table and "via tbot ledger correct" in table
+    assert "float booked twice by the accounting system" in table
+
+
 def test_viewer_cannot_reach_settings(home):
     client = signed_in(home, "watcher")
     assert client.get("/settings").status_code == 403
