@@ -107,7 +107,14 @@ def sync_ledger(
             key = new_idempotency_key(
                 binding.identity.BOT_ID, "head", binding.ledger_path.name, head["last_hash"]
             )
-            acknowledged = client.acknowledge_head(head, key) if head["last_hash"] else None
+            acknowledged = None
+            if head["last_hash"]:
+                try:
+                    acknowledged = client.acknowledge_head(head, key)
+                except AccountingRefused as exc:
+                    if exc.status != 404:
+                        raise
+                    # an accounting system without the route: synced, but no off-machine anchor (verify says so)
             return SyncResult(pushed, duplicates, batches, cursor, acknowledged)
         first, last = batch[0]["fitid"], batch[-1]["fitid"]
         key = new_idempotency_key(binding.identity.BOT_ID, "ledger", binding.ledger_path.name, first, last)
