@@ -24,6 +24,7 @@ ALLOWED = (
     "tbot_bot.reporting.log_rotation",  # the web logs rotate like the bot's (a file utility, no trading logic)
     "tbot_bot.runtime.control",  # the control-file protocol (stop/confirm rules shared with the CLI)
     "tbot_bot.optimizer.proposals",  # the proposal store (config files only; no optimizer or Optuna import)
+    "tbot_bot.accounting.ledger_correction",  # an admin's ledger correction (the CLI's door; no trading logic)
 )
 
 

@@ -129,8 +129,8 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
     import sys
     from decimal import Decimal, InvalidOperation
 
-    from tbot_bot.accounting.accounting_api import LedgerWriter, build_reversal
-    from tbot_bot.accounting.ledger_correction import plan_correction
+    from tbot_bot.accounting.accounting_api import build_reversal
+    from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import UsageError
 
@@ -172,36 +172,9 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
         if input("post this correction? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing posted")
             return 1
-    keep = load_settings(home).LEDGER_BACKUP_KEEP
-    result = LedgerWriter.for_home(home, binding.ledger_path, binding, keep).correct(
-        plan.fitid, reason=plan.reason, posted_at=plan.posted_at, replacement=plan.replacement,
-        actor=f"{user} via tbot ledger correct",
+    written = post_correction(
+        home, binding, plan, user=user, source="tbot ledger correct",
+        backup_keep=load_settings(home).LEDGER_BACKUP_KEEP,
     )  # fmt: skip
-    print(f"posted {result.written} correction entr{'y' if result.written == 1 else 'ies'} for {plan.fitid}")
-    _after_correction(home, binding, plan, user)
+    print(f"posted {written} correction entr{'y' if written == 1 else 'ies'} for {plan.fitid}")
     return 0
-
-
-def _after_correction(home: BotHome, binding, plan, user: str) -> None:  # type: ignore[no-untyped-def]
-    """Derived records follow the books: the trade history, the summaries of the days touched, the system log."""
-    from tbot_bot.config.settings_bot import load_settings
-    from tbot_bot.core.audit import log_system_event
-    from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
-
-    broker = load_settings(home).BROKER_NAME
-    mode = "paper" if broker == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
-    scope = binding.scope
-    refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
-    from tbot_bot.reporting.daily_summary import summary_path
-
-    # only sessions that have a summary: a correction dated on a non-session day creates none
-    touched = {plan.original_date.date(), plan.posted_at.date()}
-    days = sorted(d for d in touched if summary_path(home.summaries_dir(scope), d).exists())
-    rebuild_summaries(
-        binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days
-    )
-    if home.core_db("SYSTEM_LOGS").exists():
-        log_system_event(
-            home, source="ledger", event="correction", actor=user,
-            detail=f"{plan.fitid}: {plan.reason}",
-        )  # fmt: skip

@@ -185,3 +185,46 @@ def plan_correction(
     elif from_account is not None:
         raise LedgerError("--from-account only applies with --account")
     return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits))
+
+
+def post_correction(
+    home: Any, binding: Any, plan: CorrectionPlan, *, user: str, source: str, backup_keep: int
+) -> int:
+    """Post a planned correction through the anchored writer, then bring what derives from the books along: the
+    trade history, the summaries of the sessions it touches (those that have one) and the system log. Returns the
+    number of entries written. `source` says where it was asked (the CLI, the dashboard)."""
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+
+    result = LedgerWriter.for_home(home, binding.ledger_path, binding, backup_keep).correct(
+        plan.fitid,
+        reason=plan.reason,
+        posted_at=plan.posted_at,
+        replacement=plan.replacement,
+        actor=f"{user} via {source}",
+    )
+    _refresh_derived(home, binding, plan)
+    if home.core_db("SYSTEM_LOGS").exists():
+        from tbot_bot.core.audit import log_system_event
+
+        log_system_event(
+            home, source="ledger", event="correction", actor=user, detail=f"{plan.fitid}: {plan.reason}"
+        )
+    return result.written
+
+
+def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.reporting.daily_summary import summary_path
+    from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
+
+    broker = load_settings(home).BROKER_NAME
+    mode = "paper" if broker == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
+    scope = binding.scope
+    refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
+    # only sessions that have a summary: a correction dated on a non-session day creates none
+    touched = {plan.original_date.date(), plan.posted_at.date()}
+    days = sorted(d for d in touched if summary_path(home.summaries_dir(scope), d).exists())
+    if days:
+        rebuild_summaries(
+            binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days
+        )
