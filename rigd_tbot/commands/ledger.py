@@ -77,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
             f"{path.name}: {p}" for p in verify_ledger(path, anchors=anchors, backup_dir=binding.backup_dir)
         ]
     problems += [f"{binding.coa_path.name}: {p}" for p in coa_matches(binding.coa_path)]
-    from tbot_bot.accounting.ledger_ack import acknowledged_problems
+    from tbot_bot.accounting.ledger_ack import acknowledged_problems, offsite_problems
 
     acked, notes = acknowledged_problems(home, binding, ask=True)
-    problems += [f"{binding.ledger_path.name}: {p}" for p in acked]
+    offsite, offsite_notes = offsite_problems(home, binding)
+    notes += offsite_notes
+    problems += [f"{binding.ledger_path.name}: {p}" for p in acked + offsite]
     for note in notes:
         print(f"note: {note}")
     if problems:

@@ -28,13 +28,15 @@ def head_document(ledger: Path) -> dict[str, Any]:
 
 
 def behind_acknowledged(ledger: Path, acknowledged: dict[str, Any], where: str) -> list[str]:
-    """Problems when `ledger` is not a continuation of the acknowledged head (one per case, naming the head)."""
+    """Problems when `ledger` is not a continuation of the acknowledged head (one per case, naming the head).
+    `where` names the head's keeper, e.g. "the head the accounting system acknowledged"."""
     try:
         want = ChainHead(**{k: acknowledged[k] for k in ChainHead.__slots__})  # type: ignore[attr-defined]
     except (KeyError, TypeError):
-        return [f"the acknowledged head from {where} is malformed: {json.dumps(acknowledged)[:200]}"]
+        return [f"{where} is malformed: {json.dumps(acknowledged)[:200]}"]
+    at = acknowledged.get("acknowledged_at")
     named = (
-        f"the head {where} acknowledged{' at ' + str(acknowledged['acknowledged_at']) if acknowledged.get('acknowledged_at') else ''} "
+        f"{where}{' at ' + str(at) if at else ''} "
         f"({want.transactions} transactions, {want.audit_rows} audit rows, last FITID {want.last_fitid!r})"
     )
     with open_ledger(ledger, readonly=True) as conn:
@@ -87,10 +89,50 @@ def acknowledged_problems(home: Any, binding: Any, *, ask: bool) -> tuple[list[s
                 if remote is None:
                     notes.append("the accounting system has acknowledged no chain head yet")
                     return [], notes
-                return behind_acknowledged(binding.ledger_path, remote, "the accounting system"), notes
+                return behind_acknowledged(
+                    binding.ledger_path, remote, "the head the accounting system acknowledged"
+                ), notes
             finally:
                 client.close()
     local = last_sync_head(home.state_dir / STATE_FILE)
     if local is None:
         return [], notes
-    return behind_acknowledged(binding.ledger_path, local, "the last accounting sync (local record)"), notes
+    return behind_acknowledged(
+        binding.ledger_path, local, "the head acknowledged at the last accounting sync (local record)"
+    ), notes
+
+
+def offsite_problems(home: Any, binding: Any) -> tuple[list[str], list[str]]:
+    """(problems, notes) comparing the bot ledger with the head recorded in the newest off-site backup's manifest
+    (`BACKUP_UPLOAD_TO`; the archive is downloaded and decrypted with this home's backup key). `tbot ledger
+    verify` only: boot and check do not download archives."""
+    import tempfile
+
+    from tbot_bot.errors import TbotError
+    from tbot_bot.reporting.auto_backup import manifest_heads, read_manifest
+    from tbot_bot.reporting.offsite_backup import configured_target, fetch_newest
+
+    configured = configured_target(home)
+    if configured is None:
+        return [], ["off-site backup manifest not consulted: no BACKUP_UPLOAD_TO in the home's .env"]
+    url, endpoint, creds = configured
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            archive = fetch_newest(url, Path(tmp), endpoint=endpoint, credentials=creds)
+            if archive is None:
+                return [], [f"off-site backup manifest not consulted: no archive at {url} yet"]
+            manifest = read_manifest(archive, home)
+        except (TbotError, OSError) as exc:
+            return [], [f"off-site backup manifest not consulted: {exc}"]
+    heads = manifest_heads(home, manifest)
+    if heads is None:
+        return [], [
+            f"off-site backup {archive.name}: its manifest's ledger heads are not signed with this ledger key"
+        ]
+    head = heads.get(home.relative(binding.ledger_path))
+    if head is None:
+        return [], [f"off-site backup {archive.name} holds no head of {binding.ledger_path.name}"]
+    where = f"the head recorded in the newest off-site backup {archive.name} ({url})"
+    return behind_acknowledged(binding.ledger_path, head, where), [
+        f"consulted the newest off-site backup {archive.name}"
+    ]

@@ -169,6 +169,27 @@ def read_manifest(archive: Path, home: BotHome, key_path: Path | None = None) ->
     return manifest
 
 
+def manifest_heads(home: BotHome, manifest: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The ledger heads a manifest recorded, when their HMAC verifies under this home's ledger key (or the key a
+    rotation kept as `.prev`); None when unsigned or not authentic."""
+    import hmac as hmac_mod
+
+    anchors = manifest.get("anchors")
+    if not isinstance(anchors, dict) or not anchors.get("hmac"):
+        return None
+    heads = anchors.get("heads") or {}
+    body = json.dumps(heads, sort_keys=True, separators=(",", ":")).encode()
+    key_path = home.key_file("ledger")
+    from tbot_bot.config.security_bot import load_key
+
+    for candidate in (key_path, key_path.with_name(key_path.name + ".prev")):
+        if candidate.is_file():
+            mac = hmac_mod.new(load_key(candidate), body, hashlib.sha256).hexdigest()
+            if hmac_mod.compare_digest(mac, str(anchors["hmac"])):
+                return dict(heads)
+    return None
+
+
 def list_backups(home: BotHome) -> list[Path]:
     """Archives in backups/, oldest first."""
     if not home.backups_dir.is_dir():
