@@ -136,6 +136,8 @@ def test_restore_into_an_empty_home_continues_every_record(
     assert sorted((r["entry_time"], r["ticker"], r["PnL"], r["fees"]) for r in history) == sorted(
         (t.as_row()["entry_time"], t.ticker, t.as_row()["pnl"], t.as_row()["fees"]) for t in ledger
     )
+    # what the ledger does not hold came from the journal when each row was first written, and stays
+    assert all(r["signal_time"] for r in history)
     index = json.loads((home.summaries_dir(binding.scope) / "daily_summary_index.json").read_text())
     assert [s["session_date"] for s in index["sessions"]] == [d.isoformat() for d in (*DAYS, FOURTH)]
     ids = _journal_ids(home)

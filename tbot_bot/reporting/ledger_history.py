@@ -103,6 +103,15 @@ def _load(trades_dir: Path, scope: str) -> tuple[dict[str, Any], list[dict[str, 
     return state, [r for r in rows if isinstance(r, dict)]
 
 
+def _previous_rows(trades_dir: Path, scope: str) -> list[dict[str, Any]]:
+    """The rows in the JSON file now, whatever their state (a rebuild keeps the signal times they carry)."""
+    try:
+        rows = json.loads(trade_history_paths(trades_dir, scope)["json"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
 def _row_day(row: Mapping[str, Any]) -> str:
     return str(row.get("entry_time") or row.get("timestamp") or "")[:10]
 
@@ -160,7 +169,7 @@ def refresh_trade_history(
     start = None if loaded is None else date.fromisoformat(since) if since else None
     fresh = ledger_records(ledger, broker=broker, mode=mode, since=start, signal_times=signal_times)
     previous_times = {
-        (r.get("entry_time"), r.get("ticker")): r.get("signal_time") for r in (loaded[1] if loaded else [])
+        (r.get("entry_time"), r.get("ticker")): r.get("signal_time") for r in _previous_rows(trades_dir, scope)
     }
     records = []
     for rec in fresh:
