@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.reporting.auto_backup import create_backup, list_backups, read_manifest, restore_backup
+    from tbot_bot.reporting.auto_backup import create_backup, list_backups, read_manifest
+    from tbot_bot.reporting.backup_restore import restore_backup
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)

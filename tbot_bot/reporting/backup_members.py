@@ -37,7 +37,7 @@ ARCHIVED_DIRS = (
 )
 CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
 NEVER_ARCHIVED = ("storage/keys", "storage/secrets", "backups", "control", "backtest_results")
-# a restore's own progress marker (auto_backup.restore_marker) describes this home, never the archived bot
+# a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
 RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"
 
 

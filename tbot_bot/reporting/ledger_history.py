@@ -169,7 +169,8 @@ def refresh_trade_history(
     start = None if loaded is None else date.fromisoformat(since) if since else None
     fresh = ledger_records(ledger, broker=broker, mode=mode, since=start, signal_times=signal_times)
     previous_times = {
-        (r.get("entry_time"), r.get("ticker")): r.get("signal_time") for r in _previous_rows(trades_dir, scope)
+        (r.get("entry_time"), r.get("ticker")): r.get("signal_time")
+        for r in _previous_rows(trades_dir, scope)
     }
     records = []
     for rec in fresh:

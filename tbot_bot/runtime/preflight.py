@@ -176,7 +176,7 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
         raise ConfigError(
             f"bot home {home.root} does not exist; create one with `tbot provision --home {home.root} ...`"
         )
-    from tbot_bot.reporting.auto_backup import restore_problems
+    from tbot_bot.reporting.backup_restore import restore_problems
 
     problems = restore_problems(home) + check_keys(home)
     settings = binding = None
