@@ -404,3 +404,22 @@ def test_a_backup_taken_while_a_replay_runs_restores_to_a_consistent_home(
         ledger_ids = {t.client_order_id for t in read_trades(binding.ledger_path)}
         # every order the restored ledger booked is in the restored journal (ledgers are copied first)
         assert ledger_ids <= set(_journal_ids(target))
+
+
+def test_a_correction_that_zeroes_the_gain_leaves_no_gain_leg(copied: BotHome) -> None:
+    from decimal import Decimal
+
+    ledger = load_binding(copied).ledger_path
+    (exit_,) = _rows(
+        ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND pnl != 0 ORDER BY id LIMIT 1"
+    )
+    legs = {r["account_code"]: (r["debit"], r["credit"]) for r in _rows(
+        ledger, "SELECT account_code, debit, credit FROM splits WHERE transaction_id = ?", exit_["id"])}  # fmt: skip
+    cash = Decimal(legs["1030"][0]) / 10000
+    flat = cash - Decimal(exit_["pnl"]) / 10000  # the proceeds that would have made the trade break even
+    argv = ["ledger", "correct", "--home", str(copied.root), "--yes", "--fitid", exit_["fitid"], "--amount"]
+    assert main([*argv, str(flat), "--reason", "filled at the entry price"]) == 0
+    (cor,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{exit_['fitid']}-COR")
+    accounts = [r["account_code"] for r in _rows(ledger, "SELECT account_code FROM splits WHERE transaction_id = ?", cor["id"])]  # fmt: skip
+    assert cor["pnl"] == 0 and sorted(accounts) == ["1030", "1110"]
+    assert main(["ledger", "verify", "--home", str(copied.root)]) == 0

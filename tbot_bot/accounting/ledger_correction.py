@@ -118,6 +118,8 @@ def _new_splits(
                 + "); correct it with --reverse and post the right entry"
             )
         legs[j] = _leg(legs[j].account_code, _signed(legs[j]) - delta, legs[j].memo)
+        # a gain/loss that the correction brings to exactly zero leaves no leg (a leg needs one positive side)
+        legs = [leg for leg in legs if leg.debit or leg.credit]
     if account is not None:
         candidates = [i for i, s in enumerate(legs) if s.account_code != CASH]
         if from_account is not None:
