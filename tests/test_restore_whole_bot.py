@@ -423,3 +423,18 @@ def test_a_correction_that_zeroes_the_gain_leaves_no_gain_leg(copied: BotHome) -
     accounts = [r["account_code"] for r in _rows(ledger, "SELECT account_code FROM splits WHERE transaction_id = ?", cor["id"])]  # fmt: skip
     assert cor["pnl"] == 0 and sorted(accounts) == ["1030", "1110"]
     assert main(["ledger", "verify", "--home", str(copied.root)]) == 0
+
+
+def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(copied: BotHome) -> None:
+    from tbot_bot.reporting.auto_backup import list_backups, read_manifest
+
+    (copied.cache_dir / "bars").mkdir(parents=True, exist_ok=True)
+    (copied.cache_dir / "bars" / "bars_2011-01-06.csv.gz").write_bytes(b"recorded bars")
+    (copied.cache_dir / "vix.csv").write_text("date,close\n2011-01-05,17.02\n")
+    copied.universe_file.write_text("SPY\nSH\n")
+    for archive in list_backups(copied):
+        archive.unlink()
+    assert main(["backup", "create", "--home", str(copied.root)]) == 0
+    files = read_manifest(list_backups(copied)[-1], copied)["files"]
+    assert "data/cache/vix.csv" in files and "data/universe.txt" in files
+    assert not [n for n in files if n.startswith("data/cache/bars/")]

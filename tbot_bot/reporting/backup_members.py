@@ -9,7 +9,8 @@ after it; the journal's recovery re-ingests the other way round idempotently):
   4. plain files: `output/`, `logs/`, `storage/state/`, `entities/` (except the pre-batch ledger copies), the
      universe and the data caches under `data/`.
 Never archived: `storage/keys/` and `storage/secrets/` (keys, credentials, identity and injection come back from
-the key backup and the accounting system), `backups/`, `control/` (requests), `backtest_results/`, SQLite
+the key backup and the accounting system), `backups/`, `control/` (requests), `backtest_results/` and the
+optimizer's recorded bars `data/cache/bars/` (research data, fetched again with `tbot data fetch`), SQLite
 `-wal`/`-shm`/`-journal` side files (the online copy already holds their content) and atomic-write debris.
 """
 
@@ -36,7 +37,16 @@ ARCHIVED_DIRS = (
     "data",
 )
 CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
-NEVER_ARCHIVED = ("storage/keys", "storage/secrets", "backups", "control", "backtest_results")
+# data/cache/bars: minute bars recorded for the after-session optimizer, research data that grows by the day and
+# `tbot data fetch` gets again; an archive is built in memory, so they would dominate it
+NEVER_ARCHIVED = (
+    "storage/keys",
+    "storage/secrets",
+    "backups",
+    "control",
+    "backtest_results",
+    "data/cache/bars",
+)
 # a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
 RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"
 
