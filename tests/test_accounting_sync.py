@@ -119,3 +119,69 @@ def test_cli_sync_and_its_wrapper(
     assert done.returncode == 0, done.stderr
     assert "0 new, 0 already there, 0 batch(es)" in done.stdout
     assert main(["accounting", "sync", "--home", str(provisioned_home), "--batch-size", "0"]) == 2
+
+
+def _snapshot(paths: list[Path], into: Path) -> None:
+    """Consistent copies of SQLite files (online backup) and plain copies of the rest."""
+    import shutil
+
+    into.mkdir()
+    for n, path in enumerate(paths):
+        if path.suffix == ".db":
+            src, dst = sqlite3.connect(path), sqlite3.connect(into / f"{n}")
+            src.backup(dst)
+            dst.close()
+            src.close()
+        else:
+            shutil.copy2(path, into / f"{n}")
+
+
+def _roll_back(paths: list[Path], snapshot: Path) -> None:
+    import shutil
+
+    for n, path in enumerate(paths):
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        shutil.copy2(snapshot / f"{n}", path)
+
+
+def test_rolling_back_every_local_anchor_is_caught_by_the_acknowledged_head(
+    provisioned_home: Path, acct: FakeAccountingServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.accounting.ledger_anchor import sidecar_path
+
+    home = BotHome(provisioned_home)
+    binding = load_binding(home)
+    save_secret_json(home, "acct_api_credentials", {"ACCT_API_URL": acct.url, "ACCT_API_TOKEN": "test-token"})
+    writer = LedgerWriter.for_home(home, binding.ledger_path, binding, 5)
+    fill = dict(strategy="open", ticker="SPY", signal_ticker="SPY", side="long", instrument="equity", broker="SIM",
+                tag=None, leverage_multiplier=None, session_id="TB01-2011-01-10", currency_code="USD")  # fmt: skip
+    buy = TradeFill(fitid="B0", action="open", qty=Decimal(2), price=Decimal("127.5"), fee=Decimal(0),
+                    posted_at=T0, client_order_id="B0", exit_reason=None, **fill)  # type: ignore[arg-type]  # fmt: skip
+    writer.ingest(entries_for_fill(buy))
+    local = [binding.ledger_path, sidecar_path(binding.ledger_path, binding.backup_dir), home.core_db("LEDGER_STATUS"),
+             home.state_dir / "acct_sync.json"]  # fmt: skip
+    assert main(["accounting", "sync", "--home", str(home.root)]) == 0
+    _snapshot(local, tmp_path / "before")
+    sell = TradeFill(fitid="S0", action="close", qty=Decimal(2), price=Decimal("128.25"), fee=Decimal("0.35"),
+                     posted_at=T0 + timedelta(minutes=5), client_order_id="S0", exit_reason="timeout",
+                     entry_price=Decimal("127.5"), **fill)  # type: ignore[arg-type]  # fmt: skip
+    writer.ingest(entries_for_fill(sell))
+    writer.anchors.close()  # type: ignore[union-attr]
+    assert main(["accounting", "sync", "--home", str(home.root)]) == 0
+    assert acct.head["last_fitid"] == "S0-FEE"
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+    capsys.readouterr()
+
+    _roll_back(local, tmp_path / "before")  # the ledger, its sidecar, LEDGER_STATUS.db and the sync record
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 1
+    out = capsys.readouterr().out
+    assert "behind the head the accounting system acknowledged" in out and "'S0-FEE'" in out
+    day = ["--replay", "2011-01-10", "--home", str(home.root)]
+    for command in (["check", *day], ["start", *day]):
+        assert main(command) == 2, command
+        assert "the accounting system acknowledged" in capsys.readouterr().err
+
+    acct.stop()  # unreachable: verify says which anchor it could not consult, and falls back to the local record
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+    assert "off-machine anchor not consulted: the accounting API did not answer" in capsys.readouterr().out

@@ -14,7 +14,8 @@ from tbot_bot.accounting.accounting_api import LedgerWriter
 from tbot_bot.accounting.ledger_schema import create_ledger
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import ConfigError
-from tbot_bot.reporting.auto_backup import create_backup, list_backups, restore_backup
+from tbot_bot.reporting.auto_backup import create_backup, list_backups
+from tbot_bot.reporting.backup_restore import restore_backup
 from tbot_bot.support.path_resolver import BotHome
 
 NOW = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)

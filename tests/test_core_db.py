@@ -16,7 +16,7 @@ from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 
 EXPECTED_TABLES = {
-    "SYSTEM": ["schema_meta", "system_settings"],
+    "SYSTEM": ["schema_meta"],
     "SYSTEM_LOGS": ["schema_meta", "system_logs"],
     "SYSTEM_USERS": ["login_failures", "schema_meta", "session_generations", "system_users"],
     "LEDGER_STATUS": ["ledger_anchor", "ledger_status", "schema_meta"],

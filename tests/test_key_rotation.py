@@ -17,7 +17,8 @@ from tbot_bot.accounting.accounting_config import load_binding
 from tbot_bot.config.key_rotation import protected_files, rotate
 from tbot_bot.config.security_bot import decrypt_file, load_key
 from tbot_bot.config.settings_bot import load_settings, update_env_values
-from tbot_bot.reporting.auto_backup import create_backup, restore_backup
+from tbot_bot.reporting.auto_backup import create_backup
+from tbot_bot.reporting.backup_restore import restore_backup
 from tbot_bot.runtime.preflight import ledger_anchor_problems
 from tbot_bot.support.decrypt_secrets import load_secret_json, save_secret_json
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
@@ -111,10 +112,10 @@ def test_a_killed_rotation_leaves_every_file_readable_and_a_rerun_finishes_it(
     assert home.key_file(purpose).with_name(f"{purpose}.key.prev").exists()
     _all_readable(home)  # killed mid-way: every file still decrypts, the bot still boots its config
     if purpose == "backup":
-        from tbot_bot.reporting.auto_backup import _decrypt_archive
+        from tbot_bot.reporting.auto_backup import decrypt_archive
 
         for archive in sorted(home.backups_dir.iterdir()):
-            assert _decrypt_archive(archive, home, None)  # old or new key: found via backup.key.prev
+            assert decrypt_archive(archive, home, None)  # old or new key: found via backup.key.prev
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not home.key_file(purpose).with_name(f"{purpose}.key.prev").exists()

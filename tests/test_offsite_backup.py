@@ -263,3 +263,56 @@ def test_every_scpignore_keeps_keys_secrets_configs_homes_and_ledgers_out(tmp_pa
         leaked = [rel for rel in sensitive if rel in sent]
         assert leaked == [], f"{rules.name} ships {leaked}"
         assert {".env_bot.template-test", "tbot_bot/errors.py"} <= sent, rules.name
+
+
+def test_verify_compares_the_ledger_with_the_newest_off_site_manifest(
+    provisioned_home: Path, s3_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rolling back the ledger with every local anchor (sidecar, LEDGER_STATUS.db, local archives) is named by
+    `tbot ledger verify` from the head in the newest archive off the machine (issue 23)."""
+    import boto3
+    from test_ledger_fixtures import fill
+
+    from tbot_bot.accounting.account_transaction import entries_for_fill
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+    from tbot_bot.accounting.ledger_anchor import sidecar_path
+
+    home = BotHome(provisioned_home)
+    binding = load_binding(home)
+    verify = ["ledger", "verify", "--home", str(home.root)]
+    assert main(verify) == 0
+    assert "off-site backup manifest not consulted: no BACKUP_UPLOAD_TO" in capsys.readouterr().out
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="anchor-bucket")  # fmt: skip
+    save_secret_json(home, "backup_upload_credentials", CREDS)
+    import re
+
+    text = home.dotenv.read_text()
+    text = re.sub(r"(?m)^BACKUP_UPLOAD_TO=.*$", "BACKUP_UPLOAD_TO=s3://anchor-bucket/tb01", text)
+    text = re.sub(r"(?m)^BACKUP_UPLOAD_ENDPOINT=.*$", f"BACKUP_UPLOAD_ENDPOINT={s3_endpoint}", text)
+    home.dotenv.write_text(text)
+    local = [
+        binding.ledger_path,
+        sidecar_path(binding.ledger_path, binding.backup_dir),
+        home.core_db("LEDGER_STATUS"),
+    ]
+    saved = tmp_path / "before"
+    saved.mkdir()
+    for n, path in enumerate(local):
+        shutil.copy2(path, saved / str(n))
+    writer = LedgerWriter.for_home(home, binding.ledger_path, binding, 5)
+    writer.ingest(entries_for_fill(fill("LATER-1", posted_at=datetime(2011, 1, 10, 15, tzinfo=UTC))))
+    writer.anchors.close()  # type: ignore[union-attr]
+    assert main(["backup", "create", "--home", str(home.root)]) == 0
+    assert main(["backup", "upload", "--home", str(home.root)]) == 0
+    capsys.readouterr()
+    assert main(verify) == 0
+    assert "consulted the newest off-site backup" in capsys.readouterr().out
+
+    for n, path in enumerate(local):  # every local anchor rolled back together with the ledger
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        shutil.copy2(saved / str(n), path)
+    shutil.rmtree(home.backups_dir)
+    assert main(verify) == 1
+    out = capsys.readouterr().out
+    assert "behind the head recorded in the newest off-site backup tbot_backup_" in out and "LATER-1" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,9 +101,19 @@ def test_api_float_is_the_session_float_and_a_disagreement_is_injected_once(
 ) -> None:
     acct.set_float("30000.00", "F2")
     home = _home(tmp_path, acct, broker_cash="30000", STRATEGY_OVERRIDE="open")
+    acct.as_of = datetime(2026, 12, 1, 9, tzinfo=UTC)  # a real API stamps its assignment with its own clock
     binding = load_binding(home)
     assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
     assert broker_current_float(binding.float_ledger_path) == Decimal("30000")
+    # the replayed day's books: the injection is dated at that session's open, not the API's (2026) time
+    import sqlite3
+
+    from tbot_bot.market_time import session_bounds
+
+    with sqlite3.connect(f"file:{binding.ledger_path}?mode=ro", uri=True) as conn:
+        (posted,) = conn.execute("SELECT dtposted FROM transactions WHERE fitid = 'FLOAT-API-F2'").fetchone()
+    opening = session_bounds(DEMO_DAY, "XNYS")
+    assert opening is not None and posted == opening[0].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     logs = _strategy_log(home)
     assert "float_disagreement" in logs and "FLOAT-API-F2" in logs and "float_from_api" in logs
     assert acct.count("POST", REBALANCE_PATH) == 0  # equity 30,000 = target: no breach

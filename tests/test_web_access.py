@@ -50,6 +50,7 @@ ROUTES = [
     ("GET", "/trades", "auditor"),
     ("GET", "/ledger", "auditor"),
     ("GET", "/ledger/ofx/RGL_2011-01-18.ofx", "auditor"),
+    ("POST", "/ledger/correct", "admin"),
     ("POST", "/control/start", "operator"),
     ("POST", "/control/stop", "operator"),
     ("POST", f"/control/confirm/{PENDING_ID}", "operator"),

@@ -25,6 +25,7 @@ ALLOWED = (
     "tbot_bot.runtime.control",  # the control-file protocol (stop/confirm rules shared with the CLI)
     "tbot_bot.optimizer.proposals",  # the proposal store (config files only; no optimizer or Optuna import)
     "tbot_bot.optimizer.evidence",  # the verdict's text and number format (pure; no optimizer or Optuna import)
+    "tbot_bot.accounting.ledger_correction",  # an admin's ledger correction (the CLI's door; no trading logic)
 )
 
 

@@ -66,6 +66,63 @@ def test_ledger_view_uses_the_binding(home):
     assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html
 
 
+def test_ledger_view_lists_corrections_with_who_posted_them(home):
+    import sqlite3
+
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    ledger = load_binding(home).ledger_path
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+        (fitid,) = conn.execute("SELECT fitid FROM transactions").fetchone()
+    argv = ["ledger", "correct", "--home", str(home.root), "--fitid", fitid, "--reverse", "--yes"]
+    assert main([*argv, "--reason", "float booked twice by the accounting system"]) == 0
+    html = signed_in(home, "boss").get("/ledger").get_data(as_text=True)
+    table = html.split('id="corrections-table"')[1]
+    assert f"{fitid}-REV" in table and "via tbot ledger correct" in table
+    assert "float booked twice by the accounting system" in table
+
+
+def test_an_admin_posts_a_correction_from_the_ledger_page_after_confirming(home):
+    import sqlite3
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.core.audit import recent_user_activity
+
+    ledger = load_binding(home).ledger_path
+
+    def fitids() -> list[str]:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+            return [r[0] for r in conn.execute("SELECT fitid FROM transactions ORDER BY id")]
+
+    (original,) = fitids()
+    form = {"fitid": original, "kind": "amount", "value": "2400", "reason": "float was 2400"}
+    assert signed_in(home, "watcher").post(
+        "/ledger/correct", data={**form, "csrf_token": "x"}
+    ).status_code in (400, 403)
+    admin = signed_in(home, "boss")
+    assert 'id="correct-form"' in admin.get("/ledger").get_data(as_text=True)
+    page = admin.post(
+        "/ledger/correct", data={**form, "csrf_token": fresh_token(admin)}, follow_redirects=True
+    )
+    assert "Nothing posted yet" in page.get_data(as_text=True) and f"{original}-COR" in page.get_data(
+        as_text=True
+    )
+    assert fitids() == [original]
+    bad = {**form, "value": "24x", "confirm": "1", "csrf_token": fresh_token(admin)}
+    assert "is not a number" in admin.post("/ledger/correct", data=bad, follow_redirects=True).get_data(
+        as_text=True
+    )
+    done = {**form, "confirm": "1", "csrf_token": fresh_token(admin)}
+    html = admin.post("/ledger/correct", data=done, follow_redirects=True).get_data(as_text=True)
+    assert "Posted 2 correction entries" in html
+    assert fitids() == [original, f"{original}-REV", f"{original}-COR"]
+    assert "boss via dashboard" in html.split('id="corrections-table"')[1]
+    assert any(
+        a["event"] == "ledger_correction" and a["username"] == "boss" for a in recent_user_activity(home)
+    )
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+
+
 def test_viewer_cannot_reach_settings(home):
     client = signed_in(home, "watcher")
     assert client.get("/settings").status_code == 403

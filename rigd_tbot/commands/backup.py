@@ -1,5 +1,6 @@
-"""`tbot backup create|list|restore|prune|upload`: encrypted, timestamped archives of output/ and the injected
-ledgers; off-site copies on S3 or an rsync server."""
+"""`tbot backup create|list|restore|prune|upload`: encrypted, timestamped archives of a whole bot (ledgers,
+journal, core databases, config and its versions, output, logs, state, universe and caches; never keys or
+secrets); off-site copies on S3 or an rsync server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backup", help="create, list or restore encrypted backups", description=__doc__)
     actions = p.add_subparsers(dest="backup_action", metavar="ACTION")
     actions.required = True
-    create = actions.add_parser("create", help="archive output/ and the ledgers into backups/")
+    create = actions.add_parser(
+        "create",
+        help="archive the whole bot (ledgers, journal, databases, config, output, logs, data) into backups/; "
+        "keys and secrets are never archived",
+    )
     add_home_argument(create)
     create.add_argument(
         "--keep",
@@ -24,6 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     listing = actions.add_parser("list", help="list archives in backups/, oldest first")
     add_home_argument(listing)
+    listing.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print each archive's manifest: every file with its kind, size and SHA-256",
+    )
+    listing.add_argument(
+        "--key-file",
+        default=None,
+        help="backup key for --verbose (default: storage/keys/backup.key in this home)",
+    )
     restore = actions.add_parser(
         "restore",
         help="restore an archive: into an empty home, or into a home of the same bot (what it replaces is archived "
@@ -64,14 +79,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.reporting.auto_backup import create_backup, list_backups, restore_backup
+    from tbot_bot.reporting.auto_backup import create_backup, list_backups, read_manifest
+    from tbot_bot.reporting.backup_restore import restore_backup
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
     if args.backup_action == "list":
         existing_home(args.home)
+        key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         for archive in list_backups(home):
             print(f"{archive.name}\t{archive.stat().st_size} bytes")
+            if args.verbose:
+                _print_manifest(read_manifest(archive, home, key))
         return 0
     if args.backup_action == "prune":
         existing_home(args.home)
@@ -93,9 +112,29 @@ def run(args: argparse.Namespace) -> int:
 
     binding = load_binding(home, check_files=False)
     ledgers = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
-    archive = create_backup(home, ledgers, now=utc_now(), keep=args.keep, identity=binding.identity.to_json())
+    archive = create_backup(
+        home,
+        ledgers,
+        now=utc_now(),
+        keep=args.keep,
+        identity=binding.identity.to_json(),
+        injected_backup_dirs=[binding.backup_dir],
+    )
     print(f"wrote {archive}")
     return 0
+
+
+def _print_manifest(manifest: dict) -> None:  # type: ignore[type-arg]
+    files = manifest.get("files") or {}
+    total = sum(int(info.get("size", 0)) for info in files.values())
+    print(
+        f"  created {manifest.get('created_at', '?')}, {len(files)} file(s), {total} bytes before compression"
+    )
+    for name, info in sorted(files.items()):
+        size = info.get("size")
+        print(
+            f"  {info.get('kind', 'file'):<7} {'?' if size is None else size:>10}  {info.get('sha256', '')}  {name}"
+        )
 
 
 def _prune(home: BotHome, keep: int | None) -> int:

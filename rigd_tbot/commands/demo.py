@@ -48,6 +48,7 @@ def available_days_message(day: date) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rigd_tbot.commands.provision import opening_float_time
     from tbot_bot.data.sample import sample_days
     from tbot_bot.runtime.boot import DayAlreadyBooked
     from tbot_bot.runtime.main import Supervisor
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
                 float_amount="25000",
                 environment="development",
             ),
+            now=opening_float_time(
+                "sim", None
+            ),  # the float is booked in the data's time, before the replayed day
         )
         print(f"provisioned a demo bot home in {home.root}")
     try:

@@ -1,5 +1,6 @@
-"""`tbot ledger verify|float|close`: check the injected bot ledger (exit 0 ok, 1 naming each failing row), show the
-float, or close a month into 3040 Accumulated Profit."""
+"""`tbot ledger verify|float|close|correct`: check the injected bot ledger (exit 0 ok, 1 naming each failing row),
+show the float, close a month into 3040 Accumulated Profit, or post a correction (a reversal and, where asked, the
+corrected entry; never an UPDATE)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     close.add_argument("--period", required=True, metavar="YYYY-MM", help="the month to close, e.g. 2011-01")
     add_home_argument(close)
     close.set_defaults(func=run)
+    correct = actions.add_parser(
+        "correct",
+        help="reverse a posted entry and, with --amount or --account, post the corrected one (flagged corrections "
+        "naming the reason, you and the original FITID; a closed period's entry is corrected in the open one)",
+    )
+    correct.add_argument(
+        "--fitid", required=True, help="the FITID of the entry to correct (see `tbot trades`, the OFX)"
+    )
+    what = correct.add_mutually_exclusive_group(required=True)
+    what.add_argument("--amount", help="the corrected Broker Cash (1030) amount, e.g. 1234.56")
+    what.add_argument("--account", metavar="N", help="move the entry's non-cash leg to COA account N")
+    what.add_argument("--reverse", action="store_true", help="reverse the entry, post nothing in its place")
+    correct.add_argument(
+        "--from-account", metavar="M", help="with --account: the leg to move when there are several"
+    )
+    correct.add_argument("--reason", required=True, help="why (kept in the ledger memo and the audit log)")
+    correct.add_argument("--yes", action="store_true", help="post without asking for confirmation")
+    add_home_argument(correct)
+    correct.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.ledger_action == "close":
         return _close(home, binding, args.period)
+    if args.ledger_action == "correct":
+        return _correct(home, binding, args)
     anchors = AnchorStore.for_home(home)
     problems = []
     for path in (binding.ledger_path, binding.float_ledger_path):
@@ -55,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
             f"{path.name}: {p}" for p in verify_ledger(path, anchors=anchors, backup_dir=binding.backup_dir)
         ]
     problems += [f"{binding.coa_path.name}: {p}" for p in coa_matches(binding.coa_path)]
+    from tbot_bot.accounting.ledger_ack import acknowledged_problems, offsite_problems
+
+    acked, notes = acknowledged_problems(home, binding, ask=True)
+    offsite, offsite_notes = offsite_problems(home, binding)
+    notes += offsite_notes
+    problems += [f"{binding.ledger_path.name}: {p}" for p in acked + offsite]
+    for note in notes:
+        print(f"note: {note}")
     if problems:
         for problem in problems:
             print(problem)
@@ -93,4 +123,60 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
             f"closed {period}: {entry.fitid} moved {entry.pnl} {binding.currency_code} of profit into 3040 "
             f"Accumulated Profit; postings dated in {period} or earlier are now refused"
         )
+    return 0
+
+
+def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    import getpass
+    import sys
+    from decimal import Decimal, InvalidOperation
+
+    from tbot_bot.accounting.accounting_api import build_reversal
+    from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.errors import UsageError
+
+    amount = None
+    if args.amount is not None:
+        try:
+            amount = Decimal(args.amount)
+        except InvalidOperation:
+            raise UsageError(f"--amount {args.amount!r} is not a number; give it like 1234.56") from None
+        if not amount.is_finite() or amount.as_tuple().exponent < -4:  # type: ignore[operator]
+            raise UsageError(f"--amount {args.amount} must be a finite amount with at most 4 decimal places")
+    user = getpass.getuser()
+    plan = plan_correction(
+        binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
+        amount=amount, account=args.account, from_account=args.from_account,
+    )  # fmt: skip
+    reversal = build_reversal(binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at)
+
+    def legs(splits) -> str:  # type: ignore[no-untyped-def]
+        return ", ".join(
+            f"{'Dr' if s.debit else 'Cr'} {s.account_code} {s.debit or s.credit}" for s in splits
+        )
+
+    print(
+        f"correcting {plan.fitid} (dated {plan.original_date:%Y-%m-%d %H:%M:%S} UTC): {legs(plan.original_splits)}"
+    )
+    if plan.closed_period:
+        print(
+            f"  period {plan.closed_period} is closed: the correction is dated {plan.posted_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    print(f"  post {reversal.fitid}: {legs(reversal.splits)}")
+    if plan.replacement is not None:
+        print(f"  post {plan.replacement.fitid}: {legs(plan.replacement.splits)}")
+    print(f"  reason: {plan.reason}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("refused: not confirmed; run it in a terminal to answer the question, or pass --yes")
+            return 1
+        if input("post this correction? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing posted")
+            return 1
+    written = post_correction(
+        home, binding, plan, user=user, source="tbot ledger correct",
+        backup_keep=load_settings(home).LEDGER_BACKUP_KEEP,
+    )  # fmt: skip
+    print(f"posted {written} correction entr{'y' if written == 1 else 'ies'} for {plan.fitid}")
     return 0

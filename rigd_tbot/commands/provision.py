@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, date, datetime
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -34,7 +35,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--environment", default="production", choices=["production", "development"], help="written to .env"
     )
     p.add_argument("--force", action="store_true", help="re-provision an existing home (ledgers are kept)")
+    p.add_argument(
+        "--float-date",
+        type=iso_date,
+        metavar="YYYY-MM-DD",
+        default=None,
+        help="date of the opening float in the books (default: today; for --broker sim, which replays recorded "
+        "days, the first day of the bundled sample data, so replayed days find their float already booked)",
+    )
     p.set_defaults(func=run)
+
+
+def opening_float_time(broker: str, float_date: date | None) -> datetime | None:
+    """When the opening float is booked: the given day's start (UTC), a sim home's first sample day, else now."""
+    if float_date is None and broker.lower() == "sim":
+        from tbot_bot.data.sample import sample_days
+
+        float_date = sample_days()[0]
+    return (
+        None
+        if float_date is None
+        else datetime(float_date.year, float_date.month, float_date.day, tzinfo=UTC)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             environment=args.environment,
             force=args.force,
         ),
+        now=opening_float_time(args.broker, args.float_date),
     )
     print(f"provisioned {result.identity.scope} in {result.home}")
     print(f"  ledger: {result.ledger_path}{'' if result.ledger_created else ' (existing, kept)'}")

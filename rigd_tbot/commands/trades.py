@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--strategy", choices=STRATEGIES, default=None, help="only this strategy's trades")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rewrite the trade history files and every per-session summary from the ledger, then list",
+    )
     p.set_defaults(func=run)
 
 
@@ -50,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
         )
     binding = load_binding(home)
+    if args.rebuild:
+        _rebuild(home, binding)
     trades = read_trades(binding.ledger_path, day=args.day, since=args.since, strategy=args.strategy)
     total = totals(trades)
     if args.format == "json":
@@ -72,6 +79,26 @@ def run(args: argparse.Namespace) -> int:
     tz = str(market_calendar(load_settings(home).MARKET_CALENDAR).tz)
     _print_table(trades, total, tz, binding.scope, args)
     return 0
+
+
+def _rebuild(home: BotHome, binding) -> None:  # type: ignore[no-untyped-def]
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
+
+    broker = load_settings(home).BROKER_NAME
+    mode = "paper" if broker == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
+    scope = binding.scope
+    history = refresh_trade_history(
+        binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode, rebuild=True
+    )
+    summaries = rebuild_summaries(
+        binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode
+    )
+    print(
+        f"rebuilt from {binding.ledger_path.name}: trade history ({history.rows} trades) and "
+        f"{len(summaries)} session summaries",
+        file=sys.stderr,
+    )
 
 
 def _side(t: object) -> str:
@@ -107,3 +134,8 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
     print_table(title, headers, rows, footer=footer, right=(4, 7, 8, 9, 10))
     if not trades:
         print("no trades match; try without --date/--since/--strategy")
+    corrected = [t for t in trades if t.correction]
+    if corrected:
+        print("\nCorrected by the accountant (`tbot ledger correct`; figures above are after correction):")
+        for t in corrected:
+            print(f"  {t.session} {t.strategy} {t.ticker}: {t.correction}")

@@ -312,7 +312,11 @@ class LedgerWriter:
         with open_ledger(self.ledger_path, readonly=True) as conn:
             currency = read_meta(conn)["currency_code"]
             entry, lock_row = closing_entry(conn, period, currency, now=self._now())
-        return self.ingest([entry] if entry else [], actor=actor, extra_audit=[lock_row]), entry
+        result = self.ingest([entry] if entry else [], actor=actor, extra_audit=[lock_row])
+        if self.anchors is not None:
+            # after COMMIT: a crash in between leaves the status behind the ledger, never ahead of it
+            self.anchors.record_lock(self.ledger_path, period, by=actor, at=self._now())
+        return result, entry
 
     def correct(
         self,

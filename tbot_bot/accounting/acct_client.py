@@ -8,6 +8,9 @@ Every route is under `{ACCT_API_URL}/v1/bots/{BOT_ID}/`:
     POST rebalance-requests     (Idempotency-Key) -> {"request_id": str, "status": "received"}
     GET  ledger/cursor          -> {"last_fitid": str | null}
     POST ledger/transactions    (Idempotency-Key) -> {"last_fitid": str, "accepted": n, "duplicates": n}
+    POST ledger/head            (Idempotency-Key) {audit_rows, last_hash, transactions, splits, last_fitid}
+                                -> {"acknowledged_at": ISO-UTC, ...the head}
+    GET  ledger/head            -> the last acknowledged head, or {} when none
 
 Money travels as decimal strings, never JSON numbers. Timeouts, dropped connections, 429 and 5xx are
 NetworkError and are retried (RetryPolicy, API_RETRY_LIMIT); a POST is retried with the same Idempotency-Key,
@@ -234,6 +237,22 @@ class AccountingClient:
         if not isinstance(reply, dict) or "last_fitid" not in reply:
             raise AccountingRefused("ingestion reply lacks last_fitid", code="malformed_reply")
         return reply
+
+    def acknowledge_head(self, head: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Send the ledger's chain head after a sync; the reply is the head as the accounting system recorded it."""
+        reply = self.request("POST", "ledger/head", body=head, idempotency_key=idempotency_key)
+        if not isinstance(reply, dict) or reply.get("last_hash") != head.get("last_hash"):
+            raise AccountingRefused(
+                "head acknowledgement does not repeat the head sent", code="malformed_reply"
+            )
+        return reply
+
+    def acknowledged_head(self) -> dict[str, Any] | None:
+        """The last chain head the accounting system acknowledged (None before the first)."""
+        reply = self.request("GET", "ledger/head")
+        if not isinstance(reply, dict):
+            raise AccountingRefused("head reply is not an object", code="malformed_reply")
+        return reply if reply.get("last_hash") else None
 
 
 def new_idempotency_key(*parts: str) -> str:

@@ -59,15 +59,17 @@ def inject_float_difference(
     ledger_float: Decimal,
     *,
     actor: str,
+    now: datetime | None = None,
 ) -> bool:
-    """Bring both ledgers to the assigned float; False when this assignment was already injected."""
+    """Bring both ledgers to the assigned float; False when this assignment was already injected. The movement is
+    dated at the assignment's time, never after `now` (the session using it: a replayed day's, in a replay)."""
     difference = assignment.amount - ledger_float
     if difference == 0:
         return False
     result = inject_float(
         binding,
         abs(difference),
-        posted_at=assignment.as_of,
+        posted_at=assignment.as_of if now is None else min(assignment.as_of, now),
         fitid=injection_fitid(assignment),
         returned=difference < 0,
         backup_keep=backup_keep,
@@ -159,6 +161,7 @@ def session_float(
             assignment,
             ledger_float,
             actor=f"tbot:{binding.identity.BOT_ID}:float",
+            now=now,
         )
         notices.append(
             FloatNotice(

@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ SIDECAR_SUFFIX = ".anchor.json"
 _DDL = (
     "CREATE TABLE IF NOT EXISTS ledger_anchor (ledger_name TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
     "anchor_json TEXT NOT NULL, hmac TEXT NOT NULL, updated_at TEXT NOT NULL)"
+)
+# as in core/schemas/ledger_status_schema.sql: open/locked per ledger, who, when (period close writes it)
+_STATUS_DDL = (
+    "CREATE TABLE IF NOT EXISTS ledger_status (ledger_name TEXT PRIMARY KEY, status TEXT NOT NULL CHECK "
+    "(status IN ('open', 'locked', 'closed')), locked_by TEXT, reason TEXT, updated_at TEXT NOT NULL)"
 )
 
 
@@ -109,8 +115,39 @@ class AnchorStore:
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(_DDL)
+            self._conn.execute(_STATUS_DDL)
         self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         return self._conn
+
+    def record_lock(self, ledger_path: Path, period: str, *, by: str, at: datetime) -> None:
+        """ledger_status: the ledger is locked through `period` (YYYY-MM), closed by `by` at `at`."""
+        self._connect(durable=True).execute(
+            "INSERT OR REPLACE INTO ledger_status (ledger_name, status, locked_by, reason, updated_at) "
+            "VALUES (?, 'locked', ?, ?, ?)",
+            (ledger_path.name, by, f"closed through {period}", at.astimezone(UTC).isoformat()),
+        )
+
+    def forget_lock(self, ledger_path: Path) -> None:
+        """A deliberate restore: the restored ledger's own lock is the truth again (record_lock it, if any)."""
+        self._connect(durable=True).execute(
+            "DELETE FROM ledger_status WHERE ledger_name = ?", (ledger_path.name,)
+        )
+
+    def recorded_lock(self, ledger_path: Path) -> tuple[str, str, str] | None:
+        """(period, by, at) of the ledger's recorded period lock, None when it is open or nothing is recorded."""
+        if not self.status_db.exists():
+            return None
+        row = (
+            self._connect(durable=False)
+            .execute(
+                "SELECT status, locked_by, reason, updated_at FROM ledger_status WHERE ledger_name = ?",
+                (ledger_path.name,),
+            )
+            .fetchone()
+        )
+        if row is None or row[0] != "locked" or not str(row[2] or "").startswith("closed through "):
+            return None
+        return str(row[2])[len("closed through ") :], str(row[1] or "?"), str(row[3])
 
     def close(self) -> None:
         if self._conn is not None:

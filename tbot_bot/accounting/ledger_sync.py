@@ -4,7 +4,8 @@ The accounting system's cursor (`GET ledger/cursor`, the last FITID it acknowled
 every transaction written after that FITID (ledger order = transaction id) is sent in batches, each with its
 splits, money as decimal strings. Each batch carries a stable Idempotency-Key (bot, first and last FITID), and
 the receiver deduplicates by FITID, so a run interrupted anywhere — before a batch, after a batch whose reply was
-lost — is finished by running it again, with nothing duplicated. Read-only on the ledger.
+lost — is finished by running it again, with nothing duplicated. Read-only on the ledger. At the end the ledger's
+chain head is acknowledged by the accounting system (ledger_ack: the anchor off the machine).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
 from tbot_bot.accounting.acct_client import AccountingClient, AccountingRefused, new_idempotency_key
+from tbot_bot.accounting.ledger_ack import STATE_FILE, head_document
 from tbot_bot.accounting.ledger_entry import TRANSACTION_FIELDS
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.errors import LedgerError
@@ -26,7 +28,6 @@ from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, from_minor
 
 DEFAULT_BATCH = 200
-STATE_FILE = "acct_sync.json"
 _MONEY = ("entry_price", "exit_price", "pnl")
 
 
@@ -36,6 +37,7 @@ class SyncResult:
     duplicates: int  # transactions it already had (a resumed run)
     batches: int
     last_fitid: str | None  # the cursor after the run
+    acknowledged_head: dict[str, Any] | None = None  # the chain head the accounting system acknowledged
 
 
 def _transaction_json(row: sqlite3.Row, splits: list[sqlite3.Row]) -> dict[str, Any]:
@@ -99,7 +101,20 @@ def sync_ledger(
     while True:
         batch = transactions_after(binding.ledger_path, cursor, batch_size)
         if not batch:
-            return SyncResult(pushed, duplicates, batches, cursor)
+            # the off-machine anchor (ledger_ack): the head of what was just acknowledged
+            head = head_document(binding.ledger_path)
+            key = new_idempotency_key(
+                binding.identity.BOT_ID, "head", binding.ledger_path.name, head["last_hash"]
+            )
+            acknowledged = None
+            if head["last_hash"]:
+                try:
+                    acknowledged = client.acknowledge_head(head, key)
+                except AccountingRefused as exc:
+                    if exc.status != 404:
+                        raise
+                    # an accounting system without the route: synced, but no off-machine anchor (verify says so)
+            return SyncResult(pushed, duplicates, batches, cursor, acknowledged)
         first, last = batch[0]["fitid"], batch[-1]["fitid"]
         key = new_idempotency_key(binding.identity.BOT_ID, "ledger", binding.ledger_path.name, first, last)
         reply = client.push_transactions(batch, key)
@@ -128,6 +143,7 @@ def remember_sync(home: BotHome, result: SyncResult, at: datetime) -> None:
                 "pushed": result.pushed,
                 "duplicates": result.duplicates,
                 "batches": result.batches,
+                "acknowledged_head": result.acknowledged_head,
             },
             indent=2,
         ),

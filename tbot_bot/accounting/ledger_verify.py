@@ -48,8 +48,10 @@ def verify_ledger(
 def anchor_problems(
     conn: sqlite3.Connection, path: Path, anchors: AnchorStore, backup_dir: Path | None
 ) -> list[str]:
-    """Compare the ledger's chain head with its newest authentic anchor (cheap: counts and one hash)."""
+    """Compare the ledger's chain head with its newest authentic anchor (cheap: counts and one hash), and its
+    period lock with the one LEDGER_STATUS.db recorded."""
     anchor, problems = anchors.load(path, backup_dir)
+    problems += _lock_problems(conn, path, anchors)
     head = read_head(conn)
     if anchor is None:
         if head.transactions and not problems:
@@ -64,6 +66,23 @@ def anchor_problems(
         return None if row is None else str(row[0])
 
     return problems + [f"anchor: {p}" for p in compare_head(head, anchor, hash_at)]
+
+
+def _lock_problems(conn: sqlite3.Connection, path: Path, anchors: AnchorStore) -> list[str]:
+    from tbot_bot.accounting.ledger_period import closed_through
+
+    recorded = anchors.recorded_lock(path)
+    if recorded is None:
+        return []
+    period, by, at = recorded
+    lock = closed_through(conn)
+    if lock is None or lock[0] < period:
+        return [
+            f"LEDGER_STATUS.db records the books closed through {period} (by {by} at {at}), but the ledger's own "
+            f"lock is {'absent' if lock is None else 'through ' + lock[0]}: the ledger was rolled back to before "
+            f"that close"
+        ]
+    return []
 
 
 def check_anchor(path: Path, anchors: AnchorStore, backup_dir: Path | None) -> list[str]:

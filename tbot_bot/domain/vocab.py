@@ -9,6 +9,8 @@ from enum import StrEnum
 # shares per listed US equity option contract (OCC standard); every layer prices and books with this one
 OPTION_MULTIPLIER = 100
 OPTION_MULTIPLIER_DEC = Decimal(OPTION_MULTIPLIER)
+# the ledger memo of a trade entered while defense mode was on (booking writes it, trade history reads it)
+DEFENSE_MODE_MEMO = "defense_mode"
 
 
 class StrategyName(StrEnum):

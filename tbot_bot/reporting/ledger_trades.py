@@ -3,6 +3,8 @@
 The ledger is the book of record, so listings show its numbers: prices and realised PnL exactly as stored (ten-
 thousandths, as Decimal), fees from the `{fitid}-FEE` entries. An exit row (it carries `exit_reason`) closes the
 earliest still-open entry of the same strategy and instrument; an entry without an exit is listed as open.
+Corrections (`tbot ledger correct`) apply: a reversed entry or exit counts only through its replacement (its
+figures, the original's time); a trade touched by one names it in `correction`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
 
@@ -40,6 +43,8 @@ class LedgerTrade:
     exit_reason: str | None
     tag: str | None
     client_order_id: str  # the entry's
+    correction: str | None = None  # "<original FITID> -> <correction FITID>" for every corrected leg
+    defense_mode: bool = False  # entered while defense mode was on (the entry's ledger memo)
 
     @property
     def net_pnl(self) -> Decimal | None:
@@ -85,8 +90,9 @@ def _rows(ledger: Path, since: str | None, until: str | None) -> list[sqlite3.Ro
         params.append(until)
     try:
         return con.execute(
-            "SELECT t.*, (SELECT COALESCE(SUM(s.debit), 0) FROM transactions f JOIN splits s"
-            " ON s.transaction_id = f.id WHERE f.fitid = t.fitid || '-FEE' AND s.account_code = '5010') AS fee"
+            "SELECT t.*, (SELECT COALESCE(SUM(s.debit) - SUM(s.credit), 0) FROM transactions f JOIN splits s"
+            " ON s.transaction_id = f.id WHERE (f.fitid = t.fitid || '-FEE' OR f.correction_of = t.fitid || '-FEE')"
+            " AND s.account_code LIKE '5%') AS fee"
             f" FROM transactions t WHERE {' AND '.join(where)} ORDER BY t.dtposted, t.id",
             params,
         ).fetchall()
@@ -106,11 +112,16 @@ def read_trades(
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
     rows = _rows(ledger, first.isoformat() if first else None, None)
-    open_entries: dict[tuple[str, str], list[sqlite3.Row]] = {}
-    pairs: list[tuple[sqlite3.Row, sqlite3.Row | None]] = []
-    for r in rows:
-        if not r["strategy"] or not r["ticker"] or r["is_correction"]:
+    open_entries: dict[tuple[str, str], list[Any]] = {}
+    pairs: list[tuple[Any, Any]] = []
+    reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
+    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
+    for original in rows:
+        if not original["strategy"] or not original["ticker"] or original["is_correction"]:
             continue
+        r = _effective(original, reversed_, replaced)
+        if r is None:
+            continue  # reversed without a replacement: no longer part of any trade
         key = (r["strategy"], r["ticker"])
         if r["trntype"] in ENTRY_TYPES and not r["exit_reason"]:
             open_entries.setdefault(key, []).append(r)
@@ -130,7 +141,27 @@ def read_trades(
     return out
 
 
-def _trade(entry: sqlite3.Row, exit_: sqlite3.Row | None) -> LedgerTrade:
+def _effective(
+    original: sqlite3.Row, reversed_: set[str], replaced: dict[str, sqlite3.Row]
+) -> dict[str, Any] | None:
+    """`original` as its corrections leave it: None when reversed without replacement; a replacement's figures
+    at the original's time (a correction of a closed period is posted later, the trade stays on its day)."""
+    current, chain = original, []
+    while current["fitid"] in reversed_:
+        nxt = replaced.get(current["fitid"])
+        if nxt is None:
+            return None
+        chain.append(nxt["fitid"])
+        current = nxt
+    row = dict(current)
+    row["dtposted"] = original["dtposted"]
+    row["correction"] = f"{original['fitid']} -> {chain[-1]}" if chain else None
+    if chain:
+        row["fee"] = original["fee"]
+    return row
+
+
+def _trade(entry: Any, exit_: Any) -> LedgerTrade:
     fees = from_minor(entry["fee"] + (exit_["fee"] if exit_ is not None else 0))
     return LedgerTrade(
         session=entry["dtposted"][:10],
@@ -149,10 +180,12 @@ def _trade(entry: sqlite3.Row, exit_: sqlite3.Row | None) -> LedgerTrade:
         exit_reason=exit_["exit_reason"] if exit_ is not None else None,
         tag=entry["tag"],
         client_order_id=entry["client_order_id"] or entry["fitid"],
+        correction="; ".join(c for c in (entry["correction"], exit_ and exit_["correction"]) if c) or None,
+        defense_mode=entry["memo"] == DEFENSE_MODE_MEMO,
     )
 
 
-def _direction(entry: sqlite3.Row) -> str:
+def _direction(entry: Any) -> str:
     """The ledger's `direction` (schema 2); older ledgers: a short position is bearish, a tagged one too."""
     if "direction" in entry.keys() and entry["direction"]:
         return str(entry["direction"])

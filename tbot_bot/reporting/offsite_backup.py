@@ -278,3 +278,55 @@ def upload_backups(
     if endpoint:
         raise ConfigError("--endpoint is for s3:// targets only")
     return upload_rsync(target, archives, keep_days, now, creds.get("RSYNC_PASSWORD"))
+
+
+def configured_target(home: BotHome) -> tuple[str, str | None, dict[str, Any]] | None:
+    """(BACKUP_UPLOAD_TO, BACKUP_UPLOAD_ENDPOINT, stored credentials) from the home, None when no target is set."""
+    from tbot_bot.config.dotenv import read_dotenv
+    from tbot_bot.support.decrypt_secrets import load_secret_json, secret_exists
+
+    dotenv = read_dotenv(home)
+    url = dotenv.get("BACKUP_UPLOAD_TO", "").strip()
+    if not url:
+        return None
+    creds = (
+        load_secret_json(home, "backup_upload_credentials")
+        if secret_exists(home, "backup_upload_credentials")
+        else {}
+    )
+    return url, dotenv.get("BACKUP_UPLOAD_ENDPOINT", "").strip() or None, creds
+
+
+def fetch_newest(
+    url: str, into: Path, *, endpoint: str | None = None, credentials: dict[str, Any] | None = None
+) -> Path | None:
+    """Download the newest archive at the target into `into` (None when there is none)."""
+    target = parse_target(url)
+    creds = credentials or {}
+    if target.scheme == "s3":
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = s3_client(endpoint, creds)
+        try:
+            names = [
+                obj["Key"][len(target.prefix) :]
+                for page in client.get_paginator("list_objects_v2").paginate(
+                    Bucket=target.bucket, Prefix=target.prefix
+                )
+                for obj in page.get("Contents", [])
+            ]
+            names = [n for n in names if "/" not in n and archive_time(n) is not None]
+            if not names:
+                return None
+            newest = max(names, key=lambda n: (archive_time(n), n))
+            client.download_file(target.bucket, target.prefix + newest, str(into / newest))
+        except (BotoCoreError, ClientError) as exc:
+            raise _s3_error(exc, f"reading {target.url}") from exc
+        return into / newest
+    password = creds.get("RSYNC_PASSWORD")
+    listed = rsync_listing(target, password)
+    if not listed:
+        return None
+    newest = max(listed, key=lambda n: (archive_time(n), n))
+    _rsync(target, ["-t", target.rsync_dest + newest, f"{into}/"], password)
+    return into / newest

@@ -46,6 +46,7 @@ class TradeRecord:
     )
     fees: Decimal | None = None  # commissions and fees of the round trip (ledger FEE entries, Dr 5010)
     defense_mode: bool = False  # entered while defense mode was on (DEFENSE_MODE_ACTIVE or a trigger)
+    correction: str | None = None  # ledger corrections applied: "<original FITID> -> <correction FITID>"
 
 
 TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))
@@ -78,12 +79,18 @@ def trade_history_paths(trades_dir: Path, scope: str) -> dict[str, Path]:
 
 
 def write_trade_history(
-    trades_dir: Path, scope: str, records: Sequence[TradeRecord], log_format: str | None = None
+    trades_dir: Path,
+    scope: str,
+    records: Sequence[TradeRecord],
+    log_format: str | None = None,
+    *,
+    kept_rows: Sequence[dict[str, Any]] = (),
 ) -> list[Path]:
-    """Rewrite the trade history with `records` (pass the whole session's trades); both formats when log_format is None."""
+    """Rewrite the trade history: `kept_rows` (rows already in file form, earlier sessions) then `records`; both
+    formats when log_format is None."""
+    rows = [*kept_rows, *(record_dict(r) for r in records)]
     if log_format not in (None, "csv", "json"):
         raise ValueError(f"log_format must be csv or json, got {log_format!r}")
-    rows = [record_dict(r) for r in records]
     paths = trade_history_paths(trades_dir, scope)
     written: list[Path] = []
     # LOG_FORMAT=csv|json: only that format; None (exports) writes both.
@@ -91,7 +98,7 @@ def write_trade_history(
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=TRADE_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+        writer.writerows({k: "" if row.get(k) is None else row[k] for k in TRADE_FIELDS} for row in rows)
         atomic_write_text(paths["csv"], buf.getvalue())
         written.append(paths["csv"])
     if log_format in (None, "json"):

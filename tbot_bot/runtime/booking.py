@@ -22,6 +22,7 @@ from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent
+from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError, NetworkError, TbotError
 from tbot_bot.runtime.positions import is_final_with_fill, position_side, signal_direction
 
@@ -73,9 +74,6 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
             intent.client_order_id, filled_qty=order.filled_qty, filled_price=order.filled_avg_price
         )
     return intent
-
-
-DEFENSE_MEMO = "defense_mode"
 
 
 def fills_to_book(ctx: DayContext) -> list[TradeFill]:
@@ -130,7 +128,7 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
                 currency_code=ctx.binding.currency_code,
                 entry_price=entry.filled_price if entry is not None else None,
                 # an entry made in defense mode carries the mark on both its legs
-                memo=DEFENSE_MEMO if opener.defense_mode else None,
+                memo=DEFENSE_MODE_MEMO if opener.defense_mode else None,
             )
         )
     return out

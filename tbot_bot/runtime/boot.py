@@ -28,7 +28,7 @@ from tbot_bot.errors import ConfigError, LogicError
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
-from tbot_bot.market_time import calendar_timezone
+from tbot_bot.market_time import calendar_timezone, session_bounds
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.control import ControlFiles, SupervisorLock
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -143,8 +143,14 @@ def _boot(
         closers.append(acct.close)
     # acct_api_credentials present: the session float comes from the accounting API (float_bot)
     # a check reads the assigned float but never writes the books: the start it precedes injects it
+    # a replay books a float injection in the replayed session's time (the data's date), not the wall clock's
+    float_now = (
+        utc_now()
+        if replay_day is None
+        else (session_bounds(replay_day, settings.MARKET_CALENDAR) or (utc_now(),))[0]
+    )
     floats = session_float(
-        home, binding, acct, now=utc_now(), backup_keep=settings.LEDGER_BACKUP_KEEP, inject=not dry_run
+        home, binding, acct, now=float_now, backup_keep=settings.LEDGER_BACKUP_KEEP, inject=not dry_run
     )
     debris = [] if dry_run else remove_write_debris(home)
     journal = OrderJournal(home.state_dir / "journal.db")

@@ -123,6 +123,7 @@ def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -
 
 def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
     """Boot refuses a ledger that is not its anchored self (truncated, rolled back, rows deleted at the end)."""
+    from tbot_bot.accounting.ledger_ack import acknowledged_problems
     from tbot_bot.accounting.ledger_anchor import AnchorStore
     from tbot_bot.accounting.ledger_verify import check_anchor
 
@@ -131,7 +132,7 @@ def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
         f"{path.name}: {p}; run `tbot ledger verify --home {home.root}`"
         for path in (binding.ledger_path, binding.float_ledger_path)
         for p in check_anchor(path, anchors, binding.backup_dir)
-    ]
+    ] + [f"{binding.ledger_path.name}: {p}" for p in acknowledged_problems(home, binding, ask=True)[0]]
 
 
 def secret_problems_of_home(home: BotHome, broker_code: str) -> list[str]:
@@ -181,7 +182,9 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
         raise ConfigError(
             f"bot home {home.root} does not exist; create one with `tbot provision --home {home.root} ...`"
         )
-    problems = check_keys(home)
+    from tbot_bot.reporting.backup_restore import restore_problems
+
+    problems = restore_problems(home) + check_keys(home)
     settings = binding = None
     config_values: dict[str, Any] = {}
     try:

@@ -1,6 +1,6 @@
 """The day's audit artifacts: trade history (CSV + JSON), the session's daily summary (+ index), and the session's
-OFX statement (LEDGER_EXPORT_MODE=auto). Rows come from the journal; PnL and fees come from the ledger (the value
-computed once at ingestion), so every report equals the books. Nothing is written for a non-trading day."""
+OFX statement (LEDGER_EXPORT_MODE=auto). Trades come from the ledger (reporting/ledger_history), so every report
+equals the books even after a restore or a lost journal. Nothing is written for a non-trading day."""
 
 from __future__ import annotations
 
@@ -10,16 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
-from tbot_bot.accounting.ledger_read import OrderFigures, account_fees, order_figures
+from tbot_bot.accounting.ledger_read import account_fees
 from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
-from tbot_bot.reporting.trade_history import (
-    TradeRecord,
-    report_value,
-    trade_history_paths,
-    write_trade_history,
-)
-from tbot_bot.runtime.positions import position_side, round_trips, signal_direction
+from tbot_bot.reporting.ledger_history import ledger_records, refresh_trade_history
+from tbot_bot.reporting.trade_history import TradeRecord, report_value, trade_history_paths
+from tbot_bot.runtime.positions import position_side, signal_direction
 from tbot_bot.support.path_resolver import BotHome
 
 if TYPE_CHECKING:
@@ -41,55 +37,13 @@ def report_paths(home: BotHome, binding: LedgerBinding, day: date) -> dict[str, 
 _Q = Decimal("0.0001")
 
 
-def _q(x: Decimal | None) -> Decimal | None:
-    """Four places, as the ledger stores money: the same trade reads the same whichever broker reported it."""
-    return None if x is None else x.quantize(_Q)
-
-
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def trade_records(
-    intents: list[Intent], broker: str, mode: str, ledger: dict[str, OrderFigures] | None = None
-) -> list[TradeRecord]:
-    """One record per round trip (plus rejected entries). With `ledger` (order_figures of the bot ledger), PnL
-    and fees are the ledger's; a round trip not yet booked falls back to the same formula (RoundTrip)."""
+def rejected_records(intents: list[Intent], broker: str, mode: str) -> list[TradeRecord]:
+    """Entries the broker rejected (in the journal only: the ledger books fills), as error rows of the summary."""
     out = []
-    for rt in round_trips(intents):
-        e, x = rt.entry, rt.exit
-        books = ledger or {}
-        booked, opened = books.get(x.client_order_id), books.get(e.client_order_id)
-        if booked is not None and booked.pnl is not None:
-            entry_fee = opened.fee if opened is not None and rt.carries_entry_fee else Decimal(0)
-            pnl, fees = booked.pnl, booked.fee + entry_fee
-        else:
-            pnl, fees = rt.gross_pnl, rt.fees
-        out.append(
-            TradeRecord(
-                timestamp=_dt(x.filled_at) or _dt(x.created_at),  # type: ignore[arg-type]
-                strategy_name=e.strategy,
-                ticker=e.symbol,
-                signal_ticker=e.signal_ticker,
-                side=position_side(e),
-                size=rt.qty.quantize(_Q),
-                entry_price=_q(e.filled_price),
-                exit_price=_q(x.filled_price),
-                PnL=_q(pnl),
-                broker=broker,
-                error_code="partial_fill" if (e.filled_qty or 0) < e.qty else None,
-                signal_time=_dt(e.signal_time),
-                entry_time=_dt(e.filled_at),
-                exit_time=_dt(x.filled_at),
-                exit_reason=x.exit_reason,
-                holding_seconds=int(rt.holding_seconds),
-                mode=mode,
-                tag=e.tag,
-                direction=signal_direction(e),
-                fees=_q(Decimal(fees)),
-                defense_mode=e.defense_mode,
-            )  # fmt: skip
-        )
     for i in intents:
         if i.purpose == "entry" and i.status is IntentStatus.REJECTED:
             out.append(
@@ -129,10 +83,25 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
         return None
     paths = report_paths(ctx.home, ctx.binding, ctx.session_date)
     mode = "paper" if s.BROKER_NAME == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
-    ledger = order_figures(ctx.binding.ledger_path)
-    records = trade_records(ctx.journal.intents(), s.BROKER_NAME, mode, ledger)
-    write_trade_history(ctx.home.trades_dir(scope), scope, records)
-    today = trade_records(ctx.journal.intents(ctx.day_key), s.BROKER_NAME, mode, ledger)
+    # the ledger is the record: history and the day's trades are its round trips; the journal adds only what
+    # the ledger cannot hold (signal times, rejected orders)
+    journal_today = ctx.journal.intents(ctx.day_key)
+    signal_times = {i.client_order_id: t for i in journal_today if (t := _dt(i.signal_time)) is not None}
+    refresh_trade_history(
+        ctx.binding.ledger_path, ctx.home.trades_dir(scope), scope, broker=s.BROKER_NAME, mode=mode,
+        signal_times=signal_times,
+    )  # fmt: skip
+    rejected = rejected_records(journal_today, s.BROKER_NAME, mode)
+    today = (
+        ledger_records(
+            ctx.binding.ledger_path,
+            broker=s.BROKER_NAME,
+            mode=mode,
+            day=ctx.session_date,
+            signal_times=signal_times,
+        )
+        + rejected
+    )
     denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
     summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials)
     # fees the broker posted apart from fills (Alpaca's regulatory fees) are the day's cost too

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, render_template, request
 
 from tbot_bot.core.users import Role
 
-from .auth_web import activity, current_user, requires, state
+from .auth_web import activity, can, current_user, requires, state
 from .readers_web import ledger_summary, ofx_files, read_status, read_trade_history, trade_summary
 from .time_web import both, exchange_zone
 
@@ -40,7 +40,9 @@ def trades() -> Any:
 @requires(Role.AUDITOR)
 def ledger() -> Any:
     home = state().home
-    return render_template("ledger.html", ledger=ledger_summary(home), ofx=sorted(ofx_files(home)))
+    return render_template(
+        "ledger.html", ledger=ledger_summary(home), ofx=sorted(ofx_files(home)), can_correct=can(Role.ADMIN)
+    )
 
 
 @bp.route("/ledger/ofx/<segment:name>")

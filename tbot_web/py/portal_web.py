@@ -35,6 +35,7 @@ from tbot_bot.support.utils_bot import utc_now
 
 from . import (
     auth_web,
+    corrections_web,
     history_web,
     login_web,
     logs_web,
@@ -148,6 +149,7 @@ def create_app(
         sessions_web.bp,
         research_web.bp,
         proposals_web.bp,
+        corrections_web.bp,
         start_stop_web.bp,
         settings_web.bp,
         users_web.bp,

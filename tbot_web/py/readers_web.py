@@ -333,11 +333,23 @@ def ledger_summary(home: BotHome) -> dict[str, Any]:
                 )
             ]
             tables = [(n, con.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0]) for n in names]
+            corrections = _corrections(con) if {"transactions", "audit_log"} <= set(names) else []
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
         return {"path": path.name, "tables": [], "error": f"the ledger cannot be read ({exc})"}
-    return {"path": path.name, "tables": tables, "error": None}
+    return {"path": path.name, "tables": tables, "error": None, "corrections": corrections}
+
+
+def _corrections(con: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Entries posted by `tbot ledger correct`: reversals and corrected entries, with who posted them."""
+    rows = con.execute(
+        "SELECT t.fitid, t.correction_of, t.trntype, t.dtposted, t.memo, a.actor, a.logged_at FROM transactions t "
+        "LEFT JOIN audit_log a ON a.transaction_id = t.id AND a.action = 'correction' "
+        "WHERE t.is_correction = 1 ORDER BY t.id"
+    ).fetchall()
+    keys = ("fitid", "correction_of", "trntype", "dtposted", "memo", "actor", "logged_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def ofx_files(home: BotHome) -> dict[str, Path]:

@@ -2,7 +2,7 @@
 
 It keeps, per bot: the assigned float, rebalance requests (deduplicated by Idempotency-Key: a repeat returns
 the first answer and applies nothing) and ingested ledger transactions (deduplicated by FITID; the cursor is
-the last FITID received). Faults come from `FakeJsonServer.inject`.
+the last FITID received) and the last chain head acknowledged. Faults come from `FakeJsonServer.inject`.
 By hand: `PYTHONPATH=tests .venv/bin/python -m fakes.accounting_server --port 8766 --float 25000`.
 """
 
@@ -35,6 +35,7 @@ class FakeAccountingServer(FakeJsonServer):
         self._idempotent: dict[str, Any] = {}
         self.transactions: dict[str, dict[str, Any]] = {}  # fitid -> transaction, in arrival order
         self.ingest_batches = 0
+        self.head: dict[str, Any] = {}  # the last chain head acknowledged
         self._state = threading.Lock()
 
     def set_float(self, amount: str, float_id: str) -> None:
@@ -63,6 +64,10 @@ class FakeAccountingServer(FakeJsonServer):
                 return 200, {"last_fitid": self._last_fitid()}
             if method == "POST" and rest == "ledger/transactions":
                 return self._once(headers, lambda: self._ingest(body))
+            if method == "GET" and rest == "ledger/head":
+                return 200, self.head
+            if method == "POST" and rest == "ledger/head":
+                return self._once(headers, lambda: self._acknowledge(body))
         raise ApiError(404, f"no route {method} {path}", "not_found")
 
     def _once(self, headers: dict[str, str], apply: Any) -> tuple[int, Any]:
@@ -98,6 +103,12 @@ class FakeAccountingServer(FakeJsonServer):
                 accepted += 1
         self.ingest_batches += 1
         return 200, {"last_fitid": self._last_fitid(), "accepted": accepted, "duplicates": duplicates}
+
+    def _acknowledge(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not body.get("last_hash"):
+            raise ApiError(422, "a head needs last_hash", "invalid")
+        self.head = {**body, "acknowledged_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        return 200, self.head
 
     def _last_fitid(self) -> str | None:
         return next(reversed(self.transactions)) if self.transactions else None

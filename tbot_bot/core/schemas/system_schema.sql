@@ -1,11 +1,6 @@
--- SYSTEM.db: core system constants and bot-wide settings (independent of the accounting system).
+-- SYSTEM.db: home-wide schema version and creation time. Bot settings live in .env_bot.enc (versioned in
+-- env_bot.versioned/, audited in logs/config_audit.log), never in a second store (architecture.md, issue 23).
 CREATE TABLE IF NOT EXISTS schema_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS system_settings (
-    key        TEXT PRIMARY KEY,
-    value      TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    updated_by TEXT NOT NULL DEFAULT 'system'
 );

@@ -1,0 +1,232 @@
+"""Corrections an accountant posts (`tbot ledger correct`): never an UPDATE, always new flagged entries.
+
+A correction reverses a posted entry (`{fitid}-REV`, every split swapped) and, unless it is a plain reversal,
+posts the corrected entry (`{fitid}-COR`, or `-COR2`… when an earlier correction was itself corrected), both with
+`is_correction=1`, `correction_of` = the original FITID, a memo naming the reason, the user and the source, and
+audit rows (actor = user via source) in the same chained, anchored batch (LedgerWriter.correct).
+- `--amount A`: the Broker Cash (1030) leg becomes A; in a two-leg entry the other leg follows, in an entry with a
+  gain/loss leg (4xxx) that leg absorbs the difference and the realised PnL follows it.
+- `--account N`: the entry's one non-cash leg (or the leg on `--from-account M`) moves to account N.
+Dates are the data's: a correction is dated at the original's time; when that period is closed it is dated at
+the first instant after the lock, its memo naming the original date (as fee booking does).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
+from tbot_bot.accounting.ledger_period import closed_through
+from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import from_minor
+
+CASH = "1030"
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionPlan:
+    fitid: str
+    original_date: datetime
+    posted_at: datetime  # the original's time, or the first open instant when its period is closed
+    closed_period: str | None  # the closed period the original lies in
+    reason: str  # as posted: the accountant's reason, who, how, and the original date when moved
+    replacement: LedgerEntry | None  # None: a plain reversal
+    original_splits: tuple[LedgerSplit, ...]
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _signed(split: LedgerSplit) -> Decimal:
+    return split.debit - split.credit
+
+
+def _leg(code: str, signed: Decimal, memo: str | None) -> LedgerSplit:
+    if signed >= 0:
+        return LedgerSplit(code, debit=signed, memo=memo)
+    return LedgerSplit(code, credit=-signed, memo=memo)
+
+
+def _load(conn: sqlite3.Connection, fitid: str, ledger: Path) -> tuple[sqlite3.Row, list[LedgerSplit]]:
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
+    if row is None:
+        raise LedgerError(
+            f"cannot correct {fitid!r}: no such FITID in {ledger.name} (see `tbot trades` or the OFX)"
+        )
+    if row["trntype"] in ("CORRECTION", "CLOSE"):
+        raise LedgerError(
+            f"cannot correct {fitid!r}: it is a {row['trntype']} entry; correct the entry it "
+            f"{'reverses (' + str(row['correction_of']) + ')' if row['trntype'] == 'CORRECTION' else 'closes'} instead"
+        )
+    splits = [
+        LedgerSplit(
+            str(s["account_code"]),
+            debit=from_minor(s["debit"]),
+            credit=from_minor(s["credit"]),
+            memo=s["memo"],
+        )
+        for s in conn.execute("SELECT * FROM splits WHERE transaction_id = ? ORDER BY id", (row["id"],))
+    ]
+    return row, splits
+
+
+def _new_splits(
+    fitid: str,
+    splits: list[LedgerSplit],
+    amount: Decimal | None,
+    account: str | None,
+    from_account: str | None,
+) -> tuple[list[LedgerSplit], Decimal | None]:
+    """The corrected legs and the change in realised PnL (None when PnL is unchanged)."""
+    legs = list(splits)
+    pnl_change: Decimal | None = None
+    if amount is not None:
+        if amount <= 0:
+            raise LedgerError(f"--amount {amount} must be positive (the size of the Broker Cash leg)")
+        cash = [i for i, s in enumerate(legs) if s.account_code == CASH]
+        if len(cash) != 1:
+            raise LedgerError(
+                f"--amount needs an entry with one Broker Cash ({CASH}) leg; {fitid} has {len(cash)}"
+            )
+        i = cash[0]
+        old = _signed(legs[i])
+        delta = (amount if old >= 0 else -amount) - old
+        legs[i] = _leg(CASH, old + delta, legs[i].memo)
+        others = [j for j in range(len(legs)) if j != i]
+        income = [j for j in others if legs[j].account_code.startswith("4")]
+        if len(others) == 1:
+            j = others[0]
+        elif len(income) == 1:
+            j = income[0]
+            pnl_change = delta  # the gain/loss leg absorbs the change: profit moves with the cash
+        else:
+            raise LedgerError(
+                f"--amount cannot tell which leg of {fitid} absorbs the change (legs: "
+                + ", ".join(s.account_code for s in legs)
+                + "); correct it with --reverse and post the right entry"
+            )
+        legs[j] = _leg(legs[j].account_code, _signed(legs[j]) - delta, legs[j].memo)
+        # a gain/loss that the correction brings to exactly zero leaves no leg (a leg needs one positive side)
+        legs = [leg for leg in legs if leg.debit or leg.credit]
+    if account is not None:
+        candidates = [i for i, s in enumerate(legs) if s.account_code != CASH]
+        if from_account is not None:
+            candidates = [i for i, s in enumerate(legs) if s.account_code == from_account]
+        if len(candidates) != 1:
+            found = ", ".join(s.account_code for s in legs)
+            raise LedgerError(
+                f"--account: {fitid} has legs on {found}; name the one to move with --from-account"
+                if from_account is None
+                else f"--from-account {from_account}: {fitid} has no single leg on it (legs: {found})"
+            )
+        i = candidates[0]
+        if legs[i].account_code == account:
+            raise LedgerError(f"--account {account}: that leg of {fitid} is already on {account}")
+        legs[i] = replace(legs[i], account_code=account)
+    return legs, pnl_change
+
+
+def plan_correction(
+    ledger: Path,
+    fitid: str,
+    *,
+    reason: str,
+    user: str,
+    source: str,
+    amount: Decimal | None = None,
+    account: str | None = None,
+    from_account: str | None = None,
+) -> CorrectionPlan:
+    """What `tbot ledger correct` will post (nothing is written); LedgerError naming the problem."""
+    if not reason.strip():
+        raise LedgerError('a correction needs a reason: --reason "..."')
+    with open_ledger(ledger, readonly=True) as conn:
+        row, splits = _load(conn, fitid, ledger)
+        original_date = _dt(row["dtposted"])
+        lock = closed_through(conn)
+        cor_fitid, n = f"{fitid}-COR", 1
+        while conn.execute("SELECT 1 FROM transactions WHERE fitid = ?", (cor_fitid,)).fetchone():
+            n += 1
+            cor_fitid = f"{fitid}-COR{n}"
+    posted_at, closed = original_date, None
+    if lock is not None and row["dtposted"] <= lock[1]:
+        closed = lock[0]
+        posted_at = _dt(lock[1]) + timedelta(microseconds=1)
+    how = f"by {user} via {source}"
+    when = f"; original dated {original_date:%Y-%m-%d}, period {closed} closed" if closed else ""
+    text = f"{reason.strip()} ({how}{when})"
+    replacement = None
+    if amount is not None or account is not None:
+        legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
+        pnl = from_minor(row["pnl"]) if row["pnl"] is not None else None
+        if pnl is not None and pnl_change is not None:
+            pnl += pnl_change
+        replacement = LedgerEntry(
+            fitid=cor_fitid, trntype=row["trntype"], dtposted=posted_at, currency_code=row["currency_code"],
+            splits=tuple(legs), strategy=row["strategy"], ticker=row["ticker"], signal_ticker=row["signal_ticker"],
+            side=row["side"], direction=row["direction"], size=_dec(row["size"]),
+            entry_price=from_minor(row["entry_price"]) if row["entry_price"] is not None else None,
+            exit_price=from_minor(row["exit_price"]) if row["exit_price"] is not None else None,
+            pnl=pnl, broker=row["broker"], client_order_id=row["client_order_id"], tag=row["tag"],
+            leverage_multiplier=_dec(row["leverage_multiplier"]), exit_reason=row["exit_reason"],
+            session_id=row["session_id"], instrument=row["instrument"],
+            contract_multiplier=_dec(row["contract_multiplier"]),
+        )  # fmt: skip
+    elif from_account is not None:
+        raise LedgerError("--from-account only applies with --account")
+    return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits))
+
+
+def post_correction(
+    home: Any, binding: Any, plan: CorrectionPlan, *, user: str, source: str, backup_keep: int
+) -> int:
+    """Post a planned correction through the anchored writer, then bring what derives from the books along: the
+    trade history, the summaries of the sessions it touches (those that have one) and the system log. Returns the
+    number of entries written. `source` says where it was asked (the CLI, the dashboard)."""
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+
+    result = LedgerWriter.for_home(home, binding.ledger_path, binding, backup_keep).correct(
+        plan.fitid,
+        reason=plan.reason,
+        posted_at=plan.posted_at,
+        replacement=plan.replacement,
+        actor=f"{user} via {source}",
+    )
+    _refresh_derived(home, binding, plan)
+    if home.core_db("SYSTEM_LOGS").exists():
+        from tbot_bot.core.audit import log_system_event
+
+        log_system_event(
+            home, source="ledger", event="correction", actor=user, detail=f"{plan.fitid}: {plan.reason}"
+        )
+    return result.written
+
+
+def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.reporting.daily_summary import summary_path
+    from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
+
+    broker = load_settings(home).BROKER_NAME
+    mode = "paper" if broker == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
+    scope = binding.scope
+    refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
+    # only sessions that have a summary: a correction dated on a non-session day creates none
+    touched = {plan.original_date.date(), plan.posted_at.date()}
+    days = sorted(d for d in touched if summary_path(home.summaries_dir(scope), d).exists())
+    if days:
+        rebuild_summaries(
+            binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days
+        )

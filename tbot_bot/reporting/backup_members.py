@@ -1,0 +1,151 @@
+"""What a backup archive holds: everything needed to continue a bot elsewhere, except its keys and identity.
+
+Members, in the order they are copied (ledgers first, so any fill a ledger holds is already in the journal copied
+after it; the journal's recovery re-ingests the other way round idempotently):
+  1. the injected ledger, float ledger and COA (SQLite online backup);
+  2. every other SQLite database of the home (order journal, simulated exchange, core databases) — online backup;
+  3. the configuration (`.env`, `.env_bot.enc` and `env_bot.versioned/`), the encrypted ones stored decrypted
+     (kind `config`) so that the backup key alone recovers them; restore re-encrypts them with the home's env key;
+  4. plain files: `output/`, `logs/`, `storage/state/`, `entities/` (except the pre-batch ledger copies), the
+     universe and the data caches under `data/`.
+Never archived: `storage/keys/` and `storage/secrets/` (keys, credentials, identity and injection come back from
+the key backup and the accounting system), `backups/`, `control/` (requests), `backtest_results/` and the
+optimizer's recorded bars `data/cache/bars/` (research data, fetched again with `tbot data fetch`), SQLite
+`-wal`/`-shm`/`-journal` side files (the online copy already holds their content) and atomic-write debris.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import is_atomic_temp
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SIDE_FILES = ("-wal", "-shm", "-journal")
+# home-relative folders whose files a restored bot continues from
+ARCHIVED_DIRS = (
+    "entities",
+    "storage/databases",
+    "storage/state",
+    "env_bot.versioned",
+    "output",
+    "logs",
+    "data",
+)
+CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
+# data/cache/bars: minute bars recorded for the after-session optimizer, research data that grows by the day and
+# `tbot data fetch` gets again; an archive is built in memory, so they would dominate it
+NEVER_ARCHIVED = (
+    "storage/keys",
+    "storage/secrets",
+    "backups",
+    "control",
+    "backtest_results",
+    "data/cache/bars",
+)
+# a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
+RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str  # home-relative POSIX path
+    data: bytes
+    kind: str  # sqlite | config (decrypted; re-encrypted on restore) | file
+
+
+def is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
+    """A consistent copy of a live SQLite database (online backup API from a read-only connection)."""
+    copy = tmp_dir / f"{len(list(tmp_dir.iterdir()))}.db"
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dst.close()
+        src.close()
+    data = copy.read_bytes()
+    copy.unlink()
+    return data
+
+
+def _excluded(name: str, injected_backup_dirs: Sequence[str]) -> bool:
+    if name == RESTORE_MARKER_NAME or any(name == d or name.startswith(d + "/") for d in NEVER_ARCHIVED):
+        return True
+    # the writer's pre-batch ledger copies: a restore starts a fresh series (the anchor sidecar is rewritten)
+    if any(name.startswith(d + "/") for d in injected_backup_dirs):
+        return True
+    parts = name.split("/")
+    return len(parts) >= 3 and parts[0] == "entities" and parts[2] == "backups"
+
+
+def _candidates(home: BotHome) -> Iterable[Path]:
+    for name in CONFIG_FILES:
+        path = home.root / name
+        if path.is_file():
+            yield path
+    for folder in ARCHIVED_DIRS:
+        root = home.root / folder
+        if root.is_dir():
+            yield from sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _config_plaintext(home: BotHome, path: Path) -> bytes | None:
+    """The decrypted config (`.env_bot.enc`, a versioned copy), or None when it is not env-key encrypted
+    or cannot be read with this home's env key (then it is archived as it is)."""
+    from tbot_bot.config.security_bot import HEADER_PREFIX, decrypt_file
+    from tbot_bot.errors import ConfigError
+
+    if path != home.env_bot_enc and path.parent != home.versioned_env_dir:
+        return None
+    with path.open("rb") as fh:
+        if fh.read(len(HEADER_PREFIX)) != HEADER_PREFIX:
+            return None
+    try:
+        return decrypt_file(path, home.key_file("env"))
+    except ConfigError:
+        return None
+
+
+def collect_members(
+    home: BotHome, ledger_files: Sequence[Path], tmp_dir: Path, injected_backup_dirs: Sequence[Path] = ()
+) -> list[Member]:
+    """Every member of a whole-bot archive, ledgers first (see the module docstring)."""
+    members: dict[str, Member] = {}
+    for ledger in ledger_files:
+        name = home.relative(ledger)
+        members[name] = Member(name, sqlite_snapshot(ledger, tmp_dir), "sqlite")
+    skip_dirs = [home.relative(d) for d in injected_backup_dirs if d.resolve().is_relative_to(home.root)]
+    files: list[Path] = []
+    for path in _candidates(home):
+        name = home.relative(path)
+        if name in members or _excluded(name, skip_dirs) or path.is_symlink() or is_atomic_temp(path):
+            continue
+        if path.name.endswith(SIDE_FILES) or path.name.endswith(".lock"):
+            continue
+        if is_sqlite(path):
+            members[name] = Member(name, sqlite_snapshot(path, tmp_dir), "sqlite")
+        else:
+            files.append(path)
+    for path in files:
+        name = home.relative(path)
+        plain = _config_plaintext(home, path)
+        try:
+            data = plain if plain is not None else path.read_bytes()
+        except FileNotFoundError:
+            continue  # removed while we were copying (a rotated log, a replaced temp): not part of the snapshot
+        members[name] = Member(name, data, "config" if plain is not None else "file")
+    return list(members.values())

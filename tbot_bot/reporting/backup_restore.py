@@ -1,0 +1,306 @@
+"""`tbot backup restore`: an archive back into a home, all or nothing as far as boot is concerned.
+
+Every member is checked against the manifest's SHA-256; config members are re-encrypted with the home's env key;
+every restored ledger must verify and equal the head its manifest recorded, then it is re-anchored here (a restore
+is an authenticated, deliberate rollback). A marker under storage/state makes boot and `tbot check` refuse the
+home until the restore has finished; the same restore run again after a kill completes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sqlite3
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.errors import ConfigError, LedgerError
+from tbot_bot.reporting.auto_backup import (
+    MANIFEST,
+    create_backup,
+    decrypt_archive,
+    safe_member_name,
+    sha256_hex,
+)
+from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json
+
+IDENTITY_FIELDS = ("ENTITY_CODE", "JURISDICTION_CODE", "account_name", "BROKER_CODE", "BOT_ID")
+_LEDGER_NAME = re.compile(
+    r"([A-Z0-9]{2,12})_([A-Z0-9]{2,12})_([A-Za-z0-9-]{1,32})_([A-Z0-9]{2,12})_([A-Z0-9]{2,12})_BOT_ledger\.db$"
+)
+
+
+def archive_identity(manifest: dict[str, Any], names: list[str]) -> str | None:
+    """ENTITY/JURISDICTION/account/BROKER/BOT_ID of an archive: its manifest, else its bot ledger's file name."""
+    ident = manifest.get("identity")
+    if isinstance(ident, dict) and ident.get("BOT_ID"):
+        return "/".join(str(ident.get(k, "?")) for k in IDENTITY_FIELDS)
+    for name in names:
+        m = _LEDGER_NAME.search(name)
+        if m:
+            return "/".join(m.groups())
+    return None
+
+
+def _home_identity(home: BotHome) -> str | None:
+    from tbot_bot.support.decrypt_secrets import secret_exists
+
+    if not home.root.is_dir() or not secret_exists(home, "bot_identity"):
+        return None
+    from tbot_bot.accounting.accounting_config import load_identity
+
+    ident = load_identity(home).to_json()
+    return "/".join(ident[k] for k in IDENTITY_FIELDS)
+
+
+def restore_marker(home: BotHome) -> Path:
+    """Present while a restore is writing files: the home is not whole until it is gone."""
+    return home.state_dir / "restore_in_progress.json"
+
+
+def restore_problems(home: BotHome) -> list[str]:
+    """Boot and `tbot check` refuse a home whose restore did not finish (killed, or its ledgers failed)."""
+    marker = restore_marker(home)
+    if not marker.exists():
+        return []
+    try:
+        archive = str(json.loads(marker.read_text(encoding="utf-8")).get("archive"))
+    except (OSError, ValueError, AttributeError):
+        archive = "an archive"
+    return [
+        f"the restore of {archive} into {home.root} did not finish ({home.relative(marker)} is present): the "
+        f"home is incomplete; run `tbot backup restore --archive {archive} --home {home.root}` again"
+    ]
+
+
+def _read_archive(archive: Path, home: BotHome, key_path: Path | None) -> dict[str, bytes]:
+    """The files of the decrypted archive; a ConfigError naming the archive when it is not a gzip tar."""
+    data = decrypt_archive(archive, home, key_path)
+    not_an_archive = (
+        f"backup archive {archive.name} decrypts with the key but does not hold a gzip tar archive "
+        "(empty, damaged, or not made by `tbot backup create`); nothing was restored"
+    )
+    if not data:
+        raise ConfigError(not_an_archive)
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    raise ConfigError(
+                        f"backup archive member {member.name!r} is not a regular file; refusing to restore"
+                    )
+                extracted = tar.extractfile(member)
+                if extracted is None:
+                    raise ConfigError(f"backup archive member {member.name!r} cannot be read")
+                contents[safe_member_name(member.name)] = extracted.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error):  # gzip.BadGzipFile is an OSError
+        raise ConfigError(not_an_archive) from None
+    return contents
+
+
+def _read_manifest(archive: Path, raw: bytes | None) -> dict[str, Any]:
+    """MANIFEST.json of an archive: an object whose `files` maps each member to its sha256, size and kind."""
+    where = f"backup archive {archive.name}: {MANIFEST}"
+    if raw is None:
+        raise ConfigError(f"{where} is missing; this is not an archive `tbot backup create` made")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{where} is not JSON (damaged archive); nothing was restored") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(info, dict) and isinstance(info.get("sha256"), str) and isinstance(info.get("kind"), str)
+        for info in files.values()
+    ):
+        raise ConfigError(f"{where} does not list the files with their sha256 and kind; nothing was restored")
+    return manifest  # type: ignore[no-any-return]
+
+
+def _current_plain(target: Path, kind: str, home: BotHome) -> bytes | None:
+    """What `target` holds now, comparable with the archive's copy (config decrypted), None if unreadable."""
+    if kind != "config":
+        return target.read_bytes()
+    from tbot_bot.config.security_bot import decrypt_file
+
+    try:
+        return decrypt_file(target, home.key_file("env"))
+    except ConfigError:
+        return None
+
+
+def restore_backup(
+    archive: Path, home: BotHome, *, key_path: Path | None = None, now: datetime | None = None
+) -> RestoreResult:
+    """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
+
+    Into a home with no bot identity nothing is overwritten (an existing file is refused). Into a provisioned
+    home of the SAME identity (e.g. re-provisioned after a disk loss) files are replaced, after the current state
+    was archived first (a normal `tbot backup create` archive, named in the result). A home of ANOTHER
+    identity is refused, naming both: restoring there would mix two bots' books. Config members are encrypted
+    with this home's env key (created when missing). While files are written, a marker makes boot and `tbot check`
+    refuse the home; running the same restore again after a kill completes it.
+    """
+    from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
+    from tbot_bot.domain.crashpoints import crashpoint
+
+    contents = _read_archive(archive, home, key_path)
+    manifest = _read_manifest(archive, contents.pop(MANIFEST, None))
+    if set(manifest["files"]) != set(contents):
+        raise ConfigError(f"backup archive {archive.name}: manifest does not match its contents")
+    theirs, ours = archive_identity(manifest, list(contents)), _home_identity(home)
+    if ours is not None and theirs != ours:
+        raise ConfigError(
+            f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
+            f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
+        )
+    marker = restore_marker(home)
+    archive_digest = sha256_hex(archive.read_bytes())
+    resuming = False
+    if marker.exists():
+        started = json.loads(marker.read_text(encoding="utf-8"))
+        if started.get("sha256") != archive_digest:
+            raise ConfigError(restore_problems(home)[0] + " (not another archive)")
+        resuming = True  # the same restore, killed half-way: its own partly written files are overwritten
+    kinds = {name: str(info.get("kind", "file")) for name, info in manifest["files"].items()}
+    targets: dict[Path, tuple[bytes, str]] = {}
+    replacing: list[Path] = []
+    for name, blob in contents.items():
+        if sha256_hex(blob) != manifest["files"][name]["sha256"]:
+            raise ConfigError(f"backup archive {archive.name}: {name} fails its sha256 check")
+        target = home.path(*PurePosixPath(name).parts)
+        if target.exists() and not resuming:
+            if ours is None:
+                raise ConfigError(
+                    f"restore would overwrite {target}; restore into an empty home or move it away"
+                )
+            if _current_plain(target, kinds[name], home) != blob:
+                replacing.append(target)
+        targets[target] = (blob, kinds[name])
+    safety: Path | None = None
+    if replacing:
+        safety = _archive_current(home, now or datetime.now(UTC))
+    atomic_write_json(
+        marker,
+        {"archive": str(archive), "sha256": archive_digest, "started_at": _iso(now or datetime.now(UTC))},
+    )
+    env_key = ensure_key(home.key_file("env")) if "config" in kinds.values() else b""
+    for target, (blob, kind) in targets.items():
+        for suffix in ("-wal", "-shm", "-journal"):
+            # a replaced SQLite file must not meet the old file's write-ahead log
+            target.with_name(target.name + suffix).unlink(missing_ok=True)
+        if kind == "config":
+            atomic_write_bytes(target, encrypt_bytes(env_key, blob), 0o600)
+        else:
+            atomic_write_bytes(target, blob, 0o600 if kind == "sqlite" else 0o644)
+        crashpoint(
+            "restore_file"
+        )  # test seam: a kill between files leaves the marker, so the home is refused
+    problems: list[str] = []
+    for name, kind in kinds.items():
+        path = home.path(*PurePosixPath(name).parts)
+        if kind == "sqlite" and _is_ledger(path):
+            problems += [f"{name}: {p}" for p in verify_ledger(path)]
+    problems += _reanchor(home, manifest)
+    if problems:
+        raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
+    marker.unlink()
+    return RestoreResult(sorted(targets), sorted(replacing), safety)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    files: list[Path]  # every file written
+    replaced: list[Path]  # existing files whose content changed (same-identity restore only)
+    safety_archive: Path | None  # the archive of the state before the restore, when something was replaced
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.files
+
+
+def _archive_current(home: BotHome, now: datetime) -> Path:
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    binding = load_binding(home, check_files=False)
+    current = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
+    return create_backup(
+        home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir]
+    )
+
+
+def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
+    """Each restored ledger must be exactly the head the manifest recorded; then it is anchored in this home
+    (a restore is an authenticated, deliberate rollback: the new anchor's seq is above any older one)."""
+    from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, new_anchor, read_head
+    from tbot_bot.accounting.ledger_period import closed_through
+
+    anchors_doc = manifest.get("anchors")
+    files = manifest.get("files")
+    if isinstance(anchors_doc, dict):
+        recorded_heads = dict(anchors_doc.get("heads") or {})
+    else:
+        # an archive from before anchors: nothing to compare with; the restored (verified) ledgers are anchored
+        recorded_heads = {
+            name: None
+            for name, info in (files.items() if isinstance(files, dict) else [])
+            if info.get("kind") == "sqlite" and _is_ledger(home.path(*PurePosixPath(name).parts))
+        }
+    store = AnchorStore.for_home(home)
+    backup_dir = _injected_backup_dir(home)
+    problems: list[str] = []
+    for name, recorded in recorded_heads.items():
+        path = home.path(*PurePosixPath(name).parts)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            head = read_head(conn)
+            lock = closed_through(conn)
+        finally:
+            conn.close()
+        if recorded is not None and head != ChainHead(**recorded):
+            problems.append(f"{name}: restored ledger differs from the chain head its manifest recorded")
+            continue
+        seq = store.next_seq(path, backup_dir)
+        store.write(new_anchor(path, seq, head, None), backup_dir, path)
+        store.forget_lock(path)
+        if lock is not None:
+            store.record_lock(path, lock[0], by="tbot backup restore", at=datetime.now(UTC))
+    store.close()
+    return problems
+
+
+def _injected_backup_dir(home: BotHome) -> Path | None:
+    try:
+        from tbot_bot.accounting.accounting_config import load_binding
+
+        return load_binding(home, check_files=False).backup_dir
+    except ConfigError:
+        return None  # identity not (yet) in this home: LEDGER_STATUS.db alone carries the anchor
+
+
+def _is_ledger(path: Path) -> bool:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'").fetchone()
+            is not None
+        )
+    finally:
+        conn.close()

@@ -1,0 +1,79 @@
+"""Ledger corrections from the dashboard (admin only): the same plan and posting as `tbot ledger correct`.
+
+The form must be confirmed (a ticked box) after the admin has read what will be posted; without it the plan is
+shown and nothing is written. Source `dashboard`, user = the signed-in admin; both land in the ledger's memo and
+audit rows, the system log and the dashboard's activity log.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+
+from tbot_bot.core.users import Role
+from tbot_bot.errors import TbotError
+
+from .auth_web import activity, current_user, requires, state
+
+bp = Blueprint("corrections", __name__)
+
+KINDS = ("amount", "account", "reverse")
+
+
+def _legs(splits: Any) -> str:
+    return ", ".join(f"{'Dr' if s.debit else 'Cr'} {s.account_code} {s.debit or s.credit}" for s in splits)
+
+
+@bp.route("/ledger/correct", methods=["POST"])
+@requires(Role.ADMIN)
+def correct() -> Any:
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
+    from tbot_bot.config.settings_bot import load_settings
+
+    user = current_user()
+    username = user.username if user else "web"
+    form = request.form
+    fitid, kind = form.get("fitid", "").strip(), form.get("kind", "")
+    value, reason = form.get("value", "").strip(), form.get("reason", "").strip()[:500]
+    back = redirect(url_for("history.ledger"))
+    if kind not in KINDS or not fitid:
+        flash(f"Not posted: give a FITID and one of {', '.join(KINDS)}.", "error")
+        return back
+    amount = None
+    if kind == "amount":
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            flash(f"Not posted: amount {value!r} is not a number (like 1234.56).", "error")
+            return back
+        if not amount.is_finite() or int(amount.as_tuple().exponent) < -4:
+            flash(f"Not posted: amount {value} must be finite with at most 4 decimal places.", "error")
+            return back
+    home = state().home
+    try:
+        binding = load_binding(home)
+        plan = plan_correction(
+            binding.ledger_path, fitid, reason=reason, user=username, source="dashboard", amount=amount,
+            account=value if kind == "account" else None,
+            from_account=form.get("from_account", "").strip() or None,
+        )  # fmt: skip
+        what = f"{fitid}: reverse {_legs(plan.original_splits)}" + (
+            f"; post {plan.replacement.fitid}: {_legs(plan.replacement.splits)}" if plan.replacement else ""
+        )
+        if form.get("confirm") != "1":
+            flash(f"Nothing posted yet. Check, tick 'confirm' and post again: {what}", "info")
+            return back
+        written = post_correction(
+            home, binding, plan, user=username, source="dashboard",
+            backup_keep=load_settings(home).LEDGER_BACKUP_KEEP,
+        )  # fmt: skip
+    except TbotError as exc:
+        activity("ledger_correction_refused", username, f"{fitid}: {exc}"[:500])
+        flash(f"Not posted: {exc}", "error")
+        return back
+    activity("ledger_correction", username, f"{what}; reason: {plan.reason}"[:500])
+    flash(f"Posted {written} correction entries for {fitid}.", "info")
+    return back

@@ -1,0 +1,440 @@
+"""A backup is a whole bot (issue 23): three replayed January days, a backup, the home lost, a restore into an
+empty home with the key file (keys and identity come back from the operator's key backup and the accounting
+system), then a fourth day that continues every record; kills during create and restore leave nothing that
+looks whole; the manifest lists every file with its size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from integration_test_runner import run_session
+
+from rigd_tbot.cli import main
+from tbot_bot.accounting.accounting_config import load_binding
+from tbot_bot.reporting.ledger_trades import read_trades
+from tbot_bot.support.path_resolver import BotHome
+
+DAYS = [date(2011, 1, 4), date(2011, 1, 5), date(2011, 1, 6)]
+FOURTH = date(2011, 1, 7)
+
+
+def _journal_ids(home: BotHome) -> list[str]:
+    conn = sqlite3.connect(f"file:{home.state_dir / 'journal.db'}?mode=ro", uri=True)
+    try:
+        return [str(r[0]) for r in conn.execute("SELECT client_order_id FROM intents")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def three_days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A home after three replayed days and a `tbot backup create`; the archive and key kept apart."""
+    from tbot_bot.support.provision import ProvisionRequest, provision
+
+    base = tmp_path_factory.mktemp("whole")
+    home = BotHome(base / "home")
+    provision(
+        home,
+        ProvisionRequest(
+            broker="sim", entity="RGL", jurisdiction="USA", account="main", bot_id="TB01", float_amount="25000",
+            config_overrides={"STRAT_CLOSE_ENABLED": "false"},
+        ),
+        now=datetime(2011, 1, 3, 12, tzinfo=UTC),
+    )  # fmt: skip
+    for day in DAYS:
+        assert run_session(home, day) == 0, day
+    assert main(["backup", "create", "--home", str(home.root)]) == 0
+    (archive,) = sorted(home.backups_dir.glob("tbot_backup_*.tar.gz.enc"))
+    safe = base / "offsite"
+    safe.mkdir()
+    shutil.copy2(archive, safe / archive.name)
+    shutil.copy2(home.key_file("backup"), safe / "backup.key")
+    # the operator's key backup (README: back up storage/keys/) and the accounting system's identity
+    shutil.copytree(home.keys_dir, safe / "keys")
+    shutil.copytree(home.secrets_dir, safe / "secrets")
+    return {
+        "home": home,
+        "archive": safe / archive.name,
+        "key": safe / "backup.key",
+        "safe": safe,
+        "ids": _journal_ids(home),
+        "trades": read_trades(load_binding(home).ledger_path),
+    }
+
+
+def _fresh_home(root: Path, safe: Path) -> BotHome:
+    home = BotHome(root)
+    shutil.copytree(safe / "keys", home.keys_dir)
+    shutil.copytree(safe / "secrets", home.secrets_dir)
+    return home
+
+
+def test_manifest_lists_every_file_with_size_and_sha256_and_no_key_or_secret(
+    three_days: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.reporting.auto_backup import read_manifest
+
+    home = three_days["home"]
+    manifest = read_manifest(three_days["archive"], home)
+    files = manifest["files"]
+    scope = load_binding(home).scope
+    for expected in (
+        "storage/state/journal.db",
+        ".env_bot.enc",
+        "storage/databases/LEDGER_STATUS.db",
+        "storage/databases/SYSTEM_USERS.db",
+        f"output/{scope}/trades/{scope}_BOT_trade_history.json",
+        f"output/{scope}/summaries/daily_summary_2011-01-05.json",
+    ):
+        assert expected in files, expected
+    assert files["storage/state/journal.db"]["kind"] == "sqlite"
+    assert files[".env_bot.enc"]["kind"] == "config"
+    assert any(n.endswith("_BOT_ledger.db") for n in files)
+    assert not any(n.startswith(("storage/keys/", "storage/secrets/", "backups/")) for n in files)
+    assert not any(n.endswith(("-wal", "-shm", ".bak.db")) for n in files)
+    log = home.logs_dir(scope) / "open.log"
+    entry = files[home.relative(log)]
+    # a plain file is archived byte for byte: its size and digest are the file's own
+    assert entry["size"] == log.stat().st_size
+    assert entry["sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(["backup", "list", "--verbose", "--home", str(home.root)]) == 0
+    out = capsys.readouterr().out
+    assert "storage/state/journal.db" in out and entry["sha256"] in out
+
+
+def test_restore_into_an_empty_home_continues_every_record(
+    three_days: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _fresh_home(tmp_path / "restored", three_days["safe"])
+    args = ["--archive", str(three_days["archive"]), "--key-file", str(three_days["key"])]
+    assert main(["backup", "restore", *args, "--home", str(home.root)]) == 0
+    assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(home.root)]) == 0
+    binding = load_binding(home)
+    assert read_trades(binding.ledger_path) == three_days["trades"]
+    assert run_session(home, FOURTH) == 0
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+
+    ledger = read_trades(binding.ledger_path)
+    history = json.loads(
+        (home.trades_dir(binding.scope) / f"{binding.scope}_BOT_trade_history.json").read_text()
+    )
+    days = {t.session for t in ledger}
+    assert {d.isoformat() for d in (*DAYS, FOURTH)} >= days and len(days) == 4, days
+    # the trade history is the ledger's round trips, every day, to the last 1/10,000
+    assert sorted((r["entry_time"], r["ticker"], r["PnL"], r["fees"]) for r in history) == sorted(
+        (t.as_row()["entry_time"], t.ticker, t.as_row()["pnl"], t.as_row()["fees"]) for t in ledger
+    )
+    # what the ledger does not hold came from the journal when each row was first written, and stays
+    assert all(r["signal_time"] for r in history)
+    index = json.loads((home.summaries_dir(binding.scope) / "daily_summary_index.json").read_text())
+    assert [s["session_date"] for s in index["sessions"]] == [d.isoformat() for d in (*DAYS, FOURTH)]
+    ids = _journal_ids(home)
+    assert len(ids) == len(set(ids))
+    assert set(three_days["ids"]) < set(ids)  # the journal continued, no id reused
+    assert all(FOURTH.isoformat().replace("-", "") in i for i in set(ids) - set(three_days["ids"]))
+
+
+def _tbot(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}
+    if crash_at:
+        env["TBOT_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_kill_during_create_or_restore_leaves_nothing_that_looks_whole(
+    three_days: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = three_days["home"]
+    before = sorted(home.backups_dir.iterdir())
+    killed = _tbot("backup", "create", "--home", str(home.root), crash_at="backup_create")
+    assert killed.returncode == -9, killed.stderr
+    assert sorted(home.backups_dir.iterdir()) == before  # no archive, not even a partial one
+
+    target = _fresh_home(tmp_path / "half", three_days["safe"])
+    args = ["--archive", str(three_days["archive"]), "--key-file", str(three_days["key"])]
+    killed = _tbot("backup", "restore", *args, "--home", str(target.root), crash_at="restore_file:5")
+    assert killed.returncode == -9, killed.stderr
+    capsys.readouterr()
+    assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(target.root)]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    assert main(["backup", "restore", *args, "--home", str(target.root)]) == 0
+    assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(target.root)]) == 0
+    assert read_trades(load_binding(target).ledger_path) == three_days["trades"]
+
+
+def _rows(ledger: Path, sql: str, *args: object) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def copied(three_days: dict[str, Any], tmp_path: Path) -> BotHome:
+    home = BotHome(tmp_path / "copy")
+    shutil.copytree(three_days["home"].root, home.root, symlinks=True)
+    return home
+
+
+def test_trade_history_and_summaries_come_from_the_ledger_without_the_journal(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tbot_bot.reporting.ledger_history import refresh_trade_history
+
+    binding = load_binding(copied)
+    scope = binding.scope
+    summaries = copied.summaries_dir(scope)
+    before = {p.name: json.loads(p.read_text()) for p in summaries.glob("daily_summary_2011-*.json")}
+    (copied.state_dir / "journal.db").unlink()  # the journal is lost; the ledger is the record
+    for path in copied.trades_dir(scope).iterdir():
+        path.unlink()
+    for path in summaries.glob("daily_summary_2011-*.json"):
+        path.write_text('{"totals": {"total_pnl": "999"}}')  # damaged figures
+    assert main(["trades", "--rebuild", "--format", "json", "--home", str(copied.root)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    history = json.loads((copied.trades_dir(scope) / f"{scope}_BOT_trade_history.json").read_text())
+    assert [(r["entry_time"], r["PnL"], r["fees"]) for r in history] == [
+        (t["entry_time"], t["pnl"], t["fees"]) for t in listed["trades"]
+    ]
+    assert {r["entry_time"][:10] for r in history} == {d.isoformat() for d in DAYS}
+    for name, doc in before.items():
+        rebuilt = json.loads((summaries / name).read_text())
+        for key in ("total_trades", "total_pnl", "total_fees", "net_pnl", "wins", "losses"):
+            assert rebuilt["totals"][key] == doc["totals"][key], (name, key)
+    # nothing new in the ledger: the refresh recomputes nothing
+    again = refresh_trade_history(
+        binding.ledger_path, copied.trades_dir(scope), scope, broker="SIM", mode="paper"
+    )
+    assert again.recomputed_from is None and again.rows == len(history)
+
+
+def test_corrections_amount_account_reversal_and_closed_period(
+    copied: BotHome, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decimal import Decimal
+
+    from ofxtools.Parser import OFXTree
+
+    home = str(copied.root)
+    binding = load_binding(copied)
+    ledger = binding.ledger_path
+    exits = _rows(ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND pnl IS NOT NULL ORDER BY id")
+    fees = _rows(ledger, "SELECT fitid FROM transactions WHERE trntype = 'FEE' ORDER BY id")
+    assert len(exits) >= 3 and fees
+    first, second, third = exits[0], exits[1], exits[2]
+    (cash,) = _rows(
+        ledger, "SELECT debit FROM splits WHERE transaction_id = ? AND account_code = '1030'", first["id"]
+    )
+    before = {t.client_order_id: t for t in read_trades(ledger)}
+
+    # without --yes and without a terminal nothing is posted
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is not a confirmation
+    base = ["ledger", "correct", "--home", home, "--reason", "broker statement shows 1.00 more"]
+    assert main([*base, "--fitid", first["fitid"], "--amount", "1.5x"]) == 2
+    assert main([*base, "--fitid", first["fitid"], "--amount", str(Decimal(cash["debit"]) / 10000 + 1)]) == 1
+    assert "not confirmed" in capsys.readouterr().out
+    assert not _rows(ledger, "SELECT 1 FROM transactions WHERE is_correction = 1")
+
+    # amount: the cash leg +1.00, the gain leg absorbs it, the trade's PnL follows
+    assert (
+        main([*base, "--yes", "--fitid", first["fitid"], "--amount", str(Decimal(cash["debit"]) / 10000 + 1)])
+        == 0
+    )
+    (cor,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{first['fitid']}-COR")
+    assert (cor["is_correction"], cor["correction_of"], cor["dtposted"]) == (
+        1,
+        first["fitid"],
+        first["dtposted"],
+    )
+    assert cor["pnl"] == first["pnl"] + 10000
+    # account: a fee moved from 5010 to 5020; reversal: an exit reversed, nothing in its place
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", fees[0]["fitid"], "--account", "5020",
+                 "--reason", "execution loss, not a commission"]) == 0  # fmt: skip
+    (moved,) = _rows(ledger, "SELECT s.account_code FROM splits s JOIN transactions t ON t.id = s.transaction_id "
+                     "WHERE t.fitid = ? AND s.account_code != '1030'", f"{fees[0]['fitid']}-COR")  # fmt: skip
+    assert moved["account_code"] == "5020"
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", second["fitid"], "--reverse",
+                 "--reason", "duplicate fill"]) == 0  # fmt: skip
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", second["fitid"], "--reverse",
+                 "--reason", "again"]) == 1  # fmt: skip
+    assert "already reversed" in capsys.readouterr().err
+
+    # a closed period is never changed: the correction goes into the open one, naming the original date
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", third["fitid"], "--amount",
+                 "1", "--reason", "late broker adjustment"]) == 0  # fmt: skip
+    status_db = copied.core_db("LEDGER_STATUS")
+    (status,) = _rows(status_db, "SELECT * FROM ledger_status WHERE ledger_name = ?", ledger.name)
+    assert (status["status"], status["reason"]) == ("locked", "closed through 2011-01")
+    (late,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{third['fitid']}-COR")
+    assert late["dtposted"] == "2011-02-01T00:00:00.000000Z"
+    assert f"original dated {third['dtposted'][:10]}, period 2011-01 closed" in late["memo"]
+    (audit,) = _rows(ledger, "SELECT actor, memo FROM audit_log WHERE fitid = ?", f"{third['fitid']}-REV")
+    assert "via tbot ledger correct" in audit["actor"] and "late broker adjustment" in audit["memo"]
+    assert main(["ledger", "verify", "--home", home]) == 0
+
+    # tbot trades: corrected figures on the trade's own day, the correction named; the reversed exit is open
+    capsys.readouterr()
+    assert main(["trades", "--home", home]) == 0
+    assert f"{first['fitid']} -> {first['fitid']}-COR" in capsys.readouterr().out
+    after = {t.client_order_id: t for t in read_trades(ledger)}
+    (entry_of_first,) = [
+        k
+        for k, t in before.items()
+        if t.exit_time and t.exit_time.isoformat().startswith(first["dtposted"][:19])
+    ]
+    assert after[entry_of_first].pnl == before[entry_of_first].pnl + 1
+    assert after[entry_of_first].session == before[entry_of_first].session
+    assert any(t.exit_time is None and t.correction is None for t in after.values())
+    history = json.loads(
+        (copied.trades_dir(binding.scope) / f"{binding.scope}_BOT_trade_history.json").read_text()
+    )
+    assert sum(1 for r in history if r["correction"]) == sum(1 for t in after.values() if t.correction)
+
+    # OFX: the corrections are in the statement and it parses
+    out = copied.root / "all.ofx"
+    assert main(["ofx", "export", "--all", "--out", str(out), "--home", home]) == 0
+    text = out.read_text()
+    assert (
+        f"{second['fitid']}-REV" in text and f"{first['fitid']}-COR" in text and "Manual Adjustments" in text
+    )
+    tree = OFXTree()
+    tree.parse(str(out))
+    statement = tree.convert().statements[0]
+    assert {t.fitid for t in statement.transactions if hasattr(t, "fitid")} | {
+        t.invtran.fitid for t in statement.transactions if hasattr(t, "invtran")
+    } >= {f"{second['fitid']}-REV", f"{first['fitid']}-COR"}
+
+    # the triggers still refuse an UPDATE of a posted row
+    conn = sqlite3.connect(ledger)
+    try:
+        with pytest.raises(sqlite3.DatabaseError):
+            conn.execute("UPDATE transactions SET pnl = 0 WHERE fitid = ?", (first["fitid"],))
+    finally:
+        conn.close()
+
+
+def test_dates_are_the_datas_dates(three_days: dict[str, Any], tmp_path: Path) -> None:
+    from ofxtools.Parser import OFXTree
+
+    # a sim home replays recorded days: its opening float is booked on the sample's first day, not today
+    root = tmp_path / "sim"
+    assert main(["provision", "--home", str(root), "--broker", "sim", "--entity", "RGL", "--jurisdiction",
+                 "USA", "--account", "main", "--bot-id", "TB02", "--float", "1000"]) == 0  # fmt: skip
+    (opening,) = _rows(load_binding(BotHome(root)).ledger_path, "SELECT fitid, dtposted FROM transactions")
+    assert opening["dtposted"] == "2011-01-03T00:00:00.000000Z", opening["fitid"]
+    # the replayed home's statement and summaries are stamped in 2011, the replayed days' time
+    home = three_days["home"]
+    out = tmp_path / "all.ofx"
+    assert main(["ofx", "export", "--all", "--out", str(out), "--home", str(home.root)]) == 0
+    tree = OFXTree()
+    tree.parse(str(out))
+    statement = tree.convert().statements[0]
+    assert statement.dtasof.year == statement.dtstart.year == statement.dtend.year == 2011
+    scope = load_binding(home).scope
+    for day in DAYS:
+        doc = json.loads((home.summaries_dir(scope) / f"daily_summary_{day.isoformat()}.json").read_text())
+        assert doc["generated_at"].startswith(day.isoformat()), doc["generated_at"]
+
+
+def test_a_ledger_whose_period_lock_is_behind_ledger_status_is_refused(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(copied.root)
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    # as if the ledger had been rolled back from a state in which February was closed too
+    conn = sqlite3.connect(copied.core_db("LEDGER_STATUS"))
+    with conn:
+        conn.execute("UPDATE ledger_status SET reason = 'closed through 2011-02'")
+    conn.close()
+    capsys.readouterr()
+    assert main(["ledger", "verify", "--home", home]) == 1
+    assert "closed through 2011-02" in capsys.readouterr().out
+    assert main(["check", "--replay", FOURTH.isoformat(), "--home", home]) == 2
+    assert "rolled back to before that close" in capsys.readouterr().err
+
+
+def test_a_backup_taken_while_a_replay_runs_restores_to_a_consistent_home(
+    copied: BotHome, three_days: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "rigd_tbot", "start", "--replay", FOURTH.isoformat(), "--speed", "2500",
+         "--home", str(copied.root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    archives: list[Path] = []
+    try:
+        while replay.poll() is None and len(archives) < 3:
+            time.sleep(1)
+            assert main(["backup", "create", "--home", str(copied.root)]) == 0
+            archives = sorted(copied.backups_dir.glob("tbot_backup_*.tar.gz.enc"))
+    finally:
+        _, err = replay.communicate(timeout=300)
+    assert replay.returncode == 0, err
+    taken = [a for a in archives if a.name != three_days["archive"].name]
+    assert len(taken) >= 2, "the replay ended before two backups were taken during it"
+    for n, archive in enumerate(taken):
+        target = _fresh_home(tmp_path / f"r{n}", three_days["safe"])
+        assert main(["backup", "restore", "--archive", str(archive), "--home", str(target.root),
+                     "--key-file", str(three_days["key"])]) == 0  # fmt: skip
+        assert main(["ledger", "verify", "--home", str(target.root)]) == 0
+        assert main(["check", "--replay", "2011-01-10", "--home", str(target.root)]) == 0
+        binding = load_binding(target)
+        ledger_ids = {t.client_order_id for t in read_trades(binding.ledger_path)}
+        # every order the restored ledger booked is in the restored journal (ledgers are copied first)
+        assert ledger_ids <= set(_journal_ids(target))
+
+
+def test_a_correction_that_zeroes_the_gain_leaves_no_gain_leg(copied: BotHome) -> None:
+    from decimal import Decimal
+
+    ledger = load_binding(copied).ledger_path
+    (exit_,) = _rows(
+        ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND pnl != 0 ORDER BY id LIMIT 1"
+    )
+    legs = {r["account_code"]: (r["debit"], r["credit"]) for r in _rows(
+        ledger, "SELECT account_code, debit, credit FROM splits WHERE transaction_id = ?", exit_["id"])}  # fmt: skip
+    cash = Decimal(legs["1030"][0]) / 10000
+    flat = cash - Decimal(exit_["pnl"]) / 10000  # the proceeds that would have made the trade break even
+    argv = ["ledger", "correct", "--home", str(copied.root), "--yes", "--fitid", exit_["fitid"], "--amount"]
+    assert main([*argv, str(flat), "--reason", "filled at the entry price"]) == 0
+    (cor,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{exit_['fitid']}-COR")
+    accounts = [r["account_code"] for r in _rows(ledger, "SELECT account_code FROM splits WHERE transaction_id = ?", cor["id"])]  # fmt: skip
+    assert cor["pnl"] == 0 and sorted(accounts) == ["1030", "1110"]
+    assert main(["ledger", "verify", "--home", str(copied.root)]) == 0
+
+
+def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(copied: BotHome) -> None:
+    from tbot_bot.reporting.auto_backup import list_backups, read_manifest
+
+    (copied.cache_dir / "bars").mkdir(parents=True, exist_ok=True)
+    (copied.cache_dir / "bars" / "bars_2011-01-06.csv.gz").write_bytes(b"recorded bars")
+    (copied.cache_dir / "vix.csv").write_text("date,close\n2011-01-05,17.02\n")
+    copied.universe_file.write_text("SPY\nSH\n")
+    for archive in list_backups(copied):
+        archive.unlink()
+    assert main(["backup", "create", "--home", str(copied.root)]) == 0
+    files = read_manifest(list_backups(copied)[-1], copied)["files"]
+    assert "data/cache/vix.csv" in files and "data/universe.txt" in files
+    assert not [n for n in files if n.startswith("data/cache/bars/")]
