@@ -67,6 +67,8 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
         "/users/viewer/reset-token": {"csrf_token": token},
         f"/proposals/{PROPOSAL_RUN}/approve": {"force": "1", "csrf_token": token},
         f"/proposals/{PROPOSAL_RUN}/reject": {"reason": "head", "csrf_token": token},
+        "/ledger/correct": {"fitid": "FLOAT-INIT", "kind": "reverse", "reason": "head", "confirm": "1",
+                            "csrf_token": token},
         "/logout": {"csrf_token": token},
     }  # fmt: skip
     state_changing = {r.rule for r in app.url_map.iter_rules() if "POST" in (r.methods or ())}
@@ -85,6 +87,7 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
     assert not home.path("control", "confirm", "TB01-20110118-open-SPY-1").exists()
     assert _users_snapshot(home) == users_before
     assert load_proposal(home, PROPOSAL_RUN)["status"] == "pending"
+    assert not any(r["event"] == "ledger_correction" for r in recent_user_activity(home))
     assert admin.get("/settings").status_code == 200  # still signed in: HEAD /logout did nothing either
 
 

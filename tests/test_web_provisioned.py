@@ -82,7 +82,7 @@ def test_ledger_view_lists_corrections_with_who_posted_them(home):
     assert "float booked twice by the accounting system" in table
 
 
-def test_an_admin_posts_a_correction_from_the_ledger_page_after_confirming(home):
+def test_an_admin_posts_a_correction_from_the_ledger_page_after_confirming(home, monkeypatch):
     import sqlite3
 
     from tbot_bot.accounting.accounting_config import load_binding
@@ -99,6 +99,14 @@ def test_an_admin_posts_a_correction_from_the_ledger_page_after_confirming(home)
     assert signed_in(home, "watcher").post(
         "/ledger/correct", data={**form, "csrf_token": "x"}
     ).status_code in (400, 403)
+    # a signed-in operator with a valid form and the confirmation still may not post: corrections are admin-only
+    monkeypatch.setattr("sys.stdin", io.StringIO("ops-password-1\n"))
+    assert main(["users", "add", "--home", str(home.root), "--username", "ops", "--role", "operator"]) == 0
+    operator = signed_in(home, "ops")
+    refused = operator.post(
+        "/ledger/correct", data={**form, "confirm": "1", "csrf_token": fresh_token(operator)}
+    )
+    assert refused.status_code == 403 and fitids() == [original]
     admin = signed_in(home, "boss")
     assert 'id="correct-form"' in admin.get("/ledger").get_data(as_text=True)
     page = admin.post(
