@@ -198,3 +198,39 @@ def test_a_ledger_with_postings_but_no_anchor_is_named(provisioned_home: Path) -
     # and the writer will not adopt (launder) the file by anchoring it now
     with pytest.raises(LedgerError, match="no anchor recorded, yet it holds 14 transactions"):
         LedgerWriter.for_home(bh, binding.ledger_path, binding, 10).ingest(entries_for_fill(fill("NEW-2")))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE transactions SET pnl = pnl + 10000 WHERE id = (SELECT max(id) FROM transactions WHERE pnl IS NOT NULL)",
+        "UPDATE splits SET debit = debit + 1 WHERE id = (SELECT min(id) FROM splits WHERE debit > 0)",
+    ],
+    ids=["pnl", "amount"],
+)
+def test_an_in_row_edit_is_refused_by_check_and_start_alike(
+    provisioned_home: Path, edit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26: what `tbot ledger verify` catches, `tbot check` refuses with start's message and exit code."""
+    bh, binding = _book(provisioned_home)
+    conn = sqlite3.connect(binding.ledger_path)
+    for table in ("transactions", "splits"):
+        conn.execute(f"DROP TRIGGER IF EXISTS trg_{table}_no_update")
+    conn.execute(edit)
+    from tbot_bot.accounting.ledger_schema import _trigger_ddl
+
+    for ddl in _trigger_ddl():  # an intruder puts the triggers back so the schema check passes
+        if any(f"trg_{table}_no_update" in ddl for table in ("transactions", "splits")):
+            conn.execute(ddl)
+    conn.commit()
+    conn.close()
+    assert _problems(bh, binding)  # verify names it
+    capsys.readouterr()
+    codes, messages = [], []
+    for command in ("check", "start"):
+        codes.append(main([command, "--home", str(bh.root)]))
+        messages.append(
+            [line for line in capsys.readouterr().err.splitlines() if binding.ledger_path.name in line]
+        )
+    assert codes[0] == codes[1] == 2 and messages[0] and messages[0] == messages[1]
+    assert "fails verification" in "\n".join(messages[0])

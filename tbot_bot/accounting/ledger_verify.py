@@ -85,15 +85,6 @@ def _lock_problems(conn: sqlite3.Connection, path: Path, anchors: AnchorStore) -
     return []
 
 
-def check_anchor(path: Path, anchors: AnchorStore, backup_dir: Path | None) -> list[str]:
-    """Only the anchor comparison (boot uses this: no full scan)."""
-    try:
-        with open_ledger(path, readonly=True) as conn:
-            return anchor_problems(conn, path, anchors, backup_dir)
-    except (sqlite3.DatabaseError, LedgerError) as exc:
-        return [f"{path}: cannot be read: {exc}"]
-
-
 def _check_rows(conn: sqlite3.Connection) -> list[str]:
     problems: list[str] = []
     for fitid, n, ids in conn.execute(

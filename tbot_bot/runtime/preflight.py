@@ -122,17 +122,24 @@ def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -
 
 
 def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
-    """Boot refuses a ledger that is not its anchored self (truncated, rolled back, rows deleted at the end)."""
+    """Boot (so check) refuses a ledger that fails `tbot ledger verify`: every row, balance and hash link, the audit
+    chain, and its anchored head (truncated, rolled back, rows deleted), and the head the accounting system
+    acknowledged. One verification: what verify, export and boot refuse, they refuse alike."""
     from tbot_bot.accounting.ledger_ack import acknowledged_problems
     from tbot_bot.accounting.ledger_anchor import AnchorStore
-    from tbot_bot.accounting.ledger_verify import check_anchor
+    from tbot_bot.accounting.ledger_verify import verify_ledger
 
     anchors = AnchorStore.for_home(home)
-    return [
-        f"{path.name}: {p}; run `tbot ledger verify --home {home.root}`"
+    problems = [
+        f"{path.name}: {p}"
         for path in (binding.ledger_path, binding.float_ledger_path)
-        for p in check_anchor(path, anchors, binding.backup_dir)
-    ] + [f"{binding.ledger_path.name}: {p}" for p in acknowledged_problems(home, binding, ask=True)[0]]
+        for p in verify_ledger(path, anchors=anchors, backup_dir=binding.backup_dir)
+    ]
+    if problems:
+        problems[-1] += f"; the ledger fails verification: run `tbot ledger verify --home {home.root}`"
+    return problems + [
+        f"{binding.ledger_path.name}: {p}" for p in acknowledged_problems(home, binding, ask=True)[0]
+    ]
 
 
 def secret_problems_of_home(home: BotHome, broker_code: str) -> list[str]:
