@@ -331,3 +331,18 @@ def test_full_disk_and_read_only_home_on_a_real_file_system(
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     code, err = run_cli(argv, capsys)
     assert code == 2 and err.startswith("Read-only file system") and "SYSTEM_USERS.db" in err
+
+
+def test_start_on_a_full_disk_is_transient_and_on_a_read_only_home_refused(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What check names, start names too: the supervisor passes a machine fault on with its file (exit 75 / 2)."""
+    home = tiny_mount / "home"
+    shutil.copytree(provisioned_home, home, symlinks=True)
+    filler = _fill(tiny_mount)
+    code, err = run_cli(["start", "--home", str(home), "--replay", "2011-01-26"], capsys)
+    assert code == 75 and "Disk full" in err and "Internal error" not in err
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_mount)], check=True)
+    code, err = run_cli(["start", "--home", str(home), "--replay", "2011-01-26"], capsys)
+    assert code == 2 and "Read-only file system: cannot write" in err and "Internal error" not in err

@@ -27,7 +27,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import Severity
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.vocab import WindowStatus
-from tbot_bot.errors import LogicError, TbotError
+from tbot_bot.errors import LogicError, MachineFault, TbotError
 from tbot_bot.market_time import (
     both_times,
     closed_reason,
@@ -49,6 +49,7 @@ from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.runtime.wiring import Services, wire_day
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import Route, route
+from tbot_bot.support.machine_faults import EXIT_TRANSIENT, os_fault
 from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
@@ -128,10 +129,19 @@ class Supervisor:
     def _run(self) -> int:
         try:
             return self._run_guarded()
-        except TbotError:
+        except TbotError as exc:
+            self._halted_by(str(exc))
             raise
-        except PermissionError:
-            raise  # a home this user cannot read or write: the command line names the path, exit 2
+        except OSError as exc:
+            named = os_fault(exc)
+            if named is None:
+                raise LogicError(
+                    f"unexpected {type(exc).__name__}: {exc} (details in error_tracebacks.log)"
+                ) from exc
+            # a fault of the machine (disk full, read-only home, permission): named with its file; the command line
+            # exits 75 (worth a restart) or 2 (a person must act), and status.json says why trading stopped
+            self._halted_by(named[0])
+            raise MachineFault(named[0], transient=named[1] == EXIT_TRANSIENT) from exc
         except Exception as exc:
             # a bug: classified, logged with its traceback, status says shutdown, exit 1 (systemd restarts)
             if self.ctx is not None:
@@ -144,6 +154,17 @@ class Supervisor:
             raise LogicError(
                 f"unexpected {type(exc).__name__}: {exc} (details in error_tracebacks.log)"
             ) from exc
+
+    def _halted_by(self, reason: str) -> None:
+        """A fault ends the run: status.json says `halted` and why (best effort: the disk may be the fault)."""
+        if self.ctx is None:
+            return
+        try:
+            self.ctx.status.publish(state=BotState.HALTED, message=f"halted: {reason}")
+        except (
+            Exception
+        ):  # the status file itself cannot be written (full or read-only disk): the exit code says it
+            pass
 
     def _run_guarded(self) -> int:
         t0 = time.perf_counter()
