@@ -31,6 +31,18 @@ def _status(home: BotHome) -> dict[str, Any]:
     return json.loads(home.status_json.read_text())
 
 
+def _journal_times(home: BotHome, strategy: str) -> tuple[str | None, str | None]:
+    journal = sqlite3.connect(home.state_dir / "journal.db")
+    try:
+        row = journal.execute(
+            "SELECT actual_start, actual_end FROM windows WHERE strategy = ? AND session_date = ?",
+            (strategy, DEMO_DAY.isoformat()),
+        ).fetchone()
+    finally:
+        journal.close()
+    return (row[0], row[1]) if row else (None, None)
+
+
 def _window_view(status: dict[str, Any]) -> list[tuple[str, str, str | None, str | None]]:
     return [(w["strategy"], w["status"], w["actual_start"], w["actual_end"]) for w in status["windows"]]
 
@@ -97,6 +109,10 @@ def test_a_stop_file_is_consumed_by_the_run_it_stops(tmp_path: Path) -> None:
     sup = Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Spy(b, "submit_order", stop_once))
     assert sup.run() == 0
     assert _status(home)["message"] == "stopped by request"
+    # the window the stop interrupted reads `stopped`, with the journal's start and the time it stopped
+    stopped = [w for w in _window_view(_status(home)) if w[1] == "stopped"]
+    assert len(stopped) == 1 and stopped[0][2] and stopped[0][3]
+    assert stopped[0][2:] == _journal_times(home, stopped[0][0])
     assert not home.control_stop.exists()
     assert len(list(home.control_dir.glob("control_stop.*.done"))) == 1
     # the next start is not stopped by it: it finishes the day
@@ -225,3 +241,23 @@ def test_restart_after_kill_9_shows_finished_windows_and_clears_killed_writes(tm
     assert snapshots[0][1][1] in ("interrupted", "running")  # MID was cut short; it resumes
     assert [w[1] for w in _window_view(_status(home))] == ["done", "done", "done"]
     assert not any(p.exists() for p in debris)
+
+
+@pytest.mark.parametrize("crash_at", ["after_send:3", "before_ingest:1"])
+def test_window_times_after_a_kill_are_the_journals(tmp_path: Path, crash_at: str) -> None:
+    """Issue 26: a kill inside a window (or while it is booked) does not move its start or end in status.json."""
+    home = provision_demo_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}
+    crashed = subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "start", "--home", str(home.root), "--replay", DEMO_DAY.isoformat()],
+        env={**env, "TBOT_CRASH_AT": crash_at}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    view = _window_view(_status(home))
+    assert [w[1] for w in view] == ["done", "done", "done"]
+    for strategy, _, start, end in view:
+        assert (start, end) == _journal_times(home, strategy)
+    assert (
+        view[0][2] == "2011-01-25T14:30:00+00:00"
+    )  # OPEN began at the 09:30 New York open, not at the restart

@@ -420,7 +420,7 @@ class Supervisor:
         for name in plan_run:
             row = ctx.journal.window(ctx.day_key, name)
             w = window_for(name, ctx.session_date, ctx.settings)
-            if (row is not None and row["status"] == WindowStatus.RUNNING) or (
+            if (row is not None and row["status"] in (WindowStatus.RUNNING, WindowStatus.STOPPED)) or (
                 row is None and w.fits and w.start <= now < w.monitoring_end
             ):
                 out.append(name)

@@ -78,7 +78,8 @@ class WindowRunner:
             self.outcome.status = WindowStatus.STOPPED
             return self.outcome
         ctx.journal.set_window(day, self.name, WindowStatus.RUNNING, actual_start=ctx.clock.now().isoformat())
-        ctx.status_window(self.name, WindowStatus.RUNNING, actual_start=ctx.clock.now())
+        # a resumed window keeps the start the journal recorded when it first began (restart-true status)
+        ctx.status_window(self.name, WindowStatus.RUNNING, actual_start=self._recorded("actual_start"))
         ctx.log.event(
             self.name,
             "window_start",
@@ -176,18 +177,34 @@ class WindowRunner:
         return self._skip(reason)
 
     def _stop(self) -> WindowOutcome:
+        """A stop inside the window: it reads `stopped` with the time (its exits are the stop path's)."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        ctx.journal.set_window(ctx.day_key, self.name, WindowStatus.STOPPED, actual_end=now.isoformat())
+        ctx.status_window(self.name, WindowStatus.STOPPED, actual_end=now, note="stopped by request")
+        ctx.log.event(self.name, "window_stopped", at=now.isoformat())
         self.outcome.status = WindowStatus.STOPPED
         return self.outcome
 
+    def _recorded(self, column: str) -> datetime | None:
+        row = self.ctx.journal.window(self.ctx.day_key, self.name)
+        return datetime.fromisoformat(row[column]) if row is not None and row[column] else None
+
     def _finish(self, note: str) -> WindowOutcome:
         ctx = self.ctx
+        # the window's end is when its trading ended, kept before booking: a kill while booking does not move it
+        key = f"ended:{ctx.day_key}:{self.name}"
+        ended = ctx.journal.get_value(key)
+        if ended is None:
+            ended = ctx.clock.now().isoformat()
+            ctx.journal.set_value(key, ended)
         ctx.book_day()
         ctx.drop_settled_confirmations()
         ctx.journal.set_window(
-            ctx.day_key, self.name, WindowStatus.DONE, actual_end=ctx.clock.now().isoformat(), note=note,
+            ctx.day_key, self.name, WindowStatus.DONE, actual_end=ended, note=note,
             counts=self._counts(), denials=self.outcome.denials,
         )  # fmt: skip
-        ctx.status_window(self.name, WindowStatus.DONE, actual_end=ctx.clock.now(), note=note)
+        ctx.status_window(self.name, WindowStatus.DONE, actual_end=datetime.fromisoformat(ended), note=note)
         ctx.log.event(self.name, "window_end", note=note)
         return self.outcome
 
