@@ -60,8 +60,11 @@ def render_status_view(
         f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
         f"defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}"
     )
-    fees = f", fees {data['fees']}, net {data.get('net_pnl')}" if data.get("fees") is not None else ""
-    lines.append(f"PnL        realised {data.get('realized_pnl', '0.00')} today{fees}")
+    # one PnL: net of fees, in cents; gross and fees beside it
+    lines.append(
+        f"PnL        net {_cents(data.get('net_pnl', data.get('realized_pnl')))} today "
+        f"(gross {_cents(data.get('gross_pnl'))}, fees {_cents(data.get('fees'))})"
+    )
     written = "" if age is None else f"; file written {_ago(age)}"
     lines.append(
         f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"
@@ -84,10 +87,10 @@ def render_status_view(
             s, str(w.get("status", "")), _when(w.get("scheduled_start"), exchange_tz),
             _when(w.get("scheduled_end"), exchange_tz), _when(w.get("actual_start"), exchange_tz),
             _when(w.get("actual_end"), exchange_tz), str(c.get("signaled", 0)), str(c.get("entered", 0)),
-            str(c.get("exited", 0)), str(pnl.get(s, "0.00")), str(w.get("note") or ""),
+            str(c.get("exited", 0)), _cents(pnl.get(s, "0")), str(w.get("note") or ""),
         ])  # fmt: skip
     headers = ["window", "status", "scheduled start", "scheduled end", "actual start", "actual end",
-               "signals", "entered", "exited", "PnL", "note"]  # fmt: skip
+               "signals", "entered", "exited", "net PnL", "note"]  # fmt: skip
     print_table(f"Windows (exchange time {exchange_tz} / UTC)", headers, rows, right=(6, 7, 8, 9), file=out)
     positions = data.get("positions") or []
     if positions:
@@ -109,3 +112,15 @@ def written_time(path: Any) -> datetime | None:
         return datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError:
         return None
+
+
+def _cents(value: object) -> str:
+    """A status.json amount for people: rounded to the cent ("-" when absent or not a number)."""
+    from decimal import Decimal, InvalidOperation
+
+    from tbot_bot.domain.results import cents
+
+    try:
+        return f"{cents(Decimal(str(value))):.2f}" if value is not None else "-"
+    except InvalidOperation:
+        return "-"

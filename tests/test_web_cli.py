@@ -20,6 +20,7 @@ ALLOWED = (
     "tbot_bot.core",
     "tbot_bot.support",
     "tbot_bot.errors",
+    "tbot_bot.domain",  # the shared vocabulary and the one PnL/win/cents rule (no trading logic)
     "tbot_bot.accounting.accounting_config",
     "tbot_bot.reporting.log_rotation",  # the web logs rotate like the bot's (a file utility, no trading logic)
     "tbot_bot.runtime.control",  # the control-file protocol (stop/confirm rules shared with the CLI)

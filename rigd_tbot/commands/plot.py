@@ -97,7 +97,7 @@ def _ledger_trades(home: BotHome, day: date, symbol: str, strategy: str | None) 
             t.exit_time,
             t.entry_price,
             t.exit_price,
-            t.pnl,
+            t.net_pnl,  # the PnL people read: net of fees
             t.exit_reason,
         )  # fmt: skip
         for t in read_trades(ledger, day=day, strategy=strategy)

@@ -24,6 +24,7 @@ from tbot_bot.config.config_versions import PREFIX, history
 from tbot_bot.config.env_bot import parse_env_text
 from tbot_bot.config.security_bot import decrypt_file
 from tbot_bot.config.settings_bot import read_env_text
+from tbot_bot.domain.results import is_win, net_pnl
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
@@ -142,14 +143,19 @@ def build_report(
             rejections[timeline.value_at(key, at)][reason] += 1
         for value in sorted(set(groups) | set(rejections), key=lambda v: (v is None, _dec(v) or 0)):
             ts = groups.get(value, [])
-            pnl = [p for t in ts if (p := _dec(t.get("PnL"))) is not None]
+            # net of fees (domain/results.py): the trade history's PnL is gross, its fees beside it
+            pnl = [
+                net_pnl(p, _dec(t.get("fees")) or Decimal(0))
+                for t in ts
+                if (p := _dec(t.get("PnL"))) is not None
+            ]
             held = [
                 float(t["holding_seconds"]) / 60 for t in ts if t.get("holding_seconds") not in (None, "")
             ]
             freq = Counter(str(t.get("signal_ticker") or t.get("ticker")) for t in ts)
             rows.append({
                 "strategy": strategy, "key": key, "value": value, "trades": len(ts),
-                "win_pct": round(100 * sum(1 for p in pnl if p > 0) / len(pnl), 2) if pnl else None,
+                "win_pct": round(100 * sum(1 for p in pnl if is_win(p)) / len(pnl), 2) if pnl else None,
                 "avg_pnl": str((sum(pnl, Decimal(0)) / len(pnl)).quantize(Decimal("0.0001"))) if pnl else None,
                 "total_pnl": str(sum(pnl, Decimal(0))),
                 "avg_duration_min": round(sum(held) / len(held), 2) if held else None,

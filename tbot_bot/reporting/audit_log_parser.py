@@ -24,6 +24,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.results import cents, is_win
+
 LEVELS = ("info", "warning", "error")
 WARNING_EVENTS = frozenset(
     {
@@ -238,8 +240,9 @@ def summarize(records: list[LogRecord], unreadable: int = 0) -> Summary:
             t.trades += 1
             pnl = _money(r.fields.get("PnL"))
             t.pnl += pnl
-            t.net_pnl += _money(r.fields.get("net_pnl") or r.fields.get("PnL"))
-            t.wins += pnl > 0
+            net = _money(r.fields.get("net_pnl") or r.fields.get("PnL"))
+            t.net_pnl += net
+            t.wins += is_win(net)
     return s
 
 
@@ -265,6 +268,7 @@ def render(s: Summary) -> str:
     lines.append("trades" + ("" if s.trades else "     none"))
     for strat, t in sorted(s.trades.items()):
         lines.append(
-            f"  {strat:<6} {t.trades} trade(s), {t.wins} win(s), PnL {t.pnl:.2f}, net of fees {t.net_pnl:.2f}"
+            f"  {strat:<6} {t.trades} trade(s), {t.wins} win(s) net of fees, net PnL {cents(t.net_pnl):.2f} "
+            f"(gross {cents(t.pnl):.2f}, fees {cents(t.pnl - t.net_pnl):.2f})"
         )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.results import is_loss, is_win, net_pnl
 from tbot_bot.reporting.trade_history import TradeRecord, record_dict, report_value
 from tbot_bot.support.utils_bot import atomic_write_text
 
@@ -29,27 +30,30 @@ def _ratio(num: Decimal | int, den: int) -> str | None:
 def _strategy_summary(
     trades: Sequence[TradeRecord], errors: int, signals: int, denials: int
 ) -> dict[str, Any]:
-    pnls = [t.PnL for t in trades if t.PnL is not None]
+    # one PnL, one win (domain/results.py): each closed trade's result is net of its fees, a win is net > 0;
+    # the gross total and the fees stay beside the net one
+    gross = [t.PnL for t in trades if t.PnL is not None]
+    nets = [net_pnl(t.PnL, t.fees or Decimal(0)) for t in trades if t.PnL is not None]
     fees = sum((t.fees for t in trades if t.fees is not None), Decimal(0))
     holds = [h for h in (record_dict(t)["holding_seconds"] for t in trades) if h is not None]
     by_ticker: dict[str, Decimal] = defaultdict(Decimal)
     for t in trades:
         if t.PnL is not None:
-            by_ticker[t.ticker] += t.PnL
+            by_ticker[t.ticker] += net_pnl(t.PnL, t.fees or Decimal(0))
     ranked = sorted(by_ticker.items(), key=lambda kv: (kv[1], kv[0]))
-    wins = sum(1 for p in pnls if p > 0)
-    total = sum(pnls, Decimal(0))
+    wins = sum(1 for p in nets if is_win(p))
+    total = sum(gross, Decimal(0))
     return {
         "total_trades": len(trades),
         "wins": wins,
-        "losses": sum(1 for p in pnls if p < 0),
-        "win_rate": _ratio(wins, len(pnls)),
+        "losses": sum(1 for p in nets if is_loss(p)),
+        "win_rate": _ratio(wins, len(nets)),
         "total_pnl": report_value(total),
         "total_fees": report_value(fees),
         "net_pnl": report_value(total - fees),
-        "average_pnl": _ratio(total, len(pnls)),
-        "max_gain": report_value(max(pnls)) if pnls else None,
-        "max_loss": report_value(min(pnls)) if pnls else None,
+        "average_pnl": _ratio(sum(nets, Decimal(0)), len(nets)),
+        "max_gain": report_value(max(nets)) if nets else None,
+        "max_loss": report_value(min(nets)) if nets else None,
         "signals_triggered": signals,
         "denials": denials,
         "trades_vs_signals": _ratio(len(trades), signals),

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.results import is_loss, is_win, net_pnl
 from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
@@ -48,7 +49,7 @@ class LedgerTrade:
 
     @property
     def net_pnl(self) -> Decimal | None:
-        return None if self.pnl is None else self.pnl - self.fees
+        return None if self.pnl is None else net_pnl(self.pnl, self.fees)
 
     def as_row(self) -> dict[str, Any]:
         """Strings only (exact decimals, UTC ISO times with Z): what CSV and JSON listings write."""
@@ -202,8 +203,9 @@ def totals(trades: Iterable[LedgerTrade]) -> dict[str, Any]:
         "trades": len(all_),
         "closed": len(closed),
         "open": len(all_) - len(closed),
-        "wins": sum(1 for t in closed if t.pnl is not None and t.pnl > 0),
-        "losses": sum(1 for t in closed if t.pnl is not None and t.pnl < 0),
+        # one win: net of fees > 0 (domain/results.py)
+        "wins": sum(1 for t in closed if is_win(t.net_pnl)),
+        "losses": sum(1 for t in closed if is_loss(t.net_pnl)),
         "pnl": pnl,
         "fees": fees,
         "net_pnl": pnl - fees,

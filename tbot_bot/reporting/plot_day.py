@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tbot_bot.domain.results import is_win
 from tbot_bot.enhancements.bollinger_confluence import bollinger_bands  # noqa: E402
 from tbot_bot.errors import ConfigError  # noqa: E402
 from tbot_bot.strategy.signals import session_vwap  # noqa: E402
@@ -50,7 +51,7 @@ class DayTrade:
     exit_time: datetime | None
     entry_price: Decimal | None
     exit_price: Decimal | None
-    pnl: Decimal | None
+    pnl: Decimal | None  # net of fees
     exit_reason: str | None
 
 
@@ -183,7 +184,7 @@ def _mark_trades(ax: plt.Axes, trades: Sequence[DayTrade], bars: pd.DataFrame, s
                 float(tr.exit_price) if own and tr.exit_price is not None else _price_at(bars, tr.exit_time)
             )
             if price is not None:
-                won = tr.pnl is not None and tr.pnl > 0
+                won = is_win(tr.pnl)
                 pnl = "" if tr.pnl is None else f" {tr.pnl:+.2f}"
                 ax.scatter([_x(tr.exit_time)], [price], marker="X", s=80, color=WIN if won else LOSS,
                            edgecolors="black", zorder=6)  # fmt: skip

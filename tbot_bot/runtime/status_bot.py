@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.domain.clock import Clock
+from tbot_bot.domain.results import net_pnl
 from tbot_bot.support.utils_bot import atomic_write_text
 
 
@@ -41,7 +42,7 @@ class StatusBoard:
         }
     )
     positions: list[dict[str, str]] = field(default_factory=list)
-    realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)  # before fees, as the ledger
+    realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)  # gross (the ledger's PnL)
     fees_by_strategy: dict[str, Decimal] = field(default_factory=dict)
     trades_by_strategy: dict[str, int] = field(default_factory=dict)
     broker: dict[str, Any] = field(default_factory=lambda: {"name": "", "healthy": True, "last_error": None})
@@ -67,8 +68,12 @@ class StatusBoard:
         self.message = None
 
     def to_json(self) -> dict[str, Any]:
-        realized = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
+        gross = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
         fees = sum(self.fees_by_strategy.values(), Decimal(0))
+        net_by_strategy = {
+            k: net_pnl(v, self.fees_by_strategy.get(k, Decimal(0)))
+            for k, v in self.realized_pnl_by_strategy.items()
+        }
         return {
             "state": self.state.value,
             "session_date": self.session_date,
@@ -76,11 +81,15 @@ class StatusBoard:
             "windows": self.windows,
             "counts": self.counts,
             "positions": self.positions,
-            # the ledger's figures exactly (4 places): PnL before fees, fees, and their difference
-            "realized_pnl": f"{realized:.4f}",
-            "realized_pnl_by_strategy": {k: f"{v:.4f}" for k, v in self.realized_pnl_by_strategy.items()},
+            # the ledger's figures exactly (4 places); the PnL people read is net of fees (domain/results.py),
+            # gross and fees beside it
+            "realized_pnl": f"{net_pnl(gross, fees):.4f}",
+            "realized_pnl_by_strategy": {k: f"{v:.4f}" for k, v in net_by_strategy.items()},
+            "gross_pnl": f"{gross:.4f}",
+            "gross_pnl_by_strategy": {k: f"{v:.4f}" for k, v in self.realized_pnl_by_strategy.items()},
             "fees": f"{fees:.4f}",
-            "net_pnl": f"{realized - fees:.4f}",
+            "fees_by_strategy": {k: f"{v:.4f}" for k, v in self.fees_by_strategy.items()},
+            "net_pnl": f"{net_pnl(gross, fees):.4f}",
             "trades_by_strategy": self.trades_by_strategy,
             "broker": self.broker,
             "api": self.api,

@@ -128,6 +128,7 @@ def compact_status(
         "counts",
         "realized_pnl",
         "realized_pnl_by_strategy",
+        "gross_pnl",
         "fees",
         "net_pnl",
         "trades_by_strategy",

@@ -8,6 +8,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tbot_bot.domain.results import cents
+
 UNAVAILABLE = "unavailable"
 _STATE = re.compile(r"^[a-z_]{1,32}$")
 # the same rule as the confirm route: ids outside it are shown but never turned into a URL
@@ -50,10 +52,11 @@ def _text(value: Any) -> str | None:
 
 
 def _money_text(value: Any) -> str | None:
+    """Money for people: rounded to the cent (status.json keeps the ledger's four places)."""
     if value is None:
         return None
     number = finite_decimal(value)
-    return UNAVAILABLE if number is None else str(number)
+    return UNAVAILABLE if number is None else f"{cents(number):.2f}"
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -73,7 +76,7 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     for key in ("session_date", "active_strategy", "updated_at", "version", "error", "message"):
         if key in status:
             out[key] = _text(status[key])
-    for key in ("realized_pnl", "fees", "net_pnl"):
+    for key in ("realized_pnl", "gross_pnl", "fees", "net_pnl"):
         if key in status:
             out[key] = _money_text(status[key])
     by_strategy = status.get("realized_pnl_by_strategy")

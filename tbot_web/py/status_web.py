@@ -43,7 +43,7 @@ def chart(kind: str) -> Any:
         by_strategy = status.get("realized_pnl_by_strategy")
         raw = {s: by_strategy.get(s, "0") for s in STRATEGIES} if isinstance(by_strategy, dict) else {}
         parsed = {s: money(v) for s, v in raw.items()}
-        title = "Realised PnL by strategy"
+        title = "Net PnL by strategy (after fees)"
     elif kind == "trades":
         counts = status.get("trades_by_strategy")
         raw = {s: counts.get(s, 0) or 0 for s in STRATEGIES} if isinstance(counts, dict) else {}

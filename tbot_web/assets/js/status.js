@@ -76,6 +76,8 @@
     text("active-strategy", s.active_strategy || "none");
     text("session-date", s.session_date);
     text("realized-pnl", s.realized_pnl);
+    text("gross-pnl", s.gross_pnl);
+    text("fees", s.fees);
     text("updated-at", s.updated_text);
     text("age", ageText(s.written_age_seconds));
     var replay = document.getElementById("replay-banner");

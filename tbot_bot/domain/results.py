@@ -1,0 +1,27 @@
+"""One PnL and one win (DESIGN §6): a trade's result is net of its fees, a win is net > 0, and money shown to
+people is rounded to cents. Every surface (status, CLI, dashboard, summaries, backtests, optimizer, tuning
+tracker) asks these functions; the ledger and its exports keep their exact decimals."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+CENT = Decimal("0.01")
+
+
+def net_pnl(gross: Decimal, fees: Decimal) -> Decimal:
+    """The result a person reads: realised PnL after commission and regulatory fees."""
+    return gross - fees
+
+
+def is_win(net: Decimal | float | None) -> bool:
+    return net is not None and net > 0
+
+
+def is_loss(net: Decimal | float | None) -> bool:
+    return net is not None and net < 0
+
+
+def cents(amount: Decimal) -> Decimal:
+    """Money for people: rounded half-to-even to the cent (what reports and screens show)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
