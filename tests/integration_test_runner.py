@@ -132,10 +132,11 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
         log = Path(paths["logs"]) / f"{s}.log"
         if not log.exists() or not log.read_text().strip():
             problems.append(f"{log} missing or empty")
-    pnl_total = sum((Decimal(str(r["PnL"])) for r in records), Decimal(0))
+    # the PnL people read is net of fees: the history's PnL (gross, the ledger's) minus its fees
+    pnl_total = sum((Decimal(str(r["PnL"])) - Decimal(str(r["fees"] or 0)) for r in records), Decimal(0))
     if f"{pnl_total:.4f}" != status["realized_pnl"]:
         problems.append(
-            f"status realised PnL {status['realized_pnl']} != trade history total {pnl_total:.4f}"
+            f"status realised PnL {status['realized_pnl']} != trade history net total {pnl_total:.4f}"
         )
     return problems
 
