@@ -303,17 +303,19 @@ def _fill(mount: Path) -> Path:
     return filler
 
 
-def test_check_on_a_full_disk_is_transient_and_on_a_read_only_home_refused(
-    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["check", "start"])
+def test_check_and_start_on_a_full_disk_are_transient_and_on_a_read_only_home_refused(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
+    """What check names, start names too: the supervisor passes a machine fault on with its file (exit 75 / 2)."""
     home = tiny_mount / "home"
     shutil.copytree(provisioned_home, home, symlinks=True)
     filler = _fill(tiny_mount)
-    code, err = run_cli(["check", "--home", str(home), "--replay", "2011-01-26"], capsys)
-    assert code == 75 and "Disk full" in err
+    code, err = run_cli([command, "--home", str(home), "--replay", "2011-01-26"], capsys)
+    assert code == 75 and "Disk full" in err and "Internal error" not in err
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_mount)], check=True)
-    code, err = run_cli(["check", "--home", str(home), "--replay", "2011-01-26"], capsys)
+    code, err = run_cli([command, "--home", str(home), "--replay", "2011-01-26"], capsys)
     assert code == 2 and "Read-only file system: cannot write" in err and str(home) in err
 
 
@@ -331,18 +333,3 @@ def test_full_disk_and_read_only_home_on_a_real_file_system(
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     code, err = run_cli(argv, capsys)
     assert code == 2 and err.startswith("Read-only file system") and "SYSTEM_USERS.db" in err
-
-
-def test_start_on_a_full_disk_is_transient_and_on_a_read_only_home_refused(
-    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """What check names, start names too: the supervisor passes a machine fault on with its file (exit 75 / 2)."""
-    home = tiny_mount / "home"
-    shutil.copytree(provisioned_home, home, symlinks=True)
-    filler = _fill(tiny_mount)
-    code, err = run_cli(["start", "--home", str(home), "--replay", "2011-01-26"], capsys)
-    assert code == 75 and "Disk full" in err and "Internal error" not in err
-    filler.unlink()
-    subprocess.run(["mount", "-o", "remount,ro", str(tiny_mount)], check=True)
-    code, err = run_cli(["start", "--home", str(home), "--replay", "2011-01-26"], capsys)
-    assert code == 2 and "Read-only file system: cannot write" in err and "Internal error" not in err
