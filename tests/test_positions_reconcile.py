@@ -126,3 +126,133 @@ def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: 
     assert len(fitids) == len(set(fitids)), "a fill was booked twice"
     assert set(fitids) == filled, "every fill at the broker is booked, once"
     assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+
+
+def _manual_trade(home: Path, symbol: str, qty: str) -> None:
+    """Someone buys at the broker by hand (an order id the bot never uses), and it fills."""
+    from tbot_bot.broker.broker_api import OrderRequest
+    from tbot_bot.broker.brokers.sim import SimBroker
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.domain.clock import ReplayClock
+    from tbot_bot.domain.vocab import OrderSide
+    from tbot_bot.inputs.replay_bars import load_replay_bars
+    from tbot_bot.market_time import session_bounds
+    from tbot_bot.runtime.boot import SAMPLE_DATA
+
+    settings = load_settings(BotHome(home))
+    opens = session_bounds(DEMO_DAY, settings.MARKET_CALENDAR)
+    assert opens is not None
+    clock = ReplayClock(opens[0] + timedelta(minutes=20))
+    bars = load_replay_bars(SAMPLE_DATA, DEMO_DAY, settings.MARKET_CALENDAR, by_symbol=True)
+    sim = SimBroker.from_settings(settings, BotHome(home), clock=clock, bars=bars)
+    try:
+        sim.submit_order(OrderRequest("by-hand-1", symbol, OrderSide.BUY, Decimal(qty)))
+        clock.advance_to(clock.now() + timedelta(minutes=2))
+        assert {p.symbol: p.qty for p in sim.get_positions()} == {symbol: Decimal(qty)}
+    finally:
+        sim.close()
+
+
+def test_extra_broker_position_differs_until_adopted(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "7")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 1
+    out = capsys.readouterr().out
+    assert "SYN5: broker holds 7, journal 0: not the bot's" in out and "DIFFERS" in out
+    as_json = tbot(["positions", "--home", str(home), "--replay", DAY, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert as_json == 1 and report["blocks_trading"] and report["positions"][0]["market_value"]
+
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--adopt", "SYN5"]) == 0
+    assert "adopted 7 SYN5" in capsys.readouterr().out
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+    assert "broker, journal and ledger agree" in capsys.readouterr().out
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(load_binding(BotHome(home)).ledger_path) as conn:
+        booked = conn.execute(
+            "SELECT fitid, memo, ticker FROM transactions WHERE memo = 'external_adopted'"
+        ).fetchall()
+    assert [(b[2], b[0].endswith("-adopted")) for b in booked] == [("SYN5", True)]
+
+
+def test_ignored_position_is_left_alone_and_not_a_difference(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "3")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--ignore", "SYN5"]) == 0
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+    assert "(ignored at the broker: 3)" in capsys.readouterr().out
+    assert _held(home) == {"SYN5": Decimal(3)}
+
+
+def _audit(home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(BotHome(home).core_db("SYSTEM_LOGS")) as conn:
+        return [
+            (str(a), str(d))
+            for a, d in conn.execute("SELECT actor, detail FROM system_logs WHERE event = 'flatten'")
+        ]
+
+
+def test_flatten_without_a_supervisor_closes_books_and_blocks_the_session(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    held = _held(home)
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert all(s in out for s in held)
+    assert _held(home) == {}
+    assert [a for a, _ in _audit(home)] == [
+        f"cli:{os.environ.get('USER') or __import__('getpass').getuser()}"
+    ]
+    orders_after_flatten = _sim(home, "SELECT COUNT(*) FROM orders")
+    # the restart finishes the day: the flattened fills are booked once, and no new entry is sent
+    assert _run(home) == 0
+    assert _sim(home, "SELECT COUNT(*) FROM orders") == orders_after_flatten
+    fitids = _fitids(home)
+    assert len(fitids) == len(set(fitids))
+    assert set(fitids) == {str(r[0]) for r in _sim(home, "SELECT DISTINCT client_order_id FROM fills")}
+
+
+class _AsksForFlatten:
+    """The operator asks for a flatten right after the bot's first order of the day (a supervisor is running)."""
+
+    def __init__(self, inner, home: BotHome) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._home, self.asked = inner, home, False
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, name)
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        from tbot_bot.runtime.control import request_flatten, running_supervisor
+
+        order = self._inner.submit_order(request)
+        if not self.asked:
+            assert running_supervisor(self._home) is not None
+            self.asked = bool(request_flatten(self._home, "web:operator", symbol=None, strategy=None))
+        return order
+
+
+def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
+    from tbot_bot.runtime.main import Supervisor
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    home = BotHome(tmp_path / "home")
+    provision_demo_home(home.root)
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _AsksForFlatten(b, home)).run() == 0  # type: ignore[arg-type,return-value]
+    answers = sorted(home.control_dir.glob("control_flatten.*.done"))
+    assert len(answers) == 1 and not (home.control_dir / "control_flatten.json").exists()
+    answer = json.loads(answers[0].read_text())
+    assert answer["ok"] and answer["requested_by"] == "web:operator" and answer["closed"]
+    assert _held(home.root) == {}
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = journal.intents(DAY)
+    finally:
+        journal.close()
+    forced = [i.created_at for i in intents if i.exit_reason == "forced_exit"]
+    entries = [i for i in intents if i.purpose == "entry"]
+    assert forced and entries and all(e.created_at <= min(forced) for e in entries), "no entry after the flatten"
+    assert sorted(answer["closed"]) == sorted(e.symbol for e in entries if e.filled_qty)
+    assert [a for a, _ in _audit(home.root)] == ["web:operator"]
+    fitids = _fitids(home.root)
+    assert len(fitids) == len(set(fitids)) == 2 * len(entries)

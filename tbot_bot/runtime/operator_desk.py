@@ -48,7 +48,7 @@ class Desk:
     def report(self) -> PositionReport:
         return compare_positions(
             self.ctx.broker, self.ctx.journal, self.ctx.binding.ledger_path, self.ctx.session_date,
-            self.ctx.clock.now(), since=self.since,
+            self.ctx.clock.now(), since=self.since, bot_id=self.ctx.bot_id,
         )  # fmt: skip
 
 

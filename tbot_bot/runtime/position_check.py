@@ -242,9 +242,17 @@ def _mark(broker: Broker, p: Position) -> Decimal | None:
 
 
 def compare_positions(
-    broker: Broker, journal: OrderJournal, ledger: Path, day: date, now: datetime, *, since: datetime
+    broker: Broker,
+    journal: OrderJournal,
+    ledger: Path,
+    day: date,
+    now: datetime,
+    *,
+    since: datetime,
+    bot_id: str,
 ) -> PositionReport:
-    """The three views side by side; `since` = the session's start (the broker's orders of the day)."""
+    """The three views side by side; `since` = the session's start (the broker's orders of the day); the bot's
+    own orders are known by their client order id prefix `<bot_id>-<yyyymmdd>-`."""
     report = PositionReport(day.isoformat(), now.isoformat())
     intents = journal.intents()
     j_qty, j_strats = journal_positions(intents)
@@ -302,9 +310,10 @@ def compare_positions(
         )  # fmt: skip
     if not any(i.session_date == day.isoformat() for i in intents):
         activity = []
-        if any(o.submitted_at is not None and o.submitted_at >= since for o in orders):
-            activity.append("the broker has orders")
-        if held and not j_qty:
+        ours = f"{bot_id}-{day:%Y%m%d}-"
+        if any(o.client_order_id.startswith(ours) for o in orders):
+            activity.append("the broker has the bot's orders")
+        if set(held) - set(ignored) and not j_qty:
             activity.append("the broker holds positions")
         if day_booked_trades:
             activity.append("the ledger has trades")

@@ -108,7 +108,13 @@ def check_positions(ctx: DayContext) -> PositionReport:
         hours=6
     )
     report = compare_positions(
-        ctx.broker, ctx.journal, ctx.binding.ledger_path, ctx.session_date, now, since=since
+        ctx.broker,
+        ctx.journal,
+        ctx.binding.ledger_path,
+        ctx.session_date,
+        now,
+        since=since,
+        bot_id=ctx.bot_id,
     )
     previous = (ctx.status.reconciliation or {}).get("summary")
     ctx.status.publish(reconciliation=report.to_json())
