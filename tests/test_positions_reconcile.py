@@ -251,8 +251,46 @@ def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
         journal.close()
     forced = [i.created_at for i in intents if i.exit_reason == "forced_exit"]
     entries = [i for i in intents if i.purpose == "entry"]
-    assert forced and entries and all(e.created_at <= min(forced) for e in entries), "no entry after the flatten"
+    assert forced and entries and all(e.created_at <= min(forced) for e in entries), (
+        "no entry after the flatten"
+    )
     assert sorted(answer["closed"]) == sorted(e.symbol for e in entries if e.filled_qty)
     assert [a for a, _ in _audit(home.root)] == ["web:operator"]
     fitids = _fitids(home.root)
     assert len(fitids) == len(set(fitids)) == 2 * len(entries)
+
+
+def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:
+    from fixtures_web import PASSWORDS, Clock, fresh_token, login
+
+    from tbot_bot.core.users import add_user
+    from tbot_web.py.portal_web import create_app
+
+    bot = BotHome(home)
+    for role in ("viewer", "operator"):
+        add_user(bot, role, PASSWORDS[role], role, created_by="test")
+    app = create_app(home, testing=True, clock=Clock())
+    viewer = app.test_client()
+    login(viewer, "viewer")
+    page = viewer.get("/positions").get_data(as_text=True)
+    held = next(iter(_held(home)))
+    assert held in page and "agree" in page and "Flatten all" not in page
+    assert (
+        viewer.post(
+            "/positions/flatten", data={"csrf_token": fresh_token(viewer), "confirm": "yes"}
+        ).status_code
+        == 403
+    )
+
+    operator = app.test_client()
+    login(operator, "operator")
+    assert "Flatten all" in operator.get("/positions").get_data(as_text=True)
+    confirm = operator.get("/positions/flatten").get_data(as_text=True)
+    assert "No supervisor is running" in confirm and "flatten-form" in confirm
+    assert operator.post("/positions/flatten", data={"confirm": "yes"}).status_code == 400  # no CSRF token
+    assert _held(home) == {held: _held(home)[held]}
+    done = operator.post("/positions/flatten", data={"csrf_token": fresh_token(operator), "confirm": "yes"})
+    assert done.status_code == 302
+    assert _held(home) == {}
+    assert f"Flattened: closed {held}" in operator.get("/positions").get_data(as_text=True)
+    assert [a for a, _ in _audit(home)] == ["web:operator"]

@@ -194,13 +194,16 @@ def run_flatten(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_ANSWERED
-    from tbot_bot.runtime import operator_desk
-    from tbot_bot.runtime.flatten import flatten
+    from tbot_bot.runtime.operator_desk import flatten_here
 
-    with operator_desk.open_desk(
-        home, lock=True, replay_day=args.replay, data_source=args.data_source
-    ) as desk:
-        result = flatten(desk.ctx, who, symbol=args.symbol, strategy=args.strategy)
+    result = flatten_here(
+        home,
+        who,
+        symbol=args.symbol,
+        strategy=args.strategy,
+        replay_day=args.replay,
+        data_source=args.data_source,
+    )
     return _report_flatten(result.to_json())
 
 

@@ -34,7 +34,7 @@ from tbot_bot.domain.vocab import (
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.market_time import session_bounds
 from tbot_bot.runtime.day_context import DayContext
-from tbot_bot.runtime.flatten import settle
+from tbot_bot.runtime.flatten import FlattenResult, flatten, settle
 from tbot_bot.runtime.position_check import IGNORED_PREFIX, PositionReport, compare_positions
 from tbot_bot.support.path_resolver import BotHome
 
@@ -210,3 +210,23 @@ def ignore(desk: Desk, symbol: str, who: str) -> Decimal:
     ctx.journal.set_value(f"{IGNORED_PREFIX}{symbol}", json.dumps(record))
     ctx.log.event("supervisor", "position_ignored", ticker=symbol, size=str(previous + qty), by=who)
     return previous + qty
+
+
+def position_report(home: BotHome, *, replay_day: date | None = None) -> dict[str, Any]:
+    """The three-way report as JSON (the dashboard's Positions page; `tbot positions` prints the same)."""
+    with open_desk(home, lock=False, replay_day=replay_day) as desk:
+        return desk.report().to_json()
+
+
+def flatten_here(
+    home: BotHome,
+    who: str,
+    *,
+    symbol: str | None = None,
+    strategy: str | None = None,
+    replay_day: date | None = None,
+    data_source: Path | None = None,
+) -> FlattenResult:
+    """Flatten with no supervisor running: this process does it, holding the run lock."""
+    with open_desk(home, lock=True, replay_day=replay_day, data_source=data_source) as desk:
+        return flatten(desk.ctx, who, symbol=symbol, strategy=strategy)

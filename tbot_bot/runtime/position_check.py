@@ -37,6 +37,7 @@ class PositionLine:
     ledger_qty: Decimal  # booked in the ledger (open round trips)
     unbooked_qty: Decimal  # journal fills not in the ledger yet (booked at the next reconciliation / day end)
     ignored_qty: Decimal  # broker quantity the operator chose to leave alone (`--ignore`)
+    in_flight_qty: Decimal  # fills the broker reports for orders the journal knows but has not recorded yet
     strategies: tuple[str, ...]
     avg_price: Decimal | None
     mark: Decimal | None
@@ -68,6 +69,7 @@ class PositionLine:
             "ledger_qty": text(self.ledger_qty),
             "unbooked_qty": text(self.unbooked_qty),
             "ignored_qty": text(self.ignored_qty),
+            "in_flight_qty": text(self.in_flight_qty),
             "strategies": list(self.strategies),
             "avg_price": text(self.avg_price, "0.0001"),
             "mark": text(self.mark, "0.0001"),
@@ -234,6 +236,19 @@ def day_has_ledger_trades(ledger: Path, day: date) -> bool:
     return bool(read_trades(ledger, day=day))
 
 
+def _in_flight(intents: list[Intent], orders: dict[str, Order]) -> dict[str, Decimal]:
+    """Fills of the journal's working orders that the broker has and the journal has not recorded yet (the
+    supervisor syncs them at its next poll; a killed one at its restart)."""
+    out: dict[str, Decimal] = {}
+    for i in intents:
+        o = orders.get(i.client_order_id)
+        if o is None or not i.status.is_open or o.filled_qty <= (i.filled_qty or 0):
+            continue
+        sym = position_symbol(i)
+        out[sym] = out.get(sym, Decimal(0)) + _signed(i, o.filled_qty - (i.filled_qty or Decimal(0)))
+    return out
+
+
 def _mark(broker: Broker, p: Position) -> Decimal | None:
     try:
         return broker.get_latest_quote(p.symbol).mid
@@ -273,6 +288,7 @@ def compare_positions(
     unbooked = unbooked_positions(intents, booked)
     ignored = ignored_positions(journal)
     known_ids = {i.client_order_id for i in intents}
+    in_flight = _in_flight(intents, {o.client_order_id: o for o in orders})
     for o in orders:
         if not o.status.is_final:
             report.open_orders.append(
@@ -290,9 +306,9 @@ def compare_positions(
         p = held.get(sym)
         b = None if report.broker_error else (p.qty if p else Decimal(0))
         j, lq, ub = j_qty.get(sym, Decimal(0)), l_qty.get(sym, Decimal(0)), unbooked.get(sym, Decimal(0))
-        ig = ignored.get(sym, Decimal(0))
+        ig, fl = ignored.get(sym, Decimal(0)), in_flight.get(sym, Decimal(0))
         problems = []
-        if b is not None and b - ig != j:
+        if b is not None and b - ig != j + fl:
             what = "holds" if b else "holds nothing of"
             problems.append(
                 f"broker {what} {b if b else sym}, journal {j}"
@@ -303,7 +319,7 @@ def compare_positions(
             problems.append(f"ledger {lq}" + (f" + {ub} to book" if ub else "") + f", journal {j}")
         report.lines.append(
             PositionLine(
-                sym, b, j, lq, ub, ig, tuple(sorted(j_strats.get(sym, ()))),
+                sym, b, j, lq, ub, ig, fl, tuple(sorted(j_strats.get(sym, ()))),
                 p.avg_entry_price if p else None, _mark(broker, p) if p else None,
                 p.multiplier if p else Decimal(1), tuple(problems),
             )
