@@ -35,7 +35,7 @@ def page() -> Any:
 @bp.route("/positions/flatten", methods=["GET", "POST"])
 @requires(Role.OPERATOR)
 def flatten() -> Any:
-    if request.method == "GET" or request.form.get("confirm") != "yes":
+    if request.method != "POST" or request.form.get("confirm") != "yes":  # HEAD never acts
         return render_template("flatten_confirm.html", running=running_supervisor(state().home) is not None)
     user = current_user()
     who = f"web:{user.username if user else 'unknown'}"
