@@ -208,7 +208,7 @@ def run_flatten(args: argparse.Namespace) -> int:
 
 
 def _report_flatten(answer: dict[str, Any]) -> int:
-    closed = ", ".join(answer.get("closed") or []) or "nothing was held"
+    closed = ", ".join(answer.get("closed") or []) or "nothing (nothing was held)"
     print(
         f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
     )
