@@ -13,6 +13,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -95,7 +97,7 @@ def _lose_journal(home: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["delete", "empty", "truncate"])
-def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: str, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
     from tbot_bot.errors import ConfigError
 
     held = _held(home)
@@ -109,6 +111,12 @@ def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: 
     assert _sim(home, "SELECT client_order_id FROM orders ORDER BY client_order_id") == orders_before
     status = json.loads((home / "output" / "status.json").read_text())
     assert status["state"] == "halted" and next(iter(held)) in status["message"]
+    assert status["reconciliation"]["blocks_trading"] and status["reconciliation"]["journal_lost"]
+    # the difference was alerted on the critical channel (log-only here: the notifier's record) and logged
+    alerts = [r.getMessage() for r in caplog.records if r.name == "tbot_bot.trading.notifier_bot"]
+    assert any('"trigger": "reconciliation"' in a and '"level": "critical"' in a for a in alerts)
+    unresolved = (home / "output").rglob("unresolved_orders.log")
+    assert any("reconciliation_difference" in p.read_text() for p in unresolved)
 
     # `tbot positions` says the same and exits 1
     assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 1
@@ -213,22 +221,29 @@ def test_flatten_without_a_supervisor_closes_books_and_blocks_the_session(home: 
     assert set(fitids) == {str(r[0]) for r in _sim(home, "SELECT DISTINCT client_order_id FROM fills")}
 
 
-class _AsksForFlatten:
-    """The operator asks for a flatten right after the bot's first order of the day (a supervisor is running)."""
+class _OperatorFlattens:
+    """Right after the bot's first order of the day, an operator runs `tbot flatten --yes` (a real CLI call in
+    another thread) while the supervisor runs; the order returns once the request is on disk."""
 
     def __init__(self, inner, home: BotHome) -> None:  # type: ignore[no-untyped-def]
-        self._inner, self._home, self.asked = inner, home, False
+        self._inner, self._home = inner, home
+        self.cli: threading.Thread | None = None
+        self.exit_code: list[int] = []
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._inner, name)
 
     def submit_order(self, request):  # type: ignore[no-untyped-def]
-        from tbot_bot.runtime.control import request_flatten, running_supervisor
-
         order = self._inner.submit_order(request)
-        if not self.asked:
-            assert running_supervisor(self._home) is not None
-            self.asked = bool(request_flatten(self._home, "web:operator", symbol=None, strategy=None))
+        if self.cli is None:
+            args = ["flatten", "--home", str(self._home.root), "--yes"]
+            self.cli = threading.Thread(target=lambda: self.exit_code.append(tbot(args)))
+            self.cli.start()
+            deadline = time.monotonic() + 10
+            while (
+                not (self._home.control_dir / "control_flatten.json").exists() and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
         return order
 
 
@@ -238,11 +253,16 @@ def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
 
     home = BotHome(tmp_path / "home")
     provision_demo_home(home.root)
-    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _AsksForFlatten(b, home)).run() == 0  # type: ignore[arg-type,return-value]
+    operator: list[_OperatorFlattens] = []
+    wrap = lambda b: operator.append(_OperatorFlattens(b, home)) or operator[0]  # noqa: E731
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0  # type: ignore[arg-type]
+    assert operator[0].cli is not None
+    operator[0].cli.join(timeout=30)
+    assert operator[0].exit_code == [0], "the CLI got the supervisor's answer: everything closed"
     answers = sorted(home.control_dir.glob("control_flatten.*.done"))
     assert len(answers) == 1 and not (home.control_dir / "control_flatten.json").exists()
     answer = json.loads(answers[0].read_text())
-    assert answer["ok"] and answer["requested_by"] == "web:operator" and answer["closed"]
+    assert answer["ok"] and answer["requested_by"].startswith("cli:") and answer["closed"]
     assert _held(home.root) == {}
     journal = OrderJournal(home.state_dir / "journal.db")
     try:
@@ -255,7 +275,7 @@ def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
         "no entry after the flatten"
     )
     assert sorted(answer["closed"]) == sorted(e.symbol for e in entries if e.filled_qty)
-    assert [a for a, _ in _audit(home.root)] == ["web:operator"]
+    assert [a for a, _ in _audit(home.root)] == [answer["requested_by"]]
     fitids = _fitids(home.root)
     assert len(fitids) == len(set(fitids)) == 2 * len(entries)
 
