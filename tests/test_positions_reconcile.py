@@ -314,3 +314,32 @@ def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:
     assert _held(home) == {}
     assert f"Flattened: closed {held}" in operator.get("/positions").get_data(as_text=True)
     assert [a for a, _ in _audit(home)] == ["web:operator"]
+
+
+class _RefusesExits(_OperatorFlattens):
+    """As above, and from the flatten request on the broker refuses every sell: nothing can be closed."""
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        from tbot_bot.domain.vocab import OrderSide
+        from tbot_bot.errors import BrokerError
+
+        if self.cli is not None and request.side is OrderSide.SELL:
+            raise BrokerError("account restricted to buying (test)", code="rejected")
+        return super().submit_order(request)
+
+
+def test_flatten_names_a_position_it_could_not_close(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tbot_bot.runtime.main import Supervisor
+
+    home = BotHome(tmp_path / "home")
+    provision_demo_home(home.root)
+    operator: list[_RefusesExits] = []
+    wrap = lambda b: operator.append(_RefusesExits(b, home)) or operator[0]  # noqa: E731
+    Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run()  # type: ignore[arg-type]
+    assert operator[0].cli is not None
+    operator[0].cli.join(timeout=30)
+    assert operator[0].exit_code == [1]
+    held = _held(home.root)
+    assert held
+    err = capsys.readouterr().err
+    assert all(f"NOT closed: {symbol}" in err for symbol in held)
