@@ -136,7 +136,9 @@ def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: 
     assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
 
 
-def _manual_trade(home: Path, symbol: str, qty: str) -> None:
+def _manual_trade(
+    home: Path, symbol: str, qty: str, *, client_order_id: str = "by-hand-1", fill: bool = True
+) -> None:
     """Someone buys at the broker by hand (an order id the bot never uses), and it fills."""
     from tbot_bot.broker.broker_api import OrderRequest
     from tbot_bot.broker.brokers.sim import SimBroker
@@ -150,13 +152,14 @@ def _manual_trade(home: Path, symbol: str, qty: str) -> None:
     settings = load_settings(BotHome(home))
     opens = session_bounds(DEMO_DAY, settings.MARKET_CALENDAR)
     assert opens is not None
-    clock = ReplayClock(opens[0] + timedelta(minutes=20))
+    clock = ReplayClock(opens[0] + timedelta(minutes=20, seconds=30))
     bars = load_replay_bars(SAMPLE_DATA, DEMO_DAY, settings.MARKET_CALENDAR, by_symbol=True)
     sim = SimBroker.from_settings(settings, BotHome(home), clock=clock, bars=bars)
     try:
-        sim.submit_order(OrderRequest("by-hand-1", symbol, OrderSide.BUY, Decimal(qty)))
-        clock.advance_to(clock.now() + timedelta(minutes=2))
-        assert {p.symbol: p.qty for p in sim.get_positions()} == {symbol: Decimal(qty)}
+        sim.submit_order(OrderRequest(client_order_id, symbol, OrderSide.BUY, Decimal(qty)))
+        if fill:
+            clock.advance_to(clock.now() + timedelta(minutes=2))
+            assert {p.symbol: p.qty for p in sim.get_positions()} == {symbol: Decimal(qty)}
     finally:
         sim.close()
 
@@ -343,3 +346,15 @@ def test_flatten_names_a_position_it_could_not_close(tmp_path: Path, capsys) -> 
     assert held
     err = capsys.readouterr().err
     assert all(f"NOT closed: {symbol}" in err for symbol in held)
+
+
+def test_an_order_placed_by_hand_blocks_until_ignored(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    # someone left an order working at the broker (sent mid-minute: the next bar has not started yet)
+    _manual_trade(home, "SYN5", "1", client_order_id="by-hand-2", fill=False)
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["blocks_trading"] and [o["client_order_id"] for o in report["open_orders"]] == ["by-hand-2"]
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--ignore-order", "by-hand-2"]) == 0
+    assert "agree" in capsys.readouterr().out

@@ -66,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     action.add_argument("--close", type=_symbol, metavar="SYMBOL", help="adopt, then close at market")
     action.add_argument("--ignore", type=_symbol, metavar="SYMBOL", help="leave the broker's position alone")
     action.add_argument(
+        "--ignore-order",
+        metavar="CLIENT_ORDER_ID",
+        help="leave an open order placed at the broker by hand alone",
+    )
+    action.add_argument(
         "--rebuild-journal", action="store_true", help="rebuild the journal from the broker's orders"
     )
     p.add_argument(
@@ -132,7 +137,7 @@ def run_positions(args: argparse.Namespace) -> int:
 
     home = _home(args)
     who = f"cli:{getpass.getuser()}"
-    changing = bool(args.adopt or args.close or args.ignore or args.rebuild_journal)
+    changing = bool(args.adopt or args.close or args.ignore or args.ignore_order or args.rebuild_journal)
     with operator_desk.open_desk(
         home, lock=changing, replay_day=args.replay, data_source=args.data_source
     ) as desk:
@@ -148,6 +153,9 @@ def run_positions(args: argparse.Namespace) -> int:
         elif args.ignore:
             qty = operator_desk.ignore(desk, args.ignore, who)
             print(f"ignoring {qty} {args.ignore} at the broker (not the bot's; excluded from the comparison)")
+        elif args.ignore_order:
+            operator_desk.ignore_order(desk, args.ignore_order, who)
+            print(f"ignoring the open order {args.ignore_order} (not the bot's)")
         elif args.rebuild_journal:
             result = rebuild_journal(desk.ctx, since=desk.since)
             print(

@@ -35,7 +35,12 @@ from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.market_time import session_bounds
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.flatten import FlattenResult, flatten, settle
-from tbot_bot.runtime.position_check import IGNORED_PREFIX, PositionReport, compare_positions
+from tbot_bot.runtime.position_check import (
+    IGNORED_ORDER_PREFIX,
+    IGNORED_PREFIX,
+    PositionReport,
+    compare_positions,
+)
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -210,6 +215,20 @@ def ignore(desk: Desk, symbol: str, who: str) -> Decimal:
     ctx.journal.set_value(f"{IGNORED_PREFIX}{symbol}", json.dumps(record))
     ctx.log.event("supervisor", "position_ignored", ticker=symbol, size=str(previous + qty), by=who)
     return previous + qty
+
+
+def ignore_order(desk: Desk, client_order_id: str, who: str) -> None:
+    """Leave an open order someone placed at the broker alone: not the bot's, no longer a difference."""
+    report = desk.report()
+    if client_order_id not in report.unexplained_orders:
+        raise UsageError(
+            f"{client_order_id}: not an open order the journal does not know (open orders: "
+            f"{', '.join(o.client_order_id for o in report.open_orders) or 'none'})"
+        )
+    ctx = desk.ctx
+    record = {"by": who, "at": ctx.clock.now().isoformat()}
+    ctx.journal.set_value(f"{IGNORED_ORDER_PREFIX}{client_order_id}", json.dumps(record))
+    ctx.log.event("supervisor", "order_ignored", client_order_id=client_order_id, by=who)
 
 
 def position_report(home: BotHome, *, replay_day: date | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.positions import is_final_with_fill, open_trades
 
 IGNORED_PREFIX = "ignored:"  # journal kv: ignored:<SYMBOL> -> {"qty", "by", "at"}
+IGNORED_ORDER_PREFIX = "ignored_order:"  # journal kv: ignored_order:<client order id> -> {"by", "at"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +289,8 @@ def compare_positions(
     unbooked = unbooked_positions(intents, booked)
     ignored = ignored_positions(journal)
     known_ids = {i.client_order_id for i in intents}
+    # an order someone placed at the broker that the operator chose to leave working is accounted for
+    known_ids |= {k[len(IGNORED_ORDER_PREFIX) :] for k, _ in journal.values_with_prefix(IGNORED_ORDER_PREFIX)}
     in_flight = _in_flight(intents, {o.client_order_id: o for o in orders})
     for o in orders:
         if not o.status.is_final:
