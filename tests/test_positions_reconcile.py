@@ -358,3 +358,19 @@ def test_an_order_placed_by_hand_blocks_until_ignored(tmp_path: Path, capsys) ->
     assert report["blocks_trading"] and [o["client_order_id"] for o in report["open_orders"]] == ["by-hand-2"]
     assert tbot(["positions", "--home", str(home), "--replay", DAY, "--ignore-order", "by-hand-2"]) == 0
     assert "agree" in capsys.readouterr().out
+
+
+def test_close_sells_a_position_opened_by_hand_and_books_both_legs(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "4")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--close", "SYN5"]) == 0
+    assert "closing SYN5: exit" in capsys.readouterr().out
+    assert _held(home) == {}
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(load_binding(BotHome(home)).ledger_path) as conn:
+        legs = conn.execute(
+            "SELECT trntype FROM transactions WHERE memo = 'external_adopted' AND ticker = 'SYN5' ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in legs] == ["BUY", "SELL"]
