@@ -59,6 +59,7 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
         "/settings": {"value__MAX_TRADES": "3", "value__WEIGHTS": "0.4,0.3,0.3", "csrf_token": token},
         "/control/start": {"csrf_token": token},
         "/control/stop": {"csrf_token": token},
+        "/positions/flatten": {"confirm": "yes", "csrf_token": token},
         "/control/confirm/TB01-20110118-open-SPY-1": {"csrf_token": token},
         "/users/add": {"username": "mallory", "password": "p" * 12, "password_confirm": "p" * 12,
                        "role": "admin", "csrf_token": token},

@@ -11,6 +11,9 @@ OPTION_MULTIPLIER = 100
 OPTION_MULTIPLIER_DEC = Decimal(OPTION_MULTIPLIER)
 # the ledger memo of a trade entered while defense mode was on (booking writes it, trade history reads it)
 DEFENSE_MODE_MEMO = "defense_mode"
+# a position the bot did not open, taken into its books by `tbot positions --adopt` (client order id suffix, memo)
+ADOPTED_MARK = "-adopted"
+ADOPTED_MEMO = "external_adopted"
 
 
 class StrategyName(StrEnum):

@@ -22,7 +22,7 @@ from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent
-from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
+from tbot_bot.domain.vocab import ADOPTED_MARK, ADOPTED_MEMO, DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError, NetworkError, TbotError
 from tbot_bot.runtime.positions import is_final_with_fill, position_side, signal_direction
 
@@ -85,7 +85,9 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
         # (what was executed before the broker refused the rest is held all the same)
         if not is_final_with_fill(intent.status, intent.filled_qty):
             continue
-        intent = reconcile_with_broker(ctx, intent)
+        # an adopted position has no order at the broker: its fill is the broker's position, booked as adopted
+        if not intent.client_order_id.endswith(ADOPTED_MARK):
+            intent = reconcile_with_broker(ctx, intent)
         entry = (
             (
                 by_id.get(intent.entry_client_order_id or "")
@@ -128,10 +130,17 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
                 currency_code=ctx.binding.currency_code,
                 entry_price=entry.filled_price if entry is not None else None,
                 # an entry made in defense mode carries the mark on both its legs
-                memo=DEFENSE_MODE_MEMO if opener.defense_mode else None,
+                memo=_memo(opener),
             )
         )
     return out
+
+
+def _memo(opener: Intent) -> str | None:
+    if opener.defense_mode:
+        return DEFENSE_MODE_MEMO
+    # `tbot positions --adopt`: both legs of an adopted position carry the flag
+    return ADOPTED_MEMO if opener.client_order_id.endswith(ADOPTED_MARK) else None
 
 
 def _ledger_ticker(intent: Intent) -> str:

@@ -101,6 +101,31 @@ def request_stop(home: BotHome, who: str) -> Path:
     return home.control_stop
 
 
+def flatten_request_path(home: BotHome) -> Path:
+    return home.control_dir / "control_flatten.json"
+
+
+def flatten_result_path(home: BotHome, request_id: str) -> Path:
+    return home.control_dir / f"control_flatten.{request_id}.done"
+
+
+def request_flatten(home: BotHome, who: str, *, symbol: str | None, strategy: str | None) -> str:
+    """Ask the running supervisor to flatten (`tbot flatten`, the dashboard); returns the request's id."""
+    request_id = utc_now().strftime("%Y%m%dT%H%M%S%f")
+    body = {"id": request_id, "by": who, "symbol": symbol, "strategy": strategy, "at": utc_now().isoformat()}
+    atomic_write_text(flatten_request_path(home), json.dumps(body) + "\n")
+    return request_id
+
+
+def flatten_result(home: BotHome, request_id: str) -> dict[str, Any] | None:
+    """What the supervisor did with a flatten request, once it did it."""
+    try:
+        data: dict[str, Any] = json.loads(flatten_result_path(home, request_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
 def confirm_dir(home: BotHome) -> Path:
     return home.control_dir / "confirm"
 
@@ -180,6 +205,9 @@ class ControlFiles:
     def stop_requested(self) -> bool:
         return self.home.control_stop.exists()
 
+    def flatten_requested(self) -> bool:
+        return flatten_request_path(self.home).exists()
+
     def start_requested(self) -> bool:
         return self.home.control_start.exists()
 
@@ -215,6 +243,24 @@ class ControlFiles:
         except OSError:
             return ""
         return text
+
+    def flatten_request(self) -> dict[str, Any] | None:
+        """A pending flatten request; an unreadable one is answered as refused so its writer is not left waiting."""
+        path = flatten_request_path(self.home)
+        if not path.exists():
+            return None
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(body, dict) or not body.get("id") or not body.get("by"):
+                raise ValueError("not a flatten request")
+        except (OSError, ValueError):
+            path.rename(path.with_name(f"control_flatten.{utc_now().strftime('%Y%m%dT%H%M%S%f')}.bad"))
+            return None
+        return body
+
+    def finish_flatten(self, request: dict[str, Any], result: dict[str, Any]) -> None:
+        atomic_write_text(flatten_result_path(self.home, str(request["id"])), json.dumps(result) + "\n")
+        flatten_request_path(self.home).unlink(missing_ok=True)
 
     def is_confirmed(self, client_order_id: str) -> bool:
         return (confirm_dir(self.home) / client_order_id).exists()

@@ -40,9 +40,10 @@ from tbot_bot.runtime.boot import boot, rotate_home_logs_logged
 from tbot_bot.runtime.bot_log import configure_console_logging
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
+from tbot_bot.runtime.flatten import serve_flatten_request
 from tbot_bot.runtime.liveness import Liveness, Watched
 from tbot_bot.runtime.positions import open_trades
-from tbot_bot.runtime.recovery import reconcile
+from tbot_bot.runtime.recovery import check_positions, reconcile, refuse_or_block
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
@@ -86,6 +87,7 @@ class Supervisor:
         # the scheduled optimizer (ENABLE_STRATEGY_OPTIMIZER), never awaited
         self._optimizer_process: subprocess.Popen[bytes] | None = None
         self.ctx: DayContext | None = None
+        self._flattening = False  # a flatten's own waits beat too: never serve a request inside itself
         self.boot_seconds = 0.0
 
     # ------------------------------------------------------------------ control
@@ -95,6 +97,17 @@ class Supervisor:
     def _beat(self) -> None:
         self.liveness.beat()
         self.service.watchdog()
+        self._serve_flatten()
+
+    def _serve_flatten(self) -> None:
+        """`tbot flatten` / the dashboard's Flatten all: served at the next poll (every wait beats)."""
+        if self.ctx is None or self._flattening or not self.control.flatten_requested():
+            return
+        self._flattening = True
+        try:
+            serve_flatten_request(self.ctx, self.control)
+        finally:
+            self._flattening = False
 
     def _watched_broker(self, broker: Broker) -> Broker:
         inner = self._broker_wrapper(broker) if self._broker_wrapper is not None else broker
@@ -241,6 +254,7 @@ class Supervisor:
                 return False
             report = {"failed": str(exc)}
         ctx.log.event("supervisor", "reconciled", **report)
+        refuse_or_block(ctx, check_positions(ctx))  # fails closed: refuses what it cannot account for
         return True
 
     def _note_if_not_a_session(self, ctx: DayContext) -> None:
@@ -264,6 +278,7 @@ class Supervisor:
                 return None
             outcome = failed
         self.outcomes.append(outcome)
+        check_positions(ctx)  # a difference after a window alerts and blocks new entries
         # the window's feed and indicators are gone: their memory goes back before the next window
         give_back_freed_memory()
         return outcome
@@ -372,6 +387,7 @@ class Supervisor:
         for line in morning_plan(r.settings, today):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
         ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
+        refuse_or_block(ctx, check_positions(ctx))  # fails closed: refuses what it cannot account for
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
         return ctx
@@ -562,6 +578,7 @@ class Supervisor:
                         self._refresh_vix(r, ctx)  # a close published overnight may be there by now
                     runner = WindowRunner(ctx, name)
                     self.outcomes.append(runner.run())
+                    check_positions(ctx)  # a difference after a window alerts and blocks new entries
                     self._record_bars(ctx, runner)
                     if name == plan.run[-1]:
                         self._end_of_session(ctx)

@@ -267,6 +267,16 @@ class OrderJournal:
         r = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return str(r[0]) if r else None
 
+    def values_with_prefix(self, prefix: str) -> list[tuple[str, str]]:
+        rows = self._conn.execute(
+            "SELECT k, v FROM kv WHERE substr(k, 1, ?) = ? ORDER BY k", (len(prefix), prefix)
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def delete_value(self, key: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM kv WHERE k = ?", (key,))
+
     def set_value(self, key: str, value: str) -> None:
         with self._tx() as c:
             c.execute("INSERT INTO kv VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", (key, value))

@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from tbot_bot.domain.intents import IntentStatus
 from tbot_bot.domain.vocab import ExitReason
+from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import window_for
 from tbot_bot.runtime.positions import open_trades
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
+    from tbot_bot.runtime.position_check import PositionReport
 
 STALE_ENTRY = timedelta(minutes=1)
+
+
+class ReconciliationRefused(ConfigError):
+    """Start refused: the broker shows what the journal and ledger cannot account for (exit 2, a person acts)."""
 
 
 def reconcile(ctx: DayContext) -> dict[str, Any]:
@@ -87,3 +93,61 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "positions_closed": closed,
         "unknown_positions": ",".join(unknown),
     }
+
+
+def check_positions(ctx: DayContext) -> PositionReport:
+    """Broker, journal and ledger side by side (status.json `reconciliation`); a difference is logged and alerted
+    once per distinct finding, and one the bot cannot account for blocks new entries for the day."""
+    from tbot_bot.market_time import session_bounds
+    from tbot_bot.runtime.position_check import compare_positions
+    from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel
+
+    now = ctx.clock.now()
+    bounds = session_bounds(ctx.session_date, ctx.settings.MARKET_CALENDAR)
+    since = (bounds[0] if bounds else now.replace(hour=0, minute=0, second=0, microsecond=0)) - timedelta(
+        hours=6
+    )
+    report = compare_positions(
+        ctx.broker,
+        ctx.journal,
+        ctx.binding.ledger_path,
+        ctx.session_date,
+        now,
+        since=since,
+        bot_id=ctx.bot_id,
+    )
+    previous = (ctx.status.reconciliation or {}).get("summary")
+    ctx.status.publish(reconciliation=report.to_json())
+    if report.differs and report.summary() != previous:
+        ctx.log.unresolved(
+            "supervisor",
+            event="reconciliation_difference",
+            error_code="positions_differ",
+            reason=report.summary(),
+        )
+        ctx.notifier.notify(
+            Alert(
+                AlertLevel.CRITICAL, AlertEvent.FAILURE, now, None, None, None, "reconciliation",
+                f"positions differ: {report.summary()}",
+            )
+        )  # fmt: skip
+    if report.blocks_trading and ctx.halted_reason is None:
+        ctx.halted_reason = f"reconciliation: {report.summary()}"
+        ctx.risk.halt(ctx.halted_reason)
+    return report
+
+
+def refuse_or_block(ctx: DayContext, report: PositionReport) -> None:
+    """At start: refuse the day when the bot cannot account for the broker; a flatten earlier today still blocks."""
+    from tbot_bot.runtime.flatten import entries_blocked
+
+    if report.blocks_trading:
+        raise ReconciliationRefused(
+            f"refusing to trade {ctx.day_key}: {report.summary()}. Nothing was sent. Look with `tbot positions "
+            f"--home {ctx.home.root}`, resolve each difference (--adopt SYMBOL, --close SYMBOL, --ignore SYMBOL, or "
+            "--rebuild-journal when the journal was lost), then start again"
+        )
+    blocked = entries_blocked(ctx)
+    if blocked and ctx.halted_reason is None:
+        ctx.halted_reason = f"{blocked} (no new entries for the rest of {ctx.day_key})"
+        ctx.risk.halt(ctx.halted_reason)

@@ -52,6 +52,7 @@ class StatusBoard:
     kill_switch: dict[str, Any] = field(default_factory=lambda: {"tripped": False, "reason": None})
     pending_confirmations: list[dict[str, str]] = field(default_factory=list)
     message: str | None = None
+    reconciliation: dict[str, Any] | None = None  # broker vs journal vs ledger at start and after each window
 
     def start_day(self, session_date: str) -> None:
         """A new trading day: yesterday's counts, PnL, positions and flags do not carry over."""
@@ -97,6 +98,7 @@ class StatusBoard:
             "defense_reason": self.defense_reason,
             "kill_switch": self.kill_switch,
             "pending_confirmations": self.pending_confirmations,
+            "reconciliation": self.reconciliation,
             "message": self.message,
             "version": self.version,
             "bot": self.bot,

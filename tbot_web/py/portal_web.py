@@ -40,6 +40,7 @@ from . import (
     login_web,
     logs_web,
     main_web,
+    positions_web,
     proposals_web,
     research_web,
     sessions_web,
@@ -60,6 +61,7 @@ CONTENT_SECURITY_POLICY = (
 NAV = (
     ("main.index", "Home", Role.VIEWER),
     ("status.page", "Status", Role.VIEWER),
+    ("positions.page", "Positions", Role.VIEWER),
     ("logs.page", "Logs", Role.VIEWER),
     ("sessions.page", "History", Role.VIEWER),
     ("research.page", "Research", Role.VIEWER),
@@ -151,6 +153,7 @@ def create_app(
         proposals_web.bp,
         corrections_web.bp,
         start_stop_web.bp,
+        positions_web.bp,
         settings_web.bp,
         users_web.bp,
     ):

@@ -1,0 +1,376 @@
+"""Issue 22 points 1 and 2: positions three ways, reconciliation that fails closed, adopt / rebuild, flatten.
+
+One replay killed mid-day (`TBOT_CRASH_AT=after_send:5`, a real SIGKILL in a subprocess) is shared; everything after
+it runs in process on copies of that home against the simulated exchange.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from integration_test_runner import provision_demo_home
+
+from rigd_tbot.cli import main as tbot
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.support.path_resolver import BotHome
+
+DAY = DEMO_DAY.isoformat()
+
+
+def _start_subprocess(home: Path, crash_at: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TBOT_CRASH_AT": crash_at}
+    return subprocess.run(
+        [sys.executable, "-m", "rigd_tbot", "start", "--home", str(home), "--replay", DAY],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def _sim(home: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    with sqlite3.connect(home / "storage" / "state" / "sim_exchange.db") as conn:
+        return list(conn.execute(sql))
+
+
+def _held(home: Path) -> dict[str, Decimal]:
+    return {
+        str(s): Decimal(str(q)) for s, q in _sim(home, "SELECT symbol, qty FROM positions") if Decimal(str(q))
+    }
+
+
+def _fitids(home: Path) -> list[str]:
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(f"file:{load_binding(BotHome(home)).ledger_path}?mode=ro", uri=True) as conn:
+        return [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT fitid FROM transactions WHERE strategy IS NOT NULL AND fitid NOT LIKE '%-FEE'"
+            )
+        ]
+
+
+def _run(home: Path) -> int:
+    from tbot_bot.runtime.main import Supervisor
+
+    return Supervisor(BotHome(home), replay_day=DEMO_DAY).run()
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo home whose replay was SIGKILLed right after its fifth order left (a position is held)."""
+    home = tmp_path_factory.mktemp("crashed") / "home"
+    provision_demo_home(home)
+    r = _start_subprocess(home, "after_send:5")
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    assert _held(home), "the crash point must leave a position at the broker"
+    return home
+
+
+@pytest.fixture
+def home(crashed: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "home"
+    shutil.copytree(crashed, copy)
+    return copy
+
+
+def _lose_journal(home: Path, how: str) -> None:
+    journal = home / "storage" / "state" / "journal.db"
+    for extra in ("-wal", "-shm"):
+        Path(f"{journal}{extra}").unlink(missing_ok=True)
+    if how == "delete":
+        journal.unlink()
+    elif how == "empty":
+        journal.write_bytes(b"")
+    else:  # truncated: the first page survives, the rest is gone
+        journal.write_bytes(journal.read_bytes()[:1024])
+
+
+@pytest.mark.parametrize("how", ["delete", "empty", "truncate"])
+def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: str, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
+    from tbot_bot.errors import ConfigError
+
+    held = _held(home)
+    orders_before = _sim(home, "SELECT client_order_id FROM orders ORDER BY client_order_id")
+    _lose_journal(home, how)
+    with pytest.raises(ConfigError) as refused:
+        _run(home)
+    # the refusal names the unexplained position; no new order reached the broker
+    for symbol in held:
+        assert symbol in str(refused.value)
+    assert _sim(home, "SELECT client_order_id FROM orders ORDER BY client_order_id") == orders_before
+    status = json.loads((home / "output" / "status.json").read_text())
+    assert status["state"] == "halted" and next(iter(held)) in status["message"]
+    assert status["reconciliation"]["blocks_trading"] and status["reconciliation"]["journal_lost"]
+    # the difference was alerted on the critical channel (log-only here: the notifier's record) and logged
+    alerts = [r.getMessage() for r in caplog.records if r.name == "tbot_bot.trading.notifier_bot"]
+    assert any('"trigger": "reconciliation"' in a and '"level": "critical"' in a for a in alerts)
+    unresolved = (home / "output").rglob("unresolved_orders.log")
+    assert any("reconciliation_difference" in p.read_text() for p in unresolved)
+
+    # `tbot positions` says the same and exits 1
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 1
+    assert "DIFFERS" in capsys.readouterr().out
+
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--rebuild-journal"]) == 0, (
+        capsys.readouterr()
+    )
+    assert "journal rebuilt: 5 orders added" in capsys.readouterr().out
+
+    assert _run(home) == 0
+    assert _held(home) == {}
+    fitids = _fitids(home)
+    filled = {str(r[0]) for r in _sim(home, "SELECT DISTINCT client_order_id FROM fills")}
+    assert len(fitids) == len(set(fitids)), "a fill was booked twice"
+    assert set(fitids) == filled, "every fill at the broker is booked, once"
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+
+
+def _manual_trade(
+    home: Path, symbol: str, qty: str, *, client_order_id: str = "by-hand-1", fill: bool = True
+) -> None:
+    """Someone buys at the broker by hand (an order id the bot never uses), and it fills."""
+    from tbot_bot.broker.broker_api import OrderRequest
+    from tbot_bot.broker.brokers.sim import SimBroker
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.domain.clock import ReplayClock
+    from tbot_bot.domain.vocab import OrderSide
+    from tbot_bot.inputs.replay_bars import load_replay_bars
+    from tbot_bot.market_time import session_bounds
+    from tbot_bot.runtime.boot import SAMPLE_DATA
+
+    settings = load_settings(BotHome(home))
+    opens = session_bounds(DEMO_DAY, settings.MARKET_CALENDAR)
+    assert opens is not None
+    clock = ReplayClock(opens[0] + timedelta(minutes=20, seconds=30))
+    bars = load_replay_bars(SAMPLE_DATA, DEMO_DAY, settings.MARKET_CALENDAR, by_symbol=True)
+    sim = SimBroker.from_settings(settings, BotHome(home), clock=clock, bars=bars)
+    try:
+        sim.submit_order(OrderRequest(client_order_id, symbol, OrderSide.BUY, Decimal(qty)))
+        if fill:
+            clock.advance_to(clock.now() + timedelta(minutes=2))
+            assert {p.symbol: p.qty for p in sim.get_positions()} == {symbol: Decimal(qty)}
+    finally:
+        sim.close()
+
+
+def test_extra_broker_position_differs_until_adopted(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "7")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 1
+    out = capsys.readouterr().out
+    assert "SYN5: broker holds 7, journal 0: not the bot's" in out and "DIFFERS" in out
+    as_json = tbot(["positions", "--home", str(home), "--replay", DAY, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert as_json == 1 and report["blocks_trading"] and report["positions"][0]["market_value"]
+
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--adopt", "SYN5"]) == 0
+    assert "adopted 7 SYN5" in capsys.readouterr().out
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+    assert "broker, journal and ledger agree" in capsys.readouterr().out
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(load_binding(BotHome(home)).ledger_path) as conn:
+        booked = conn.execute(
+            "SELECT fitid, memo, ticker FROM transactions WHERE memo = 'external_adopted'"
+        ).fetchall()
+    assert [(b[2], b[0].endswith("-adopted")) for b in booked] == [("SYN5", True)]
+
+
+def test_ignored_position_is_left_alone_and_not_a_difference(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "3")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--ignore", "SYN5"]) == 0
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+    assert "(ignored at the broker: 3)" in capsys.readouterr().out
+    assert _held(home) == {"SYN5": Decimal(3)}
+
+
+def _audit(home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(BotHome(home).core_db("SYSTEM_LOGS")) as conn:
+        return [
+            (str(a), str(d))
+            for a, d in conn.execute("SELECT actor, detail FROM system_logs WHERE event = 'flatten'")
+        ]
+
+
+def test_flatten_without_a_supervisor_closes_books_and_blocks_the_session(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    held = _held(home)
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert all(s in out for s in held)
+    assert _held(home) == {}
+    assert [a for a, _ in _audit(home)] == [
+        f"cli:{os.environ.get('USER') or __import__('getpass').getuser()}"
+    ]
+    orders_after_flatten = _sim(home, "SELECT COUNT(*) FROM orders")
+    # the restart finishes the day: the flattened fills are booked once, and no new entry is sent
+    assert _run(home) == 0
+    assert _sim(home, "SELECT COUNT(*) FROM orders") == orders_after_flatten
+    fitids = _fitids(home)
+    assert len(fitids) == len(set(fitids))
+    assert set(fitids) == {str(r[0]) for r in _sim(home, "SELECT DISTINCT client_order_id FROM fills")}
+
+
+class _OperatorFlattens:
+    """Right after the bot's first order of the day, an operator runs `tbot flatten --yes` (a real CLI call in
+    another thread) while the supervisor runs; the order returns once the request is on disk."""
+
+    def __init__(self, inner, home: BotHome) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._home = inner, home
+        self.cli: threading.Thread | None = None
+        self.exit_code: list[int] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, name)
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        order = self._inner.submit_order(request)
+        if self.cli is None:
+            args = ["flatten", "--home", str(self._home.root), "--yes"]
+            self.cli = threading.Thread(target=lambda: self.exit_code.append(tbot(args)))
+            self.cli.start()
+            deadline = time.monotonic() + 10
+            while (
+                not (self._home.control_dir / "control_flatten.json").exists() and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+        return order
+
+
+def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
+    from tbot_bot.runtime.main import Supervisor
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    home = BotHome(tmp_path / "home")
+    provision_demo_home(home.root)
+    operator: list[_OperatorFlattens] = []
+    wrap = lambda b: operator.append(_OperatorFlattens(b, home)) or operator[0]  # noqa: E731
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0  # type: ignore[arg-type]
+    assert operator[0].cli is not None
+    operator[0].cli.join(timeout=30)
+    assert operator[0].exit_code == [0], "the CLI got the supervisor's answer: everything closed"
+    answers = sorted(home.control_dir.glob("control_flatten.*.done"))
+    assert len(answers) == 1 and not (home.control_dir / "control_flatten.json").exists()
+    answer = json.loads(answers[0].read_text())
+    assert answer["ok"] and answer["requested_by"].startswith("cli:") and answer["closed"]
+    assert _held(home.root) == {}
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        intents = journal.intents(DAY)
+    finally:
+        journal.close()
+    forced = [i.created_at for i in intents if i.exit_reason == "forced_exit"]
+    entries = [i for i in intents if i.purpose == "entry"]
+    assert forced and entries and all(e.created_at <= min(forced) for e in entries), (
+        "no entry after the flatten"
+    )
+    assert sorted(answer["closed"]) == sorted(e.symbol for e in entries if e.filled_qty)
+    assert [a for a, _ in _audit(home.root)] == [answer["requested_by"]]
+    fitids = _fitids(home.root)
+    assert len(fitids) == len(set(fitids)) == 2 * len(entries)
+
+
+def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:
+    from fixtures_web import PASSWORDS, Clock, fresh_token, login
+
+    from tbot_bot.core.users import add_user
+    from tbot_web.py.portal_web import create_app
+
+    bot = BotHome(home)
+    for role in ("viewer", "operator"):
+        add_user(bot, role, PASSWORDS[role], role, created_by="test")
+    app = create_app(home, testing=True, clock=Clock())
+    viewer = app.test_client()
+    login(viewer, "viewer")
+    page = viewer.get("/positions").get_data(as_text=True)
+    held = next(iter(_held(home)))
+    assert held in page and "agree" in page and "Flatten all" not in page
+    assert (
+        viewer.post(
+            "/positions/flatten", data={"csrf_token": fresh_token(viewer), "confirm": "yes"}
+        ).status_code
+        == 403
+    )
+
+    operator = app.test_client()
+    login(operator, "operator")
+    assert "Flatten all" in operator.get("/positions").get_data(as_text=True)
+    confirm = operator.get("/positions/flatten").get_data(as_text=True)
+    assert "No supervisor is running" in confirm and "flatten-form" in confirm
+    assert operator.post("/positions/flatten", data={"confirm": "yes"}).status_code == 400  # no CSRF token
+    assert _held(home) == {held: _held(home)[held]}
+    done = operator.post("/positions/flatten", data={"csrf_token": fresh_token(operator), "confirm": "yes"})
+    assert done.status_code == 302
+    assert _held(home) == {}
+    assert f"Flattened: closed {held}" in operator.get("/positions").get_data(as_text=True)
+    assert [a for a, _ in _audit(home)] == ["web:operator"]
+
+
+class _RefusesExits(_OperatorFlattens):
+    """As above, and from the flatten request on the broker refuses every sell: nothing can be closed."""
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        from tbot_bot.domain.vocab import OrderSide
+        from tbot_bot.errors import BrokerError
+
+        if self.cli is not None and request.side is OrderSide.SELL:
+            raise BrokerError("account restricted to buying (test)", code="rejected")
+        return super().submit_order(request)
+
+
+def test_flatten_names_a_position_it_could_not_close(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tbot_bot.runtime.main import Supervisor
+
+    home = BotHome(tmp_path / "home")
+    provision_demo_home(home.root)
+    operator: list[_RefusesExits] = []
+    wrap = lambda b: operator.append(_RefusesExits(b, home)) or operator[0]  # noqa: E731
+    Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run()  # type: ignore[arg-type]
+    assert operator[0].cli is not None
+    operator[0].cli.join(timeout=30)
+    assert operator[0].exit_code == [1]
+    held = _held(home.root)
+    assert held
+    err = capsys.readouterr().err
+    assert all(f"NOT closed: {symbol}" in err for symbol in held)
+
+
+def test_an_order_placed_by_hand_blocks_until_ignored(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    # someone left an order working at the broker (sent mid-minute: the next bar has not started yet)
+    _manual_trade(home, "SYN5", "1", client_order_id="by-hand-2", fill=False)
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["blocks_trading"] and [o["client_order_id"] for o in report["open_orders"]] == ["by-hand-2"]
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--ignore-order", "by-hand-2"]) == 0
+    assert "agree" in capsys.readouterr().out
+
+
+def test_close_sells_a_position_opened_by_hand_and_books_both_legs(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    provision_demo_home(home)
+    _manual_trade(home, "SYN5", "4")
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--close", "SYN5"]) == 0
+    assert "closing SYN5: exit" in capsys.readouterr().out
+    assert _held(home) == {}
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(load_binding(BotHome(home)).ledger_path) as conn:
+        legs = conn.execute(
+            "SELECT trntype FROM transactions WHERE memo = 'external_adopted' AND ticker = 'SYN5' ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in legs] == ["BUY", "SELL"]
