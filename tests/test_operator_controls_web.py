@@ -111,7 +111,9 @@ def test_status_page_and_api_show_the_money(home):
     write_status(home, status_payload(money=money, paused="2011-01-18T14:50:00+00:00 cli:ops"))
     client = client_for(home, "operator")
     api = client.get("/api/status").get_json()
-    assert api["money"]["equity"] == "2512.40" and api["money"]["windows"]["open"]["cap_available"] == "1290.70"
+    assert (
+        api["money"]["equity"] == "2512.40" and api["money"]["windows"]["open"]["cap_available"] == "1290.70"
+    )
     assert api["paused"] == "2011-01-18T14:50:00+00:00 cli:ops"
     html = client.get("/status").get_data(as_text=True)
     for text in ('id="money-equity">2512.40', 'id="money-cash">1803.10', 'id="money-exposure">709.30',
