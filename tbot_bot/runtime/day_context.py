@@ -28,6 +28,7 @@ from tbot_bot.runtime.defense import DEFENSE_LOG, DefenseMonitor, realised_perfo
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.positions import (
+    OpenTrade,
     RoundTrip,
     open_trades,
     position_side,
@@ -204,7 +205,8 @@ class DayContext:
 
     def publish_positions(self, feed: MarketFeed | None) -> None:
         rows = []
-        for tr in open_trades(self.journal.intents(self.day_key)):
+        held = open_trades(self.journal.intents(self.day_key))
+        for tr in held:
             e = tr.entry
             last = feed.last_close(e.symbol) if feed else None
             entry_px = e.filled_price or Decimal(0)
@@ -241,10 +243,10 @@ class DayContext:
             "retries": self.errors.retries + getattr(self.broker, "api_retries", 0),
             "errors": self.errors.errors,
         }
-        self.status.publish(positions=rows, state=state, money=self._money(feed))
+        self.status.publish(positions=rows, state=state, money=self._money(feed, held))
 
     # ---- money in sight (status.json `money`)
-    def _money(self, feed: MarketFeed | None) -> dict[str, object]:
+    def _money(self, feed: MarketFeed | None, held: list[OpenTrade]) -> dict[str, object]:
         """Broker equity and cash (read at most every ACCOUNT_READ_EVERY), open exposure at the last price
         (else the entry's), today's net PnL after fees, the float and each window's session cap used."""
         now, money = self.clock.now(), dict(self.status.money)
@@ -259,7 +261,7 @@ class DayContext:
             except TbotError as exc:  # shown, never fatal: the last figures stay with their time
                 money["account_error"] = str(exc)
         exposure = Decimal(0)
-        for tr in open_trades(self.journal.intents(self.day_key)):
+        for tr in held:
             e = tr.entry
             last = feed.last_close(e.symbol) if feed and e.instrument == "equity" else None
             price = Decimal(str(last)) if last is not None else (e.filled_price or Decimal(0))

@@ -455,6 +455,7 @@ def send_test_alerts(
     Every configured channel is tried, and a channel the settings route to but no secret configures is
     reported as not configured (naming the secret). `only` restricts the test to one channel."""
     channels = home_channels(home)
+    # CRITICAL_ALERT_CHANNEL / ROUTINE_ALERT_CHANNEL: the channels alerts go to are tested even if unconfigured
     routed = {settings.CRITICAL_ALERT_CHANNEL, settings.ROUTINE_ALERT_CHANNEL} - {LOG_ONLY}
     names = [only] if only else sorted(set(channels) | routed)
     results = []
