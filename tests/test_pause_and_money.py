@@ -105,3 +105,25 @@ def test_a_pause_written_before_the_start_holds_from_the_first_window(tmp_path: 
     assert paused and {e.get("strategy_name") for e in paused} == {"open", "mid", "close"}
     assert main(["resume", "--home", str(home.root)]) == 0 and not pause_file(home).exists()
     assert main(["resume", "--home", str(home.root)]) == 1
+
+
+def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
+    from datetime import UTC, datetime
+
+    from rigd_tbot.status_view import render_status_view
+
+    data = {
+        "state": "closed", "bot": {"bot_id": "TB01", "entity": "RGL", "mode": "paper"},
+        "broker": {"name": "alpaca", "healthy": True}, "paused": "2026-11-30T15:00:00+00:00 cli:ops",
+        "trading_stopped": "2026-11-30T16:00:00+00:00 web:admin", "realized_pnl": "0", "version": "v",
+        "money": {"equity": "100012.50", "cash": "98000.00", "open_exposure": "2012.50", "net_pnl_today": "12.50",
+                  "float": "2500.00", "session_cap": "2000.00",
+                  "windows": {"open": {"trades": 1, "max_trades": 4, "cap_used": "500.00", "cap_available": "1500.00"}}},
+    }  # fmt: skip
+    now = datetime(2026, 11, 30, 16, 1, tzinfo=UTC)
+    view = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
+    assert "on alpaca — PAPER" in view
+    assert "PAUSED     new entries paused (2026-11-30T15:00:00+00:00 cli:ops)" in view
+    assert "STOPPED    trading stopped (2026-11-30T16:00:00+00:00 web:admin); `tbot start` resumes it" in view
+    assert "equity 100012.50, cash 98000.00, open exposure 2012.50, net PnL today 12.50 (after fees)" in view
+    assert "open 500.00 used / 1500.00 left (1/4 entries)" in view
