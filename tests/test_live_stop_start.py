@@ -94,10 +94,18 @@ def test_stop_leaves_the_supervisor_up_and_stopped_across_a_restart_until_start(
         sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
         assert _run_with(sup, stop_then_signal) == EXIT_OK
         assert seen["up"] and seen["stopped"]["state"] == "closed"
+        assert (
+            seen["stopped"]["bot"]["mode"] == "paper"
+        )  # an Alpaca paper account (ALPACA_PAPER defaults to true)
         assert seen["stopped"]["trading_stopped"].endswith("cli:ops")
         assert stopped_file(home).exists() and not home.control_stop.exists()
 
         def start_after_restart() -> None:
+            # the first run's status still says stopped: wait for the restarted supervisor's own announcement
+            deadline = time.monotonic() + 60
+            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
+                assert time.monotonic() < deadline, "the restarted supervisor never said it is stopped"
+                time.sleep(0.02)
             seen["restarted"] = _wait_for(home, lambda s: "Start resumes" in str(s.get("message")), "stopped")
             assert main(["start", "--home", str(home.root)]) == 0  # the running supervisor resumes
             seen["resumed"] = _wait_for(
