@@ -46,7 +46,8 @@ def render_status_view(
     out = io.StringIO()
     bot = data.get("bot") or {}
     broker = data.get("broker") or {}
-    mode = f"REPLAY of {bot.get('replay_day')}" if bot.get("mode") == "replay" else "live"
+    kind = str(bot.get("mode") or "unknown")
+    mode = f"REPLAY of {bot.get('replay_day')}" if kind == "replay" else kind.upper()
     age = (now - written_at).total_seconds() if written_at else None
     lines = [
         f"bot        {bot.get('entity', '')} {bot.get('bot_id', '')} on {broker.get('name', '')} — {mode}",
@@ -60,11 +61,29 @@ def render_status_view(
         f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
         f"defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}"
     )
+    if data.get("trading_stopped"):
+        lines.append(f"STOPPED    trading stopped ({data['trading_stopped']}); `tbot start` resumes it")
+    if data.get("paused"):
+        lines.append(f"PAUSED     new entries paused ({data['paused']}); exits still managed; `tbot resume`")
     # one PnL: net of fees, in cents; gross and fees beside it
     lines.append(
         f"PnL        net {_cents(data.get('net_pnl', data.get('realized_pnl')))} today "
         f"(gross {_cents(data.get('gross_pnl'))}, fees {_cents(data.get('fees'))})"
     )
+    money = data.get("money") or {}
+    if money:
+        lines.append(
+            f"money      equity {money.get('equity', '-')}, cash {money.get('cash', '-')}, open exposure "
+            f"{money.get('open_exposure', '-')}, net PnL today {money.get('net_pnl_today', '-')} (after fees)"
+        )
+        caps = ", ".join(
+            f"{name} {w.get('cap_used')} used / {w.get('cap_available')} left ({w.get('trades')}/{w.get('max_trades')} entries)"
+            for name, w in (money.get("windows") or {}).items()
+        )
+        lines.append(f"float      {money.get('float', '-')}; session cap per window {money.get('session_cap', '-')}"
+                     + (f": {caps}" if caps else ""))  # fmt: skip
+        if money.get("account_error"):
+            lines.append(f"           broker account not read: {money['account_error']}")
     written = "" if age is None else f"; file written {_ago(age)}"
     lines.append(
         f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"

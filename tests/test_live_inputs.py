@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,6 @@ from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
 
 from rigd_tbot.cli import main
 from tbot_bot.inputs import universe
-from tbot_bot.runtime.control import request_stop
 from tbot_bot.runtime.main import EXIT_OK, Supervisor
 from tbot_bot.support.path_resolver import BotHome
 
@@ -139,7 +140,8 @@ def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
                     waited.append(message)
                     break
                 time.sleep(0.02)
-            request_stop(home, "test")
+            # systemctl stop: a signal ends the process (a Stop by request would leave it up, stopped)
+            os.kill(os.getpid(), signal.SIGTERM)
 
         helper = threading.Thread(target=stop_once_waiting)
         helper.start()

@@ -42,7 +42,7 @@ def test_check_prints_one_screen_summary(provisioned_home: Path) -> None:
         "RGL_USA_main_SIM_TB01_BOT_ledger.db",
         "2,500.00 USD",
         "strategies open, mid, close",
-        "boot       OK (replay of 2011-01-25)",
+        "boot       OK (REPLAY of 2011-01-25)",
         # provision gave the sim home Alpaca's schedule: its smallest order (2,500 x 0.02 x 0.2 = 10) pays 0.02
         "fees       SIM_FEE_PROFILE=alpaca: Alpaca: no commission; SEC fee + FINRA TAF on sells",
     ):

@@ -237,4 +237,5 @@ def test_fresh_alpaca_home_without_screener_secret_fails_check(
         mp.setenv("FINNHUB_API_KEY", "test-finnhub")
         assert main(["secrets", "set", "screener", "--from-env", "--home", str(home)]) == 0
     assert main(["check", "--home", str(home)]) == 0
-    assert "boot       OK (live)" in capsys.readouterr().out
+    # an Alpaca paper account (ALPACA_PAPER defaults to true) is never called live (issue 22)
+    assert "boot       OK (PAPER)" in capsys.readouterr().out

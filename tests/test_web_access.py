@@ -21,7 +21,7 @@ from helpers import with_values
 from tbot_bot.config.settings_bot import config_version
 from tbot_bot.core import users as users_mod
 from tbot_bot.core.audit import recent_user_activity
-from tbot_bot.runtime.control import SupervisorLock
+from tbot_bot.runtime.control import SupervisorLock, mark_trading_stopped, pause_file
 from tbot_web.py.portal_web import create_app
 
 PENDING_ID = "TB01-20110118-open-SPY-1"
@@ -56,6 +56,8 @@ ROUTES = [
     ("GET", "/positions", "viewer"),
     ("GET", "/positions/flatten", "operator"),
     ("POST", "/positions/flatten", "operator"),
+    ("POST", "/control/resume", "operator"),  # before pause: nothing to resume yet (a message, no change)
+    ("POST", "/control/pause", "operator"),
     ("POST", f"/control/confirm/{PENDING_ID}", "operator"),
     ("GET", "/settings", "admin"),
     ("POST", "/settings", "admin"),
@@ -142,6 +144,7 @@ def test_every_route_for_every_role(home, role):
         assert login(client, role).status_code == 302
     outcomes = {}
     lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")  # a supervisor runs: Stop has a target
+    mark_trading_stopped(home, "test")  # and it is stopped: Start has something to do
     try:
         for method, path, _minimum in ROUTES:
             if method == "GET":
@@ -167,6 +170,7 @@ def test_every_route_for_every_role(home, role):
     can_control = role in ("operator", "admin")
     assert home.control_stop.exists() is can_control
     assert home.control_start.exists() is can_control
+    assert pause_file(home).exists() is can_control
     assert home.path("control", "confirm", PENDING_ID).exists() is can_control
 
 

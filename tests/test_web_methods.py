@@ -22,6 +22,7 @@ from tbot_bot.core import users as users_mod
 from tbot_bot.core.audit import recent_user_activity
 from tbot_bot.core.reset_tokens import issue_reset_token
 from tbot_bot.optimizer.proposals import load_proposal
+from tbot_bot.runtime.control import pause_file, request_pause
 from tbot_bot.support.path_resolver import BotHome
 from tbot_web.py.portal_web import create_app
 
@@ -55,11 +56,14 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
     assert login(admin, "admin").status_code == 302
     token = fresh_token(admin)
     users_before = _users_snapshot(home)
+    request_pause(home, "test")  # a HEAD on resume must not lift it
     forms = {
         "/settings": {"value__MAX_TRADES": "3", "value__WEIGHTS": "0.4,0.3,0.3", "csrf_token": token},
         "/control/start": {"csrf_token": token},
         "/control/stop": {"csrf_token": token},
         "/positions/flatten": {"confirm": "yes", "csrf_token": token},
+        "/control/pause": {"csrf_token": token},
+        "/control/resume": {"csrf_token": token},
         "/control/confirm/TB01-20110118-open-SPY-1": {"csrf_token": token},
         "/users/add": {"username": "mallory", "password": "p" * 12, "password_confirm": "p" * 12,
                        "role": "admin", "csrf_token": token},
@@ -85,6 +89,7 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
         assert "Set-Cookie" not in resp.headers, path
     assert api.saved == []
     assert not home.control_start.exists() and not home.control_stop.exists()
+    assert pause_file(home).read_text().endswith("test\n")
     assert not home.path("control", "confirm", "TB01-20110118-open-SPY-1").exists()
     assert _users_snapshot(home) == users_before
     assert load_proposal(home, PROPOSAL_RUN)["status"] == "pending"

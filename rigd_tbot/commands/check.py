@@ -50,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
                     replay_day=args.replay
                 )
             )
-        mode = f"replay of {args.replay}" if args.replay else "live"
-        print(f"boot       OK ({mode}): broker {result.broker.name} answered, every self-check passed")
+        from tbot_bot.support.trading_mode import trading_mode
+
+        mode = trading_mode(result.home, result.settings.BROKER_NAME, replay=args.replay is not None)
+        shown = f"{mode.upper()} of {args.replay}" if args.replay else mode.upper()
+        print(f"mode       {shown}")
+        print(f"boot       OK ({shown}): broker {result.broker.name} answered, every self-check passed")
     finally:
         result.close()
     return 0

@@ -1,4 +1,5 @@
-"""`tbot stop`, `tbot status`, `tbot confirm ID`: talk to a running supervisor through its home's files."""
+"""`tbot stop`, `tbot pause`, `tbot resume`, `tbot status`, `tbot confirm ID`: talk to a running supervisor
+through its home's files (DESIGN §8: Stop ends trading and the supervisor stays up, stopped, until Start)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(stop)
     stop.set_defaults(func=run_stop)
+
+    pause = sub.add_parser(
+        "pause",
+        help="pause new entries (open positions are still managed); holds across restarts until `tbot resume`",
+    )
+    add_home_argument(pause)
+    pause.set_defaults(func=run_pause)
+
+    resume = sub.add_parser("resume", help="resume new entries after `tbot pause`; exit 1 if not paused")
+    add_home_argument(resume)
+    resume.set_defaults(func=run_resume)
 
     status = sub.add_parser(
         "status",
@@ -59,9 +71,36 @@ def run_stop(args: argparse.Namespace) -> int:
         return 1
     path = request_stop(home, f"cli:{getpass.getuser()}")
     print(
-        f"stop requested ({path}) for the supervisor ({describe(holder)}); it closes positions, ingests and "
-        "exits within SLEEP_TIME"
+        f"stop requested ({path}) for the supervisor ({describe(holder)}); within SLEEP_TIME it cancels its "
+        "orders, closes its positions and books the day; a live supervisor then stays up, stopped (across "
+        "days), until `tbot start` or the dashboard's Start"
     )
+    return 0
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    from tbot_bot.runtime.control import paused_by, request_pause, running_supervisor
+
+    home = _existing_home(args)
+    already = paused_by(home)
+    if already is not None:
+        print(f"new entries are already paused ({already})")
+        return 0
+    path = request_pause(home, f"cli:{getpass.getuser()}")
+    when = "from the next minute" if running_supervisor(home) else "from the next start (no supervisor runs)"
+    print(f"new entries paused {when} ({path}); open positions are still managed; `tbot resume` lifts it")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from tbot_bot.runtime.control import request_resume
+
+    home = _existing_home(args)
+    was = request_resume(home)
+    if was is None:
+        print("new entries are not paused: nothing to resume", file=sys.stderr)
+        return 1
+    print(f"new entries resumed (they had been paused {was})")
     return 0
 
 

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--date {args.date!r} must be YYYY-MM-DD") from None
     from tbot_bot.accounting.ledger_anchor import AnchorStore
+    from tbot_bot.support.trading_mode import trading_mode
 
     home = BotHome.resolve(args.home)
     binding = load_binding(home, check_files=False)
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         account_id=args.account_id or account_id_for(binding.scope, identity.BOT_ID),
         anchors=AnchorStore.for_home(home),
         backup_dir=binding.backup_dir,
+        mode=trading_mode(home, identity.BROKER_CODE),
     )
     print(f"wrote {out}")
     return 0

@@ -2,7 +2,8 @@
 
 Values never come from the command line (argv is visible to every user in `ps` and lands in shell history):
 `set` reads KEY=VALUE lines or one JSON object from stdin, or with `--from-env` the NAME's keys from the
-environment. `list` shows which keys are present with every value masked.
+environment. `list` shows which keys are present with every value masked, except the switches that say paper
+or live (ALPACA_PAPER, TRADIER_SANDBOX, IBKR_PORT), shown as they are with the mode they give.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def run_set(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from tbot_bot.support.decrypt_secrets import operator_secret_status
     from tbot_bot.support.secret_schema import mask, required_secrets, secret_problems
+    from tbot_bot.support.trading_mode import MODE_SWITCHES, mode_from_credentials
 
     home = BotHome.resolve(args.home)
     broker_code = _broker_code(home)
@@ -137,7 +139,11 @@ def run_list(args: argparse.Namespace) -> int:
         state = "ok" if not problems else "INVALID"
         print(f"{name:<9} {need:<8} {state:<9} {s.file}.json.enc")
         for key in sorted(values):
-            print(f"    {key} = {mask(values[key])}")
+            # a paper/live switch is not a secret: the operator must see which account the bot trades
+            shown = values[key] if key in MODE_SWITCHES else mask(values[key])
+            print(f"    {key} = {shown}")
+        if s.file == "broker_credentials":
+            print(f"    mode: {mode_from_credentials(broker_code, values, replay=False)}")
         for p in problems:
             print(f"    problem: {p}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import math
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is None and (args.speed is not None or args.data_source is not None):
         raise ConfigError("--speed and --data-source only apply with --replay")
     home = BotHome.resolve(args.home)
+    if args.replay is None:
+        from tbot_bot.runtime.control import request_start, running_supervisor, start_answer, trading_stopped
+
+        # a live supervisor already up but stopped (DESIGN §8): Start resumes it instead of a second process
+        if running_supervisor(home) is not None and trading_stopped(home) is not None:
+            ok, message = start_answer(home)
+            if ok:
+                request_start(home, f"cli:{getpass.getuser()}")
+            print(message)
+            return 0 if ok else 1
     code = Supervisor(home, replay_day=args.replay, speed=args.speed, data_source=args.data_source).run()
     if args.replay is not None:
         from rigd_tbot.commands.demo import render_demo_table

@@ -67,6 +67,7 @@ def _invtran(tx: dict[str, Any]) -> str:
     memo = " ".join(
         f"{k}={tx[k]}"
         for k in (
+            "mode",  # paper, live or replay: first, so the 255-character cut never drops it
             "strategy",
             "signal_ticker",
             "side",
@@ -75,7 +76,7 @@ def _invtran(tx: dict[str, Any]) -> str:
             "exit_reason",
             "client_order_id",
         )
-        if tx[k]
+        if tx.get(k)
     )
     if tx["memo"]:
         memo = f"{tx['memo']}; {memo}" if memo else tx["memo"]
@@ -265,8 +266,11 @@ def render_ofx(
     trnuid: str,
     positions: Iterable[dict[str, Any]] = (),
     balances: dict[str, int] | None = None,
+    mode: str | None = None,
 ) -> str:
     rows = _fold_fees(list(rows))
+    if mode:
+        rows = [{**tx, "mode": mode} for tx in rows]
     positions = list(positions)
     securities: dict[str, tuple[str, int]] = {}
     for tx in rows:
@@ -310,6 +314,7 @@ def export_ofx(
     generated_at: datetime | None = None,
     anchors: AnchorStore | None = None,
     backup_dir: Path | None = None,
+    mode: str | None = None,
 ) -> Path:
     """Write an OFX statement of `day`'s transactions (every transaction when day is None); refuses an unverified
     ledger (with `anchors`, also one that no longer matches its anchored chain head)."""
@@ -345,6 +350,7 @@ def export_ofx(
         trnuid=trnuid,
         positions=positions,
         balances=balances,
+        mode=mode,
     )
     atomic_write_text(out, text)
     return out

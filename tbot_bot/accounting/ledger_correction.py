@@ -218,9 +218,10 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.reporting.daily_summary import summary_path
     from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
+    from tbot_bot.support.trading_mode import trading_mode
 
     broker = load_settings(home).BROKER_NAME
-    mode = "paper" if broker == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
+    mode = trading_mode(home, broker)  # paper, live or replay, as the run that traded recorded it
     scope = binding.scope
     refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
     # only sessions that have a summary: a correction dated on a non-session day creates none

@@ -390,8 +390,9 @@ class BotSettings(BaseModel):
     NOTIFY_ON_FILL: Bool
     NOTIFY_ON_EXIT: Bool
     NOTIFY_ON_FAILURE: Bool
-    CRITICAL_ALERT_CHANNEL: Literal["email", "slack", "sms", "pagerduty"]
-    ROUTINE_ALERT_CHANNEL: Literal["email", "slack"]
+    # log = no outside alerts, chosen on purpose (a live start refuses a channel whose secret is missing)
+    CRITICAL_ALERT_CHANNEL: Literal["email", "slack", "sms", "pagerduty", "log"]
+    ROUTINE_ALERT_CHANNEL: Literal["email", "slack", "log"]
     # Reporting & ledger
     LEDGER_EXPORT_MODE: Literal["auto", "off"]
     CURRENCY_CODE: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]

@@ -232,6 +232,7 @@ def rebuild_summaries(
         if extra:
             summary["totals"]["account_fees"] = report_value(extra)
             summary["totals"]["net_pnl"] = report_value(Decimal(summary["totals"]["net_pnl"]) - extra)
+        summary["mode"] = mode  # paper, live or replay (support/trading_mode.py)
         for key in ("denials_by_filter", "kill_switch"):
             if key in old:
                 summary[key] = old[key]

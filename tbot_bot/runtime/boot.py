@@ -41,6 +41,7 @@ from tbot_bot.screeners.fundamentals import build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.support.path_resolver import BotHome, package_file
+from tbot_bot.support.trading_mode import trading_mode
 from tbot_bot.support.utils_bot import remove_stale_temp_files, utc_now
 from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.notifier_bot import build_notifier
@@ -223,6 +224,7 @@ def _boot(
     if broker_wrapper is not None:
         broker = broker_wrapper(broker)
     closers.append(getattr(broker, "close", lambda: None))
+    tmode = trading_mode(home, settings.BROKER_NAME, replay=replay_day is not None)
     status = StatusBoard(
         home.status_json,
         clock,
@@ -231,8 +233,8 @@ def _boot(
             "bot_id": binding.identity.BOT_ID,
             "entity": binding.identity.ENTITY_CODE,
             "broker": settings.BROKER_NAME,
-            # people must see at a glance that a replayed day is not live trading
-            "mode": "live" if replay_day is None else "replay",
+            # people must see at a glance whether real money is at stake: paper, live or replay
+            "mode": str(tmode),
             "replay_day": replay_day.isoformat() if replay_day is not None else "",
             "market_calendar": settings.MARKET_CALENDAR,
             "exchange_tz": calendar_timezone(settings.MARKET_CALENDAR),
@@ -241,7 +243,7 @@ def _boot(
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}
     # retry back-offs wait on the run's clock: a replay never sleeps in real time for a missing quote
     errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=clock.sleep), log)
-    notifier = build_notifier(settings, home)
+    notifier = build_notifier(settings, home, mode=str(tmode))
     closers.append(notifier.close)
     # a check logs what it found but alerts nobody: the start it precedes will
     report_float(floats, log, None if dry_run else notifier, clock)
@@ -264,6 +266,10 @@ def _boot(
         stale = ControlFiles(home).discard_stale_stop(written_before=run_started)
         if stale is not None:
             log.event("supervisor", "stale_stop_ignored", file=stale.name)
+        # likewise a start file left from before this run: it never resumes trading a Stop ended
+        stale_start = ControlFiles(home).discard_stale_start(written_before=run_started)
+        if stale_start is not None:
+            log.event("supervisor", "stale_start_ignored", file=stale_start.name)
         status.publish(message="booted")
     return result
 

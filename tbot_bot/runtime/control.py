@@ -126,6 +126,81 @@ def flatten_result(home: BotHome, request_id: str) -> dict[str, Any] | None:
     return data
 
 
+def pause_file(home: BotHome) -> Path:
+    """Present while the operator has paused new entries (`tbot pause`); gone after `tbot resume`.
+
+    Unlike stop and start it is a state, not a request: it stays until resumed, so a pause survives a restart
+    (the supervisor reads it every poll and at boot)."""
+    return home.control_dir / "control_pause.txt"
+
+
+def request_pause(home: BotHome, who: str) -> Path:
+    path = pause_file(home)
+    atomic_write_text(path, _stamp(who))
+    return path
+
+
+def request_resume(home: BotHome) -> str | None:
+    """Lift the operator's pause; returns the stamp of who had paused, None when entries were not paused."""
+    stamp = paused_by(home)
+    if stamp is not None:
+        pause_file(home).unlink(missing_ok=True)
+    return stamp
+
+
+def paused_by(home: BotHome) -> str | None:
+    """'<UTC time> <who>' of the pause in force, or None."""
+    try:
+        return pause_file(home).read_text(encoding="utf-8").strip() or "unknown"
+    except FileNotFoundError:
+        return None
+
+
+def stopped_file(home: BotHome) -> Path:
+    """Written by a live supervisor when a Stop has ended trading; while it exists the supervisor stays up
+    without trading (across days and restarts) until a Start removes it (DESIGN §8)."""
+    return home.control_dir / "trading_stopped.txt"
+
+
+def trading_stopped(home: BotHome) -> str | None:
+    """'<UTC time> <who>' of the Stop in force, or None when trading is not stopped."""
+    try:
+        return stopped_file(home).read_text(encoding="utf-8").strip() or "unknown"
+    except FileNotFoundError:
+        return None
+
+
+def mark_trading_stopped(home: BotHome, who: str) -> None:
+    atomic_write_text(stopped_file(home), _stamp(who))
+
+
+def clear_trading_stopped(home: BotHome) -> None:
+    stopped_file(home).unlink(missing_ok=True)
+
+
+def request_start(home: BotHome, who: str) -> Path:
+    atomic_write_text(home.control_start, _stamp(who))
+    return home.control_start
+
+
+def start_answer(home: BotHome) -> tuple[bool, str]:
+    """What a Start (web or `tbot start` while a supervisor runs) can do now: (write the request?, message).
+
+    Never claims a start that will not happen: with no supervisor it names the command that starts one."""
+    holder = running_supervisor(home)
+    if holder is None:
+        return False, (
+            "No supervisor is running in this home, so nothing can pick up a Start from here: start the service "
+            f"with `sudo systemctl start tbot` (or `tbot start --home {home.root}`)."
+        )
+    if trading_stopped(home) is None:
+        return False, f"The supervisor ({describe(holder)}) is already trading: there is nothing to start."
+    return (
+        True,
+        f"Start requested: the supervisor ({describe(holder)}) resumes trading within one polling interval.",
+    )
+
+
 def confirm_dir(home: BotHome) -> Path:
     return home.control_dir / "confirm"
 
@@ -233,6 +308,17 @@ class ControlFiles:
         except OSError:
             return None
         self._archive_stop("stale")
+        return path
+
+    def discard_stale_start(self, *, written_before: float) -> Path | None:
+        """Archive a start file last written before this run began, as a stale stop file is."""
+        path = self.home.control_start
+        try:
+            if path.stat().st_mtime >= written_before:
+                return None
+            path.rename(path.with_name(f"control_start.{utc_now().strftime('%Y%m%dT%H%M%S%f')}.stale"))
+        except OSError:
+            return None
         return path
 
     def consume_start(self) -> str:

@@ -15,7 +15,8 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
-from tbot_bot.domain.vocab import ExitReason, OrderSide, Purpose, WindowStatus
+from tbot_bot.domain.results import cents, net_pnl
+from tbot_bot.domain.vocab import OPTION_MULTIPLIER, ExitReason, OrderSide, Purpose, WindowStatus
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
@@ -23,11 +24,12 @@ from tbot_bot.errors import TbotError
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.booking import book_day
 from tbot_bot.runtime.bot_log import BotLog
-from tbot_bot.runtime.control import ControlFiles
+from tbot_bot.runtime.control import ControlFiles, paused_by
 from tbot_bot.runtime.defense import DEFENSE_LOG, DefenseMonitor, realised_performance
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.positions import (
+    OpenTrade,
     RoundTrip,
     open_trades,
     position_side,
@@ -43,6 +45,10 @@ from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifier
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
+
+ACCOUNT_READ_EVERY = timedelta(
+    minutes=5
+)  # broker equity/cash for status.json: one account call per 5 minutes
 
 
 @dataclass
@@ -74,6 +80,7 @@ class DayContext:
     acct: AccountingClient | None = None  # when acct_api_credentials exist
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
     orders: OrderRouter = field(init=False)
+    _account_at: datetime | None = field(default=None, init=False)  # the last broker account read (money)
 
     def __post_init__(self) -> None:
         # fills reach position keeping (on_fill) through the router's constructor
@@ -199,7 +206,8 @@ class DayContext:
 
     def publish_positions(self, feed: MarketFeed | None) -> None:
         rows = []
-        for tr in open_trades(self.journal.intents(self.day_key)):
+        held = open_trades(self.journal.intents(self.day_key))
+        for tr in held:
             e = tr.entry
             last = feed.last_close(e.symbol) if feed else None
             entry_px = e.filled_price or Decimal(0)
@@ -236,7 +244,53 @@ class DayContext:
             "retries": self.errors.retries + getattr(self.broker, "api_retries", 0),
             "errors": self.errors.errors,
         }
-        self.status.publish(positions=rows, state=state)
+        self.status.publish(positions=rows, state=state, money=self._money(feed, held))
+
+    # ---- money in sight (status.json `money`)
+    def _money(self, feed: MarketFeed | None, held: list[OpenTrade]) -> dict[str, object]:
+        """Broker equity and cash (read at most every ACCOUNT_READ_EVERY), open exposure at the last price
+        (else the entry's), today's net PnL after fees, the float and each window's session cap used."""
+        now, money = self.clock.now(), dict(self.status.money)
+        if self._account_at is None or now - self._account_at >= ACCOUNT_READ_EVERY:
+            self._account_at = now
+            try:
+                acct = self.broker.get_account()
+                money.update(
+                    equity=f"{acct.equity:.2f}", cash=f"{acct.cash:.2f}", currency=acct.currency,
+                    account_read_at=now.isoformat(), account_error=None,
+                )  # fmt: skip
+            except TbotError as exc:  # shown, never fatal: the last figures stay with their time
+                money["account_error"] = str(exc)
+        exposure = Decimal(0)
+        for tr in held:
+            e = tr.entry
+            last = feed.last_close(e.symbol) if feed and e.instrument == "equity" else None
+            price = Decimal(str(last)) if last is not None else (e.filled_price or Decimal(0))
+            multiplier = OPTION_MULTIPLIER if e.instrument == "option" else 1
+            exposure += abs(Decimal(e.filled_qty or 0)) * price * multiplier
+        fees = sum(self.status.fees_by_strategy.values(), Decimal(0))
+        realised = sum(self.status.realized_pnl_by_strategy.values(), Decimal(0))
+        money.update(
+            open_exposure=f"{exposure:.2f}",
+            net_pnl_today=f"{cents(net_pnl(realised, fees)):.2f}",
+            float=f"{self.risk.broker_current_float:.2f}",
+            session_cap=f"{self.risk.session_cap():.2f}",
+            windows=self.risk.window_usage(),
+        )
+        return money
+
+    # ---- operator pause (`tbot pause` / `tbot resume`, runtime/control.pause_file)
+    def check_operator_pause(self) -> None:
+        """Follow the pause file: no new entries while it exists (exits still managed); logged, alerted, shown."""
+        stamp = paused_by(self.home)
+        if stamp == self.risk.operator_pause:
+            return
+        self.risk.operator_pause = stamp
+        event = "entries_paused" if stamp else "entries_resumed"
+        self.log.event("supervisor", event, by=stamp or "tbot resume")
+        message = f"new entries paused ({stamp}); exits still managed" if stamp else "new entries resumed"
+        self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, event, message)
+        self.status.publish(paused=stamp)
 
     def restore_from_journal(self) -> None:
         for intent in self.journal.intents(self.day_key):

@@ -38,7 +38,12 @@ from tbot_bot.market_time import (
 )
 from tbot_bot.runtime.boot import boot, rotate_home_logs_logged
 from tbot_bot.runtime.bot_log import configure_console_logging
-from tbot_bot.runtime.control import ControlFiles
+from tbot_bot.runtime.control import (
+    ControlFiles,
+    clear_trading_stopped,
+    mark_trading_stopped,
+    trading_stopped,
+)
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.flatten import serve_flatten_request
 from tbot_bot.runtime.liveness import Liveness, Watched
@@ -80,6 +85,7 @@ class Supervisor:
         self._broker_override = broker
         self._broker_wrapper = broker_wrapper  # test seam: wraps the built broker (fault injection)
         self._stop_signal = False
+        self._stopped_by: str | None = None  # who asked for the last stop ("signal" for SIGTERM/SIGINT)
         self.control = ControlFiles(home)
         self.service = ServiceNotifier()
         self.liveness = Liveness(stale_after=watchdog_seconds())
@@ -243,6 +249,7 @@ class Supervisor:
             ctx.log.event(name, "strategy_skipped", reason=why)
         ctx.status.windows = [self._window_row(ctx, name) for name in plan.run]
         ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
+        ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         return plan
 
     def _reconcile(self, ctx: DayContext) -> bool:
@@ -337,8 +344,10 @@ class Supervisor:
 
     def _close_day(self, ctx: DayContext, *, stopped: bool) -> int:
         """Graceful end: flatten, settle, ingest, summary, state closed."""
+        self._stopped_by = None
         if stopped:
             who = self.control.consume_stop() or "signal"
+            self._stopped_by = who
             ctx.log.event("supervisor", "stop_requested", by=who)
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
             self._stop_signal = False
@@ -362,8 +371,13 @@ class Supervisor:
             active_strategy=None,
             message="stopped by request" if stopped else "session complete",
         )
-        self.service.stopping()
+        if not self._stays_up():
+            self.service.stopping()
         return EXIT_OK
+
+    def _stays_up(self) -> bool:
+        """A live Stop by request ends trading, not the process (DESIGN §8); a signal or a replay ends both."""
+        return self.replay_day is None and self._stopped_by not in (None, "signal")
 
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
@@ -388,6 +402,7 @@ class Supervisor:
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
         ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
         refuse_or_block(ctx, check_positions(ctx))  # fails closed: refuses what it cannot account for
+        ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
         return ctx
@@ -529,6 +544,41 @@ class Supervisor:
             ctx.check_rebalance()
 
     def _run_live(self, r: Services) -> int:
+        """Trade until a stop. A Stop by request (`tbot stop`, the dashboard) ends trading and leaves the
+        supervisor up and stopped, across days and restarts, until a Start; a signal ends the process."""
+        while True:
+            if not self._wait_for_start(r):
+                return EXIT_OK
+            code = self._trade_live(r)
+            if code != EXIT_OK or not self._stays_up():
+                return code
+            mark_trading_stopped(self.home, self._stopped_by or "unknown")
+
+    def _wait_for_start(self, r: Services) -> bool:
+        """While trading is stopped: stay up, beat, answer Start; False when a signal ends the process."""
+        stamp = trading_stopped(self.home)
+        if stamp is None:
+            return True
+        r.log.event("supervisor", "trading_stopped", by=stamp)
+        r.status.publish(
+            state=BotState.CLOSED, active_strategy=None, trading_stopped=stamp,
+            message=f"trading stopped ({stamp}); Start resumes it",
+        )  # fmt: skip
+        while not self._stop_signal:
+            self._beat()
+            if self.control.start_requested():
+                who = self.control.consume_start() or "unknown"
+                clear_trading_stopped(self.home)
+                r.log.event("supervisor", "trading_started", by=who)
+                r.status.publish(trading_stopped=None, message=f"trading started ({who})")
+                return True
+            if self.control.stop_requested():
+                self.control.consume_stop()  # already stopped: nothing more to end
+            # SLEEP_TIME: a stopped supervisor still answers Start and feeds the watchdog this often
+            r.clock.sleep(float(r.settings.SLEEP_TIME))
+        return False
+
+    def _trade_live(self, r: Services) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         settings = r.settings
@@ -563,7 +613,9 @@ class Supervisor:
             while not self.stop_requested():
                 self._beat()
                 if self.control.start_requested():
-                    self.control.consume_start()
+                    self.control.consume_start()  # already trading: nothing to start
+                if ctx is not None:
+                    ctx.check_operator_pause()  # shown in status between windows too
                 try:
                     name = due.get(timeout=settings.SLEEP_TIME)
                 except queue.Empty:

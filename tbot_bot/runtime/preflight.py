@@ -177,7 +177,19 @@ def live_mode_problems(home: BotHome, settings: BotSettings) -> list[str]:
             "the simulated exchange only replays recorded days: use `tbot start --replay YYYY-MM-DD` "
             "(check it with `tbot check --replay YYYY-MM-DD`) or `tbot demo`"
         ]
-    return []  # a missing universe is built from the broker at boot (inputs/universe.py)
+    from tbot_bot.support.trading_mode import TradingMode, trading_mode
+    from tbot_bot.trading.notifier_bot import home_channels, missing_channel_problem
+
+    # a missing universe is built from the broker at boot (inputs/universe.py)
+    if trading_mode(home, settings.BROKER_NAME, replay=False) is not TradingMode.LIVE:
+        return []  # paper money: a silent alert channel is reported by the notifier's self-check, not refused
+    try:
+        channels = home_channels(home)
+    except ConfigError:
+        return []  # an unreadable alert secret is already named by secret_problems_of_home
+    # CRITICAL_ALERT_CHANNEL: real money never trades with its critical alerts going nowhere
+    problem = missing_channel_problem(settings.CRITICAL_ALERT_CHANNEL, channels, home.root)
+    return [problem] if problem else []
 
 
 def preflight(home: BotHome, *, live: bool = False) -> Preflight:

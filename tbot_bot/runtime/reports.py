@@ -16,7 +16,9 @@ from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, 
 from tbot_bot.reporting.ledger_history import ledger_records, refresh_trade_history
 from tbot_bot.reporting.trade_history import TradeRecord, report_value, trade_history_paths
 from tbot_bot.runtime.positions import position_side, signal_direction
+from tbot_bot.runtime.run_mode import RunKind
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.trading_mode import trading_mode
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
@@ -82,7 +84,7 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
         ctx.log.event("supervisor", "reports_skipped", reason=f"{ctx.day_key} is not a trading session")
         return None
     paths = report_paths(ctx.home, ctx.binding, ctx.session_date)
-    mode = "paper" if s.BROKER_NAME == "SIM" else "live"  # BROKER_NAME=SIM: trade history says paper
+    mode = trading_mode(ctx.home, s.BROKER_NAME, replay=ctx.mode.kind is RunKind.REPLAY)
     # the ledger is the record: history and the day's trades are its round trips; the journal adds only what
     # the ledger cannot hold (signal times, rejected orders)
     journal_today = ctx.journal.intents(ctx.day_key)
@@ -111,6 +113,7 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
         totals["account_fees"] = report_value(extra)
         totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) - extra)
     summary["denials_by_filter"] = ctx.denials
+    summary["mode"] = mode
     summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
     write_daily_summary(
         ctx.home.summaries_dir(scope),
@@ -133,5 +136,6 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
             account_id=ctx.binding.identity.account_name,
             anchors=AnchorStore.for_home(ctx.home),
             backup_dir=ctx.binding.backup_dir,
+            mode=mode,
         )
     return paths

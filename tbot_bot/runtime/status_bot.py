@@ -53,6 +53,9 @@ class StatusBoard:
     pending_confirmations: list[dict[str, str]] = field(default_factory=list)
     message: str | None = None
     reconciliation: dict[str, Any] | None = None  # broker vs journal vs ledger at start and after each window
+    trading_stopped: str | None = None  # a Stop ended trading ("<UTC time> <who>"); Start resumes it
+    paused: str | None = None  # `tbot pause` in force: "<UTC time> <who>"; exits are still managed
+    money: dict[str, Any] = field(default_factory=dict)  # broker equity/cash, exposure, float and caps used
 
     def start_day(self, session_date: str) -> None:
         """A new trading day: yesterday's counts, PnL, positions and flags do not carry over."""
@@ -100,6 +103,9 @@ class StatusBoard:
             "pending_confirmations": self.pending_confirmations,
             "reconciliation": self.reconciliation,
             "message": self.message,
+            "trading_stopped": self.trading_stopped,
+            "paused": self.paused,
+            "money": self.money,
             "version": self.version,
             "bot": self.bot,
             "updated_at": self.clock.now().isoformat(),

@@ -235,6 +235,7 @@ class WindowRunner:
     def tick(self, t: datetime, evaluator: LiveEvaluator) -> None:
         ctx = self.ctx
         ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
+        ctx.check_operator_pause()  # `tbot pause` / `tbot resume` take effect from this minute
         for pending in ctx.journal.intents(ctx.day_key, self.name):
             # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
             if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):

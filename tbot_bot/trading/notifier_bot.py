@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from email.message import EmailMessage
@@ -58,6 +58,7 @@ class Alert:
     pnl: Decimal | None
     trigger: str  # the root cause, e.g. "trailing_stop", "kill_switch: daily loss 5.2% > 5%"
     message: str
+    mode: str = ""  # paper, live or replay (set by the notifier): a reader must know whether money is real
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level", AlertLevel(self.level))
@@ -67,7 +68,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
-        parts = [f"[{self.level.value.upper()}]", self.event.value]
+        parts = [f"[{self.level.value.upper()}]"] + ([f"[{self.mode.upper()}]"] if self.mode else [])
+        parts.append(self.event.value)
         parts += [p for p in (self.strategy, self.ticker) if p]
         return " ".join(parts) + f": {self.message}"[:200]
 
@@ -224,8 +226,10 @@ class Notifier:
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = SEND_ATTEMPTS,
         background: bool = True,
+        mode: str = "",
     ) -> None:
         self.channels = dict(channels or {})
+        self.mode = mode
         self.critical_channel = settings.CRITICAL_ALERT_CHANNEL
         self.routine_channel = settings.ROUTINE_ALERT_CHANNEL
         self.toggles = {
@@ -256,6 +260,8 @@ class Notifier:
             # NOTIFY_ON_FILL / NOTIFY_ON_EXIT / NOTIFY_ON_FAILURE=false: that event is not alerted at all
             if not self.toggles.get(alert.event, True):
                 return False
+            if self.mode and not alert.mode:
+                alert = replace(alert, mode=self.mode)
             level = logging.WARNING if alert.level is AlertLevel.CRITICAL else logging.INFO
             self._log.log(level, "alert %s", json.dumps(alert.as_dict(), sort_keys=True))
             channel = self.route(alert)
@@ -357,7 +363,7 @@ class Notifier:
         self._worker = None
 
     def self_check(self) -> CheckResult:
-        missing = sorted({self.critical_channel, self.routine_channel} - set(self.channels))
+        missing = sorted({self.critical_channel, self.routine_channel} - set(self.channels) - {LOG_ONLY})
         ctx: dict[str, Any] = {
             "configured": sorted(self.channels),
             "critical": self.critical_channel,
@@ -400,15 +406,18 @@ def channels_from_secrets(smtp: Mapping[str, Any], alerts: Mapping[str, Any]) ->
     return channels
 
 
-def build_notifier(
-    settings: BotSettings,
-    home: BotHome,
-    *,
-    log: logging.Logger | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    background: bool = True,
-) -> Notifier:
-    """Channels from smtp_credentials and alert_channels secrets; absent secrets mean log only."""
+# what each outside channel needs: (the `tbot secrets set` name, the keys that must be set)
+CHANNEL_SECRETS: dict[str, tuple[str, str]] = {
+    "email": ("smtp", "SMTP_HOST, SMTP_FROM and SMTP_TO"),
+    "slack": ("alerts", "SLACK_WEBHOOK_URL"),
+    "pagerduty": ("alerts", "PAGERDUTY_ROUTING_KEY"),
+    "sms": ("alerts", "SMS_API_URL and SMS_TO"),
+}
+LOG_ONLY = "log"  # CRITICAL_ALERT_CHANNEL / ROUTINE_ALERT_CHANNEL=log: no outside alerts, by choice
+
+
+def home_channels(home: BotHome) -> dict[str, Channel]:
+    """Every channel the home's smtp_credentials and alert_channels secrets configure completely."""
     from tbot_bot.support.decrypt_secrets import load_secret_json
 
     def secret(name: str) -> Mapping[str, Any]:
@@ -416,8 +425,72 @@ def build_notifier(
             return {}
         return load_secret_json(home, name)
 
-    channels = channels_from_secrets(secret("smtp_credentials"), secret("alert_channels"))
-    notifier = Notifier(settings, channels, log=log, sleep=sleep, background=background)
+    return channels_from_secrets(secret("smtp_credentials"), secret("alert_channels"))
+
+
+def missing_channel_problem(channel: str, configured: Mapping[str, Any], home_root: Any) -> str | None:
+    """Why `channel` cannot deliver (naming the secret to set), or None when it can or is `log`."""
+    if channel == LOG_ONLY or channel in configured:
+        return None
+    name, keys = CHANNEL_SECRETS[channel]
+    return (
+        f"CRITICAL_ALERT_CHANNEL={channel} but {keys} is not set: kill switch and outage alerts would go "
+        f"nowhere; set it with `tbot secrets set {name} --home {home_root}`, or choose "
+        f"CRITICAL_ALERT_CHANNEL=log to run without outside alerts"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCheck:
+    channel: str
+    arrived: bool
+    detail: str  # what the receiving end said, or why nothing was sent
+
+
+def send_test_alerts(
+    home: BotHome, settings: BotSettings, alert: Alert, only: str | None = None
+) -> list[DeliveryCheck]:
+    """`tbot alerts test`: one attempt per channel, no retry, so the answer is the channel's truth now.
+
+    Every configured channel is tried, and a channel the settings route to but no secret configures is
+    reported as not configured (naming the secret). `only` restricts the test to one channel."""
+    channels = home_channels(home)
+    # CRITICAL_ALERT_CHANNEL / ROUTINE_ALERT_CHANNEL: the channels alerts go to are tested even if unconfigured
+    routed = {settings.CRITICAL_ALERT_CHANNEL, settings.ROUTINE_ALERT_CHANNEL} - {LOG_ONLY}
+    names = [only] if only else sorted(set(channels) | routed)
+    results = []
+    for name in names:
+        channel = channels.get(name)
+        if channel is None:
+            secret, keys = CHANNEL_SECRETS[name]
+            detail = f"not configured: set {keys} with `tbot secrets set {secret} --home {home.root}`"
+            results.append(DeliveryCheck(name, False, detail))
+            continue
+        try:
+            channel.send(alert)
+        except ChannelError as e:
+            results.append(DeliveryCheck(name, False, str(e)))
+            continue
+        except Exception as e:  # a channel bug is reported like a failed delivery, never a traceback
+            results.append(DeliveryCheck(name, False, f"{type(e).__name__}: {e}"))
+            continue
+        results.append(DeliveryCheck(name, True, "accepted by the receiving server"))
+    return results
+
+
+def build_notifier(
+    settings: BotSettings,
+    home: BotHome,
+    *,
+    log: logging.Logger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    background: bool = True,
+    mode: str = "",
+) -> Notifier:
+    """Channels from smtp_credentials and alert_channels secrets; absent secrets mean log only.
+    `mode` (paper, live, replay) is stamped on every alert."""
+    channels = home_channels(home)
+    notifier = Notifier(settings, channels, log=log, sleep=sleep, background=background, mode=mode)
     check = notifier.self_check()
     if check.reason != "ok":
         (log or _log).warning("notifier: %s", check.reason)

@@ -309,6 +309,7 @@ class RiskManager:
         )
         self._usage: dict[str, _WindowUsage] = {}
         self._pause_reason: str | None = None
+        self.operator_pause: str | None = None  # `tbot pause`: apart from rebalancing's, each lifts its own
 
     @property
     def state(self) -> RiskState:
@@ -344,6 +345,19 @@ class RiskManager:
 
     def resume_entries(self) -> None:
         self._pause_reason = None
+
+    def window_usage(self) -> dict[str, dict[str, str | int]]:
+        """Per window started today: entries taken and the session cap used / still available (status.json)."""
+        cap, limits = self.session_cap(), self.limits()
+        return {
+            name: {
+                "trades": u.trades_taken,
+                "max_trades": limits.max_trades,
+                "cap_used": f"{u.committed:.2f}",
+                "cap_available": f"{max(cap - u.committed, Decimal(0)):.2f}",
+            }
+            for name, u in sorted(self._usage.items())
+        }
 
     def limits(self) -> RiskLimits:
         return RiskLimits.from_settings(self._settings, self._capabilities, defense_mode=self.defense_mode)
@@ -389,8 +403,9 @@ class RiskManager:
             return [
                 Denied(c, DenialCode.HALTED, reason) for c in sorted(candidates, key=lambda c: -c.strength)
             ]
-        if self._pause_reason is not None:
-            reason = f"entries paused: {self._pause_reason}"
+        pause = self.operator_pause or self._pause_reason
+        if pause is not None:
+            reason = f"entries paused: {pause}"
             return [
                 Denied(c, DenialCode.ENTRIES_PAUSED, reason)
                 for c in sorted(candidates, key=lambda c: -c.strength)

@@ -169,9 +169,21 @@ def create_app(
     def _template_helpers() -> dict[str, Any]:
         user = auth_web.current_user()
         nav = [(ep, label) for ep, label, role in NAV if user is not None and auth_web.can(role)]
-        return {"current_user": user, "can": auth_web.can, "nav": nav}
+        return {"current_user": user, "can": auth_web.can, "nav": nav, "trading_mode": _trading_mode()}
 
     return app
+
+
+def _trading_mode() -> str:
+    """Every page's header badge: paper, live or replay ("unknown" while the config cannot be read)."""
+    from tbot_web.py.readers_web import badge_mode
+
+    state = current_app.extensions["tbot"]
+    try:
+        broker = state.settings.settings().BROKER_NAME
+    except ConfigError:
+        broker = None
+    return badge_mode(state.home, broker)
 
 
 def age_text(seconds: float | None) -> str:

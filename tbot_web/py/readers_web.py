@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.errors import TbotError
+from tbot_bot.runtime.control import running_supervisor
 from tbot_bot.support.path_resolver import BotHome
 
 from .status_values_web import clean_status, finite_decimal
@@ -66,6 +67,17 @@ def read_status(home: BotHome) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {"state": "unknown", "error": "output/status.json is not a JSON object"}
     return data
+
+
+def badge_mode(home: BotHome, broker_name: Any) -> str:
+    """paper, live or replay for the header badge: the running (or last) supervisor's own derivation in
+    status.json, else derived from the home's broker settings the same way (support/trading_mode.py)."""
+    from tbot_bot.support.trading_mode import TradingMode, trading_mode
+
+    mode = (read_status(home).get("bot") or {}).get("mode")
+    if mode in tuple(TradingMode):
+        return str(mode)
+    return str(trading_mode(home, str(broker_name))) if broker_name else "unknown"
 
 
 def _age_seconds(updated_at: Any, now: datetime) -> float | None:
@@ -137,6 +149,9 @@ def compact_status(
         "defense_mode",
         "kill_switch",
         "pending_confirmations",
+        "paused",
+        "trading_stopped",
+        "money",
         "version",
         "bot",
         "updated_at",
@@ -181,6 +196,8 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
                 _status_cache[home.root] = (mark, out)
         out = dict(out)
     _set_ages(out, out.get("state"), now, written_at)
+    # the lock, not the file: a status.json says nothing about whether a supervisor still runs
+    out["supervisor_running"] = running_supervisor(home) is not None
     return out
 
 

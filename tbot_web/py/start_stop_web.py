@@ -1,5 +1,8 @@
 """Session control for operators and admins: write control/control_start.txt, control/control_stop.txt
-(the daemon polls them every SLEEP_TIME) and control/confirm/<client_order_id> for pending orders."""
+(the daemon polls them every SLEEP_TIME), control/control_pause.txt (pause / resume new entries) and
+control/confirm/<client_order_id> for pending orders. Start and Stop mean what DESIGN §8 says: Stop ends
+trading and the supervisor stays up, stopped, until Start; a Start nothing can pick up is refused, naming
+the command that starts the service."""
 
 from __future__ import annotations
 
@@ -11,7 +14,15 @@ from flask import Blueprint, abort, flash, redirect, url_for
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
-from tbot_bot.runtime.control import ConfirmRefused, check_confirmable, running_supervisor
+from tbot_bot.runtime.control import (
+    ConfirmRefused,
+    check_confirmable,
+    paused_by,
+    request_pause,
+    request_resume,
+    running_supervisor,
+    start_answer,
+)
 from tbot_bot.support.utils_bot import atomic_write_text
 
 from .auth_web import activity, current_user, now, requires, state
@@ -27,6 +38,11 @@ def _write_control(path: Path, action: str, detail: str = "") -> str:
     who = user.username if user else "unknown"
     stamp = now().isoformat()
     atomic_write_text(path, f"requested_by={who}\nrequested_at={stamp}\nsource=web\n", mode=0o640)
+    _audit(action, who, detail)
+    return who
+
+
+def _audit(action: str, who: str, detail: str = "") -> None:
     activity(action, who, detail)
     try:
         log_system_event(
@@ -34,14 +50,44 @@ def _write_control(path: Path, action: str, detail: str = "") -> str:
         )
     except ConfigError:
         pass  # SYSTEM_LOGS.db missing: access.log and the activity DB still hold the action
-    return who
 
 
 @bp.route("/control/start", methods=["POST"])
 @requires(Role.OPERATOR)
 def start() -> Any:
+    ok, message = start_answer(state().home)
+    if not ok:
+        # never claim a start that will not happen: no supervisor, or one already trading
+        flash(message, "error")
+        return redirect(url_for("status.page"))
     _write_control(state().home.control_start, "control_start")
-    flash("Start requested: the bot picks it up within one polling interval.", "info")
+    flash(message, "info")
+    return redirect(url_for("status.page"))
+
+
+@bp.route("/control/pause", methods=["POST"])
+@requires(Role.OPERATOR)
+def pause() -> Any:
+    user = current_user()
+    who = user.username if user else "unknown"
+    request_pause(state().home, f"web:{who}")
+    _audit("control_pause", who)
+    where = "from the next minute" if running_supervisor(state().home) else "from the next start"
+    flash(f"New entries paused {where}; open positions are still managed. Resume lifts it.", "info")
+    return redirect(url_for("status.page"))
+
+
+@bp.route("/control/resume", methods=["POST"])
+@requires(Role.OPERATOR)
+def resume() -> Any:
+    user = current_user()
+    who = user.username if user else "unknown"
+    if paused_by(state().home) is None:
+        flash("New entries are not paused: nothing to resume.", "error")
+        return redirect(url_for("status.page"))
+    request_resume(state().home)
+    _audit("control_resume", who)
+    flash("New entries resumed.", "info")
     return redirect(url_for("status.page"))
 
 
@@ -53,7 +99,11 @@ def stop() -> Any:
         flash("No supervisor is running in this home: there is nothing to stop.", "error")
         return redirect(url_for("status.page"))
     _write_control(state().home.control_stop, "control_stop")
-    flash("Stop requested: the bot cancels orders, closes positions and shuts down gracefully.", "info")
+    flash(
+        "Stop requested: the bot cancels its orders, closes its positions and books the day, then stays "
+        "stopped (across days) until Start.",
+        "info",
+    )
     return redirect(url_for("status.page"))
 
 

@@ -73,7 +73,8 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     out = dict(status)
     state = status.get("state")
     out["state"] = state if isinstance(state, str) and _STATE.match(state) else UNAVAILABLE
-    for key in ("session_date", "active_strategy", "updated_at", "version", "error", "message"):
+    for key in ("session_date", "active_strategy", "updated_at", "version", "error", "message", "paused",
+                "trading_stopped"):  # fmt: skip
         if key in status:
             out[key] = _text(status[key])
     for key in ("realized_pnl", "gross_pnl", "fees", "net_pnl"):
@@ -99,6 +100,22 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
         else {}
     )
     out["windows"] = [_flat(w) for w in _dicts(status.get("windows"))]
+    raw_money = status.get("money") if isinstance(status.get("money"), dict) else {}
+    cleaned: dict[str, Any] = {
+        k: _money_text(raw_money[k])
+        for k in ("equity", "cash", "open_exposure", "net_pnl_today", "float", "session_cap")
+        if k in raw_money
+    }
+    for k in ("account_read_at", "account_error", "currency"):
+        if raw_money.get(k) is not None:
+            cleaned[k] = _text(raw_money[k])
+    windows = raw_money.get("windows")
+    cleaned["windows"] = (
+        {str(k): _flat(v) for k, v in windows.items() if isinstance(v, dict)}
+        if isinstance(windows, dict)
+        else {}
+    )
+    out["money"] = cleaned
     if "positions" in status:
         out["positions"] = [_flat(p) for p in _dicts(status.get("positions"))]
     pending = []

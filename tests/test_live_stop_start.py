@@ -1,0 +1,127 @@
+"""Start and Stop mean what they say on a live supervisor (issue 22 point 3, DESIGN §8): a Stop by request ends
+trading (orders, positions, books) and the process stays up, stopped; it stays stopped across a restart; `tbot
+start` on the running, stopped supervisor resumes it; a signal (systemctl stop) ends the process. On the
+injected live clock of test_live_inputs (nothing waits for real) against the fake Alpaca server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.alpaca_server import broker_for
+from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
+from test_live_inputs import SATURDAY, InjectedClock, events, provision, serve
+
+from rigd_tbot.cli import main
+from tbot_bot.runtime.control import request_stop, running_supervisor, stopped_file
+from tbot_bot.runtime.main import EXIT_OK, Supervisor
+
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+
+
+@pytest.fixture()
+def cboe() -> Iterator[FakeCboeServer]:
+    from datetime import date
+
+    with FakeCboeServer() as srv:
+        srv.files["/fresh.csv"] = (
+            200,
+            CSV,
+            cboe_csv([(date(2026, 11, 25), 18.0), (date(2026, 11, 27), 21.25)]),
+        )
+        yield srv
+
+
+def _wait_for(home: Any, test: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            status = json.loads(home.status_json.read_text())
+        except (OSError, ValueError):
+            status = {}
+        if status and test(status):
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"status never showed {what}")
+
+
+def _run_with(sup: Supervisor, operator: Callable[[], None]) -> int:
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            operator()
+        except BaseException as exc:  # the assertion is re-raised in the test's thread
+            errors.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=guarded)
+    helper.start()
+    try:
+        code = sup.run()
+    finally:
+        helper.join()
+    if errors:
+        raise errors[0]
+    return code
+
+
+def _waiting(s: dict[str, Any]) -> bool:
+    return str(s.get("message") or "").startswith("waiting")
+
+
+def test_stop_leaves_the_supervisor_up_and_stopped_across_a_restart_until_start(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        seen: dict[str, Any] = {}
+
+        def stop_then_signal() -> None:
+            _wait_for(home, _waiting, "the wait for Monday")
+            request_stop(home, "cli:ops")
+            seen["stopped"] = _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
+            seen["up"] = running_supervisor(home) is not None  # the process did not exit
+            os.kill(os.getpid(), signal.SIGTERM)  # systemctl stop
+
+        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(sup, stop_then_signal) == EXIT_OK
+        assert seen["up"] and seen["stopped"]["state"] == "closed"
+        assert (
+            seen["stopped"]["bot"]["mode"] == "paper"
+        )  # an Alpaca paper account (ALPACA_PAPER defaults to true)
+        assert seen["stopped"]["trading_stopped"].endswith("cli:ops")
+        assert stopped_file(home).exists() and not home.control_stop.exists()
+
+        def start_after_restart() -> None:
+            # the first run's status still says stopped: wait for the restarted supervisor's own announcement
+            deadline = time.monotonic() + 60
+            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
+                assert time.monotonic() < deadline, "the restarted supervisor never said it is stopped"
+                time.sleep(0.02)
+            seen["restarted"] = _wait_for(home, lambda s: "Start resumes" in str(s.get("message")), "stopped")
+            assert main(["start", "--home", str(home.root)]) == 0  # the running supervisor resumes
+            seen["resumed"] = _wait_for(
+                home, lambda s: not s.get("trading_stopped") and _waiting(s), "trading again"
+            )
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        # a restart (reboot, systemctl restart) keeps it stopped until Start
+        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(sup, start_after_restart) == EXIT_OK
+    assert seen["restarted"]["trading_stopped"].endswith("cli:ops")
+    assert "Mon 2026-11-30" in seen["resumed"]["message"]
+    assert not stopped_file(home).exists() and not home.control_start.exists()
+    logged = [e.get("event") for e in events(home)]
+    # stopped after the Stop, and again when the restarted supervisor came up; started once
+    assert logged.count("trading_stopped") == 2 and logged.count("trading_started") == 1
+    asked = [json.dumps(e) for e in events(home) if e.get("event") == "stop_requested"]
+    # the operator's Stop, then the signal that ended the resumed run
+    assert len(asked) == 2 and "cli:ops" in asked[0] and '\\"by\\": \\"signal\\"' in asked[1]

@@ -1,0 +1,121 @@
+"""The dashboard's operator controls mean what they say (issue 22 points 3, 6, 7): a Start with no supervisor
+says so and names the command that starts the service, writing nothing; Pause/Resume write and lift the pause
+file (audited); every page carries the paper/live/replay badge; the status page shows the money figures."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures_web import (
+    Clock,
+    FakeSettingsApi,
+    build_home,
+    fresh_token,
+    login,
+    settings_text,
+    status_payload,
+    system_events,
+    write_status,
+)
+
+from tbot_bot.core import users as users_mod
+from tbot_bot.runtime.control import SupervisorLock, mark_trading_stopped, pause_file
+from tbot_web.py.portal_web import create_app
+
+
+@pytest.fixture(autouse=True)
+def _fast_bcrypt(monkeypatch):
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+
+
+@pytest.fixture
+def home(tmp_path):
+    return build_home(tmp_path / "home")
+
+
+def client_for(home, role):
+    app = create_app(home.root, testing=True, settings_api=FakeSettingsApi(settings_text()), clock=Clock())
+    client = app.test_client()
+    login(client, role)
+    return client
+
+
+def post(client, path):
+    return client.post(path, data={"csrf_token": fresh_token(client)}, follow_redirects=True)
+
+
+def test_start_with_no_supervisor_says_so_and_writes_nothing(home):
+    client = client_for(home, "operator")
+    page = client.get("/status").get_data(as_text=True)
+    assert 'id="no-supervisor"' in page and "systemctl start tbot" in page
+    html = post(client, "/control/start").get_data(as_text=True)
+    assert "No supervisor is running" in html and "systemctl start tbot" in html
+    assert "Start requested" not in html
+    assert not home.control_start.exists()
+
+
+def test_start_reaches_a_stopped_supervisor_and_not_a_trading_one(home):
+    client = client_for(home, "operator")
+    lock = SupervisorLock.acquire(home, mode="live")
+    try:
+        html = post(client, "/control/start").get_data(as_text=True)
+        assert "already trading" in html and not home.control_start.exists()
+        mark_trading_stopped(home, "web:operator")
+        html = post(client, "/control/start").get_data(as_text=True)
+        assert "Start requested" in html and home.control_start.exists()
+        assert "requested_by=operator" in home.control_start.read_text()
+    finally:
+        lock.release()
+    assert any(e["event"] == "control_start" for e in system_events(home))
+
+
+def test_pause_and_resume_from_the_dashboard(home):
+    client = client_for(home, "operator")
+    html = post(client, "/control/pause").get_data(as_text=True)
+    assert "New entries paused from the next start" in html
+    assert "web:operator" in pause_file(home).read_text()
+    html = post(client, "/control/resume").get_data(as_text=True)
+    assert "New entries resumed" in html and not pause_file(home).exists()
+    html = post(client, "/control/resume").get_data(as_text=True)
+    assert "not paused" in html
+    events = [e["event"] for e in system_events(home)]
+    assert events.count("control_pause") == 1 and events.count("control_resume") == 1
+    # a viewer cannot pause
+    viewer = client_for(home, "viewer")
+    assert viewer.post("/control/pause", data={"csrf_token": fresh_token(viewer)}).status_code == 403
+    assert not pause_file(home).exists()
+
+
+@pytest.mark.parametrize("mode", ["paper", "live", "replay"])
+def test_every_page_carries_the_mode_badge_from_the_status(home, mode):
+    write_status(home, status_payload(bot={"bot_id": "TB01", "broker": "SIM", "mode": mode}))
+    client = client_for(home, "admin")
+    for path in ("/status", "/trades", "/logs", "/settings"):
+        html = client.get(path).get_data(as_text=True)
+        assert f'class="mode-badge mode-{mode}" id="trading-mode"' in html, path
+        assert f">{mode.upper()}</span>" in html, path
+
+
+def test_badge_without_a_status_is_derived_from_the_broker_settings(home):
+    home.status_json.unlink(missing_ok=True)
+    html = client_for(home, "viewer").get("/status").get_data(as_text=True)
+    # BROKER_NAME=SIM outside a run: the simulated exchange only replays recorded days
+    assert 'class="mode-badge mode-replay"' in html
+
+
+def test_status_page_and_api_show_the_money(home):
+    money = {
+        "equity": "2512.40", "cash": "1803.10", "open_exposure": "709.30", "net_pnl_today": "12.40",
+        "float": "2500.00", "session_cap": "2000.00", "account_read_at": "2011-01-18T15:00:00+00:00",
+        "windows": {"open": {"trades": 2, "max_trades": 4, "cap_used": "709.30", "cap_available": "1290.70"}},
+    }  # fmt: skip
+    write_status(home, status_payload(money=money, paused="2011-01-18T14:50:00+00:00 cli:ops"))
+    client = client_for(home, "operator")
+    api = client.get("/api/status").get_json()
+    assert (
+        api["money"]["equity"] == "2512.40" and api["money"]["windows"]["open"]["cap_available"] == "1290.70"
+    )
+    assert api["paused"] == "2011-01-18T14:50:00+00:00 cli:ops"
+    html = client.get("/status").get_data(as_text=True)
+    for text in ('id="money-equity">2512.40', 'id="money-cash">1803.10', 'id="money-exposure">709.30',
+                 'id="money-net">12.40', 'id="money-float">2500.00', "1290.70", 'id="entries-paused"'):  # fmt: skip
+        assert text in html, text

@@ -1,0 +1,129 @@
+"""Pause and money on a replayed day (issue 22 points 3, 6 and 7): a pause taken after the first fill lets
+no new entry through while the open position is still exited and booked; a pause in force before a start
+(written before a restart) holds from the first window; status.json carries the mode, the pause and the
+money figures; trade history, the daily summary and the OFX memo say `replay`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from integration_test_runner import provision_demo_home
+
+from rigd_tbot.cli import main
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.runtime import window_runner
+from tbot_bot.runtime.control import pause_file, request_pause
+from tbot_bot.runtime.main import Supervisor
+from tbot_bot.runtime.order_journal import OrderJournal
+from tbot_bot.support.path_resolver import BotHome
+
+SCOPE = "RGL_USA_SIM_TB01"
+
+
+def _intents(home: BotHome):  # type: ignore[no-untyped-def]
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        return journal.intents(DEMO_DAY.isoformat())
+    finally:
+        journal.close()
+
+
+def _log_events(home: BotHome) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for path in home.logs_dir(SCOPE).glob("*.log"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_pause_after_the_first_fill_blocks_entries_and_still_manages_exits(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    home = provision_demo_home(tmp_path / "home")
+    original = window_runner.WindowRunner._collect_fills
+    seen: dict[str, object] = {}
+
+    def pause_after_first_fill(self):  # type: ignore[no-untyped-def]
+        original(self)
+        if "at" not in seen and self.ctx.open_position_count():
+            seen["at"] = self.ctx.clock.now().isoformat()
+            request_pause(home, "cli:ops")
+        elif "at" in seen and "money" not in seen and self.ctx.open_position_count():
+            # a minute later: status.json was published with the position open
+            seen["money"] = json.loads(home.status_json.read_text())["money"]
+
+    monkeypatch.setattr(window_runner.WindowRunner, "_collect_fills", pause_after_first_fill)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert "at" in seen
+    intents = _intents(home)
+    entries = [i for i in intents if i.purpose == "entry"]
+    # the pause takes effect from the next minute: nothing entered after it
+    assert entries and all(i.created_at <= str(seen["at"]) for i in entries)
+    held = [i for i in entries if i.filled_qty]
+    exits = [i for i in intents if i.purpose == "exit" and i.filled_qty]
+    assert held and {i.client_order_id for i in held} <= {i.entry_client_order_id for i in exits}
+    status = json.loads(home.status_json.read_text())
+    assert status["paused"].endswith("cli:ops") and status["positions"] == []
+    assert status["bot"]["mode"] == "replay"
+    events = [e.get("event") for e in _log_events(home)]
+    assert events.count("entries_paused") == 1
+    # money while the position was open: broker figures, the exposure, the float and the window's cap used
+    money = seen["money"]
+    assert isinstance(money, dict)
+    assert money["equity"] and money["cash"] and money["float"] == "25000.00"
+    assert float(money["open_exposure"]) > 0
+    used = money["windows"]["open"]
+    assert float(used["cap_used"]) > 0
+    assert abs(float(used["cap_used"]) + float(used["cap_available"]) - float(money["session_cap"])) < 0.01
+    # after the day: net PnL after fees matches the status's own figure
+    assert status["money"]["net_pnl_today"] == f"{float(status['net_pnl']):.2f}"
+    # the mode on the day's records
+    history = json.loads((home.trades_dir(SCOPE) / f"{SCOPE}_BOT_trade_history.json").read_text())
+    rows = history if isinstance(history, list) else history.get("trades", history.get("records", []))
+    assert rows and {r["mode"] for r in rows} == {"replay"}
+    summary = json.loads(
+        (home.summaries_dir(SCOPE) / f"daily_summary_{DEMO_DAY.isoformat()}.json").read_text()
+    )
+    assert summary["mode"] == "replay"
+    ofx = (home.bot_output_dir(SCOPE) / "exports" / f"{SCOPE}_{DEMO_DAY.isoformat()}.ofx").read_text()
+    assert "<MEMO>mode=replay strategy=" in ofx
+
+
+def test_a_pause_written_before_the_start_holds_from_the_first_window(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    assert main(["pause", "--home", str(home.root)]) == 0
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert [i for i in _intents(home) if i.purpose == "entry"] == []
+    status = json.loads(home.status_json.read_text())
+    assert status["paused"] and "cli:" in status["paused"]
+    denied = [e for e in _log_events(home) if e.get("event") == "signal_denied"]
+    paused = [e for e in denied if "entries paused" in json.dumps(e)]
+    assert paused and {e.get("strategy_name") for e in paused} == {"open", "mid", "close"}
+    assert main(["resume", "--home", str(home.root)]) == 0 and not pause_file(home).exists()
+    assert main(["resume", "--home", str(home.root)]) == 1
+
+
+def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
+    from datetime import UTC, datetime
+
+    from rigd_tbot.status_view import render_status_view
+
+    data = {
+        "state": "closed", "bot": {"bot_id": "TB01", "entity": "RGL", "mode": "paper"},
+        "broker": {"name": "alpaca", "healthy": True}, "paused": "2026-11-30T15:00:00+00:00 cli:ops",
+        "trading_stopped": "2026-11-30T16:00:00+00:00 web:admin", "realized_pnl": "0", "version": "v",
+        "money": {"equity": "100012.50", "cash": "98000.00", "open_exposure": "2012.50", "net_pnl_today": "12.50",
+                  "float": "2500.00", "session_cap": "2000.00",
+                  "windows": {"open": {"trades": 1, "max_trades": 4, "cap_used": "500.00", "cap_available": "1500.00"}}},
+    }  # fmt: skip
+    now = datetime(2026, 11, 30, 16, 1, tzinfo=UTC)
+    view = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
+    assert "on alpaca — PAPER" in view
+    assert "PAUSED     new entries paused (2026-11-30T15:00:00+00:00 cli:ops)" in view
+    assert "STOPPED    trading stopped (2026-11-30T16:00:00+00:00 web:admin); `tbot start` resumes it" in view
+    assert "equity 100012.50, cash 98000.00, open exposure 2012.50, net PnL today 12.50 (after fees)" in view
+    assert "open 500.00 used / 1500.00 left (1/4 entries)" in view
