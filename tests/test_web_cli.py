@@ -22,6 +22,7 @@ ALLOWED = (
     "tbot_bot.errors",
     "tbot_bot.domain",  # the shared vocabulary and the one PnL/win/cents rule (no trading logic)
     "tbot_bot.accounting.accounting_config",
+    "tbot_bot.accounting.ledger_read",  # the trial balance and latest transactions (read-only queries)
     "tbot_bot.reporting.log_rotation",  # the web logs rotate like the bot's (a file utility, no trading logic)
     "tbot_bot.runtime.control",  # the control-file protocol (stop/confirm rules shared with the CLI)
     "tbot_bot.optimizer.proposals",  # the proposal store (config files only; no optimizer or Optuna import)

@@ -61,9 +61,18 @@ def test_settings_edit_re_encrypts_and_refuses_invalid(home):
 
 
 def test_ledger_view_uses_the_binding(home):
+    import re
+
     client = signed_in(home, "boss")
     html = client.get("/ledger").get_data(as_text=True)
     assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html
+    # an accountant's view: the trial balance (equal totals, in cents) and the newest transactions
+    balance = html.split('id="trial-balance"')[1].split("</table>")[0]
+    totals = re.findall(r'<th class="num">([0-9.,-]+)</th>', balance.split("<tfoot>")[1])
+    assert len(totals) == 2 and totals[0] == totals[1] and totals[0] != "0.00"
+    assert "<td>1030</td>" in balance and "does not balance" not in balance
+    latest = html.split('id="latest-transactions"')[1].split("</table>")[0]
+    assert "none yet" not in latest and "<td>1030</td>" not in latest
 
 
 def test_ledger_view_lists_corrections_with_who_posted_them(home):

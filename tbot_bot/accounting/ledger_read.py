@@ -25,3 +25,44 @@ def account_fees(ledger_path: Path, day: str) -> Decimal:
             (BROKER_FEES, day),
         ).fetchone()
     return from_minor(int(row[0]))
+
+
+def trial_balance(ledger_path: Path) -> list[tuple[str, str, Decimal, Decimal]]:
+    """(account, name, debits, credits) of every account with postings, in account order; the totals of the two
+    money columns are equal in a balanced ledger (what an accountant reads first)."""
+    from tbot_bot.accounting.coa import ACCOUNTS_BY_CODE
+
+    with open_ledger(ledger_path, readonly=True) as conn:
+        rows = conn.execute(
+            "SELECT account_code, coalesce(sum(debit), 0), coalesce(sum(credit), 0) FROM splits "
+            "GROUP BY account_code ORDER BY account_code"
+        ).fetchall()
+    return [
+        (
+            str(code),
+            ACCOUNTS_BY_CODE[str(code)].name if str(code) in ACCOUNTS_BY_CODE else "(not in the chart)",
+            from_minor(int(dr)),
+            from_minor(int(cr)),
+        )
+        for code, dr, cr in rows
+    ]
+
+
+def latest_transactions(ledger_path: Path, limit: int = 20) -> list[dict[str, str | None]]:
+    """The newest transactions, newest first: FITID, type, date (UTC), strategy, ticker, amount moved through
+    broker cash (1030) and memo."""
+    with open_ledger(ledger_path, readonly=True) as conn:
+        rows = conn.execute(
+            "SELECT t.fitid, t.trntype, t.dtposted, t.strategy, t.ticker, t.memo, "
+            "(SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s "
+            " WHERE s.transaction_id = t.id AND s.account_code = '1030') "
+            "FROM transactions t ORDER BY t.id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    return [
+        {
+            "fitid": fitid, "trntype": trntype, "dtposted": dtposted, "strategy": strategy, "ticker": ticker,
+            "memo": memo, "cash": f"{from_minor(int(cash)):.2f}",
+        }
+        for fitid, trntype, dtposted, strategy, ticker, memo, cash in rows
+    ]  # fmt: skip

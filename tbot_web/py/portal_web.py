@@ -65,6 +65,7 @@ NAV = (
     ("logs.page", "Logs", Role.VIEWER),
     ("sessions.page", "History", Role.VIEWER),
     ("research.page", "Research", Role.VIEWER),
+    ("proposals.page", "Proposals", Role.VIEWER),
     ("history.trades", "Trades", Role.AUDITOR),
     ("history.ledger", "Ledger", Role.AUDITOR),
     ("settings.page", "Settings", Role.ADMIN),

@@ -12,11 +12,10 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from tbot_bot.core.users import Role
-from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import request_flatten, running_supervisor
-from tbot_bot.runtime.operator_desk import flatten_here, position_report
 
 from .auth_web import activity, current_user, requires, state
+from .readers_web import read_status
 
 bp = Blueprint("positions", __name__)
 
@@ -24,11 +23,19 @@ bp = Blueprint("positions", __name__)
 @bp.route("/positions")
 @requires(Role.VIEWER)
 def page() -> Any:
-    try:
-        report, problem = position_report(state().home), None
-    except TbotError as exc:
-        # missing reports never mean flat: the page says the comparison could not be made, and why
-        report, problem = None, str(exc)
+    # the dashboard never talks to the broker: it shows the comparison the supervisor published (status.json),
+    # made at start and after every window; `tbot positions` compares now
+    status = read_status(state().home)
+    published = status.get("reconciliation")
+    report, problem = (
+        (published, None)
+        if isinstance(published, dict)
+        else (
+            None,
+            "no comparison published yet (the supervisor publishes one at start and after every window); "
+            "`tbot positions` on the server compares now",
+        )
+    )
     return render_template("positions.html", report=report, problem=problem)
 
 
@@ -46,13 +53,10 @@ def flatten() -> Any:
         flash("Flatten requested: the supervisor cancels the bot's orders and closes its positions at its next poll "
               "and takes no new entry for the rest of the session.", "info")  # fmt: skip
         return redirect(url_for("positions.page"))
-    try:
-        result = flatten_here(home, who)
-    except TbotError as exc:
-        flash(f"Not flattened: {exc}", "error")
-        return redirect(url_for("positions.page"))
-    if result.not_closed:
-        flash("NOT closed: " + "; ".join(f"{s}: {why}" for s, why in result.not_closed.items()), "error")
-    else:
-        flash(f"Flattened: closed {', '.join(result.closed) or 'nothing (nothing was held)'}.", "info")
+    # without a supervisor the dashboard does not trade itself: the command on the server does, under the run lock
+    flash(
+        f"No supervisor is running, so there is nothing to ask: on the server, `tbot flatten --yes --home {home.root}` "
+        "cancels the bot's orders and closes its positions itself.",
+        "error",
+    )
     return redirect(url_for("positions.page"))

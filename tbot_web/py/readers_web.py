@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.accounting.ledger_read import latest_transactions, trial_balance
+from tbot_bot.domain.results import cents
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
 from tbot_bot.support.path_resolver import BotHome
@@ -337,10 +339,11 @@ def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def ledger_summary(home: BotHome) -> dict[str, Any]:
-    """Tables and row counts of the bot ledger, opened read-only."""
+    """The bot ledger as an accountant reads it, opened read-only: its trial balance, the newest transactions and
+    the corrections posted."""
     path = bot_files(home).ledger_path
     if path is None or not path.is_file():
-        return {"path": None, "tables": [], "error": "no ledger is bound to this home yet"}
+        return {"path": None, "balance": [], "latest": [], "error": "no ledger is bound to this home yet"}
     try:
         con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
@@ -350,13 +353,25 @@ def ledger_summary(home: BotHome) -> dict[str, Any]:
                     "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
                 )
             ]
-            tables = [(n, con.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0]) for n in names]
             corrections = _corrections(con) if {"transactions", "audit_log"} <= set(names) else []
         finally:
             con.close()
-    except sqlite3.DatabaseError as exc:
-        return {"path": path.name, "tables": [], "error": f"the ledger cannot be read ({exc})"}
-    return {"path": path.name, "tables": tables, "error": None, "corrections": corrections}
+        balance = trial_balance(path)
+        latest = latest_transactions(path)
+    except (sqlite3.DatabaseError, TbotError) as exc:
+        return {"path": path.name, "balance": [], "latest": [], "error": f"the ledger cannot be read ({exc})"}
+    debits = sum((dr for _, _, dr, _ in balance), Decimal(0))
+    credits = sum((cr for _, _, _, cr in balance), Decimal(0))
+    return {
+        "path": path.name,
+        "error": None,
+        "corrections": corrections,
+        # money for people: cents (the ledger keeps 1/10,000)
+        "balance": [(code, name, f"{cents(dr):.2f}", f"{cents(cr):.2f}") for code, name, dr, cr in balance],
+        "totals": (f"{cents(debits):.2f}", f"{cents(credits):.2f}"),
+        "balanced": debits == credits,
+        "latest": latest,
+    }
 
 
 def _corrections(con: sqlite3.Connection) -> list[dict[str, Any]]:
