@@ -443,6 +443,11 @@ class DayContext:
             )
         )
 
+    def alert_operator(self, level: AlertLevel, trigger: str, message: str) -> None:
+        """An alert that is about the bot, not about one order (outages, resumptions)."""
+        self._alert(level, AlertEvent.FAILURE if level is AlertLevel.CRITICAL else AlertEvent.INFO, None, None,
+                    trigger, message)  # fmt: skip
+
     def halt(self, reason: str, *, close_positions: bool = True) -> None:
         """Stop new orders; optionally close every open position (kill switch, broker outage, manual stop)."""
         first = self.halted_reason is None

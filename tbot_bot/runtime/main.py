@@ -24,9 +24,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.env_bot import BotSettings
-from tbot_bot.config.error_handler import Severity
+from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import Clock
-from tbot_bot.domain.vocab import WindowStatus
+from tbot_bot.domain.vocab import STRATEGY_NAMES, WindowStatus
 from tbot_bot.errors import LogicError, MachineFault, TbotError
 from tbot_bot.market_time import (
     both_times,
@@ -59,8 +59,11 @@ from tbot_bot.support.machine_faults import EXIT_TRANSIENT, os_fault
 from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
+from tbot_bot.trading.notifier_bot import AlertLevel
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+# a broker outage inside a window: first probe after 15 s, then doubling up to every 2 minutes
+OUTAGE_FIRST_PROBE, OUTAGE_MAX_PROBE = timedelta(seconds=15), timedelta(minutes=2)
 # the daily log job: yesterday's logs are rotated and old ones pruned shortly after midnight UTC
 LOG_ROTATION_TRIGGER = CronTrigger(hour=0, minute=5, timezone="UTC")
 
@@ -275,10 +278,64 @@ class Supervisor:
                 f"({closed_reason(ctx.session_date, calendar)}): no window runs",
             )
 
+    def _window_through_outages(self, ctx: DayContext, name: str) -> tuple[WindowRunner, WindowOutcome]:
+        """Run a window; when the broker stops answering, new entries wait while it is probed with back-off, and
+        the window resumes where it stopped once the broker answers again. An outage that outlasts the window
+        raises its error (the caller halts, as before)."""
+        while True:
+            runner = WindowRunner(ctx, name)
+            try:
+                return runner, runner.run()
+            except TbotError as exc:
+                if classify(exc).severity is not Severity.SUSPEND or not self._ride_out_outage(
+                    ctx, name, exc
+                ):
+                    raise
+
+    def _ride_out_outage(self, ctx: DayContext, name: str, exc: TbotError) -> bool:
+        """True when the broker answers again before the window's monitoring ends (entries suspended meanwhile)."""
+        window = window_for(name, ctx.session_date, ctx.settings)
+        since = ctx.clock.now()
+        if since >= window.monitoring_end:
+            return False
+        ctx.errors.handle(exc, strategy=name, context={"window": name, "action": "outage"})
+        message = f"broker outage since {since.isoformat()}: {exc}; new entries suspended, probing the broker"
+        ctx.status.broker = {"name": ctx.broker.name, "healthy": False, "last_error": str(exc)}
+        ctx.log.event("supervisor", "broker_outage", window=name, reason=str(exc), since=since.isoformat())
+        ctx.alert_operator(AlertLevel.CRITICAL, "broker_outage", message)
+        ctx.status.publish(state=BotState.HALTED, message=message)
+        delay = OUTAGE_FIRST_PROBE
+        while ctx.clock.now() + delay < window.monitoring_end:
+            if not ctx.wait(ctx.clock.now() + delay):
+                return False  # a stop: the stop path closes what is held
+            try:
+                ctx.broker.get_clock()
+            except TbotError:
+                delay = min(delay * 2, OUTAGE_MAX_PROBE)
+                continue
+            back = ctx.clock.now()
+            # the minutes of the outage are not traded after the fact: the window goes on from the next minute
+            next_minute = back.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            ctx.journal.set_value(
+                f"cursor:{ctx.day_key}:{name}", (next_minute - timedelta(minutes=1)).isoformat()
+            )
+            ctx.status.broker = {"name": ctx.broker.name, "healthy": True, "last_error": None}
+            ctx.log.event(
+                "supervisor", "broker_resumed", window=name, since=since.isoformat(), at=back.isoformat()
+            )
+            ctx.alert_operator(
+                AlertLevel.ROUTINE,
+                "broker_resumed",
+                f"broker answers again at {back.isoformat()}: entries resume",
+            )
+            ctx.status.publish(message=f"broker answers again at {back.isoformat()}")
+            return True
+        return False
+
     def _run_window(self, ctx: DayContext, name: str) -> WindowOutcome | None:
-        """One window; a broker outage halts it (an outcome), anything worse shuts down (None)."""
+        """One window; a broker outage it cannot outlast halts it (an outcome), anything worse shuts down (None)."""
         try:
-            outcome = WindowRunner(ctx, name).run()
+            _, outcome = self._window_through_outages(ctx, name)
         except TbotError as exc:
             failed = self._on_failure(ctx, name, exc)
             if failed is None:
@@ -326,6 +383,12 @@ class Supervisor:
                 ctx.errors.handle(cancel_exc, strategy=name, context={"action": "cancel_open"})
             ctx.halted_reason = f"broker outage: {c.message}"
             ctx.risk.halt(ctx.halted_reason)
+            if name in STRATEGY_NAMES:
+                # the window the outage outlasted reads halted, with the time and the reason
+                now = ctx.clock.now()
+                ctx.journal.set_window(ctx.day_key, name, WindowStatus.HALTED, actual_end=now.isoformat(),
+                                       note=ctx.halted_reason)  # fmt: skip
+                ctx.status_window(name, WindowStatus.HALTED, actual_end=now, note=ctx.halted_reason)
             ctx.status.publish(state=BotState.HALTED, message=ctx.halted_reason)
             return WindowOutcome(name, WindowStatus.HALTED, ctx.halted_reason)
         # full shutdown: still try to leave nothing working and nothing held (each step on its own)
@@ -628,8 +691,8 @@ class Supervisor:
                         ctx = self._start_live_day(r, plan.run)
                     if name == "close" and r.vix_lookup(ctx.session_date) is None:
                         self._refresh_vix(r, ctx)  # a close published overnight may be there by now
-                    runner = WindowRunner(ctx, name)
-                    self.outcomes.append(runner.run())
+                    runner, outcome = self._window_through_outages(ctx, name)
+                    self.outcomes.append(outcome)
                     check_positions(ctx)  # a difference after a window alerts and blocks new entries
                     self._record_bars(ctx, runner)
                     if name == plan.run[-1]:

@@ -1,0 +1,76 @@
+"""Issue 22 point 4: a broker outage inside a window suspends new entries, the broker is probed with back-off, and
+when it answers again the window goes on from the next minute; the day books normally. An outage that outlasts the
+window still halts it, as before."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from integration_test_runner import check_outputs, provision_demo_home
+
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.errors import NetworkError
+from tbot_bot.runtime.main import Supervisor
+
+
+class _Outage:
+    """The sim broker, unreachable (every call a NetworkError) while the replay clock is inside [start, end)."""
+
+    def __init__(self, inner: Any, start: datetime, end: datetime) -> None:
+        self._inner, self._start, self._end = inner, start, end
+        self.refused = 0
+
+    def __getattr__(self, item: str) -> Any:
+        value = getattr(self._inner, item)
+        if not callable(value) or item in ("close", "capabilities"):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._start <= self._inner._clock.now() < self._end:
+                self.refused += 1
+                raise NetworkError(f"connection refused ({item})")
+            return value(*args, **kwargs)
+
+        return call
+
+
+def _events(home: Any, name: str) -> list[dict[str, Any]]:
+    logs = next(home.output_dir.rglob("supervisor.log")).read_text().splitlines()
+    return [json.loads(x) for x in logs if f'"{name}"' in x]
+
+
+def test_a_three_minute_outage_mid_window_heals_and_the_day_books(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = provision_demo_home(tmp_path / "home")
+    start, end = datetime(2011, 1, 25, 15, 40, tzinfo=UTC), datetime(2011, 1, 25, 15, 43, tzinfo=UTC)
+    outages: list[_Outage] = []
+
+    def wrap(broker: Any) -> Any:
+        outages.append(_Outage(broker, start, end))
+        return outages[-1]
+
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0
+    assert outages[0].refused > 0  # the outage really happened
+    status = json.loads(home.status_json.read_text())
+    assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]  # nothing halted for the day
+    assert status["broker"]["healthy"] is True
+    [down] = _events(home, "broker_outage")
+    [back] = _events(home, "broker_resumed")
+    assert down["strategy_name"] == "supervisor" and json.loads(down["detail"])["window"] == "mid"
+    resumed_at = datetime.fromisoformat(json.loads(back["detail"])["at"])
+    assert end <= resumed_at < datetime(2011, 1, 25, 15, 46, tzinfo=UTC)  # probed with back-off, found soon
+    assert check_outputs(home, DEMO_DAY) == []  # booked normally: trade history, summary, ledger agree
+
+
+def test_an_outage_that_outlasts_the_window_halts_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = provision_demo_home(tmp_path / "home")
+    start, end = datetime(2011, 1, 25, 15, 40, tzinfo=UTC), datetime(2011, 1, 25, 19, 0, tzinfo=UTC)
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Outage(b, start, end)).run() in (
+        0,
+        1,
+    )
+    status = json.loads(home.status_json.read_text())
+    windows = {w["strategy"]: w for w in status["windows"]}
+    assert windows["mid"]["status"] == "halted" and "broker outage" in windows["mid"]["note"]
+    assert _events(home, "broker_outage") and not _events(home, "broker_resumed")
