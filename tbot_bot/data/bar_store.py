@@ -1,0 +1,360 @@
+"""The bar store: checked 1-minute bars as Parquet, one file per symbol and UTC month (issue 25).
+
+Layout under the store folder (the home's `data/bars/`, or any folder given with --store):
+`SYMBOL/YYYY-MM.parquet` (columns timestamp as UTC nanoseconds, open/high/low/close float64, volume int64,
+optional vwap float64; sorted by time; the symbol is the folder, not a column) and `manifest.json` (each
+partition's rows, dates held, SHA-256 and the file it was imported from; every import with the bar checks'
+findings). Bars are checked once, at import, with the same checks and messages as a CSV read
+(backtest/bar_checks.py); a read trusts them and only verifies each partition's checksum, so a truncated or
+altered file is refused by name with the command that re-imports it. The VIX closes and fundamentals beside
+imported bars are copied in, so a backtest from the store sees the same side inputs as one from the folder.
+
+`read_store` is what `load_bars` calls when its source is a store: only the partitions of the wanted symbols
+and months are opened, only the needed columns read, row groups outside the dates skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.errors import DataError
+
+MANIFEST = "manifest.json"
+FORMAT = "tbot-bar-store"
+VERSION = 1
+PRICES = ("open", "high", "low", "close")
+SIDE_FILES = ("vix.csv", "fundamentals.json")
+# a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
+_HASH_BLOCK = 1 << 20
+
+
+def is_store(path: Path) -> bool:
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    store: Path
+    rows: int
+    symbols: tuple[str, ...]
+    partitions: tuple[str, ...]
+    findings: tuple[str, ...]
+    side_files: tuple[str, ...]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "partitions": {}, "imports": []}
+
+
+def load_manifest(store: Path) -> dict[str, Any]:
+    path = store / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{store} is not a bar store (no {MANIFEST}); create one with: tbot data import FILE|DIR")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{path} is unreadable ({exc}); move the store aside and import the bars again with "
+            f"tbot data import SOURCE --store {store}"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path} is not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise DataError(f"{path}: store version {manifest.get('version')!r}; this build reads version {VERSION}")
+    return manifest
+
+
+def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
+    from tbot_bot.support.utils_bot import atomic_write_json
+
+    atomic_write_json(store / MANIFEST, manifest)
+
+
+class _Tee(io.TextIOBase):
+    """stderr as it was, plus a copy of every line: the checks' warnings are shown and recorded."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.text = io.StringIO()
+
+    def write(self, s: str) -> int:
+        self.target.write(s)
+        return self.text.write(s)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+@contextmanager
+def _recording() -> Iterator[_Tee]:
+    tee = _Tee(sys.stderr)
+    with redirect_stderr(tee):
+        yield tee
+
+
+def _bar_files(source: Path) -> list[Path]:
+    from tbot_bot.backtest.load_historical_data import bar_files
+
+    return bar_files(source)
+
+
+def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = None) -> ImportResult:
+    """Check every bar file of `source` (a file or a folder, as load_bars reads them) and merge its bars into
+    the store: a bar already held at the same minute is replaced (the newer import wins, as the last of
+    several files does for load_bars). Nothing is written before every file passed its checks."""
+    from tbot_bot.backtest.load_historical_data import load_bars
+
+    files = _bar_files(source)
+    frames: list[pd.DataFrame] = []
+    with _recording() as tee:
+        for path in files:  # each file on its own: a finding names it, as a folder load does
+            frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
+    findings = tuple(line for line in tee.text.getvalue().splitlines() if line.strip())
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        raise DataError(f"no bars in {source}")
+    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+    sides = [source / n for n in SIDE_FILES] if source.is_dir() else [source.parent / n for n in SIDE_FILES]
+    result = write_bars(
+        bars, store, origin=str(source.resolve()), findings=findings, side_files=[p for p in sides if p.is_file()]
+    )
+    return result
+
+
+def write_bars(
+    bars: pd.DataFrame,
+    store: Path,
+    *,
+    origin: str,
+    findings: tuple[str, ...] = (),
+    side_files: list[Path] | None = None,
+) -> ImportResult:
+    """Checked bars (load_bars' or check_bars' output) merged into the store, one partition per symbol and
+    month; the manifest is written last, so a crash leaves earlier partitions listed with their old checksum
+    (refused by name on the next read, never silently mixed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
+    bad = sorted(s for s in bars["symbol"].astype(str).unique() if not _SYMBOL.fullmatch(s))
+    if bad:
+        raise DataError(
+            f"symbol(s) {', '.join(map(repr, bad[:5]))} cannot name a store folder; "
+            "allowed: letters, digits and . _ - ^ (e.g. BRK.B)"
+        )
+    stamps = bars["timestamp"].array.asi8
+    months = pd.Series(stamps).astype("datetime64[ns]").dt.strftime("%Y-%m").to_numpy()
+    written: list[str] = []
+    extra = [c for c in ("vwap",) if c in bars.columns]
+    for (symbol, month), idx in pd.Series(range(len(bars))).groupby([bars["symbol"].astype(str).to_numpy(), months]):
+        part = bars.iloc[idx.to_numpy()]
+        rel = f"{symbol}/{month}.parquet"
+        path = store / rel
+        new = pd.DataFrame(
+            {
+                "timestamp": part["timestamp"].to_numpy(),
+                **{c: part[c].to_numpy(dtype=np.float64) for c in PRICES},
+                "volume": part["volume"].to_numpy(dtype=np.float64),
+                **{c: part[c].to_numpy(dtype=np.float64) for c in extra},
+            }
+        )
+        if rel in manifest["partitions"] and path.is_file():
+            old = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
+            new = pd.concat([old, new], ignore_index=True)
+        new = new.sort_values("timestamp", kind="stable").drop_duplicates("timestamp", keep="last")
+        volume = new["volume"].to_numpy()
+        whole = bool(np.all(volume == np.floor(volume)))
+        columns: dict[str, Any] = {
+            "timestamp": pa.array(new["timestamp"].array.asi8, type=pa.timestamp("ns", tz="UTC")),
+            **{c: pa.array(new[c].to_numpy(dtype=np.float64)) for c in PRICES},
+            # int64 as the issue asks; a feed with fractional volume keeps float64 rather than lose it
+            "volume": pa.array(volume.astype(np.int64) if whole else volume),
+        }
+        if "vwap" in new.columns and not new["vwap"].isna().all():
+            columns["vwap"] = pa.array(new["vwap"].to_numpy(dtype=np.float64))
+        table = pa.table(columns)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, tmp, row_group_size=50_000)
+        tmp.replace(path)
+        days = sorted({str(d) for d in pd.to_datetime(new["timestamp"], utc=True).dt.date})
+        manifest["partitions"][rel] = {
+            "symbol": symbol,
+            "month": month,
+            "rows": len(new),
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "days": days,
+            "source": origin,
+        }
+        written.append(rel)
+    copied: list[str] = []
+    for side in side_files or []:
+        shutil.copyfile(side, store / side.name)
+        copied.append(side.name)
+    manifest["partitions"] = dict(sorted(manifest["partitions"].items()))
+    manifest["imports"].append(
+        {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": origin,
+            "rows": len(bars),
+            "partitions": written,
+            # the bar checks ran on this import; their warnings (e.g. repeated bars dropped) are kept here
+            "checks": "passed",
+            "findings": list(findings),
+            "side_files": copied,
+        }
+    )
+    _write_manifest(store, manifest)
+    return ImportResult(
+        store, len(bars), tuple(sorted({p.split("/")[0] for p in written})), tuple(written), findings, tuple(copied)
+    )
+
+
+def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
+    source = entry.get("source") or "SOURCE"
+    return DataError(
+        f"bar store {store}: partition {rel} is {problem}; re-import it: "
+        f"tbot data import {source} --store {store}"
+    )
+
+
+def _read_partition(
+    store: Path,
+    rel: str,
+    entry: dict[str, Any],
+    lo: int | None,
+    hi: int | None,
+    columns: list[str] | None,
+) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = store / rel
+    if not path.is_file():
+        raise _refuse_partition(store, rel, entry, "missing")
+    if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+        raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
+    filters: list[tuple[str, str, Any]] = []
+    if lo is not None:
+        filters.append(("timestamp", ">=", pd.Timestamp(lo, tz="UTC")))
+    if hi is not None:
+        filters.append(("timestamp", "<", pd.Timestamp(hi, tz="UTC")))
+    try:
+        schema = pq.read_schema(path)
+        wanted = [c for c in (columns or schema.names) if c in schema.names]
+        table = pq.read_table(path, columns=wanted, filters=filters or None)
+    except (OSError, pa.ArrowException) as exc:
+        raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
+    return pd.DataFrame(
+        {
+            name: (
+                pd.arrays.DatetimeArray._from_sequence(col.to_numpy(), dtype="datetime64[ns, UTC]")
+                if name == "timestamp"
+                else col.to_numpy().astype(np.float64)
+            )
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+
+
+def read_store(
+    store: Path,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+) -> pd.DataFrame:
+    """The store's bars of `symbols` (all when None) on UTC dates start..end, as load_bars returns them before
+    it orders and condenses them: timestamp datetime64[ns, UTC], symbol, float64 prices and volume[, vwap]."""
+    manifest = load_manifest(store)
+    first_month = f"{start:%Y-%m}" if start else None
+    last_month = f"{end:%Y-%m}" if end else None
+    wanted = set(symbols) if symbols else None
+    epoch = date(1970, 1, 1)
+    lo = (start - epoch).days * 86_400 * 10**9 if start else None
+    hi = ((end - epoch).days + 1) * 86_400 * 10**9 if end else None
+    columns = ["timestamp", *PRICES, "volume", "vwap"]
+    frames: list[pd.DataFrame] = []
+    for rel, entry in manifest["partitions"].items():
+        month, symbol = entry["month"], entry["symbol"]
+        if wanted is not None and symbol not in wanted:
+            continue
+        if (first_month and month < first_month) or (last_month and month > last_month):
+            continue
+        part = _read_partition(store, rel, entry, lo, hi, columns)
+        if len(part):
+            part.insert(1, "symbol", symbol)
+            frames.append(part)
+    if not frames:
+        empty = pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]"), "symbol": []})
+        for c in (*PRICES, "volume"):
+            empty[c] = pd.Series([], dtype=np.float64)
+        return empty
+    # partitions with and without vwap joined: the ones without read as NaN there
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    symbol: str
+    first: date
+    last: date
+    days: int
+    rows: int
+    gaps: tuple[tuple[date, date, int], ...]  # first and last missing session of each run, and how many
+
+
+def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
+    """Per symbol: the dates held, rows, and the runs of `calendar` sessions between its first and last date
+    that hold no bar."""
+    from tbot_bot.market_time import session_bounds
+
+    manifest = load_manifest(store)
+    by_symbol: dict[str, tuple[set[date], int]] = {}
+    for entry in manifest["partitions"].values():
+        held, rows = by_symbol.get(entry["symbol"], (set(), 0))
+        held |= {date.fromisoformat(d) for d in entry["days"]}
+        by_symbol[entry["symbol"]] = (held, rows + int(entry["rows"]))
+    out: list[Holding] = []
+    for symbol, (held, rows) in sorted(by_symbol.items()):
+        first, last = min(held), max(held)
+        gaps: list[tuple[date, date, int]] = []
+        run: list[date] = []
+        day = first
+        while day <= last:
+            if session_bounds(day, calendar) is not None:
+                if day in held:
+                    if run:
+                        gaps.append((run[0], run[-1], len(run)))
+                        run = []
+                else:
+                    run.append(day)
+            day += timedelta(days=1)
+        out.append(Holding(symbol, first, last, len(held), rows, tuple(gaps)))
+    return out
