@@ -167,8 +167,12 @@ def end_to_end() -> dict[str, object]:
         out["load_ratio_store_over_csv"] = round(t_store / t_csv, 3)
         for label, source in (("csv", folder), ("store", store)):
             for plots in (True, False):
-                code = _RUN.format(tests=tests, source=str(source), out=f"{tmp}/out_{label}_{plots}", plots=plots)
-                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                code = _RUN.format(
+                    tests=tests, source=str(source), out=f"{tmp}/out_{label}_{plots}", plots=plots
+                )
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
                 run = json.loads(done.stdout.strip().splitlines()[-1])
                 st = run["stages"]
                 sim = st["arrays"] + st["signals"] + st["fills"]

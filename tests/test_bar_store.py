@@ -17,6 +17,7 @@ from helpers import make_settings
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import run_backtest
 from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.data.bar_store import import_bars
 from tbot_bot.errors import DataError
 from tbot_bot.support.path_resolver import package_file
 
@@ -65,7 +66,9 @@ def test_backtest_from_store_equals_backtest_from_csv(strategy: str, store: Path
     pd.testing.assert_frame_equal(from_store.trades, from_csv.trades)
     assert from_store.metrics == from_csv.metrics
     assert [(s.session, s.code) for s in from_store.skips] == [(s.session, s.code) for s in from_csv.skips]
-    assert (tmp_path / "store" / "metrics.json").read_text() == (tmp_path / "csv" / "metrics.json").read_text()
+    assert (tmp_path / "store" / "metrics.json").read_text() == (
+        tmp_path / "csv" / "metrics.json"
+    ).read_text()
 
 
 def test_data_list_shows_symbols_ranges_and_gaps(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,18 +105,20 @@ def test_altered_partition_of_same_size_is_refused_by_checksum(store: Path, tmp_
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"partition SYN3/2011-03\.parquet is corrupted .*SHA-256.*tbot data import"):
+    with pytest.raises(
+        DataError, match=r"partition SYN3/2011-03\.parquet is corrupted .*SHA-256.*tbot data import"
+    ):
         load_bars(damaged)
 
 
 def test_bad_file_is_refused_at_import_with_the_csv_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(
-        "timestamp,symbol,open,high,low,close,volume\n2024-01-02T14:30:00Z,SPY,1,1,1,-1,10\n", encoding="utf-8"
+        "timestamp,symbol,open,high,low,close,volume\n2024-01-02T14:30:00Z,SPY,1,1,1,-1,10\n",
+        encoding="utf-8",
     )
     with pytest.raises(DataError) as at_import:
-        tbot_import = __import__("tbot_bot.data.bar_store", fromlist=["import_bars"]).import_bars
-        tbot_import(bad, tmp_path / "bars")
+        import_bars(bad, tmp_path / "bars")
     with pytest.raises(DataError) as as_csv:
         load_bars(bad)
     assert str(at_import.value) == str(as_csv.value)

@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--end", required=True, help="UTC end: YYYY-MM-DD (whole day included) or ISO time (exclusive)"
     )
     f.add_argument("--out", default=None, help="write one file into this directory instead of the bar store")
-    f.add_argument("--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)")
+    f.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
     f.add_argument(
         "--format", choices=("csv", "parquet"), default="csv", help="file format with --out (default csv)"
     )
@@ -65,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(i)
     i.add_argument("source", metavar="FILE|DIR", help="a bar file or a folder of them")
-    i.add_argument("--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)")
+    i.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
     i.add_argument(
         "--ninjatrader-symbol", default=None, help="symbol of a NinjaTrader export (default: its file name)"
     )
@@ -76,8 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Per symbol: first and last date, sessions and rows held, and the sessions missing between.",
     )
     add_home_argument(ls)
-    ls.add_argument("--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)")
-    ls.add_argument("--calendar", default="XNYS", help="exchange calendar the gaps are counted in (default XNYS)")
+    ls.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
+    ls.add_argument(
+        "--calendar", default="XNYS", help="exchange calendar the gaps are counted in (default XNYS)"
+    )
     ls.set_defaults(func=run_list)
     v = data_sub.add_parser(
         "vix",
@@ -311,7 +319,9 @@ def run_import(args: argparse.Namespace) -> int:
     if done.side_files:
         print(f"copied {', '.join(done.side_files)} into the store")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
-    print(f"backtest from it: tbot backtest --strategy open --start YYYY-MM-DD --end YYYY-MM-DD --data-source {store}")
+    print(
+        f"backtest from it: tbot backtest --strategy open --start YYYY-MM-DD --end YYYY-MM-DD --data-source {store}"
+    )
     return 0
 
 
@@ -325,11 +335,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{store}: the bar store holds no bars")
         return 0
     print(f"bar store {store}")
-    print(f"{'symbol':<10} {'first':<10}  {'last':<10}  {'days':>5} {'rows':>10}  gaps ({args.calendar} sessions)")
+    print(
+        f"{'symbol':<10} {'first':<10}  {'last':<10}  {'days':>5} {'rows':>10}  gaps ({args.calendar} sessions)"
+    )
     for h in held:
-        gaps = (
-            ", ".join(f"{a}" if a == b else f"{a}..{b} ({n})" for a, b, n in h.gaps) if h.gaps else "none"
-        )
+        gaps = ", ".join(f"{a}" if a == b else f"{a}..{b} ({n})" for a, b, n in h.gaps) if h.gaps else "none"
         print(f"{h.symbol:<10} {h.first}  {h.last}  {h.days:>5} {h.rows:>10}  {gaps}")
     return 0
 

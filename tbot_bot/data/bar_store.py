@@ -72,7 +72,9 @@ def _empty_manifest() -> dict[str, Any]:
 def load_manifest(store: Path) -> dict[str, Any]:
     path = store / MANIFEST
     if not path.is_file():
-        raise DataError(f"{store} is not a bar store (no {MANIFEST}); create one with: tbot data import FILE|DIR")
+        raise DataError(
+            f"{store} is not a bar store (no {MANIFEST}); create one with: tbot data import FILE|DIR"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -83,7 +85,9 @@ def load_manifest(store: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path} is not a {FORMAT} manifest")
     if manifest.get("version") != VERSION:
-        raise DataError(f"{path}: store version {manifest.get('version')!r}; this build reads version {VERSION}")
+        raise DataError(
+            f"{path}: store version {manifest.get('version')!r}; this build reads version {VERSION}"
+        )
     return manifest
 
 
@@ -138,11 +142,9 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
         raise DataError(f"no bars in {source}")
     bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
-    sides = [source / n for n in SIDE_FILES] if source.is_dir() else [source.parent / n for n in SIDE_FILES]
-    result = write_bars(
-        bars, store, origin=str(source.resolve()), findings=findings, side_files=[p for p in sides if p.is_file()]
-    )
-    return result
+    folder = source if source.is_dir() else source.parent
+    sides = [folder / n for n in SIDE_FILES if (folder / n).is_file()]
+    return write_bars(bars, store, origin=str(source.resolve()), findings=findings, side_files=sides)
 
 
 def write_bars(
@@ -171,8 +173,9 @@ def write_bars(
     months = pd.Series(stamps).astype("datetime64[ns]").dt.strftime("%Y-%m").to_numpy()
     written: list[str] = []
     extra = [c for c in ("vwap",) if c in bars.columns]
-    for (symbol, month), idx in pd.Series(range(len(bars))).groupby([bars["symbol"].astype(str).to_numpy(), months]):
-        part = bars.iloc[idx.to_numpy()]
+    keys = pd.DataFrame({"symbol": bars["symbol"].astype(str).to_numpy(), "month": months})
+    for (symbol, month), rows in keys.groupby(["symbol", "month"]).indices.items():
+        part = bars.iloc[rows]
         rel = f"{symbol}/{month}.parquet"
         path = store / rel
         new = pd.DataFrame(
@@ -232,7 +235,12 @@ def write_bars(
     )
     _write_manifest(store, manifest)
     return ImportResult(
-        store, len(bars), tuple(sorted({p.split("/")[0] for p in written})), tuple(written), findings, tuple(copied)
+        store,
+        len(bars),
+        tuple(sorted({p.split("/")[0] for p in written})),
+        tuple(written),
+        findings,
+        tuple(copied),
     )
 
 
