@@ -142,7 +142,7 @@ print(json.dumps({{"total_s": total, "stages": r.stages, "trades": len(r.trades)
 
 def end_to_end() -> dict[str, object]:
     """20 x SPY January through a whole backtest, from CSV and from the bar store."""
-    from tbot_bot.data.bar_store import import_bars
+    from tbot_bot.data.bar_import import import_bars
 
     spy = load_bars(SAMPLE, start=date(2010, 12, 31), end=date(2011, 1, 31), symbols=["SPY"])
     copies = pd.concat([spy.assign(symbol=f"SPY{i:02d}") for i in range(20)], ignore_index=True)

@@ -17,7 +17,7 @@ from helpers import make_settings
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import run_backtest
 from tbot_bot.backtest.load_historical_data import load_bars
-from tbot_bot.data.bar_store import import_bars
+from tbot_bot.data.bar_import import import_bars
 from tbot_bot.errors import DataError
 from tbot_bot.support.path_resolver import package_file
 

@@ -306,7 +306,7 @@ def write_to_store(rows: list[list[str]], store: Path, *, origin: str) -> Import
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from tbot_bot.data.bar_store import import_bars
+    from tbot_bot.data.bar_import import import_bars
 
     home = BotHome.resolve(args.home)
     store = store_path(args.store, home)

@@ -8,6 +8,7 @@ findings). Bars are checked once, at import, with the same checks and messages a
 (backtest/bar_checks.py); a read trusts them and only verifies each partition's checksum, so a truncated or
 altered file is refused by name with the command that re-imports it. The VIX closes and fundamentals beside
 imported bars are copied in, so a backtest from the store sees the same side inputs as one from the folder.
+Importing files (their checks) is bar_import.py's; this module only reads and writes checked bars.
 
 `read_store` is what `load_bars` calls when its source is a store: only the partitions of the wanted symbols
 and months are opened, only the needed columns read, row groups outside the dates skipped.
@@ -16,13 +17,9 @@ and months are opened, only the needed columns read, row groups outside the date
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import shutil
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -95,56 +92,6 @@ def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
     from tbot_bot.support.utils_bot import atomic_write_json
 
     atomic_write_json(store / MANIFEST, manifest)
-
-
-class _Tee(io.TextIOBase):
-    """stderr as it was, plus a copy of every line: the checks' warnings are shown and recorded."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.text = io.StringIO()
-
-    def write(self, s: str) -> int:
-        self.target.write(s)
-        return self.text.write(s)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-@contextmanager
-def _recording() -> Iterator[_Tee]:
-    tee = _Tee(sys.stderr)
-    with redirect_stderr(tee):
-        yield tee
-
-
-def _bar_files(source: Path) -> list[Path]:
-    from tbot_bot.backtest.load_historical_data import bar_files
-
-    return bar_files(source)
-
-
-def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = None) -> ImportResult:
-    """Check every bar file of `source` (a file or a folder, as load_bars reads them) and merge its bars into
-    the store: a bar already held at the same minute is replaced (the newer import wins, as the last of
-    several files does for load_bars). Nothing is written before every file passed its checks."""
-    from tbot_bot.backtest.load_historical_data import load_bars
-
-    files = _bar_files(source)
-    frames: list[pd.DataFrame] = []
-    with _recording() as tee:
-        for path in files:  # each file on its own: a finding names it, as a folder load does
-            frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
-    findings = tuple(line for line in tee.text.getvalue().splitlines() if line.strip())
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        raise DataError(f"no bars in {source}")
-    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
-    folder = source if source.is_dir() else source.parent
-    sides = [folder / n for n in SIDE_FILES if (folder / n).is_file()]
-    return write_bars(bars, store, origin=str(source.resolve()), findings=findings, side_files=sides)
 
 
 def write_bars(
