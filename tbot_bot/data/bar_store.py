@@ -108,14 +108,14 @@ def write_bars(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    store.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
     bad = sorted(s for s in bars["symbol"].astype(str).unique() if not _SYMBOL.fullmatch(s))
     if bad:
         raise DataError(
             f"symbol(s) {', '.join(map(repr, bad[:5]))} cannot name a store folder; "
             "allowed: letters, digits and . _ - ^ (e.g. BRK.B)"
         )
+    manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
+    store.mkdir(parents=True, exist_ok=True)
     stamps = bars["timestamp"].array.asi8
     months = pd.Series(stamps).astype("datetime64[ns]").dt.strftime("%Y-%m").to_numpy()
     written: list[str] = []
