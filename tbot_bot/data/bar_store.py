@@ -134,7 +134,9 @@ def write_bars(
             }
         )
         if rel in manifest["partitions"] and path.is_file():
-            old = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
+            held = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
+            old = pd.DataFrame({k: v for k, v in held.items() if k != "timestamp"})
+            old.insert(0, "timestamp", pd.DatetimeIndex(held["timestamp"]).tz_localize("UTC"))
             new = pd.concat([old, new], ignore_index=True)
         new = new.sort_values("timestamp", kind="stable").drop_duplicates("timestamp", keep="last")
         volume = new["volume"].to_numpy()
@@ -206,7 +208,9 @@ def _read_partition(
     lo: int | None,
     hi: int | None,
     columns: list[str] | None,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
+    """One verified partition's columns, rows with lo <= timestamp (UTC ns) < hi. Row groups wholly outside
+    are not read (their min/max statistics); the parquet reader alone is used (no dataset layer to import)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -215,27 +219,35 @@ def _read_partition(
         raise _refuse_partition(store, rel, entry, "missing")
     if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
         raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
-    filters: list[tuple[str, str, Any]] = []
-    if lo is not None:
-        filters.append(("timestamp", ">=", pd.Timestamp(lo, tz="UTC")))
-    if hi is not None:
-        filters.append(("timestamp", "<", pd.Timestamp(hi, tz="UTC")))
     try:
-        schema = pq.read_schema(path)
-        wanted = [c for c in (columns or schema.names) if c in schema.names]
-        table = pq.read_table(path, columns=wanted, filters=filters or None)
+        reader = pq.ParquetFile(path)
+        names = reader.schema_arrow.names
+        wanted = [c for c in (columns or names) if c in names]
+        at = names.index("timestamp")
+        groups = []
+        for i in range(reader.metadata.num_row_groups):
+            stats = reader.metadata.row_group(i).column(at).statistics
+            if stats is not None and stats.has_min_max:
+                first, last = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
+                if (lo is not None and last < lo) or (hi is not None and first >= hi):
+                    continue
+            groups.append(i)
+        table = reader.read_row_groups(groups, columns=wanted)
     except (OSError, pa.ArrowException) as exc:
         raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
-    return pd.DataFrame(
-        {
-            name: (
-                pd.arrays.DatetimeArray._from_sequence(col.to_numpy(), dtype="datetime64[ns, UTC]")
-                if name == "timestamp"
-                else col.to_numpy().astype(np.float64)
-            )
-            for name, col in zip(table.column_names, table.columns, strict=True)
-        }
-    )
+    out = {
+        name: col.to_numpy().view(np.int64) if name == "timestamp" else col.to_numpy().astype(np.float64)
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    }
+    stamps = out["timestamp"]
+    if len(stamps) and ((lo is not None and stamps[0] < lo) or (hi is not None and stamps[-1] >= hi)):
+        keep = np.ones(len(stamps), dtype=bool)  # a partition is in time order: trim its ends
+        if lo is not None:
+            keep &= stamps >= lo
+        if hi is not None:
+            keep &= stamps < hi
+        out = {k: v[keep] for k, v in out.items()}
+    return out
 
 
 def read_store(
@@ -255,7 +267,8 @@ def read_store(
     lo = (start - epoch).days * 86_400 * 10**9 if start else None
     hi = ((end - epoch).days + 1) * 86_400 * 10**9 if end else None
     columns = ["timestamp", *PRICES, "volume", "vwap"]
-    frames: list[pd.DataFrame] = []
+    parts: list[dict[str, np.ndarray]] = []
+    names: list[str] = []
     for rel, entry in manifest["partitions"].items():
         month, symbol = entry["month"], entry["symbol"]
         if wanted is not None and symbol not in wanted:
@@ -263,16 +276,25 @@ def read_store(
         if (first_month and month < first_month) or (last_month and month > last_month):
             continue
         part = _read_partition(store, rel, entry, lo, hi, columns)
-        if len(part):
-            part.insert(1, "symbol", symbol)
-            frames.append(part)
-    if not frames:
-        empty = pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]"), "symbol": []})
-        for c in (*PRICES, "volume"):
-            empty[c] = pd.Series([], dtype=np.float64)
-        return empty
-    # partitions with and without vwap joined: the ones without read as NaN there
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if len(part["timestamp"]):
+            parts.append(part)
+            names.append(symbol)
+    sizes = [len(p["timestamp"]) for p in parts]
+    symbol_col = np.repeat(np.array(names, dtype=object), sizes) if parts else np.array([], dtype=object)
+    frame: dict[str, Any] = {
+        "timestamp": pd.DatetimeIndex(
+            np.concatenate([p["timestamp"] for p in parts]) if parts else np.array([], dtype=np.int64)
+        ).tz_localize("UTC"),
+        "symbol": symbol_col,
+    }
+    for c in (*PRICES, "volume"):
+        frame[c] = np.concatenate([p[c] for p in parts]) if parts else np.array([], dtype=np.float64)
+    if any("vwap" in p for p in parts):
+        # partitions with and without vwap joined: the ones without read as NaN there
+        frame["vwap"] = np.concatenate(
+            [p.get("vwap", np.full(n, np.nan)) for p, n in zip(parts, sizes, strict=True)]
+        )
+    return pd.DataFrame(frame)
 
 
 @dataclass(frozen=True, slots=True)
