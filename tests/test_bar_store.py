@@ -18,7 +18,9 @@ from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import run_backtest
 from tbot_bot.backtest.load_historical_data import load_bars
 from tbot_bot.data.bar_import import import_bars
+from tbot_bot.data.bar_store import last_date
 from tbot_bot.errors import DataError
+from tbot_bot.inputs.replay_bars import load_replay_bars
 from tbot_bot.support.path_resolver import package_file
 
 SAMPLE = package_file("data", "sample")
@@ -55,6 +57,12 @@ def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
     pd.testing.assert_frame_equal(
         load_bars(store, condense_before=day, **kw), load_bars(SAMPLE, condense_before=day, **kw)
     )
+    # the replay's (and through the sim broker the warm-up's) bars, and the optimizer's default end date
+    pd.testing.assert_frame_equal(
+        load_replay_bars(store, day, "XNYS", by_symbol=True),
+        load_replay_bars(SAMPLE, day, "XNYS", by_symbol=True),
+    )
+    assert last_date(store) == LAST
 
 
 @pytest.mark.parametrize("strategy", ["open", "mid", "close"])

@@ -297,6 +297,14 @@ def read_store(
     return pd.DataFrame(frame)
 
 
+def last_date(store: Path) -> date:
+    """The last UTC date the store holds a bar on (from the manifest)."""
+    days = [d for entry in load_manifest(store)["partitions"].values() for d in entry["days"][-1:]]
+    if not days:
+        raise DataError(f"no bars in the bar store {store}; add some with: tbot data import FILE|DIR")
+    return date.fromisoformat(max(days))
+
+
 @dataclass(frozen=True, slots=True)
 class Holding:
     symbol: str
