@@ -167,3 +167,25 @@ def test_no_plots_run_never_imports_matplotlib(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_reimport_merges_and_the_newer_bar_wins(tmp_path: Path) -> None:
+    head = "timestamp,symbol,open,high,low,close,volume\n"
+    first = tmp_path / "a.csv"
+    first.write_text(
+        head + "2024-01-02T14:30:00Z,SPY,10,11,9,10.5,100\n2024-01-02T14:31:00Z,SPY,10.5,11,10,10.7,200\n",
+        encoding="utf-8",
+    )
+    second = tmp_path / "b.csv"
+    second.write_text(
+        head + "2024-01-02T14:31:00Z,SPY,10.5,11,10,10.9,250\n2024-02-01T14:30:00Z,SPY,12,12,12,12,5\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "bars"
+    import_bars(first, store)
+    import_bars(second, store)
+    held = load_bars(store)
+    assert held["close"].tolist() == [10.5, 10.9, 12.0] and held["volume"].tolist() == [100.0, 250.0, 5.0]
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert sorted(manifest["partitions"]) == ["SPY/2024-01.parquet", "SPY/2024-02.parquet"]
+    assert manifest["partitions"]["SPY/2024-01.parquet"]["rows"] == 2 and len(manifest["imports"]) == 2

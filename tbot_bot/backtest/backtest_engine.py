@@ -122,7 +122,8 @@ def run_backtest(
     # backtest of D sees what the live replay of D sees; it is never traded or reported
     warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
     loaded = load_bars(source, start=warm_up, end=end)
-    frame = loaded[loaded["timestamp"].dt.date >= start] if len(loaded) else loaded
+    # the UTC date >= start, compared on the stamps (no date object per bar)
+    frame = loaded[loaded["timestamp"] >= pd.Timestamp(start, tz="UTC")] if len(loaded) else loaded
     if frame.empty:
         raise DataError(f"{source}: no bars between {start} and {end}")
     lap("load")

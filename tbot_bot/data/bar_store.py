@@ -17,9 +17,12 @@ and months are opened, only the needed columns read, row groups outside the date
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +41,7 @@ SIDE_FILES = ("vix.csv", "fundamentals.json")
 # a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
 _HASH_BLOCK = 1 << 20
+NS_PER_DAY = 86_400 * 10**9
 
 
 def is_store(path: Path) -> bool:
@@ -105,8 +109,6 @@ def write_bars(
     """Checked bars (load_bars' or check_bars' output) merged into the store, one partition per symbol and
     month; the manifest is written last, so a crash leaves earlier partitions listed with their old checksum
     (refused by name on the next read, never silently mixed)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     bad = sorted(s for s in bars["symbol"].astype(str).unique() if not _SYMBOL.fullmatch(s))
     if bad:
@@ -116,49 +118,32 @@ def write_bars(
         )
     manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
     store.mkdir(parents=True, exist_ok=True)
-    stamps = bars["timestamp"].array.asi8
-    months = pd.Series(stamps).astype("datetime64[ns]").dt.strftime("%Y-%m").to_numpy()
+    stamps = np.asarray(bars["timestamp"].array.asi8)
+    codes, names = pd.factorize(bars["symbol"].astype(str))
+    month_of = stamps.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    # rows grouped by (symbol, month), in time order within each group
+    order = np.lexsort((stamps, month_of, codes))
+    cols = {"timestamp": stamps[order]}
+    for c in (*PRICES, "volume", *(["vwap"] if "vwap" in bars.columns else [])):
+        cols[c] = bars[c].to_numpy(dtype=np.float64)[order]
+    key = codes[order].astype(np.int64) * 1_000_000 + month_of[order]
+    cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
     written: list[str] = []
-    extra = [c for c in ("vwap",) if c in bars.columns]
-    keys = pd.DataFrame({"symbol": bars["symbol"].astype(str).to_numpy(), "month": months})
-    for (symbol, month), rows in keys.groupby(["symbol", "month"]).indices.items():
-        part = bars.iloc[rows]
+    for lo, hi in itertools.pairwise(cuts):
+        symbol = str(names[codes[order[lo]]])
+        month = str(np.datetime64(int(month_of[order[lo]]), "M"))
         rel = f"{symbol}/{month}.parquet"
         path = store / rel
-        new = pd.DataFrame(
-            {
-                "timestamp": part["timestamp"].to_numpy(),
-                **{c: part[c].to_numpy(dtype=np.float64) for c in PRICES},
-                "volume": part["volume"].to_numpy(dtype=np.float64),
-                **{c: part[c].to_numpy(dtype=np.float64) for c in extra},
-            }
-        )
+        part = {c: v[lo:hi] for c, v in cols.items()}
         if rel in manifest["partitions"] and path.is_file():
             held = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
-            old = pd.DataFrame({k: v for k, v in held.items() if k != "timestamp"})
-            old.insert(0, "timestamp", pd.DatetimeIndex(held["timestamp"]).tz_localize("UTC"))
-            new = pd.concat([old, new], ignore_index=True)
-        new = new.sort_values("timestamp", kind="stable").drop_duplicates("timestamp", keep="last")
-        volume = new["volume"].to_numpy()
-        whole = bool(np.all(volume == np.floor(volume)))
-        columns: dict[str, Any] = {
-            "timestamp": pa.array(new["timestamp"].array.asi8, type=pa.timestamp("ns", tz="UTC")),
-            **{c: pa.array(new[c].to_numpy(dtype=np.float64)) for c in PRICES},
-            # int64 as the issue asks; a feed with fractional volume keeps float64 rather than lose it
-            "volume": pa.array(volume.astype(np.int64) if whole else volume),
-        }
-        if "vwap" in new.columns and not new["vwap"].isna().all():
-            columns["vwap"] = pa.array(new["vwap"].to_numpy(dtype=np.float64))
-        table = pa.table(columns)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp, row_group_size=50_000)
-        tmp.replace(path)
-        days = sorted({str(d) for d in pd.to_datetime(new["timestamp"], utc=True).dt.date})
+            part = _merged(held, part)
+        _write_partition(path, part)
+        days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
         manifest["partitions"][rel] = {
             "symbol": symbol,
             "month": month,
-            "rows": len(new),
+            "rows": len(part["timestamp"]),
             "bytes": path.stat().st_size,
             "sha256": _sha256(path),
             "days": days,
@@ -191,6 +176,48 @@ def write_bars(
         findings,
         tuple(copied),
     )
+
+
+def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A partition's bars and newly imported ones, in time order; at the same minute the new bar wins."""
+
+    def column(part: dict[str, np.ndarray], c: str) -> np.ndarray:
+        return part[c] if c in part else np.full(len(part["timestamp"]), np.nan)
+
+    both = {c: np.concatenate([column(held, c), column(new, c)]) for c in {*held, *new}}
+    # stable sort: of equal stamps the new row (later in the array) comes last, and is the one kept
+    order = np.argsort(both["timestamp"], kind="stable")
+    stamps = both["timestamp"][order]
+    last = np.append(stamps[1:] != stamps[:-1], True)
+    return {c: v[order][last] for c, v in both.items()}
+
+
+def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
+    """Typed columns (UTC ns stamps, float64 prices, int64 volume), one row group per UTC day, written under a
+    temporary name and renamed into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    volume = part["volume"]
+    whole = bool(np.all(volume == np.floor(volume)))
+    columns: dict[str, Any] = {
+        "timestamp": pa.array(part["timestamp"], type=pa.timestamp("ns", tz="UTC")),
+        **{c: pa.array(part[c]) for c in PRICES},
+        # int64 as the issue asks; a feed with fractional volume keeps float64 rather than lose it
+        "volume": pa.array(volume.astype(np.int64) if whole else volume),
+    }
+    if "vwap" in part and not np.isnan(part["vwap"]).all():
+        columns["vwap"] = pa.array(part["vwap"])
+    table = pa.table(columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # one row group per UTC day: a read of a few days (a replay) skips the rest of the month unread
+    day_of = part["timestamp"] // NS_PER_DAY
+    cuts = [0, *(np.flatnonzero(np.diff(day_of)) + 1).tolist(), len(day_of)]
+    with pq.ParquetWriter(tmp, table.schema) as writer:
+        for a, b in itertools.pairwise(cuts):
+            writer.write_table(table.slice(a, b - a))
+    tmp.replace(path)
 
 
 def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
@@ -264,21 +291,25 @@ def read_store(
     last_month = f"{end:%Y-%m}" if end else None
     wanted = set(symbols) if symbols else None
     epoch = date(1970, 1, 1)
-    lo = (start - epoch).days * 86_400 * 10**9 if start else None
-    hi = ((end - epoch).days + 1) * 86_400 * 10**9 if end else None
+    lo = (start - epoch).days * NS_PER_DAY if start else None
+    hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
     columns = ["timestamp", *PRICES, "volume", "vwap"]
     parts: list[dict[str, np.ndarray]] = []
     names: list[str] = []
-    for rel, entry in manifest["partitions"].items():
-        month, symbol = entry["month"], entry["symbol"]
-        if wanted is not None and symbol not in wanted:
-            continue
-        if (first_month and month < first_month) or (last_month and month > last_month):
-            continue
-        part = _read_partition(store, rel, entry, lo, hi, columns)
-        if len(part["timestamp"]):
-            parts.append(part)
-            names.append(symbol)
+    chosen = [
+        (rel, entry)
+        for rel, entry in manifest["partitions"].items()
+        if (wanted is None or entry["symbol"] in wanted)
+        and not (first_month and entry["month"] < first_month)
+        and not (last_month and entry["month"] > last_month)
+    ]
+    # hashing and parquet decoding release the GIL: partitions are verified and read a few at a time
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        read = pool.map(lambda item: _read_partition(store, item[0], item[1], lo, hi, columns), chosen)
+        for (_, entry), part in zip(chosen, read, strict=True):
+            if len(part["timestamp"]):
+                parts.append(part)
+                names.append(entry["symbol"])
     sizes = [len(p["timestamp"]) for p in parts]
     symbol_col = np.repeat(np.array(names, dtype=object), sizes) if parts else np.array([], dtype=object)
     frame: dict[str, Any] = {
