@@ -311,7 +311,11 @@ def read_store(
                 parts.append(part)
                 names.append(entry["symbol"])
     sizes = [len(p["timestamp"]) for p in parts]
-    symbol_col = np.repeat(np.array(names, dtype=object), sizes) if parts else np.array([], dtype=object)
+    # categorical: one string per partition, not per bar (load_bars' ordering rebuilds the column as CSV's)
+    index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+    uniques = list(index)
+    codes = np.repeat(np.array([index[n] for n in names], dtype=np.int32), sizes)
+    symbol_col = pd.Categorical.from_codes(codes, categories=uniques) if parts else np.array([], dtype=object)
     frame: dict[str, Any] = {
         "timestamp": pd.DatetimeIndex(
             np.concatenate([p["timestamp"] for p in parts]) if parts else np.array([], dtype=np.int64)
