@@ -65,7 +65,7 @@ class BacktestResult:
     metrics: performance_metrics.Metrics
     files: dict[str, Path]
     report: BacktestReport
-    # wall seconds per stage (load, arrays, signals, fills, outputs): what a run pays for, for benchmarks
+    # wall seconds per stage (calendar, load, arrays, signals, fills, outputs): what a run pays for (benchmarks)
     stages: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,6 +121,7 @@ def run_backtest(
     # the session before --start is loaded too (previous-session volume for the screener), so a one-day
     # backtest of D sees what the live replay of D sees; it is never traded or reported
     warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
+    lap("calendar")  # the exchange calendar's first use is built here, apart from loading
     loaded = load_bars(source, start=warm_up, end=end)
     # the UTC date >= start, compared on the stamps (no date object per bar)
     frame = loaded[loaded["timestamp"] >= pd.Timestamp(start, tz="UTC")] if len(loaded) else loaded
