@@ -189,3 +189,17 @@ def test_reimport_merges_and_the_newer_bar_wins(tmp_path: Path) -> None:
     manifest = json.loads((store / "manifest.json").read_text())
     assert sorted(manifest["partitions"]) == ["SPY/2024-01.parquet", "SPY/2024-02.parquet"]
     assert manifest["partitions"]["SPY/2024-01.parquet"]["rows"] == 2 and len(manifest["imports"]) == 2
+
+
+def test_check_findings_are_shown_and_recorded_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repeated = tmp_path / "rep.csv"
+    row = "2024-01-02T14:30:00Z,SPY,10,11,9,10.5,100\n"
+    repeated.write_text("timestamp,symbol,open,high,low,close,volume\n" + row + row, encoding="utf-8")
+    import_bars(repeated, tmp_path / "bars")
+    shown = capsys.readouterr().err
+    assert "dropped 1 repeated bar(s) with identical values" in shown
+    manifest = json.loads((tmp_path / "bars" / "manifest.json").read_text())
+    assert manifest["imports"][-1]["findings"] == [line for line in shown.splitlines() if line.strip()]
+    assert len(load_bars(tmp_path / "bars")) == 1
