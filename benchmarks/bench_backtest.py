@@ -1,15 +1,22 @@
 """Backtest throughput: bars/second of the vectorised simulate() path (bundled sample; seeded synthetic
 100 symbols x 30 sessions) and of the bar-by-bar LiveEvaluator path, their ratio, and peak memory.
 
-Run: .venv/bin/python benchmarks/bench_backtest.py [--json]
+Run: .venv/bin/python benchmarks/bench_backtest.py [--json] [--end-to-end]
 A "trial" is one strategy's simulate() over a prepared SessionGrid (what each optimizer trial runs).
+
+--end-to-end (issue 25): 20 copies of the sample's SPY January as 20 symbols, written as CSV and imported into
+the bar store; a whole `tbot backtest` run (a fresh interpreter, so matplotlib's import is paid as a user pays
+it) from CSV and from the store, with charts and with --no-plots; prints total / simulation-only time (the
+simulation = arrays + signals + fills, BacktestResult.stages) and the store-vs-CSV load time ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from datetime import date, timedelta
@@ -118,10 +125,80 @@ def bar_by_bar(frame: pd.DataFrame, vix: dict[date, float], day: date) -> dict[s
     return out
 
 
+_RUN = """
+import json, sys, time
+from datetime import date
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from helpers import make_settings
+from tbot_bot.backtest.backtest_engine import run_backtest
+t0 = time.perf_counter()
+r = run_backtest(make_settings(), "open", Path({source!r}), date(2011, 1, 3), date(2011, 1, 31), Path({out!r}),
+                 plots={plots!r})
+total = time.perf_counter() - t0
+print(json.dumps({{"total_s": total, "stages": r.stages, "trades": len(r.trades)}}))
+"""
+
+
+def end_to_end() -> dict[str, object]:
+    """20 x SPY January through a whole backtest, from CSV and from the bar store."""
+    from tbot_bot.data.bar_import import import_bars
+
+    spy = load_bars(SAMPLE, start=date(2010, 12, 31), end=date(2011, 1, 31), symbols=["SPY"])
+    copies = pd.concat([spy.assign(symbol=f"SPY{i:02d}") for i in range(20)], ignore_index=True)
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    out: dict[str, object] = {"bars": len(copies)}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "csv"
+        folder.mkdir()
+        frame = copies.assign(timestamp=copies["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        frame[["timestamp", "symbol", "open", "high", "low", "close", "volume"]].to_csv(
+            folder / "bars.csv", index=False
+        )
+        (folder / "vix.csv").write_bytes((SAMPLE / "vix.csv").read_bytes())
+        store = Path(tmp) / "store"
+        t0 = time.perf_counter()
+        import_bars(folder, store)
+        out["import_s"] = round(time.perf_counter() - t0, 3)
+        kw = {"start": date(2010, 12, 31), "end": date(2011, 1, 31)}
+        t_csv, _ = timed(lambda: load_bars(folder, **kw))
+        t_store, _ = timed(lambda: load_bars(store, **kw))
+        out["load_csv_s"], out["load_store_s"] = round(t_csv, 3), round(t_store, 3)
+        out["load_ratio_store_over_csv"] = round(t_store / t_csv, 3)
+        for label, source in (("csv", folder), ("store", store)):
+            for plots in (True, False):
+                code = _RUN.format(
+                    tests=tests, source=str(source), out=f"{tmp}/out_{label}_{plots}", plots=plots
+                )
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
+                run = json.loads(done.stdout.strip().splitlines()[-1])
+                st = run["stages"]
+                sim = st["arrays"] + st["signals"] + st["fills"]
+                out[f"{label}{'' if plots else '_no_plots'}"] = {
+                    "total_s": round(run["total_s"], 3),
+                    "stages_s": {k: round(v, 3) for k, v in st.items()},
+                    "simulation_s": round(sim, 3),
+                    "total_over_simulation": round(run["total_s"] / sim, 2),
+                    "trades": run["trades"],
+                }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--end-to-end", action="store_true", help="whole backtest runs, CSV vs bar store")
     args = parser.parse_args()
+    if args.end_to_end:
+        e2e = end_to_end()
+        if args.json:
+            print(json.dumps(e2e, indent=2))
+        else:
+            for key, value in e2e.items():
+                print(f"{key}: {json.dumps(value)}")
+        return 0
     sample = load_bars(SAMPLE)
     vix_closes = load_vix(SAMPLE / "vix.csv")
     days = sorted(sample["timestamp"].dt.date.unique())

@@ -1,7 +1,7 @@
 """Runtime benchmark: boot time, bar-to-order decision latency, peak RSS of a replay day with N symbols.
 
     .venv/bin/python benchmarks/bench_runtime.py [--symbols 200] [--day 2011-01-18]
-    .venv/bin/python benchmarks/bench_runtime.py --symbols 5000 --runs 1
+    .venv/bin/python benchmarks/bench_runtime.py --symbols 5000 --runs 1 [--store]   # --store: bars from the store
     .venv/bin/python benchmarks/bench_runtime.py --scaling          # the table for 50 / 200 / 1,000 / 5,000
 
 Targets (issue 5, up to 1,000 symbols): boot < 1.5 s (decrypt + validate + self-checks), decision latency
@@ -189,7 +189,7 @@ def run_child(home_dir: str, data_dir: str, fund_path: str, day_text: str, warm_
     return 0
 
 
-def measure(symbols: int, day: date, runs: int, tmp: Path) -> dict:  # type: ignore[type-arg]
+def measure(symbols: int, day: date, runs: int, tmp: Path, store: bool = False) -> dict:  # type: ignore[type-arg]
     """Provision a home, write N synthetic symbols' bars (and their warm-up cache), replay the day `runs` times."""
     from tbot_bot.config.settings_bot import update_env_values
     from tbot_bot.market_time import previous_session_date as previous_session
@@ -219,6 +219,7 @@ def measure(symbols: int, day: date, runs: int, tmp: Path) -> dict:  # type: ign
     )  # the sample data format (parquet would add pyarrow to RSS)
     warm_path = tmp / "warmup.npz"
     write_warmup_cache(bars, prev_day, warm_path, 29)
+    source = data
     n_bars = len(bars)
     del bars
     (data / "vix.csv").write_text(
@@ -234,12 +235,17 @@ def measure(symbols: int, day: date, runs: int, tmp: Path) -> dict:  # type: ign
     }
     fund_path = tmp / "fundamentals.json"
     fund_path.write_text(json.dumps(fund))
+    if store:  # the same bars through `tbot data import` into a Parquet bar store (issue 25)
+        from tbot_bot.data.bar_import import import_bars
+
+        source = tmp / "store"
+        import_bars(data, source)
     out_runs = []
     for i in range(runs):
         run_home = tmp / f"run{i}"
         shutil.copytree(home.root, run_home)  # every run starts from the same freshly provisioned home
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(run_home), str(data), str(fund_path), day.isoformat(), str(warm_path)],
+            [sys.executable, __file__, "--child", str(run_home), str(source), str(fund_path), day.isoformat(), str(warm_path)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         out_runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -258,6 +264,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="replays to run (the median one is reported)")
     parser.add_argument(
         "--scaling", action="store_true", help="one run each for 50, 200, 1,000 and 5,000 symbols: the table"
+    )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="replay from a Parquet bar store (tbot data import) instead of CSV",
     )
     parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,7 +301,7 @@ def main() -> int:
             print("targets at 5,000: p99 < 10 ms, boot + warm-up from the local cache < 5 s, RSS < 500 MB")
             print(f"machine load {os.getloadavg()[0]:.1f} (1-min average on {os.cpu_count()} cores)")
             return 0
-        m = measure(args.symbols, args.day, args.runs, tmp)
+        m = measure(args.symbols, args.day, args.runs, tmp, store=args.store)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     big = args.symbols > 1000

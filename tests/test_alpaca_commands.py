@@ -125,6 +125,15 @@ def test_data_fetch_writes_backtest_csv_and_caches_whole_days(
     frame = pd.read_parquet(next(out_dir.glob("*.parquet")))
     assert len(frame) == 240 and str(frame["timestamp"].dt.tz) == "UTC"
     assert "(1 data API calls)" in capsys.readouterr().out
+    # without --out: the same bars, checked, into the home's bar store, read back by the backtest loader
+    store_args = [a for a in args if a not in ("--out", str(out_dir))]
+    assert main(store_args) == 0
+    assert "into the bar store" in capsys.readouterr().out
+    from tbot_bot.backtest.load_historical_data import load_bars
+
+    held = load_bars(alpaca_home / "data" / "bars")
+    assert len(held) == 240 and sorted(held["symbol"].unique()) == ["QQQ", "SPY"]
+    assert held["open"].iloc[0] == float(rows[0]["open"])
 
 
 def test_regression_a_partial_session_is_not_cached_and_zero_bars_exit_1(

@@ -1,8 +1,11 @@
-"""`tbot data fetch`: 1-minute bars from the configured broker's data API into the backtest input format.
+"""`tbot data fetch|import|list`: 1-minute bars into the bar store (or a file), and what the store holds.
 
-Bars are fetched one UTC day at a time and cached under the home (`data/cache/bars_1min/<broker>/<SYMBOL>/
-<day>.csv`) once the day is over, so a repeated fetch costs no API calls. Output columns: timestamp (bar start,
-UTC ISO), symbol, open, high, low, close, volume.
+`fetch` asks the configured broker's data API one UTC day at a time, caching each finished day under the home
+(`data/cache/bars_1min/<broker>/<SYMBOL>/<day>.csv`) so a repeated fetch costs no API calls; the bars go into the
+Parquet bar store (the home's `data/bars/`, or --store DIR), or with --out into one CSV/Parquet file (columns
+timestamp (bar start, UTC ISO), symbol, open, high, low, close, volume). `import` checks CSV / NinjaTrader /
+Parquet bar files once and writes them into the store (tbot_bot/data/bar_store.py); `list` shows its symbols,
+dates and the sessions missing between them.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Bar, Broker
+    from tbot_bot.data.bar_store import ImportResult
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 SETTLE = timedelta(minutes=20)  # a day is cached only once it is over by this much (consolidated feed delay)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="market data tools (fetch minute bars for backtests)")
+    p = sub.add_parser("data", help="market data tools (fetch, import and list minute bars for backtests)")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
     f = data_sub.add_parser(
@@ -42,10 +46,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--end", required=True, help="UTC end: YYYY-MM-DD (whole day included) or ISO time (exclusive)"
     )
-    f.add_argument("--out", required=True, help="output directory")
-    f.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (default csv)")
+    f.add_argument("--out", default=None, help="write one file into this directory instead of the bar store")
+    f.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
+    f.add_argument(
+        "--format", choices=("csv", "parquet"), default="csv", help="file format with --out (default csv)"
+    )
     f.add_argument("--no-cache", action="store_true", help="ignore and do not write the day cache")
     f.set_defaults(func=run)
+    i = data_sub.add_parser(
+        "import",
+        help="check bar files once and write them into the Parquet bar store",
+        description=(
+            "Check the 1-minute bars of FILE or of every bar file in DIR (CSV, .csv.gz, Parquet or NinjaTrader "
+            "exports, as backtests read them) and write them into the bar store, one Parquet file per symbol and "
+            "month; vix.csv and fundamentals.json beside them are copied in. Backtests, the optimizer and replays "
+            "read the store with --data-source STORE."
+        ),
+    )
+    add_home_argument(i)
+    i.add_argument("source", metavar="FILE|DIR", help="a bar file or a folder of them")
+    i.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
+    i.add_argument(
+        "--ninjatrader-symbol", default=None, help="symbol of a NinjaTrader export (default: its file name)"
+    )
+    i.set_defaults(func=run_import)
+    ls = data_sub.add_parser(
+        "list",
+        help="show what the bar store holds: symbols, date ranges, gaps",
+        description="Per symbol: first and last date, sessions and rows held, and the sessions missing between.",
+    )
+    add_home_argument(ls)
+    ls.add_argument(
+        "--store", metavar="DIR", default=None, help="bar store folder (default: the home's data/bars)"
+    )
+    ls.add_argument(
+        "--calendar", default="XNYS", help="exchange calendar the gaps are counted in (default XNYS)"
+    )
+    ls.set_defaults(func=run_list)
     v = data_sub.add_parser(
         "vix",
         help="download the daily VIX history into the home's cache (CLOSE needs it)",
@@ -235,8 +276,71 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     name = f"bars_1min_{start:%Y%m%dT%H%M}_{end:%Y%m%dT%H%M}"
+    if args.out is None:
+        store = store_path(args.store, home)
+        done = write_to_store(rows, store, origin=f"{settings.BROKER_NAME.lower()}:{','.join(symbols)}")
+        print(
+            f"wrote {done.rows} bars for {len(symbols)} symbols into the bar store {store} "
+            f"({len(done.partitions)} partitions; {calls} data API calls)"
+        )
+        return 0
     path = write_output(rows, Path(args.out).expanduser(), name, args.format)
     print(f"wrote {len(rows)} bars for {len(symbols)} symbols to {path} ({calls} data API calls)")
+    return 0
+
+
+def store_path(given: str | None, home: BotHome) -> Path:
+    return Path(given).expanduser() if given else home.bar_store_dir
+
+
+def write_to_store(rows: list[list[str]], store: Path, *, origin: str) -> ImportResult:
+    """Fetched rows checked as a bar file is (the same messages) and merged into the store."""
+    import pandas as pd
+
+    from tbot_bot.backtest.bar_checks import Reading, check_bars
+    from tbot_bot.data.bar_store import write_bars
+
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    checked = check_bars(frame, Path(origin), first_row=1, reading=Reading("symbol"))
+    return write_bars(checked, store, origin=origin)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from tbot_bot.data.bar_import import import_bars
+
+    home = BotHome.resolve(args.home)
+    store = store_path(args.store, home)
+    source = Path(args.source).expanduser()
+    done = import_bars(source, store, ninjatrader_symbol=args.ninjatrader_symbol)
+    print(
+        f"imported {done.rows} bars of {len(done.symbols)} symbol(s) from {source} into {store} "
+        f"({len(done.partitions)} partitions written)"
+    )
+    if done.side_files:
+        print(f"copied {', '.join(done.side_files)} into the store")
+    print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
+    print(
+        f"backtest from it: tbot backtest --strategy open --start YYYY-MM-DD --end YYYY-MM-DD --data-source {store}"
+    )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from tbot_bot.data.bar_store import holdings
+
+    home = BotHome.resolve(args.home)
+    store = store_path(args.store, home)
+    held = holdings(store, args.calendar)
+    if not held:
+        print(f"{store}: the bar store holds no bars")
+        return 0
+    print(f"bar store {store}")
+    print(
+        f"{'symbol':<10} {'first':<10}  {'last':<10}  {'days':>5} {'rows':>10}  gaps ({args.calendar} sessions)"
+    )
+    for h in held:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}..{b} ({n})" for a, b, n in h.gaps) if h.gaps else "none"
+        print(f"{h.symbol:<10} {h.first}  {h.last}  {h.days:>5} {h.rows:>10}  {gaps}")
     return 0
 
 

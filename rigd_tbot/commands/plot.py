@@ -119,7 +119,7 @@ def _backtest_trades(
         for s in strategies:
             # from the previous session: the volume screen needs yesterday's volume, as in a longer backtest
             start = previous_session_date(day, settings.MARKET_CALENDAR)
-            trades = run_backtest(settings, s, source, start, day, Path(tmp) / s).trades
+            trades = run_backtest(settings, s, source, start, day, Path(tmp) / s, plots=False).trades
             if trades.empty:
                 continue
             mine = trades[(trades["session"] == day.isoformat())]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +65,8 @@ class BacktestResult:
     metrics: performance_metrics.Metrics
     files: dict[str, Path]
     report: BacktestReport
+    # wall seconds per stage (calendar, load, arrays, signals, fills, outputs): what a run pays for (benchmarks)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _side_inputs(
@@ -97,21 +100,34 @@ def run_backtest(
     fundamentals_path: Path | None = None,
     seed: int = 0,
     charge_fees: bool = True,
+    plots: bool = True,
 ) -> BacktestResult:
-    """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE)."""
+    """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE).
+    `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none)."""
     source = Path(data_source)
     strat = strategy_module(strategy)
     params = strat.params_from_settings(settings)
     # one progress bar over the stages (loading dominates long runs); it appears only after two seconds
     progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
     progress.set_postfix_str("loading bars", refresh=False)
+    stages: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stages[stage], clock = now - clock, now
+
     # the session before --start is loaded too (previous-session volume for the screener), so a one-day
     # backtest of D sees what the live replay of D sees; it is never traded or reported
     warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
+    lap("calendar")  # the exchange calendar's first use is built here, apart from loading
     loaded = load_bars(source, start=warm_up, end=end)
-    frame = loaded[loaded["timestamp"].dt.date >= start] if len(loaded) else loaded
+    # the UTC date >= start, compared on the stamps (no date object per bar)
+    frame = loaded[loaded["timestamp"] >= pd.Timestamp(start, tz="UTC")] if len(loaded) else loaded
     if frame.empty:
         raise DataError(f"{source}: no bars between {start} and {end}")
+    lap("load")
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
     vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
@@ -119,9 +135,11 @@ def run_backtest(
         frame, settings.MARKET_CALENDAR, symbols=signal_universe(sorted(frame["symbol"].unique()))
     )
     vix = {d: v for d in grid.days if (v := previous_close_vix(vix_closes, d)) is not None}
+    lap("arrays")
     progress.update(1)
     progress.set_postfix_str("signals", refresh=False)
     signals = strat.simulate(grid, params, vix=vix)
+    lap("signals")
     progress.update(1)
     progress.set_postfix_str("fills and sizing", refresh=False)
     market = MarketView(loaded, settings.MARKET_CALENDAR)
@@ -148,16 +166,18 @@ def run_backtest(
             fills += f
             skips += s
     trades = pd.DataFrame(fills)
+    lap("fills")
     progress.update(1)
     progress.set_postfix_str("writing outputs", refresh=False)
     files, report = write_outputs(
         out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped,
-        fee_profile=fee_profile, fee_warnings=fee_warnings,
+        fee_profile=fee_profile, fee_warnings=fee_warnings, plots=plots,
     )  # fmt: skip
+    lap("outputs")
     progress.update(1)
     progress.close()
     metrics = _metrics(trades, broker_current_float, grid.days, NET, settings.MARKET_CALENDAR)
-    return BacktestResult(out_dir, trades, skips, metrics, files, report)
+    return BacktestResult(out_dir, trades, skips, metrics, files, report, stages)
 
 
 def _fee_notes(
@@ -209,10 +229,8 @@ def _metrics(
 def write_outputs(
     out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
     signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
-    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (),
+    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), plots: bool = True,
 ) -> tuple[dict[str, Path], BacktestReport]:  # fmt: skip
-    from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     records = trades.to_dict(orient="records") if len(trades) else []
@@ -252,31 +270,6 @@ def write_outputs(
          "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips],
          "fee_profile": fee_profile, "fee_warnings": list(fee_warnings)},
     )  # fmt: skip
-    frame = _metric_frame(trades, NET)
-    curve = performance_metrics.equity_curve(frame, float(float_))
-    label = f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}"
-    files["equity_png"] = plot_equity_drawdown(
-        curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
-    )
-    daily_pnl = pd.Series(
-        {d: float(Decimal(str(x[NET]))) for d, x in zip(days, daily, strict=True)}, dtype=float
-    )
-    files["daily_png"] = plot_daily_pnl(
-        daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session, net of fees"
-    )
-    report = build_report(
-        trades,
-        metrics,
-        strategy=strategy,
-        sessions=len(days),
-        start=days[0].isoformat() if days else "-",
-        end=days[-1].isoformat() if days else "-",
-        fee_profile=fee_profile,
-        warnings=fee_warnings,
-    )
-    images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
-    files["report_md"] = write_markdown(report, out_dir / "report.md", images)
-    files["report_html"] = write_html(report, out_dir / "report.html", images)
     # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
     if slipped.active:
         raw = _metrics(trades, float_, days, "net_PnL_no_slippage", settings.MARKET_CALENDAR)
@@ -287,6 +280,37 @@ def write_outputs(
              "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
              "pnl_difference": metrics.total_pnl - raw.total_pnl},
         )  # fmt: skip
+    # every number is on disk before a chart is drawn (matplotlib's import and rendering cost more than the run)
+    images: dict[str, Path] = {}
+    if plots:
+        from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
+
+        frame = _metric_frame(trades, NET)
+        curve = performance_metrics.equity_curve(frame, float(float_))
+        label = f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}"
+        files["equity_png"] = plot_equity_drawdown(
+            curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
+        )
+        daily_pnl = pd.Series(
+            {d: float(Decimal(str(x[NET]))) for d, x in zip(days, daily, strict=True)}, dtype=float
+        )
+        files["daily_png"] = plot_daily_pnl(
+            daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session, net of fees"
+        )
+        images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
+    report = build_report(
+        trades,
+        metrics,
+        strategy=strategy,
+        sessions=len(days),
+        start=days[0].isoformat() if days else "-",
+        end=days[-1].isoformat() if days else "-",
+        fee_profile=fee_profile,
+        warnings=fee_warnings,
+    )
+    # the report lists exactly the charts drawn (none with --no-plots)
+    files["report_md"] = write_markdown(report, out_dir / "report.md", images)
+    files["report_html"] = write_html(report, out_dir / "report.html", images)
     return files, report
 
 
@@ -339,7 +363,7 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         *src,
         dest="data_source",
         default=str(package_file("data", "sample")),
-        help="CSV/Parquet file or folder of 1-minute bars (default: the bundled sample, "
+        help="CSV/Parquet file, folder of 1-minute bars or bar store (tbot data import) (default: the bundled sample, "
         "2011-01-03..2011-01-31 and 2011-03-01..2011-03-31)",
     )
     p.add_argument(
@@ -363,6 +387,12 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         dest="no_fees",
         action="store_true",
         help="gross-only run: charge no commissions or regulatory fees (default: the home's SIM_FEE_PROFILE)",
+    )
+    p.add_argument(
+        "--no-plots",
+        dest="no_plots",
+        action="store_true",
+        help="write the trades, tables, metrics and report but draw no chart (faster; matplotlib is not loaded)",
     )
 
 
@@ -410,6 +440,7 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run_backtest(
         settings, args.strategy, args.data_source, args.start, args.end, out,
         broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
+        plots=not getattr(args, "no_plots", False),
     )  # fmt: skip
     for warning in result.report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -29,6 +29,7 @@ from tbot_bot.backtest.bar_checks import (
     read_guarded,
     select_bars,
 )
+from tbot_bot.data.bar_store import is_store, read_store
 from tbot_bot.errors import DataError
 from tbot_bot.support.memory import give_back_freed_memory
 
@@ -80,6 +81,19 @@ def _read_file(path: Path, symbol: str | None, reading: Reading) -> pd.DataFrame
     return check_csv(path, first_row=2, reading=reading)
 
 
+def bar_files(path: Path) -> list[Path]:
+    """The bar files `load_bars` reads at `path`: the file itself, or a folder's *.csv, *.csv.gz, *.parquet and
+    *.txt files (non-recursive) other than the VIX closes and fundamentals kept beside them."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DataError(f"no market data at {path}: no such file or folder")
+    # a data folder also holds the VIX closes and fundamentals: those are not bars
+    return [p for p in files if not p.name.lower().startswith(("vix", "fundamentals"))]
+
+
 def load_bars(
     source: str | os.PathLike[str],
     *,
@@ -90,21 +104,20 @@ def load_bars(
     by_symbol: bool = False,
     condense_before: date | None = None,
 ) -> pd.DataFrame:
-    """Bars from a file or a folder (non-recursive; files named *.csv, *.csv.gz, *.parquet, *.txt), limited to
+    """Bars from a file, a folder (non-recursive; files named *.csv, *.csv.gz, *.parquet, *.txt) or a bar store
+    (tbot_bot/data/bar_store.py; its partitions pruned by `symbols` and the dates), limited to
     UTC dates start..end inclusive and to `symbols` when given. Sorted by (timestamp, symbol), or by
     (symbol, timestamp) with `by_symbol` (the sim exchange's order: its index then shares the arrays).
     With `condense_before`, each symbol's bars on earlier dates come back as one bar per date (see `Days`)."""
     path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES))
-    elif path.is_file():
-        files = [path]
-    else:
-        raise DataError(f"no market data at {path}: no such file or folder")
-    # a data folder also holds the VIX closes and fundamentals: those are not bars
-    files = [p for p in files if not p.name.lower().startswith(("vix", "fundamentals"))]
     wanted: Order = "symbol" if by_symbol else "time"
     days = Days(start, end, condense_before)
+    if is_store(path):
+        # a bar store (tbot data import): checked at import; only the symbols' and dates' partitions are read
+        df = read_store(path, start=start, end=end, symbols=symbols)
+        give_back_freed_memory()
+        return select_bars(df, days, wanted) if len(df) else df
+    files = bar_files(path)
     rows_read: list[int] = []
     if len(files) == 1:
         # one file is limited, condensed and sorted while its columns are assembled: no copy of the frame

@@ -36,7 +36,10 @@ def _last_date(source: Path) -> date:
     if files:
         return date.fromisoformat(files[-1].name[len("bars_") : len("bars_") + 10])
     from tbot_bot.backtest.load_historical_data import load_bars
+    from tbot_bot.data.bar_store import is_store, last_date
 
+    if is_store(source):  # the manifest knows the dates held: no bar is read
+        return last_date(source)
     frame = load_bars(source)
     if frame.empty:
         raise ConfigError(f"no bars in {source}")

@@ -38,7 +38,8 @@ ARCHIVED_DIRS = (
 )
 CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
 # data/cache/bars: minute bars recorded for the after-session optimizer, research data that grows by the day and
-# `tbot data fetch` gets again; an archive is built in memory, so they would dominate it
+# `tbot data fetch` gets again; an archive is built in memory, so they would dominate it. data/bars: the bar store
+# (tbot data import / fetch), research data re-imported from its sources
 NEVER_ARCHIVED = (
     "storage/keys",
     "storage/secrets",
@@ -46,6 +47,7 @@ NEVER_ARCHIVED = (
     "control",
     "backtest_results",
     "data/cache/bars",
+    "data/bars",
 )
 # a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
 RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"

@@ -155,6 +155,11 @@ class BotHome:
         return self.root / "data" / "cache"
 
     @property
+    def bar_store_dir(self) -> Path:
+        """The Parquet bar store `tbot data import` / `tbot data fetch` write (tbot_bot/data/bar_store.py)."""
+        return self.root / "data" / "bars"
+
+    @property
     def universe_file(self) -> Path:
         return self.root / "data" / "universe.txt"
 

@@ -1,0 +1,60 @@
+"""`tbot data import`: bar files checked once, as a backtest reads them, then written into the bar store.
+
+Kept apart from bar_store.py because it reads files through `load_bars`, which itself reads stores.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tbot_bot.backtest.load_historical_data import bar_files, load_bars
+from tbot_bot.data.bar_store import SIDE_FILES, ImportResult, write_bars
+from tbot_bot.errors import DataError
+
+
+class _Tee(io.TextIOBase):
+    """stderr as it was, plus a copy of every line: the checks' warnings are shown and recorded."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.text = io.StringIO()
+
+    def write(self, s: str) -> int:
+        self.target.write(s)
+        return self.text.write(s)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+@contextmanager
+def _recording() -> Iterator[_Tee]:
+    tee = _Tee(sys.stderr)
+    with redirect_stderr(tee):
+        yield tee
+
+
+def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = None) -> ImportResult:
+    """Check every bar file of `source` (a file or a folder, as load_bars reads them) and merge its bars into
+    the store: a bar already held at the same minute is replaced (the newer import wins, as the last of
+    several files does for load_bars). Nothing is written before every file passed its checks."""
+    frames: list[pd.DataFrame] = []
+    with _recording() as tee:
+        for path in bar_files(source):  # each file on its own: a finding names it, as a folder load does
+            frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
+    findings = tuple(line for line in tee.text.getvalue().splitlines() if line.strip())
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        raise DataError(f"no bars in {source}")
+    bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+    folder = source if source.is_dir() else source.parent
+    sides = [folder / n for n in SIDE_FILES if (folder / n).is_file()]
+    return write_bars(bars, store, origin=str(source.resolve()), findings=findings, side_files=sides)

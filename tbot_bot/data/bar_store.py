@@ -1,0 +1,378 @@
+"""The bar store: checked 1-minute bars as Parquet, one file per symbol and UTC month (issue 25).
+
+Layout under the store folder (the home's `data/bars/`, or any folder given with --store):
+`SYMBOL/YYYY-MM.parquet` (columns timestamp as UTC nanoseconds, open/high/low/close float64, volume int64,
+optional vwap float64; sorted by time; the symbol is the folder, not a column) and `manifest.json` (each
+partition's rows, dates held, SHA-256 and the file it was imported from; every import with the bar checks'
+findings). Bars are checked once, at import, with the same checks and messages as a CSV read
+(backtest/bar_checks.py); a read trusts them and only verifies each partition's checksum, so a truncated or
+altered file is refused by name with the command that re-imports it. The VIX closes and fundamentals beside
+imported bars are copied in, so a backtest from the store sees the same side inputs as one from the folder.
+Importing files (their checks) is bar_import.py's; this module only reads and writes checked bars.
+
+`read_store` is what `load_bars` calls when its source is a store: only the partitions of the wanted symbols
+and months are opened, only the needed columns read, row groups outside the dates skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.errors import DataError
+
+MANIFEST = "manifest.json"
+FORMAT = "tbot-bar-store"
+VERSION = 1
+PRICES = ("open", "high", "low", "close")
+SIDE_FILES = ("vix.csv", "fundamentals.json")
+# a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
+_HASH_BLOCK = 1 << 20
+NS_PER_DAY = 86_400 * 10**9
+
+
+def is_store(path: Path) -> bool:
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    store: Path
+    rows: int
+    symbols: tuple[str, ...]
+    partitions: tuple[str, ...]
+    findings: tuple[str, ...]
+    side_files: tuple[str, ...]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "partitions": {}, "imports": []}
+
+
+def load_manifest(store: Path) -> dict[str, Any]:
+    path = store / MANIFEST
+    if not path.is_file():
+        raise DataError(
+            f"{store} is not a bar store (no {MANIFEST}); create one with: tbot data import FILE|DIR"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{path} is unreadable ({exc}); move the store aside and import the bars again with "
+            f"tbot data import SOURCE --store {store}"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path} is not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise DataError(
+            f"{path}: store version {manifest.get('version')!r}; this build reads version {VERSION}"
+        )
+    return manifest
+
+
+def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
+    from tbot_bot.support.utils_bot import atomic_write_json
+
+    atomic_write_json(store / MANIFEST, manifest)
+
+
+def write_bars(
+    bars: pd.DataFrame,
+    store: Path,
+    *,
+    origin: str,
+    findings: tuple[str, ...] = (),
+    side_files: list[Path] | None = None,
+) -> ImportResult:
+    """Checked bars (load_bars' or check_bars' output) merged into the store, one partition per symbol and
+    month; the manifest is written last, so a crash leaves earlier partitions listed with their old checksum
+    (refused by name on the next read, never silently mixed)."""
+
+    bad = sorted(s for s in bars["symbol"].astype(str).unique() if not _SYMBOL.fullmatch(s))
+    if bad:
+        raise DataError(
+            f"symbol(s) {', '.join(map(repr, bad[:5]))} cannot name a store folder; "
+            "allowed: letters, digits and . _ - ^ (e.g. BRK.B)"
+        )
+    manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
+    store.mkdir(parents=True, exist_ok=True)
+    stamps = np.asarray(bars["timestamp"].array.asi8)
+    codes, names = pd.factorize(bars["symbol"].astype(str))
+    month_of = stamps.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    # rows grouped by (symbol, month), in time order within each group
+    order = np.lexsort((stamps, month_of, codes))
+    cols = {"timestamp": stamps[order]}
+    for c in (*PRICES, "volume", *(["vwap"] if "vwap" in bars.columns else [])):
+        cols[c] = bars[c].to_numpy(dtype=np.float64)[order]
+    key = codes[order].astype(np.int64) * 1_000_000 + month_of[order]
+    cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
+    written: list[str] = []
+    for lo, hi in itertools.pairwise(cuts):
+        symbol = str(names[codes[order[lo]]])
+        month = str(np.datetime64(int(month_of[order[lo]]), "M"))
+        rel = f"{symbol}/{month}.parquet"
+        path = store / rel
+        part = {c: v[lo:hi] for c, v in cols.items()}
+        if rel in manifest["partitions"] and path.is_file():
+            held = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
+            part = _merged(held, part)
+        _write_partition(path, part)
+        days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
+        manifest["partitions"][rel] = {
+            "symbol": symbol,
+            "month": month,
+            "rows": len(part["timestamp"]),
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "days": days,
+            "source": origin,
+        }
+        written.append(rel)
+    copied: list[str] = []
+    for side in side_files or []:
+        shutil.copyfile(side, store / side.name)
+        copied.append(side.name)
+    manifest["partitions"] = dict(sorted(manifest["partitions"].items()))
+    manifest["imports"].append(
+        {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": origin,
+            "rows": len(bars),
+            "partitions": written,
+            # the bar checks ran on this import; their warnings (e.g. repeated bars dropped) are kept here
+            "checks": "passed",
+            "findings": list(findings),
+            "side_files": copied,
+        }
+    )
+    _write_manifest(store, manifest)
+    return ImportResult(
+        store,
+        len(bars),
+        tuple(sorted({p.split("/")[0] for p in written})),
+        tuple(written),
+        findings,
+        tuple(copied),
+    )
+
+
+def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A partition's bars and newly imported ones, in time order; at the same minute the new bar wins."""
+
+    def column(part: dict[str, np.ndarray], c: str) -> np.ndarray:
+        return part[c] if c in part else np.full(len(part["timestamp"]), np.nan)
+
+    both = {c: np.concatenate([column(held, c), column(new, c)]) for c in {*held, *new}}
+    # stable sort: of equal stamps the new row (later in the array) comes last, and is the one kept
+    order = np.argsort(both["timestamp"], kind="stable")
+    stamps = both["timestamp"][order]
+    last = np.append(stamps[1:] != stamps[:-1], True)
+    return {c: v[order][last] for c, v in both.items()}
+
+
+def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
+    """Typed columns (UTC ns stamps, float64 prices, int64 volume), one row group per UTC day, written under a
+    temporary name and renamed into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    volume = part["volume"]
+    whole = bool(np.all(volume == np.floor(volume)))
+    columns: dict[str, Any] = {
+        "timestamp": pa.array(part["timestamp"], type=pa.timestamp("ns", tz="UTC")),
+        **{c: pa.array(part[c]) for c in PRICES},
+        # int64 as the issue asks; a feed with fractional volume keeps float64 rather than lose it
+        "volume": pa.array(volume.astype(np.int64) if whole else volume),
+    }
+    if "vwap" in part and not np.isnan(part["vwap"]).all():
+        columns["vwap"] = pa.array(part["vwap"])
+    table = pa.table(columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # one row group per UTC day: a read of a few days (a replay) skips the rest of the month unread
+    day_of = part["timestamp"] // NS_PER_DAY
+    cuts = [0, *(np.flatnonzero(np.diff(day_of)) + 1).tolist(), len(day_of)]
+    with pq.ParquetWriter(tmp, table.schema) as writer:
+        for a, b in itertools.pairwise(cuts):
+            writer.write_table(table.slice(a, b - a))
+    tmp.replace(path)
+
+
+def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
+    source = entry.get("source") or "SOURCE"
+    return DataError(
+        f"bar store {store}: partition {rel} is {problem}; re-import it: "
+        f"tbot data import {source} --store {store}"
+    )
+
+
+def _read_partition(
+    store: Path,
+    rel: str,
+    entry: dict[str, Any],
+    lo: int | None,
+    hi: int | None,
+    columns: list[str] | None,
+) -> dict[str, np.ndarray]:
+    """One verified partition's columns, rows with lo <= timestamp (UTC ns) < hi. Row groups wholly outside
+    are not read (their min/max statistics); the parquet reader alone is used (no dataset layer to import)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = store / rel
+    if not path.is_file():
+        raise _refuse_partition(store, rel, entry, "missing")
+    if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+        raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
+    try:
+        reader = pq.ParquetFile(path)
+        names = reader.schema_arrow.names
+        wanted = [c for c in (columns or names) if c in names]
+        at = names.index("timestamp")
+        groups = []
+        for i in range(reader.metadata.num_row_groups):
+            stats = reader.metadata.row_group(i).column(at).statistics
+            if stats is not None and stats.has_min_max:
+                first, last = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
+                if (lo is not None and last < lo) or (hi is not None and first >= hi):
+                    continue
+            groups.append(i)
+        table = reader.read_row_groups(groups, columns=wanted, use_threads=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
+    out = {
+        name: col.to_numpy().view(np.int64) if name == "timestamp" else col.to_numpy().astype(np.float64)
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    }
+    stamps = out["timestamp"]
+    if len(stamps) and ((lo is not None and stamps[0] < lo) or (hi is not None and stamps[-1] >= hi)):
+        keep = np.ones(len(stamps), dtype=bool)  # a partition is in time order: trim its ends
+        if lo is not None:
+            keep &= stamps >= lo
+        if hi is not None:
+            keep &= stamps < hi
+        out = {k: v[keep] for k, v in out.items()}
+    return out
+
+
+def read_store(
+    store: Path,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+) -> pd.DataFrame:
+    """The store's bars of `symbols` (all when None) on UTC dates start..end, as load_bars returns them before
+    it orders and condenses them: timestamp datetime64[ns, UTC], symbol, float64 prices and volume[, vwap]."""
+    manifest = load_manifest(store)
+    first_month = f"{start:%Y-%m}" if start else None
+    last_month = f"{end:%Y-%m}" if end else None
+    wanted = set(symbols) if symbols else None
+    epoch = date(1970, 1, 1)
+    lo = (start - epoch).days * NS_PER_DAY if start else None
+    hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
+    columns = ["timestamp", *PRICES, "volume", "vwap"]
+    parts: list[dict[str, np.ndarray]] = []
+    names: list[str] = []
+    chosen = [
+        (rel, entry)
+        for rel, entry in manifest["partitions"].items()
+        if (wanted is None or entry["symbol"] in wanted)
+        and not (first_month and entry["month"] < first_month)
+        and not (last_month and entry["month"] > last_month)
+    ]
+    # read one after another: on a busy 2-core machine a thread pool measured no faster (pyarrow's own
+    # per-call threads are off too: a partition is small)
+    for rel, entry in chosen:
+        part = _read_partition(store, rel, entry, lo, hi, columns)
+        if len(part["timestamp"]):
+            parts.append(part)
+            names.append(entry["symbol"])
+    sizes = [len(p["timestamp"]) for p in parts]
+    # categorical: one string per partition, not per bar (load_bars' ordering rebuilds the column as CSV's)
+    index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+    uniques = list(index)
+    codes = np.repeat(np.array([index[n] for n in names], dtype=np.int32), sizes)
+    symbol_col = pd.Categorical.from_codes(codes, categories=uniques) if parts else np.array([], dtype=object)
+    frame: dict[str, Any] = {
+        "timestamp": pd.DatetimeIndex(
+            np.concatenate([p["timestamp"] for p in parts]) if parts else np.array([], dtype=np.int64)
+        ).tz_localize("UTC"),
+        "symbol": symbol_col,
+    }
+    for c in (*PRICES, "volume"):
+        frame[c] = np.concatenate([p[c] for p in parts]) if parts else np.array([], dtype=np.float64)
+    if any("vwap" in p for p in parts):
+        # partitions with and without vwap joined: the ones without read as NaN there
+        frame["vwap"] = np.concatenate(
+            [p.get("vwap", np.full(n, np.nan)) for p, n in zip(parts, sizes, strict=True)]
+        )
+    return pd.DataFrame(frame)
+
+
+def last_date(store: Path) -> date:
+    """The last UTC date the store holds a bar on (from the manifest)."""
+    days = [d for entry in load_manifest(store)["partitions"].values() for d in entry["days"][-1:]]
+    if not days:
+        raise DataError(f"no bars in the bar store {store}; add some with: tbot data import FILE|DIR")
+    return date.fromisoformat(max(days))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    symbol: str
+    first: date
+    last: date
+    days: int
+    rows: int
+    gaps: tuple[tuple[date, date, int], ...]  # first and last missing session of each run, and how many
+
+
+def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
+    """Per symbol: the dates held, rows, and the runs of `calendar` sessions between its first and last date
+    that hold no bar."""
+    from tbot_bot.market_time import session_bounds
+
+    manifest = load_manifest(store)
+    by_symbol: dict[str, tuple[set[date], int]] = {}
+    for entry in manifest["partitions"].values():
+        held, rows = by_symbol.get(entry["symbol"], (set(), 0))
+        held |= {date.fromisoformat(d) for d in entry["days"]}
+        by_symbol[entry["symbol"]] = (held, rows + int(entry["rows"]))
+    out: list[Holding] = []
+    for symbol, (held, rows) in sorted(by_symbol.items()):
+        first, last = min(held), max(held)
+        gaps: list[tuple[date, date, int]] = []
+        run: list[date] = []
+        day = first
+        while day <= last:
+            if session_bounds(day, calendar) is not None:
+                if day in held:
+                    if run:
+                        gaps.append((run[0], run[-1], len(run)))
+                        run = []
+                else:
+                    run.append(day)
+            day += timedelta(days=1)
+        out.append(Holding(symbol, first, last, len(held), rows, tuple(gaps)))
+    return out

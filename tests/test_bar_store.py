@@ -1,0 +1,205 @@
+"""The Parquet bar store (issue 25): `tbot data import` of the bundled sample, a backtest from the store equal to
+the one from CSV, a damaged partition refused by name, `tbot data list`, and `--no-plots`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers import make_settings
+
+from rigd_tbot.cli import main as tbot
+from tbot_bot.backtest.backtest_engine import run_backtest
+from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.data.bar_import import import_bars
+from tbot_bot.data.bar_store import last_date
+from tbot_bot.errors import DataError
+from tbot_bot.inputs.replay_bars import load_replay_bars
+from tbot_bot.support.path_resolver import package_file
+
+SAMPLE = package_file("data", "sample")
+FIRST, LAST = date(2011, 1, 3), date(2011, 3, 31)  # every sample day (January and March)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    assert tbot(["data", "import", str(SAMPLE), "--store", str(root / "bars"), "--home", str(root)]) == 0
+    return root / "bars"
+
+
+def test_import_writes_typed_partitions_with_a_checked_manifest(store: Path) -> None:
+    manifest = json.loads((store / "manifest.json").read_text())
+    csv = load_bars(SAMPLE)
+    parts = manifest["partitions"]
+    assert sum(p["rows"] for p in parts.values()) == len(csv)
+    assert {p["symbol"] for p in parts.values()} == set(csv["symbol"].unique())
+    assert {p["month"] for p in parts.values()} == {"2011-01", "2011-03"}
+    assert len(parts) == 2 * len(set(csv["symbol"].unique()))
+    assert manifest["imports"][-1]["checks"] == "passed"
+    assert (store / "vix.csv").is_file() and (store / "fundamentals.json").is_file()
+    schema = pq.read_schema(store / "SPY" / "2011-01.parquet")
+    assert str(schema.field("timestamp").type) == "timestamp[ns, tz=UTC]"
+    assert str(schema.field("close").type) == "double" and str(schema.field("volume").type) == "int64"
+    assert "symbol" not in schema.names  # the partition is the symbol
+
+
+def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
+    pd.testing.assert_frame_equal(load_bars(store), load_bars(SAMPLE))
+    day = date(2011, 3, 16)
+    kw = {"start": date(2011, 3, 15), "end": day, "symbols": ["SPY", "SYN3"], "by_symbol": True}
+    pd.testing.assert_frame_equal(
+        load_bars(store, condense_before=day, **kw), load_bars(SAMPLE, condense_before=day, **kw)
+    )
+    # the replay's (and through the sim broker the warm-up's) bars, and the optimizer's default end date
+    pd.testing.assert_frame_equal(
+        load_replay_bars(store, day, "XNYS", by_symbol=True),
+        load_replay_bars(SAMPLE, day, "XNYS", by_symbol=True),
+    )
+    assert last_date(store) == LAST
+
+
+@pytest.mark.parametrize("strategy", ["open", "mid", "close"])
+def test_backtest_from_store_equals_backtest_from_csv(strategy: str, store: Path, tmp_path: Path) -> None:
+    settings = make_settings()
+    from_csv = run_backtest(settings, strategy, SAMPLE, FIRST, LAST, tmp_path / "csv", plots=False)
+    from_store = run_backtest(settings, strategy, store, FIRST, LAST, tmp_path / "store", plots=False)
+    assert len(from_csv.trades) > 0
+    pd.testing.assert_frame_equal(from_store.trades, from_csv.trades)
+    assert from_store.metrics == from_csv.metrics
+    assert [(s.session, s.code) for s in from_store.skips] == [(s.session, s.code) for s in from_csv.skips]
+    assert (tmp_path / "store" / "metrics.json").read_text() == (
+        tmp_path / "csv" / "metrics.json"
+    ).read_text()
+
+
+def test_data_list_shows_symbols_ranges_and_gaps(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert tbot(["data", "list", "--store", str(store), "--home", str(store.parent)]) == 0
+    spy = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("SPY "))
+    # the sample holds January and March: February's 19 sessions are the gap
+    assert "2011-03-31" in spy and "2011-02-01..2011-02-28 (19)" in spy
+
+
+def _copy(store: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(store, to)
+    return to
+
+
+def test_truncated_partition_is_refused_by_name(store: Path, tmp_path: Path) -> None:
+    damaged = _copy(store, tmp_path / "bars")
+    part = damaged / "SPY" / "2011-01.parquet"
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(DataError) as err:
+        load_bars(damaged, start=date(2011, 1, 10), end=date(2011, 1, 10))
+    text = str(err.value)
+    assert "SPY/2011-01.parquet" in text and "corrupted" in text
+    assert f"tbot data import {SAMPLE.resolve()} --store {damaged}" in text
+    # the other months are untouched and still read
+    assert len(load_bars(damaged, start=date(2011, 3, 1), end=date(2011, 3, 31))) > 0
+
+
+def test_altered_partition_of_same_size_is_refused_by_checksum(store: Path, tmp_path: Path) -> None:
+    damaged = _copy(store, tmp_path / "bars")
+    part = damaged / "SYN3" / "2011-03.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(
+        DataError, match=r"partition SYN3/2011-03\.parquet is corrupted .*SHA-256.*tbot data import"
+    ):
+        load_bars(damaged)
+
+
+def test_bad_file_is_refused_at_import_with_the_csv_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "timestamp,symbol,open,high,low,close,volume\n2024-01-02T14:30:00Z,SPY,1,1,1,-1,10\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError) as at_import:
+        import_bars(bad, tmp_path / "bars")
+    with pytest.raises(DataError) as as_csv:
+        load_bars(bad)
+    assert str(at_import.value) == str(as_csv.value)
+    assert not (tmp_path / "bars" / "manifest.json").exists()  # nothing written
+
+
+def test_no_plots_writes_everything_but_the_charts(tmp_path: Path) -> None:
+    settings = make_settings()
+    day = date(2011, 1, 10)
+    plain = run_backtest(settings, "open", SAMPLE, day, day, tmp_path / "plain", plots=False)
+    drawn = run_backtest(settings, "open", SAMPLE, day, day, tmp_path / "drawn")
+    charts = {"equity_drawdown.png", "daily_pnl.png"}
+    plain_files = {p.name for p in (tmp_path / "plain").iterdir()}
+    drawn_files = {p.name for p in (tmp_path / "drawn").iterdir()}
+    assert drawn_files - plain_files == charts and not plain_files & charts
+    for name in plain_files:
+        if name.endswith((".csv", ".json")):
+            assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "drawn" / name).read_bytes(), name
+    assert "equity_png" not in plain.files and drawn.files["equity_png"].is_file()
+    # a report written with charts lists them; one without lists none
+    drawn_md = (tmp_path / "drawn" / "report.md").read_text()
+    assert "(equity_drawdown.png)" in drawn_md and "(daily_pnl.png)" in drawn_md
+    assert ".png" not in (tmp_path / "plain" / "report.md").read_text()
+    assert "<img" in (tmp_path / "drawn" / "report.html").read_text()
+    assert "<img" not in (tmp_path / "plain" / "report.html").read_text()
+
+
+def test_no_plots_run_never_imports_matplotlib(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom datetime import date\nfrom pathlib import Path\n"
+        "sys.path.insert(0, 'tests')\nfrom helpers import make_settings\n"
+        "from tbot_bot.backtest.backtest_engine import run_backtest\n"
+        "from tbot_bot.support.path_resolver import package_file\n"
+        f"run_backtest(make_settings(), 'open', package_file('data', 'sample'), date(2011, 1, 10), "
+        f"date(2011, 1, 10), Path({str(tmp_path)!r}), plots=False)\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_reimport_merges_and_the_newer_bar_wins(tmp_path: Path) -> None:
+    head = "timestamp,symbol,open,high,low,close,volume\n"
+    first = tmp_path / "a.csv"
+    first.write_text(
+        head + "2024-01-02T14:30:00Z,SPY,10,11,9,10.5,100\n2024-01-02T14:31:00Z,SPY,10.5,11,10,10.7,200\n",
+        encoding="utf-8",
+    )
+    second = tmp_path / "b.csv"
+    second.write_text(
+        head + "2024-01-02T14:31:00Z,SPY,10.5,11,10,10.9,250\n2024-02-01T14:30:00Z,SPY,12,12,12,12,5\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "bars"
+    import_bars(first, store)
+    import_bars(second, store)
+    held = load_bars(store)
+    assert held["close"].tolist() == [10.5, 10.9, 12.0] and held["volume"].tolist() == [100.0, 250.0, 5.0]
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert sorted(manifest["partitions"]) == ["SPY/2024-01.parquet", "SPY/2024-02.parquet"]
+    assert manifest["partitions"]["SPY/2024-01.parquet"]["rows"] == 2 and len(manifest["imports"]) == 2
+
+
+def test_check_findings_are_shown_and_recorded_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repeated = tmp_path / "rep.csv"
+    row = "2024-01-02T14:30:00Z,SPY,10,11,9,10.5,100\n"
+    repeated.write_text("timestamp,symbol,open,high,low,close,volume\n" + row + row, encoding="utf-8")
+    import_bars(repeated, tmp_path / "bars")
+    shown = capsys.readouterr().err
+    assert "dropped 1 repeated bar(s) with identical values" in shown
+    manifest = json.loads((tmp_path / "bars" / "manifest.json").read_text())
+    assert manifest["imports"][-1]["findings"] == [line for line in shown.splitlines() if line.strip()]
+    assert len(load_bars(tmp_path / "bars")) == 1
