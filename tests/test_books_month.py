@@ -147,7 +147,9 @@ def test_every_report_equals_the_ledger_exactly(month: dict[str, Any]) -> None:
         assert (D(doc["totals"]["total_pnl"]), D(doc["totals"]["total_fees"])) == (pnl, fees), day
         assert D(doc["totals"]["net_pnl"]) == pnl - fees
         st = month["status"][day]
-        assert (D(st["realized_pnl"]), D(st["fees"])) == (pnl, fees), day
+        # status.json: gross and fees exactly as booked, and the PnL people read is their difference (net)
+        assert (D(st["gross_pnl"]), D(st["fees"])) == (pnl, fees), day
+        assert D(st["realized_pnl"]) == D(st["net_pnl"]) == pnl - fees, day
         # the session's OFX: every cash movement of the day, parsed by ofxtools
         ofx = home.bot_output_dir(binding.scope) / "exports" / f"{binding.scope}_{day.isoformat()}.ofx"
         tree = OFXTree()
