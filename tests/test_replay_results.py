@@ -5,6 +5,7 @@ no VIX = recorded `no_vix` skips in the printed summary, --data-source and --flo
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,7 @@ from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import backtest_float, run_backtest
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.config.settings_bot import load_settings, update_env_values
+from tbot_bot.data.sample import sample_days
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.runtime.main import Supervisor
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -185,3 +187,92 @@ def test_check_shows_each_window_in_exchange_time_and_utc(
     close_line = next(line for line in text.splitlines() if line.startswith("  close"))
     assert "14:30 America/New_York = 19:30 UTC" in close_line
     assert "after the session closes 13:00 America/New_York = 18:00 UTC (early close)" in close_line
+
+
+# ---------------------------------------------------------------- backtest = replay over a span (issue 21)
+
+JANUARY = tuple(d for d in sample_days() if d.month == 1)
+Trade = tuple[str, str, Decimal, Decimal, Decimal, str, str, Decimal, Decimal]
+
+
+def _replayed_by_day(home: BotHome) -> dict[date, list[Trade]]:
+    """Every round trip the home's replays booked, per session: strategy, instrument, size, prices, times,
+    the ledger's PnL before fees and the fees (Dr 5010)."""
+    files = list(home.root.glob("output/*/trades/*_trade_history.csv"))
+    out: dict[date, list[Trade]] = {}
+    for r in csv.DictReader(files[0].read_text().splitlines()) if files else []:
+        trade = (
+            r["strategy_name"], r["ticker"], Decimal(r["size"]), Decimal(r["entry_price"]), Decimal(r["exit_price"]),
+            r["entry_time"][:16], r["exit_time"][:16], Decimal(r["PnL"]), Decimal(r["fees"]),
+        )  # fmt: skip
+        out.setdefault(date.fromisoformat(r["entry_time"][:10]), []).append(trade)
+    return {d: sorted(ts) for d, ts in out.items()}
+
+
+def _backtested_by_day(trades: pd.DataFrame) -> dict[date, list[Trade]]:
+    out: dict[date, list[Trade]] = {}
+    for t in trades.to_dict("records"):
+        trade = (
+            str(t["strategy_name"]), str(t["ticker"]), Decimal(str(t["size"])), Decimal(str(t["entry_price"])),
+            Decimal(str(t["exit_price"])), pd.Timestamp(t["entry_time"]).strftime("%Y-%m-%dT%H:%M"),
+            pd.Timestamp(t["exit_time"]).strftime("%Y-%m-%dT%H:%M"), Decimal(str(t["PnL"])), Decimal(str(t["fees"])),
+        )  # fmt: skip
+        out.setdefault(date.fromisoformat(str(t["session"])), []).append(trade)
+    return {d: sorted(ts) for d, ts in out.items()}
+
+
+def _net(trades: list[Trade]) -> Decimal:
+    return sum((t[7] - t[8] for t in trades), Decimal(0))
+
+
+@pytest.fixture(scope="module")
+def january(tmp_path_factory: pytest.TempPathFactory) -> tuple[BotHome, dict[date, list[Trade]]]:
+    """All of January's sample sessions replayed in order on one demo home, every window (STRATEGY_SEQUENCE)."""
+    home = provision_demo_home(tmp_path_factory.mktemp("january") / "home")
+    for day in JANUARY:
+        assert Supervisor(home, replay_day=day).run() == 0, day
+    return home, _replayed_by_day(home)
+
+
+def test_a_january_backtest_of_all_windows_equals_the_january_replays(
+    january: tuple[BotHome, dict[date, list[Trade]]], tmp_path: Path
+) -> None:
+    """`--strategy all` over the span books, day by day, the replays' trades (strategy, instrument, size,
+    prices, times, PnL, fees), so each day's and each strategy's net PnL is the same: the cross-window rules
+    (one trade per ticker per session, MAX_OPEN_POSITIONS, kill switch, defense mode) and the screener's
+    fundamentals and spread are the live day's."""
+    home, live = january
+    result = run_backtest(
+        load_settings(home), "all", SAMPLE, JANUARY[0], JANUARY[-1], tmp_path / "bt",
+        broker_current_float=backtest_float(None, home),
+    )  # fmt: skip
+    backtest = _backtested_by_day(result.trades)
+    assert sum(len(ts) for ts in live.values()) >= 20 and len(live) >= 10
+    assert {s for ts in live.values() for s, *_ in ts} == {"open", "mid", "close"}
+    for day in JANUARY:
+        assert backtest.get(day, []) == live.get(day, []), day
+        for strategy in ("open", "mid", "close"):
+            mine = [t for t in backtest.get(day, []) if t[0] == strategy]
+            theirs = [t for t in live.get(day, []) if t[0] == strategy]
+            assert _net(mine) == _net(theirs), (day, strategy)
+    daily = {d["date"]: Decimal(d["net_PnL"]) for d in json.loads(result.files["daily_summary"].read_text())}
+    assert daily == {d.isoformat(): _net(live.get(d, [])) for d in JANUARY}
+    assert result.metrics.total_pnl == pytest.approx(float(sum(map(_net, live.values()))), abs=1e-6)
+
+
+@pytest.mark.parametrize("day", JANUARY)
+def test_each_january_day_backtested_alone_equals_its_replay(
+    january: tuple[BotHome, dict[date, list[Trade]]], tmp_path: Path, day: date
+) -> None:
+    """One day at a time (D..D, every window): the same trades as that day's replay in the span's home."""
+    home, live = january
+    result = run_backtest(
+        load_settings(home),
+        "all",
+        SAMPLE,
+        day,
+        day,
+        tmp_path / "bt",
+        broker_current_float=backtest_float(None, home),
+    )
+    assert _backtested_by_day(result.trades).get(day, []) == live.get(day, [])
