@@ -80,11 +80,6 @@ class MarketView:
         i = int(np.searchsorted(t, minute, side="left"))
         return (int(t[i]), float(o[i])) if i < len(t) else None
 
-    def close_of(self, symbol: str, minute: int) -> float | None:
-        t, _, c = self._bars[symbol]
-        i = int(np.searchsorted(t, minute, side="left"))
-        return float(c[i]) if i < len(t) and t[i] == minute else None
-
     def last_close_before(self, symbol: str, minute: int) -> tuple[int, float] | None:
         t, _, c = self._bars[symbol]
         i = int(np.searchsorted(t, minute, side="left")) - 1
@@ -94,10 +89,6 @@ class MarketView:
         prev = previous_session_date(day, self._calendar)
         v = self._volume.get((symbol, prev))
         return int(v) if v is not None else None
-
-    def session_open_price(self, symbol: str, day: date) -> float | None:
-        first = self._first.get((symbol, day))
-        return first[1] if first else None
 
     def snapshot(self, symbol: str, day: date, now: int) -> Snapshot | None:
         """What SimBroker.get_snapshots answers at minute `now` of `day`: the last bar closed by then (start +

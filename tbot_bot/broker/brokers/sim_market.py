@@ -46,13 +46,6 @@ def quote_around(mid: Decimal, half_spread_pct: Decimal = DEFAULT_HALF_SPREAD_PC
     return max(Decimal(0), mid - half), mid + half
 
 
-def bar_spread_pct(close: float, half_spread_pct: Decimal = DEFAULT_HALF_SPREAD_PCT) -> float:
-    """(ask - bid) / mid of the sim's quote on a bar close: what the screener's MAX_SPREAD_PCT check sees."""
-    bid, ask = quote_around(price_decimal(close), half_spread_pct)
-    mid = (bid + ask) / 2
-    return float((ask - bid) / mid) if mid > 0 else float("inf")
-
-
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
