@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 
 _NS_PER_MIN = 60_000_000_000
+_MIN_PER_DAY = 1440
+_EPOCH = date(1970, 1, 1)
 PRICE_QUANTUM = Decimal("0.0001")
 
 
@@ -59,18 +61,15 @@ class MarketView:
         for symbol, g in frame.groupby("symbol", sort=False):
             t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // _NS_PER_MIN
             order = np.argsort(t, kind="stable")
-            self._bars[str(symbol)] = (
-                t[order],
-                g["open"].to_numpy(float)[order],
-                g["close"].to_numpy(float)[order],
-            )
-            days = g["timestamp"].dt.date
-            for d, v in g.groupby(days)["volume"].sum().items():
-                self._volume[(str(symbol), d)] = float(v)
-            ordered = g.sort_values("timestamp", kind="stable")
-            firsts = ordered.groupby(ordered["timestamp"].dt.date).first()
-            for d, r in firsts.iterrows():
-                self._first[(str(symbol), d)] = (_minute(r["timestamp"]), float(r["open"]))
+            t, opens = t[order], g["open"].to_numpy(float)[order]
+            self._bars[str(symbol)] = (t, opens, g["close"].to_numpy(float)[order])
+            # per UTC date (the US session): its first bar and its volume
+            days, first = np.unique(t // _MIN_PER_DAY, return_index=True)
+            volumes = np.add.reduceat(g["volume"].to_numpy(float)[order], first) if len(first) else []
+            for d, i, v in zip(days, first, volumes, strict=True):
+                key = (str(symbol), _EPOCH + timedelta(days=int(d)))
+                self._volume[key] = float(v)
+                self._first[key] = (int(t[i]), float(opens[i]))
 
     def has(self, symbol: str) -> bool:
         return symbol in self._bars
