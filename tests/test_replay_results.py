@@ -235,18 +235,26 @@ def january(tmp_path_factory: pytest.TempPathFactory) -> tuple[BotHome, dict[dat
 
 
 def test_a_january_backtest_of_all_windows_equals_the_january_replays(
-    january: tuple[BotHome, dict[date, list[Trade]]], tmp_path: Path
+    january: tuple[BotHome, dict[date, list[Trade]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--strategy all` over the span books, day by day, the replays' trades (strategy, instrument, size,
-    prices, times, PnL, fees), so each day's and each strategy's net PnL is the same: the cross-window rules
-    (one trade per ticker per session, MAX_OPEN_POSITIONS, kill switch, defense mode) and the screener's
-    fundamentals and spread are the live day's."""
+    """`tbot backtest --strategy all` over the span books, day by day, the replays' trades (strategy,
+    instrument, size, prices, times, PnL, fees), so each day's and each strategy's net PnL is the same: the
+    cross-window rules (one trade per ticker per session, MAX_OPEN_POSITIONS, kill switch, defense mode) and
+    the screener's fundamentals and spread are the live day's."""
     home, live = january
-    result = run_backtest(
-        load_settings(home), "all", SAMPLE, JANUARY[0], JANUARY[-1], tmp_path / "bt",
-        broker_current_float=backtest_float(None, home),
-    )  # fmt: skip
-    backtest = _backtested_by_day(result.trades)
+    out = tmp_path / "bt"
+    argv = [
+        "backtest",
+        "--strategy",
+        "all",
+        "--start",
+        JANUARY[0].isoformat(),
+        "--end",
+        JANUARY[-1].isoformat(),
+    ]
+    assert tbot([*argv, "--quiet", "--out", str(out), "--home", str(home.root)]) == 0
+    trades = pd.DataFrame(json.loads((out / "trade_history_backtest.json").read_text()))
+    backtest = _backtested_by_day(trades)
     assert sum(len(ts) for ts in live.values()) >= 20 and len(live) >= 10
     assert {s for ts in live.values() for s, *_ in ts} == {"open", "mid", "close"}
     for day in JANUARY:
@@ -255,9 +263,16 @@ def test_a_january_backtest_of_all_windows_equals_the_january_replays(
             mine = [t for t in backtest.get(day, []) if t[0] == strategy]
             theirs = [t for t in live.get(day, []) if t[0] == strategy]
             assert _net(mine) == _net(theirs), (day, strategy)
-    daily = {d["date"]: Decimal(d["net_PnL"]) for d in json.loads(result.files["daily_summary"].read_text())}
+    daily = {
+        d["date"]: Decimal(d["net_PnL"])
+        for d in json.loads((out / "daily_summary_backtest.json").read_text())
+    }
     assert daily == {d.isoformat(): _net(live.get(d, [])) for d in JANUARY}
-    assert result.metrics.total_pnl == pytest.approx(float(sum(map(_net, live.values()))), abs=1e-6)
+    total = sum(map(_net, live.values()), Decimal(0))
+    assert f"all: {len(trades)} trades" in capsys.readouterr().out
+    assert float(json.loads((out / "metrics.json").read_text())["total_pnl"]) == pytest.approx(
+        float(total), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("day", JANUARY)
