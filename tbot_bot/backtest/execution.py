@@ -26,6 +26,7 @@ from tbot_bot.domain.vocab import DenialCode, Direction, InstrumentType, OrderSi
 from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
 from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date
 from tbot_bot.runtime.defense import performance_of
+from tbot_bot.screeners.finnhub_screener import Candidate as Screened
 from tbot_bot.screeners.finnhub_screener import fundamentals_rejection, market_filters
 from tbot_bot.screeners.fundamentals import Fundamentals
 from tbot_bot.strategy.strategy_meta import is_inverse_etf, leverage_of
@@ -65,7 +66,7 @@ class MarketView:
             self._bars[str(symbol)] = (t, opens, g["close"].to_numpy(float)[order])
             # per UTC date (the US session): its first bar and its volume
             days, first = np.unique(t // _MIN_PER_DAY, return_index=True)
-            volumes = np.add.reduceat(g["volume"].to_numpy(float)[order], first) if len(first) else []
+            volumes = np.add.reduceat(g["volume"].to_numpy(float)[order], first)
             for d, i, v in zip(days, first, volumes, strict=True):
                 key = (str(symbol), _EPOCH + timedelta(days=int(d)))
                 self._volume[key] = float(v)
@@ -147,7 +148,7 @@ class Screens:
         w = compute_window(self.spec, day, self.settings.MARKET_CALENDAR, self.settings.TRADING_DAYS)
         return _minute(pd.Timestamp(w.start))
 
-    def equity(self, symbol: str, day: date, now: int) -> tuple[tuple[str, str] | None, Any]:
+    def equity(self, symbol: str, day: date, now: int) -> tuple[tuple[str, str] | None, Screened | None]:
         """Screener.screen of one symbol at minute `now`: (rejection (filter, reason), its candidate)."""
         snap = self.market.snapshot(symbol, day, now)
         if snap is None:
@@ -163,7 +164,7 @@ class Screens:
             return (rejection.filter, rejection.reason), None
         return None, cand
 
-    def inverse_etf(self, symbol: str, day: date, now: int) -> Any:
+    def inverse_etf(self, symbol: str, day: date, now: int) -> Screened | None:
         """Screener.screen_inverse_etfs of one ETF (price, volume, spread): its candidate or None."""
         snap = self.market.snapshot(symbol, day, now)
         if snap is None:
@@ -197,7 +198,7 @@ def choose(
     at the entry decision (the minute after the signal bar), or (None, (code, reason))."""
     strategy, market = screens.strategy, screens.market
     now = _minute(row.signal_time) + 1
-    found: dict[str, Any] = {}
+    found: dict[str, Screened] = {}
 
     def inverse_etf_passes(sym: str) -> bool:
         cand = screens.inverse_etf(sym, row.session, now) if market.has(sym) else None
@@ -216,13 +217,13 @@ def choose(
         # a long put needs option quotes, which 1-minute equity bars do not carry
         key = f"SHORT_TYPE_{strategy.upper()}"
         return None, (DenialCode.NO_OPTION_DATA, f"{key}=LongPut: no option prices in backtest data")
-    if route.symbol in found:
-        screened = found[route.symbol]
-    else:
+    screened = found.get(route.symbol)
+    if screened is None:
         rejection, screened = screens.equity(row.symbol, row.session, now)
-        if rejection is not None:
-            return None, (DenialCode.SCREENER, f"{row.symbol} no longer passes the screener: {rejection[1]}")
-    short = route.entry_side is OrderSide.SELL and route.symbol == row.symbol
+        if rejection is not None or screened is None:
+            why = rejection[1] if rejection else "no candidate"
+            return None, (DenialCode.SCREENER, f"{row.symbol} no longer passes the screener: {why}")
+    short = route.entry_side is OrderSide.SELL
     cand = Candidate(
         ticker=route.symbol,
         strength=float(row.strength),
