@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -191,7 +192,8 @@ def test_check_shows_each_window_in_exchange_time_and_utc(
 
 # ---------------------------------------------------------------- backtest = replay over a span (issue 21)
 
-JANUARY = tuple(d for d in sample_days() if d.month == 1)
+SAMPLE_DAYS = tuple(sample_days())
+JANUARY = tuple(d for d in SAMPLE_DAYS if d.month == 1)
 Trade = tuple[str, str, Decimal, Decimal, Decimal, str, str, Decimal, Decimal]
 
 
@@ -225,13 +227,29 @@ def _net(trades: list[Trade]) -> Decimal:
     return sum((t[7] - t[8] for t in trades), Decimal(0))
 
 
+Replayed = tuple[BotHome, dict[date, list[Trade]]]
+
+
 @pytest.fixture(scope="module")
-def january(tmp_path_factory: pytest.TempPathFactory) -> tuple[BotHome, dict[date, list[Trade]]]:
-    """All of January's sample sessions replayed in order on one demo home, every window (STRATEGY_SEQUENCE)."""
-    home = provision_demo_home(tmp_path_factory.mktemp("january") / "home")
-    for day in JANUARY:
-        assert Supervisor(home, replay_day=day).run() == 0, day
-    return home, _replayed_by_day(home)
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Replayed]:
+    """A month's sample sessions replayed in order on one demo home, every window (STRATEGY_SEQUENCE); each
+    month is replayed once per module, when a test first asks for it."""
+    done: dict[int, Replayed] = {}
+
+    def month(m: int) -> Replayed:
+        if m not in done:
+            home = provision_demo_home(tmp_path_factory.mktemp(f"month{m}") / "home")
+            for day in (d for d in SAMPLE_DAYS if d.month == m):
+                assert Supervisor(home, replay_day=day).run() == 0, day
+            done[m] = (home, _replayed_by_day(home))
+        return done[m]
+
+    return month
+
+
+@pytest.fixture(scope="module")
+def january(replayed: Callable[[int], Replayed]) -> Replayed:
+    return replayed(1)
 
 
 def test_a_january_backtest_of_all_windows_equals_the_january_replays(
@@ -275,12 +293,13 @@ def test_a_january_backtest_of_all_windows_equals_the_january_replays(
     )
 
 
-@pytest.mark.parametrize("day", JANUARY)
-def test_each_january_day_backtested_alone_equals_its_replay(
-    january: tuple[BotHome, dict[date, list[Trade]]], tmp_path: Path, day: date
+@pytest.mark.parametrize("day", SAMPLE_DAYS, ids=str)
+def test_each_sample_day_backtested_alone_equals_its_replay(
+    replayed: Callable[[int], Replayed], tmp_path: Path, day: date
 ) -> None:
-    """One day at a time (D..D, every window): the same trades as that day's replay in the span's home."""
-    home, live = january
+    """One day at a time (D..D, every window), all 43 sample sessions: the same trades as that day's replay in
+    its month's home."""
+    home, live = replayed(day.month)
     result = run_backtest(
         load_settings(home),
         "all",
@@ -291,6 +310,20 @@ def test_each_january_day_backtested_alone_equals_its_replay(
         broker_current_float=backtest_float(None, home),
     )
     assert _backtested_by_day(result.trades).get(day, []) == live.get(day, [])
+
+
+def test_a_march_backtest_of_all_windows_equals_the_march_replays(
+    replayed: Callable[[int], Replayed], tmp_path: Path
+) -> None:
+    home, live = replayed(3)
+    days = [d for d in SAMPLE_DAYS if d.month == 3]
+    result = run_backtest(
+        load_settings(home), "all", SAMPLE, days[0], days[-1], tmp_path / "bt",
+        broker_current_float=backtest_float(None, home),
+    )  # fmt: skip
+    backtest = _backtested_by_day(result.trades)
+    assert sum(len(ts) for ts in live.values()) >= 20
+    assert all(backtest.get(d, []) == live.get(d, []) for d in days)
 
 
 # the day's safety rules all at work on a short span: the fundamentals guard rejects SYN3/SYN6/SYN8 (P/E above
