@@ -105,6 +105,16 @@ def study_rate(strategy: str, data: Path, end: date, jobs: int, out: Path) -> tu
     return n / wall, n / span
 
 
+def _fundamentals(folder: Path, frame: pd.DataFrame) -> None:
+    """Passing fundamentals for every synthetic symbol: the screener refuses an equity without them."""
+    metrics = {
+        "marketCapitalization": 2600.0,
+        "peNormalizedAnnual": 14.2,
+        "totalDebt/totalEquityAnnual": 0.45,
+    }
+    (folder / "fundamentals.json").write_text(json.dumps({str(s): metrics for s in frame["symbol"].unique()}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -118,6 +128,7 @@ def main() -> int:
         frame.to_parquet(folder / "bars.parquet")
         days = sorted(frame["timestamp"].dt.date.unique())
         (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
+        _fundamentals(folder, frame)
         # the whole-command study: 41 sessions (the first warms up), the least one walk-forward fold accepts
         study_data = Path(tmp) / "bars_study"
         study_data.mkdir()
@@ -125,6 +136,7 @@ def main() -> int:
         study_frame.to_parquet(study_data / "bars.parquet")
         study_days = sorted(study_frame["timestamp"].dt.date.unique())
         (study_data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in study_days))
+        _fundamentals(study_data, study_frame)
         for strategy in STRATEGIES:
             t0 = time.perf_counter()
             prep = PreparedData(make_settings(), strategy, folder, START, END)

@@ -119,7 +119,10 @@ def test_long_put_is_skipped_without_option_data(tmp_path: Path) -> None:
 def test_first_session_has_no_previous_volume_and_is_denied(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert not (result.trades["session"] == "2011-01-03").any()
-    assert any(s.session == date(2011, 1, 3) and s.code == "missing_market_data" for s in result.skips)
+    # as the live window's opening screen: the data's first session has nothing before it (no closed bar at
+    # 09:30 to quote, no previous-session volume), so no symbol is evaluated that day
+    first = [s for s in result.skips if s.session == date(2011, 1, 3) and s.signal_ticker]
+    assert first and {s.code for s in first} <= {"screen:snapshot", "screen:MIN_VOLUME_THRESHOLD"}
 
 
 def test_sizing_follows_the_session_cap(tmp_path: Path) -> None:

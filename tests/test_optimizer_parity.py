@@ -5,6 +5,7 @@ SIM_FEE_PROFILE schedule, one formula in trading/fees.py), and measures what per
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from datetime import date
 from decimal import Decimal
@@ -112,6 +113,13 @@ def test_fast_path_books_what_execute_day_books(strategy: str, params: dict, var
 def test_fast_path_on_a_crowded_synthetic_universe(strategy: str, tmp_path: Path) -> None:
     """40 symbols: many signals on the same bar, MAX_TRADES and the session cap used up early."""
     synthetic(40, 6, seed=3).to_csv(tmp_path / "bars.csv", index=False)
+    # the live screener (and so the backtest) rejects an equity without fundamentals: give each a passing set
+    metrics = {
+        "marketCapitalization": 2600.0,
+        "peNormalizedAnnual": 14.2,
+        "totalDebt/totalEquityAnnual": 0.45,
+    }
+    (tmp_path / "fundamentals.json").write_text(json.dumps({f"S{i:03d}": metrics for i in range(40)}))
     (tmp_path / "vix.csv").write_text(
         "date,close\n" + "".join(f"2011-01-{d:02d},25\n" for d in range(1, 15)), encoding="utf-8"
     )

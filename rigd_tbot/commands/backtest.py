@@ -1,4 +1,4 @@
-"""`tbot backtest`: run one strategy over historical 1-minute bars (DESIGN §11); no ledger writes."""
+"""`tbot backtest`: run one strategy, or all the day's windows together, over historical 1-minute bars (DESIGN §11); no ledger writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from rigd_tbot.cli import add_home_argument
 def register(sub: argparse._SubParsersAction) -> None:
     from tbot_bot.backtest.backtest_engine import add_arguments
 
-    p = sub.add_parser("backtest", help="backtest open, mid or close on historical 1-minute bars")
+    p = sub.add_parser(
+        "backtest",
+        help="backtest open, mid, close or all (the day's windows together) on historical 1-minute bars",
+    )
     add_arguments(p, underscore=False)
     add_home_argument(p)
     p.set_defaults(func=run)

@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 from tbot_bot.backtest import performance_metrics
 from tbot_bot.backtest.day_skips import day_skips, skip_summary
-from tbot_bot.backtest.execution import MarketView, Skip, execute_day, fee_schedule
+from tbot_bot.backtest.execution import (
+    MarketView,
+    SessionState,
+    Skip,
+    execute_day,
+    fee_schedule,
+    fundamentals_of,
+)
 from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
@@ -43,7 +50,7 @@ from tbot_bot.market_time import (
 )
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
-from tbot_bot.strategy.strategy_router import strategy_module
+from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
 from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
@@ -51,8 +58,10 @@ from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 if TYPE_CHECKING:
     from tbot_bot.broker.capabilities import BrokerCapabilities
     from tbot_bot.config.env_bot import BotSettings
+    from tbot_bot.screeners.fundamentals import Fundamentals
 
 DEFAULT_FLOAT = Decimal("100000")
+ALL = "all"  # --strategy all: every window the live day runs, sharing each session's state
 NET = "net_PnL"  # the trades' column every metric, plot and daily figure uses: PnL after fees
 EMPTY_TRADES_CSV = "timestamp,strategy_name,ticker,side,size,entry_price,exit_price,PnL,fees,net_PnL,mode\n"
 
@@ -105,8 +114,7 @@ def run_backtest(
     """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE).
     `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none)."""
     source = Path(data_source)
-    strat = strategy_module(strategy)
-    params = strat.params_from_settings(settings)
+    names = strategies_for(strategy, settings)
     # one progress bar over the stages (loading dominates long runs); it appears only after two seconds
     progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
     progress.set_postfix_str("loading bars", refresh=False)
@@ -138,7 +146,17 @@ def run_backtest(
     lap("arrays")
     progress.update(1)
     progress.set_postfix_str("signals", refresh=False)
-    signals = strat.simulate(grid, params, vix=vix)
+    skips: list[Skip] = []
+    per_strategy: dict[str, dict[date, pd.DataFrame]] = {}
+    all_signals: list[pd.DataFrame] = []
+    for name in names:
+        strat = strategy_module(name)
+        params = strat.params_from_settings(settings)
+        signals = strat.simulate(grid, params, vix=vix)
+        skips += day_skips(name, settings, params, grid.days, vix)
+        per_strategy[name] = dict(tuple(signals.groupby("session"))) if len(signals) else {}
+        all_signals.append(signals)
+    signals = pd.concat(all_signals, ignore_index=True) if len(all_signals) > 1 else all_signals[0]
     lap("signals")
     progress.update(1)
     progress.set_postfix_str("fills and sizing", refresh=False)
@@ -147,24 +165,10 @@ def run_backtest(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
-    fills: list[dict[str, Any]] = []
-    skips: list[Skip] = day_skips(strategy, settings, params, grid.days, vix)
-    by_day = dict(tuple(signals.groupby("session"))) if len(signals) else {}
-    for day in grid.days:
-        if day in by_day:
-            f, s = execute_day(
-                by_day[day],
-                strategy,
-                settings,
-                capabilities,
-                market,
-                fundamentals,
-                broker_current_float,
-                slipped,
-                fees,
-            )
-            fills += f
-            skips += s
+    fills = _execute_sessions(
+        names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
+        broker_current_float, slipped, fees, skips,
+    )  # fmt: skip
     trades = pd.DataFrame(fills)
     lap("fills")
     progress.update(1)
@@ -178,6 +182,49 @@ def run_backtest(
     progress.close()
     metrics = _metrics(trades, broker_current_float, grid.days, NET, settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report, stages)
+
+
+def strategies_for(strategy: str, settings: BotSettings) -> tuple[str, ...]:
+    """`all`: the windows the live day runs, in STRATEGY_SEQUENCE order (strategy_router.route); else the one."""
+    if strategy != ALL:
+        return (strategy,)
+    names = route(settings).run
+    if not names:
+        raise ConfigError(
+            "--strategy all: no strategy runs with these settings (STRATEGY_SEQUENCE, STRATEGY_OVERRIDE, "
+            "STRAT_*_ENABLED); enable one or name it with --strategy open|mid|close"
+        )
+    return names
+
+
+def _execute_sessions(
+    names: tuple[str, ...], per_strategy: dict[str, dict[date, pd.DataFrame]], days: tuple[date, ...],
+    settings: BotSettings, capabilities: BrokerCapabilities, market: MarketView,
+    fundamentals: dict[str, Fundamentals], float_: Decimal, slipped: SlippageModel, fees: FeeSchedule,
+    skips: list[Skip],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Session by session, the windows in order sharing the session's state (blocklist, open positions, kill
+    switch, defense mode); a defense switch carries into the next session, as runtime/defense.py keeps it."""
+    fills: list[dict[str, Any]] = []
+    carried: str | None = None
+    previous: date | None = None
+    for day in days:
+        prev = previous_session_date(day, settings.MARKET_CALENDAR)
+        state = SessionState(
+            settings, capabilities, float_, carried_defense=carried if previous == prev else None
+        )
+        for name in names:
+            if day in per_strategy[name]:
+                f, s = execute_day(
+                    per_strategy[name][day], name, settings, capabilities, market, fundamentals, float_,
+                    slipped, fees, state=state,
+                )  # fmt: skip
+                fills += f
+                skips += s
+        state.close_day()
+        carried = f"carried over from {day}: {state.switched}" if state.switched else None
+        previous = day
+    return fills
 
 
 def _fee_notes(
@@ -241,10 +288,11 @@ def write_outputs(
     )
     files["trades_json"] = out_dir / "trade_history_backtest.json"
     atomic_write_json(files["trades_json"], records)
-    spec = WindowSpec.from_settings(strategy, settings)
+    specs = [WindowSpec.from_settings(name, settings) for name in strategies_for(strategy, settings)]
     daily = []
     for d in days:
-        w = compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS)
+        windows = [compute_window(spec, d, settings.MARKET_CALENDAR, settings.TRADING_DAYS) for spec in specs]
+        w = windows[0]
         day_trades = [r for r in records if r["session"] == d.isoformat()]
         gross = sum((Decimal(r["PnL"]) for r in day_trades), Decimal(0))
         fees = sum((Decimal(r["fees"]) for r in day_trades), Decimal(0))
@@ -252,7 +300,7 @@ def write_outputs(
         daily.append(
             {
                 "date": d.isoformat(), "strategy": strategy, "mode": "backtest",
-                "window": {"start": w.start.isoformat(), "breakout_end": w.breakout_end.isoformat(), "fits": w.fits, "cut": w.cut, "reason": w.reason},
+                "window": {"start": w.start.isoformat(), "breakout_end": windows[-1].breakout_end.isoformat(), "fits": any(x.fits for x in windows), "cut": any(x.cut for x in windows), "reason": "; ".join(x.reason for x in windows if x.reason)},
                 "vix_at_start": vix.get(d), "signals": n_signals, "entered": len(day_trades),
                 "skipped": dict(Counter(s.code for s in skips if s.session == d)),
                 "wins": sum(1 for r in day_trades if Decimal(r[NET]) > 0),
@@ -354,7 +402,10 @@ def check_dates_in_calendar(start: date, end: date, calendar_name: str) -> None:
 
 def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
     p.add_argument(
-        "--strategy", required=True, choices=("open", "mid", "close"), help="which strategy to test"
+        "--strategy",
+        required=True,
+        choices=("open", "mid", "close", ALL),
+        help="which strategy to test; all = the day's windows in STRATEGY_SEQUENCE order sharing each session",
     )
     p.add_argument("--start", required=True, type=date.fromisoformat, help="first date, YYYY-MM-DD")
     p.add_argument("--end", required=True, type=date.fromisoformat, help="last date, YYYY-MM-DD")

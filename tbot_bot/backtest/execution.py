@@ -1,13 +1,18 @@
-"""Turns a strategy's signal-ticker trades into backtest fills: candidate screening, the bearish instrument
-(SHORT_TYPE_X), sizing by the live risk rules (trading/risk_bot.plan_entries), instrument prices at the
-same entry/exit bars, the slippage model, and the sim's fees (trading/fees.FeeSchedule of SIM_FEE_PROFILE):
-each trade carries PnL (before fees, as the live trade history), fees and net_PnL. Pure: no ledger, no broker."""
+"""Turns a strategy's signal-ticker trades into backtest fills by the rules of the live day, through the live
+functions: the window-start and entry-time screens (screeners/finnhub_screener.market_filters and
+fundamentals_rejection, on snapshots quoted by the sim's one spread model, broker/brokers/sim_market.quote_around),
+the bearish instrument (trading/bearish.route_signal), one trade per ticker per session across windows, sizing
+and MAX_OPEN_POSITIONS by trading/risk_bot.RiskManager, the kill switch (trading/kill_switch.KillSwitch on net
+realised PnL) and defense mode (runtime/defense.performance_of + RiskManager.observe_performance), instrument
+prices at the same entry/exit bars, the slippage model, and the sim's fees (trading/fees.FeeSchedule of
+SIM_FEE_PROFILE): each trade carries PnL (before fees, as the live trade history), fees and net_PnL.
+A `SessionState` is one session shared by its windows (`--strategy all`). Pure: no ledger, no broker."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +20,20 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.accounting.account_transaction import realised_pnl
-from tbot_bot.domain.vocab import DenialCode, Direction, InstrumentType
-from tbot_bot.market_time import previous_session_date
-from tbot_bot.strategy.strategy_meta import leverage_of
+from tbot_bot.broker.broker_api import Quote, Snapshot
+from tbot_bot.broker.brokers.sim_market import from_ns, price_decimal, quote_around
+from tbot_bot.domain.vocab import DenialCode, Direction, InstrumentType, OrderSide
+from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
+from tbot_bot.market_time import WindowSpec, compute_window, previous_session_date
+from tbot_bot.runtime.defense import performance_of
+from tbot_bot.screeners.finnhub_screener import Candidate as Screened
+from tbot_bot.screeners.finnhub_screener import fundamentals_rejection, market_filters
+from tbot_bot.screeners.fundamentals import Fundamentals
+from tbot_bot.strategy.strategy_meta import is_inverse_etf, leverage_of
 from tbot_bot.trading.bearish import route_signal
 from tbot_bot.trading.fees import FeeSchedule
-from tbot_bot.trading.risk_bot import Candidate, Denied, InstrumentKind, RiskLimits, Sized, plan_entries
+from tbot_bot.trading.kill_switch import KillSwitch
+from tbot_bot.trading.risk_bot import Candidate, Denied, InstrumentKind, RiskManager, Sized
 
 if TYPE_CHECKING:
     from tbot_bot.backtest.slippage import SlippageModel
@@ -28,6 +41,8 @@ if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 
 _NS_PER_MIN = 60_000_000_000
+_MIN_PER_DAY = 1440
+_EPOCH = date(1970, 1, 1)
 PRICE_QUANTUM = Decimal("0.0001")
 
 
@@ -36,26 +51,26 @@ def _money(x: float) -> Decimal:
 
 
 class MarketView:
-    """Per-symbol bar arrays for price look-ups, and previous-session volumes."""
+    """Per-symbol bar arrays for price look-ups, previous-session volumes, and the snapshot the sim exchange
+    would give at a minute (last close quoted with the sim's spread, today's open, previous volume)."""
 
     def __init__(self, frame: pd.DataFrame, calendar_name: str = "XNYS") -> None:
         self._calendar = calendar_name
         self._bars: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._volume: dict[tuple[str, date], float] = {}
-        self._first_open: dict[tuple[str, date], float] = {}
+        self._first: dict[tuple[str, date], tuple[int, float]] = {}
         for symbol, g in frame.groupby("symbol", sort=False):
             t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // _NS_PER_MIN
             order = np.argsort(t, kind="stable")
-            self._bars[str(symbol)] = (
-                t[order],
-                g["open"].to_numpy(float)[order],
-                g["close"].to_numpy(float)[order],
-            )
-            days = g["timestamp"].dt.date
-            for d, v in g.groupby(days)["volume"].sum().items():
-                self._volume[(str(symbol), d)] = float(v)
-            for d, o in g.sort_values("timestamp").groupby(days)["open"].first().items():
-                self._first_open[(str(symbol), d)] = float(o)
+            t, opens = t[order], g["open"].to_numpy(float)[order]
+            self._bars[str(symbol)] = (t, opens, g["close"].to_numpy(float)[order])
+            # per UTC date (the US session): its first bar and its volume
+            days, first = np.unique(t // _MIN_PER_DAY, return_index=True)
+            volumes = np.add.reduceat(g["volume"].to_numpy(float)[order], first)
+            for d, i, v in zip(days, first, volumes, strict=True):
+                key = (str(symbol), _EPOCH + timedelta(days=int(d)))
+                self._volume[key] = float(v)
+                self._first[key] = (int(t[i]), float(opens[i]))
 
     def has(self, symbol: str) -> bool:
         return symbol in self._bars
@@ -64,11 +79,6 @@ class MarketView:
         t, o, _ = self._bars[symbol]
         i = int(np.searchsorted(t, minute, side="left"))
         return (int(t[i]), float(o[i])) if i < len(t) else None
-
-    def close_of(self, symbol: str, minute: int) -> float | None:
-        t, _, c = self._bars[symbol]
-        i = int(np.searchsorted(t, minute, side="left"))
-        return float(c[i]) if i < len(t) and t[i] == minute else None
 
     def last_close_before(self, symbol: str, minute: int) -> tuple[int, float] | None:
         t, _, c = self._bars[symbol]
@@ -80,8 +90,20 @@ class MarketView:
         v = self._volume.get((symbol, prev))
         return int(v) if v is not None else None
 
-    def session_open_price(self, symbol: str, day: date) -> float | None:
-        return self._first_open.get((symbol, day))
+    def snapshot(self, symbol: str, day: date, now: int) -> Snapshot | None:
+        """What SimBroker.get_snapshots answers at minute `now` of `day`: the last bar closed by then (start +
+        1 minute <= now) quoted with the sim's spread, today's open once its first bar has started, and the
+        previous session's volume; None when nothing has traded yet (the broker omits the symbol)."""
+        if symbol not in self._bars:
+            return None
+        last = self.last_close_before(symbol, now)
+        if last is None:
+            return None
+        bid, ask = quote_around(price_decimal(last[1]))
+        quote = Quote(symbol, bid, ask, from_ns(last[0] * _NS_PER_MIN))
+        first = self._first.get((symbol, day))
+        today_open = price_decimal(first[1]) if first and first[0] <= now else None
+        return Snapshot(symbol, quote.mid, today_open, None, self.prev_session_volume(symbol, day), quote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,52 +120,183 @@ def _minute(ts: pd.Timestamp) -> int:
     return int(ts.value // _NS_PER_MIN)
 
 
-def screen(
-    row: Any,
-    strategy: str,
-    settings: BotSettings,
-    market: MarketView,
-    fundamentals: Mapping[str, Mapping[str, float]],
-) -> tuple[str, str] | None:
-    """Signal-ticker screens the bars can answer (DESIGN §7 candidates): gap from today's open and market cap.
-    Price, volume and spread are checked on the instrument by risk_bot. Returns (code, reason) to skip."""
-    up = strategy.upper()
-    day_open = market.session_open_price(row.symbol, row.session)
-    gap_limit = getattr(settings, f"MAX_GAP_PCT_{up}")
-    # MAX_GAP_PCT_X: |price / today's open - 1| above it drops the candidate
-    if day_open and abs(row.signal_close / day_open - 1) > gap_limit:
-        return (
-            "gap_too_large",
-            f"|{row.signal_close:.4f} / open {day_open:.4f} - 1| > MAX_GAP_PCT_{up}={gap_limit}",
-        )
-    metrics = fundamentals.get(row.symbol)
-    if metrics and "marketCapitalization" in metrics:
-        cap = float(metrics["marketCapitalization"]) * 1e6
-        lo, hi = getattr(settings, f"MIN_MARKET_CAP_{up}"), getattr(settings, f"MAX_MARKET_CAP_{up}")
-        # MIN/MAX_MARKET_CAP_X: candidates outside the range are dropped (ETFs carry no market cap: exempt)
-        if not lo <= cap <= hi:
-            return "market_cap", f"market cap {cap:,.0f} outside {lo:,}..{hi:,}"
-    return None
+def fundamentals_of(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, Fundamentals]:
+    """The cached fundamentals file a replay reads ({"SYM": {"marketCapitalization": ...}}) as the screener sees it."""
+    return {str(k).upper(): Fundamentals.from_metric(str(k).upper(), dict(v)) for k, v in metrics.items()}
 
 
-def instrument_for(
-    row: Any, strategy: str, settings: BotSettings, market: MarketView, capabilities: BrokerCapabilities
-) -> tuple[str | None, str, str, tuple[str, str] | None]:
-    """(instrument, position side in the instrument long|short, tag, skip) for one signal: the live rule
-    (`trading/bearish.route_signal`), with "has a bar at the signal" as the inverse ETF's check."""
-    sig_min = _minute(row.signal_time)
+class Screens:
+    """The live screener's checks for one strategy and settings, on the backtest's snapshots."""
+
+    def __init__(
+        self,
+        strategy: str,
+        settings: BotSettings,
+        market: MarketView,
+        fundamentals: Mapping[str, Fundamentals],
+        file_name: str = "fundamentals.json",
+    ) -> None:
+        self.strategy = strategy
+        self.settings = settings
+        self.market = market
+        self.fundamentals = fundamentals
+        self.guard = FundamentalGuard(settings)
+        self._file = file_name
+        self.spec = WindowSpec.from_settings(strategy, settings)
+
+    def window_start(self, day: date) -> int:
+        w = compute_window(self.spec, day, self.settings.MARKET_CALENDAR, self.settings.TRADING_DAYS)
+        return _minute(pd.Timestamp(w.start))
+
+    def equity(self, symbol: str, day: date, now: int) -> tuple[tuple[str, str] | None, Screened | None]:
+        """Screener.screen of one symbol at minute `now`: (rejection (filter, reason), its candidate)."""
+        snap = self.market.snapshot(symbol, day, now)
+        if snap is None:
+            return ("snapshot", "broker returned no snapshot"), None
+        etf = is_inverse_etf(symbol)
+        rejection, cand = market_filters(self.settings, self.strategy, snap, etf)
+        if rejection is None and not etf:
+            rejection = fundamentals_rejection(
+                self.settings, self.guard, self.strategy, symbol, self.fundamentals.get(symbol.upper()),
+                f"no fundamentals for {symbol} in {self._file}",
+            )  # fmt: skip
+        if rejection is not None:
+            return (rejection.filter, rejection.reason), None
+        return None, cand
+
+    def inverse_etf(self, symbol: str, day: date, now: int) -> Screened | None:
+        """Screener.screen_inverse_etfs of one ETF (price, volume, spread): its candidate or None."""
+        snap = self.market.snapshot(symbol, day, now)
+        if snap is None:
+            return None
+        rejection, cand = market_filters(self.settings, self.strategy, snap, True)
+        return cand if rejection is None else None
+
+    def at_window_start(self, symbols: Iterable[str], day: date) -> dict[str, tuple[str, str]]:
+        """The window's opening screen of the signal universe: symbol -> why it is not evaluated today."""
+        start = self.window_start(day)
+        out: dict[str, tuple[str, str]] = {}
+        for symbol in symbols:
+            rejection, _ = self.equity(symbol, day, start)
+            if rejection is not None:
+                out[symbol] = rejection
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    instrument: str
+    side: str  # position side held: long | short
+    tag: str
+    candidate: Candidate
+
+
+def choose(
+    row: Any, screens: Screens, settings: BotSettings, capabilities: BrokerCapabilities
+) -> tuple[Choice | None, tuple[str, str] | None]:
+    """trading/instruments.choose_instrument on backtest data: the instrument, its screen and its risk candidate
+    at the entry decision (the minute after the signal bar), or (None, (code, reason))."""
+    strategy, market = screens.strategy, screens.market
+    now = _minute(row.signal_time) + 1
+    found: dict[str, Screened] = {}
+
+    def inverse_etf_passes(sym: str) -> bool:
+        cand = screens.inverse_etf(sym, row.session, now) if market.has(sym) else None
+        if cand is not None:
+            found[sym] = cand
+        return cand is not None
+
     route = route_signal(
         Direction(row.direction), row.symbol, strategy, settings.short_type(strategy), capabilities,
-        settings.BROKER_NAME, lambda s: market.has(s) and market.close_of(s, sig_min) is not None,
+        settings.BROKER_NAME, inverse_etf_passes,
     )  # fmt: skip
     tag = str(route.tag or "")
     if route.denial is not None:
-        return None, "", tag, (str(route.denial[0]), route.denial[1])
+        return None, (str(route.denial[0]), route.denial[1])
     if route.instrument is InstrumentType.OPTION:
         # a long put needs option quotes, which 1-minute equity bars do not carry
         key = f"SHORT_TYPE_{strategy.upper()}"
-        return None, "", tag, (DenialCode.NO_OPTION_DATA, f"{key}=LongPut: no option prices in backtest data")
-    return route.symbol, str(route.position_side), tag, None
+        return None, (DenialCode.NO_OPTION_DATA, f"{key}=LongPut: no option prices in backtest data")
+    screened = found.get(route.symbol)
+    if screened is None:
+        rejection, screened = screens.equity(row.symbol, row.session, now)
+        if rejection is not None or screened is None:
+            why = rejection[1] if rejection else "no candidate"
+            return None, (DenialCode.SCREENER, f"{row.symbol} no longer passes the screener: {why}")
+    short = route.entry_side is OrderSide.SELL
+    cand = Candidate(
+        ticker=route.symbol,
+        strength=float(row.strength),
+        price=screened.price,
+        prev_volume=screened.prev_volume,
+        spread_pct=screened.spread_pct,
+        signal_ticker=row.symbol,
+        # a short sale is sized in whole shares unless the broker allows fractional shorts
+        kind=InstrumentKind.SHORT_SALE if short else InstrumentKind.EQUITY,
+    )
+    return Choice(route.symbol, str(route.position_side), tag, cand), None
+
+
+class SessionState:
+    """One session as the live day keeps it across its windows: the ticker blocklist (one trade per ticker per
+    session), the open positions (MAX_OPEN_POSITIONS), the kill switch on net realised PnL, defense mode, and
+    each window's MAX_TRADES / session-cap usage (RiskManager). `carried_defense`: a switch of the previous
+    session (runtime/defense.DefenseMonitor.carried_reason)."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        capabilities: BrokerCapabilities,
+        broker_current_float: Decimal,
+        *,
+        carried_defense: str | None = None,
+    ) -> None:
+        self.float = Decimal(broker_current_float)
+        self.kill = KillSwitch(settings, self.float)
+        self.risk = RiskManager(
+            settings, self.float, capabilities, kill_switch=self.kill, defense_reason=carried_defense
+        )
+        self.traded: dict[str, str] = {}  # instrument -> the strategy that traded it
+        self.switched: str | None = None  # defense mode turned on by this session's own results
+        self._open: list[tuple[int, int, Decimal]] = []  # (exit minute, booking order, net PnL)
+        self._closed: list[Decimal] = []
+        self._booked = 0
+
+    def blocked(self, instrument: str) -> str | None:
+        """enhancements/ticker_blocklist: the reason a ticker traded earlier today is denied, else None."""
+        by = self.traded.get(instrument.upper())
+        return f"{instrument.upper()} already traded today by {by}" if by else None
+
+    def settle(self, minute: float) -> None:
+        """Book the exits filled by `minute` (exit bar start <= minute) in exit order: each feeds the kill switch
+        and the defense-mode triggers, as DayContext.on_fill does."""
+        due = sorted(x for x in self._open if x[0] <= minute)
+        if not due:
+            return
+        self._open = [x for x in self._open if x[0] > minute]
+        for _, _, net in due:
+            self._closed.append(net)
+            self.kill.record_realised(net)
+            if not self.risk.defense_mode:
+                perf = performance_of(self._closed, self.float)
+                if self.risk.observe_performance(drawdown=perf.drawdown, win_rate=perf.win_rate):
+                    self.switched = self.risk.defense_reason
+
+    def open_positions(self, entry_minute: int) -> int:
+        return sum(1 for x in self._open if x[0] > entry_minute)
+
+    def size(self, strategy: str, candidates: list[Candidate], entry_minute: int) -> list[Sized | Denied]:
+        return self.risk.size_signals(strategy, candidates, self.open_positions(entry_minute))
+
+    def record(self, instrument: str, strategy: str) -> None:
+        self.traded.setdefault(instrument.upper(), strategy)
+
+    def book(self, fill: dict[str, Any], exit_minute: int) -> None:
+        self._open.append((exit_minute, self._booked, Decimal(fill["net_PnL"])))
+        self._booked += 1
+
+    def close_day(self) -> None:
+        self.settle(float("inf"))
 
 
 def execute_day(
@@ -152,67 +305,65 @@ def execute_day(
     settings: BotSettings,
     capabilities: BrokerCapabilities,
     market: MarketView,
-    fundamentals: Mapping[str, Mapping[str, float]],
+    fundamentals: Mapping[str, Mapping[str, float]] | Mapping[str, Fundamentals],
     broker_current_float: Decimal,
     slippage: SlippageModel,
     fees: FeeSchedule | None = None,
+    *,
+    state: SessionState | None = None,
 ) -> tuple[list[dict[str, Any]], list[Skip]]:
-    """One session of one strategy window: batches of signals in signal-time order (strongest first within a
-    bar) go through risk_bot.plan_entries with the window's running usage, as the live supervisor would.
-    `fees` defaults to the settings' SIM_FEE_PROFILE schedule (what the sim charges the replay of the same day)."""
-    limits = RiskLimits.from_settings(settings, capabilities, defense_mode=settings.DEFENSE_MODE_ACTIVE)
+    """One session of one strategy window as the live supervisor runs it: the window's opening screen, then
+    batches of signals in signal-time order (strongest first within a bar) through the instrument choice, the
+    ticker blocklist and RiskManager.size_signals. `state` is the session shared with the day's other windows
+    (a fresh one when None). `fees` defaults to the settings' SIM_FEE_PROFILE schedule."""
+    own = state is None
+    day_state = SessionState(settings, capabilities, broker_current_float) if state is None else state
     schedule = fee_schedule(settings) if fees is None else fees
+    screens = Screens(strategy, settings, market, _as_fundamentals(fundamentals))
     fills: list[dict[str, Any]] = []
     skips: list[Skip] = []
-    taken, committed = 0, Decimal(0)
-    open_until: list[pd.Timestamp] = []
-    traded: set[str] = set()  # ticker_blocklist: one trade per ticker per day
+    if day_trades.empty:
+        return fills, skips
+    session = day_trades["session"].iloc[0]
+    unscreened = screens.at_window_start(sorted(set(map(str, day_trades["symbol"]))), session)
     for signal_time, batch in day_trades.groupby("signal_time", sort=True):
-        candidates: list[tuple[Candidate, Any, str, str]] = []
+        t_sig = _minute(pd.Timestamp(signal_time))
+        day_state.settle(t_sig)
+        chosen: list[tuple[Choice, Any]] = []
         for row in batch.sort_values(["strength", "symbol"], ascending=[False, True]).itertuples():
-            skip = screen(row, strategy, settings, market, fundamentals)
-            instrument, side, tag = None, "", ""
-            if skip is None:
-                instrument, side, tag, skip = instrument_for(row, strategy, settings, market, capabilities)
-            if skip is None and instrument in traded:
-                skip = (
-                    DenialCode.TICKER_BLOCKLIST,
-                    f"{instrument} already traded today (one trade per ticker per day)",
-                )
-            if skip is not None or instrument is None:
-                code, why = skip or ("no_instrument", "no instrument")
-                skips.append(Skip(row.session, strategy, row.symbol, instrument, code, why))
+            if row.symbol in unscreened:
+                code, why = unscreened[row.symbol]
+                skips.append(Skip(row.session, strategy, row.symbol, None, f"screen:{code}", why))
                 continue
-            traded.add(instrument)
-            px = market.close_of(instrument, _minute(row.signal_time))
-            cand = Candidate(
-                ticker=instrument,
-                strength=float(row.strength),
-                price=_money(px) if px is not None else Decimal(0),
-                prev_volume=market.prev_session_volume(instrument, row.session),
-                spread_pct=0.0,  # bars carry no quotes: the spread filter cannot reject in a backtest
-                signal_ticker=row.symbol,
-                # a short sale is sized in whole shares unless the broker allows fractional shorts
-                kind=InstrumentKind.SHORT_SALE if side == "short" else InstrumentKind.EQUITY,
-            )
-            candidates.append((cand, row, side, tag))
-        if not candidates:
+            choice, skip = choose(row, screens, settings, capabilities)
+            if choice is not None:
+                blocked = day_state.blocked(choice.instrument)
+                if blocked:
+                    skip = (DenialCode.TICKER_BLOCKLIST, blocked)
+                elif any(c.instrument == choice.instrument for c, _ in chosen):
+                    skip = (
+                        DenialCode.TICKER_BLOCKLIST,
+                        f"{choice.instrument} already taken by a stronger signal this minute",
+                    )
+            if skip is not None or choice is None:
+                code, why = skip or ("no_instrument", "no instrument")
+                instrument = choice.instrument if choice else None
+                skips.append(Skip(row.session, strategy, row.symbol, instrument, str(code), why))
+                continue
+            chosen.append((choice, row))
+        if not chosen:
             continue
-        entry_at = pd.Timestamp(signal_time) + pd.Timedelta(minutes=1)
-        open_now = sum(1 for t in open_until if t > entry_at)
-        decisions = plan_entries(
-            [c for c, *_ in candidates], limits, broker_current_float,
-            open_positions=open_now, trades_taken=taken, committed=committed,
-        )  # fmt: skip
-        by_id = {id(c): (row, side, tag) for c, row, side, tag in candidates}
+        decisions = day_state.size(strategy, [c.candidate for c, _ in chosen], t_sig + 1)
+        by_id = {id(c.candidate): (c, row) for c, row in chosen}
         for d in decisions:
-            row, side, tag = by_id[id(d.candidate)]
+            choice, row = by_id[id(d.candidate)]
             if isinstance(d, Denied):
                 skips.append(Skip(row.session, strategy, row.symbol, d.ticker, str(d.code), d.reason))
                 continue
-            assert isinstance(d, Sized)
-            fill = _fill(row, d, side, tag, strategy, market, slippage, schedule)
+            day_state.record(d.ticker, strategy)
+            fill = _fill(row, d, choice.side, choice.tag, strategy, market, slippage, schedule)
             if fill is None:
+                day_state.risk.release(strategy, d)
                 skips.append(
                     Skip(
                         row.session,
@@ -224,11 +375,19 @@ def execute_day(
                     )
                 )
                 continue
-            taken += 1
-            committed += d.notional
-            open_until.append(row.exit_time)
+            day_state.book(fill, _minute(row.exit_time))
             fills.append(fill)
+    if own:
+        day_state.close_day()
     return fills, skips
+
+
+def _as_fundamentals(
+    given: Mapping[str, Mapping[str, float]] | Mapping[str, Fundamentals],
+) -> Mapping[str, Fundamentals]:
+    if all(isinstance(v, Fundamentals) for v in given.values()):
+        return given  # type: ignore[return-value]
+    return fundamentals_of(given)  # type: ignore[arg-type]
 
 
 def fee_schedule(settings: BotSettings) -> FeeSchedule:

@@ -32,17 +32,22 @@ class Performance:
 
 def realised_performance(trips: Sequence[RoundTrip], float_amount: Decimal) -> Performance:
     """The day's closed round trips in exit order, net of fees (a win is net > 0)."""
-    if not trips:
-        return Performance(None, None)
     ordered = sorted(trips, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
+    return performance_of([t.pnl for t in ordered], float_amount)
+
+
+def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Performance:
+    """Drawdown and win rate of closed trades' net PnL in exit order (the live day and the backtest)."""
+    if not net_pnls:
+        return Performance(None, None)
     running = peak = worst = Decimal(0)
-    for trip in ordered:
-        running += trip.pnl
+    for pnl in net_pnls:
+        running += pnl
         peak = max(peak, running)
         worst = max(worst, peak - running)
-    wins = sum(1 for t in ordered if t.pnl > 0)
+    wins = sum(1 for p in net_pnls if p > 0)
     drawdown = float(worst / float_amount) if float_amount > 0 else None
-    return Performance(drawdown, wins / len(ordered))
+    return Performance(drawdown, wins / len(net_pnls))
 
 
 class DefenseMonitor:

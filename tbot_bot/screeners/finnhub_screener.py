@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker, Snapshot
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.domain.clock import Clock
-    from tbot_bot.screeners.fundamentals import FundamentalsProvider
+    from tbot_bot.screeners.fundamentals import Fundamentals, FundamentalsProvider
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +70,34 @@ class ScreenResult:
         for r in self.rejections:
             counts[r.filter] = counts.get(r.filter, 0) + 1
         return counts
+
+
+def fundamentals_rejection(
+    settings: BotSettings,
+    guard: FundamentalGuard,
+    strategy: str,
+    symbol: str,
+    fundamentals: Fundamentals | None,
+    missing_reason: str,
+) -> Rejection | None:
+    """An equity's fundamentals screens (the live screener and the backtest): fundamentals known, market cap
+    known and inside MIN/MAX_MARKET_CAP_X, then the fundamentals guard. None = it passes."""
+    up = strategy.upper()
+    if fundamentals is None:
+        return Rejection(symbol, "fundamentals", missing_reason)
+    cap = fundamentals.market_cap
+    if cap is None:
+        return Rejection(symbol, f"MIN_MARKET_CAP_{up}", "market cap unknown")
+    lo = Decimal(getattr(settings, f"MIN_MARKET_CAP_{up}"))
+    hi = Decimal(getattr(settings, f"MAX_MARKET_CAP_{up}"))
+    # MIN/MAX_MARKET_CAP_X: an equity's market cap must lie inside the strategy's range
+    if not lo <= cap <= hi:
+        key = f"MIN_MARKET_CAP_{up}" if cap < lo else f"MAX_MARKET_CAP_{up}"
+        return Rejection(symbol, key, f"market cap {cap:,.0f} outside [{lo:,.0f}, {hi:,.0f}]")
+    decision = guard.check(fundamentals)
+    if not decision.allowed:
+        return Rejection(symbol, "ENABLE_FUNNHUB_FUNDAMENTALS_FILTER", decision.reason)
+    return None
 
 
 class Screener:
@@ -135,41 +163,28 @@ class Screener:
 
         equities = [c.symbol for c in passed if not c.is_inverse_etf]
         lookup = self.fundamentals.get(equities, now.date()) if equities else None
-        lo = Decimal(getattr(self.settings, f"MIN_MARKET_CAP_{strategy.upper()}"))
-        hi = Decimal(getattr(self.settings, f"MAX_MARKET_CAP_{strategy.upper()}"))
         for cand in passed:
             # DESIGN §7: inverse ETFs pass price, volume and spread filters, not market cap or fundamentals
             if cand.is_inverse_etf or lookup is None:
                 result.candidates.append(cand)
                 continue
             fundamentals = lookup.found.get(cand.symbol)
-            if fundamentals is None:
-                reason = lookup.errors.get(cand.symbol, "fundamentals unavailable")
-                result.rejections.append(Rejection(cand.symbol, "fundamentals", reason))
-                continue
-            cap = fundamentals.market_cap
-            if cap is None:
-                result.rejections.append(
-                    Rejection(cand.symbol, f"MIN_MARKET_CAP_{strategy.upper()}", "market cap unknown")
-                )
-                continue
-            if not lo <= cap <= hi:
-                key = (
-                    f"MIN_MARKET_CAP_{strategy.upper()}" if cap < lo else f"MAX_MARKET_CAP_{strategy.upper()}"
-                )
-                result.rejections.append(
-                    Rejection(cand.symbol, key, f"market cap {cap:,.0f} outside [{lo:,.0f}, {hi:,.0f}]")
-                )
-                continue
-            decision = self.guard.check(fundamentals)
-            if not decision.allowed:
-                result.rejections.append(
-                    Rejection(cand.symbol, "ENABLE_FUNNHUB_FUNDAMENTALS_FILTER", decision.reason)
-                )
+            rejection = fundamentals_rejection(
+                self.settings, self.guard, strategy, cand.symbol, fundamentals,
+                lookup.errors.get(cand.symbol, "fundamentals unavailable"),
+            )  # fmt: skip
+            if rejection is not None or fundamentals is None:
+                result.rejections.append(rejection or Rejection(cand.symbol, "fundamentals", "unavailable"))
                 continue
             result.candidates.append(
                 Candidate(
-                    cand.symbol, cand.price, cand.prev_volume, cand.gap_pct, cand.spread_pct, cap, False
+                    cand.symbol,
+                    cand.price,
+                    cand.prev_volume,
+                    cand.gap_pct,
+                    cand.spread_pct,
+                    fundamentals.market_cap,
+                    False,
                 )
             )
         for r in result.rejections:
@@ -186,55 +201,60 @@ class Screener:
     def _market_filters(
         self, strategy: str, snap: Snapshot, is_etf: bool
     ) -> tuple[Rejection | None, Candidate | None]:
-        s = self.settings
         sym = snap.symbol.upper()
-        price = snap.price
-        if price is None or price <= 0:
-            return Rejection(sym, "snapshot", "no usable last price"), None
-        # MIN_PRICE / MAX_PRICE: the candidate's last price must lie between them
-        if price < s.MIN_PRICE:
-            return Rejection(sym, "MIN_PRICE", f"price {price} < MIN_PRICE {s.MIN_PRICE}"), None
-        if price > s.MAX_PRICE:
-            return Rejection(sym, "MAX_PRICE", f"price {price} > MAX_PRICE {s.MAX_PRICE}"), None
         if snap.prev_volume is None and sym in self.prev_volumes:
             snap = replace(snap, prev_volume=self.prev_volumes[sym])
-        # MIN_VOLUME_THRESHOLD: previous-session volume floor; unknown volume is not assumed to pass
-        if snap.prev_volume is None:
-            return Rejection(sym, "MIN_VOLUME_THRESHOLD", "previous session volume unknown"), None
-        if snap.prev_volume < s.MIN_VOLUME_THRESHOLD:
+        return market_filters(self.settings, strategy, snap, is_etf)
+
+
+def market_filters(
+    s: BotSettings, strategy: str, snap: Snapshot, is_etf: bool
+) -> tuple[Rejection | None, Candidate | None]:
+    """Price, previous volume, spread and (equities) gap of one snapshot: the live screener and the backtest."""
+    sym = snap.symbol.upper()
+    price = snap.price
+    if price is None or price <= 0:
+        return Rejection(sym, "snapshot", "no usable last price"), None
+    # MIN_PRICE / MAX_PRICE: the candidate's last price must lie between them
+    if price < s.MIN_PRICE:
+        return Rejection(sym, "MIN_PRICE", f"price {price} < MIN_PRICE {s.MIN_PRICE}"), None
+    if price > s.MAX_PRICE:
+        return Rejection(sym, "MAX_PRICE", f"price {price} > MAX_PRICE {s.MAX_PRICE}"), None
+    # MIN_VOLUME_THRESHOLD: previous-session volume floor; unknown volume is not assumed to pass
+    if snap.prev_volume is None:
+        return Rejection(sym, "MIN_VOLUME_THRESHOLD", "previous session volume unknown"), None
+    if snap.prev_volume < s.MIN_VOLUME_THRESHOLD:
+        return (
+            Rejection(
+                sym,
+                "MIN_VOLUME_THRESHOLD",
+                f"previous volume {snap.prev_volume:,} < MIN_VOLUME_THRESHOLD {s.MIN_VOLUME_THRESHOLD:,}",
+            ),
+            None,
+        )
+    quote = snap.quote
+    # MAX_SPREAD_PCT: (ask - bid) / mid at most this; no usable quote is a rejection, not a pass
+    if quote is None or quote.bid <= 0 or quote.ask <= 0 or quote.ask < quote.bid:
+        return Rejection(sym, "MAX_SPREAD_PCT", "no usable bid/ask quote"), None
+    spread = quote.spread_pct
+    if spread > s.MAX_SPREAD_PCT:
+        return (
+            Rejection(sym, "MAX_SPREAD_PCT", f"spread {spread:.4%} > MAX_SPREAD_PCT {s.MAX_SPREAD_PCT:.4%}"),
+            None,
+        )
+    gap = 0.0
+    if not is_etf:
+        if snap.today_open is None or snap.today_open <= 0:
+            return Rejection(sym, f"MAX_GAP_PCT_{strategy.upper()}", "today's open unknown"), None
+        gap = abs(float(price / snap.today_open) - 1.0)
+        limit = getattr(s, f"MAX_GAP_PCT_{strategy.upper()}")
+        if gap > limit:
             return (
                 Rejection(
                     sym,
-                    "MIN_VOLUME_THRESHOLD",
-                    f"previous volume {snap.prev_volume:,} < MIN_VOLUME_THRESHOLD {s.MIN_VOLUME_THRESHOLD:,}",
+                    f"MAX_GAP_PCT_{strategy.upper()}",
+                    f"|price/open - 1| {gap:.4%} > MAX_GAP_PCT_{strategy.upper()} {limit:.4%}",
                 ),
                 None,
             )
-        quote = snap.quote
-        # MAX_SPREAD_PCT: (ask - bid) / mid at most this; no usable quote is a rejection, not a pass
-        if quote is None or quote.bid <= 0 or quote.ask <= 0 or quote.ask < quote.bid:
-            return Rejection(sym, "MAX_SPREAD_PCT", "no usable bid/ask quote"), None
-        spread = quote.spread_pct
-        if spread > s.MAX_SPREAD_PCT:
-            return (
-                Rejection(
-                    sym, "MAX_SPREAD_PCT", f"spread {spread:.4%} > MAX_SPREAD_PCT {s.MAX_SPREAD_PCT:.4%}"
-                ),
-                None,
-            )
-        gap = 0.0
-        if not is_etf:
-            if snap.today_open is None or snap.today_open <= 0:
-                return Rejection(sym, f"MAX_GAP_PCT_{strategy.upper()}", "today's open unknown"), None
-            gap = abs(float(price / snap.today_open) - 1.0)
-            limit = getattr(s, f"MAX_GAP_PCT_{strategy.upper()}")
-            if gap > limit:
-                return (
-                    Rejection(
-                        sym,
-                        f"MAX_GAP_PCT_{strategy.upper()}",
-                        f"|price/open - 1| {gap:.4%} > MAX_GAP_PCT_{strategy.upper()} {limit:.4%}",
-                    ),
-                    None,
-                )
-        return None, Candidate(sym, price, snap.prev_volume, gap, spread, None, is_etf)
+    return None, Candidate(sym, price, snap.prev_volume, gap, spread, None, is_etf)

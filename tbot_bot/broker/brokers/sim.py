@@ -36,10 +36,12 @@ from tbot_bot.broker.broker_api import (
     Snapshot,
 )
 from tbot_bot.broker.brokers.sim_market import (
+    DEFAULT_HALF_SPREAD_PCT,
     PRICE_QUANTUM,
     BarIndex,
     from_ns,
     price_decimal,
+    quote_around,
     to_ns,
 )
 from tbot_bot.broker.brokers.sim_store import OrderRow, PositionRow, SimStore
@@ -74,7 +76,7 @@ class SimBroker(Broker):
         starting_cash: Decimal | None = None,
         slippage: SlippageModel | None = None,
         seed: int = 0,
-        half_spread_pct: Decimal = Decimal("0.0002"),
+        half_spread_pct: Decimal = DEFAULT_HALF_SPREAD_PCT,
         fee_per_share: Decimal = Decimal(0),
         fee_per_order: Decimal = Decimal(0),
         fees: FeeSchedule | None = None,
@@ -417,9 +419,9 @@ class SimBroker(Broker):
         mid = self._mark(symbol, underlying, contract)
         if mid is None:
             raise MarketDataError(f"no price for {symbol}")
-        half = (mid * self.half_spread_pct).quantize(PRICE_QUANTUM)
+        bid, ask = quote_around(mid, self.half_spread_pct)
         stamp = from_ns(self._index.bar_start_ns(underlying, i)) + timedelta(minutes=1)
-        return Quote(symbol, max(Decimal(0), mid - half), mid + half, stamp)
+        return Quote(symbol, bid, ask, stamp)
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         now_ns = self._now_ns()

@@ -36,6 +36,16 @@ def price_decimal(value: float) -> Decimal:
     return Decimal(repr(float(value))).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+# the sim exchange's quote: bid/ask this fraction of the mid either side of the last close (SimBroker's default)
+DEFAULT_HALF_SPREAD_PCT = Decimal("0.0002")
+
+
+def quote_around(mid: Decimal, half_spread_pct: Decimal = DEFAULT_HALF_SPREAD_PCT) -> tuple[Decimal, Decimal]:
+    """(bid, ask) the sim quotes around a mid price; the one spread model of the sim and the backtest."""
+    half = (mid * half_spread_pct).quantize(PRICE_QUANTUM)
+    return max(Decimal(0), mid - half), mid + half
+
+
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
