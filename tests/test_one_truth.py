@@ -89,6 +89,26 @@ def test_every_surface_reads_the_same_net_pnl_and_wins(
     assert api["realized_pnl"] == f"{cents(net):.2f}" and api["fees"] == f"{cents(fees):.2f}"
     assert "Net PnL (after fees)" in client.get("/status").get_data(as_text=True)
 
+    # the one-day backtest of the same day (all windows, the home's float and fee profile) books the same
+    out = day_home.root / "bt"
+    argv = [
+        "backtest",
+        "--home",
+        home,
+        "--strategy",
+        "all",
+        "--start",
+        DAY.isoformat(),
+        "--end",
+        DAY.isoformat(),
+    ]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out), "--no-plots", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    net_metric = metrics.get("total_pnl", metrics.get("metrics", {}).get("total_pnl"))
+    assert cents(Decimal(str(net_metric))) == cents(net)  # the backtest's PnL is net of fees
+    assert metrics.get("wins", metrics.get("metrics", {}).get("wins")) == wins
+
 
 def test_a_trade_that_wins_before_fees_and_loses_after_is_a_loss() -> None:
     gross, fees = Decimal("0.50"), Decimal("1.00")
