@@ -243,7 +243,12 @@ def test_restart_after_kill_9_shows_finished_windows_and_clears_killed_writes(tm
     assert not any(p.exists() for p in debris)
 
 
-@pytest.mark.parametrize("crash_at", ["after_send:3", "before_ingest:1"])
+@pytest.mark.parametrize(
+    "crash_at",
+    # a kill in OPEN (journal, send, monitoring), while MID is booked (before and inside the ledger
+    # transaction) and in CLOSE (its entry)
+    ["after_journal:1", "after_send:3", "monitoring:5", "before_ingest:2", "mid_ingest:2", "after_send:6"],
+)
 def test_window_times_after_a_kill_are_the_journals(tmp_path: Path, crash_at: str) -> None:
     """Issue 26: a kill inside a window (or while it is booked) does not move its start or end in status.json."""
     home = provision_demo_home(tmp_path / "home")
