@@ -28,7 +28,7 @@ import pandas as pd
 
 from tbot_bot.optimizer.evidence import MIN_SESSIONS_PER_FOLD
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes, utc_now
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_text, utc_now
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -115,6 +115,11 @@ def run_scheduled(
     # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: the sessions of recorded bars each scheduled run optimises over
     start = lookback_start(end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR)
     vix = home.cache_dir / "vix.csv"
+    # the backtest screens with fundamentals as the live day does (issue 21): the recorded bars get the
+    # fundamentals the live screener last cached (a sim home: the bundled sample's), beside them
+    fundamentals = _latest_fundamentals(home, settings.BROKER_NAME)
+    if fundamentals is not None:
+        atomic_write_text(cache / "fundamentals.json", fundamentals.read_text(encoding="utf-8"))
     done = []
     for strategy in strategies:
         space = home.root / "optimizer" / f"space_{strategy}.toml"
@@ -163,3 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _latest_fundamentals(home: BotHome, broker_name: str) -> Path | None:
+    """The newest `data/cache/fundamentals_<day>.json` the screener wrote; a sim home screens with the sample's."""
+    from tbot_bot.screeners.fundamentals import sample_fundamentals_path
+
+    cached = sorted(home.cache_dir.glob("fundamentals_*.json"))
+    if cached:
+        return cached[-1]
+    # BROKER_NAME=SIM: the simulated exchange's screener reads the bundled sample's fundamentals
+    return sample_fundamentals_path() if broker_name == "SIM" else None
