@@ -13,6 +13,7 @@ import tempfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tbot_bot.support.path_resolver import BotHome
 
@@ -165,3 +166,30 @@ def unmark_booked(home: BotHome, day: date) -> None:
 
     with sqlite3.connect(home.state_dir / "journal.db") as c:
         c.execute("DELETE FROM kv WHERE k = ?", (f"booked:{day.isoformat()}",))
+
+
+def provision_alpaca(root: Path, server_url: str, monkeypatch: Any, *, paper: bool = True) -> BotHome:
+    """An Alpaca home (paper unless told) whose broker and data URLs are a fake server on 127.0.0.1; the screener's
+    Finnhub URL points at a closed port (these homes never screen)."""
+    from rigd_tbot.cli import main
+
+    for key, value in {
+        "ALPACA_API_KEY": "test-key", "ALPACA_SECRET_KEY": "test-secret", "ALPACA_BASE_URL": server_url,
+        "ALPACA_DATA_URL": server_url, "ALPACA_PAPER": "true" if paper else "false",
+        "FINNHUB_API_KEY": "test-finnhub", "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    args = [
+        "provision",
+        "--home",
+        str(root),
+        "--broker",
+        "alpaca",
+        "--entity",
+        "RGL",
+        "--jurisdiction",
+        "USA",
+    ]
+    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
+    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
+    return BotHome(root)

@@ -14,6 +14,7 @@ from fakes.alpaca_market import asset
 from fakes.alpaca_server import FakeAlpacaServer
 from fakes.smtp_server import FakeSmtp
 from fakes.webhook_server import FakeWebhooks
+from integration_test_runner import provision_alpaca as provision_alpaca_home
 from integration_test_runner import provision_demo_home
 
 from rigd_tbot.cli import main
@@ -71,26 +72,7 @@ def test_alerts_test_says_which_channel_arrived(
 def _alpaca_home(
     root: Path, server: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, *, paper: bool
 ) -> BotHome:
-    for key, value in {
-        "ALPACA_API_KEY": "test-key", "ALPACA_SECRET_KEY": "test-secret", "ALPACA_BASE_URL": server.url,
-        "ALPACA_DATA_URL": server.url, "ALPACA_PAPER": "true" if paper else "false",
-        "FINNHUB_API_KEY": "test-finnhub", "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    args = [
-        "provision",
-        "--home",
-        str(root),
-        "--broker",
-        "alpaca",
-        "--entity",
-        "RGL",
-        "--jurisdiction",
-        "USA",
-    ]
-    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
-    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
-    home = BotHome(root)
+    home = provision_alpaca_home(root, server.url, monkeypatch, paper=paper)
     home.universe_file.parent.mkdir(parents=True, exist_ok=True)
     home.universe_file.write_text("AAPL\n")
     return home

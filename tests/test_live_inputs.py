@@ -21,6 +21,7 @@ from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_market import asset, synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
+from integration_test_runner import provision_alpaca as provision_alpaca_home
 
 from rigd_tbot.cli import main
 from tbot_bot.inputs import universe
@@ -83,30 +84,9 @@ def serve(start: datetime, clock: InjectedClock | None = None) -> FakeAlpacaServ
 
 
 def provision(root: Path, server: FakeAlpacaServer, vix_url: str, monkeypatch: pytest.MonkeyPatch) -> BotHome:
-    for key, value in {
-        "ALPACA_API_KEY": "test-key",
-        "ALPACA_SECRET_KEY": "test-secret",
-        "ALPACA_BASE_URL": server.url,
-        "ALPACA_DATA_URL": server.url,
-        "FINNHUB_API_KEY": "test-finnhub",
-        "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",  # never called: no window screens in these tests
-    }.items():
-        monkeypatch.setenv(key, value)
-    args = [
-        "provision",
-        "--home",
-        str(root),
-        "--broker",
-        "alpaca",
-        "--entity",
-        "RGL",
-        "--jurisdiction",
-        "USA",
-    ]
-    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
-    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
+    home = provision_alpaca_home(root, server.url, monkeypatch)
     assert main(["config", "set", "--home", str(root), f"VIX_HISTORY_URL={vix_url}", "SLEEP_TIME=50ms"]) == 0
-    return BotHome(root)
+    return home
 
 
 def events(home: BotHome) -> list[dict[str, object]]:

@@ -15,6 +15,7 @@ from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_market import asset, synthetic_bars
 from fakes.alpaca_server import FakeAlpacaServer, broker_for
 from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
+from integration_test_runner import provision_alpaca as provision_alpaca_home
 
 from rigd_tbot.cli import main
 from tbot_bot.domain.clock import ReplayClock
@@ -199,29 +200,7 @@ def test_fresh_alpaca_home_passes_check_after_universe_and_vix(
 
 
 def provision_alpaca(root: Path, server: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch) -> BotHome:
-    for key, value in {
-        "ALPACA_API_KEY": "test-key",
-        "ALPACA_SECRET_KEY": "test-secret",
-        "ALPACA_BASE_URL": server.url,
-        "ALPACA_DATA_URL": server.url,
-        "FINNHUB_API_KEY": "test-finnhub",
-        "FINNHUB_BASE_URL": "http://127.0.0.1:9/api/v1",  # never called by check
-    }.items():
-        monkeypatch.setenv(key, value)
-    args = [
-        "provision",
-        "--home",
-        str(root),
-        "--broker",
-        "alpaca",
-        "--entity",
-        "RGL",
-        "--jurisdiction",
-        "USA",
-    ]
-    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
-    assert main(["secrets", "set", "screener", "--from-env", "--home", str(root)]) == 0
-    return BotHome(root)
+    return provision_alpaca_home(root, server.url, monkeypatch)
 
 
 def test_an_empty_universe_file_is_refused_by_check(
