@@ -187,9 +187,9 @@ def test_rsync_daemon_target_upload_verify_prune(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "0 uploaded, 1 already there, 0 pruned" in done.stdout
-    # a wrong password is a readable failure, exit 1, not a traceback
+    # a wrong password is a readable refusal, exit 2 (a restart will not fix it), not a traceback
     save_secret_json(home, "backup_upload_credentials", {"RSYNC_PASSWORD": "wrong"})
-    assert main(["backup", "upload", "--home", str(provisioned_home), "--to", url]) == 1
+    assert main(["backup", "upload", "--home", str(provisioned_home), "--to", url]) == 2
     err = capsys.readouterr().err
     assert "rsync to rsync://" in err and "failed" in err and "Traceback" not in err
 

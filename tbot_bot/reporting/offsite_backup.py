@@ -215,9 +215,12 @@ def _rsync(target: Target, args: list[str], password: str | None) -> subprocess.
         env["RSYNC_PASSWORD"] = password  # rsync daemon auth; never on the command line
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=RSYNC_TIMEOUT, env=env, check=False)
     if done.returncode != 0:
-        raise NetworkError(
+        err = NetworkError(
             f"rsync to {target.url} failed (exit {done.returncode}): {done.stderr.strip()[:400]}"
         )
+        # the daemon answered and refused the credentials: a restart will not fix it (exit 2, not 75)
+        err.transient = "auth failed" not in done.stderr
+        raise err
     return done
 
 
