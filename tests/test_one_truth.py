@@ -88,6 +88,15 @@ def test_every_surface_reads_the_same_net_pnl_and_wins(
     api = client.get("/api/status").get_json()
     assert api["realized_pnl"] == f"{cents(net):.2f}" and api["fees"] == f"{cents(fees):.2f}"
     assert "Net PnL (after fees)" in client.get("/status").get_data(as_text=True)
+    # the Trades page's per-strategy table: net, in cents, as status.json's per-strategy figures
+    monkeypatch.setattr("sys.stdin", io.StringIO("auditor-password-1\n"))
+    assert main(["users", "add", "--home", home, "--username", "auditor", "--role", "auditor"]) == 0
+    auditor = create_app(Path(home), testing=True).test_client()
+    login = {"username": "auditor", "password": "auditor-password-1", "csrf_token": fresh_token(auditor)}
+    assert auditor.post("/login", data=login).status_code == 302
+    page = auditor.get("/trades").get_data(as_text=True).split("By strategy")[1].split("</table>")[0]
+    for strategy, value in status["realized_pnl_by_strategy"].items():
+        assert f"<td>{strategy}</td>" in page and f"<td>{cents(Decimal(value)):.2f}</td>" in page
 
     # the one-day backtest of the same day (all windows, the home's float and fee profile) books the same
     out = day_home.root / "bt"

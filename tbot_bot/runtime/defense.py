@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from tbot_bot.domain.results import is_win
 from tbot_bot.market_time import previous_session_date
 from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.positions import RoundTrip
@@ -45,7 +46,7 @@ def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Perfor
         running += pnl
         peak = max(peak, running)
         worst = max(worst, peak - running)
-    wins = sum(1 for p in net_pnls if p > 0)
+    wins = sum(1 for p in net_pnls if is_win(p))
     drawdown = float(worst / float_amount) if float_amount > 0 else None
     return Performance(drawdown, wins / len(net_pnls))
 

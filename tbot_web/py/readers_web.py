@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.ledger_read import latest_transactions, trial_balance
-from tbot_bot.domain.results import cents
+from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
 from tbot_bot.support.path_resolver import BotHome
@@ -325,16 +325,19 @@ def read_trade_history(home: BotHome) -> list[dict[str, Any]]:
 
 
 def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per strategy: trades, wins, total PnL (Decimal)."""
+    """Per strategy: trades, wins and total PnL, net of fees (domain/results.py), in cents."""
     summary: dict[str, dict[str, Any]] = {}
     for record in records:
         name = str(record.get("strategy_name") or record.get("strategy") or "unknown")
         row = summary.setdefault(name, {"trades": 0, "wins": 0, "pnl": Decimal("0")})
         row["trades"] += 1
-        pnl = money(record.get("PnL", record.get("pnl")))
-        if pnl is not None:
-            row["pnl"] += pnl
-            row["wins"] += int(pnl > 0)
+        gross = money(record.get("PnL", record.get("pnl")))
+        if gross is not None:
+            net = net_pnl(gross, money(record.get("fees")) or Decimal(0))
+            row["pnl"] += net
+            row["wins"] += int(is_win(net))
+    for row in summary.values():
+        row["pnl"] = cents(row["pnl"])
     return summary
 
 
