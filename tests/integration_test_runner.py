@@ -162,10 +162,13 @@ if __name__ == "__main__":
 def unmark_booked(home: BotHome, day: date) -> None:
     """As if the process died after the day's books were written but before the day was marked finished: the
     next start resumes the day (a booked day is otherwise refused), which is how a restart is replayed here."""
-    import sqlite3
+    from tbot_bot.runtime.order_journal import OrderJournal
 
-    with sqlite3.connect(home.state_dir / "journal.db") as c:
-        c.execute("DELETE FROM kv WHERE k = ?", (f"booked:{day.isoformat()}",))
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        journal.delete_value(f"booked:{day.isoformat()}")
+    finally:
+        journal.close()
 
 
 def provision_alpaca(root: Path, server_url: str, monkeypatch: Any, *, paper: bool = True) -> BotHome:

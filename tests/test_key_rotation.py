@@ -19,7 +19,7 @@ from tbot_bot.config.security_bot import decrypt_file, load_key
 from tbot_bot.config.settings_bot import load_settings, update_env_values
 from tbot_bot.reporting.auto_backup import create_backup
 from tbot_bot.reporting.backup_restore import restore_backup
-from tbot_bot.runtime.preflight import ledger_anchor_problems
+from tbot_bot.runtime.preflight import ledger_problems
 from tbot_bot.support.decrypt_secrets import load_secret_json, save_secret_json
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
 
@@ -50,7 +50,7 @@ def _all_readable(home: BotHome) -> None:
         for path in files:
             decrypt_file(path, home.key_file(purpose))
     assert load_settings(home).MAX_TRADES == 1
-    assert ledger_anchor_problems(home, load_binding(home)) == []
+    assert ledger_problems(home, load_binding(home)) == []
 
 
 def test_every_purpose_key_rotates_and_everything_it_protects_still_reads(provisioned_home: Path) -> None:

@@ -121,7 +121,7 @@ def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -
     return problems
 
 
-def ledger_anchor_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
+def ledger_problems(home: BotHome, binding: LedgerBinding) -> list[str]:
     """Boot (so check) refuses a ledger that fails `tbot ledger verify`: every row, balance and hash link, the audit
     chain, and its anchored head (truncated, rolled back, rows deleted), and the head the accounting system
     acknowledged. One verification: what verify, export and boot refuse, they refuse alike."""
@@ -224,7 +224,7 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
         from tbot_bot.accounting.float_ledger import broker_current_float
 
         float_amount = broker_current_float(binding.float_ledger_path)
-        problems += ledger_anchor_problems(home, binding)
+        problems += ledger_problems(home, binding)
         if float_amount <= 0:
             problems.append(
                 f"float ledger {binding.float_ledger_path.name} shows no float ({float_amount}); the accounting system must inject one"
