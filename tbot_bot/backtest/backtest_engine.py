@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 DEFAULT_FLOAT = Decimal("100000")
 ALL = "all"  # --strategy all: every window the live day runs, sharing each session's state
 NET = "net_PnL"  # the trades' column every metric, plot and daily figure uses: PnL after fees
+PROGRESS_DELAY_SECONDS = 2.0  # a run shorter than this prints no progress bar
 EMPTY_TRADES_CSV = "timestamp,strategy_name,ticker,side,size,entry_price,exit_price,PnL,fees,net_PnL,mode\n"
 
 
@@ -115,8 +116,10 @@ def run_backtest(
     `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none)."""
     source = Path(data_source)
     names = strategies_for(strategy, settings)
-    # one progress bar over the stages (loading dominates long runs); it appears only after two seconds
-    progress = tqdm(total=5, desc=f"backtest {strategy}", unit="stage", delay=2, file=sys.stderr, leave=False)
+    # one progress bar over the stages (loading dominates long runs); it appears only after the delay
+    progress = tqdm(
+        total=5, desc=f"backtest {strategy}", unit="stage", delay=PROGRESS_DELAY_SECONDS, file=sys.stderr, leave=False
+    )
     progress.set_postfix_str("loading bars", refresh=False)
     stages: dict[str, float] = {}
     clock = time.perf_counter()
