@@ -22,7 +22,6 @@ from fakes import vendor_shapes as vs
 from fakes.alpaca_exchange import FakeAlpacaExchange
 from fakes.alpaca_server import FakeAlpacaServer
 from fakes.alpaca_server import broker_for as alpaca_for
-from fakes.json_server import Reply
 from fakes.tradier_server import ACCOUNT, FakeTradierServer
 
 from tbot_bot.accounting.account_transaction import entries_for_fill
@@ -31,12 +30,14 @@ from tbot_bot.accounting.accounting_config import load_binding
 from tbot_bot.broker.broker_api import AssetClass, Broker, OptionContract, OrderRequest, OrderType
 from tbot_bot.broker.brokers.alpaca import AlpacaBroker
 from tbot_bot.broker.brokers.tradier import TradierBroker
+from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.config.env_bot import ShortType
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.config.settings_bot import load_settings
 from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.domain.intents import Intent, IntentStatus
-from tbot_bot.domain.vocab import Direction, InstrumentTag, InstrumentType, OrderSide
+from tbot_bot.domain.vocab import DenialCode, Direction, InstrumentTag, InstrumentType, OrderSide
 from tbot_bot.errors import BrokerError
 from tbot_bot.runtime.booking import fills_to_book
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -195,10 +196,8 @@ def test_tradier_put_round_trip_through_the_router_books_the_option_accounts(
 
 # ---------------------------------------------------------------------------------------------- capabilities
 @pytest.mark.parametrize("broker", ["ALPACA", "TRADIER"])
-def test_long_puts_are_accepted_for_brokers_that_place_them(tmp_path: Path, broker: str) -> None:
+def test_long_puts_are_accepted_for_brokers_that_place_them(broker: str) -> None:
     from helpers import make_settings
-
-    from tbot_bot.broker.capabilities import capabilities_for
 
     enabled = {"SIM_ENABLED": "false", f"{broker}_ENABLED": "true"}
     settings = make_settings(BROKER_NAME=broker, SHORT_TYPE_OPEN="LongPut", **enabled)
@@ -221,15 +220,15 @@ def test_alpaca_account_below_options_level_2_denies_long_puts(alpaca_server: Fa
     assert result.ok and result.context["options_trading_level"] == 1
     assert broker.capabilities.options is False  # narrowed at runtime, never widened
     route = route_signal(
-        Direction.BEARISH, "SPY", "open", load_short_type(), broker.capabilities, broker.name, lambda s: False
+        Direction.BEARISH,
+        "SPY",
+        "open",
+        ShortType.LONG_PUT,
+        broker.capabilities,
+        broker.name,
+        lambda s: False,
     )
-    assert route.denial is not None and "does not trade options" in route.denial[1]
-
-
-def load_short_type() -> Any:
-    from tbot_bot.config.env_bot import ShortType
-
-    return ShortType.LONG_PUT
+    assert route.denial is not None and route.denial[0] is DenialCode.OPTIONS_UNSUPPORTED
 
 
 # ---------------------------------------------------------------------------------------------- Alpaca contract
