@@ -69,8 +69,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ORDERS_PAGE = 500  # Alpaca's maximum page for GET /v2/orders
 ACTIVITIES_PAGE = 100  # Alpaca's maximum page for GET /v2/account/activities
 PAPER_URL = "https://paper-api.alpaca.markets"
-LONG_OPTIONS_LEVEL = 2  # Alpaca's options levels: 1 covered calls/cash-secured puts, 2 + long calls and puts
 LIVE_URL = "https://api.alpaca.markets"
+LONG_OPTIONS_LEVEL = 2  # Alpaca's options levels: 1 covered calls/cash-secured puts, 2 + long calls and puts
 
 
 class AlpacaBroker(AlpacaMarketData, Broker):
@@ -252,7 +252,8 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             )
         if request.order_type is not OrderType.MARKET:
             raise BrokerError(
-                f"Alpaca option orders are market or limit, not {request.order_type}", code="unsupported"
+                f"Alpaca takes option orders as market or limit (the bot sends market), not {request.order_type}",
+                code="unsupported",
             )
         if request.qty <= 0 or request.qty != request.qty.to_integral_value():
             raise BrokerError(f"Alpaca trades whole option contracts; got {request.qty}", code="fractional")

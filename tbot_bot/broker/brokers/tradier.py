@@ -313,6 +313,7 @@ class TradierBroker(Broker):
             raise BrokerError(f"Tradier trades whole {what}; got quantity {request.qty}", code="fractional")
         if request.asset_class is AssetClass.OPTION or request.option is not None:
             option_of(request)
+        to_tag(request.client_order_id)
 
     def _form(self, request: OrderRequest) -> dict[str, str]:
         self._check(request)
