@@ -151,21 +151,23 @@ def test_exactly_one_broker_enabled_matching_broker_name(flags: dict[str, str]) 
 def test_short_type_must_be_supported_by_the_broker() -> None:
     text = with_values(
         template_text(),
-        BROKER_NAME="ALPACA",
-        ALPACA_ENABLED="true",
+        BROKER_NAME="TRADIER",
+        TRADIER_ENABLED="true",
         SIM_ENABLED="false",
-        SHORT_TYPE_MID="LongPut",
+        SHORT_TYPE_MID="ShortSell",
     )
     problems = _errors(text)
-    assert any("SHORT_TYPE_MID=LongPut but broker ALPACA does not trade options" in p for p in problems)
-    ok = with_values(
-        template_text(),
-        BROKER_NAME="IBKR",
-        IBKR_ENABLED="true",
-        SIM_ENABLED="false",
-        SHORT_TYPE_MID="LongPut",
-    )
-    assert settings_from_text(ok).SHORT_TYPE_MID is ShortType.LONG_PUT
+    assert any("SHORT_TYPE_MID=ShortSell but broker TRADIER does not short sell" in p for p in problems)
+    # every broker places option orders now (Alpaca and Tradier since issue 24): LongPut passes for each
+    for broker in ("ALPACA", "IBKR", "TRADIER"):
+        ok = with_values(
+            template_text(),
+            BROKER_NAME=broker,
+            **{f"{broker}_ENABLED": "true"},
+            SIM_ENABLED="false",
+            SHORT_TYPE_MID="LongPut",
+        )
+        assert settings_from_text(ok).SHORT_TYPE_MID is ShortType.LONG_PUT
 
 
 def test_strategy_override_empty_or_one_strategy() -> None:

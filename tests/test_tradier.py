@@ -201,7 +201,7 @@ def test_read_faults_forever_and_bad_token(server: FakeTradierServer) -> None:
         broker_for(server, token="wrong").get_account()
 
 
-def test_capabilities_allow_inverse_etfs_only(tmp_path: Path) -> None:
+def test_capabilities_allow_inverse_etfs_and_long_puts_not_short_sales(tmp_path: Path) -> None:
     from helpers import make_settings
 
     base = {"BROKER_NAME": "TRADIER", "SIM_ENABLED": "false", "TRADIER_ENABLED": "true"}
@@ -211,8 +211,8 @@ def test_capabilities_allow_inverse_etfs_only(tmp_path: Path) -> None:
     assert ok.BROKER_NAME == "TRADIER"
     with pytest.raises(ConfigError, match="SHORT_TYPE_OPEN=ShortSell but broker TRADIER does not short sell"):
         make_settings(**base, SHORT_TYPE_OPEN="ShortSell")
-    with pytest.raises(ConfigError, match="SHORT_TYPE_MID=LongPut but broker TRADIER does not trade options"):
-        make_settings(**base, SHORT_TYPE_MID="LongPut")
+    # Tradier places single-leg option orders (class=option): long puts are a bearish instrument there
+    assert make_settings(**base, SHORT_TYPE_MID="LongPut").short_type("mid").value == "LongPut"
 
 
 def test_provision_and_broker_check_against_the_fake(

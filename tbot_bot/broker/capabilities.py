@@ -29,16 +29,17 @@ _DECLARED = {
     "ALPACA": BrokerCapabilities(
         fractional=True,
         short_sell=True,
-        options=False,
+        options=True,  # single-leg, whole contracts, market/limit, day orders (an approved options level)
         trailing_stop=True,
         imbalance_data=False,
         data_calls_per_minute=200,  # Alpaca's basic market-data plan
     ),
-    # long equities and inverse ETFs only: bearish signals trade inverse ETFs (SHORT_TYPE_X=InverseETF)
+    # long equities, inverse ETFs and long options: bearish signals trade inverse ETFs (SHORT_TYPE_X=InverseETF)
+    # or long puts (LongPut), never short sales
     "TRADIER": BrokerCapabilities(
         fractional=False,
         short_sell=False,
-        options=False,
+        options=True,
         trailing_stop=False,
         imbalance_data=False,
         data_calls_per_minute=120,  # Tradier's market-data rate limit

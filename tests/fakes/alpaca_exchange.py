@@ -2,6 +2,13 @@
 
 Market orders fill at the current price (FakeMarket); trailing stops follow bar highs/lows and fill when
 crossed. Everything is rendered in Alpaca's JSON shapes; refusals raise ApiReject (status, code, message).
+
+Options (docs.alpaca.markets "Options Trading"): an OCC symbol trades as `asset_class: us_option`, in whole
+contracts, market or limit, `time_in_force: day` only; premiums are per share and cash moves x100; positions
+report `exchange: ""` and per-share prices (fakes.vendor_shapes.alpaca_positions). `position_intent` may say
+buy_to_open / buy_to_close / sell_to_close; writing (`sell_to_open`, or a sale beyond the contracts held) is
+refused as for an account at options level 2 (long calls and puts), the level the account reports in
+`options_trading_level` / `options_approved_level` (docs.alpaca.markets/reference/getaccount-1).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import pandas as pd
 
 from fakes.alpaca_market import BarRow, FakeMarket, iso, parse_ts, synthetic_bars
 from fakes.json_server import ApiError
+from fakes.vendor_shapes import occ_parts
 
 __all__ = ["ApiReject", "FakeAlpacaExchange", "PartialPlan", "parse_ts", "synthetic_bars", "BarRow"]
 
@@ -29,6 +37,11 @@ class ApiReject(ApiError):
 
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(status, message, code)
+
+
+def _mult(symbol: str) -> Decimal:
+    """Shares per unit: 100 for a standard option contract."""
+    return Decimal(100) if occ_parts(symbol) is not None else Decimal(1)
 
 
 def _num(d: Decimal) -> str:
@@ -98,6 +111,7 @@ class FakeAlpacaExchange(FakeMarket):
         self.asset_ids: dict[str, str] = {}
         self.partial_plans: list[PartialPlan] = []
         self.activities: list[dict[str, Any]] = []  # non-trade account activities (FEE, PTC, DIV ...)
+        self.options_level = 2  # 0 none, 1 covered calls, 2 long calls/puts, 3 spreads
 
     # --- ids ----------------------------------------------------------------------------------------
     def new_uuid(self) -> str:
@@ -112,7 +126,7 @@ class FakeAlpacaExchange(FakeMarket):
     def equity(self) -> Decimal:
         total = self.cash
         for symbol, (qty, avg) in self.positions.items():
-            total += qty * (self.price(symbol) or avg)
+            total += qty * (self.price(symbol) or avg) * _mult(symbol)
         return total
 
     def account(self) -> dict[str, Any]:
@@ -135,35 +149,40 @@ class FakeAlpacaExchange(FakeMarket):
                 "transfers_blocked": False,
                 "multiplier": "1",
                 "created_at": "2024-01-02T15:00:00Z",
+                "options_approved_level": self.options_level,
+                "options_trading_level": self.options_level,
+                "options_buying_power": _num(max(Decimal(0), self.buying_power())),
             }
 
     def buying_power(self) -> Decimal:
         # a cash-style account: what is left after every position's value and open buy orders
         held = Decimal(0)
-        for qty, avg in self.positions.values():
+        for symbol, (qty, avg) in self.positions.items():
             if qty < 0:
-                held += -qty * avg
+                held += -qty * avg * _mult(symbol)
         for o in self.orders.values():
             if o.open and o.side == "buy" and o.type == "market":
-                held += (o.qty - o.filled_qty) * (self.price(o.symbol) or Decimal(0))
+                held += (o.qty - o.filled_qty) * (self.price(o.symbol) or Decimal(0)) * _mult(o.symbol)
         return self.cash - held
 
     def position_json(self, symbol: str) -> dict[str, Any]:
         qty, avg = self.positions[symbol]
         price = self.price(symbol) or avg
+        mult = _mult(symbol)
+        option = mult != 1
         return {
             "asset_id": self.asset_id(symbol),
             "symbol": symbol,
-            "exchange": "ARCA",
-            "asset_class": "us_equity",
+            "exchange": "" if option else "ARCA",
+            "asset_class": "us_option" if option else "us_equity",
             "asset_marginable": True,
             "avg_entry_price": _num(avg),
             "qty": _num(qty),
             "qty_available": _num(qty),
             "side": "long" if qty > 0 else "short",
-            "market_value": _num(qty * price),
-            "cost_basis": _num(qty * avg),
-            "unrealized_pl": _num(qty * (price - avg)),
+            "market_value": _num(qty * price * mult),
+            "cost_basis": _num(qty * avg * mult),
+            "unrealized_pl": _num(qty * (price - avg) * mult),
             "current_price": _num(price),
         }
 
@@ -193,7 +212,7 @@ class FakeAlpacaExchange(FakeMarket):
         else:
             avg = (old_qty * old_avg + signed * price) / new_qty
             self.positions[order.symbol] = (new_qty, avg.quantize(Decimal("0.0001")))
-        self.cash -= signed * price
+        self.cash -= signed * price * _mult(order.symbol)
         order.filled_qty += qty
         order.filled_value += qty * price
         order.updated_at = now
@@ -220,7 +239,7 @@ class FakeAlpacaExchange(FakeMarket):
             "replaces": None,
             "asset_id": o.asset_id,
             "symbol": o.symbol,
-            "asset_class": "us_equity",
+            "asset_class": "us_option" if occ_parts(o.symbol) else "us_equity",
             "notional": None,
             "qty": _num(o.qty),
             "filled_qty": _num(o.filled_qty),
@@ -238,6 +257,7 @@ class FakeAlpacaExchange(FakeMarket):
             "trail_percent": None if o.trail_percent is None else _num(o.trail_percent),
             "trail_price": None,
             "hwm": None if o.hwm is None else _num(o.hwm),
+            **({"position_intent": o.extra["position_intent"]} if "position_intent" in o.extra else {}),
         }
 
     def _stop(self, o: FakeOrder) -> Decimal:
@@ -276,6 +296,9 @@ class FakeAlpacaExchange(FakeMarket):
             price = self.price(symbol)
             if price is None:
                 raise ApiReject(422, 40010001, f'asset "{symbol}" not found')
+            extra: dict[str, Any] = {}
+            if occ_parts(symbol) is not None:
+                extra = self._check_option(symbol, str(side), str(kind), qty, body)
             fractional = qty != qty.to_integral_value()
             if fractional and kind != "market":
                 raise ApiReject(422, 40010001, "fractional orders must be market, limit, stop, or stop_limit")
@@ -301,7 +324,7 @@ class FakeAlpacaExchange(FakeMarket):
                     raise ApiReject(403, 40310000, "account is not allowed to short")
                 if fractional:
                     raise ApiReject(403, 40310000, "fractional orders cannot be sold short")
-            if side == "buy" and pos_qty >= 0 and qty * price > self.buying_power():
+            if side == "buy" and pos_qty >= 0 and qty * price * _mult(symbol) > self.buying_power():
                 raise ApiReject(403, 40310000, "insufficient buying power")
             trail_percent = None
             if kind == "trailing_stop":
@@ -319,6 +342,7 @@ class FakeAlpacaExchange(FakeMarket):
                 submitted_at=now,
                 asset_id=self.asset_id(symbol),
                 evaluated_until=now,
+                extra=extra,
             )
             self.orders[order.id] = order
             self.by_client_id[client_order_id] = order.id
@@ -334,6 +358,32 @@ class FakeAlpacaExchange(FakeMarket):
                 else:
                     self._book_fill(order, qty, price)
             return self.order_json(order)
+
+    def _check_option(
+        self, symbol: str, side: str, kind: str, qty: Decimal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What Alpaca refuses of a single-leg option order; the order's position_intent, given or inferred."""
+        if self.options_level < 2:
+            raise ApiReject(403, 40310000, "account is not approved for options trading level 2")
+        if qty != qty.to_integral_value():
+            raise ApiReject(422, 40010001, "qty must be a whole number of contracts for options")
+        if kind != "market":
+            raise ApiReject(422, 40010001, f"order type {kind} is not supported for options")
+        if body.get("time_in_force") != "day":
+            raise ApiReject(422, 40010001, "options orders must be time_in_force day")
+        held = self.positions.get(symbol, (Decimal(0), Decimal(0)))[0]
+        intent = body.get("position_intent") or (
+            ("buy_to_close" if held < 0 else "buy_to_open")
+            if side == "buy"
+            else ("sell_to_close" if held > 0 else "sell_to_open")
+        )
+        if not str(intent).startswith(side):
+            raise ApiReject(422, 40010001, f"position_intent {intent} does not match side {side}")
+        if intent == "sell_to_open" or (intent == "sell_to_close" and qty > held):
+            raise ApiReject(403, 40310000, "account not eligible to trade uncovered option contracts")
+        if intent == "buy_to_close" and qty > -held:
+            raise ApiReject(403, 40310000, f"insufficient qty to close (requested: {qty}, held: {held})")
+        return {"position_intent": intent}
 
     def _fill_step(self, order: FakeOrder) -> None:
         plan = order.plan

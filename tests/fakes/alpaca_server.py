@@ -20,6 +20,7 @@ import pandas as pd
 
 from fakes.alpaca_exchange import ApiReject, FakeAlpacaExchange, PartialPlan, parse_ts
 from fakes.json_server import FakeJsonServer
+from fakes.vendor_shapes import occ_parts
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,34 @@ class FakeAlpacaServer(FakeJsonServer):
             symbols = [s for s in query.get("symbols", "").split(",") if s]
             quotes = {s: q for s in symbols if (q := ex.quote(s)) is not None}
             return 200, {"quotes": quotes}
+        if path == "/v1beta1/options/quotes/latest" and method == "GET":
+            return 200, {
+                "quotes": {s: q for s in _symbols(query) if (q := self._option_quote(s)) is not None}
+            }
         if path == "/v2/stocks/snapshots" and method == "GET":
             symbols = [s for s in query.get("symbols", "").split(",") if s]
             return 200, {s: snap for s in symbols if (snap := ex.snapshot(s)) is not None}
         raise ApiReject(404, 40410000, f"endpoint not found: {method} {path}")
+
+    def _option_quote(self, symbol: str) -> dict[str, Any] | None:
+        """GET /v1beta1/options/quotes/latest (docs.alpaca.markets/reference/optionlatestquotes; alpaca-py
+        tests/data/test_historical_option_data.py): keyed by OCC symbol under `quotes`, a single condition
+        string `c`, no tape `z`, OPRA exchange codes; a contract without a quote is simply absent."""
+        if occ_parts(symbol) is None:
+            return None
+        q = self.exchange.quote(symbol)
+        if q is None:
+            return None
+        return {
+            "t": q["t"],
+            "ax": "N",
+            "ap": q["ap"],
+            "as": 1593,
+            "bx": "N",
+            "bp": q["bp"],
+            "bs": 1344,
+            "c": "B",
+        }
 
     def _bars(self, query: dict[str, str]) -> dict[str, Any]:
         if query.get("timeframe") not in ("1Min", "1T"):
@@ -128,6 +153,10 @@ class FakeAlpacaServer(FakeJsonServer):
         nxt = offset + limit
         token = base64.b64encode(str(nxt).encode()).decode() if nxt < len(rows) else None
         return {"bars": grouped, "next_page_token": token}
+
+
+def _symbols(query: dict[str, str]) -> list[str]:
+    return [s for s in query.get("symbols", "").split(",") if s]
 
 
 def broker_for(server: FakeAlpacaServer, **kwargs: Any) -> Any:

@@ -3,7 +3,11 @@
 Like Tradier it does NOT enforce unique order tags, so a duplicated submission shows up as two orders — exactly
 what the adapter must never cause. Market orders fill at once at the symbol's price (or in steps with
 `inject_partial_fill`); `reject_symbols` makes orders come back `rejected`; an unknown symbol is a 400.
-Market-data times are exchange-local (America/New_York), as Tradier sends them.
+Market-data times are exchange-local (America/New_York), as Tradier sends them. Option orders are Tradier's
+single-leg `class=option` orders (trading/place-option-order): `symbol` the underlying, `option_symbol` the OCC
+contract, side `buy_to_open` / `buy_to_close` / `sell_to_close` (`sell_to_open`, writing, is refused here as for an
+account approved for long options only), whole contracts, premiums per share and cash moved x100. Put a contract's
+premium in `prices` under its OCC symbol.
 By hand: `PYTHONPATH=tests .venv/bin/python -m fakes.tradier_server --port 8767`.
 """
 
@@ -19,10 +23,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fakes.json_server import ApiError, FakeJsonServer
-from fakes.vendor_shapes import tradier_quote
+from fakes.vendor_shapes import occ_parts, tradier_option_quote, tradier_quote
 
 NY = ZoneInfo("America/New_York")
 ACCOUNT = "VA000001"
+
+
+def _multiplier(symbol: str) -> Decimal:
+    """Shares per unit: 100 for a standard option contract (Tradier's quotes say `contract_size: 100`)."""
+    return Decimal(100) if occ_parts(symbol) is not None else Decimal(1)
 
 
 @dataclass
@@ -39,6 +48,11 @@ class FakeOrder:
     reason: str | None = None
     steps: list[Decimal] = field(default_factory=list)  # remaining partial-fill fractions
     stall: bool = False
+    option_symbol: str | None = None  # an option order: `symbol` is then the underlying
+
+    @property
+    def instrument(self) -> str:
+        return self.option_symbol or self.symbol
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -56,8 +70,11 @@ class FakeOrder:
             "remaining_quantity": float(self.quantity - self.filled),
             "create_date": self.created.isoformat().replace("+00:00", "Z"),
             "transaction_date": self.created.isoformat().replace("+00:00", "Z"),
-            "class": "equity",
+            "class": "option" if self.option_symbol else "equity",
         }
+        if self.option_symbol:
+            # accounts/get-account-orders: an option order carries `option_symbol` beside the underlying
+            out["option_symbol"] = self.option_symbol
         if self.tag:
             out["tag"] = self.tag
         if self.reason:
@@ -100,18 +117,21 @@ class FakeTradierServer(FakeJsonServer):
 
     # ------------------------------------------------------------------ book
     def _fill(self, o: FakeOrder, qty: Decimal) -> None:
-        price = self.prices[o.symbol]
-        held, basis = self.positions.get(o.symbol, (Decimal(0), Decimal(0)))
-        if o.side == "buy":
-            self.cash -= qty * price
-            held, basis = held + qty, basis + qty * price
+        key = o.instrument
+        price = self.prices[key]
+        # positions' cost_basis is the total paid: x100 for an option contract (accounts/get-account-positions)
+        value = qty * price * _multiplier(key)
+        held, basis = self.positions.get(key, (Decimal(0), Decimal(0)))
+        if o.side.startswith("buy"):
+            self.cash -= value
+            held, basis = held + qty, basis + value
         else:
-            self.cash += qty * price
+            self.cash += value
             basis = basis - (basis / held) * qty if held else Decimal(0)
             held -= qty
-        self.positions[o.symbol] = (held, basis)
+        self.positions[key] = (held, basis)
         if held == 0:
-            del self.positions[o.symbol]
+            del self.positions[key]
         total = o.filled + qty
         o.price = ((o.price or Decimal(0)) * o.filled + price * qty) / total
         o.filled = total
@@ -127,26 +147,39 @@ class FakeTradierServer(FakeJsonServer):
                 self._fill(o, o.quantity - o.filled)
 
     def _place(self, form: dict[str, str]) -> tuple[int, Any]:
-        symbol, side = form.get("symbol", ""), form.get("side", "")
-        if form.get("class") != "equity" or form.get("type") != "market":
-            raise ApiError(400, "only equity market orders in this fake", "invalid")
-        if symbol not in self.prices:
-            raise ApiError(400, f"Invalid symbol {symbol}", "invalid")
-        if side not in ("buy", "sell"):
-            raise ApiError(400, f"Invalid side {side}", "invalid")
+        symbol, side, klass = form.get("symbol", ""), form.get("side", ""), form.get("class")
+        option_symbol = form.get("option_symbol") if klass == "option" else None
+        if klass not in ("equity", "option") or form.get("type") != "market":
+            raise ApiError(400, "only equity and option market orders in this fake", "invalid")
+        if form.get("duration") != "day":
+            raise ApiError(400, f"Invalid duration {form.get('duration')}", "invalid")
+        if klass == "option":
+            parts = occ_parts(option_symbol or "")
+            if parts is None or parts["root"] != symbol:
+                raise ApiError(400, f"Invalid option_symbol {option_symbol} for {symbol}", "invalid")
+        key = option_symbol or symbol
+        if key not in self.prices:
+            raise ApiError(400, f"Invalid symbol {key}", "invalid")
+        sides = ("buy_to_open", "buy_to_close", "sell_to_close") if option_symbol else ("buy", "sell")
+        if side not in sides:
+            raise ApiError(400, f"Invalid side {side} for class {klass}", "invalid")
         qty = Decimal(form.get("quantity", "0"))
         if qty <= 0 or qty != qty.to_integral_value():
             raise ApiError(400, "quantity must be a positive whole number", "invalid")
-        held = self.positions.get(symbol, (Decimal(0), Decimal(0)))[0]
-        if side == "sell" and qty > held:
+        held = self.positions.get(key, (Decimal(0), Decimal(0)))[0]
+        if side in ("sell", "sell_to_close") and qty > held:
             raise ApiError(
                 400, "Sell order cannot be placed: not enough shares (no short selling)", "invalid"
             )
-        if side == "buy" and qty * self.prices[symbol] > self.cash:
+        if side == "buy_to_close" and qty > -held:
+            raise ApiError(400, "Order cannot be placed: no short option position to close", "invalid")
+        if side.startswith("buy") and qty * self.prices[key] * _multiplier(key) > self.cash:
             raise ApiError(400, "Order cannot be placed: insufficient buying power", "invalid")
-        o = FakeOrder(len(self.orders) + 1, symbol, side, qty, form.get("tag"), self.now())
+        o = FakeOrder(
+            len(self.orders) + 1, symbol, side, qty, form.get("tag"), self.now(), option_symbol=option_symbol
+        )
         self.orders.append(o)
-        if symbol in self.reject_symbols:
+        if key in self.reject_symbols:
             o.status, o.reason = "rejected", self.reject_symbols[symbol]
         elif self._partials:
             steps, stall = self._partials.pop(0)
@@ -166,7 +199,7 @@ class FakeTradierServer(FakeJsonServer):
                 raise ApiError(400, "Invalid account", "invalid")
             if method == "GET" and path == f"{acct}/balances":
                 equity = self.cash + sum(
-                    (q * self.prices[s] for s, (q, _) in self.positions.items()), Decimal(0)
+                    (q * self.prices[s] * _multiplier(s) for s, (q, _) in self.positions.items()), Decimal(0)
                 )
                 return 200, {"balances": {"account_number": ACCOUNT, "account_type": "cash", "total_cash": float(self.cash),
                                           "total_equity": float(equity), "cash": {"cash_available": float(self.cash)}}}  # fmt: skip
@@ -211,6 +244,9 @@ class FakeTradierServer(FakeJsonServer):
                         ms = int(self.now().timestamp() * 1000)
                         row.update(bid=round(p - 0.01, 2), ask=round(p + 0.01, 2), open=p, prevclose=p,
                                    volume=1000, type=kind, exch=exch, bid_date=ms, ask_date=ms, trade_date=ms)  # fmt: skip
+                        if occ_parts(sym) is not None:
+                            # reference/response/quotes: an option quote adds its contract's fields
+                            row = tradier_option_quote(sym, p, ms)
                         rows.append(row)
                 # markets/get-quotes: unknown symbols come back as `unmatched_symbols` {"symbol": ...} entries
                 unknown = [

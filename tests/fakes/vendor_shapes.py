@@ -7,7 +7,27 @@ through `FakeJsonServer.reply_with`, so the adapters meet them over real HTTP th
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
+
+_OCC = re.compile(r"^(?P<root>[A-Z][A-Z0-9.]{0,5})(?P<ymd>\d{6})(?P<right>[PC])(?P<strike>\d{8})$")
+
+
+def occ_parts(symbol: str) -> dict[str, Any] | None:
+    """The fakes' own reading of an OCC option symbol (root, expiry, right, strike), kept apart from the
+    product's parser so a fake never agrees with the adapter by sharing its code."""
+    m = _OCC.match(symbol)
+    if m is None:
+        return None
+    ymd = m.group("ymd")
+    return {
+        "root": m.group("root"),
+        "expiry": date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:])),
+        "right": m.group("right"),
+        "strike": int(m.group("strike")) / 1000,
+    }
+
 
 # ---------------------------------------------------------------------------------------------- Alpaca
 ALPACA_ORDER_ID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
@@ -354,6 +374,53 @@ def tradier_quote(symbol: str = "SPY", last: float = 450.0) -> dict[str, Any]:
 
 
 TRADIER_QUOTE_MS = 1794841206000  # the bid_date above: 2026-11-16T15:00:06Z, as an epoch-millisecond number
+
+
+def tradier_option_quote(symbol: str, last: float, stamp_ms: int) -> dict[str, Any]:
+    """One option row of markets/get-quotes: the equity fields plus the contract's (`underlying`, `strike`,
+    `open_interest`, `contract_size`, `expiration_date`, `expiration_type`, `option_type`, `root_symbol`), as
+    listed in documentation.tradier.com/brokerage-api/reference/response/quotes; `type` is "option", `exch` and
+    the bid/ask exchanges are option exchange codes, the dates epoch milliseconds."""
+    parts = occ_parts(symbol)
+    assert parts is not None, symbol
+    return {
+        "symbol": symbol,
+        "description": f"{parts['root']} {parts['expiry']:%b %d %Y} ${parts['strike']:g} "
+        + ("Put" if parts["right"] == "P" else "Call"),
+        "exch": "Z",
+        "type": "option",
+        "last": last,
+        "change": -0.12,
+        "volume": 1520,
+        "open": last + 0.1,
+        "high": last + 0.3,
+        "low": last - 0.2,
+        "close": None,
+        "bid": round(last - 0.05, 2),
+        "ask": round(last + 0.05, 2),
+        "underlying": parts["root"],
+        "strike": parts["strike"],
+        "change_percentage": -2.69,
+        "average_volume": 0,
+        "last_volume": 1,
+        "trade_date": stamp_ms,
+        "prevclose": last + 0.12,
+        "week_52_high": 0.0,
+        "week_52_low": 0.0,
+        "bidsize": 118,
+        "bidexch": "Q",
+        "bid_date": stamp_ms,
+        "asksize": 60,
+        "askexch": "C",
+        "ask_date": stamp_ms,
+        "open_interest": 24312,
+        "contract_size": 100,
+        "expiration_date": parts["expiry"].isoformat(),
+        "expiration_type": "standard",
+        "option_type": "put" if parts["right"] == "P" else "call",
+        "root_symbol": parts["root"],
+    }
+
 
 TRADIER_POSITIONS = {
     "positions": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -17,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from alpaca.common.enums import Sort
 from alpaca.data.enums import DataFeed
-from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide as AlpacaSide
-from alpaca.trading.enums import QueryOrderStatus, TimeInForce
+from alpaca.trading.enums import PositionIntent, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest, TrailingStopOrderRequest
 
 from tbot_bot.broker.broker_api import (
@@ -29,6 +30,7 @@ from tbot_bot.broker.broker_api import (
     Broker,
     FeeActivity,
     MarketClock,
+    OptionContract,
     Order,
     OrderRequest,
     OrderType,
@@ -68,6 +70,7 @@ ORDERS_PAGE = 500  # Alpaca's maximum page for GET /v2/orders
 ACTIVITIES_PAGE = 100  # Alpaca's maximum page for GET /v2/account/activities
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
+LONG_OPTIONS_LEVEL = 2  # Alpaca's options levels: 1 covered calls/cash-secured puts, 2 + long calls and puts
 
 
 class AlpacaBroker(AlpacaMarketData, Broker):
@@ -109,11 +112,13 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raise ConfigError(f"unknown Alpaca data feed {data_feed!r}; use iex or sip") from None
         self._trading = TradingClient(api_key, secret_key, paper=paper, url_override=base_url or None)
         self._data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
+        # option quotes (GET /v1beta1/options/quotes/latest) price the put a LongPut entry would buy
+        self._options = OptionHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
         # bars are read raw: alpaca-py's Bar model requires `n` and `vw`, which Alpaca's own examples omit
         self._data_raw = StockHistoricalDataClient(
             api_key, secret_key, url_override=data_url or None, raw_data=True
         )
-        for client in (self._trading, self._data, self._data_raw):
+        for client in (self._trading, self._data, self._data_raw, self._options):
             tame_client(client, timeout)
         self.endpoint = base_url or (PAPER_URL if paper else LIVE_URL)
         self.api_retries = 0
@@ -149,7 +154,7 @@ class AlpacaBroker(AlpacaMarketData, Broker):
         )
 
     def close(self) -> None:
-        for client in (self._trading, self._data, self._data_raw):
+        for client in (self._trading, self._data, self._data_raw, self._options):
             client._session.close()
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -207,8 +212,8 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raise
 
     def _alpaca_request(self, request: OrderRequest) -> MarketOrderRequest | TrailingStopOrderRequest:
-        if request.asset_class is not AssetClass.EQUITY or request.option is not None:
-            raise BrokerError("Alpaca adapter trades equities only (options=False)", code="unsupported")
+        if request.asset_class is AssetClass.OPTION or request.option is not None:
+            return self._option_request(request)
         if request.qty <= 0:
             raise LogicError(f"order {request.client_order_id}: qty must be positive, got {request.qty}")
         if not 0 < len(request.client_order_id) <= 128:
@@ -233,9 +238,67 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raise BrokerError("Alpaca trailing stops need whole shares", code="fractional_trailing_stop")
         return TrailingStopOrderRequest(**common, trail_percent=float(trail * 100))
 
+    def _check_option(self, request: OrderRequest) -> OptionContract:
+        """What Alpaca refuses of a single-leg option order, refused before anything is sent."""
+        contract = request.option or OptionContract.from_occ(request.symbol)
+        if contract is None:
+            raise BrokerError(
+                f"option order {request.client_order_id}: {request.symbol!r} is not an OCC option symbol",
+                code="unsupported",
+            )
+        if request.symbol != contract.occ_symbol:
+            raise LogicError(
+                f"option order {request.client_order_id}: symbol {request.symbol} is not {contract.occ_symbol}"
+            )
+        if request.order_type is not OrderType.MARKET:
+            raise BrokerError(
+                f"Alpaca takes option orders as market or limit (the bot sends market), not {request.order_type}",
+                code="unsupported",
+            )
+        if request.qty <= 0 or request.qty != request.qty.to_integral_value():
+            raise BrokerError(f"Alpaca trades whole option contracts; got {request.qty}", code="fractional")
+        if not 0 < len(request.client_order_id) <= 128:
+            raise LogicError(f"client_order_id must be 1..128 characters: {request.client_order_id!r}")
+        return contract
+
+    def _option_request(self, request: OrderRequest) -> MarketOrderRequest:
+        """A market day order for whole contracts of the OCC symbol. Its position_intent comes from the
+        contracts held: a sale beyond them would write options, which this bot never does."""
+        contract = self._check_option(request)
+        held = self._get_position(contract.occ_symbol)
+        qty_held = held.qty if held is not None else Decimal(0)
+        if request.side is OrderSide.BUY:
+            intent = PositionIntent.BUY_TO_CLOSE if qty_held < 0 else PositionIntent.BUY_TO_OPEN
+        elif 0 < request.qty <= qty_held:
+            intent = PositionIntent.SELL_TO_CLOSE
+        else:
+            raise BrokerError(
+                f"selling {request.qty} {contract.occ_symbol} would write options (held: {qty_held}); "
+                "the bot only sells option contracts it holds",
+                code="uncovered_option",
+            )
+        return MarketOrderRequest(
+            symbol=contract.occ_symbol,
+            qty=int(request.qty),
+            side=AlpacaSide.BUY if request.side is OrderSide.BUY else AlpacaSide.SELL,
+            time_in_force=TimeInForce.DAY,  # Alpaca takes option orders for the day only
+            client_order_id=request.client_order_id,
+            position_intent=intent,
+        )
+
     def submit_order(self, request: OrderRequest) -> Order:
         """Idempotent on client_order_id. Market orders are followed until final (or cancelled at the
         fill deadline, so nothing keeps filling unseen); trailing stops are returned as accepted."""
+        if request.asset_class is AssetClass.OPTION or request.option is not None:
+            self._check_option(request)
+            # an option's intent depends on the contracts held, which this very order (sent before a
+            # restart) may already have changed: an order Alpaca knows is returned, never re-derived
+            known = self.get_order_by_client_id(request.client_order_id)
+            if known is not None:
+                self._check_matches(known, request)
+                if not known.status.is_final:
+                    known = self.track_order(request.client_order_id, known)
+                return known
         payload = self._alpaca_request(request)
         cid = request.client_order_id
         log.info(
@@ -399,7 +462,17 @@ class AlpacaBroker(AlpacaMarketData, Broker):
         if position is None or position.qty == 0:
             return None
         side = OrderSide.SELL if position.qty > 0 else OrderSide.BUY
-        return self.submit_order(OrderRequest(client_order_id, symbol, side, abs(position.qty)))
+        option = OptionContract.from_occ(symbol) if position.asset_class is AssetClass.OPTION else None
+        return self.submit_order(
+            OrderRequest(
+                client_order_id,
+                symbol,
+                side,
+                abs(position.qty),
+                asset_class=position.asset_class,
+                option=option,
+            )
+        )
 
     def _cancel_open_orders(self, symbol: str) -> None:
         flt = GetOrdersRequest(
@@ -450,5 +523,15 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             )
         if raw.trading_blocked or raw.account_blocked:
             return CheckResult(False, "Alpaca account is blocked from trading", {"broker": self.name})
-        context = dict(result.context, paper=self.paper, shorting_enabled=bool(raw.shorting_enabled))
+        level = getattr(raw, "options_trading_level", None)
+        if self.capabilities.options and level is not None and int(level) < LONG_OPTIONS_LEVEL:
+            # an account below level 2 cannot buy puts: LongPut entries are then denied, not sent and refused
+            log.warning("Alpaca options trading level %s < %d: long puts disabled", level, LONG_OPTIONS_LEVEL)
+            self.capabilities = replace(self.capabilities, options=False)
+        context = dict(
+            result.context,
+            paper=self.paper,
+            shorting_enabled=bool(raw.shorting_enabled),
+            options_trading_level=level,
+        )
         return CheckResult(True, "ok", context)

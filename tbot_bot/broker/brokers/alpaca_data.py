@@ -1,4 +1,5 @@
-"""Market data for the Alpaca adapter: latest quotes, snapshots and 1-minute bars (a mixin of AlpacaBroker).
+"""Market data for the Alpaca adapter: latest quotes (equities and option contracts), snapshots and 1-minute
+bars (a mixin of AlpacaBroker).
 
 Every failure here is a MarketDataError (retried when temporary, MarketDataRefused when the API says no).
 """
@@ -11,14 +12,19 @@ from functools import partial
 from typing import Any, TypeVar
 
 from alpaca.data.enums import Adjustment, DataFeed
-from alpaca.data.historical import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockSnapshotRequest
+from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
+from alpaca.data.requests import (
+    OptionLatestQuoteRequest,
+    StockBarsRequest,
+    StockLatestQuoteRequest,
+    StockSnapshotRequest,
+)
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import AssetClass, AssetStatus
 from alpaca.trading.requests import GetAssetsRequest
 
-from tbot_bot.broker.broker_api import Bar, ListedEquity, Quote, Snapshot
+from tbot_bot.broker.broker_api import Bar, ListedEquity, OptionContract, Quote, Snapshot
 from tbot_bot.broker.brokers.alpaca_translate import to_bar, to_quote, to_snapshot, vendor_errors
 from tbot_bot.errors import LogicError, MarketDataError
 
@@ -32,6 +38,7 @@ class AlpacaMarketData:
 
     _data: StockHistoricalDataClient
     _data_raw: StockHistoricalDataClient  # raw_data=True: replies as Alpaca's JSON, parsed by to_bar
+    _options: OptionHistoricalDataClient  # option contracts' quotes (OPRA, or Alpaca's indicative feed)
     _trading: TradingClient
     data_feed: DataFeed
 
@@ -57,10 +64,21 @@ class AlpacaMarketData:
         return out
 
     def get_latest_quote(self, symbol: str) -> Quote:
-        req = StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.data_feed)
-        quotes = self._read(
-            f"latest quote {symbol}", lambda: self._data.get_stock_latest_quote(req), market_data=True
-        )
+        """An OCC option symbol is quoted from the options data API (the feed the plan allows: OPRA with a
+        subscription, else indicative), anything else from the stock data API (ALPACA_DATA_FEED)."""
+        quotes: Any
+        if OptionContract.from_occ(symbol) is not None:
+            oreq = OptionLatestQuoteRequest(symbol_or_symbols=[symbol])
+            quotes = self._read(
+                f"latest option quote {symbol}",
+                lambda: self._options.get_option_latest_quote(oreq),
+                market_data=True,
+            )
+        else:
+            req = StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.data_feed)
+            quotes = self._read(
+                f"latest quote {symbol}", lambda: self._data.get_stock_latest_quote(req), market_data=True
+            )
         raw = quotes.get(symbol)
         if raw is None:
             raise MarketDataError(f"Alpaca returned no quote for {symbol}")

@@ -1,7 +1,10 @@
-"""Tradier adapter (DESIGN §9): long equities and inverse ETFs, market orders, over Tradier's REST API.
+"""Tradier adapter (DESIGN §9): long equities, inverse ETFs and long options, market orders, over Tradier's REST API.
 
-Declared capabilities: whole shares, no short sales, no options, no trailing stops — bearish signals trade
-inverse ETFs (SHORT_TYPE_X=InverseETF) or are logged (disabled). Our client order id travels as the order's
+Declared capabilities: whole shares, no short sales, options (single-leg, whole contracts), no trailing stops —
+bearish signals trade inverse ETFs (SHORT_TYPE_X=InverseETF), long puts (LongPut) or are logged (disabled). An
+option order is Tradier's `class=option` with the OCC `option_symbol`, the underlying as `symbol`, and a side
+that says whether it opens or closes (`buy_to_open`, `sell_to_close`, `buy_to_close`); the adapter never writes
+options (`sell_to_open` is refused). Our client order id travels as the order's
 `tag`. Tradier does NOT enforce unique tags, so idempotency is ours: a submission whose outcome is unclear
 (timeout, dropped connection, 5xx, unreadable reply) is looked up by tag; when absent, the adapter waits
 `settle_delay` (a request still in flight lands) and looks again before it sends the order a second time. Reads
@@ -153,6 +156,21 @@ def to_position(raw: dict[str, Any]) -> Position | None:
     return Position(symbol, qty, (basis / qty).quantize(Decimal("0.0001")))
 
 
+def option_of(request: OrderRequest) -> OptionContract:
+    """The contract an option order names: its `option`, or else its OCC symbol; they must agree."""
+    contract = request.option or OptionContract.from_occ(request.symbol)
+    if contract is None:
+        raise BrokerError(
+            f"option order {request.client_order_id}: {request.symbol!r} is not an OCC option symbol",
+            code="unsupported",
+        )
+    if request.symbol != contract.occ_symbol:
+        raise LogicError(
+            f"option order {request.client_order_id}: symbol {request.symbol} is not {contract.occ_symbol}"
+        )
+    return contract
+
+
 class TradierBroker(Broker):
     name = "TRADIER"
     retries_internally = True
@@ -283,33 +301,61 @@ class TradierBroker(Broker):
             key=lambda o: o.submitted_at or datetime.min.replace(tzinfo=since.tzinfo if since else None),
         )  # type: ignore[arg-type]
 
-    def _form(self, request: OrderRequest) -> dict[str, str]:
-        if request.asset_class is not AssetClass.EQUITY or request.option is not None:
-            raise BrokerError(
-                "Tradier adapter trades equities and ETFs only (capability options=False)", code="unsupported"
-            )
+    def _check(self, request: OrderRequest) -> None:
+        """What Tradier would refuse, refused before anything is sent."""
         if request.order_type is not OrderType.MARKET:
             raise BrokerError(
                 "Tradier adapter sends market orders only (capability trailing_stop=False)",
                 code="unsupported",
             )
+        what = "contracts" if request.asset_class is AssetClass.OPTION else "shares"
         if request.qty <= 0 or request.qty != request.qty.to_integral_value():
-            raise BrokerError(f"Tradier trades whole shares; got quantity {request.qty}", code="fractional")
-        return {
-            "class": "equity",
-            "symbol": request.symbol,
-            "side": request.side.value,
+            raise BrokerError(f"Tradier trades whole {what}; got quantity {request.qty}", code="fractional")
+        if request.asset_class is AssetClass.OPTION or request.option is not None:
+            option_of(request)
+        to_tag(request.client_order_id)
+
+    def _form(self, request: OrderRequest) -> dict[str, str]:
+        self._check(request)
+        common = {
             "quantity": str(int(request.qty)),
             "type": "market",
             "duration": "day",
             "tag": to_tag(request.client_order_id),
         }
+        if request.asset_class is AssetClass.OPTION or request.option is not None:
+            contract = option_of(request)
+            return {
+                "class": "option",
+                "symbol": contract.underlying,
+                "option_symbol": contract.occ_symbol,
+                "side": self._option_side(request),
+                **common,
+            }
+        return {"class": "equity", "symbol": request.symbol, "side": request.side.value, **common}
+
+    def _option_side(self, request: OrderRequest) -> str:
+        """Tradier wants to know whether an option order opens or closes: the position held decides. A sale
+        beyond the long contracts held would write options, which this bot never does."""
+        held = next((p.qty for p in self.get_positions() if p.symbol == request.symbol), Decimal(0))
+        if request.side is OrderSide.BUY:
+            return "buy_to_close" if held < 0 else "buy_to_open"
+        if held <= 0 or request.qty > held:
+            raise BrokerError(
+                f"selling {request.qty} {request.symbol} would write options (held: {held}); "
+                "the bot only sells option contracts it holds",
+                code="uncovered_option",
+            )
+        return "sell_to_close"
 
     def submit_order(self, request: OrderRequest) -> Order:
-        form = self._form(request)
+        self._check(request)
         existing = self.get_order_by_client_id(request.client_order_id)
         if existing is not None:
             return self.track_order(request.client_order_id, existing)
+        # built after the look-up: an option's side depends on the contracts held, which a fill of this very
+        # order (sent before a restart) would already have changed
+        form = self._form(request)
         try:
             self._post_order(form)
         except BrokerRejected:
@@ -395,7 +441,12 @@ class TradierBroker(Broker):
         if held is None:
             return None
         side = OrderSide.SELL if held.qty > 0 else OrderSide.BUY
-        return self.submit_order(OrderRequest(client_order_id, symbol, side, abs(held.qty)))
+        option = OptionContract.from_occ(symbol) if held.asset_class is AssetClass.OPTION else None
+        return self.submit_order(
+            OrderRequest(
+                client_order_id, symbol, side, abs(held.qty), asset_class=held.asset_class, option=option
+            )
+        )
 
     # ------------------------------------------------------------------ market data
     def _quotes(self, symbols: list[str]) -> list[dict[str, Any]]:
