@@ -54,8 +54,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tbot_bot
 
+# two workers (pytest-xdist), whole files per worker so each file's shared fixtures are built once
 pytest: $(STAMP) browser postgres rsync
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck pytest
 
