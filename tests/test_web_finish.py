@@ -21,7 +21,7 @@ from fixtures_web import (
 )
 
 from tbot_bot.config.env_bot import KEYS, BotSettings, settings_from_text
-from tbot_bot.config.key_help import allowed_values, key_help, stated_range, template_comments
+from tbot_bot.config.key_help import allowed_values, key_help, template_comments
 from tbot_bot.core import users as users_mod
 from tbot_bot.errors import ConfigError
 from tbot_web.py.portal_web import create_app
@@ -73,6 +73,12 @@ def test_settings_show_each_keys_meaning_and_allowed_values(home):
     assert "Allowed: disabled, or 0.0001..1" in help_of["DEFENSE_MODE_TRIGGER_DRAWDOWN"]
     assert "0.01..60 seconds" in help_of["SLEEP_TIME"]
     assert 'aria-describedby="h-MAX_TRADES"' in html
+
+
+def stated_range(comment: str) -> tuple[str, str] | None:
+    """The "range a..b" a template comment states, if any."""
+    m = re.search(r"range\s+(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)", comment)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def test_allowed_ranges_are_the_validations_own():

@@ -52,12 +52,6 @@ def template_comments() -> dict[str, str]:
     return out
 
 
-def stated_range(comment: str) -> tuple[str, str] | None:
-    """The "range a..b" a template comment states, if any (the test compares it with the rule)."""
-    m = re.search(r"range\s+(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)", comment)
-    return (m.group(1), m.group(2)) if m else None
-
-
 def _number(value: Any) -> str:
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
