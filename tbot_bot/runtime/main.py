@@ -371,6 +371,10 @@ class Supervisor:
     def _on_failure(self, ctx: DayContext, name: str, exc: TbotError) -> WindowOutcome | None:
         """Broker outage: suspend trading for the day. Market data or a critical error: full shutdown."""
         c = ctx.errors.handle(exc, strategy=name, context={"window": name})
+        suspend = c.severity is Severity.SUSPEND
+        # halted for the day or shut down, alerted once: keyed by the failure, one already alerted (booking) is not
+        ctx.alert_once(AlertLevel.CRITICAL, "halted" if suspend else "shutdown",
+                       f"trading {'halted for the day' if suspend else 'shut down'}: {c.message}", key=str(exc))  # fmt: skip
         ctx.status.broker = {
             "name": ctx.broker.name,
             "healthy": c.severity is not Severity.SUSPEND,
