@@ -165,3 +165,32 @@ def test_backup_upload_and_rebalance_commands_alert_once(
     assert main(["rebalance", "check", "--home", root]) == 1  # still open: not alerted again
     _, routine = _delivered(hooks)
     assert routine == {"rebalance": 1}, routine
+
+
+def test_a_kill_switch_tripping_after_a_flatten_alerts_once(
+    tmp_path: Path, hooks: FakeWebhooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.runtime import window_runner
+    from tbot_bot.runtime.control import request_flatten
+
+    # the operator flattens near the end of OPEN's holding time, when its positions are down (trading is then
+    # halted for the day); the flatten's losing exits trip the kill switch, which is alerted on its own, once
+    home = _alerting_home(tmp_path / "home", hooks, "DAILY_LOSS_LIMIT=0.000001")
+    original = window_runner.WindowRunner._collect_fills
+    asked: list[str] = []
+
+    def flatten_after_first_fill(self: Any) -> None:
+        original(self)
+        late = self.ctx.clock.now() >= datetime(2011, 1, 25, 15, 27, tzinfo=UTC)
+        if not asked and late and self.ctx.open_position_count():
+            asked.append(self.ctx.clock.now().isoformat())
+            request_flatten(home, "cli:ops", symbol=None, strategy=None)
+
+    monkeypatch.setattr(window_runner.WindowRunner, "_collect_fills", flatten_after_first_fill)
+    assert _run(home) == 0
+    status = json.loads(home.status_json.read_text())
+    assert asked and status["kill_switch"]["tripped"] is True
+    critical, _ = _delivered(hooks)
+    assert critical == {"kill_switch": 1}, critical
+    [pd] = hooks.on("/pd")
+    assert "trading was already halted: flatten requested by cli:ops" in pd.body["payload"]["summary"]

@@ -399,9 +399,11 @@ class DayContext:
         first = self._first_time("kill_switch", "kill_switch")
         if self.halted_reason is None:
             self.halt(message)  # its alert is the kill switch's
-        elif first:
-            self._alert(AlertLevel.CRITICAL, AlertEvent.FAILURE, None, self.kill.realised_today, "kill_switch",
-                        f"{message} (trading was already halted: {self.halted_reason})")  # fmt: skip
+        else:
+            self.status.publish(kill_switch={"tripped": True, "reason": self.kill.reason})
+            if first:
+                self._alert(AlertLevel.CRITICAL, AlertEvent.FAILURE, None, self.kill.realised_today, "kill_switch",
+                            f"{message} (trading was already halted: {self.halted_reason})")  # fmt: skip
 
     # ---- defense mode
     def observe_defense(self) -> None:
