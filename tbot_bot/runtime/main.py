@@ -372,9 +372,11 @@ class Supervisor:
         """Broker outage: suspend trading for the day. Market data or a critical error: full shutdown."""
         c = ctx.errors.handle(exc, strategy=name, context={"window": name})
         suspend = c.severity is Severity.SUSPEND
-        # halted for the day or shut down, alerted once: keyed by the failure, one already alerted (booking) is not
+        # alerted once: the day halts once, however many windows meet the outage; a shutdown is keyed by its failure,
+        # so one already alerted (a failed booking) is not alerted again
         ctx.alert_once(AlertLevel.CRITICAL, "halted" if suspend else "shutdown",
-                       f"trading {'halted for the day' if suspend else 'shut down'}: {c.message}", key=str(exc))  # fmt: skip
+                       f"trading {'halted for the day' if suspend else 'shut down'}: {c.message}",
+                       key="halted" if suspend else str(exc))  # fmt: skip
         ctx.status.broker = {
             "name": ctx.broker.name,
             "healthy": c.severity is not Severity.SUSPEND,
