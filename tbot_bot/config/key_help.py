@@ -18,7 +18,6 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-import annotated_types
 from pydantic.fields import FieldInfo
 
 from tbot_bot.config.env_bot import BotSettings, _calendar, _disabled_or_fraction, _duration, _timezone
@@ -61,18 +60,19 @@ def _number(value: Any) -> str:
 
 
 def _bounds(metadata: list[Any]) -> tuple[str | None, str | None]:
+    """(lower, upper) from pydantic's constraint objects (annotated-types Ge/Gt/Le/Lt/Interval, nested FieldInfo)."""
     low = high = None
     for m in metadata:
         if isinstance(m, FieldInfo):
             inner = _bounds(list(m.metadata))
             low, high = low or inner[0], high or inner[1]
-        elif isinstance(m, annotated_types.Ge | annotated_types.Gt):
-            low = _number(m.ge if isinstance(m, annotated_types.Ge) else m.gt)
-        elif isinstance(m, annotated_types.Le | annotated_types.Lt):
-            high = _number(m.le if isinstance(m, annotated_types.Le) else m.lt)
-        elif isinstance(m, annotated_types.Interval):
-            low = _number(m.ge) if m.ge is not None else low
-            high = _number(m.le) if m.le is not None else high
+            continue
+        for name in ("ge", "gt"):
+            if getattr(m, name, None) is not None:
+                low = _number(getattr(m, name))
+        for name in ("le", "lt"):
+            if getattr(m, name, None) is not None:
+                high = _number(getattr(m, name))
     return low, high
 
 
