@@ -40,6 +40,16 @@ def is_stale(data: dict[str, Any], written_age_s: float | None) -> bool:
     return data.get("state") in RUNNING_STATES and written_age_s is not None and written_age_s > STALE_AFTER_S
 
 
+def window_caps(money: dict[str, Any]) -> str:
+    """Per window started today: session cap used / left and entries, as the supervisor published them
+    (status.json `money.windows`, from RiskManager.window_usage)."""
+    return ", ".join(
+        f"{name} {w.get('cap_used')} used / {w.get('cap_available')} left ({w.get('trades')}/{w.get('max_trades')} entries)"
+        for name, w in (money.get("windows") or {}).items()
+        if isinstance(w, dict)
+    )
+
+
 def render_status_view(
     data: dict[str, Any], *, exchange_tz: str, written_at: datetime | None, now: datetime
 ) -> str:
@@ -76,10 +86,7 @@ def render_status_view(
             f"money      equity {money.get('equity', '-')}, cash {money.get('cash', '-')}, open exposure "
             f"{money.get('open_exposure', '-')}, net PnL today {money.get('net_pnl_today', '-')} (after fees)"
         )
-        caps = ", ".join(
-            f"{name} {w.get('cap_used')} used / {w.get('cap_available')} left ({w.get('trades')}/{w.get('max_trades')} entries)"
-            for name, w in (money.get("windows") or {}).items()
-        )
+        caps = window_caps(money)
         lines.append(f"float      {money.get('float', '-')}; session cap per window {money.get('session_cap', '-')}"
                      + (f": {caps}" if caps else ""))  # fmt: skip
         if money.get("account_error"):

@@ -41,7 +41,7 @@ def _log_events(home: BotHome) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_pause_after_the_first_fill_blocks_entries_and_still_manages_exits(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     home = provision_demo_home(tmp_path / "home")
     original = window_runner.WindowRunner._collect_fills
@@ -81,6 +81,27 @@ def test_pause_after_the_first_fill_blocks_entries_and_still_manages_exits(
     assert abs(float(used["cap_used"]) + float(used["cap_available"]) - float(money["session_cap"])) < 0.01
     # after the day: net PnL after fees matches the status's own figure
     assert status["money"]["net_pnl_today"] == f"{float(status['net_pnl']):.2f}"
+    # `tbot ledger float`: the float and its use per window, the very figures status.json publishes
+    capsys.readouterr()
+    assert main(["ledger", "float", "--home", str(home.root)]) == 0
+    balance, usage = capsys.readouterr().out.strip().splitlines()
+    published = status["money"]
+    assert balance == "25000.0000 USD" and published["windows"]
+    assert usage.startswith(f"usage session {DEMO_DAY.isoformat()} (replay): float 25000.00, session cap per window "
+                            f"{published['session_cap']}; ")  # fmt: skip
+    for name, w in published["windows"].items():
+        assert (
+            f"{name} {w['cap_used']} used / {w['cap_available']} left ({w['trades']}/{w['max_trades']} entries)"
+            in usage
+        )
+    # a live home whose last published session is not today's: nothing has been used today
+    home.status_json.write_text(json.dumps({**status, "bot": {**status["bot"], "mode": "paper"}}))
+    assert main(["ledger", "float", "--home", str(home.root)]) == 0
+    usage = capsys.readouterr().out.strip().splitlines()[1]
+    assert (
+        "no window has started today" in usage
+        and f"last session published was {DEMO_DAY.isoformat()}" in usage
+    )
     # the mode on the day's records
     history = json.loads((home.trades_dir(SCOPE) / f"{SCOPE}_BOT_trade_history.json").read_text())
     rows = history if isinstance(history, list) else history.get("trades", history.get("records", []))

@@ -3,6 +3,7 @@ waitress on 127.0.0.1: sign in, watch status change live, stop as operator, view
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 
@@ -221,6 +222,7 @@ def test_desktop_status_history_and_logs_read_at_1280(served, browser, tmp_path)
         browser.get(f"{base}/logs?strategy=open")
         text = browser.find_element(By.ID, "log-table").text
         assert "open-error" in text and "None" not in text
+        assert re.search(r"2011-01-18 \d\d:\d\d:\d\d", text)  # every line carries its date
         _shot(browser, tmp_path / "logs_1280.png")
         print(f"screenshots: {tmp_path}")
     finally:

@@ -5,6 +5,9 @@ secrets); off-site copies on S3 or an rsync server."""
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rigd_tbot.cli import add_home_argument, bounded_int, existing_home
@@ -96,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         existing_home(args.home)
         return _prune(home, args.keep)
     if args.backup_action == "upload":
-        return _upload(home, args)
+        with _alert_on_failure(home, "backup_upload_failed", "off-site backup upload failed"):
+            return _upload(home, args)
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         restored = restore_backup(
@@ -110,18 +114,34 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tbot_bot.accounting.accounting_config import load_binding
 
-    binding = load_binding(home, check_files=False)
-    ledgers = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
-    archive = create_backup(
-        home,
-        ledgers,
-        now=utc_now(),
-        keep=args.keep,
-        identity=binding.identity.to_json(),
-        injected_backup_dirs=[binding.backup_dir],
-    )
+    with _alert_on_failure(home, "backup_failed", "backup failed"):
+        binding = load_binding(home, check_files=False)
+        ledgers = [
+            p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()
+        ]
+        archive = create_backup(
+            home,
+            ledgers,
+            now=utc_now(),
+            keep=args.keep,
+            identity=binding.identity.to_json(),
+            injected_backup_dirs=[binding.backup_dir],
+        )
     print(f"wrote {archive}")
     return 0
+
+
+@contextmanager
+def _alert_on_failure(home: BotHome, trigger: str, what: str) -> Iterator[None]:
+    """A backup or upload that fails (tbot-backup.service runs unattended) alerts once, then fails as before."""
+    from tbot_bot.errors import TbotError
+    from tbot_bot.trading.notifier_bot import alert_from_command
+
+    try:
+        yield
+    except (TbotError, OSError) as exc:
+        print(alert_from_command(home, trigger, f"{what} for {home.root}: {exc}"), file=sys.stderr)
+        raise
 
 
 def _print_manifest(manifest: dict) -> None:  # type: ignore[type-arg]

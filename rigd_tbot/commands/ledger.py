@@ -23,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(verify)
     verify.set_defaults(func=run)
-    show_float = actions.add_parser("float", help="print broker_current_float (the float-ledger balance)")
+    show_float = actions.add_parser(
+        "float",
+        help="print broker_current_float (the float-ledger balance) and today's use of it: the session cap per "
+        "window and, per window started today, the cap used / available and entries (as status.json publishes them)",
+    )
     add_home_argument(show_float)
     show_float.set_defaults(func=run)
     close = actions.add_parser(
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     binding = load_binding(home, check_files=False)
     if args.ledger_action == "float":
         print(f"{broker_current_float(binding.float_ledger_path)} {binding.currency_code}")
+        print(_float_usage(home))
         return 0
     if args.ledger_action == "close":
         return _close(home, binding, args.period)
@@ -92,6 +97,40 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"OK: {binding.ledger_path.name}, {binding.float_ledger_path.name} and the COA verify")
     return 0
+
+
+def _float_usage(home: BotHome) -> str:
+    """Today's use of the float: the figures the supervisor publishes every minute (status.json `money`, computed
+    by RiskManager.window_usage), never derived a second time here."""
+    from rigd_tbot.status_view import window_caps
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.market_time import session_date_at
+    from tbot_bot.runtime.status_bot import read_status
+    from tbot_bot.support.utils_bot import utc_now
+
+    status = read_status(home.status_json) or {}
+    money = status.get("money") if isinstance(status.get("money"), dict) else None
+    session = status.get("session_date")
+    if not money or not session:
+        return "usage: none published yet (the supervisor publishes it in status.json while it runs)"
+    bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
+    if bot.get("mode") == "replay":
+        label = f"session {session} (replay)"
+    else:
+        try:
+            calendar = load_settings(home).MARKET_CALENDAR
+        except ConfigError:
+            calendar = "XNYS"
+        today = session_date_at(utc_now(), calendar).isoformat()
+        if session != today:
+            return f"usage: no window has started today ({today}); the last session published was {session}"
+        label = f"today ({session})"
+    caps = window_caps(money)
+    return (
+        f"usage {label}: float {money.get('float', '-')}, session cap per window {money.get('session_cap', '-')}; "
+        + (caps if caps else "no window has started yet")
+    )
 
 
 def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyped-def]

@@ -42,6 +42,15 @@ def _fmt(a: dict[str, Any] | None) -> str:
     )
 
 
+def _breach(home: BotHome, message: str, opened: bool) -> None:
+    """A breach this check opened or closed is alerted as the supervisor alerts it (routine), once: the breach
+    is then recorded, so neither a later check nor the daemon opens it again."""
+    from tbot_bot.trading.notifier_bot import AlertLevel, alert_from_command
+
+    print(("breach opened: " if opened else "breach closed: ") + message)
+    print(alert_from_command(home, "rebalance", message, AlertLevel.ROUTINE))
+
+
 def _print_state(state: dict[str, Any]) -> int:
     last = state.get("last_check")
     print(f"last check  {last['at'] + ' (' + last['reason'] + ')' if last else 'never'}")
@@ -112,9 +121,7 @@ def run(args: argparse.Namespace) -> int:
         client=client,
         log_dir=home.logs_dir(binding.scope),
         now=utc_now,
-        on_breach=lambda message, opened: print(
-            ("breach opened: " if opened else "breach closed: ") + message
-        ),
+        on_breach=lambda message, opened: _breach(home, message, opened),
     )
     try:
         monitor.check("manual")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -81,6 +83,8 @@ class DayContext:
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
     orders: OrderRouter = field(init=False)
     _account_at: datetime | None = field(default=None, init=False)  # the last broker account read (money)
+    # conditions alerted as begun and not yet alerted as ended (an outage): never alerted twice while they last
+    _open_conditions: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         # fills reach position keeping (on_fill) through the router's constructor
@@ -385,8 +389,21 @@ class DayContext:
             )
         self._book_realised(intent.strategy, trip)
         self.observe_defense()
-        if self.kill.tripped and not self.halted_reason:
-            self.halt(f"kill switch: {self.kill.reason}")
+        if self.kill.tripped:
+            self._kill_switch_tripped()
+
+    def _kill_switch_tripped(self) -> None:
+        """Halt (the halt's alert names the kill switch); when trading was already halted for another reason the
+        kill switch is alerted on its own. Either way once a day: later exit fills and restarts stay quiet."""
+        message = f"kill switch: {self.kill.reason}"
+        first = self._first_time("kill_switch", "kill_switch")
+        if self.halted_reason is None:
+            self.halt(message)  # its alert is the kill switch's
+        else:
+            self.status.publish(kill_switch={"tripped": True, "reason": self.kill.reason})
+            if first:
+                self._alert(AlertLevel.CRITICAL, AlertEvent.FAILURE, None, self.kill.realised_today, "kill_switch",
+                            f"{message} (trading was already halted: {self.halted_reason})")  # fmt: skip
 
     # ---- defense mode
     def observe_defense(self) -> None:
@@ -444,9 +461,41 @@ class DayContext:
         )
 
     def alert_operator(self, level: AlertLevel, trigger: str, message: str) -> None:
-        """An alert that is about the bot, not about one order (outages, resumptions)."""
+        """An alert that is about the bot, not about one order (outages, resumptions). A condition that begins and
+        ends (CONDITIONS: an outage and its resumption) alerts once when it begins, however often it is seen
+        again meanwhile (every probe, every window), and once when it ends."""
+        if trigger in CONDITIONS:
+            if trigger in self._open_conditions:
+                return
+            self._open_conditions.add(trigger)
+        for opened, ended in CONDITIONS.items():
+            if trigger == ended:
+                if opened not in self._open_conditions:
+                    return  # nothing was alerted as begun: no "resumed" without an outage
+                self._open_conditions.discard(opened)
         self._alert(level, AlertEvent.FAILURE if level is AlertLevel.CRITICAL else AlertEvent.INFO, None, None,
                     trigger, message)  # fmt: skip
+
+    def alert_once(self, level: AlertLevel, trigger: str, message: str, *, key: str | None = None) -> bool:
+        """One alert per distinct event and session, across restarts too: the journal remembers what was sent
+        (a booking that fails again after a restart, a failure seen by two callers with the same `key`, are not
+        alerted again). False when it was already sent."""
+        if not self._first_time(key if key is not None else f"{trigger}:{message}", trigger):
+            return False
+        self._alert(level, AlertEvent.FAILURE if level is AlertLevel.CRITICAL else AlertEvent.INFO, None, None,
+                    trigger, message)  # fmt: skip
+        return True
+
+    def _first_time(self, key: str, trigger: str) -> bool:
+        """True the first time `key` is seen this session (remembered in the journal, so across restarts)."""
+        mark = f"alerted:{self.day_key}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        try:
+            if self.journal.get_value(mark):
+                return False
+            self.journal.set_value(mark, f"{self.clock.now().isoformat()} {trigger}")
+        except (TbotError, sqlite3.Error):
+            pass  # the journal itself is failing: alert (perhaps twice) rather than stay silent
+        return True
 
     def halt(self, reason: str, *, close_positions: bool = True) -> None:
         """Stop new orders; optionally close every open position (kill switch, broker outage, manual stop)."""
@@ -573,10 +622,22 @@ class DayContext:
         self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "rebalance", message)
 
     def book_day(self) -> None:
-        book_day(self)
+        """Book the day's fills; a booking that fails (the ledger, its pre-ingestion backup, the reports) is
+        alerted once, then raised as before (the caller decides whether the run goes on)."""
+        try:
+            book_day(self)
+        except (TbotError, OSError, sqlite3.Error) as exc:
+            # keyed by the failure: the shutdown that follows, or a restart failing the same way, adds no alert
+            self.alert_once(AlertLevel.CRITICAL, "booking_failed",
+                            f"booking session {self.day_key} failed: {exc}", key=str(exc))  # fmt: skip
+            raise
 
     def trips(self) -> list[RoundTrip]:
         return round_trips(self.journal.intents(self.day_key))
+
+
+# an alert trigger that begins a condition -> the one that ends it (DayContext.alert_operator)
+CONDITIONS = {"broker_outage": "broker_resumed"}
 
 
 def _reason_code(reason: str) -> ExitReason:

@@ -371,6 +371,12 @@ class Supervisor:
     def _on_failure(self, ctx: DayContext, name: str, exc: TbotError) -> WindowOutcome | None:
         """Broker outage: suspend trading for the day. Market data or a critical error: full shutdown."""
         c = ctx.errors.handle(exc, strategy=name, context={"window": name})
+        suspend = c.severity is Severity.SUSPEND
+        # alerted once: the day halts once, however many windows meet the outage; a shutdown is keyed by its failure,
+        # so one already alerted (a failed booking) is not alerted again
+        ctx.alert_once(AlertLevel.CRITICAL, "halted" if suspend else "shutdown",
+                       f"trading {'halted for the day' if suspend else 'shut down'}: {c.message}",
+                       key="halted" if suspend else str(exc))  # fmt: skip
         ctx.status.broker = {
             "name": ctx.broker.name,
             "healthy": c.severity is not Severity.SUSPEND,

@@ -100,7 +100,7 @@ def check_positions(ctx: DayContext) -> PositionReport:
     once per distinct finding, and one the bot cannot account for blocks new entries for the day."""
     from tbot_bot.market_time import session_bounds
     from tbot_bot.runtime.position_check import compare_positions
-    from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel
+    from tbot_bot.trading.notifier_bot import AlertLevel
 
     now = ctx.clock.now()
     bounds = session_bounds(ctx.session_date, ctx.settings.MARKET_CALENDAR)
@@ -125,12 +125,9 @@ def check_positions(ctx: DayContext) -> PositionReport:
             error_code="positions_differ",
             reason=report.summary(),
         )
-        ctx.notifier.notify(
-            Alert(
-                AlertLevel.CRITICAL, AlertEvent.FAILURE, now, None, None, None, "reconciliation",
-                f"positions differ: {report.summary()}",
-            )
-        )  # fmt: skip
+        # once per distinct finding and day: a start refused again for the same difference does not re-alert
+        ctx.alert_once(AlertLevel.CRITICAL, "reconciliation", f"positions differ: {report.summary()}",
+                       key=f"reconciliation:{report.summary()}")  # fmt: skip
     if report.blocks_trading and ctx.halted_reason is None:
         ctx.halted_reason = f"reconciliation: {report.summary()}"
         ctx.risk.halt(ctx.halted_reason)

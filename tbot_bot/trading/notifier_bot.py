@@ -495,3 +495,33 @@ def build_notifier(
     if check.reason != "ok":
         (log or _log).warning("notifier: %s", check.reason)
     return notifier
+
+
+def alert_from_command(
+    home: BotHome, trigger: str, message: str, level: AlertLevel = AlertLevel.CRITICAL
+) -> str:
+    """An alert (critical unless told) from a command that runs outside the supervisor (`tbot backup create|upload` under
+    tbot-backup.service, `tbot rebalance check`): sent now through the home's routed channel, with the usual
+    retries, before the process ends. Returns what happened, for the command's own output; never raises."""
+    from datetime import UTC
+    from datetime import datetime as _datetime
+
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.errors import TbotError
+    from tbot_bot.support.trading_mode import trading_mode
+
+    try:
+        settings = load_settings(home)
+        notifier = build_notifier(
+            settings, home, background=False, mode=str(trading_mode(home, settings.BROKER_NAME))
+        )
+    except (TbotError, OSError, ValueError) as exc:
+        return f"alert not sent (the configuration cannot be read: {exc})"
+    event = AlertEvent.FAILURE if level is AlertLevel.CRITICAL else AlertEvent.INFO
+    alert = Alert(level, event, _datetime.now(UTC), None, None, None, trigger, message)
+    channel = notifier.route(alert)
+    if not notifier.notify(alert):
+        return "alert not sent (NOTIFY_ON_FAILURE=false)"
+    if channel not in notifier.channels:
+        return f"alert logged only ({channel} is not a configured channel)"
+    return f"alert sent via {channel}" if notifier.sent else f"alert NOT delivered via {channel}"

@@ -47,7 +47,7 @@ def page() -> Any:
     )
     zone = exchange_zone(read_status(home))
     rows = [
-        {"time": both(e.get("timestamp"), zone, seconds=True), "day": str(e.get("timestamp", ""))[:10], "strategy": e.get("strategy"),
+        {"time": both(e.get("timestamp"), zone, with_date=True, seconds=True), "strategy": e.get("strategy"),
          "level": e.get("level"), "event": e.get("event") or e.get("message") or "", "fields": set_fields(e)}
         for e in entries
     ]  # fmt: skip

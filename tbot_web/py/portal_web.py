@@ -49,6 +49,7 @@ from . import (
     status_web,
     users_web,
 )
+from .numbers_web import FILTERS
 from .portal_paths import WEB_ROOT
 from .web_config import SettingsAccess, load_web_limits, session_secret
 
@@ -165,6 +166,8 @@ def create_app(
     _register_error_pages(app)
 
     app.add_template_filter(age_text, "age")
+    for name, rounding in FILTERS.items():  # numbers for people on every page (numbers_web.py)
+        app.add_template_filter(rounding, name)
 
     @app.context_processor
     def _template_helpers() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from tbot_bot.core.users import Role
 
 from .auth_web import requires, state
 from .history_readers import SAFE_NAME, backtest_file, backtest_runs, proposals
+from .numbers_web import metric
 
 bp = Blueprint("research", __name__)
 
@@ -50,7 +51,8 @@ def run(run: str) -> Any:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         abort(404)
-    shown = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+    # numbers for people: percentages, cents, two-decimal ratios (metrics.json keeps full precision)
+    shown = {k: metric(k, v) for k, v in metrics.items() if not isinstance(v, list | dict)}
     images = [n for n in ("equity_drawdown.png", "daily_pnl.png") if (folder / n).is_file()]
     return render_template(
         "backtest_run.html", run=run, metrics=shown, images=images, has_md=metrics_file is not None,

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from tbot_bot.config.key_help import key_help
 from tbot_bot.config.settings_bot import StaleConfigError
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
@@ -28,7 +29,11 @@ def _items() -> tuple[list[tuple[str, str, bool]], str]:
 def _form(
     items: list[tuple[str, str, bool]], version: str, errors: list[str], submitted: dict[str, str]
 ) -> str:
-    return render_template("settings.html", items=items, version=version, errors=errors, submitted=submitted)
+    # each key's meaning (the template's comment) and what the validation allows (the same rule that checks it)
+    helps = {key: key_help(key) for key, _, _ in items}
+    return render_template(
+        "settings.html", items=items, version=version, errors=errors, submitted=submitted, helps=helps
+    )
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -3,33 +3,18 @@ count becomes the text "unavailable" (or an empty list/map), so a damaged status
 
 from __future__ import annotations
 
-import math
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tbot_bot.domain.results import cents
+
+from .numbers_web import finite_decimal, money, price, qty
 
 UNAVAILABLE = "unavailable"
 _STATE = re.compile(r"^[a-z_]{1,32}$")
 # the same rule as the confirm route: ids outside it are shown but never turned into a URL
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _TEXT_MAX = 500
-
-
-def finite_decimal(value: Any) -> Decimal | None:
-    """A finite Decimal from a number or numeric string; None for NaN, infinities, booleans and junk."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None
 
 
 def count(value: Any) -> int | str:
@@ -66,6 +51,18 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 def _flat(record: dict[str, Any]) -> dict[str, Any]:
     """A row for a table: scalars kept as text, anything nested shown as unavailable."""
     return {str(k): _text(v) for k, v in record.items()}
+
+
+POSITION_NUMBERS = {"qty": qty, "entry_price": price, "last_price": price, "unrealized_pnl": money}
+
+
+def _position_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A position for people: quantity, prices and unrealised PnL rounded (status.json keeps full precision)."""
+    row = _flat(record)
+    for key, shown in POSITION_NUMBERS.items():
+        if row.get(key) not in (None, UNAVAILABLE):
+            row[key] = shown(record[key])
+    return row
 
 
 def clean_status(status: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +114,7 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     )
     out["money"] = cleaned
     if "positions" in status:
-        out["positions"] = [_flat(p) for p in _dicts(status.get("positions"))]
+        out["positions"] = [_position_row(p) for p in _dicts(status.get("positions"))]
     pending = []
     for p in _dicts(status.get("pending_confirmations")):
         row = _flat(p)

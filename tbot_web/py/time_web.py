@@ -34,17 +34,21 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def both(value: Any, zone: ZoneInfo | None, *, with_date: bool = False, seconds: bool = False) -> str:
-    """`09:30 EST / 14:30Z` (or `14:30Z` without a known exchange zone); '–' when absent or unreadable."""
+    """`09:30 EST / 14:30Z` (or `14:30Z` without a known exchange zone); '–' when absent or unreadable.
+
+    `with_date`: the exchange's date leads (`2011-01-18 09:30 EST / 14:30Z`); the UTC side carries its own date
+    only when it is another day (`2011-01-18 19:30 EST / 2011-01-19 00:30Z`)."""
     moment = parse_time(value)
     if moment is None:
         return "–"
     utc = moment.astimezone(UTC)
-    day = f"{utc:%Y-%m-%d} " if with_date else ""
     fmt = "%H:%M:%S" if seconds else "%H:%M"
     if zone is None:
-        return f"{day}{utc.strftime(fmt)}Z"
+        return f"{utc:%Y-%m-%d} {utc.strftime(fmt)}Z" if with_date else f"{utc.strftime(fmt)}Z"
     local = moment.astimezone(zone)
-    return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc.strftime(fmt)}Z"
+    day = f"{local:%Y-%m-%d} " if with_date else ""
+    utc_day = f"{utc:%Y-%m-%d} " if with_date and utc.date() != local.date() else ""
+    return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc_day}{utc.strftime(fmt)}Z"
 
 
 def span(start: Any, end: Any, zone: ZoneInfo | None) -> tuple[str, str]:
