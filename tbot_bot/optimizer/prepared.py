@@ -25,7 +25,7 @@ from tbot_bot.market_time import WindowSpec, previous_session_date
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.decisions import WindowArrays
-from tbot_bot.strategy.grid import SessionGrid, build_grid
+from tbot_bot.strategy.grid import BarColumns, SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -147,7 +147,8 @@ class PreparedData:
         self.settings = settings
         self.float_ = broker_current_float
         self.seed = seed
-        self.grid = build_grid(frame, calendar, symbols=signal_universe(sorted(frame["symbol"].unique())))
+        columns = BarColumns.of(frame)  # converted once for the grid and the MarketView
+        self.grid = build_grid(columns, calendar, symbols=signal_universe(columns.symbols()))
         self.days: tuple[date, ...] = tuple(d for d in self.grid.days if start <= d <= end)
         if not self.days:
             raise ConfigError(f"no {calendar} session with bars between {start} and {end} in {source}")
@@ -156,7 +157,7 @@ class PreparedData:
             for d in self.grid.days
             if (v := vix_gatekeeper.previous_close_vix(vix_closes, d)) is not None
         }
-        self.market = MarketView(frame, calendar)
+        self.market = MarketView(columns, calendar)
         self.capabilities = capabilities_for(settings.BROKER_NAME)
         self.fills = FillContext(self.grid, self.market, fundamentals, strategy)
         self.indicators = SessionIndicators(self.grid)
