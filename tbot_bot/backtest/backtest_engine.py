@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +41,7 @@ from tbot_bot.backtest.report import BacktestReport, build_report, print_report,
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
-from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
+from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
 from tbot_bot.market_time import (
     WindowSpec,
     calendar_range,
@@ -377,7 +377,12 @@ def write_outputs(
         out_dir, performance_metrics.equity_curve(frame, float(float_)), frame, daily_pnl,
         f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}", report,
     )  # fmt: skip
-    files.update(charts.draw(job))
+    try:
+        files.update(charts.draw(job))
+    except LogicError as exc:  # a charting bug: the numbers stand; the report says what is missing
+        report = replace(report, warnings=(*report.warnings, str(exc)))
+        files["report_md"] = write_markdown(report, out_dir / "report.md", {})
+        files["report_html"] = write_html(report, out_dir / "report.html", {})
     return files, report, metrics
 
 

@@ -5,8 +5,8 @@ before it loads the bars: the worker imports matplotlib while the parent loads a
 job (the curves to draw, the report to write). The parent sends the job only once the trades, tables and
 metrics are on disk; the worker draws the PNGs, then writes report.md and report.html listing exactly the charts
 it drew, and answers with their paths. The parent waits for that answer before `run_backtest` returns, so a
-finished command always leaves a complete report. A chart that fails is reported as an error by the parent;
-the numbers already written are never touched by the worker.
+finished command always leaves a complete report. When drawing fails the parent writes the report without
+charts, with the failure as one of its warnings; the numbers already written are never touched by the worker.
 
 Where `fork` is not available the same steps run in the parent (the import is then paid in sequence).
 """
@@ -114,8 +114,8 @@ class ChartWorker:
             self._finish()
         if status != "ok":
             raise LogicError(
-                f"{job.out_dir}: the charts could not be drawn ({answer.strip()}); the trades, tables and "
-                "metrics are written; run again with --no-plots to skip the charts"
+                f"the charts were not drawn ({answer.strip().splitlines()[0]}); the trades, tables, metrics and "
+                "report are written (--no-plots skips the charts)"
             )
         return dict(answer)
 
