@@ -42,16 +42,19 @@ def test_the_worker_draws_after_the_numbers_and_the_command_never_imports_matplo
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 2
 
 
+@pytest.mark.parametrize("fork", [True, False])
 def test_a_failing_chart_keeps_the_numbers_and_the_report_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fork: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tbot_bot.backtest import plot_results
 
     def broken(*_args: object) -> Path:
         raise RuntimeError("renderer exploded")
 
-    # patched before the worker forks, so the worker draws with it
+    # patched before the worker forks, so the worker draws with it (or the parent, without fork)
     monkeypatch.setattr(plot_results, "plot_daily_pnl", broken)
+    if not fork:
+        monkeypatch.setattr(chart_worker.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     result = run_backtest(make_settings(), "open", SAMPLE, DAY, DAY, tmp_path)
     warning = result.report.warnings[-1]
     assert "charts were not drawn (RuntimeError: renderer exploded)" in warning

@@ -160,6 +160,8 @@ def _run(
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
     # converted once: the signal grid (from --start) and the execution's MarketView (warm-up included) share them
+    if not len(loaded):
+        raise DataError(f"{source}: no bars between {start} and {end}")
     columns = BarColumns.of(loaded)
     # the UTC date >= start, compared on the stamps (no date object per bar)
     traded = columns.where(columns.ts_ns >= pd.Timestamp(start, tz="UTC").value)

@@ -100,18 +100,26 @@ class ChartWorker:
 
     def draw(self, job: ChartJob) -> dict[str, Path]:
         """Hand the job over and wait for the charts and the report (in the parent when no worker runs)."""
+        status: str
+        answer: Any
         if self._conn is None:
-            return draw(job)
-        try:
-            self._conn.send(job)
-            status, answer = self._conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            status, answer = (
-                "error",
-                f"the chart worker exited unexpectedly (exit code {self._proc.exitcode})",
-            )
-        finally:
-            self._finish()
+            try:
+                return draw(job)
+            except Exception as exc:  # reported like the worker's failure: the numbers stand
+                status, answer = "error", f"{type(exc).__name__}: {exc}"
+        else:
+            try:
+                self._conn.send(job)
+                status, answer = self._conn.recv()
+            except (EOFError, OSError):
+                self._finish()
+                status, answer = (
+                    "error",
+                    f"the chart worker exited unexpectedly (exit code {self._proc.exitcode})",
+                )
+            finally:
+                if self._conn is not None:
+                    self._finish()
         if status != "ok":
             raise LogicError(
                 f"the charts were not drawn ({answer.strip().splitlines()[0]}); the trades, tables, metrics and "
