@@ -93,8 +93,13 @@ class ChartWorker:
             ctx = multiprocessing.get_context("fork")
             parent, child = ctx.Pipe()
             self._proc = ctx.Process(target=_serve, args=(child,), name="tbot-backtest-charts", daemon=True)
-            self._proc.start()
-            child.close()
+            try:
+                self._proc.start()
+            except (AssertionError, OSError):  # inside a daemonic process, or no process left: draw here
+                parent.close()
+                return self
+            finally:
+                child.close()
             self._conn = parent
         return self
 
