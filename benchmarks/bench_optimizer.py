@@ -4,7 +4,8 @@ Per strategy: the one-off preparation per worker, the time of ONE trial (signals
 all 30 sessions) through the optimizer's path, the same trial through the backtest's path (simulate() +
 execute_day + performance_metrics) for comparison, and trials/s with 1 and 2 worker processes: evaluation
 alone (each worker evaluating its share), and whole grid-search studies (each trial = IS + OOS metrics, Optuna
-and the SQLite storage included) over the whole command and over the trial loop alone.
+and the SQLite storage included) over the whole command and over the trial loop alone, and their ratio: cold
+(the preparation built and cached) and warm (the same study again, its preparation read from the cache).
 
 Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N]
 """
@@ -15,6 +16,7 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,8 +36,9 @@ from helpers import make_settings  # noqa: E402
 from tbot_bot.backtest import performance_metrics  # noqa: E402
 from tbot_bot.backtest.execution import execute_day  # noqa: E402
 from tbot_bot.backtest.slippage import SlippageModel  # noqa: E402
+from tbot_bot.optimizer import runner  # noqa: E402
 from tbot_bot.optimizer.prepared import PreparedData  # noqa: E402
-from tbot_bot.optimizer.runner import RunRequest, run_optimizer  # noqa: E402
+from tbot_bot.optimizer.runner import RunRequest, prepared_cache_dir, run_optimizer  # noqa: E402
 from tbot_bot.optimizer.space import default_space  # noqa: E402
 from tbot_bot.support.path_resolver import BotHome  # noqa: E402
 
@@ -86,23 +89,39 @@ def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], w
     return len(points) / max(times)
 
 
-def study_rate(strategy: str, data: Path, end: date, jobs: int, out: Path) -> tuple[float, float]:
+def study_rate(
+    strategy: str, data: Path, end: date, jobs: int, out: Path, home: Path
+) -> tuple[float, float, str]:
     """A whole grid-search study (1 fold) with `jobs` local workers: trials/s over the whole command
-    (preparation, storage set-up and report included) and over the trial loop alone (first trial start to
-    last trial end, from Optuna's own timestamps). One fold needs two blocks of 20 sessions (issue 21)."""
+    (preparation, storage set-up, choosing and the report with its charts included) and over the trial loop
+    alone (first trial start to last trial end, from Optuna's own timestamps). One fold needs two blocks of 20
+    sessions (issue 21). `home` holds the preparation cache (data/cache/prepared): the caller empties it for a
+    cold run. Returns the two rates and whether the preparation came from the cache."""
     import optuna
 
     req = RunRequest(strategy, "grid_search", START, end, data, walk_forward=1, jobs=jobs, out=out,
                      progress=False, propose=False, study="bench", float_=Decimal("100000"))  # fmt: skip
-    t0 = time.perf_counter()
-    result = run_optimizer(BotHome(out), make_settings(), req)
-    wall = time.perf_counter() - t0
+    statuses: list[str] = []
+    real_prepare = runner._prepare
+
+    def recording(*args: object) -> PreparedData:
+        prep = real_prepare(*args)  # type: ignore[arg-type]
+        statuses.append(prep.cache_status)
+        return prep
+
+    runner._prepare = recording  # type: ignore[assignment]
+    try:
+        t0 = time.perf_counter()
+        result = run_optimizer(BotHome(home), make_settings(), req)
+        wall = time.perf_counter() - t0
+    finally:
+        runner._prepare = real_prepare  # type: ignore[assignment]
     storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench' / 'study.db'}")
     trials = optuna.load_study(study_name="bench.fold1", storage=storage).get_trials()
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     storage.engine.dispose()
     n = float(result.summary["trials_total"])
-    return n / wall, n / span
+    return n / wall, n / span, statuses[0]
 
 
 def _fundamentals(folder: Path, frame: pd.DataFrame) -> None:
@@ -165,18 +184,42 @@ def main() -> int:
                 "eval_trials_per_s_1_worker": round(evaluation_rate(strategy, str(folder), points, 1), 1),
                 "eval_trials_per_s_2_workers": round(evaluation_rate(strategy, str(folder), points, 2), 1),
             }
+            home = Path(tmp) / "home"
             for jobs in (1, 2):
-                whole, loop = study_rate(
-                    strategy, study_data, study_days[-1], jobs, Path(tmp) / f"s{jobs}{strategy}"
-                )
-                row = report[strategy]
-                row[f"study_trials_per_s_{jobs}_jobs_whole_command"] = round(whole, 1)  # type: ignore[index]
-                row[f"study_trials_per_s_{jobs}_jobs_trial_loop"] = round(loop, 1)  # type: ignore[index]
+                # cold: the preparation built (and cached); warm: the same study again, read from the cache
+                for run in ("cold", "warm"):
+                    if run == "cold":
+                        shutil.rmtree(prepared_cache_dir(BotHome(home)), ignore_errors=True)
+                    whole, loop, cache = study_rate(
+                        strategy,
+                        study_data,
+                        study_days[-1],
+                        jobs,
+                        Path(tmp) / f"s{jobs}{run}{strategy}",
+                        home,
+                    )
+                    row = report[strategy]
+                    assert isinstance(row, dict)
+                    row[f"study_{jobs}_jobs_{run}"] = {
+                        "preparation": cache, "whole_command_trials_per_s": round(whole, 2),
+                        "trial_loop_trials_per_s": round(loop, 2), "ratio_whole_over_loop": round(whole / loop, 2),
+                    }  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
-    else:
-        for key, value in report.items():
-            print(f"{key}: {json.dumps(value)}")
+        return 0
+    for key, value in report.items():
+        print(f"{key}: {json.dumps(value)}")
+    print("whole-study trials/s vs its trial loop's (target ratio >= 0.8):")
+    for strategy in STRATEGIES:
+        row = report[strategy]
+        assert isinstance(row, dict)
+        for jobs in (1, 2):
+            for run in ("cold", "warm"):
+                r = row[f"study_{jobs}_jobs_{run}"]
+                print(
+                    f"  {strategy:>5} {jobs} job(s), {run} ({r['preparation']}): whole {r['whole_command_trials_per_s']}"
+                    f" trials/s, loop {r['trial_loop_trials_per_s']} trials/s, ratio {r['ratio_whole_over_loop']}"
+                )
     return 0
 
 

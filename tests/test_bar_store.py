@@ -65,7 +65,7 @@ def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
     assert last_date(store) == LAST
 
 
-@pytest.mark.parametrize("strategy", ["open", "mid", "close"])
+@pytest.mark.parametrize("strategy", ["open", "mid", "close", "all"])
 def test_backtest_from_store_equals_backtest_from_csv(strategy: str, store: Path, tmp_path: Path) -> None:
     settings = make_settings()
     from_csv = run_backtest(settings, strategy, SAMPLE, FIRST, LAST, tmp_path / "csv", plots=False)

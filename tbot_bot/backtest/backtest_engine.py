@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from tbot_bot.backtest import performance_metrics
+from tbot_bot.backtest.chart_worker import ChartJob, ChartWorker
 from tbot_bot.backtest.day_skips import day_skips, skip_summary
 from tbot_bot.backtest.execution import (
     MarketView,
@@ -40,7 +41,7 @@ from tbot_bot.backtest.report import BacktestReport, build_report, print_report,
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
-from tbot_bot.errors import ConfigError, DataError, TbotError, UsageError
+from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
 from tbot_bot.market_time import (
     WindowSpec,
     calendar_range,
@@ -48,7 +49,7 @@ from tbot_bot.market_time import (
     previous_session_date,
     session_bounds,
 )
-from tbot_bot.strategy.grid import build_grid
+from tbot_bot.strategy.grid import BarColumns, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file, project_file
@@ -111,14 +112,43 @@ def run_backtest(
     seed: int = 0,
     charge_fees: bool = True,
     plots: bool = True,
+    charts: ChartWorker | None = None,
 ) -> BacktestResult:
     """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE).
-    `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none)."""
+    `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none).
+    `charts`: a ChartWorker the caller started earlier (the command starts it first thing); with plots and
+    none given, one is started here. Either way it has drawn the charts and written the report on return."""
     source = Path(data_source)
-    names = strategies_for(strategy, settings)
+    if not plots and charts is not None:
+        charts.cancel()
+        charts = None
+    elif plots and charts is None:
+        # forked before the bars are loaded: the worker imports matplotlib while this process simulates
+        charts = ChartWorker().start()
+    try:
+        names = strategies_for(strategy, settings)
+        return _run(
+            settings, names, strategy, source, start, end, out_dir, broker_current_float, vix_path,
+            fundamentals_path, seed, charge_fees, charts,
+        )  # fmt: skip
+    finally:
+        if charts is not None:
+            charts.cancel()  # a no-op once the charts were drawn; else (an error) the worker exits
+
+
+def _run(
+    settings: BotSettings, names: tuple[str, ...], strategy: str, source: Path, start: date, end: date,
+    out_dir: Path, broker_current_float: Decimal, vix_path: Path | None, fundamentals_path: Path | None,
+    seed: int, charge_fees: bool, charts: ChartWorker | None,
+) -> BacktestResult:  # fmt: skip
     # one progress bar over the stages (loading dominates long runs); it appears only after the delay
     progress = tqdm(
-        total=5, desc=f"backtest {strategy}", unit="stage", delay=PROGRESS_DELAY_SECONDS, file=sys.stderr, leave=False
+        total=5,
+        desc=f"backtest {strategy}",
+        unit="stage",
+        delay=PROGRESS_DELAY_SECONDS,
+        file=sys.stderr,
+        leave=False,
     )
     progress.set_postfix_str("loading bars", refresh=False)
     stages: dict[str, float] = {}
@@ -134,17 +164,19 @@ def run_backtest(
     warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
     lap("calendar")  # the exchange calendar's first use is built here, apart from loading
     loaded = load_bars(source, start=warm_up, end=end)
-    # the UTC date >= start, compared on the stamps (no date object per bar)
-    frame = loaded[loaded["timestamp"] >= pd.Timestamp(start, tz="UTC")] if len(loaded) else loaded
-    if frame.empty:
-        raise DataError(f"{source}: no bars between {start} and {end}")
     lap("load")
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
+    # converted once: the signal grid (from --start) and the execution's MarketView (warm-up included) share them
+    if not len(loaded):
+        raise DataError(f"{source}: no bars between {start} and {end}")
+    columns = BarColumns.of(loaded)
+    # the UTC date >= start, compared on the stamps (no date object per bar)
+    traded = columns.where(columns.ts_ns >= pd.Timestamp(start, tz="UTC").value)
+    if not len(traded):
+        raise DataError(f"{source}: no bars between {start} and {end}")
     vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
-    grid = build_grid(
-        frame, settings.MARKET_CALENDAR, symbols=signal_universe(sorted(frame["symbol"].unique()))
-    )
+    grid = build_grid(traded, settings.MARKET_CALENDAR, symbols=signal_universe(traded.symbols()))
     vix = {d: v for d in grid.days if (v := previous_close_vix(vix_closes, d)) is not None}
     lap("arrays")
     progress.update(1)
@@ -163,7 +195,7 @@ def run_backtest(
     lap("signals")
     progress.update(1)
     progress.set_postfix_str("fills and sizing", refresh=False)
-    market = MarketView(loaded, settings.MARKET_CALENDAR)
+    market = MarketView(columns, settings.MARKET_CALENDAR)
     capabilities = capabilities_for(settings.BROKER_NAME)
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
@@ -176,14 +208,13 @@ def run_backtest(
     lap("fills")
     progress.update(1)
     progress.set_postfix_str("writing outputs", refresh=False)
-    files, report = write_outputs(
+    files, report, metrics = write_outputs(
         out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped,
-        fee_profile=fee_profile, fee_warnings=fee_warnings, plots=plots,
+        fee_profile=fee_profile, fee_warnings=fee_warnings, charts=charts,
     )  # fmt: skip
     lap("outputs")
     progress.update(1)
     progress.close()
-    metrics = _metrics(trades, broker_current_float, grid.days, NET, settings.MARKET_CALENDAR)
     return BacktestResult(out_dir, trades, skips, metrics, files, report, stages)
 
 
@@ -279,8 +310,10 @@ def _metrics(
 def write_outputs(
     out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
     signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
-    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), plots: bool = True,
-) -> tuple[dict[str, Path], BacktestReport]:  # fmt: skip
+    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), charts: ChartWorker | None = None,
+) -> tuple[dict[str, Path], BacktestReport, performance_metrics.Metrics]:  # fmt: skip
+    """Trades, daily summary, metrics (and the slippage comparison) first; then, with `charts` (a started
+    ChartWorker), the charts and the report listing them, else (--no-plots) the report without charts."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     records = trades.to_dict(orient="records") if len(trades) else []
@@ -331,24 +364,6 @@ def write_outputs(
              "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
              "pnl_difference": metrics.total_pnl - raw.total_pnl},
         )  # fmt: skip
-    # every number is on disk before a chart is drawn (matplotlib's import and rendering cost more than the run)
-    images: dict[str, Path] = {}
-    if plots:
-        from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
-
-        frame = _metric_frame(trades, NET)
-        curve = performance_metrics.equity_curve(frame, float(float_))
-        label = f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}"
-        files["equity_png"] = plot_equity_drawdown(
-            curve, frame, out_dir / "equity_drawdown.png", f"{label}: equity and drawdown"
-        )
-        daily_pnl = pd.Series(
-            {d: float(Decimal(str(x[NET]))) for d, x in zip(days, daily, strict=True)}, dtype=float
-        )
-        files["daily_png"] = plot_daily_pnl(
-            daily_pnl, out_dir / "daily_pnl.png", f"{label}: PnL per session, net of fees"
-        )
-        images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
     report = build_report(
         trades,
         metrics,
@@ -359,10 +374,26 @@ def write_outputs(
         fee_profile=fee_profile,
         warnings=fee_warnings,
     )
-    # the report lists exactly the charts drawn (none with --no-plots)
-    files["report_md"] = write_markdown(report, out_dir / "report.md", images)
-    files["report_html"] = write_html(report, out_dir / "report.html", images)
-    return files, report
+    if charts is None:  # --no-plots: the report lists no chart
+        files["report_md"] = write_markdown(report, out_dir / "report.md", {})
+        files["report_html"] = write_html(report, out_dir / "report.html", {})
+        return files, report, metrics
+    # every number is on disk before a chart is drawn; the worker draws the charts, then the report listing them
+    frame = _metric_frame(trades, NET)
+    daily_pnl = pd.Series(
+        {d: float(Decimal(str(x[NET]))) for d, x in zip(days, daily, strict=True)}, dtype=float
+    )
+    job = ChartJob(
+        out_dir, performance_metrics.equity_curve(frame, float(float_)), frame, daily_pnl,
+        f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}", report,
+    )  # fmt: skip
+    try:
+        files.update(charts.draw(job))
+    except LogicError as exc:  # a charting bug: the numbers stand; the report says what is missing
+        report = replace(report, warnings=(*report.warnings, str(exc)))
+        files["report_md"] = write_markdown(report, out_dir / "report.md", {})
+        files["report_html"] = write_html(report, out_dir / "report.html", {})
+    return files, report, metrics
 
 
 def _metric_frame(trades: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -476,26 +507,37 @@ def backtest_float(given: str | None, home: BotHome) -> Decimal:
         return value
     try:
         from tbot_bot.accounting.accounting_config import load_binding
+
+        binding = load_binding(
+            home
+        )  # before the ledger's import (SQLAlchemy): a research home often has none
         from tbot_bot.accounting.float_ledger import broker_current_float
 
-        amount = broker_current_float(load_binding(home).float_ledger_path)
+        amount = broker_current_float(binding.float_ledger_path)
     except (TbotError, OSError):
         return DEFAULT_FLOAT  # no provisioned home here: the documented default
     return amount if amount > 0 else DEFAULT_FLOAT
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    home = BotHome.resolve(getattr(args, "home", None))
-    settings = load_settings_for(args, home)
-    check_dates_in_calendar(args.start, args.end, settings.MARKET_CALENDAR)
-    run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
-    out = Path(args.out) if args.out else home.backtest_results_dir / run_name
-    float_ = backtest_float(args.float_, home)
-    result = run_backtest(
-        settings, args.strategy, args.data_source, args.start, args.end, out,
-        broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
-        plots=not getattr(args, "no_plots", False),
-    )  # fmt: skip
+    plots = not getattr(args, "no_plots", False)
+    # first thing: the chart worker imports matplotlib while the settings, the calendar and the bars load
+    charts = ChartWorker().start() if plots else None
+    try:
+        home = BotHome.resolve(getattr(args, "home", None))
+        settings = load_settings_for(args, home)
+        check_dates_in_calendar(args.start, args.end, settings.MARKET_CALENDAR)
+        run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
+        out = Path(args.out) if args.out else home.backtest_results_dir / run_name
+        float_ = backtest_float(args.float_, home)
+        result = run_backtest(
+            settings, args.strategy, args.data_source, args.start, args.end, out,
+            broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
+            plots=plots, charts=charts,
+        )  # fmt: skip
+    finally:
+        if charts is not None:
+            charts.cancel()  # a refused argument or data error: the worker exits without drawing
     for warning in result.report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:

@@ -29,6 +29,7 @@ from tbot_bot.runtime.defense import performance_of
 from tbot_bot.screeners.finnhub_screener import Candidate as Screened
 from tbot_bot.screeners.finnhub_screener import fundamentals_rejection, market_filters
 from tbot_bot.screeners.fundamentals import Fundamentals
+from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.strategy.strategy_meta import is_inverse_etf, leverage_of
 from tbot_bot.trading.bearish import route_signal
 from tbot_bot.trading.fees import FeeSchedule
@@ -54,21 +55,27 @@ class MarketView:
     """Per-symbol bar arrays for price look-ups, previous-session volumes, and the snapshot the sim exchange
     would give at a minute (last close quoted with the sim's spread, today's open, previous volume)."""
 
-    def __init__(self, frame: pd.DataFrame, calendar_name: str = "XNYS") -> None:
+    def __init__(self, frame: pd.DataFrame | BarColumns, calendar_name: str = "XNYS") -> None:
+        """`frame`: the loader's frame, or the BarColumns the signal grid was built from (converted once)."""
         self._calendar = calendar_name
         self._bars: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._volume: dict[tuple[str, date], float] = {}
         self._first: dict[tuple[str, date], tuple[int, float]] = {}
-        for symbol, g in frame.groupby("symbol", sort=False):
-            t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // _NS_PER_MIN
-            order = np.argsort(t, kind="stable")
-            t, opens = t[order], g["open"].to_numpy(float)[order]
-            self._bars[str(symbol)] = (t, opens, g["close"].to_numpy(float)[order])
+        cols = frame if isinstance(frame, BarColumns) else BarColumns.of(frame)
+        t_all = cols.ts_ns // _NS_PER_MIN
+        # one sort by (symbol, time) and each symbol's run of bars, instead of a group-by per symbol
+        order = np.lexsort((t_all, cols.code))
+        codes = cols.code[order]
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        for run in np.split(order, bounds) if len(order) else []:
+            symbol = str(cols.names[cols.code[run[0]]])
+            t, opens = t_all[run], cols.open[run]
+            self._bars[symbol] = (t, opens, cols.close[run])
             # per UTC date (the US session): its first bar and its volume
             days, first = np.unique(t // _MIN_PER_DAY, return_index=True)
-            volumes = np.add.reduceat(g["volume"].to_numpy(float)[order], first)
+            volumes = np.add.reduceat(cols.volume[run], first)
             for d, i, v in zip(days, first, volumes, strict=True):
-                key = (str(symbol), _EPOCH + timedelta(days=int(d)))
+                key = (symbol, _EPOCH + timedelta(days=int(d)))
                 self._volume[key] = float(v)
                 self._first[key] = (int(t[i]), float(opens[i]))
 

@@ -1,4 +1,4 @@
-"""Backtest charts against the calendar (headless: matplotlib's Agg backend).
+"""Backtest charts against the calendar (headless: bare matplotlib Figures saved by the Agg renderer).
 
 `equity_drawdown.png`: equity (top) and drawdown (bottom) on one date axis, every exit marked (green triangle
 up = winning trade, red triangle down = losing or flat). `daily_pnl.png`: one bar per session of the range,
@@ -10,18 +10,15 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.dates as mdates
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 WIN, LOSS = "#1a7f37", "#cf222e"
 
 
-def _date_axis(ax: plt.Axes) -> None:
+def _date_axis(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -32,14 +29,13 @@ def plot_equity_drawdown(curve: pd.DataFrame, trades: pd.DataFrame, path: Path, 
     fig = equity_figure(curve, trades, title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def equity_figure(curve: pd.DataFrame, trades: pd.DataFrame, title: str) -> Figure:
-    fig, (ax_eq, ax_dd) = plt.subplots(
-        2, 1, figsize=(10, 5.6), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
-    )
+    # a bare Figure (no pyplot, no figure manager): headless, and nothing global to close afterwards
+    fig = Figure(figsize=(10, 5.6), dpi=90)
+    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.09, hspace=0.08)
     if len(curve):
         times = pd.to_datetime(curve["time"], utc=True).dt.tz_convert(None)
@@ -71,7 +67,8 @@ def equity_figure(curve: pd.DataFrame, trades: pd.DataFrame, title: str) -> Figu
 
 def plot_daily_pnl(daily: pd.Series, path: Path, title: str) -> Path:
     """`daily`: PnL per session date (float), every session of the range."""
-    fig, ax = plt.subplots(figsize=(10, 3.4), dpi=90)
+    fig = Figure(figsize=(10, 3.4), dpi=90)
+    ax = fig.subplots()
     fig.subplots_adjust(left=0.09, right=0.98, top=0.88, bottom=0.16)
     if len(daily):
         days = pd.to_datetime([d.isoformat() if isinstance(d, date) else d for d in daily.index])
@@ -87,5 +84,4 @@ def plot_daily_pnl(daily: pd.Series, path: Path, title: str) -> Path:
     ax.grid(True, axis="y", alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

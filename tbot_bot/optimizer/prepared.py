@@ -22,10 +22,11 @@ from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import WindowSpec, previous_session_date
+from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.decisions import WindowArrays
-from tbot_bot.strategy.grid import SessionGrid, build_grid
+from tbot_bot.strategy.grid import BarColumns, SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -116,6 +117,20 @@ def _slice(grid: SessionGrid, c0: int, c1: int) -> SessionGrid:
     )  # fmt: skip
 
 
+def _prepare(
+    source: Path, start: date, end: date, calendar: str, vix_path: Path | None
+) -> prep_cache.Preparation:
+    # the session before --start is loaded too: previous-session volume and VIX for the first day
+    warmup = previous_session_date(start, calendar)
+    frame = load_bars(source, start=warmup, end=end)
+    if frame.empty:
+        raise ConfigError(f"no bars in {source} between {start} and {end}")
+    vix_closes, fundamentals = _side_inputs(source, vix_path, None)
+    columns = BarColumns.of(frame)  # converted once for the grid and the MarketView
+    grid = build_grid(columns, calendar, symbols=signal_universe(columns.symbols()))
+    return prep_cache.Preparation(grid, MarketView(columns, calendar), vix_closes, fundamentals)
+
+
 class PreparedData:
     """One strategy over one data set and date range, ready for many trials (one per worker process)."""
 
@@ -130,35 +145,42 @@ class PreparedData:
         broker_current_float: Decimal = Decimal("100000"),
         seed: int = 0,
         vix_path: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
+        """`cache_dir`: where the preparation is cached on disk (prep_cache; the runner passes the home's
+        data/cache/prepared); None builds it every time. `cache_status` tells what happened: off, hit, built."""
         source = Path(data_source)
         if not source.exists():
             raise ConfigError(f"--data-source {source} does not exist")
         calendar = settings.MARKET_CALENDAR
-        # the session before --start is loaded too: previous-session volume and VIX for the first day
-        warmup = previous_session_date(start, calendar)
-        frame = load_bars(source, start=warmup, end=end)
-        if frame.empty:
-            raise ConfigError(f"no bars in {source} between {start} and {end}")
-        vix_closes, fundamentals = _side_inputs(source, vix_path, None)
-        self.fundamentals = fundamentals
+        status, cached, key = "off", None, ""
+        if cache_dir is not None:
+            key = prep_cache.cache_key(source, start, end, calendar, vix_path, None)
+            cached = prep_cache.load(cache_dir, key)
+            status = "hit" if cached is not None else "built"
+        if cached is None:
+            cached = _prepare(source, start, end, calendar, vix_path)
+            if cache_dir is not None:
+                prep_cache.store(cache_dir, key, cached)
+        self.cache_status = status
+        self.fundamentals = cached.fundamentals
         self.strategy = strategy
         self.module = strategy_module(strategy)
         self.settings = settings
         self.float_ = broker_current_float
         self.seed = seed
-        self.grid = build_grid(frame, calendar, symbols=signal_universe(sorted(frame["symbol"].unique())))
+        self.grid = cached.grid
         self.days: tuple[date, ...] = tuple(d for d in self.grid.days if start <= d <= end)
         if not self.days:
             raise ConfigError(f"no {calendar} session with bars between {start} and {end} in {source}")
         self.vix = {
             d: v
             for d in self.grid.days
-            if (v := vix_gatekeeper.previous_close_vix(vix_closes, d)) is not None
+            if (v := vix_gatekeeper.previous_close_vix(cached.vix_closes, d)) is not None
         }
-        self.market = MarketView(frame, calendar)
+        self.market = cached.market
         self.capabilities = capabilities_for(settings.BROKER_NAME)
-        self.fills = FillContext(self.grid, self.market, fundamentals, strategy)
+        self.fills = FillContext(self.grid, self.market, self.fundamentals, strategy)
         self.indicators = SessionIndicators(self.grid)
         self._views: dict[WindowSpec, WindowView] = {}
         self._day_index = {d: i for i, d in enumerate(self.grid.days)}

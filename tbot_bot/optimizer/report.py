@@ -13,14 +13,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from tbot_bot.optimizer.evidence import sig4  # noqa: E402
-from tbot_bot.optimizer.results import FoldResult  # noqa: E402
-from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from tbot_bot.optimizer.evidence import sig4
+from tbot_bot.optimizer.results import FoldResult
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 FOLD_COLUMNS = [
     "fold", "is_start", "is_end", "is_sessions", "oos_start", "oos_end", "oos_sessions", "trials",
@@ -41,7 +38,6 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def _png(fig: Any, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -51,7 +47,10 @@ def _value(t: Any, genetic: bool) -> float:
 
 
 def plot_history(results: list[FoldResult], genetic: bool, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4))
+    # bare Figures with fixed margins: tight_layout would render each figure twice (once to measure it)
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.13, top=0.9)
     for r in results:
         xs = [t.number for t in r.trials]
         ys = [_value(t, genetic) for t in r.trials]
@@ -62,12 +61,13 @@ def plot_history(results: list[FoldResult], genetic: bool, path: Path) -> Path:
     ax.set_ylabel("in-sample net PnL" if genetic else "in-sample objective")
     ax.set_title("Optimisation history (dots: trials, lines: best so far)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     return _png(fig, path)
 
 
 def plot_slices(results: list[FoldResult], keys: tuple[str, ...], genetic: bool, path: Path) -> Path:
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    fig = Figure(figsize=(4 * len(keys), 3.5))
+    axes = fig.subplots(1, len(keys), squeeze=False)
+    fig.subplots_adjust(left=0.25 / len(keys), right=0.99, bottom=0.1, top=0.82, wspace=0.3)
     for ax, key in zip(axes[0], keys, strict=True):
         for r in results:
             xs = [t.params.get(key) for t in r.trials]
@@ -78,12 +78,13 @@ def plot_slices(results: list[FoldResult], keys: tuple[str, ...], genetic: bool,
     axes[0][0].set_ylabel("in-sample objective")
     axes[0][0].legend(fontsize=6)
     fig.suptitle("Parameter slices")
-    fig.tight_layout()
     return _png(fig, path)
 
 
 def plot_pareto(results: list[FoldResult], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.9)
     for r in results:
         ax.scatter([t.values[1] for t in r.trials], [t.values[0] for t in r.trials], s=8, alpha=0.3)
         front = sorted(r.pareto, key=lambda t: t.values[1])
@@ -97,7 +98,6 @@ def plot_pareto(results: list[FoldResult], path: Path) -> Path:
     ax.set_ylabel("in-sample net PnL")
     ax.set_title("Pareto front: return vs drawdown")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     return _png(fig, path)
 
 

@@ -115,12 +115,18 @@ def run_id_for(req: RunRequest, space_desc: dict[str, Any]) -> str:
     )
 
 
-def _prepare(req: RunRequest, settings: BotSettings) -> PreparedData:
+def _prepare(req: RunRequest, settings: BotSettings, home: BotHome) -> PreparedData:
     assert req.float_ is not None  # resolved by run_optimizer
+    # built once per data range and settings, then read back by every later run over the same data
     return PreparedData(
         settings, req.strategy, req.data_source, req.start, req.end, broker_current_float=req.float_,
-        seed=req.seed, vix_path=req.vix_path,
+        seed=req.seed, vix_path=req.vix_path, cache_dir=prepared_cache_dir(home),
     )  # fmt: skip
+
+
+def prepared_cache_dir(home: BotHome) -> Path:
+    """Cached study preparations (optimizer/prep_cache.py); safe to delete, rebuilt on the next run."""
+    return home.cache_dir / "prepared"
 
 
 def _evidence_floor(req: RunRequest, prep: PreparedData) -> RunRequest:
@@ -164,7 +170,7 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
     space = load_space(req.strategy, req.space_file)
     if req.float_ is None:
         req = replace(req, float_=backtest_float(None, home))
-    prep = _prepare(req, settings)  # once: forked workers inherit it
+    prep = _prepare(req, settings, home)  # once: forked workers inherit it
     req = _evidence_floor(req, prep)
     assert req.walk_forward is not None
     # OPTIMIZER_OUTPUT_DIR: where runs are written under the home unless --out says otherwise

@@ -77,14 +77,58 @@ def regular_session(frame: pd.DataFrame, calendar_name: str = "XNYS") -> pd.Data
     return frame.loc[keep]
 
 
+@dataclass(frozen=True, slots=True)
+class BarColumns:
+    """The loader's frame as plain arrays, converted once and shared by the signal grid and the execution's
+    MarketView (both used to convert the timestamps and the symbol strings, the costly part, on their own)."""
+
+    ts_ns: np.ndarray  # int64 UTC nanoseconds, bar start
+    code: np.ndarray  # index into `names`, per bar
+    names: np.ndarray  # object array of the symbols, sorted
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> BarColumns:
+        code, names = pd.factorize(frame["symbol"].to_numpy(dtype=object), sort=True)
+        return cls(
+            frame["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64), code.astype(np.int64),
+            np.asarray(names, dtype=object), *(frame[c].to_numpy(dtype=float) for c in _PRICES),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def where(self, mask: np.ndarray) -> BarColumns:
+        return BarColumns(
+            self.ts_ns[mask], self.code[mask], self.names, self.open[mask], self.high[mask], self.low[mask],
+            self.close[mask], self.volume[mask],
+        )  # fmt: skip
+
+    def symbols(self) -> list[str]:
+        """The symbols that have bars, sorted."""
+        return [str(s) for s in self.names[np.unique(self.code)]]
+
+
+_PRICES = ("open", "high", "low", "close", "volume")
+
+
 def build_grid(
-    frame: pd.DataFrame, calendar_name: str = "XNYS", symbols: Sequence[str] | None = None
+    frame: pd.DataFrame | BarColumns, calendar_name: str = "XNYS", symbols: Sequence[str] | None = None
 ) -> SessionGrid:
-    """From the loader's frame (timestamp UTC bar start, symbol, open, high, low, close, volume)."""
-    df = frame if symbols is None else frame[frame["symbol"].isin(list(symbols))]
-    ts_ns = df["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    """From the loader's frame (timestamp UTC bar start, symbol, open, high, low, close, volume), or the same
+    as BarColumns when the caller converted it once for other uses too."""
+    cols = frame if isinstance(frame, BarColumns) else BarColumns.of(frame)
+    if symbols is not None:
+        cols = cols.where(np.isin(cols.names, list(symbols))[cols.code])
+    ts_ns = cols.ts_ns
     keep, day_idx, all_days = _session_mask(ts_ns, calendar_name)
-    sym_codes, sym_names = pd.factorize(df["symbol"].to_numpy()[keep], sort=True)
+    # the kept symbols ranked in name order (what factorizing their strings with sort=True gives)
+    used_codes, sym_codes = np.unique(cols.code[keep], return_inverse=True)
+    sym_names = cols.names[used_codes]
     ts_ns, day_idx = ts_ns[keep], day_idx[keep]
     order = np.lexsort((ts_ns, sym_codes, day_idx))
     ts_ns, day_idx, sym_codes = ts_ns[order], day_idx[order], sym_codes[order]
@@ -98,9 +142,9 @@ def build_grid(
     t = np.full((rows, width), TIME_PAD, dtype=np.int64)
     t[row, col] = ts_ns // _NS_PER_MIN
     arrays = []
-    for name in ("open", "high", "low", "close", "volume"):
+    for name in _PRICES:
         a = np.full((rows, width), np.nan)
-        a[row, col] = df[name].to_numpy(dtype=float)[keep][order]
+        a[row, col] = getattr(cols, name)[keep][order]
         arrays.append(a)
     used = np.unique(day_idx[starts]) if n else np.zeros(0, dtype=np.int64)
     days = tuple(all_days[i] for i in used)

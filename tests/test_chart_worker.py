@@ -1,0 +1,73 @@
+"""Backtest charts drawn by a forked worker (issue 25): the numbers are on disk before the charts, the command's
+own process never imports matplotlib, the report lists the charts drawn, and a failing chart leaves the numbers
+and a report that says what is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from helpers import make_settings
+
+from tbot_bot.backtest import chart_worker
+from tbot_bot.backtest.backtest_engine import run_backtest
+from tbot_bot.support.path_resolver import package_file
+
+SAMPLE = package_file("data", "sample")
+DAY = date(2011, 1, 10)
+CHARTS = ("equity_drawdown.png", "daily_pnl.png")
+
+
+def test_the_worker_draws_after_the_numbers_and_the_command_never_imports_matplotlib(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom datetime import date\nfrom pathlib import Path\n"
+        "sys.path.insert(0, 'tests')\nfrom helpers import make_settings\n"
+        "from tbot_bot.backtest.backtest_engine import run_backtest\n"
+        "from tbot_bot.support.path_resolver import package_file\n"
+        f"r = run_backtest(make_settings(), 'open', package_file('data', 'sample'), date(2011, 1, 10), "
+        f"date(2011, 1, 10), Path({str(tmp_path)!r}))\n"
+        "print(sorted(k for k in r.files if k.endswith('_png')), 'matplotlib' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "['daily_png', 'equity_png'] False"
+    numbers = max((tmp_path / n).stat().st_mtime_ns for n in ("trade_history_backtest.csv", "metrics.json"))
+    charts = [(tmp_path / n).stat().st_mtime_ns for n in CHARTS]
+    assert numbers <= min(charts) and max(charts) <= (tmp_path / "report.html").stat().st_mtime_ns
+    md = (tmp_path / "report.md").read_text()
+    assert all(f"({name})" in md for name in CHARTS)
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_failing_chart_keeps_the_numbers_and_the_report_says_so(
+    fork: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.backtest import plot_results
+
+    def broken(*_args: object) -> Path:
+        raise RuntimeError("renderer exploded")
+
+    # patched before the worker forks, so the worker draws with it (or the parent, without fork)
+    monkeypatch.setattr(plot_results, "plot_daily_pnl", broken)
+    if not fork:
+        monkeypatch.setattr(chart_worker.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    result = run_backtest(make_settings(), "open", SAMPLE, DAY, DAY, tmp_path)
+    warning = result.report.warnings[-1]
+    assert "charts were not drawn (RuntimeError: renderer exploded)" in warning
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "trade_history_backtest.csv").is_file()
+    md = (tmp_path / "report.md").read_text()
+    assert ".png" not in md and "renderer exploded" in md
+    assert "daily_png" not in result.files
+
+
+def test_without_fork_the_charts_are_drawn_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chart_worker.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    result = run_backtest(make_settings(), "open", SAMPLE, DAY, DAY, tmp_path)
+    assert all((tmp_path / name).is_file() for name in CHARTS)
+    assert result.files["report_html"].read_text().count("data:image/png;base64,") == 2

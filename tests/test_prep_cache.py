@@ -1,0 +1,95 @@
+"""The optimizer's study preparation cached on disk (issue 25): a cache hit gives exactly the results of a cold
+preparation; changed bars, side inputs, dates or settings miss it; a damaged cache file is rebuilt, not trusted."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import make_settings
+
+from tbot_bot.optimizer.prepared import PreparedData
+from tbot_bot.support.path_resolver import package_file
+
+SAMPLE = package_file("data", "sample")
+START, END = date(2011, 1, 4), date(2011, 1, 14)
+PARAMS = [{}, {"STRAT_OPEN_BUFFER": 0.002, "OPEN_MONITORING_TIME": 45}]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    folder = tmp_path / "bars"
+    shutil.copytree(SAMPLE, folder)
+    return folder
+
+
+def _prep(data: Path, cache: Path, **kw: object) -> PreparedData:
+    settings = kw.pop("settings", None) or make_settings()
+    start = kw.pop("start", START)
+    return PreparedData(settings, "open", data, start, END, seed=3, cache_dir=cache)  # type: ignore[arg-type]
+
+
+def _results(prep: PreparedData) -> list[tuple[object, list[dict[str, object]]]]:
+    return [(prep.evaluate(p).to_dict(), prep.trades(p).records) for p in PARAMS]
+
+
+def test_a_cache_hit_gives_the_results_of_a_cold_preparation(data: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cold = PreparedData(make_settings(), "open", data, START, END, seed=3)
+    assert cold.cache_status == "off"
+    first = _prep(data, cache)
+    assert first.cache_status == "built" and len(list(cache.glob("*.prep"))) == 1
+    hit = _prep(data, cache)
+    assert hit.cache_status == "hit"
+    expected = _results(cold)
+    assert any(m["trades"] for m, _ in expected)  # the comparison covers booked trades
+    assert _results(hit) == expected == _results(first)
+    assert np.array_equal(hit.grid.close, cold.grid.close, equal_nan=True) and hit.days == cold.days
+
+
+def test_changed_data_side_inputs_or_settings_miss_the_cache(data: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _prep(data, cache)
+    assert first.cache_status == "built"
+    volume = first.market.prev_session_volume("SPY", date(2011, 1, 11))
+    assert volume is not None
+    other_calendar = make_settings().model_copy(update={"MARKET_CALENDAR": "XNAS"})
+    assert _prep(data, cache, settings=other_calendar).cache_status == "built"
+    vix = data / "vix.csv"
+    vix.write_text(vix.read_text().replace("\n2011-01-05,", "\n2011-01-05,1", 1))
+    assert _prep(data, cache).cache_status == "built"
+    # one bar's volume changed (inside the range): another key, and the new preparation holds the new bar
+    bars = data / "spy_1min.csv.gz"
+    lines = gzip.decompress(bars.read_bytes()).decode().splitlines(keepends=True)
+    row = next(i for i, line in enumerate(lines) if line.startswith("2011-01-10T15:00:00Z,SPY,"))
+    cells = lines[row].rstrip("\n").split(",")
+    cells[-1] = str(int(cells[-1]) + 1000)
+    lines[row] = ",".join(cells) + "\n"
+    bars.write_bytes(gzip.compress("".join(lines).encode()))
+    changed = _prep(data, cache)
+    assert changed.cache_status == "built"
+    assert changed.market.prev_session_volume("SPY", date(2011, 1, 11)) == volume + 1000
+    assert _prep(data, cache).cache_status == "hit"
+    assert len(list(cache.glob("*.prep"))) == 4
+
+
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    first = _prep(data, cache)
+    expected = _results(first)
+    (path,) = cache.glob("*.prep")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    again = _prep(data, cache)
+    assert again.cache_status == "built"
+    assert "damaged (checksum); preparing again" in capsys.readouterr().err
+    assert _results(again) == expected
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert _prep(data, cache).cache_status == "built"
