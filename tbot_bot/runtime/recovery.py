@@ -95,9 +95,12 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     }
 
 
-def check_positions(ctx: DayContext) -> PositionReport:
+def check_positions(ctx: DayContext, *, outage_tolerated: bool = False) -> PositionReport:
     """Broker, journal and ledger side by side (status.json `reconciliation`); a difference is logged and alerted
-    once per distinct finding, and one the bot cannot account for blocks new entries for the day."""
+    once per distinct finding, and one the bot cannot account for blocks new entries for the day.
+
+    `outage_tolerated`: a broker that did not answer (an outage) is returned as is (`broker_unreachable`) for the
+    supervisor to suspend entries, probe it and run the reconciliation again when it answers."""
     from tbot_bot.market_time import session_bounds
     from tbot_bot.runtime.position_check import compare_positions
     from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel
@@ -116,6 +119,8 @@ def check_positions(ctx: DayContext) -> PositionReport:
         since=since,
         bot_id=ctx.bot_id,
     )
+    if outage_tolerated and report.broker_unreachable:
+        return report
     previous = (ctx.status.reconciliation or {}).get("summary")
     ctx.status.publish(reconciliation=report.to_json())
     if report.differs and report.summary() != previous:
