@@ -59,9 +59,9 @@ class WindowRunner:
         self.symbols: list[str] = []
         self.feed: MarketFeed | None = None
         self._last_bar_at: datetime | None = None  # run-clock time the feed last delivered a new bar
-        self.stale_since: datetime | None = (
-            None  # the feed went quiet: no new entries for the rest of the window
-        )
+        # the feed went quiet: no new entries for the rest of the window (signals then are denied, once each)
+        self.stale_since: datetime | None = None
+        self._denied_stale: set[tuple[str, datetime]] = set()
 
     # ------------------------------------------------------------------ driver
     def run(self) -> WindowOutcome:
@@ -286,14 +286,28 @@ class WindowRunner:
             if trade is not None:
                 self._exit(trade, ex)
         # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed
-        if self.window.in_breakout(t - MINUTE) and decisions.entries and self.stale_since is None:
-            self._enter(decisions.entries, t)
+        if self.window.in_breakout(t - MINUTE) and decisions.entries:
+            if self.stale_since is None:
+                self._enter(decisions.entries, t)
+            else:
+                self._deny_stale(decisions.entries)
             self._sync_signal_count()
         self._collect_fills()
         ctx.publish_positions(self.feed)
 
     def _collect_fills(self) -> None:
         self.ctx.orders.sync()
+
+    def _deny_stale(self, entries: list[EntryDecision]) -> None:
+        """Signals after the feed went stale: recorded as denied (once each), never entered."""
+        for e in entries:
+            seen = (e.symbol, e.signal_time)
+            if seen in self._denied_stale:
+                continue
+            self._denied_stale.add(seen)
+            self.outcome.signals += 1
+            assert self.stale_since is not None
+            self._deny(e, "market_data_stale", f"market data stale since {self.stale_since.isoformat()}")
 
     @property
     def _stale_key(self) -> str:
@@ -317,7 +331,7 @@ class WindowRunner:
             f"{self.name} window; new entries suspended for the rest of it, exits still managed"
         )
         ctx.log.event(
-            self.name, "market_data_stale", window=self.name, last_bar_at=self._last_bar_at.isoformat(),
+            "supervisor", "market_data_stale", window=self.name, last_bar_at=self._last_bar_at.isoformat(),
             since=now.isoformat(), quiet_seconds=round(quiet),
         )  # fmt: skip
         ctx.alert_operator(AlertLevel.CRITICAL, "market_data_stale", message)
