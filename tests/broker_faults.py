@@ -19,7 +19,8 @@ def at(hh: int, mm: int) -> datetime:
 
 class Faults:
     """The sim broker with a feed gap (get_bars answers no bars) and/or an outage (every call a NetworkError)
-    while the replay clock is inside the given spans; `on_outage` runs once when the outage begins."""
+    while the replay clock is inside the given spans; `on_outage` runs once when the outage begins; from
+    `reconnect_at` on it reports one reconnect made inside a call (`reconnects`, as the IBKR adapter does)."""
 
     def __init__(
         self,
@@ -29,10 +30,17 @@ class Faults:
         down: tuple[datetime, datetime] | None = None,
         on_outage: Any = None,
         armed_by: str | None = None,
+        reconnect_at: datetime | None = None,
     ) -> None:
         self._inner, self._gap, self._down, self._on_outage = inner, gap, down, on_outage
         self._armed_by = armed_by  # the outage starts at the first call of this method (after boot)
         self.refused = 0
+        self._reconnect_at = reconnect_at
+
+    @property
+    def reconnects(self) -> int:
+        """As IBKR counts them: a reconnect made inside a call (no error ever reached the caller)."""
+        return int(self._reconnect_at is not None and self._inner._clock.now() >= self._reconnect_at)
 
     def _inside(self, span: tuple[datetime, datetime] | None) -> bool:
         return span is not None and span[0] <= self._inner._clock.now() < span[1]

@@ -25,7 +25,9 @@ from tbot_bot.errors import ConfigError
 from tbot_bot.runtime.main import Supervisor
 
 
-def test_an_outage_at_the_start_is_probed_and_reconciled_before_the_first_entry(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_an_outage_at_the_start_is_probed_and_reconciled_before_the_first_entry_and_after_a_reconnect(
+    tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
     home = provision_demo_home(tmp_path / "home")
     no_retries(home)
@@ -33,7 +35,8 @@ def test_an_outage_at_the_start_is_probed_and_reconciled_before_the_first_entry(
     outage: list[Faults] = []
 
     def wrap(b: Any) -> Any:
-        outage.append(Faults(b, down=down, armed_by="get_positions"))
+        # and later, inside MID, the adapter reconnects within a call: reconciled again before MID's entry
+        outage.append(Faults(b, down=down, armed_by="get_positions", reconnect_at=at(15, 40)))
         return outage[-1]
 
     assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0
@@ -45,7 +48,11 @@ def test_an_outage_at_the_start_is_probed_and_reconciled_before_the_first_entry(
     assert down[1] <= datetime.fromisoformat(back["d"]["at"]) < at(14, 36)  # back-off probing found it soon
     assert len(alerts(caplog, "broker_outage")) == 1 and len(alerts(caplog, "broker_resumed")) == 1
     reconciled = named(events, "reconciled")
-    assert [r["d"].get("after") for r in reconciled] == ["start"]  # the start's reconciliation, run late
+    # the start's reconciliation, run late; then one after the adapter's own reconnect
+    assert [r["d"].get("after") for r in reconciled] == ["start", "reconnect"]
+    assert (
+        at(15, 40).isoformat().replace("+00:00", "Z") <= when(reconciled[1]) < when(entries(events, "mid")[0])
+    )
     first_entry = entries(events, "open")[0]
     assert when(back) <= when(reconciled[0]) < when(first_entry)
     assert events.index(back) < events.index(reconciled[0])

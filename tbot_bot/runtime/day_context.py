@@ -81,6 +81,7 @@ class DayContext:
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
     orders: OrderRouter = field(init=False)
     _account_at: datetime | None = field(default=None, init=False)  # the last broker account read (money)
+    _reconnects_seen: int | None = field(default=None, init=False)  # the adapter's reconnect count, last read
 
     def __post_init__(self) -> None:
         # fills reach position keeping (on_fill) through the router's constructor
@@ -138,6 +139,13 @@ class DayContext:
             self.risk.restore_usage(
                 strategy, len(entries), sum((i.notional or Decimal(0) for i in entries), Decimal(0))
             )
+
+    def broker_reconnected(self) -> bool:
+        """True once per reconnect an adapter made inside its own calls since the last look (IBKR counts them in
+        `reconnects`; the others reconnect per request and report none)."""
+        count = int(getattr(self.broker, "reconnects", 0) or 0)
+        seen, self._reconnects_seen = self._reconnects_seen, count
+        return seen is not None and count != seen
 
     # ---- counters and status
     def count(self, strategy: str, key: str) -> None:

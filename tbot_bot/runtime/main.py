@@ -50,7 +50,13 @@ from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.flatten import serve_flatten_request
 from tbot_bot.runtime.liveness import Liveness, Watched
 from tbot_bot.runtime.positions import open_trades
-from tbot_bot.runtime.recovery import ReconciliationRefused, check_positions, reconcile, refuse_or_block
+from tbot_bot.runtime.recovery import (
+    ReconciliationRefused,
+    check_positions,
+    reconcile,
+    reconcile_after_reconnect,
+    refuse_or_block,
+)
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
@@ -395,6 +401,8 @@ class Supervisor:
         while True:
             runner = WindowRunner(ctx, name)
             try:
+                if ctx.broker_reconnected():  # the adapter reconnected inside a call (IBKR's nightly restart)
+                    self._reconcile_due = self._reconcile_due or "reconnect"
                 if self._reconcile_due and not ctx.halted_reason:
                     self._reconcile_again(ctx)  # after any reconnect, before the next entry
                 return runner, runner.run()
@@ -492,16 +500,10 @@ class Supervisor:
         return down is None
 
     def _reconcile_again(self, ctx: DayContext) -> None:
-        """After any reconnect (an outage or planned maintenance) and before the next entry: the start's
-        fail-closed reconciliation. What the bot cannot account for blocks new entries for the day (alerted); a
-        broker that does not answer raises its NetworkError (the caller probes again)."""
-        due = self._reconcile_due
-        report = reconcile(ctx)
-        positions = check_positions(ctx, outage_tolerated=True)
-        if positions.broker_unreachable:
-            raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
+        """The reconciliation owed after a reconnect, before the next entry (NetworkError: still unreachable)."""
+        due = self._reconcile_due or "reconnect"
+        positions = reconcile_after_reconnect(ctx, after=due)
         self._reconcile_due = None
-        ctx.log.event("supervisor", "reconciled", after=due or "reconnect", **report)
         if due == "start" and not positions.blocks_trading:
             refuse_or_block(ctx, positions)  # a flatten earlier today still blocks entries
 

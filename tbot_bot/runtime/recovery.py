@@ -142,6 +142,20 @@ def check_positions(ctx: DayContext, *, outage_tolerated: bool = False) -> Posit
     return report
 
 
+def reconcile_after_reconnect(ctx: DayContext, *, after: str) -> PositionReport:
+    """After any reconnect (an outage, planned maintenance, or a reconnect the adapter made inside a call) and
+    before the next entry: the start's fail-closed reconciliation; what the bot cannot account for blocks new
+    entries for the day (alerted). A broker that does not answer raises NetworkError (the caller probes again)."""
+    from tbot_bot.errors import NetworkError
+
+    report = reconcile(ctx)
+    positions = check_positions(ctx, outage_tolerated=True)
+    if positions.broker_unreachable:
+        raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
+    ctx.log.event("supervisor", "reconciled", after=after, **report)
+    return positions
+
+
 def refuse_or_block(ctx: DayContext, report: PositionReport) -> None:
     """At start: refuse the day when the bot cannot account for the broker; a flatten earlier today still blocks."""
     from tbot_bot.runtime.flatten import entries_blocked

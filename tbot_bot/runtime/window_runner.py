@@ -28,6 +28,7 @@ from tbot_bot.market_time import Window, window_for
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
+from tbot_bot.runtime.recovery import reconcile_after_reconnect
 from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.live_evaluator import LiveEvaluator
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -247,6 +248,9 @@ class WindowRunner:
     # ------------------------------------------------------------------ one minute
     def tick(self, t: datetime, evaluator: LiveEvaluator) -> None:
         ctx = self.ctx
+        if ctx.broker_reconnected():
+            # the adapter reconnected inside a call (IBKR: a drop, the nightly restart): reconcile before any entry
+            reconcile_after_reconnect(ctx, after="reconnect")
         ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
         ctx.check_operator_pause()  # `tbot pause` / `tbot resume` take effect from this minute
         for pending in ctx.journal.intents(ctx.day_key, self.name):
