@@ -264,9 +264,8 @@ class Supervisor:
             return EXIT_FAILURE
         self._note_if_not_a_session(ctx)
         stamp = trading_stopped(self.home)
-        if (
-            stamp is not None
-        ):  # stopped before this run (a live Stop, or a replay ended by a signal while stopped)
+        # stopped before this run (a live Stop, or a replay ended by a signal while stopped): no entries until Start
+        if stamp is not None:
             ctx.log.event("supervisor", "trading_stopped", by=stamp)
             ctx.status.publish(trading_stopped=stamp, message=f"trading stopped ({stamp}); Start resumes it")
         for name in plan.run:

@@ -109,9 +109,8 @@ class WindowRunner:
         # window setup: the session so far is loaded and MID's indicators caught up before the first decision
         self.feed.refresh(self.symbols, ctx.clock.now())
         self._last_bar_at = ctx.clock.now()
-        stale = ctx.journal.get_value(
-            self._stale_key
-        )  # found earlier in this window (before an outage, a restart)
+        # a stale feed found earlier in this window (before an outage or a restart) still holds
+        stale = ctx.journal.get_value(self._stale_key)
         self.stale_since = datetime.fromisoformat(stale) if stale else None
         earlier = ctx.status.market_data
         if earlier and earlier.get("stale") and earlier.get("window") != self.name:
