@@ -5,7 +5,7 @@ window still halts it, as before."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integration_test_runner import check_outputs, provision_demo_home
@@ -74,3 +74,51 @@ def test_an_outage_that_outlasts_the_window_halts_it(tmp_path) -> None:  # type:
     windows = {w["strategy"]: w for w in status["windows"]}
     assert windows["mid"]["status"] == "halted" and "broker outage" in windows["mid"]["note"]
     assert _events(home, "broker_outage") and not _events(home, "broker_resumed")
+
+
+def test_an_outage_found_after_a_window_suspends_until_the_broker_answers_then_reconciles(
+    tmp_path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Between windows: the check after OPEN cannot reach the broker. The day is not halted: MID waits, probes,
+    reconciles when the broker answers and trades; each change is alerted once."""
+    import logging
+
+    from tbot_bot.config.settings_bot import update_env_values
+
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    home = provision_demo_home(tmp_path / "home")
+    update_env_values(
+        home, {"API_RETRY_LIMIT": "0"}, actor="test"
+    )  # the retries' back-off sleeps are real time
+    never = datetime(2011, 1, 24, tzinfo=UTC)
+    outages: list[_Outage] = []
+
+    class _DownAfterOpen(Supervisor):
+        def _check_after_window(self, ctx, name):  # type: ignore[no-untyped-def]
+            if name == "open":  # the broker goes away as OPEN ends, for four minutes
+                now = ctx.clock.now()
+                outages[0]._start, outages[0]._end = now, now + timedelta(minutes=4)
+            super()._check_after_window(ctx, name)
+
+    def wrap(broker: Any) -> Any:
+        outages.append(_Outage(broker, never, never))
+        return outages[-1]
+
+    assert _DownAfterOpen(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0
+    [down] = _events(home, "broker_outage")
+    [back] = _events(home, "broker_resumed")
+    assert json.loads(down["detail"])["window"] == "open"
+    resumed = datetime.fromisoformat(json.loads(back["detail"])["at"])
+    assert outages[0]._end <= resumed < outages[0]._end + timedelta(minutes=3)
+    [again] = [e for e in _events(home, "reconciled") if json.loads(e["detail"]).get("after") == "reconnect"]
+    assert again["timestamp"] >= back["timestamp"]
+    mid_log = next(home.output_dir.rglob("supervisor.log")).parent / "mid.log"
+    mid_entries = [json.loads(x) for x in mid_log.read_text().splitlines() if '"entry_order"' in x]
+    assert mid_entries and min(e["timestamp"] for e in mid_entries) > again["timestamp"]  # reconciled first
+    status = json.loads(home.status_json.read_text())
+    assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]
+    assert status["broker"]["down_since"] == json.loads(down["detail"])["since"]
+    alerts = [r.getMessage() for r in caplog.records if r.name == "tbot_bot.trading.notifier_bot"]
+    assert sum('"trigger": "broker_outage"' in a for a in alerts) == 1
+    assert sum('"trigger": "broker_resumed"' in a for a in alerts) == 1
+    assert check_outputs(home, DEMO_DAY) == []

@@ -72,8 +72,8 @@ def run_stop(args: argparse.Namespace) -> int:
     path = request_stop(home, f"cli:{getpass.getuser()}")
     print(
         f"stop requested ({path}) for the supervisor ({describe(holder)}); within SLEEP_TIME it cancels its "
-        "orders, closes its positions and books the day; a live supervisor then stays up, stopped (across "
-        "days), until `tbot start` or the dashboard's Start"
+        "orders, closes its positions and books the day; it then stays up, stopped (live: across days; a "
+        "replay: to its replay day's end), until `tbot start` or the dashboard's Start"
     )
     return 0
 

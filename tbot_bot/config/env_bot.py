@@ -160,6 +160,39 @@ def _timezone(v: Any) -> Any:
     return v
 
 
+MAINTENANCE_ZONE = "America/New_York"  # BROKER_MAINTENANCE_WINDOW times without a zone are read here (ET)
+# IB's published nightly server reset for North America, 23:45-00:45 ET: the IBKR default of `auto`
+IBKR_NIGHTLY_RESTART = "23:45-00:45 America/New_York"
+_MAINTENANCE = re.compile(r"^(\d\d:\d\d)-(\d\d:\d\d)(?:\s+(\S+))?$", re.ASCII)
+
+
+def _maintenance_window(v: Any) -> Any:
+    """`auto`, `none`/empty, or `HH:MM-HH:MM [IANA zone]` (America/New_York when no zone is given)."""
+    if not isinstance(v, str):
+        return v
+    text = " ".join(v.split())
+    if text.lower() in ("", "none"):
+        return "none"
+    if text.lower() == "auto":
+        return "auto"
+    allowed = (
+        "must be `auto` (IBKR: its nightly restart 23:45-00:45 New York time; other brokers: none), `none` "
+        "(or empty) or HH:MM-HH:MM with an optional IANA time zone (New York time when none), e.g. "
+        "23:45-00:45 or 05:45-06:45 Europe/Zurich"
+    )
+    m = _MAINTENANCE.match(text)
+    if not m or not (_HHMM.match(m.group(1)) and _HHMM.match(m.group(2))) or m.group(1) == m.group(2):
+        raise ValueError(allowed)
+    if m.group(3) is not None:
+        try:
+            _timezone(m.group(3))
+        except ValueError:
+            raise ValueError(allowed) from None
+        if m.group(3) == "exchange":
+            raise ValueError(allowed)
+    return text
+
+
 def _duration(v: Any) -> Any:
     if isinstance(v, str):
         m = _DURATION.match(v.strip())
@@ -340,6 +373,19 @@ class BotSettings(BaseModel):
     ]
     SLEEP_TIME: Annotated[
         float, BeforeValidator(_duration), Field(ge=0.01, le=60, description="seconds between polls")
+    ]
+    MARKET_DATA_STALE_SECONDS: Annotated[
+        Int,
+        Field(
+            ge=30,
+            le=3600,
+            description="a window's feed with no new bar this long suspends its entries (run clock seconds)",
+        ),
+    ]
+    BROKER_MAINTENANCE_WINDOW: Annotated[
+        str,
+        BeforeValidator(_maintenance_window),
+        Field(description="daily planned broker pause (auto, none or HH:MM-HH:MM [zone])"),
     ]
     # OPEN
     MAX_GAP_PCT_OPEN: FloatFraction

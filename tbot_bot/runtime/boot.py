@@ -29,6 +29,7 @@ from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
 from tbot_bot.market_time import calendar_timezone, session_bounds
+from tbot_bot.runtime import broker_pause
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.control import ControlFiles, SupervisorLock
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -400,6 +401,7 @@ def _self_checks(r: Services, probe: str | None) -> None:
     add("kill_switch", kill.self_check())
     add("watchdog", Watchdog(r.broker, r.errors, r.clock).self_check(probe))
     add("error_handler", r.errors.self_check())
+    add("broker_pause", broker_pause.self_check())
     add("router", strategy_router.self_check(s, now))
     add("build_check", build_check.self_check(r.home, scope=r.binding.scope))
     add("notifier", r.notifier.self_check())

@@ -85,6 +85,7 @@ class DayContext:
     _account_at: datetime | None = field(default=None, init=False)  # the last broker account read (money)
     # conditions alerted as begun and not yet alerted as ended (an outage): never alerted twice while they last
     _open_conditions: set[str] = field(default_factory=set, init=False)
+    _reconnects_seen: int | None = field(default=None, init=False)  # the adapter's reconnect count, last read
 
     def __post_init__(self) -> None:
         # fills reach position keeping (on_fill) through the router's constructor
@@ -142,6 +143,13 @@ class DayContext:
             self.risk.restore_usage(
                 strategy, len(entries), sum((i.notional or Decimal(0) for i in entries), Decimal(0))
             )
+
+    def broker_reconnected(self) -> bool:
+        """True once per reconnect an adapter made inside its own calls since the last look (IBKR counts them in
+        `reconnects`; the others reconnect per request and report none)."""
+        count = int(getattr(self.broker, "reconnects", 0) or 0)
+        seen, self._reconnects_seen = self._reconnects_seen, count
+        return seen is not None and count != seen
 
     # ---- counters and status
     def count(self, strategy: str, key: str) -> None:

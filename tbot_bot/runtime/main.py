@@ -14,7 +14,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.vocab import STRATEGY_NAMES, WindowStatus
-from tbot_bot.errors import LogicError, MachineFault, TbotError
+from tbot_bot.errors import LogicError, MachineFault, NetworkError, TbotError
 from tbot_bot.market_time import (
     both_times,
     closed_reason,
@@ -38,6 +39,7 @@ from tbot_bot.market_time import (
 )
 from tbot_bot.runtime.boot import boot, rotate_home_logs_logged
 from tbot_bot.runtime.bot_log import configure_console_logging
+from tbot_bot.runtime.broker_pause import maintenance_window
 from tbot_bot.runtime.control import (
     ControlFiles,
     clear_trading_stopped,
@@ -48,7 +50,13 @@ from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.flatten import serve_flatten_request
 from tbot_bot.runtime.liveness import Liveness, Watched
 from tbot_bot.runtime.positions import open_trades
-from tbot_bot.runtime.recovery import check_positions, reconcile, refuse_or_block
+from tbot_bot.runtime.recovery import (
+    ReconciliationRefused,
+    check_positions,
+    reconcile,
+    reconcile_after_reconnect,
+    refuse_or_block,
+)
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
@@ -62,10 +70,21 @@ from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
 from tbot_bot.trading.notifier_bot import AlertLevel
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-# a broker outage inside a window: first probe after 15 s, then doubling up to every 2 minutes
+REPLAY_MARK = "(replay"  # in the stopped marker a replay writes: "<who> (replay <day>)"
+# a broker that stopped answering (outage or maintenance): first probe after 15 s, then doubling up to every 2 min
 OUTAGE_FIRST_PROBE, OUTAGE_MAX_PROBE = timedelta(seconds=15), timedelta(minutes=2)
 # the daily log job: yesterday's logs are rotated and old ones pruned shortly after midnight UTC
 LOG_ROTATION_TRIGGER = CronTrigger(hour=0, minute=5, timezone="UTC")
+
+
+@dataclass
+class BrokerDown:
+    """A broker that stopped answering: since when, whether inside its maintenance window, the probe back-off."""
+
+    since: datetime
+    planned: bool
+    next_probe: datetime
+    delay: timedelta = OUTAGE_FIRST_PROBE
 
 
 class Supervisor:
@@ -97,6 +116,10 @@ class Supervisor:
         self._optimizer_process: subprocess.Popen[bytes] | None = None
         self.ctx: DayContext | None = None
         self._flattening = False  # a flatten's own waits beat too: never serve a request inside itself
+        self._outage: BrokerDown | None = None  # the broker stopped answering: entries wait, it is probed
+        # the reconciliation still owed before the next entry: "start" (the day's first could not ask the
+        # broker) or "reconnect" (the broker answered again after an outage or maintenance)
+        self._reconcile_due: str | None = None
         self.boot_seconds = 0.0
 
     # ------------------------------------------------------------------ control
@@ -228,20 +251,105 @@ class Supervisor:
         return self._run_day(r, ctx)
 
     def _run_day(self, r: Services, ctx: DayContext) -> int:
-        """The day's agenda: plan, reconcile, each window in order, close the day."""
+        """The replay day's agenda: plan, reconcile, each window in order, close the day. A Stop by request ends
+        trading as live does (cancel, close, book) and the replay day goes on without entries until a Start,
+        which resumes in the next window; a signal ends the run."""
         plan = self._open_day(ctx)
-        if not self._reconcile(ctx):
+        try:
+            self._reconcile(ctx)
+        except ReconciliationRefused:
+            raise
+        except TbotError as exc:
+            self._on_failure(ctx, "supervisor", exc)  # not an outage: shut down
             return EXIT_FAILURE
         self._note_if_not_a_session(ctx)
+        stamp = trading_stopped(self.home)
+        # stopped before this run (a live Stop, or a replay ended by a signal while stopped): no entries until Start
+        if stamp is not None:
+            ctx.log.event("supervisor", "trading_stopped", by=stamp)
+            ctx.status.publish(trading_stopped=stamp, message=f"trading stopped ({stamp}); Start resumes it")
         for name in plan.run:
-            if self.stop_requested():
+            if self._stop_signal:
                 break
+            if self.control.stop_requested() and not self._replay_stop(ctx):
+                return EXIT_FAILURE
+            if trading_stopped(self.home) is not None:
+                start = window_for(name, ctx.session_date, ctx.settings).start
+                if not self._replay_stopped_until(ctx, start):
+                    self._not_run_while_stopped(ctx, name)
+                    continue
             outcome = self._run_window(ctx, name)
             if outcome is None:
                 return EXIT_FAILURE
-            if outcome.status is WindowStatus.STOPPED:
+            if outcome.status is WindowStatus.STOPPED and not self._stop_signal:
+                if not self._replay_stop(ctx):
+                    return EXIT_FAILURE
+            elif outcome.status is WindowStatus.STOPPED:
                 break
+        if trading_stopped(self.home) is not None and not self.stop_requested():
+            return self._end_stopped_replay(ctx)
         return self._close_day(ctx, stopped=self.stop_requested())
+
+    def _replay_stop(self, ctx: DayContext) -> bool:
+        """A Stop by request in a replay: the graceful close (cancel, close, book), then the replay goes on stopped
+        (the marker written as live writes it). False when the close failed."""
+        if self._close_day(ctx, stopped=True) != EXIT_OK:
+            return False
+        who = f"{self._stopped_by or 'unknown'} {REPLAY_MARK} {ctx.day_key})"
+        mark_trading_stopped(self.home, who)
+        stamp = trading_stopped(self.home)
+        ctx.log.event("supervisor", "trading_stopped", by=stamp)
+        ctx.status.publish(
+            trading_stopped=stamp,
+            message=f"trading stopped ({stamp}); Start resumes it in the next window of this replay day",
+        )
+        return True
+
+    def _replay_stopped_until(self, ctx: DayContext, until: datetime) -> bool:
+        """Trading stopped in a replay: the replay clock runs on without entries until `until`, answering Start
+        (True: trading resumes) and consuming Stops (already stopped)."""
+        while True:
+            if self.control.start_requested():
+                who = self.control.consume_start() or "unknown"
+                clear_trading_stopped(self.home)
+                ctx.log.event("supervisor", "trading_started", by=who)
+                ctx.status.publish(trading_stopped=None, message=f"trading started ({who})")
+                return True
+            if self.control.stop_requested():
+                self.control.consume_stop()  # already stopped: nothing more to end
+            now = ctx.clock.now()
+            if self._stop_signal or now >= until:
+                return False
+            ctx.wait(min(until, now + timedelta(minutes=1)))
+
+    def _not_run_while_stopped(self, ctx: DayContext, name: str) -> None:
+        """A window whose start passed while trading was stopped: not run (status only; the journal keeps no
+        row, so a later run of the day is not told it was done)."""
+        ctx.log.event(name, "window_not_run", reason="trading stopped by request")
+        if any(w["strategy"] == name and w["status"] == WindowStatus.PENDING for w in ctx.status.windows):
+            ctx.status_window(name, WindowStatus.SKIPPED, note="not run: trading stopped by request")
+
+    def _end_stopped_replay(self, ctx: DayContext) -> int:
+        """The replay day ended while trading was stopped: nothing is held (the stop closed it); the day is booked
+        as it stands, and a marker this replay wrote is removed (a one-shot run leaves no stopped state behind)."""
+        stamp = trading_stopped(self.home) or ""
+        try:
+            ctx.book_day()
+        except TbotError as exc:
+            ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
+            ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
+            return EXIT_FAILURE
+        if REPLAY_MARK in stamp:
+            clear_trading_stopped(self.home)
+        ctx.publish_positions(None)
+        ctx.status.publish(
+            state=BotState.CLOSED,
+            active_strategy=None,
+            trading_stopped=trading_stopped(self.home),
+            message="stopped by request",
+        )
+        self.service.stopping()
+        return EXIT_OK
 
     def _open_day(self, ctx: DayContext) -> Route:
         """The morning plan in the log, the day's windows in status.json."""
@@ -255,17 +363,23 @@ class Supervisor:
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         return plan
 
-    def _reconcile(self, ctx: DayContext) -> bool:
-        """Journal, broker orders and positions agree before anything else; False = shut down."""
+    def _reconcile(self, ctx: DayContext) -> None:
+        """Journal, broker orders and positions agree before anything else (fails closed: refuses what it cannot
+        account for). A broker that does not answer is an outage: entries wait, it is probed before the first
+        window, and this reconciliation runs when it answers. Anything else raises."""
         try:
             report = reconcile(ctx)
+            positions = check_positions(ctx, outage_tolerated=True)
+            if positions.broker_unreachable:
+                raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
         except TbotError as exc:
-            if self._on_failure(ctx, "supervisor", exc) is None:
-                return False
-            report = {"failed": str(exc)}
+            if classify(exc).severity is not Severity.SUSPEND:
+                raise
+            self._broker_down(ctx, exc, "reconcile")
+            self._reconcile_due = "start"
+            return
         ctx.log.event("supervisor", "reconciled", **report)
-        refuse_or_block(ctx, check_positions(ctx))  # fails closed: refuses what it cannot account for
-        return True
+        refuse_or_block(ctx, positions)
 
     def _note_if_not_a_session(self, ctx: DayContext) -> None:
         calendar = ctx.settings.MARKET_CALENDAR
@@ -280,57 +394,137 @@ class Supervisor:
 
     def _window_through_outages(self, ctx: DayContext, name: str) -> tuple[WindowRunner, WindowOutcome]:
         """Run a window; when the broker stops answering, new entries wait while it is probed with back-off, and
-        the window resumes where it stopped once the broker answers again. An outage that outlasts the window
-        raises its error (the caller halts, as before)."""
+        once it answers the reconciliation runs and the window resumes where it stopped. An outage that outlasts
+        the window raises its error (the caller halts, as before)."""
+        window = window_for(name, ctx.session_date, ctx.settings)
         while True:
             runner = WindowRunner(ctx, name)
             try:
+                if ctx.broker_reconnected():  # the adapter reconnected inside a call (IBKR's nightly restart)
+                    self._reconcile_due = self._reconcile_due or "reconnect"
+                if self._reconcile_due and not ctx.halted_reason:
+                    self._reconcile_again(ctx)  # after any reconnect, before the next entry
                 return runner, runner.run()
             except TbotError as exc:
                 if classify(exc).severity is not Severity.SUSPEND or not self._ride_out_outage(
-                    ctx, name, exc
+                    ctx, exc, name, until=window.monitoring_end
                 ):
                     raise
 
-    def _ride_out_outage(self, ctx: DayContext, name: str, exc: TbotError) -> bool:
-        """True when the broker answers again before the window's monitoring ends (entries suspended meanwhile)."""
-        window = window_for(name, ctx.session_date, ctx.settings)
-        since = ctx.clock.now()
-        if since >= window.monitoring_end:
-            return False
-        ctx.errors.handle(exc, strategy=name, context={"window": name, "action": "outage"})
-        message = f"broker outage since {since.isoformat()}: {exc}; new entries suspended, probing the broker"
-        ctx.status.broker = {"name": ctx.broker.name, "healthy": False, "last_error": str(exc)}
-        ctx.log.event("supervisor", "broker_outage", window=name, reason=str(exc), since=since.isoformat())
+    def _broker_down(self, ctx: DayContext, exc: TbotError, where: str) -> None:
+        """The broker stopped answering: new entries are suspended until it answers and is reconciled. Announced
+        once per suspension: an outage is logged, alerted and shown; a pause inside BROKER_MAINTENANCE_WINDOW is
+        logged and shown as maintenance, without the outage alert."""
+        self._reconcile_due = self._reconcile_due or "reconnect"
+        if self._outage is not None:
+            return
+        now = ctx.clock.now()
+        planned_window = maintenance_window(ctx.settings)
+        # BROKER_MAINTENANCE_WINDOW: unavailability inside it is the broker's planned pause, not an outage alarm
+        planned = planned_window is not None and planned_window.contains(now)
+        self._outage = BrokerDown(since=now, planned=planned, next_probe=now + OUTAGE_FIRST_PROBE)
+        kind = "maintenance" if planned else "outage"
+        ctx.errors.handle(exc, strategy="supervisor", context={"window": where, "action": kind})
+        ctx.status.broker = {
+            "name": ctx.broker.name, "healthy": False, "last_error": str(exc), "maintenance": planned,
+            "down_since": now.isoformat(), "resumed_at": None,
+        }  # fmt: skip
+        if planned_window is not None and planned:
+            message = (
+                f"broker maintenance ({planned_window.describe()}) since {now.isoformat()}: {exc}; new entries "
+                "wait, probing the broker"
+            )
+            ctx.log.event(
+                "supervisor", "broker_maintenance", window=where, reason=str(exc), since=now.isoformat(),
+                maintenance_window=planned_window.describe(),
+            )  # fmt: skip
+            ctx.status.publish(message=message)
+            return
+        message = f"broker outage since {now.isoformat()}: {exc}; new entries suspended, probing the broker"
+        ctx.log.event("supervisor", "broker_outage", window=where, reason=str(exc), since=now.isoformat())
         ctx.alert_operator(AlertLevel.CRITICAL, "broker_outage", message)
         ctx.status.publish(state=BotState.HALTED, message=message)
-        delay = OUTAGE_FIRST_PROBE
-        while ctx.clock.now() + delay < window.monitoring_end:
-            if not ctx.wait(ctx.clock.now() + delay):
-                return False  # a stop: the stop path closes what is held
-            try:
-                ctx.broker.get_clock()
-            except TbotError:
-                delay = min(delay * 2, OUTAGE_MAX_PROBE)
-                continue
-            back = ctx.clock.now()
-            # the minutes of the outage are not traded after the fact: the window goes on from the next minute
-            next_minute = back.replace(second=0, microsecond=0) + timedelta(minutes=1)
-            ctx.journal.set_value(
-                f"cursor:{ctx.day_key}:{name}", (next_minute - timedelta(minutes=1)).isoformat()
-            )
-            ctx.status.broker = {"name": ctx.broker.name, "healthy": True, "last_error": None}
-            ctx.log.event(
-                "supervisor", "broker_resumed", window=name, since=since.isoformat(), at=back.isoformat()
-            )
+
+    def _probe_broker(self, ctx: DayContext, where: str) -> bool:
+        """One probe (the broker's clock) of a broker that stopped answering; True when it answers again."""
+        down = self._outage
+        if down is None:
+            return True
+        try:
+            ctx.broker.get_clock()
+        except TbotError:
+            down.delay = min(down.delay * 2, OUTAGE_MAX_PROBE)
+            down.next_probe = ctx.clock.now() + down.delay
+            return False
+        back = ctx.clock.now()
+        self._outage = None
+        ctx.status.broker = {
+            "name": ctx.broker.name, "healthy": True, "last_error": None, "maintenance": False,
+            "down_since": down.since.isoformat(), "resumed_at": back.isoformat(),
+        }  # fmt: skip
+        ctx.log.event(
+            "supervisor", "broker_resumed", window=where, since=down.since.isoformat(), at=back.isoformat(),
+            maintenance=down.planned,
+        )  # fmt: skip
+        if not down.planned:
             ctx.alert_operator(
                 AlertLevel.ROUTINE,
                 "broker_resumed",
-                f"broker answers again at {back.isoformat()}: entries resume",
+                f"broker answers again at {back.isoformat()}: entries resume after reconciliation",
             )
-            ctx.status.publish(message=f"broker answers again at {back.isoformat()}")
+        ctx.status.publish(
+            message=f"broker answers again at {back.isoformat()}; reconciling before the next entry"
+        )
+        return True
+
+    def _ride_out_outage(self, ctx: DayContext, exc: TbotError, name: str, *, until: datetime) -> bool:
+        """True when the broker answers again before `until` (the window's monitoring end); entries suspended
+        meanwhile, the broker probed with back-off."""
+        if ctx.clock.now() >= until:
+            return False
+        self._broker_down(ctx, exc, name)
+        down = self._outage
+        while down is not None and down.next_probe < until:
+            if not ctx.wait(down.next_probe):
+                return False  # a stop: the stop path closes what is held
+            if not self._probe_broker(ctx, name):
+                continue
+            back = ctx.clock.now()
+            window = window_for(name, ctx.session_date, ctx.settings)
+            if back >= window.start:
+                # the minutes of the outage are not traded after the fact: the window goes on from the next minute
+                minute = back.replace(second=0, microsecond=0)
+                ctx.journal.set_value(f"cursor:{ctx.day_key}:{name}", minute.isoformat())
             return True
-        return False
+        return down is None
+
+    def _reconcile_again(self, ctx: DayContext) -> None:
+        """The reconciliation owed after a reconnect, before the next entry (NetworkError: still unreachable)."""
+        due = self._reconcile_due or "reconnect"
+        positions = reconcile_after_reconnect(ctx, after=due)
+        self._reconcile_due = None
+        if due == "start" and not positions.blocks_trading:
+            refuse_or_block(ctx, positions)  # a flatten earlier today still blocks entries
+
+    def _check_after_window(self, ctx: DayContext, name: str) -> None:
+        """A difference after a window alerts and blocks new entries; a broker that does not answer suspends
+        entries until it answers and is reconciled."""
+        report = check_positions(ctx, outage_tolerated=True)
+        if report.broker_unreachable:
+            self._broker_down(ctx, NetworkError(report.broker_error or "no answer"), name)
+
+    def _probe_between_windows(self, ctx: DayContext) -> None:
+        """Live, between windows: a suspended broker is probed on its back-off; when it answers, reconcile."""
+        if self._outage is None or ctx.clock.now() < self._outage.next_probe:
+            return
+        if not self._probe_broker(ctx, "supervisor"):
+            return
+        try:
+            self._reconcile_again(ctx)
+        except TbotError as exc:
+            if classify(exc).severity is not Severity.SUSPEND:
+                raise
+            self._broker_down(ctx, exc, "reconcile")
 
     def _run_window(self, ctx: DayContext, name: str) -> WindowOutcome | None:
         """One window; a broker outage it cannot outlast halts it (an outcome), anything worse shuts down (None)."""
@@ -342,7 +536,7 @@ class Supervisor:
                 return None
             outcome = failed
         self.outcomes.append(outcome)
-        check_positions(ctx)  # a difference after a window alerts and blocks new entries
+        self._check_after_window(ctx, name)
         # the window's feed and indicators are gone: their memory goes back before the next window
         give_back_freed_memory()
         return outcome
@@ -445,8 +639,9 @@ class Supervisor:
         return EXIT_OK
 
     def _stays_up(self) -> bool:
-        """A live Stop by request ends trading, not the process (DESIGN §8); a signal or a replay ends both."""
-        return self.replay_day is None and self._stopped_by not in (None, "signal")
+        """A Stop by request ends trading, not the process (DESIGN §8; a replay runs on to its day's end); a
+        signal ends both."""
+        return self._stopped_by not in (None, "signal")
 
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
@@ -469,8 +664,7 @@ class Supervisor:
         ctx.status.publish(state=BotState.IDLE, session_date=ctx.day_key)
         for line in morning_plan(r.settings, today):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
-        ctx.log.event("supervisor", "reconciled", **reconcile(ctx))
-        refuse_or_block(ctx, check_positions(ctx))  # fails closed: refuses what it cannot account for
+        self._reconcile(ctx)  # fails closed: refuses what it cannot account for
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
@@ -685,6 +879,11 @@ class Supervisor:
                     self.control.consume_start()  # already trading: nothing to start
                 if ctx is not None:
                     ctx.check_operator_pause()  # shown in status between windows too
+                    try:
+                        self._probe_between_windows(ctx)
+                    except TbotError as exc:
+                        if self._on_failure(ctx, "supervisor", exc) is None:
+                            return EXIT_FAILURE
                 try:
                     name = due.get(timeout=settings.SLEEP_TIME)
                 except queue.Empty:
@@ -699,7 +898,7 @@ class Supervisor:
                         self._refresh_vix(r, ctx)  # a close published overnight may be there by now
                     runner, outcome = self._window_through_outages(ctx, name)
                     self.outcomes.append(outcome)
-                    check_positions(ctx)  # a difference after a window alerts and blocks new entries
+                    self._check_after_window(ctx, name)
                     self._record_bars(ctx, runner)
                     if name == plan.run[-1]:
                         self._end_of_session(ctx)

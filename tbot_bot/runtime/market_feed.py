@@ -106,8 +106,10 @@ class MarketFeed:
         self._v = np.zeros((5, 0, minutes))  # open, high, low, close, volume
         self._fetched_until: datetime = session_open
 
-    def refresh(self, symbols: list[str], now: datetime) -> None:
-        """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for)."""
+    def refresh(self, symbols: list[str], now: datetime) -> int:
+        """Fetch bars with start in [last fetch, now) for every symbol (bars that have not closed are not asked for);
+        returns how many bars were new (0: the feed delivered nothing this time)."""
+        added = 0
         new_syms = [s for s in symbols if s not in self._row]
         if new_syms:
             self._reserve(len(self._len) + len(new_syms))
@@ -124,7 +126,7 @@ class MarketFeed:
                 t0 = self.session_open
                 while t0 < now:
                     t1 = min(now, t0 + _CHUNK)
-                    self._ingest(self._call(self.broker.get_bars, group, t0, t1))
+                    added += self._ingest(self._call(self.broker.get_bars, group, t0, t1))
                     t0 = t1
             for s in new_syms:
                 self._slot(s)
@@ -136,8 +138,9 @@ class MarketFeed:
             start = self.session_open
             if last and all(held):
                 start = max(self.session_open, _EPOCH + timedelta(minutes=min(last) + 1))
-            self._ingest(self._call(self.broker.get_bars, old_syms, start, now))
+            added += self._ingest(self._call(self.broker.get_bars, old_syms, start, now))
         self._fetched_until = max(self._fetched_until, now)
+        return added
 
     def _reserve(self, rows: int) -> None:
         """Room for exactly `rows` symbols: thousands of symbols arriving at once get one allocation, not the
@@ -163,7 +166,8 @@ class MarketFeed:
                 self._v = np.concatenate([self._v, np.zeros((5, extra, self._v.shape[2]))], axis=1)
         return row
 
-    def _ingest(self, bars: dict[str, list[Bar]]) -> None:
+    def _ingest(self, bars: dict[str, list[Bar]]) -> int:
+        added = 0
         for sym, rows in bars.items():
             r = self._slot(sym)
             for b in rows:
@@ -178,6 +182,8 @@ class MarketFeed:
                 self._t[r, k] = m
                 self._v[:, r, k] = (b.open, b.high, b.low, b.close, b.volume)
                 self._len[r] = k + 1
+                added += 1
+        return added
 
     def bars(self, symbols: list[str]) -> FeedBars:
         out = FeedBars()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.broker.broker_api import Broker, Order, Position
+from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.intents import Intent
 from tbot_bot.errors import LedgerError, TbotError
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -98,6 +99,7 @@ class PositionReport:
     open_orders: list[OrderLine] = field(default_factory=list)
     journal_lost: str | None = None  # why the journal cannot account for the day, when it cannot
     broker_error: str | None = None
+    broker_unreachable: bool = False  # broker_error is an outage (the broker did not answer), not a refusal
     ledger_error: str | None = None
 
     @property
@@ -279,6 +281,8 @@ def compare_positions(
         orders = broker.list_orders(since=since)
     except TbotError as exc:
         report.broker_error = str(exc)
+        # an outage (not a refusal): the supervisor suspends entries, probes, and reconciles when it answers
+        report.broker_unreachable = classify(exc).severity is Severity.SUSPEND
     try:
         l_qty = ledger_positions(ledger)
         booked = booked_fitids(ledger, [i.client_order_id for i in intents])

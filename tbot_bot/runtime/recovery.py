@@ -95,9 +95,12 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     }
 
 
-def check_positions(ctx: DayContext) -> PositionReport:
+def check_positions(ctx: DayContext, *, outage_tolerated: bool = False) -> PositionReport:
     """Broker, journal and ledger side by side (status.json `reconciliation`); a difference is logged and alerted
-    once per distinct finding, and one the bot cannot account for blocks new entries for the day."""
+    once per distinct finding, and one the bot cannot account for blocks new entries for the day.
+
+    `outage_tolerated`: a broker that did not answer (an outage) is returned as is (`broker_unreachable`) for the
+    supervisor to suspend entries, probe it and run the reconciliation again when it answers."""
     from tbot_bot.market_time import session_bounds
     from tbot_bot.runtime.position_check import compare_positions
     from tbot_bot.trading.notifier_bot import AlertLevel
@@ -116,6 +119,8 @@ def check_positions(ctx: DayContext) -> PositionReport:
         since=since,
         bot_id=ctx.bot_id,
     )
+    if outage_tolerated and report.broker_unreachable:
+        return report
     previous = (ctx.status.reconciliation or {}).get("summary")
     ctx.status.publish(reconciliation=report.to_json())
     if report.differs and report.summary() != previous:
@@ -132,6 +137,20 @@ def check_positions(ctx: DayContext) -> PositionReport:
         ctx.halted_reason = f"reconciliation: {report.summary()}"
         ctx.risk.halt(ctx.halted_reason)
     return report
+
+
+def reconcile_after_reconnect(ctx: DayContext, *, after: str) -> PositionReport:
+    """After any reconnect (an outage, planned maintenance, or a reconnect the adapter made inside a call) and
+    before the next entry: the start's fail-closed reconciliation; what the bot cannot account for blocks new
+    entries for the day (alerted). A broker that does not answer raises NetworkError (the caller probes again)."""
+    from tbot_bot.errors import NetworkError
+
+    report = reconcile(ctx)
+    positions = check_positions(ctx, outage_tolerated=True)
+    if positions.broker_unreachable:
+        raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
+    ctx.log.event("supervisor", "reconciled", after=after, **report)
+    return positions
 
 
 def refuse_or_block(ctx: DayContext, report: PositionReport) -> None:

@@ -56,6 +56,7 @@ class StatusBoard:
     trading_stopped: str | None = None  # a Stop ended trading ("<UTC time> <who>"); Start resumes it
     paused: str | None = None  # `tbot pause` in force: "<UTC time> <who>"; exits are still managed
     money: dict[str, Any] = field(default_factory=dict)  # broker equity/cash, exposure, float and caps used
+    market_data: dict[str, Any] | None = None  # a window's feed went stale: which window, since when
 
     def start_day(self, session_date: str) -> None:
         """A new trading day: yesterday's counts, PnL, positions and flags do not carry over."""
@@ -68,6 +69,7 @@ class StatusBoard:
         self.trades_by_strategy = {}
         self.kill_switch = {"tripped": False, "reason": None}
         self.pending_confirmations = []
+        self.market_data = None
         self.broker = {**self.broker, "healthy": True, "last_error": None}
         self.message = None
 
@@ -106,6 +108,7 @@ class StatusBoard:
             "trading_stopped": self.trading_stopped,
             "paused": self.paused,
             "money": self.money,
+            "market_data": self.market_data,
             "version": self.version,
             "bot": self.bot,
             "updated_at": self.clock.now().isoformat(),

@@ -28,10 +28,12 @@ from tbot_bot.market_time import Window, window_for
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
+from tbot_bot.runtime.recovery import reconcile_after_reconnect
 from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.live_evaluator import LiveEvaluator
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.trading.instruments import InstrumentChoice, choose_instrument
+from tbot_bot.trading.notifier_bot import AlertLevel
 from tbot_bot.trading.risk_bot import Denied, Sized
 
 MINUTE = timedelta(minutes=1)
@@ -57,6 +59,10 @@ class WindowRunner:
         self.outcome = WindowOutcome(strategy, WindowStatus.DONE)
         self.symbols: list[str] = []
         self.feed: MarketFeed | None = None
+        self._last_bar_at: datetime | None = None  # run-clock time the feed last delivered a new bar
+        # the feed went quiet: no new entries for the rest of the window (signals then are denied, once each)
+        self.stale_since: datetime | None = None
+        self._denied_stale: set[tuple[str, datetime]] = set()
 
     # ------------------------------------------------------------------ driver
     def run(self) -> WindowOutcome:
@@ -102,6 +108,13 @@ class WindowRunner:
         )
         # window setup: the session so far is loaded and MID's indicators caught up before the first decision
         self.feed.refresh(self.symbols, ctx.clock.now())
+        self._last_bar_at = ctx.clock.now()
+        # a stale feed found earlier in this window (before an outage or a restart) still holds
+        stale = ctx.journal.get_value(self._stale_key)
+        self.stale_since = datetime.fromisoformat(stale) if stale else None
+        earlier = ctx.status.market_data
+        if earlier and earlier.get("stale") and earlier.get("window") != self.name:
+            ctx.status.publish(market_data={**earlier, "stale": False})  # that window's suspension is over
         evaluator.prime(ctx.clock.now(), self.feed.bars(self.symbols))
         ctx.risk.start_window(self.name)
         ctx.restore_risk_usage(self.name)
@@ -234,6 +247,9 @@ class WindowRunner:
     # ------------------------------------------------------------------ one minute
     def tick(self, t: datetime, evaluator: LiveEvaluator) -> None:
         ctx = self.ctx
+        if ctx.broker_reconnected():
+            # the adapter reconnected inside a call (IBKR: a drop, the nightly restart): reconcile before any entry
+            reconcile_after_reconnect(ctx, after="reconnect")
         ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
         ctx.check_operator_pause()  # `tbot pause` / `tbot resume` take effect from this minute
         for pending in ctx.journal.intents(ctx.day_key, self.name):
@@ -249,7 +265,8 @@ class WindowRunner:
         instruments = sorted(
             {tr.entry.symbol for tr in trades if tr.entry.instrument == "equity"} - set(self.symbols)
         )
-        self.feed.refresh(self.symbols + instruments, t)
+        added = self.feed.refresh(self.symbols + instruments, t)
+        self._watch_feed(added, bool(self.symbols or instruments))
         bars = self.feed.bars(self.symbols)
         positions = [
             OpenPosition(
@@ -271,15 +288,61 @@ class WindowRunner:
             trade = by_signal.get(ex.symbol)
             if trade is not None:
                 self._exit(trade, ex)
-        # entries only from bars inside the breakout window, and only while risk is ACTIVE
+        # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed
         if self.window.in_breakout(t - MINUTE) and decisions.entries:
-            self._enter(decisions.entries, t)
+            if self.stale_since is None:
+                self._enter(decisions.entries, t)
+            else:
+                self._deny_stale(decisions.entries)
             self._sync_signal_count()
         self._collect_fills()
         ctx.publish_positions(self.feed)
 
     def _collect_fills(self) -> None:
         self.ctx.orders.sync()
+
+    def _deny_stale(self, entries: list[EntryDecision]) -> None:
+        """Signals after the feed went stale: recorded as denied (once each), never entered."""
+        for e in entries:
+            seen = (e.symbol, e.signal_time)
+            if seen in self._denied_stale:
+                continue
+            self._denied_stale.add(seen)
+            self.outcome.signals += 1
+            assert self.stale_since is not None
+            self._deny(e, "market_data_stale", f"market data stale since {self.stale_since.isoformat()}")
+
+    @property
+    def _stale_key(self) -> str:
+        return f"feed_stale:{self.ctx.day_key}:{self.name}"
+
+    def _watch_feed(self, added: int, asked: bool) -> None:
+        """A feed that delivers no new bar for MARKET_DATA_STALE_SECONDS (on the run's clock) suspends new
+        entries for the rest of this window: logged, alerted once, shown in status; exits are still managed."""
+        ctx, now = self.ctx, self.ctx.clock.now()
+        if added or self._last_bar_at is None:
+            self._last_bar_at = now
+            return
+        quiet = (now - self._last_bar_at).total_seconds()
+        # MARKET_DATA_STALE_SECONDS: this long without a new bar means the feed stopped, not a quiet market
+        if not asked or self.stale_since is not None or quiet < ctx.settings.MARKET_DATA_STALE_SECONDS:
+            return
+        self.stale_since = now
+        ctx.journal.set_value(self._stale_key, now.isoformat())
+        message = (
+            f"market data stale: no new bar for {quiet:.0f} s (since {self._last_bar_at.isoformat()}) in the "
+            f"{self.name} window; new entries suspended for the rest of it, exits still managed"
+        )
+        ctx.log.event(
+            "supervisor", "market_data_stale", window=self.name, last_bar_at=self._last_bar_at.isoformat(),
+            since=now.isoformat(), quiet_seconds=round(quiet),
+        )  # fmt: skip
+        ctx.alert_operator(AlertLevel.CRITICAL, "market_data_stale", message)
+        ctx.status.publish(
+            market_data={"stale": True, "window": self.name, "since": now.isoformat(),
+                         "last_bar_at": self._last_bar_at.isoformat()},
+            message=message,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ entries
     def _enter(self, entries: list[EntryDecision], t: datetime) -> None:

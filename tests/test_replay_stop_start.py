@@ -1,0 +1,101 @@
+"""Issue 22 tests: "Stop then Start on a running supervisor in a replay". A Stop by request ends trading as live
+does (cancel, close, book) while the replay day runs on without entries; a Start resumes entries in the next
+window of that day; the replay still ends with its day.
+
+The commands are the real `tbot stop` / `tbot start`, run while the in-process supervisor holds the run lock; the
+moments are taken on the replay clock (at the supervisor's heartbeat), so the run is deterministic at any speed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from integration_test_runner import check_outputs, provision_demo_home
+
+from rigd_tbot.cli import main as tbot
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.runtime.control import trading_stopped
+from tbot_bot.runtime.main import Supervisor
+
+START_AT = datetime(2011, 1, 25, 15, 50, tzinfo=UTC)  # during MID (15:30-16:25), before CLOSE (19:30)
+
+
+class _Operator(Supervisor):
+    """A person at the console: `tbot stop` once OPEN holds its positions, `tbot start` at START_AT (or never)."""
+
+    def __init__(self, *args: Any, start_at: datetime | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_at = start_at
+        self.answers: dict[str, int] = {}
+        self.stopped_marker: str | None = None
+
+    def _beat(self) -> None:
+        super()._beat()
+        ctx = self.ctx
+        if ctx is None:
+            return
+        root = str(self.home.root)
+        if "stop" not in self.answers and ctx.open_position_count() == 2:
+            self.answers["stop"] = tbot(["stop", "--home", root])
+        elif "stop" in self.answers and self.stopped_marker is None:
+            self.stopped_marker = trading_stopped(self.home)
+        if self.start_at and "start" not in self.answers and ctx.clock.now() >= self.start_at:
+            self.answers["start"] = tbot(["start", "--home", root])
+
+
+def _rows(home: Any, name: str) -> list[dict[str, Any]]:
+    logs = next(home.output_dir.rglob("supervisor.log")).parent / f"{name}.log"
+    out = []
+    for line in logs.read_text().splitlines():
+        row = json.loads(line)
+        row["d"] = json.loads(row["detail"]) if str(row.get("detail") or "").startswith("{") else {}
+        out.append(row)
+    return out
+
+
+def _of(rows: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["event"] == event]
+
+
+def test_stop_then_start_in_a_replay(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = provision_demo_home(tmp_path / "home")
+    sup = _Operator(home, replay_day=DEMO_DAY, start_at=START_AT)
+    assert sup.run() == 0
+    assert sup.answers == {"stop": 0, "start": 0}
+    assert sup.stopped_marker is not None and "(replay 2011-01-25)" in sup.stopped_marker
+    # OPEN's two positions were closed by the stop, each exit filled and booked once
+    open_log = _rows(home, "open")
+    assert len(_of(open_log, "entry_order")) == 2
+    exits = _of(open_log, "exit_fill")
+    assert sorted(e["ticker"] for e in exits) == ["SYN1", "SYN8"]
+    assert {e["exit_reason"] for e in exits} == {"manual_stop"}
+    # MID's start passed while stopped: not run; CLOSE ran after the Start and traded
+    assert _of(_rows(home, "mid"), "entry_order") == []
+    close_log = _rows(home, "close")
+    assert _of(close_log, "entry_order") and _of(close_log, "exit_fill")
+    supervisor = _rows(home, "supervisor")
+    [stopped] = _of(supervisor, "trading_stopped")
+    [started] = _of(supervisor, "trading_started")
+    assert stopped["timestamp"] < started["timestamp"] <= "2011-01-25T15:51:00Z"
+    status = json.loads(home.status_json.read_text())
+    windows = {w["strategy"]: w for w in status["windows"]}
+    assert windows["open"]["status"] == "stopped"
+    assert windows["mid"]["note"] == "not run: trading stopped by request"
+    assert windows["close"]["status"] == "done"
+    assert status["trading_stopped"] is None and trading_stopped(home) is None
+    assert status["message"] == "session complete" and status["positions"] == []
+    assert check_outputs(home, DEMO_DAY) == []  # the day booked: trade history, summary and ledger agree
+
+
+def test_a_replay_stopped_to_its_end_leaves_no_stopped_state(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    home = provision_demo_home(tmp_path / "home")
+    sup = _Operator(home, replay_day=DEMO_DAY, start_at=None)
+    assert sup.run() == 0
+    assert sup.stopped_marker is not None  # stopped while the replay ran
+    assert _of(_rows(home, "mid"), "entry_order") == [] and _of(_rows(home, "close"), "entry_order") == []
+    status = json.loads(home.status_json.read_text())
+    assert status["message"] == "stopped by request" and status["positions"] == []
+    # a one-shot replay leaves no stopped marker behind: the next run of the day trades
+    assert trading_stopped(home) is None and status["trading_stopped"] is None

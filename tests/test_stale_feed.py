@@ -1,0 +1,70 @@
+"""Issue 22 point 4: a market-data feed that delivers no new bar for MARKET_DATA_STALE_SECONDS during a window
+suspends that window's entries, alerts once and shows in status; exits are still managed and the day books. The demo
+day replayed in process against the simulated exchange: without faults MID buys SH at 15:46 UTC (signal on the 15:45
+bar) and its timeout exit fills at 16:16.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from broker_faults import Faults, alerts, at, entries, logged_events, named
+from helpers import template_text
+from integration_test_runner import check_outputs, provision_demo_home
+
+from rigd_tbot.commands.demo import DEMO_DAY
+from tbot_bot.config.env_bot import settings_from_text
+from tbot_bot.errors import ConfigError
+from tbot_bot.runtime.main import Supervisor
+
+
+def test_a_feed_that_stops_suspends_the_window_alerts_once_and_the_day_books(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    home = provision_demo_home(tmp_path / "home")
+    gap = (at(15, 38), at(15, 42))  # MID's feed delivers nothing for four minutes, then catches up
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: Faults(b, gap=gap)).run() == 0
+    events = logged_events(home)
+    [stale] = named(events, "market_data_stale")
+    assert stale["d"]["window"] == "mid"
+    assert stale["d"]["since"] == at(15, 40).isoformat()  # 180 s (MARKET_DATA_STALE_SECONDS) of replay time
+    assert len(alerts(caplog, "market_data_stale")) == 1
+    # the bars came back, the signal came, but the window stays without entries: denied, never sent
+    denied = [e for e in named(events, "signal_denied") if e["d"].get("filter") == "market_data_stale"]
+    assert denied and all(e["strategy_name"] == "mid" for e in denied)
+    assert entries(events, "mid") == []
+    assert entries(events, "open") and entries(events, "close")  # the other windows trade as usual
+    status = json.loads(home.status_json.read_text())
+    assert status["market_data"] == {
+        "stale": False,  # CLOSE ran on a live feed after it
+        "window": "mid",
+        "since": at(15, 40).isoformat(),
+        "last_bar_at": at(15, 37).isoformat(),
+    }
+    assert check_outputs(home, DEMO_DAY) == []
+
+
+def test_a_stale_feed_still_manages_the_exits(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    home = provision_demo_home(tmp_path / "home")
+    gap = (at(15, 50), at(16, 30))  # SH is held from 15:46; the feed stops for the rest of MID
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: Faults(b, gap=gap)).run() == 0
+    events = logged_events(home)
+    assert len(named(events, "market_data_stale")) == 1 and len(alerts(caplog, "market_data_stale")) == 1
+    [entry] = entries(events, "mid")
+    exits = [e for e in named(events, "exit_fill") if e.get("strategy_name") == "mid"]
+    assert [e["ticker"] for e in exits] == ["SH"]  # closed inside its window, on a feed that said nothing
+    assert json.loads(home.status_json.read_text())["positions"] == []
+    assert check_outputs(home, DEMO_DAY) == []
+
+
+@pytest.mark.parametrize("value", ["29", "3601", "soon"])
+def test_stale_seconds_out_of_range_is_named(value: str) -> None:
+    text = "\n".join(
+        f"MARKET_DATA_STALE_SECONDS={value}" if line.startswith("MARKET_DATA_STALE_SECONDS=") else line
+        for line in template_text().splitlines()
+    )
+    with pytest.raises(ConfigError) as err:
+        settings_from_text(text)
+    assert "MARKET_DATA_STALE_SECONDS" in str(err.value)
