@@ -59,4 +59,6 @@ SLOW_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: order within a file is kept
+    items.sort(
+        key=lambda item: rank.get(item.path.name, len(SLOW_FIRST))
+    )  # stable: order within a file is kept

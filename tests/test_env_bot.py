@@ -305,3 +305,15 @@ def test_web_idle_timeout_is_a_bounded_key() -> None:
     for bad in ("0", "1441", "30.5", "３０"):
         problems = _errors(with_values(template_text(), WEB_IDLE_TIMEOUT_MINUTES=bad))
         assert any(p.startswith("WEB_IDLE_TIMEOUT_MINUTES=") for p in problems), (bad, problems)
+
+
+@pytest.mark.parametrize(
+    ("key", "line"), [("MARKET_DATA_STALE_SECONDS", "180"), ("BROKER_MAINTENANCE_WINDOW", "auto")]
+)
+def test_a_key_added_after_the_home_was_written_names_the_line_to_add(key: str, line: str) -> None:
+    problems = _errors(_without(template_text(), key))
+    expected = (
+        f"{key} is missing (every key must be present, even when its feature is off); add the template's line "
+        f"{key}={line} to keep its default"
+    )
+    assert expected in problems, problems

@@ -40,6 +40,7 @@ from tbot_bot.backtest.load_historical_data import load_bars, load_vix
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.config.template import template_path
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
 from tbot_bot.market_time import (
@@ -52,7 +53,7 @@ from tbot_bot.market_time import (
 from tbot_bot.strategy.grid import BarColumns, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
-from tbot_bot.support.path_resolver import BotHome, package_file, project_file
+from tbot_bot.support.path_resolver import BotHome, package_file
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
 from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 
@@ -490,7 +491,7 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
         from tbot_bot.config.settings_bot import load_settings
 
         return load_settings(home)
-    template = project_file(".env_bot.template-test")
+    template = template_path()
     print(f"note: no configuration in {home.root}; using {template.name}", file=sys.stderr)
     return settings_from_text(template.read_text(encoding="utf-8"), source=str(template))
 

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from tbot_bot.config.template import template_lines
 from tbot_bot.errors import ConfigError
 
 
@@ -752,7 +753,10 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
             "or the profile of your broker (alpaca, ibkr_fixed, ibkr_tiered or tradier)"
         )
     if err.get("type") == "missing":
-        return f"{key} is missing (every key must be present, even when its feature is off)"
+        line = template_lines().get(key)
+        # a home written before the key existed: name the template's line that keeps today's default
+        add = f"; add the template's line {key}={line.value} to keep its default" if line is not None else ""
+        return f"{key} is missing (every key must be present, even when its feature is off){add}"
     found = str(mapping.get(key, err.get("input")))
     shown = found if len(found) <= 60 else f"{found[:40]}... ({len(found)} characters)"
     # pydantic shows Decimal bounds as Decimal('0.0001'); people read 0.0001

@@ -21,10 +21,8 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from tbot_bot.config.env_bot import BotSettings, _calendar, _disabled_or_fraction, _duration, _timezone
-from tbot_bot.support.path_resolver import project_file
+from tbot_bot.config.template import template_lines
 
-TEMPLATE = ".env_bot.template-test"
-_KEY_LINE = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*(?:\"[^\"]*\"|'[^']*'|\S*)\s*#\s?(?P<help>.*)$")
 # "; range 0..1", "; fraction range 0.0001..1", "range 1..20" (the rule says it, from the declaration)
 _RANGE_NOTE = re.compile(r"(?:;\s*)?(?:fraction\s+)?range\s+-?[\d.]+\s*\.\.\s*-?[\d.]+(?:\s+seconds)?", re.I)
 
@@ -36,19 +34,9 @@ class KeyHelp:
     allowed: str  # from the validation rule: "1..20", "one of: json, csv", "true or false", ...
 
 
-@functools.cache
 def template_comments() -> dict[str, str]:
-    """KEY -> its comment in the shipped template (read once per process)."""
-    try:
-        text = project_file(TEMPLATE).read_text(encoding="utf-8")
-    except OSError:
-        return {}  # an installation without the template shows the rules alone
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _KEY_LINE.match(line)
-        if m:
-            out[m.group(1)] = m.group("help").strip()
-    return out
+    """KEY -> its comment in the shipped template."""
+    return {key: line.comment for key, line in template_lines().items()}
 
 
 def _number(value: Any) -> str:

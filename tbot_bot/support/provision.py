@@ -19,9 +19,10 @@ from tbot_bot.accounting.accounting_config import BotIdentity, save_identity, sa
 from tbot_bot.config.dotenv import DOTENV_TEMPLATE
 from tbot_bot.config.security_bot import ensure_key
 from tbot_bot.config.settings_bot import replace_values, save_env_text
+from tbot_bot.config.template import template_path
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import save_secret_json
-from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome, project_file
+from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 from tbot_bot.trading.fees import PROFILE_OF_BROKER
 
@@ -147,7 +148,7 @@ def _build(
         ensure_key(home.key_file(purpose))
 
     atomic_write_text(home.dotenv, DOTENV_TEMPLATE.format(environment=req.environment))
-    template = project_file(".env_bot.template-test").read_text(encoding="utf-8")
+    template = template_path().read_text(encoding="utf-8")
     overrides = {
         "BROKER_NAME": broker_code,
         "ALPACA_ENABLED": str(broker_code == "ALPACA").lower(),
