@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rigd_tbot.display import both_times, print_table
+from tbot_bot.runtime.status_bot import conditions
 
 RUNNING_STATES = ("analyzing", "trading", "monitoring")
 STALE_AFTER_S = 300
@@ -71,6 +72,8 @@ def render_status_view(
         f"safety     kill switch {'TRIPPED: ' + str(ks.get('reason')) if ks.get('tripped') else 'armed'}, "
         f"defense mode {'ON (' + str(data.get('defense_reason') or 'active') + ')' if data.get('defense_mode') else 'off'}"
     )
+    for condition in conditions(data, lambda t: _when(t, exchange_tz, with_date=True)):
+        lines.append(f"ALERT      {condition}")
     if data.get("trading_stopped"):
         lines.append(f"STOPPED    trading stopped ({data['trading_stopped']}); `tbot start` resumes it")
     if data.get("paused"):

@@ -195,3 +195,25 @@ def test_a_kill_switch_tripping_after_a_flatten_alerts_once(
     assert critical == {"kill_switch": 1}, critical
     [pd] = hooks.on("/pd")
     assert "trading was already halted: flatten requested by cli:ops" in pd.body["payload"]["summary"]
+
+
+def test_a_stale_feed_alerts_once_and_planned_maintenance_not_at_all(
+    tmp_path: Path, hooks: FakeWebhooks
+) -> None:
+    from broker_faults import Faults, at
+
+    # MID's feed is silent for four minutes (MARKET_DATA_STALE_SECONDS=180 of replay time), then comes back
+    home = _alerting_home(tmp_path / "stale", hooks)
+    assert _run(home, broker_wrapper=lambda b: Faults(b, gap=(at(15, 38), at(15, 42)))) == 0
+    critical, routine = _delivered(hooks)
+    assert critical == {"market_data_stale": 1} and routine == {}, (critical, routine)
+    # the broker away inside its maintenance window (10:40-10:43 New York): a planned pause, no page, no "resumed"
+    hooks.clear()
+    home = _alerting_home(tmp_path / "maintenance", hooks, "BROKER_MAINTENANCE_WINDOW=10:40-10:43")
+    assert _run(home, broker_wrapper=lambda b: Faults(b, down=(at(15, 40), at(15, 43)))) == 0
+    assert _delivered(hooks) == ({}, {})
+    # the same three minutes outside any maintenance window: the outage and its end, once each
+    hooks.clear()
+    home = _alerting_home(tmp_path / "outage", hooks, "API_RETRY_LIMIT=0")
+    assert _run(home, broker_wrapper=lambda b: Faults(b, down=(at(15, 40), at(15, 43)))) == 0
+    assert _delivered(hooks) == ({"broker_outage": 1}, {"broker_resumed": 1})

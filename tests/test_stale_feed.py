@@ -14,13 +14,16 @@ from broker_faults import Faults, alerts, at, entries, logged_events, named
 from helpers import template_text
 from integration_test_runner import check_outputs, provision_demo_home
 
+from rigd_tbot.cli import main
 from rigd_tbot.commands.demo import DEMO_DAY
 from tbot_bot.config.env_bot import settings_from_text
 from tbot_bot.errors import ConfigError
 from tbot_bot.runtime.main import Supervisor
 
 
-def test_a_feed_that_stops_suspends_the_window_alerts_once_and_the_day_books(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_feed_that_stops_suspends_the_window_alerts_once_and_the_day_books(
+    tmp_path, caplog, capsys
+) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
     home = provision_demo_home(tmp_path / "home")
     gap = (at(15, 38), at(15, 42))  # MID's feed delivers nothing for four minutes, then catches up
@@ -43,6 +46,13 @@ def test_a_feed_that_stops_suspends_the_window_alerts_once_and_the_day_books(tmp
         "last_bar_at": at(15, 37).isoformat(),
     }
     assert check_outputs(home, DEMO_DAY) == []
+    # `tbot status` names it with both times (the dashboard shows the same lines: status_bot.conditions)
+    assert main(["status", "--home", str(home.root)]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        "market data went stale in the MID window at 2011-01-25 10:40 EST / 15:40Z (last bar 2011-01-25 10:37"
+        in shown
+    )
 
 
 def test_a_stale_feed_still_manages_the_exits(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -115,6 +115,29 @@ def test_status_page_renders_fields_and_charts(home):
     assert client.get("/charts/other.svg").status_code == 404
 
 
+def test_status_page_names_an_outage_and_a_stale_feed_with_both_times(home):
+    broker = {"name": "SIM", "healthy": False, "last_error": "refused", "maintenance": False,
+              "down_since": "2011-01-18T15:40:00+00:00", "resumed_at": None}  # fmt: skip
+    feed = {"stale": True, "window": "mid", "since": "2011-01-18T15:42:00+00:00",
+            "last_bar_at": "2011-01-18T15:39:00+00:00"}  # fmt: skip
+    bot = {"entity": "RGL", "bot_id": "TB01", "mode": "paper", "exchange_tz": "America/New_York"}
+    write_status(home, status_payload("trading", broker=broker, market_data=feed, bot=bot))
+    client = client_for(home, "viewer")
+    html = client.get("/status").get_data(as_text=True)
+    outage = "broker outage since 2011-01-18 10:40 EST / 15:40Z: new entries wait, the broker is probed"
+    stale = (
+        "market data stale in the MID window at 2011-01-18 10:42 EST / 15:42Z (last bar 2011-01-18 10:39 EST / "
+        "15:39Z): no new entries for the rest of that window"
+    )
+    assert outage in html and stale in html
+    assert client.get("/api/status").get_json()["conditions"] == [
+        outage,
+        stale,
+    ]  # what the page's script shows
+    write_status(home, status_payload("idle"))  # nothing wrong: no list at all
+    assert client.get("/api/status").get_json()["conditions"] == []
+
+
 def test_operator_sees_controls_and_confirms_a_pending_order(home):
     client = client_for(home, "operator")
     html = client.get("/status").get_data(as_text=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -126,3 +127,26 @@ def read_status(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data
+
+
+def conditions(status: dict[str, Any], when: Callable[[Any], str]) -> list[str]:
+    """What is wrong, or was wrong today, with the broker and the market data, for people (`tbot status` and the
+    dashboard say the same): an outage or planned maintenance with its start, the time the broker answered again,
+    a stale feed with its window and times. `when` formats an ISO time (each surface shows both zones)."""
+    out: list[str] = []
+    broker: dict[str, Any] = status["broker"] if isinstance(status.get("broker"), dict) else {}
+    since, back = broker.get("down_since"), broker.get("resumed_at")
+    if since and not broker.get("healthy"):
+        kind = "planned maintenance" if broker.get("maintenance") else "outage"
+        out.append(f"broker {kind} since {when(since)}: new entries wait, the broker is probed")
+    elif since and back:
+        out.append(f"broker was away from {when(since)} to {when(back)}; reconciled before entries resumed")
+    feed: dict[str, Any] = status["market_data"] if isinstance(status.get("market_data"), dict) else {}
+    if feed.get("since"):
+        window = str(feed.get("window") or "?").upper()
+        state = "stale" if feed.get("stale") else "went stale"
+        out.append(
+            f"market data {state} in the {window} window at {when(feed['since'])} (last bar {when(feed.get('last_bar_at'))}): "
+            "no new entries for the rest of that window"
+        )
+    return out

@@ -16,6 +16,7 @@ from tbot_bot.accounting.ledger_read import latest_transactions, trial_balance
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
+from tbot_bot.runtime.status_bot import conditions
 from tbot_bot.support.path_resolver import BotHome
 
 from .status_values_web import clean_status, finite_decimal
@@ -119,6 +120,7 @@ def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written
     bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
     out["replay_day"] = bot.get("replay_day") if bot.get("mode") == "replay" else None
     out["updated_text"] = both(status.get("updated_at"), zone, with_date=True)
+    out["conditions"] = conditions(status, lambda t: both(t, zone, with_date=True))
     _set_ages(out, status.get("state"), now, written_at)
 
 

@@ -129,8 +129,22 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
             "name": _text(broker.get("name")) or "",
             "healthy": broker.get("healthy") is True,
             "last_error": _text(broker.get("last_error")),
+            "maintenance": broker.get("maintenance") is True,
+            "down_since": _text(broker.get("down_since")),
+            "resumed_at": _text(broker.get("resumed_at")),
         }
         if isinstance(broker, dict)
+        else None
+    )
+    feed = status.get("market_data")
+    out["market_data"] = (
+        {
+            "stale": feed.get("stale") is True,
+            "window": _text(feed.get("window")),
+            "since": _text(feed.get("since")),
+            "last_bar_at": _text(feed.get("last_bar_at")),
+        }
+        if isinstance(feed, dict)
         else None
     )
     api = status.get("api")

@@ -37,6 +37,11 @@ class FakeWebhooks:
         with self._lock:
             return [r for r in self.received if r.path == path]
 
+    def clear(self) -> None:
+        """Forget what was received (one server for several scenarios)."""
+        with self._lock:
+            self.received.clear()
+
     def url(self, path: str) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]

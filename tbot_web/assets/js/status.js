@@ -103,6 +103,13 @@
     if (err) { err.textContent = s.error || ""; err.classList.toggle("hidden", !s.error); }
     var stop = document.getElementById("stop-requested");
     if (stop) { stop.classList.toggle("hidden", !s.stop_requested); }
+    var conditions = document.getElementById("conditions");
+    if (conditions) {
+      var items = s.conditions || [];
+      conditions.textContent = "";
+      items.forEach(function (c) { var li = document.createElement("li"); li.textContent = c; conditions.appendChild(li); });
+      conditions.classList.toggle("hidden", items.length === 0);
+    }
 
     var counts = s.counts || {};
     fill("windows-body", (s.windows || []).map(function (w) {
