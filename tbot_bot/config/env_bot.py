@@ -162,8 +162,9 @@ def _timezone(v: Any) -> Any:
 
 
 MAINTENANCE_ZONE = "America/New_York"  # BROKER_MAINTENANCE_WINDOW times without a zone are read here (ET)
-# IB's published nightly server reset for North America, 23:45-00:45 ET: the IBKR default of `auto`
-IBKR_NIGHTLY_RESTART = "23:45-00:45 America/New_York"
+# IB's published daily reset for North America (Sunday-Friday 00:15-01:45 ET, interactivebrokers.com system status
+# page): the IBKR default of `auto`
+IBKR_NIGHTLY_RESTART = "00:15-01:45 America/New_York"
 _MAINTENANCE = re.compile(r"^(\d\d:\d\d)-(\d\d:\d\d)(?:\s+(\S+))?$", re.ASCII)
 
 
