@@ -125,3 +125,70 @@ def test_stop_leaves_the_supervisor_up_and_stopped_across_a_restart_until_start(
     asked = [json.dumps(e) for e in events(home) if e.get("event") == "stop_requested"]
     # the operator's Stop, then the signal that ended the resumed run
     assert len(asked) == 2 and "cli:ops" in asked[0] and '\\"by\\": \\"signal\\"' in asked[1]
+
+
+class _Unplugged:
+    """The Alpaca adapter with its network cable pulled while `down` is set: every call a NetworkError."""
+
+    def __init__(self, inner: Any, down: threading.Event) -> None:
+        self._inner, self._down = inner, down
+
+    def __getattr__(self, item: str) -> Any:
+        from tbot_bot.errors import NetworkError
+
+        value = getattr(self._inner, item)
+        if not callable(value) or item in ("close", "capabilities"):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._down.is_set():
+                raise NetworkError(f"connection refused ({item})")
+            return value(*args, **kwargs)
+
+        return call
+
+
+def test_a_live_broker_down_at_the_start_is_probed_between_windows_and_reconciled_when_it_answers(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from test_live_inputs import MONDAY, InjectedClock
+
+    clock = InjectedClock(MONDAY)  # 07:00 New York: OPEN is hours away, so only the poll loop can probe
+    with serve(MONDAY, clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        down = threading.Event()
+        broker = _Unplugged(broker_for(server), down)
+        seen: dict[str, Any] = {}
+        real_reconcile = Supervisor._reconcile
+
+        def unplug_then_reconcile(self: Supervisor, ctx: Any) -> None:
+            down.set()  # the start's reconciliation finds the broker gone (boot itself had reached it)
+            real_reconcile(self, ctx)
+
+        monkeypatch.setattr(Supervisor, "_reconcile", unplug_then_reconcile)
+
+        def plug_back_in() -> None:
+            seen["down"] = _wait_for(
+                home, lambda s: bool((s.get("broker") or {}).get("down_since")), "the outage"
+            )
+            down.clear()
+            clock.sleep(20)  # past the first probe's back-off (15 s)
+            seen["back"] = _wait_for(
+                home, lambda s: bool((s.get("broker") or {}).get("resumed_at")), "the return"
+            )
+            deadline = time.monotonic() + 30
+            while not any(e.get("event") == "reconciled" for e in events(home)):
+                assert time.monotonic() < deadline, "no reconciliation after the broker answered"
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        sup = Supervisor(home, broker=broker, clock=clock)
+        assert _run_with(sup, plug_back_in) == EXIT_OK
+    assert seen["down"]["broker"]["healthy"] is False
+    assert seen["back"]["broker"]["healthy"] is True
+    assert seen["back"]["broker"]["resumed_at"] >= (MONDAY + timedelta(seconds=20)).isoformat()
+    logged = [e.get("event") for e in events(home)]
+    # suspended at the start, probed from the poll loop, then the start's reconciliation, in that order
+    assert logged.index("broker_outage") < logged.index("broker_resumed") < logged.index("reconciled")
