@@ -25,6 +25,7 @@ ALLOWED = (
     "tbot_bot.accounting.ledger_read",  # the trial balance and latest transactions (read-only queries)
     "tbot_bot.reporting.log_rotation",  # the web logs rotate like the bot's (a file utility, no trading logic)
     "tbot_bot.runtime.control",  # the control-file protocol (stop/confirm rules shared with the CLI)
+    "tbot_bot.runtime.status_bot",  # status.json's shape and the condition lines people read (no trading logic)
     "tbot_bot.optimizer.proposals",  # the proposal store (config files only; no optimizer or Optuna import)
     "tbot_bot.optimizer.evidence",  # the verdict's text and number format (pure; no optimizer or Optuna import)
     "tbot_bot.accounting.ledger_correction",  # an admin's ledger correction (the CLI's door; no trading logic)
