@@ -134,3 +134,34 @@ def test_maintenance_window_values(value: str, ok: bool) -> None:
     with pytest.raises(ConfigError) as err:
         settings_from_text(text)
     assert "BROKER_MAINTENANCE_WINDOW" in str(err.value) and "HH:MM-HH:MM" in str(err.value)
+
+
+def test_maintenance_that_outlasts_its_window_becomes_an_outage(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    home = provision_demo_home(tmp_path / "home")
+    maintenance(home, "10:40-10:42")  # New York time: 15:40-15:42 UTC; the broker stays away until 15:46
+    down = (at(15, 40), at(15, 46))
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: Faults(b, down=down)).run() == 0
+    events = logged_events(home)
+    [pause] = named(events, "broker_maintenance")
+    [outage] = named(events, "broker_outage")
+    assert outage["d"]["after_maintenance"] is True and outage["d"]["since"] == pause["d"]["since"]
+    assert at(15, 42).isoformat() <= when(outage) < at(15, 46).isoformat()
+    # the overrun is an outage from the window's end: alerted once, and its end alerted once
+    assert len(alerts(caplog, "broker_outage")) == 1 and len(alerts(caplog, "broker_resumed")) == 1
+    [back] = named(events, "broker_resumed")
+    assert back["d"]["maintenance"] is False
+    assert check_outputs(home, DEMO_DAY) == []
+
+
+def test_a_maintenance_window_across_midnight_contains_the_night_only() -> None:
+    from datetime import UTC, time
+
+    from tbot_bot.runtime.broker_pause import MaintenanceWindow
+
+    night = MaintenanceWindow(time(23, 45), time(0, 45), "America/New_York")
+    inside = [datetime(2026, 1, 6, 4, 50, tzinfo=UTC), datetime(2026, 1, 6, 5, 0, tzinfo=UTC),
+              datetime(2026, 1, 6, 5, 44, tzinfo=UTC)]  # 23:50, 00:00 and 00:44 in New York  # fmt: skip
+    outside = [datetime(2026, 1, 6, 4, 44, tzinfo=UTC), datetime(2026, 1, 6, 5, 45, tzinfo=UTC),
+               datetime(2026, 1, 6, 11, 0, tzinfo=UTC)]  # 23:44, 00:45 and 06:00  # fmt: skip
+    assert all(night.contains(t) for t in inside) and not any(night.contains(t) for t in outside)

@@ -71,3 +71,24 @@ def test_without_fork_the_charts_are_drawn_in_process(
     result = run_backtest(make_settings(), "open", SAMPLE, DAY, DAY, tmp_path)
     assert all((tmp_path / name).is_file() for name in CHARTS)
     assert result.files["report_html"].read_text().count("data:image/png;base64,") == 2
+
+
+def test_a_stuck_chart_worker_is_given_up_and_the_numbers_stand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from tbot_bot.backtest import plot_results
+
+    def stuck(*_args: object) -> Path:
+        time.sleep(60)  # a renderer that never returns
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(plot_results, "plot_daily_pnl", stuck)  # before the fork: the worker hangs
+    monkeypatch.setattr(chart_worker, "CHART_TIMEOUT_SECONDS", 1.0)
+    started = time.monotonic()
+    result = run_backtest(make_settings(), "open", SAMPLE, DAY, DAY, tmp_path)
+    assert time.monotonic() - started < 30  # given up after the timeout, not after the renderer's minute
+    assert "the chart worker gave no answer: no charts after 1 s" in result.report.warnings[-1]
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "trade_history_backtest.csv").is_file()
+    assert "daily_png" not in result.files

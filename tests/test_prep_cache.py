@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,10 @@ def test_changed_data_side_inputs_or_settings_miss_the_cache(data: Path, tmp_pat
     assert changed.cache_status == "built"
     assert changed.market.prev_session_volume("SPY", date(2011, 1, 11)) == volume + 1000
     assert _prep(data, cache).cache_status == "hit"
-    assert len(list(cache.glob("*.prep"))) == 4
+    # another date range over the same files: another preparation
+    later = _prep(data, cache, start=START + timedelta(days=2))
+    assert later.cache_status == "built" and later.days[0] > changed.days[0]
+    assert len(list(cache.glob("*.prep"))) == 5
 
 
 def test_a_damaged_cache_file_is_rebuilt_not_trusted(

@@ -25,6 +25,8 @@ import pandas as pd
 from tbot_bot.backtest.report import write_html, write_markdown
 from tbot_bot.errors import LogicError
 
+CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -115,7 +117,13 @@ class ChartWorker:
         else:
             try:
                 self._conn.send(job)
+                # a worker that hangs (a stuck renderer) must not hang the backtest: the numbers are on disk
+                if not self._conn.poll(CHART_TIMEOUT_SECONDS):
+                    raise TimeoutError(f"no charts after {CHART_TIMEOUT_SECONDS:.0f} s")
                 status, answer = self._conn.recv()
+            except TimeoutError as exc:
+                self._proc.kill()  # stuck: nothing more will come from it
+                status, answer = "error", f"the chart worker gave no answer: {exc}"
             except (EOFError, OSError):
                 self._finish()
                 status, answer = (

@@ -178,7 +178,7 @@ def _maintenance_window(v: Any) -> Any:
     if text.lower() == "auto":
         return "auto"
     allowed = (
-        "must be `auto` (IBKR: its nightly restart 23:45-00:45 New York time; other brokers: none), `none` "
+        f"must be `auto` (IBKR: its daily reset {IBKR_NIGHTLY_RESTART}; other brokers: none), `none` "
         "(or empty) or HH:MM-HH:MM with an optional IANA time zone (New York time when none), e.g. "
         "23:45-00:45 or 05:45-06:45 Europe/Zurich"
     )
@@ -379,7 +379,7 @@ class BotSettings(BaseModel):
     MARKET_DATA_STALE_SECONDS: Annotated[
         Int,
         Field(
-            ge=30,
+            ge=120,  # two one-minute bar intervals: a bar that is merely late is not a stopped feed
             le=3600,
             description="a window's feed with no new bar this long suspends its entries (run clock seconds)",
         ),

@@ -51,10 +51,17 @@ def _file_digest(path: Path, h: Any) -> None:
             h.update(chunk)
 
 
+# the other sources a preparation's content depends on (read as files: importing them here would be circular)
+_ALSO_BUILT_BY = ("optimizer/prepared.py", "strategy/strategy_meta.py", "backtest/backtest_engine.py")
+
+
 def _code_digest() -> str:
     h = hashlib.sha256()
     for module in (grid_mod, execution, loader, bar_store, sys.modules[__name__]):
         h.update(Path(str(module.__file__)).read_bytes())
+    package = Path(str(grid_mod.__file__)).resolve().parents[1]  # tbot_bot/
+    for name in _ALSO_BUILT_BY:
+        h.update((package / name).read_bytes())
     return h.hexdigest()
 
 

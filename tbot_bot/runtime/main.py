@@ -452,9 +452,23 @@ class Supervisor:
             return True
         try:
             ctx.broker.get_clock()
-        except TbotError:
+        except TbotError as exc:
+            now = ctx.clock.now()
             down.delay = min(down.delay * 2, OUTAGE_MAX_PROBE)
-            down.next_probe = ctx.clock.now() + down.delay
+            down.next_probe = now + down.delay
+            planned_window = maintenance_window(ctx.settings)
+            # BROKER_MAINTENANCE_WINDOW: a pause that outlasts its window is an outage from the window's end on
+            if down.planned and (planned_window is None or not planned_window.contains(now)):
+                down.planned = False
+                message = (
+                    f"broker still away at {now.isoformat()}, after its maintenance window (down since "
+                    f"{down.since.isoformat()}): {exc}; new entries suspended, probing the broker"
+                )
+                ctx.log.event("supervisor", "broker_outage", window=where, reason=str(exc), since=down.since.isoformat(),
+                              after_maintenance=True)  # fmt: skip
+                ctx.status.broker = {**ctx.status.broker, "maintenance": False, "last_error": str(exc)}
+                ctx.alert_operator(AlertLevel.CRITICAL, "broker_outage", message)
+                ctx.status.publish(state=BotState.HALTED, message=message)
             return False
         back = ctx.clock.now()
         self._outage = None
@@ -473,7 +487,9 @@ class Supervisor:
                 f"broker answers again at {back.isoformat()}: entries resume after reconciliation",
             )
         ctx.status.publish(
-            message=f"broker answers again at {back.isoformat()}; reconciling before the next entry"
+            # the outage's "halted" ends with it (the day stays halted only when something else halted it)
+            state=BotState.HALTED if ctx.halted_reason else BotState.IDLE,
+            message=f"broker answers again at {back.isoformat()}; reconciling before the next entry",
         )
         return True
 
