@@ -21,7 +21,8 @@ from fixtures_web import (
 )
 
 from tbot_bot.config.env_bot import KEYS, BotSettings, settings_from_text
-from tbot_bot.config.key_help import allowed_values, key_help, template_comments
+from tbot_bot.config.key_help import allowed_values, key_help
+from tbot_bot.config.template import template_lines
 from tbot_bot.core import users as users_mod
 from tbot_bot.errors import ConfigError
 from tbot_web.py.portal_web import create_app
@@ -98,7 +99,7 @@ def test_allowed_ranges_are_the_validations_own():
             problems = [p for p in exc.problems if p.startswith("MAX_TRADES")]
         assert (not problems) is ok, (value, problems)
     # every range the template's comments state agrees with the rule (the comments are help, not a second source)
-    comments = template_comments()
+    comments = {key: line.comment for key, line in template_lines().items()}
     assert set(comments) == set(KEYS)  # every key has its help in the template
     stated = {k: stated_range(c) for k, c in comments.items() if k in BotSettings.model_fields}
     checked = 0

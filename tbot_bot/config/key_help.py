@@ -34,11 +34,6 @@ class KeyHelp:
     allowed: str  # from the validation rule: "1..20", "one of: json, csv", "true or false", ...
 
 
-def template_comments() -> dict[str, str]:
-    """KEY -> its comment in the shipped template."""
-    return {key: line.comment for key, line in template_lines().items()}
-
-
 def _number(value: Any) -> str:
     if isinstance(value, Decimal):
         return f"{value.normalize():f}"
@@ -136,6 +131,7 @@ def allowed_values(key: str) -> str:
 
 
 def key_help(key: str) -> KeyHelp:
-    comment = template_comments().get(key, "")
+    line = template_lines().get(key)
+    comment = line.comment if line is not None else ""
     text = _RANGE_NOTE.sub("", comment).strip().rstrip(";").strip()
     return KeyHelp(key, text, allowed_values(key))

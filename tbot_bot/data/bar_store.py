@@ -16,7 +16,6 @@ and months are opened, only the needed columns read, row groups outside the date
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.errors import DataError
+from tbot_bot.support.utils_bot import sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "tbot-bar-store"
@@ -38,7 +38,6 @@ PRICES = ("open", "high", "low", "close")
 SIDE_FILES = ("vix.csv", "fundamentals.json")
 # a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
-_HASH_BLOCK = 1 << 20
 NS_PER_DAY = 86_400 * 10**9
 
 
@@ -54,14 +53,6 @@ class ImportResult:
     partitions: tuple[str, ...]
     findings: tuple[str, ...]
     side_files: tuple[str, ...]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -143,7 +134,7 @@ def write_bars(
             "month": month,
             "rows": len(part["timestamp"]),
             "bytes": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
             "days": days,
             "source": origin,
         }
@@ -242,7 +233,7 @@ def _read_partition(
     path = store / rel
     if not path.is_file():
         raise _refuse_partition(store, rel, entry, "missing")
-    if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+    if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
         raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
     try:
         reader = pq.ParquetFile(path)

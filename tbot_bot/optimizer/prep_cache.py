@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,6 +27,7 @@ from tbot_bot.backtest import execution
 from tbot_bot.backtest import load_historical_data as loader
 from tbot_bot.data import bar_store
 from tbot_bot.strategy import grid as grid_mod
+from tbot_bot.support.utils_bot import atomic_write_bytes
 
 MAGIC = b"TBOTPREP1\n"
 _CHUNK = 1 << 20
@@ -114,15 +113,7 @@ def store(cache_dir: Path, key: str, prep: Preparation) -> Path | None:
     path = cache_dir / f"{key}.prep"
     payload = pickle.dumps(prep, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key[:12]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + payload)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, MAGIC + hashlib.sha256(payload).hexdigest().encode() + payload)
     except OSError as exc:
         print(f"note: study preparation not cached in {cache_dir} ({exc})", file=sys.stderr)
         return None

@@ -29,6 +29,7 @@ from tbot_bot.reporting.auto_backup import (
     safe_member_name,
     sha256_hex,
 )
+from tbot_bot.reporting.trade_history import utc_iso
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json
 
@@ -190,7 +191,7 @@ def restore_backup(
         safety = _archive_current(home, now or datetime.now(UTC))
     atomic_write_json(
         marker,
-        {"archive": str(archive), "sha256": archive_digest, "started_at": _iso(now or datetime.now(UTC))},
+        {"archive": str(archive), "sha256": archive_digest, "started_at": utc_iso(now or datetime.now(UTC))},
     )
     env_key = ensure_key(home.key_file("env")) if "config" in kinds.values() else b""
     for target, (blob, kind) in targets.items():
@@ -214,10 +215,6 @@ def restore_backup(
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     marker.unlink()
     return RestoreResult(sorted(targets), sorted(replacing), safety)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

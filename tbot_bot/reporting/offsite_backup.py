@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from tbot_bot.errors import ConfigError, NetworkError
 from tbot_bot.reporting.auto_backup import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, list_backups
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import sha256_file
 
 _ARCHIVE_RE = re.compile(
     rf"^{re.escape(ARCHIVE_PREFIX)}(?P<stamp>\d{{8}}T\d{{6}})Z(?:-\d+)?{re.escape(ARCHIVE_SUFFIX)}$"
@@ -56,14 +57,6 @@ class UploadResult:
 def archive_time(name: str) -> datetime | None:
     m = _ARCHIVE_RE.match(name)
     return datetime.strptime(m["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC) if m else None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_target(url: str) -> Target:

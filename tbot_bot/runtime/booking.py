@@ -24,7 +24,7 @@ from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent
 from tbot_bot.domain.vocab import ADOPTED_MARK, ADOPTED_MEMO, DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError, NetworkError, TbotError
-from tbot_bot.runtime.positions import is_final_with_fill, position_side, signal_direction
+from tbot_bot.runtime.positions import is_final_with_fill, position_side, position_symbol, signal_direction
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
@@ -111,7 +111,7 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
             TradeFill(
                 fitid=intent.client_order_id,
                 strategy=intent.strategy,
-                ticker=_ledger_ticker(intent),
+                ticker=position_symbol(intent),
                 signal_ticker=intent.signal_ticker,
                 side=position_side(opener),
                 direction=signal_direction(opener),
@@ -141,14 +141,6 @@ def _memo(opener: Intent) -> str | None:
         return DEFENSE_MODE_MEMO
     # `tbot positions --adopt`: both legs of an adopted position carry the flag
     return ADOPTED_MEMO if opener.client_order_id.endswith(ADOPTED_MARK) else None
-
-
-def _ledger_ticker(intent: Intent) -> str:
-    if intent.option_json:
-        from tbot_bot.trading.orders_bot import option_from_json
-
-        return option_from_json(intent.option_json).occ_symbol
-    return intent.symbol
 
 
 def _when(intent: Intent):  # type: ignore[no-untyped-def]

@@ -33,8 +33,7 @@ from tbot_bot.errors import TbotError
 from tbot_bot.market_time import window_for
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
-from tbot_bot.runtime.position_check import position_symbol
-from tbot_bot.runtime.positions import open_trades
+from tbot_bot.runtime.positions import open_trades, position_symbol
 
 ENTRIES_BLOCKED_PREFIX = (
     "entries_blocked:"  # journal kv: entries_blocked:<day> -> why (a flatten this session)

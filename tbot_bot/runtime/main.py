@@ -38,7 +38,7 @@ from tbot_bot.market_time import (
     window_for,
 )
 from tbot_bot.runtime.boot import boot, rotate_home_logs_logged
-from tbot_bot.runtime.bot_log import configure_console_logging
+from tbot_bot.runtime.bot_log import BotLog, configure_console_logging
 from tbot_bot.runtime.broker_pause import maintenance_window
 from tbot_bot.runtime.control import (
     ControlFiles,
@@ -53,12 +53,12 @@ from tbot_bot.runtime.positions import open_trades
 from tbot_bot.runtime.recovery import (
     ReconciliationRefused,
     check_positions,
-    reconcile,
     reconcile_after_reconnect,
+    reconcile_and_check,
     refuse_or_block,
 )
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
-from tbot_bot.runtime.status_bot import BotState
+from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.runtime.wiring import Services, wire_day
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
@@ -309,14 +309,8 @@ class Supervisor:
         """Trading stopped in a replay: the replay clock runs on without entries until `until`, answering Start
         (True: trading resumes) and consuming Stops (already stopped)."""
         while True:
-            if self.control.start_requested():
-                who = self.control.consume_start() or "unknown"
-                clear_trading_stopped(self.home)
-                ctx.log.event("supervisor", "trading_started", by=who)
-                ctx.status.publish(trading_stopped=None, message=f"trading started ({who})")
+            if self._answered_start(ctx.log, ctx.status):
                 return True
-            if self.control.stop_requested():
-                self.control.consume_stop()  # already stopped: nothing more to end
             now = ctx.clock.now()
             if self._stop_signal or now >= until:
                 return False
@@ -368,10 +362,7 @@ class Supervisor:
         account for). A broker that does not answer is an outage: entries wait, it is probed before the first
         window, and this reconciliation runs when it answers. Anything else raises."""
         try:
-            report = reconcile(ctx)
-            positions = check_positions(ctx, outage_tolerated=True)
-            if positions.broker_unreachable:
-                raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
+            report, positions = reconcile_and_check(ctx)
         except TbotError as exc:
             if classify(exc).severity is not Severity.SUSPEND:
                 raise
@@ -833,6 +824,18 @@ class Supervisor:
                 return code
             mark_trading_stopped(self.home, self._stopped_by or "unknown")
 
+    def _answered_start(self, log: BotLog, status: StatusBoard) -> bool:
+        """While trading is stopped (live or replay): a Start resumes it (True); a Stop is already obeyed."""
+        if self.control.start_requested():
+            who = self.control.consume_start() or "unknown"
+            clear_trading_stopped(self.home)
+            log.event("supervisor", "trading_started", by=who)
+            status.publish(trading_stopped=None, message=f"trading started ({who})")
+            return True
+        if self.control.stop_requested():
+            self.control.consume_stop()  # already stopped: nothing more to end
+        return False
+
     def _wait_for_start(self, r: Services) -> bool:
         """While trading is stopped: stay up, beat, answer Start; False when a signal ends the process."""
         stamp = trading_stopped(self.home)
@@ -845,14 +848,8 @@ class Supervisor:
         )  # fmt: skip
         while not self._stop_signal:
             self._beat()
-            if self.control.start_requested():
-                who = self.control.consume_start() or "unknown"
-                clear_trading_stopped(self.home)
-                r.log.event("supervisor", "trading_started", by=who)
-                r.status.publish(trading_stopped=None, message=f"trading started ({who})")
+            if self._answered_start(r.log, r.status):
                 return True
-            if self.control.stop_requested():
-                self.control.consume_stop()  # already stopped: nothing more to end
             # SLEEP_TIME: a stopped supervisor still answers Start and feeds the watchdog this often
             r.clock.sleep(float(r.settings.SLEEP_TIME))
         return False

@@ -21,7 +21,7 @@ from typing import Any
 
 from tbot_bot.broker.broker_api import AssetClass, Broker, OptionContract
 from tbot_bot.domain.clock import ReplayClock, WallClock
-from tbot_bot.domain.intents import Intent, IntentStatus
+from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
 from tbot_bot.domain.vocab import (
     ADOPTED_MARK,
     ExitReason,
@@ -173,7 +173,7 @@ def adopt(desk: Desk, symbol: str, strategy: StrategyName, who: str) -> Intent:
     seq = ctx.journal.next_seq(ctx.day_key, strategy, contract.underlying if contract else symbol)
     underlying = contract.underlying if contract else symbol
     entry = Intent(
-        client_order_id=f"{ctx.bot_id}-{ctx.day_key.replace('-', '')}-{strategy}-{underlying}-{seq}{ADOPTED_MARK}",
+        client_order_id=client_order_id(ctx.bot_id, ctx.day_key, strategy, underlying, seq) + ADOPTED_MARK,
         session_date=ctx.day_key, strategy=strategy, purpose=Purpose.ENTRY, symbol=underlying,
         signal_ticker=underlying, direction=PositionSide.LONG if qty > 0 else PositionSide.SHORT,
         order_side=OrderSide.BUY if qty > 0 else OrderSide.SELL,

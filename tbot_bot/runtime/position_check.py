@@ -25,7 +25,7 @@ from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.intents import Intent
 from tbot_bot.errors import LedgerError, TbotError
 from tbot_bot.runtime.order_journal import OrderJournal
-from tbot_bot.runtime.positions import is_final_with_fill, open_trades
+from tbot_bot.runtime.positions import is_final_with_fill, open_trades, position_symbol
 
 IGNORED_PREFIX = "ignored:"  # journal kv: ignored:<SYMBOL> -> {"qty", "by", "at"}
 IGNORED_ORDER_PREFIX = "ignored_order:"  # journal kv: ignored_order:<client order id> -> {"by", "at"}
@@ -165,15 +165,6 @@ class PositionReport:
                 for o in self.open_orders
             ],
         }
-
-
-def position_symbol(intent: Intent) -> str:
-    """The symbol the broker reports the intent's position under (an option's OCC symbol)."""
-    if intent.option_json:
-        from tbot_bot.trading.orders_bot import option_from_json
-
-        return option_from_json(intent.option_json).occ_symbol
-    return intent.symbol
 
 
 def _signed(intent: Intent, qty: Decimal) -> Decimal:

@@ -129,3 +129,12 @@ def round_trip_for(intents: list[Intent], exit_intent: Intent) -> RoundTrip | No
 def is_final_with_fill(status: IntentStatus, filled_qty: Decimal | None) -> bool:
     """An order that is over and executed something: what position keeping counts and booking books."""
     return bool(filled_qty) and not status.is_open
+
+
+def position_symbol(intent: Intent) -> str:
+    """The symbol the broker reports the intent's position under (an option's OCC symbol)."""
+    if intent.option_json:
+        from tbot_bot.trading.orders_bot import option_from_json
+
+        return option_from_json(intent.option_json).occ_symbol
+    return intent.symbol

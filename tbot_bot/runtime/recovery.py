@@ -139,16 +139,23 @@ def check_positions(ctx: DayContext, *, outage_tolerated: bool = False) -> Posit
     return report
 
 
-def reconcile_after_reconnect(ctx: DayContext, *, after: str) -> PositionReport:
-    """After any reconnect (an outage, planned maintenance, or a reconnect the adapter made inside a call) and
-    before the next entry: the start's fail-closed reconciliation; what the bot cannot account for blocks new
-    entries for the day (alerted). A broker that does not answer raises NetworkError (the caller probes again)."""
+def reconcile_and_check(ctx: DayContext) -> tuple[dict[str, Any], PositionReport]:
+    """The start's fail-closed reconciliation and the three-way position check; a broker that does not answer
+    either raises NetworkError (the caller suspends entries and probes)."""
     from tbot_bot.errors import NetworkError
 
     report = reconcile(ctx)
     positions = check_positions(ctx, outage_tolerated=True)
     if positions.broker_unreachable:
         raise NetworkError(f"broker did not answer the reconciliation: {positions.broker_error}")
+    return report, positions
+
+
+def reconcile_after_reconnect(ctx: DayContext, *, after: str) -> PositionReport:
+    """After any reconnect (an outage, planned maintenance, or a reconnect the adapter made inside a call) and
+    before the next entry: the start's fail-closed reconciliation; what the bot cannot account for blocks new
+    entries for the day (alerted). A broker that does not answer raises NetworkError (the caller probes again)."""
+    report, positions = reconcile_and_check(ctx)
     ctx.log.event("supervisor", "reconciled", after=after, **report)
     return positions
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -80,3 +81,12 @@ def remove_stale_temp_files(root: Path, *, older_than: float = 0.0, now: float |
         except OSError:
             continue  # gone already (its writer finished or another cleaner got it)
     return removed
+
+
+def sha256_file(path: Path) -> str:
+    """The file's SHA-256 (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

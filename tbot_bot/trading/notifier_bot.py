@@ -503,12 +503,10 @@ def alert_from_command(
     """An alert (critical unless told) from a command that runs outside the supervisor (`tbot backup create|upload` under
     tbot-backup.service, `tbot rebalance check`): sent now through the home's routed channel, with the usual
     retries, before the process ends. Returns what happened, for the command's own output; never raises."""
-    from datetime import UTC
-    from datetime import datetime as _datetime
-
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import TbotError
     from tbot_bot.support.trading_mode import trading_mode
+    from tbot_bot.support.utils_bot import utc_now
 
     try:
         settings = load_settings(home)
@@ -518,7 +516,7 @@ def alert_from_command(
     except (TbotError, OSError, ValueError) as exc:
         return f"alert not sent (the configuration cannot be read: {exc})"
     event = AlertEvent.FAILURE if level is AlertLevel.CRITICAL else AlertEvent.INFO
-    alert = Alert(level, event, _datetime.now(UTC), None, None, None, trigger, message)
+    alert = Alert(level, event, utc_now(), None, None, None, trigger, message)
     channel = notifier.route(alert)
     if not notifier.notify(alert):
         return "alert not sent (NOTIFY_ON_FAILURE=false)"

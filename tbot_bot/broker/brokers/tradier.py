@@ -316,7 +316,7 @@ class TradierBroker(Broker):
         to_tag(request.client_order_id)
 
     def _form(self, request: OrderRequest) -> dict[str, str]:
-        self._check(request)
+        """The order's form; the request was checked by submit_order."""
         common = {
             "quantity": str(int(request.qty)),
             "type": "market",
