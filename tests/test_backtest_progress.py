@@ -18,14 +18,14 @@ from tbot_bot.support.path_resolver import package_file
 def test_slow_backtest_shows_progress(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_load = backtest_engine.load_bars
+    real_load = backtest_engine.load_columns
     monkeypatch.setattr(backtest_engine, "PROGRESS_DELAY_SECONDS", 0.3)
 
     def slow_load(*a, **k):  # type: ignore[no-untyped-def]
         time.sleep(0.6)  # stands in for a large data set (twice the delay)
         return real_load(*a, **k)
 
-    monkeypatch.setattr(backtest_engine, "load_bars", slow_load)
+    monkeypatch.setattr(backtest_engine, "load_columns", slow_load)
     backtest_engine.run_backtest(
         make_settings(),
         "open",

@@ -36,7 +36,7 @@ from tbot_bot.backtest.execution import (
     fee_schedule,
     fundamentals_of,
 )
-from tbot_bot.backtest.load_historical_data import load_bars, load_vix
+from tbot_bot.backtest.load_historical_data import load_columns, load_vix
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
@@ -50,7 +50,7 @@ from tbot_bot.market_time import (
     previous_session_date,
     session_bounds,
 )
-from tbot_bot.strategy.grid import BarColumns, build_grid
+from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
@@ -77,8 +77,10 @@ class BacktestResult:
     metrics: performance_metrics.Metrics
     files: dict[str, Path]
     report: BacktestReport
-    # wall seconds per stage (calendar, load, arrays, signals, fills, outputs): what a run pays for (benchmarks)
+    # wall seconds per stage (calendar, load, arrays, signals, fills, outputs[, charts]): what a run pays for
     stages: dict[str, float] = field(default_factory=dict)
+    # the worker still drawing the charts and the report (run_backtest(wait_for_charts=False)): finish_charts
+    charts: ChartWorker | None = None
 
 
 def _side_inputs(
@@ -114,11 +116,14 @@ def run_backtest(
     charge_fees: bool = True,
     plots: bool = True,
     charts: ChartWorker | None = None,
+    wait_for_charts: bool = True,
 ) -> BacktestResult:
     """`charge_fees=False` (--no-fees): a gross-only run, fees 0; else the settings' fee schedule (SIM_FEE_PROFILE).
     `plots=False` (--no-plots): every table, trade and metric, no chart (the report then lists none).
     `charts`: a ChartWorker the caller started earlier (the command starts it first thing); with plots and
-    none given, one is started here. Either way it has drawn the charts and written the report on return."""
+    none given, one is started here. On return it has drawn the charts and written the report listing them;
+    with `wait_for_charts=False` the numbers are on disk and the worker is still drawing: the caller prints,
+    then calls finish_charts (the command does)."""
     source = Path(data_source)
     if not plots and charts is not None:
         charts.cancel()
@@ -128,13 +133,32 @@ def run_backtest(
         charts = ChartWorker().start()
     try:
         names = strategies_for(strategy, settings)
-        return _run(
+        result = _run(
             settings, names, strategy, source, start, end, out_dir, broker_current_float, vix_path,
             fundamentals_path, seed, charge_fees, charts,
         )  # fmt: skip
-    finally:
+    except BaseException:
         if charts is not None:
-            charts.cancel()  # a no-op once the charts were drawn; else (an error) the worker exits
+            charts.cancel()  # an error before the job: the worker exits without drawing
+        raise
+    return finish_charts(result) if wait_for_charts else result
+
+
+def finish_charts(result: BacktestResult) -> BacktestResult:
+    """Wait for the charts and the report listing them (drawn since the numbers were written); when drawing
+    failed, the report is written without charts and says what is missing (the numbers stand)."""
+    if result.charts is None:
+        return result
+    started = time.perf_counter()
+    files, report = dict(result.files), result.report
+    try:
+        files.update(result.charts.result())
+    except LogicError as exc:  # a charting bug or a stuck renderer: the report says what is missing
+        report = replace(report, warnings=(*report.warnings, str(exc)))
+        files["report_md"] = write_markdown(report, result.out_dir / "report.md", {})
+        files["report_html"] = write_html(report, result.out_dir / "report.html", {})
+    result.stages["charts"] = time.perf_counter() - started
+    return replace(result, files=files, report=report, charts=None)
 
 
 def _run(
@@ -164,14 +188,14 @@ def _run(
     # backtest of D sees what the live replay of D sees; it is never traded or reported
     warm_up = previous_session_date(start, settings.MARKET_CALENDAR)
     lap("calendar")  # the exchange calendar's first use is built here, apart from loading
-    loaded = load_bars(source, start=warm_up, end=end)
+    # loaded once as arrays: the signal grid (from --start) and the execution's MarketView (warm-up included)
+    # share them
+    columns = load_columns(source, start=warm_up, end=end)
     lap("load")
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
-    # converted once: the signal grid (from --start) and the execution's MarketView (warm-up included) share them
-    if not len(loaded):
+    if not len(columns):
         raise DataError(f"{source}: no bars between {start} and {end}")
-    columns = BarColumns.of(loaded)
     # the UTC date >= start, compared on the stamps (no date object per bar)
     traded = columns.where(columns.ts_ns >= pd.Timestamp(start, tz="UTC").value)
     if not len(traded):
@@ -216,7 +240,7 @@ def _run(
     lap("outputs")
     progress.update(1)
     progress.close()
-    return BacktestResult(out_dir, trades, skips, metrics, files, report, stages)
+    return BacktestResult(out_dir, trades, skips, metrics, files, report, stages, charts)
 
 
 def strategies_for(strategy: str, settings: BotSettings) -> tuple[str, ...]:
@@ -314,7 +338,8 @@ def write_outputs(
     *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), charts: ChartWorker | None = None,
 ) -> tuple[dict[str, Path], BacktestReport, performance_metrics.Metrics]:  # fmt: skip
     """Trades, daily summary, metrics (and the slippage comparison) first; then, with `charts` (a started
-    ChartWorker), the charts and the report listing them, else (--no-plots) the report without charts."""
+    ChartWorker), the job of drawing the charts and the report listing them is handed over (finish_charts
+    waits for it), else (--no-plots) the report without charts is written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     records = trades.to_dict(orient="records") if len(trades) else []
@@ -388,12 +413,7 @@ def write_outputs(
         out_dir, performance_metrics.equity_curve(frame, float(float_)), frame, daily_pnl,
         f"{strategy.upper()} backtest {days[0] if days else ''} to {days[-1] if days else ''}", report,
     )  # fmt: skip
-    try:
-        files.update(charts.draw(job))
-    except LogicError as exc:  # a charting bug: the numbers stand; the report says what is missing
-        report = replace(report, warnings=(*report.warnings, str(exc)))
-        files["report_md"] = write_markdown(report, out_dir / "report.md", {})
-        files["report_html"] = write_html(report, out_dir / "report.html", {})
+    charts.submit(job)
     return files, report, metrics
 
 
@@ -534,11 +554,12 @@ def run_cli(args: argparse.Namespace) -> int:
         result = run_backtest(
             settings, args.strategy, args.data_source, args.start, args.end, out,
             broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
-            plots=plots, charts=charts,
+            plots=plots, charts=charts, wait_for_charts=False,
         )  # fmt: skip
-    finally:
+    except BaseException:
         if charts is not None:
             charts.cancel()  # a refused argument or data error: the worker exits without drawing
+        raise
     for warning in result.report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
@@ -553,6 +574,11 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"         fee profile {dict(result.report.metrics).get('fee profile', '-')}")
     print(f"skipped: {skip_summary(result.skips)}")
     print(f"float:   {float_:,.2f}")
+    # the worker has drawn the charts while the summary printed; a drawing failure is the report's warning
+    warned = len(result.report.warnings)
+    result = finish_charts(result)
+    for warning in result.report.warnings[warned:]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"results: {result.out_dir}")
     print(f"report:  {result.files['report_html']}  (and report.md)")
     return 0

@@ -1,24 +1,30 @@
-"""The backtest's charts and report, drawn by a worker process while the simulation runs (issue 25).
+"""Charts and reports drawn by a worker process while the numbers are computed (issue 25).
 
-Importing matplotlib costs more than simulating a month of minute bars, so `tbot backtest` forks this worker
-before it loads the bars: the worker imports matplotlib while the parent loads and simulates, then waits for one
-job (the curves to draw, the report to write). The parent sends the job only once the trades, tables and
-metrics are on disk; the worker draws the PNGs, then writes report.md and report.html listing exactly the charts
-it drew, and answers with their paths. The parent waits for that answer before `run_backtest` returns, so a
-finished command always leaves a complete report. When drawing fails the parent writes the report without
-charts, with the failure as one of its warnings; the numbers already written are never touched by the worker.
+Importing matplotlib costs more than simulating a month of minute bars, so `tbot backtest` (and `tbot optimize`)
+fork this worker before they load the bars: the worker imports matplotlib while the parent loads and simulates,
+then waits for one job (what to draw, the report to write). The parent sends the job only once the trades,
+tables and metrics are on disk (`submit`), and may print its summary while the worker draws; `result()` waits
+for the worker's answer (the files it wrote), so a command that returns has left a complete report. When
+drawing fails the caller writes the report without charts, with the failure as one of its warnings; the numbers
+already written are never touched by the worker.
 
-Where `fork` is not available the same steps run in the parent (the import is then paid in sequence).
+A job is any picklable object with `draw() -> dict[str, Path]` (ChartJob here: the backtest's two charts, drawn
+side by side by the worker and a process it forks, then the report). Where `fork` is not available the same
+steps run in the parent, at `result()` (the import is then paid in sequence).
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import os
 import signal
+import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -26,6 +32,7 @@ from tbot_bot.backtest.report import write_html, write_markdown
 from tbot_bot.errors import LogicError
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
+BACKTEST_CHARTS = ("tbot_bot.backtest.plot_results",)  # what the backtest's worker imports while it waits
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -33,9 +40,13 @@ if TYPE_CHECKING:
     from tbot_bot.backtest.report import BacktestReport
 
 
+class Job(Protocol):
+    def draw(self) -> dict[str, Path]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ChartJob:
-    """What the worker needs: plain frames and the report (all picklable), and where to write."""
+    """The backtest's charts: plain frames and the report (all picklable), and where to write."""
 
     out_dir: Path
     curve: pd.DataFrame  # performance_metrics.equity_curve
@@ -44,31 +55,81 @@ class ChartJob:
     label: str
     report: BacktestReport
 
+    def draw(self) -> dict[str, Path]:
+        """The two charts (side by side in the worker), then the report listing them; every file written."""
+        from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
 
-def draw(job: ChartJob) -> dict[str, Path]:
-    """Draw the two charts, then the report listing them; returns every file written (key -> path)."""
-    from tbot_bot.backtest.plot_results import plot_daily_pnl, plot_equity_drawdown
+        daily = self.out_dir / "daily_pnl.png"
+        title = f"{self.label}: PnL per session, net of fees"
+        # the daily chart in a forked copy of the worker while the worker draws the equity chart: the parent
+        # only waits by now, so the second core draws instead
+        child = fork_drawing(lambda: plot_daily_pnl(self.daily_pnl, daily, title))
+        files = {
+            "equity_png": plot_equity_drawdown(
+                self.curve,
+                self.exits,
+                self.out_dir / "equity_drawdown.png",
+                f"{self.label}: equity and drawdown",
+            )
+        }
+        files["daily_png"] = (
+            plot_daily_pnl(self.daily_pnl, daily, title) if child is None else child.wait(daily)
+        )
+        images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
+        files["report_md"] = write_markdown(self.report, self.out_dir / "report.md", images)
+        files["report_html"] = write_html(self.report, self.out_dir / "report.html", images)
+        return files
 
-    files = {
-        "equity_png": plot_equity_drawdown(
-            job.curve, job.exits, job.out_dir / "equity_drawdown.png", f"{job.label}: equity and drawdown"
-        ),
-        "daily_png": plot_daily_pnl(
-            job.daily_pnl, job.out_dir / "daily_pnl.png", f"{job.label}: PnL per session, net of fees"
-        ),
-    }
-    images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
-    files["report_md"] = write_markdown(job.report, job.out_dir / "report.md", images)
-    files["report_html"] = write_html(job.report, job.out_dir / "report.html", images)
-    return files
+
+_IN_WORKER = False  # set in the forked worker: only there may drawing fork again (the caller's process never)
 
 
-def _serve(conn: Connection) -> None:
-    """The worker: import matplotlib now (the parent is simulating), then draw the one job it is sent."""
+@dataclass(frozen=True, slots=True)
+class Drawing:
+    """A chart being drawn by a forked copy of the worker; its failure comes back through a pipe."""
+
+    pid: int
+    errors: int  # the read end of the pipe the child writes its failure to
+
+    def wait(self, path: Path) -> Path:
+        with os.fdopen(self.errors, "rb") as pipe:
+            failure = pipe.read().decode("utf-8", "replace")
+        _, status = os.waitpid(self.pid, 0)
+        if failure or os.waitstatus_to_exitcode(status) != 0:
+            raise LogicError(failure or f"drawing {path.name} ended with exit status {status}")
+        return path
+
+
+def fork_drawing(draw: Callable[[], object]) -> Drawing | None:
+    """`draw()` in a forked child of the chart worker, or None outside the worker (the caller draws itself)."""
+    if not _IN_WORKER or not hasattr(os, "fork"):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return Drawing(pid, read)
+    os.close(read)
+    code = 0
+    try:
+        draw()
+    except BaseException as exc:
+        os.write(write, f"{type(exc).__name__}: {exc}".encode())
+        traceback.print_exc(file=sys.stderr)
+        code = 1
+    finally:
+        os._exit(code)  # never back into the worker's loop or its exit handlers
+
+
+def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
+    """The worker: import the drawing modules now (the parent is simulating), then draw the one job sent."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    os.setpgid(0, 0)  # its own process group: a stuck worker is killed with any drawing it forked
     # Ctrl-C is the parent's to handle: it closes the pipe, and the worker then exits quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import tbot_bot.backtest.plot_results  # noqa: F401 - the import is the point: it overlaps the simulation
-
+    for module in preload:  # the import is the point: it overlaps the simulation
+        importlib.import_module(module)
     try:
         job = conn.recv()
     except EOFError:  # the parent gave up (an error before any output): nothing to draw
@@ -76,7 +137,9 @@ def _serve(conn: Connection) -> None:
     if job is None:
         return
     try:
-        conn.send(("ok", draw(job)))
+        conn.send(("ok", job.draw()))
+    except LogicError as exc:  # a forked drawing failed: its own message (its traceback went to stderr)
+        conn.send(("error", str(exc)))
     except Exception as exc:  # the parent reports it; the traceback helps whoever files the bug
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
@@ -84,17 +147,22 @@ def _serve(conn: Connection) -> None:
 
 
 class ChartWorker:
-    """One forked worker per backtest run; `start()` early, `draw(job)` once the numbers are written."""
+    """One forked worker per run: `start()` early, `submit(job)` once the numbers are written, `result()` for
+    the files drawn (`draw(job)` does both). `preload`: the modules the worker imports while it waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...] = BACKTEST_CHARTS) -> None:
+        self._preload = preload
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._job: Job | None = None  # without a worker: drawn here, at result()
 
     def start(self) -> ChartWorker:
         if "fork" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("fork")
             parent, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child,), name="tbot-backtest-charts", daemon=True)
+            self._proc = ctx.Process(
+                target=_serve, args=(child, self._preload), name="tbot-charts", daemon=True
+            )
             try:
                 self._proc.start()
             except (AssertionError, OSError):  # inside a daemonic process, or no process left: draw here
@@ -105,24 +173,41 @@ class ChartWorker:
             self._conn = parent
         return self
 
-    def draw(self, job: ChartJob) -> dict[str, Path]:
-        """Hand the job over and wait for the charts and the report (in the parent when no worker runs)."""
+    def draw(self, job: Job) -> dict[str, Path]:
+        """Hand the job over and wait for its files."""
+        self.submit(job)
+        return self.result()
+
+    def submit(self, job: Job) -> None:
+        """Hand the job over; the worker draws while the caller goes on (prints its summary)."""
+        if self._conn is None:
+            self._job = job
+            return
+        try:
+            self._conn.send(job)
+        except OSError:  # the worker is gone: result() says so
+            pass
+
+    def result(self) -> dict[str, Path]:
+        """The submitted job's files once drawn; LogicError naming the failure when they were not."""
         status: str
         answer: Any
         if self._conn is None:
+            job, self._job = self._job, None
+            if job is None:
+                raise LogicError("the charts were not drawn (nothing was submitted)")
             try:
-                return draw(job)
+                return job.draw()
             except Exception as exc:  # reported like the worker's failure: the numbers stand
                 status, answer = "error", f"{type(exc).__name__}: {exc}"
         else:
             try:
-                self._conn.send(job)
-                # a worker that hangs (a stuck renderer) must not hang the backtest: the numbers are on disk
+                # a worker that hangs (a stuck renderer) must not hang the command: the numbers are on disk
                 if not self._conn.poll(CHART_TIMEOUT_SECONDS):
                     raise TimeoutError(f"no charts after {CHART_TIMEOUT_SECONDS:.0f} s")
                 status, answer = self._conn.recv()
             except TimeoutError as exc:
-                self._proc.kill()  # stuck: nothing more will come from it
+                self._kill()  # stuck: nothing more will come from it
                 status, answer = "error", f"the chart worker gave no answer: {exc}"
             except (EOFError, OSError):
                 self._finish()
@@ -155,5 +240,11 @@ class ChartWorker:
         self._conn = None
         self._proc.join(timeout=30)
         if self._proc.is_alive():
-            self._proc.kill()
+            self._kill()
             self._proc.join()
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)  # the worker and the drawing it forked
+        except (ProcessLookupError, PermissionError):
+            self._proc.kill()

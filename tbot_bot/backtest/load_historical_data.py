@@ -29,8 +29,9 @@ from tbot_bot.backtest.bar_checks import (
     read_guarded,
     select_bars,
 )
-from tbot_bot.data.bar_store import is_store, read_store
+from tbot_bot.data.bar_store import PRICES, is_store, read_parts, read_store
 from tbot_bot.errors import DataError
+from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
@@ -139,6 +140,17 @@ def load_bars(
         df = df[df["symbol"].isin(symbols)].reset_index(drop=True)
     give_back_freed_memory()  # the temporaries of reading and filtering are not kept mapped
     return df
+
+
+def load_columns(source: str | os.PathLike[str], *, start: date, end: date) -> BarColumns:
+    """The bars of UTC dates start..end as the arrays the backtest and the optimizer simulate on. From a bar
+    store, straight from its partitions (no frame, no ordering, no symbol string per bar: the grid and the
+    MarketView order the arrays themselves); from files, load_bars' checked frame converted once."""
+    path = Path(source)
+    if is_store(path):
+        names, parts = read_parts(path, start=start, end=end, columns=("timestamp", *PRICES, "volume"))
+        return BarColumns.of_parts(names, parts)
+    return BarColumns.of(load_bars(path, start=start, end=end))
 
 
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:

@@ -16,6 +16,7 @@ and months are opened, only the needed columns read, row groups outside the date
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -200,13 +201,21 @@ def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
     table = pa.table(columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    # one row group per UTC day: a read of a few days (a replay) skips the rest of the month unread
-    day_of = part["timestamp"] // NS_PER_DAY
-    cuts = [0, *(np.flatnonzero(np.diff(day_of)) + 1).tolist(), len(day_of)]
-    with pq.ParquetWriter(tmp, table.schema) as writer:
+    # one row group per week (Monday to Sunday, UTC): a read of a few days (a replay) skips the rest of the
+    # month unread, while a month read whole decodes 4-5 groups per column, not one per day (a third of the
+    # time). Uncompressed: decoding is twice as fast for 8% more bytes (dictionary encoding already packs
+    # the prices)
+    week_of = (part["timestamp"] // NS_PER_DAY + 3) // 7  # 1970-01-01 was a Thursday
+    cuts = [0, *(np.flatnonzero(np.diff(week_of)) + 1).tolist(), len(week_of)]
+    with pq.ParquetWriter(tmp, table.schema, compression="none") as writer:
         for a, b in itertools.pairwise(cuts):
             writer.write_table(table.slice(a, b - a))
     tmp.replace(path)
+
+
+def _day_ns(day: str) -> int:
+    """A manifest date (YYYY-MM-DD, UTC) as the nanoseconds of its midnight."""
+    return (date.fromisoformat(day) - date(1970, 1, 1)).days * NS_PER_DAY
 
 
 def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
@@ -231,28 +240,38 @@ def _read_partition(
     import pyarrow.parquet as pq
 
     path = store / rel
-    if not path.is_file():
-        raise _refuse_partition(store, rel, entry, "missing")
-    if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
-        raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
     try:
-        reader = pq.ParquetFile(path)
+        # read once: the bytes are checked against the manifest, then parsed from memory
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _refuse_partition(store, rel, entry, "missing") from None
+    if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
+    days = entry.get("days") or []
+    whole = bool(days) and _day_ns(days[0]) >= (lo or 0) and (hi is None or _day_ns(days[-1]) < hi)
+    try:
+        reader = pq.ParquetFile(pa.BufferReader(data))
         names = reader.schema_arrow.names
         wanted = [c for c in (columns or names) if c in names]
-        at = names.index("timestamp")
-        groups = []
-        for i in range(reader.metadata.num_row_groups):
-            stats = reader.metadata.row_group(i).column(at).statistics
-            if stats is not None and stats.has_min_max:
-                first, last = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
-                if (lo is not None and last < lo) or (hi is not None and first >= hi):
-                    continue
-            groups.append(i)
-        table = reader.read_row_groups(groups, columns=wanted, use_threads=False)
+        if whole:  # every day held is wanted: no row group to skip
+            table = reader.read(columns=wanted, use_threads=False)
+        else:
+            at = names.index("timestamp")
+            groups = []
+            for i in range(reader.metadata.num_row_groups):
+                stats = reader.metadata.row_group(i).column(at).statistics
+                if stats is not None and stats.has_min_max:
+                    first, last = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
+                    if (lo is not None and last < lo) or (hi is not None and first >= hi):
+                        continue
+                groups.append(i)
+            table = reader.read_row_groups(groups, columns=wanted, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
     out = {
-        name: col.to_numpy().view(np.int64) if name == "timestamp" else col.to_numpy().astype(np.float64)
+        name: col.to_numpy().view(np.int64)
+        if name == "timestamp"
+        else col.to_numpy().astype(np.float64, copy=False)
         for name, col in zip(table.column_names, table.columns, strict=True)
     }
     stamps = out["timestamp"]
@@ -266,15 +285,16 @@ def _read_partition(
     return out
 
 
-def read_store(
+def read_parts(
     store: Path,
     *,
     start: date | None = None,
     end: date | None = None,
     symbols: list[str] | None = None,
-) -> pd.DataFrame:
-    """The store's bars of `symbols` (all when None) on UTC dates start..end, as load_bars returns them before
-    it orders and condenses them: timestamp datetime64[ns, UTC], symbol, float64 prices and volume[, vwap]."""
+    columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
+) -> tuple[list[str], list[dict[str, np.ndarray]]]:
+    """The verified partitions of `symbols` (all when None) on UTC dates start..end, as plain arrays (UTC ns
+    stamps, float64 values): one symbol name per part, in the manifest's order (each part in time order)."""
     manifest = load_manifest(store)
     first_month = f"{start:%Y-%m}" if start else None
     last_month = f"{end:%Y-%m}" if end else None
@@ -282,7 +302,6 @@ def read_store(
     epoch = date(1970, 1, 1)
     lo = (start - epoch).days * NS_PER_DAY if start else None
     hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
-    columns = ["timestamp", *PRICES, "volume", "vwap"]
     parts: list[dict[str, np.ndarray]] = []
     names: list[str] = []
     chosen = [
@@ -295,10 +314,23 @@ def read_store(
     # read one after another: on a busy 2-core machine a thread pool measured no faster (pyarrow's own
     # per-call threads are off too: a partition is small)
     for rel, entry in chosen:
-        part = _read_partition(store, rel, entry, lo, hi, columns)
+        part = _read_partition(store, rel, entry, lo, hi, list(columns))
         if len(part["timestamp"]):
             parts.append(part)
             names.append(entry["symbol"])
+    return names, parts
+
+
+def read_store(
+    store: Path,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+) -> pd.DataFrame:
+    """The store's bars of `symbols` (all when None) on UTC dates start..end, as load_bars returns them before
+    it orders and condenses them: timestamp datetime64[ns, UTC], symbol, float64 prices and volume[, vwap]."""
+    names, parts = read_parts(store, start=start, end=end, symbols=symbols)
     sizes = [len(p["timestamp"]) for p in parts]
     # categorical: one string per partition, not per bar (load_bars' ordering rebuilds the column as CSV's)
     index = {n: i for i, n in enumerate(dict.fromkeys(names))}

@@ -99,6 +99,22 @@ class BarColumns:
             np.asarray(names, dtype=object), *(frame[c].to_numpy(dtype=float) for c in _PRICES),
         )  # fmt: skip
 
+    @classmethod
+    def of_parts(cls, names: list[str], parts: list[dict[str, np.ndarray]]) -> BarColumns:
+        """Runs of one symbol's arrays (the bar store's partitions, `names[i]` for `parts[i]`) joined as they
+        come: no frame and no string per bar. Not in time order; the grid and the MarketView sort for
+        themselves (by stamp and symbol, so their result does not depend on the order given)."""
+        uniques = sorted(set(names))
+        rank = {n: i for i, n in enumerate(uniques)}
+        sizes = [len(p["timestamp"]) for p in parts]
+        code = np.repeat(np.array([rank[n] for n in names], dtype=np.int64), sizes)
+
+        def joined(c: str) -> np.ndarray:
+            return np.concatenate([p[c] for p in parts]) if parts else np.empty(0, dtype=float)
+
+        ts_ns = np.concatenate([p["timestamp"] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+        return cls(ts_ns, code, np.asarray(uniques, dtype=object), *(joined(c) for c in _PRICES))
+
     def __len__(self) -> int:
         return len(self.ts_ns)
 
