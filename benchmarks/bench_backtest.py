@@ -5,20 +5,26 @@ Run: .venv/bin/python benchmarks/bench_backtest.py [--json] [--end-to-end]
 A "trial" is one strategy's simulate() over a prepared SessionGrid (what each optimizer trial runs).
 
 --end-to-end (issue 25): 20 copies of the sample's SPY January as 20 symbols (with passing fundamentals, or the
-screener refuses them all), written as CSV and imported into the bar store; the whole `tbot backtest --strategy
-open --quiet` command (backtest_engine.main) in a fresh interpreter, so matplotlib's import is paid as a user pays
-it, from CSV and from the store, with charts and with --no-plots. Two times per run: "command", the wall time of
-`main()` from its call to its return (settings, the exchange calendar's first build, the run, the printed
-summary), and "total", the wall time of `run_backtest` inside it (loading, simulation, the numbers, and waiting
-for the chart worker that the command forked first thing to finish the charts and the report: the run returns
-only then). Neither counts the interpreter's start or the import of tbot_bot. "simulation" is arrays + signals +
-fills (BacktestResult.stages). Prints total / simulation (target <= 1.5 with charts), total / (load +
-simulation), and the store-vs-CSV load time ratio.
+screener refuses them all), written as CSV and imported into the bar store; the whole `tbot backtest --strategy S
+--quiet` command (backtest_engine.main) in a fresh interpreter, so matplotlib's import is paid as a user pays it,
+from CSV and from the store, with charts and with --no-plots, for `--strategy open` (the OPEN window alone: no
+signal in these days, so the least simulation) and `--strategy all` (the three windows of a live day). Times
+per run, none counting the interpreter's start or the import of tbot_bot:
+- "total": `run_backtest` from its call until the numbers are on disk (loading, simulation, trades, tables,
+  metrics); the command prints its summary then, while the chart worker it forked first thing draws;
+- "charts": from then until the charts and the report listing them are written (the command waits for them
+  before it returns: a finished command leaves a complete report);
+- "command": `main()` from its call to its return (settings, the exchange calendar's first build, the run, the
+  summary, the charts).
+"simulation" is arrays + signals + fills (BacktestResult.stages). Prints total / simulation (target <= 1.5),
+charts / simulation (the outputs' cost after the numbers, against the simulation's), (total + charts) /
+simulation, and the store-vs-CSV load time ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -143,7 +149,7 @@ def recording(*args, **kwargs):
     run_s.append(time.perf_counter() - t)
     return runs[-1]
 backtest_engine.run_backtest = recording
-argv = ["--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-31", "--data-source", {source!r},
+argv = ["--strategy", {strategy!r}, "--start", "2011-01-03", "--end", "2011-01-31", "--data-source", {source!r},
         "--out", {out!r}, "--home", {home!r}, "--quiet"] + {extra!r}
 t0 = time.perf_counter()
 code = backtest_engine.main(argv)
@@ -187,11 +193,13 @@ def end_to_end() -> dict[str, object]:
         t_store, _ = timed(lambda: load_bars(store, **kw))
         out["load_csv_s"], out["load_store_s"] = round(t_csv, 3), round(t_store, 3)
         out["load_ratio_store_over_csv"] = round(t_store / t_csv, 3)
-        for label, source in (("csv", folder), ("store", store)):
+        for strategy, label, source in itertools.product(("open", "all"), ("csv", "store"), (folder, store)):
+            if (label == "csv") != (source == folder):
+                continue
             for plots in (True, False):
                 code = _RUN.format(
-                    source=str(source), out=f"{tmp}/out_{label}_{plots}", home=tmp,
-                    extra=[] if plots else ["--no-plots"],
+                    source=str(source), out=f"{tmp}/out_{strategy}_{label}_{plots}", home=tmp,
+                    strategy=strategy, extra=[] if plots else ["--no-plots"],
                 )  # fmt: skip
                 done = subprocess.run(
                     [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -199,13 +207,16 @@ def end_to_end() -> dict[str, object]:
                 run = json.loads(done.stdout.strip().splitlines()[-1])
                 st = run["stages"]
                 sim = st["arrays"] + st["signals"] + st["fills"]
-                out[f"{label}{'' if plots else '_no_plots'}"] = {
+                charts = st.get("charts", 0.0)
+                out[f"{strategy}_{label}{'' if plots else '_no_plots'}"] = {
                     "command_s": round(run["command_s"], 3),
                     "total_s": round(run["total_s"], 3),
+                    "charts_s": round(charts, 3),
                     "stages_s": {k: round(v, 3) for k, v in st.items()},
                     "simulation_s": round(sim, 3),
                     "total_over_simulation": round(run["total_s"] / sim, 2),
-                    "total_over_load_and_simulation": round(run["total_s"] / (st["load"] + sim), 2),
+                    "charts_over_simulation": round(charts / sim, 2),
+                    "total_and_charts_over_simulation": round((run["total_s"] + charts) / sim, 2),
                     "trades": run["trades"],
                     "charts": run["charts"],
                 }
@@ -225,15 +236,22 @@ def main() -> int:
         for key, value in e2e.items():
             print(f"{key}: {json.dumps(value)}")
         print(f"load time store / CSV: {e2e['load_ratio_store_over_csv']}")
-        for label in ("csv", "store", "csv_no_plots", "store_no_plots"):
-            run = e2e[label]
+        for strategy, label in itertools.product(
+            ("open", "all"), ("csv", "store", "csv_no_plots", "store_no_plots")
+        ):
+            run = e2e[f"{strategy}_{label}"]
             assert isinstance(run, dict)
             print(
-                f"{label:>15}: command {run['command_s']:.3f} s, run_backtest (total) {run['total_s']:.3f} s, "
-                f"load {run['stages_s']['load']:.3f} s, simulation {run['simulation_s']:.3f} s, "
-                f"outputs {run['stages_s']['outputs']:.3f} s; total / simulation {run['total_over_simulation']:.2f}"
-                + (" (target <= 1.5)" if "no_plots" not in label else "")
-                + f", total / (load + simulation) {run['total_over_load_and_simulation']:.2f}"
+                f"{strategy:>4} {label:>14}: command {run['command_s']:.3f} s; total {run['total_s']:.3f} s = load "
+                f"{run['stages_s']['load']:.3f} + simulation {run['simulation_s']:.3f} + numbers "
+                f"{run['stages_s']['outputs']:.3f}; charts after the numbers {run['charts_s']:.3f} s; "
+                f"total / simulation {run['total_over_simulation']:.2f} (target <= 1.5)"
+                + (
+                    f", charts / simulation {run['charts_over_simulation']:.2f}, (total + charts) / simulation "
+                    f"{run['total_and_charts_over_simulation']:.2f}"
+                    if "no_plots" not in label
+                    else ""
+                )
             )
         return 0
     sample = load_bars(SAMPLE)

@@ -16,11 +16,12 @@ from helpers import make_settings
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import run_backtest
-from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.backtest.load_historical_data import load_bars, load_columns
 from tbot_bot.data.bar_import import import_bars
 from tbot_bot.data.bar_store import last_date
 from tbot_bot.errors import DataError
 from tbot_bot.inputs.replay_bars import load_replay_bars
+from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.path_resolver import package_file
 
 SAMPLE = package_file("data", "sample")
@@ -48,6 +49,13 @@ def test_import_writes_typed_partitions_with_a_checked_manifest(store: Path) -> 
     assert str(schema.field("timestamp").type) == "timestamp[ns, tz=UTC]"
     assert str(schema.field("close").type) == "double" and str(schema.field("volume").type) == "int64"
     assert "symbol" not in schema.names  # the partition is the symbol
+    # one row group per UTC week (Monday..Sunday): a read of a few days skips the month's other weeks
+    spy = pq.ParquetFile(store / "SPY" / "2011-01.parquet")
+    weeks = {d.isocalendar()[:2] for d in map(date.fromisoformat, parts["SPY/2011-01.parquet"]["days"])}
+    assert spy.metadata.num_row_groups == len(weeks)
+    for i in range(spy.metadata.num_row_groups):
+        stats = spy.metadata.row_group(i).column(0).statistics
+        assert stats.min.isocalendar()[:2] == stats.max.isocalendar()[:2]
 
 
 def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
@@ -63,6 +71,19 @@ def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
         load_replay_bars(SAMPLE, day, "XNYS", by_symbol=True),
     )
     assert last_date(store) == LAST
+    # what the backtest and the optimizer simulate on: the store's arrays straight from the partitions give the
+    # CSV's bars (in another order: the grid and the MarketView sort them)
+    kw2 = {"start": date(2011, 1, 3), "end": date(2011, 1, 31)}
+    a, b = load_columns(store, **kw2), load_columns(SAMPLE, **kw2)
+    assert list(a.names) == list(b.names)
+
+    def rows(c: BarColumns) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"ts": c.ts_ns, "symbol": c.names[c.code], "open": c.open, "high": c.high, "low": c.low,
+             "close": c.close, "volume": c.volume}
+        ).sort_values(["ts", "symbol"], ignore_index=True)  # fmt: skip
+
+    pd.testing.assert_frame_equal(rows(a), rows(b))
 
 
 @pytest.mark.parametrize("strategy", ["open", "mid", "close", "all"])

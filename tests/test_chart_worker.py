@@ -13,7 +13,7 @@ import pytest
 from helpers import make_settings
 
 from tbot_bot.backtest import chart_worker
-from tbot_bot.backtest.backtest_engine import run_backtest
+from tbot_bot.backtest.backtest_engine import finish_charts, run_backtest
 from tbot_bot.support.path_resolver import package_file
 
 SAMPLE = package_file("data", "sample")
@@ -92,3 +92,18 @@ def test_a_stuck_chart_worker_is_given_up_and_the_numbers_stand(
     assert "the chart worker gave no answer: no charts after 1 s" in result.report.warnings[-1]
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "trade_history_backtest.csv").is_file()
     assert "daily_png" not in result.files
+
+
+def test_the_command_prints_while_the_charts_are_drawn(tmp_path: Path) -> None:
+    """run_backtest(wait_for_charts=False) (what `tbot backtest` calls) returns once the numbers are on disk,
+    the worker still drawing; finish_charts waits for the charts and the report listing them."""
+    worker = chart_worker.ChartWorker().start()
+    result = run_backtest(
+        make_settings(), "open", SAMPLE, DAY, DAY, tmp_path, charts=worker, wait_for_charts=False
+    )
+    assert result.charts is worker
+    assert (tmp_path / "metrics.json").is_file() and "report_html" not in result.files
+    done = finish_charts(result)
+    assert done.charts is None and set(done.stages) >= {"outputs", "charts"}
+    assert done.metrics == result.metrics and done.files["daily_png"] == tmp_path / "daily_pnl.png"
+    assert done.files["report_html"].read_text().count("data:image/png;base64,") == 2
