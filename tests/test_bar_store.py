@@ -224,3 +224,35 @@ def test_check_findings_are_shown_and_recorded_at_import(
     manifest = json.loads((tmp_path / "bars" / "manifest.json").read_text())
     assert manifest["imports"][-1]["findings"] == [line for line in shown.splitlines() if line.strip()]
     assert len(load_bars(tmp_path / "bars")) == 1
+
+
+def test_partitions_with_and_without_vwap_read_as_the_csv_does(tmp_path: Path) -> None:
+    """A store read streams partitions: one symbol's file has vwap, another's none (NaN there, as a CSV folder
+    joining both gives); the previous day condensed for a replay; a store written before partitions recorded
+    their vwap column reads the same."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "a.csv").write_text(
+        "timestamp,symbol,open,high,low,close,volume,vwap\n"
+        "2024-01-02T14:30:00Z,AAA,10,11,9,10.5,100,10.2\n2024-01-02T14:31:00Z,AAA,10.5,11,10,10.7,300,10.6\n"
+        "2024-01-03T14:30:00Z,AAA,11,12,10,11.5,50,11.1\n",
+        encoding="utf-8",
+    )
+    (folder / "b.csv").write_text(
+        "timestamp,symbol,open,high,low,close,volume\n"
+        "2024-01-02T14:30:00Z,BBB,20,21,19,20.5,10\n2024-01-03T14:30:00Z,BBB,21,22,20,21.5,20\n",
+        encoding="utf-8",
+    )
+    store = tmp_path / "bars"
+    import_bars(folder, store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert [p["vwap"] for p in manifest["partitions"].values()] == [True, False]
+    kw = {"start": date(2024, 1, 2), "end": date(2024, 1, 3), "condense_before": date(2024, 1, 3)}
+    for order in (False, True):
+        expected = load_bars(folder, by_symbol=order, **kw)
+        pd.testing.assert_frame_equal(load_bars(store, by_symbol=order, **kw), expected)
+    assert expected["vwap"].isna().tolist() == [False, False, True, True]  # BBB has none, condensed or not
+    for entry in manifest["partitions"].values():
+        del entry["vwap"]  # as an older import wrote it
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    pd.testing.assert_frame_equal(load_bars(store, by_symbol=True, **kw), expected)

@@ -281,7 +281,8 @@ def _fold(codes: np.ndarray, stamps: np.ndarray, values: dict[str, np.ndarray]) 
     for name, column in values.items():
         out[name] = _reduce(column, starts, ends, _CONDENSE.get(name, "last"))
     if "vwap" in values:
-        weights = values["volume"]
+        # only minutes with a vwap weigh in: a date without any keeps no vwap (NaN), not 0
+        weights = np.where(np.isnan(values["vwap"]), 0.0, values["volume"])
         out["vwap:pv"] = np.add.reduceat(np.nan_to_num(values["vwap"]) * weights, starts)
         out["vwap:w"] = np.add.reduceat(weights, starts)
     return out
@@ -359,6 +360,50 @@ def select_bars(df: pd.DataFrame, days: Days, order: Order) -> pd.DataFrame:
     typed.codes.append(codes.astype(np.int32))
     typed.add_values({c: df[c].to_numpy(dtype=float) for c in df.columns if c not in ("timestamp", "symbol")})
     keys = [typed.stamps.pop(), typed.codes.pop()]
+    return _assemble(keys, list(typed.symbols), typed.values, typed.minutes, typed.groups, order)
+
+
+_SLICE_ROWS = 250_000  # a store read's slice: large enough to amortise, small next to the whole
+
+
+def bars_from_runs(
+    runs: Iterable[tuple[str, dict[str, np.ndarray]]], days: Days, order: Order
+) -> pd.DataFrame:
+    """Bars checked before (the bar store's partitions, checked at import), given as runs of one symbol each in
+    time order (`timestamp` int64 ns UTC and float columns; a symbol's runs consecutive): limited and condensed
+    by `days`, in `order`, as a read of files returns them. Each run is let go once its kept rows are copied,
+    so a store read never holds every partition and a joined copy at once."""
+    typed = _Typed(days)
+    held: list[dict[str, np.ndarray]] = []
+    codes: list[int] = []
+
+    def add_slice() -> None:
+        # runs joined into one slice: the date masks and the condensing cost a few numpy calls per slice, not
+        # per partition (thousands of symbols)
+        sizes = [len(r["timestamp"]) for r in held]
+        typed.stamps.append(np.concatenate([r.pop("timestamp") for r in held]))
+        typed.codes.append(np.repeat(np.array(codes, dtype=np.int32), sizes))
+        typed.add_values({c: np.concatenate([r[c] for r in held]) for c in held[0]})
+        held.clear()
+        codes.clear()
+
+    rows = 0
+    for symbol, run in runs:
+        held.append(run)
+        codes.append(typed.symbols.setdefault(symbol, len(typed.symbols)))
+        rows += len(run["timestamp"])
+        if rows >= _SLICE_ROWS:
+            add_slice()
+            rows = 0
+    if held:
+        add_slice()
+    if not typed.stamps:
+        columns: dict[str, Any] = {"timestamp": _utc(np.empty(0, dtype=np.int64))}
+        columns["symbol"] = pd.Series(pd.array([], dtype="str"))
+        return pd.DataFrame(
+            {**columns, **{c: np.empty(0) for c in ("open", "high", "low", "close", "volume")}}
+        )
+    keys = [_joined(typed.stamps, np.int64), _joined(typed.codes, np.int32)]
     return _assemble(keys, list(typed.symbols), typed.values, typed.minutes, typed.groups, order)
 
 

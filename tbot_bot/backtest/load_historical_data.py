@@ -24,12 +24,13 @@ from tbot_bot.backtest.bar_checks import (
     Days,
     Order,
     Reading,
+    bars_from_runs,
     check_bars,
     check_csv,
     read_guarded,
     select_bars,
 )
-from tbot_bot.data.bar_store import PRICES, is_store, read_parts, read_store
+from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
 from tbot_bot.errors import DataError
 from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.memory import give_back_freed_memory
@@ -115,9 +116,9 @@ def load_bars(
     days = Days(start, end, condense_before)
     if is_store(path):
         # a bar store (tbot data import): checked at import; only the symbols' and dates' partitions are read
-        df = read_store(path, start=start, end=end, symbols=symbols)
+        df = bars_from_runs(iter_parts(path, start=start, end=end, symbols=symbols), days, wanted)
         give_back_freed_memory()
-        return select_bars(df, days, wanted) if len(df) else df
+        return df
     files = bar_files(path)
     rows_read: list[int] = []
     if len(files) == 1:

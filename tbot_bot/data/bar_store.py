@@ -10,8 +10,9 @@ altered file is refused by name with the command that re-imports it. The VIX clo
 imported bars are copied in, so a backtest from the store sees the same side inputs as one from the folder.
 Importing files (their checks) is bar_import.py's; this module only reads and writes checked bars.
 
-`read_store` is what `load_bars` calls when its source is a store: only the partitions of the wanted symbols
-and months are opened, only the needed columns read, row groups outside the dates skipped.
+`iter_parts` is what `load_bars` and `load_columns` read a store with: only the partitions of the wanted symbols
+and months are opened, only the needed columns read, row groups outside the dates skipped, one partition at a
+time (a caller keeps what it needs of each and lets the rest go).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -138,6 +140,8 @@ def write_bars(
             "sha256": sha256_file(path),
             "days": days,
             "source": origin,
+            # whether the file has a vwap column: a read streaming partitions pads the others without opening them
+            "vwap": "vwap" in part and not bool(np.isnan(part["vwap"]).all()),
         }
         written.append(rel)
     copied: list[str] = []
@@ -285,6 +289,57 @@ def _read_partition(
     return out
 
 
+def iter_parts(
+    store: Path,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+    columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """The verified partitions of `symbols` (all when None) on UTC dates start..end, one at a time as plain arrays
+    (UTC ns stamps, float64 values; each in time order) with their symbol, symbol after symbol and each symbol's
+    months in order. When `columns` asks for vwap and some partitions hold it, the others come with NaN there."""
+    manifest = load_manifest(store)
+    first_month = f"{start:%Y-%m}" if start else None
+    last_month = f"{end:%Y-%m}" if end else None
+    wanted = set(symbols) if symbols else None
+    epoch = date(1970, 1, 1)
+    lo = (start - epoch).days * NS_PER_DAY if start else None
+    hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
+    chosen = sorted(
+        (
+            (entry["symbol"], entry["month"], rel, entry)
+            for rel, entry in manifest["partitions"].items()
+            if (wanted is None or entry["symbol"] in wanted)
+            and not (first_month and entry["month"] < first_month)
+            and not (last_month and entry["month"] > last_month)
+        ),
+        key=lambda x: (x[0], x[1]),
+    )
+    vwap = "vwap" in columns and any(e.get("vwap", True) for *_, e in chosen)
+    if vwap and any("vwap" not in e for *_, e in chosen):
+        # a store written before partitions recorded their vwap column: which hold one is known only once read
+        held = [(s, _read_partition(store, rel, e, lo, hi, list(columns))) for s, _, rel, e in chosen]
+        vwap = any("vwap" in part for _, part in held)
+        for symbol, part in held:
+            if len(part["timestamp"]):
+                yield symbol, _with_vwap(part) if vwap else part
+        return
+    # read one after another: a thread pool measured no faster on the 2-core machine (pyarrow's own per-call
+    # threads are off too: a partition is small)
+    for symbol, _, rel, entry in chosen:
+        part = _read_partition(store, rel, entry, lo, hi, list(columns))
+        if len(part["timestamp"]):
+            yield symbol, _with_vwap(part) if vwap else part
+
+
+def _with_vwap(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if "vwap" not in part:
+        part["vwap"] = np.full(len(part["timestamp"]), np.nan)
+    return part
+
+
 def read_parts(
     store: Path,
     *,
@@ -293,64 +348,13 @@ def read_parts(
     symbols: list[str] | None = None,
     columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
 ) -> tuple[list[str], list[dict[str, np.ndarray]]]:
-    """The verified partitions of `symbols` (all when None) on UTC dates start..end, as plain arrays (UTC ns
-    stamps, float64 values): one symbol name per part, in the manifest's order (each part in time order)."""
-    manifest = load_manifest(store)
-    first_month = f"{start:%Y-%m}" if start else None
-    last_month = f"{end:%Y-%m}" if end else None
-    wanted = set(symbols) if symbols else None
-    epoch = date(1970, 1, 1)
-    lo = (start - epoch).days * NS_PER_DAY if start else None
-    hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
-    parts: list[dict[str, np.ndarray]] = []
+    """iter_parts as two lists: the symbol of each part, and the parts."""
     names: list[str] = []
-    chosen = [
-        (rel, entry)
-        for rel, entry in manifest["partitions"].items()
-        if (wanted is None or entry["symbol"] in wanted)
-        and not (first_month and entry["month"] < first_month)
-        and not (last_month and entry["month"] > last_month)
-    ]
-    # read one after another: on a busy 2-core machine a thread pool measured no faster (pyarrow's own
-    # per-call threads are off too: a partition is small)
-    for rel, entry in chosen:
-        part = _read_partition(store, rel, entry, lo, hi, list(columns))
-        if len(part["timestamp"]):
-            parts.append(part)
-            names.append(entry["symbol"])
+    parts: list[dict[str, np.ndarray]] = []
+    for symbol, part in iter_parts(store, start=start, end=end, symbols=symbols, columns=columns):
+        names.append(symbol)
+        parts.append(part)
     return names, parts
-
-
-def read_store(
-    store: Path,
-    *,
-    start: date | None = None,
-    end: date | None = None,
-    symbols: list[str] | None = None,
-) -> pd.DataFrame:
-    """The store's bars of `symbols` (all when None) on UTC dates start..end, as load_bars returns them before
-    it orders and condenses them: timestamp datetime64[ns, UTC], symbol, float64 prices and volume[, vwap]."""
-    names, parts = read_parts(store, start=start, end=end, symbols=symbols)
-    sizes = [len(p["timestamp"]) for p in parts]
-    # categorical: one string per partition, not per bar (load_bars' ordering rebuilds the column as CSV's)
-    index = {n: i for i, n in enumerate(dict.fromkeys(names))}
-    uniques = list(index)
-    codes = np.repeat(np.array([index[n] for n in names], dtype=np.int32), sizes)
-    symbol_col = pd.Categorical.from_codes(codes, categories=uniques) if parts else np.array([], dtype=object)
-    frame: dict[str, Any] = {
-        "timestamp": pd.DatetimeIndex(
-            np.concatenate([p["timestamp"] for p in parts]) if parts else np.array([], dtype=np.int64)
-        ).tz_localize("UTC"),
-        "symbol": symbol_col,
-    }
-    for c in (*PRICES, "volume"):
-        frame[c] = np.concatenate([p[c] for p in parts]) if parts else np.array([], dtype=np.float64)
-    if any("vwap" in p for p in parts):
-        # partitions with and without vwap joined: the ones without read as NaN there
-        frame["vwap"] = np.concatenate(
-            [p.get("vwap", np.full(n, np.nan)) for p, n in zip(parts, sizes, strict=True)]
-        )
-    return pd.DataFrame(frame)
 
 
 def last_date(store: Path) -> date:
