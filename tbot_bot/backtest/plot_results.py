@@ -54,7 +54,7 @@ def equity_figure(curve: pd.DataFrame, trades: pd.DataFrame, title: str) -> Figu
         ax_eq.legend(loc="best", fontsize=8, framealpha=0.8)
     else:
         ax_eq.text(0.5, 0.5, "no trades", transform=ax_eq.transAxes, ha="center", va="center")
-    ax_eq.set_title(title)
+    ax_eq.set_title(title, y=1.0)  # placed, not measured: matplotlib would lay the axes out once more for it
     ax_eq.set_ylabel("equity")
     ax_dd.set_ylabel("drawdown")
     ax_dd.set_xlabel("date (UTC)")
@@ -78,7 +78,7 @@ def plot_daily_pnl(daily: pd.Series, path: Path, title: str) -> Path:
         _date_axis(ax)
     else:
         ax.text(0.5, 0.5, "no sessions", transform=ax.transAxes, ha="center", va="center")
-    ax.set_title(title)
+    ax.set_title(title, y=1.0)  # placed, not measured (see equity_figure)
     ax.set_ylabel("PnL per session")
     ax.set_xlabel("session date")
     ax.grid(True, axis="y", alpha=0.3)
