@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from tbot_bot.support.utils_bot import atomic_write_text
@@ -81,39 +82,61 @@ class BacktestReport:
     warnings: tuple[str, ...] = ()  # e.g. fees eating the smallest order
 
 
-def _decimals(group: pd.DataFrame, column: str) -> list[Decimal]:
-    return [Decimal(str(p)) for p in group[column]] if column in group.columns else []
+@dataclass(frozen=True, slots=True)
+class _Trades:
+    """Each trade's exact amounts and duration, converted once for every breakdown table (per group, this was
+    re-parsed from the frame's strings: most of the report's cost)."""
+
+    gross: list[Decimal]
+    fees: list[Decimal]
+    net: list[Decimal]
+    minutes: np.ndarray
+
+    @classmethod
+    def of(cls, trades: pd.DataFrame) -> _Trades:
+        def decimals(column: str) -> list[Decimal]:
+            return [Decimal(str(p)) for p in trades[column]] if column in trades.columns else []
+
+        gross = decimals("PnL")
+        fees = decimals("fees") or [Decimal(0)] * len(gross)  # a trade list from before fees
+        net = decimals("net_PnL") or [g - f for g, f in zip(gross, fees, strict=True)]
+        if len(trades):
+            held = pd.to_datetime(trades["exit_time"], utc=True) - pd.to_datetime(
+                trades["entry_time"], utc=True
+            )
+            minutes = held.dt.total_seconds().to_numpy() / 60
+        else:
+            minutes = np.empty(0)
+        return cls(gross, fees, net, minutes)
+
+    def row(self, key: str, rows: np.ndarray) -> BreakdownRow:
+        """The breakdown row of the trades at positions `rows`."""
+        net = [self.net[i] for i in rows]
+        return BreakdownRow(
+            key=key,
+            trades=len(net),
+            wins=sum(1 for p in net if p > 0),
+            losses=sum(1 for p in net if p < 0),
+            total_pnl=sum(net, Decimal(0)),
+            avg_minutes=float(self.minutes[rows].mean()) if len(net) else None,
+            gross_pnl=sum((self.gross[i] for i in rows), Decimal(0)),
+            fees=sum((self.fees[i] for i in rows), Decimal(0)),
+        )
 
 
-def _row(key: str, group: pd.DataFrame) -> BreakdownRow:
-    gross = _decimals(group, "PnL")
-    fees = _decimals(group, "fees") or [Decimal(0)] * len(gross)  # a trade list from before fees
-    pnl = _decimals(group, "net_PnL") or [g - f for g, f in zip(gross, fees, strict=True)]
-    minutes = (
-        pd.to_datetime(group["exit_time"], utc=True) - pd.to_datetime(group["entry_time"], utc=True)
-    ).dt.total_seconds() / 60
-    return BreakdownRow(
-        key=key,
-        trades=len(pnl),
-        wins=sum(1 for p in pnl if p > 0),
-        losses=sum(1 for p in pnl if p < 0),
-        total_pnl=sum(pnl, Decimal(0)),
-        avg_minutes=float(minutes.mean()) if len(pnl) else None,
-        gross_pnl=sum(gross, Decimal(0)),
-        fees=sum(fees, Decimal(0)),
-    )
-
-
-def breakdown(trades: pd.DataFrame, column: str) -> list[BreakdownRow]:
-    """One row per value of `column` (sorted), then TOTAL over every trade."""
+def breakdown(trades: pd.DataFrame, column: str, amounts: _Trades | None = None) -> list[BreakdownRow]:
+    """One row per value of `column` (sorted), then TOTAL over every trade (`amounts`: _Trades.of(trades),
+    when the caller converted them once for several tables)."""
     rows: list[BreakdownRow] = []
     if column == "direction" and "direction" not in trades.columns and "side" in trades.columns:
         column = "side"  # a trade list without the signal's view: the position's side
-    if len(trades):
-        keys = trades[column].fillna("-").astype(str)
-        for key in sorted(keys.unique()):
-            rows.append(_row(key, trades[keys == key]))
-    rows.append(_row("TOTAL", trades) if len(trades) else BreakdownRow("TOTAL", 0, 0, 0, Decimal(0), None))
+    if not len(trades):
+        return [BreakdownRow("TOTAL", 0, 0, 0, Decimal(0), None)]
+    amounts = amounts or _Trades.of(trades)
+    keys = trades[column].fillna("-").astype(str).to_numpy()
+    for key in sorted(set(keys)):
+        rows.append(amounts.row(key, np.flatnonzero(keys == key)))
+    rows.append(amounts.row("TOTAL", np.arange(len(trades))))
     return rows
 
 
@@ -147,7 +170,8 @@ def build_report(
     fee_profile: str | None = None, warnings: Sequence[str] = (),
 ) -> BacktestReport:  # fmt: skip
     days_traded = trades["session"].nunique() if len(trades) else 0
-    tables = {title: breakdown(trades, col) for col, title in BREAKDOWNS}
+    amounts = _Trades.of(trades)
+    tables = {title: breakdown(trades, col, amounts) for col, title in BREAKDOWNS}
     total = next(iter(tables.values()))[-1]
     lines = metric_lines(metrics)
     # the exact Decimal totals of the trade history, above the (float) metrics that use net PnL
