@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_runtime.py [--symbols 200] [--day 2011-01-18]
     .venv/bin/python benchmarks/bench_runtime.py --symbols 5000 --runs 1 [--store]   # --store: bars from the store
+    .venv/bin/python benchmarks/bench_runtime.py --symbols 5000 --runs 1 --compare-store  # CSV, then the store
     .venv/bin/python benchmarks/bench_runtime.py --scaling          # the table for 50 / 200 / 1,000 / 5,000
 
 Targets (issue 5, up to 1,000 symbols): boot < 1.5 s (decrypt + validate + self-checks), decision latency
@@ -270,6 +271,11 @@ def main() -> int:
         action="store_true",
         help="replay from a Parquet bar store (tbot data import) instead of CSV",
     )
+    parser.add_argument(
+        "--compare-store",
+        action="store_true",
+        help="the same day replayed from CSV and from the store: load times, their ratio, peak RSS of each (issue 25)",
+    )
     parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -299,6 +305,20 @@ def main() -> int:
                 )  # fmt: skip
                 shutil.rmtree(tmp / f"n{n}", ignore_errors=True)
             print("targets at 5,000: p99 < 10 ms, boot + warm-up from the local cache < 5 s, RSS < 500 MB")
+            print(f"machine load {os.getloadavg()[0]:.1f} (1-min average on {os.cpu_count()} cores)")
+            return 0
+        if args.compare_store:
+            csv = measure(args.symbols, args.day, args.runs, tmp / "csv")
+            store = measure(args.symbols, args.day, args.runs, tmp / "store", store=True)
+            print(
+                f"symbols {args.symbols} ({csv['bars']:,} bars), replay of {args.day}, median of {args.runs} run(s)"
+            )
+            for label, m in (("CSV", csv), ("store", store)):
+                print(
+                    f"  from {label:<5}: loading the replay's bars {m['load_s']:.2f} s, whole replay day "
+                    f"{m['day_s']:.2f} s, peak RSS {m['rss_mb']:.0f} MB"
+                )
+            print(f"load time store / CSV: {store['load_s'] / csv['load_s']:.2f}")
             print(f"machine load {os.getloadavg()[0]:.1f} (1-min average on {os.cpu_count()} cores)")
             return 0
         m = measure(args.symbols, args.day, args.runs, tmp, store=args.store)
