@@ -138,32 +138,30 @@ def _evidence_floor(req: RunRequest, prep: PreparedData) -> RunRequest:
     return replace(req, walk_forward=folds)
 
 
-def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any = None) -> int:
+def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any) -> int:
     """One worker: take trials fold after fold until none is left (the data was prepared once, before)."""
     assert req.walk_forward is not None  # resolved by run_optimizer
     folds = make_folds(prep.days, req.walk_forward)
-    own = storage is None
-    storage = storage or make_storage(cfg.storage, cfg.stale_after_s)
     total = cfg.trials_per_fold() * len(folds)
     done = 0
     with tqdm(
         total=total, desc=f"{cfg.strategy} {cfg.algorithm} worker {position}", unit="trial", file=sys.stderr,
         disable=not req.progress, position=position, leave=position == 0, delay=1,
     ) as bar:  # fmt: skip
-        try:
-            for fold in folds:
-                done += run_fold(cfg, prep, fold, storage, bar)
-        finally:
-            if own:
-                close_storage(storage)
+        for fold in folds:
+            done += run_fold(cfg, prep, fold, storage, bar)
     return done
 
 
-def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int) -> None:
+def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any) -> None:
+    """A forked worker: the parent's storage object (its engine disposed before the fork, so this process
+    opens its own connections), not a second one: opening a storage costs Optuna's schema check again."""
     try:
-        _work(cfg, req, prep, position)
+        _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        close_storage(storage)
 
 
 def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
@@ -209,7 +207,9 @@ def _run(
         if req.jobs > 1:
             storage.engine.dispose()  # no pooled connection may cross a fork
             ctx = multiprocessing.get_context("fork")
-            children = [ctx.Process(target=_child, args=(cfg, req, prep, i)) for i in range(1, req.jobs)]
+            children = [
+                ctx.Process(target=_child, args=(cfg, req, prep, i, storage)) for i in range(1, req.jobs)
+            ]
             for c in children:
                 c.start()
         try:
