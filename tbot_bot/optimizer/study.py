@@ -136,6 +136,10 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 
     storage.engine.dispose()
     event.listen(storage.engine, "connect", on_connect)
+    # the file switches to WAL now (the mode is kept in the file), before forked workers connect together:
+    # switching takes an exclusive lock that a second connection's switch would fail on, without waiting
+    with storage.engine.connect():
+        pass
 
 
 def redact(url: str) -> str:
