@@ -33,6 +33,7 @@ def plot_history(series: tuple[FoldSeries, ...], genetic: bool, path: Path) -> P
         best = [max(s.values[: i + 1]) for i in range(len(s.values))]
         ax.scatter(s.numbers, s.values, s=10, alpha=0.5, label=f"fold {s.fold}")
         ax.plot(s.numbers, best, linewidth=1)
+    ax.locator_params(nbins=6)
     ax.set_xlabel("trial")
     ax.set_ylabel("in-sample net PnL" if genetic else "in-sample objective")
     ax.set_title("Optimisation history (dots: trials, lines: best so far)")
@@ -49,6 +50,7 @@ def plot_slices(series: tuple[FoldSeries, ...], keys: tuple[str, ...], path: Pat
             ax.scatter(s.params[key], s.values, s=10, alpha=0.6, label=f"fold {s.fold}")
         ax.set_title(key, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.locator_params(nbins=4)  # a handful of ticks: each tick is several artists, most of the drawing time
     axes[0][0].set_ylabel("in-sample objective")
     axes[0][0].legend(fontsize=6)
     fig.suptitle("Parameter slices")
