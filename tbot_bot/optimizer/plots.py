@@ -50,7 +50,8 @@ def plot_slices(series: tuple[FoldSeries, ...], keys: tuple[str, ...], path: Pat
             ax.scatter(s.params[key], s.values, s=10, alpha=0.6, label=f"fold {s.fold}")
         ax.set_title(key, fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.locator_params(nbins=4)  # a handful of ticks: each tick is several artists, most of the drawing time
+        # a handful of ticks: each tick is several artists, which were most of the drawing time
+        ax.locator_params(nbins=4)
     axes[0][0].set_ylabel("in-sample objective")
     axes[0][0].legend(fontsize=6)
     fig.suptitle("Parameter slices")

@@ -251,7 +251,7 @@ def _enqueue_all(study: optuna.Study, points: list[dict[str, Any]]) -> None:
             insert(trials),
             [{"study_id": sid, "number": first + i, "state": TrialState.WAITING} for i in range(len(points))],
         )
-        ids = dict(
+        ids: dict[int, int] = dict(
             session.execute(
                 select(trials.c.number, trials.c.trial_id).where(
                     trials.c.study_id == sid, trials.c.number >= first
