@@ -481,6 +481,27 @@ def test_a_failing_chart_leaves_the_numbers_and_a_report_that_says_so(
     )
 
 
+def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
+    """The bulk queue (two inserts) leaves the rows Optuna's own enqueue_trial leaves: same numbers after the
+    study's existing trials, WAITING, the point as fixed_params."""
+    from tbot_bot.optimizer.study import _enqueue_all, close_storage, make_storage
+
+    points = [{"STRAT_OPEN_BUFFER": 0.001 * i, "OPEN_MONITORING_TIME": 15 + i % 3} for i in range(1, 30)]
+    queued = []
+    for bulk in (True, False):
+        storage = make_storage(f"sqlite:///{tmp_path}/{bulk}.db")
+        study = optuna.create_study(storage=storage, study_name="q")
+        study.enqueue_trial({"STRAT_OPEN_BUFFER": 0.5})  # numbering continues after what the study holds
+        if bulk:
+            _enqueue_all(study, points)
+        else:
+            for point in points:
+                study.enqueue_trial(point)
+        queued.append([(t.number, t.state, t.system_attrs, t.params) for t in study.get_trials()])
+        close_storage(storage)
+    assert len(queued[0]) == 30 and queued[0] == queued[1]
+
+
 def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 

@@ -82,7 +82,7 @@ def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStora
             if url.startswith("sqlite"):
                 # a file this call creates gets this Optuna's schema: checking it against this Optuna's
                 # migration scripts (which alembic loads from source every time) would only cost time
-                path = url.removeprefix("sqlite:///")
+                path = url.removeprefix("sqlite:///").split("?", 1)[0]
                 new = path != ":memory:" and not os.path.exists(path)
                 # several local workers share one file: wait for the lock instead of failing
                 storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat, skip_check=new)
