@@ -6,8 +6,11 @@ execute_day + performance_metrics) for comparison, and trials/s with 1 and 2 wor
 alone (each worker evaluating its share), and whole grid-search studies (each trial = IS + OOS metrics, Optuna
 and the SQLite storage included) over the whole command and over the trial loop alone, and their ratio: cold
 (the preparation built and cached) and warm (the same study again, its preparation read from the cache).
+Each study runs twice: over the strategy's default grid (a few dozen points) and over a larger grid (LARGE_SPACES,
+324 points, `--space`), since a study's fixed costs (preparation, storage, choosing, report) weigh on a short
+study and fade over a long one; `--no-large` skips the larger grid.
 
-Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N]
+Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N] [--no-large]
 """
 
 from __future__ import annotations
@@ -44,6 +47,47 @@ from tbot_bot.support.path_resolver import BotHome  # noqa: E402
 
 STRATEGIES = ("open", "mid", "close")
 START, END = date(2011, 1, 3), date(2011, 2, 15)
+TARGET_RATIO = 0.8
+# the larger grids: each strategy's default keys, denser (324 points each)
+LARGE_SPACES = {
+    "open": """
+[STRAT_OPEN_BUFFER]
+low = 0.001
+high = 0.012
+step = 0.001
+
+[OPEN_TRAILING_STOP_PCT]
+values = [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03]
+
+[OPEN_MONITORING_TIME]
+values = [15, 30, 45]
+""",
+    "mid": """
+[STRAT_MID_VWAP_THRESHOLD]
+low = 0.001
+high = 0.009
+step = 0.001
+
+[MID_STOP_LOSS_PCT]
+values = [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.0225, 0.025, 0.0275, 0.03, 0.035]
+
+[MID_MONITORING_TIME]
+values = [15, 30, 45]
+""",
+    "close": """
+[STRAT_CLOSE_MOMENTUM_PCT]
+values = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]
+
+[STRAT_CLOSE_SPIKE_PCT]
+values = [0.002, 0.004, 0.006, 0.008, 0.01, 0.012]
+
+[CLOSE_STOP_LOSS_PCT]
+values = [0.005, 0.01, 0.02]
+
+[CLOSE_MONITORING_TIME]
+values = [10, 25, 40]
+""",
+}
 
 
 def grid_points(strategy: str) -> list[dict[str, object]]:
@@ -90,17 +134,18 @@ def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], w
 
 
 def study_rate(
-    strategy: str, data: Path, end: date, jobs: int, out: Path, home: Path
-) -> tuple[float, float, str]:
+    strategy: str, data: Path, end: date, jobs: int, out: Path, home: Path, space: Path | None = None
+) -> tuple[float, float, str, int]:
     """A whole grid-search study (1 fold) with `jobs` local workers: trials/s over the whole command
     (preparation, storage set-up, choosing and the report with its charts included) and over the trial loop
     alone (first trial start to last trial end, from Optuna's own timestamps). One fold needs two blocks of 20
     sessions (issue 21). `home` holds the preparation cache (data/cache/prepared): the caller empties it for a
-    cold run. Returns the two rates and whether the preparation came from the cache."""
+    cold run. `space`: a --space file (default: the strategy's default grid). Returns the two rates, whether the
+    preparation came from the cache, and the number of trials."""
     import optuna
 
     req = RunRequest(strategy, "grid_search", START, end, data, walk_forward=1, jobs=jobs, out=out,
-                     progress=False, propose=False, study="bench", float_=Decimal("100000"))  # fmt: skip
+                     progress=False, propose=False, study="bench", float_=Decimal("100000"), space_file=space)  # fmt: skip
     statuses: list[str] = []
     real_prepare = runner._prepare
 
@@ -120,8 +165,8 @@ def study_rate(
     trials = optuna.load_study(study_name="bench.fold1", storage=storage).get_trials()
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     storage.engine.dispose()
-    n = float(result.summary["trials_total"])
-    return n / wall, n / span, statuses[0]
+    n = int(result.summary["trials_total"])
+    return n / wall, n / span, statuses[0], n
 
 
 def _fundamentals(folder: Path, frame: pd.DataFrame) -> None:
@@ -138,6 +183,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--trials", type=int, default=36, help="trials timed per strategy (default 36)")
+    parser.add_argument("--no-large", action="store_true", help="skip the studies over the larger grids")
     args = parser.parse_args()
     report: dict[str, object] = {"data": "synthetic 100 symbols x 30 sessions", "target_ms_per_trial": 65}
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,41 +231,63 @@ def main() -> int:
                 "eval_trials_per_s_2_workers": round(evaluation_rate(strategy, str(folder), points, 2), 1),
             }
             home = Path(tmp) / "home"
-            for jobs in (1, 2):
-                # cold: the preparation built (and cached); warm: the same study again, read from the cache
-                for run in ("cold", "warm"):
-                    if run == "cold":
-                        shutil.rmtree(prepared_cache_dir(BotHome(home)), ignore_errors=True)
-                    whole, loop, cache = study_rate(
-                        strategy,
-                        study_data,
-                        study_days[-1],
-                        jobs,
-                        Path(tmp) / f"s{jobs}{run}{strategy}",
-                        home,
-                    )
-                    row = report[strategy]
-                    assert isinstance(row, dict)
-                    row[f"study_{jobs}_jobs_{run}"] = {
-                        "preparation": cache, "whole_command_trials_per_s": round(whole, 2),
-                        "trial_loop_trials_per_s": round(loop, 2), "ratio_whole_over_loop": round(whole / loop, 2),
-                    }  # fmt: skip
+            sizes: list[tuple[str, Path | None]] = [("study", None)]
+            if not args.no_large:
+                large = Path(tmp) / f"large_{strategy}.toml"
+                large.write_text(LARGE_SPACES[strategy], encoding="utf-8")
+                sizes.append(("large_study", large))
+            for size, space in sizes:
+                for jobs in (1, 2):
+                    # cold: the preparation built (and cached); warm: the same study again, read from the cache
+                    for run in ("cold", "warm"):
+                        if run == "cold":
+                            shutil.rmtree(prepared_cache_dir(BotHome(home)), ignore_errors=True)
+                        whole, loop, cache, n = study_rate(
+                            strategy,
+                            study_data,
+                            study_days[-1],
+                            jobs,
+                            Path(tmp) / f"{size}{jobs}{run}{strategy}",
+                            home,
+                            space,
+                        )
+                        row = report[strategy]
+                        assert isinstance(row, dict)
+                        row[f"{size}_{jobs}_jobs_{run}"] = {
+                            "trials": n, "preparation": cache, "whole_command_trials_per_s": round(whole, 2),
+                            "trial_loop_trials_per_s": round(loop, 2), "ratio_whole_over_loop": round(whole / loop, 2),
+                        }  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for key, value in report.items():
         print(f"{key}: {json.dumps(value)}")
-    print("whole-study trials/s vs its trial loop's (target ratio >= 0.8):")
-    for strategy in STRATEGIES:
-        row = report[strategy]
-        assert isinstance(row, dict)
-        for jobs in (1, 2):
+    print(f"whole-study trials/s vs its trial loop's (target ratio >= {TARGET_RATIO}):")
+    verdicts = []
+    for size, label in (("study", "default grid"), ("large_study", "larger grid")):
+        rows = [
+            (strategy, jobs, run, row[key])
+            for strategy in STRATEGIES
+            if isinstance(row := report[strategy], dict)
+            for jobs in (1, 2)
+            for run in ("cold", "warm")
+            if (key := f"{size}_{jobs}_jobs_{run}") in row
+        ]
+        for strategy, jobs, run, r in rows:
+            print(
+                f"  {label}, {strategy:>5} ({r['trials']} trials) {jobs} job(s), {run} ({r['preparation']}): "
+                f"whole {r['whole_command_trials_per_s']} trials/s, loop {r['trial_loop_trials_per_s']} trials/s, "
+                f"ratio {r['ratio_whole_over_loop']}"
+            )
+        if rows:
             for run in ("cold", "warm"):
-                r = row[f"study_{jobs}_jobs_{run}"]
-                print(
-                    f"  {strategy:>5} {jobs} job(s), {run} ({r['preparation']}): whole {r['whole_command_trials_per_s']}"
-                    f" trials/s, loop {r['trial_loop_trials_per_s']} trials/s, ratio {r['ratio_whole_over_loop']}"
+                met = [r for _, _, ru, r in rows if ru == run and r["ratio_whole_over_loop"] >= TARGET_RATIO]
+                total = sum(1 for _, _, ru, _ in rows if ru == run)
+                verdicts.append(
+                    f"  {label}, {run} preparation: {len(met)} of {total} studies reach {TARGET_RATIO}"
                 )
+    print("target met:")
+    print("\n".join(verdicts))
     return 0
 
 

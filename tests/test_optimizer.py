@@ -9,6 +9,8 @@ import csv
 import gzip
 import html
 import json
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -352,6 +354,9 @@ def test_bayesian_and_genetic(tmp_path: Path, algorithm: str) -> None:
         assert best["pareto_front"] and "value_is_max_drawdown" in trials[0]
     else:
         assert best["objective"] == "calmar"
+    # history and slices (and the Pareto front), drawn by the chart worker and embedded in the report
+    images = (run / "report.html").read_text().count("data:image/png;base64,")
+    assert images == (3 if algorithm == "genetic" else 2)
 
 
 @pytest.mark.parametrize(
@@ -426,6 +431,75 @@ def test_two_local_jobs_on_sqlite_share_the_grid(
         assert len(points) == 4 and len(set(points)) == 4  # every grid point once, none twice, none failed
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
     storage.engine.dispose()
+
+
+def test_the_charts_come_after_the_numbers_and_the_command_never_imports_matplotlib(
+    tmp_path: Path, space_file: Path, planted: Path
+) -> None:
+    code = (
+        "import sys\nfrom rigd_tbot.cli import main\n"
+        f"rc = main({run_args(tmp_path, space_file, planted)!r})\n"
+        "print(rc, 'matplotlib' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 False"  # drawn by the chart worker, not the command
+    run = only_run_dir(tmp_path)
+    numbers = max((run / n).stat().st_mtime_ns for n in ("trials.csv", "folds.csv", "best.json"))
+    charts = [(run / n).stat().st_mtime_ns for n in ("optimization_history.png", "param_slices.png")]
+    assert numbers <= min(charts) and max(charts) <= (run / "report.html").stat().st_mtime_ns
+    assert (run / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_failing_chart_leaves_the_numbers_and_a_report_that_says_so(
+    fork: bool, tmp_path: Path, space_file: Path, planted: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from tbot_bot.backtest import chart_worker
+    from tbot_bot.optimizer import plots
+
+    def broken(*_args: object) -> Path:
+        raise RuntimeError("renderer exploded")
+
+    # patched before the chart worker forks, so the worker draws with it (or this process, without fork)
+    monkeypatch.setattr(plots, "plot_slices", broken)
+    if not fork:
+        monkeypatch.setattr(chart_worker.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    capsys.readouterr()
+    assert tbot(run_args(tmp_path, space_file, planted)) == 0
+    run = only_run_dir(tmp_path)
+    assert all((run / n).stat().st_size > 0 for n in ("trials.csv", "folds.csv", "best.json"))
+    assert len(list(csv.DictReader((run / "trials.csv").read_text().splitlines()))) == 8
+    report = (run / "report.html").read_text()
+    assert "<img" not in report and "Charts missing" in report and "RuntimeError: renderer exploded" in report
+    assert json.loads((run / "best.json").read_text())["verdict"]["statement"] in html.unescape(report)
+    assert not (run / "param_slices.png").exists()
+    assert (
+        "note: the charts were not drawn (RuntimeError: renderer exploded); trials.csv"
+        in capsys.readouterr().out
+    )
+
+
+def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
+    """The bulk queue (two inserts) leaves the rows Optuna's own enqueue_trial leaves: same numbers after the
+    study's existing trials, WAITING, the point as fixed_params."""
+    from tbot_bot.optimizer.study import _enqueue_all, close_storage, make_storage
+
+    points = [{"STRAT_OPEN_BUFFER": 0.001 * i, "OPEN_MONITORING_TIME": 15 + i % 3} for i in range(1, 30)]
+    queued = []
+    for bulk in (True, False):
+        storage = make_storage(f"sqlite:///{tmp_path}/{bulk}.db")
+        study = optuna.create_study(storage=storage, study_name="q")
+        study.enqueue_trial({"STRAT_OPEN_BUFFER": 0.5})  # numbering continues after what the study holds
+        if bulk:
+            _enqueue_all(study, points)
+        else:
+            for point in points:
+                study.enqueue_trial(point)
+        queued.append([(t.number, t.state, t.system_attrs, t.params) for t in study.get_trials()])
+        close_storage(storage)
+    assert len(queued[0]) == 30 and queued[0] == queued[1]
 
 
 def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

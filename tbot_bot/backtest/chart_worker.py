@@ -33,6 +33,7 @@ from tbot_bot.errors import LogicError
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
 BACKTEST_CHARTS = ("tbot_bot.backtest.plot_results",)  # what the backtest's worker imports while it waits
+BACKTEST_WRITTEN = "the trades, tables, metrics and report are written (--no-plots skips the charts)"
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -148,10 +149,12 @@ def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
 
 class ChartWorker:
     """One forked worker per run: `start()` early, `submit(job)` once the numbers are written, `result()` for
-    the files drawn (`draw(job)` does both). `preload`: the modules the worker imports while it waits."""
+    the files drawn (`draw(job)` does both). `preload`: the modules the worker imports while it waits;
+    `written`: what a drawing failure's message says is on disk all the same."""
 
-    def __init__(self, preload: tuple[str, ...] = BACKTEST_CHARTS) -> None:
+    def __init__(self, preload: tuple[str, ...] = BACKTEST_CHARTS, written: str = BACKTEST_WRITTEN) -> None:
         self._preload = preload
+        self._written = written
         self._proc: Any = None
         self._conn: Connection | None = None
         self._job: Job | None = None  # without a worker: drawn here, at result()
@@ -219,10 +222,7 @@ class ChartWorker:
                 if self._conn is not None:
                     self._finish()
         if status != "ok":
-            raise LogicError(
-                f"the charts were not drawn ({answer.strip().splitlines()[0]}); the trades, tables, metrics and "
-                "report are written (--no-plots skips the charts)"
-            )
+            raise LogicError(f"the charts were not drawn ({answer.strip().splitlines()[0]}); {self._written}")
         return dict(answer)
 
     def cancel(self) -> None:

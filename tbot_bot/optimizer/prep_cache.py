@@ -96,7 +96,8 @@ def load(cache_dir: Path, key: str) -> Preparation | None:
     except OSError as exc:
         print(f"note: study preparation cache {path} unreadable ({exc}); preparing again", file=sys.stderr)
         return None
-    digest, payload = data[len(MAGIC) : len(MAGIC) + 64], data[len(MAGIC) + 64 :]
+    # a view, not a copy: the payload is a hundred megabytes for a few months of a hundred symbols
+    digest, payload = data[len(MAGIC) : len(MAGIC) + 64], memoryview(data)[len(MAGIC) + 64 :]
     if not data.startswith(MAGIC) or hashlib.sha256(payload).hexdigest().encode() != digest:
         print(f"note: study preparation cache {path} is damaged (checksum); preparing again", file=sys.stderr)
         return None

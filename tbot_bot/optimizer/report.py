@@ -9,15 +9,25 @@ import csv
 import html
 import io
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
+from tbot_bot.backtest.chart_worker import ChartWorker, fork_drawing
+from tbot_bot.errors import LogicError
 from tbot_bot.optimizer.evidence import sig4
 from tbot_bot.optimizer.results import FoldResult
-from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text
+
+OPTIMIZER_CHARTS = ("tbot_bot.optimizer.plots",)  # what the optimizer's chart worker imports while it waits
+OPTIMIZER_WRITTEN = "trials.csv, folds.csv, best.json and report.html (without charts) are written"
+
+
+def chart_worker() -> ChartWorker:
+    """The optimizer's chart worker, started: matplotlib is imported while the study runs."""
+    return ChartWorker(OPTIMIZER_CHARTS, OPTIMIZER_WRITTEN).start()
+
 
 FOLD_COLUMNS = [
     "fold", "is_start", "is_end", "is_sessions", "oos_start", "oos_end", "oos_sessions", "trials",
@@ -35,70 +45,8 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def _png(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
 def _value(t: Any, genetic: bool) -> float:
     return float(t.values[0] if genetic else t.value)
-
-
-def plot_history(results: list[FoldResult], genetic: bool, path: Path) -> Path:
-    # bare Figures with fixed margins: tight_layout would render each figure twice (once to measure it)
-    fig = Figure(figsize=(8, 4))
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.13, top=0.9)
-    for r in results:
-        xs = [t.number for t in r.trials]
-        ys = [_value(t, genetic) for t in r.trials]
-        best = [max(ys[: i + 1]) for i in range(len(ys))]
-        ax.scatter(xs, ys, s=10, alpha=0.5, label=f"fold {r.fold.index}")
-        ax.plot(xs, best, linewidth=1)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("in-sample net PnL" if genetic else "in-sample objective")
-    ax.set_title("Optimisation history (dots: trials, lines: best so far)")
-    ax.legend(fontsize=7)
-    return _png(fig, path)
-
-
-def plot_slices(results: list[FoldResult], keys: tuple[str, ...], genetic: bool, path: Path) -> Path:
-    fig = Figure(figsize=(4 * len(keys), 3.5))
-    axes = fig.subplots(1, len(keys), squeeze=False)
-    fig.subplots_adjust(left=0.25 / len(keys), right=0.99, bottom=0.1, top=0.82, wspace=0.3)
-    for ax, key in zip(axes[0], keys, strict=True):
-        for r in results:
-            xs = [t.params.get(key) for t in r.trials]
-            ys = [_value(t, genetic) for t in r.trials]
-            ax.scatter(xs, ys, s=10, alpha=0.6, label=f"fold {r.fold.index}")
-        ax.set_title(key, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("in-sample objective")
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle("Parameter slices")
-    return _png(fig, path)
-
-
-def plot_pareto(results: list[FoldResult], path: Path) -> Path:
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.9)
-    for r in results:
-        ax.scatter([t.values[1] for t in r.trials], [t.values[0] for t in r.trials], s=8, alpha=0.3)
-        front = sorted(r.pareto, key=lambda t: t.values[1])
-        ax.plot(
-            [t.values[1] for t in front],
-            [t.values[0] for t in front],
-            marker="o",
-            label=f"fold {r.fold.index}",
-        )
-    ax.set_xlabel("in-sample max drawdown")
-    ax.set_ylabel("in-sample net PnL")
-    ax.set_title("Pareto front: return vs drawdown")
-    ax.legend(fontsize=7)
-    return _png(fig, path)
 
 
 def fold_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,26 +61,94 @@ def fold_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_outputs(
-    out_dir: Path, summary: dict[str, Any], trials: list[dict[str, Any]], results: list[FoldResult],
-    keys: tuple[str, ...],
-) -> dict[str, Path]:  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class FoldSeries:
+    """One fold's complete trials as plain lists (what the charts draw; cheap to send to the chart worker)."""
+
+    fold: int
+    numbers: list[int]
+    values: list[float]  # in-sample objective (genetic: in-sample net PnL)
+    params: dict[str, list[Any]]  # per key, the value of each trial
+    drawdowns: list[float]  # genetic: each trial's in-sample max drawdown
+    front_values: list[float]  # genetic: the Pareto front by drawdown
+    front_drawdowns: list[float]
+
+    @classmethod
+    def of(cls, r: FoldResult, keys: tuple[str, ...], genetic: bool) -> FoldSeries:
+        front = sorted(r.pareto, key=lambda t: t.values[1])
+        return cls(
+            r.fold.index, [t.number for t in r.trials], [_value(t, genetic) for t in r.trials],
+            {k: [t.params.get(k) for t in r.trials] for k in keys},
+            [float(t.values[1]) for t in r.trials] if genetic else [],
+            [float(t.values[0]) for t in front], [float(t.values[1]) for t in front],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ReportJob:
+    """The charts and report.html of one run (chart_worker.Job): drawn once the numbers are on disk."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    series: tuple[FoldSeries, ...]
+    keys: tuple[str, ...]
+
+    def draw(self) -> dict[str, Path]:
+        """The charts (the slices in a forked copy of the chart worker while it draws the others), then the
+        report embedding them."""
+        from tbot_bot.optimizer.plots import plot_history, plot_pareto, plot_slices
+
+        genetic = self.summary["algorithm"] == "genetic"
+        slices = self.out_dir / "param_slices.png"
+        child = fork_drawing(lambda: plot_slices(self.series, self.keys, slices))
+        files = {"history_png": plot_history(self.series, genetic, self.out_dir / "optimization_history.png")}
+        files["slices_png"] = (
+            plot_slices(self.series, self.keys, slices) if child is None else child.wait(slices)
+        )
+        if genetic:
+            files["pareto_png"] = plot_pareto(self.series, self.out_dir / "pareto_front.png")
+        files["report"] = write_report(
+            self.out_dir, self.summary, [p for k, p in files.items() if k.endswith("_png")]
+        )
+        return files
+
+
+def write_report(
+    out_dir: Path, summary: dict[str, Any], pngs: list[Path], missing: str | None = None
+) -> Path:
+    path = out_dir / "report.html"
+    atomic_write_text(path, render_html(summary, pngs, missing))
+    return path
+
+
+def write_numbers(out_dir: Path, summary: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Path]:
+    """trials.csv, folds.csv and best.json: the run's results, written before any chart."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    genetic = summary["algorithm"] == "genetic"
     files = {"trials": out_dir / "trials.csv", "folds": out_dir / "folds.csv", "best": out_dir / "best.json"}
     columns = list(dict.fromkeys(k for row in trials for k in row))
     atomic_write_text(files["trials"], _csv(trials, columns))
     atomic_write_text(files["folds"], _csv(fold_rows(summary), FOLD_COLUMNS))
     atomic_write_json(files["best"], summary)
-    files["history_png"] = plot_history(results, genetic, out_dir / "optimization_history.png")
-    files["slices_png"] = plot_slices(results, keys, genetic, out_dir / "param_slices.png")
-    if genetic:
-        files["pareto_png"] = plot_pareto(results, out_dir / "pareto_front.png")
-    files["report"] = out_dir / "report.html"
-    atomic_write_text(
-        files["report"], render_html(summary, [p for k, p in files.items() if k.endswith("_png")])
-    )
     return files
+
+
+def write_outputs(
+    out_dir: Path, summary: dict[str, Any], trials: list[dict[str, Any]], results: list[FoldResult],
+    keys: tuple[str, ...], charts: ChartWorker | None = None,
+) -> tuple[dict[str, Path], str | None]:  # fmt: skip
+    """The numbers first, then the charts and report.html, drawn by `charts` (chart_worker(), started early so
+    that matplotlib was imported while the study ran; one is started here when None). Returns the files and,
+    when drawing failed, what is missing: the numbers stand and report.html is written without charts and
+    says so."""
+    files = write_numbers(out_dir, summary, trials)
+    genetic = summary["algorithm"] == "genetic"
+    job = ReportJob(out_dir, summary, tuple(FoldSeries.of(r, keys, genetic) for r in results), keys)
+    try:
+        files.update((charts or chart_worker()).draw(job))
+    except LogicError as exc:  # a charting bug or a stuck renderer: the numbers stand, the report says so
+        files["report"] = write_report(out_dir, summary, [], missing=str(exc))
+        return files, str(exc)
+    return files, None
 
 
 def _table(rows: list[list[Any]], head: list[str]) -> str:
@@ -156,7 +172,7 @@ def _money(v: Any) -> str:
         return "n/a"
 
 
-def render_html(summary: dict[str, Any], pngs: list[Path]) -> str:
+def render_html(summary: dict[str, Any], pngs: list[Path], missing: str | None = None) -> str:
     s = summary
     rec = s["pick"]
     folds = _table(
@@ -208,7 +224,9 @@ unskilled trials): {_fmt(dsr.get("dsr"))}; a recommendation needs at least {
         _fmt(verdict["dsr_threshold"])
     }.</p>
 <h2>Parameter stability</h2>{stability}
-<h2>Plots</h2>{images}
+<h2>Plots</h2>{images}{
+        f'<p id="charts-missing"><b>Charts missing:</b> {html.escape(missing)}</p>' if missing else ""
+    }
 <p>{
         "This is a proposal only: nothing changes until a person runs <code>tbot optimize approve "
         + html.escape(s["run_id"])

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from tbot_bot.backtest.backtest_engine import backtest_float
+from tbot_bot.backtest.chart_worker import ChartWorker
 from tbot_bot.errors import ConfigError
 from tbot_bot.optimizer import results as results_mod
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
 from tbot_bot.optimizer.metrics import OBJECTIVES
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.proposals import write_proposal
-from tbot_bot.optimizer.report import write_outputs
-from tbot_bot.optimizer.space import load_space
+from tbot_bot.optimizer.report import chart_worker, write_outputs
+from tbot_bot.optimizer.space import SearchSpace, load_space
 from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.support.path_resolver import BotHome
@@ -137,37 +138,47 @@ def _evidence_floor(req: RunRequest, prep: PreparedData) -> RunRequest:
     return replace(req, walk_forward=folds)
 
 
-def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any = None) -> int:
+def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any) -> int:
     """One worker: take trials fold after fold until none is left (the data was prepared once, before)."""
     assert req.walk_forward is not None  # resolved by run_optimizer
     folds = make_folds(prep.days, req.walk_forward)
-    own = storage is None
-    storage = storage or make_storage(cfg.storage, cfg.stale_after_s)
     total = cfg.trials_per_fold() * len(folds)
     done = 0
     with tqdm(
         total=total, desc=f"{cfg.strategy} {cfg.algorithm} worker {position}", unit="trial", file=sys.stderr,
         disable=not req.progress, position=position, leave=position == 0, delay=1,
     ) as bar:  # fmt: skip
-        try:
-            for fold in folds:
-                done += run_fold(cfg, prep, fold, storage, bar)
-        finally:
-            if own:
-                close_storage(storage)
+        for fold in folds:
+            done += run_fold(cfg, prep, fold, storage, bar)
     return done
 
 
-def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int) -> None:
+def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any) -> None:
+    """A forked worker: the parent's storage object (its engine disposed before the fork, so this process
+    opens its own connections), not a second one: opening a storage costs Optuna's schema check again."""
     try:
-        _work(cfg, req, prep, position)
+        _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        close_storage(storage)
 
 
 def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
     validate(req)
     space = load_space(req.strategy, req.space_file)
+    # forked first: the worker imports matplotlib while this process prepares and runs the study
+    charts = chart_worker()
+    try:
+        return _run(home, settings, req, space, charts)
+    except BaseException:
+        charts.cancel()  # an error before the charts' job: the worker exits without drawing
+        raise
+
+
+def _run(
+    home: BotHome, settings: BotSettings, req: RunRequest, space: SearchSpace, charts: ChartWorker
+) -> RunResult:
     if req.float_ is None:
         req = replace(req, float_=backtest_float(None, home))
     prep = _prepare(req, settings, home)  # once: forked workers inherit it
@@ -196,7 +207,9 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
         if req.jobs > 1:
             storage.engine.dispose()  # no pooled connection may cross a fork
             ctx = multiprocessing.get_context("fork")
-            children = [ctx.Process(target=_child, args=(cfg, req, prep, i)) for i in range(1, req.jobs)]
+            children = [
+                ctx.Process(target=_child, args=(cfg, req, prep, i, storage)) for i in range(1, req.jobs)
+            ]
             for c in children:
                 c.start()
         try:
@@ -220,7 +233,12 @@ def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunR
         storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed, float=str(req.float_),
         fee_profile=describe_profile(settings),  # the fees every trial was charged (SIM_FEE_PROFILE)
     )  # fmt: skip
-    files = write_outputs(out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys)
+    # the numbers on disk first, then the charts and report.html from the worker
+    files, missing = write_outputs(
+        out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys, charts
+    )
+    if missing:
+        notes.append(missing)
     proposal = None
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
         proposal = write_proposal(home, summary, out_dir)

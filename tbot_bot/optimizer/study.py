@@ -13,8 +13,10 @@ are stored on each trial as user attributes for the walk-forward report.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -78,8 +80,12 @@ def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStora
     for attempt in range(5):
         try:
             if url.startswith("sqlite"):
+                # a file this call creates gets this Optuna's schema: checking it against this Optuna's
+                # migration scripts (which alembic loads from source every time) would only cost time
+                path = url.removeprefix("sqlite:///").split("?", 1)[0]
+                new = path != ":memory:" and not os.path.exists(path)
                 # several local workers share one file: wait for the lock instead of failing
-                storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat)
+                storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat, skip_check=new)
                 _fast_sqlite(storage)
                 return storage
             return _rdb_storage(url, {"pool_pre_ping": True}, heartbeat)
@@ -98,11 +104,15 @@ def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStora
     raise AssertionError("unreachable")
 
 
-def _rdb_storage(url: str, engine: dict[str, Any], heartbeat: dict[str, Any]) -> optuna.storages.RDBStorage:
+def _rdb_storage(
+    url: str, engine: dict[str, Any], heartbeat: dict[str, Any], skip_check: bool = False
+) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():
         # heartbeats are marked experimental in Optuna 5; the interface is pinned with the version
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, skip_compatibility_check=skip_check, **heartbeat
+        )
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
@@ -126,6 +136,10 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 
     storage.engine.dispose()
     event.listen(storage.engine, "connect", on_connect)
+    # the file switches to WAL now (the mode is kept in the file), before forked workers connect together:
+    # switching takes an exclusive lock that a second connection's switch would fail on, without waiting
+    with storage.engine.connect():
+        pass
 
 
 def redact(url: str) -> str:
@@ -204,29 +218,53 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
 
 
 def _enqueue_all(study: optuna.Study, points: list[dict[str, Any]]) -> None:
-    """Queue every grid point in ONE transaction: what `enqueue_trial` does per point (a waiting trial holding
-    the point as `fixed_params`), without a commit per point, which costs more than a trial at thousands of
-    points. Falls back to `enqueue_trial` when this Optuna's storage internals differ."""
+    """Queue every grid point in ONE transaction of two bulk inserts: the rows `enqueue_trial` writes per point
+    (a WAITING trial numbered after the study's trials, its point as the `fixed_params` system attribute),
+    without Optuna's flush, checks and commit per point, which cost more than a trial at thousands of points.
+    Falls back to `enqueue_trial` when this Optuna's storage internals differ."""
     try:
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
-        from optuna.trial import create_trial
 
         rdb = _rdb(study._storage)
-        prepare = rdb._get_prepared_new_trial
+        trials = models.TrialModel.__table__
+        attrs = models.TrialSystemAttributeModel.__table__
+        columns = {"study_id", "number", "state"} <= set(trials.c.keys()) and {
+            "trial_id",
+            "key",
+            "value_json",
+        } <= set(attrs.c.keys())
     except (ImportError, AttributeError):
+        columns = False
+    if not columns:
         for point in points:
             study.enqueue_trial(point)
         return
+    from sqlalchemy import func, insert, select
+
+    sid = study._study_id
     with _create_scoped_session(rdb.scoped_session) as session:
         # the study row locked, as Optuna does while numbering new trials
-        models.StudyModel.find_or_raise_by_id(study._study_id, session, for_update=True)
-        for point in points:
-            prepare(
-                study._study_id,
-                create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": point}),
-                session,
-            )
+        models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
+        first = session.scalar(select(func.count()).select_from(trials).where(trials.c.study_id == sid)) or 0
+        session.execute(
+            insert(trials),
+            [{"study_id": sid, "number": first + i, "state": TrialState.WAITING} for i in range(len(points))],
+        )
+        ids: dict[int, int] = dict(
+            session.execute(
+                select(trials.c.number, trials.c.trial_id).where(
+                    trials.c.study_id == sid, trials.c.number >= first
+                )
+            ).all()
+        )
+        session.execute(
+            insert(attrs),
+            [
+                {"trial_id": ids[first + i], "key": "fixed_params", "value_json": json.dumps(point)}
+                for i, point in enumerate(points)
+            ],
+        )
 
 
 Objective = Callable[[optuna.Trial], float | tuple[float, float]]
