@@ -5,7 +5,10 @@ all 30 sessions) through the optimizer's path, the same trial through the backte
 execute_day + performance_metrics) for comparison, and trials/s with 1 and 2 worker processes: evaluation
 alone (each worker evaluating its share), and whole grid-search studies (each trial = IS + OOS metrics, Optuna
 and the SQLite storage included) over the whole command and over the trial loop alone, and their ratio: cold
-(the preparation built and cached) and warm (the same study again, its preparation read from the cache).
+(the preparation built and cached) and warm (the same study again, its preparation read from the cache). "Whole"
+runs from the call until the results are on disk (trials.csv, folds.csv, best.json: what `tbot optimize run`
+prints); the worker forked at the start then finishes the charts and report.html while the command prints, and
+that wait is timed apart ("charts") and shown in a second ratio that includes it.
 Each study runs twice: over the strategy's default grid (a few dozen points) and over a larger grid (LARGE_SPACES,
 324 points, `--space`), since a study's fixed costs (preparation, storage, choosing, report) weigh on a short
 study and fade over a long one; `--no-large` skips the larger grid.
@@ -41,7 +44,7 @@ from tbot_bot.backtest.execution import execute_day  # noqa: E402
 from tbot_bot.backtest.slippage import SlippageModel  # noqa: E402
 from tbot_bot.optimizer import runner  # noqa: E402
 from tbot_bot.optimizer.prepared import PreparedData  # noqa: E402
-from tbot_bot.optimizer.runner import RunRequest, prepared_cache_dir, run_optimizer  # noqa: E402
+from tbot_bot.optimizer.runner import RunRequest, finish_charts, prepared_cache_dir, run_optimizer  # noqa: E402
 from tbot_bot.optimizer.space import default_space  # noqa: E402
 from tbot_bot.support.path_resolver import BotHome  # noqa: E402
 
@@ -135,13 +138,14 @@ def evaluation_rate(strategy: str, data: str, points: list[dict[str, object]], w
 
 def study_rate(
     strategy: str, data: Path, end: date, jobs: int, out: Path, home: Path, space: Path | None = None
-) -> tuple[float, float, str, int]:
+) -> tuple[float, float, str, int, float]:
     """A whole grid-search study (1 fold) with `jobs` local workers: trials/s over the whole command
     (preparation, storage set-up, choosing and the report with its charts included) and over the trial loop
     alone (first trial start to last trial end, from Optuna's own timestamps). One fold needs two blocks of 20
     sessions (issue 21). `home` holds the preparation cache (data/cache/prepared): the caller empties it for a
     cold run. `space`: a --space file (default: the strategy's default grid). Returns the two rates, whether the
-    preparation came from the cache, and the number of trials."""
+    preparation came from the cache, the number of trials, and the seconds spent waiting for the charts after
+    the results."""
     import optuna
 
     req = RunRequest(strategy, "grid_search", START, end, data, walk_forward=1, jobs=jobs, out=out,
@@ -157,8 +161,10 @@ def study_rate(
     runner._prepare = recording  # type: ignore[assignment]
     try:
         t0 = time.perf_counter()
-        result = run_optimizer(BotHome(home), make_settings(), req)
+        result = run_optimizer(BotHome(home), make_settings(), req, wait_for_charts=False)
         wall = time.perf_counter() - t0
+        finish_charts(result)
+        charts = time.perf_counter() - t0 - wall
     finally:
         runner._prepare = real_prepare  # type: ignore[assignment]
     storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench' / 'study.db'}")
@@ -166,7 +172,7 @@ def study_rate(
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     storage.engine.dispose()
     n = int(result.summary["trials_total"])
-    return n / wall, n / span, statuses[0], n
+    return n / wall, n / span, statuses[0], n, charts
 
 
 def _fundamentals(folder: Path, frame: pd.DataFrame) -> None:
@@ -242,7 +248,7 @@ def main() -> int:
                     for run in ("cold", "warm"):
                         if run == "cold":
                             shutil.rmtree(prepared_cache_dir(BotHome(home)), ignore_errors=True)
-                        whole, loop, cache, n = study_rate(
+                        whole, loop, cache, n, charts = study_rate(
                             strategy,
                             study_data,
                             study_days[-1],
@@ -256,6 +262,8 @@ def main() -> int:
                         row[f"{size}_{jobs}_jobs_{run}"] = {
                             "trials": n, "preparation": cache, "whole_command_trials_per_s": round(whole, 2),
                             "trial_loop_trials_per_s": round(loop, 2), "ratio_whole_over_loop": round(whole / loop, 2),
+                            "charts_after_results_s": round(charts, 3),
+                            "ratio_with_charts": round(n / (n / whole + charts) / loop, 2),
                         }  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
@@ -277,7 +285,8 @@ def main() -> int:
             print(
                 f"  {label}, {strategy:>5} ({r['trials']} trials) {jobs} job(s), {run} ({r['preparation']}): "
                 f"whole {r['whole_command_trials_per_s']} trials/s, loop {r['trial_loop_trials_per_s']} trials/s, "
-                f"ratio {r['ratio_whole_over_loop']}"
+                f"ratio {r['ratio_whole_over_loop']}; charts after the results {r['charts_after_results_s']} s, "
+                f"ratio with them {r['ratio_with_charts']}"
             )
         if rows:
             for run in ("cold", "warm"):

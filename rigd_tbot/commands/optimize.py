@@ -132,10 +132,11 @@ def run_run(args: argparse.Namespace) -> int:
     home = BotHome.resolve(args.home)
     settings = load_settings_for(args, home)
     req = request_from_args(args, home, settings)
-    from tbot_bot.optimizer.runner import run_optimizer
+    from tbot_bot.optimizer.runner import finish_charts, run_optimizer
 
     try:
-        result = run_optimizer(home, settings, req)
+        # the summary is printed while the worker draws the charts; the command returns once they are written
+        result = run_optimizer(home, settings, req, wait_for_charts=False)
     except KeyboardInterrupt:
         print("interrupted: the study is kept; run the same command to resume it", flush=True)
         return 130
@@ -148,6 +149,7 @@ def run_run(args: argparse.Namespace) -> int:
               f"OOS {f['oos_start']}..{f['oos_end']} objective {sig4(f['oos_objective'])} | {f['params']}")  # fmt: skip
     for line in verdict_lines(s["verdict"]):
         print(line)
+    result = finish_charts(result)
     for note in result.notes:
         print(f"note: {note}")
     print(f"results: {result.out_dir}")

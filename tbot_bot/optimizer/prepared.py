@@ -16,7 +16,7 @@ import numpy as np
 from tbot_bot.backtest.backtest_engine import _side_inputs
 from tbot_bot.backtest.execution import MarketView
 from tbot_bot.backtest.fast_execution import FillContext, TradeArrays, execute_all
-from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.backtest.load_historical_data import load_columns
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
@@ -26,7 +26,7 @@ from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
 from tbot_bot.strategy import signals as sig
 from tbot_bot.strategy.decisions import WindowArrays
-from tbot_bot.strategy.grid import BarColumns, SessionGrid, build_grid
+from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -122,11 +122,11 @@ def _prepare(
 ) -> prep_cache.Preparation:
     # the session before --start is loaded too: previous-session volume and VIX for the first day
     warmup = previous_session_date(start, calendar)
-    frame = load_bars(source, start=warmup, end=end)
-    if frame.empty:
+    # loaded once as the arrays the grid and the MarketView share (from a store: straight from its partitions)
+    columns = load_columns(source, start=warmup, end=end)
+    if not len(columns):
         raise ConfigError(f"no bars in {source} between {start} and {end}")
     vix_closes, fundamentals = _side_inputs(source, vix_path, None)
-    columns = BarColumns.of(frame)  # converted once for the grid and the MarketView
     grid = build_grid(columns, calendar, symbols=signal_universe(columns.symbols()))
     return prep_cache.Preparation(grid, MarketView(columns, calendar), vix_closes, fundamentals)
 

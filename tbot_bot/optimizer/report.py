@@ -132,23 +132,26 @@ def write_numbers(out_dir: Path, summary: dict[str, Any], trials: list[dict[str,
     return files
 
 
-def write_outputs(
+def submit_outputs(
     out_dir: Path, summary: dict[str, Any], trials: list[dict[str, Any]], results: list[FoldResult],
-    keys: tuple[str, ...], charts: ChartWorker | None = None,
-) -> tuple[dict[str, Path], str | None]:  # fmt: skip
-    """The numbers first, then the charts and report.html, drawn by `charts` (chart_worker(), started early so
-    that matplotlib was imported while the study ran; one is started here when None). Returns the files and,
-    when drawing failed, what is missing: the numbers stand and report.html is written without charts and
-    says so."""
+    keys: tuple[str, ...], charts: ChartWorker,
+) -> dict[str, Path]:  # fmt: skip
+    """The numbers written, the charts and report.html handed to `charts` (finish_outputs waits for them)."""
     files = write_numbers(out_dir, summary, trials)
     genetic = summary["algorithm"] == "genetic"
-    job = ReportJob(out_dir, summary, tuple(FoldSeries.of(r, keys, genetic) for r in results), keys)
+    charts.submit(ReportJob(out_dir, summary, tuple(FoldSeries.of(r, keys, genetic) for r in results), keys))
+    return files
+
+
+def finish_outputs(
+    out_dir: Path, summary: dict[str, Any], charts: ChartWorker
+) -> tuple[dict[str, Path], str | None]:
+    """The charts and report.html once drawn; when drawing failed, report.html without charts saying what is
+    missing, and that text."""
     try:
-        files.update((charts or chart_worker()).draw(job))
+        return charts.result(), None
     except LogicError as exc:  # a charting bug or a stuck renderer: the numbers stand, the report says so
-        files["report"] = write_report(out_dir, summary, [], missing=str(exc))
-        return files, str(exc)
-    return files, None
+        return {"report": write_report(out_dir, summary, [], missing=str(exc))}, str(exc)
 
 
 def _table(rows: list[list[Any]], head: list[str]) -> str:

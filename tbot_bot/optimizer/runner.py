@@ -27,7 +27,7 @@ from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessi
 from tbot_bot.optimizer.metrics import OBJECTIVES
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.proposals import write_proposal
-from tbot_bot.optimizer.report import chart_worker, write_outputs
+from tbot_bot.optimizer.report import chart_worker, finish_outputs, submit_outputs
 from tbot_bot.optimizer.space import SearchSpace, load_space
 from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
 from tbot_bot.optimizer.walk_forward import make_folds
@@ -71,6 +71,8 @@ class RunResult:
     proposal: Path | None
     evaluated_here: int
     notes: list[str] = field(default_factory=list)
+    # the worker still drawing the charts and report.html (run_optimizer(wait_for_charts=False)): finish_charts
+    charts: ChartWorker | None = None
 
 
 def validate(req: RunRequest) -> None:
@@ -164,16 +166,31 @@ def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int,
         close_storage(storage)
 
 
-def run_optimizer(home: BotHome, settings: BotSettings, req: RunRequest) -> RunResult:
+def run_optimizer(
+    home: BotHome, settings: BotSettings, req: RunRequest, *, wait_for_charts: bool = True
+) -> RunResult:
+    """One run: prepare, study, choose, write. On return the charts and report.html are written too; with
+    `wait_for_charts=False` the numbers are on disk and the worker still draws: the caller prints, then calls
+    finish_charts (`tbot optimize run` does)."""
     validate(req)
     space = load_space(req.strategy, req.space_file)
     # forked first: the worker imports matplotlib while this process prepares and runs the study
     charts = chart_worker()
     try:
-        return _run(home, settings, req, space, charts)
+        result = _run(home, settings, req, space, charts)
     except BaseException:
         charts.cancel()  # an error before the charts' job: the worker exits without drawing
         raise
+    return finish_charts(result) if wait_for_charts else result
+
+
+def finish_charts(result: RunResult) -> RunResult:
+    """Wait for the charts and report.html; a drawing failure becomes a note (report.html says it too)."""
+    if result.charts is None:
+        return result
+    drawn, missing = finish_outputs(result.out_dir, result.summary, result.charts)
+    notes = [*result.notes, missing] if missing else result.notes
+    return replace(result, files={**result.files, **drawn}, notes=notes, charts=None)
 
 
 def _run(
@@ -233,15 +250,13 @@ def _run(
         storage=redact(storage_url), walk_forward=req.walk_forward, seed=req.seed, float=str(req.float_),
         fee_profile=describe_profile(settings),  # the fees every trial was charged (SIM_FEE_PROFILE)
     )  # fmt: skip
-    # the numbers on disk first, then the charts and report.html from the worker
-    files, missing = write_outputs(
+    # the numbers on disk first, then the charts and report.html from the worker (finish_charts)
+    files = submit_outputs(
         out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys, charts
     )
-    if missing:
-        notes.append(missing)
     proposal = None
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
         proposal = write_proposal(home, summary, out_dir)
     elif req.propose:
         notes.append(f"no configuration in {home.root}: no proposal written (results only)")
-    return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes)
+    return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes, charts)
