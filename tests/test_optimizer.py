@@ -489,7 +489,9 @@ def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
     points = [{"STRAT_OPEN_BUFFER": 0.001 * i, "OPEN_MONITORING_TIME": 15 + i % 3} for i in range(1, 30)]
     queued = []
     for bulk in (True, False):
-        storage = make_storage(f"sqlite:///{tmp_path}/{bulk}.db")
+        # the bulk queue into a study file copied from the kept empty one; the other created by Optuna itself
+        template = tmp_path / "templates" if bulk else None
+        storage = make_storage(f"sqlite:///{tmp_path}/{bulk}.db", template_dir=template)
         study = optuna.create_study(storage=storage, study_name="q")
         study.enqueue_trial({"STRAT_OPEN_BUFFER": 0.5})  # numbering continues after what the study holds
         if bulk:
@@ -500,6 +502,9 @@ def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
         queued.append([(t.number, t.state, t.system_attrs, t.params) for t in study.get_trials()])
         close_storage(storage)
     assert len(queued[0]) == 30 and queued[0] == queued[1]
+    assert [p.name for p in (tmp_path / "templates").iterdir()] == [
+        f"empty-study-optuna-{optuna.__version__}.db"
+    ]
 
 
 def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,6 +49,9 @@ def test_a_cache_hit_gives_the_results_of_a_cold_preparation(data: Path, tmp_pat
     assert any(m["trades"] for m, _ in expected)  # the comparison covers booked trades
     assert _results(hit) == expected == _results(first)
     assert np.array_equal(hit.grid.close, cold.grid.close, equal_nan=True) and hit.days == cold.days
+    # a hit's arrays are copy-on-write views of the file: writable, and a write never reaches the cache
+    hit.grid.close[0, 0] = -1.0
+    assert _prep(data, cache).grid.close[0, 0] == cold.grid.close[0, 0]
 
 
 def test_changed_data_side_inputs_or_settings_miss_the_cache(data: Path, tmp_path: Path) -> None:

@@ -431,10 +431,15 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
     (copied.cache_dir / "bars").mkdir(parents=True, exist_ok=True)
     (copied.cache_dir / "bars" / "bars_2011-01-06.csv.gz").write_bytes(b"recorded bars")
     (copied.cache_dir / "vix.csv").write_text("date,close\n2011-01-05,17.02\n")
+    for folder, name in (("prepared", "0123.prep"), ("optuna", "empty-study.db")):  # the optimizer's, rebuilt
+        (copied.cache_dir / folder).mkdir(parents=True, exist_ok=True)
+        (copied.cache_dir / folder / name).write_bytes(b"rebuilt by the next study")
     copied.universe_file.write_text("SPY\nSH\n")
     for archive in list_backups(copied):
         archive.unlink()
     assert main(["backup", "create", "--home", str(copied.root)]) == 0
     files = read_manifest(list_backups(copied)[-1], copied)["files"]
     assert "data/cache/vix.csv" in files and "data/universe.txt" in files
-    assert not [n for n in files if n.startswith("data/cache/bars/")]
+    assert not [
+        n for n in files if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/"))
+    ]

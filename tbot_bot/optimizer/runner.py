@@ -218,7 +218,8 @@ def _run(
         req.seed,
         req.stale_after_s,
     )
-    storage = make_storage(storage_url, req.stale_after_s)  # tables created before any worker starts
+    # tables created before any worker starts (a new SQLite file copied from an empty one kept in the cache)
+    storage = make_storage(storage_url, req.stale_after_s, template_dir=home.cache_dir / "optuna")
     try:
         children = []
         if req.jobs > 1:

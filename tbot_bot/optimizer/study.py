@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
@@ -64,10 +66,14 @@ class StudyConfig:
         return self.trials or 50
 
 
-def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStorage:
+def make_storage(
+    url: str, stale_after_s: int = 300, template_dir: Path | None = None
+) -> optuna.storages.RDBStorage:
     """The study storage. A running trial's worker records its heartbeat every `stale_after_s / 5` seconds
     (`trial_heartbeat`); a trial whose heartbeat is `stale_after_s` old (its worker was killed) is failed and
-    its parameters queued again. A slow trial of a live worker is never taken for a dead one."""
+    its parameters queued again. A slow trial of a live worker is never taken for a dead one. `template_dir`:
+    where an empty SQLite study file of this Optuna's schema is kept, copied for each new study file (creating
+    Optuna's tables costs more than a short study's storage does otherwise)."""
     from sqlalchemy import exc as sa_exc
 
     with warnings.catch_warnings():
@@ -84,6 +90,8 @@ def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStora
                 # migration scripts (which alembic loads from source every time) would only cost time
                 path = url.removeprefix("sqlite:///").split("?", 1)[0]
                 new = path != ":memory:" and not os.path.exists(path)
+                if new and template_dir is not None:
+                    _from_template(Path(path), template_dir)
                 # several local workers share one file: wait for the lock instead of failing
                 storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat, skip_check=new)
                 _fast_sqlite(storage)
@@ -102,6 +110,21 @@ def make_storage(url: str, stale_after_s: int = 300) -> optuna.storages.RDBStora
                 f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
     raise AssertionError("unreachable")
+
+
+def _from_template(path: Path, template_dir: Path) -> None:
+    """A new study file as a copy of an empty one of this Optuna's schema (made here once, then reused)."""
+    template = template_dir / f"empty-study-optuna-{optuna.__version__}.db"
+    try:
+        if not template.is_file():
+            template_dir.mkdir(parents=True, exist_ok=True)
+            made = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+            made.unlink(missing_ok=True)
+            _rdb_storage(f"sqlite:///{made}", {}, {}, skip_check=True).engine.dispose()
+            os.replace(made, template)  # whole or not at all: another process may be making it too
+        shutil.copyfile(template, path)
+    except OSError:  # no cache to keep it in: Optuna creates the tables itself
+        return
 
 
 def _rdb_storage(

@@ -39,7 +39,9 @@ ARCHIVED_DIRS = (
 CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
 # data/cache/bars: minute bars recorded for the after-session optimizer, research data that grows by the day and
 # `tbot data fetch` gets again; an archive is built in memory, so they would dominate it. data/bars: the bar store
-# (tbot data import / fetch), research data re-imported from its sources
+# (tbot data import / fetch), research data re-imported from its sources. data/cache/prepared and
+# data/cache/optuna: the optimizer's study preparations (a hundred megabytes each) and its empty study file,
+# rebuilt by the next study
 NEVER_ARCHIVED = (
     "storage/keys",
     "storage/secrets",
@@ -48,6 +50,8 @@ NEVER_ARCHIVED = (
     "backtest_results",
     "data/cache/bars",
     "data/bars",
+    "data/cache/prepared",
+    "data/cache/optuna",
 )
 # a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
 RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"
