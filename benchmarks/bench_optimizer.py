@@ -8,7 +8,8 @@ and the SQLite storage included) over the whole command and over the trial loop 
 (the preparation built and cached) and warm (the same study again, its preparation read from the cache). "Whole"
 runs from the call until the results are on disk (trials.csv, folds.csv, best.json: what `tbot optimize run`
 prints); the worker forked at the start then finishes the charts and report.html while the command prints, and
-that wait is timed apart ("charts") and shown in a second ratio that includes it.
+that wait is timed apart ("charts") and shown in a second ratio that includes it. The studies read their bars
+from a bar store (`tbot data import` of the synthetic files), as the README's research section keeps data.
 Each study runs twice: over the strategy's default grid (a few dozen points) and over a larger grid (LARGE_SPACES,
 324 points, `--space`), since a study's fixed costs (preparation, storage, choosing, report) weigh on a short
 study and fade over a long one; `--no-large` skips the larger grid.
@@ -42,6 +43,7 @@ from helpers import make_settings  # noqa: E402
 from tbot_bot.backtest import performance_metrics  # noqa: E402
 from tbot_bot.backtest.execution import execute_day  # noqa: E402
 from tbot_bot.backtest.slippage import SlippageModel  # noqa: E402
+from tbot_bot.data.bar_import import import_bars  # noqa: E402
 from tbot_bot.optimizer import runner  # noqa: E402
 from tbot_bot.optimizer.prepared import PreparedData  # noqa: E402
 from tbot_bot.optimizer.runner import RunRequest, finish_charts, prepared_cache_dir, run_optimizer  # noqa: E402
@@ -208,6 +210,9 @@ def main() -> int:
         study_days = sorted(study_frame["timestamp"].dt.date.unique())
         (study_data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in study_days))
         _fundamentals(study_data, study_frame)
+        # the studies read it as a researcher keeps data: imported into a bar store (`tbot data import`)
+        study_store = Path(tmp) / "store_study"
+        import_bars(study_data, study_store)
         for strategy in STRATEGIES:
             t0 = time.perf_counter()
             prep = PreparedData(make_settings(), strategy, folder, START, END)
@@ -250,7 +255,7 @@ def main() -> int:
                             shutil.rmtree(prepared_cache_dir(BotHome(home)), ignore_errors=True)
                         whole, loop, cache, n, charts = study_rate(
                             strategy,
-                            study_data,
+                            study_store,
                             study_days[-1],
                             jobs,
                             Path(tmp) / f"{size}{jobs}{run}{strategy}",
