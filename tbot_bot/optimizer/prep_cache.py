@@ -142,16 +142,19 @@ def store(cache_dir: Path, key: str, prep: Preparation) -> Path | None:
     arrays: list[pickle.PickleBuffer] = []
     meta = pickle.dumps(prep, protocol=5, buffer_callback=arrays.append)
     raws: list[bytes | memoryview] = [meta, *(a.raw() for a in arrays)]
-    chunks: list[bytes | memoryview] = []
+    body: list[bytes | memoryview] = []
+    crc = 0
     for raw in raws:
-        chunks += [raw, _padding(len(raw))]
-    body = b"".join(chunks)
-    header = json.dumps(
-        {"meta": len(meta), "buffers": [len(r) for r in raws[1:]], "crc": zlib.crc32(body)}
-    ).encode()
+        for chunk in (raw, _padding(len(raw))):
+            body.append(chunk)
+            crc = zlib.crc32(chunk, crc)
+    header = json.dumps({"meta": len(meta), "buffers": [len(r) for r in raws[1:]], "crc": crc}).encode()
     head = MAGIC + len(header).to_bytes(8, "little") + header
     try:
-        atomic_write_bytes(path, head + _padding(len(head)) + body)
+        # the arrays written from where they are (never joined into one copy); no fsync: a file torn by a crash
+        # fails its checksum and is rebuilt, and waiting for a hundred megabytes to reach the disk costs more
+        # than a short study's trials
+        atomic_write_bytes(path, [head + _padding(len(head)), *body], durable=False)
     except OSError as exc:
         print(f"note: study preparation not cached in {cache_dir} ({exc})", file=sys.stderr)
         return None

@@ -34,15 +34,23 @@ def from_minor(minor: int) -> Decimal:
     return (Decimal(minor) / MINOR_UNITS_PER_UNIT).quantize(Decimal("0.0001"))
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over the target."""
+def atomic_write_bytes(
+    path: Path, data: bytes | list[bytes | memoryview], mode: int = 0o644, *, durable: bool = True
+) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over the target. `data` may be a list of
+    chunks (written one after another, never joined). `durable=False` skips the fsync: for a cache that is
+    checked when read (a file torn by a crash is rebuilt), where waiting for the disk costs more than rebuilding."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                fh.writelines(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
