@@ -99,3 +99,34 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     assert _results(again) == expected
     path.write_bytes(path.read_bytes()[:100])  # truncated
     assert _prep(data, cache).cache_status == "built"
+
+
+def test_session_indicators_are_cached_beside_the_preparation(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MID's VWAP, ADX and Bollinger bands: computed once, kept on disk, read by the next study over the same
+    data with the same results; a damaged indicator file is computed again."""
+    cache = tmp_path / "cache"
+    params = [{}, {"BOLLINGER_STD": 2.5}]
+
+    def mid() -> PreparedData:
+        return PreparedData(make_settings(), "mid", data, START, END, seed=3, cache_dir=cache)
+
+    cold = PreparedData(make_settings(), "mid", data, START, END, seed=3)
+    expected = [(cold.evaluate(p).to_dict(), cold.trades(p).records) for p in params]
+    first = mid()
+    assert [(first.evaluate(p).to_dict(), first.trades(p).records) for p in params] == expected
+    stored = sorted(cache.glob("*.ind-*"))
+    assert len(stored) >= 3  # vwap, adx, and one set of bands per BOLLINGER_STD
+    written = [p.stat().st_mtime_ns for p in stored]
+    hit = mid()
+    assert hit.cache_status == "hit"
+    assert [(hit.evaluate(p).to_dict(), hit.trades(p).records) for p in params] == expected
+    # read, not computed and written again
+    assert sorted(cache.glob("*.ind-*")) == stored and [p.stat().st_mtime_ns for p in stored] == written
+    raw = bytearray(stored[0].read_bytes())
+    raw[-1] ^= 0xFF
+    stored[0].write_bytes(bytes(raw))
+    again = mid()
+    assert [(again.evaluate(p).to_dict(), again.trades(p).records) for p in params] == expected
+    assert "session indicator cache" in capsys.readouterr().err

@@ -40,11 +40,17 @@ class SessionIndicators:
     """Indicators over whole sessions (computed on first use, then reused by every trial)."""
 
     grid: SessionGrid
+    disk: prep_cache.IndicatorCache | None = None  # beside the cached preparation (None: not cached)
     _memo: dict[Any, Any] = field(default_factory=dict)
 
     def get(self, key: Any, make: Any) -> Any:
         if key not in self._memo:
-            self._memo[key] = make()
+            value = self.disk.load(key) if self.disk is not None else None
+            if value is None:
+                value = make()
+                if self.disk is not None:
+                    self.disk.store(key, value)
+            self._memo[key] = value
         return self._memo[key]
 
     def vwap(self) -> np.ndarray:
@@ -181,7 +187,8 @@ class PreparedData:
         self.market = cached.market
         self.capabilities = capabilities_for(settings.BROKER_NAME)
         self.fills = FillContext(self.grid, self.market, self.fundamentals, strategy)
-        self.indicators = SessionIndicators(self.grid)
+        disk = prep_cache.IndicatorCache(cache_dir, key) if cache_dir is not None else None
+        self.indicators = SessionIndicators(self.grid, disk)
         self._views: dict[WindowSpec, WindowView] = {}
         self._day_index = {d: i for i, d in enumerate(self.grid.days)}
 
