@@ -107,3 +107,61 @@ def test_the_command_prints_while_the_charts_are_drawn(tmp_path: Path) -> None:
     assert done.charts is None and set(done.stages) >= {"outputs", "charts"}
     assert done.metrics == result.metrics and done.files["daily_png"] == tmp_path / "daily_pnl.png"
     assert done.files["report_html"].read_text().count("data:image/png;base64,") == 2
+
+
+class _Note:
+    """A job that writes one file (picklable: defined at module level)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def draw(self) -> dict[str, Path]:
+        self.path.write_text("drawn")
+        return {"note": self.path}
+
+
+def test_an_error_after_the_job_was_handed_over_lets_the_worker_finish(tmp_path: Path) -> None:
+    """cancel() after submit() (an error once the numbers were written): the job is finished, not killed."""
+    worker = chart_worker.ChartWorker(preload=()).start()
+    worker.submit(_Note(tmp_path / "report.html"))
+    worker.cancel()
+    assert (tmp_path / "report.html").read_text() == "drawn"
+
+
+def test_a_failing_drawing_never_leaves_its_forked_sibling_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(chart_worker, "_IN_WORKER", True)  # as in the worker: the second drawing is forked
+    late = tmp_path / "late.png"
+
+    def slow() -> None:
+        time.sleep(0.4)
+        late.write_text("drawn after the report said it was missing")
+
+    def broken() -> Path:
+        raise RuntimeError("renderer exploded")
+
+    with pytest.raises(RuntimeError, match="renderer exploded"):
+        chart_worker.side_by_side(broken, slow)
+    time.sleep(0.8)
+    assert not late.exists()
+
+
+def test_a_summary_cut_short_still_leaves_the_charts_and_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tbot backtest ... | head`: printing fails after the numbers; the charts and report are still written."""
+    from tbot_bot.backtest import backtest_engine
+
+    def closed_pipe(*_args: object) -> None:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(backtest_engine, "_print_summary", closed_pipe)
+    argv = ["--strategy", "open", "--start", "2011-01-10", "--end", "2011-01-10", "--data-source", str(SAMPLE),
+            "--out", str(tmp_path), "--home", str(tmp_path), "--quiet"]  # fmt: skip
+    with pytest.raises(BrokenPipeError):
+        backtest_engine.main(argv)
+    assert all((tmp_path / name).is_file() for name in CHARTS)
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 2

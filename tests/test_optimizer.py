@@ -625,3 +625,30 @@ def test_readme_example_states_what_the_verdict_says_for_its_numbers() -> None:
     assert [c["passed"] for c in verdict["checks"]][0] == (won == 1)
     assert verdict["statement"] == statement
     assert dsr < 0.95 and statement.startswith("Keep the current settings")
+
+
+def test_a_study_file_another_worker_made_is_never_copied_over(tmp_path: Path) -> None:
+    """Two runs of the same study starting together: the second finds the file the first made and keeps it."""
+    from tbot_bot.optimizer.study import _from_template
+
+    template = tmp_path / "templates"
+    assert _from_template(tmp_path / "first.db", template) is True
+    held = tmp_path / "held.db"
+    held.write_bytes(b"a study another worker has open")
+    assert _from_template(held, template) is False
+    assert held.read_bytes() == b"a study another worker has open"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.db", "held.db", "templates"]  # no copy left
+
+
+def test_the_cache_key_covers_the_code_of_the_cached_indicators() -> None:
+    """The session indicators cached beside a preparation: a change to their code must miss the cache."""
+    import inspect
+
+    from tbot_bot.enhancements import adx_filter, bollinger_confluence
+    from tbot_bot.optimizer import prep_cache
+    from tbot_bot.strategy import signals
+
+    package = Path(prep_cache.__file__).resolve().parents[1]
+    for made_by in (signals.session_vwap, adx_filter.wilder_adx, bollinger_confluence.bollinger_bands):
+        source = Path(inspect.getfile(made_by)).resolve().relative_to(package).as_posix()
+        assert source in prep_cache._ALSO_BUILT_BY

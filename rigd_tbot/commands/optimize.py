@@ -7,10 +7,14 @@ import argparse
 import json
 import os
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
+
+if TYPE_CHECKING:
+    from tbot_bot.optimizer.runner import RunResult
 
 
 def folds_arg(text: str) -> int | None:
@@ -137,9 +141,24 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         # the summary is printed while the worker draws the charts; the command returns once they are written
         result = run_optimizer(home, settings, req, wait_for_charts=False)
+        try:
+            _print_results(result)
+        finally:  # whatever stopped the printing, the charts and report.html are waited for
+            result = finish_charts(result)
     except KeyboardInterrupt:
         print("interrupted: the study is kept; run the same command to resume it", flush=True)
         return 130
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"results: {result.out_dir}")
+    if result.proposal and result.summary["verdict"]["recommend"]:
+        print(f"proposal: {result.proposal} (nothing changes until `tbot optimize approve {result.run_id}`)")
+    elif result.proposal:
+        print(f"record: {result.proposal} (no improvement to approve; `tbot optimize show {result.run_id}`)")
+    return 0
+
+
+def _print_results(result: RunResult) -> None:
     s = result.summary
     print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
           f"({result.evaluated_here} evaluated by this worker), float {Decimal(s['float']):,.2f}")  # fmt: skip
@@ -149,15 +168,6 @@ def run_run(args: argparse.Namespace) -> int:
               f"OOS {f['oos_start']}..{f['oos_end']} objective {sig4(f['oos_objective'])} | {f['params']}")  # fmt: skip
     for line in verdict_lines(s["verdict"]):
         print(line)
-    result = finish_charts(result)
-    for note in result.notes:
-        print(f"note: {note}")
-    print(f"results: {result.out_dir}")
-    if result.proposal and s["verdict"]["recommend"]:
-        print(f"proposal: {result.proposal} (nothing changes until `tbot optimize approve {result.run_id}`)")
-    elif result.proposal:
-        print(f"record: {result.proposal} (no improvement to approve; `tbot optimize show {result.run_id}`)")
-    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

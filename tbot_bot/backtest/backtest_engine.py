@@ -560,6 +560,21 @@ def run_cli(args: argparse.Namespace) -> int:
         if charts is not None:
             charts.cancel()  # a refused argument or data error: the worker exits without drawing
         raise
+    warned = len(result.report.warnings)
+    try:
+        _print_summary(args, result, float_)
+    finally:
+        # the worker has drawn the charts while the summary printed; whatever stopped the printing (a closed
+        # pipe, Ctrl-C), the charts and the report are waited for; a drawing failure is the report's warning
+        result = finish_charts(result)
+    for warning in result.report.warnings[warned:]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"results: {result.out_dir}")
+    print(f"report:  {result.files['report_html']}  (and report.md)")
+    return 0
+
+
+def _print_summary(args: argparse.Namespace, result: BacktestResult, float_: Decimal) -> None:
     for warning in result.report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
@@ -574,14 +589,6 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"         fee profile {dict(result.report.metrics).get('fee profile', '-')}")
     print(f"skipped: {skip_summary(result.skips)}")
     print(f"float:   {float_:,.2f}")
-    # the worker has drawn the charts while the summary printed; a drawing failure is the report's warning
-    warned = len(result.report.warnings)
-    result = finish_charts(result)
-    for warning in result.report.warnings[warned:]:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"results: {result.out_dir}")
-    print(f"report:  {result.files['report_html']}  (and report.md)")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

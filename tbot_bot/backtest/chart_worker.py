@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -32,6 +32,7 @@ from tbot_bot.backtest.report import write_html, write_markdown
 from tbot_bot.errors import LogicError
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
+T = TypeVar("T")
 BACKTEST_CHARTS = ("tbot_bot.backtest.plot_results",)  # what the backtest's worker imports while it waits
 BACKTEST_WRITTEN = "the trades, tables, metrics and report are written (--no-plots skips the charts)"
 
@@ -64,18 +65,16 @@ class ChartJob:
         title = f"{self.label}: PnL per session, net of fees"
         # the daily chart in a forked copy of the worker while the worker draws the equity chart: the parent
         # only waits by now, so the second core draws instead
-        child = fork_drawing(lambda: plot_daily_pnl(self.daily_pnl, daily, title))
-        files = {
-            "equity_png": plot_equity_drawdown(
+        equity = side_by_side(
+            lambda: plot_equity_drawdown(
                 self.curve,
                 self.exits,
                 self.out_dir / "equity_drawdown.png",
                 f"{self.label}: equity and drawdown",
-            )
-        }
-        files["daily_png"] = (
-            plot_daily_pnl(self.daily_pnl, daily, title) if child is None else child.wait(daily)
+            ),
+            lambda: plot_daily_pnl(self.daily_pnl, daily, title),
         )
+        files = {"equity_png": equity, "daily_png": daily}
         images = {"equity and drawdown": files["equity_png"], "PnL per session": files["daily_png"]}
         files["report_md"] = write_markdown(self.report, self.out_dir / "report.md", images)
         files["report_html"] = write_html(self.report, self.out_dir / "report.html", images)
@@ -92,13 +91,36 @@ class Drawing:
     pid: int
     errors: int  # the read end of the pipe the child writes its failure to
 
-    def wait(self, path: Path) -> Path:
+    def wait(self) -> None:
         with os.fdopen(self.errors, "rb") as pipe:
             failure = pipe.read().decode("utf-8", "replace")
         _, status = os.waitpid(self.pid, 0)
         if failure or os.waitstatus_to_exitcode(status) != 0:
-            raise LogicError(failure or f"drawing {path.name} ended with exit status {status}")
-        return path
+            raise LogicError(failure or f"a forked drawing ended with exit status {status}")
+
+    def abandon(self) -> None:
+        """The other drawing failed: this one must not go on writing a chart the report will not list."""
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.errors)
+
+
+def side_by_side(here: Callable[[], T], there: Callable[[], object]) -> T:
+    """`here()` while `there()` runs in a forked copy of the chart worker (outside the worker: one after the
+    other, in this process). Returns here()'s result once both are done; either failing fails the whole, and the
+    forked drawing is never left running."""
+    child = fork_drawing(there)
+    try:
+        first = here()
+    except BaseException:
+        if child is not None:
+            child.abandon()
+        raise
+    if child is None:
+        there()
+    else:
+        child.wait()
+    return first
 
 
 def fork_drawing(draw: Callable[[], object]) -> Drawing | None:
@@ -140,11 +162,18 @@ def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
     try:
         conn.send(("ok", job.draw()))
     except LogicError as exc:  # a forked drawing failed: its own message (its traceback went to stderr)
-        conn.send(("error", str(exc)))
+        _answer(conn, ("error", str(exc)))
     except Exception as exc:  # the parent reports it; the traceback helps whoever files the bug
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        _answer(conn, ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
         conn.close()
+
+
+def _answer(conn: Connection, message: tuple[str, str]) -> None:
+    try:
+        conn.send(message)
+    except OSError:  # the parent is gone (it gave up waiting): nobody to tell
+        pass
 
 
 class ChartWorker:
@@ -158,6 +187,7 @@ class ChartWorker:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._job: Job | None = None  # without a worker: drawn here, at result()
+        self._submitted = False
 
     def start(self) -> ChartWorker:
         if "fork" in multiprocessing.get_all_start_methods():
@@ -183,6 +213,7 @@ class ChartWorker:
 
     def submit(self, job: Job) -> None:
         """Hand the job over; the worker draws while the caller goes on (prints its summary)."""
+        self._submitted = True
         if self._conn is None:
             self._job = job
             return
@@ -193,6 +224,7 @@ class ChartWorker:
 
     def result(self) -> dict[str, Path]:
         """The submitted job's files once drawn; LogicError naming the failure when they were not."""
+        self._submitted = False  # answered (or given up) once
         status: str
         answer: Any
         if self._conn is None:
@@ -226,7 +258,14 @@ class ChartWorker:
         return dict(answer)
 
     def cancel(self) -> None:
-        """No job after all (an error, or --no-plots decided late): let the worker exit."""
+        """No job after all (an error, or --no-plots decided late): let the worker exit. A job already handed
+        over (an error after the numbers) is let finish: its charts and report are what the numbers have."""
+        if self._submitted:
+            try:
+                self.result()
+            except LogicError:  # drawing failed too: the caller's error is the one to report
+                pass
+            return
         if self._conn is not None:
             try:
                 self._conn.send(None)

@@ -59,7 +59,11 @@ def _file_digest(path: Path, h: Any) -> None:
 
 
 # the other sources a preparation's content depends on (read as files: importing them here would be circular)
-_ALSO_BUILT_BY = ("optimizer/prepared.py", "strategy/strategy_meta.py", "backtest/backtest_engine.py")
+_ALSO_BUILT_BY = (
+    "optimizer/prepared.py", "strategy/strategy_meta.py", "backtest/backtest_engine.py",
+    # the session indicators cached beside the preparation (IndicatorCache) are computed by these
+    "strategy/signals.py", "enhancements/adx_filter.py", "enhancements/bollinger_confluence.py",
+)  # fmt: skip
 
 
 def _code_digest() -> str:
@@ -117,14 +121,17 @@ def _read(path: Path, what: str) -> Any:
             json.loads(bytes(view[head : head + size])) if view[: len(MAGIC)] == MAGIC and size > 0 else {}
         )
         start = head + size + len(_padding(head + size))
-        intact = bool(header) and zlib.crc32(view[start:]) == header["crc"]
+        lengths = [int(header["meta"]), *map(int, header["buffers"])]
+        # the lengths the header gives must tile the rest of the file exactly, and the rest match its CRC
+        whole = start + sum(n + len(_padding(n)) for n in lengths) == len(view)
+        intact = whole and zlib.crc32(view[start:]) == header["crc"]
     except (ValueError, KeyError, TypeError):
         intact = False
     if not intact:
         print(f"note: {what} cache {path} is damaged (checksum); preparing again", file=sys.stderr)
         return None
     spans, at = [], start
-    for n in [header["meta"], *header["buffers"]]:
+    for n in lengths:
         spans.append(view[at : at + n])
         at += n + len(_padding(n))
     try:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.backtest.chart_worker import ChartWorker, fork_drawing
+from tbot_bot.backtest.chart_worker import ChartWorker, side_by_side
 from tbot_bot.errors import LogicError
 from tbot_bot.optimizer.evidence import sig4
 from tbot_bot.optimizer.results import FoldResult
@@ -100,11 +100,11 @@ class ReportJob:
 
         genetic = self.summary["algorithm"] == "genetic"
         slices = self.out_dir / "param_slices.png"
-        child = fork_drawing(lambda: plot_slices(self.series, self.keys, slices))
-        files = {"history_png": plot_history(self.series, genetic, self.out_dir / "optimization_history.png")}
-        files["slices_png"] = (
-            plot_slices(self.series, self.keys, slices) if child is None else child.wait(slices)
+        history = side_by_side(
+            lambda: plot_history(self.series, genetic, self.out_dir / "optimization_history.png"),
+            lambda: plot_slices(self.series, self.keys, slices),
         )
+        files = {"history_png": history, "slices_png": slices}
         if genetic:
             files["pareto_png"] = plot_pareto(self.series, self.out_dir / "pareto_front.png")
         files["report"] = write_report(

@@ -91,7 +91,8 @@ def make_storage(
                 path = url.removeprefix("sqlite:///").split("?", 1)[0]
                 new = path != ":memory:" and not os.path.exists(path)
                 if new and template_dir is not None:
-                    _from_template(Path(path), template_dir)
+                    # another process may have made it meanwhile: then it is checked like any existing file
+                    new = _from_template(Path(path), template_dir) is not False
                 # several local workers share one file: wait for the lock instead of failing
                 storage = _rdb_storage(url, {"connect_args": {"timeout": 60}}, heartbeat, skip_check=new)
                 _fast_sqlite(storage)
@@ -112,9 +113,12 @@ def make_storage(
     raise AssertionError("unreachable")
 
 
-def _from_template(path: Path, template_dir: Path) -> None:
-    """A new study file as a copy of an empty one of this Optuna's schema (made here once, then reused)."""
+def _from_template(path: Path, template_dir: Path) -> bool | None:
+    """A new study file as a copy of an empty one of this Optuna's schema (made here once, then reused). True:
+    made here; False: the file exists (another process starting the same study made it first: never copied
+    over); None: no template could be kept or copied (Optuna creates the tables itself)."""
     template = template_dir / f"empty-study-optuna-{optuna.__version__}.db"
+    copy = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if not template.is_file():
             template_dir.mkdir(parents=True, exist_ok=True)
@@ -122,9 +126,16 @@ def _from_template(path: Path, template_dir: Path) -> None:
             made.unlink(missing_ok=True)
             _rdb_storage(f"sqlite:///{made}", {}, {}, skip_check=True).engine.dispose()
             os.replace(made, template)  # whole or not at all: another process may be making it too
-        shutil.copyfile(template, path)
-    except OSError:  # no cache to keep it in: Optuna creates the tables itself
-        return
+        shutil.copyfile(template, copy)
+        # linked into place only if no file is there: a whole copy, and never over a study another worker opened
+        os.link(copy, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        return None
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def _rdb_storage(
