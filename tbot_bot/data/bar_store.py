@@ -217,9 +217,9 @@ def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
     tmp.replace(path)
 
 
-def _day_ns(day: str) -> int:
-    """A manifest date (YYYY-MM-DD, UTC) as the nanoseconds of its midnight."""
-    return (date.fromisoformat(day) - date(1970, 1, 1)).days * NS_PER_DAY
+def _day_ns(day: date | str) -> int:
+    """A UTC date (or a manifest's YYYY-MM-DD) as the nanoseconds of its midnight."""
+    return ((day if isinstance(day, date) else date.fromisoformat(day)) - date(1970, 1, 1)).days * NS_PER_DAY
 
 
 def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
@@ -304,9 +304,8 @@ def iter_parts(
     first_month = f"{start:%Y-%m}" if start else None
     last_month = f"{end:%Y-%m}" if end else None
     wanted = set(symbols) if symbols else None
-    epoch = date(1970, 1, 1)
-    lo = (start - epoch).days * NS_PER_DAY if start else None
-    hi = ((end - epoch).days + 1) * NS_PER_DAY if end else None
+    lo = _day_ns(start) if start else None
+    hi = _day_ns(end) + NS_PER_DAY if end else None
     chosen = sorted(
         (
             (entry["symbol"], entry["month"], rel, entry)
