@@ -83,6 +83,16 @@ def synthetic(symbols: int = 100, sessions: int = 30, seed: int = 42) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
+def passing_fundamentals(folder: Path, frame: pd.DataFrame) -> None:
+    """Passing SPY-like fundamentals for every symbol of `frame`: the screener refuses an equity without them."""
+    metrics = {
+        "marketCapitalization": 2600.0,
+        "peNormalizedAnnual": 14.2,
+        "totalDebt/totalEquityAnnual": 0.45,
+    }
+    (folder / "fundamentals.json").write_text(json.dumps({str(s): metrics for s in frame["symbol"].unique()}))
+
+
 def timed(fn, repeat: int = 3) -> tuple[float, object]:  # noqa: ANN001
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -175,15 +185,7 @@ def end_to_end() -> dict[str, object]:
             folder / "bars.csv", index=False
         )
         (folder / "vix.csv").write_bytes((SAMPLE / "vix.csv").read_bytes())
-        # the screener refuses an equity without fundamentals: each copy gets the sample's SPY-like passing ones
-        fundamentals = {
-            "marketCapitalization": 2600.0,
-            "peNormalizedAnnual": 14.2,
-            "totalDebt/totalEquityAnnual": 0.45,
-        }
-        (folder / "fundamentals.json").write_text(
-            json.dumps({f"SPY{i:02d}": fundamentals for i in range(20)})
-        )
+        passing_fundamentals(folder, copies)
         store = Path(tmp) / "store"
         t0 = time.perf_counter()
         import_bars(folder, store)

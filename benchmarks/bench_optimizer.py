@@ -37,7 +37,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_backtest import synthetic  # noqa: E402
+from bench_backtest import passing_fundamentals, synthetic  # noqa: E402
 from helpers import make_settings  # noqa: E402
 
 from tbot_bot.backtest import performance_metrics  # noqa: E402
@@ -177,16 +177,6 @@ def study_rate(
     return n / wall, n / span, statuses[0], n, charts
 
 
-def _fundamentals(folder: Path, frame: pd.DataFrame) -> None:
-    """Passing fundamentals for every synthetic symbol: the screener refuses an equity without them."""
-    metrics = {
-        "marketCapitalization": 2600.0,
-        "peNormalizedAnnual": 14.2,
-        "totalDebt/totalEquityAnnual": 0.45,
-    }
-    (folder / "fundamentals.json").write_text(json.dumps({str(s): metrics for s in frame["symbol"].unique()}))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -201,7 +191,7 @@ def main() -> int:
         frame.to_parquet(folder / "bars.parquet")
         days = sorted(frame["timestamp"].dt.date.unique())
         (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
-        _fundamentals(folder, frame)
+        passing_fundamentals(folder, frame)
         # the whole-command study: 41 sessions (the first warms up), the least one walk-forward fold accepts
         study_data = Path(tmp) / "bars_study"
         study_data.mkdir()
@@ -209,7 +199,7 @@ def main() -> int:
         study_frame.to_parquet(study_data / "bars.parquet")
         study_days = sorted(study_frame["timestamp"].dt.date.unique())
         (study_data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in study_days))
-        _fundamentals(study_data, study_frame)
+        passing_fundamentals(study_data, study_frame)
         # the studies read it as a researcher keeps data: imported into a bar store (`tbot data import`)
         study_store = Path(tmp) / "store_study"
         import_bars(study_data, study_store)
