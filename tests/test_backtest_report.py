@@ -16,6 +16,7 @@ import pytest
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest import performance_metrics as pm
+from tbot_bot.backtest import plot_results
 from tbot_bot.backtest.plot_results import equity_figure
 from tbot_bot.backtest.report import breakdown, build_report, print_report, write_html, write_markdown
 
@@ -154,6 +155,28 @@ def test_equity_chart_is_on_a_date_axis() -> None:
     assert lo <= D1 and hi >= D3 and (hi - lo).days < 10  # days, not trade numbers
     marks = fig.axes[0].collections
     assert sum(len(c.get_offsets()) for c in marks) == len(t)  # every exit is marked
+
+
+@pytest.mark.parametrize("trades", [5, 0])
+def test_a_chart_on_a_canvas_laid_out_ahead_is_the_chart_drawn_from_scratch(
+    tmp_path: Path, trades: int
+) -> None:
+    """The chart worker lays the canvases out while the simulation runs; the PNGs must not change for it."""
+    t = metric_trades().iloc[:trades]
+    curve = pm.equity_curve(t, 1000.0)
+    daily = pd.Series(
+        [12.5, -3.0, 0.0, 7.25][: max(trades - 1, 0)], index=[D1, D2, D3, D4][: max(trades - 1, 0)]
+    )
+    for how in ("scratch", "laid_out"):
+        if how == "laid_out":
+            plot_results.lay_out_equity()
+            plot_results.lay_out_daily()
+        plot_results.plot_equity_drawdown(curve, t, tmp_path / f"equity_{how}.png", "x: equity and drawdown")
+        plot_results.plot_daily_pnl(daily, tmp_path / f"daily_{how}.png", "x: PnL per session, net of fees")
+        assert not plot_results._LAID_OUT  # each canvas laid out serves one chart
+    for chart in ("equity", "daily"):
+        drawn = (tmp_path / f"{chart}_laid_out.png").read_bytes()
+        assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and drawn == (tmp_path / f"{chart}_scratch.png").read_bytes()
 
 
 def test_tbot_backtest_prints_tables_with_default_sample(

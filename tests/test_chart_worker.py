@@ -120,6 +120,57 @@ class _Note:
         return {"note": self.path}
 
 
+def test_the_worker_lays_out_ahead_and_a_failing_step_only_costs_the_head_start(tmp_path: Path) -> None:
+    """`module:function` preload steps run while no job has come; one that fails leaves the worker drawing."""
+    import time
+
+    _MARK["ready"] = tmp_path / "ready"  # set before the fork: the worker's step touches it when done
+    worker = chart_worker.ChartWorker(
+        preload=("tbot_bot.backtest.chart_worker:_no_such_step", f"{__name__}:_leave_a_mark")
+    ).start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.submit(_Mark(tmp_path / "drawn.txt"))
+    assert worker.result() == {"note": tmp_path / "drawn.txt"}
+    assert (tmp_path / "drawn.txt").read_text() == "laid out ahead"
+
+
+def test_a_job_that_has_come_is_not_kept_waiting_for_the_steps_left(tmp_path: Path) -> None:
+    _MARK["ready"] = tmp_path / "ready"
+    worker = chart_worker.ChartWorker(
+        preload=(f"{__name__}:_take_a_second", f"{__name__}:_leave_a_mark")
+    ).start()
+    worker.submit(_Mark(tmp_path / "drawn.txt"))  # while the first step still runs
+    assert worker.result() == {"note": tmp_path / "drawn.txt"}
+    assert (tmp_path / "drawn.txt").read_text() == "from scratch" and not (tmp_path / "ready").exists()
+
+
+_MARK: dict[str, object] = {"text": "from scratch"}
+
+
+def _take_a_second() -> None:
+    import time
+
+    time.sleep(1.0)
+
+
+def _leave_a_mark() -> None:
+    _MARK["text"] = "laid out ahead"  # in the worker only: the test's process keeps its own copy
+    Path(str(_MARK["ready"])).touch()
+
+
+class _Mark:
+    """A job that writes what the worker's preload steps left it (picklable: defined at module level)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def draw(self) -> dict[str, Path]:
+        self.path.write_text(str(_MARK["text"]))
+        return {"note": self.path}
+
+
 def test_an_error_after_the_job_was_handed_over_lets_the_worker_finish(tmp_path: Path) -> None:
     """cancel() after submit() (an error once the numbers were written): the job is finished, not killed."""
     worker = chart_worker.ChartWorker(preload=()).start()

@@ -2,11 +2,12 @@
 
 Importing matplotlib costs more than simulating a month of minute bars, so `tbot backtest` (and `tbot optimize`)
 fork this worker before they load the bars: the worker imports matplotlib while the parent loads and simulates,
-then waits for one job (what to draw, the report to write). The parent sends the job only once the trades,
-tables and metrics are on disk (`submit`), and may print its summary while the worker draws; `result()` waits
-for the worker's answer (the files it wrote), so a command that returns has left a complete report. When
-drawing fails the caller writes the report without charts, with the failure as one of its warnings; the numbers
-already written are never touched by the worker.
+lays the charts' canvases out while no job has come (plot_results.lay_out_*), then waits for one job (what to
+draw, the report to write). The parent sends the job only once the trades, tables and metrics are on disk
+(`submit`), and may print its summary while the worker draws; `result()` waits for the worker's answer (the
+files it wrote), so a command that returns has left a complete report. When drawing fails the caller writes the
+report without charts, with the failure as one of its warnings; the numbers already written are never touched
+by the worker.
 
 A job is any picklable object with `draw() -> dict[str, Path]` (ChartJob here: the backtest's two charts, drawn
 side by side by the worker and a process it forks, then the report). Where `fork` is not available the same
@@ -33,7 +34,12 @@ from tbot_bot.errors import LogicError
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
 T = TypeVar("T")
-BACKTEST_CHARTS = ("tbot_bot.backtest.plot_results",)  # what the backtest's worker imports while it waits
+# what the backtest's worker does while it waits: import matplotlib, then lay the two charts' canvases out
+BACKTEST_CHARTS = (
+    "tbot_bot.backtest.plot_results",
+    "tbot_bot.backtest.plot_results:lay_out_equity",
+    "tbot_bot.backtest.plot_results:lay_out_daily",
+)
 BACKTEST_WRITTEN = "the trades, tables, metrics and report are written (--no-plots skips the charts)"
 
 if TYPE_CHECKING:
@@ -145,14 +151,14 @@ def fork_drawing(draw: Callable[[], object]) -> Drawing | None:
 
 
 def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
-    """The worker: import the drawing modules now (the parent is simulating), then draw the one job sent."""
+    """The worker: import the drawing modules now (the parent is simulating), lay out what can be laid out
+    before the numbers, then draw the one job sent."""
     global _IN_WORKER
     _IN_WORKER = True
     os.setpgid(0, 0)  # its own process group: a stuck worker is killed with any drawing it forked
     # Ctrl-C is the parent's to handle: it closes the pipe, and the worker then exits quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for module in preload:  # the import is the point: it overlaps the simulation
-        importlib.import_module(module)
+    _prepare(conn, preload)
     try:
         job = conn.recv()
     except EOFError:  # the parent gave up (an error before any output): nothing to draw
@@ -169,6 +175,25 @@ def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
         conn.close()
 
 
+def _prepare(conn: Connection, preload: tuple[str, ...]) -> None:
+    """`module` entries are imported (the import is the point: it overlaps the simulation); `module:function`
+    entries are called, in order, only while no job has come: once the numbers are there, what is not laid out
+    yet is drawn from scratch rather than make them wait."""
+    for entry in preload:
+        module, _, step = entry.partition(":")
+        if not step:
+            importlib.import_module(module)
+            continue
+        if conn.poll():
+            return
+        try:
+            getattr(importlib.import_module(module), step)()
+        except (
+            Exception
+        ):  # only a head start is lost: drawing from scratch meets, and reports, the same fault
+            pass
+
+
 def _answer(conn: Connection, message: tuple[str, str]) -> None:
     try:
         conn.send(message)
@@ -178,7 +203,8 @@ def _answer(conn: Connection, message: tuple[str, str]) -> None:
 
 class ChartWorker:
     """One forked worker per run: `start()` early, `submit(job)` once the numbers are written, `result()` for
-    the files drawn (`draw(job)` does both). `preload`: the modules the worker imports while it waits;
+    the files drawn (`draw(job)` does both). `preload`: the modules the worker imports while it waits, and the
+    `module:function` steps it then takes while no job has come (laying canvases out);
     `written`: what a drawing failure's message says is on disk all the same."""
 
     def __init__(self, preload: tuple[str, ...] = BACKTEST_CHARTS, written: str = BACKTEST_WRITTEN) -> None:
