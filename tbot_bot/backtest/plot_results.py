@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 WIN, LOSS = "#1a7f37", "#cf222e"
-# zlib level 3 instead of Pillow's 6: encoding takes a third less of a chart's time, for files ~20% larger
+# zlib level 3: at Pillow's default (6) encoding was a fifth of a chart's time; ~15 ms less each, files ~20% larger
 PNG = {"compress_level": 3}
 _LAID_OUT: dict[
     str, Figure
