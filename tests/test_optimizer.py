@@ -9,6 +9,7 @@ import csv
 import gzip
 import html
 import json
+import math
 import subprocess
 import sys
 from datetime import date
@@ -19,6 +20,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import backtest_float
@@ -507,6 +509,102 @@ def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
     ]
 
 
+def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path) -> None:
+    """`_record` (one transaction of plain statements) leaves the rows set_trial_param, set_trial_user_attr and
+    set_trial_state_values leave: parameters with their distributions, the metrics attribute, the value, the
+    state; a NaN objective fails the trial without a value, as Study.tell does."""
+    import sqlite3
+
+    from tbot_bot.optimizer.study import _claim, _enqueue_all, _rdb, _record, close_storage, make_storage
+
+    dists = {
+        "STRAT_OPEN_BUFFER": optuna.distributions.CategoricalDistribution([0.001, 0.002, 0.003]),
+        "OPEN_MONITORING_TIME": optuna.distributions.CategoricalDistribution([15, 30]),
+    }
+    points = [{"STRAT_OPEN_BUFFER": 0.002, "OPEN_MONITORING_TIME": 30}, {"STRAT_OPEN_BUFFER": 0.003,
+              "OPEN_MONITORING_TIME": 15}, {"STRAT_OPEN_BUFFER": 0.001, "OPEN_MONITORING_TIME": 15}]  # fmt: skip
+    results = [1.25, float("nan"), float("inf")]
+    rows = []
+    for ours in (True, False):
+        url = f"sqlite:///{tmp_path}/{ours}.db"
+        storage = make_storage(url)
+        study = optuna.create_study(storage=storage, study_name="r")
+        _enqueue_all(study, points)
+        rdb = _rdb(storage)
+        for result in results:
+            claimed = _claim(study)
+            assert claimed is not None
+            trial_id, point = claimed
+            metrics = {"is": {"sharpe": result}, "oos": {}, "is_sharpe_pp": 0.1}
+            if ours:
+                _record(rdb, trial_id, point, dists, metrics, result)  # type: ignore[arg-type]
+            else:
+                for key, value in point.items():
+                    rdb.set_trial_param(trial_id, key, dists[key].to_internal_repr(value), dists[key])
+                rdb.set_trial_user_attr(trial_id, "metrics", metrics)
+                failed = result != result
+                rdb.set_trial_state_values(
+                    trial_id, TrialState.FAIL if failed else TrialState.COMPLETE, None if failed else [result]
+                )
+        trials = optuna.load_study(study_name="r", storage=storage).get_trials()
+        close_storage(storage)
+        with sqlite3.connect(tmp_path / f"{ours}.db") as db:
+            tables = [
+                db.execute(
+                    "SELECT t.number, t.state, t.datetime_complete IS NOT NULL, p.param_name, p.param_value,"
+                    " p.distribution_json FROM trials t JOIN trial_params p USING (trial_id)"
+                    " ORDER BY t.number, p.param_name"
+                ).fetchall(),
+                db.execute(
+                    "SELECT t.number, a.key, a.value_json FROM trials t JOIN trial_user_attributes a"
+                    " USING (trial_id) ORDER BY t.number"
+                ).fetchall(),
+                db.execute(
+                    "SELECT t.number, v.objective, v.value, v.value_type FROM trials t JOIN trial_values v"
+                    " USING (trial_id) ORDER BY t.number"
+                ).fetchall(),
+            ]
+        seen = [(t.number, t.state, t.params, t.values, t.user_attrs["metrics"]["is"]) for t in trials]
+        rows.append((tables, seen))
+    assert rows[0] == rows[1]
+    (tables, seen) = rows[0]
+    assert [s[1] for s in seen] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert (
+        seen[0][2] == points[0] and seen[0][3] == [1.25] and seen[1][3] is None and seen[2][3] == [math.inf]
+    )
+    assert len(tables[0]) == 6 and len(tables[1]) == 3 and len(tables[2]) == 2
+
+
+def test_a_grid_trial_finished_meanwhile_or_a_changed_space_is_refused(tmp_path: Path) -> None:
+    from tbot_bot.optimizer.study import (
+        _check_distributions,
+        _claim,
+        _enqueue_all,
+        _rdb,
+        _record,
+        close_storage,
+        make_storage,
+    )
+
+    storage = make_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage, study_name="r")
+    _enqueue_all(study, [{"STRAT_OPEN_BUFFER": 0.002}, {"STRAT_OPEN_BUFFER": 0.003}])
+    rdb = _rdb(storage)
+    dists = {"STRAT_OPEN_BUFFER": optuna.distributions.CategoricalDistribution([0.002, 0.003])}
+    first, second = _claim(study), _claim(study)
+    assert first is not None and second is not None
+    _record(rdb, first[0], first[1], dists, {}, 1.0)
+    rdb.set_trial_state_values(second[0], TrialState.FAIL)  # failed as stale by another worker
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match="no longer running"):
+        _record(rdb, second[0], second[1], dists, {}, 2.0)
+    assert study.get_trials()[1].params == {}  # nothing of the refused record was written
+    _check_distributions(rdb, study._study_id, dists)  # the space the study was run with
+    other = {"STRAT_OPEN_BUFFER": optuna.distributions.CategoricalDistribution([0.004, 0.005])}
+    with pytest.raises(ValueError, match="does not support dynamic value space"):
+        _check_distributions(rdb, study._study_id, other)
+    close_storage(storage)
+
+
 def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
@@ -536,7 +634,7 @@ def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path
     import time
 
     from tbot_bot.optimizer.space import load_space
-    from tbot_bot.optimizer.study import StudyConfig, _claim, _rdb, close_storage, make_storage, open_study
+    from tbot_bot.optimizer.study import StudyConfig, _claim, close_storage, make_storage, open_study
     from tbot_bot.optimizer.walk_forward import Fold
 
     run_dir = tmp_path / "backtest_results" / "strategy_tuning" / "kill"
@@ -547,9 +645,9 @@ def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path
     )
     storage = make_storage(url, 1)
     study = open_study(cfg, Fold(1, (), ()), storage)
-    claimed = _claim(study)
-    assert claimed is not None
-    _rdb(storage).record_heartbeat(claimed)  # ... and the worker is gone
+    got = _claim(study)  # the claim records the trial's first heartbeat ...
+    assert got is not None
+    claimed = got[0]  # ... and the worker is gone
     close_storage(storage)
     time.sleep(2.5)
     assert tbot(run_args(tmp_path, space_file, planted, "--study", "kill", "--stale-after", "1")) == 0
@@ -573,7 +671,6 @@ def test_a_slow_trial_of_a_live_worker_is_not_taken_for_a_dead_one(tmp_path: Pat
     from tbot_bot.optimizer.study import (
         StudyConfig,
         _claim,
-        _rdb,
         close_storage,
         make_storage,
         open_study,
@@ -588,10 +685,11 @@ def test_a_slow_trial_of_a_live_worker_is_not_taken_for_a_dead_one(tmp_path: Pat
     )
     storage = make_storage(url, 1)
     study = open_study(cfg, Fold(1, (), ()), storage)
-    beating, silent = _claim(study), _claim(study)
-    assert beating is not None and silent is not None
-    _rdb(storage).record_heartbeat(silent)  # one beat at the start, then nothing (a killed worker)
-    with trial_heartbeat(storage, beating):
+    first, second = _claim(study), _claim(study)
+    assert first is not None and second is not None
+    # each claim records one beat at the start; `silent` gets nothing more (a killed worker)
+    beating, silent = first[0], second[0]
+    with trial_heartbeat(storage, beating, recorded=True):
         time.sleep(2.5)  # a trial longer than the grace period
         other = make_storage(url, 1)  # a second worker starting its fold sweeps stale trials
         requeue_stale(optuna.load_study(study_name="slow.fold1", storage=other))
