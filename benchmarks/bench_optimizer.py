@@ -14,7 +14,12 @@ Each study runs twice: over the strategy's default grid (a few dozen points) and
 324 points, `--space`), since a study's fixed costs (preparation, storage, choosing, report) weigh on a short
 study and fade over a long one; `--no-large` skips the larger grid.
 
-Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N] [--no-large]
+`--thousands` measures instead what a trial costs beyond its evaluation as a study grows to thousands of
+trials (Optuna, the storage, claiming and recording): OPEN over 60 symbols x 41 sessions, 1 job, grid studies of
+300, 1,000 and 3,000 points and Bayesian (TPE) studies of 300 and 1,000 trials; per study the whole command, the
+trial loop (Optuna's timestamps), the evaluations (timed in-process) and (loop - evaluations) / trials.
+
+Run: .venv/bin/python benchmarks/bench_optimizer.py [--json] [--trials N] [--no-large] [--thousands]
 """
 
 from __future__ import annotations
@@ -177,12 +182,99 @@ def study_rate(
     return n / wall, n / span, statuses[0], n, charts
 
 
+THOUSANDS = (
+    ("grid_search", 300),
+    ("grid_search", 1000),
+    ("grid_search", 3000),
+    ("bayesian", 300),
+    ("bayesian", 1000),
+)
+
+
+def thousands(tmp: Path) -> list[dict[str, object]]:
+    """Per study of THOUSANDS: trials, whole s, loop s, evaluation s, overhead ms per trial beyond its evaluation."""
+    import optuna
+
+    data = tmp / "bars_thousands"
+    data.mkdir()
+    frame = synthetic(60, 41)  # 60 symbols: enough trades for the evidence floor, evaluations of ~25 ms
+    frame.to_parquet(data / "bars.parquet")
+    days = sorted(frame["timestamp"].dt.date.unique())
+    (data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
+    passing_fundamentals(data, frame)
+    store = tmp / "store_thousands"
+    import_bars(data, store)
+    spent = [0.0]
+    real = PreparedData.evaluate_spans
+
+    def timed_spans(self: PreparedData, *args: object, **kwargs: object) -> object:
+        t = time.perf_counter()
+        try:
+            return real(self, *args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    PreparedData.evaluate_spans = timed_spans  # type: ignore[assignment,method-assign]
+    rows: list[dict[str, object]] = []
+    try:
+        for algorithm, n in THOUSANDS:
+            # n points: STRAT_OPEN_BUFFER in steps of 0.00001 x ten trailing stops (Bayesian samples from it)
+            space = tmp / f"space_{n}.toml"
+            space.write_text(
+                f"[STRAT_OPEN_BUFFER]\nlow = 0.0001\nhigh = {0.0001 + (n // 10 - 1) * 0.00001:.5f}\nstep = 0.00001\n\n"
+                "[OPEN_TRAILING_STOP_PCT]\nvalues = [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, "
+                "0.035]\n",
+                encoding="utf-8",
+            )
+            out = tmp / f"thousands_{algorithm}_{n}"
+            req = RunRequest("open", algorithm, START, days[-1], store, walk_forward=1, jobs=1, out=out, trials=n,
+                             progress=False, propose=False, study="t", float_=Decimal("100000"), space_file=space)  # fmt: skip
+            spent[0] = 0.0
+            t0 = time.perf_counter()
+            run_optimizer(BotHome(tmp / "home_thousands"), make_settings(), req)
+            whole = time.perf_counter() - t0
+            storage = optuna.storages.RDBStorage(f"sqlite:///{out / 't' / 'study.db'}")
+            trials = optuna.load_study(study_name="t.fold1", storage=storage).get_trials()
+            storage.engine.dispose()
+            loop = (
+                max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+            ).total_seconds()
+            rows.append({
+                "algorithm": algorithm, "trials": len(trials), "whole_s": round(whole, 2), "loop_s": round(loop, 2),
+                "evaluation_s": round(spent[0], 2),
+                "overhead_ms_per_trial": round(1000 * (loop - spent[0]) / len(trials), 2),
+                "evaluation_ms_per_trial": round(1000 * spent[0] / len(trials), 2),
+                "ratio_whole_over_loop": round(loop / whole, 2),
+            })  # fmt: skip
+    finally:
+        PreparedData.evaluate_spans = real  # type: ignore[method-assign]
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--trials", type=int, default=36, help="trials timed per strategy (default 36)")
     parser.add_argument("--no-large", action="store_true", help="skip the studies over the larger grids")
+    parser.add_argument(
+        "--thousands", action="store_true", help="only the overhead per trial as studies grow to 3,000 trials"
+    )
     args = parser.parse_args()
+    if args.thousands:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = thousands(Path(tmp))
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print("what a trial costs beyond its evaluation, OPEN, 60 symbols x 41 sessions, 1 job:")
+        for r in rows:
+            print(
+                f"  {r['algorithm']:>11} {r['trials']:>5} trials: whole {r['whole_s']} s, loop {r['loop_s']} s, "
+                f"evaluations {r['evaluation_s']} s ({r['evaluation_ms_per_trial']} ms each); overhead "
+                f"{r['overhead_ms_per_trial']} ms per trial; whole-study trials/s over the loop's "
+                f"{r['ratio_whole_over_loop']}"
+            )
+        return 0
     report: dict[str, object] = {"data": "synthetic 100 symbols x 30 sessions", "target_ms_per_trial": 65}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bars"
