@@ -381,7 +381,7 @@ def _record(
                     "param_name": key,
                     "param_value": dists[key].to_internal_repr(v),
                     "distribution_json": optuna.distributions.distribution_to_json(dists[key]),
-                }  # fmt: skip
+                }
                 for key, v in params.items()
             ],
         )
@@ -548,9 +548,9 @@ def _run_grid(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna.St
     The grid point is the trial's `fixed_params`, so there is nothing to sample: the trial's parameters (the
     categorical distributions `suggest_categorical` would record), its metrics and its value are written as
     `Study.tell` writes them, without the study's trial cache and the grid sampler's end-of-trial scan of
-    every trial, whose cost grows with the study (quadratic over thousands of trials). Per trial: one claim,
-    the parameters, one attribute, one state write; nothing else, and no file beyond the study's storage. Per
-    trial two transactions: the claim (with the grid point and the first heartbeat), and the record."""
+    every trial, whose cost grows with the study (quadratic over thousands of trials). Per trial two
+    transactions: the claim (with the grid point and the first heartbeat) and the record (parameters, one
+    attribute, value and state); nothing else, and no file beyond the study's storage."""
     rdb = _rdb(study._storage)
     dists = {p.key: optuna.distributions.CategoricalDistribution(list(p.values)) for p in cfg.space.params}
     _check_distributions(rdb, study._study_id, dists)
