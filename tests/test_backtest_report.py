@@ -159,9 +159,10 @@ def test_equity_chart_is_on_a_date_axis() -> None:
 
 @pytest.mark.parametrize("trades", [5, 0])
 def test_a_chart_on_a_canvas_laid_out_ahead_is_the_chart_drawn_from_scratch(
-    tmp_path: Path, trades: int
+    tmp_path: Path, trades: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The chart worker lays the canvases out while the simulation runs; the PNGs must not change for it."""
+    monkeypatch.setattr(plot_results, "_LAID_OUT", {})  # this test's own: nothing left over for other tests
     t = metric_trades().iloc[:trades]
     curve = pm.equity_curve(t, 1000.0)
     daily = pd.Series(

@@ -136,7 +136,8 @@ def test_the_worker_lays_out_ahead_and_a_failing_step_only_costs_the_head_start(
     assert (tmp_path / "drawn.txt").read_text() == "laid out ahead"
 
 
-def test_a_job_that_has_come_is_not_kept_waiting_for_the_steps_left(tmp_path: Path) -> None:
+def test_the_steps_left_are_skipped_once_a_job_has_come(tmp_path: Path) -> None:
+    """The job comes while the first step runs: that step finishes, the next one never runs."""
     _MARK["ready"] = tmp_path / "ready"
     worker = chart_worker.ChartWorker(
         preload=(f"{__name__}:_take_a_second", f"{__name__}:_leave_a_mark")

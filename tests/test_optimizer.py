@@ -532,13 +532,18 @@ def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path)
         _enqueue_all(study, points)
         rdb = _rdb(storage)
         for result in results:
-            claimed = _claim(study)
-            assert claimed is not None
-            trial_id, point = claimed
             metrics = {"is": {"sharpe": result}, "oos": {}, "is_sharpe_pp": 0.1}
             if ours:
+                claimed = _claim(study)
+                assert claimed is not None
+                trial_id, point = claimed
                 _record(rdb, trial_id, point, dists, metrics, result)  # type: ignore[arg-type]
-            else:
+            else:  # Optuna's own: take the waiting trial, read its grid point, beat once, then the three writes
+                popped = study._pop_waiting_trial_id()
+                assert popped is not None
+                trial_id = popped
+                point = rdb.get_trial_system_attrs(trial_id)["fixed_params"]
+                rdb.record_heartbeat(trial_id)
                 for key, value in point.items():
                     rdb.set_trial_param(trial_id, key, dists[key].to_internal_repr(value), dists[key])
                 rdb.set_trial_user_attr(trial_id, "metrics", metrics)
@@ -563,8 +568,13 @@ def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path)
                     "SELECT t.number, v.objective, v.value, v.value_type FROM trials t JOIN trial_values v"
                     " USING (trial_id) ORDER BY t.number"
                 ).fetchall(),
+                db.execute(
+                    "SELECT t.number, t.datetime_start IS NOT NULL, count(h.trial_heartbeat_id) FROM trials t"
+                    " LEFT JOIN trial_heartbeats h USING (trial_id) GROUP BY t.number ORDER BY t.number"
+                ).fetchall(),
             ]
-        seen = [(t.number, t.state, t.params, t.values, t.user_attrs["metrics"]["is"]) for t in trials]
+        # the metrics as JSON text: a NaN read back is never equal to another NaN
+        seen = [(t.number, t.state, t.params, t.values, json.dumps(t.user_attrs["metrics"])) for t in trials]
         rows.append((tables, seen))
     assert rows[0] == rows[1]
     (tables, seen) = rows[0]
@@ -573,18 +583,23 @@ def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path)
         seen[0][2] == points[0] and seen[0][3] == [1.25] and seen[1][3] is None and seen[2][3] == [math.inf]
     )
     assert len(tables[0]) == 6 and len(tables[1]) == 3 and len(tables[2]) == 2
+    assert tables[3] == [(0, 1, 1), (1, 1, 1), (2, 1, 1)]  # each trial started, with its one first heartbeat
 
 
 def test_a_grid_trial_finished_meanwhile_or_a_changed_space_is_refused(tmp_path: Path) -> None:
+    from tbot_bot.optimizer.space import load_space
     from tbot_bot.optimizer.study import (
+        StudyConfig,
         _check_distributions,
         _claim,
         _enqueue_all,
         _rdb,
         _record,
+        _run_grid,
         close_storage,
         make_storage,
     )
+    from tbot_bot.optimizer.walk_forward import Fold
 
     storage = make_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage, study_name="r")
@@ -602,7 +617,54 @@ def test_a_grid_trial_finished_meanwhile_or_a_changed_space_is_refused(tmp_path:
     other = {"STRAT_OPEN_BUFFER": optuna.distributions.CategoricalDistribution([0.004, 0.005])}
     with pytest.raises(ValueError, match="does not support dynamic value space"):
         _check_distributions(rdb, study._study_id, other)
+    # the grid loop checks before it claims anything (no evaluation needed to be refused)
+    space = tmp_path / "other.toml"
+    space.write_text("[STRAT_OPEN_BUFFER]\nvalues = [0.004, 0.005]\n", encoding="utf-8")
+    cfg = StudyConfig("r", "open", "grid_search", "sharpe", load_space("open", space), None, "", 0, 1)
+    with pytest.raises(ValueError, match="does not support dynamic value space"):
+        _run_grid(cfg, None, Fold(1, (), ()), study, None)  # type: ignore[arg-type]
     close_storage(storage)
+
+
+def test_a_trial_taken_for_dead_meanwhile_is_left_to_its_new_claimer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker failed this worker's slow trial as stale (and queued its point again): the record is
+    refused, a warning says so, and the worker goes on with the next grid point instead of ending its fold."""
+    import types
+
+    from tbot_bot.optimizer import study as study_mod
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.walk_forward import Fold
+
+    space = tmp_path / "space.toml"
+    space.write_text("[STRAT_OPEN_BUFFER]\nvalues = [0.002, 0.003]\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path}/s.db"
+    cfg = study_mod.StudyConfig(
+        "d", "open", "grid_search", "sharpe", load_space("open", space), None, url, 0, 1
+    )
+    storage = study_mod.make_storage(url)
+    study = study_mod.open_study(cfg, Fold(1, (), ()), storage)
+    rdb = study_mod._rdb(storage)
+    evaluated: list[float] = []
+
+    def evaluate_spans(params: dict[str, float], *_spans: object) -> tuple[object, object]:
+        evaluated.append(params["STRAT_OPEN_BUFFER"])
+        if len(evaluated) == 1:  # the first trial: another worker's sweep fails it while it runs
+            (running,) = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            rdb.set_trial_state_values(running._trial_id, TrialState.FAIL)
+        result = types.SimpleNamespace(objective=lambda _name: 1.5)
+        return result, result
+
+    monkeypatch.setattr(study_mod, "metrics_attr", lambda _ins, _oos: {"is": {}})
+    prep = types.SimpleNamespace(evaluate_spans=evaluate_spans)
+    progress = types.SimpleNamespace(update=lambda _n: None)
+    with caplog.at_level("WARNING", logger="tbot.optimizer"):
+        done = study_mod._run_grid(cfg, prep, Fold(1, (), ()), study, progress)  # type: ignore[arg-type]
+    assert done == 1 and evaluated == [0.002, 0.003]
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.get_trials()[0].params == {} and "not recorded" in caplog.text
+    study_mod.close_storage(storage)
 
 
 def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,9 +24,8 @@ from matplotlib.figure import Figure
 WIN, LOSS = "#1a7f37", "#cf222e"
 # zlib level 3: at Pillow's default (6) encoding was a fifth of a chart's time; ~15 ms less each, files ~20% larger
 PNG = {"compress_level": 3}
-_LAID_OUT: dict[
-    str, Figure
-] = {}  # canvases laid out ahead in this process, each used by the next chart of its kind
+# canvases laid out ahead in this process, each used by the next chart of its kind
+_LAID_OUT: dict[str, Figure] = {}
 
 
 def _date_axis(ax: Axes) -> None:

@@ -343,26 +343,15 @@ def _record(
     statements: the rows Optuna's `set_trial_param`, `set_trial_user_attr` and `set_trial_state_values` write
     (checked identical by the tests), without their ORM session, re-read of the trial and commit per call,
     which took a third of a trial's time. A NaN objective fails the trial, as `Study.tell` does; a trial
-    finished meanwhile (failed as stale) is refused as Optuna refuses it. Falls back to those three calls when
-    this Optuna's storage internals differ."""
-    state, values = (TrialState.FAIL, []) if math.isnan(value) else (TrialState.COMPLETE, [value])
-    try:
-        from optuna.storages._rdb import models
-
-        tables = (
-            models.TrialModel.__table__, models.TrialParamModel.__table__,
-            models.TrialUserAttributeModel.__table__, models.TrialValueModel.__table__,
-        )  # fmt: skip
-        stored = [models.TrialValueModel.value_to_stored_repr(v) for v in values]
-    except (ImportError, AttributeError):
-        for key, v in params.items():
-            rdb.set_trial_param(trial_id, key, dists[key].to_internal_repr(v), dists[key])
-        rdb.set_trial_user_attr(trial_id, "metrics", metrics)
-        rdb.set_trial_state_values(trial_id, state, values or None)
-        return
+    finished meanwhile (failed as stale) is refused with Optuna's own error and nothing of it is written. Like
+    the claim, it relies on Optuna's table models (the version is pinned; the tests compare the rows)."""
+    from optuna.storages._rdb import models
     from sqlalchemy import insert, update
 
-    trials, trial_params, user_attrs, trial_values = tables
+    state, values = (TrialState.FAIL, []) if math.isnan(value) else (TrialState.COMPLETE, [value])
+    stored = [models.TrialValueModel.value_to_stored_repr(v) for v in values]
+    trials, trial_params = models.TrialModel.__table__, models.TrialParamModel.__table__
+    user_attrs, trial_values = models.TrialUserAttributeModel.__table__, models.TrialValueModel.__table__
     with rdb.engine.begin() as conn:
         finished = conn.execute(
             update(trials)
@@ -400,8 +389,10 @@ def _check_distributions(
     dists: dict[str, optuna.distributions.CategoricalDistribution],
 ) -> None:
     """What Optuna checks before it writes a parameter: the study's earlier trials used a compatible
-    distribution for it (a study resumed with another space is refused before any trial). Once per worker:
-    every trial of a run has the run's space."""
+    distribution for it (a study resumed with another space is refused before any trial). Once per fold and
+    worker, not per trial: every trial of a run has the run's space. Unlike Optuna's check per write, a second
+    command started on the same `--study` with another space at the same moment is not refused (its grid points
+    are the first command's anyway: they were queued by whoever created the study)."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
@@ -561,12 +552,21 @@ def _run_grid(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna.St
         try:
             with trial_heartbeat(rdb, trial_id, recorded=True):
                 ins, oos = prep.evaluate_spans(params, fold.in_sample, fold.out_of_sample)
+            _record(rdb, trial_id, params, dists, metrics_attr(ins, oos), ins.objective(cfg.objective))
         except KeyboardInterrupt:
             # Ctrl-C: the trial is given up and its grid point queued again, so the same command resumes it
-            rdb.set_trial_state_values(trial_id, TrialState.FAIL)
+            # (unless its record was committed just before: then it is done)
+            try:
+                rdb.set_trial_state_values(trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                raise KeyboardInterrupt from None
             study.enqueue_trial(fixed)
             raise
-        _record(rdb, trial_id, params, dists, metrics_attr(ins, oos), ins.objective(cfg.objective))
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            # another worker took this trial for a dead one (its heartbeat went stale) and queued its grid
+            # point again: whoever claims it evaluates it; this worker goes on with the next one
+            log.warning("optimizer: trial %s not recorded: %s", trial_id, exc)
+            continue
         done += 1
         progress.update(1)
     return done
