@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,44 @@ def test_fundamentals_and_vix() -> None:
     assert (
         previous_close_vix(vix, pd.Timestamp("2011-01-03").date()) == vix[pd.Timestamp("2010-12-31").date()]
     )
+
+
+def test_vix_closes_in_both_formats_and_refusals_by_row(tmp_path: Path) -> None:
+    import gzip
+
+    from tbot_bot.errors import DataError
+
+    cboe = tmp_path / "VIX_History.csv.gz"  # Cboe's own download, gzipped, a blank line and CRLF included
+    with gzip.open(cboe, "wt", encoding="utf-8", newline="") as fh:
+        fh.write(
+            "DATE,OPEN,HIGH,LOW,CLOSE\r\n01/03/2011,17.94,18.56,17.2, 17.61\r\n\r\n01/04/2011,17.5,17.9,17,17.38\r\n"
+        )
+    assert load_vix(cboe) == {date(2011, 1, 3): 17.61, date(2011, 1, 4): 17.38}
+    ours = tmp_path / "vix.csv"
+    cases = [
+        ("when,close\n2011-01-03,17.61\n", "need columns date and close with at least one row"),
+        ("date,close\n", "need columns date and close with at least one row"),
+        ("", "need columns date and close with at least one row"),
+        (
+            "date,close\n2011-01-03,17.61\n2011-01-04,-1\n",
+            "row 3: date '2011-01-04' / close '-1' is not a valid date (%Y-%m-%d) with a positive close",
+        ),
+        (
+            "date,close\n2011-01-03,17.61\n2011-02-30,17\n",
+            "row 3: date '2011-02-30' / close '17' is not a valid date (%Y-%m-%d) with a positive close",
+        ),
+        ("date,close\n2011-01-03\n", "row 2: date '2011-01-03' / close '' is not a valid date"),
+        ("date,close\n2011-01-03,nan\n", "row 2: date '2011-01-03' / close 'nan' is not a valid date"),
+    ]
+    for text, problem in cases:
+        ours.write_text(text, encoding="utf-8")
+        with pytest.raises(
+            DataError, match=re.escape(f"{ours}{', ' if problem.startswith('row') else ': '}{problem}")
+        ):
+            load_vix(ours)
+    ours.write_bytes(b"date,close\n2011-01-03,\xff\n")
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load_vix(ours)
 
 
 def test_ninjatrader_conversion_subtracts_one_minute(tmp_path: Path) -> None:

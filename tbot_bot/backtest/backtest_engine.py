@@ -191,6 +191,7 @@ def _run(
     # loaded once as arrays: the signal grid (from --start) and the execution's MarketView (warm-up included)
     # share them
     columns = load_columns(source, start=warm_up, end=end)
+    vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)  # reading files: loading too
     lap("load")
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
@@ -200,7 +201,6 @@ def _run(
     traded = columns.where(columns.ts_ns >= pd.Timestamp(start, tz="UTC").value)
     if not len(traded):
         raise DataError(f"{source}: no bars between {start} and {end}")
-    vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)
     grid = build_grid(traded, settings.MARKET_CALENDAR, symbols=signal_universe(traded.symbols()))
     vix = {d: v for d in grid.days if (v := previous_close_vix(vix_closes, d)) is not None}
     lap("arrays")
