@@ -191,17 +191,24 @@ THOUSANDS = (
 )
 
 
+def bars_folder(folder: Path, symbols: int, sessions: int) -> list[date]:
+    """A data folder of seeded synthetic bars (Parquet) with a flat VIX of 25 and passing fundamentals; its days."""
+    folder.mkdir()
+    frame = synthetic(symbols, sessions)
+    frame.to_parquet(folder / "bars.parquet")
+    days = sorted(frame["timestamp"].dt.date.unique())
+    (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
+    passing_fundamentals(folder, frame)
+    return days
+
+
 def thousands(tmp: Path) -> list[dict[str, object]]:
     """Per study of THOUSANDS: trials, whole s, loop s, evaluation s, overhead ms per trial beyond its evaluation."""
     import optuna
 
     data = tmp / "bars_thousands"
-    data.mkdir()
-    frame = synthetic(60, 41)  # 60 symbols: enough trades for the evidence floor, evaluations of ~25 ms
-    frame.to_parquet(data / "bars.parquet")
-    days = sorted(frame["timestamp"].dt.date.unique())
-    (data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
-    passing_fundamentals(data, frame)
+    # 60 symbols: enough trades for the evidence floor, evaluations of ~25 ms
+    days = bars_folder(data, 60, 41)
     store = tmp / "store_thousands"
     import_bars(data, store)
     spent = [0.0]
@@ -278,20 +285,10 @@ def main() -> int:
     report: dict[str, object] = {"data": "synthetic 100 symbols x 30 sessions", "target_ms_per_trial": 65}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bars"
-        folder.mkdir()
-        frame = synthetic(100, 30)
-        frame.to_parquet(folder / "bars.parquet")
-        days = sorted(frame["timestamp"].dt.date.unique())
-        (folder / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in days))
-        passing_fundamentals(folder, frame)
+        bars_folder(folder, 100, 30)
         # the whole-command study: 41 sessions (the first warms up), the least one walk-forward fold accepts
         study_data = Path(tmp) / "bars_study"
-        study_data.mkdir()
-        study_frame = synthetic(100, 41)
-        study_frame.to_parquet(study_data / "bars.parquet")
-        study_days = sorted(study_frame["timestamp"].dt.date.unique())
-        (study_data / "vix.csv").write_text("date,close\n" + "".join(f"{d},25\n" for d in study_days))
-        passing_fundamentals(study_data, study_frame)
+        study_days = bars_folder(study_data, 100, 41)
         # the studies read it as a researcher keeps data: imported into a bar store (`tbot data import`)
         study_store = Path(tmp) / "store_study"
         import_bars(study_data, study_store)
