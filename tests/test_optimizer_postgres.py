@@ -52,6 +52,34 @@ def argv(home: Path, space: Path, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+# Each worker runs `tbot` with its first evaluation held until the other worker has claimed a trial too: a
+# grid trial takes a few milliseconds, so without this meeting point the worker that starts first may well
+# evaluate all 30 points before the other has opened the study, and "shared between the workers" would be
+# left to the machine's timing.
+MEET = """
+import sys, time
+from pathlib import Path
+from rigd_tbot.cli import main
+from tbot_bot.optimizer.prepared import PreparedData
+
+mine, other = Path(sys.argv[1]), Path(sys.argv[2])
+evaluate = PreparedData.evaluate_spans
+
+def first_waits(self, *args):
+    if not mine.exists():
+        mine.touch()
+        deadline = time.monotonic() + 120
+        while not other.exists():
+            if time.monotonic() > deadline:
+                sys.exit("the other worker never claimed a trial")
+            time.sleep(0.01)
+    return evaluate(self, *args)
+
+PreparedData.evaluate_spans = first_waits
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def trial_map(storage: object, name: str) -> dict[tuple, float]:
     study = optuna.load_study(study_name=name, storage=storage)  # type: ignore[arg-type]
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -68,8 +96,10 @@ def test_two_workers_share_one_study(postgres: PostgresServer, tmp_path: Path) -
         subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "rigd_tbot",
+                "-c",
+                MEET,
+                str(tmp_path / f"claimed{i}"),
+                str(tmp_path / f"claimed{3 - i}"),
                 *argv(tmp_path, space, tmp_path / f"machine{i}", "--storage", url),
             ],
             stdout=subprocess.PIPE,
