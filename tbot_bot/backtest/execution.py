@@ -29,7 +29,7 @@ from tbot_bot.runtime.defense import performance_of
 from tbot_bot.screeners.finnhub_screener import Candidate as Screened
 from tbot_bot.screeners.finnhub_screener import fundamentals_rejection, market_filters
 from tbot_bot.screeners.fundamentals import Fundamentals
-from tbot_bot.strategy.grid import BarColumns
+from tbot_bot.strategy.grid import BarColumns, by_key_then_time
 from tbot_bot.strategy.strategy_meta import is_inverse_etf, leverage_of
 from tbot_bot.trading.bearish import route_signal
 from tbot_bot.trading.fees import FeeSchedule
@@ -64,7 +64,7 @@ class MarketView:
         cols = frame if isinstance(frame, BarColumns) else BarColumns.of(frame)
         t_all = cols.ts_ns // _NS_PER_MIN
         # one sort by (symbol, time) and each symbol's run of bars, instead of a group-by per symbol
-        order = np.lexsort((t_all, cols.code))
+        order = by_key_then_time(cols.code, t_all)
         codes = cols.code[order]
         bounds = np.flatnonzero(np.diff(codes)) + 1
         for run in np.split(order, bounds) if len(order) else []:

@@ -132,10 +132,22 @@ class BarColumns:
 
     def symbols(self) -> list[str]:
         """The symbols that have bars, sorted."""
-        return [str(s) for s in self.names[np.unique(self.code)]]
+        return [str(s) for s in self.names[np.bincount(self.code, minlength=len(self.names)) > 0]]
 
 
 _PRICES = ("open", "high", "low", "close", "volume")
+
+
+def by_key_then_time(key: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The permutation that orders bars by `key`, and by `ts` among equal keys (ties kept in the order given):
+    np.lexsort((ts, key)). The loaders and the bar store give each symbol's bars in time order, so a stable
+    sort by the key alone is that order, at a quarter of the lexsort's cost; bars out of time order within a
+    key (checked on the result) get the lexsort."""
+    order = np.argsort(key, kind="stable")
+    k, t = key[order], ts[order]
+    if np.any((k[1:] == k[:-1]) & (t[1:] < t[:-1])):
+        return np.lexsort((ts, key))
+    return order
 
 
 def build_grid(
@@ -155,14 +167,9 @@ def build_grid(
     sym_codes = (np.cumsum(held) - 1)[cols.code[src]]
     day_idx = day_idx[src]
     key = day_idx.astype(np.int64) * (len(sym_names) + 1) + sym_codes
-    # rows by (day, symbol), bars by time within a row. The loaders and the store give each symbol's bars in
-    # time order, so a stable sort by row is that order, at a quarter of a three-key lexsort's cost; bars
-    # out of order in a row (checked on the result) get the lexsort
-    order = np.argsort(key, kind="stable")
-    ts_ns, by_row = cols.ts_ns[src[order]], key[order]
-    if np.any((by_row[1:] == by_row[:-1]) & (ts_ns[1:] < ts_ns[:-1])):
-        order = np.lexsort((cols.ts_ns[src], sym_codes, day_idx))
-        ts_ns = cols.ts_ns[src[order]]
+    # rows by (day, symbol), bars by time within a row
+    order = by_key_then_time(key, cols.ts_ns[src])
+    ts_ns = cols.ts_ns[src[order]]
     src, day_idx, sym_codes, key = src[order], day_idx[order], sym_codes[order], key[order]
     n = len(ts_ns)
     starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, dtype=np.int64)
