@@ -181,10 +181,14 @@ def test_fresh_alpaca_home_passes_check_after_universe_and_vix(
         assert "universe   none yet: `tbot start` builds data/universe.txt" in first and "(WARNING)" in first
         assert not home.universe_file.exists()
         assert main(["universe", "build", "--home", str(home.root)]) == 0
+        # the VIX history ends with the close `check` asks for: the session before the next CLOSE window's,
+        # which is today's from the CLOSE window's start to the session's close (not the session before
+        # `session` then)
+        needed = previous_session_date(vix.next_close_session(universe_settings(home), now), "XNYS")
         days = [
             d.date()
             for d in market_calendar("XNYS").sessions_in_range(
-                pd.Timestamp(session) - pd.Timedelta(days=20), pd.Timestamp(session) - pd.Timedelta(days=1)
+                pd.Timestamp(needed) - pd.Timedelta(days=20), pd.Timestamp(needed)
             )
         ]
         with FakeCboeServer() as cboe:
