@@ -253,7 +253,9 @@ def test_alpaca_py_builtin_retry_sleep_is_off(server: FakeAlpacaServer, broker: 
     server.inject("GET", "/v2/clock", kind="status", status=429, times=1)
     started = time.monotonic()
     broker.get_clock()
-    assert time.monotonic() - started < 2.0  # alpaca-py alone would sleep 3 s
+    assert (
+        time.monotonic() - started < 2.9
+    )  # alpaca-py alone would sleep 3 s (the rest: room for a loaded machine)
     assert server.count("GET", "/v2/clock") == 2
     assert broker.api_retries == 1
 

@@ -139,10 +139,12 @@ def test_the_worker_lays_out_ahead_and_a_failing_step_only_costs_the_head_start(
 def test_the_steps_left_are_skipped_once_a_job_has_come(tmp_path: Path) -> None:
     """The job comes while the first step runs: that step finishes, the next one never runs."""
     _MARK["ready"] = tmp_path / "ready"
+    _MARK["submitted"] = tmp_path / "submitted"
     worker = chart_worker.ChartWorker(
-        preload=(f"{__name__}:_take_a_second", f"{__name__}:_leave_a_mark")
+        preload=(f"{__name__}:_wait_for_the_job", f"{__name__}:_leave_a_mark")
     ).start()
     worker.submit(_Mark(tmp_path / "drawn.txt"))  # while the first step still runs
+    (tmp_path / "submitted").touch()  # the first step ends only now
     assert worker.result() == {"note": tmp_path / "drawn.txt"}
     assert (tmp_path / "drawn.txt").read_text() == "from scratch" and not (tmp_path / "ready").exists()
 
@@ -150,10 +152,13 @@ def test_the_steps_left_are_skipped_once_a_job_has_come(tmp_path: Path) -> None:
 _MARK: dict[str, object] = {"text": "from scratch"}
 
 
-def _take_a_second() -> None:
+def _wait_for_the_job() -> None:
+    """A step that lasts until the test has handed the job over."""
     import time
 
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while not Path(str(_MARK["submitted"])).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _leave_a_mark() -> None:
@@ -189,7 +194,7 @@ def test_a_failing_drawing_never_leaves_its_forked_sibling_running(
     late = tmp_path / "late.png"
 
     def slow() -> None:
-        time.sleep(0.4)
+        time.sleep(30)
         late.write_text("drawn after the report said it was missing")
 
     def broken() -> Path:
@@ -197,7 +202,8 @@ def test_a_failing_drawing_never_leaves_its_forked_sibling_running(
 
     with pytest.raises(RuntimeError, match="renderer exploded"):
         chart_worker.side_by_side(broken, slow)
-    time.sleep(0.8)
+    # side_by_side has reaped the sibling before raising: had it not killed it, the wait would have lasted
+    # until the sibling wrote its chart
     assert not late.exists()
 
 

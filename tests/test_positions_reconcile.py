@@ -242,11 +242,13 @@ class _OperatorFlattens:
             args = ["flatten", "--home", str(self._home.root), "--yes"]
             self.cli = threading.Thread(target=lambda: self.exit_code.append(tbot(args)))
             self.cli.start()
-            deadline = time.monotonic() + 10
+            # the supervisor goes on trading only once the request is there (a slow CLI would let it trade on)
+            deadline = time.monotonic() + 120
             while (
                 not (self._home.control_dir / "control_flatten.json").exists() and time.monotonic() < deadline
             ):
                 time.sleep(0.01)
+            assert (self._home.control_dir / "control_flatten.json").exists(), "the CLI never asked"
         return order
 
 

@@ -125,7 +125,9 @@ def test_submission_faults_never_lose_or_duplicate(
 ) -> None:
     server.inject("POST", ORDERS, kind, status=status or 500, delay=0.6)  # type: ignore[arg-type]
     cid = f"TB01-20261116-open-SPY-{kind.replace('_', '')}{status}"
-    order = broker_for(server, settle=0.9 if kind == "delay" else 0.05).submit_order(buy(cid))
+    # "delay": the copy in flight lands 0.6 s after it was sent; the adapter gives up on it at 0.3 s and
+    # settles 3 s before it looks (room for a loaded machine: a look before the landing sends it again)
+    order = broker_for(server, settle=3.0 if kind == "delay" else 0.05).submit_order(buy(cid))
     server.wait_idle()
     assert order.status is OrderStatus.FILLED and order.filled_qty == 10
     assert len(server.orders_with_tag(cid)) == 1, "lost or duplicated"

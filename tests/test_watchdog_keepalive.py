@@ -18,8 +18,8 @@ from tbot_bot.runtime.liveness import Liveness, Watched
 from tbot_bot.runtime.main import Supervisor
 from tbot_bot.support.service_bot import ServiceNotifier
 
-WATCHDOG_SEC = 1.0  # the unit's WatchdogSec, shortened for the test
-HANG = 3.5  # a broker call hanging well past it
+WATCHDOG_SEC = 2.0  # the unit's WatchdogSec, shortened for the test (pings every second)
+HANG = 5.0  # a broker call hanging well past it
 
 
 class _Listener:
@@ -102,28 +102,59 @@ def test_watchdog_pings_continue_while_a_broker_call_hangs(tmp_path: Path, liste
     assert sup.service.unhealthy is None
 
 
+class _Clock:
+    """Liveness's monotonic clock, moved by the test: what alive() answers never depends on thread timing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _until(condition: Any, deadline: float = 30.0) -> bool:
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_keepalive_stops_when_the_main_thread_is_stuck_outside_external_calls(listener: _Listener) -> None:
+    clock = _Clock()
     service = ServiceNotifier()
-    liveness = Liveness(stale_after=0.4, max_external=0.8)
-    service.start_keepalive(liveness.alive, interval=0.1)
+    liveness = Liveness(stale_after=0.4, max_external=0.8, monotonic=clock)
+    service.start_keepalive(liveness.alive, interval=0.02)
+
+    def pings() -> int:
+        return len(listener.pings(0, float("inf")))
+
+    def hung_said(what: str) -> bool:
+        # the keep-alive thread says "hung" after its last ping: once the listener has it, it has every ping
+        return any("STATUS=hung" in m and what in m for _, m in listener.messages)
+
+    def silent_for(seconds: float) -> bool:
+        before = pings()
+        time.sleep(seconds)  # fifteen keep-alive periods
+        return pings() == before
+
     try:
         liveness.beat()
-        t0 = time.monotonic()
-        time.sleep(1.2)  # no beat, no external call: a hung main thread
-        t1 = time.monotonic()
+        assert _until(lambda: pings() > 0), "no ping while beating recently"
+        clock.now = 1.2  # no beat, no external call for 1.2 s: a hung main thread
+        assert _until(lambda: hung_said("no progress")), "never said hung"
+        assert silent_for(0.3), "kept pinging for a main thread stuck outside any call"
         with liveness.external("broker.get_clock"):  # an external call that never returns in time
-            time.sleep(1.6)
-        t2 = time.monotonic()
+            clock.now = 1.6
+            before = pings()
+            assert _until(lambda: pings() > before), "no ping while inside an external call"
+            clock.now = 2.1  # 0.9 s inside the call: past max_external
+            assert _until(lambda: hung_said("broker.get_clock")), "never said the call is hung"
+            assert silent_for(0.3), "kept pinging for an external call past max_external"
+            assert service.unhealthy is not None and "broker.get_clock" in service.unhealthy
     finally:
         service.close()
-    early = listener.pings(t0, t0 + 0.3)
-    assert early, "pinged while beating recently"
-    assert not listener.pings(t0 + 0.6, t1), "kept pinging for a main thread stuck outside any call"
-    inside = listener.pings(t1 + 0.05, t1 + 0.75)
-    assert inside, "no ping while inside an external call"
-    assert not listener.pings(t1 + 1.0, t2), "kept pinging for an external call past max_external"
-    assert service.unhealthy is not None and "broker.get_clock" in service.unhealthy
-    assert any("STATUS=hung" in m for _, m in listener.messages)
 
 
 def test_watched_keeps_the_wrapped_objects_attributes() -> None:
