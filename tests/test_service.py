@@ -43,14 +43,16 @@ def test_sigterm_mid_window_closes_positions_books_and_exits_0(tmp_path: Path) -
     )  # fmt: skip
     messages: list[str] = []
     deadline = time.monotonic() + 120
+    seen = None
     try:
-        while time.monotonic() < deadline and _state(home) != "monitoring":
+        # the state as last read (a position may close right after it was seen: reading again could miss it)
+        while time.monotonic() < deadline and (seen := _state(home)) != "monitoring":
             try:
                 messages.append(notify.recv(4096).decode())
             except TimeoutError:
                 pass
             assert proc.poll() is None, proc.communicate()
-        assert _state(home) == "monitoring", "never saw an open position"
+        assert seen == "monitoring", "never saw an open position"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
         while True:
