@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from helpers import make_settings
 from optuna.trial import TrialState
 
 from rigd_tbot.cli import main as tbot
@@ -418,6 +420,162 @@ def test_deflated_sharpe_falls_with_more_trials_and_dispersion() -> None:
     many = deflated_sharpe(r, list(rng.normal(0, 0.05, 300)))["dsr"]
     assert few is not None and many is not None and 0 <= many < few <= 1
     assert deflated_sharpe(np.zeros(10), [0.1, 0.2])["dsr"] is None
+
+
+SAMPLED_SPACE = """
+[STRAT_OPEN_BUFFER]
+low = 0.0005
+high = 0.005
+step = 0.0005
+
+[OPEN_TRAILING_STOP_PCT]
+values = [0.004, 0.006, 0.01, 0.015, 0.02]
+"""
+
+
+def _trial_rows(study: optuna.Study) -> list[tuple]:
+    """What a study holds of its trials, times aside (a worker's and a reference run's differ there)."""
+    return [
+        (t.number, t.state, t.params, t.distributions, t.values, t.user_attrs, t.system_attrs)
+        for t in study.get_trials()
+    ]
+
+
+@pytest.mark.parametrize("algorithm", ["bayesian", "genetic"])
+def test_a_lone_sampled_worker_writes_in_batches_what_it_sampled_trial_by_trial(
+    tmp_path: Path, planted: Path, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TPE and NSGA-II ask and tell on an in-memory copy, written in batches: the shared study ends up with the
+    trials (parameters, values, metrics, sampler attributes, numbers) a plain Optuna loop over the storage
+    writes with the same seed, and exactly `--trials` of them."""
+    from tbot_bot.optimizer import study as study_mod
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import StudyConfig, close_storage, make_objective, make_storage, open_study
+
+    monkeypatch.setattr(study_mod, "_SYNC_TRIALS", 4)  # several batches in a short study
+    space = tmp_path / "space.toml"
+    space.write_text(SAMPLED_SPACE, encoding="utf-8")
+    start, end = date.fromisoformat(PLANTED_START), date.fromisoformat(PLANTED_END)
+    prep = PreparedData(make_settings(), "open", planted, start, end, seed=0)
+    (fold,) = make_folds(prep.days, 1)
+    trials = 14  # past TPE's ten random start-up trials
+
+    def config(url: str) -> StudyConfig:
+        return StudyConfig("s", "open", algorithm, "sharpe", load_space("open", space), trials, url, 5)
+
+    batched_url, plain_url = f"sqlite:///{tmp_path}/batched.db", f"sqlite:///{tmp_path}/plain.db"
+    batched = make_storage(batched_url)
+    assert study_mod.run_fold(config(batched_url), prep, fold, batched, _NoBar()) == trials
+    plain = make_storage(plain_url)
+    reference = open_study(config(plain_url), fold, plain)
+    reference.optimize(make_objective(config(plain_url), prep, fold), n_trials=trials)
+    got = optuna.load_study(study_name="s.fold1", storage=batched)
+    assert len(got.get_trials()) == trials
+    assert _trial_rows(got) == _trial_rows(reference)
+    # the same command again finds its trials there and evaluates none
+    assert study_mod.run_fold(config(batched_url), prep, fold, batched, _NoBar()) == 0
+    for storage in (batched, plain):
+        close_storage(storage)
+
+
+def test_ctrl_c_keeps_a_sampled_workers_finished_trials_and_the_command_resumes(
+    tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the seventh evaluation (batches of four): the six finished trials are in the study, the
+    seventh is in none; running again evaluates the eight left."""
+    from tbot_bot.optimizer import study as study_mod
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import StudyConfig, close_storage, make_storage
+
+    monkeypatch.setattr(study_mod, "_SYNC_TRIALS", 4)
+    space = tmp_path / "space.toml"
+    space.write_text(SAMPLED_SPACE, encoding="utf-8")
+    start, end = date.fromisoformat(PLANTED_START), date.fromisoformat(PLANTED_END)
+    prep = PreparedData(make_settings(), "open", planted, start, end, seed=0)
+    (fold,) = make_folds(prep.days, 1)
+    url = f"sqlite:///{tmp_path}/study.db"
+    cfg = StudyConfig("c", "open", "bayesian", "sharpe", load_space("open", space), 14, url, 5)
+    storage = make_storage(url)
+    calls = [0]
+    real = PreparedData.evaluate_spans
+
+    def interrupted(self: PreparedData, *args: object) -> object:
+        calls[0] += 1
+        if calls[0] == 7:
+            raise KeyboardInterrupt
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PreparedData, "evaluate_spans", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study_mod.run_fold(cfg, prep, fold, storage, _NoBar())
+    held = optuna.load_study(study_name="c.fold1", storage=storage).get_trials()
+    assert [t.state for t in held] == [TrialState.COMPLETE] * 6
+    assert study_mod.run_fold(cfg, prep, fold, storage, _NoBar()) == 8
+    assert len(optuna.load_study(study_name="c.fold1", storage=storage).get_trials()) == 14
+    close_storage(storage)
+
+
+def test_a_batch_of_trials_is_written_as_optuna_writes_each(tmp_path: Path) -> None:
+    """`_write_trials` writes the rows `Study.add_trials` writes: finite, infinite and failed (NaN) trials with
+    parameters of three kinds, user and system attributes; every row of every trial table is compared."""
+    import sqlite3
+
+    from tbot_bot.optimizer.study import _write_trials, close_storage, make_storage
+
+    local = optuna.create_study(directions=["maximize", "minimize"])
+    for value in ((1.5, 0.25), (math.inf, -2.0), (math.nan, 1.0), (-0.125, 3.0)):
+        trial = local.ask()
+        trial.suggest_float("x", 0.0005, 0.005, step=0.0005)
+        trial.suggest_int("n", 1, 9)
+        trial.suggest_categorical("c", ["a", "b", 0.25])
+        trial.set_user_attr("metrics", {"is": {"sharpe": value[0]}, "oos": [1, 2]})
+        local._storage.set_trial_system_attr(trial._trial_id, "NSGAIISampler:generation", 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Optuna's "The value nan is not acceptable": failed
+            local.tell(trial, list(value))
+    done = local.get_trials()
+    tables = ("trials", "trial_params", "trial_values", "trial_user_attributes", "trial_system_attributes")
+    rows = {}
+    for name, write in (("ours", lambda s: _write_trials(s, done)), ("optuna", lambda s: s.add_trials(done))):
+        storage = make_storage(f"sqlite:///{tmp_path}/{name}.db")
+        study = optuna.create_study(storage=storage, study_name="w", directions=["maximize", "minimize"])
+        study.add_trial(done[0])  # numbered after a trial already there
+        write(study)
+        close_storage(storage)
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            rows[name] = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}  # noqa: S608
+    assert rows["ours"] == rows["optuna"]
+    assert len(rows["ours"]["trials"]) == 5 and any(r[3] == "FAIL" for r in rows["ours"]["trials"])
+
+
+def test_two_local_sampled_workers_share_the_trial_target(tmp_path: Path, planted: Path) -> None:
+    """`--jobs 2` with TPE: both workers write into one study, which holds at least `--trials` trials, every one
+    finished and numbered once; the target is exceeded by at most the other worker's unwritten batch."""
+    from tbot_bot.optimizer.study import _SYNC_TRIALS
+
+    space = tmp_path / "space.toml"
+    space.write_text(SAMPLED_SPACE, encoding="utf-8")
+    argv = [
+        "optimize", "run", "--strategy", "open", "--algorithm", "bayesian", "--start", PLANTED_START, "--end",
+        PLANTED_END, "--walk-forward", "1", "--trials", "12", "--jobs", "2", "--data-source", str(planted),
+        "--space", str(space), "--float", "100000", "--home", str(tmp_path), "--no-progress", "--seed", "3",
+        "--study", "two",
+    ]  # fmt: skip
+    assert tbot(argv) == 0
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path}/backtest_results/strategy_tuning/two/study.db"
+    )
+    trials = optuna.load_study(study_name="two.fold1", storage=storage).get_trials()
+    storage.engine.dispose()
+    assert 12 <= len(trials) <= 12 + _SYNC_TRIALS
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all("metrics" in t.user_attrs for t in trials)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
 
 
 def test_two_local_jobs_on_sqlite_share_the_grid(
