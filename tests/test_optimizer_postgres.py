@@ -137,3 +137,26 @@ def test_two_workers_share_one_study(postgres: PostgresServer, tmp_path: Path) -
     assert report["pick"] == single["pick"] and report["verdict"] == single["verdict"]
     assert [f["params"] for f in report["folds"]] == [f["params"] for f in single["folds"]]
     assert report["storage"].startswith("postgresql://postgres@127.0.0.1")
+
+
+def test_bayesian_trials_written_in_batches_to_postgresql_equal_sqlites(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """The sampled loop's batch write runs on PostgreSQL too: a seeded TPE study there holds the trials the same
+    command writes to SQLite."""
+    url = postgres.createdb("tbot_tpe")
+    argv = [
+        "optimize", "run", "--strategy", "mid", "--algorithm", "bayesian", "--start", "2011-01-03", "--end",
+        "2011-03-31", "--walk-forward", "1", "--trials", "6", "--data-source", str(SAMPLE), "--home",
+        str(tmp_path), "--no-progress", "--seed", "3", "--objective", "calmar", "--study", "tpe",
+    ]  # fmt: skip
+    assert tbot([*argv, "--storage", url, "--out", str(tmp_path / "pg")]) == 0
+    assert tbot([*argv, "--out", str(tmp_path / "lite")]) == 0
+    storages = [optuna.storages.RDBStorage(u) for u in (url, f"sqlite:///{tmp_path}/lite/tpe/study.db")]
+    pg, lite = (
+        [(t.number, t.state, t.params, t.values, t.user_attrs) for t in optuna.load_study(study_name="tpe.fold1", storage=s).get_trials()]
+        for s in storages
+    )  # fmt: skip
+    for s in storages:
+        close_storage(s)
+    assert len(pg) == 6 and pg == lite
