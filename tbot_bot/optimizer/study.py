@@ -42,7 +42,8 @@ ALGORITHMS = ("grid_search", "bayesian", "genetic")
 GRID_READY_ATTR = "grid_enqueued"
 _CLAIM_RETRIES = 50
 _CLAIM_BATCH = 16  # waiting trials read per claim (another worker may win some of them)
-# a sampled (TPE, NSGA-II) worker writes its finished trials, and reads the other workers', this often at most
+# a sampled (TPE, NSGA-II) worker writes its finished trials, and reads the other workers', after this many trials
+# or seconds, whichever comes first (sooner as the target nears)
 _SYNC_TRIALS = 32
 _SYNC_SECONDS = 2.0
 
