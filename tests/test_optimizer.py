@@ -13,7 +13,8 @@ import math
 import subprocess
 import sys
 import warnings
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -515,7 +516,7 @@ def test_ctrl_c_keeps_a_sampled_workers_finished_trials_and_the_command_resumes(
     close_storage(storage)
 
 
-def test_a_batch_of_trials_is_written_as_optuna_writes_each(tmp_path: Path) -> None:
+def test_a_batch_of_trials_is_written_as_optuna_writes_each(tmp_path: Path, new_york_time: None) -> None:
     """`_write_trials` writes the rows `Study.add_trials` writes: finite, infinite and failed (NaN) trials with
     parameters of three kinds, user and system attributes; every row of every trial table is compared."""
     import sqlite3
@@ -571,6 +572,58 @@ def test_two_local_sampled_workers_share_the_trial_target(tmp_path: Path, plante
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all("metrics" in t.user_attrs for t in trials)
+
+
+def _write_batches(url: str, worker: int) -> None:
+    """Twenty batches of five finished trials, each marked with its worker and place (run in a forked process)."""
+    from tbot_bot.optimizer.study import _write_trials, close_storage, make_storage
+
+    local = optuna.create_study()
+    for i in range(100):
+        trial = local.ask()
+        trial.suggest_int("x", 0, 1000)
+        trial.set_user_attr("mark", [worker, i])
+        local.tell(trial, float(trial.params["x"]))
+    done = local.get_trials()
+    storage = make_storage(url)
+    study = optuna.load_study(study_name="race", storage=storage)
+    for b in range(20):
+        _write_trials(study, done[b * 5 : b * 5 + 5])
+    close_storage(storage)
+
+
+def test_two_workers_writing_batches_at_once_number_every_trial_once(tmp_path: Path) -> None:
+    """Two processes write batches into one SQLite study at the same time: 200 trials numbered 0..199 once each,
+    every trial with its own parameter, value and attribute (nothing attached to another worker's trial)."""
+    import multiprocessing
+
+    from tbot_bot.optimizer.study import close_storage, make_storage
+
+    url = f"sqlite:///{tmp_path}/race.db"
+    storage = make_storage(url)
+    optuna.create_study(storage=storage, study_name="race")
+    storage.engine.dispose()
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_write_batches, args=(url, w)) for w in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    trials = optuna.load_study(study_name="race", storage=storage).get_trials()
+    close_storage(storage)
+    assert sorted(t.number for t in trials) == list(range(200))
+    assert all(t.value == t.params["x"] for t in trials)
+    marks = sorted(tuple(t.user_attrs["mark"]) for t in trials)
+    assert marks == sorted((w, i) for w in (1, 2) for i in range(100))
+    # each worker's trials keep their order among themselves
+    for w in (1, 2):
+        mine = [
+            t.user_attrs["mark"][1]
+            for t in sorted(trials, key=lambda t: t.number)
+            if t.user_attrs["mark"][0] == w
+        ]
+        assert mine == list(range(100))
 
 
 class _NoBar:
@@ -667,7 +720,20 @@ def test_the_grid_is_queued_as_enqueue_trial_queues_it(tmp_path: Path) -> None:
     ]
 
 
-def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path) -> None:
+@pytest.fixture
+def new_york_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time five hours off UTC: Optuna 5 keeps trial times as naive UTC, so a time written in
+    local time by a statement that bypasses its ORM would show."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path, new_york_time: None) -> None:
     """`_record` (one transaction of plain statements) leaves the rows set_trial_param, set_trial_user_attr and
     set_trial_state_values leave: parameters with their distributions, the metrics attribute, the value, the
     state; a NaN objective fails the trial without a value, as Study.tell does."""
@@ -711,6 +777,10 @@ def test_a_grid_trial_is_recorded_as_optunas_own_calls_record_it(tmp_path: Path)
                 )
         trials = optuna.load_study(study_name="r", storage=storage).get_trials()
         close_storage(storage)
+        # read back (naive local) as the moment they were written
+        now = datetime.now()  # noqa: DTZ005 - Optuna shows naive local times
+        assert all(abs(t.datetime_start - now) < timedelta(minutes=5) for t in trials)  # type: ignore[operator]
+        assert all(abs(t.datetime_complete - now) < timedelta(minutes=5) for t in trials)  # type: ignore[operator]
         with sqlite3.connect(tmp_path / f"{ours}.db") as db:
             tables = [
                 db.execute(

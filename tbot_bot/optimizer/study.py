@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -336,6 +336,16 @@ def _rdb(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage:
     return backend
 
 
+def _stored_time(moment: datetime | None) -> datetime | None:
+    """A FrozenTrial's time (naive local) as Optuna 5's trial tables hold it: naive UTC. Its ORM converts on
+    the way in and out; the statements of this module bypass the ORM."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _stored_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def _record(
     rdb: optuna.storages.RDBStorage,
     trial_id: int,
@@ -361,7 +371,7 @@ def _record(
         finished = conn.execute(
             update(trials)
             .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING)
-            .values(state=state, datetime_complete=datetime.now())  # noqa: DTZ005 - Optuna stores naive local times
+            .values(state=state, datetime_complete=_stored_now())
         ).rowcount
         if finished != 1:
             raise optuna.exceptions.UpdateFinishedTrialError(
@@ -446,7 +456,7 @@ def _claim(study: optuna.Study) -> tuple[int, dict[str, Any]] | None:
                     won = conn.execute(
                         update(table)
                         .where(table.c.trial_id == trial_id, table.c.state == TrialState.WAITING)
-                        .values(state=TrialState.RUNNING, datetime_start=datetime.now())  # noqa: DTZ005 - Optuna stores naive local times
+                        .values(state=TrialState.RUNNING, datetime_start=_stored_now())
                     ).rowcount
                     if won == 1:
                         fixed = conn.execute(
@@ -581,38 +591,44 @@ def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> int:
 
 
 def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
-    """Finished trials into the shared study in ONE transaction, numbered after its trials (the study row
-    locked, as Optuna numbers them): the rows `Study.add_trials` writes (checked identical by the tests),
-    without its session and commit per trial. Returns their ids in the shared study."""
+    """Finished trials into the shared study in ONE transaction, numbered after its other trials as Optuna
+    numbers a new trial (inserted first, then counted): the rows `Study.add_trials` writes (checked identical
+    by the tests), without its session and commit per trial. Returns their ids in the shared study."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import bindparam, func, insert, select, update
 
     rdb = _rdb(study._storage)
     sid = study._study_id
     table = models.TrialModel.__table__
     with _create_scoped_session(rdb.scoped_session) as session:
+        # PostgreSQL: the study row locked until commit, so batches are numbered one after the other
         models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
-        first = session.scalar(select(func.count()).select_from(table).where(table.c.study_id == sid)) or 0
-        session.execute(
-            insert(table),
-            [
-                {
-                    "study_id": sid,
-                    "number": first + i,
-                    "state": t.state,
-                    "datetime_start": t.datetime_start,
-                    "datetime_complete": t.datetime_complete,
-                }  # fmt: skip
-                for i, t in enumerate(trials)
-            ],
+        # inserted, then numbered (as Optuna numbers a new trial): on SQLite the insert takes the database's
+        # write lock, so the count below sees every other worker's trials; counted first, two workers writing
+        # at once could both read the same count
+        new_ids = list(
+            session.scalars(
+                insert(table).returning(table.c.trial_id, sort_by_parameter_order=True),
+                [
+                    {
+                        "study_id": sid,
+                        "state": t.state,
+                        "datetime_start": _stored_time(t.datetime_start),
+                        "datetime_complete": _stored_time(t.datetime_complete),
+                    }  # fmt: skip
+                    for t in trials
+                ],
+            )
         )
-        ids: dict[int, int] = dict(
-            session.execute(
-                select(table.c.number, table.c.trial_id).where(
-                    table.c.study_id == sid, table.c.number >= first
-                )
-            ).all()
+        first = session.scalar(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.study_id == sid, table.c.trial_id.not_in(new_ids))
+        )
+        session.execute(
+            update(table).where(table.c.trial_id == bindparam("tid")).values(number=bindparam("n")),
+            [{"tid": tid, "n": (first or 0) + i} for i, tid in enumerate(new_ids)],
         )
         rows: dict[Any, list[dict[str, Any]]] = {
             models.TrialParamModel.__table__: [],
@@ -620,8 +636,7 @@ def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -
             models.TrialUserAttributeModel.__table__: [],
             models.TrialSystemAttributeModel.__table__: [],
         }
-        for i, t in enumerate(trials):
-            tid = ids[first + i]
+        for tid, t in zip(new_ids, trials, strict=True):
             rows[models.TrialParamModel.__table__] += [
                 {
                     "trial_id": tid,
@@ -646,7 +661,7 @@ def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -
         for table_of, values in rows.items():
             if values:
                 session.execute(insert(table_of), values)
-    return [ids[first + i] for i in range(len(trials))]
+    return new_ids
 
 
 def _run_grid(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna.Study, progress: Any) -> int:
