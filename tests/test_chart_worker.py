@@ -4,10 +4,12 @@ and a report that says what is missing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import make_settings
@@ -200,10 +202,22 @@ def test_a_failing_drawing_never_leaves_its_forked_sibling_running(
     def broken() -> Path:
         raise RuntimeError("renderer exploded")
 
+    forked: list[chart_worker.Drawing] = []
+    real_fork = chart_worker.fork_drawing
+
+    def recorded(draw: Any) -> chart_worker.Drawing | None:
+        child = real_fork(draw)
+        if child is not None:
+            forked.append(child)
+        return child
+
+    monkeypatch.setattr(chart_worker, "fork_drawing", recorded)
     with pytest.raises(RuntimeError, match="renderer exploded"):
         chart_worker.side_by_side(broken, slow)
-    # side_by_side has reaped the sibling before raising: had it not killed it, the wait would have lasted
-    # until the sibling wrote its chart
+    # the sibling is gone before side_by_side raised: killed and reaped (a live or zombie child still has a pid)
+    assert len(forked) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(forked[0].pid, 0)
     assert not late.exists()
 
 

@@ -151,7 +151,7 @@ def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, 
         disable=not req.progress, position=position, leave=position == 0, delay=1,
     ) as bar:  # fmt: skip
         for fold in folds:
-            done += run_fold(cfg, prep, fold, storage, bar)
+            done += run_fold(cfg, prep, fold, storage, bar, workers=req.jobs)
     return done
 
 

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -515,17 +515,30 @@ def requeue_stale(study: optuna.Study) -> None:
 
 
 def run_fold(
-    cfg: StudyConfig, prep: PreparedData, fold: Fold, storage: optuna.storages.BaseStorage, progress: Any
+    cfg: StudyConfig,
+    prep: PreparedData,
+    fold: Fold,
+    storage: optuna.storages.BaseStorage,
+    progress: Any,
+    workers: int = 1,
 ) -> int:
-    """This worker's share of a fold; returns how many trials it evaluated."""
+    """This worker's share of a fold; returns how many trials it evaluated. `workers`: this command's local
+    workers (`--jobs`), which a sampled study counts in sizing its batches."""
     study = open_study(cfg, fold, storage)
     requeue_stale(study)
     if cfg.algorithm == "grid_search":
         return _run_grid(cfg, prep, fold, study, progress)
-    return _run_sampled(cfg, prep, fold, study, progress)
+    return _run_sampled(cfg, prep, fold, study, progress, workers)
 
 
-def _run_sampled(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna.Study, progress: Any) -> int:
+def _run_sampled(
+    cfg: StudyConfig,
+    prep: PreparedData,
+    fold: Fold,
+    study: optuna.Study,
+    progress: Any,
+    workers: int,
+) -> int:
     """Bayesian and genetic: ask and tell on an in-memory copy of the fold's study, seeded with the shared
     study's finished trials; the finished trials are written to the shared storage together (`_write_trials`),
     every `_SYNC_TRIALS` trials or `_SYNC_SECONDS`, and the other workers' trials are read in at the same time.
@@ -535,14 +548,21 @@ def _run_sampled(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna
     sampler sees the same trials in the same order, so a worker alone samples exactly what it sampled trial by
     trial (tested, for both samplers). What changes with several workers: each sees the others' trials at its
     next write, not at its next trial, and a fold's `--trials` can be exceeded by the trials the other workers
-    have not written yet; batches shrink as the target nears, so that is a few trials at most. A trial being
-    evaluated is in no storage: nothing for a stale sweep to fail, and a killed worker loses at most its
-    unwritten batch (the study simply holds fewer trials, and running the command again adds them)."""
-    local = optuna.create_study(directions=directions(cfg), sampler=_sampler(cfg))
+    have not written yet. Every worker registers in the study as it starts (`_join`): the k-th samples with
+    seed `--seed` + k (the first, and so a lone worker, with `--seed` itself), so workers do not repeat each
+    other's draws, and a batch is at most half of what is left shared among the workers registered (or this
+    command's `--jobs`, if more), so they stay within the target but for about the trials under way as it
+    is reached (a few more when many start at once, before they have seen each other). A trial being evaluated is in no storage: nothing for a stale sweep to fail,
+    and a killed worker loses at most its unwritten batch (the study simply holds fewer trials, and running the
+    command again adds them)."""
+    index = _join(study)
+    local = optuna.create_study(
+        directions=directions(cfg), sampler=_sampler(replace(cfg, seed=cfg.seed + index))
+    )
     objective = make_objective(cfg, prep, fold)
     target = cfg.trials_per_fold()
     known: set[int] = set()  # shared trial ids already in the local study
-    shared = _read_in(study, local, known)
+    shared, registered = _read_in(study, local, known)
     pending: list[optuna.trial.FrozenTrial] = []
     done = 0
     synced = time.monotonic()
@@ -560,26 +580,35 @@ def _run_sampled(cfg: StudyConfig, prep: PreparedData, fold: Fold, study: optuna
                 done += 1
                 progress.update(1)
                 counted += frozen.state == TrialState.COMPLETE
-            # write sooner as the target nears: another worker's unwritten trials are what can overshoot it
-            batch = min(_SYNC_TRIALS, max(1, (target - shared) // 2))
+            # write sooner as the target nears: another worker's unwritten trials are what can overshoot it;
+            # the workers counted afresh each trial (one small read), as others may have started since
+            registered = max(registered, _joined(study))
+            batch = min(_SYNC_TRIALS, max(1, (target - shared) // (2 * max(workers, registered))))
             if (
                 len(pending) >= batch
                 or shared + counted >= target
                 or time.monotonic() - synced >= _SYNC_SECONDS
             ):
-                known.update(_write_trials(study, pending))
-                pending = []
-                shared = _read_in(study, local, known)
+                # handed over first: a Ctrl-C after the commit never writes them twice
+                written, pending = pending, []
+                known.update(_write_trials(study, written))
+                shared, registered = _read_in(study, local, known)
                 synced = time.monotonic()
-    finally:
+    except BaseException:
+        # Ctrl-C or a failed evaluation: the finished trials not written yet are kept, then the error goes on
         if pending:
-            _write_trials(study, pending)
+            try:
+                _write_trials(study, pending)
+            except Exception as exc:  # the storage failing too: say so, but report the first error
+                log.warning("optimizer: %d finished trials not written: %s", len(pending), exc)
+        raise
     return done
 
 
-def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> int:
+def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> tuple[int, int]:
     """Copy the shared study's finished trials the local one lacks into it (in the shared study's order);
-    return how many trials count towards the target there (COMPLETE and RUNNING, as before batching)."""
+    return how many trials count towards the target there (COMPLETE and RUNNING, as before batching) and how
+    many workers have registered in it."""
     counted = 0
     for t in study.get_trials(deepcopy=False):
         if t.state in (TrialState.COMPLETE, TrialState.RUNNING):
@@ -587,7 +616,59 @@ def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> int:
         if t.state.is_finished() and t._trial_id not in known:
             local.add_trial(t)
             known.add(t._trial_id)
-    return counted
+    return counted, _joined(study)
+
+
+_WORKER_KEY = "tbot:worker:"
+
+
+def _join(study: optuna.Study) -> int:
+    """Register this worker in the fold's study (a study system attribute of its own); return how many had
+    registered before it. Inserted, then counted, like a batch of trials: two workers starting together on
+    SQLite get different places (the insert holds the write lock; on PostgreSQL the study row is locked)."""
+    import uuid
+
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy import func, insert, select
+
+    attrs = models.StudySystemAttributeModel.__table__
+    sid = study._study_id
+    with _create_scoped_session(_rdb(study._storage).scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
+        mine = session.scalar(
+            insert(attrs)
+            .values(study_id=sid, key=f"{_WORKER_KEY}{uuid.uuid4().hex}", value_json="null")
+            .returning(attrs.c.study_system_attribute_id)
+        )
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(attrs)
+                .where(
+                    attrs.c.study_id == sid,
+                    attrs.c.key.startswith(_WORKER_KEY),
+                    attrs.c.study_system_attribute_id < mine,
+                )
+            )
+            or 0
+        )
+
+
+def _joined(study: optuna.Study) -> int:
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    attrs = models.StudySystemAttributeModel.__table__
+    with _rdb(study._storage).engine.connect() as conn:
+        return int(
+            conn.scalar(
+                select(func.count())
+                .select_from(attrs)
+                .where(attrs.c.study_id == study._study_id, attrs.c.key.startswith(_WORKER_KEY))
+            )
+            or 0
+        )
 
 
 def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
