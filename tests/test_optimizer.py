@@ -553,7 +553,7 @@ def test_a_batch_of_trials_is_written_as_optuna_writes_each(tmp_path: Path, new_
 
 def test_two_local_sampled_workers_share_the_trial_target(tmp_path: Path, planted: Path) -> None:
     """`--jobs 2` with TPE: both workers write into one study, which holds at least `--trials` trials, every one
-    finished and numbered once; the target is exceeded by at most the trial under way in the other worker."""
+    finished and numbered once; the target is exceeded by at most the other worker's batch."""
     space = tmp_path / "space.toml"
     space.write_text(SAMPLED_SPACE, encoding="utf-8")
     argv = [
@@ -567,8 +567,9 @@ def test_two_local_sampled_workers_share_the_trial_target(tmp_path: Path, plante
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
     trials = optuna.load_study(study_name="two.fold1", storage=storage).get_trials()
     storage.engine.dispose()
-    # at most the one trial the other worker had under way when the target was reached
-    assert 12 <= len(trials) <= 13
+    # past the target by at most the batch the other worker held: a quarter of what was left when it last
+    # looked (3 of 12), usually just the trial it had under way
+    assert 12 <= len(trials) <= 15
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert all("metrics" in t.user_attrs for t in trials)
     with sqlite3.connect(db) as conn:

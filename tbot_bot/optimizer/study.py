@@ -551,8 +551,9 @@ def _run_sampled(
     have not written yet. Every worker registers in the study as it starts (`_join`): the k-th samples with
     seed `--seed` + k (the first, and so a lone worker, with `--seed` itself), so workers do not repeat each
     other's draws, and a batch is at most half of what is left shared among the workers registered (or this
-    command's `--jobs`, if more), so they stay within the target but for about the trials under way as it
-    is reached (a few more when many start at once, before they have seen each other). A trial being evaluated is in no storage: nothing for a stale sweep to fail,
+    command's `--jobs`, if more), so they pass the target by about the trials under way as it is reached;
+    at worst by the unwritten batches of workers that were stalled, each at most what was left when it last
+    looked over twice the number of workers. A trial being evaluated is in no storage: nothing for a stale sweep to fail,
     and a killed worker loses at most its unwritten batch (the study simply holds fewer trials, and running the
     command again adds them)."""
     index = _join(study)
