@@ -13,7 +13,6 @@ import math
 import sqlite3
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -520,33 +519,11 @@ def test_ctrl_c_keeps_a_sampled_workers_finished_trials_and_the_command_resumes(
 
 def test_a_batch_of_trials_is_written_as_optuna_writes_each(tmp_path: Path, new_york_time: None) -> None:
     """`_write_trials` writes the rows `Study.add_trials` writes: finite, infinite and failed (NaN) trials with
-    parameters of three kinds, user and system attributes; every row of every trial table is compared."""
-    import sqlite3
+    parameters of three kinds, user and system attributes; every row of every trial table is compared (the
+    PostgreSQL test does the same there)."""
+    from optuna_rows import rows_both_ways
 
-    from tbot_bot.optimizer.study import _write_trials, close_storage, make_storage
-
-    local = optuna.create_study(directions=["maximize", "minimize"])
-    for value in ((1.5, 0.25), (math.inf, -2.0), (math.nan, 1.0), (-0.125, 3.0)):
-        trial = local.ask()
-        trial.suggest_float("x", 0.0005, 0.005, step=0.0005)
-        trial.suggest_int("n", 1, 9)
-        trial.suggest_categorical("c", ["a", "b", 0.25])
-        trial.set_user_attr("metrics", {"is": {"sharpe": value[0]}, "oos": [1, 2]})
-        local._storage.set_trial_system_attr(trial._trial_id, "NSGAIISampler:generation", 0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Optuna's "The value nan is not acceptable": failed
-            local.tell(trial, list(value))
-    done = local.get_trials()
-    tables = ("trials", "trial_params", "trial_values", "trial_user_attributes", "trial_system_attributes")
-    rows = {}
-    for name, write in (("ours", lambda s: _write_trials(s, done)), ("optuna", lambda s: s.add_trials(done))):
-        storage = make_storage(f"sqlite:///{tmp_path}/{name}.db")
-        study = optuna.create_study(storage=storage, study_name="w", directions=["maximize", "minimize"])
-        study.add_trial(done[0])  # numbered after a trial already there
-        write(study)
-        close_storage(storage)
-        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
-            rows[name] = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}  # noqa: S608
+    rows = rows_both_ways(lambda name: f"sqlite:///{tmp_path}/{name}.db")
     assert rows["ours"] == rows["optuna"]
     assert len(rows["ours"]["trials"]) == 5 and any(r[3] == "FAIL" for r in rows["ours"]["trials"])
 
@@ -578,6 +555,8 @@ def test_two_local_sampled_workers_share_the_trial_target(tmp_path: Path, plante
         # both registered (each samples with its own seed: --seed, then --seed + 1)
         joined = conn.execute("SELECT count(*) FROM study_system_attributes WHERE key LIKE 'tbot:worker:%'")
         assert counts == (len(trials), len(trials)) and joined.fetchone() == (2,)
+        left = conn.execute("SELECT count(*) FROM study_system_attributes WHERE value_json = '\"left\"'")
+        assert left.fetchone() == (2,)  # and both left when done (later workers size batches without them)
 
 
 def _write_batches(url: str, worker: int, meet: Any) -> None:
@@ -623,9 +602,14 @@ def test_two_workers_writing_batches_at_once_number_every_trial_once(tmp_path: P
     workers = [ctx.Process(target=_write_batches, args=(url, w, meet)) for w in (1, 2)]
     for w in workers:
         w.start()
-    for w in workers:
-        w.join(timeout=120)
-        assert w.exitcode == 0
+    try:
+        for w in workers:
+            w.join(timeout=120)
+            assert w.exitcode == 0
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
     trials = optuna.load_study(study_name="race", storage=storage).get_trials()
     close_storage(storage)
     assert sorted(t.number for t in trials) == list(range(200))

@@ -160,3 +160,13 @@ def test_bayesian_trials_written_in_batches_to_postgresql_equal_sqlites(
     for s in storages:
         close_storage(s)
     assert len(pg) == 6 and pg == lite
+
+
+def test_a_batch_of_trials_is_written_on_postgresql_as_optuna_writes_each(postgres: PostgresServer) -> None:
+    """The batch write's rows on PostgreSQL (its own INSERT ... RETURNING path) equal `Study.add_trials`'s: each
+    trial's state and times stay with its parameters, values and attributes."""
+    from optuna_rows import rows_both_ways
+
+    rows = rows_both_ways(lambda name: postgres.createdb(f"rows_{name}"))
+    assert rows["ours"] == rows["optuna"]
+    assert [r[3] for r in rows["ours"]["trials"]] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]

@@ -550,20 +550,21 @@ def _run_sampled(
     next write, not at its next trial, and a fold's `--trials` can be exceeded by the trials the other workers
     have not written yet. Every worker registers in the study as it starts (`_join`): the k-th samples with
     seed `--seed` + k (the first, and so a lone worker, with `--seed` itself), so workers do not repeat each
-    other's draws, and a batch is at most half of what is left shared among the workers registered (or this
-    command's `--jobs`, if more), so they pass the target by about the trials under way as it is reached;
-    at worst by the unwritten batches of workers that were stalled, each at most what was left when it last
-    looked over twice the number of workers. A trial being evaluated is in no storage: nothing for a stale sweep to fail,
-    and a killed worker loses at most its unwritten batch (the study simply holds fewer trials, and running the
-    command again adds them)."""
-    index = _join(study)
+    other's draws, and a batch is at most half of what is left shared among the registered workers still
+    sampling (or this command's `--jobs`, if more), so they pass the target by about the trials under way as
+    it is reached; at worst by the unwritten batches of workers that were stalled, each at most what was left
+    when it last looked over twice the number of workers. A trial being evaluated is in no storage: nothing
+    for a stale sweep to fail, and a killed worker loses at most its unwritten batch (the study simply holds
+    fewer trials, and running the command again adds them)."""
+    index, registration = _join(study)
     local = optuna.create_study(
         directions=directions(cfg), sampler=_sampler(replace(cfg, seed=cfg.seed + index))
     )
     objective = make_objective(cfg, prep, fold)
     target = cfg.trials_per_fold()
     known: set[int] = set()  # shared trial ids already in the local study
-    shared, registered = _read_in(study, local, known)
+    shared = _read_in(study, local, known)
+    working, looked = _working(study, 1), time.monotonic()
     pending: list[optuna.trial.FrozenTrial] = []
     done = 0
     synced = time.monotonic()
@@ -581,19 +582,25 @@ def _run_sampled(
                 done += 1
                 progress.update(1)
                 counted += frozen.state == TrialState.COMPLETE
-            # write sooner as the target nears: another worker's unwritten trials are what can overshoot it;
-            # the workers counted afresh each trial (one small read), as others may have started since
-            registered = max(registered, _joined(study))
-            batch = min(_SYNC_TRIALS, max(1, (target - shared) // (2 * max(workers, registered))))
+            # write sooner as the target nears: another worker's unwritten trials are what can overshoot it.
+            # The workers are counted again every quarter second (others may have started or finished since)
+            if time.monotonic() - looked >= 0.25:
+                working, looked = _working(study, working), time.monotonic()
+            batch = min(_SYNC_TRIALS, max(1, (target - shared) // (2 * max(workers, working))))
             if (
                 len(pending) >= batch
                 or shared + counted >= target
                 or time.monotonic() - synced >= _SYNC_SECONDS
             ):
-                # handed over first: a Ctrl-C after the commit never writes them twice
+                # handed over first: a Ctrl-C after the commit never writes them twice (one during the
+                # write loses them: logged below)
                 written, pending = pending, []
-                known.update(_write_trials(study, written))
-                shared, registered = _read_in(study, local, known)
+                try:
+                    known.update(_write_trials(study, written))
+                except BaseException as exc:
+                    log.warning("optimizer: %d finished trials not written: %r", len(written), exc)
+                    raise
+                shared = _read_in(study, local, known)
                 synced = time.monotonic()
     except BaseException:
         # Ctrl-C or a failed evaluation: the finished trials not written yet are kept, then the error goes on
@@ -603,13 +610,14 @@ def _run_sampled(
             except Exception as exc:  # the storage failing too: say so, but report the first error
                 log.warning("optimizer: %d finished trials not written: %s", len(pending), exc)
         raise
+    finally:
+        _leave(study, registration)
     return done
 
 
-def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> tuple[int, int]:
+def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> int:
     """Copy the shared study's finished trials the local one lacks into it (in the shared study's order);
-    return how many trials count towards the target there (COMPLETE and RUNNING, as before batching) and how
-    many workers have registered in it."""
+    return how many trials count towards the target there (COMPLETE and RUNNING, as before batching)."""
     counted = 0
     for t in study.get_trials(deepcopy=False):
         if t.state in (TrialState.COMPLETE, TrialState.RUNNING):
@@ -617,15 +625,17 @@ def _read_in(study: optuna.Study, local: optuna.Study, known: set[int]) -> tuple
         if t.state.is_finished() and t._trial_id not in known:
             local.add_trial(t)
             known.add(t._trial_id)
-    return counted, _joined(study)
+    return counted
 
 
 _WORKER_KEY = "tbot:worker:"
+_WORKING, _LEFT = "null", '"left"'  # a registration's value while its worker samples, and once it has left
 
 
-def _join(study: optuna.Study) -> int:
+def _join(study: optuna.Study) -> tuple[int, int]:
     """Register this worker in the fold's study (a study system attribute of its own); return how many had
-    registered before it. Inserted, then counted, like a batch of trials: two workers starting together on
+    registered before it (earlier runs included: a resumed run does not replay the first one's draws) and the
+    registration's row. Inserted, then counted, like a batch of trials: two workers starting together on
     SQLite get different places (the insert holds the write lock; on PostgreSQL the study row is locked)."""
     import uuid
 
@@ -639,37 +649,59 @@ def _join(study: optuna.Study) -> int:
         models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
         mine = session.scalar(
             insert(attrs)
-            .values(study_id=sid, key=f"{_WORKER_KEY}{uuid.uuid4().hex}", value_json="null")
+            .values(study_id=sid, key=f"{_WORKER_KEY}{uuid.uuid4().hex}", value_json=_WORKING)
             .returning(attrs.c.study_system_attribute_id)
         )
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(attrs)
-                .where(
-                    attrs.c.study_id == sid,
-                    attrs.c.key.startswith(_WORKER_KEY),
-                    attrs.c.study_system_attribute_id < mine,
-                )
+        before = session.scalar(
+            select(func.count())
+            .select_from(attrs)
+            .where(
+                attrs.c.study_id == sid,
+                attrs.c.key.startswith(_WORKER_KEY),
+                attrs.c.study_system_attribute_id < mine,
             )
-            or 0
         )
+    return int(before or 0), int(mine)
 
 
-def _joined(study: optuna.Study) -> int:
+def _working(study: optuna.Study, known: int) -> int:
+    """How many registered workers have not left (a killed one never leaves: it still counts, which only makes
+    batches smaller); `known` when the storage cannot say (the count only sizes batches)."""
     from optuna.storages._rdb import models
     from sqlalchemy import func, select
 
     attrs = models.StudySystemAttributeModel.__table__
-    with _rdb(study._storage).engine.connect() as conn:
-        return int(
-            conn.scalar(
+    try:
+        with _rdb(study._storage).engine.connect() as conn:
+            n = conn.scalar(
                 select(func.count())
                 .select_from(attrs)
-                .where(attrs.c.study_id == study._study_id, attrs.c.key.startswith(_WORKER_KEY))
+                .where(
+                    attrs.c.study_id == study._study_id,
+                    attrs.c.key.startswith(_WORKER_KEY),
+                    attrs.c.value_json == _WORKING,
+                )
             )
-            or 0
-        )
+    except Exception as exc:  # a transient storage error: the next write meets it, if it lasts
+        log.debug("optimizer: workers not counted: %s", exc)
+        return known
+    return max(1, int(n or 0))
+
+
+def _leave(study: optuna.Study, registration: int) -> None:
+    from optuna.storages._rdb import models
+    from sqlalchemy import update
+
+    attrs = models.StudySystemAttributeModel.__table__
+    try:
+        with _rdb(study._storage).engine.begin() as conn:
+            conn.execute(
+                update(attrs)
+                .where(attrs.c.study_system_attribute_id == registration)
+                .values(value_json=_LEFT)
+            )
+    except Exception as exc:  # it then counts as working: batches of later workers are a little smaller
+        log.warning("optimizer: worker registration not closed: %s", exc)
 
 
 def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
