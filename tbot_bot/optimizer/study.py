@@ -583,8 +583,9 @@ def _run_sampled(
                 progress.update(1)
                 counted += frozen.state == TrialState.COMPLETE
             # write sooner as the target nears: another worker's unwritten trials are what can overshoot it.
-            # The workers are counted again every quarter second (others may have started or finished since)
-            if time.monotonic() - looked >= 0.25:
+            # The workers are counted again every few trials or a quarter second, whichever comes first
+            # (others may have started or finished since; one small read)
+            if done % 4 == 0 or time.monotonic() - looked >= 0.25:
                 working, looked = _working(study, working), time.monotonic()
             batch = min(_SYNC_TRIALS, max(1, (target - shared) // (2 * max(workers, working))))
             if (
