@@ -257,53 +257,15 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
 
 
 def _enqueue_all(study: optuna.Study, points: list[dict[str, Any]]) -> None:
-    """Queue every grid point in ONE transaction of two bulk inserts: the rows `enqueue_trial` writes per point
-    (a WAITING trial numbered after the study's trials, its point as the `fixed_params` system attribute),
-    without Optuna's flush, checks and commit per point, which cost more than a trial at thousands of points.
-    Falls back to `enqueue_trial` when this Optuna's storage internals differ."""
-    try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        rdb = _rdb(study._storage)
-        trials = models.TrialModel.__table__
-        attrs = models.TrialSystemAttributeModel.__table__
-        columns = {"study_id", "number", "state"} <= set(trials.c.keys()) and {
-            "trial_id",
-            "key",
-            "value_json",
-        } <= set(attrs.c.keys())
-    except (ImportError, AttributeError):
-        columns = False
-    if not columns:
-        for point in points:
-            study.enqueue_trial(point)
-        return
-    from sqlalchemy import func, insert, select
-
-    sid = study._study_id
-    with _create_scoped_session(rdb.scoped_session) as session:
-        # the study row locked, as Optuna does while numbering new trials
-        models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
-        first = session.scalar(select(func.count()).select_from(trials).where(trials.c.study_id == sid)) or 0
-        session.execute(
-            insert(trials),
-            [{"study_id": sid, "number": first + i, "state": TrialState.WAITING} for i in range(len(points))],
-        )
-        ids: dict[int, int] = dict(
-            session.execute(
-                select(trials.c.number, trials.c.trial_id).where(
-                    trials.c.study_id == sid, trials.c.number >= first
-                )
-            ).all()
-        )
-        session.execute(
-            insert(attrs),
-            [
-                {"trial_id": ids[first + i], "key": "fixed_params", "value_json": json.dumps(point)}
-                for i, point in enumerate(points)
-            ],
-        )
+    """Queue every grid point in ONE transaction: the rows `enqueue_trial` writes per point (a WAITING trial
+    numbered after the study's trials, its point as the `fixed_params` system attribute), written by the batch
+    write, without Optuna's flush, checks and commit per point, which cost more than a trial at thousands of
+    points."""
+    waiting = [
+        optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": point})
+        for point in points
+    ]
+    _write_trials(study, waiting)
 
 
 Objective = Callable[[optuna.Trial], float | tuple[float, float]]
@@ -706,9 +668,10 @@ def _leave(study: optuna.Study, registration: int) -> None:
 
 
 def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
-    """Finished trials into the shared study in ONE transaction, numbered after its other trials as Optuna
-    numbers a new trial (inserted first, then counted): the rows `Study.add_trials` writes (checked identical
-    by the tests), without its session and commit per trial. Returns their ids in the shared study."""
+    """Trials (finished, or waiting grid points) into the shared study in ONE transaction, numbered after its
+    other trials as Optuna numbers a new trial (inserted first, then counted): the rows `Study.add_trials`
+    writes (checked identical by the tests), without its session and commit per trial. Relies on Optuna's
+    table models (the version is pinned). Returns their ids in the shared study."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
     from sqlalchemy import bindparam, func, insert, select, update
