@@ -294,7 +294,7 @@ def metrics_attr(ins: TrialMetrics, oos: TrialMetrics) -> dict[str, Any]:
 def _rdb(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage:
     backend = getattr(storage, "_backend", storage)  # the study wraps its RDB storage in a cache
     if not isinstance(backend, optuna.storages.RDBStorage):
-        raise ConfigError("grid search needs an RDB storage (sqlite:///... or postgresql://...)")
+        raise ConfigError("the optimizer needs an RDB storage (sqlite:///... or postgresql://...)")
     return backend
 
 
