@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -323,12 +323,10 @@ def _record(
     finished meanwhile (failed as stale) is refused with Optuna's own error and nothing of it is written. Like
     the claim, it relies on Optuna's table models (the version is pinned; the tests compare the rows)."""
     from optuna.storages._rdb import models
-    from sqlalchemy import insert, update
+    from sqlalchemy import update
 
     state, values = (TrialState.FAIL, []) if math.isnan(value) else (TrialState.COMPLETE, [value])
-    stored = [models.TrialValueModel.value_to_stored_repr(v) for v in values]
-    trials, trial_params = models.TrialModel.__table__, models.TrialParamModel.__table__
-    user_attrs, trial_values = models.TrialUserAttributeModel.__table__, models.TrialValueModel.__table__
+    trials = models.TrialModel.__table__
     with rdb.engine.begin() as conn:
         finished = conn.execute(
             update(trials)
@@ -339,25 +337,64 @@ def _record(
             raise optuna.exceptions.UpdateFinishedTrialError(
                 f"trial {trial_id} is no longer running (failed as stale by another worker?)"
             )
-        conn.execute(
-            insert(trial_params),
-            [
-                {
-                    "trial_id": trial_id,
-                    "param_name": key,
-                    "param_value": dists[key].to_internal_repr(v),
-                    "distribution_json": optuna.distributions.distribution_to_json(dists[key]),
-                }
-                for key, v in params.items()
-            ],
-        )
-        conn.execute(
-            insert(user_attrs).values(trial_id=trial_id, key="metrics", value_json=json.dumps(metrics))
-        )
-        for objective, (v, kind) in enumerate(stored):
-            conn.execute(
-                insert(trial_values).values(trial_id=trial_id, objective=objective, value=v, value_type=kind)
+        rows = _TrialRows()
+        rows.add(trial_id, params, dists, values, {"metrics": metrics}, {})
+        rows.insert(conn)
+
+
+class _TrialRows:
+    """A trial's parameter, value and attribute rows, as Optuna's trial tables hold them, gathered per table to
+    be inserted together (`_record`, `_write_trials`)."""
+
+    def __init__(self) -> None:
+        from optuna.storages._rdb import models
+
+        self._models = models
+        self.by_table: dict[Any, list[dict[str, Any]]] = {
+            models.TrialParamModel.__table__: [],
+            models.TrialValueModel.__table__: [],
+            models.TrialUserAttributeModel.__table__: [],
+            models.TrialSystemAttributeModel.__table__: [],
+        }
+
+    def add(
+        self,
+        trial_id: int,
+        params: dict[str, Any],
+        dists: Mapping[str, optuna.distributions.BaseDistribution],
+        values: list[float],
+        user_attrs: dict[str, Any],
+        system_attrs: dict[str, Any],
+    ) -> None:
+        m = self._models
+        self.by_table[m.TrialParamModel.__table__] += [
+            {
+                "trial_id": trial_id,
+                "param_name": key,
+                "param_value": dists[key].to_internal_repr(v),
+                "distribution_json": optuna.distributions.distribution_to_json(dists[key]),
+            }  # fmt: skip
+            for key, v in params.items()
+        ]
+        for objective, v in enumerate(values):
+            stored, kind = m.TrialValueModel.value_to_stored_repr(v)
+            self.by_table[m.TrialValueModel.__table__].append(
+                {"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind}
             )
+        for table, attrs in (
+            (m.TrialUserAttributeModel.__table__, user_attrs),
+            (m.TrialSystemAttributeModel.__table__, system_attrs),
+        ):
+            self.by_table[table] += [
+                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
+            ]
+
+    def insert(self, conn: Any) -> None:
+        from sqlalchemy import insert
+
+        for table, rows in self.by_table.items():
+            if rows:
+                conn.execute(insert(table), rows)
 
 
 def _check_distributions(
@@ -708,37 +745,10 @@ def _write_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -
             update(table).where(table.c.trial_id == bindparam("tid")).values(number=bindparam("n")),
             [{"tid": tid, "n": (first or 0) + i} for i, tid in enumerate(new_ids)],
         )
-        rows: dict[Any, list[dict[str, Any]]] = {
-            models.TrialParamModel.__table__: [],
-            models.TrialValueModel.__table__: [],
-            models.TrialUserAttributeModel.__table__: [],
-            models.TrialSystemAttributeModel.__table__: [],
-        }
+        rows = _TrialRows()
         for tid, t in zip(new_ids, trials, strict=True):
-            rows[models.TrialParamModel.__table__] += [
-                {
-                    "trial_id": tid,
-                    "param_name": key,
-                    "param_value": t.distributions[key].to_internal_repr(v),
-                    "distribution_json": optuna.distributions.distribution_to_json(t.distributions[key]),
-                }  # fmt: skip
-                for key, v in t.params.items()
-            ]
-            for objective, v in enumerate(t.values or []):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(v)
-                rows[models.TrialValueModel.__table__].append(
-                    {"trial_id": tid, "objective": objective, "value": stored, "value_type": kind}
-                )
-            for table_of, attrs in (
-                (models.TrialUserAttributeModel.__table__, t.user_attrs),
-                (models.TrialSystemAttributeModel.__table__, t.system_attrs),
-            ):
-                rows[table_of] += [
-                    {"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
-                ]
-        for table_of, values in rows.items():
-            if values:
-                session.execute(insert(table_of), values)
+            rows.add(tid, t.params, t.distributions, t.values or [], t.user_attrs, t.system_attrs)
+        rows.insert(session)
     return new_ids
 
 

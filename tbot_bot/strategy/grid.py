@@ -54,6 +54,13 @@ class SessionGrid:
 _NS_PER_DAY = 86_400_000_000_000
 
 
+def _held(codes: np.ndarray, size: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """For small non-negative codes: which of 0..max (or size - 1) occur, and each one's rank among those that
+    do (what np.unique's values and inverse give, counted instead of sorted)."""
+    held = np.bincount(codes, minlength=size) > 0
+    return held, np.cumsum(held) - 1
+
+
 def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np.ndarray, list[date]]:
     """Which bars start inside their UTC date's regular session; the day index of each; the days."""
     if not len(ts_ns):
@@ -62,9 +69,9 @@ def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np
     # sorting the bars (np.unique plus searchsorted did, a third of a large grid's build)
     number = ts_ns // _NS_PER_DAY
     first = int(number.min())
-    held = np.bincount(number - first) > 0
+    held, rank = _held(number - first)
     uniq = np.flatnonzero(held) + first
-    idx = (np.cumsum(held) - 1)[number - first]
+    idx = rank[number - first]
     days = [date(1970, 1, 1) + timedelta(days=int(d)) for d in uniq]
     opens = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
     closes = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
@@ -132,7 +139,7 @@ class BarColumns:
 
     def symbols(self) -> list[str]:
         """The symbols that have bars, sorted."""
-        return [str(s) for s in self.names[np.bincount(self.code, minlength=len(self.names)) > 0]]
+        return [str(s) for s in self.names[_held(self.code, len(self.names))[0]]]
 
 
 _PRICES = ("open", "high", "low", "close", "volume")
@@ -162,9 +169,9 @@ def build_grid(
     # every column is gathered once, at the end, through `src` (the kept bars in grid order)
     src = np.flatnonzero(keep)
     # the kept symbols ranked in name order (what factorizing their strings with sort=True gives)
-    held = np.bincount(cols.code[src], minlength=len(cols.names)) > 0
+    held, rank = _held(cols.code[src], len(cols.names))
     sym_names = cols.names[held]
-    sym_codes = (np.cumsum(held) - 1)[cols.code[src]]
+    sym_codes = rank[cols.code[src]]
     day_idx = day_idx[src]
     key = day_idx.astype(np.int64) * (len(sym_names) + 1) + sym_codes
     # rows by (day, symbol), bars by time within a row
