@@ -153,8 +153,6 @@ def study_rate(
     cold run. `space`: a --space file (default: the strategy's default grid). Returns the two rates, whether the
     preparation came from the cache, the number of trials, and the seconds spent waiting for the charts after
     the results."""
-    import optuna
-
     req = RunRequest(strategy, "grid_search", START, end, data, walk_forward=1, jobs=jobs, out=out,
                      progress=False, propose=False, study="bench", float_=Decimal("100000"), space_file=space)  # fmt: skip
     statuses: list[str] = []
@@ -174,12 +172,23 @@ def study_rate(
         charts = time.perf_counter() - t0 - wall
     finally:
         runner._prepare = real_prepare  # type: ignore[assignment]
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench' / 'study.db'}")
-    trials = optuna.load_study(study_name="bench.fold1", storage=storage).get_trials()
-    span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
-    storage.engine.dispose()
+    span, _ = trial_loop(out / "bench" / "study.db", "bench.fold1")
     n = int(result.summary["trials_total"])
     return n / wall, n / span, statuses[0], n, charts
+
+
+def trial_loop(db: Path, study: str) -> tuple[float, int]:
+    """Seconds from the first trial's start to the last one's end of a study in a SQLite file (Optuna's own
+    timestamps), and its number of trials."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    span = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+    return span.total_seconds(), len(trials)
 
 
 THOUSANDS = (
@@ -204,7 +213,6 @@ def bars_folder(folder: Path, symbols: int, sessions: int) -> list[date]:
 
 def thousands(tmp: Path) -> list[dict[str, object]]:
     """Per study of THOUSANDS: trials, whole s, loop s, evaluation s, overhead ms per trial beyond its evaluation."""
-    import optuna
 
     data = tmp / "bars_thousands"
     # 60 symbols: enough trades for the evidence floor, evaluations of ~25 ms
@@ -240,17 +248,12 @@ def thousands(tmp: Path) -> list[dict[str, object]]:
             t0 = time.perf_counter()
             run_optimizer(BotHome(tmp / "home_thousands"), make_settings(), req)
             whole = time.perf_counter() - t0
-            storage = optuna.storages.RDBStorage(f"sqlite:///{out / 't' / 'study.db'}")
-            trials = optuna.load_study(study_name="t.fold1", storage=storage).get_trials()
-            storage.engine.dispose()
-            loop = (
-                max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
-            ).total_seconds()
+            loop, trials = trial_loop(out / "t" / "study.db", "t.fold1")
             rows.append({
-                "algorithm": algorithm, "trials": len(trials), "whole_s": round(whole, 2), "loop_s": round(loop, 2),
+                "algorithm": algorithm, "trials": trials, "whole_s": round(whole, 2), "loop_s": round(loop, 2),
                 "evaluation_s": round(spent[0], 2),
-                "overhead_ms_per_trial": round(1000 * (loop - spent[0]) / len(trials), 2),
-                "evaluation_ms_per_trial": round(1000 * spent[0] / len(trials), 2),
+                "overhead_ms_per_trial": round(1000 * (loop - spent[0]) / trials, 2),
+                "evaluation_ms_per_trial": round(1000 * spent[0] / trials, 2),
                 "ratio_whole_over_loop": round(loop / whole, 2),
             })  # fmt: skip
     finally:
