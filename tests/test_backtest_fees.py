@@ -54,8 +54,8 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
     fees_total = sum((D(r["fees"]) for r in history), D(0))
     net = gross - fees_total
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["total_pnl"] == pytest.approx(float(net), abs=1e-6)
-    assert metrics["total_fees"] == pytest.approx(float(fees_total), abs=1e-6)
+    # money in metrics.json is exact: the trade history's sums, as decimal strings
+    assert D(metrics["total_pnl"]) == net and D(metrics["total_fees"]) == fees_total
     assert metrics["wins"] == sum(1 for r in history if D(r["net_PnL"]) > 0)
     daily = json.loads((out / "daily_summary_backtest.json").read_text())
     assert sum((D(d["fees"]) for d in daily), D(0)) == fees_total
@@ -69,7 +69,7 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
     assert f"| {gross.quantize(cent):,} | {fees_total.quantize(cent):,} | {net.quantize(cent):,} |" in md
     html = (out / "report.html").read_text()
     assert "<th>fees</th>" in html and "<th>net PnL</th>" in html
-    assert f"PnL {metrics['total_pnl']:.2f}" in printed and f"fees:    {float(fees_total):,.2f}" in printed
+    assert f"PnL {net.quantize(cent):,}," in printed and f"fees:    {fees_total.quantize(cent):,} " in printed
     # the profile in force is printed and reported; the smallest order (default float 100,000 x 0.02 x 0.2 = 400:
     # 80 shares at MIN_PRICE 5) pays 0.40 + 5.00 each way, + 0.02 SEC + 0.02 TAF on the sale: 10.84 = 2.71%
     assert metrics["fee_profile"].startswith("SIM_FEE_PROFILE=custom: 0.005/share, 5/order, min 1.00")
@@ -86,5 +86,5 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
     assert [r["PnL"] for r in free] == [r["PnL"] for r in history]
     assert all(D(r["fees"]) == 0 and r["net_PnL"] == r["PnL"] for r in free)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["total_pnl"] == pytest.approx(float(gross), abs=1e-6) and metrics["total_fees"] == 0
+    assert D(metrics["total_pnl"]) == gross and D(metrics["total_fees"]) == 0
     assert metrics["fee_profile"].startswith("none") and metrics["fee_warnings"] == []

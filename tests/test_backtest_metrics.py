@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from datetime import date
+from decimal import Decimal
 
 import pandas as pd
 import pytest
 
 from tbot_bot.backtest import performance_metrics as pm
+from tbot_bot.backtest.report import build_report
 
 D1, D2, D3, D4 = date(2011, 1, 3), date(2011, 1, 4), date(2011, 1, 5), date(2011, 1, 6)
 
@@ -54,3 +57,27 @@ def test_equity_curve_starts_at_the_initial_equity() -> None:
     curve = pm.equity_curve(trades(), 1000.0)
     assert curve["equity"].tolist() == [1000.0, 1010.0, 1005.0, 1025.0, 1025.0]
     assert curve["drawdown"].tolist() == [0.0, 0.0, -5.0, 0.0, 0.0]
+
+
+def test_money_is_the_exact_sum_of_the_trades_and_shows_as_the_tables_do() -> None:
+    """Three losses of a replayed day (2011-03-08): -10.6050 exactly. A float sum prints -10.61, the trade
+    history's Decimal totals -10.60 (half-to-even): the headline must say what the tables say."""
+    frame = trades().iloc[:3].assign(pnl=[Decimal("-3.0003"), Decimal("-6.8149"), Decimal("-0.7898")])
+    m = pm.compute(frame, Decimal("25000"), [D1, D2])
+    assert m.total_pnl == Decimal("-10.6050") and m.final_equity == Decimal("24989.3950")
+    assert m.max_drawdown == Decimal("10.6050")  # every trade lost: the fall is the loss
+    assert m.avg_loss == Decimal("-3.5350") and m.avg_win is None and m.gross_loss == Decimal("10.6050")
+    report = build_report(
+        pd.DataFrame({**{c: frame[c] for c in ("entry_time", "exit_time", "session")}, "ticker": "SPY",
+                      "exit_reason": "stop", "direction": "bullish", "PnL": frame["pnl"].astype(str),
+                      "fees": "0", "net_PnL": frame["pnl"].astype(str)}),
+        m, strategy="open", start="2011-01-03", end="2011-01-04", sessions=2,
+    )  # fmt: skip
+    lines = dict(report.metrics)
+    assert lines["net PnL (after fees)"] == "-10.60" == next(iter(report.tables.values()))[-1].cells()[7]
+    assert (
+        lines["max drawdown"].startswith("10.60 ")
+        and lines["starting / final equity"] == "25,000.00 / 24,989.40"
+    )
+    # metrics.json holds money as exact decimal strings, never a binary float's digits
+    assert json.loads(json.dumps(m.to_dict(), default=str))["total_pnl"] == "-10.6050"

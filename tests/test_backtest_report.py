@@ -91,7 +91,7 @@ def test_breakdown_rows_and_total_in_decimal() -> None:
     total = rows[-1]
     assert total.total_pnl == Decimal("0.10") and total.trades == 4 and total.win_rate == 0.5
     # win %, gross PnL, fees, net PnL, average net
-    assert total.cells()[4:9] == ["50.0%", "0.50", "0.40", "0.10", "0.02"]
+    assert total.cells()[4:9] == ["50.00%", "0.50", "0.40", "0.10", "0.02"]
     # a trade list from before fees: net = PnL, fees 0
     gross_only = breakdown(engine_trades().drop(columns=["fees", "net_PnL"]), "ticker")[-1]
     assert (gross_only.total_pnl, gross_only.fees) == (Decimal("0.5"), Decimal(0))
@@ -142,7 +142,7 @@ def test_html_is_self_contained_and_markdown_has_tables(tmp_path: Path) -> None:
     assert data and base64.b64decode(data.group(1)) == png.read_bytes()
     assert "<tr class='total'>" in html and "Per exit reason" in html
     md = write_markdown(_report(), tmp_path / "report.md", {"equity": png}).read_text()
-    assert "| ticker | trades |" in md and "| TOTAL | 4 | 2 | 2 | 50.0% | 0.50 | 0.40 | 0.10 |" in md
+    assert "| ticker | trades |" in md and "| TOTAL | 4 | 2 | 2 | 50.00% | 0.50 | 0.40 | 0.10 |" in md
 
 
 def test_equity_chart_is_on_a_date_axis() -> None:

@@ -106,7 +106,7 @@ def test_one_day_backtest_equals_the_live_replay(tmp_path: Path, strategy: str, 
     assert all(fees > 0 for *_, fees in live)  # the demo home's schedule charges every order
     net = sum((Decimal(str(t["net_PnL"])) for t in result.trades.to_dict("records")), Decimal(0))
     assert net == sum((pnl - fees for *_, pnl, fees in live), Decimal(0))
-    assert result.metrics.total_pnl == pytest.approx(float(net), abs=1e-6)
+    assert result.metrics.total_pnl == net  # exact: the metrics sum the trades' Decimal amounts
 
 
 def test_backtest_without_vix_records_a_no_vix_skip_per_close_day(

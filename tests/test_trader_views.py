@@ -73,15 +73,15 @@ def test_summary_per_session_and_per_strategy(demo_home: Path, capsys: pytest.Ca
     capsys.readouterr()
     assert tbot(["summary", "--home", str(demo_home)]) == 0
     out = capsys.readouterr().out
-    row = re.search(rf"{DAY}\s+4\s+3\s+1\s+75\.0%\s+0\.80\s+([\d.,-]+)\s+([\d.,-]+)\s+8\s+4\s+0", out)
+    row = re.search(rf"{DAY}\s+4\s+3\s+1\s+75\.00%\s+0\.80\s+([\d.,-]+)\s+([\d.,-]+)\s+8\s+4\s+0", out)
     assert row, out
     fees, net = (Decimal(x.replace(",", "")) for x in row.groups())
     assert net == Decimal("0.80") - fees  # net = realised PnL - fees
-    assert re.search(rf"TOTAL\s+4\s+3\s+1\s+75\.0%\s+0\.80\s+{row.group(1)}\s+{row.group(2)}", out)
+    assert re.search(rf"TOTAL\s+4\s+3\s+1\s+75\.00%\s+0\.80\s+{row.group(1)}\s+{row.group(2)}", out)
     assert tbot(["summary", "--home", str(demo_home), "--date", DAY]) == 0
     out = capsys.readouterr().out
     names = [m.group(1) for m in re.finditer(r"^\s+(open|mid|close)\s", out, re.MULTILINE)]
-    assert names == ["open", "mid", "close"] and re.search(r"open\s+2\s+1\s+1\s+50\.0%\s+-2\.21", out)
+    assert names == ["open", "mid", "close"] and re.search(r"open\s+2\s+1\s+1\s+50\.00%\s+-2\.21", out)
     assert tbot(["summary", "--home", str(demo_home), "--date", "2011-01-24"]) == 2
     assert "sessions: 2011-01-25" in capsys.readouterr().err
 

@@ -82,13 +82,18 @@ def test_trades_of_one_day(home):
 def test_research_lists_backtests_and_proposals_read_only(home):
     client = client_for(home, "admin")
     html = client.get("/research").get_data(as_text=True)
-    assert BACKTEST_RUN in html and "47.0%" in html and "-12.50" in html
+    assert BACKTEST_RUN in html and "47.00%" in html and "-12.50" in html
     assert PROPOSAL_RUN in html and "pending" in html and "<form" not in html.split("Optimizer proposals")[1]
     assert (
         'href="/proposals"' in html and f'href="/proposals/{PROPOSAL_RUN}"' in html
     )  # approval is that page's
     run = client.get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
     assert "profit factor" in run and f"/research/backtest/{BACKTEST_RUN}/equity_drawdown.png" in run
+    shown = dict(re.findall(r"<tr><th>([^<]+)</th><td class=\"num\">([^<]*)</td></tr>", run))
+    # money in cents as the report rounds it (half-to-even), counts whole, minutes as the report shows them
+    assert (shown["total pnl"], shown["max drawdown"], shown["profit factor"]) == ("-12.50", "30.10", "0.80")
+    assert (shown["losses"], shown["max consecutive losses"], shown["trades"]) == ("9", "3", "17")
+    assert (shown["avg trade duration minutes"], shown["win rate"]) == ("26.6", "47.00%")
     report = client.get(f"/research/backtest/{BACKTEST_RUN}/report.html")
     assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
     assert client.get(f"/research/backtest/{BACKTEST_RUN}/metrics.json").status_code == 404

@@ -31,8 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _pct(value: object) -> str:
+    from tbot_bot.domain.results import percent_text
+
     try:
-        return f"{Decimal(str(value)):.1%}" if value is not None else "-"
+        return percent_text(Decimal(str(value))) if value is not None else "-"
     except ArithmeticError:
         return "-"
 
@@ -48,12 +50,15 @@ def _amounts(totals: dict) -> tuple[Decimal, Decimal, Decimal]:  # type: ignore[
 
 
 def _money3(totals: dict) -> list[str]:  # type: ignore[type-arg]
-    return [f"{m:,.2f}" for m in _amounts(totals)]
+    from tbot_bot.domain.results import cents_text
+
+    return [cents_text(m) for m in _amounts(totals)]
 
 
 def run(args: argparse.Namespace) -> int:
     from rigd_tbot.display import print_table
     from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.domain.results import cents_text
     from tbot_bot.support.session_summaries import read_session_summaries
 
     home = BotHome.resolve(args.home)
@@ -101,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
         rows.append([s.day, *(str(s.count(k)) for k in COUNTS[:3]), _pct(s.totals.get("win_rate")),
                      *_money3(s.totals), *(str(s.count(k)) for k in COUNTS[3:])])  # fmt: skip
     sums = {k: sum(s.count(k) for s in scan.sessions) for k in COUNTS}
-    closed = sums["wins"] + sums["losses"]
+    # one win rate (domain/results.py): wins over every closed trade, a zero-PnL trade included
+    closed = sums["total_trades"]
     money = [sum((_amounts(s.totals)[i] for s in scan.sessions), Decimal(0)) for i in range(3)]
     footer = ["TOTAL", *(str(sums[k]) for k in COUNTS[:3]),
-              f"{sums['wins'] / closed:.1%}" if closed else "-", *(f"{m:,.2f}" for m in money),
+              _pct(Decimal(sums["wins"]) / closed) if closed else "-", *(cents_text(m) for m in money),
               *(str(sums[k]) for k in COUNTS[3:])]  # fmt: skip
     headers[0] = "session"
     print_table(f"Sessions of {scope} ({len(rows)})", headers, rows, footer=footer, right=right)

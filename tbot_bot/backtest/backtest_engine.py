@@ -41,6 +41,7 @@ from tbot_bot.backtest.report import BacktestReport, build_report, print_report,
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.config.template import template_path
+from tbot_bot.domain.results import cents_text, percent_text
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
 from tbot_bot.market_time import (
@@ -324,12 +325,13 @@ def _metrics(
             {
                 "entry_time": pd.to_datetime(trades["entry_time"], utc=True),
                 "exit_time": pd.to_datetime(trades["exit_time"], utc=True),
-                "pnl": trades[pnl_col].astype(float),
-                "fees": trades["fees"].astype(float) if "fees" in trades.columns else 0.0,
+                # exact amounts (the trade history's strings): money metrics are Decimal sums
+                "pnl": [Decimal(str(x)) for x in trades[pnl_col]],
+                "fees": [Decimal(str(x)) for x in trades["fees"]] if "fees" in trades.columns else Decimal(0),
                 "session": pd.to_datetime(trades["session"]).dt.date,
             }
         )
-    return performance_metrics.compute(frame, float(float_), days, market_minutes(days, calendar))
+    return performance_metrics.compute(frame, float_, days, market_minutes(days, calendar))
 
 
 def write_outputs(
@@ -580,12 +582,16 @@ def _print_summary(args: argparse.Namespace, result: BacktestResult, float_: Dec
     if not args.quiet:
         print_report(result.report)
     m = result.metrics
-    win = f"{m.win_rate:.1%}" if m.win_rate is not None else "n/a"
+    win = percent_text(m.win_rate) if m.win_rate is not None else "n/a"
     sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
     print(
-        f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {m.total_pnl:.2f}, max drawdown {m.max_drawdown:.2f}, Sharpe {sharpe}"
+        f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {cents_text(m.total_pnl)}, max drawdown "
+        f"{cents_text(m.max_drawdown)}, Sharpe {sharpe}"
     )
-    print(f"fees:    {m.total_fees:,.2f} (PnL above is net; before fees {m.total_pnl + m.total_fees:,.2f})")
+    print(
+        f"fees:    {cents_text(m.total_fees)} (PnL above is net; before fees "
+        f"{cents_text(m.total_pnl + m.total_fees)})"
+    )
     print(f"         fee profile {dict(result.report.metrics).get('fee profile', '-')}")
     print(f"skipped: {skip_summary(result.skips)}")
     print(f"float:   {float_:,.2f}")

@@ -3,7 +3,10 @@ PnL per trade and Sharpe ratio, plus what a freqtrade user reads first: profit f
 losing streak, exposure time, Sortino and Calmar; and the equity and drawdown curves the plots draw.
 
 Every figure uses the trades' `pnl` column, which the backtest fills with PnL NET of fees; an optional `fees`
-column is summed into `total_fees` (so total_pnl + total_fees is the PnL before fees).
+column is summed into `total_fees` (so total_pnl + total_fees is the PnL before fees). Amounts of money (PnL,
+fees, equity, drawdown, averages) are Decimal, summed from each trade's exact amount (a float sum of -10.605 can
+print as -10.61 where the trade history's totals say -10.60); the averages are kept to the ledger's 1/10,000.
+Fractions and ratios (win rate, drawdown %, Sharpe, ...) are floats.
 
 Daily returns r_d = session PnL / equity at the session's start, over EVERY session of the backtest range
 present in the data (a session without trades contributes 0), risk-free rate 0.
@@ -19,16 +22,19 @@ present in the data (a session without trades contributes 0), risk-free rate 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 TRADING_DAYS_PER_YEAR = 252
+AVERAGE_QUANTUM = Decimal("0.0001")  # the ledger's precision (utils_bot.MINOR_UNITS_PER_UNIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +43,29 @@ class Metrics:
     wins: int
     losses: int
     win_rate: float | None  # wins / trades; a zero-PnL trade is not a win
-    total_pnl: float
-    avg_pnl_per_trade: float | None
+    total_pnl: Decimal
+    avg_pnl_per_trade: Decimal | None
     avg_trade_duration_minutes: float | None
-    max_drawdown: float  # largest peak-to-trough fall of equity, in currency
+    max_drawdown: Decimal  # largest peak-to-trough fall of equity, in currency
     max_drawdown_pct: float  # the same as a fraction of the peak
     sharpe: float | None
     sharpe_annualisation: str
-    initial_equity: float
-    final_equity: float
+    initial_equity: Decimal
+    final_equity: Decimal
     sessions: int
-    gross_profit: float = 0.0
-    gross_loss: float = 0.0  # sum of losing trades' PnL, as a positive number
+    gross_profit: Decimal = Decimal(0)
+    gross_loss: Decimal = Decimal(0)  # sum of losing trades' PnL, as a positive number
     profit_factor: float | None = None
-    expectancy: float | None = None  # mean PnL per trade, currency
-    avg_win: float | None = None
-    avg_loss: float | None = None  # negative
+    expectancy: Decimal | None = None  # mean PnL per trade, currency
+    avg_win: Decimal | None = None
+    avg_loss: Decimal | None = None  # negative
     max_consecutive_wins: int = 0
     max_consecutive_losses: int = 0
     exposure_pct: float = 0.0  # fraction of market time with a position open
     sortino: float | None = None
     annual_return: float | None = None
     calmar: float | None = None
-    total_fees: float = 0.0  # fees of every trade (already deducted from pnl)
+    total_fees: Decimal = Decimal(0)  # fees of every trade (already deducted from pnl)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,69 +120,83 @@ def _sortino(r: np.ndarray) -> float | None:
     return float(np.mean(r) / downside * math.sqrt(TRADING_DAYS_PER_YEAR))
 
 
+def _amounts(column: pd.Series) -> list[Decimal]:
+    """A column of money (Decimal, numeric strings or floats) as exact Decimals; a float is taken as it prints."""
+    return [x if isinstance(x, Decimal) else Decimal(str(x)) for x in column]
+
+
+def _mean(amounts: list[Decimal]) -> Decimal | None:
+    if not amounts:
+        return None
+    return (sum(amounts, Decimal(0)) / len(amounts)).quantize(AVERAGE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
 def compute(
     trades: pd.DataFrame,
-    initial_equity: float,
+    initial_equity: Decimal | float,
     sessions: Sequence[date],
     market_minutes: float | None = None,
 ) -> Metrics:
-    """`trades` needs columns entry_time, exit_time, pnl (float), session (date); `market_minutes` is the
-    regular-session time of `sessions` (default 390 per session)."""
+    """`trades` needs columns entry_time, exit_time, pnl (Decimal, or a number taken as it prints), session
+    (date); `market_minutes` is the regular-session time of `sessions` (default 390 per session)."""
     n = len(trades)
-    pnl = trades["pnl"].astype(float).to_numpy() if n else np.zeros(0)
+    start = initial_equity if isinstance(initial_equity, Decimal) else Decimal(str(initial_equity))
+    ordered = trades.sort_values("exit_time", kind="stable") if n else trades
+    exact = _amounts(ordered["pnl"]) if n else []  # time order: the equity path
+    pnl = np.array([float(p) for p in exact])
     wins = int((pnl > 0).sum())
-    curve = equity_curve(trades, initial_equity)
-    eq = curve["equity"].to_numpy() if n else np.array([initial_equity])
-    peak = np.maximum.accumulate(eq)
-    dd = peak - eq
-    dd_pct = np.where(peak > 0, dd / peak, 0.0)
+    equity = list(itertools.accumulate(exact, initial=start))
+    peaks = list(itertools.accumulate(equity, max))
+    falls = [p - e for p, e in zip(peaks, equity, strict=True)]
+    dd_pct = [float(f / p) if p > 0 else 0.0 for f, p in zip(falls, peaks, strict=True)]
     durations = (
         (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy() / 60 if n else np.zeros(0)
     )
     daily = trades.groupby("session")["pnl"].sum().astype(float) if n else pd.Series(dtype=float)
     day_pnl = np.array([float(daily.get(d, 0.0)) for d in sorted(sessions)])
-    start_equity = initial_equity + np.r_[0.0, np.cumsum(day_pnl)[:-1]] if len(day_pnl) else np.zeros(0)
+    start_equity = float(start) + np.r_[0.0, np.cumsum(day_pnl)[:-1]] if len(day_pnl) else np.zeros(0)
     sharpe: float | None = None
     r = day_pnl / start_equity if len(day_pnl) else np.zeros(0)
     if len(day_pnl) >= 2:
         sd = float(np.std(r, ddof=1))
         if sd > 0 and math.isfinite(sd):
             sharpe = float(np.mean(r) / sd * math.sqrt(TRADING_DAYS_PER_YEAR))
-    ordered = trades.sort_values("exit_time")["pnl"].astype(float).to_numpy() if n else np.zeros(0)
-    gross_profit = float(pnl[pnl > 0].sum())
-    gross_loss = float(-pnl[pnl < 0].sum())
-    max_dd_pct = float(dd_pct.max()) if len(dd_pct) else 0.0
-    final = float(eq[-1])
+    won = [p for p in exact if p > 0]
+    lost = [p for p in exact if p < 0]
+    gross_profit = sum(won, Decimal(0))
+    gross_loss = -sum(lost, Decimal(0))
+    max_dd_pct = max(dd_pct)
+    final = equity[-1]
     annual: float | None = None
-    if len(day_pnl) and initial_equity > 0 and final > 0:
-        annual = float((final / initial_equity) ** (TRADING_DAYS_PER_YEAR / len(day_pnl)) - 1)
+    if len(day_pnl) and start > 0 and final > 0:
+        annual = float(final / start) ** (TRADING_DAYS_PER_YEAR / len(day_pnl)) - 1
     minutes = market_minutes if market_minutes is not None else 390.0 * len(day_pnl)
     return Metrics(
         trades=n,
         wins=wins,
-        losses=int((pnl < 0).sum()),
+        losses=len(lost),
         win_rate=wins / n if n else None,
-        total_pnl=float(pnl.sum()),
-        avg_pnl_per_trade=float(pnl.mean()) if n else None,
+        total_pnl=sum(exact, Decimal(0)),
+        avg_pnl_per_trade=_mean(exact),
         avg_trade_duration_minutes=float(durations.mean()) if n else None,
-        max_drawdown=float(dd.max()) if len(dd) else 0.0,
-        max_drawdown_pct=float(dd_pct.max()) if len(dd_pct) else 0.0,
+        max_drawdown=max(falls),
+        max_drawdown_pct=max_dd_pct,
         sharpe=sharpe,
         sharpe_annualisation="daily returns on start-of-session equity, all sessions, rf=0, x sqrt(252)",
-        initial_equity=float(initial_equity),
+        initial_equity=start,
         final_equity=final,
         sessions=len(day_pnl),
         gross_profit=gross_profit,
         gross_loss=gross_loss,
-        profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
-        expectancy=float(pnl.mean()) if n else None,
-        avg_win=float(pnl[pnl > 0].mean()) if (pnl > 0).any() else None,
-        avg_loss=float(pnl[pnl < 0].mean()) if (pnl < 0).any() else None,
-        max_consecutive_wins=max_streak(ordered, 1),
-        max_consecutive_losses=max_streak(ordered, -1),
+        profit_factor=float(gross_profit / gross_loss) if gross_loss > 0 else None,
+        expectancy=_mean(exact),
+        avg_win=_mean(won),
+        avg_loss=_mean(lost),
+        max_consecutive_wins=max_streak(pnl, 1),
+        max_consecutive_losses=max_streak(pnl, -1),
         exposure_pct=min(1.0, exposure_minutes(trades) / minutes) if minutes > 0 and n else 0.0,
         sortino=_sortino(r),
         annual_return=annual,
         calmar=annual / max_dd_pct if annual is not None and max_dd_pct > 0 else None,
-        total_fees=float(trades["fees"].astype(float).sum()) if n and "fees" in trades.columns else 0.0,
+        total_fees=sum(_amounts(trades["fees"]), Decimal(0)) if "fees" in trades.columns else Decimal(0),
     )

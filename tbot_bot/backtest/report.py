@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tbot_bot.domain.results import cents_text, percent_text
 from tbot_bot.support.utils_bot import atomic_write_text
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ BREAKDOWNS: tuple[tuple[str, str], ...] = (
 )
 HEADERS = ("", "trades", "wins", "losses", "win %", "gross PnL", "fees", "net PnL", "avg net", "avg minutes")
 NET_COLUMN = 7
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,11 @@ class BreakdownRow:
             str(self.trades),
             str(self.wins),
             str(self.losses),
-            "-" if self.win_rate is None else f"{self.win_rate:.1%}",
-            f"{self.gross_pnl.quantize(CENT):,}",
-            f"{self.fees.quantize(CENT):,}",
-            f"{self.total_pnl.quantize(CENT):,}",
-            "-" if self.avg_pnl is None else f"{self.avg_pnl.quantize(CENT):,}",
+            "-" if self.win_rate is None else percent_text(self.win_rate),
+            cents_text(self.gross_pnl),
+            cents_text(self.fees),
+            cents_text(self.total_pnl),
+            "-" if self.avg_pnl is None else cents_text(self.avg_pnl),
             "-" if self.avg_minutes is None else f"{self.avg_minutes:.1f}",
         ]
 
@@ -144,22 +144,26 @@ def _num(value: float | None, fmt: str, none: str = "n/a") -> str:
     return none if value is None else format(value, fmt)
 
 
+def _money(value: Decimal | None) -> str:
+    return "n/a" if value is None else cents_text(value)
+
+
 def metric_lines(m: Metrics) -> list[tuple[str, str]]:
     return [
         ("trades (wins / losses)", f"{m.trades} ({m.wins} / {m.losses})"),
-        ("win rate", _num(m.win_rate, ".1%")),
-        ("net PnL (after fees)", f"{m.total_pnl:,.2f}"),
-        ("starting / final equity", f"{m.initial_equity:,.2f} / {m.final_equity:,.2f}"),
+        ("win rate", "n/a" if m.win_rate is None else percent_text(m.win_rate)),
+        ("net PnL (after fees)", cents_text(m.total_pnl)),
+        ("starting / final equity", f"{cents_text(m.initial_equity)} / {cents_text(m.final_equity)}"),
         ("profit factor", _num(m.profit_factor, ".2f", "n/a (no losing trade)")),
-        ("expectancy per trade", _num(m.expectancy, ",.2f")),
-        ("average win / loss", f"{_num(m.avg_win, ',.2f')} / {_num(m.avg_loss, ',.2f')}"),
+        ("expectancy per trade", _money(m.expectancy)),
+        ("average win / loss", f"{_money(m.avg_win)} / {_money(m.avg_loss)}"),
         ("max consecutive wins / losses", f"{m.max_consecutive_wins} / {m.max_consecutive_losses}"),
         ("average trade duration", _num(m.avg_trade_duration_minutes, ".1f") + " min"),
-        ("exposure time", f"{m.exposure_pct:.2%} of market time"),
-        ("max drawdown", f"{m.max_drawdown:,.2f} ({m.max_drawdown_pct:.2%} of peak)"),
+        ("exposure time", f"{percent_text(m.exposure_pct)} of market time"),
+        ("max drawdown", f"{cents_text(m.max_drawdown)} ({percent_text(m.max_drawdown_pct)} of peak)"),
         ("Sharpe (daily, annualised)", _num(m.sharpe, ".2f")),
         ("Sortino (daily, annualised)", _num(m.sortino, ".2f")),
-        ("annualised return", _num(m.annual_return, ".2%")),
+        ("annualised return", "n/a" if m.annual_return is None else percent_text(m.annual_return)),
         ("Calmar", _num(m.calmar, ".2f")),
         ("sessions", str(m.sessions)),
     ]
@@ -174,10 +178,10 @@ def build_report(
     tables = {title: breakdown(trades, col, amounts) for col, title in BREAKDOWNS}
     total = next(iter(tables.values()))[-1]
     lines = metric_lines(metrics)
-    # the exact Decimal totals of the trade history, above the (float) metrics that use net PnL
+    # the totals before fees, beside the net PnL (all exact sums of the trade history)
     lines[2:2] = [
-        ("PnL before fees", f"{total.gross_pnl.quantize(CENT):,}"),
-        ("fees", f"{total.fees.quantize(CENT):,}"),
+        ("PnL before fees", cents_text(total.gross_pnl)),
+        ("fees", cents_text(total.fees)),
     ]
     if fee_profile is not None:
         lines.insert(4, ("fee profile", fee_profile))

@@ -25,3 +25,15 @@ def is_loss(net: Decimal | float | None) -> bool:
 def cents(amount: Decimal) -> Decimal:
     """Money for people: rounded half-to-even to the cent (what reports and screens show)."""
     return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def cents_text(amount: Decimal) -> str:
+    """Money as a person reads it: cents (half-to-even), thousands separated: `Decimal("-10605.005")` ->
+    `-10,605.00`."""
+    return f"{cents(amount):,}"
+
+
+def percent_text(fraction: Decimal | float) -> str:
+    """A fraction as a person reads it: a percentage with two decimals (half-to-even): `0.123456` -> `12.35%`."""
+    number = fraction if isinstance(fraction, Decimal) else Decimal(str(fraction))
+    return f"{(number * 100).quantize(CENT, rounding=ROUND_HALF_EVEN):f}%"

@@ -11,7 +11,7 @@ import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from tbot_bot.domain.results import cents
+from tbot_bot.domain.results import cents, percent_text
 
 
 def finite_decimal(value: Any) -> Decimal | None:
@@ -66,9 +66,7 @@ def qty(value: Any) -> str:
 def pct(value: Any) -> str:
     """A fraction as a percentage with two decimals: `0.123456` -> `12.35%`."""
     number = finite_decimal(value)
-    if number is None:
-        return _as_is(value)
-    return f"{(number * 100).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):f}%"
+    return _as_is(value) if number is None else percent_text(number)
 
 
 def ratio(value: Any, places: int = 2) -> str:
@@ -82,17 +80,29 @@ def ratio(value: Any, places: int = 2) -> str:
 
 
 FRACTION_KEYS = ("win_rate", "annual_return")
-MONEY_WORDS = ("pnl", "drawdown", "equity", "profit", "loss", "expectancy", "avg_win", "fees", "float")
+COUNT_KEYS = ("trades", "wins", "losses", "sessions", "max_consecutive_wins", "max_consecutive_losses")
+MONEY_WORDS = ("pnl", "drawdown", "equity", "gross_profit", "gross_loss", "expectancy", "avg_win", "avg_loss",
+               "fees", "float")  # fmt: skip
+_MINUTES = "_minutes"
 
 
 def metric(key: str, value: Any) -> str:
-    """A backtest metric by its name: fractions (`*_pct`, win rate, annual return) as percentages, amounts of
-    money in cents, counts whole, other ratios (Sharpe, Sortino, Calmar, profit factor) with two decimals."""
+    """A backtest metric by its name (metrics.json keeps money as exact decimal strings): fractions (`*_pct`,
+    win rate, annual return) as percentages, amounts of money in cents, counts whole, minutes with one decimal
+    (as the report shows them), other ratios (Sharpe, Sortino, Calmar, profit factor) with two."""
     name = key.lower()
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         return _as_is(value)
+    if isinstance(value, str) and finite_decimal(value) is None:
+        return _as_is(value)  # a word (the strategy, a date, a description)
+    if name in COUNT_KEYS:
+        return ratio(value, 0)
     if name.endswith("_pct") or name in FRACTION_KEYS:
         return pct(value)
+    if name.endswith(_MINUTES):
+        return ratio(value, 1)
+    if name == "profit_factor":
+        return ratio(value)
     if any(word in name for word in MONEY_WORDS):
         return money(value)
     return ratio(value)
