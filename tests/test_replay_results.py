@@ -61,7 +61,7 @@ def test_successful_replay_prints_the_demo_table_with_both_times(
     assert tbot(["start", "--home", str(home.root), "--replay", "2011-03-15", "--speed", "max"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith(render_demo_table(home, date(2011, 3, 15), home_label="bot home"))
-    assert "Replayed 2011-03-15" in out and "realised PnL" in out
+    assert "Replayed 2011-03-15" in out and "net PnL" in out
     assert "window open   09:30 America/New_York = 13:30 UTC  done" in out
 
 

@@ -66,9 +66,27 @@ def test_trade_history_csv_and_json_carry_every_field(tmp_path: Path) -> None:
     assert rows[0]["mode"] == "live" and rows[3]["tag"] == "InverseETF"
     with paths[0].open() as fh:
         reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames or ()) == TRADE_FIELDS
+        # every record field, and the net result right after the fees it is net of
+        fields = tuple(reader.fieldnames or ())
+        assert fields[: fields.index("net_PnL")] + fields[fields.index("net_PnL") + 1 :] == TRADE_FIELDS
+        assert fields[fields.index("net_PnL") - 1] == "fees"
         csv_rows = list(reader)
     assert csv_rows[4]["error_code"] == "rejected" and csv_rows[4]["exit_price"] == ""
+    assert csv_rows[4]["net_PnL"] == "" and csv_rows[0]["net_PnL"] == rows[0]["net_PnL"] == "10.00"  # no fees
+
+
+def test_trade_history_rows_carry_their_net_result(tmp_path: Path) -> None:
+    """PnL is before fees (the ledger's realised gain); net_PnL is what people read: PnL - fees. Rows kept from
+    a file written before the column get it on the next rewrite."""
+    first = trade("open", "SPY", "3.3400", 5, fees=Decimal("0.0300"))
+    paths = write_trade_history(tmp_path, SCOPE, [first])
+    old = [{k: v for k, v in row.items() if k != "net_PnL"} for row in json.loads(paths[1].read_text())]
+    later = trade("mid", "QQQ", "-1.0000", 9, fees=Decimal("0.0250"))
+    rows = json.loads(write_trade_history(tmp_path, SCOPE, [later], kept_rows=old)[1].read_text())
+    assert [(r["PnL"], r["fees"], r["net_PnL"]) for r in rows] == [
+        ("3.3400", "0.0300", "3.3100"),
+        ("-1.0000", "0.0250", "-1.0250"),
+    ]
     backtest = write_trade_history(
         tmp_path / "bt", "BT", [trade("close", "SPY", "1", 1, mode="backtest")], log_format="json"
     )

@@ -46,6 +46,9 @@ def test_trades_table_lists_the_demo_trades_with_totals(
     assert "09:59 EST / 14:59Z" in out  # exchange time and UTC
     total = next(ln for ln in lines if ln.strip().startswith("TOTAL"))
     assert "4 trades" in total and "3 won, 1 lost" in total and "0.80" in total
+    # each trade's gross PnL, fees and net result, as the ledger books them (the exit alert says "PnL 0.67")
+    assert any(re.search(r"SYN1 .* 0\.69\s+0\.02\s+0\.67\s+timeout", ln) for ln in body), out
+    assert re.search(r"0\.80\s+0\.10\s+0\.70", total)
     assert lines.index(total) > max(lines.index(b) for b in body)  # totals at the bottom
 
 

@@ -75,6 +75,9 @@ def test_trades_of_one_day(home):
     html = client_for(home, "auditor").get("/trades?day=2011-01-18").get_data(as_text=True)
     assert "Trade history of 2011-01-18" in html and "SPY" in html
     assert "2011-01-18 09:40 EST / 14:40Z" in html  # exchange time and UTC
+    # each trade's gross PnL, fees and net result (2.70 - 0.035 = 2.665: cents half-to-even 2.66)
+    assert "<th>Gross PnL</th><th>Fees</th><th>Net PnL</th>" in html
+    assert '<td class="num">2.70</td><td class="num">0.04</td><td class="num">2.66</td>' in html
     html = client_for(home, "auditor").get("/trades?day=2011-01-19").get_data(as_text=True)
     assert "SPY" not in html and "no trades recorded" in html
 

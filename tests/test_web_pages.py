@@ -112,6 +112,13 @@ def test_status_page_renders_fields_and_charts(home):
     root = ET.fromstring(svg.data)
     bars = root.findall("{http://www.w3.org/2000/svg}rect")
     assert len(bars) == 3 and bars[1].get("fill") == "#c62828"  # mid lost money
+    # each bar's value in cents, as the status card shows it (the file holds exact amounts)
+    write_status(
+        home, {**status_payload("trading"), "realized_pnl_by_strategy": {"open": "-3.0003", "mid": "2.665"}}
+    )
+    root = ET.fromstring(client.get("/charts/pnl.svg").data)
+    labels = [t.text for t in root.findall("{http://www.w3.org/2000/svg}text")]
+    assert "-3.00" in labels and "2.66" in labels and "0.00" in labels and "-3.0003" not in labels
     assert client.get("/charts/other.svg").status_code == 404
 
 

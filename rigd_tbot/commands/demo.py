@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Provisions demo_home/ (sim broker, bundled SPY minute bars and derived instruments) when absent, runs the "
             "real supervisor through one recorded day at replay speed, and prints per-strategy signals, entries, exits "
-            "and realised PnL, then where the ledger, OFX, trade history and summary are."
+            "and net PnL (after fees), then where the ledger, OFX, trade history and summary are."
         ),
     )
     add_home_argument(p)
@@ -108,7 +108,7 @@ def _window_lines(status: dict[str, Any]) -> list[str]:
 
 def render_demo_table(home: BotHome, day: date, home_label: str = "demo home") -> str:
     """What a replayed day did (shared by `tbot demo` and `tbot start --replay`): per-strategy counts and
-    realised PnL, each window's scheduled start in exchange time and UTC, and where the outputs are."""
+    net PnL (after fees), each window's scheduled start in exchange time and UTC, and where the outputs are."""
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.runtime.positions import round_trips
@@ -125,7 +125,7 @@ def render_demo_table(home: BotHome, day: date, home_label: str = "demo home") -
         journal.close()
     lines = [
         f"Replayed {day} — bot {binding.scope}",
-        f"{'strategy':<9}{'signals':>8}{'entries':>9}{'exits':>7}{'realised PnL':>15}",
+        f"{'strategy':<9}{'signals':>8}{'entries':>9}{'exits':>7}{'net PnL':>15}",
     ]
     total = Decimal(0)
     for s in ("open", "mid", "close"):

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from decimal import Decimal
 
 from rigd_tbot.cli import add_home_argument, iso_date
 from tbot_bot.errors import ConfigError
@@ -111,15 +112,18 @@ def _side(t: object) -> str:
 
 def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     from rigd_tbot.display import both_times, print_table
+    from tbot_bot.domain.results import cents_text
 
-    def money(v: object) -> str:
-        return "-" if v is None else f"{v:,.2f}"
+    def money(v: Decimal | None) -> str:
+        return "-" if v is None else cents_text(v)
 
+    # each trade's gross PnL, fees and net result (what people read as its PnL), as the totals below
     rows = [
         [
             t.session, t.strategy, t.ticker if t.ticker == t.signal_ticker else f"{t.ticker} ({t.signal_ticker})",
             _side(t), format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
-            money(t.entry_price), money(t.exit_price), money(t.pnl), money(t.fees), t.exit_reason or "open",
+            money(t.entry_price), money(t.exit_price), money(t.pnl), money(t.fees), money(t.net_pnl),
+            t.exit_reason or "open",
         ]
         for t in trades
     ]  # fmt: skip
@@ -129,10 +133,10 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
         f", {total['open']} open" if total["open"] else ""
     )
     footer = ["TOTAL", f"{total['trades']} trades", wins, "", "", "", "", "", "", money(total["pnl"]),
-              money(total["fees"]), f"net {money(total['net_pnl'])}"]  # fmt: skip
+              money(total["fees"]), money(total["net_pnl"]), ""]  # fmt: skip
     headers = ["day", "strategy", "ticker (signal)", "side", "size", "entry", "exit", "entry px", "exit px",
-               "PnL", "fees", "exit reason"]  # fmt: skip
-    print_table(title, headers, rows, footer=footer, right=(4, 7, 8, 9, 10))
+               "gross PnL", "fees", "net PnL", "exit reason"]  # fmt: skip
+    print_table(title, headers, rows, footer=footer, right=(4, 7, 8, 9, 10, 11))
     if not trades:
         print("no trades match; try without --date/--since/--strategy")
     corrected = [t for t in trades if t.correction]

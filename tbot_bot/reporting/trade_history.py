@@ -12,10 +12,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.results import net_pnl
 from tbot_bot.support.utils_bot import atomic_write_text
 
 
@@ -50,6 +51,13 @@ class TradeRecord:
 
 
 TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))
+NET = "net_PnL"  # written beside PnL (before fees) and fees: what the trade left the account, as people read it
+# the files' columns: the record's, with the net result right after the fees it is net of
+FILE_FIELDS: tuple[str, ...] = (
+    *TRADE_FIELDS[: TRADE_FIELDS.index("fees") + 1],
+    NET,
+    *TRADE_FIELDS[TRADE_FIELDS.index("fees") + 1 :],
+)
 
 
 def utc_iso(moment: datetime) -> str:
@@ -71,7 +79,19 @@ def record_dict(record: TradeRecord) -> dict[str, Any]:
     row = {name: report_value(getattr(record, name)) for name in TRADE_FIELDS}
     if row["holding_seconds"] is None and record.entry_time and record.exit_time:
         row["holding_seconds"] = int((record.exit_time - record.entry_time).total_seconds())
-    return row
+    return with_net(row)
+
+
+def with_net(row: dict[str, Any]) -> dict[str, Any]:
+    """The row (file form) with its net result: PnL - fees (domain/results.net_pnl); none while PnL is none. A row
+    of a file written before the column gets it too."""
+    if row.get(NET) in (None, "") and row.get("PnL") not in (None, ""):
+        try:
+            net = net_pnl(Decimal(str(row["PnL"])), Decimal(str(row.get("fees") or 0)))
+        except InvalidOperation:  # a hand-edited file: its figures are shown as they are, without a net
+            net = None
+        row = {**row, NET: None if net is None else format(net, "f")}
+    return {name: row.get(name) for name in FILE_FIELDS}
 
 
 def trade_history_paths(trades_dir: Path, scope: str) -> dict[str, Path]:
@@ -88,7 +108,7 @@ def write_trade_history(
 ) -> list[Path]:
     """Rewrite the trade history: `kept_rows` (rows already in file form, earlier sessions) then `records`; both
     formats when log_format is None."""
-    rows = [*kept_rows, *(record_dict(r) for r in records)]
+    rows = [*(with_net(dict(r)) for r in kept_rows), *(record_dict(r) for r in records)]
     if log_format not in (None, "csv", "json"):
         raise ValueError(f"log_format must be csv or json, got {log_format!r}")
     paths = trade_history_paths(trades_dir, scope)
@@ -96,9 +116,9 @@ def write_trade_history(
     # LOG_FORMAT=csv|json: only that format; None (exports) writes both.
     if log_format in (None, "csv"):
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=TRADE_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=FILE_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if row.get(k) is None else row[k] for k in TRADE_FIELDS} for row in rows)
+        writer.writerows({k: "" if row.get(k) is None else row[k] for k in FILE_FIELDS} for row in rows)
         atomic_write_text(paths["csv"], buf.getvalue())
         written.append(paths["csv"])
     if log_format in (None, "json"):

@@ -3,6 +3,7 @@ hundred bytes per chart over a slow link."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
@@ -10,8 +11,11 @@ WIDTH, HEIGHT, PAD = 320, 160, 24
 TOP = 38  # room for the title and the value label above the tallest bar
 
 
-def bar_chart_svg(title: str, values: list[tuple[str, Decimal]], *, unit: str = "") -> str:
-    """Vertical bars around a zero line; negative bars point down. Labels are escaped."""
+def bar_chart_svg(
+    title: str, values: list[tuple[str, Decimal]], *, unit: str = "", shown: Callable[[Decimal], str] = str
+) -> str:
+    """Vertical bars around a zero line; negative bars point down. Labels are escaped. `shown`: a bar's value as
+    people read it elsewhere (numbers_web.money for money: cents, as the status card shows it)."""
     n = max(len(values), 1)
     top = max([v for _, v in values] + [Decimal(0)])
     bottom = min([v for _, v in values] + [Decimal(0)])
@@ -33,7 +37,7 @@ def bar_chart_svg(title: str, values: list[tuple[str, Decimal]], *, unit: str = 
         colour = "#2e7d32" if value >= 0 else "#c62828"
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.6:.1f}" height="{max(h, 0.5):.1f}" '
-            f'fill="{colour}"><title>{escape(label)}: {escape(str(value))}{escape(unit)}</title></rect>'
+            f'fill="{colour}"><title>{escape(label)}: {escape(shown(value))}{escape(unit)}</title></rect>'
         )
         parts.append(
             f'<text x="{x + slot * 0.3:.1f}" y="{HEIGHT - 6}" text-anchor="middle" fill="#333">{escape(label)}</text>'
@@ -41,7 +45,7 @@ def bar_chart_svg(title: str, values: list[tuple[str, Decimal]], *, unit: str = 
         value_y = (y - 3) if value >= 0 else (zero_y - 3)  # above the zero line, clear of the labels
         parts.append(
             f'<text x="{x + slot * 0.3:.1f}" y="{value_y:.1f}" text-anchor="middle" fill="#333">'
-            f"{escape(str(value))}</text>"
+            f"{escape(shown(value))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

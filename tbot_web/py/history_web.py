@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 
 from tbot_bot.core.users import Role
+from tbot_bot.reporting.trade_history import with_net
 
 from .auth_web import activity, can, current_user, requires, state
 from .readers_web import ledger_summary, ofx_files, read_status, read_trade_history, trade_summary
@@ -28,8 +29,10 @@ def trades() -> Any:
     else:
         day = ""
     zone = exchange_zone(read_status(home))
+    # each trade's net result beside its gross PnL and fees (a file written before the net column gets it here)
     shown = [
-        {**r, "time_text": both(r.get("timestamp"), zone, with_date=True)} for r in reversed(records[-300:])
+        {**with_net(r), "time_text": both(r.get("timestamp"), zone, with_date=True)}
+        for r in reversed(records[-300:])
     ]
     return render_template(
         "trades.html", records=shown, summary=trade_summary(records), day=day, tz=str(zone) if zone else None

@@ -11,6 +11,7 @@ from tbot_bot.core.users import Role
 
 from .auth_web import now, requires, state
 from .charts_web import bar_chart_svg
+from .numbers_web import money as money_text
 from .readers_web import STRATEGIES, current_status, money, read_status
 from .status_values_web import count
 
@@ -44,16 +45,18 @@ def chart(kind: str) -> Any:
         raw = {s: by_strategy.get(s, "0") for s in STRATEGIES} if isinstance(by_strategy, dict) else {}
         parsed = {s: money(v) for s, v in raw.items()}
         title = "Net PnL by strategy (after fees)"
+        shown = money_text
     elif kind == "trades":
         counts = status.get("trades_by_strategy")
         raw = {s: counts.get(s, 0) or 0 for s in STRATEGIES} if isinstance(counts, dict) else {}
         parsed = {s: Decimal(c) if isinstance(c := count(v), int) else None for s, v in raw.items()}
         title = "Trades by strategy"
+        shown = str
     else:
         abort(404)
     values = [(s, v) for s, v in parsed.items() if v is not None]
     if len(values) < len(STRATEGIES):
         # a malformed status.json value is left out and the chart says so
         title += " (some values unavailable)"
-    svg = bar_chart_svg(title, values)
+    svg = bar_chart_svg(title, values, shown=shown)
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})

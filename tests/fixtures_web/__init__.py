@@ -189,6 +189,7 @@ def build_home(root: Path, *, env: str | None = None) -> BotHome:
                     "entry_price": "127.10",
                     "exit_price": "128.00",
                     "PnL": "2.70",
+                    "fees": "0.0350",  # a file written before the net_PnL column: the page derives it
                 },
                 {
                     "timestamp": "2011-01-18T17:10:00+00:00",
