@@ -51,7 +51,9 @@ class TradeRecord:
 
 
 TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord))
-NET = "net_PnL"  # written beside PnL (before fees) and fees: what the trade left the account, as people read it
+NET = (
+    "net_PnL"  # written beside PnL (before fees) and fees: what the trade left the account, as people read it
+)
 # the files' columns: the record's, with the net result right after the fees it is net of
 FILE_FIELDS: tuple[str, ...] = (
     *TRADE_FIELDS[: TRADE_FIELDS.index("fees") + 1],
