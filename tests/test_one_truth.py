@@ -54,6 +54,11 @@ def test_every_surface_reads_the_same_net_pnl_and_wins(
     assert Decimal(status["gross_pnl"]) == gross and Decimal(status["fees"]) == fees
     by_strategy = sum((Decimal(v) for v in status["realized_pnl_by_strategy"].values()), Decimal(0))
     assert by_strategy == net  # the per-strategy figures are net too
+    # the broker's money after the day: read after the last fill, so flat cash is the float plus the day's net
+    # (the sim keeps sub-cent amounts; status shows cents)
+    money = status["money"]
+    assert money["open_exposure"] == "0.00" and money["equity"] == money["cash"]
+    assert abs(Decimal(money["equity"]) - (Decimal(money["float"]) + net)) <= Decimal("0.005")
 
     capsys.readouterr()
     assert main(["status", "--home", home]) == 0

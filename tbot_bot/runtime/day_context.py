@@ -260,7 +260,7 @@ class DayContext:
 
     # ---- money in sight (status.json `money`)
     def _money(self, feed: MarketFeed | None, held: list[OpenTrade]) -> dict[str, object]:
-        """Broker equity and cash (read at most every ACCOUNT_READ_EVERY), open exposure at the last price
+        """Broker equity and cash (read at most every ACCOUNT_READ_EVERY, and after a fill), open exposure at the last price
         (else the entry's), today's net PnL after fees, the float and each window's session cap used."""
         now, money = self.clock.now(), dict(self.status.money)
         if self._account_at is None or now - self._account_at >= ACCOUNT_READ_EVERY:
@@ -329,6 +329,9 @@ class DayContext:
     # ---- fills and safety
     def on_fill(self, intent: Intent) -> None:
         s = self.settings
+        # a fill moved the broker's cash: the next status reads the account again, whatever the interval (after
+        # the session's last exit, status would otherwise show the cash of an open position until tomorrow)
+        self._account_at = None
         if intent.purpose == "entry":
             self.count(intent.strategy, "entered")
             self.log.event(
