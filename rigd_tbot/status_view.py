@@ -86,8 +86,14 @@ def render_status_view(
     money = data.get("money") or {}
     if money:
         lines.append(
-            f"money      equity {money.get('equity', '-')}, cash {money.get('cash', '-')}, open exposure "
-            f"{money.get('open_exposure', '-')}, net PnL today {money.get('net_pnl_today', '-')} (after fees)"
+            f"money      equity {money.get('equity', '-')}, cash {money.get('cash', '-')}"
+            + (
+                f" (read {_when(money['account_read_at'], exchange_tz)})"
+                if money.get("account_read_at")
+                else ""
+            )
+            + f", open exposure {money.get('open_exposure', '-')}, net PnL today {money.get('net_pnl_today', '-')}"
+            " (after fees)"
         )
         caps = window_caps(money)
         lines.append(f"float      {money.get('float', '-')}; session cap per window {money.get('session_cap', '-')}"

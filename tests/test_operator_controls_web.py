@@ -4,6 +4,8 @@ file (audited); every page carries the paper/live/replay badge; the status page 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fixtures_web import (
     Clock,
@@ -119,3 +121,4 @@ def test_status_page_and_api_show_the_money(home):
     for text in ('id="money-equity">2512.40', 'id="money-cash">1803.10', 'id="money-exposure">709.30',
                  'id="money-net">12.40', 'id="money-float">2500.00', "1290.70", 'id="entries-paused"'):  # fmt: skip
         assert text in html, text
+    assert re.search(r'id="money-read-at">[^<]*15:00Z<', html)  # when the broker's figures were read

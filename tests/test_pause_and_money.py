@@ -147,4 +147,8 @@ def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
     assert "PAUSED     new entries paused (2026-11-30T15:00:00+00:00 cli:ops)" in view
     assert "STOPPED    trading stopped (2026-11-30T16:00:00+00:00 web:admin); `tbot start` resumes it" in view
     assert "equity 100012.50, cash 98000.00, open exposure 2012.50, net PnL today 12.50 (after fees)" in view
+    # when the broker's figures were read, in exchange time and UTC
+    data["money"] = {**data["money"], "account_read_at": "2026-11-30T15:58:00+00:00"}  # type: ignore[dict-item]
+    view = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
+    assert "equity 100012.50, cash 98000.00 (read 10:58 EST / 15:58Z), open exposure 2012.50" in view
     assert "open 500.00 used / 1500.00 left (1/4 entries)" in view

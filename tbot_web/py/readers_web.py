@@ -120,6 +120,10 @@ def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written
     bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
     out["replay_day"] = bot.get("replay_day") if bot.get("mode") == "replay" else None
     out["updated_text"] = both(status.get("updated_at"), zone, with_date=True)
+    money = status.get("money") if isinstance(status.get("money"), dict) else {}
+    out["account_read_text"] = (
+        both(money.get("account_read_at"), zone) if money.get("account_read_at") else None
+    )
     out["conditions"] = conditions(status, lambda t: both(t, zone, with_date=True))
     _set_ages(out, status.get("state"), now, written_at)
 
