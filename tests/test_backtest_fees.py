@@ -50,6 +50,9 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
         assert D(r["net_PnL"]) == D(r["PnL"]) - fees
     csv = pd.read_csv(out / "trade_history_backtest.csv", dtype=str)
     assert list(csv["fees"]) == [r["fees"] for r in history]
+    # every number in the export in positional notation (a float's 2.02e-05 is no figure for a person)
+    assert not csv.apply(lambda col: col.str.fullmatch(r"-?[\d.]+[eE][-+]?\d+")).any().any()
+    assert all(D(x) > 0 for x in csv["strength"])
     gross = sum((D(r["PnL"]) for r in history), D(0))
     fees_total = sum((D(r["fees"]) for r in history), D(0))
     net = gross - fees_total

@@ -107,6 +107,9 @@ def test_one_day_backtest_equals_the_live_replay(tmp_path: Path, strategy: str, 
     net = sum((Decimal(str(t["net_PnL"])) for t in result.trades.to_dict("records")), Decimal(0))
     assert net == sum((pnl - fees for *_, pnl, fees in live), Decimal(0))
     assert result.metrics.total_pnl == net  # exact: the metrics sum the trades' Decimal amounts
+    # the trades CSV a person opens: positional notation only (MID's VWAP strengths are ~1e-5)
+    exported = pd.read_csv(result.files["trades_csv"], dtype=str).fillna("")
+    assert not exported.apply(lambda col: col.str.fullmatch(r"-?[\d.]+[eE][-+]?\d+")).any().any()
 
 
 def test_backtest_without_vix_records_a_no_vix_skip_per_close_day(

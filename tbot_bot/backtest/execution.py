@@ -453,7 +453,8 @@ def _fill(
         "net_PnL_no_slippage": str((pnl_raw - fee_raw).quantize(PRICE_QUANTUM)),
         "exit_reason": row.exit_reason,
         "signal_kind": row.kind,
-        "strength": float(row.strength),
+        # positional notation (a float's shortest repr): 0.0000202425..., never 2.02e-05 in the CSV
+        "strength": format(Decimal(repr(float(row.strength))), "f"),
         "session": row.session.isoformat(),
         "mode": "backtest",
     }
