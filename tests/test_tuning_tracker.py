@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_tune_report_groups_by_live_value(home: BotHome, capsys: pytest.CaptureF
     assert rec["live_value"] == "0.004" and rec["recommended_value"] == "0.002"  # only 0.002 has 5+ trades
     assert rec["latest_proposal"] == "p1" and rec["agrees_with_proposal"] is True
     assert "latest proposal p1 says 0.002 - agrees" in out
+    # shown as every other surface shows them: money in cents, percentages with two decimals
+    assert re.search(r"open\s+\S+\s+0\.002\s+6\s+66\.67\s+1\.33\s", out), out
+    assert re.search(r"open\s+\S+\s+0\.004\s+3\s+33\.33\s+-1\.33\s", out), out
     csv_rows = list(
         csv.DictReader(next(json_file.parent.glob("tuning_report_*.csv")).read_text().splitlines())
     )

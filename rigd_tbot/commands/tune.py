@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from decimal import Decimal
+
     from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.domain.results import cents_text
     from tbot_bot.enhancements.tuning_tracker import build_report, write_report
     from tbot_bot.optimizer.proposals import improvements, list_proposals
 
@@ -35,10 +38,14 @@ def run_report(args: argparse.Namespace) -> int:
         f"{'strategy':<8} {'key':<26} {'value':>8} {'trades':>6} {'win %':>6} {'avg PnL':>10} {'min':>6} {'rejects':>7}"
     )
     for r in report["rows"]:
-        win = f"{r['win_pct']:.1f}" if r["win_pct"] is not None else "-"
+        win = (
+            f"{r['win_pct']:.2f}" if r["win_pct"] is not None else "-"
+        )  # percentages: two decimals everywhere
         dur = f"{r['avg_duration_min']:.1f}" if r["avg_duration_min"] is not None else "-"
+        # money for people in cents (the csv/json keep the exact average)
+        avg = cents_text(Decimal(r["avg_pnl"])) if r["avg_pnl"] else "-"
         print(f"{r['strategy']:<8} {r['key']:<26} {str(r['value']):>8} {r['trades']:>6} {win:>6} "
-              f"{str(r['avg_pnl'] or '-'):>10} {dur:>6} {r['rejections']:>7}")  # fmt: skip
+              f"{avg:>10} {dur:>6} {r['rejections']:>7}")  # fmt: skip
     if not report["rows"]:
         print("no live trades or rejections recorded yet")
     for strategy, rec in report["recommendations"].items():
