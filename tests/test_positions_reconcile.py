@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -120,7 +121,10 @@ def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: 
 
     # `tbot positions` says the same and exits 1
     assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 1
-    assert "DIFFERS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out
+    # when it compared, in exchange time and UTC
+    assert re.search(rf"positions for {DAY} \(checked {DAY} \d\d:\d\d E[SD]T / (\S+ )?\d\d:\d\dZ\)", out), out
 
     assert tbot(["positions", "--home", str(home), "--replay", DAY, "--rebuild-journal"]) == 0, (
         capsys.readouterr()
@@ -308,6 +312,7 @@ def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:
     page = viewer.get("/positions").get_data(as_text=True)
     summary = status["reconciliation"]["summary"]
     assert summary.split(":")[0] in page and "Flatten all" not in page
+    assert re.search(r"\(checked \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T / (\S+ )?\d\d:\d\dZ\)", page)
     assert (
         viewer.post(
             "/positions/flatten", data={"csrf_token": fresh_token(viewer), "confirm": "yes"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from fixtures_web import fresh_token, settings_form
+from fixtures_web import fresh_token, settings_form, status_payload, write_status
 
 from rigd_tbot.cli import main
 from tbot_bot.core import users as users_mod
@@ -73,6 +73,11 @@ def test_ledger_view_uses_the_binding(home):
     assert "<td>1030</td>" in balance and "does not balance" not in balance
     latest = html.split('id="latest-transactions"')[1].split("</table>")[0]
     assert "none yet" not in latest and "<td>1030</td>" not in latest
+    # with the exchange's zone known (status.json), each posting is dated in exchange time and UTC
+    write_status(home, status_payload("closed", bot={"bot_id": "TB01", "exchange_tz": "America/New_York"}))
+    latest = client.get("/ledger").get_data(as_text=True).split('id="latest-transactions"')[1]
+    assert "<th>Dated (exchange / UTC)</th>" in latest.split("</thead>")[0]
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d E[SD]T / (\d{4}-\d\d-\d\d )?\d\d:\d\dZ</td>", latest)
 
 
 def test_ledger_view_lists_corrections_with_who_posted_them(home):

@@ -12,6 +12,7 @@ import getpass
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,13 @@ def _home(args: argparse.Namespace) -> BotHome:
     return home
 
 
-def render(report: dict[str, Any]) -> str:
-    lines = [f"positions for {report['session_date']} (checked {report['checked_at']})"]
+def render(report: dict[str, Any], exchange_tz: str) -> str:
+    from rigd_tbot.display import both_times
+
+    checked = datetime.fromisoformat(str(report["checked_at"]).replace("Z", "+00:00"))
+    lines = [
+        f"positions for {report['session_date']} (checked {both_times(checked, exchange_tz, with_date=True)})"
+    ]
     head = f"{'symbol':<22}{'broker':>12}{'journal':>12}{'ledger':>12}{'to book':>10}{'value':>12}{'unreal.':>10}"
     lines.append(head)
     for row in report["positions"]:
@@ -132,6 +138,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def run_positions(args: argparse.Namespace) -> int:
+    from tbot_bot.market_time import market_calendar
     from tbot_bot.runtime import operator_desk
     from tbot_bot.runtime.flatten import rebuild_journal
 
@@ -167,7 +174,8 @@ def run_positions(args: argparse.Namespace) -> int:
                 )
             )
         report = desk.report().to_json()
-    print(json.dumps(report, indent=2) if args.json else render(report), end="\n" if args.json else "")
+        tz = str(market_calendar(desk.ctx.settings.MARKET_CALENDAR).tz)
+    print(json.dumps(report, indent=2) if args.json else render(report, tz), end="\n" if args.json else "")
     return EXIT_DIFFERS if report["differs"] else EXIT_OK
 
 

@@ -43,8 +43,16 @@ def trades() -> Any:
 @requires(Role.AUDITOR)
 def ledger() -> Any:
     home = state().home
+    ledger = ledger_summary(home)
+    # each posting's date in exchange time and UTC, as every other page shows times
+    zone = exchange_zone(read_status(home))
+    for key in ("latest", "corrections"):
+        ledger[key] = [
+            {**t, "dated_text": both(t.get("dtposted"), zone, with_date=True)} for t in ledger.get(key) or []
+        ]
+    ledger["tz"] = str(zone) if zone else None
     return render_template(
-        "ledger.html", ledger=ledger_summary(home), ofx=sorted(ofx_files(home)), can_correct=can(Role.ADMIN)
+        "ledger.html", ledger=ledger, ofx=sorted(ofx_files(home)), can_correct=can(Role.ADMIN)
     )
 
 

@@ -16,6 +16,7 @@ from tbot_bot.runtime.control import request_flatten, running_supervisor
 
 from .auth_web import activity, current_user, requires, state
 from .readers_web import read_status
+from .time_web import both, exchange_zone
 
 bp = Blueprint("positions", __name__)
 
@@ -36,6 +37,11 @@ def page() -> Any:
             "`tbot positions` on the server compares now",
         )
     )
+    if report is not None:  # when it was compared, in exchange time and UTC
+        report = {
+            **report,
+            "checked_text": both(report.get("checked_at"), exchange_zone(status), with_date=True),
+        }
     return render_template("positions.html", report=report, problem=problem)
 
 
