@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -65,6 +66,8 @@ def test_summary_of_a_replayed_day_matches_the_ledger_and_boot_rotates_every_log
     assert main(["logs", "summary", "--home", str(home.root), "--strategy", "mid"]) == 0
     text = capsys.readouterr().out
     assert "mid    " in text and "open   " not in text
+    # the span of the records in exchange time and UTC (the home's MARKET_CALENDAR is XNYS)
+    assert re.search(r"records +\d+ from \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T / \d\d:\d\dZ to ", text), text
     assert main(["logs", "tail", "--home", str(home.root), "-n", "3"]) == 0
     tail = capsys.readouterr().out.splitlines()
     assert len(tail) == 3 and "supervisor" in tail[-1]
@@ -141,7 +144,7 @@ def test_prune_rotates_and_deletes_across_the_home_and_the_wrapper_runs(
     )
     assert done.returncode == 0, done.stderr
     assert (
-        "levels     info 0, warning 0, error 2" in done.stdout and "first 2026-11-17T14:30:00Z" in done.stdout
+        "levels     info 0, warning 0, error 2" in done.stdout and "first 2026-11-17 09:30 EST / 14:30Z" in done.stdout
     )
     bad = subprocess.run(
         [sys.executable, str(wrapper), "--home", str(provisioned_home), "--since", "last week"],

@@ -68,11 +68,22 @@ def _logs_dir(args: argparse.Namespace) -> Path:
     return home.logs_dir(load_binding(home, check_files=False).scope)
 
 
+def _exchange_tz(args: argparse.Namespace) -> str | None:
+    """The zone of the home's MARKET_CALENDAR (people read exchange time beside UTC); None with --logs-dir."""
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.market_time import calendar_timezone
+
+    if args.logs_dir:
+        return None
+    return calendar_timezone(load_settings(BotHome.resolve(args.home)).MARKET_CALENDAR)
+
+
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.errors import ConfigError
 
     if args.logs_action == "prune":
         return _prune(args)
+    from rigd_tbot.display import both_times
     from tbot_bot.reporting import audit_log_parser as alp
 
     logs_dir = _logs_dir(args)
@@ -84,7 +95,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--since/--until: {exc}") from None
         records, unreadable = alp.read_records(logs_dir, since=since, until=until)
         summary = alp.summarize(alp.select(records, strategy=args.strategy, level=args.level), unreadable)
-        print(json.dumps(summary.as_json(), indent=2) if args.json else alp.render(summary))
+        if args.json:
+            print(json.dumps(summary.as_json(), indent=2))
+            return 0
+        zone = _exchange_tz(args)
+        if zone is None:  # --logs-dir without a home: no exchange to name, UTC alone
+            print(alp.render(summary))
+        else:
+            print(alp.render(summary, lambda t: both_times(t, zone, with_date=True)))
         return 0
     if args.lines < 1:
         raise ConfigError(f"--lines {args.lines} must be at least 1")

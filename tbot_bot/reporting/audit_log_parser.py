@@ -17,7 +17,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -246,9 +246,15 @@ def summarize(records: list[LogRecord], unreadable: int = 0) -> Summary:
     return s
 
 
-def render(s: Summary) -> str:
+def _utc_text(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def render(s: Summary, moment_text: Callable[[datetime], str] = _utc_text) -> str:
+    """`moment_text`: a time as people read it (the command gives exchange time and UTC; UTC ISO without a home)."""
+
     def when(t: datetime | None) -> str:
-        return t.isoformat().replace("+00:00", "Z") if t else "-"
+        return moment_text(t) if t else "-"
 
     lines = [
         f"records    {s.records} from {when(s.first)} to {when(s.last)}"
