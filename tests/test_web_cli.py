@@ -29,6 +29,7 @@ ALLOWED = (
     "tbot_bot.optimizer.proposals",  # the proposal store (config files only; no optimizer or Optuna import)
     "tbot_bot.optimizer.evidence",  # the verdict's text and number format (pure; no optimizer or Optuna import)
     "tbot_bot.accounting.ledger_correction",  # an admin's ledger correction (the CLI's door; no trading logic)
+    "tbot_bot.reporting.trade_history",  # the trade history's file form (its net column; no trading logic)
 )
 
 
