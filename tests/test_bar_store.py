@@ -4,6 +4,7 @@ the one from CSV, a damaged partition refused by name, `tbot data list`, and `--
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -152,6 +153,43 @@ def test_bad_file_is_refused_at_import_with_the_csv_message(tmp_path: Path) -> N
         load_bars(bad)
     assert str(at_import.value) == str(as_csv.value)
     assert not (tmp_path / "bars" / "manifest.json").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("bar", "problem"),
+    [
+        (
+            "126.71,126.74,126.66,126.72,1e30",
+            "row 2: volume=1e+30 is beyond any minute's volume (at most 9,007",
+        ),
+        (
+            "126.71,1e300,126.66,126.72,100",
+            "row 2: a price of 1e+300 is beyond any share's (at most 1,000,000,000)",
+        ),
+        ("126.71,120,130,126.72,100", "row 2: high=120.0 is below low=130.0"),
+        ("131.5,130,120,126.72,100", "row 2: open=131.5 is outside the bar's range low=120.0 .. high=130.0"),
+        (
+            "126.71,130,120,119.99,100",
+            "row 2: close=119.99 is outside the bar's range low=120.0 .. high=130.0",
+        ),
+    ],
+)
+def test_a_bar_no_market_makes_is_refused_and_the_store_keeps_its_bars(
+    store: Path, tmp_path: Path, bar: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each number alone passes; the bar does not (a volume of 1e30 was stored as -9223372036854775808, a high
+    below its low replaced SPY's real first bar)."""
+    kept = Path(shutil.copytree(store, tmp_path / "bars"))  # the module's store must not change
+    before = {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f"timestamp,symbol,open,high,low,close,volume\n2011-01-03T14:30:00Z,SPY,{bar}\n", encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert tbot(["data", "import", str(bad), "--store", str(kept), "--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, {problem}" in err and "Traceback" not in err and "Warning" not in err
+    assert {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()} == before  # nothing replaced
 
 
 def test_no_plots_writes_everything_but_the_charts(tmp_path: Path) -> None:

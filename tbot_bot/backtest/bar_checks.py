@@ -3,7 +3,8 @@
 A bad file is a DataError naming the file, the first offending row (as a person counts it: the CSV line, or
 the Parquet row from 1) and the problem, plus how many rows share it. Refused: unreadable or empty files,
 missing columns, stamps that are not dates or carry no time zone, prices that are missing, not finite or not
-positive, volumes that are missing, negative or infinite, a symbol's stamps going backwards, and the same
+positive, volumes that are missing, negative or infinite, prices above 10**9 or volumes above 2**53, a high
+below the low, an open or close outside the bar's range, a symbol's stamps going backwards, and the same
 (timestamp, symbol) twice with different values. The same bar repeated with identical values is dropped with
 a warning on stderr.
 """
@@ -73,6 +74,12 @@ def _refusal(path: Path, row: int, count: int, problem: str) -> DataError:
 # The per-row checks, in the order a file is judged: the first of these that any row fails refuses the file.
 _SYMBOL_EMPTY, _STAMP_EMPTY, _STAMP_NO_ZONE, _STAMP_INVALID = 0, 1, 2, 3
 _NUMBER_CHECKS = 10  # then four per number column (empty, not a number, not finite, sign), in column order
+# then the bar as a whole (each number alone passed): sizes no market trades, and a bar that cannot be
+_TOO_LARGE, _HIGH_BELOW_LOW, _OPEN_OUTSIDE, _CLOSE_OUTSIDE = 100, 101, 102, 103
+# a price above this is no share price (the dearest US share trades under 10**6); a minute's volume above this is
+# no market's, and it is also the largest whole number a float holds exactly (the store keeps volume as int64)
+MAX_PRICE = 10**9
+MAX_VOLUME = 2**53
 
 
 class _Findings:
@@ -518,6 +525,31 @@ def _numbers(
     return values
 
 
+def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) -> None:
+    """What no real bar is, though each number alone is one: a price or volume beyond any market's, a high
+    below the low, an open or close outside the bar's range (NaN compares false: the number checks name it)."""
+    o, h, low, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
+    too_large = np.flatnonzero((np.fmax(np.fmax(o, h), np.fmax(low, c)) > MAX_PRICE) | (v > MAX_VOLUME))
+
+    def beyond(i: int) -> str:
+        if v[i] > MAX_VOLUME:
+            return f"volume={v[i]:g} is beyond any minute's volume (at most {MAX_VOLUME:,})"
+        price = max(x[i] for x in (o, h, low, c))
+        return f"a price of {price:g} is beyond any share's (at most {MAX_PRICE:,})"
+
+    found.add(_TOO_LARGE, too_large, offset, beyond)
+    found.add(
+        _HIGH_BELOW_LOW, np.flatnonzero(h < low), offset, lambda i: f"high={h[i]} is below low={low[i]}"
+    )
+    for check, name, x in ((_OPEN_OUTSIDE, "open", o), (_CLOSE_OUTSIDE, "close", c)):
+        found.add(
+            check,
+            np.flatnonzero((x < low) | (x > h)),
+            offset,
+            lambda i, name=name, x=x: f"{name}={x[i]} is outside the bar's range low={low[i]} .. high={h[i]}",
+        )
+
+
 def _normalised(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={c: str(c).strip().lower() for c in df.columns})
 
@@ -555,20 +587,20 @@ def check_slices(
         typed.add_symbols(symbol)
         del symbol
         typed.stamps.append(_timestamps(raw["timestamp"], offset, found, stamps_are_utc))
-        typed.add_values(
-            {
-                col: _numbers(
-                    raw[col],
-                    col,
-                    _NUMBER_CHECKS + 4 * k,
-                    offset,
-                    found,
-                    price=col != "volume",
-                    optional=col == "vwap",
-                )  # fmt: skip
-                for k, col in enumerate(numbers)
-            }
-        )
+        values = {
+            col: _numbers(
+                raw[col],
+                col,
+                _NUMBER_CHECKS + 4 * k,
+                offset,
+                found,
+                price=col != "volume",
+                optional=col == "vwap",
+            )
+            for k, col in enumerate(numbers)
+        }
+        _whole_bars(values, offset, found)
+        typed.add_values(values)
         offset += len(raw)
         del raw
     found.refuse()
