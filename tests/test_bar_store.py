@@ -192,6 +192,50 @@ def test_a_bar_no_market_makes_is_refused_and_the_store_keeps_its_bars(
     assert {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()} == before  # nothing replaced
 
 
+def _damage(m: dict, how: str) -> None:  # type: ignore[type-arg]
+    rel = next(iter(m["partitions"]))
+    if how == "partitions as a list":
+        m["partitions"] = list(m["partitions"])
+    elif how == "a partition as text":
+        m["partitions"][rel] = "SPY"
+    elif how == "days as a number":
+        m["partitions"][rel]["days"] = 5
+    elif how == "a day that is no date":
+        m["partitions"][rel]["days"][0] = "2011-02-30"
+    elif how == "rows as text":
+        m["partitions"][rel]["rows"] = "abc"
+    else:
+        m["imports"] = "x"
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["partitions as a list", "a partition as text", "days as a number", "a day that is no date", "rows as text",
+     "imports as text"],
+)  # fmt: skip
+def test_a_damaged_manifest_is_refused_by_every_reader(
+    store: Path, tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = Path(shutil.copytree(store, tmp_path / "bars"))
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    _damage(manifest, how)
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    home = ["--home", str(tmp_path)]
+    one = tmp_path / "one.csv"
+    one.write_text("timestamp,symbol,open,high,low,close,volume\n2011-04-01T14:30:00Z,SPY,1,1,1,1,1\n")
+    for argv in (
+        ["data", "list", "--store", str(damaged)],
+        ["backtest", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-05", "--no-plots",
+         "--data-source", str(damaged), "--out", str(tmp_path / "out")],
+        ["data", "import", str(one), "--store", str(damaged)],
+    ):  # fmt: skip
+        capsys.readouterr()
+        assert tbot([*argv, *home]) == 2, argv
+        err = capsys.readouterr().err
+        assert "manifest.json is damaged" in err and "tbot data import SOURCE --store" in err, err
+        assert "Unexpected error" not in err and "Traceback" not in err
+
+
 def test_no_plots_writes_everything_but_the_charts(tmp_path: Path) -> None:
     settings = make_settings()
     day = date(2011, 1, 10)
@@ -242,12 +286,14 @@ def test_reimport_merges_and_the_newer_bar_wins(tmp_path: Path) -> None:
     )
     store = tmp_path / "bars"
     import_bars(first, store)
-    import_bars(second, store)
+    assert import_bars(first, store).replaced == 0  # the same bars again change nothing
+    assert import_bars(second, store).replaced == 1  # 14:31 held with other values: said, and recorded
     held = load_bars(store)
     assert held["close"].tolist() == [10.5, 10.9, 12.0] and held["volume"].tolist() == [100.0, 250.0, 5.0]
     manifest = json.loads((store / "manifest.json").read_text())
     assert sorted(manifest["partitions"]) == ["SPY/2024-01.parquet", "SPY/2024-02.parquet"]
-    assert manifest["partitions"]["SPY/2024-01.parquet"]["rows"] == 2 and len(manifest["imports"]) == 2
+    assert manifest["partitions"]["SPY/2024-01.parquet"]["rows"] == 2 and len(manifest["imports"]) == 3
+    assert [i["replaced"] for i in manifest["imports"]] == [0, 0, 1]
 
 
 def test_check_findings_are_shown_and_recorded_at_import(

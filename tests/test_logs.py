@@ -144,7 +144,8 @@ def test_prune_rotates_and_deletes_across_the_home_and_the_wrapper_runs(
     )
     assert done.returncode == 0, done.stderr
     assert (
-        "levels     info 0, warning 0, error 2" in done.stdout and "first 2026-11-17 09:30 EST / 14:30Z" in done.stdout
+        "levels     info 0, warning 0, error 2" in done.stdout
+        and "first 2026-11-17 09:30 EST / 14:30Z" in done.stdout
     )
     bad = subprocess.run(
         [sys.executable, str(wrapper), "--home", str(provisioned_home), "--since", "last week"],

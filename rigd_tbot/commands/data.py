@@ -319,6 +319,8 @@ def run_import(args: argparse.Namespace) -> int:
     if done.side_files:
         print(f"copied {', '.join(done.side_files)} into the store")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
+    if done.replaced:  # the newer import wins at the same minute: say so when it changed bars already held
+        print(f"replaced {done.replaced} bar(s) already in the store with different values from {source}")
     print(
         f"backtest from it: tbot backtest --strategy open --start YYYY-MM-DD --end YYYY-MM-DD --data-source {store}"
     )

@@ -56,6 +56,7 @@ class ImportResult:
     partitions: tuple[str, ...]
     findings: tuple[str, ...]
     side_files: tuple[str, ...]
+    replaced: int = 0  # bars already held at the same minute that this import replaced with different values
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -81,7 +82,41 @@ def load_manifest(store: Path) -> dict[str, Any]:
         raise DataError(
             f"{path}: store version {manifest.get('version')!r}; this build reads version {VERSION}"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DataError(
+            f"{path} is damaged ({problem}); move the store aside and import the bars again with "
+            f"tbot data import SOURCE --store {store}"
+        )
     return manifest
+
+
+_ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "symbol": str, "month": str, "rows": int, "bytes": int, "sha256": str, "days": list,
+}  # fmt: skip
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a manifest unusable (its shape, as this module writes it), or None. Each partition's first and
+    last day are parsed (what a read uses); the days between are checked as text only."""
+    partitions, imports = manifest.get("partitions"), manifest.get("imports")
+    if not isinstance(partitions, dict) or not isinstance(imports, list):
+        return "'partitions' must be an object and 'imports' a list"
+    for rel, entry in partitions.items():
+        if not isinstance(entry, dict):
+            return f"partition {rel!r} is not an object"
+        for key, kind in _ENTRY_TYPES.items():
+            value = entry.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return f"partition {rel!r}: {key!r} is {value!r}, not {getattr(kind, '__name__', kind)}"
+        days = entry["days"]
+        if not days or not all(isinstance(d, str) for d in days):
+            return f"partition {rel!r}: 'days' must list its dates (YYYY-MM-DD)"
+        try:
+            date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+        except ValueError:
+            return f"partition {rel!r}: 'days' holds {days[0]!r} .. {days[-1]!r}, not dates (YYYY-MM-DD)"
+    return None
 
 
 def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
@@ -121,6 +156,7 @@ def write_bars(
     key = codes[order].astype(np.int64) * 1_000_000 + month_of[order]
     cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
     written: list[str] = []
+    replaced = 0
     for lo, hi in itertools.pairwise(cuts):
         symbol = str(names[codes[order[lo]]])
         month = str(np.datetime64(int(month_of[order[lo]]), "M"))
@@ -129,7 +165,8 @@ def write_bars(
         part = {c: v[lo:hi] for c, v in cols.items()}
         if rel in manifest["partitions"] and path.is_file():
             held = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
-            part = _merged(held, part)
+            part, changed = _merged(held, part)
+            replaced += changed
         _write_partition(path, part)
         days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
         manifest["partitions"][rel] = {
@@ -159,6 +196,7 @@ def write_bars(
             "checks": "passed",
             "findings": list(findings),
             "side_files": copied,
+            "replaced": replaced,
         }
     )
     _write_manifest(store, manifest)
@@ -169,11 +207,13 @@ def write_bars(
         tuple(written),
         findings,
         tuple(copied),
+        replaced,
     )
 
 
-def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A partition's bars and newly imported ones, in time order; at the same minute the new bar wins."""
+def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """A partition's bars and newly imported ones, in time order; at the same minute the new bar wins. Also how
+    many held bars it replaced with different values (the same bar imported again replaces nothing)."""
 
     def column(part: dict[str, np.ndarray], c: str) -> np.ndarray:
         return part[c] if c in part else np.full(len(part["timestamp"]), np.nan)
@@ -183,7 +223,13 @@ def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str
     order = np.argsort(both["timestamp"], kind="stable")
     stamps = both["timestamp"][order]
     last = np.append(stamps[1:] != stamps[:-1], True)
-    return {c: v[order][last] for c, v in both.items()}
+    dropped = np.flatnonzero(~last)  # a held bar, followed by the new one at its minute
+    differs = np.zeros(len(dropped), dtype=bool)
+    for c in both:
+        if c != "timestamp":
+            a, b = both[c][order][dropped], both[c][order][dropped + 1]
+            differs |= ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return {c: v[order][last] for c, v in both.items()}, int(differs.sum())
 
 
 def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
@@ -381,9 +427,15 @@ def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
 
     manifest = load_manifest(store)
     by_symbol: dict[str, tuple[set[date], int]] = {}
-    for entry in manifest["partitions"].values():
+    for rel, entry in manifest["partitions"].items():
         held, rows = by_symbol.get(entry["symbol"], (set(), 0))
-        held |= {date.fromisoformat(d) for d in entry["days"]}
+        try:
+            held |= {date.fromisoformat(d) for d in entry["days"]}
+        except ValueError:
+            raise DataError(
+                f"{store / MANIFEST} is damaged (partition {rel!r} lists a day that is no date); move the store "
+                f"aside and import the bars again with tbot data import SOURCE --store {store}"
+            ) from None
         by_symbol[entry["symbol"]] = (held, rows + int(entry["rows"]))
     out: list[Holding] = []
     for symbol, (held, rows) in sorted(by_symbol.items()):
