@@ -4,7 +4,7 @@ exchange_calendars), session bounds with early closes, and the window clock.
 `START_TIME_*` are wall-clock times in `WINDOW_TIMEZONE`; `exchange` (the default) is the calendar's own time
 zone, so the windows follow the market across daylight saving. Everything this module returns is UTC; the
 zone only turns a configured HH:MM on a session date into an instant. Strategies, runtime, brokers, backtest
-and optimizer import this module; it imports nothing of theirs.
+and optimizer import this module; it imports nothing of theirs (only the error types).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tbot_bot.errors import UsageError
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -80,15 +82,31 @@ def session_date_at(now: datetime, calendar_name: str = "XNYS") -> date:
     return now.astimezone(exchange_zone(calendar_name)).date()
 
 
+def outside_calendar(day: date, calendar_name: str = "XNYS") -> UsageError:
+    """The refusal of a date this build's calendar does not reach (exchange_calendars knows ~20 years back and
+    one year ahead of the day it was installed)."""
+    first, last = calendar_range(calendar_name)
+    return UsageError(
+        f"{day} is outside the {calendar_name} calendar this build knows ({first} to {last}); "
+        "choose a date inside it (MARKET_CALENDAR)"
+    )
+
+
 @lru_cache(maxsize=4096)
 def session_bounds(day: date, calendar_name: str = "XNYS") -> tuple[datetime, datetime] | None:
-    """(open, close) in UTC of the session on `day` (early closes included), or None when closed."""
+    """(open, close) in UTC of the session on `day` (early closes included), or None when closed. A day
+    beyond the calendar is a UsageError naming the range (never exchange_calendars' DateOutOfBounds)."""
+    from exchange_calendars.errors import DateOutOfBounds
+
     cal = market_calendar(calendar_name)
     key = day.isoformat()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)
-        if not cal.is_session(key):
-            return None
+        try:
+            if not cal.is_session(key):
+                return None
+        except DateOutOfBounds:
+            raise outside_calendar(day, calendar_name) from None
         return (
             cal.session_open(key).to_pydatetime().astimezone(UTC),
             cal.session_close(key).to_pydatetime().astimezone(UTC),

@@ -362,6 +362,16 @@ def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Pat
         ["start", "--replay", "2011-01-04", "--speed", "-3"],
         ["users", "set-role", "--username", "nobody", "--role", "admin"],
         ["confirm", "../../etc"],
+        # dates beyond the exchange calendar (exchange_calendars' DateOutOfBounds was "Unexpected error")
+        ["check", "--replay", "2030-01-02"],
+        ["start", "--replay", "1999-01-04"],
+        ["plot", "day", "--date", "2030-01-02", "--symbol", "SPY"],
+        # amounts no ledger holds (InvalidOperation, OverflowError before)
+        ["backtest", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-04", "--float", "1e30"],
+        ["ledger", "correct", "--fitid", "X", "--amount", "1e30", "--reason", "typo", "--yes"],
+        # requests the ledger refuses are a person's to change (exit 2, not 1)
+        ["ledger", "correct", "--fitid", "NO-SUCH-FITID", "--reverse", "--reason", "typo", "--yes"],
+        ["ledger", "close", "--period", "2099-01"],
     ],
 )
 def test_bad_command_lines_exit_2_with_a_readable_line(

@@ -5,6 +5,7 @@ corrected entry; never an UPDATE)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.support.path_resolver import BotHome
@@ -139,21 +140,25 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import ConfigError, LedgerError
 
+    # refusals on stderr, as every command's errors (stdout carries the result)
     try:
         period_bounds(period)
         keep = load_settings(home).LEDGER_BACKUP_KEEP
     except ConfigError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except LedgerError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         result, entry = LedgerWriter.for_home(home, binding.ledger_path, binding, keep).close_period(
             period, actor="tbot ledger close"
         )
+    except ConfigError as exc:  # the period cannot be closed now (not ended, already closed): a person's call
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     except LedgerError as exc:
-        print(f"refused: {exc}")
+        print(f"refused: {exc}", file=sys.stderr)
         return 1
     if entry is None:
         print(f"closed {period}: no income or expense to close; postings dated in {period} are now refused")
@@ -167,13 +172,13 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
 
 def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     import getpass
-    import sys
     from decimal import Decimal, InvalidOperation
 
     from tbot_bot.accounting.accounting_api import build_reversal
     from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
-    from tbot_bot.errors import UsageError
+    from tbot_bot.domain.results import FLOAT_MAX
+    from tbot_bot.errors import LedgerError, UsageError
 
     amount = None
     if args.amount is not None:
@@ -181,14 +186,27 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
             amount = Decimal(args.amount)
         except InvalidOperation:
             raise UsageError(f"--amount {args.amount!r} is not a number; give it like 1234.56") from None
-        if not amount.is_finite() or amount.as_tuple().exponent < -4:  # type: ignore[operator]
-            raise UsageError(f"--amount {args.amount} must be a finite amount with at most 4 decimal places")
+        if (
+            not amount.is_finite()
+            or amount.as_tuple().exponent < -4  # type: ignore[operator]
+            or abs(amount) > FLOAT_MAX
+        ):
+            raise UsageError(
+                f"--amount {args.amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
+            )
     user = getpass.getuser()
-    plan = plan_correction(
-        binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
-        amount=amount, account=args.account, from_account=args.from_account,
-    )  # fmt: skip
-    reversal = build_reversal(binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at)
+    try:
+        plan = plan_correction(
+            binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
+            amount=amount, account=args.account, from_account=args.from_account,
+        )  # fmt: skip
+        reversal = build_reversal(
+            binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at
+        )
+    except (
+        LedgerError
+    ) as exc:  # planning writes nothing: its refusals are of the request (exit 2), not faults
+        raise UsageError(str(exc)) from None
 
     def legs(splits) -> str:  # type: ignore[no-untyped-def]
         return ", ".join(

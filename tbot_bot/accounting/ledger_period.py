@@ -18,7 +18,7 @@ from typing import Any
 
 from tbot_bot.accounting.coa import ACCOUNTS_BY_CODE, AccountType
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit, format_dtposted
-from tbot_bot.errors import LedgerError
+from tbot_bot.errors import LedgerError, UsageError
 from tbot_bot.support.utils_bot import from_minor
 
 ACCUMULATED_PROFIT = "3040"
@@ -69,14 +69,15 @@ def closing_entry(
 ) -> tuple[LedgerEntry | None, dict[str, Any]]:
     """The closing transaction for `period` (None when no income/expense balance) and its lock audit row."""
     start, end = period_bounds(period)
+    # a request that cannot be met now (UsageError, exit 2), not a fault of the ledger
     if now <= end:
-        raise LedgerError(
+        raise UsageError(
             f"period {period} has not ended yet (it ends {format_dtposted(end)}); close it afterwards"
         )
     lock = closed_through(conn)
     through = format_dtposted(end)
     if lock is not None and lock[1] >= through:
-        raise LedgerError(f"period {period} is already closed (closed through {lock[0]})")
+        raise UsageError(f"period {period} is already closed (closed through {lock[0]})")
     balances: dict[str, int] = {}
     for code, debit, credit in conn.execute(
         "SELECT s.account_code, sum(s.debit), sum(s.credit) FROM splits s JOIN transactions t "

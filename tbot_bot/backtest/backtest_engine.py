@@ -41,7 +41,7 @@ from tbot_bot.backtest.report import BacktestReport, build_report, print_report,
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.config.template import template_path
-from tbot_bot.domain.results import cents_text, percent_text
+from tbot_bot.domain.results import FLOAT_MAX, cents_text, percent_text
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
 from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
 from tbot_bot.market_time import (
@@ -521,12 +521,13 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
 def backtest_float(given: str | None, home: BotHome) -> Decimal:
     """--float, else the home's float (its float ledger), else the default."""
     if given is not None:
+        refusal = UsageError(f"--float {given!r}: use a positive amount up to {FLOAT_MAX:,}, such as 25000")
         try:
             value = Decimal(given)
         except ArithmeticError:
-            raise UsageError(f"--float {given!r}: use a positive amount such as 25000") from None
-        if not value.is_finite() or value <= 0:
-            raise UsageError(f"--float {given!r}: use a positive amount such as 25000")
+            raise refusal from None
+        if not value.is_finite() or not 0 < value <= FLOAT_MAX:
+            raise refusal
         return value
     try:
         from tbot_bot.accounting.accounting_config import load_binding

@@ -7,6 +7,9 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
+# the largest float a bot is given: the ledger keeps amounts as 64-bit integers of 1/10,000 (room for 9.2 * 10**14),
+# so every sum a day makes of it still fits; provisioning and --float of a backtest or study accept up to this
+FLOAT_MAX = Decimal(10) ** 12
 
 
 def net_pnl(gross: Decimal, fees: Decimal) -> Decimal:

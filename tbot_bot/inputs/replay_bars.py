@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from tbot_bot.errors import ConfigError
-from tbot_bot.market_time import closed_reason
+from tbot_bot.market_time import closed_reason, outside_calendar
 
 
 def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
@@ -20,7 +20,7 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
 
     first, last = calendar_range(calendar)
     if not first < day <= last:
-        raise ConfigError(f"{day} is outside the {calendar} calendar this build knows ({first} to {last})")
+        raise outside_calendar(day, calendar)
     # MARKET_CALENDAR: a weekend or holiday has nothing to replay; say which day it is
     why_closed = closed_reason(day, calendar)
     if why_closed is not None:

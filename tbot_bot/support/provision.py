@@ -20,6 +20,7 @@ from tbot_bot.config.dotenv import DOTENV_TEMPLATE
 from tbot_bot.config.security_bot import ensure_key
 from tbot_bot.config.settings_bot import replace_values, save_env_text
 from tbot_bot.config.template import template_path
+from tbot_bot.domain.results import FLOAT_MAX
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import save_secret_json
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
@@ -30,7 +31,6 @@ BROKER_CODES = {"sim": "SIM", "alpaca": "ALPACA", "ibkr": "IBKR", "tradier": "TR
 TRADIER_ENV = ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID", "TRADIER_BASE_URL", "TRADIER_SANDBOX")
 ALPACA_ENV = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPACA_BASE_URL", "ALPACA_DATA_URL")
 IBKR_ENV = ("IBKR_HOST", "IBKR_PORT", "IBKR_CLIENT_ID", "IBKR_ACCOUNT")
-FLOAT_MAX = Decimal(10) ** 12
 
 
 @dataclass(frozen=True, slots=True)
