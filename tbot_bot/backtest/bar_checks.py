@@ -541,13 +541,11 @@ def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) ->
     found.add(
         _HIGH_BELOW_LOW, np.flatnonzero(h < low), offset, lambda i: f"high={h[i]} is below low={low[i]}"
     )
-    for check, name, x in ((_OPEN_OUTSIDE, "open", o), (_CLOSE_OUTSIDE, "close", c)):
-        found.add(
-            check,
-            np.flatnonzero((x < low) | (x > h)),
-            offset,
-            lambda i, name=name, x=x: f"{name}={x[i]} is outside the bar's range low={low[i]} .. high={h[i]}",
-        )
+    def outside(name: str, x: np.ndarray) -> Callable[[int], str]:
+        return lambda i: f"{name}={x[i]} is outside the bar's range low={low[i]} .. high={h[i]}"
+
+    found.add(_OPEN_OUTSIDE, np.flatnonzero((o < low) | (o > h)), offset, outside("open", o))
+    found.add(_CLOSE_OUTSIDE, np.flatnonzero((c < low) | (c > h)), offset, outside("close", c))
 
 
 def _normalised(df: pd.DataFrame) -> pd.DataFrame:
