@@ -391,6 +391,31 @@ def test_bad_input_is_a_clear_error(
     assert message in err and "Traceback" not in err
 
 
+def test_a_sqlite_file_of_something_else_is_never_a_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--storage naming the bot's ledger (or any SQLite file without Optuna's tables) is refused by name, and the
+    file is left byte for byte as it was (Optuna added its 13 tables to the ledger before)."""
+    import hashlib
+    import sqlite3
+
+    ledger = tmp_path / "ledger.db"
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("CREATE TABLE transactions (fitid TEXT PRIMARY KEY, amount INTEGER)")
+        conn.execute("INSERT INTO transactions VALUES ('F1', 100)")
+    before = hashlib.sha256(ledger.read_bytes()).hexdigest()
+    argv = ["optimize", "run", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-03-31",
+            "--data-source", str(SAMPLE), "--home", str(tmp_path), "--no-progress", "--trials", "1",
+            "--storage", f"sqlite:///{ledger}"]  # fmt: skip
+    assert tbot(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{ledger} is a SQLite database of something else (tables transactions)" in err
+        and "Traceback" not in err
+    )
+    assert hashlib.sha256(ledger.read_bytes()).hexdigest() == before
+
+
 def test_space_file_problems_are_reported_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +95,8 @@ def make_storage(
                 # migration scripts (which alembic loads from source every time) would only cost time
                 path = url.removeprefix("sqlite:///").split("?", 1)[0]
                 new = path != ":memory:" and not os.path.exists(path)
+                if not new and path != ":memory:":
+                    _refuse_foreign_sqlite(url, Path(path))
                 if new and template_dir is not None:
                     # another process may have made it meanwhile: then it is checked like any existing file
                     new = _from_template(Path(path), template_dir) is not False
@@ -116,6 +118,28 @@ def make_storage(
                 f"--storage {redact(url)} cannot be opened: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
     raise AssertionError("unreachable")
+
+
+# tables every Optuna RDB storage has (its schema since 1.x); a SQLite file holding other tables is not a study
+_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def _refuse_foreign_sqlite(url: str, path: Path) -> None:
+    """An existing SQLite file that holds tables but not Optuna's is someone else's (a ledger, a core database):
+    Optuna would add its tables to it. Refused by name, the file untouched (opened read-only)."""
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not readable as SQLite: Optuna's own open names the problem
+    if tables and not _OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+        raise ConfigError(
+            f"--storage {redact(url)}: {path} is a SQLite database of something else (tables {shown}), not an "
+            "Optuna study; name a new file (it is created) or an existing study's"
+        )
 
 
 def _from_template(path: Path, template_dir: Path) -> bool | None:
