@@ -69,17 +69,30 @@ def test_good_file_fills_the_cache_and_names_the_value_close_will_use(
 
 
 @pytest.mark.parametrize(
-    ("path", "answer", "message"),
+    ("path", "answer", "message", "code"),
     [
-        ("/truncated.csv", (200, CSV, cboe_csv([(date(2026, 1, 2), 17.0)])[:-9]), "truncated"),
-        ("/error.html", (200, HTML, b"<!DOCTYPE html><html><body>Service unavailable</body></html>"), "HTML"),
-        ("/html-as-csv.csv", (200, CSV, b"<html><body>Access Denied</body></html>\n"), "HTML"),
-        ("/missing.csv", None, "HTTP 404"),
-        ("/garbage.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n13/45/2026,1,1,1,1\n"), "not MM/DD/YYYY"),
-        ("/negative.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,-3\n"), "finite positive"),
-        ("/nan.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,nan\n"), "finite positive"),
-        ("/nodate.csv", (200, CSV, b"DAY,VALUE\n01/02/2026,1\n"), "lacks DATE and CLOSE"),
-        ("/empty.csv", (200, CSV, b""), "empty"),
+        # what a struggling server sends: transient, worth a retry (exit 75)
+        ("/truncated.csv", (200, CSV, cboe_csv([(date(2026, 1, 2), 17.0)])[:-9]), "truncated", 75),
+        (
+            "/error.html",
+            (200, HTML, b"<!DOCTYPE html><html><body>Service unavailable</body></html>"),
+            "HTML",
+            75,
+        ),
+        ("/html-as-csv.csv", (200, CSV, b"<html><body>Access Denied</body></html>\n"), "HTML", 75),
+        ("/empty.csv", (200, CSV, b""), "empty", 75),
+        ("/busy.csv", (503, CSV, b"busy"), "HTTP 503", 75),
+        # a wrong address or a file that is not the VIX history: a person fixes the URL (exit 2)
+        ("/missing.csv", None, "HTTP 404", 2),
+        ("/garbage.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n13/45/2026,1,1,1,1\n"), "not MM/DD/YYYY", 2),
+        (
+            "/negative.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,-3\n"),
+            "finite positive",
+            2,
+        ),
+        ("/nan.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,nan\n"), "finite positive", 2),
+        ("/nodate.csv", (200, CSV, b"DAY,VALUE\n01/02/2026,1\n"), "lacks DATE and CLOSE", 2),
     ],
 )
 def test_a_bad_download_is_refused_and_the_cache_is_untouched(
@@ -89,16 +102,24 @@ def test_a_bad_download_is_refused_and_the_cache_is_untouched(
     path: str,
     answer: tuple[int, str, bytes] | None,
     message: str,
+    code: int,
 ) -> None:
     vix.merge_into_cache(home, vix.parse_history(cboe_csv([(date(2026, 1, 2), 17.0)]).decode(), "seed"))
     before = vix.cache_path(home).read_bytes()
     if answer is not None:
         cboe.files[path] = answer
-    # a failed or unusable download is a transient fault of the source: exit 75 (README "Exit codes")
-    assert main(["data", "vix", "--home", str(home.root), "--url", cboe.url(path)]) == 75
+    # README "Exit codes": 75 when a retry may help, 2 when the URL or the file must change
+    assert main(["data", "vix", "--home", str(home.root), "--url", cboe.url(path)]) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert vix.cache_path(home).read_bytes() == before
+
+
+@pytest.mark.parametrize("url", ["notaurl", "file:///etc/passwd", "ftp://example.com/vix.csv"])
+def test_only_an_http_address_is_fetched(home: BotHome, capsys: pytest.CaptureFixture[str], url: str) -> None:
+    assert main(["data", "vix", "--home", str(home.root), "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "give the http:// or https:// address of a Cboe-format VIX CSV" in err and "root:" not in err
 
 
 def test_stale_file_is_merged_but_reported_as_no_vix(

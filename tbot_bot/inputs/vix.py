@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbot_bot.errors import NetworkError
+from tbot_bot.errors import ConfigError, DataError, NetworkError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text
 
@@ -36,7 +37,13 @@ NO_VIX = "no_vix"  # the skip reason of a CLOSE window without a fresh VIX close
 
 
 class VixSourceError(NetworkError):
-    """The VIX source failed or sent something unusable; nothing was written."""
+    """The VIX source could not be reached or failed on its side: no answer, HTTP 5xx, an HTML error page, an
+    empty or truncated body (a retry may help: exit 75); nothing was written."""
+
+
+class VixDataError(DataError):
+    """The VIX source answered with something that is not the VIX history (a wrong URL, a page, a bad row), or
+    the cache is damaged: a person must fix the URL or the file; nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,9 @@ def _number(raw: str, field: str, line: int) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise VixSourceError(f"line {line}: {field} {raw!r} is not a number") from None
+        raise VixDataError(f"line {line}: {field} {raw!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
-        raise VixSourceError(f"line {line}: {field} {raw!r} is not a finite positive value")
+        raise VixDataError(f"line {line}: {field} {raw!r} is not a finite positive value")
     return value
 
 
@@ -92,11 +99,12 @@ def _day(raw: str, line: int) -> date:
             return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date, no time of day
         except ValueError:
             continue
-    raise VixSourceError(f"line {line}: date {raw!r} is not MM/DD/YYYY")
+    raise VixDataError(f"line {line}: date {raw!r} is not MM/DD/YYYY")
 
 
 def parse_history(text: str, source: str) -> dict[date, VixDay]:
-    """Every row of a Cboe-format (or our cache's) VIX CSV, validated; VixSourceError names the first bad row."""
+    """Every row of a Cboe-format (or our cache's) VIX CSV, validated; VixDataError names the first bad row (a
+    page, an empty or cut-off body is VixSourceError: what a struggling server sends)."""
     head = text.lstrip()[:200].lower()
     if head.startswith(("<!doctype", "<html", "<?xml", "<")):
         raise VixSourceError(f"{source} sent an HTML/XML page, not the VIX CSV")
@@ -107,14 +115,14 @@ def parse_history(text: str, source: str) -> dict[date, VixDay]:
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
     if "date" not in header or "close" not in header:
-        raise VixSourceError(f"{source}: header {header} lacks DATE and CLOSE columns")
+        raise VixDataError(f"{source}: header {header} lacks DATE and CLOSE columns")
     idx = {name: header.index(name) for name in CACHE_COLUMNS if name in header}
     out: dict[date, VixDay] = {}
     for line, row in enumerate(reader, start=2):
         if not row or not any(c.strip() for c in row):
             continue
         if len(row) < len(header):
-            raise VixSourceError(f"{source}: line {line} has {len(row)} fields, expected {len(header)}")
+            raise VixDataError(f"{source}: line {line} has {len(row)} fields, expected {len(header)}")
         day = _day(row[idx["date"]], line)
         extra = {
             k: _number(row[idx[k]], k.upper(), line) if k in idx and row[idx[k]].strip() else None
@@ -124,18 +132,27 @@ def parse_history(text: str, source: str) -> dict[date, VixDay]:
             day, extra["open"], extra["high"], extra["low"], _number(row[idx["close"]], "CLOSE", line)
         )
     if not out:
-        raise VixSourceError(f"{source} holds no VIX rows")
+        raise VixDataError(f"{source} holds no VIX rows")
     return out
+
+
+HTTP_URL = re.compile(r"^https?://\S+$")  # what VIX_HISTORY_URL allows (env_bot.py), and --url too
 
 
 def download_cboe(url: str, timeout: float) -> dict[date, VixDay]:
     """GET the Cboe history CSV (plain HTTP(S), no key) and validate it."""
+    if not HTTP_URL.match(url):  # never a file:// or ftp:// read on the operator's behalf
+        raise UsageError(f"--url {url!r}: give the http:// or https:// address of a Cboe-format VIX CSV")
     request = urllib.request.Request(url, headers={"User-Agent": "rigd-tbot (VIX history)"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) URL from config
             body = resp.read()
             ctype = resp.headers.get("Content-Type", "")
     except urllib.error.HTTPError as e:
+        if 400 <= e.code < 500 and e.code not in (408, 429):  # the address is wrong, not the server busy
+            raise VixDataError(
+                f"{url} answered HTTP {e.code} {e.reason}; check the URL (VIX_HISTORY_URL)"
+            ) from e
         raise VixSourceError(f"{url} answered HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         raise VixSourceError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from e
@@ -144,7 +161,7 @@ def download_cboe(url: str, timeout: float) -> dict[date, VixDay]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise VixSourceError(f"{url} sent bytes that are not UTF-8 text") from None
+        raise VixDataError(f"{url} sent bytes that are not UTF-8 text") from None
     return parse_history(text, url)
 
 
@@ -154,8 +171,8 @@ def load_cache(home: BotHome) -> dict[date, VixDay]:
         return {}
     try:
         return parse_history(path.read_text(encoding="utf-8"), str(path))
-    except VixSourceError as e:
-        raise VixSourceError(f"the VIX cache is damaged ({e}); delete {path} and run `tbot data vix`") from e
+    except (VixDataError, VixSourceError) as e:
+        raise VixDataError(f"the VIX cache is damaged ({e}); delete {path} and run `tbot data vix`") from e
 
 
 def closes(history: dict[date, VixDay]) -> dict[date, float]:
@@ -210,7 +227,7 @@ def refresh(
     # VIX_SOURCE=broker: the broker's daily bars of the index (IBKR); cboe: the Cboe CSV at VIX_HISTORY_URL
     if settings.VIX_SOURCE == "broker" and url is None:
         if broker is None or not hasattr(broker, "get_index_daily_closes"):
-            raise VixSourceError(
+            raise ConfigError(
                 f"BROKER_NAME={settings.BROKER_NAME} does not serve index data; use VIX_SOURCE=cboe"
             )
         raw = broker.get_index_daily_closes("VIX", "CBOE")
