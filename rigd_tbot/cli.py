@@ -101,6 +101,15 @@ def existing_home(explicit: str | None) -> BotHome:
     return home
 
 
+def bot_home(explicit: str | None) -> BotHome:
+    """The bot home of a command that works on one: a folder that is not a bot home (no .env_bot.enc: missing,
+    empty, mistyped) is a UsageError, never an empty answer that reads as "nothing to report"."""
+    home = existing_home(explicit)
+    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        raise UsageError(f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME")
+    return home
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)

@@ -384,3 +384,45 @@ def test_bad_command_lines_exit_2_with_a_readable_line(
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.strip() and "Traceback" not in err and "Unexpected error" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["optimize", "list"], ["rebalance", "status"], ["config", "history"], ["backup", "list"], ["trades"],
+     ["pause"]],
+)  # fmt: skip
+def test_a_folder_that_is_no_bot_home_is_refused_not_answered_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """ "no proposals", "breach none open", "no kept versions" read as facts about a bot; of an empty or mistyped
+    folder they are not."""
+    code, err = _run([*argv, "--home", str(tmp_path)], capsys)
+    assert code == 2 and f"{tmp_path} is not a bot home (no .env_bot.enc)" in err
+
+
+def test_files_that_are_not_what_they_are_given_as_are_named(
+    provisioned_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(provisioned_home)]
+    assert cli.main(["backup", "create", *home]) == 0
+    (archive,) = (provisioned_home / "backups").glob("*.enc")
+    not_a_key = tmp_path / "k"
+    not_a_key.write_bytes(bytes(range(100)))
+    not_a_key.chmod(0o600)
+    code, err = _run(["backup", "restore", "--archive", str(archive), "--key-file", str(not_a_key),
+                      "--home", str(tmp_path / "new")], capsys)  # fmt: skip
+    assert code == 2 and f"--key-file {not_a_key} is not a backup key" in err, err
+    code, err = _run(["backup", "upload", "--to", "s3://bucket/p", "--endpoint", "notaurl", *home], capsys)
+    assert code == 2 and "S3 endpoint 'notaurl'" in err and "must be an http:// or https:// address" in err, (
+        err
+    )
+    binary = tmp_path / "symbols.bin"
+    binary.write_bytes(b"\xff\xfe\x00SPY")
+    code, err = _run(["universe", "build", "--symbols-file", str(binary), *home], capsys)
+    assert code == 2 and f"--symbols-file {binary} is not UTF-8 text" in err, err
+    proposals = provisioned_home / "env_bot.versioned" / "proposals"
+    proposals.mkdir(parents=True, exist_ok=True)
+    (proposals / "bad.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert cli.main(["optimize", "list", *home]) == 0  # a file that is no proposal is passed over
+    assert "Unexpected error" not in capsys.readouterr().err

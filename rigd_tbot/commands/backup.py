@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, bounded_int, existing_home
+from rigd_tbot.cli import add_home_argument, bot_home, bounded_int, existing_home
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -88,15 +88,20 @@ def run(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     if args.backup_action == "list":
-        existing_home(args.home)
+        bot_home(args.home)
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
-        for archive in list_backups(home):
+        archives = list_backups(home)
+        for archive in archives:
             print(f"{archive.name}\t{archive.stat().st_size} bytes")
             if args.verbose:
                 _print_manifest(read_manifest(archive, home, key))
+        if not archives:
+            print(
+                f"no backup archives in {home.relative(home.backups_dir)} yet (`tbot backup create` makes one)"
+            )
         return 0
     if args.backup_action == "prune":
-        existing_home(args.home)
+        bot_home(args.home)
         return _prune(home, args.keep)
     if args.backup_action == "upload":
         with _alert_on_failure(home, "backup_upload_failed", "off-site backup upload failed"):

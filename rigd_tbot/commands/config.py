@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -155,7 +155,7 @@ def run_encrypt(args: argparse.Namespace) -> int:
 def run_history(args: argparse.Namespace) -> int:
     from tbot_bot.config.config_versions import history
 
-    versions = history(BotHome.resolve(args.home))
+    versions = history(bot_home(args.home))
     if not versions:
         print("no kept versions (env_bot.versioned/ is empty)")
         return 0
@@ -171,6 +171,6 @@ def run_history(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     from tbot_bot.config.config_versions import rollback
 
-    changed = rollback(BotHome.resolve(args.home), args.version, actor=_actor())
+    changed = rollback(bot_home(args.home), args.version, actor=_actor())
     print(f"rolled back to {args.version}: {', '.join(changed) if changed else 'no key differed'}")
     return 0

@@ -7,7 +7,7 @@ import argparse
 import getpass
 import sys
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -51,19 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     confirm.set_defaults(func=run_confirm)
 
 
-def _existing_home(args: argparse.Namespace) -> BotHome:
-    home = BotHome.resolve(args.home)
-    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        raise ConfigError(
-            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
-        )
-    return home
-
-
 def run_stop(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import describe, request_stop, running_supervisor
 
-    home = _existing_home(args)
+    home = bot_home(args.home)
     holder = running_supervisor(home)
     if holder is None:
         # a stop file written now would only be discarded by the next start: say so instead
@@ -81,7 +72,7 @@ def run_stop(args: argparse.Namespace) -> int:
 def run_pause(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import paused_by, request_pause, running_supervisor
 
-    home = _existing_home(args)
+    home = bot_home(args.home)
     already = paused_by(home)
     if already is not None:
         print(f"new entries are already paused ({already})")
@@ -95,7 +86,7 @@ def run_pause(args: argparse.Namespace) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import request_resume
 
-    home = _existing_home(args)
+    home = bot_home(args.home)
     was = request_resume(home)
     if was is None:
         print("new entries are not paused: nothing to resume", file=sys.stderr)
@@ -180,7 +171,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import ConfirmRefused, confirm_order
 
     try:
-        path = confirm_order(_existing_home(args), args.order_id, f"cli:{getpass.getuser()}")
+        path = confirm_order(bot_home(args.home), args.order_id, f"cli:{getpass.getuser()}")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except ConfirmRefused as exc:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.core import init_all_core_databases, verify_all_core_databases
-from tbot_bot.support.path_resolver import BotHome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)  # db init also prepares a folder before provisioning; it must exist
     if args.db_action == "init":
         for path in init_all_core_databases(home):
             print(f"ok {home.relative(path)}")

@@ -9,7 +9,7 @@ import os
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home, iso_date
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
 
@@ -173,7 +173,7 @@ def _print_results(result: RunResult) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from tbot_bot.optimizer.proposals import list_proposals
 
-    items = list_proposals(BotHome.resolve(args.home))
+    items = list_proposals(bot_home(args.home))
     if not items:
         print("no proposals")
         return 0
@@ -190,7 +190,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from tbot_bot.optimizer.proposals import KEEP_CURRENT, load_proposal
 
-    p = load_proposal(BotHome.resolve(args.home), args.run_id)
+    p = load_proposal(bot_home(args.home), args.run_id)
     if args.json:
         print(json.dumps(p, indent=2, sort_keys=True))
         return 0
@@ -220,9 +220,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_approve(args: argparse.Namespace) -> int:
     from tbot_bot.optimizer.proposals import approve
 
-    changes = approve(
-        BotHome.resolve(args.home), args.run_id, actor=actor(), trial=args.trial, force=args.force
-    )
+    changes = approve(bot_home(args.home), args.run_id, actor=actor(), trial=args.trial, force=args.force)
     if not changes:
         print(f"approved {args.run_id}: the live config already had these values")
     for c in changes:
@@ -236,6 +234,6 @@ def run_approve(args: argparse.Namespace) -> int:
 def run_reject(args: argparse.Namespace) -> int:
     from tbot_bot.optimizer.proposals import reject
 
-    reject(BotHome.resolve(args.home), args.run_id, actor=actor(), reason=args.reason)
+    reject(bot_home(args.home), args.run_id, actor=actor(), reason=args.reason)
     print(f"rejected {args.run_id}")
     return 0

@@ -16,10 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home, iso_date
 from tbot_bot.domain.vocab import STRATEGY_NAMES, StrategyName
 from tbot_bot.errors import UsageError
-from tbot_bot.support.path_resolver import BotHome
 
 EXIT_OK, EXIT_DIFFERS, EXIT_NOT_ANSWERED = 0, 1, 75
 FLATTEN_WAIT_POLLS = 3  # a supervisor polls every SLEEP_TIME; the flatten itself settles for a few bars more
@@ -97,13 +96,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_flatten)
 
 
-def _home(args: argparse.Namespace) -> BotHome:
-    home = BotHome.resolve(args.home)
-    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        raise UsageError(f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME")
-    return home
-
-
 def render(report: dict[str, Any], exchange_tz: str) -> str:
     from rigd_tbot.display import both_times
 
@@ -142,7 +134,7 @@ def run_positions(args: argparse.Namespace) -> int:
     from tbot_bot.runtime import operator_desk
     from tbot_bot.runtime.flatten import rebuild_journal
 
-    home = _home(args)
+    home = bot_home(args.home)
     who = f"cli:{getpass.getuser()}"
     changing = bool(args.adopt or args.close or args.ignore or args.ignore_order or args.rebuild_journal)
     with operator_desk.open_desk(
@@ -183,7 +175,7 @@ def run_flatten(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.runtime.control import describe, flatten_result, request_flatten, running_supervisor
 
-    home = _home(args)
+    home = bot_home(args.home)
     who = f"cli:{getpass.getuser()}"
     scope = (
         " ".join(x for x in (args.symbol, args.strategy and f"strategy {args.strategy}") if x) or "everything"

@@ -12,7 +12,7 @@ import argparse
 from decimal import Decimal
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -96,7 +96,7 @@ def _equity(settings: Any, home: BotHome) -> Any:
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.reporting.rebalance_notifier import read_state
 
-    home = BotHome.resolve(args.home)
+    home = bot_home(args.home)
     if args.rebalance_action == "status":
         return _print_state(read_state(home))
     from tbot_bot.accounting.accounting_config import load_binding

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home, iso_date
 from tbot_bot.errors import ConfigError
-from tbot_bot.support.path_resolver import BotHome
 
 ORDER = {"open": 0, "mid": 1, "close": 2}
 COUNTS = ("total_trades", "wins", "losses", "signals_triggered", "denials", "errors")
@@ -61,11 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.domain.results import cents_text
     from tbot_bot.support.session_summaries import read_session_summaries
 
-    home = BotHome.resolve(args.home)
-    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        raise ConfigError(
-            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
-        )
+    home = bot_home(args.home)
     scope = load_binding(home).scope
     scan = read_session_summaries(home.summaries_dir(scope))
     for problem in scan.problems:

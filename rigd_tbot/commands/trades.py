@@ -8,8 +8,7 @@ import json
 import sys
 from decimal import Decimal
 
-from rigd_tbot.cli import add_home_argument, iso_date
-from tbot_bot.errors import ConfigError
+from rigd_tbot.cli import add_home_argument, bot_home, iso_date
 from tbot_bot.support.path_resolver import BotHome
 
 STRATEGIES = ("open", "mid", "close")
@@ -50,11 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.market_time import market_calendar
     from tbot_bot.reporting.ledger_trades import read_trades, totals
 
-    home = BotHome.resolve(args.home)
-    if not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        raise ConfigError(
-            f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or set TBOT_HOME"
-        )
+    home = bot_home(args.home)
     binding = load_binding(home)
     if args.rebuild:
         _rebuild(home, binding)

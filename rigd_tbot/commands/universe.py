@@ -75,9 +75,14 @@ def _symbols_file(text: str | None) -> list[str] | None:
     path = Path(text).expanduser()
     if not path.is_file():
         raise ConfigError(f"--symbols-file {path} does not exist")
-    symbols = [
-        s for line in path.read_text(encoding="utf-8").splitlines() for s in line.split("#")[0].split()
-    ]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"--symbols-file {path} is not UTF-8 text (undecodable byte at offset {exc.start}); "
+            "give one symbol per line (# starts a comment)"
+        ) from None
+    symbols = [s for line in text.splitlines() for s in line.split("#")[0].split()]
     if not symbols:
         raise ConfigError(f"--symbols-file {path} names no symbol")
     return symbols

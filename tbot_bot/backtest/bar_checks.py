@@ -541,6 +541,7 @@ def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) ->
     found.add(
         _HIGH_BELOW_LOW, np.flatnonzero(h < low), offset, lambda i: f"high={h[i]} is below low={low[i]}"
     )
+
     def outside(name: str, x: np.ndarray) -> Callable[[int], str]:
         return lambda i: f"{name}={x[i]} is outside the bar's range low={low[i]} .. high={h[i]}"
 

@@ -119,9 +119,12 @@ def list_proposals(home: BotHome) -> list[dict[str, Any]]:
     out = []
     for p in sorted(folder.glob("*.json")) if folder.exists() else []:
         try:
-            out.append(json.loads(p.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError):
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
+        # a file that is no proposal (hand-edited, half-copied) is passed over, as an unreadable one is
+        if isinstance(doc, dict) and isinstance(doc.get("run_id"), str):
+            out.append(doc)
     return sorted(out, key=lambda d: str(d.get("created_at", "")), reverse=True)
 
 

@@ -215,7 +215,16 @@ def decrypt_archive(archive: Path, home: BotHome, key_path: Path | None) -> byte
         if n and not candidate.exists():
             continue
         try:
-            return Fernet(read_key(candidate)).decrypt(blob)
+            key = Fernet(read_key(candidate))
+        except ValueError:  # not a Fernet key at all (32 url-safe base64 bytes): say so, not what Fernet says
+            if key_path is not None:
+                raise ConfigError(
+                    f"--key-file {key_path} is not a backup key (a Fernet key: 44 characters of url-safe base64, "
+                    "as the home's keys/backup.key holds)"
+                ) from None
+            continue
+        try:
+            return key.decrypt(blob)
         except InvalidToken:
             continue
     raise ConfigError(

@@ -94,8 +94,14 @@ def s3_client(endpoint: str | None, credentials: dict[str, Any]) -> Any:
     import boto3
     from botocore.config import Config
 
+    endpoint_url = endpoint or credentials.get("S3_ENDPOINT_URL") or None
+    if endpoint_url is not None and not re.match(r"^https?://[^\s/]+", endpoint_url):
+        raise ConfigError(
+            f"S3 endpoint {endpoint_url!r} (--endpoint, BACKUP_UPLOAD_ENDPOINT or S3_ENDPOINT_URL) must be an "
+            "http:// or https:// address, e.g. http://minio:9000"
+        )
     kwargs: dict[str, Any] = {
-        "endpoint_url": endpoint or credentials.get("S3_ENDPOINT_URL") or None,
+        "endpoint_url": endpoint_url,
         "region_name": credentials.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         "config": Config(
             connect_timeout=10,
