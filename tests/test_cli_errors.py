@@ -18,6 +18,7 @@ from rigd_tbot import cli
 from rigd_tbot.error_report import describe
 from tbot_bot.backtest.load_historical_data import load_bars
 from tbot_bot.errors import DataError, LedgerError, UsageError
+from tbot_bot.support.path_resolver import package_file
 
 HEADER = "timestamp,symbol,open,high,low,close,volume\n"
 
@@ -426,3 +427,20 @@ def test_files_that_are_not_what_they_are_given_as_are_named(
     capsys.readouterr()
     assert cli.main(["optimize", "list", *home]) == 0  # a file that is no proposal is passed over
     assert "Unexpected error" not in capsys.readouterr().err
+
+
+def test_a_file_in_the_way_is_the_one_named_and_nothing_half_made_is_left(
+    provisioned_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming a folder: the folder is named (not the temporary file written beside it, which was left)."""
+    folder = tmp_path / "charts"
+    folder.mkdir()
+    argv = ["plot", "day", "--date", "2011-01-25", "--symbol", "SPY", "--data-source", str(package_file("data", "sample")),
+            "--home", str(provisioned_home)]  # fmt: skip
+    code, err = _run([*argv, "--out", str(folder)], capsys)
+    assert code == 2 and f"File error: {folder} is a directory where a file is expected" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["charts", "home"] and not list(folder.iterdir())
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    code, err = _run([*argv, "--out", str(a_file / "day.png")], capsys)
+    assert code == 2 and f"File error: {a_file} is a file where a directory is expected" in err, err

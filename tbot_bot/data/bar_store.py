@@ -257,10 +257,14 @@ def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
     # the prices)
     week_of = (part["timestamp"] // NS_PER_DAY + 3) // 7  # 1970-01-01 was a Thursday
     cuts = [0, *(np.flatnonzero(np.diff(week_of)) + 1).tolist(), len(week_of)]
-    with pq.ParquetWriter(tmp, table.schema, compression="none") as writer:
-        for a, b in itertools.pairwise(cuts):
-            writer.write_table(table.slice(a, b - a))
-    tmp.replace(path)
+    try:
+        with pq.ParquetWriter(tmp, table.schema, compression="none") as writer:
+            for a, b in itertools.pairwise(cuts):
+                writer.write_table(table.slice(a, b - a))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves the store as it was, no temporary file in it
+        raise
 
 
 def _day_ns(day: date | str) -> int:

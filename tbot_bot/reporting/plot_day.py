@@ -196,7 +196,12 @@ def _mark_trades(ax: plt.Axes, trades: Sequence[DayTrade], bars: pd.DataFrame, s
 def write_day_chart(fig: Figure, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a half-made chart left beside the one asked for
+        raise
+    finally:
+        plt.close(fig)
     return out

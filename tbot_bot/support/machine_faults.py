@@ -25,7 +25,9 @@ LOW_SPACE_BYTES = 1 << 20  # below this much free space a failed write is blamed
 
 def os_fault(exc: OSError, path: str | Path | None = None) -> tuple[str, int] | None:
     """(message, exit code) of an OSError about a file; None when it names no file and no known machine fault."""
-    where = str(path or exc.filename or "") or None
+    # a rename or link names two files: the second (the target) is the one in the way
+    target = exc.filename2 if isinstance(exc, IsADirectoryError | FileExistsError | NotADirectoryError) else None
+    where = str(path or target or exc.filename or "") or None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
             f"Disk full: cannot write {where or 'to the bot home'} (no space left on device); free space on "
@@ -50,6 +52,9 @@ def os_fault(exc: OSError, path: str | Path | None = None) -> tuple[str, int] | 
         return f"File error: {where} is a directory where a file is expected; move it away", EXIT_REFUSED
     if isinstance(exc, NotADirectoryError):
         return f"File error: part of {where} is a file where a directory is expected", EXIT_REFUSED
+    if isinstance(exc, FileExistsError) and Path(where).is_file() and exc.filename2 is None:
+        # mkdir of a folder whose name a file holds (an --out or --home through a file)
+        return f"File error: {where} is a file where a directory is expected; move it away", EXIT_REFUSED
     return f"File error: {where}: {exc.strerror or type(exc).__name__}", EXIT_REFUSED
 
 
