@@ -15,7 +15,6 @@ import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
 
 from tbot_bot.errors import UsageError
 from tbot_bot.support.path_resolver import BotHome
@@ -71,14 +70,6 @@ def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def iso_date(text: str) -> date:
-    """An argparse type: a calendar date YYYY-MM-DD, else a usage error saying so."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def add_home_argument(parser: argparse.ArgumentParser) -> None:

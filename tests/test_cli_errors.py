@@ -373,6 +373,9 @@ def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Pat
         # requests the ledger refuses are a person's to change (exit 2, not 1)
         ["ledger", "correct", "--fitid", "NO-SUCH-FITID", "--reverse", "--reason", "typo", "--yes"],
         ["ledger", "close", "--period", "2099-01"],
+        # one wording for a date that is none, and strategy names as typed
+        ["backtest", "--strategy", "open", "--start", "2011-02-30", "--end", "2011-03-02"],
+        ["positions", "--strategy", "foo", "--close", "SPY"],
     ],
 )
 def test_bad_command_lines_exit_2_with_a_readable_line(
@@ -385,6 +388,7 @@ def test_bad_command_lines_exit_2_with_a_readable_line(
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.strip() and "Traceback" not in err and "Unexpected error" not in err
+    assert "fromisoformat" not in err and "StrategyName" not in err, err
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import iso_date
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,9 +7,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import iso_date
 
 DEMO_DAY = date(2011, 1, 25)
 

@@ -9,9 +9,10 @@ import os
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument, bot_home, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import iso_date
 
 if TYPE_CHECKING:
     from tbot_bot.optimizer.runner import RunResult

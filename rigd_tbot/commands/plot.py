@@ -9,9 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome, package_file
+from tbot_bot.support.utils_bot import iso_date
 
 if TYPE_CHECKING:
     import pandas as pd

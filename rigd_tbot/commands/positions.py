@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument, bot_home, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.domain.vocab import STRATEGY_NAMES, StrategyName
 from tbot_bot.errors import UsageError
+from tbot_bot.support.utils_bot import iso_date
 
 EXIT_OK, EXIT_DIFFERS, EXIT_NOT_ANSWERED = 0, 1, 75
 FLATTEN_WAIT_POLLS = 3  # a supervisor polls every SLEEP_TIME; the flatten itself settles for a few bars more
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rebuild-journal", action="store_true", help="rebuild the journal from the broker's orders"
     )
     p.add_argument(
-        "--strategy", choices=STRATEGY_NAMES, default=StrategyName.CLOSE,
+        "--strategy", choices=[str(s) for s in STRATEGY_NAMES], default=StrategyName.CLOSE,
         help="the strategy an adopted position is kept under (default close: managed until the day's end)",
     )  # fmt: skip
     _replay_args(p)
@@ -90,7 +91,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_home_argument(f)
     f.add_argument("--symbol", type=_symbol, default=None, help="only this symbol")
-    f.add_argument("--strategy", choices=STRATEGY_NAMES, default=None, help="only this strategy's positions")
+    f.add_argument(
+        "--strategy",
+        choices=[str(s) for s in STRATEGY_NAMES],
+        default=None,
+        help="only this strategy's positions",
+    )
     f.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _replay_args(f)
     f.set_defaults(func=run_flatten)

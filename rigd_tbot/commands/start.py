@@ -7,9 +7,10 @@ import getpass
 import math
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, iso_date
+from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import iso_date
 
 MIN_SPEED, MAX_SPEED = 0.01, 1_000_000.0  # 0.01: a replay day in under a month; above 1e6 use max
 

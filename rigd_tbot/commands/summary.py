@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 
-from rigd_tbot.cli import add_home_argument, bot_home, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.errors import ConfigError
+from tbot_bot.support.utils_bot import iso_date
 
 ORDER = {"open": 0, "mid": 1, "close": 2}
 COUNTS = ("total_trades", "wins", "losses", "signals_triggered", "denials", "errors")

@@ -8,8 +8,9 @@ import json
 import sys
 from decimal import Decimal
 
-from rigd_tbot.cli import add_home_argument, bot_home, iso_date
+from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import iso_date
 
 STRATEGIES = ("open", "mid", "close")
 FORMATS = ("table", "csv", "json")

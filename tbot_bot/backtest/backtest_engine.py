@@ -55,7 +55,7 @@ from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
-from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
+from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, iso_date, utc_now
 from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 
 if TYPE_CHECKING:
@@ -464,8 +464,8 @@ def add_arguments(p: argparse.ArgumentParser, *, underscore: bool) -> None:
         choices=("open", "mid", "close", ALL),
         help="which strategy to test; all = the day's windows in STRATEGY_SEQUENCE order sharing each session",
     )
-    p.add_argument("--start", required=True, type=date.fromisoformat, help="first date, YYYY-MM-DD")
-    p.add_argument("--end", required=True, type=date.fromisoformat, help="last date, YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=iso_date, help="first date, YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=iso_date, help="last date, YYYY-MM-DD")
     src = ["--data_source", "--data-source"] if underscore else ["--data-source", "--data_source"]
     p.add_argument(
         *src,

@@ -26,7 +26,9 @@ LOW_SPACE_BYTES = 1 << 20  # below this much free space a failed write is blamed
 def os_fault(exc: OSError, path: str | Path | None = None) -> tuple[str, int] | None:
     """(message, exit code) of an OSError about a file; None when it names no file and no known machine fault."""
     # a rename or link names two files: the second (the target) is the one in the way
-    target = exc.filename2 if isinstance(exc, IsADirectoryError | FileExistsError | NotADirectoryError) else None
+    target = (
+        exc.filename2 if isinstance(exc, IsADirectoryError | FileExistsError | NotADirectoryError) else None
+    )
     where = str(path or target or exc.filename or "") or None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return (

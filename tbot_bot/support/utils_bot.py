@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -98,3 +98,13 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def iso_date(text: str) -> date:
+    """An argparse type: a calendar date YYYY-MM-DD, else a usage error saying so (2011-02-30 is no date)."""
+    import argparse
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
