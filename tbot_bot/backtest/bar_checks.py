@@ -459,13 +459,15 @@ def _timestamps(raw: pd.Series, offset: int, found: _Findings, stamps_are_utc: b
     refused = missing
     if not stamps_are_utc:
         zoneless = ~text.str.contains(_HAS_ZONE, regex=True).fillna(False).astype(bool).to_numpy()
+        # "has no time zone" only of what reads as a date; other text ("notatime") is no date at all (below)
+        datelike = text.str.match(r"\d{4}").fillna(False).astype(bool).to_numpy()
         found.add(
             _STAMP_NO_ZONE,
-            np.flatnonzero(zoneless),
+            np.flatnonzero(zoneless & datelike),
             offset,
             lambda i: f"timestamp {stamp(i)} has no time zone; write UTC as 2024-01-02T14:30:00Z",
         )
-        refused = missing | zoneless
+        refused = missing | (zoneless & datelike)
     # only stamps that passed the checks above are parsed (the file is refused for the others anyway)
     parsed = pd.to_datetime(text.where(~refused), utc=True, errors="coerce", format="ISO8601")
     if parsed.dt.unit != "ns":
