@@ -376,6 +376,7 @@ def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Pat
         # one wording for a date that is none, and strategy names as typed
         ["backtest", "--strategy", "open", "--start", "2011-02-30", "--end", "2011-03-02"],
         ["positions", "--strategy", "foo", "--close", "SPY"],
+        ["config", "set", "max_open_positions=3"],
     ],
 )
 def test_bad_command_lines_exit_2_with_a_readable_line(
@@ -448,3 +449,10 @@ def test_a_file_in_the_way_is_the_one_named_and_nothing_half_made_is_left(
     a_file.write_text("x")
     code, err = _run([*argv, "--out", str(a_file / "day.png")], capsys)
     assert code == 2 and f"File error: {a_file} is a file where a directory is expected" in err, err
+
+
+def test_a_key_typed_in_lower_case_is_named_in_capitals(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(["config", "set", "max_open_positions=3", "--home", str(provisioned_home)], capsys)
+    assert code == 2 and "max_open_positions is not a known key; did you mean MAX_OPEN_POSITIONS?" in err

@@ -63,6 +63,17 @@ def test_summary_of_a_replayed_day_matches_the_ledger_and_boot_rotates_every_log
     assert summary["by_event"]["window_start"] == 3 and summary["by_level"]["error"] == 0
     assert summary["unreadable_lines"] == 0
 
+    # a mistyped strategy or an empty span is not "no activity": refused, naming what there is
+    assert main(["logs", "summary", "--home", str(home.root), "--strategy", "midd"]) == 2
+    assert (
+        "--strategy 'midd': the logs of this span hold close, mid, open, supervisor"
+        in capsys.readouterr().err
+    )
+    assert (
+        main(["logs", "summary", "--home", str(home.root), "--since", "2011-02-01", "--until", "2011-01-01"])
+        == 2
+    )
+    assert "is not after --since 2011-02-01" in capsys.readouterr().err
     assert main(["logs", "summary", "--home", str(home.root), "--strategy", "mid"]) == 0
     text = capsys.readouterr().out
     assert "mid    " in text and "open   " not in text

@@ -79,7 +79,7 @@ def _exchange_tz(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbot_bot.errors import ConfigError
+    from tbot_bot.errors import ConfigError, UsageError
 
     if args.logs_action == "prune":
         return _prune(args)
@@ -93,7 +93,16 @@ def run(args: argparse.Namespace) -> int:
             until = alp.parse_bound(args.until, end=True) if args.until else None
         except ValueError as exc:
             raise ConfigError(f"--since/--until: {exc}") from None
+        if since is not None and until is not None and until <= since:
+            raise UsageError(
+                f"--until {args.until} is not after --since {args.since}: the span holds no time"
+            )
+
         records, unreadable = alp.read_records(logs_dir, since=since, until=until)
+        sources = sorted({r.strategy for r in records if r.strategy})
+        if args.strategy is not None and records and args.strategy not in sources:
+            # a mistyped name is not "no activity": say what the logs of the span hold
+            raise UsageError(f"--strategy {args.strategy!r}: the logs of this span hold {', '.join(sources)}")
         summary = alp.summarize(alp.select(records, strategy=args.strategy, level=args.level), unreadable)
         if args.json:
             print(json.dumps(summary.as_json(), indent=2))

@@ -730,7 +730,12 @@ REMOVED_KEYS = {
 def _unknown_key_problem(key: str) -> str:
     if key in REMOVED_KEYS:
         return f"{key} was removed ({REMOVED_KEYS[key]}); delete the line with `tbot config edit`"
-    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.75)
+    # keys are upper case: a key typed in lower case is matched as written in capitals first
+    close = (
+        [key.upper()]
+        if key.upper() in KEYS
+        else difflib.get_close_matches(key.upper(), KEYS, n=1, cutoff=0.75)
+    )
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"{key} is not a known key{hint}"
 
