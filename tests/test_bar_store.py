@@ -4,7 +4,6 @@ the one from CSV, a damaged partition refused by name, `tbot data list`, and `--
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import date
@@ -129,6 +128,21 @@ def test_truncated_partition_is_refused_by_name(store: Path, tmp_path: Path) -> 
     assert len(load_bars(damaged, start=date(2011, 3, 1), end=date(2011, 3, 31))) > 0
 
 
+def test_data_list_names_a_missing_or_cut_partition(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = _copy(store, tmp_path / "bars")
+    (damaged / "SPY" / "2011-01.parquet").unlink()
+    cut = damaged / "SPY" / "2011-03.parquet"
+    cut.write_bytes(cut.read_bytes()[:-10])
+    capsys.readouterr()
+    assert tbot(["data", "list", "--store", str(damaged), "--home", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "DAMAGED: bar store" in err and "partition SPY/2011-01.parquet is missing" in err
+    assert "partition SPY/2011-03.parquet is not the size the manifest records; re-import it" in err
+    assert tbot(["data", "list", "--store", str(store), "--home", str(tmp_path)]) == 0
+
+
 def test_altered_partition_of_same_size_is_refused_by_checksum(store: Path, tmp_path: Path) -> None:
     damaged = _copy(store, tmp_path / "bars")
     part = damaged / "SYN3" / "2011-03.parquet"
@@ -179,7 +193,7 @@ def test_a_bar_no_market_makes_is_refused_and_the_store_keeps_its_bars(
 ) -> None:
     """Each number alone passes; the bar does not (a volume of 1e30 was stored as -9223372036854775808, a high
     below its low replaced SPY's real first bar)."""
-    kept = Path(shutil.copytree(store, tmp_path / "bars"))  # the module's store must not change
+    kept = _copy(store, tmp_path / "bars")  # the module's store must not change
     before = {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()}
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -216,7 +230,7 @@ def _damage(m: dict, how: str) -> None:  # type: ignore[type-arg]
 def test_a_damaged_manifest_is_refused_by_every_reader(
     store: Path, tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    damaged = Path(shutil.copytree(store, tmp_path / "bars"))
+    damaged = _copy(store, tmp_path / "bars")
     manifest = json.loads((damaged / "manifest.json").read_text())
     _damage(manifest, how)
     (damaged / "manifest.json").write_text(json.dumps(manifest))

@@ -328,7 +328,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from tbot_bot.data.bar_store import holdings
+    from tbot_bot.data.bar_store import damaged_partitions, holdings
 
     home = BotHome.resolve(args.home)
     store = store_path(args.store, home)
@@ -343,7 +343,10 @@ def run_list(args: argparse.Namespace) -> int:
     for h in held:
         gaps = ", ".join(f"{a}" if a == b else f"{a}..{b} ({n})" for a, b, n in h.gaps) if h.gaps else "none"
         print(f"{h.symbol:<10} {h.first}  {h.last}  {h.days:>5} {h.rows:>10}  {gaps}")
-    return 0
+    damaged = damaged_partitions(store)
+    for problem in damaged:
+        print(f"DAMAGED: {problem}", file=sys.stderr)
+    return 1 if damaged else 0  # a check that found a problem (README, Exit codes)
 
 
 def run_vix(args: argparse.Namespace) -> int:

@@ -424,6 +424,19 @@ class Holding:
     gaps: tuple[tuple[date, date, int], ...]  # first and last missing session of each run, and how many
 
 
+def damaged_partitions(store: Path) -> list[str]:
+    """Partitions the manifest lists whose file is missing or not the size it recorded (a stat each: what
+    `tbot data list` can say without reading every file; a read checks the SHA-256 as well)."""
+    out = []
+    for rel, entry in load_manifest(store)["partitions"].items():
+        path = store / rel
+        if not path.is_file():
+            out.append(str(_refuse_partition(store, rel, entry, "missing")))
+        elif path.stat().st_size != entry["bytes"]:
+            out.append(str(_refuse_partition(store, rel, entry, "not the size the manifest records")))
+    return out
+
+
 def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
     """Per symbol: the dates held, rows, and the runs of `calendar` sessions between its first and last date
     that hold no bar."""
