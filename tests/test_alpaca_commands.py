@@ -157,6 +157,11 @@ def test_regression_a_partial_session_is_not_cached_and_zero_bars_exit_1(
     assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
     assert main([*weekend, "--symbols", "NOPE", "--start", "2026-11-16", "--end", "2026-11-16"]) == 1
     assert "the broker returned no bars for NOPE" in capsys.readouterr().err
+    # what cannot be a symbol is refused before any request
+    calls = server.count("GET", "/v2/stocks/bars")
+    assert main([*weekend, "--symbols", "SPY,../x", "--start", "2026-11-16", "--end", "2026-11-16"]) == 2
+    assert "--symbols '../X': a symbol is letters, digits and . _ - ^" in capsys.readouterr().err
+    assert server.count("GET", "/v2/stocks/bars") == calls
 
 
 def test_data_fetch_time_window_and_errors(

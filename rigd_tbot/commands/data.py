@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rigd_tbot.cli import add_home_argument
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
 
@@ -244,6 +244,13 @@ def run(args: argparse.Namespace) -> int:
     symbols = list(dict.fromkeys(s.strip().upper() for s in args.symbols.split(",") if s.strip()))
     if not symbols:
         raise ConfigError("--symbols names no symbol")
+    from tbot_bot.data.bar_store import SYMBOL_PATTERN
+
+    bad = [s for s in symbols if not SYMBOL_PATTERN.fullmatch(s)]
+    if bad:  # refused before any request: a path or a typo is never sent to the broker
+        raise UsageError(
+            f"--symbols {', '.join(map(repr, bad[:5]))}: a symbol is letters, digits and . _ - ^ (e.g. BRK.B)"
+        )
     start, end = parse_bound(args.start, is_end=False), parse_bound(args.end, is_end=True)
     if start >= end:
         raise ConfigError(f"--start {args.start} must be before --end {args.end}")

@@ -40,7 +40,7 @@ VERSION = 1
 PRICES = ("open", "high", "low", "close")
 SIDE_FILES = ("vix.csv", "fundamentals.json")
 # a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
 NS_PER_DAY = 86_400 * 10**9
 
 
@@ -137,7 +137,7 @@ def write_bars(
     month; the manifest is written last, so a crash leaves earlier partitions listed with their old checksum
     (refused by name on the next read, never silently mixed)."""
 
-    bad = sorted(s for s in bars["symbol"].astype(str).unique() if not _SYMBOL.fullmatch(s))
+    bad = sorted(s for s in bars["symbol"].astype(str).unique() if not SYMBOL_PATTERN.fullmatch(s))
     if bad:
         raise DataError(
             f"symbol(s) {', '.join(map(repr, bad[:5]))} cannot name a store folder; "
