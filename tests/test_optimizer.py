@@ -431,6 +431,22 @@ def test_space_file_problems_are_reported_together(
     assert "not an integer" in err and "outside the allowed range" in err
 
 
+def test_a_space_table_in_two_forms_or_with_unknown_fields_is_refused(tmp_path: Path) -> None:
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.optimizer.space import load_space
+
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text("[OPEN_MONITORING_TIME]\nvalues = [15, 30]\nlow = 10\nhigh = 40\nstep = 5\n")
+    with pytest.raises(
+        ConfigError, match=r"\[OPEN_MONITORING_TIME\] has both `values` and `low`/`high`/`step`"
+    ):
+        load_space("open", mixed)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[OPEN_MONITORING_TIME]\nvalue = [15, 30]\n")
+    with pytest.raises(ConfigError, match=r"\[OPEN_MONITORING_TIME\] has value; a table holds `values`"):
+        load_space("open", typo)
+
+
 def test_folds_are_anchored_and_out_of_sample_spans_follow_in_order() -> None:
     days = tuple(date(2011, 1, d) for d in range(3, 23))
     folds = make_folds(days, 3)

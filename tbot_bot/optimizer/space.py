@@ -118,6 +118,13 @@ def _values_from_table(key: str, table: Any, kind: type, problems: list[str]) ->
     if not isinstance(table, Mapping):
         problems.append(f"[{key}] must be a table with `values` or `low`/`high`/`step`")
         return None
+    unknown = sorted(set(table) - {"values", "low", "high", "step"})
+    if unknown:
+        problems.append(f"[{key}] has {', '.join(unknown)}; a table holds `values` or `low`/`high`/`step`")
+        return None
+    if "values" in table and set(table) & {"low", "high", "step"}:
+        problems.append(f"[{key}] has both `values` and `low`/`high`/`step`; keep one of the two forms")
+        return None
     if "values" in table:
         raw = table["values"]
         if not isinstance(raw, list) or not raw:
