@@ -186,6 +186,9 @@ def test_dates_outside_start_end_are_left_out_in_either_order(tmp_path: Path) ->
     [
         ("/1", "timestamp '/1' is not a valid date and time"),  # no date at all: not "no time zone"
         ("notatime", "timestamp 'notatime' is not a valid date and time"),
+        # words the parser would read as this moment: never a bar's time
+        ("now", "timestamp 'now' is not a valid date and time"),
+        ("today", "timestamp 'today' is not a valid date and time"),
         ("0001-01-01T00:00:00Z", "timestamp '0001-01-01T00:00:00Z' is not a valid date and time"),
         ("2400-01-01T00:00:00Z", "timestamp '2400-01-01T00:00:00Z' is not a valid date and time"),
     ],

@@ -4,9 +4,9 @@ A bad file is a DataError naming the file, the first offending row (as a person 
 the Parquet row from 1) and the problem, plus how many rows share it. Refused: unreadable or empty files,
 missing columns, stamps that are not dates or carry no time zone, prices that are missing, not finite or not
 positive, volumes that are missing, negative or infinite, prices above 10**9 or volumes above 2**53, a high
-below the low, an open or close outside the bar's range, a symbol's stamps going backwards, and the same
-(timestamp, symbol) twice with different values. The same bar repeated with identical values is dropped with
-a warning on stderr.
+below the low, a symbol's stamps going backwards, and the same (timestamp, symbol) twice with different values.
+The same bar repeated with identical values is dropped, and a bar whose open or close lies outside its high..low
+gets its range widened to hold them, each with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def _refusal(path: Path, row: int, count: int, problem: str) -> DataError:
 # The per-row checks, in the order a file is judged: the first of these that any row fails refuses the file.
 _SYMBOL_EMPTY, _STAMP_EMPTY, _STAMP_NO_ZONE, _STAMP_INVALID = 0, 1, 2, 3
 _NUMBER_CHECKS = 10  # then four per number column (empty, not a number, not finite, sign), in column order
-# then the bar as a whole (each number alone passed): sizes no market trades, and a bar that cannot be
-_TOO_LARGE, _HIGH_BELOW_LOW, _OPEN_OUTSIDE, _CLOSE_OUTSIDE = 100, 101, 102, 103
+# then the bar as a whole (each number alone passed): sizes no market trades, and a high below its low
+_TOO_LARGE, _HIGH_BELOW_LOW = 100, 101
 # a price above this is no share price (the dearest US share trades under 10**6); a minute's volume above this is
 # no market's, and it is also the largest whole number a float holds exactly (the store keeps volume as int64)
 MAX_PRICE = 10**9
@@ -90,6 +90,7 @@ class _Findings:
     def __init__(self, path: Path, first_row: int) -> None:
         self.path, self.first_row = path, first_row
         self._found: dict[int, list[Any]] = {}  # check -> [row, count, problem]
+        self.widened = 0  # bars whose open or close lay outside high..low (kept, their range widened)
 
     def add(self, check: int, rows: np.ndarray, offset: int, problem: Callable[[int], str]) -> None:
         if len(rows) == 0:
@@ -104,6 +105,12 @@ class _Findings:
 
     def refuse(self) -> None:
         if not self._found:
+            if self.widened:  # on stderr like the repeated bars dropped: shown, and recorded by an import
+                print(
+                    f"warning: {self.path}: {self.widened} bar(s) with the open or close outside high..low; "
+                    "their high and low were widened to hold them",
+                    file=sys.stderr,
+                )
             return
         row, count, problem = self._found[min(self._found)]
         raise _refusal(self.path, row + self.first_row, count, problem)
@@ -459,7 +466,8 @@ def _timestamps(raw: pd.Series, offset: int, found: _Findings, stamps_are_utc: b
     refused = missing
     if not stamps_are_utc:
         zoneless = ~text.str.contains(_HAS_ZONE, regex=True).fillna(False).astype(bool).to_numpy()
-        # "has no time zone" only of what reads as a date; other text ("notatime") is no date at all (below)
+        # every zoneless stamp is refused; the message says "no time zone" of what reads as a date and "not a
+        # date" of other text ("notatime"; "now" and "today", which the parser would take as this moment)
         datelike = text.str.match(r"\d{4}").fillna(False).astype(bool).to_numpy()
         found.add(
             _STAMP_NO_ZONE,
@@ -467,7 +475,13 @@ def _timestamps(raw: pd.Series, offset: int, found: _Findings, stamps_are_utc: b
             offset,
             lambda i: f"timestamp {stamp(i)} has no time zone; write UTC as 2024-01-02T14:30:00Z",
         )
-        refused = missing | (zoneless & datelike)
+        found.add(
+            _STAMP_INVALID,
+            np.flatnonzero(zoneless & ~datelike & ~missing),
+            offset,
+            lambda i: f"timestamp {stamp(i)} is not a valid date and time",
+        )
+        refused = missing | zoneless
     # only stamps that passed the checks above are parsed (the file is refused for the others anyway)
     parsed = pd.to_datetime(text.where(~refused), utc=True, errors="coerce", format="ISO8601")
     if parsed.dt.unit != "ns":
@@ -529,7 +543,9 @@ def _numbers(
 
 def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) -> None:
     """What no real bar is, though each number alone is one: a price or volume beyond any market's, a high
-    below the low, an open or close outside the bar's range (NaN compares false: the number checks name it)."""
+    below the low (NaN compares false: the number checks name it). An open or close outside [low, high] is real
+    data (feeds build each field from different trade conditions: Alpaca's docs say so): the range is widened to
+    hold it, counted in `found.widened` and reported once as a warning."""
     o, h, low, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
     too_large = np.flatnonzero((np.fmax(np.fmax(o, h), np.fmax(low, c)) > MAX_PRICE) | (v > MAX_VOLUME))
 
@@ -543,12 +559,11 @@ def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) ->
     found.add(
         _HIGH_BELOW_LOW, np.flatnonzero(h < low), offset, lambda i: f"high={h[i]} is below low={low[i]}"
     )
-
-    def outside(name: str, x: np.ndarray) -> Callable[[int], str]:
-        return lambda i: f"{name}={x[i]} is outside the bar's range low={low[i]} .. high={h[i]}"
-
-    found.add(_OPEN_OUTSIDE, np.flatnonzero((o < low) | (o > h)), offset, outside("open", o))
-    found.add(_CLOSE_OUTSIDE, np.flatnonzero((c < low) | (c > h)), offset, outside("close", c))
+    outside = (np.fmax(o, c) > h) | (np.fmin(o, c) < low)
+    if outside.any():
+        found.widened += int(outside.sum())
+        values["high"] = np.fmax(h, np.fmax(o, c))
+        values["low"] = np.fmin(low, np.fmin(o, c))
 
 
 def _normalised(df: pd.DataFrame) -> pd.DataFrame:
