@@ -16,12 +16,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tbot_bot.errors import UsageError
+from tbot_bot.errors import MachineFault, TbotError, UsageError
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 
 MINUTE = timedelta(minutes=1)
+# how far past today a live process looks (a broker clock's next sessions, the next CLOSE window): a day that near
+# beyond the calendar means the calendar aged, not that a person typed a far date
+AGED_CALENDAR_MARGIN = timedelta(days=31)
 EXCHANGE = "exchange"  # WINDOW_TIMEZONE value: the time zone of MARKET_CALENDAR
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -82,10 +85,17 @@ def session_date_at(now: datetime, calendar_name: str = "XNYS") -> date:
     return now.astimezone(exchange_zone(calendar_name)).date()
 
 
-def outside_calendar(day: date, calendar_name: str = "XNYS") -> UsageError:
-    """The refusal of a date this build's calendar does not reach (exchange_calendars knows ~20 years back and
-    one year ahead of the day it was installed)."""
+def outside_calendar(day: date, calendar_name: str = "XNYS") -> TbotError:
+    """Why `day` has no answer: a date a person gave beyond the calendar (UsageError, exit 2), or, for a day near
+    today, a calendar that aged with its process (exchange_calendars builds it to one year after the process
+    started, so a daemon up for ~a year reaches its end): a restart builds a new one (transient, exit 75)."""
     first, last = calendar_range(calendar_name)
+    if last < day <= datetime.now(UTC).date() + AGED_CALENDAR_MARGIN:
+        return MachineFault(
+            f"the {calendar_name} calendar of this process ends at {last} and {day} is past it: the process has run "
+            "for about a year; restart it (systemd does) to build the calendar anew",
+            transient=True,
+        )
     return UsageError(
         f"{day} is outside the {calendar_name} calendar this build knows ({first} to {last}); "
         "choose a date inside it (MARKET_CALENDAR)"

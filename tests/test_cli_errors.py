@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -364,9 +365,9 @@ def test_commands_on_a_home_they_cannot_read_name_the_path(provisioned_home: Pat
         ["users", "set-role", "--username", "nobody", "--role", "admin"],
         ["confirm", "../../etc"],
         # dates beyond the exchange calendar (exchange_calendars' DateOutOfBounds was "Unexpected error")
-        ["check", "--replay", "2030-01-02"],
+        ["check", "--replay", "2200-01-02"],
         ["start", "--replay", "1999-01-04"],
-        ["plot", "day", "--date", "2030-01-02", "--symbol", "SPY"],
+        ["plot", "day", "--date", "2200-01-02", "--symbol", "SPY"],
         # amounts no ledger holds (InvalidOperation, OverflowError before)
         ["backtest", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-04", "--float", "1e30"],
         ["ledger", "correct", "--fitid", "X", "--amount", "1e30", "--reason", "typo", "--yes"],
@@ -456,3 +457,40 @@ def test_a_key_typed_in_lower_case_is_named_in_capitals(
 ) -> None:
     code, err = _run(["config", "set", "max_open_positions=3", "--home", str(provisioned_home)], capsys)
     assert code == 2 and "max_open_positions is not a known key; did you mean MAX_OPEN_POSITIONS?" in err
+
+
+@pytest.mark.parametrize("argv", [["check", "--replay", "2200-01-02"], ["start", "--replay", "1999-01-04"]])
+def test_a_date_beyond_the_calendar_is_named_with_its_range(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, err = _run([*argv, "--home", str(provisioned_home)], capsys)
+    assert code == 2 and "is outside the XNYS calendar this build knows (2005-01-03 to " in err, err
+
+
+def test_a_calendar_that_aged_with_its_process_asks_for_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """exchange_calendars builds to one year after the process started: a daemon up that long asks about days
+    past it. That is the process's age (restart: transient), not a person's far date (exit 2)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tbot_bot import market_time
+    from tbot_bot.errors import MachineFault
+
+    today = datetime.now(UTC).date()
+    first = date(2005, 1, 3)
+    monkeypatch.setattr(market_time, "calendar_range", lambda name="XNYS": (first, today - timedelta(days=3)))
+    aged = market_time.outside_calendar(today + timedelta(days=7))
+    assert isinstance(aged, MachineFault) and aged.transient and "restart it" in str(aged)
+    far = market_time.outside_calendar(today + timedelta(days=400))
+    assert isinstance(far, UsageError) and "choose a date inside it" in str(far)
+
+
+def test_backup_list_still_lists_the_archives_of_a_home_that_lost_its_config(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(provisioned_home)]
+    assert cli.main(["backup", "create", *home]) == 0
+    (archive,) = (provisioned_home / "backups").glob("*.enc")
+    (provisioned_home / ".env_bot.enc").unlink()  # the disaster a restore answers
+    capsys.readouterr()
+    assert cli.main(["backup", "list", *home]) == 0
+    assert archive.name in capsys.readouterr().out

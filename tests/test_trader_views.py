@@ -193,3 +193,27 @@ def test_demo_day_without_bars_lists_the_sample_days(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert "no bars for 2011-02-10" in err and "2011-01: 03 04 05" in err and "2011-03: 01 02" in err
     assert not (tmp_path / "h").exists()  # nothing provisioned for a day that cannot run
+
+
+def test_summary_total_win_rate_is_each_rows_rule(
+    provisioned_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Wins over the closed trades (an open trade has no result yet): one session of 3 trades, 1 still open and
+    1 won, reads 50.00% on its row and on TOTAL; a file written before `closed_trades` gives the same."""
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    home = BotHome(provisioned_home)
+    folder = home.summaries_dir(load_binding(home).scope)
+    folder.mkdir(parents=True, exist_ok=True)
+    totals = {"total_trades": 3, "closed_trades": 2, "wins": 1, "losses": 1, "win_rate": "0.5000",
+              "total_pnl": "1.0000", "total_fees": "0.1000", "net_pnl": "0.9000"}  # fmt: skip
+    for day, block in (
+        ("2011-01-25", totals),
+        ("2011-01-26", {k: v for k, v in totals.items() if k != "closed_trades"}),
+    ):
+        (folder / f"daily_summary_{day}.json").write_text(json.dumps({"session_date": day, "totals": block}))
+    capsys.readouterr()
+    assert tbot(["summary", "--home", str(home.root)]) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"2011-01-2[56]\s+3\s+1\s+1\s+50\.00%", out)) == 2, out
+    assert re.search(r"TOTAL\s+6\s+2\s+2\s+50\.00%", out), out

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     if args.backup_action == "list":
-        bot_home(args.home)
+        # a home that lost its config but kept its archives is exactly where one is chosen to restore from
+        existing_home(args.home) if home.backups_dir.is_dir() else bot_home(args.home)
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         archives = list_backups(home)
         for archive in archives:

@@ -71,11 +71,15 @@ def _logs_dir(args: argparse.Namespace) -> Path:
 def _exchange_tz(args: argparse.Namespace) -> str | None:
     """The zone of the home's MARKET_CALENDAR (people read exchange time beside UTC); None with --logs-dir."""
     from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.errors import TbotError
     from tbot_bot.market_time import calendar_timezone
 
     if args.logs_dir:
         return None
-    return calendar_timezone(load_settings(BotHome.resolve(args.home)).MARKET_CALENDAR)
+    try:
+        return calendar_timezone(load_settings(BotHome.resolve(args.home)).MARKET_CALENDAR)
+    except (TbotError, ValueError):  # the logs are read to learn why the config will not load: UTC alone then
+        return None
 
 
 def run(args: argparse.Namespace) -> int:

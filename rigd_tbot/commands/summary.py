@@ -39,6 +39,23 @@ def _pct(value: object) -> str:
         return "-"
 
 
+def _closed(totals: dict) -> int:  # type: ignore[type-arg]
+    """Closed trades of a summary block: recorded since the field exists; for an older file, wins / win_rate
+    (exact to the 4 places the rate is kept), else wins + losses."""
+    closed = totals.get("closed_trades")
+    if isinstance(closed, int):
+        return closed
+    wins = totals.get("wins") if isinstance(totals.get("wins"), int) else 0
+    try:
+        rate = Decimal(str(totals.get("win_rate")))
+    except ArithmeticError:
+        rate = Decimal(0)
+    if wins and rate.is_finite() and rate > 0:
+        return int((wins / rate).to_integral_value())
+    losses = totals.get("losses") if isinstance(totals.get("losses"), int) else 0
+    return wins + losses
+
+
 def _amounts(totals: dict) -> tuple[Decimal, Decimal, Decimal]:  # type: ignore[type-arg]
     """(realised PnL, fees, net) of a summary block; net = PnL - fees when the file predates fees."""
     from tbot_bot.support.session_summaries import decimal_or_zero
@@ -102,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         rows.append([s.day, *(str(s.count(k)) for k in COUNTS[:3]), _pct(s.totals.get("win_rate")),
                      *_money3(s.totals), *(str(s.count(k)) for k in COUNTS[3:])])  # fmt: skip
     sums = {k: sum(s.count(k) for s in scan.sessions) for k in COUNTS}
-    # one win rate (domain/results.py): wins over every closed trade, a zero-PnL trade included
-    closed = sums["total_trades"]
+    # one win rate (daily_summary): wins over the closed trades, a zero-PnL trade included, open ones not
+    closed = sum(_closed(s.totals) for s in scan.sessions)
     money = [sum((_amounts(s.totals)[i] for s in scan.sessions), Decimal(0)) for i in range(3)]
     footer = ["TOTAL", *(str(sums[k]) for k in COUNTS[:3]),
               _pct(Decimal(sums["wins"]) / closed) if closed else "-", *(cents_text(m) for m in money),

@@ -45,6 +45,7 @@ def _strategy_summary(
     total = sum(gross, Decimal(0))
     return {
         "total_trades": len(trades),
+        "closed_trades": len(nets),  # the win rate's denominator (trades still open have no result yet)
         "wins": wins,
         "losses": sum(1 for p in nets if is_loss(p)),
         "win_rate": _ratio(wins, len(nets)),
