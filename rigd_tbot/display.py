@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 
 def both_times(moment: datetime | None, exchange_tz: str, *, with_date: bool = False) -> str:
-    """`09:59 EST / 14:59Z` (people are shown exchange time and UTC); '-' for None."""
-    if moment is None:
-        return "-"
-    local = moment.astimezone(ZoneInfo(exchange_tz))
-    utc = moment.astimezone(UTC)
-    prefix = f"{local:%Y-%m-%d} " if with_date else ""
-    return f"{prefix}{local:%H:%M} {local.tzname()} / {utc:%H:%M}Z"
+    """`09:59 EST / 14:59Z` (people are shown exchange time and UTC, as on the dashboard); '-' for None."""
+    from tbot_bot.domain.clock import both_zones
+
+    return "-" if moment is None else both_zones(moment, ZoneInfo(exchange_tz), with_date=with_date)
 
 
 def print_table(

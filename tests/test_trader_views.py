@@ -217,3 +217,16 @@ def test_summary_total_win_rate_is_each_rows_rule(
     out = capsys.readouterr().out
     assert len(re.findall(r"2011-01-2[56]\s+3\s+1\s+1\s+50\.00%", out)) == 2, out
     assert re.search(r"TOTAL\s+6\s+2\s+2\s+50\.00%", out), out
+
+
+def test_the_cli_and_the_dashboard_show_a_moment_alike() -> None:
+    """Exchange time then UTC; the UTC side names its own date when it is another day (the CLI dropped it)."""
+    from zoneinfo import ZoneInfo
+
+    from rigd_tbot.display import both_times
+    from tbot_web.py.time_web import both
+
+    late = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
+    shown = "2026-11-16 20:00 EST / 2026-11-17 01:00Z"
+    assert both_times(late, "America/New_York", with_date=True) == shown
+    assert both(late.isoformat(), ZoneInfo("America/New_York"), with_date=True) == shown

@@ -1,7 +1,7 @@
 """The Clock seam: logic asks a clock for the time, never `datetime.now()` (STYLE §5).
 
 `WallClock` is live time. `ReplayClock` is advanced explicitly by the supervisor over recorded bars, so a
-whole trading day runs in seconds through the same code.
+whole trading day runs in seconds through the same code. `both_zones` is how people are shown a moment.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import time as _time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -50,3 +51,19 @@ class ReplayClock:
 
     def sleep(self, seconds: float) -> None:
         self.advance_to(self._now + timedelta(seconds=seconds))
+
+
+def both_zones(
+    moment: datetime, zone: ZoneInfo | None, *, with_date: bool = False, seconds: bool = False
+) -> str:
+    """A moment as people read it, exchange time then UTC: `09:30 EST / 14:30Z` (`14:30Z` without a zone). With
+    `with_date` the exchange's date leads, and the UTC side carries its own date only when it is another day
+    (`2011-01-18 19:30 EST / 2011-01-19 00:30Z`). The one format of the CLI and the dashboard."""
+    utc = moment.astimezone(UTC)
+    fmt = "%H:%M:%S" if seconds else "%H:%M"
+    if zone is None:
+        return f"{utc:%Y-%m-%d} {utc.strftime(fmt)}Z" if with_date else f"{utc.strftime(fmt)}Z"
+    local = moment.astimezone(zone)
+    day = f"{local:%Y-%m-%d} " if with_date else ""
+    utc_day = f"{utc:%Y-%m-%d} " if with_date and utc.date() != local.date() else ""
+    return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc_day}{utc.strftime(fmt)}Z"

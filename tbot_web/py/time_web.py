@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tbot_bot.domain.clock import both_zones
+
 
 def exchange_zone(status: dict[str, Any]) -> ZoneInfo | None:
     name = (status.get("bot") or {}).get("exchange_tz") if isinstance(status.get("bot"), dict) else None
@@ -39,16 +41,7 @@ def both(value: Any, zone: ZoneInfo | None, *, with_date: bool = False, seconds:
     `with_date`: the exchange's date leads (`2011-01-18 09:30 EST / 14:30Z`); the UTC side carries its own date
     only when it is another day (`2011-01-18 19:30 EST / 2011-01-19 00:30Z`)."""
     moment = parse_time(value)
-    if moment is None:
-        return "–"
-    utc = moment.astimezone(UTC)
-    fmt = "%H:%M:%S" if seconds else "%H:%M"
-    if zone is None:
-        return f"{utc:%Y-%m-%d} {utc.strftime(fmt)}Z" if with_date else f"{utc.strftime(fmt)}Z"
-    local = moment.astimezone(zone)
-    day = f"{local:%Y-%m-%d} " if with_date else ""
-    utc_day = f"{utc:%Y-%m-%d} " if with_date and utc.date() != local.date() else ""
-    return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc_day}{utc.strftime(fmt)}Z"
+    return "–" if moment is None else both_zones(moment, zone, with_date=with_date, seconds=seconds)
 
 
 def span(start: Any, end: Any, zone: ZoneInfo | None) -> tuple[str, str]:
