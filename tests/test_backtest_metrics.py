@@ -81,3 +81,12 @@ def test_money_is_the_exact_sum_of_the_trades_and_shows_as_the_tables_do() -> No
     )
     # metrics.json holds money as exact decimal strings, never a binary float's digits
     assert json.loads(json.dumps(m.to_dict(), default=str))["total_pnl"] == "-10.6050"
+
+
+def test_pnl_as_the_trade_history_writes_it_numeric_strings() -> None:
+    frame = trades().assign(pnl=["10.0", "-5.0", "20.0", "0.0"])
+    as_text, as_float = (
+        pm.compute(frame, 1000.0, [D1, D2, D3, D4]),
+        pm.compute(trades(), 1000.0, [D1, D2, D3, D4]),
+    )
+    assert as_text == as_float and as_text.total_pnl == Decimal("25.0")

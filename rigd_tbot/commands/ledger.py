@@ -178,7 +178,7 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
     from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.domain.results import FLOAT_MAX
-    from tbot_bot.errors import LedgerError, UsageError
+    from tbot_bot.errors import UsageError
 
     amount = None
     if args.amount is not None:
@@ -195,18 +195,12 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
                 f"--amount {args.amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
             )
     user = getpass.getuser()
-    try:
-        plan = plan_correction(
-            binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
-            amount=amount, account=args.account, from_account=args.from_account,
-        )  # fmt: skip
-        reversal = build_reversal(
-            binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at
-        )
-    except (
-        LedgerError
-    ) as exc:  # planning writes nothing: its refusals are of the request (exit 2), not faults
-        raise UsageError(str(exc)) from None
+    # what planning refuses about the request is a UsageError (exit 2); a ledger that cannot be read stays a fault
+    plan = plan_correction(
+        binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
+        amount=amount, account=args.account, from_account=args.from_account,
+    )  # fmt: skip
+    reversal = build_reversal(binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at)
 
     def legs(splits) -> str:  # type: ignore[no-untyped-def]
         return ", ".join(

@@ -35,7 +35,7 @@ from tbot_bot.accounting.ledger_entry import (
 from tbot_bot.accounting.ledger_period import check_closed_periods, closing_entry
 from tbot_bot.accounting.ledger_schema import check_ledger_schema, open_ledger, read_meta
 from tbot_bot.domain.crashpoints import crashpoint
-from tbot_bot.errors import LedgerError
+from tbot_bot.errors import LedgerError, UsageError
 from tbot_bot.support.utils_bot import from_minor, utc_now
 
 log = logging.getLogger(__name__)
@@ -349,12 +349,12 @@ def build_reversal(ledger_path: Path, fitid: str, *, reason: str, posted_at: dat
         conn.row_factory = sqlite3.Row
         original = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
         if original is None:
-            raise LedgerError(f"cannot correct {fitid!r}: no such FITID in {ledger_path.name}")
+            raise UsageError(f"cannot correct {fitid!r}: no such FITID in {ledger_path.name}")
         reversed_by = conn.execute(
             "SELECT fitid FROM transactions WHERE correction_of = ? AND trntype = 'CORRECTION'", (fitid,)
         ).fetchone()
         if reversed_by is not None:
-            raise LedgerError(f"{fitid!r} is already reversed by {reversed_by['fitid']!r}")
+            raise UsageError(f"{fitid!r} is already reversed by {reversed_by['fitid']!r}")
         splits = conn.execute(
             "SELECT * FROM splits WHERE transaction_id = ? ORDER BY id", (original["id"],)
         ).fetchall()

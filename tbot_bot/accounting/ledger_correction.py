@@ -23,7 +23,7 @@ from typing import Any
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
-from tbot_bot.errors import LedgerError
+from tbot_bot.errors import UsageError
 from tbot_bot.support.utils_bot import from_minor
 
 CASH = "1030"
@@ -62,11 +62,11 @@ def _load(conn: sqlite3.Connection, fitid: str, ledger: Path) -> tuple[sqlite3.R
     conn.row_factory = sqlite3.Row
     row = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
     if row is None:
-        raise LedgerError(
+        raise UsageError(
             f"cannot correct {fitid!r}: no such FITID in {ledger.name} (see `tbot trades` or the OFX)"
         )
     if row["trntype"] in ("CORRECTION", "CLOSE"):
-        raise LedgerError(
+        raise UsageError(
             f"cannot correct {fitid!r}: it is a {row['trntype']} entry; correct the entry it "
             f"{'reverses (' + str(row['correction_of']) + ')' if row['trntype'] == 'CORRECTION' else 'closes'} instead"
         )
@@ -94,10 +94,10 @@ def _new_splits(
     pnl_change: Decimal | None = None
     if amount is not None:
         if amount <= 0:
-            raise LedgerError(f"--amount {amount} must be positive (the size of the Broker Cash leg)")
+            raise UsageError(f"--amount {amount} must be positive (the size of the Broker Cash leg)")
         cash = [i for i, s in enumerate(legs) if s.account_code == CASH]
         if len(cash) != 1:
-            raise LedgerError(
+            raise UsageError(
                 f"--amount needs an entry with one Broker Cash ({CASH}) leg; {fitid} has {len(cash)}"
             )
         i = cash[0]
@@ -112,7 +112,7 @@ def _new_splits(
             j = income[0]
             pnl_change = delta  # the gain/loss leg absorbs the change: profit moves with the cash
         else:
-            raise LedgerError(
+            raise UsageError(
                 f"--amount cannot tell which leg of {fitid} absorbs the change (legs: "
                 + ", ".join(s.account_code for s in legs)
                 + "); correct it with --reverse and post the right entry"
@@ -126,14 +126,14 @@ def _new_splits(
             candidates = [i for i, s in enumerate(legs) if s.account_code == from_account]
         if len(candidates) != 1:
             found = ", ".join(s.account_code for s in legs)
-            raise LedgerError(
+            raise UsageError(
                 f"--account: {fitid} has legs on {found}; name the one to move with --from-account"
                 if from_account is None
                 else f"--from-account {from_account}: {fitid} has no single leg on it (legs: {found})"
             )
         i = candidates[0]
         if legs[i].account_code == account:
-            raise LedgerError(f"--account {account}: that leg of {fitid} is already on {account}")
+            raise UsageError(f"--account {account}: that leg of {fitid} is already on {account}")
         legs[i] = replace(legs[i], account_code=account)
     return legs, pnl_change
 
@@ -149,9 +149,9 @@ def plan_correction(
     account: str | None = None,
     from_account: str | None = None,
 ) -> CorrectionPlan:
-    """What `tbot ledger correct` will post (nothing is written); LedgerError naming the problem."""
+    """What `tbot ledger correct` will post (nothing is written); UsageError naming what is wrong with the request (exit 2)."""
     if not reason.strip():
-        raise LedgerError('a correction needs a reason: --reason "..."')
+        raise UsageError('a correction needs a reason: --reason "..."')
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
         original_date = _dt(row["dtposted"])
@@ -185,7 +185,7 @@ def plan_correction(
             contract_multiplier=_dec(row["contract_multiplier"]),
         )  # fmt: skip
     elif from_account is not None:
-        raise LedgerError("--from-account only applies with --account")
+        raise UsageError("--from-account only applies with --account")
     return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits))
 
 

@@ -121,7 +121,8 @@ def _sortino(r: np.ndarray) -> float | None:
 
 
 def _amounts(column: pd.Series) -> list[Decimal]:
-    """A column of money (Decimal, numeric strings or floats) as exact Decimals; a float is taken as it prints."""
+    """A column of money (Decimal, numeric strings or finite floats) as exact Decimals; a float is taken as it
+    prints."""
     return [x if isinstance(x, Decimal) else Decimal(str(x)) for x in column]
 
 
@@ -137,8 +138,8 @@ def compute(
     sessions: Sequence[date],
     market_minutes: float | None = None,
 ) -> Metrics:
-    """`trades` needs columns entry_time, exit_time, pnl (Decimal, or a number taken as it prints), session
-    (date); `market_minutes` is the regular-session time of `sessions` (default 390 per session)."""
+    """`trades` needs columns entry_time, exit_time, pnl (Decimal, a numeric string, or a finite number taken as it
+    prints), session (date); `market_minutes` is the regular-session time of `sessions` (default 390 each)."""
     n = len(trades)
     start = initial_equity if isinstance(initial_equity, Decimal) else Decimal(str(initial_equity))
     ordered = trades.sort_values("exit_time", kind="stable") if n else trades
@@ -152,8 +153,10 @@ def compute(
     durations = (
         (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy() / 60 if n else np.zeros(0)
     )
-    daily = trades.groupby("session")["pnl"].sum().astype(float) if n else pd.Series(dtype=float)
-    day_pnl = np.array([float(daily.get(d, 0.0)) for d in sorted(sessions)])
+    daily: dict[date, Decimal] = {}
+    for session, amount in zip(ordered["session"], exact, strict=True) if n else ():
+        daily[session] = daily.get(session, Decimal(0)) + amount
+    day_pnl = np.array([float(daily.get(d, 0)) for d in sorted(sessions)])
     start_equity = float(start) + np.r_[0.0, np.cumsum(day_pnl)[:-1]] if len(day_pnl) else np.zeros(0)
     sharpe: float | None = None
     r = day_pnl / start_equity if len(day_pnl) else np.zeros(0)

@@ -31,6 +31,7 @@ from pydantic import (
 
 from tbot_bot.config.template import template_lines
 from tbot_bot.errors import ConfigError
+from tbot_bot.support.utils_bot import HTTP_URL_PATTERN
 
 
 class ShortType(StrEnum):
@@ -494,7 +495,7 @@ class BotSettings(BaseModel):
     FINNHUB_CALLS_PER_MINUTE: Annotated[Int, Field(ge=1, le=6000)]
     # Live inputs: VIX history, trading universe
     VIX_SOURCE: Annotated[Literal["cboe", "broker"], BeforeValidator(_strip)]
-    VIX_HISTORY_URL: Annotated[str, BeforeValidator(_strip), Field(pattern=r"^https?://\S+$")]
+    VIX_HISTORY_URL: Annotated[str, BeforeValidator(_strip), Field(pattern=HTTP_URL_PATTERN)]
     UNIVERSE_EXCHANGES: Annotated[
         tuple[Literal["NYSE", "NASDAQ", "ARCA", "AMEX", "BATS"], ...],
         BeforeValidator(_csv),

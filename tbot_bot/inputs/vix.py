@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tbot_bot.errors import ConfigError, DataError, NetworkError, UsageError
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_text
+from tbot_bot.support.utils_bot import HTTP_URL_PATTERN, atomic_write_text
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -136,7 +136,7 @@ def parse_history(text: str, source: str) -> dict[date, VixDay]:
     return out
 
 
-HTTP_URL = re.compile(r"^https?://\S+$")  # what VIX_HISTORY_URL allows (env_bot.py), and --url too
+HTTP_URL = re.compile(HTTP_URL_PATTERN)  # what VIX_HISTORY_URL allows (env_bot.py), and --url too
 
 
 def download_cboe(url: str, timeout: float) -> dict[date, VixDay]:

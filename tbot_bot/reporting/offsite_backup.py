@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from tbot_bot.errors import ConfigError, NetworkError
 from tbot_bot.reporting.auto_backup import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, list_backups
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import sha256_file
+from tbot_bot.support.utils_bot import HTTP_URL_PATTERN, sha256_file
 
 _ARCHIVE_RE = re.compile(
     rf"^{re.escape(ARCHIVE_PREFIX)}(?P<stamp>\d{{8}}T\d{{6}})Z(?:-\d+)?{re.escape(ARCHIVE_SUFFIX)}$"
@@ -95,7 +95,7 @@ def s3_client(endpoint: str | None, credentials: dict[str, Any]) -> Any:
     from botocore.config import Config
 
     endpoint_url = endpoint or credentials.get("S3_ENDPOINT_URL") or None
-    if endpoint_url is not None and not re.match(r"^https?://[^\s/]+", endpoint_url):
+    if endpoint_url is not None and not re.match(HTTP_URL_PATTERN, endpoint_url):
         raise ConfigError(
             f"S3 endpoint {endpoint_url!r} (--endpoint, BACKUP_UPLOAD_ENDPOINT or S3_ENDPOINT_URL) must be an "
             "http:// or https:// address, e.g. http://minio:9000"
