@@ -134,6 +134,18 @@ def test_an_admin_posts_a_correction_from_the_ledger_page_after_confirming(home,
     assert "is not a number" in admin.post("/ledger/correct", data=bad, follow_redirects=True).get_data(
         as_text=True
     )
+    # what the ledger's integers cannot hold, digits Decimal alone would read, and a leg to move with no account
+    # to move it to: refused before anything is written (1e30 was an HTTP 500, 1e14 was posted)
+    for value, extra, said in (
+        ("1e30", {}, "must be a finite amount up to 1,000,000,000,000"),
+        ("1e14", {}, "must be a finite amount up to 1,000,000,000,000"),
+        ("１２", {}, "is not a number"),
+        ("2400", {"from_account": "9999"}, "only applies with --account"),
+    ):
+        odd = {**form, "value": value, **extra, "confirm": "1", "csrf_token": fresh_token(admin)}
+        answer = admin.post("/ledger/correct", data=odd, follow_redirects=True)
+        assert answer.status_code == 200 and said in answer.get_data(as_text=True), value
+    assert fitids() == [original]
     done = {**form, "confirm": "1", "csrf_token": fresh_token(admin)}
     html = admin.post("/ledger/correct", data=done, follow_redirects=True).get_data(as_text=True)
     assert "Posted 2 correction entries" in html

@@ -172,28 +172,12 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
 
 def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     import getpass
-    from decimal import Decimal, InvalidOperation
 
     from tbot_bot.accounting.accounting_api import build_reversal
-    from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
+    from tbot_bot.accounting.ledger_correction import parse_amount, plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
-    from tbot_bot.domain.results import FLOAT_MAX
-    from tbot_bot.errors import UsageError
 
-    amount = None
-    if args.amount is not None:
-        try:
-            amount = Decimal(args.amount)
-        except InvalidOperation:
-            raise UsageError(f"--amount {args.amount!r} is not a number; give it like 1234.56") from None
-        if (
-            not amount.is_finite()
-            or amount.as_tuple().exponent < -4  # type: ignore[operator]
-            or abs(amount) > FLOAT_MAX
-        ):
-            raise UsageError(
-                f"--amount {args.amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
-            )
+    amount = None if args.amount is None else parse_amount(args.amount)
     user = getpass.getuser()
     # what planning refuses about the request is a UsageError (exit 2); a ledger that cannot be read stays a fault
     plan = plan_correction(

@@ -16,13 +16,14 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.domain.results import FLOAT_MAX
 from tbot_bot.errors import UsageError
 from tbot_bot.support.utils_bot import from_minor
 
@@ -138,6 +139,17 @@ def _new_splits(
     return legs, pnl_change
 
 
+def parse_amount(text: str) -> Decimal:
+    """An amount as a person types it (ASCII digits, a point, a sign, an exponent: Decimal alone would also read
+    "１２" and "1_000"); its range is plan_correction's to check."""
+    try:
+        if not text.isascii() or "_" in text:
+            raise InvalidOperation
+        return Decimal(text.strip())
+    except InvalidOperation:
+        raise UsageError(f"amount {text!r} is not a number; give it like 1234.56") from None
+
+
 def plan_correction(
     ledger: Path,
     fitid: str,
@@ -152,6 +164,15 @@ def plan_correction(
     """What `tbot ledger correct` will post (nothing is written); UsageError naming what is wrong with the request (exit 2)."""
     if not reason.strip():
         raise UsageError('a correction needs a reason: --reason "..."')
+    if from_account is not None and account is None:
+        raise UsageError("--from-account only applies with --account")
+    # the one check of an amount, for the CLI and the dashboard alike: what the ledger's integers can hold
+    if amount is not None and (
+        not amount.is_finite() or int(amount.as_tuple().exponent) < -4 or abs(amount) > FLOAT_MAX
+    ):
+        raise UsageError(
+            f"--amount {amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
+        )
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
         original_date = _dt(row["dtposted"])
@@ -184,8 +205,6 @@ def plan_correction(
             session_id=row["session_id"], instrument=row["instrument"],
             contract_multiplier=_dec(row["contract_multiplier"]),
         )  # fmt: skip
-    elif from_account is not None:
-        raise UsageError("--from-account only applies with --account")
     return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits))
 
 

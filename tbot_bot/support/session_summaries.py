@@ -51,10 +51,13 @@ class SummaryScan:
 
 
 def decimal_or_zero(value: object) -> Decimal:
+    """An amount of a summary file; 0 for a missing one, and for junk, NaN and infinities (a damaged file must not
+    take the History page or its charts down: the scan's problems name it)."""
     try:
-        return Decimal(str(value)) if value is not None else Decimal(0)
+        number = Decimal(str(value)) if value is not None else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
+    return number if number.is_finite() else Decimal(0)
 
 
 def _load(path: Path, scan: SummaryScan) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ audit rows, the system log and the dashboard's activity log.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
@@ -30,7 +29,7 @@ def _legs(splits: Any) -> str:
 @requires(Role.ADMIN)
 def correct() -> Any:
     from tbot_bot.accounting.accounting_config import load_binding
-    from tbot_bot.accounting.ledger_correction import plan_correction, post_correction
+    from tbot_bot.accounting.ledger_correction import parse_amount, plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
 
     user = current_user()
@@ -42,18 +41,9 @@ def correct() -> Any:
     if kind not in KINDS or not fitid:
         flash(f"Not posted: give a FITID and one of {', '.join(KINDS)}.", "error")
         return back
-    amount = None
-    if kind == "amount":
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            flash(f"Not posted: amount {value!r} is not a number (like 1234.56).", "error")
-            return back
-        if not amount.is_finite() or int(amount.as_tuple().exponent) < -4:
-            flash(f"Not posted: amount {value} must be finite with at most 4 decimal places.", "error")
-            return back
     home = state().home
     try:
+        amount = parse_amount(value) if kind == "amount" else None
         binding = load_binding(home)
         plan = plan_correction(
             binding.ledger_path, fitid, reason=reason, user=username, source="dashboard", amount=amount,

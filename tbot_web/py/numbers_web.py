@@ -13,9 +13,14 @@ from typing import Any
 
 from tbot_bot.domain.results import cents, percent_text
 
+# no figure the bot writes comes near this (the ledger holds at most 9.2 * 10**14): beyond it a file is damaged,
+# and rounding it to cents would pass Decimal's 28 digits
+NUMBER_LIMIT = Decimal(10) ** 18
+
 
 def finite_decimal(value: Any) -> Decimal | None:
-    """A finite Decimal from a number or numeric string; None for NaN, infinities, booleans and junk."""
+    """A finite Decimal from a number or numeric string; None for NaN, infinities, magnitudes from 10**18 on,
+    booleans and junk."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -26,7 +31,7 @@ def finite_decimal(value: Any) -> Decimal | None:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() else None
+    return number if number.is_finite() and abs(number) < NUMBER_LIMIT else None
 
 
 DASH = "–"

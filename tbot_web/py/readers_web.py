@@ -63,6 +63,8 @@ def read_status(home: BotHome) -> dict[str, Any]:
         return {"state": "unknown", "error": "output/status.json not found: the daemon has not started yet"}
     except OSError as exc:
         return {"state": "unknown", "error": f"output/status.json cannot be read ({exc.strerror})"}
+    except UnicodeDecodeError:
+        return {"state": "unknown", "error": "output/status.json is not UTF-8 text"}
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
@@ -77,7 +79,8 @@ def badge_mode(home: BotHome, broker_name: Any) -> str:
     status.json, else derived from the home's broker settings the same way (support/trading_mode.py)."""
     from tbot_bot.support.trading_mode import TradingMode, trading_mode
 
-    mode = (read_status(home).get("bot") or {}).get("mode")
+    bot = read_status(home).get("bot")
+    mode = bot.get("mode") if isinstance(bot, dict) else None
     if mode in tuple(TradingMode):
         return str(mode)
     return str(trading_mode(home, str(broker_name))) if broker_name else "unknown"

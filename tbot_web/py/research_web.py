@@ -51,6 +51,8 @@ def run(run: str) -> Any:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         abort(404)
+    if not isinstance(metrics, dict):  # a damaged file: no run to show (the list passes it over too)
+        abort(404)
     # numbers for people: percentages, cents, two-decimal ratios (metrics.json keeps full precision)
     shown = {k: metric(k, v) for k, v in metrics.items() if not isinstance(v, list | dict)}
     images = [n for n in ("equity_drawdown.png", "daily_pnl.png") if (folder / n).is_file()]

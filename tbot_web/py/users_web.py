@@ -97,7 +97,10 @@ def role(username: str) -> Any:
 @bp.route("/users/<segment:username>/active", methods=["POST"])
 @requires(Role.ADMIN)
 def active(username: str) -> Any:
-    enable = request.form.get("active") == "1"
+    value = request.form.get("active")
+    if value not in ("0", "1"):  # never a disable by a missing or mistyped field
+        return _render(400, errors=[f"active must be 1 (enable) or 0 (disable), not {value!r}"])
+    enable = value == "1"
     try:
         user = users.set_active(state().home, username, enable)
     except ConfigError as exc:
