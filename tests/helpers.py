@@ -27,3 +27,11 @@ def with_values(text: str, **overrides: object) -> str:
 def make_settings(**overrides: object) -> BotSettings:
     """Settings from the test template with KEY=value overrides, e.g. make_settings(MAX_TRADES=2, WEIGHTS="0.5,0.5")."""
     return settings_from_text(with_values(template_text(), **overrides), source="test template")
+
+
+def has_exponent_notation(frame: object) -> bool:
+    """Whether any cell of a CSV read as text (a DataFrame of str) is written like 2.02e-05: no figure for a person."""
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    return bool(frame.fillna("").apply(lambda col: col.str.fullmatch(r"-?[\d.]+[eE][-+]?\d+")).any().any())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import template_text, with_values
+from helpers import has_exponent_notation, template_text, with_values
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.support.path_resolver import package_file
@@ -51,7 +51,7 @@ def test_backtest_outputs_carry_fees_and_metrics_use_net(
     csv = pd.read_csv(out / "trade_history_backtest.csv", dtype=str)
     assert list(csv["fees"]) == [r["fees"] for r in history]
     # every number in the export in positional notation (a float's 2.02e-05 is no figure for a person)
-    assert not csv.apply(lambda col: col.str.fullmatch(r"-?[\d.]+[eE][-+]?\d+")).any().any()
+    assert not has_exponent_notation(csv)
     assert all(D(x) > 0 for x in csv["strength"])
     gross = sum((D(r["PnL"]) for r in history), D(0))
     fees_total = sum((D(r["fees"]) for r in history), D(0))

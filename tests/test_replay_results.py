@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import has_exponent_notation
 from integration_test_runner import provision_demo_home
 
 from rigd_tbot.cli import main as tbot
@@ -109,7 +110,7 @@ def test_one_day_backtest_equals_the_live_replay(tmp_path: Path, strategy: str, 
     assert result.metrics.total_pnl == net  # exact: the metrics sum the trades' Decimal amounts
     # the trades CSV a person opens: positional notation only (MID's VWAP strengths are ~1e-5)
     exported = pd.read_csv(result.files["trades_csv"], dtype=str).fillna("")
-    assert not exported.apply(lambda col: col.str.fullmatch(r"-?[\d.]+[eE][-+]?\d+")).any().any()
+    assert not has_exponent_notation(exported)
 
 
 def test_backtest_without_vix_records_a_no_vix_skip_per_close_day(
