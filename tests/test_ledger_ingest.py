@@ -16,7 +16,7 @@ from tbot_bot.accounting.accounting_api import LedgerWriter
 from tbot_bot.accounting.ledger_backup import list_ledger_backups
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_verify import verify_ledger
-from tbot_bot.errors import LedgerError
+from tbot_bot.errors import LedgerError, UsageError
 
 
 def entry(fitid: str, *splits: LedgerSplit, currency: str = "USD") -> LedgerEntry:
@@ -242,7 +242,8 @@ def test_a_correction_is_a_new_flagged_entry_with_a_9320_memo(tmp_path: Path) ->
     conn.close()
     assert fees == 5000  # 1.00 posted, reversed, 0.50 posted
     assert verify_ledger(ledger) == []
-    with pytest.raises(LedgerError, match="already reversed"):
+    # refusals of the request (a person's call, exit 2), not faults of the ledger
+    with pytest.raises(UsageError, match="already reversed"):
         writer.correct("F1-FEE", reason="again", posted_at=at(21, 5))
-    with pytest.raises(LedgerError, match="no such FITID"):
+    with pytest.raises(UsageError, match="no such FITID"):
         writer.correct("NOPE", reason="x", posted_at=at(21, 5))
