@@ -139,12 +139,17 @@ def session_for(day: date, calendar_name: str = "XNYS") -> Session | None:
 @lru_cache(maxsize=4096)
 def previous_session_date(day: date, calendar_name: str = "XNYS") -> date:
     """The exchange session before `day` (whether or not `day` itself is a session): 'yesterday's' VIX/volume."""
+    from exchange_calendars.errors import DateOutOfBounds
+
     cal = market_calendar(calendar_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)
-        if cal.is_session(day.isoformat()):
-            return cal.previous_session(day.isoformat()).date()
-        return cal.date_to_session(day.isoformat(), direction="previous").date()
+        try:
+            if cal.is_session(day.isoformat()):
+                return cal.previous_session(day.isoformat()).date()
+            return cal.date_to_session(day.isoformat(), direction="previous").date()
+        except DateOutOfBounds:
+            raise outside_calendar(day, calendar_name) from None
 
 
 @lru_cache(maxsize=1024)
@@ -153,6 +158,9 @@ def is_early_close(day: date, calendar_name: str = "XNYS") -> bool:
     import pandas as pd
 
     cal = market_calendar(calendar_name)
+    first, last = calendar_range(calendar_name)
+    if not first <= day <= last:  # the calendar cannot say: never a silent "no"
+        raise outside_calendar(day, calendar_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)
         return bool(pd.Timestamp(day) in cal.early_closes)
@@ -168,9 +176,8 @@ def session_on_or_after(day: date, calendar_name: str = "XNYS") -> date:
     cal = market_calendar(calendar_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)
-        last = cal.last_session.date()
-        if day > last:
-            return day
+        if day > cal.last_session.date():  # no next session this calendar knows: never a day that is none
+            raise outside_calendar(day, calendar_name)
         return cal.date_to_session(day.isoformat(), direction="next").date()
 
 

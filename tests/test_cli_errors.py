@@ -419,10 +419,11 @@ def test_files_that_are_not_what_they_are_given_as_are_named(
     code, err = _run(["backup", "restore", "--archive", str(archive), "--key-file", str(not_a_key),
                       "--home", str(tmp_path / "new")], capsys)  # fmt: skip
     assert code == 2 and f"--key-file {not_a_key} is not a backup key" in err, err
-    code, err = _run(["backup", "upload", "--to", "s3://bucket/p", "--endpoint", "notaurl", *home], capsys)
-    assert code == 2 and "S3 endpoint 'notaurl'" in err and "must be an http:// or https:// address" in err, (
-        err
-    )
+    for endpoint in ("notaurl", "http:///bucket"):  # no address, or one without a host
+        code, err = _run(["backup", "upload", "--to", "s3://bucket/p", "--endpoint", endpoint, *home], capsys)
+        assert code == 2 and f"S3 endpoint '{endpoint}'" in err and "must be an http:// or https://" in err, (
+            err
+        )
     binary = tmp_path / "symbols.bin"
     binary.write_bytes(b"\xff\xfe\x00SPY")
     code, err = _run(["universe", "build", "--symbols-file", str(binary), *home], capsys)
@@ -482,6 +483,31 @@ def test_a_calendar_that_aged_with_its_process_asks_for_a_restart(monkeypatch: p
     assert isinstance(aged, MachineFault) and aged.transient and "restart it" in str(aged)
     far = market_time.outside_calendar(today + timedelta(days=400))
     assert isinstance(far, UsageError) and "choose a date inside it" in str(far)
+
+
+def test_every_calendar_question_past_an_aged_calendar_asks_for_a_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The paths a long-running daemon takes first (the previous session for the warm-up, the next session, an
+    early close): each says the calendar aged, none answers wrong or raises exchange_calendars' own error."""
+    from datetime import UTC, datetime, timedelta
+
+    import exchange_calendars as xc
+
+    from tbot_bot import market_time
+    from tbot_bot.errors import MachineFault
+
+    today = datetime.now(UTC).date()
+    aged = xc.get_calendar("XNYS", start=str(today - timedelta(days=400)), end=str(today - timedelta(days=5)))
+    monkeypatch.setattr(market_time, "market_calendar", lambda name="XNYS": aged)
+    soon = today + timedelta(days=3)
+    for ask in (
+        market_time.previous_session_date,
+        market_time.session_on_or_after,
+        market_time.is_early_close,
+    ):
+        with pytest.raises(MachineFault, match="restart it"):
+            ask(soon, "AGED")  # a name of its own: nothing cached for the real XNYS is asked or kept
 
 
 def test_backup_list_still_lists_the_archives_of_a_home_that_lost_its_config(

@@ -55,6 +55,7 @@ PAGES = ("/", "/status", "/api/status", "/charts/pnl.svg", "/users", "/settings"
         {"bot": [1]},  # every page's header read status.json's bot as a dict
         {"bot": "x", "money": {"equity": "1e30", "cash": 1e308}},
         {"realized_pnl": "1e26", "realized_pnl_by_strategy": {"open": "1e30", "mid": "NaN"}},
+        {"realized_pnl": "1e1000000", "money": {"equity": "-1e1000000"}},  # abs() of these overflows Decimal
     ],
 )
 def test_a_damaged_status_file_leaves_every_page_up(home, damage) -> None:
@@ -68,9 +69,16 @@ def test_a_status_file_that_is_not_text_and_damaged_research_files_leave_the_pag
     home.status_json.write_bytes(b"\xff\xfe")
     client = admin(home)
     assert "not UTF-8 text" in client.get("/api/status").get_json()["error"]
+    for junk in (
+        '{"bot": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+    ):  # a number, a nesting Python refuses
+        home.status_json.write_text(junk)
+        assert "not valid JSON" in client.get("/api/status").get_json()["error"]
+        assert client.get("/users").status_code == 200
     summary = home.summaries_dir(SCOPE) / "daily_summary_2011-01-21.json"
     summary.write_text(
-        json.dumps({"session_date": "2011-01-21", "totals": {"total_pnl": "NaN", "net_pnl": "1e30"}})
+        json.dumps({"session_date": "2011-01-21", "totals": {"total_pnl": "NaN", "net_pnl": "1e1000000"}})
     )
     history = home.trades_dir(SCOPE) / f"{SCOPE}_BOT_trade_history.json"
     history.write_text(
@@ -88,11 +96,15 @@ def test_a_status_file_that_is_not_text_and_damaged_research_files_leave_the_pag
 
 def test_requests_it_cannot_serve_are_refused_and_change_nothing(home) -> None:
     client = admin(home)
-    long_id = "a" * 300  # a file name the file system refuses: no proposal, not an OSError
-    assert client.get(f"/proposals/{long_id}").status_code in (302, 404)
-    assert post(client, f"/proposals/{long_id}/approve").status_code in (302, 404)
+    for long_id in (
+        "a" * 300,
+        "€" * 100,
+    ):  # names the file system refuses (by bytes): no proposal, no OSError
+        assert client.get(f"/proposals/{long_id}").status_code in (302, 404)
+        assert post(client, f"/proposals/{long_id}/approve").status_code in (302, 404)
     # "²" is a digit to str.isdigit, not a trial number
-    assert post(client, f"/proposals/{PROPOSAL_RUN}/approve", trial="²").status_code in (302, 400)
+    for trial in ("²", "9" * 5000):  # int() refuses both
+        assert post(client, f"/proposals/{PROPOSAL_RUN}/approve", trial=trial).status_code in (302, 400)
     # a missing or mistyped switch never disables a user
     for value in (None, "abc"):
         data = {} if value is None else {"active": value}

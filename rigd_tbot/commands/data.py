@@ -305,11 +305,13 @@ def write_to_store(rows: list[list[str]], store: Path, *, origin: str) -> Import
     import pandas as pd
 
     from tbot_bot.backtest.bar_checks import Reading, check_bars
+    from tbot_bot.data.bar_import import recorded_warnings
     from tbot_bot.data.bar_store import write_bars
 
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    checked = check_bars(frame, Path(origin), first_row=1, reading=Reading("symbol"))
-    return write_bars(checked, store, origin=origin)
+    with recorded_warnings() as tee:  # a feed's bars widened to hold their open and close: said and recorded
+        checked = check_bars(frame, Path(origin), first_row=1, reading=Reading("symbol"))
+    return write_bars(checked, store, origin=origin, findings=tee.lines())
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.logs_action == "prune":
         return _prune(args)
     from rigd_tbot.display import both_times
+    from tbot_bot.domain.vocab import STRATEGY_NAMES
     from tbot_bot.reporting import audit_log_parser as alp
 
     logs_dir = _logs_dir(args)
@@ -103,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
             )
 
         records, unreadable = alp.read_records(logs_dir, since=since, until=until)
-        sources = sorted({r.strategy for r in records if r.strategy})
-        if args.strategy is not None and records and args.strategy not in sources:
-            # a mistyped name is not "no activity": say what the logs of the span hold
-            raise UsageError(f"--strategy {args.strategy!r}: the logs of this span hold {', '.join(sources)}")
+        # a name no log could hold is a typo, not "no activity" (a known name quiet in the span summarises empty)
+        known = {*STRATEGY_NAMES, "supervisor", *(r.strategy for r in records if r.strategy)}
+        if args.strategy is not None and args.strategy not in known:
+            raise UsageError(f"--strategy {args.strategy!r}: the logs hold {', '.join(sorted(known))}")
         summary = alp.summarize(alp.select(records, strategy=args.strategy, level=args.level), unreadable)
         if args.json:
             print(json.dumps(summary.as_json(), indent=2))

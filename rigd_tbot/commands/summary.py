@@ -48,10 +48,10 @@ def _closed(totals: dict) -> int:  # type: ignore[type-arg]
     wins = totals.get("wins") if isinstance(totals.get("wins"), int) else 0
     try:
         rate = Decimal(str(totals.get("win_rate")))
+        if wins and rate.is_finite() and Decimal("0.0001") <= rate <= 1:  # a rate a summary can hold
+            return int((wins / rate).to_integral_value())
     except ArithmeticError:
-        rate = Decimal(0)
-    if wins and rate.is_finite() and rate > 0:
-        return int((wins / rate).to_integral_value())
+        pass
     losses = totals.get("losses") if isinstance(totals.get("losses"), int) else 0
     return wins + losses
 

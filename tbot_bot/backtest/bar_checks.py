@@ -90,7 +90,6 @@ class _Findings:
     def __init__(self, path: Path, first_row: int) -> None:
         self.path, self.first_row = path, first_row
         self._found: dict[int, list[Any]] = {}  # check -> [row, count, problem]
-        self.widened = 0  # bars whose open or close lay outside high..low (kept, their range widened)
 
     def add(self, check: int, rows: np.ndarray, offset: int, problem: Callable[[int], str]) -> None:
         if len(rows) == 0:
@@ -105,12 +104,6 @@ class _Findings:
 
     def refuse(self) -> None:
         if not self._found:
-            if self.widened:  # on stderr like the repeated bars dropped: shown, and recorded by an import
-                print(
-                    f"warning: {self.path}: {self.widened} bar(s) with the open or close outside high..low; "
-                    "their high and low were widened to hold them",
-                    file=sys.stderr,
-                )
             return
         row, count, problem = self._found[min(self._found)]
         raise _refusal(self.path, row + self.first_row, count, problem)
@@ -544,8 +537,8 @@ def _numbers(
 def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) -> None:
     """What no real bar is, though each number alone is one: a price or volume beyond any market's, a high
     below the low (NaN compares false: the number checks name it). An open or close outside [low, high] is real
-    data (feeds build each field from different trade conditions: Alpaca's docs say so): the range is widened to
-    hold it, counted in `found.widened` and reported once as a warning."""
+    data (feeds build each field from different trade conditions: Alpaca's docs say so): `_widened` makes the
+    range hold it once the file has passed."""
     o, h, low, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
     too_large = np.flatnonzero((np.fmax(np.fmax(o, h), np.fmax(low, c)) > MAX_PRICE) | (v > MAX_VOLUME))
 
@@ -559,11 +552,24 @@ def _whole_bars(values: dict[str, np.ndarray], offset: int, found: _Findings) ->
     found.add(
         _HIGH_BELOW_LOW, np.flatnonzero(h < low), offset, lambda i: f"high={h[i]} is below low={low[i]}"
     )
+
+
+def _widened(bars: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The checked bars with each bar's high..low widened to hold its open and close, said once per file. Run on
+    the file's final bars: repeats were judged on the values as written, and a refused file says nothing of it."""
+    if bars.empty:
+        return bars
+    o, h, low, c = (bars[k].to_numpy(dtype=float) for k in PRICES)
     outside = (np.fmax(o, c) > h) | (np.fmin(o, c) < low)
-    if outside.any():
-        found.widened += int(outside.sum())
-        values["high"] = np.fmax(h, np.fmax(o, c))
-        values["low"] = np.fmin(low, np.fmin(o, c))
+    n = int(outside.sum())
+    if not n:
+        return bars
+    print(
+        f"warning: {path}: {n} bar(s) with the open or close outside high..low; their high and low were widened "
+        "to hold them",
+        file=sys.stderr,
+    )
+    return bars.assign(high=np.fmax(h, np.fmax(o, c)), low=np.fmin(low, np.fmin(o, c)))
 
 
 def _normalised(df: pd.DataFrame) -> pd.DataFrame:
@@ -623,7 +629,8 @@ def check_slices(
     if reading.rows_read is not None:
         reading.rows_read.append(offset)  # the file's bars before `days` chose among them
     give_back_freed_memory()  # the text the reader made for every slice is garbage now
-    return typed.bars(path, first_row, reading.order, reread)
+    # after every check (a repeat is judged on the values as written): on stderr like the repeats dropped
+    return _widened(typed.bars(path, first_row, reading.order, reread), path)
 
 
 def check_bars(

@@ -33,9 +33,14 @@ class _Tee(io.TextIOBase):
     def flush(self) -> None:
         self.target.flush()
 
+    def lines(self) -> tuple[str, ...]:
+        return tuple(line for line in self.text.getvalue().splitlines() if line.strip())
+
 
 @contextmanager
-def _recording() -> Iterator[_Tee]:
+def recorded_warnings() -> Iterator[_Tee]:
+    """The bar checks' warnings (repeats dropped, ranges widened) shown on stderr as ever, and kept for the
+    manifest's record of the import."""
     tee = _Tee(sys.stderr)
     with redirect_stderr(tee):
         yield tee
@@ -46,10 +51,10 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
     the store: a bar already held at the same minute is replaced (the newer import wins, as the last of
     several files does for load_bars). Nothing is written before every file passed its checks."""
     frames: list[pd.DataFrame] = []
-    with _recording() as tee:
+    with recorded_warnings() as tee:
         for path in bar_files(source):  # each file on its own: a finding names it, as a folder load does
             frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
-    findings = tuple(line for line in tee.text.getvalue().splitlines() if line.strip())
+    findings = tee.lines()
     frames = [f for f in frames if len(f)]
     if not frames:
         raise DataError(f"no bars in {source}")

@@ -132,7 +132,7 @@ def load_proposal(home: BotHome, run_id: str) -> dict[str, Any]:
     path = proposals_dir(home) / f"{run_id}.json"
     # a run id is a file name the optimizer made (well under 200 characters): anything else is no proposal, never
     # a question to the file system (a 300-character name is an OSError there)
-    if "/" in run_id or run_id.startswith(".") or len(run_id) > 200 or not path.is_file():
+    if "/" in run_id or run_id.startswith(".") or len(run_id.encode()) > 200 or not path.is_file():
         known = [d["run_id"] for d in list_proposals(home)]
         hint = f"; proposals: {', '.join(known[:10])}" if known else "; there is no proposal yet"
         raise ConfigError(f"no optimizer proposal {run_id!r}{hint} (see `tbot optimize list`)")

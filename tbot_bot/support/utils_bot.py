@@ -13,9 +13,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-HTTP_URL_PATTERN = (
-    r"^https?://\S+$"  # an address the bot may fetch from or send to: http(s) only, never file://
-)
+# an address the bot may fetch from or send to: http(s) only (never file://), with a host
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
 MINOR_UNITS_PER_UNIT = 10_000  # ledger money is stored as integer ten-thousandths of the currency unit
 
 

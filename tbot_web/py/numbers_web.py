@@ -31,7 +31,8 @@ def finite_decimal(value: Any) -> Decimal | None:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() and abs(number) < NUMBER_LIMIT else None
+    # copy_abs and the comparison need no context: abs() of 1e1000000 overflows Decimal's
+    return number if number.is_finite() and number.copy_abs() < NUMBER_LIMIT else None
 
 
 DASH = "–"

@@ -109,7 +109,8 @@ def approve(run_id: str) -> Any:
     trial_text = request.form.get("trial", "").strip()
     trial: int | None = None
     if trial_text:
-        if not (trial_text.isascii() and trial_text.isdigit()):  # "²" is a digit to str.isdigit, not to int()
+        # "²" is a digit to str.isdigit, not to int(); a trial number has at most a few digits
+        if not (trial_text.isascii() and trial_text.isdigit() and len(trial_text) <= 9):
             flash(f"Trial must be a whole number (found {trial_text!r}); nothing changed.", "error")
             return redirect(url_for("proposals.detail", run_id=run_id))
         trial = int(trial_text)

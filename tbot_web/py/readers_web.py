@@ -67,7 +67,7 @@ def read_status(home: BotHome) -> dict[str, Any]:
         return {"state": "unknown", "error": "output/status.json is not UTF-8 text"}
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number of thousands of digits, nesting too deep
         return {"state": "unknown", "error": "output/status.json is not valid JSON"}
     if not isinstance(data, dict):
         return {"state": "unknown", "error": "output/status.json is not a JSON object"}
@@ -328,7 +328,7 @@ def read_trade_history(home: BotHome) -> list[dict[str, Any]]:
     path = home.trades_dir(files.scope) / f"{files.scope}_BOT_trade_history.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, a 5000-digit number, nested too deep
         return []
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
