@@ -328,7 +328,8 @@ def read_trade_history(home: BotHome) -> list[dict[str, Any]]:
     path = home.trades_dir(files.scope) / f"{files.scope}_BOT_trade_history.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, a 5000-digit number, nested too deep
+    # unreadable, not JSON, a number of thousands of digits, nesting too deep: no trades to show
+    except (OSError, ValueError, RecursionError):
         return []
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
