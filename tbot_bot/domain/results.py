@@ -10,6 +10,9 @@ CENT = Decimal("0.01")
 # the largest float a bot is given: the ledger keeps amounts as 64-bit integers of 1/10,000 (room for 9.2 * 10**14),
 # so every sum a day makes of it still fits; provisioning and --float of a backtest or study accept up to this
 FLOAT_MAX = Decimal(10) ** 12
+# no figure the bot writes comes near this (the ledger holds at most 9.2 * 10**14): a number this large in a file
+# people read is damage, and rounding it to cents would pass Decimal's 28 digits
+DAMAGED_MAGNITUDE = Decimal(10) ** 18
 
 
 def net_pnl(gross: Decimal, fees: Decimal) -> Decimal:

@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.domain.results import DAMAGED_MAGNITUDE
+
 _DAY_FILE = re.compile(r"daily_summary_(\d{4}-\d{2}-\d{2})\.json$")
 
 
@@ -50,9 +52,6 @@ class SummaryScan:
     problems: list[str] = field(default_factory=list)
 
 
-SUMMARY_NUMBER_LIMIT = Decimal(10) ** 18
-
-
 def decimal_or_zero(value: object) -> Decimal:
     """An amount of a summary file; 0 for a missing one, and for junk, NaN, infinities and magnitudes from 10**18
     on (a damaged file must not take the History page or its charts down)."""
@@ -60,8 +59,7 @@ def decimal_or_zero(value: object) -> Decimal:
         number = Decimal(str(value)) if value is not None else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
-    # beyond 10**18 no figure of the bot comes near (the ledger holds at most 9.2 * 10**14): a damaged file
-    return number if number.is_finite() and number.copy_abs() < SUMMARY_NUMBER_LIMIT else Decimal(0)
+    return number if number.is_finite() and number.copy_abs() < DAMAGED_MAGNITUDE else Decimal(0)
 
 
 def _load(path: Path, scan: SummaryScan) -> dict[str, Any] | None:

@@ -11,11 +11,7 @@ import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from tbot_bot.domain.results import cents, percent_text
-
-# no figure the bot writes comes near this (the ledger holds at most 9.2 * 10**14): beyond it a file is damaged,
-# and rounding it to cents would pass Decimal's 28 digits
-NUMBER_LIMIT = Decimal(10) ** 18
+from tbot_bot.domain.results import DAMAGED_MAGNITUDE, cents, percent_text
 
 
 def finite_decimal(value: Any) -> Decimal | None:
@@ -32,7 +28,7 @@ def finite_decimal(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     # copy_abs and the comparison need no context: abs() of 1e1000000 overflows Decimal's
-    return number if number.is_finite() and number.copy_abs() < NUMBER_LIMIT else None
+    return number if number.is_finite() and number.copy_abs() < DAMAGED_MAGNITUDE else None
 
 
 DASH = "–"
