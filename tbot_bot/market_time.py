@@ -105,7 +105,7 @@ def outside_calendar(day: date, calendar_name: str = "XNYS") -> TbotError:
 @lru_cache(maxsize=4096)
 def session_bounds(day: date, calendar_name: str = "XNYS") -> tuple[datetime, datetime] | None:
     """(open, close) in UTC of the session on `day` (early closes included), or None when closed. A day
-    beyond the calendar is a UsageError naming the range (never exchange_calendars' DateOutOfBounds)."""
+    beyond the calendar is `outside_calendar`'s error (never exchange_calendars' DateOutOfBounds)."""
     from exchange_calendars.errors import DateOutOfBounds
 
     cal = market_calendar(calendar_name)

@@ -84,11 +84,15 @@ def load_manifest(store: Path) -> dict[str, Any]:
         )
     problem = _manifest_problem(manifest)
     if problem:
-        raise DataError(
-            f"{path} is damaged ({problem}); move the store aside and import the bars again with "
-            f"tbot data import SOURCE --store {store}"
-        )
+        raise _damaged_manifest(store, problem)
     return manifest
+
+
+def _damaged_manifest(store: Path, problem: str) -> DataError:
+    return DataError(
+        f"{store / MANIFEST} is damaged ({problem}); move the store aside and import the bars again with "
+        f"tbot data import SOURCE --store {store}"
+    )
 
 
 _ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -449,10 +453,7 @@ def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
         try:
             held |= {date.fromisoformat(d) for d in entry["days"]}
         except ValueError:
-            raise DataError(
-                f"{store / MANIFEST} is damaged (partition {rel!r} lists a day that is no date); move the store "
-                f"aside and import the bars again with tbot data import SOURCE --store {store}"
-            ) from None
+            raise _damaged_manifest(store, f"partition {rel!r} lists a day that is no date") from None
         by_symbol[entry["symbol"]] = (held, rows + int(entry["rows"]))
     out: list[Holding] = []
     for symbol, (held, rows) in sorted(by_symbol.items()):

@@ -103,8 +103,6 @@ def metric(key: str, value: Any) -> str:
         return pct(value)
     if name.endswith(_MINUTES):
         return ratio(value, 1)
-    if name == "profit_factor":
-        return ratio(value)
     if any(word in name for word in MONEY_WORDS):
         return money(value)
     return ratio(value)
