@@ -135,6 +135,10 @@ def check_outputs(home: BotHome, day: date) -> list[str]:
             problems.append(f"{log} missing or empty")
     # the PnL people read is net of fees: the history's PnL (gross, the ledger's) minus its fees
     pnl_total = sum((Decimal(str(r["PnL"])) - Decimal(str(r["fees"] or 0)) for r in records), Decimal(0))
+    # less the fees the broker posted apart from fills that day (the ledger's FEE transactions)
+    from tbot_bot.accounting.ledger_read import account_fees
+
+    pnl_total -= account_fees(binding.ledger_path, day.isoformat())
     if f"{pnl_total:.4f}" != status["realized_pnl"]:
         problems.append(
             f"status realised PnL {status['realized_pnl']} != trade history net total {pnl_total:.4f}"

@@ -179,10 +179,16 @@ def test_a_broker_that_cannot_answer_is_logged_and_asked_again(provisioned_home:
     ]
 
 
-def test_the_days_summary_counts_the_brokers_fees(tmp_path: Path) -> None:
+def test_the_days_fees_include_the_brokers_on_every_surface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fees posted apart from fills are the day's cost wherever the day's fees and net are read: the summary
+    (its fees column too), status.json (CLI and dashboard), `tbot trades` and `tbot summary`."""
     import json
 
+    from rigd_tbot.cli import main
     from tbot_bot.runtime.reports import report_paths
+    from tbot_bot.runtime.status_bot import read_status
 
     home = provision_demo_home(tmp_path / "alpaca")
     wrapper = AlpacaWithFees(load_replay_bars(SAMPLE_DATA, DEMO_DAY, "XNYS"))
@@ -192,7 +198,30 @@ def test_the_days_summary_counts_the_brokers_fees(tmp_path: Path) -> None:
         wrapper.stop()
     summary = json.loads(Path(report_paths(home, load_binding(home), DEMO_DAY)["summary"]).read_text())
     totals = summary["totals"]
-    assert totals["account_fees"] == "0.0700"  # 0.02 + 0.01 + 0.05 - 0.01
-    assert Decimal(totals["net_pnl"]) == Decimal(totals["total_pnl"]) - Decimal(
-        totals["total_fees"]
-    ) - Decimal("0.07")
+    extra = Decimal("0.07")  # 0.02 + 0.01 + 0.05 - 0.01
+    assert Decimal(totals["account_fees"]) == extra
+    fill_fees = sum(Decimal(s["total_fees"]) for s in summary["strategies"].values())
+    assert Decimal(totals["total_fees"]) == fill_fees + extra
+    net = Decimal(totals["total_pnl"]) - Decimal(totals["total_fees"])
+    assert Decimal(totals["net_pnl"]) == net
+    status = read_status(home.status_json)
+    assert status is not None
+    assert Decimal(status["account_fees"]) == extra
+    assert (Decimal(status["fees"]), Decimal(status["net_pnl"])) == (Decimal(totals["total_fees"]), net)
+    assert Decimal(status["money"]["net_pnl_today"]) == net.quantize(Decimal("0.01"))
+    capsys.readouterr()
+    assert main(["trades", "--home", str(home.root), "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["totals"]
+    assert (Decimal(listed["account_fees"]), Decimal(listed["fees"]), Decimal(listed["net_pnl"])) == (
+        extra, Decimal(totals["total_fees"]), net,
+    )  # fmt: skip
+    assert main(["trades", "--home", str(home.root)]) == 0
+    assert "include 0.07 the broker charged apart from fills" in capsys.readouterr().out
+    # one strategy's listing: the broker's fees are no strategy's
+    assert main(["trades", "--home", str(home.root), "--format", "json", "--strategy", "open"]) == 0
+    assert Decimal(json.loads(capsys.readouterr().out)["totals"]["account_fees"]) == 0
+    assert main(["summary", "--home", str(home.root)]) == 0
+    total_row = next(
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("TOTAL")
+    )
+    assert f"{Decimal(totals['total_fees']):.2f}" in total_row and f"{net:.2f}" in total_row

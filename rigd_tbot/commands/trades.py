@@ -54,8 +54,21 @@ def run(args: argparse.Namespace) -> int:
     binding = load_binding(home)
     if args.rebuild:
         _rebuild(home, binding)
+    from tbot_bot.accounting.ledger_read import account_fees
+
     trades = read_trades(binding.ledger_path, day=args.day, since=args.since, strategy=args.strategy)
-    total = totals(trades)
+    # the fees the broker posted apart from fills over the listed days belong to no strategy: in the totals of an
+    # unfiltered listing only (as in the day's summary)
+    extra = (
+        Decimal(0)
+        if args.strategy
+        else account_fees(
+            binding.ledger_path,
+            args.day.isoformat() if args.day else None,
+            since=args.since.isoformat() if args.since else None,
+        )
+    )
+    total = totals(trades, extra)
     if args.format == "json":
         doc = {
             "trades": [t.as_row() for t in trades],
@@ -135,6 +148,11 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
     print_table(title, headers, rows, footer=footer, right=(4, 7, 8, 9, 10, 11))
     if not trades:
         print("no trades match; try without --date/--since/--strategy")
+    if total["account_fees"]:
+        print(
+            f"Fees in the total include {cents_text(total['account_fees'])} the broker charged apart from fills "
+            "(regulatory fees, in the ledger as FEE transactions)."
+        )
     corrected = [t for t in trades if t.correction]
     if corrected:
         print("\nCorrected by the accountant (`tbot ledger correct`; figures above are after correction):")

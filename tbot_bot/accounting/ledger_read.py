@@ -14,15 +14,20 @@ from tbot_bot.support.utils_bot import from_minor
 BROKER_FEES = "5010"
 
 
-def account_fees(ledger_path: Path, day: str) -> Decimal:
-    """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`) dated `day`
-    (YYYY-MM-DD): regulatory fees and pass-through charges, less refunds."""
+def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None = None) -> Decimal:
+    """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`): regulatory fees and
+    pass-through charges, less refunds. Those dated `day` (YYYY-MM-DD), on or after `since`, or all of them."""
+    where, args = "", [BROKER_FEES]
+    if day is not None:
+        where, args = " AND substr(t.dtposted, 1, 10) = ?", [*args, day]
+    elif since is not None:
+        where, args = " AND substr(t.dtposted, 1, 10) >= ?", [*args, since]
     with open_ledger(ledger_path, readonly=True) as conn:
         row = conn.execute(
             "SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
             "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype = 'FEE' "
-            "AND t.fitid LIKE '%-ACT-%' AND substr(t.dtposted, 1, 10) = ?",
-            (BROKER_FEES, day),
+            "AND t.fitid LIKE '%-ACT-%'" + where,
+            args,
         ).fetchone()
     return from_minor(int(row[0]))
 

@@ -74,8 +74,12 @@ def build_daily_summary(
     records: Sequence[TradeRecord],
     signals_by_strategy: Mapping[str, int],
     denials_by_strategy: Mapping[str, int],
+    account_fees: Decimal = Decimal(0),
 ) -> dict[str, Any]:
-    """Per-strategy metrics plus totals. Records carrying an error_code count as errors, not trades."""
+    """Per-strategy metrics plus totals. Records carrying an error_code count as errors, not trades.
+    `account_fees`: the day's fees the broker posted apart from fills (ledger_read.account_fees). No strategy
+    owns them, so they are in the totals alone: `account_fees` shows them, `total_fees` and `net_pnl` include
+    them (the day's fees and net are the ledger's, whatever column a reader takes)."""
     names = sorted(
         set(STRATEGIES)
         | {r.strategy_name for r in records}
@@ -99,6 +103,10 @@ def build_daily_summary(
         sum(signals_by_strategy.values()),
         sum(denials_by_strategy.values()),
     )
+    if account_fees:
+        totals["account_fees"] = report_value(account_fees)
+        totals["total_fees"] = report_value(Decimal(totals["total_fees"]) + account_fees)
+        totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) - account_fees)
     return {"strategies": strategies, "totals": totals}
 
 

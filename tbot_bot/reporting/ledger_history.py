@@ -17,7 +17,6 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +202,6 @@ def rebuild_summaries(
     are kept; `generated_at` stays the summary's own (the session's time, also for a replayed day)."""
     from tbot_bot.accounting.ledger_read import account_fees
     from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
-    from tbot_bot.reporting.trade_history import report_value
 
     records = ledger_records(ledger, broker=broker, mode=mode)
     by_day: dict[str, list[TradeRecord]] = {}
@@ -224,14 +222,12 @@ def rebuild_summaries(
         strategies = old.get("strategies") or {}
         signals = {k: int(v.get("signals_triggered") or 0) for k, v in strategies.items()}
         denials = {k: int(v.get("denials") or 0) for k, v in strategies.items()}
-        summary = build_daily_summary(by_day.get(day_text, []), signals, denials)
+        summary = build_daily_summary(
+            by_day.get(day_text, []), signals, denials, account_fees(ledger, day_text)
+        )
         for name, figures in [*summary["strategies"].items(), ("totals", summary["totals"])]:
             before = old.get("totals") if name == "totals" else strategies.get(name)
             figures["errors"] = int((before or {}).get("errors") or 0)
-        extra = account_fees(ledger, day_text)
-        if extra:
-            summary["totals"]["account_fees"] = report_value(extra)
-            summary["totals"]["net_pnl"] = report_value(Decimal(summary["totals"]["net_pnl"]) - extra)
         summary["mode"] = mode  # paper, live or replay (support/trading_mode.py)
         for key in ("denials_by_filter", "kill_switch"):
             if key in old:

@@ -193,12 +193,14 @@ def _direction(entry: Any) -> str:
     return "bearish" if entry["side"] == "short" or entry["tag"] in ("InverseETF", "LongPut") else "bullish"
 
 
-def totals(trades: Iterable[LedgerTrade]) -> dict[str, Any]:
-    """Count, wins, losses, open, PnL, fees and net over the listed trades."""
+def totals(trades: Iterable[LedgerTrade], account_fees: Decimal = Decimal(0)) -> dict[str, Any]:
+    """Count, wins, losses, open, PnL, fees and net over the listed trades. `account_fees`: the fees the broker
+    posted apart from fills over the same days (ledger_read.account_fees), part of `fees` and `net_pnl` as in the
+    daily summary's totals, and shown apart."""
     all_ = list(trades)
     closed = [t for t in all_ if t.pnl is not None]
     pnl = sum((t.pnl for t in closed if t.pnl is not None), Decimal(0))
-    fees = sum((t.fees for t in all_), Decimal(0))
+    fees = sum((t.fees for t in all_), Decimal(0)) + account_fees
     return {
         "trades": len(all_),
         "closed": len(closed),
@@ -208,5 +210,6 @@ def totals(trades: Iterable[LedgerTrade]) -> dict[str, Any]:
         "losses": sum(1 for t in closed if is_loss(t.net_pnl)),
         "pnl": pnl,
         "fees": fees,
+        "account_fees": account_fees,
         "net_pnl": pnl - fees,
     }

@@ -19,6 +19,7 @@ from tbot_bot.accounting.account_transaction import (
 from tbot_bot.accounting.accounting_api import LedgerWriter, existing_digests
 from tbot_bot.accounting.ledger_entry import LedgerEntry, format_dtposted
 from tbot_bot.accounting.ledger_period import closed_through
+from tbot_bot.accounting.ledger_read import account_fees
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent
@@ -189,6 +190,10 @@ def book_day(ctx: DayContext) -> None:
                 backup=result.backup_path.name if result.backup_path else None,
             )
     fees = book_broker_fees(ctx)
+    # status shows the day's fees as the ledger holds them, those posted apart from fills included
+    held = account_fees(ctx.binding.ledger_path, ctx.day_key)
+    if held != ctx.status.account_fees:
+        ctx.status.publish(account_fees=held)
     from tbot_bot.runtime.reports import write_reports
 
     write_reports(ctx, exported=bool(fills) or fees > 0)

@@ -17,7 +17,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
-from tbot_bot.domain.results import cents, net_pnl
+from tbot_bot.domain.results import cents
 from tbot_bot.domain.vocab import OPTION_MULTIPLIER, ExitReason, OrderSide, Purpose, WindowStatus
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
@@ -280,11 +280,9 @@ class DayContext:
             price = Decimal(str(last)) if last is not None else (e.filled_price or Decimal(0))
             multiplier = OPTION_MULTIPLIER if e.instrument == "option" else 1
             exposure += abs(Decimal(e.filled_qty or 0)) * price * multiplier
-        fees = sum(self.status.fees_by_strategy.values(), Decimal(0))
-        realised = sum(self.status.realized_pnl_by_strategy.values(), Decimal(0))
         money.update(
             open_exposure=f"{exposure:.2f}",
-            net_pnl_today=f"{cents(net_pnl(realised, fees)):.2f}",
+            net_pnl_today=f"{cents(self.status.day_totals()[2]):.2f}",
             float=f"{self.risk.broker_current_float:.2f}",
             session_cap=f"{self.risk.session_cap():.2f}",
             windows=self.risk.window_usage(),

@@ -14,7 +14,7 @@ from tbot_bot.accounting.ledger_read import account_fees
 from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 from tbot_bot.reporting.ledger_history import ledger_records, refresh_trade_history
-from tbot_bot.reporting.trade_history import TradeRecord, report_value, trade_history_paths
+from tbot_bot.reporting.trade_history import TradeRecord, trade_history_paths
 from tbot_bot.runtime.positions import position_side, signal_direction
 from tbot_bot.runtime.run_mode import RunKind
 from tbot_bot.support.path_resolver import BotHome
@@ -105,13 +105,9 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
         + rejected
     )
     denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
-    summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials)
     # fees the broker posted apart from fills (Alpaca's regulatory fees) are the day's cost too
     extra = account_fees(ctx.binding.ledger_path, ctx.day_key)
-    if extra:
-        totals = summary["totals"]
-        totals["account_fees"] = report_value(extra)
-        totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) - extra)
+    summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials, extra)
     summary["denials_by_filter"] = ctx.denials
     summary["mode"] = mode
     summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}

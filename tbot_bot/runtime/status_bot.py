@@ -45,6 +45,8 @@ class StatusBoard:
     positions: list[dict[str, str]] = field(default_factory=list)
     realized_pnl_by_strategy: dict[str, Decimal] = field(default_factory=dict)  # gross (the ledger's PnL)
     fees_by_strategy: dict[str, Decimal] = field(default_factory=dict)
+    # the day's fees the broker posted apart from fills (Alpaca's regulatory fees): no strategy's, the day's
+    account_fees: Decimal = Decimal(0)
     trades_by_strategy: dict[str, int] = field(default_factory=dict)
     broker: dict[str, Any] = field(default_factory=lambda: {"name": "", "healthy": True, "last_error": None})
     api: dict[str, int] = field(default_factory=lambda: {"retries": 0, "errors": 0})
@@ -67,6 +69,7 @@ class StatusBoard:
         self.positions = []
         self.realized_pnl_by_strategy = {}
         self.fees_by_strategy = {}
+        self.account_fees = Decimal(0)
         self.trades_by_strategy = {}
         self.kill_switch = {"tripped": False, "reason": None}
         self.pending_confirmations = []
@@ -74,9 +77,14 @@ class StatusBoard:
         self.broker = {**self.broker, "healthy": True, "last_error": None}
         self.message = None
 
-    def to_json(self) -> dict[str, Any]:
+    def day_totals(self) -> tuple[Decimal, Decimal, Decimal]:
+        """The day's gross PnL, fees (the fills' and the account's) and net PnL: the figures every surface shows."""
         gross = sum(self.realized_pnl_by_strategy.values(), Decimal(0))
-        fees = sum(self.fees_by_strategy.values(), Decimal(0))
+        fees = sum(self.fees_by_strategy.values(), Decimal(0)) + self.account_fees
+        return gross, fees, net_pnl(gross, fees)
+
+    def to_json(self) -> dict[str, Any]:
+        gross, fees, net = self.day_totals()
         net_by_strategy = {
             k: net_pnl(v, self.fees_by_strategy.get(k, Decimal(0)))
             for k, v in self.realized_pnl_by_strategy.items()
@@ -90,13 +98,14 @@ class StatusBoard:
             "positions": self.positions,
             # the ledger's figures exactly (4 places); the PnL people read is net of fees (domain/results.py),
             # gross and fees beside it
-            "realized_pnl": f"{net_pnl(gross, fees):.4f}",
+            "realized_pnl": f"{net:.4f}",
             "realized_pnl_by_strategy": {k: f"{v:.4f}" for k, v in net_by_strategy.items()},
             "gross_pnl": f"{gross:.4f}",
             "gross_pnl_by_strategy": {k: f"{v:.4f}" for k, v in self.realized_pnl_by_strategy.items()},
             "fees": f"{fees:.4f}",
             "fees_by_strategy": {k: f"{v:.4f}" for k, v in self.fees_by_strategy.items()},
-            "net_pnl": f"{net_pnl(gross, fees):.4f}",
+            "account_fees": f"{self.account_fees:.4f}",
+            "net_pnl": f"{net:.4f}",
             "trades_by_strategy": self.trades_by_strategy,
             "broker": self.broker,
             "api": self.api,

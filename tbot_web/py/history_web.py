@@ -11,7 +11,14 @@ from tbot_bot.core.users import Role
 from tbot_bot.reporting.trade_history import with_net
 
 from .auth_web import activity, can, current_user, requires, state
-from .readers_web import ledger_summary, ofx_files, read_status, read_trade_history, trade_summary
+from .readers_web import (
+    broker_account_fees,
+    ledger_summary,
+    ofx_files,
+    read_status,
+    read_trade_history,
+    trade_summary,
+)
 from .time_web import both, exchange_zone
 
 bp = Blueprint("history", __name__)
@@ -35,7 +42,13 @@ def trades() -> Any:
         for r in reversed(records[-300:])
     ]
     return render_template(
-        "trades.html", records=shown, summary=trade_summary(records), day=day, tz=str(zone) if zone else None
+        "trades.html",
+        records=shown,
+        summary=trade_summary(records),
+        # fees the broker charged apart from fills (no strategy's): shown under the strategies, as `tbot trades`
+        account_fees=broker_account_fees(home, day or None),
+        day=day,
+        tz=str(zone) if zone else None,
     )
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.accounting.ledger_read import latest_transactions, trial_balance
+from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, trial_balance
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
@@ -349,6 +349,18 @@ def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in summary.values():
         row["pnl"] = cents(row["pnl"])
     return summary
+
+
+def broker_account_fees(home: BotHome, day: str | None = None) -> Decimal:
+    """The fees the broker posted apart from fills (all days, or `day`), in cents; 0 without a readable ledger
+    (the page then shows the trades alone, as the ledger page says what is wrong with it)."""
+    path = bot_files(home).ledger_path
+    if path is None or not path.is_file():
+        return Decimal(0)
+    try:
+        return cents(account_fees(path, day))
+    except (sqlite3.DatabaseError, TbotError):
+        return Decimal(0)
 
 
 def ledger_summary(home: BotHome) -> dict[str, Any]:
