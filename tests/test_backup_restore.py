@@ -186,3 +186,89 @@ def test_an_archive_from_before_anchors_restores_anchored(tmp_path: Path) -> Non
     restore_backup(archive, target, key_path=key)
     new_ledger = target.root / ledger.relative_to(home.root)
     assert verify_ledger(new_ledger, anchors=AnchorStore.for_home(target)) == []
+
+
+def _tamper(ledger: Path) -> None:
+    """What an edit outside the ledger API does: its immutability trigger dropped and a posted row changed."""
+    import sqlite3
+
+    conn = sqlite3.connect(ledger)
+    try:
+        conn.execute("DROP TRIGGER trg_transactions_no_update")
+        conn.execute("UPDATE transactions SET memo = 'tampered' WHERE id = 1")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_backup_of_a_ledger_that_fails_verification_is_kept_but_prunes_nothing(tmp_path: Path) -> None:
+    from tbot_bot.errors import LedgerError
+
+    home, ledger = populated_home(tmp_path / "a")
+    good = create_backup(home, [ledger], now=NOW)
+    _tamper(ledger)
+    with pytest.raises(LedgerError, match="fail verification .no older archive was pruned") as caught:
+        create_backup(home, [ledger], now=NOW.replace(hour=22), keep=1)
+    assert "row altered" in str(caught.value) or "trigger" in str(caught.value)
+    written = list_backups(home)
+    assert len(written) == 2 and good in written  # the faithful copy is written, the good one kept
+    # a restore refuses that archive before writing anything: the empty home stays empty
+    target = BotHome(tmp_path / "b")
+    target.root.mkdir()
+    with pytest.raises(LedgerError, match="fail verification; nothing was restored"):
+        restore_backup(written[-1], target, key_path=home.key_file("backup"))
+    assert _files(target.root) == {}
+
+
+def test_a_restore_is_refused_while_a_supervisor_runs_and_writes_nothing(tmp_path: Path) -> None:
+    from tbot_bot.runtime.control import SupervisorLock
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    target = BotHome(tmp_path / "b")
+    running = SupervisorLock.acquire(target, mode="live")
+    try:
+        before = _files(target.root)
+        with pytest.raises(
+            ConfigError, match="a supervisor is already running .*stop it first.*nothing was restored"
+        ):
+            restore_backup(archive, target, key_path=home.key_file("backup"))
+        assert _files(target.root) == before
+    finally:
+        running.release()
+    assert restore_backup(archive, target, key_path=home.key_file("backup"))  # once it has stopped
+
+
+def test_an_archive_of_a_newer_format_is_refused_by_name(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    from cryptography.fernet import Fernet
+
+    from tbot_bot.reporting.auto_backup import MANIFEST, decrypt_archive
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(decrypt_archive(archive, home, None)), mode="r:gz") as old:
+        with tarfile.open(fileobj=out, mode="w:gz") as new:
+            for member in old.getmembers():
+                data = old.extractfile(member).read()  # type: ignore[union-attr]
+                if member.name == MANIFEST:
+                    data = json.dumps({**json.loads(data), "format": "tbot.backup/9"}).encode()
+                    member.size = len(data)
+                new.addfile(member, io.BytesIO(data))
+    key = home.key_file("backup")
+    newer = tmp_path / "newer.tar.gz.enc"
+    newer.write_bytes(Fernet(key.read_bytes().strip()).encrypt(out.getvalue()))
+    target = BotHome(tmp_path / "b")
+    with pytest.raises(
+        ConfigError, match=r"format 'tbot.backup/9' is not one this version restores \(tbot.backup/2"
+    ):
+        restore_backup(newer, target, key_path=key)
+    assert not target.root.exists() or _files(target.root) == {}

@@ -32,6 +32,9 @@ from tbot_bot.support.utils_bot import atomic_write_bytes
 ARCHIVE_PREFIX = "tbot_backup_"
 ARCHIVE_SUFFIX = ".tar.gz.enc"
 MANIFEST = "MANIFEST.json"
+FORMAT = "tbot.backup/2"
+# what a restore reads: this format and the one before it (no `format` key, no anchors: re-anchored on restore)
+READABLE_FORMATS = (FORMAT, "tbot.backup/1", None)
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -54,6 +57,26 @@ def read_key(path: Path) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path) -> list[str]:
+    """What `tbot ledger verify` finds in an archived SQLite copy (none for a database that is not a ledger),
+    each naming the member; checked on the copy, before anything relies on it."""
+    from tbot_bot.accounting.ledger_verify import verify_ledger
+
+    copy = tmp_dir / PurePosixPath(name).name
+    copy.write_bytes(data)
+    try:
+        conn = sqlite3.connect(f"{copy.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'")
+            if found.fetchone() is None:
+                return []
+        finally:
+            conn.close()
+        return [f"{name}: {p}" for p in verify_ledger(copy)]
+    finally:
+        copy.unlink()
 
 
 def _snapshot_head(data: bytes, tmp_dir: Path) -> dict[str, object] | None:
@@ -97,10 +120,13 @@ def create_backup(
     keep: int | None = None,
     identity: dict[str, str] | None = None,
     injected_backup_dirs: Sequence[Path] = (),
+    check: bool = True,
 ) -> Path:
     """Archive the whole bot (backup_members: ledgers first, every database by online backup, config, output,
     logs, state, data; never keys or secrets) into backups/; returns the archive path. Safe while the supervisor
-    runs. `identity` (the bot identity) is recorded in the manifest so a restore can refuse another bot's home."""
+    runs. `identity` (the bot identity) is recorded in the manifest so a restore can refuse another bot's home.
+    `check`: each ledger copy is verified; one that fails is still archived (it is what there is), but no older
+    archive is pruned and LedgerError names the archive and the problems (an unattended backup alerts)."""
     from tbot_bot.domain.crashpoints import crashpoint
 
     for ledger in ledger_files:
@@ -110,12 +136,15 @@ def create_backup(
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         members = collect_members(home, ledger_files, Path(tmp), injected_backup_dirs)
+        problems: list[str] = []
         for m in members[: len(ledger_files)]:
             head = _snapshot_head(m.data, Path(tmp))
             if head is not None:
                 heads[m.name] = head
+            if check:
+                problems += ledger_copy_problems(m.name, m.data, Path(tmp))
     manifest = {
-        "format": "tbot.backup/2",
+        "format": FORMAT,
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         **({"identity": identity} if identity else {}),
         "files": {
@@ -143,6 +172,11 @@ def create_backup(
         target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}-{n}{ARCHIVE_SUFFIX}"
     crashpoint("backup_create")  # test seam: a kill here leaves no archive, never a partial one
     atomic_write_bytes(target, Fernet(key).encrypt(buf.getvalue()), 0o600)
+    if problems:
+        raise LedgerError(
+            f"wrote {target}, but its ledgers fail verification (no older archive was pruned; "
+            "see `tbot ledger verify`):\n  - " + "\n  - ".join(problems)
+        )
     if keep is not None:
         for old in list_backups(home)[:-keep]:
             old.unlink()

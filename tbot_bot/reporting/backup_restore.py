@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import ConfigError, LedgerError
 from tbot_bot.reporting.auto_backup import (
     MANIFEST,
+    READABLE_FORMATS,
     create_backup,
     decrypt_archive,
+    ledger_copy_problems,
     safe_member_name,
     sha256_hex,
 )
@@ -117,6 +119,12 @@ def _read_manifest(archive: Path, raw: bytes | None) -> dict[str, Any]:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ConfigError(f"{where} is not JSON (damaged archive); nothing was restored") from None
+    if isinstance(manifest, dict) and manifest.get("format") not in READABLE_FORMATS:
+        readable = ", ".join(f for f in READABLE_FORMATS if f)
+        raise ConfigError(
+            f"{where}: format {manifest.get('format')!r} is not one this version restores ({readable}); a newer "
+            "tbot made it: restore it with that version; nothing was restored"
+        )
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(
         isinstance(info, dict) and isinstance(info.get("sha256"), str) and isinstance(info.get("kind"), str)
@@ -150,9 +158,6 @@ def restore_backup(
     with this home's env key (created when missing). While files are written, a marker makes boot and `tbot check`
     refuse the home; running the same restore again after a kill completes it.
     """
-    from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
-    from tbot_bot.domain.crashpoints import crashpoint
-
     contents = _read_archive(archive, home, key_path)
     manifest = _read_manifest(archive, contents.pop(MANIFEST, None))
     if set(manifest["files"]) != set(contents):
@@ -163,6 +168,55 @@ def restore_backup(
             f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
             f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
         )
+    for name, blob in contents.items():
+        if sha256_hex(blob) != manifest["files"][name]["sha256"]:
+            raise ConfigError(
+                f"backup archive {archive.name}: {name} fails its sha256 check; nothing was restored"
+            )
+    # the archive's ledgers are verified as copies before anything is written: a failing one leaves the home as
+    # it was (written first, it would make the home unusable and the archive impossible to restore)
+    with tempfile.TemporaryDirectory() as tmp:
+        problems = [
+            p
+            for name, kind in _kinds(manifest).items()
+            if kind == "sqlite"
+            for p in ledger_copy_problems(name, contents[name], Path(tmp))
+        ]
+    if problems:
+        raise LedgerError(
+            f"backup archive {archive.name}: its ledgers fail verification; nothing was restored:\n  - "
+            + "\n  - ".join(problems)
+        )
+    from tbot_bot.runtime.control import SupervisorLock
+
+    # the supervisor's lock, held while files are written: a running bot would keep writing to the files a restore
+    # replaces (its journal of the day lost), and a start during the restore would read half a bot
+    try:
+        lock = SupervisorLock.acquire(home, mode="restore")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; nothing was restored") from None
+    try:
+        return _restore_locked(archive, home, contents, manifest, _kinds(manifest), ours, now)
+    finally:
+        lock.release()
+
+
+def _kinds(manifest: dict[str, Any]) -> dict[str, str]:
+    return {name: str(info.get("kind", "file")) for name, info in manifest["files"].items()}
+
+
+def _restore_locked(
+    archive: Path,
+    home: BotHome,
+    contents: dict[str, bytes],
+    manifest: dict[str, Any],
+    kinds: dict[str, str],
+    ours: str | None,
+    now: datetime | None,
+) -> RestoreResult:
+    from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
+    from tbot_bot.domain.crashpoints import crashpoint
+
     marker = restore_marker(home)
     archive_digest = sha256_hex(archive.read_bytes())
     resuming = False
@@ -171,12 +225,9 @@ def restore_backup(
         if started.get("sha256") != archive_digest:
             raise ConfigError(restore_problems(home)[0] + " (not another archive)")
         resuming = True  # the same restore, killed half-way: its own partly written files are overwritten
-    kinds = {name: str(info.get("kind", "file")) for name, info in manifest["files"].items()}
     targets: dict[Path, tuple[bytes, str]] = {}
     replacing: list[Path] = []
     for name, blob in contents.items():
-        if sha256_hex(blob) != manifest["files"][name]["sha256"]:
-            raise ConfigError(f"backup archive {archive.name}: {name} fails its sha256 check")
         target = home.path(*PurePosixPath(name).parts)
         if target.exists() and not resuming:
             if ours is None:
@@ -205,12 +256,7 @@ def restore_backup(
         crashpoint(
             "restore_file"
         )  # test seam: a kill between files leaves the marker, so the home is refused
-    problems: list[str] = []
-    for name, kind in kinds.items():
-        path = home.path(*PurePosixPath(name).parts)
-        if kind == "sqlite" and _is_ledger(path):
-            problems += [f"{name}: {p}" for p in verify_ledger(path)]
-    problems += _reanchor(home, manifest)
+    problems = _reanchor(home, manifest)  # the ledgers themselves were verified before anything was written
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     marker.unlink()
@@ -238,9 +284,12 @@ def _archive_current(home: BotHome, now: datetime) -> Path:
 
     binding = load_binding(home, check_files=False)
     current = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
+    # the state a restore replaces is kept as it is, a ledger that fails verification too (the restore may be
+    # its repair)
     return create_backup(
-        home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir]
-    )
+        home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir],
+        check=False,
+    )  # fmt: skip
 
 
 def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
