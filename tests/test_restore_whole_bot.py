@@ -145,6 +145,23 @@ def test_restore_into_an_empty_home_continues_every_record(
     assert set(three_days["ids"]) < set(ids)  # the journal continued, no id reused
     assert all(FOURTH.isoformat().replace("-", "") in i for i in set(ids) - set(three_days["ids"]))
 
+    # the same archive over the same bot rolls the fourth day back: what was derived from it goes too (a summary
+    # or OFX of a day the ledger no longer holds would disagree with it), archived first with the rest
+    fourth_files = [
+        home.summaries_dir(binding.scope) / f"daily_summary_{FOURTH}.json",
+        home.bot_output_dir(binding.scope) / "exports" / f"{binding.scope}_{FOURTH}.ofx",
+    ]
+    assert all(p.is_file() for p in fourth_files)
+    capsys.readouterr()
+    assert main(["backup", "restore", *args, "--home", str(home.root)]) == 0
+    said = capsys.readouterr().out
+    assert "archived the state it replaces first" in said
+    assert all(f"removed {home.relative(p)}" in said for p in fourth_files)
+    assert not any(p.exists() for p in fourth_files)
+    assert read_trades(binding.ledger_path) == three_days["trades"]
+    index = json.loads((home.summaries_dir(binding.scope) / "daily_summary_index.json").read_text())
+    assert [s["session_date"] for s in index["sessions"]] == [d.isoformat() for d in DAYS]
+
 
 def _tbot(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "TBOT_CRASH_AT"}

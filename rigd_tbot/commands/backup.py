@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"archived the state it replaces first: {restored.safety_archive}")
         for path in restored.replaced:
             print(f"replaced {home.relative(path)}")
+        for path in restored.removed:
+            print(f"removed {home.relative(path)} (made after the archive, of days its ledger does not hold)")
         print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify and are re-anchored")
         return 0
     from tbot_bot.accounting.accounting_config import load_binding

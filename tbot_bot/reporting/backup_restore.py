@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -237,8 +237,11 @@ def _restore_locked(
             if _current_plain(target, kinds[name], home) != blob:
                 replacing.append(target)
         targets[target] = (blob, kinds[name])
+    # files derived from the books (summaries, OFX exports, trade history) that the archive does not hold were
+    # made after it, of days the restored ledger no longer has: left, they would disagree with it
+    stale = [] if ours is None else [p for p in _derived_files(home) if p not in targets]
     safety: Path | None = None
-    if replacing:
+    if replacing or stale:  # what a restore replaces or removes is archived first
         safety = _archive_current(home, now or datetime.now(UTC))
     atomic_write_json(
         marker,
@@ -256,11 +259,25 @@ def _restore_locked(
         crashpoint(
             "restore_file"
         )  # test seam: a kill between files leaves the marker, so the home is refused
+    for path in stale:
+        path.unlink(missing_ok=True)
     problems = _reanchor(home, manifest)  # the ledgers themselves were verified before anything was written
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     marker.unlink()
-    return RestoreResult(sorted(targets), sorted(replacing), safety)
+    return RestoreResult(sorted(targets), sorted(replacing), safety, sorted(stale))
+
+
+def _derived_files(home: BotHome) -> list[Path]:
+    """Every file a bot derives from its ledger: per-session summaries, OFX exports and the trade history."""
+    if not home.output_dir.is_dir():
+        return []
+    return [
+        p
+        for folder in ("summaries", "exports", "trades")
+        for p in home.output_dir.glob(f"*/{folder}/*")
+        if p.is_file() and not p.is_symlink()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +285,9 @@ class RestoreResult:
     files: list[Path]  # every file written
     replaced: list[Path]  # existing files whose content changed (same-identity restore only)
     safety_archive: Path | None  # the archive of the state before the restore, when something was replaced
+    removed: list[Path] = field(
+        default_factory=list
+    )  # derived files of days after the archive (same bot only)
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.files)
