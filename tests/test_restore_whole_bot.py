@@ -326,6 +326,12 @@ def test_corrections_amount_account_reversal_and_closed_period(
     )
     assert sum(1 for r in history if r["correction"]) == sum(1 for t in after.values() if t.correction)
 
+    # the session statement of the corrected day (what the accountant imports) was written again with them
+    from tbot_bot.runtime.reports import report_paths
+
+    session_ofx = Path(report_paths(copied, binding, date.fromisoformat(first["dtposted"][:10]))["ofx"])
+    assert f"{first['fitid']}-COR" in session_ofx.read_text()
+
     # OFX: the corrections are in the statement and it parses
     out = copied.root / "all.ofx"
     assert main(["ofx", "export", "--all", "--out", str(out), "--home", home]) == 0

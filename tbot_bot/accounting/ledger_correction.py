@@ -250,3 +250,16 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
         rebuild_summaries(
             binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days
         )
+    # the session OFX statements of those days (the files the accountant imports) carry the reversal and the
+    # corrected entry too; a day with no statement written gets none (`tbot ofx export` makes any)
+    from tbot_bot.accounting.generate_ofx import export_ofx
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+    from tbot_bot.runtime.reports import report_paths
+
+    for day in sorted(touched):
+        ofx = Path(report_paths(home, binding, day)["ofx"])
+        if ofx.is_file():
+            export_ofx(
+                binding.ledger_path, ofx, day=day, broker_id=broker, account_id=binding.identity.account_name,
+                anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir, mode=mode,
+            )  # fmt: skip
