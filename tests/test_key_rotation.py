@@ -74,7 +74,7 @@ def test_every_purpose_key_rotates_and_everything_it_protects_still_reads(provis
         assert b"MAX_TRADES" in decrypt_file(path, home.key_file("env"))
     # the archive was re-encrypted with the new backup key; the retired key is kept for off-site copies
     target = BotHome(provisioned_home.parent / "restored")
-    assert restore_backup(archive, target, key_path=home.key_file("backup"))
+    assert restore_backup(archive, target, key_path=home.key_file("backup"), new_keys=True)  # only read here
     assert list(home.keys_dir.glob("backup.key.retired-*"))
 
 
@@ -171,7 +171,9 @@ def test_restore_into_a_reprovisioned_home_of_the_same_bot_replaces_after_archiv
     assert _ledger_rows(load_binding(other).ledger_path) == before
     preflight(other)  # boots: the restored ledgers are its anchored heads now
     [safety] = [p for p in other.backups_dir.iterdir()]
-    saved = restore_backup(safety, BotHome(tmp_path / "inspect"), key_path=other.key_file("backup"))
+    saved = restore_backup(
+        safety, BotHome(tmp_path / "inspect"), key_path=other.key_file("backup"), new_keys=True
+    )  # only read here
     [old_ledger] = [p for p in saved if p.name.endswith("_BOT_ledger.db")]
     assert _ledger_rows(old_ledger) == fresh_rows
 

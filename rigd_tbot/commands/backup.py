@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore.add_argument(
         "--key-file", default=None, help="backup key (default: storage/keys/backup.key in this home)"
     )
+    restore.add_argument(
+        "--new-keys",
+        action="store_true",
+        help="restore into a home whose env or ledger key is missing by making new ones (the key backup is lost; "
+        "the broker secrets must be entered again)",
+    )
     prune = actions.add_parser("prune", help="delete all but the newest N archives in backups/")
     add_home_argument(prune)
     prune.add_argument(
@@ -110,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         restored = restore_backup(
-            Path(args.archive).expanduser().resolve(), home, key_path=key, now=utc_now()
+            Path(args.archive).expanduser().resolve(),
+            home,
+            key_path=key,
+            now=utc_now(),
+            new_keys=args.new_keys,
         )
         if restored.safety_archive is not None:
             print(f"archived the state it replaces first: {restored.safety_archive}")

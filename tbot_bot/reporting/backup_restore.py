@@ -147,7 +147,12 @@ def _current_plain(target: Path, kind: str, home: BotHome) -> bytes | None:
 
 
 def restore_backup(
-    archive: Path, home: BotHome, *, key_path: Path | None = None, now: datetime | None = None
+    archive: Path,
+    home: BotHome,
+    *,
+    key_path: Path | None = None,
+    now: datetime | None = None,
+    new_keys: bool = False,
 ) -> RestoreResult:
     """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
 
@@ -156,7 +161,10 @@ def restore_backup(
     was archived first (a normal `tbot backup create` archive, named in the result). A home of ANOTHER
     identity is refused, naming both: restoring there would mix two bots' books. Config members are encrypted
     with this home's env key (created when missing). While files are written, a marker makes boot and `tbot check`
-    refuse the home; running the same restore again after a kill completes it.
+    refuse the home; running the same restore again after a kill completes it. The home's env key (for an archive
+    with config) and ledger key (for one whose ledger heads are signed) must be back from the key backup first:
+    made anew here, they would not be the ones the secrets and the off-machine anchors were made with; `new_keys`
+    (--new-keys) restores with new ones deliberately (a key backup that is lost).
     """
     contents = _read_archive(archive, home, key_path)
     manifest = _read_manifest(archive, contents.pop(MANIFEST, None))
@@ -167,6 +175,13 @@ def restore_backup(
         raise ConfigError(
             f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
             f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
+        )
+    missing = [] if new_keys else _missing_keys(home, manifest)
+    if missing:
+        raise ConfigError(
+            f"{home.root} has no {' or '.join(missing)}: put back storage/keys/ and storage/secrets/ from the key "
+            "backup first (README, Restoring a bot), then run this again; or pass --new-keys to restore with new "
+            "keys (the broker secrets are then entered again); nothing was restored"
         )
     for name, blob in contents.items():
         if sha256_hex(blob) != manifest["files"][name]["sha256"]:
@@ -199,6 +214,17 @@ def restore_backup(
         return _restore_locked(archive, home, contents, manifest, _kinds(manifest), ours, now)
     finally:
         lock.release()
+
+
+def _missing_keys(home: BotHome, manifest: dict[str, Any]) -> list[str]:
+    """The keys this archive needs that the home does not have yet (as home-relative paths)."""
+    needed = []
+    if "config" in _kinds(manifest).values():
+        needed.append("env")
+    anchors = manifest.get("anchors")
+    if isinstance(anchors, dict) and anchors.get("hmac"):
+        needed.append("ledger")
+    return [str(home.relative(home.key_file(k))) for k in needed if not home.key_file(k).is_file()]
 
 
 def _kinds(manifest: dict[str, Any]) -> dict[str, str]:
