@@ -241,7 +241,8 @@ def test_a_restore_is_refused_while_a_supervisor_runs_and_writes_nothing(tmp_pat
     try:
         before = _files(target.root)
         with pytest.raises(
-            ConfigError, match="a supervisor is already running .*stop it first.*nothing was restored"
+            ConfigError,
+            match="a supervisor is already running .*end that process first.*nothing was restored",
         ):
             restore_backup(archive, target, key_path=home.key_file("backup"))
         assert _files(target.root) == before

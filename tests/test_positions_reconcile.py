@@ -192,6 +192,42 @@ def test_extra_broker_position_differs_until_adopted(tmp_path: Path, capsys) -> 
     assert [(b[2], b[0].endswith("-adopted")) for b in booked] == [("SYN5", True)]
 
 
+def test_a_fill_the_killed_supervisor_did_not_record_is_not_adopted_or_closed(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """After the kill the broker holds a fill of the bot's own order that the journal has not recorded: adopting
+    or closing it as someone else's would book it twice; both refuse, and the listing says whose it is."""
+    held = _held(home)
+    fitids = _fitids(home)
+    assert tbot(["positions", "--home", str(home), "--replay", DAY]) == 0
+    out = capsys.readouterr().out
+    for symbol, qty in held.items():
+        assert (
+            f"{format(qty.normalize(), 'f')} is a fill of the bot's own order the journal has not recorded"
+            in out
+        )
+        for action in ("--adopt", "--close"):
+            assert tbot(["positions", "--home", str(home), "--replay", DAY, action, symbol]) == 2
+            assert "a fill of the bot's own order the journal has not recorded yet" in capsys.readouterr().err
+    assert _fitids(home) == fitids and _held(home) == held  # nothing booked, nothing sold
+    assert _run(home) == 0  # the restart records and books it, once
+    fitids = _fitids(home)
+    assert len(fitids) == len(set(fitids))
+
+
+def test_flatten_names_what_the_broker_still_holds_when_the_journal_was_lost(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A flatten asks the broker too: with the journal lost it closed nothing yet said "nothing was held"."""
+    held = _held(home)
+    _lose_journal(home, "delete")
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes"]) == 1
+    captured = capsys.readouterr()
+    assert "nothing was held" not in captured.out
+    for symbol in held:
+        assert (
+            f"NOT closed: {symbol}: the broker holds" in captured.err
+            and "the journal was lost" in captured.err
+        )
+    assert _held(home) == held
+
+
 def test_ignored_position_is_left_alone_and_not_a_difference(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     provision_demo_home(home)

@@ -119,6 +119,11 @@ def render(report: dict[str, Any], exchange_tz: str) -> str:
         lines += [f"  ! {p}" for p in row["problems"]]
         if row["ignored_qty"] != "0":
             lines.append(f"  (ignored at the broker: {row['ignored_qty']})")
+        if row["in_flight_qty"] != "0":
+            lines.append(
+                f"  (of the broker's, {row['in_flight_qty']} is a fill of the bot's own order the journal has not "
+                "recorded yet: the running supervisor or the next start records and books it)"
+            )
     if not report["positions"]:
         lines.append("  (no position anywhere)")
     for o in report["open_orders"]:
@@ -222,7 +227,9 @@ def run_flatten(args: argparse.Namespace) -> int:
 
 
 def _report_flatten(answer: dict[str, Any]) -> int:
-    closed = ", ".join(answer.get("closed") or []) or "nothing (nothing was held)"
+    closed = ", ".join(answer.get("closed") or []) or (
+        "nothing (nothing was held)" if answer.get("ok") else "nothing"
+    )
     print(
         f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
     )

@@ -52,7 +52,9 @@ class SupervisorLock:
             holder = running_supervisor(home)
             who = f" ({describe(holder)})" if holder else ""
             raise ConfigError(
-                f"a supervisor is already running in {home.root}{who}; stop it first with `tbot stop`"
+                # `tbot stop` ends trading but keeps the process (Start resumes it): the process itself must end
+                f"a supervisor is already running in {home.root}{who}; end that process first "
+                "(`systemctl stop tbot` under systemd, else stop the `tbot start` that runs it)"
             ) from None
         started = time.time()
         info = {

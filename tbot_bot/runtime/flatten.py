@@ -67,6 +67,33 @@ def _wanted(intent: Intent, symbol: str | None, strategy: str | None) -> bool:
     )
 
 
+def _left_at_broker(ctx: DayContext, symbol: str | None, result: FlattenResult) -> None:
+    """What the broker still holds after the journal's positions were closed (a journal that was lost, a position
+    opened by hand) is named as not closed: a flatten never says "nothing held" on the journal's word alone. A
+    broker that cannot be asked is named too. Positions the operator chose to leave alone (`--ignore`) stay out."""
+    from tbot_bot.runtime.position_check import ignored_positions
+
+    try:
+        held = ctx.errors.call(ctx.broker.get_positions)
+    except TbotError as exc:
+        result.not_closed.setdefault(
+            symbol or "(broker)", f"the broker cannot be asked ({exc}): what it holds is unknown"
+        )
+        return
+    ignored = ignored_positions(ctx.journal)
+    ours = {position_symbol(tr.entry) for tr in open_trades(ctx.journal.intents())}
+    for p in held:
+        rest = p.qty - ignored.get(p.symbol, Decimal(0))
+        if rest == 0 or p.symbol in ours or (symbol is not None and p.symbol != symbol):
+            continue
+        result.not_closed.setdefault(
+            p.symbol,
+            f"the broker holds {format(rest.normalize(), 'f')} the journal does not account for (opened by hand, or "
+            "the journal was lost): see `tbot positions`; `--close` sells it, `--rebuild-journal` recovers lost "
+            "orders",
+        )
+
+
 def flatten(
     ctx: DayContext, who: str, *, symbol: str | None = None, strategy: str | None = None
 ) -> FlattenResult:
@@ -115,6 +142,8 @@ def flatten(
             )
         elif sym not in result.closed:
             result.closed.append(sym)
+    if strategy is None:  # a strategy's flatten closes what the journal gives it; the broker's rest is no one's
+        _left_at_broker(ctx, symbol, result)
     ctx.log.event(
         "supervisor",
         "flattened",

@@ -155,10 +155,20 @@ def _unaccounted(desk: Desk, symbol: str) -> Decimal:
     line = next((ln for ln in report.lines if ln.symbol == symbol), None)
     if report.broker_error:
         raise ConfigError(f"the broker cannot be asked ({report.broker_error}); nothing was changed")
-    if line is None or line.broker_qty is None or line.broker_qty - line.ignored_qty == line.journal_qty:
-        held = "nothing" if line is None or not line.broker_qty else f"{line.broker_qty}"
-        raise UsageError(f"{symbol}: the broker holds {held} the journal does not already account for")
-    return line.broker_qty - line.ignored_qty - line.journal_qty
+    if line is None or line.broker_qty is None:
+        raise UsageError(f"{symbol}: the broker holds nothing the journal does not already account for")
+    # a fill of the bot's own order that the journal has not recorded yet (a supervisor killed mid-order) is the
+    # bot's: adopted, it would be booked twice; the next start (or the running supervisor's poll) books it
+    qty = line.broker_qty - line.ignored_qty - line.journal_qty - line.in_flight_qty
+    if qty == 0:
+        own = (
+            f" ({line.in_flight_qty} of it is a fill of the bot's own order the journal has not recorded yet: the "
+            "next `tbot start` records and books it; nothing was changed)"
+            if line.in_flight_qty
+            else ""
+        )
+        raise UsageError(f"{symbol}: the broker holds nothing the journal does not already account for{own}")
+    return qty
 
 
 def adopt(desk: Desk, symbol: str, strategy: StrategyName, who: str) -> Intent:
