@@ -142,7 +142,8 @@ def flatten(
             )
         elif sym not in result.closed:
             result.closed.append(sym)
-    if strategy is None:  # a strategy's flatten closes what the journal gives it; the broker's rest is no one's
+    # a strategy's flatten closes what the journal gives it; what else the broker holds is no strategy's
+    if strategy is None:
         _left_at_broker(ctx, symbol, result)
     ctx.log.event(
         "supervisor",
