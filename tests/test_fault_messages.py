@@ -333,3 +333,50 @@ def test_full_disk_and_read_only_home_on_a_real_file_system(
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     code, err = run_cli(argv, capsys)
     assert code == 2 and err.startswith("Read-only file system") and "SYSTEM_USERS.db" in err
+
+
+@pytest.mark.parametrize("name", ["storage/state/ticker_blocklist.db", "storage/databases/LEDGER_STATUS.db"])
+def test_check_and_start_name_the_damaged_database_itself(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """A damaged blocklist or LEDGER_STATUS.db is named by check and start alike (the status database was
+    reported as both ledgers being unreadable; the blocklist as an internal error)."""
+    target = provisioned_home / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for extra in ("-wal", "-shm"):
+        Path(f"{target}{extra}").unlink(missing_ok=True)
+    target.write_bytes(bytes(range(256)) * 32)
+    for command in ("check", "start"):
+        code, err = run_cli([command, "--home", str(provisioned_home), "--replay", "2011-01-26"], capsys)
+        assert code == 2 and f"{target} is not a readable SQLite database" in err, (command, err)
+        assert "_ledger.db: cannot be read" not in err and "Internal error" not in err
+    if name.endswith("LEDGER_STATUS.db"):
+        code, err = run_cli(["ledger", "verify", "--home", str(provisioned_home)], capsys)
+        assert code == 2 and f"{target} is not a readable SQLite database" in err
+
+
+def test_the_journal_on_a_full_disk_or_locked_mid_session_is_named(tiny_mount: Path) -> None:
+    """A write of the day's journal that meets a full disk, or a lock another process holds, is the machine's
+    fault with the journal's file (exit 75), not an internal error."""
+    import sqlite3
+
+    from tbot_bot.errors import MachineFault
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    journal = OrderJournal(tiny_mount / "journal.db")
+    filler = _fill(tiny_mount)
+    with pytest.raises(MachineFault, match=r"Disk full.*journal\.db") as full:
+        journal.set_value("k", "v" * 4_000_000)
+    assert full.value.transient
+    filler.unlink()
+    journal.set_value("k", "v")  # the disk has room again: the journal goes on
+    other = sqlite3.connect(tiny_mount / "journal.db", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(MachineFault, match=r"journal\.db is locked by another process") as locked:
+            journal.set_value("k", "w")
+        assert locked.value.transient
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    journal.close()

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 from tbot_bot.support.utils_bot import utc_now
 
 ANCHOR_KEY_PURPOSE = "ledger"
@@ -110,12 +111,18 @@ class AnchorStore:
     def _connect(self, *, durable: bool) -> sqlite3.Connection:
         if self._conn is None:
             self.status_db.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.status_db, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_DDL)
-            self._conn.execute(_STATUS_DDL)
+            conn = sqlite3.connect(self.status_db, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_DDL)
+                conn.execute(_STATUS_DDL)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                # LEDGER_STATUS.db damaged, locked or on a full disk: named itself, never taken for the ledgers
+                if not is_file_fault(exc):
+                    raise
+                raise database_fault(exc, self.status_db) from exc
+            self._conn = conn
         self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         return self._conn
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tbot_bot.support.machine_faults import database_fault, is_file_fault
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import is_atomic_temp
 
@@ -80,6 +81,12 @@ def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     try:
         src.backup(dst)
         dst.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.DatabaseError as exc:  # the copy's disk full, the source damaged or locked: named
+        if not is_file_fault(exc):
+            raise
+        # a damaged or locked source is the source's fault; anything else (a full disk) the copy's
+        own = any(w in str(exc).lower() for w in ("not a database", "malformed", "encrypted", "locked"))
+        raise database_fault(exc, source if own else copy) from exc
     finally:
         dst.close()
         src.close()

@@ -112,13 +112,22 @@ class OrderJournal:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        # a full disk or a lock met mid-session is the machine's fault, named with the journal's file (exit 75)
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if not is_file_fault(exc):
+                raise
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise database_fault(exc, self.path) from exc
 
     # ---- intents
     def record_intent(self, intent: Intent) -> Intent:

@@ -81,17 +81,24 @@ def _disk_full(path: Path) -> bool:
 
 
 _FILE_FAULTS = ("disk is full", "disk i/o error", "readonly", "unable to open", "not a database", "malformed",
-                "file is encrypted")  # fmt: skip
+                "file is encrypted", "database is locked")  # fmt: skip
 
 
 def is_file_fault(exc: sqlite3.Error) -> bool:
-    """A fault of the database file or its disk (not a constraint, a query or a lock the caller handles)."""
+    """A fault of the database file or its disk, or a lock another process held past the busy timeout (not a
+    constraint or a query)."""
     return isinstance(exc, sqlite3.DatabaseError) and any(f in str(exc).lower() for f in _FILE_FAULTS)
 
 
 def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
     """The error to raise instead of a SQLite file fault (`is_file_fault`) on the database file `path`."""
     text = str(exc).lower()
+    if "database is locked" in text:
+        return MachineFault(
+            f"{path} is locked by another process ({exc}): a `sqlite3` shell or a copy tool holding it open; "
+            "close it, then start again",
+            transient=True,
+        )
     if "disk is full" in text or ("disk i/o error" in text and _disk_full(path)):
         message, _ = os_fault(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) or ("", 0)
         return MachineFault(message, transient=True)
