@@ -520,3 +520,22 @@ def test_backup_list_still_lists_the_archives_of_a_home_that_lost_its_config(
     capsys.readouterr()
     assert cli.main(["backup", "list", *home]) == 0
     assert archive.name in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backtest", "--strategy", "open"],
+        ["optimize", "run", "--strategy", "open", "--algorithm", "grid_search"],
+    ],
+)
+def test_a_mistyped_home_is_refused_not_run_on_the_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A --home that does not exist ran on the template's settings and a 100,000 float (and was created)."""
+    missing = tmp_path / "no_such_home"
+    code, err = _run(
+        [*command, "--start", "2011-01-03", "--end", "2011-01-31", "--home", str(missing)], capsys
+    )
+    assert code == 2 and f"--home {missing} does not exist" in err
+    assert not missing.exists()

@@ -513,8 +513,18 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
         from tbot_bot.config.settings_bot import load_settings
 
         return load_settings(home)
+    if not home.root.is_dir():
+        # a mistyped home would run on the template's settings and the default float: some other bot's numbers
+        raise UsageError(
+            f"--home {home.root} does not exist: name the home of the bot to test (or an existing research "
+            "folder; a folder without a bot configuration runs on the template's settings)"
+        )
     template = template_path()
-    print(f"note: no configuration in {home.root}; using {template.name}", file=sys.stderr)
+    print(
+        f"note: no bot configuration in {home.root}: the settings are {template.name}'s and the float is --float "
+        "or the default, not any bot's",
+        file=sys.stderr,
+    )
     return settings_from_text(template.read_text(encoding="utf-8"), source=str(template))
 
 
