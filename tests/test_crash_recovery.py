@@ -52,7 +52,16 @@ def baseline(
     shutil.copytree(pristine, home)
     r = _start(home, None)
     assert r.returncode == 0, r.stderr
-    return ledger_rows(BotHome(home)), _orders(home)
+    return ledger_rows(BotHome(home)), _orders(home), _denials(home)
+
+
+def _denials(home: Path) -> tuple[int, dict[str, dict[str, int]]]:
+    """The day's summary: its denial count and the denials by filter (kept across a restart of the day)."""
+    import json
+
+    (summary,) = (home / "output").glob(f"*/summaries/daily_summary_{DEMO_DAY}.json")
+    doc = json.loads(summary.read_text())
+    return doc["totals"]["denials"], doc["denials_by_filter"]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +85,9 @@ def test_sigkill_then_restart_books_the_same_ledger(
     )
     restarted = _start(home, None)
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    rows, orders = baseline
+    rows, orders, denials = baseline
+    assert denials[0] > 0  # the demo day denies some entries: what a restart must not forget
+    assert _denials(home) == denials
     assert ledger_rows(BotHome(home)) == rows
     assert _orders(home) == orders
     assert len(orders) == len(set(orders))

@@ -48,6 +48,7 @@ from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifie
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
 
+DENIALS_PREFIX = "denials:"  # journal kv: denials:<day> -> {strategy: {code: n}}, the day's denials so far
 ACCOUNT_READ_EVERY = timedelta(
     minutes=5
 )  # broker equity/cash for status.json: one account call per 5 minutes
@@ -158,6 +159,8 @@ class DayContext:
     def count_denial(self, strategy: str, code: str) -> None:
         d = self.denials.setdefault(strategy, {})
         d[code] = d.get(code, 0) + 1
+        # kept with the day's journal: a restart of the day (a kill, a crash) reports every denial of the day
+        self.journal.set_value(f"{DENIALS_PREFIX}{self.day_key}", json.dumps(self.denials, sort_keys=True))
 
     def status_window(
         self,
@@ -303,6 +306,16 @@ class DayContext:
         self.status.publish(paused=stamp)
 
     def restore_from_journal(self) -> None:
+        try:
+            kept = json.loads(self.journal.get_value(f"{DENIALS_PREFIX}{self.day_key}") or "{}")
+        except ValueError:
+            kept = {}
+        if isinstance(kept, dict):
+            self.denials = {
+                str(k): {str(c): int(n) for c, n in v.items() if isinstance(n, int)}
+                for k, v in kept.items()
+                if isinstance(v, dict)
+            }
         for intent in self.journal.intents(self.day_key):
             if intent.purpose == "entry" and intent.filled_qty:
                 self.count(intent.strategy, "entered")
