@@ -380,3 +380,21 @@ def test_the_journal_on_a_full_disk_or_locked_mid_session_is_named(tiny_mount: P
         other.execute("ROLLBACK")
         other.close()
     journal.close()
+
+
+def test_a_read_only_control_folder_refuses_check_and_start_alike(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A self-check that fails on the machine is a person's to fix (exit 2, not restarted), never "Internal error"
+    (exit 1, which systemd restarts in a loop)."""
+    control = provisioned_home / "control"
+    control.mkdir(exist_ok=True)
+    subprocess.run(["mount", "--bind", str(tiny_mount), str(control)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(control)], check=True)
+        for command in ("check", "start"):
+            code, err = run_cli([command, "--home", str(provisioned_home), "--replay", "2011-01-26"], capsys)
+            assert code == 2 and "Internal error" not in err, (command, err)
+            assert "control directory not writable" in err and "Read-only file system" in err
+    finally:
+        subprocess.run(["umount", "-l", str(control)], check=False)

@@ -162,7 +162,7 @@ REFUSALS: list[tuple[str, Callable[[Path], None], str, int]] = [
         "broker unreachable",
         _edit_secret("broker_credentials", lambda d: d.update(ALPACA_BASE_URL="http://127.0.0.1:9")),
         "self_check failed: watchdog (broker API failure at http://127.0.0.1:9",
-        1,
+        75,  # a broker that does not answer may after a restart (it was 1, "Internal error")
     ),
     (
         "wrong broker key",

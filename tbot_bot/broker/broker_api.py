@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult, cause_of
 from tbot_bot.domain.vocab import OrderSide
 
 if TYPE_CHECKING:
@@ -298,8 +298,13 @@ class Broker(ABC):
         except Exception as exc:  # any failure here means "not ready"; the reason is reported
             where = self.endpoint or self.name
             return CheckResult(
-                False, f"broker {self.name} at {where} unreachable: {exc}", {"broker": self.name}
+                False,
+                f"broker {self.name} at {where} unreachable: {exc}",
+                {"broker": self.name},
+                cause_of(exc),
             )
         if account.status.upper() != "ACTIVE":
-            return CheckResult(False, f"broker account status is {account.status}", {"broker": self.name})
+            return CheckResult(
+                False, f"broker account status is {account.status}", {"broker": self.name}, REFUSED
+            )
         return CheckResult(True, "ok", {"broker": self.name, "account": account.account_id})

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 from tbot_bot.support.path_resolver import BotHome
 
@@ -67,5 +67,5 @@ def self_check(home: BotHome, *, scope: str | None = None, production: bool = Fa
     failed = [d for d in results if not d.allowed]
     context = {"home": str(home.root), "checks": len(results), "failed": [d.reason for d in failed]}
     if failed:
-        return CheckResult(False, "; ".join(d.reason for d in failed), context)
+        return CheckResult(False, "; ".join(d.reason for d in failed), context, REFUSED)
     return CheckResult(True, "ok", context)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -74,5 +74,5 @@ class FundamentalGuard:
     def self_check(self) -> CheckResult:
         ctx = {"enabled": self.enabled, "max_pe": self.max_pe, "max_debt_equity": self.max_debt_equity}
         if self.max_pe <= 0 or self.max_debt_equity < 0 or self.min_market_cap < 0:
-            return CheckResult(False, "fundamental guard limits are not usable", ctx)
+            return CheckResult(False, "fundamental guard limits are not usable", ctx, REFUSED)
         return CheckResult(True, "ok", ctx)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult
 from tbot_bot.domain.vocab import PositionSide
 from tbot_bot.errors import NetworkError
 
@@ -113,5 +113,5 @@ class ImbalanceScanner:
     def self_check(self) -> CheckResult:
         ctx = {"active": self.active, "min_ratio": self.min_ratio, "min_shares": self.min_shares}
         if self.min_ratio <= 0 or self.min_shares < 0:
-            return CheckResult(False, "imbalance thresholds must be positive", ctx)
+            return CheckResult(False, "imbalance thresholds must be positive", ctx, REFUSED)
         return CheckResult(True, "ok" if self.active else "inactive (broker is not IBKR)", ctx)

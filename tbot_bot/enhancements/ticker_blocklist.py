@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult, cause_of
 from tbot_bot.enhancements.base import FilterDecision
 from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
@@ -92,5 +92,8 @@ class TickerBlocklist:
                 self._db.execute("ROLLBACK")
                 self._db.execute("SELECT COUNT(*) FROM traded").fetchone()
         except sqlite3.Error as exc:
-            return CheckResult(False, f"ticker blocklist store not usable: {exc}", context)
+            # a full disk or a lock passes (75); a damaged file is a person's to restore (2)
+            fault = database_fault(exc, self.db_path) if is_file_fault(exc) else None
+            cause = cause_of(fault) if fault is not None else REFUSED
+            return CheckResult(False, f"ticker blocklist store not usable: {fault or exc}", context, cause)
         return CheckResult(True, "ok", context)

@@ -17,14 +17,14 @@ from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.accounting.float_bot import session_float
 from tbot_bot.broker.broker_api import Broker
 from tbot_bot.broker.factory import build_broker
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import BUG, REFUSED, CheckResult
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.config.security_bot import self_check as security_self_check
 from tbot_bot.domain.clock import Clock, ReplayClock, WallClock
 from tbot_bot.enhancements import build_check
-from tbot_bot.errors import ConfigError, LogicError
+from tbot_bot.errors import ConfigError, LogicError, MachineFault
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
@@ -56,7 +56,14 @@ class DayAlreadyBooked(ConfigError):
 
 
 class BootAborted(LogicError):
-    """A self-check failed; the launch is aborted (details in error_tracebacks.log)."""
+    """A self-check failed on a result our own code cannot give (a bug); the launch is aborted (exit 1, details in
+    error_tracebacks.log)."""
+
+
+class BootRefused(ConfigError):
+    """A self-check failed on what a person must fix (configuration, a file, the account): exit 2, not restarted."""
+
+    label = "Launch refused"
 
 
 def _replay_start(journal: OrderJournal, settings: BotSettings, day: date) -> datetime:
@@ -388,12 +395,15 @@ def _self_checks(r: Services, probe: str | None) -> None:
     s, now = r.settings, r.clock.now()
     kill = KillSwitch(s, r.broker_current_float)
     results: list[tuple[str, bool, str, dict[str, Any]]] = []
+    causes: dict[str, str] = {}
 
     def add(name: str, check: CheckResult | tuple[bool, str] | Any) -> None:
-        if isinstance(check, tuple):
+        if isinstance(check, tuple):  # the security check: the key and config files, a person's to fix
             results.append((name, check[0], check[1], {}))
+            causes[name] = REFUSED
         else:
             results.append((name, check.ok, check.reason, dict(check.context)))
+            causes[name] = check.cause
 
     if r.home.env_bot_enc.exists():
         add("security", security_self_check(r.home.key_file("env"), r.home.env_bot_enc))
@@ -419,11 +429,17 @@ def _self_checks(r: Services, probe: str | None) -> None:
             )
             continue
         results.append((name, check.ok, check.reason, dict(check.context)))
+        causes[name] = check.cause
     failed = [x for x in results if not x[1]]
     for name, _ok, reason, context in failed:
         r.log.error(name, f"self_check failed: {reason}", {**context, "checked_at": now.isoformat()})
     if failed:
         names = ", ".join(f"{n} ({why})" for n, _, why, _ in failed)
-        raise BootAborted(
-            f"launch aborted, self_check failed: {names}; see {r.home.logs_dir(r.binding.scope) / 'error_tracebacks.log'}"
-        )
+        message = f"launch aborted, self_check failed: {names}; see {r.home.logs_dir(r.binding.scope) / 'error_tracebacks.log'}"
+        # the exit code follows what the failures ask for: a person (2) before a bug (1) before a retry (75)
+        found = {causes[n] for n, *_ in failed}
+        if REFUSED in found:
+            raise BootRefused(message)
+        if BUG in found:
+            raise BootAborted(message)
+        raise MachineFault(message, transient=True)

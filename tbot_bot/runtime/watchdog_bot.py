@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from tbot_bot.broker.adapter_guard import describe_endpoint
 from tbot_bot.broker.broker_api import Broker
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import CheckResult, cause_of
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.errors import TbotError
@@ -31,6 +31,7 @@ class Watchdog:
                 False,
                 f"broker API failure at {where}: {exc}",
                 {"broker": self.broker.name, "endpoint": where},
+                cause_of(exc),
             )
         return self.broker.self_check()
 
@@ -39,7 +40,7 @@ class Watchdog:
         try:
             self.errors.call(self.broker.get_bars, [symbol], now - timedelta(days=5), now)
         except TbotError as exc:
-            return CheckResult(False, f"market data failure: {exc}", {"symbol": symbol})
+            return CheckResult(False, f"market data failure: {exc}", {"symbol": symbol}, cause_of(exc))
         return CheckResult(True, "ok", {"symbol": symbol})
 
     def self_check(self, probe_symbol: str | None) -> CheckResult:

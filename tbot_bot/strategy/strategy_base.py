@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from tbot_bot.checks import REFUSED
 from tbot_bot.domain.vocab import Direction
 from tbot_bot.market_time import (
     Window,
@@ -47,6 +48,7 @@ class StrategyCheck:
     reason: str
     checked_at: datetime
     context: dict[str, Any] = field(default_factory=dict)
+    cause: str = REFUSED  # of a failure (checks.py): the settings, the float or the broker's answer
 
 
 TRADE_COLUMNS = [
@@ -220,8 +222,8 @@ class Strategy:
         """Config present, today's window fits the exchange session, broker reachable, float present."""
         now = clock.now().astimezone(UTC)
 
-        def fail(reason: str, **context: Any) -> StrategyCheck:
-            result = StrategyCheck(False, self.name, reason, now, context)
+        def fail(reason: str, cause: str = REFUSED, **context: Any) -> StrategyCheck:
+            result = StrategyCheck(False, self.name, reason, now, context, cause)
             # the caller decides what a failure means (a window that does not fit today is only skipped)
             log.info(
                 "self_check failed: strategy=%s reason=%s context=%s at=%s",
@@ -250,7 +252,7 @@ class Strategy:
             return fail("no broker")
         check = broker.self_check()
         if not check.ok:
-            return fail(f"broker not reachable: {check.reason}", **check.context)
+            return fail(f"broker not reachable: {check.reason}", check.cause, **check.context)
         if broker_current_float is None or broker_current_float <= 0:
             return fail("broker_current_float missing or not positive", float=str(broker_current_float))
         return StrategyCheck(True, self.name, "ok", now, {"window": window.reason})

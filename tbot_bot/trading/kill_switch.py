@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -63,9 +63,13 @@ class KillSwitch:
             "realised_today": str(self._realised),
         }
         if self.broker_current_float <= 0:
-            return CheckResult(False, "broker_current_float must be positive for the kill switch", context)
+            return CheckResult(
+                False, "broker_current_float must be positive for the kill switch", context, REFUSED
+            )
         if not 0 < self.daily_loss_limit <= 1:
-            return CheckResult(False, f"DAILY_LOSS_LIMIT={self.daily_loss_limit} outside (0, 1]", context)
+            return CheckResult(
+                False, f"DAILY_LOSS_LIMIT={self.daily_loss_limit} outside (0, 1]", context, REFUSED
+            )
         if self.tripped:
-            return CheckResult(False, f"kill switch already tripped: {self._reason}", context)
+            return CheckResult(False, f"kill switch already tripped: {self._reason}", context, REFUSED)
         return CheckResult(True, "ok", context)

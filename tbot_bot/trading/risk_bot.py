@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.broker.capabilities import BrokerCapabilities
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult
 from tbot_bot.domain.vocab import OPTION_MULTIPLIER, DenialCode
 
 if TYPE_CHECKING:
@@ -467,5 +467,5 @@ class RiskManager:
             "defense_mode": self.defense_mode,
         }
         if problems:
-            return CheckResult(False, "; ".join(problems), context)
+            return CheckResult(False, "; ".join(problems), context, REFUSED)
         return CheckResult(True, "ok", context)

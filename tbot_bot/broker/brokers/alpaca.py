@@ -52,7 +52,7 @@ from tbot_bot.broker.brokers.alpaca_translate import (
 )
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.broker.order_tracking import track_until_final
-from tbot_bot.checks import CheckResult
+from tbot_bot.checks import REFUSED, CheckResult, cause_of
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.domain.vocab import OrderSide
 from tbot_bot.errors import BrokerError, ConfigError, LogicError, NetworkError, OrderStateUnknown
@@ -519,10 +519,15 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             raw: Any = self._read("get account", self._trading.get_account)
         except (NetworkError, BrokerError) as exc:
             return CheckResult(
-                False, f"broker alpaca at {self.endpoint} unreachable: {exc}", {"broker": self.name}
+                False,
+                f"broker alpaca at {self.endpoint} unreachable: {exc}",
+                {"broker": self.name},
+                cause_of(exc),
             )
         if raw.trading_blocked or raw.account_blocked:
-            return CheckResult(False, "Alpaca account is blocked from trading", {"broker": self.name})
+            return CheckResult(
+                False, "Alpaca account is blocked from trading", {"broker": self.name}, REFUSED
+            )
         level = getattr(raw, "options_trading_level", None)
         if self.capabilities.options and level is not None and int(level) < LONG_OPTIONS_LEVEL:
             # an account below level 2 cannot buy puts: LongPut entries are then denied, not sent and refused
