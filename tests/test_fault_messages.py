@@ -382,19 +382,49 @@ def test_the_journal_on_a_full_disk_or_locked_mid_session_is_named(tiny_mount: P
     journal.close()
 
 
-def test_a_read_only_control_folder_refuses_check_and_start_alike(
-    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("folder", ["control directory", "ledger backup directory"])
+def test_a_read_only_folder_refuses_check_and_start_alike(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str], folder: str
 ) -> None:
     """A self-check that fails on the machine is a person's to fix (exit 2, not restarted), never "Internal error"
-    (exit 1, which systemd restarts in a loop)."""
-    control = provisioned_home / "control"
-    control.mkdir(exist_ok=True)
+    (exit 1, which systemd restarts in a loop). The ledger's backup folder is checked too: a booking backs the
+    ledger up there first (start traded, then failed to book)."""
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    control = (
+        provisioned_home / "control"
+        if folder.startswith("control")
+        else load_binding(BotHome(provisioned_home)).backup_dir
+    )
+    control.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "--bind", str(tiny_mount), str(control)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(control)], check=True)
         for command in ("check", "start"):
             code, err = run_cli([command, "--home", str(provisioned_home), "--replay", "2011-01-26"], capsys)
             assert code == 2 and "Internal error" not in err, (command, err)
-            assert "control directory not writable" in err and "Read-only file system" in err
+            assert f"{folder} not writable" in err and "Read-only file system" in err
     finally:
         subprocess.run(["umount", "-l", str(control)], check=False)
+
+
+@pytest.mark.parametrize("damage", ["garbage sim_exchange.db", "status.json a folder"])
+def test_check_refuses_what_start_refuses_with_the_same_words(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """`tbot check` said "ready" where `tbot start` then refused: the simulated exchange's book damaged, a folder
+    where status.json goes."""
+    if damage.startswith("garbage"):
+        target = provisioned_home / "storage" / "state" / "sim_exchange.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(range(256)) * 32)
+    else:
+        target = provisioned_home / "output" / "status.json"
+        target.unlink(missing_ok=True)
+        target.mkdir(parents=True)
+    results = [
+        run_cli([command, "--home", str(provisioned_home), "--replay", "2011-01-26"], capsys)
+        for command in ("check", "start")
+    ]
+    assert results[0] == results[1] and results[0][0] == 2, results
+    assert str(target) in results[0][1]

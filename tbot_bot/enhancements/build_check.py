@@ -33,9 +33,10 @@ def _writable(label: str, directory: Path) -> FilterDecision:
 
 
 def run_build_check(
-    home: BotHome, *, scope: str | None = None, production: bool = False
+    home: BotHome, *, scope: str | None = None, production: bool = False, ledger_backups: Path | None = None
 ) -> list[FilterDecision]:
-    """Every check, each allowed or denied with its reason. `scope` is {ENTITY}_{JURIS}_{BROKER}_{BOT_ID}."""
+    """Every check, each allowed or denied with its reason. `scope` is {ENTITY}_{JURIS}_{BROKER}_{BOT_ID};
+    `ledger_backups`: the binding's ledger backup folder (a booking backs the ledger up there first)."""
     checks = [_present(".env", home.dotenv)]
     if home.env_bot_enc.is_file():
         checks.append(_present(".env_bot.enc", home.env_bot_enc))
@@ -53,6 +54,8 @@ def run_build_check(
         _writable("output directory", home.output_dir),
         _writable("backups directory", home.backups_dir),
     ]
+    if ledger_backups is not None:
+        checks.append(_writable("ledger backup directory", ledger_backups))
     if scope:
         checks += [
             _writable("log directory", home.logs_dir(scope)),
@@ -62,8 +65,10 @@ def run_build_check(
     return checks
 
 
-def self_check(home: BotHome, *, scope: str | None = None, production: bool = False) -> CheckResult:
-    results = run_build_check(home, scope=scope, production=production)
+def self_check(
+    home: BotHome, *, scope: str | None = None, production: bool = False, ledger_backups: Path | None = None
+) -> CheckResult:
+    results = run_build_check(home, scope=scope, production=production, ledger_backups=ledger_backups)
     failed = [d for d in results if not d.allowed]
     context = {"home": str(home.root), "checks": len(results), "failed": [d.reason for d in failed]}
     if failed:

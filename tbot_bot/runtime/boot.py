@@ -6,7 +6,9 @@ reason, context and the UTC time.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -41,6 +43,7 @@ from tbot_bot.runtime.wiring import Services, close_all, enhancement_checks, opt
 from tbot_bot.screeners.fundamentals import build_fundamentals_provider
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
+from tbot_bot.support.machine_faults import os_fault, readable_database
 from tbot_bot.support.path_resolver import BotHome, package_file
 from tbot_bot.support.trading_mode import trading_mode
 from tbot_bot.support.utils_bot import remove_stale_temp_files, utc_now
@@ -103,6 +106,7 @@ def boot(
     refusal is the same. Whatever was opened is closed again when boot refuses.
     """
     pre = preflight(home, live=replay_day is None)
+    _status_file_writable(home)
     lock = SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run))
     closers: list[Callable[[], None]] = [lock.release]
     try:
@@ -113,6 +117,17 @@ def boot(
     except BaseException:
         close_all(closers)
         raise
+
+
+def _status_file_writable(home: BotHome) -> None:
+    """status.json as start will write it: a folder in its place is refused by check as by start, same words."""
+    path = home.status_json
+    if path.is_dir():
+        message, _ = os_fault(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))) or (
+            "",
+            0,
+        )
+        raise MachineFault(message, transient=False)
 
 
 def remove_write_debris(home: BotHome) -> list[Path]:
@@ -200,7 +215,9 @@ def _boot(
 
             sim_options: dict[str, Any] = {}
             if dry_run:
-                # a check must not leave state behind: the sim's exchange book lives in a throwaway file
+                # a check must not leave state behind: the sim's exchange book lives in a throwaway file; the
+                # home's own is opened read-only first, so a damaged one is refused as start refuses it
+                readable_database(home.state_dir / "sim_exchange.db")
                 scratch = tempfile.TemporaryDirectory(prefix="tbot-check-")
                 closers.append(scratch.cleanup)
                 sim_options["db_path"] = Path(scratch.name) / "sim_exchange.db"
@@ -413,7 +430,10 @@ def _self_checks(r: Services, probe: str | None) -> None:
     add("error_handler", r.errors.self_check())
     add("broker_pause", broker_pause.self_check())
     add("router", strategy_router.self_check(s, now))
-    add("build_check", build_check.self_check(r.home, scope=r.binding.scope))
+    add(
+        "build_check",
+        build_check.self_check(r.home, scope=r.binding.scope, ledger_backups=r.binding.backup_dir),
+    )
     add("notifier", r.notifier.self_check())
     for enhancement, result in enhancement_checks(r):
         add(enhancement, result)

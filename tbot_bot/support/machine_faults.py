@@ -113,3 +113,19 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
             "backup (`tbot backup restore`) or move it away"
         )
     return MachineFault(f"Database error on {path}: {exc}", transient=False)
+
+
+def readable_database(path: Path) -> None:
+    """Refuse a SQLite file that cannot be read (damaged, locked past the timeout) as its writer would, named;
+    nothing is written. A missing file is fine (its writer creates it)."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if not is_file_fault(exc):
+            raise
+        raise database_fault(exc, path) from exc
+    finally:
+        conn.close()
