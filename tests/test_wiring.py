@@ -101,6 +101,26 @@ def test_defense_triggers_switch_defense_mode_on_in_a_replay(tmp_path: Path) -> 
         assert DefenseMonitor(journal, "XNYS", date(2011, 1, 27)).carried_reason() is None
     finally:
         journal.close()
+    # the operator ends it (`tbot defense clear`, taken at the next start): the next session trades undefended
+    from rigd_tbot.cli import main
+
+    update_env_values(
+        home,
+        {"DEFENSE_MODE_TRIGGER_DRAWDOWN": "disabled", "DEFENSE_MODE_TRIGGER_WIN_RATE": "disabled"},
+        actor="test",
+    )
+    assert main(["defense", "clear", "--home", str(home.root)]) == 0
+    before = len(entries)
+    assert Supervisor(home, replay_day=date(2011, 1, 26)).run() == 0
+    status = json.loads(home.status_json.read_text())
+    assert status["defense_mode"] is False and status["defense_reason"] is None
+    next_day = _journal_entries(home)[before:]
+    assert next_day and all(d == 0 for *_, d in next_day)
+    assert not (home.control_dir / "control_defense_clear.txt").exists()
+    events = [
+        json.loads(x) for x in (logs / "supervisor.log").read_text().splitlines() if "defense_clear" in x
+    ]
+    assert events and "defense mode cleared by" in json.loads(events[-1]["detail"])["outcome"]
 
 
 def _scope(home: BotHome) -> str:

@@ -31,6 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_home_argument(resume)
     resume.set_defaults(func=run_resume)
 
+    defense = sub.add_parser(
+        "defense",
+        help="end an automatic defense mode for this session (`defense clear`); DEFENSE_MODE_ACTIVE=true stays on",
+    )
+    defense_actions = defense.add_subparsers(dest="defense_action", required=True, metavar="clear")
+    clear = defense_actions.add_parser(
+        "clear",
+        help="the supervisor ends defense mode at its next poll (or at the next start); a trigger that fires "
+        "again switches it on again",
+    )
+    add_home_argument(clear)
+    clear.set_defaults(func=run_defense_clear)
+
     status = sub.add_parser(
         "status",
         help="the bot's state, windows (exchange time and UTC), counts, positions and safety flags",
@@ -92,6 +105,19 @@ def run_resume(args: argparse.Namespace) -> int:
         print("new entries are not paused: nothing to resume", file=sys.stderr)
         return 1
     print(f"new entries resumed (they had been paused {was})")
+    return 0
+
+
+def run_defense_clear(args: argparse.Namespace) -> int:
+    from tbot_bot.runtime.control import request_defense_clear, running_supervisor
+
+    home = bot_home(args.home)
+    path = request_defense_clear(home, f"cli:{getpass.getuser()}")
+    when = "at its next poll" if running_supervisor(home) else "at the next start (no supervisor runs)"
+    print(
+        f"defense clear requested ({path}): the supervisor ends an automatic defense mode {when}; `tbot status` "
+        "shows the outcome (DEFENSE_MODE_ACTIVE=true keeps it on)"
+    )
     return 0
 
 

@@ -150,6 +150,18 @@ def request_resume(home: BotHome) -> str | None:
     return stamp
 
 
+def defense_clear_file(home: BotHome) -> Path:
+    """A request (`tbot defense clear`) to end an automatic defense mode: the supervisor consumes it at its next
+    poll, or at the next start when none runs."""
+    return home.control_dir / "control_defense_clear.txt"
+
+
+def request_defense_clear(home: BotHome, who: str) -> Path:
+    path = defense_clear_file(home)
+    atomic_write_text(path, _stamp(who))
+    return path
+
+
 def paused_by(home: BotHome) -> str | None:
     """'<UTC time> <who>' of the pause in force, or None."""
     try:

@@ -26,7 +26,7 @@ from tbot_bot.errors import TbotError
 from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
 from tbot_bot.runtime.booking import book_day
 from tbot_bot.runtime.bot_log import BotLog
-from tbot_bot.runtime.control import ControlFiles, paused_by
+from tbot_bot.runtime.control import ControlFiles, defense_clear_file, paused_by
 from tbot_bot.runtime.defense import DEFENSE_LOG, DefenseMonitor, realised_performance
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -294,7 +294,9 @@ class DayContext:
 
     # ---- operator pause (`tbot pause` / `tbot resume`, runtime/control.pause_file)
     def check_operator_pause(self) -> None:
-        """Follow the pause file: no new entries while it exists (exits still managed); logged, alerted, shown."""
+        """Follow the pause file: no new entries while it exists (exits still managed); logged, alerted, shown.
+        A request to clear defense mode is taken at the same moments."""
+        self.check_defense_clear()
         stamp = paused_by(self.home)
         if stamp == self.risk.operator_pause:
             return
@@ -304,6 +306,30 @@ class DayContext:
         message = f"new entries paused ({stamp}); exits still managed" if stamp else "new entries resumed"
         self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, event, message)
         self.status.publish(paused=stamp)
+
+    def check_defense_clear(self) -> None:
+        """`tbot defense clear`: an automatic defense mode ends for this session (logged, alerted, shown); the
+        request is consumed either way, its outcome said."""
+        path = defense_clear_file(self.home)
+        try:
+            stamp = path.read_text(encoding="utf-8").strip() or "unknown"
+        except FileNotFoundError:
+            return
+        was = self.risk.defense_reason
+        if was is None:
+            message = f"defense clear ({stamp}): defense mode was not on"
+        elif self.risk.clear_defense():
+            self.defense.clear(stamp)
+            message = f"defense mode cleared by {stamp} (it was on: {was})"
+            self.status.publish(defense_mode=False, defense_reason=None)
+        else:
+            message = (
+                f"defense clear ({stamp}) refused: DEFENSE_MODE_ACTIVE=true keeps it on (`tbot config set`)"
+            )
+        path.unlink(missing_ok=True)
+        self.log.event("supervisor", "defense_clear", by=stamp, outcome=message)
+        self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "defense_clear", message)
+        self.status.publish(message=message)
 
     def restore_from_journal(self) -> None:
         try:

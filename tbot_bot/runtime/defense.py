@@ -25,6 +25,10 @@ def _key(day: date) -> str:
     return f"defense_mode:{day.isoformat()}"
 
 
+def _cleared_key(day: date) -> str:
+    return f"defense_cleared:{day.isoformat()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Performance:
     drawdown: float | None  # peak-to-trough of cumulative net PnL, as a fraction of the float
@@ -64,8 +68,16 @@ class DefenseMonitor:
         today = self.journal.get_value(_key(self.day))
         if today:
             return today
+        if self.journal.get_value(_cleared_key(self.day)):  # an operator ended it for this session
+            return None
         earlier = self.journal.get_value(_key(self._previous))
         return f"carried over from {self._previous}: {earlier}" if earlier else None
 
     def record(self, reason: str) -> None:
         self.journal.set_value(_key(self.day), reason)
+
+    def clear(self, stamp: str) -> None:
+        """An operator ended defense mode for this session (what carried over, and a switch made today); a
+        trigger that fires again later today switches it on again."""
+        self.journal.delete_value(_key(self.day))
+        self.journal.set_value(_cleared_key(self.day), stamp)

@@ -386,6 +386,15 @@ class RiskManager:
                     self._defense_reason = f"win rate {win_rate:.4f} < DEFENSE_MODE_TRIGGER_WIN_RATE {s.DEFENSE_MODE_TRIGGER_WIN_RATE}"
         return self.defense_mode
 
+    def clear_defense(self) -> bool:
+        """An operator ends an automatic defense mode (`tbot defense clear`); False while DEFENSE_MODE_ACTIVE=true
+        holds it on (the key is the operator's to change)."""
+        # DEFENSE_MODE_ACTIVE=true: defense mode is the configuration's, not a trigger's: it stays on
+        if self._settings.DEFENSE_MODE_ACTIVE:
+            return False
+        self._defense_reason = None
+        return True
+
     def start_window(self, strategy: str) -> None:
         """Reset the per-window MAX_TRADES and session-cap usage for a strategy."""
         self._usage[strategy] = _WindowUsage()
