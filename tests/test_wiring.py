@@ -189,6 +189,26 @@ def test_imbalance_gate_is_built_only_for_ibkr(tmp_path: Path) -> None:
     assert gate is not None and gate.active and gate.self_check().ok
 
 
+def test_check_warns_when_the_imbalance_gate_cannot_act_with_the_window_times(tmp_path: Path) -> None:
+    """The template's CLOSE enters at 14:35-14:40, before the closing auction's imbalance is published (the last 30
+    minutes): on IBKR the gate would never act, and the check summary says so; a later CLOSE lets it act."""
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.enhancements.imbalance_scanner_ibkr import inactive_reason
+
+    settings = load_settings(provision_demo_home(tmp_path / "home"))
+    day = date(2011, 1, 27)
+    assert inactive_reason(settings, day) is None  # not IBKR: not this bot's gate
+    ibkr = settings.model_copy(update={"BROKER_NAME": "IBKR"})
+    reason = inactive_reason(ibkr, day)
+    assert reason is not None and "CLOSE enters from 14:35" in reason and "published (from 15:30" in reason, (
+        reason
+    )
+    from datetime import time
+
+    late = ibkr.model_copy(update={"START_TIME_CLOSE": time(15, 30)})
+    assert inactive_reason(late, day) is None
+
+
 def test_close_consults_the_imbalance_gate_and_logs_its_denial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

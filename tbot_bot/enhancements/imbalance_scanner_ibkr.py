@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tbot_bot.checks import REFUSED, CheckResult
@@ -23,6 +23,29 @@ _log = logging.getLogger(__name__)
 WINDOW_BEFORE_CLOSE = timedelta(minutes=30)
 STRONG_IMBALANCE_RATIO = 0.25  # unmatched shares / paired auction shares at or above this is "strong"
 STRONG_IMBALANCE_SHARES = 50_000  # ... and at least this many unmatched shares
+
+
+def inactive_reason(settings: BotSettings, day: date) -> str | None:
+    """Why the gate cannot act on `day` for this configuration: CLOSE's entries end before the last
+    WINDOW_BEFORE_CLOSE of the session, where the closing auction's imbalance is published (None: it can act,
+    or it is not this bot's: another broker, CLOSE off, no session)."""
+    from tbot_bot.market_time import both_times, exchange_zone, window_for
+
+    # BROKER_NAME=IBKR and CLOSE enabled: the only configuration in which the gate is consulted
+    if settings.BROKER_NAME != "IBKR" or not settings.strategy_enabled("close"):
+        return None
+    w = window_for("close", day, settings)
+    if not w.fits or w.session_close is None:
+        return None
+    opens = w.session_close - WINDOW_BEFORE_CLOSE
+    if w.breakout_end > opens:
+        return None
+    zone = exchange_zone(settings.MARKET_CALENDAR)
+    return (
+        f"the closing-auction imbalance gate cannot act on {day}: CLOSE enters from {both_times(w.breakout_start, zone)} "
+        f"to {both_times(w.breakout_end, zone)}, before the imbalance is published (from {both_times(opens, zone)}); "
+        "a later START_TIME_CLOSE lets it act"
+    )
 
 
 @runtime_checkable

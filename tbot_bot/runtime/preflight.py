@@ -65,6 +65,7 @@ class Preflight:
             f"float      {self.broker_current_float:,.2f} {b.currency_code}  (session cap {self.broker_current_float * s.TOTAL_ALLOCATION:,.2f} per window)",
             f"strategies {', '.join(self.enabled_strategies) or 'none enabled'}  (sequence {','.join(s.STRATEGY_SEQUENCE)}{', override ' + s.STRATEGY_OVERRIDE if s.STRATEGY_OVERRIDE else ''})",
             *windows,
+            *self.gate_lines(day),
             *self.fee_lines(),
             f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
             *self.inputs,
@@ -77,6 +78,13 @@ class Preflight:
             "status     OK: ready to start",
         ]
         return "\n".join(lines)
+
+    def gate_lines(self, day: date) -> list[str]:
+        """A gate this bot runs that cannot act with its window times (said, not refused: the times are a choice)."""
+        from tbot_bot.enhancements.imbalance_scanner_ibkr import inactive_reason
+
+        reason = inactive_reason(self.settings, day)
+        return [f"warning    {reason}"] if reason else []
 
     def fee_lines(self) -> list[str]:
         """The fee profile the sim, backtests and the optimizer charge, and a warning when its fees eat the
