@@ -371,6 +371,13 @@ def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:
     # with no comparison published yet, the page says so instead of showing a flat book
     bot.status_json.write_text(json.dumps({k: v for k, v in status.items() if k != "reconciliation"}))
     assert "no comparison published yet" in viewer.get("/positions").get_data(as_text=True)
+    # between comparisons the page shows what the bot holds now (status.json, written at every fill)
+    now = {"symbol": "SH", "strategy": "open", "side": "long", "qty": "12.1153", "entry_price": "41.27",
+           "last_price": "41.30", "unrealized_pnl": "0.36"}  # fmt: skip
+    bot.status_json.write_text(json.dumps({**status, "positions": [now]}))
+    page = viewer.get("/positions").get_data(as_text=True)
+    held_now = page[page.index("Held now by the bot") : page.index("Last comparison")]
+    assert "12.1153" in held_now and "SH" in held_now
 
 
 class _RefusesExits(_OperatorFlattens):

@@ -37,12 +37,19 @@ def page() -> Any:
             "`tbot positions` on the server compares now",
         )
     )
+    zone = exchange_zone(status)
     if report is not None:  # when it was compared, in exchange time and UTC
-        report = {
-            **report,
-            "checked_text": both(report.get("checked_at"), exchange_zone(status), with_date=True),
-        }
-    return render_template("positions.html", report=report, problem=problem)
+        report = {**report, "checked_text": both(report.get("checked_at"), zone, with_date=True)}
+    # between comparisons, what the bot holds now (status.json, written at every fill): the page never shows an
+    # older comparison as if it were the present
+    held = status.get("positions") if isinstance(status.get("positions"), list) else []
+    return render_template(
+        "positions.html",
+        report=report,
+        problem=problem,
+        held=held,
+        held_text=both(status.get("updated_at"), zone, with_date=True),
+    )
 
 
 @bp.route("/positions/flatten", methods=["GET", "POST"])
