@@ -52,8 +52,15 @@ def window_caps(money: dict[str, Any]) -> str:
 
 
 def render_status_view(
-    data: dict[str, Any], *, exchange_tz: str, written_at: datetime | None, now: datetime
+    data: dict[str, Any],
+    *,
+    exchange_tz: str,
+    written_at: datetime | None,
+    now: datetime,
+    running: bool | None = None,
 ) -> str:
+    """`running`: whether a supervisor holds the run lock now (None: not known); a running state with none is
+    said at once, not only when the file has aged past STALE_AFTER_S."""
     out = io.StringIO()
     bot = data.get("bot") or {}
     broker = data.get("broker") or {}
@@ -104,7 +111,12 @@ def render_status_view(
     lines.append(
         f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"
     )
-    if is_stale(data, age):
+    if running is False and data.get("state") in RUNNING_STATES:
+        lines.append(
+            f"NOT RUNNING no supervisor holds the run lock: the state '{data.get('state')}' above is the last one "
+            "written before it ended (a kill or a crash); `systemctl status tbot`, logs/supervisor.log"
+        )
+    elif is_stale(data, age):
         lines.append(
             f"STALE      the status says '{data.get('state')}' but was last written {_ago(age or 0)}: "
             "is the bot still running? (systemctl status tbot, logs/supervisor.log)"

@@ -114,6 +114,12 @@ def test_status_flags_a_running_state_that_stopped_being_written() -> None:
     assert "STALE" not in fresh
     closed = render_status_view({**data, "state": "closed"}, exchange_tz="UTC", written_at=None, now=now)
     assert "STALE" not in closed
+    # killed a minute ago: the file is fresh, but no supervisor holds the run lock; said at once
+    killed = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now, running=False)
+    assert "NOT RUNNING" in killed and "'trading' above is the last one written" in killed
+    assert "NOT RUNNING" not in render_status_view(
+        data, exchange_tz="America/New_York", written_at=now, now=now, running=True
+    )
 
 
 def test_plot_day_from_the_home_ledger(

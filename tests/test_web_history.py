@@ -163,3 +163,18 @@ def test_stale_banner_when_running_but_not_written(home):
     os.utime(home.status_json, (old, old))
     assert client.get("/api/status").get_json()["stale"] is False  # a closed bot is not expected to write
     assert "banner stale hidden" in client.get("/").get_data(as_text=True)
+
+
+def test_a_running_state_with_no_supervisor_is_stale_at_once(home):
+    """Killed a minute ago: status.json is fresh and says 'trading', but no supervisor holds the run lock."""
+    from tbot_bot.runtime.control import SupervisorLock
+
+    write_status(home, status_payload("trading"))
+    client = client_for(home, "viewer")
+    assert client.get("/api/status").get_json()["stale"] is True
+    lock = SupervisorLock.acquire(home, mode="live")
+    try:
+        write_status(home, status_payload("trading"))  # a new write: the cached compact status is not reused
+        assert client.get("/api/status").get_json()["stale"] is False
+    finally:
+        lock.release()

@@ -125,6 +125,7 @@ def run_status(args: argparse.Namespace) -> int:
     import json
 
     from rigd_tbot.status_view import render_status_view, written_time
+    from tbot_bot.runtime.control import running_supervisor
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
@@ -138,6 +139,7 @@ def run_status(args: argparse.Namespace) -> int:
             exchange_tz=_exchange_tz(home, data),
             written_at=written_time(home.status_json),
             now=utc_now(),
+            running=running_supervisor(home) is not None,
         )
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         raise ConfigError(

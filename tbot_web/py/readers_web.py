@@ -209,6 +209,9 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
     _set_ages(out, out.get("state"), now, written_at)
     # the lock, not the file: a status.json says nothing about whether a supervisor still runs
     out["supervisor_running"] = running_supervisor(home) is not None
+    # a running state with no supervisor (killed a minute ago) is as stale as one not written for minutes
+    if not out["supervisor_running"] and out.get("state") in RUNNING_STATES:
+        out["stale"] = True
     return out
 
 
