@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,6 +113,12 @@ def test_lost_journal_refuses_the_day_then_rebuild_finishes_it(home: Path, how: 
     status = json.loads((home / "output" / "status.json").read_text())
     assert status["state"] == "halted" and next(iter(held)) in status["message"]
     assert status["reconciliation"]["blocks_trading"] and status["reconciliation"]["journal_lost"]
+    # the day's PnL still shows what the ledger booked (it showed 0.00 with the journal gone)
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.reporting.ledger_trades import read_trades, totals
+
+    booked = totals(read_trades(load_binding(BotHome(home)).ledger_path, day=date.fromisoformat(DAY)))
+    assert booked["closed"] and Decimal(status["net_pnl"]) == booked["net_pnl"] != 0
     # the difference was alerted on the critical channel (log-only here: the notifier's record) and logged
     alerts = [r.getMessage() for r in caplog.records if r.name == "tbot_bot.trading.notifier_bot"]
     assert any('"trigger": "reconciliation"' in a and '"level": "critical"' in a for a in alerts)

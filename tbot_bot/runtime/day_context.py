@@ -17,7 +17,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
-from tbot_bot.domain.results import cents
+from tbot_bot.domain.results import cents, net_pnl
 from tbot_bot.domain.vocab import OPTION_MULTIPLIER, ExitReason, OrderSide, Purpose, WindowStatus
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
@@ -345,13 +345,36 @@ class DayContext:
         for intent in self.journal.intents(self.day_key):
             if intent.purpose == "entry" and intent.filled_qty:
                 self.count(intent.strategy, "entered")
-        for trip in self.trips():
+        trips = self.trips()
+        for trip in trips:
             self.count(trip.entry.strategy, "exited")
             self._book_realised(trip.entry.strategy, trip)
+        if not trips:
+            self._restore_from_ledger()
         for strategy, n in self.journal.signal_counts(self.day_key).items():
             self.status.counts.setdefault(strategy, {"signaled": 0, "entered": 0, "exited": 0})[
                 "signaled"
             ] = n
+
+    def _restore_from_ledger(self) -> None:
+        """A journal that holds nothing of a day the ledger traded (lost, emptied; the day is then refused until
+        rebuilt): status and the kill switch take the day's closed trades from the ledger, never show 0.00."""
+        from tbot_bot.reporting.ledger_trades import read_trades
+
+        try:
+            booked = read_trades(self.binding.ledger_path, day=self.session_date)
+        except TbotError:
+            return
+        st = self.status
+        for t in booked:
+            if t.pnl is None:
+                continue
+            st.realized_pnl_by_strategy[t.strategy] = (
+                st.realized_pnl_by_strategy.get(t.strategy, Decimal(0)) + t.pnl
+            )
+            st.fees_by_strategy[t.strategy] = st.fees_by_strategy.get(t.strategy, Decimal(0)) + t.fees
+            st.trades_by_strategy[t.strategy] = st.trades_by_strategy.get(t.strategy, 0) + 1
+            self.kill.record_realised(net_pnl(t.pnl, t.fees))
 
     def _book_realised(self, strategy: str, trip: RoundTrip) -> None:
         """Status shows the ledger's PnL (before fees) and fees; the kill switch counts the net loss."""
