@@ -272,7 +272,8 @@ def test_wrong_credentials_are_a_broker_error(server: FakeAlpacaServer) -> None:
 
 
 def test_server_down_is_a_network_error(broker: AlpacaBroker, server: FakeAlpacaServer) -> None:
+    address = server.url.rstrip("/")
     server.stop()
-    with pytest.raises(NetworkError):
+    with pytest.raises(NetworkError, match=f"{address} connection failed"):  # the address that did not answer
         broker.get_positions()
     assert broker.api_retries == RETRIES

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -125,14 +126,23 @@ def vendor_errors(operation: str, *, market_data: bool = False) -> Iterator[None
         raise MalformedReply(f"{operation}: reply is not JSON") from exc
     except requests.exceptions.Timeout as exc:
         temporary = MarketDataError if market_data else NetworkError
-        raise temporary(f"{operation}: timed out") from exc
+        raise temporary(f"{operation}: {_host(exc)}timed out") from exc
     except requests.exceptions.RequestException as exc:
         temporary = MarketDataError if market_data else NetworkError
-        raise temporary(f"{operation}: connection failed: {type(exc).__name__}") from exc
+        raise temporary(f"{operation}: {_host(exc)}connection failed: {type(exc).__name__}") from exc
     except (ValidationError, ValueError, KeyError, TypeError, InvalidOperation) as exc:
         if market_data:
             raise MarketDataError(f"{operation}: malformed reply: {exc}") from exc
         raise MalformedReply(f"{operation}: malformed reply: {str(exc)[:300]}") from exc
+
+
+def _host(exc: requests.exceptions.RequestException) -> str:
+    """'<scheme>://<host:port> ' of the request that failed, so an operator sees which address did not answer."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if not isinstance(url, str):
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc} " if parts.netloc else ""
 
 
 # --- values ---------------------------------------------------------------------------------------------
