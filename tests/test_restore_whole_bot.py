@@ -241,6 +241,28 @@ def test_trade_history_and_summaries_come_from_the_ledger_without_the_journal(
     assert again.recomputed_from is None and again.rows == len(history)
 
 
+def test_a_rebuild_after_output_was_lost_takes_what_the_ledger_lacks_from_the_journal(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """output/ lost, the journal kept: signal times, signal counts and denials come back from the journal (they
+    were written as null and 0 next to the ledger's trades)."""
+    scope = load_binding(copied).scope
+    summaries = copied.summaries_dir(scope)
+    before = {p.name: json.loads(p.read_text()) for p in summaries.glob("daily_summary_2011-*.json")}
+    assert any(doc["totals"]["denials"] for doc in before.values())  # the days deny some entries
+    shutil.rmtree(copied.trades_dir(scope))
+    shutil.rmtree(summaries)
+    assert main(["trades", "--rebuild", "--home", str(copied.root)]) == 0
+    capsys.readouterr()
+    history = json.loads((copied.trades_dir(scope) / f"{scope}_BOT_trade_history.json").read_text())
+    assert history and all(r["signal_time"] for r in history)
+    for name, doc in before.items():
+        rebuilt = json.loads((summaries / name).read_text())
+        for key in ("signals_triggered", "denials"):
+            assert rebuilt["totals"][key] == doc["totals"][key], (name, key)
+        assert rebuilt.get("denials_by_filter") == doc.get("denials_by_filter"), name
+
+
 def test_corrections_amount_account_reversal_and_closed_period(
     copied: BotHome, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,17 +94,28 @@ def run(args: argparse.Namespace) -> int:
 def _rebuild(home: BotHome, binding) -> None:  # type: ignore[no-untyped-def]
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
+    from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.support.trading_mode import trading_mode
 
     broker = load_settings(home).BROKER_NAME
     mode = trading_mode(home, broker)  # paper, live or replay, as the run that traded recorded it
     scope = binding.scope
-    history = refresh_trade_history(
-        binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode, rebuild=True
-    )
-    summaries = rebuild_summaries(
-        binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode
-    )
+    # what the ledger does not hold (signal times, signal and denial counts) comes from the order journal
+    journal_path = home.state_dir / "journal.db"
+    journal = OrderJournal(journal_path) if journal_path.is_file() else None
+    try:
+        signal_times = journal.signal_times() if journal else {}
+        history = refresh_trade_history(
+            binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode, rebuild=True,
+            signal_times=signal_times,
+        )  # fmt: skip
+        summaries = rebuild_summaries(
+            binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode,
+            journal_counts=journal.day_counts if journal else None,
+        )  # fmt: skip
+    finally:
+        if journal is not None:
+            journal.close()
     print(
         f"rebuilt from {binding.ledger_path.name}: trade history ({history.rows} trades) and "
         f"{len(summaries)} session summaries",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -195,11 +195,20 @@ def refresh_trade_history(
 
 
 def rebuild_summaries(
-    ledger: Path, summaries_dir: Path, scope: str, *, broker: str, mode: str, days: Sequence[date] = ()
+    ledger: Path,
+    summaries_dir: Path,
+    scope: str,
+    *,
+    broker: str,
+    mode: str,
+    days: Sequence[date] = (),
+    journal_counts: Callable[[str], tuple[dict[str, int], dict[str, dict[str, int]]]] | None = None,
 ) -> list[Path]:
     """Rewrite the per-session summaries of `days` (default: every session the ledger traded or an existing
     summary names) from the ledger. Signal, denial and error counts are not in the ledger: an existing summary's
-    are kept; `generated_at` stays the summary's own (the session's time, also for a replayed day)."""
+    are kept; a day without one takes them from `journal_counts(day)` (signals and denials by filter per strategy,
+    the order journal's) when given; `generated_at` stays the summary's own (the session's time, also for a
+    replayed day)."""
     from tbot_bot.accounting.ledger_read import account_fees
     from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 
@@ -222,6 +231,10 @@ def rebuild_summaries(
         strategies = old.get("strategies") or {}
         signals = {k: int(v.get("signals_triggered") or 0) for k, v in strategies.items()}
         denials = {k: int(v.get("denials") or 0) for k, v in strategies.items()}
+        if not old and journal_counts is not None:  # the summary was lost: what the journal kept of the day
+            signals, by_filter = journal_counts(day_text)
+            denials = {k: sum(v.values()) for k, v in by_filter.items()}
+            old = {"denials_by_filter": by_filter} if by_filter else {}
         summary = build_daily_summary(
             by_day.get(day_text, []), signals, denials, account_fees(ledger, day_text)
         )

@@ -29,7 +29,7 @@ from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.control import ControlFiles, defense_clear_file, paused_by
 from tbot_bot.runtime.defense import DEFENSE_LOG, DefenseMonitor, realised_performance
 from tbot_bot.runtime.market_feed import MarketFeed
-from tbot_bot.runtime.order_journal import OrderJournal
+from tbot_bot.runtime.order_journal import DENIALS_PREFIX, OrderJournal
 from tbot_bot.runtime.positions import (
     OpenTrade,
     RoundTrip,
@@ -48,7 +48,6 @@ from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifie
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
 
-DENIALS_PREFIX = "denials:"  # journal kv: denials:<day> -> {strategy: {code: n}}, the day's denials so far
 ACCOUNT_READ_EVERY = timedelta(
     minutes=5
 )  # broker equity/cash for status.json: one account call per 5 minutes
@@ -332,16 +331,7 @@ class DayContext:
         self.status.publish(message=message)
 
     def restore_from_journal(self) -> None:
-        try:
-            kept = json.loads(self.journal.get_value(f"{DENIALS_PREFIX}{self.day_key}") or "{}")
-        except ValueError:
-            kept = {}
-        if isinstance(kept, dict):
-            self.denials = {
-                str(k): {str(c): int(n) for c, n in v.items() if isinstance(n, int)}
-                for k, v in kept.items()
-                if isinstance(v, dict)
-            }
+        self.denials = self.journal.day_counts(self.day_key)[1]
         for intent in self.journal.intents(self.day_key):
             if intent.purpose == "entry" and intent.filled_qty:
                 self.count(intent.strategy, "entered")

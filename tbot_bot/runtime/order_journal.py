@@ -20,6 +20,10 @@ from tbot_bot.domain.intents import Intent, intent_from_row, intent_to_row
 from tbot_bot.domain.vocab import PositionSide, WindowStatus
 from tbot_bot.support.machine_faults import database_fault, is_file_fault
 
+DENIALS_PREFIX = (
+    "denials:"  # kv: denials:<day> -> {strategy: {code: n}}, the day's denials so far (DayContext)
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     client_order_id TEXT PRIMARY KEY,
@@ -218,6 +222,33 @@ class OrderJournal:
             "SELECT strategy, COUNT(*) FROM signals WHERE session_date = ? GROUP BY strategy", (session_date,)
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    def day_counts(self, session_date: str) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The day's signals per strategy and denials per strategy and filter (what a summary reports and the
+        ledger does not hold)."""
+        try:
+            kept = json.loads(self.get_value(f"{DENIALS_PREFIX}{session_date}") or "{}")
+        except ValueError:
+            kept = {}
+        denials = (
+            {
+                str(k): {str(c): int(n) for c, n in v.items() if isinstance(n, int)}
+                for k, v in kept.items()
+                if isinstance(v, dict)
+            }
+            if isinstance(kept, dict)
+            else {}
+        )
+        return self.signal_counts(session_date), denials
+
+    def signal_times(self) -> dict[str, datetime]:
+        """When each journaled order's signal fired, by client order id (the trade history's signal_time)."""
+        return {
+            str(r[0]): datetime.fromisoformat(str(r[1]))
+            for r in self._conn.execute(
+                "SELECT client_order_id, signal_time FROM intents WHERE signal_time IS NOT NULL"
+            )
+        }
 
     def signals(self, session_date: str) -> list[sqlite3.Row]:
         return list(
