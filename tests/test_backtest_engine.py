@@ -130,3 +130,19 @@ def test_sizing_follows_the_session_cap(tmp_path: Path) -> None:
     cap = Decimal("100000") * Decimal("0.02")
     by_day = result.trades.groupby("session")["notional"].apply(lambda s: sum(Decimal(x) for x in s))
     assert all(total <= cap for total in by_day)
+
+
+def test_a_backtest_says_what_it_cannot_carry_into_its_first_day(tmp_path: Path) -> None:
+    """With the defense triggers on, a switch made the session before the first day carries into it live; the
+    backtest says it starts with defense mode off (a replay on a home that traded that session may differ)."""
+    import json
+
+    day = date(2011, 1, 11)
+    plain = run_backtest(make_settings(), "open", SAMPLE, day, day, tmp_path / "plain", plots=False)
+    assert not any("defense mode starts off" in w for w in plain.report.warnings)
+    on = make_settings(DEFENSE_MODE_TRIGGER_WIN_RATE="0.5")
+    result = run_backtest(on, "open", SAMPLE, day, day, tmp_path / "on", plots=False)
+    (note,) = [w for w in result.report.warnings if "defense mode starts off" in w]
+    assert "2011-01-11" in note
+    assert note in (tmp_path / "on" / "report.md").read_text()
+    assert json.loads((tmp_path / "on" / "metrics.json").read_text())["notes"] == [note]

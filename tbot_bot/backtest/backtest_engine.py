@@ -226,6 +226,7 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
+    notes = _carry_note(settings, grid.days)
     fills = _execute_sessions(
         names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
         broker_current_float, slipped, fees, skips,
@@ -236,7 +237,7 @@ def _run(
     progress.set_postfix_str("writing outputs", refresh=False)
     files, report, metrics = write_outputs(
         out_dir, strategy, settings, trades, skips, signals, grid.days, vix, broker_current_float, slipped,
-        fee_profile=fee_profile, fee_warnings=fee_warnings, charts=charts,
+        fee_profile=fee_profile, fee_warnings=fee_warnings, notes=notes, charts=charts,
     )  # fmt: skip
     lap("outputs")
     progress.update(1)
@@ -298,6 +299,23 @@ def _fee_notes(
     return describe_profile(settings), (warning,) if warning else ()
 
 
+def _carry_note(settings: BotSettings, days: tuple[date, ...]) -> tuple[str, ...]:
+    """What a backtest cannot know of the session before its first day: a defense mode the triggers switched on
+    there carries into the first day live (runtime/defense.py). Said, so a replay that differs is explained."""
+    # DEFENSE_MODE_TRIGGER_* disabled (None) or DEFENSE_MODE_ACTIVE=true: nothing can carry over
+    automatic = (
+        settings.DEFENSE_MODE_TRIGGER_DRAWDOWN is not None
+        or settings.DEFENSE_MODE_TRIGGER_WIN_RATE is not None
+    )
+    if not days or settings.DEFENSE_MODE_ACTIVE or not automatic:
+        return ()
+    return (
+        f"defense mode starts off on {days[0]}: a switch the DEFENSE_MODE_TRIGGER_* made on the session before "
+        "carries into that day live, and a backtest does not see it; a replay on a home that traded that session "
+        "may differ on its first day (start the backtest earlier to include it)",
+    )
+
+
 def market_minutes(days: tuple[date, ...], calendar: str) -> float:
     """Regular-session minutes of `days` from the exchange calendar (early closes count short)."""
     total = 0.0
@@ -337,7 +355,8 @@ def _metrics(
 def write_outputs(
     out_dir: Path, strategy: str, settings: BotSettings, trades: pd.DataFrame, skips: list[Skip],
     signals: pd.DataFrame, days: tuple[date, ...], vix: dict[date, float], float_: Decimal, slipped: SlippageModel,
-    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), charts: ChartWorker | None = None,
+    *, fee_profile: str | None = None, fee_warnings: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+    charts: ChartWorker | None = None,
 ) -> tuple[dict[str, Path], BacktestReport, performance_metrics.Metrics]:  # fmt: skip
     """Trades, daily summary, metrics (and the slippage comparison) first; then, with `charts` (a started
     ChartWorker), the job of drawing the charts and the report listing them is handed over (finish_charts
@@ -380,7 +399,7 @@ def write_outputs(
         files["metrics"],
         {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
          "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips],
-         "fee_profile": fee_profile, "fee_warnings": list(fee_warnings)},
+         "fee_profile": fee_profile, "fee_warnings": list(fee_warnings), "notes": list(notes)},
     )  # fmt: skip
     # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
     if slipped.active:
@@ -400,7 +419,7 @@ def write_outputs(
         start=days[0].isoformat() if days else "-",
         end=days[-1].isoformat() if days else "-",
         fee_profile=fee_profile,
-        warnings=fee_warnings,
+        warnings=fee_warnings + notes,
     )
     if charts is None:  # --no-plots: the report lists no chart
         files["report_md"] = write_markdown(report, out_dir / "report.md", {})
