@@ -82,7 +82,12 @@ def render_status_view(
     for condition in conditions(data, lambda t: _when(t, exchange_tz, with_date=True)):
         lines.append(f"ALERT      {condition}")
     if data.get("trading_stopped"):
-        lines.append(f"STOPPED    trading stopped ({data['trading_stopped']}); `tbot start` resumes it")
+        resume = (
+            "`systemctl start tbot` starts the supervisor, then `tbot start` (or the dashboard's Start) resumes it"
+            if running is False
+            else "`tbot start` resumes it"
+        )
+        lines.append(f"STOPPED    trading stopped ({data['trading_stopped']}); {resume}")
     if data.get("paused"):
         lines.append(f"PAUSED     new entries paused ({data['paused']}); exits still managed; `tbot resume`")
     # one PnL: net of fees, in cents; gross and fees beside it

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -98,6 +99,8 @@ def test_stop_leaves_the_supervisor_up_and_stopped_across_a_restart_until_start(
             seen["stopped"]["bot"]["mode"] == "paper"
         )  # an Alpaca paper account (ALPACA_PAPER defaults to true)
         assert seen["stopped"]["trading_stopped"].endswith("cli:ops")
+        # one time, the Stop request's: "<UTC time> cli:ops" (it was stamped twice)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\S+ cli:ops", stopped_file(home).read_text().strip())
         assert stopped_file(home).exists() and not home.control_stop.exists()
 
         def start_after_restart() -> None:

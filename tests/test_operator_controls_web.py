@@ -64,7 +64,7 @@ def test_start_reaches_a_stopped_supervisor_and_not_a_trading_one(home):
         mark_trading_stopped(home, "web:operator")
         html = post(client, "/control/start").get_data(as_text=True)
         assert "Start requested" in html and home.control_start.exists()
-        assert "requested_by=operator" in home.control_start.read_text()
+        assert "web:operator" in home.control_start.read_text()
     finally:
         lock.release()
     assert any(e["event"] == "control_start" for e in system_events(home))

@@ -113,7 +113,7 @@ def test_operator_sees_live_status_and_stops_the_bot(served, browser, tmp_path):
         WebDriverWait(browser, 10).until(lambda d: "Stop requested" in d.page_source)
     finally:
         lock.release()
-    assert "requested_by=operator" in home.control_stop.read_text()
+    assert "web:operator" in home.control_stop.read_text()
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "stop-requested").is_displayed())
     home.control_stop.unlink()
 

@@ -151,7 +151,7 @@ def test_operator_sees_controls_and_confirms_a_pending_order(home):
     assert 'id="stop-button"' in html and "Confirm</button>" in html
     assert post(client, f"/control/confirm/{PENDING_ID}").status_code == 302
     content = home.path("control", "confirm", PENDING_ID).read_text()
-    assert "requested_by=operator" in content and "requested_at=2011-01-18T15:00:00+00:00" in content
+    assert content == "2011-01-18T15:00:00+00:00 web:operator\n"
     assert any(e["event"] == "order_confirmed" for e in system_events(home))
 
 
@@ -171,7 +171,7 @@ def test_stop_file_content_and_banner(home):
         lock.release()
     assert (
         home.control_stop.read_text()
-        == "requested_by=admin\nrequested_at=2011-01-18T15:00:00+00:00\nsource=web\n"
+        == "2011-01-18T15:00:00+00:00 web:admin\n"
     )
     assert client.get("/api/status").get_json()["stop_requested"] is True
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -185,7 +186,9 @@ def trading_stopped(home: BotHome) -> str | None:
 
 
 def mark_trading_stopped(home: BotHome, who: str) -> None:
-    atomic_write_text(stopped_file(home), _stamp(who))
+    """`who`: the Stop request's own "<UTC time> <who>" (kept as it is: one time, the request's), or a name."""
+    stamped = re.match(r"\d{4}-\d\d-\d\dT\S+ ", who) is not None
+    atomic_write_text(stopped_file(home), f"{who.strip()}\n" if stamped else _stamp(who))
 
 
 def clear_trading_stopped(home: BotHome) -> None:

@@ -37,7 +37,8 @@ def _write_control(path: Path, action: str, detail: str = "") -> str:
     user = current_user()
     who = user.username if user else "unknown"
     stamp = now().isoformat()
-    atomic_write_text(path, f"requested_by={who}\nrequested_at={stamp}\nsource=web\n", mode=0o640)
+    # one line, as the CLI writes it ("<UTC time> <who>"): the supervisor shows it whole in status and logs
+    atomic_write_text(path, f"{stamp} web:{who}\n", mode=0o640)
     _audit(action, who, detail)
     return who
 
