@@ -169,10 +169,7 @@ def test_stop_file_content_and_banner(home):
         assert post(client, "/control/stop").status_code == 302
     finally:
         lock.release()
-    assert (
-        home.control_stop.read_text()
-        == "2011-01-18T15:00:00+00:00 web:admin\n"
-    )
+    assert home.control_stop.read_text() == "2011-01-18T15:00:00+00:00 web:admin\n"
     assert client.get("/api/status").get_json()["stop_requested"] is True
 
 
