@@ -14,7 +14,7 @@ from typing import Any
 from rigd_tbot.display import both_times, print_table
 from tbot_bot.runtime.status_bot import conditions
 
-RUNNING_STATES = ("analyzing", "trading", "monitoring")
+RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
 STALE_AFTER_S = 300
 
 

@@ -18,9 +18,10 @@ from tbot_bot.runtime.main import Supervisor
 class _Outage:
     """The sim broker, unreachable (every call a NetworkError) while the replay clock is inside [start, end)."""
 
-    def __init__(self, inner: Any, start: datetime, end: datetime) -> None:
+    def __init__(self, inner: Any, start: datetime, end: datetime, status: Any = None) -> None:
         self._inner, self._start, self._end = inner, start, end
         self.refused = 0
+        self._status, self.states = status, set()  # status.json's states seen while refusing
 
     def __getattr__(self, item: str) -> Any:
         value = getattr(self._inner, item)
@@ -30,6 +31,8 @@ class _Outage:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._start <= self._inner._clock.now() < self._end:
                 self.refused += 1
+                if self._status is not None and self._status.exists():
+                    self.states.add(json.loads(self._status.read_text())["state"])
                 raise NetworkError(f"connection refused ({item})")
             return value(*args, **kwargs)
 
@@ -47,11 +50,13 @@ def test_a_three_minute_outage_mid_window_heals_and_the_day_books(tmp_path) -> N
     outages: list[_Outage] = []
 
     def wrap(broker: Any) -> Any:
-        outages.append(_Outage(broker, start, end))
+        outages.append(_Outage(broker, start, end, home.status_json))
         return outages[-1]
 
     assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0
     assert outages[0].refused > 0  # the outage really happened
+    # said as a suspension while it lasted, never "halted" (which reads as the day's end)
+    assert "suspended" in outages[0].states and "halted" not in outages[0].states
     status = json.loads(home.status_json.read_text())
     assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]  # nothing halted for the day
     assert status["broker"]["healthy"] is True

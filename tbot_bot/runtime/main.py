@@ -434,7 +434,7 @@ class Supervisor:
         message = f"broker outage since {now.isoformat()}: {exc}; new entries suspended, probing the broker"
         ctx.log.event("supervisor", "broker_outage", window=where, reason=str(exc), since=now.isoformat())
         ctx.alert_operator(AlertLevel.CRITICAL, "broker_outage", message)
-        ctx.status.publish(state=BotState.HALTED, message=message)
+        ctx.status.publish(state=BotState.SUSPENDED, message=message)
 
     def _probe_broker(self, ctx: DayContext, where: str) -> bool:
         """One probe (the broker's clock) of a broker that stopped answering; True when it answers again."""
@@ -459,7 +459,7 @@ class Supervisor:
                               after_maintenance=True)  # fmt: skip
                 ctx.status.broker = {**ctx.status.broker, "maintenance": False, "last_error": str(exc)}
                 ctx.alert_operator(AlertLevel.CRITICAL, "broker_outage", message)
-                ctx.status.publish(state=BotState.HALTED, message=message)
+                ctx.status.publish(state=BotState.SUSPENDED, message=message)
             return False
         back = ctx.clock.now()
         self._outage = None

@@ -20,6 +20,9 @@ class BotState(StrEnum):
     ANALYZING = "analyzing"
     TRADING = "trading"
     MONITORING = "monitoring"
+    SUSPENDED = (
+        "suspended"  # the broker stopped answering: new entries wait while it is probed (not the day's end)
+    )
     HALTED = "halted"
     SHUTDOWN = "shutdown"
     CLOSED = "closed"

@@ -96,7 +96,7 @@ def _age_seconds(updated_at: Any, now: datetime) -> float | None:
     return max(0.0, (now - stamp).total_seconds())
 
 
-RUNNING_STATES = ("analyzing", "trading", "monitoring")
+RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
 STALE_AFTER_S = 300  # a running window rewrites status.json at least every minute
 
 
