@@ -122,18 +122,29 @@ def test_an_outage_that_outlasts_the_day_alerts_the_outage_and_the_halt_once(
 
 def test_a_failed_booking_alerts_once_across_a_restart(tmp_path: Path, hooks: FakeWebhooks) -> None:
     home = _alerting_home(tmp_path / "home", hooks)
-    # the pre-ingestion backup cannot be written: the booking of the first window fails
     backup_dir = load_binding(home).backup_dir
-    for old in backup_dir.glob("*"):
-        old.unlink()
-    backup_dir.rmdir()
-    backup_dir.write_text("not a directory\n")
-    assert _run(home) == 1
+
+    def break_backups_at_the_first_order(broker: Any) -> Any:
+        # after boot (whose build check refuses a backup folder it cannot write), the folder is lost mid-day:
+        # the pre-ingestion backup cannot be written and the booking of the first window fails
+        submit = broker.submit_order
+
+        def submit_order(request: Any) -> Any:
+            if backup_dir.is_dir():
+                shutil.rmtree(backup_dir)
+                backup_dir.write_text("not a directory\n")
+            return submit(request)
+
+        broker.submit_order = submit_order
+        return broker
+
+    assert _run(home, broker_wrapper=break_backups_at_the_first_order) == 1
     critical, _ = _delivered(hooks)
     assert critical == {"booking_failed": 1}, critical  # the shutdown it causes is the same event
     [pd] = hooks.on("/pd")
     assert "ledger backup" in pd.body["payload"]["summary"]
-    assert _run(home) == 1  # the restart's booking fails the same way: the operator already knows
+    # the restart is refused at launch, naming the folder, and alerts nothing new: the operator already knows
+    assert _run(home) == "BootRefused"
     critical, _ = _delivered(hooks)
     assert critical == {"booking_failed": 1}, critical
 

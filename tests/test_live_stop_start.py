@@ -192,8 +192,8 @@ def test_a_live_broker_down_at_the_start_is_probed_between_windows_and_reconcile
     assert seen["down"]["broker"]["healthy"] is False
     assert seen["back"]["broker"]["healthy"] is True
     assert (
-        seen["down"]["state"] == "halted" and seen["back"]["state"] == "idle"
-    )  # the outage's halt ends with it
+        seen["down"]["state"] == "suspended" and seen["back"]["state"] == "idle"
+    )  # the outage's suspension ends with it
     assert seen["back"]["broker"]["resumed_at"] >= (MONDAY + timedelta(seconds=20)).isoformat()
     logged = [e.get("event") for e in events(home)]
     # suspended at the start, probed from the poll loop, then the start's reconciliation, in that order

@@ -254,10 +254,9 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     # corrected entry too; a day with no statement written gets none (`tbot ofx export` makes any)
     from tbot_bot.accounting.generate_ofx import export_ofx
     from tbot_bot.accounting.ledger_anchor import AnchorStore
-    from tbot_bot.runtime.reports import report_paths
 
     for day in sorted(touched):
-        ofx = Path(report_paths(home, binding, day)["ofx"])
+        ofx = home.session_ofx(scope, day)
         if ofx.is_file():
             export_ofx(
                 binding.ledger_path, ofx, day=day, broker_id=broker, account_id=binding.identity.account_name,

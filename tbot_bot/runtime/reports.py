@@ -28,7 +28,7 @@ def report_paths(home: BotHome, binding: LedgerBinding, day: date) -> dict[str, 
     scope = binding.scope
     th = trade_history_paths(home.trades_dir(scope), scope)
     return {
-        "ofx": home.bot_output_dir(scope) / "exports" / f"{scope}_{day.isoformat()}.ofx",
+        "ofx": home.session_ofx(scope, day),
         "trade_history_csv": th["csv"],
         "trade_history_json": th["json"],
         "summary": summary_path(home.summaries_dir(scope), day),

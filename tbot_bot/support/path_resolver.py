@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -134,6 +135,10 @@ class BotHome:
 
     def summaries_dir(self, scope: str) -> Path:
         return self.bot_output_dir(scope) / "summaries"
+
+    def session_ofx(self, scope: str, day: date) -> Path:
+        """The OFX statement of one session (written after its bookings, rewritten by a correction)."""
+        return self.bot_output_dir(scope) / "exports" / f"{scope}_{day.isoformat()}.ofx"
 
     @property
     def core_db_dir(self) -> Path:
