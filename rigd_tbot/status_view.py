@@ -12,10 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rigd_tbot.display import both_times, print_table
-from tbot_bot.runtime.status_bot import conditions
-
-RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
-STALE_AFTER_S = 300
+from tbot_bot.runtime.status_bot import conditions, is_stale
 
 
 def _when(text: Any, tz: str, *, with_date: bool = False) -> str:
@@ -35,10 +32,6 @@ def _ago(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h ago"
     return f"{seconds / 86400:.0f} days ago"
-
-
-def is_stale(data: dict[str, Any], written_age_s: float | None) -> bool:
-    return data.get("state") in RUNNING_STATES and written_age_s is not None and written_age_s > STALE_AFTER_S
 
 
 def window_caps(money: dict[str, Any]) -> str:
@@ -116,12 +109,12 @@ def render_status_view(
     lines.append(
         f"updated    {_when(data.get('updated_at'), exchange_tz, with_date=True)} (bot clock){written}"
     )
-    if running is False and data.get("state") in RUNNING_STATES:
+    if running is False and is_stale(data.get("state"), age, running):
         lines.append(
             f"NOT RUNNING no supervisor holds the run lock: the state '{data.get('state')}' above is the last one "
             "written before it ended (a kill or a crash); `systemctl status tbot`, logs/supervisor.log"
         )
-    elif is_stale(data, age):
+    elif is_stale(data.get("state"), age, running):
         lines.append(
             f"STALE      the status says '{data.get('state')}' but was last written {_ago(age or 0)}: "
             "is the bot still running? (systemctl status tbot, logs/supervisor.log)"

@@ -24,8 +24,10 @@ class CheckResult:
 def cause_of(exc: BaseException) -> str:
     """The cause of a check that failed on `exc`: a service that did not answer may after a restart (TRANSIENT), one
     that said no or a fault a person must fix will not (REFUSED), anything else is ours (BUG)."""
-    from tbot_bot.errors import MachineFault, NetworkError, TbotError
+    from tbot_bot.errors import BrokerError, MachineFault, NetworkError, TbotError
 
     if isinstance(exc, NetworkError | MachineFault):
         return TRANSIENT if exc.transient else REFUSED
+    if isinstance(exc, BrokerError) and exc.code == "malformed_reply":
+        return TRANSIENT  # an HTML error page or a cut-off body: what a struggling service sends
     return REFUSED if isinstance(exc, TbotError) else BUG

@@ -261,6 +261,14 @@ def test_a_rebuild_after_output_was_lost_takes_what_the_ledger_lacks_from_the_jo
         for key in ("signals_triggered", "denials"):
             assert rebuilt["totals"][key] == doc["totals"][key], (name, key)
         assert rebuilt.get("denials_by_filter") == doc.get("denials_by_filter"), name
+    # a damaged journal costs only what it would add: the ledger's history is rebuilt, with a note
+    journal = copied.state_dir / "journal.db"
+    for extra in ("-wal", "-shm"):
+        Path(f"{journal}{extra}").unlink(missing_ok=True)
+    journal.write_bytes(bytes(range(256)) * 16)
+    assert main(["trades", "--rebuild", "--home", str(copied.root)]) == 0
+    assert "is not a readable SQLite database" in capsys.readouterr().err
+    assert json.loads((copied.trades_dir(scope) / f"{scope}_BOT_trade_history.json").read_text())
 
 
 def test_corrections_amount_account_reversal_and_closed_period(

@@ -120,6 +120,14 @@ def test_status_flags_a_running_state_that_stopped_being_written() -> None:
     assert "NOT RUNNING" not in render_status_view(
         data, exchange_tz="America/New_York", written_at=now, now=now, running=True
     )
+    # an outage being waited out writes only when the broker's state changes: its age alone is no alarm
+    waiting = {**data, "state": "suspended"}
+    eight_min = datetime(2026, 11, 25, 15, 22, tzinfo=UTC)
+    view = render_status_view(waiting, exchange_tz="UTC", written_at=eight_min, now=now, running=True)
+    assert "STALE" not in view and "NOT RUNNING" not in view
+    assert "NOT RUNNING" in render_status_view(
+        waiting, exchange_tz="UTC", written_at=eight_min, now=now, running=False
+    )
 
 
 def test_plot_day_from_the_home_ledger(

@@ -241,3 +241,52 @@ def test_close_consults_the_imbalance_gate_and_logs_its_denial(
             assert any(d["filter"] == "imbalance_scanner" and "imbalance" in d["reason"] for d in details)
     # every signal was either entered or denied by the auction that leaned against it, and some were denied
     assert all(sig == ent + den for sig, ent, den in outcomes) and sum(d for *_, d in outcomes) >= 1
+
+
+def test_a_defense_clear_is_judged_on_the_trades_after_it_and_a_stale_request_is_discarded(
+    tmp_path: Path,
+) -> None:
+    """The drawdown of the day's trades never shrinks: judged again over all of them, a clear was undone at the next
+    exit. The triggers see only the trades closed after the clear; a request older than the session before is not
+    applied to a later day."""
+    import os
+    from types import SimpleNamespace
+
+    from tbot_bot.runtime.defense import DefenseMonitor, realised_performance
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    def trip(minute: int, pnl: str) -> SimpleNamespace:
+        at = datetime(2011, 1, 26, 15, minute, tzinfo=UTC).isoformat()
+        return SimpleNamespace(exit=SimpleNamespace(filled_at=at, created_at=at, client_order_id=f"x{minute}"),
+                               pnl=Decimal(pnl))  # fmt: skip
+
+    day = [trip(1, "-400"), trip(2, "200")]
+    assert realised_performance(day, Decimal(25000)).drawdown == 0.016  # the loss before the clear
+    after = realised_performance(day, Decimal(25000), after=1)
+    assert (after.drawdown, after.win_rate) == (0.0, 1.0)
+    journal = OrderJournal(tmp_path / "journal.db")
+    try:
+        monitor = DefenseMonitor(journal, "XNYS", date(2011, 1, 26))
+        monitor.record("drawdown 0.016 >= DEFENSE_MODE_TRIGGER_DRAWDOWN 0.01")
+        monitor.clear("2011-01-26T15:01:30+00:00 cli:ops", 1)
+        assert monitor.cleared_after() == 1 and monitor.carried_reason() is None
+    finally:
+        journal.close()
+
+    # a request written before the session of 2011-01-25 is not applied on 2011-01-26
+    home = provision_demo_home(tmp_path / "home")
+    triggers = {"DEFENSE_MODE_TRIGGER_DRAWDOWN": "0.0001", "DEFENSE_MODE_TRIGGER_WIN_RATE": "0.99"}
+    update_env_values(home, triggers, actor="test")
+    assert Supervisor(home, replay_day=DAY).run() == 0  # defense mode switched on, carried into the 26th
+    from tbot_bot.runtime.control import defense_clear_file, request_defense_clear
+
+    request_defense_clear(home, "cli:ops")
+    old = datetime(2011, 1, 24, 12, tzinfo=UTC).timestamp()
+    os.utime(defense_clear_file(home), (old, old))
+    assert Supervisor(home, replay_day=date(2011, 1, 26)).run() == 0
+    events = [
+        json.loads(x) for x in (home.logs_dir(_scope(home)) / "supervisor.log").read_text().splitlines()
+    ]
+    [outcome] = [json.loads(e["detail"])["outcome"] for e in events if e["event"] == "defense_clear"]
+    assert "discarded: made before the session of 2011-01-25" in outcome
+    assert json.loads(home.status_json.read_text())["defense_mode"] is True

@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _rebuild(home: BotHome, binding) -> None:  # type: ignore[no-untyped-def]
     from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.errors import TbotError
     from tbot_bot.reporting.ledger_history import rebuild_summaries, refresh_trade_history
     from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.support.trading_mode import trading_mode
@@ -102,7 +103,12 @@ def _rebuild(home: BotHome, binding) -> None:  # type: ignore[no-untyped-def]
     scope = binding.scope
     # what the ledger does not hold (signal times, signal and denial counts) comes from the order journal
     journal_path = home.state_dir / "journal.db"
-    journal = OrderJournal(journal_path) if journal_path.is_file() else None
+    journal = None
+    if journal_path.is_file():
+        try:
+            journal = OrderJournal(journal_path)
+        except TbotError as exc:  # the ledger is the record: a damaged journal only costs what it would add
+            print(f"note: {exc}; rebuilt without its signal times and counts", file=sys.stderr)
     try:
         signal_times = journal.signal_times() if journal else {}
         history = refresh_trade_history(

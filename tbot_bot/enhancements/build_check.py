@@ -4,11 +4,12 @@ Any failed check aborts the launch ("System File Fail" in the spec's emergency m
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from tbot_bot.checks import REFUSED, CheckResult
+from tbot_bot.checks import REFUSED, TRANSIENT, CheckResult
 from tbot_bot.enhancements.base import FilterDecision
 from tbot_bot.support.path_resolver import BotHome
 
@@ -28,7 +29,11 @@ def _writable(label: str, directory: Path) -> FilterDecision:
         os.close(fd)
         Path(probe).unlink()
     except OSError as exc:
-        return FilterDecision.deny(NAME, f"{label} not writable: {directory} ({exc})", path=str(directory))
+        # a full disk may free up (a restart helps); read-only, permission, a file in the way: a person's
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return FilterDecision.deny(
+            NAME, f"{label} not writable: {directory} ({exc})", path=str(directory), transient=full
+        )
     return FilterDecision.allow(NAME, f"{label} writable", path=str(directory))
 
 
@@ -72,5 +77,8 @@ def self_check(
     failed = [d for d in results if not d.allowed]
     context = {"home": str(home.root), "checks": len(results), "failed": [d.reason for d in failed]}
     if failed:
-        return CheckResult(False, "; ".join(d.reason for d in failed), context, REFUSED)
+        transient = all(d.context.get("transient") for d in failed)
+        return CheckResult(
+            False, "; ".join(d.reason for d in failed), context, TRANSIENT if transient else REFUSED
+        )
     return CheckResult(True, "ok", context)

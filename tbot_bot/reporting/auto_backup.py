@@ -67,16 +67,19 @@ def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path) -> list[str]:
     copy = tmp_dir / PurePosixPath(name).name
     copy.write_bytes(data)
     try:
-        conn = sqlite3.connect(f"{copy.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'")
-            if found.fetchone() is None:
-                return []
-        finally:
-            conn.close()
-        return [f"{name}: {p}" for p in verify_ledger(copy)]
+        return [f"{name}: {p}" for p in verify_ledger(copy)] if is_ledger_file(copy) else []
     finally:
         copy.unlink()
+
+
+def is_ledger_file(path: Path) -> bool:
+    """Whether the SQLite file at `path` is a ledger (it has the ledger's meta table); read-only."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'")
+        return found.fetchone() is not None
+    finally:
+        conn.close()
 
 
 def _snapshot_head(data: bytes, tmp_dir: Path) -> dict[str, object] | None:

@@ -27,6 +27,7 @@ from tbot_bot.reporting.auto_backup import (
     READABLE_FORMATS,
     create_backup,
     decrypt_archive,
+    is_ledger_file,
     ledger_copy_problems,
     safe_member_name,
     sha256_hex,
@@ -353,7 +354,7 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
         recorded_heads = {
             name: None
             for name, info in (files.items() if isinstance(files, dict) else [])
-            if info.get("kind") == "sqlite" and _is_ledger(home.path(*PurePosixPath(name).parts))
+            if info.get("kind") == "sqlite" and is_ledger_file(home.path(*PurePosixPath(name).parts))
         }
     store = AnchorStore.for_home(home)
     backup_dir = _injected_backup_dir(home)
@@ -385,14 +386,3 @@ def _injected_backup_dir(home: BotHome) -> Path | None:
         return load_binding(home, check_files=False).backup_dir
     except ConfigError:
         return None  # identity not (yet) in this home: LEDGER_STATUS.db alone carries the anchor
-
-
-def _is_ledger(path: Path) -> bool:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return (
-            conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'").fetchone()
-            is not None
-        )
-    finally:
-        conn.close()

@@ -415,9 +415,10 @@ def _self_checks(r: Services, probe: str | None) -> None:
     causes: dict[str, str] = {}
 
     def add(name: str, check: CheckResult | tuple[bool, str] | Any) -> None:
-        if isinstance(check, tuple):  # the security check: the key and config files, a person's to fix
+        if isinstance(check, tuple):
             results.append((name, check[0], check[1], {}))
-            causes[name] = REFUSED
+            # the security check is about the key and config files, a person's to fix; the others are our own
+            causes[name] = REFUSED if name == "security" else BUG
         else:
             results.append((name, check.ok, check.reason, dict(check.context)))
             causes[name] = check.cause

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
@@ -312,13 +312,17 @@ class DayContext:
         path = defense_clear_file(self.home)
         try:
             stamp = path.read_text(encoding="utf-8").strip() or "unknown"
+            made = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
         except FileNotFoundError:
             return
         was = self.risk.defense_reason
-        if was is None:
+        if made < self.defense.previous_session:
+            # made before the session whose switch would carry into today: not meant for this day
+            message = f"defense clear ({stamp}) discarded: made before the session of {self.defense.previous_session}"
+        elif was is None:
             message = f"defense clear ({stamp}): defense mode was not on"
         elif self.risk.clear_defense():
-            self.defense.clear(stamp)
+            self.defense.clear(stamp, len(self.trips()))
             message = f"defense mode cleared by {stamp} (it was on: {was})"
             self.status.publish(defense_mode=False, defense_reason=None)
         else:
@@ -355,26 +359,20 @@ class DayContext:
             booked = read_trades(self.binding.ledger_path, day=self.session_date)
         except TbotError:
             return
-        st = self.status
         for t in booked:
-            if t.pnl is None:
-                continue
-            st.realized_pnl_by_strategy[t.strategy] = (
-                st.realized_pnl_by_strategy.get(t.strategy, Decimal(0)) + t.pnl
-            )
-            st.fees_by_strategy[t.strategy] = st.fees_by_strategy.get(t.strategy, Decimal(0)) + t.fees
-            st.trades_by_strategy[t.strategy] = st.trades_by_strategy.get(t.strategy, 0) + 1
-            self.kill.record_realised(net_pnl(t.pnl, t.fees))
+            if t.pnl is not None:
+                self._book(t.strategy, t.pnl, t.fees)
 
     def _book_realised(self, strategy: str, trip: RoundTrip) -> None:
+        self._book(strategy, trip.gross_pnl, trip.fees)
+
+    def _book(self, strategy: str, gross: Decimal, fees: Decimal) -> None:
         """Status shows the ledger's PnL (before fees) and fees; the kill switch counts the net loss."""
         st = self.status
-        st.realized_pnl_by_strategy[strategy] = (
-            st.realized_pnl_by_strategy.get(strategy, Decimal(0)) + trip.gross_pnl
-        )
-        st.fees_by_strategy[strategy] = st.fees_by_strategy.get(strategy, Decimal(0)) + trip.fees
+        st.realized_pnl_by_strategy[strategy] = st.realized_pnl_by_strategy.get(strategy, Decimal(0)) + gross
+        st.fees_by_strategy[strategy] = st.fees_by_strategy.get(strategy, Decimal(0)) + fees
         st.trades_by_strategy[strategy] = st.trades_by_strategy.get(strategy, 0) + 1
-        self.kill.record_realised(trip.pnl)
+        self.kill.record_realised(net_pnl(gross, fees))
 
     # ---- fills and safety
     def on_fill(self, intent: Intent) -> None:
@@ -471,7 +469,9 @@ class DayContext:
         """After each closed trade and at session end: DEFENSE_MODE_TRIGGER_* see the day's net results."""
         if self.risk.defense_mode:
             return
-        perf = realised_performance(self.trips(), self.risk.broker_current_float)
+        perf = realised_performance(
+            self.trips(), self.risk.broker_current_float, after=self.defense.cleared_after()
+        )
         if not self.risk.observe_performance(drawdown=perf.drawdown, win_rate=perf.win_rate):
             return
         reason = self.risk.defense_reason or "defense mode"

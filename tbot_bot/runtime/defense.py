@@ -8,6 +8,7 @@ says who it was: `disaster_mode.log`, an alert and status.json are written by th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -35,10 +36,11 @@ class Performance:
     win_rate: float | None  # closed trades with net PnL > 0 / closed trades (None: nothing closed yet)
 
 
-def realised_performance(trips: Sequence[RoundTrip], float_amount: Decimal) -> Performance:
-    """The day's closed round trips in exit order, net of fees (a win is net > 0)."""
+def realised_performance(trips: Sequence[RoundTrip], float_amount: Decimal, *, after: int = 0) -> Performance:
+    """The day's closed round trips in exit order, net of fees (a win is net > 0); `after`: the first ones are
+    left out (those closed before an operator cleared defense mode: judged again, they would switch it back on)."""
     ordered = sorted(trips, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
-    return performance_of([t.pnl for t in ordered], float_amount)
+    return performance_of([t.pnl for t in ordered[after:]], float_amount)
 
 
 def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Performance:
@@ -76,8 +78,21 @@ class DefenseMonitor:
     def record(self, reason: str) -> None:
         self.journal.set_value(_key(self.day), reason)
 
-    def clear(self, stamp: str) -> None:
-        """An operator ended defense mode for this session (what carried over, and a switch made today); a
-        trigger that fires again later today switches it on again."""
+    @property
+    def previous_session(self) -> date:
+        return self._previous
+
+    def clear(self, stamp: str, closed_trades: int) -> None:
+        """An operator ended defense mode for this session (what carried over, and a switch made today); the
+        triggers then judge only the trades closed after the clear (`closed_trades` had closed before it)."""
         self.journal.delete_value(_key(self.day))
-        self.journal.set_value(_cleared_key(self.day), stamp)
+        self.journal.set_value(_cleared_key(self.day), json.dumps({"by": stamp, "after": closed_trades}))
+
+    def cleared_after(self) -> int:
+        """How many of today's closed trades the triggers leave out (0: no clear today)."""
+        raw = self.journal.get_value(_cleared_key(self.day))
+        try:
+            after = json.loads(raw)["after"] if raw else 0
+        except (ValueError, KeyError, TypeError):
+            return 0
+        return after if isinstance(after, int) and after >= 0 else 0

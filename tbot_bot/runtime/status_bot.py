@@ -28,6 +28,22 @@ class BotState(StrEnum):
     CLOSED = "closed"
 
 
+# states in which a supervisor is at work: with no supervisor holding the run lock they are stale at once
+RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
+# ... and those written at least every minute (a suspended one writes when the broker's state changes, so its age
+# says nothing)
+STALE_AFTER_S = 300
+_WRITTEN_EVERY_MINUTE = ("analyzing", "trading", "monitoring")
+
+
+def is_stale(state: object, written_age_s: float | None, running: bool | None) -> bool:
+    """Whether a status.json no longer tells the present: a running state with no supervisor (`running` False, from
+    the run lock; None when not known), or a window's state not rewritten for STALE_AFTER_S (a hung supervisor)."""
+    if running is False and state in RUNNING_STATES:
+        return True
+    return state in _WRITTEN_EVERY_MINUTE and written_age_s is not None and written_age_s > STALE_AFTER_S
+
+
 @dataclass
 class StatusBoard:
     """Mutable status; `publish()` writes it (temp file + rename) so readers never see a half-written file."""

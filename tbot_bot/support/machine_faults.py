@@ -120,7 +120,8 @@ def readable_database(path: Path) -> None:
     nothing is written. A missing file is fine (its writer creates it)."""
     if not path.exists():
         return
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    # immutable: a read that leaves no -wal/-shm beside the file (the check writes nothing)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:

@@ -16,7 +16,7 @@ from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, t
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
-from tbot_bot.runtime.status_bot import conditions
+from tbot_bot.runtime.status_bot import conditions, is_stale
 from tbot_bot.support.path_resolver import BotHome
 
 from .status_values_web import clean_status, finite_decimal
@@ -96,10 +96,6 @@ def _age_seconds(updated_at: Any, now: datetime) -> float | None:
     return max(0.0, (now - stamp).total_seconds())
 
 
-RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
-STALE_AFTER_S = 300  # a running window rewrites status.json at least every minute
-
-
 def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written_at: datetime | None) -> None:
     """Strings for people: windows in exchange time and UTC, replay label, staleness from the file's write time."""
     from .time_web import both, exchange_zone, span
@@ -136,7 +132,7 @@ def _set_ages(out: dict[str, Any], state: Any, now: datetime, written_at: dateti
     out["age_seconds"] = _age_seconds(out.get("updated_at"), now)
     written_age = max(0.0, (now - written_at).total_seconds()) if written_at else None
     out["written_age_seconds"] = written_age
-    out["stale"] = bool(state in RUNNING_STATES and written_age is not None and written_age > STALE_AFTER_S)
+    out["stale"] = is_stale(state, written_age, None)
 
 
 def compact_status(
@@ -210,8 +206,7 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
     # the lock, not the file: a status.json says nothing about whether a supervisor still runs
     out["supervisor_running"] = running_supervisor(home) is not None
     # a running state with no supervisor (killed a minute ago) is as stale as one not written for minutes
-    if not out["supervisor_running"] and out.get("state") in RUNNING_STATES:
-        out["stale"] = True
+    out["stale"] = is_stale(out.get("state"), out.get("written_age_seconds"), out["supervisor_running"])
     return out
 
 
