@@ -322,7 +322,7 @@ class DayContext:
         elif was is None:
             message = f"defense clear ({stamp}): defense mode was not on"
         elif self.risk.clear_defense():
-            self.defense.clear(stamp, len(self.trips()))
+            self.defense.clear(stamp, [t.exit.client_order_id for t in self.trips()])
             message = f"defense mode cleared by {stamp} (it was on: {was})"
             self.status.publish(defense_mode=False, defense_reason=None)
         else:
@@ -470,7 +470,7 @@ class DayContext:
         if self.risk.defense_mode:
             return
         perf = realised_performance(
-            self.trips(), self.risk.broker_current_float, after=self.defense.cleared_after()
+            self.trips(), self.risk.broker_current_float, leave_out=self.defense.cleared_exits()
         )
         if not self.risk.observe_performance(drawdown=perf.drawdown, win_rate=perf.win_rate):
             return

@@ -36,11 +36,15 @@ class Performance:
     win_rate: float | None  # closed trades with net PnL > 0 / closed trades (None: nothing closed yet)
 
 
-def realised_performance(trips: Sequence[RoundTrip], float_amount: Decimal, *, after: int = 0) -> Performance:
-    """The day's closed round trips in exit order, net of fees (a win is net > 0); `after`: the first ones are
-    left out (those closed before an operator cleared defense mode: judged again, they would switch it back on)."""
-    ordered = sorted(trips, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
-    return performance_of([t.pnl for t in ordered[after:]], float_amount)
+def realised_performance(
+    trips: Sequence[RoundTrip], float_amount: Decimal, *, leave_out: frozenset[str] = frozenset()
+) -> Performance:
+    """The day's closed round trips in exit order, net of fees (a win is net > 0); `leave_out`: the exits (client
+    order ids) closed before an operator cleared defense mode (judged again, they would switch it back on), by id,
+    since an exit learned late may sort before them."""
+    kept = [t for t in trips if t.exit.client_order_id not in leave_out]
+    ordered = sorted(kept, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
+    return performance_of([t.pnl for t in ordered], float_amount)
 
 
 def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Performance:
@@ -82,17 +86,19 @@ class DefenseMonitor:
     def previous_session(self) -> date:
         return self._previous
 
-    def clear(self, stamp: str, closed_trades: int) -> None:
+    def clear(self, stamp: str, closed_exits: Sequence[str]) -> None:
         """An operator ended defense mode for this session (what carried over, and a switch made today); the
-        triggers then judge only the trades closed after the clear (`closed_trades` had closed before it)."""
+        triggers then judge only the trades closed after the clear (`closed_exits`: the exits closed before it)."""
         self.journal.delete_value(_key(self.day))
-        self.journal.set_value(_cleared_key(self.day), json.dumps({"by": stamp, "after": closed_trades}))
+        self.journal.set_value(
+            _cleared_key(self.day), json.dumps({"by": stamp, "before": sorted(closed_exits)})
+        )
 
-    def cleared_after(self) -> int:
-        """How many of today's closed trades the triggers leave out (0: no clear today)."""
+    def cleared_exits(self) -> frozenset[str]:
+        """The exits of today's trades the triggers leave out (none: no clear today)."""
         raw = self.journal.get_value(_cleared_key(self.day))
         try:
-            after = json.loads(raw)["after"] if raw else 0
+            before = json.loads(raw)["before"] if raw else []
         except (ValueError, KeyError, TypeError):
-            return 0
-        return after if isinstance(after, int) and after >= 0 else 0
+            return frozenset()
+        return frozenset(str(x) for x in before) if isinstance(before, list) else frozenset()

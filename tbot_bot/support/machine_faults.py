@@ -116,8 +116,9 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
 
 
 def readable_database(path: Path) -> None:
-    """Refuse a SQLite file that cannot be read (damaged, locked past the timeout) as its writer would, named;
-    nothing is written. A missing file is fine (its writer creates it)."""
+    """Refuse a SQLite file that cannot be read (damaged) as its writer would, named; nothing is written. A missing
+    file is fine (its writer creates it). Read as immutable (no lock, no -wal): only for a file no process writes
+    now (`tbot check` holds the run lock)."""
     if not path.exists():
         return
     # immutable: a read that leaves no -wal/-shm beside the file (the check writes nothing)
