@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -428,3 +429,29 @@ def test_check_refuses_what_start_refuses_with_the_same_words(
     ]
     assert results[0] == results[1] and results[0][0] == 2, results
     assert str(target) in results[0][1]
+
+
+def test_a_sqlite_fault_no_caller_named_is_the_machines_not_a_bug(provisioned_home: Path) -> None:
+    """A full disk met by a SQLite write that no caller maps to its file still ends the run as the machine's fault
+    (exit 75, status halted), not "Internal error" (exit 1)."""
+    import json
+    import sqlite3
+
+    from tbot_bot.errors import MachineFault
+    from tbot_bot.runtime.main import Supervisor
+
+    def full_disk_at_the_first_order(broker):  # type: ignore[no-untyped-def]
+        def submit_order(request):  # type: ignore[no-untyped-def]
+            raise sqlite3.OperationalError("database or disk is full")
+
+        broker.submit_order = submit_order
+        return broker
+
+    sup = Supervisor(
+        BotHome(provisioned_home), replay_day=date(2011, 1, 26), broker_wrapper=full_disk_at_the_first_order
+    )
+    with pytest.raises(MachineFault, match="Database error in .*database or disk is full") as caught:
+        sup.run()
+    assert caught.value.transient
+    status = json.loads((provisioned_home / "output" / "status.json").read_text())
+    assert status["state"] == "halted" and "database or disk is full" in status["message"]

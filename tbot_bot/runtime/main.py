@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import queue
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -63,7 +64,7 @@ from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.runtime.wiring import Services, wire_day
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import Route, route
-from tbot_bot.support.machine_faults import EXIT_TRANSIENT, os_fault
+from tbot_bot.support.machine_faults import EXIT_TRANSIENT, is_file_fault, os_fault
 from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
@@ -188,6 +189,15 @@ class Supervisor:
             self._halted_by(named[0])
             raise MachineFault(named[0], transient=named[1] == EXIT_TRANSIENT) from exc
         except Exception as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and is_file_fault(exc):
+                # a SQLite file's fault met where no caller named its file (a full disk, a lock, damage): the
+                # machine's, not a bug; worth a restart when the disk or the lock may free up
+                text = str(exc).lower()
+                said = f"Database error in {self.home.root}: {exc} (details in error_tracebacks.log)"
+                if self.ctx is not None:
+                    self.ctx.log.error("supervisor", said, {"action": "run"}, exc)
+                self._halted_by(said)
+                raise MachineFault(said, transient=any(w in text for w in ("full", "locked", "i/o"))) from exc
             # a bug: classified, logged with its traceback, status says shutdown, exit 1 (systemd restarts)
             if self.ctx is not None:
                 self.ctx.log.error(
