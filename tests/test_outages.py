@@ -120,6 +120,9 @@ def test_an_outage_found_after_a_window_suspends_until_the_broker_answers_then_r
     mid_log = next(home.output_dir.rglob("supervisor.log")).parent / "mid.log"
     mid_entries = [json.loads(x) for x in mid_log.read_text().splitlines() if '"entry_order"' in x]
     assert mid_entries and min(e["timestamp"] for e in mid_entries) > again["timestamp"]  # reconciled first
+    # the order's side is the position held: MID's bearish SH entry is long (it said short)
+    sh = [e for e in mid_entries if e["ticker"] == "SH"]
+    assert sh and all(e["side"] == "long" and json.loads(e["detail"])["direction"] == "bearish" for e in sh)
     status = json.loads(home.status_json.read_text())
     assert [w["status"] for w in status["windows"]] == ["done", "done", "done"]
     assert status["broker"]["down_since"] == json.loads(down["detail"])["since"]

@@ -361,6 +361,12 @@ def test_corrections_amount_account_reversal_and_closed_period(
 
     session_ofx = Path(report_paths(copied, binding, date.fromisoformat(first["dtposted"][:10]))["ofx"])
     assert f"{first['fitid']}-COR" in session_ofx.read_text()
+    import re
+
+    def ids(text: str) -> set[tuple[str, str]]:
+        return set(re.findall(r"<BROKERID>([^<]*)</BROKERID>\s*<ACCTID>([^<]*)</ACCTID>", text))
+
+    session_ids = ids(session_ofx.read_text())
 
     # OFX: the corrections are in the statement and it parses
     out = copied.root / "all.ofx"
@@ -369,6 +375,8 @@ def test_corrections_amount_account_reversal_and_closed_period(
     assert (
         f"{second['fitid']}-REV" in text and f"{first['fitid']}-COR" in text and "Manual Adjustments" in text
     )
+    # one account in the accountant's books: the daily statement and the export name it alike
+    assert session_ids and session_ids == ids(text), (session_ids, ids(text))
     tree = OFXTree()
     tree.parse(str(out))
     statement = tree.convert().statements[0]

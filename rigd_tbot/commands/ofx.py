@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -30,16 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=run)
 
 
-def account_id_for(scope: str, bot_id: str) -> str:
-    """OFX ACCTID is at most 22 characters: the scope when it fits, else BOT_ID plus a short digest of it."""
-    if len(scope) <= 22:
-        return scope
-    return f"{bot_id[:12]}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
-
-
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.accounting.accounting_config import load_binding
-    from tbot_bot.accounting.generate_ofx import export_ofx
+    from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
 
     day = None
     if args.date:
@@ -52,16 +44,16 @@ def run(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     binding = load_binding(home, check_files=False)
-    identity = binding.identity
+    broker_id, account_id = statement_ids(binding)
     out = export_ofx(
         binding.ledger_path,
         Path(args.out),
         day=day,
-        broker_id=identity.BROKER_CODE,
-        account_id=args.account_id or account_id_for(binding.scope, identity.BOT_ID),
+        broker_id=broker_id,
+        account_id=args.account_id or account_id,
         anchors=AnchorStore.for_home(home),
         backup_dir=binding.backup_dir,
-        mode=trading_mode(home, identity.BROKER_CODE),
+        mode=trading_mode(home, broker_id),
     )
     print(f"wrote {out}")
     return 0

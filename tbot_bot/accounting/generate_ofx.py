@@ -10,6 +10,7 @@ are not statement lines.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -33,6 +34,20 @@ _HEADER = (
     '<?OFX OFXHEADER="200" VERSION="220" SECURITY="NONE" OLDFILEUID="NONE" NEWFILEUID="NONE"?>\n'
 )
 _STATUS = "<STATUS><CODE>0</CODE><SEVERITY>INFO</SEVERITY></STATUS>"
+
+
+def account_id_for(scope: str, bot_id: str) -> str:
+    """OFX ACCTID is at most 22 characters: the scope when it fits, else BOT_ID plus a short digest of it."""
+    if len(scope) <= 22:
+        return scope
+    return f"{bot_id[:12]}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
+
+
+def statement_ids(binding: Any) -> tuple[str, str]:
+    """(BROKERID, ACCTID) of every statement this bot writes (the daily ones, a correction's, `tbot ofx export`):
+    one account in the accountant's books, whichever file is imported."""
+    identity = binding.identity
+    return identity.BROKER_CODE, account_id_for(binding.scope, identity.BOT_ID)
 
 
 def ofx_datetime(moment: datetime) -> str:

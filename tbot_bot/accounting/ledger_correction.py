@@ -252,13 +252,14 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
         )
     # the session OFX statements of those days (the files the accountant imports) carry the reversal and the
     # corrected entry too; a day with no statement written gets none (`tbot ofx export` makes any)
-    from tbot_bot.accounting.generate_ofx import export_ofx
+    from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
     from tbot_bot.accounting.ledger_anchor import AnchorStore
 
     for day in sorted(touched):
         ofx = home.session_ofx(scope, day)
         if ofx.is_file():
+            broker_id, account_id = statement_ids(binding)
             export_ofx(
-                binding.ledger_path, ofx, day=day, broker_id=broker, account_id=binding.identity.account_name,
+                binding.ledger_path, ofx, day=day, broker_id=broker_id, account_id=account_id,
                 anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir, mode=mode,
             )  # fmt: skip

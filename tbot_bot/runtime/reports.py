@@ -120,16 +120,17 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     )
     # LEDGER_EXPORT_MODE=auto: the day's OFX statement follows each ingestion; off: only `tbot ofx export`
     if s.LEDGER_EXPORT_MODE == "auto" and (exported or not Path(paths["ofx"]).exists()):
-        from tbot_bot.accounting.generate_ofx import export_ofx
+        from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
         from tbot_bot.accounting.ledger_anchor import AnchorStore
 
         Path(paths["ofx"]).parent.mkdir(parents=True, exist_ok=True)
+        broker_id, account_id = statement_ids(ctx.binding)
         export_ofx(
             ctx.binding.ledger_path,
             Path(paths["ofx"]),
             day=ctx.session_date,
-            broker_id=s.BROKER_NAME,
-            account_id=ctx.binding.identity.account_name,
+            broker_id=broker_id,
+            account_id=account_id,
             anchors=AnchorStore.for_home(ctx.home),
             backup_dir=ctx.binding.backup_dir,
             mode=mode,

@@ -27,7 +27,7 @@ from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import Window, window_for
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
-from tbot_bot.runtime.positions import OpenTrade, open_trades, round_trips
+from tbot_bot.runtime.positions import OpenTrade, open_trades, position_side, round_trips, signal_direction
 from tbot_bot.runtime.recovery import reconcile_after_reconnect
 from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.live_evaluator import LiveEvaluator
@@ -421,7 +421,8 @@ class WindowRunner:
                 "entry_order",
                 ticker=placed.symbol,
                 signal_ticker=placed.signal_ticker,
-                side=placed.direction,
+                side=position_side(placed),  # the position held: an inverse ETF is long on a bearish signal
+                direction=signal_direction(placed),
                 size=str(placed.qty),
                 client_order_id=placed.client_order_id,
                 status=placed.status.value,
