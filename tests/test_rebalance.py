@@ -261,3 +261,44 @@ def test_live_daemon_checks_on_the_interval_between_windows_too() -> None:
     first = trigger.get_next_fire_time(None, start)
     assert trigger.get_next_fire_time(first, first) - first == timedelta(seconds=900)
     assert rebalance_trigger(make_settings(REBALANCE_ENABLED="false")) is None
+
+
+def test_a_float_assigned_in_a_closed_month_is_posted_in_the_open_one_in_both_ledgers(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The accountant raised the float on Oct 30 and closed October before the next session: the injection is
+    dated after the close (it stopped the start, and the float ledger alone had it: two ledgers that disagreed
+    while `ledger verify` said OK)."""
+    import sqlite3
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+    from tbot_bot.accounting.acct_client import FloatAssignment
+    from tbot_bot.accounting.float_bot import inject_float_difference
+    from tbot_bot.support.path_resolver import BotHome
+
+    home = BotHome(provisioned_home)
+    binding = load_binding(home)
+    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).close_period("2026-10")
+    before = broker_current_float(binding.float_ledger_path)
+    assignment = FloatAssignment(before + 5000, "USD", datetime(2026, 10, 30, 21, tzinfo=UTC), "F9")
+    now = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    assert inject_float_difference(home, binding, 5, assignment, before, actor="test", now=now)
+    for path in (binding.ledger_path, binding.float_ledger_path):
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            (posted,) = conn.execute(
+                "SELECT dtposted FROM transactions WHERE fitid = 'FLOAT-API-F9'"
+            ).fetchone()
+        assert posted.startswith("2026-11-01T00:00:00"), (path.name, posted)
+    assert broker_current_float(binding.float_ledger_path) == before + 5000
+    capsys.readouterr()
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+    # a float movement in one ledger only is named by verify (what the old order of writes could leave)
+    from tbot_bot.accounting.float_injection import float_movement
+
+    stray = float_movement(
+        Decimal(1), currency_code="USD", posted_at=now, fitid="FLOAT-API-F10", returned=False
+    )
+    LedgerWriter.for_home(home, binding.float_ledger_path, binding, 5).ingest([stray], actor="test")
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 1
+    assert "float movement FLOAT-API-F10 is in" in capsys.readouterr().out

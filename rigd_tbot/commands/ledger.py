@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
             f"{path.name}: {p}" for p in verify_ledger(path, anchors=anchors, backup_dir=binding.backup_dir)
         ]
     problems += [f"{binding.coa_path.name}: {p}" for p in coa_matches(binding.coa_path)]
+    from tbot_bot.accounting.float_injection import float_movement_mismatch
+
+    if not problems:  # both ledgers readable and whole: the float they hold must be the same
+        problems += float_movement_mismatch(binding)
     from tbot_bot.accounting.ledger_ack import acknowledged_problems, offsite_problems
 
     acked, notes = acknowledged_problems(home, binding, ask=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
@@ -66,10 +67,11 @@ def inject_float_difference(
     difference = assignment.amount - ledger_float
     if difference == 0:
         return False
+    posted_at = assignment.as_of if now is None else min(assignment.as_of, now)
     result = inject_float(
         binding,
         abs(difference),
-        posted_at=assignment.as_of if now is None else min(assignment.as_of, now),
+        posted_at=after_closed_periods(binding.ledger_path, posted_at),
         fitid=injection_fitid(assignment),
         returned=difference < 0,
         backup_keep=backup_keep,
@@ -77,6 +79,20 @@ def inject_float_difference(
         home=home,
     )
     return result.float_ledger.written > 0
+
+
+def after_closed_periods(ledger: Path, posted_at: datetime) -> datetime:
+    """`posted_at`, or the first moment after the ledger's closed periods when it falls inside one: an assignment
+    the accountant dated in a month closed since belongs to the open period (a closed one is never changed)."""
+    from tbot_bot.accounting.ledger_entry import format_dtposted
+    from tbot_bot.accounting.ledger_period import closed_through
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    with open_ledger(ledger, readonly=True) as conn:
+        lock = closed_through(conn)
+    if lock is None or format_dtposted(posted_at) > lock[1]:
+        return posted_at
+    return datetime.fromisoformat(lock[1].replace("Z", "+00:00")) + timedelta(microseconds=1)
 
 
 def _remember(home: BotHome, assignment: FloatAssignment, fetched_at: datetime) -> None:

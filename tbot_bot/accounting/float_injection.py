@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from tbot_bot.accounting.accounting_api import IngestResult, LedgerWriter
 from tbot_bot.accounting.accounting_config import LedgerBinding
@@ -86,6 +87,29 @@ def inject_float(
         LedgerWriter(path, binding.backup_dir, backup_keep, binding.coa_path, anchors=anchors)
         for path in (binding.float_ledger_path, binding.ledger_path)
     ]
-    float_result = writers[0].ingest([float_entry], actor=actor)
+    # the bot ledger first: it is the one a closed period can refuse, and the float ledger's balance is what a
+    # later start compares with the assignment, so a refusal there leaves neither written and the next start
+    # tries again (FITIDs make a retry write nothing twice)
     bot_result = writers[1].ingest([bot_entry], actor=actor)
+    float_result = writers[0].ingest([float_entry], actor=actor)
     return FloatInjection(fitid, amount, returned, float_result, bot_result)
+
+
+def float_movement_mismatch(binding: LedgerBinding) -> list[str]:
+    """Float movements (FITID FLOAT-*) held by one of the two ledgers only: they must be the same in both."""
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    def fitids(path: Path) -> set[str]:
+        with open_ledger(path, readonly=True) as conn:
+            return {
+                str(r[0]) for r in conn.execute("SELECT fitid FROM transactions WHERE fitid LIKE 'FLOAT-%'")
+            }
+
+    bot, float_ = fitids(binding.ledger_path), fitids(binding.float_ledger_path)
+    return [
+        f"float movement {f} is in {where} only (the two ledgers must hold the same float movements)"
+        for f, where in sorted(
+            [(f, binding.float_ledger_path.name) for f in float_ - bot]
+            + [(f, binding.ledger_path.name) for f in bot - float_]
+        )
+    ]
