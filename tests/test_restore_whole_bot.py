@@ -504,3 +504,14 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
     assert not [
         n for n in files if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/"))
     ]
+
+
+def test_months_close_in_order(copied: BotHome, capsys: pytest.CaptureFixture[str]) -> None:
+    """February cannot be closed while January, which traded, is open: its profit would be booked as February's."""
+    home = str(copied.root)
+    assert main(["ledger", "close", "--period", "2011-02", "--home", home]) == 2
+    assert (
+        "period 2011-01 has income or expenses and is not closed: close it first" in capsys.readouterr().err
+    )
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    assert main(["ledger", "close", "--period", "2011-02", "--home", home]) == 0  # nothing traded: no entry

@@ -78,6 +78,19 @@ def closing_entry(
     through = format_dtposted(end)
     if lock is not None and lock[1] >= through:
         raise UsageError(f"period {period} is already closed (closed through {lock[0]})")
+    # months close in order: an earlier month with income or expenses still open would have its profit booked
+    # as this one's (a month with only balance-sheet postings, a float injection, has none to close)
+    first_start, _ = period_bounds(period)
+    row = conn.execute(
+        "SELECT min(substr(t.dtposted, 1, 7)) FROM splits s JOIN transactions t ON t.id = s.transaction_id "
+        "WHERE t.dtposted < ? AND t.dtposted > ? AND t.trntype != 'CLOSE' "
+        "AND (s.account_code LIKE '4%' OR s.account_code LIKE '5%')",
+        (format_dtposted(first_start), lock[1] if lock is not None else ""),
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        raise UsageError(
+            f"period {row[0]} has income or expenses and is not closed: close it first (months close in order)"
+        )
     balances: dict[str, int] = {}
     for code, debit, credit in conn.execute(
         "SELECT s.account_code, sum(s.debit), sum(s.credit) FROM splits s JOIN transactions t "
