@@ -326,6 +326,9 @@ def test_corrections_amount_account_reversal_and_closed_period(
 
     # a closed period is never changed: the correction goes into the open one, naming the original date
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    summary_before_close = (
+        copied.summaries_dir(binding.scope) / f"daily_summary_{third['dtposted'][:10]}.json"
+    ).read_bytes()
     assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", third["fitid"], "--amount",
                  "1", "--reason", "late broker adjustment"]) == 0  # fmt: skip
     status_db = copied.core_db("LEDGER_STATUS")
@@ -333,6 +336,9 @@ def test_corrections_amount_account_reversal_and_closed_period(
     assert (status["status"], status["reason"]) == ("locked", "closed through 2011-01")
     (late,) = _rows(ledger, "SELECT * FROM transactions WHERE fitid = ?", f"{third['fitid']}-COR")
     assert late["dtposted"] == "2011-02-01T00:00:00.000000Z"
+    # the closed month's reports stay as its books were closed: its summary is not rewritten
+    third_summary = copied.summaries_dir(binding.scope) / f"daily_summary_{third['dtposted'][:10]}.json"
+    assert third_summary.read_bytes() == summary_before_close
     assert f"original dated {third['dtposted'][:10]}, period 2011-01 closed" in late["memo"]
     (audit,) = _rows(ledger, "SELECT actor, memo FROM audit_log WHERE fitid = ?", f"{third['fitid']}-REV")
     assert "via tbot ledger correct" in audit["actor"] and "late broker adjustment" in audit["memo"]

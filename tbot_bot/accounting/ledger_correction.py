@@ -243,8 +243,9 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     mode = trading_mode(home, broker)  # paper, live or replay, as the run that traded recorded it
     scope = binding.scope
     refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
-    # only sessions that have a summary: a correction dated on a non-session day creates none
-    touched = {plan.original_date.date(), plan.posted_at.date()}
+    # only sessions that have a summary: a correction dated on a non-session day creates none; one posted in the
+    # open period for an entry of a closed one leaves the closed day's reports as the closed books are
+    touched = {plan.posted_at.date()} if plan.closed_period else {plan.original_date.date()}
     days = sorted(d for d in touched if summary_path(home.summaries_dir(scope), d).exists())
     if days:
         rebuild_summaries(
