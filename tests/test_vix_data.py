@@ -93,6 +93,25 @@ def test_good_file_fills_the_cache_and_names_the_value_close_will_use(
         ),
         ("/nan.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,nan\n"), "finite positive", 2),
         ("/nodate.csv", (200, CSV, b"DAY,VALUE\n01/02/2026,1\n"), "lacks DATE and CLOSE", 2),
+        # a close the row's own range contradicts, a day given twice differently, a day not yet traded
+        (
+            "/huge.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,15.8,17,15.5,1725\n"),
+            "CLOSE 1725 is outside its day's LOW..HIGH 15.5..17",
+            2,
+        ),
+        (
+            "/twice.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,15.8,17,15.5,17\n01/02/2026,15.8,56,15.5,55\n"),
+            "2026-01-02 appears twice, with closes 17 and 55",
+            2,
+        ),
+        (
+            "/future.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,16,17,15,16.5\n12/31/2099,15.8,17,15.5,16\n"),
+            "date 2099-12-31 is after today",
+            2,
+        ),
     ],
 )
 def test_a_bad_download_is_refused_and_the_cache_is_untouched(

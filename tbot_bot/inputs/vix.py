@@ -20,7 +20,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,11 @@ def _number(raw: str, field: str, line: int) -> float:
     return value
 
 
+def _today() -> date:
+    """Today in UTC, a day after New York's at most: no close can be dated later (a replay reads 2011's)."""
+    return datetime.now(UTC).date()
+
+
 def _day(raw: str, line: int) -> date:
     text = raw.strip()
     for fmt in ("%m/%d/%Y", "%Y-%m-%d"):
@@ -128,9 +133,21 @@ def parse_history(text: str, source: str) -> dict[date, VixDay]:
             k: _number(row[idx[k]], k.upper(), line) if k in idx and row[idx[k]].strip() else None
             for k in ("open", "high", "low")
         }
-        out[day] = VixDay(
-            day, extra["open"], extra["high"], extra["low"], _number(row[idx["close"]], "CLOSE", line)
-        )
+        close = _number(row[idx["close"]], "CLOSE", line)
+        # a close the row's own range contradicts, a day not yet traded, a day given twice differently: a feed
+        # error the CLOSE gate must not trade on
+        low, high = extra["low"], extra["high"]
+        if low is not None and high is not None and not low <= close <= high:
+            raise VixDataError(
+                f"{source}: line {line}: CLOSE {close:g} is outside its day's LOW..HIGH {low:g}..{high:g}"
+            )
+        if day > _today():
+            raise VixDataError(f"{source}: line {line}: date {day} is after today ({_today()})")
+        if day in out and out[day].close != close:
+            raise VixDataError(
+                f"{source}: line {line}: {day} appears twice, with closes {out[day].close:g} and {close:g}"
+            )
+        out[day] = VixDay(day, extra["open"], extra["high"], extra["low"], close)
     if not out:
         raise VixDataError(f"{source} holds no VIX rows")
     return out
