@@ -96,14 +96,17 @@ def inject_float(
 
 
 def float_movement_mismatch(binding: LedgerBinding) -> list[str]:
-    """Float movements (FITID FLOAT-*) held by one of the two ledgers only: they must be the same in both."""
+    """Float movements (FITID FLOAT-*, as posted: corrections aside) held by one of the two ledgers only: they
+    must be the same in both."""
     from tbot_bot.accounting.ledger_schema import open_ledger
 
     def fitids(path: Path) -> set[str]:
         with open_ledger(path, readonly=True) as conn:
-            return {
-                str(r[0]) for r in conn.execute("SELECT fitid FROM transactions WHERE fitid LIKE 'FLOAT-%'")
-            }
+            # the movements as posted; an accountant's corrections (-REV/-COR) are the bot ledger's own
+            rows = conn.execute(
+                "SELECT fitid FROM transactions WHERE fitid LIKE 'FLOAT-%' AND is_correction = 0"
+            )
+            return {str(r[0]) for r in rows}
 
     bot, float_ = fitids(binding.ledger_path), fitids(binding.float_ledger_path)
     return [
