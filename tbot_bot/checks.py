@@ -7,9 +7,8 @@ from typing import Any
 
 # what a failed check asks of whoever reads it (the launch's exit code, DESIGN/README "Exit codes")
 BUG = "bug"  # an impossible result of our own code: exit 1
-REFUSED = (
-    "refused"  # the configuration, a file, an account: a person must act, exit 2 (systemd does not restart)
-)
+# the configuration, a file, an account: a person must act, exit 2 (systemd does not restart)
+REFUSED = "refused"
 TRANSIENT = "transient"  # the broker or the machine for now: worth a restart, exit 75
 
 

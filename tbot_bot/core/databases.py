@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tbot_bot.errors import ConfigError
-from tbot_bot.support.machine_faults import database_fault, is_file_fault
+from tbot_bot.support.machine_faults import named_database_faults
 from tbot_bot.support.path_resolver import BotHome, package_file
 from tbot_bot.support.utils_bot import utc_now
 
@@ -74,19 +74,11 @@ def connect(home: BotHome, name: str, *, readonly: bool = False) -> Iterator[sql
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; run `tbot db init --home {home.root}` first")
     uri = f"{path.as_uri()}?mode=ro" if readonly else path.as_uri()
-    try:
+    with named_database_faults(path):
         con = sqlite3.connect(uri, uri=True, timeout=10)
-    except sqlite3.DatabaseError as exc:
-        if not is_file_fault(exc):
-            raise
-        raise database_fault(exc, path) from exc
     con.row_factory = sqlite3.Row
     try:
-        with con:
+        with named_database_faults(path), con:  # garbage, a full disk, a read-only home: named with the file
             yield con
-    except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
-        if not is_file_fault(exc):
-            raise
-        raise database_fault(exc, path) from exc
     finally:
         con.close()

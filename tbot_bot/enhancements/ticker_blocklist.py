@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tbot_bot.checks import REFUSED, CheckResult, cause_of
 from tbot_bot.enhancements.base import FilterDecision
-from tbot_bot.support.machine_faults import database_fault, is_file_fault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault, named_database_faults
 
 if TYPE_CHECKING:
     from tbot_bot.domain.clock import Clock
@@ -36,15 +36,11 @@ class TickerBlocklist:
         self.db_path = db_path
         self._clock = clock
         self._lock = threading.Lock()
-        try:
+        with named_database_faults(db_path):  # garbage, a full disk, a lock: named with the file
             self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:  # garbage, a full disk, a lock: named with the file
-            if not is_file_fault(exc):
-                raise
-            raise database_fault(exc, db_path) from exc
 
     @classmethod
     def for_home(cls, home: BotHome, clock: Clock) -> TickerBlocklist:

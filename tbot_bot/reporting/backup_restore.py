@@ -177,7 +177,8 @@ def restore_backup(
             f"backup archive {archive.name} belongs to bot {theirs or 'unknown (no ledger in it)'}, this home "
             f"{home.root} is bot {ours}: refusing to restore another bot's books into it"
         )
-    missing = [] if new_keys else _missing_keys(home, manifest)
+    kinds = _kinds(manifest)
+    missing = [] if new_keys else _missing_keys(home, manifest, kinds)
     if missing:
         raise ConfigError(
             f"{home.root} has no {' or '.join(missing)}: put back storage/keys/ and storage/secrets/ from the key "
@@ -194,7 +195,7 @@ def restore_backup(
     with tempfile.TemporaryDirectory() as tmp:
         problems = [
             p
-            for name, kind in _kinds(manifest).items()
+            for name, kind in kinds.items()
             if kind == "sqlite"
             for p in ledger_copy_problems(name, contents[name], Path(tmp))
         ]
@@ -212,15 +213,15 @@ def restore_backup(
     except ConfigError as exc:
         raise ConfigError(f"{exc}; nothing was restored") from None
     try:
-        return _restore_locked(archive, home, contents, manifest, _kinds(manifest), ours, now)
+        return _restore_locked(archive, home, contents, manifest, kinds, ours, now)
     finally:
         lock.release()
 
 
-def _missing_keys(home: BotHome, manifest: dict[str, Any]) -> list[str]:
+def _missing_keys(home: BotHome, manifest: dict[str, Any], kinds: dict[str, str]) -> list[str]:
     """The keys this archive needs that the home does not have yet (as home-relative paths)."""
     needed = []
-    if "config" in _kinds(manifest).values():
+    if "config" in kinds.values():
         needed.append("env")
     anchors = manifest.get("anchors")
     if isinstance(anchors, dict) and anchors.get("hmac"):
@@ -312,9 +313,8 @@ class RestoreResult:
     files: list[Path]  # every file written
     replaced: list[Path]  # existing files whose content changed (same-identity restore only)
     safety_archive: Path | None  # the archive of the state before the restore, when something was replaced
-    removed: list[Path] = field(
-        default_factory=list
-    )  # derived files of days after the archive (same bot only)
+    # derived files of days after the archive (same bot only)
+    removed: list[Path] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.files)

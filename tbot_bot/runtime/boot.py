@@ -123,11 +123,8 @@ def _status_file_writable(home: BotHome) -> None:
     """status.json as start will write it: a folder in its place is refused by check as by start, same words."""
     path = home.status_json
     if path.is_dir():
-        message, _ = os_fault(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))) or (
-            "",
-            0,
-        )
-        raise MachineFault(message, transient=False)
+        named = os_fault(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)))
+        raise MachineFault(named[0] if named else f"{path} is a directory", transient=False)
 
 
 def remove_write_debris(home: BotHome) -> list[Path]:

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from tbot_bot.domain.intents import Intent, intent_from_row, intent_to_row
 from tbot_bot.domain.vocab import PositionSide, WindowStatus
-from tbot_bot.support.machine_faults import database_fault, is_file_fault
+from tbot_bot.support.machine_faults import named_database_faults
 
-DENIALS_PREFIX = (
-    "denials:"  # kv: denials:<day> -> {strategy: {code: n}}, the day's denials so far (DayContext)
-)
+# kv: denials:<day> -> {strategy: {code: n}}, the day's denials so far (DayContext)
+DENIALS_PREFIX = "denials:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -89,17 +88,13 @@ class OrderJournal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
+        with named_database_faults(path):  # garbage, a full disk, a read-only home: named with the file
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
             self._migrate()
-        except sqlite3.DatabaseError as exc:  # garbage, a full disk, a read-only home: named with the file
-            if not is_file_fault(exc):
-                raise
-            raise database_fault(exc, path) from exc
 
     def _migrate(self) -> None:
         """Journals written before window outcomes were kept gain the outcome columns (NULL = not recorded)."""
@@ -117,21 +112,15 @@ class OrderJournal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         # a full disk or a lock met mid-session is the machine's fault, named with the journal's file (exit 75)
-        try:
+        with named_database_faults(self.path):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if not is_file_fault(exc):
-                raise
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise database_fault(exc, self.path) from exc
 
     # ---- intents
     def record_intent(self, intent: Intent) -> Intent:

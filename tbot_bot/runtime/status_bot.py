@@ -20,9 +20,8 @@ class BotState(StrEnum):
     ANALYZING = "analyzing"
     TRADING = "trading"
     MONITORING = "monitoring"
-    SUSPENDED = (
-        "suspended"  # the broker stopped answering: new entries wait while it is probed (not the day's end)
-    )
+    # the broker stopped answering: new entries wait while it is probed (not the day's end)
+    SUSPENDED = "suspended"
     HALTED = "halted"
     SHUTDOWN = "shutdown"
     CLOSED = "closed"

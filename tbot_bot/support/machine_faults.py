@@ -11,6 +11,8 @@ import errno
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tbot_bot.errors import ConfigError, MachineFault, TbotError
@@ -115,6 +117,18 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
     return MachineFault(f"Database error on {path}: {exc}", transient=False)
 
 
+@contextmanager
+def named_database_faults(path: Path) -> Iterator[None]:
+    """Inside the block, a SQLite fault of the file or its disk (`is_file_fault`) leaves as `database_fault(exc,
+    path)`: named with the file; any other error passes as it is."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not is_file_fault(exc):
+            raise
+        raise database_fault(exc, path) from exc
+
+
 def readable_database(path: Path) -> None:
     """Refuse a SQLite file that cannot be read (damaged) as its writer would, named; nothing is written. A missing
     file is fine (its writer creates it). Read as immutable (no lock, no -wal): only for a file no process writes
@@ -124,10 +138,7 @@ def readable_database(path: Path) -> None:
     # immutable: a read that leaves no -wal/-shm beside the file (the check writes nothing)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        if not is_file_fault(exc):
-            raise
-        raise database_fault(exc, path) from exc
+        with named_database_faults(path):
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     finally:
         conn.close()
