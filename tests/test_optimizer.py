@@ -144,6 +144,13 @@ def test_planted_edge_is_recommended_then_approve_history_rollback(
         # each fold's choice is its in-sample best
         assert f["is_objective"] == pytest.approx(max(float(r["value"]) for r in fold_rows))
         assert f["oos_end"] <= PLANTED_END and f["is_end"] < f["oos_start"]
+    # a candidate is scored only on the blocks after its own in-sample span (fold 2's winner never on fold 1's
+    # block, which lies inside its in-sample span), and the current settings on the pick's same blocks
+    starts = {f["fold"]: f["oos_start"] for f in best["folds"]}
+    for c in best["candidates"]:
+        assert c["oos_folds"] == [k for k, start in starts.items() if start > c["is_end"]]
+        assert len(c["fold_objectives"]) == len(c["oos_folds"])
+    assert [f["fold"] for f in best["verdict"]["folds"]] == best["pick"]["oos_folds"]
     # the pick is the candidate with the best mean OUT-OF-SAMPLE objective
     assert best["pick"]["oos_objective"] == max(c["oos_objective"] for c in best["candidates"])
     assert set(best["parameter_stability"]) == {"STRAT_OPEN_BUFFER", "OPEN_TRAILING_STOP_PCT"}
@@ -1084,3 +1091,62 @@ def test_the_cache_key_covers_the_code_of_the_cached_indicators() -> None:
     for made_by in (signals.session_vwap, adx_filter.wilder_adx, bollinger_confluence.bollinger_bands):
         source = Path(inspect.getfile(made_by)).resolve().relative_to(package).as_posix()
         assert source in prep_cache._ALSO_BUILT_BY
+
+
+def test_a_candidate_is_never_scored_on_blocks_inside_its_own_in_sample_span() -> None:
+    """Anchored folds: fold 2's in-sample span holds fold 1's out-of-sample block. Fold 2's winner shone there
+    (where it was chosen) and lost on its only true out-of-sample block: it must be judged on that block alone,
+    and the current settings on the same block."""
+    from optuna.distributions import CategoricalDistribution
+
+    from tbot_bot.optimizer.results import FoldResult, summarise
+    from tbot_bot.optimizer.space import Param, SearchSpace
+    from tbot_bot.optimizer.study import StudyConfig
+
+    days = tuple(date(2011, 1, 3) + timedelta(days=i) for i in range(60))
+    folds = make_folds(days, 2)
+    # objective per (stop, block): the 2% stop wins block 1 (inside fold 2's in-sample span), loses block 2
+    table = {(0.02, 1): 9.0, (0.02, 2): -1.0, (0.005, 1): 1.0, (0.005, 2): 2.0}
+    block_of = {d: f.index for f in folds for d in f.out_of_sample}
+
+    class Metrics:
+        def __init__(self, stop: float, span: tuple[date, ...]) -> None:
+            blocks = sorted({block_of[d] for d in span})
+            self.value = sum(table[(stop, b)] for b in blocks) / len(blocks)
+            self.daily_returns = np.linspace(0.001, 0.003, len(span)) * self.value
+
+        def objective(self, name: str) -> float:
+            return self.value
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"objective": self.value}
+
+    class Prep:
+        def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[Metrics]:
+            return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", 0.005), s) for s in spans]
+
+    space = SearchSpace("open", (Param("OPEN_TRAILING_STOP_PCT", (0.005, 0.02)),))
+    dist = {"OPEN_TRAILING_STOP_PCT": CategoricalDistribution((0.005, 0.02))}
+    metrics = {"is": {"total_pnl": 1.0, "sessions": 20, "sharpe": 1.0}, "oos": {"total_pnl": 1.0, "sessions": 20,
+               "sharpe": 1.0}, "is_sharpe_pp": 0.1}  # fmt: skip
+
+    def trial(stop: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            params={"OPEN_TRAILING_STOP_PCT": stop},
+            distributions=dist,
+            value=1.0,
+            user_attrs={"metrics": metrics},
+        )
+
+    fold1, fold2 = trial(0.005), trial(0.02)
+    results = [FoldResult(folds[0], [fold1], fold1, []), FoldResult(folds[1], [fold2], fold2, [])]
+    cfg = StudyConfig("t", "open", "grid_search", "sharpe", space, None, "sqlite://")
+    summary = summarise(cfg, Prep(), results, {"OPEN_TRAILING_STOP_PCT": 0.005}, 0.5)  # type: ignore[arg-type]
+    by_fold = {c["fold"]: c for c in summary["candidates"]}
+    assert by_fold[1]["oos_folds"] == [1, 2] and by_fold[1]["fold_objectives"] == [1.0, 2.0]
+    # fold 2's winner: block 2 only; its leaked 9.0 on block 1 counts nowhere
+    assert by_fold[2]["oos_folds"] == [2] and by_fold[2]["fold_objectives"] == [-1.0]
+    # so the pick is fold 1's (mean 1.5), against the current settings (the same values) on blocks 1 and 2
+    assert summary["pick"]["fold"] == 1 and summary["current"]["fold_objectives"] == [1.0, 2.0]
+    assert summary["verdict"]["recommend"] is False
+    assert [f["fold"] for f in summary["verdict"]["folds"]] == [1, 2]

@@ -85,7 +85,7 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
                 "walk_forward_efficiency": summary["walk_forward_efficiency"],
                 "deflated_sharpe": (summary.get("deflated_sharpe") or {}).get("dsr"),
                 "float": summary.get("float"),
-                # the pick against the current settings on each fold's out-of-sample block
+                # the pick against the current settings on each out-of-sample block after its in-sample span
                 "folds": [
                     {
                         "fold": f["fold"],
@@ -94,6 +94,7 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
                         **_versus(verdict, f["fold"]),
                     }
                     for f in summary["folds"]
+                    if f["fold"] in rec.get("oos_folds", [f["fold"]])
                 ],  # fmt: skip
             },
             "results_dir": str(results_dir),

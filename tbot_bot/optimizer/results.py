@@ -2,9 +2,11 @@
 the Pareto-front trial with the best in-sample return per unit of drawdown), its out-of-sample score, the
 walk-forward efficiency, the stability of the chosen values across folds and the deflated Sharpe ratio.
 
-The candidate is chosen on OUT-OF-SAMPLE evidence only: every fold's in-sample winner is scored on every fold's
-out-of-sample block and the best mean is the pick (a tie goes to the later fold); whether it is recommended over
-the current settings is `evidence.decide`'s verdict (fold wins, mean, deflated Sharpe).
+The candidate is chosen on OUT-OF-SAMPLE evidence only: every fold's in-sample winner is scored on the
+out-of-sample blocks that come after its own in-sample span (its fold's block and the later folds' blocks; the
+earlier blocks are inside that span, where it was chosen) and the best mean is the pick (a tie goes to the later
+fold); whether it is recommended over the current settings, on the same blocks, is `evidence.decide`'s verdict
+(fold wins, mean, deflated Sharpe).
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ def summarise(
     dsr_threshold: float = DSR_THRESHOLD,
 ) -> dict[str, Any]:
     """Everything best.json holds (JSON-ready)."""
-    oos_days: tuple[date, ...] = tuple(d for r in results for d in r.fold.out_of_sample)
     folds = []
     for r in results:
         ins, oos = r.chosen.user_attrs["metrics"]["is"], r.chosen.user_attrs["metrics"]["oos"]
@@ -97,37 +98,44 @@ def summarise(
                 "wfe": walk_forward_efficiency([_per_session(ins)], [_per_session(oos)]),
             }
         )
-    # every fold's in-sample winner, scored on each fold's out-of-sample block and on all of them together
-    blocks = [r.fold.out_of_sample for r in results]
+    # every fold's in-sample winner, scored on each out-of-sample block after its own in-sample span and on
+    # those blocks together; an earlier fold's block lies inside that span (anchored folds), so it is no evidence
     candidates: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
-    for r in reversed(results):  # later folds first: a tie goes to the most recent in-sample span
+    # values several folds chose are scored once, from the earliest of them: its blocks are the most evidence
+    for r in results:
         key = _param_key(r.chosen)
         if key in seen:
             continue
         seen.add(key)
-        pooled, *per_fold = prep.evaluate_spans(r.params(), oos_days, *blocks)
+        after = _blocks_after(results, r.fold.in_sample[-1])
+        blocks = [b.fold.out_of_sample for b in after]
+        pooled, *per_fold = prep.evaluate_spans(r.params(), _joined(blocks), *blocks)
         fold_objectives = [m.objective(cfg.objective) for m in per_fold]
         candidates.append(
             {"fold": r.fold.index, "trial": r.chosen.number, "params": r.params(),
              "is_start": r.fold.in_sample[0].isoformat(), "is_end": r.fold.in_sample[-1].isoformat(),
-             "oos_all": pooled.to_dict(), "fold_objectives": fold_objectives,
+             "oos_folds": [b.fold.index for b in after], "oos_all": pooled.to_dict(),
+             "fold_objectives": fold_objectives,
              "oos_objective": sum(fold_objectives) / len(fold_objectives), "_returns": pooled.daily_returns}
         )  # fmt: skip
-    # the pick: the best mean out-of-sample objective over the folds (max keeps the first: the later fold)
-    best = max(candidates, key=lambda c: c["oos_objective"]) if candidates else None
+    # the pick: the best mean out-of-sample objective over its folds; a tie goes to the most recent in-sample span
+    best = max(candidates, key=lambda c: (c["oos_objective"], c["fold"])) if candidates else None
     trial_sharpes = [float(t.user_attrs["metrics"]["is_sharpe_pp"]) for r in results for t in r.trials]
     dsr = deflated_sharpe(best["_returns"], trial_sharpes) if best else None
+    # the current settings on the pick's blocks, the same sessions the pick is judged on
+    judged = [r for r in results if best is not None and r.fold.index in best["oos_folds"]]
     base_oos, base_folds = None, []
-    if oos_days:
-        base_oos, *base_folds = prep.evaluate_spans({}, oos_days, *blocks)
+    if judged:
+        blocks = [r.fold.out_of_sample for r in judged]
+        base_oos, *base_folds = prep.evaluate_spans({}, _joined(blocks), *blocks)
     current_folds = [m.objective(cfg.objective) for m in base_folds]
     for c in candidates:
         c.pop("_returns")
     current = {k: baseline.get(k) for k in cfg.space.keys}
     same = best is not None and all(best["params"].get(k) == v for k, v in current.items())
     verdict = decide(
-        cfg.objective, best, current_folds, dsr, dsr_threshold, [r.fold.index for r in results], same
+        cfg.objective, best, current_folds, dsr, dsr_threshold, [r.fold.index for r in judged], same
     )
     wfe = walk_forward_efficiency(
         [_per_session(f["is"]) for f in folds], [_per_session(f["oos"]) for f in folds]
@@ -150,6 +158,7 @@ def summarise(
             "trial": best["trial"],
             "params": best["params"],
             "oos_all": best["oos_all"],
+            "oos_folds": best["oos_folds"],
             "fold_objectives": best["fold_objectives"],
             "oos_objective": best["oos_objective"],
         },  # fmt: skip
@@ -173,6 +182,15 @@ def summarise(
             for t in r.pareto
         ],  # fmt: skip
     }
+
+
+def _blocks_after(results: list[FoldResult], last_in_sample: date) -> list[FoldResult]:
+    """The folds whose out-of-sample block starts after `last_in_sample`."""
+    return [r for r in results if r.fold.out_of_sample[0] > last_in_sample]
+
+
+def _joined(blocks: list[tuple[date, ...]]) -> tuple[date, ...]:
+    return tuple(d for b in blocks for d in b)
 
 
 def _objective(cfg: StudyConfig, m: dict[str, Any]) -> float:
