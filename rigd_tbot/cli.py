@@ -10,6 +10,7 @@ service exits 1, an unexpected exception exits 1 with its traceback in the error
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import os
 import pkgutil
@@ -70,6 +71,20 @@ def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def cli_user() -> str:
+    """Who runs this command, for audit records: the login name (getpass: $LOGNAME, $USER, ..., then the
+    password database, so cron and systemd units without $USER are named too), else the numeric uid."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a uid without a passwd entry (some containers)
+        return f"uid{os.getuid()}"
+
+
+def cli_actor() -> str:
+    """The actor a command records: `cli:<user>`."""
+    return f"cli:{cli_user()}"
 
 
 def add_home_argument(parser: argparse.ArgumentParser) -> None:

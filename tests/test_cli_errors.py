@@ -539,3 +539,15 @@ def test_a_mistyped_home_is_refused_not_run_on_the_template(
     )
     assert code == 2 and f"--home {missing} does not exist" in err
     assert not missing.exists()
+
+
+def test_audit_records_name_the_user_without_user_or_logname(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cron and systemd units often run without $USER and $LOGNAME: the password database still names the user
+    (config history and optimizer approvals said "cli:unknown" there, while stop/pause named root)."""
+    import pwd
+
+    from rigd_tbot.cli import cli_actor
+
+    for var in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli_actor() == f"cli:{pwd.getpwuid(os.getuid()).pw_name}"

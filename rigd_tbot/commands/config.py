@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, bot_home
+from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _actor() -> str:
-    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    return cli_actor()
 
 
 def run_show(args: argparse.Namespace) -> int:

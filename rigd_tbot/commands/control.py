@@ -4,10 +4,9 @@ through its home's files (DESIGN §8: Stop ends trading and the supervisor stays
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 
-from rigd_tbot.cli import add_home_argument, bot_home
+from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -73,7 +72,7 @@ def run_stop(args: argparse.Namespace) -> int:
         # a stop file written now would only be discarded by the next start: say so instead
         print(f"no supervisor is running in {home.root}: nothing to stop", file=sys.stderr)
         return 1
-    path = request_stop(home, f"cli:{getpass.getuser()}")
+    path = request_stop(home, cli_actor())
     print(
         f"stop requested ({path}) for the supervisor ({describe(holder)}); within SLEEP_TIME it cancels its "
         "orders, closes its positions and books the day; it then stays up, stopped (live: across days; a "
@@ -90,7 +89,7 @@ def run_pause(args: argparse.Namespace) -> int:
     if already is not None:
         print(f"new entries are already paused ({already})")
         return 0
-    path = request_pause(home, f"cli:{getpass.getuser()}")
+    path = request_pause(home, cli_actor())
     when = "from the next minute" if running_supervisor(home) else "from the next start (no supervisor runs)"
     print(f"new entries paused {when} ({path}); open positions are still managed; `tbot resume` lifts it")
     return 0
@@ -112,7 +111,7 @@ def run_defense_clear(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import request_defense_clear, running_supervisor
 
     home = bot_home(args.home)
-    path = request_defense_clear(home, f"cli:{getpass.getuser()}")
+    path = request_defense_clear(home, cli_actor())
     when = "at its next poll" if running_supervisor(home) else "at the next start (no supervisor runs)"
     print(
         f"defense clear requested ({path}): the supervisor ends an automatic defense mode {when}; `tbot status` "
@@ -199,7 +198,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import ConfirmRefused, confirm_order
 
     try:
-        path = confirm_order(bot_home(args.home), args.order_id, f"cli:{getpass.getuser()}")
+        path = confirm_order(bot_home(args.home), args.order_id, cli_actor())
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except ConfirmRefused as exc:

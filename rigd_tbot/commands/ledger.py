@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, cli_user
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -175,14 +175,13 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
 
 
 def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    import getpass
 
     from tbot_bot.accounting.accounting_api import build_reversal
     from tbot_bot.accounting.ledger_correction import parse_amount, plan_correction, post_correction
     from tbot_bot.config.settings_bot import load_settings
 
     amount = None if args.amount is None else parse_amount(args.amount)
-    user = getpass.getuser()
+    user = cli_user()
     # what planning refuses about the request is a UsageError (exit 2); a ledger that cannot be read stays a fault
     plan = plan_correction(
         binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument, bot_home
+from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import iso_date
@@ -127,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def actor() -> str:
-    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    return cli_actor()
 
 
 def run_run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ request in time (it stays queued), 2 = refused (bad arguments, a home that is no
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 import time
@@ -16,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument, bot_home
+from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
 from tbot_bot.domain.vocab import STRATEGY_NAMES, StrategyName
 from tbot_bot.errors import UsageError
 from tbot_bot.support.utils_bot import iso_date
@@ -146,7 +145,7 @@ def run_positions(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.flatten import rebuild_journal
 
     home = bot_home(args.home)
-    who = f"cli:{getpass.getuser()}"
+    who = cli_actor()
     changing = bool(args.adopt or args.close or args.ignore or args.ignore_order or args.rebuild_journal)
     with operator_desk.open_desk(
         home, lock=changing, replay_day=args.replay, data_source=args.data_source
@@ -187,7 +186,7 @@ def run_flatten(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import describe, flatten_result, request_flatten, running_supervisor
 
     home = bot_home(args.home)
-    who = f"cli:{getpass.getuser()}"
+    who = cli_actor()
     scope = (
         " ".join(x for x in (args.symbol, args.strategy and f"strategy {args.strategy}") if x) or "everything"
     )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import math
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, cli_actor
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import iso_date
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if running_supervisor(home) is not None and trading_stopped(home) is not None:
             ok, message = start_answer(home)
             if ok:
-                request_start(home, f"cli:{getpass.getuser()}")
+                request_start(home, cli_actor())
             print(message)
             return 0 if ok else 1
     code = Supervisor(home, replay_day=args.replay, speed=args.speed, data_source=args.data_source).run()

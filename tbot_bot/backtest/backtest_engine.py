@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -363,7 +364,12 @@ def write_outputs(
     waits for it), else (--no-plots) the report without charts is written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    records = trades.to_dict(orient="records") if len(trades) else []
+    # a field a trade does not have (leverage_multiplier of a stock) is null, as the CSV leaves it empty: NaN is
+    # not JSON, and strict readers (JavaScript's JSON.parse) refuse the whole file
+    records = [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        for r in (trades.to_dict(orient="records") if len(trades) else [])
+    ]
     files["trades_csv"] = out_dir / "trade_history_backtest.csv"
     atomic_write_text(
         files["trades_csv"],
