@@ -42,7 +42,8 @@ def test_tbot_backtest_january_writes_every_output(strategy: str, tmp_path: Path
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     # strict JSON (NaN is refused, as JavaScript's JSON.parse refuses it): a field a trade lacks is null
     history = json.loads(
-        (out / "trade_history_backtest.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON")
+        (out / "trade_history_backtest.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in JSON"),
     )
     assert history and all(r["mode"] == "backtest" and r["strategy_name"] == strategy for r in history)
     assert any(r["leverage_multiplier"] is None for r in history)
