@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import backtest_float
-from tbot_bot.config.settings_bot import load_settings
+from tbot_bot.config.settings_bot import load_settings, read_env_text, replace_values
 from tbot_bot.market_time import market_calendar
 from tbot_bot.optimizer.evidence import decide, sig4
 from tbot_bot.optimizer.metrics import deflated_sharpe
@@ -225,7 +225,7 @@ def test_planted_edge_is_recommended_then_approve_history_rollback(
 
 
 def test_reject_and_stale_proposal(
-    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     home = shaken_out_home
     assert tbot(run_args(home, space_file, planted, "--study", "a1")) == 0
@@ -240,6 +240,31 @@ def test_reject_and_stale_proposal(
     assert p["status"] == "rejected" and p["decision"]["reason"] == "stale"
     assert tbot(["optimize", "show", "nope", "--home", str(home)]) == 2
     assert "no optimizer proposal 'nope'" in capsys.readouterr().err
+
+    # the study a1 was run on OPEN_TRAILING_STOP_PCT=0.005: joining it with 0.03 would mix its trials with
+    # trials of another configuration, so it is refused by name
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--study", "a1")) == 2
+    assert "study a1.fold1 was run on other settings" in capsys.readouterr().err
+    # back on its settings the run resumes; the rejected proposal's record is never rewritten
+    assert tbot(["config", "set", "OPEN_TRAILING_STOP_PCT=0.005", "--home", str(home)]) == 0
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--study", "a1")) == 0
+    out = capsys.readouterr().out
+    assert "(0 evaluated by this worker)" in out and "proposal a1 was already rejected by cli:" in out
+    assert json.loads((home / "env_bot.versioned" / "proposals" / "a1.json").read_text()) == p
+
+    # a run on another configuration (--env-file) files evidence for that one: approve names what differs
+    other = tmp_path / "other.env_bot"
+    other.write_text(replace_values(read_env_text(BotHome(home)), {"MIN_PRICE": "2.5"}), encoding="utf-8")
+    assert tbot(run_args(home, space_file, planted, "--env-file", str(other), "--min-dsr", "0.99")) == 0
+    out = capsys.readouterr().out
+    assert "ran on other values than the live config's for MIN_PRICE (--env-file)" in out
+    (run_id,) = [f.stem for f in (home / "env_bot.versioned" / "proposals").glob("*.json") if f.stem != "a1"]
+    before = read_env_text(BotHome(home))
+    assert tbot(["optimize", "approve", run_id, "--home", str(home)]) == 2
+    assert "evaluated other values than the live config's for MIN_PRICE" in capsys.readouterr().err
+    assert read_env_text(BotHome(home)) == before
 
 
 def test_the_sample_has_no_significant_winner_so_no_improvement_is_filed(

@@ -159,9 +159,11 @@ class PreparedData:
         if not source.exists():
             raise ConfigError(f"--data-source {source} does not exist")
         calendar = settings.MARKET_CALENDAR
-        status, cached, key = "off", None, ""
+        status, cached = "off", None
+        # the bars' and side inputs' checksums with the range: what a study's trials were evaluated on
+        key = prep_cache.cache_key(source, start, end, calendar, vix_path, None)
+        self.data_key = key
         if cache_dir is not None:
-            key = prep_cache.cache_key(source, start, end, calendar, vix_path, None)
             cached = prep_cache.load(cache_dir, key)
             status = "hit" if cached is not None else "built"
         if cached is None:

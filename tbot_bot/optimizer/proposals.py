@@ -8,13 +8,15 @@ Every decision is also appended to `logs/optimizer_audit.log`. No optimizer impo
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tbot_bot.config.config_versions import PREFIX
-from tbot_bot.config.env_bot import parse_env_text
+from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
 from tbot_bot.config.settings_bot import (
     config_lock,
     config_version,
@@ -50,20 +52,56 @@ class Change:
     new: str
 
 
-def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) -> Path | None:
+def base_digests(settings: BotSettings, exclude: Iterable[str] = ()) -> dict[str, str]:
+    """Per key (but `exclude`), a digest of its value: what a study's trials assumed, recorded in its proposal
+    without writing any value (secrets included) into it."""
+    skip = set(exclude)
+    return {
+        k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
+        for k, v in settings.model_dump(mode="json").items()
+        if k not in skip
+    }
+
+
+def base_differences(recorded: dict[str, str], live: BotSettings) -> list[str]:
+    """The keys whose live value is not the one the study evaluated (base_digests)."""
+    now = base_digests(live)
+    return sorted(k for k, digest in recorded.items() if now.get(k) != digest)
+
+
+class AlreadyDecided(Exception):
+    """A person already approved or rejected this run's proposal: its record is never rewritten."""
+
+    def __init__(self, proposal: dict[str, Any]) -> None:
+        d = proposal.get("decision") or {}
+        super().__init__(
+            f"proposal {proposal['run_id']} was already {proposal['status']} by {d.get('actor')} at {d.get('at')}: "
+            "its record is kept as decided (this run's results are in its results folder)"
+        )
+
+
+def write_proposal(
+    home: BotHome, summary: dict[str, Any], results_dir: Path, evaluated: BotSettings | None = None
+) -> Path | None:
     """The record of a finished run: a pending proposal when its verdict recommends the pick, else a
-    `keep_current` record of the best candidate and why it is not recommended; None without any candidate."""
+    `keep_current` record of the best candidate and why it is not recommended; None without any candidate.
+    `evaluated`: the base settings the trials ran on (digests kept: approve refuses a live config that differs).
+    Raises AlreadyDecided when the run's proposal was approved or rejected (a resumed run)."""
     rec = summary.get("pick")
     verdict = summary.get("verdict") or {}
     if not rec:
         return None
+    path = proposals_dir(home) / f"{summary['run_id']}.json"
+    if path.is_file():
+        held = load_proposal(home, summary["run_id"])
+        # the decision (who, when, what was applied) is the audit record: a re-run never replaces it
+        if held["status"] in (APPROVED, REJECTED):
+            raise AlreadyDecided(held)
     current, _ = parse_env_text(read_env_text(home))
     changes = [
         {"key": k, "old": current.get(k), "new": env_value(v)} for k, v in sorted(rec["params"].items())
     ]
-    folder = proposals_dir(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{summary['run_id']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         path,
         {
@@ -98,6 +136,8 @@ def write_proposal(home: BotHome, summary: dict[str, Any], results_dir: Path) ->
                 ],  # fmt: skip
             },
             "results_dir": str(results_dir),
+            # the other keys' values the evidence holds for (digests): approve compares the live config's
+            "base": None if evaluated is None else base_digests(evaluated, rec["params"]),
             "decision": None,
         },
         mode=0o600,
@@ -222,6 +262,13 @@ def _approve_locked(
         for c in proposal["changes"]
         if current.get(c["key"]) != c["old"]
     ]
+    # the evidence holds for the settings the trials ran on: a run with --env-file, or a config changed since
+    other = base_differences(proposal["base"], settings_from_text(text)) if proposal.get("base") else []
+    if other:
+        stale.append(
+            f"the study evaluated other values than the live config's for {', '.join(other)} (a run with "
+            "--env-file, or the config changed since the run): its evidence does not hold for the live config"
+        )
     if stale and not force:
         raise ConfigError(
             ["the live config changed since this proposal was made:", *stale,

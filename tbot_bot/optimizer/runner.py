@@ -21,12 +21,13 @@ from tqdm import tqdm
 
 from tbot_bot.backtest.backtest_engine import backtest_float
 from tbot_bot.backtest.chart_worker import ChartWorker
+from tbot_bot.config.settings_bot import load_settings
 from tbot_bot.errors import ConfigError
 from tbot_bot.optimizer import results as results_mod
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
 from tbot_bot.optimizer.metrics import OBJECTIVES
 from tbot_bot.optimizer.prepared import PreparedData
-from tbot_bot.optimizer.proposals import write_proposal
+from tbot_bot.optimizer.proposals import AlreadyDecided, base_differences, base_digests, write_proposal
 from tbot_bot.optimizer.report import chart_worker, finish_outputs, submit_outputs
 from tbot_bot.optimizer.space import SearchSpace, load_space
 from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
@@ -105,16 +106,29 @@ def validate(req: RunRequest) -> None:
         raise ConfigError(problems, source="tbot optimize run")
 
 
-def run_id_for(req: RunRequest, space_desc: dict[str, Any]) -> str:
+def evidence_fingerprint(
+    req: RunRequest, settings: BotSettings, prep: PreparedData, space: SearchSpace
+) -> str:
+    """What a study's trials are evidence of: every setting of the base configuration, the bars and side inputs
+    (their checksums: prep.data_key), the range, the space, the float and the seed. Two runs with the same
+    fingerprint may share trials; any difference makes them different studies."""
+    ident = json.dumps(
+        [settings.model_dump(mode="json"), prep.data_key, space.describe(), req.strategy, req.algorithm,
+         req.objective, req.start.isoformat(), req.end.isoformat(), req.walk_forward, req.trials, req.seed,
+         str(req.float_)],
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(ident.encode()).hexdigest()
+
+
+def run_id_for(req: RunRequest, fingerprint: str) -> str:
+    """--study, else a name from the command and its fingerprint: the same command on the same settings and
+    data resumes its study; a changed setting or bar makes a new one (never old trials as new evidence)."""
     if req.study:
         return req.study
-    ident = json.dumps(
-        [space_desc, str(req.data_source.resolve()), req.trials, req.seed, str(req.float_)], sort_keys=True
-    )
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:8]
     return (
         f"{req.strategy}_{req.algorithm}_{req.start:%Y%m%d}_{req.end:%Y%m%d}_wf{req.walk_forward}_"
-        f"{req.objective}_{digest}"
+        f"{req.objective}_{fingerprint[:8]}"
     )
 
 
@@ -203,7 +217,8 @@ def _run(
     assert req.walk_forward is not None
     # OPTIMIZER_OUTPUT_DIR: where runs are written under the home unless --out says otherwise
     out_root = req.out or home.path(settings.OPTIMIZER_OUTPUT_DIR)
-    run_id = run_id_for(req, space.describe())
+    fingerprint = evidence_fingerprint(req, settings, prep, space)
+    run_id = run_id_for(req, fingerprint)
     out_dir = out_root / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     storage_url = req.storage or f"sqlite:///{out_dir / 'study.db'}"
@@ -217,6 +232,7 @@ def _run(
         storage_url,
         req.seed,
         req.stale_after_s,
+        fingerprint,
     )
     # tables created before any worker starts (a new SQLite file copied from an empty one kept in the cache)
     storage = make_storage(storage_url, req.stale_after_s, template_dir=home.cache_dir / "optuna")
@@ -257,7 +273,20 @@ def _run(
     )
     proposal = None
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        proposal = write_proposal(home, summary, out_dir)
+        try:
+            proposal = write_proposal(home, summary, out_dir, settings)
+        except AlreadyDecided as exc:
+            notes.append(str(exc))
+        other = (
+            base_differences(base_digests(settings, space.keys), load_settings(home))
+            if proposal is not None
+            else []
+        )
+        if other:
+            notes.append(
+                f"this study ran on other values than the live config's for {', '.join(other)} (--env-file): "
+                "`tbot optimize approve` refuses its proposal unless --force"
+            )
     elif req.propose:
         notes.append(f"no configuration in {home.root}: no proposal written (results only)")
     return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes, charts)

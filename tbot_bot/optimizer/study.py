@@ -40,6 +40,8 @@ from tbot_bot.optimizer.walk_forward import Fold
 
 ALGORITHMS = ("grid_search", "bayesian", "genetic")
 GRID_READY_ATTR = "grid_enqueued"
+# the study's runner.evidence_fingerprint, set by the run that creates it and checked by every run that joins
+FINGERPRINT_ATTR = "evidence_fingerprint"
 _CLAIM_RETRIES = 50
 _CLAIM_BATCH = 16  # waiting trials read per claim (another worker may win some of them)
 # a sampled (TPE, NSGA-II) worker writes its finished trials, and reads the other workers', after this many trials
@@ -61,6 +63,9 @@ class StudyConfig:
     storage: str
     seed: int = 0
     stale_after_s: int = 300  # a RUNNING trial whose worker has been silent this long is re-queued
+    fingerprint: str = (
+        ""  # runner.evidence_fingerprint: the settings, data and range the trials are evidence of
+    )
 
     def fold_study_name(self, fold: Fold) -> str:
         return f"{self.run_id}.fold{fold.index}"
@@ -253,6 +258,18 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(cfg))
         created = False
+    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    if created and cfg.fingerprint:
+        study.set_user_attr(FINGERPRINT_ATTR, cfg.fingerprint)
+    elif recorded and cfg.fingerprint and recorded != cfg.fingerprint:
+        # a --study name (or another machine) joined with other settings or bars: its trials would be mixed
+        # with trials of another configuration, and the verdict would judge neither
+        raise ConfigError(
+            f"study {name} was run on other settings, bars or options than this run's (the configuration, the "
+            "data, the range, the space, --float or --seed differ): its trials are no evidence for these. Run "
+            "with the settings and data it was run on, or under another --study name (or none) for a new study",
+            source="tbot optimize run",
+        )
     if len(study.directions) != len(directions(cfg)):
         raise ConfigError(
             f"study {name} exists with {len(study.directions)} objective(s); {cfg.algorithm} needs "
