@@ -40,10 +40,23 @@ def reference(prep: PreparedData, params: dict[str, object]) -> list[dict[str, o
         if day in by_day:
             f, _ = execute_day(
                 by_day[day], prep.strategy, settings, prep.capabilities, prep.market,
-                prep.fundamentals, prep.float_, slippage,
+                prep.fundamentals, prep.float_, slippage.for_session(day, prep.strategy),
             )  # fmt: skip
             fills += f
     return fills
+
+
+def test_randomized_slippage_gives_a_session_the_same_fills_in_any_span() -> None:
+    """A fold's out-of-sample block inside a trial (in-sample and out-of-sample in one pass) equals the block
+    run alone, as `tbot backtest` of the block runs it: the draws are per session, never carried across."""
+    prep = prepared("close", 2)  # randomized slippage, seed 7
+    assert prep.settings.SLIPPAGE_SIMULATION_TYPE == "randomized"
+    first, second = prep.days[:15], prep.days[15:]
+    _, together = prep.evaluate_spans({}, first, second)
+    alone = prep.evaluate({}, second)
+    assert together.trades > 0 and together.to_dict() == alone.to_dict()
+    fills = [r for r in prep.trades({}).records if date.fromisoformat(str(r["session"])) in second]
+    assert fills == prep.trades({}, second).records
 
 
 CASES = [

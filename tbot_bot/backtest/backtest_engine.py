@@ -279,7 +279,7 @@ def _execute_sessions(
             if day in per_strategy[name]:
                 f, s = execute_day(
                     per_strategy[name][day], name, settings, capabilities, market, fundamentals, float_,
-                    slipped, fees, state=state,
+                    slipped.for_session(day, name), fees, state=state,
                 )  # fmt: skip
                 fills += f
                 skips += s

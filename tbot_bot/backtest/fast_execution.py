@@ -162,7 +162,10 @@ def execute_all(
             else None
         )
         state = SessionState(settings, capabilities, broker_current_float, carried_defense=carry)
-        _day(ctx, screens, a, order[i:j], settings, capabilities, state, slippage, schedule, records)
+        _day(
+            ctx, screens, a, order[i:j], settings, capabilities, state, slippage.for_session(session, ctx.strategy),
+            schedule, records,
+        )  # fmt: skip
         state.close_day()
         carried = f"carried over from {session}: {state.switched}" if state.switched else None
         previous = session

@@ -3,11 +3,17 @@
 Types (SLIPPAGE_SIMULATION_TYPE): `none`; `rule_based` = a fixed SLIPPAGE_MEAN_PCT percent against the
 trader; `randomized` = |N(mean, stddev)| percent against the trader, from a seeded generator so a run is
 reproducible. Slippage always worsens the price: buys pay more, sells receive less.
+
+The backtest and the optimizer draw from one generator per session and strategy window (`for_session`, seeded
+from the run's seed, the date and the window), so a session's fills are the same whatever span it is run in: a
+backtest of one fold's out-of-sample block equals that block inside a study's trial.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -40,6 +46,12 @@ class SlippageModel:
             stddev_pct=settings.SLIPPAGE_STDDEV_PCT,
             seed=seed,
         )
+
+    def for_session(self, day: date, strategy: str) -> SlippageModel:
+        """The model of one session's window: its own generator, seeded from (seed, date, window)."""
+        if self.kind != "randomized":
+            return self  # no draws: nothing to reseed
+        return replace(self, seed=zlib.crc32(f"{self.seed}:{day.isoformat()}:{strategy}".encode()))
 
     @property
     def active(self) -> bool:
