@@ -121,6 +121,10 @@ def test_fast_path_books_what_execute_day_books(strategy: str, params: dict, var
     assert m.max_drawdown == pytest.approx(float(ref.max_drawdown), abs=1e-9)
     assert m.sharpe == pytest.approx(ref.sharpe, rel=1e-12)
     assert m.avg_duration_minutes == pytest.approx(ref.avg_trade_duration_minutes)
+    # the calmar the optimizer reports and ranks by is the backtest's Calmar ratio (compounded annual return
+    # over max drawdown), not a floored variant that ranked like PnL
+    assert ref.calmar is not None and m.calmar == pytest.approx(ref.calmar, rel=1e-9)
+    assert m.objective("calmar") == pytest.approx(ref.calmar, rel=1e-9)
 
 
 @pytest.mark.parametrize("strategy", ["open", "mid", "close"])

@@ -17,8 +17,18 @@ from tbot_bot.backtest.fast_execution import TradeArrays
 
 TRADING_DAYS_PER_YEAR = 252
 OBJECTIVES = ("sharpe", "pnl", "calmar")
-# Calmar's drawdown floor: a span without a drawdown would divide by zero (0.1% of float)
-CALMAR_MIN_DRAWDOWN_PCT = 0.001
+# the calmar objective's drawdown floor, for a span without any drawdown (whose Calmar ratio is n/a, as the
+# backtest reports it): ranked as if it had fallen 0.0001% of its equity. Small against any real drawdown: the
+# template's orders (2% of the float a session) draw down a few hundredths of a percent, and a 0.1% floor made
+# every such trial's "Calmar" its return, ranking as the pnl objective does
+CALMAR_MIN_DRAWDOWN_PCT = 1e-6
+
+
+def calmar_objective(annual_return: float | None, max_drawdown_pct: float) -> float:
+    """The calmar objective: annual return over max drawdown (the Calmar ratio wherever it is defined); a span
+    that lost its whole equity (no annual return) counts as -100%."""
+    annual = annual_return if annual_return is not None else -1.0
+    return annual / max(max_drawdown_pct, CALMAR_MIN_DRAWDOWN_PCT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +40,9 @@ class TrialMetrics:
     max_drawdown: float
     max_drawdown_pct: float
     sharpe: float | None  # annualised; None with < 2 sessions or no variance
-    calmar: float  # annualised return on float / max drawdown (floored, see CALMAR_MIN_DRAWDOWN_PCT)
+    # the backtest's definitions (performance_metrics): compounded annual return of the span, over its max drawdown
+    annual_return: float | None  # None when the span ends with no equity
+    calmar: float | None  # None without a drawdown (or an annual return)
     avg_duration_minutes: float | None
     sessions: int
     daily_returns: np.ndarray  # one per session of the span (0 without trades)
@@ -42,14 +54,15 @@ class TrialMetrics:
         if name == "pnl":
             return float(self.total_pnl)
         if name == "calmar":
-            return float(self.calmar)
+            return calmar_objective(self.annual_return, self.max_drawdown_pct)
         raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(OBJECTIVES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "trades": self.trades, "wins": self.wins, "win_rate": self.win_rate,
             "total_pnl": round(self.total_pnl, 4), "max_drawdown": round(self.max_drawdown, 4),
-            "max_drawdown_pct": self.max_drawdown_pct, "sharpe": self.sharpe, "calmar": self.calmar,
+            "max_drawdown_pct": self.max_drawdown_pct, "sharpe": self.sharpe, "annual_return": self.annual_return,
+            "calmar": self.calmar,
             "avg_duration_minutes": self.avg_duration_minutes, "sessions": self.sessions,
         }  # fmt: skip
 
@@ -75,7 +88,12 @@ def trial_metrics(tr: TradeArrays, initial_equity: float, day_indices: Sequence[
             sharpe = float(np.mean(returns) / sd * math.sqrt(TRADING_DAYS_PER_YEAR))
     total = float(tr.pnl.sum())
     max_dd_pct = float(dd_pct.max())
-    annual = total / initial_equity * TRADING_DAYS_PER_YEAR / max(len(days), 1)
+    final = initial_equity + total
+    annual = (
+        (final / initial_equity) ** (TRADING_DAYS_PER_YEAR / len(days)) - 1
+        if len(days) and initial_equity > 0 and final > 0
+        else None
+    )
     wins = int((tr.pnl > 0).sum())
     return TrialMetrics(
         trades=n,
@@ -85,7 +103,8 @@ def trial_metrics(tr: TradeArrays, initial_equity: float, day_indices: Sequence[
         max_drawdown=float(dd.max()),
         max_drawdown_pct=max_dd_pct,
         sharpe=sharpe,
-        calmar=annual / max(max_dd_pct, CALMAR_MIN_DRAWDOWN_PCT),
+        annual_return=annual,
+        calmar=annual / max_dd_pct if annual is not None and max_dd_pct > 0 else None,
         avg_duration_minutes=float((tr.exit_t - tr.entry_t).mean()) if n else None,
         sessions=len(days),
         daily_returns=returns,

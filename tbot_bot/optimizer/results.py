@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, decide
 from tbot_bot.optimizer.metrics import (
     CALMAR_MIN_DRAWDOWN_PCT,
+    calmar_objective,
     deflated_sharpe,
     parameter_stability,
     walk_forward_efficiency,
@@ -197,7 +198,9 @@ def _objective(cfg: StudyConfig, m: dict[str, Any]) -> float:
     if cfg.objective == "sharpe":
         return float(m["sharpe"]) if m["sharpe"] is not None else 0.0
     if cfg.objective == "calmar":
-        return float(m["calmar"])
+        if "annual_return" not in m:  # a trial recorded by an older version: its floored ratio
+            return float(m["calmar"])
+        return calmar_objective(m["annual_return"], float(m["max_drawdown_pct"]))
     return float(m["total_pnl"])
 
 
