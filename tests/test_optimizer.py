@@ -1175,3 +1175,19 @@ def test_a_candidate_is_never_scored_on_blocks_inside_its_own_in_sample_span() -
     assert summary["pick"]["fold"] == 1 and summary["current"]["fold_objectives"] == [1.0, 2.0]
     assert summary["verdict"]["recommend"] is False
     assert [f["fold"] for f in summary["verdict"]["folds"]] == [1, 2]
+
+
+def test_a_key_another_window_reads_is_named_before_approval() -> None:
+    """STRAT_OPEN_BUFFER is OPEN's breakout buffer and CLOSE's continuation buffer: an OPEN proposal changing
+    it changes CLOSE's trading, for which the OPEN study has no evidence."""
+    from tbot_bot.optimizer.runner import other_windows
+
+    s = make_settings()
+    assert s.STRAT_CLOSE_ENABLED
+    (warning,) = other_windows(s, "open", {"STRAT_OPEN_BUFFER": s.STRAT_OPEN_BUFFER + 0.001})
+    assert warning.startswith("STRAT_OPEN_BUFFER is read by the CLOSE window too")
+    # the same value changes nothing; a key only OPEN reads warns of nothing; a disabled window is not traded
+    assert other_windows(s, "open", {"STRAT_OPEN_BUFFER": s.STRAT_OPEN_BUFFER}) == []
+    assert other_windows(s, "open", {"OPEN_TRAILING_STOP_PCT": 0.03}) == []
+    off = make_settings(STRAT_CLOSE_ENABLED="false")
+    assert other_windows(off, "open", {"STRAT_OPEN_BUFFER": off.STRAT_OPEN_BUFFER + 0.001}) == []

@@ -52,7 +52,9 @@ def home(tmp_path: Path) -> BotHome:
         results = home.root / "backtest_results" / "strategy_tuning" / run_id
         results.mkdir(parents=True)
         (results / "report.html").write_text("<html>report</html>")
-        write_proposal(home, summary(run_id, buffer, dsr), results)
+        # the runner's warning for a key another window reads (runner.other_windows)
+        warnings = [f"STRAT_OPEN_BUFFER is read by the CLOSE window too ({run_id})"]
+        write_proposal(home, summary(run_id, buffer, dsr), results, warnings=warnings)
     return home
 
 
@@ -70,6 +72,7 @@ def test_every_role_reads_only_admin_decides(home: BotHome) -> None:
     statement = summary("run-a", 0.004)["verdict"]["statement"]
     assert statement.startswith("Recommend trial 3, the in-sample best of fold 2 (2011-01-03..2011-01-18)")
     assert str(escape(statement)) in page and "approve-form" not in page
+    assert "<b>Warning:</b> STRAT_OPEN_BUFFER is read by the CLOSE window too (run-a)" in page
     # numbers for people: 4 significant digits
     assert "deflated Sharpe probability 0.9877" in page and "1.512" in page and "1.5123456" not in page
     assert viewer.get("/proposals/run-a/files/report.html").data == b"<html>report</html>"

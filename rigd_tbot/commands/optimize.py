@@ -203,6 +203,8 @@ def run_show(args: argparse.Namespace) -> int:
     print("candidate's keys:" if p.get("verdict") and not p["verdict"].get("recommend") else "changes:")
     for c in p["changes"]:
         print(f"  {c['key']}: {c['old']} -> {c['new']}{'' if c['old'] != c['new'] else ' (unchanged)'}")
+    for w in p.get("warnings") or []:
+        print(f"warning: {w}")
     print(f"out-of-sample mean objective: candidate {sig4(ev['oos_objective'])} vs current "
           f"{sig4(ev['oos_current_objective'])}; walk-forward efficiency {sig4(ev['walk_forward_efficiency'])}; "
           f"deflated Sharpe {sig4(ev['deflated_sharpe'])}")  # fmt: skip

@@ -81,11 +81,16 @@ class AlreadyDecided(Exception):
 
 
 def write_proposal(
-    home: BotHome, summary: dict[str, Any], results_dir: Path, evaluated: BotSettings | None = None
+    home: BotHome,
+    summary: dict[str, Any],
+    results_dir: Path,
+    evaluated: BotSettings | None = None,
+    warnings: Iterable[str] = (),
 ) -> Path | None:
     """The record of a finished run: a pending proposal when its verdict recommends the pick, else a
     `keep_current` record of the best candidate and why it is not recommended; None without any candidate.
     `evaluated`: the base settings the trials ran on (digests kept: approve refuses a live config that differs).
+    `warnings`: what a person should know before approving (shown by `show`, the run and the dashboard).
     Raises AlreadyDecided when the run's proposal was approved or rejected (a resumed run)."""
     rec = summary.get("pick")
     verdict = summary.get("verdict") or {}
@@ -115,6 +120,7 @@ def write_proposal(
             "trial": {"fold": rec["fold"], "trial": rec["trial"]},
             "changes": changes,
             "unchanged": all(c["old"] == c["new"] for c in changes),
+            "warnings": list(warnings),
             "evidence": {
                 "oos_recommended": rec["oos_all"],
                 "oos_objective": rec["oos_objective"],

@@ -27,11 +27,17 @@ from tbot_bot.optimizer import results as results_mod
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
 from tbot_bot.optimizer.metrics import OBJECTIVES
 from tbot_bot.optimizer.prepared import PreparedData
-from tbot_bot.optimizer.proposals import AlreadyDecided, base_differences, base_digests, write_proposal
+from tbot_bot.optimizer.proposals import (
+    AlreadyDecided,
+    base_differences,
+    base_digests,
+    write_proposal,
+)
 from tbot_bot.optimizer.report import chart_worker, finish_outputs, submit_outputs
 from tbot_bot.optimizer.space import SearchSpace, load_space
 from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
 from tbot_bot.optimizer.walk_forward import make_folds
+from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.trading.fees import describe_profile
 
@@ -119,6 +125,31 @@ def evidence_fingerprint(
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha256(ident.encode()).hexdigest()
+
+
+def other_windows(settings: BotSettings, strategy: str, params: dict[str, Any]) -> list[str]:
+    """What approving `params` would change beyond the tuned window: each key that changes another enabled
+    window's parameters (found by computing them, so no list to keep up: STRAT_OPEN_BUFFER is CLOSE's
+    continuation buffer too). The study has no evidence for those windows."""
+    warnings = []
+    for key, value in params.items():
+        changed = settings.model_copy(update={key: value})
+        hit = [
+            name
+            for name in ("open", "mid", "close")
+            if name != strategy
+            and settings.strategy_enabled(name)
+            and strategy_module(name).params_from_settings(settings)
+            != strategy_module(name).params_from_settings(changed)
+        ]
+        if hit:
+            warnings.append(
+                f"{key} is read by the {' and '.join(w.upper() for w in hit)} window too: approving this "
+                f"proposal changes {'its' if len(hit) == 1 else 'their'} trading as well, and this "
+                f"{strategy.upper()} study has no evidence for {'it' if len(hit) == 1 else 'them'} "
+                f"(`tbot backtest --strategy all` shows the whole day)"
+            )
+    return warnings
 
 
 def run_id_for(req: RunRequest, fingerprint: str) -> str:
@@ -273,20 +304,19 @@ def _run(
     )
     proposal = None
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+        warnings = other_windows(settings, req.strategy, (summary.get("pick") or {}).get("params") or {})
         try:
-            proposal = write_proposal(home, summary, out_dir, settings)
+            proposal = write_proposal(home, summary, out_dir, settings, warnings)
         except AlreadyDecided as exc:
             notes.append(str(exc))
-        other = (
-            base_differences(base_digests(settings, space.keys), load_settings(home))
-            if proposal is not None
-            else []
-        )
-        if other:
-            notes.append(
-                f"this study ran on other values than the live config's for {', '.join(other)} (--env-file): "
-                "`tbot optimize approve` refuses its proposal unless --force"
-            )
+        if proposal is not None:
+            notes += warnings
+            other = base_differences(base_digests(settings, space.keys), load_settings(home))
+            if other:
+                notes.append(
+                    f"this study ran on other values than the live config's for {', '.join(other)} (--env-file): "
+                    "`tbot optimize approve` refuses its proposal unless --force"
+                )
     elif req.propose:
         notes.append(f"no configuration in {home.root}: no proposal written (results only)")
     return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes, charts)

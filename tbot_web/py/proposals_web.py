@@ -51,6 +51,7 @@ def _shown(doc: dict[str, Any]) -> dict[str, Any]:
                       "won": {True: "won", False: "lost"}.get(f.get("won"), "–")} for f in folds]},
         "verdict": verdict,
         "verdict_lines": verdict_lines(verdict),
+        "warnings": [str(w) for w in doc.get("warnings") or [] if isinstance(w, str)],
         "recommended": bool(verdict and verdict.get("recommend")),
         "decision": doc.get("decision") if isinstance(doc.get("decision"), dict) else None,
     }  # fmt: skip
