@@ -247,3 +247,27 @@ def test_a_correction_is_a_new_flagged_entry_with_a_9320_memo(tmp_path: Path) ->
         writer.correct("F1-FEE", reason="again", posted_at=at(21, 5))
     with pytest.raises(UsageError, match="no such FITID"):
         writer.correct("NOPE", reason="x", posted_at=at(21, 5))
+
+
+def test_the_loser_of_two_simultaneous_corrections_is_told_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two operators correct the same fee at once: both plan before either writes. The second to write finds the
+    first's entries under the same FITIDs; it said "posted 0 correction entries", exit 0, and logged its own."""
+    from tbot_bot.accounting import accounting_api
+
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest(entries_for_fill(fill("F1", fee=Decimal("1.00"))))
+    planned = accounting_api.build_reversal(ledger, "F1-FEE", reason="second", posted_at=at(21, 1))
+    writer.correct("F1-FEE", reason="first", posted_at=at(21, 0))
+    # the second operator's writer goes on with what it planned before the first one wrote
+    monkeypatch.setattr(accounting_api, "build_reversal", lambda *a, **k: planned)
+    with pytest.raises(
+        UsageError, match=r"'F1-FEE' was corrected meanwhile by another correction: F1-FEE-REV"
+    ):
+        writer.correct("F1-FEE", reason="second", posted_at=at(21, 1))
+    conn = sqlite3.connect(ledger)
+    memos = [r[0] for r in conn.execute("SELECT memo FROM transactions WHERE fitid = 'F1-FEE-REV'")]
+    conn.close()
+    assert len(memos) == 1 and "first" in memos[0]
+    assert verify_ledger(ledger) == []

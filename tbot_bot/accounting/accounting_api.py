@@ -335,7 +335,17 @@ class LedgerWriter:
         if replacement is not None:
             memo = f"9320 Manual Adjustments: replaces {fitid}: {reason}"
             batch.append(replace(replacement, is_correction=True, correction_of=fitid, memo=memo))
-        return self.ingest(batch, actor=actor)
+        result = self.ingest(batch, actor=actor)
+        if result.conflicting_fitids:
+            # another correction of the same entry was posted between planning and writing (two operators at
+            # once): the books hold that one; this one must not report success
+            raise UsageError(
+                f"{fitid!r} was corrected meanwhile by another correction: {', '.join(result.conflicting_fitids)} "
+                f"already hold{'s' if len(result.conflicting_fitids) == 1 else ''} other content, so this "
+                f"correction was not posted ({result.written} of its {len(batch)} entries written): the books "
+                "hold the other one; correct again if it is not what was meant"
+            )
+        return result
 
 
 def _audit_hash(conn: sqlite3.Connection, audit_id: int) -> str | None:
