@@ -51,9 +51,10 @@ def render_status_view(
     written_at: datetime | None,
     now: datetime,
     running: bool | None = None,
+    log_file: str = "the supervisor.log in output/<bot>/logs",
 ) -> str:
     """`running`: whether a supervisor holds the run lock now (None: not known); a running state with none is
-    said at once, not only when the file has aged past STALE_AFTER_S."""
+    said at once, not only when the file has aged past STALE_AFTER_S. `log_file`: where the supervisor's log is."""
     out = io.StringIO()
     bot = data.get("bot") or {}
     broker = data.get("broker") or {}
@@ -112,12 +113,18 @@ def render_status_view(
     if running is False and is_stale(data.get("state"), age, running):
         lines.append(
             f"NOT RUNNING no supervisor holds the run lock: the state '{data.get('state')}' above is the last one "
-            "written before it ended (a kill or a crash); `systemctl status tbot`, logs/supervisor.log"
+            f"written before it ended (a kill or a crash); `systemctl status tbot`, {log_file}"
         )
     elif is_stale(data.get("state"), age, running):
         lines.append(
             f"STALE      the status says '{data.get('state')}' but was last written {_ago(age or 0)}: "
-            "is the bot still running? (systemctl status tbot, logs/supervisor.log)"
+            f"is the bot still running? (systemctl status tbot, {log_file})"
+        )
+    elif running is False and kind != "replay":
+        # a day's end (closed) or a stopped process: true, but no later session trades until one is started
+        lines.append(
+            "NOT RUNNING no supervisor holds the run lock: no later session trades until it is started "
+            f"(`systemctl start tbot`; {log_file})"
         )
     if data.get("message"):
         lines.append(f"message    {data['message']}")

@@ -128,6 +128,24 @@ def test_status_flags_a_running_state_that_stopped_being_written() -> None:
     assert "NOT RUNNING" in render_status_view(
         waiting, exchange_tz="UTC", written_at=eight_min, now=now, running=False
     )
+    # a live supervisor killed between windows (idle, "waiting: next window ...") or after a halt: no process
+    # will run that window, so it is said at once, with where its log is
+    for state in ("idle", "halted"):
+        view = render_status_view(
+            {**data, "state": state}, exchange_tz="UTC", written_at=now, now=now, running=False,
+            log_file="output/DEMO/logs/supervisor.log",
+        )  # fmt: skip
+        assert f"NOT RUNNING no supervisor holds the run lock: the state '{state}'" in view
+        assert "output/DEMO/logs/supervisor.log" in view
+    # a live day's end with no process: true, but no later session will trade; a finished replay says nothing
+    ended = render_status_view(
+        {**data, "state": "closed"}, exchange_tz="UTC", written_at=now, now=now, running=False
+    )
+    assert "NOT RUNNING no supervisor holds the run lock: no later session trades" in ended
+    replayed = {**data, "state": "closed", "bot": {"mode": "replay"}}
+    assert "NOT RUNNING" not in render_status_view(
+        replayed, exchange_tz="UTC", written_at=now, now=now, running=False
+    )
 
 
 def test_plot_day_from_the_home_ledger(

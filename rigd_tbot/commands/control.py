@@ -139,6 +139,7 @@ def run_status(args: argparse.Namespace) -> int:
             written_at=written_time(home.status_json),
             now=utc_now(),
             running=running_supervisor(home) is not None,
+            log_file=_supervisor_log(home),
         )
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         raise ConfigError(
@@ -147,6 +148,12 @@ def run_status(args: argparse.Namespace) -> int:
         ) from None
     print(view, end="")
     return 0
+
+
+def _supervisor_log(home: BotHome) -> str:
+    """The supervisor's log, relative to the home (one bot per home: its output/<scope>/logs)."""
+    found = sorted(home.output_dir.glob("*/logs/supervisor.log"))
+    return str(home.relative(found[0])) if found else "the supervisor.log in output/<bot>/logs"
 
 
 def _read_status_file(home: BotHome) -> dict:  # type: ignore[type-arg]

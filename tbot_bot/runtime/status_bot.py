@@ -27,8 +27,10 @@ class BotState(StrEnum):
     CLOSED = "closed"
 
 
-# states in which a supervisor is at work: with no supervisor holding the run lock they are stale at once
-RUNNING_STATES = ("analyzing", "trading", "monitoring", "suspended")
+# states in which a supervisor is at work or waiting for its next step (idle: the next window; halted: the next
+# session): with no supervisor holding the run lock they are stale at once ("waiting" for a window that no
+# process will run). closed and shutdown end a day or a process and stay true without one
+RUNNING_STATES = ("idle", "analyzing", "trading", "monitoring", "suspended", "halted")
 # ... and those written at least every minute (a suspended one writes when the broker's state changes, so its age
 # says nothing)
 STALE_AFTER_S = 300
