@@ -432,6 +432,36 @@ def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
         r.close()
 
 
+def test_a_restart_after_the_last_window_but_before_the_booking_finishes_the_day(tmp_path: Path) -> None:
+    """Killed after the day's last window was marked done, before the end of the session: the restart has no
+    window to run again, and used to leave the day unbooked (no end-of-day flatten, no booking, no sync)."""
+    from tbot_bot.runtime.boot import boot
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    home = _fresh_home(tmp_path)
+    j = OrderJournal(home.state_dir / "journal.db")
+    for name in ("open", "mid", "close"):
+        j.set_window(DEMO_DAY.isoformat(), name, "done")
+    j.close()
+    sup = Supervisor(home, replay_day=DEMO_DAY)
+    r = boot(
+        home, replay_day=DEMO_DAY, speed=None, data_source=None, broker=None, broker_wrapper=None,
+        stop=sup.stop_requested,
+    )  # fmt: skip
+    try:
+        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+        assert ctx.journal.day_booked(DEMO_DAY.isoformat()) is None
+        assert sup._resume_day(ctx, ("open", "mid", "close")) == []
+        assert ctx.journal.day_booked(DEMO_DAY.isoformat()) is not None
+        assert _status(home)["message"] == "session complete"
+        # a day already booked is not finished twice
+        booked = ctx.journal.day_booked(DEMO_DAY.isoformat())
+        assert sup._resume_day(ctx, ("open", "mid", "close")) == []
+        assert ctx.journal.day_booked(DEMO_DAY.isoformat()) == booked
+    finally:
+        r.close()
+
+
 def next_fire_times(settings: Any, strategy: str, after: datetime, count: int) -> list[datetime]:
     """The next `count` times the live scheduler would start `strategy`'s window (its own cron trigger)."""
     from tbot_bot.runtime.schedule import cron_trigger

@@ -737,6 +737,23 @@ class Supervisor:
                 out.append(name)
         return out
 
+    def _resume_day(self, ctx: DayContext, plan_run: tuple[str, ...]) -> list[str]:
+        """After a (re)start: the windows to run again; when none is and the day's last window finished but the
+        day was never booked (killed between the two), the end of the session runs now: leftovers flattened,
+        the day booked and synced, as it would have been."""
+        resume = self._windows_to_resume(ctx, plan_run)
+        last = ctx.journal.window(ctx.day_key, plan_run[-1]) if plan_run else None
+        if (
+            not resume
+            and last is not None
+            and last["status"] not in (WindowStatus.RUNNING, WindowStatus.STOPPED)
+            and ctx.journal.day_booked(ctx.day_key) is None
+        ):
+            ctx.log.event("supervisor", "end_of_session_resumed", session_date=ctx.day_key)
+            self._end_of_session(ctx)
+            self._start_optimizer(ctx, plan_run)
+        return resume
+
     def _end_of_session(self, ctx: DayContext) -> None:
         """After the day's last window: nothing stays held overnight; book and report the day."""
         if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
@@ -887,7 +904,7 @@ class Supervisor:
         ctx: DayContext | None = None
         try:
             ctx = self._start_live_day(r, plan.run)
-            for name in self._windows_to_resume(ctx, plan.run):
+            for name in self._resume_day(ctx, plan.run):
                 due.put(name)
         except TbotError as exc:
             if ctx is None or self._on_failure(ctx, "supervisor", exc) is None:
