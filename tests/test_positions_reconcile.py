@@ -254,10 +254,19 @@ def _audit(home: Path) -> list[tuple[str, str]]:
 
 def test_flatten_without_a_supervisor_closes_books_and_blocks_the_session(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     held = _held(home)
+    status_path = home / "output" / "status.json"
+    before = json.loads(status_path.read_text())
     assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes"]) == 0
     out = capsys.readouterr().out
     assert all(s in out for s in held)
+    assert f"no new entries for the rest of the session of {DAY}" in out
     assert _held(home) == {}
+    # status.json shows what the flatten did (no supervisor runs to write it): nothing held, the forced exits'
+    # PnL in the day's figures; the rest stays as the supervisor left it
+    after = json.loads(status_path.read_text())
+    assert after["positions"] == [] and after["money"]["open_exposure"] == "0.00"
+    assert after["net_pnl"] != before["net_pnl"] and "flattened by cli:" in after["message"]
+    assert after["windows"] == before["windows"] and after["state"] == before["state"]
     assert [a for a, _ in _audit(home)] == [
         f"cli:{os.environ.get('USER') or __import__('getpass').getuser()}"
     ]
@@ -441,3 +450,26 @@ def test_close_sells_a_position_opened_by_hand_and_books_both_legs(tmp_path: Pat
             "SELECT trntype FROM transactions WHERE memo = 'external_adopted' AND ticker = 'SYN5' ORDER BY id"
         ).fetchall()
     assert [r[0] for r in legs] == ["BUY", "SELL"]
+
+
+def test_a_flatten_between_sessions_blocks_the_next_session() -> None:
+    """An operator who flattens at 08:00 (or on Sunday night) on bad news means that day's session: the block
+    was written for the day the supervisor last worked on (Friday, or a Sunday with no session), and Monday's
+    first window traded."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from helpers import make_settings
+
+    from tbot_bot.runtime.flatten import blocked_session
+
+    settings = make_settings()
+
+    def at(text: str) -> str:
+        clock = SimpleNamespace(now=lambda: datetime.fromisoformat(text))
+        return blocked_session(SimpleNamespace(clock=clock, settings=settings))  # type: ignore[arg-type]
+
+    assert at("2011-01-28T15:00:00+00:00") == "2011-01-28"  # Friday, session under way
+    assert at("2011-01-28T21:30:00+00:00") == "2011-01-31"  # Friday after the close: Monday
+    assert at("2011-01-30T01:45:00+00:00") == "2011-01-31"  # Saturday night (exchange time): Monday
+    assert at("2011-01-31T13:00:00+00:00") == "2011-01-31"  # Monday 08:00 EST, before the open: Monday

@@ -30,7 +30,7 @@ from tbot_bot.domain.vocab import (
     WindowStatus,
 )
 from tbot_bot.errors import TbotError
-from tbot_bot.market_time import window_for
+from tbot_bot.market_time import next_session_date, session_bounds, session_on_or_after, window_for
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades, position_symbol
@@ -46,10 +46,16 @@ class FlattenResult:
     closed: list[str] = field(default_factory=list)  # symbols whose exits filled
     not_closed: dict[str, str] = field(default_factory=dict)  # symbol -> why it is still held
     cancelled: int = 0
+    blocked_session: str = (
+        ""  # the session whose new entries the flatten blocks (the one under way, or the next)
+    )
 
     @property
     def ok(self) -> bool:
         return not self.not_closed
+
+    def blocked_text(self) -> str:
+        return f"no new entries for the rest of the session of {self.blocked_session}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +64,7 @@ class FlattenResult:
             "closed": self.closed,
             "not_closed": self.not_closed,
             "cancelled": self.cancelled,
+            "blocked_session": self.blocked_session,
         }
 
 
@@ -101,11 +108,12 @@ def flatten(
     from tbot_bot.core.audit import log_system_event
 
     reason = f"flatten requested by {who}"
-    result = FlattenResult(who)
-    # no new entry for the rest of the session, also across a restart of this day
-    ctx.journal.set_value(f"{ENTRIES_BLOCKED_PREFIX}{ctx.day_key}", reason)
-    ctx.risk.halt(reason)
-    ctx.halted_reason = ctx.halted_reason or reason
+    result = FlattenResult(who, blocked_session=blocked_session(ctx))
+    # no new entry for the rest of the session, also across a restart of that day
+    ctx.journal.set_value(f"{ENTRIES_BLOCKED_PREFIX}{result.blocked_session}", reason)
+    if result.blocked_session == ctx.day_key:
+        ctx.risk.halt(reason)
+        ctx.halted_reason = ctx.halted_reason or reason
     for intent in ctx.journal.open_intents():
         if intent.purpose == Purpose.ENTRY and _wanted(intent, symbol, strategy):
             ctx.orders.cancel(intent, reason)
@@ -159,8 +167,20 @@ def flatten(
         + (f"; symbol={symbol}" if symbol else "") + (f"; strategy={strategy}" if strategy else ""),
         now=ctx.clock.now(),
     )  # fmt: skip
-    ctx.status.publish(message=f"flattened by {who}: entries blocked for the rest of the session")
+    ctx.status.publish(message=f"flattened by {who}: {result.blocked_text()}")
     return result
+
+
+def blocked_session(ctx: DayContext) -> str:
+    """The session a flatten blocks: the one under way (or later today), else, after its close, overnight or on
+    a closed day, the next one: an operator who flattens at 08:00 on bad news means that day's session."""
+    now = ctx.clock.now()
+    calendar = ctx.settings.MARKET_CALENDAR
+    day = next_session_date(now, calendar)
+    bounds = session_bounds(day, calendar)
+    if bounds is not None and now >= bounds[1]:
+        day = session_on_or_after(day + timedelta(days=1), calendar)
+    return day.isoformat()
 
 
 def settle(ctx: DayContext) -> None:

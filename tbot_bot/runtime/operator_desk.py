@@ -256,6 +256,12 @@ def flatten_here(
     replay_day: date | None = None,
     data_source: Path | None = None,
 ) -> FlattenResult:
-    """Flatten with no supervisor running: this process does it, holding the run lock."""
+    """Flatten with no supervisor running: this process does it, holding the run lock, and brings status.json's
+    positions and figures along (it would go on showing what was closed)."""
     with open_desk(home, lock=True, replay_day=replay_day, data_source=data_source) as desk:
-        return flatten(desk.ctx, who, symbol=symbol, strategy=strategy)
+        from tbot_bot.runtime.status_bot import carry_into_status
+
+        result = flatten(desk.ctx, who, symbol=symbol, strategy=strategy)
+        desk.ctx.publish_positions(None)
+        carry_into_status(home.status_json, desk.ctx.status)
+        return result

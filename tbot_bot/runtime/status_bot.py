@@ -150,6 +150,26 @@ class StatusBoard:
         atomic_write_text(self.path, json.dumps(self.to_json(), indent=1) + "\n")
 
 
+# the figures an operator's desk changes (a flatten or a close with no supervisor running): positions, the day's
+# PnL and fees, money, the message; the rest of status.json stays as the supervisor left it
+DESK_FIELDS = (
+    "positions", "realized_pnl", "realized_pnl_by_strategy", "gross_pnl", "gross_pnl_by_strategy", "fees",
+    "fees_by_strategy", "account_fees", "net_pnl", "trades_by_strategy", "money", "message",
+)  # fmt: skip
+
+
+def carry_into_status(path: Path, board: StatusBoard) -> bool:
+    """Write a desk's figures (DESK_FIELDS of `board`) into the status.json of the same session; False when there
+    is none to update (no status yet, or another day's). Call only with the run lock held: no supervisor writes."""
+    held = read_status(path)
+    if held is None or held.get("session_date") != board.session_date:
+        return False
+    fresh = board.to_json()
+    held.update({k: fresh[k] for k in DESK_FIELDS})
+    atomic_write_text(path, json.dumps(held, indent=1) + "\n")
+    return True
+
+
 def read_status(path: Path) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
