@@ -462,6 +462,43 @@ def test_a_restart_after_the_last_window_but_before_the_booking_finishes_the_day
         r.close()
 
 
+def test_a_window_that_ran_before_a_halt_is_shown_ended_not_skipped(tmp_path: Path) -> None:
+    """MID was monitoring when the supervisor died; a flatten meanwhile halted the day. The restart ran nothing
+    more, and showed MID "skipped" with its real start and no end."""
+    from tbot_bot.runtime.boot import boot
+    from tbot_bot.runtime.order_journal import OrderJournal
+    from tbot_bot.runtime.window_runner import WindowRunner
+
+    home = _fresh_home(tmp_path)
+    began = datetime(2011, 1, 25, 15, 30, tzinfo=UTC)
+    j = OrderJournal(home.state_dir / "journal.db")
+    j.set_window(DEMO_DAY.isoformat(), "open", "done")
+    j.set_window(DEMO_DAY.isoformat(), "mid", "running", actual_start=began.isoformat())
+    j.close()
+    sup = Supervisor(home, replay_day=DEMO_DAY)
+    r = boot(
+        home, replay_day=DEMO_DAY, speed=None, data_source=None, broker=None, broker_wrapper=None,
+        stop=sup.stop_requested,
+    )  # fmt: skip
+    try:
+        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+        ctx.halted_reason = "flatten requested by cli:op"
+        outcome = WindowRunner(ctx, "mid").run()
+        row = ctx.journal.window(ctx.day_key, "mid")
+        assert outcome.status == "halted" and row["status"] == "halted"
+        assert row["actual_start"] == began.isoformat() and row["actual_end"]
+        (shown,) = [w for w in ctx.status.windows if w["strategy"] == "mid"]
+        assert (
+            shown["status"] == "halted" and shown["actual_start"] == began.isoformat() and shown["actual_end"]
+        )
+        # a window that never began is still skipped for the halt
+        assert WindowRunner(ctx, "close").run().status == "halted"
+        (close,) = [w for w in ctx.status.windows if w["strategy"] == "close"]
+        assert close["status"] == "skipped" and not close.get("actual_start")
+    finally:
+        r.close()
+
+
 def next_fire_times(settings: Any, strategy: str, after: datetime, count: int) -> list[datetime]:
     """The next `count` times the live scheduler would start `strategy`'s window (its own cron trigger)."""
     from tbot_bot.runtime.schedule import cron_trigger

@@ -155,6 +155,11 @@ class WindowRunner:
         return {"signals": self.outcome.signals, "entries": entries, "exits": exits}
 
     def _skip(self, reason: str, status: WindowStatus = WindowStatus.SKIPPED) -> WindowOutcome:
+        row = self.ctx.journal.window(self.ctx.day_key, self.name)
+        if row is not None and row["actual_start"]:
+            # it ran before a restart found trading halted (a flatten, the kill switch): it ends now, with its
+            # real start and its counts, never "skipped"
+            return self._halted_after_start(row, reason, status)
         self.ctx.log.event(self.name, "window_skipped", reason=reason)
         self.ctx.journal.set_window(
             self.ctx.day_key,
@@ -165,6 +170,26 @@ class WindowRunner:
             denials=self.outcome.denials,
         )
         self.ctx.status_window(self.name, WindowStatus.SKIPPED, note=reason)
+        self.outcome.status, self.outcome.note = status, reason
+        return self.outcome
+
+    def _halted_after_start(self, row: sqlite3.Row, reason: str, status: WindowStatus) -> WindowOutcome:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        self.outcome.signals = int(row["signals"] or 0)
+        self.outcome.denials = json.loads(row["denials"]) if row["denials"] else self.outcome.denials
+        ctx.log.event(self.name, "window_ended", reason=reason, at=now.isoformat())
+        ctx.journal.set_window(
+            ctx.day_key, self.name, status, actual_end=now.isoformat(), note=reason, counts=self._counts(),
+            denials=self.outcome.denials,
+        )  # fmt: skip
+        ctx.status_window(
+            self.name,
+            status,
+            actual_start=datetime.fromisoformat(row["actual_start"]),
+            actual_end=now,
+            note=reason,
+        )
         self.outcome.status, self.outcome.note = status, reason
         return self.outcome
 
