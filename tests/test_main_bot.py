@@ -499,6 +499,37 @@ def test_a_window_that_ran_before_a_halt_is_shown_ended_not_skipped(tmp_path: Pa
         r.close()
 
 
+def test_the_run_lock_is_held_while_the_boot_checks_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decrypting and checking take seconds on a small machine: a `tbot stop` then said "no supervisor is running",
+    and the supervisor came up trading. The lock is taken first, so the stop (or a second start) finds it."""
+    from tbot_bot.runtime import boot as boot_module
+    from tbot_bot.runtime.control import running_supervisor
+
+    home = _fresh_home(tmp_path)
+    seen: list[Any] = []
+    real = boot_module.preflight
+
+    def watching(h: BotHome, **kwargs: Any) -> Any:
+        seen.append(running_supervisor(h))
+        return real(h, **kwargs)
+
+    monkeypatch.setattr(boot_module, "preflight", watching)
+    r = boot_module.boot(
+        home,
+        replay_day=DEMO_DAY,
+        speed=None,
+        data_source=None,
+        broker=None,
+        broker_wrapper=None,
+        dry_run=True,
+    )
+    r.close()
+    assert seen and seen[0] is not None and seen[0]["pid"] == __import__("os").getpid()
+    assert running_supervisor(home) is None  # released with the rest
+
+
 def next_fire_times(settings: Any, strategy: str, after: datetime, count: int) -> list[datetime]:
     """The next `count` times the live scheduler would start `strategy`'s window (its own cron trigger)."""
     from tbot_bot.runtime.schedule import cron_trigger

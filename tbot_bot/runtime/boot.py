@@ -105,9 +105,18 @@ def boot(
     dry_run publishes no status, consumes no control file and leaves no simulated-exchange state; every
     refusal is the same. Whatever was opened is closed again when boot refuses.
     """
-    pre = preflight(home, live=replay_day is None)
-    _status_file_writable(home)
-    lock = SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run))
+    # a provisioned home: the lock is taken before the slow part (decrypting, checking every file), so a
+    # `tbot stop` or a second start during those seconds finds this supervisor; a folder that may be no bot home
+    # is checked first, so no lock file is made in it
+    early = SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run)) if home.state_dir.is_dir() else None
+    try:
+        pre = preflight(home, live=replay_day is None)
+        _status_file_writable(home)
+        lock = early or SupervisorLock.acquire(home, mode=_mode(replay_day, dry_run))
+    except BaseException:
+        if early is not None:
+            early.release()
+        raise
     closers: list[Callable[[], None]] = [lock.release]
     try:
         return _boot(

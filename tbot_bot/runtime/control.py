@@ -63,8 +63,13 @@ class SupervisorLock:
             "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
             "mode": mode,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError:  # a full disk: the lock is not kept (nor its descriptor) by a boot that stops here
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         return cls(path, fd, started)
 
     def release(self) -> None:
