@@ -262,3 +262,68 @@ def test_an_archive_of_a_newer_format_is_refused_by_name(tmp_path: Path) -> None
     ):
         restore_backup(archive, target, key_path=key)
     assert not target.root.exists() or _files(target.root) == {}
+
+
+def _add_member(archive: Path, key: Path, name: str, data: bytes) -> None:
+    """An archive made with the backup key that carries one member more (or replaced), manifest included."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(key.read_bytes().strip())
+    src = tarfile.open(fileobj=io.BytesIO(fernet.decrypt(archive.read_bytes())), mode="r:gz")
+    members = {m.name: src.extractfile(m).read() for m in src.getmembers()}  # type: ignore[union-attr]
+    manifest = json.loads(members.pop("MANIFEST.json"))
+    members[name] = data
+    manifest["files"][name] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "kind": "sqlite",
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as dst:
+        for member_name, blob in [("MANIFEST.json", json.dumps(manifest).encode()), *members.items()]:
+            info = tarfile.TarInfo(member_name)
+            info.size = len(blob)
+            dst.addfile(info, io.BytesIO(blob))
+    archive.write_bytes(fernet.encrypt(out.getvalue()))
+
+
+def test_an_empty_ledger_is_never_archived_as_good_nor_restored_over_books(tmp_path: Path) -> None:
+    """A 0-byte ledger (what a disk-full truncation leaves) was taken for "not a ledger": archived without a word,
+    then restored over a healthy ledger of the same bot, with "ledgers verify" printed."""
+    from tbot_bot.errors import LedgerError
+
+    home, ledger = populated_home(tmp_path / "a")
+    good = create_backup(home, [ledger], now=NOW)
+    healthy = ledger.read_bytes()
+    ledger.write_bytes(b"")
+    with pytest.raises(LedgerError, match="BOT_ledger.db: table ledger_meta is missing"):
+        create_backup(home, [ledger], now=NOW.replace(hour=22))
+    assert good in list_backups(home)
+    # an archive whose ledger member is empty (made by an older version, or by hand) is refused: nothing written
+    ledger.write_bytes(healthy)
+    key = home.key_file("backup")
+    _add_member(good, key, str(ledger.relative_to(home.root)), b"")
+    before = _files(home.root)
+    with pytest.raises(LedgerError, match="an empty file, not a ledger"):
+        restore_backup(good, home, key_path=key)
+    assert _files(home.root) == before and ledger.read_bytes() == healthy
+
+
+def test_an_archive_member_under_keys_or_secrets_is_refused(tmp_path: Path) -> None:
+    """An archive never holds keys or secrets: a member at storage/keys/env.key would replace the key that
+    decrypts the configuration, for good."""
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    key = home.key_file("backup")
+    _add_member(archive, key, "storage/keys/env.key", b"AAAA")
+    target = BotHome(tmp_path / "b")
+    with pytest.raises(
+        ConfigError, match=r"'storage/keys/env.key' is under storage/keys/.*nothing was restored"
+    ):
+        restore_backup(archive, target, key_path=key)
+    assert not target.root.exists() or _files(target.root) == {}

@@ -134,12 +134,11 @@ def run(args: argparse.Namespace) -> int:
 
     with _alert_on_failure(home, "backup_failed", "backup failed"):
         binding = load_binding(home, check_files=False)
-        ledgers = [
-            p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()
-        ]
+        ledgers = [p for p in (binding.ledger_path, binding.float_ledger_path) if p.exists()]
         archive = create_backup(
             home,
             ledgers,
+            coa_files=[binding.coa_path] if binding.coa_path.exists() else [],
             now=utc_now(),
             keep=args.keep,
             identity=binding.identity.to_json(),

@@ -59,15 +59,19 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path) -> list[str]:
-    """What `tbot ledger verify` finds in an archived SQLite copy (none for a database that is not a ledger),
-    each naming the member; checked on the copy, before anything relies on it."""
+def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path, *, ledger: bool = False) -> list[str]:
+    """What `tbot ledger verify` finds in an archived SQLite copy, each naming the member; checked on the copy,
+    before anything relies on it. `ledger`: the member is a ledger by its place (the manifest's ledger list):
+    verified whatever it holds, so an empty or truncated file is named, never taken for "not a ledger"; else only
+    a database that is one by content is verified."""
     from tbot_bot.accounting.ledger_verify import verify_ledger
 
     copy = tmp_dir / PurePosixPath(name).name
     copy.write_bytes(data)
     try:
-        return [f"{name}: {p}" for p in verify_ledger(copy)] if is_ledger_file(copy) else []
+        if not data:
+            return [f"{name}: an empty file, not a ledger"] if ledger else []
+        return [f"{name}: {p}" for p in verify_ledger(copy)] if ledger or is_ledger_file(copy) else []
     finally:
         copy.unlink()
 
@@ -124,6 +128,7 @@ def create_backup(
     identity: dict[str, str] | None = None,
     injected_backup_dirs: Sequence[Path] = (),
     check: bool = True,
+    coa_files: Sequence[Path] = (),
 ) -> Path:
     """Archive the whole bot (backup_members: ledgers first, every database by online backup, config, output,
     logs, state, data; never keys or secrets) into backups/; returns the archive path. Safe while the supervisor
@@ -132,20 +137,24 @@ def create_backup(
     archive is pruned and LedgerError names the archive and the problems (an unattended backup alerts)."""
     from tbot_bot.domain.crashpoints import crashpoint
 
-    for ledger in ledger_files:
+    books = [
+        *ledger_files,
+        *coa_files,
+    ]  # the ledgers (verified whatever they hold), then their charts of accounts
+    for ledger in books:
         if not ledger.is_file():
             raise LedgerError(f"cannot back up {ledger}: it does not exist")
     key = load_or_create_key(key_path or home.key_file("backup"))
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        members = collect_members(home, ledger_files, Path(tmp), injected_backup_dirs)
+        members = collect_members(home, books, Path(tmp), injected_backup_dirs)
         problems: list[str] = []
-        for m in members[: len(ledger_files)]:
+        for n, m in enumerate(members[: len(books)]):
             head = _snapshot_head(m.data, Path(tmp))
             if head is not None:
                 heads[m.name] = head
             if check:
-                problems += ledger_copy_problems(m.name, m.data, Path(tmp))
+                problems += ledger_copy_problems(m.name, m.data, Path(tmp), ledger=n < len(ledger_files))
     manifest = {
         "format": FORMAT,
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -155,6 +164,8 @@ def create_backup(
             for m in sorted(members, key=lambda m: m.name)
         },
         "anchors": _manifest_anchors(home, heads),
+        # which members are ledgers (a restore verifies each whatever it holds)
+        "ledgers": [m.name for m in members[: len(ledger_files)]],
     }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -231,10 +242,20 @@ def list_backups(home: BotHome) -> list[Path]:
     )
 
 
+# an archive never holds keys or secrets (they have their own backup): a member there would replace the key that
+# decrypts the configuration, for good
+_NEVER_RESTORED = (("storage", "keys"), ("storage", "secrets"))
+
+
 def safe_member_name(name: str) -> str:
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts:
         raise ConfigError(f"backup archive member {name!r} has an unsafe path; refusing to restore")
+    if pure.parts[:2] in _NEVER_RESTORED:
+        raise ConfigError(
+            f"backup archive member {name!r} is under {'/'.join(pure.parts[:2])}/, which an archive never holds "
+            "(keys and secrets have their own backup); refusing to restore; nothing was restored"
+        )
     return pure.as_posix()
 
 

@@ -54,6 +54,14 @@ def archive_identity(manifest: dict[str, Any], names: list[str]) -> str | None:
     return None
 
 
+def _ledger_members(manifest: dict[str, Any], names: list[str]) -> set[str]:
+    """The archive's ledgers: the manifest's list, and (archives made before it had one) the bot ledger by its
+    file name."""
+    listed = manifest.get("ledgers")
+    held = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
+    return held | {n for n in names if _LEDGER_NAME.search(n)}
+
+
 def _home_identity(home: BotHome) -> str | None:
     from tbot_bot.support.decrypt_secrets import secret_exists
 
@@ -193,11 +201,12 @@ def restore_backup(
     # the archive's ledgers are verified as copies before anything is written: a failing one leaves the home as
     # it was (written first, it would make the home unusable and the archive impossible to restore)
     with tempfile.TemporaryDirectory() as tmp:
+        ledgers = _ledger_members(manifest, list(contents))
         problems = [
             p
             for name, kind in kinds.items()
-            if kind == "sqlite"
-            for p in ledger_copy_problems(name, contents[name], Path(tmp))
+            if kind == "sqlite" or name in ledgers
+            for p in ledger_copy_problems(name, contents[name], Path(tmp), ledger=name in ledgers)
         ]
     if problems:
         raise LedgerError(
@@ -330,12 +339,12 @@ def _archive_current(home: BotHome, now: datetime) -> Path:
     from tbot_bot.accounting.accounting_config import load_binding
 
     binding = load_binding(home, check_files=False)
-    current = [p for p in (binding.ledger_path, binding.float_ledger_path, binding.coa_path) if p.exists()]
+    current = [p for p in (binding.ledger_path, binding.float_ledger_path) if p.exists()]
     # the state a restore replaces is kept as it is, a ledger that fails verification too (the restore may be
     # its repair)
     return create_backup(
         home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir],
-        check=False,
+        check=False, coa_files=[binding.coa_path] if binding.coa_path.exists() else [],
     )  # fmt: skip
 
 
