@@ -551,3 +551,84 @@ def test_audit_records_name_the_user_without_user_or_logname(monkeypatch: pytest
     for var in ("USER", "LOGNAME", "LNAME", "USERNAME"):
         monkeypatch.delenv(var, raising=False)
     assert cli_actor() == f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert "Unexpected error" not in err and "Internal error" not in err and "Traceback" not in err, err
+    return code, err
+
+
+SAMPLE = package_file("data", "sample")
+DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("fundamentals", "said"),
+    [
+        ('{"SYN1": {"marketCapitalization": "big"}, "SYN2": "x"}', "SYN1: marketCapitalization is 'big'"),
+        ('{"SYN2": "x"}', "SYN2: 'x' is not an object of metrics"),
+        (
+            '{"SYN1": {"marketCapitalization": NaN, "peNormalizedAnnual": 9}}',
+            "SYN1: marketCapitalization is nan",
+        ),
+        (DEEP, "JSON nested too deeply"),
+    ],
+)
+def test_a_damaged_fundamentals_file_beside_the_bars_is_named(
+    fundamentals: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("spy_1min.csv.gz", "derived_1min.csv.gz", "vix.csv"):
+        (data / name).write_bytes((SAMPLE / name).read_bytes())
+    (data / "fundamentals.json").write_text(fundamentals)
+    argv = ["backtest", "--strategy", "open", "--start", "2011-01-25", "--end", "2011-01-25", "--data-source",
+            str(data), "--out", str(tmp_path / "out"), "--home", str(tmp_path), "--no-plots", "--quiet"]  # fmt: skip
+    code, err = _cli(argv, capsys)
+    assert code == 2 and "fundamentals.json" in err and said in err, err
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        "[OPEN_MONITORING_TIME]\nvalues = [nan]\n",
+        "[OPEN_MONITORING_TIME]\nvalues = [inf, 30]\n",
+        "[STRAT_OPEN_BUFFER]\nlow = 0.0\nhigh = inf\nstep = 0.001\n",
+        "[STRAT_OPEN_BUFFER]\nlow = 0.0\nhigh = 0.01\nstep = nan\n",
+        "[OPEN_MONITORING_TIME]\nvalues = [1e400]\n",
+    ],
+)
+def test_a_search_space_with_nan_or_inf_is_refused_by_name(
+    space: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "space.toml"
+    path.write_text(space)
+    argv = ["optimize", "run", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-03-31",
+            "--data-source", str(SAMPLE), "--space", str(path), "--home", str(tmp_path), "--no-progress"]  # fmt: skip
+    code, err = _cli(argv, capsys)
+    assert code == 2 and "finite number" in err, err
+
+
+def test_an_env_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = tmp_path / "utf16.env_bot"
+    env.write_text("MAX_TRADES=3\n", encoding="utf-16")
+    argv = ["backtest", "--strategy", "open", "--start", "2011-01-25", "--end", "2011-01-25", "--env-file",
+            str(env), "--home", str(tmp_path), "--out", str(tmp_path / "out")]  # fmt: skip
+    code, err = _cli(argv, capsys)
+    assert code == 2 and f"{env} does not hold UTF-8 text" in err, err
+
+
+def test_json_nested_too_deeply_is_a_damaged_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status.json and a bar store's manifest nested 100,000 deep: named as damaged, never a RecursionError."""
+    home = tmp_path / "home"
+    (home / "output").mkdir(parents=True)
+    (home / "output" / "status.json").write_text(DEEP)
+    code, err = _cli(["status", "--home", str(home)], capsys)
+    assert code == 2 and "is not a JSON status file" in err, err
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "manifest.json").write_text(DEEP)
+    code, err = _cli(["data", "list", "--home", str(home), "--store", str(store)], capsys)
+    assert code == 2 and "manifest.json is unreadable (JSON nested too deeply" in err, err

@@ -530,6 +530,33 @@ def test_the_run_lock_is_held_while_the_boot_checks_the_home(
     assert running_supervisor(home) is None  # released with the rest
 
 
+def test_a_replay_reads_the_fundamentals_of_its_data_source(tmp_path: Path) -> None:
+    """A backtest of --data-source X reads X/fundamentals.json; the replay of the same source read the bundled
+    file, so the two screened with different inputs."""
+    from tbot_bot.runtime.boot import boot
+    from tbot_bot.support.path_resolver import package_file
+
+    home = _fresh_home(tmp_path)
+    source = tmp_path / "data"
+    source.mkdir()
+    for f in package_file("data", "sample").iterdir():
+        if f.is_file() and f.suffix in (".gz", ".csv", ".json"):
+            (source / f.name).write_bytes(f.read_bytes())
+    r = boot(
+        home,
+        replay_day=DEMO_DAY,
+        speed=None,
+        data_source=source,
+        broker=None,
+        broker_wrapper=None,
+        dry_run=True,
+    )
+    try:
+        assert r.fundamentals is not None and r.fundamentals.path == source / "fundamentals.json"  # type: ignore[attr-defined]
+    finally:
+        r.close()
+
+
 def next_fire_times(settings: Any, strategy: str, after: datetime, count: int) -> list[datetime]:
     """The next `count` times the live scheduler would start `strategy`'s window (its own cron trigger)."""
     from tbot_bot.runtime.schedule import cron_trigger

@@ -158,7 +158,7 @@ def _supervisor_log(home: BotHome) -> str:
 
 def _read_status_file(home: BotHome) -> dict:  # type: ignore[type-arg]
     """status.json as the object the bot writes, or a ConfigError saying what is wrong with the file."""
-    import json
+    from tbot_bot.support.utils_bot import parse_json
 
     path = home.status_json
     after = "the bot writes a new one at its next start or change"
@@ -171,7 +171,7 @@ def _read_status_file(home: BotHome) -> dict:  # type: ignore[type-arg]
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror or exc})") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = parse_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ConfigError(
             f"{path} is not a JSON status file (damaged or replaced?): remove it ({after})"

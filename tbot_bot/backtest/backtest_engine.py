@@ -12,7 +12,6 @@ CLI: python -m tbot_bot.backtest.backtest_engine --strategy=open --start=2011-01
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -52,6 +51,7 @@ from tbot_bot.market_time import (
     previous_session_date,
     session_bounds,
 )
+from tbot_bot.screeners.fundamentals import read_fundamentals_file
 from tbot_bot.strategy.grid import build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
@@ -92,14 +92,7 @@ def _side_inputs(
     vix_file = vix_path or (folder / "vix.csv")
     fund_file = fundamentals_path or (folder / "fundamentals.json")
     vix = load_vix(vix_file) if vix_file.is_file() else {}
-    fundamentals: dict[str, Any] = {}
-    if fund_file.is_file():
-        try:
-            fundamentals = json.loads(fund_file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{fund_file}: not a JSON object of fundamentals ({exc})") from None
-        if not isinstance(fundamentals, dict):
-            raise DataError(f"{fund_file}: not a JSON object of fundamentals")
+    fundamentals: dict[str, Any] = read_fundamentals_file(fund_file) if fund_file.is_file() else {}
     return vix, fundamentals
 
 
@@ -533,7 +526,19 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
     from tbot_bot.config.env_bot import settings_from_text
 
     if args.env_file:
-        return settings_from_text(Path(args.env_file).read_text(encoding="utf-8"), source=args.env_file)
+        from tbot_bot.config.settings_bot import decode_config_text
+
+        path = Path(args.env_file)
+        if not path.is_file():
+            raise ConfigError(f"--env-file {path}: no such file (a plaintext .env_bot)", source=str(path))
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"--env-file {path} cannot be read ({exc.strerror or exc})", source=str(path)
+            ) from None
+        # the same reading as the home's plaintext config: an undecodable file is named, never a traceback
+        return settings_from_text(decode_config_text(raw, path), source=args.env_file)
     if home.env_bot_enc.exists() or home.env_bot_plain.exists():
         from tbot_bot.config.settings_bot import load_settings
 

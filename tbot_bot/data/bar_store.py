@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.errors import DataError
-from tbot_bot.support.utils_bot import sha256_file
+from tbot_bot.support.utils_bot import parse_json, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "tbot-bar-store"
@@ -70,8 +69,8 @@ def load_manifest(store: Path) -> dict[str, Any]:
             f"{store} is not a bar store (no {MANIFEST}); create one with: tbot data import FILE|DIR"
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(
             f"{path} is unreadable ({exc}); move the store aside and import the bars again with "
             f"tbot data import SOURCE --store {store}"

@@ -133,8 +133,13 @@ def _values_from_table(key: str, table: Any, kind: type, problems: list[str]) ->
         values = list(raw)
     elif {"low", "high", "step"} <= set(table):
         low, high, step = table["low"], table["high"], table["step"]
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high, step)):
-            problems.append(f"[{key}] low, high and step must be numbers")
+        if not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in (low, high, step)
+        ):
+            problems.append(
+                f"[{key}] low, high and step must be finite numbers (found {low!r}, {high!r}, {step!r})"
+            )
             return None
         if step <= 0 or high < low:
             problems.append(f"[{key}] needs step > 0 and high >= low (found {low}..{high} step {step})")
@@ -151,6 +156,9 @@ def _values_from_table(key: str, table: Any, kind: type, problems: list[str]) ->
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
             problems.append(f"[{key}] value {v!r} is not a number")
+            return None
+        if not math.isfinite(v):  # TOML's nan and inf (and 1e400, which is inf)
+            problems.append(f"[{key}] value {v!r} is not a finite number")
             return None
         if kind is int:
             if float(v) != int(v):

@@ -34,7 +34,7 @@ from tbot_bot.reporting.auto_backup import (
 )
 from tbot_bot.reporting.trade_history import utc_iso
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json
 
 IDENTITY_FIELDS = ("ENTITY_CODE", "JURISDICTION_CODE", "account_name", "BROKER_CODE", "BOT_ID")
 _LEDGER_NAME = re.compile(
@@ -125,7 +125,7 @@ def _read_manifest(archive: Path, raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         raise ConfigError(f"{where} is missing; this is not an archive `tbot backup create` made")
     try:
-        manifest = json.loads(raw.decode("utf-8"))
+        manifest = parse_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ConfigError(f"{where} is not JSON (damaged archive); nothing was restored") from None
     if isinstance(manifest, dict) and manifest.get("format") not in READABLE_FORMATS:

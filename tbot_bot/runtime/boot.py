@@ -186,6 +186,7 @@ def _boot(
     journal = OrderJournal(home.state_dir / "journal.db")
     closers.append(journal.close)
     vix_closes: dict[date, float] = {}
+    replay_fundamentals: Path | None = None
     if replay_day is not None:
         from tbot_bot.backtest.load_historical_data import load_vix
 
@@ -199,6 +200,9 @@ def _boot(
         bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR, by_symbol=True)
         vix_file = (source if source.is_dir() else source.parent) / "vix.csv"
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
+        # the side inputs a backtest of this source reads: its fundamentals too, never the bundled ones
+        fund_file = vix_file.with_name("fundamentals.json")
+        replay_fundamentals = fund_file if fund_file.is_file() else None
         booked = journal.day_booked(replay_day.isoformat())
         if booked is not None:
             raise DayAlreadyBooked(
@@ -283,7 +287,7 @@ def _boot(
         symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
         warm = warm_up_universe(home, settings, broker, clock, log, symbols)
         symbols = [s for s in symbols if s not in warm.excluded]
-    fundamentals = build_fundamentals_provider(settings, home)
+    fundamentals = build_fundamentals_provider(settings, home, replay_file=replay_fundamentals)
     result = Services(
         home=home, settings=settings, binding=binding, broker_current_float=floats.amount, mode=mode,
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tbot_bot.errors import ConfigError, MarketDataError, NetworkError
+from tbot_bot.errors import ConfigError, DataError, MarketDataError, NetworkError
 from tbot_bot.screeners.rate_limit import TokenBucket
-from tbot_bot.support.utils_bot import atomic_write_json
+from tbot_bot.support.utils_bot import atomic_write_json, parse_json
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -42,7 +43,9 @@ class Fundamentals:
     def from_metric(cls, symbol: str, metric: dict[str, Any]) -> Fundamentals:
         def num(key: str) -> float | None:
             v = metric.get(key)
-            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+            # a number the guard can compare: NaN or infinity (a feed's placeholder) is no figure at all
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            return float(v) if ok else None
 
         cap_m = num("marketCapitalization")
         return cls(
@@ -59,6 +62,33 @@ class Fundamentals:
 class FundamentalsLookup:
     found: dict[str, Fundamentals] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # symbol -> why its fundamentals are unknown
+
+
+def read_fundamentals_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A fundamentals file ({"SYM": {"marketCapitalization": <USD millions>, "peNormalizedAnnual": x,
+    "totalDebt/totalEquityAnnual": y}}, a metric null when unknown), checked once for the backtest and the replay
+    alike: DataError naming the file, the symbol and the metric."""
+    allowed = f"an object mapping each symbol to its metrics ({', '.join(METRIC_KEYS)}: numbers or null)"
+    try:
+        raw = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a JSON file of fundamentals ({exc}); it must be {allowed}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: a JSON {type(raw).__name__}; it must be {allowed}")
+    out: dict[str, dict[str, Any]] = {}
+    for symbol, metrics in raw.items():
+        if not isinstance(metrics, dict):
+            raise DataError(
+                f"{path}: {symbol}: {metrics!r:.40} is not an object of metrics; it must be {allowed}"
+            )
+        for key in METRIC_KEYS:
+            v = metrics.get(key)
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            ):
+                raise DataError(f"{path}: {symbol}: {key} is {v!r:.40}; a finite number or null is allowed")
+        out[str(symbol).upper()] = metrics
+    return out
 
 
 class FundamentalsProvider(Protocol):
@@ -78,15 +108,9 @@ class LocalFileFundamentals:
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self._metrics is None:
-            try:
-                raw = json.loads(self.path.read_text(encoding="utf-8"))
-            except FileNotFoundError as e:
-                raise ConfigError(f"fundamentals file {self.path} does not exist") from e
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"fundamentals file {self.path} is not valid JSON: {e}") from e
-            if not isinstance(raw, dict):
-                raise ConfigError(f"fundamentals file {self.path} must map symbols to metrics")
-            self._metrics = {str(k).upper(): v for k, v in raw.items() if isinstance(v, dict)}
+            if not self.path.is_file():
+                raise ConfigError(f"fundamentals file {self.path} does not exist")
+            self._metrics = read_fundamentals_file(self.path)
         return self._metrics
 
     def get(self, symbols: Iterable[str], day: date) -> FundamentalsLookup:
@@ -225,13 +249,15 @@ def build_fundamentals_provider(
     settings: BotSettings,
     home: BotHome,
     *,
+    replay_file: Path | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> FundamentalsProvider:
-    """The sim uses the bundled sample file; a live broker uses Finnhub (screener_api secret)."""
-    # BROKER_NAME=SIM: replayed days use the bundled fundamentals, never the network
+    """The sim reads a file: the replay data source's fundamentals.json (`replay_file`, as a backtest of that
+    source reads it), else the bundled sample's; a live broker uses Finnhub (screener_api secret)."""
+    # BROKER_NAME=SIM: replayed days use a local file, never the network
     if settings.BROKER_NAME == "SIM":
-        return LocalFileFundamentals(sample_fundamentals_path())
+        return LocalFileFundamentals(replay_file or sample_fundamentals_path())
     from tbot_bot.support.decrypt_secrets import load_secret_json
 
     secret = load_secret_json(home, "screener_api")

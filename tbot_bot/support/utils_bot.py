@@ -93,6 +93,15 @@ def remove_stale_temp_files(root: Path, *, older_than: float = 0.0, now: float |
     return removed
 
 
+def parse_json(text: str | bytes) -> Any:
+    """json.loads, with nesting too deep for the parser raised as the ValueError any other malformed JSON is (it
+    is a RecursionError otherwise, which no reader of a damaged file expects)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be read") from None
+
+
 def sha256_file(path: Path) -> str:
     """The file's SHA-256 (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
