@@ -521,3 +521,56 @@ def test_months_close_in_order(copied: BotHome, capsys: pytest.CaptureFixture[st
     )
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
     assert main(["ledger", "close", "--period", "2011-02", "--home", home]) == 0  # nothing traded: no entry
+
+
+def test_corrected_trades_keep_the_statements_positions_and_gains_the_ledgers(
+    copied: BotHome, tmp_path: Path
+) -> None:
+    """A sell corrected by amount, and a buy reversed: the reversal was a cash movement only, so the statement
+    held a phantom short of the sold units, twice the sale's gain, and the replacement at the old price."""
+    from decimal import Decimal
+
+    from ofxtools.Parser import OFXTree
+
+    home = str(copied.root)
+    ledger = load_binding(copied).ledger_path
+    (sell,) = _rows(
+        ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND pnl IS NOT NULL ORDER BY id LIMIT 1"
+    )
+    (cash,) = _rows(
+        ledger, "SELECT debit FROM splits WHERE transaction_id = ? AND account_code = '1030'", sell["id"]
+    )
+    amount = Decimal(cash["debit"]) / 10000 + 5
+    base = ["ledger", "correct", "--home", home, "--yes", "--reason", "broker statement"]
+    assert main([*base, "--fitid", sell["fitid"], "--amount", str(amount)]) == 0
+    out = tmp_path / "all.ofx"
+    assert main(["ofx", "export", "--home", home, "--all", "--out", str(out)]) == 0
+    tree = OFXTree()
+    tree.parse(str(out))
+    stmt = tree.convert().invstmtmsgsrsv1[0].invstmtrs
+    # the ledger holds no open position: neither does the statement
+    assert [p.invpos.secid.uniqueid for p in (stmt.invposlist or [])] == []
+    gains = sum(
+        (tx.invsell.gain or Decimal(0)) for tx in stmt.invtranlist if getattr(tx, "invsell", None) is not None
+    )
+    (realised,) = _rows(
+        ledger,
+        "SELECT sum(credit) - sum(debit) AS g FROM splits WHERE account_code LIKE '4%' AND account_code != '4900'",
+    )
+    assert gains == Decimal(realised["g"]) / 10000
+    # the reversal is the sale mirrored; the replacement is at the price its amount was at
+    by_fitid = {
+        tx.invsell.invtran.fitid: tx.invsell
+        for tx in stmt.invtranlist
+        if getattr(tx, "invsell", None) is not None
+    }
+    rev, cor = by_fitid[f"{sell['fitid']}-REV"], by_fitid[f"{sell['fitid']}-COR"]
+    original = by_fitid[sell["fitid"]]
+    # (the original's fee is folded into its total as COMMISSION; the reversal takes back the trade, not its fee)
+    assert rev.units == -original.units and rev.total == -(original.total + (original.commission or 0))
+    assert cor.total == amount and abs(cor.unitprice * -cor.units - amount) < Decimal("0.01")
+    trades = {t.client_order_id: t for t in read_trades(ledger)}
+    assert any(
+        t.exit_price is not None and abs(t.exit_price * t.size - amount) < Decimal("0.01")
+        for t in trades.values()
+    )

@@ -104,7 +104,8 @@ def _trade_xml(tx: dict[str, Any]) -> str:
     fee_cash = int(tx.get("fee_cash") or 0)  # the folded fee entry's 1030 movement (negative)
     cash = int(tx["cash"] or 0) + fee_cash
     commission = f"<COMMISSION>{_amount(-fee_cash)}</COMMISSION>" if fee_cash else ""
-    size = _decimal(tx["size"])
+    # a reversal of a trade is that trade mirrored: units, total, gain (and the position) the other way
+    size = _decimal(tx["size"]) * (-1 if tx.get("reverses") else 1)
     opening = trntype in ("BUY", "SELLSHORT", "BUYTOOPEN")
     price_minor = tx["entry_price"] if opening else tx["exit_price"]
     unitprice = _amount(int(price_minor or 0))
@@ -153,6 +154,14 @@ def _transaction_xml(tx: dict[str, Any]) -> str:
     trntype = tx["trntype"]
     if trntype in _TRADES:
         return _trade_xml(tx)
+    if trntype == "CORRECTION" and tx.get("reverses_trntype") in _TRADES:
+        # the reversal of a trade (`tbot ledger correct`) un-does the trade: the same kind of transaction with its
+        # units, total and gain negated, so the statement's positions and gains stay the ledger's
+        return _trade_xml(
+            {**tx, "trntype": tx["reverses_trntype"], "reverses": tx["correction_of"],
+             "entry_price": tx["reverses_entry_price"], "exit_price": tx["reverses_exit_price"],
+             "contract_multiplier": tx["contract_multiplier"] or tx["reverses_multiplier"]}
+        )  # fmt: skip
     cash = int(tx["cash"] or 0)
     if trntype == "FEE" and tx["ticker"]:
         return (
@@ -196,12 +205,16 @@ def positions_and_balances(
     where, args = ("WHERE t.dtposted < ?", (through,)) if through else ("", ())
     units: dict[str, Decimal] = {}
     info: dict[str, tuple[str, int]] = {}
-    for ticker, trntype, size, instrument, mult in conn.execute(
-        f"SELECT t.ticker, t.trntype, t.size, t.instrument, t.contract_multiplier FROM transactions t {where} "
-        "ORDER BY t.id",
+    for ticker, trntype, reverses, size, instrument, mult in conn.execute(
+        f"SELECT t.ticker, t.trntype, o.trntype, t.size, t.instrument, t.contract_multiplier FROM transactions t "
+        f"LEFT JOIN transactions o ON t.trntype = 'CORRECTION' AND o.fitid = t.correction_of {where} ORDER BY t.id",
         args,
     ):
-        sign = _OPENING_SIGN.get(str(trntype))
+        if trntype == "CORRECTION":  # a reversed trade takes its units back
+            opened = _OPENING_SIGN.get(str(reverses))
+            sign = -opened if opened else None
+        else:
+            sign = _OPENING_SIGN.get(str(trntype))
         if sign is None or not ticker:
             continue
         units[ticker] = units.get(ticker, Decimal(0)) + sign * _decimal(size)
@@ -257,8 +270,11 @@ def _balance_xml(balances: dict[str, int]) -> str:
 
 def _rows(conn: sqlite3.Connection, day: date | None) -> list[dict[str, Any]]:
     sql = (
-        "SELECT t.*, c.cash FROM transactions t LEFT JOIN (SELECT transaction_id, sum(debit) - sum(credit) AS cash "
-        "FROM splits WHERE account_code = '1030' GROUP BY transaction_id) c ON c.transaction_id = t.id"
+        "SELECT t.*, c.cash, o.trntype AS reverses_trntype, o.entry_price AS reverses_entry_price, "
+        "o.exit_price AS reverses_exit_price, o.contract_multiplier AS reverses_multiplier "
+        "FROM transactions t LEFT JOIN (SELECT transaction_id, sum(debit) - sum(credit) AS cash "
+        "FROM splits WHERE account_code = '1030' GROUP BY transaction_id) c ON c.transaction_id = t.id "
+        "LEFT JOIN transactions o ON t.trntype = 'CORRECTION' AND o.fitid = t.correction_of"
     )
     params: tuple[str, ...] = ()
     if day is not None:

@@ -150,6 +150,11 @@ def parse_amount(text: str) -> Decimal:
         raise UsageError(f"amount {text!r} is not a number; give it like 1234.56") from None
 
 
+# the trade entries whose Broker Cash leg prices the opening (entry_price) or the closing (exit_price) of a position
+_OPENING = ("BUY", "SELLSHORT", "BUYTOOPEN")
+_CLOSING = ("SELL", "BUYTOCOVER", "SELLTOCLOSE")
+
+
 def plan_correction(
     ledger: Path,
     fitid: str,
@@ -194,12 +199,22 @@ def plan_correction(
         pnl = from_minor(row["pnl"]) if row["pnl"] is not None else None
         if pnl is not None and pnl_change is not None:
             pnl += pnl_change
+        entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
+        exit_price = from_minor(row["exit_price"]) if row["exit_price"] is not None else None
+        size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
+        if amount is not None and size and row["trntype"] in _OPENING + _CLOSING:
+            # a trade's Broker Cash leg is its notional: the corrected amount is at a corrected price, so the
+            # history and the OFX statement show the price the amount was at (never the old price beside it)
+            price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
+            if row["trntype"] in _OPENING:
+                entry_price = price
+            else:
+                exit_price = price
         replacement = LedgerEntry(
             fitid=cor_fitid, trntype=row["trntype"], dtposted=posted_at, currency_code=row["currency_code"],
             splits=tuple(legs), strategy=row["strategy"], ticker=row["ticker"], signal_ticker=row["signal_ticker"],
             side=row["side"], direction=row["direction"], size=_dec(row["size"]),
-            entry_price=from_minor(row["entry_price"]) if row["entry_price"] is not None else None,
-            exit_price=from_minor(row["exit_price"]) if row["exit_price"] is not None else None,
+            entry_price=entry_price, exit_price=exit_price,
             pnl=pnl, broker=row["broker"], client_order_id=row["client_order_id"], tag=row["tag"],
             leverage_multiplier=_dec(row["leverage_multiplier"]), exit_reason=row["exit_reason"],
             session_id=row["session_id"], instrument=row["instrument"],
