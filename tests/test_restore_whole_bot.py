@@ -574,3 +574,34 @@ def test_corrected_trades_keep_the_statements_positions_and_gains_the_ledgers(
         t.exit_price is not None and abs(t.exit_price * t.size - amount) < Decimal("0.01")
         for t in trades.values()
     )
+
+
+def test_trades_follow_a_corrected_correction_and_an_entry_is_not_reversed_from_under_its_exit(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from decimal import Decimal
+
+    home = str(copied.root)
+    ledger = load_binding(copied).ledger_path
+    base = ["ledger", "correct", "--home", home, "--yes", "--reason", "broker statement"]
+    (fee,) = _rows(
+        ledger, "SELECT fitid FROM transactions WHERE trntype = 'FEE' AND fitid LIKE '%-FEE' LIMIT 1"
+    )
+    # the fee corrected, then its correction corrected (the only way once an entry has been corrected)
+    assert main([*base, "--fitid", fee["fitid"], "--amount", "0.05"]) == 0
+    assert main([*base, "--fitid", f"{fee['fitid']}-COR", "--amount", "0.04"]) == 0
+    (fees,) = _rows(ledger, "SELECT sum(debit) - sum(credit) AS f FROM splits WHERE account_code LIKE '5%'")
+    assert sum((t.fees for t in read_trades(ledger)), Decimal(0)) == Decimal(fees["f"]) / 10000
+    # the entry of a round trip whose exit stands: reversing it alone is refused, by name
+    (entry,) = _rows(ledger, "SELECT * FROM transactions WHERE trntype = 'BUY' ORDER BY id LIMIT 1")
+    (exit_,) = _rows(
+        ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND ticker = ? AND strategy = ? AND id > ? "
+        "ORDER BY id LIMIT 1", entry["ticker"], entry["strategy"], entry["id"],
+    )  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 2
+    assert f"it opened a position that {exit_['fitid']!r} closed" in capsys.readouterr().err
+    # the exit first, then the entry: both reversed, the trade gone from the reports and its gain from the books
+    assert main([*base, "--fitid", exit_["fitid"], "--reverse"]) == 0
+    assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 0
+    assert not [t for t in read_trades(ledger) if t.client_order_id == entry["client_order_id"]]

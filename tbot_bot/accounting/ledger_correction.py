@@ -25,6 +25,7 @@ from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.results import FLOAT_MAX
 from tbot_bot.errors import UsageError
+from tbot_bot.reporting.ledger_trades import ENTRY_TYPES, EXIT_TYPES
 from tbot_bot.support.utils_bot import from_minor
 
 CASH = "1030"
@@ -57,6 +58,25 @@ def _leg(code: str, signed: Decimal, memo: str | None) -> LedgerSplit:
     if signed >= 0:
         return LedgerSplit(code, debit=signed, memo=memo)
     return LedgerSplit(code, credit=-signed, memo=memo)
+
+
+def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
+    """Reversing the entry of a round trip whose exit stands would leave the exit's gain in the books with no
+    trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
+    kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
+    exit_ = conn.execute(
+        "SELECT fitid FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND is_correction = 0 "
+        f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? AND fitid NOT IN "
+        "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION' AND correction_of IS NOT NULL) "
+        "ORDER BY id LIMIT 1",
+        (entry["strategy"], entry["ticker"], entry["id"], entry["dtposted"][:10]),
+    ).fetchone()
+    if exit_ is not None:
+        raise UsageError(
+            f"cannot reverse {entry['fitid']!r} alone: it opened a position that {exit_['fitid']!r} closed, whose "
+            "gain would stay in the books with no trade in any report; reverse the exit first (then this entry), "
+            "or correct this entry's amount with --amount"
+        )
 
 
 def _load(conn: sqlite3.Connection, fitid: str, ledger: Path) -> tuple[sqlite3.Row, list[LedgerSplit]]:
@@ -150,11 +170,6 @@ def parse_amount(text: str) -> Decimal:
         raise UsageError(f"amount {text!r} is not a number; give it like 1234.56") from None
 
 
-# the trade entries whose Broker Cash leg prices the opening (entry_price) or the closing (exit_price) of a position
-_OPENING = ("BUY", "SELLSHORT", "BUYTOOPEN")
-_CLOSING = ("SELL", "BUYTOCOVER", "SELLTOCLOSE")
-
-
 def plan_correction(
     ledger: Path,
     fitid: str,
@@ -180,6 +195,8 @@ def plan_correction(
         )
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
+        if amount is None and account is None and row["trntype"] in ENTRY_TYPES:
+            _refuse_orphaning(conn, row)
         original_date = _dt(row["dtposted"])
         lock = closed_through(conn)
         cor_fitid, n = f"{fitid}-COR", 1
@@ -202,11 +219,11 @@ def plan_correction(
         entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
         exit_price = from_minor(row["exit_price"]) if row["exit_price"] is not None else None
         size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
-        if amount is not None and size and row["trntype"] in _OPENING + _CLOSING:
+        if amount is not None and size and row["trntype"] in ENTRY_TYPES + EXIT_TYPES:
             # a trade's Broker Cash leg is its notional: the corrected amount is at a corrected price, so the
             # history and the OFX statement show the price the amount was at (never the old price beside it)
             price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
-            if row["trntype"] in _OPENING:
+            if row["trntype"] in ENTRY_TYPES:
                 entry_price = price
             else:
                 exit_price = price

@@ -92,7 +92,9 @@ def _rows(ledger: Path, since: str | None, until: str | None) -> list[sqlite3.Ro
     try:
         return con.execute(
             "SELECT t.*, (SELECT COALESCE(SUM(s.debit) - SUM(s.credit), 0) FROM transactions f JOIN splits s"
-            " ON s.transaction_id = f.id WHERE (f.fitid = t.fitid || '-FEE' OR f.correction_of = t.fitid || '-FEE')"
+            # the trade's fee entry and every correction of it, corrections of corrections too (X-FEE-COR-COR)
+            " ON s.transaction_id = f.id WHERE (f.fitid = t.fitid || '-FEE'"
+            " OR substr(f.fitid, 1, length(t.fitid) + 5) = t.fitid || '-FEE-')"
             " AND s.account_code LIKE '5%') AS fee"
             f" FROM transactions t WHERE {' AND '.join(where)} ORDER BY t.dtposted, t.id",
             params,
