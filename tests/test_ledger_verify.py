@@ -138,6 +138,19 @@ def test_cli_ledger_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
         main(["ofx", "export", "--home", str(home), "--date", DAY.date().isoformat(), "--out", str(out)]) == 0
     )
     assert "<FITID>S1-OPEN</FITID>" in out.read_text()
+    # a re-export replaces the earlier statement; another file, a folder or a missing folder is refused
+    assert main(["ofx", "export", "--home", str(home), "--all", "--out", str(out)]) == 0
+    other = tmp_path / "bars.csv"
+    other.write_text("timestamp,symbol\n")
+    capsys.readouterr()
+    for target, said in (
+        (other, "exists and is not an OFX statement"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "missing" / "x.ofx", "does not exist; create it first"),
+    ):
+        assert main(["ofx", "export", "--home", str(home), "--all", "--out", str(target)]) == 2
+        assert said in capsys.readouterr().err
+    assert other.read_text() == "timestamp,symbol\n" and not (tmp_path / "missing").exists()
     conn = sqlite3.connect(binding.ledger_path)
     conn.execute("DROP TRIGGER trg_splits_no_update")
     conn.execute("UPDATE splits SET credit = credit + 1 WHERE id = 4")  # id 1-2: the opening float
