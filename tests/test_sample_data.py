@@ -90,14 +90,20 @@ def test_vix_closes_in_both_formats_and_refusals_by_row(tmp_path: Path) -> None:
         ("", "need columns date and close with at least one row"),
         (
             "date,close\n2011-01-03,17.61\n2011-01-04,-1\n",
-            "row 3: date '2011-01-04' / close '-1' is not a valid date (%Y-%m-%d) with a positive close",
+            "row 3: date '2011-01-04' / close '-1' is not a valid date (%Y-%m-%d) with a VIX close above 0, at most 500",
         ),
         (
             "date,close\n2011-01-03,17.61\n2011-02-30,17\n",
-            "row 3: date '2011-02-30' / close '17' is not a valid date (%Y-%m-%d) with a positive close",
+            "row 3: date '2011-02-30' / close '17' is not a valid date (%Y-%m-%d) with a VIX close above 0, at most 500",
         ),
         ("date,close\n2011-01-03\n", "row 2: date '2011-01-03' / close '' is not a valid date"),
         ("date,close\n2011-01-03,nan\n", "row 2: date '2011-01-03' / close 'nan' is not a valid date"),
+        ("date,close\n2011-01-03,1e308\n", "row 2: date '2011-01-03' / close '1e308' is not a valid date"),
+        # two closes for one date: refused as `tbot data vix` refuses them, never the last one silently
+        (
+            "date,close\n2011-01-10,17\n2011-01-10,99\n",
+            "row 3: 2011-01-10 appears twice with different closes",
+        ),
     ]
     for text, problem in cases:
         ours.write_text(text, encoding="utf-8")

@@ -88,16 +88,28 @@ def test_good_file_fills_the_cache_and_names_the_value_close_will_use(
         (
             "/negative.csv",
             (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,-3\n"),
-            "finite positive",
+            "is not a VIX level (a number above 0, at most 500)",
             2,
         ),
-        ("/nan.csv", (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,nan\n"), "finite positive", 2),
+        (
+            "/nan.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1,1,1,nan\n"),
+            "is not a VIX level",
+            2,
+        ),
+        # a value no VIX ever was (1e308 would open every CLOSE window's gate)
+        (
+            "/absurd.csv",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,1e308,1e308,1e308,1e308\n"),
+            "is not a VIX level",
+            2,
+        ),
         ("/nodate.csv", (200, CSV, b"DAY,VALUE\n01/02/2026,1\n"), "lacks DATE and CLOSE", 2),
         # a close the row's own range contradicts, a day given twice differently, a day not yet traded
         (
             "/huge.csv",
-            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,15.8,17,15.5,1725\n"),
-            "CLOSE 1725 is outside its day's LOW..HIGH 15.5..17",
+            (200, CSV, b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2026,15.8,17,15.5,172.5\n"),
+            "CLOSE 172.5 is outside its day's LOW..HIGH 15.5..17",
             2,
         ),
         (

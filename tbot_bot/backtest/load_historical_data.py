@@ -33,6 +33,7 @@ from tbot_bot.backtest.bar_checks import (
     select_bars,
 )
 from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
+from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import DataError
 from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.memory import give_back_freed_memory
@@ -187,10 +188,16 @@ def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:
             when, value = datetime.strptime(day, fmt).date(), float(close)  # noqa: DTZ007 - a date, no time
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value > 0):
+        if not (math.isfinite(value) and 0 < value <= VIX_MAX):
             raise DataError(
                 f"{source}, row {number}: date {day!r} / close {close!r} is not a valid date ({fmt}) with a "
-                "positive close"
+                f"VIX close above 0, at most {VIX_MAX:g}"
+            )
+        if when in closes and closes[when] != value:
+            # as `tbot data vix` refuses it: which of two closes of one day is right is not the loader's guess
+            raise DataError(
+                f"{source}, row {number}: {day} appears twice with different closes ({closes[when]:g} and "
+                f"{value:g}); keep one"
             )
         closes[when] = value
     return closes

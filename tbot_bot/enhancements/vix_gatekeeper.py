@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 
 from tbot_bot.checks import CheckResult
 
+# the highest VIX level a file may give: the index has never closed above ~83 (2020-03-16; intraday 89.53 in 2008);
+# far beyond is a unit or file error, and a gate compared with 1e308 would let every CLOSE window through
+VIX_MAX = 500.0
+
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
 

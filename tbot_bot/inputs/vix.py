@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import ConfigError, DataError, NetworkError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import HTTP_URL_PATTERN, atomic_write_text
@@ -87,8 +88,10 @@ def _number(raw: str, field: str, line: int) -> float:
         value = float(raw)
     except ValueError:
         raise VixDataError(f"line {line}: {field} {raw!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise VixDataError(f"line {line}: {field} {raw!r} is not a finite positive value")
+    if not math.isfinite(value) or not 0 < value <= VIX_MAX:
+        raise VixDataError(
+            f"line {line}: {field} {raw!r} is not a VIX level (a number above 0, at most {VIX_MAX:g})"
+        )
     return value
 
 
