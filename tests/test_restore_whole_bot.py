@@ -605,3 +605,27 @@ def test_trades_follow_a_corrected_correction_and_an_entry_is_not_reversed_from_
     assert main([*base, "--fitid", exit_["fitid"], "--reverse"]) == 0
     assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 0
     assert not [t for t in read_trades(ledger) if t.client_order_id == entry["client_order_id"]]
+
+
+def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback to an archive made before a month's close opens that month again: it said nothing, and the
+    system log held no trace of the restore."""
+    home = str(copied.root)
+    for old in copied.backups_dir.glob("*.enc"):
+        old.unlink()
+    assert main(["backup", "create", "--home", home]) == 0
+    (archive,) = copied.backups_dir.glob("*.enc")
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    capsys.readouterr()
+    assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert "note: the books are now closed through no month (they were closed through 2011-01)" in out
+    conn = sqlite3.connect(copied.core_db("SYSTEM_LOGS"))
+    try:
+        rows = conn.execute("SELECT level, actor, detail FROM system_logs WHERE event = 'restore'").fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1 and rows[0][0] == "warning" and rows[0][1].startswith("cli:")
+    assert archive.name in rows[0][2] and "closed through no month (was 2011-01)" in rows[0][2]

@@ -9,9 +9,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rigd_tbot.cli import add_home_argument, bot_home, bounded_int, existing_home
 from tbot_bot.support.path_resolver import BotHome
+
+if TYPE_CHECKING:
+    from tbot_bot.reporting.backup_restore import RestoreResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,13 +119,10 @@ def run(args: argparse.Namespace) -> int:
             return _upload(home, args)
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
-        restored = restore_backup(
-            Path(args.archive).expanduser().resolve(),
-            home,
-            key_path=key,
-            now=utc_now(),
-            new_keys=args.new_keys,
-        )
+        archive = Path(args.archive).expanduser().resolve()
+        closed_before = _closed_through(home)
+        restored = restore_backup(archive, home, key_path=key, now=utc_now(), new_keys=args.new_keys)
+        closed_after = _closed_through(home)
         if restored.safety_archive is not None:
             print(f"archived the state it replaces first: {restored.safety_archive}")
         for path in restored.replaced:
@@ -129,6 +130,14 @@ def run(args: argparse.Namespace) -> int:
         for path in restored.removed:
             print(f"removed {home.relative(path)} (made after the archive, of days its ledger does not hold)")
         print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify and are re-anchored")
+        reopened = closed_before != closed_after and closed_before is not None
+        if reopened:
+            # a rollback to before a month's close opens that month again: the accountant must know
+            print(
+                f"note: the books are now closed through {closed_after or 'no month'} (they were closed through "
+                f"{closed_before}): the months closed since the archive are open again"
+            )
+        _record_restore(home, archive, restored, closed_before, closed_after)
         return 0
     from tbot_bot.accounting.accounting_config import load_binding
 
@@ -231,3 +240,39 @@ def _upload(home: BotHome, args: argparse.Namespace) -> int:
         f"{len(result.pruned)} pruned"
     )
     return 0
+
+
+def _closed_through(home: BotHome) -> str | None:
+    """The latest closed month of the home's bot ledger (None: none closed, or no ledger yet)."""
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.ledger_period import closed_through
+    from tbot_bot.accounting.ledger_schema import open_ledger
+    from tbot_bot.errors import TbotError
+
+    try:
+        binding = load_binding(home, check_files=False)
+        if not binding.ledger_path.is_file():
+            return None
+        with open_ledger(binding.ledger_path, readonly=True) as conn:
+            lock = closed_through(conn)
+    except TbotError:
+        return None
+    return lock[0] if lock else None
+
+
+def _record_restore(
+    home: BotHome, archive: Path, restored: RestoreResult, before: str | None, after: str | None
+) -> None:
+    """A restore is a deliberate rollback of the books: the system log records who, what and what it reopened."""
+    from rigd_tbot.cli import cli_actor
+    from tbot_bot.core.audit import log_system_event
+
+    if not home.core_db("SYSTEM_LOGS").exists():
+        return
+    files, safety = len(restored), restored.safety_archive
+    log_system_event(
+        home, source="backup", event="restore", actor=cli_actor(), level="warning" if before != after else "info",
+        detail=f"{archive.name}: {files} file(s) restored"
+        + (f"; the state replaced is in {safety.name}" if safety else "")
+        + (f"; closed through {after or 'no month'} (was {before})" if before != after else ""),
+    )  # fmt: skip
