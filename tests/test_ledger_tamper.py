@@ -234,3 +234,32 @@ def test_an_in_row_edit_is_refused_by_check_and_start_alike(
         )
     assert codes[0] == codes[1] == 2 and messages[0] and messages[0] == messages[1]
     assert "fails verification" in "\n".join(messages[0])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("minor_units_per_unit", "100", "ledger_meta minor_units_per_unit='100', expected '10000'"),
+        ("currency_code", "EUR", "ledger_meta currency_code='EUR', but the ledger was created with 'USD'"),
+    ],
+)
+def test_an_edit_of_ledger_meta_is_named(provisioned_home: Path, key: str, value: str, said: str) -> None:
+    """ledger_meta has no trigger (outside tools read it): an edit of its scale or currency passed verify."""
+    bh, binding = _book(provisioned_home)
+    conn = sqlite3.connect(binding.ledger_path)
+    conn.execute("UPDATE ledger_meta SET value = ? WHERE key = ?", (value, key))
+    conn.commit()
+    conn.close()
+    assert any(said in p for p in _problems(bh, binding))
+
+
+def test_ledger_float_does_not_show_the_float_of_a_float_ledger_that_fails_verification(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bh, binding = _book(provisioned_home)
+    assert main(["ledger", "float", "--home", str(provisioned_home)]) == 0
+    _tamper(binding.float_ledger_path, "DELETE FROM splits WHERE id = (SELECT max(id) FROM splits)")
+    capsys.readouterr()
+    assert main(["ledger", "float", "--home", str(provisioned_home)]) == 1
+    out = capsys.readouterr().out
+    assert "fails verification, so its float is not shown" in out and " USD" not in out.splitlines()[0]

@@ -69,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
     home = BotHome.resolve(args.home)
     binding = load_binding(home, check_files=False)
     if args.ledger_action == "float":
+        # a figure read from a float ledger that fails verification is no figure: named, as `verify` names it
+        problems = verify_ledger(
+            binding.float_ledger_path, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir
+        )
+        if problems:
+            print(f"FAILED: {binding.float_ledger_path.name} fails verification, so its float is not shown:")
+            for problem in problems:
+                print(f"  - {problem}")
+            return 1
         print(f"{broker_current_float(binding.float_ledger_path)} {binding.currency_code}")
         print(_float_usage(home))
         return 0

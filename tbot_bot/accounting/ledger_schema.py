@@ -6,6 +6,7 @@ Money columns are INTEGER ten-thousandths of the currency unit; quantities are c
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,6 +210,27 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM ledger_meta")}
 
 
+def _meta_problems(conn: sqlite3.Connection, meta: dict[str, str]) -> list[str]:
+    """ledger_meta has no trigger of its own (outside tools read it): its money scale, currency and kind are
+    checked against the constant and the hash-chained genesis record, which an edit of the table cannot change."""
+    problems = []
+    if meta.get("minor_units_per_unit") != str(MINOR_UNITS_PER_UNIT):
+        problems.append(
+            f"ledger_meta minor_units_per_unit={meta.get('minor_units_per_unit')!r}, expected "
+            f"{str(MINOR_UNITS_PER_UNIT)!r} (every amount would read at another scale)"
+        )
+    genesis = conn.execute("SELECT memo FROM audit_log WHERE id = 1 AND action = 'create'").fetchone()
+    found = re.search(r"kind=(\S+) .*currency=(\S+)", str(genesis[0])) if genesis else None
+    if found:
+        for key, recorded in (("ledger_kind", found.group(1)), ("currency_code", found.group(2))):
+            if meta.get(key) != recorded:
+                problems.append(
+                    f"ledger_meta {key}={meta.get(key)!r}, but the ledger was created with {recorded!r} "
+                    "(audit_log's first record)"
+                )
+    return problems
+
+
 def check_ledger_schema(path: Path) -> list[str]:
     """Problems with the ledger's structure (tables, columns, triggers, schema version); empty = ok."""
     problems: list[str] = []
@@ -232,9 +254,12 @@ def check_ledger_schema(path: Path) -> list[str]:
                 if ("trigger", trigger) not in objects:
                     problems.append(f"immutability trigger {trigger} is missing")
             if ("table", "ledger_meta") in objects:
-                version = read_meta(conn).get("schema_version")
+                meta = read_meta(conn)
+                version = meta.get("schema_version")
                 if version != SCHEMA_VERSION:
                     problems.append(f"ledger_meta schema_version={version!r}, expected {SCHEMA_VERSION!r}")
+                if ("table", "audit_log") in objects:
+                    problems += _meta_problems(conn, meta)
     except sqlite3.DatabaseError as exc:
         problems.append(f"{path} is not a readable SQLite ledger: {exc}")
     return problems
