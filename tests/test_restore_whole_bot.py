@@ -629,3 +629,44 @@ def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(
         conn.close()
     assert len(rows) == 1 and rows[0][0] == "warning" and rows[0][1].startswith("cli:")
     assert archive.name in rows[0][2] and "closed through no month (was 2011-01)" in rows[0][2]
+
+
+def test_a_closed_months_correction_reaches_the_summaries_and_the_closed_day_stays(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A correction to a closed month is posted in the open one: the closed day's reports stay as closed, so the
+    posting day's summary must carry it, or `tbot summary` disagrees with the ledger by it. `trades --rebuild`
+    rewrote the closed day instead."""
+    from decimal import Decimal
+
+    home = str(copied.root)
+    binding = load_binding(copied)
+    ledger, summaries = binding.ledger_path, copied.summaries_dir(binding.scope)
+    (fee,) = _rows(
+        ledger,
+        "SELECT fitid, dtposted FROM transactions WHERE trntype = 'FEE' AND fitid LIKE '%-FEE' LIMIT 1",
+    )
+    closed_day = summaries / f"daily_summary_{fee['dtposted'][:10]}.json"
+    before = closed_day.read_text()
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    assert main(["ledger", "correct", "--home", home, "--yes", "--fitid", fee["fitid"], "--amount", "0.50",
+                 "--reason", "broker statement"]) == 0  # fmt: skip
+    posted = json.loads((summaries / "daily_summary_2011-02-01.json").read_text())["totals"]
+    assert posted["prior_period_adjustments"]["total_fees"] != "0" and closed_day.read_text() == before
+    # every surface: `tbot summary`'s TOTAL is the ledger's net
+    capsys.readouterr()
+    assert main(["summary", "--home", home]) == 0
+    total = next(line for line in capsys.readouterr().out.splitlines() if "TOTAL" in line)
+    (books,) = _rows(
+        ledger,
+        "SELECT sum(CASE WHEN account_code LIKE '4%' THEN credit - debit ELSE 0 END) - "
+        "sum(CASE WHEN account_code LIKE '5%' THEN debit - credit ELSE 0 END) AS net FROM splits s JOIN "
+        "transactions t ON t.id = s.transaction_id WHERE t.trntype != 'CLOSE'",
+    )
+    net = (Decimal(books["net"]) / 10000).quantize(Decimal("0.01"))
+    from tbot_bot.domain.results import cents_text
+
+    assert cents_text(net) in total.split(), (total, net)
+    # a rebuild leaves the closed day as it was closed
+    assert main(["trades", "--rebuild", "--home", home]) == 0
+    assert closed_day.read_text() == before

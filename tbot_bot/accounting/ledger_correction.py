@@ -278,7 +278,11 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     # only sessions that have a summary: a correction dated on a non-session day creates none; one posted in the
     # open period for an entry of a closed one leaves the closed day's reports as the closed books are
     touched = {plan.posted_at.date()} if plan.closed_period else {plan.original_date.date()}
-    days = sorted(d for d in touched if summary_path(home.summaries_dir(scope), d).exists())
+    # the posting day of a closed month's correction gets a summary if it has none: its figures are the only place
+    # the change is reported (prior_period_adjustments)
+    days = sorted(
+        d for d in touched if plan.closed_period or summary_path(home.summaries_dir(scope), d).exists()
+    )
     if days:
         rebuild_summaries(
             binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days

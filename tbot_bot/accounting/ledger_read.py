@@ -32,6 +32,27 @@ def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None
     return from_minor(int(row[0]))
 
 
+def prior_period_adjustments(ledger_path: Path, day: str) -> tuple[Decimal, Decimal]:
+    """(gross PnL, fees) the corrections posted on `day` (YYYY-MM-DD) bring to entries of a closed month: a closed
+    day's reports stay as they were closed, so the posting day's summary carries the change (else no summary
+    would, and `tbot summary` would disagree with the ledger by it). Income is 4xxx credit, fees 5xxx debit."""
+    from tbot_bot.accounting.ledger_period import closed_through
+
+    with open_ledger(ledger_path, readonly=True) as conn:
+        lock = closed_through(conn)
+        if lock is None:
+            return Decimal(0), Decimal(0)
+        pnl, fees = conn.execute(
+            "SELECT coalesce(sum(CASE WHEN s.account_code LIKE '4%' THEN s.credit - s.debit END), 0), "
+            "coalesce(sum(CASE WHEN s.account_code LIKE '5%' THEN s.debit - s.credit END), 0) "
+            "FROM splits s JOIN transactions t ON t.id = s.transaction_id JOIN transactions o "
+            "ON o.fitid = t.correction_of WHERE t.is_correction = 1 AND substr(t.dtposted, 1, 10) = ? "
+            "AND o.dtposted <= ?",
+            (day, lock[1]),
+        ).fetchone()
+    return from_minor(int(pnl)), from_minor(int(fees))
+
+
 def trial_balance(ledger_path: Path) -> list[tuple[str, str, Decimal, Decimal]]:
     """(account, name, debits, credits) of every account with postings, in account order; the totals of the two
     money columns are equal in a balanced ledger (what an accountant reads first)."""

@@ -75,11 +75,14 @@ def build_daily_summary(
     signals_by_strategy: Mapping[str, int],
     denials_by_strategy: Mapping[str, int],
     account_fees: Decimal = Decimal(0),
+    adjustments: tuple[Decimal, Decimal] = (Decimal(0), Decimal(0)),
 ) -> dict[str, Any]:
     """Per-strategy metrics plus totals. Records carrying an error_code count as errors, not trades.
     `account_fees`: the day's fees the broker posted apart from fills (ledger_read.account_fees). No strategy
     owns them, so they are in the totals alone: `account_fees` shows them, `total_fees` and `net_pnl` include
-    them (the day's fees and net are the ledger's, whatever column a reader takes)."""
+    them (the day's fees and net are the ledger's, whatever column a reader takes). `adjustments`: the (gross PnL,
+    fees) of corrections posted this day to entries of a closed month (ledger_read.prior_period_adjustments): in
+    the totals alone too, shown as `prior_period_adjustments`."""
     names = sorted(
         set(STRATEGIES)
         | {r.strategy_name for r in records}
@@ -107,6 +110,14 @@ def build_daily_summary(
         totals["account_fees"] = report_value(account_fees)
         totals["total_fees"] = report_value(Decimal(totals["total_fees"]) + account_fees)
         totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) - account_fees)
+    pnl, fees = adjustments
+    if pnl or fees:
+        totals["prior_period_adjustments"] = {
+            "total_pnl": report_value(pnl), "total_fees": report_value(fees), "net_pnl": report_value(pnl - fees)
+        }  # fmt: skip
+        totals["total_pnl"] = report_value(Decimal(totals["total_pnl"]) + pnl)
+        totals["total_fees"] = report_value(Decimal(totals["total_fees"]) + fees)
+        totals["net_pnl"] = report_value(Decimal(totals["net_pnl"]) + pnl - fees)
     return {"strategies": strategies, "totals": totals}
 
 

@@ -209,7 +209,9 @@ def rebuild_summaries(
     are kept; a day without one takes them from `journal_counts(day)` (signals and denials by filter per strategy,
     the order journal's) when given; `generated_at` stays the summary's own (the session's time, also for a
     replayed day)."""
-    from tbot_bot.accounting.ledger_read import account_fees
+    from tbot_bot.accounting.ledger_period import closed_through
+    from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
+    from tbot_bot.accounting.ledger_schema import open_ledger
     from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 
     records = ledger_records(ledger, broker=broker, mode=mode)
@@ -221,9 +223,13 @@ def rebuild_summaries(
         for p in summaries_dir.glob("daily_summary_????-??-??.json")
     }
     wanted = sorted({d.isoformat() for d in days} or (set(by_day) | existing))
+    with open_ledger(ledger, readonly=True) as conn:
+        lock = closed_through(conn)
     written = []
     for day_text in wanted:
         day = date.fromisoformat(day_text)
+        if lock is not None and day_text <= lock[1][:10] and day_text in existing:
+            continue  # a closed day's summary stays as it was closed (a later correction is its posting day's)
         try:
             old = json.loads(summary_path(summaries_dir, day).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -236,8 +242,9 @@ def rebuild_summaries(
             denials = {k: sum(v.values()) for k, v in by_filter.items()}
             old = {"denials_by_filter": by_filter} if by_filter else {}
         summary = build_daily_summary(
-            by_day.get(day_text, []), signals, denials, account_fees(ledger, day_text)
-        )
+            by_day.get(day_text, []), signals, denials, account_fees(ledger, day_text),
+            prior_period_adjustments(ledger, day_text),
+        )  # fmt: skip
         for name, figures in [*summary["strategies"].items(), ("totals", summary["totals"])]:
             before = old.get("totals") if name == "totals" else strategies.get(name)
             figures["errors"] = int((before or {}).get("errors") or 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
-from tbot_bot.accounting.ledger_read import account_fees
+from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
 from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 from tbot_bot.reporting.ledger_history import ledger_records, refresh_trade_history
@@ -107,7 +107,10 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     denials = {k: sum(v.values()) for k, v in ctx.denials.items()}
     # fees the broker posted apart from fills (Alpaca's regulatory fees) are the day's cost too
     extra = account_fees(ctx.binding.ledger_path, ctx.day_key)
-    summary = build_daily_summary(today, ctx.journal.signal_counts(ctx.day_key), denials, extra)
+    summary = build_daily_summary(
+        today, ctx.journal.signal_counts(ctx.day_key), denials, extra,
+        prior_period_adjustments(ctx.binding.ledger_path, ctx.day_key),
+    )  # fmt: skip
     summary["denials_by_filter"] = ctx.denials
     summary["mode"] = mode
     summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
