@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from tbot_bot.support.path_resolver import BotHome
 
 
 def both_times(moment: datetime | None, exchange_tz: str, *, with_date: bool = False) -> str:
@@ -47,3 +50,26 @@ def print_table(
     # a terminal gets its own width (text columns wrap); a file or pipe gets the whole table, never cut
     width = None if out.isatty() else Console(width=100_000).measure(table).maximum
     Console(file=out, width=width, highlight=False, soft_wrap=False).print(table)
+
+
+def home_zone(home: BotHome) -> ZoneInfo:
+    """The home's exchange time zone, for times shown to people beside UTC."""
+    return ZoneInfo(exchange_tz_of(home, {}))
+
+
+def exchange_tz_of(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]
+    """The exchange's time zone: the calendar named in the status, else the home's MARKET_CALENDAR, else XNYS."""
+    from tbot_bot.market_time import market_calendar
+
+    name = (data.get("bot") or {}).get("market_calendar")
+    if not isinstance(name, str):
+        try:
+            from tbot_bot.config.settings_bot import load_settings
+
+            name = load_settings(home).MARKET_CALENDAR
+        except Exception:  # noqa: BLE001 - status must print even when the config cannot be read
+            name = "XNYS"
+    try:
+        return str(market_calendar(name).tz)
+    except Exception:  # noqa: BLE001 - an unknown calendar name: fall back to New York
+        return "America/New_York"

@@ -24,6 +24,15 @@ def _when(text: Any, tz: str, *, with_date: bool = False) -> str:
         return text
 
 
+def _stamp(stamp: Any, tz: str) -> str:
+    """A control stamp ('<UTC time> <who>') with its time in exchange time and UTC."""
+    from zoneinfo import ZoneInfo
+
+    from tbot_bot.domain.clock import stamp_for_people
+
+    return stamp_for_people(str(stamp), ZoneInfo(tz))
+
+
 def _ago(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s ago"
@@ -81,9 +90,12 @@ def render_status_view(
             if running is False
             else "`tbot start` resumes it"
         )
-        lines.append(f"STOPPED    trading stopped ({data['trading_stopped']}); {resume}")
+        lines.append(f"STOPPED    trading stopped ({_stamp(data['trading_stopped'], exchange_tz)}); {resume}")
     if data.get("paused"):
-        lines.append(f"PAUSED     new entries paused ({data['paused']}); exits still managed; `tbot resume`")
+        lines.append(
+            f"PAUSED     new entries paused ({_stamp(data['paused'], exchange_tz)}); exits still managed; "
+            "`tbot resume`"
+        )
     # one PnL: net of fees, in cents; gross and fees beside it
     lines.append(
         f"PnL        net {_cents(data.get('net_pnl', data.get('realized_pnl')))} today "

@@ -144,8 +144,12 @@ def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
     now = datetime(2026, 11, 30, 16, 1, tzinfo=UTC)
     view = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
     assert "on alpaca — PAPER" in view
-    assert "PAUSED     new entries paused (2026-11-30T15:00:00+00:00 cli:ops)" in view
-    assert "STOPPED    trading stopped (2026-11-30T16:00:00+00:00 web:admin); `tbot start` resumes it" in view
+    # the stamps' times as people read them: exchange time and UTC
+    assert "PAUSED     new entries paused (2026-11-30 10:00:00 EST / 15:00:00Z cli:ops)" in view
+    assert (
+        "STOPPED    trading stopped (2026-11-30 11:00:00 EST / 16:00:00Z web:admin); `tbot start` resumes it"
+        in view
+    )
     assert "equity 100012.50, cash 98000.00, open exposure 2012.50, net PnL today 12.50 (after fees)" in view
     # when the broker's figures were read, in exchange time and UTC
     data["money"] = {**data["money"], "account_read_at": "2026-11-30T15:58:00+00:00"}  # type: ignore[dict-item]

@@ -7,6 +7,8 @@ import argparse
 import sys
 
 from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
+from rigd_tbot.display import exchange_tz_of, home_zone
+from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
@@ -74,7 +76,8 @@ def run_stop(args: argparse.Namespace) -> int:
         return 1
     path = request_stop(home, cli_actor())
     print(
-        f"stop requested ({path}) for the supervisor ({describe(holder)}); within SLEEP_TIME it cancels its "
+        f"stop requested ({path}) for the supervisor ({describe(holder, home_zone(home))}); within SLEEP_TIME it "
+        "cancels its "
         "orders, closes its positions and books the day; it then stays up, stopped (live: across days; a "
         "replay: to its replay day's end), until `tbot start` or the dashboard's Start"
     )
@@ -87,7 +90,7 @@ def run_pause(args: argparse.Namespace) -> int:
     home = bot_home(args.home)
     already = paused_by(home)
     if already is not None:
-        print(f"new entries are already paused ({already})")
+        print(f"new entries are already paused ({stamp_for_people(already, home_zone(home))})")
         return 0
     path = request_pause(home, cli_actor())
     when = "from the next minute" if running_supervisor(home) else "from the next start (no supervisor runs)"
@@ -103,7 +106,7 @@ def run_resume(args: argparse.Namespace) -> int:
     if was is None:
         print("new entries are not paused: nothing to resume", file=sys.stderr)
         return 1
-    print(f"new entries resumed (they had been paused {was})")
+    print(f"new entries resumed (they had been paused {stamp_for_people(was, home_zone(home))})")
     return 0
 
 
@@ -135,7 +138,7 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         view = render_status_view(
             data,
-            exchange_tz=_exchange_tz(home, data),
+            exchange_tz=exchange_tz_of(home, data),
             written_at=written_time(home.status_json),
             now=utc_now(),
             running=running_supervisor(home) is not None,
@@ -181,24 +184,6 @@ def _read_status_file(home: BotHome) -> dict:  # type: ignore[type-arg]
             f"{path} holds a JSON {type(data).__name__}, not the status object: remove it ({after})"
         )
     return data
-
-
-def _exchange_tz(home: BotHome, data: dict) -> str:  # type: ignore[type-arg]
-    """The exchange's time zone: the calendar named in the status, else the home's MARKET_CALENDAR, else XNYS."""
-    from tbot_bot.market_time import market_calendar
-
-    name = (data.get("bot") or {}).get("market_calendar")
-    if not isinstance(name, str):
-        try:
-            from tbot_bot.config.settings_bot import load_settings
-
-            name = load_settings(home).MARKET_CALENDAR
-        except Exception:  # noqa: BLE001 - status must print even when the config cannot be read
-            name = "XNYS"
-    try:
-        return str(market_calendar(name).tz)
-    except Exception:  # noqa: BLE001 - an unknown calendar name: fall back to New York
-        return "America/New_York"
 
 
 def run_confirm(args: argparse.Namespace) -> int:

@@ -200,7 +200,11 @@ def run_flatten(args: argparse.Namespace) -> int:
     if holder is not None:
         request_id = request_flatten(home, who, symbol=args.symbol, strategy=args.strategy)
         wait = float(load_settings(home).SLEEP_TIME) * FLATTEN_WAIT_POLLS + 120
-        print(f"flatten requested from the supervisor ({describe(holder)}); waiting up to {wait:.0f}s")
+        from rigd_tbot.display import home_zone
+
+        print(
+            f"flatten requested from the supervisor ({describe(holder, home_zone(home))}); waiting up to {wait:.0f}s"
+        )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             answer = flatten_result(home, request_id)

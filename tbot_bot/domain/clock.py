@@ -67,3 +67,17 @@ def both_zones(
     day = f"{local:%Y-%m-%d} " if with_date else ""
     utc_day = f"{utc:%Y-%m-%d} " if with_date and utc.date() != local.date() else ""
     return f"{day}{local.strftime(fmt)} {local.tzname()} / {utc_day}{utc.strftime(fmt)}Z"
+
+
+def stamp_for_people(stamp: str, zone: ZoneInfo | None) -> str:
+    """A control stamp ('<UTC ISO time> <who>', or a bare ISO time) with its time as people read it (both_zones,
+    with the date and seconds); text that does not start with a time is returned as it is."""
+    head, _, rest = stamp.strip().partition(" ")
+    try:
+        moment = datetime.fromisoformat(head.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if moment.tzinfo is None:
+        return stamp
+    shown = both_zones(moment, zone, with_date=True, seconds=True)
+    return f"{shown} {rest}" if rest else shown

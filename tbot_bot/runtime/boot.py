@@ -24,13 +24,13 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.config.retry import RetryPolicy
 from tbot_bot.config.security_bot import self_check as security_self_check
-from tbot_bot.domain.clock import Clock, ReplayClock, WallClock
+from tbot_bot.domain.clock import Clock, ReplayClock, WallClock, stamp_for_people
 from tbot_bot.enhancements import build_check
 from tbot_bot.errors import ConfigError, LogicError, MachineFault
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
-from tbot_bot.market_time import calendar_timezone, session_bounds
+from tbot_bot.market_time import calendar_timezone, exchange_zone, session_bounds
 from tbot_bot.runtime import broker_pause
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.control import ControlFiles, SupervisorLock
@@ -206,7 +206,8 @@ def _boot(
         booked = journal.day_booked(replay_day.isoformat())
         if booked is not None:
             raise DayAlreadyBooked(
-                f"{replay_day} was already replayed and booked in this home (finished at {booked}); a booked day "
+                f"{replay_day} was already replayed and booked in this home (finished at "
+                f"{stamp_for_people(booked, exchange_zone(settings.MARKET_CALENDAR))}); a booked day "
                 f"is not replayed twice (its ledger, trade history and summaries would be reprinted, not "
                 f"re-run): replay it in a fresh home, e.g. `tbot demo --home NEW_HOME --day {replay_day}`"
             )

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, utc_now
@@ -100,8 +102,10 @@ def running_supervisor(home: BotHome) -> dict[str, Any] | None:
         os.close(fd)
 
 
-def describe(info: dict[str, Any]) -> str:
-    return f"pid {info.get('pid', '?')}, {info.get('mode', 'run')} since {info.get('started_at', '?')}"
+def describe(info: dict[str, Any], zone: ZoneInfo | None = None) -> str:
+    """The lock holder for people: pid, mode and since when (exchange time and UTC when `zone` is given)."""
+    since = stamp_for_people(str(info.get("started_at", "?")), zone)
+    return f"pid {info.get('pid', '?')}, {info.get('mode', 'run')} since {since}"
 
 
 def request_stop(home: BotHome, who: str) -> Path:
