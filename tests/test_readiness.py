@@ -239,3 +239,13 @@ def test_fresh_alpaca_home_without_screener_secret_fails_check(
     assert main(["check", "--home", str(home)]) == 0
     # an Alpaca paper account (ALPACA_PAPER defaults to true) is never called live (issue 22)
     assert "boot       OK (PAPER)" in capsys.readouterr().out
+
+
+def test_a_replays_check_names_the_replay_datas_vix_not_the_live_cache(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --replay` warned that today's live CLOSE would be skipped for want of a VIX close in the cache:
+    the wall clock's session, while the replay reads the vix.csv beside its bars (and its CLOSE runs)."""
+    assert main(["check", "--home", str(provisioned_home), "--replay", "2011-01-25"]) == 0
+    out = capsys.readouterr().out
+    assert "vix        the replay data's vix.csv" in out and "will be skipped" not in out

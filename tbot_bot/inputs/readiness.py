@@ -16,15 +16,20 @@ if TYPE_CHECKING:
 
 
 def input_lines(
-    home: BotHome, settings: BotSettings, now: datetime | None = None
+    home: BotHome, settings: BotSettings, now: datetime | None = None, *, live: bool = True
 ) -> tuple[list[str], list[str]]:
-    """(summary lines, problems)."""
+    """(summary lines, problems). `live=False` (a replay): the VIX is the replay data's, not the live cache's."""
     now = now or utc_now()
     lines: list[str] = []
     problems: list[str] = []
     # STRAT_CLOSE_ENABLED=false: CLOSE never runs, so no VIX is needed
     if not settings.STRAT_CLOSE_ENABLED:
         lines.append("vix        not needed (STRAT_CLOSE_ENABLED=false)")
+    elif not live:
+        # a replay's CLOSE reads the vix.csv beside its bars (the replayed day's previous close), never the cache
+        lines.append(
+            "vix        the replay data's vix.csv (the close of the session before the replayed day)"
+        )
     else:
         try:
             history = vix.closes(vix.load_cache(home))

@@ -241,7 +241,7 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
     if settings is not None:
         from tbot_bot.inputs.readiness import input_lines
 
-        lines, input_problems = input_lines(home, settings)
+        lines, input_problems = input_lines(home, settings, live=live)
         inputs = tuple(lines)
         problems += input_problems
         problems += secret_problems_of_home(home, settings.BROKER_NAME)
