@@ -455,3 +455,24 @@ def test_a_sqlite_fault_no_caller_named_is_the_machines_not_a_bug(provisioned_ho
     assert caught.value.transient
     status = json.loads((provisioned_home / "output" / "status.json").read_text())
     assert status["state"] == "halted" and "database or disk is full" in status["message"]
+
+
+def test_a_ledger_this_user_may_not_read_is_named_with_its_path(provisioned_home: Path) -> None:
+    """A ledger whose mode keeps the bot's user out (root without the DAC capabilities here): `backup create`
+    said "a SQLite database of the bot home failed", verify "not a readable SQLite ledger"."""
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("dropping the DAC capabilities needs root and setpriv")
+    (ledger,) = (provisioned_home / "entities").rglob("*_BOT_ledger.db")
+    ledger.chmod(0)
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+    for argv, code in ((["backup", "create"], 2), (["ledger", "verify"], 1)):
+        done = subprocess.run(
+            [*drop, sys.executable, "-m", "rigd_tbot", *argv, "--home", str(provisioned_home)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        said = done.stdout + done.stderr
+        assert done.returncode == code and str(ledger) in said and "ermission denied" in said, (argv, said)
+        assert "Internal error" not in said and "a SQLite database of the bot home failed" not in said
+    ledger.chmod(0o600)

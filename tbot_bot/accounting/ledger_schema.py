@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_row_hash
 from tbot_bot.errors import LedgerError, MachineFault
-from tbot_bot.support.machine_faults import database_fault, is_file_fault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault, unreadable
 from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT, utc_now
 
 SCHEMA_VERSION = "2"  # 2: transactions.direction; shorts on 2030; anchors
@@ -261,5 +261,10 @@ def check_ledger_schema(path: Path) -> list[str]:
                 if ("table", "audit_log") in objects:
                     problems += _meta_problems(conn, meta)
     except sqlite3.DatabaseError as exc:
-        problems.append(f"{path} is not a readable SQLite ledger: {exc}")
+        denied = unreadable(path)
+        problems.append(
+            f"{path} cannot be read ({denied.strerror or denied}): its owner or mode keeps this user out"
+            if denied is not None
+            else f"{path} is not a readable SQLite ledger: {exc}"
+        )
     return problems

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbot_bot.support.machine_faults import database_fault, is_file_fault
+from tbot_bot.support.machine_faults import database_fault, is_file_fault, unreadable
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import is_atomic_temp
 
@@ -76,20 +76,25 @@ def is_sqlite(path: Path) -> bool:
 def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     """A consistent copy of a live SQLite database (online backup API from a read-only connection)."""
     copy = tmp_dir / f"{len(list(tmp_dir.iterdir()))}.db"
-    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    dst = sqlite3.connect(copy)
+    src = dst = None
     try:
+        # opened inside: a source this user may not read fails here, at the connect, and is named below
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        dst = sqlite3.connect(copy)
         src.backup(dst)
         dst.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.DatabaseError as exc:  # the copy's disk full, the source damaged or locked: named
         if not is_file_fault(exc):
             raise
         # a damaged or locked source is the source's fault; anything else (a full disk) the copy's
-        own = any(w in str(exc).lower() for w in ("not a database", "malformed", "encrypted", "locked"))
+        own = any(w in str(exc).lower() for w in ("not a database", "malformed", "encrypted", "locked")) or (
+            unreadable(source) is not None
+        )
         raise database_fault(exc, source if own else copy) from exc
     finally:
-        dst.close()
-        src.close()
+        for conn in (dst, src):
+            if conn is not None:
+                conn.close()
     data = copy.read_bytes()
     copy.unlink()
     return data

@@ -75,6 +75,17 @@ def _writable_problem(path: Path) -> OSError | None:
     return None
 
 
+def unreadable(path: Path) -> OSError | None:
+    """Why the file at `path` cannot be read (a permission), if it exists and cannot."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc
+
+
 def _disk_full(path: Path) -> bool:
     try:
         return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
@@ -105,7 +116,8 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
         message, _ = os_fault(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) or ("", 0)
         return MachineFault(message, transient=True)
     if "readonly" in text or "unable to open" in text or "disk i/o error" in text:
-        cause = _writable_problem(path)
+        # a file that cannot even be read (its mode, its owner) is named as that, before the folder's writability
+        cause = (unreadable(path) if "unable to open" in text else None) or _writable_problem(path)
         if cause is not None:
             message, code = os_fault(cause) or ("", 0)
             return MachineFault(message, transient=code == EXIT_TRANSIENT)
