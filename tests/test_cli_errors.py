@@ -632,3 +632,21 @@ def test_json_nested_too_deeply_is_a_damaged_file(tmp_path: Path, capsys: pytest
     (store / "manifest.json").write_text(DEEP)
     code, err = _cli(["data", "list", "--home", str(home), "--store", str(store)], capsys)
     assert code == 2 and "manifest.json is unreadable (JSON nested too deeply" in err, err
+
+
+@pytest.mark.parametrize("name", ["vix.csv", "fundamentals.json"])
+def test_a_folder_in_a_side_inputs_place_is_refused_alike_by_backtest_and_replay(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], provisioned_home: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in ("spy_1min.csv.gz", "derived_1min.csv.gz", "vix.csv", "fundamentals.json"):
+        (data / f).write_bytes((SAMPLE / f).read_bytes())
+    (data / name).unlink()
+    (data / name).mkdir()
+    backtest = ["backtest", "--strategy", "all", "--start", "2011-01-25", "--end", "2011-01-25", "--data-source",
+                str(data), "--out", str(tmp_path / "out"), "--home", str(tmp_path), "--no-plots", "--quiet"]  # fmt: skip
+    check = ["check", "--home", str(provisioned_home), "--replay", "2011-01-25", "--data-source", str(data)]
+    for argv in (backtest, check):
+        code, err = _cli(argv, capsys)
+        assert code == 2 and str(data / name) in err and "as bars" not in err, (argv, err)

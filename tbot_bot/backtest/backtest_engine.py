@@ -91,8 +91,9 @@ def _side_inputs(
     folder = data_source if data_source.is_dir() else data_source.parent
     vix_file = vix_path or (folder / "vix.csv")
     fund_file = fundamentals_path or (folder / "fundamentals.json")
-    vix = load_vix(vix_file) if vix_file.is_file() else {}
-    fundamentals: dict[str, Any] = read_fundamentals_file(fund_file) if fund_file.is_file() else {}
+    # exists(), not is_file(): a folder in a side input's place is refused by name, as the replay refuses it
+    vix = load_vix(vix_file) if vix_file.exists() else {}
+    fundamentals: dict[str, Any] = read_fundamentals_file(fund_file) if fund_file.exists() else {}
     return vix, fundamentals
 
 

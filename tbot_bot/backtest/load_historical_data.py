@@ -162,6 +162,8 @@ def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:
     Read with the csv module: a file of a few hundred lines does not need pandas' parser, whose first use in a
     process cost ~12 ms, a third of loading a month of bars from the store."""
     source = Path(path)
+    if source.is_dir():
+        raise DataError(f"{source} is a folder; the VIX closes must be a file of date,close rows")
 
     def read() -> list[list[str]]:
         opener = gzip.open if source.suffix == ".gz" else open

@@ -40,7 +40,7 @@ from tbot_bot.runtime.run_mode import CheckMode, LiveMode, ReplayMode, RunMode
 from tbot_bot.runtime.status_bot import StatusBoard
 from tbot_bot.runtime.watchdog_bot import Watchdog
 from tbot_bot.runtime.wiring import Services, close_all, enhancement_checks, option_volatility, report_float
-from tbot_bot.screeners.fundamentals import build_fundamentals_provider
+from tbot_bot.screeners.fundamentals import build_fundamentals_provider, read_fundamentals_file
 from tbot_bot.strategy import strategy_router
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.support.machine_faults import os_fault, readable_database
@@ -202,7 +202,9 @@ def _boot(
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
         # the side inputs a backtest of this source reads: its fundamentals too, never the bundled ones
         fund_file = vix_file.with_name("fundamentals.json")
-        replay_fundamentals = fund_file if fund_file.is_file() else None
+        if fund_file.exists():
+            read_fundamentals_file(fund_file)  # checked here, as the backtest checks it: refused by name
+            replay_fundamentals = fund_file
         booked = journal.day_booked(replay_day.isoformat())
         if booked is not None:
             raise DayAlreadyBooked(
