@@ -92,6 +92,11 @@ def test_early_close_skips_close_and_trims_a_late_window() -> None:
     assert strategy_close.simulate(frame, close_params, vix={day: 30.0}).empty
     ev = strategy_close.STRATEGY.live_for(day, settings, vix_at_start=30.0)
     assert ev.blocked_reason and "early close" in ev.blocked_reason
+    # its status row never ends before it starts (the clipped end was the 13:00 close, before 14:30)
+    from tbot_bot.runtime.schedule import window_times
+
+    row = window_times(settings, "close", day)
+    assert row["scheduled_end"] >= row["scheduled_start"]
 
     # OPEN at 09:30 New York (14:30Z) still runs on the short day
     opening = _early_session([("14:30", 100.0), ("14:52", 100.5)])

@@ -27,11 +27,13 @@ def window_times(settings: BotSettings, strategy: str, day: date) -> dict[str, s
     """A window's start and end on `day` as ISO UTC and as exchange wall-clock time (status.json fields)."""
     w = window_for(strategy, day, settings)
     zone = exchange_zone(settings.MARKET_CALENDAR)
+    # a window after an early close ends (clipped to the close) before it would start: shown ending at its start
+    end = max(w.start, w.monitoring_end)
     return {
         "scheduled_start": w.start.isoformat(),
-        "scheduled_end": w.monitoring_end.isoformat(),
+        "scheduled_end": end.isoformat(),
         "scheduled_start_exchange": w.start.astimezone(zone).isoformat(),
-        "scheduled_end_exchange": w.monitoring_end.astimezone(zone).isoformat(),
+        "scheduled_end_exchange": end.astimezone(zone).isoformat(),
         "exchange_timezone": zone.key,
     }
 
