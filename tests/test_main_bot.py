@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -404,99 +406,71 @@ def test_regression_status_counts_and_pnl_do_not_carry_into_the_next_day() -> No
     assert board.kill_switch["tripped"] is False and board.session_date == "2011-01-26"
 
 
-def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _restarted(
+    tmp_path: Path, windows: dict[str, tuple[str, str | None]]
+) -> Iterator[tuple[Supervisor, Any]]:
+    """A home whose journal holds `windows` (name -> (status, actual start)) for DEMO_DAY, booted again as a
+    restart finds it; yields the supervisor and the day's context."""
     from tbot_bot.runtime.boot import boot
     from tbot_bot.runtime.order_journal import OrderJournal
 
     home = _fresh_home(tmp_path)
     j = OrderJournal(home.state_dir / "journal.db")
-    j.set_window(DEMO_DAY.isoformat(), "open", "done")
-    j.set_window(DEMO_DAY.isoformat(), "mid", "running")
+    for name, (status, began) in windows.items():
+        j.set_window(DEMO_DAY.isoformat(), name, status, actual_start=began)
     j.close()
     sup = Supervisor(home, replay_day=DEMO_DAY)
     r = boot(
-        home,
-        replay_day=DEMO_DAY,
-        speed=None,
-        data_source=None,
-        broker=None,
-        broker_wrapper=None,
+        home, replay_day=DEMO_DAY, speed=None, data_source=None, broker=None, broker_wrapper=None,
         stop=sup.stop_requested,
-    )
+    )  # fmt: skip
     try:
-        ctx = sup._start_live_day(r, ("open", "mid", "close"))
-        assert ctx.session_date == DEMO_DAY
-        assert sup._windows_to_resume(ctx, ("open", "mid", "close")) == ["mid"]
-        assert _status(home)["session_date"] == DEMO_DAY.isoformat()
+        yield sup, sup._start_live_day(r, ("open", "mid", "close"))
     finally:
         r.close()
+
+
+def test_live_restart_resumes_a_window_that_was_running(tmp_path: Path) -> None:
+    with _restarted(tmp_path, {"open": ("done", None), "mid": ("running", None)}) as (sup, ctx):
+        assert ctx.session_date == DEMO_DAY
+        assert sup._windows_to_resume(ctx, ("open", "mid", "close")) == ["mid"]
+        assert _status(ctx.home)["session_date"] == DEMO_DAY.isoformat()
 
 
 def test_a_restart_after_the_last_window_but_before_the_booking_finishes_the_day(tmp_path: Path) -> None:
     """Killed after the day's last window was marked done, before the end of the session: the restart has no
     window to run again, and used to leave the day unbooked (no end-of-day flatten, no booking, no sync)."""
-    from tbot_bot.runtime.boot import boot
-    from tbot_bot.runtime.order_journal import OrderJournal
-
-    home = _fresh_home(tmp_path)
-    j = OrderJournal(home.state_dir / "journal.db")
-    for name in ("open", "mid", "close"):
-        j.set_window(DEMO_DAY.isoformat(), name, "done")
-    j.close()
-    sup = Supervisor(home, replay_day=DEMO_DAY)
-    r = boot(
-        home, replay_day=DEMO_DAY, speed=None, data_source=None, broker=None, broker_wrapper=None,
-        stop=sup.stop_requested,
-    )  # fmt: skip
-    try:
-        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+    every = {name: ("done", None) for name in ("open", "mid", "close")}
+    with _restarted(tmp_path, every) as (sup, ctx):
         assert ctx.journal.day_booked(DEMO_DAY.isoformat()) is None
         assert sup._resume_day(ctx, ("open", "mid", "close")) == []
         assert ctx.journal.day_booked(DEMO_DAY.isoformat()) is not None
-        assert _status(home)["message"] == "session complete"
+        assert _status(ctx.home)["message"] == "session complete"
         # a day already booked is not finished twice
         booked = ctx.journal.day_booked(DEMO_DAY.isoformat())
         assert sup._resume_day(ctx, ("open", "mid", "close")) == []
         assert ctx.journal.day_booked(DEMO_DAY.isoformat()) == booked
-    finally:
-        r.close()
 
 
 def test_a_window_that_ran_before_a_halt_is_shown_ended_not_skipped(tmp_path: Path) -> None:
     """MID was monitoring when the supervisor died; a flatten meanwhile halted the day. The restart ran nothing
     more, and showed MID "skipped" with its real start and no end."""
-    from tbot_bot.runtime.boot import boot
-    from tbot_bot.runtime.order_journal import OrderJournal
     from tbot_bot.runtime.window_runner import WindowRunner
 
-    home = _fresh_home(tmp_path)
-    began = datetime(2011, 1, 25, 15, 30, tzinfo=UTC)
-    j = OrderJournal(home.state_dir / "journal.db")
-    j.set_window(DEMO_DAY.isoformat(), "open", "done")
-    j.set_window(DEMO_DAY.isoformat(), "mid", "running", actual_start=began.isoformat())
-    j.close()
-    sup = Supervisor(home, replay_day=DEMO_DAY)
-    r = boot(
-        home, replay_day=DEMO_DAY, speed=None, data_source=None, broker=None, broker_wrapper=None,
-        stop=sup.stop_requested,
-    )  # fmt: skip
-    try:
-        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+    began = datetime(2011, 1, 25, 15, 30, tzinfo=UTC).isoformat()
+    with _restarted(tmp_path, {"open": ("done", None), "mid": ("running", began)}) as (_, ctx):
         ctx.halted_reason = "flatten requested by cli:op"
         outcome = WindowRunner(ctx, "mid").run()
         row = ctx.journal.window(ctx.day_key, "mid")
         assert outcome.status == "halted" and row["status"] == "halted"
-        assert row["actual_start"] == began.isoformat() and row["actual_end"]
+        assert row["actual_start"] == began and row["actual_end"]
         (shown,) = [w for w in ctx.status.windows if w["strategy"] == "mid"]
-        assert (
-            shown["status"] == "halted" and shown["actual_start"] == began.isoformat() and shown["actual_end"]
-        )
+        assert shown["status"] == "halted" and shown["actual_start"] == began and shown["actual_end"]
         # a window that never began is still skipped for the halt
         assert WindowRunner(ctx, "close").run().status == "halted"
         (close,) = [w for w in ctx.status.windows if w["strategy"] == "close"]
         assert close["status"] == "skipped" and not close.get("actual_start")
-    finally:
-        r.close()
 
 
 def test_the_run_lock_is_held_while_the_boot_checks_the_home(
