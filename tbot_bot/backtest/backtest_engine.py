@@ -360,7 +360,7 @@ def write_outputs(
     files: dict[str, Path] = {}
     # a field a trade does not have (leverage_multiplier of a stock) is null, as the CSV leaves it empty: NaN is
     # not JSON, and strict readers (JavaScript's JSON.parse) refuse the whole file
-    records = [
+    records: list[dict[str, Any]] = [
         {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
         for r in (trades.to_dict(orient="records") if len(trades) else [])
     ]

@@ -44,8 +44,9 @@ class Fundamentals:
         def num(key: str) -> float | None:
             v = metric.get(key)
             # a number the guard can compare: NaN or infinity (a feed's placeholder) is no figure at all
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            return float(v) if ok else None
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+            return None
 
         cap_m = num("marketCapitalization")
         return cls(
