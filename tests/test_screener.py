@@ -15,7 +15,7 @@ from helpers import make_settings
 
 from tbot_bot.broker.broker_api import Quote, Snapshot
 from tbot_bot.domain.clock import ReplayClock
-from tbot_bot.errors import ConfigError, NetworkError
+from tbot_bot.errors import ConfigError, DataError, NetworkError
 from tbot_bot.screeners.finnhub_screener import Screener, inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import (
     FinnhubFundamentals,
@@ -151,7 +151,8 @@ def test_local_file_provider_errors(tmp_path: Path) -> None:
         LocalFileFundamentals(tmp_path / "nope.json").get(["A"], NOW.date())
     bad = tmp_path / "bad.json"
     bad.write_text("{", encoding="utf-8")
-    with pytest.raises(ConfigError):
+    # a damaged file is a data file's problem, named with the file (the same reader as the backtest's)
+    with pytest.raises(DataError, match="bad.json: not a JSON file of fundamentals"):
         LocalFileFundamentals(bad).get(["A"], NOW.date())
     look = LocalFileFundamentals(metrics_file(tmp_path, {"a": GOOD})).get(["A", "B"], NOW.date())
     assert set(look.found) == {"A"} and "no fundamentals for B" in look.errors["B"]
