@@ -225,3 +225,36 @@ def test_the_days_fees_include_the_brokers_on_every_surface(
         line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("TOTAL")
     )
     assert f"{Decimal(totals['total_fees']):.2f}" in total_row and f"{net:.2f}" in total_row
+
+
+def test_a_corrected_account_fee_counts_once_in_its_days_fees(tmp_path: Path) -> None:
+    """An account fee of a closed month corrected in the open one: its replacement is dated on the posting day and
+    also a prior-period adjustment, so the day's summary counted it twice (2.00 against the ledger's 0.50). In
+    the open period a corrected fee counted original and replacement (2.50 for 1.50)."""
+    from test_ledger_fixtures import new_ledger
+
+    from tbot_bot.accounting.account_transaction import entry_for_broker_fee
+    from tbot_bot.accounting.ledger_correction import plan_correction
+    from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
+    from tbot_bot.reporting.daily_summary import build_daily_summary
+
+    def fee(n: str, day: date) -> Any:
+        return entry_for_broker_fee(
+            broker="ALPACA", activity_id=n, day=day, amount=Decimal("1.00"), description="reg fee", symbol=None,
+            currency_code="USD",
+        )  # fmt: skip
+
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([fee("1", date(2026, 10, 15)), fee("2", date(2026, 11, 16))])
+    writer.close_period("2026-10")
+    for fitid in ("ALPACA-ACT-1", "ALPACA-ACT-2"):
+        plan = plan_correction(
+            ledger, fitid, reason="statement", user="x", source="t", amount=Decimal("1.50")
+        )
+        writer.correct(fitid, reason="statement", posted_at=plan.posted_at, replacement=plan.replacement)
+    posted = "2026-11-01"  # the closed month's correction: the open period's first instant
+    totals = build_daily_summary(
+        [], {}, {}, account_fees(ledger, posted), prior_period_adjustments(ledger, posted)
+    )
+    assert Decimal(totals["totals"]["total_fees"]) == Decimal("0.50")
+    assert account_fees(ledger, "2026-11-16") == Decimal("1.50")

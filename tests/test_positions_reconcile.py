@@ -455,7 +455,7 @@ def test_close_sells_a_position_opened_by_hand_and_books_both_legs(tmp_path: Pat
 def test_a_flatten_between_sessions_blocks_the_next_session() -> None:
     """An operator who flattens at 08:00 (or on Sunday night) on bad news means that day's session: the block
     was written for the day the supervisor last worked on (Friday, or a Sunday with no session), and Monday's
-    first window traded."""
+    first window traded. After a session's close it is that session's (leftovers), never the next one's."""
     from datetime import datetime
     from types import SimpleNamespace
 
@@ -470,6 +470,34 @@ def test_a_flatten_between_sessions_blocks_the_next_session() -> None:
         return blocked_session(SimpleNamespace(clock=clock, settings=settings))  # type: ignore[arg-type]
 
     assert at("2011-01-28T15:00:00+00:00") == "2011-01-28"  # Friday, session under way
-    assert at("2011-01-28T21:30:00+00:00") == "2011-01-31"  # Friday after the close: Monday
+    # Friday after the close: Friday's (a flatten of leftovers at 16:05 never blocks Monday)
+    assert at("2011-01-28T21:30:00+00:00") == "2011-01-28"
     assert at("2011-01-30T01:45:00+00:00") == "2011-01-31"  # Saturday night (exchange time): Monday
     assert at("2011-01-31T13:00:00+00:00") == "2011-01-31"  # Monday 08:00 EST, before the open: Monday
+
+
+def test_a_desk_on_a_later_day_still_clears_the_positions_status_shows(tmp_path: Path) -> None:
+    """A supervisor killed on Friday, flattened on Monday morning: status.json (Friday's) kept listing Friday's
+    positions. What is held now and the money are carried; Friday's PnL stays Friday's."""
+    from datetime import UTC, datetime
+
+    from tbot_bot.domain.clock import ReplayClock
+    from tbot_bot.runtime.status_bot import StatusBoard, carry_into_status
+
+    path = tmp_path / "status.json"
+    friday = {"session_date": "2011-01-28", "positions": [{"symbol": "SH"}], "net_pnl": "5.0000", "state": "trading",
+              "money": {"open_exposure": "499.63"}, "message": "monitoring"}  # fmt: skip
+    path.write_text(json.dumps(friday))
+    board = StatusBoard(
+        path.with_name("desk.json"), ReplayClock(datetime(2011, 1, 31, 13, tzinfo=UTC)), "v", {}
+    )
+    board.session_date, board.message = "2011-01-31", "flattened by cli:op"
+    board.money = {"open_exposure": "0.00"}
+    assert carry_into_status(path, board)
+    after = json.loads(path.read_text())
+    assert after["positions"] == [] and after["money"]["open_exposure"] == "0.00"
+    assert (
+        after["message"] == "flattened by cli:op"
+        and after["net_pnl"] == "5.0000"
+        and after["state"] == "trading"
+    )

@@ -601,8 +601,12 @@ def test_trades_follow_a_corrected_correction_and_an_entry_is_not_reversed_from_
     capsys.readouterr()
     assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 2
     assert f"it opened a position that {exit_['fitid']!r} closed" in capsys.readouterr().err
+    # an exit corrected by amount is still the exit: its replacement keeps the entry from being reversed alone
+    assert main([*base, "--fitid", exit_["fitid"], "--amount", "400"]) == 0
+    assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 2
+    assert f"it opened a position that '{exit_['fitid']}-COR' closed" in capsys.readouterr().err
     # the exit first, then the entry: both reversed, the trade gone from the reports and its gain from the books
-    assert main([*base, "--fitid", exit_["fitid"], "--reverse"]) == 0
+    assert main([*base, "--fitid", f"{exit_['fitid']}-COR", "--reverse"]) == 0
     assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 0
     assert not [t for t in read_trades(ledger) if t.client_order_id == entry["client_order_id"]]
 
@@ -667,6 +671,11 @@ def test_a_closed_months_correction_reaches_the_summaries_and_the_closed_day_sta
     from tbot_bot.domain.results import cents_text
 
     assert cents_text(net) in total.split(), (total, net)
-    # a rebuild leaves the closed day as it was closed
+    # a rebuild leaves the closed day as it was closed, but repairs a damaged one
     assert main(["trades", "--rebuild", "--home", home]) == 0
     assert closed_day.read_text() == before
+    closed_day.write_text('{"totals": {"total_pnl": "999"}}')
+    assert main(["trades", "--rebuild", "--home", home]) == 0
+    assert (
+        json.loads(closed_day.read_text())["totals"]["total_pnl"] == json.loads(before)["totals"]["total_pnl"]
+    )

@@ -65,7 +65,8 @@ def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
     trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
     kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
     exit_ = conn.execute(
-        "SELECT fitid FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND is_correction = 0 "
+        # an exit or a replacement of one (an exit corrected by amount is still the exit), not reversed
+        "SELECT fitid FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND trntype != 'CORRECTION' "
         f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? AND fitid NOT IN "
         "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION' AND correction_of IS NOT NULL) "
         "ORDER BY id LIMIT 1",
@@ -219,14 +220,11 @@ def plan_correction(
         entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
         exit_price = from_minor(row["exit_price"]) if row["exit_price"] is not None else None
         size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
-        if amount is not None and size and row["trntype"] in ENTRY_TYPES + EXIT_TYPES:
-            # a trade's Broker Cash leg is its notional: the corrected amount is at a corrected price, so the
-            # history and the OFX statement show the price the amount was at (never the old price beside it)
-            price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
-            if row["trntype"] in ENTRY_TYPES:
-                entry_price = price
-            else:
-                exit_price = price
+        if amount is not None and size and row["trntype"] in EXIT_TYPES:
+            # an exit's Broker Cash leg is its proceeds and its gain leg absorbs the change: the corrected amount is
+            # at a corrected price, so the history and the OFX statement show the price the amount was at. An
+            # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain
+            exit_price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
         replacement = LedgerEntry(
             fitid=cor_fitid, trntype=row["trntype"], dtposted=posted_at, currency_code=row["currency_code"],
             splits=tuple(legs), strategy=row["strategy"], ticker=row["ticker"], signal_ticker=row["signal_ticker"],

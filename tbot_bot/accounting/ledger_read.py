@@ -16,18 +16,24 @@ BROKER_FEES = "5010"
 
 def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None = None) -> Decimal:
     """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`): regulatory fees and
-    pass-through charges, less refunds. Those dated `day` (YYYY-MM-DD), on or after `since`, or all of them."""
+    pass-through charges, less refunds, with their corrections (a reversal and its replacement), those dated `day`
+    (YYYY-MM-DD), on or after `since`, or all of them. A correction of a closed month's fee is not the day's: it is
+    a prior-period adjustment (prior_period_adjustments), counted there once."""
+    from tbot_bot.accounting.ledger_period import closed_through
+
     where, args = "", [BROKER_FEES]
     if day is not None:
         where, args = " AND substr(t.dtposted, 1, 10) = ?", [*args, day]
     elif since is not None:
         where, args = " AND substr(t.dtposted, 1, 10) >= ?", [*args, since]
     with open_ledger(ledger_path, readonly=True) as conn:
+        lock = closed_through(conn)
         row = conn.execute(
             "SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
-            "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype = 'FEE' "
-            "AND t.fitid LIKE '%-ACT-%'" + where,
-            args,
+            "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype IN ('FEE', 'CORRECTION') "
+            "AND t.fitid LIKE '%-ACT-%' AND NOT (t.is_correction = 1 AND EXISTS (SELECT 1 FROM transactions o "
+            "WHERE o.fitid = t.correction_of AND o.dtposted <= ?))" + where,
+            [args[0], lock[1] if lock else "", *args[1:]],
         ).fetchone()
     return from_minor(int(row[0]))
 

@@ -228,12 +228,19 @@ def rebuild_summaries(
     written = []
     for day_text in wanted:
         day = date.fromisoformat(day_text)
-        if lock is not None and day_text <= lock[1][:10] and day_text in existing:
-            continue  # a closed day's summary stays as it was closed (a later correction is its posting day's)
         try:
             old = json.loads(summary_path(summaries_dir, day).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
+        whole = (
+            isinstance(old, dict)
+            and isinstance(old.get("totals"), dict)
+            and isinstance(old.get("strategies"), dict)
+        )
+        if lock is not None and day_text <= lock[1][:10] and whole:
+            continue  # a closed day's summary stays as it was closed (a later correction is its posting day's)
+        if not whole:
+            old = {}  # a damaged summary is rebuilt from the ledger
         strategies = old.get("strategies") or {}
         signals = {k: int(v.get("signals_triggered") or 0) for k, v in strategies.items()}
         denials = {k: int(v.get("denials") or 0) for k, v in strategies.items()}

@@ -30,7 +30,7 @@ from tbot_bot.domain.vocab import (
     WindowStatus,
 )
 from tbot_bot.errors import TbotError
-from tbot_bot.market_time import next_session_date, session_bounds, session_on_or_after, window_for
+from tbot_bot.market_time import next_session_date, window_for
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades, position_symbol
@@ -172,15 +172,10 @@ def flatten(
 
 
 def blocked_session(ctx: DayContext) -> str:
-    """The session a flatten blocks: the one under way (or later today), else, after its close, overnight or on
-    a closed day, the next one: an operator who flattens at 08:00 on bad news means that day's session."""
-    now = ctx.clock.now()
-    calendar = ctx.settings.MARKET_CALENDAR
-    day = next_session_date(now, calendar)
-    bounds = session_bounds(day, calendar)
-    if bounds is not None and now >= bounds[1]:
-        day = session_on_or_after(day + timedelta(days=1), calendar)
-    return day.isoformat()
+    """The session a flatten blocks: today's (the exchange date's) when today is a session, before its open (an
+    operator who flattens at 08:00 on bad news means that day) or after its close (a flatten of leftovers at
+    16:05 means no more today, not Monday); on a day without a session (a weekend, a holiday), the next one."""
+    return next_session_date(ctx.clock.now(), ctx.settings.MARKET_CALENDAR).isoformat()
 
 
 def settle(ctx: DayContext) -> None:

@@ -150,22 +150,25 @@ class StatusBoard:
         atomic_write_text(self.path, json.dumps(self.to_json(), indent=1) + "\n")
 
 
-# the figures an operator's desk changes (a flatten or a close with no supervisor running): positions, the day's
-# PnL and fees, money, the message; the rest of status.json stays as the supervisor left it
-DESK_FIELDS = (
-    "positions", "realized_pnl", "realized_pnl_by_strategy", "gross_pnl", "gross_pnl_by_strategy", "fees",
-    "fees_by_strategy", "account_fees", "net_pnl", "trades_by_strategy", "money", "message",
+# what an operator's desk changes (a flatten or a close with no supervisor running): what is held now, money and
+# the message, whatever session status.json was written for; the day's PnL and fees, of the same session only
+DESK_NOW_FIELDS = ("positions", "money", "message")
+DESK_DAY_FIELDS = (
+    "realized_pnl", "realized_pnl_by_strategy", "gross_pnl", "gross_pnl_by_strategy", "fees", "fees_by_strategy",
+    "account_fees", "net_pnl", "trades_by_strategy",
 )  # fmt: skip
 
 
 def carry_into_status(path: Path, board: StatusBoard) -> bool:
-    """Write a desk's figures (DESK_FIELDS of `board`) into the status.json of the same session; False when there
-    is none to update (no status yet, or another day's). Call only with the run lock held: no supervisor writes."""
+    """Write a desk's figures into status.json: positions, money and message always (a supervisor killed on
+    Friday and flattened on Monday must not show Friday's positions), the day's figures when status.json is of
+    the desk's session. False when there is no status.json yet. Call only with the run lock held."""
     held = read_status(path)
-    if held is None or held.get("session_date") != board.session_date:
+    if held is None:
         return False
     fresh = board.to_json()
-    held.update({k: fresh[k] for k in DESK_FIELDS})
+    same_day = held.get("session_date") == board.session_date
+    held.update({k: fresh[k] for k in (*DESK_NOW_FIELDS, *(DESK_DAY_FIELDS if same_day else ()))})
     atomic_write_text(path, json.dumps(held, indent=1) + "\n")
     return True
 
