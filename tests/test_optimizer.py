@@ -1191,3 +1191,90 @@ def test_a_key_another_window_reads_is_named_before_approval() -> None:
     assert other_windows(s, "open", {"OPEN_TRAILING_STOP_PCT": 0.03}) == []
     off = make_settings(STRAT_CLOSE_ENABLED="false")
     assert other_windows(off, "open", {"STRAT_OPEN_BUFFER": off.STRAT_OPEN_BUFFER + 0.001}) == []
+
+
+def test_operations_keys_are_read_by_no_evaluation_code() -> None:
+    """The optimizer's evidence leaves out OPERATIONS_KEYS (an alert channel or a log retention change must not
+    make a new study, or refuse an approval): true only while no evaluation code reads them."""
+    import re
+
+    from tbot_bot.config.env_bot import OPERATIONS_KEYS, BotSettings
+
+    root = Path(__file__).resolve().parents[1] / "tbot_bot"
+    evaluation = [
+        *sorted((root / "backtest").glob("*.py")), *sorted((root / "strategy").glob("*.py")),
+        *sorted((root / "enhancements").glob("*.py")), root / "optimizer" / "prepared.py",
+        root / "trading" / "risk_bot.py", root / "trading" / "fees.py", root / "screeners" / "finnhub_screener.py",
+    ]  # fmt: skip
+    evaluation.remove(root / "enhancements" / "tuning_tracker.py")  # the live tuning log, never a trial
+    assert OPERATIONS_KEYS <= set(BotSettings.model_fields)
+    for path in evaluation:
+        text = path.read_text(encoding="utf-8")
+        read = {k for k in OPERATIONS_KEYS if re.search(rf"\b{k}\b", text)}
+        assert not read, f"{path.name} reads {sorted(read)}: remove them from OPERATIONS_KEYS"
+
+
+def test_an_operations_key_change_neither_makes_a_new_study_nor_refuses_an_approval(
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = shaken_out_home
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0
+    run = only_run_dir(home)
+    assert tbot(["config", "set", "LOG_RETENTION_DAYS=47", "--home", str(home)]) == 0
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0
+    assert "(0 evaluated by this worker)" in capsys.readouterr().out and only_run_dir(home) == run
+    assert tbot(["optimize", "approve", run.name, "--home", str(home)]) == 0
+
+
+def test_a_candidate_judged_on_fewer_than_half_the_blocks_is_never_the_pick() -> None:
+    """Three folds: fold 3's winner is judged on block 3 alone. Its one lucky block (10.0) beat fold 1's winner
+    judged on all three (mean 2.0); a best mean over one block is the luckiest, not the best."""
+    from optuna.distributions import CategoricalDistribution
+
+    from tbot_bot.optimizer.results import FoldResult, summarise
+    from tbot_bot.optimizer.space import Param, SearchSpace
+    from tbot_bot.optimizer.study import StudyConfig
+
+    days = tuple(date(2011, 1, 3) + timedelta(days=i) for i in range(80))
+    folds = make_folds(days, 3)
+    table = {0.005: 2.0, 0.01: 1.0, 0.02: 10.0}
+    block_of = {d: f.index for f in folds for d in f.out_of_sample}
+
+    class Metrics:
+        def __init__(self, stop: float, span: tuple[date, ...]) -> None:
+            late = stop == 0.02 and {block_of[d] for d in span} != {3}  # the lucky one shines on block 3 only
+            self.value = -5.0 if late else table[stop]
+            self.daily_returns = np.linspace(0.001, 0.003, len(span)) * self.value
+
+        def objective(self, name: str) -> float:
+            return self.value
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"objective": self.value}
+
+    class Prep:
+        def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[Metrics]:
+            return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", 0.005), s) for s in spans]
+
+    values = (0.005, 0.01, 0.02)
+    space = SearchSpace("open", (Param("OPEN_TRAILING_STOP_PCT", values),))
+    dist = {"OPEN_TRAILING_STOP_PCT": CategoricalDistribution(values)}
+    metrics = {"is": {"total_pnl": 1.0, "sessions": 20, "sharpe": 1.0}, "oos": {"total_pnl": 1.0, "sessions": 20,
+               "sharpe": 1.0}, "is_sharpe_pp": 0.1}  # fmt: skip
+
+    def trial(stop: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            params={"OPEN_TRAILING_STOP_PCT": stop},
+            distributions=dist,
+            value=1.0,
+            user_attrs={"metrics": metrics},
+        )
+
+    chosen = [trial(v) for v in values]
+    results = [FoldResult(f, [t], t, []) for f, t in zip(folds, chosen, strict=True)]
+    cfg = StudyConfig("t", "open", "grid_search", "sharpe", space, None, "sqlite://")
+    summary = summarise(cfg, Prep(), results, {"OPEN_TRAILING_STOP_PCT": 0.01}, 0.5)  # type: ignore[arg-type]
+    by_fold = {c["fold"]: c for c in summary["candidates"]}
+    assert by_fold[3]["oos_folds"] == [3] and by_fold[3]["oos_objective"] == 10.0
+    assert summary["pick"]["fold"] == 1 and summary["pick"]["oos_folds"] == [1, 2, 3]

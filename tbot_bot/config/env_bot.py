@@ -537,6 +537,30 @@ _RULE_SEP = "\x1f"  # joins cross-key problems inside one pydantic error
 
 
 # Cross-key rules: small named functions, each returns a problem message or None.
+# keys that configure how a bot runs, not what it trades: logging, alerts, the dashboard, retries and polling,
+# rebalance notices, the optimizer's schedule, data downloads, the broker switches BROKER_NAME already says. No
+# backtest or optimizer trial reads them (tests/test_optimizer.py checks the evaluation code for each), so an
+# optimizer study's evidence does not depend on them (its fingerprint and a proposal's base leave them out)
+OPERATIONS_KEYS = frozenset(
+    {
+        "VERSION_TAG", "BUILD_MODE", "DEBUG_LOG_LEVEL", "ENABLE_LOGGING", "LOG_FORMAT", "TRADE_CONFIRMATION_REQUIRED",
+        "API_RETRY_LIMIT", "API_TIMEOUT", "REBALANCE_ENABLED", "REBALANCE_THRESHOLD", "REBALANCE_CHECK_INTERVAL",
+        "REBALANCE_PAUSE_ENTRIES", "SLEEP_TIME", "MARKET_DATA_STALE_SECONDS", "BROKER_MAINTENANCE_WINDOW",
+        "NOTIFY_ON_FILL", "NOTIFY_ON_EXIT", "NOTIFY_ON_FAILURE", "CRITICAL_ALERT_CHANNEL", "ROUTINE_ALERT_CHANNEL",
+        "LEDGER_EXPORT_MODE", "CURRENCY_CODE", "LEDGER_BACKUP_KEEP", "LOG_RETENTION_DAYS", "ENABLE_REBALANCE_NOTIFIER",
+        "REBALANCE_TRIGGER_PCT", "RBAC_ENABLED", "DEFAULT_USER_ROLE", "WEB_IDLE_TIMEOUT_MINUTES",
+        "ENABLE_STRATEGY_OPTIMIZER", "OPTIMIZER_BACKTEST_LOOKBACK_DAYS", "OPTIMIZER_ALGORITHM", "OPTIMIZER_OUTPUT_DIR",
+        "FINNHUB_CALLS_PER_MINUTE", "VIX_SOURCE", "VIX_HISTORY_URL", "UNIVERSE_EXCHANGES", "UNIVERSE_MAX_SYMBOLS",
+        "ALPACA_ENABLED", "IBKR_ENABLED", "TRADIER_ENABLED", "SIM_ENABLED",
+    }
+)  # fmt: skip
+
+
+def trading_values(settings: BotSettings) -> dict[str, Any]:
+    """The settings as JSON values, but OPERATIONS_KEYS: what a backtest or an optimizer trial can depend on."""
+    return {k: v for k, v in settings.model_dump(mode="json").items() if k not in OPERATIONS_KEYS}
+
+
 def rule_weights_match_max_trades(s: BotSettings) -> str | None:
     if len(s.WEIGHTS) != s.MAX_TRADES:
         return f"WEIGHTS has {len(s.WEIGHTS)} values but MAX_TRADES={s.MAX_TRADES}; give exactly one weight per trade slot"

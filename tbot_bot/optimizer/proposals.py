@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.config.config_versions import PREFIX
-from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text
+from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_text, trading_values
 from tbot_bot.config.settings_bot import (
     config_lock,
     config_version,
@@ -58,7 +58,7 @@ def base_digests(settings: BotSettings, exclude: Iterable[str] = ()) -> dict[str
     skip = set(exclude)
     return {
         k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
-        for k, v in settings.model_dump(mode="json").items()
+        for k, v in trading_values(settings).items()  # an alert channel or a log setting is no evidence's
         if k not in skip
     }
 

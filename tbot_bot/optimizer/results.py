@@ -120,8 +120,12 @@ def summarise(
              "fold_objectives": fold_objectives,
              "oos_objective": sum(fold_objectives) / len(fold_objectives), "_returns": pooled.daily_returns}
         )  # fmt: skip
-    # the pick: the best mean out-of-sample objective over its folds; a tie goes to the most recent in-sample span
-    best = max(candidates, key=lambda c: (c["oos_objective"], c["fold"])) if candidates else None
+    # the pick: the best mean out-of-sample objective over its folds; a tie goes to the most recent in-sample span.
+    # Only a candidate judged on at least half the blocks may be it: the last fold's winner has one block, and a
+    # best mean over one block is the luckiest, not the best (fold 1's winner, judged on all, always qualifies)
+    need = -(-len(results) // 2)  # half the folds' blocks, rounded up
+    eligible = [c for c in candidates if len(c["oos_folds"]) >= need]
+    best = max(eligible, key=lambda c: (c["oos_objective"], c["fold"])) if eligible else None
     trial_sharpes = [float(t.user_attrs["metrics"]["is_sharpe_pp"]) for r in results for t in r.trials]
     dsr = deflated_sharpe(best["_returns"], trial_sharpes) if best else None
     # the current settings on the pick's blocks, the same sessions the pick is judged on

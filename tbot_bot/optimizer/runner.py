@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from tbot_bot.backtest.backtest_engine import backtest_float
 from tbot_bot.backtest.chart_worker import ChartWorker
+from tbot_bot.config.env_bot import trading_values
 from tbot_bot.config.settings_bot import load_settings
 from tbot_bot.errors import ConfigError
 from tbot_bot.optimizer import results as results_mod
@@ -115,11 +116,12 @@ def validate(req: RunRequest) -> None:
 def evidence_fingerprint(
     req: RunRequest, settings: BotSettings, prep: PreparedData, space: SearchSpace
 ) -> str:
-    """What a study's trials are evidence of: every setting of the base configuration, the bars and side inputs
+    """What a study's trials are evidence of: every trading setting of the base configuration (not the
+    OPERATIONS_KEYS: logging, alerts, the dashboard; two machines may differ there), the bars and side inputs
     (their checksums: prep.data_key), the range, the space, the float and the seed. Two runs with the same
     fingerprint may share trials; any difference makes them different studies."""
     ident = json.dumps(
-        [settings.model_dump(mode="json"), prep.data_key, space.describe(), req.strategy, req.algorithm,
+        [trading_values(settings), prep.data_key, space.describe(), req.strategy, req.algorithm,
          req.objective, req.start.isoformat(), req.end.isoformat(), req.walk_forward, req.trials, req.seed,
          str(req.float_)],
         sort_keys=True,
