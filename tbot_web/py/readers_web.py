@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, trial_balance
+from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import running_supervisor
@@ -124,6 +125,10 @@ def _display(status: dict[str, Any], out: dict[str, Any], now: datetime, written
         both(money.get("account_read_at"), zone) if money.get("account_read_at") else None
     )
     out["conditions"] = conditions(status, lambda t: both(t, zone, with_date=True))
+    # the Stop and pause stamps ('<UTC time> <who>') as `tbot status` shows them: exchange time and UTC
+    for key in ("trading_stopped", "paused"):
+        if isinstance(status.get(key), str):
+            out[f"{key}_text"] = stamp_for_people(status[key], zone)
     _set_ages(out, status.get("state"), now, written_at)
 
 
