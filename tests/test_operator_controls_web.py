@@ -123,4 +123,6 @@ def test_status_page_and_api_show_the_money(home):
         assert text in html, text
     assert re.search(r'id="money-read-at">[^<]*15:00Z<', html)  # when the broker's figures were read
     # the pause stamp as `tbot status` shows it, not the raw ISO text (this status names no exchange zone: UTC)
-    assert "New entries paused (2011-01-18 14:50:00Z cli:ops)" in html and "14:50:00+00:00 cli:ops" not in html
+    assert (
+        "New entries paused (2011-01-18 14:50:00Z cli:ops)" in html and "14:50:00+00:00 cli:ops" not in html
+    )

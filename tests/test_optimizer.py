@@ -1118,65 +1118,6 @@ def test_the_cache_key_covers_the_code_of_the_cached_indicators() -> None:
         assert source in prep_cache._ALSO_BUILT_BY
 
 
-def test_a_candidate_is_never_scored_on_blocks_inside_its_own_in_sample_span() -> None:
-    """Anchored folds: fold 2's in-sample span holds fold 1's out-of-sample block. Fold 2's winner shone there
-    (where it was chosen) and lost on its only true out-of-sample block: it must be judged on that block alone,
-    and the current settings on the same block."""
-    from optuna.distributions import CategoricalDistribution
-
-    from tbot_bot.optimizer.results import FoldResult, summarise
-    from tbot_bot.optimizer.space import Param, SearchSpace
-    from tbot_bot.optimizer.study import StudyConfig
-
-    days = tuple(date(2011, 1, 3) + timedelta(days=i) for i in range(60))
-    folds = make_folds(days, 2)
-    # objective per (stop, block): the 2% stop wins block 1 (inside fold 2's in-sample span), loses block 2
-    table = {(0.02, 1): 9.0, (0.02, 2): -1.0, (0.005, 1): 1.0, (0.005, 2): 2.0}
-    block_of = {d: f.index for f in folds for d in f.out_of_sample}
-
-    class Metrics:
-        def __init__(self, stop: float, span: tuple[date, ...]) -> None:
-            blocks = sorted({block_of[d] for d in span})
-            self.value = sum(table[(stop, b)] for b in blocks) / len(blocks)
-            self.daily_returns = np.linspace(0.001, 0.003, len(span)) * self.value
-
-        def objective(self, name: str) -> float:
-            return self.value
-
-        def to_dict(self) -> dict[str, Any]:
-            return {"objective": self.value}
-
-    class Prep:
-        def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[Metrics]:
-            return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", 0.005), s) for s in spans]
-
-    space = SearchSpace("open", (Param("OPEN_TRAILING_STOP_PCT", (0.005, 0.02)),))
-    dist = {"OPEN_TRAILING_STOP_PCT": CategoricalDistribution((0.005, 0.02))}
-    metrics = {"is": {"total_pnl": 1.0, "sessions": 20, "sharpe": 1.0}, "oos": {"total_pnl": 1.0, "sessions": 20,
-               "sharpe": 1.0}, "is_sharpe_pp": 0.1}  # fmt: skip
-
-    def trial(stop: float) -> optuna.trial.FrozenTrial:
-        return optuna.trial.create_trial(
-            params={"OPEN_TRAILING_STOP_PCT": stop},
-            distributions=dist,
-            value=1.0,
-            user_attrs={"metrics": metrics},
-        )
-
-    fold1, fold2 = trial(0.005), trial(0.02)
-    results = [FoldResult(folds[0], [fold1], fold1, []), FoldResult(folds[1], [fold2], fold2, [])]
-    cfg = StudyConfig("t", "open", "grid_search", "sharpe", space, None, "sqlite://")
-    summary = summarise(cfg, Prep(), results, {"OPEN_TRAILING_STOP_PCT": 0.005}, 0.5)  # type: ignore[arg-type]
-    by_fold = {c["fold"]: c for c in summary["candidates"]}
-    assert by_fold[1]["oos_folds"] == [1, 2] and by_fold[1]["fold_objectives"] == [1.0, 2.0]
-    # fold 2's winner: block 2 only; its leaked 9.0 on block 1 counts nowhere
-    assert by_fold[2]["oos_folds"] == [2] and by_fold[2]["fold_objectives"] == [-1.0]
-    # so the pick is fold 1's (mean 1.5), against the current settings (the same values) on blocks 1 and 2
-    assert summary["pick"]["fold"] == 1 and summary["current"]["fold_objectives"] == [1.0, 2.0]
-    assert summary["verdict"]["recommend"] is False
-    assert [f["fold"] for f in summary["verdict"]["folds"]] == [1, 2]
-
-
 def test_a_key_another_window_reads_is_named_before_approval() -> None:
     """STRAT_OPEN_BUFFER is OPEN's breakout buffer and CLOSE's continuation buffer: an OPEN proposal changing
     it changes CLOSE's trading, for which the OPEN study has no evidence."""
@@ -1227,54 +1168,81 @@ def test_an_operations_key_change_neither_makes_a_new_study_nor_refuses_an_appro
     assert tbot(["optimize", "approve", run.name, "--home", str(home)]) == 0
 
 
-def test_a_candidate_judged_on_fewer_than_half_the_blocks_is_never_the_pick() -> None:
-    """Three folds: fold 3's winner is judged on block 3 alone. Its one lucky block (10.0) beat fold 1's winner
-    judged on all three (mean 2.0); a best mean over one block is the luckiest, not the best."""
+def _summary_of(stops: list[float], current: float, objective: Any) -> dict[str, Any]:
+    """results.summarise over fake folds (one per stop, each fold's winner that OPEN_TRAILING_STOP_PCT) of 20
+    sessions each: `objective(stop, blocks)` is a span's objective, `blocks` the fold numbers it covers."""
     from optuna.distributions import CategoricalDistribution
 
     from tbot_bot.optimizer.results import FoldResult, summarise
     from tbot_bot.optimizer.space import Param, SearchSpace
     from tbot_bot.optimizer.study import StudyConfig
 
-    days = tuple(date(2011, 1, 3) + timedelta(days=i) for i in range(80))
-    folds = make_folds(days, 3)
-    table = {0.005: 2.0, 0.01: 1.0, 0.02: 10.0}
+    days = tuple(date(2011, 1, 3) + timedelta(days=i) for i in range(20 * (len(stops) + 1)))
+    folds = make_folds(days, len(stops))
     block_of = {d: f.index for f in folds for d in f.out_of_sample}
 
     class Metrics:
         def __init__(self, stop: float, span: tuple[date, ...]) -> None:
-            late = stop == 0.02 and {block_of[d] for d in span} != {3}  # the lucky one shines on block 3 only
-            self.value = -5.0 if late else table[stop]
+            self.value = objective(stop, sorted({block_of[d] for d in span}))
             self.daily_returns = np.linspace(0.001, 0.003, len(span)) * self.value
 
         def objective(self, name: str) -> float:
-            return self.value
+            return float(self.value)
 
         def to_dict(self) -> dict[str, Any]:
             return {"objective": self.value}
 
     class Prep:
         def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[Metrics]:
-            return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", 0.005), s) for s in spans]
+            return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", current), s) for s in spans]
 
-    values = (0.005, 0.01, 0.02)
+    values = tuple(sorted({*stops, current}))
     space = SearchSpace("open", (Param("OPEN_TRAILING_STOP_PCT", values),))
     dist = {"OPEN_TRAILING_STOP_PCT": CategoricalDistribution(values)}
     metrics = {"is": {"total_pnl": 1.0, "sessions": 20, "sharpe": 1.0}, "oos": {"total_pnl": 1.0, "sessions": 20,
                "sharpe": 1.0}, "is_sharpe_pp": 0.1}  # fmt: skip
-
-    def trial(stop: float) -> optuna.trial.FrozenTrial:
-        return optuna.trial.create_trial(
-            params={"OPEN_TRAILING_STOP_PCT": stop},
+    chosen = [
+        optuna.trial.create_trial(
+            params={"OPEN_TRAILING_STOP_PCT": v},
             distributions=dist,
             value=1.0,
             user_attrs={"metrics": metrics},
         )
-
-    chosen = [trial(v) for v in values]
+        for v in stops
+    ]
     results = [FoldResult(f, [t], t, []) for f, t in zip(folds, chosen, strict=True)]
     cfg = StudyConfig("t", "open", "grid_search", "sharpe", space, None, "sqlite://")
-    summary = summarise(cfg, Prep(), results, {"OPEN_TRAILING_STOP_PCT": 0.01}, 0.5)  # type: ignore[arg-type]
+    return summarise(cfg, Prep(), results, {"OPEN_TRAILING_STOP_PCT": current}, 0.5)  # type: ignore[arg-type]
+
+
+def test_a_candidate_is_never_scored_on_blocks_inside_its_own_in_sample_span() -> None:
+    """Anchored folds: fold 2's in-sample span holds fold 1's out-of-sample block. Fold 2's winner shone there
+    (where it was chosen) and lost on its only true out-of-sample block: it must be judged on that block alone,
+    and the current settings on the same block."""
+    # the 2% stop wins block 1 (inside fold 2's in-sample span), loses block 2
+    table = {(0.02, 1): 9.0, (0.02, 2): -1.0, (0.005, 1): 1.0, (0.005, 2): 2.0}
+    summary = _summary_of(
+        [0.005, 0.02], 0.005, lambda stop, blocks: sum(table[(stop, b)] for b in blocks) / len(blocks)
+    )
+    by_fold = {c["fold"]: c for c in summary["candidates"]}
+    assert by_fold[1]["oos_folds"] == [1, 2] and by_fold[1]["fold_objectives"] == [1.0, 2.0]
+    # fold 2's winner: block 2 only; its leaked 9.0 on block 1 counts nowhere
+    assert by_fold[2]["oos_folds"] == [2] and by_fold[2]["fold_objectives"] == [-1.0]
+    # so the pick is fold 1's (mean 1.5), against the current settings (the same values) on blocks 1 and 2
+    assert summary["pick"]["fold"] == 1 and summary["current"]["fold_objectives"] == [1.0, 2.0]
+    assert summary["verdict"]["recommend"] is False
+    assert [f["fold"] for f in summary["verdict"]["folds"]] == [1, 2]
+
+
+def test_a_candidate_judged_on_fewer_than_half_the_blocks_is_never_the_pick() -> None:
+    """Three folds: fold 3's winner is judged on block 3 alone. Its one lucky block (10.0) beat fold 1's winner
+    judged on all three (mean 2.0); a best mean over one block is the luckiest, not the best."""
+    table = {0.005: 2.0, 0.01: 1.0, 0.02: 10.0}
+
+    def objective(stop: float, blocks: list[int]) -> float:
+        return -5.0 if stop == 0.02 and blocks != [3] else table[stop]  # the lucky one shines on block 3 only
+
+    summary = _summary_of([0.005, 0.01, 0.02], 0.01, objective)
     by_fold = {c["fold"]: c for c in summary["candidates"]}
     assert by_fold[3]["oos_folds"] == [3] and by_fold[3]["oos_objective"] == 10.0
     assert summary["pick"]["fold"] == 1 and summary["pick"]["oos_folds"] == [1, 2, 3]
