@@ -226,3 +226,30 @@ def test_send_builds_alerts_and_swallows_mistakes(tmp_path: Path, caplog: pytest
             n.send("routine", "fill", timestamp=datetime(2026, 1, 1), trigger="x", message="naive") is False
         )  # noqa: DTZ001
     assert "malformed alert" in caplog.text
+
+
+def test_an_alert_whose_answer_is_lost_is_not_sent_again_and_pagerduty_dedups_it() -> None:
+    """The receiver takes the alert but answers after the timeout: the notifier sent it three times (three
+    PagerDuty incidents, three Slack posts). Sent once now; PagerDuty events carry a stable dedup_key."""
+    from tbot_bot.trading.notifier_bot import Notifier, PagerDutyChannel, SlackChannel
+
+    with FakeWebhooks() as hooks:
+        hooks.delay = 1.5
+        notifier = Notifier(
+            make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="slack"),
+            {"pagerduty": PagerDutyChannel("RK", hooks.url("/v2/enqueue"), timeout=0.5),
+             "slack": SlackChannel(hooks.url("/slack"), timeout=0.5)},
+            background=False, sleep=lambda _: None, bot="RGL TB01",
+        )  # fmt: skip
+        at = datetime(2011, 1, 25, 15, 0, tzinfo=UTC)
+        notifier.send(
+            "critical", "failure", timestamp=at, trigger="kill_switch", message="kill switch tripped"
+        )
+        notifier.send(
+            "routine", "exit", timestamp=at, trigger="trailing_stop", message="closed", ticker="SPY"
+        )
+        time.sleep(2.0)  # the slow answers
+        (page,) = hooks.on("/v2/enqueue")
+        (post,) = hooks.on("/slack")
+    assert len(page.body["dedup_key"]) == 64 and page.body["payload"]["source"] == "rigd-tbot/RGL TB01"
+    assert "[RGL TB01]" in post.body["text"]  # which bot: a firm runs several

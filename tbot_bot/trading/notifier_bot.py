@@ -5,6 +5,7 @@ bounded retries; a failing channel is logged and never raises into trading.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -59,6 +60,7 @@ class Alert:
     trigger: str  # the root cause, e.g. "trailing_stop", "kill_switch: daily loss 5.2% > 5%"
     message: str
     mode: str = ""  # paper, live or replay (set by the notifier): a reader must know whether money is real
+    bot: str = ""  # which bot (entity and bot id, set by the notifier): a firm runs several
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level", AlertLevel(self.level))
@@ -69,6 +71,7 @@ class Alert:
     @property
     def subject(self) -> str:
         parts = [f"[{self.level.value.upper()}]"] + ([f"[{self.mode.upper()}]"] if self.mode else [])
+        parts += [f"[{self.bot}]"] if self.bot else []
         parts.append(self.event.value)
         parts += [p for p in (self.strategy, self.ticker) if p]
         return " ".join(parts) + f": {self.message}"[:200]
@@ -117,8 +120,16 @@ def _post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], ti
         # 4xx other than 429 means our request or credentials are wrong: retrying will not help
         retryable = e.code == 429 or e.code >= 500
         raise ChannelError(f"HTTP {e.code} from {url}", retryable=retryable) from e
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        raise ChannelError(f"cannot reach {url}: {e}") from e
+    except (
+        urllib.error.URLError
+    ) as e:  # connecting or sending failed: the alert did not arrive, send it again
+        raise ChannelError(f"cannot reach {url}: {e.reason}") from e
+    except (TimeoutError, OSError) as e:
+        # sent, then no answer: it may well have arrived, and a resend would page (or post) it twice
+        raise ChannelError(
+            f"no answer from {url} after the alert was sent ({e}); not sent again (it may have arrived)",
+            retryable=False,
+        ) from e
 
 
 class SlackChannel:
@@ -145,9 +156,23 @@ class PagerDutyChannel:
         body = {
             "routing_key": self.routing_key,
             "event_action": "trigger",
+            # the same alert sent twice (a retry after a lost reply) is one incident, never two
+            "dedup_key": hashlib.sha256(
+                json.dumps(
+                    [
+                        SOURCE,
+                        alert.bot,
+                        alert.event.value,
+                        alert.timestamp.isoformat(),
+                        alert.strategy,
+                        alert.ticker,
+                        alert.trigger,
+                    ]
+                ).encode()  # fmt: skip
+            ).hexdigest(),
             "payload": {
                 "summary": alert.subject[:1024],
-                "source": SOURCE,
+                "source": f"{SOURCE}/{alert.bot}" if alert.bot else SOURCE,
                 "severity": "critical" if alert.level is AlertLevel.CRITICAL else "info",
                 "timestamp": alert.timestamp.isoformat(),
                 "component": alert.strategy or "bot",
@@ -227,9 +252,10 @@ class Notifier:
         attempts: int = SEND_ATTEMPTS,
         background: bool = True,
         mode: str = "",
+        bot: str = "",
     ) -> None:
         self.channels = dict(channels or {})
-        self.mode = mode
+        self.mode, self.bot = mode, bot
         self.critical_channel = settings.CRITICAL_ALERT_CHANNEL
         self.routine_channel = settings.ROUTINE_ALERT_CHANNEL
         self.toggles = {
@@ -262,6 +288,8 @@ class Notifier:
                 return False
             if self.mode and not alert.mode:
                 alert = replace(alert, mode=self.mode)
+            if self.bot and not alert.bot:
+                alert = replace(alert, bot=self.bot)
             level = logging.WARNING if alert.level is AlertLevel.CRITICAL else logging.INFO
             self._log.log(level, "alert %s", json.dumps(alert.as_dict(), sort_keys=True))
             channel = self.route(alert)
@@ -478,6 +506,18 @@ def send_test_alerts(
     return results
 
 
+def bot_label(home: BotHome) -> str:
+    """'<ENTITY> <BOT_ID>' of the home's bot identity for alerts; '' when it cannot be read (never an error)."""
+    from tbot_bot.accounting.accounting_config import load_identity
+    from tbot_bot.errors import TbotError
+
+    try:
+        identity = load_identity(home)
+    except (TbotError, OSError, ValueError):
+        return ""
+    return f"{identity.ENTITY_CODE} {identity.BOT_ID}"
+
+
 def build_notifier(
     settings: BotSettings,
     home: BotHome,
@@ -490,7 +530,9 @@ def build_notifier(
     """Channels from smtp_credentials and alert_channels secrets; absent secrets mean log only.
     `mode` (paper, live, replay) is stamped on every alert."""
     channels = home_channels(home)
-    notifier = Notifier(settings, channels, log=log, sleep=sleep, background=background, mode=mode)
+    notifier = Notifier(
+        settings, channels, log=log, sleep=sleep, background=background, mode=mode, bot=bot_label(home)
+    )
     check = notifier.self_check()
     if check.reason != "ok":
         (log or _log).warning("notifier: %s", check.reason)
