@@ -297,3 +297,19 @@ def test_bundled_sample_fundamentals_load(tmp_path: Path) -> None:
     look = provider.get(list(raw), NOW.date())
     assert set(look.found) == {s.upper() for s in raw} and not look.errors
     assert all(f.market_cap is not None for f in look.found.values())
+
+
+def test_one_refused_symbol_or_one_500_does_not_take_the_pass_down(
+    finnhub_fake: FakeFinnhub, tmp_path: Path
+) -> None:
+    """A 404 for one symbol (a delisted one) was taken for an outage: every later symbol was rejected as
+    "finnhub unavailable" unasked. A single 500 did the same; it gets one more try now."""
+    clock = FakeTime()
+    provider = finnhub_provider(finnhub_fake, tmp_path, clock)
+    finnhub_fake.fail_next(1, 404)
+    look = provider.get(["AAA", "BBB", "CCC"], NOW.date())
+    assert sorted(look.found) == ["BBB", "CCC"] and "finnhub refused AAA (HTTP 404)" in look.errors["AAA"]
+    assert finnhub_fake.metric_calls() == ["AAA", "BBB", "CCC"]
+    finnhub_fake.fail_next(1, 500)
+    again = provider.get(["AAA"], date(2026, 11, 26))
+    assert "AAA" in again.found and not again.errors

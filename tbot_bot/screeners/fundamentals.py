@@ -188,6 +188,9 @@ class FinnhubFundamentals:
                 continue
             try:
                 metric = self._fetch(sym)
+            except MarketDataError as e:  # that symbol refused (a 404 for a delisted one): the others are asked
+                out.errors[sym] = str(e)
+                continue
             except NetworkError as e:
                 outage = f"finnhub unavailable: {e}"
                 out.errors[sym] = outage
@@ -226,6 +229,10 @@ class FinnhubFundamentals:
                 if status in (401, 403):
                     raise ConfigError(f"FINNHUB_API_KEY was refused (HTTP {status}): {e.message}") from e
                 if status >= 500:
+                    if attempt < 1:  # one more try: a single 500 must not take the whole pass down
+                        self._sleep(self.backoff_base)
+                        attempt += 1
+                        continue
                     raise NetworkError(f"finnhub HTTP {status} for {symbol}") from e
                 raise MarketDataError(f"finnhub refused {symbol} (HTTP {status}): {e.message}") from e
             except FinnhubRequestException as e:
