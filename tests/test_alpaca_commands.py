@@ -92,6 +92,8 @@ def test_broker_check_reports_bad_credentials(
     assert main(["broker-check", "--home", str(alpaca_home)]) == 1
     out = capsys.readouterr().out
     assert "FAIL account" in out and "not authorized" in out
+    # the broker was reached and refused the keys: that is what the operator is told to fix
+    assert "stopped: the broker refused the credentials" in out and "cannot be reached" not in out
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ when every step answered; a broker that cannot be reached stops the check after 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _step(label: str, action: Callable[[], str], failures: list[str], where: str) -> bool:
+def _step(label: str, action: Callable[[], str], failures: list[str], where: str, refused: list[str]) -> bool:
+    """Run one check; False when the ones after it cannot succeed. A 401/403 is recorded in `refused`."""
     try:
         detail = action()
     except TbotError as exc:
         print(f"FAIL {label:<10} {type(exc).__name__}: {exc}")
         failures.append(label)
+        if re.search(r"\b(401|403)\b", str(exc)):
+            refused.append(label)
         return not isinstance(exc, NetworkError | ConfigError)
     except Exception as exc:  # adapters guard their methods; this line is for whatever still slips through
         print(f"FAIL {label:<10} unexpected {type(exc).__name__} from {where}: {str(exc)[:300]}")
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
     broker = build_broker(settings, home)
     failures: list[str] = []
+    reached: list[str] = []  # steps the broker answered with a refusal of the credentials
     where = describe_endpoint(broker)
     print(f"broker {settings.BROKER_NAME} at {where} for home {home.root}")
     try:
@@ -88,8 +93,14 @@ def run(args: argparse.Namespace) -> int:
             ("quote", quote),
         ]
         for label, action in steps:
-            if not _step(label, action, failures, where):
-                print("stopped: the broker cannot be reached; fix that first")
+            if not _step(label, action, failures, where, reached):
+                # the broker answered, and refused the keys: reaching it is not what is wrong
+                print(
+                    "stopped: the broker refused the credentials (HTTP 401/403); check the keys in "
+                    "storage/secrets (`tbot secrets set broker`) and the account's paper/live setting"
+                    if reached
+                    else "stopped: the broker cannot be reached; fix that first"
+                )
                 break
     finally:
         close: Any = getattr(broker, "close", None)

@@ -188,7 +188,9 @@ class FinnhubFundamentals:
                 continue
             try:
                 metric = self._fetch(sym)
-            except MarketDataError as e:  # that symbol refused (a 404 for a delisted one): the others are asked
+            except (
+                MarketDataError
+            ) as e:  # that symbol refused (a 404 for a delisted one): the others are asked
                 out.errors[sym] = str(e)
                 continue
             except NetworkError as e:
