@@ -341,12 +341,25 @@ def test_login_limits_in_dotenv_are_bounded(tmp_path: Path, value: str) -> None:
         make_app(home)
 
 
-def test_tbot_users_unlock_lifts_a_lockout(home, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tbot_users_unlock_lifts_a_lockout(
+    home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(home)
     client = _client(app, A)
     for _ in range(3):
         _login(client, "operator", "wrong-password-u")
     assert _login(client, "operator").status_code == 401
+    # who is locked out, from where: `users list` and the admin's Users page say it (they said "active")
+    capsys.readouterr()
+    from fixtures_web import T0
+
+    monkeypatch.setattr("rigd_tbot.commands.users.utc_now", lambda: T0)  # the app's clock
+    assert main(["users", "list", "--home", str(home.root)]) == 0
+    listed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("operator"))
+    assert "LOCKED OUT from 10.0.0.1 until" in listed and "`tbot users unlock operator`" in listed
+    admin = _client(app, {"REMOTE_ADDR": "10.9.9.9"})
+    assert _login(admin, "admin").status_code == 302
+    assert "locked out from 10.0.0.1 until" in admin.get("/users").get_data(as_text=True)
     assert main(["users", "unlock", "--home", str(home.root), "--username", "operator"]) == 0
     assert "lockouts lifted (1 client(s))" in capsys.readouterr().out
     assert _login(client, "operator").status_code == 302

@@ -12,6 +12,7 @@ from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.reset_tokens import issue_reset_token
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import utc_now
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +109,16 @@ def run(args: argparse.Namespace) -> int:
     elif action == "list":
         for u in users.list_users(home):
             state = "active" if u.is_active else "disabled"
-            print(f"{u.username:<24} {u.role.value:<9} {state:<8} last login: {u.last_login_at or 'never'}")
+            locked = login_guard.locked_clients(home, u.username, utc_now())
+            lock = (
+                "; LOCKED OUT from " + ", ".join(f"{c} until {t:%Y-%m-%d %H:%M}Z" for c, t in locked)
+                + f" (`tbot users unlock {u.username}`)"
+                if locked
+                else ""
+            )  # fmt: skip
+            print(
+                f"{u.username:<24} {u.role.value:<9} {state:<8} last login: {u.last_login_at or 'never'}{lock}"
+            )
     elif action == "set-role":
         user = users.set_role(home, args.username, args.role)
         log_system_event(

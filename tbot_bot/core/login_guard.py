@@ -67,6 +67,20 @@ def failure_state(home: BotHome, name: str, client: str) -> FailureState:
     return FailureState(row["failures"], row["lockouts"], datetime.fromisoformat(locked) if locked else None)
 
 
+def locked_clients(home: BotHome, name: str, now: datetime) -> list[tuple[str, datetime]]:
+    """(client, locked until) of every client the name is locked out from now: what an admin is shown."""
+    try:
+        with connect(home, DB, readonly=True) as con:
+            rows = con.execute(
+                "SELECT client, locked_until FROM login_failures WHERE name_key = ? AND locked_until IS NOT NULL",
+                (name_key(name),),
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return []  # the table does not exist yet: nobody was ever locked out
+    held = [(str(r["client"]), datetime.fromisoformat(r["locked_until"])) for r in rows]
+    return sorted((c, until) for c, until in held if now < until)
+
+
 def record_attempt(
     home: BotHome,
     name: str,

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from tbot_bot.core import users
+from tbot_bot.core import login_guard, users
 from tbot_bot.core.audit import log_system_event, recent_user_activity
 from tbot_bot.core.reset_tokens import issue_reset_token
 from tbot_bot.core.users import Role
@@ -35,6 +35,7 @@ def _render(
     status: int = 200, *, errors: list[str] | None = None, issued: tuple[str, str] | None = None
 ) -> Any:
     home = state().home
+    listed = users.list_users(home)
     try:
         default_role = state().settings.rbac().default_role.value
     except ConfigError:
@@ -42,7 +43,9 @@ def _render(
     return (
         render_template(
             "users.html",
-            users=users.list_users(home),
+            users=listed,
+            # who is locked out, from where and until when (the lockout is per name and client)
+            locks={u.username: login_guard.locked_clients(home, u.username, now()) for u in listed},
             roles=[r.value for r in Role],
             default_role=default_role,
             activity_rows=recent_user_activity(home, 30),
