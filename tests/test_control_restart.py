@@ -169,6 +169,12 @@ def test_stop_and_confirm_refuse_what_cannot_happen(
     assert not (home.control_dir / "confirm" / "TB01-A-1").exists()
     assert main(["confirm", "TB01-B-1", "--home", str(home.root)]) == 0
     assert (home.control_dir / "confirm" / "TB01-B-1").exists()
+    # a replay's window runs on the replay clock: TB01-A-1's 15:00 window is open at the replay's 14:55
+    replay = {"state": "trading", "pending_confirmations": pending, "bot": {"mode": "replay"},
+              "updated_at": "2011-01-25T14:55:00+00:00"}  # fmt: skip
+    home.status_json.write_text(json.dumps(replay))
+    assert main(["confirm", "TB01-A-1", "--home", str(home.root)]) == 0
+    assert (home.control_dir / "confirm" / "TB01-A-1").exists()
 
 
 def test_backup_archives_never_hold_temp_files(provisioned_home: Path) -> None:
