@@ -249,8 +249,8 @@ def check_confirmable(home: BotHome, client_order_id: str, *, now: datetime | No
 
     now = now or utc_now()
     status = read_status(home.status_json) or {}
-    bot = status.get("bot") if isinstance(status.get("bot"), dict) else {}
-    if bot.get("mode") == "replay":
+    bot = status.get("bot")
+    if isinstance(bot, dict) and bot.get("mode") == "replay":
         # a replay's confirmation window runs on the replay clock: the bot's time (its last status write), never
         # the wall clock (years later: every confirmation would be "expired")
         now = _parse_time(status.get("updated_at")) or now
