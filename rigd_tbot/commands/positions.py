@@ -230,13 +230,15 @@ def run_flatten(args: argparse.Namespace) -> int:
 
 
 def _report_flatten(answer: dict[str, Any]) -> int:
+    from tbot_bot.runtime.flatten import blocked_text
+
     closed = ", ".join(answer.get("closed") or []) or (
         "nothing (nothing was held)" if answer.get("ok") else "nothing"
     )
     blocked = answer.get("blocked_session")
     print(
         f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
-        + (f"; no new entries for the rest of the session of {blocked}" if blocked else "")
+        + (f"; {blocked_text(blocked)}" if blocked else "")
     )
     for symbol, why in (answer.get("not_closed") or {}).items():
         print(f"NOT closed: {symbol}: {why}", file=sys.stderr)

@@ -194,6 +194,9 @@ def _security_xml(ticker: str, instrument: str, multiplier: int) -> str:
     )
 
 
+# the entry a CORRECTION row (t) reverses, as `o` (a reversed trade is exported and counted as that trade mirrored)
+_REVERSED = "LEFT JOIN transactions o ON t.trntype = 'CORRECTION' AND o.fitid = t.correction_of"
+
 _OPENING_SIGN = {"BUY": 1, "BUYTOOPEN": 1, "SELLSHORT": -1, "SELL": -1, "SELLTOCLOSE": -1, "BUYTOCOVER": 1}
 
 
@@ -207,7 +210,7 @@ def positions_and_balances(
     info: dict[str, tuple[str, int]] = {}
     for ticker, trntype, reverses, size, instrument, mult in conn.execute(
         f"SELECT t.ticker, t.trntype, o.trntype, t.size, t.instrument, t.contract_multiplier FROM transactions t "
-        f"LEFT JOIN transactions o ON t.trntype = 'CORRECTION' AND o.fitid = t.correction_of {where} ORDER BY t.id",
+        f"{_REVERSED} {where} ORDER BY t.id",
         args,
     ):
         if trntype == "CORRECTION":  # a reversed trade takes its units back
@@ -273,8 +276,7 @@ def _rows(conn: sqlite3.Connection, day: date | None) -> list[dict[str, Any]]:
         "SELECT t.*, c.cash, o.trntype AS reverses_trntype, o.entry_price AS reverses_entry_price, "
         "o.exit_price AS reverses_exit_price, o.contract_multiplier AS reverses_multiplier "
         "FROM transactions t LEFT JOIN (SELECT transaction_id, sum(debit) - sum(credit) AS cash "
-        "FROM splits WHERE account_code = '1030' GROUP BY transaction_id) c ON c.transaction_id = t.id "
-        "LEFT JOIN transactions o ON t.trntype = 'CORRECTION' AND o.fitid = t.correction_of"
+        f"FROM splits WHERE account_code = '1030' GROUP BY transaction_id) c ON c.transaction_id = t.id {_REVERSED}"
     )
     params: tuple[str, ...] = ()
     if day is not None:

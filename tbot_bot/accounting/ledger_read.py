@@ -14,6 +14,14 @@ from tbot_bot.support.utils_bot import from_minor
 BROKER_FEES = "5010"
 
 
+# a correction (t) of an entry dated in a closed month (through the lock's instant, the one parameter): reported
+# once, as a prior-period adjustment of its posting day, never as that day's own figures
+_CORRECTS_CLOSED = (
+    "t.is_correction = 1 AND EXISTS (SELECT 1 FROM transactions o WHERE o.fitid = t.correction_of "
+    "AND o.dtposted <= ?)"
+)
+
+
 def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None = None) -> Decimal:
     """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`): regulatory fees and
     pass-through charges, less refunds, with their corrections (a reversal and its replacement), those dated `day`
@@ -31,8 +39,7 @@ def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None
         row = conn.execute(
             "SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
             "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype IN ('FEE', 'CORRECTION') "
-            "AND t.fitid LIKE '%-ACT-%' AND NOT (t.is_correction = 1 AND EXISTS (SELECT 1 FROM transactions o "
-            "WHERE o.fitid = t.correction_of AND o.dtposted <= ?))" + where,
+            f"AND t.fitid LIKE '%-ACT-%' AND NOT ({_CORRECTS_CLOSED})" + where,
             [args[0], lock[1] if lock else "", *args[1:]],
         ).fetchone()
     return from_minor(int(row[0]))
@@ -51,9 +58,8 @@ def prior_period_adjustments(ledger_path: Path, day: str) -> tuple[Decimal, Deci
         pnl, fees = conn.execute(
             "SELECT coalesce(sum(CASE WHEN s.account_code LIKE '4%' THEN s.credit - s.debit END), 0), "
             "coalesce(sum(CASE WHEN s.account_code LIKE '5%' THEN s.debit - s.credit END), 0) "
-            "FROM splits s JOIN transactions t ON t.id = s.transaction_id JOIN transactions o "
-            "ON o.fitid = t.correction_of WHERE t.is_correction = 1 AND substr(t.dtposted, 1, 10) = ? "
-            "AND o.dtposted <= ?",
+            "FROM splits s JOIN transactions t ON t.id = s.transaction_id "
+            f"WHERE substr(t.dtposted, 1, 10) = ? AND {_CORRECTS_CLOSED}",
             (day, lock[1]),
         ).fetchone()
     return from_minor(int(pnl)), from_minor(int(fees))

@@ -54,9 +54,6 @@ class FlattenResult:
     def ok(self) -> bool:
         return not self.not_closed
 
-    def blocked_text(self) -> str:
-        return f"no new entries for the rest of the session of {self.blocked_session}"
-
     def to_json(self) -> dict[str, Any]:
         return {
             "requested_by": self.requested_by,
@@ -167,8 +164,13 @@ def flatten(
         + (f"; symbol={symbol}" if symbol else "") + (f"; strategy={strategy}" if strategy else ""),
         now=ctx.clock.now(),
     )  # fmt: skip
-    ctx.status.publish(message=f"flattened by {who}: {result.blocked_text()}")
+    ctx.status.publish(message=f"flattened by {who}: {blocked_text(result.blocked_session)}")
     return result
+
+
+def blocked_text(session: str) -> str:
+    """What a flatten's block means, as the status message and the CLI's answer say it."""
+    return f"no new entries for the rest of the session of {session}"
 
 
 def blocked_session(ctx: DayContext) -> str:

@@ -147,7 +147,7 @@ class StatusBoard:
     def publish(self, **changes: Any) -> None:
         for k, v in changes.items():
             setattr(self, k, v)
-        atomic_write_text(self.path, json.dumps(self.to_json(), indent=1) + "\n")
+        write_status(self.path, self.to_json())
 
 
 # what an operator's desk changes (a flatten or a close with no supervisor running): what is held now, money and
@@ -169,8 +169,13 @@ def carry_into_status(path: Path, board: StatusBoard) -> bool:
     fresh = board.to_json()
     same_day = held.get("session_date") == board.session_date
     held.update({k: fresh[k] for k in (*DESK_NOW_FIELDS, *(DESK_DAY_FIELDS if same_day else ()))})
-    atomic_write_text(path, json.dumps(held, indent=1) + "\n")
+    write_status(path, held)
     return True
+
+
+def write_status(path: Path, data: dict[str, Any]) -> None:
+    """status.json as every writer writes it: whole (temp file + rename), so readers never see half of it."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
