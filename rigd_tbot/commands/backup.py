@@ -120,9 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         archive = Path(args.archive).expanduser().resolve()
-        closed_before = _closed_through(home)
         restored = restore_backup(archive, home, key_path=key, now=utc_now(), new_keys=args.new_keys)
-        closed_after = _closed_through(home)
+        closed_before, closed_after = restored.closed_before, restored.closed_after
         if restored.safety_archive is not None:
             print(f"archived the state it replaces first: {restored.safety_archive}")
         for path in restored.replaced:
@@ -240,24 +239,6 @@ def _upload(home: BotHome, args: argparse.Namespace) -> int:
         f"{len(result.pruned)} pruned"
     )
     return 0
-
-
-def _closed_through(home: BotHome) -> str | None:
-    """The latest closed month of the home's bot ledger (None: none closed, or no ledger yet)."""
-    from tbot_bot.accounting.accounting_config import load_binding
-    from tbot_bot.accounting.ledger_period import closed_through
-    from tbot_bot.accounting.ledger_schema import open_ledger
-    from tbot_bot.errors import TbotError
-
-    try:
-        binding = load_binding(home, check_files=False)
-        if not binding.ledger_path.is_file():
-            return None
-        with open_ledger(binding.ledger_path, readonly=True) as conn:
-            lock = closed_through(conn)
-    except TbotError:
-        return None
-    return lock[0] if lock else None
 
 
 def _record_restore(

@@ -16,12 +16,12 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tbot_bot.errors import ConfigError, LedgerError
+from tbot_bot.errors import ConfigError, LedgerError, TbotError
 from tbot_bot.reporting.auto_backup import (
     MANIFEST,
     READABLE_FORMATS,
@@ -222,9 +222,28 @@ def restore_backup(
     except ConfigError as exc:
         raise ConfigError(f"{exc}; nothing was restored") from None
     try:
-        return _restore_locked(archive, home, contents, manifest, kinds, ours, now)
+        before = closed_month(home)
+        result = _restore_locked(archive, home, contents, manifest, kinds, ours, now)
+        return replace(result, closed_before=before, closed_after=closed_month(home))
     finally:
         lock.release()
+
+
+def closed_month(home: BotHome) -> str | None:
+    """The latest closed month of the home's bot ledger (None: none closed, or no ledger yet)."""
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.ledger_period import closed_through
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    try:
+        binding = load_binding(home, check_files=False)
+        if not binding.ledger_path.is_file():
+            return None
+        with open_ledger(binding.ledger_path, readonly=True) as conn:
+            lock = closed_through(conn)
+    except TbotError:
+        return None
+    return lock[0] if lock else None
 
 
 def _missing_keys(home: BotHome, manifest: dict[str, Any], kinds: dict[str, str]) -> list[str]:
@@ -324,6 +343,9 @@ class RestoreResult:
     safety_archive: Path | None  # the archive of the state before the restore, when something was replaced
     # derived files of days after the archive (same bot only)
     removed: list[Path] = field(default_factory=list)
+    # the home's latest closed month before and after (a rollback to before a close opens that month again)
+    closed_before: str | None = None
+    closed_after: str | None = None
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.files)
