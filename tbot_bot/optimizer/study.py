@@ -63,9 +63,8 @@ class StudyConfig:
     storage: str
     seed: int = 0
     stale_after_s: int = 300  # a RUNNING trial whose worker has been silent this long is re-queued
-    fingerprint: str = (
-        ""  # runner.evidence_fingerprint: the settings, data and range the trials are evidence of
-    )
+    # runner.evidence_fingerprint: the settings, data and range the trials are evidence of
+    fingerprint: str = ""
 
     def fold_study_name(self, fold: Fold) -> str:
         return f"{self.run_id}.fold{fold.index}"

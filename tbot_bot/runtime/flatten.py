@@ -46,9 +46,8 @@ class FlattenResult:
     closed: list[str] = field(default_factory=list)  # symbols whose exits filled
     not_closed: dict[str, str] = field(default_factory=dict)  # symbol -> why it is still held
     cancelled: int = 0
-    blocked_session: str = (
-        ""  # the session whose new entries the flatten blocks (the one under way, or the next)
-    )
+    # the session whose new entries the flatten blocks (blocked_session: the exchange day's, or the next)
+    blocked_session: str = ""
 
     @property
     def ok(self) -> bool:

@@ -42,11 +42,7 @@ class Fundamentals:
     @classmethod
     def from_metric(cls, symbol: str, metric: dict[str, Any]) -> Fundamentals:
         def num(key: str) -> float | None:
-            v = metric.get(key)
-            # a number the guard can compare: NaN or infinity (a feed's placeholder) is no figure at all
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-                return float(v)
-            return None
+            return _figure(metric.get(key))
 
         cap_m = num("marketCapitalization")
         return cls(
@@ -63,6 +59,14 @@ class Fundamentals:
 class FundamentalsLookup:
     found: dict[str, Fundamentals] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # symbol -> why its fundamentals are unknown
+
+
+def _figure(value: Any) -> float | None:
+    """A metric the guard can compare, or None: NaN or infinity (a feed's placeholder), text and booleans are no
+    figure at all."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def read_fundamentals_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -84,9 +88,7 @@ def read_fundamentals_file(path: Path) -> dict[str, dict[str, Any]]:
             )
         for key in METRIC_KEYS:
             v = metrics.get(key)
-            if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-            ):
+            if v is not None and _figure(v) is None:
                 raise DataError(f"{path}: {symbol}: {key} is {v!r:.40}; a finite number or null is allowed")
         out[str(symbol).upper()] = metrics
     return out
@@ -188,9 +190,8 @@ class FinnhubFundamentals:
                 continue
             try:
                 metric = self._fetch(sym)
-            except (
-                MarketDataError
-            ) as e:  # that symbol refused (a 404 for a delisted one): the others are asked
+            # that symbol refused (a 404 for a delisted one): the others are still asked
+            except MarketDataError as e:
                 out.errors[sym] = str(e)
                 continue
             except NetworkError as e:
