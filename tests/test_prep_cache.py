@@ -4,7 +4,10 @@ preparation; changed bars, side inputs, dates or settings miss it; a damaged cac
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import os
 import shutil
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,12 +15,20 @@ import numpy as np
 import pytest
 from helpers import make_settings
 
+from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.support.path_resolver import package_file
 
 SAMPLE = package_file("data", "sample")
 START, END = date(2011, 1, 4), date(2011, 1, 14)
 PARAMS = [{}, {"STRAT_OPEN_BUFFER": 0.002, "OPEN_MONITORING_TIME": 45}]
+
+
+@pytest.fixture(autouse=True)
+def _writers_joined() -> Iterator[None]:
+    """No test leaves a forked cache writer behind for the next one."""
+    yield
+    prep_cache.wait_for_writes()
 
 
 @pytest.fixture
@@ -42,9 +53,10 @@ def test_a_cache_hit_gives_the_results_of_a_cold_preparation(data: Path, tmp_pat
     cold = PreparedData(make_settings(), "open", data, START, END, seed=3)
     assert cold.cache_status == "off"
     first = _prep(data, cache)
-    assert first.cache_status == "built" and len(list(cache.glob("*.prep"))) == 1
+    assert first.cache_status == "built"
+    # the file is written by a forked writer; a load in this process waits for it
     hit = _prep(data, cache)
-    assert hit.cache_status == "hit"
+    assert hit.cache_status == "hit" and len(list(cache.glob("*.prep"))) == 1
     expected = _results(cold)
     assert any(m["trades"] for m, _ in expected)  # the comparison covers booked trades
     assert _results(hit) == expected == _results(first)
@@ -80,6 +92,7 @@ def test_changed_data_side_inputs_or_settings_miss_the_cache(data: Path, tmp_pat
     # another date range over the same files: another preparation
     later = _prep(data, cache, start=START + timedelta(days=2))
     assert later.cache_status == "built" and later.days[0] > changed.days[0]
+    prep_cache.wait_for_writes()
     assert len(list(cache.glob("*.prep"))) == 5
 
 
@@ -89,6 +102,7 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     cache = tmp_path / "cache"
     first = _prep(data, cache)
     expected = _results(first)
+    prep_cache.wait_for_writes()
     (path,) = cache.glob("*.prep")
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -116,6 +130,7 @@ def test_session_indicators_are_cached_beside_the_preparation(
     expected = [(cold.evaluate(p).to_dict(), cold.trades(p).records) for p in params]
     first = mid()
     assert [(first.evaluate(p).to_dict(), first.trades(p).records) for p in params] == expected
+    prep_cache.wait_for_writes()
     stored = sorted(cache.glob("*.ind-*"))
     assert len(stored) >= 3  # vwap, adx, and one set of bands per BOLLINGER_STD
     written = [p.stat().st_mtime_ns for p in stored]
@@ -130,3 +145,28 @@ def test_session_indicators_are_cached_beside_the_preparation(
     again = mid()
     assert [(again.evaluate(p).to_dict(), again.trades(p).records) for p in params] == expected
     assert "session indicator cache" in capsys.readouterr().err
+
+
+def test_the_preparation_is_written_by_a_forked_writer_while_the_study_goes_on(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    first = _prep(data, cache)
+    (path,) = prep_cache._writers  # handed over: not written by this process
+    assert path.parent == cache and prep_cache._writers[path].pid != os.getpid()
+    # a study's forked worker has no writer of its own to wait for (it could not join its parent's child)
+    ctx = multiprocessing.get_context("fork")
+    held = ctx.SimpleQueue()
+    worker = ctx.Process(target=lambda: held.put(len(prep_cache._writers)))
+    worker.start()
+    worker.join()
+    assert held.get() == 0 and len(prep_cache._writers) == 1
+    prep_cache.wait_for_writes()
+    assert not prep_cache._writers and path.is_file()
+    # a cache that cannot be written costs only time: the writer says so, the preparation is used all the same
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    again = _prep(data, blocked)
+    assert again.cache_status == "built" and _results(again) == _results(first)
+    prep_cache.wait_for_writes()
+    assert f"note: study preparation not cached in {blocked}" in capfd.readouterr().err

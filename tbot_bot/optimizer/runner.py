@@ -24,6 +24,7 @@ from tbot_bot.backtest.chart_worker import ChartWorker
 from tbot_bot.config.env_bot import trading_values
 from tbot_bot.config.settings_bot import load_settings
 from tbot_bot.errors import ConfigError
+from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer import results as results_mod
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
 from tbot_bot.optimizer.metrics import OBJECTIVES
@@ -232,7 +233,9 @@ def run_optimizer(
 
 
 def finish_charts(result: RunResult) -> RunResult:
-    """Wait for the charts and report.html; a drawing failure becomes a note (report.html says it too)."""
+    """Wait for the charts and report.html, and for the preparation's cache file (written in the background
+    while the study ran); a drawing failure becomes a note (report.html says it too)."""
+    prep_cache.wait_for_writes()
     if result.charts is None:
         return result
     drawn, missing = finish_outputs(result.out_dir, result.summary, result.charts)
