@@ -185,6 +185,36 @@ def test_sequence_must_not_repeat() -> None:
     assert any("repeats" in p for p in _errors(with_values(template_text(), STRATEGY_SEQUENCE="open,open")))
 
 
+def test_sequence_must_follow_the_windows_start_times() -> None:
+    """The day is flattened and booked after the sequence's last window: listed out of the order the windows start,
+    CLOSE would trade after the day was booked (the supervisor takes the sequence's last as the day's end)."""
+    problems = _errors(with_values(template_text(), STRATEGY_SEQUENCE="close,open,mid"))
+    assert any(
+        "STRATEGY_SEQUENCE=close,open,mid does not list the windows in the order they start (open 09:30, mid 10:30, "
+        "close 14:30, WINDOW_TIMEZONE time)"
+        in p
+        and p.endswith("so list them as open,mid,close")
+        for p in problems
+    ), problems
+    # the order is the start times', whatever the names: a MID window moved after CLOSE is listed last
+    assert make_settings(START_TIME_MID="15:00", STRATEGY_SEQUENCE="open,close,mid").STRATEGY_SEQUENCE == (
+        "open",
+        "close",
+        "mid",
+    )
+    assert any(
+        "so list them as open,close,mid" in p
+        for p in _errors(with_values(template_text(), START_TIME_MID="15:00"))
+    )
+    # only the windows that run are judged: a disabled CLOSE listed first is no contradiction
+    assert (
+        make_settings(STRATEGY_SEQUENCE="close,open,mid", STRAT_CLOSE_ENABLED="false").STRATEGY_SEQUENCE[0]
+        == "close"
+    )
+    same = _errors(with_values(template_text(), START_TIME_MID="09:30"))
+    assert any("START_TIME_OPEN and START_TIME_MID are both 09:30" in p for p in same), same
+
+
 def test_enable_logging_must_be_true() -> None:
     assert any(
         "ENABLE_LOGGING must be true" in p

@@ -228,7 +228,9 @@ def test_cron_triggers_fire_at_configured_exchange_times_on_trading_days() -> No
         datetime(2011, 3, 11, 15, 45, tzinfo=UTC),
         datetime(2011, 3, 14, 14, 45, tzinfo=UTC),
     ]
-    utc = make_settings(START_TIME_MID="15:45", WINDOW_TIMEZONE="UTC", TRADING_DAYS="mon")
+    utc = make_settings(
+        START_TIME_MID="15:45", WINDOW_TIMEZONE="UTC", TRADING_DAYS="mon", STRATEGY_SEQUENCE="mid"
+    )
     assert next_fire_times(utc, "mid", datetime(2011, 3, 11, tzinfo=UTC), 1)[0].astimezone(UTC) == datetime(
         2011, 3, 14, 15, 45, tzinfo=UTC
     )

@@ -57,7 +57,13 @@ def test_close_window_keeps_its_new_york_time_and_its_full_monitoring_in_summer(
 
 def test_utc_window_timezone_reproduces_the_old_clock() -> None:
     """WINDOW_TIMEZONE=UTC: 14:30Z is 10:30 New York in summer, and CLOSE at 19:30Z is cut by the 20:00Z close."""
-    s = make_settings(WINDOW_TIMEZONE="UTC", START_TIME_OPEN="14:30", START_TIME_CLOSE="19:30")
+    # MID (10:30Z) is left out of the sequence: it would start before OPEN
+    s = make_settings(
+        WINDOW_TIMEZONE="UTC",
+        START_TIME_OPEN="14:30",
+        START_TIME_CLOSE="19:30",
+        STRATEGY_SEQUENCE="open,close",
+    )
     w = window_for("open", date(2011, 3, 14), s)
     assert w.fits and w.start == at("2011-03-14", "14:30")
     assert w.start.astimezone(NY).strftime("%H:%M") == "10:30"
@@ -69,7 +75,7 @@ def test_utc_window_timezone_reproduces_the_old_clock() -> None:
 
 def test_an_iana_window_timezone_is_read_as_that_zone() -> None:
     # 15:30 in London on 2011-01-04 (GMT) = 15:30Z = 10:30 New York
-    s = make_settings(WINDOW_TIMEZONE="Europe/London", START_TIME_MID="15:30")
+    s = make_settings(WINDOW_TIMEZONE="Europe/London", START_TIME_MID="15:30", STRATEGY_SEQUENCE="mid")
     assert window_for("mid", date(2011, 1, 4), s).start == at("2011-01-04", "15:30")
 
 

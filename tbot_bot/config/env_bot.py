@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import math
 import re
 import unicodedata
@@ -624,6 +625,32 @@ def rule_sequence_unique(s: BotSettings) -> str | None:
     return None
 
 
+def rule_sequence_follows_the_day(s: BotSettings) -> str | None:
+    """The windows that run start in STRATEGY_SEQUENCE order: the supervisor flattens and books the day after
+    the sequence's last window, so a later window listed earlier would trade after the day was booked."""
+    from tbot_bot.strategy.strategy_router import route
+
+    run = route(s).run
+    if len(set(run)) != len(run):
+        return None  # rule_sequence_unique names it
+    starts = {name: getattr(s, f"START_TIME_{name.upper()}") for name in run}
+    by_time = sorted(run, key=lambda name: starts[name])
+    for first, second in itertools.pairwise(by_time):
+        if starts[first] == starts[second]:
+            return (
+                f"START_TIME_{first.upper()} and START_TIME_{second.upper()} are both {starts[first]:%H:%M}: "
+                "two windows that run cannot start together (which one the day ends with would be chance)"
+            )
+    if list(run) != by_time:
+        times = ", ".join(f"{name} {starts[name]:%H:%M}" for name in by_time)
+        return (
+            f"STRATEGY_SEQUENCE={','.join(s.STRATEGY_SEQUENCE)} does not list the windows in the order they "
+            f"start ({times}, WINDOW_TIMEZONE time): the day is flattened and booked after the sequence's last "
+            f"window, so list them as {','.join(by_time)}"
+        )
+    return None
+
+
 def rule_logging_enabled(s: BotSettings) -> str | None:
     if not s.ENABLE_LOGGING:
         return "ENABLE_LOGGING must be true: strategy logs and trade history are required audit artifacts"
@@ -674,6 +701,7 @@ CROSS_KEY_RULES = (
     rule_one_broker_enabled,
     rule_short_types_supported,
     rule_sequence_unique,
+    rule_sequence_follows_the_day,
     rule_logging_enabled,
     rule_windows_fit_the_day,
     rule_rebalance_thresholds_agree,
