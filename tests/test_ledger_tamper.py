@@ -263,3 +263,20 @@ def test_ledger_float_does_not_show_the_float_of_a_float_ledger_that_fails_verif
     assert main(["ledger", "float", "--home", str(provisioned_home)]) == 1
     out = capsys.readouterr().out
     assert "fails verification, so its float is not shown" in out and " USD" not in out.splitlines()[0]
+    # nor does any command that sizes by it: a backtest or a study of the home's float, a rebalance check
+    for command in (
+        ["backtest", "--strategy", "open", "--start", "2011-01-04", "--end", "2011-01-05", "--no-plots"],
+        ["optimize", "run", "--strategy", "open", "--start", "2011-01-04", "--end", "2011-03-31"],
+        ["rebalance", "check"],
+    ):
+        assert main([*command, "--home", str(provisioned_home)]) != 0, command
+        err = capsys.readouterr().err
+        assert f"{binding.float_ledger_path.name} fails verification, so its float is not used" in err, (
+            command
+        )
+        assert f"run `tbot ledger verify --home {provisioned_home}`" in err
+        assert "Traceback" not in err
+    # a backtest may still be given its float
+    out_dir = provisioned_home / "bt"
+    argv = ["backtest", "--strategy", "open", "--start", "2011-01-04", "--end", "2011-01-05", "--no-plots"]
+    assert main([*argv, "--float", "25000", "--out", str(out_dir), "--home", str(provisioned_home)]) == 0

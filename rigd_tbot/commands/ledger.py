@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.accounting.coa import coa_matches
-    from tbot_bot.accounting.float_ledger import broker_current_float
+    from tbot_bot.accounting.float_ledger import UnverifiedFloat, verified_float
     from tbot_bot.accounting.ledger_anchor import AnchorStore
     from tbot_bot.accounting.ledger_verify import verify_ledger
 
@@ -70,15 +70,14 @@ def run(args: argparse.Namespace) -> int:
     binding = load_binding(home, check_files=False)
     if args.ledger_action == "float":
         # a figure read from a float ledger that fails verification is no figure: named, as `verify` names it
-        problems = verify_ledger(
-            binding.float_ledger_path, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir
-        )
-        if problems:
+        try:
+            amount = verified_float(home, binding)
+        except UnverifiedFloat as exc:
             print(f"FAILED: {binding.float_ledger_path.name} fails verification, so its float is not shown:")
-            for problem in problems:
+            for problem in exc.problems:
                 print(f"  - {problem}")
             return 1
-        print(f"{broker_current_float(binding.float_ledger_path)} {binding.currency_code}")
+        print(f"{amount} {binding.currency_code}")
         print(_float_usage(home))
         return 0
     if args.ledger_action == "close":

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return _print_state(read_state(home))
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.accounting.acct_client import AccountingClient
-    from tbot_bot.accounting.float_ledger import broker_current_float
+    from tbot_bot.accounting.float_ledger import verified_float
     from tbot_bot.config.retry import RetryPolicy
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         settings,
         home,
         binding,
-        session_float=broker_current_float(binding.float_ledger_path),
+        session_float=verified_float(home, binding),
         equity=_equity(settings, home),
         client=client,
         log_dir=home.logs_dir(binding.scope),

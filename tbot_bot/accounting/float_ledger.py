@@ -10,11 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
+
+if TYPE_CHECKING:
+    from tbot_bot.accounting.accounting_config import LedgerBinding
+    from tbot_bot.support.path_resolver import BotHome
 
 FLOAT_INJECTION = "1010"
 FLOAT_RETURNED = "1020"
@@ -65,3 +70,28 @@ def broker_current_float(path: Path) -> Decimal:
             (CAPITAL_FLOAT,),
         ).fetchone()
     return from_minor(int(row[0]))
+
+
+class UnverifiedFloat(LedgerError):
+    """The float ledger fails `tbot ledger verify`: its balance is no figure to size or show from."""
+
+    def __init__(self, path: Path, problems: list[str], home: BotHome) -> None:
+        self.problems = problems
+        super().__init__(
+            f"{path.name} fails verification, so its float is not used:\n  - " + "\n  - ".join(problems)
+            + f"\nrun `tbot ledger verify --home {home.root}`"
+        )  # fmt: skip
+
+
+def verified_float(home: BotHome, binding: LedgerBinding) -> Decimal:
+    """The float of a home, read only from a float ledger that passes the verification `tbot check` and
+    `tbot start` apply (rows, balances, hash links and its anchored head); UnverifiedFloat naming what fails.
+    What the backtest, the optimizer, `tbot rebalance` and `tbot ledger float` read."""
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+    from tbot_bot.accounting.ledger_verify import verify_ledger
+
+    path = binding.float_ledger_path
+    problems = verify_ledger(path, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir)
+    if problems:
+        raise UnverifiedFloat(path, problems, home)
+    return broker_current_float(path)

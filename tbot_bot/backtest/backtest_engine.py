@@ -570,17 +570,20 @@ def backtest_float(given: str | None, home: BotHome) -> Decimal:
         if not value.is_finite() or not 0 < value <= FLOAT_MAX:
             raise refusal
         return value
+    from tbot_bot.accounting.accounting_config import load_binding
+
     try:
-        from tbot_bot.accounting.accounting_config import load_binding
-
-        binding = load_binding(
-            home
-        )  # before the ledger's import (SQLAlchemy): a research home often has none
-        from tbot_bot.accounting.float_ledger import broker_current_float
-
-        amount = broker_current_float(binding.float_ledger_path)
+        # before the ledger's import (SQLAlchemy): a research home often has none
+        binding = load_binding(home)
     except (TbotError, OSError):
         return DEFAULT_FLOAT  # no provisioned home here: the documented default
+    from tbot_bot.accounting.float_ledger import UnverifiedFloat, verified_float
+
+    try:
+        # the float check and start would refuse is no float to size a study by
+        amount = verified_float(home, binding)
+    except UnverifiedFloat as exc:
+        raise UsageError(f"{exc}\nor give the float to test with: --float N") from None
     return amount if amount > 0 else DEFAULT_FLOAT
 
 
