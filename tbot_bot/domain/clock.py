@@ -42,6 +42,11 @@ class ReplayClock:
     def now(self) -> datetime:
         return self._now
 
+    @property
+    def speed(self) -> float | None:
+        """Replay seconds per wall second (None: as fast as possible)."""
+        return self._speed
+
     def advance_to(self, when: datetime) -> None:
         if when < self._now:
             raise ValueError(f"replay clock cannot go back from {self._now} to {when}")

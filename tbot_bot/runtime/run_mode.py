@@ -89,8 +89,18 @@ class ReplayMode(RunMode):
         self.replay_clock = clock
 
     def wait(self, t: datetime) -> bool:
-        if t > self.replay_clock.now():
-            self.replay_clock.advance_to(t)
+        # --speed N: waited in steps of one wall second, so a SIGTERM, a Stop and the watchdog's beat are served
+        # between them as a live wait serves them (one step to the next window took up to hours of wall time)
+        speed = self.replay_clock.speed
+        if not speed:
+            if t > self.replay_clock.now():
+                self.replay_clock.advance_to(t)
+        else:
+            while (now := self.replay_clock.now()) < t:
+                if self.stop_requested():
+                    return False
+                self.replay_clock.advance_to(min(t, now + timedelta(seconds=speed)))
+                self._beat()
         self._beat()
         return not self.stop_requested()
 
