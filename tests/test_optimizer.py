@@ -253,6 +253,12 @@ def test_reject_and_stale_proposal(
     out = capsys.readouterr().out
     assert "(0 evaluated by this worker)" in out and "proposal a1 was already rejected by cli:" in out
     assert json.loads((home / "env_bot.versioned" / "proposals" / "a1.json").read_text()) == p
+    # a study made before studies recorded their evidence (its trials scored by older rules) is not joined
+    (db,) = home.rglob("a1/study.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM study_user_attributes WHERE key = 'evidence_fingerprint'")
+    assert tbot(run_args(home, space_file, planted, "--study", "a1")) == 2
+    assert "study a1.fold1 was made by an earlier version that did not record" in capsys.readouterr().err
 
     # a run on another configuration (--env-file) files evidence for that one: approve names what differs
     other = tmp_path / "other.env_bot"

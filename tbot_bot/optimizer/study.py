@@ -245,6 +245,13 @@ def suggest(trial: optuna.Trial, p: Param, grid: bool) -> Any:
     return trial.suggest_categorical(p.key, values)
 
 
+def _finished(study: optuna.Study) -> bool:
+    """Whether any trial of the study has ended (a grid's queued points are not trials run)."""
+    return bool(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+    )
+
+
 def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create (and, for grid search, fill the queue of) a fold's study, or join it when it exists."""
     name = cfg.fold_study_name(fold)
@@ -258,7 +265,17 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
         study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(cfg))
         created = False
     recorded = study.user_attrs.get(FINGERPRINT_ATTR)
-    if created and cfg.fingerprint:
+    if not created and not recorded and cfg.fingerprint and _finished(study):
+        # made before studies recorded their evidence (and before calmar was the backtest's Calmar ratio): its
+        # trials cannot be checked against this run's settings, and their values may be scored otherwise
+        raise ConfigError(
+            f"study {name} was made by an earlier version that did not record the settings and data its trials "
+            "ran on (and scored calmar otherwise): its trials cannot be counted as evidence for this run. Run "
+            "under another --study name (or none) for a new study",
+            source="tbot optimize run",
+        )
+    if (created or not recorded) and cfg.fingerprint:
+        # a worker joining a study its creator has not stamped yet stamps it alike (the same run)
         study.set_user_attr(FINGERPRINT_ATTR, cfg.fingerprint)
     elif recorded and cfg.fingerprint and recorded != cfg.fingerprint:
         # a --study name (or another machine) joined with other settings or bars: its trials would be mixed
