@@ -3,6 +3,7 @@ fundamentals guard, spread limit, kill switch, defense mode carried to the next 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,46 @@ def test_the_days_rules_book_the_same_in_a_backtest_as_in_the_replays(
         assert "halted" in codes  # the kill switch stopped a later window's entries
         switches = list(home.root.glob("output/*/logs/disaster_mode.log"))[0].read_text().splitlines()
         assert len(switches) >= 2  # the replays switched defense mode on: the backtest sized by it too
+
+
+class _RefusesOneEntry:
+    """The broker refuses one order by its client_order_id (e.g. a symbol it cannot trade today)."""
+
+    def __init__(self, inner: object, refused: str) -> None:
+        self._inner, self._refused = inner, refused
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        from tbot_bot.errors import BrokerError
+
+        if request.client_order_id == self._refused:
+            raise BrokerError("symbol not tradable today (test)", code="rejected")
+        return self._inner.submit_order(request)  # type: ignore[attr-defined]
+
+
+def _mid_events(home: Path, event: str) -> list[dict[str, object]]:
+    (log,) = home.glob("output/*/logs/mid.log")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    return [r for r in rows if r["event"] == event]
+
+
+def test_an_entry_the_broker_refused_gives_its_slot_back(tmp_path: Path) -> None:
+    """The demo day's MID enters SH at 15:46 and then denies SYN2 at 15:48: the session cap is committed. When
+    the broker refuses the SH order, nothing traded: the cap it held goes back, and SYN2 is entered (a restart
+    already counted a refused entry so; the backtest gives back an entry it cannot fill)."""
+    from rigd_tbot.commands.demo import DEMO_DAY
+
+    plain = provision_demo_home(tmp_path / "plain")
+    assert Supervisor(plain, replay_day=DEMO_DAY).run() == 0
+    denied = [r for r in _mid_events(plain.root, "signal_denied") if r["ticker"] == "SYN2"]
+    assert denied and "risk:session_cap_used" in str(denied[0]["detail"])
+
+    home = provision_demo_home(tmp_path / "refused")
+    refused = "TB01-20110125-mid-SH-1"
+    wrap = lambda b: _RefusesOneEntry(b, refused)  # noqa: E731
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0  # type: ignore[arg-type]
+    orders = {str(r["ticker"]): json.loads(str(r["detail"])) for r in _mid_events(home.root, "entry_order")}
+    assert orders["SH"]["status"] == "rejected" and orders["SH"]["client_order_id"] == refused
+    assert orders["SYN2"]["status"] == "filled"

@@ -227,7 +227,7 @@ def test_window_usage_limits_later_batches() -> None:
     assert sized(first)[0].notional == D("200.00")  # alone it takes 100%
     second = rm.size_signals("open", [cand("B", 1)], 1)
     assert isinstance(second[0], Denied) and second[0].code is DenialCode.SESSION_CAP_USED
-    rm.release("open", sized(first)[0])  # the broker rejected A: its slot and notional come back
+    rm.release("open", sized(first)[0].notional)  # the broker rejected A: its slot and notional come back
     assert sized(rm.size_signals("open", [cand("B", 1)], 0))[0].notional == D("200.00")
     rm.start_window("mid")
     assert sized(rm.size_signals("mid", [cand("C", 1)], 1))

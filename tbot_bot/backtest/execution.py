@@ -370,7 +370,7 @@ def execute_day(
             day_state.record(d.ticker, strategy)
             fill = _fill(row, d, choice.side, choice.tag, strategy, market, slippage, schedule)
             if fill is None:
-                day_state.risk.release(strategy, d)
+                day_state.risk.release(strategy, d.notional)
                 skips.append(
                     Skip(
                         row.session,

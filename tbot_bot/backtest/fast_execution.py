@@ -243,7 +243,7 @@ def _day(
             state.record(d.ticker, strategy)
             fill = _fill(row, d, choice.side, choice.tag, strategy, market, slippage, fees)
             if fill is None:
-                state.risk.release(strategy, d)
+                state.risk.release(strategy, d.notional)
                 continue
             taken += 1
             committed += d.notional

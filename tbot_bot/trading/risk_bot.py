@@ -441,11 +441,13 @@ class RiskManager:
             ]
         return decisions
 
-    def release(self, strategy: str, sized: Sized) -> None:
-        """Give back a slot and its notional when the broker rejected or cancelled the order unfilled."""
+    def release(self, strategy: str, notional: Decimal) -> None:
+        """Give back a slot and its notional for an entry that never traded: the broker rejected it (live), or
+        the backtest found no bar to fill it at. A restart counts the journal's entries the same way
+        (DayContext.restore_risk_usage leaves rejected ones out)."""
         usage = self._usage.setdefault(strategy, _WindowUsage())
         usage.trades_taken = max(0, usage.trades_taken - 1)
-        usage.committed = max(Decimal(0), usage.committed - sized.notional)
+        usage.committed = max(Decimal(0), usage.committed - notional)
 
     def self_check(self) -> CheckResult:
         """Float present, weights consistent with MAX_TRADES, defense-mode values usable, not halted."""
