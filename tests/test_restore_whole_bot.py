@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -609,6 +610,88 @@ def test_trades_follow_a_corrected_correction_and_an_entry_is_not_reversed_from_
     assert main([*base, "--fitid", f"{exit_['fitid']}-COR", "--reverse"]) == 0
     assert main([*base, "--fitid", entry["fitid"], "--reverse"]) == 0
     assert not [t for t in read_trades(ledger) if t.client_order_id == entry["client_order_id"]]
+
+
+def _net(ledger: Path, account: str) -> Decimal:
+    (row,) = _rows(
+        ledger,
+        "SELECT coalesce(sum(debit) - sum(credit), 0) AS n FROM splits WHERE account_code = ?",
+        account,
+    )
+    return Decimal(row["n"]) / 10000
+
+
+def test_an_entry_corrected_after_its_exit_moves_the_trades_pnl_and_leaves_no_position(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An entry corrected by amount moved the position's cost (1110) and nothing else: with the position closed,
+    1110 kept the difference as a phantom holding and the trade's PnL stayed. The exit is now corrected with it,
+    in the same batch: its cost leg follows, its gain leg takes the difference, the trade's PnL with it."""
+    home = str(copied.root)
+    binding = load_binding(copied)
+    ledger = binding.ledger_path
+    base = ["ledger", "correct", "--home", home, "--yes", "--reason", "broker statement"]
+    buys = _rows(ledger, "SELECT * FROM transactions WHERE trntype = 'BUY' ORDER BY id")
+    entry, other = buys[0], buys[1]
+    (exit_,) = _rows(
+        ledger, "SELECT * FROM transactions WHERE trntype = 'SELL' AND ticker = ? AND strategy = ? AND id > ? "
+        "ORDER BY id LIMIT 1", entry["ticker"], entry["strategy"], entry["id"],
+    )  # fmt: skip
+    (paid,) = _rows(
+        ledger, "SELECT credit FROM splits WHERE transaction_id = ? AND account_code = '1030'", entry["id"]
+    )
+    trade = {t.client_order_id: t for t in read_trades(ledger)}
+    before = trade[entry["client_order_id"]]
+    held, cash, gains = _net(ledger, "1110"), _net(ledger, "1030"), _net(ledger, "4010")
+    # what the dashboard shows before its confirmation names the exit too
+    from tbot_bot.accounting.ledger_correction import plan_correction, plan_text
+
+    planned = plan_correction(
+        ledger, entry["fitid"], reason="r", user="u", source="dashboard", amount=Decimal(1)
+    )
+    assert f"; and its exit {exit_['fitid']}: reverse " in plan_text(planned)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                *base,
+                "--fitid",
+                entry["fitid"],
+                "--amount",
+                str(Decimal(paid["credit"]) / 10000 + Decimal("2.5")),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"its exit {exit_['fitid']}" in out and f"post {exit_['fitid']}-COR:" in out
+    # no phantom holding; the cash paid and the realised gain moved by the difference, the trade's PnL with them
+    assert _net(ledger, "1110") == held
+    assert _net(ledger, "1030") == cash - Decimal("2.5") and _net(ledger, "4010") == gains + Decimal("2.5")
+    after = {t.client_order_id: t for t in read_trades(ledger)}[entry["client_order_id"]]
+    assert before.pnl is not None and after.pnl == before.pnl - Decimal("2.5")
+    assert after.entry_price == before.entry_price and after.exit_price == before.exit_price
+    assert f"{entry['fitid']} -> {entry['fitid']}-COR" in str(after.correction)
+    assert f"{exit_['fitid']} -> {exit_['fitid']}-COR" in str(after.correction)
+    # a position leg moved to another account is closed on that account, with no gain moved
+    assert main([*base, "--fitid", other["fitid"], "--account", "1120"]) == 0
+    assert (
+        _net(ledger, "1120") == 0
+        and _net(ledger, "1110") == held
+        and _net(ledger, "4010") == gains + Decimal("2.5")
+    )
+    assert main(["ledger", "verify", "--home", home]) == 0
+    # the statement an accountant imports holds no position either, and its gains are the books'
+    from ofxtools.Parser import OFXTree
+
+    out_file = copied.root / "all.ofx"
+    assert main(["ofx", "export", "--home", home, "--all", "--out", str(out_file)]) == 0
+    tree = OFXTree()
+    tree.parse(str(out_file))
+    stmt = tree.convert().invstmtmsgsrsv1[0].invstmtrs
+    assert [p.invpos.secid.uniqueid for p in (stmt.invposlist or [])] == []
+    sold = [tx.invsell for tx in stmt.invtranlist if getattr(tx, "invsell", None) is not None]
+    assert sum((tx.gain or Decimal(0) for tx in sold), Decimal(0)) == -_net(ledger, "4010")
 
 
 def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(

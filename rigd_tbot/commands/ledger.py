@@ -185,7 +185,12 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
 def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
 
     from tbot_bot.accounting.accounting_api import build_reversal
-    from tbot_bot.accounting.ledger_correction import parse_amount, plan_correction, post_correction
+    from tbot_bot.accounting.ledger_correction import (
+        legs_text,
+        parse_amount,
+        plan_correction,
+        post_correction,
+    )
     from tbot_bot.config.settings_bot import load_settings
 
     amount = None if args.amount is None else parse_amount(args.amount)
@@ -195,23 +200,21 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
         binding.ledger_path, args.fitid, reason=args.reason, user=user, source="tbot ledger correct",
         amount=amount, account=args.account, from_account=args.from_account,
     )  # fmt: skip
-    reversal = build_reversal(binding.ledger_path, plan.fitid, reason=plan.reason, posted_at=plan.posted_at)
-
-    def legs(splits) -> str:  # type: ignore[no-untyped-def]
-        return ", ".join(
-            f"{'Dr' if s.debit else 'Cr'} {s.account_code} {s.debit or s.credit}" for s in splits
-        )
-
-    print(
-        f"correcting {plan.fitid} (dated {plan.original_date:%Y-%m-%d %H:%M:%S} UTC): {legs(plan.original_splits)}"
-    )
-    if plan.closed_period:
+    for p in (plan, plan.follows):
+        if p is None:
+            continue
+        reversal = build_reversal(binding.ledger_path, p.fitid, reason=p.reason, posted_at=p.posted_at)
+        what = "correcting" if p is plan else "and, so the position's accounts close at zero, its exit"
         print(
-            f"  period {plan.closed_period} is closed: the correction is dated {plan.posted_at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{what} {p.fitid} (dated {p.original_date:%Y-%m-%d %H:%M:%S} UTC): {legs_text(p.original_splits)}"
         )
-    print(f"  post {reversal.fitid}: {legs(reversal.splits)}")
-    if plan.replacement is not None:
-        print(f"  post {plan.replacement.fitid}: {legs(plan.replacement.splits)}")
+        if p.closed_period:
+            print(
+                f"  period {p.closed_period} is closed: the correction is dated {p.posted_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        print(f"  post {reversal.fitid}: {legs_text(reversal.splits)}")
+        if p.replacement is not None:
+            print(f"  post {p.replacement.fitid}: {legs_text(p.replacement.splits)}")
     print(f"  reason: {plan.reason}")
     if not args.yes:
         if not sys.stdin.isatty():

@@ -326,15 +326,19 @@ class LedgerWriter:
         posted_at: datetime,
         replacement: LedgerEntry | None = None,
         actor: str = "tbot",
+        also: Sequence[tuple[str, str, datetime, LedgerEntry | None]] = (),
     ) -> IngestResult:
-        """Reverse a posted entry with a new flagged entry (audit memo on 9320), optionally posting a replacement."""
+        """Reverse a posted entry with a new flagged entry (audit memo on 9320), optionally posting a replacement.
+        `also`: more (fitid, reason, posted_at, replacement) corrected in the same batch, all or none (the exit
+        corrected with the entry whose position it closed)."""
         if not reason.strip():
             raise LedgerError("a correction needs a reason")
-        reversal = build_reversal(self.ledger_path, fitid, reason=reason, posted_at=posted_at)
-        batch = [reversal]
-        if replacement is not None:
-            memo = f"9320 Manual Adjustments: replaces {fitid}: {reason}"
-            batch.append(replace(replacement, is_correction=True, correction_of=fitid, memo=memo))
+        batch: list[LedgerEntry] = []
+        for target, why, at, new in ((fitid, reason, posted_at, replacement), *also):
+            batch.append(build_reversal(self.ledger_path, target, reason=why, posted_at=at))
+            if new is not None:
+                memo = f"9320 Manual Adjustments: replaces {target}: {why}"
+                batch.append(replace(new, is_correction=True, correction_of=target, memo=memo))
         result = self.ingest(batch, actor=actor)
         if result.conflicting_fitids:
             # another correction of the same entry was posted between planning and writing (two operators at

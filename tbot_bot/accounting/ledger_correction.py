@@ -7,6 +7,9 @@ audit rows (actor = user via source) in the same chained, anchored batch (Ledger
 - `--amount A`: the Broker Cash (1030) leg becomes A; in a two-leg entry the other leg follows, in an entry with a
   gain/loss leg (4xxx) that leg absorbs the difference and the realised PnL follows it.
 - `--account N`: the entry's one non-cash leg (or the leg on `--from-account M`) moves to account N.
+- The entry of a round trip whose exit stands: the exit is corrected with it, in the same batch, so the position's
+  account is back at zero once the position is closed. A new cost moves the exit's gain (and the trade's PnL) by
+  the difference; a position leg moved to another account is closed on that account.
 Dates are the data's: a correction is dated at the original's time; when that period is closed it is dated at
 the first instant after the lock, its memo naming the original date (as fee booking does).
 """
@@ -20,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
@@ -40,6 +44,8 @@ class CorrectionPlan:
     reason: str  # as posted: the accountant's reason, who, how, and the original date when moved
     replacement: LedgerEntry | None  # None: a plain reversal
     original_splits: tuple[LedgerSplit, ...]
+    # the exit corrected with an entry whose round trip it closed (posted in the same batch), else None
+    follows: CorrectionPlan | None = None
 
 
 def _dt(text: str) -> datetime:
@@ -60,24 +66,42 @@ def _leg(code: str, signed: Decimal, memo: str | None) -> LedgerSplit:
     return LedgerSplit(code, credit=-signed, memo=memo)
 
 
-def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
-    """Reversing the entry of a round trip whose exit stands would leave the exit's gain in the books with no
-    trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
+def _standing_exit(conn: sqlite3.Connection, entry: sqlite3.Row) -> sqlite3.Row | None:
+    """The exit that closed the round trip `entry` opened, as the books hold it now: the exit or the replacement of
+    one (an exit corrected by amount is still the exit), not reversed; None while the position is open."""
     kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
-    exit_ = conn.execute(
-        # an exit or a replacement of one (an exit corrected by amount is still the exit), not reversed
-        "SELECT fitid FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND trntype != 'CORRECTION' "
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND trntype != 'CORRECTION' "
         f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? AND fitid NOT IN "
         "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION' AND correction_of IS NOT NULL) "
         "ORDER BY id LIMIT 1",
         (entry["strategy"], entry["ticker"], entry["id"], entry["dtposted"][:10]),
     ).fetchone()
+    return row
+
+
+def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
+    """Reversing the entry of a round trip whose exit stands would leave the exit's gain in the books with no
+    trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
+    exit_ = _standing_exit(conn, entry)
     if exit_ is not None:
         raise UsageError(
             f"cannot reverse {entry['fitid']!r} alone: it opened a position that {exit_['fitid']!r} closed, whose "
             "gain would stay in the books with no trade in any report; reverse the exit first (then this entry), "
             "or correct this entry's amount with --amount"
         )
+
+
+def _splits_of(conn: sqlite3.Connection, transaction_id: int) -> list[LedgerSplit]:
+    return [
+        LedgerSplit(
+            str(s["account_code"]),
+            debit=from_minor(s["debit"]),
+            credit=from_minor(s["credit"]),
+            memo=s["memo"],
+        )
+        for s in conn.execute("SELECT * FROM splits WHERE transaction_id = ? ORDER BY id", (transaction_id,))
+    ]
 
 
 def _load(conn: sqlite3.Connection, fitid: str, ledger: Path) -> tuple[sqlite3.Row, list[LedgerSplit]]:
@@ -92,15 +116,7 @@ def _load(conn: sqlite3.Connection, fitid: str, ledger: Path) -> tuple[sqlite3.R
             f"cannot correct {fitid!r}: it is a {row['trntype']} entry; correct the entry it "
             f"{'reverses (' + str(row['correction_of']) + ')' if row['trntype'] == 'CORRECTION' else 'closes'} instead"
         )
-    splits = [
-        LedgerSplit(
-            str(s["account_code"]),
-            debit=from_minor(s["debit"]),
-            credit=from_minor(s["credit"]),
-            memo=s["memo"],
-        )
-        for s in conn.execute("SELECT * FROM splits WHERE transaction_id = ? ORDER BY id", (row["id"],))
-    ]
+    splits = _splits_of(conn, row["id"])
     return row, splits
 
 
@@ -160,6 +176,22 @@ def _new_splits(
     return legs, pnl_change
 
 
+def legs_text(splits: tuple[LedgerSplit, ...] | list[LedgerSplit]) -> str:
+    """Legs as people read a plan: `Dr 1110 1000.0000, Cr 1030 1000.0000`."""
+    return ", ".join(f"{'Dr' if s.debit else 'Cr'} {s.account_code} {s.debit or s.credit}" for s in splits)
+
+
+def plan_text(plan: CorrectionPlan) -> str:
+    """A plan in one line (the dashboard's confirmation and activity log): what is reversed and posted, the exit
+    corrected with its entry included."""
+    parts = []
+    for p in (plan, plan.follows):
+        if p is not None:
+            post = f"; post {p.replacement.fitid}: {legs_text(p.replacement.splits)}" if p.replacement else ""
+            parts.append(f"{p.fitid}: reverse {legs_text(p.original_splits)}{post}")
+    return "; and its exit ".join(parts)
+
+
 def parse_amount(text: str) -> Decimal:
     """An amount as a person types it (ASCII digits, a point, a sign, an exponent: Decimal alone would also read
     "１２" and "1_000"); its range is plan_correction's to check."""
@@ -198,44 +230,132 @@ def plan_correction(
         row, splits = _load(conn, fitid, ledger)
         if amount is None and account is None and row["trntype"] in ENTRY_TYPES:
             _refuse_orphaning(conn, row)
-        original_date = _dt(row["dtposted"])
         lock = closed_through(conn)
-        cor_fitid, n = f"{fitid}-COR", 1
-        while conn.execute("SELECT 1 FROM transactions WHERE fitid = ?", (cor_fitid,)).fetchone():
-            n += 1
-            cor_fitid = f"{fitid}-COR{n}"
+        cor_fitid = _next_cor_fitid(conn, fitid)
+        exit_ = _standing_exit(conn, row) if row["trntype"] in ENTRY_TYPES else None
+        exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
+        exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
+    how = f"by {user} via {source}"
+    original_date, posted_at, closed, text = _dating(row, lock, reason.strip(), how)
+    if amount is None and account is None:
+        return CorrectionPlan(fitid, original_date, posted_at, closed, text, None, tuple(splits))
+    legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
+    exit_price = None
+    size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
+    if amount is not None and size and row["trntype"] in EXIT_TYPES:
+        # an exit's Broker Cash leg is its proceeds and its gain leg absorbs the change: the corrected amount is
+        # at a corrected price, so the history and the OFX statement show the price the amount was at. An
+        # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain
+        exit_price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
+    replacement = _replacement(row, cor_fitid, posted_at, legs, pnl_change, exit_price)
+    follows = None
+    if exit_ is not None:
+        follows = _follow_exit(exit_, exit_splits, exit_cor, splits, legs, fitid, lock, reason.strip(), how)
+    return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows)
+
+
+def _next_cor_fitid(conn: sqlite3.Connection, fitid: str) -> str:
+    """`F-COR`, or `F-COR2`... when an earlier correction of F was itself reversed."""
+    cor_fitid, n = f"{fitid}-COR", 1
+    while conn.execute("SELECT 1 FROM transactions WHERE fitid = ?", (cor_fitid,)).fetchone():
+        n += 1
+        cor_fitid = f"{fitid}-COR{n}"
+    return cor_fitid
+
+
+def _dating(
+    row: sqlite3.Row, lock: tuple[str, str] | None, reason: str, how: str
+) -> tuple[datetime, datetime, str | None, str]:
+    """The original's date, the correction's (the first open instant when the original's period is closed), that
+    closed period, and the memo text."""
+    original_date = _dt(row["dtposted"])
     posted_at, closed = original_date, None
     if lock is not None and row["dtposted"] <= lock[1]:
         closed = lock[0]
         posted_at = _dt(lock[1]) + timedelta(microseconds=1)
-    how = f"by {user} via {source}"
     when = f"; original dated {original_date:%Y-%m-%d}, period {closed} closed" if closed else ""
-    text = f"{reason.strip()} ({how}{when})"
-    replacement = None
-    if amount is not None or account is not None:
-        legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
-        pnl = from_minor(row["pnl"]) if row["pnl"] is not None else None
-        if pnl is not None and pnl_change is not None:
-            pnl += pnl_change
-        entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
-        exit_price = from_minor(row["exit_price"]) if row["exit_price"] is not None else None
-        size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
-        if amount is not None and size and row["trntype"] in EXIT_TYPES:
-            # an exit's Broker Cash leg is its proceeds and its gain leg absorbs the change: the corrected amount is
-            # at a corrected price, so the history and the OFX statement show the price the amount was at. An
-            # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain
-            exit_price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
-        replacement = LedgerEntry(
-            fitid=cor_fitid, trntype=row["trntype"], dtposted=posted_at, currency_code=row["currency_code"],
-            splits=tuple(legs), strategy=row["strategy"], ticker=row["ticker"], signal_ticker=row["signal_ticker"],
-            side=row["side"], direction=row["direction"], size=_dec(row["size"]),
-            entry_price=entry_price, exit_price=exit_price,
-            pnl=pnl, broker=row["broker"], client_order_id=row["client_order_id"], tag=row["tag"],
-            leverage_multiplier=_dec(row["leverage_multiplier"]), exit_reason=row["exit_reason"],
-            session_id=row["session_id"], instrument=row["instrument"],
-            contract_multiplier=_dec(row["contract_multiplier"]),
-        )  # fmt: skip
-    return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits))
+    return original_date, posted_at, closed, f"{reason} ({how}{when})"
+
+
+def _replacement(
+    row: sqlite3.Row,
+    cor_fitid: str,
+    posted_at: datetime,
+    legs: list[LedgerSplit],
+    pnl_change: Decimal | None,
+    exit_price: Decimal | None,
+) -> LedgerEntry:
+    """The corrected entry: the original's fields with new legs (and PnL, and an exit's price when given)."""
+    pnl = from_minor(row["pnl"]) if row["pnl"] is not None else None
+    if pnl is not None and pnl_change is not None:
+        pnl += pnl_change
+    entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
+    if exit_price is None and row["exit_price"] is not None:
+        exit_price = from_minor(row["exit_price"])
+    return LedgerEntry(
+        fitid=cor_fitid, trntype=row["trntype"], dtposted=posted_at, currency_code=row["currency_code"],
+        splits=tuple(legs), strategy=row["strategy"], ticker=row["ticker"], signal_ticker=row["signal_ticker"],
+        side=row["side"], direction=row["direction"], size=_dec(row["size"]),
+        entry_price=entry_price, exit_price=exit_price,
+        pnl=pnl, broker=row["broker"], client_order_id=row["client_order_id"], tag=row["tag"],
+        leverage_multiplier=_dec(row["leverage_multiplier"]), exit_reason=row["exit_reason"],
+        session_id=row["session_id"], instrument=row["instrument"],
+        contract_multiplier=_dec(row["contract_multiplier"]),
+    )  # fmt: skip
+
+
+def _follow_exit(
+    exit_: sqlite3.Row,
+    exit_splits: list[LedgerSplit],
+    cor_fitid: str,
+    entry_splits: list[LedgerSplit],
+    entry_legs: list[LedgerSplit],
+    entry_fitid: str,
+    lock: tuple[str, str] | None,
+    reason: str,
+    how: str,
+) -> CorrectionPlan | None:
+    """The correction of the exit that closed an entry's position, so that every account the entry's correction
+    moved off cash nets to zero over the round trip again: the exit's leg on each such account takes the opposite
+    change, and its gain/loss leg (4xxx) absorbs what is left, the trade's realised PnL with it. None when the
+    entry's correction moved nothing but cash accounts."""
+    change: dict[str, Decimal] = {}
+    for leg in entry_splits:
+        if leg.account_code != CASH:
+            change[leg.account_code] = change.get(leg.account_code, Decimal(0)) - _signed(leg)
+    for leg in entry_legs:
+        if leg.account_code != CASH:
+            change[leg.account_code] = change.get(leg.account_code, Decimal(0)) + _signed(leg)
+    change = {code: c for code, c in change.items() if c}
+    if not change:
+        return None
+    signed: dict[str, Decimal] = {}
+    for leg in exit_splits:
+        signed[leg.account_code] = signed.get(leg.account_code, Decimal(0)) + _signed(leg)
+    for code, c in change.items():
+        signed[code] = signed.get(code, Decimal(0)) - c
+    # what keeps the exit balanced is its gain or loss: the position cost it closed is now another
+    rest = -sum(signed.values(), Decimal(0))
+    gains = [code for code in signed if code.startswith("4")]
+    if len(gains) > 1:
+        raise UsageError(
+            f"the exit {exit_['fitid']!r} that closed {entry_fitid!r} has gain/loss legs on {', '.join(gains)}: "
+            "correct it by hand (--reverse both, then post the right entries)"
+        )
+    gain = gains[0] if gains else (OPTION_GAINS if exit_["instrument"] == "option" else EQUITY_GAINS)
+    signed[gain] = signed.get(gain, Decimal(0)) + rest
+    memos = {leg.account_code: leg.memo for leg in exit_splits}
+    memos[gain] = "realized loss" if signed[gain] > 0 else "realized gain"
+    legs = [_leg(code, amount, memos.get(code)) for code, amount in signed.items() if amount]
+    original_date, posted_at, closed, text = _dating(
+        exit_, lock, f"follows the correction of {entry_fitid}: {reason}", how
+    )
+    replacement = _replacement(
+        exit_, cor_fitid, posted_at, legs, -rest if exit_["pnl"] is not None else None, None
+    )
+    return CorrectionPlan(
+        exit_["fitid"], original_date, posted_at, closed, text, replacement, tuple(exit_splits)
+    )
 
 
 def post_correction(
@@ -246,20 +366,23 @@ def post_correction(
     number of entries written. `source` says where it was asked (the CLI, the dashboard)."""
     from tbot_bot.accounting.accounting_api import LedgerWriter
 
+    also = plan.follows
     result = LedgerWriter.for_home(home, binding.ledger_path, binding, backup_keep).correct(
         plan.fitid,
         reason=plan.reason,
         posted_at=plan.posted_at,
         replacement=plan.replacement,
         actor=f"{user} via {source}",
+        also=() if also is None else ((also.fitid, also.reason, also.posted_at, also.replacement),),
     )
     _refresh_derived(home, binding, plan)
     if home.core_db("SYSTEM_LOGS").exists():
         from tbot_bot.core.audit import log_system_event
 
         log_system_event(
-            home, source="ledger", event="correction", actor=user, detail=f"{plan.fitid}: {plan.reason}"
-        )
+            home, source="ledger", event="correction", actor=user,
+            detail=f"{plan.fitid}: {plan.reason}" + (f"; with its exit {also.fitid}" if also is not None else ""),
+        )  # fmt: skip
     return result.written
 
 
@@ -275,12 +398,15 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     refresh_trade_history(binding.ledger_path, home.trades_dir(scope), scope, broker=broker, mode=mode)
     # only sessions that have a summary: a correction dated on a non-session day creates none; one posted in the
     # open period for an entry of a closed one leaves the closed day's reports as the closed books are
-    touched = {plan.posted_at.date()} if plan.closed_period else {plan.original_date.date()}
+    touched = {
+        p.posted_at.date() if p.closed_period else p.original_date.date()
+        for p in (plan, plan.follows)
+        if p is not None
+    }
+    closed = any(p.closed_period for p in (plan, plan.follows) if p is not None)
     # the posting day of a closed month's correction gets a summary if it has none: its figures are the only place
     # the change is reported (prior_period_adjustments)
-    days = sorted(
-        d for d in touched if plan.closed_period or summary_path(home.summaries_dir(scope), d).exists()
-    )
+    days = sorted(d for d in touched if closed or summary_path(home.summaries_dir(scope), d).exists())
     if days:
         rebuild_summaries(
             binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days

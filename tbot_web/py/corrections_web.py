@@ -21,15 +21,16 @@ bp = Blueprint("corrections", __name__)
 KINDS = ("amount", "account", "reverse")
 
 
-def _legs(splits: Any) -> str:
-    return ", ".join(f"{'Dr' if s.debit else 'Cr'} {s.account_code} {s.debit or s.credit}" for s in splits)
-
-
 @bp.route("/ledger/correct", methods=["POST"])
 @requires(Role.ADMIN)
 def correct() -> Any:
     from tbot_bot.accounting.accounting_config import load_binding
-    from tbot_bot.accounting.ledger_correction import parse_amount, plan_correction, post_correction
+    from tbot_bot.accounting.ledger_correction import (
+        parse_amount,
+        plan_correction,
+        plan_text,
+        post_correction,
+    )
     from tbot_bot.config.settings_bot import load_settings
 
     user = current_user()
@@ -50,9 +51,7 @@ def correct() -> Any:
             account=value if kind == "account" else None,
             from_account=form.get("from_account", "").strip() or None,
         )  # fmt: skip
-        what = f"{fitid}: reverse {_legs(plan.original_splits)}" + (
-            f"; post {plan.replacement.fitid}: {_legs(plan.replacement.splits)}" if plan.replacement else ""
-        )
+        what = plan_text(plan)
         if form.get("confirm") != "1":
             flash(f"Nothing posted yet. Check, tick 'confirm' and post again: {what}", "info")
             return back
