@@ -63,14 +63,16 @@ class Desk:
     clock: ReplayClock
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     filled: list[Intent] = field(default_factory=list)
+    rejected: list[Intent] = field(default_factory=list)  # refused with nothing filled (slots given back)
 
     def __post_init__(self) -> None:
         self.journal = OrderJournal(self.home.root / "journal.db")
         self.errors = ErrorHandler(RetryPolicy(retries=0, sleep=lambda s: None), _Sink())
         events = SimpleNamespace(unresolved=lambda strategy, **kw: self.unresolved.append(kw))
         self.router = OrderRouter(
-            self.broker, self.journal, self.errors, self.clock, events, on_filled=self.filled.append
-        )
+            self.broker, self.journal, self.errors, self.clock, events, on_filled=self.filled.append,
+            on_rejected=self.rejected.append,
+        )  # fmt: skip
 
     def intent(self, symbol: str = "SPY", qty: str = "10", cid: str = CID) -> Intent:
         return Intent(
@@ -169,7 +171,22 @@ def test_alpaca_partial_fill_then_reject_books_what_was_executed(
     alpaca_server.reply_with("POST", "/v2/orders", _alpaca("partially_filled", "4"))
     placed = desk.router.place(desk.intent())
     assert placed.status is IntentStatus.REJECTED and placed.filled_qty == Decimal(4)
+    assert desk.rejected == []  # part of it traded: its window keeps the slot
     desk.assert_booked_once("4")
+
+
+def test_alpaca_an_entry_rejected_after_it_was_accepted_is_reported_once(
+    provisioned_home: Path, alpaca_server: FakeAlpacaServer
+) -> None:
+    """Accepted, then refused before any fill (found by a sync, not on placing): reported once, so its window
+    gets the slot back, as a restart would count it."""
+    desk = _alpaca_desk(provisioned_home, alpaca_server)
+    desk.sent()
+    alpaca_server.reply_with("GET", BY_CID, _alpaca("rejected", "0"))
+    desk.router.sync()
+    desk.router.sync()
+    assert [i.client_order_id for i in desk.rejected] == [CID]
+    assert desk.journal.get(CID).status is IntentStatus.REJECTED  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------- Tradier

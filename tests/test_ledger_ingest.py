@@ -271,3 +271,37 @@ def test_the_loser_of_two_simultaneous_corrections_is_told_and_writes_nothing(
     conn.close()
     assert len(memos) == 1 and "first" in memos[0]
     assert verify_ledger(ledger) == []
+
+
+def test_an_entry_and_its_exit_are_corrected_together_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry's correction carries its exit's (the position's account nets to zero). When someone corrects the
+    exit between the plan and the write, the batch is refused whole: it wrote the entry's reversal and replacement
+    and skipped the exit's, leaving the phantom holding it exists to prevent."""
+    from tbot_bot.accounting import accounting_api
+    from tbot_bot.accounting.ledger_correction import plan_correction
+
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([e for f in day_of_fills()[:2] for e in entries_for_fill(f)])  # L1-OPEN, L1-CLOSE
+    plan = plan_correction(
+        ledger, "L1-OPEN", reason="broker", user="u", source="test", amount=Decimal("1905")
+    )
+    follows = plan.follows
+    assert follows is not None and follows.fitid == "L1-CLOSE"
+    planned = {
+        fitid: accounting_api.build_reversal(ledger, fitid, reason=why, posted_at=at(21, 0))
+        for fitid, why in (("L1-OPEN", plan.reason), ("L1-CLOSE", follows.reason))
+    }
+    writer.correct("L1-CLOSE", reason="someone else", posted_at=at(20, 0))
+    monkeypatch.setattr(accounting_api, "build_reversal", lambda _ledger, fitid, **_: planned[fitid])
+    with pytest.raises(UsageError, match=r"'L1-OPEN' and 'L1-CLOSE' were corrected meanwhile .*\(0 of its 4"):
+        writer.correct(
+            plan.fitid, reason=plan.reason, posted_at=plan.posted_at, replacement=plan.replacement,
+            also=((follows.fitid, follows.reason, follows.posted_at, follows.replacement),),
+        )  # fmt: skip
+    conn = sqlite3.connect(ledger)
+    held = {r[0] for r in conn.execute("SELECT fitid FROM transactions")}
+    conn.close()
+    assert not {"L1-OPEN-REV", "L1-OPEN-COR"} & held and "L1-CLOSE-REV" in held
+    assert verify_ledger(ledger) == []

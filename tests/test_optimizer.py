@@ -273,6 +273,22 @@ def test_reject_and_stale_proposal(
     assert read_env_text(BotHome(home)) == before
 
 
+def test_an_older_study_is_refused_by_every_worker_without_a_traceback(
+    shaken_out_home: Path, space_file: Path, planted: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With --jobs 2 the forked worker meets the same refusal as the command: it leaves the message to it (it
+    printed a traceback of its own before)."""
+    home = shaken_out_home
+    assert tbot(run_args(home, space_file, planted, "--study", "old")) == 0
+    (db,) = home.rglob("old/study.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM study_user_attributes WHERE key = 'evidence_fingerprint'")
+    capfd.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--study", "old", "--jobs", "2")) == 2
+    err = capfd.readouterr().err
+    assert "study old.fold1 was made by an earlier version" in err and "Traceback" not in err
+
+
 def test_the_sample_has_no_significant_winner_so_no_improvement_is_filed(
     provisioned_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

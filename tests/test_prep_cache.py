@@ -153,7 +153,7 @@ def test_the_preparation_is_written_by_a_forked_writer_while_the_study_goes_on(
     cache = tmp_path / "cache"
     first = _prep(data, cache)
     (path,) = prep_cache._writers  # handed over: not written by this process
-    assert path.parent == cache and prep_cache._writers[path].pid != os.getpid()
+    assert path.parent == cache and prep_cache._writers[path][0].pid != os.getpid()
     # a study's forked worker has no writer of its own to wait for (it could not join its parent's child)
     ctx = multiprocessing.get_context("fork")
     held = ctx.SimpleQueue()
@@ -170,3 +170,27 @@ def test_the_preparation_is_written_by_a_forked_writer_while_the_study_goes_on(
     assert again.cache_status == "built" and _results(again) == _results(first)
     prep_cache.wait_for_writes()
     assert f"note: study preparation not cached in {blocked}" in capfd.readouterr().err
+
+
+def test_writers_are_bounded_and_a_failed_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A study meeting many new indicators forks at most _MAX_WRITERS writers at once (it waits for the oldest);
+    a writer that dies of an error _write does not catch is named when it is waited for."""
+    payload = np.zeros(1 << 16)
+    for i in range(prep_cache._MAX_WRITERS + 3):
+        prep_cache._write_later(tmp_path / f"ind-{i}", payload, "session indicator")
+        assert len(prep_cache._writers) <= prep_cache._MAX_WRITERS
+    prep_cache.wait_for_writes()
+    assert len(list(tmp_path.glob("ind-*"))) == prep_cache._MAX_WRITERS + 3
+
+    def broken(path: Path, obj: object, what: str) -> None:
+        raise RuntimeError("disk controller on fire (test)")
+
+    monkeypatch.setattr(prep_cache, "_write", broken)  # the forked child inherits it
+    capfd.readouterr()
+    prep_cache._write_later(tmp_path / "lost", payload, "session indicator")
+    prep_cache.wait_for_writes()
+    err = capfd.readouterr().err
+    assert f"note: session indicator not cached in {tmp_path} (its writer exited with 1)" in err
+    assert not (tmp_path / "lost").exists()

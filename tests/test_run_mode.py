@@ -23,14 +23,15 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_a_paced_replay_serves_a_stop_within_one_wall_second(slept: list[float]) -> None:
     """--speed 60: the hour to the next window was one uninterrupted minute of wall time; a SIGTERM or a Stop
-    waited for it (and the watchdog starved). It is now waited for in steps of one wall second."""
+    waited for it (and the watchdog starved). It is now waited for in steps of one wall second; a stop ends the
+    pacing, and the replay's time reaches the target at once (the waits that settle exits need their bars)."""
     beats: list[datetime] = []
     clock = ReplayClock(START, speed=60)
     mode = ReplayMode(clock, stop=lambda: len(beats) >= 3, beat=lambda: beats.append(clock.now()))
     assert mode.wait(START + timedelta(hours=1)) is False
-    assert slept == [1.0, 1.0, 1.0]  # three steps, then the stop is served
-    assert clock.now() == START + timedelta(minutes=3)
-    assert beats == [START + timedelta(minutes=m) for m in (1, 2, 3)]
+    assert slept == [1.0, 1.0, 1.0]  # three steps, then the stop is served: no more wall time
+    assert clock.now() == START + timedelta(hours=1)
+    assert beats == [*(START + timedelta(minutes=m) for m in (1, 2, 3)), START + timedelta(hours=1)]
 
 
 def test_a_paced_wait_without_a_stop_reaches_its_time(slept: list[float]) -> None:

@@ -218,9 +218,11 @@ class LedgerWriter:
         *,
         actor: str = "tbot",
         extra_audit: Sequence[dict[str, Any]] = (),
+        all_or_none: bool = False,
     ) -> IngestResult:
         """Append a batch in one transaction; LedgerError (nothing written) on any invalid entry or failed backup,
-        a posting dated in a closed period, or a ledger that no longer matches its anchor."""
+        a posting dated in a closed period, or a ledger that no longer matches its anchor. A FITID already held with
+        other content is skipped (and reported); with `all_or_none`, nothing of the batch is written then."""
         prepared = prepare_batch(entries)
         with open_ledger(self.ledger_path) as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -246,7 +248,7 @@ class LedgerWriter:
                         self.ledger_path.name,
                         conflicts,
                     )
-                if not new and not extra_audit:
+                if (not new and not extra_audit) or (conflicts and all_or_none):
                     conn.execute("ROLLBACK")
                     return IngestResult(0, skipped, None, tuple(conflicts))
                 moment = self._now()
@@ -339,12 +341,15 @@ class LedgerWriter:
             if new is not None:
                 memo = f"9320 Manual Adjustments: replaces {target}: {why}"
                 batch.append(replace(new, is_correction=True, correction_of=target, memo=memo))
-        result = self.ingest(batch, actor=actor)
+        # a correction lands whole or not at all: never an entry's reversal without its exit's
+        result = self.ingest(batch, actor=actor, all_or_none=True)
         if result.conflicting_fitids:
             # another correction of the same entry was posted between planning and writing (two operators at
             # once): the books hold that one; this one must not report success
+            targets = [fitid, *(t for t, *_ in also)]
+            named = " and ".join(repr(t) for t in targets) + (" was" if len(targets) == 1 else " were")
             raise UsageError(
-                f"{fitid!r} was corrected meanwhile by another correction: {', '.join(result.conflicting_fitids)} "
+                f"{named} corrected meanwhile by another correction: {', '.join(result.conflicting_fitids)} "
                 f"already hold{'s' if len(result.conflicting_fitids) == 1 else ''} other content, so this "
                 f"correction was not posted ({result.written} of its {len(batch)} entries written): the books "
                 "hold the other one; correct again if it is not what was meant"

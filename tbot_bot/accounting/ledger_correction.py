@@ -66,24 +66,57 @@ def _leg(code: str, signed: Decimal, memo: str | None) -> LedgerSplit:
     return LedgerSplit(code, credit=-signed, memo=memo)
 
 
-def _standing_exit(conn: sqlite3.Connection, entry: sqlite3.Row) -> sqlite3.Row | None:
-    """The exit that closed the round trip `entry` opened, as the books hold it now: the exit or the replacement of
-    one (an exit corrected by amount is still the exit), not reversed; None while the position is open."""
-    kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND trntype != 'CORRECTION' "
-        f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? AND fitid NOT IN "
-        "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION' AND correction_of IS NOT NULL) "
-        "ORDER BY id LIMIT 1",
-        (entry["strategy"], entry["ticker"], entry["id"], entry["dtposted"][:10]),
-    ).fetchone()
+def _row(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
     return row
+
+
+def _root(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
+    """The original a replacement stands for (through replacements of replacements); the row itself when it is
+    an original. Its date and place are the trade's, whatever date a correction in a closed month was given."""
+    while (
+        row["is_correction"] and row["correction_of"] and (up := _row(conn, row["correction_of"])) is not None
+    ):
+        row = up
+    return row
+
+
+def _current(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row | None:
+    """What the books hold now for an original: the row, or the replacement of its reversal (and so on); None when
+    it was reversed without a replacement (as `ledger_trades` reads the books)."""
+    while conn.execute(
+        "SELECT 1 FROM transactions WHERE trntype = 'CORRECTION' AND correction_of = ?", (row["fitid"],)
+    ).fetchone():
+        nxt: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM transactions WHERE trntype != 'CORRECTION' AND correction_of = ? ORDER BY id DESC",
+            (row["fitid"],),
+        ).fetchone()
+        if nxt is None:
+            return None
+        row = nxt
+    return row
+
+
+def _exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
+    """Whether the round trip `entry` opened has an exit booked, and that exit as the books hold it now (None when
+    it was reversed). Paired through the originals, as the trade history pairs them: the first exit of the same
+    strategy and instrument booked after the entry on its day."""
+    root = _root(conn, entry)
+    kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
+    exit_: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND is_correction = 0 "
+        f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? ORDER BY id LIMIT 1",
+        (root["strategy"], root["ticker"], root["id"], root["dtposted"][:10]),
+    ).fetchone()
+    if exit_ is None:
+        return False, None
+    return True, _current(conn, exit_)
 
 
 def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
     """Reversing the entry of a round trip whose exit stands would leave the exit's gain in the books with no
     trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
-    exit_ = _standing_exit(conn, entry)
+    exit_ = _exit_of(conn, entry)[1]
     if exit_ is not None:
         raise UsageError(
             f"cannot reverse {entry['fitid']!r} alone: it opened a position that {exit_['fitid']!r} closed, whose "
@@ -232,7 +265,15 @@ def plan_correction(
             _refuse_orphaning(conn, row)
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
-        exit_ = _standing_exit(conn, row) if row["trntype"] in ENTRY_TYPES else None
+        exited, exit_ = _exit_of(conn, row) if row["trntype"] in ENTRY_TYPES else (True, None)
+        if not exited and (amount is not None or account is not None):
+            # the bot books the exit at the cost it filled at (its journal), not at a corrected one: the position
+            # would keep the difference once closed
+            raise UsageError(
+                f"cannot correct {fitid!r} yet: its position has no exit booked, and the exit will be booked at the "
+                "cost the bot filled at; correct the entry once the exit is booked (after the session), and the "
+                "exit is corrected with it"
+            )
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"
@@ -250,7 +291,13 @@ def plan_correction(
     replacement = _replacement(row, cor_fitid, posted_at, legs, pnl_change, exit_price)
     follows = None
     if exit_ is not None:
-        follows = _follow_exit(exit_, exit_splits, exit_cor, splits, legs, fitid, lock, reason.strip(), how)
+        # the position's accounts: the entry's non-cash leg, and the account it is moved to (not the cash leg's)
+        tracked = {leg.account_code for leg in splits if leg.account_code != CASH}
+        if account is not None and (from_account is None or from_account in tracked):
+            tracked.add(account)
+        follows = _follow_exit(
+            exit_, exit_splits, exit_cor, splits, legs, tracked, fitid, lock, reason.strip(), how
+        )
     return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows)
 
 
@@ -310,21 +357,22 @@ def _follow_exit(
     cor_fitid: str,
     entry_splits: list[LedgerSplit],
     entry_legs: list[LedgerSplit],
+    tracked: set[str],
     entry_fitid: str,
     lock: tuple[str, str] | None,
     reason: str,
     how: str,
 ) -> CorrectionPlan | None:
-    """The correction of the exit that closed an entry's position, so that every account the entry's correction
-    moved off cash nets to zero over the round trip again: the exit's leg on each such account takes the opposite
-    change, and its gain/loss leg (4xxx) absorbs what is left, the trade's realised PnL with it. None when the
-    entry's correction moved nothing but cash accounts."""
+    """The correction of the exit that closed an entry's position, so that the position's accounts (`tracked`: the
+    entry's non-cash leg and the account it moves to) net to zero over the round trip again: the exit's leg on each
+    takes the opposite change, and its gain/loss leg (4xxx) absorbs what is left, the trade's realised PnL with it.
+    None when the entry's correction left the position's accounts as they were (its cash leg moved)."""
     change: dict[str, Decimal] = {}
     for leg in entry_splits:
-        if leg.account_code != CASH:
+        if leg.account_code in tracked:
             change[leg.account_code] = change.get(leg.account_code, Decimal(0)) - _signed(leg)
     for leg in entry_legs:
-        if leg.account_code != CASH:
+        if leg.account_code in tracked:
             change[leg.account_code] = change.get(leg.account_code, Decimal(0)) + _signed(leg)
     change = {code: c for code, c in change.items() if c}
     if not change:

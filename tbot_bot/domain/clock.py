@@ -47,10 +47,11 @@ class ReplayClock:
         """Replay seconds per wall second (None: as fast as possible)."""
         return self._speed
 
-    def advance_to(self, when: datetime) -> None:
+    def advance_to(self, when: datetime, *, paced: bool = True) -> None:
+        """Move to `when`; with --speed, in real time scaled by it (`paced=False`: at once, whatever the speed)."""
         if when < self._now:
             raise ValueError(f"replay clock cannot go back from {self._now} to {when}")
-        if self._speed:
+        if self._speed and paced:
             _time.sleep((when - self._now).total_seconds() / self._speed)
         self._now = when
 

@@ -172,33 +172,54 @@ def _write(path: Path, obj: Any, what: str) -> Path | None:
     return path
 
 
-# the writers forked by _write_later and not yet joined, by the file each writes; a forked process (a study's
-# worker, a writer) starts with none: they are its parent's children, not its own
-_writers: dict[Path, Any] = {}
+# the writers forked by _write_later and not yet joined, by the file each writes (with what it holds); a forked
+# process (a study's worker, a writer) starts with none: they are its parent's children, not its own
+_writers: dict[Path, tuple[Any, str]] = {}
 os.register_at_fork(after_in_child=_writers.clear)
+# at most this many writers at once: a study that meets many new indicators waits for the oldest first
+_MAX_WRITERS = 4
+
+
+def _write_in_child(path: Path, obj: Any, what: str) -> None:
+    try:
+        _write(path, obj, what)
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C reaches the whole process group: the command reports it, not each writer
+        sys.exit(130)
 
 
 def _write_later(path: Path, obj: Any, what: str) -> None:
     """_write in a forked child while this process goes on; here and now where no child can be forked."""
     _wait(path)  # one writer per file
+    while len(_writers) >= _MAX_WRITERS:
+        _wait(next(iter(_writers)))
     if "fork" not in multiprocessing.get_all_start_methods():
         _write(path, obj, what)
         return
     proc = multiprocessing.get_context("fork").Process(
-        target=_write, args=(path, obj, what), name="tbot-prep-cache"
+        target=_write_in_child, args=(path, obj, what), name="tbot-prep-cache"
     )
     try:
         proc.start()
     except (AssertionError, OSError):  # inside a daemonic process, or no process left: write here
         _write(path, obj, what)
         return
-    _writers[path] = proc
+    _writers[path] = (proc, what)
 
 
 def _wait(path: Path) -> None:
-    proc = _writers.pop(path, None)
-    if proc is not None:
-        proc.join()
+    held = _writers.pop(path, None)
+    if held is None:
+        return
+    proc, what = held
+    proc.join()
+    if proc.exitcode not in (0, 130):
+        # the writer failed in a way _write does not catch (its error is above): the file is simply not there
+        print(
+            f"note: {what} not cached in {path.parent} (its writer exited with {proc.exitcode})",
+            file=sys.stderr,
+        )
 
 
 def wait_for_writes() -> None:

@@ -23,7 +23,7 @@ from tbot_bot.backtest.backtest_engine import backtest_float
 from tbot_bot.backtest.chart_worker import ChartWorker
 from tbot_bot.config.env_bot import trading_values
 from tbot_bot.config.settings_bot import load_settings
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, TbotError
 from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer import results as results_mod
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, auto_folds, require_sessions, require_trades
@@ -210,6 +210,12 @@ def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int,
         _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ConfigError:
+        # a refusal of the study (one of other settings, an older one) is the parent's to report: it meets the same
+        sys.exit(2)
+    except TbotError as exc:
+        print(f"optimizer worker {position}: {exc}", file=sys.stderr)  # named, not a traceback
+        sys.exit(1)
     finally:
         close_storage(storage)
 

@@ -98,6 +98,7 @@ class DayContext:
             confirmation_required=self.settings.TRADE_CONFIRMATION_REQUIRED,
             is_confirmed=ControlFiles(self.home).is_confirmed,
             on_filled=self.on_fill,
+            on_rejected=self.on_rejected,
         )
 
     @property
@@ -137,7 +138,8 @@ class DayContext:
         entries = [
             i
             for i in self.journal.intents(self.day_key, strategy)
-            if i.purpose == "entry" and i.status is not IntentStatus.REJECTED
+            # a refused entry counts only if part of it filled before the refusal
+            if i.purpose == "entry" and (i.status is not IntentStatus.REJECTED or i.filled_qty)
         ]
         if entries:
             self.risk.restore_usage(
@@ -375,6 +377,13 @@ class DayContext:
         self.kill.record_realised(net_pnl(gross, fees))
 
     # ---- fills and safety
+    def on_rejected(self, intent: Intent) -> None:
+        """An entry the broker refused never traded: its MAX_TRADES slot and session-cap notional go back to its
+        window, as a restart counts it (restore_risk_usage) and as the backtest gives back an entry it cannot fill.
+        Its instrument stays on the day's blocklist, as in the backtest."""
+        if intent.purpose == "entry":
+            self.risk.release(intent.strategy, intent.notional or Decimal(0))
+
     def on_fill(self, intent: Intent) -> None:
         s = self.settings
         # a fill moved the broker's cash: the next status reads the account again, whatever the interval (after

@@ -90,17 +90,16 @@ class ReplayMode(RunMode):
 
     def wait(self, t: datetime) -> bool:
         # --speed N: waited in steps of one wall second, so a SIGTERM, a Stop and the watchdog's beat are served
-        # between them as a live wait serves them (one step to the next window took up to hours of wall time)
+        # between them as a live wait serves them (one step to the next window took up to hours of wall time). A
+        # stop ends the pacing, not the replay's time: the rest is advanced at once, as an unpaced replay would, so
+        # the waits that settle exits after a stop still see their bars
         speed = self.replay_clock.speed
-        if not speed:
-            if t > self.replay_clock.now():
-                self.replay_clock.advance_to(t)
-        else:
-            while (now := self.replay_clock.now()) < t:
-                if self.stop_requested():
-                    return False
-                self.replay_clock.advance_to(min(t, now + timedelta(seconds=speed)))
-                self._beat()
+        while (now := self.replay_clock.now()) < t:
+            if not speed or self.stop_requested():
+                self.replay_clock.advance_to(t, paced=False)
+                break
+            self.replay_clock.advance_to(min(t, now + timedelta(seconds=speed)))
+            self._beat()
         self._beat()
         return not self.stop_requested()
 

@@ -11,7 +11,6 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from tbot_bot.domain.crashpoints import crashpoint
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
@@ -282,7 +281,6 @@ class WindowRunner:
             # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
             if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
                 placed = ctx.orders.place(pending, confirm_until=self.window.breakout_end)
-                self._release_if_rejected(placed)
                 if placed.status is IntentStatus.AWAITING_CONFIRMATION and not ctx.is_listed_pending(placed):
                     ctx.pending_confirmation(placed, self.window.breakout_end)  # e.g. after a restart
         ctx.drop_settled_confirmations()  # confirmed, expired or abandoned: no longer offered
@@ -443,7 +441,6 @@ class WindowRunner:
                 f"entered:{intent.client_order_id}",
             )
             placed = ctx.orders.place(intent, confirm_until=self.window.breakout_end)
-            self._release_if_rejected(placed)
             ctx.log.event(
                 self.name,
                 "entry_order",
@@ -458,14 +455,6 @@ class WindowRunner:
             )
             if placed.status is IntentStatus.AWAITING_CONFIRMATION:
                 ctx.pending_confirmation(placed, self.window.breakout_end)
-
-    def _release_if_rejected(self, placed: Intent) -> None:
-        """An entry the broker refused never traded: its MAX_TRADES slot and session-cap notional go back to the
-        window, as a restart counts it (and as the backtest gives back an entry it cannot fill). Its instrument
-        stays on the day's blocklist, as in the backtest. An entry whose confirmation expired keeps its slot: it
-        expires when the window's entries end, so no later entry could take it."""
-        if placed.purpose == "entry" and placed.status is IntentStatus.REJECTED:
-            self.ctx.risk.release(self.name, placed.notional or Decimal(0))
 
     def _sync_signal_count(self) -> None:
         ctx = self.ctx

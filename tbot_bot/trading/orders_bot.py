@@ -78,6 +78,7 @@ class OrderRouter:
     confirmation_required: bool = False
     is_confirmed: Any = None  # callable(client_order_id) -> bool
     on_filled: Any = None  # callable(intent) once, when an intent reaches FILLED
+    on_rejected: Any = None  # callable(intent) once, when an intent ends REJECTED with nothing filled
 
     def place(self, intent: Intent, *, confirm_until: datetime | None = None) -> Intent:
         """Journal (idempotent) then send, unless it waits for a confirmation."""
@@ -122,12 +123,15 @@ class OrderRouter:
             raise
         except BrokerError as exc:
             self._unresolved(intent, "order_rejected", exc.code or "rejected", str(exc))
-            return self.journal.update(
+            refused = self.journal.update(
                 intent.client_order_id,
                 status=IntentStatus.REJECTED,
                 note=str(exc),
                 sent_at=self.clock.now().isoformat(),
             )
+            if self.on_rejected:
+                self.on_rejected(refused)
+            return refused
         intent = self.journal.update(
             intent.client_order_id,
             status=IntentStatus.SENT,
@@ -186,6 +190,10 @@ class OrderRouter:
         # reported once, when the order becomes final with fills (filled, or cancelled after a partial fill)
         if updated.filled_qty and not updated.status.is_open and intent.status.is_open and self.on_filled:
             self.on_filled(updated)
+        # refused after it was sent (on placing it, or found at a sync): nothing traded
+        rejected = updated.status is IntentStatus.REJECTED and not updated.filled_qty
+        if rejected and intent.status.is_open and self.on_rejected:
+            self.on_rejected(updated)
         return updated
 
     def sync(self, intents: list[Intent] | None = None) -> None:

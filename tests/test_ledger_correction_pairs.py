@@ -1,0 +1,145 @@
+"""An entry corrected after its exit: the exit is corrected with it, so the position's account nets to zero and
+the trade's PnL takes the new cost, for every kind of position (long, short sale, inverse ETF, long put), however
+the exit was booked or corrected before, and never for a leg that is not the position's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from test_ledger_fixtures import account_balances, at, day_of_fills, fill, new_ledger
+
+from tbot_bot.accounting.account_transaction import entries_for_fill
+from tbot_bot.accounting.accounting_api import LedgerWriter
+from tbot_bot.accounting.ledger_correction import CorrectionPlan, plan_correction
+from tbot_bot.accounting.ledger_verify import verify_ledger
+from tbot_bot.errors import UsageError
+from tbot_bot.reporting.ledger_trades import read_trades
+
+POSITIONS = ("1110", "1120", "2030")  # equity and option holdings, shares sold short
+BREAK_EVEN = [
+    fill("Z1-OPEN", ticker="MSFT", signal_ticker="MSFT", strategy="mid", price=Decimal("100"), posted_at=at(16, 0)),
+    fill(
+        "Z1-CLOSE", ticker="MSFT", signal_ticker="MSFT", strategy="mid", action="close", price=Decimal("100"),
+        entry_price=Decimal("100"), posted_at=at(16, 30), exit_reason="timeout",
+    ),
+]  # fmt: skip
+
+
+@pytest.fixture
+def books(tmp_path: Path) -> tuple[Path, LedgerWriter]:
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([e for f in [*day_of_fills(), *BREAK_EVEN] for e in entries_for_fill(f)])
+    return ledger, writer
+
+
+def _post(writer: LedgerWriter, plan: CorrectionPlan) -> None:
+    f = plan.follows
+    writer.correct(
+        plan.fitid, reason=plan.reason, posted_at=plan.posted_at, replacement=plan.replacement,
+        also=() if f is None else ((f.fitid, f.reason, f.posted_at, f.replacement),),
+    )  # fmt: skip
+
+
+def _correct(ledger: Path, writer: LedgerWriter, fitid: str, **kw: object) -> CorrectionPlan:
+    plan = plan_correction(ledger, fitid, reason="broker statement", user="u", source="test", **kw)  # type: ignore[arg-type]
+    _post(writer, plan)
+    return plan
+
+
+def _pnl(ledger: Path, coid: str) -> Decimal:
+    (trade,) = [t for t in read_trades(ledger) if t.client_order_id == coid]
+    assert trade.pnl is not None
+    return trade.pnl
+
+
+@pytest.mark.parametrize(
+    ("entry", "amount", "cash"),
+    [
+        ("L1-OPEN", Decimal("1905"), Decimal("-2.5")),  # long: paid 2.50 more, gains 2.50 less
+        ("S1-OPEN", Decimal("1262.5"), Decimal("10")),  # short sale: 10 more proceeds, 10 more gain on cover
+        ("I1-OPEN", Decimal("303.64"), Decimal("5")),  # inverse ETF at a loss: paid 5 less
+        ("P1-OPEN", Decimal("640"), Decimal("-10")),  # long put (1120, 4020): paid 10 more
+        ("Z1-OPEN", Decimal("1010"), Decimal("-10")),  # break-even exit: it booked no gain leg, one is added
+    ],
+)
+def test_the_position_closes_at_zero_and_the_pnl_moves_by_the_cash(
+    books: tuple[Path, LedgerWriter], entry: str, amount: Decimal, cash: Decimal
+) -> None:
+    ledger, writer = books
+    before, pnl = account_balances(ledger), _pnl(ledger, f"coid-{entry}")
+    plan = _correct(ledger, writer, entry, amount=amount)
+    assert plan.follows is not None and plan.follows.fitid == entry.replace("OPEN", "CLOSE")
+    after = account_balances(ledger)
+    moved = {code: after.get(code, Decimal(0)) - before.get(code, Decimal(0)) for code in {*before, *after}}
+    assert all(not moved.get(code) for code in POSITIONS), moved
+    assert moved["1030"] == cash
+    assert sum((v for code, v in moved.items() if code.startswith("4")), Decimal(0)) == -cash
+    assert _pnl(ledger, f"coid-{entry}") == pnl + cash
+    assert verify_ledger(ledger) == []
+
+
+def test_an_entry_corrected_again_and_an_exit_corrected_first_are_followed(
+    books: tuple[Path, LedgerWriter],
+) -> None:
+    ledger, writer = books
+    held = account_balances(ledger)["1110"]
+    _correct(
+        ledger, writer, "L1-CLOSE", amount=Decimal("1915")
+    )  # the exit first: its replacement is the exit
+    assert _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905")).follows.fitid == "L1-CLOSE-COR"  # type: ignore[union-attr]
+    # and the entry's replacement corrected once more: the exit's replacement is followed again
+    assert _correct(ledger, writer, "L1-OPEN-COR", amount=Decimal("1910")).follows.fitid == "L1-CLOSE-COR-COR"  # type: ignore[union-attr]
+    assert account_balances(ledger)["1110"] == held
+    assert _pnl(ledger, "coid-L1-OPEN") == Decimal("1915") - Decimal("1910")
+    assert verify_ledger(ledger) == []
+
+
+def test_an_exit_corrected_in_a_later_month_is_still_the_entrys_exit(
+    books: tuple[Path, LedgerWriter],
+) -> None:
+    """A correction of a closed month is dated in the open one: the exit's replacement is found through its
+    original, not by its date (the entry was corrected alone and 1110 kept the difference)."""
+    ledger, writer = books
+    held = account_balances(ledger)["1110"]
+    writer._now = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # type: ignore[method-assign]
+    writer.close_period("2026-11")
+    late = _correct(ledger, writer, "L1-CLOSE", amount=Decimal("1915"))
+    assert late.posted_at.month == 12
+    assert _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905")).follows.fitid == "L1-CLOSE-COR"  # type: ignore[union-attr]
+    assert account_balances(ledger)["1110"] == held
+    assert verify_ledger(ledger) == []
+
+
+def test_a_moved_cash_leg_moves_no_gain(books: tuple[Path, LedgerWriter]) -> None:
+    """Only the position's accounts are carried to the exit: moving the entry's cash leg booked a fake gain of the
+    whole cost on the exit."""
+    ledger, writer = books
+    before, pnl = account_balances(ledger), _pnl(ledger, "coid-L1-OPEN")
+    plan = _correct(ledger, writer, "L1-OPEN", account="1010", from_account="1030")
+    assert plan.follows is None
+    after = account_balances(ledger)
+    assert after["1110"] == before["1110"] and after["4010"] == before["4010"]
+    # the cost was paid from 1010, not from Broker Cash
+    assert (
+        before.get("1010", Decimal(0)) - after["1010"] == after["1030"] - before["1030"] == Decimal("1902.5")
+    )
+    assert _pnl(ledger, "coid-L1-OPEN") == pnl
+
+
+def test_an_entry_without_its_exit_is_not_corrected_yet(tmp_path: Path) -> None:
+    """The bot books an exit at the cost it filled at (its journal), not a corrected one: corrected while open,
+    the position kept the difference once closed. The correction waits for the exit."""
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest(entries_for_fill(day_of_fills()[0]))  # L1-OPEN only
+    with pytest.raises(UsageError, match="'L1-OPEN' yet: its position has no exit booked"):
+        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905"))
+    # an exit reversed by an accountant is no exit to follow: the entry is corrected alone, as before
+    writer.ingest(entries_for_fill(day_of_fills()[1]))
+    writer.correct("L1-CLOSE", reason="duplicate fill", posted_at=at(21, 0))
+    assert (
+        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905")).follows
+        is None
+    )
