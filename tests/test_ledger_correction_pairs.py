@@ -4,7 +4,7 @@ the exit was booked or corrected before, and never for a leg that is not the pos
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from test_ledger_fixtures import account_balances, at, day_of_fills, fill, new_l
 
 from tbot_bot.accounting.account_transaction import entries_for_fill
 from tbot_bot.accounting.accounting_api import LedgerWriter
-from tbot_bot.accounting.ledger_correction import CorrectionPlan, plan_correction
+from tbot_bot.accounting.ledger_correction import CorrectionPlan, plan_correction, plan_text
 from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.errors import UsageError
 from tbot_bot.reporting.ledger_trades import read_trades
@@ -129,17 +129,40 @@ def test_a_moved_cash_leg_moves_no_gain(books: tuple[Path, LedgerWriter]) -> Non
     assert _pnl(ledger, "coid-L1-OPEN") == pnl
 
 
-def test_an_entry_without_its_exit_is_not_corrected_yet(tmp_path: Path) -> None:
-    """The bot books an exit at the cost it filled at (its journal), not a corrected one: corrected while open,
-    the position kept the difference once closed. The correction waits for the exit."""
+def test_an_exit_booked_the_next_day_is_the_entrys_exit(tmp_path: Path) -> None:
+    """A position carried over night (closed at the next start, or adopted): paired as the trade history pairs it,
+    not by the entry's day (the entry was refused, or corrected alone)."""
+    ledger, writer = new_ledger(tmp_path)
+    late = fill(
+        "L1-CLOSE", action="close", price=Decimal("191.4"), entry_price=Decimal("190.25"), exit_reason="recovered",
+        posted_at=at(14, 31) + timedelta(days=1),
+    )  # fmt: skip
+    writer.ingest([e for f in (day_of_fills()[0], late) for e in entries_for_fill(f)])
+    held = account_balances(ledger)["1110"]
+    assert _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905")).follows.fitid == "L1-CLOSE"  # type: ignore[union-attr]
+    assert account_balances(ledger)["1110"] == held
+    # and the entry cannot be reversed from under it
+    with pytest.raises(
+        UsageError, match="'L1-OPEN-COR' alone: it opened a position that 'L1-CLOSE-COR' closed"
+    ):
+        plan_correction(ledger, "L1-OPEN-COR", reason="r", user="u", source="t")
+
+
+def test_an_entry_without_an_exit_is_corrected_alone_with_a_warning(tmp_path: Path) -> None:
+    """The bot books an exit at the cost it filled at (its journal), not a corrected one: corrected while the bot
+    still holds it, the position keeps the difference once closed. The plan says so; a position closed outside
+    the bot has no exit to wait for, so the correction is not refused."""
     ledger, writer = new_ledger(tmp_path)
     writer.ingest(entries_for_fill(day_of_fills()[0]))  # L1-OPEN only
-    with pytest.raises(UsageError, match="'L1-OPEN' yet: its position has no exit booked"):
-        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905"))
-    # an exit reversed by an accountant is no exit to follow: the entry is corrected alone, as before
+    plan = plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905"))
+    assert plan.follows is None and plan.warning is not None
+    assert (
+        "opened a position with no exit in the books" in plan.warning
+        and "1110 would keep the difference" in plan.warning
+    )
+    assert plan.warning in plan_text(plan)
+    # an exit reversed by an accountant: the books show the position open, and the entry is corrected alone, quietly
     writer.ingest(entries_for_fill(day_of_fills()[1]))
     writer.correct("L1-CLOSE", reason="duplicate fill", posted_at=at(21, 0))
-    assert (
-        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905")).follows
-        is None
-    )
+    plan = plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905"))
+    assert plan.follows is None and plan.warning is None

@@ -289,6 +289,36 @@ def test_an_older_study_is_refused_by_every_worker_without_a_traceback(
     assert "study old.fold1 was made by an earlier version" in err and "Traceback" not in err
 
 
+def test_a_worker_that_stops_on_its_own_error_is_named_and_the_study_completes(
+    shaken_out_home: Path,
+    space_file: Path,
+    planted: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error only a forked worker meets (its own storage connection, say) was a traceback, then (briefly)
+    silence; it is one named line, the command notes it, and the other worker takes the trials."""
+    from tbot_bot.errors import LedgerError
+    from tbot_bot.optimizer import runner
+
+    real = runner._work
+
+    def second_worker_fails(cfg, req, prep, position, storage):  # type: ignore[no-untyped-def]
+        if position == 1:
+            raise LedgerError("cannot reach the study's storage (test)")
+        return real(cfg, req, prep, position, storage)
+
+    monkeypatch.setattr(runner, "_work", second_worker_fails)  # the forked worker inherits it
+    capfd.readouterr()
+    assert tbot(run_args(shaken_out_home, space_file, planted, "--study", "w", "--jobs", "2")) == 0
+    captured = capfd.readouterr()
+    assert (
+        "optimizer worker 1: " in captured.err and "cannot reach the study's storage (test)" in captured.err
+    )
+    assert "Traceback" not in captured.err
+    assert "1 of 2 workers stopped on an error (above); the others took their trials" in captured.out
+
+
 def test_the_sample_has_no_significant_winner_so_no_improvement_is_filed(
     provisioned_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -216,6 +216,8 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
         if p.replacement is not None:
             print(f"  post {p.replacement.fitid}: {legs_text(p.replacement.splits)}")
     print(f"  reason: {plan.reason}")
+    if plan.warning:
+        print(f"  warning: {plan.warning}")
     if not args.yes:
         if not sys.stdin.isatty():
             print("refused: not confirmed; run it in a terminal to answer the question, or pass --yes")

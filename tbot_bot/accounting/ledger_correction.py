@@ -46,6 +46,9 @@ class CorrectionPlan:
     original_splits: tuple[LedgerSplit, ...]
     # the exit corrected with an entry whose round trip it closed (posted in the same batch), else None
     follows: CorrectionPlan | None = None
+    warning: str | None = (
+        None  # what a person should know before confirming (shown by the CLI and the dashboard)
+    )
 
 
 def _dt(text: str) -> datetime:
@@ -97,31 +100,61 @@ def _current(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row | None:
     return row
 
 
+def _pairs(
+    conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None
+) -> tuple[dict[str, sqlite3.Row], list[sqlite3.Row], bool]:
+    """The round trips of `root`'s strategy and instrument as the trade history pairs them
+    (`ledger_trades.read_trades`): first in first out over the originals in time order, as their corrections leave
+    them, whatever day an exit came (a position carried over night, a correction dated in a later month). Returns
+    each paired entry's original FITID -> its exit as the books hold it now, the exits left with no entry to
+    close, and whether an exit after `root` was reversed without a replacement. `without`: pair as if that entry
+    were gone."""
+    waiting: list[str] = []  # the open entries' original FITIDs, oldest first
+    paired: dict[str, sqlite3.Row] = {}
+    unpaired: list[sqlite3.Row] = []
+    reversed_exit = False
+    for original in conn.execute(
+        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND is_correction = 0 ORDER BY dtposted, id",
+        (root["strategy"], root["ticker"]),
+    ).fetchall():
+        current = _current(conn, original)
+        row = current if current is not None else original
+        is_exit = row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
+        if current is None:
+            later = (original["dtposted"], original["id"]) > (root["dtposted"], root["id"])
+            reversed_exit = reversed_exit or (is_exit and later)
+        elif row["trntype"] in ENTRY_TYPES and not is_exit:
+            if original["fitid"] != without:
+                waiting.append(original["fitid"])
+        elif is_exit:
+            if waiting:
+                paired[waiting.pop(0)] = current
+            else:
+                unpaired.append(current)
+    return paired, unpaired, reversed_exit
+
+
 def _exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
-    """Whether the round trip `entry` opened has an exit booked, and that exit as the books hold it now (None when
-    it was reversed). Paired through the originals, as the trade history pairs them: the first exit of the same
-    strategy and instrument booked after the entry on its day."""
+    """Whether the round trip `entry` opened has had an exit booked, and that exit as the books hold it now (None
+    when there is none, or it was reversed: the books show the position open)."""
     root = _root(conn, entry)
-    kinds = ", ".join(f"'{t}'" for t in EXIT_TYPES)
-    exit_: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND id > ? AND is_correction = 0 "
-        f"AND (trntype IN ({kinds}) OR exit_reason IS NOT NULL) AND substr(dtposted, 1, 10) = ? ORDER BY id LIMIT 1",
-        (root["strategy"], root["ticker"], root["id"], root["dtposted"][:10]),
-    ).fetchone()
-    if exit_ is None:
-        return False, None
-    return True, _current(conn, exit_)
+    paired, _, reversed_exit = _pairs(conn, root)
+    exit_ = paired.get(root["fitid"])
+    return exit_ is not None or reversed_exit, exit_
 
 
 def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
-    """Reversing the entry of a round trip whose exit stands would leave the exit's gain in the books with no
-    trade in any report (the history pairs an exit with its entry): the exit is reversed first."""
-    exit_ = _exit_of(conn, entry)[1]
-    if exit_ is not None:
+    """Reversing an entry that an exit needs would leave that exit's gain in the books with no trade in any report
+    (the history pairs an exit with an open entry of its instrument): that exit is reversed first. An entry whose
+    exit was reversed is no longer needed by it (the next exit pairs with the next entry, as in the history)."""
+    root = _root(conn, entry)
+    before = {row["fitid"] for row in _pairs(conn, root)[1]}
+    orphaned = [row for row in _pairs(conn, root, without=root["fitid"])[1] if row["fitid"] not in before]
+    if orphaned:
         raise UsageError(
-            f"cannot reverse {entry['fitid']!r} alone: it opened a position that {exit_['fitid']!r} closed, whose "
-            "gain would stay in the books with no trade in any report; reverse the exit first (then this entry), "
-            "or correct this entry's amount with --amount"
+            f"cannot reverse {entry['fitid']!r} alone: it opened a position that {orphaned[0]['fitid']!r} closed, "
+            "whose gain would stay in the books with no trade in any report; reverse the exit first (then this "
+            "entry), or correct this entry's amount with --amount"
         )
 
 
@@ -222,7 +255,8 @@ def plan_text(plan: CorrectionPlan) -> str:
         if p is not None:
             post = f"; post {p.replacement.fitid}: {legs_text(p.replacement.splits)}" if p.replacement else ""
             parts.append(f"{p.fitid}: reverse {legs_text(p.original_splits)}{post}")
-    return "; and its exit ".join(parts)
+    warning = f"; warning: {plan.warning}" if plan.warning else ""
+    return "; and its exit ".join(parts) + warning
 
 
 def parse_amount(text: str) -> Decimal:
@@ -266,14 +300,6 @@ def plan_correction(
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
         exited, exit_ = _exit_of(conn, row) if row["trntype"] in ENTRY_TYPES else (True, None)
-        if not exited and (amount is not None or account is not None):
-            # the bot books the exit at the cost it filled at (its journal), not at a corrected one: the position
-            # would keep the difference once closed
-            raise UsageError(
-                f"cannot correct {fitid!r} yet: its position has no exit booked, and the exit will be booked at the "
-                "cost the bot filled at; correct the entry once the exit is booked (after the session), and the "
-                "exit is corrected with it"
-            )
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"
@@ -291,14 +317,32 @@ def plan_correction(
     replacement = _replacement(row, cor_fitid, posted_at, legs, pnl_change, exit_price)
     follows = None
     if exit_ is not None:
-        # the position's accounts: the entry's non-cash leg, and the account it is moved to (not the cash leg's)
-        tracked = {leg.account_code for leg in splits if leg.account_code != CASH}
-        if account is not None and (from_account is None or from_account in tracked):
-            tracked.add(account)
+        tracked = tracked_of(splits, account, from_account)
         follows = _follow_exit(
             exit_, exit_splits, exit_cor, splits, legs, tracked, fitid, lock, reason.strip(), how
         )
-    return CorrectionPlan(fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows)
+    warning = None
+    if not exited:
+        # a position carried past its day, or closed outside the bot: the bot books an exit at the cost it filled
+        # at (its journal), not at a corrected one, so correcting now may leave the difference on the position
+        warning = (
+            f"{fitid} opened a position with no exit in the books: if the bot still holds it, the exit it books "
+            f"later closes the position at the cost it filled at, and {', '.join(sorted(tracked_of(splits, account, from_account)))} "
+            "would keep the difference; to avoid that, correct this entry after that exit is booked (the exit is "
+            "then corrected with it)"
+        )
+    return CorrectionPlan(
+        fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows, warning
+    )
+
+
+def tracked_of(splits: list[LedgerSplit], account: str | None, from_account: str | None) -> set[str]:
+    """The position's accounts in an entry's correction: its non-cash leg, and the account that leg moves to (not
+    where its cash leg moves)."""
+    tracked = {leg.account_code for leg in splits if leg.account_code != CASH}
+    if account is not None and (from_account is None or from_account in tracked):
+        tracked.add(account)
+    return tracked
 
 
 def _next_cor_fitid(conn: sqlite3.Connection, fitid: str) -> str:

@@ -37,7 +37,15 @@ from tbot_bot.optimizer.proposals import (
 )
 from tbot_bot.optimizer.report import chart_worker, finish_outputs, submit_outputs
 from tbot_bot.optimizer.space import SearchSpace, load_space
-from tbot_bot.optimizer.study import ALGORITHMS, StudyConfig, close_storage, make_storage, redact, run_fold
+from tbot_bot.optimizer.study import (
+    ALGORITHMS,
+    StudyConfig,
+    StudyRefused,
+    close_storage,
+    make_storage,
+    redact,
+    run_fold,
+)
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome
@@ -210,9 +218,8 @@ def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int,
         _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
         sys.exit(130)
-    except ConfigError:
-        # a refusal of the study (one of other settings, an older one) is the parent's to report: it meets the same
-        sys.exit(2)
+    except StudyRefused:
+        sys.exit(2)  # the command meets the same refusal and reports it
     except TbotError as exc:
         print(f"optimizer worker {position}: {exc}", file=sys.stderr)  # named, not a traceback
         sys.exit(1)
@@ -293,11 +300,17 @@ def _run(
         finally:
             for c in children:
                 c.join()
+        # a worker that stopped on its own error has said what it was; its trials were left to the others
+        failed = [c.exitcode for c in children if c.exitcode not in (0, 130)]
         folds = make_folds(prep.days, req.walk_forward)
         results = results_mod.collect(cfg, folds, storage)
     finally:
         close_storage(storage)
     notes = []
+    if failed:
+        notes.append(
+            f"{len(failed)} of {req.jobs} workers stopped on an error (above); the others took their trials"
+        )
     if len(results) < len(folds) or any(len(r.trials) < cfg.trials_per_fold() for r in results):
         notes.append(
             "some trials are still running in other workers: outputs cover the trials finished so far"

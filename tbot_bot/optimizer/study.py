@@ -40,6 +40,13 @@ from tbot_bot.optimizer.walk_forward import Fold
 
 ALGORITHMS = ("grid_search", "bayesian", "genetic")
 GRID_READY_ATTR = "grid_enqueued"
+
+
+class StudyRefused(ConfigError):
+    """A study this run may not join (other settings, an older version, another objective count): every worker
+    meets the same refusal, so the command reports it once."""
+
+
 # the study's runner.evidence_fingerprint, set by the run that creates it and checked by every run that joins
 FINGERPRINT_ATTR = "evidence_fingerprint"
 _CLAIM_RETRIES = 50
@@ -268,7 +275,7 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
     if not created and not recorded and cfg.fingerprint and _finished(study):
         # made before studies recorded their evidence (and before calmar was the backtest's Calmar ratio): its
         # trials cannot be checked against this run's settings, and their values may be scored otherwise
-        raise ConfigError(
+        raise StudyRefused(
             f"study {name} was made by an earlier version that did not record the settings and data its trials "
             "ran on (and scored calmar otherwise): its trials cannot be counted as evidence for this run. Run "
             "under another --study name (or none) for a new study",
@@ -280,14 +287,14 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
     elif recorded and cfg.fingerprint and recorded != cfg.fingerprint:
         # a --study name (or another machine) joined with other settings or bars: its trials would be mixed
         # with trials of another configuration, and the verdict would judge neither
-        raise ConfigError(
+        raise StudyRefused(
             f"study {name} was run on other settings, bars or options than this run's (the configuration, the "
             "data, the range, the space, --float or --seed differ): its trials are no evidence for these. Run "
             "with the settings and data it was run on, or under another --study name (or none) for a new study",
             source="tbot optimize run",
         )
     if len(study.directions) != len(directions(cfg)):
-        raise ConfigError(
+        raise StudyRefused(
             f"study {name} exists with {len(study.directions)} objective(s); {cfg.algorithm} needs "
             f"{len(directions(cfg))}: use another --study name"
         )

@@ -381,7 +381,8 @@ class DayContext:
         """An entry the broker refused never traded: its MAX_TRADES slot and session-cap notional go back to its
         window, as a restart counts it (restore_risk_usage) and as the backtest gives back an entry it cannot fill.
         Its instrument stays on the day's blocklist, as in the backtest."""
-        if intent.purpose == "entry":
+        # an earlier day's entry found refused (a reconciliation) took no slot of today's windows
+        if intent.purpose == "entry" and intent.session_date == self.day_key:
             self.risk.release(intent.strategy, intent.notional or Decimal(0))
 
     def on_fill(self, intent: Intent) -> None:
