@@ -161,8 +161,41 @@ def test_an_entry_without_an_exit_is_corrected_alone_with_a_warning(tmp_path: Pa
         and "1110 would keep the difference" in plan.warning
     )
     assert plan.warning in plan_text(plan)
-    # an exit reversed by an accountant: the books show the position open, and the entry is corrected alone, quietly
+    _post(writer, plan)
+    # the bot books the exit later, at the cost it filled at: 1110 keeps the 2.50 the correction added ...
     writer.ingest(entries_for_fill(day_of_fills()[1]))
+    assert account_balances(ledger)["1110"] == Decimal("2.5")
+    # ... until the entry is corrected again with the same amount: its exit is brought in line, the PnL with it
+    again = _correct(ledger, writer, "L1-OPEN-COR", amount=Decimal("1905"))
+    assert again.follows is not None and again.follows.fitid == "L1-CLOSE"
+    assert account_balances(ledger)["1110"] == 0
+    assert _pnl(ledger, "coid-L1-OPEN") == Decimal("1914") - Decimal("1905")
+    assert verify_ledger(ledger) == []
+
+
+def test_an_exit_already_reversed_is_corrected_alone_quietly(tmp_path: Path) -> None:
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([e for f in day_of_fills()[:2] for e in entries_for_fill(f)])
+    # an exit reversed by an accountant: the books show the position open, and the entry is corrected alone, quietly
     writer.correct("L1-CLOSE", reason="duplicate fill", posted_at=at(21, 0))
     plan = plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", amount=Decimal("1905"))
     assert plan.follows is None and plan.warning is None
+
+
+def test_a_refusal_names_the_entrys_own_exit_and_an_old_reversal(tmp_path: Path) -> None:
+    """Two positions of one instrument open at once (A1, A2, then X1, X2): reversing A1 alone is refused naming X1,
+    the exit the history pairs it with (it named X2, and following that advice left 1110 holding both costs)."""
+    ledger, writer = new_ledger(tmp_path)
+    a1, x1 = day_of_fills()[:2]
+    a2 = fill("A2-OPEN", posted_at=at(14, 50), price=Decimal("190.5"))
+    x2 = fill(
+        "A2-CLOSE", action="close", price=Decimal("191"), entry_price=Decimal("190.5"), exit_reason="timeout",
+        posted_at=at(15, 20),
+    )  # fmt: skip
+    writer.ingest([e for f in (a1, a2, x1, x2) for e in entries_for_fill(f)])
+    with pytest.raises(UsageError, match="'L1-OPEN' alone: it opened a position that 'L1-CLOSE' closed"):
+        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t")
+    # an original already reversed is named as such, not as an entry some exit needs
+    _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905"))
+    with pytest.raises(UsageError, match="'L1-OPEN' is already reversed by 'L1-OPEN-REV'"):
+        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t")

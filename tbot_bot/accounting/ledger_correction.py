@@ -84,53 +84,51 @@ def _root(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
     return row
 
 
-def _current(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row | None:
-    """What the books hold now for an original: the row, or the replacement of its reversal (and so on); None when
-    it was reversed without a replacement (as `ledger_trades` reads the books)."""
-    while conn.execute(
-        "SELECT 1 FROM transactions WHERE trntype = 'CORRECTION' AND correction_of = ?", (row["fitid"],)
-    ).fetchone():
-        nxt: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM transactions WHERE trntype != 'CORRECTION' AND correction_of = ? ORDER BY id DESC",
-            (row["fitid"],),
-        ).fetchone()
-        if nxt is None:
-            return None
-        row = nxt
-    return row
-
-
 def _pairs(
     conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None
 ) -> tuple[dict[str, sqlite3.Row], list[sqlite3.Row], bool]:
     """The round trips of `root`'s strategy and instrument as the trade history pairs them
-    (`ledger_trades.read_trades`): first in first out over the originals in time order, as their corrections leave
-    them, whatever day an exit came (a position carried over night, a correction dated in a later month). Returns
-    each paired entry's original FITID -> its exit as the books hold it now, the exits left with no entry to
-    close, and whether an exit after `root` was reversed without a replacement. `without`: pair as if that entry
-    were gone."""
+    (`ledger_trades.read_trades`): first in first out over the originals in time order, each as its corrections
+    leave it (the replacement of its reversal, and so on; skipped when reversed without one), whatever day an exit
+    came (a position carried over night, a correction dated in a later month). Returns each paired entry's
+    original FITID -> its exit as the books hold it now, the exits left with no entry to close, and whether an
+    exit that first in first out gives to `root` was reversed without a replacement (the books show the position
+    open). `without`: pair as if that entry were gone. One read of the instrument's rows."""
+    rows = conn.execute(
+        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? ORDER BY dtposted, id",
+        (root["strategy"], root["ticker"]),
+    ).fetchall()
+    reversed_ = {r["correction_of"] for r in rows if r["trntype"] == "CORRECTION" and r["correction_of"]}
+    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
+
+    def current(row: sqlite3.Row) -> sqlite3.Row | None:
+        while row["fitid"] in reversed_:
+            nxt = replaced.get(row["fitid"])
+            if nxt is None:
+                return None
+            row = nxt
+        return row
+
     waiting: list[str] = []  # the open entries' original FITIDs, oldest first
     paired: dict[str, sqlite3.Row] = {}
     unpaired: list[sqlite3.Row] = []
     reversed_exit = False
-    for original in conn.execute(
-        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? AND is_correction = 0 ORDER BY dtposted, id",
-        (root["strategy"], root["ticker"]),
-    ).fetchall():
-        current = _current(conn, original)
-        row = current if current is not None else original
+    for original in rows:
+        if original["is_correction"]:
+            continue
+        now = current(original)
+        row = now if now is not None else original
         is_exit = row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
-        if current is None:
-            later = (original["dtposted"], original["id"]) > (root["dtposted"], root["id"])
-            reversed_exit = reversed_exit or (is_exit and later)
+        if now is None:
+            reversed_exit = reversed_exit or (is_exit and waiting[:1] == [root["fitid"]])
         elif row["trntype"] in ENTRY_TYPES and not is_exit:
             if original["fitid"] != without:
                 waiting.append(original["fitid"])
         elif is_exit:
             if waiting:
-                paired[waiting.pop(0)] = current
+                paired[waiting.pop(0)] = now
             else:
-                unpaired.append(current)
+                unpaired.append(now)
     return paired, unpaired, reversed_exit
 
 
@@ -148,11 +146,13 @@ def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
     (the history pairs an exit with an open entry of its instrument): that exit is reversed first. An entry whose
     exit was reversed is no longer needed by it (the next exit pairs with the next entry, as in the history)."""
     root = _root(conn, entry)
-    before = {row["fitid"] for row in _pairs(conn, root)[1]}
+    paired, unpaired, _ = _pairs(conn, root)
+    before = {row["fitid"] for row in unpaired}
     orphaned = [row for row in _pairs(conn, root, without=root["fitid"])[1] if row["fitid"] not in before]
     if orphaned:
+        own = paired.get(root["fitid"], orphaned[0])  # the exit the history pairs it with
         raise UsageError(
-            f"cannot reverse {entry['fitid']!r} alone: it opened a position that {orphaned[0]['fitid']!r} closed, "
+            f"cannot reverse {entry['fitid']!r} alone: it opened a position that {own['fitid']!r} closed, "
             "whose gain would stay in the books with no trade in any report; reverse the exit first (then this "
             "entry), or correct this entry's amount with --amount"
         )
@@ -295,6 +295,11 @@ def plan_correction(
         )
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
+        reversal = conn.execute(
+            "SELECT fitid FROM transactions WHERE correction_of = ? AND trntype = 'CORRECTION'", (fitid,)
+        ).fetchone()
+        if reversal is not None:
+            raise UsageError(f"{fitid!r} is already reversed by {reversal['fitid']!r}")
         if amount is None and account is None and row["trntype"] in ENTRY_TYPES:
             _refuse_orphaning(conn, row)
         lock = closed_through(conn)
@@ -318,9 +323,7 @@ def plan_correction(
     follows = None
     if exit_ is not None:
         tracked = tracked_of(splits, account, from_account)
-        follows = _follow_exit(
-            exit_, exit_splits, exit_cor, splits, legs, tracked, fitid, lock, reason.strip(), how
-        )
+        follows = _follow_exit(exit_, exit_splits, exit_cor, legs, tracked, fitid, lock, reason.strip(), how)
     warning = None
     if not exited:
         # a position carried past its day, or closed outside the bot: the bot books an exit at the cost it filled
@@ -328,8 +331,8 @@ def plan_correction(
         warning = (
             f"{fitid} opened a position with no exit in the books: if the bot still holds it, the exit it books "
             f"later closes the position at the cost it filled at, and {', '.join(sorted(tracked_of(splits, account, from_account)))} "
-            "would keep the difference; to avoid that, correct this entry after that exit is booked (the exit is "
-            "then corrected with it)"
+            "would keep the difference; once that exit is booked, correct this entry again with the same amount: "
+            "its exit is then brought in line"
         )
     return CorrectionPlan(
         fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows, warning
@@ -399,7 +402,6 @@ def _follow_exit(
     exit_: sqlite3.Row,
     exit_splits: list[LedgerSplit],
     cor_fitid: str,
-    entry_splits: list[LedgerSplit],
     entry_legs: list[LedgerSplit],
     tracked: set[str],
     entry_fitid: str,
@@ -408,24 +410,22 @@ def _follow_exit(
     how: str,
 ) -> CorrectionPlan | None:
     """The correction of the exit that closed an entry's position, so that the position's accounts (`tracked`: the
-    entry's non-cash leg and the account it moves to) net to zero over the round trip again: the exit's leg on each
-    takes the opposite change, and its gain/loss leg (4xxx) absorbs what is left, the trade's realised PnL with it.
-    None when the entry's correction left the position's accounts as they were (its cash leg moved)."""
-    change: dict[str, Decimal] = {}
-    for leg in entry_splits:
-        if leg.account_code in tracked:
-            change[leg.account_code] = change.get(leg.account_code, Decimal(0)) - _signed(leg)
+    entry's non-cash leg and the account it moves to) net to zero over the round trip: the exit's leg on each is
+    set to close what the corrected entry holds there, and its gain/loss leg (4xxx) absorbs what is left, the
+    trade's realised PnL with it. Set, not shifted: an exit booked after an entry was corrected alone (at the cost
+    the bot filled at) is brought in line by correcting the entry again. None when the exit already closes exactly
+    what the entry holds (e.g. only the entry's cash leg moved). A round trip is one entry and one exit of the
+    same size, as the bot trades."""
+    target: dict[str, Decimal] = dict.fromkeys(tracked, Decimal(0))
     for leg in entry_legs:
         if leg.account_code in tracked:
-            change[leg.account_code] = change.get(leg.account_code, Decimal(0)) + _signed(leg)
-    change = {code: c for code, c in change.items() if c}
-    if not change:
-        return None
+            target[leg.account_code] -= _signed(leg)
     signed: dict[str, Decimal] = {}
     for leg in exit_splits:
         signed[leg.account_code] = signed.get(leg.account_code, Decimal(0)) + _signed(leg)
-    for code, c in change.items():
-        signed[code] = signed.get(code, Decimal(0)) - c
+    if all(signed.get(code, Decimal(0)) == want for code, want in target.items()):
+        return None
+    signed.update(target)
     # what keeps the exit balanced is its gain or loss: the position cost it closed is now another
     rest = -sum(signed.values(), Decimal(0))
     gains = [code for code in signed if code.startswith("4")]
