@@ -74,7 +74,9 @@ def _money(minor: int | None) -> Decimal | None:
     return None if minor is None else from_minor(minor)
 
 
-def _rows(ledger: Path, since: str | None, until: str | None) -> list[sqlite3.Row]:
+def _rows(ledger: Path, since: str | None, until: str | None) -> list[dict[str, Any]]:
+    """The transactions dated in [since, until) in time order, each with `fee`: the minor units of its fee entry
+    (`<fitid>-FEE`) and of every correction of it, corrections of corrections too (`<fitid>-FEE-COR-COR`)."""
     if not ledger.is_file():
         raise LedgerError(f"no ledger at {ledger}")
     try:
@@ -90,19 +92,27 @@ def _rows(ledger: Path, since: str | None, until: str | None) -> list[sqlite3.Ro
         where.append("t.dtposted < ?")
         params.append(until)
     try:
-        return con.execute(
-            "SELECT t.*, (SELECT COALESCE(SUM(s.debit) - SUM(s.credit), 0) FROM transactions f JOIN splits s"
-            # the trade's fee entry and every correction of it, corrections of corrections too (X-FEE-COR-COR)
-            " ON s.transaction_id = f.id WHERE (f.fitid = t.fitid || '-FEE'"
-            " OR substr(f.fitid, 1, length(t.fitid) + 5) = t.fitid || '-FEE-')"
-            " AND s.account_code LIKE '5%') AS fee"
-            f" FROM transactions t WHERE {' AND '.join(where)} ORDER BY t.dtposted, t.id",
-            params,
+        rows = con.execute(
+            f"SELECT t.* FROM transactions t WHERE {' AND '.join(where)} ORDER BY t.dtposted, t.id", params
         ).fetchall()
+        # every fee entry's 5xxx amount at once, each given to the trade(s) its FITID names (a per-row sub-query
+        # could use no index: a ledger of 10,000 rows took most of a minute)
+        fees: dict[str, int] = {}
+        for fitid, amount in con.execute(
+            "SELECT f.fitid, sum(s.debit) - sum(s.credit) FROM transactions f JOIN splits s ON s.transaction_id = f.id "
+            "WHERE f.fitid LIKE '%-FEE%' AND s.account_code LIKE '5%' GROUP BY f.fitid"
+        ):
+            at = fitid.find("-FEE")
+            while at >= 0:
+                rest = fitid[at:]
+                if rest == "-FEE" or rest.startswith("-FEE-"):
+                    fees[fitid[:at]] = fees.get(fitid[:at], 0) + int(amount)
+                at = fitid.find("-FEE", at + 1)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot read trades from {ledger}: {exc}") from None
     finally:
         con.close()
+    return [{**dict(row), "fee": fees.get(row["fitid"], 0)} for row in rows]
 
 
 def read_trades(
@@ -115,7 +125,7 @@ def read_trades(
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
     rows = _rows(ledger, first.isoformat() if first else None, None)
-    open_entries: dict[tuple[str, str], list[Any]] = {}
+    open_entries: dict[tuple[str, str], list[int]] = {}  # the open entries' places in `pairs`, oldest first
     pairs: list[tuple[Any, Any]] = []
     reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
     replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
@@ -127,13 +137,13 @@ def read_trades(
             continue  # reversed without a replacement: no longer part of any trade
         key = (r["strategy"], r["ticker"])
         if r["trntype"] in ENTRY_TYPES and not r["exit_reason"]:
-            open_entries.setdefault(key, []).append(r)
+            open_entries.setdefault(key, []).append(len(pairs))
             pairs.append((r, None))
         elif r["trntype"] in EXIT_TYPES or r["exit_reason"]:
             waiting = open_entries.get(key)
             if waiting:
-                entry = waiting.pop(0)
-                pairs[next(i for i, p in enumerate(pairs) if p[0] is entry)] = (entry, r)
+                at = waiting.pop(0)
+                pairs[at] = (pairs[at][0], r)
     out = []
     for entry, exit_ in pairs:
         if until is not None and entry["dtposted"] >= until:
@@ -145,7 +155,7 @@ def read_trades(
 
 
 def _effective(
-    original: sqlite3.Row, reversed_: set[str], replaced: dict[str, sqlite3.Row]
+    original: dict[str, Any], reversed_: set[str], replaced: dict[str, dict[str, Any]]
 ) -> dict[str, Any] | None:
     """`original` as its corrections leave it: None when reversed without replacement; a replacement's figures
     at the original's time (a correction of a closed period is posted later, the trade stays on its day)."""
