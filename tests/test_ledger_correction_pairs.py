@@ -199,28 +199,3 @@ def test_a_refusal_names_the_entrys_own_exit_and_an_old_reversal(tmp_path: Path)
     _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905"))
     with pytest.raises(UsageError, match="'L1-OPEN' is already reversed by 'L1-OPEN-REV'"):
         plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t")
-
-
-def test_a_trade_carried_past_a_closed_months_end_reports_its_correction_as_a_prior_period_adjustment(
-    tmp_path: Path,
-) -> None:
-    """Opened on 30 Nov, closed on 1 Dec, November closed, then the entry corrected: the exit's correction (dated 1
-    Dec, its own date) moved the trade's PnL, and the trade is November's, whose reports are closed. It was in the
-    books and the history but in no summary: the posting day's prior-period adjustments now carry it."""
-    from tbot_bot.accounting.ledger_read import prior_period_adjustments
-
-    ledger, writer = new_ledger(tmp_path)
-    opened = datetime(2026, 11, 30, 20, 55, tzinfo=UTC)
-    entry = fill("C1-OPEN", posted_at=opened, price=Decimal("100"))
-    exit_ = fill(
-        "C1-CLOSE", action="close", price=Decimal("101"), entry_price=Decimal("100"), exit_reason="recovered",
-        posted_at=opened + timedelta(hours=17, minutes=36),
-    )  # fmt: skip
-    writer.ingest([e for f in (entry, exit_) for e in entries_for_fill(f)])
-    writer._now = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # type: ignore[method-assign]
-    writer.close_period("2026-11")
-    assert prior_period_adjustments(ledger, "2026-12-01") == (0, 0)
-    plan = _correct(ledger, writer, "C1-OPEN", amount=Decimal("1005"))
-    assert plan.closed_period == "2026-11" and plan.follows is not None and plan.follows.closed_period is None
-    assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-5"), 0)
-    assert _pnl(ledger, "coid-C1-OPEN") == Decimal("5")

@@ -46,35 +46,23 @@ def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None
 
 
 def prior_period_adjustments(ledger_path: Path, day: str) -> tuple[Decimal, Decimal]:
-    """(gross PnL, fees) the corrections posted on `day` (YYYY-MM-DD) bring to trades opened in a closed month (and
-    to other entries dated in one): a closed day's reports stay as they were closed, so the posting day's summary
-    carries the change (else no summary would, and `tbot summary` would disagree with the ledger by it). A trade is
-    judged by its entry's date (`ledger_correction.trade_date`): the exit of a position carried past the month's
-    end, corrected with its entry, is part of it. Income is 4xxx credit, fees 5xxx debit."""
-    import sqlite3
-
-    from tbot_bot.accounting.ledger_correction import trade_date
+    """(gross PnL, fees) the corrections posted on `day` (YYYY-MM-DD) bring to entries of a closed month: a closed
+    day's reports stay as they were closed, so the posting day's summary carries the change (else no summary
+    would, and `tbot summary` would disagree with the ledger by it). Income is 4xxx credit, fees 5xxx debit."""
     from tbot_bot.accounting.ledger_period import closed_through
 
-    pnl = fees = 0
     with open_ledger(ledger_path, readonly=True) as conn:
         lock = closed_through(conn)
         if lock is None:
             return Decimal(0), Decimal(0)
-        conn.row_factory = sqlite3.Row
-        for row in conn.execute(
-            "SELECT * FROM transactions WHERE is_correction = 1 AND substr(dtposted, 1, 10) = ?", (day,)
-        ).fetchall():
-            if trade_date(conn, row) > lock[1]:
-                continue
-            income, fee = conn.execute(
-                "SELECT coalesce(sum(CASE WHEN account_code LIKE '4%' THEN credit - debit END), 0), "
-                "coalesce(sum(CASE WHEN account_code LIKE '5%' THEN debit - credit END), 0) "
-                "FROM splits WHERE transaction_id = ?",
-                (row["id"],),
-            ).fetchone()
-            pnl, fees = pnl + int(income), fees + int(fee)
-    return from_minor(pnl), from_minor(fees)
+        pnl, fees = conn.execute(
+            "SELECT coalesce(sum(CASE WHEN s.account_code LIKE '4%' THEN s.credit - s.debit END), 0), "
+            "coalesce(sum(CASE WHEN s.account_code LIKE '5%' THEN s.debit - s.credit END), 0) "
+            "FROM splits s JOIN transactions t ON t.id = s.transaction_id "
+            f"WHERE substr(t.dtposted, 1, 10) = ? AND {_CORRECTS_CLOSED}",
+            (day, lock[1]),
+        ).fetchone()
+    return from_minor(int(pnl)), from_minor(int(fees))
 
 
 def trial_balance(ledger_path: Path) -> list[tuple[str, str, Decimal, Decimal]]:
