@@ -4,6 +4,7 @@ the exit was booked or corrected before, and never for a leg that is not the pos
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -199,3 +200,92 @@ def test_a_refusal_names_the_entrys_own_exit_and_an_old_reversal(tmp_path: Path)
     _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905"))
     with pytest.raises(UsageError, match="'L1-OPEN' is already reversed by 'L1-OPEN-REV'"):
         plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t")
+
+
+def test_a_trade_carried_past_a_closed_months_end_reports_its_correction_as_a_prior_period_adjustment(
+    tmp_path: Path,
+) -> None:
+    """Opened on 30 Nov, closed on 1 Dec, November closed, then the entry corrected: the exit's correction (dated 1
+    Dec, its own date) moved the trade's PnL, and the trade is November's, whose reports are closed. It was in the
+    books and the history but in no summary: the posting day's prior-period adjustments now carry it."""
+    from tbot_bot.accounting.ledger_read import prior_period_adjustments
+
+    ledger, writer = new_ledger(tmp_path)
+    opened = datetime(2026, 11, 30, 20, 55, tzinfo=UTC)
+    entry = fill("C1-OPEN", posted_at=opened, price=Decimal("100"))
+    exit_ = fill(
+        "C1-CLOSE", action="close", price=Decimal("101"), entry_price=Decimal("100"), exit_reason="recovered",
+        posted_at=opened + timedelta(hours=17, minutes=36),
+    )  # fmt: skip
+    writer.ingest([e for f in (entry, exit_) for e in entries_for_fill(f)])
+    writer._now = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # type: ignore[method-assign]
+    writer.close_period("2026-11")
+    assert prior_period_adjustments(ledger, "2026-12-01") == (0, 0)
+    plan = _correct(ledger, writer, "C1-OPEN", amount=Decimal("1005"))
+    assert plan.closed_period == "2026-11" and plan.follows is not None and plan.follows.closed_period is None
+    assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-5"), 0)
+    assert _pnl(ledger, "coid-C1-OPEN") == Decimal("5")
+
+
+def _carried(tmp_path: Path) -> tuple[Path, LedgerWriter]:
+    ledger, writer = new_ledger(tmp_path)
+    opened = datetime(2026, 11, 30, 20, 55, tzinfo=UTC)
+    entry = fill("C1-OPEN", posted_at=opened, price=Decimal("100"))
+    exit_ = fill(
+        "C1-CLOSE", action="close", price=Decimal("101"), entry_price=Decimal("100"), exit_reason="recovered",
+        posted_at=opened + timedelta(hours=17, minutes=36), fee=Decimal("0.40"),
+    )  # fmt: skip
+    writer.ingest([e for f in (entry, exit_) for e in entries_for_fill(f)])
+    writer._now = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # type: ignore[method-assign]
+    return ledger, writer
+
+
+def test_a_correction_posted_before_the_close_is_the_months_own(tmp_path: Path) -> None:
+    """Corrected while November was open, the carried trade's summary (30 Nov) was rebuilt with it; closing the
+    month later must not make its exit's correction (dated 1 Dec) a prior-period adjustment too (counted twice)."""
+    from tbot_bot.accounting.ledger_read import prior_period_adjustments
+
+    ledger, writer = _carried(tmp_path)
+    _correct(ledger, writer, "C1-OPEN", amount=Decimal("1005"))
+    _correct(ledger, writer, "C1-CLOSE-FEE", amount=Decimal("0.80"))
+    writer.close_period("2026-11")
+    assert prior_period_adjustments(ledger, "2026-12-01") == (0, 0)
+
+
+def test_an_account_fee_corrected_twice_after_the_close_counts_once(tmp_path: Path) -> None:
+    """The second correction corrects a row dated in the open month: the day's own fees counted it, and the
+    prior-period adjustments (by the fee's original date) counted it again. One rule serves both now."""
+    from tbot_bot.accounting.account_transaction import entry_for_broker_fee
+    from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
+
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([
+        entry_for_broker_fee(
+            broker="ALPACA", activity_id="9", day=datetime(2026, 11, 16, tzinfo=UTC).date(), amount=Decimal("1.00"),
+            description="reg fee", symbol=None, currency_code="USD",
+        )
+    ])  # fmt: skip
+    writer._now = lambda: datetime(2026, 12, 5, tzinfo=UTC)  # type: ignore[method-assign]
+    writer.close_period("2026-11")
+    _correct(ledger, writer, "ALPACA-ACT-9", amount=Decimal("1.50"))
+    _correct(ledger, writer, "ALPACA-ACT-9-COR", amount=Decimal("0.50"))
+    day = "2026-12-01"
+    own, (_, adjusted) = account_fees(ledger, day), prior_period_adjustments(ledger, day)
+    assert own == 0 and adjusted == Decimal("-0.50")  # 1.00 booked in November, 0.50 in the end
+
+
+def test_a_fee_like_name_is_no_fee(tmp_path: Path) -> None:
+    """Only a fee entry (`X-FEE`) belongs to trade X: a December trade of a ticker spelled FEEL is its own."""
+    from tbot_bot.accounting.ledger_correction import trade_date
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest(entries_for_fill(fill("A", posted_at=datetime(2026, 11, 2, 15, tzinfo=UTC))))
+    feel = fill(
+        "A-FEEL-1", ticker="FEEL", signal_ticker="FEEL", posted_at=datetime(2026, 12, 3, 15, tzinfo=UTC)
+    )
+    writer.ingest(entries_for_fill(feel))
+    with open_ledger(ledger, readonly=True) as conn:
+        conn.row_factory = sqlite3.Row
+        (row,) = conn.execute("SELECT * FROM transactions WHERE fitid = 'A-FEEL-1'").fetchall()
+        assert trade_date(conn, row).startswith("2026-12-03")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
@@ -84,16 +84,19 @@ def _root(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
     return row
 
 
-def _pairs(
-    conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None
-) -> tuple[dict[str, sqlite3.Row], list[sqlite3.Row], bool]:
+class _Pairing(NamedTuple):
+    paired: dict[str, sqlite3.Row]  # an entry's original FITID -> its exit as the books hold it now
+    unpaired: list[sqlite3.Row]  # exits left with no entry to close
+    reversed_exit: bool  # an exit first in first out gives to the root was reversed without a replacement
+    opened_by: dict[str, str]  # an exit's original FITID -> the original FITID of the entry it closed
+
+
+def _pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None) -> _Pairing:
     """The round trips of `root`'s strategy and instrument as the trade history pairs them
     (`ledger_trades.read_trades`): first in first out over the originals in time order, each as its corrections
     leave it (the replacement of its reversal, and so on; skipped when reversed without one), whatever day an exit
-    came (a position carried over night, a correction dated in a later month). Returns each paired entry's
-    original FITID -> its exit as the books hold it now, the exits left with no entry to close, and whether an
-    exit that first in first out gives to `root` was reversed without a replacement (the books show the position
-    open). `without`: pair as if that entry were gone. One read of the instrument's rows."""
+    came (a position carried over night, a correction dated in a later month). `without`: pair as if that entry
+    were gone. One read of the instrument's rows."""
     rows = conn.execute(
         "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? ORDER BY dtposted, id",
         (root["strategy"], root["ticker"]),
@@ -111,6 +114,7 @@ def _pairs(
 
     waiting: list[str] = []  # the open entries' original FITIDs, oldest first
     paired: dict[str, sqlite3.Row] = {}
+    opened_by: dict[str, str] = {}
     unpaired: list[sqlite3.Row] = []
     reversed_exit = False
     for original in rows:
@@ -126,19 +130,47 @@ def _pairs(
                 waiting.append(original["fitid"])
         elif is_exit:
             if waiting:
+                opened_by[original["fitid"]] = waiting[0]
                 paired[waiting.pop(0)] = now
             else:
                 unpaired.append(now)
-    return paired, unpaired, reversed_exit
+    return _Pairing(paired, unpaired, reversed_exit, opened_by)
+
+
+def trade_date(
+    conn: sqlite3.Connection, row: sqlite3.Row, pairings: dict[tuple[str, str], _Pairing] | None = None
+) -> str:
+    """When the trade a row belongs to was opened (its entry's `dtposted`): for a correction, of what it corrects;
+    for a trade's fee entry (`X-FEE`), of trade X; for an exit, of the entry the history pairs it with (a position
+    carried past a month's end belongs to the month it was opened in). Any other row: its own date. `pairings`: a
+    cache of the instruments already paired, for a caller that asks about many rows."""
+    root = _root(conn, row)
+    fitid = str(root["fitid"])
+    at = fitid.rfind("-FEE")
+    if root["trntype"] == "FEE" and at > 0 and fitid[at:] == "-FEE" and (trade := _row(conn, fitid[:at])):
+        root = _root(conn, trade)
+    is_exit = root["trntype"] in EXIT_TYPES or bool(root["exit_reason"])
+    if root["strategy"] and root["ticker"] and root["trntype"] != "FEE" and is_exit:
+        key = (str(root["strategy"]), str(root["ticker"]))
+        pairing = pairings.get(key) if pairings is not None else None
+        if pairing is None:
+            pairing = _pairs(conn, root)
+            if pairings is not None:
+                pairings[key] = pairing
+        entry = pairing.opened_by.get(root["fitid"])
+        opened = _row(conn, entry) if entry is not None else None
+        if opened is not None:
+            return str(opened["dtposted"])
+    return str(root["dtposted"])
 
 
 def _exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
     """Whether the round trip `entry` opened has had an exit booked, and that exit as the books hold it now (None
     when there is none, or it was reversed: the books show the position open)."""
     root = _root(conn, entry)
-    paired, _, reversed_exit = _pairs(conn, root)
-    exit_ = paired.get(root["fitid"])
-    return exit_ is not None or reversed_exit, exit_
+    pairing = _pairs(conn, root)
+    exit_ = pairing.paired.get(root["fitid"])
+    return exit_ is not None or pairing.reversed_exit, exit_
 
 
 def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
@@ -146,11 +178,13 @@ def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
     (the history pairs an exit with an open entry of its instrument): that exit is reversed first. An entry whose
     exit was reversed is no longer needed by it (the next exit pairs with the next entry, as in the history)."""
     root = _root(conn, entry)
-    paired, unpaired, _ = _pairs(conn, root)
-    before = {row["fitid"] for row in unpaired}
-    orphaned = [row for row in _pairs(conn, root, without=root["fitid"])[1] if row["fitid"] not in before]
+    pairing = _pairs(conn, root)
+    before = {row["fitid"] for row in pairing.unpaired}
+    orphaned = [
+        row for row in _pairs(conn, root, without=root["fitid"]).unpaired if row["fitid"] not in before
+    ]
     if orphaned:
-        own = paired.get(root["fitid"], orphaned[0])  # the exit the history pairs it with
+        own = pairing.paired.get(root["fitid"], orphaned[0])  # the exit the history pairs it with
         raise UsageError(
             f"cannot reverse {entry['fitid']!r} alone: it opened a position that {own['fitid']!r} closed, "
             "whose gain would stay in the books with no trade in any report; reverse the exit first (then this "

@@ -5,8 +5,12 @@ Reports never recompute PnL: they read the value the ledger stored at ingestion 
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.support.utils_bot import from_minor
@@ -14,55 +18,84 @@ from tbot_bot.support.utils_bot import from_minor
 BROKER_FEES = "5010"
 
 
-# a correction (t) of an entry dated in a closed month (through the lock's instant, the one parameter): reported
-# once, as a prior-period adjustment of its posting day, never as that day's own figures
-_CORRECTS_CLOSED = (
-    "t.is_correction = 1 AND EXISTS (SELECT 1 FROM transactions o WHERE o.fitid = t.correction_of "
-    "AND o.dtposted <= ?)"
-)
+def prior_period_ids(conn: sqlite3.Connection, where: str = "", params: Sequence[object] = ()) -> set[int]:
+    """The corrections (transaction ids; `where` narrows them, over `transactions t`) that are prior-period
+    adjustments: posted after the month their trade was opened in had been closed. A closed day's reports stay
+    as they were closed, so such a correction is reported once, by its posting day (prior_period_adjustments),
+    never as that day's own figures (account_fees). A trade is judged by its entry's date
+    (`ledger_correction.trade_date`: the exit of a position carried past the month's end is part of it), and a
+    correction by the closes before it in the audit log (one posted before the close is in the month's reports)."""
+    from tbot_bot.accounting.ledger_correction import trade_date
+    from tbot_bot.accounting.ledger_period import CLOSE_ACTION
+
+    closes = [
+        (int(audit_id), str(json.loads(memo)["through"]))
+        for audit_id, memo in conn.execute(
+            "SELECT id, memo FROM audit_log WHERE action = ? ORDER BY id", (CLOSE_ACTION,)
+        )
+    ]
+    if not closes:
+        return set()
+    conn.row_factory = sqlite3.Row
+    pairings: dict[tuple[str, str], Any] = {}
+    found: set[int] = set()
+    for row in conn.execute(
+        "SELECT t.*, (SELECT min(a.id) FROM audit_log a WHERE a.transaction_id = t.id) AS audit_id "
+        f"FROM transactions t WHERE t.is_correction = 1 {where}",
+        tuple(params),
+    ).fetchall():
+        posted = row["audit_id"]
+        # the month closed when it was posted: closes come in order, each through a later instant
+        through = None
+        for audit_id, instant in closes:
+            if posted is not None and audit_id > posted:
+                break
+            through = instant
+        if through is not None and trade_date(conn, row, pairings) <= through:
+            found.add(int(row["id"]))
+    return found
 
 
 def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None = None) -> Decimal:
     """Net Dr 5010 of the fees the broker posted apart from fills (FITID `<broker>-ACT-<id>`): regulatory fees and
     pass-through charges, less refunds, with their corrections (a reversal and its replacement), those dated `day`
-    (YYYY-MM-DD), on or after `since`, or all of them. A correction of a closed month's fee is not the day's: it is
-    a prior-period adjustment (prior_period_adjustments), counted there once."""
-    from tbot_bot.accounting.ledger_period import closed_through
-
-    where, args = "", [BROKER_FEES]
+    (YYYY-MM-DD), on or after `since`, or all of them. A correction that is a prior-period adjustment
+    (prior_period_ids) is not the day's: it is counted once, by prior_period_adjustments."""
+    where, args = "", []
     if day is not None:
-        where, args = " AND substr(t.dtposted, 1, 10) = ?", [*args, day]
+        where, args = " AND substr(t.dtposted, 1, 10) = ?", [day]
     elif since is not None:
-        where, args = " AND substr(t.dtposted, 1, 10) >= ?", [*args, since]
+        where, args = " AND substr(t.dtposted, 1, 10) >= ?", [since]
+    fees = f"t.trntype IN ('FEE', 'CORRECTION') AND t.fitid LIKE '%-ACT-%'{where}"
     with open_ledger(ledger_path, readonly=True) as conn:
-        lock = closed_through(conn)
-        row = conn.execute(
-            "SELECT coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
-            "ON t.id = s.transaction_id WHERE s.account_code = ? AND t.trntype IN ('FEE', 'CORRECTION') "
-            f"AND t.fitid LIKE '%-ACT-%' AND NOT ({_CORRECTS_CLOSED})" + where,
-            [args[0], lock[1] if lock else "", *args[1:]],
-        ).fetchone()
-    return from_minor(int(row[0]))
+        adjustments = prior_period_ids(conn, f"AND {fees}", args)
+        total = 0
+        for transaction_id, amount in conn.execute(
+            "SELECT t.id, coalesce(sum(s.debit) - sum(s.credit), 0) FROM splits s JOIN transactions t "
+            f"ON t.id = s.transaction_id WHERE s.account_code = ? AND {fees} GROUP BY t.id",
+            [BROKER_FEES, *args],
+        ):
+            if transaction_id not in adjustments:
+                total += int(amount)
+    return from_minor(total)
 
 
 def prior_period_adjustments(ledger_path: Path, day: str) -> tuple[Decimal, Decimal]:
-    """(gross PnL, fees) the corrections posted on `day` (YYYY-MM-DD) bring to entries of a closed month: a closed
-    day's reports stay as they were closed, so the posting day's summary carries the change (else no summary
-    would, and `tbot summary` would disagree with the ledger by it). Income is 4xxx credit, fees 5xxx debit."""
-    from tbot_bot.accounting.ledger_period import closed_through
-
+    """(gross PnL, fees) the corrections posted on `day` (YYYY-MM-DD) bring to trades of a month closed before
+    they were posted (prior_period_ids): a closed day's reports stay as they were closed, so the posting day's
+    summary carries the change (else no summary would, and `tbot summary` would disagree with the ledger by it).
+    Income is 4xxx credit, fees 5xxx debit."""
+    pnl = fees = 0
     with open_ledger(ledger_path, readonly=True) as conn:
-        lock = closed_through(conn)
-        if lock is None:
-            return Decimal(0), Decimal(0)
-        pnl, fees = conn.execute(
-            "SELECT coalesce(sum(CASE WHEN s.account_code LIKE '4%' THEN s.credit - s.debit END), 0), "
-            "coalesce(sum(CASE WHEN s.account_code LIKE '5%' THEN s.debit - s.credit END), 0) "
-            "FROM splits s JOIN transactions t ON t.id = s.transaction_id "
-            f"WHERE substr(t.dtposted, 1, 10) = ? AND {_CORRECTS_CLOSED}",
-            (day, lock[1]),
-        ).fetchone()
-    return from_minor(int(pnl)), from_minor(int(fees))
+        for transaction_id in sorted(prior_period_ids(conn, "AND substr(t.dtposted, 1, 10) = ?", [day])):
+            income, fee = conn.execute(
+                "SELECT coalesce(sum(CASE WHEN account_code LIKE '4%' THEN credit - debit END), 0), "
+                "coalesce(sum(CASE WHEN account_code LIKE '5%' THEN debit - credit END), 0) "
+                "FROM splits WHERE transaction_id = ?",
+                (transaction_id,),
+            ).fetchone()
+            pnl, fees = pnl + int(income), fees + int(fee)
+    return from_minor(pnl), from_minor(fees)
 
 
 def trial_balance(ledger_path: Path) -> list[tuple[str, str, Decimal, Decimal]]:
