@@ -98,7 +98,7 @@ class ReplayMode(RunMode):
             if not speed or self.stop_requested():
                 self.replay_clock.advance_to(t, paced=False)
                 break
-            self.replay_clock.advance_to(min(t, now + timedelta(seconds=speed)))
+            self.replay_clock.advance_to(now + min(t - now, timedelta(seconds=min(speed, 86400.0))))
             self._beat()
         self._beat()
         return not self.stop_requested()
