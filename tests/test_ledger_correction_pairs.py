@@ -289,3 +289,17 @@ def test_a_fee_like_name_is_no_fee(tmp_path: Path) -> None:
         conn.row_factory = sqlite3.Row
         (row,) = conn.execute("SELECT * FROM transactions WHERE fitid = 'A-FEEL-1'").fetchall()
         assert trade_date(conn, row).startswith("2026-12-03")
+
+
+def test_a_carried_trades_exit_reversed_after_the_close_is_a_prior_period_adjustment(tmp_path: Path) -> None:
+    """A reversed exit closes nothing any more, yet its reversal belongs to the trade it closed when booked: its
+    profit left the books and every summary kept it (30 Nov frozen at 10, 1 Dec 0)."""
+    from tbot_bot.accounting.ledger_read import prior_period_adjustments, prior_period_ids
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    ledger, writer = _carried(tmp_path)
+    writer.close_period("2026-11")
+    _correct(ledger, writer, "C1-CLOSE")
+    assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-10"), 0)
+    with open_ledger(ledger, readonly=True) as conn:  # the caller's rows stay as it reads them
+        assert prior_period_ids(conn) and isinstance(conn.execute("SELECT 1").fetchone(), tuple)

@@ -125,6 +125,10 @@ def _pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = No
         is_exit = row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
         if now is None:
             reversed_exit = reversed_exit or (is_exit and waiting[:1] == [root["fitid"]])
+            if is_exit and waiting:
+                # reversed: it closes nothing now, yet it (and its reversal) belonged to the entry first in first
+                # out gave it when it was booked (trade_date dates a correction by that entry)
+                opened_by[original["fitid"]] = waiting[0]
         elif row["trntype"] in ENTRY_TYPES and not is_exit:
             if original["fitid"] != without:
                 waiting.append(original["fitid"])

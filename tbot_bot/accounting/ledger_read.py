@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
 
 BROKER_FEES = "5010"
@@ -36,24 +37,33 @@ def prior_period_ids(conn: sqlite3.Connection, where: str = "", params: Sequence
     ]
     if not closes:
         return set()
-    conn.row_factory = sqlite3.Row
-    pairings: dict[tuple[str, str], Any] = {}
-    found: set[int] = set()
-    for row in conn.execute(
-        "SELECT t.*, (SELECT min(a.id) FROM audit_log a WHERE a.transaction_id = t.id) AS audit_id "
-        f"FROM transactions t WHERE t.is_correction = 1 {where}",
-        tuple(params),
-    ).fetchall():
-        posted = row["audit_id"]
-        # the month closed when it was posted: closes come in order, each through a later instant
-        through = None
-        for audit_id, instant in closes:
-            if posted is not None and audit_id > posted:
-                break
-            through = instant
-        if through is not None and trade_date(conn, row, pairings) <= through:
-            found.add(int(row["id"]))
-    return found
+    factory = conn.row_factory
+    conn.row_factory = sqlite3.Row  # trade_date reads rows by name (the caller's factory is given back)
+    try:
+        pairings: dict[tuple[str, str], Any] = {}
+        found: set[int] = set()
+        for row in conn.execute(
+            "SELECT t.*, (SELECT min(a.id) FROM audit_log a WHERE a.transaction_id = t.id) AS audit_id "
+            f"FROM transactions t WHERE t.is_correction = 1 {where}",
+            tuple(params),
+        ).fetchall():
+            posted = row["audit_id"]
+            if posted is None:
+                raise LedgerError(
+                    f"correction {row['fitid']} has no audit row, so when it was posted is unknown: run "
+                    "`tbot ledger verify`"
+                )
+            # the month closed when it was posted: closes come in order, each through a later instant
+            through = None
+            for audit_id, instant in closes:
+                if audit_id > posted:
+                    break
+                through = instant
+            if through is not None and trade_date(conn, row, pairings) <= through:
+                found.add(int(row["id"]))
+        return found
+    finally:
+        conn.row_factory = factory
 
 
 def account_fees(ledger_path: Path, day: str | None = None, *, since: str | None = None) -> Decimal:
