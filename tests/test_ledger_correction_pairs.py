@@ -276,7 +276,7 @@ def test_an_account_fee_corrected_twice_after_the_close_counts_once(tmp_path: Pa
 
 def test_a_fee_like_name_is_no_fee(tmp_path: Path) -> None:
     """Only a fee entry (`X-FEE`) belongs to trade X: a December trade of a ticker spelled FEEL is its own."""
-    from tbot_bot.accounting.ledger_correction import trade_date
+    from tbot_bot.accounting.ledger_pairs import trade_date
     from tbot_bot.accounting.ledger_schema import open_ledger
 
     ledger, writer = new_ledger(tmp_path)

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
+from tbot_bot.accounting.ledger_pairs import exit_of, pairs, root_of
 from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.results import FLOAT_MAX
@@ -69,123 +70,15 @@ def _leg(code: str, signed: Decimal, memo: str | None) -> LedgerSplit:
     return LedgerSplit(code, credit=-signed, memo=memo)
 
 
-def _row(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fitid,)).fetchone()
-    return row
-
-
-def _root(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
-    """The original a replacement stands for (through replacements of replacements); the row itself when it is
-    an original. Its date and place are the trade's, whatever date a correction in a closed month was given."""
-    while (
-        row["is_correction"] and row["correction_of"] and (up := _row(conn, row["correction_of"])) is not None
-    ):
-        row = up
-    return row
-
-
-class _Pairing(NamedTuple):
-    paired: dict[str, sqlite3.Row]  # an entry's original FITID -> its exit as the books hold it now
-    unpaired: list[sqlite3.Row]  # exits left with no entry to close
-    reversed_exit: bool  # an exit first in first out gives to the root was reversed without a replacement
-    opened_by: dict[str, str]  # an exit's original FITID -> the original FITID of the entry it closed
-
-
-def _pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None) -> _Pairing:
-    """The round trips of `root`'s strategy and instrument as the trade history pairs them
-    (`ledger_trades.read_trades`): first in first out over the originals in time order, each as its corrections
-    leave it (the replacement of its reversal, and so on; skipped when reversed without one), whatever day an exit
-    came (a position carried over night, a correction dated in a later month). `without`: pair as if that entry
-    were gone. One read of the instrument's rows."""
-    rows = conn.execute(
-        "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? ORDER BY dtposted, id",
-        (root["strategy"], root["ticker"]),
-    ).fetchall()
-    reversed_ = {r["correction_of"] for r in rows if r["trntype"] == "CORRECTION" and r["correction_of"]}
-    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
-
-    def current(row: sqlite3.Row) -> sqlite3.Row | None:
-        while row["fitid"] in reversed_:
-            nxt = replaced.get(row["fitid"])
-            if nxt is None:
-                return None
-            row = nxt
-        return row
-
-    waiting: list[str] = []  # the open entries' original FITIDs, oldest first
-    paired: dict[str, sqlite3.Row] = {}
-    opened_by: dict[str, str] = {}
-    unpaired: list[sqlite3.Row] = []
-    reversed_exit = False
-    for original in rows:
-        if original["is_correction"]:
-            continue
-        now = current(original)
-        row = now if now is not None else original
-        is_exit = row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
-        if now is None:
-            reversed_exit = reversed_exit or (is_exit and waiting[:1] == [root["fitid"]])
-            if is_exit and waiting:
-                # reversed: it closes nothing now, yet it (and its reversal) belonged to the entry first in first
-                # out gave it when it was booked (trade_date dates a correction by that entry)
-                opened_by[original["fitid"]] = waiting[0]
-        elif row["trntype"] in ENTRY_TYPES and not is_exit:
-            if original["fitid"] != without:
-                waiting.append(original["fitid"])
-        elif is_exit:
-            if waiting:
-                opened_by[original["fitid"]] = waiting[0]
-                paired[waiting.pop(0)] = now
-            else:
-                unpaired.append(now)
-    return _Pairing(paired, unpaired, reversed_exit, opened_by)
-
-
-def trade_date(
-    conn: sqlite3.Connection, row: sqlite3.Row, pairings: dict[tuple[str, str], _Pairing] | None = None
-) -> str:
-    """When the trade a row belongs to was opened (its entry's `dtposted`): for a correction, of what it corrects;
-    for a trade's fee entry (`X-FEE`), of trade X; for an exit, of the entry the history pairs it with (a position
-    carried past a month's end belongs to the month it was opened in). Any other row: its own date. `pairings`: a
-    cache of the instruments already paired, for a caller that asks about many rows."""
-    root = _root(conn, row)
-    fitid = str(root["fitid"])
-    at = fitid.rfind("-FEE")
-    if root["trntype"] == "FEE" and at > 0 and fitid[at:] == "-FEE" and (trade := _row(conn, fitid[:at])):
-        root = _root(conn, trade)
-    is_exit = root["trntype"] in EXIT_TYPES or bool(root["exit_reason"])
-    if root["strategy"] and root["ticker"] and root["trntype"] != "FEE" and is_exit:
-        key = (str(root["strategy"]), str(root["ticker"]))
-        pairing = pairings.get(key) if pairings is not None else None
-        if pairing is None:
-            pairing = _pairs(conn, root)
-            if pairings is not None:
-                pairings[key] = pairing
-        entry = pairing.opened_by.get(root["fitid"])
-        opened = _row(conn, entry) if entry is not None else None
-        if opened is not None:
-            return str(opened["dtposted"])
-    return str(root["dtposted"])
-
-
-def _exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
-    """Whether the round trip `entry` opened has had an exit booked, and that exit as the books hold it now (None
-    when there is none, or it was reversed: the books show the position open)."""
-    root = _root(conn, entry)
-    pairing = _pairs(conn, root)
-    exit_ = pairing.paired.get(root["fitid"])
-    return exit_ is not None or pairing.reversed_exit, exit_
-
-
 def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
     """Reversing an entry that an exit needs would leave that exit's gain in the books with no trade in any report
     (the history pairs an exit with an open entry of its instrument): that exit is reversed first. An entry whose
     exit was reversed is no longer needed by it (the next exit pairs with the next entry, as in the history)."""
-    root = _root(conn, entry)
-    pairing = _pairs(conn, root)
+    root = root_of(conn, entry)
+    pairing = pairs(conn, root)
     before = {row["fitid"] for row in pairing.unpaired}
     orphaned = [
-        row for row in _pairs(conn, root, without=root["fitid"]).unpaired if row["fitid"] not in before
+        row for row in pairs(conn, root, without=root["fitid"]).unpaired if row["fitid"] not in before
     ]
     if orphaned:
         own = pairing.paired.get(root["fitid"], orphaned[0])  # the exit the history pairs it with
@@ -342,7 +235,7 @@ def plan_correction(
             _refuse_orphaning(conn, row)
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
-        exited, exit_ = _exit_of(conn, row) if row["trntype"] in ENTRY_TYPES else (True, None)
+        exited, exit_ = exit_of(conn, row) if row["trntype"] in ENTRY_TYPES else (True, None)
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"

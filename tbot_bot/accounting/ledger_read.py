@@ -24,9 +24,9 @@ def prior_period_ids(conn: sqlite3.Connection, where: str = "", params: Sequence
     adjustments: posted after the month their trade was opened in had been closed. A closed day's reports stay
     as they were closed, so such a correction is reported once, by its posting day (prior_period_adjustments),
     never as that day's own figures (account_fees). A trade is judged by its entry's date
-    (`ledger_correction.trade_date`: the exit of a position carried past the month's end is part of it), and a
+    (`ledger_pairs.trade_date`: the exit of a position carried past the month's end is part of it), and a
     correction by the closes before it in the audit log (one posted before the close is in the month's reports)."""
-    from tbot_bot.accounting.ledger_correction import trade_date
+    from tbot_bot.accounting.ledger_pairs import trade_date
     from tbot_bot.accounting.ledger_period import CLOSE_ACTION
 
     closes = [
