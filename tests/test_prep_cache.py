@@ -26,7 +26,9 @@ PARAMS = [{}, {"STRAT_OPEN_BUFFER": 0.002, "OPEN_MONITORING_TIME": 45}]
 
 @pytest.fixture(autouse=True)
 def _writers_joined() -> Iterator[None]:
-    """No test leaves a forked cache writer behind for the next one."""
+    """Each test starts with no forked cache writer pending (another file's tests in this worker may have left
+    one) and leaves none behind."""
+    prep_cache.wait_for_writes()
     yield
     prep_cache.wait_for_writes()
 
@@ -194,3 +196,27 @@ def test_writers_are_bounded_and_a_failed_one_is_named(
     err = capfd.readouterr().err
     assert f"note: session indicator not cached in {tmp_path} (its writer exited with 1)" in err
     assert not (tmp_path / "lost").exists()
+
+
+def test_the_evidence_floors_count_is_cached_beside_the_preparation(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base settings' trades over the range: counted once, then read by a later study over the same data and
+    settings; other settings, float or seed count again; a damaged file is counted again."""
+    cache = tmp_path / "cache"
+    first = _prep(data, cache)
+    counted = first.baseline_trades()
+    assert counted == first.evaluate({}).trades > 0
+    (held,) = cache.glob("*.floor-*")
+
+    def refuse(self: PreparedData, *args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated again")
+
+    with monkeypatch.context() as m:
+        m.setattr(PreparedData, "evaluate", refuse)
+        assert _prep(data, cache).baseline_trades() == counted
+    other = _prep(data, cache, settings=make_settings(STRAT_OPEN_BUFFER="0.004"))
+    assert other.baseline_trades() == other.evaluate({}).trades
+    assert len(list(cache.glob("*.floor-*"))) == 2
+    held.write_text("{not json")
+    assert _prep(data, cache).baseline_trades() == counted

@@ -190,6 +190,7 @@ class PreparedData:
         self.capabilities = capabilities_for(settings.BROKER_NAME)
         self.fills = FillContext(self.grid, self.market, self.fundamentals, strategy)
         disk = prep_cache.IndicatorCache(cache_dir, key) if cache_dir is not None else None
+        self._floor = prep_cache.FloorCount(cache_dir, key) if cache_dir is not None else None
         self.indicators = SessionIndicators(self.grid, disk)
         self._views: dict[WindowSpec, WindowView] = {}
         self._day_index = {d: i for i, d in enumerate(self.grid.days)}
@@ -220,6 +221,20 @@ class PreparedData:
             self.fills, a, settings, self.capabilities, self.float_, slippage,
             days=self.day_indices(days or self.days),
         )  # fmt: skip
+
+    def baseline_trades(self) -> int:
+        """How many trades the base settings make over the whole range (the evidence floor's count); read from
+        beside the cached preparation when a study over the same data and settings counted them before."""
+        from tbot_bot.config.env_bot import trading_values
+
+        identity = [self.strategy, trading_values(self.settings), str(self.float_), self.seed]
+        held = self._floor.load(identity) if self._floor is not None else None
+        if held is not None:
+            return held
+        trades = self.evaluate({}).trades
+        if self._floor is not None:
+            self._floor.store(identity, trades)
+        return trades
 
     def evaluate(self, params: dict[str, Any], days: tuple[date, ...] | None = None) -> TrialMetrics:
         """One trial: signals, fills, sizing and metrics over `days` (default: the whole range)."""

@@ -192,7 +192,7 @@ def _evidence_floor(req: RunRequest, prep: PreparedData) -> RunRequest:
     """Refuse data too thin for the claims a run makes (exit 2 with the minimum); resolve automatic folds."""
     folds = req.walk_forward or auto_folds(len(prep.days), req.objective)
     require_sessions(len(prep.days), folds, req.objective)
-    require_trades(prep.evaluate({}).trades, prep.days[0].isoformat(), prep.days[-1].isoformat())
+    require_trades(prep.baseline_trades(), prep.days[0].isoformat(), prep.days[-1].isoformat())
     return replace(req, walk_forward=folds)
 
 
