@@ -1248,6 +1248,9 @@ def _summary_of(stops: list[float], current: float, objective: Any) -> dict[str,
         def evaluate_spans(self, params: dict[str, Any], *spans: tuple[date, ...]) -> list[Metrics]:
             return [Metrics(params.get("OPEN_TRAILING_STOP_PCT", current), s) for s in spans]
 
+        def baseline_spans(self, *spans: tuple[date, ...]) -> list[Metrics]:
+            return self.evaluate_spans({}, *spans)
+
     values = tuple(sorted({*stops, current}))
     space = SearchSpace("open", (Param("OPEN_TRAILING_STOP_PCT", values),))
     dist = {"OPEN_TRAILING_STOP_PCT": CategoricalDistribution(values)}

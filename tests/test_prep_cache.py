@@ -198,25 +198,32 @@ def test_writers_are_bounded_and_a_failed_one_is_named(
     assert not (tmp_path / "lost").exists()
 
 
-def test_the_evidence_floors_count_is_cached_beside_the_preparation(
+def test_the_base_settings_results_are_cached_beside_the_preparation(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The base settings' trades over the range: counted once, then read by a later study over the same data and
-    settings; other settings, float or seed count again; a damaged file is counted again."""
+    """The base settings' trades over the range (the evidence floor) and their metrics on out-of-sample blocks (the
+    choosing step): evaluated once, then read by a later study over the same data and settings; other settings,
+    float or seed evaluate again; a damaged file is evaluated again."""
     cache = tmp_path / "cache"
     first = _prep(data, cache)
     counted = first.baseline_trades()
     assert counted == first.evaluate({}).trades > 0
     (held,) = cache.glob("*.floor-*")
+    spans = (first.days[:3], first.days[3:])
+    blocks = first.baseline_spans(*spans)
+    assert [m.to_dict() for m in blocks] == [m.to_dict() for m in first.evaluate_spans({}, *spans)]
 
     def refuse(self: PreparedData, *args: object, **kwargs: object) -> None:
         raise AssertionError("evaluated again")
 
-    with monkeypatch.context() as m:
-        m.setattr(PreparedData, "evaluate", refuse)
-        assert _prep(data, cache).baseline_trades() == counted
+    with monkeypatch.context() as patched:
+        patched.setattr(PreparedData, "evaluate", refuse)
+        patched.setattr(PreparedData, "evaluate_spans", refuse)
+        again = _prep(data, cache)
+        assert again.baseline_trades() == counted
+        assert [m.to_dict() for m in again.baseline_spans(*spans)] == [m.to_dict() for m in blocks]
     other = _prep(data, cache, settings=make_settings(STRAT_OPEN_BUFFER="0.004"))
     assert other.baseline_trades() == other.evaluate({}).trades
     assert len(list(cache.glob("*.floor-*"))) == 2
-    held.write_text("{not json")
+    held.write_bytes(held.read_bytes()[:-1] + b"x")  # damaged: its CRC fails
     assert _prep(data, cache).baseline_trades() == counted

@@ -76,8 +76,8 @@ _ALSO_BUILT_BY = (
 
 @functools.cache
 def package_digest() -> str:
-    """A SHA-256 over the source of every module of tbot_bot (~5 ms, once per process): the key part of a cached
-    *result* (FloorCount), which any module of the evaluation may change."""
+    """A SHA-256 over the source of every module of tbot_bot (~14 ms, once per process): the key part of a cached
+    *result* (BaseResults), which any module of the evaluation may change."""
     h = hashlib.sha256()
     package = Path(str(grid_mod.__file__)).resolve().parents[1]  # tbot_bot/
     for path in sorted(package.rglob("*.py")):
@@ -87,32 +87,30 @@ def package_digest() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class FloorCount:
-    """The evidence floor's count (the current settings' trades over a study's whole range) beside the preparation:
-    a pure function of the data, the trading settings, the float, the seed and the code, so a later study over the
-    same data and settings reads it instead of evaluating the current settings again (a warm study's evidence
-    floor cost 0.06-0.09 s). Any change of those is another file; a damaged file is counted again."""
+class BaseResults:
+    """What the base settings give over a study's data, kept beside the preparation: the evidence floor's count
+    (their trades over the whole range) and the choosing step's metrics on out-of-sample blocks. Each is a pure
+    function of the data, the trading settings, the float, the seed, the code and (for blocks) the sessions, so a
+    later study over the same data and settings reads it instead of evaluating the base settings again (0.06-0.09 s
+    and ~0.02 s of a warm study). Any change of those is another file; a damaged file is evaluated again. Written
+    here and now (small), in the format of the preparation (CRC-checked before it is unpickled)."""
 
     cache_dir: Path
     key: str  # the preparation's
 
-    def path(self, identity: Any) -> Path:
+    def _path(self, kind: str, identity: Any) -> Path:
         digest = hashlib.sha256(json.dumps([identity, package_digest()], sort_keys=True).encode()).hexdigest()
-        return self.cache_dir / f"{self.key}.floor-{digest[:32]}"
+        return self.cache_dir / f"{self.key}.{kind}-{digest[:32]}"
 
-    def load(self, identity: Any) -> int | None:
-        try:
-            held = json.loads(self.path(identity).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        trades = held.get("trades") if isinstance(held, dict) else None
-        return trades if isinstance(trades, int) and not isinstance(trades, bool) and trades >= 0 else None
+    def load(self, kind: str, identity: Any) -> Any:
+        path = self._path(kind, identity)
+        _wait(path)
+        held = _read(path, f"base settings' {kind}")
+        # the identity is stored with the value: a digest collision or a stray file is never taken for it
+        return held[1] if isinstance(held, tuple) and len(held) == 2 and held[0] == identity else None
 
-    def store(self, identity: Any, trades: int) -> None:
-        try:
-            atomic_write_bytes(self.path(identity), json.dumps({"trades": trades}).encode(), durable=False)
-        except OSError as exc:  # a count that cannot be cached only costs the next run an evaluation
-            print(f"note: evidence floor not cached in {self.cache_dir} ({exc})", file=sys.stderr)
+    def store(self, kind: str, identity: Any, value: Any) -> None:
+        _write(self._path(kind, identity), (identity, value), f"base settings' {kind}")
 
 
 def _code_digest() -> str:

@@ -190,7 +190,7 @@ class PreparedData:
         self.capabilities = capabilities_for(settings.BROKER_NAME)
         self.fills = FillContext(self.grid, self.market, self.fundamentals, strategy)
         disk = prep_cache.IndicatorCache(cache_dir, key) if cache_dir is not None else None
-        self._floor = prep_cache.FloorCount(cache_dir, key) if cache_dir is not None else None
+        self._base = prep_cache.BaseResults(cache_dir, key) if cache_dir is not None else None
         self.indicators = SessionIndicators(self.grid, disk)
         self._views: dict[WindowSpec, WindowView] = {}
         self._day_index = {d: i for i, d in enumerate(self.grid.days)}
@@ -222,19 +222,38 @@ class PreparedData:
             days=self.day_indices(days or self.days),
         )  # fmt: skip
 
+    def _base_identity(self, *spans: tuple[date, ...]) -> list[Any]:
+        from tbot_bot.config.env_bot import trading_values
+
+        return [self.strategy, trading_values(self.settings), str(self.float_), self.seed,
+                [[d.isoformat() for d in span] for span in spans]]  # fmt: skip
+
     def baseline_trades(self) -> int:
         """How many trades the base settings make over the whole range (the evidence floor's count); read from
         beside the cached preparation when a study over the same data and settings counted them before."""
-        from tbot_bot.config.env_bot import trading_values
-
-        identity = [self.strategy, trading_values(self.settings), str(self.float_), self.seed]
-        held = self._floor.load(identity) if self._floor is not None else None
-        if held is not None:
+        identity = self._base_identity()
+        held = self._base.load("floor", identity) if self._base is not None else None
+        if isinstance(held, int):
             return held
         trades = self.evaluate({}).trades
-        if self._floor is not None:
-            self._floor.store(identity, trades)
+        if self._base is not None:
+            self._base.store("floor", identity, trades)
         return trades
+
+    def baseline_spans(self, *spans: tuple[date, ...]) -> list[TrialMetrics]:
+        """evaluate_spans of the base settings (the choosing step's comparison), kept like baseline_trades."""
+        identity = self._base_identity(*spans)
+        held = self._base.load("base", identity) if self._base is not None else None
+        if (
+            isinstance(held, list)
+            and len(held) == len(spans)
+            and all(isinstance(m, TrialMetrics) for m in held)
+        ):
+            return held
+        metrics = self.evaluate_spans({}, *spans)
+        if self._base is not None:
+            self._base.store("base", identity, metrics)
+        return metrics
 
     def evaluate(self, params: dict[str, Any], days: tuple[date, ...] | None = None) -> TrialMetrics:
         """One trial: signals, fills, sizing and metrics over `days` (default: the whole range)."""

@@ -133,7 +133,7 @@ def summarise(
     base_oos, base_folds = None, []
     if judged:
         blocks = [r.fold.out_of_sample for r in judged]
-        base_oos, *base_folds = prep.evaluate_spans({}, _joined(blocks), *blocks)
+        base_oos, *base_folds = prep.baseline_spans(_joined(blocks), *blocks)
     current_folds = [m.objective(cfg.objective) for m in base_folds]
     for c in candidates:
         c.pop("_returns")
