@@ -47,9 +47,8 @@ class CorrectionPlan:
     original_splits: tuple[LedgerSplit, ...]
     # the exit corrected with an entry whose round trip it closed (posted in the same batch), else None
     follows: CorrectionPlan | None = None
-    warning: str | None = (
-        None  # what a person should know before confirming (shown by the CLI and the dashboard)
-    )
+    # what a person should know before confirming (shown by the CLI and the dashboard)
+    warning: str | None = None
 
 
 def _dt(text: str) -> datetime:
@@ -251,9 +250,9 @@ def plan_correction(
         # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain
         exit_price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
     replacement = _replacement(row, cor_fitid, posted_at, legs, pnl_change, exit_price)
+    tracked = tracked_of(splits, account, from_account)
     follows = None
     if exit_ is not None:
-        tracked = tracked_of(splits, account, from_account)
         follows = _follow_exit(exit_, exit_splits, exit_cor, legs, tracked, fitid, lock, reason.strip(), how)
     warning = None
     if not exited:
@@ -261,9 +260,9 @@ def plan_correction(
         # at (its journal), not at a corrected one, so correcting now may leave the difference on the position
         warning = (
             f"{fitid} opened a position with no exit in the books: if the bot still holds it, the exit it books "
-            f"later closes the position at the cost it filled at, and {', '.join(sorted(tracked_of(splits, account, from_account)))} "
-            "would keep the difference; once that exit is booked, correct this entry again with the same amount: "
-            "its exit is then brought in line"
+            f"later closes the position at the cost it filled at, and {', '.join(sorted(tracked))} would keep the "
+            "difference; once that exit is booked, correct this entry again with the same amount: its exit is "
+            "then brought in line"
         )
     return CorrectionPlan(
         fitid, original_date, posted_at, closed, text, replacement, tuple(splits), follows, warning

@@ -223,9 +223,8 @@ _MAX_WRITERS = 4
 def _write_in_child(path: Path, obj: Any, what: str) -> None:
     try:
         _write(path, obj, what)
-    except (
-        KeyboardInterrupt
-    ):  # Ctrl-C reaches the whole process group: the command reports it, not each writer
+    # Ctrl-C reaches the whole process group: the command reports it, not each writer
+    except KeyboardInterrupt:
         sys.exit(130)
 
 
