@@ -1,14 +1,14 @@
-"""Round trips as the trade history pairs them (`reporting.ledger_trades.read_trades`): per strategy and
-instrument, first in first out over the originals in time order, each as its corrections leave it. Shared by the
-corrections (`ledger_correction`: the exit corrected with its entry) and the reports (`ledger_read`: the month a
-correction's trade was opened in); read-only."""
+"""Round trips as the trade history pairs them (`reporting.ledger_trades.fifo`, the pairing of `read_trades`):
+per strategy and instrument, first in first out over the originals in time order, each as its corrections leave
+it. Shared by the corrections (`ledger_correction`: the exit corrected with its entry) and the reports
+(`ledger_read`: the month a correction's trade was opened in); read-only."""
 
 from __future__ import annotations
 
 import sqlite3
 from typing import NamedTuple
 
-from tbot_bot.reporting.ledger_trades import ENTRY_TYPES, EXIT_TYPES
+from tbot_bot.reporting.ledger_trades import EXIT_TYPES, fifo
 
 
 def _row(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
@@ -34,52 +34,30 @@ class Pairing(NamedTuple):
 
 
 def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None) -> Pairing:
-    """The round trips of `root`'s strategy and instrument as the trade history pairs them
-    (`ledger_trades.read_trades`): first in first out over the originals in time order, each as its corrections
-    leave it (the replacement of its reversal, and so on; skipped when reversed without one), whatever day an exit
-    came (a position carried over night, a correction dated in a later month). `without`: pair as if that entry
-    were gone. One read of the instrument's rows."""
+    """The round trips of `root`'s strategy and instrument as the trade history pairs them (`ledger_trades.fifo`),
+    over all its rows: whatever day an exit came (a position carried over night, a correction dated in a later
+    month). `without`: pair as if that entry were gone. One read of the instrument's rows."""
     rows = conn.execute(
         "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? ORDER BY dtposted, id",
         (root["strategy"], root["ticker"]),
     ).fetchall()
-    reversed_ = {r["correction_of"] for r in rows if r["trntype"] == "CORRECTION" and r["correction_of"]}
-    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
-
-    def current(row: sqlite3.Row) -> sqlite3.Row | None:
-        while row["fitid"] in reversed_:
-            nxt = replaced.get(row["fitid"])
-            if nxt is None:
-                return None
-            row = nxt
-        return row
-
-    waiting: list[str] = []  # the open entries' original FITIDs, oldest first
     paired: dict[str, sqlite3.Row] = {}
     opened_by: dict[str, str] = {}
     unpaired: list[sqlite3.Row] = []
     reversed_exit = False
-    for original in rows:
-        if original["is_correction"]:
+    for step in fifo(rows, without):
+        if step.entry:
             continue
-        now = current(original)
-        row = now if now is not None else original
-        is_exit = row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
-        if now is None:
-            reversed_exit = reversed_exit or (is_exit and waiting[:1] == [root["fitid"]])
-            if is_exit and waiting:
-                # reversed: it closes nothing now, yet it (and its reversal) belonged to the entry first in first
-                # out gave it when it was booked (trade_date dates a correction by that entry)
-                opened_by[original["fitid"]] = waiting[0]
-        elif row["trntype"] in ENTRY_TYPES and not is_exit:
-            if original["fitid"] != without:
-                waiting.append(original["fitid"])
-        elif is_exit:
-            if waiting:
-                opened_by[original["fitid"]] = waiting[0]
-                paired[waiting.pop(0)] = now
-            else:
-                unpaired.append(now)
+        if step.opener is not None:
+            opened_by[step.original["fitid"]] = step.opener["fitid"]
+        if step.now is None:
+            reversed_exit = reversed_exit or (
+                step.opener is not None and step.opener["fitid"] == root["fitid"]
+            )
+        elif step.opener is not None:
+            paired[step.opener["fitid"]] = step.now
+        else:
+            unpaired.append(step.now)
     return Pairing(paired, unpaired, reversed_exit, opened_by)
 
 

@@ -10,12 +10,12 @@ figures, the original's time); a trade touched by one names it in `correction`.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tbot_bot.domain.results import is_loss, is_win, net_pnl
 from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
@@ -125,25 +125,18 @@ def read_trades(
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
     rows = _rows(ledger, first.isoformat() if first else None, None)
-    open_entries: dict[tuple[str, str], list[int]] = {}  # the open entries' places in `pairs`, oldest first
     pairs: list[tuple[Any, Any]] = []
-    reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
-    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
-    for original in rows:
-        if not original["strategy"] or not original["ticker"] or original["is_correction"]:
-            continue
-        r = _effective(original, reversed_, replaced)
-        if r is None:
+    at: dict[str, int] = {}  # an entry's original FITID -> its place in `pairs`
+    for step in fifo(rows):
+        if step.now is None:
             continue  # reversed without a replacement: no longer part of any trade
-        key = (r["strategy"], r["ticker"])
-        if r["trntype"] in ENTRY_TYPES and not r["exit_reason"]:
-            open_entries.setdefault(key, []).append(len(pairs))
-            pairs.append((r, None))
-        elif r["trntype"] in EXIT_TYPES or r["exit_reason"]:
-            waiting = open_entries.get(key)
-            if waiting:
-                at = waiting.pop(0)
-                pairs[at] = (pairs[at][0], r)
+        row = _effective(step)
+        if step.entry:
+            at[step.original["fitid"]] = len(pairs)
+            pairs.append((row, None))
+        elif step.opener is not None:
+            i = at[step.opener["fitid"]]
+            pairs[i] = (pairs[i][0], row)
     out = []
     for entry, exit_ in pairs:
         if until is not None and entry["dtposted"] >= until:
@@ -154,23 +147,56 @@ def read_trades(
     return out
 
 
-def _effective(
-    original: dict[str, Any], reversed_: set[str], replaced: dict[str, dict[str, Any]]
-) -> dict[str, Any] | None:
-    """`original` as its corrections leave it: None when reversed without replacement; a replacement's figures
-    at the original's time (a correction of a closed period is posted later, the trade stays on its day)."""
-    current, chain = original, []
-    while current["fitid"] in reversed_:
-        nxt = replaced.get(current["fitid"])
-        if nxt is None:
-            return None
-        chain.append(nxt["fitid"])
-        current = nxt
-    row = dict(current)
-    row["dtposted"] = original["dtposted"]
-    row["correction"] = f"{original['fitid']} -> {chain[-1]}" if chain else None
-    if chain:
-        row["fee"] = original["fee"]
+class Step(NamedTuple):
+    """One original transaction of a trade as first in first out sees it (`fifo`)."""
+
+    original: Any  # the row as booked
+    now: Any  # as its corrections leave it (the last replacement); None: reversed without a replacement
+    chain: list[str]  # the FITIDs of its replacements, in order
+    entry: bool  # opens a position (else it closes one)
+    opener: (
+        Any  # an exit's: the original of the entry it closes (reversed: the one it closed); None: none open
+    )
+
+
+def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
+    """The entries and exits of `rows` (a ledger's transactions in time order, corrections included) paired as
+    the trade history pairs them: per strategy and instrument, an exit closes the earliest entry still open,
+    each original counted as its corrections leave it, at its own place in time. An entry reversed without a
+    replacement opens nothing; an exit reversed so closes nothing, and names the entry it had closed. `without`:
+    pair as if that entry (an original FITID) were gone. The one pairing of the trade history (`read_trades`)
+    and of the corrections (`accounting.ledger_pairs`)."""
+    reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
+    replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
+    waiting: dict[tuple[str, str], list[Any]] = {}  # the open entries' originals, oldest first
+    for original in rows:
+        if not original["strategy"] or not original["ticker"] or original["is_correction"]:
+            continue
+        now, chain = original, []
+        while now is not None and now["fitid"] in reversed_:
+            now = replaced.get(now["fitid"])
+            if now is not None:
+                chain.append(now["fitid"])
+        row = original if now is None else now
+        queue = waiting.setdefault((row["strategy"], row["ticker"]), [])
+        if row["trntype"] in ENTRY_TYPES and not row["exit_reason"]:
+            if now is not None and original["fitid"] != without:
+                queue.append(original)
+            yield Step(original, now, chain, True, None)
+        elif row["trntype"] in EXIT_TYPES or row["exit_reason"]:
+            # a reversed exit closes nothing now, yet it belonged to the entry it closed when booked
+            opener = (queue[0] if now is None else queue.pop(0)) if queue else None
+            yield Step(original, now, chain, False, opener)
+
+
+def _effective(step: Step) -> dict[str, Any]:
+    """A step's row as the listing shows it: the last replacement's figures at the original's time (a
+    correction of a closed period is posted later, the trade stays on its day), its corrections named."""
+    row = dict(step.now)
+    row["dtposted"] = step.original["dtposted"]
+    row["correction"] = f"{step.original['fitid']} -> {step.chain[-1]}" if step.chain else None
+    if step.chain:
+        row["fee"] = step.original["fee"]
     return row
 
 
