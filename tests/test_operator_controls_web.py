@@ -111,6 +111,9 @@ def test_status_page_and_api_show_the_money(home):
         "windows": {"open": {"trades": 2, "max_trades": 4, "cap_used": "709.30", "cap_available": "1290.70"}},
     }  # fmt: skip
     write_status(home, status_payload(money=money, paused="2011-01-18T14:50:00+00:00 cli:ops"))
+    # no supervisor runs here: the pause shown is the pause file's (a running one publishes its own)
+    pause_file(home).parent.mkdir(parents=True, exist_ok=True)
+    pause_file(home).write_text("2011-01-18T14:50:00+00:00 cli:ops\n", encoding="utf-8")
     client = client_for(home, "operator")
     api = client.get("/api/status").get_json()
     assert (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from integration_test_runner import provision_demo_home
 
 from rigd_tbot.cli import main
@@ -114,7 +115,21 @@ def test_pause_after_the_first_fill_blocks_entries_and_still_manages_exits(
     assert "<MEMO>mode=replay strategy=" in ofx
 
 
-def test_a_pause_written_before_the_start_holds_from_the_first_window(tmp_path: Path) -> None:
+def _shown_paused(home: BotHome, capsys: pytest.CaptureFixture[str]) -> tuple[bool, bool]:
+    """Whether `tbot status` and the dashboard's status show a pause."""
+    from datetime import UTC, datetime
+
+    from tbot_web.py.readers_web import current_status
+
+    capsys.readouterr()
+    assert main(["status", "--home", str(home.root)]) == 0
+    web = current_status(home, datetime.now(UTC))
+    return "PAUSED" in capsys.readouterr().out, bool(web.get("paused"))
+
+
+def test_a_pause_written_before_the_start_holds_from_the_first_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = provision_demo_home(tmp_path / "home")
     assert main(["pause", "--home", str(home.root)]) == 0
     assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
@@ -124,8 +139,14 @@ def test_a_pause_written_before_the_start_holds_from_the_first_window(tmp_path: 
     denied = [e for e in _log_events(home) if e.get("event") == "signal_denied"]
     paused = [e for e in denied if "entries paused" in json.dumps(e)]
     assert paused and {e.get("strategy_name") for e in paused} == {"open", "mid", "close"}
+    assert _shown_paused(home, capsys) == (True, True)
     assert main(["resume", "--home", str(home.root)]) == 0 and not pause_file(home).exists()
     assert main(["resume", "--home", str(home.root)]) == 1
+    # no supervisor runs: status.json still holds the last run's pause, and both surfaces show the file's state
+    assert json.loads(home.status_json.read_text())["paused"]
+    assert _shown_paused(home, capsys) == (False, False)
+    assert main(["pause", "--home", str(home.root)]) == 0
+    assert _shown_paused(home, capsys) == (True, True)
 
 
 def test_tbot_status_shows_mode_pause_stop_and_money() -> None:

@@ -127,7 +127,7 @@ def run_status(args: argparse.Namespace) -> int:
     import json
 
     from rigd_tbot.status_view import render_status_view, written_time
-    from tbot_bot.runtime.control import running_supervisor
+    from tbot_bot.runtime.control import pause_in_force, running_supervisor
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
@@ -135,13 +135,14 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    running = running_supervisor(home) is not None
     try:
         view = render_status_view(
-            data,
+            pause_in_force(home, data, running),
             exchange_tz=exchange_tz_of(home, data),
             written_at=written_time(home.status_json),
             now=utc_now(),
-            running=running_supervisor(home) is not None,
+            running=running,
             log_file=_supervisor_log(home),
         )
     except (AttributeError, TypeError, ValueError, KeyError) as exc:

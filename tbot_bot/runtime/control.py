@@ -180,6 +180,20 @@ def paused_by(home: BotHome) -> str | None:
         return None
 
 
+def pause_in_force(home: BotHome, status: dict[str, Any], running: bool) -> dict[str, Any]:
+    """`status` (status.json as read) with the pause a person should be shown: a running supervisor's own (it
+    publishes the pause it applies, within a minute of a request); with none running, the pause file's, which
+    the next start takes (`tbot pause`/`resume` without a supervisor change only the file, and status.json would
+    go on showing what the last run wrote). `tbot status` and the dashboard both show it from here."""
+    if running:
+        return status
+    out = {k: v for k, v in status.items() if k != "paused"}
+    stamp = paused_by(home)
+    if stamp is not None:
+        out["paused"] = stamp
+    return out
+
+
 def stopped_file(home: BotHome) -> Path:
     """Written by a live supervisor when a Stop has ended trading; while it exists the supervisor stays up
     without trading (across days and restarts) until a Start removes it (DESIGN §8)."""

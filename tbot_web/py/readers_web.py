@@ -16,7 +16,7 @@ from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, t
 from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
-from tbot_bot.runtime.control import running_supervisor
+from tbot_bot.runtime.control import pause_in_force, paused_by, running_supervisor
 from tbot_bot.runtime.status_bot import conditions, is_stale
 from tbot_bot.support.path_resolver import BotHome
 
@@ -183,7 +183,7 @@ def compact_status(
     return out
 
 
-_status_cache: dict[Path, tuple[tuple[int, int, bool], dict[str, Any]]] = {}
+_status_cache: dict[Path, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 _status_lock = threading.Lock()
 
 
@@ -191,9 +191,13 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
     """compact_status of status.json, parsed once per version of the file (the page and the API are polled
     by every open browser); only the clock-dependent ages are computed per call."""
     stop_requested = home.control_stop.exists()
+    # the lock, not the file: a status.json says nothing about whether a supervisor still runs
+    running = running_supervisor(home) is not None
+    # with none running, the pause shown is the pause file's (pause_in_force): part of what the cache keys on
+    pause = None if running else paused_by(home)
     try:
         st = home.status_json.stat()
-        mark: tuple[int, int, bool] | None = (st.st_mtime_ns, st.st_size, stop_requested)
+        mark: tuple[Any, ...] | None = (st.st_mtime_ns, st.st_size, stop_requested, running, pause)
         written_at: datetime | None = datetime.fromtimestamp(st.st_mtime, UTC)
     except OSError:
         mark, written_at = None, None
@@ -202,14 +206,14 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
     if mark is not None and hit is not None and hit[0] == mark:
         out = dict(hit[1])
     else:
-        out = compact_status(read_status(home), now, stop_requested=stop_requested, written_at=written_at)
+        status = pause_in_force(home, read_status(home), running)
+        out = compact_status(status, now, stop_requested=stop_requested, written_at=written_at)
         if mark is not None:
             with _status_lock:
                 _status_cache[home.root] = (mark, out)
         out = dict(out)
     _set_ages(out, out.get("state"), now, written_at)
-    # the lock, not the file: a status.json says nothing about whether a supervisor still runs
-    out["supervisor_running"] = running_supervisor(home) is not None
+    out["supervisor_running"] = running
     # a running state with no supervisor (killed a minute ago) is as stale as one not written for minutes
     out["stale"] = is_stale(out.get("state"), out.get("written_age_seconds"), out["supervisor_running"])
     return out
