@@ -197,3 +197,17 @@ def test_parse_bound() -> None:
     )
     with pytest.raises(ConfigError):
         parse_bound("16/11/2026", is_end=False)
+
+
+def test_provision_names_the_next_step_by_what_the_environment_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    provision(tmp_path / "bare", "alpaca", monkeypatch)
+    assert "next: tbot secrets set broker" in capsys.readouterr().out
+    provision(
+        tmp_path / "given", "alpaca", monkeypatch, "http://127.0.0.1:9"
+    )  # credentials from the environment
+    out = capsys.readouterr().out
+    assert "next: tbot secrets list" in out and "secrets set broker" not in out

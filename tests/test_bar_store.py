@@ -215,6 +215,10 @@ def test_bad_file_is_refused_at_import_with_the_csv_message(tmp_path: Path) -> N
             "126.71,126.74,126.66,126.72,1e30",
             "row 2: volume=1e+30 is beyond any minute's volume (at most 9,007",
         ),
+        (  # 2**53 + 1 reads as the float 2**53: a volume that cannot be kept exactly is refused whole
+            "126.71,126.74,126.66,126.72,9007199254740993",
+            "row 2: volume=9.0072e+15 is beyond any minute's volume (at most 9,007,199,254,740,991)",
+        ),
         (
             "126.71,1e300,126.66,126.72,100",
             "row 2: a price of 1e+300 is beyond any share's (at most 1,000,000,000)",

@@ -650,3 +650,23 @@ def test_a_folder_in_a_side_inputs_place_is_refused_alike_by_backtest_and_replay
     for argv in (backtest, check):
         code, err = _cli(argv, capsys)
         assert code == 2 and str(data / name) in err and "as bars" not in err, (argv, err)
+
+
+def test_every_command_takes_home() -> None:
+    """README: every command takes --home DIR (scripts pass it to all of them)."""
+    import argparse
+
+    from rigd_tbot.cli import build_parser
+
+    lacking = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs and "--home" not in {o for a in parser._actions for o in a.option_strings}:
+            lacking.append(" ".join(path))
+        for s in subs:
+            for name, child in s.choices.items():
+                walk(child, [*path, name])
+
+    walk(build_parser(), ["tbot"])
+    assert lacking == []

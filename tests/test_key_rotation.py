@@ -198,3 +198,42 @@ def test_restore_into_another_bots_home_is_refused_naming_both(
     err = capsys.readouterr().err
     assert "belongs to bot RGL/USA/main/SIM/TB01" in err and "is bot RGL/USA/main/SIM/TB02" in err
     assert ledger.read_bytes() == before and not list(other.backups_dir.iterdir())
+
+
+def test_a_bare_archive_name_is_found_in_backups_and_a_restore_without_secrets_says_what_is_next(
+    provisioned_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = BotHome(provisioned_home)
+    assert main(["backup", "create", "--home", str(provisioned_home)]) == 0
+    [archive] = sorted(home.backups_dir.iterdir())
+    key = str(home.key_file("backup"))
+    monkeypatch.chdir(tmp_path)  # the name `backup list` prints, typed from anywhere
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "backup",
+                "restore",
+                "--home",
+                str(provisioned_home),
+                "--archive",
+                archive.name,
+                "--key-file",
+                key,
+            ]
+        )
+        == 0
+    )
+    assert "archived the state it replaces first" in capsys.readouterr().out
+    # an empty home restored with new keys: the archive holds no identity or injection, and the output says so
+    empty = tmp_path / "empty"
+    assert main(["backup", "restore", "--home", str(empty), "--archive", str(archive), "--key-file", key,
+                 "--new-keys"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        "next: storage/secrets/bot_identity.json.enc and storage/secrets/accounting_injection.json.enc" in out
+    )
+    assert f"`tbot check --home {empty}`" in out

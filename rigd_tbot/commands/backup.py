@@ -52,7 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "first); another bot's home is refused",
     )
     add_home_argument(restore)
-    restore.add_argument("--archive", required=True, help="the .tar.gz.enc archive to restore")
+    restore.add_argument(
+        "--archive",
+        required=True,
+        help="the .tar.gz.enc archive to restore (a bare name not found here: the one of that name in backups/)",
+    )
     restore.add_argument(
         "--key-file", default=None, help="backup key (default: storage/keys/backup.key in this home)"
     )
@@ -119,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             return _upload(home, args)
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
-        archive = Path(args.archive).expanduser().resolve()
+        archive = _archive_path(args.archive, home)
         restored = restore_backup(archive, home, key_path=key, now=utc_now(), new_keys=args.new_keys)
         closed_before, closed_after = restored.closed_before, restored.closed_after
         if restored.safety_archive is not None:
@@ -137,6 +141,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{closed_before}): the months closed since the archive are open again"
             )
         _record_restore(home, archive, restored, closed_before, closed_after)
+        from tbot_bot.support.decrypt_secrets import secret_exists
+
+        lacking = [n for n in ("bot_identity", "accounting_injection") if not secret_exists(home, n)]
+        if lacking:
+            # archives never hold secrets: a home restored without them cannot boot until they are back
+            print(
+                f"next: {' and '.join(str(home.relative(home.secret_file(n))) for n in lacking)} are not here (archives "
+                "never hold secrets): the accounting system writes them (or copy them from the key backup), then "
+                f"`tbot check --home {home.root}`"
+            )
         return 0
     from tbot_bot.accounting.accounting_config import load_binding
 
@@ -180,6 +194,15 @@ def _print_manifest(manifest: dict) -> None:  # type: ignore[type-arg]
         print(
             f"  {info.get('kind', 'file'):<7} {'?' if size is None else size:>10}  {info.get('sha256', '')}  {name}"
         )
+
+
+def _archive_path(given: str, home: BotHome) -> Path:
+    """--archive as given (against the working folder), or, for a bare name that is not there, the archive of
+    that name in the home's backups/ (what `tbot backup list` prints)."""
+    path = Path(given).expanduser()
+    if not path.exists() and path.name == given and (home.backups_dir / given).exists():
+        return (home.backups_dir / given).resolve()
+    return path.resolve()
 
 
 def _prune(home: BotHome, keep: int | None) -> int:

@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "(default: OPTIMIZER_BACKTEST_LOOKBACK_DAYS sessions before --end)")  # fmt: skip
     run.add_argument("--end", type=iso_date, default=None, help="last date (default: the data's last)")
     run.add_argument("--data-source", "--data_source", dest="data_source", default=None,
-                     help="CSV/Parquet file or folder of 1-minute bars (default: the home's bars cache "
-                     "data/cache/bars)")  # fmt: skip
+                     help="CSV/Parquet file, folder of 1-minute bars or bar store (tbot data import) "
+                     "(default: the home's bars cache data/cache/bars)")  # fmt: skip
     run.add_argument("--space", default=None, help="TOML search space replacing the strategy's default")
     run.add_argument("--trials", type=int, default=None,
                      help="trials per fold across all workers (default: the whole grid; 50 for bayesian/genetic)")  # fmt: skip

@@ -88,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
         # a sim home only replays recorded days, so its readiness check names one (the demo's sample day)
         print(f"next: tbot check --home {result.home} --replay {DEMO_DAY.isoformat()}")
-    else:
+    elif result.broker_credentials_missing:
         print(
             f"next: tbot secrets set broker --home {result.home}  (and screener), then tbot check --home {result.home}"
+        )
+    else:  # the broker's credentials came from the environment and are stored
+        print(
+            f"next: tbot secrets list --home {result.home}  (what else this home requires, such as the screener's "
+            f"key), then tbot check --home {result.home}"
         )
     return 0

@@ -3,7 +3,7 @@
 A bad file is a DataError naming the file, the first offending row (as a person counts it: the CSV line, or
 the Parquet row from 1) and the problem, plus how many rows share it. Refused: unreadable or empty files,
 missing columns, stamps that are not dates or carry no time zone, prices that are missing, not finite or not
-positive, volumes that are missing, negative or infinite, prices above 10**9 or volumes above 2**53, a high
+positive, volumes that are missing, negative or infinite, prices above 10**9 or volumes of 2**53 or more, a high
 below the low, a symbol's stamps going backwards, and the same (timestamp, symbol) twice with different values.
 The same bar repeated with identical values is dropped, and a bar whose open or close lies outside its high..low
 gets its range widened to hold them, each with a warning on stderr.
@@ -77,9 +77,10 @@ _NUMBER_CHECKS = 10  # then four per number column (empty, not a number, not fin
 # then the bar as a whole (each number alone passed): sizes no market trades, and a high below its low
 _TOO_LARGE, _HIGH_BELOW_LOW = 100, 101
 # a price above this is no share price (the dearest US share trades under 10**6); a minute's volume above this is
-# no market's, and it is also the largest whole number a float holds exactly (the store keeps volume as int64)
+# no market's; 2**53 - 1 is also the largest whole number below which every float is exact (2**53 + 1 reads as
+# 2**53, so that is refused too: the store keeps volume as int64, never a rounded one)
 MAX_PRICE = 10**9
-MAX_VOLUME = 2**53
+MAX_VOLUME = 2**53 - 1
 
 
 class _Findings:

@@ -9,9 +9,10 @@ after it; the journal's recovery re-ingests the other way round idempotently):
   4. plain files: `output/`, `logs/`, `storage/state/`, `entities/` (except the pre-batch ledger copies), the
      universe and the data caches under `data/`.
 Never archived: `storage/keys/` and `storage/secrets/` (keys, credentials, identity and injection come back from
-the key backup and the accounting system), `backups/`, `control/` (requests), `backtest_results/` and the
-optimizer's recorded bars `data/cache/bars/` (research data, fetched again with `tbot data fetch`), SQLite
-`-wal`/`-shm`/`-journal` side files (the online copy already holds their content) and atomic-write debris.
+the key backup and the accounting system), `backups/`, `control/` (requests), research data (`backtest_results/`,
+the bar store `data/bars/`, recorded bars `data/cache/bars/`, the optimizer's `data/cache/prepared/` and
+`data/cache/optuna/`: imported or fetched again, rebuilt on the next run), SQLite `-wal`/`-shm`/`-journal` side
+files (the online copy already holds their content) and atomic-write debris.
 """
 
 from __future__ import annotations

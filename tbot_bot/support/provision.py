@@ -54,6 +54,7 @@ class ProvisionResult:
     ledger_path: Path
     ledger_created: bool
     notes: tuple[str, ...]
+    broker_credentials_missing: tuple[str, ...] = ()  # the required keys the environment did not give
 
 
 def _validate(req: ProvisionRequest) -> tuple[str, Decimal, BotIdentity]:
@@ -120,7 +121,14 @@ def provision(home: BotHome, req: ProvisionRequest, *, now: datetime | None = No
         shutil.rmtree(staging, ignore_errors=True)
         raise
     ledger_path = home.root / built.ledger_path.relative_to(staging)
-    return ProvisionResult(home.root, built.identity, ledger_path, built.ledger_created, built.notes)
+    return ProvisionResult(
+        home.root,
+        built.identity,
+        ledger_path,
+        built.ledger_created,
+        built.notes,
+        built.broker_credentials_missing,
+    )
 
 
 def _build(
@@ -219,11 +227,13 @@ def _build(
             home=home,
         )
 
-    _store_broker_credentials(home, broker_code, notes)
-    return ProvisionResult(home.root, identity, ledger_path, ledger_created, tuple(notes))
+    missing = _store_broker_credentials(home, broker_code, notes)
+    return ProvisionResult(home.root, identity, ledger_path, ledger_created, tuple(notes), missing)
 
 
-def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str]) -> None:
+def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str]) -> tuple[str, ...]:
+    """Store what the environment gives; returns the required keys it did not give."""
+    missing: list[str] = []
     if broker_code == "ALPACA":
         creds: dict[str, object] = {k: os.environ[k] for k in ALPACA_ENV if os.environ.get(k)}
         creds["ALPACA_PAPER"] = os.environ.get("ALPACA_PAPER", "true").lower() != "false"
@@ -248,3 +258,4 @@ def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str])
     else:
         creds = {"SIM": True}
     save_secret_json(home, "broker_credentials", creds)
+    return tuple(missing)
