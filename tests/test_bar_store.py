@@ -16,7 +16,7 @@ from helpers import make_settings
 
 from rigd_tbot.cli import main as tbot
 from tbot_bot.backtest.backtest_engine import run_backtest
-from tbot_bot.backtest.load_historical_data import load_bars, load_columns
+from tbot_bot.backtest.load_historical_data import load_bars, load_columns, load_vix
 from tbot_bot.data.bar_import import import_bars
 from tbot_bot.data.bar_store import last_date
 from tbot_bot.errors import DataError
@@ -392,3 +392,68 @@ def test_partitions_with_and_without_vwap_read_as_the_csv_does(tmp_path: Path) -
         del entry["vwap"]  # as an older import wrote it
     (store / "manifest.json").write_text(json.dumps(manifest))
     pd.testing.assert_frame_equal(load_bars(store, by_symbol=True, **kw), expected)
+
+
+def _files(store: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+
+
+def test_a_damaged_partition_is_replaced_by_its_reimport_and_a_refused_import_changes_nothing(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The read's refusal says "re-import it": that import used to read the damaged file first and fail the same
+    way, after it had rewritten the partitions before it (their new bytes against the manifest's old checksums)."""
+    kept = _copy(store, tmp_path / "bars")
+    cut = kept / "SPY" / "2011-01.parquet"
+    cut.write_bytes(cut.read_bytes()[:-10])
+    (kept / "SYN2" / "2011-01.parquet").unlink()
+    # one file of several symbols, SPY's damaged month among them, and a bad row at its end: refused whole
+    january = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 31))
+    rows = january[january["symbol"].isin(["SDS", "SPY", "SYN2"])]
+    mix = tmp_path / "mix.csv"
+    text = rows.assign(timestamp=rows["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(index=False)
+    mix.write_text(text + "2011-01-31T20:59:00Z,AAB,1,1,1,-1,10\n", encoding="utf-8")
+    before = _files(kept)
+    home = ["--store", str(kept), "--home", str(tmp_path)]
+    assert tbot(["data", "import", str(mix), *home]) == 2
+    assert _files(kept) == before and not (kept / "AAB").exists()
+    # the same bars without the bad row: SDS merged, SPY and SYN2 replaced (said), every partition reads again
+    mix.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert tbot(["data", "import", str(mix), *home]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "note: partition SPY/2011-01.parquet was corrupted (its SHA-256 differs from the manifest's): replaced"
+        in out
+    )
+    assert "note: partition SYN2/2011-01.parquet was missing: replaced by this import's" in out
+    pd.testing.assert_frame_equal(load_bars(kept), load_bars(SAMPLE))
+    assert tbot(["data", "list", *home]) == 0
+
+
+def test_side_files_are_checked_before_anything_is_written_and_merged(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = _copy(store, tmp_path / "bars")
+    folder = tmp_path / "new"
+    folder.mkdir()
+    spy = load_bars(SAMPLE, start=date(2011, 3, 1), end=date(2011, 3, 1), symbols=["SPY"])
+    spy.assign(timestamp=spy["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(
+        folder / "b.csv", index=False
+    )
+    (folder / "vix.csv").write_text("date,close\n2011-01-03,abc\n", encoding="utf-8")
+    before = _files(kept)
+    home = ["--store", str(kept), "--home", str(tmp_path)]
+    capsys.readouterr()
+    assert tbot(["data", "import", str(folder), *home]) == 2
+    assert "vix.csv, row 2" in capsys.readouterr().err and _files(kept) == before
+    # one valid close: added to the store's history, not in place of it; a changed close is said
+    held = load_vix(kept / "vix.csv")
+    (folder / "vix.csv").write_text("date,close\n2011-03-01,99\n2031-01-02,20\n", encoding="utf-8")
+    assert tbot(["data", "import", str(folder), *home]) == 0
+    assert "note: vix.csv: 1 close(s) the store held replaced" in capsys.readouterr().out
+    assert load_vix(kept / "vix.csv") == {**held, date(2011, 3, 1): 99.0, date(2031, 1, 2): 20.0}
+    (folder / "vix.csv").unlink()
+    (folder / "fundamentals.json").write_text('{"SPY": {"marketCapitalization": "many"}}', encoding="utf-8")
+    assert tbot(["data", "import", str(folder), *home]) == 2
+    assert "SPY: marketCapitalization is 'many'" in capsys.readouterr().err

@@ -326,7 +326,9 @@ def run_import(args: argparse.Namespace) -> int:
         f"({len(done.partitions)} partitions written)"
     )
     if done.side_files:
-        print(f"copied {', '.join(done.side_files)} into the store")
+        print(f"merged {', '.join(done.side_files)} into the store's")
+    for note in done.notes:  # a damaged partition or side file replaced, closes replaced: the person must know
+        print(f"note: {note}")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
     if done.replaced:  # the newer import wins at the same minute: say so when it changed bars already held
         print(f"replaced {done.replaced} bar(s) already in the store with different values from {source}")

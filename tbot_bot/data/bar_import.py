@@ -6,6 +6,7 @@ Kept apart from bar_store.py because it reads files through `load_bars`, which i
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
@@ -14,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from tbot_bot.backtest.load_historical_data import bar_files, load_bars
-from tbot_bot.data.bar_store import SIDE_FILES, ImportResult, write_bars
+from tbot_bot.backtest.load_historical_data import bar_files, load_bars, load_vix
+from tbot_bot.data.bar_store import ImportResult, write_bars
 from tbot_bot.errors import DataError
+from tbot_bot.screeners.fundamentals import read_fundamentals_file
 
 
 class _Tee(io.TextIOBase):
@@ -61,5 +63,44 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
     bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
     folder = source if source.is_dir() else source.parent
-    sides = [folder / n for n in SIDE_FILES if (folder / n).is_file()]
-    return write_bars(bars, store, origin=str(source.resolve()), findings=findings, side_files=sides)
+    sides, notes = side_inputs(folder, store)
+    return write_bars(
+        bars, store, origin=str(source.resolve()), findings=findings, side_files=sides, notes=notes
+    )
+
+
+def side_inputs(folder: Path, store: Path) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """The VIX closes and fundamentals beside imported bars, checked as a backtest reads them (a bad file is
+    refused by name before anything is written) and merged into what the store holds, as bars are: a date's
+    close or a symbol's metrics from this import win, and the others are kept. What the store held and cannot
+    be read any more is replaced, and a note says so. Returns (name -> content to write, notes)."""
+    out: dict[str, bytes] = {}
+    notes: list[str] = []
+    given, held_path = folder / "vix.csv", store / "vix.csv"
+    if given.exists():
+        new = load_vix(given)
+        held = _held(held_path, load_vix, notes)
+        changed = sum(1 for d, v in new.items() if d in held and held[d] != v)
+        if changed:
+            notes.append(f"vix.csv: {changed} close(s) the store held replaced by {given}'s")
+        closes = {**held, **new}
+        out["vix.csv"] = (
+            "date,close\n" + "".join(f"{d.isoformat()},{closes[d]!r}\n" for d in sorted(closes))
+        ).encode()
+    given, held_path = folder / "fundamentals.json", store / "fundamentals.json"
+    if given.exists():
+        new_f = read_fundamentals_file(given)
+        held_f = _held(held_path, read_fundamentals_file, notes)
+        out["fundamentals.json"] = (json.dumps({**held_f, **new_f}, indent=2, sort_keys=True) + "\n").encode()
+    return out, tuple(notes)
+
+
+def _held(path: Path, read: Any, notes: list[str]) -> Any:
+    """What the store's side file holds; empty when it has none, and when it cannot be read (noted)."""
+    if not path.exists():
+        return {}
+    try:
+        return read(path)
+    except DataError as exc:
+        notes.append(f"{path.name} in the store could not be read ({exc}): replaced by this import's")
+        return {}

@@ -7,7 +7,8 @@ partition's rows, dates held, SHA-256 and the file it was imported from; every i
 findings). Bars are checked once, at import, with the same checks and messages as a CSV read
 (backtest/bar_checks.py); a read trusts them and only verifies each partition's checksum, so a truncated or
 altered file is refused by name with the command that re-imports it. The VIX closes and fundamentals beside
-imported bars are copied in, so a backtest from the store sees the same side inputs as one from the folder.
+imported bars are written in (checked and merged by bar_import.side_inputs), so a backtest from the store sees
+the same side inputs as one from the folder.
 Importing files (their checks) is bar_import.py's; this module only reads and writes checked bars.
 
 `iter_parts` is what `load_bars` and `load_columns` read a store with: only the partitions of the wanted symbols
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,13 +31,12 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.errors import DataError
-from tbot_bot.support.utils_bot import parse_json, sha256_file
+from tbot_bot.support.utils_bot import atomic_write_bytes, parse_json, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "tbot-bar-store"
 VERSION = 1
 PRICES = ("open", "high", "low", "close")
-SIDE_FILES = ("vix.csv", "fundamentals.json")
 # a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
 NS_PER_DAY = 86_400 * 10**9
@@ -56,6 +55,9 @@ class ImportResult:
     findings: tuple[str, ...]
     side_files: tuple[str, ...]
     replaced: int = 0  # bars already held at the same minute that this import replaced with different values
+    notes: tuple[
+        str, ...
+    ] = ()  # what else it did that a person must know (a damaged partition replaced, ...)
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -134,11 +136,17 @@ def write_bars(
     *,
     origin: str,
     findings: tuple[str, ...] = (),
-    side_files: list[Path] | None = None,
+    side_files: dict[str, bytes] | None = None,
+    notes: tuple[str, ...] = (),
 ) -> ImportResult:
     """Checked bars (load_bars' or check_bars' output) merged into the store, one partition per symbol and
-    month; the manifest is written last, so a crash leaves earlier partitions listed with their old checksum
-    (refused by name on the next read, never silently mixed)."""
+    month, and `side_files` (name -> content: the VIX closes and fundamentals, checked and merged by the caller)
+    written beside them. Every partition is read and merged before any file is written, then written under a
+    temporary name, then all renamed into place, then the manifest: a refused import changes nothing, and a
+    crash among the renames leaves partitions listed with their old checksum (refused by name on the next read,
+    never silently mixed). A partition the manifest lists but that is missing or damaged cannot be merged: it
+    is replaced by this import's bars of its month, and a note says what it held (its re-import is the way out
+    that a read's refusal names)."""
 
     bad = sorted(s for s in bars["symbol"].astype(str).unique() if not SYMBOL_PATTERN.fullmatch(s))
     if bad:
@@ -158,36 +166,63 @@ def write_bars(
         cols[c] = bars[c].to_numpy(dtype=np.float64)[order]
     key = codes[order].astype(np.int64) * 1_000_000 + month_of[order]
     cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
-    written: list[str] = []
     replaced = 0
+    notes_ = list(notes)
+    merged: list[tuple[str, str, str, dict[str, np.ndarray]]] = []
     for lo, hi in itertools.pairwise(cuts):
         symbol = str(names[codes[order[lo]]])
         month = str(np.datetime64(int(month_of[order[lo]]), "M"))
         rel = f"{symbol}/{month}.parquet"
-        path = store / rel
         part = {c: v[lo:hi] for c, v in cols.items()}
-        if rel in manifest["partitions"] and path.is_file():
-            held = _read_partition(store, rel, manifest["partitions"][rel], None, None, None)
-            part, changed = _merged(held, part)
-            replaced += changed
-        _write_partition(path, part)
-        days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
-        manifest["partitions"][rel] = {
-            "symbol": symbol,
-            "month": month,
-            "rows": len(part["timestamp"]),
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "days": days,
-            "source": origin,
-            # whether the file has a vwap column: a read streaming partitions pads the others without opening them
-            "vwap": "vwap" in part and not bool(np.isnan(part["vwap"]).all()),
-        }
-        written.append(rel)
+        entry = manifest["partitions"].get(rel)
+        if entry is not None:
+            try:
+                held = _read_partition(store, rel, entry, None, None, None)
+            except DataError as exc:  # missing, corrupted or unreadable: nothing of it can be kept
+                problem = str(exc).split(f"partition {rel} is ", 1)[-1].split("; re-import it", 1)[0]
+                notes_.append(
+                    f"partition {rel} was {problem}: replaced by this import's {len(part['timestamp'])} bars of "
+                    f"that month (it had held {entry.get('rows', '?')} bars on {len(entry.get('days') or [])} days)"
+                )
+            else:
+                part, changed = _merged(held, part)
+                replaced += changed
+        merged.append((rel, symbol, month, part))
+    written: list[str] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for rel, symbol, month, part in merged:
+            path = store / rel
+            temp = path.with_name(f".{path.name}.importing")
+            _write_partition(temp, part)
+            staged.append((temp, path))
+            days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
+            manifest["partitions"][rel] = {
+                "symbol": symbol,
+                "month": month,
+                "rows": len(part["timestamp"]),
+                "bytes": temp.stat().st_size,
+                "sha256": sha256_file(temp),
+                "days": days,
+                "source": origin,
+                # whether the file has a vwap column: a read streaming partitions pads the others unopened
+                "vwap": "vwap" in part and not bool(np.isnan(part["vwap"]).all()),
+            }
+            written.append(rel)
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+            try:
+                temp.parent.rmdir()  # a new symbol's folder, left empty
+            except OSError:
+                pass
+        raise
+    for temp, path in staged:
+        temp.replace(path)
     copied: list[str] = []
-    for side in side_files or []:
-        shutil.copyfile(side, store / side.name)
-        copied.append(side.name)
+    for name, content in (side_files or {}).items():
+        atomic_write_bytes(store / name, content)
+        copied.append(name)
     manifest["partitions"] = dict(sorted(manifest["partitions"].items()))
     manifest["imports"].append(
         {
@@ -200,6 +235,7 @@ def write_bars(
             "findings": list(findings),
             "side_files": copied,
             "replaced": replaced,
+            "notes": notes_,
         }
     )
     _write_manifest(store, manifest)
@@ -211,6 +247,7 @@ def write_bars(
         findings,
         tuple(copied),
         replaced,
+        tuple(notes_),
     )
 
 
