@@ -327,7 +327,9 @@ def run_import(args: argparse.Namespace) -> int:
     )
     if done.side_files:
         print(f"merged {', '.join(done.side_files)} into the store's")
-    for note in done.notes:  # a damaged partition or side file replaced, closes replaced: the person must know
+    for (
+        note
+    ) in done.notes:  # a damaged partition or side file replaced, closes replaced: the person must know
         print(f"note: {note}")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
     if done.replaced:  # the newer import wins at the same minute: say so when it changed bars already held
