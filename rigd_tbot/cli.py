@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from tbot_bot.errors import UsageError
 from tbot_bot.support.path_resolver import BotHome
@@ -95,6 +96,32 @@ def add_home_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="bot home directory (default: $TBOT_HOME, else the current directory)",
     )
+
+
+def replaceable_output(
+    path: Path, kind: str, is_ours: Callable[[bytes], bool], example: str, *, folder_must_exist: bool = True
+) -> Path:
+    """--out as `kind` ("an OFX statement") may be written there: over nothing, or over an earlier one
+    (`is_ours` of its first 512 bytes: a re-run replaces it), never over another file (a mistyped path once
+    replaced a ledger with a chart). A folder is refused, naming `example` in it."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; name the file, e.g. {path / example}")
+    if folder_must_exist and not path.parent.is_dir():
+        raise UsageError(f"--out {path}: the folder {path.parent} does not exist; create it first")
+    if path.exists() or path.is_symlink():
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(512)
+        except OSError as exc:
+            raise UsageError(
+                f"--out {path} cannot be read to check what it is ({exc.strerror or exc})"
+            ) from None
+        if not is_ours(head):
+            raise UsageError(
+                f"--out {path} exists and is not {kind}; refusing to replace it: name a new file (an earlier one "
+                "is replaced)"
+            )
+    return path
 
 
 def existing_home(explicit: str | None) -> BotHome:

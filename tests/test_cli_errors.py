@@ -445,7 +445,18 @@ def test_a_file_in_the_way_is_the_one_named_and_nothing_half_made_is_left(
     argv = ["plot", "day", "--date", "2011-01-25", "--symbol", "SPY", "--data-source", str(package_file("data", "sample")),
             "--home", str(provisioned_home)]  # fmt: skip
     code, err = _run([*argv, "--out", str(folder)], capsys)
-    assert code == 2 and f"File error: {folder} is a directory where a file is expected" in err, err
+    assert (
+        code == 2
+        and f"Invalid input: --out {folder} is a folder; name the file, e.g. {folder}/2011-01-25_SPY.png"
+        in err
+    )
+    # a file that is no chart is never replaced by one (a mistyped --out once replaced the bot's ledger)
+    ledger = tmp_path / "ledger.db"
+    ledger.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    code, err = _run([*argv, "--out", str(ledger)], capsys)
+    assert code == 2 and f"--out {ledger} exists and is not a PNG chart; refusing to replace it" in err
+    assert ledger.read_bytes() == b"SQLite format 3\x00" + bytes(100)
+    ledger.unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["charts", "home"] and not list(folder.iterdir())
     a_file = tmp_path / "afile"
     a_file.write_text("x")

@@ -186,9 +186,9 @@ def test_plot_day_from_a_data_source_backtests_the_day(
 
 
 def test_plot_day_refuses_a_holiday_and_an_unknown_symbol(
-    demo_home: Path, capsys: pytest.CaptureFixture
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    base = ["plot", "day", "--home", str(demo_home), "--out", "/dev/null"]
+    base = ["plot", "day", "--home", str(demo_home), "--out", str(tmp_path / "day.png")]
     assert tbot([*base, "--date", "2011-01-17", "--symbol", "SPY"]) == 2
     assert "not a trading session" in capsys.readouterr().err
     assert tbot([*base, "--date", DAY, "--symbol", "NOPE"]) == 2

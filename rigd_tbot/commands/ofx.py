@@ -6,8 +6,8 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.errors import ConfigError, UsageError
+from rigd_tbot.cli import add_home_argument, replaceable_output
+from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -63,21 +63,9 @@ def run(args: argparse.Namespace) -> int:
 def _output_path(path: Path) -> Path:
     """--out as a statement may be written there: into an existing folder, over nothing or over an earlier
     statement (a re-export), never over another file (a mistyped path would replace the accountant's CSV)."""
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a folder; name the statement file, e.g. {path / 'statement.ofx'}")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {path}: the folder {path.parent} does not exist; create it first")
-    if path.exists():
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(512)
-        except OSError as exc:
-            raise UsageError(
-                f"--out {path} cannot be read to check what it is ({exc.strerror or exc})"
-            ) from None
-        if not (head.startswith(b"OFXHEADER") or (head.startswith(b"<?xml") and b"OFX" in head)):
-            raise UsageError(
-                f"--out {path} exists and is not an OFX statement; refusing to replace it: name a new file (an "
-                "earlier statement is replaced)"
-            )
-    return path
+    return replaceable_output(
+        path,
+        "an OFX statement",
+        lambda head: head.startswith(b"OFXHEADER") or (head.startswith(b"<?xml") and b"OFX" in head),
+        "statement.ofx",
+    )

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, replaceable_output
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome, package_file
 from tbot_bot.support.utils_bot import iso_date
@@ -151,6 +151,13 @@ def run_day(args: argparse.Namespace) -> int:
 
     symbol = args.symbol.strip().upper()
     home = BotHome.resolve(args.home)
+    # checked before any work: a mistyped --out (the ledger's path, a notes file) is never replaced by a chart
+    out = (
+        replaceable_output(args.out, "a PNG chart", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+                           f"{args.day.isoformat()}_{symbol}.png", folder_must_exist=False)
+        if args.out
+        else None
+    )  # fmt: skip
     use_home = args.home is not None or args.data_source is None
     if use_home and not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
         raise ConfigError(
@@ -181,7 +188,7 @@ def run_day(args: argparse.Namespace) -> int:
         exchange_tz=str(market_calendar(settings.MARKET_CALENDAR).tz),
         bollinger=(settings.BOLLINGER_PERIOD, float(settings.BOLLINGER_STD)), source=source,
     )  # fmt: skip
-    out = args.out or _default_out(home, use_home, args.day, symbol)
+    out = out or _default_out(home, use_home, args.day, symbol)
     write_day_chart(fig, out)
     print(f"{symbol} {args.day}: {len(trades)} trade(s) marked; chart written to {out}")
     return 0
