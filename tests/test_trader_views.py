@@ -262,3 +262,52 @@ def test_the_cli_and_the_dashboard_show_a_moment_alike() -> None:
     shown = "2026-11-16 20:00 EST / 2026-11-17 01:00Z"
     assert both_times(late, "America/New_York", with_date=True) == shown
     assert both(late.isoformat(), ZoneInfo("America/New_York"), with_date=True) == shown
+
+
+def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_counts_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A correction posted after the month's close is its posting day's prior-period adjustment. A closed day's
+    summary rebuilt (lost or damaged, `tbot trades --rebuild`) held it too: `tbot summary` counted it twice."""
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.reporting.ledger_trades import read_trades
+
+    root = tmp_path / "home"
+    assert tbot(["demo", "--home", str(root), "--day", DAY]) == 0
+    home = ["--home", str(root)]
+    assert tbot(["ledger", "close", "--period", "2011-01", *home]) == 0
+    fitid = "DEMO01-20110125-open-SYN1-1"
+    assert (
+        tbot(
+            [
+                "ledger",
+                "correct",
+                "--fitid",
+                fitid,
+                "--amount",
+                "190",
+                "--reason",
+                "statement",
+                "--yes",
+                *home,
+            ]
+        )
+        == 0
+    )
+    binding = load_binding(BotHome(root))
+    summaries = BotHome(root).bot_output_dir(binding.scope) / "summaries"
+
+    def total() -> Decimal:
+        return sum(
+            (
+                Decimal(json.loads(p.read_text())["totals"]["total_pnl"])
+                for p in summaries.glob("daily_summary_2*.json")
+            ),
+            Decimal(0),
+        )
+
+    trades = sum((t.pnl or Decimal(0) for t in read_trades(binding.ledger_path)), Decimal(0))
+    assert total() == trades
+    (summaries / f"daily_summary_{DAY}.json").unlink()
+    assert tbot(["trades", "--rebuild", *home]) == 0
+    assert total() == trades

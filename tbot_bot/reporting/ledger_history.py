@@ -69,12 +69,14 @@ def ledger_records(
     day: date | None = None,
     since: date | None = None,
     signal_times: Mapping[str, datetime] | None = None,
+    without: frozenset[int] = frozenset(),
 ) -> list[TradeRecord]:
-    """Round trips of the ledger (entered on `day`, or on/after `since`) as trade-history records."""
+    """Round trips of the ledger (entered on `day`, or on/after `since`) as trade-history records; `without`:
+    transaction ids read as if never posted (read_trades)."""
     times = signal_times or {}
     return [
         ledger_record(t, broker=broker, mode=mode, signal_time=times.get(t.client_order_id))
-        for t in read_trades(ledger, day=day, since=since)
+        for t in read_trades(ledger, day=day, since=since, without=without)
     ]
 
 
@@ -210,7 +212,7 @@ def rebuild_summaries(
     the order journal's) when given; `generated_at` stays the summary's own (the session's time, also for a
     replayed day)."""
     from tbot_bot.accounting.ledger_period import closed_through
-    from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
+    from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments, prior_period_ids
     from tbot_bot.accounting.ledger_schema import open_ledger
     from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
 
@@ -225,6 +227,7 @@ def rebuild_summaries(
     wanted = sorted({d.isoformat() for d in days} or (set(by_day) | existing))
     with open_ledger(ledger, readonly=True) as conn:
         lock = closed_through(conn)
+    as_closed: dict[str, list[TradeRecord]] | None = None  # the closed days' records as they were closed
     written = []
     for day_text in wanted:
         day = date.fromisoformat(day_text)
@@ -241,6 +244,17 @@ def rebuild_summaries(
             continue  # a closed day's summary stays as it was closed (a later correction is its posting day's)
         if not whole:
             old = {}  # a damaged summary is rebuilt from the ledger
+        day_records = by_day.get(day_text, [])
+        if lock is not None and day_text <= lock[1][:10]:
+            # a closed day rebuilt (its summary lost or damaged) is rebuilt as it was closed: the corrections
+            # posted since are its posting days' prior-period adjustments, so counting them here too counts twice
+            if as_closed is None:
+                with open_ledger(ledger, readonly=True) as conn:
+                    later = frozenset(prior_period_ids(conn))
+                as_closed = {}
+                for rec in ledger_records(ledger, broker=broker, mode=mode, without=later):
+                    as_closed.setdefault(_row_day(record_dict(rec)), []).append(rec)
+            day_records = as_closed.get(day_text, [])
         strategies = old.get("strategies") or {}
         signals = {k: int(v.get("signals_triggered") or 0) for k, v in strategies.items()}
         denials = {k: int(v.get("denials") or 0) for k, v in strategies.items()}
@@ -249,7 +263,7 @@ def rebuild_summaries(
             denials = {k: sum(v.values()) for k, v in by_filter.items()}
             old = {"denials_by_filter": by_filter} if by_filter else {}
         summary = build_daily_summary(
-            by_day.get(day_text, []), signals, denials, account_fees(ledger, day_text),
+            day_records, signals, denials, account_fees(ledger, day_text),
             prior_period_adjustments(ledger, day_text),
         )  # fmt: skip
         for name, figures in [*summary["strategies"].items(), ("totals", summary["totals"])]:

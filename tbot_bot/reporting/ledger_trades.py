@@ -74,9 +74,12 @@ def _money(minor: int | None) -> Decimal | None:
     return None if minor is None else from_minor(minor)
 
 
-def _rows(ledger: Path, since: str | None, until: str | None) -> list[dict[str, Any]]:
+def _rows(
+    ledger: Path, since: str | None, until: str | None, without: frozenset[int] = frozenset()
+) -> list[dict[str, Any]]:
     """The transactions dated in [since, until) in time order, each with `fee`: the minor units of its fee entry
-    (`<fitid>-FEE`) and of every correction of it, corrections of corrections too (`<fitid>-FEE-COR-COR`)."""
+    (`<fitid>-FEE`) and of every correction of it, corrections of corrections too (`<fitid>-FEE-COR-COR`).
+    `without`: transaction ids read as if never posted (the corrections a closed month's reports do not hold)."""
     if not ledger.is_file():
         raise LedgerError(f"no ledger at {ledger}")
     try:
@@ -98,10 +101,13 @@ def _rows(ledger: Path, since: str | None, until: str | None) -> list[dict[str, 
         # every fee entry's 5xxx amount at once, each given to the trade(s) its FITID names (a per-row sub-query
         # could use no index: a ledger of 10,000 rows took most of a minute)
         fees: dict[str, int] = {}
-        for fitid, amount in con.execute(
-            "SELECT f.fitid, sum(s.debit) - sum(s.credit) FROM transactions f JOIN splits s ON s.transaction_id = f.id "
-            "WHERE f.fitid LIKE '%-FEE%' AND s.account_code LIKE '5%' GROUP BY f.fitid"
+        for transaction_id, fitid, amount in con.execute(
+            "SELECT f.id, f.fitid, sum(s.debit) - sum(s.credit) FROM transactions f "
+            "JOIN splits s ON s.transaction_id = f.id WHERE f.fitid LIKE '%-FEE%' AND s.account_code LIKE '5%' "
+            "GROUP BY f.id"
         ):
+            if transaction_id in without:
+                continue
             at = fitid.find("-FEE")
             while at >= 0:
                 rest = fitid[at:]
@@ -112,19 +118,25 @@ def _rows(ledger: Path, since: str | None, until: str | None) -> list[dict[str, 
         raise LedgerError(f"cannot read trades from {ledger}: {exc}") from None
     finally:
         con.close()
-    return [{**dict(row), "fee": fees.get(row["fitid"], 0)} for row in rows]
+    return [{**dict(row), "fee": fees.get(row["fitid"], 0)} for row in rows if row["id"] not in without]
 
 
 def read_trades(
-    ledger: Path, *, day: date | None = None, since: date | None = None, strategy: str | None = None
+    ledger: Path,
+    *,
+    day: date | None = None,
+    since: date | None = None,
+    strategy: str | None = None,
+    without: frozenset[int] = frozenset(),
 ) -> list[LedgerTrade]:
     """Round trips whose entry falls on `day` (or on/after `since`), optionally of one strategy; time order.
 
     Exits are looked up from the first selected day onwards, so a trade is complete even if its exit row came
-    later; trades are chosen by their entry date."""
+    later; trades are chosen by their entry date. `without`: transaction ids read as if never posted (a closed
+    day's summary rebuilt as it was closed leaves out the corrections posted after the close)."""
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
-    rows = _rows(ledger, first.isoformat() if first else None, None)
+    rows = _rows(ledger, first.isoformat() if first else None, None, without)
     pairs: list[tuple[Any, Any]] = []
     at: dict[str, int] = {}  # an entry's original FITID -> its place in `pairs`
     for step in fifo(rows):
