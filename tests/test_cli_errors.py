@@ -681,3 +681,26 @@ def test_every_command_takes_home() -> None:
 
     walk(build_parser(), ["tbot"])
     assert lacking == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["trades", "--date", "9999-12-31"],
+        ["ledger", "close", "--period", "9999-12"],
+        ["ofx", "export", "--date", "9999-12-31", "--out", "x.ofx"],
+        ["plot", "day", "--date", "9999-12-31", "--symbol", "SPY"],
+        ["optimize", "run", "--strategy", "open", "--end", "2005-01-10", "--no-progress"],
+    ],
+)
+def test_a_date_at_the_ends_of_time_is_refused_by_name(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Each of these was an "Unexpected error" (year 10000, a nanosecond overflow, a calendar lookback before
+    its first session)."""
+    try:
+        code, err = _run([*argv, "--home", str(provisioned_home)], capsys)
+    except SystemExit as exc:  # argparse's own refusal of an argument (usage line, exit 2)
+        code, err = int(exc.code or 0), capsys.readouterr().err
+    assert code == 2 and "Unexpected" not in err, err
+    assert "outside the" in err or "beyond the XNYS calendar" in err, err

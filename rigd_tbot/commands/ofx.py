@@ -9,6 +9,7 @@ from pathlib import Path
 from rigd_tbot.cli import add_home_argument, replaceable_output
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import date_problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
             day = date.fromisoformat(args.date)
         except ValueError:
             raise ConfigError(f"--date {args.date!r} must be YYYY-MM-DD") from None
+        if problem := date_problem(day):
+            raise ConfigError(f"--date {problem}")
     from tbot_bot.accounting.ledger_anchor import AnchorStore
     from tbot_bot.support.trading_mode import trading_mode
 

@@ -13,13 +13,13 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tbot_bot.accounting.coa import ACCOUNTS_BY_CODE, AccountType
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit, format_dtposted
 from tbot_bot.errors import LedgerError, UsageError
-from tbot_bot.support.utils_bot import from_minor
+from tbot_bot.support.utils_bot import FIRST_DATE, LAST_DATE, date_problem, from_minor
 
 ACCUMULATED_PROFIT = "3040"
 CLOSE_ACTION = "period_close"
@@ -32,6 +32,10 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     if not m:
         raise LedgerError(f"--period {period!r} must be a month like 2011-01 (YYYY-MM)")
     year, month = int(m.group(1)), int(m.group(2))
+    if date_problem(date(max(year, 1), month, 1)):
+        raise LedgerError(
+            f"--period {period} is outside the months allowed ({FIRST_DATE:%Y-%m} to {LAST_DATE:%Y-%m})"
+        )
     start = datetime(year, month, 1, tzinfo=UTC)
     nxt = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
     return start, nxt - timedelta(microseconds=1)

@@ -26,7 +26,8 @@ def bars_cache_dir(home: BotHome) -> Path:
 def lookback_start(end: date, sessions: int, calendar_name: str) -> date:
     """The session `sessions - 1` sessions before `end` (so the span holds `sessions` sessions)."""
     cal = market_calendar(calendar_name)
-    days = cal.sessions_in_range(end - timedelta(days=sessions * 2 + 10), end)
+    # never before the calendar's first session (a range starting there is refused by exchange_calendars)
+    days = cal.sessions_in_range(max(end - timedelta(days=sessions * 2 + 10), cal.first_session.date()), end)
     days = [d.date() for d in days]
     return days[-sessions] if len(days) >= sessions else (days[0] if days else end)
 
@@ -62,8 +63,8 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
             f"no data: {source} does not exist (pass --data-source, or let the supervisor record sessions first)"
         )
     end = args.end or _last_date(source)
-    if args.start:
-        check_dates_in_calendar(args.start, end, settings.MARKET_CALENDAR)
+    # the end first (it may come from the data): the lookback counts sessions back from it in the calendar
+    check_dates_in_calendar(args.start or end, end, settings.MARKET_CALENDAR)
     # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: sessions optimised over when --start is not given
     start = args.start or lookback_start(
         end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR

@@ -111,11 +111,28 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# the dates a person may name: every market, ledger and bar date falls in it, and date arithmetic on its ends
+# (the next day, a month's end, nanosecond timestamps) stays valid (9999-12-31 + 1 day did not)
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2200, 12, 31)
+
+
+def date_problem(day: date) -> str | None:
+    """Why `day` is no date a person may name (outside FIRST_DATE..LAST_DATE), or None."""
+    if FIRST_DATE <= day <= LAST_DATE:
+        return None
+    return f"{day.isoformat()} is outside the dates allowed ({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})"
+
+
 def iso_date(text: str) -> date:
-    """An argparse type: a calendar date YYYY-MM-DD, else a usage error saying so (2011-02-30 is no date)."""
+    """An argparse type: a calendar date YYYY-MM-DD from FIRST_DATE to LAST_DATE, else a usage error saying so
+    (2011-02-30 is no date)."""
     import argparse
 
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    problem = date_problem(day)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return day
