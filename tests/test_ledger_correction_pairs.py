@@ -4,6 +4,7 @@ the exit was booked or corrected before, and never for a leg that is not the pos
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -303,3 +304,19 @@ def test_a_carried_trades_exit_reversed_after_the_close_is_a_prior_period_adjust
     assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-10"), 0)
     with open_ledger(ledger, readonly=True) as conn:  # the caller's rows stay as it reads them
         assert prior_period_ids(conn) and isinstance(conn.execute("SELECT 1").fetchone(), tuple)
+
+
+@pytest.mark.parametrize(
+    ("account", "problem"),
+    [
+        ("99999", "--account 99999: account '99999' is not in the chart of accounts"),
+        ("1030", "--account 1030: L1-OPEN already has its other leg on 1030; name the account the 1110 leg"),
+    ],
+)
+def test_an_account_the_post_would_refuse_is_refused_before_any_plan(
+    books: tuple[Path, LedgerWriter], account: str, problem: str
+) -> None:
+    """The plan was shown first and the post then failed (exit 1, or "needs at least two splits, got 0")."""
+    ledger, _ = books
+    with pytest.raises(UsageError, match=re.escape(problem)):
+        plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", account=account)

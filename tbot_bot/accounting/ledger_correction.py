@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS
+from tbot_bot.accounting.coa import account_problem
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_pairs import exit_of, pairs, root_of
 from tbot_bot.accounting.ledger_period import closed_through
@@ -168,6 +169,12 @@ def _new_splits(
         i = candidates[0]
         if legs[i].account_code == account:
             raise UsageError(f"--account {account}: that leg of {fitid} is already on {account}")
+        if any(s.account_code == account for s in legs):
+            # its other leg is there: the two would cancel out and leave nothing to post
+            raise UsageError(
+                f"--account {account}: {fitid} already has its other leg on {account}; name the account the "
+                f"{legs[i].account_code} leg belongs on"
+            )
         legs[i] = replace(legs[i], account_code=account)
     return legs, pnl_change
 
@@ -216,6 +223,13 @@ def plan_correction(
         raise UsageError('a correction needs a reason: --reason "..."')
     if from_account is not None and account is None:
         raise UsageError("--from-account only applies with --account")
+    if account is not None:
+        # checked before any plan is shown: a plan naming an account the post then refuses is no plan
+        problem = account_problem(account)
+        if problem:
+            raise UsageError(
+                f"--account {account}: {problem}; name a posting account of the chart of accounts"
+            )
     # the one check of an amount, for the CLI and the dashboard alike: what the ledger's integers can hold
     if amount is not None and (
         not amount.is_finite() or int(amount.as_tuple().exponent) < -4 or abs(amount) > FLOAT_MAX
