@@ -4,6 +4,7 @@ the one from CSV, a damaged partition refused by name, `tbot data list`, and `--
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import date
@@ -457,3 +458,22 @@ def test_side_files_are_checked_before_anything_is_written_and_merged(
     (folder / "fundamentals.json").write_text('{"SPY": {"marketCapitalization": "many"}}', encoding="utf-8")
     assert tbot(["data", "import", str(folder), *home]) == 2
     assert "SPY: marketCapitalization is 'many'" in capsys.readouterr().err
+
+
+def test_data_list_lists_bars_beyond_the_calendar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An import of bars dated outside the calendar this build knows passed, and `data list` then refused the
+    whole store ("choose a date inside it", naming no symbol)."""
+    bars = tmp_path / "old.csv"
+    bars.write_text(
+        "timestamp,symbol,open,high,low,close,volume\n"
+        "1800-01-06T15:00:00Z,OLD,1,1,1,1,10\n2011-01-03T15:00:00Z,OLD,1,1,1,1,10\n",
+        encoding="utf-8",
+    )
+    home = ["--store", str(tmp_path / "bars"), "--home", str(tmp_path)]
+    assert tbot(["data", "import", str(bars), *home]) == 0
+    capsys.readouterr()
+    assert tbot(["data", "list", *home]) == 0
+    # the sessions the calendar knows (from 20 years before today) up to the 2011 bar are the gap
+    assert re.search(
+        r"OLD +1800-01-06  2011-01-03 +2 +2  \d{4}-\d\d-\d\d\.\.2010-12-31 \(\d+\)", capsys.readouterr().out
+    )

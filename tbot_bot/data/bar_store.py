@@ -479,8 +479,10 @@ def damaged_partitions(store: Path) -> list[str]:
 
 def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
     """Per symbol: the dates held, rows, and the runs of `calendar` sessions between its first and last date
-    that hold no bar."""
-    from tbot_bot.market_time import session_bounds
+    that hold no bar (counted over the dates the calendar knows: bars beyond it are listed, not gap-checked)."""
+    from tbot_bot.market_time import calendar_range, session_bounds
+
+    known_first, known_last = calendar_range(calendar)
 
     manifest = load_manifest(store)
     by_symbol: dict[str, tuple[set[date], int]] = {}
@@ -496,8 +498,8 @@ def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
         first, last = min(held), max(held)
         gaps: list[tuple[date, date, int]] = []
         run: list[date] = []
-        day = first
-        while day <= last:
+        day = max(first, known_first)
+        while day <= min(last, known_last):
             if session_bounds(day, calendar) is not None:
                 if day in held:
                     if run:
@@ -506,5 +508,7 @@ def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
                 else:
                     run.append(day)
             day += timedelta(days=1)
+        if run:  # the sessions up to the calendar's end, when the last bar lies beyond it
+            gaps.append((run[0], run[-1], len(run)))
         out.append(Holding(symbol, first, last, len(held), rows, tuple(gaps)))
     return out
