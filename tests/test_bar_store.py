@@ -477,3 +477,17 @@ def test_data_list_lists_bars_beyond_the_calendar(tmp_path: Path, capsys: pytest
     assert re.search(
         r"OLD +1800-01-06  2011-01-03 +2 +2  \d{4}-\d\d-\d\d\.\.2010-12-31 \(\d+\)", capsys.readouterr().out
     )
+
+
+def test_a_store_imports_into_another_and_an_empty_path_is_refused(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`data import STORE` said "no bars in STORE" of a store holding 201,240 bars; "" imported the working folder."""
+    other = ["--store", str(tmp_path / "other"), "--home", str(tmp_path)]
+    assert tbot(["data", "import", str(store), *other]) == 0
+    pd.testing.assert_frame_equal(load_bars(tmp_path / "other"), load_bars(SAMPLE))
+    capsys.readouterr()
+    assert tbot(["data", "import", "", *other]) == 2
+    assert "name the bar file or folder to import" in capsys.readouterr().err
+    assert tbot(["data", "import", str(store), "--store", str(store), "--home", str(tmp_path)]) == 2
+    assert "is the store being imported into" in capsys.readouterr().err

@@ -319,6 +319,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     home = BotHome.resolve(args.home)
     store = store_path(args.store, home)
+    if not args.source.strip():  # Path("") is the working folder: never imported by a slip
+        raise UsageError("name the bar file or folder to import (a path, not an empty string)")
     source = Path(args.source).expanduser()
     done = import_bars(source, store, ninjatrader_symbol=args.ninjatrader_symbol)
     print(

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tbot_bot.backtest.load_historical_data import bar_files, load_bars, load_vix
-from tbot_bot.data.bar_store import ImportResult, write_bars
+from tbot_bot.data.bar_store import ImportResult, is_store, write_bars
 from tbot_bot.errors import DataError
 from tbot_bot.screeners.fundamentals import read_fundamentals_file
 
@@ -54,7 +54,12 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
     several files does for load_bars). Nothing is written before every file passed its checks."""
     frames: list[pd.DataFrame] = []
     with recorded_warnings() as tee:
-        for path in bar_files(source):  # each file on its own: a finding names it, as a folder load does
+        if is_store(source):  # another store (its bars were checked at its own import; a read verifies them)
+            if source.resolve() == store.resolve():
+                raise DataError(f"{source} is the store being imported into; name the bar files to import")
+            frames.append(load_bars(source, by_symbol=True))
+        for path in [] if is_store(source) else bar_files(source):
+            # each file on its own: a finding names it, as a folder load does
             frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
     findings = tee.lines()
     frames = [f for f in frames if len(f)]
