@@ -211,3 +211,27 @@ def test_provision_names_the_next_step_by_what_the_environment_gave(
     )  # credentials from the environment
     out = capsys.readouterr().out
     assert "next: tbot secrets list" in out and "secrets set broker" not in out
+
+
+def test_a_fetch_into_the_store_says_what_it_replaced(
+    alpaca_home: Path, server: FakeAlpacaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged month replaced by a fetch is said, as an import says it (the fetch printed nothing of it)."""
+    store = tmp_path / "bars"
+    args = [
+        "data",
+        "fetch",
+        "--home",
+        str(alpaca_home),
+        "--symbols",
+        "SPY",
+        "--store",
+        str(store),
+        "--no-cache",
+    ]
+    assert main([*args, "--start", "2026-11-16", "--end", "2026-11-16"]) == 0
+    part = store / "SPY" / "2026-11.parquet"
+    part.write_bytes(part.read_bytes()[:-10])
+    capsys.readouterr()
+    assert main([*args, "--start", "2026-11-17", "--end", "2026-11-17"]) == 0
+    assert "note: partition SPY/2026-11.parquet was corrupted" in capsys.readouterr().out

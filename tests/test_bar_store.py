@@ -455,6 +455,12 @@ def test_side_files_are_checked_before_anything_is_written_and_merged(
     assert "note: vix.csv: 1 close(s) the store held replaced" in capsys.readouterr().out
     assert load_vix(kept / "vix.csv") == {**held, date(2011, 3, 1): 99.0, date(2031, 1, 2): 20.0}
     (folder / "vix.csv").unlink()
+    (folder / "fundamentals.json").write_text('{"SYN1": {"marketCapitalization": 1}}', encoding="utf-8")
+    assert tbot(["data", "import", str(folder), *home]) == 0
+    assert (
+        "note: fundamentals.json: the metrics of 1 symbol(s) the store held replaced"
+        in capsys.readouterr().out
+    )
     (folder / "fundamentals.json").write_text('{"SPY": {"marketCapitalization": "many"}}', encoding="utf-8")
     assert tbot(["data", "import", str(folder), *home]) == 2
     assert "SPY: marketCapitalization is 'many'" in capsys.readouterr().err
@@ -491,3 +497,66 @@ def test_a_store_imports_into_another_and_an_empty_path_is_refused(
     assert "name the bar file or folder to import" in capsys.readouterr().err
     assert tbot(["data", "import", str(store), "--store", str(store), "--home", str(tmp_path)]) == 2
     assert "is the store being imported into" in capsys.readouterr().err
+
+
+def test_an_import_cut_off_before_its_manifest_loses_no_bar(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its partitions renamed in, the manifest not yet written: reads take the import's records (pending), and the
+    next import writes them down. The partitions had been taken for damaged and replaced, dropping held days."""
+    from tbot_bot.data import bar_store
+
+    kept = _copy(store, tmp_path / "bars")
+    march = load_bars(SAMPLE, start=date(2011, 3, 1), end=date(2011, 3, 1), symbols=["SPY"])
+    changed = march.assign(volume=march["volume"] + 1)
+    bars = tmp_path / "b.csv"
+    changed.assign(timestamp=changed["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(bars, index=False)
+
+    def cut_off(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(bar_store, "_write_manifest", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            import_bars(bars, kept)
+    assert (kept / bar_store.PENDING).exists()
+    expected = pd.concat(
+        [
+            load_bars(SAMPLE, symbols=["SPY"]).pipe(lambda f: f[f["timestamp"].dt.date != date(2011, 3, 1)]),
+            changed,
+        ]
+    )
+    expected = expected.sort_values("timestamp", ignore_index=True)
+    pd.testing.assert_frame_equal(load_bars(kept, symbols=["SPY"]), expected)  # read as the import left it
+    import_bars(bars, kept)  # the same import again: its records written down, nothing replaced as damaged
+    assert not (kept / bar_store.PENDING).exists()
+    assert json.loads((kept / "manifest.json").read_text())["imports"][-1]["notes"] == []
+    pd.testing.assert_frame_equal(load_bars(kept, symbols=["SPY"]), expected)
+
+
+def test_a_refused_write_leaves_no_temporary_file_or_new_folder(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.data import bar_store
+
+    kept = _copy(store, tmp_path / "bars")
+    before = _files(kept)
+    real, calls = bar_store._write_partition, []
+
+    def fail_second(path: Path, part: dict) -> None:  # type: ignore[type-arg]
+        calls.append(path)
+        if len(calls) == 2:  # the disk fills while the second partition is written (its folder made)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            raise OSError(28, "No space left on device")
+        real(path, part)
+
+    bars = tmp_path / "b.csv"
+    bars.write_text(
+        "timestamp,symbol,open,high,low,close,volume\n"
+        "2011-01-03T15:00:00Z,AAA,1,1,1,1,10\n2011-01-03T15:00:00Z,ZZZ,1,1,1,1,10\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(bar_store, "_write_partition", fail_second)
+    with pytest.raises(OSError):
+        import_bars(bars, kept)
+    assert _files(kept) == before and not (kept / "AAA").exists() and not (kept / "ZZZ").exists()

@@ -691,6 +691,8 @@ def test_every_command_takes_home() -> None:
         ["ofx", "export", "--date", "9999-12-31", "--out", "x.ofx"],
         ["plot", "day", "--date", "9999-12-31", "--symbol", "SPY"],
         ["optimize", "run", "--strategy", "open", "--end", "2005-01-10", "--no-progress"],
+        ["data", "fetch", "--symbols", "SPY", "--start", "2024-01-01", "--end", "9999-12-31"],
+        ["logs", "summary", "--until", "9999-12-31"],
     ],
 )
 def test_a_date_at_the_ends_of_time_is_refused_by_name(

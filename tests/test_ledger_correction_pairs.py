@@ -310,7 +310,10 @@ def test_a_carried_trades_exit_reversed_after_the_close_is_a_prior_period_adjust
     ("account", "problem"),
     [
         ("99999", "--account 99999: account '99999' is not in the chart of accounts"),
-        ("1030", "--account 1030: L1-OPEN already has its other leg on 1030; name the account the 1110 leg"),
+        (
+            "1030",
+            "--account 1030: L1-OPEN already has a leg on 1030; moving its 1110 leg there would merge the two",
+        ),
     ],
 )
 def test_an_account_the_post_would_refuse_is_refused_before_any_plan(

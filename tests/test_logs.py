@@ -21,6 +21,7 @@ from rigd_tbot.commands.demo import DEMO_DAY
 from tbot_bot.accounting.accounting_config import load_binding
 from tbot_bot.reporting import audit_log_parser as alp
 from tbot_bot.runtime.main import LOG_ROTATION_TRIGGER, Supervisor
+from tbot_bot.support.utils_bot import time_bound
 from tbot_bot.trading.logs_bot import StrategyLog
 
 T = datetime(2026, 11, 16, 14, 30, tzinfo=UTC)
@@ -113,12 +114,12 @@ def test_summary_counts_errors_denials_and_pnl_and_filters(tmp_path: Path) -> No
     assert dict(s.denials) == {"risk:max_trades": 2, "ticker_blocklist": 1}
     assert (s.trades["open"].trades, s.trades["open"].wins, s.trades["open"].pnl) == (2, 1, Decimal("10.25"))
     assert s.trades["open"].net_pnl == Decimal("9.55")
-    day1 = alp.read_records(tmp_path, until=alp.parse_bound("2026-11-16", end=True))[0]
+    day1 = alp.read_records(tmp_path, until=time_bound("2026-11-16", end=True))[0]
     assert {r.strategy for r in day1} == {"open"}
     warn = alp.select(records, strategy="mid", level="warning")
     assert [r.level for r in warn] == ["error", "error", "warning"]
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        alp.parse_bound("yesterday", end=False)
+        time_bound("yesterday", end=False)
 
 
 def test_log_format_change_starts_a_new_file_and_both_are_read(tmp_path: Path) -> None:

@@ -123,8 +123,11 @@ def _shown_paused(home: BotHome, capsys: pytest.CaptureFixture[str]) -> tuple[bo
 
     capsys.readouterr()
     assert main(["status", "--home", str(home.root)]) == 0
+    shown = "PAUSED" in capsys.readouterr().out
+    assert main(["status", "--json", "--home", str(home.root)]) == 0
+    assert bool(json.loads(capsys.readouterr().out).get("paused")) == shown  # what scripts read
     web = current_status(home, datetime.now(UTC))
-    return "PAUSED" in capsys.readouterr().out, bool(web.get("paused"))
+    return shown, bool(web.get("paused"))
 
 
 def test_a_pause_written_before_the_start_holds_from_the_first_window(

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import shutil
+import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -311,3 +312,19 @@ def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_c
     (summaries / f"daily_summary_{DAY}.json").unlink()
     assert tbot(["trades", "--rebuild", *home]) == 0
     assert total() == trades
+    # every trade of the closed day reversed after the close (exits first), and its summary lost again: it is
+    # rebuilt as closed (it had been left out: no corrected record names its day), and the sum still agrees
+    with sqlite3.connect(binding.ledger_path) as conn:
+        rows = conn.execute(
+            "SELECT fitid FROM transactions WHERE trntype IN ('SELL', 'BUY') AND fitid NOT IN "
+            "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION') ORDER BY trntype = 'BUY', id"
+        ).fetchall()
+    for (fitid,) in rows:
+        assert (
+            tbot(["ledger", "correct", "--fitid", fitid, "--reverse", "--reason", "void", "--yes", *home])
+            == 0
+        )
+    assert read_trades(binding.ledger_path) == []
+    (summaries / f"daily_summary_{DAY}.json").unlink()
+    assert tbot(["trades", "--rebuild", *home]) == 0
+    assert (summaries / f"daily_summary_{DAY}.json").exists() and total() == 0

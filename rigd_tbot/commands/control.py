@@ -131,14 +131,15 @@ def run_status(args: argparse.Namespace) -> int:
     from tbot_bot.support.utils_bot import utc_now
 
     home = BotHome.resolve(args.home)
-    data = _read_status_file(home)
+    running = running_supervisor(home) is not None
+    # the pause in force, as the dashboard's /api/status shows it (scripts read --json)
+    data = pause_in_force(home, _read_status_file(home), running)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    running = running_supervisor(home) is not None
     try:
         view = render_status_view(
-            pause_in_force(home, data, running),
+            data,
             exchange_tz=exchange_tz_of(home, data),
             written_at=written_time(home.status_json),
             now=utc_now(),

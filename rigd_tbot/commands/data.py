@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_text, utc_now
+from tbot_bot.support.utils_bot import atomic_write_text, time_bound, utc_now
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Bar, Broker
@@ -104,17 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_bound(text: str, *, is_end: bool) -> datetime:
-    """YYYY-MM-DD (an end date includes that whole day) or an ISO time; naive times are UTC."""
+    """--start/--end: utils_bot.time_bound, its refusal naming the option."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1) if is_end else day, time(0), UTC)
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"{'--end' if is_end else '--start'} {text!r} is not YYYY-MM-DD or an ISO time"
-        ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        return time_bound(text, end=is_end)
+    except ValueError as exc:
+        raise ConfigError(f"{'--end' if is_end else '--start'} {exc}") from None
 
 
 def _cache_file(cache_root: Path, symbol: str, day: date) -> Path:
@@ -290,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {done.rows} bars for {len(symbols)} symbols into the bar store {store} "
             f"({len(done.partitions)} partitions; {calls} data API calls)"
         )
+        _print_merge(done, f"the {settings.BROKER_NAME} data API")
         return 0
     path = write_output(rows, Path(args.out).expanduser(), name, args.format)
     print(f"wrote {len(rows)} bars for {len(symbols)} symbols to {path} ({calls} data API calls)")
@@ -329,17 +324,20 @@ def run_import(args: argparse.Namespace) -> int:
     )
     if done.side_files:
         print(f"merged {', '.join(done.side_files)} into the store's")
-    for (
-        note
-    ) in done.notes:  # a damaged partition or side file replaced, closes replaced: the person must know
-        print(f"note: {note}")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")
-    if done.replaced:  # the newer import wins at the same minute: say so when it changed bars already held
-        print(f"replaced {done.replaced} bar(s) already in the store with different values from {source}")
+    _print_merge(done, str(source))
     print(
         f"backtest from it: tbot backtest --strategy open --start YYYY-MM-DD --end YYYY-MM-DD --data-source {store}"
     )
     return 0
+
+
+def _print_merge(done: ImportResult, source: str) -> None:
+    """What a write into the store changed beyond adding bars (an import's and a fetch's alike)."""
+    if done.replaced:  # the newer import wins at the same minute: said when it changed bars already held
+        print(f"replaced {done.replaced} bar(s) already in the store with different values from {source}")
+    for note in done.notes:  # a damaged partition replaced, VIX closes replaced: the person must know
+        print(f"note: {note}")
 
 
 def run_list(args: argparse.Namespace) -> int:

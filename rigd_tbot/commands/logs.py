@@ -90,12 +90,13 @@ def run(args: argparse.Namespace) -> int:
     from rigd_tbot.display import both_times
     from tbot_bot.domain.vocab import STRATEGY_NAMES
     from tbot_bot.reporting import audit_log_parser as alp
+    from tbot_bot.support.utils_bot import time_bound
 
     logs_dir = _logs_dir(args)
     if args.logs_action == "summary":
         try:
-            since = alp.parse_bound(args.since, end=False) if args.since else None
-            until = alp.parse_bound(args.until, end=True) if args.until else None
+            since = time_bound(args.since, end=False) if args.since else None
+            until = time_bound(args.until, end=True) if args.until else None
         except ValueError as exc:
             raise ConfigError(f"--since/--until: {exc}") from None
         if since is not None and until is not None and until <= since:

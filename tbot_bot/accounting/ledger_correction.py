@@ -31,7 +31,7 @@ from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.results import FLOAT_MAX
 from tbot_bot.errors import UsageError
-from tbot_bot.reporting.ledger_trades import ENTRY_TYPES, EXIT_TYPES
+from tbot_bot.reporting.ledger_trades import is_entry, is_exit
 from tbot_bot.support.utils_bot import from_minor
 
 CASH = "1030"
@@ -170,10 +170,10 @@ def _new_splits(
         if legs[i].account_code == account:
             raise UsageError(f"--account {account}: that leg of {fitid} is already on {account}")
         if any(s.account_code == account for s in legs):
-            # its other leg is there: the two would cancel out and leave nothing to post
+            # two legs on one account are one leg (a two-leg entry would net to nothing at all)
             raise UsageError(
-                f"--account {account}: {fitid} already has its other leg on {account}; name the account the "
-                f"{legs[i].account_code} leg belongs on"
+                f"--account {account}: {fitid} already has a leg on {account}; moving its {legs[i].account_code} "
+                "leg there would merge the two: name another account"
             )
         legs[i] = replace(legs[i], account_code=account)
     return legs, pnl_change
@@ -244,11 +244,11 @@ def plan_correction(
         ).fetchone()
         if reversal is not None:
             raise UsageError(f"{fitid!r} is already reversed by {reversal['fitid']!r}")
-        if amount is None and account is None and row["trntype"] in ENTRY_TYPES:
+        if amount is None and account is None and is_entry(row):
             _refuse_orphaning(conn, row)
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
-        exited, exit_ = exit_of(conn, row) if row["trntype"] in ENTRY_TYPES else (True, None)
+        exited, exit_ = exit_of(conn, row) if is_entry(row) else (True, None)
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"
@@ -258,7 +258,7 @@ def plan_correction(
     legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
     exit_price = None
     size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
-    if amount is not None and size and row["trntype"] in EXIT_TYPES:
+    if amount is not None and size and is_exit(row):
         # an exit's Broker Cash leg is its proceeds and its gain leg absorbs the change: the corrected amount is
         # at a corrected price, so the history and the OFX statement show the price the amount was at. An
         # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain

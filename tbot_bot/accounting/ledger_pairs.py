@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from tbot_bot.reporting.ledger_trades import EXIT_TYPES, fifo
+from tbot_bot.reporting.ledger_trades import fifo, is_exit
 
 
 def _row(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
@@ -73,8 +73,7 @@ def trade_date(
     at = fitid.rfind("-FEE")
     if root["trntype"] == "FEE" and at > 0 and fitid[at:] == "-FEE" and (trade := _row(conn, fitid[:at])):
         root = root_of(conn, trade)
-    is_exit = root["trntype"] in EXIT_TYPES or bool(root["exit_reason"])
-    if root["strategy"] and root["ticker"] and root["trntype"] != "FEE" and is_exit:
+    if root["strategy"] and root["ticker"] and root["trntype"] != "FEE" and is_exit(root):
         key = (str(root["strategy"]), str(root["ticker"]))
         pairing = pairings.get(key) if pairings is not None else None
         if pairing is None:

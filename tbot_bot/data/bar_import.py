@@ -96,6 +96,11 @@ def side_inputs(folder: Path, store: Path) -> tuple[dict[str, bytes], tuple[str,
     if given.exists():
         new_f = read_fundamentals_file(given)
         held_f = _held(held_path, read_fundamentals_file, notes)
+        changed = sum(1 for k, v in new_f.items() if k in held_f and held_f[k] != v)
+        if changed:
+            notes.append(
+                f"fundamentals.json: the metrics of {changed} symbol(s) the store held replaced by {given}'s"
+            )
         out["fundamentals.json"] = (json.dumps({**held_f, **new_f}, indent=2, sort_keys=True) + "\n").encode()
     return out, tuple(notes)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,15 +32,20 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.errors import DataError
-from tbot_bot.support.utils_bot import atomic_write_bytes, parse_json, sha256_file
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json, sha256_file
 
 MANIFEST = "manifest.json"
+PENDING = (
+    "manifest.pending.json"  # an import's new partition records, written before its files are renamed in
+)
+IMPORTING = ".importing"  # the suffix of a partition written but not yet renamed into place
 FORMAT = "tbot-bar-store"
 VERSION = 1
 PRICES = ("open", "high", "low", "close")
 # a symbol is a folder name: letters, digits and the class/suffix marks brokers use (BRK.B, BF-B)
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-^]*")
 NS_PER_DAY = 86_400 * 10**9
+PARTITION_NAME = re.compile(rf"{SYMBOL_PATTERN.pattern}/\d{{4}}-\d\d\.parquet")
 
 
 def is_store(path: Path) -> bool:
@@ -86,7 +92,30 @@ def load_manifest(store: Path) -> dict[str, Any]:
     problem = _manifest_problem(manifest)
     if problem:
         raise _damaged_manifest(store, problem)
+    _adopt_pending(store, manifest)
     return manifest
+
+
+def _adopt_pending(store: Path, manifest: dict[str, Any]) -> None:
+    """An import cut off after renaming its partitions in and before writing the manifest: each partition its
+    pending record lists whose file on disk is the one recorded takes that record (in `manifest`, in memory:
+    reads see the import's bars, and the next import writes it down); the others keep the manifest's (their file
+    was never replaced)."""
+    pending = store / PENDING
+    if not pending.exists():
+        return
+    try:
+        held = parse_json(pending.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # written atomically: only a damaged disk leaves it unreadable, and then nothing is adopted
+    entries = held.get("partitions") if isinstance(held, dict) else None
+    if not isinstance(entries, dict) or _manifest_problem({"partitions": entries, "imports": []}):
+        return
+    for rel, entry in entries.items():
+        path = store / rel
+        if PARTITION_NAME.fullmatch(rel) and path.is_file() and path.stat().st_size == entry["bytes"]:
+            if sha256_file(path) == entry["sha256"]:
+                manifest["partitions"][rel] = entry
 
 
 def _damaged_manifest(store: Path, problem: str) -> DataError:
@@ -125,9 +154,17 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
 
 
 def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
-    from tbot_bot.support.utils_bot import atomic_write_json
-
     atomic_write_json(store / MANIFEST, manifest)
+
+
+def _roll_forward(store: Path, manifest: dict[str, Any]) -> None:
+    """Before an import writes: what an import cut off had renamed in is written into the manifest (load_manifest
+    adopted it), and the temporary files of one cut off earlier are removed (nothing points at them)."""
+    for leftover in store.glob(f"*/.*{IMPORTING}"):
+        leftover.unlink(missing_ok=True)
+    if (store / PENDING).exists():
+        _write_manifest(store, manifest)
+        (store / PENDING).unlink()
 
 
 def write_bars(
@@ -156,6 +193,7 @@ def write_bars(
         )
     manifest = load_manifest(store) if (store / MANIFEST).exists() else _empty_manifest()
     store.mkdir(parents=True, exist_ok=True)
+    _roll_forward(store, manifest)
     stamps = np.asarray(bars["timestamp"].array.asi8)
     codes, names = pd.factorize(bars["symbol"].astype(str))
     month_of = stamps.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
@@ -168,36 +206,40 @@ def write_bars(
     cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
     replaced = 0
     notes_ = list(notes)
-    merged: list[tuple[str, str, str, dict[str, np.ndarray]]] = []
-    for lo, hi in itertools.pairwise(cuts):
-        symbol = str(names[codes[order[lo]]])
-        month = str(np.datetime64(int(month_of[order[lo]]), "M"))
-        rel = f"{symbol}/{month}.parquet"
-        part = {c: v[lo:hi] for c, v in cols.items()}
-        entry = manifest["partitions"].get(rel)
-        if entry is not None:
-            try:
-                held = _read_partition(store, rel, entry, None, None, None)
-            except DataError as exc:  # missing, corrupted or unreadable: nothing of it can be kept
-                problem = str(exc).split(f"partition {rel} is ", 1)[-1].split("; re-import it", 1)[0]
-                notes_.append(
-                    f"partition {rel} was {problem}: replaced by this import's {len(part['timestamp'])} bars of "
-                    f"that month (it had held {entry.get('rows', '?')} bars on {len(entry.get('days') or [])} days)"
-                )
-            else:
-                part, changed = _merged(held, part)
-                replaced += changed
-        merged.append((rel, symbol, month, part))
     written: list[str] = []
     staged: list[tuple[Path, Path]] = []
+    made: list[Path] = []  # symbol folders this import created (removed again if it is refused)
+    entries: dict[str, dict[str, Any]] = {}
     try:
-        for rel, symbol, month, part in merged:
+        # each partition merged and written under a temporary name in turn (one month in memory at a time);
+        # nothing is in place until every one is written
+        for lo, hi in itertools.pairwise(cuts):
+            symbol = str(names[codes[order[lo]]])
+            month = str(np.datetime64(int(month_of[order[lo]]), "M"))
+            rel = f"{symbol}/{month}.parquet"
+            part = {c: v[lo:hi] for c, v in cols.items()}
+            entry = manifest["partitions"].get(rel)
+            if entry is not None:
+                try:
+                    held = _read_partition(store, rel, entry, None, None, None)
+                except DataError as exc:  # missing, corrupted or unreadable: nothing of it can be kept
+                    problem = str(exc).split(f"partition {rel} is ", 1)[-1].split("; re-import it", 1)[0]
+                    notes_.append(
+                        f"partition {rel} was {problem}: replaced by this import's {len(part['timestamp'])} bars "
+                        f"of that month (it had held {entry.get('rows', '?')} bars on "
+                        f"{len(entry.get('days') or [])} days)"
+                    )
+                else:
+                    part, changed = _merged(held, part)
+                    replaced += changed
             path = store / rel
-            temp = path.with_name(f".{path.name}.importing")
+            if not path.parent.exists():
+                made.append(path.parent)
+            temp = path.with_name(f".{path.name}{IMPORTING}")
             _write_partition(temp, part)
             staged.append((temp, path))
             days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
-            manifest["partitions"][rel] = {
+            entries[rel] = {
                 "symbol": symbol,
                 "month": month,
                 "rows": len(part["timestamp"]),
@@ -212,13 +254,15 @@ def write_bars(
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
-            try:
-                temp.parent.rmdir()  # a new symbol's folder, left empty
-            except OSError:
-                pass
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)  # only this import's files were in it
         raise
+    # the commit: the new entries are recorded before any file is renamed, so an import cut off between the
+    # renames and the manifest is completed by the next one (_roll_forward), never taken for damage
+    atomic_write_json(store / PENDING, {"partitions": entries})
     for temp, path in staged:
         temp.replace(path)
+    manifest["partitions"].update(entries)
     copied: list[str] = []
     for name, content in (side_files or {}).items():
         atomic_write_bytes(store / name, content)
@@ -239,6 +283,7 @@ def write_bars(
         }
     )
     _write_manifest(store, manifest)
+    (store / PENDING).unlink(missing_ok=True)
     return ImportResult(
         store,
         len(bars),

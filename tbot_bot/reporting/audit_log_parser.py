@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -69,20 +69,6 @@ def parse_time(raw: Any) -> datetime | None:
         t = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def parse_bound(raw: str, *, end: bool) -> datetime:
-    """`--since/--until`: a date (until = the whole day) or an ISO time; ValueError naming what is allowed."""
-    try:
-        if len(raw) == 10:
-            d = date.fromisoformat(raw)
-            return datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=UTC)
-        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{raw!r} is not a date (YYYY-MM-DD) or an ISO time (2026-11-16T14:30:00Z)"
-        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 

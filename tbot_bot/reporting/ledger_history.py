@@ -224,10 +224,26 @@ def rebuild_summaries(
         p.name[len("daily_summary_") : -len(".json")]
         for p in summaries_dir.glob("daily_summary_????-??-??.json")
     }
-    wanted = sorted({d.isoformat() for d in days} or (set(by_day) | existing))
     with open_ledger(ledger, readonly=True) as conn:
         lock = closed_through(conn)
     as_closed: dict[str, list[TradeRecord]] | None = None  # the closed days' records as they were closed
+
+    def closed_records() -> dict[str, list[TradeRecord]]:
+        # read once, only when a closed day is rebuilt: without the corrections posted after the close
+        nonlocal as_closed
+        if as_closed is None:
+            with open_ledger(ledger, readonly=True) as conn:
+                later = frozenset(prior_period_ids(conn))
+            as_closed = {}
+            for rec in ledger_records(ledger, broker=broker, mode=mode, without=later):
+                as_closed.setdefault(_row_day(record_dict(rec)), []).append(rec)
+        return as_closed
+
+    wanted_days = {d.isoformat() for d in days} or (set(by_day) | existing)
+    if not days and lock is not None:
+        # a closed day whose trades were all reversed after the close is in no corrected record, yet it had them
+        wanted_days |= {d for d in closed_records() if d <= lock[1][:10]}
+    wanted = sorted(wanted_days)
     written = []
     for day_text in wanted:
         day = date.fromisoformat(day_text)
@@ -248,13 +264,7 @@ def rebuild_summaries(
         if lock is not None and day_text <= lock[1][:10]:
             # a closed day rebuilt (its summary lost or damaged) is rebuilt as it was closed: the corrections
             # posted since are its posting days' prior-period adjustments, so counting them here too counts twice
-            if as_closed is None:
-                with open_ledger(ledger, readonly=True) as conn:
-                    later = frozenset(prior_period_ids(conn))
-                as_closed = {}
-                for rec in ledger_records(ledger, broker=broker, mode=mode, without=later):
-                    as_closed.setdefault(_row_day(record_dict(rec)), []).append(rec)
-            day_records = as_closed.get(day_text, [])
+            day_records = closed_records().get(day_text, [])
         strategies = old.get("strategies") or {}
         signals = {k: int(v.get("signals_triggered") or 0) for k, v in strategies.items()}
         denials = {k: int(v.get("denials") or 0) for k, v in strategies.items()}
@@ -273,7 +283,7 @@ def rebuild_summaries(
         for key in ("denials_by_filter", "kill_switch"):
             if key in old:
                 summary[key] = old[key]
-        last = by_day.get(day_text, [])
+        last = day_records
         generated = old.get("generated_at") or (
             record_dict(last[-1])["timestamp"] if last else f"{day_text}T23:59:59Z"
         )

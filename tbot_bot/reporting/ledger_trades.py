@@ -26,6 +26,16 @@ ENTRY_TYPES = ("BUY", "SELLSHORT", "BUYTOOPEN")
 EXIT_TYPES = ("SELL", "BUYTOCOVER", "SELLTOCLOSE")
 
 
+def is_exit(row: Any) -> bool:
+    """A ledger row that closes a position: an exit type, or any row carrying an exit reason."""
+    return row["trntype"] in EXIT_TYPES or bool(row["exit_reason"])
+
+
+def is_entry(row: Any) -> bool:
+    """A ledger row that opens a position (an entry type carrying no exit reason)."""
+    return row["trntype"] in ENTRY_TYPES and not row["exit_reason"]
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerTrade:
     session: str  # UTC date of the entry, YYYY-MM-DD
@@ -191,11 +201,11 @@ def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
                 chain.append(now["fitid"])
         row = original if now is None else now
         queue = waiting.setdefault((row["strategy"], row["ticker"]), [])
-        if row["trntype"] in ENTRY_TYPES and not row["exit_reason"]:
+        if is_entry(row):
             if now is not None and original["fitid"] != without:
                 queue.append(original)
             yield Step(original, now, chain, True, None)
-        elif row["trntype"] in EXIT_TYPES or row["exit_reason"]:
+        elif is_exit(row):
             # a reversed exit closes nothing now, yet it belonged to the entry it closed when booked
             opener = (queue[0] if now is None else queue.pop(0)) if queue else None
             yield Step(original, now, chain, False, opener)

@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,29 @@ def date_problem(day: date) -> str | None:
     if FIRST_DATE <= day <= LAST_DATE:
         return None
     return f"{day.isoformat()} is outside the dates allowed ({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})"
+
+
+def time_bound(text: str, *, end: bool) -> datetime:
+    """A span's bound a person gives (`--start/--end`, `--since/--until`): a date YYYY-MM-DD (as an end, that whole
+    day is included: the next midnight) or an ISO time (naive: UTC), in UTC; its date from FIRST_DATE to LAST_DATE.
+    ValueError naming what is allowed."""
+    from datetime import time as clock_time
+
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, clock_time(0), UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO time (2026-11-16T14:30:00Z)"
+        ) from None
+    problem = date_problem(moment.date())
+    if problem:
+        raise ValueError(problem)
+    return moment + timedelta(days=1) if end and len(text) == 10 else moment
 
 
 def iso_date(text: str) -> date:
