@@ -457,10 +457,7 @@ def test_side_files_are_checked_before_anything_is_written_and_merged(
     (folder / "vix.csv").unlink()
     (folder / "fundamentals.json").write_text('{"SYN1": {"marketCapitalization": 1}}', encoding="utf-8")
     assert tbot(["data", "import", str(folder), *home]) == 0
-    assert (
-        "note: fundamentals.json: the metrics of 1 symbol(s) the store held replaced"
-        in capsys.readouterr().out
-    )
+    assert "note: fundamentals.json: 1 symbol(s)' metrics the store held replaced" in capsys.readouterr().out
     (folder / "fundamentals.json").write_text('{"SPY": {"marketCapitalization": "many"}}', encoding="utf-8")
     assert tbot(["data", "import", str(folder), *home]) == 2
     assert "SPY: marketCapitalization is 'many'" in capsys.readouterr().err

@@ -81,28 +81,31 @@ def side_inputs(folder: Path, store: Path) -> tuple[dict[str, bytes], tuple[str,
     be read any more is replaced, and a note says so. Returns (name -> content to write, notes)."""
     out: dict[str, bytes] = {}
     notes: list[str] = []
-    given, held_path = folder / "vix.csv", store / "vix.csv"
-    if given.exists():
-        new = load_vix(given)
-        held = _held(held_path, load_vix, notes)
-        changed = sum(1 for d, v in new.items() if d in held and held[d] != v)
-        if changed:
-            notes.append(f"vix.csv: {changed} close(s) the store held replaced by {given}'s")
-        closes = {**held, **new}
+    closes = _merged(folder, store, "vix.csv", load_vix, "close(s)", notes)
+    if closes is not None:
         out["vix.csv"] = (
             "date,close\n" + "".join(f"{d.isoformat()},{closes[d]!r}\n" for d in sorted(closes))
         ).encode()
-    given, held_path = folder / "fundamentals.json", store / "fundamentals.json"
-    if given.exists():
-        new_f = read_fundamentals_file(given)
-        held_f = _held(held_path, read_fundamentals_file, notes)
-        changed = sum(1 for k, v in new_f.items() if k in held_f and held_f[k] != v)
-        if changed:
-            notes.append(
-                f"fundamentals.json: the metrics of {changed} symbol(s) the store held replaced by {given}'s"
-            )
-        out["fundamentals.json"] = (json.dumps({**held_f, **new_f}, indent=2, sort_keys=True) + "\n").encode()
+    metrics = _merged(folder, store, "fundamentals.json", read_fundamentals_file, "symbol(s)' metrics", notes)
+    if metrics is not None:
+        out["fundamentals.json"] = (json.dumps(metrics, indent=2, sort_keys=True) + "\n").encode()
     return out, tuple(notes)
+
+
+def _merged(
+    folder: Path, store: Path, name: str, read: Any, what: str, notes: list[str]
+) -> dict[Any, Any] | None:
+    """The side file `name` beside the bars (None: there is none) read and checked by `read`, merged over the
+    store's: its keys win, and how many held values changed is noted."""
+    given = folder / name
+    if not given.exists():
+        return None
+    new = read(given)
+    held = _held(store / name, read, notes)
+    changed = sum(1 for k, v in new.items() if k in held and held[k] != v)
+    if changed:
+        notes.append(f"{name}: {changed} {what} the store held replaced by {given}'s")
+    return {**held, **new}
 
 
 def _held(path: Path, read: Any, notes: list[str]) -> Any:
