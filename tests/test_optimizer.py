@@ -1217,6 +1217,9 @@ def test_an_operations_key_change_neither_makes_a_new_study_nor_refuses_an_appro
     capsys.readouterr()
     assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99")) == 0
     assert "(0 evaluated by this worker)" in capsys.readouterr().out and only_run_dir(home) == run
+    # the same float written another way is the same study (its text made three studies of one float)
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.99", "--float", "100000.0000")) == 0
+    assert "(0 evaluated by this worker)" in capsys.readouterr().out and only_run_dir(home) == run
     assert tbot(["optimize", "approve", run.name, "--home", str(home)]) == 0
 
 

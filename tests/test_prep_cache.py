@@ -227,3 +227,26 @@ def test_the_base_settings_results_are_cached_beside_the_preparation(
     assert len(list(cache.glob("*.floor-*"))) == 2
     held.write_bytes(held.read_bytes()[:-1] + b"x")  # damaged: its CRC fails
     assert _prep(data, cache).baseline_trades() == counted
+
+
+def test_a_store_is_keyed_by_its_bars_and_a_hit_refuses_a_partition_gone_since(
+    data: Path, tmp_path: Path
+) -> None:
+    """A re-import of the same bars (the manifest's import record changed) keeps the key; a partition of the range
+    deleted or cut after the cache was built is refused as a read refuses it (a hit had run on the cached bars)."""
+    from tbot_bot.data.bar_import import import_bars
+    from tbot_bot.errors import DataError
+
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    import_bars(data, store)
+    assert _prep(store, cache).cache_status == "built"
+    import_bars(data, store)
+    assert _prep(store, cache).cache_status == "hit"
+    part = store / "SPY" / "2011-01.parquet"
+    part.write_bytes(part.read_bytes()[:-10])
+    with pytest.raises(DataError, match=r"partition SPY/2011-01\.parquet is not the size .*tbot data import"):
+        _prep(store, cache)
+    import_bars(data, store)  # repaired: the same bars, the same key
+    assert _prep(store, cache).cache_status == "hit"
+    (store / "SPY" / "2011-03.parquet").unlink()  # outside the range (January): a read would not open it
+    assert _prep(store, cache).cache_status == "hit"

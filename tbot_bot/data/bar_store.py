@@ -509,11 +509,15 @@ class Holding:
     gaps: tuple[tuple[date, date, int], ...]  # first and last missing session of each run, and how many
 
 
-def damaged_partitions(store: Path) -> list[str]:
-    """Partitions the manifest lists whose file is missing or not the size it recorded (a stat each: what
-    `tbot data list` can say without reading every file; a read checks the SHA-256 as well)."""
+def damaged_partitions(store: Path, *, start: date | None = None, end: date | None = None) -> list[str]:
+    """Partitions the manifest lists (of the months of start..end, when given) whose file is missing or not the
+    size it recorded (a stat each: what `tbot data list` can say without reading every file, and what a study
+    whose bars come from its cache checks; a read checks the SHA-256 as well)."""
     out = []
+    first, last = (f"{start:%Y-%m}" if start else ""), (f"{end:%Y-%m}" if end else "9999-99")
     for rel, entry in load_manifest(store)["partitions"].items():
+        if not first <= entry["month"] <= last:
+            continue
         path = store / rel
         if not path.is_file():
             out.append(str(_refuse_partition(store, rel, entry, "missing")))

@@ -2,7 +2,7 @@
 MarketView, VIX and fundamentals, built once per data range and reused by every later study over the same data.
 
 A cache file is keyed by a SHA-256 over everything the preparation depends on: the bytes of the bar files (for a
-bar store its manifest, which holds every partition's SHA-256), the VIX and fundamentals files, the date range,
+bar store every partition's name and SHA-256, as its manifest records them), the VIX and fundamentals files, the date range,
 the settings that shape it (MARKET_CALENDAR), and the source of the modules that build it (so an upgrade that
 changes how bars become arrays never reads an older preparation). Changed data or settings give another key: the
 old file is simply not read. The file is written whole under a temporary name and renamed, and holds the CRC-32
@@ -130,9 +130,13 @@ def cache_key(
     h = hashlib.sha256()
     h.update(json.dumps([start.isoformat(), end.isoformat(), calendar, _code_digest()]).encode())
     folder = source if source.is_dir() else source.parent
+    files: list[Path] = []
     if bar_store.is_store(source):
-        # the manifest records every partition's SHA-256; a read verifies each partition against it
-        files = [source / bar_store.MANIFEST]
+        # what the store holds, by content: every partition's name and SHA-256 (a read verifies each file against
+        # it; a hit checks the range's files are there whole, PreparedData). Not the manifest's bytes: its record
+        # of imports (paths, times) would make a re-import of the same bars another key
+        held = bar_store.load_manifest(source)["partitions"]
+        h.update(json.dumps(sorted((rel, e["sha256"]) for rel, e in held.items())).encode())
     else:
         files = loader.bar_files(source)
     side = [vix_path or folder / "vix.csv", fundamentals_path or folder / "fundamentals.json"]

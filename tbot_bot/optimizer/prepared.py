@@ -19,8 +19,9 @@ from tbot_bot.backtest.fast_execution import FillContext, TradeArrays, execute_a
 from tbot_bot.backtest.load_historical_data import load_columns
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.data.bar_store import damaged_partitions, is_store
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, DataError
 from tbot_bot.market_time import WindowSpec, previous_session_date
 from tbot_bot.optimizer import prep_cache
 from tbot_bot.optimizer.metrics import TrialMetrics, trial_metrics
@@ -30,6 +31,7 @@ from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_base import window_arrays
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import strategy_module
+from tbot_bot.support.utils_bot import decimal_key
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -166,6 +168,12 @@ class PreparedData:
         if cache_dir is not None:
             cached = prep_cache.load(cache_dir, key)
             status = "hit" if cached is not None else "built"
+        if cached is not None and is_store(source):
+            # the bars come from the cache, not the store: a partition of the range gone or cut since is refused
+            # as a read of it would be (the cache holds what it was, but the store no longer does)
+            damaged = damaged_partitions(source, start=previous_session_date(start, calendar), end=end)
+            if damaged:
+                raise DataError(damaged[0])
         if cached is None:
             cached = _prepare(source, start, end, calendar, vix_path)
             if cache_dir is not None:
@@ -225,7 +233,7 @@ class PreparedData:
     def _base_identity(self, *spans: tuple[date, ...]) -> list[Any]:
         from tbot_bot.config.env_bot import trading_values
 
-        return [self.strategy, trading_values(self.settings), str(self.float_), self.seed,
+        return [self.strategy, trading_values(self.settings), decimal_key(self.float_), self.seed,
                 [[d.isoformat() for d in span] for span in spans]]  # fmt: skip
 
     def baseline_trades(self) -> int:

@@ -49,6 +49,7 @@ from tbot_bot.optimizer.study import (
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.strategy.strategy_router import strategy_module
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import decimal_key
 from tbot_bot.trading.fees import describe_profile
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def evidence_fingerprint(
     ident = json.dumps(
         [trading_values(settings), prep.data_key, space.describe(), req.strategy, req.algorithm,
          req.objective, req.start.isoformat(), req.end.isoformat(), req.walk_forward, req.trials, req.seed,
-         str(req.float_)],
+         decimal_key(req.float_) if req.float_ is not None else None],
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha256(ident.encode()).hexdigest()

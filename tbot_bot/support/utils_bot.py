@@ -146,6 +146,12 @@ def time_bound(text: str, *, end: bool) -> datetime:
     return moment + timedelta(days=1) if end and len(text) == 10 else moment
 
 
+def decimal_key(value: Decimal) -> str:
+    """One text for an amount however it was written (25000, 25000.00 and the home's 25000.0000 give '25000'):
+    what fingerprints and cache keys hash, so an equal value never makes another study or cache entry."""
+    return format(value.normalize(), "f")
+
+
 def iso_date(text: str) -> date:
     """An argparse type: a calendar date YYYY-MM-DD from FIRST_DATE to LAST_DATE, else a usage error saying so
     (2011-02-30 is no date)."""
