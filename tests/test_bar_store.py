@@ -557,3 +557,19 @@ def test_a_refused_write_leaves_no_temporary_file_or_new_folder(
     with pytest.raises(OSError):
         import_bars(bars, kept)
     assert _files(kept) == before and not (kept / "AAA").exists() and not (kept / "ZZZ").exists()
+
+
+def test_a_symbol_missing_from_part_of_the_range_is_said(store: Path, tmp_path: Path) -> None:
+    """A store without one symbol's March gave fewer trades and no word of why."""
+    kept = _copy(store, tmp_path / "bars")
+    manifest = json.loads((kept / "manifest.json").read_text())
+    del manifest["partitions"]["SYN7/2011-03.parquet"]
+    (kept / "manifest.json").write_text(json.dumps(manifest))
+    (kept / "SYN7" / "2011-03.parquet").unlink()
+    done = run_backtest(make_settings(), "all", kept, FIRST, LAST, tmp_path / "out", plots=False)
+    march = sum(1 for d in load_bars(SAMPLE, symbols=["SPY"])["timestamp"].dt.date.unique() if d.month == 3)
+    notes = json.loads((tmp_path / "out" / "metrics.json").read_text())["notes"]
+    assert any(f"SYN7 ({march})" in n and "are not traded on those" in n for n in notes)
+    assert any("are not traded on those" in w for w in done.report.warnings)  # printed and in the reports
+    run_backtest(make_settings(), "all", kept, FIRST, date(2011, 1, 31), tmp_path / "jan", plots=False)
+    assert json.loads((tmp_path / "jan" / "metrics.json").read_text())["notes"] == []

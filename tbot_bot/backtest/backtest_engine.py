@@ -52,7 +52,7 @@ from tbot_bot.market_time import (
     session_bounds,
 )
 from tbot_bot.screeners.fundamentals import read_fundamentals_file
-from tbot_bot.strategy.grid import build_grid
+from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
@@ -221,7 +221,7 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
-    notes = _carry_note(settings, grid.days)
+    notes = _carry_note(settings, grid.days) + _coverage_note(grid)
     fills = _execute_sessions(
         names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
         broker_current_float, slipped, fees, skips,
@@ -308,6 +308,22 @@ def _carry_note(settings: BotSettings, days: tuple[date, ...]) -> tuple[str, ...
         f"defense mode starts off on {days[0]}: a switch the DEFENSE_MODE_TRIGGER_* made on the session before "
         "carries into that day live, and a backtest does not see it; a replay on a home that traded that session "
         "may differ on its first day (start the backtest earlier to include it)",
+    )
+
+
+def _coverage_note(grid: SessionGrid) -> tuple[str, ...]:
+    """Symbols without bars on some sessions of the range are not traded on those: said, so a month missing from
+    the data is not read as a month without signals (a store lacking one symbol's March was silent)."""
+    sessions = Counter(map(str, grid.symbol))  # a grid row is one symbol's session
+    short = sorted(((len(grid.days) - n, s) for s, n in sessions.items() if n < len(grid.days)), reverse=True)
+    if not short:
+        return ()
+    listed = ", ".join(f"{s} ({gap})" for gap, s in short[:5]) + (
+        f" and {len(short) - 5} more" if len(short) > 5 else ""
+    )
+    return (
+        f"{len(short)} symbol(s) have no bars on some of the {len(grid.days)} sessions with data, and are not traded "
+        f"on those (sessions missing): {listed}",
     )
 
 
