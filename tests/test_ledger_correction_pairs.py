@@ -323,3 +323,15 @@ def test_an_account_the_post_would_refuse_is_refused_before_any_plan(
     ledger, _ = books
     with pytest.raises(UsageError, match=re.escape(problem)):
         plan_correction(ledger, "L1-OPEN", reason="r", user="u", source="t", account=account)
+
+
+def test_a_corrected_entry_amount_is_at_its_price_so_the_gross_is_the_prices_difference(
+    books: tuple[Path, LedgerWriter],
+) -> None:
+    """The entry kept its price while the exit's PnL took the new cost: 10 x (191.40 - 190.25) shown beside a gross
+    of 9.00. Its price follows the amount now, as an exit's does."""
+    ledger, writer = books
+    _correct(ledger, writer, "L1-OPEN", amount=Decimal("1905"))
+    [trade] = [t for t in read_trades(ledger) if t.client_order_id == "coid-L1-OPEN"]
+    assert trade.entry_price == Decimal("190.5") and trade.exit_price == Decimal("191.4")
+    assert trade.pnl == Decimal("9") == trade.size * (trade.exit_price - trade.entry_price)

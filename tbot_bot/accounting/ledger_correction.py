@@ -256,18 +256,26 @@ def plan_correction(
     if amount is None and account is None:
         return CorrectionPlan(fitid, original_date, posted_at, closed, text, None, tuple(splits))
     legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
-    exit_price = None
+    entry_price = exit_price = None
     size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
-    if amount is not None and size and is_exit(row):
-        # an exit's Broker Cash leg is its proceeds and its gain leg absorbs the change: the corrected amount is
-        # at a corrected price, so the history and the OFX statement show the price the amount was at. An
-        # entry keeps its price: its change goes to the position's cost, not to a PnL the price would explain
-        exit_price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
-    replacement = _replacement(row, cor_fitid, posted_at, legs, pnl_change, exit_price)
+    if amount is not None and size:
+        # a corrected amount is at a corrected price, an entry's as an exit's: the history and the OFX statement
+        # show the price the amount was at, so a trade's gross stays its size x the difference of its prices (an
+        # entry that kept its price showed 13.1821 x (38.60 - 37.97) beside a gross of 8.00)
+        price = (amount / (abs(size) * multiplier)).quantize(Decimal("0.0001"))
+        if is_exit(row):
+            exit_price = price
+        else:
+            entry_price = price
+    replacement = _replacement(
+        row, cor_fitid, posted_at, legs, pnl_change, entry_price=entry_price, exit_price=exit_price
+    )
     tracked = tracked_of(splits, account, from_account)
     follows = None
     if exit_ is not None:
-        follows = _follow_exit(exit_, exit_splits, exit_cor, legs, tracked, fitid, lock, reason.strip(), how)
+        follows = _follow_exit(
+            exit_, exit_splits, exit_cor, legs, tracked, fitid, lock, reason.strip(), how, entry_price
+        )
     warning = None
     if not exited:
         # a position carried past its day, or closed outside the bot: the bot books an exit at the cost it filled
@@ -321,13 +329,16 @@ def _replacement(
     posted_at: datetime,
     legs: list[LedgerSplit],
     pnl_change: Decimal | None,
-    exit_price: Decimal | None,
+    *,
+    entry_price: Decimal | None = None,
+    exit_price: Decimal | None = None,
 ) -> LedgerEntry:
-    """The corrected entry: the original's fields with new legs (and PnL, and an exit's price when given)."""
+    """The corrected entry: the original's fields with new legs (and PnL, and the prices when given)."""
     pnl = from_minor(row["pnl"]) if row["pnl"] is not None else None
     if pnl is not None and pnl_change is not None:
         pnl += pnl_change
-    entry_price = from_minor(row["entry_price"]) if row["entry_price"] is not None else None
+    if entry_price is None and row["entry_price"] is not None:
+        entry_price = from_minor(row["entry_price"])
     if exit_price is None and row["exit_price"] is not None:
         exit_price = from_minor(row["exit_price"])
     return LedgerEntry(
@@ -352,6 +363,7 @@ def _follow_exit(
     lock: tuple[str, str] | None,
     reason: str,
     how: str,
+    entry_price: Decimal | None = None,
 ) -> CorrectionPlan | None:
     """The correction of the exit that closed an entry's position, so that the position's accounts (`tracked`: the
     entry's non-cash leg and the account it moves to) net to zero over the round trip: the exit's leg on each is
@@ -386,9 +398,11 @@ def _follow_exit(
     original_date, posted_at, closed, text = _dating(
         exit_, lock, f"follows the correction of {entry_fitid}: {reason}", how
     )
+    # the exit's record of its entry's price follows the entry's (entry_price: the corrected one, if any)
     replacement = _replacement(
-        exit_, cor_fitid, posted_at, legs, -rest if exit_["pnl"] is not None else None, None
-    )
+        exit_, cor_fitid, posted_at, legs, -rest if exit_["pnl"] is not None else None,
+        entry_price=entry_price if exit_["entry_price"] is not None else None,
+    )  # fmt: skip
     return CorrectionPlan(
         exit_["fitid"], original_date, posted_at, closed, text, replacement, tuple(exit_splits)
     )
