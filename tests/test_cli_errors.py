@@ -736,3 +736,25 @@ def test_the_api_reference_names_every_command_and_option() -> None:
 
     walk(build_parser(), [])
     assert missing == []
+
+
+def test_a_session_in_a_closed_month_is_refused_before_it_trades(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replay of a closed month's day traded on the sim exchange, then its booking was refused: status showed a
+    PnL the books never held. `check` and `start` refuse it now, with the same words."""
+    home = ["--home", str(provisioned_home)]
+    assert cli.main(["ledger", "close", "--period", "2011-01", *home]) == 0
+    for command in ("check", "start"):
+        code, err = _run([command, "--replay", "2011-01-26", *home], capsys)
+        assert (
+            code == 2
+            and "the books are closed through 2011-01" in err
+            and "replay a day after 2011-01-31" in err
+        )
+    assert (
+        not (provisioned_home / "output" / "status.json").exists()
+        or "2011-01-26" not in (provisioned_home / "output" / "status.json").read_text()
+    )
+    code, _ = _run(["check", "--replay", "2011-03-01", *home], capsys)
+    assert code == 0

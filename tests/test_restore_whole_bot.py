@@ -670,7 +670,10 @@ def test_an_entry_corrected_after_its_exit_moves_the_trades_pnl_and_leaves_no_po
     assert _net(ledger, "1030") == cash - Decimal("2.5") and _net(ledger, "4010") == gains + Decimal("2.5")
     after = {t.client_order_id: t for t in read_trades(ledger)}[entry["client_order_id"]]
     assert before.pnl is not None and after.pnl == before.pnl - Decimal("2.5")
-    assert after.entry_price == before.entry_price and after.exit_price == before.exit_price
+    # the entry's price is the corrected amount's (its size x price is what was paid), the exit's unchanged
+    paid_now = Decimal(paid["credit"]) / 10000 + Decimal("2.5")
+    assert after.entry_price == (paid_now / after.size).quantize(Decimal("0.0001"))
+    assert after.exit_price == before.exit_price
     assert f"{entry['fitid']} -> {entry['fitid']}-COR" in str(after.correction)
     assert f"{exit_['fitid']} -> {exit_['fitid']}-COR" in str(after.correction)
     # a position leg moved to another account is closed on that account, with no gain moved

@@ -128,6 +128,23 @@ def boot(
         raise
 
 
+def _refuse_a_closed_session(ledger: Path, day: date, *, replay: bool) -> None:
+    """A session dated in a month the books have closed (`tbot ledger close`) is refused before it trades: the
+    ledger refuses every posting dated there, so its fills would trade at the broker (the sim exchange of a
+    replay included) and never be booked, and status would show a PnL the books do not hold."""
+    from tbot_bot.accounting.ledger_period import closed_through
+    from tbot_bot.accounting.ledger_schema import open_ledger
+
+    with open_ledger(ledger, readonly=True) as conn:
+        lock = closed_through(conn)
+    if lock is not None and day.isoformat() <= lock[1][:10]:
+        what = f"replay a day after {lock[1][:10]}" if replay else "its month was closed before it ended"
+        raise ConfigError(
+            f"the books are closed through {lock[0]} (`tbot ledger close`): a session on {day} would trade fills "
+            f"the ledger refuses to book; {what}"
+        )
+
+
 def _status_file_writable(home: BotHome) -> None:
     """status.json as start will write it: a folder in its place is refused by check as by start, same words."""
     path = home.status_json
@@ -168,6 +185,9 @@ def _boot(
     live_clock: Clock | None,
 ) -> Services:
     settings, binding = pre.settings, pre.binding
+    _refuse_a_closed_session(
+        binding.ledger_path, replay_day or utc_now().date(), replay=replay_day is not None
+    )
     acct = AccountingClient.from_home(home, binding.identity, retry=RetryPolicy.from_settings(settings))
     if acct is not None:
         closers.append(acct.close)
