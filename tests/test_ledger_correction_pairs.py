@@ -301,7 +301,8 @@ def test_a_carried_trades_exit_reversed_after_the_close_is_a_prior_period_adjust
     ledger, writer = _carried(tmp_path)
     writer.close_period("2026-11")
     _correct(ledger, writer, "C1-CLOSE")
-    assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-10"), 0)
+    # its fee is reversed with it (the fill did not happen): a prior-period adjustment of the fees too
+    assert prior_period_adjustments(ledger, "2026-12-01") == (Decimal("-10"), Decimal("-0.4"))
     with open_ledger(ledger, readonly=True) as conn:  # the caller's rows stay as it reads them
         assert prior_period_ids(conn) and isinstance(conn.execute("SELECT 1").fetchone(), tuple)
 
@@ -335,3 +336,16 @@ def test_a_corrected_entry_amount_is_at_its_price_so_the_gross_is_the_prices_dif
     [trade] = [t for t in read_trades(ledger) if t.client_order_id == "coid-L1-OPEN"]
     assert trade.entry_price == Decimal("190.5") and trade.exit_price == Decimal("191.4")
     assert trade.pnl == Decimal("9") == trade.size * (trade.exit_price - trade.entry_price)
+
+
+def test_a_fill_reversed_takes_its_fee_with_it(tmp_path: Path) -> None:
+    """An exit reversed alone left its fee in the books (ledger, OFX: fees 0.13) while every trade listing dropped
+    it with the fill (0.10). The fee is reversed with it, in the same batch, and the plan says so."""
+    ledger, writer = _carried(tmp_path)
+    plan = plan_correction(ledger, "C1-CLOSE", reason="busted", user="u", source="t")
+    assert plan.follows is not None and plan.follows.role == "fee" and plan.follows.fitid == "C1-CLOSE-FEE"
+    assert "; and its fee C1-CLOSE-FEE: reverse Dr 5010 0.4000, Cr 1030 0.4000" in plan_text(plan)
+    _post(writer, plan)
+    fees = account_balances(ledger).get("5010", Decimal(0))
+    assert fees == 0 == sum((t.fees for t in read_trades(ledger)), Decimal(0))
+    assert verify_ledger(ledger) == []

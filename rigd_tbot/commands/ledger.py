@@ -204,7 +204,13 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
         if p is None:
             continue
         reversal = build_reversal(binding.ledger_path, p.fitid, reason=p.reason, posted_at=p.posted_at)
-        what = "correcting" if p is plan else "and, so the position's accounts close at zero, its exit"
+        what = (
+            "correcting"
+            if p is plan
+            else "and, so the position's accounts close at zero, its exit"
+            if p.role == "exit"
+            else "and, as the fill it was charged for is reversed, its fee"
+        )
         print(
             f"{what} {p.fitid} (dated {p.original_date:%Y-%m-%d %H:%M:%S} UTC): {legs_text(p.original_splits)}"
         )

@@ -50,6 +50,9 @@ class CorrectionPlan:
     follows: CorrectionPlan | None = None
     # what a person should know before confirming (shown by the CLI and the dashboard)
     warning: str | None = None
+    # a follow's relation to the correction it follows: "exit" (closes the corrected entry's position) or "fee"
+    # (charged for the fill being reversed)
+    role: str = "exit"
 
 
 def _dt(text: str) -> datetime:
@@ -186,14 +189,15 @@ def legs_text(splits: tuple[LedgerSplit, ...] | list[LedgerSplit]) -> str:
 
 def plan_text(plan: CorrectionPlan) -> str:
     """A plan in one line (the dashboard's confirmation and activity log): what is reversed and posted, the exit
-    corrected with its entry included."""
-    parts = []
-    for p in (plan, plan.follows):
-        if p is not None:
-            post = f"; post {p.replacement.fitid}: {legs_text(p.replacement.splits)}" if p.replacement else ""
-            parts.append(f"{p.fitid}: reverse {legs_text(p.original_splits)}{post}")
+    corrected with its entry (or the fee reversed with its fill) included."""
+
+    def one(p: CorrectionPlan) -> str:
+        post = f"; post {p.replacement.fitid}: {legs_text(p.replacement.splits)}" if p.replacement else ""
+        return f"{p.fitid}: reverse {legs_text(p.original_splits)}{post}"
+
+    follows = f"; and its {plan.follows.role} {one(plan.follows)}" if plan.follows is not None else ""
     warning = f"; warning: {plan.warning}" if plan.warning else ""
-    return "; and its exit ".join(parts) + warning
+    return one(plan) + follows + warning
 
 
 def parse_amount(text: str) -> Decimal:
@@ -248,13 +252,26 @@ def plan_correction(
             _refuse_orphaning(conn, row)
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
+        # a fill's fee entry as its corrections leave it: reversed with the fill (it was charged for it)
+        fee = _standing_fee(conn, fitid) if is_entry(row) or is_exit(row) else None
+        fee_splits = _splits_of(conn, fee["id"]) if fee is not None else []
         exited, exit_ = exit_of(conn, row) if is_entry(row) else (True, None)
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"
     original_date, posted_at, closed, text = _dating(row, lock, reason.strip(), how)
     if amount is None and account is None:
-        return CorrectionPlan(fitid, original_date, posted_at, closed, text, None, tuple(splits))
+        follows = None
+        if fee is not None:
+            # a fill reversed did not happen, nor did what was charged for it: the books keep no fee of a trade no
+            # surface lists (its fee row stood in the ledger and the OFX while every trade listing dropped it)
+            f_date, f_posted, f_closed, f_text = _dating(
+                fee, lock, f"follows the reversal of {fitid}: {reason.strip()}", how
+            )
+            follows = CorrectionPlan(
+                fee["fitid"], f_date, f_posted, f_closed, f_text, None, tuple(fee_splits), role="fee"
+            )
+        return CorrectionPlan(fitid, original_date, posted_at, closed, text, None, tuple(splits), follows)
     legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
     entry_price = exit_price = None
     size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
@@ -298,6 +315,23 @@ def tracked_of(splits: list[LedgerSplit], account: str | None, from_account: str
     if account is not None and (from_account is None or from_account in tracked):
         tracked.add(account)
     return tracked
+
+
+def _standing_fee(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
+    """The fee entry of fill `fitid` (`{fitid}-FEE`) as its corrections leave it: its last replacement, or None
+    when it has none, or was reversed without a replacement."""
+    row = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (f"{fitid}-FEE",)).fetchone()
+    while (
+        row is not None
+        and conn.execute(
+            "SELECT 1 FROM transactions WHERE correction_of = ? AND trntype = 'CORRECTION'", (row["fitid"],)
+        ).fetchone()
+    ):
+        row = conn.execute(
+            "SELECT * FROM transactions WHERE correction_of = ? AND trntype != 'CORRECTION' AND is_correction = 1",
+            (row["fitid"],),
+        ).fetchone()
+    return row  # type: ignore[no-any-return]
 
 
 def _next_cor_fitid(conn: sqlite3.Connection, fitid: str) -> str:
@@ -431,7 +465,7 @@ def post_correction(
 
         log_system_event(
             home, source="ledger", event="correction", actor=user,
-            detail=f"{plan.fitid}: {plan.reason}" + (f"; with its exit {also.fitid}" if also is not None else ""),
+            detail=f"{plan.fitid}: {plan.reason}" + (f"; with its {also.role} {also.fitid}" if also is not None else ""),
         )  # fmt: skip
     return result.written
 
