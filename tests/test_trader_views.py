@@ -16,6 +16,7 @@ import sqlite3
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -328,3 +329,55 @@ def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_c
     (summaries / f"daily_summary_{DAY}.json").unlink()
     assert tbot(["trades", "--rebuild", *home]) == 0
     assert (summaries / f"daily_summary_{DAY}.json").exists() and total() == 0
+
+
+def test_a_correction_rewrites_the_later_session_statements_and_a_closed_months_posting_day(
+    tmp_path: Path,
+) -> None:
+    """An earlier-dated correction changes the cash every later statement closes with (they kept the old
+    AVAILCASH); a closed month's correction, dated on its posting day, was in no session statement at all."""
+    from ofxtools.Parser import OFXTree
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.ledger_read import trial_balance
+
+    root = tmp_path / "home"
+    home = ["--home", str(root)]
+    assert tbot(["demo", "--home", str(root), "--day", DAY]) == 0
+    assert tbot(["start", "--replay", "2011-01-26", *home]) == 0
+    bot = BotHome(root)
+    binding = load_binding(bot)
+
+    def statement(day: date) -> Any:
+        tree = OFXTree()
+        tree.parse(str(bot.session_ofx(binding.scope, day)))
+        return tree.convert().invstmtmsgsrsv1[0].invstmtrs
+
+    def cash() -> Decimal:
+        return next(d - c for code, _, d, c in trial_balance(binding.ledger_path) if code == "1030")
+
+    fitid = "DEMO01-20110125-open-SYN1-1"
+    assert (
+        tbot(
+            [
+                "ledger",
+                "correct",
+                "--fitid",
+                fitid,
+                "--amount",
+                "190",
+                "--reason",
+                "statement",
+                "--yes",
+                *home,
+            ]
+        )
+        == 0
+    )
+    assert statement(date(2011, 1, 26)).invbal.availcash == cash()
+    assert tbot(["ledger", "close", "--period", "2011-01", *home]) == 0
+    other = "DEMO01-20110125-open-SYN8-2"  # an exit (its entry cannot go while it stands)
+    assert tbot(["ledger", "correct", "--fitid", other, "--reverse", "--reason", "void", "--yes", *home]) == 0
+    # the posting day's statement holds the reversal (it is a valid statement: ofxtools parses it)
+    assert statement(date(2011, 2, 1)).invbal.availcash == cash()
+    assert f"<FITID>{other}-REV</FITID>" in bot.session_ofx(binding.scope, date(2011, 2, 1)).read_text()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,14 @@ def tracked_of(splits: list[LedgerSplit], account: str | None, from_account: str
     return tracked
 
 
+def _file_day(name: str, scope: str) -> date | None:
+    """The session date of a statement file `{scope}_YYYY-MM-DD.ofx`."""
+    try:
+        return date.fromisoformat(name[len(scope) + 1 : -len(".ofx")])
+    except ValueError:
+        return None
+
+
 def _standing_fee(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
     """The fee entry of fill `fitid` (`{fitid}-FEE`) as its corrections leave it: its last replacement, or None
     when it has none, or was reversed without a replacement."""
@@ -495,16 +503,24 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
         rebuild_summaries(
             binding.ledger_path, home.summaries_dir(scope), scope, broker=broker, mode=mode, days=days
         )
-    # the session OFX statements of those days (the files the accountant imports) carry the reversal and the
-    # corrected entry too; a day with no statement written gets none (`tbot ofx export` makes any)
+    # the session OFX statements (the files the accountant imports): the touched days' carry the reversal and the
+    # corrected entry, and every later one its cash balance (AVAILCASH runs on from the corrected day: they were
+    # left stale); a closed month's correction is dated on its posting day, which gets its statement as it gets a
+    # summary (its postings were in none). Other days with no statement written get none (`tbot ofx export`)
     from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
     from tbot_bot.accounting.ledger_anchor import AnchorStore
 
-    for day in sorted(touched):
-        ofx = home.session_ofx(scope, day)
-        if ofx.is_file():
-            broker_id, account_id = statement_ids(binding)
-            export_ofx(
-                binding.ledger_path, ofx, day=day, broker_id=broker_id, account_id=account_id,
-                anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir, mode=mode,
-            )  # fmt: skip
+    exports = home.session_ofx(scope, min(touched)).parent
+    held = (
+        [_file_day(p.name, scope) for p in exports.glob(f"{scope}_????-??-??.ofx")]
+        if exports.is_dir()
+        else []
+    )
+    later = {d for d in held if d is not None and d >= min(touched)}
+    posting_days = {p.posted_at.date() for p in (plan, plan.follows) if p is not None and p.closed_period}
+    broker_id, account_id = statement_ids(binding)
+    for day in sorted(later | posting_days):
+        export_ofx(
+            binding.ledger_path, home.session_ofx(scope, day), day=day, broker_id=broker_id,
+            account_id=account_id, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir, mode=mode,
+        )  # fmt: skip
