@@ -349,3 +349,11 @@ def test_a_fill_reversed_takes_its_fee_with_it(tmp_path: Path) -> None:
     fees = account_balances(ledger).get("5010", Decimal(0))
     assert fees == 0 == sum((t.fees for t in read_trades(ledger)), Decimal(0))
     assert verify_ledger(ledger) == []
+
+
+def test_a_corrected_fee_is_named_with_its_trade(tmp_path: Path) -> None:
+    """A trade's fee corrected changed its fees in every listing, and no listing said why."""
+    ledger, writer = _carried(tmp_path)
+    _correct(ledger, writer, "C1-CLOSE-FEE", amount=Decimal("0.80"))
+    [trade] = read_trades(ledger)
+    assert trade.fees == Decimal("0.80") and trade.correction == "C1-CLOSE-FEE -> C1-CLOSE-FEE-COR"

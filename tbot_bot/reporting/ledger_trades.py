@@ -111,6 +111,7 @@ def _rows(
         # every fee entry's 5xxx amount at once, each given to the trade(s) its FITID names (a per-row sub-query
         # could use no index: a ledger of 10,000 rows took most of a minute)
         fees: dict[str, int] = {}
+        fixed: dict[str, tuple[int, str]] = {}  # a trade's fee corrections: the latest one, by posting order
         for transaction_id, fitid, amount in con.execute(
             "SELECT f.id, f.fitid, sum(s.debit) - sum(s.credit) FROM transactions f "
             "JOIN splits s ON s.transaction_id = f.id WHERE f.fitid LIKE '%-FEE%' AND s.account_code LIKE '5%' "
@@ -123,12 +124,25 @@ def _rows(
                 rest = fitid[at:]
                 if rest == "-FEE" or rest.startswith("-FEE-"):
                     fees[fitid[:at]] = fees.get(fitid[:at], 0) + int(amount)
+                    if rest != "-FEE" and transaction_id > fixed.get(fitid[:at], (-1, ""))[0]:
+                        fixed[fitid[:at]] = (transaction_id, fitid)
                 at = fitid.find("-FEE", at + 1)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot read trades from {ledger}: {exc}") from None
     finally:
         con.close()
-    return [{**dict(row), "fee": fees.get(row["fitid"], 0)} for row in rows if row["id"] not in without]
+    return [
+        {
+            **dict(row),
+            "fee": fees.get(row["fitid"], 0),
+            # named in the listing as a fill's own correction is ("F-FEE -> F-FEE-COR")
+            "fee_correction": f"{row['fitid']}-FEE -> {fixed[row['fitid']][1]}"
+            if row["fitid"] in fixed
+            else None,
+        }
+        for row in rows
+        if row["id"] not in without
+    ]
 
 
 def read_trades(
@@ -217,8 +231,8 @@ def _effective(step: Step) -> dict[str, Any]:
     row = dict(step.now)
     row["dtposted"] = step.original["dtposted"]
     row["correction"] = f"{step.original['fitid']} -> {step.chain[-1]}" if step.chain else None
-    if step.chain:
-        row["fee"] = step.original["fee"]
+    if step.chain:  # fees are the original fill's (its FITID names its fee entry)
+        row["fee"], row["fee_correction"] = step.original["fee"], step.original["fee_correction"]
     return row
 
 
@@ -241,7 +255,10 @@ def _trade(entry: Any, exit_: Any) -> LedgerTrade:
         exit_reason=exit_["exit_reason"] if exit_ is not None else None,
         tag=entry["tag"],
         client_order_id=entry["client_order_id"] or entry["fitid"],
-        correction="; ".join(c for c in (entry["correction"], exit_ and exit_["correction"]) if c) or None,
+        correction="; ".join(
+            c for r in (entry, exit_) if r is not None for c in (r["correction"], r["fee_correction"]) if c
+        )
+        or None,
         defense_mode=entry["memo"] == DEFENSE_MODE_MEMO,
     )
 
