@@ -35,9 +35,8 @@ from tbot_bot.errors import DataError
 from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json, sha256_file
 
 MANIFEST = "manifest.json"
-PENDING = (
-    "manifest.pending.json"  # an import's new partition records, written before its files are renamed in
-)
+# an import's new partition records, written before its files are renamed in
+PENDING = "manifest.pending.json"
 IMPORTING = ".importing"  # the suffix of a partition written but not yet renamed into place
 FORMAT = "tbot-bar-store"
 VERSION = 1
@@ -61,9 +60,8 @@ class ImportResult:
     findings: tuple[str, ...]
     side_files: tuple[str, ...]
     replaced: int = 0  # bars already held at the same minute that this import replaced with different values
-    notes: tuple[
-        str, ...
-    ] = ()  # what else it did that a person must know (a damaged partition replaced, ...)
+    # what else it did that a person must know (a damaged partition replaced, ...)
+    notes: tuple[str, ...] = ()
 
 
 def _empty_manifest() -> dict[str, Any]:

@@ -190,9 +190,8 @@ class Step(NamedTuple):
     now: Any  # as its corrections leave it (the last replacement); None: reversed without a replacement
     chain: list[str]  # the FITIDs of its replacements, in order
     entry: bool  # opens a position (else it closes one)
-    opener: (
-        Any  # an exit's: the original of the entry it closes (reversed: the one it closed); None: none open
-    )
+    # an exit's: the original of the entry it closes (reversed: the one it closed); None: none open
+    opener: Any
 
 
 def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
