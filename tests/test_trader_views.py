@@ -266,6 +266,10 @@ def test_the_cli_and_the_dashboard_show_a_moment_alike() -> None:
     assert both(late.isoformat(), ZoneInfo("America/New_York"), with_date=True) == shown
 
 
+def _correct(home: list[str], fitid: str, *how: str) -> int:
+    return tbot(["ledger", "correct", "--fitid", fitid, *how, "--reason", "statement", "--yes", *home])
+
+
 def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_counts_once(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -279,23 +283,7 @@ def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_c
     home = ["--home", str(root)]
     assert tbot(["ledger", "close", "--period", "2011-01", *home]) == 0
     fitid = "DEMO01-20110125-open-SYN1-1"
-    assert (
-        tbot(
-            [
-                "ledger",
-                "correct",
-                "--fitid",
-                fitid,
-                "--amount",
-                "190",
-                "--reason",
-                "statement",
-                "--yes",
-                *home,
-            ]
-        )
-        == 0
-    )
+    assert _correct(home, fitid, "--amount", "190") == 0
     binding = load_binding(BotHome(root))
     summaries = BotHome(root).bot_output_dir(binding.scope) / "summaries"
 
@@ -321,10 +309,7 @@ def test_a_closed_days_summary_rebuilt_is_the_one_closed_so_a_later_correction_c
             "(SELECT correction_of FROM transactions WHERE trntype = 'CORRECTION') ORDER BY trntype = 'BUY', id"
         ).fetchall()
     for (fitid,) in rows:
-        assert (
-            tbot(["ledger", "correct", "--fitid", fitid, "--reverse", "--reason", "void", "--yes", *home])
-            == 0
-        )
+        assert _correct(home, fitid, "--reverse") == 0
     assert read_trades(binding.ledger_path) == []
     (summaries / f"daily_summary_{DAY}.json").unlink()
     assert tbot(["trades", "--rebuild", *home]) == 0
@@ -357,27 +342,11 @@ def test_a_correction_rewrites_the_later_session_statements_and_a_closed_months_
         return next(d - c for code, _, d, c in trial_balance(binding.ledger_path) if code == "1030")
 
     fitid = "DEMO01-20110125-open-SYN1-1"
-    assert (
-        tbot(
-            [
-                "ledger",
-                "correct",
-                "--fitid",
-                fitid,
-                "--amount",
-                "190",
-                "--reason",
-                "statement",
-                "--yes",
-                *home,
-            ]
-        )
-        == 0
-    )
+    assert _correct(home, fitid, "--amount", "190") == 0
     assert statement(date(2011, 1, 26)).invbal.availcash == cash()
     assert tbot(["ledger", "close", "--period", "2011-01", *home]) == 0
     other = "DEMO01-20110125-open-SYN8-2"  # an exit (its entry cannot go while it stands)
-    assert tbot(["ledger", "correct", "--fitid", other, "--reverse", "--reason", "void", "--yes", *home]) == 0
+    assert _correct(home, other, "--reverse") == 0
     # the posting day's statement holds the reversal (it is a valid statement: ofxtools parses it)
     assert statement(date(2011, 2, 1)).invbal.availcash == cash()
     assert f"<FITID>{other}-REV</FITID>" in bot.session_ofx(binding.scope, date(2011, 2, 1)).read_text()
