@@ -130,7 +130,7 @@ def test_printed_tables_have_every_breakdown_and_totals() -> None:
     assert re.search(r"profit factor\s+1\.03", text)  # net: 3.4501 / 3.3501
     assert re.search(r"PnL before fees\s+0\.50", text) and re.search(r"\bfees\s+0\.40", text)
     assert re.search(r"net PnL \(after fees\)\s+0\.10", text)
-    assert "1 sessions without trades" in text
+    assert "1 session without trades" in text
 
 
 def test_html_is_self_contained_and_markdown_has_tables(tmp_path: Path) -> None:

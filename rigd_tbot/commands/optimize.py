@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
 from tbot_bot.optimizer.evidence import DSR_THRESHOLD, MAX_AUTO_FOLDS, sig4, verdict_lines
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import iso_date
+from tbot_bot.support.utils_bot import counted, iso_date
 
 if TYPE_CHECKING:
     from tbot_bot.optimizer.runner import RunResult
@@ -160,7 +160,7 @@ def run_run(args: argparse.Namespace) -> int:
 
 def _print_results(result: RunResult) -> None:
     s = result.summary
-    print(f"run {result.run_id}: {s['trials_total']} trials in {len(s['folds'])} folds "
+    print(f"run {result.run_id}: {counted(s['trials_total'], 'trial')} in {counted(len(s['folds']), 'fold')} "
           f"({result.evaluated_here} evaluated by this worker), float {Decimal(s['float']):,.2f}")  # fmt: skip
     print(f"fees: {s['fee_profile']}")
     for f in s["folds"]:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tbot_bot.domain.results import cents_text, percent_text
-from tbot_bot.support.utils_bot import atomic_write_text
+from tbot_bot.support.utils_bot import atomic_write_text, counted
 
 if TYPE_CHECKING:
     from tbot_bot.backtest.performance_metrics import Metrics
@@ -187,7 +187,8 @@ def build_report(
         lines.insert(4, ("fee profile", fee_profile))
     return BacktestReport(
         title=f"Backtest {strategy.upper()} {start} to {end}",
-        subtitle=f"{sessions} sessions, {len(trades)} trades; times UTC; PnL in account currency, net of fees",
+        subtitle=f"{counted(sessions, 'session')}, {counted(len(trades), 'trade')}; times UTC; PnL in account "
+        "currency, net of fees",
         tables=tables,
         metrics=lines,
         sessions_without_trades=sessions - days_traded,
@@ -222,7 +223,7 @@ def print_report(report: BacktestReport, file: Any = None) -> None:
     console.print(summary)
     if report.sessions_without_trades:
         console.print(
-            f"{report.sessions_without_trades} sessions without trades (zero bars in the daily chart)"
+            f"{counted(report.sessions_without_trades, 'session')} without trades (zero bars in the daily chart)"
         )
 
 
@@ -292,7 +293,9 @@ def write_html(report: BacktestReport, path: Path, images: dict[str, Path]) -> P
             parts.append(f"<tr{cls}>" + "".join(_cell(c, i) for i, c in enumerate(row.cells())) + "</tr>")
         parts.append("</table>")
     if report.sessions_without_trades:
-        parts.append(f"<p class='sub'>{report.sessions_without_trades} sessions without trades.</p>")
+        parts.append(
+            f"<p class='sub'>{counted(report.sessions_without_trades, 'session')} without trades.</p>"
+        )
     parts.append("</body></html>\n")
     atomic_write_text(path, "".join(parts))
     return path

@@ -146,6 +146,11 @@ def time_bound(text: str, *, end: bool) -> datetime:
     return moment + timedelta(days=1) if end and len(text) == 10 else moment
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and its noun for a person: "1 session", "3 sessions" (nouns that take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def decimal_key(value: Decimal) -> str:
     """One text for an amount however it was written (25000, 25000.00 and the home's 25000.0000 give '25000'):
     what fingerprints and cache keys hash, so an equal value never makes another study or cache entry."""
