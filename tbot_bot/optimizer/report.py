@@ -180,10 +180,11 @@ def render_html(summary: dict[str, Any], pngs: list[Path], missing: str | None =
     rec = s["pick"]
     folds = _table(
         [[f["fold"], f"{f['is_start']}..{f['is_end']}", f"{f['oos_start']}..{f['oos_end']}", f["trials"],
-          f["params"], f["is_objective"], f["oos_objective"], f["is"]["total_pnl"], f["oos"]["total_pnl"], f["wfe"]]
+          f["params"], f["is_objective"], f["oos_objective"], _money(f["is"]["total_pnl"]), f["is"].get("trades"),
+          _money(f["oos"]["total_pnl"]), f["oos"].get("trades"), f["wfe"]]
          for f in s["folds"]],
         ["fold", "in-sample", "out-of-sample", "trials", "chosen", "IS objective", "OOS objective", "IS net PnL",
-         "OOS net PnL", "WFE"],
+         "IS trades", "OOS net PnL", "OOS trades", "WFE"],
     )  # fmt: skip
     stability = _table(
         [[k, v["per_fold"], v["mode"], v["mode_share"], v["stable"]] for k, v in s["parameter_stability"].items()],
