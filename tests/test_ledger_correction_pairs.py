@@ -357,3 +357,18 @@ def test_a_corrected_fee_is_named_with_its_trade(tmp_path: Path) -> None:
     _correct(ledger, writer, "C1-CLOSE-FEE", amount=Decimal("0.80"))
     [trade] = read_trades(ledger)
     assert trade.fees == Decimal("0.80") and trade.correction == "C1-CLOSE-FEE -> C1-CLOSE-FEE-COR"
+
+
+def test_a_corrected_fill_reversed_takes_the_fee_of_its_original(tmp_path: Path) -> None:
+    """An exit corrected with its entry is C1-CLOSE-COR; its fee is still C1-CLOSE-FEE (the original's name), which
+    the reversal looked for as C1-CLOSE-COR-FEE and so left standing."""
+    ledger, writer = _carried(tmp_path)
+    _correct(ledger, writer, "C1-OPEN", amount=Decimal("1005"))
+    plan = plan_correction(ledger, "C1-CLOSE-COR", reason="busted", user="u", source="t")
+    assert plan.follows is not None and plan.follows.fitid == "C1-CLOSE-FEE"
+    _post(writer, plan)
+    assert (
+        account_balances(ledger).get("5010", Decimal(0))
+        == 0
+        == sum((t.fees for t in read_trades(ledger)), Decimal(0))
+    )

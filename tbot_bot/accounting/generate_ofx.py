@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -351,6 +351,27 @@ def export_ofx(
 ) -> Path:
     """Write an OFX statement of `day`'s transactions (every transaction when day is None); refuses an unverified
     ledger (with `anchors`, also one that no longer matches its anchored chain head)."""
+    [path] = export_statements(
+        ledger_path, {day: out}, broker_id=broker_id, account_id=account_id, generated_at=generated_at,
+        anchors=anchors, backup_dir=backup_dir, mode=mode,
+    )  # fmt: skip
+    return path
+
+
+def export_statements(
+    ledger_path: Path,
+    outs: Mapping[date | None, Path],
+    *,
+    broker_id: str,
+    account_id: str,
+    generated_at: datetime | None = None,
+    anchors: AnchorStore | None = None,
+    backup_dir: Path | None = None,
+    mode: str | None = None,
+) -> list[Path]:
+    """export_ofx of several days (day -> file; None: every transaction) from one verification of the ledger and
+    one read of it: a correction rewrites every later session's statement, and verifying the whole chain once per
+    statement took a minute on a year of sessions."""
     for name, value in (("broker_id", broker_id), ("account_id", account_id)):
         if not value or len(value) > 22:
             raise LedgerError(f"OFX {name} must be 1-22 characters, got {value!r}")
@@ -359,31 +380,36 @@ def export_ofx(
         raise LedgerError(
             f"refusing to export {ledger_path.name}: it fails verification:\n  - " + "\n  - ".join(problems)
         )
+    written = []
     with open_ledger(ledger_path, readonly=True) as conn:
         currency = read_meta(conn)["currency_code"]
-        rows = _rows(conn, day)
-        through = f"{(day + timedelta(days=1)).isoformat()}T" if day is not None else None
-        positions, balances = positions_and_balances(conn, through)
-    if day is not None:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        end = start + timedelta(days=1) - timedelta(milliseconds=1)
-    elif rows:
-        start, end = _ledger_dt(rows[0]["dtposted"]), _ledger_dt(rows[-1]["dtposted"])
-    else:
-        start = end = generated_at or utc_now()
-    trnuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ledger_path.name}/{day.isoformat() if day else 'all'}"))
-    text = render_ofx(
-        rows,
-        currency_code=currency,
-        broker_id=broker_id,
-        account_id=account_id,
-        start=start,
-        end=end,
-        generated_at=generated_at or utc_now(),
-        trnuid=trnuid,
-        positions=positions,
-        balances=balances,
-        mode=mode,
-    )
-    atomic_write_text(out, text)
-    return out
+        for day, out in outs.items():
+            rows = _rows(conn, day)
+            through = f"{(day + timedelta(days=1)).isoformat()}T" if day is not None else None
+            positions, balances = positions_and_balances(conn, through)
+            if day is not None:
+                start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                end = start + timedelta(days=1) - timedelta(milliseconds=1)
+            elif rows:
+                start, end = _ledger_dt(rows[0]["dtposted"]), _ledger_dt(rows[-1]["dtposted"])
+            else:
+                start = end = generated_at or utc_now()
+            trnuid = str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{ledger_path.name}/{day.isoformat() if day else 'all'}")
+            )
+            text = render_ofx(
+                rows,
+                currency_code=currency,
+                broker_id=broker_id,
+                account_id=account_id,
+                start=start,
+                end=end,
+                generated_at=generated_at or utc_now(),
+                trnuid=trnuid,
+                positions=positions,
+                balances=balances,
+                mode=mode,
+            )
+            atomic_write_text(out, text)
+            written.append(out)
+    return written

@@ -253,7 +253,8 @@ def plan_correction(
         lock = closed_through(conn)
         cor_fitid = _next_cor_fitid(conn, fitid)
         # a fill's fee entry as its corrections leave it: reversed with the fill (it was charged for it)
-        fee = _standing_fee(conn, fitid) if is_entry(row) or is_exit(row) else None
+        # by the original's FITID: a corrected fill (X-COR) is reversed by that name, its fee is still X-FEE
+        fee = _standing_fee(conn, root_of(conn, row)["fitid"]) if is_entry(row) or is_exit(row) else None
         fee_splits = _splits_of(conn, fee["id"]) if fee is not None else []
         exited, exit_ = exit_of(conn, row) if is_entry(row) else (True, None)
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
@@ -507,7 +508,7 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     # corrected entry, and every later one its cash balance (AVAILCASH runs on from the corrected day: they were
     # left stale); a closed month's correction is dated on its posting day, which gets its statement as it gets a
     # summary (its postings were in none). Other days with no statement written get none (`tbot ofx export`)
-    from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
+    from tbot_bot.accounting.generate_ofx import export_statements, statement_ids
     from tbot_bot.accounting.ledger_anchor import AnchorStore
 
     exports = home.session_ofx(scope, min(touched)).parent
@@ -519,8 +520,14 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     later = {d for d in held if d is not None and d >= min(touched)}
     posting_days = {p.posted_at.date() for p in (plan, plan.follows) if p is not None and p.closed_period}
     broker_id, account_id = statement_ids(binding)
-    for day in sorted(later | posting_days):
-        export_ofx(
-            binding.ledger_path, home.session_ofx(scope, day), day=day, broker_id=broker_id,
-            account_id=account_id, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir, mode=mode,
-        )  # fmt: skip
+    # one verification of the ledger for them all (one per statement took a minute on a year of sessions)
+    statements: dict[date | None, Path] = {
+        day: home.session_ofx(scope, day) for day in sorted(later | posting_days)
+    }
+    if not statements:
+        return
+    export_statements(
+        binding.ledger_path, statements,
+        broker_id=broker_id, account_id=account_id, anchors=AnchorStore.for_home(home), backup_dir=binding.backup_dir,
+        mode=mode,
+    )  # fmt: skip
