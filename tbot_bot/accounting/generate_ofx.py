@@ -337,24 +337,11 @@ def render_ofx(
     return "".join(parts)
 
 
-def export_ofx(
-    ledger_path: Path,
-    out: Path,
-    *,
-    day: date | None = None,
-    broker_id: str,
-    account_id: str,
-    generated_at: datetime | None = None,
-    anchors: AnchorStore | None = None,
-    backup_dir: Path | None = None,
-    mode: str | None = None,
-) -> Path:
-    """Write an OFX statement of `day`'s transactions (every transaction when day is None); refuses an unverified
-    ledger (with `anchors`, also one that no longer matches its anchored chain head)."""
-    [path] = export_statements(
-        ledger_path, {day: out}, broker_id=broker_id, account_id=account_id, generated_at=generated_at,
-        anchors=anchors, backup_dir=backup_dir, mode=mode,
-    )  # fmt: skip
+def export_ofx(ledger_path: Path, out: Path, *, day: date | None = None, **options: Any) -> Path:
+    """Write an OFX statement of `day`'s transactions (every transaction when day is None) to `out`; `options` are
+    export_statements' (broker_id, account_id, anchors, ...). Refuses an unverified ledger (with `anchors`, also one
+    that no longer matches its anchored chain head)."""
+    [path] = export_statements(ledger_path, {day: out}, **options)
     return path
 
 
