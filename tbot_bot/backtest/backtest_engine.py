@@ -56,7 +56,7 @@ from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
-from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, iso_date, utc_now
+from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, counted, iso_date, utc_now
 from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 
 if TYPE_CHECKING:
@@ -646,7 +646,7 @@ def _print_summary(args: argparse.Namespace, result: BacktestResult, float_: Dec
     win = percent_text(m.win_rate) if m.win_rate is not None else "n/a"
     sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
     print(
-        f"{args.strategy}: {m.trades} trades, win rate {win}, PnL {cents_text(m.total_pnl)}, max drawdown "
+        f"{args.strategy}: {counted(m.trades, 'trade')}, win rate {win}, PnL {cents_text(m.total_pnl)}, max drawdown "
         f"{cents_text(m.max_drawdown)}, Sharpe {sharpe}"
     )
     print(

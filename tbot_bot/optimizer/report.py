@@ -18,7 +18,7 @@ from tbot_bot.backtest.chart_worker import ChartWorker, side_by_side
 from tbot_bot.errors import LogicError
 from tbot_bot.optimizer.evidence import sig4
 from tbot_bot.optimizer.results import FoldResult
-from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text
+from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, counted
 
 OPTIMIZER_CHARTS = ("tbot_bot.optimizer.plots",)  # what the optimizer's chart worker imports while it waits
 OPTIMIZER_WRITTEN = "trials.csv, folds.csv, best.json and report.html (without charts) are written"
@@ -217,9 +217,9 @@ padding:3px 6px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>Optimizer run {html.escape(s["run_id"])}</h1>
 <p>Strategy <b>{html.escape(s["strategy"])}</b>, algorithm {html.escape(s["algorithm"])}, objective
 {html.escape(s["objective"])} (every PnL net of fees; {html.escape(s.get("fee_profile", "SIM_* fee keys"))}),
-float {html.escape(_money(s.get("float")))}, {s["trials_total"]} trials over {
-        len(s["folds"])
-    } walk-forward folds.</p>
+float {html.escape(_money(s.get("float")))}, {counted(s["trials_total"], "trial")} over {
+        counted(len(s["folds"]), "walk-forward fold")
+    }.</p>
 {rec_html}
 <h2>Walk-forward folds</h2>{folds}
 <p>Walk-forward efficiency (OOS / IS PnL per session): {_fmt(s["walk_forward_efficiency"])}.
