@@ -137,7 +137,7 @@ def test_backtest_defaults_to_the_sample_and_the_homes_float(
     argv = ["backtest", "--strategy", "open", "--start", "2011-01-10", "--end", "2011-01-10", "--quiet"]
     assert tbot([*argv, "--out", str(out), "--home", str(home.root)]) == 0
     printed = capsys.readouterr().out
-    assert "float:   25,000.00" in printed and "open: 1 trades" in printed
+    assert "float:   25,000.00" in printed and "open: 1 trade, win rate" in printed
     assert backtest_float(None, BotHome(tmp_path / "nowhere")) == Decimal(100000)
     assert backtest_float("5000", home) == Decimal(5000)
     with pytest.raises(Exception, match="--float 'nan'"):
