@@ -20,6 +20,17 @@ from tbot_bot.domain.vocab import OPTION_MULTIPLIER_DEC
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor, to_minor
 
+
+def fee_fitid(fill: str) -> str:
+    """The FITID of fill `fill`'s fee entry (`X-FEE`): the one name the booking gives it and every reader finds."""
+    return f"{fill}-FEE"
+
+
+def fill_of_fee(fitid: str) -> str | None:
+    """The fill a fee entry's FITID names (`X-FEE` -> X); None for any other name."""
+    return fitid[: -len("-FEE")] if fitid.endswith("-FEE") and len(fitid) > len("-FEE") else None
+
+
 BROKER_CASH = "1030"
 EQUITY_HOLDINGS = "1110"
 OPTION_HOLDINGS = "1120"
@@ -205,7 +216,7 @@ def entries_for_fill(fill: TradeFill) -> list[LedgerEntry]:
         fee = ledger_fee(fill.fee)
         entries.append(
             LedgerEntry(
-                fitid=f"{fill.fitid}-FEE",
+                fitid=fee_fitid(fill.fitid),
                 trntype="FEE",
                 splits=(LedgerSplit(BROKER_FEES, debit=fee), LedgerSplit(BROKER_CASH, credit=fee)),
                 memo=f"fee on {fill.fitid}",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tbot_bot.accounting.account_transaction import fill_of_fee
 from tbot_bot.accounting.ledger_anchor import AnchorStore
 from tbot_bot.accounting.ledger_entry import DTPOSTED_FORMAT
 from tbot_bot.accounting.ledger_schema import open_ledger, read_meta
@@ -140,9 +141,8 @@ def _fold_fees(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     trades = {tx["fitid"]: tx for tx in rows if tx["trntype"] in _TRADES}
     out = []
     for tx in rows:
-        parent = (
-            trades.get(tx["fitid"][:-4]) if tx["trntype"] == "FEE" and tx["fitid"].endswith("-FEE") else None
-        )
+        fill = fill_of_fee(tx["fitid"]) if tx["trntype"] == "FEE" else None
+        parent = trades.get(fill) if fill is not None else None
         if parent is not None:
             parent["fee_cash"] = int(parent.get("fee_cash") or 0) + int(tx["cash"] or 0)
         elif tx["trntype"] != "CLOSE":

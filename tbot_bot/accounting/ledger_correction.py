@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS
+from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS, fee_fitid
 from tbot_bot.accounting.coa import account_problem
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_pairs import exit_of, pairs, root_of
@@ -329,7 +329,7 @@ def _file_day(name: str, scope: str) -> date | None:
 def _standing_fee(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
     """The fee entry of fill `fitid` (`{fitid}-FEE`) as its corrections leave it: its last replacement, or None
     when it has none, or was reversed without a replacement."""
-    row = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (f"{fitid}-FEE",)).fetchone()
+    row = conn.execute("SELECT * FROM transactions WHERE fitid = ?", (fee_fitid(fitid),)).fetchone()
     while (
         row is not None
         and conn.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
+from tbot_bot.accounting.account_transaction import fill_of_fee
 from tbot_bot.reporting.ledger_trades import fifo, is_exit
 
 
@@ -69,9 +70,8 @@ def trade_date(
     carried past a month's end belongs to the month it was opened in). Any other row: its own date. `pairings`: a
     cache of the instruments already paired, for a caller that asks about many rows."""
     root = root_of(conn, row)
-    fitid = str(root["fitid"])
-    at = fitid.rfind("-FEE")
-    if root["trntype"] == "FEE" and at > 0 and fitid[at:] == "-FEE" and (trade := _row(conn, fitid[:at])):
+    fill = fill_of_fee(str(root["fitid"])) if root["trntype"] == "FEE" else None
+    if fill is not None and (trade := _row(conn, fill)):
         root = root_of(conn, trade)
     if root["strategy"] and root["ticker"] and root["trntype"] != "FEE" and is_exit(root):
         key = (str(root["strategy"]), str(root["ticker"]))
