@@ -70,7 +70,7 @@ step = 0.001
 values = [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03]
 
 [OPEN_MONITORING_TIME]
-values = [15, 30, 45]
+values = [15, 20, 30]
 """,
     "mid": """
 [STRAT_MID_VWAP_THRESHOLD]

@@ -197,14 +197,14 @@ def test_sequence_must_follow_the_windows_start_times() -> None:
         for p in problems
     ), problems
     # the order is the start times', whatever the names: a MID window moved after CLOSE is listed last
-    assert make_settings(START_TIME_MID="15:00", STRATEGY_SEQUENCE="open,close,mid").STRATEGY_SEQUENCE == (
+    assert make_settings(START_TIME_MID="15:10", STRATEGY_SEQUENCE="open,close,mid").STRATEGY_SEQUENCE == (
         "open",
         "close",
         "mid",
     )
     assert any(
         "so list them as open,close,mid" in p
-        for p in _errors(with_values(template_text(), START_TIME_MID="15:00"))
+        for p in _errors(with_values(template_text(), START_TIME_MID="15:10"))
     )
     # only the windows that run are judged: a disabled CLOSE listed first is no contradiction
     assert (
@@ -213,6 +213,29 @@ def test_sequence_must_follow_the_windows_start_times() -> None:
     )
     same = _errors(with_values(template_text(), START_TIME_MID="09:30"))
     assert any("START_TIME_OPEN and START_TIME_MID are both 09:30" in p for p in same), same
+
+
+def test_windows_that_run_may_not_overlap() -> None:
+    """The supervisor runs the windows one after another, each until its last position is closed: a window that
+    can still hold positions when the next one starts would make that one start late (and screen and trade at
+    other moments than the backtest). The template's OPEN ends exactly at MID's start (09:30 + 20 + 10 + 30)."""
+    assert make_settings().START_TIME_MID.strftime("%H:%M") == "10:30"
+    longer = _errors(with_values(template_text(), OPEN_MONITORING_TIME="45"))
+    assert any(
+        p.startswith(
+            "the open window runs to 10:45 (START_TIME_OPEN + OPEN_ANALYSIS_TIME + OPEN_BREAKOUT_TIME + "
+        )
+        and "past START_TIME_MID=10:30 (exchange time)" in p
+        and p.endswith("start mid at 10:45 or later")
+        for p in longer
+    ), longer
+    assert any(
+        "the open window runs to 10:20" in p
+        for p in _errors(with_values(template_text(), START_TIME_MID="10:00", OPEN_MONITORING_TIME="20"))
+    )
+    # only the windows that run are judged: with MID off, OPEN may hold until CLOSE starts
+    assert make_settings(OPEN_MONITORING_TIME="45", STRAT_MID_ENABLED="false").OPEN_MONITORING_TIME == 45
+    assert make_settings(OPEN_MONITORING_TIME="45", STRATEGY_OVERRIDE="open").OPEN_MONITORING_TIME == 45
 
 
 def test_enable_logging_must_be_true() -> None:

@@ -531,6 +531,46 @@ def test_a_space_table_in_two_forms_or_with_unknown_fields_is_refused(tmp_path: 
         load_space("open", typo)
 
 
+def test_window_timings_the_configuration_cannot_run_are_left_out_or_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The windows run one after another: an OPEN_MONITORING_TIME that runs OPEN past MID's start is refused by
+    `tbot check`, so a study never scores it (its proposal could not be approved); one timing key loses the values,
+    named; several keys whose combinations do not fit refuse the space."""
+    from tbot_bot.errors import ConfigError
+    from tbot_bot.optimizer.space import default_space, fit_to_windows, load_space
+
+    settings = make_settings()
+    # the default spaces fit the template's windows whole
+    for strategy in ("open", "mid", "close"):
+        assert fit_to_windows(default_space(strategy), settings) == (default_space(strategy), [])
+    one = tmp_path / "one.toml"
+    one.write_text(
+        "[STRAT_OPEN_BUFFER]\nvalues = [0.001, 0.002]\n[OPEN_MONITORING_TIME]\nvalues = [15, 30, 45, 60]\n"
+    )
+    space, notes = fit_to_windows(load_space("open", one), settings)
+    assert space.grid() == {"STRAT_OPEN_BUFFER": [0.001, 0.002], "OPEN_MONITORING_TIME": [15, 30]}
+    assert [n.split(":")[0] for n in notes] == [
+        "OPEN_MONITORING_TIME=45 left out of the space",
+        "OPEN_MONITORING_TIME=60 left out of the space",
+    ]
+    assert "the open window runs to 10:45" in notes[0]
+    # MID off: OPEN may hold until CLOSE starts
+    assert fit_to_windows(load_space("open", one), make_settings(STRAT_MID_ENABLED="false"))[1] == []
+    two = tmp_path / "two.toml"
+    two.write_text("[OPEN_ANALYSIS_TIME]\nvalues = [20, 30]\n[OPEN_MONITORING_TIME]\nvalues = [20, 30]\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"OPEN_ANALYSIS_TIME=30, OPEN_MONITORING_TIME=30 cannot run .*runs to 10:40.*narrow.*\(1 combination of them",
+    ):
+        fit_to_windows(load_space("open", two), settings)
+    # through the command: refused before anything is prepared, exit 2, no traceback
+    argv = ["optimize", "run", "--strategy", "open", "--start", "2011-01-03", "--end", "2011-01-31",
+            "--data-source", str(SAMPLE), "--home", str(tmp_path), "--space", str(two)]  # fmt: skip
+    assert tbot(argv) == 2
+    assert "narrow the ranges of OPEN_ANALYSIS_TIME, OPEN_MONITORING_TIME" in capsys.readouterr().err
+
+
 def test_folds_are_anchored_and_out_of_sample_spans_follow_in_order() -> None:
     days = tuple(date(2011, 1, d) for d in range(3, 23))
     folds = make_folds(days, 3)

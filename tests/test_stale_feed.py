@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 from broker_faults import Faults, alerts, at, entries, logged_events, named
@@ -78,3 +79,39 @@ def test_stale_seconds_out_of_range_is_named(value: str) -> None:
     with pytest.raises(ConfigError) as err:
         settings_from_text(text)
     assert "MARKET_DATA_STALE_SECONDS" in str(err.value)
+
+
+class _Slow:
+    """The sim broker whose bar requests take 65 s (of replay time) while the clock is inside `span`: a supervisor
+    that falls a minute behind its window."""
+
+    def __init__(self, inner, span) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._span = inner, span
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        value = getattr(self._inner, item)
+        if item != "get_bars":
+            return value
+
+        def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+            clock = self._inner._clock
+            if self._span[0] <= clock.now() < self._span[1]:
+                clock.advance_to(clock.now() + timedelta(seconds=65), paced=False)
+            return value(*args, **kwargs)
+
+        return slow
+
+
+def test_a_signal_processed_a_minute_late_is_denied_not_entered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Design §7: a signal on bar t's close fills at bar t+1's open. A minute the supervisor reaches a minute or
+    more late (here: MID's bar requests take 65 s in its breakout window; in a day whose windows overlapped, the
+    whole of a late window) is not entered at whatever the price is by then: its signals are denied as late."""
+    home = provision_demo_home(tmp_path / "home")
+    slow = (at(15, 45), at(15, 47))  # without it MID buys SH at 15:46 on the 15:45 bar's signal
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Slow(b, slow)).run() == 0
+    events = logged_events(home)
+    late = [e for e in named(events, "signal_denied") if e["d"].get("filter") == "signal_late"]
+    assert late and all(e["strategy_name"] == "mid" for e in late), late
+    assert "was processed at 15:47:" in late[0]["d"]["reason"]
+    assert all(e["timestamp"] != at(15, 46).strftime("%Y-%m-%dT%H:%M:%SZ") for e in entries(events, "mid"))
+    assert check_outputs(home, DEMO_DAY) == []

@@ -675,6 +675,45 @@ def rule_windows_fit_the_day(s: BotSettings) -> str | None:
     return "; ".join(bad) or None
 
 
+def window_end_minute(s: BotSettings, strategy: str) -> int:
+    """Minutes after midnight (WINDOW_TIMEZONE) at which a window is over: START_TIME_X + analysis + breakout +
+    monitoring (a breakout on its last bar is entered at the window's breakout end and held M minutes)."""
+    up = strategy.upper()
+    start: time = getattr(s, f"START_TIME_{up}")
+    return (
+        start.hour * 60
+        + start.minute
+        + getattr(s, f"{up}_ANALYSIS_TIME")
+        + getattr(s, f"{up}_BREAKOUT_TIME")
+        + getattr(s, f"{up}_MONITORING_TIME")
+    )
+
+
+def rule_windows_run_one_after_another(s: BotSettings) -> str | None:
+    """The supervisor runs the day's windows one after another, each until its last position is closed: a window
+    that starts before the previous one can have ended would start late, screen and trade at other moments than
+    the backtest does, so the windows that run may not overlap."""
+    from tbot_bot.strategy.strategy_router import route
+
+    run = route(s).run
+    starts = {name: getattr(s, f"START_TIME_{name.upper()}") for name in run}
+    if len(set(starts.values())) != len(starts):
+        return None  # rule_sequence_follows_the_day names two windows starting together
+    bad = []
+    for first, second in itertools.pairwise(sorted(run, key=lambda name: starts[name])):
+        end = window_end_minute(s, first)
+        nxt = starts[second]
+        if end > nxt.hour * 60 + nxt.minute:
+            up = first.upper()
+            bad.append(
+                f"the {first} window runs to {end // 60:02d}:{end % 60:02d} (START_TIME_{up} + {up}_ANALYSIS_TIME + "
+                f"{up}_BREAKOUT_TIME + {up}_MONITORING_TIME), past START_TIME_{second.upper()}={nxt:%H:%M} "
+                f"({s.WINDOW_TIMEZONE} time): the windows run one after another, so {second} would start late; "
+                f"shorten the {first} window or start {second} at {end // 60:02d}:{end % 60:02d} or later"
+            )
+    return "; ".join(bad) or None
+
+
 def rule_rebalance_thresholds_agree(s: BotSettings) -> str | None:
     # the owner's document names the rebalance band twice (fraction and percent): one setting, two spellings
     if abs(s.REBALANCE_TRIGGER_PCT / 100 - float(s.REBALANCE_THRESHOLD)) > 1e-9:
@@ -704,6 +743,7 @@ CROSS_KEY_RULES = (
     rule_sequence_follows_the_day,
     rule_logging_enabled,
     rule_windows_fit_the_day,
+    rule_windows_run_one_after_another,
     rule_rebalance_thresholds_agree,
 )
 

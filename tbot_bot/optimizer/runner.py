@@ -36,7 +36,7 @@ from tbot_bot.optimizer.proposals import (
     write_proposal,
 )
 from tbot_bot.optimizer.report import chart_worker, finish_outputs, submit_outputs
-from tbot_bot.optimizer.space import SearchSpace, load_space
+from tbot_bot.optimizer.space import SearchSpace, fit_to_windows, load_space
 from tbot_bot.optimizer.study import (
     ALGORITHMS,
     StudyConfig,
@@ -235,11 +235,13 @@ def run_optimizer(
     `wait_for_charts=False` the numbers are on disk and the worker still draws: the caller prints, then calls
     finish_charts (`tbot optimize run` does)."""
     validate(req)
-    space = load_space(req.strategy, req.space_file)
+    # values the configuration's windows cannot run are left out (noted) before anything is prepared
+    space, left_out = fit_to_windows(load_space(req.strategy, req.space_file), settings)
     # forked first: the worker imports matplotlib while this process prepares and runs the study
     charts = chart_worker()
     try:
         result = _run(home, settings, req, space, charts)
+        result = replace(result, notes=[*left_out, *result.notes])
     except BaseException:
         charts.cancel()  # an error before the charts' job: the worker exits without drawing
         raise

@@ -16,14 +16,19 @@ TOML: one table per key, either `values = [...]` (a list) or `low`, `high` and `
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tbot_bot.errors import ConfigError
+from tbot_bot.support.utils_bot import counted
+
+if TYPE_CHECKING:
+    from tbot_bot.config.env_bot import BotSettings
 
 Number = int | float
 
@@ -74,7 +79,8 @@ DEFAULT_SPACES: dict[str, dict[str, tuple[Number, ...]]] = {
     "open": {
         "STRAT_OPEN_BUFFER": (0.001, 0.002, 0.003, 0.005),
         "OPEN_TRAILING_STOP_PCT": (0.005, 0.01, 0.02),
-        "OPEN_MONITORING_TIME": (15, 30, 45),
+        # up to the template's 30: OPEN_MONITORING_TIME 45 would run OPEN past MID's 10:30 start
+        "OPEN_MONITORING_TIME": (15, 20, 30),
     },
     "mid": {
         "STRAT_MID_VWAP_THRESHOLD": (0.001, 0.002, 0.003, 0.005),
@@ -207,3 +213,42 @@ def load_space(strategy: str, path: str | Path | None) -> SearchSpace:
     if problems:
         raise ConfigError(problems, source=f"--space {p}")
     return SearchSpace(strategy, tuple(params))
+
+
+_TIMING = ("_ANALYSIS_TIME", "_BREAKOUT_TIME", "_MONITORING_TIME")
+
+
+def fit_to_windows(space: SearchSpace, settings: BotSettings) -> tuple[SearchSpace, list[str]]:
+    """The space without the window timings the configuration cannot run: a tuned window that would run past the
+    next window's start (the windows run one after another) or past midnight is refused by `tbot check`, so a
+    proposal of it could never be approved. With one timing key its values that do not fit are left out (each
+    named in a note); with several, a combination that does not fit refuses the space (narrow the ranges)."""
+    from tbot_bot.config.env_bot import rule_windows_fit_the_day, rule_windows_run_one_after_another
+
+    timing = [p for p in space.params if p.key.endswith(_TIMING)]
+    if not timing:
+        return space, []
+
+    def problem(values: tuple[Number, ...]) -> str | None:
+        changed = settings.model_copy(update={p.key: v for p, v in zip(timing, values, strict=True)})
+        return rule_windows_run_one_after_another(changed) or rule_windows_fit_the_day(changed)
+
+    misfits = [(c, why) for c in itertools.product(*(p.values for p in timing)) if (why := problem(c))]
+    if not misfits:
+        return space, []
+    if len(timing) > 1:
+        combo, why = misfits[0]
+        named = ", ".join(f"{p.key}={v}" for p, v in zip(timing, combo, strict=True))
+        raise ConfigError(
+            f"--space: {named} cannot run with this configuration ({why}); narrow the ranges of "
+            f"{', '.join(p.key for p in timing)} ({counted(len(misfits), 'combination')} of them do not fit)"
+        )
+    param = timing[0]
+    kept = tuple(v for v in param.values if problem((v,)) is None)
+    if not kept:
+        raise ConfigError(
+            f"--space: no value of {param.key} can run with this configuration: {misfits[0][1]}"
+        )
+    notes = [f"{param.key}={combo[0]} left out of the space: {why}" for combo, why in misfits]
+    params = tuple(Param(p.key, kept) if p is param else p for p in space.params)
+    return SearchSpace(space.strategy, params), notes

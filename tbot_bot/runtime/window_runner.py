@@ -62,7 +62,7 @@ class WindowRunner:
         self._last_bar_at: datetime | None = None  # run-clock time the feed last delivered a new bar
         # the feed went quiet: no new entries for the rest of the window (signals then are denied, once each)
         self.stale_since: datetime | None = None
-        self._denied_stale: set[tuple[str, datetime]] = set()
+        self._denied: set[tuple[str, datetime]] = set()
 
     # ------------------------------------------------------------------ driver
     def run(self) -> WindowOutcome:
@@ -313,12 +313,23 @@ class WindowRunner:
             trade = by_signal.get(ex.symbol)
             if trade is not None:
                 self._exit(trade, ex)
-        # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed
+        # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed, and
+        # only on time: a minute caught up late (the window started after the one before it had ended, or the
+        # supervisor fell behind) would fill a bar or more after the next bar's open the signal is due at
         if self.window.in_breakout(t - MINUTE) and decisions.entries:
-            if self.stale_since is None:
-                self._enter(decisions.entries, t)
+            now = ctx.clock.now()
+            if self.stale_since is not None:
+                since = self.stale_since.isoformat()
+                self._deny_once(decisions.entries, "market_data_stale", f"market data stale since {since}")
+            elif now - t >= MINUTE:
+                self._deny_once(
+                    decisions.entries,
+                    "signal_late",
+                    f"the minute {t:%H:%M}Z was processed at {now:%H:%M:%S}Z: an entry now would not fill at the "
+                    "open of the bar after its signal",
+                )
             else:
-                self._deny_stale(decisions.entries)
+                self._enter(decisions.entries, t)
             self._sync_signal_count()
         self._collect_fills()
         ctx.publish_positions(self.feed)
@@ -326,16 +337,15 @@ class WindowRunner:
     def _collect_fills(self) -> None:
         self.ctx.orders.sync()
 
-    def _deny_stale(self, entries: list[EntryDecision]) -> None:
-        """Signals after the feed went stale: recorded as denied (once each), never entered."""
+    def _deny_once(self, entries: list[EntryDecision], code: str, reason: str) -> None:
+        """Signals that may not be entered (a stale feed, a late minute): recorded as denied, once each."""
         for e in entries:
             seen = (e.symbol, e.signal_time)
-            if seen in self._denied_stale:
+            if seen in self._denied:
                 continue
-            self._denied_stale.add(seen)
+            self._denied.add(seen)
             self.outcome.signals += 1
-            assert self.stale_since is not None
-            self._deny(e, "market_data_stale", f"market data stale since {self.stale_since.isoformat()}")
+            self._deny(e, code, reason)
 
     @property
     def _stale_key(self) -> str:
