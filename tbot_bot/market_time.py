@@ -228,6 +228,8 @@ class WindowSpec:
     breakout: int
     monitoring: int
     timezone: str = "UTC"  # an IANA name, already resolved (never `exchange`)
+    # TRADING_DAYS: the weekdays the window may run on (None: every session); the backtest reads it from here
+    trading_days: tuple[str, ...] | None = None
 
     @classmethod
     def from_settings(cls, strategy: str, settings: BotSettings) -> WindowSpec:
@@ -239,6 +241,7 @@ class WindowSpec:
             getattr(settings, f"{up}_BREAKOUT_TIME"),
             getattr(settings, f"{up}_MONITORING_TIME"),
             str(window_zone(settings)),
+            tuple(settings.TRADING_DAYS),
         )
 
     def start_on(self, day: date) -> datetime:
@@ -304,7 +307,8 @@ def compute_window(
         o, c = bounds if bounds else (None, None)
         return Window(spec.strategy, day, s, b0, b1, m, o, c, fits, cut, reason)
 
-    # TRADING_DAYS: weekdays (of the session date) on which windows may run at all
+    # TRADING_DAYS: weekdays (of the session date) on which windows may run at all (the spec's when not given)
+    trading_days = spec.trading_days if trading_days is None else trading_days
     if trading_days is not None and WEEKDAYS[day.weekday()] not in trading_days:
         return make(False, False, f"{day:%a} is not in TRADING_DAYS", None)
     bounds = session_bounds(day, calendar_name)

@@ -151,3 +151,24 @@ def test_a_backtest_says_what_it_cannot_carry_into_its_first_day(tmp_path: Path)
     assert "2011-01-11" in note
     assert note in (tmp_path / "on" / "report.md").read_text()
     assert json.loads((tmp_path / "on" / "metrics.json").read_text())["notes"] == [note]
+
+
+def test_trading_days_keep_the_backtest_and_the_optimizer_off_the_other_weekdays(tmp_path: Path) -> None:
+    """TRADING_DAYS: the supervisor runs no window on another weekday, so neither does a backtest nor an optimizer
+    trial (they computed every session's windows without it: `TRADING_DAYS=mon` backtested the whole week)."""
+    from tbot_bot.optimizer.prepared import PreparedData
+
+    start, end = date(2011, 1, 24), date(2011, 1, 28)  # Monday to Friday
+    every = run_backtest(make_settings(), "all", SAMPLE, start, end, tmp_path / "every", plots=False)
+    some = run_backtest(
+        make_settings(TRADING_DAYS="mon,wed"), "all", SAMPLE, start, end, tmp_path / "some", plots=False
+    )
+    on = {date(2011, 1, 24), date(2011, 1, 26)}
+    sessions = {date.fromisoformat(str(d)) for d in every.trades["session"]}
+    assert sessions - on, "the sample trades on other weekdays too: the test would prove nothing"
+    kept = every.trades[[date.fromisoformat(str(d)) in on for d in every.trades["session"]]]
+    assert list(some.trades["net_PnL"]) == list(kept["net_PnL"]) and len(kept)
+    # an optimizer trial over the same days counts the same trades
+    prep = PreparedData(make_settings(TRADING_DAYS="mon,wed"), "open", SAMPLE, start, end)
+    opens = some.trades[some.trades["strategy_name"] == "open"]
+    assert prep.evaluate({}).trades == len(opens)
