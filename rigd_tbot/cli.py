@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tbot_bot.errors import UsageError
+from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
 
 from . import commands
@@ -143,10 +143,39 @@ def bot_home(explicit: str | None) -> BotHome:
     return home
 
 
+# what may run in a home whose restore did not finish: the restore itself, and commands that only read
+_WHILE_RESTORING = {
+    ("backup", "restore"), ("backup", "list"), ("check", None), ("status", None), ("version", None),
+    ("logs", "summary"), ("logs", "tail"), ("ledger", "verify"), ("config", "show"), ("summary", None),
+}  # fmt: skip
+
+
+def refuse_during_restore(args: argparse.Namespace) -> None:
+    """A home whose restore was cut off is a mix of the archive and what it replaced: a command that writes there
+    (a user, a config change, a backup of the mix, a rotation) would be lost or kept by chance when the restore is
+    run again, so only the commands of _WHILE_RESTORING run until it is."""
+    command = getattr(args, "command", None)
+    if command is None or "home" not in vars(args):
+        return
+    action = next(
+        (v for k, v in vars(args).items() if k.startswith(f"{command}_") and isinstance(v, str)), None
+    )
+    if (command, action) in _WHILE_RESTORING or (command == "trades" and not getattr(args, "rebuild", False)):
+        return
+    home = BotHome.resolve(args.home)
+    if home.restore_marker.exists():
+        from tbot_bot.reporting.backup_restore import restore_problems
+
+        named = " ".join(x for x in ("tbot", command, action) if x)
+        problems = restore_problems(home)
+        raise ConfigError(f"`{named}` refused: {problems[0] if problems else 'a restore did not finish'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
+        refuse_during_restore(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -237,3 +237,14 @@ def test_a_bare_archive_name_is_found_in_backups_and_a_restore_without_secrets_s
         "next: storage/secrets/bot_identity.json.enc and storage/secrets/accounting_injection.json.enc" in out
     )
     assert f"`tbot check --home {empty}`" in out
+
+
+def test_a_backup_key_rotated_with_no_local_archive_is_still_kept(provisioned_home: Path) -> None:
+    """Copies off-site (or restored on another machine) were made with the old backup key: it is kept as
+    backup.key.retired-* whether or not this home holds an archive to re-encrypt (it was thrown away then)."""
+    home = BotHome(provisioned_home)
+    assert not home.backups_dir.exists() or not list(home.backups_dir.glob("*.enc"))
+    old = load_key(home.key_file("backup"))
+    report = rotate(home, "backup")
+    [retired] = home.keys_dir.glob("backup.key.retired-*")
+    assert load_key(retired) == old and any("kept as" in n for n in report.notes)

@@ -189,6 +189,17 @@ def test_a_kill_during_create_or_restore_leaves_nothing_that_looks_whole(
     capsys.readouterr()
     assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(target.root)]) == 2
     assert "did not finish" in capsys.readouterr().err
+    # nothing that writes runs in the half-restored mix (a backup of it would look whole; a user or a config change
+    # would be lost by the restore run again), what reads it does
+    for argv in (["backup", "create"], ["config", "set", "MAX_OPEN_POSITIONS=2"], ["rotate-key", "env"],
+                 ["trades", "--rebuild"], ["ledger", "close", "--period", "2011-01"]):  # fmt: skip
+        assert main([*argv, "--home", str(target.root)]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"`tbot {argv[0]}" in err and "refused: the restore of" in err, err
+        assert "did not finish" in err
+    assert not target.backups_dir.exists() or not list(target.backups_dir.glob("*.enc"))
+    assert main(["ledger", "verify", "--home", str(target.root)]) in (0, 1)
+    assert "refused" not in capsys.readouterr().err
     assert main(["backup", "restore", *args, "--home", str(target.root)]) == 0
     assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(target.root)]) == 0
     assert read_trades(load_binding(target).ledger_path) == three_days["trades"]
@@ -719,6 +730,15 @@ def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(
         conn.close()
     assert len(rows) == 1 and rows[0][0] == "warning" and rows[0][1].startswith("cli:")
     assert archive.name in rows[0][2] and "closed through no month (was 2011-01)" in rows[0][2]
+    # the other way (an archive that closed more months than the home): no month is reopened, and none is said to be
+    (safety,) = (a for a in copied.backups_dir.glob("*.enc") if a != archive)
+    assert main(["backup", "restore", "--home", home, "--archive", str(safety)]) == 0
+    out = capsys.readouterr().out
+    assert "open again" not in out
+    assert (
+        "note: the books are now closed through 2011-01 (they were closed through no month): the archive closed"
+        in out
+    )
 
 
 def test_a_closed_months_correction_reaches_the_summaries_and_the_closed_day_stays(

@@ -107,6 +107,22 @@ def test_password_role_or_disable_end_every_session_at_once(home, change) -> Non
     assert laptop.get("/api/status").status_code == 401
 
 
+def test_a_login_key_rotation_ends_the_sessions_of_a_running_dashboard(home) -> None:
+    """`tbot rotate-key login` says every dashboard session has ended: the running dashboard takes the new key at
+    its next request (it read the key once at start, so old cookies stayed good until a restart)."""
+    from rigd_tbot.cli import main as tbot
+
+    app = make_app(home)
+    client = app.test_client()
+    assert login(client, "operator").status_code == 302
+    assert client.get("/api/status").status_code == 200
+    assert tbot(["rotate-key", "login", "--home", str(home.root)]) == 0
+    assert client.get("/api/status").status_code == 401
+    # a new sign-in works with the new key
+    assert login(client, "operator").status_code == 302
+    assert client.get("/api/status").status_code == 200
+
+
 # ---------------------------------------------------------------- lockout
 
 

@@ -133,12 +133,16 @@ def run(args: argparse.Namespace) -> int:
         for path in restored.removed:
             print(f"removed {home.relative(path)} (made after the archive, of days its ledger does not hold)")
         print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify and are re-anchored")
-        reopened = closed_before != closed_after and closed_before is not None
-        if reopened:
+        if closed_before is not None and (closed_after or "") < closed_before:
             # a rollback to before a month's close opens that month again: the accountant must know
             print(
                 f"note: the books are now closed through {closed_after or 'no month'} (they were closed through "
                 f"{closed_before}): the months closed since the archive are open again"
+            )
+        elif closed_after != closed_before:
+            print(
+                f"note: the books are now closed through {closed_after} (they were closed through "
+                f"{closed_before or 'no month'}): the archive closed later months than this home had"
             )
         _record_restore(home, archive, restored, closed_before, closed_after)
         from tbot_bot.support.decrypt_secrets import secret_exists

@@ -94,7 +94,8 @@ def _rotate(home: BotHome, purpose: str) -> RotationReport:
     on_new_key = None
     if purpose == "ledger":
         on_new_key = lambda: _resign_anchors(home, report)  # noqa: E731
-    if purpose == "backup" and raw:
+    # kept even with no local archive to re-encrypt: copies off-site (or on another machine) were made with it
+    if purpose == "backup":
         retired = key_path.with_name(f"{key_path.name}.retired-{key_fingerprint(old_key)}")
         if not retired.exists():
             atomic_write_bytes(retired, old_key + b"\n", mode=0o600)

@@ -55,7 +55,7 @@ NEVER_ARCHIVED = (
     "data/cache/prepared",
     "data/cache/optuna",
 )
-# a restore's own progress marker (backup_restore.restore_marker) describes this home, never the archived bot
+# a restore's own progress marker (BotHome.restore_marker) describes this home, never the archived bot
 RESTORE_MARKER_NAME = "storage/state/restore_in_progress.json"
 
 

@@ -73,14 +73,9 @@ def _home_identity(home: BotHome) -> str | None:
     return "/".join(ident[k] for k in IDENTITY_FIELDS)
 
 
-def restore_marker(home: BotHome) -> Path:
-    """Present while a restore is writing files: the home is not whole until it is gone."""
-    return home.state_dir / "restore_in_progress.json"
-
-
 def restore_problems(home: BotHome) -> list[str]:
     """Boot and `tbot check` refuse a home whose restore did not finish (killed, or its ledgers failed)."""
-    marker = restore_marker(home)
+    marker = home.restore_marker
     if not marker.exists():
         return []
     try:
@@ -273,7 +268,7 @@ def _restore_locked(
     from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
     from tbot_bot.domain.crashpoints import crashpoint
 
-    marker = restore_marker(home)
+    marker = home.restore_marker
     archive_digest = sha256_hex(archive.read_bytes())
     resuming = False
     if marker.exists():

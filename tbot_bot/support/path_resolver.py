@@ -104,6 +104,12 @@ class BotHome:
         return self.root / "storage" / "state"
 
     @property
+    def restore_marker(self) -> Path:
+        """Present while a restore is writing files (reporting/backup_restore): the home is not whole until it is
+        gone, and only the commands that read it or finish the restore run (cli.refuse_during_restore)."""
+        return self.state_dir / "restore_in_progress.json"
+
+    @property
     def control_dir(self) -> Path:
         return self.root / "control"
 

@@ -116,6 +116,7 @@ def create_app(
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.config.update(config_overrides or {})
+    app.extensions["tbot_login_key"] = _login_key_mark(bot_home)
     app.extensions["tbot"] = auth_web.WebState(
         home=bot_home,
         limits=limits,
@@ -293,10 +294,32 @@ class TransportAwareSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)
 
+    def open_session(self, app: Flask, request: Any) -> Any:
+        follow_login_key(app)
+        return super().open_session(app, request)
+
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         if request.method == "HEAD":
             return
         super().save_session(app, session, response)
+
+
+def _login_key_mark(home: BotHome) -> tuple[int, int, int] | None:
+    try:
+        st = home.key_file("login").stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def follow_login_key(app: Flask) -> None:
+    """`tbot rotate-key login` ends every session: a running dashboard takes the new key at its next request (one
+    stat per request), so a cookie signed with the old key is refused then, not only after a restart."""
+    home = app.extensions["tbot"].home
+    mark = _login_key_mark(home)
+    if mark is not None and mark != app.extensions.get("tbot_login_key"):
+        app.config["SECRET_KEY"] = session_secret(home)
+        app.extensions["tbot_login_key"] = mark
 
 
 def retry_after_seconds(app: Flask) -> int:
