@@ -785,3 +785,36 @@ def test_a_closed_months_correction_reaches_the_summaries_and_the_closed_day_sta
     assert (
         json.loads(closed_day.read_text())["totals"]["total_pnl"] == json.loads(before)["totals"]["total_pnl"]
     )
+
+
+def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_archives(
+    copied: BotHome, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rolling back the books is not rolling back access control: a user disabled after the archive was made came
+    back active (with sessions the disable had revoked). The same bot's home keeps its people's databases; a new
+    home (a lost machine) gets the archive's."""
+    from tbot_bot.core import users as users_mod
+
+    monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
+    home = str(copied.root)
+    users_mod.add_user(copied, "bob", "a-long-password-1", "viewer")
+    for old in copied.backups_dir.glob("*.enc"):
+        old.unlink()
+    assert main(["backup", "create", "--home", home]) == 0
+    (archive,) = copied.backups_dir.glob("*.enc")
+    users_mod.set_active(copied, "bob", False)
+    capsys.readouterr()
+    assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "kept storage/databases/SYSTEM_USERS.db of this home (users, sign-ins and their record are not rolled back)"
+        in out
+    )
+    bob = users_mod.get_user(copied, "bob")
+    assert bob is not None and not bob.is_active
+    # a restore into an empty home (the machine lost) brings the archive's users
+    fresh = BotHome(tmp_path / "fresh")
+    shutil.copytree(copied.keys_dir, fresh.keys_dir)
+    assert main(["backup", "restore", "--home", str(fresh.root), "--archive", str(archive)]) == 0
+    restored = users_mod.get_user(fresh, "bob")
+    assert restored is not None and restored.is_active

@@ -278,8 +278,16 @@ def _restore_locked(
         resuming = True  # the same restore, killed half-way: its own partly written files are overwritten
     targets: dict[Path, tuple[bytes, str]] = {}
     replacing: list[Path] = []
+    kept: list[Path] = []
+    people = {home.core_db(name) for name in KEPT_ON_ROLLBACK}
     for name, blob in contents.items():
         target = home.path(*PurePosixPath(name).parts)
+        if ours is not None and target in people and _is_sqlite(target):
+            # a rollback of the books is not one of access control: a user disabled, a password changed or a
+            # reset token used since the archive stay so (and the record of who did what stays whole)
+            if _current_plain(target, kinds[name], home) != blob:
+                kept.append(target)
+            continue
         if target.exists() and not resuming:
             if ours is None:
                 raise ConfigError(
@@ -316,7 +324,20 @@ def _restore_locked(
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     marker.unlink()
-    return RestoreResult(sorted(targets), sorted(replacing), safety, sorted(stale))
+    return RestoreResult(sorted(targets), sorted(replacing), safety, sorted(stale), kept=sorted(kept))
+
+
+# the people's databases: on a restore into the same bot's home the home's own are kept (architecture.md)
+KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING")
+
+
+def _is_sqlite(path: Path) -> bool:
+    """A file that starts as a SQLite database does (a damaged or missing one is restored from the archive)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(16) == b"SQLite format 3\0"
+    except OSError:
+        return False
 
 
 def _derived_files(home: BotHome) -> list[Path]:
@@ -341,6 +362,8 @@ class RestoreResult:
     # the home's latest closed month before and after (a rollback to before a close opens that month again)
     closed_before: str | None = None
     closed_after: str | None = None
+    # the home's own databases of people kept instead of the archive's (same bot only; KEPT_ON_ROLLBACK)
+    kept: list[Path] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.files)
