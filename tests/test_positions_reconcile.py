@@ -501,3 +501,31 @@ def test_a_desk_on_a_later_day_still_clears_the_positions_status_shows(tmp_path:
         and after["net_pnl"] == "5.0000"
         and after["state"] == "trading"
     )
+
+
+def test_a_flatten_of_a_symbol_nobody_holds_is_refused_and_blocks_nothing(home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped `--symbol` closed nothing, said "nothing was held" and still ended the day's entries (exit 0)."""
+    held = _held(home)
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes", "--symbol", "NOPE"]) == 2
+    err = capsys.readouterr().err
+    assert "not flattened: NOPE is held neither by the broker nor in the bot's journal" in err
+    assert "entries are not blocked" in err
+    assert _held(home) == held and _audit(home) == []
+    with sqlite3.connect(BotHome(home).state_dir / "journal.db") as conn:
+        blocked = conn.execute("SELECT COUNT(*) FROM kv WHERE k LIKE 'entries_blocked:%'").fetchone()[0]
+    assert blocked == 0
+    # a strategy that holds nothing says so, and names what stays held outside it
+    owners = {s: sym for sym, s in _owners(home).items()}
+    idle = next(s for s in ("open", "mid", "close") if s not in owners)
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes", "--strategy", idle]) == 0
+    out = capsys.readouterr().out
+    assert f"closed nothing (strategy {idle} held nothing)" in out
+    assert f"still held outside strategy {idle}: {', '.join(sorted(held))}" in out
+    assert _held(home) == held
+
+
+def _owners(home: Path) -> dict[str, str]:
+    """The strategy of each open entry in the journal, by symbol."""
+    with sqlite3.connect(BotHome(home).state_dir / "journal.db") as conn:
+        rows = conn.execute("SELECT symbol, strategy FROM intents WHERE purpose = 'entry'").fetchall()
+    return {str(sym): str(s) for sym, s in rows}

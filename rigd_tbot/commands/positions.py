@@ -20,7 +20,7 @@ from tbot_bot.domain.vocab import STRATEGY_NAMES, StrategyName
 from tbot_bot.errors import UsageError
 from tbot_bot.support.utils_bot import iso_date
 
-EXIT_OK, EXIT_DIFFERS, EXIT_NOT_ANSWERED = 0, 1, 75
+EXIT_OK, EXIT_DIFFERS, EXIT_USAGE, EXIT_NOT_ANSWERED = 0, 1, 2, 75
 FLATTEN_WAIT_POLLS = 3  # a supervisor polls every SLEEP_TIME; the flatten itself settles for a few bars more
 
 
@@ -89,12 +89,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_home_argument(f)
-    f.add_argument("--symbol", type=_symbol, default=None, help="only this symbol")
+    f.add_argument(
+        "--symbol", type=_symbol, default=None,
+        help="close only this symbol (a symbol the bot does not hold is refused); new entries stop either way",
+    )  # fmt: skip
     f.add_argument(
         "--strategy",
         choices=[str(s) for s in STRATEGY_NAMES],
         default=None,
-        help="only this strategy's positions",
+        help="close only this strategy's positions; new entries stop for every strategy either way",
     )
     f.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _replay_args(f)
@@ -232,12 +235,19 @@ def run_flatten(args: argparse.Namespace) -> int:
 def _report_flatten(answer: dict[str, Any]) -> int:
     from tbot_bot.runtime.flatten import blocked_text
 
+    if answer.get("refused"):
+        print(f"not flattened: {answer['refused']}", file=sys.stderr)
+        return EXIT_USAGE
+    scope = answer.get("scope") or ""
+    held_nothing = f"{scope} held nothing" if scope else "nothing was held"
     closed = ", ".join(answer.get("closed") or []) or (
-        "nothing (nothing was held)" if answer.get("ok") else "nothing"
+        f"nothing ({held_nothing})" if answer.get("ok") else "nothing"
     )
     blocked = answer.get("blocked_session")
+    others = answer.get("others") or []
     print(
         f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
+        + (f"; still held outside {scope}: {', '.join(others)}" if others and scope else "")
         + (f"; {blocked_text(blocked)}" if blocked else "")
     )
     for symbol, why in (answer.get("not_closed") or {}).items():

@@ -48,10 +48,15 @@ class FlattenResult:
     cancelled: int = 0
     # the session whose new entries the flatten blocks (blocked_session: the exchange day's, or the next)
     blocked_session: str = ""
+    # what the request asked for ("SYN6", "strategy open"; empty: everything) and what stays held outside it
+    scope: str = ""
+    others: list[str] = field(default_factory=list)
+    # why nothing was done (a symbol nobody holds: a typo must not end the trading day)
+    refused: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.not_closed
+        return not self.not_closed and not self.refused
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,9 @@ class FlattenResult:
             "not_closed": self.not_closed,
             "cancelled": self.cancelled,
             "blocked_session": self.blocked_session,
+            "scope": self.scope,
+            "others": self.others,
+            "refused": self.refused,
         }
 
 
@@ -104,7 +112,14 @@ def flatten(
     from tbot_bot.core.audit import log_system_event
 
     reason = f"flatten requested by {who}"
-    result = FlattenResult(who, blocked_session=blocked_session(ctx))
+    scope = " ".join(x for x in (symbol, strategy and f"strategy {strategy}") if x)
+    if symbol is not None and not _known(ctx, symbol):
+        # a mistyped symbol would otherwise close nothing and still block the session's entries
+        return FlattenResult(
+            who, scope=scope, refused=f"{symbol} is held neither by the broker nor in the bot's journal, and no "
+            "order of the bot's works on it: nothing was done and entries are not blocked (see `tbot positions`)",
+        )  # fmt: skip
+    result = FlattenResult(who, blocked_session=blocked_session(ctx), scope=scope)
     # no new entry for the rest of the session, also across a restart of that day
     ctx.journal.set_value(f"{ENTRIES_BLOCKED_PREFIX}{result.blocked_session}", reason)
     if result.blocked_session == ctx.day_key:
@@ -149,6 +164,13 @@ def flatten(
     # a strategy's flatten closes what the journal gives it; what else the broker holds is no strategy's
     if strategy is None:
         _left_at_broker(ctx, symbol, result)
+    result.others = sorted(
+        {
+            position_symbol(tr.entry)
+            for tr in open_trades(ctx.journal.intents())
+            if not _wanted(tr.entry, symbol, strategy)
+        }
+    )
     ctx.log.event(
         "supervisor",
         "flattened",
@@ -165,6 +187,20 @@ def flatten(
     )  # fmt: skip
     ctx.status.publish(message=f"flattened by {who}: {blocked_text(result.blocked_session)}")
     return result
+
+
+def _known(ctx: DayContext, symbol: str) -> bool:
+    """Whether the bot has anything of `symbol` to flatten: a working order, an open trade (the symbol held, or a
+    signal ticker whose instrument is held), or a position at the broker."""
+    if any(_wanted(i, symbol, None) for i in ctx.journal.open_intents()):
+        return True
+    if any(_wanted(tr.entry, symbol, None) for tr in open_trades(ctx.journal.intents())):
+        return True
+    try:
+        held = ctx.errors.call(ctx.broker.get_positions)
+    except TbotError:
+        return True  # the broker cannot be asked: the flatten goes ahead and names that
+    return any(p.symbol == symbol for p in held)
 
 
 def blocked_text(session: str) -> str:
