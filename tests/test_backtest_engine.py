@@ -172,3 +172,20 @@ def test_trading_days_keep_the_backtest_and_the_optimizer_off_the_other_weekdays
     prep = PreparedData(make_settings(TRADING_DAYS="mon,wed"), "open", SAMPLE, start, end)
     opens = some.trades[some.trades["strategy_name"] == "open"]
     assert prep.evaluate({}).trades == len(opens)
+
+
+def test_a_long_put_configuration_is_said_to_cover_the_bullish_trades_only(tmp_path: Path) -> None:
+    """SHORT_TYPE_X=LongPut: recorded bars hold no option prices, so a backtest skips the bearish signals a replay
+    buys puts on; it said so only as a skip count. The report says it in words."""
+    day = date(2011, 1, 26)
+    puts = run_backtest(
+        make_settings(SHORT_TYPE_OPEN="LongPut"), "all", SAMPLE, day, day, tmp_path / "p", plots=False
+    )
+    [note] = [w for w in puts.report.warnings if "LongPut" in w]
+    assert (
+        note.startswith("SHORT_TYPE_OPEN=LongPut: the bars hold no option prices")
+        and "bullish trades only" in note
+    )
+    assert "LongPut" in (tmp_path / "p" / "report.md").read_text(encoding="utf-8")
+    plain = run_backtest(make_settings(), "all", SAMPLE, day, day, tmp_path / "e", plots=False)
+    assert not any("LongPut" in w for w in plain.report.warnings)

@@ -129,3 +129,22 @@ def test_status_page_and_api_show_the_money(home):
     assert (
         "New entries paused (2011-01-18 14:50:00Z cli:ops)" in html and "14:50:00+00:00 cli:ops" not in html
     )
+
+
+def test_a_sim_home_is_told_to_replay_not_to_start_the_service(tmp_path):
+    """A simulated-exchange home only replays recorded days: the Start advice named `systemctl start tbot` and a
+    plain `tbot start`, both of which refuse such a home."""
+    from integration_test_runner import provision_demo_home
+
+    from tbot_bot.runtime.control import start_answer, start_command
+
+    sim = provision_demo_home(tmp_path / "sim")
+    users_mod.add_user(sim, "operator", "an-operator-password", "operator", created_by="test")
+    write_status(sim, status_payload())
+    assert "--replay YYYY-MM-DD" in start_command(sim) and "systemctl" not in start_command(sim)
+    assert "--replay YYYY-MM-DD" in start_answer(sim)[1]
+    app = create_app(sim.root, testing=True, clock=Clock())
+    client = app.test_client()
+    login(client, "operator", "an-operator-password")
+    page = client.get("/status").get_data(as_text=True)
+    assert 'id="no-supervisor"' in page and "--replay YYYY-MM-DD" in page and "systemctl start" not in page

@@ -221,7 +221,16 @@ def test_config_encrypt_validates_then_replaces_the_plaintext(provisioned_home: 
     text = read_env_text(home)
     home.env_bot_plain.write_text(text.replace("MAX_OPEN_POSITIONS=5", "MAX_OPEN_POSITIONS=banana"))
     assert main(["config", "encrypt", "--home", str(home.root)]) == 2
-    assert "MAX_OPEN_POSITIONS='banana'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "MAX_OPEN_POSITIONS='banana'" in err
+    # an edited plaintext beside the encrypted config is not what runs: said once, not silently passed over
+    from tbot_bot.config import settings_bot
+
+    settings_bot._warn_plaintext_ignored.cache_clear()
+    assert main(["config", "show", "--home", str(home.root)]) == 0
+    shown = capsys.readouterr()
+    assert f"warning: {home.env_bot_plain} is ignored: {home.env_bot_enc} is the configuration" in shown.err
+    assert re.search(r"^MAX_OPEN_POSITIONS +=  *5$", shown.out, re.M)
     assert home.env_bot_enc.read_bytes() == before and home.env_bot_plain.exists()  # nothing lost
     home.env_bot_plain.write_text(text.replace("MAX_OPEN_POSITIONS=5", "MAX_OPEN_POSITIONS=3"))
     assert main(["config", "encrypt", "--home", str(home.root)]) == 0

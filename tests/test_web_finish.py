@@ -142,6 +142,10 @@ def test_numbers_are_rounded_for_people(home):
         html,
     )
     run = client.get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
-    metric = dict(re.findall(r"<th>([a-z ]+)</th><td class=\"num\">([^<]*)</td>", run))
-    assert metric["win rate"] == "47.00%" and metric["total pnl"] == "-12.50" and metric["trades"] == "17"
+    metric = dict(re.findall(r"<th>([^<]+)</th><td class=\"num\">([^<]*)</td>", run))
+    assert (
+        metric["win rate"] == "47.00%"
+        and metric["net PnL (after fees)"] == "-12.50"
+        and metric["trades"] == "17"
+    )
     assert metric["sharpe"] == "-0.40" and metric["max drawdown"] == "30.10"

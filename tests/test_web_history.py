@@ -94,8 +94,18 @@ def test_research_lists_backtests_and_proposals_read_only(home):
     assert "profit factor" in run and f"/research/backtest/{BACKTEST_RUN}/equity_drawdown.png" in run
     shown = dict(re.findall(r"<tr><th>([^<]+)</th><td class=\"num\">([^<]*)</td></tr>", run))
     # money in cents as the report rounds it (half-to-even), counts whole, minutes as the report shows them
-    assert (shown["total pnl"], shown["max drawdown"], shown["profit factor"]) == ("-12.50", "30.10", "0.80")
+    assert (shown["net PnL (after fees)"], shown["max drawdown"], shown["profit factor"]) == (
+        "-12.50",
+        "30.10",
+        "0.80",
+    )
     assert (shown["losses"], shown["max consecutive losses"], shown["trades"]) == ("9", "3", "17")
+    # its PnL sums are after fees: never labelled "gross" (which reads as before fees)
+    assert not any("gross" in label for label in shown)
+    assert (shown["net PnL of winning trades"], shown["net PnL of losing trades (as a loss)"]) == (
+        "10.00",
+        "22.50",
+    )
     assert (shown["avg trade duration minutes"], shown["win rate"]) == ("26.6", "47.00%")
     report = client.get(f"/research/backtest/{BACKTEST_RUN}/report.html")
     assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
@@ -178,3 +188,18 @@ def test_a_running_state_with_no_supervisor_is_stale_at_once(home):
         assert client.get("/api/status").get_json()["stale"] is False
     finally:
         lock.release()
+
+
+def test_research_counts_the_keys_a_proposal_changes_as_optimize_list_does(home):
+    """A candidate's record lists its unchanged keys too (`optimize show` marks them): Research counted 3 changes
+    where `tbot optimize list` and the Proposals page named 2 (all three read proposals.changed now)."""
+    path = home.versioned_env_dir / "proposals" / f"{PROPOSAL_RUN}.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["changes"].append({"key": "MID_Y", "old": "5", "new": "5"})
+    doc["evidence"].update(oos_objective=1.0, oos_current_objective=0.5)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    html = client_for(home, "admin").get("/research").get_data(as_text=True)
+    row = next(r for r in html.split("<tr>") if PROPOSAL_RUN in r)
+    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["1"], row
+    proposals = client_for(home, "admin").get("/proposals").get_data(as_text=True)
+    assert "MID_X 1&rarr;2" in proposals and "MID_Y" not in proposals

@@ -171,7 +171,7 @@ def _print_results(result: RunResult) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from tbot_bot.optimizer.proposals import list_proposals
+    from tbot_bot.optimizer.proposals import changed, list_proposals
 
     items = list_proposals(bot_home(args.home))
     if not items:
@@ -179,9 +179,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     for p in items:
         ev = p["evidence"]
-        changes = ", ".join(
-            f"{c['key']} {c['old']}->{c['new']}" for c in p["changes"] if c["old"] != c["new"]
-        )
+        changes = ", ".join(f"{c['key']} {c['old']}->{c['new']}" for c in changed(p))
         print(f"{p['run_id']}  {p['status']:<12}  {p['created_at'][:19]}Z  OOS {sig4(ev['oos_objective'])} "
               f"(current {sig4(ev['oos_current_objective'])})  {changes or 'no change'}")  # fmt: skip
     return 0

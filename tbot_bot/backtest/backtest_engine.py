@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -40,6 +41,7 @@ from tbot_bot.backtest.load_historical_data import load_columns, load_vix
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
+from tbot_bot.config.env_bot import ShortType
 from tbot_bot.config.template import template_path
 from tbot_bot.domain.results import FLOAT_MAX, cents_text, percent_text
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
@@ -221,7 +223,7 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
-    notes = _carry_note(settings, grid.days) + _coverage_note(grid)
+    notes = _carry_note(settings, grid.days) + _coverage_note(grid) + _long_put_note(settings, names)
     fills = _execute_sessions(
         names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
         broker_current_float, slipped, fees, skips,
@@ -308,6 +310,20 @@ def _carry_note(settings: BotSettings, days: tuple[date, ...]) -> tuple[str, ...
         f"defense mode starts off on {days[0]}: a switch the DEFENSE_MODE_TRIGGER_* made on the session before "
         "carries into that day live, and a backtest does not see it; a replay on a home that traded that session "
         "may differ on its first day (start the backtest earlier to include it)",
+    )
+
+
+def _long_put_note(settings: BotSettings, names: Sequence[str]) -> tuple[str, ...]:
+    """SHORT_TYPE_X=LongPut: recorded bars hold no option prices, so the bearish signals are skipped
+    (no_option_data) where a replay buys puts: said in words, not only as a skip count, since such a backtest
+    (and an optimizer study) does not equal the replays of its days."""
+    puts = [n for n in names if settings.short_type(n) == ShortType.LONG_PUT]
+    if not puts:
+        return ()
+    keys = ", ".join(f"SHORT_TYPE_{n.upper()}=LongPut" for n in puts)
+    return (
+        f"{keys}: the bars hold no option prices, so bearish signals are not traded here (no_option_data) while the "
+        "live bot and its replays buy puts on them: these results cover the bullish trades only",
     )
 
 

@@ -13,6 +13,7 @@ disk: a stale write is refused with StaleConfigError ("changed by X at T, reload
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -60,6 +61,8 @@ def read_env_text(home: BotHome) -> str:
     """The decrypted `.env_bot` text: `.env_bot.enc` when present, else plaintext in development only."""
     if home.env_bot_enc.exists() or home.env_bot_enc.is_symlink():
         _regular_file(home.env_bot_enc)
+        if home.env_bot_plain.exists():
+            _warn_plaintext_ignored(str(home.env_bot_plain), str(home.env_bot_enc))
         return decode_config_text(decrypt_file(home.env_bot_enc, home.key_file("env")), home.env_bot_enc)
     if home.env_bot_plain.exists():
         _regular_file(home.env_bot_plain)
@@ -72,6 +75,17 @@ def read_env_text(home: BotHome) -> str:
         print(f"warning: using plaintext {home.env_bot_plain} (development only)", file=sys.stderr)
         return decode_config_text(home.env_bot_plain.read_bytes(), home.env_bot_plain)
     raise ConfigError(f"no configuration found: neither {home.env_bot_enc} nor {home.env_bot_plain} exists")
+
+
+@functools.cache
+def _warn_plaintext_ignored(plain: str, enc: str) -> None:
+    """Once per process: an edited plaintext beside the encrypted config is not what runs (DESIGN §4: a warning
+    whenever plaintext is involved)."""
+    print(
+        f"warning: {plain} is ignored: {enc} is the configuration; `tbot config encrypt` makes the plaintext the "
+        "configuration (validated first), or delete it",
+        file=sys.stderr,
+    )
 
 
 def config_source(home: BotHome) -> str:

@@ -161,6 +161,16 @@ def improvements(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in proposals if p.get("status") != KEEP_CURRENT]
 
 
+def changed(proposal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keys a proposal would change (its value differs from the live one when it was written): what every
+    surface lists and counts (the record keeps the unchanged keys of the candidate too)."""
+    return [
+        c
+        for c in proposal.get("changes") or []
+        if isinstance(c, dict) and "key" in c and c.get("old") != c.get("new")
+    ]
+
+
 def list_proposals(home: BotHome) -> list[dict[str, Any]]:
     folder = proposals_dir(home)
     out = []

@@ -230,8 +230,7 @@ def start_answer(home: BotHome) -> tuple[bool, str]:
     holder = running_supervisor(home)
     if holder is None:
         return False, (
-            "No supervisor is running in this home, so nothing can pick up a Start from here: start the service "
-            f"with `sudo systemctl start tbot` (or `tbot start --home {home.root}`)."
+            f"No supervisor is running in this home, so nothing can pick up a Start from here: {start_command(home)}."
         )
     if trading_stopped(home) is None:
         return False, f"The supervisor ({describe(holder)}) is already trading: there is nothing to start."
@@ -239,6 +238,23 @@ def start_answer(home: BotHome) -> tuple[bool, str]:
         True,
         f"Start requested: the supervisor ({describe(holder)}) resumes trading within one polling interval.",
     )
+
+
+def start_command(home: BotHome) -> str:
+    """How a person starts this home's supervisor: the service, or (BROKER_NAME=SIM, which only replays recorded
+    days) a replay; the one wording of the dashboard's Start and status page and `tbot start`'s answers."""
+    from tbot_bot.config.settings_bot import load_settings
+
+    try:
+        sim = load_settings(home).BROKER_NAME == "SIM"
+    except Exception:  # noqa: BLE001 - advice only: an unreadable config gets the service's wording (check names it)
+        sim = False
+    if sim:
+        return (
+            f"a simulated-exchange home only replays recorded days: run `tbot start --home {home.root} --replay "
+            "YYYY-MM-DD`"
+        )
+    return f"start the service with `sudo systemctl start tbot` (or `tbot start --home {home.root}`)"
 
 
 def confirm_dir(home: BotHome) -> Path:

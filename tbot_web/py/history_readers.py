@@ -130,28 +130,23 @@ def backtest_file(home: BotHome, run: str, name: str) -> Path | None:
 
 
 def proposals(home: BotHome, limit: int = 50) -> list[dict[str, Any]]:
-    """Optimizer proposals (env_bot.versioned/proposals/*.json), newest first, as the optimizer wrote them."""
-    folder = home.versioned_env_dir / "proposals"
+    """Optimizer proposals (env_bot.versioned/proposals/*.json), newest first, as `tbot optimize list` reads them."""
+    from tbot_bot.optimizer.proposals import changed, list_proposals
+
     out = []
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict):
-            verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else {}
-            out.append(
-                {
-                    "run_id": str(doc.get("run_id", p.stem)),
-                    "strategy": doc.get("strategy"),
-                    "algorithm": doc.get("algorithm"),
-                    "status": doc.get("status"),
-                    "created_at": str(doc.get("created_at", "")),
-                    "changes": len(doc.get("changes") or []),
-                    # the run's verdict (evidence.decide); None for a record of an older version
-                    "recommended": verdict.get("recommend"),
-                    "verdict": verdict.get("statement"),
-                }
-            )
-    out.sort(key=lambda d: d["created_at"], reverse=True)
-    return out[:limit]
+    for doc in list_proposals(home)[:limit]:
+        verdict = doc.get("verdict") if isinstance(doc.get("verdict"), dict) else {}
+        out.append(
+            {
+                "run_id": doc["run_id"],
+                "strategy": doc.get("strategy"),
+                "algorithm": doc.get("algorithm"),
+                "status": doc.get("status"),
+                "created_at": str(doc.get("created_at", "")),
+                "changes": len(changed(doc)),
+                # the run's verdict (evidence.decide); None for a record of an older version
+                "recommended": verdict.get("recommend"),
+                "verdict": verdict.get("statement"),
+            }
+        )
+    return out

@@ -44,6 +44,7 @@ def _shown(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         **doc, "run_id": str(doc.get("run_id", "")), "created_at": str(doc.get("created_at", "")),
         "changes": [{"key": c["key"], "old": c.get("old"), "new": c.get("new")} for c in changes],
+        "changed": store.changed(doc),
         "evidence": {k: sig4(evidence.get(k)) for k in (
             "oos_objective", "oos_current_objective", "walk_forward_efficiency", "deflated_sharpe")}
         | {"folds": [{"fold": f.get("fold"), "oos_start": f.get("oos_start"), "oos_end": f.get("oos_end"),

@@ -16,7 +16,7 @@ from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, t
 from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.domain.results import cents, is_win, net_pnl
 from tbot_bot.errors import TbotError
-from tbot_bot.runtime.control import pause_in_force, paused_by, running_supervisor
+from tbot_bot.runtime.control import pause_in_force, paused_by, running_supervisor, start_command
 from tbot_bot.runtime.status_bot import conditions, is_stale
 from tbot_bot.support.path_resolver import BotHome
 
@@ -214,6 +214,8 @@ def current_status(home: BotHome, now: datetime) -> dict[str, Any]:
         out = dict(out)
     _set_ages(out, out.get("state"), now, written_at)
     out["supervisor_running"] = running
+    if not running:
+        out["start_command"] = start_command(home)
     # a running state with no supervisor (killed a minute ago) is as stale as one not written for minutes
     out["stale"] = is_stale(out.get("state"), out.get("written_age_seconds"), out["supervisor_running"])
     return out

@@ -39,6 +39,14 @@ def page() -> Any:
     )
 
 
+# metrics.json's names that would mislead as labels: its PnL sums are after fees ("gross" is the profit factor's
+# word for the winners' sum, not "before fees"), as the CLI and report.md say
+METRIC_LABELS = {
+    "gross_profit": "net PnL of winning trades", "gross_loss": "net PnL of losing trades (as a loss)",
+    "total_pnl": "net PnL (after fees)", "total_fees": "fees",
+}  # fmt: skip
+
+
 @bp.route("/research/backtest/<segment:run>")
 @requires(Role.VIEWER)
 def run(run: str) -> Any:
@@ -54,7 +62,11 @@ def run(run: str) -> Any:
     if not isinstance(metrics, dict):  # a damaged file: no run to show (the list passes it over too)
         abort(404)
     # numbers for people: percentages, cents, two-decimal ratios (metrics.json keeps full precision)
-    shown = {k: metric(k, v) for k, v in metrics.items() if not isinstance(v, list | dict)}
+    shown = {
+        METRIC_LABELS.get(k, k.replace("_", " ")): metric(k, v)
+        for k, v in metrics.items()
+        if not isinstance(v, list | dict)
+    }
     images = [n for n in ("equity_drawdown.png", "daily_pnl.png") if (folder / n).is_file()]
     return render_template(
         "backtest_run.html", run=run, metrics=shown, images=images, has_md=metrics_file is not None,

@@ -248,7 +248,8 @@ def write_research(home: BotHome) -> None:
     run.mkdir(parents=True, exist_ok=True)
     # as the backtest writes it: money as exact decimal strings, counts whole, ratios as floats
     metrics = {"strategy": "mid", "start": "2011-01-03", "end": "2011-01-31", "trades": 17, "wins": 8, "losses": 9,
-               "max_consecutive_losses": 3, "total_pnl": "-12.5050", "win_rate": 0.47, "profit_factor": 0.8,
+               "max_consecutive_losses": 3, "total_pnl": "-12.5050", "gross_profit": "10.0000",
+               "gross_loss": "22.5050", "win_rate": 0.47, "profit_factor": 0.8,
                "sharpe": -0.4, "max_drawdown": "30.1000", "avg_trade_duration_minutes": 26.583, "skips": []}  # fmt: skip
     (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     (run / "report.html").write_text("<!doctype html><title>r</title><h1>Backtest MID</h1>", encoding="utf-8")
