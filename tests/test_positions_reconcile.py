@@ -267,6 +267,11 @@ def test_flatten_without_a_supervisor_closes_books_and_blocks_the_session(home: 
     assert after["positions"] == [] and after["money"]["open_exposure"] == "0.00"
     assert after["net_pnl"] != before["net_pnl"] and "flattened by cli:" in after["message"]
     assert after["windows"] == before["windows"] and after["state"] == before["state"]
+    # the float's use per window is the day's: the desk restores it from the journal (it showed none); MID's
+    # entry sent just before the kill counts (the journal has it, the killed supervisor's last status had not)
+    used = after["money"]["windows"]
+    assert set(used) == set(before["money"]["windows"]) == {"open", "mid"}
+    assert used["open"] == before["money"]["windows"]["open"] and used["mid"]["trades"] == 1
     assert [a for a, _ in _audit(home)] == [
         f"cli:{os.environ.get('USER') or __import__('getpass').getuser()}"
     ]
@@ -486,16 +491,21 @@ def test_a_desk_on_a_later_day_still_clears_the_positions_status_shows(tmp_path:
 
     path = tmp_path / "status.json"
     friday = {"session_date": "2011-01-28", "positions": [{"symbol": "SH"}], "net_pnl": "5.0000", "state": "trading",
-              "money": {"open_exposure": "499.63"}, "message": "monitoring"}  # fmt: skip
+              "money": {"open_exposure": "499.63", "net_pnl_today": "5.00", "windows": {"open": {"trades": 1}}},
+              "message": "monitoring"}  # fmt: skip
     path.write_text(json.dumps(friday))
     board = StatusBoard(
         path.with_name("desk.json"), ReplayClock(datetime(2011, 1, 31, 13, tzinfo=UTC)), "v", {}
     )
     board.session_date, board.message = "2011-01-31", "flattened by cli:op"
-    board.money = {"open_exposure": "0.00"}
+    board.money = {"open_exposure": "0.00", "net_pnl_today": "0.00", "windows": {}, "equity": "25005.00"}
     assert carry_into_status(path, board)
     after = json.loads(path.read_text())
     assert after["positions"] == [] and after["money"]["open_exposure"] == "0.00"
+    # the account now, but the money block's day figures stay Friday's like the PnL lines (one screen showed
+    # net 5.00 today beside "net PnL today 0.00")
+    assert after["money"]["equity"] == "25005.00"
+    assert after["money"]["net_pnl_today"] == "5.00" and after["money"]["windows"] == {"open": {"trades": 1}}
     assert (
         after["message"] == "flattened by cli:op"
         and after["net_pnl"] == "5.0000"

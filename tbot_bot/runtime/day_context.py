@@ -18,7 +18,14 @@ from tbot_bot.config.error_handler import ErrorHandler
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
 from tbot_bot.domain.results import cents, net_pnl
-from tbot_bot.domain.vocab import OPTION_MULTIPLIER, ExitReason, OrderSide, Purpose, WindowStatus
+from tbot_bot.domain.vocab import (
+    OPTION_MULTIPLIER,
+    STRATEGY_NAMES,
+    ExitReason,
+    OrderSide,
+    Purpose,
+    WindowStatus,
+)
 from tbot_bot.enhancements.black_scholes_filter import BlackScholesFilter
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
 from tbot_bot.enhancements.ticker_blocklist import TickerBlocklist
@@ -351,6 +358,13 @@ class DayContext:
             self.status.counts.setdefault(strategy, {"signaled": 0, "entered": 0, "exited": 0})[
                 "signaled"
             ] = n
+        # every window that began today (before a restart, or under another process: the operator's desk) shows
+        # its MAX_TRADES and session-cap usage, also when it will not run again (a halted day, a flatten)
+        for strategy in STRATEGY_NAMES:
+            row = self.journal.window(self.day_key, strategy)
+            if row is not None and row["actual_start"]:
+                self.risk.start_window(strategy)
+                self.restore_risk_usage(strategy)
 
     def _restore_from_ledger(self) -> None:
         """A journal that holds nothing of a day the ledger traded (lost, emptied; the day is then refused until

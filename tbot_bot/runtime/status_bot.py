@@ -153,6 +153,8 @@ class StatusBoard:
 # what an operator's desk changes (a flatten or a close with no supervisor running): what is held now, money and
 # the message, whatever session status.json was written for; the day's PnL and fees, of the same session only
 DESK_NOW_FIELDS = ("positions", "money", "message")
+# the day's figures inside `money` (the rest is the account now): carried by a desk only into its own session
+MONEY_DAY_KEYS = ("net_pnl_today", "windows")
 DESK_DAY_FIELDS = (
     "realized_pnl", "realized_pnl_by_strategy", "gross_pnl", "gross_pnl_by_strategy", "fees", "fees_by_strategy",
     "account_fees", "net_pnl", "trades_by_strategy",
@@ -168,7 +170,11 @@ def carry_into_status(path: Path, board: StatusBoard) -> bool:
         return False
     fresh = board.to_json()
     same_day = held.get("session_date") == board.session_date
+    day_money = {k: v for k, v in (held.get("money") or {}).items() if k in MONEY_DAY_KEYS}
     held.update({k: fresh[k] for k in (*DESK_NOW_FIELDS, *(DESK_DAY_FIELDS if same_day else ()))})
+    if not same_day:
+        # the money block's day figures stay those of the session status.json is of (as its PnL lines do)
+        held["money"] = {**(held.get("money") or {}), **day_money}
     write_status(path, held)
     return True
 
