@@ -539,3 +539,33 @@ def _owners(home: Path) -> dict[str, str]:
     with sqlite3.connect(BotHome(home).state_dir / "journal.db") as conn:
         rows = conn.execute("SELECT symbol, strategy FROM intents WHERE purpose = 'entry'").fetchall()
     return {str(sym): str(s) for sym, s in rows}
+
+
+def test_closing_a_hand_opened_loser_that_trips_the_kill_switch_says_what_the_halt_did(
+    home: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """`positions --close` books a position opened by hand at the broker's cost: its loss is the account's and
+    counts toward DAILY_LOSS_LIMIT, and the kill switch then closes the bot's own positions too. The command said
+    only "closing SYN2" (exit 0) and status.json still listed the positions it had closed."""
+    held = _held(home)
+    with sqlite3.connect(BotHome(home).state_dir / "sim_exchange.db") as conn:
+        # bought by hand far above the day's price: closing it realises a loss beyond the daily limit (1,250.00)
+        conn.execute(
+            "INSERT INTO positions VALUES ('SYN2', 'SYN2', '100', '60.00', 'equity', NULL, NULL, NULL)"
+        )
+    assert tbot(["positions", "--home", str(home), "--replay", DAY, "--close", "SYN2"]) == 0
+    captured = capsys.readouterr()
+    assert "closing SYN2: exit" in captured.out
+    assert "trading halted: kill switch:" in captured.err
+    assert f"the halt also closed {', '.join(sorted(held))}" in captured.err
+    assert _held(home) == {}
+    status = json.loads((home / "output" / "status.json").read_text())
+    assert status["positions"] == [] and status["money"]["open_exposure"] == "0.00"
+    # the hand trade is flagged wherever trades are listed (it showed as any CLOSE trade, tag None)
+    assert tbot(["trades", "--home", str(home), "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    rows = listed["trades"] if isinstance(listed, dict) else listed
+    assert [t["ticker"] for t in rows if t["adopted"] == "True"] == ["SYN2"]
+    assert tbot(["trades", "--home", str(home)]) == 0
+    shown = capsys.readouterr().out
+    assert "Opened by hand and taken over from the broker" in shown and "close SYN2: net -" in shown

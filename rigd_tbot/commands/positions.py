@@ -153,6 +153,7 @@ def run_positions(args: argparse.Namespace) -> int:
     with operator_desk.open_desk(
         home, lock=changing, replay_day=args.replay, data_source=args.data_source
     ) as desk:
+        held_before = operator_desk.held_symbols(desk)
         if args.adopt:
             entry = operator_desk.adopt(desk, args.adopt, StrategyName(args.strategy), who)
             print(
@@ -162,6 +163,17 @@ def run_positions(args: argparse.Namespace) -> int:
             done = operator_desk.close(desk, args.close, StrategyName(args.strategy), who)
             state = f"{done.status} {done.filled_qty or 0}" if done else "nothing to close"
             print(f"closing {args.close}: exit {done.client_order_id if done else '-'} {state}")
+        if args.adopt or args.close:
+            operator_desk.publish(desk)
+            if desk.ctx.halted_reason:
+                # booking it tripped a limit (an adopted loss counts toward DAILY_LOSS_LIMIT): the halt closed the rest
+                also = sorted(held_before - operator_desk.held_symbols(desk) - {args.adopt or args.close})
+                print(
+                    f"trading halted: {desk.ctx.halted_reason}"
+                    + (f"; the halt also closed {', '.join(also)}" if also else "")
+                    + f"; no new entries for the rest of the session of {desk.ctx.day_key}",
+                    file=sys.stderr,
+                )
         elif args.ignore:
             qty = operator_desk.ignore(desk, args.ignore, who)
             print(f"ignoring {qty} {args.ignore} at the broker (not the bot's; excluded from the comparison)")

@@ -170,6 +170,13 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
             f"Fees in the total include {cents_text(total['account_fees'])} the broker charged apart from fills "
             "(regulatory fees, in the ledger as FEE transactions)."
         )
+    adopted = [t for t in trades if t.adopted]
+    if adopted:
+        print(
+            "\nOpened by hand and taken over from the broker (`tbot positions --adopt/--close`), in the totals above:"
+        )
+        for t in adopted:
+            print(f"  {t.session} {t.strategy} {t.ticker}: net {money(t.net_pnl)}")
     corrected = [t for t in trades if t.correction]
     if corrected:
         print("\nCorrected by the accountant (`tbot ledger correct`; figures above are after correction):")

@@ -58,6 +58,7 @@ def ledger_record(
         fees=trade.fees,
         correction=trade.correction,
         defense_mode=trade.defense_mode,
+        adopted=trade.adopted,
     )
 
 

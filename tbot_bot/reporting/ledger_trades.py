@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tbot_bot.domain.results import is_loss, is_win, net_pnl
-from tbot_bot.domain.vocab import DEFENSE_MODE_MEMO
+from tbot_bot.domain.vocab import ADOPTED_MEMO, DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
 
@@ -56,6 +56,8 @@ class LedgerTrade:
     client_order_id: str  # the entry's
     correction: str | None = None  # "<original FITID> -> <correction FITID>" for every corrected leg
     defense_mode: bool = False  # entered while defense mode was on (the entry's ledger memo)
+    # taken over from the broker (`tbot positions --adopt/--close`: opened by hand), the entry's ledger memo
+    adopted: bool = False
 
     @property
     def net_pnl(self) -> Decimal | None:
@@ -259,6 +261,7 @@ def _trade(entry: Any, exit_: Any) -> LedgerTrade:
         )
         or None,
         defense_mode=entry["memo"] == DEFENSE_MODE_MEMO,
+        adopted=entry["memo"] == ADOPTED_MEMO,
     )
 
 

@@ -47,6 +47,7 @@ class TradeRecord:
     )
     fees: Decimal | None = None  # commissions and fees of the round trip (ledger FEE entries, Dr 5010)
     defense_mode: bool = False  # entered while defense mode was on (DEFENSE_MODE_ACTIVE or a trigger)
+    adopted: bool = False  # a position opened by hand, taken over by `tbot positions --adopt/--close`
     correction: str | None = None  # ledger corrections applied: "<original FITID> -> <correction FITID>"
 
 

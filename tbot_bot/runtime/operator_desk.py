@@ -206,6 +206,20 @@ def adopt(desk: Desk, symbol: str, strategy: StrategyName, who: str) -> Intent:
     return entry
 
 
+def publish(desk: Desk) -> None:
+    """What a desk did (positions, the account, the day's figures of its session) into status.json, so `tbot
+    status` and the dashboard show it with no supervisor running. Call only with the run lock held."""
+    from tbot_bot.runtime.status_bot import carry_into_status
+
+    desk.ctx.publish_positions(None)
+    carry_into_status(desk.ctx.home.status_json, desk.ctx.status)
+
+
+def held_symbols(desk: Desk) -> set[str]:
+    """What the broker holds now (the journal may not have recorded a fill yet: the broker is what was closed)."""
+    return {p.symbol for p in desk.ctx.errors.call(desk.ctx.broker.get_positions) if p.qty != 0}
+
+
 def close(desk: Desk, symbol: str, strategy: StrategyName, who: str) -> Intent | None:
     """Close a position the bot did not open: adopted first (so every fill is booked), then sold at market."""
     ctx = desk.ctx
@@ -259,9 +273,6 @@ def flatten_here(
     """Flatten with no supervisor running: this process does it, holding the run lock, and brings status.json's
     positions and figures along (it would go on showing what was closed)."""
     with open_desk(home, lock=True, replay_day=replay_day, data_source=data_source) as desk:
-        from tbot_bot.runtime.status_bot import carry_into_status
-
         result = flatten(desk.ctx, who, symbol=symbol, strategy=strategy)
-        desk.ctx.publish_positions(None)
-        carry_into_status(home.status_json, desk.ctx.status)
+        publish(desk)
         return result
