@@ -99,3 +99,22 @@ def test_an_entry_the_broker_refused_gives_its_slot_back(tmp_path: Path) -> None
     orders = {str(r["ticker"]): json.loads(str(r["detail"])) for r in _mid_events(home.root, "entry_order")}
     assert orders["SH"]["status"] == "rejected" and orders["SH"]["client_order_id"] == refused
     assert orders["SYN2"]["status"] == "filled"
+
+
+def test_a_bars_exits_reach_the_kill_switch_in_one_order_live_and_in_the_backtest(tmp_path: Path) -> None:
+    """Two exits filling at one bar (OPEN's SYN1 +0.69 and SYN8 -2.90 at 15:29 on 2011-01-25) with a daily loss
+    limit of 2.50: the replay booked SYN1 first and never tripped, the backtest booked SYN8 first (its entry
+    order) and halted the day. Both book a bar's fills in client order id order now."""
+    home = provision_demo_home(tmp_path / "home")
+    update_env_values(home, {"DAILY_LOSS_LIMIT": "0.0001"}, actor="test")
+    days = tuple(d for d in JANUARY if d.isoformat() >= "2011-01-25")[:2]
+    for day in days:
+        assert Supervisor(home, replay_day=day).run() == 0, day
+    live = replayed_by_day(home)
+    result = run_backtest(
+        load_settings(home), "all", SAMPLE, days[0], days[-1], tmp_path / "bt",
+        broker_current_float=backtest_float(None, home), plots=False,
+    )  # fmt: skip
+    backtest = backtested_by_day(result.trades)
+    assert [t[1] for t in live[days[0]]] == ["SYN3", "SH", "SYN1", "SYN8"]  # the limit never tripped
+    assert all(backtest.get(d, []) == live.get(d, []) for d in days)

@@ -265,9 +265,10 @@ class SessionState:
         )
         self.traded: dict[str, str] = {}  # instrument -> the strategy that traded it
         self.switched: str | None = None  # defense mode turned on by this session's own results
-        self._open: list[tuple[int, int, Decimal]] = []  # (exit minute, booking order, net PnL)
+        # (exit minute, strategy, instrument, net PnL): exits filling at one minute are booked in the order of their
+        # client order ids (<bot>-<day>-<strategy>-<ticker>-<seq>), as the supervisor books a bar's fills
+        self._open: list[tuple[int, str, str, Decimal]] = []
         self._closed: list[Decimal] = []
-        self._booked = 0
 
     def blocked(self, instrument: str) -> str | None:
         """enhancements/ticker_blocklist: the reason a ticker traded earlier today is denied, else None."""
@@ -281,7 +282,7 @@ class SessionState:
         if not due:
             return
         self._open = [x for x in self._open if x[0] > minute]
-        for _, _, net in due:
+        for *_, net in due:
             self._closed.append(net)
             self.kill.record_realised(net)
             if not self.risk.defense_mode:
@@ -299,8 +300,7 @@ class SessionState:
         self.traded.setdefault(instrument.upper(), strategy)
 
     def book(self, fill: dict[str, Any], exit_minute: int) -> None:
-        self._open.append((exit_minute, self._booked, Decimal(fill["net_PnL"])))
-        self._booked += 1
+        self._open.append((exit_minute, fill["strategy_name"], fill["ticker"], Decimal(fill["net_PnL"])))
 
     def close_day(self) -> None:
         self.settle(float("inf"))

@@ -309,10 +309,14 @@ class WindowRunner:
             crashpoint("monitoring")
         decisions = evaluator.evaluate(t, bars, positions)
         by_signal = {tr.entry.signal_ticker: tr for tr in trades if tr.exit is None}
-        for ex in decisions.exits:
-            trade = by_signal.get(ex.symbol)
-            if trade is not None:
-                self._exit(trade, ex)
+        # placed in instrument order: fills of one bar are booked in journal order (created_at, then client order
+        # id), so a bar's exits feed the kill switch in the order the backtest books them (SessionState.settle)
+        exiting = sorted(
+            ((by_signal[ex.symbol], ex) for ex in decisions.exits if ex.symbol in by_signal),
+            key=lambda pair: pair[0].entry.client_order_id,
+        )
+        for trade, ex in exiting:
+            self._exit(trade, ex)
         # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed, and
         # only on time: a minute caught up late (the window started after the one before it had ended, or the
         # supervisor fell behind) would fill a bar or more after the next bar's open the signal is due at
