@@ -184,6 +184,35 @@ def test_config_set_validates_and_reencrypts(provisioned_home: Path) -> None:
     assert re.search(r"^MAX_TRADES\s+= 2$", shown.stdout, re.MULTILINE)
 
 
+def test_config_set_refuses_what_check_would_refuse(provisioned_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`config set` said "saved" of values `tbot check` then refused (exit 2 at the next start): the rules that are
+    pure configuration are cross-key rules now, and the keys bound to the identity and ledger are checked at save."""
+    from rigd_tbot.cli import main
+
+    home = BotHome(provisioned_home)
+    before = home.env_bot_enc.read_bytes()
+    refused = {
+        (
+            "DEFENSE_MODE_TOTAL_ALLOCATION=0.05",
+        ): "DEFENSE_MODE_TOTAL_ALLOCATION=0.05 exceeds TOTAL_ALLOCATION=0.02",
+        (
+            "STRAT_OPEN_ENABLED=false",
+            "STRAT_MID_ENABLED=false",
+            "STRAT_CLOSE_ENABLED=false",
+        ): "no strategy window would run",
+        ("CURRENCY_CODE=EUR",): "CURRENCY_CODE=EUR differs from the injected ledger currency USD",
+        (
+            "BROKER_NAME=ALPACA",
+            "ALPACA_ENABLED=true",
+            "SIM_ENABLED=false",
+        ): "BROKER_NAME=ALPACA differs from the identity's BROKER_CODE SIM",
+    }
+    for values, message in refused.items():
+        assert main(["config", "set", *values, "--home", str(home.root)]) == 2, values
+        assert message in capsys.readouterr().err, values
+        assert home.env_bot_enc.read_bytes() == before  # nothing saved
+
+
 def test_config_edit_refuses_invalid_and_saves_valid(provisioned_home: Path, tmp_path: Path) -> None:
     editor = tmp_path / "ed.sh"
     editor.write_text('#!/bin/sh\nsed -i "s/^MAX_OPEN_POSITIONS=5/MAX_OPEN_POSITIONS=banana/" "$1"\n')

@@ -9,6 +9,7 @@ from helpers import make_settings
 
 from tbot_bot.broker.capabilities import BrokerCapabilities, capabilities_for
 from tbot_bot.domain.vocab import DenialCode
+from tbot_bot.errors import ConfigError
 from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.risk_bot import (
     Candidate,
@@ -256,5 +257,9 @@ def test_self_check_ok_and_failures() -> None:
     assert RiskManager(make_settings(), D(2500), SIM).self_check().ok
     no_float = RiskManager(make_settings(), D(0), SIM).self_check()
     assert not no_float.ok and "float" in no_float.reason
-    bad_defense = RiskManager(make_settings(DEFENSE_MODE_TOTAL_ALLOCATION="0.5"), D(2500), SIM).self_check()
+    # refused when the configuration is saved or loaded (a cross-key rule); the self-check stays a second line
+    with pytest.raises(ConfigError, match="DEFENSE_MODE_TOTAL_ALLOCATION=0.5 exceeds TOTAL_ALLOCATION=0.02"):
+        make_settings(DEFENSE_MODE_TOTAL_ALLOCATION="0.5")
+    unchecked = make_settings().model_copy(update={"DEFENSE_MODE_TOTAL_ALLOCATION": D("0.5")})
+    bad_defense = RiskManager(unchecked, D(2500), SIM).self_check()
     assert not bad_defense.ok and "DEFENSE_MODE_TOTAL_ALLOCATION" in bad_defense.reason

@@ -11,6 +11,7 @@ from helpers import make_settings
 
 from tbot_bot.checks import CheckResult
 from tbot_bot.domain.clock import ReplayClock
+from tbot_bot.errors import ConfigError
 from tbot_bot.strategy import strategy_close, strategy_meta, strategy_mid, strategy_open, strategy_router
 
 
@@ -54,7 +55,12 @@ def test_router_order_override_and_disabled_with_reasons() -> None:
     assert r.skipped == {"mid": "not in STRATEGY_SEQUENCE", "open": "STRAT_OPEN_ENABLED=false"}
     r = strategy_router.route(make_settings(STRATEGY_OVERRIDE="mid"))
     assert r.run == ("mid",) and r.skipped["open"] == "STRATEGY_OVERRIDE=mid"
-    off = make_settings(STRAT_OPEN_ENABLED="false", STRAT_MID_ENABLED="false", STRAT_CLOSE_ENABLED="false")
+    # refused when saved or loaded (a cross-key rule), so `config set` cannot save what boot refuses
+    with pytest.raises(ConfigError, match="no strategy window would run .*STRAT_OPEN_ENABLED=false"):
+        make_settings(STRAT_OPEN_ENABLED="false", STRAT_MID_ENABLED="false", STRAT_CLOSE_ENABLED="false")
+    off = make_settings().model_copy(
+        update={"STRAT_OPEN_ENABLED": False, "STRAT_MID_ENABLED": False, "STRAT_CLOSE_ENABLED": False}
+    )
     check = strategy_router.self_check(off)
     assert not check.ok and check.reason == "no strategy enabled to run"
     assert strategy_router.self_check(make_settings()).ok

@@ -8,8 +8,10 @@ the expected schema, and that the COA matches; otherwise it refuses to start.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import load_secret_json, save_secret_json
@@ -166,4 +168,23 @@ def _file_problems(binding: LedgerBinding) -> list[str]:
         ]
     if binding.coa_path.exists():
         problems += [f"COA {binding.coa_path.name}: {p}" for p in coa_matches(binding.coa_path)]
+    return problems
+
+
+def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -> list[str]:
+    """Keys of `.env_bot` that must agree with what the accounting system injected (each checked when the
+    key itself parsed)."""
+    problems = []
+    currency = values.get("CURRENCY_CODE")
+    # CURRENCY_CODE must be the currency of the injected ledger
+    if currency is not None and currency != binding.currency_code:
+        problems.append(
+            f"CURRENCY_CODE={currency} differs from the injected ledger currency {binding.currency_code}"
+        )
+    broker = values.get("BROKER_NAME")
+    # BROKER_NAME must be the broker the accounting system provisioned this bot (and its ledger) for
+    if broker is not None and broker != binding.identity.BROKER_CODE:
+        problems.append(
+            f"BROKER_NAME={broker} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"
+        )
     return problems

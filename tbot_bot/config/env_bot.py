@@ -714,6 +714,31 @@ def rule_windows_run_one_after_another(s: BotSettings) -> str | None:
     return "; ".join(bad) or None
 
 
+def rule_defense_mode_reduces_risk(s: BotSettings) -> str | None:
+    # DEFENSE_MODE_TOTAL_ALLOCATION replaces TOTAL_ALLOCATION in defense mode: above it, defense would add risk
+    if s.DEFENSE_MODE_TOTAL_ALLOCATION > s.TOTAL_ALLOCATION:
+        return (
+            f"DEFENSE_MODE_TOTAL_ALLOCATION={s.DEFENSE_MODE_TOTAL_ALLOCATION} exceeds TOTAL_ALLOCATION="
+            f"{s.TOTAL_ALLOCATION}: defense mode must not size larger than normal trading; set it at most "
+            f"{s.TOTAL_ALLOCATION}"
+        )
+    return None
+
+
+def rule_a_window_runs(s: BotSettings) -> str | None:
+    """Boot refuses a configuration with no window to run (strategy_router.self_check); refused at save too."""
+    from tbot_bot.strategy.strategy_router import route
+
+    r = route(s)
+    if r.run:
+        return None
+    why = "; ".join(f"{name}: {reason}" for name, reason in sorted(r.skipped.items()))
+    return (
+        f"no strategy window would run ({why}): enable one (STRAT_X_ENABLED=true, listed in STRATEGY_SEQUENCE); "
+        "to stop trading use DISABLE_ALL_TRADES=true or `tbot stop`"
+    )
+
+
 def rule_rebalance_thresholds_agree(s: BotSettings) -> str | None:
     # the owner's document names the rebalance band twice (fraction and percent): one setting, two spellings
     if abs(s.REBALANCE_TRIGGER_PCT / 100 - float(s.REBALANCE_THRESHOLD)) > 1e-9:
@@ -744,6 +769,8 @@ CROSS_KEY_RULES = (
     rule_logging_enabled,
     rule_windows_fit_the_day,
     rule_windows_run_one_after_another,
+    rule_defense_mode_reduces_risk,
+    rule_a_window_runs,
     rule_rebalance_thresholds_agree,
 )
 

@@ -198,10 +198,12 @@ def save_env_text(
         old_values: dict[str, str] = {}
         if home.env_bot_enc.exists():
             old_values, _ = parse_env_text(read_env_text(home))
+        new_values, _ = parse_env_text(text)
+        _refuse_unbound(home, settings, {k for k in BOUND_KEYS if old_values.get(k) != new_values.get(k)})
+        if home.env_bot_enc.exists():
             home.versioned_env_dir.mkdir(parents=True, exist_ok=True)
             stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
             shutil.copy2(home.env_bot_enc, home.versioned_env_dir / f".env_bot.enc.{stamp}")
-        new_values, _ = parse_env_text(text)
         key_path = home.key_file("env")
         ensure_key(key_path)
         encrypt_to_file(home.env_bot_enc, key_path, text.encode("utf-8"))
@@ -210,6 +212,26 @@ def save_env_text(
         )
         _audit(home, actor, changed, old_values, new_values, config_version(text))
     return settings
+
+
+# keys that must agree with what the accounting system injected (identity, ledger): a change is checked at save
+BOUND_KEYS = ("CURRENCY_CODE", "BROKER_NAME")
+
+
+def _refuse_unbound(home: BotHome, settings: BotSettings, changed: set[str]) -> None:
+    """A change of a BOUND_KEYS key that `tbot check` would refuse against this home's identity and ledger is
+    refused before it is saved (a home without them yet, as provisioning writes its first config, is not checked)."""
+    if not changed:
+        return
+    from tbot_bot.accounting.accounting_config import config_binding_problems, load_binding
+
+    try:
+        binding = load_binding(home, check_files=False)
+    except ConfigError:
+        return
+    problems = config_binding_problems({k: getattr(settings, k) for k in changed}, binding)
+    if problems:
+        raise ConfigError(problems, source="the edited configuration")
 
 
 def update_env_values(

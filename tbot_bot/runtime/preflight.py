@@ -6,13 +6,12 @@ through `boot()`, so they refuse the same home with the same message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tbot_bot.accounting.accounting_config import LedgerBinding, load_binding
+from tbot_bot.accounting.accounting_config import LedgerBinding, config_binding_problems, load_binding
 from tbot_bot.config.env_bot import STRATEGIES, BotSettings
 from tbot_bot.config.security_bot import check_key_permissions
 from tbot_bot.config.settings_bot import config_source, load_settings
@@ -107,25 +106,6 @@ def check_keys(home: BotHome) -> list[str]:
                 check_key_permissions(key)
             except ConfigError as exc:
                 problems.extend(exc.problems)
-    return problems
-
-
-def config_binding_problems(values: Mapping[str, Any], binding: LedgerBinding) -> list[str]:
-    """Keys of `.env_bot` that must agree with what the accounting system injected (each checked when the
-    key itself parsed)."""
-    problems = []
-    currency = values.get("CURRENCY_CODE")
-    # CURRENCY_CODE must be the currency of the injected ledger
-    if currency is not None and currency != binding.currency_code:
-        problems.append(
-            f"CURRENCY_CODE={currency} differs from the injected ledger currency {binding.currency_code}"
-        )
-    broker = values.get("BROKER_NAME")
-    # BROKER_NAME must be the broker the accounting system provisioned this bot (and its ledger) for
-    if broker is not None and broker != binding.identity.BROKER_CODE:
-        problems.append(
-            f"BROKER_NAME={broker} differs from the identity's BROKER_CODE {binding.identity.BROKER_CODE}"
-        )
     return problems
 
 
