@@ -777,6 +777,13 @@ def test_a_closed_months_correction_reaches_the_summaries_and_the_closed_day_sta
     from tbot_bot.domain.results import cents_text
 
     assert cents_text(net) in total.split(), (total, net)
+    # the posting day's own table: its rows add up to its TOTAL (the adjustment is a row, not only in the TOTAL)
+    assert main(["summary", "--date", "2011-02-01", "--home", home]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    adjustment = next(line for line in lines if "prior-period adjustment" in line)
+    day_total = next(line for line in lines if "TOTAL" in line)
+    fee = cents_text(Decimal(posted["prior_period_adjustments"]["total_fees"]))
+    assert fee in adjustment.split() and fee in day_total.split(), (adjustment, day_total)
     # a rebuild leaves the closed day as it was closed, but repairs a damaged one
     assert main(["trades", "--rebuild", "--home", home]) == 0
     assert closed_day.read_text() == before

@@ -203,3 +203,25 @@ def test_research_counts_the_keys_a_proposal_changes_as_optimize_list_does(home)
     assert re.findall(r'<td class="num">(\d+)</td>', row) == ["1"], row
     proposals = client_for(home, "admin").get("/proposals").get_data(as_text=True)
     assert "MID_X 1&rarr;2" in proposals and "MID_Y" not in proposals
+
+
+def test_trades_page_names_corrections_and_hand_opened_trades(home):
+    """`tbot trades` names each correction applied and each position taken over from the broker; the dashboard's
+    Trades page showed their figures with no word of either (a closed day's History row then disagreed with its
+    trades with no explanation)."""
+    trades = home.trades_dir(SCOPE) / f"{SCOPE}_BOT_trade_history.json"
+    rows = [
+        {"timestamp": "2011-01-25T20:01:00Z", "strategy_name": "close", "ticker": "SYN3", "side": "long", "size": "59.6658",
+         "entry_price": "8.39", "exit_price": "8.2123", "PnL": "-10.6000", "fees": "0.03", "net_PnL": "-10.6300",
+         "correction": "TB01-20110125-close-SYN3-2 -> TB01-20110125-close-SYN3-2-COR", "adopted": False},
+        {"timestamp": "2011-01-25T15:46:00Z", "strategy_name": "close", "ticker": "SYN2", "side": "long", "size": "100",
+         "entry_price": "60.00", "exit_price": "41.05", "PnL": "-1895.00", "fees": "0.39", "net_PnL": "-1895.39",
+         "correction": None, "adopted": True},
+    ]  # fmt: skip
+    trades.write_text(json.dumps(rows), encoding="utf-8")
+    html = client_for(home, "auditor").get("/trades").get_data(as_text=True)
+    corrected = html.split('id="corrected"')[1].split("</ul>")[0]
+    assert "SYN3: TB01-20110125-close-SYN3-2 -&gt; TB01-20110125-close-SYN3-2-COR" in corrected
+    assert "SYN2" not in corrected and "prior-period adjustment" in corrected
+    adopted = html.split('id="adopted"')[1].split("</ul>")[0]
+    assert "SYN2: net -1895.39" in adopted and "SYN3" not in adopted

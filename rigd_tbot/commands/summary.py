@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from rigd_tbot.display import print_table
     from tbot_bot.accounting.accounting_config import load_binding
     from tbot_bot.domain.results import cents_text
-    from tbot_bot.support.session_summaries import read_session_summaries
+    from tbot_bot.support.session_summaries import decimal_or_zero, read_session_summaries
 
     home = bot_home(args.home)
     scope = load_binding(home).scope
@@ -109,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
             for name, v in sorted(s.strategies.items(), key=lambda kv: (ORDER.get(kv[0], 9), kv[0]))
         ]  # fmt: skip
         t = s.totals
+        # what the totals hold beyond the strategies' rows, as rows of their own (so the rows add up to TOTAL)
+        blank = ["", "", "", ""]
+        account = decimal_or_zero(t.get("account_fees"))
+        if account:
+            rows.append(["fees apart from fills", *blank, cents_text(Decimal(0)), cents_text(account),
+                         cents_text(-account), "", "", ""])  # fmt: skip
+        adjusted = t.get("prior_period_adjustments")
+        if isinstance(adjusted, dict):
+            rows.append(["prior-period adjustment", *blank, *_money3(adjusted), "", "", ""])
         footer = ["TOTAL", *(str(t.get(k, 0)) for k in COUNTS[:3]), _pct(t.get("win_rate")),
                   *_money3(t), *(str(t.get(k, 0)) for k in COUNTS[3:])]  # fmt: skip
         headers[0] = "strategy"
