@@ -92,6 +92,22 @@ def test_keep_prunes_old_archives(tmp_path: Path) -> None:
     ]
 
 
+def test_archives_of_one_second_are_ordered_and_never_written_over(tmp_path: Path) -> None:
+    """A second archive of the same second is `<stamp>-1`: by name it sorted before `<stamp>.`, so it was listed
+    as the oldest and `prune --keep 1` deleted it, the newest. The name is also taken atomically."""
+    home, ledger = populated_home(tmp_path / "a")
+    first = create_backup(home, [ledger], now=NOW)
+    second = create_backup(home, [ledger], now=NOW)
+    third = create_backup(home, [ledger], now=NOW, keep=2)
+    assert [p.name for p in (first, second, third)] == [
+        "tbot_backup_20261124T210000Z.tar.gz.enc",
+        "tbot_backup_20261124T210000Z-1.tar.gz.enc",
+        "tbot_backup_20261124T210000Z-2.tar.gz.enc",
+    ]
+    assert list_backups(home) == [second, third]  # the oldest went
+    assert not [p for p in home.backups_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
 def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("tbot_bot.support.provision")
     from rigd_tbot.cli import main

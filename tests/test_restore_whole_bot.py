@@ -825,3 +825,33 @@ def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_
     assert main(["backup", "restore", "--home", str(fresh.root), "--archive", str(archive)]) == 0
     restored = users_mod.get_user(fresh, "bob")
     assert restored is not None and restored.is_active
+
+
+def test_a_killed_rollback_run_again_reports_what_the_first_run_found(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback killed part-way and run again: the second run looked at the half-restored home, so it listed no
+    replaced file, never said the closed month was reopened, and named an archive of the mixed state as the state
+    replaced. It reports what the first run found (kept in the restore's marker)."""
+    home = str(copied.root)
+    for old in copied.backups_dir.glob("*.enc"):
+        old.unlink()
+    assert main(["backup", "create", "--home", home]) == 0
+    (archive,) = copied.backups_dir.glob("*.enc")
+    assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    killed = _tbot("backup", "restore", "--home", home, "--archive", str(archive), crash_at="restore_file:3")
+    assert killed.returncode == -9, killed.stderr
+    (safety,) = (a for a in copied.backups_dir.glob("*.enc") if a != archive)  # made by the killed run
+    capsys.readouterr()
+    assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert f"archived the state it replaces first: {safety}" in out
+    assert "replaced " in out and "ledgers/bot/" in out
+    assert "note: the books are now closed through no month (they were closed through 2011-01)" in out
+    assert len(list(copied.backups_dir.glob("*.enc"))) == 2  # no archive of the half-restored mix
+    conn = sqlite3.connect(copied.core_db("SYSTEM_LOGS"))
+    try:
+        (detail,) = conn.execute("SELECT detail FROM system_logs WHERE event = 'restore'").fetchone()
+    finally:
+        conn.close()
+    assert safety.name in detail and "closed through no month (was 2011-01)" in detail

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import sqlite3
 import stat
@@ -179,13 +180,17 @@ def create_backup(
             tar.addfile(info, io.BytesIO(data))
     home.backups_dir.mkdir(parents=True, exist_ok=True)
     stamp = f"{now.astimezone(UTC):%Y%m%dT%H%M%S}Z"
-    target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}{ARCHIVE_SUFFIX}"
-    n = 0
-    while target.exists():
-        n += 1
-        target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}-{n}{ARCHIVE_SUFFIX}"
     crashpoint("backup_create")  # test seam: a kill here leaves no archive, never a partial one
-    atomic_write_bytes(target, Fernet(key).encrypt(buf.getvalue()), 0o600)
+    sealed = Fernet(key).encrypt(buf.getvalue())
+    # a second archive of the same second is <stamp>-1, -2, ...; the name is taken atomically (two creates at once
+    # never write one file)
+    for n in itertools.count():
+        target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}{f'-{n}' if n else ''}{ARCHIVE_SUFFIX}"
+        try:
+            atomic_write_bytes(target, sealed, 0o600, exclusive=True)
+            break
+        except FileExistsError:
+            continue
     if problems:
         raise LedgerError(
             f"wrote {target}, but its ledgers fail verification (no older archive was pruned; "
@@ -232,14 +237,24 @@ def manifest_heads(home: BotHome, manifest: dict[str, Any]) -> dict[str, dict[st
 
 
 def list_backups(home: BotHome) -> list[Path]:
-    """Archives in backups/, oldest first."""
+    """Archives in backups/, oldest first (by their stamp, then the -n of a second archive of the same second:
+    by name, `<stamp>-1` sorted before `<stamp>.`, so prune took the newer one for the older)."""
     if not home.backups_dir.is_dir():
         return []
     return sorted(
-        p
-        for p in home.backups_dir.iterdir()
-        if p.name.startswith(ARCHIVE_PREFIX) and p.name.endswith(ARCHIVE_SUFFIX)
+        (
+            p
+            for p in home.backups_dir.iterdir()
+            if p.name.startswith(ARCHIVE_PREFIX) and p.name.endswith(ARCHIVE_SUFFIX)
+        ),
+        key=_archive_order,
     )
+
+
+def _archive_order(path: Path) -> tuple[str, int]:
+    stem = path.name[len(ARCHIVE_PREFIX) : -len(ARCHIVE_SUFFIX)]
+    stamp, _, n = stem.partition("-")
+    return stamp, int(n) if n.isdigit() else 0
 
 
 # an archive never holds keys or secrets (they have their own backup): a member there would replace the key that

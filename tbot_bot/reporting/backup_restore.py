@@ -217,9 +217,8 @@ def restore_backup(
     except ConfigError as exc:
         raise ConfigError(f"{exc}; nothing was restored") from None
     try:
-        before = closed_month(home)
         result = _restore_locked(archive, home, contents, manifest, kinds, ours, now)
-        return replace(result, closed_before=before, closed_after=closed_month(home))
+        return replace(result, closed_after=closed_month(home))
     finally:
         lock.release()
 
@@ -270,12 +269,16 @@ def _restore_locked(
 
     marker = home.restore_marker
     archive_digest = sha256_hex(archive.read_bytes())
-    resuming = False
+    started: dict[str, Any] = {}
     if marker.exists():
         started = json.loads(marker.read_text(encoding="utf-8"))
         if started.get("sha256") != archive_digest:
             raise ConfigError(restore_problems(home)[0] + " (not another archive)")
-        resuming = True  # the same restore, killed half-way: its own partly written files are overwritten
+    # the same restore, killed half-way: its own partly written files are overwritten, and what it reports (what
+    # it replaced, the archive of the state before it, the months closed before it) is what the first run found,
+    # kept in the marker: the home it looks at now is half restored
+    resuming = bool(started)
+    before = started.get("closed_before") if resuming else closed_month(home)
     targets: dict[Path, tuple[bytes, str]] = {}
     replacing: list[Path] = []
     kept: list[Path] = []
@@ -300,12 +303,23 @@ def _restore_locked(
     # made after it, of days the restored ledger no longer has: left, they would disagree with it
     stale = [] if ours is None else [p for p in _derived_files(home) if p not in targets]
     safety: Path | None = None
-    if replacing or stale:  # what a restore replaces or removes is archived first
+    if resuming:
+        replacing = [home.path(*PurePosixPath(r).parts) for r in started.get("replaced") or []]
+        kept = [home.path(*PurePosixPath(r).parts) for r in started.get("kept") or []]
+        stale = sorted({*stale, *(home.path(*PurePosixPath(r).parts) for r in started.get("removed") or [])})
+        safety = Path(started["safety"]) if started.get("safety") else None
+    elif replacing or stale:  # what a restore replaces or removes is archived first
         safety = _archive_current(home, now or datetime.now(UTC))
-    atomic_write_json(
-        marker,
-        {"archive": str(archive), "sha256": archive_digest, "started_at": utc_iso(now or datetime.now(UTC))},
-    )
+    if not resuming:
+        atomic_write_json(
+            marker,
+            {
+                "archive": str(archive), "sha256": archive_digest, "started_at": utc_iso(now or datetime.now(UTC)),
+                "closed_before": before, "safety": str(safety) if safety else None,
+                "replaced": [str(home.relative(p)) for p in replacing], "kept": [str(home.relative(p)) for p in kept],
+                "removed": [str(home.relative(p)) for p in stale],
+            },
+        )  # fmt: skip
     env_key = ensure_key(home.key_file("env")) if "config" in kinds.values() else b""
     for target, (blob, kind) in targets.items():
         for suffix in ("-wal", "-shm", "-journal"):
@@ -324,7 +338,9 @@ def _restore_locked(
     if problems:
         raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
     marker.unlink()
-    return RestoreResult(sorted(targets), sorted(replacing), safety, sorted(stale), kept=sorted(kept))
+    return RestoreResult(
+        sorted(targets), sorted(replacing), safety, sorted(stale), closed_before=before, kept=sorted(kept)
+    )
 
 
 # the people's databases: on a restore into the same bot's home the home's own are kept (architecture.md)

@@ -37,11 +37,17 @@ def from_minor(minor: int) -> Decimal:
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes | list[bytes | memoryview], mode: int = 0o644, *, durable: bool = True
+    path: Path,
+    data: bytes | list[bytes | memoryview],
+    mode: int = 0o644,
+    *,
+    durable: bool = True,
+    exclusive: bool = False,
 ) -> None:
     """Write to a temp file in the same directory, fsync, then rename over the target. `data` may be a list of
     chunks (written one after another, never joined). `durable=False` skips the fsync: for a cache that is
-    checked when read (a file torn by a crash is rebuilt), where waiting for the disk costs more than rebuilding."""
+    checked when read (a file torn by a crash is rebuilt), where waiting for the disk costs more than rebuilding.
+    `exclusive=True`: never replace a file; FileExistsError when `path` exists (a hard link, atomic like rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -54,7 +60,11 @@ def atomic_write_bytes(
             if durable:
                 os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
