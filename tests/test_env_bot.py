@@ -370,3 +370,16 @@ def test_a_key_added_after_the_home_was_written_names_the_line_to_add(key: str, 
         f"{key}={line} to keep its default"
     )
     assert expected in problems, problems
+
+
+def test_a_value_holding_a_comment_mark_is_kept_whole() -> None:
+    """`config set "VIX_HISTORY_URL=https://example.com/vix.csv #frag"` saved the value cut at " #" (an inline
+    comment when read) without a word; it is quoted now, and replaced again later with its comment kept."""
+    from tbot_bot.config.env_bot import parse_env_text
+    from tbot_bot.config.settings_bot import replace_values
+
+    text = "A=1   # one\nURL=https://x/v.csv   # the url\n"
+    marked = replace_values(text, {"URL": "https://x/v.csv #frag"})
+    assert parse_env_text(marked)[0]["URL"] == "https://x/v.csv #frag" and marked.endswith("   # the url\n")
+    again = replace_values(marked, {"URL": "https://y/v.csv"})
+    assert again == "A=1   # one\nURL=https://y/v.csv   # the url\n"

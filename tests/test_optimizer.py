@@ -1067,7 +1067,7 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     from tbot_bot.optimizer.defaults import request_from_args
 
-    settings = make_settings(OPTIMIZER_ALGORITHM="bayesian", OPTIMIZER_BACKTEST_LOOKBACK_DAYS=5)
+    settings = make_settings(OPTIMIZER_ALGORITHM="bayesian", OPTIMIZER_BACKTEST_LOOKBACK_DAYS=40)
     args = argparse.Namespace(
         strategy="open", algorithm=None, start=None, end=date(2011, 1, 14), data_source=None, objective="sharpe",
         walk_forward=1, trials=None, jobs=1, space=None, storage=None, study=None, out=None, seed=0,
@@ -1076,7 +1076,13 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     home = BotHome(tmp_path)
     req = request_from_args(args, home, settings)
     assert req.data_source == SAMPLE and "using the bundled sample" in capsys.readouterr().err
-    assert req.algorithm == "bayesian" and req.start == date(2011, 1, 10)  # 5 sessions ending on the 14th
+    assert req.algorithm == "bayesian" and req.start == date(2010, 11, 18)  # 40 sessions ending on the 14th
+    from tbot_bot.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="OPTIMIZER_BACKTEST_LOOKBACK_DAYS"
+    ):  # fewer can never make one fold
+        make_settings(OPTIMIZER_BACKTEST_LOOKBACK_DAYS=39)
     cache = tmp_path / "data" / "cache" / "bars"
     cache.mkdir(parents=True)
     (cache / "bars_2011-01-14.csv.gz").write_bytes(b"")

@@ -465,7 +465,8 @@ class BotSettings(BaseModel):
         Int, Field(ge=1, le=1440, description="a dashboard session unused this long ends")
     ]
     ENABLE_STRATEGY_OPTIMIZER: Bool
-    OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[Int, Field(ge=1, le=3650)]
+    # at least two blocks of 20 sessions: the least one walk-forward fold accepts (optimizer/evidence.py)
+    OPTIMIZER_BACKTEST_LOOKBACK_DAYS: Annotated[Int, Field(ge=40, le=3650)]
     OPTIMIZER_ALGORITHM: Literal["grid_search", "bayesian", "genetic"]
     OPTIMIZER_OUTPUT_DIR: Annotated[
         str, Field(pattern=r"^[A-Za-z0-9_\-./]+$"), AfterValidator(_home_relative_dir)

@@ -103,8 +103,11 @@ def replace_values(text: str, updates: dict[str, str]) -> str:
             raise ConfigError(f"{key!r} is not a valid key name")
         if "\n" in value or "\r" in value:
             raise ConfigError(f"the value for {key} must be a single line")
-        pattern = re.compile(rf"^{key}\s*=.*?(\s+#.*)?$", re.MULTILINE)
-        line = f"{key}={value}"
+        # the old value is a quoted string (which may hold " #") or runs up to the line's comment
+        pattern = re.compile(rf"""^{key}\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|.*?)(\s+#.*)?$""", re.MULTILINE)
+        # " #" starts an inline comment: a value holding it is quoted, or it would be cut there when read
+        quoted = f'"{value}"' if re.search(r"\s#", value) and '"' not in value else value
+        line = f"{key}={quoted}"
 
         def keep_comment(m: re.Match[str], line: str = line) -> str:
             return line + (m.group(1) or "")
