@@ -148,3 +148,34 @@ def test_a_sim_home_is_told_to_replay_not_to_start_the_service(tmp_path):
     login(client, "operator", "an-operator-password")
     page = client.get("/status").get_data(as_text=True)
     assert 'id="no-supervisor"' in page and "--replay YYYY-MM-DD" in page and "systemctl start" not in page
+
+
+def test_a_position_reads_the_same_on_the_status_and_positions_pages(home):
+    """The Positions page showed status.json's raw numbers (40.4500) and no "(bearish)" where Status showed 40.45
+    and the signal's direction: one row format for both (status_values_web.position_row)."""
+    write_status(
+        home,
+        status_payload(
+            positions=[
+                {
+                    "symbol": "SH",
+                    "strategy": "mid",
+                    "side": "long",
+                    "direction": "bearish",
+                    "qty": "7.40190000",
+                    "entry_price": "40.4500",
+                    "last_price": "40.4800",
+                    "unrealized_pnl": "0.2221",
+                }
+            ]
+        ),  # fmt: skip
+    )
+    client = client_for(home, "operator")
+
+    def row(page: str, table: str) -> str:
+        body = page.split(f'id="{table}"')[1].split("</table>")[0]
+        return re.sub(r"<[^>]+>", " ", body.split("SH", 1)[1].split("</tr>")[0]).split()
+
+    status = row(client.get("/status").get_data(as_text=True), "positions-body")
+    positions = row(client.get("/positions").get_data(as_text=True), "held-table")
+    assert positions == status and "(bearish)" in positions and "40.45" in positions, (status, positions)

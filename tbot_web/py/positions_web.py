@@ -16,6 +16,7 @@ from tbot_bot.runtime.control import request_flatten, running_supervisor
 
 from .auth_web import activity, current_user, requires, state
 from .readers_web import read_status
+from .status_values_web import position_rows
 from .time_web import both, exchange_zone
 
 bp = Blueprint("positions", __name__)
@@ -42,7 +43,7 @@ def page() -> Any:
         report = {**report, "checked_text": both(report.get("checked_at"), zone, with_date=True)}
     # between comparisons, what the bot holds now (status.json, written at every fill): the page never shows an
     # older comparison as if it were the present
-    held = status.get("positions") if isinstance(status.get("positions"), list) else []
+    held = position_rows(status)
     return render_template(
         "positions.html",
         report=report,

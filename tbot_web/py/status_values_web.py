@@ -56,13 +56,18 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
 POSITION_NUMBERS = {"qty": qty, "entry_price": price, "last_price": price, "unrealized_pnl": money}
 
 
-def _position_row(record: dict[str, Any]) -> dict[str, Any]:
-    """A position for people: quantity, prices and unrealised PnL rounded (status.json keeps full precision)."""
+def position_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A position for people: quantity, prices and unrealised PnL rounded (status.json keeps full precision); the
+    Status and Positions pages show it alike."""
     row = _flat(record)
     for key, shown in POSITION_NUMBERS.items():
         if row.get(key) not in (None, UNAVAILABLE):
             row[key] = shown(record[key])
     return row
+
+
+def position_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [position_row(p) for p in _dicts(status.get("positions"))]
 
 
 def clean_status(status: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +119,7 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     )
     out["money"] = cleaned
     if "positions" in status:
-        out["positions"] = [_position_row(p) for p in _dicts(status.get("positions"))]
+        out["positions"] = position_rows(status)
     pending = []
     for p in _dicts(status.get("pending_confirmations")):
         row = _flat(p)
