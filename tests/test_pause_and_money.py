@@ -180,3 +180,40 @@ def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
     view = render_status_view(data, exchange_tz="America/New_York", written_at=now, now=now)
     assert "equity 100012.50, cash 98000.00 (read 10:58 EST / 15:58Z), open exposure 2012.50" in view
     assert "open 500.00 used / 1500.00 left (1/4 entries)" in view
+
+
+def test_a_pause_and_a_resume_between_windows_show_before_the_next_window(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Between MID (over by 16:30 UTC) and CLOSE (19:30) a replay waited in one step: a pause and a resume made then
+    were taken, logged and shown only when CLOSE began. The wait takes them within a minute of the run's clock."""
+    from tbot_bot.runtime import day_context
+    from tbot_bot.runtime.control import request_resume
+
+    home = provision_demo_home(tmp_path / "home")
+    original = day_context.DayContext.check_operator_pause
+    moments: dict[str, str] = {}
+
+    def operator(self):  # type: ignore[no-untyped-def]
+        now = self.clock.now()
+        if now.hour == 17 and now.minute == 0 and "paused" not in moments:
+            moments["paused"] = now.isoformat()
+            request_pause(home, "cli:ops")
+        elif now.hour == 18 and now.minute == 0 and "resumed" not in moments:
+            moments["resumed"] = now.isoformat()
+            request_resume(home)
+        original(self)
+
+    monkeypatch.setattr(day_context.DayContext, "check_operator_pause", operator)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    events = {
+        e.get("event"): e
+        for e in _log_events(home)
+        if e.get("event") in ("entries_paused", "entries_resumed")
+    }
+    assert set(events) == {"entries_paused", "entries_resumed"}, events
+    for event, made in (("entries_paused", "paused"), ("entries_resumed", "resumed")):
+        assert events[event]["timestamp"][:16] == moments[made][:16].replace("+00:00", ""), (
+            event,
+            events[event],
+        )

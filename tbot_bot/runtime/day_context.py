@@ -55,6 +55,7 @@ from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, Notifie
 from tbot_bot.trading.orders_bot import OrderRouter
 from tbot_bot.trading.risk_bot import RiskManager
 
+_MINUTE = timedelta(minutes=1)
 ACCOUNT_READ_EVERY = timedelta(
     minutes=5
 )  # broker equity/cash for status.json: one account call per 5 minutes
@@ -129,6 +130,13 @@ class DayContext:
 
     # ---- time
     def wait_until(self, t: datetime) -> bool:
+        """Advance/sleep to `t`; False when a stop was requested. A long wait (to the next window) takes a pause or
+        a resume, and a defense clear, at least once a minute of the run's clock, so status shows them between
+        windows too (a replay showed a resume only when its next window began)."""
+        while self.clock.now() + _MINUTE < t:
+            if not self.wait(self.clock.now() + _MINUTE):
+                return False
+            self.check_operator_pause()
         return self.wait(t)
 
     def vix_at(self, t: datetime) -> float | None:
