@@ -274,6 +274,22 @@ def test_trade_confirmation_required_waits_for_tbot_confirm_and_expires(tmp_path
     finally:
         j.close()
     assert expired and all(i.note == "confirmation window expired" for i in expired)
+    # an expired entry never traded: it uses no slot or cap of its window (status showed "500.00 used / 0.00 left
+    # (1/4 entries)" beside "entered 0")
+    windows = _status(home)["money"]["windows"]
+    entered = {w: sum(1 for i in _journal_entries(home) if i.strategy == w and i.filled_qty) for w in windows}
+    assert all(windows[w]["trades"] == entered[w] for w in windows), (windows, entered)
+    assert windows["open"]["trades"] == 0 and windows["open"]["cap_used"] == "0.00"
+
+
+def _journal_entries(home: BotHome):  # type: ignore[no-untyped-def]
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    j = OrderJournal(home.state_dir / "journal.db")
+    try:
+        return [i for i in j.intents(DEMO_DAY.isoformat()) if i.purpose == "entry"]
+    finally:
+        j.close()
 
 
 class _NoMarketData(_FailingBroker):

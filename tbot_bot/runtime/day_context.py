@@ -153,8 +153,9 @@ class DayContext:
         entries = [
             i
             for i in self.journal.intents(self.day_key, strategy)
-            # a refused entry counts only if part of it filled before the refusal
-            if i.purpose == "entry" and (i.status is not IntentStatus.REJECTED or i.filled_qty)
+            # a refused entry, or one whose confirmation expired, counts only if part of it filled
+            if i.purpose == "entry"
+            and (i.status not in (IntentStatus.REJECTED, IntentStatus.ABANDONED) or i.filled_qty)
         ]
         if entries:
             self.risk.restore_usage(

@@ -78,7 +78,8 @@ class OrderRouter:
     confirmation_required: bool = False
     is_confirmed: Any = None  # callable(client_order_id) -> bool
     on_filled: Any = None  # callable(intent) once, when an intent reaches FILLED
-    on_rejected: Any = None  # callable(intent) once, when an intent ends REJECTED with nothing filled
+    # callable(intent) once, when an entry ends without trading: REJECTED with nothing filled, or its confirmation expired
+    on_rejected: Any = None
 
     def place(self, intent: Intent, *, confirm_until: datetime | None = None) -> Intent:
         """Journal (idempotent) then send, unless it waits for a confirmation."""
@@ -94,11 +95,14 @@ class OrderRouter:
         if self.confirmation_required and intent.purpose == "entry":
             if not (self.is_confirmed and self.is_confirmed(intent.client_order_id)):
                 if confirm_until is not None and self.clock.now() >= confirm_until:
-                    return self.journal.update(
+                    expired = self.journal.update(
                         intent.client_order_id,
                         status=IntentStatus.ABANDONED,
                         note="confirmation window expired",
                     )
+                    if self.on_rejected is not None:
+                        self.on_rejected(expired)  # it never traded: its slot and notional go back
+                    return expired
                 if intent.status is not IntentStatus.AWAITING_CONFIRMATION:
                     intent = self.journal.update(
                         intent.client_order_id, status=IntentStatus.AWAITING_CONFIRMATION
