@@ -542,7 +542,7 @@ def _owners(home: Path) -> dict[str, str]:
 
 
 def test_closing_a_hand_opened_loser_that_trips_the_kill_switch_says_what_the_halt_did(
-    home: Path, capsys
+    home: Path, capsys, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     """`positions --close` books a position opened by hand at the broker's cost: its loss is the account's and
     counts toward DAILY_LOSS_LIMIT, and the kill switch then closes the bot's own positions too. The command said
@@ -557,6 +557,9 @@ def test_closing_a_hand_opened_loser_that_trips_the_kill_switch_says_what_the_ha
     captured = capsys.readouterr()
     assert "closing SYN2: exit" in captured.out
     assert "trading halted: kill switch:" in captured.err
+    # the halt's alert says whether money is at stake, from the desk as from the supervisor (it said "mode": "")
+    halts = [r.getMessage() for r in caplog.records if "trading halted: kill switch" in r.getMessage()]
+    assert halts and all('"mode": "replay"' in m for m in halts), halts
     assert f"the halt also closed {', '.join(sorted(held))}" in captured.err
     assert _held(home) == {}
     status = json.loads((home / "output" / "status.json").read_text())
