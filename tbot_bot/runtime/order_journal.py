@@ -202,7 +202,9 @@ class OrderJournal:
     ) -> None:
         with self._tx() as c:
             c.execute(
-                "INSERT INTO signals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET outcome = excluded.outcome",
+                # an entered signal stays entered: a later look at the same minute (a restart) never rewrites it
+                "INSERT INTO signals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET outcome = excluded.outcome "
+                "WHERE signals.outcome NOT LIKE 'entered:%'",
                 (session_date, strategy, symbol, signal_time.isoformat(), direction, strength, outcome),
             )
 

@@ -320,20 +320,26 @@ class WindowRunner:
         # entries only from bars inside the breakout window, only while risk is ACTIVE, never on a stale feed, and
         # only on time: a minute caught up late (the window started after the one before it had ended, or the
         # supervisor fell behind) would fill a bar or more after the next bar's open the signal is due at
-        if self.window.in_breakout(t - MINUTE) and decisions.entries:
+        # (signals entered before a restart are passed over first: they were acted on, whatever this minute is)
+        fresh = self._fresh(decisions.entries) if self.window.in_breakout(t - MINUTE) else []
+        if fresh:
             now = ctx.clock.now()
             if self.stale_since is not None:
                 since = self.stale_since.isoformat()
-                self._deny_once(decisions.entries, "market_data_stale", f"market data stale since {since}")
+                self._deny_once(fresh, "market_data_stale", f"market data stale since {since}")
             elif now - t >= MINUTE:
-                self._deny_once(
-                    decisions.entries,
-                    "signal_late",
+                late = (
                     f"the minute {t:%H:%M}Z was processed at {now:%H:%M:%S}Z: an entry now would not fill at the "
-                    "open of the bar after its signal",
+                    "open of the bar after its signal"
                 )
+                self._deny_once(fresh, "signal_late", late)
+                # the supervisor is behind its clock: said once per window and session, not only in the log
+                ctx.alert_once(
+                    AlertLevel.CRITICAL, "signal_late", f"{self.name.upper()} window: entries denied, {late}",
+                    key=f"signal_late:{self.name}",
+                )  # fmt: skip
             else:
-                self._enter(decisions.entries, t)
+                self._enter(fresh, t)
             self._sync_signal_count()
         self._collect_fills()
         ctx.publish_positions(self.feed)
@@ -384,16 +390,18 @@ class WindowRunner:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ entries
-    def _enter(self, entries: list[EntryDecision], t: datetime) -> None:
+    def _fresh(self, entries: list[EntryDecision]) -> list[EntryDecision]:
+        """The signals not acted on yet: a minute processed again after a restart finds its entries journaled."""
         ctx = self.ctx
         known = {
             (i.signal_ticker, i.signal_time)
             for i in ctx.journal.intents(ctx.day_key, self.name)
             if i.purpose == "entry"
         }
-        fresh = [e for e in entries if (e.symbol, e.signal_time.isoformat()) not in known]
-        if not fresh:
-            return  # this minute was already acted on before a restart
+        return [e for e in entries if (e.symbol, e.signal_time.isoformat()) not in known]
+
+    def _enter(self, fresh: list[EntryDecision], t: datetime) -> None:
+        ctx = self.ctx
         choices: list[tuple[EntryDecision, InstrumentChoice]] = []
         for e in fresh:
             self.outcome.signals += 1
