@@ -819,10 +819,15 @@ def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_
     )
     bob = users_mod.get_user(copied, "bob")
     assert bob is not None and not bob.is_active
-    # a restore into an empty home (the machine lost) brings the archive's users
+    # a restore into a new machine's home brings the archive's users: keys and identity put back as README's
+    # "Restoring a bot" says, even with the core databases made there first (empty: no user, no ledger yet)
     fresh = BotHome(tmp_path / "fresh")
     shutil.copytree(copied.keys_dir, fresh.keys_dir)
+    shutil.copytree(copied.root / "storage" / "secrets", fresh.root / "storage" / "secrets")
+    assert main(["db", "init", "--home", str(fresh.root)]) == 0
+    capsys.readouterr()
     assert main(["backup", "restore", "--home", str(fresh.root), "--archive", str(archive)]) == 0
+    assert "kept storage/databases" not in capsys.readouterr().out
     restored = users_mod.get_user(fresh, "bob")
     assert restored is not None and restored.is_active
 

@@ -282,13 +282,20 @@ def _restore_locked(
     targets: dict[Path, tuple[bytes, str]] = {}
     replacing: list[Path] = []
     kept: list[Path] = []
-    people = {home.core_db(name) for name in KEPT_ON_ROLLBACK}
+    if resuming:  # the first run's decision (the home it judged is half restored now)
+        keep_own = {home.path(*PurePosixPath(r).parts) for r in started.get("kept") or []}
+    else:
+        # a rollback (this bot's ledger was already here) of the books is not one of access control: a user
+        # disabled, a password changed or a reset token used since the archive stay so, and the record of who did
+        # what stays whole. A new machine (keys and identity put back, no ledger yet) takes the archive's people
+        rollback = ours is not None and any(
+            home.path(*PurePosixPath(n).parts).is_file() for n in _ledger_members(manifest, list(contents))
+        )
+        keep_own = {p for p in (home.core_db(n) for n in KEPT_ON_ROLLBACK) if rollback and _worth_keeping(p)}
     for name, blob in contents.items():
         target = home.path(*PurePosixPath(name).parts)
-        if ours is not None and target in people and _is_sqlite(target):
-            # a rollback of the books is not one of access control: a user disabled, a password changed or a
-            # reset token used since the archive stay so (and the record of who did what stays whole)
-            if _current_plain(target, kinds[name], home) != blob:
+        if target in keep_own:
+            if resuming or _current_plain(target, kinds[name], home) != blob:
                 kept.append(target)
             continue
         if target.exists() and not resuming:
@@ -347,13 +354,23 @@ def _restore_locked(
 KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING")
 
 
-def _is_sqlite(path: Path) -> bool:
-    """A file that starts as a SQLite database does (a damaged or missing one is restored from the archive)."""
+def _worth_keeping(path: Path) -> bool:
+    """A people's database of the home that a rollback keeps: whole (quick_check) and, for the users, holding
+    one; a missing, damaged or empty one is taken from the archive."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(16) == b"SQLite format 3\0"
-    except OSError:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
         return False
+    try:
+        if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            return False
+        if path.stem == "SYSTEM_USERS":
+            return int(conn.execute("SELECT count(*) FROM system_users").fetchone()[0]) > 0
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def _derived_files(home: BotHome) -> list[Path]:
