@@ -146,8 +146,14 @@ def bot_home(explicit: str | None) -> BotHome:
 # what may run in a home whose restore did not finish: the restore itself, and commands that only read
 _WHILE_RESTORING = {
     ("backup", "restore"), ("backup", "list"), ("check", None), ("status", None), ("version", None),
-    ("logs", "summary"), ("logs", "tail"), ("ledger", "verify"), ("config", "show"), ("summary", None),
+    ("logs", "summary"), ("logs", "tail"), ("ledger", "verify"), ("ledger", "float"), ("config", "show"),
+    ("config", "history"), ("summary", None), ("db", "verify"), ("data", "list"), ("optimize", "list"),
+    ("optimize", "show"), ("secrets", "list"), ("tune", "report"), ("broker-check", None), ("backtest", None),
+    # control requests (control/ is never archived): a supervisor may be asked to stop or pause meanwhile
+    ("stop", None), ("pause", None), ("resume", None),
 }  # fmt: skip
+# options that make a reading command write (`trades --rebuild`, `positions --adopt ...`)
+_WRITING_OPTIONS = ("rebuild", "adopt", "close", "ignore", "ignore_order", "rebuild_journal")
 
 
 def refuse_during_restore(args: argparse.Namespace) -> None:
@@ -160,7 +166,8 @@ def refuse_during_restore(args: argparse.Namespace) -> None:
     action = next(
         (v for k, v in vars(args).items() if k.startswith(f"{command}_") and isinstance(v, str)), None
     )
-    if (command, action) in _WHILE_RESTORING or (command == "trades" and not getattr(args, "rebuild", False)):
+    writes = any(getattr(args, option, None) for option in _WRITING_OPTIONS)
+    if (command, action) in _WHILE_RESTORING or (command in ("trades", "positions") and not writes):
         return
     home = BotHome.resolve(args.home)
     if home.restore_marker.exists():

@@ -123,6 +123,27 @@ def test_a_login_key_rotation_ends_the_sessions_of_a_running_dashboard(home) -> 
     assert client.get("/api/status").status_code == 200
 
 
+def test_nothing_changes_from_the_dashboard_while_a_restore_is_unfinished(home) -> None:
+    """`tbot` refuses what writes while a restore is cut off (cli.refuse_during_restore); the dashboard saved the
+    config, managed users and approved proposals meanwhile, which the restore run again then lost."""
+    client = make_app(home).test_client()
+    assert login(client, "admin").status_code == 302
+    home.restore_marker.parent.mkdir(parents=True, exist_ok=True)
+    home.restore_marker.write_text('{"archive": "tbot_backup_x.tar.gz.enc"}', encoding="utf-8")
+    token = csrf_from(client.get("/status").get_data(as_text=True))
+    refused = client.post("/control/pause", data={"csrf_token": token})
+    assert refused.status_code == 409 and "A restore of this home did not finish" in refused.get_data(
+        as_text=True
+    )
+    from tbot_bot.runtime.control import pause_file
+
+    assert not pause_file(home).exists()
+    assert client.get("/status").status_code == 200  # pages still read
+    home.restore_marker.unlink()
+    assert client.post("/control/pause", data={"csrf_token": token}, follow_redirects=True).status_code == 200
+    assert pause_file(home).exists()
+
+
 # ---------------------------------------------------------------- lockout
 
 

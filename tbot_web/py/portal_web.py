@@ -13,6 +13,7 @@ from urllib.parse import quote
 from flask import (
     Flask,
     Response,
+    abort,
     current_app,
     has_request_context,
     jsonify,
@@ -163,6 +164,7 @@ def create_app(
         app.register_blueprint(bp)
 
     app.before_request(auth_web.enforce_access)
+    app.before_request(refuse_changes_during_restore)
     app.after_request(_finish_response)
     _register_error_pages(app)
 
@@ -232,6 +234,8 @@ def _register_error_pages(app: Flask) -> None:
         413: "The request is too large.",
         429: "Too many attempts. Wait a minute and try again.",
         500: "Something went wrong on the server; the error was logged. Nothing was changed by this request.",
+        409: "A restore of this home did not finish: nothing can be changed here until it is run again "
+        "(`tbot check` names the command). Pages can still be read.",
         503: "The dashboard is closed: the bot configuration cannot be read. Check it with `tbot check`.",
     }
 
@@ -302,6 +306,16 @@ class TransportAwareSessionInterface(SecureCookieSessionInterface):
         if request.method == "HEAD":
             return
         super().save_session(app, session, response)
+
+
+def refuse_changes_during_restore() -> None:
+    """A home whose restore was cut off is a mix of the archive and what it replaced: a change made there (a user,
+    the config, an approval) would be lost or kept by chance when the restore runs again; as `tbot` refuses
+    (cli.refuse_during_restore), the dashboard changes nothing until then. Signing in and out still work."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in ("login.login", "login.logout"):
+        return
+    if auth_web.state().home.restore_marker.exists():
+        abort(409)
 
 
 def _login_key_mark(home: BotHome) -> tuple[int, int, int] | None:
