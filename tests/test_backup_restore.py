@@ -108,6 +108,30 @@ def test_archives_of_one_second_are_ordered_and_never_written_over(tmp_path: Pat
     assert not [p for p in home.backups_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["hard links", "no hard links"])
+def test_an_exclusive_write_never_replaces_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
+) -> None:
+    """Two archives of one second made at once: the second never writes over the first, also on a file system
+    without hard links (FAT, some network mounts), where os.link fails with EPERM."""
+    import os
+
+    from tbot_bot.support.utils_bot import atomic_write_bytes
+
+    if not links:
+
+        def no_link(*_: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    target = tmp_path / "a.enc"
+    atomic_write_bytes(target, b"first", 0o600, exclusive=True)
+    with pytest.raises(FileExistsError):
+        atomic_write_bytes(target, b"second", 0o600, exclusive=True)
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["a.enc"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+
+
 def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("tbot_bot.support.provision")
     from rigd_tbot.cli import main

@@ -61,13 +61,26 @@ def atomic_write_bytes(
                 os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         if exclusive:
-            os.link(tmp, path)
-            Path(tmp).unlink()
+            _place_new(tmp, path, mode)
         else:
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _place_new(tmp: str, path: Path, mode: int) -> None:
+    """Move the written temp file to `path` only if nothing is there: a hard link (atomic); on a file system
+    without hard links (FAT, some network and FUSE mounts) the name is reserved (O_EXCL), then replaced."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+        os.replace(tmp, path)
+    else:
+        Path(tmp).unlink()
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
