@@ -1352,3 +1352,30 @@ def test_a_candidate_judged_on_fewer_than_half_the_blocks_is_never_the_pick() ->
     by_fold = {c["fold"]: c for c in summary["candidates"]}
     assert by_fold[3]["oos_folds"] == [3] and by_fold[3]["oos_objective"] == 10.0
     assert summary["pick"]["fold"] == 1 and summary["pick"]["oos_folds"] == [1, 2, 3]
+
+
+def test_a_study_says_what_it_cannot_simulate_and_its_proposal_carries_it(
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SHORT_TYPE_OPEN=LongPut: the bars hold no option prices, so the study scores the bullish trades only while
+    the live bot buys puts on the bearish signals; a backtest says so, the optimizer filed an approvable proposal
+    without a word. The same notes (backtest_engine.simulation_notes) go with its results and its proposal."""
+    from tbot_bot.backtest.backtest_engine import simulation_notes
+    from tbot_bot.optimizer.proposals import list_proposals
+
+    home = shaken_out_home
+    assert tbot(["config", "set", "SHORT_TYPE_OPEN=LongPut", "--home", str(home)]) == 0
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--min-dsr", "0.01")) == 0
+    err = capsys.readouterr()
+    assert "SHORT_TYPE_OPEN=LongPut: the bars hold no option prices" in err.out + err.err
+    [proposal] = list_proposals(BotHome(home))
+    assert any("SHORT_TYPE_OPEN=LongPut" in w for w in proposal["warnings"])
+    # the other two cases, as every backtest and study words them
+    settings = load_settings(BotHome(home))
+    off = settings.model_copy(update={"STRAT_MID_ENABLED": False})
+    assert simulation_notes(off, ["mid"])[0].startswith("the live bot does not run the mid window")
+    drawn = settings.model_copy(
+        update={"ENABLE_SLIPPAGE_MODEL": True, "SLIPPAGE_SIMULATION_TYPE": "randomized"}
+    )
+    assert any(n.startswith("SLIPPAGE_SIMULATION_TYPE=randomized") for n in simulation_notes(drawn, ["open"]))

@@ -223,7 +223,7 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
-    notes = _carry_note(settings, grid.days) + _coverage_note(grid) + _long_put_note(settings, names)
+    notes = _carry_note(settings, grid.days) + _coverage_note(grid) + simulation_notes(settings, names)
     fills = _execute_sessions(
         names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
         broker_current_float, slipped, fees, skips,
@@ -313,18 +313,34 @@ def _carry_note(settings: BotSettings, days: tuple[date, ...]) -> tuple[str, ...
     )
 
 
-def _long_put_note(settings: BotSettings, names: Sequence[str]) -> tuple[str, ...]:
-    """SHORT_TYPE_X=LongPut: recorded bars hold no option prices, so the bearish signals are skipped
-    (no_option_data) where a replay buys puts: said in words, not only as a skip count, since such a backtest
-    (and an optimizer study) does not equal the replays of its days."""
+def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, ...]:
+    """What a backtest (or an optimizer study) of these windows cannot reproduce of the replays of its days, in
+    words: every figure it prints would otherwise read as the live bot's."""
+    notes = []
+    run = route(settings)
+    for name in names:
+        # a window the live bot does not run (STRAT_X_ENABLED=false, STRATEGY_SEQUENCE, STRATEGY_OVERRIDE)
+        if name in run.skipped:
+            notes.append(
+                f"the live bot does not run the {name} window ({run.skipped[name]}): these results describe a "
+                "window that does not trade"
+            )
     puts = [n for n in names if settings.short_type(n) == ShortType.LONG_PUT]
-    if not puts:
-        return ()
-    keys = ", ".join(f"SHORT_TYPE_{n.upper()}=LongPut" for n in puts)
-    return (
-        f"{keys}: the bars hold no option prices, so bearish signals are not traded here (no_option_data) while the "
-        "live bot and its replays buy puts on them: these results cover the bullish trades only",
-    )
+    if puts:
+        # SHORT_TYPE_X=LongPut: recorded bars hold no option prices, so bearish signals are skipped (no_option_data)
+        keys = ", ".join(f"SHORT_TYPE_{n.upper()}=LongPut" for n in puts)
+        notes.append(
+            f"{keys}: the bars hold no option prices, so bearish signals are not traded here (no_option_data) "
+            "while the live bot and its replays buy puts on them: these results cover the bullish trades only"
+        )
+    # SLIPPAGE_SIMULATION_TYPE=randomized: the draws are seeded per window here, per fill in the sim exchange
+    if settings.ENABLE_SLIPPAGE_MODEL and settings.SLIPPAGE_SIMULATION_TYPE == "randomized":
+        notes.append(
+            "SLIPPAGE_SIMULATION_TYPE=randomized: the slippage draws here are not the replays' (the simulated "
+            "exchange draws per fill), so fill prices and PnL differ from the replays of these days by them "
+            "(rule_based slippage matches the replays)"
+        )
+    return tuple(notes)
 
 
 def _coverage_note(grid: SessionGrid) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from tbot_bot.backtest.backtest_engine import backtest_float
+from tbot_bot.backtest.backtest_engine import backtest_float, simulation_notes
 from tbot_bot.backtest.chart_worker import ChartWorker
 from tbot_bot.config.env_bot import trading_values
 from tbot_bot.config.settings_bot import load_settings
@@ -330,14 +330,20 @@ def _run(
         out_dir, summary, results_mod.trial_rows(cfg, results), results, space.keys, charts
     )
     proposal = None
+    # what the study could not simulate as the live bot trades (LongPut, a window that does not run, randomized
+    # slippage): said with the results and carried into the proposal, as a backtest says it
+    cannot = list(simulation_notes(settings, [req.strategy]))
+    notes += cannot
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        warnings = other_windows(settings, req.strategy, (summary.get("pick") or {}).get("params") or {})
+        warnings = cannot + other_windows(
+            settings, req.strategy, (summary.get("pick") or {}).get("params") or {}
+        )
         try:
             proposal = write_proposal(home, summary, out_dir, settings, warnings)
         except AlreadyDecided as exc:
             notes.append(str(exc))
         if proposal is not None:
-            notes += warnings
+            notes += warnings[len(cannot) :]
             other = base_differences(base_digests(settings, space.keys), load_settings(home))
             if other:
                 notes.append(
