@@ -189,3 +189,26 @@ def test_a_long_put_configuration_is_said_to_cover_the_bullish_trades_only(tmp_p
     assert "LongPut" in (tmp_path / "p" / "report.md").read_text(encoding="utf-8")
     plain = run_backtest(make_settings(), "all", SAMPLE, day, day, tmp_path / "e", plots=False)
     assert not any("LongPut" in w for w in plain.report.warnings)
+
+
+def test_runs_of_one_second_get_folders_of_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two backtests started in the same second named one results folder: the later wrote over the earlier while
+    both printed its path. A refused run leaves no empty folder behind."""
+    from datetime import UTC, datetime
+
+    from tbot_bot.backtest import backtest_engine
+
+    monkeypatch.setattr(backtest_engine, "utc_now", lambda: datetime(2026, 12, 7, 9, 45, 57, tzinfo=UTC))
+    argv = ["--strategy=open", "--start=2011-01-03", "--end=2011-01-04", f"--data_source={SAMPLE}", "--no-plots",
+            f"--home={tmp_path}"]  # fmt: skip
+    for float_ in ("10000", "90000"):
+        assert engine_main([*argv, f"--float={float_}"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "backtest_results").iterdir())
+    assert runs == ["open_20110103_20110104_20261207T094557Z", "open_20110103_20110104_20261207T094557Z-1"]
+    floats = [
+        json.loads((tmp_path / "backtest_results" / r / "metrics.json").read_text())["initial_equity"]
+        for r in runs
+    ]
+    assert floats == ["10000", "90000"]
+    assert engine_main([*argv[:-2], "--data_source=/nonexistent", f"--home={tmp_path}"]) != 0
+    assert len(list((tmp_path / "backtest_results").iterdir())) == 2

@@ -12,6 +12,7 @@ CLI: python -m tbot_bot.backtest.backtest_engine --strategy=open --start=2011-01
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -635,17 +636,32 @@ def backtest_float(given: str | None, home: BotHome) -> Decimal:
     return amount if amount > 0 else DEFAULT_FLOAT
 
 
+def new_run_dir(parent: Path, name: str) -> Path:
+    """A results folder of its own: `name`, or `name-1`, `name-2`, ... when another run of the same second took it
+    (two backtests started together wrote into one folder, the later over the earlier)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count():
+        path = parent / (f"{name}-{n}" if n else name)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     plots = not getattr(args, "no_plots", False)
     # first thing: the chart worker imports matplotlib while the settings, the calendar and the bars load
     charts = ChartWorker().start() if plots else None
+    reserved: Path | None = None  # the run folder this command made (removed again if the run writes nothing)
     try:
         home = BotHome.resolve(getattr(args, "home", None))
         settings = load_settings_for(args, home)
         check_dates_in_calendar(args.start, args.end, settings.MARKET_CALENDAR)
         run_name = f"{args.strategy}_{args.start:%Y%m%d}_{args.end:%Y%m%d}_{utc_now():%Y%m%dT%H%M%SZ}"
-        out = Path(args.out) if args.out else home.backtest_results_dir / run_name
         float_ = backtest_float(args.float_, home)
+        out = Path(args.out) if args.out else (reserved := new_run_dir(home.backtest_results_dir, run_name))
         result = run_backtest(
             settings, args.strategy, args.data_source, args.start, args.end, out,
             broker_current_float=float_, seed=args.seed, charge_fees=not getattr(args, "no_fees", False),
@@ -654,6 +670,8 @@ def run_cli(args: argparse.Namespace) -> int:
     except BaseException:
         if charts is not None:
             charts.cancel()  # a refused argument or data error: the worker exits without drawing
+        if reserved is not None and not any(reserved.iterdir()):
+            reserved.rmdir()
         raise
     warned = len(result.report.warnings)
     try:
