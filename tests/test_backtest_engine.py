@@ -212,3 +212,22 @@ def test_runs_of_one_second_get_folders_of_their_own(tmp_path: Path, monkeypatch
     assert floats == ["10000", "90000"]
     assert engine_main([*argv[:-2], "--data_source=/nonexistent", f"--home={tmp_path}"]) != 0
     assert len(list((tmp_path / "backtest_results").iterdir())) == 2
+
+
+def test_a_days_skipped_windows_are_counted_as_windows_on_days() -> None:
+    """`--strategy all` with TRADING_DAYS=mon,wed,fri skips three windows on each Tuesday and Thursday: the summary
+    said "window_not_fit 54 days" of 18 days."""
+    from tbot_bot.backtest.day_skips import skip_summary
+    from tbot_bot.backtest.execution import Skip
+
+    tuesdays = [date(2011, 1, d) for d in (4, 11)]
+    skips = [
+        Skip(d, w, "", None, "window_not_fit", "Tue is not in TRADING_DAYS")
+        for d in tuesdays
+        for w in ("open", "mid", "close")
+    ]
+    skips += [
+        Skip(tuesdays[0], "close", "", None, "no_vix", "no VIX"),
+        Skip(tuesdays[0], "open", "SYN1", None, "gap_too_large", "gap"),
+    ]
+    assert skip_summary(skips) == "window_not_fit 6 windows on 2 days, gap_too_large 1 signal, no_vix 1 day"

@@ -162,6 +162,11 @@ def run_day(args: argparse.Namespace) -> int:
     if use_home and not (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
         raise ConfigError(
             f"{home.root} is not a bot home (no .env_bot.enc); pass --home DIR or --data-source PATH"
+            + (
+                " alone (--data-source without --home backtests the day)"
+                if args.data_source is not None
+                else ""
+            )
         )
     settings = load_settings_for(args, home)
     bounds = session_bounds(args.day, settings.MARKET_CALENDAR)

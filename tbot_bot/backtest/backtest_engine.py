@@ -600,9 +600,11 @@ def load_settings_for(args: argparse.Namespace, home: BotHome) -> BotSettings:
             "folder; a folder without a bot configuration runs on the template's settings)"
         )
     template = template_path()
+    # the float: --float where the command has it (backtest, optimize), else the default
+    where = "--float or the default" if hasattr(args, "float_") else f"the default {DEFAULT_FLOAT:,.2f}"
     print(
-        f"note: no bot configuration in {home.root}: the settings are {template.name}'s and the float is --float "
-        "or the default, not any bot's",
+        f"note: no bot configuration in {home.root}: the settings are {template.name}'s and the float is {where}, "
+        "not any bot's",
         file=sys.stderr,
     )
     return settings_from_text(template.read_text(encoding="utf-8"), source=str(template))

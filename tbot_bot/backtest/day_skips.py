@@ -11,6 +11,7 @@ from tbot_bot.backtest.execution import Skip
 from tbot_bot.enhancements import vix_gatekeeper
 from tbot_bot.inputs.vix import NO_VIX
 from tbot_bot.market_time import WindowSpec, compute_window
+from tbot_bot.support.utils_bot import counted
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -40,11 +41,22 @@ def day_skips(
 
 
 def skip_summary(skips: list[Skip]) -> str:
-    """'no_vix 20 days, gap_too_large 3 signals': day-level skips count days, the others signals."""
+    """'no_vix 20 days, gap_too_large 3 signals': day-level skips count days (and the windows, when several
+    windows of a day were skipped: `--strategy all` skips a day's three windows), the others signals."""
     if not skips:
         return "none"
     counts = Counter(s.code for s in skips)
+
+    def counted_skip(code: str, n: int) -> str:
+        if code not in DAY_LEVEL:
+            return f"{code} {counted(n, 'signal')}"
+        days = len({s.session for s in skips if s.code == code})
+        return (
+            f"{code} {counted(days, 'day')}"
+            if days == n
+            else f"{code} {counted(n, 'window')} on {counted(days, 'day')}"
+        )
+
     return ", ".join(
-        f"{code} {n} {'day' if code in DAY_LEVEL else 'signal'}{'s' if n != 1 else ''}"
-        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        counted_skip(code, n) for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     )
