@@ -573,3 +573,42 @@ def test_a_symbol_missing_from_part_of_the_range_is_said(store: Path, tmp_path: 
     assert any("are not traded on those" in w for w in done.report.warnings)  # printed and in the reports
     run_backtest(make_settings(), "all", kept, FIRST, date(2011, 1, 31), tmp_path / "jan", plots=False)
     assert json.loads((tmp_path / "jan" / "metrics.json").read_text())["notes"] == []
+
+
+def test_a_damaged_month_merged_from_several_imports_names_them_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPY's January merged from two imports, then cut: the refusal named only the last import, whose re-import
+    replaced the whole month with its ten days (the other eleven lost). It names both, in order, and running them
+    brings the month back whole."""
+    january = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 31))
+    spy = january[january["symbol"] == "SPY"]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    early = spy[spy["timestamp"] < pd.Timestamp("2011-01-13", tz="UTC")]
+    for path, rows in (
+        (first, spy[spy["timestamp"] >= pd.Timestamp("2011-01-13", tz="UTC")]),
+        (second, early),
+    ):
+        path.write_text(
+            rows.assign(timestamp=rows["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(index=False)
+        )
+    store = tmp_path / "store"
+    home = ["--store", str(store), "--home", str(tmp_path)]
+    for path in (first, second):
+        assert tbot(["data", "import", str(path), *home]) == 0
+    cut = store / "SPY" / "2011-01.parquet"
+    cut.write_bytes(cut.read_bytes()[:-100])
+    capsys.readouterr()
+    with pytest.raises(DataError) as refused:
+        load_bars(store, start=date(2011, 1, 3), end=date(2011, 1, 31))
+    message = str(refused.value)
+    assert (
+        f"re-import it: tbot data import {first} --store {store}; then tbot data import {second} --store {store}"
+        in message
+    )
+    assert "came from 2 imports" in message
+    for path in (first, second):
+        assert tbot(["data", "import", str(path), *home]) == 0
+    pd.testing.assert_frame_equal(
+        load_bars(store, start=date(2011, 1, 3), end=date(2011, 1, 31)), spy.reset_index(drop=True)
+    )

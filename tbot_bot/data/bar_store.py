@@ -217,6 +217,7 @@ def write_bars(
             rel = f"{symbol}/{month}.parquet"
             part = {c: v[lo:hi] for c, v in cols.items()}
             entry = manifest["partitions"].get(rel)
+            sources = [origin]  # the imports this partition's bars came from (a repair needs all of them)
             if entry is not None:
                 try:
                     held = _read_partition(store, rel, entry, None, None, None)
@@ -230,6 +231,7 @@ def write_bars(
                 else:
                     part, changed = _merged(held, part)
                     replaced += changed
+                    sources = list(dict.fromkeys([*partition_sources(entry), origin]))
             path = store / rel
             if not path.parent.exists():
                 made.append(path.parent)
@@ -245,6 +247,7 @@ def write_bars(
                 "sha256": sha256_file(temp),
                 "days": days,
                 "source": origin,
+                "sources": sources,
                 # whether the file has a vwap column: a read streaming partitions pads the others unopened
                 "vwap": "vwap" in part and not bool(np.isnan(part["vwap"]).all()),
             }
@@ -355,12 +358,23 @@ def _day_ns(day: date | str) -> int:
     return ((day if isinstance(day, date) else date.fromisoformat(day)) - date(1970, 1, 1)).days * NS_PER_DAY
 
 
+def partition_sources(entry: dict[str, Any]) -> list[str]:
+    """The imports a partition's bars came from, oldest first (a store written before `sources`: the last one)."""
+    held = entry.get("sources")
+    if isinstance(held, list) and held:
+        return [str(x) for x in held]
+    return [str(entry.get("source") or "SOURCE")]
+
+
 def _refuse_partition(store: Path, rel: str, entry: dict[str, Any], problem: str) -> DataError:
-    source = entry.get("source") or "SOURCE"
-    return DataError(
-        f"bar store {store}: partition {rel} is {problem}; re-import it: "
-        f"tbot data import {source} --store {store}"
+    sources = partition_sources(entry)
+    commands = "; then ".join(f"tbot data import {src} --store {store}" for src in sources)
+    whole = (
+        f" (its bars came from {len(sources)} imports: run them all, in this order)"
+        if len(sources) > 1
+        else ""
     )
+    return DataError(f"bar store {store}: partition {rel} is {problem}; re-import it: {commands}{whole}")
 
 
 def _read_partition(
