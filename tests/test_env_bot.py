@@ -383,3 +383,8 @@ def test_a_value_holding_a_comment_mark_is_kept_whole() -> None:
     assert parse_env_text(marked)[0]["URL"] == "https://x/v.csv #frag" and marked.endswith("   # the url\n")
     again = replace_values(marked, {"URL": "https://y/v.csv"})
     assert again == "A=1   # one\nURL=https://y/v.csv   # the url\n"
+    # every value that a line can hold reads back whole; one it cannot is refused, never cut
+    for value in ('say "hi" #x', 'a # "b"', "#lead", " lead space", "trail ", "plain", ""):
+        assert parse_env_text(replace_values(text, {"URL": value}))[0]["URL"] == value, value
+    with pytest.raises(ConfigError, match="holds both quote characters and a ' #'"):
+        replace_values(text, {"URL": 'it\'s "both" #x'})

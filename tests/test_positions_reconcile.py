@@ -506,6 +506,11 @@ def test_a_desk_on_a_later_day_still_clears_the_positions_status_shows(tmp_path:
     # net 5.00 today beside "net PnL today 0.00")
     assert after["money"]["equity"] == "25005.00"
     assert after["money"]["net_pnl_today"] == "5.00" and after["money"]["windows"] == {"open": {"trades": 1}}
+    # a Friday status.json without the day keys (an older version's) never takes the desk's Monday figures
+    path.write_text(json.dumps({**friday, "money": {"open_exposure": "499.63"}}))
+    assert carry_into_status(path, board)
+    money = json.loads(path.read_text())["money"]
+    assert "net_pnl_today" not in money and "windows" not in money and money["equity"] == "25005.00"
     assert (
         after["message"] == "flattened by cli:op"
         and after["net_pnl"] == "5.0000"

@@ -153,7 +153,10 @@ def run_positions(args: argparse.Namespace) -> int:
     with operator_desk.open_desk(
         home, lock=changing, replay_day=args.replay, data_source=args.data_source
     ) as desk:
-        held_before = operator_desk.held_symbols(desk)
+        # what a booking here may set off (a halt that closes the rest) is told against what was before it
+        changing = bool(args.adopt or args.close)
+        held_before = operator_desk.held_symbols(desk) if changing else set()
+        halted_before = desk.ctx.halted_reason
         if args.adopt:
             entry = operator_desk.adopt(desk, args.adopt, StrategyName(args.strategy), who)
             print(
@@ -163,9 +166,9 @@ def run_positions(args: argparse.Namespace) -> int:
             done = operator_desk.close(desk, args.close, StrategyName(args.strategy), who)
             state = f"{done.status} {done.filled_qty or 0}" if done else "nothing to close"
             print(f"closing {args.close}: exit {done.client_order_id if done else '-'} {state}")
-        if args.adopt or args.close:
+        if changing:
             operator_desk.publish(desk)
-            if desk.ctx.halted_reason:
+            if desk.ctx.halted_reason and desk.ctx.halted_reason != halted_before:
                 # booking it tripped a limit (an adopted loss counts toward DAILY_LOSS_LIMIT): the halt closed the rest
                 also = sorted(held_before - operator_desk.held_symbols(desk) - {args.adopt or args.close})
                 print(

@@ -662,13 +662,7 @@ def rule_windows_fit_the_day(s: BotSettings) -> str | None:
     bad = []
     for strat in STRATEGIES:
         up = strat.upper()
-        start: time = getattr(s, f"START_TIME_{up}")
-        total = (
-            getattr(s, f"{up}_ANALYSIS_TIME")
-            + getattr(s, f"{up}_BREAKOUT_TIME")
-            + getattr(s, f"{up}_MONITORING_TIME")
-        )
-        if start.hour * 60 + start.minute + total > 24 * 60:
+        if window_end_minute(s, strat) > 24 * 60:
             bad.append(
                 f"the {strat} window (START_TIME_{up} + analysis + breakout + monitoring) runs past midnight"
                 f" ({s.WINDOW_TIMEZONE} time)"

@@ -96,6 +96,21 @@ def load_settings(home: BotHome) -> BotSettings:
     return settings_from_text(read_env_text(home), source=config_source(home))
 
 
+def _written(key: str, value: str) -> str:
+    """`value` as a line must hold it to be read back whole: quoted when it starts with '#' or a quote, has " #"
+    (an inline comment) or spaces at an end, in whichever quote it does not contain; refused when neither fits."""
+    from tbot_bot.config.env_bot import parse_env_text
+
+    plain = not (value.startswith(("#", '"', "'")) or re.search(r"\s#", value) or value != value.strip())
+    for candidate in ([value] if plain else []) + [f'"{value}"', f"'{value}'"]:
+        if parse_env_text(f"{key}={candidate}\n")[0].get(key) == value:
+            return candidate
+    raise ConfigError(
+        f"the value for {key} cannot be stored as given: it holds both quote characters and a ' #', which the "
+        "file would read as a comment; leave out one of them"
+    )
+
+
 def replace_values(text: str, updates: dict[str, str]) -> str:
     """Set KEY=VALUE in the text, keeping each line's inline comment; unknown keys are appended."""
     for key, value in updates.items():
@@ -105,9 +120,7 @@ def replace_values(text: str, updates: dict[str, str]) -> str:
             raise ConfigError(f"the value for {key} must be a single line")
         # the old value is a quoted string (which may hold " #") or runs up to the line's comment
         pattern = re.compile(rf"""^{key}\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|.*?)(\s+#.*)?$""", re.MULTILINE)
-        # " #" starts an inline comment: a value holding it is quoted, or it would be cut there when read
-        quoted = f'"{value}"' if re.search(r"\s#", value) and '"' not in value else value
-        line = f"{key}={quoted}"
+        line = f"{key}={_written(key, value)}"
 
         def keep_comment(m: re.Match[str], line: str = line) -> str:
             return line + (m.group(1) or "")

@@ -190,8 +190,8 @@ def flatten(
 
 
 def _known(ctx: DayContext, symbol: str) -> bool:
-    """Whether the bot has anything of `symbol` to flatten: a working order, an open trade (the symbol held, or a
-    signal ticker whose instrument is held), or a position at the broker."""
+    """Whether the bot has anything of `symbol` to flatten: a working order or an open trade of that instrument
+    (as `_wanted` matches them), or a position at the broker."""
     if any(_wanted(i, symbol, None) for i in ctx.journal.open_intents()):
         return True
     if any(_wanted(tr.entry, symbol, None) for tr in open_trades(ctx.journal.intents())):
