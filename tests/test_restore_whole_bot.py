@@ -710,16 +710,22 @@ def test_an_entry_corrected_after_its_exit_moves_the_trades_pnl_and_leaves_no_po
     assert sum((tx.gain or Decimal(0) for tx in sold), Decimal(0)) == -_net(ledger, "4010")
 
 
+def _only_archive(home: BotHome) -> Path:
+    """The home's one archive, made now (earlier ones removed)."""
+    for old in home.backups_dir.glob("*.enc"):
+        old.unlink()
+    assert main(["backup", "create", "--home", str(home.root)]) == 0
+    (archive,) = home.backups_dir.glob("*.enc")
+    return archive
+
+
 def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(
     copied: BotHome, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A rollback to an archive made before a month's close opens that month again: it said nothing, and the
     system log held no trace of the restore."""
     home = str(copied.root)
-    for old in copied.backups_dir.glob("*.enc"):
-        old.unlink()
-    assert main(["backup", "create", "--home", home]) == 0
-    (archive,) = copied.backups_dir.glob("*.enc")
+    archive = _only_archive(copied)
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
     capsys.readouterr()
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
@@ -807,10 +813,7 @@ def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_
     monkeypatch.setattr(users_mod, "BCRYPT_ROUNDS", 4)
     home = str(copied.root)
     users_mod.add_user(copied, "bob", "a-long-password-1", "viewer")
-    for old in copied.backups_dir.glob("*.enc"):
-        old.unlink()
-    assert main(["backup", "create", "--home", home]) == 0
-    (archive,) = copied.backups_dir.glob("*.enc")
+    archive = _only_archive(copied)
     users_mod.set_active(copied, "bob", False)
     capsys.readouterr()
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
@@ -841,10 +844,7 @@ def test_a_killed_rollback_run_again_reports_what_the_first_run_found(
     replaced file, never said the closed month was reopened, and named an archive of the mixed state as the state
     replaced. It reports what the first run found (kept in the restore's marker)."""
     home = str(copied.root)
-    for old in copied.backups_dir.glob("*.enc"):
-        old.unlink()
-    assert main(["backup", "create", "--home", home]) == 0
-    (archive,) = copied.backups_dir.glob("*.enc")
+    archive = _only_archive(copied)
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
     killed = _tbot("backup", "restore", "--home", home, "--archive", str(archive), crash_at="restore_file:3")
     assert killed.returncode == -9, killed.stderr

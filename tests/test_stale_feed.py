@@ -82,11 +82,12 @@ def test_stale_seconds_out_of_range_is_named(value: str) -> None:
 
 
 class _Slow:
-    """The sim broker whose bar requests take 65 s (of replay time) while the clock is inside `span`: a supervisor
-    that falls a minute behind its window."""
+    """The sim broker whose bar requests take `seconds` of replay time while `slow(now)` holds (and only the first
+    time when `once`): a supervisor that falls behind its window, or a restart that reaches its first minute late
+    (systemd's restart delay, the boot, the broker's connection)."""
 
-    def __init__(self, inner, span) -> None:  # type: ignore[no-untyped-def]
-        self._inner, self._span = inner, span
+    def __init__(self, inner, slow, seconds: int, *, once: bool = False) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._slow, self._seconds, self._once, self._done = inner, slow, seconds, once, False
 
     def __getattr__(self, item):  # type: ignore[no-untyped-def]
         value = getattr(self._inner, item)
@@ -95,8 +96,9 @@ class _Slow:
 
         def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
             clock = self._inner._clock
-            if self._span[0] <= clock.now() < self._span[1]:
-                clock.advance_to(clock.now() + timedelta(seconds=65), paced=False)
+            if self._slow(clock.now()) and not (self._once and self._done):
+                self._done = True
+                clock.advance_to(clock.now() + timedelta(seconds=self._seconds), paced=False)
             return value(*args, **kwargs)
 
         return slow
@@ -109,7 +111,14 @@ def test_a_signal_processed_a_minute_late_is_denied_not_entered(tmp_path, caplog
     caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
     home = provision_demo_home(tmp_path / "home")
     slow = (at(15, 45), at(15, 47))  # without it MID buys SH at 15:46 on the 15:45 bar's signal
-    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Slow(b, slow)).run() == 0
+    assert (
+        Supervisor(
+            home,
+            replay_day=DEMO_DAY,
+            broker_wrapper=lambda b: _Slow(b, lambda now: slow[0] <= now < slow[1], 65),
+        ).run()
+        == 0
+    )
     events = logged_events(home)
     late = [e for e in named(events, "signal_denied") if e["d"].get("filter") == "signal_late"]
     assert late and all(e["strategy_name"] == "mid" for e in late), late
@@ -118,28 +127,6 @@ def test_a_signal_processed_a_minute_late_is_denied_not_entered(tmp_path, caplog
     assert len(alerts(caplog, "signal_late")) == 1
     assert all(e["timestamp"] != at(15, 46).strftime("%Y-%m-%dT%H:%M:%SZ") for e in entries(events, "mid"))
     assert check_outputs(home, DEMO_DAY) == []
-
-
-class _SlowFirstBars:
-    """The sim broker whose first bar request takes 125 s of replay time: a restart that reaches its first minute
-    late (systemd's restart delay, the boot, the broker's connection)."""
-
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self._inner, self._done = inner, False
-
-    def __getattr__(self, item):  # type: ignore[no-untyped-def]
-        value = getattr(self._inner, item)
-        if item != "get_bars":
-            return value
-
-        def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
-            if not self._done:
-                self._done = True
-                clock = self._inner._clock
-                clock.advance_to(clock.now() + timedelta(seconds=125), paced=False)
-            return value(*args, **kwargs)
-
-        return slow
 
 
 def test_a_late_restart_never_rewrites_an_entered_signal_as_denied(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -167,7 +154,12 @@ def test_a_late_restart_never_rewrites_an_entered_signal_as_denied(tmp_path) -> 
 
     entered = {k: v for k, v in signals().items() if v.startswith("entered:")}
     assert entered, "the crash point must leave an entered signal"
-    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=_SlowFirstBars).run() == 0
+    assert (
+        Supervisor(
+            home, replay_day=DEMO_DAY, broker_wrapper=lambda b: _Slow(b, lambda now: True, 125, once=True)
+        ).run()
+        == 0
+    )
     after = signals()
     assert {k: after[k] for k in entered} == entered
     denied = [e for e in named(logged_events(home), "signal_denied") if e["d"].get("filter") == "signal_late"]
