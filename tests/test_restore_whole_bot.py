@@ -727,10 +727,15 @@ def test_a_restore_that_reopens_a_closed_month_says_so_and_is_logged(
     home = str(copied.root)
     archive = _only_archive(copied)
     assert main(["ledger", "close", "--period", "2011-01", "--home", home]) == 0
+    assert main(["config", "set", "MAX_OPEN_POSITIONS=3", "--home", home]) == 0
     capsys.readouterr()
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
     out = capsys.readouterr().out
     assert "note: the books are now closed through no month (they were closed through 2011-01)" in out
+    # the config version replaced after the archive is listed with what is known of it ("by ?: ?" before)
+    assert main(["config", "history", "--home", home]) == 0
+    listed = capsys.readouterr().out
+    assert "not in logs/config_audit.log" in listed and "by ?" not in listed
     conn = sqlite3.connect(copied.core_db("SYSTEM_LOGS"))
     try:
         rows = conn.execute("SELECT level, actor, detail FROM system_logs WHERE event = 'restore'").fetchall()

@@ -160,10 +160,16 @@ def run_history(args: argparse.Namespace) -> int:
         print("no kept versions (env_bot.versioned/ is empty)")
         return 0
     for v in versions:
-        rec = v.replaced_by or {}
-        keys = ", ".join(c["key"] for c in rec.get("changed", [])) or "?"
-        who = rec.get("actor", "?")
-        print(f"{v.version}  replaced {v.saved_at:%Y-%m-%d %H:%M:%S} UTC by {who}: {keys}")
+        rec = v.replaced_by
+        if rec is None:
+            # the audit log does not know this replacement: it was written after the archive a restore put back
+            print(f"{v.version}  replaced {v.saved_at:%Y-%m-%d %H:%M:%S} UTC (who and which keys: not in "
+                  "logs/config_audit.log, e.g. a change made after the archive a restore put back)")  # fmt: skip
+            continue
+        keys = ", ".join(c["key"] for c in rec.get("changed", [])) or "no key"
+        print(
+            f"{v.version}  replaced {v.saved_at:%Y-%m-%d %H:%M:%S} UTC by {rec.get('actor', 'unknown')}: {keys}"
+        )
     print("restore one with `tbot config rollback VERSION`")
     return 0
 
