@@ -82,6 +82,12 @@ class MarketDataError(NetworkError):
     """Market data could not be obtained; the watchdog treats a persistent one as a full-shutdown event."""
 
 
+class MarketDataUnreachable(MarketDataError):
+    """The market data host did not answer (connection failed, timed out, 5xx, 429): an outage, ridden out as one
+    (entries suspended, the broker probed, reconciled, the window resumed), not a shutdown. With Alpaca one host
+    serves orders and data, and the minute's bar request is what meets an outage first."""
+
+
 class OrderStateUnknown(NetworkError):
     """A submission failed in a way that leaves it unknown whether the broker holds the order, and the
     look-up by client_order_id also failed. The supervisor must reconcile before sending anything new."""

@@ -317,6 +317,8 @@ def test_market_data_failure_is_a_full_shutdown(tmp_path: Path) -> None:
     assert sup.run() == 1
     assert _status(home)["state"] == "shutdown"
     assert "market data feed down" in _all_logs(home)
+    # the broker's data failed: status says the broker is not healthy (it said healthy beside the shutdown)
+    assert _status(home)["broker"]["healthy"] is False
 
 
 def test_tbot_status_prints_the_status_for_a_person(tmp_path: Path) -> None:

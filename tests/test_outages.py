@@ -11,12 +11,14 @@ from typing import Any
 from integration_test_runner import check_outputs, provision_demo_home
 
 from rigd_tbot.commands.demo import DEMO_DAY
-from tbot_bot.errors import NetworkError
+from tbot_bot.errors import MarketDataUnreachable, NetworkError
 from tbot_bot.runtime.main import Supervisor
 
 
 class _Outage:
-    """The sim broker, unreachable (every call a NetworkError) while the replay clock is inside [start, end)."""
+    """The sim broker, unreachable while the replay clock is inside [start, end): every call fails as the Alpaca
+    adapter's fail when its host does not answer (a NetworkError; for market data a MarketDataUnreachable, the
+    minute's bar request being what meets an outage first)."""
 
     def __init__(self, inner: Any, start: datetime, end: datetime, status: Any = None) -> None:
         self._inner, self._start, self._end = inner, start, end
@@ -33,6 +35,8 @@ class _Outage:
                 self.refused += 1
                 if self._status is not None and self._status.exists():
                     self.states.add(json.loads(self._status.read_text())["state"])
+                if item in ("get_bars", "get_snapshots", "get_latest_quote"):
+                    raise MarketDataUnreachable(f"minute bars: connection failed ({item})")
                 raise NetworkError(f"connection refused ({item})")
             return value(*args, **kwargs)
 

@@ -15,7 +15,15 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from tbot_bot.config.retry import RetryPolicy
-from tbot_bot.errors import BrokerError, ConfigError, LedgerError, LogicError, MarketDataError, NetworkError
+from tbot_bot.errors import (
+    BrokerError,
+    ConfigError,
+    LedgerError,
+    LogicError,
+    MarketDataError,
+    MarketDataUnreachable,
+    NetworkError,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +51,8 @@ class ErrorSink(Protocol):
 def classify(exc: BaseException) -> Classified:
     """Map an exception to what happens next (STYLE §1)."""
     code = getattr(exc, "code", None)
+    if isinstance(exc, MarketDataUnreachable):
+        return Classified("NetworkError", Severity.SUSPEND, "network", str(exc))
     if isinstance(exc, MarketDataError):
         return Classified("NetworkError", Severity.SHUTDOWN, "market_data", str(exc))
     if isinstance(exc, NetworkError):

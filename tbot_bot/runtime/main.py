@@ -590,7 +590,9 @@ class Supervisor:
                        key="halted" if suspend else str(exc))  # fmt: skip
         ctx.status.broker = {
             "name": ctx.broker.name,
-            "healthy": c.severity is not Severity.SUSPEND,
+            # an error of the broker's connection (an outage, market data that would not come) is an unhealthy
+            # broker whatever it led to; a rejected order or a logic error is not the broker's health
+            "healthy": not isinstance(exc, NetworkError),
             "last_error": c.message,
         }
         if c.severity is Severity.SUSPEND:

@@ -34,7 +34,7 @@ from tbot_bot.broker.broker_api import (
     Snapshot,
 )
 from tbot_bot.domain.vocab import OrderSide
-from tbot_bot.errors import BrokerError, LogicError, MarketDataError, NetworkError
+from tbot_bot.errors import BrokerError, LogicError, MarketDataError, MarketDataUnreachable, NetworkError
 
 log = logging.getLogger("tbot_bot.broker.alpaca")
 
@@ -115,7 +115,7 @@ def vendor_errors(operation: str, *, market_data: bool = False) -> Iterator[None
         status, code, message = _api_error_parts(exc)
         what = f"{operation}: HTTP {status} {message}".rstrip()
         if status is None or status == 429 or status == 408 or status >= 500:
-            temporary = MarketDataError if market_data else NetworkError
+            temporary = MarketDataUnreachable if market_data else NetworkError
             raise temporary(what) from exc
         if market_data:
             raise MarketDataRefused(what) from exc
@@ -125,10 +125,10 @@ def vendor_errors(operation: str, *, market_data: bool = False) -> Iterator[None
             raise MarketDataError(f"{operation}: reply is not JSON") from exc
         raise MalformedReply(f"{operation}: reply is not JSON") from exc
     except requests.exceptions.Timeout as exc:
-        temporary = MarketDataError if market_data else NetworkError
+        temporary = MarketDataUnreachable if market_data else NetworkError
         raise temporary(f"{operation}: {_host(exc)}timed out") from exc
     except requests.exceptions.RequestException as exc:
-        temporary = MarketDataError if market_data else NetworkError
+        temporary = MarketDataUnreachable if market_data else NetworkError
         raise temporary(f"{operation}: {_host(exc)}connection failed: {type(exc).__name__}") from exc
     except (ValidationError, ValueError, KeyError, TypeError, InvalidOperation) as exc:
         if market_data:
