@@ -247,8 +247,11 @@ def test_finnhub_connection_refused_is_network_error(tmp_path: Path) -> None:
     url = fake.base_url
     fake.stop()
     bucket = TokenBucket(60, monotonic=FakeTime().monotonic, sleep=FakeTime().sleep)
-    provider = FinnhubFundamentals("k", tmp_path, bucket, base_url=url, timeout=2)
-    assert "finnhub unavailable" in provider.get(["AAA"], NOW.date()).errors["AAA"]
+    provider = FinnhubFundamentals("sekret-key-123", tmp_path, bucket, base_url=url, timeout=2)
+    reason = provider.get(["AAA"], NOW.date()).errors["AAA"]
+    assert "finnhub unavailable" in reason
+    # the reason is logged and shown: the key finnhub-python sends in the URL's query never is
+    assert "sekret-key-123" not in reason and "token=" not in reason and "/stock/metric?..." in reason, reason
 
 
 def test_screener_with_finnhub_end_to_end(finnhub_fake: FakeFinnhub, tmp_path: Path) -> None:

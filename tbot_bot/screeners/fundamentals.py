@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -241,7 +242,9 @@ class FinnhubFundamentals:
             except FinnhubRequestException as e:
                 raise NetworkError(f"finnhub returned an unreadable reply for {symbol}: {e.message}") from e
             except requests.RequestException as e:
-                raise NetworkError(f"finnhub request failed for {symbol}: {e}") from e
+                # the text of a requests error holds the URL, and finnhub-python sends the key as its `token`
+                # query parameter: the reason is logged and shown, so the query never is
+                raise NetworkError(f"finnhub request failed for {symbol}: {without_query(str(e))}") from e
             if not isinstance(payload, dict):
                 raise NetworkError(f"finnhub returned {type(payload).__name__} for {symbol}, not an object")
             metric = payload.get("metric") or {}
@@ -283,3 +286,11 @@ def build_fundamentals_provider(
         base_url=secret.get("FINNHUB_BASE_URL") or None,
         sleep=sleep,
     )
+
+
+_QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\")]*")
+
+
+def without_query(text: str) -> str:
+    """`text` with every URL's query string cut (`/stock/metric?token=...&symbol=X` -> `/stock/metric?...`)."""
+    return _QUERY.sub(r"\1?...", text)
