@@ -526,6 +526,14 @@ def test_a_flatten_of_a_symbol_nobody_holds_is_refused_and_blocks_nothing(home: 
     assert "not flattened: NOPE is held neither by the broker nor in the bot's journal" in err
     assert "entries are not blocked" in err
     assert _held(home) == held and _audit(home) == []
+    # a position only the broker holds (opened by hand) is no flatten's either: refused, naming the command that
+    # books and closes it (it blocked the session's entries and closed nothing)
+    with sqlite3.connect(BotHome(home).state_dir / "sim_exchange.db") as conn:
+        conn.execute("INSERT INTO positions VALUES ('SYN5', 'SYN5', '3', '27.00', 'equity', NULL, NULL, NULL)")
+    assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes", "--symbol", "SYN5"]) == 2
+    err = capsys.readouterr().err
+    assert "the bot holds nothing of SYN5" in err and "`tbot positions --close SYN5`" in err
+    assert _held(home) == {**held, "SYN5": Decimal(3)}
     with sqlite3.connect(BotHome(home).state_dir / "journal.db") as conn:
         blocked = conn.execute("SELECT COUNT(*) FROM kv WHERE k LIKE 'entries_blocked:%'").fetchone()[0]
     assert blocked == 0
@@ -536,7 +544,7 @@ def test_a_flatten_of_a_symbol_nobody_holds_is_refused_and_blocks_nothing(home: 
     out = capsys.readouterr().out
     assert f"closed nothing (strategy {idle} held nothing)" in out
     assert f"still held outside strategy {idle}: {', '.join(sorted(held))}" in out
-    assert _held(home) == held
+    assert _held(home) == {**held, "SYN5": Decimal(3)}
 
 
 def _owners(home: Path) -> dict[str, str]:

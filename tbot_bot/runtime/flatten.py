@@ -113,12 +113,12 @@ def flatten(
 
     reason = f"flatten requested by {who}"
     scope = " ".join(x for x in (symbol, strategy and f"strategy {strategy}") if x)
-    if symbol is not None and not _known(ctx, symbol):
-        # a mistyped symbol would otherwise close nothing and still block the session's entries
+    refusal = _unknown_symbol(ctx, symbol) if symbol is not None else None
+    if refusal:
+        # a mistyped symbol, or one only held by hand, would otherwise close nothing and still block the session
         return FlattenResult(
-            who, scope=scope, refused=f"{symbol} is held neither by the broker nor in the bot's journal, and no "
-            "order of the bot's works on it: nothing was done and entries are not blocked (see `tbot positions`)",
-        )  # fmt: skip
+            who, scope=scope, refused=f"{refusal}: nothing was done and entries are not blocked"
+        )
     result = FlattenResult(who, blocked_session=blocked_session(ctx), scope=scope)
     # no new entry for the rest of the session, also across a restart of that day
     ctx.journal.set_value(f"{ENTRIES_BLOCKED_PREFIX}{result.blocked_session}", reason)
@@ -189,18 +189,25 @@ def flatten(
     return result
 
 
-def _known(ctx: DayContext, symbol: str) -> bool:
-    """Whether the bot has anything of `symbol` to flatten: a working order or an open trade of that instrument
-    (as `_wanted` matches them), or a position at the broker."""
+def _unknown_symbol(ctx: DayContext, symbol: str) -> str | None:
+    """Why `flatten --symbol` has nothing of the bot's to close (None when it has): a flatten closes what the
+    journal holds or works on; a position only the broker holds (opened by hand) is closed with `tbot positions
+    --close`, which books it first."""
     if any(_wanted(i, symbol, None) for i in ctx.journal.open_intents()):
-        return True
+        return None
     if any(_wanted(tr.entry, symbol, None) for tr in open_trades(ctx.journal.intents())):
-        return True
+        return None
     try:
         held = ctx.errors.call(ctx.broker.get_positions)
     except TbotError:
-        return True  # the broker cannot be asked: the flatten goes ahead and names that
-    return any(p.symbol == symbol for p in held)
+        return None  # the broker cannot be asked: the flatten goes ahead and names that
+    if any(p.symbol == symbol for p in held):
+        return (
+            f"the bot holds nothing of {symbol}: the broker's position was not opened by the bot (by hand, or the "
+            f"journal was lost); `tbot positions --close {symbol}` books and closes it, `--rebuild-journal` recovers "
+            "lost orders"
+        )
+    return f"{symbol} is held neither by the broker nor in the bot's journal, and no order of the bot's works on it"
 
 
 def blocked_text(session: str) -> str:
