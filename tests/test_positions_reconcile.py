@@ -529,7 +529,9 @@ def test_a_flatten_of_a_symbol_nobody_holds_is_refused_and_blocks_nothing(home: 
     # a position only the broker holds (opened by hand) is no flatten's either: refused, naming the command that
     # books and closes it (it blocked the session's entries and closed nothing)
     with sqlite3.connect(BotHome(home).state_dir / "sim_exchange.db") as conn:
-        conn.execute("INSERT INTO positions VALUES ('SYN5', 'SYN5', '3', '27.00', 'equity', NULL, NULL, NULL)")
+        conn.execute(
+            "INSERT INTO positions VALUES ('SYN5', 'SYN5', '3', '27.00', 'equity', NULL, NULL, NULL)"
+        )
     assert tbot(["flatten", "--home", str(home), "--replay", DAY, "--yes", "--symbol", "SYN5"]) == 2
     err = capsys.readouterr().err
     assert "the bot holds nothing of SYN5" in err and "`tbot positions --close SYN5`" in err

@@ -302,3 +302,40 @@ def test_a_float_assigned_in_a_closed_month_is_posted_in_the_open_one_in_both_le
     LedgerWriter.for_home(home, binding.float_ledger_path, binding, 5).ingest([stray], actor="test")
     assert main(["ledger", "verify", "--home", str(home.root)]) == 1
     assert "float movement FLOAT-API-F10 is in" in capsys.readouterr().out
+
+
+def test_a_rebalance_pause_shows_in_status_and_ends_when_another_check_closes_the_breach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The broker holds 30,000 against a float of 25,000: the breach pauses new entries, but status.json said
+    nothing of it (only `tbot pause` showed); and a breach closed by `tbot rebalance check` in another process left
+    the running supervisor paused until a restart."""
+    from rigd_tbot.cli import main
+    from tbot_bot.reporting.rebalance_notifier import RebalanceMonitor
+    from tbot_bot.runtime.status_bot import read_status
+
+    home = _home(tmp_path, None, broker_cash="30000", REBALANCE_CHECK_INTERVAL="600")
+    seen: dict[str, object] = {}
+    real = RebalanceMonitor.open_breach
+
+    def open_breach(self):  # type: ignore[no-untyped-def]
+        held = real.fget(self)  # type: ignore[attr-defined]
+        now = self._now()
+        if (
+            now.hour < 17 and held is not None
+        ):  # what status.json says while the breach is open (the last look)
+            seen["paused"] = (read_status(home.status_json) or {}).get("rebalance_pause")
+        # from 17:00 UTC the breach is closed by another process (`tbot rebalance check`)
+        return None if now.hour >= 17 else held
+
+    monkeypatch.setattr(RebalanceMonitor, "open_breach", property(open_breach))
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert str(seen["paused"]).startswith("rebalance: ")
+    status = read_status(home.status_json) or {}
+    assert status["rebalance_pause"] is None  # lifted by the supervisor that held it
+    assert "closed by another check" in _strategy_log(home)
+    # while it held, status said so (and `tbot status` prints it as a condition)
+    status["rebalance_pause"] = "rebalance: breach TB01-x open"
+    home.status_json.write_text(json.dumps(status))
+    assert main(["status", "--home", str(home.root)]) in (0, 1)
+    assert "new entries paused: rebalance: breach TB01-x open" in capsys.readouterr().out

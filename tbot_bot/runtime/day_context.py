@@ -670,15 +670,8 @@ class DayContext:
             return
         try:
             checked = self.rebalance.check(reason) if reason else self.rebalance.maybe_check()
-            # a breach opened elsewhere (`tbot rebalance check`) pauses entries here too
-            if (
-                checked is not None
-                and self.settings.REBALANCE_PAUSE_ENTRIES
-                and self.risk.pause_reason is None
-            ):
-                breach = self.rebalance.open_breach
-                if breach is not None:
-                    self.risk.pause_entries(f"rebalance: breach {breach['breach_id']} open")
+            if checked is not None:
+                self.follow_rebalance()
         except TbotError as exc:
             self.errors.handle(exc, strategy="supervisor", context={"action": "rebalance_check"})
 
@@ -712,8 +705,28 @@ class DayContext:
                 self.risk.pause_entries(f"rebalance: {message}")
         else:
             self.risk.resume_entries()
+        self.status.publish(rebalance_pause=self._rebalance_pause())
         self.log.event("supervisor", "rebalance_breach" if opened else "rebalance_resolved", reason=message)
         self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "rebalance", message)
+
+    def _rebalance_pause(self) -> str | None:
+        reason = self.risk.pause_reason
+        return reason if reason is not None and reason.startswith("rebalance:") else None
+
+    def follow_rebalance(self) -> None:
+        """Entries paused while a breach is open, wherever it was opened or closed (this supervisor's checks, a
+        start, `tbot rebalance check` in another process), and said in status."""
+        breach = self.rebalance.open_breach if self.rebalance is not None else None
+        # REBALANCE_PAUSE_ENTRIES=true: an open breach pauses new entries until the float is back inside the band
+        if breach is not None and self.settings.REBALANCE_PAUSE_ENTRIES and self.risk.pause_reason is None:
+            self.risk.pause_entries(f"rebalance: breach {breach['breach_id']} open")
+        elif breach is None and self._rebalance_pause() is not None:
+            self.risk.resume_entries()  # closed by another process: this one would have held the pause until a restart
+            self.log.event(
+                "supervisor", "rebalance_resolved", reason="the breach was closed by another check"
+            )
+        if self.status.rebalance_pause != self._rebalance_pause():
+            self.status.publish(rebalance_pause=self._rebalance_pause())
 
     def book_day(self) -> None:
         """Book the day's fills; a booking that fails (the ledger, its pre-ingestion backup, the reports) is

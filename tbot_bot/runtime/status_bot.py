@@ -78,6 +78,8 @@ class StatusBoard:
     reconciliation: dict[str, Any] | None = None  # broker vs journal vs ledger at start and after each window
     trading_stopped: str | None = None  # a Stop ended trading ("<UTC time> <who>"); Start resumes it
     paused: str | None = None  # `tbot pause` in force: "<UTC time> <who>"; exits are still managed
+    # entries paused while a rebalance breach is open (REBALANCE_PAUSE_ENTRIES): why, else None
+    rebalance_pause: str | None = None
     money: dict[str, Any] = field(default_factory=dict)  # broker equity/cash, exposure, float and caps used
     market_data: dict[str, Any] | None = None  # a window's feed went stale: which window, since when
 
@@ -137,6 +139,7 @@ class StatusBoard:
             "message": self.message,
             "trading_stopped": self.trading_stopped,
             "paused": self.paused,
+            "rebalance_pause": self.rebalance_pause,
             "money": self.money,
             "market_data": self.market_data,
             "version": self.version,
@@ -206,6 +209,11 @@ def conditions(status: dict[str, Any], when: Callable[[Any], str]) -> list[str]:
         out.append(f"broker {kind} since {when(since)}: new entries wait, the broker is probed")
     elif since and back:
         out.append(f"broker was away from {when(since)} to {when(back)}; reconciled before entries resumed")
+    if isinstance(status.get("rebalance_pause"), str):
+        out.append(
+            f"new entries paused: {status['rebalance_pause']} (`tbot rebalance status`; they resume when the float "
+            "is back inside the band)"
+        )
     feed: dict[str, Any] = status["market_data"] if isinstance(status.get("market_data"), dict) else {}
     if feed.get("since"):
         window = str(feed.get("window") or "?").upper()

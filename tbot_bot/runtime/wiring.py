@@ -169,6 +169,7 @@ def wire_day(s: Services, day: date) -> DayContext:
     )  # fmt: skip
     ctx.rebalance = rebalance_monitor(s, ctx)
     s.status.start_day(day.isoformat())
+    ctx.follow_rebalance()  # a breach still open from before this start keeps entries paused, shown in status
     # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
     # DAILY_LOSS_LIMIT) without re-sending alerts
     ctx.restore_from_journal()
@@ -204,10 +205,6 @@ def rebalance_monitor(s: Services, ctx: DayContext) -> RebalanceMonitor | None:
         now=s.clock.now,
         on_breach=ctx.on_rebalance,
     )
-    breach = monitor.open_breach
-    # a breach still open from before this start keeps entries paused (REBALANCE_PAUSE_ENTRIES)
-    if breach is not None and s.settings.REBALANCE_PAUSE_ENTRIES:
-        ctx.risk.pause_entries(f"rebalance: breach {breach['breach_id']} still open")
     return monitor
 
 
