@@ -70,6 +70,17 @@ def test_broker_check_against_the_fake_server(
     assert "buying_power=100000" in out and "QQQ bid" in out and "broker-check OK" in out
 
 
+def test_broker_check_says_a_symbol_without_a_quote_is_not_an_unreachable_broker(
+    alpaca_home: Path, server: FakeAlpacaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The broker answered every step; it has no quote for the symbol asked: the check fails on that step, and
+    does not send the operator after the network ("the broker cannot be reached")."""
+    assert main(["broker-check", "--home", str(alpaca_home), "--symbol", "NOSUCH"]) == 1
+    out = capsys.readouterr().out
+    assert "OK   positions" in out and "FAIL quote" in out and "no quote for NOSUCH" in out
+    assert "cannot be reached" not in out and "broker-check FAILED: quote" in out
+
+
 def test_broker_check_reports_an_unreachable_broker(
     alpaca_home: Path, server: FakeAlpacaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.broker.adapter_guard import describe_endpoint
-from tbot_bot.errors import ConfigError, NetworkError, TbotError, UsageError
+from tbot_bot.errors import (
+    ConfigError,
+    MarketDataError,
+    MarketDataUnreachable,
+    NetworkError,
+    TbotError,
+    UsageError,
+)
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -37,7 +44,12 @@ def _step(label: str, action: Callable[[], str], failures: list[str], where: str
         failures.append(label)
         if re.search(r"\b(401|403)\b", str(exc)):
             refused.append(label)
-        return not isinstance(exc, NetworkError | ConfigError)
+            return False  # the keys were refused: every step after would be refused alike
+        # an answer without data (no quote for the symbol) is not an unreachable broker: the next steps still run
+        unreachable = isinstance(exc, NetworkError) and (
+            not isinstance(exc, MarketDataError) or isinstance(exc, MarketDataUnreachable)
+        )
+        return not (unreachable or isinstance(exc, ConfigError))
     except Exception as exc:  # adapters guard their methods; this line is for whatever still slips through
         print(f"FAIL {label:<10} unexpected {type(exc).__name__} from {where}: {str(exc)[:300]}")
         failures.append(label)
