@@ -217,3 +217,46 @@ def test_a_pause_and_a_resume_between_windows_show_before_the_next_window(
             event,
             events[event],
         )
+
+
+def test_status_says_which_window_runs_while_it_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """status.json went on saying "waiting: next window open ... at 09:49" through the OPEN window itself."""
+    from tbot_bot.runtime import day_context
+
+    home = provision_demo_home(tmp_path / "home")
+    original = day_context.DayContext.check_operator_pause
+    seen: dict[str, str] = {}
+
+    def look(self):  # type: ignore[no-untyped-def]
+        now = self.clock.now()
+        if now.hour == 15 and now.minute == 0 and "open" not in seen:
+            seen["open"] = json.loads(home.status_json.read_text())["message"]
+        original(self)
+
+    monkeypatch.setattr(day_context.DayContext, "check_operator_pause", look)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert seen["open"].startswith(
+        "open window running: entries in its breakout 09:50 America/New_York = 14:50 UTC to 10:00"
+    ), seen
+
+
+def test_the_next_window_message_says_when_today_is_halted() -> None:
+    """After a restart into a day a flatten (or the kill switch) ended, status said only "waiting: next window mid"
+    and the window was then skipped without a word."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from helpers import make_settings
+
+    from tbot_bot.domain.clock import ReplayClock
+
+    published: dict[str, str] = {}
+    ctx = SimpleNamespace(
+        clock=ReplayClock(datetime(2011, 1, 25, 15, 10, tzinfo=UTC)), settings=make_settings(), session_date=DEMO_DAY,
+        halted_reason="flatten requested by cli:ops (no new entries for the rest of 2011-01-25)",
+        status=SimpleNamespace(publish=lambda **kw: published.update(kw)),
+        log=SimpleNamespace(event=lambda *a, **k: None),
+    )  # fmt: skip
+    Supervisor._announce_next_window(None, ctx, ("open", "mid", "close"))  # type: ignore[arg-type]
+    assert published["message"].startswith("no new entries today (flatten requested by cli:ops")
+    assert "waiting: next window mid on Tue 2011-01-25" in published["message"]

@@ -828,6 +828,9 @@ class Supervisor:
                     message = (
                         f"waiting: next window {name} on {day:%a %Y-%m-%d} at {both_times(w.start, zone)}"
                     )
+                    if ctx.halted_reason and day == ctx.session_date:
+                        # a flatten, the kill switch or an outage ended today's trading: the window will not trade
+                        message = f"no new entries today ({ctx.halted_reason}); {message}"
                     ctx.log.event(
                         "supervisor", "next_window", window=name, start=w.start.isoformat(), message=message
                     )

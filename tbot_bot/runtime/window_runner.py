@@ -24,7 +24,7 @@ from tbot_bot.domain.vocab import (
     WindowStatus,
 )
 from tbot_bot.inputs.vix import NO_VIX
-from tbot_bot.market_time import Window, window_for
+from tbot_bot.market_time import Window, both_times, exchange_zone, window_for
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.positions import OpenTrade, open_trades, position_side, round_trips, signal_direction
@@ -92,6 +92,12 @@ class WindowRunner:
             window_start=w.start.isoformat(),
             breakout=f"{w.breakout_start:%H:%M}-{w.breakout_end:%H:%M}",
             note=w.reason,
+        )
+        # status says what runs now (it went on saying "waiting: next window ..." through the window)
+        zone = exchange_zone(ctx.settings.MARKET_CALENDAR)
+        ctx.status.publish(
+            message=f"{self.name} window running: entries in its breakout {both_times(w.breakout_start, zone)} to "
+            f"{both_times(w.breakout_end, zone)}, positions held until {both_times(w.monitoring_end, zone)} at most"
         )
         if evaluator.blocked_reason:
             # e.g. CLOSE with VIX at or below STRAT_CLOSE_VIX_THRESHOLD, or no VIX value at all
