@@ -117,6 +117,15 @@ def test_defense_triggers_switch_defense_mode_on_in_a_replay(tmp_path: Path) -> 
     next_day = _journal_entries(home)[before:]
     assert next_day and all(d == 0 for *_, d in next_day)
     assert not (home.control_dir / "control_defense_clear.txt").exists()
+    # with a supervisor running and defense mode off, a clear has nothing to end: said, and no request left behind
+    from tbot_bot.runtime.control import SupervisorLock
+
+    lock = SupervisorLock.acquire(home, mode="live")
+    try:
+        assert main(["defense", "clear", "--home", str(home.root)]) == 1
+    finally:
+        lock.release()
+    assert not (home.control_dir / "control_defense_clear.txt").exists()
     events = [
         json.loads(x) for x in (logs / "supervisor.log").read_text().splitlines() if "defense_clear" in x
     ]

@@ -114,8 +114,18 @@ def run_defense_clear(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import request_defense_clear, running_supervisor
 
     home = bot_home(args.home)
+    running = running_supervisor(home)
+    shown = _read_status_file(home) or {}
+    if running and shown.get("defense_mode") is False:
+        # the running supervisor says defense mode is off: a request would be discarded at its next poll
+        print(
+            "defense mode is off (`tbot status`): nothing to clear; a DEFENSE_MODE_TRIGGER_* that fires later "
+            "switches it on, and this command ends it then",
+            file=sys.stderr,
+        )
+        return 1
     path = request_defense_clear(home, cli_actor())
-    when = "at its next poll" if running_supervisor(home) else "at the next start (no supervisor runs)"
+    when = "at its next poll" if running else "at the next start (no supervisor runs)"
     print(
         f"defense clear requested ({path}): the supervisor ends an automatic defense mode {when}; `tbot status` "
         "shows the outcome (DEFENSE_MODE_ACTIVE=true keeps it on)"
