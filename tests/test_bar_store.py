@@ -177,7 +177,12 @@ def test_data_list_names_a_missing_or_cut_partition(
     cut.write_bytes(cut.read_bytes()[:-10])
     capsys.readouterr()
     assert tbot(["data", "list", "--store", str(damaged), "--home", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
+    listed = capsys.readouterr()
+    err = listed.err
+    # the table's row says it too (its counts are the manifest's, not what can be read)
+    (spy,) = [line for line in listed.out.splitlines() if line.startswith("SPY ")]
+    assert spy.endswith("DAMAGED 2011-01, 2011-03 (below)"), spy
+    assert not any("DAMAGED" in line for line in listed.out.splitlines() if not line.startswith("SPY "))
     assert "DAMAGED: bar store" in err and "partition SPY/2011-01.parquet is missing" in err
     assert "partition SPY/2011-03.parquet is not the size the manifest records; re-import it" in err
     assert tbot(["data", "list", "--store", str(store), "--home", str(tmp_path)]) == 0

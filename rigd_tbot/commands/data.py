@@ -341,7 +341,7 @@ def _print_merge(done: ImportResult, source: str) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from tbot_bot.data.bar_store import damaged_partitions, holdings
+    from tbot_bot.data.bar_store import damaged_months, damaged_partitions, holdings
 
     home = BotHome.resolve(args.home)
     store = store_path(args.store, home)
@@ -353,9 +353,12 @@ def run_list(args: argparse.Namespace) -> int:
     print(
         f"{'symbol':<10} {'first':<10}  {'last':<10}  {'days':>5} {'rows':>10}  gaps ({args.calendar} sessions)"
     )
+    broken = damaged_months(store)
     for h in held:
         gaps = ", ".join(f"{a}" if a == b else f"{a}..{b} ({n})" for a, b, n in h.gaps) if h.gaps else "none"
-        print(f"{h.symbol:<10} {h.first}  {h.last}  {h.days:>5} {h.rows:>10}  {gaps}")
+        # a row of a damaged month counts what the manifest records, not what can be read: said on the row too
+        hurt = f"  DAMAGED {', '.join(broken[h.symbol])} (below)" if h.symbol in broken else ""
+        print(f"{h.symbol:<10} {h.first}  {h.last}  {h.days:>5} {h.rows:>10}  {gaps}{hurt}")
     damaged = damaged_partitions(store)
     for problem in damaged:
         print(f"DAMAGED: {problem}", file=sys.stderr)

@@ -525,6 +525,21 @@ def damaged_partitions(store: Path, *, start: date | None = None, end: date | No
     """Partitions the manifest lists (of the months of start..end, when given) whose file is missing or not the
     size it recorded (a stat each: what `tbot data list` can say without reading every file, and what a study
     whose bars come from its cache checks; a read checks the SHA-256 as well)."""
+    return [
+        str(_refuse_partition(store, rel, entry, problem))
+        for rel, entry, problem in _damaged(store, start, end)
+    ]
+
+
+def damaged_months(store: Path) -> dict[str, list[str]]:
+    """Per symbol, the months (YYYY-MM) whose partition is missing or cut (damaged_partitions' findings)."""
+    out: dict[str, list[str]] = {}
+    for _, entry, _ in _damaged(store, None, None):
+        out.setdefault(entry["symbol"], []).append(entry["month"])
+    return out
+
+
+def _damaged(store: Path, start: date | None, end: date | None) -> list[tuple[str, dict[str, Any], str]]:
     out = []
     first, last = (f"{start:%Y-%m}" if start else ""), (f"{end:%Y-%m}" if end else "9999-99")
     for rel, entry in load_manifest(store)["partitions"].items():
@@ -532,9 +547,9 @@ def damaged_partitions(store: Path, *, start: date | None = None, end: date | No
             continue
         path = store / rel
         if not path.is_file():
-            out.append(str(_refuse_partition(store, rel, entry, "missing")))
+            out.append((rel, entry, "missing"))
         elif path.stat().st_size != entry["bytes"]:
-            out.append(str(_refuse_partition(store, rel, entry, "not the size the manifest records")))
+            out.append((rel, entry, "not the size the manifest records"))
     return out
 
 
