@@ -367,3 +367,15 @@ def test_an_archive_member_under_keys_or_secrets_is_refused(tmp_path: Path) -> N
     ):
         restore_backup(archive, target, key_path=key)
     assert not target.root.exists() or _files(target.root) == {}
+
+
+def test_a_damaged_database_member_is_named_not_a_bare_database_failure(tmp_path: Path) -> None:
+    """An archive whose journal (or users database) is not a database was refused with "Database error: a SQLite
+    database of the bot home failed ...; 'tbot check' names the file", naming neither the archive nor the member."""
+    from tbot_bot.reporting.auto_backup import ledger_copy_problems
+
+    problems = ledger_copy_problems("storage/state/journal.db", b"not a database at all" * 100, tmp_path)
+    assert len(problems) == 1 and problems[0].startswith(
+        "storage/state/journal.db: not a readable SQLite database"
+    )
+    assert list(tmp_path.iterdir()) == []  # the copy it checked is gone

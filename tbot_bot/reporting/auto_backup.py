@@ -72,7 +72,14 @@ def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path, *, ledger: bool 
     try:
         if not data:
             return [f"{name}: an empty file, not a ledger"] if ledger else []
-        return [f"{name}: {p}" for p in verify_ledger(copy)] if ledger or is_ledger_file(copy) else []
+        if ledger:
+            return [f"{name}: {p}" for p in verify_ledger(copy)]
+        try:
+            is_ledger = is_ledger_file(copy)
+        except sqlite3.DatabaseError as exc:
+            # a damaged journal or users database: named by its member, never a bare "database failed"
+            return [f"{name}: not a readable SQLite database ({exc})"]
+        return [f"{name}: {p}" for p in verify_ledger(copy)] if is_ledger else []
     finally:
         copy.unlink()
 

@@ -205,7 +205,7 @@ def restore_backup(
         ]
     if problems:
         raise LedgerError(
-            f"backup archive {archive.name}: its ledgers fail verification; nothing was restored:\n  - "
+            f"backup archive {archive.name}: its ledgers or databases fail verification; nothing was restored:\n  - "
             + "\n  - ".join(problems)
         )
     from tbot_bot.runtime.control import SupervisorLock
