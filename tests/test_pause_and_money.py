@@ -182,30 +182,45 @@ def test_tbot_status_shows_mode_pause_stop_and_money() -> None:
     assert "open 500.00 used / 1500.00 left (1/4 entries)" in view
 
 
+def _replay_calling(tmp_path: Path, monkeypatch, actions):  # type: ignore[no-untyped-def]
+    """The demo day replayed, `actions[(hour, minute)](home, now)` run once when the supervisor takes the operator's
+    controls at that UTC minute (each window minute, and each minute of the waits between windows)."""
+    from tbot_bot.runtime import day_context
+
+    home = provision_demo_home(tmp_path / "home")
+    original = day_context.DayContext.check_operator_pause
+    done: set[tuple[int, int]] = set()
+
+    def hook(self):  # type: ignore[no-untyped-def]
+        now = self.clock.now()
+        if (now.hour, now.minute) in actions and (now.hour, now.minute) not in done:
+            done.add((now.hour, now.minute))
+            actions[(now.hour, now.minute)](home, now)
+        original(self)
+
+    monkeypatch.setattr(day_context.DayContext, "check_operator_pause", hook)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    return home
+
+
 def test_a_pause_and_a_resume_between_windows_show_before_the_next_window(
     tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Between MID (over by 16:30 UTC) and CLOSE (19:30) a replay waited in one step: a pause and a resume made then
     were taken, logged and shown only when CLOSE began. The wait takes them within a minute of the run's clock."""
-    from tbot_bot.runtime import day_context
     from tbot_bot.runtime.control import request_resume
 
-    home = provision_demo_home(tmp_path / "home")
-    original = day_context.DayContext.check_operator_pause
     moments: dict[str, str] = {}
 
-    def operator(self):  # type: ignore[no-untyped-def]
-        now = self.clock.now()
-        if now.hour == 17 and now.minute == 0 and "paused" not in moments:
-            moments["paused"] = now.isoformat()
-            request_pause(home, "cli:ops")
-        elif now.hour == 18 and now.minute == 0 and "resumed" not in moments:
-            moments["resumed"] = now.isoformat()
-            request_resume(home)
-        original(self)
+    def pause(home, now):  # type: ignore[no-untyped-def]
+        moments["paused"] = now.isoformat()
+        request_pause(home, "cli:ops")
 
-    monkeypatch.setattr(day_context.DayContext, "check_operator_pause", operator)
-    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    def resume(home, now):  # type: ignore[no-untyped-def]
+        moments["resumed"] = now.isoformat()
+        request_resume(home)
+
+    home = _replay_calling(tmp_path, monkeypatch, {(17, 0): pause, (18, 0): resume})
     events = {
         e.get("event"): e
         for e in _log_events(home)
@@ -221,20 +236,12 @@ def test_a_pause_and_a_resume_between_windows_show_before_the_next_window(
 
 def test_status_says_which_window_runs_while_it_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """status.json went on saying "waiting: next window open ... at 09:49" through the OPEN window itself."""
-    from tbot_bot.runtime import day_context
-
-    home = provision_demo_home(tmp_path / "home")
-    original = day_context.DayContext.check_operator_pause
     seen: dict[str, str] = {}
 
-    def look(self):  # type: ignore[no-untyped-def]
-        now = self.clock.now()
-        if now.hour == 15 and now.minute == 0 and "open" not in seen:
-            seen["open"] = json.loads(home.status_json.read_text())["message"]
-        original(self)
+    def look(home, now):  # type: ignore[no-untyped-def]
+        seen["open"] = json.loads(home.status_json.read_text())["message"]
 
-    monkeypatch.setattr(day_context.DayContext, "check_operator_pause", look)
-    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    _replay_calling(tmp_path, monkeypatch, {(15, 0): look})
     assert seen["open"].startswith(
         "open window running: entries in its breakout 09:50 America/New_York = 14:50 UTC to 10:00"
     ), seen
