@@ -283,8 +283,9 @@ def test_a_restore_is_refused_while_a_supervisor_runs_and_writes_nothing(tmp_pat
         with pytest.raises(
             ConfigError,
             match="a supervisor is already running .*end that process first.*nothing was restored",
-        ):
+        ) as refused:
             restore_backup(archive, target, key_path=home.key_file("backup"))
+        assert str(refused.value).count("Configuration error") == 1  # it read "Configuration error:" twice
         assert _files(target.root) == before
     finally:
         running.release()
@@ -379,3 +380,19 @@ def test_a_damaged_database_member_is_named_not_a_bare_database_failure(tmp_path
         "storage/state/journal.db: not a readable SQLite database"
     )
     assert list(tmp_path.iterdir()) == []  # the copy it checked is gone
+
+
+def test_an_archive_without_a_ledger_is_refused(tmp_path: Path) -> None:
+    """An archive holding no ledger (made without one, or by hand with the backup key) restored with exit 0 and
+    said "ledgers verify and are re-anchored": no bot's whole state, refused before anything is written."""
+    from tbot_bot.errors import LedgerError
+
+    home = BotHome(tmp_path / "a")
+    logs = home.logs_dir("RIGD_USA_ALPACA_TB01")
+    logs.mkdir(parents=True)
+    (logs / "open.log").write_text('{"event": "entry"}\n')
+    archive = create_backup(home, [], now=NOW)
+    target = BotHome(tmp_path / "b")
+    with pytest.raises(LedgerError, match="holds no ledger .*nothing was restored"):
+        restore_backup(archive, target, key_path=home.key_file("backup"))
+    assert not target.root.exists() or not any(target.root.rglob("*.log"))

@@ -197,6 +197,12 @@ def restore_backup(
     # it was (written first, it would make the home unusable and the archive impossible to restore)
     with tempfile.TemporaryDirectory() as tmp:
         ledgers = _ledger_members(manifest, list(contents))
+        if not ledgers:
+            # every archive `tbot backup create` makes holds the bot's ledger: one without is no bot's whole state
+            raise LedgerError(
+                f"backup archive {archive.name} holds no ledger (not an archive `tbot backup create` made of a bot); "
+                "nothing was restored"
+            )
         problems = [
             p
             for name, kind in kinds.items()
@@ -215,7 +221,7 @@ def restore_backup(
     try:
         lock = SupervisorLock.acquire(home, mode="restore")
     except ConfigError as exc:
-        raise ConfigError(f"{exc}; nothing was restored") from None
+        raise ConfigError([*exc.problems[:-1], f"{exc.problems[-1]}; nothing was restored"]) from None
     try:
         result = _restore_locked(archive, home, contents, manifest, kinds, ours, now)
         return replace(result, closed_after=closed_month(home))
