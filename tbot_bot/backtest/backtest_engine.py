@@ -12,7 +12,6 @@ CLI: python -m tbot_bot.backtest.backtest_engine --strategy=open --start=2011-01
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import sys
 import time
@@ -59,7 +58,14 @@ from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import route, strategy_module
 from tbot_bot.support.path_resolver import BotHome, package_file
-from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, counted, iso_date, utc_now
+from tbot_bot.support.utils_bot import (
+    atomic_write_json,
+    atomic_write_text,
+    claim_numbered,
+    counted,
+    iso_date,
+    utc_now,
+)
 from tbot_bot.trading.fees import FeeSchedule, describe_profile, fee_warning
 
 if TYPE_CHECKING:
@@ -642,14 +648,7 @@ def new_run_dir(parent: Path, name: str) -> Path:
     """A results folder of its own: `name`, or `name-1`, `name-2`, ... when another run of the same second took it
     (two backtests started together wrote into one folder, the later over the earlier)."""
     parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count():
-        path = parent / (f"{name}-{n}" if n else name)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise AssertionError("unreachable")
+    return claim_numbered(lambda n: parent / f"{name}{n}", Path.mkdir)
 
 
 def run_cli(args: argparse.Namespace) -> int:

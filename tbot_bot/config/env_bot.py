@@ -626,6 +626,14 @@ def rule_sequence_unique(s: BotSettings) -> str | None:
     return None
 
 
+def _starts_of_running_windows(s: BotSettings) -> tuple[dict[str, time], list[str]]:
+    """The START_TIME_X of each window that runs (route), and those windows in the order they start."""
+    from tbot_bot.strategy.strategy_router import route
+
+    starts = {name: getattr(s, f"START_TIME_{name.upper()}") for name in route(s).run}
+    return starts, sorted(starts, key=lambda name: starts[name])
+
+
 def rule_sequence_follows_the_day(s: BotSettings) -> str | None:
     """The windows that run start in STRATEGY_SEQUENCE order: the supervisor flattens and books the day after
     the sequence's last window, so a later window listed earlier would trade after the day was booked."""
@@ -634,8 +642,7 @@ def rule_sequence_follows_the_day(s: BotSettings) -> str | None:
     run = route(s).run
     if len(set(run)) != len(run):
         return None  # rule_sequence_unique names it
-    starts = {name: getattr(s, f"START_TIME_{name.upper()}") for name in run}
-    by_time = sorted(run, key=lambda name: starts[name])
+    starts, by_time = _starts_of_running_windows(s)
     for first, second in itertools.pairwise(by_time):
         if starts[first] == starts[second]:
             return (
@@ -688,14 +695,11 @@ def rule_windows_run_one_after_another(s: BotSettings) -> str | None:
     """The supervisor runs the day's windows one after another, each until its last position is closed: a window
     that starts before the previous one can have ended would start late, screen and trade at other moments than
     the backtest does, so the windows that run may not overlap."""
-    from tbot_bot.strategy.strategy_router import route
-
-    run = route(s).run
-    starts = {name: getattr(s, f"START_TIME_{name.upper()}") for name in run}
+    starts, by_time = _starts_of_running_windows(s)
     if len(set(starts.values())) != len(starts):
         return None  # rule_sequence_follows_the_day names two windows starting together
     bad = []
-    for first, second in itertools.pairwise(sorted(run, key=lambda name: starts[name])):
+    for first, second in itertools.pairwise(by_time):
         end = window_end_minute(s, first)
         nxt = starts[second]
         if end > nxt.hour * 60 + nxt.minute:

@@ -335,15 +335,13 @@ def _run(
     cannot = list(simulation_notes(settings, [req.strategy]))
     notes += cannot
     if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
-        warnings = cannot + other_windows(
-            settings, req.strategy, (summary.get("pick") or {}).get("params") or {}
-        )
+        also = other_windows(settings, req.strategy, (summary.get("pick") or {}).get("params") or {})
         try:
-            proposal = write_proposal(home, summary, out_dir, settings, warnings)
+            proposal = write_proposal(home, summary, out_dir, settings, cannot + also)
         except AlreadyDecided as exc:
             notes.append(str(exc))
         if proposal is not None:
-            notes += warnings[len(cannot) :]
+            notes += also
             other = base_differences(base_digests(settings, space.keys), load_settings(home))
             if other:
                 notes.append(

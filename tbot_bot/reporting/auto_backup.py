@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import sqlite3
 import stat
@@ -28,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from tbot_bot.errors import ConfigError, LedgerError
 from tbot_bot.reporting.backup_members import collect_members
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes
+from tbot_bot.support.utils_bot import atomic_write_bytes, claim_numbered
 
 ARCHIVE_PREFIX = "tbot_backup_"
 ARCHIVE_SUFFIX = ".tar.gz.enc"
@@ -191,13 +190,10 @@ def create_backup(
     sealed = Fernet(key).encrypt(buf.getvalue())
     # a second archive of the same second is <stamp>-1, -2, ...; the name is taken atomically (two creates at once
     # never write one file)
-    for n in itertools.count():
-        target = home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}{f'-{n}' if n else ''}{ARCHIVE_SUFFIX}"
-        try:
-            atomic_write_bytes(target, sealed, 0o600, exclusive=True)
-            break
-        except FileExistsError:
-            continue
+    target = claim_numbered(
+        lambda n: home.backups_dir / f"{ARCHIVE_PREFIX}{stamp}{n}{ARCHIVE_SUFFIX}",
+        lambda path: atomic_write_bytes(path, sealed, 0o600, exclusive=True),
+    )
     if problems:
         raise LedgerError(
             f"wrote {target}, but its ledgers fail verification (no older archive was pruned; "

@@ -289,17 +289,17 @@ def _restore_locked(
     replacing: list[Path] = []
     kept: list[Path] = []
     if resuming:  # the first run's decision (the home it judged is half restored now)
-        keep_own = {home.path(*PurePosixPath(r).parts) for r in started.get("kept") or []}
+        keep_own = {_member_path(home, r) for r in started.get("kept") or []}
     else:
         # a rollback (this bot's ledger was already here) of the books is not one of access control: a user
         # disabled, a password changed or a reset token used since the archive stay so, and the record of who did
         # what stays whole. A new machine (keys and identity put back, no ledger yet) takes the archive's people
         rollback = ours is not None and any(
-            home.path(*PurePosixPath(n).parts).is_file() for n in _ledger_members(manifest, list(contents))
+            _member_path(home, n).is_file() for n in _ledger_members(manifest, list(contents))
         )
         keep_own = {p for p in (home.core_db(n) for n in KEPT_ON_ROLLBACK) if rollback and _worth_keeping(p)}
     for name, blob in contents.items():
-        target = home.path(*PurePosixPath(name).parts)
+        target = _member_path(home, name)
         if target in keep_own:
             if resuming or _current_plain(target, kinds[name], home) != blob:
                 kept.append(target)
@@ -317,9 +317,8 @@ def _restore_locked(
     stale = [] if ours is None else [p for p in _derived_files(home) if p not in targets]
     safety: Path | None = None
     if resuming:
-        replacing = [home.path(*PurePosixPath(r).parts) for r in started.get("replaced") or []]
-        kept = [home.path(*PurePosixPath(r).parts) for r in started.get("kept") or []]
-        stale = sorted({*stale, *(home.path(*PurePosixPath(r).parts) for r in started.get("removed") or [])})
+        replacing = [_member_path(home, r) for r in started.get("replaced") or []]
+        stale = sorted({*stale, *(_member_path(home, r) for r in started.get("removed") or [])})
         safety = Path(started["safety"]) if started.get("safety") else None
     elif replacing or stale:  # what a restore replaces or removes is archived first
         safety = _archive_current(home, now or datetime.now(UTC))
@@ -377,6 +376,11 @@ def _worth_keeping(path: Path) -> bool:
         return False
     finally:
         conn.close()
+
+
+def _member_path(home: BotHome, name: str) -> Path:
+    """Where an archive member (a home-relative POSIX path, as the manifest and the restore marker name it) lives."""
+    return home.path(*PurePosixPath(name).parts)
 
 
 def _derived_files(home: BotHome) -> list[Path]:
@@ -442,13 +446,13 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
         recorded_heads = {
             name: None
             for name, info in (files.items() if isinstance(files, dict) else [])
-            if info.get("kind") == "sqlite" and is_ledger_file(home.path(*PurePosixPath(name).parts))
+            if info.get("kind") == "sqlite" and is_ledger_file(_member_path(home, name))
         }
     store = AnchorStore.for_home(home)
     backup_dir = _injected_backup_dir(home)
     problems: list[str] = []
     for name, recorded in recorded_heads.items():
-        path = home.path(*PurePosixPath(name).parts)
+        path = _member_path(home, name)
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             head = read_head(conn)

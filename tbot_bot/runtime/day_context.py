@@ -149,7 +149,8 @@ class DayContext:
         return datetime.fromisoformat(raw) + timedelta(minutes=1) if raw else None
 
     def restore_risk_usage(self, strategy: str) -> None:
-        """After a restart, the window's MAX_TRADES and session-cap usage come back from the journal."""
+        """The window's MAX_TRADES and session-cap usage as the journal has it (none at its first start; after a
+        restart, or in another process, what it entered)."""
         entries = [
             i
             for i in self.journal.intents(self.day_key, strategy)
@@ -157,6 +158,7 @@ class DayContext:
             if i.purpose == "entry"
             and (i.status not in (IntentStatus.REJECTED, IntentStatus.ABANDONED) or i.filled_qty)
         ]
+        self.risk.start_window(strategy)
         if entries:
             self.risk.restore_usage(
                 strategy, len(entries), sum((i.notional or Decimal(0) for i in entries), Decimal(0))
@@ -372,7 +374,6 @@ class DayContext:
         for strategy in STRATEGY_NAMES:
             row = self.journal.window(self.day_key, strategy)
             if row is not None and row["actual_start"]:
-                self.risk.start_window(strategy)
                 self.restore_risk_usage(strategy)
 
     def _restore_from_ledger(self) -> None:
@@ -705,13 +706,17 @@ class DayContext:
                 self.risk.pause_entries(f"rebalance: {message}")
         else:
             self.risk.resume_entries()
-        self.status.publish(rebalance_pause=self._rebalance_pause())
+        self._publish_rebalance_pause()
         self.log.event("supervisor", "rebalance_breach" if opened else "rebalance_resolved", reason=message)
         self._alert(AlertLevel.ROUTINE, AlertEvent.INFO, None, None, "rebalance", message)
 
     def _rebalance_pause(self) -> str | None:
         reason = self.risk.pause_reason
         return reason if reason is not None and reason.startswith("rebalance:") else None
+
+    def _publish_rebalance_pause(self) -> None:
+        if self.status.rebalance_pause != self._rebalance_pause():
+            self.status.publish(rebalance_pause=self._rebalance_pause())
 
     def follow_rebalance(self) -> None:
         """Entries paused while a breach is open, wherever it was opened or closed (this supervisor's checks, a
@@ -725,8 +730,7 @@ class DayContext:
             self.log.event(
                 "supervisor", "rebalance_resolved", reason="the breach was closed by another check"
             )
-        if self.status.rebalance_pause != self._rebalance_pause():
-            self.status.publish(rebalance_pause=self._rebalance_pause())
+        self._publish_rebalance_pause()
 
     def book_day(self) -> None:
         """Book the day's fills; a booking that fails (the ledger, its pre-ingestion backup, the reports) is

@@ -173,13 +173,14 @@ def carry_into_status(path: Path, board: StatusBoard) -> bool:
         return False
     fresh = board.to_json()
     same_day = held.get("session_date") == board.session_date
-    day_money = {k: v for k, v in (held.get("money") or {}).items() if k in MONEY_DAY_KEYS}
-    held.update({k: fresh[k] for k in (*DESK_NOW_FIELDS, *(DESK_DAY_FIELDS if same_day else ()))})
     if not same_day:
         # the money block's day figures stay those of the session status.json is of (as its PnL lines do): the
         # account now from the desk, never the desk's own session's day figures
-        now_money = {k: v for k, v in (held.get("money") or {}).items() if k not in MONEY_DAY_KEYS}
-        held["money"] = {**now_money, **day_money}
+        fresh["money"] = {
+            **{k: v for k, v in fresh["money"].items() if k not in MONEY_DAY_KEYS},
+            **{k: v for k, v in (held.get("money") or {}).items() if k in MONEY_DAY_KEYS},
+        }
+    held.update({k: fresh[k] for k in (*DESK_NOW_FIELDS, *(DESK_DAY_FIELDS if same_day else ()))})
     write_status(path, held)
     return True
 

@@ -122,7 +122,6 @@ class WindowRunner:
         if earlier and earlier.get("stale") and earlier.get("window") != self.name:
             ctx.status.publish(market_data={**earlier, "stale": False})  # that window's suspension is over
         evaluator.prime(ctx.clock.now(), self.feed.bars(self.symbols))
-        ctx.risk.start_window(self.name)
         ctx.restore_risk_usage(self.name)
 
         t = max(w.start + MINUTE, ctx.resume_point(self.name) or w.start + MINUTE)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -81,6 +83,19 @@ def _place_new(tmp: str, path: Path, mode: int) -> None:
         os.replace(tmp, path)
     else:
         Path(tmp).unlink()
+
+
+def claim_numbered(path_for: Callable[[str], Path], claim: Callable[[Path], None]) -> Path:
+    """The first of path_for(""), path_for("-1"), path_for("-2"), ... that `claim` takes (it raises FileExistsError
+    when another run of the same second has the name): a name two runs can never share."""
+    for n in itertools.count():
+        path = path_for(f"-{n}" if n else "")
+        try:
+            claim(path)
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
