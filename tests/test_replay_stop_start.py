@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from integration_test_runner import check_outputs, provision_demo_home
+from integration_test_runner import check_outputs, ledger_rows, provision_demo_home
 
 from rigd_tbot.cli import main as tbot
 from rigd_tbot.commands.demo import DEMO_DAY
@@ -99,3 +99,50 @@ def test_a_replay_stopped_to_its_end_leaves_no_stopped_state(tmp_path, capsys) -
     assert status["message"] == "stopped by request" and status["positions"] == []
     # a one-shot replay leaves no stopped marker behind: the next run of the day trades
     assert trading_stopped(home) is None and status["trading_stopped"] is None
+
+
+class _FirstExitTimesOut:
+    """The sim broker whose first closing order (a sell) times out for good: its outcome is never known."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name, self.capabilities = inner.name, inner.capabilities
+        self.timed_out: list[str] = []
+
+    def submit_order(self, request: Any) -> Any:
+        from tbot_bot.errors import NetworkError
+
+        if request.side == "sell" and not self.timed_out:
+            self.timed_out.append(request.symbol)
+            raise NetworkError(f"order {request.client_order_id} timed out (injected)")
+        return self._inner.submit_order(request)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._inner, item)
+
+
+def test_a_stop_whose_first_exit_times_out_still_closes_the_other_position(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tbot_bot.config.settings_bot import update_env_values
+
+    home = provision_demo_home(tmp_path / "home")
+    update_env_values(home, {"API_RETRY_LIMIT": "0"}, actor="test")
+    brokers: list[_FirstExitTimesOut] = []
+
+    def wrap(inner: Any) -> _FirstExitTimesOut:
+        brokers.append(_FirstExitTimesOut(inner))
+        return brokers[-1]
+
+    sup = _Operator(home, replay_day=DEMO_DAY, start_at=None, broker_wrapper=wrap)
+    sup.run()
+    [failed] = brokers[-1].timed_out
+    # the stop's exit of the other OPEN position was sent and filled although the first one's timed out
+    fills = {e["ticker"] for e in _of(_rows(home, "open"), "exit_fill")}
+    assert fills == {"SYN1", "SYN8"} - {failed}
+    errors = next(home.output_dir.rglob("error_tracebacks.log")).read_text()
+    assert f"exit of {failed} failed while closing (manual stop)" in errors  # logged by its symbol
+    # what did close is booked; status shows what is still held, and why the closing failed
+    [closed] = fills
+    assert f"TB01-20110125-open-{closed}-2" in {fitid for fitid, *_ in ledger_rows(home)}  # its exit
+    status = json.loads(home.status_json.read_text())
+    assert [p["symbol"] for p in status["positions"]] == [failed]
+    assert status["state"] == "shutdown" and "closing failed" in status["message"]

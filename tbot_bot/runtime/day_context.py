@@ -616,11 +616,32 @@ class DayContext:
             self.flatten(reason)
 
     def flatten(self, reason: str) -> None:
-        """Cancel working entries and send an exit for every open position (of any day: nothing is left behind)."""
-        self.orders.cancel_open(reason, purpose=Purpose.ENTRY)
+        """Cancel working entries and send an exit for every open position (of any day: nothing is left behind).
+
+        Every position gets its exit even when one fails (one order's timeout must not leave the others held);
+        each failure is logged with its symbol and the first is raised once all were tried."""
+        failures: list[TbotError] = []
+        try:
+            self.orders.cancel_open(reason, purpose=Purpose.ENTRY)
+        except TbotError as exc:
+            failures.append(exc)  # place_exit still cancels each position's own working entry first
+            self.log.error(
+                "supervisor", f"cancelling entries while closing failed: {exc}", {"reason": reason}, exc
+            )
         for tr in open_trades(self.journal.intents()):
             if tr.exit is None:
-                self.place_exit(tr.entry, _reason_code(reason), self.clock.now())
+                try:
+                    self.place_exit(tr.entry, _reason_code(reason), self.clock.now())
+                except TbotError as exc:
+                    failures.append(exc)
+                    self.log.error(
+                        tr.entry.strategy,
+                        f"exit of {tr.entry.symbol} failed while closing ({reason}): {exc}",
+                        {"ticker": tr.entry.symbol, "client_order_id": tr.entry.client_order_id},
+                        exc,
+                    )
+        if failures:
+            raise failures[0]
 
     def place_exit(self, entry: Intent, exit_reason: ExitReason, signal_time: datetime) -> Intent | None:
         """Journal and send the order that closes what an entry still holds.

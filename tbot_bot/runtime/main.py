@@ -634,15 +634,13 @@ class Supervisor:
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
             self._stop_signal = False
         try:
-            if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
-                ctx.flatten("manual stop" if stopped else "end of day")
-                self._settle(ctx)
-            ctx.book_day()
+            self._close_positions(ctx, "manual stop" if stopped else "end of day")
             ctx.observe_defense()
             ctx.check_rebalance("after_session")
             ctx.sync_accounting()
         except TbotError as exc:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
+            ctx.publish_positions(None)  # what is still held, not what was held before the closing began
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
             return EXIT_FAILURE
         if not stopped:
@@ -661,6 +659,20 @@ class Supervisor:
         """A Stop by request ends trading, not the process (DESIGN §8; a replay runs on to its day's end); a
         signal ends both."""
         return self._stopped_by not in (None, "signal")
+
+    def _close_positions(self, ctx: DayContext, reason: str) -> None:
+        """Close what is held and book the day; an exit that could not be sent is raised only after the others
+        were settled and booked (what did close is in the books whatever failed)."""
+        failed: TbotError | None = None
+        if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
+            try:
+                ctx.flatten(reason)
+            except TbotError as exc:
+                failed = exc
+            self._settle(ctx)
+        ctx.book_day()
+        if failed is not None:
+            raise failed
 
     def _settle(self, ctx: DayContext) -> None:
         """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
@@ -758,10 +770,7 @@ class Supervisor:
 
     def _end_of_session(self, ctx: DayContext) -> None:
         """After the day's last window: nothing stays held overnight; book and report the day."""
-        if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
-            ctx.flatten("end of day")
-            self._settle(ctx)
-        ctx.book_day()
+        self._close_positions(ctx, "end of day")
         ctx.journal.mark_day_booked(ctx.day_key, ctx.clock.now().isoformat())
         ctx.observe_defense()
         ctx.check_rebalance("after_session")
