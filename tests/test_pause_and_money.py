@@ -267,3 +267,21 @@ def test_the_next_window_message_says_when_today_is_halted() -> None:
     Supervisor._announce_next_window(None, ctx, ("open", "mid", "close"))  # type: ignore[arg-type]
     assert published["message"].startswith("no new entries today (flatten requested by cli:ops")
     assert "waiting: next window mid on Tue 2011-01-25" in published["message"]
+
+
+def test_money_and_positions_are_published_at_the_start_not_at_the_first_window(tmp_path: Path) -> None:
+    home = provision_demo_home(tmp_path / "home")
+    seen: dict[str, object] = {}
+
+    class Watching(Supervisor):
+        def _reconcile(self, ctx):  # type: ignore[no-untyped-def]
+            super()._reconcile(ctx)
+            seen.update(json.loads(home.status_json.read_text()))
+
+    assert Watching(home, replay_day=DEMO_DAY).run() == 0
+    money = seen["money"]
+    assert isinstance(money, dict)
+    # after the start's reconciliation, before any window: the account, the float and each window's cap
+    assert money["equity"] and money["cash"] and money["float"] == "25000.00"
+    assert money["open_exposure"] == "0.00" and money["net_pnl_today"] == "0.00"
+    assert seen["positions"] == []

@@ -381,6 +381,8 @@ class Supervisor:
             return
         ctx.log.event("supervisor", "reconciled", **report)
         refuse_or_block(ctx, positions)
+        # what is held and the money block from the start: a restart showed neither until the next window
+        ctx.publish_positions(None)
 
     def _note_if_not_a_session(self, ctx: DayContext) -> None:
         calendar = ctx.settings.MARKET_CALENDAR
