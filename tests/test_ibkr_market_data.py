@@ -15,9 +15,10 @@ from ib_async.ticker import Ticker
 
 from tbot_bot.broker.brokers.ibkr import IbkrBroker
 from tbot_bot.broker.brokers.ibkr_market import AuctionImbalance
+from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.enhancements.imbalance_scanner_ibkr import ImbalanceScanner
-from tbot_bot.errors import MarketDataError, NetworkError
+from tbot_bot.errors import MarketDataError, MarketDataUnreachable, NetworkError
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 IBKR = {"BROKER_NAME": "IBKR", "IBKR_ENABLED": "true", "SIM_ENABLED": "false"}
@@ -89,8 +90,16 @@ def test_market_data_connection_error(broker: IbkrBroker, tws: FakeTws) -> None:
         raise ConnectionError("Socket disconnect")
 
     tws.ib.reqTickers = boom  # type: ignore[method-assign]
-    with pytest.raises(MarketDataError):
-        broker.get_snapshots(["SPY"])
+    tws.ib.reqHistoricalData = boom  # type: ignore[method-assign]
+    # a connection lost inside a call is an outage the supervisor rides out (as Alpaca's data host not
+    # answering), not a market-data failure that shuts it down
+    for call in (
+        lambda: broker.get_snapshots(["SPY"]),
+        lambda: broker.get_bars(["SPY"], NOW, NOW + timedelta(minutes=1)),
+    ):
+        with pytest.raises(MarketDataUnreachable, match="Socket disconnect"):
+            call()
+    assert classify(MarketDataUnreachable("x")).severity is Severity.SUSPEND
 
 
 def test_minute_bars_are_filtered_to_the_range(broker: IbkrBroker, tws: FakeTws) -> None:

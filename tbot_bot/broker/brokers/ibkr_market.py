@@ -1,6 +1,7 @@
 """IBKR market data for the adapter: ticker snapshots, daily and minute bars, closing-auction imbalance.
 
-Functions take a connected `ib_async.IB`; connection failures become MarketDataError here.
+Functions take a connected `ib_async.IB`. A connection that fails inside a call is MarketDataUnreachable (an
+outage the supervisor rides out, as Alpaca's data host not answering is); no data is MarketDataError.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from tbot_bot.broker.broker_api import Bar, ListedEquity, Quote, Snapshot
-from tbot_bot.errors import MarketDataError
+from tbot_bot.errors import MarketDataError, MarketDataUnreachable
 
 CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError)
 AUCTION_TICKS = "225"  # generic tick list: auction volume, price and imbalance
@@ -47,7 +48,7 @@ def tickers(ib: Any, symbols: list[str]) -> dict[str, Any]:
     try:
         result = ib.reqTickers(*[_stock(s) for s in symbols])
     except CONNECTION_ERRORS as e:
-        raise MarketDataError(f"IB market data failed: {e}") from e
+        raise MarketDataUnreachable(f"IB market data failed: {e}") from e
     return {t.contract.symbol: t for t in result}
 
 
@@ -64,7 +65,7 @@ def prev_volume(ib: Any, symbol: str, today: date) -> int | None:
     try:
         bars = ib.reqHistoricalData(_stock(symbol), "", "3 D", "1 day", "TRADES", True, 2)
     except CONNECTION_ERRORS as e:
-        raise MarketDataError(f"IB daily bars for {symbol} failed: {e}") from e
+        raise MarketDataUnreachable(f"IB daily bars for {symbol} failed: {e}") from e
 
     def day(d: Any) -> Any:
         return d.date() if isinstance(d, datetime) else d
@@ -80,7 +81,7 @@ def index_daily_closes(ib: Any, symbol: str, exchange: str, duration: str = "1 M
     try:
         bars = ib.reqHistoricalData(Index(symbol, exchange, "USD"), "", duration, "1 day", "TRADES", True, 1)
     except CONNECTION_ERRORS as e:
-        raise MarketDataError(f"IB daily bars for index {symbol} failed: {e}") from e
+        raise MarketDataUnreachable(f"IB daily bars for index {symbol} failed: {e}") from e
     out: dict[date, float] = {}
     for b in bars or []:
         day = b.date.date() if isinstance(b.date, datetime) else b.date
@@ -97,7 +98,7 @@ def qualify_equities(ib: Any, symbols: list[str]) -> list[ListedEquity]:
         try:
             details = ib.reqContractDetails(_stock(sym))
         except CONNECTION_ERRORS as e:
-            raise MarketDataError(f"IB contract search for {sym} failed: {e}") from e
+            raise MarketDataUnreachable(f"IB contract search for {sym} failed: {e}") from e
         for d in details or []:
             c = d.contract
             if c is not None and c.secType == "STK" and c.currency == "USD" and c.symbol == sym:
@@ -139,7 +140,7 @@ def minute_bars(ib: Any, symbols: list[str], start: datetime, end: datetime) -> 
         try:
             raw = ib.reqHistoricalData(_stock(sym), end, duration, "1 min", "TRADES", True, 2)
         except CONNECTION_ERRORS as e:
-            raise MarketDataError(f"IB minute bars for {sym} failed: {e}") from e
+            raise MarketDataUnreachable(f"IB minute bars for {sym} failed: {e}") from e
         out[sym] = [
             Bar(sym, b.date, float(b.open), float(b.high), float(b.low), float(b.close), float(b.volume))
             for b in raw or []
@@ -156,7 +157,7 @@ def auction_imbalance(ib: Any, symbol: str, wait: float, now: datetime) -> Aucti
         ib.sleep(wait)
         ib.cancelMktData(contract)
     except CONNECTION_ERRORS as e:
-        raise MarketDataError(f"IB imbalance data for {symbol} failed: {e}") from e
+        raise MarketDataUnreachable(f"IB imbalance data for {symbol} failed: {e}") from e
     imbalance = _finite(ticker.auctionImbalance)
     if imbalance is None:
         return None
