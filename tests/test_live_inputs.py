@@ -210,3 +210,76 @@ def test_a_bot_running_for_days_warms_up_again_for_each_session(
             assert r.warm_volumes(date(2026, 12, 3)) is None  # never another session's figures
         finally:
             r.close()
+
+
+def _booted(home: BotHome, server: FakeAlpacaServer, clock: InjectedClock) -> tuple[Supervisor, object]:
+    from tbot_bot.runtime.boot import boot
+
+    sup = Supervisor(home, clock=clock)
+    r = boot(
+        home, replay_day=None, speed=None, data_source=None, broker=broker_for(server), broker_wrapper=None,
+        stop=sup.stop_requested, live_clock=clock,
+    )  # fmt: skip
+    return sup, r
+
+
+def test_a_restart_after_the_close_finishes_the_day_instead_of_running_its_windows_again(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    after_close = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)  # Monday 17:00 EST
+    clock = InjectedClock(after_close)
+    with serve(after_close, clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        journal = OrderJournal(home.state_dir / "journal.db")
+        try:  # the machine went down during MID and came back after the close
+            journal.set_window("2026-11-30", "open", "done", actual_start="2026-11-30T14:30:00+00:00")
+            journal.set_window("2026-11-30", "mid", "running", actual_start="2026-11-30T15:30:00+00:00")
+        finally:
+            journal.close()
+        sup, r = _booted(home, server, clock)
+        try:
+            plan = ("open", "mid", "close")
+            ctx = sup._start_live_day(r, plan)
+            assert sup._resume_day(ctx, plan) == []  # MID's minutes are not run again at 17:00
+            windows = {w["strategy"]: w for w in json.loads(home.status_json.read_text())["windows"]}
+            assert ctx.journal.day_booked("2026-11-30") is not None  # the end of the session ran
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    assert windows["open"]["status"] == "done"
+    assert windows["mid"]["status"] == "halted" and windows["mid"]["note"].startswith(
+        "interrupted: the supervisor was down until 17:00 America/New_York = 22:00 UTC"
+    )
+    assert windows["close"]["status"] == "skipped" and windows["close"]["note"].startswith("missed: ")
+
+
+def test_a_holiday_runs_no_window_and_no_end_of_session(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thanksgiving = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)  # OPEN's cron fires at 09:30 EST
+    clock = InjectedClock(thanksgiving)
+    with serve(thanksgiving, clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        sup, r = _booted(home, server, clock)
+        try:
+            plan = ("open", "mid", "close")
+            ctx = None
+            for name, hour in (("open", 14), ("mid", 15), ("close", 19)):
+                clock._now = thanksgiving.replace(hour=hour)
+                ctx = sup._run_due_window(r, ctx, plan, name)  # type: ignore[arg-type]
+            assert ctx is not None and ctx.journal.day_booked("2026-11-26") is None
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    status = json.loads(home.status_json.read_text())
+    assert (
+        status["message"].startswith("market closed today (")
+        and "next window open on Fri 2026-11-27" in (status["message"])
+    )
+    logged = events(home)
+    assert not [e for e in logged if e.get("event") == "window_start"]
+    assert len([e for e in logged if e.get("event") == "holiday"]) == 1

@@ -121,6 +121,7 @@ class Supervisor:
         # the reconciliation still owed before the next entry: "start" (the day's first could not ask the
         # broker) or "reconnect" (the broker answered again after an outage or maintenance)
         self._reconcile_due: str | None = None
+        self._closed_noted: str | None = None  # the exchange-closed day last logged (a holiday's crons)
         self.boot_seconds = 0.0
 
     # ------------------------------------------------------------------ control
@@ -383,6 +384,17 @@ class Supervisor:
         refuse_or_block(ctx, positions)
         # what is held and the money block from the start: a restart showed neither until the next window
         ctx.publish_positions(None)
+
+    def _closed_today(self, ctx: DayContext, plan_run: tuple[str, ...]) -> None:
+        """No window and no end of session on a day the exchange is closed: logged once, status says it."""
+        if self._closed_noted != ctx.day_key:  # each window's cron fires: one log line a day
+            self._closed_noted = ctx.day_key
+            self._note_if_not_a_session(ctx)
+        self._announce_next_window(ctx, plan_run)
+        calendar = ctx.settings.MARKET_CALENDAR
+        ctx.status.publish(
+            message=f"market closed today ({closed_reason(ctx.session_date, calendar)}); {ctx.status.message}"
+        )
 
     def _note_if_not_a_session(self, ctx: DayContext) -> None:
         calendar = ctx.settings.MARKET_CALENDAR
@@ -741,28 +753,62 @@ class Supervisor:
         return reading.fresh
 
     def _windows_to_resume(self, ctx: DayContext, plan_run: tuple[str, ...]) -> list[str]:
-        """After a restart: windows that were running, or whose time span contains now, run again (from their cursor)."""
+        """After a restart: windows that were running, or whose time span contains now, run again (from their
+        cursor). One whose time is over is not run after it: it reads missed, or interrupted when it had begun
+        (its positions are closed by the end of the session)."""
         now = ctx.clock.now()
         out = []
         for name in plan_run:
             row = ctx.journal.window(ctx.day_key, name)
             w = window_for(name, ctx.session_date, ctx.settings)
-            if (row is not None and row["status"] in (WindowStatus.RUNNING, WindowStatus.STOPPED)) or (
+            if w.fits and now >= w.monitoring_end:
+                self._passed_while_down(ctx, name, row)
+            elif (row is not None and row["status"] in (WindowStatus.RUNNING, WindowStatus.STOPPED)) or (
                 row is None and w.fits and w.start <= now < w.monitoring_end
             ):
                 out.append(name)
         return out
 
+    def _passed_while_down(self, ctx: DayContext, name: str, row: sqlite3.Row | None) -> None:
+        """A window whose whole time passed while no supervisor ran: said so in the journal and status (it read
+        "pending" all night, or ran its minutes again after the close)."""
+        if row is not None and row["status"] != WindowStatus.RUNNING:
+            return  # it finished, was skipped or stopped: what the journal says stands
+        zone = exchange_zone(ctx.settings.MARKET_CALENDAR)
+        now = ctx.clock.now()
+        status, note = (
+            (
+                WindowStatus.SKIPPED,
+                f"missed: the supervisor started at {both_times(now, zone)}, after this window",
+            )
+            if row is None
+            else (
+                WindowStatus.HALTED,
+                f"interrupted: the supervisor was down until {both_times(now, zone)}, after this window's end",
+            )
+        )
+        ended = now.isoformat() if row is not None else None
+        ctx.journal.set_window(ctx.day_key, name, status, actual_end=ended, note=note)
+        ctx.status_window(name, status, actual_end=now if row else None, note=note)
+        ctx.log.event(name, "window_missed", reason=note)
+
+    def _day_is_over(self, ctx: DayContext, plan_run: tuple[str, ...]) -> bool:
+        """Every window of the plan that fits today has passed its latest exit (a session day only)."""
+        ends = [
+            w.monitoring_end for n in plan_run if (w := window_for(n, ctx.session_date, ctx.settings)).fits
+        ]
+        return bool(ends) and ctx.clock.now() >= max(ends)
+
     def _resume_day(self, ctx: DayContext, plan_run: tuple[str, ...]) -> list[str]:
-        """After a (re)start: the windows to run again; when none is and the day's last window finished but the
-        day was never booked (killed between the two), the end of the session runs now: leftovers flattened,
-        the day booked and synced, as it would have been."""
+        """After a (re)start: the windows to run again; when none is and the day's last window finished, or the
+        day's windows are all over (a restart after the close), but the day was never booked, the end of the
+        session runs now: leftovers flattened, the day booked and synced, as it would have been."""
         resume = self._windows_to_resume(ctx, plan_run)
         last = ctx.journal.window(ctx.day_key, plan_run[-1]) if plan_run else None
+        finished = last is not None and last["status"] not in (WindowStatus.RUNNING, WindowStatus.STOPPED)
         if (
             not resume
-            and last is not None
-            and last["status"] not in (WindowStatus.RUNNING, WindowStatus.STOPPED)
+            and (finished or self._day_is_over(ctx, plan_run))
             and ctx.journal.day_booked(ctx.day_key) is None
         ):
             ctx.log.event("supervisor", "end_of_session_resumed", session_date=ctx.day_key)
@@ -945,21 +991,7 @@ class Supervisor:
                 except queue.Empty:
                     continue
                 try:
-                    # a new exchange date (MARKET_CALENDAR's zone) starts a new trading day
-                    if ctx is None or ctx.session_date != session_date_at(
-                        r.clock.now(), settings.MARKET_CALENDAR
-                    ):
-                        ctx = self._start_live_day(r, plan.run)
-                    if name == "close" and r.vix_lookup(ctx.session_date) is None:
-                        self._refresh_vix(r, ctx)  # a close published overnight may be there by now
-                    runner, outcome = self._window_through_outages(ctx, name)
-                    self.outcomes.append(outcome)
-                    self._check_after_window(ctx, name)
-                    self._record_bars(ctx, runner)
-                    if name == plan.run[-1]:
-                        self._end_of_session(ctx)
-                        self._start_optimizer(ctx, plan.run)
-                        self._announce_next_window(ctx, plan.run)
+                    ctx = self._run_due_window(r, ctx, plan.run, name)
                 except TbotError as exc:
                     if ctx is None or self._on_failure(ctx, name, exc) is None:
                         return EXIT_FAILURE
@@ -968,6 +1000,30 @@ class Supervisor:
         if ctx is None:
             ctx = wire_day(r, session_date_at(r.clock.now(), settings.MARKET_CALENDAR))
         return self._close_day(ctx, stopped=True)
+
+    def _run_due_window(
+        self, r: Services, ctx: DayContext | None, plan_run: tuple[str, ...], name: str
+    ) -> DayContext:
+        """A window whose cron fired: on a new exchange date a new trading day first; on a day the exchange is
+        closed (a holiday on a TRADING_DAYS weekday) nothing runs, not even the end of the session."""
+        calendar = r.settings.MARKET_CALENDAR
+        # a new exchange date (MARKET_CALENDAR's zone) starts a new trading day
+        if ctx is None or ctx.session_date != session_date_at(r.clock.now(), calendar):
+            ctx = self._start_live_day(r, plan_run)
+        if session_for(ctx.session_date, calendar) is None:
+            self._closed_today(ctx, plan_run)
+            return ctx
+        if name == "close" and r.vix_lookup(ctx.session_date) is None:
+            self._refresh_vix(r, ctx)  # a close published overnight may be there by now
+        runner, outcome = self._window_through_outages(ctx, name)
+        self.outcomes.append(outcome)
+        self._check_after_window(ctx, name)
+        self._record_bars(ctx, runner)
+        if name == plan_run[-1]:
+            self._end_of_session(ctx)
+            self._start_optimizer(ctx, plan_run)
+            self._announce_next_window(ctx, plan_run)
+        return ctx
 
 
 def rebalance_trigger(settings: BotSettings) -> IntervalTrigger | None:
