@@ -372,3 +372,33 @@ def test_a_corrected_fill_reversed_takes_the_fee_of_its_original(tmp_path: Path)
         == 0
         == sum((t.fees for t in read_trades(ledger)), Decimal(0))
     )
+
+
+@pytest.mark.parametrize(
+    ("amount", "memo"), [(Decimal("1010"), "realized gain"), (Decimal("990"), "realized loss")]
+)
+def test_an_exit_at_cost_corrected_realises_the_difference(
+    books: tuple[Path, LedgerWriter], amount: Decimal, memo: str
+) -> None:
+    """An exit at cost has no gain/loss leg: a new amount moved its position leg with the cash, leaving the
+    position account off by the difference and the PnL unchanged (an accountant's review)."""
+    ledger, writer = books
+    before, pnl = account_balances(ledger), _pnl(ledger, "coid-Z1-OPEN")
+    (proceeds,) = [s.debit for s in plan_correction(ledger, "Z1-CLOSE", reason="r", user="u", source="t").original_splits if s.account_code == "1030"]  # fmt: skip
+    plan = _correct(ledger, writer, "Z1-CLOSE", amount=amount)
+    after = account_balances(ledger)
+    moved = {code: after.get(code, Decimal(0)) - before.get(code, Decimal(0)) for code in {*before, *after}}
+    assert not moved.get("1110"), moved  # the position still leaves at its cost
+    assert moved["1030"] == amount - proceeds and moved["4010"] == proceeds - amount
+    assert _pnl(ledger, "coid-Z1-OPEN") == pnl + amount - proceeds
+    assert plan.replacement is not None
+    assert [s.memo for s in plan.replacement.splits if s.account_code == "4010"] == [memo]
+    assert verify_ledger(ledger) == []
+
+
+def test_a_float_movement_is_not_corrected_in_one_ledger(tmp_path: Path) -> None:
+    """The float ledger holds the same movement: correcting only the bot ledger split the two books and no check
+    noticed (an accountant's review)."""
+    ledger, _ = new_ledger(tmp_path)
+    with pytest.raises(UsageError, match="it is a float movement, held by the float ledger too"):
+        plan_correction(ledger, "FLOAT-OPEN-2026-11-16T00:00:00.000000Z", reason="r", user="u", source="t", amount=Decimal("26000"))  # fmt: skip

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS, fee_fitid
+from tbot_bot.accounting.account_transaction import EQUITY_GAINS, OPTION_GAINS, OPTION_HOLDINGS, fee_fitid
 from tbot_bot.accounting.coa import account_problem
 from tbot_bot.accounting.ledger_entry import LedgerEntry, LedgerSplit
 from tbot_bot.accounting.ledger_pairs import exit_of, pairs, root_of
@@ -35,6 +35,7 @@ from tbot_bot.reporting.ledger_trades import is_entry, is_exit
 from tbot_bot.support.utils_bot import from_minor
 
 CASH = "1030"
+FLOAT_FITID_PREFIX = "FLOAT-"  # float movements (float_injection, float_bot): in both ledgers
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +127,12 @@ def _new_splits(
     amount: Decimal | None,
     account: str | None,
     from_account: str | None,
+    *,
+    closes: bool = False,
 ) -> tuple[list[LedgerSplit], Decimal | None]:
-    """The corrected legs and the change in realised PnL (None when PnL is unchanged)."""
+    """The corrected legs and the change in realised PnL (None when PnL is unchanged). `closes`: the entry closes
+    a position (an exit): its position leg stays at cost and the gain/loss absorbs a new amount, also when the
+    exit was at cost and so had no gain/loss leg."""
     legs = list(splits)
     pnl_change: Decimal | None = None
     if amount is not None:
@@ -144,7 +149,13 @@ def _new_splits(
         legs[i] = _leg(CASH, old + delta, legs[i].memo)
         others = [j for j in range(len(legs)) if j != i]
         income = [j for j in others if legs[j].account_code.startswith("4")]
-        if len(others) == 1:
+        if closes and len(others) == 1 and not income:
+            # an exit at cost (no gain/loss leg): the cash left the position at cost, the difference is realised
+            gains = OPTION_GAINS if legs[others[0]].account_code == OPTION_HOLDINGS else EQUITY_GAINS
+            legs.append(LedgerSplit(gains))
+            j = len(legs) - 1
+            pnl_change = delta
+        elif len(others) == 1:
             j = others[0]
         elif len(income) == 1:
             j = income[0]
@@ -155,7 +166,12 @@ def _new_splits(
                 + ", ".join(s.account_code for s in legs)
                 + "); correct it with --reverse and post the right entry"
             )
-        legs[j] = _leg(legs[j].account_code, _signed(legs[j]) - delta, legs[j].memo)
+        signed = _signed(legs[j]) - delta
+        # a gain/loss leg is named by its side once corrected (a loss corrected into a gain said "realized loss")
+        memo = (
+            ("realized gain" if signed < 0 else "realized loss") if pnl_change is not None else legs[j].memo
+        )
+        legs[j] = _leg(legs[j].account_code, signed, memo)
         # a gain/loss that the correction brings to exactly zero leaves no leg (a leg needs one positive side)
         legs = [leg for leg in legs if leg.debit or leg.credit]
     if account is not None:
@@ -241,6 +257,12 @@ def plan_correction(
         raise UsageError(
             f"--amount {amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
         )
+    if fitid.startswith(FLOAT_FITID_PREFIX):
+        # the float ledger holds the same movement: a correction here alone would split the two books silently
+        raise UsageError(
+            f"cannot correct {fitid!r}: it is a float movement, held by the float ledger too; the accounting "
+            "system corrects the float (inject or return the difference), never one ledger alone"
+        )
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
         reversal = conn.execute(
@@ -273,7 +295,7 @@ def plan_correction(
                 fee["fitid"], f_date, f_posted, f_closed, f_text, None, tuple(fee_splits), role="fee"
             )
         return CorrectionPlan(fitid, original_date, posted_at, closed, text, None, tuple(splits), follows)
-    legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account)
+    legs, pnl_change = _new_splits(fitid, splits, amount, account, from_account, closes=is_exit(row))
     entry_price = exit_price = None
     size, multiplier = _dec(row["size"]), _dec(row["contract_multiplier"]) or Decimal(1)
     if amount is not None and size:
