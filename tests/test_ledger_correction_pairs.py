@@ -396,9 +396,17 @@ def test_an_exit_at_cost_corrected_realises_the_difference(
     assert verify_ledger(ledger) == []
 
 
-def test_a_float_movement_is_not_corrected_in_one_ledger(tmp_path: Path) -> None:
-    """The float ledger holds the same movement: correcting only the bot ledger split the two books and no check
-    noticed (an accountant's review)."""
-    ledger, _ = new_ledger(tmp_path)
-    with pytest.raises(UsageError, match="it is a float movement, held by the float ledger too"):
-        plan_correction(ledger, "FLOAT-OPEN-2026-11-16T00:00:00.000000Z", reason="r", user="u", source="t", amount=Decimal("26000"))  # fmt: skip
+def test_a_float_movement_corrected_in_one_ledger_says_the_float_ledger_is_not(tmp_path: Path) -> None:
+    """The float ledger holds the same movement: correcting only the bot ledger split the two books without a word
+    (an accountant's review)."""
+    ledger, writer = new_ledger(tmp_path)
+    from tbot_bot.accounting.float_injection import bot_float_entry, default_fitid
+
+    when = at(9, 0)
+    float_in = bot_float_entry(
+        Decimal("25000"), currency_code="USD", posted_at=when, fitid=default_fitid(when)
+    )
+    writer.ingest([float_in])
+    plan = plan_correction(ledger, float_in.fitid, reason="r", user="u", source="t", amount=Decimal("26000"))
+    assert plan.warning is not None and "held by the float ledger too" in plan.warning
+    assert "warning: " in plan_text(plan) and "held by the float ledger too" in plan_text(plan)

@@ -227,7 +227,22 @@ def parse_amount(text: str) -> Decimal:
         raise UsageError(f"amount {text!r} is not a number; give it like 1234.56") from None
 
 
-def plan_correction(
+def plan_correction(ledger: Path, fitid: str, **kwargs: Any) -> CorrectionPlan:
+    """What `tbot ledger correct` will post (nothing is written); UsageError naming what is wrong with the request
+    (exit 2). A float movement is corrected with a warning: the float ledger holds it too."""
+    plan = _plan(ledger, fitid, **kwargs)
+    if fitid.startswith(FLOAT_FITID_PREFIX):
+        # the float ledger is not corrected with it: the two books then differ until the accounting system acts
+        note = (
+            f"{fitid} is a float movement, held by the float ledger too, which this correction leaves as it is: "
+            "the bot's float and this ledger's float account then differ until the accounting system corrects "
+            "the float (inject or return the difference)"
+        )
+        plan = replace(plan, warning=f"{plan.warning}; {note}" if plan.warning else note)
+    return plan
+
+
+def _plan(
     ledger: Path,
     fitid: str,
     *,
@@ -238,7 +253,6 @@ def plan_correction(
     account: str | None = None,
     from_account: str | None = None,
 ) -> CorrectionPlan:
-    """What `tbot ledger correct` will post (nothing is written); UsageError naming what is wrong with the request (exit 2)."""
     if not reason.strip():
         raise UsageError('a correction needs a reason: --reason "..."')
     if from_account is not None and account is None:
@@ -256,12 +270,6 @@ def plan_correction(
     ):
         raise UsageError(
             f"--amount {amount} must be a finite amount up to {FLOAT_MAX:,} with at most 4 decimal places"
-        )
-    if fitid.startswith(FLOAT_FITID_PREFIX):
-        # the float ledger holds the same movement: a correction here alone would split the two books silently
-        raise UsageError(
-            f"cannot correct {fitid!r}: it is a float movement, held by the float ledger too; the accounting "
-            "system corrects the float (inject or return the difference), never one ledger alone"
         )
     with open_ledger(ledger, readonly=True) as conn:
         row, splits = _load(conn, fitid, ledger)
