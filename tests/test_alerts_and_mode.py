@@ -143,3 +143,21 @@ def test_mode_of_each_broker_from_its_settings(tmp_path: Path) -> None:
     assert trading_mode(home, "SIM", replay=True) is TradingMode.REPLAY
     home.secret_file("broker_credentials").unlink()
     assert trading_mode(home, "ALPACA") is TradingMode.LIVE  # unreadable: never claimed paper
+
+
+def test_a_short_sales_entry_alert_says_sold_short(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The ledger books a SELLSHORT; the entry's alert said "bought" (a broker review)."""
+    import logging
+    from datetime import date
+
+    from integration_test_runner import provision_demo_home
+
+    from tbot_bot.config.settings_bot import update_env_values
+    from tbot_bot.runtime.main import Supervisor
+
+    home = provision_demo_home(tmp_path / "home")
+    update_env_values(home, {f"SHORT_TYPE_{w}": "ShortSell" for w in ("OPEN", "MID", "CLOSE")}, actor="test")
+    with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+        assert Supervisor(home, replay_day=date(2011, 3, 2)).run() == 0
+    entries = [r.getMessage() for r in caplog.records if '"trigger": "entry"' in r.getMessage()]
+    assert any('"message": "sold short 4 SYN2 at 41.6300"' in m for m in entries), entries

@@ -231,6 +231,25 @@ def test_alpaca_account_below_options_level_2_denies_long_puts(alpaca_server: Fa
     assert route.denial is not None and route.denial[0] is DenialCode.OPTIONS_UNSUPPORTED
 
 
+def test_alpaca_account_that_may_not_short_denies_short_sales(alpaca_server: FakeAlpacaServer) -> None:
+    """An account with shorting off sent every ShortSell entry to be refused (HTTP 403): narrowed as the options
+    level is, so the route denies it (a broker review)."""
+    broker: AlpacaBroker = alpaca_for(alpaca_server)
+    assert broker.self_check().ok and broker.capabilities.short_sell
+    alpaca_server.exchange.shorting_enabled = False
+    assert broker.self_check().ok and broker.capabilities.short_sell is False
+    route = route_signal(
+        Direction.BEARISH,
+        "SPY",
+        "open",
+        ShortType.SHORT_SELL,
+        broker.capabilities,
+        broker.name,
+        lambda s: False,
+    )
+    assert route.denial is not None and route.denial[0] is DenialCode.SHORT_SELL_UNSUPPORTED
+
+
 # ---------------------------------------------------------------------------------------------- Alpaca contract
 def test_alpaca_option_quote_comes_from_the_options_data_api(alpaca_server: FakeAlpacaServer) -> None:
     broker = alpaca_for(alpaca_server)

@@ -124,3 +124,29 @@ def test_a_missing_option_quote_in_a_replay_is_skipped_without_real_sleeps(tmp_p
     assert ctx.errors.policy.sleep == ctx.clock.sleep
     logs = "".join(p.read_text() for p in home.root.glob("output/*/logs/*") if p.is_file())
     assert "missing_market_data" in logs
+
+
+def test_the_bsm_filter_takes_the_sims_fair_premium(tmp_path: Path) -> None:
+    """The sim prices a put to its expiry's close; the filter measured whole days and rejected that very premium as
+    17% over its own theoretical (a broker review: 2011-03-02, SYN8)."""
+    home = _long_put_home(tmp_path)
+    assert Supervisor(home, replay_day=date(2011, 3, 2)).run() == 0
+    logged = "".join(p.read_text() for p in home.root.glob("output/*/logs/*.log"))
+    assert "SYN8110304P00034000" in logged and '"event": "entry_order"' in logged  # the put is bought
+
+
+@pytest.mark.parametrize(
+    ("today", "expiry"),
+    [
+        (date(2024, 3, 18), date(2024, 3, 22)),  # an ordinary week: its Friday
+        (date(2024, 3, 25), date(2024, 3, 28)),  # Good Friday: the Thursday before, as listed
+        (date(2024, 3, 28), date(2024, 4, 5)),  # Thursday: the Friday a week on (two sessions out)
+    ],
+)
+def test_the_weekly_expiry_is_a_session(today: date, expiry: date) -> None:
+    from types import SimpleNamespace
+
+    from tbot_bot.trading.instruments import nearest_expiry
+
+    ctx = SimpleNamespace(session_date=today, settings=SimpleNamespace(MARKET_CALENDAR="XNYS"))
+    assert nearest_expiry(ctx) == expiry  # type: ignore[arg-type]

@@ -440,7 +440,9 @@ class DayContext:
                     intent,
                     None,
                     "entry",
-                    f"bought {intent.filled_qty} {intent.symbol} at {intent.filled_price}",
+                    # a short sale's entry sells (the ledger's SELLSHORT); the alert said "bought"
+                    f"{'sold short' if intent.order_side == OrderSide.SELL else 'bought'} {intent.filled_qty} "
+                    f"{intent.symbol} at {intent.filled_price}",
                 )
             return
         entry = self.journal.get(intent.entry_client_order_id or "")

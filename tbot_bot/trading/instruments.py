@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.config.env_bot import ShortType
 from tbot_bot.domain.vocab import DenialCode, InstrumentTag, InstrumentType, OrderSide
+from tbot_bot.enhancements.black_scholes_filter import years_to_expiry
 from tbot_bot.errors import TbotError
 from tbot_bot.strategy.decisions import EntryDecision
 from tbot_bot.trading.bearish import route_signal
@@ -114,14 +115,18 @@ def nearest_expiry(ctx: DayContext) -> date:
     """The first Friday at least two trading sessions after today (standard weekly expiries)."""
     from tbot_bot.market_time import session_for
 
-    day, sessions = ctx.session_date, 0
+    day, sessions, last = ctx.session_date, 0, ctx.session_date
     while True:
         day += timedelta(days=1)
         # MARKET_CALENDAR decides which days are trading sessions (expiry must be >= 2 sessions out)
-        if session_for(day, ctx.settings.MARKET_CALENDAR) is not None:
+        is_session = session_for(day, ctx.settings.MARKET_CALENDAR) is not None
+        if is_session:
             sessions += 1
         if sessions >= 2 and day.weekday() == 4:
-            return day
+            # a Friday holiday (Good Friday) moves that week's expiry to the session before it, as listed
+            return day if is_session else last
+        if is_session:
+            last = day
 
 
 def strike_near(price: Decimal) -> Decimal:
@@ -144,7 +149,9 @@ def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate
             DenialCode.MISSING_MARKET_DATA, f"no quote for {contract.occ_symbol}: {exc}"
         )
     premium = quote.mid
-    years = max((contract.expiry - ctx.session_date).days, 1) / 365.0
+    # the time the sim and the market price with (to the expiry's close), not whole days: whole days made the
+    # filter reject the sim's own fair premium
+    years = years_to_expiry(ctx.clock.now(), contract.expiry)
     decision = ctx.bsm.check(
         symbol=contract.occ_symbol,
         right="P",

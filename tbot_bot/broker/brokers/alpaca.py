@@ -533,6 +533,11 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             # an account below level 2 cannot buy puts: LongPut entries are then denied, not sent and refused
             log.warning("Alpaca options trading level %s < %d: long puts disabled", level, LONG_OPTIONS_LEVEL)
             self.capabilities = replace(self.capabilities, options=False)
+        if self.capabilities.short_sell and raw.shorting_enabled is False:
+            # an account that may not short (a cash account, shorting off): ShortSell entries are then denied,
+            # not sent and refused by the broker
+            log.warning("Alpaca account has shorting disabled: short sales disabled")
+            self.capabilities = replace(self.capabilities, short_sell=False)
         context = dict(
             result.context,
             paper=self.paper,
