@@ -121,3 +121,50 @@ def test_from_env_reads_only_the_names_keys_and_argv_values_are_not_accepted(
     with pytest.raises(SystemExit):
         main(["secrets", "set", "nonsense", "--home", str(home)])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        (
+            "ALPACA_BASE_URL=https://api.alpaca.markets\n",
+            "ALPACA_BASE_URL is Alpaca's live endpoint (api.alpaca.markets) but ALPACA_PAPER is true",
+        ),
+        (
+            "ALPACA_BASE_URL=https://paper-api.alpaca.markets/\nALPACA_PAPER=false\n",
+            "ALPACA_BASE_URL is Alpaca's paper endpoint (paper-api.alpaca.markets) but ALPACA_PAPER is false",
+        ),
+    ],
+)
+def test_a_vendor_url_contradicting_the_paper_switch_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lines: str, said: str
+) -> None:
+    """The mode shown came from ALPACA_PAPER while the orders went to ALPACA_BASE_URL: paper on the screen, real
+    money at the broker (a broker review). Paper or live is now said once."""
+    home = _alpaca_home(tmp_path, monkeypatch)
+    before = load_secret_json(BotHome(home), "broker_credentials")
+    stdin = f"ALPACA_API_KEY=AK1\nALPACA_SECRET_KEY=S1\n{lines}"
+    capsys.readouterr()
+    assert _set(home, monkeypatch, "broker", stdin) == 2
+    assert said in capsys.readouterr().err
+    assert load_secret_json(BotHome(home), "broker_credentials") == before  # nothing written
+    # the URL and the switch agreeing is accepted
+    assert _set(home, monkeypatch, "broker", stdin.replace("https://api.", "https://paper-api.").replace("ALPACA_PAPER=false\n", "")) == 0  # fmt: skip
+
+
+def test_tradier_live_url_under_the_sandbox_switch_is_refused() -> None:
+    from tbot_bot.support.secret_schema import secret_problems, spec
+
+    values = {
+        "TRADIER_ACCESS_TOKEN": "t",
+        "TRADIER_ACCOUNT_ID": "a",
+        "TRADIER_BASE_URL": "https://api.tradier.com",
+    }
+    problems = secret_problems(spec("broker"), values, "TRADIER")
+    assert any("TRADIER_SANDBOX is true (the default)" in p for p in problems), problems
+    assert secret_problems(spec("broker"), {**values, "TRADIER_SANDBOX": "false"}, "TRADIER") == []
+    local = {
+        **values,
+        "TRADIER_BASE_URL": "http://127.0.0.1:8080",
+    }  # a test server or a proxy: the switch says
+    assert secret_problems(spec("broker"), local, "TRADIER") == []

@@ -65,11 +65,19 @@ def _bool(values: Mapping[str, Any], key: str) -> list[str]:
     return [f"{key}={raw!r} must be true or false"]
 
 
+def _mode_agrees(values: Mapping[str, Any], broker_code: str) -> list[str]:
+    """Paper or live is said once: a vendor URL contradicting the switch is refused (real money either way)."""
+    from tbot_bot.support.trading_mode import mode_contradiction
+
+    problem = mode_contradiction(broker_code, values)
+    return [problem] if problem else []
+
+
 def _broker(values: Mapping[str, Any], broker_code: str) -> list[str]:
     if broker_code == "ALPACA":
         problems = _need(values, ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"), "BROKER_NAME=ALPACA")
         problems += _url(values, "ALPACA_BASE_URL") + _url(values, "ALPACA_DATA_URL")
-        problems += _bool(values, "ALPACA_PAPER")
+        problems += _bool(values, "ALPACA_PAPER") + _mode_agrees(values, broker_code)
         feed = _text(values, "ALPACA_DATA_FEED")
         if feed and feed not in ("iex", "sip"):
             problems.append(f"ALPACA_DATA_FEED={feed!r} must be iex or sip")
@@ -79,7 +87,8 @@ def _broker(values: Mapping[str, Any], broker_code: str) -> list[str]:
         return problems + _int(values, "IBKR_PORT", 1, 65535) + _int(values, "IBKR_CLIENT_ID", 0, 2**31 - 1)
     if broker_code == "TRADIER":
         problems = _need(values, ("TRADIER_ACCESS_TOKEN", "TRADIER_ACCOUNT_ID"), "BROKER_NAME=TRADIER")
-        return problems + _url(values, "TRADIER_BASE_URL") + _bool(values, "TRADIER_SANDBOX")
+        problems += _url(values, "TRADIER_BASE_URL") + _bool(values, "TRADIER_SANDBOX")
+        return problems + _mode_agrees(values, broker_code)
     return []  # the simulated exchange needs no credentials
 
 
