@@ -85,6 +85,31 @@ def test_snapshots_and_quotes(broker: IbkrBroker, tws: FakeTws) -> None:
         broker.get_latest_quote("NOQ")
 
 
+def test_a_puts_quote_asks_ib_for_the_option_not_a_stock(broker: IbkrBroker, tws: FakeTws) -> None:
+    """A long put is priced by its OCC symbol; IB was asked for a *stock* of that name, had none, and every LongPut
+    signal was denied missing_market_data (a broker review)."""
+    asked: list[Any] = []
+
+    def answer(*contracts: Any) -> list[Ticker]:
+        asked.extend(contracts)
+        out = []
+        for c in contracts:
+            if c.secType == "OPT":  # IB answers for listed contracts only
+                t = Ticker(contract=c)
+                t.bid, t.ask = 4.3, 4.4
+                out.append(t)
+        return out
+
+    tws.ib.reqTickers = answer  # type: ignore[method-assign]
+    quote = broker.get_latest_quote("SPY261127P00450000")
+    assert quote.symbol == "SPY261127P00450000" and (quote.bid, quote.ask) == (Decimal("4.3"), Decimal("4.4"))
+    (contract,) = asked
+    assert (contract.secType, contract.symbol, contract.lastTradeDateOrContractMonth, contract.strike) == (
+        "OPT", "SPY", "20261127", 450.0,
+    )  # fmt: skip
+    assert contract.right == "P" and contract.multiplier == "100"
+
+
 def test_market_data_connection_error(broker: IbkrBroker, tws: FakeTws) -> None:
     def boom(*cs: Any) -> None:
         raise ConnectionError("Socket disconnect")

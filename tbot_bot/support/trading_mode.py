@@ -28,8 +28,16 @@ IBKR_PAPER_PORTS = (7497, 4002)
 
 # the vendors' own endpoints, by host: a base URL naming one of them says paper or live as plainly as the switch
 VENDOR_HOSTS = {
-    "ALPACA": ("ALPACA_BASE_URL", "ALPACA_PAPER", {"paper-api.alpaca.markets": True, "api.alpaca.markets": False}),
-    "TRADIER": ("TRADIER_BASE_URL", "TRADIER_SANDBOX", {"sandbox.tradier.com": True, "api.tradier.com": False}),
+    "ALPACA": (
+        "ALPACA_BASE_URL",
+        "ALPACA_PAPER",
+        {"paper-api.alpaca.markets": True, "api.alpaca.markets": False},
+    ),
+    "TRADIER": (
+        "TRADIER_BASE_URL",
+        "TRADIER_SANDBOX",
+        {"sandbox.tradier.com": True, "api.tradier.com": False},
+    ),
 }
 
 

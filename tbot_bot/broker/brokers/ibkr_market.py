@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from tbot_bot.broker.broker_api import Bar, ListedEquity, Quote, Snapshot
+from tbot_bot.broker.brokers.ibkr_translate import contract_symbol, quote_contract
 from tbot_bot.errors import MarketDataError, MarketDataUnreachable
 
 CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError)
@@ -45,11 +46,13 @@ def _finite(x: Any) -> float | None:
 
 
 def tickers(ib: Any, symbols: list[str]) -> dict[str, Any]:
+    """Tickers by our symbol: an OCC symbol asks for the option (IB has no stock by that name), its ticker is
+    keyed back by the OCC symbol."""
     try:
-        result = ib.reqTickers(*[_stock(s) for s in symbols])
+        result = ib.reqTickers(*[quote_contract(s) for s in symbols])
     except CONNECTION_ERRORS as e:
         raise MarketDataUnreachable(f"IB market data failed: {e}") from e
-    return {t.contract.symbol: t for t in result}
+    return {contract_symbol(t.contract): t for t in result}
 
 
 def latest_quote(ib: Any, symbol: str, now: datetime) -> Quote:

@@ -61,22 +61,36 @@ def _utc(ts: Any) -> datetime | None:
 
 def build_contract(request: OrderRequest) -> Any:
     """Stock (incl. inverse ETFs) or Option contract, SMART-routed in USD."""
-    from ib_async import Option, Stock
+    from ib_async import Stock
 
     if request.asset_class is AssetClass.OPTION:
         if request.option is None:
             raise ValueError("an option order needs OrderRequest.option")
-        o = request.option
-        return Option(
-            o.underlying,
-            o.expiry.strftime("%Y%m%d"),
-            float(o.strike),
-            o.right,
-            "SMART",
-            multiplier=str(OPTION_MULTIPLIER),
-            currency="USD",
-        )
+        return option_contract(request.option)
     return Stock(request.symbol, "SMART", "USD")
+
+
+def option_contract(o: OptionContract) -> Any:
+    """IB's contract for an option, SMART-routed in USD (orders and quotes ask for the same one)."""
+    from ib_async import Option
+
+    return Option(
+        o.underlying,
+        o.expiry.strftime("%Y%m%d"),
+        float(o.strike),
+        o.right,
+        "SMART",
+        multiplier=str(OPTION_MULTIPLIER),
+        currency="USD",
+    )
+
+
+def quote_contract(symbol: str) -> Any:
+    """The contract a quote of `symbol` asks for: an option for an OCC symbol (a put's premium), else a stock."""
+    from ib_async import Stock
+
+    option = OptionContract.from_occ(symbol)
+    return option_contract(option) if option is not None else Stock(symbol, "SMART", "USD")
 
 
 def build_order(request: OrderRequest, account: str) -> Any:
