@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -91,7 +91,8 @@ class Desk:
         binding = load_binding(self.home)
         log = SimpleNamespace(unresolved=lambda strategy, **kw: self.unresolved.append(kw))
         ctx = SimpleNamespace(
-            journal=self.journal, day_key=DAY, errors=self.errors, broker=self.broker, log=log,
+            journal=self.journal, day_key=DAY, session_date=date.fromisoformat(DAY), errors=self.errors,
+            broker=self.broker, log=log,
             settings=load_settings(self.home), bot_id="TB01", binding=binding,
         )  # fmt: skip
         entries = [e for f in fills_to_book(ctx) for e in entries_for_fill(f)]

@@ -283,3 +283,52 @@ def test_a_holiday_runs_no_window_and_no_end_of_session(
     logged = events(home)
     assert not [e for e in logged if e.get("event") == "window_start"]
     assert len([e for e in logged if e.get("event") == "holiday"]) == 1
+
+
+def test_an_exit_sent_on_a_weekend_restart_is_booked_at_the_next_session(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A position left held by a crash is closed by the next start's reconciliation; over a weekend that exit is
+    keyed to the Saturday, which no session books, and Monday booked Monday's own fills only: the exit never
+    reached the ledger and Monday's start refused to trade on the difference (a calendar review)."""
+    import sqlite3
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.broker.broker_api import OrderSide
+    from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
+    from tbot_bot.domain.vocab import PositionSide, Purpose
+
+    friday = datetime(2026, 11, 27, 14, 35, tzinfo=UTC)
+    clock = InjectedClock(friday)
+    with serve(friday, clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        plan = ("open", "mid", "close")
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, plan)
+            entry = Intent(
+                client_order_id=client_order_id(ctx.bot_id, ctx.day_key, "open", "AAPL", 1),
+                session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY, symbol="AAPL",
+                signal_ticker="AAPL", direction=PositionSide.LONG, order_side=OrderSide.BUY, instrument="equity",
+                qty=Decimal("2"), notional=Decimal("380"), status=IntentStatus.INTENT,
+                created_at=friday.isoformat(), signal_time=friday.isoformat(),
+            )  # fmt: skip
+            ctx.journal.record_intents([entry])
+            ctx.orders.place(entry)
+            ctx.orders.sync()
+            ctx.book_day()
+        finally:
+            r.close()  # type: ignore[attr-defined]  # the machine goes down with the position held
+        for when in (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), datetime(2026, 11, 30, 14, 0, tzinfo=UTC)):
+            clock._now = when  # Saturday: the reconciliation closes it; Monday: the next session's start
+            sup, r = _booted(home, server, clock)
+            try:
+                sup._start_live_day(r, plan)
+            finally:
+                r.close()  # type: ignore[attr-defined]
+    ledger = load_binding(home).ledger_path
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+        booked = {row[0] for row in conn.execute("SELECT fitid FROM transactions WHERE ticker = 'AAPL'")}
+    assert {"TB01-20261127-open-AAPL-1", "TB01-20261128-open-AAPL-1"} <= booked, booked

@@ -77,8 +77,26 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
     return intent
 
 
+def _late_fills(ctx: DayContext) -> list[Intent]:
+    """Fills of earlier days (FEE_LOOKBACK) the ledger does not hold: an exit sent after its day's booking (a
+    restart after the close or over a weekend closes a leftover; the broker fills it at the next open) was never
+    booked, since each booking took its own day's intents only."""
+    since = (ctx.session_date - FEE_LOOKBACK).isoformat()
+    done = [
+        i
+        for i in ctx.journal.intents_before(ctx.day_key, since)
+        if is_final_with_fill(i.status, i.filled_qty)
+    ]
+    if not done:
+        return []
+    with open_ledger(ctx.binding.ledger_path, readonly=True) as conn:
+        held = existing_digests(conn, [i.client_order_id for i in done])
+    return [i for i in done if i.client_order_id not in held]
+
+
 def fills_to_book(ctx: DayContext) -> list[TradeFill]:
-    intents = ctx.journal.intents(ctx.day_key)
+    # earlier days' fills not yet booked first: an entry is booked before its exit
+    intents = _late_fills(ctx) + ctx.journal.intents(ctx.day_key)
     by_id = {i.client_order_id: i for i in intents}
     out: list[TradeFill] = []
     for intent in intents:
@@ -127,7 +145,7 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
                 tag=intent.tag,
                 leverage_multiplier=intent.leverage,
                 exit_reason=intent.exit_reason,
-                session_id=f"{ctx.bot_id}-{ctx.day_key}",
+                session_id=f"{ctx.bot_id}-{intent.session_date}",  # a late fill keeps its own session
                 currency_code=ctx.binding.currency_code,
                 entry_price=entry.filled_price if entry is not None else None,
                 # an entry made in defense mode carries the mark on both its legs

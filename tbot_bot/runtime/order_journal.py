@@ -179,6 +179,11 @@ class OrderJournal:
             intent_from_row(r) for r in self._conn.execute(q + " ORDER BY created_at, client_order_id", args)
         ]
 
+    def intents_before(self, session_date: str, since: str) -> list[Intent]:
+        """Intents of the session dates since..session_date (exclusive), oldest first."""
+        q = "SELECT * FROM intents WHERE session_date >= ? AND session_date < ? ORDER BY created_at, client_order_id"
+        return [intent_from_row(r) for r in self._conn.execute(q, (since, session_date))]
+
     def open_intents(self) -> list[Intent]:
         return [i for i in self.intents() if i.status.is_open]
 
