@@ -109,8 +109,9 @@ class PutDesk:
     def book(self) -> int:
         binding = load_binding(self.home)
         ctx = SimpleNamespace(
-            journal=self.journal, day_key=DAY, errors=self.errors, broker=self.broker,
-            log=SimpleNamespace(unresolved=lambda strategy, **kw: None), settings=load_settings(self.home),
+            journal=self.journal, day_key=DAY, session_date=date.fromisoformat(DAY), errors=self.errors,
+            broker=self.broker, log=SimpleNamespace(unresolved=lambda strategy, **kw: None),
+            settings=load_settings(self.home),
             bot_id="TB01", binding=binding,
         )  # fmt: skip
         entries = [e for f in fills_to_book(ctx) for e in entries_for_fill(f)]  # type: ignore[arg-type]

@@ -65,10 +65,46 @@ def _bool(values: Mapping[str, Any], key: str) -> list[str]:
     return [f"{key}={raw!r} must be true or false"]
 
 
+# the vendors' own endpoints, by host: a base URL naming one of them says paper or live as plainly as the switch
+VENDOR_HOSTS = {
+    "ALPACA": (
+        "ALPACA_BASE_URL",
+        "ALPACA_PAPER",
+        {"paper-api.alpaca.markets": True, "api.alpaca.markets": False},
+    ),
+    "TRADIER": (
+        "TRADIER_BASE_URL",
+        "TRADIER_SANDBOX",
+        {"sandbox.tradier.com": True, "api.tradier.com": False},
+    ),
+}
+
+
+def mode_contradiction(broker_name: str, creds: Mapping[str, Any]) -> str | None:
+    """A base URL that is the vendor's live endpoint under a paper switch (or its paper endpoint under a live one):
+    the mode shown would be the switch's while the orders go to the URL's. None when they agree, or the URL is
+    neither (a proxy, a test server)."""
+    if broker_name not in VENDOR_HOSTS:
+        return None
+    url_key, switch, hosts = VENDOR_HOSTS[broker_name]
+    host = (urlsplit(str(creds.get(url_key) or "")).hostname or "").lower()
+    if host not in hosts:
+        return None
+    raw = creds.get(switch)
+    paper = True if raw is None else str(raw).strip().lower() in TRUE_WORDS
+    if hosts[host] == paper:
+        return None
+    says = "paper" if hosts[host] else "live"
+    return (
+        f"{url_key} is {broker_name.title()}'s {says} endpoint ({host}) but {switch} is "
+        f"{'true' if paper else 'false'}{' (the default)' if creds.get(switch) is None else ''}: the bot would show "
+        f"{'paper' if paper else 'live'} while trading {says}; set {switch}={'true' if hosts[host] else 'false'} "
+        f"to trade {says}, or remove {url_key}"
+    )
+
+
 def _mode_agrees(values: Mapping[str, Any], broker_code: str) -> list[str]:
     """Paper or live is said once: a vendor URL contradicting the switch is refused (real money either way)."""
-    from tbot_bot.support.trading_mode import mode_contradiction
-
     problem = mode_contradiction(broker_code, values)
     return [problem] if problem else []
 

@@ -26,47 +26,8 @@ MODE_SWITCHES = ("ALPACA_PAPER", "TRADIER_SANDBOX", "IBKR_PORT")
 IBKR_PAPER_PORTS = (7497, 4002)
 
 
-# the vendors' own endpoints, by host: a base URL naming one of them says paper or live as plainly as the switch
-VENDOR_HOSTS = {
-    "ALPACA": (
-        "ALPACA_BASE_URL",
-        "ALPACA_PAPER",
-        {"paper-api.alpaca.markets": True, "api.alpaca.markets": False},
-    ),
-    "TRADIER": (
-        "TRADIER_BASE_URL",
-        "TRADIER_SANDBOX",
-        {"sandbox.tradier.com": True, "api.tradier.com": False},
-    ),
-}
-
-
 def _flag(value: Any, default: bool) -> bool:
     return default if value is None else str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def mode_contradiction(broker_name: str, creds: Mapping[str, Any]) -> str | None:
-    """A base URL that is the vendor's live endpoint under a paper switch (or its paper endpoint under a live one):
-    the mode shown would be the switch's while the orders go to the URL's. None when they agree, or the URL is
-    neither (a proxy, a test server)."""
-    if broker_name not in VENDOR_HOSTS:
-        return None
-    url_key, switch, hosts = VENDOR_HOSTS[broker_name]
-    from urllib.parse import urlsplit
-
-    host = (urlsplit(str(creds.get(url_key) or "")).hostname or "").lower()
-    if host not in hosts:
-        return None
-    paper = _flag(creds.get(switch), True)
-    if hosts[host] == paper:
-        return None
-    says = "paper" if hosts[host] else "live"
-    return (
-        f"{url_key} is {broker_name.title()}'s {says} endpoint ({host}) but {switch} is "
-        f"{'true' if paper else 'false'}{' (the default)' if creds.get(switch) is None else ''}: the bot would show "
-        f"{'paper' if paper else 'live'} while trading {says}; set {switch}={'true' if hosts[host] else 'false'} "
-        f"to trade {says}, or remove {url_key}"
-    )
 
 
 def mode_from_credentials(broker_name: str, creds: Mapping[str, Any], *, replay: bool) -> TradingMode:
