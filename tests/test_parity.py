@@ -103,3 +103,47 @@ def test_live_through_sim_equals_simulate(
     live = live_through_sim(strategy_name, day, frame, vix, tmp_path / "sim.db")
     assert len(expected) > 0, "the sample day should trade"
     assert comparable(live) == comparable(expected)
+
+
+def test_pre_and_post_market_bars_change_nothing_in_a_backtest_or_a_replay(tmp_path: Path) -> None:
+    """Bars outside the regular session (`tbot data fetch` keeps whole UTC days) were taken for the day's open
+    and counted in the previous session's volume: a 19:00 EST bar 12% up made every entry of the day fail the
+    gap screen, in the backtest and in the replay alike (a calendar review). Only regular-session bars count."""
+    import shutil
+
+    from integration_test_runner import provision_demo_home
+    from replay_parity import backtested_by_day, replayed_by_day
+
+    from tbot_bot.backtest.backtest_engine import backtest_float, run_backtest
+    from tbot_bot.config.settings_bot import load_settings
+    from tbot_bot.runtime.main import Supervisor
+
+    day = date(2011, 1, 25)
+    bars = load_bars(SAMPLE, start=date(2011, 1, 24), end=day)
+    last = bars[bars["timestamp"].dt.date == date(2011, 1, 24)].groupby("symbol").tail(1)
+    extra = []
+    for start in (pd.Timestamp("2011-01-25T00:00Z"), pd.Timestamp("2011-01-25T13:00Z")):  # 19:00 / 08:00 EST
+        for minute in range(30):
+            e = last.copy()
+            e["timestamp"] = start + pd.Timedelta(minutes=minute)
+            for col in ("open", "high", "low", "close"):
+                e[col] = e["close"] * 1.12
+            extra.append(e)
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = pd.concat([bars, *extra]).sort_values(["timestamp", "symbol"])
+    whole.to_csv(data / "bars.csv", index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    for name in ("vix.csv", "fundamentals.json"):
+        shutil.copy(SAMPLE / name, data / name)
+    home = provision_demo_home(tmp_path / "home")
+    settings, float_ = load_settings(home), backtest_float(None, home)
+    plain = run_backtest(
+        settings, "all", SAMPLE, day, day, tmp_path / "a", broker_current_float=float_, plots=False
+    )
+    extended = run_backtest(
+        settings, "all", data, day, day, tmp_path / "b", broker_current_float=float_, plots=False
+    )
+    expected = backtested_by_day(plain.trades)[day]
+    assert len(expected) >= 2 and backtested_by_day(extended.trades)[day] == expected
+    assert Supervisor(home, replay_day=day, data_source=data).run() == 0
+    assert replayed_by_day(home)[day] == expected

@@ -195,7 +195,7 @@ def _run(
     lap("calendar")  # the exchange calendar's first use is built here, apart from loading
     # loaded once as arrays: the signal grid (from --start) and the execution's MarketView (warm-up included)
     # share them
-    columns = load_columns(source, start=warm_up, end=end)
+    columns = load_columns(source, start=warm_up, end=end, calendar=settings.MARKET_CALENDAR)
     vix_closes, fundamentals = _side_inputs(source, vix_path, fundamentals_path)  # reading files: loading too
     lap("load")
     progress.update(1)

@@ -189,10 +189,13 @@ class Days:
     start: date | None = None
     end: date | None = None
     condense_before: date | None = None
+    # a calendar name: only bars starting inside their date's regular session are kept (pre- and post-market
+    # bars would be taken for the day's open and counted in its volume)
+    regular: str | None = None
 
     def masks(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(kept as minutes, condensed) per row; None when every row is kept as it is."""
-        if self.start is None and self.end is None and self.condense_before is None:
+        if self.start is None and self.end is None and self.condense_before is None and self.regular is None:
             return None
 
         def midnight(day: date) -> int:  # UTC midnight starting `day`, in ns
@@ -204,6 +207,10 @@ class Days:
             keep &= stamps >= midnight(self.start)
         if self.end is not None:
             keep &= stamps < midnight(self.end) + NS_PER_DAY
+        if self.regular is not None:
+            from tbot_bot.strategy.grid import in_regular_session
+
+            keep &= in_regular_session(stamps, self.regular)
         condensed = np.zeros(len(stamps), dtype=bool)
         if self.condense_before is not None:
             condensed = keep & (stamps < midnight(self.condense_before))

@@ -35,7 +35,7 @@ from tbot_bot.backtest.bar_checks import (
 from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
 from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import DataError
-from tbot_bot.strategy.grid import BarColumns
+from tbot_bot.strategy.grid import BarColumns, in_regular_session
 from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
@@ -108,15 +108,17 @@ def load_bars(
     ninjatrader_symbol: str | None = None,
     by_symbol: bool = False,
     condense_before: date | None = None,
+    regular_session: str | None = None,
 ) -> pd.DataFrame:
     """Bars from a file, a folder (non-recursive; files named *.csv, *.csv.gz, *.parquet, *.txt) or a bar store
     (tbot_bot/data/bar_store.py; its partitions pruned by `symbols` and the dates), limited to
     UTC dates start..end inclusive and to `symbols` when given. Sorted by (timestamp, symbol), or by
     (symbol, timestamp) with `by_symbol` (the sim exchange's order: its index then shares the arrays).
-    With `condense_before`, each symbol's bars on earlier dates come back as one bar per date (see `Days`)."""
+    With `condense_before`, each symbol's bars on earlier dates come back as one bar per date (see `Days`); with
+    `regular_session` (a calendar name), only bars of the regular sessions (pre- and post-market ones left out)."""
     path = Path(source)
     wanted: Order = "symbol" if by_symbol else "time"
-    days = Days(start, end, condense_before)
+    days = Days(start, end, condense_before, regular_session)
     if is_store(path):
         # a bar store (tbot data import): checked at import; only the symbols' and dates' partitions are read
         df = bars_from_runs(iter_parts(path, start=start, end=end, symbols=symbols), days, wanted)
@@ -130,7 +132,7 @@ def load_bars(
     else:
         # several: each limited to the dates, then joined; the same bar in two files (overlapping downloads)
         # is kept once (identical copies within a file were already dropped by its checks)
-        each = Reading("file", Days(start, end), rows_read)
+        each = Reading("file", Days(start, end, regular=regular_session), rows_read)
         frames = [_read_file(p, ninjatrader_symbol, each) for p in files]
         held = [f for f in frames if len(f)]
         df = pd.concat(held, ignore_index=True) if held else (frames[0] if frames else pd.DataFrame())
@@ -146,15 +148,17 @@ def load_bars(
     return df
 
 
-def load_columns(source: str | os.PathLike[str], *, start: date, end: date) -> BarColumns:
+def load_columns(source: str | os.PathLike[str], *, start: date, end: date, calendar: str) -> BarColumns:
     """The bars of UTC dates start..end as the arrays the backtest and the optimizer simulate on. From a bar
     store, straight from its partitions (no frame, no ordering, no symbol string per bar: the grid and the
     MarketView order the arrays themselves); from files, load_bars' checked frame converted once."""
     path = Path(source)
     if is_store(path):
         names, parts = read_parts(path, start=start, end=end, columns=("timestamp", *PRICES, "volume"))
-        return BarColumns.of_parts(names, parts)
-    return BarColumns.of(load_bars(path, start=start, end=end))
+        columns = BarColumns.of_parts(names, parts)
+        keep = in_regular_session(columns.ts_ns, calendar)
+        return columns if keep.all() else columns.where(keep)
+    return BarColumns.of(load_bars(path, start=start, end=end, regular_session=calendar))
 
 
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:

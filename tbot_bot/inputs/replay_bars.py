@@ -30,7 +30,10 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
         )
     prev = previous_session_date(day, calendar)
     # the previous session is one bar per symbol (its close and volume are what a replayed day reads)
-    bars = load_bars(data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day)
+    # MARKET_CALENDAR: regular-session bars only (a pre-market bar is not the day's open)
+    bars = load_bars(
+        data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day, regular_session=calendar
+    )
     # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
     days = bars["timestamp"].array.asi8 // NS_PER_DAY
     if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():

@@ -131,7 +131,7 @@ def _prepare(
     # the session before --start is loaded too: previous-session volume and VIX for the first day
     warmup = previous_session_date(start, calendar)
     # loaded once as the arrays the grid and the MarketView share (from a store: straight from its partitions)
-    columns = load_columns(source, start=warmup, end=end)
+    columns = load_columns(source, start=warmup, end=end, calendar=calendar)
     if not len(columns):
         raise ConfigError(f"no bars in {source} between {start} and {end}")
     vix_closes, fundamentals = _side_inputs(source, vix_path, None)

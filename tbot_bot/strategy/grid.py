@@ -83,11 +83,25 @@ def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np
     return (ts_ns >= opens[idx]) & (ts_ns < closes[idx]), idx, days
 
 
+def in_regular_session(ts_ns: np.ndarray, calendar_name: str) -> np.ndarray:
+    """Per bar (UTC ns stamps): whether it starts inside its UTC date's regular session. A stamp no calendar
+    holds (NaT, a year 2500 typo) is in none: the bar checks name it, this must not fail on it first."""
+    sane = (ts_ns >= _FIRST_NS) & (ts_ns < _LAST_NS)
+    if sane.all():
+        return _session_mask(ts_ns, calendar_name)[0]
+    out = np.zeros(len(ts_ns), dtype=bool)
+    out[sane] = _session_mask(ts_ns[sane], calendar_name)[0]
+    return out
+
+
+_FIRST_NS = pd.Timestamp("1900-01-01").value  # exchange_calendars' data starts after these bounds
+_LAST_NS = pd.Timestamp("2200-01-01").value
+
+
 def regular_session(frame: pd.DataFrame, calendar_name: str = "XNYS") -> pd.DataFrame:
     """Keep bars starting in [session open, session close) of their UTC date's session."""
     ts_ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    keep, _, _ = _session_mask(ts_ns, calendar_name)
-    return frame.loc[keep]
+    return frame.loc[in_regular_session(ts_ns, calendar_name)]
 
 
 @dataclass(frozen=True, slots=True)
