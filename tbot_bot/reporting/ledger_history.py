@@ -244,6 +244,16 @@ def rebuild_summaries(
     if not days and lock is not None:
         # a closed day whose trades were all reversed after the close is in no corrected record, yet it had them
         wanted_days |= {d for d in closed_records() if d <= lock[1][:10]}
+        # the days prior-period adjustments were posted on carry them (often no trading day: the first instant
+        # after a close): a rebuild without them left `tbot summary` short of the ledger by the adjustments
+        with open_ledger(ledger, readonly=True) as conn:
+            ids = sorted(prior_period_ids(conn))
+            wanted_days |= {
+                str(row[0])[:10]
+                for row in conn.execute(
+                    f"SELECT dtposted FROM transactions WHERE id IN ({', '.join('?' * len(ids))})", ids
+                )
+            }
     wanted = sorted(wanted_days)
     written = []
     for day_text in wanted:
