@@ -171,6 +171,16 @@ def next_session_date(now: datetime, calendar_name: str = "XNYS") -> date:
     return session_on_or_after(session_date_at(now, calendar_name), calendar_name)
 
 
+def session_ahead(now: datetime, calendar_name: str = "XNYS") -> date:
+    """The next session not yet closed: today's until its close, then the next one (what `tbot check` plans:
+    after 16:00 today's windows are over)."""
+    day = next_session_date(now, calendar_name)
+    bounds = session_bounds(day, calendar_name)
+    if bounds is not None and now >= bounds[1]:
+        return session_on_or_after(day + timedelta(days=1), calendar_name)
+    return day
+
+
 def session_on_or_after(day: date, calendar_name: str = "XNYS") -> date:
     """`day` when it is a session, else the next session's date."""
     cal = market_calendar(calendar_name)

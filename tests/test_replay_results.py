@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -159,3 +159,8 @@ def test_check_shows_each_window_in_exchange_time_and_utc(
     close_line = next(line for line in text.splitlines() if line.startswith("  close"))
     assert "14:30 America/New_York = 19:30 UTC" in close_line
     assert "after the session closes 13:00 America/New_York = 18:00 UTC (early close)" in close_line
+    # after a session's close the next session is the one planned (17:00 EST showed the day's passed windows)
+    evening = preflight(home).render(now=datetime(2026, 11, 30, 22, 0, tzinfo=UTC))
+    assert "windows    next session 2026-12-01 " in evening
+    morning = preflight(home).render(now=datetime(2026, 11, 30, 13, 0, tzinfo=UTC))
+    assert "windows    next session 2026-11-30 " in morning

@@ -16,7 +16,7 @@ from tbot_bot.config.env_bot import STRATEGIES, BotSettings
 from tbot_bot.config.security_bot import check_key_permissions
 from tbot_bot.config.settings_bot import config_source, load_settings
 from tbot_bot.errors import ConfigError
-from tbot_bot.market_time import both_times, exchange_zone, next_session_date, window_for
+from tbot_bot.market_time import both_times, exchange_zone, session_ahead, window_for
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -41,7 +41,7 @@ class Preflight:
     def render(self, now: datetime | None = None, replay_day: date | None = None) -> str:
         """The one-screen summary; windows are shown for the replay day, else for the next session."""
         s, b, ident = self.settings, self.binding, self.binding.identity
-        day = replay_day or next_session_date(now or datetime.now(UTC), s.MARKET_CALENDAR)
+        day = replay_day or session_ahead(now or datetime.now(UTC), s.MARKET_CALENDAR)
         zone = exchange_zone(s.MARKET_CALENDAR)
         which = "replay day" if replay_day else "next session"
         windows = [f"windows    {which} {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"]
