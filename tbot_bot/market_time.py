@@ -171,6 +171,17 @@ def next_session_date(now: datetime, calendar_name: str = "XNYS") -> date:
     return session_on_or_after(session_date_at(now, calendar_name), calendar_name)
 
 
+def sessions_between(start: date, end: date, calendar_name: str = "XNYS") -> list[date]:
+    """The calendar's sessions from start to end inclusive (within the dates it knows)."""
+    cal = market_calendar(calendar_name)
+    first, last = max(start, cal.first_session.date()), min(end, cal.last_session.date())
+    if first > last:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        return [d.date() for d in cal.sessions_in_range(first.isoformat(), last.isoformat())]
+
+
 def session_ahead(now: datetime, calendar_name: str = "XNYS") -> date:
     """The next session not yet closed: today's until its close, then the next one (what `tbot check` plans:
     after 16:00 today's windows are over)."""

@@ -231,3 +231,23 @@ def test_a_days_skipped_windows_are_counted_as_windows_on_days() -> None:
         Skip(tuesdays[0], "open", "SYN1", None, "gap_too_large", "gap"),
     ]
     assert skip_summary(skips) == "window_not_fit 6 windows on 2 days, gap_too_large 1 signal, no_vix 1 day"
+
+
+def test_sessions_without_bars_are_said_in_a_backtest_and_a_replay(tmp_path: Path) -> None:
+    """The sample has no February: a backtest across it reported "4 sessions" and annualised figures without a
+    word, and a replay of 2011-03-01 refused every symbol ("no snapshot") silently (a calendar review)."""
+    from integration_test_runner import provision_demo_home
+
+    from tbot_bot.runtime.main import Supervisor
+
+    result = run_backtest(make_settings(), "open", SAMPLE, date(2011, 1, 28), date(2011, 3, 2), tmp_path / "o", plots=False)  # fmt: skip
+    [gap] = [n for n in result.report.warnings if "have no bars" in n]
+    assert gap.startswith(
+        "19 of the 23 XNYS sessions from 2011-01-28 to 2011-03-02 have no bars (2011-02-01..2011-02-28)"
+    )
+    whole = run_backtest(make_settings(), "open", SAMPLE, date(2011, 1, 4), date(2011, 1, 31), tmp_path / "j", plots=False)  # fmt: skip
+    assert not [n for n in whole.report.warnings if "have no bars" in n]
+    home = provision_demo_home(tmp_path / "home")
+    assert Supervisor(home, replay_day=date(2011, 3, 1)).run() == 0
+    logged = "".join(p.read_text() for p in home.root.glob("output/*/logs/supervisor.log"))
+    assert '"event": "previous_session_missing"' in logged and "no bars for 2011-02-28" in logged

@@ -52,6 +52,7 @@ from tbot_bot.market_time import (
     compute_window,
     previous_session_date,
     session_bounds,
+    sessions_between,
 )
 from tbot_bot.screeners.fundamentals import read_fundamentals_file
 from tbot_bot.strategy.grid import SessionGrid, build_grid
@@ -230,7 +231,12 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
-    notes = _carry_note(settings, grid.days) + _coverage_note(grid) + simulation_notes(settings, names)
+    notes = (
+        _carry_note(settings, grid.days)
+        + _gaps_note(grid.days, start, end, settings.MARKET_CALENDAR)
+        + _coverage_note(grid)
+        + simulation_notes(settings, names)
+    )
     fills = _execute_sessions(
         names, per_strategy, grid.days, settings, capabilities, market, fundamentals_of(fundamentals),
         broker_current_float, slipped, fees, skips,
@@ -348,6 +354,29 @@ def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, 
             "(rule_based slippage matches the replays)"
         )
     return tuple(notes)
+
+
+def _gaps_note(days: tuple[date, ...], start: date, end: date, calendar: str) -> tuple[str, ...]:
+    """Exchange sessions of the range the data holds no bar of: not traded and not counted (Sharpe, the annual
+    return and exposure are over the sessions with bars), and the session after each has no previous-session
+    volume, so its screen refuses every symbol. Said, so a gap is not read as days without signals."""
+    held = set(days)
+    missing = [d for d in sessions_between(start, end, calendar) if d not in held]
+    if not missing:
+        return ()
+    runs: list[list[date]] = []
+    for d in missing:
+        if runs and previous_session_date(d, calendar) == runs[-1][-1]:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    spans = [f"{r[0]}..{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
+    listed = ", ".join(spans[:5]) + (f" and {len(spans) - 5} more" if len(spans) > 5 else "")
+    return (
+        f"{len(missing)} of the {len(missing) + len(held)} {calendar} sessions from {start} to {end} have no bars "
+        f"({listed}): they are not traded and not counted in the metrics, and the session after each gap has no "
+        "previous-session volume, so its screen refuses every symbol",
+    )
 
 
 def _coverage_note(grid: SessionGrid) -> tuple[str, ...]:

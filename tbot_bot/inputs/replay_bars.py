@@ -39,3 +39,13 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
     if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
     return bars
+
+
+def previous_session_missing(bars: pd.DataFrame, day: date, calendar: str) -> date | None:
+    """The session before `day` when the replay's bars hold none of it (None when they do)."""
+    from tbot_bot.backtest.bar_checks import NS_PER_DAY
+    from tbot_bot.market_time import previous_session_date
+
+    prev = previous_session_date(day, calendar)
+    days = bars["timestamp"].array.asi8 // NS_PER_DAY
+    return None if (days == (prev - date(1970, 1, 1)).days).any() else prev

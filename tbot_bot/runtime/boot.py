@@ -7,6 +7,7 @@ reason, context and the UTC time.
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import tempfile
@@ -51,6 +52,7 @@ from tbot_bot.trading.kill_switch import KillSwitch
 from tbot_bot.trading.notifier_bot import build_notifier
 from tbot_bot.trading.risk_bot import RiskManager
 
+_log = logging.getLogger(__name__)
 SAMPLE_DATA = package_file("data", "sample")
 
 
@@ -207,17 +209,19 @@ def _boot(
     closers.append(journal.close)
     vix_closes: dict[date, float] = {}
     replay_fundamentals: Path | None = None
+    missing_previous: date | None = None  # a replay whose data lacks the session before it
     if replay_day is not None:
         from tbot_bot.backtest.load_historical_data import load_vix
 
         # a replay speed must be a positive finite multiple of real time (None = as fast as possible)
         if speed is not None and not (math.isfinite(speed) and speed >= 0.01):
             raise ConfigError(f"replay speed {speed!r}: use max or a number from 0.01 (times real time)")
-        from tbot_bot.inputs.replay_bars import load_replay_bars
+        from tbot_bot.inputs.replay_bars import load_replay_bars, previous_session_missing
 
         source = data_source or SAMPLE_DATA
         # (symbol, timestamp) order: the sim exchange's bar index shares the frame's arrays instead of copying
         bars = load_replay_bars(source, replay_day, settings.MARKET_CALENDAR, by_symbol=True)
+        missing_previous = previous_session_missing(bars, replay_day, settings.MARKET_CALENDAR)
         vix_file = (source if source.is_dir() else source.parent) / "vix.csv"
         vix_closes = load_vix(vix_file) if vix_file.exists() else {}
         # the side inputs a backtest of this source reads: its fundamentals too, never the bundled ones
@@ -278,6 +282,14 @@ def _boot(
         log.event(
             "supervisor", "temp_file_removed", file=home.relative(path), reason="interrupted atomic write"
         )
+    if missing_previous is not None:
+        # every symbol's previous-session volume and close come from that day: without it the screen refuses all
+        why = (
+            f"the data has no bars for {missing_previous}, the session before {replay_day}: no symbol has a "
+            "previous-session volume or close, so the screener refuses every one and nothing trades"
+        )
+        log.event("supervisor", "previous_session_missing", session=missing_previous.isoformat(), reason=why)
+        _log.warning("replay of %s: %s", replay_day, why)
     rotate_home_logs_logged(home, settings.LOG_RETENTION_DAYS, log)
     if broker_wrapper is not None:
         broker = broker_wrapper(broker)
