@@ -356,3 +356,25 @@ def test_a_correction_rewrites_the_later_session_statements_and_a_closed_months_
     # the posting day's statement holds the reversal (it is a valid statement: ofxtools parses it)
     assert statement(date(2011, 2, 1)).invbal.availcash == cash()
     assert f"<FITID>{other}-REV</FITID>" in bot.session_ofx(binding.scope, date(2011, 2, 1)).read_text()
+
+
+def test_a_day_replayed_after_a_later_one_rewrites_the_later_statements_cash(tmp_path: Path) -> None:
+    """A session booked after a later one (a replay out of order, a day booked late) changes the cash every later
+    statement closes with; only its own statement was written, the later one kept the old AVAILCASH (an
+    accountant's review)."""
+    from ofxtools.Parser import OFXTree
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.ledger_read import trial_balance
+
+    root = tmp_path / "home"
+    home = ["--home", str(root)]
+    assert tbot(["demo", "--home", str(root), "--day", "2011-01-24"]) == 0
+    assert tbot(["start", "--replay", "2011-01-26", *home]) == 0
+    assert tbot(["start", "--replay", DAY, *home]) == 0  # the day between, booked last
+    bot = BotHome(root)
+    binding = load_binding(bot)
+    tree = OFXTree()
+    tree.parse(str(bot.session_ofx(binding.scope, date(2011, 1, 26))))
+    cash = next(d - c for code, _, d, c in trial_balance(binding.ledger_path) if code == "1030")
+    assert tree.convert().invstmtmsgsrsv1[0].invstmtrs.invbal.availcash == cash

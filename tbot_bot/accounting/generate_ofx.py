@@ -28,6 +28,7 @@ from tbot_bot.accounting.ledger_verify import verify_ledger
 from tbot_bot.broker.broker_api import OptionContract
 from tbot_bot.domain.vocab import OPTION_MULTIPLIER
 from tbot_bot.errors import LedgerError
+from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_text, from_minor, utc_now
 
 _HEADER = (
@@ -335,6 +336,21 @@ def render_ofx(
         parts.append("</SECLIST></SECLISTMSGSRSV1>\n")
     parts.append("</OFX>\n")
     return "".join(parts)
+
+
+def statement_days_since(home: BotHome, scope: str, since: date) -> set[date]:
+    """The days of the session statements written (`{scope}_YYYY-MM-DD.ofx`) on or after `since`: every one of
+    them closes with a cash balance that runs on from an earlier change (a correction, a day booked late)."""
+    exports = home.session_ofx(scope, since).parent
+    days = set()
+    for path in exports.glob(f"{scope}_????-??-??.ofx") if exports.is_dir() else ():
+        try:
+            day = date.fromisoformat(path.name[len(scope) + 1 : -len(".ofx")])
+        except ValueError:
+            continue
+        if day >= since:
+            days.add(day)
+    return days
 
 
 def export_ofx(ledger_path: Path, out: Path, *, day: date | None = None, **options: Any) -> Path:

@@ -348,14 +348,6 @@ def tracked_of(splits: list[LedgerSplit], account: str | None, from_account: str
     return tracked
 
 
-def _file_day(name: str, scope: str) -> date | None:
-    """The session date of a statement file `{scope}_YYYY-MM-DD.ofx`."""
-    try:
-        return date.fromisoformat(name[len(scope) + 1 : -len(".ofx")])
-    except ValueError:
-        return None
-
-
 def _standing_fee(conn: sqlite3.Connection, fitid: str) -> sqlite3.Row | None:
     """The fee entry of fill `fitid` (`{fitid}-FEE`) as its corrections leave it: its last replacement, or None
     when it has none, or was reversed without a replacement."""
@@ -538,16 +530,10 @@ def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:
     # corrected entry, and every later one its cash balance (AVAILCASH runs on from the corrected day: they were
     # left stale); a closed month's correction is dated on its posting day, which gets its statement as it gets a
     # summary (its postings were in none). Other days with no statement written get none (`tbot ofx export`)
-    from tbot_bot.accounting.generate_ofx import export_statements, statement_ids
+    from tbot_bot.accounting.generate_ofx import export_statements, statement_days_since, statement_ids
     from tbot_bot.accounting.ledger_anchor import AnchorStore
 
-    exports = home.session_ofx(scope, min(touched)).parent
-    held = (
-        [_file_day(p.name, scope) for p in exports.glob(f"{scope}_????-??-??.ofx")]
-        if exports.is_dir()
-        else []
-    )
-    later = {d for d in held if d is not None and d >= min(touched)}
+    later = statement_days_since(home, scope, min(touched))
     posting_days = {p.posted_at.date() for p in (plan, plan.follows) if p is not None and p.closed_period}
     broker_id, account_id = statement_ids(binding)
     # one verification of the ledger for them all (one per statement took a minute on a year of sessions)

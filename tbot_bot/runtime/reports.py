@@ -4,7 +4,7 @@ equals the books even after a restore or a lost journal. Nothing is written for 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,15 +123,16 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     )
     # LEDGER_EXPORT_MODE=auto: the day's OFX statement follows each ingestion; off: only `tbot ofx export`
     if s.LEDGER_EXPORT_MODE == "auto" and (exported or not Path(paths["ofx"]).exists()):
-        from tbot_bot.accounting.generate_ofx import export_ofx, statement_ids
+        from tbot_bot.accounting.generate_ofx import export_statements, statement_days_since, statement_ids
         from tbot_bot.accounting.ledger_anchor import AnchorStore
 
         Path(paths["ofx"]).parent.mkdir(parents=True, exist_ok=True)
         broker_id, account_id = statement_ids(ctx.binding)
-        export_ofx(
+        # the later sessions' statements too (a day replayed or booked late): their cash balances run on from it
+        later = sorted(statement_days_since(ctx.home, scope, ctx.session_date + timedelta(days=1)))
+        export_statements(
             ctx.binding.ledger_path,
-            Path(paths["ofx"]),
-            day=ctx.session_date,
+            {ctx.session_date: Path(paths["ofx"]), **{d: ctx.home.session_ofx(scope, d) for d in later}},
             broker_id=broker_id,
             account_id=account_id,
             anchors=AnchorStore.for_home(ctx.home),
