@@ -185,6 +185,8 @@ def test_a_long_put_configuration_is_said_to_cover_the_bullish_trades_only(tmp_p
     assert (
         note.startswith("SHORT_TYPE_OPEN=LongPut: the bars hold no option prices")
         and "bullish trades only" in note
+        and "a put bought there takes a MAX_TRADES slot"
+        in note  # the bullish trades are not the replays' either
     )
     assert "LongPut" in (tmp_path / "p" / "report.md").read_text(encoding="utf-8")
     plain = run_backtest(make_settings(), "all", SAMPLE, day, day, tmp_path / "e", plots=False)

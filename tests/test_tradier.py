@@ -188,10 +188,15 @@ def test_partial_fills_complete_or_the_remainder_is_cancelled(server: FakeTradie
 
 
 @pytest.mark.parametrize(("kind", "status"), [("status", 500), ("status", 429), ("drop", 0), ("delay", 0)])
-def test_read_fault_once_is_retried(server: FakeTradierServer, kind: str, status: int) -> None:
+def test_read_fault_once_is_retried(
+    server: FakeTradierServer, kind: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     server.inject("GET", f"/v1/accounts/{ACCOUNT}/balances", kind, status=status or 500, delay=0.6)  # type: ignore[arg-type]
     b = broker_for(server)
     assert b.get_account().cash == Decimal("100000") and b.api_retries == 1
+    # the retry line names the request, not an internal function (it said TradierBroker._get.<locals>.<lambda>)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry 1/3 of ")]
+    assert line.startswith(f"retry 1/3 of Tradier GET /v1/accounts/{ACCOUNT}/balances in ")
 
 
 def test_read_faults_forever_and_bad_token(server: FakeTradierServer) -> None:

@@ -344,7 +344,9 @@ def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, 
         keys = ", ".join(f"SHORT_TYPE_{n.upper()}=LongPut" for n in puts)
         notes.append(
             f"{keys}: the bars hold no option prices, so bearish signals are not traded here (no_option_data) "
-            "while the live bot and its replays buy puts on them: these results cover the bullish trades only"
+            "while the live bot and its replays buy puts on them: these results cover the bullish trades only, "
+            "and even those can differ from the replays' (a put bought there takes a MAX_TRADES slot, part of "
+            "the session cap and its ticker for the day, which the trades here have to themselves)"
         )
     # SLIPPAGE_SIMULATION_TYPE=randomized: the draws are seeded per window here, per fill in the sim exchange
     if settings.ENABLE_SLIPPAGE_MODEL and settings.SLIPPAGE_SIMULATION_TYPE == "randomized":

@@ -229,14 +229,21 @@ class TradierBroker(Broker):
         self.http.close()
 
     # ------------------------------------------------------------------ transport
-    def _read(self, fn: Callable[[], T]) -> T:
+    def _read(self, fn: Callable[[], T], what: str) -> T:
+        """`fn` with retries; `what` names it in the retry lines an operator reads ("retry 1/3 of Tradier GET
+        /v1/markets/quotes ..."), not the lambda's internal name."""
+
         def count(attempt: int, exc: BaseException, wait: float) -> None:
             self.api_retries += 1
 
-        return self.retry.with_(on_retry=count).call(fn)
+        def call() -> T:
+            return fn()
+
+        call.__qualname__ = what
+        return self.retry.with_(on_retry=count).call(call)
 
     def _get(self, path: str, **params: Any) -> Any:
-        return self._read(lambda: self.http.call("GET", path, params=params or None))
+        return self._read(lambda: self.http.call("GET", path, params=params or None), f"Tradier GET {path}")
 
     @property
     def _acct(self) -> str:
@@ -421,13 +428,19 @@ class TradierBroker(Broker):
         order = self.get_order_by_client_id(client_order_id)
         if order is None or order.status.is_final:
             return
-        self._read(lambda: self.http.call("DELETE", f"{self._acct}/orders/{order.broker_order_id}"))
+        self._read(
+            lambda: self.http.call("DELETE", f"{self._acct}/orders/{order.broker_order_id}"),
+            f"Tradier cancel of order {order.broker_order_id}",
+        )
 
     def cancel_all_orders(self) -> int:
         """Only our (tagged) orders: a person's manual orders on the account are left alone."""
         mine = [o for o in self._orders() if o.client_order_id and not o.status.is_final]
         for o in mine:
-            self._read(lambda o=o: self.http.call("DELETE", f"{self._acct}/orders/{o.broker_order_id}"))  # type: ignore[misc]
+            self._read(
+                lambda o=o: self.http.call("DELETE", f"{self._acct}/orders/{o.broker_order_id}"),  # type: ignore[misc]
+                f"Tradier cancel of order {o.broker_order_id}",
+            )
         return len(mine)
 
     def close_position(self, symbol: str, client_order_id: str) -> Order | None:
