@@ -285,50 +285,88 @@ def test_a_holiday_runs_no_window_and_no_end_of_session(
     assert len([e for e in logged if e.get("event") == "holiday"]) == 1
 
 
-def test_an_exit_sent_on_a_weekend_restart_is_booked_at_the_next_session(
-    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A position left held by a crash is closed by the next start's reconciliation; over a weekend that exit is
-    keyed to the Saturday, which no session books, and Monday booked Monday's own fills only: the exit never
-    reached the ledger and Monday's start refused to trade on the difference (a calendar review)."""
-    import sqlite3
-
-    from tbot_bot.accounting.accounting_config import load_binding
+def _friday_position(home: BotHome, server: FakeAlpacaServer, clock: InjectedClock, *, booked: bool) -> None:
+    """An OPEN entry of 2 AAPL filled on Friday 2026-11-27 (booked or not), then the machine goes down."""
     from tbot_bot.broker.broker_api import OrderSide
     from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
     from tbot_bot.domain.vocab import PositionSide, Purpose
 
-    friday = datetime(2026, 11, 27, 14, 35, tzinfo=UTC)
-    clock = InjectedClock(friday)
-    with serve(friday, clock) as server:
+    friday = clock.now()
+    sup, r = _booted(home, server, clock)
+    try:
+        ctx = sup._start_live_day(r, ("open", "mid", "close"))
+        entry = Intent(
+            client_order_id=client_order_id(ctx.bot_id, ctx.day_key, "open", "AAPL", 1),
+            session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY, symbol="AAPL",
+            signal_ticker="AAPL", direction=PositionSide.LONG, order_side=OrderSide.BUY, instrument="equity",
+            qty=Decimal("2"), notional=Decimal("380"), status=IntentStatus.INTENT,
+            created_at=friday.isoformat(), signal_time=friday.isoformat(),
+        )  # fmt: skip
+        ctx.journal.record_intents([entry])
+        ctx.orders.place(entry)
+        ctx.orders.sync()
+        if booked:
+            ctx.book_day()
+    finally:
+        r.close()  # type: ignore[attr-defined]
+
+
+def _booked_aapl(home: BotHome) -> set[str]:
+    import sqlite3
+
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    with sqlite3.connect(f"file:{load_binding(home).ledger_path}?mode=ro", uri=True) as conn:
+        return {row[0] for row in conn.execute("SELECT fitid FROM transactions WHERE ticker = 'AAPL'")}
+
+
+def test_a_fill_of_an_earlier_day_left_unbooked_is_booked_at_the_next_start(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between a fill and its booking, restarted on the next session: each booking took its own day's
+    intents only, so the earlier day's fill never reached the ledger (a calendar review)."""
+    clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
+    with serve(clock.now(), clock) as server:
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
         home.universe_file.parent.mkdir(parents=True, exist_ok=True)
         home.universe_file.write_text("AAPL\nSH\n")
-        plan = ("open", "mid", "close")
+        _friday_position(home, server, clock, booked=False)
+        clock._now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # Monday, before the open
         sup, r = _booted(home, server, clock)
         try:
-            ctx = sup._start_live_day(r, plan)
-            entry = Intent(
-                client_order_id=client_order_id(ctx.bot_id, ctx.day_key, "open", "AAPL", 1),
-                session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY, symbol="AAPL",
-                signal_ticker="AAPL", direction=PositionSide.LONG, order_side=OrderSide.BUY, instrument="equity",
-                qty=Decimal("2"), notional=Decimal("380"), status=IntentStatus.INTENT,
-                created_at=friday.isoformat(), signal_time=friday.isoformat(),
-            )  # fmt: skip
-            ctx.journal.record_intents([entry])
-            ctx.orders.place(entry)
-            ctx.orders.sync()
-            ctx.book_day()
+            sup._start_live_day(r, ("open", "mid", "close"))
         finally:
-            r.close()  # type: ignore[attr-defined]  # the machine goes down with the position held
+            r.close()  # type: ignore[attr-defined]
+    assert "TB01-20261127-open-AAPL-1" in _booked_aapl(home)
+
+
+def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the_first_window(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart while the market is closed sent the leftover's market exit at once: the broker holds it for the
+    open, the adapter cancelled it unfilled, and the log said "positions_closed: 1" (a live operator's review). It
+    is held, said (status, log, a critical alert) and closed when the next session's first window starts."""
+    clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
+    plan = ("open", "mid", "close")
+    with serve(clock.now(), clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        _friday_position(home, server, clock, booked=True)
         for when in (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), datetime(2026, 11, 30, 14, 0, tzinfo=UTC)):
-            clock._now = when  # Saturday: the reconciliation closes it; Monday: the next session's start
+            clock._now = when  # Saturday; Monday before the open
             sup, r = _booted(home, server, clock)
             try:
-                sup._start_live_day(r, plan)
+                ctx = sup._start_live_day(r, plan)
+                exits = [i for i in ctx.journal.intents() if i.purpose == "exit"]
+                status = json.loads(home.status_json.read_text())
+                assert exits == [] and [p["symbol"] for p in status["positions"]] == ["AAPL"], when
+                if when.day == 30:  # the open: OPEN's cron fires, its window closes the leftover first
+                    clock._now = datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+                    sup._run_due_window(r, ctx, plan, "open")
             finally:
                 r.close()  # type: ignore[attr-defined]
-    ledger = load_binding(home).ledger_path
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
-        booked = {row[0] for row in conn.execute("SELECT fitid FROM transactions WHERE ticker = 'AAPL'")}
-    assert {"TB01-20261127-open-AAPL-1", "TB01-20261128-open-AAPL-1"} <= booked, booked
+    logged = events(home)
+    assert [e for e in logged if e.get("event") == "held_until_open"]
+    assert "TB01-20261130-open-AAPL-1" in _booked_aapl(home)  # Monday's exit, at the open
+    assert json.loads(home.status_json.read_text())["positions"] == []

@@ -9,6 +9,7 @@ moments are taken on the replay clock (at the supervisor's heartbeat), so the ru
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,3 +147,37 @@ def test_a_stop_whose_first_exit_times_out_still_closes_the_other_position(tmp_p
     status = json.loads(home.status_json.read_text())
     assert [p["symbol"] for p in status["positions"]] == [failed]
     assert status["state"] == "shutdown" and "closing failed" in status["message"]
+
+
+class _FirstExitRefused(_FirstExitTimesOut):
+    """The sim broker refusing the first closing order (a 403, an insufficient-quantity rejection)."""
+
+    def submit_order(self, request: Any) -> Any:
+        from tbot_bot.errors import BrokerError
+
+        if request.side == "sell" and not self.timed_out:
+            self.timed_out.append(request.symbol)
+            raise BrokerError("HTTP 403: order refused (injected)")
+        return self._inner.submit_order(request)
+
+
+def test_a_stop_whose_exit_is_refused_says_the_position_is_still_held(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A refused exit comes back as a rejected order, not an error: the stop reported "stopped by request" with
+    the position still held at the broker and nothing alerted (a live operator's review)."""
+    home = provision_demo_home(tmp_path / "home")
+    brokers: list[_FirstExitRefused] = []
+
+    def wrap(inner: Any) -> _FirstExitRefused:
+        brokers.append(_FirstExitRefused(inner))
+        return brokers[-1]
+
+    sup = _Operator(home, replay_day=DEMO_DAY, start_at=None, broker_wrapper=wrap)
+    with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+        assert sup.run() == 1
+    [refused] = brokers[-1].timed_out
+    status = json.loads(home.status_json.read_text())
+    assert status["state"] == "shutdown" and status["message"].startswith("closing failed: ")
+    assert f"{refused} still held (exit " in status["message"] and "rejected: HTTP 403" in status["message"]
+    assert [p["symbol"] for p in status["positions"]] == [refused]
+    [alert] = [r.getMessage() for r in caplog.records if '"trigger": "closing_failed"' in r.getMessage()]
+    assert '"level": "critical"' in alert and "closing failed (manual stop): " in alert

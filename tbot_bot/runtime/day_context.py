@@ -240,7 +240,8 @@ class DayContext:
 
     def publish_positions(self, feed: MarketFeed | None) -> None:
         rows = []
-        held = open_trades(self.journal.intents(self.day_key))
+        # every position the bot holds, whichever session opened it (one carried over a weekend was left out)
+        held = open_trades(self.journal.intents())
         for tr in held:
             e = tr.entry
             last = feed.last_close(e.symbol) if feed else None

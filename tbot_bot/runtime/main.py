@@ -28,8 +28,8 @@ from tbot_bot.broker.broker_api import Broker
 from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import Clock
-from tbot_bot.domain.vocab import STRATEGY_NAMES, WindowStatus
-from tbot_bot.errors import LogicError, MachineFault, NetworkError, TbotError
+from tbot_bot.domain.vocab import STRATEGY_NAMES, Purpose, WindowStatus
+from tbot_bot.errors import BrokerError, LogicError, MachineFault, NetworkError, TbotError
 from tbot_bot.market_time import (
     both_times,
     closed_reason,
@@ -50,10 +50,12 @@ from tbot_bot.runtime.control import (
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.flatten import serve_flatten_request
 from tbot_bot.runtime.liveness import Liveness, Watched
-from tbot_bot.runtime.positions import open_trades
+from tbot_bot.runtime.positions import OpenTrade, open_trades
 from tbot_bot.runtime.recovery import (
     ReconciliationRefused,
     check_positions,
+    close_overdue,
+    market_closed,
     reconcile_after_reconnect,
     reconcile_and_check,
     refuse_or_block,
@@ -676,8 +678,16 @@ class Supervisor:
 
     def _close_positions(self, ctx: DayContext, reason: str) -> None:
         """Close what is held and book the day; an exit that could not be sent is raised only after the others
-        were settled and booked (what did close is in the books whatever failed)."""
+        were settled and booked (what did close is in the books whatever failed). An exit the broker refused or
+        cancelled leaves its position held: that is a failed closing too, alerted, never "session complete"."""
         failed: TbotError | None = None
+        if market_closed(ctx):
+            # live after the close (a restart, a late stop): an order now would wait for the open and be cancelled
+            # unfilled; what is held stays so, said and alerted, and the next session's first window closes it
+            ctx.orders.cancel_open(reason, purpose=Purpose.ENTRY)
+            close_overdue(ctx)
+            ctx.book_day()
+            return
         if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
             try:
                 ctx.flatten(reason)
@@ -685,7 +695,11 @@ class Supervisor:
                 failed = exc
             self._settle(ctx)
         ctx.book_day()
+        held = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
+        if failed is None and held:
+            failed = BrokerError(_still_held(ctx, held))
         if failed is not None:
+            ctx.alert_once(AlertLevel.CRITICAL, "closing_failed", f"closing failed ({reason}): {failed}")
             raise failed
 
     def _settle(self, ctx: DayContext) -> None:
@@ -1024,6 +1038,27 @@ class Supervisor:
             self._start_optimizer(ctx, plan_run)
             self._announce_next_window(ctx, plan_run)
         return ctx
+
+
+def _still_held(ctx: DayContext, held: list[OpenTrade]) -> str:
+    """What a closing left held, with why each exit did not close it (the broker's refusal, a cancel)."""
+    parts = []
+    for tr in held:
+        last = next(
+            (
+                i
+                for i in reversed(ctx.journal.intents())
+                if i.entry_client_order_id == tr.entry.client_order_id and i.purpose == Purpose.EXIT
+            ),
+            None,
+        )
+        why = (
+            f"exit {last.client_order_id} {last.status}" + (f": {last.note}" if last.note else "")
+            if last
+            else "no exit"
+        )
+        parts.append(f"{tr.remaining.normalize():f} {tr.entry.symbol} still held ({why})")
+    return "; ".join(parts)
 
 
 def rebalance_trigger(settings: BotSettings) -> IntervalTrigger | None:

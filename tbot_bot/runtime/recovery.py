@@ -65,19 +65,8 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     # fills already at the broker but not yet in the ledger: booking is idempotent (FITIDs), so book now
     ctx.book_day()
     held = {p.symbol: p for p in ctx.errors.call(ctx.broker.get_positions)}
-    ours: set[str] = set()
-    for tr in open_trades(ctx.journal.intents()):
-        ours.add(tr.entry.symbol)
-        entry_day = date.fromisoformat(tr.entry.session_date)
-        w = window_for(tr.entry.strategy, entry_day, ctx.settings)
-        # a position whose window is over (or from an earlier day), or any position once the kill switch tripped
-        if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
-            ctx.place_exit(
-                tr.entry,
-                ExitReason.RECOVERED_AFTER_WINDOW if not ctx.halted_reason else ExitReason.KILL_SWITCH,
-                now,
-            )
-            closed += 1
+    ours = {tr.entry.symbol for tr in open_trades(ctx.journal.intents())}
+    closed = close_overdue(ctx)
     unknown = sorted(s for s, p in held.items() if s not in ours and p.qty != Decimal(0))
     for sym in unknown:
         ctx.log.unresolved(
@@ -93,6 +82,52 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "positions_closed": closed,
         "unknown_positions": ",".join(unknown),
     }
+
+
+def market_closed(ctx: DayContext) -> bool:
+    """Live, outside the regular session of today's exchange date (before the open, after the close, a day with
+    none): a market order sent now waits for the next open at the broker, and the adapter cancels it unfilled.
+    A replay's simulated exchange fills at any minute of its day: never closed there."""
+    from tbot_bot.market_time import session_bounds
+    from tbot_bot.runtime.run_mode import RunKind
+
+    if ctx.mode.kind is not RunKind.LIVE:
+        return False
+    bounds = session_bounds(ctx.session_date, ctx.settings.MARKET_CALENDAR)
+    return bounds is None or not bounds[0] <= ctx.clock.now() < bounds[1]
+
+
+def close_overdue(ctx: DayContext) -> int:
+    """Send the exit of every position whose window is over (or from an earlier day), or of any position once
+    the kill switch tripped; how many were sent. While the market is closed none is sent: they are held until the
+    open (said, alerted once) and closed by the first window that starts (`WindowRunner.run`)."""
+    from tbot_bot.trading.notifier_bot import AlertLevel
+
+    now, closed, waiting = ctx.clock.now(), 0, []
+    for tr in open_trades(ctx.journal.intents()):
+        entry_day = date.fromisoformat(tr.entry.session_date)
+        w = window_for(tr.entry.strategy, entry_day, ctx.settings)
+        if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
+            if market_closed(ctx):
+                waiting.append(f"{tr.remaining.normalize():f} {tr.entry.symbol}")
+                continue
+            ctx.place_exit(
+                tr.entry,
+                ExitReason.RECOVERED_AFTER_WINDOW if not ctx.halted_reason else ExitReason.KILL_SWITCH,
+                now,
+            )
+            closed += 1
+    if waiting:
+        held_now = ", ".join(waiting)
+        ctx.log.event("supervisor", "held_until_open", positions=held_now)
+        ctx.alert_once(
+            AlertLevel.CRITICAL,
+            "held_until_open",
+            f"the market is closed: {held_now} held until it opens; the next session's first window closes "
+            "them (while trading is stopped: `tbot flatten` once the market is open)",
+            key=f"held_until_open:{held_now}",
+        )
+    return closed
 
 
 def check_positions(ctx: DayContext, *, outage_tolerated: bool = False) -> PositionReport:
