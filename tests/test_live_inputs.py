@@ -369,4 +369,7 @@ def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the
     logged = events(home)
     assert [e for e in logged if e.get("event") == "held_until_open"]
     assert "TB01-20261130-open-AAPL-1" in _booked_aapl(home)  # Monday's exit, at the open
-    assert json.loads(home.status_json.read_text())["positions"] == []
+    status = json.loads(home.status_json.read_text())
+    assert status["positions"] == []
+    # after a window, status names the next one (it kept saying "open window running ...")
+    assert status["message"].startswith("waiting: next window mid on Mon 2026-11-30"), status["message"]

@@ -487,10 +487,12 @@ def test_a_window_that_ran_before_a_halt_is_shown_ended_not_skipped(tmp_path: Pa
         assert row["actual_start"] == began and row["actual_end"]
         (shown,) = [w for w in ctx.status.windows if w["strategy"] == "mid"]
         assert shown["status"] == "halted" and shown["actual_start"] == began and shown["actual_end"]
-        # a window that never began is still skipped for the halt
+        # a window that never began is halted too, never begun: status says what the journal says (it showed
+        # "skipped" until a restart read the journal's "halted": a live operator's review)
         assert WindowRunner(ctx, "close").run().status == "halted"
         (close,) = [w for w in ctx.status.windows if w["strategy"] == "close"]
-        assert close["status"] == "skipped" and not close.get("actual_start")
+        assert close["status"] == "halted" and not close.get("actual_start")
+        assert ctx.journal.window(ctx.day_key, "close")["status"] == "halted"
 
 
 def test_the_run_lock_is_held_while_the_boot_checks_the_home(

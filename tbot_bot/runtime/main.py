@@ -1036,7 +1036,8 @@ class Supervisor:
         if name == plan_run[-1]:
             self._end_of_session(ctx)
             self._start_optimizer(ctx, plan_run)
-            self._announce_next_window(ctx, plan_run)
+        # between windows too: the message said "open window running ..." until the next one began
+        self._announce_next_window(ctx, plan_run)
         return ctx
 
 

@@ -176,7 +176,7 @@ class WindowRunner:
             counts=self._counts(),
             denials=self.outcome.denials,
         )
-        self.ctx.status_window(self.name, WindowStatus.SKIPPED, note=reason)
+        self.ctx.status_window(self.name, status, note=reason)  # halted reads halted, as the journal says
         self.outcome.status, self.outcome.note = status, reason
         return self.outcome
 
