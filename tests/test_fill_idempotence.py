@@ -325,3 +325,24 @@ def test_sim_partial_fill_then_cancel_books_the_partial(provisioned_home: Path) 
     assert intent is not None and intent.status is IntentStatus.PARTIALLY_FILLED and intent.filled_qty == 3
     desk.router.cancel(intent, "window closed")
     desk.assert_booked_once("3")
+
+
+def test_an_earlier_days_exit_without_its_entry_is_not_looked_up_at_every_booking(
+    provisioned_home: Path, alpaca_server: FakeAlpacaServer
+) -> None:
+    """A filled exit of an earlier day whose entry the journal lacks cannot be booked; each booking of the next
+    ten days asked the broker for it again and logged another orphan_exit (a diff review). Its own day's
+    booking says it; later ones pass it over."""
+    desk = _alpaca_desk(provisioned_home, alpaca_server)
+    orphan = Intent(
+        client_order_id="TB01-20261113-open-SPY-2", session_date="2026-11-13", strategy="open", purpose="exit",
+        symbol="SPY", signal_ticker="SPY", direction="long", order_side="sell", instrument="equity",
+        qty=Decimal("10"), status=IntentStatus.FILLED, created_at="2026-11-13T15:00:00+00:00",
+        filled_qty=Decimal("10"), filled_price=Decimal("450"), filled_at="2026-11-13T15:00:00+00:00",
+        entry_client_order_id="TB01-20261113-open-SPY-1",
+    )  # fmt: skip
+    desk.journal.record_intent(orphan)
+    before = alpaca_server.count("GET", BY_CID)
+    assert desk.book() == 0
+    assert not [u for u in desk.unresolved if u.get("event") == "exit_without_entry"]
+    assert alpaca_server.count("GET", BY_CID) == before  # no broker look-up for it

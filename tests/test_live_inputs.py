@@ -338,6 +338,11 @@ def test_a_fill_of_an_earlier_day_left_unbooked_is_booked_at_the_next_start(
         finally:
             r.close()  # type: ignore[attr-defined]
     assert "TB01-20261127-open-AAPL-1" in _booked_aapl(home)
+    # and in Friday's statement, where its posting date puts it (the later ones' cash runs on from it)
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    friday = home.session_ofx(load_binding(home).scope, date(2026, 11, 27)).read_text()
+    assert "<FITID>TB01-20261127-open-AAPL-1</FITID>" in friday
 
 
 def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the_first_window(
@@ -373,3 +378,30 @@ def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the
     assert status["positions"] == []
     # after a window, status names the next one (it kept saying "open window running ...")
     assert status["message"].startswith("waiting: next window mid on Mon 2026-11-30"), status["message"]
+
+
+def test_an_early_close_day_finished_at_a_restart_is_not_finished_again_by_the_close_cron(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2026-11-27 closes at 13:00 EST: CLOSE does not fit, yet its cron fires at 14:30 EST. A restart at 13:30 finished
+    the day; the cron then ran the end of the session again: booked, synced, started the optimizer twice (a diff
+    review)."""
+    clock = InjectedClock(datetime(2026, 11, 27, 18, 30, tzinfo=UTC))  # 13:30 EST, after the early close
+    plan = ("open", "mid", "close")
+    with serve(clock.now(), clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, plan)
+            assert sup._resume_day(ctx, plan) == []
+            first = ctx.journal.day_booked("2026-11-27")
+            assert first is not None
+            clock._now = datetime(2026, 11, 27, 19, 30, tzinfo=UTC)  # CLOSE's cron
+            sup._run_due_window(r, ctx, plan, "close")
+            assert ctx.journal.day_booked("2026-11-27") == first
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    resumed = [e for e in events(home) if e.get("event") == "end_of_session_resumed"]
+    assert len(resumed) == 1

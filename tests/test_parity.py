@@ -147,3 +147,17 @@ def test_pre_and_post_market_bars_change_nothing_in_a_backtest_or_a_replay(tmp_p
     assert len(expected) >= 2 and backtested_by_day(extended.trades)[day] == expected
     assert Supervisor(home, replay_day=day, data_source=data).run() == 0
     assert replayed_by_day(home)[day] == expected
+
+
+def test_a_bar_outside_the_calendar_is_no_session_and_fails_nothing(tmp_path: Path) -> None:
+    """A long history (or a mistyped year) reaching before the exchange calendar's first session made every
+    regular-session read fail with "outside the XNYS calendar", naming a date nobody asked for (a diff review)."""
+    rows = ["timestamp,symbol,open,high,low,close,volume", "2004-06-01T14:30:00Z,SPY,1,1,1,1,100"]
+    rows += [
+        f"2024-06-0{d}T{h}:00:00Z,SPY,2,2,2,2,100" for d in (3, 4) for h in ("12", "14")
+    ]  # 08:00/10:00 EDT
+    (tmp_path / "bars.csv").write_text("\n".join(rows) + "\n")
+    ranged = load_bars(tmp_path, start=date(2024, 6, 3), end=date(2024, 6, 4), regular_session="XNYS")
+    assert [str(t) for t in ranged["timestamp"]] == ["2024-06-03 14:00:00+00:00", "2024-06-04 14:00:00+00:00"]
+    whole = load_bars(tmp_path, regular_session="XNYS")  # the 2004 bar: no session the calendar knows
+    assert len(whole) == 2

@@ -181,3 +181,30 @@ def test_a_stop_whose_exit_is_refused_says_the_position_is_still_held(tmp_path, 
     assert [p["symbol"] for p in status["positions"]] == [refused]
     [alert] = [r.getMessage() for r in caplog.records if '"trigger": "closing_failed"' in r.getMessage()]
     assert '"level": "critical"' in alert and "closing failed (manual stop): " in alert
+
+
+class _OutageAfterFirstExit(_FirstExitTimesOut):
+    """The first closing order times out, and from then on the broker answers no look-up either (an outage)."""
+
+    def get_order_by_client_id(self, cid: str) -> Any:
+        from tbot_bot.errors import NetworkError
+
+        if self.timed_out:
+            raise NetworkError(f"look-up of {cid} timed out (injected)")
+        return self._inner.get_order_by_client_id(cid)
+
+
+def test_a_closing_in_an_outage_reports_the_exit_that_failed_and_still_books(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The outage that failed an exit failed the settling look-ups too: that error escaped, the day was not booked,
+    and the failure reported was the look-up's, not the exit's (a diff review)."""
+    from tbot_bot.config.settings_bot import update_env_values
+
+    home = provision_demo_home(tmp_path / "home")
+    update_env_values(home, {"API_RETRY_LIMIT": "0"}, actor="test")
+    sup = _Operator(home, replay_day=DEMO_DAY, start_at=None, broker_wrapper=_OutageAfterFirstExit)
+    assert sup.run() == 1
+    status = json.loads(home.status_json.read_text())
+    assert status["message"].startswith(
+        "closing failed: order TB01-20110125-open-SYN1-2 timed out (injected)"
+    )
+    assert "TB01-20110125-open-SYN8-1" in {fitid for fitid, *_ in ledger_rows(home)}  # booked all the same

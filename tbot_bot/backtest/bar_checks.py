@@ -210,7 +210,9 @@ class Days:
         if self.regular is not None:
             from tbot_bot.strategy.grid import in_regular_session
 
-            keep &= in_regular_session(stamps, self.regular)
+            # only the rows the dates kept: a bar years outside the range costs nothing and fails nothing
+            kept = np.flatnonzero(keep)
+            keep[kept] = in_regular_session(stamps[kept], self.regular)
         condensed = np.zeros(len(stamps), dtype=bool)
         if self.condense_before is not None:
             condensed = keep & (stamps < midnight(self.condense_before))

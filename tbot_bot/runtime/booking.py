@@ -82,11 +82,18 @@ def _late_fills(ctx: DayContext) -> list[Intent]:
     restart after the close or over a weekend closes a leftover; the broker fills it at the next open) was never
     booked, since each booking took its own day's intents only."""
     since = (ctx.session_date - FEE_LOOKBACK).isoformat()
-    done = [
-        i
-        for i in ctx.journal.intents_before(ctx.day_key, since)
-        if is_final_with_fill(i.status, i.filled_qty)
-    ]
+    earlier = ctx.journal.intents_before(ctx.day_key, since)
+    entries = {i.client_order_id for i in earlier if i.purpose == "entry"}
+
+    def has_entry(i: Intent) -> bool:
+        # an exit whose entry the journal lacks is never booked (its own day's booking logged it): not again
+        return (
+            i.purpose == "entry"
+            or i.entry_client_order_id in entries
+            or (ctx.journal.get(i.entry_client_order_id or "") is not None)
+        )
+
+    done = [i for i in earlier if is_final_with_fill(i.status, i.filled_qty) and has_entry(i)]
     if not done:
         return []
     with open_ledger(ctx.binding.ledger_path, readonly=True) as conn:
@@ -212,8 +219,12 @@ def book_day(ctx: DayContext) -> None:
     held = account_fees(ctx.binding.ledger_path, ctx.day_key)
     if held != ctx.status.account_fees:
         ctx.status.publish(account_fees=held)
-    from tbot_bot.runtime.reports import write_reports
+    from tbot_bot.runtime.reports import refresh_earlier_reports, write_reports
 
+    # a fill of an earlier day (booked late) is in that day's statement and summary: they are written again
+    earlier = sorted({f.posted_at.date() for f in fills if f.posted_at.date() < ctx.session_date})
+    if earlier:
+        refresh_earlier_reports(ctx, earlier)
     write_reports(ctx, exported=bool(fills) or fees > 0)
 
 

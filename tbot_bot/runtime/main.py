@@ -693,7 +693,12 @@ class Supervisor:
                 ctx.flatten(reason)
             except TbotError as exc:
                 failed = exc
-            self._settle(ctx)
+            try:
+                self._settle(ctx)
+            except (
+                TbotError
+            ) as exc:  # the outage that failed an exit fails the fills' look-up too: book anyway
+                failed = failed or exc
         ctx.book_day()
         held = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
         if failed is None and held:
@@ -1033,7 +1038,8 @@ class Supervisor:
         self.outcomes.append(outcome)
         self._check_after_window(ctx, name)
         self._record_bars(ctx, runner)
-        if name == plan_run[-1]:
+        # the last window ends the day once (a restart after an early close already finished it)
+        if name == plan_run[-1] and ctx.journal.day_booked(ctx.day_key) is None:
             self._end_of_session(ctx)
             self._start_optimizer(ctx, plan_run)
         # between windows too: the message said "open window running ..." until the next one began

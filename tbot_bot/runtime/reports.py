@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tbot_bot.accounting.accounting_config import LedgerBinding
+from tbot_bot.accounting.generate_ofx import statement_days_since
 from tbot_bot.accounting.ledger_read import account_fees, prior_period_adjustments
 from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.reporting.daily_summary import build_daily_summary, summary_path, write_daily_summary
@@ -76,6 +77,41 @@ def is_trading_session(day: date, calendar_name: str) -> bool:
     return session_bounds(day, calendar_name) is not None
 
 
+def refresh_earlier_reports(ctx: DayContext, days: list[date]) -> None:
+    """After fills of earlier `days` were booked late: those days' summaries, and every session statement from the
+    first of them on (their cash runs on from it), written again from the ledger (as a correction does)."""
+    from tbot_bot.reporting.ledger_history import rebuild_summaries
+
+    scope, s = ctx.binding.scope, ctx.settings
+    mode = trading_mode(ctx.home, s.BROKER_NAME, replay=ctx.mode.kind is RunKind.REPLAY)
+    sessions = [d for d in days if is_trading_session(d, s.MARKET_CALENDAR)]
+    if sessions:
+        rebuild_summaries(
+            ctx.binding.ledger_path, ctx.home.summaries_dir(scope), scope, broker=s.BROKER_NAME, mode=mode,
+            days=sessions,
+        )  # fmt: skip
+    # LEDGER_EXPORT_MODE=auto: statements follow the books; off: only `tbot ofx export` writes them
+    if s.LEDGER_EXPORT_MODE == "auto":
+        _export_statements(ctx, sorted(set(sessions) | statement_days_since(ctx.home, scope, days[0])), mode)
+
+
+def _export_statements(ctx: DayContext, days: list[date], mode: str) -> None:
+    """The session statements of `days`, from one verification of the ledger."""
+    from tbot_bot.accounting.generate_ofx import export_statements, statement_ids
+    from tbot_bot.accounting.ledger_anchor import AnchorStore
+
+    if not days:
+        return
+    scope = ctx.binding.scope
+    ctx.home.session_ofx(scope, days[0]).parent.mkdir(parents=True, exist_ok=True)
+    broker_id, account_id = statement_ids(ctx.binding)
+    export_statements(
+        ctx.binding.ledger_path, {d: ctx.home.session_ofx(scope, d) for d in days},
+        broker_id=broker_id, account_id=account_id, anchors=AnchorStore.for_home(ctx.home),
+        backup_dir=ctx.binding.backup_dir, mode=mode,
+    )  # fmt: skip
+
+
 def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     """Write the session's reports; None (nothing written) when the day is not an exchange session."""
     scope, s = ctx.binding.scope, ctx.settings
@@ -123,20 +159,7 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     )
     # LEDGER_EXPORT_MODE=auto: the day's OFX statement follows each ingestion; off: only `tbot ofx export`
     if s.LEDGER_EXPORT_MODE == "auto" and (exported or not Path(paths["ofx"]).exists()):
-        from tbot_bot.accounting.generate_ofx import export_statements, statement_days_since, statement_ids
-        from tbot_bot.accounting.ledger_anchor import AnchorStore
-
-        Path(paths["ofx"]).parent.mkdir(parents=True, exist_ok=True)
-        broker_id, account_id = statement_ids(ctx.binding)
         # the later sessions' statements too (a day replayed or booked late): their cash balances run on from it
-        later = sorted(statement_days_since(ctx.home, scope, ctx.session_date + timedelta(days=1)))
-        export_statements(
-            ctx.binding.ledger_path,
-            {ctx.session_date: Path(paths["ofx"]), **{d: ctx.home.session_ofx(scope, d) for d in later}},
-            broker_id=broker_id,
-            account_id=account_id,
-            anchors=AnchorStore.for_home(ctx.home),
-            backup_dir=ctx.binding.backup_dir,
-            mode=mode,
-        )
+        later = statement_days_since(ctx.home, scope, ctx.session_date + timedelta(days=1))
+        _export_statements(ctx, sorted({ctx.session_date} | later), mode)
     return paths

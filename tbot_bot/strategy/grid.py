@@ -84,18 +84,18 @@ def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np
 
 
 def in_regular_session(ts_ns: np.ndarray, calendar_name: str) -> np.ndarray:
-    """Per bar (UTC ns stamps): whether it starts inside its UTC date's regular session. A stamp no calendar
-    holds (NaT, a year 2500 typo) is in none: the bar checks name it, this must not fail on it first."""
-    sane = (ts_ns >= _FIRST_NS) & (ts_ns < _LAST_NS)
-    if sane.all():
+    """Per bar (UTC ns stamps): whether it starts inside its UTC date's regular session. A day the calendar does
+    not know (before its first session, after its last, NaT) has no session: its bars are in none, and this never
+    fails on them (the bar checks name a bad stamp; a long history simply reaches past the calendar)."""
+    from tbot_bot.market_time import calendar_range
+
+    first, last = calendar_range(calendar_name)
+    known = (ts_ns >= pd.Timestamp(first).value) & (ts_ns < pd.Timestamp(last).value + _NS_PER_DAY)
+    if known.all():
         return _session_mask(ts_ns, calendar_name)[0]
     out = np.zeros(len(ts_ns), dtype=bool)
-    out[sane] = _session_mask(ts_ns[sane], calendar_name)[0]
+    out[known] = _session_mask(ts_ns[known], calendar_name)[0]
     return out
-
-
-_FIRST_NS = pd.Timestamp("1900-01-01").value  # exchange_calendars' data starts after these bounds
-_LAST_NS = pd.Timestamp("2200-01-01").value
 
 
 def regular_session(frame: pd.DataFrame, calendar_name: str = "XNYS") -> pd.DataFrame:
