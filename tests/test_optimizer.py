@@ -112,8 +112,19 @@ def space_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def shaken_out_home(provisioned_home: Path) -> Path:
-    """A provisioned home whose OPEN trailing stop (0.5%) the planted dip shakes out every day."""
+    """A provisioned home whose OPEN trailing stop (0.5%) the planted dip shakes out every day, funded to the
+    studies' float (run_args: 100,000; approve refuses a study sized from another float than the home's)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.accounting.float_injection import inject_float
+
     assert tbot(["config", "set", "OPEN_TRAILING_STOP_PCT=0.005", "--home", str(provisioned_home)]) == 0
+    home = BotHome(provisioned_home)
+    inject_float(
+        load_binding(home), Decimal("97500"), posted_at=datetime(2011, 1, 3, 13, tzinfo=UTC), home=home
+    )
     return provisioned_home
 
 

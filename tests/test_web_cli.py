@@ -30,6 +30,7 @@ ALLOWED = (
     "tbot_bot.optimizer.evidence",  # the verdict's text and number format (pure; no optimizer or Optuna import)
     "tbot_bot.accounting.ledger_correction",  # an admin's ledger correction (the CLI's door; no trading logic)
     "tbot_bot.reporting.trade_history",  # the trade history's file form (its net column; no trading logic)
+    "tbot_bot.accounting.float_ledger",  # the home's float (read-only) that an approval compares a study's with
 )
 
 

@@ -4,6 +4,7 @@ token; approval goes through the encrypted config path and is audited."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,57 @@ def test_admin_approves_and_rejects_with_audit(home: BotHome) -> None:
     assert doc["status"] == "rejected" and doc["decision"]["reason"] == "stale"
     audit = [json.loads(x) for x in (home.root / "logs" / "optimizer_audit.log").read_text().splitlines()]
     assert [(a["run_id"], a["action"]) for a in audit] == [("run-a", "approved"), ("run-b", "rejected")]
+
+
+def test_a_study_of_other_base_values_or_another_float_is_not_approved_without_force(
+    home: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study run on an --env-file scored its candidate against that file's value of the tuned key, yet the
+    proposal showed the live value as "old" and approve applied it silently; a study sized from another float
+    (--float) was approved silently too (a researcher's review)."""
+    from rigd_tbot.cli import main as tbot
+    from tbot_bot.config.settings_bot import read_env_text
+    from tbot_bot.optimizer.proposals import approve, load_proposal
+
+    live = load_settings(home)
+    studied = live.model_copy(update={"STRAT_OPEN_BUFFER": 0.003})  # what the --env-file said
+    results = home.root / "backtest_results" / "strategy_tuning" / "run-e"
+    results.mkdir(parents=True)
+    write_proposal(home, {**summary("run-e", 0.004), "float": "25000"}, results, studied)
+    [change] = load_proposal(home, "run-e")["changes"]
+    assert (change["old"], change["live"], change["new"]) == ("0.003", "0.002", "0.004")  # old: what it beat
+    before = read_env_text(home)
+    with pytest.raises(
+        Exception, match="evaluated other values than the live config's for STRAT_OPEN_BUFFER"
+    ):
+        approve(home, "run-e", actor="t")
+    assert read_env_text(home) == before
+    # the float the study sized from, shown, and checked against the home's
+    capsys.readouterr()
+    assert tbot(["optimize", "show", "run-e", "--home", str(home.root)]) == 0
+    assert "float: 25000 (the study's" in capsys.readouterr().out
+    with pytest.raises(Exception, match="sized its trades from a float of 25000, the home's is 2500"):
+        approve(home, "run-e", actor="t", home_float=Decimal("2500"))
+    assert approve(home, "run-e", actor="t", force=True)  # a person who knows may still apply it
+
+
+def test_a_trial_approved_by_number_is_what_show_and_list_name(
+    home: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`approve --trial N` applied trial N while show and list went on naming the candidate's changes and
+    evidence as what was approved (a researcher's review)."""
+    from rigd_tbot.cli import main as tbot
+
+    results = home.root / "backtest_results" / "strategy_tuning" / "run-a"
+    (results / "trials.csv").write_text("fold,trial,STRAT_OPEN_BUFFER\n2,0,0.009\n2,3,0.004\n")
+    capsys.readouterr()
+    assert tbot(["optimize", "approve", "run-a", "--trial", "0", "--home", str(home.root), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: trial 0 is applied as asked; the proposal's evidence" in out
+    assert tbot(["optimize", "show", "run-a", "--home", str(home.root)]) == 0
+    assert (
+        "applied trial 0 (not the candidate above, whose evidence this is): STRAT_OPEN_BUFFER 0.002 -> 0.009"
+        in (capsys.readouterr().out)
+    )
+    assert tbot(["optimize", "list", "--home", str(home.root)]) == 0
+    assert "trial 0 applied: STRAT_OPEN_BUFFER 0.002->0.009" in capsys.readouterr().out

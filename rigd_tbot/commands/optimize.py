@@ -179,9 +179,16 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     for p in items:
         ev = p["evidence"]
-        changes = ", ".join(f"{c['key']} {c['old']}->{c['new']}" for c in changed(p))
-        print(f"{p['run_id']}  {p['status']:<12}  {p['created_at'][:19]}Z  OOS {sig4(ev['oos_objective'])} "
-              f"(current {sig4(ev['oos_current_objective'])})  {changes or 'no change'}")  # fmt: skip
+        d = p.get("decision") or {}
+        # a trial approved by number: what was applied, not the candidate's changes
+        changes = (
+            f"trial {d['trial']} applied: "
+            + ", ".join(f"{a['key']} {a['old']}->{a['new']}" for a in d.get("applied") or [])
+            if d.get("trial") is not None
+            else ", ".join(f"{c['key']} {c['old']}->{c['new']}" for c in changed(p))
+        )
+        print(f"{p['run_id']}  {p['status']:<12}  {p['created_at'][:19]}Z  OOS {sig4(ev.get('oos_objective'))} "
+              f"(current {sig4(ev.get('oos_current_objective'))})  {changes or 'no change'}")  # fmt: skip
     return 0
 
 
@@ -203,24 +210,47 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  {c['key']}: {c['old']} -> {c['new']}{'' if c['old'] != c['new'] else ' (unchanged)'}")
     for w in p.get("warnings") or []:
         print(f"warning: {w}")
-    print(f"out-of-sample mean objective: candidate {sig4(ev['oos_objective'])} vs current "
-          f"{sig4(ev['oos_current_objective'])}; walk-forward efficiency {sig4(ev['walk_forward_efficiency'])}; "
-          f"deflated Sharpe {sig4(ev['deflated_sharpe'])}")  # fmt: skip
-    for f in ev["folds"]:
+    print(f"out-of-sample mean objective: candidate {sig4(ev.get('oos_objective'))} vs current "
+          f"{sig4(ev.get('oos_current_objective'))}; walk-forward efficiency "
+          f"{sig4(ev.get('walk_forward_efficiency'))}; deflated Sharpe {sig4(ev.get('deflated_sharpe'))}")  # fmt: skip
+    for f in ev.get("folds") or []:
         outcome = {True: "won", False: "lost"}.get(f.get("won"), "n/a")
         print(f"  fold {f['fold']} OOS {f['oos_start']}..{f['oos_end']}: candidate {sig4(f.get('candidate'))} "
               f"vs current {sig4(f.get('current'))} ({outcome})")  # fmt: skip
+    print(f"float: {ev.get('float') or 'not recorded'} (the study's; approve refuses another home float)")
     if p.get("decision"):
         d = p["decision"]
         print(f"decision: {d['action']} by {d['actor']} at {d['at']}")
+        if d.get("trial") is not None:
+            # what was applied, when it is not the candidate the evidence above is for
+            applied = (
+                ", ".join(f"{a['key']} {a['old']} -> {a['new']}" for a in d.get("applied") or []) or "nothing"
+            )
+            print(
+                f"  applied trial {d['trial']} (not the candidate above, whose evidence this is): {applied}"
+            )
     print(f"results: {p['results_dir']}")
     return 0
 
 
 def run_approve(args: argparse.Namespace) -> int:
+    from tbot_bot.accounting.float_ledger import float_to_compare
     from tbot_bot.optimizer.proposals import approve
 
-    changes = approve(bot_home(args.home), args.run_id, actor=actor(), trial=args.trial, force=args.force)
+    home = bot_home(args.home)
+    changes = approve(
+        home,
+        args.run_id,
+        actor=actor(),
+        trial=args.trial,
+        force=args.force,
+        home_float=float_to_compare(home),
+    )
+    if args.trial is not None:
+        print(
+            f"warning: trial {args.trial} is applied as asked; the proposal's evidence (out-of-sample wins, deflated "
+            "Sharpe) is for its candidate, not for this trial (`tbot optimize show` names what was applied)"
+        )
     if not changes:
         print(f"approved {args.run_id}: the live config already had these values")
     for c in changes:

@@ -83,6 +83,30 @@ class UnverifiedFloat(LedgerError):
         )  # fmt: skip
 
 
+def home_float(home: BotHome) -> Decimal | None:
+    """The float of a provisioned home (verified_float), None for a home without one (a research folder, or a
+    float of zero): what a backtest or a study of the home sizes from unless told otherwise."""
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.errors import TbotError
+
+    try:
+        # before the ledger's import (SQLAlchemy): a research home often has none
+        binding = load_binding(home)
+    except (TbotError, OSError):
+        return None
+    amount = verified_float(home, binding)
+    return amount if amount > 0 else None
+
+
+def float_to_compare(home: BotHome) -> Decimal | None:
+    """home_float for a comparison (approving a study's proposal): None when there is none to compare with,
+    also when the float ledger fails verification (check and start say so; an approval is not the place)."""
+    try:
+        return home_float(home)
+    except UnverifiedFloat:
+        return None
+
+
 def verified_float(home: BotHome, binding: LedgerBinding) -> Decimal:
     """The float of a home, read only from a float ledger that passes the verification `tbot check` and
     `tbot start` apply (rows, balances, hash links and its anchored head); UnverifiedFloat naming what fails.

@@ -45,7 +45,7 @@ from tbot_bot.config.env_bot import ShortType
 from tbot_bot.config.template import template_path
 from tbot_bot.domain.results import FLOAT_MAX, cents_text, percent_text
 from tbot_bot.enhancements.vix_gatekeeper import previous_close_vix
-from tbot_bot.errors import ConfigError, DataError, LogicError, TbotError, UsageError
+from tbot_bot.errors import ConfigError, DataError, LogicError, UsageError
 from tbot_bot.market_time import (
     WindowSpec,
     calendar_range,
@@ -658,21 +658,14 @@ def backtest_float(given: str | None, home: BotHome) -> Decimal:
         if not value.is_finite() or not 0 < value <= FLOAT_MAX:
             raise refusal
         return value
-    from tbot_bot.accounting.accounting_config import load_binding
-
-    try:
-        # before the ledger's import (SQLAlchemy): a research home often has none
-        binding = load_binding(home)
-    except (TbotError, OSError):
-        return DEFAULT_FLOAT  # no provisioned home here: the documented default
-    from tbot_bot.accounting.float_ledger import UnverifiedFloat, verified_float
+    from tbot_bot.accounting.float_ledger import UnverifiedFloat, home_float
 
     try:
         # the float check and start would refuse is no float to size a study by
-        amount = verified_float(home, binding)
+        amount = home_float(home)
     except UnverifiedFloat as exc:
         raise UsageError(f"{exc}\nor give the float to test with: --float N") from None
-    return amount if amount > 0 else DEFAULT_FLOAT
+    return amount if amount is not None else DEFAULT_FLOAT  # no provisioned home: the documented default
 
 
 def new_run_dir(parent: Path, name: str) -> Path:

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ def base_digests(settings: BotSettings, exclude: Iterable[str] = ()) -> dict[str
     }
 
 
+def _evaluated_values(evaluated: BotSettings, live_text: str, keys: list[str]) -> dict[str, str]:
+    """The evaluated base value of each of `keys` that differs from the live config's (as `.env_bot` text)."""
+    ours, live = base_digests(evaluated), base_digests(settings_from_text(live_text))
+    values = trading_values(evaluated)
+    return {k: env_value(values[k]) for k in keys if k in values and ours.get(k) != live.get(k)}
+
+
 def base_differences(recorded: dict[str, str], live: BotSettings) -> list[str]:
     """The keys whose live value is not the one the study evaluated (base_digests)."""
     now = base_digests(live)
@@ -102,9 +110,14 @@ def write_proposal(
         # the decision (who, when, what was applied) is the audit record: a re-run never replaces it
         if held["status"] in (APPROVED, REJECTED):
             raise AlreadyDecided(held)
-    current, _ = parse_env_text(read_env_text(home))
+    text = read_env_text(home)
+    current, _ = parse_env_text(text)
+    # "old" is the value the study scored as the current settings (an --env-file run's, which may not be the live
+    # one); "live" what the live config held when this was filed (approve refuses it changed since)
+    evaluated_old = _evaluated_values(evaluated, text, list(rec["params"])) if evaluated is not None else {}
     changes = [
-        {"key": k, "old": current.get(k), "new": env_value(v)} for k, v in sorted(rec["params"].items())
+        {"key": k, "old": evaluated_old.get(k, current.get(k)), "live": current.get(k), "new": env_value(v)}
+        for k, v in sorted(rec["params"].items())
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
@@ -142,8 +155,9 @@ def write_proposal(
                 ],  # fmt: skip
             },
             "results_dir": str(results_dir),
-            # the other keys' values the evidence holds for (digests): approve compares the live config's
-            "base": None if evaluated is None else base_digests(evaluated, rec["params"]),
+            # every trading key's value the evidence holds for (digests), the tuned keys' base values included:
+            # approve compares the live config's
+            "base": None if evaluated is None else base_digests(evaluated),
             "decision": None,
         },
         mode=0o600,
@@ -253,17 +267,23 @@ def _pending(home: BotHome, run_id: str) -> dict[str, Any]:
 
 
 def approve(
-    home: BotHome, run_id: str, *, actor: str, trial: int | None = None, force: bool = False
+    home: BotHome,
+    run_id: str,
+    *,
+    actor: str,
+    trial: int | None = None,
+    force: bool = False,
+    home_float: Decimal | None = None,
 ) -> list[Change]:
     """Apply a pending proposal (or trial N of it) to the live config; returns the changes made. The decision
     is one transition under the config lock: of concurrent approvals and rejections exactly one wins, and no
     other config save can slip between reading the live values and writing the new ones."""
     with config_lock(home):
-        return _approve_locked(home, run_id, actor=actor, trial=trial, force=force)
+        return _approve_locked(home, run_id, actor=actor, trial=trial, force=force, home_float=home_float)
 
 
 def _approve_locked(
-    home: BotHome, run_id: str, *, actor: str, trial: int | None, force: bool
+    home: BotHome, run_id: str, *, actor: str, trial: int | None, force: bool, home_float: Decimal | None
 ) -> list[Change]:
     proposal = _pending(home, run_id)
     text = read_env_text(home)
@@ -274,9 +294,9 @@ def _approve_locked(
         else {c["key"]: c["new"] for c in proposal["changes"]}
     )
     stale = [
-        f"{c['key']} was {c['old']} when proposed and is {current.get(c['key'])} now"
+        f"{c['key']} was {c.get('live', c['old'])} when proposed and is {current.get(c['key'])} now"
         for c in proposal["changes"]
-        if current.get(c["key"]) != c["old"]
+        if current.get(c["key"]) != c.get("live", c["old"])
     ]
     # the evidence holds for the settings the trials ran on: a run with --env-file, or a config changed since
     other = base_differences(proposal["base"], settings_from_text(text)) if proposal.get("base") else []
@@ -285,6 +305,10 @@ def _approve_locked(
             f"the study evaluated other values than the live config's for {', '.join(other)} (a run with "
             "--env-file, or the config changed since the run): its evidence does not hold for the live config"
         )
+    # --float: the evidence holds for the float it was sized from (a study of another float trades other sizes)
+    studied = (proposal.get("evidence") or {}).get("float")
+    if studied is not None and home_float is not None and Decimal(str(studied)) != home_float:
+        stale.append(f"the study sized its trades from a float of {studied}, the home's is {home_float}")
     if stale and not force:
         raise ConfigError(
             ["the live config changed since this proposal was made:", *stale,

@@ -342,7 +342,7 @@ def _run(
             notes.append(str(exc))
         if proposal is not None:
             notes += also
-            other = base_differences(base_digests(settings, space.keys), load_settings(home))
+            other = base_differences(base_digests(settings), load_settings(home))
             if other:
                 notes.append(
                     f"this study ran on other values than the live config's for {', '.join(other)} (--env-file): "

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 import tbot_bot.optimizer.proposals as store
+from tbot_bot.accounting.float_ledger import float_to_compare
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
@@ -117,9 +118,11 @@ def approve(run_id: str) -> Any:
             return redirect(url_for("proposals.detail", run_id=run_id))
         trial = int(trial_text)
     try:
+        home = state().home
         changes = store.approve(
-            state().home, run_id, actor=actor, trial=trial, force=request.form.get("force") == "1"
-        )
+            home, run_id, actor=actor, trial=trial, force=request.form.get("force") == "1",
+            home_float=float_to_compare(home),
+        )  # fmt: skip
     except ConfigError as exc:
         activity("proposal_approve_refused", username, f"{run_id}: {'; '.join(exc.problems)}"[:500])
         flash("Not approved, nothing changed: " + " ".join(exc.problems), "error")
