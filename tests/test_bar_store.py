@@ -617,3 +617,22 @@ def test_a_damaged_month_merged_from_several_imports_names_them_all(
     pd.testing.assert_frame_equal(
         load_bars(store, start=date(2011, 1, 3), end=date(2011, 1, 31)), spy.reset_index(drop=True)
     )
+
+
+def test_the_store_counts_sessions_not_the_utc_dates_of_post_market_bars(tmp_path: Path) -> None:
+    """An evening's post-market bars are stamped the next UTC date: the store listed that date as held (and as its
+    last date, which a study without --end then ran to), while the loaders, which read regular-session bars only,
+    found no bar on it (a researcher's review)."""
+    from tbot_bot.data.bar_store import holdings
+
+    rows = ["timestamp,symbol,open,high,low,close,volume"]
+    for day in ("2011-01-27", "2011-01-28"):
+        rows += [f"{day}T{h}:{m:02d}:00Z,SPY,1,1,1,1,100" for h in ("14", "15") for m in range(0, 60, 15)]
+    rows += [f"2011-01-29T00:{m:02d}:00Z,SPY,1,1,1,1,100" for m in range(0, 30, 10)]  # 19:00 EST on the 28th
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "bars.csv").write_text("\n".join(rows) + "\n")
+    store = tmp_path / "store"
+    import_bars(tmp_path / "src", store)
+    assert last_date(store) == date(2011, 1, 28)
+    [spy] = holdings(store)
+    assert (spy.first, spy.last, spy.days, spy.gaps) == (date(2011, 1, 27), date(2011, 1, 28), 2, ())

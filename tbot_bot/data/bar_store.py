@@ -173,6 +173,7 @@ def write_bars(
     findings: tuple[str, ...] = (),
     side_files: dict[str, bytes] | None = None,
     notes: tuple[str, ...] = (),
+    calendar: str = "XNYS",
 ) -> ImportResult:
     """Checked bars (load_bars' or check_bars' output) merged into the store, one partition per symbol and
     month, and `side_files` (name -> content: the VIX closes and fundamentals, checked and merged by the caller)
@@ -238,7 +239,20 @@ def write_bars(
             temp = path.with_name(f".{path.name}{IMPORTING}")
             _write_partition(temp, part)
             staged.append((temp, path))
-            days = np.unique(part["timestamp"] // NS_PER_DAY).astype("datetime64[D]").astype(str).tolist()
+            day_numbers = part["timestamp"] // NS_PER_DAY
+            days = np.unique(day_numbers).astype("datetime64[D]").astype(str).tolist()
+            # the dates with regular-session bars (pre- and post-market ones aside): what the store holds for
+            # research (holdings, gaps, its last date), as the loaders read it
+            from tbot_bot.market_time import calendar_range
+            from tbot_bot.strategy.grid import in_regular_session
+
+            # a date the calendar does not know (a long history) cannot be told a session or not: it is held
+            known = calendar_range(calendar)
+            beyond = (day_numbers < (known[0] - date(1970, 1, 1)).days) | (
+                day_numbers > (known[1] - date(1970, 1, 1)).days
+            )
+            regular = day_numbers[in_regular_session(part["timestamp"], calendar) | beyond]
+            sessions = np.unique(regular).astype("datetime64[D]").astype(str).tolist()
             entries[rel] = {
                 "symbol": symbol,
                 "month": month,
@@ -246,6 +260,7 @@ def write_bars(
                 "bytes": temp.stat().st_size,
                 "sha256": sha256_file(temp),
                 "days": days,
+                "sessions": sessions,
                 "source": origin,
                 "sources": sources,
                 # whether the file has a vwap column: a read streaming partitions pads the others unopened
@@ -503,9 +518,16 @@ def read_parts(
     return names, parts
 
 
+def held_sessions(entry: dict[str, Any]) -> list[str]:
+    """A partition's dates with regular-session bars (a store written before they were recorded: its dates)."""
+    sessions = entry.get("sessions")
+    return sessions if isinstance(sessions, list) else entry["days"]
+
+
 def last_date(store: Path) -> date:
-    """The last UTC date the store holds a bar on (from the manifest)."""
-    days = [d for entry in load_manifest(store)["partitions"].values() for d in entry["days"][-1:]]
+    """The last session date the store holds regular-session bars on (from the manifest): an evening's
+    post-market bars, stamped the next UTC date, are no session of it."""
+    days = [d for entry in load_manifest(store)["partitions"].values() for d in held_sessions(entry)[-1:]]
     if not days:
         raise DataError(f"no bars in the bar store {store}; add some with: tbot data import FILE|DIR")
     return date.fromisoformat(max(days))
@@ -565,12 +587,21 @@ def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:
     for rel, entry in manifest["partitions"].items():
         held, rows = by_symbol.get(entry["symbol"], (set(), 0))
         try:
-            held |= {date.fromisoformat(d) for d in entry["days"]}
+            held |= {date.fromisoformat(d) for d in held_sessions(entry)}
         except ValueError:
             raise _damaged_manifest(store, f"partition {rel!r} lists a day that is no date") from None
         by_symbol[entry["symbol"]] = (held, rows + int(entry["rows"]))
     out: list[Holding] = []
     for symbol, (held, rows) in sorted(by_symbol.items()):
+        if not held:  # only pre- or post-market bars: no session held at all (its dates, no gap to count)
+            dates = sorted(
+                date.fromisoformat(d)
+                for e in manifest["partitions"].values()
+                if e["symbol"] == symbol
+                for d in e["days"]
+            )
+            out.append(Holding(symbol, dates[0], dates[-1], 0, rows, ()))
+            continue
         first, last = min(held), max(held)
         gaps: list[tuple[date, date, int]] = []
         run: list[date] = []

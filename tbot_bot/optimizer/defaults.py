@@ -32,7 +32,8 @@ def lookback_start(end: date, sessions: int, calendar_name: str) -> date:
     return days[-sessions] if len(days) >= sessions else (days[0] if days else end)
 
 
-def _last_date(source: Path) -> date:
+def _last_date(source: Path, calendar: str) -> date:
+    """The last session the data holds regular-session bars on (an evening's post-market bars are no session)."""
     files = sorted(source.glob("bars_*.csv.gz")) if source.is_dir() else []
     if files:
         return date.fromisoformat(files[-1].name[len("bars_") : len("bars_") + 10])
@@ -41,7 +42,7 @@ def _last_date(source: Path) -> date:
 
     if is_store(source):  # the manifest knows the dates held: no bar is read
         return last_date(source)
-    frame = load_bars(source)
+    frame = load_bars(source, regular_session=calendar)
     if frame.empty:
         raise ConfigError(f"no bars in {source}")
     return frame["timestamp"].max().date()  # type: ignore[no-any-return]
@@ -62,7 +63,7 @@ def request_from_args(args: argparse.Namespace, home: BotHome, settings: BotSett
         raise ConfigError(
             f"no data: {source} does not exist (pass --data-source, or let the supervisor record sessions first)"
         )
-    end = args.end or _last_date(source)
+    end = args.end or _last_date(source, settings.MARKET_CALENDAR)
     # the end first (it may come from the data): the lookback counts sessions back from it in the calendar
     check_dates_in_calendar(args.start or end, end, settings.MARKET_CALENDAR)
     # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: sessions optimised over when --start is not given
