@@ -1390,3 +1390,29 @@ def test_a_study_says_what_it_cannot_simulate_and_its_proposal_carries_it(
         update={"ENABLE_SLIPPAGE_MODEL": True, "SLIPPAGE_SIMULATION_TYPE": "randomized"}
     )
     assert any(n.startswith("SLIPPAGE_SIMULATION_TYPE=randomized") for n in simulation_notes(drawn, ["open"]))
+
+
+def test_a_study_with_an_unfinished_trial_files_no_verdict(
+    shaken_out_home: Path, space_file: Path, planted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker killed mid-trial leaves it RUNNING until --stale-after: the next run said "still running in other
+    workers" with none alive, and filed a verdict on the grid without that point (a researcher's review)."""
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import StudyConfig, _claim, close_storage, make_storage, open_study
+    from tbot_bot.optimizer.walk_forward import Fold
+
+    home = shaken_out_home
+    run_dir = home / "backtest_results" / "strategy_tuning" / "half"
+    run_dir.mkdir(parents=True)
+    url = f"sqlite:///{run_dir}/study.db"
+    cfg = StudyConfig(
+        "half", "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, 300
+    )
+    storage = make_storage(url, 300)
+    assert _claim(open_study(cfg, Fold(1, (), ()), storage)) is not None  # claimed, and the worker is gone
+    close_storage(storage)
+    capsys.readouterr()
+    assert tbot(run_args(home, space_file, planted, "--study", "half", "--min-dsr", "0.99")) == 0
+    out = capsys.readouterr().out
+    assert "some trials are unfinished" in out and "no proposal is filed until they are" in out
+    assert not (home / "env_bot.versioned" / "proposals" / "half.json").exists()

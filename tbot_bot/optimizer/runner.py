@@ -314,9 +314,14 @@ def _run(
         notes.append(
             f"{len(failed)} of {req.jobs} workers stopped on an error (above); the others took their trials"
         )
-    if len(results) < len(folds) or any(len(r.trials) < cfg.trials_per_fold() for r in results):
+    unfinished = len(results) < len(folds) or any(len(r.trials) < cfg.trials_per_fold() for r in results)
+    if unfinished:
+        # another worker may still run them, or a killed one left them RUNNING (re-queued after --stale-after):
+        # a verdict on part of the study is no verdict, so no proposal or record is filed from it
         notes.append(
-            "some trials are still running in other workers: outputs cover the trials finished so far"
+            "some trials are unfinished (still running in another worker, or left by a killed one and re-queued "
+            f"after --stale-after {req.stale_after_s}s): outputs cover the trials finished so far, and no "
+            "proposal is filed until they are; run the same command again to finish them"
         )
     baseline = settings.model_dump()
     summary = results_mod.summarise(cfg, prep, results, baseline, req.min_dsr)
@@ -334,7 +339,7 @@ def _run(
     # slippage): said with the results and carried into the proposal, as a backtest says it
     cannot = list(simulation_notes(settings, [req.strategy]))
     notes += cannot
-    if req.propose and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
+    if req.propose and not unfinished and (home.env_bot_enc.exists() or home.env_bot_plain.exists()):
         also = other_windows(settings, req.strategy, (summary.get("pick") or {}).get("params") or {})
         try:
             proposal = write_proposal(home, summary, out_dir, settings, cannot + also)
@@ -348,6 +353,6 @@ def _run(
                     f"this study ran on other values than the live config's for {', '.join(other)} (--env-file): "
                     "`tbot optimize approve` refuses its proposal unless --force"
                 )
-    elif req.propose:
+    elif req.propose and not unfinished:
         notes.append(f"no configuration in {home.root}: no proposal written (results only)")
     return RunResult(run_id, out_dir, summary, files, proposal, evaluated, notes, charts)
