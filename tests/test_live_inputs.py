@@ -405,3 +405,33 @@ def test_an_early_close_day_finished_at_a_restart_is_not_finished_again_by_the_c
             r.close()  # type: ignore[attr-defined]
     resumed = [e for e in events(home) if e.get("event") == "end_of_session_resumed"]
     assert len(resumed) == 1
+
+
+def test_a_session_cut_off_by_a_crash_is_finished_by_the_next_days_start(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine died during Friday's OPEN and came back on Monday: Friday's window read "running" for ever and
+    the day was never booked (a live operator's review)."""
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    clock = InjectedClock(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
+    with serve(clock.now(), clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        journal = OrderJournal(home.state_dir / "journal.db")
+        try:
+            journal.set_window("2026-11-27", "open", "running", actual_start="2026-11-27T14:30:00+00:00")
+        finally:
+            journal.close()
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, ("open", "mid", "close"))
+            row = ctx.journal.window("2026-11-27", "open")
+            assert row["status"] == "halted" and row["note"].startswith(
+                "interrupted: the supervisor was down until"
+            )
+            assert ctx.journal.day_booked("2026-11-27") is not None
+            assert ctx.journal.running_before(ctx.day_key) == []
+        finally:
+            r.close()  # type: ignore[attr-defined]

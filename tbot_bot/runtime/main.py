@@ -729,6 +729,7 @@ class Supervisor:
         for line in morning_plan(r.settings, today):
             ctx.log.event("supervisor", "window_plan", plan=line, session_date=ctx.day_key)
         self._reconcile(ctx)  # fails closed: refuses what it cannot account for
+        self._finish_earlier_days(ctx)
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
@@ -787,6 +788,22 @@ class Supervisor:
             ):
                 out.append(name)
         return out
+
+    def _finish_earlier_days(self, ctx: DayContext) -> None:
+        """An earlier session a crash cut off (its windows still "running", the day never booked), met by a start
+        on a later day: its windows read interrupted and the day booked (its fills are booked by the reconciliation
+        just run, its leftovers closed at the open), so it does not read as running for ever."""
+        zone = exchange_zone(ctx.settings.MARKET_CALENDAR)
+        now = ctx.clock.now()
+        days: set[str] = set()
+        for day, name in ctx.journal.running_before(ctx.day_key):
+            note = f"interrupted: the supervisor was down until {both_times(now, zone)} of a later session"
+            ctx.journal.set_window(day, name, WindowStatus.HALTED, actual_end=now.isoformat(), note=note)
+            ctx.log.event(name, "window_missed", session_date=day, reason=note)
+            days.add(day)
+        for day in sorted(days):
+            if ctx.journal.day_booked(day) is None:
+                ctx.journal.mark_day_booked(day, now.isoformat())
 
     def _passed_while_down(self, ctx: DayContext, name: str, row: sqlite3.Row | None) -> None:
         """A window whose whole time passed while no supervisor ran: said so in the journal and status (it read

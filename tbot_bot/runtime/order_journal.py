@@ -291,6 +291,17 @@ class OrderJournal:
         ).fetchone()
         return row
 
+    def running_before(self, session_date: str) -> list[tuple[str, str]]:
+        """(session date, strategy) of the windows of earlier days still recorded as running (a crash)."""
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self._conn.execute(
+                "SELECT session_date, strategy FROM windows WHERE status = ? AND session_date < ? "
+                "ORDER BY session_date, strategy",
+                (WindowStatus.RUNNING.value, session_date),
+            )
+        ]
+
     def mark_day_booked(self, session_date: str, at: str) -> None:
         """The session ran to its end and its books are written (a replay of it is refused from now on)."""
         self.set_value(f"booked:{session_date}", at)
