@@ -184,7 +184,15 @@ def test_plot_day_from_a_data_source_backtests_the_day(
             "--strategy", "open", "--out", str(out)]  # fmt: skip
     assert tbot(argv) == 0
     assert out.is_file()
-    assert re.search(r"SYN4 2011-01-10: \d+ trade\(s\) marked", capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert re.search(r"SYN4 2011-01-10: \d+ trade\(s\) marked", captured.out)
+    assert "have no bars" not in captured.err
+    # the day after a gap (the sample has no February): the empty chart says why (a researcher's review)
+    argv[3] = "2011-03-01"
+    assert tbot(argv) == 0
+    assert "note: 1 of the 2 XNYS sessions from 2011-02-28 to 2011-03-01 have no bars (2011-02-28)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_plot_day_refuses_a_holiday_and_an_unknown_symbol(

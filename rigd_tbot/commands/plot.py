@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from datetime import date
 from decimal import Decimal
@@ -116,11 +117,18 @@ def _backtest_trades(
     from tbot_bot.reporting.plot_day import DayTrade
 
     out: list[DayTrade] = []
+    said: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tbot_plot_") as tmp:
         for s in strategies:
             # from the previous session: the volume screen needs yesterday's volume, as in a longer backtest
             start = previous_session_date(day, settings.MARKET_CALENDAR)
-            trades = run_backtest(settings, s, source, start, day, Path(tmp) / s, plots=False).trades
+            result = run_backtest(settings, s, source, start, day, Path(tmp) / s, plots=False)
+            trades = result.trades
+            # a gap in the data (the session before the day missing) explains an empty chart: said, once
+            for note in result.report.warnings:
+                if "have no bars" in note and note not in said:
+                    said.append(note)
+                    print(f"note: {note}", file=sys.stderr)
             if trades.empty:
                 continue
             mine = trades[(trades["session"] == day.isoformat())]
