@@ -231,9 +231,11 @@ def _run(
     slipped = SlippageModel.from_settings(settings, seed=seed)
     fees = fee_schedule(settings) if charge_fees else FeeSchedule()
     fee_profile, fee_warnings = _fee_notes(settings, broker_current_float, capabilities, charge_fees)
+    # the warm-up session (the one before --start) holds bars when the columns reach before --start
+    warm_up_held = len(traded) < len(columns)
     notes = (
         _carry_note(settings, grid.days)
-        + _gaps_note(grid.days, start, end, settings.MARKET_CALENDAR)
+        + _gaps_note(grid.days, start, end, settings.MARKET_CALENDAR, warm_up if not warm_up_held else None)
         + _coverage_note(grid)
         + simulation_notes(settings, names)
     )
@@ -358,14 +360,25 @@ def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, 
     return tuple(notes)
 
 
-def _gaps_note(days: tuple[date, ...], start: date, end: date, calendar: str) -> tuple[str, ...]:
+def _gaps_note(
+    days: tuple[date, ...], start: date, end: date, calendar: str, warm_up_missing: date | None = None
+) -> tuple[str, ...]:
     """Exchange sessions of the range the data holds no bar of: not traded and not counted (Sharpe, the annual
     return and exposure are over the sessions with bars), and the session after each has no previous-session
-    volume, so its screen refuses every symbol. Said, so a gap is not read as days without signals."""
+    volume, so its screen refuses every symbol. Said, so a gap is not read as days without signals; so is a
+    missing warm-up session (`warm_up_missing`, the one before --start)."""
     held = set(days)
     missing = [d for d in sessions_between(start, end, calendar) if d not in held]
+    before = (
+        (
+            f"the data has no bars for {warm_up_missing}, the session before {start}: {start} has no "
+            "previous-session volume or close, so its screen refuses every symbol",
+        )
+        if warm_up_missing is not None and start in held
+        else ()
+    )
     if not missing:
-        return ()
+        return before
     runs: list[list[date]] = []
     for d in missing:
         if runs and previous_session_date(d, calendar) == runs[-1][-1]:
@@ -374,7 +387,7 @@ def _gaps_note(days: tuple[date, ...], start: date, end: date, calendar: str) ->
             runs.append([d])
     spans = [f"{r[0]}..{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
     listed = ", ".join(spans[:5]) + (f" and {len(spans) - 5} more" if len(spans) > 5 else "")
-    return (
+    return before + (
         f"{len(missing)} of the {len(missing) + len(held)} {calendar} sessions from {start} to {end} have no bars "
         f"({listed}): they are not traded and not counted in the metrics, and the session after each gap has no "
         "previous-session volume, so its screen refuses every symbol",
