@@ -1100,27 +1100,38 @@ def test_defaults_come_from_the_home(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert request_from_args(args, home, settings).data_source == cache
 
 
+def _claimed_by_a_killed_worker(
+    home: Path, study_name: str, space_file: Path, *, stale_after: int
+) -> tuple[str, int]:
+    """Study `study_name` of fold 1 in the home's results, one grid point claimed by a worker that then died
+    (SIGKILL: no handler runs, the trial stays RUNNING with its first heartbeat): its storage URL and trial id."""
+    from tbot_bot.optimizer.space import load_space
+    from tbot_bot.optimizer.study import StudyConfig, _claim, close_storage, make_storage, open_study
+    from tbot_bot.optimizer.walk_forward import Fold
+
+    run_dir = home / "backtest_results" / "strategy_tuning" / study_name
+    run_dir.mkdir(parents=True)
+    url = f"sqlite:///{run_dir}/study.db"
+    cfg = StudyConfig(
+        study_name, "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, stale_after
+    )
+    storage = make_storage(url, stale_after)
+    try:
+        got = _claim(open_study(cfg, Fold(1, (), ()), storage))
+    finally:
+        close_storage(storage)
+    assert got is not None
+    return url, got[0]
+
+
 def test_a_killed_workers_trial_is_queued_again(tmp_path: Path, space_file: Path, planted: Path) -> None:
     """A worker claims a grid point and dies (SIGKILL: no handler runs). After --stale-after seconds the next
     worker fails that trial and queues its parameters again: the grid ends complete, each point done once."""
     import time
 
-    from tbot_bot.optimizer.space import load_space
-    from tbot_bot.optimizer.study import StudyConfig, _claim, close_storage, make_storage, open_study
-    from tbot_bot.optimizer.walk_forward import Fold
+    from tbot_bot.optimizer.study import close_storage, make_storage
 
-    run_dir = tmp_path / "backtest_results" / "strategy_tuning" / "kill"
-    run_dir.mkdir(parents=True)
-    url = f"sqlite:///{run_dir}/study.db"
-    cfg = StudyConfig(
-        "kill", "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, 1
-    )
-    storage = make_storage(url, 1)
-    study = open_study(cfg, Fold(1, (), ()), storage)
-    got = _claim(study)  # the claim records the trial's first heartbeat ...
-    assert got is not None
-    claimed = got[0]  # ... and the worker is gone
-    close_storage(storage)
+    url, claimed = _claimed_by_a_killed_worker(tmp_path, "kill", space_file, stale_after=1)
     time.sleep(2.5)
     assert tbot(run_args(tmp_path, space_file, planted, "--study", "kill", "--stale-after", "1")) == 0
     storage = make_storage(url, 1)
@@ -1397,20 +1408,8 @@ def test_a_study_with_an_unfinished_trial_files_no_verdict(
 ) -> None:
     """A worker killed mid-trial leaves it RUNNING until --stale-after: the next run said "still running in other
     workers" with none alive, and filed a verdict on the grid without that point (a researcher's review)."""
-    from tbot_bot.optimizer.space import load_space
-    from tbot_bot.optimizer.study import StudyConfig, _claim, close_storage, make_storage, open_study
-    from tbot_bot.optimizer.walk_forward import Fold
-
     home = shaken_out_home
-    run_dir = home / "backtest_results" / "strategy_tuning" / "half"
-    run_dir.mkdir(parents=True)
-    url = f"sqlite:///{run_dir}/study.db"
-    cfg = StudyConfig(
-        "half", "open", "grid_search", "sharpe", load_space("open", space_file), None, url, 0, 300
-    )
-    storage = make_storage(url, 300)
-    assert _claim(open_study(cfg, Fold(1, (), ()), storage)) is not None  # claimed, and the worker is gone
-    close_storage(storage)
+    _claimed_by_a_killed_worker(home, "half", space_file, stale_after=300)
     capsys.readouterr()
     assert tbot(run_args(home, space_file, planted, "--study", "half", "--min-dsr", "0.99")) == 0
     out = capsys.readouterr().out
