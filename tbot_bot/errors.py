@@ -70,6 +70,12 @@ class BrokerError(TbotError):
         super().__init__(message)
 
 
+class PositionsStillHeld(BrokerError):
+    """A closing (end of day, a stop) left positions held: their exits were refused or cancelled. Said and alerted;
+    the supervisor stays up (a restart would only send the same refused order again), and the next session's first
+    window tries again."""
+
+
 class LogicError(TbotError):
     """An impossible state or a bug; escalated to an operator."""
 

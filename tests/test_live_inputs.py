@@ -285,13 +285,13 @@ def test_a_holiday_runs_no_window_and_no_end_of_session(
     assert len([e for e in logged if e.get("event") == "holiday"]) == 1
 
 
-def _friday_position(home: BotHome, server: FakeAlpacaServer, clock: InjectedClock, *, booked: bool) -> None:
-    """An OPEN entry of 2 AAPL filled on Friday 2026-11-27 (booked or not), then the machine goes down."""
+def _held_position(home: BotHome, server: FakeAlpacaServer, clock: InjectedClock, *, booked: bool) -> None:
+    """An OPEN entry of 2 AAPL filled at the clock's time (booked or not), then the machine goes down."""
     from tbot_bot.broker.broker_api import OrderSide
     from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
     from tbot_bot.domain.vocab import PositionSide, Purpose
 
-    friday = clock.now()
+    at = clock.now()
     sup, r = _booted(home, server, clock)
     try:
         ctx = sup._start_live_day(r, ("open", "mid", "close"))
@@ -300,7 +300,7 @@ def _friday_position(home: BotHome, server: FakeAlpacaServer, clock: InjectedClo
             session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY, symbol="AAPL",
             signal_ticker="AAPL", direction=PositionSide.LONG, order_side=OrderSide.BUY, instrument="equity",
             qty=Decimal("2"), notional=Decimal("380"), status=IntentStatus.INTENT,
-            created_at=friday.isoformat(), signal_time=friday.isoformat(),
+            created_at=at.isoformat(), signal_time=at.isoformat(),
         )  # fmt: skip
         ctx.journal.record_intents([entry])
         ctx.orders.place(entry)
@@ -330,7 +330,7 @@ def test_a_fill_of_an_earlier_day_left_unbooked_is_booked_at_the_next_start(
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
         home.universe_file.parent.mkdir(parents=True, exist_ok=True)
         home.universe_file.write_text("AAPL\nSH\n")
-        _friday_position(home, server, clock, booked=False)
+        _held_position(home, server, clock, booked=False)
         clock._now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # Monday, before the open
         sup, r = _booted(home, server, clock)
         try:
@@ -357,7 +357,7 @@ def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
         home.universe_file.parent.mkdir(parents=True, exist_ok=True)
         home.universe_file.write_text("AAPL\nSH\n")
-        _friday_position(home, server, clock, booked=True)
+        _held_position(home, server, clock, booked=True)
         for when in (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), datetime(2026, 11, 30, 14, 0, tzinfo=UTC)):
             clock._now = when  # Saturday; Monday before the open
             sup, r = _booted(home, server, clock)
@@ -433,5 +433,62 @@ def test_a_session_cut_off_by_a_crash_is_finished_by_the_next_days_start(
             )
             assert ctx.journal.day_booked("2026-11-27") is not None
             assert ctx.journal.running_before(ctx.day_key) == []
+        finally:
+            r.close()  # type: ignore[attr-defined]
+
+
+def test_an_end_of_day_whose_exit_is_refused_says_so_and_stays_up(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The end of the day's exit refused (HTTP 403): raising it shut the supervisor down, systemd restarted it,
+    the restart ran the end of the day again and was refused again, every ten seconds until the close (a diff
+    review). It is said (status, a critical alert), the day is booked, and the supervisor goes on."""
+    clock = InjectedClock(datetime(2026, 11, 30, 14, 35, tzinfo=UTC))
+    with serve(clock.now(), clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        _held_position(home, server, clock, booked=True)
+        clock._now = datetime(2026, 11, 30, 20, 10, tzinfo=UTC)  # 15:10 EST, the market open
+        server.inject("POST", "/v2/orders", "status", status=403, times=99)  # every order refused from now
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, ("open", "mid", "close"))  # its reconciliation's exit is refused too
+            with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+                sup._end_of_session(ctx)  # raised before
+            assert ctx.journal.day_booked("2026-11-30") is not None
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    status = json.loads(home.status_json.read_text())
+    assert (
+        status["message"].startswith("closing failed: 2 AAPL still held (exit ")
+        and status["state"] == "halted"
+    )
+    assert [p["symbol"] for p in status["positions"]] == ["AAPL"]
+    assert [r for r in caplog.records if '"trigger": "closing_failed"' in r.getMessage()]
+
+
+def test_a_flatten_while_the_market_is_closed_sends_nothing_and_says_why(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tbot flatten` on a Saturday (the operator acting on the held-until-open alert) sent a market order the
+    broker would hold for Monday's open and the adapter cancel unfilled (a diff review)."""
+    clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
+    with serve(clock.now(), clock) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        _held_position(home, server, clock, booked=True)
+        clock._now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, ("open", "mid", "close"))
+            from tbot_bot.runtime.flatten import flatten
+
+            result = flatten(ctx, "cli:ops")
+            assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
+            assert "the market is closed: no order is sent until it opens" in result.not_closed["AAPL"]
+            # held between windows is not "monitoring" (nothing rewrites status each minute then: it read stale)
+            assert json.loads(home.status_json.read_text())["state"] != "monitoring"
         finally:
             r.close()  # type: ignore[attr-defined]

@@ -265,7 +265,10 @@ class DayContext:
                     "unrealized_pnl": f"{unreal:.2f}" if unreal is not None else "",
                 }
             )
-        monitoring = any(True for _ in rows)
+        # monitoring while a window runs and holds positions; between windows (a position carried over a weekend,
+        # held until the open) the state is the idle one: nothing rewrites status each minute then, and
+        # "monitoring" would read stale after five minutes
+        monitoring = bool(rows) and self.status.active_strategy is not None
         state = (
             BotState.HALTED
             if self.halted_reason
@@ -652,6 +655,13 @@ class DayContext:
         A still-working entry is cancelled first, so shares that fill later cannot be left behind; the exit is
         sized from fills (entry fills minus earlier exits' fills), never from order sizes.
         """
+        from tbot_bot.runtime.run_mode import market_closed
+
+        if market_closed(self):
+            # live, the exchange closed: a market order would wait for the open and be cancelled unfilled; the
+            # position stays held and the next session's first window closes it (recovery.close_overdue)
+            self.log.event(entry.strategy, "held_until_open", ticker=entry.symbol, exit_reason=exit_reason)
+            return None
         if entry.status.is_open:
             entry = self.orders.cancel(entry, f"closing the position ({exit_reason})")
         held = next(

@@ -34,6 +34,7 @@ from tbot_bot.market_time import next_session_date, window_for
 from tbot_bot.runtime.control import ControlFiles
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades, position_symbol
+from tbot_bot.runtime.run_mode import market_closed
 
 ENTRIES_BLOCKED_PREFIX = (
     "entries_blocked:"  # journal kv: entries_blocked:<day> -> why (a flatten this session)
@@ -146,19 +147,20 @@ def flatten(
         for tr in open_trades(ctx.journal.intents())
         if _wanted(tr.entry, symbol, strategy)
     }
+    closed_market = market_closed(ctx)
     for tr in targets:
         sym = position_symbol(tr.entry)
         if sym in still:
             working = still[sym].exit
-            result.not_closed.setdefault(
-                sym,
-                f"{still[sym].remaining} still held"
-                + (
-                    f"; exit {working.client_order_id} is {working.status}"
-                    if working
-                    else "; no exit working"
-                ),
+            why = (
+                f"; exit {working.client_order_id} is {working.status}"
+                if working
+                else "; the market is closed: no order is sent until it opens, and the next session's first "
+                "window closes it"
+                if closed_market
+                else "; no exit working"
             )
+            result.not_closed.setdefault(sym, f"{still[sym].remaining} still held{why}")
         elif sym not in result.closed:
             result.closed.append(sym)
     # a strategy's flatten closes what the journal gives it; what else the broker holds is no strategy's

@@ -29,7 +29,7 @@ from tbot_bot.config.env_bot import BotSettings
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.vocab import STRATEGY_NAMES, Purpose, WindowStatus
-from tbot_bot.errors import BrokerError, LogicError, MachineFault, NetworkError, TbotError
+from tbot_bot.errors import LogicError, MachineFault, NetworkError, PositionsStillHeld, TbotError
 from tbot_bot.market_time import (
     both_times,
     closed_reason,
@@ -55,11 +55,11 @@ from tbot_bot.runtime.recovery import (
     ReconciliationRefused,
     check_positions,
     close_overdue,
-    market_closed,
     reconcile_after_reconnect,
     reconcile_and_check,
     refuse_or_block,
 )
+from tbot_bot.runtime.run_mode import market_closed
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
@@ -337,11 +337,16 @@ class Supervisor:
             ctx.status_window(name, WindowStatus.SKIPPED, note="not run: trading stopped by request")
 
     def _end_stopped_replay(self, ctx: DayContext) -> int:
-        """The replay day ended while trading was stopped: nothing is held (the stop closed it); the day is booked
-        as it stands, and a marker this replay wrote is removed (a one-shot run leaves no stopped state behind)."""
+        """The replay day ended while trading was stopped: what the stop could not close (a refused exit) is tried
+        once more at the day's end; the day is booked as it stands, and a marker this replay wrote is removed (a
+        one-shot run leaves no stopped state behind)."""
         stamp = trading_stopped(self.home) or ""
+        held: PositionsStillHeld | None = None
         try:
-            ctx.book_day()
+            try:
+                self._close_positions(ctx, "end of day")
+            except PositionsStillHeld as exc:
+                held = exc
         except TbotError as exc:
             ctx.errors.handle(exc, strategy="supervisor", context={"action": "close_day"})
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"closing failed: {exc}")
@@ -350,10 +355,10 @@ class Supervisor:
             clear_trading_stopped(self.home)
         ctx.publish_positions(None)
         ctx.status.publish(
-            state=BotState.CLOSED,
+            state=BotState.HALTED if held else BotState.CLOSED,
             active_strategy=None,
             trading_stopped=trading_stopped(self.home),
-            message="stopped by request",
+            message=f"closing failed: {held} (stopped by request)" if held else "stopped by request",
         )
         self.service.stopping()
         return EXIT_OK
@@ -649,8 +654,14 @@ class Supervisor:
             ctx.log.event("supervisor", "stop_requested", by=who)
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
             self._stop_signal = False
+        held: PositionsStillHeld | None = None
         try:
-            self._close_positions(ctx, "manual stop" if stopped else "end of day")
+            try:
+                self._close_positions(ctx, "manual stop" if stopped else "end of day")
+            except PositionsStillHeld as exc:
+                # said and alerted; the stop still stands (a failed exit exiting the process would restart it
+                # trading, the stop forgotten)
+                held = exc
             ctx.observe_defense()
             ctx.check_rebalance("after_session")
             ctx.sync_accounting()
@@ -662,10 +673,11 @@ class Supervisor:
         if not stopped:
             ctx.journal.mark_day_booked(ctx.day_key, ctx.clock.now().isoformat())
         ctx.publish_positions(None)
+        done = "stopped by request" if stopped else "session complete"
         ctx.status.publish(
-            state=BotState.CLOSED,
+            state=BotState.HALTED if held else BotState.CLOSED,
             active_strategy=None,
-            message="stopped by request" if stopped else "session complete",
+            message=f"closing failed: {held} ({done})" if held else done,
         )
         if not self._stays_up():
             self.service.stopping()
@@ -702,7 +714,7 @@ class Supervisor:
         ctx.book_day()
         held = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
         if failed is None and held:
-            failed = BrokerError(_still_held(ctx, held))
+            failed = PositionsStillHeld(_still_held(ctx, held))
         if failed is not None:
             ctx.alert_once(AlertLevel.CRITICAL, "closing_failed", f"closing failed ({reason}): {failed}")
             raise failed
@@ -853,16 +865,23 @@ class Supervisor:
         return resume
 
     def _end_of_session(self, ctx: DayContext) -> None:
-        """After the day's last window: nothing stays held overnight; book and report the day."""
-        self._close_positions(ctx, "end of day")
+        """After the day's last window: nothing stays held overnight; book and report the day. A position its
+        refused exit left held is said and alerted (the next session's first window closes it), not a shutdown: a
+        restart would send the same refused order again, and again."""
+        held: PositionsStillHeld | None = None
+        try:
+            self._close_positions(ctx, "end of day")
+        except PositionsStillHeld as exc:
+            held = exc
         ctx.journal.mark_day_booked(ctx.day_key, ctx.clock.now().isoformat())
         ctx.observe_defense()
         ctx.check_rebalance("after_session")
         ctx.sync_accounting()
+        ctx.publish_positions(None)
         ctx.status.publish(
-            state=BotState.HALTED if ctx.halted_reason else BotState.IDLE,
+            state=BotState.HALTED if ctx.halted_reason or held else BotState.IDLE,
             active_strategy=None,
-            message="session complete",
+            message=f"closing failed: {held}" if held else "session complete",
         )
 
     def _record_bars(self, ctx: DayContext, runner: WindowRunner) -> None:
@@ -1049,6 +1068,8 @@ class Supervisor:
         if session_for(ctx.session_date, calendar) is None:
             self._closed_today(ctx, plan_run)
             return ctx
+        # positions held while the market was closed leave now, whatever this window then does (halted, skipped)
+        close_overdue(ctx)
         if name == "close" and r.vix_lookup(ctx.session_date) is None:
             self._refresh_vix(r, ctx)  # a close published overnight may be there by now
         runner, outcome = self._window_through_outages(ctx, name)

@@ -16,6 +16,7 @@ from tbot_bot.domain.vocab import ExitReason
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import window_for
 from tbot_bot.runtime.positions import open_trades
+from tbot_bot.runtime.run_mode import market_closed
 
 if TYPE_CHECKING:
     from tbot_bot.runtime.day_context import DayContext
@@ -84,23 +85,10 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     }
 
 
-def market_closed(ctx: DayContext) -> bool:
-    """Live, outside the regular session of today's exchange date (before the open, after the close, a day with
-    none): a market order sent now waits for the next open at the broker, and the adapter cancels it unfilled.
-    A replay's simulated exchange fills at any minute of its day: never closed there."""
-    from tbot_bot.market_time import session_bounds
-    from tbot_bot.runtime.run_mode import RunKind
-
-    if ctx.mode.kind is not RunKind.LIVE:
-        return False
-    bounds = session_bounds(ctx.session_date, ctx.settings.MARKET_CALENDAR)
-    return bounds is None or not bounds[0] <= ctx.clock.now() < bounds[1]
-
-
 def close_overdue(ctx: DayContext) -> int:
     """Send the exit of every position whose window is over (or from an earlier day), or of any position once
     the kill switch tripped; how many were sent. While the market is closed none is sent: they are held until the
-    open (said, alerted once) and closed by the first window that starts (`WindowRunner.run`)."""
+    open (said, alerted once) and closed when the next window's cron fires (`Supervisor._run_due_window`)."""
     from tbot_bot.trading.notifier_bot import AlertLevel
 
     now, closed, waiting = ctx.clock.now(), 0, []

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from tbot_bot.domain.clock import Clock, ReplayClock
 
@@ -112,3 +113,18 @@ class CheckMode(RunMode):
 
     def wait(self, t: datetime) -> bool:
         return True
+
+
+def market_closed(ctx: Any) -> bool:
+    """Live, outside the regular session of today's exchange date (before the open, after the close, a day with
+    none): a market order sent now waits for the next open at the broker, and the adapter cancels it unfilled.
+    A replay's simulated exchange fills at any minute of its day: never closed there."""
+    from tbot_bot.market_time import session_bounds, session_date_at
+
+    if ctx.mode.kind is not RunKind.LIVE:
+        return False
+    # today's exchange date, not the context's: a supervisor up since an earlier day has that day's context until
+    # the first window of today starts a new one
+    now, calendar = ctx.clock.now(), ctx.settings.MARKET_CALENDAR
+    bounds = session_bounds(session_date_at(now, calendar), calendar)
+    return bounds is None or not bounds[0] <= now < bounds[1]

@@ -28,7 +28,7 @@ from tbot_bot.market_time import Window, both_times, exchange_zone, window_for
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.market_feed import MarketFeed
 from tbot_bot.runtime.positions import OpenTrade, open_trades, position_side, round_trips, signal_direction
-from tbot_bot.runtime.recovery import close_overdue, reconcile_after_reconnect
+from tbot_bot.runtime.recovery import reconcile_after_reconnect
 from tbot_bot.strategy.decisions import EntryDecision, ExitDecision, OpenPosition
 from tbot_bot.strategy.live_evaluator import LiveEvaluator
 from tbot_bot.strategy.strategy_router import strategy_module
@@ -83,8 +83,6 @@ class WindowRunner:
         if ctx.stop_requested():
             self.outcome.status = WindowStatus.STOPPED
             return self.outcome
-        # positions carried from an earlier session (held while the market was closed) leave at the first window
-        close_overdue(ctx)
         ctx.journal.set_window(day, self.name, WindowStatus.RUNNING, actual_start=ctx.clock.now().isoformat())
         # a resumed window keeps the start the journal recorded when it first began (restart-true status)
         ctx.status_window(self.name, WindowStatus.RUNNING, actual_start=self._recorded("actual_start"))
