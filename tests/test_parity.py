@@ -145,6 +145,12 @@ def test_pre_and_post_market_bars_change_nothing_in_a_backtest_or_a_replay(tmp_p
     )
     expected = backtested_by_day(plain.trades)[day]
     assert len(expected) >= 2 and backtested_by_day(extended.trades)[day] == expected
+    # from a bar store of the same files: its partitions holding those bars are masked as they are read
+    from tbot_bot.data.bar_import import import_bars
+
+    import_bars(data, tmp_path / "store")
+    stored = run_backtest(settings, "all", tmp_path / "store", day, day, tmp_path / "c", broker_current_float=float_, plots=False)  # fmt: skip
+    assert backtested_by_day(stored.trades)[day] == expected
     assert Supervisor(home, replay_day=day, data_source=data).run() == 0
     assert replayed_by_day(home)[day] == expected
 

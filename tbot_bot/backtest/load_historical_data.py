@@ -35,7 +35,7 @@ from tbot_bot.backtest.bar_checks import (
 from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
 from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import DataError
-from tbot_bot.strategy.grid import BarColumns, in_regular_session
+from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
@@ -121,7 +121,9 @@ def load_bars(
     days = Days(start, end, condense_before, regular_session)
     if is_store(path):
         # a bar store (tbot data import): checked at import; only the symbols' and dates' partitions are read
-        df = bars_from_runs(iter_parts(path, start=start, end=end, symbols=symbols), days, wanted)
+        # the store masks a partition only when its import found bars outside the regular session
+        runs = iter_parts(path, start=start, end=end, symbols=symbols, regular=regular_session)
+        df = bars_from_runs(runs, Days(start, end, condense_before), wanted)
         give_back_freed_memory()
         return df
     files = bar_files(path)
@@ -154,10 +156,10 @@ def load_columns(source: str | os.PathLike[str], *, start: date, end: date, cale
     MarketView order the arrays themselves); from files, load_bars' checked frame converted once."""
     path = Path(source)
     if is_store(path):
-        names, parts = read_parts(path, start=start, end=end, columns=("timestamp", *PRICES, "volume"))
-        columns = BarColumns.of_parts(names, parts)
-        keep = in_regular_session(columns.ts_ns, calendar)
-        return columns if keep.all() else columns.where(keep)
+        names, parts = read_parts(
+            path, start=start, end=end, columns=("timestamp", *PRICES, "volume"), regular=calendar
+        )
+        return BarColumns.of_parts(names, parts)
     return BarColumns.of(load_bars(path, start=start, end=end, regular_session=calendar))
 
 

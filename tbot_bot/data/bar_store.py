@@ -251,8 +251,8 @@ def write_bars(
             beyond = (day_numbers < (known[0] - date(1970, 1, 1)).days) | (
                 day_numbers > (known[1] - date(1970, 1, 1)).days
             )
-            regular = day_numbers[in_regular_session(part["timestamp"], calendar) | beyond]
-            sessions = np.unique(regular).astype("datetime64[D]").astype(str).tolist()
+            in_session = in_regular_session(part["timestamp"], calendar) | beyond
+            sessions = np.unique(day_numbers[in_session]).astype("datetime64[D]").astype(str).tolist()
             entries[rel] = {
                 "symbol": symbol,
                 "month": month,
@@ -261,6 +261,9 @@ def write_bars(
                 "sha256": sha256_file(temp),
                 "days": days,
                 "sessions": sessions,
+                # every bar inside a regular session: a regular-session read takes the partition as it is
+                "regular_only": bool(in_session.all()),
+                "calendar": calendar,
                 "source": origin,
                 "sources": sources,
                 # whether the file has a vwap column: a read streaming partitions pads the others unopened
@@ -458,10 +461,13 @@ def iter_parts(
     end: date | None = None,
     symbols: list[str] | None = None,
     columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
+    regular: str | None = None,
 ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """The verified partitions of `symbols` (all when None) on UTC dates start..end, one at a time as plain arrays
     (UTC ns stamps, float64 values; each in time order) with their symbol, symbol after symbol and each symbol's
-    months in order. When `columns` asks for vwap and some partitions hold it, the others come with NaN there."""
+    months in order. When `columns` asks for vwap and some partitions hold it, the others come with NaN there.
+    `regular` (a calendar name): regular-session bars only; a partition the import found wholly regular for that
+    calendar is taken as it is (no mask to compute)."""
     manifest = load_manifest(store)
     first_month = f"{start:%Y-%m}" if start else None
     last_month = f"{end:%Y-%m}" if end else None
@@ -483,16 +489,30 @@ def iter_parts(
         # a store written before partitions recorded their vwap column: which hold one is known only once read
         held = [(s, _read_partition(store, rel, e, lo, hi, list(columns))) for s, _, rel, e in chosen]
         vwap = any("vwap" in part for _, part in held)
-        for symbol, part in held:
+        for (symbol, part), (*_, entry) in zip(held, chosen, strict=True):
+            part = _only_regular(part, entry, regular)
             if len(part["timestamp"]):
                 yield symbol, _with_vwap(part) if vwap else part
         return
     # read one after another: a thread pool measured no faster on the 2-core machine (pyarrow's own per-call
     # threads are off too: a partition is small)
     for symbol, _, rel, entry in chosen:
-        part = _read_partition(store, rel, entry, lo, hi, list(columns))
+        part = _only_regular(_read_partition(store, rel, entry, lo, hi, list(columns)), entry, regular)
         if len(part["timestamp"]):
             yield symbol, _with_vwap(part) if vwap else part
+
+
+def _only_regular(
+    part: dict[str, np.ndarray], entry: dict[str, Any], calendar: str | None
+) -> dict[str, np.ndarray]:
+    """A partition's regular-session bars of `calendar` (None: all); one the import found wholly regular for that
+    calendar is returned as it is."""
+    if calendar is None or (entry.get("regular_only") is True and entry.get("calendar") == calendar):
+        return part
+    from tbot_bot.strategy.grid import in_regular_session
+
+    keep = in_regular_session(part["timestamp"], calendar)
+    return part if keep.all() else {name: values[keep] for name, values in part.items()}
 
 
 def _with_vwap(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -508,11 +528,14 @@ def read_parts(
     end: date | None = None,
     symbols: list[str] | None = None,
     columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
+    regular: str | None = None,
 ) -> tuple[list[str], list[dict[str, np.ndarray]]]:
     """iter_parts as two lists: the symbol of each part, and the parts."""
     names: list[str] = []
     parts: list[dict[str, np.ndarray]] = []
-    for symbol, part in iter_parts(store, start=start, end=end, symbols=symbols, columns=columns):
+    for symbol, part in iter_parts(
+        store, start=start, end=end, symbols=symbols, columns=columns, regular=regular
+    ):
         names.append(symbol)
         parts.append(part)
     return names, parts
