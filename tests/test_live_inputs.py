@@ -212,6 +212,16 @@ def test_a_bot_running_for_days_warms_up_again_for_each_session(
             r.close()
 
 
+def _aapl_home(
+    tmp_path: Path, server: FakeAlpacaServer, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> BotHome:
+    """A home on the fake Alpaca server trading AAPL and SH, VIX fresh."""
+    home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+    home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+    home.universe_file.write_text("AAPL\nSH\n")
+    return home
+
+
 def _booted(home: BotHome, server: FakeAlpacaServer, clock: InjectedClock) -> tuple[Supervisor, object]:
     from tbot_bot.runtime.boot import boot
 
@@ -231,9 +241,7 @@ def test_a_restart_after_the_close_finishes_the_day_instead_of_running_its_windo
     after_close = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)  # Monday 17:00 EST
     clock = InjectedClock(after_close)
     with serve(after_close, clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         journal = OrderJournal(home.state_dir / "journal.db")
         try:  # the machine went down during MID and came back after the close
             journal.set_window("2026-11-30", "open", "done", actual_start="2026-11-30T14:30:00+00:00")
@@ -262,9 +270,7 @@ def test_a_holiday_runs_no_window_and_no_end_of_session(
     thanksgiving = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)  # OPEN's cron fires at 09:30 EST
     clock = InjectedClock(thanksgiving)
     with serve(thanksgiving, clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         sup, r = _booted(home, server, clock)
         try:
             plan = ("open", "mid", "close")
@@ -327,9 +333,7 @@ def test_a_fill_of_an_earlier_day_left_unbooked_is_booked_at_the_next_start(
     intents only, so the earlier day's fill never reached the ledger (a calendar review)."""
     clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         _held_position(home, server, clock, booked=False)
         clock._now = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # Monday, before the open
         sup, r = _booted(home, server, clock)
@@ -354,9 +358,7 @@ def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the
     clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
     plan = ("open", "mid", "close")
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         _held_position(home, server, clock, booked=True)
         for when in (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), datetime(2026, 11, 30, 14, 0, tzinfo=UTC)):
             clock._now = when  # Saturday; Monday before the open
@@ -389,9 +391,7 @@ def test_an_early_close_day_finished_at_a_restart_is_not_finished_again_by_the_c
     clock = InjectedClock(datetime(2026, 11, 27, 18, 30, tzinfo=UTC))  # 13:30 EST, after the early close
     plan = ("open", "mid", "close")
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         sup, r = _booted(home, server, clock)
         try:
             ctx = sup._start_live_day(r, plan)
@@ -416,9 +416,7 @@ def test_a_session_cut_off_by_a_crash_is_finished_by_the_next_days_start(
 
     clock = InjectedClock(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         journal = OrderJournal(home.state_dir / "journal.db")
         try:
             journal.set_window("2026-11-27", "open", "running", actual_start="2026-11-27T14:30:00+00:00")
@@ -445,9 +443,7 @@ def test_an_end_of_day_whose_exit_is_refused_says_so_and_stays_up(
     review). It is said (status, a critical alert), the day is booked, and the supervisor goes on."""
     clock = InjectedClock(datetime(2026, 11, 30, 14, 35, tzinfo=UTC))
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         _held_position(home, server, clock, booked=True)
         clock._now = datetime(2026, 11, 30, 20, 10, tzinfo=UTC)  # 15:10 EST, the market open
         server.inject("POST", "/v2/orders", "status", status=403, times=99)  # every order refused from now
@@ -475,9 +471,7 @@ def test_a_flatten_while_the_market_is_closed_sends_nothing_and_says_why(
     broker would hold for Monday's open and the adapter cancel unfilled (a diff review)."""
     clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
     with serve(clock.now(), clock) as server:
-        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
         _held_position(home, server, clock, booked=True)
         clock._now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday
         sup, r = _booted(home, server, clock)
