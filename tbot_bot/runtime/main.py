@@ -707,9 +707,8 @@ class Supervisor:
                 failed = exc
             try:
                 self._settle(ctx)
-            except (
-                TbotError
-            ) as exc:  # the outage that failed an exit fails the fills' look-up too: book anyway
+            except TbotError as exc:
+                # the outage that failed an exit fails the fills' look-up too: book what is known anyway
                 failed = failed or exc
         ctx.book_day()
         held = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
