@@ -486,3 +486,34 @@ def test_a_flatten_while_the_market_is_closed_sends_nothing_and_says_why(
             assert json.loads(home.status_json.read_text())["state"] != "monitoring"
         finally:
             r.close()  # type: ignore[attr-defined]
+
+
+def test_a_restart_after_the_close_with_a_position_held_never_says_session_complete(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarted at 17:00 with a position held: nothing can be sent, yet the day ended "session complete" beside
+    the position in status (a held-positions review). And `tbot positions --close` while closed adopted the
+    position, sent nothing, and said there was nothing to close."""
+    from types import SimpleNamespace
+
+    from tbot_bot.errors import UsageError
+    from tbot_bot.runtime.operator_desk import close
+
+    clock = InjectedClock(datetime(2026, 11, 30, 14, 35, tzinfo=UTC))
+    plan = ("open", "mid", "close")
+    with serve(clock.now(), clock) as server:
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
+        _held_position(home, server, clock, booked=True)
+        clock._now = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)  # 17:00 EST
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, plan)
+            assert sup._resume_day(ctx, plan) == []
+            with pytest.raises(UsageError, match="the market is closed: no order for AAPL is sent now"):
+                close(SimpleNamespace(ctx=ctx), "AAPL", "open", "cli:ops")  # type: ignore[arg-type]
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    status = json.loads(home.status_json.read_text())
+    assert status["message"].startswith("closing failed: 2 AAPL still held")
+    assert "the market is closed: held until the next session's first window" in status["message"]
+    assert status["state"] == "halted" and [p["symbol"] for p in status["positions"]] == ["AAPL"]

@@ -699,6 +699,11 @@ class Supervisor:
             ctx.orders.cancel_open(reason, purpose=Purpose.ENTRY)
             close_overdue(ctx)
             ctx.book_day()
+            still = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
+            if still:  # never "session complete" with positions held (the held_until_open alert went out)
+                raise PositionsStillHeld(
+                    f"{_still_held(ctx, still)}; the market is closed: held until the next session's first window"
+                )
             return
         if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
             try:

@@ -41,6 +41,7 @@ from tbot_bot.runtime.position_check import (
     PositionReport,
     compare_positions,
 )
+from tbot_bot.runtime.run_mode import market_closed
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -224,8 +225,15 @@ def held_symbols(desk: Desk) -> set[str]:
 
 
 def close(desk: Desk, symbol: str, strategy: StrategyName, who: str) -> Intent | None:
-    """Close a position the bot did not open: adopted first (so every fill is booked), then sold at market."""
+    """Close a position the bot did not open: adopted first (so every fill is booked), then sold at market. While
+    the exchange is closed nothing is done (a market order would wait for the open and be cancelled unfilled)."""
     ctx = desk.ctx
+    if market_closed(ctx):
+        raise UsageError(
+            f"the market is closed: no order for {symbol} is sent now (it would wait for the open and be cancelled "
+            f"unfilled); run `tbot positions --close {symbol}` once it opens, or `--adopt {symbol}` now to have the "
+            "next session's first window close it"
+        )
     entry = adopt(desk, symbol, strategy, who)
     placed = ctx.place_exit(entry, ExitReason.FORCED_EXIT, ctx.clock.now())
     settle(ctx)
