@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -368,6 +369,22 @@ def test_a_position_left_over_a_weekend_is_held_until_the_open_and_closed_by_the
                 exits = [i for i in ctx.journal.intents() if i.purpose == "exit"]
                 status = json.loads(home.status_json.read_text())
                 assert exits == [] and [p["symbol"] for p in status["positions"]] == ["AAPL"], when
+                # status is published every minute: it lists the carried position without reading the whole
+                # journal each time (about a second at 50,000 intents)
+                whole_reads: list[int] = []
+                real = ctx.journal.intents
+
+                def counting(
+                    *args: Any, _real: Any = real, _seen: list[int] = whole_reads, **kwargs: Any
+                ) -> Any:
+                    _seen.extend([1] if not args and not kwargs else [])
+                    return _real(*args, **kwargs)
+
+                monkeypatch.setattr(ctx.journal, "intents", counting)
+                for _ in range(3):
+                    ctx.publish_positions(None)
+                assert whole_reads == [] and ctx.status.positions[0]["symbol"] == "AAPL"
+                monkeypatch.setattr(ctx.journal, "intents", real)
                 if when.day == 30:  # the open: OPEN's cron fires, its window closes the leftover first
                     clock._now = datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
                     sup._run_due_window(r, ctx, plan, "open")

@@ -91,6 +91,8 @@ class DayContext:
     denials: dict[str, dict[str, int]] = field(default_factory=dict)
     orders: OrderRouter = field(init=False)
     _account_at: datetime | None = field(default=None, init=False)  # the last broker account read (money)
+    # the intents of positions carried from earlier sessions (read once a day, again while one of them works)
+    _carried: list[Intent] | None = field(default=None, init=False)
     # conditions alerted as begun and not yet alerted as ended (an outage): never alerted twice while they last
     _open_conditions: set[str] = field(default_factory=set, init=False)
     _reconnects_seen: int | None = field(default=None, init=False)  # the adapter's reconnect count, last read
@@ -241,7 +243,7 @@ class DayContext:
     def publish_positions(self, feed: MarketFeed | None) -> None:
         rows = []
         # every position the bot holds, whichever session opened it (one carried over a weekend was left out)
-        held = open_trades(self.journal.intents())
+        held = open_trades(self._held_intents())
         for tr in held:
             e = tr.entry
             last = feed.last_close(e.symbol) if feed else None
@@ -283,6 +285,17 @@ class DayContext:
             "errors": self.errors.errors,
         }
         self.status.publish(positions=rows, state=state, money=self._money(feed, held))
+
+    def _held_intents(self) -> list[Intent]:
+        """Today's intents, and the entries and exits of positions carried from earlier sessions: what the bot
+        holds, without reading the whole journal each minute (status is published every tick)."""
+        if self._carried is None or any(i.status.is_open for i in self._carried):
+            earlier = self.journal.intents_before(self.day_key, "")
+            carried = {tr.entry.client_order_id for tr in open_trades(earlier)}
+            self._carried = [
+                i for i in earlier if i.client_order_id in carried or i.entry_client_order_id in carried
+            ]
+        return self._carried + self.journal.intents(self.day_key)
 
     # ---- money in sight (status.json `money`)
     def _money(self, feed: MarketFeed | None, held: list[OpenTrade]) -> dict[str, object]:
