@@ -243,15 +243,10 @@ def write_bars(
             days = np.unique(day_numbers).astype("datetime64[D]").astype(str).tolist()
             # the dates with regular-session bars (pre- and post-market ones aside): what the store holds for
             # research (holdings, gaps, its last date), as the loaders read it
-            from tbot_bot.market_time import calendar_range
             from tbot_bot.strategy.grid import in_regular_session
 
             # a date the calendar does not know (a long history) cannot be told a session or not: it is held
-            known = calendar_range(calendar)
-            beyond = (day_numbers < (known[0] - date(1970, 1, 1)).days) | (
-                day_numbers > (known[1] - date(1970, 1, 1)).days
-            )
-            in_session = in_regular_session(part["timestamp"], calendar) | beyond
+            in_session = in_regular_session(part["timestamp"], calendar, unknown=True)
             sessions = np.unique(day_numbers[in_session]).astype("datetime64[D]").astype(str).tolist()
             entries[rel] = {
                 "symbol": symbol,

@@ -14,7 +14,6 @@ from tbot_bot.market_time import closed_reason, outside_calendar
 def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder;
     sorted by (timestamp, symbol), or by (symbol, timestamp) with `by_symbol` (what the sim exchange shares)."""
-    from tbot_bot.backtest.bar_checks import NS_PER_DAY
     from tbot_bot.backtest.load_historical_data import load_bars
     from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
 
@@ -34,18 +33,22 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
     bars = load_bars(
         data_source, start=prev, end=day, by_symbol=by_symbol, condense_before=day, regular_session=calendar
     )
-    # a session day without bars cannot be replayed (UTC day numbers: a date object per bar costs 100s of MB)
-    days = bars["timestamp"].array.asi8 // NS_PER_DAY
-    if bars.empty or not (days == (day - date(1970, 1, 1)).days).any():
+    # a session day without bars cannot be replayed
+    if bars.empty or not _holds(bars, day):
         raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
     return bars
 
 
+def _holds(bars: pd.DataFrame, day: date) -> bool:
+    """Whether `bars` hold a bar on the UTC date `day` (day numbers: a date object per bar costs 100s of MB)."""
+    from tbot_bot.backtest.bar_checks import NS_PER_DAY
+
+    return bool((bars["timestamp"].array.asi8 // NS_PER_DAY == (day - date(1970, 1, 1)).days).any())
+
+
 def previous_session_missing(bars: pd.DataFrame, day: date, calendar: str) -> date | None:
     """The session before `day` when the replay's bars hold none of it (None when they do)."""
-    from tbot_bot.backtest.bar_checks import NS_PER_DAY
     from tbot_bot.market_time import previous_session_date
 
     prev = previous_session_date(day, calendar)
-    days = bars["timestamp"].array.asi8 // NS_PER_DAY
-    return None if (days == (prev - date(1970, 1, 1)).days).any() else prev
+    return None if _holds(bars, prev) else prev

@@ -693,19 +693,13 @@ class Supervisor:
         were settled and booked (what did close is in the books whatever failed). An exit the broker refused or
         cancelled leaves its position held: that is a failed closing too, alerted, never "session complete"."""
         failed: TbotError | None = None
-        if market_closed(ctx):
+        closed = market_closed(ctx)
+        if closed:
             # live after the close (a restart, a late stop): an order now would wait for the open and be cancelled
             # unfilled; what is held stays so, said and alerted, and the next session's first window closes it
             ctx.orders.cancel_open(reason, purpose=Purpose.ENTRY)
             close_overdue(ctx)
-            ctx.book_day()
-            still = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
-            if still:  # never "session complete" with positions held (the held_until_open alert went out)
-                raise PositionsStillHeld(
-                    f"{_still_held(ctx, still)}; the market is closed: held until the next session's first window"
-                )
-            return
-        if ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
+        elif ctx.journal.open_intents() or open_trades(ctx.journal.intents()):
             try:
                 ctx.flatten(reason)
             except TbotError as exc:
@@ -717,6 +711,12 @@ class Supervisor:
                 failed = failed or exc
         ctx.book_day()
         held = [tr for tr in open_trades(ctx.journal.intents()) if tr.remaining > 0]
+        if closed:
+            if held:  # never "session complete" with positions held (the held_until_open alert went out)
+                raise PositionsStillHeld(
+                    f"{_still_held(ctx, held)}; the market is closed: held until the next session's first window"
+                )
+            return
         if failed is None and held:
             failed = PositionsStillHeld(_still_held(ctx, held))
         if failed is not None:
@@ -1091,16 +1091,11 @@ class Supervisor:
 
 def _still_held(ctx: DayContext, held: list[OpenTrade]) -> str:
     """What a closing left held, with why each exit did not close it (the broker's refusal, a cancel)."""
+    # each entry's last exit (the journal read once, in time order: a later exit replaces an earlier one)
+    last_exit = {i.entry_client_order_id: i for i in ctx.journal.intents() if i.purpose == Purpose.EXIT}
     parts = []
     for tr in held:
-        last = next(
-            (
-                i
-                for i in reversed(ctx.journal.intents())
-                if i.entry_client_order_id == tr.entry.client_order_id and i.purpose == Purpose.EXIT
-            ),
-            None,
-        )
+        last = last_exit.get(tr.entry.client_order_id)
         why = (
             f"exit {last.client_order_id} {last.status}" + (f": {last.note}" if last.note else "")
             if last

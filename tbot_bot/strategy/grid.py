@@ -83,17 +83,18 @@ def _session_mask(ts_ns: np.ndarray, calendar_name: str) -> tuple[np.ndarray, np
     return (ts_ns >= opens[idx]) & (ts_ns < closes[idx]), idx, days
 
 
-def in_regular_session(ts_ns: np.ndarray, calendar_name: str) -> np.ndarray:
+def in_regular_session(ts_ns: np.ndarray, calendar_name: str, *, unknown: bool = False) -> np.ndarray:
     """Per bar (UTC ns stamps): whether it starts inside its UTC date's regular session. A day the calendar does
-    not know (before its first session, after its last, NaT) has no session: its bars are in none, and this never
-    fails on them (the bar checks name a bad stamp; a long history simply reaches past the calendar)."""
+    not know (before its first session, after its last, NaT) cannot be told: its bars get `unknown` (False: in no
+    session), and this never fails on them (the bar checks name a bad stamp; a long history reaches past the
+    calendar)."""
     from tbot_bot.market_time import calendar_range
 
     first, last = calendar_range(calendar_name)
     known = (ts_ns >= pd.Timestamp(first).value) & (ts_ns < pd.Timestamp(last).value + _NS_PER_DAY)
     if known.all():
         return _session_mask(ts_ns, calendar_name)[0]
-    out = np.zeros(len(ts_ns), dtype=bool)
+    out = np.full(len(ts_ns), unknown, dtype=bool)
     out[known] = _session_mask(ts_ns[known], calendar_name)[0]
     return out
 
