@@ -43,9 +43,8 @@ def market_calendar(name: str = "XNYS") -> Any:
         return xc.get_calendar(name, start="2005-01-03")
 
 
-@lru_cache(maxsize=32)
-def calendar_timezone(name: str = "XNYS") -> str:
-    """The IANA name of the calendar's time zone (America/New_York for XNYS), without building sessions."""
+def _calendar_class(name: str) -> Any:
+    """The exchange_calendars class of `name` (its class attributes are read without building sessions)."""
     from exchange_calendars.calendar_utils import _default_calendar_factories as factories
     from exchange_calendars.calendar_utils import global_calendar_dispatcher
 
@@ -55,7 +54,22 @@ def calendar_timezone(name: str = "XNYS") -> str:
         factory = None
     if factory is None:
         raise ValueError(f"unknown exchange calendar {name!r} (exchange_calendars codes such as XNYS, XLON)")
-    return str(factory.tz)
+    return factory
+
+
+@lru_cache(maxsize=32)
+def calendar_timezone(name: str = "XNYS") -> str:
+    """The IANA name of the calendar's time zone (America/New_York for XNYS), without building sessions."""
+    return str(_calendar_class(name).tz)
+
+
+@lru_cache(maxsize=32)
+def calendar_weekdays(name: str = "XNYS") -> tuple[str, ...]:
+    """The weekdays the calendar has regular sessions on (mon..fri for XNYS), without building sessions."""
+    cls = _calendar_class(name)
+    held = cls.weekmask  # a property of the class (a constant per exchange): read it without an instance
+    mask = str(held.fget(cls) if isinstance(held, property) and held.fget else held)
+    return tuple(d for d, bit in zip(WEEKDAYS, mask, strict=True) if bit == "1")
 
 
 def zone_named(name: str, calendar_name: str = "XNYS") -> ZoneInfo:
@@ -265,9 +279,20 @@ class WindowSpec:
             tuple(settings.TRADING_DAYS),
         )
 
-    def start_on(self, day: date) -> datetime:
-        """S on `day` as a UTC instant (the wall-clock time read in the window time zone)."""
-        return datetime.combine(day, self.start, tzinfo=ZoneInfo(self.timezone)).astimezone(UTC)
+    def start_on(self, day: date, exchange: ZoneInfo | None = None) -> datetime:
+        """S of the session dated `day` as a UTC instant: the wall-clock time read in the window time zone, on the
+        date there that falls on `day` at the exchange (`exchange`; None: the same date). A zone a day ahead of
+        the exchange (01:30 Sydney is 09:30 New York the day before) reads its time on the next date."""
+        zone = ZoneInfo(self.timezone)
+        s = datetime.combine(day, self.start, tzinfo=zone)
+        if exchange is not None and (shift := (s.astimezone(exchange).date() - day).days):
+            s = datetime.combine(day - timedelta(days=shift), self.start, tzinfo=zone)
+        return s.astimezone(UTC)
+
+    def date_shift(self, day: date, exchange: ZoneInfo) -> int:
+        """Days from the session date `day` to the date in the window zone its start falls on (0 for a zone on
+        the exchange's date; 1 for one a day ahead, e.g. Sydney for New York)."""
+        return (self.start_on(day, exchange).astimezone(ZoneInfo(self.timezone)).date() - day).days
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +343,11 @@ def compute_window(
     """The window of `spec` on session date `day`. Early closes: a window whose analysis or breakout would
     pass the close is skipped (it could not trade as configured); one whose monitoring alone passes it runs,
     its positions leaving at the session's last bar (DESIGN §7: never past the exchange close)."""
-    s = spec.start_on(day)
+    zone = exchange_zone(calendar_name)
+    s = spec.start_on(day, zone)
     b0 = s + timedelta(minutes=spec.analysis)
     b1 = b0 + timedelta(minutes=spec.breakout)
     m = timedelta(minutes=spec.monitoring)
-    zone = exchange_zone(calendar_name)
 
     def make(fits: bool, cut: bool, reason: str, bounds: tuple[datetime, datetime] | None) -> Window:
         o, c = bounds if bounds else (None, None)
@@ -362,6 +387,17 @@ def window_for(strategy: str, day: date, settings: BotSettings) -> Window:
     return compute_window(
         WindowSpec.from_settings(strategy, settings), day, settings.MARKET_CALENDAR, settings.TRADING_DAYS
     )
+
+
+# a winter and a summer session: a window's date shift (WindowSpec.date_shift) may differ with daylight saving
+SHIFT_SEASONS = (date(2025, 1, 15), date(2025, 7, 16))
+
+
+def window_date_shift(settings: BotSettings, strategy: str, day: date = SHIFT_SEASONS[0]) -> int:
+    """Days from a session's date to the date in WINDOW_TIMEZONE its window starts on (0 unless that zone is a
+    day ahead of or behind the exchange at START_TIME)."""
+    spec = WindowSpec.from_settings(strategy, settings)
+    return spec.date_shift(day, exchange_zone(settings.MARKET_CALENDAR))
 
 
 def to_minutes(ts: datetime) -> int:

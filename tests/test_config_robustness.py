@@ -255,3 +255,38 @@ def test_damaged_dotenv_is_a_config_error(
     assert (
         code == 2 and f"Configuration error in {provisioned_home / '.env'}" in err and "Traceback" not in err
     )
+
+
+@pytest.mark.parametrize(
+    ("timeout", "retries", "ok"), [(30, 3, True), (220, 3, True), (300, 3, False), (90, 10, False)]
+)
+def test_a_broker_call_that_could_outlast_the_watchdog_is_refused(
+    timeout: int, retries: int, ok: bool
+) -> None:
+    """API_TIMEOUT=300 with 3 retries: one call lasts 1,207 s, the keep-alive stops vouching after 900 s and systemd
+    restarts the bot in the outage it should ride out (a config review). The bound is the retry policy's own sum:
+    timed here through the real RetryPolicy with every attempt timing out."""
+    from tbot_bot.config.retry import MAX_EXTERNAL_WAIT, RetryPolicy
+    from tbot_bot.errors import NetworkError
+
+    text = with_values(template_text(), API_TIMEOUT=timeout, API_RETRY_LIMIT=retries)
+    elapsed = [0.0]
+
+    def times_out() -> None:
+        elapsed[0] += timeout
+        raise NetworkError("timed out")
+
+    policy = RetryPolicy(retries=retries, sleep=lambda s: elapsed.__setitem__(0, elapsed[0] + s))
+    with pytest.raises(NetworkError):
+        policy.call(times_out)
+    assert elapsed[0] == policy.longest(timeout)
+    if ok:
+        assert elapsed[0] < MAX_EXTERNAL_WAIT
+        settings_from_text(text)
+        return
+    assert elapsed[0] >= MAX_EXTERNAL_WAIT
+    (problem,) = [p for p in _problems(text) if p.startswith("API_TIMEOUT")]
+    assert (
+        f"= {elapsed[0]:g} s: a broker call could outlast the 900 s" in problem
+        and "keep API_TIMEOUT below" in problem
+    )

@@ -79,6 +79,64 @@ def test_an_iana_window_timezone_is_read_as_that_zone() -> None:
     assert window_for("mid", date(2011, 1, 4), s).start == at("2011-01-04", "15:30")
 
 
+def test_a_zone_a_day_ahead_of_the_exchange_reads_its_times_on_the_next_date() -> None:
+    """WINDOW_TIMEZONE=Australia/Sydney, START_TIME_OPEN=01:30: the New York open of the day before, in both seasons
+    (Sydney's summer is New York's winter). Every window was put a day early and skipped ("window starts 09:30
+    America/New_York = 14:30 UTC, before the session opens 09:30 ...") while `tbot check` said OK (a config
+    review). The cron fires on the Sydney weekdays that are the sessions' dates in New York."""
+    from tbot_bot.runtime.schedule import cron_trigger
+
+    s = make_settings(  # accepted
+        WINDOW_TIMEZONE="Australia/Sydney",
+        START_TIME_OPEN="01:30",
+        START_TIME_MID="02:30",
+        START_TIME_CLOSE="06:30",
+    )
+    winter = window_for("open", date(2011, 1, 4), s)
+    assert winter.fits and winter.start == winter.session_open == at("2011-01-04", "14:30")
+    # on 2011-06-07 01:30 Sydney (AEST, +10) is 15:30Z, 11:30 New York: OPEN starts an hour after the bell
+    summer = window_for("open", date(2011, 6, 7), s)
+    assert summer.fits and summer.start == at("2011-06-07", "15:30")
+    trigger = cron_trigger(s, "open")
+    # Monday's session (New York) starts on Tuesday in Sydney; Friday's on Saturday
+    fired = trigger.get_next_fire_time(None, datetime(2011, 1, 8, 0, 0, tzinfo=UTC))  # Saturday
+    assert fired.astimezone(UTC) == at("2011-01-10", "14:30")
+    fired = trigger.get_next_fire_time(None, at("2011-01-14", "14:00"))  # Friday, before the open
+    assert fired.astimezone(UTC) == at("2011-01-14", "14:30")
+
+
+def test_windows_that_fall_on_two_dates_or_only_closed_days_are_refused() -> None:
+    """A zone in which the session spans midnight (Kolkata: 09:30 New York is 20:00, 14:30 is 01:00 the next
+    day), or TRADING_DAYS naming only days the exchange never opens, passed `tbot check` and never traded."""
+    from tbot_bot.errors import ConfigError
+
+    def refused(**values: object) -> str:
+        try:
+            make_settings(**values)
+        except ConfigError as exc:
+            return str(exc)
+        return ""
+
+    # 20:00 Kolkata is 09:30 New York in winter (10:30 in summer), 23:30 is 13:00 (14:00): one date
+    kolkata = {"WINDOW_TIMEZONE": "Asia/Kolkata", "START_TIME_OPEN": "20:00", "START_TIME_MID": "21:00",
+               "START_TIME_CLOSE": "23:30", "CLOSE_MONITORING_TIME": 10}  # fmt: skip
+    assert refused(**kolkata) == ""
+    # 00:30 Kolkata is 14:00 New York of the day before (winter): OPEN and MID on the session's date, CLOSE after it
+    problem = refused(
+        **{**kolkata, "START_TIME_OPEN": "00:30", "START_TIME_MID": "01:30", "START_TIME_CLOSE": "20:00"}
+    )
+    assert (
+        "do not all start on one date of the session's" in problem
+        and "use WINDOW_TIMEZONE=exchange" in problem
+    )
+    problem = refused(TRADING_DAYS="sat,sun")
+    assert (
+        "TRADING_DAYS=sat,sun names no day XNYS has sessions on" in problem
+        and "mon,tue,wed,thu,fri" in problem
+    )
+    assert refused(TRADING_DAYS="fri,sat") == ""
+
+
 def test_early_close_skips_windows_that_cannot_trade_and_keeps_the_rest() -> None:
     """2011-11-25 closes 13:00 New York (18:00Z): OPEN and MID fit; CLOSE (14:30) is skipped, with the reason;
     a window whose monitoring alone passes the close runs, its positions leaving at the last bar."""
@@ -145,3 +203,30 @@ def test_brokers_take_market_time_from_the_neutral_module() -> None:
                 if path.parent.name in ("broker", "brokers") and node.module.startswith("tbot_bot.strategy"):
                     offenders.append(f"{path.name}: imports {node.module}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({"ADX_PERIOD": 42}, None),
+        ({"ADX_PERIOD": 43}, "ADX_PERIOD=43 (its first value needs 86 bars; at most 42)"),
+        ({"BOLLINGER_PERIOD": 85}, None),
+        ({"BOLLINGER_PERIOD": 86}, "BOLLINGER_PERIOD=86 (needs 86 bars; at most 85)"),
+        ({"ADX_PERIOD": 60, "START_TIME_MID": "12:00"}, None),  # started later, the indicators are ready
+        ({"ADX_PERIOD": 60, "STRATEGY_SEQUENCE": "open,close"}, None),  # MID does not run
+    ],
+)
+def test_mid_indicator_periods_it_can_never_reach_are_refused(
+    values: dict[str, object], refused: str | None
+) -> None:
+    """ADX and Bollinger start at the session open: with MID at 10:30 + 15 + 10 minutes (85 bars), ADX_PERIOD 43 or
+    BOLLINGER_PERIOD 86 blocked every MID entry of every day, and `tbot check` said OK (a config review)."""
+    from tbot_bot.errors import ConfigError
+
+    if refused is None:
+        make_settings(**values)
+        return
+    with pytest.raises(ConfigError) as exc:
+        make_settings(**values)
+    assert refused in str(exc.value) and "MID could never enter" in str(exc.value)
+    assert "breakout ends at 10:55 exchange time, 85 bars in" in str(exc.value)

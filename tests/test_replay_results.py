@@ -58,12 +58,16 @@ def test_successful_replay_prints_the_demo_table_with_both_times(
     from rigd_tbot.commands.demo import render_demo_table
 
     home = provision_demo_home(tmp_path / "home")
-    update_env_values(home, {"STRATEGY_OVERRIDE": "open"}, actor="test")
+    # LEDGER_EXPORT_MODE=off: the table named a statement the run never wrote (a config review)
+    update_env_values(home, {"STRATEGY_OVERRIDE": "open", "LEDGER_EXPORT_MODE": "off"}, actor="test")
     assert tbot(["start", "--home", str(home.root), "--replay", "2011-03-15", "--speed", "max"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith(render_demo_table(home, date(2011, 3, 15), home_label="bot home"))
     assert "Replayed 2011-03-15" in out and "net PnL" in out
     assert "window open   09:30 America/New_York = 13:30 UTC  done" in out
+    assert not list(home.root.glob("output/*/exports/*.ofx"))
+    assert "OFX           none written (LEDGER_EXPORT_MODE=off): tbot ofx export --home" in out
+    assert list(home.root.glob("output/*/trades/*_trade_history.csv"))  # history is kept whatever the mode
 
 
 def _history(home: BotHome) -> list[tuple[str, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 from rigd_tbot.cli import add_home_argument
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tbot_bot.errors import ConfigError
     from tbot_bot.runtime.boot import check_readiness
+    from tbot_bot.runtime.defense import DefenseMonitor
 
     if args.replay is None and args.data_source is not None:
         raise ConfigError("--data-source only applies with --replay")
@@ -46,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         if result.preflight is not None:  # boot always records it
             # the float the run would trade with (the accounting API's, when configured)
+            settings, journal = result.settings, result.journal
+
+            def carried(
+                day: date,
+            ) -> str | None:  # a defense mode the day starts in, as `tbot start` finds it
+                return DefenseMonitor(journal, settings.MARKET_CALENDAR, day).carried_reason()
+
             print(
                 replace(result.preflight, broker_current_float=result.broker_current_float).render(
-                    replay_day=args.replay
+                    replay_day=args.replay, carried_defense=carried
                 )
             )
         from tbot_bot.support.trading_mode import trading_mode

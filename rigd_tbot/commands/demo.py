@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from rigd_tbot.cli import add_home_argument
@@ -146,7 +147,10 @@ def render_demo_table(home: BotHome, day: date, home_label: str = "demo home") -
         f"{home_label:<14}{home.root}",
         f"status        {status.get('state')}  ({home.status_json})",
         f"ledger        {binding.ledger_path}",
-        f"OFX           {paths['ofx']}",
+        # LEDGER_EXPORT_MODE=off: no statement is written by the run (`tbot ofx export` writes one)
+        f"OFX           {paths['ofx']}"
+        if Path(paths["ofx"]).exists()
+        else f"OFX           none written (LEDGER_EXPORT_MODE=off): tbot ofx export --home {home.root} --date {day} --out FILE",
         f"trade history {paths['trade_history_csv']}",
         f"              {paths['trade_history_json']}",
         f"summary       {paths['summary']}",

@@ -49,8 +49,9 @@ class SlippageModel:
 
     def for_session(self, day: date, strategy: str) -> SlippageModel:
         """The model of one session's window: its own generator, seeded from (seed, date, window)."""
+        # SLIPPAGE_SIMULATION_TYPE=randomized draws per session; the other types have nothing to reseed
         if self.kind != "randomized":
-            return self  # no draws: nothing to reseed
+            return self
         return replace(self, seed=zlib.crc32(f"{self.seed}:{day.isoformat()}:{strategy}".encode()))
 
     @property
@@ -59,6 +60,7 @@ class SlippageModel:
 
     def fraction(self) -> float:
         """The next slippage as a fraction of price (>= 0)."""
+        # SLIPPAGE_SIMULATION_TYPE: rule_based = always the mean; randomized = a normal draw around it; none = 0
         if self.kind == "rule_based":
             return self.mean_pct / 100.0
         if self.kind == "randomized":

@@ -738,6 +738,97 @@ def rule_a_window_runs(s: BotSettings) -> str | None:
     )
 
 
+def rule_windows_on_the_session_date(s: BotSettings) -> str | None:
+    """START_TIME_* are read in WINDOW_TIMEZONE on the date there that falls on the session's date at the exchange
+    (01:30 Sydney is the New York open of the day before). The windows that run must all fall one way, whatever the
+    season: the cron fires on TRADING_DAYS moved by that one shift."""
+    from tbot_bot.market_time import SHIFT_SEASONS, window_date_shift
+    from tbot_bot.strategy.strategy_router import route
+
+    shifts = {
+        (name, day): window_date_shift(s, name, day) for name in route(s).run for day in SHIFT_SEASONS
+    }  # fmt: skip
+    if len(set(shifts.values())) <= 1:
+        return None
+    where = ", ".join(
+        f"{name} {getattr(s, f'START_TIME_{name.upper()}'):%H:%M} on {day:%b}: "
+        + ("the session's date" if n == 0 else f"{abs(n)} day {'after' if n > 0 else 'before'} it")
+        for (name, day), n in shifts.items()
+    )
+    return (
+        f"in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE} the day's windows do not all start on one date of the session's "
+        f"({where}): a session must lie within one date of that zone; use WINDOW_TIMEZONE=exchange (START_TIME_* "
+        "in exchange time) or UTC"
+    )
+
+
+def rule_mid_indicators_ready_in_its_breakout(s: BotSettings) -> str | None:
+    """MID's ADX and Bollinger bands start at the session open (no earlier bars): ADX(ADX_PERIOD) has its first value
+    on bar 2*ADX_PERIOD, the bands on bar BOLLINGER_PERIOD. A period whose first value comes after MID's last
+    breakout bar blocks every entry, every day."""
+    from tbot_bot.market_time import SHIFT_SEASONS, exchange_zone, window_for
+    from tbot_bot.strategy.strategy_router import route
+
+    if "mid" not in route(s).run:
+        return None
+    w = min(
+        (window_for("mid", day, s) for day in SHIFT_SEASONS),
+        key=lambda w: w.breakout_end - (w.session_open or w.breakout_end),
+    )
+    if w.session_open is None or w.breakout_end <= w.session_open:
+        return None  # a window before the open is another rule's problem
+    bars = int((w.breakout_end - w.session_open).total_seconds() // 60)
+    end = f"{w.breakout_end.astimezone(exchange_zone(s.MARKET_CALENDAR)):%H:%M} exchange time"
+    bad = []
+    # ADX_PERIOD: ADX's first value needs 2*ADX_PERIOD bars of the session
+    if 2 * s.ADX_PERIOD > bars:
+        bad.append(
+            f"ADX_PERIOD={s.ADX_PERIOD} (its first value needs {2 * s.ADX_PERIOD} bars; at most {bars // 2})"
+        )
+    # BOLLINGER_PERIOD: the bands need BOLLINGER_PERIOD bars of the session
+    if s.BOLLINGER_PERIOD > bars:
+        bad.append(f"BOLLINGER_PERIOD={s.BOLLINGER_PERIOD} (needs {s.BOLLINGER_PERIOD} bars; at most {bars})")
+    if not bad:
+        return None
+    return (
+        f"MID could never enter: its indicators start at the session open and its breakout ends at {end}, "
+        f"{bars} bars in: {'; '.join(bad)}; lower the period or start MID later"
+    )
+
+
+def rule_a_broker_call_ends_before_the_watchdog_gives_up(s: BotSettings) -> str | None:
+    """A broker call that times out on every attempt lasts API_TIMEOUT x (API_RETRY_LIMIT + 1) plus the back-off;
+    past MAX_EXTERNAL_WAIT the keep-alive stops vouching and systemd restarts the bot in the middle of an outage
+    it should ride out (suspending entries, probing)."""
+    from tbot_bot.config.retry import MAX_EXTERNAL_WAIT, RetryPolicy
+
+    policy = RetryPolicy.from_settings(s)
+    longest = policy.longest(float(s.API_TIMEOUT))
+    if longest < MAX_EXTERNAL_WAIT:
+        return None
+    backoff = longest - (policy.retries + 1) * float(s.API_TIMEOUT)
+    most = (MAX_EXTERNAL_WAIT - backoff) / (policy.retries + 1)
+    return (
+        f"API_TIMEOUT={s.API_TIMEOUT} s x {policy.retries + 1} attempts (API_RETRY_LIMIT={s.API_RETRY_LIMIT}) + "
+        f"{backoff:g} s of back-off = {longest:g} s: a broker call could outlast the {MAX_EXTERNAL_WAIT:g} s the "
+        f"watchdog keep-alive waits for one, and systemd would restart the bot in an outage; keep API_TIMEOUT "
+        f"below {most:.0f} with this API_RETRY_LIMIT, or retry fewer times"
+    )
+
+
+def rule_trading_days_have_sessions(s: BotSettings) -> str | None:
+    # TRADING_DAYS: a weekday on which MARKET_CALENDAR never opens runs nothing; none at all is a bot that never trades
+    from tbot_bot.market_time import calendar_weekdays
+
+    open_days = calendar_weekdays(s.MARKET_CALENDAR)
+    if set(s.TRADING_DAYS) & set(open_days):
+        return None
+    return (
+        f"TRADING_DAYS={','.join(s.TRADING_DAYS)} names no day {s.MARKET_CALENDAR} has sessions on: no window would "
+        f"ever run; use some of {','.join(open_days)}"
+    )
+
+
 def rule_rebalance_thresholds_agree(s: BotSettings) -> str | None:
     # the owner's document names the rebalance band twice (fraction and percent): one setting, two spellings
     if abs(s.REBALANCE_TRIGGER_PCT / 100 - float(s.REBALANCE_THRESHOLD)) > 1e-9:
@@ -770,6 +861,10 @@ CROSS_KEY_RULES = (
     rule_windows_run_one_after_another,
     rule_defense_mode_reduces_risk,
     rule_a_window_runs,
+    rule_trading_days_have_sessions,
+    rule_a_broker_call_ends_before_the_watchdog_gives_up,
+    rule_mid_indicators_ready_in_its_breakout,
+    rule_windows_on_the_session_date,
     rule_rebalance_thresholds_agree,
 )
 

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 RetryHook = Callable[[int, BaseException, float], None]
 
+# seconds one external call (with its retries) may last before the watchdog keep-alive stops vouching for the
+# supervisor (runtime/liveness.py): config validation keeps API_TIMEOUT x attempts + back-off below it
+MAX_EXTERNAL_WAIT = 900.0
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -57,6 +61,10 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1-based): base * 2**(attempt-1), capped."""
         return float(min(self.max_delay, self.base_delay * (2 ** (attempt - 1))))
+
+    def longest(self, timeout: float) -> float:
+        """Seconds a call that times out after `timeout` on every attempt lasts, its back-off included."""
+        return (self.retries + 1) * timeout + sum(self.delay(a) for a in range(1, self.retries + 1))
 
     def is_retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, self.retry_on) and not isinstance(exc, self.never_on)

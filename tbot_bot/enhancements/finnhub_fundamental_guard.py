@@ -53,14 +53,16 @@ class FundamentalGuard:
         if f.pe_normalized is None:
             problems.append("P/E unknown")
         elif f.pe_normalized <= 0 or f.pe_normalized > self.max_pe:
-            # a negative P/E means losses: never "cheap"
+            # MAX_PE_RATIO: a dearer stock is rejected; a negative P/E means losses: never "cheap"
             problems.append(f"P/E {f.pe_normalized:.2f} outside (0, MAX_PE_RATIO={self.max_pe:g}]")
         if f.debt_equity is None:
             problems.append("debt/equity unknown")
+        # MAX_DEBT_EQUITY: a more indebted company is rejected
         elif f.debt_equity > self.max_debt_equity:
             problems.append(f"debt/equity {f.debt_equity:.2f} > MAX_DEBT_EQUITY={self.max_debt_equity:g}")
         if f.market_cap is None:
             problems.append("market cap unknown")
+        # MIN_MARKET_CAP_FUNDAMENTAL: a smaller company is rejected
         elif f.market_cap < self.min_market_cap:
             problems.append(
                 f"market cap {f.market_cap:,.0f} < MIN_MARKET_CAP_FUNDAMENTAL={self.min_market_cap:,.0f}"
@@ -73,6 +75,7 @@ class FundamentalGuard:
 
     def self_check(self) -> CheckResult:
         ctx = {"enabled": self.enabled, "max_pe": self.max_pe, "max_debt_equity": self.max_debt_equity}
+        # MAX_PE_RATIO, MAX_DEBT_EQUITY, MIN_MARKET_CAP_FUNDAMENTAL: limits no stock could pass refuse the launch
         if self.max_pe <= 0 or self.max_debt_equity < 0 or self.min_market_cap < 0:
             return CheckResult(False, "fundamental guard limits are not usable", ctx, REFUSED)
         return CheckResult(True, "ok", ctx)

@@ -30,6 +30,7 @@ def gate(vix_at_start: float | None, threshold: float) -> tuple[bool, str]:
     no (or a non-finite) value, CLOSE is blocked. Returns (allowed, the reason when blocked)."""
     if vix_at_start is None or not math.isfinite(vix_at_start):
         return False, "no VIX value at the window start: CLOSE blocked"
+    # STRAT_CLOSE_VIX_THRESHOLD: a calm market (VIX at or below it) blocks CLOSE for the day
     if vix_at_start <= threshold:
         return False, f"VIX {vix_at_start:.2f} <= STRAT_CLOSE_VIX_THRESHOLD {threshold:g}: CLOSE blocked"
     return True, ""

@@ -159,6 +159,7 @@ class RebalanceMonitor:
         return self.session_float
 
     def check(self, reason: str) -> Assessment | None:
+        # REBALANCE_ENABLED=false: the float is never compared with its target, no breach is raised
         if not self.settings.REBALANCE_ENABLED:
             return None
         with self._lock:

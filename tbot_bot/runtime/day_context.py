@@ -520,6 +520,7 @@ class DayContext:
     # ---- defense mode
     def observe_defense(self) -> None:
         """After each closed trade and at session end: DEFENSE_MODE_TRIGGER_* see the day's net results."""
+        # DEFENSE_MODE_ACTIVE=true or a trigger already fired: defense mode is on, nothing left to switch
         if self.risk.defense_mode:
             return
         perf = realised_performance(
@@ -619,8 +620,8 @@ class DayContext:
         self.log.error(
             "supervisor", f"trading halted: {reason}", {"realised_today": str(self.kill.realised_today)}
         )
+        # NOTIFY_ON_FAILURE: halts go to the critical channel
         if first and self.settings.NOTIFY_ON_FAILURE:
-            # NOTIFY_ON_FAILURE: halts go to the critical channel
             self._alert(
                 AlertLevel.CRITICAL,
                 AlertEvent.FAILURE,

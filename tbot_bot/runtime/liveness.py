@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-MAX_EXTERNAL_WAIT = 900.0  # seconds one external call (with its retries) may last before we stop vouching
+from tbot_bot.config.retry import MAX_EXTERNAL_WAIT
 
 
 class Liveness:

@@ -1107,6 +1107,7 @@ def _still_held(ctx: DayContext, held: list[OpenTrade]) -> str:
 
 def rebalance_trigger(settings: BotSettings) -> IntervalTrigger | None:
     """Live: every REBALANCE_CHECK_INTERVAL seconds; None when REBALANCE_ENABLED=false (no checks at all)."""
+    # REBALANCE_ENABLED=false: no scheduled checks between windows
     if not settings.REBALANCE_ENABLED:
         return None
     return IntervalTrigger(seconds=int(settings.REBALANCE_CHECK_INTERVAL), timezone="UTC")

@@ -6,6 +6,8 @@ through `boot()`, so they refuse the same home with the same message.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -38,10 +40,30 @@ class Preflight:
         )
         return [s for s in order if self.settings.strategy_enabled(s)]
 
-    def render(self, now: datetime | None = None, replay_day: date | None = None) -> str:
-        """The one-screen summary; windows are shown for the replay day, else for the next session."""
+    def render(
+        self,
+        now: datetime | None = None,
+        replay_day: date | None = None,
+        carried_defense: Callable[[date], str | None] | None = None,
+    ) -> str:
+        """The one-screen summary; windows are shown for the replay day, else for the next session, with the limits
+        that session starts with (`carried_defense`: a defense mode carried over to a day, DefenseMonitor's)."""
+        from tbot_bot.broker.capabilities import capabilities_for
+        from tbot_bot.runtime.bot_log import console_log_level
+        from tbot_bot.trading.risk_bot import RiskLimits, defense_in_effect
+
         s, b, ident = self.settings, self.binding, self.binding.identity
         day = replay_day or session_ahead(now or datetime.now(UTC), s.MARKET_CALENDAR)
+        defense = defense_in_effect(s, carried_defense(day) if carried_defense else None)
+        # the limits the risk manager starts the session with (defense mode's when it is on)
+        limits = RiskLimits.from_settings(
+            s, capabilities_for(s.BROKER_NAME), defense_mode=defense is not None
+        )
+        cap = self.broker_current_float * limits.total_allocation
+        # the console level the run uses, in DEBUG_LOG_LEVEL's words (BUILD_MODE=debug overrides it)
+        console = {logging.WARNING: "quiet", logging.INFO: "info", logging.DEBUG: "verbose"}[
+            console_log_level(s)
+        ]
         zone = exchange_zone(s.MARKET_CALENDAR)
         which = "replay day" if replay_day else "next session"
         windows = [f"windows    {which} {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"]
@@ -61,16 +83,24 @@ class Preflight:
             f"broker     {s.BROKER_NAME}{'  (DISABLE_ALL_TRADES=true: no order will leave)' if s.DISABLE_ALL_TRADES else ''}",
             f"config     {config_source(self.home)}",
             f"ledger     {b.ledger_path}",
-            f"float      {self.broker_current_float:,.2f} {b.currency_code}  (session cap {self.broker_current_float * s.TOTAL_ALLOCATION:,.2f} per window)",
+            f"float      {self.broker_current_float:,.2f} {b.currency_code}  (session cap {cap:,.2f} per window)",
             f"strategies {', '.join(self.enabled_strategies) or 'none enabled'}  (sequence {','.join(s.STRATEGY_SEQUENCE)}{', override ' + s.STRATEGY_OVERRIDE if s.STRATEGY_OVERRIDE else ''})",
             *windows,
             *self.gate_lines(day),
             *self.fee_lines(),
-            f"risk       max {s.MAX_TRADES} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
+            f"risk       max {limits.max_trades} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
+            *(
+                [
+                    f"defense    ON from the start of {day} ({defense}): DEFENSE_MODE_TOTAL_ALLOCATION and "
+                    "DEFENSE_MODE_TRADE_LIMIT_PCT apply (`tbot defense clear` ends a triggered one)"
+                ]
+                if defense
+                else []
+            ),  # fmt: skip
             *self.inputs,
             # ENABLE_LOGGING (required true) and LOG_FORMAT: where the audit logs go; BUILD_MODE/DEBUG_LOG_LEVEL: console
             f"logging    {s.LOG_FORMAT} strategy logs and trade history (ENABLE_LOGGING={str(s.ENABLE_LOGGING).lower()}), "
-            f"console {s.DEBUG_LOG_LEVEL} (BUILD_MODE={s.BUILD_MODE})",
+            f"console {console} (DEBUG_LOG_LEVEL={s.DEBUG_LOG_LEVEL}, BUILD_MODE={s.BUILD_MODE})",
             # REBALANCE_ENABLED / REBALANCE_TRIGGER_PCT: the band beyond which the accounting system is asked to rebalance
             f"rebalance  {'on' if s.REBALANCE_ENABLED else 'off'}: beyond {s.REBALANCE_TRIGGER_PCT:g}% of the float, "
             f"checked every {s.REBALANCE_CHECK_INTERVAL}s",

@@ -9,14 +9,17 @@ from datetime import date
 from apscheduler.triggers.cron import CronTrigger
 
 from tbot_bot.config.env_bot import STRATEGIES, BotSettings
-from tbot_bot.market_time import exchange_zone, window_for, window_zone
+from tbot_bot.market_time import WEEKDAYS, exchange_zone, window_date_shift, window_for, window_zone
 
 
 def cron_trigger(settings: BotSettings, strategy: str) -> CronTrigger:
-    """The cron trigger of a strategy window: START_TIME_X on TRADING_DAYS, both read in WINDOW_TIMEZONE."""
+    """The cron trigger of a strategy window: START_TIME_X read in WINDOW_TIMEZONE, on the days there that fall on
+    TRADING_DAYS at the exchange (a zone a day ahead, e.g. Sydney for New York, fires Tuesday to Saturday for
+    Monday to Friday sessions; config validation keeps that shift one for every window and season)."""
     start = getattr(settings, f"START_TIME_{strategy.upper()}")
+    shift = window_date_shift(settings, strategy)
     return CronTrigger(
-        day_of_week=",".join(settings.TRADING_DAYS),
+        day_of_week=",".join(WEEKDAYS[(WEEKDAYS.index(d) + shift) % 7] for d in settings.TRADING_DAYS),
         hour=start.hour,
         minute=start.minute,
         timezone=window_zone(settings),

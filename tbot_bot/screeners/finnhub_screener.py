@@ -248,6 +248,7 @@ def market_filters(
             return Rejection(sym, f"MAX_GAP_PCT_{strategy.upper()}", "today's open unknown"), None
         gap = abs(float(price / snap.today_open) - 1.0)
         limit = getattr(s, f"MAX_GAP_PCT_{strategy.upper()}")
+        # MAX_GAP_PCT_X: a stock that moved further than this from today's open is not a candidate
         if gap > limit:
             return (
                 Rejection(

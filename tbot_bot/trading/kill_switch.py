@@ -66,6 +66,7 @@ class KillSwitch:
             return CheckResult(
                 False, "broker_current_float must be positive for the kill switch", context, REFUSED
             )
+        # DAILY_LOSS_LIMIT: a fraction of the float in (0, 1]; outside it the kill switch could not act
         if not 0 < self.daily_loss_limit <= 1:
             return CheckResult(
                 False, f"DAILY_LOSS_LIMIT={self.daily_loss_limit} outside (0, 1]", context, REFUSED

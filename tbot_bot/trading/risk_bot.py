@@ -124,6 +124,13 @@ class RiskLimits:
         )
 
 
+def defense_in_effect(settings: BotSettings, carried: str | None) -> str | None:
+    """Why defense mode is on at the start of a session (None: it is off)."""
+    # DEFENSE_MODE_ACTIVE=true: reduced allocation and fewer trades from the start of the day
+    # carried: an automatic trigger that fired this session or the last (runtime/defense.py)
+    return "DEFENSE_MODE_ACTIVE=true" if settings.DEFENSE_MODE_ACTIVE else carried
+
+
 def defense_max_trades(max_trades: int, trade_limit_pct: int) -> int:
     """MAX_TRADES x pct / 100 rounded down, at least 1."""
     return max(1, (max_trades * trade_limit_pct) // 100)
@@ -302,11 +309,7 @@ class RiskManager:
         self._kill_switch = kill_switch
         self._state = RiskState.ACTIVE
         self._halt_reason: str | None = None
-        # DEFENSE_MODE_ACTIVE=true: reduced allocation and fewer trades from the start of the day
-        # defense_reason: an automatic trigger that fired this session or the last (runtime/defense.py)
-        self._defense_reason: str | None = (
-            "DEFENSE_MODE_ACTIVE=true" if settings.DEFENSE_MODE_ACTIVE else defense_reason
-        )
+        self._defense_reason = defense_in_effect(settings, defense_reason)
         self._usage: dict[str, _WindowUsage] = {}
         self._pause_reason: str | None = None
         self.operator_pause: str | None = None  # `tbot pause`: apart from rebalancing's, each lifts its own
