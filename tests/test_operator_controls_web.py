@@ -74,7 +74,12 @@ def test_pause_and_resume_from_the_dashboard(home):
     client = client_for(home, "operator")
     html = post(client, "/control/pause").get_data(as_text=True)
     assert "New entries paused from the next start" in html
-    assert "web:operator" in pause_file(home).read_text()
+    first = pause_file(home).read_text()
+    assert "web:operator" in first
+    # a second pause leaves the first one's stamp (who paused, when), as `tbot pause` does (a dashboard review)
+    html = post(client_for(home, "admin"), "/control/pause").get_data(as_text=True)
+    assert "New entries are already paused (" in html and "web:operator" in html
+    assert pause_file(home).read_text() == first
     html = post(client, "/control/resume").get_data(as_text=True)
     assert "New entries resumed" in html and not pause_file(home).exists()
     html = post(client, "/control/resume").get_data(as_text=True)
@@ -85,6 +90,36 @@ def test_pause_and_resume_from_the_dashboard(home):
     viewer = client_for(home, "viewer")
     assert viewer.post("/control/pause", data={"csrf_token": fresh_token(viewer)}).status_code == 403
     assert not pause_file(home).exists()
+
+
+def test_defense_clear_from_the_dashboard(home):
+    """`tbot defense clear` had no dashboard control: an operator with only the dashboard could not end an
+    automatic defense mode (a dashboard review)."""
+    from tbot_bot.runtime.control import SupervisorLock, defense_clear_file
+
+    client = client_for(home, "operator")
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")
+    try:
+        write_status(home, status_payload(defense_mode=False))
+        assert "Defense mode is off: nothing to clear." in post(client, "/control/defense-clear").get_data(
+            as_text=True
+        )
+        assert not defense_clear_file(home).exists()
+        write_status(
+            home, status_payload(defense_mode=True, defense_reason="carried over from 2011-01-14: ...")
+        )
+        page = client.get("/status").get_data(as_text=True)
+        assert (
+            "on (carried over from 2011-01-14: ...)" in page and "End defense mode for this session" in page
+        )
+        html = post(client, "/control/defense-clear").get_data(as_text=True)
+    finally:
+        lock.release()
+    assert "Defense clear requested: the supervisor ends an automatic defense mode at its next poll" in html
+    assert "web:operator" in defense_clear_file(home).read_text()
+    assert "control_defense_clear" in [e["event"] for e in system_events(home)]
+    viewer = client_for(home, "viewer")
+    assert viewer.post("/control/defense-clear", data={"csrf_token": fresh_token(viewer)}).status_code == 403
 
 
 @pytest.mark.parametrize("mode", ["paper", "live", "replay"])
@@ -126,9 +161,7 @@ def test_status_page_and_api_show_the_money(home):
         assert text in html, text
     assert re.search(r'id="money-read-at">[^<]*15:00Z<', html)  # when the broker's figures were read
     # the pause stamp as `tbot status` shows it, not the raw ISO text (this status names no exchange zone: UTC)
-    assert (
-        "New entries paused (2011-01-18 14:50:00Z cli:ops)" in html and "14:50:00+00:00 cli:ops" not in html
-    )
+    assert 'id="paused-text">2011-01-18 14:50:00Z cli:ops<' in html and "14:50:00+00:00 cli:ops" not in html
 
 
 def test_a_sim_home_is_told_to_replay_not_to_start_the_service(tmp_path):

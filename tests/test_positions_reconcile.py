@@ -429,6 +429,62 @@ def test_flatten_names_a_position_it_could_not_close(tmp_path: Path, capsys) -> 
     assert all(f"NOT closed: {symbol}" in err for symbol in held)
 
 
+class _WebOperatorRefused(_RefusesExits):
+    """As _RefusesExits, the operator pressing "Flatten all" on the dashboard instead of the CLI."""
+
+    def __init__(self, inner, home: BotHome, client) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(inner, home)
+        self._client = client
+        self.pages: list[str] = []
+
+    def submit_order(self, request):  # type: ignore[no-untyped-def]
+        if self.cli is None:
+            from fixtures_web import fresh_token
+
+            def press() -> None:
+                form = {"csrf_token": fresh_token(self._client), "confirm": "yes"}
+                self.pages.append(self._client.post("/positions/flatten", data=form).headers["Location"])
+
+            self.cli = threading.Thread(target=press)
+            order = self._inner.submit_order(request)
+            self.cli.start()
+            deadline = time.monotonic() + 120
+            while (
+                not (self._home.control_dir / "control_flatten.json").exists() and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+            return order
+        return super().submit_order(request)
+
+
+def test_the_dashboards_flatten_says_what_closed_and_what_is_still_held(tmp_path: Path) -> None:
+    """Flatten on the dashboard said "Flatten requested ... closes its positions" whatever happened, even when the
+    broker refused every exit (a dashboard review): the page shows the supervisor's answer in `tbot flatten`'s
+    words, each position left held named with why."""
+    from fixtures_web import PASSWORDS, Clock, login
+
+    from tbot_bot.core.users import add_user
+    from tbot_bot.runtime.main import Supervisor
+    from tbot_web.py.portal_web import create_app
+
+    home = BotHome(tmp_path / "home")
+    provision_demo_home(home.root)
+    add_user(home, "operator", PASSWORDS["operator"], "operator", created_by="test")
+    client = create_app(home.root, testing=True, clock=Clock()).test_client()
+    login(client, "operator")
+    operator: list[_WebOperatorRefused] = []
+    wrap = lambda b: operator.append(_WebOperatorRefused(b, home, client)) or operator[0]  # noqa: E731
+    Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run()  # type: ignore[arg-type]
+    assert operator[0].cli is not None
+    operator[0].cli.join(timeout=30)
+    [location] = operator[0].pages
+    assert "/positions?flatten=" in location
+    page = client.get(location).get_data(as_text=True)
+    held = _held(home.root)
+    assert held and "flattened by web:operator: closed nothing" in page
+    assert all(f"NOT closed: {symbol}: " in page for symbol in held)
+
+
 def test_an_order_placed_by_hand_blocks_until_ignored(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
     provision_demo_home(home)

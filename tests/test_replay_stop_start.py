@@ -102,6 +102,45 @@ def test_a_replay_stopped_to_its_end_leaves_no_stopped_state(tmp_path, capsys) -
     assert trading_stopped(home) is None and status["trading_stopped"] is None
 
 
+class _OperatorAt(Supervisor):
+    """`tbot stop` at one moment of the replay clock, `tbot start` at another (or never)."""
+
+    def __init__(self, *args: Any, stop_at: datetime, start_at: datetime | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_at, self.start_at = stop_at, start_at
+        self.answers: dict[str, int] = {}
+
+    def _beat(self) -> None:
+        super()._beat()
+        if self.ctx is None:
+            return
+        now, root = self.ctx.clock.now(), str(self.home.root)
+        if "stop" not in self.answers and now >= self.stop_at:
+            self.answers["stop"] = tbot(["stop", "--home", root])
+        if self.start_at and "start" not in self.answers and now >= self.start_at:
+            self.answers["start"] = tbot(["start", "--home", root])
+
+
+def test_a_stop_between_windows_leaves_the_next_window_ahead_for_a_start(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Stopped after MID and before CLOSE (a dashboard review): the wait for CLOSE's start jumped the replay clock to
+    it on the Stop, so the replay ended within seconds, a Start found no supervisor, and CLOSE read "pending" for
+    good. CLOSE is still ahead after the Stop: a Start before 19:30 runs it."""
+    home = provision_demo_home(tmp_path / "home")
+    stop_at, start_at = datetime(2011, 1, 25, 17, 0, tzinfo=UTC), datetime(2011, 1, 25, 18, 0, tzinfo=UTC)
+    sup = _OperatorAt(home, replay_day=DEMO_DAY, stop_at=stop_at, start_at=start_at)
+    assert sup.run() == 0
+    assert sup.answers == {"stop": 0, "start": 0}
+    supervisor = _rows(home, "supervisor")
+    [stopped] = _of(supervisor, "trading_stopped")
+    [started] = _of(supervisor, "trading_started")
+    assert "2011-01-25T17:00:00Z" <= stopped["timestamp"] < started["timestamp"] <= "2011-01-25T18:01:00Z"
+    close_log = _rows(home, "close")
+    assert _of(close_log, "entry_order") and _of(close_log, "exit_fill")
+    windows = {w["strategy"]: w for w in json.loads(home.status_json.read_text())["windows"]}
+    assert windows["mid"]["status"] == "done" and windows["close"]["status"] == "done"
+    assert check_outputs(home, DEMO_DAY) == []
+
+
 class _FirstExitTimesOut:
     """The sim broker whose first closing order (a sell) times out for good: its outcome is never known."""
 

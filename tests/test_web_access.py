@@ -58,6 +58,7 @@ ROUTES = [
     ("POST", "/positions/flatten", "operator"),
     ("POST", "/control/resume", "operator"),  # before pause: nothing to resume yet (a message, no change)
     ("POST", "/control/pause", "operator"),
+    ("POST", "/control/defense-clear", "operator"),
     ("POST", f"/control/confirm/{PENDING_ID}", "operator"),
     ("GET", "/settings", "admin"),
     ("POST", "/settings", "admin"),

@@ -118,6 +118,48 @@ def test_operator_sees_live_status_and_stops_the_bot(served, browser, tmp_path):
     home.control_stop.unlink()
 
 
+def test_the_open_status_page_follows_money_pause_defense_and_a_killed_supervisor(served, browser):
+    """An open Status page updated its state and PnL but not the Money card (equity, cash, exposure, net PnL, caps),
+    and drew the pause, stop and "no supervisor" notices, the bot's message and defense mode's reason only at load:
+    the page read cash 24502.35 and exposure 500.00 while `tbot status` said 25003.38 and 0.00 (a dashboard
+    review). A supervisor gone (killed) is said as such, not asked about."""
+    base, home = served
+    money = {"equity": "25000.00", "cash": "24502.35", "open_exposure": "500.00", "net_pnl_today": "0.00",
+             "float": "25000.00", "session_cap": "500.00",
+             "windows": {"open": {"trades": 1, "max_trades": 4, "cap_used": "500.00", "cap_available": "0.00"}}}  # fmt: skip
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")
+    try:
+        write_status(home, status_payload("monitoring", money=money))
+        sign_in(browser, base, "operator")
+        browser.get(f"{base}/status")
+        assert browser.find_element(By.ID, "money-cash").text == "24502.35"
+        later = {**money, "cash": "25003.38", "open_exposure": "0.00", "net_pnl_today": "1.03",
+                 "windows": {**money["windows"], "mid": {"trades": 0, "max_trades": 4, "cap_used": "0.00",
+                                                         "cap_available": "500.00"}}}  # fmt: skip
+        write_status(home, status_payload("idle", money=later, defense_mode=True, defense_reason="win rate 20%",
+                                          message="flattened by web:operator: no new entries",
+                                          paused="2011-01-18T15:00:00+00:00 cli:ops"))  # fmt: skip
+        wait = WebDriverWait(browser, 10)
+        wait.until(lambda d: d.find_element(By.ID, "money-cash").text == "25003.38")
+        assert browser.find_element(By.ID, "money-exposure").text == "0.00"
+        assert browser.find_element(By.ID, "money-net").text == "1.03"
+        assert "mid" in browser.find_element(By.ID, "money-windows").text
+        wait.until(lambda d: d.find_element(By.ID, "entries-paused").is_displayed())
+        assert "cli:ops" in browser.find_element(By.ID, "paused-text").text
+        assert browser.find_element(By.ID, "bot-message").text == "flattened by web:operator: no new entries"
+        assert browser.find_element(By.ID, "defense-mode").text == "on (win rate 20%)"
+        assert browser.find_element(By.ID, "defense-clear").is_displayed()
+        assert not browser.find_element(By.ID, "no-supervisor").is_displayed()
+        write_status(home, status_payload("monitoring", money=later))
+    finally:
+        lock.release()
+    wait.until(lambda d: d.find_element(By.ID, "ended-banner").is_displayed())
+    assert "a kill or a crash" in browser.find_element(By.ID, "ended-banner").text
+    assert not browser.find_element(By.ID, "stale-banner").is_displayed()
+    assert browser.find_element(By.ID, "no-supervisor").is_displayed()
+    wait.until(lambda d: not d.find_element(By.ID, "entries-paused").is_displayed())
+
+
 def test_viewer_has_no_stop_control_and_a_forged_stop_is_refused(served, browser):
     base, home = served
     sign_in(browser, base, "viewer")

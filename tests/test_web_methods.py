@@ -64,6 +64,7 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
         "/positions/flatten": {"confirm": "yes", "csrf_token": token},
         "/control/pause": {"csrf_token": token},
         "/control/resume": {"csrf_token": token},
+        "/control/defense-clear": {"csrf_token": token},
         "/control/confirm/TB01-20110118-open-SPY-1": {"csrf_token": token},
         "/users/add": {"username": "mallory", "password": "p" * 12, "password_confirm": "p" * 12,
                        "role": "admin", "csrf_token": token},
@@ -89,6 +90,7 @@ def test_head_with_a_form_body_changes_nothing_on_any_route(home: BotHome) -> No
         assert "Set-Cookie" not in resp.headers, path
     assert api.saved == []
     assert not home.control_start.exists() and not home.control_stop.exists()
+    assert not (home.control_dir / "control_defense_clear.txt").exists()
     assert pause_file(home).read_text().endswith("test\n")
     assert not home.path("control", "confirm", "TB01-20110118-open-SPY-1").exists()
     assert _users_snapshot(home) == users_before

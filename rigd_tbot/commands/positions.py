@@ -248,23 +248,13 @@ def run_flatten(args: argparse.Namespace) -> int:
 
 
 def _report_flatten(answer: dict[str, Any]) -> int:
-    from tbot_bot.runtime.flatten import blocked_text
+    from tbot_bot.runtime.control import describe_answer
 
-    if answer.get("refused"):
-        print(f"not flattened: {answer['refused']}", file=sys.stderr)
+    said = describe_answer(answer)
+    if said.refused:
+        print(said.summary, file=sys.stderr)
         return EXIT_USAGE
-    scope = answer.get("scope") or ""
-    held_nothing = f"{scope} held nothing" if scope else "nothing was held"
-    closed = ", ".join(answer.get("closed") or []) or (
-        f"nothing ({held_nothing})" if answer.get("ok") else "nothing"
-    )
-    blocked = answer.get("blocked_session")
-    others = answer.get("others") or []
-    print(
-        f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
-        + (f"; still held outside {scope}: {', '.join(others)}" if others and scope else "")
-        + (f"; {blocked_text(blocked)}" if blocked else "")
-    )
-    for symbol, why in (answer.get("not_closed") or {}).items():
-        print(f"NOT closed: {symbol}: {why}", file=sys.stderr)
-    return EXIT_OK if answer.get("ok") else EXIT_DIFFERS
+    print(said.summary)
+    for line in said.not_closed:
+        print(f"NOT closed: {line}", file=sys.stderr)
+    return EXIT_OK if said.ok else EXIT_DIFFERS

@@ -138,6 +138,41 @@ def flatten_result(home: BotHome, request_id: str) -> dict[str, Any] | None:
     return data
 
 
+def blocked_text(session: str) -> str:
+    """What a flatten's block means, as the status message and the CLI's answer say it."""
+    return f"no new entries for the rest of the session of {session}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenAnswer:
+    """A flatten's answer for a person (`tbot flatten`, the dashboard): the same words on both."""
+
+    ok: bool
+    refused: str | None
+    summary: str
+    not_closed: tuple[str, ...]  # "SYM: why", one per position left held
+
+
+def describe_answer(answer: dict[str, Any]) -> FlattenAnswer:
+    """What a flatten did (its JSON answer, FlattenResult.to_json): closed, cancelled, blocked, left held."""
+    if answer.get("refused"):
+        return FlattenAnswer(False, str(answer["refused"]), f"not flattened: {answer['refused']}", ())
+    scope = answer.get("scope") or ""
+    held_nothing = f"{scope} held nothing" if scope else "nothing was held"
+    closed = ", ".join(answer.get("closed") or []) or (
+        f"nothing ({held_nothing})" if answer.get("ok") else "nothing"
+    )
+    blocked = answer.get("blocked_session")
+    others = answer.get("others") or []
+    summary = (
+        f"flattened by {answer.get('requested_by')}: closed {closed}; {answer.get('cancelled', 0)} orders cancelled"
+        + (f"; still held outside {scope}: {', '.join(others)}" if others and scope else "")
+        + (f"; {blocked_text(blocked)}" if blocked else "")
+    )
+    left = tuple(f"{symbol}: {why}" for symbol, why in (answer.get("not_closed") or {}).items())
+    return FlattenAnswer(bool(answer.get("ok")), None, summary, left)
+
+
 def pause_file(home: BotHome) -> Path:
     """Present while the operator has paused new entries (`tbot pause`); gone after `tbot resume`.
 

@@ -31,7 +31,7 @@ from tbot_bot.domain.vocab import (
 )
 from tbot_bot.errors import TbotError
 from tbot_bot.market_time import next_session_date, window_for
-from tbot_bot.runtime.control import ControlFiles
+from tbot_bot.runtime.control import ControlFiles, blocked_text
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades, position_symbol
 from tbot_bot.runtime.run_mode import market_closed
@@ -210,11 +210,6 @@ def _unknown_symbol(ctx: DayContext, symbol: str) -> str | None:
             "lost orders"
         )
     return f"{symbol} is held neither by the broker nor in the bot's journal, and no order of the bot's works on it"
-
-
-def blocked_text(session: str) -> str:
-    """What a flatten's block means, as the status message and the CLI's answer say it."""
-    return f"no new entries for the rest of the session of {session}"
 
 
 def blocked_session(ctx: DayContext) -> str:

@@ -284,10 +284,13 @@ class Supervisor:
         for name in plan.run:
             if self._stop_signal:
                 break
+            window = window_for(name, ctx.session_date, ctx.settings)
+            if window.fits and trading_stopped(self.home) is None:
+                self._until_window_start(ctx, window.start)
             if self.control.stop_requested() and not self._replay_stop(ctx):
                 return EXIT_FAILURE
             if trading_stopped(self.home) is not None:
-                start = window_for(name, ctx.session_date, ctx.settings).start
+                start = window.start
                 if not self._replay_stopped_until(ctx, start):
                     self._not_run_while_stopped(ctx, name)
                     continue
@@ -302,6 +305,13 @@ class Supervisor:
         if trading_stopped(self.home) is not None and not self.stop_requested():
             return self._end_stopped_replay(ctx)
         return self._close_day(ctx, stopped=self.stop_requested())
+
+    def _until_window_start(self, ctx: DayContext, start: datetime) -> None:
+        """Wait for a window's start here, a minute at a time, ending early on a Stop: the window is then still
+        ahead, and a Start before its start runs it. (The runner's own wait, on a Stop, advanced the replay clock
+        to the window's start at once: a Stop between windows ended the replay, and a Start had nothing left.)"""
+        while not self.stop_requested() and (now := ctx.clock.now()) < start:
+            ctx.wait(min(start, now + timedelta(minutes=1)))
 
     def _replay_stop(self, ctx: DayContext) -> bool:
         """A Stop by request in a replay: the graceful close (cancel, close, book), then the replay goes on stopped

@@ -2,24 +2,32 @@
 
 The report is computed by tbot_bot (`operator_desk.position_report`); the page only renders it. Flatten goes to the
 running supervisor as a control request (consumed within one poll); with none running the dashboard flattens itself
-under the run lock, as `tbot flatten` does. Operators and admins only, CSRF, a confirmation step, audited.
+under the run lock, as `tbot flatten` does. Operators and admins only, CSRF, a confirmation step, audited. The page
+then shows the supervisor's answer in `tbot flatten`'s words (what closed, what is still held and why).
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from tbot_bot.core.users import Role
-from tbot_bot.runtime.control import request_flatten, running_supervisor
+from tbot_bot.runtime.control import describe_answer, flatten_result, request_flatten, running_supervisor
 
-from .auth_web import activity, current_user, requires, state
-from .readers_web import read_status
+from .auth_web import activity, current_user, now, requires, state
+from .readers_web import current_status, read_status
 from .status_values_web import position_rows
 from .time_web import both, exchange_zone
 
 bp = Blueprint("positions", __name__)
+
+FLATTEN_WAIT_S = (
+    10.0  # the longest a Flatten request waits for the supervisor's answer before showing the page
+)
+_REQUEST_ID = re.compile(r"\d{8}T\d{12}")  # control.request_flatten's ids
 
 
 @bp.route("/positions")
@@ -50,7 +58,20 @@ def page() -> Any:
         problem=problem,
         held=held,
         held_text=both(status.get("updated_at"), zone, with_date=True),
+        flattened=_flatten_answer(request.args.get("flatten", "")),
+        status=current_status(state().home, now()),  # the banners: a supervisor gone, a stale status
     )
+
+
+def _flatten_answer(request_id: str) -> dict[str, Any] | None:
+    """What the supervisor answered a flatten this page asked for (the words `tbot flatten` prints)."""
+    if not _REQUEST_ID.fullmatch(request_id):
+        return None
+    answer = flatten_result(state().home, request_id)
+    if answer is None:
+        return {"pending": True}
+    said = describe_answer(answer)
+    return {"pending": False, "ok": said.ok, "summary": said.summary, "not_closed": said.not_closed}
 
 
 @bp.route("/positions/flatten", methods=["GET", "POST"])
@@ -63,10 +84,14 @@ def flatten() -> Any:
     activity("flatten_requested", user.username if user else None)
     home = state().home
     if running_supervisor(home) is not None:
-        request_flatten(home, who, symbol=None, strategy=None)
-        flash("Flatten requested: the supervisor cancels the bot's orders and closes its positions at its next poll "
-              "and takes no new entry for the rest of the session.", "info")  # fmt: skip
-        return redirect(url_for("positions.page"))
+        request_id = request_flatten(home, who, symbol=None, strategy=None)
+        # the supervisor takes it at its next poll (SLEEP_TIME): a short wait usually brings the answer with the page
+        deadline = time.monotonic() + min(
+            FLATTEN_WAIT_S, 3 * float(state().settings.settings().SLEEP_TIME) + 2
+        )
+        while flatten_result(home, request_id) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return redirect(url_for("positions.page", flatten=request_id))
     # without a supervisor the dashboard does not trade itself: the command on the server does, under the run lock
     flash(
         f"No supervisor is running, so there is nothing to ask: on the server, `tbot flatten --yes --home {home.root}` "

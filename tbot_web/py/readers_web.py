@@ -159,6 +159,8 @@ def compact_status(
         "broker",
         "api",
         "defense_mode",
+        "defense_reason",
+        "message",
         "kill_switch",
         "pending_confirmations",
         "paused",

@@ -1,6 +1,6 @@
 """Session control for operators and admins: write control/control_start.txt, control/control_stop.txt
 (the daemon polls them every SLEEP_TIME), control/control_pause.txt (pause / resume new entries) and
-control/confirm/<client_order_id> for pending orders. Start and Stop mean what DESIGN §8 says: Stop ends
+control/confirm/<client_order_id> for pending orders, control/control_defense_clear.txt (`tbot defense clear`). Start and Stop mean what DESIGN §8 says: Stop ends
 trading and the supervisor stays up, stopped, until Start; a Start nothing can pick up is refused, naming
 the command that starts the service."""
 
@@ -13,11 +13,13 @@ from flask import Blueprint, abort, flash, redirect, url_for
 
 from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
+from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.errors import ConfigError
 from tbot_bot.runtime.control import (
     ConfirmRefused,
     check_confirmable,
     paused_by,
+    request_defense_clear,
     request_pause,
     request_resume,
     running_supervisor,
@@ -26,7 +28,9 @@ from tbot_bot.runtime.control import (
 from tbot_bot.support.utils_bot import atomic_write_text
 
 from .auth_web import activity, current_user, now, requires, state
+from .readers_web import read_status
 from .status_values_web import CLIENT_ORDER_ID
+from .time_web import exchange_zone
 
 bp = Blueprint("control", __name__)
 
@@ -71,6 +75,12 @@ def start() -> Any:
 def pause() -> Any:
     user = current_user()
     who = user.username if user else "unknown"
+    already = paused_by(state().home)
+    if already is not None:
+        # as `tbot pause`: the first pause stands, with who made it (a second would overwrite its stamp)
+        zone = exchange_zone(read_status(state().home))
+        flash(f"New entries are already paused ({stamp_for_people(already, zone)}).", "info")
+        return redirect(url_for("status.page"))
     request_pause(state().home, f"web:{who}")
     _audit("control_pause", who)
     where = "from the next minute" if running_supervisor(state().home) else "from the next start"
@@ -89,6 +99,28 @@ def resume() -> Any:
     request_resume(state().home)
     _audit("control_resume", who)
     flash("New entries resumed.", "info")
+    return redirect(url_for("status.page"))
+
+
+@bp.route("/control/defense-clear", methods=["POST"])
+@requires(Role.OPERATOR)
+def defense_clear() -> Any:
+    """`tbot defense clear` from the dashboard: end an automatic defense mode for this session."""
+    home = state().home
+    running = running_supervisor(home) is not None
+    if running and read_status(home).get("defense_mode") is False:
+        flash("Defense mode is off: nothing to clear.", "error")
+        return redirect(url_for("status.page"))
+    user = current_user()
+    who = user.username if user else "unknown"
+    request_defense_clear(home, f"web:{who}")
+    _audit("control_defense_clear", who)
+    when = "at its next poll" if running else "at the next start (no supervisor runs)"
+    flash(
+        f"Defense clear requested: the supervisor ends an automatic defense mode {when}; "
+        "DEFENSE_MODE_ACTIVE=true keeps it on.",
+        "info",
+    )
     return redirect(url_for("status.page"))
 
 

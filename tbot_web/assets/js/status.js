@@ -70,6 +70,34 @@
     return form;
   }
 
+  // show or hide a notice the page carries (hidden when it does not apply)
+  function notice(id, shown) {
+    var el = document.getElementById(id);
+    if (el) { el.classList.toggle("hidden", !shown); }
+    return el;
+  }
+
+  // the Money card: what `tbot status` prints on its money and float lines (status.json `money`)
+  function renderMoney(s) {
+    var m = s.money || {};
+    text("money-equity", m.equity);
+    text("money-cash", m.cash);
+    text("money-read-at", s.account_read_text);
+    var error = document.getElementById("money-error");
+    if (error) { error.textContent = m.account_error ? " (last read failed: " + m.account_error + ")" : ""; }
+    text("money-exposure", m.open_exposure);
+    text("money-net", m.net_pnl_today || s.net_pnl);
+    text("money-float", m.float);
+    text("money-cap", m.session_cap);
+    var windows = m.windows || {};
+    fill("money-windows", Object.keys(windows).map(function (name) {
+      var w = windows[name] || {};
+      var tr = row([name, w.trades + " / " + w.max_trades, w.cap_used, w.cap_available]);
+      [1, 2, 3].forEach(function (i) { tr.children[i].className = "num"; });
+      return tr;
+    }), "no window has started today", 4);
+  }
+
   function render(s) {
     var state = text("state", s.state);
     if (state) { state.className = "big state-" + (s.state || "unknown"); }
@@ -82,12 +110,29 @@
     text("age", ageText(s.written_age_seconds));
     var replay = document.getElementById("replay-banner");
     if (replay) { replay.classList.toggle("hidden", !s.replay_day); text("replay-day", s.replay_day || ""); }
+    // a stale status: a supervisor that stopped writing, or none left at all (killed: its last state is not true)
+    var ended = s.supervisor_running === false;
     var stale = document.getElementById("stale-banner");
     if (stale) {
-      stale.classList.toggle("hidden", !s.stale);
+      stale.classList.toggle("hidden", !s.stale || ended);
       text("stale-state", s.state);
       text("stale-age", ageText(s.written_age_seconds));
     }
+    var endedBanner = document.getElementById("ended-banner");
+    if (endedBanner) {
+      endedBanner.classList.toggle("hidden", !s.stale || !ended);
+      text("ended-state", s.state);
+      text("ended-age", ageText(s.written_age_seconds));
+    }
+    notice("no-supervisor", ended);
+    text("start-command", s.start_command || "");
+    notice("trading-stopped", !!s.trading_stopped);
+    text("trading-stopped-text", s.trading_stopped_text || s.trading_stopped);
+    notice("entries-paused", !!s.paused);
+    text("paused-text", s.paused_text || s.paused);
+    var message = notice("bot-message", !!s.message);
+    if (message) { message.textContent = s.message || ""; }
+    renderMoney(s);
     var broker = s.broker || {};
     var health = text("broker-health", broker.name ? broker.name + (broker.healthy ? " healthy" : " unhealthy") : "–");
     if (health) { health.className = broker.healthy ? "ok" : "bad"; }
@@ -95,7 +140,8 @@
     if (brokerError) { brokerError.textContent = broker.last_error || ""; }
     text("api-retries", (s.api || {}).retries || 0);
     text("api-errors", (s.api || {}).errors || 0);
-    text("defense-mode", s.defense_mode ? "on" : "off");
+    text("defense-mode", s.defense_mode ? "on (" + (s.defense_reason || "active") + ")" : "off");
+    notice("defense-clear", !!s.defense_mode);
     var ks = s.kill_switch || {};
     text("kill-switch", ks.tripped ? "tripped: " + (ks.reason || "") : "armed");
     text("version", s.version || "");
@@ -137,14 +183,21 @@
     }
   }
 
+  // a failed read is said: the figures on the page are then as of the last read, not live
+  function unreachable(failed) {
+    var banner = notice("unreachable-banner", failed);
+    if (failed && banner) { text("unreachable-at", new Date().toISOString().slice(11, 19) + "Z"); }
+  }
+
   function poll() {
     fetch(api, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) {
         if (r.status === 401) { window.location.href = "/login"; return null; }
-        return r.ok ? r.json() : null;
+        if (!r.ok) { unreachable(true); return null; }
+        return r.json();
       })
-      .then(function (s) { if (s) { render(s); } })
-      .catch(function () { /* a slow or dropped link: try again next tick */ })
+      .then(function (s) { if (s) { unreachable(false); render(s); } })
+      .catch(function () { unreachable(true); /* a slow or dropped link: try again next tick */ })
       .then(function () { window.setTimeout(poll, interval); });
   }
   window.setTimeout(poll, interval);
