@@ -290,3 +290,25 @@ def test_a_broker_call_that_could_outlast_the_watchdog_is_refused(
         f"= {elapsed[0]:g} s: a broker call could outlast the 900 s" in problem
         and "keep API_TIMEOUT below" in problem
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        (
+            "MAX_TRADES",
+            "99999999999999999999999",
+            "is far too large a number (entries per strategy window); allowed 1..20",
+        ),
+        (
+            "SLEEP_TIME",
+            "0s",
+            "must be greater than or equal to 0.01 (seconds between polls); allowed 0.01..60",
+        ),
+    ],
+)
+def test_an_out_of_range_value_names_its_unit_and_range(key: str, value: str, said: str) -> None:
+    """`MAX_TRADES=99999999999999999999999` was told it "must be a whole number in ASCII digits" (it is one) and
+    `SLEEP_TIME=0s` "Input should be greater than or equal to 0.01", without the unit (a dashboard review)."""
+    (problem,) = _problems(with_values(template_text(), **{key: value}))
+    assert problem == f"{key}={value!r} is not allowed: {said}"

@@ -57,6 +57,9 @@ def test_start_with_no_supervisor_says_so_and_writes_nothing(home):
 
 def test_start_reaches_a_stopped_supervisor_and_not_a_trading_one(home):
     client = client_for(home, "operator")
+    write_status(
+        home, status_payload(bot={"bot_id": "TB01", "broker": "SIM", "exchange_tz": "America/New_York"})
+    )
     lock = SupervisorLock.acquire(home, mode="live")
     try:
         html = post(client, "/control/start").get_data(as_text=True)
@@ -64,10 +67,21 @@ def test_start_reaches_a_stopped_supervisor_and_not_a_trading_one(home):
         mark_trading_stopped(home, "web:operator")
         html = post(client, "/control/start").get_data(as_text=True)
         assert "Start requested" in html and home.control_start.exists()
+        assert "resumes trading within one polling interval" in html
+        # since when, in exchange time and UTC as every time people read (it was UTC only: a dashboard review)
+        assert re.search(r"live since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T / ", html)
         assert "web:operator" in home.control_start.read_text()
     finally:
         lock.release()
     assert any(e["event"] == "control_start" for e in system_events(home))
+    home.control_start.unlink()
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-18")
+    try:  # a replay resumes at its next window, not within a poll
+        assert "resumes entries in the next window of its replay day" in post(
+            client, "/control/start"
+        ).get_data(as_text=True)
+    finally:
+        lock.release()
 
 
 def test_pause_and_resume_from_the_dashboard(home):

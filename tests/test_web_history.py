@@ -134,6 +134,21 @@ def test_logs_show_only_set_fields_and_filter_by_day(home):
     assert "rotated" in day and "screen_reject" not in day and "Strategy logs of 2011-01-18" in day
 
 
+def test_a_filter_that_cannot_apply_is_said_not_dropped(home):
+    """`/logs?day=2011-1-26`, `?limit=abc` and `/trades?day=2011-13-45` showed every day without a word, as if
+    they were the filter asked for (a dashboard review)."""
+    viewer, auditor = client_for(home, "viewer"), client_for(home, "auditor")
+    html = viewer.get("/logs?day=2011-1-26&limit=abc&level=loud").get_data(as_text=True)
+    assert (
+        "day &#39;2011-1-26&#39; is not a date: use YYYY-MM-DD (e.g. 2011-01-26); showing every day" in html
+    )
+    assert "limit &#39;abc&#39; is not a whole number (10 to 500); showing 100" in html
+    assert "level &#39;loud&#39; is not one of" in html
+    html = auditor.get("/trades?day=2011-13-45").get_data(as_text=True)
+    assert "day &#39;2011-13-45&#39; is not a date" in html
+    assert "is not a date" not in auditor.get("/trades?day=2011-01-18").get_data(as_text=True)
+
+
 def test_logs_page_newest_first_with_paging(home):
     lines = [{"timestamp": f"2011-01-19T15:{i // 60:02d}:{i % 60:02d}Z", "event": f"e{i:03d}", "level": "info"}
              for i in range(250)]  # fmt: skip

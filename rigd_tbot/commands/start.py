@@ -69,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--speed and --data-source only apply with --replay")
     home = BotHome.resolve(args.home)
     if args.replay is None:
+        from rigd_tbot.display import home_zone
         from tbot_bot.runtime.control import request_start, running_supervisor, start_answer, trading_stopped
 
         # a live supervisor already up but stopped (DESIGN §8): Start resumes it instead of a second process
         if running_supervisor(home) is not None and trading_stopped(home) is not None:
-            ok, message = start_answer(home)
+            ok, message = start_answer(home, home_zone(home))
             if ok:
                 request_start(home, cli_actor())
             print(message)

@@ -100,6 +100,8 @@ def _float(v: Any) -> Any:
 def _int(v: Any) -> Any:
     if isinstance(v, str):
         s = v.strip()
+        if re.fullmatch(r"[+-]?\d{19,}", s, re.ASCII):
+            raise ValueError("is far too large a number")
         if not _INTEGER.match(s):
             raise ValueError(
                 "must be a whole number (integer) in ASCII digits like 14 (no decimal point, exponent or separators)"
@@ -981,6 +983,22 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
     shown = found if len(found) <= 60 else f"{found[:40]}... ({len(found)} characters)"
     # pydantic shows Decimal bounds as Decimal('0.0001'); people read 0.0001
     msg = re.sub(r"Decimal\('([^']*)'\)", r"\1", msg)
+    if err.get("type") in (
+        "greater_than_equal",
+        "less_than_equal",
+        "greater_than",
+        "less_than",
+    ) or msg.startswith("is far too large"):
+        # a bound: say it in the key's own terms (its unit and allowed range, as the template's comment has them)
+        field = BotSettings.model_fields.get(key)
+        unit = f" ({field.description})" if field is not None and field.description else ""
+        line = template_lines().get(key)
+        allowed = re.search(r"range (\S+)", line.comment) if line is not None else None
+        msg = (
+            msg.replace("Input should be ", "must be ")
+            + unit
+            + (f"; allowed {allowed.group(1)}" if allowed else "")
+        )
     return f"{key}={shown!r} is not allowed: {msg}"
 
 

@@ -258,8 +258,9 @@ def request_start(home: BotHome, who: str) -> Path:
     return home.control_start
 
 
-def start_answer(home: BotHome) -> tuple[bool, str]:
-    """What a Start (web or `tbot start` while a supervisor runs) can do now: (write the request?, message).
+def start_answer(home: BotHome, zone: ZoneInfo | None = None) -> tuple[bool, str]:
+    """What a Start (web or `tbot start` while a supervisor runs) can do now: (write the request?, message); times
+    in exchange time (`zone`) and UTC.
 
     Never claims a start that will not happen: with no supervisor it names the command that starts one."""
     holder = running_supervisor(home)
@@ -267,12 +268,16 @@ def start_answer(home: BotHome) -> tuple[bool, str]:
         return False, (
             f"No supervisor is running in this home, so nothing can pick up a Start from here: {start_command(home)}."
         )
+    who = describe(holder, zone)
     if trading_stopped(home) is None:
-        return False, f"The supervisor ({describe(holder)}) is already trading: there is nothing to start."
-    return (
-        True,
-        f"Start requested: the supervisor ({describe(holder)}) resumes trading within one polling interval.",
+        return False, f"The supervisor ({who}) is already trading: there is nothing to start."
+    # a replay resumes entries at its next window (the day runs on without entries until then); live, at its next poll
+    when = (
+        "resumes entries in the next window of its replay day"
+        if str(holder.get("mode", "")).startswith("replay")
+        else "resumes trading within one polling interval"
     )
+    return True, f"Start requested: the supervisor ({who}) {when}."
 
 
 def start_command(home: BotHome) -> str:

@@ -61,8 +61,29 @@ def correct() -> Any:
         )  # fmt: skip
     except TbotError as exc:
         activity("ledger_correction_refused", username, f"{fitid}: {exc}"[:500])
-        flash(f"Not posted: {exc}", "error")
+        flash(f"Not posted: {_in_form_words(str(exc))}", "error")
         return back
     activity("ledger_correction", username, f"{what}; reason: {plan.reason}"[:500])
     flash(f"Posted {written} correction entries for {fitid}.", "info")
     return back
+
+
+# the correction's refusals name `tbot ledger correct`'s options; this form has fields for them
+_FORM_WORDS = (
+    (
+        "--from-account only applies with --account",
+        "'From account' only applies to 'move the non-cash leg to account'",
+    ),
+    ("--amount", "the amount"),
+    ("--account", "account"),
+    ("--from-account", "'From account'"),
+    ('--reason "..."', "a reason"),
+    ("--reason", "the reason"),
+    ("--reverse", "'reverse only'"),
+)
+
+
+def _in_form_words(message: str) -> str:
+    for option, field in sorted(_FORM_WORDS, key=lambda pair: -len(pair[0])):
+        message = message.replace(option, field)
+    return message

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, flash, render_template, request
 
 from tbot_bot.core.users import Role
 from tbot_bot.reporting.trade_history import with_net
@@ -19,7 +18,7 @@ from .readers_web import (
     read_trade_history,
     trade_summary,
 )
-from .time_web import both, exchange_zone
+from .time_web import both, day_filter, exchange_zone
 
 bp = Blueprint("history", __name__)
 
@@ -29,12 +28,13 @@ bp = Blueprint("history", __name__)
 def trades() -> Any:
     home = state().home
     records = read_trade_history(home)
-    day = request.args.get("day") or ""
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+    chosen, problem = day_filter(request.args.get("day"))
+    if problem:
+        flash(problem, "error")
+    day = chosen or ""
+    if day:
         # ?day=YYYY-MM-DD (from the History page): that session's trades, by their UTC timestamp
         records = [r for r in records if str(r.get("timestamp", "")).startswith(day)]
-    else:
-        day = ""
     zone = exchange_zone(read_status(home))
     # each trade's net result beside its gross PnL and fees (a file written before the net column gets it here)
     shown = [

@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, flash, jsonify, render_template, request
 
 from tbot_bot.core.users import Role
 
 from .auth_web import requires, state
 from .readers_web import LEVELS, STRATEGIES, read_log_entries, read_log_page, read_status, set_fields
-from .time_web import both, exchange_zone
+from .time_web import both, day_filter, exchange_zone
 
 bp = Blueprint("logs", __name__)
 PER_PAGE = 100
 
 
 def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
     try:
-        return max(low, min(high, int(request.args.get(name, str(default)))))
+        return max(low, min(high, int(raw)))
     except ValueError:
+        flash(f"{name} {raw[:40]!r} is not a whole number ({low} to {high}); showing {default}", "error")
         return default
 
 
 def _filters() -> tuple[str | None, str | None, str | None]:
     strategy = request.args.get("strategy") or None
     level = request.args.get("level") or None
-    day = request.args.get("day") or None
-    return (
-        strategy if strategy in STRATEGIES else None,
-        level if level in LEVELS else None,
-        day if day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else None,
-    )
+    day, problem = day_filter(request.args.get("day"))
+    if problem:
+        flash(problem, "error")
+    for name, value, allowed in (("strategy", strategy, STRATEGIES), ("level", level, LEVELS)):
+        if value is not None and value not in allowed:
+            flash(f"{name} {value[:40]!r} is not one of {', '.join(allowed)}; showing all", "error")
+    return (strategy if strategy in STRATEGIES else None, level if level in LEVELS else None, day)
 
 
 @bp.route("/logs")

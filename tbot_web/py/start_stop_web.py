@@ -60,7 +60,7 @@ def _audit(action: str, who: str, detail: str = "") -> None:
 @bp.route("/control/start", methods=["POST"])
 @requires(Role.OPERATOR)
 def start() -> Any:
-    ok, message = start_answer(state().home)
+    ok, message = start_answer(state().home, exchange_zone(read_status(state().home)))
     if not ok:
         # never claim a start that will not happen: no supervisor, or one already trading
         flash(message, "error")

@@ -5,7 +5,8 @@ MARKET_CALENDAR); a home whose bot has not run yet shows UTC only."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,3 +58,16 @@ def span(start: Any, end: Any, zone: ZoneInfo | None) -> tuple[str, str]:
     if zone is None:
         return utc_text, ""
     return f"{hm(a, zone)}–{hm(b, zone)} {a.astimezone(zone).tzname()}", utc_text
+
+
+def day_filter(raw: str | None) -> tuple[str | None, str | None]:
+    """A `?day=` filter: (the day, None), (None, None) when absent, or (None, why it is ignored) for a value that
+    is not a date YYYY-MM-DD (a filter dropped without a word showed every day as if it were the one asked for)."""
+    if not raw:
+        return None, None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            return date.fromisoformat(raw).isoformat(), None
+    except ValueError:
+        pass
+    return None, f"day {raw[:40]!r} is not a date: use YYYY-MM-DD (e.g. 2011-01-26); showing every day"
