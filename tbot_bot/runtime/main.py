@@ -311,7 +311,9 @@ class Supervisor:
         ahead, and a Start before its start runs it. (The runner's own wait, on a Stop, advanced the replay clock
         to the window's start at once: a Stop between windows ended the replay, and a Start had nothing left.)"""
         while not self.stop_requested() and (now := ctx.clock.now()) < start:
-            ctx.wait(min(start, now + timedelta(minutes=1)))
+            # a pause, a resume or a defense clear made now shows within a minute, as in ctx.wait_until
+            if ctx.wait(min(start, now + timedelta(minutes=1))):
+                ctx.check_operator_pause()
 
     def _replay_stop(self, ctx: DayContext) -> bool:
         """A Stop by request in a replay: the graceful close (cancel, close, book), then the replay goes on stopped
