@@ -247,6 +247,9 @@ def test_admin_user_management(home):
     client = client_for(home, "admin")
     html = client.get("/users").get_data(as_text=True)
     assert '<option value="viewer" selected>' in html  # DEFAULT_USER_ROLE preselected
+    # sign-ins and activity as every time people read: the date and seconds, no raw ISO with microseconds
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(Z| E[SD]T / [^<]*Z)</td>", html)
+    assert not re.search(r"<td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+", html)
     resp = post(client, "/users/add", username="newbie", role="auditor", password="x", password_confirm="x")
     assert resp.status_code == 400 and "at least 10 characters" in resp.get_data(as_text=True)
     assert (

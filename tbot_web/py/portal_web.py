@@ -169,6 +169,7 @@ def create_app(
     _register_error_pages(app)
 
     app.add_template_filter(age_text, "age")
+    app.add_template_filter(_when, "when")
     for name, rounding in FILTERS.items():  # numbers for people on every page (numbers_web.py)
         app.add_template_filter(rounding, name)
 
@@ -351,3 +352,16 @@ def retry_after_seconds(app: Flask) -> int:
 def session_user() -> str | None:
     uid = session.get("uid")
     return str(uid) if uid else None
+
+
+def _when(value: Any) -> str:
+    """A stored UTC time for people: exchange time and UTC with the date (`2011-01-18 09:30:00 EST / 14:30:00Z`);
+    the exchange zone read once per request from status.json."""
+    from flask import g
+
+    from .readers_web import read_status
+    from .time_web import both, exchange_zone
+
+    if "exchange_zone" not in g:
+        g.exchange_zone = exchange_zone(read_status(auth_web.state().home))
+    return both(value, g.exchange_zone, with_date=True, seconds=True) if value else "–"
