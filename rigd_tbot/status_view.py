@@ -125,7 +125,7 @@ def render_status_view(
     if running is False and is_stale(data.get("state"), age, running):
         lines.append(
             f"NOT RUNNING no supervisor holds the run lock: the state '{data.get('state')}' above is the last one "
-            f"written before it ended (a kill or a crash); `systemctl status tbot`, {log_file}"
+            f"written before it ended (a kill, a crash, or a refusal its log names); `systemctl status tbot`, {log_file}"
         )
     elif is_stale(data.get("state"), age, running):
         lines.append(

@@ -534,3 +534,28 @@ def test_a_restart_after_the_close_with_a_position_held_never_says_session_compl
     assert status["message"].startswith("closing failed: 2 AAPL still held")
     assert "the market is closed: held until the next session's first window" in status["message"]
     assert status["state"] == "halted" and [p["symbol"] for p in status["positions"]] == ["AAPL"]
+
+
+def test_a_halt_while_the_market_is_closed_says_the_positions_are_held(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The kill switch's own closing (its trip possible on a weekend once a position is adopted) halted with its
+    reason alone: the exits were not sent (the market closed) and nothing said so (a held-positions review)."""
+    clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
+    with serve(clock.now(), clock) as server:
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
+        _held_position(home, server, clock, booked=True)
+        clock._now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, ("open", "mid", "close"))
+            with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+                ctx.halt("kill switch tripped: daily loss 2.1% of the float")
+            assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
+        finally:
+            r.close()  # type: ignore[attr-defined]
+    status = json.loads(home.status_json.read_text())
+    assert status["message"] == (
+        "kill switch tripped: daily loss 2.1% of the float; the market is closed: 2 AAPL held until it opens"
+    )
+    assert [r for r in caplog.records if '"trigger": "held_until_open"' in r.getMessage()]

@@ -580,6 +580,13 @@ def test_window_timings_the_configuration_cannot_run_are_left_out_or_refused(
             "--data-source", str(SAMPLE), "--home", str(tmp_path), "--space", str(two)]  # fmt: skip
     assert tbot(argv) == 2
     assert "narrow the ranges of OPEN_ANALYSIS_TIME, OPEN_MONITORING_TIME" in capsys.readouterr().err
+    # a MID breakout too short for ADX_PERIOD's first value (`tbot check` refuses it) is left out too (a diff review)
+    mid = tmp_path / "mid.toml"
+    mid.write_text("[MID_BREAKOUT_TIME]\nvalues = [5, 10, 20]\n")
+    space, notes = fit_to_windows(load_space("mid", mid), make_settings(ADX_PERIOD=42))
+    assert space.grid() == {"MID_BREAKOUT_TIME": [10, 20]}
+    assert len(notes) == 1 and notes[0].startswith("MID_BREAKOUT_TIME=5 left out of the space")
+    assert "ADX_PERIOD=42 (its first value needs 84 bars; at most 40)" in notes[0]
 
 
 def test_folds_are_anchored_and_out_of_sample_spans_follow_in_order() -> None:

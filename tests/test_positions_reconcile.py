@@ -343,6 +343,10 @@ def test_flatten_through_a_running_supervisor(tmp_path: Path) -> None:
     assert [a for a, _ in _audit(home.root)] == [answer["requested_by"]]
     fitids = _fitids(home.root)
     assert len(fitids) == len(set(fitids)) == 2 * len(entries)
+    # the halted day runs nothing more: its later windows are skipped at once, not each at its start (a diff review)
+    skipped = [json.loads(line) for line in next(home.output_dir.rglob("close.log")).read_text().splitlines()]
+    [close] = [e for e in skipped if e["event"] == "window_skipped"]
+    assert close["timestamp"] < "2011-01-25T19:30:00Z", close
 
 
 def test_dashboard_positions_page_and_flatten_all(home: Path) -> None:

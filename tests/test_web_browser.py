@@ -154,7 +154,7 @@ def test_the_open_status_page_follows_money_pause_defense_and_a_killed_superviso
     finally:
         lock.release()
     wait.until(lambda d: d.find_element(By.ID, "ended-banner").is_displayed())
-    assert "a kill or a crash" in browser.find_element(By.ID, "ended-banner").text
+    assert "a kill, a crash, or a refusal its log names" in browser.find_element(By.ID, "ended-banner").text
     assert not browser.find_element(By.ID, "stale-banner").is_displayed()
     assert browser.find_element(By.ID, "no-supervisor").is_displayed()
     wait.until(lambda d: not d.find_element(By.ID, "entries-paused").is_displayed())

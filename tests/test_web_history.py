@@ -144,6 +144,10 @@ def test_a_filter_that_cannot_apply_is_said_not_dropped(home):
     )
     assert "limit &#39;abc&#39; is not a whole number (10 to 500); showing 100" in html
     assert "level &#39;loud&#39; is not one of" in html
+    # the JSON route refuses them by name, and leaves no message for the next page (a diff review)
+    api = viewer.get("/api/logs?day=2011-1-26&limit=abc")
+    assert api.status_code == 400 and "is not a date" in api.get_json()["error"]
+    assert "is not a date" not in viewer.get("/status").get_data(as_text=True)
     html = auditor.get("/trades?day=2011-13-45").get_data(as_text=True)
     assert "day &#39;2011-13-45&#39; is not a date" in html
     assert "is not a date" not in auditor.get("/trades?day=2011-01-18").get_data(as_text=True)

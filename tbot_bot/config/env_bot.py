@@ -12,6 +12,7 @@ import functools
 import itertools
 import math
 import re
+import textwrap
 import unicodedata
 from datetime import time
 from decimal import Decimal, InvalidOperation
@@ -286,6 +287,16 @@ def _calendar(v: Any) -> Any:
             close = difflib.get_close_matches(name.upper(), sorted(names), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ValueError(f"is not an exchange_calendars calendar (e.g. XNYS, XNAS, XTSE){hint}")
+        from tbot_bot.market_time import market_calendar
+
+        try:
+            market_calendar(name)  # built once per process (cached): every window and session reads it
+        except Exception as exc:  # exchange_calendars raises its own errors for a calendar it cannot build
+            why = textwrap.shorten(str(exc), 100, placeholder=" ...")
+            raise ValueError(
+                f"cannot be used: exchange_calendars cannot build its sessions ({why}); choose another calendar "
+                "(e.g. XNYS)"
+            ) from None
         return name
     return v
 
@@ -799,22 +810,34 @@ def rule_mid_indicators_ready_in_its_breakout(s: BotSettings) -> str | None:
 
 
 def rule_a_broker_call_ends_before_the_watchdog_gives_up(s: BotSettings) -> str | None:
-    """A broker call that times out on every attempt lasts API_TIMEOUT x (API_RETRY_LIMIT + 1) plus the back-off;
-    past MAX_EXTERNAL_WAIT the keep-alive stops vouching and systemd restarts the bot in the middle of an outage
-    it should ride out (suspending entries, probing)."""
-    from tbot_bot.config.retry import MAX_EXTERNAL_WAIT, RetryPolicy
+    """A broker call that times out on every attempt lasts API_TIMEOUT x (API_RETRY_LIMIT + 1) plus the back-off
+    (IBKR: each attempt first reconnects as often, with its own back-off); past MAX_EXTERNAL_WAIT the keep-alive
+    stops vouching and systemd restarts the bot in the middle of an outage it should ride out."""
+    from tbot_bot.config.retry import MAX_EXTERNAL_WAIT, longest_broker_call
 
-    policy = RetryPolicy.from_settings(s)
-    longest = policy.longest(float(s.API_TIMEOUT))
+    longest = longest_broker_call(s.BROKER_NAME, float(s.API_TIMEOUT), int(s.API_RETRY_LIMIT))
     if longest < MAX_EXTERNAL_WAIT:
         return None
-    backoff = longest - (policy.retries + 1) * float(s.API_TIMEOUT)
-    most = (MAX_EXTERNAL_WAIT - backoff) / (policy.retries + 1)
+    # the largest API_TIMEOUT that fits, to the hundredth (the duration grows with it, so a bisection finds it)
+    lo, hi = 0.0, float(s.API_TIMEOUT)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (
+            (mid, hi)
+            if longest_broker_call(s.BROKER_NAME, mid, int(s.API_RETRY_LIMIT)) < MAX_EXTERNAL_WAIT
+            else (lo, mid)
+        )
+    most = math.floor(lo * 100) / 100
+    nested = " (IBKR reconnects inside each attempt as often)" if s.BROKER_NAME == "IBKR" else ""
     return (
-        f"API_TIMEOUT={s.API_TIMEOUT} s x {policy.retries + 1} attempts (API_RETRY_LIMIT={s.API_RETRY_LIMIT}) + "
-        f"{backoff:g} s of back-off = {longest:g} s: a broker call could outlast the {MAX_EXTERNAL_WAIT:g} s the "
-        f"watchdog keep-alive waits for one, and systemd would restart the bot in an outage; keep API_TIMEOUT "
-        f"below {most:.0f} with this API_RETRY_LIMIT, or retry fewer times"
+        f"API_TIMEOUT={s.API_TIMEOUT:g} s with API_RETRY_LIMIT={s.API_RETRY_LIMIT}{nested}: a broker call that times "
+        f"out on every attempt lasts {longest:g} s with its back-off, and the watchdog keep-alive vouches for one call "
+        f"for less than {MAX_EXTERNAL_WAIT:g} s: systemd would restart the bot in the outage; "
+        + (
+            f"set API_TIMEOUT at most {most:g} with this API_RETRY_LIMIT, or retry fewer times"
+            if most >= 0.1
+            else "retry fewer times"
+        )
     )
 
 

@@ -131,3 +131,15 @@ def retrier(
         return wrapper
 
     return decorate
+
+
+def longest_broker_call(broker: str, timeout: float, retries: int) -> float:
+    """Seconds one broker call lasts when every attempt times out after `timeout`, retried `retries` times
+    (API_RETRY_LIMIT) with the retry policy's back-off. IBKR's adapter reconnects inside each attempt (as many
+    connect attempts, 1 s doubling up to 60 s between them), so its attempts are that long."""
+    policy = RetryPolicy(retries=retries)
+    attempt = timeout
+    # BROKER_NAME=IBKR: the adapter's own reconnect loop runs inside every attempt the error handler makes
+    if broker == "IBKR":
+        attempt = RetryPolicy(retries=retries, max_delay=60.0).longest(timeout)
+    return policy.longest(attempt)

@@ -216,6 +216,7 @@ def load_space(strategy: str, path: str | Path | None) -> SearchSpace:
 
 
 _TIMING = ("_ANALYSIS_TIME", "_BREAKOUT_TIME", "_MONITORING_TIME")
+_INDICATOR_PERIODS = ("ADX_PERIOD", "BOLLINGER_PERIOD")
 
 
 def fit_to_windows(space: SearchSpace, settings: BotSettings) -> tuple[SearchSpace, list[str]]:
@@ -223,15 +224,24 @@ def fit_to_windows(space: SearchSpace, settings: BotSettings) -> tuple[SearchSpa
     next window's start (the windows run one after another) or past midnight is refused by `tbot check`, so a
     proposal of it could never be approved. With one timing key its values that do not fit are left out (each
     named in a note); with several, a combination that does not fit refuses the space (narrow the ranges)."""
-    from tbot_bot.config.env_bot import rule_windows_fit_the_day, rule_windows_run_one_after_another
+    from tbot_bot.config.env_bot import (
+        rule_mid_indicators_ready_in_its_breakout,
+        rule_windows_fit_the_day,
+        rule_windows_run_one_after_another,
+    )
 
-    timing = [p for p in space.params if p.key.endswith(_TIMING)]
+    # MID's indicator periods too: one its breakout cannot reach blocks every entry (`tbot check` refuses it)
+    timing = [p for p in space.params if p.key.endswith(_TIMING) or p.key in _INDICATOR_PERIODS]
     if not timing:
         return space, []
 
     def problem(values: tuple[Number, ...]) -> str | None:
         changed = settings.model_copy(update={p.key: v for p, v in zip(timing, values, strict=True)})
-        return rule_windows_run_one_after_another(changed) or rule_windows_fit_the_day(changed)
+        return (
+            rule_windows_run_one_after_another(changed)
+            or rule_windows_fit_the_day(changed)
+            or rule_mid_indicators_ready_in_its_breakout(changed)
+        )
 
     misfits = [(c, why) for c in itertools.product(*(p.values for p in timing)) if (why := problem(c))]
     if not misfits:

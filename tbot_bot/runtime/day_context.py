@@ -640,6 +640,19 @@ class DayContext:
 
         Every position gets its exit even when one fails (one order's timeout must not leave the others held);
         each failure is logged with its symbol and the first is raised once all were tried."""
+        from tbot_bot.runtime.run_mode import market_closed
+
+        if market_closed(self):
+            # live, the exchange closed (a kill switch tripped by a position adopted on a weekend): nothing can be
+            # sent; the positions are held, said and alerted, and the next session's first window closes them
+            held = [f"{t.remaining.normalize():f} {t.entry.symbol}" for t in open_trades(self.journal.intents())
+                    if t.exit is None]  # fmt: skip
+            if held:
+                self.hold_until_open(held)
+                self.status.publish(
+                    message=f"{reason}; the market is closed: {', '.join(held)} held until it opens"
+                )
+            return
         failures: list[TbotError] = []
         try:
             self.orders.cancel_open(reason, purpose=Purpose.ENTRY)
@@ -662,6 +675,19 @@ class DayContext:
                     )
         if failures:
             raise failures[0]
+
+    def hold_until_open(self, held: list[str]) -> None:
+        """Positions that cannot be closed now (the exchange is closed): logged and alerted once, as held until the
+        open; the next session's first window closes them (recovery.close_overdue)."""
+        held_now = ", ".join(held)
+        self.log.event("supervisor", "held_until_open", positions=held_now)
+        self.alert_once(
+            AlertLevel.CRITICAL,
+            "held_until_open",
+            f"the market is closed: {held_now} held until it opens; the next session's first window closes "
+            "them (while trading is stopped: `tbot flatten` once the market is open)",
+            key=f"held_until_open:{held_now}",
+        )
 
     def place_exit(self, entry: Intent, exit_reason: ExitReason, signal_time: datetime) -> Intent | None:
         """Journal and send the order that closes what an entry still holds.

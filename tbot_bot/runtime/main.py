@@ -285,7 +285,13 @@ class Supervisor:
             if self._stop_signal:
                 break
             window = window_for(name, ctx.session_date, ctx.settings)
-            if window.fits and trading_stopped(self.home) is None:
+            # only a window that will run is waited for here (a halted day, or a window already done, runs nothing)
+            if (
+                window.fits
+                and trading_stopped(self.home) is None
+                and not ctx.halted_reason
+                and not self._ran(ctx, name)
+            ):
                 self._until_window_start(ctx, window.start)
             if self.control.stop_requested() and not self._replay_stop(ctx):
                 return EXIT_FAILURE
@@ -305,6 +311,12 @@ class Supervisor:
         if trading_stopped(self.home) is not None and not self.stop_requested():
             return self._end_stopped_replay(ctx)
         return self._close_day(ctx, stopped=self.stop_requested())
+
+    @staticmethod
+    def _ran(ctx: DayContext, name: str) -> bool:
+        """The journal has the window done or skipped (a replay of a day run before): nothing of it runs again."""
+        row = ctx.journal.window(ctx.day_key, name)
+        return row is not None and row["status"] in (WindowStatus.DONE, WindowStatus.SKIPPED)
 
     def _until_window_start(self, ctx: DayContext, start: datetime) -> None:
         """Wait for a window's start here, a minute at a time, ending early on a Stop: the window is then still

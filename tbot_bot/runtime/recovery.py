@@ -89,8 +89,6 @@ def close_overdue(ctx: DayContext) -> int:
     """Send the exit of every position whose window is over (or from an earlier day), or of any position once
     the kill switch tripped; how many were sent. While the market is closed none is sent: they are held until the
     open (said, alerted once) and closed when the next window's cron fires (`Supervisor._run_due_window`)."""
-    from tbot_bot.trading.notifier_bot import AlertLevel
-
     now, closed, waiting = ctx.clock.now(), 0, []
     for tr in open_trades(ctx.journal.intents()):
         entry_day = date.fromisoformat(tr.entry.session_date)
@@ -106,15 +104,7 @@ def close_overdue(ctx: DayContext) -> int:
             )
             closed += 1
     if waiting:
-        held_now = ", ".join(waiting)
-        ctx.log.event("supervisor", "held_until_open", positions=held_now)
-        ctx.alert_once(
-            AlertLevel.CRITICAL,
-            "held_until_open",
-            f"the market is closed: {held_now} held until it opens; the next session's first window closes "
-            "them (while trading is stopped: `tbot flatten` once the market is open)",
-            key=f"held_until_open:{held_now}",
-        )
+        ctx.hold_until_open(waiting)
     return closed
 
 

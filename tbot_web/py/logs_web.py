@@ -16,35 +16,40 @@ bp = Blueprint("logs", __name__)
 PER_PAGE = 100
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
+def _int(name: str, default: int, low: int, high: int, problems: list[str]) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
     try:
         return max(low, min(high, int(raw)))
     except ValueError:
-        flash(f"{name} {raw[:40]!r} is not a whole number ({low} to {high}); showing {default}", "error")
+        problems.append(f"{name} {raw[:40]!r} is not a whole number ({low} to {high}); showing {default}")
         return default
 
 
-def _filters() -> tuple[str | None, str | None, str | None]:
+def _filters(problems: list[str]) -> tuple[str | None, str | None, str | None]:
+    """The filters asked for; one that cannot apply is left out and said in `problems` (the page flashes them, the
+    JSON route answers them)."""
     strategy = request.args.get("strategy") or None
     level = request.args.get("level") or None
     day, problem = day_filter(request.args.get("day"))
     if problem:
-        flash(problem, "error")
+        problems.append(problem)
     for name, value, allowed in (("strategy", strategy, STRATEGIES), ("level", level, LEVELS)):
         if value is not None and value not in allowed:
-            flash(f"{name} {value[:40]!r} is not one of {', '.join(allowed)}; showing all", "error")
+            problems.append(f"{name} {value[:40]!r} is not one of {', '.join(allowed)}; showing all")
     return (strategy if strategy in STRATEGIES else None, level if level in LEVELS else None, day)
 
 
 @bp.route("/logs")
 @requires(Role.VIEWER)
 def page() -> Any:
-    strategy, level, day = _filters()
-    per_page = _int("limit", PER_PAGE, 10, 500)
-    page_no = _int("page", 0, 0, 100_000)
+    problems: list[str] = []
+    strategy, level, day = _filters(problems)
+    per_page = _int("limit", PER_PAGE, 10, 500, problems)
+    page_no = _int("page", 0, 0, 100_000, problems)
+    for problem in problems:
+        flash(problem, "error")
     home = state().home
     entries, total = read_log_page(
         home, strategy=strategy, level=level, day=day, page=page_no, per_page=per_page
@@ -69,8 +74,11 @@ def page() -> Any:
 @bp.route("/api/logs")
 @requires(Role.VIEWER)
 def api() -> Any:
-    strategy, level, day = _filters()
-    limit = _int("limit", 200, 1, 1000)
+    problems: list[str] = []
+    strategy, level, day = _filters(problems)
+    limit = _int("limit", 200, 1, 1000, problems)
+    if problems:  # a JSON reader has no page to be told on: the request is refused, naming what to fix
+        return jsonify(error="; ".join(problems)), 400
     return jsonify(
         entries=read_log_entries(state().home, strategy=strategy, level=level, limit=limit, day=day)
     )
