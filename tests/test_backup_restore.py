@@ -13,7 +13,7 @@ from tbot_bot.accounting.account_transaction import entries_for_fill
 from tbot_bot.accounting.accounting_api import LedgerWriter
 from tbot_bot.accounting.ledger_schema import create_ledger
 from tbot_bot.accounting.ledger_verify import verify_ledger
-from tbot_bot.errors import ConfigError
+from tbot_bot.errors import ConfigError, MachineFault
 from tbot_bot.reporting.auto_backup import create_backup, list_backups
 from tbot_bot.reporting.backup_restore import restore_backup
 from tbot_bot.support.path_resolver import BotHome
@@ -396,3 +396,28 @@ def test_an_archive_without_a_ledger_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="holds no ledger .*nothing was restored"):
         restore_backup(archive, target, key_path=home.key_file("backup"))
     assert not target.root.exists() or not any(target.root.rglob("*.log"))
+
+
+def test_a_backup_of_a_database_held_locked_fails_by_name_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `sqlite3` shell holding a write lock on the ledger made `tbot backup create` wait for ever, without a word
+    (sqlite3's backup retries a busy source endlessly): the daily backup service hung (a CLI review)."""
+    import sqlite3
+
+    from tbot_bot.core.databases import init_core_database
+    from tbot_bot.reporting import backup_members
+
+    home, ledger = populated_home(tmp_path / "a")
+    logs = init_core_database(home, "SYSTEM_LOGS")
+    monkeypatch.setattr(backup_members, "LOCKED_WAIT_S", 0.3)
+    holder = sqlite3.connect(logs, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("CREATE TABLE held_open (x)")
+        with pytest.raises(MachineFault, match=r"SYSTEM_LOGS.db is locked by another process"):
+            create_backup(home, [ledger], now=NOW)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert list_backups(home) == []

@@ -215,6 +215,16 @@ def test_period_close_moves_income_and_expense_to_3040_and_locks_the_month(
     before = account_balances(binding.ledger_path)
     profit = -(before.get("4010", D(0)) + before.get("4020", D(0))) - before.get("5010", D(0))
     assert main(["ledger", "close", "--period", "2011-13", "--home", str(home.root)]) == 2
+    # a supervisor replaying a January day: its fills could not be booked into a closed month (a CLI review)
+    from tbot_bot.runtime.control import SupervisorLock
+
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-26")
+    try:
+        assert main(["ledger", "close", "--period", "2011-01", "--home", str(home.root)]) == 2
+        assert "a supervisor is trading the session of 2011-01-26" in capsys.readouterr().err
+        assert account_balances(binding.ledger_path) == before
+    finally:
+        lock.release()
     assert main(["ledger", "close", "--period", "2011-01", "--home", str(home.root)]) == 0
     assert "CLOSE-2011-01" in capsys.readouterr().out
     after = account_balances(binding.ledger_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 
 from rigd_tbot.cli import add_home_argument, cli_user
 from tbot_bot.support.path_resolver import BotHome
@@ -146,6 +147,35 @@ def _float_usage(home: BotHome) -> str:
     )
 
 
+def _supervisor_session_in(home: BotHome, last_day: date) -> str | None:
+    """Why a period ending `last_day` cannot be closed now: a supervisor runs a session on or before that day (a
+    replay's day, or the live session status.json names; unknown counts as inside), whose fills could then not be
+    booked. None when none runs, or it trades a later session (last month closed while this one trades)."""
+    from tbot_bot.runtime.control import describe, running_supervisor
+    from tbot_bot.runtime.status_bot import read_status
+
+    holder = running_supervisor(home)
+    if holder is None:
+        return None
+    mode = str(holder.get("mode", ""))
+    if mode.startswith("replay "):
+        session: str | None = mode.split(" ", 1)[1][:10]
+    else:
+        session = (read_status(home.status_json) or {}).get("session_date")
+    try:
+        day = date.fromisoformat(str(session))
+    except ValueError:
+        day = None
+    if day is not None and day > last_day:
+        return None
+    shown = f"the session of {day}" if day else "a session (its date is not known yet)"
+    return (
+        f"a supervisor is trading {shown} ({describe(holder)}): its fills could not be booked into a closed "
+        f"{last_day:%Y-%m}; close the month once its last session is booked (after `systemctl stop tbot`, or from the "
+        "next month's first session on)"
+    )
+
+
 def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyped-def]
     from tbot_bot.accounting.accounting_api import LedgerWriter
     from tbot_bot.accounting.ledger_period import period_bounds
@@ -161,6 +191,10 @@ def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyp
         return 2
     except LedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    trading = _supervisor_session_in(home, period_bounds(period)[1].date())
+    if trading is not None:
+        print(f"refused: {trading}", file=sys.stderr)
         return 2
     try:
         result, entry = LedgerWriter.for_home(home, binding.ledger_path, binding, keep).close_period(
@@ -231,9 +265,11 @@ def _correct(home: BotHome, binding, args: argparse.Namespace) -> int:  # type: 
         if input("post this correction? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing posted")
             return 1
-    written = post_correction(
+    written, unrecorded = post_correction(
         home, binding, plan, user=user, source="tbot ledger correct",
         backup_keep=load_settings(home).LEDGER_BACKUP_KEEP,
     )  # fmt: skip
     print(f"posted {written} correction entr{'y' if written == 1 else 'ies'} for {plan.fitid}")
+    if unrecorded:
+        print(f"warning: {unrecorded}", file=sys.stderr)
     return 0

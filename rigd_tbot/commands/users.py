@@ -8,7 +8,7 @@ import sys
 
 from rigd_tbot.cli import add_home_argument
 from tbot_bot.core import login_guard, users
-from tbot_bot.core.audit import log_system_event
+from tbot_bot.core.audit import log_done_event
 from tbot_bot.core.reset_tokens import issue_reset_token
 from tbot_bot.errors import ConfigError, UsageError
 from tbot_bot.support.path_resolver import BotHome
@@ -102,10 +102,8 @@ def run(args: argparse.Namespace) -> int:
         users.parse_role(role)
         users.validate_username(args.username)
         user = users.add_user(home, args.username, _read_password(), role, created_by="cli")
-        log_system_event(
-            home, source="cli", event="user_added", actor="cli", detail=f"{user.username} ({user.role})"
-        )
         print(f"user {user.username} created with role {user.role}")
+        _record(home, "user_added", f"{user.username} ({user.role})")
     elif action == "list":
         for u in users.list_users(home):
             state = "active" if u.is_active else "disabled"
@@ -121,27 +119,29 @@ def run(args: argparse.Namespace) -> int:
             )
     elif action == "set-role":
         user = users.set_role(home, args.username, args.role)
-        log_system_event(
-            home,
-            source="cli",
-            event="user_role_changed",
-            actor="cli",
-            detail=f"{user.username} -> {user.role}",
-        )
         print(f"{user.username} is now {user.role}")
+        _record(home, "user_role_changed", f"{user.username} -> {user.role}")
     elif action in ("disable", "enable"):
         user = users.set_active(home, args.username, action == "enable")
-        log_system_event(home, source="cli", event=f"user_{action}d", actor="cli", detail=user.username)
         print(f"{user.username} {action}d")
+        _record(home, f"user_{action}d", user.username)
     elif action == "unlock":
         user = users.get_user(home, args.username)
         if user is None:
             raise UsageError(f"no user named {args.username!r}")
         cleared = login_guard.clear_failures(home, user.username)
-        log_system_event(home, source="cli", event="user_unlocked", actor="cli", detail=user.username)
         print(f"{user.username}: sign-in lockouts lifted ({cleared} client(s))")
+        _record(home, "user_unlocked", user.username)
     elif action == "reset-token":
         token = issue_reset_token(home, args.username, issued_by="cli")
-        log_system_event(home, source="cli", event="reset_token_issued", actor="cli", detail=args.username)
         print(f"one-time reset token for {args.username} (valid 24 h, shown once): {token}")
+        _record(home, "reset_token_issued", args.username)
     return 0
+
+
+def _record(home: BotHome, event: str, detail: str) -> None:
+    """The system-log row of a change already made: one the log cannot take is a warning, not a failure (the change
+    stands; a re-run would be refused as already done)."""
+    unrecorded = log_done_event(home, source="cli", event=event, actor="cli", detail=detail)
+    if unrecorded:
+        print(f"warning: {unrecorded}", file=sys.stderr)

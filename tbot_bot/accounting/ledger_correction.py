@@ -475,10 +475,11 @@ def _follow_exit(
 
 def post_correction(
     home: Any, binding: Any, plan: CorrectionPlan, *, user: str, source: str, backup_keep: int
-) -> int:
+) -> tuple[int, str | None]:
     """Post a planned correction through the anchored writer, then bring what derives from the books along: the
     trade history, the summaries of the sessions it touches (those that have one) and the system log. Returns the
-    number of entries written. `source` says where it was asked (the CLI, the dashboard)."""
+    number of entries written and, when the system log could not record it, why. `source` says where it was asked
+    (the CLI, the dashboard)."""
     from tbot_bot.accounting.accounting_api import LedgerWriter
 
     also = plan.follows
@@ -491,14 +492,16 @@ def post_correction(
         also=() if also is None else ((also.fitid, also.reason, also.posted_at, also.replacement),),
     )
     _refresh_derived(home, binding, plan)
+    unrecorded = None
     if home.core_db("SYSTEM_LOGS").exists():
-        from tbot_bot.core.audit import log_system_event
+        from tbot_bot.core.audit import log_done_event
 
-        log_system_event(
+        # posted: a system log that cannot take the row is said (the correction entries carry who and why)
+        unrecorded = log_done_event(
             home, source="ledger", event="correction", actor=user,
             detail=f"{plan.fitid}: {plan.reason}" + (f"; with its {also.role} {also.fitid}" if also is not None else ""),
         )  # fmt: skip
-    return result.written
+    return result.written, unrecorded
 
 
 def _refresh_derived(home: Any, binding: Any, plan: CorrectionPlan) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from typing import Any
 
 from tbot_bot.core.databases import connect
+from tbot_bot.errors import TbotError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 
@@ -25,6 +27,26 @@ def log_system_event(
             "INSERT INTO system_logs (timestamp, source, level, actor, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
             ((now or utc_now()).isoformat(), source, level, actor, event, detail),
         )
+
+
+def log_done_event(
+    home: BotHome,
+    *,
+    source: str,
+    event: str,
+    level: str = "info",
+    actor: str | None = None,
+    detail: str | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """The system-log row of something already done (a posted correction, a user created, a flatten): a system log
+    that cannot take it (locked, damaged) must not make the deed read as failed: the caller reports success and
+    says this returned text too. None when the row was written."""
+    try:
+        log_system_event(home, source=source, event=event, level=level, actor=actor, detail=detail, now=now)
+    except (TbotError, sqlite3.Error, OSError) as exc:
+        return f"done, but the system log (SYSTEM_LOGS.db) did not record it ({event}): {exc}"
+    return None
 
 
 def record_user_activity(

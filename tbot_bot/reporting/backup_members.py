@@ -18,6 +18,7 @@ files (the online copy already holds their content) and atomic-write debris.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,15 +75,26 @@ def is_sqlite(path: Path) -> bool:
         return False
 
 
+LOCKED_WAIT_S = 30.0  # how long a backup waits for a database another process holds locked
+
+
 def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     """A consistent copy of a live SQLite database (online backup API from a read-only connection)."""
     copy = tmp_dir / f"{len(list(tmp_dir.iterdir()))}.db"
     src = dst = None
     try:
         # opened inside: a source this user may not read fails here, at the connect, and is named below
-        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCKED_WAIT_S)
         dst = sqlite3.connect(copy)
-        src.backup(dst)
+        # sqlite3's backup retries a busy or locked source for ever: a writer holding it past the wait fails the
+        # backup by name (it hung the daily backup service with no word)
+        deadline = time.monotonic() + LOCKED_WAIT_S
+
+        def give_up_when_held(status: int, remaining: int, total: int) -> None:
+            if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+                raise sqlite3.OperationalError("database is locked")
+
+        src.backup(dst, progress=give_up_when_held)
         dst.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.DatabaseError as exc:  # the copy's disk full, the source damaged or locked: named
         if not is_file_fault(exc):

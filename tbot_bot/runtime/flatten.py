@@ -110,7 +110,7 @@ def flatten(
     ctx: DayContext, who: str, *, symbol: str | None = None, strategy: str | None = None
 ) -> FlattenResult:
     """Close what the bot holds (optionally one symbol or strategy) and block new entries for the session."""
-    from tbot_bot.core.audit import log_system_event
+    from tbot_bot.core.audit import log_done_event
 
     reason = f"flatten requested by {who}"
     scope = " ".join(x for x in (symbol, strategy and f"strategy {strategy}") if x)
@@ -180,13 +180,16 @@ def flatten(
         closed=",".join(result.closed),
         not_closed=",".join(result.not_closed),
     )
-    log_system_event(
+    # done: a system log that cannot take the row is said, never turned into a failed flatten
+    unrecorded = log_done_event(
         ctx.home, source="flatten", event="flatten", actor=who, level="info" if result.ok else "error",
         detail=f"closed {','.join(result.closed) or 'nothing'}"
         + (f"; NOT closed: {result.not_closed}" if result.not_closed else "")
         + (f"; symbol={symbol}" if symbol else "") + (f"; strategy={strategy}" if strategy else ""),
         now=ctx.clock.now(),
     )  # fmt: skip
+    if unrecorded:
+        ctx.log.event("supervisor", "system_log_unwritten", reason=unrecorded)
     ctx.status.publish(message=f"flattened by {who}: {blocked_text(result.blocked_session)}")
     return result
 

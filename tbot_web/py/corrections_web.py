@@ -55,7 +55,7 @@ def correct() -> Any:
         if form.get("confirm") != "1":
             flash(f"Nothing posted yet. Check, tick 'confirm' and post again: {what}", "info")
             return back
-        written = post_correction(
+        written, unrecorded = post_correction(
             home, binding, plan, user=username, source="dashboard",
             backup_keep=load_settings(home).LEDGER_BACKUP_KEEP,
         )  # fmt: skip
@@ -65,6 +65,8 @@ def correct() -> Any:
         return back
     activity("ledger_correction", username, f"{what}; reason: {plan.reason}"[:500])
     flash(f"Posted {written} correction entries for {fitid}.", "info")
+    if unrecorded:
+        flash(f"Warning: {unrecorded}", "error")
     return back
 
 
