@@ -758,3 +758,40 @@ def test_a_session_in_a_closed_month_is_refused_before_it_trades(
     )
     code, _ = _run(["check", "--replay", "2011-03-01", *home], capsys)
     assert code == 0
+
+
+def test_a_damaged_proposal_file_is_named_not_an_unexpected_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Random bytes in a proposal file gave "Unexpected error: UnicodeDecodeError" to `optimize show|approve|reject`
+    (a CLI review)."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.optimizer.proposals import proposals_dir
+
+    home = provision_demo_home(tmp_path / "home")
+    folder = proposals_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_grid_search_x.json").write_bytes(bytes(range(256)) * 4)
+    for action in ("show", "approve", "reject"):
+        assert main(["optimize", action, "open_grid_search_x", "--home", str(home.root)]) == 2, action
+        err = capsys.readouterr().err
+        assert "open_grid_search_x.json cannot be read" in err and "Unexpected" not in err, err
+
+
+def test_a_damaged_ledger_is_named_by_the_commands_that_read_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A float ledger whose first bytes were overwritten: `tbot check` answered "a SQLite database of the bot home
+    failed (file is not a database); `tbot check` names the file" (it is `tbot check`, and named none), as did
+    `rebalance check` (a CLI review)."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    home = provision_demo_home(tmp_path / "home")
+    floats = load_binding(home).float_ledger_path
+    with floats.open("r+b") as fh:
+        fh.write(b"garbage" * 3)
+    for argv in (["check", "--replay", "2011-01-26"], ["rebalance", "check"]):
+        assert main([*argv, "--home", str(home.root)]) != 0
+        err = capsys.readouterr().err
+        assert f"{floats} is not a readable SQLite database" in err and "names the file" not in err, err

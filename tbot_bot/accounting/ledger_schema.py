@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_row_hash
 from tbot_bot.errors import LedgerError, MachineFault
-from tbot_bot.support.machine_faults import database_fault, is_file_fault, unreadable
+from tbot_bot.support.machine_faults import damaged_text, database_fault, is_damage, is_file_fault, unreadable
 from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT, utc_now
 
 SCHEMA_VERSION = "2"  # 2: transactions.direction; shorts on 2030; anchors
@@ -154,7 +154,10 @@ def open_ledger(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Conne
     except sqlite3.DatabaseError as exc:
         fault = database_fault(exc, path) if is_file_fault(exc) else None
         if isinstance(fault, MachineFault):
-            raise fault from exc  # a full disk or a read-only home, named as such; a damaged ledger stays the caller's
+            raise fault from exc  # a full disk or a read-only home, named as such
+        if is_damage(exc):
+            # damaged: a ledger error naming the file (SQLite's own message names none), which verify reports
+            raise LedgerError(damaged_text(exc, path)) from exc
         raise
     finally:
         conn.close()

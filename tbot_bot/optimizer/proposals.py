@@ -209,8 +209,11 @@ def load_proposal(home: BotHome, run_id: str) -> dict[str, Any]:
         raise ConfigError(f"no optimizer proposal {run_id!r}{hint} (see `tbot optimize list`)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"proposal {path} cannot be read: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"proposal {path} cannot be read ({exc}): it was damaged or is no proposal; move it away (`tbot optimize "
+            "list` leaves such files out) or restore it from a backup"
+        ) from None
     missing = (
         [k for k in ("run_id", "status", "changes") if k not in doc] if isinstance(doc, dict) else ["all"]
     )

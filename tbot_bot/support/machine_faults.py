@@ -103,6 +103,20 @@ def is_file_fault(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and any(f in str(exc).lower() for f in _FILE_FAULTS)
 
 
+def is_damage(exc: sqlite3.Error) -> bool:
+    """A database file that is not (or no longer) SQLite: overwritten, truncated, damaged."""
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "file is encrypted" in text
+
+
+def damaged_text(exc: sqlite3.Error, path: Path) -> str:
+    """What a damaged database file is, named, and what to do."""
+    return (
+        f"{path} is not a readable SQLite database ({exc}): it was overwritten or damaged; restore it from a "
+        "backup (`tbot backup restore`) or move it away"
+    )
+
+
 def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
     """The error to raise instead of a SQLite file fault (`is_file_fault`) on the database file `path`."""
     text = str(exc).lower()
@@ -121,11 +135,8 @@ def database_fault(exc: sqlite3.Error, path: Path) -> TbotError:
         if cause is not None:
             message, code = os_fault(cause) or ("", 0)
             return MachineFault(message, transient=code == EXIT_TRANSIENT)
-    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
-        return ConfigError(
-            f"{path} is not a readable SQLite database ({exc}): it was overwritten or damaged; restore it from a "
-            "backup (`tbot backup restore`) or move it away"
-        )
+    if is_damage(exc):
+        return ConfigError(damaged_text(exc, path))
     return MachineFault(f"Database error on {path}: {exc}", transient=False)
 
 
