@@ -795,3 +795,15 @@ def test_a_damaged_ledger_is_named_by_the_commands_that_read_it(tmp_path: Path, 
         assert main([*argv, "--home", str(home.root)]) != 0
         err = capsys.readouterr().err
         assert f"{floats} is not a readable SQLite database" in err and "names the file" not in err, err
+
+
+def test_a_data_command_never_creates_a_mistyped_home(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`tbot data import FILE --home /nonexist` exited 0 and created /nonexist/data/bars (a CLI review)."""
+    from rigd_tbot.cli import main
+
+    bars = tmp_path / "bars.csv"
+    bars.write_text("timestamp,symbol,open,high,low,close,volume\\n2011-01-03T14:30:00Z,SPY,1,1,1,1,100\\n")
+    missing = tmp_path / "no-such-home"
+    assert main(["data", "import", str(bars), "--home", str(missing)]) == 2
+    assert f"no bot home at {missing} (the folder does not exist)" in capsys.readouterr().err
+    assert not missing.exists()

@@ -96,6 +96,17 @@ def test_refused_provision_leaves_nothing_behind(
     assert sorted(os.listdir(tmp_path)) == []
 
 
+def test_a_float_dated_in_the_future_is_refused_and_leaves_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--float-date 2099-01-01` booked the opening float in 2099 while replays of 2011 spent it (a CLI review)."""
+    home = tmp_path / "new-home"
+    code, err = run_cli(["provision", "--home", str(home), *PROVISION, "--float", "2500", "--float-date", "2099-01-01"],
+                        capsys)  # fmt: skip
+    assert code == 2 and "--float-date 2099-01-01 is in the future" in err
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_a_provision_failing_midway_leaves_nothing_behind(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -476,3 +487,22 @@ def test_a_ledger_this_user_may_not_read_is_named_with_its_path(provisioned_home
         assert done.returncode == code and str(ledger) in said and "ermission denied" in said, (argv, said)
         assert "Internal error" not in said and "a SQLite database of the bot home failed" not in said
     ledger.chmod(0o600)
+
+
+def test_config_set_on_a_full_disk_leaves_no_empty_version(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config set` on a full disk exited 75 but left a 0-byte `env_bot.versioned/.env_bot.enc.<stamp>` that `config
+    history` listed and `config rollback` failed on (a CLI review): a version is written whole or not at all."""
+    home = tiny_mount / "home"
+    shutil.copytree(provisioned_home, home, symlinks=True)
+    versions = BotHome(home).versioned_env_dir
+    before = sorted(versions.glob("*")) if versions.exists() else []
+    filler = _fill(tiny_mount)
+    try:
+        code, err = run_cli(["config", "set", "--home", str(home), "MAX_OPEN_POSITIONS=3"], capsys)
+    finally:
+        filler.unlink()
+    assert code == 75 and "Disk full" in err, err
+    after = sorted(versions.glob("*")) if versions.exists() else []
+    assert [p for p in after if p not in before and p.stat().st_size == 0] == []

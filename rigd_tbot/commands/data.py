@@ -292,7 +292,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def store_path(given: str | None, home: BotHome) -> Path:
-    return Path(given).expanduser() if given else home.bar_store_dir
+    """--store, else the home's bar store; a home folder that does not exist is a slip (a mistyped --home), never
+    created by a data command."""
+    if given:
+        return Path(given).expanduser()
+    if not home.root.is_dir():
+        raise UsageError(
+            f"no bot home at {home.root} (the folder does not exist): pass the --home of a provisioned home, or "
+            "--store DIR for a bar store of its own"
+        )
+    return home.bar_store_dir
 
 
 def write_to_store(rows: list[list[str]], store: Path, *, origin: str) -> ImportResult:

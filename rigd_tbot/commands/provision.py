@@ -61,8 +61,17 @@ def opening_float_time(broker: str, float_date: date | None) -> datetime | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tbot_bot.errors import UsageError
     from tbot_bot.support.provision import ProvisionRequest, provision
+    from tbot_bot.support.utils_bot import utc_now
 
+    today = utc_now().date()
+    if args.float_date is not None and args.float_date > today:
+        # the books would hold a float dated in the future, while every trade before that date spends it
+        raise UsageError(
+            f"--float-date {args.float_date} is in the future: the opening float is booked on a day that has come "
+            f"(today, {today}, at the latest)"
+        )
     home = BotHome.resolve(args.home)
     result = provision(
         home,

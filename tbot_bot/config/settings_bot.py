@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from tbot_bot.config.env_bot import BotSettings, parse_env_text, settings_from_t
 from tbot_bot.config.security_bot import decrypt_file, encrypt_to_file, ensure_key
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import utc_now
+from tbot_bot.support.utils_bot import atomic_write_bytes, utc_now
 
 SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASS")
 
@@ -219,7 +218,10 @@ def save_env_text(
         if home.env_bot_enc.exists():
             home.versioned_env_dir.mkdir(parents=True, exist_ok=True)
             stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-            shutil.copy2(home.env_bot_enc, home.versioned_env_dir / f".env_bot.enc.{stamp}")
+            # whole or not at all: a full disk must not leave an empty version that history lists and rollback fails on
+            atomic_write_bytes(
+                home.versioned_env_dir / f".env_bot.enc.{stamp}", home.env_bot_enc.read_bytes(), mode=0o600
+            )
         key_path = home.key_file("env")
         ensure_key(key_path)
         encrypt_to_file(home.env_bot_enc, key_path, text.encode("utf-8"))
