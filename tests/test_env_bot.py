@@ -79,6 +79,10 @@ def test_unknown_key_suggests_the_close_one() -> None:
     problems = _errors(text)
     assert "LOG_FORMT is not a known key; did you mean LOG_FORMAT?" in problems
     assert any(p.startswith("LOG_FORMAT is missing") for p in problems)
+    # nothing close: where the keys are listed (a CLI review: "FOO is not a known key" and no more)
+    assert "FOO is not a known key; `tbot config show` lists every key" in _errors(
+        template_text() + "FOO=1\n"
+    )
 
 
 def test_all_problems_reported_at_once() -> None:

@@ -248,3 +248,15 @@ def test_a_backup_key_rotated_with_no_local_archive_is_still_kept(provisioned_ho
     report = rotate(home, "backup")
     [retired] = home.keys_dir.glob("backup.key.retired-*")
     assert load_key(retired) == old and any("kept as" in n for n in report.notes)
+
+
+def test_a_lost_key_is_not_taken_for_an_unused_one(provisioned_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """With env.key deleted, `rotate-key env` said "nothing to rotate (the key is created when first used)" although
+    .env_bot.enc was encrypted with it (a CLI review): the key is lost, and the answer says to restore it."""
+    home = BotHome(provisioned_home)
+    home.key_file("env").unlink()
+    before = home.env_bot_enc.read_bytes()
+    assert main(["rotate-key", "env", "--home", str(provisioned_home)]) == 2
+    err = capsys.readouterr().err
+    assert "env.key is missing, yet" in err and ".env_bot.enc" in err and "restore the key" in err
+    assert home.env_bot_enc.read_bytes() == before and not home.key_file("env").exists()

@@ -975,7 +975,7 @@ def _unknown_key_problem(key: str) -> str:
         if key.upper() in KEYS
         else difflib.get_close_matches(key.upper(), KEYS, n=1, cutoff=0.75)
     )
-    hint = f"; did you mean {close[0]}?" if close else ""
+    hint = f"; did you mean {close[0]}?" if close else "; `tbot config show` lists every key"
     return f"{key} is not a known key{hint}"
 
 

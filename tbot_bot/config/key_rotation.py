@@ -74,6 +74,15 @@ def rotate(home: BotHome, purpose: str) -> RotationReport:
 def _rotate(home: BotHome, purpose: str) -> RotationReport:
     key_path = home.key_file(purpose)
     if not key_path.exists():
+        files, raw = protected_files(home, purpose)
+        if files or raw:
+            # the key is lost, not unused: a rotation cannot read what it protects, and a new key would not either
+            held = [*files, *raw]
+            shown = ", ".join(str(home.relative(f)) for f in held[:3]) + (" ..." if len(held) > 3 else "")
+            raise ConfigError(
+                f"{key_path} is missing, yet {len(held)} file(s) were encrypted with it ({shown}): restore the key "
+                "from your key backup (support/security_notes.md); nothing was rotated"
+            )
         raise ConfigError(
             f"{key_path} does not exist: nothing to rotate (the {purpose} key is created when first used)"
         )
