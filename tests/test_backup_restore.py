@@ -421,3 +421,21 @@ def test_a_backup_of_a_database_held_locked_fails_by_name_instead_of_hanging(
         holder.execute("ROLLBACK")
         holder.close()
     assert list_backups(home) == []
+
+
+def test_a_lost_backup_key_is_not_replaced_while_archives_need_it(tmp_path: Path) -> None:
+    """With storage/keys/backup.key deleted, `tbot backup create` made a new key and went on: every earlier archive
+    became unreadable without a word (a CLI review)."""
+    home, ledger = populated_home(tmp_path / "a")
+    first = create_backup(home, [ledger], now=NOW)
+    home.key_file("backup").unlink()
+    with pytest.raises(
+        ConfigError, match=r"backup.key is missing, yet 1 archive\(s\) in .* were encrypted with it"
+    ):
+        create_backup(home, [ledger], now=NOW.replace(hour=22))
+    assert not home.key_file("backup").exists() and list_backups(home) == [first]
+    # lost for good: the archives moved away, a new key starts a new series
+    first.rename(tmp_path / first.name)
+    assert (
+        create_backup(home, [ledger], now=NOW.replace(hour=22)).exists() and home.key_file("backup").exists()
+    )

@@ -151,7 +151,16 @@ def create_backup(
     for ledger in books:
         if not ledger.is_file():
             raise LedgerError(f"cannot back up {ledger}: it does not exist")
-    key = load_or_create_key(key_path or home.key_file("backup"))
+    key_file = key_path or home.key_file("backup")
+    earlier = list_backups(home) if not key_file.exists() else []
+    if earlier:
+        # the key is lost, not new: a fresh one would make every archive before it unreadable, without a word
+        raise ConfigError(
+            f"backup key {key_file} is missing, yet {len(earlier)} archive(s) in {earlier[0].parent} were encrypted "
+            "with it: restore the key from your key backup (support/security_notes.md); if it is lost for good, "
+            "move those archives out of the folder and back up again (a new key is made then)"
+        )
+    key = load_or_create_key(key_file)
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         members = collect_members(home, books, Path(tmp), injected_backup_dirs)
