@@ -163,9 +163,13 @@ def test_restore_into_a_reprovisioned_home_of_the_same_bot_replaces_after_archiv
     fresh_rows = _ledger_rows(load_binding(other).ledger_path)
     assert fresh_rows != before
     key = str(home.key_file("backup"))
-    assert (
-        main(["backup", "restore", "--home", str(fresh), "--archive", str(archive), "--key-file", key]) == 0
-    )
+    argv = ["backup", "restore", "--home", str(fresh), "--archive", str(archive), "--key-file", key]
+    # provisioned again with new keys: the archive's signed ledger heads cannot be checked with them (a forged
+    # archive could not be told apart): refused, naming the key backup and --new-keys (a backup review)
+    assert main(argv) == 2
+    assert "put storage/keys/ back from the key backup, or pass --new-keys" in capsys.readouterr().err
+    assert _ledger_rows(load_binding(other).ledger_path) == fresh_rows
+    assert main([*argv, "--new-keys"]) == 0
     out = capsys.readouterr().out
     assert "archived the state it replaces first" in out and "re-anchored" in out
     assert _ledger_rows(load_binding(other).ledger_path) == before

@@ -134,6 +134,14 @@ def test_s3_upload_verifies_prunes_only_old_archives_and_is_idempotent(
     third = upload_backups(home, url, keep_days=7, now=NOW, endpoint=s3_endpoint, credentials=CREDS)
     assert third.uploaded == [recent2.name]
     assert old.exists()  # local archives are pruned by `tbot backup prune`, never by upload
+    # ten days on with no new archive: every copy is past the retention, yet the newest stays (the prune emptied
+    # the target: a backup review)
+    later = upload_backups(
+        home, url, keep_days=7, now=NOW + timedelta(days=10), endpoint=s3_endpoint, credentials=CREDS
+    )
+    assert later.pruned == [recent1.name]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="firm-backups")["Contents"])
+    assert keys == sorted(["tb01/README.txt", f"tb01/{recent2.name}"])
 
 
 def test_cli_upload_to_s3_with_stored_credentials(
@@ -316,3 +324,29 @@ def test_verify_compares_the_ledger_with_the_newest_off_site_manifest(
     assert main(verify) == 1
     out = capsys.readouterr().out
     assert "behind the head recorded in the newest off-site backup tbot_backup_" in out and "LATER-1" in out
+
+
+def test_the_backup_units_tbot_steps_run_as_written(
+    provisioned_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tbot-backup.service runs `tbot backup prune` with no --keep: argparse required it, so the daily unit failed
+    there every day, before the off-site copy (a backup review). Each `tbot` step of the unit, as written, with the
+    unit's TBOT_HOME, exits 0; prune keeps BACKUP_KEEP (from the home's .env) archives."""
+    import shlex
+
+    from rigd_tbot.cli import main
+    from tbot_bot.reporting.auto_backup import list_backups
+
+    unit = (ROOT / "deploy" / "systemd" / "tbot-backup.service").read_text()
+    steps = [
+        shlex.split(line.partition("=")[2]) for line in unit.splitlines() if line.startswith("ExecStart=")
+    ]
+    tbot_steps = [argv[1:] for argv in steps if argv[0].endswith("/tbot")]
+    assert [s[:2] for s in tbot_steps] == [["backup", "create"], ["backup", "prune"]]
+    monkeypatch.setenv("TBOT_HOME", str(provisioned_home))
+    env = provisioned_home / ".env"
+    env.write_text(env.read_text().replace("BACKUP_KEEP=14", "BACKUP_KEEP=2"))
+    for _ in range(3):
+        for argv in tbot_steps:
+            assert main(argv) == 0, (argv, capsys.readouterr().err)
+    assert len(list_backups(BotHome(provisioned_home))) == 2

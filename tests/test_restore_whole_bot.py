@@ -516,11 +516,17 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
         (copied.cache_dir / folder).mkdir(parents=True, exist_ok=True)
         (copied.cache_dir / folder / name).write_bytes(b"rebuilt by the next study")
     copied.universe_file.write_text("SPY\nSH\n")
+    # the scheduled optimizer's search space is the operator's configuration (a backup review: it was left out)
+    (copied.root / "optimizer").mkdir(exist_ok=True)
+    (copied.root / "optimizer" / "space_open.toml").write_text(
+        "[STRAT_OPEN_BUFFER]\nvalues = [0.001, 0.002]\n"
+    )
     for archive in list_backups(copied):
         archive.unlink()
     assert main(["backup", "create", "--home", str(copied.root)]) == 0
     files = read_manifest(list_backups(copied)[-1], copied)["files"]
     assert "data/cache/vix.csv" in files and "data/universe.txt" in files
+    assert "optimizer/space_open.toml" in files
     assert not [
         n for n in files if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/"))
     ]
@@ -819,7 +825,10 @@ def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_
     home = str(copied.root)
     users_mod.add_user(copied, "bob", "a-long-password-1", "viewer")
     archive = _only_archive(copied)
-    users_mod.set_active(copied, "bob", False)
+    assert main(["users", "disable", "--home", home, "--username", "bob"]) == 0
+    assert main(["config", "set", "MAX_OPEN_POSITIONS=3", "--home", home]) == 0
+    live_config = copied.env_bot_enc.read_bytes()
+    audit = (copied.root / "logs" / "config_audit.log").read_text()
     capsys.readouterr()
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
     out = capsys.readouterr().out
@@ -829,6 +838,16 @@ def test_a_restore_into_the_same_bot_keeps_its_users_and_an_empty_home_gets_the_
     )
     bob = users_mod.get_user(copied, "bob")
     assert bob is not None and not bob.is_active
+    # the record of who did what is not cut back (a backup review): the system log keeps the disable, the config
+    # audit log its change, and the config live before the restore is a version `config rollback` reaches
+    conn = sqlite3.connect(copied.core_db("SYSTEM_LOGS"))
+    try:
+        events = [r[0] for r in conn.execute("SELECT event FROM system_logs ORDER BY id")]
+    finally:
+        conn.close()
+    assert "user_disabled" in events and events[-1] == "restore"
+    assert (copied.root / "logs" / "config_audit.log").read_text().startswith(audit)
+    assert live_config in [p.read_bytes() for p in copied.versioned_env_dir.iterdir()]
     # a restore into a new machine's home brings the archive's users: keys and identity put back as README's
     # "Restoring a bot" says, even with the core databases made there first (empty: no user, no ledger yet)
     fresh = BotHome(tmp_path / "fresh")
@@ -867,3 +886,58 @@ def test_a_killed_rollback_run_again_reports_what_the_first_run_found(
     finally:
         conn.close()
     assert safety.name in detail and "closed through no month (was 2011-01)" in detail
+
+
+def _rewritten(archive: Path, key: Path, edit: Any, target: Path) -> Path:
+    """The archive with its manifest edited by `edit` and sealed again with the backup key (what someone holding
+    only that key can do)."""
+    import io
+    import tarfile
+
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(key.read_bytes().strip())
+    members: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(fernet.decrypt(archive.read_bytes())), mode="r:gz") as tar:
+        for info in tar.getmembers():
+            extracted = tar.extractfile(info)
+            assert extracted is not None
+            members[info.name] = extracted.read()
+    manifest = json.loads(members["MANIFEST.json"])
+    edit(manifest)
+    members["MANIFEST.json"] = json.dumps(manifest).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target.write_bytes(fernet.encrypt(buf.getvalue()))
+    return target
+
+
+def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature(
+    copied: BotHome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever holds only the backup key could rewrite a ledger, its hash chain (plain SHA-256) and the manifest's
+    heads, keep the old HMAC (or drop it, posing as an older archive), and the restore re-anchored the forged books
+    with the real ledger key (a backup review). The heads must verify under the ledger key; unsigned ones are
+    restored only when asked."""
+    home, key = str(copied.root), copied.key_file("backup")
+    archive = _only_archive(copied)
+    ledger = str(load_binding(copied).ledger_path)
+
+    def moved_head(manifest: dict[str, Any]) -> None:
+        (name, head), *_ = manifest["anchors"]["heads"].items()
+        head["transactions"] = int(head["transactions"]) + 1
+
+    before = hashlib.sha256(Path(ledger).read_bytes()).hexdigest()
+    forged = _rewritten(archive, key, moved_head, tmp_path / "forged.tar.gz.enc")
+    assert main(["backup", "restore", "--home", home, "--archive", str(forged)]) == 2
+    assert "do not verify under this home's ledger key" in capsys.readouterr().err
+    stripped = _rewritten(archive, key, lambda m: m.pop("anchors"), tmp_path / "stripped.tar.gz.enc")
+    assert main(["backup", "restore", "--home", home, "--archive", str(stripped)]) == 2
+    assert "carries no signature of its ledgers" in capsys.readouterr().err
+    assert hashlib.sha256(Path(ledger).read_bytes()).hexdigest() == before  # nothing was restored
+    assert main(["backup", "restore", "--home", home, "--archive", str(stripped), "--accept-unsigned"]) == 0
+    assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0  # the genuine one

@@ -66,10 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="restore into a home whose env or ledger key is missing by making new ones (the key backup is lost; "
         "the broker secrets must be entered again)",
     )
+    restore.add_argument(
+        "--accept-unsigned",
+        action="store_true",
+        help="restore an archive whose ledger heads carry no signature (made before tbot.backup/2, or by a home "
+        "without a ledger key): its books cannot be told from a forgery, so only one you made yourself",
+    )
     prune = actions.add_parser("prune", help="delete all but the newest N archives in backups/")
     add_home_argument(prune)
     prune.add_argument(
-        "--keep", type=int, required=True, help="how many of the newest archives to keep (>= 1)"
+        "--keep",
+        type=int,
+        default=None,
+        help="how many of the newest archives to keep (>= 1; default: BACKUP_KEEP from the home's .env, as the "
+        "daily tbot-backup.service runs it)",
     )
     upload = actions.add_parser(
         "upload",
@@ -124,7 +134,14 @@ def run(args: argparse.Namespace) -> int:
     if args.backup_action == "restore":
         key = Path(args.key_file).expanduser().resolve() if args.key_file else None
         archive = _archive_path(args.archive, home)
-        restored = restore_backup(archive, home, key_path=key, now=utc_now(), new_keys=args.new_keys)
+        restored = restore_backup(
+            archive,
+            home,
+            key_path=key,
+            now=utc_now(),
+            new_keys=args.new_keys,
+            accept_unsigned=args.accept_unsigned,
+        )
         closed_before, closed_after = restored.closed_before, restored.closed_after
         if restored.safety_archive is not None:
             print(f"archived the state it replaces first: {restored.safety_archive}")

@@ -38,6 +38,7 @@ ARCHIVED_DIRS = (
     "output",
     "logs",
     "data",
+    "optimizer",  # the scheduled studies' search spaces (optimizer/space_<strategy>.toml): operator configuration
 )
 CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
 # data/cache/bars: minute bars recorded for the after-session optimizer, research data that grows by the day and

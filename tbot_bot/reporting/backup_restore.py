@@ -157,6 +157,7 @@ def restore_backup(
     key_path: Path | None = None,
     now: datetime | None = None,
     new_keys: bool = False,
+    accept_unsigned: bool = False,
 ) -> RestoreResult:
     """Restore an archive into `home`; LedgerError if a restored ledger fails verify.
 
@@ -193,6 +194,7 @@ def restore_backup(
             raise ConfigError(
                 f"backup archive {archive.name}: {name} fails its sha256 check; nothing was restored"
             )
+    _refuse_unauthentic(archive, home, manifest, new_keys=new_keys, accept_unsigned=accept_unsigned)
     # the archive's ledgers are verified as copies before anything is written: a failing one leaves the home as
     # it was (written first, it would make the home unusable and the archive impossible to restore)
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,6 +246,35 @@ def closed_month(home: BotHome) -> str | None:
     except TbotError:
         return None
     return lock[0] if lock else None
+
+
+def _refuse_unauthentic(
+    archive: Path, home: BotHome, manifest: dict[str, Any], *, new_keys: bool, accept_unsigned: bool
+) -> None:
+    """The backup key only seals the archive; the ledger heads its manifest records are signed with the ledger key
+    (HMAC), which whoever holds the backup key alone cannot forge: a restore re-anchors the books on those heads,
+    so they must verify. Unsigned heads (an older format, or a home without a ledger key) are restored only when
+    asked (--accept-unsigned) into a home that has a ledger key; with --new-keys the key that signed them is gone
+    and nothing can be checked (the operator's deliberate choice, said in the README)."""
+    from tbot_bot.reporting.auto_backup import manifest_heads
+
+    if new_keys:
+        return
+    anchors = manifest.get("anchors")
+    signed = isinstance(anchors, dict) and bool(anchors.get("hmac"))
+    if signed and manifest_heads(home, manifest) is None:
+        raise ConfigError(
+            f"backup archive {archive.name}: the ledger heads its manifest records do not verify under this home's "
+            "ledger key: the archive was altered, or this home has another ledger key than the one it was made with "
+            "(re-provisioned: put storage/keys/ back from the key backup, or pass --new-keys to restore it "
+            "unchecked); nothing was restored"
+        )
+    if not signed and home.key_file("ledger").is_file() and not accept_unsigned:
+        raise ConfigError(
+            f"backup archive {archive.name} carries no signature of its ledgers (made before tbot.backup/2, by a "
+            "home without a ledger key, or its signature was removed): its books cannot be told from a forgery; if "
+            "you made it yourself, restore it with --accept-unsigned; nothing was restored"
+        )
 
 
 def _missing_keys(home: BotHome, manifest: dict[str, Any], kinds: dict[str, str]) -> list[str]:
@@ -298,6 +329,8 @@ def _restore_locked(
             _member_path(home, n).is_file() for n in _ledger_members(manifest, list(contents))
         )
         keep_own = {p for p in (home.core_db(n) for n in KEPT_ON_ROLLBACK) if rollback and _worth_keeping(p)}
+        # the record of who did what (config changes, dashboard access) is not cut back either
+        keep_own |= {p for p in _audit_logs(home) if rollback}
     for name, blob in contents.items():
         target = _member_path(home, name)
         if target in keep_own:
@@ -338,6 +371,13 @@ def _restore_locked(
             # a replaced SQLite file must not meet the old file's write-ahead log
             target.with_name(target.name + suffix).unlink(missing_ok=True)
         if kind == "config":
+            if target == home.env_bot_enc and target.is_file() and not resuming and target in replacing:
+                # the config live before the restore stays reachable by `tbot config rollback`, as every save's
+                stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+                home.versioned_env_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(
+                    home.versioned_env_dir / f".env_bot.enc.{stamp}", target.read_bytes(), 0o600
+                )
             atomic_write_bytes(target, encrypt_bytes(env_key, blob), 0o600)
         else:
             atomic_write_bytes(target, blob, 0o600 if kind == "sqlite" else 0o644)
@@ -355,8 +395,15 @@ def _restore_locked(
     )
 
 
-# the people's databases: on a restore into the same bot's home the home's own are kept (architecture.md)
-KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING")
+# the people's databases and the system log: on a restore into the same bot's home the home's own are kept
+# (architecture.md)
+KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING", "SYSTEM_LOGS")
+
+
+def _audit_logs(home: BotHome) -> list[Path]:
+    """The home's audit log files a rollback keeps: config changes (who, which keys) and the dashboard's access."""
+    logs = home.root / "logs"
+    return [p for p in [logs / "config_audit.log", *sorted((logs / "web").glob("*"))] if p.is_file()]
 
 
 def _worth_keeping(path: Path) -> bool:

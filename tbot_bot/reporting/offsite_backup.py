@@ -158,10 +158,8 @@ def upload_s3(
                 )
             _verify_s3(client, target.bucket, key, digest)
             result.uploaded.append(path.name)
-        cutoff = now - timedelta(days=keep_days)
-        for name in sorted(remote):
-            t = archive_time(name)
-            if t is not None and t < cutoff:
+        for name in prunable(set(remote) | {p.name for p in archives}, now - timedelta(days=keep_days)):
+            if name in remote:
                 client.delete_object(Bucket=target.bucket, Key=target.prefix + name)
                 result.pruned.append(name)
     except (BotoCoreError, ClientError) as exc:
@@ -248,10 +246,7 @@ def upload_rsync(
             (
                 result.uploaded if p.name in changed or p.name not in remote_before else result.already_there
             ).append(p.name)
-    cutoff = now - timedelta(days=keep_days)
-    old = sorted(
-        n for n in remote_before | {p.name for p in archives} if (t := archive_time(n)) and t < cutoff
-    )
+    old = prunable(remote_before | {p.name for p in archives}, now - timedelta(days=keep_days))
     if old:
         with tempfile.TemporaryDirectory() as empty:
             # --delete from an empty source removes exactly the included names; everything else is excluded
@@ -259,6 +254,13 @@ def upload_rsync(
             _rsync(target, ["-r", "--delete", *rules, f"{empty}/", target.rsync_dest], password)
         result.pruned = old
     return result
+
+
+def prunable(names: set[str], cutoff: datetime) -> list[str]:
+    """The remote archives older than `cutoff`, never the newest one (as local pruning keeps the newest archive:
+    a retention shorter than the age of every copy must not leave the target empty)."""
+    dated = sorted((t, n) for n in names if (t := archive_time(n)) is not None)
+    return sorted(n for t, n in dated[:-1] if t < cutoff)
 
 
 def upload_backups(
