@@ -941,3 +941,24 @@ def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature
     assert hashlib.sha256(Path(ledger).read_bytes()).hexdigest() == before  # nothing was restored
     assert main(["backup", "restore", "--home", home, "--archive", str(stripped), "--accept-unsigned"]) == 0
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0  # the genuine one
+
+
+def test_a_damaged_config_is_said_at_backup_and_never_restored_over_a_good_one(
+    copied: BotHome, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`.env_bot.enc` truncated: `backup create` archived it as it was with exit 0, and restoring that archive over
+    the repaired home replaced its good config ("restored", exit 0), after which `config show` failed (a CLI
+    review)."""
+    home = str(copied.root)
+    good = copied.env_bot_enc.read_bytes()
+    for archive in copied.backups_dir.glob("*.enc"):
+        archive.unlink()
+    copied.env_bot_enc.write_bytes(good[:100])
+    assert main(["backup", "create", "--home", home]) == 2
+    assert "but .env_bot.enc does not decrypt with this home's env key" in capsys.readouterr().err
+    (archive,) = copied.backups_dir.glob("*.enc")  # written all the same: the books are in it
+    copied.env_bot_enc.write_bytes(good)  # repaired
+    assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0
+    assert "kept .env_bot.enc of this home (the archive's did not decrypt" in capsys.readouterr().out
+    assert copied.env_bot_enc.read_bytes() == good
+    assert main(["config", "show", "--home", home]) == 0

@@ -148,9 +148,12 @@ def run(args: argparse.Namespace) -> int:
         for path in restored.replaced:
             print(f"replaced {home.relative(path)}")
         for path in restored.kept:
-            print(
-                f"kept {home.relative(path)} of this home (users, sign-ins and their record are not rolled back)"
+            why = (
+                "the archive's did not decrypt when it was made: a damaged configuration is not brought back"
+                if path == home.env_bot_enc
+                else "users, sign-ins and their record are not rolled back"
             )
+            print(f"kept {home.relative(path)} of this home ({why})")
         for path in restored.removed:
             print(f"removed {home.relative(path)} (made after the archive, of days its ledger does not hold)")
         print(f"restored {len(restored)} file(s) into {home.root}; ledgers verify and are re-anchored")

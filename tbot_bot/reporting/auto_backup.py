@@ -164,6 +164,8 @@ def create_backup(
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         members = collect_members(home, books, Path(tmp), injected_backup_dirs)
+        # a config that does not decrypt with the env key is archived as it is (kind "file"): said below
+        damaged_config = any(m.name == ".env_bot.enc" and m.kind != "config" for m in members)
         problems: list[str] = []
         for n, m in enumerate(members[: len(books)]):
             head = _snapshot_head(m.data, Path(tmp))
@@ -207,6 +209,12 @@ def create_backup(
         raise LedgerError(
             f"wrote {target}, but its ledgers fail verification (no older archive was pruned; "
             "see `tbot ledger verify`):\n  - " + "\n  - ".join(problems)
+        )
+    if damaged_config:
+        raise ConfigError(
+            f"wrote {target}, but .env_bot.enc does not decrypt with this home's env key: the archive holds it as "
+            "it is, and restoring it would bring a damaged configuration back; repair it (`tbot config history`, "
+            "`tbot config rollback VERSION`) and back up again (no older archive was pruned)"
         )
     if keep is not None:
         for old in list_backups(home)[:-keep]:

@@ -331,6 +331,9 @@ def _restore_locked(
         keep_own = {p for p in (home.core_db(n) for n in KEPT_ON_ROLLBACK) if rollback and _worth_keeping(p)}
         # the record of who did what (config changes, dashboard access) is not cut back either
         keep_own |= {p for p in _audit_logs(home) if rollback}
+        # an archived config that did not decrypt when it was archived (damaged then) never replaces one that does
+        if kinds.get(".env_bot.enc") == "file" and _decrypts(home):
+            keep_own.add(home.env_bot_enc)
     for name, blob in contents.items():
         target = _member_path(home, name)
         if target in keep_own:
@@ -398,6 +401,17 @@ def _restore_locked(
 # the people's databases and the system log: on a restore into the same bot's home the home's own are kept
 # (architecture.md)
 KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING", "SYSTEM_LOGS")
+
+
+def _decrypts(home: BotHome) -> bool:
+    """The home's .env_bot.enc decrypts with its env key."""
+    from tbot_bot.config.security_bot import decrypt_file
+
+    try:
+        decrypt_file(home.env_bot_enc, home.key_file("env"))
+    except (ConfigError, OSError):
+        return False
+    return True
 
 
 def _audit_logs(home: BotHome) -> list[Path]:
