@@ -506,3 +506,18 @@ def test_config_set_on_a_full_disk_leaves_no_empty_version(
     assert code == 75 and "Disk full" in err, err
     after = sorted(versions.glob("*")) if versions.exists() else []
     assert [p for p in after if p not in before and p.stat().st_size == 0] == []
+
+
+def test_a_backup_on_a_full_disk_names_the_homes_file_not_its_temporary_copy(
+    tiny_mount: Path, provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tbot backup create` on a full disk said "Database error on /tmp/tmpXXXX/0.db: disk I/O error" with exit 2
+    (a CLI review): the home's file and exit 75 (a full disk is transient)."""
+    home = tiny_mount / "home"
+    shutil.copytree(provisioned_home, home, symlinks=True)
+    filler = _fill(tiny_mount)
+    try:
+        code, err = run_cli(["backup", "create", "--home", str(home)], capsys)
+    finally:
+        filler.unlink()
+    assert code == 75 and "Disk full" in err and str(home) in err and "/tmp/tmp" not in err, err

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbot_bot.support.machine_faults import database_fault, is_file_fault, unreadable
+from tbot_bot.support.machine_faults import database_fault, is_file_fault, source_side_fault, unreadable
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import is_atomic_temp
 
@@ -100,9 +100,12 @@ def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     except sqlite3.DatabaseError as exc:  # the copy's disk full, the source damaged or locked: named
         if not is_file_fault(exc):
             raise
-        # a damaged or locked source is the source's fault; anything else (a full disk) the copy's
-        own = any(w in str(exc).lower() for w in ("not a database", "malformed", "encrypted", "locked")) or (
-            unreadable(source) is not None
+        # a damaged or locked source is the source's fault, and so is a home that cannot take the -shm a read of a
+        # WAL database writes beside it (read-only, full): the home's file is named, not the temporary copy
+        own = (
+            any(w in str(exc).lower() for w in ("not a database", "malformed", "encrypted", "locked"))
+            or unreadable(source) is not None
+            or source_side_fault(source)
         )
         raise database_fault(exc, source if own else copy) from exc
     finally:

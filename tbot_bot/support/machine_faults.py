@@ -93,6 +93,11 @@ def _disk_full(path: Path) -> bool:
         return False
 
 
+def source_side_fault(path: Path) -> bool:
+    """The folder of `path` cannot be written (read-only, permission) or its disk is full."""
+    return _writable_problem(path) is not None or _disk_full(path)
+
+
 _FILE_FAULTS = ("disk is full", "disk i/o error", "readonly", "unable to open", "not a database", "malformed",
                 "file is encrypted", "database is locked")  # fmt: skip
 
