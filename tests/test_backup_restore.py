@@ -439,3 +439,18 @@ def test_a_lost_backup_key_is_not_replaced_while_archives_need_it(tmp_path: Path
     assert (
         create_backup(home, [ledger], now=NOW.replace(hour=22)).exists() and home.key_file("backup").exists()
     )
+
+
+def test_restore_of_an_archive_name_not_found_names_where_it_looked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`backup restore --archive NAME` not found said "File error: <cwd>/NAME: No such file", without the home's
+    backups/ or what it holds (a CLI review)."""
+    from rigd_tbot.cli import main
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    (home.root / ".env_bot.enc").write_bytes(b"")  # a home by the marker (restore checks the archive first)
+    assert (
+        main(["backup", "restore", "--home", str(home.root), "--archive", "tbot_backup_2099.tar.gz.enc"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "not a file here" in err and str(home.backups_dir) in err and archive.name in err

@@ -230,6 +230,15 @@ def _archive_path(given: str, home: BotHome) -> Path:
     path = Path(given).expanduser()
     if not path.exists() and path.name == given and (home.backups_dir / given).exists():
         return (home.backups_dir / given).resolve()
+    if not path.exists():
+        from tbot_bot.errors import UsageError
+        from tbot_bot.reporting.auto_backup import list_backups
+
+        names = [a.name for a in list_backups(home)]
+        held = f"; it holds {', '.join(names[-5:])}" if names else "; it holds no archive"
+        raise UsageError(
+            f"no archive {given!r}: not a file here ({path}) nor in {home.backups_dir}{held} (`tbot backup list`)"
+        )
     return path.resolve()
 
 
