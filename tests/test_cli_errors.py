@@ -807,3 +807,15 @@ def test_a_data_command_never_creates_a_mistyped_home(tmp_path: Path, capsys) ->
     assert main(["data", "import", str(bars), "--home", str(missing)]) == 2
     assert f"no bot home at {missing} (the folder does not exist)" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_a_key_path_that_is_a_directory_is_said_to_be_one(tmp_path: Path) -> None:
+    """`storage/keys/env.key` as a directory was "readable by group or others (mode 0755); run chmod 600" (a CLI
+    review)."""
+    from tbot_bot.config.security_bot import load_key
+    from tbot_bot.errors import ConfigError
+
+    key = tmp_path / "env.key"
+    key.mkdir()
+    with pytest.raises(ConfigError, match=r"env.key is a directory, not a key: move it away"):
+        load_key(key)

@@ -46,6 +46,10 @@ def create_key_file(path: Path) -> bytes:
 
 
 def check_key_permissions(path: Path) -> None:
+    if path.is_dir():  # its mode would be reported as a loose key file's (0755: "run chmod 600")
+        raise ConfigError(
+            f"key file {path} is a directory, not a key: move it away and put the key file back from your key backup"
+        )
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(
