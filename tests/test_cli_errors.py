@@ -819,3 +819,18 @@ def test_a_key_path_that_is_a_directory_is_said_to_be_one(tmp_path: Path) -> Non
     key.mkdir()
     with pytest.raises(ConfigError, match=r"env.key is a directory, not a key: move it away"):
         load_key(key)
+
+
+def test_a_garbage_dotenv_refuses_check_as_it_refuses_the_other_commands(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A `.env` of random bytes passed `tbot check` and `tbot start`, while `ledger verify`, backups and the
+    dashboard refused the home (a CLI review): what check accepts, every command accepts."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+
+    home = provision_demo_home(tmp_path / "home")
+    home.dotenv.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["check", "--home", str(home.root), "--replay", "2011-01-26"]) == 2
+    assert f"{home.dotenv} does not hold UTF-8 text" in capsys.readouterr().err
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 2
+    assert f"{home.dotenv} does not hold UTF-8 text" in capsys.readouterr().err

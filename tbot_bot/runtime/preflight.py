@@ -222,6 +222,12 @@ def preflight(home: BotHome, *, live: bool = False) -> Preflight:
     from tbot_bot.reporting.backup_restore import restore_problems
 
     problems = restore_problems(home) + check_keys(home)
+    from tbot_bot.config.dotenv import read_dotenv
+
+    try:  # the home's plain .env: what `ledger verify`, backups and the dashboard read refuses a start too
+        read_dotenv(home)
+    except ConfigError as exc:
+        problems += [p if str(home.dotenv) in p else f"{home.dotenv}: {p}" for p in exc.problems]
     settings = binding = None
     config_values: dict[str, Any] = {}
     try:
