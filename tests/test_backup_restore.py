@@ -454,3 +454,17 @@ def test_restore_of_an_archive_name_not_found_names_where_it_looked(tmp_path: Pa
     )
     err = capsys.readouterr().err
     assert "not a file here" in err and str(home.backups_dir) in err and archive.name in err
+
+
+def test_an_archive_of_the_books_only_says_the_home_cannot_start_yet(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """An archive made before the whole bot was archived (the books only, no configuration) restored as a plain
+    success; `tbot start` then failed with "no configuration found" (a backup review)."""
+    from rigd_tbot.cli import main
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    target = tmp_path / "b"
+    argv = ["backup", "restore", "--home", str(target), "--archive", str(archive), "--key-file",
+            str(home.key_file("backup"))]  # fmt: skip
+    assert main(argv) == 0
+    assert "note: the archive holds no configuration (.env_bot.enc)" in capsys.readouterr().out

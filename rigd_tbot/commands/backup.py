@@ -168,6 +168,13 @@ def run(args: argparse.Namespace) -> int:
                 f"note: the books are now closed through {closed_after} (they were closed through "
                 f"{closed_before or 'no month'}): the archive closed later months than this home had"
             )
+        if not home.env_bot_enc.exists() and not (home.root / ".env_bot").exists():
+            # an archive made before the whole bot was archived holds the books only: the home cannot start yet
+            print(
+                "note: the archive holds no configuration (.env_bot.enc): it was made by an older version that "
+                "archived the books only; put a configuration in place (`tbot config encrypt`, or provision the "
+                "home) before `tbot start`"
+            )
         _record_restore(home, archive, restored, closed_before, closed_after)
         from tbot_bot.support.decrypt_secrets import secret_exists
 
