@@ -834,3 +834,23 @@ def test_a_garbage_dotenv_refuses_check_as_it_refuses_the_other_commands(tmp_pat
     assert f"{home.dotenv} does not hold UTF-8 text" in capsys.readouterr().err
     assert main(["ledger", "verify", "--home", str(home.root)]) == 2
     assert f"{home.dotenv} does not hold UTF-8 text" in capsys.readouterr().err
+
+
+def test_db_init_never_widens_the_owners_rights_on_the_databases_folder(tmp_path: Path) -> None:
+    """`tbot db init` made a read-only `storage/databases` (0500) writable again (0700) before it failed (a CLI
+    review): it only removes group and other bits."""
+    import stat as stat_mod
+
+    from tbot_bot.core.databases import init_core_database
+    from tbot_bot.support.path_resolver import BotHome
+
+    home = BotHome(tmp_path / "home")
+    folder = home.core_db("SYSTEM_LOGS").parent
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)
+    try:  # root writes anyway; any other user is refused by the file system
+        init_core_database(home, "SYSTEM_LOGS")
+    except Exception:  # noqa: BLE001 - refused (not root): what matters is the folder's mode after
+        pass
+    assert stat_mod.S_IMODE(folder.stat().st_mode) == 0o500
+    folder.chmod(0o700)

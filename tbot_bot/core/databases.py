@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,8 +41,9 @@ def init_core_database(home: BotHome, name: str) -> Path:
     sql = schema_sql(name)
     path = home.core_db(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # user hashes and audit trails: owner-only, like the key files
-    os.chmod(path.parent, 0o700)
+    # user hashes and audit trails: owner-only, like the key files (group and other bits removed; the owner's are
+    # left as they are: a folder made read-only stays so, and the write below says why it fails)
+    os.chmod(path.parent, stat.S_IMODE(path.parent.stat().st_mode) & ~0o077)
     con = sqlite3.connect(path)
     try:
         with con:
