@@ -21,6 +21,7 @@ from pathlib import Path
 from tbot_bot.errors import (
     BrokerError,
     ConfigError,
+    DamagedLedger,
     DataError,
     LedgerError,
     LogicError,
@@ -52,6 +53,8 @@ def describe(exc: BaseException) -> tuple[str, int]:
             f"Database error: a SQLite database of the bot home failed ({exc}); `tbot check` names the file",
             EXIT_USER_MUST_ACT,
         )
+    if isinstance(exc, DamagedLedger):  # a person restores or moves the file: a restart would meet it again
+        return f"Ledger error: {exc}", EXIT_USER_MUST_ACT
     if isinstance(exc, NetworkError) and exc.transient:
         return f"Network error: {exc} (a transient fault: retry later)", EXIT_TRANSIENT
     if isinstance(exc, NetworkError):

@@ -84,6 +84,11 @@ class LedgerError(TbotError):
     """The ledger refused a batch or failed verification; nothing was written."""
 
 
+class DamagedLedger(LedgerError):
+    """A ledger file that is not (or no longer) SQLite: a person restores or moves it (exit 2: a restart would meet
+    the same file)."""
+
+
 class MarketDataError(NetworkError):
     """Market data could not be obtained; the watchdog treats a persistent one as a full-shutdown event."""
 

@@ -44,7 +44,7 @@ def test_restore_into_an_empty_home_reproduces_a_verified_ledger(tmp_path: Path)
     assert b"RIGD_USA" not in archive.read_bytes()  # encrypted, not just compressed
 
     target = BotHome(tmp_path / "b")
-    restored = restore_backup(archive, target, key_path=key)
+    restored = restore_backup(archive, target, key_path=key, accept_unsigned=True)
     new_ledger = target.root / ledger.relative_to(home.root)
     assert new_ledger in restored
     assert verify_ledger(new_ledger) == []
@@ -66,7 +66,7 @@ def test_restore_refuses_overwrite_wrong_key_and_loose_key(tmp_path: Path) -> No
     home, ledger = populated_home(tmp_path / "a")
     archive = create_backup(home, [ledger], now=NOW)
     with pytest.raises(ConfigError, match="overwrite"):
-        restore_backup(archive, home)
+        restore_backup(archive, home, accept_unsigned=True)
     other = BotHome(tmp_path / "c")
     wrong = tmp_path / "wrong.key"
     from cryptography.fernet import Fernet
@@ -74,12 +74,12 @@ def test_restore_refuses_overwrite_wrong_key_and_loose_key(tmp_path: Path) -> No
     wrong.write_bytes(Fernet.generate_key())
     wrong.chmod(0o600)
     with pytest.raises(ConfigError, match="cannot be decrypted"):
-        restore_backup(archive, other, key_path=wrong)
+        restore_backup(archive, other, key_path=wrong, accept_unsigned=True)
     wrong.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
-        restore_backup(archive, other, key_path=wrong)
+        restore_backup(archive, other, key_path=wrong, accept_unsigned=True)
     with pytest.raises(ConfigError, match="does not exist"):
-        restore_backup(archive, other)
+        restore_backup(archive, other, accept_unsigned=True)
 
 
 def test_keep_prunes_old_archives(tmp_path: Path) -> None:
@@ -205,7 +205,7 @@ def test_manifest_records_each_ledger_head_and_restore_reanchors_it(tmp_path: Pa
     key = home.key_file("backup")
     target = BotHome(tmp_path / "b")
     new_ledger = target.root / ledger.relative_to(home.root)
-    restore_backup(archive, target, key_path=key)
+    restore_backup(archive, target, key_path=key, accept_unsigned=True)
     # restored into an empty home: anchored there, so verify (and boot) accept it
     assert verify_ledger(new_ledger, anchors=AnchorStore.for_home(target)) == []
     seen: dict[str, object] = {}
@@ -218,8 +218,11 @@ def test_manifest_records_each_ledger_head_and_restore_reanchors_it(tmp_path: Pa
         manifest["anchors"]["heads"][name]["transactions"] = 14
 
     _rewrite_manifest(archive, key, fewer)
+    other = BotHome(tmp_path / "c")
     with pytest.raises(LedgerError, match="differs from the chain head its manifest recorded"):
-        restore_backup(archive, BotHome(tmp_path / "c"), key_path=key)
+        restore_backup(archive, other, key_path=key, accept_unsigned=True)
+    # found on the copy, before anything was written: no half-restored home marked (a diff review)
+    assert not other.restore_marker.exists() and not list(other.root.rglob("*_ledger.db"))
 
 
 def test_an_archive_from_before_anchors_restores_anchored(tmp_path: Path) -> None:
@@ -230,7 +233,7 @@ def test_an_archive_from_before_anchors_restores_anchored(tmp_path: Path) -> Non
     key = home.key_file("backup")
     _rewrite_manifest(archive, key, lambda m: m.pop("anchors"))
     target = BotHome(tmp_path / "b")
-    restore_backup(archive, target, key_path=key)
+    restore_backup(archive, target, key_path=key, accept_unsigned=True)
     new_ledger = target.root / ledger.relative_to(home.root)
     assert verify_ledger(new_ledger, anchors=AnchorStore.for_home(target)) == []
 
@@ -267,7 +270,7 @@ def test_a_backup_of_a_ledger_that_fails_verification_is_kept_but_prunes_nothing
     target = BotHome(tmp_path / "b")
     target.root.mkdir()
     with pytest.raises(LedgerError, match="fail verification; nothing was restored"):
-        restore_backup(written[-1], target, key_path=home.key_file("backup"))
+        restore_backup(written[-1], target, key_path=home.key_file("backup"), accept_unsigned=True)
     assert _files(target.root) == {}
 
 
@@ -284,12 +287,14 @@ def test_a_restore_is_refused_while_a_supervisor_runs_and_writes_nothing(tmp_pat
             ConfigError,
             match="a supervisor is already running .*end that process first.*nothing was restored",
         ) as refused:
-            restore_backup(archive, target, key_path=home.key_file("backup"))
+            restore_backup(archive, target, key_path=home.key_file("backup"), accept_unsigned=True)
         assert str(refused.value).count("Configuration error") == 1  # it read "Configuration error:" twice
         assert _files(target.root) == before
     finally:
         running.release()
-    assert restore_backup(archive, target, key_path=home.key_file("backup"))  # once it has stopped
+    assert restore_backup(
+        archive, target, key_path=home.key_file("backup"), accept_unsigned=True
+    )  # once it has stopped
 
 
 def test_an_archive_of_a_newer_format_is_refused_by_name(tmp_path: Path) -> None:
@@ -301,7 +306,7 @@ def test_an_archive_of_a_newer_format_is_refused_by_name(tmp_path: Path) -> None
     with pytest.raises(
         ConfigError, match=r"format 'tbot.backup/9' is not one this version restores \(tbot.backup/2"
     ):
-        restore_backup(archive, target, key_path=key)
+        restore_backup(archive, target, key_path=key, accept_unsigned=True)
     assert not target.root.exists() or _files(target.root) == {}
 
 
@@ -351,7 +356,7 @@ def test_an_empty_ledger_is_never_archived_as_good_nor_restored_over_books(tmp_p
     _add_member(good, key, str(ledger.relative_to(home.root)), b"")
     before = _files(home.root)
     with pytest.raises(LedgerError, match="an empty file, not a ledger"):
-        restore_backup(good, home, key_path=key)
+        restore_backup(good, home, key_path=key, accept_unsigned=True)
     assert _files(home.root) == before and ledger.read_bytes() == healthy
 
 
@@ -366,7 +371,7 @@ def test_an_archive_member_under_keys_or_secrets_is_refused(tmp_path: Path) -> N
     with pytest.raises(
         ConfigError, match=r"'storage/keys/env.key' is under storage/keys/.*nothing was restored"
     ):
-        restore_backup(archive, target, key_path=key)
+        restore_backup(archive, target, key_path=key, accept_unsigned=True)
     assert not target.root.exists() or _files(target.root) == {}
 
 
@@ -394,7 +399,7 @@ def test_an_archive_without_a_ledger_is_refused(tmp_path: Path) -> None:
     archive = create_backup(home, [], now=NOW)
     target = BotHome(tmp_path / "b")
     with pytest.raises(LedgerError, match="holds no ledger .*nothing was restored"):
-        restore_backup(archive, target, key_path=home.key_file("backup"))
+        restore_backup(archive, target, key_path=home.key_file("backup"), accept_unsigned=True)
     assert not target.root.exists() or not any(target.root.rglob("*.log"))
 
 
@@ -465,6 +470,17 @@ def test_an_archive_of_the_books_only_says_the_home_cannot_start_yet(tmp_path: P
     archive = create_backup(home, [ledger], now=NOW)
     target = tmp_path / "b"
     argv = ["backup", "restore", "--home", str(target), "--archive", str(archive), "--key-file",
-            str(home.key_file("backup"))]  # fmt: skip
+            str(home.key_file("backup")), "--accept-unsigned"]  # fmt: skip
     assert main(argv) == 0
     assert "note: the archive holds no configuration (.env_bot.enc)" in capsys.readouterr().out
+
+
+def test_an_unsigned_archive_needs_accept_unsigned_in_any_home(tmp_path: Path) -> None:
+    """An archive without its ledger-key signature (a forger holding only the backup key strips it) was restored
+    without a word into a home that had no ledger key yet, and its books anchored under a new one (a diff review)."""
+    home, ledger = populated_home(tmp_path / "a")  # no ledger key: its archives are unsigned
+    archive = create_backup(home, [ledger], now=NOW)
+    target = BotHome(tmp_path / "b")
+    with pytest.raises(ConfigError, match="carries no signature of its ledgers"):
+        restore_backup(archive, target, key_path=home.key_file("backup"))
+    assert not target.root.exists() or not any(target.root.rglob("*.db"))

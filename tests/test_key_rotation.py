@@ -264,3 +264,17 @@ def test_a_lost_key_is_not_taken_for_an_unused_one(provisioned_home: Path, capsy
     err = capsys.readouterr().err
     assert "env.key is missing, yet" in err and ".env_bot.enc" in err and "restore the key" in err
     assert home.env_bot_enc.read_bytes() == before and not home.key_file("env").exists()
+
+
+def test_an_archive_made_before_a_ledger_key_rotation_still_restores(provisioned_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`rotate-key ledger` dropped the old key, so every archive made before it (its ledger heads signed with that
+    key) was refused by a restore as altered (a diff review): the retired key is kept and checked."""
+    home = BotHome(provisioned_home)
+    assert main(["backup", "create", "--home", str(provisioned_home)]) == 0
+    [archive] = sorted(home.backups_dir.iterdir())
+    assert main(["rotate-key", "ledger", "--home", str(provisioned_home)]) == 0
+    assert list(home.keys_dir.glob("ledger.key.retired-*"))
+    capsys.readouterr()
+    assert main(["backup", "restore", "--home", str(provisioned_home), "--archive", str(archive)]) == 0, (
+        capsys.readouterr().err
+    )

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from tbot_bot.accounting.ledger_entry import AUDIT_FIELDS, GENESIS_HASH, audit_row_hash
-from tbot_bot.errors import LedgerError, MachineFault
+from tbot_bot.errors import DamagedLedger, LedgerError, MachineFault
 from tbot_bot.support.machine_faults import damaged_text, database_fault, is_damage, is_file_fault, unreadable
 from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT, utc_now
 
@@ -157,7 +157,7 @@ def open_ledger(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Conne
             raise fault from exc  # a full disk or a read-only home, named as such
         if is_damage(exc):
             # damaged: a ledger error naming the file (SQLite's own message names none), which verify reports
-            raise LedgerError(damaged_text(exc, path)) from exc
+            raise DamagedLedger(damaged_text(exc, path)) from exc
         raise
     finally:
         conn.close()
@@ -263,6 +263,8 @@ def check_ledger_schema(path: Path) -> list[str]:
                     problems.append(f"ledger_meta schema_version={version!r}, expected {SCHEMA_VERSION!r}")
                 if ("table", "audit_log") in objects:
                     problems += _meta_problems(conn, meta)
+    except DamagedLedger as exc:  # open_ledger's own words, the file named
+        problems.append(str(exc))
     except sqlite3.DatabaseError as exc:
         denied = unreadable(path)
         problems.append(

@@ -104,13 +104,18 @@ def _rotate(home: BotHome, purpose: str) -> RotationReport:
     if purpose == "ledger":
         on_new_key = lambda: _resign_anchors(home, report)  # noqa: E731
     # kept even with no local archive to re-encrypt: copies off-site (or on another machine) were made with it
-    if purpose == "backup":
+    # (the backup key seals them; the ledger key signed their ledger heads, which a restore checks)
+    if purpose in ("backup", "ledger"):
         retired = key_path.with_name(f"{key_path.name}.retired-{key_fingerprint(old_key)}")
         if not retired.exists():
             atomic_write_bytes(retired, old_key + b"\n", mode=0o600)
         report.notes.append(
-            f"off-site copies made before now need the old key: kept as {home.relative(retired)} "
-            "(`tbot backup restore --key-file` it)"
+            f"archives made before now were made with the old key: kept as {home.relative(retired)}"
+            + (
+                " (`tbot backup restore --key-file` it)"
+                if purpose == "backup"
+                else " (a restore checks them with it)"
+            )
         )
     if purpose == "login":
         report.notes.append(

@@ -210,7 +210,9 @@ def create_backup(
             f"wrote {target}, but its ledgers fail verification (no older archive was pruned; "
             "see `tbot ledger verify`):\n  - " + "\n  - ".join(problems)
         )
-    if damaged_config:
+    if (
+        damaged_config and check
+    ):  # the safety archive of a restore takes the home as it is (the restore repairs it)
         raise ConfigError(
             f"wrote {target}, but .env_bot.enc does not decrypt with this home's env key: the archive holds it as "
             "it is, and restoring it would bring a damaged configuration back; repair it (`tbot config history`, "
@@ -237,7 +239,7 @@ def read_manifest(archive: Path, home: BotHome, key_path: Path | None = None) ->
 
 def manifest_heads(home: BotHome, manifest: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """The ledger heads a manifest recorded, when their HMAC verifies under this home's ledger key (or the key a
-    rotation kept as `.prev`); None when unsigned or not authentic."""
+    rotation in progress kept as `.prev`, or one a rotation retired); None when unsigned or not authentic."""
     import hmac as hmac_mod
 
     anchors = manifest.get("anchors")
@@ -248,7 +250,9 @@ def manifest_heads(home: BotHome, manifest: dict[str, Any]) -> dict[str, dict[st
     key_path = home.key_file("ledger")
     from tbot_bot.config.security_bot import load_key
 
-    for candidate in (key_path, key_path.with_name(key_path.name + ".prev")):
+    # the current key, the one a rotation in progress kept, and those rotations retired (archives made before them)
+    retired = sorted(key_path.parent.glob(f"{key_path.name}.retired-*")) if key_path.parent.is_dir() else []
+    for candidate in (key_path, key_path.with_name(key_path.name + ".prev"), *retired):
         if candidate.is_file():
             mac = hmac_mod.new(load_key(candidate), body, hashlib.sha256).hexdigest()
             if hmac_mod.compare_digest(mac, str(anchors["hmac"])):

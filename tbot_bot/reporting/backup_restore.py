@@ -211,6 +211,9 @@ def restore_backup(
             if kind == "sqlite" or name in ledgers
             for p in ledger_copy_problems(name, contents[name], Path(tmp), ledger=name in ledgers)
         ]
+        # each ledger is the head its (verified) manifest recorded, checked on the copy: a ledger swapped for another
+        # valid chain was found only after it was written, leaving the home marked half restored
+        problems += _head_problems(manifest, {n: contents[n] for n in ledgers}, Path(tmp))
     if problems:
         raise LedgerError(
             f"backup archive {archive.name}: its ledgers or databases fail verification; nothing was restored:\n  - "
@@ -248,14 +251,44 @@ def closed_month(home: BotHome) -> str | None:
     return lock[0] if lock else None
 
 
+def _head_problems(manifest: dict[str, Any], ledgers: dict[str, bytes], tmp: Path) -> list[str]:
+    """The archived ledgers whose chain head is not the one the manifest records (none recorded: none checked)."""
+    from tbot_bot.accounting.ledger_anchor import ChainHead, read_head
+
+    anchors = manifest.get("anchors")
+    heads = anchors.get("heads") if isinstance(anchors, dict) else None
+    problems = []
+    for name, blob in ledgers.items():
+        recorded = heads.get(name) if isinstance(heads, dict) else None
+        if not isinstance(recorded, dict):
+            continue
+        copy = tmp / "head-check.db"
+        copy.write_bytes(blob)
+        conn = sqlite3.connect(copy)
+        try:
+            head = read_head(conn)
+        except sqlite3.DatabaseError:
+            continue  # no ledger to read a head from: the copy's own verification names it
+        finally:
+            conn.close()
+            copy.unlink()
+        try:
+            same = head == ChainHead(**recorded)
+        except TypeError:
+            same = False
+        if not same:
+            problems.append(f"{name}: the archived ledger differs from the chain head its manifest recorded")
+    return problems
+
+
 def _refuse_unauthentic(
     archive: Path, home: BotHome, manifest: dict[str, Any], *, new_keys: bool, accept_unsigned: bool
 ) -> None:
     """The backup key only seals the archive; the ledger heads its manifest records are signed with the ledger key
     (HMAC), which whoever holds the backup key alone cannot forge: a restore re-anchors the books on those heads,
     so they must verify. Unsigned heads (an older format, or a home without a ledger key) are restored only when
-    asked (--accept-unsigned) into a home that has a ledger key; with --new-keys the key that signed them is gone
-    and nothing can be checked (the operator's deliberate choice, said in the README)."""
+    asked (--accept-unsigned), into any home; with --new-keys the key that signed them is gone and nothing can be
+    checked (the operator's deliberate choice, said in the README)."""
     from tbot_bot.reporting.auto_backup import manifest_heads
 
     if new_keys:
@@ -269,7 +302,7 @@ def _refuse_unauthentic(
             "(re-provisioned: put storage/keys/ back from the key backup, or pass --new-keys to restore it "
             "unchecked); nothing was restored"
         )
-    if not signed and home.key_file("ledger").is_file() and not accept_unsigned:
+    if not signed and not accept_unsigned:
         raise ConfigError(
             f"backup archive {archive.name} carries no signature of its ledgers (made before tbot.backup/2, by a "
             "home without a ledger key, or its signature was removed): its books cannot be told from a forgery; if "
