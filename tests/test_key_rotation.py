@@ -264,6 +264,9 @@ def test_a_lost_key_is_not_taken_for_an_unused_one(provisioned_home: Path, capsy
     err = capsys.readouterr().err
     assert "env.key is missing, yet" in err and ".env_bot.enc" in err and "restore the key" in err
     assert home.env_bot_enc.read_bytes() == before and not home.key_file("env").exists()
+    home.key_file("ledger").unlink()  # it signs the chain-head anchors of LEDGER_STATUS.db (a diff review)
+    assert main(["rotate-key", "ledger", "--home", str(provisioned_home)]) == 2
+    assert "ledger.key is missing, yet" in capsys.readouterr().err
 
 
 def test_an_archive_made_before_a_ledger_key_rotation_still_restores(provisioned_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -350,3 +350,13 @@ def test_the_backup_units_tbot_steps_run_as_written(
         for argv in tbot_steps:
             assert main(argv) == 0, (argv, capsys.readouterr().err)
     assert len(list_backups(BotHome(provisioned_home))) == 2
+
+
+def test_remote_retention_keeps_the_newest_of_two_archives_of_one_second() -> None:
+    """Sorted by name, `<stamp>Z.tar.gz.enc` came after `<stamp>Z-1.tar.gz.enc`: the prune kept the older of two
+    archives of the same second and deleted the newer (a diff review)."""
+    from tbot_bot.reporting.offsite_backup import prunable
+
+    first, second = "tbot_backup_20261125T000000Z.tar.gz.enc", "tbot_backup_20261125T000000Z-1.tar.gz.enc"
+    old = "tbot_backup_20251125T000000Z.tar.gz.enc"
+    assert prunable({first, second, old}, datetime(2027, 1, 1, tzinfo=UTC)) == sorted([first, old])

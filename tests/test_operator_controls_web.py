@@ -226,3 +226,14 @@ def test_a_position_reads_the_same_on_the_status_and_positions_pages(home):
     status = row(client.get("/status").get_data(as_text=True), "positions-body")
     positions = row(client.get("/positions").get_data(as_text=True), "held-table")
     assert positions == status and "(bearish)" in positions and "40.45" in positions, (status, positions)
+
+
+def test_a_change_stands_and_is_said_when_the_system_log_cannot_record_it(home):
+    """A pause (or a user added, a setting saved) made from the dashboard with SYSTEM_LOGS.db locked or damaged
+    raised after the change was made (only a missing log was tolerated): the change stands and the page says the
+    log did not record it (a diff review)."""
+    home.core_db("SYSTEM_LOGS").write_bytes(b"not a database" * 100)
+    client = client_for(home, "operator")
+    html = post(client, "/control/pause").get_data(as_text=True)
+    assert "New entries paused" in html and pause_file(home).exists()
+    assert "Warning: done, but the system log (SYSTEM_LOGS.db) did not record it (control_pause)" in html

@@ -962,3 +962,27 @@ def test_a_damaged_config_is_said_at_backup_and_never_restored_over_a_good_one(
     assert "kept .env_bot.enc of this home (the archive's did not decrypt" in capsys.readouterr().out
     assert copied.env_bot_enc.read_bytes() == good
     assert main(["config", "show", "--home", home]) == 0
+
+
+def test_a_rollback_with_the_key_file_works_when_the_home_lost_its_backup_key(
+    copied: BotHome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With storage/keys/backup.key lost and archives in backups/, a restore given `--key-file` was refused by its
+    own safety archive ("back up again"), to someone restoring (a diff review): that archive is sealed with the key
+    the restore was given."""
+    archive = _only_archive(copied)
+    kept = tmp_path / "backup.key"
+    shutil.copy2(copied.key_file("backup"), kept)
+    copied.key_file("backup").unlink()
+    argv = [
+        "backup",
+        "restore",
+        "--home",
+        str(copied.root),
+        "--archive",
+        str(archive),
+        "--key-file",
+        str(kept),
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "archived the state it replaces first" in capsys.readouterr().out

@@ -148,11 +148,12 @@ def run(args: argparse.Namespace) -> int:
         for path in restored.replaced:
             print(f"replaced {home.relative(path)}")
         for path in restored.kept:
-            why = (
-                "the archive's did not decrypt when it was made: a damaged configuration is not brought back"
-                if path == home.env_bot_enc
-                else "users, sign-ins and their record are not rolled back"
-            )
+            if path == home.env_bot_enc:
+                why = "the archive's did not decrypt when it was made: a damaged configuration is not brought back"
+            elif path.name.startswith(("SYSTEM_USERS", "PASSWORD_RESET", "USER_ACTIVITY")):
+                why = "users, sign-ins and their record are not rolled back"
+            else:
+                why = "the record of who did what is not rolled back"
             print(f"kept {home.relative(path)} of this home ({why})")
         for path in restored.removed:
             print(f"removed {home.relative(path)} (made after the archive, of days its ledger does not hold)")
@@ -254,13 +255,14 @@ def _prune(home: BotHome, keep: int | None) -> int:
     from tbot_bot.errors import ConfigError
     from tbot_bot.reporting.auto_backup import list_backups
 
+    given = "--keep"
     if keep is None:
         raw = read_dotenv(home).get("BACKUP_KEEP", "").strip()
         if not raw.isdigit():
             raise ConfigError("pass --keep N (or set BACKUP_KEEP=N in the home's .env)")
-        keep = int(raw)
+        keep, given = int(raw), f"BACKUP_KEEP in {home.dotenv}:"
     if keep < 1:
-        raise ConfigError(f"--keep {keep} must be at least 1 (the newest archive is never deleted)")
+        raise ConfigError(f"{given} {keep} must be at least 1 (the newest archive is never deleted)")
     old = list_backups(home)[:-keep]
     for archive in old:
         archive.unlink()

@@ -168,12 +168,28 @@ def _supervisor_session_in(home: BotHome, last_day: date) -> str | None:
         day = None
     if day is not None and day > last_day:
         return None
+    if day is not None and _booked(home, day):
+        return None  # that session is booked (the evening of the month's last session, a weekend, the 1st's morning)
     shown = f"the session of {day}" if day else "a session (its date is not known yet)"
     return (
         f"a supervisor is trading {shown} ({describe(holder)}): its fills could not be booked into a closed "
         f"{last_day:%Y-%m}; close the month once its last session is booked (after `systemctl stop tbot`, or from the "
         "next month's first session on)"
     )
+
+
+def _booked(home: BotHome, day: date) -> bool:
+    """The supervisor has booked the session of `day` (its journal says so): nothing of it is left to post."""
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    path = home.state_dir / "journal.db"
+    if not path.is_file():
+        return False
+    journal = OrderJournal(path)
+    try:
+        return journal.day_booked(day.isoformat()) is not None
+    finally:
+        journal.close()
 
 
 def _close(home: BotHome, binding, period: str) -> int:  # type: ignore[no-untyped-def]

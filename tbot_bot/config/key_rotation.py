@@ -58,6 +58,23 @@ def protected_files(home: BotHome, purpose: str) -> tuple[list[Path], list[Path]
     return [p for p in files if p.exists()], raw
 
 
+def _has_anchors(home: BotHome) -> bool:
+    """LEDGER_STATUS.db holds a chain-head anchor (signed with the ledger key)."""
+    import sqlite3
+
+    path = home.core_db("LEDGER_STATUS")
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM ledger_anchor").fetchone()[0] > 0
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
 def _has_header(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(len(HEADER_PREFIX)) == HEADER_PREFIX
@@ -75,9 +92,11 @@ def _rotate(home: BotHome, purpose: str) -> RotationReport:
     key_path = home.key_file(purpose)
     if not key_path.exists():
         files, raw = protected_files(home, purpose)
-        if files or raw:
+        # the ledger key signs the chain-head anchors (LEDGER_STATUS.db), which no file list above holds
+        anchors = [home.core_db("LEDGER_STATUS")] if purpose == "ledger" and _has_anchors(home) else []
+        if files or raw or anchors:
             # the key is lost, not unused: a rotation cannot read what it protects, and a new key would not either
-            held = [*files, *raw]
+            held = [*files, *raw, *anchors]
             shown = ", ".join(str(home.relative(f)) for f in held[:3]) + (" ..." if len(held) > 3 else "")
             raise ConfigError(
                 f"{key_path} is missing, yet {len(held)} file(s) were encrypted with it ({shown}): restore the key "

@@ -271,11 +271,12 @@ def list_backups(home: BotHome) -> list[Path]:
             for p in home.backups_dir.iterdir()
             if p.name.startswith(ARCHIVE_PREFIX) and p.name.endswith(ARCHIVE_SUFFIX)
         ),
-        key=_archive_order,
+        key=archive_order,
     )
 
 
-def _archive_order(path: Path) -> tuple[str, int]:
+def archive_order(path: Path) -> tuple[str, int]:
+    """An archive name's place in time: its stamp, then the -n of a later archive of the same second."""
     stem = path.name[len(ARCHIVE_PREFIX) : -len(ARCHIVE_SUFFIX)]
     stamp, _, n = stem.partition("-")
     return stamp, int(n) if n.isdigit() else 0

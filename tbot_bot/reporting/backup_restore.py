@@ -228,7 +228,7 @@ def restore_backup(
     except ConfigError as exc:
         raise ConfigError([*exc.problems[:-1], f"{exc.problems[-1]}; nothing was restored"]) from None
     try:
-        result = _restore_locked(archive, home, contents, manifest, kinds, ours, now)
+        result = _restore_locked(archive, home, contents, manifest, kinds, ours, now, key_path)
         return replace(result, closed_after=closed_month(home))
     finally:
         lock.release()
@@ -333,6 +333,7 @@ def _restore_locked(
     kinds: dict[str, str],
     ours: str | None,
     now: datetime | None,
+    key_path: Path | None = None,
 ) -> RestoreResult:
     from tbot_bot.config.security_bot import encrypt_bytes, ensure_key
     from tbot_bot.domain.crashpoints import crashpoint
@@ -390,7 +391,7 @@ def _restore_locked(
         stale = sorted({*stale, *(_member_path(home, r) for r in started.get("removed") or [])})
         safety = Path(started["safety"]) if started.get("safety") else None
     elif replacing or stale:  # what a restore replaces or removes is archived first
-        safety = _archive_current(home, now or datetime.now(UTC))
+        safety = _archive_current(home, now or datetime.now(UTC), key_path)
     if not resuming:
         atomic_write_json(
             marker,
@@ -512,16 +513,18 @@ class RestoreResult:
         return item in self.files
 
 
-def _archive_current(home: BotHome, now: datetime) -> Path:
+def _archive_current(home: BotHome, now: datetime, key_path: Path | None = None) -> Path:
     from tbot_bot.accounting.accounting_config import load_binding
 
     binding = load_binding(home, check_files=False)
     current = [p for p in (binding.ledger_path, binding.float_ledger_path) if p.exists()]
     # the state a restore replaces is kept as it is, a ledger that fails verification too (the restore may be
     # its repair)
+    # sealed with this home's backup key; lost (the archives beside it need it), with the key the restore was given
+    sealing = key_path if key_path is not None and not home.key_file("backup").exists() else None
     return create_backup(
         home, current, now=now, identity=binding.identity.to_json(), injected_backup_dirs=[binding.backup_dir],
-        check=False, coa_files=[binding.coa_path] if binding.coa_path.exists() else [],
+        check=False, coa_files=[binding.coa_path] if binding.coa_path.exists() else [], key_path=sealing,
     )  # fmt: skip
 
 

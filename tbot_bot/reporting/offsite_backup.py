@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tbot_bot.errors import ConfigError, NetworkError
-from tbot_bot.reporting.auto_backup import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, list_backups
+from tbot_bot.reporting.auto_backup import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, archive_order, list_backups
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import HTTP_URL_PATTERN, sha256_file
 
@@ -259,7 +259,11 @@ def upload_rsync(
 def prunable(names: set[str], cutoff: datetime) -> list[str]:
     """The remote archives older than `cutoff`, never the newest one (as local pruning keeps the newest archive:
     a retention shorter than the age of every copy must not leave the target empty)."""
-    dated = sorted((t, n) for n in names if (t := archive_time(n)) is not None)
+    # oldest first as local archives are ordered (the -n of a second archive of the same second after it)
+    dated = sorted(
+        ((t, n) for n in names if (t := archive_time(n)) is not None),
+        key=lambda tn: archive_order(Path(tn[1])),
+    )
     return sorted(n for t, n in dated[:-1] if t < cutoff)
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, jsonify, redirect, request, session, url_for
 
-from tbot_bot.core.audit import record_user_activity
+from tbot_bot.core.audit import log_done_event, record_user_activity
 from tbot_bot.core.login_guard import end_all_sessions, name_key, session_generation
 from tbot_bot.core.users import Role, User, get_user, get_user_for_session, role_at_least
 from tbot_bot.errors import ConfigError
@@ -150,6 +150,16 @@ def auth_failure(event: str, username: str | None, detail: str = "") -> None:
         "auth_failures.log", f"{now().isoformat()} {client_ip()} {event} user={who or '-'} {detail}".rstrip()
     )
     activity(event, who, detail, known=True)
+
+
+def system_event(event: str, actor: str | None, detail: str | None) -> None:
+    """The SYSTEM_LOGS.db row of a change the dashboard made: one the log cannot take (missing, locked, damaged) is a
+    warning on the page, never a failed request (the change stands; the activity log and access.log hold it)."""
+    unrecorded = log_done_event(
+        state().home, source="web", event=event, actor=actor, detail=detail, now=now()
+    )
+    if unrecorded:
+        flash(f"Warning: {unrecorded}", "error")
 
 
 def activity(event: str, username: str | None, detail: str = "", *, known: bool = False) -> None:

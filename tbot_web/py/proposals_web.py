@@ -12,12 +12,11 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 import tbot_bot.optimizer.proposals as store
 from tbot_bot.accounting.float_ledger import float_to_compare
-from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
 from tbot_bot.optimizer.evidence import sig4, verdict_lines
 
-from .auth_web import activity, can, current_user, now, requires, state
+from .auth_web import activity, can, current_user, requires, state, system_event
 
 bp = Blueprint("proposals", __name__)
 REPORT_FILES = ("report.html", "best.json", "trials.csv", "folds.csv")
@@ -29,10 +28,7 @@ def _actor() -> tuple[str, str | None]:
 
 
 def _system_event(event: str, actor: str, detail: str) -> None:
-    try:
-        log_system_event(state().home, source="web", event=event, actor=actor, detail=detail, now=now())
-    except ConfigError:
-        pass  # SYSTEM_LOGS.db missing; the optimizer audit log keeps its own record
+    system_event(event, actor, detail)  # the optimizer audit log keeps its own record too
 
 
 def _shown(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from tbot_bot.config.key_help import key_help
 from tbot_bot.config.settings_bot import StaleConfigError
-from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
 
-from .auth_web import activity, current_user, now, requires, state
+from .auth_web import activity, current_user, requires, state, system_event
 
 bp = Blueprint("settings", __name__)
 
@@ -92,11 +91,6 @@ def page() -> Any:
     state().settings.invalidate()
     changed = ", ".join(sorted(updates))
     activity("settings_changed", user.username if user else None, changed)
-    try:
-        log_system_event(
-            state().home, source="web", event="settings_changed", actor=actor, detail=changed, now=now()
-        )
-    except ConfigError:
-        pass  # SYSTEM_LOGS.db missing; the config API keeps its own audit record
+    system_event("settings_changed", actor, changed)  # the config API keeps its own audit record too
     flash(f"Saved and re-encrypted: {changed}.", "info")
     return redirect(url_for("settings.page"))

@@ -11,10 +11,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, url_for
 
-from tbot_bot.core.audit import log_system_event
 from tbot_bot.core.users import Role
 from tbot_bot.domain.clock import stamp_for_people
-from tbot_bot.errors import ConfigError
 from tbot_bot.runtime.control import (
     ConfirmRefused,
     check_confirmable,
@@ -27,7 +25,7 @@ from tbot_bot.runtime.control import (
 )
 from tbot_bot.support.utils_bot import atomic_write_text
 
-from .auth_web import activity, current_user, now, requires, state
+from .auth_web import activity, current_user, now, requires, state, system_event
 from .readers_web import read_status
 from .status_values_web import CLIENT_ORDER_ID
 from .time_web import exchange_zone
@@ -49,12 +47,7 @@ def _write_control(path: Path, action: str, detail: str = "") -> str:
 
 def _audit(action: str, who: str, detail: str = "") -> None:
     activity(action, who, detail)
-    try:
-        log_system_event(
-            state().home, source="web", event=action, actor=who, detail=detail or None, now=now()
-        )
-    except ConfigError:
-        pass  # SYSTEM_LOGS.db missing: access.log and the activity DB still hold the action
+    system_event(action, who, detail or None)
 
 
 @bp.route("/control/start", methods=["POST"])

@@ -8,12 +8,12 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from tbot_bot.core import login_guard, users
-from tbot_bot.core.audit import log_system_event, recent_user_activity
+from tbot_bot.core.audit import recent_user_activity
 from tbot_bot.core.reset_tokens import issue_reset_token
 from tbot_bot.core.users import Role
 from tbot_bot.errors import ConfigError
 
-from .auth_web import activity, current_user, now, requires, state
+from .auth_web import activity, current_user, now, requires, state, system_event
 
 bp = Blueprint("users", __name__)
 
@@ -25,10 +25,7 @@ def _actor() -> str:
 
 def _audit(event: str, detail: str) -> None:
     activity(event, _actor(), detail)
-    try:
-        log_system_event(state().home, source="web", event=event, actor=_actor(), detail=detail, now=now())
-    except ConfigError:
-        pass
+    system_event(event, _actor(), detail)
 
 
 def _render(
