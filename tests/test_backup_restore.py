@@ -304,7 +304,7 @@ def test_an_archive_of_a_newer_format_is_refused_by_name(tmp_path: Path) -> None
     _rewrite_manifest(archive, key, lambda manifest: manifest.update(format="tbot.backup/9"))
     target = BotHome(tmp_path / "b")
     with pytest.raises(
-        ConfigError, match=r"format 'tbot.backup/9' is not one this version restores \(tbot.backup/2"
+        ConfigError, match=r"format .tbot.backup/9. is not one this version restores \(tbot.backup/3"
     ):
         restore_backup(archive, target, key_path=key, accept_unsigned=True)
     assert not target.root.exists() or _files(target.root) == {}

@@ -888,9 +888,11 @@ def test_a_killed_rollback_run_again_reports_what_the_first_run_found(
     assert safety.name in detail and "closed through no month (was 2011-01)" in detail
 
 
-def _rewritten(archive: Path, key: Path, edit: Any, target: Path) -> Path:
-    """The archive with its manifest edited by `edit` and sealed again with the backup key (what someone holding
-    only that key can do)."""
+def _rewritten(
+    archive: Path, key: Path, edit: Any, target: Path, change: dict[str, bytes] | None = None
+) -> Path:
+    """The archive with members replaced (`change`) and its manifest edited by `edit`, sealed again with the backup
+    key (what someone holding only that key can do)."""
     import io
     import tarfile
 
@@ -903,6 +905,7 @@ def _rewritten(archive: Path, key: Path, edit: Any, target: Path) -> Path:
             extracted = tar.extractfile(info)
             assert extracted is not None
             members[info.name] = extracted.read()
+    members.update(change or {})
     manifest = json.loads(members["MANIFEST.json"])
     edit(manifest)
     members["MANIFEST.json"] = json.dumps(manifest).encode()
@@ -941,6 +944,24 @@ def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature
     assert hashlib.sha256(Path(ledger).read_bytes()).hexdigest() == before  # nothing was restored
     assert main(["backup", "restore", "--home", home, "--archive", str(stripped), "--accept-unsigned"]) == 0
     assert main(["backup", "restore", "--home", home, "--archive", str(archive)]) == 0  # the genuine one
+    capsys.readouterr()
+
+    # a member other than a ledger changed (the .env's upload target pointed elsewhere), its digest updated in the
+    # manifest: every member's digest is signed (a second diff review)
+    env = (copied.root / ".env").read_bytes() + b'BACKUP_UPLOAD_TO="ssh://elsewhere.example/loot"\n'
+
+    def elsewhere(manifest: dict[str, Any]) -> None:
+        manifest["files"][".env"].update(sha256=hashlib.sha256(env).hexdigest(), size=len(env))
+
+    moved = _rewritten(archive, key, elsewhere, tmp_path / "moved.tar.gz.enc", change={".env": env})
+    assert main(["backup", "restore", "--home", home, "--archive", str(moved)]) == 2
+    assert "its members' digests do not verify under this home's ledger key" in capsys.readouterr().err
+    assert b"elsewhere.example" not in (copied.root / ".env").read_bytes()
+    unsigned_files = _rewritten(
+        archive, key, lambda m: m["anchors"].pop("files_hmac"), tmp_path / "old.tar.gz.enc"
+    )
+    assert main(["backup", "restore", "--home", home, "--archive", str(unsigned_files)]) == 2
+    assert "signs its ledgers but not its other files" in capsys.readouterr().err
 
 
 def test_a_damaged_config_is_said_at_backup_and_never_restored_over_a_good_one(

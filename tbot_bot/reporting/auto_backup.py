@@ -32,9 +32,9 @@ from tbot_bot.support.utils_bot import atomic_write_bytes, claim_numbered
 ARCHIVE_PREFIX = "tbot_backup_"
 ARCHIVE_SUFFIX = ".tar.gz.enc"
 MANIFEST = "MANIFEST.json"
-FORMAT = "tbot.backup/2"
+FORMAT = "tbot.backup/3"
 # what a restore reads: this format and the one before it (no `format` key, no anchors: re-anchored on restore)
-READABLE_FORMATS = (FORMAT, "tbot.backup/1", None)
+READABLE_FORMATS = (FORMAT, "tbot.backup/2", "tbot.backup/1", None)
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -111,18 +111,30 @@ def _snapshot_head(data: bytes, tmp_dir: Path) -> dict[str, object] | None:
         copy.unlink()
 
 
-def _manifest_anchors(home: BotHome, heads: dict[str, dict[str, object]]) -> dict[str, object]:
-    """{"heads": {member: head}, "hmac": HMAC-SHA256 of the heads under storage/keys/ledger.key (if present)}."""
+def _files_body(files: dict[str, Any], heads: dict[str, Any]) -> bytes:
+    """What `files_hmac` signs: every member's SHA-256 and the ledger heads (so no member can change unseen)."""
+    digests = {name: info.get("sha256") for name, info in files.items() if isinstance(info, dict)}
+    return json.dumps({"files": digests, "heads": heads}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _manifest_anchors(
+    home: BotHome, heads: dict[str, dict[str, object]], files: dict[str, Any]
+) -> dict[str, object]:
+    """{"heads": {member: head}, "hmac": HMAC-SHA256 of the heads, "files_hmac": HMAC-SHA256 of every member's
+    digest and the heads}, both under storage/keys/ledger.key (None without it): whoever holds only the backup key
+    can open an archive but not change one member of it unseen."""
     import hmac as hmac_mod
 
     body = json.dumps(heads, sort_keys=True, separators=(",", ":"))
     key_path = home.key_file("ledger")
-    mac = None
+    mac = files_mac = None
     if key_path.is_file():
         from tbot_bot.config.security_bot import load_key
 
-        mac = hmac_mod.new(load_key(key_path), body.encode(), hashlib.sha256).hexdigest()
-    return {"heads": heads, "hmac": mac}
+        key = load_key(key_path)
+        mac = hmac_mod.new(key, body.encode(), hashlib.sha256).hexdigest()
+        files_mac = hmac_mod.new(key, _files_body(files, heads), hashlib.sha256).hexdigest()
+    return {"heads": heads, "hmac": mac, "files_hmac": files_mac}
 
 
 def create_backup(
@@ -173,15 +185,16 @@ def create_backup(
                 heads[m.name] = head
             if check:
                 problems += ledger_copy_problems(m.name, m.data, Path(tmp), ledger=n < len(ledger_files))
+    files = {
+        m.name: {"sha256": sha256_hex(m.data), "size": len(m.data), "kind": m.kind}
+        for m in sorted(members, key=lambda m: m.name)
+    }
     manifest = {
         "format": FORMAT,
         "created_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         **({"identity": identity} if identity else {}),
-        "files": {
-            m.name: {"sha256": sha256_hex(m.data), "size": len(m.data), "kind": m.kind}
-            for m in sorted(members, key=lambda m: m.name)
-        },
-        "anchors": _manifest_anchors(home, heads),
+        "files": files,
+        "anchors": _manifest_anchors(home, heads, files),
         # which members are ledgers (a restore verifies each whatever it holds)
         "ledgers": [m.name for m in members[: len(ledger_files)]],
     }
@@ -240,24 +253,41 @@ def read_manifest(archive: Path, home: BotHome, key_path: Path | None = None) ->
 def manifest_heads(home: BotHome, manifest: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """The ledger heads a manifest recorded, when their HMAC verifies under this home's ledger key (or the key a
     rotation in progress kept as `.prev`, or one a rotation retired); None when unsigned or not authentic."""
-    import hmac as hmac_mod
-
     anchors = manifest.get("anchors")
     if not isinstance(anchors, dict) or not anchors.get("hmac"):
         return None
     heads = anchors.get("heads") or {}
     body = json.dumps(heads, sort_keys=True, separators=(",", ":")).encode()
-    key_path = home.key_file("ledger")
+    return dict(heads) if _ledger_key_signed(home, body, str(anchors["hmac"])) else None
+
+
+def manifest_files_signed(home: BotHome, manifest: dict[str, Any]) -> bool | None:
+    """Whether the manifest's `files_hmac` (every member's digest and the heads) verifies under this home's ledger
+    keys; None when the manifest has none (made before tbot.backup/3)."""
+    anchors = manifest.get("anchors")
+    if not isinstance(anchors, dict) or not anchors.get("files_hmac"):
+        return None
+    files = manifest.get("files")
+    heads = anchors.get("heads")
+    body = _files_body(files if isinstance(files, dict) else {}, heads if isinstance(heads, dict) else {})
+    return _ledger_key_signed(home, body, str(anchors["files_hmac"]))
+
+
+def _ledger_key_signed(home: BotHome, body: bytes, mac: str) -> bool:
+    """`mac` is the HMAC-SHA256 of `body` under one of this home's ledger keys: the current one, the one a rotation
+    in progress kept (`.prev`) or one a rotation retired (archives made before it)."""
+    import hmac as hmac_mod
+
     from tbot_bot.config.security_bot import load_key
 
-    # the current key, the one a rotation in progress kept, and those rotations retired (archives made before them)
+    key_path = home.key_file("ledger")
     retired = sorted(key_path.parent.glob(f"{key_path.name}.retired-*")) if key_path.parent.is_dir() else []
     for candidate in (key_path, key_path.with_name(key_path.name + ".prev"), *retired):
         if candidate.is_file():
-            mac = hmac_mod.new(load_key(candidate), body, hashlib.sha256).hexdigest()
-            if hmac_mod.compare_digest(mac, str(anchors["hmac"])):
-                return dict(heads)
-    return None
+            expected = hmac_mod.new(load_key(candidate), body, hashlib.sha256).hexdigest()
+            if hmac_mod.compare_digest(expected, mac):
+                return True
+    return False
 
 
 def list_backups(home: BotHome) -> list[Path]:

@@ -289,7 +289,7 @@ def _refuse_unauthentic(
     so they must verify. Unsigned heads (an older format, or a home without a ledger key) are restored only when
     asked (--accept-unsigned), into any home; with --new-keys the key that signed them is gone and nothing can be
     checked (the operator's deliberate choice, said in the README)."""
-    from tbot_bot.reporting.auto_backup import manifest_heads
+    from tbot_bot.reporting.auto_backup import manifest_files_signed, manifest_heads
 
     if new_keys:
         return
@@ -301,6 +301,20 @@ def _refuse_unauthentic(
             "ledger key: the archive was altered, or this home has another ledger key than the one it was made with "
             "(re-provisioned: put storage/keys/ back from the key backup, or pass --new-keys to restore it "
             "unchecked); nothing was restored"
+        )
+    # every member's digest is signed too (tbot.backup/3): a member changed (the .env's upload target, the config,
+    # the journal) is refused as an altered ledger is; an archive signed before that is restored only when asked
+    whole = manifest_files_signed(home, manifest) if signed else None
+    if whole is False:
+        raise ConfigError(
+            f"backup archive {archive.name}: its members' digests do not verify under this home's ledger key (the "
+            "archive was altered): nothing was restored"
+        )
+    if signed and whole is None and not accept_unsigned:
+        raise ConfigError(
+            f"backup archive {archive.name} signs its ledgers but not its other files (made before tbot.backup/3, or "
+            "that signature was removed): its configuration and journal cannot be told from altered ones; if you "
+            "made it yourself, restore it with --accept-unsigned; nothing was restored"
         )
     if not signed and not accept_unsigned:
         raise ConfigError(
