@@ -174,7 +174,11 @@ def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert len(restored) == 1 and verify_ledger(restored[0]) == []
 
 
-def _rewrite_manifest(archive: Path, key: Path, change) -> None:  # type: ignore[no-untyped-def]
+def _rewrite_manifest(  # type: ignore[no-untyped-def]
+    archive: Path, key: Path, change, *, members: dict[str, bytes] | None = None, target: Path | None = None
+) -> Path:
+    """The archive with `members` replaced and its manifest edited by `change`, sealed again with the backup key
+    (what someone holding only that key can do), written over it or to `target`."""
     import io
     import json
     import tarfile
@@ -186,14 +190,16 @@ def _rewrite_manifest(archive: Path, key: Path, change) -> None:  # type: ignore
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as dst:
         for member in src.getmembers():
-            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            data = (members or {}).get(member.name) or src.extractfile(member).read()  # type: ignore[union-attr]
             if member.name == "MANIFEST.json":
                 manifest = json.loads(data)
                 change(manifest)
                 data = json.dumps(manifest).encode()
-                member.size = len(data)
+            member.size = len(data)
             dst.addfile(member, io.BytesIO(data))
-    archive.write_bytes(fernet.encrypt(out.getvalue()))
+    written = target or archive
+    written.write_bytes(fernet.encrypt(out.getvalue()))
+    return written
 
 
 def test_manifest_records_each_ledger_head_and_restore_reanchors_it(tmp_path: Path) -> None:

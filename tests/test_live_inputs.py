@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -486,6 +487,21 @@ def test_a_flatten_while_the_market_is_closed_sends_nothing_and_says_why(
 ) -> None:
     """`tbot flatten` on a Saturday (the operator acting on the held-until-open alert) sent a market order the
     broker would hold for Monday's open and the adapter cancel unfilled (a diff review)."""
+    from tbot_bot.runtime.flatten import flatten
+
+    with _saturday_with_aapl_held(tmp_path, cboe, monkeypatch) as (home, ctx):
+        result = flatten(ctx, "cli:ops")
+        assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
+        assert "the market is closed: no order is sent until it opens" in result.not_closed["AAPL"]
+        # held between windows is not "monitoring" (nothing rewrites status each minute then: it read stale)
+        assert json.loads(home.status_json.read_text())["state"] != "monitoring"
+
+
+@contextmanager
+def _saturday_with_aapl_held(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[BotHome, Any]]:
+    """A live day started on Saturday 2026-11-28 with 2 AAPL held (bought and booked on Friday): (home, its day)."""
     clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
     with serve(clock.now(), clock) as server:
         home = _aapl_home(tmp_path, server, cboe, monkeypatch)
@@ -493,14 +509,7 @@ def test_a_flatten_while_the_market_is_closed_sends_nothing_and_says_why(
         clock._now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday
         sup, r = _booted(home, server, clock)
         try:
-            ctx = sup._start_live_day(r, ("open", "mid", "close"))
-            from tbot_bot.runtime.flatten import flatten
-
-            result = flatten(ctx, "cli:ops")
-            assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
-            assert "the market is closed: no order is sent until it opens" in result.not_closed["AAPL"]
-            # held between windows is not "monitoring" (nothing rewrites status each minute then: it read stale)
-            assert json.loads(home.status_json.read_text())["state"] != "monitoring"
+            yield home, sup._start_live_day(r, ("open", "mid", "close"))
         finally:
             r.close()  # type: ignore[attr-defined]
 
@@ -541,19 +550,10 @@ def test_a_halt_while_the_market_is_closed_says_the_positions_are_held(
 ) -> None:
     """The kill switch's own closing (its trip possible on a weekend once a position is adopted) halted with its
     reason alone: the exits were not sent (the market closed) and nothing said so (a held-positions review)."""
-    clock = InjectedClock(datetime(2026, 11, 27, 14, 35, tzinfo=UTC))
-    with serve(clock.now(), clock) as server:
-        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
-        _held_position(home, server, clock, booked=True)
-        clock._now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday
-        sup, r = _booted(home, server, clock)
-        try:
-            ctx = sup._start_live_day(r, ("open", "mid", "close"))
-            with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
-                ctx.halt("kill switch tripped: daily loss 2.1% of the float")
-            assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
-        finally:
-            r.close()  # type: ignore[attr-defined]
+    with _saturday_with_aapl_held(tmp_path, cboe, monkeypatch) as (home, ctx):
+        with caplog.at_level(logging.INFO, logger="tbot_bot.trading.notifier_bot"):
+            ctx.halt("kill switch tripped: daily loss 2.1% of the float")
+        assert [i for i in ctx.journal.intents() if i.purpose == "exit"] == []
     status = json.loads(home.status_json.read_text())
     assert status["message"] == (
         "kill switch tripped: daily loss 2.1% of the float; the market is closed: 2 AAPL held until it opens"

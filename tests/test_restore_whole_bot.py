@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from integration_test_runner import run_session
+from test_backup_restore import _rewrite_manifest
 
 from rigd_tbot.cli import main
 from tbot_bot.accounting.accounting_config import load_binding
@@ -888,37 +889,6 @@ def test_a_killed_rollback_run_again_reports_what_the_first_run_found(
     assert safety.name in detail and "closed through no month (was 2011-01)" in detail
 
 
-def _rewritten(
-    archive: Path, key: Path, edit: Any, target: Path, change: dict[str, bytes] | None = None
-) -> Path:
-    """The archive with members replaced (`change`) and its manifest edited by `edit`, sealed again with the backup
-    key (what someone holding only that key can do)."""
-    import io
-    import tarfile
-
-    from cryptography.fernet import Fernet
-
-    fernet = Fernet(key.read_bytes().strip())
-    members: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(fernet.decrypt(archive.read_bytes())), mode="r:gz") as tar:
-        for info in tar.getmembers():
-            extracted = tar.extractfile(info)
-            assert extracted is not None
-            members[info.name] = extracted.read()
-    members.update(change or {})
-    manifest = json.loads(members["MANIFEST.json"])
-    edit(manifest)
-    members["MANIFEST.json"] = json.dumps(manifest).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    target.write_bytes(fernet.encrypt(buf.getvalue()))
-    return target
-
-
 def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature(
     copied: BotHome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -935,10 +905,12 @@ def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature
         head["transactions"] = int(head["transactions"]) + 1
 
     before = hashlib.sha256(Path(ledger).read_bytes()).hexdigest()
-    forged = _rewritten(archive, key, moved_head, tmp_path / "forged.tar.gz.enc")
+    forged = _rewrite_manifest(archive, key, moved_head, target=tmp_path / "forged.tar.gz.enc")
     assert main(["backup", "restore", "--home", home, "--archive", str(forged)]) == 2
     assert "do not verify under this home's ledger key" in capsys.readouterr().err
-    stripped = _rewritten(archive, key, lambda m: m.pop("anchors"), tmp_path / "stripped.tar.gz.enc")
+    stripped = _rewrite_manifest(
+        archive, key, lambda m: m.pop("anchors"), target=tmp_path / "stripped.tar.gz.enc"
+    )
     assert main(["backup", "restore", "--home", home, "--archive", str(stripped)]) == 2
     assert "carries no signature of its ledgers" in capsys.readouterr().err
     assert hashlib.sha256(Path(ledger).read_bytes()).hexdigest() == before  # nothing was restored
@@ -953,12 +925,14 @@ def test_a_restore_refuses_ledger_heads_that_do_not_verify_or_carry_no_signature
     def elsewhere(manifest: dict[str, Any]) -> None:
         manifest["files"][".env"].update(sha256=hashlib.sha256(env).hexdigest(), size=len(env))
 
-    moved = _rewritten(archive, key, elsewhere, tmp_path / "moved.tar.gz.enc", change={".env": env})
+    moved = _rewrite_manifest(
+        archive, key, elsewhere, members={".env": env}, target=tmp_path / "moved.tar.gz.enc"
+    )
     assert main(["backup", "restore", "--home", home, "--archive", str(moved)]) == 2
     assert "its members' digests do not verify under this home's ledger key" in capsys.readouterr().err
     assert b"elsewhere.example" not in (copied.root / ".env").read_bytes()
-    unsigned_files = _rewritten(
-        archive, key, lambda m: m["anchors"].pop("files_hmac"), tmp_path / "old.tar.gz.enc"
+    unsigned_files = _rewrite_manifest(
+        archive, key, lambda m: m["anchors"].pop("files_hmac"), target=tmp_path / "old.tar.gz.enc"
     )
     assert main(["backup", "restore", "--home", home, "--archive", str(unsigned_files)]) == 2
     assert "signs its ledgers but not its other files" in capsys.readouterr().err

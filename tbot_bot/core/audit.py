@@ -29,23 +29,14 @@ def log_system_event(
         )
 
 
-def log_done_event(
-    home: BotHome,
-    *,
-    source: str,
-    event: str,
-    level: str = "info",
-    actor: str | None = None,
-    detail: str | None = None,
-    now: datetime | None = None,
-) -> str | None:
+def log_done_event(home: BotHome, **row: Any) -> str | None:
     """The system-log row of something already done (a posted correction, a user created, a flatten): a system log
     that cannot take it (locked, damaged) must not make the deed read as failed: the caller reports success and
     says this returned text too. None when the row was written."""
     try:
-        log_system_event(home, source=source, event=event, level=level, actor=actor, detail=detail, now=now)
+        log_system_event(home, **row)  # the same row (source, event, level, actor, detail, now)
     except (TbotError, sqlite3.Error, OSError) as exc:
-        return f"done, but the system log (SYSTEM_LOGS.db) did not record it ({event}): {exc}"
+        return f"done, but the system log (SYSTEM_LOGS.db) did not record it ({row.get('event')}): {exc}"
     return None
 
 
