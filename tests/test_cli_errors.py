@@ -855,3 +855,14 @@ def test_db_init_never_widens_the_owners_rights_on_the_databases_folder(tmp_path
         pass
     assert stat_mod.S_IMODE(folder.stat().st_mode) == 0o500
     folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("argv", [["status"], ["ledger", "verify"]])
+def test_a_mistyped_home_is_said_to_be_one(tmp_path: Path, capsys, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """`tbot status --home /nonexist` said "the bot has not run in this home yet" and `ledger verify` "encrypted
+    file .../bot_identity.json.enc is missing" (a CLI review): the home itself is named as not being one."""
+    from rigd_tbot.cli import main
+
+    missing = tmp_path / "no-such-home"
+    assert main([*argv, "--home", str(missing)]) == 2
+    assert f"bot home {missing} does not exist or is not a directory" in capsys.readouterr().err

@@ -140,7 +140,9 @@ def run_status(args: argparse.Namespace) -> int:
     from tbot_bot.runtime.control import pause_in_force, running_supervisor
     from tbot_bot.support.utils_bot import utc_now
 
-    home = BotHome.resolve(args.home)
+    home = bot_home(
+        args.home
+    )  # a mistyped --home is said as such, not "the bot has not run in this home yet"
     running = running_supervisor(home) is not None
     # the pause in force, as the dashboard's /api/status shows it (scripts read --json)
     data = pause_in_force(home, _read_status_file(home), running)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from datetime import date
 
-from rigd_tbot.cli import add_home_argument, cli_user
+from rigd_tbot.cli import add_home_argument, bot_home, cli_user
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.accounting.ledger_anchor import AnchorStore
     from tbot_bot.accounting.ledger_verify import verify_ledger
 
-    home = BotHome.resolve(args.home)
+    home = bot_home(args.home)  # a mistyped --home is said as such, not as a missing identity file
     binding = load_binding(home, check_files=False)
     if args.ledger_action == "float":
         # a figure read from a float ledger that fails verification is no figure: named, as `verify` names it
