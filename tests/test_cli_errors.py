@@ -635,6 +635,7 @@ def test_json_nested_too_deeply_is_a_damaged_file(tmp_path: Path, capsys: pytest
     """status.json and a bar store's manifest nested 100,000 deep: named as damaged, never a RecursionError."""
     home = tmp_path / "home"
     (home / "output").mkdir(parents=True)
+    (home / ".env_bot.enc").write_bytes(b"")  # a bot home (`tbot status` names a folder that is none)
     (home / "output" / "status.json").write_text(DEEP)
     code, err = _cli(["status", "--home", str(home)], capsys)
     assert code == 2 and "is not a JSON status file" in err, err
