@@ -490,3 +490,38 @@ def test_an_unsigned_archive_needs_accept_unsigned_in_any_home(tmp_path: Path) -
     with pytest.raises(ConfigError, match="carries no signature of its ledgers"):
         restore_backup(archive, target, key_path=home.key_file("backup"))
     assert not target.root.exists() or not any(target.root.rglob("*.db"))
+
+
+def test_an_archive_of_another_ledger_schema_says_it_was_made_by_another_version(tmp_path: Path) -> None:
+    """An archive whose ledger has another schema version was refused with a list of column mismatches "failing
+    verification", not told apart from a damaged one (a backup review)."""
+    import hashlib
+    import io
+    import sqlite3
+    import tarfile
+
+    from cryptography.fernet import Fernet
+
+    from tbot_bot.errors import LedgerError
+
+    home, ledger = populated_home(tmp_path / "a")
+    archive = create_backup(home, [ledger], now=NOW)
+    key = home.key_file("backup")
+    name = str(ledger.relative_to(home.root))
+    with tarfile.open(
+        fileobj=io.BytesIO(Fernet(key.read_bytes().strip()).decrypt(archive.read_bytes()))
+    ) as tar:
+        extracted = tar.extractfile(name)
+        assert extracted is not None
+        old = tmp_path / "old.db"
+        old.write_bytes(extracted.read())
+    with sqlite3.connect(old) as conn:
+        conn.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
+    blob = old.read_bytes()
+
+    def digest(manifest: dict) -> None:  # type: ignore[type-arg]
+        manifest["files"][name].update(sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
+
+    _rewrite_manifest(archive, key, digest, members={name: blob})
+    with pytest.raises(LedgerError, match="made by another version of the bot"):
+        restore_backup(archive, BotHome(tmp_path / "b"), key_path=key, accept_unsigned=True)

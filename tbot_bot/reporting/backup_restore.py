@@ -215,9 +215,16 @@ def restore_backup(
         # valid chain was found only after it was written, leaving the home marked half restored
         problems += _head_problems(manifest, {n: contents[n] for n in ledgers}, Path(tmp))
     if problems:
+        # a ledger of another schema version was made by another version of the bot: said first, not only as columns
+        older = any("schema_version=" in p for p in problems)
+        why = (
+            "it was made by another version of the bot (its ledger schema differs from this version's, and a ledger "
+            "is never migrated in place): restore it with the version that made it"
+            if older
+            else "its ledgers or databases fail verification"
+        )
         raise LedgerError(
-            f"backup archive {archive.name}: its ledgers or databases fail verification; nothing was restored:\n  - "
-            + "\n  - ".join(problems)
+            f"backup archive {archive.name}: {why}; nothing was restored:\n  - " + "\n  - ".join(problems)
         )
     from tbot_bot.runtime.control import SupervisorLock
 
