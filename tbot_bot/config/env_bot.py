@@ -818,16 +818,10 @@ def rule_a_broker_call_ends_before_the_watchdog_gives_up(s: BotSettings) -> str 
     longest = longest_broker_call(s.BROKER_NAME, float(s.API_TIMEOUT), int(s.API_RETRY_LIMIT))
     if longest < MAX_EXTERNAL_WAIT:
         return None
-    # the largest API_TIMEOUT that fits, to the hundredth (the duration grows with it, so a bisection finds it)
-    lo, hi = 0.0, float(s.API_TIMEOUT)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (
-            (mid, hi)
-            if longest_broker_call(s.BROKER_NAME, mid, int(s.API_RETRY_LIMIT)) < MAX_EXTERNAL_WAIT
-            else (lo, mid)
-        )
-    most = math.floor(lo * 100) / 100
+    # the largest API_TIMEOUT that fits, to the hundredth: the duration is linear in it (attempts x it + back-off)
+    backoff = longest_broker_call(s.BROKER_NAME, 0.0, int(s.API_RETRY_LIMIT))
+    per_second = longest_broker_call(s.BROKER_NAME, 1.0, int(s.API_RETRY_LIMIT)) - backoff
+    most = round(math.ceil((MAX_EXTERNAL_WAIT - backoff) / per_second * 100) / 100 - 0.01, 2)
     nested = " (IBKR reconnects inside each attempt as often)" if s.BROKER_NAME == "IBKR" else ""
     return (
         f"API_TIMEOUT={s.API_TIMEOUT:g} s with API_RETRY_LIMIT={s.API_RETRY_LIMIT}{nested}: a broker call that times "

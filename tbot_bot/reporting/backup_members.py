@@ -138,7 +138,7 @@ def _candidates(home: BotHome) -> Iterable[Path]:
             yield from sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def _config_plaintext(home: BotHome, path: Path) -> bytes | None:
+def config_plaintext(home: BotHome, path: Path) -> bytes | None:
     """The decrypted config (`.env_bot.enc`, a versioned copy), or None when it is not env-key encrypted
     or cannot be read with this home's env key (then it is archived as it is)."""
     from tbot_bot.config.security_bot import HEADER_PREFIX, decrypt_file
@@ -177,7 +177,7 @@ def collect_members(
             files.append(path)
     for path in files:
         name = home.relative(path)
-        plain = _config_plaintext(home, path)
+        plain = config_plaintext(home, path)
         try:
             data = plain if plain is not None else path.read_bytes()
         except FileNotFoundError:

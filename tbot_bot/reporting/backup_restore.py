@@ -387,7 +387,9 @@ def _restore_locked(
         # the record of who did what (config changes, dashboard access) is not cut back either
         keep_own |= {p for p in _audit_logs(home) if rollback}
         # an archived config that did not decrypt when it was archived (damaged then) never replaces one that does
-        if kinds.get(".env_bot.enc") == "file" and _decrypts(home):
+        from tbot_bot.reporting.backup_members import config_plaintext
+
+        if kinds.get(".env_bot.enc") == "file" and config_plaintext(home, home.env_bot_enc) is not None:
             keep_own.add(home.env_bot_enc)
     for name, blob in contents.items():
         target = _member_path(home, name)
@@ -444,9 +446,7 @@ def _restore_locked(
         )  # test seam: a kill between files leaves the marker, so the home is refused
     for path in stale:
         path.unlink(missing_ok=True)
-    problems = _reanchor(home, manifest)  # the ledgers themselves were verified before anything was written
-    if problems:
-        raise LedgerError("restored ledgers fail verification:\n  - " + "\n  - ".join(problems))
+    _reanchor(home, manifest)  # the ledgers and their heads were verified before anything was written
     marker.unlink()
     return RestoreResult(
         sorted(targets), sorted(replacing), safety, sorted(stale), closed_before=before, kept=sorted(kept)
@@ -456,17 +456,6 @@ def _restore_locked(
 # the people's databases and the system log: on a restore into the same bot's home the home's own are kept
 # (architecture.md)
 KEPT_ON_ROLLBACK = ("SYSTEM_USERS", "PASSWORD_RESET_TOKENS", "USER_ACTIVITY_MONITORING", "SYSTEM_LOGS")
-
-
-def _decrypts(home: BotHome) -> bool:
-    """The home's .env_bot.enc decrypts with its env key."""
-    from tbot_bot.config.security_bot import decrypt_file
-
-    try:
-        decrypt_file(home.env_bot_enc, home.key_file("env"))
-    except (ConfigError, OSError):
-        return False
-    return True
 
 
 def _audit_logs(home: BotHome) -> list[Path]:
@@ -549,10 +538,11 @@ def _archive_current(home: BotHome, now: datetime, key_path: Path | None = None)
     )  # fmt: skip
 
 
-def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
-    """Each restored ledger must be exactly the head the manifest recorded; then it is anchored in this home
-    (a restore is an authenticated, deliberate rollback: the new anchor's seq is above any older one)."""
-    from tbot_bot.accounting.ledger_anchor import AnchorStore, ChainHead, new_anchor, read_head
+def _reanchor(home: BotHome, manifest: dict[str, object]) -> None:
+    """Anchor each restored ledger in this home (a restore is an authenticated, deliberate rollback: the new
+    anchor's seq is above any older one). Each was checked to be the head its manifest recorded before anything
+    was written (`_head_problems`)."""
+    from tbot_bot.accounting.ledger_anchor import AnchorStore, new_anchor, read_head
     from tbot_bot.accounting.ledger_period import closed_through
 
     anchors_doc = manifest.get("anchors")
@@ -568,8 +558,7 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
         }
     store = AnchorStore.for_home(home)
     backup_dir = _injected_backup_dir(home)
-    problems: list[str] = []
-    for name, recorded in recorded_heads.items():
+    for name in recorded_heads:
         path = _member_path(home, name)
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
@@ -577,16 +566,12 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> list[str]:
             lock = closed_through(conn)
         finally:
             conn.close()
-        if recorded is not None and head != ChainHead(**recorded):
-            problems.append(f"{name}: restored ledger differs from the chain head its manifest recorded")
-            continue
         seq = store.next_seq(path, backup_dir)
         store.write(new_anchor(path, seq, head, None), backup_dir, path)
         store.forget_lock(path)
         if lock is not None:
             store.record_lock(path, lock[0], by="tbot backup restore", at=datetime.now(UTC))
     store.close()
-    return problems
 
 
 def _injected_backup_dir(home: BotHome) -> Path | None:
