@@ -829,6 +829,28 @@ def test_two_local_jobs_on_sqlite_share_the_grid(
     storage.engine.dispose()
 
 
+def test_the_workers_start_on_studies_already_filled(
+    tmp_path: Path, space_file: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local run makes every fold's study and queues its grid before it forks its workers: a worker that found
+    the queue still being filled waited for it (and joined a short study a fifth of a second late)."""
+    from tbot_bot.optimizer import runner
+    from tbot_bot.optimizer import study as study_mod
+
+    seen = tmp_path / "seen.txt"
+    real_child = runner._child
+
+    def child(cfg: Any, req: Any, prep: Any, position: int, storage: Any) -> None:
+        # in the forked worker, before it opens anything: what the storage holds
+        names = {s.study_name: s.user_attrs for s in optuna.get_all_study_summaries(storage)}
+        seen.write_text(json.dumps({n: study_mod.GRID_READY_ATTR in a for n, a in sorted(names.items())}))
+        real_child(cfg, req, prep, position, storage)
+
+    monkeypatch.setattr(runner, "_child", child)
+    assert tbot(run_args(tmp_path, space_file, planted, "--study", "ready", "--jobs", "2")) == 0
+    assert json.loads(seen.read_text()) == {"ready.fold1": True, "ready.fold2": True}
+
+
 def test_the_charts_come_after_the_numbers_and_the_command_never_imports_matplotlib(
     tmp_path: Path, space_file: Path, planted: Path
 ) -> None:

@@ -117,6 +117,25 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     assert _prep(data, cache).cache_status == "built"
 
 
+def test_every_span_of_a_cache_file_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body's CRC is kept per span (checked on every core at once): a file of many spans reads back whole,
+    and a flipped byte in any span, or a span cut off, is refused."""
+    monkeypatch.setattr(prep_cache, "_CRC_SPAN", 4096)
+    value = ("meta", np.arange(5_000, dtype=np.float64), np.arange(3_001, dtype=np.int64))
+    path = prep_cache._write(tmp_path / "x.prep", value, "test")
+    assert path is not None
+    raw = path.read_bytes()
+    back = prep_cache._read(path, "test")
+    assert back[0] == "meta" and all(np.array_equal(a, b) for a, b in zip(back[1:], value[1:], strict=True))
+    for at in [*range(0, len(raw), 4096), len(raw) - 1]:  # the magic, then a byte in every span of the body
+        damaged = bytearray(raw)
+        damaged[at] ^= 0x01
+        path.write_bytes(bytes(damaged))
+        assert prep_cache._read(path, "test") is None, at
+    path.write_bytes(raw[:-4096])
+    assert prep_cache._read(path, "test") is None
+
+
 def test_session_indicators_are_cached_beside_the_preparation(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

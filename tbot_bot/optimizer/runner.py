@@ -43,6 +43,7 @@ from tbot_bot.optimizer.study import (
     StudyRefused,
     close_storage,
     make_storage,
+    open_study,
     redact,
     run_fold,
 )
@@ -288,9 +289,14 @@ def _run(
     )
     # tables created before any worker starts (a new SQLite file copied from an empty one kept in the cache)
     storage = make_storage(storage_url, req.stale_after_s, template_dir=home.cache_dir / "optuna")
+    folds = make_folds(prep.days, req.walk_forward)
     try:
         children = []
         if req.jobs > 1:
+            # every fold's study made (its grid queued) before the workers start: a worker that found its
+            # creator still filling it polled, and joined a 2-job study a fifth of a second late
+            for fold in folds:
+                open_study(cfg, fold, storage)
             storage.engine.dispose()  # no pooled connection may cross a fork
             ctx = multiprocessing.get_context("fork")
             children = [
@@ -305,7 +311,6 @@ def _run(
                 c.join()
         # a worker that stopped on its own error has said what it was; its trials were left to the others
         failed = [c.exitcode for c in children if c.exitcode not in (0, 130)]
-        folds = make_folds(prep.days, req.walk_forward)
         results = results_mod.collect(cfg, folds, storage)
     finally:
         close_storage(storage)

@@ -271,7 +271,8 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(cfg))
         created = False
-    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    attrs = study.user_attrs  # one read (each is a query): the stamps below are checked against it
+    recorded = attrs.get(FINGERPRINT_ATTR)
     if not created and not recorded and cfg.fingerprint and _finished(study):
         # made before studies recorded their evidence (and before calmar was the backtest's Calmar ratio): its
         # trials cannot be checked against this run's settings, and their values may be scored otherwise
@@ -309,14 +310,18 @@ def open_study(cfg: StudyConfig, fold: Fold, storage: optuna.storages.BaseStorag
             ]
             _enqueue_all(study, points)
             study.set_user_attr(GRID_READY_ATTR, cfg.trials_per_fold())
-        else:
+        elif GRID_READY_ATTR not in attrs:
+            # another machine's worker (or a command started at the same moment) still filling it: the queue
+            # is one transaction, so it is ready within milliseconds (a local run's workers find it ready)
             deadline = time.monotonic() + 120
             while GRID_READY_ATTR not in study.user_attrs:
                 if time.monotonic() > deadline:
                     raise ConfigError(f"study {name} exists but its grid was never enqueued")
-                time.sleep(0.2)
-    study.set_user_attr("space", cfg.space.describe())
-    study.set_user_attr("objective", cfg.objective)
+                time.sleep(0.02)
+    # written once per study (each write is a transaction): a joining worker finds them there
+    for key, value in (("space", cfg.space.describe()), ("objective", cfg.objective)):
+        if attrs.get(key) != value:
+            study.set_user_attr(key, value)
     return study
 
 
