@@ -858,12 +858,22 @@ def test_db_init_never_widens_the_owners_rights_on_the_databases_folder(tmp_path
     folder.chmod(0o700)
 
 
-@pytest.mark.parametrize("argv", [["status"], ["ledger", "verify"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"], ["ledger", "verify"], ["alerts", "test"], ["broker-check"], ["config", "show"],
+        ["config", "set", "LOG_LEVEL=info"], ["logs", "summary"], ["logs", "prune"], ["ofx", "export", "--all", "--out", "x.ofx"],
+        ["universe", "build"], ["secrets", "list"], ["tune", "report"], ["accounting", "sync"],
+        ["users", "list"],
+    ],
+)  # fmt: skip
 def test_a_mistyped_home_is_said_to_be_one(tmp_path: Path, capsys, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
     """`tbot status --home /nonexist` said "the bot has not run in this home yet" and `ledger verify` "encrypted
-    file .../bot_identity.json.enc is missing" (a CLI review): the home itself is named as not being one."""
+    file .../bot_identity.json.enc is missing" (a CLI review), and every other command that works on a home named
+    its config or identity file: the home itself is named as not being one, and nothing is created there."""
     from rigd_tbot.cli import main
 
     missing = tmp_path / "no-such-home"
     assert main([*argv, "--home", str(missing)]) == 2
     assert f"bot home {missing} does not exist or is not a directory" in capsys.readouterr().err
+    assert not missing.exists()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.support.path_resolver import BotHome
+from rigd_tbot.cli import add_home_argument, existing_home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.batch_size <= 5000:
         raise ConfigError(f"--batch-size {args.batch_size} must be between 1 and 5000")
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     binding = load_binding(home)
     client = AccountingClient.from_home(
         home, binding.identity, retry=RetryPolicy.from_settings(load_settings(home))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.support.path_resolver import BotHome
+from rigd_tbot.cli import add_home_argument, existing_home
 
 CHANNELS = ("email", "slack", "pagerduty", "sms")
 
@@ -34,7 +33,7 @@ def run_test(args: argparse.Namespace) -> int:
     from tbot_bot.support.utils_bot import utc_now
     from tbot_bot.trading.notifier_bot import Alert, AlertEvent, AlertLevel, send_test_alerts
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     settings = load_settings(home)
     mode = trading_mode(home, settings.BROKER_NAME)
     bot = load_identity(home).BOT_ID

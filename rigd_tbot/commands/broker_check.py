@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.broker.adapter_guard import describe_endpoint
 from tbot_bot.errors import (
     ConfigError,
@@ -21,7 +21,6 @@ from tbot_bot.errors import (
     TbotError,
     UsageError,
 )
-from tbot_bot.support.path_resolver import BotHome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.broker.factory import build_broker
     from tbot_bot.config.settings_bot import load_settings
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     settings = load_settings(home)
     if settings.BROKER_NAME == "SIM":
         # BROKER_NAME=SIM: the simulated exchange only exists inside a replay; there is no connection to check

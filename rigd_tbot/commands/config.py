@@ -10,9 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, bot_home, cli_actor
+from rigd_tbot.cli import add_home_argument, bot_home, cli_actor, existing_home
 from tbot_bot.errors import ConfigError, UsageError
-from tbot_bot.support.path_resolver import BotHome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +69,7 @@ def _actor() -> str:
 def run_show(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import config_source, masked_items, read_env_text
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     items = masked_items(read_env_text(home))
     print(f"# {config_source(home)}")
     width = max(len(k) for k, _, _ in items)
@@ -92,7 +91,7 @@ def run_set(args: argparse.Namespace) -> int:
             updates[key.strip()] = value.strip()
     if bad:
         raise ConfigError(bad, source="tbot config set")
-    update_env_values(BotHome.resolve(args.home), updates, actor=_actor())
+    update_env_values(existing_home(args.home), updates, actor=_actor())
     print(f"saved {', '.join(updates)} (validated and re-encrypted)")
     return 0
 
@@ -100,7 +99,7 @@ def run_set(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import config_version, read_env_text, save_env_text
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     original = read_env_text(home)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.TemporaryDirectory(prefix="tbot-config-") as tmp:
@@ -145,7 +144,7 @@ def run_edit(args: argparse.Namespace) -> int:
 def run_encrypt(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import encrypt_plaintext_file
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     encrypt_plaintext_file(home, home.env_bot_plain, actor=_actor(), remove_plaintext=not args.keep_plaintext)
     kept = " (plaintext kept)" if args.keep_plaintext else " (plaintext deleted)"
     print(f"encrypted {home.env_bot_plain} -> {home.env_bot_enc}{kept}")

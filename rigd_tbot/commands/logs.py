@@ -14,8 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.support.path_resolver import BotHome
+from rigd_tbot.cli import add_home_argument, existing_home
 
 LEVEL_CHOICES = ("info", "warning", "error")
 
@@ -64,7 +63,7 @@ def _logs_dir(args: argparse.Namespace) -> Path:
         if not path.is_dir():
             raise ConfigError(f"--logs-dir {path} is not a directory")
         return path
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     return home.logs_dir(load_binding(home, check_files=False).scope)
 
 
@@ -77,7 +76,7 @@ def _exchange_tz(args: argparse.Namespace) -> str | None:
     if args.logs_dir:
         return None
     try:
-        return calendar_timezone(load_settings(BotHome.resolve(args.home)).MARKET_CALENDAR)
+        return calendar_timezone(load_settings(existing_home(args.home)).MARKET_CALENDAR)
     except (TbotError, ValueError):  # the logs are read to learn why the config will not load: UTC alone then
         return None
 
@@ -140,7 +139,7 @@ def _prune(args: argparse.Namespace) -> int:
     from tbot_bot.reporting.log_rotation import rotate_home_logs
     from tbot_bot.support.utils_bot import utc_now
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     days = args.days if args.days is not None else load_settings(home).LOG_RETENTION_DAYS
     if not 1 <= days <= 3650:
         raise ConfigError(f"--days {days} must be between 1 and 3650")

@@ -6,9 +6,8 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from rigd_tbot.cli import add_home_argument, replaceable_output
+from rigd_tbot.cli import add_home_argument, existing_home, replaceable_output
 from tbot_bot.errors import ConfigError
-from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import date_problem
 
 
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.accounting.ledger_anchor import AnchorStore
     from tbot_bot.support.trading_mode import trading_mode
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     target = _output_path(Path(args.out))
     binding = load_binding(home, check_files=False)
     broker_id, account_id = statement_ids(binding)

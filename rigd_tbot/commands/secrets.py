@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.secret_schema import SPECS
@@ -98,7 +98,7 @@ def _broker_code(home: BotHome) -> str:
 def run_set(args: argparse.Namespace) -> int:
     from tbot_bot.support.decrypt_secrets import set_operator_secret
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     broker_code = _broker_code(home)
     keys = SPECS[args.name].keys
     if args.from_env:
@@ -123,7 +123,7 @@ def run_list(args: argparse.Namespace) -> int:
     from tbot_bot.support.secret_schema import mask, required_secrets, secret_problems
     from tbot_bot.support.trading_mode import MODE_SWITCHES, mode_from_credentials
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     broker_code = _broker_code(home)
     required = required_secrets(broker_code)
     for name, s in SPECS.items():

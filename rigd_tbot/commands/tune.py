@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rigd_tbot.cli import add_home_argument
-from tbot_bot.support.path_resolver import BotHome
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.support.utils_bot import iso_date
 
 
@@ -31,7 +30,7 @@ def run_report(args: argparse.Namespace) -> int:
     from tbot_bot.enhancements.tuning_tracker import build_report, write_report
     from tbot_bot.optimizer.proposals import improvements, list_proposals
 
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     settings = load_settings(home)
     report = build_report(home, since=args.since, proposals=improvements(list_proposals(home)))
     files = write_report(home, report, home.path(settings.OPTIMIZER_OUTPUT_DIR) / "tuning_tracker")

@@ -8,9 +8,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.errors import ConfigError
-from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import utc_now
 
 EXCHANGES = ("NYSE", "NASDAQ", "ARCA", "AMEX", "BATS")
@@ -99,7 +98,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.max_symbols is not None and args.max_symbols < 1:
         raise ConfigError(f"--max-symbols {args.max_symbols} must be at least 1")
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     settings = load_settings(home)
     options: dict[str, Any] = {
         "exchanges": _exchanges(args.exchanges),

@@ -6,7 +6,7 @@ import argparse
 import getpass
 import sys
 
-from rigd_tbot.cli import add_home_argument
+from rigd_tbot.cli import add_home_argument, existing_home
 from tbot_bot.core import login_guard, users
 from tbot_bot.core.audit import log_done_event
 from tbot_bot.core.reset_tokens import issue_reset_token
@@ -95,7 +95,7 @@ def _default_role(home: BotHome) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    home = BotHome.resolve(args.home)
+    home = existing_home(args.home)
     action = args.users_action
     if action == "add":
         role = args.role or _default_role(home)
