@@ -42,6 +42,7 @@ from tbot_bot.domain.intents import Intent, IntentStatus
 from tbot_bot.runtime.booking import fills_to_book
 from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import MINOR_UNITS_PER_UNIT
 from tbot_bot.trading.orders_bot import OrderRouter
 
 NOW = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
@@ -346,3 +347,80 @@ def test_an_earlier_days_exit_without_its_entry_is_not_looked_up_at_every_bookin
     assert desk.book() == 0
     assert not [u for u in desk.unresolved if u.get("event") == "exit_without_entry"]
     assert alpaca_server.count("GET", BY_CID) == before  # no broker look-up for it
+
+
+def test_ibkr_commission_reported_after_the_fill_status_is_booked(provisioned_home: Path) -> None:
+    """TWS may send an execution's commission report after the order's Filled status: the journal was final by
+    then (a sync skips final intents), and the trade was booked without its fee. The booking takes the fee the
+    broker's fills carry, as it takes their quantity and price."""
+    tws = FakeTws(now=NOW)
+    desk = _ibkr_desk(provisioned_home, tws)
+    desk.router.place(desk.intent())
+    oid = tws.placed[-1][0]
+    tws.ack(oid)
+    exec_id = tws.fill(oid, 10, 450.0, commission=1.25, commission_later=True)
+    desk.router.sync()
+    assert desk.journal.get(CID).status is IntentStatus.FILLED  # type: ignore[union-attr]
+    assert desk.journal.get(CID).fee == 0  # type: ignore[union-attr]
+    tws.report_commission(exec_id)
+    desk.router.sync()  # final: not read again
+    assert desk.book() >= 1
+    assert desk.journal.get(CID).fee == Decimal("1.25")  # type: ignore[union-attr]
+    path = load_binding(desk.home).ledger_path
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        fee = conn.execute(
+            "SELECT sum(s.debit) - sum(s.credit) FROM transactions t JOIN splits s ON s.transaction_id = t.id "
+            "WHERE t.fitid = ? AND s.account_code LIKE '5%'",
+            [f"{CID}-FEE"],
+        ).fetchone()[0]
+    assert Decimal(fee) / MINOR_UNITS_PER_UNIT == Decimal("1.25")
+    assert any(u["event"] == "fill_reconciled" and "fee 1.25" in u["reason"] for u in desk.unresolved)
+
+
+def test_an_exit_is_booked_against_its_entry_as_reconciled(provisioned_home: Path) -> None:
+    """The broker's record wins at booking (here the entry's price: 100.05, the journal held 100.00); its exit was
+    booked against the journal's entry all the same: a cost basis of 1000.00, a gain of 10.00 instead of 9.50,
+    and 0.50 left on the position account of a position that is flat."""
+    from tbot_bot.broker.broker_api import Fill, Order, OrderSide, OrderStatus
+    from tbot_bot.reporting.ledger_trades import read_trades
+
+    entry_id, exit_id = CID, f"{CID}-x"
+    broker_price = {entry_id: Decimal("100.05"), exit_id: Decimal("101.00")}
+
+    class Records:
+        def get_order_by_client_id(self, cid: str) -> Order:
+            return Order(
+                f"B-{cid}", cid, "SPY", OrderSide.BUY if cid == entry_id else OrderSide.SELL, Decimal(10),
+                OrderStatus.FILLED, Decimal(10), broker_price[cid],
+                fills=(Fill(f"F-{cid}", Decimal(10), broker_price[cid], NOW),),
+            )  # fmt: skip
+
+    desk = Desk(BotHome(provisioned_home), Records(), ReplayClock(NOW))  # type: ignore[arg-type]
+    for cid, purpose, side, price in (
+        (entry_id, "entry", "buy", "100.00"),
+        (exit_id, "exit", "sell", "101.00"),
+    ):
+        desk.journal.record_intent(
+            Intent(
+                client_order_id=cid, session_date=DAY, strategy="open", purpose=purpose, symbol="SPY",
+                signal_ticker="SPY", direction="long", order_side=side, instrument="equity", qty=Decimal(10),
+                status=IntentStatus.FILLED, created_at=NOW.isoformat(), filled_qty=Decimal(10),
+                filled_price=Decimal(price), filled_at=NOW.isoformat(), fee=Decimal(0),
+                entry_client_order_id=entry_id if purpose == "exit" else None,
+            )
+        )  # fmt: skip
+    assert desk.book() == 2
+    path = load_binding(desk.home).ledger_path
+    (trade,) = read_trades(path)
+    assert (trade.entry_price, trade.exit_price, trade.pnl) == (
+        Decimal("100.05"),
+        Decimal("101"),
+        Decimal("9.5"),
+    )
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        held = conn.execute(
+            "SELECT coalesce(sum(s.debit), 0) - coalesce(sum(s.credit), 0) FROM splits s "
+            "JOIN transactions t ON s.transaction_id = t.id WHERE t.fitid IN (?, ?) AND s.account_code LIKE '11%'",
+            [entry_id, exit_id],
+        ).fetchone()[0]
+    assert held == 0  # the position's account nets to zero over the round trip

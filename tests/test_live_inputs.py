@@ -559,3 +559,53 @@ def test_a_halt_while_the_market_is_closed_says_the_positions_are_held(
         "kill switch tripped: daily loss 2.1% of the float; the market is closed: 2 AAPL held until it opens"
     )
     assert [r for r in caplog.records if '"trigger": "held_until_open"' in r.getMessage()]
+
+
+def test_status_shows_what_is_still_held_after_a_partial_exit(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exit cancelled after a partial fill closed part of the position: status showed the entry's whole
+    quantity and an exposure (and unrealised PnL) on shares no longer held."""
+    from tbot_bot.broker.broker_api import OrderSide
+    from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
+    from tbot_bot.domain.vocab import PositionSide, Purpose
+
+    at = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 EST
+    clock = InjectedClock(at)
+    with serve(at, clock) as server:
+        home = _aapl_home(tmp_path, server, cboe, monkeypatch)
+        sup, r = _booted(home, server, clock)
+        try:
+            ctx = sup._start_live_day(r, ("open", "mid", "close"))
+            entry_id = client_order_id(ctx.bot_id, ctx.day_key, "open", "AAPL", 1)
+            entry = Intent(
+                client_order_id=entry_id, session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY,
+                symbol="AAPL", signal_ticker="AAPL", direction=PositionSide.LONG, order_side=OrderSide.BUY,
+                instrument="equity", qty=Decimal("2"), notional=Decimal("380"), status=IntentStatus.INTENT,
+                created_at=at.isoformat(), signal_time=at.isoformat(),
+            )  # fmt: skip
+            ctx.journal.record_intents([entry])
+            ctx.orders.place(entry)
+            ctx.orders.sync()
+            held = ctx.journal.get(entry_id)
+            assert held is not None and held.filled_qty == 2 and held.filled_price
+            # one of the two sold, the rest of the exit order cancelled
+            ctx.journal.record_intents(
+                [
+                    Intent(
+                        client_order_id=f"{entry_id}-x", session_date=ctx.day_key, strategy="open",
+                        purpose=Purpose.EXIT, symbol="AAPL", signal_ticker="AAPL", direction=PositionSide.LONG,
+                        order_side=OrderSide.SELL, instrument="equity", qty=Decimal("2"),
+                        status=IntentStatus.CANCELED, created_at=at.isoformat(), filled_qty=Decimal("1"),
+                        filled_price=held.filled_price, filled_at=at.isoformat(), fee=Decimal(0),
+                        entry_client_order_id=entry_id,
+                    )
+                ]
+            )  # fmt: skip
+            ctx.publish_positions(None)
+        finally:
+            r.close()  # type: ignore[attr-defined]
+        status = json.loads(home.status_json.read_text())
+        (row,) = status["positions"]
+        assert row["qty"] == "1"
+        assert Decimal(status["money"]["open_exposure"]) == (held.filled_price or 0).quantize(Decimal("0.01"))

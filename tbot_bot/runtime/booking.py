@@ -60,8 +60,14 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
             reason="booked from the journal",
         )
         return intent
-    if order.filled_qty != intent.filled_qty or (
-        order.filled_avg_price is not None and order.filled_avg_price != intent.filled_price
+    # the fee as the broker's fills carry it: a commission reported after the order's final status (IBKR sends
+    # its commission report apart) reached no journal sync, and the trade was booked without it
+    held_fee = intent.fee or Decimal(0)
+    fee = sum((f.fee for f in order.fills), Decimal(0)) if order.fills else held_fee
+    if (
+        order.filled_qty != intent.filled_qty
+        or (order.filled_avg_price is not None and order.filled_avg_price != intent.filled_price)
+        or fee != held_fee
     ):
         ctx.log.unresolved(
             intent.strategy,
@@ -69,10 +75,16 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
             ticker=intent.symbol,
             client_order_id=intent.client_order_id,
             error_code="fill_mismatch",
-            reason=f"journal {intent.filled_qty}@{intent.filled_price}, broker {order.filled_qty}@{order.filled_avg_price}: broker wins",
+            reason=(
+                f"journal {intent.filled_qty}@{intent.filled_price} fee {held_fee}, broker "
+                f"{order.filled_qty}@{order.filled_avg_price} fee {fee}: broker wins"
+            ),
         )
         return ctx.journal.update(
-            intent.client_order_id, filled_qty=order.filled_qty, filled_price=order.filled_avg_price
+            intent.client_order_id,
+            filled_qty=order.filled_qty,
+            filled_price=order.filled_avg_price or intent.filled_price,
+            fee=fee,
         )
     return intent
 
@@ -114,6 +126,8 @@ def fills_to_book(ctx: DayContext) -> list[TradeFill]:
         # an adopted position has no order at the broker: its fill is the broker's position, booked as adopted
         if not intent.client_order_id.endswith(ADOPTED_MARK):
             intent = reconcile_with_broker(ctx, intent)
+            # its exit is booked against the entry as reconciled: the broker's price is its cost basis too
+            by_id[intent.client_order_id] = intent
         entry = (
             (
                 by_id.get(intent.entry_client_order_id or "")

@@ -249,8 +249,9 @@ class DayContext:
             last = feed.last_close(e.symbol) if feed else None
             entry_px = e.filled_price or Decimal(0)
             sign = Decimal(-1) if e.order_side == "sell" else Decimal(1)
+            # what is still held: an exit cancelled after a partial fill closed part of the position
             unreal = (
-                sign * (Decimal(str(last)) - entry_px) * (e.filled_qty or 0)
+                sign * (Decimal(str(last)) - entry_px) * tr.remaining
                 if last is not None and e.instrument == "equity"
                 else None
             )
@@ -261,7 +262,7 @@ class DayContext:
                     "side": position_side(e),
                     "direction": signal_direction(e),
                     "tag": e.tag,
-                    "qty": str(e.filled_qty),
+                    "qty": str(tr.remaining),
                     "entry_price": f"{entry_px:.4f}",
                     "last_price": f"{last:.4f}" if last is not None else "",
                     "unrealized_pnl": f"{unreal:.2f}" if unreal is not None else "",
@@ -318,7 +319,7 @@ class DayContext:
             last = feed.last_close(e.symbol) if feed and e.instrument == "equity" else None
             price = Decimal(str(last)) if last is not None else (e.filled_price or Decimal(0))
             multiplier = OPTION_MULTIPLIER if e.instrument == "option" else 1
-            exposure += abs(Decimal(e.filled_qty or 0)) * price * multiplier
+            exposure += abs(tr.remaining) * price * multiplier
         money.update(
             open_exposure=f"{exposure:.2f}",
             net_pnl_today=f"{cents(self.status.day_totals()[2]):.2f}",

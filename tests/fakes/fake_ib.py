@@ -147,8 +147,12 @@ class FakeTws:
         )
         self._status(rec)
 
-    def fill(self, order_id: int, qty: float, price: float, commission: float = 1.0) -> str:
-        """One execution of `qty` at `price`; updates status, position and commission like TWS."""
+    def fill(
+        self, order_id: int, qty: float, price: float, commission: float = 1.0, commission_later: bool = False
+    ) -> str:
+        """One execution of `qty` at `price`; updates status, position and commission like TWS.
+        `commission_later`: the commission report is not sent yet (TWS may send it after the order's status):
+        `report_commission` sends it."""
         rec = self.book[order_id]
         exec_id = f"0000e0d5.{self._next_exec:08d}.01.01"
         self._next_exec += 1
@@ -165,13 +169,19 @@ class FakeTws:
         rec.executions.append((ex, commission))
         if self.connected:
             self.ib.wrapper.execDetails(-1, rec.contract, copy.copy(ex))
-            self.ib.wrapper.commissionReport(
-                CommissionReport(execId=exec_id, commission=commission, currency="USD")
-            )
+            if not commission_later:
+                self.report_commission(exec_id)
             self._status(rec)
         signed = qty if side == "BOT" else -qty
         self._add_position(rec.contract, signed, price)
         return exec_id
+
+    def report_commission(self, exec_id: str) -> None:
+        """The commission report of an execution (`fill` sends it, unless told to leave it for later)."""
+        commission = next(c for rec in self.book.values() for ex, c in rec.executions if ex.execId == exec_id)
+        self.ib.wrapper.commissionReport(
+            CommissionReport(execId=exec_id, commission=commission, currency="USD")
+        )
 
     def reject(
         self, order_id: int, code: int = 201, text: str = "Order rejected - reason: insufficient margin"
