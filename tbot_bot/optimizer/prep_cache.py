@@ -213,7 +213,8 @@ def _write(path: Path, obj: Any, what: str) -> Path | None:
     meta = pickle.dumps(obj, protocol=5, buffer_callback=arrays.append)
     raws: list[bytes | memoryview] = [meta, *(a.raw() for a in arrays)]
     body: list[bytes | memoryview] = []
-    crcs, crc, filled = [], 0, 0  # the CRC of each _CRC_SPAN of the body, as _span_crcs reads them back
+    crcs: list[int] = []  # the CRC of each _CRC_SPAN of the body, as _span_crcs reads them back
+    crc, filled = 0, 0
     for raw in raws:
         for chunk in (raw, _padding(len(raw))):
             body.append(chunk)
