@@ -286,7 +286,15 @@ def _plan(
         # by the original's FITID: a corrected fill (X-COR) is reversed by that name, its fee is still X-FEE
         fee = _standing_fee(conn, root_of(conn, row)["fitid"]) if is_entry(row) or is_exit(row) else None
         fee_splits = _splits_of(conn, fee["id"]) if fee is not None else []
-        exited, exit_ = exit_of(conn, row) if is_entry(row) else (True, None)
+        exited, exits = exit_of(conn, row) if is_entry(row) else (True, [])
+        if len(exits) > 1 and (amount is not None or account is not None):
+            # each exit closed part of the position: which part of a new cost each should carry is a choice
+            raise UsageError(
+                f"{fitid!r} was closed by {len(exits)} exits ({', '.join(x['fitid'] for x in exits)}), each "
+                "selling part of the position: correct each exit with its own --amount, or reverse the entry and "
+                "its exits (--reverse) and post the right entries"
+            )
+        exit_ = exits[0] if exits else None
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []
         exit_cor = _next_cor_fitid(conn, exit_["fitid"]) if exit_ is not None else ""
     how = f"by {user} via {source}"
@@ -435,8 +443,8 @@ def _follow_exit(
     set to close what the corrected entry holds there, and its gain/loss leg (4xxx) absorbs what is left, the
     trade's realised PnL with it. Set, not shifted: an exit booked after an entry was corrected alone (at the cost
     the bot filled at) is brought in line by correcting the entry again. None when the exit already closes exactly
-    what the entry holds (e.g. only the entry's cash leg moved). A round trip is one entry and one exit of the
-    same size, as the bot trades."""
+    what the entry holds (e.g. only the entry's cash leg moved). An entry closed by several exits (an exit
+    cancelled after a partial fill, then the rest) is refused before this (_plan)."""
     target: dict[str, Decimal] = dict.fromkeys(tracked, Decimal(0))
     for leg in entry_legs:
         if leg.account_code in tracked:

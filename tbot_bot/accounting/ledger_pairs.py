@@ -32,6 +32,9 @@ class Pairing(NamedTuple):
     unpaired: list[sqlite3.Row]  # exits left with no entry to close
     reversed_exit: bool  # an exit first in first out gives to the root was reversed without a replacement
     opened_by: dict[str, str]  # an exit's original FITID -> the original FITID of the entry it closed
+    # an entry's original FITID -> every exit standing against it, in time order (an exit cancelled after a
+    # partial fill closed part of it, the next the rest)
+    exits: dict[str, list[sqlite3.Row]]
 
 
 def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = None) -> Pairing:
@@ -43,6 +46,7 @@ def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = Non
         (root["strategy"], root["ticker"]),
     ).fetchall()
     paired: dict[str, sqlite3.Row] = {}
+    exits: dict[str, list[sqlite3.Row]] = {}
     opened_by: dict[str, str] = {}
     unpaired: list[sqlite3.Row] = []
     reversed_exit = False
@@ -56,10 +60,11 @@ def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = Non
                 step.opener is not None and step.opener["fitid"] == root["fitid"]
             )
         elif step.opener is not None:
-            paired[step.opener["fitid"]] = step.now
+            paired.setdefault(step.opener["fitid"], step.now)
+            exits.setdefault(step.opener["fitid"], []).append(step.now)
         else:
             unpaired.append(step.now)
-    return Pairing(paired, unpaired, reversed_exit, opened_by)
+    return Pairing(paired, unpaired, reversed_exit, opened_by, exits)
 
 
 def trade_date(
@@ -87,10 +92,11 @@ def trade_date(
     return str(root["dtposted"])
 
 
-def exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
-    """Whether the round trip `entry` opened has had an exit booked, and that exit as the books hold it now (None
-    when there is none, or it was reversed: the books show the position open)."""
+def exit_of(conn: sqlite3.Connection, entry: sqlite3.Row) -> tuple[bool, list[sqlite3.Row]]:
+    """Whether the round trip `entry` opened has had an exit booked, and its exits as the books hold them now
+    (none when there is none, or it was reversed: the books show the position open; several when an exit was
+    cancelled after a partial fill and another sold the rest)."""
     root = root_of(conn, entry)
     pairing = pairs(conn, root)
-    exit_ = pairing.paired.get(root["fitid"])
-    return exit_ is not None or pairing.reversed_exit, exit_
+    exits = pairing.exits.get(root["fitid"], [])
+    return bool(exits) or pairing.reversed_exit, exits

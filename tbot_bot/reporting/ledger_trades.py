@@ -1,8 +1,11 @@
 """Round trips read back from the bot ledger (read-only) for people: `tbot trades`, `tbot plot day`.
 
 The ledger is the book of record, so listings show its numbers: prices and realised PnL exactly as stored (ten-
-thousandths, as Decimal), fees from the `{fitid}-FEE` entries. An exit row (it carries `exit_reason`) closes the
-earliest still-open entry of the same strategy and instrument; an entry without an exit is listed as open.
+thousandths, as Decimal), fees from the `{fitid}-FEE` entries. An exit row (it carries `exit_reason`) closes its
+quantity of the earliest still-open entry of the same strategy and instrument: an exit cancelled after a partial
+fill closed part of the position and the next exit the rest, so one trade may have several exits (its PnL and fees
+are theirs together, its exit price their average by quantity). An entry not wholly closed is listed as open (with
+the PnL of what was sold so far).
 Corrections (`tbot ledger correct`) apply: a reversed entry or exit counts only through its replacement (its
 figures, the original's time); a trade touched by one names it in `correction`.
 """
@@ -58,6 +61,7 @@ class LedgerTrade:
     defense_mode: bool = False  # entered while defense mode was on (the entry's ledger memo)
     # taken over from the broker (`tbot positions --adopt/--close`: opened by hand), the entry's ledger memo
     adopted: bool = False
+    held: Decimal = Decimal(0)  # what is still open of `size` (all of it until an exit; 0 once closed)
 
     @property
     def net_pnl(self) -> Decimal | None:
@@ -163,7 +167,7 @@ def read_trades(
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
     rows = _rows(ledger, first.isoformat() if first else None, None, without)
-    pairs: list[tuple[Any, Any]] = []
+    pairs: list[tuple[Any, list[Any]]] = []
     at: dict[str, int] = {}  # an entry's original FITID -> its place in `pairs`
     for step in fifo(rows):
         if step.now is None:
@@ -171,17 +175,16 @@ def read_trades(
         row = _effective(step)
         if step.entry:
             at[step.original["fitid"]] = len(pairs)
-            pairs.append((row, None))
+            pairs.append((row, []))
         elif step.opener is not None:
-            i = at[step.opener["fitid"]]
-            pairs[i] = (pairs[i][0], row)
+            pairs[at[step.opener["fitid"]]][1].append(row)
     out = []
-    for entry, exit_ in pairs:
+    for entry, exits in pairs:
         if until is not None and entry["dtposted"] >= until:
             continue
         if strategy and entry["strategy"] != strategy:
             continue
-        out.append(_trade(entry, exit_))
+        out.append(_trade(entry, exits))
     return out
 
 
@@ -196,16 +199,26 @@ class Step(NamedTuple):
     opener: Any
 
 
+def _size(row: Any) -> Decimal:
+    """A fill's quantity (unsigned); 0 when the row records none."""
+    try:
+        return abs(Decimal(row["size"] or 0))
+    except ArithmeticError:
+        return Decimal(0)
+
+
 def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
     """The entries and exits of `rows` (a ledger's transactions in time order, corrections included) paired as
-    the trade history pairs them: per strategy and instrument, an exit closes the earliest entry still open,
-    each original counted as its corrections leave it, at its own place in time. An entry reversed without a
+    the trade history pairs them: per strategy and instrument, an exit closes its quantity of the earliest entry
+    still open (the entry stays open until its exits have closed all of it; an exit of no recorded quantity
+    closes it whole), each original counted as its corrections leave it, at its own place in time. An entry reversed without a
     replacement opens nothing; an exit reversed so closes nothing, and names the entry it had closed. `without`:
     pair as if that entry (an original FITID) were gone. The one pairing of the trade history (`read_trades`)
     and of the corrections (`accounting.ledger_pairs`)."""
     reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
     replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
-    waiting: dict[tuple[str, str], list[Any]] = {}  # the open entries' originals, oldest first
+    # the open entries' originals, oldest first, each with the quantity its exits have not closed yet
+    waiting: dict[tuple[str, str], list[list[Any]]] = {}
     for original in rows:
         if not original["strategy"] or not original["ticker"] or original["is_correction"]:
             continue
@@ -218,11 +231,16 @@ def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
         queue = waiting.setdefault((row["strategy"], row["ticker"]), [])
         if is_entry(row):
             if now is not None and original["fitid"] != without:
-                queue.append(original)
+                queue.append([original, _size(row)])
             yield Step(original, now, chain, True, None)
         elif is_exit(row):
             # a reversed exit closes nothing now, yet it belonged to the entry it closed when booked
-            opener = (queue[0] if now is None else queue.pop(0)) if queue else None
+            opener = queue[0][0] if queue else None
+            if queue and now is not None:
+                closes = _size(row)
+                queue[0][1] -= closes
+                if not closes or queue[0][1] <= 0:
+                    queue.pop(0)
             yield Step(original, now, chain, False, opener)
 
 
@@ -237,8 +255,26 @@ def _effective(step: Step) -> dict[str, Any]:
     return row
 
 
-def _trade(entry: Any, exit_: Any) -> LedgerTrade:
-    fees = from_minor(entry["fee"] + (exit_["fee"] if exit_ is not None else 0))
+def _exit_price(exits: list[Any]) -> Decimal | None:
+    """The exits' price, their average by quantity when there are several (to the ledger's 1/10,000)."""
+    if len(exits) == 1:
+        return _money(exits[0]["exit_price"])
+    sizes = [_size(x) for x in exits]
+    prices = [_money(x["exit_price"]) for x in exits]
+    if not exits or any(p is None for p in prices) or not sum(sizes):
+        return None
+    worth = sum((q * p for q, p in zip(sizes, prices, strict=True) if p is not None), Decimal(0))
+    return (worth / sum(sizes)).quantize(Decimal("0.0001"))
+
+
+def _trade(entry: Any, exits: list[Any]) -> LedgerTrade:
+    size = Decimal(entry["size"] or "0")
+    closed = sum((_size(x) for x in exits), Decimal(0))
+    # wholly closed once its exits sold what it bought (an exit of no recorded quantity closes it whole)
+    done = bool(exits) and (closed >= abs(size) or any(not _size(x) for x in exits))
+    last = exits[-1] if exits else None
+    fees = from_minor(entry["fee"] + sum(x["fee"] for x in exits))
+    pnls = [_money(x["pnl"]) for x in exits]
     return LedgerTrade(
         session=entry["dtposted"][:10],
         strategy=entry["strategy"],
@@ -246,22 +282,22 @@ def _trade(entry: Any, exit_: Any) -> LedgerTrade:
         signal_ticker=entry["signal_ticker"] or entry["ticker"],
         side=entry["side"] or "long",
         direction=_direction(entry),
-        size=Decimal(entry["size"] or "0"),
+        size=size,
         entry_time=_ts(entry["dtposted"]),
-        exit_time=_ts(exit_["dtposted"]) if exit_ is not None else None,
+        exit_time=_ts(last["dtposted"]) if last is not None and done else None,
         entry_price=_money(entry["entry_price"]),
-        exit_price=_money(exit_["exit_price"]) if exit_ is not None else None,
-        pnl=_money(exit_["pnl"]) if exit_ is not None else None,
+        exit_price=_exit_price(exits),
+        # what the exits so far realised (the ledger's gain or loss on their days), a part while some is held
+        pnl=sum((p for p in pnls if p is not None), Decimal(0)) if exits else None,
         fees=fees,
-        exit_reason=exit_["exit_reason"] if exit_ is not None else None,
+        exit_reason=last["exit_reason"] if last is not None else None,
         tag=entry["tag"],
         client_order_id=entry["client_order_id"] or entry["fitid"],
-        correction="; ".join(
-            c for r in (entry, exit_) if r is not None for c in (r["correction"], r["fee_correction"]) if c
-        )
+        correction="; ".join(c for r in (entry, *exits) for c in (r["correction"], r["fee_correction"]) if c)
         or None,
         defense_mode=entry["memo"] == DEFENSE_MODE_MEMO,
         adopted=entry["memo"] == ADOPTED_MEMO,
+        held=Decimal(0) if done else abs(size) - closed,
     )
 
 

@@ -187,9 +187,9 @@ def ledger_positions(ledger: Path) -> dict[str, Decimal]:
 
     out: dict[str, Decimal] = {}
     for t in read_trades(ledger):
-        if t.exit_time is None:
+        if t.held:  # what is still open: all of an entry until an exit, the rest after a partial exit
             sign = Decimal(-1) if t.side == "short" else Decimal(1)
-            out[t.ticker] = out.get(t.ticker, Decimal(0)) + sign * t.size
+            out[t.ticker] = out.get(t.ticker, Decimal(0)) + sign * t.held
     return out
 
 

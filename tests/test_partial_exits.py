@@ -1,0 +1,80 @@
+"""A position closed in two exits (an exit order cancelled after a partial fill, then another for the rest): the
+trade history pairs each exit with its quantity of the entry, so one trade carries both exits, the positions the
+ledger holds are what is left, and a correction that cannot be spread over several exits is refused by name."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from test_ledger_fixtures import account_balances, at, fill, new_ledger
+
+from tbot_bot.accounting.account_transaction import entries_for_fill
+from tbot_bot.accounting.ledger_correction import plan_correction
+from tbot_bot.errors import UsageError
+from tbot_bot.reporting.ledger_trades import read_trades, totals
+from tbot_bot.runtime.position_check import ledger_positions
+
+ENTRY = fill("E1", qty=Decimal(10), price=Decimal("100"), fee=Decimal("1.00"), posted_at=at(14, 45))
+FIRST = fill(
+    "X1", action="close", qty=Decimal(6), price=Decimal("101"), entry_price=Decimal("100"), fee=Decimal("0.02"),
+    exit_reason="timeout", posted_at=at(15, 10),
+)  # fmt: skip
+REST = fill(
+    "X2", action="close", qty=Decimal(4), price=Decimal("102"), entry_price=Decimal("100"), fee=Decimal("0.02"),
+    exit_reason="timeout", posted_at=at(15, 11),
+)  # fmt: skip
+
+
+def _book(tmp_path: Path, *fills: object) -> Path:
+    ledger, writer = new_ledger(tmp_path)
+    writer.ingest([e for f in fills for e in entries_for_fill(f)])  # type: ignore[arg-type]
+    return ledger
+
+
+def test_one_trade_carries_both_exits(tmp_path: Path) -> None:
+    ledger = _book(tmp_path, ENTRY, FIRST, REST)
+    (trade,) = read_trades(ledger)
+    gains = -account_balances(ledger)["4010"]  # the ledger's realised gain on the two exits: 6.00 + 8.00
+    assert trade.pnl == gains == Decimal(14)
+    assert trade.fees == Decimal("1.04") and trade.net_pnl == Decimal("12.96")
+    assert trade.exit_price == Decimal("101.4")  # 6 at 101 and 4 at 102
+    assert trade.exit_time == REST.posted_at and trade.held == 0 and trade.size == 10
+    assert totals([trade])["net_pnl"] == Decimal("12.96") and totals([trade])["closed"] == 1
+    assert ledger_positions(ledger) == {}
+
+
+def test_after_the_first_exit_the_rest_is_held(tmp_path: Path) -> None:
+    ledger = _book(tmp_path, ENTRY, FIRST)
+    (trade,) = read_trades(ledger)
+    assert trade.held == 4 and trade.exit_time is None
+    assert trade.pnl == Decimal(6)  # what the ledger realised on the six sold
+    assert ledger_positions(ledger) == {"AAPL": Decimal(4)}
+    assert account_balances(ledger)["1110"] == Decimal(400)  # the position account holds the same four
+
+
+def test_a_new_entry_after_a_partly_closed_one_is_paired_after_it(tmp_path: Path) -> None:
+    """First in first out by quantity: the second entry's exit does not close the first entry's remainder."""
+    again = fill("E2", qty=Decimal(5), price=Decimal("103"), posted_at=at(15, 30))
+    out = fill(
+        "X3", action="close", qty=Decimal(4), price=Decimal("104"), entry_price=Decimal("100"),
+        exit_reason="timeout", posted_at=at(15, 40),
+    )  # fmt: skip
+    ledger = _book(tmp_path, ENTRY, FIRST, again, out)
+    first, second = read_trades(ledger)
+    assert (first.held, first.pnl, first.exit_time) == (0, Decimal(6 + 16), out.posted_at)
+    assert (second.held, second.pnl) == (5, None)
+    assert ledger_positions(ledger) == {"AAPL": Decimal(5)}
+
+
+def test_an_entry_closed_by_two_exits_is_not_corrected_by_amount(tmp_path: Path) -> None:
+    """Correcting the entry's amount moved its whole cost onto one exit: the position account went negative and
+    the trade showed the other exit's loss; which part of a new cost each exit carries is a choice, so it is
+    refused, naming the exits and what to do instead."""
+    ledger = _book(tmp_path, ENTRY, FIRST, REST)
+    with pytest.raises(UsageError, match=r"closed by 2 exits \(X1, X2\).*correct each exit"):
+        plan_correction(ledger, "E1", reason="statement", user="u", source="test", amount=Decimal("1005"))
+    # each exit on its own is corrected as before
+    plan = plan_correction(ledger, "X2", reason="statement", user="u", source="test", amount=Decimal("409"))
+    assert plan.replacement is not None and plan.replacement.exit_price == Decimal("102.25")
