@@ -5,7 +5,7 @@ way), shown in the day's OFX, and never booked into a closed period."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -258,3 +258,36 @@ def test_a_corrected_account_fee_counts_once_in_its_days_fees(tmp_path: Path) ->
     )
     assert Decimal(totals["totals"]["total_fees"]) == Decimal("0.50")
     assert account_fees(ledger, "2026-11-16") == Decimal("1.50")
+
+
+def test_a_fee_the_broker_dates_on_a_booked_day_reaches_that_days_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpaca posts regulatory fees a day or more after the trade, dated the trade's day: booked at the next
+    session, the fee was in the ledger (and `tbot trades`) but in neither that day's summary nor its statement,
+    whose balance included it. The day it is dated on has its reports written again, as for a late fill."""
+    import json
+
+    from ofxtools.Parser import OFXTree
+
+    from tbot_bot.broker.brokers.sim import SimBroker
+    from tbot_bot.market_time import session_on_or_after
+    from tbot_bot.runtime.reports import report_paths
+
+    home = provision_demo_home(tmp_path / "home")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    paths = report_paths(home, load_binding(home), DEMO_DAY)
+    assert Decimal(json.loads(Path(paths["summary"]).read_text())["totals"].get("account_fees", "0")) == 0
+    late = FeeActivity("A1", DEMO_DAY, Decimal("0.37"), "REG fee", "SPY")
+    monkeypatch.setattr(SimBroker, "fee_activities", lambda self, since: [late])
+    next_day = session_on_or_after(DEMO_DAY + timedelta(days=1))
+    assert Supervisor(home, replay_day=next_day).run() == 0
+    totals = json.loads(Path(paths["summary"]).read_text())["totals"]
+    assert Decimal(totals["account_fees"]) == Decimal("0.37")
+    tree = OFXTree()
+    tree.parse(str(paths["ofx"]))
+    fitids = {
+        t.invtran.fitid if hasattr(t, "invtran") else t.stmttrn.fitid
+        for t in tree.convert().statements[0].transactions
+    }
+    assert any("-ACT-A1" in f for f in fitids)

@@ -6,7 +6,7 @@ the OFX statement. Idempotent: FITIDs are client order ids, so booking the same 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -228,18 +228,20 @@ def book_day(ctx: DayContext) -> None:
                 skipped=result.skipped_duplicates,
                 backup=result.backup_path.name if result.backup_path else None,
             )
-    fees = book_broker_fees(ctx)
+    fee_days = _book_broker_fees(ctx)
     # status shows the day's fees as the ledger holds them, those posted apart from fills included
     held = account_fees(ctx.binding.ledger_path, ctx.day_key)
     if held != ctx.status.account_fees:
         ctx.status.publish(account_fees=held)
     from tbot_bot.runtime.reports import refresh_earlier_reports, write_reports
 
-    # a fill of an earlier day (booked late) is in that day's statement and summary: they are written again
-    earlier = sorted({f.posted_at.date() for f in fills if f.posted_at.date() < ctx.session_date})
+    # a fill of an earlier day (booked late) is in that day's statement and summary: they are written again; so
+    # is a day the broker dated a fee on after it was booked (Alpaca posts regulatory fees a day or more later)
+    booked_on = [f.posted_at.date() for f in fills] + fee_days
+    earlier = sorted({d for d in booked_on if d < ctx.session_date})
     if earlier:
         refresh_earlier_reports(ctx, earlier)
-    write_reports(ctx, exported=bool(fills) or fees > 0)
+    write_reports(ctx, exported=bool(fills) or bool(fee_days))
 
 
 def _writer(ctx: DayContext) -> LedgerWriter:
@@ -251,9 +253,14 @@ def book_broker_fees(ctx: DayContext) -> int:
     """Books the broker's fee activities not in the ledger yet, after the fills (a fee never holds the fills
     back). One dated in a period already closed is posted on the session's date instead, its memo naming the
     broker's date (a late charge goes in the open period). Returns how many were written."""
+    return len(_book_broker_fees(ctx))
+
+
+def _book_broker_fees(ctx: DayContext) -> list[date]:
+    """book_broker_fees: the UTC date each fee written was posted on (an earlier day's report then holds it)."""
     entries = broker_fee_entries(ctx)
     if not entries:
-        return 0
+        return []
     with open_ledger(ctx.binding.ledger_path, readonly=True) as conn:
         held = existing_digests(conn, [e.fitid for e in entries])
         lock = closed_through(conn)
@@ -272,14 +279,14 @@ def book_broker_fees(ctx: DayContext) -> int:
             for e in fresh
         ]
     if not fresh:
-        return 0
+        return []
     try:
         result = _writer(ctx).ingest(fresh, actor=f"tbot:{ctx.bot_id}")
     except LedgerError as exc:
         ctx.log.event("supervisor", "broker_fees_not_booked", count=len(fresh), reason=str(exc))
-        return 0
+        return []
     total = sum(
         (s.debit - s.credit for e in fresh for s in e.splits if s.account_code == BROKER_FEES), Decimal(0)
     )
     ctx.log.event("supervisor", "broker_fees_booked", written=result.written, total=str(total))
-    return result.written
+    return [e.dtposted.date() for e in fresh] if result.written else []
