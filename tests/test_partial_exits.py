@@ -78,3 +78,38 @@ def test_an_entry_closed_by_two_exits_is_not_corrected_by_amount(tmp_path: Path)
     # each exit on its own is corrected as before
     plan = plan_correction(ledger, "X2", reason="statement", user="u", source="test", amount=Decimal("409"))
     assert plan.replacement is not None and plan.replacement.exit_price == Decimal("102.25")
+
+
+def test_a_premium_under_a_dollar_reads_alike_in_the_cli_and_the_dashboard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tbot trades` showed a put bought at 0.0525 and sold at 0.0675 as 0.05 / 0.07 beside a gross of 4.50, while
+    the dashboard showed four places: one rule (domain.results.price_text) for both."""
+    from datetime import UTC, datetime
+
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_web.py.numbers_web import price
+
+    home = provision_demo_home(tmp_path / "home")
+    binding = load_binding(home)
+    put = {"strategy": "mid", "ticker": "SPY110121P00127000", "signal_ticker": "SPY", "instrument": "option",
+           "tag": "LongPut", "qty": Decimal(3)}  # fmt: skip
+    fills = [
+        fill("TB01-20110105-mid-P-1", price=Decimal("0.0525"), posted_at=datetime(2011, 1, 5, 15, 45, tzinfo=UTC), **put),
+        fill(
+            "TB01-20110105-mid-P-2", action="close", price=Decimal("0.0675"), entry_price=Decimal("0.0525"),
+            exit_reason="timeout", posted_at=datetime(2011, 1, 5, 16, 15, tzinfo=UTC), **put,
+        ),
+    ]  # fmt: skip
+    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).ingest(
+        [e for f in fills for e in entries_for_fill(f)], actor="test"
+    )
+    capsys.readouterr()
+    assert main(["trades", "--home", str(home.root), "--date", "2011-01-05"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "SPY110121P00127000" in line]
+    assert f" {price('0.0525')} " in row and f" {price('0.0675')} " in row and " 4.50 " in row
+    assert (price("0.0525"), price("101.4")) == ("0.0525", "101.40")

@@ -138,17 +138,20 @@ def _side(t: object) -> str:
 
 def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     from rigd_tbot.display import both_times, print_table
-    from tbot_bot.domain.results import cents_text
+    from tbot_bot.domain.results import cents_text, price_text
 
     def money(v: Decimal | None) -> str:
         return "-" if v is None else cents_text(v)
+
+    def price(v: Decimal | None) -> str:
+        return "-" if v is None else price_text(v)
 
     # each trade's gross PnL, fees and net result (what people read as its PnL), as the totals below
     rows = [
         [
             t.session, t.strategy, t.ticker if t.ticker == t.signal_ticker else f"{t.ticker} ({t.signal_ticker})",
             _side(t), format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
-            money(t.entry_price), money(t.exit_price), money(t.pnl), money(t.fees), money(t.net_pnl),
+            price(t.entry_price), price(t.exit_price), money(t.pnl), money(t.fees), money(t.net_pnl),
             t.exit_reason or "open",
         ]
         for t in trades

@@ -39,6 +39,17 @@ def cents_text(amount: Decimal) -> str:
     return f"{cents(amount):,}"
 
 
+SUB_DOLLAR_PLACES = Decimal("0.0001")
+
+
+def price_text(price: Decimal) -> str:
+    """A price as a person reads it: cents, or four places under a dollar (a cheap option premium, whose cents
+    would hide the move a trade's PnL comes from): `Decimal("0.0525")` -> `0.0525`, `Decimal("101.4")` -> `101.40`."""
+    if abs(price) < 1:
+        return f"{price.quantize(SUB_DOLLAR_PLACES, rounding=ROUND_HALF_EVEN):f}"
+    return cents_text(price)
+
+
 def percent_text(fraction: Decimal | float) -> str:
     """A fraction as a person reads it: a percentage with two decimals (half-to-even): `0.123456` -> `12.35%`."""
     number = fraction if isinstance(fraction, Decimal) else Decimal(str(fraction))

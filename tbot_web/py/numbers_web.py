@@ -11,7 +11,7 @@ import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from tbot_bot.domain.results import DAMAGED_MAGNITUDE, cents, percent_text
+from tbot_bot.domain.results import DAMAGED_MAGNITUDE, cents, percent_text, price_text
 
 
 def finite_decimal(value: Any) -> Decimal | None:
@@ -33,7 +33,6 @@ def finite_decimal(value: Any) -> Decimal | None:
 
 DASH = "–"
 QTY_PLACES = Decimal("0.0001")  # fractional shares: brokers fill to 1/10,000 of a share at most
-SUB_DOLLAR_PLACES = Decimal("0.0001")
 
 
 def _as_is(value: Any) -> str:
@@ -47,13 +46,12 @@ def money(value: Any) -> str:
 
 
 def price(value: Any) -> str:
-    """A price: cents, or four places when it is under a dollar (a cheap option premium)."""
+    """A price: cents, or four places when it is under a dollar (a cheap option premium): the CLI's rule
+    (domain.results.price_text), without the thousands separator of a table cell."""
     number = finite_decimal(value)
     if number is None:
         return _as_is(value)
-    if abs(number) < 1:
-        return f"{number.quantize(SUB_DOLLAR_PLACES, rounding=ROUND_HALF_EVEN):f}"
-    return f"{cents(number):.2f}"
+    return price_text(number).replace(",", "")
 
 
 def qty(value: Any) -> str:
