@@ -349,3 +349,31 @@ def test_status_page_marks_an_inverse_etf_position_long_and_bearish(home):
     html = client_for(home, "viewer").get("/status").get_data(as_text=True)
     assert "<td>SH</td>" in html and "<td>long (bearish)</td>" in html
     assert client_for(home, "viewer").get("/api/status").get_json()["positions"][0]["direction"] == "bearish"
+
+
+def test_the_trial_balance_lines_add_up_to_its_totals(home, monkeypatch, tmp_path):
+    """Each line was rounded to the cent apart from the total, so the lines of a ledger holding 1/10,000 amounts
+    (fractional shares, fees) did not add up to the total shown (an accountant's review): shown at the ledger's
+    precision, they do, and debits equal credits."""
+    from decimal import Decimal
+
+    from test_ledger_fixtures import at, fill, new_ledger
+
+    from tbot_bot.accounting.account_transaction import entries_for_fill
+    from tbot_web.py import readers_web
+
+    ledger, writer = new_ledger(tmp_path)
+    fills = [
+        fill("F1", qty=Decimal("13.1821"), price=Decimal("37.97"), fee=Decimal("0.0107"), posted_at=at(14, 45)),
+        fill("F2", action="close", qty=Decimal("13.1821"), price=Decimal("38.6033"), entry_price=Decimal("37.97"),
+             fee=Decimal("0.0214"), exit_reason="timeout", posted_at=at(15, 5)),
+    ]  # fmt: skip
+    writer.ingest([e for f in fills for e in entries_for_fill(f)])
+    monkeypatch.setattr(readers_web, "bot_files", lambda h: readers_web.BotFiles("RGL_USA_SIM_TB01", ledger))
+    summary = readers_web.ledger_summary(home)
+    assert summary["error"] is None and summary["balanced"]
+    for column in (2, 3):
+        lines = sum((Decimal(row[column]) for row in summary["balance"]), Decimal(0))
+        assert lines == Decimal(summary["totals"][column - 2])
+    assert any(Decimal(row[2]) != Decimal(row[2]).quantize(Decimal("0.01")) for row in summary["balance"])
+    assert summary["totals"][0] == summary["totals"][1]

@@ -402,12 +402,18 @@ def ledger_summary(home: BotHome) -> dict[str, Any]:
         "path": path.name,
         "error": None,
         "corrections": corrections,
-        # money for people: cents (the ledger keeps 1/10,000)
-        "balance": [(code, name, f"{cents(dr):.2f}", f"{cents(cr):.2f}") for code, name, dr, cr in balance],
-        "totals": (f"{cents(debits):.2f}", f"{cents(credits):.2f}"),
+        # at the ledger's own 1/10,000, not in cents: a trial balance is checked by adding its lines, and lines
+        # rounded one by one did not add up to the total rounded once (42,056.03 against 42,056.02)
+        "balance": [(code, name, _ledger_units(dr), _ledger_units(cr)) for code, name, dr, cr in balance],
+        "totals": (_ledger_units(debits), _ledger_units(credits)),
         "balanced": debits == credits,
         "latest": latest,
     }
+
+
+def _ledger_units(amount: Decimal) -> str:
+    """An amount as the ledger holds it: four decimal places (`1234.5` -> `1234.5000`)."""
+    return f"{amount.quantize(Decimal('0.0001')):f}"
 
 
 def _corrections(con: sqlite3.Connection) -> list[dict[str, Any]]:
