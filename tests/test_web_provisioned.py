@@ -66,7 +66,7 @@ def test_ledger_view_uses_the_binding(home):
     client = signed_in(home, "boss")
     html = client.get("/ledger").get_data(as_text=True)
     assert "RGL_USA_main_SIM_TB01_BOT_ledger.db" in html
-    # an accountant's view: the trial balance (equal totals, in cents) and the newest transactions
+    # an accountant's view: the trial balance (equal totals, at the ledger's 1/10,000) and the newest transactions
     balance = html.split('id="trial-balance"')[1].split("</table>")[0]
     totals = re.findall(r'<th class="num">([0-9.,-]+)</th>', balance.split("<tfoot>")[1])
     assert len(totals) == 2 and totals[0] == totals[1] and totals[0] != "0.00"
