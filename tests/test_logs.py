@@ -114,6 +114,10 @@ def test_summary_counts_errors_denials_and_pnl_and_filters(tmp_path: Path) -> No
     assert dict(s.denials) == {"risk:max_trades": 2, "ticker_blocklist": 1}
     assert (s.trades["open"].trades, s.trades["open"].wins, s.trades["open"].pnl) == (2, 1, Decimal("10.25"))
     assert s.trades["open"].net_pnl == Decimal("9.55")
+    # the logged exits are said to be that, not the books (a correction or a trade closed in two exits differs)
+    shown = alp.render(s)
+    assert "exits as logged when they filled (the books, corrections included: `tbot trades`)" in shown
+    assert "open   2 exit(s), 1 win(s) net of fees, net PnL 9.55" in shown
     day1 = alp.read_records(tmp_path, until=time_bound("2026-11-16", end=True))[0]
     assert {r.strategy for r in day1} == {"open"}
     warn = alp.select(records, strategy="mid", level="warning")

@@ -257,10 +257,16 @@ def render(s: Summary, moment_text: Callable[[datetime], str] = _utc_text) -> st
     if s.screen_rejects:
         lines.append("screener rejections")
         lines += [f"  {n:>6}  {code}" for code, n in s.screen_rejects.most_common()]
-    lines.append("trades" + ("" if s.trades else "     none"))
+    # what the log recorded at each exit fill: the books (`tbot trades`, `tbot summary`) count a trade closed in two
+    # exits once and take later corrections; said so, so the two are never read as the same figure
+    lines.append(
+        "exits as logged when they filled"
+        + ("" if s.trades else ": none")
+        + (" (the books, corrections included: `tbot trades`)" if s.trades else "")
+    )
     for strat, t in sorted(s.trades.items()):
         lines.append(
-            f"  {strat:<6} {t.trades} trade(s), {t.wins} win(s) net of fees, net PnL {cents(t.net_pnl):.2f} "
+            f"  {strat:<6} {t.trades} exit(s), {t.wins} win(s) net of fees, net PnL {cents(t.net_pnl):.2f} "
             f"(gross {cents(t.pnl):.2f}, fees {cents(t.pnl - t.net_pnl):.2f})"
         )
     return "\n".join(lines)
