@@ -198,3 +198,29 @@ def test_a_live_broker_down_at_the_start_is_probed_between_windows_and_reconcile
     logged = [e.get("event") for e in events(home)]
     # suspended at the start, probed from the poll loop, then the start's reconciliation, in that order
     assert logged.index("broker_outage") < logged.index("broker_resumed") < logged.index("reconciled")
+
+
+def test_a_stop_whose_closing_fails_stays_a_stop_after_the_restart(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Stop pressed while the broker is down: the closing fails, the supervisor exits 1 and systemd restarts it.
+    The Stop was consumed before the closing and the stopped marker written only after it, so the restarted
+    supervisor traded again; the marker is written when the Stop is taken."""
+    from tbot_bot.errors import NetworkError
+
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+
+        def broker_down(self: Supervisor, ctx: Any, reason: str) -> None:
+            raise NetworkError("connection refused (close_position)")
+
+        monkeypatch.setattr(Supervisor, "_close_positions", broker_down)
+
+        def operator() -> None:
+            _wait_for(home, _waiting, "waiting")
+            request_stop(home, "cli:ops")
+
+        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(sup, operator) == 1
+        assert "closing failed" in json.loads(home.status_json.read_text())["message"]
+        assert stopped_file(home).exists() and "cli:ops" in stopped_file(home).read_text()

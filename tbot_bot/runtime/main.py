@@ -675,6 +675,10 @@ class Supervisor:
         if stopped:
             who = self.control.consume_stop() or "signal"
             self._stopped_by = who
+            if self._stays_up() and self.replay_day is None:
+                # in force from now, whatever the closing does: a closing that fails (the broker down, which is
+                # when a person presses Stop) exits 1, and systemd's restart must come up stopped, not trading
+                mark_trading_stopped(self.home, who)
             ctx.log.event("supervisor", "stop_requested", by=who)
             ctx.status.publish(state=BotState.SHUTDOWN, message=f"stopping: requested by {who}")
             self._stop_signal = False
