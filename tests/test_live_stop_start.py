@@ -224,3 +224,41 @@ def test_a_stop_whose_closing_fails_stays_a_stop_after_the_restart(
         assert _run_with(sup, operator) == 1
         assert "closing failed" in json.loads(home.status_json.read_text())["message"]
         assert stopped_file(home).exists() and "cli:ops" in stopped_file(home).read_text()
+
+
+def test_a_supervisor_that_came_up_stopped_serves_a_flatten(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarted while stopped, the supervisor had no trading day wired and never served `tbot flatten` (which
+    cannot act itself: the supervisor holds the run lock), so the command gave up after two minutes."""
+    from tbot_bot.runtime.control import flatten_result_path, request_flatten
+
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+
+        def stop_then_end() -> None:
+            _wait_for(home, _waiting, "waiting")
+            request_stop(home, "cli:ops")
+            _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(sup, stop_then_end) == 0
+        answered: dict[str, Any] = {}
+
+        def flatten_while_stopped() -> None:
+            deadline = time.monotonic() + 60
+            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
+                assert time.monotonic() < deadline, "the restarted supervisor never came up stopped"
+                time.sleep(0.05)
+            rid = request_flatten(home, "cli:ops", symbol=None, strategy=None)
+            path = flatten_result_path(home, rid)
+            while time.monotonic() < deadline and not path.exists():
+                time.sleep(0.05)
+            answered["result"] = json.loads(path.read_text()) if path.exists() else None
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        restarted = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(restarted, flatten_while_stopped) == 0
+        assert answered["result"] is not None
+        assert stopped_file(home).exists()  # still stopped: a flatten is no Start

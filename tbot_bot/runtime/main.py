@@ -119,6 +119,7 @@ class Supervisor:
         self._optimizer_process: subprocess.Popen[bytes] | None = None
         self.ctx: DayContext | None = None
         self._flattening = False  # a flatten's own waits beat too: never serve a request inside itself
+        self._flatten_waits: str | None = None  # why a stopped supervisor could not serve a flatten yet
         self._outage: BrokerDown | None = None  # the broker stopped answering: entries wait, it is probed
         # the reconciliation still owed before the next entry: "start" (the day's first could not ask the
         # broker) or "reconnect" (the broker answered again after an outage or maintenance)
@@ -1023,12 +1024,32 @@ class Supervisor:
             message=f"trading stopped ({stamp}); Start resumes it",
         )  # fmt: skip
         while not self._stop_signal:
+            if self.ctx is None and self.control.flatten_requested():
+                self._flatten_while_stopped(r)
             self._beat()
             if self._answered_start(r.log, r.status):
                 return True
             # SLEEP_TIME: a stopped supervisor still answers Start and feeds the watchdog this often
             r.clock.sleep(float(r.settings.SLEEP_TIME))
         return False
+
+    def _flatten_while_stopped(self, r: Services) -> None:
+        """`tbot flatten` to a supervisor that came up stopped (no trading day wired): it holds the run lock, so
+        the command cannot act itself; a day is wired for the request alone, served, and let go again."""
+        try:
+            self.ctx = wire_day(r, session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR))
+        except TbotError as exc:
+            # the broker down: said where the operator looks (once per reason); the request stays for the next poll
+            if str(exc) != self._flatten_waits:
+                self._flatten_waits = str(exc)
+                r.log.event("supervisor", "flatten_not_served", reason=str(exc))
+                r.status.publish(message=f"trading stopped; flatten waits: {exc}")
+            return
+        self._flatten_waits = None
+        try:
+            self._serve_flatten()
+        finally:
+            self.ctx = None
 
     def _trade_live(self, r: Services) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
