@@ -877,3 +877,22 @@ def test_a_mistyped_home_is_said_to_be_one(tmp_path: Path, capsys, argv: list[st
     assert main([*argv, "--home", str(missing)]) == 2
     assert f"bot home {missing} does not exist or is not a directory" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_check_while_the_service_runs_checks_the_configuration(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The upgrade procedure runs `tbot check` with the new version before restarting the service; the running
+    supervisor holds the run lock a boot takes, so the check refused ("end that process first", which closes every
+    position). It checks the configuration, and says what it left for the restart."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.runtime.control import SupervisorLock
+
+    home = provision_demo_home(tmp_path / "home")
+    lock = SupervisorLock.acquire(home, mode="live")
+    try:
+        assert main(["check", "--home", str(home.root)]) == 0
+    finally:
+        lock.release()
+    out = capsys.readouterr().out
+    assert "config     OK for this version; a supervisor runs in" in out and "only the configuration" in out

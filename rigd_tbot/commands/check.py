@@ -38,13 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import ConfigError
     from tbot_bot.runtime.boot import check_readiness
+    from tbot_bot.runtime.control import describe, running_supervisor
     from tbot_bot.runtime.defense import DefenseMonitor
 
     if args.replay is None and args.data_source is not None:
         raise ConfigError("--data-source only applies with --replay")
-    result = check_readiness(BotHome.resolve(args.home), replay_day=args.replay, data_source=args.data_source)
+    home = BotHome.resolve(args.home)
+    if args.replay is None and (holder := running_supervisor(home)) is not None:
+        # the upgrade check (README): the running service holds the run lock a boot takes, and stopping it
+        # closes every position; what a new version may refuse is the configuration, checked without the lock
+        load_settings(home)
+        print(
+            f"config     OK for this version; a supervisor runs in {home.root} ({describe(holder)}): only the "
+            "configuration was checked (keys, secrets, broker and universe are checked when the service restarts)"
+        )
+        return 0
+    result = check_readiness(home, replay_day=args.replay, data_source=args.data_source)
     try:
         if result.preflight is not None:  # boot always records it
             # the float the run would trade with (the accounting API's, when configured)
