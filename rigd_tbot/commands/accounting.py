@@ -2,7 +2,8 @@
 
 Resumes after the last FITID the accounting system acknowledged, in batches; running it again after an
 interruption sends nothing twice. Needs `acct_api_credentials` (`tbot secrets set acct_api`). Exit 0 when
-everything is acknowledged, 1 when the accounting API could not be reached or refused, 2 when not configured.
+everything is acknowledged, 75 when the accounting API could not be reached (transient: run it again), 1 when it
+refused, 2 when not configured.
 """
 
 from __future__ import annotations

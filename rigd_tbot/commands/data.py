@@ -93,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Download the daily VIX history (Cboe's public CSV at VIX_HISTORY_URL, or with VIX_SOURCE=broker the "
             "broker's index data), validate it, merge it into data/cache/vix.csv and show the VIX the next CLOSE "
-            "window will use. Exit 0 when that value is there, 1 when the source failed or the history is stale."
+            "window will use. Exit 0 when that value is there, 75 when the source could not be reached (transient: run "
+            "it again), 1 when it answered with something unusable or the history is stale."
         ),
     )
     add_home_argument(v)
