@@ -88,14 +88,12 @@ def cli_actor() -> str:
     return f"cli:{cli_user()}"
 
 
-def add_home_argument(parser: argparse.ArgumentParser) -> None:
+def add_home_argument(
+    parser: argparse.ArgumentParser,
+    help: str = "bot home directory (default: $TBOT_HOME, else the current directory)",  # noqa: A002
+) -> None:
     """The shared --home option; commands call this so every one of them takes it."""
-    parser.add_argument(
-        "--home",
-        metavar="DIR",
-        default=None,
-        help="bot home directory (default: $TBOT_HOME, else the current directory)",
-    )
+    parser.add_argument("--home", metavar="DIR", default=None, help=help)
 
 
 def replaceable_output(

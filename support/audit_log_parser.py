@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from rigd_tbot.cli import main
+from _project_python import tbot_command
 
 if __name__ == "__main__":
-    sys.exit(main(["logs", "summary", *sys.argv[1:]]))
+    sys.exit(tbot_command("logs", "summary"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from rigd_tbot.cli import main
+from _project_python import tbot_command
 
 if __name__ == "__main__":
-    sys.exit(main(["accounting", "sync", *sys.argv[1:]]))
+    sys.exit(tbot_command("accounting", "sync"))

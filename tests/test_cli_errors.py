@@ -896,3 +896,15 @@ def test_check_while_the_service_runs_checks_the_configuration(tmp_path: Path, c
         lock.release()
     out = capsys.readouterr().out
     assert "config     OK for this version; a supervisor runs in" in out and "only the configuration" in out
+
+
+def test_demo_says_it_never_reads_tbot_home(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Its help said $TBOT_HOME was the default, as every other command's does; a demo must not provision or
+    replay into the real bot's home that variable names on a bot's machine, so the help says what it does."""
+    from rigd_tbot.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "demo_home/ in the current directory; not $TBOT_HOME" in out and "default: $TBOT_HOME" not in out

@@ -173,6 +173,15 @@ def test_prune_rotates_and_deletes_across_the_home_and_the_wrapper_runs(
         timeout=60,
     )
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr and "Traceback" not in bad.stderr
+    # started by an interpreter without the bot's packages (its `#!/usr/bin/env python3` outside the virtualenv;
+    # here: no site-packages), it runs itself again with the project's: a traceback before
+    bare = subprocess.run(
+        [sys.executable, "-S", str(wrapper), "--home", str(provisioned_home), "--level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 0 and "levels     info 0, warning 0, error 2" in bare.stdout, bare.stderr
 
 
 def test_daily_rotation_job_fires_after_midnight_utc() -> None:

@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "and net PnL (after fees), then where the ledger, OFX, trade history and summary are."
         ),
     )
-    add_home_argument(p)
+    # never $TBOT_HOME: on a bot's machine it names the real home, which a demo must not provision or replay into
+    add_home_argument(
+        p, help="demo home directory (default: demo_home/ in the current directory; not $TBOT_HOME)"
+    )
     p.add_argument(
         "--day",
         type=iso_date,
