@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import stat
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -525,3 +527,30 @@ def test_an_archive_of_another_ledger_schema_says_it_was_made_by_another_version
     _rewrite_manifest(archive, key, digest, members={name: blob})
     with pytest.raises(LedgerError, match="made by another version of the bot"):
         restore_backup(archive, BotHome(tmp_path / "b"), key_path=key, accept_unsigned=True)
+
+
+def test_a_damaged_ledger_is_repaired_by_a_restore(tmp_path: Path) -> None:
+    """`ledger verify` tells the owner of a damaged ledger to restore it from a backup; the restore then refused
+    with the same sentence (its safety archive of the home could not snapshot the damaged file). The safety
+    archive takes it as it is, and the restore repairs it."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_config import load_binding
+    from tbot_bot.reporting.auto_backup import decrypt_archive
+
+    home = provision_demo_home(tmp_path / "home")
+    assert main(["backup", "create", "--home", str(home.root)]) == 0
+    (archive,) = list_backups(home)
+    ledger = load_binding(home).ledger_path
+    damaged = ledger.read_bytes()[:1000]
+    ledger.write_bytes(damaged)
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 1
+    assert main(["backup", "restore", "--home", str(home.root), "--archive", str(archive)]) == 0
+    assert main(["ledger", "verify", "--home", str(home.root)]) == 0
+    # the state replaced is kept: the safety archive holds the damaged file byte for byte
+    safety = [a for a in list_backups(home) if a != archive]
+    assert safety
+    with tarfile.open(fileobj=io.BytesIO(decrypt_archive(safety[-1], home, None)), mode="r:gz") as tar:
+        held = tar.extractfile(home.relative(ledger))
+        assert held is not None and held.read() == damaged

@@ -175,12 +175,13 @@ def create_backup(
     key = load_or_create_key(key_file)
     heads: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        members = collect_members(home, books, Path(tmp), injected_backup_dirs)
+        # the safety archive of a restore (check=False) takes a damaged ledger as it is: the restore is its repair
+        members = collect_members(home, books, Path(tmp), injected_backup_dirs, as_is=not check)
         # a config that does not decrypt with the env key is archived as it is (kind "file"): said below
         damaged_config = any(m.name == ".env_bot.enc" and m.kind != "config" for m in members)
         problems: list[str] = []
         for n, m in enumerate(members[: len(books)]):
-            head = _snapshot_head(m.data, Path(tmp))
+            head = _snapshot_head(m.data, Path(tmp)) if m.kind == "sqlite" else None
             if head is not None:
                 heads[m.name] = head
             if check:

@@ -23,7 +23,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbot_bot.support.machine_faults import database_fault, is_file_fault, source_side_fault, unreadable
+from tbot_bot.errors import TbotError
+from tbot_bot.support.machine_faults import (
+    database_fault,
+    is_damage,
+    is_file_fault,
+    source_side_fault,
+    unreadable,
+)
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import is_atomic_temp
 
@@ -155,14 +162,33 @@ def config_plaintext(home: BotHome, path: Path) -> bytes | None:
         return None
 
 
+def _database(home: BotHome, path: Path, tmp_dir: Path, as_is: bool) -> Member:
+    """A database's member: its online-backup snapshot; with `as_is`, a file that is no SQLite database any more
+    (damaged, truncated) is taken as its bytes (kind "file"), as it is."""
+    name = home.relative(path)
+    try:
+        return Member(name, sqlite_snapshot(path, tmp_dir), "sqlite")
+    except TbotError as exc:
+        cause = exc.__cause__
+        if not (as_is and isinstance(cause, sqlite3.Error) and is_damage(cause)):
+            raise
+        return Member(name, path.read_bytes(), "file")
+
+
 def collect_members(
-    home: BotHome, ledger_files: Sequence[Path], tmp_dir: Path, injected_backup_dirs: Sequence[Path] = ()
+    home: BotHome,
+    ledger_files: Sequence[Path],
+    tmp_dir: Path,
+    injected_backup_dirs: Sequence[Path] = (),
+    *,
+    as_is: bool = False,
 ) -> list[Member]:
-    """Every member of a whole-bot archive, ledgers first (see the module docstring)."""
+    """Every member of a whole-bot archive, ledgers first (see the module docstring). `as_is`: a damaged database
+    is archived as its bytes (the safety archive of a restore, which may be its repair), else it is refused."""
     members: dict[str, Member] = {}
     for ledger in ledger_files:
-        name = home.relative(ledger)
-        members[name] = Member(name, sqlite_snapshot(ledger, tmp_dir), "sqlite")
+        member = _database(home, ledger, tmp_dir, as_is)
+        members[member.name] = member
     skip_dirs = [home.relative(d) for d in injected_backup_dirs if d.resolve().is_relative_to(home.root)]
     files: list[Path] = []
     for path in _candidates(home):
@@ -172,7 +198,7 @@ def collect_members(
         if path.name.endswith(SIDE_FILES) or path.name.endswith(".lock"):
             continue
         if is_sqlite(path):
-            members[name] = Member(name, sqlite_snapshot(path, tmp_dir), "sqlite")
+            members[name] = _database(home, path, tmp_dir, as_is)
         else:
             files.append(path)
     for path in files:
