@@ -908,3 +908,28 @@ def test_demo_says_it_never_reads_tbot_home(capsys, monkeypatch) -> None:  # typ
         main(["demo", "--help"])
     out = capsys.readouterr().out
     assert "demo_home/ in the current directory; not $TBOT_HOME" in out and "default: $TBOT_HOME" not in out
+
+
+def test_start_answers_for_the_supervisor_already_up(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`tbot start --replay D` beside a stopped replay of D resumed nothing (only a live Start did), and `tbot
+    start` beside a trading supervisor gave the run lock's "end that process first" (ending it closes every
+    position): the one already up is asked to resume, or said to be trading."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.runtime.control import SupervisorLock, mark_trading_stopped
+
+    home = provision_demo_home(tmp_path / "home")
+    lock = SupervisorLock.acquire(home, mode="live")
+    try:
+        assert main(["start", "--home", str(home.root)]) == 0
+        assert "is already trading: there is nothing to start" in capsys.readouterr().out
+    finally:
+        lock.release()
+    lock = SupervisorLock.acquire(home, mode="replay 2011-01-25")
+    try:
+        mark_trading_stopped(home, "cli:ops (replay 2011-01-25)")
+        assert main(["start", "--home", str(home.root), "--replay", "2011-01-25"]) == 0
+        assert "Start requested" in capsys.readouterr().out and home.control_start.exists()
+    finally:
+        lock.release()

@@ -68,17 +68,22 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is None and (args.speed is not None or args.data_source is not None):
         raise ConfigError("--speed and --data-source only apply with --replay")
     home = BotHome.resolve(args.home)
-    if args.replay is None:
-        from rigd_tbot.display import home_zone
-        from tbot_bot.runtime.control import request_start, running_supervisor, start_answer, trading_stopped
+    from rigd_tbot.display import home_zone
+    from tbot_bot.runtime.control import request_start, running_supervisor, start_answer
 
-        # a live supervisor already up but stopped (DESIGN §8): Start resumes it instead of a second process
-        if running_supervisor(home) is not None and trading_stopped(home) is not None:
-            ok, message = start_answer(home, home_zone(home))
-            if ok:
-                request_start(home, cli_actor())
-            print(message)
-            return 0 if ok else 1
+    holder = running_supervisor(home)
+    mode = str((holder or {}).get("mode", ""))
+    # a supervisor already up (DESIGN §8; with --replay D, a replay of D): stopped, Start resumes it; trading, there
+    # is nothing to start (a second process would be refused by the run lock, whose advice ends the first). Another
+    # holder of the lock (a restore, `tbot check`, a flatten) is met by the lock's own refusal below
+    if mode == f"replay {args.replay}" or (
+        args.replay is None and (mode == "live" or mode.startswith("replay "))
+    ):
+        ok, message = start_answer(home, home_zone(home))
+        if ok:
+            request_start(home, cli_actor())
+        print(message)
+        return 0
     code = Supervisor(home, replay_day=args.replay, speed=args.speed, data_source=args.data_source).run()
     if args.replay is not None:
         from rigd_tbot.commands.demo import render_demo_table
