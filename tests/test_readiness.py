@@ -189,13 +189,26 @@ def test_every_start_refusal_is_a_check_refusal_with_the_same_message(
     assert "Traceback" not in start_err
 
 
-def test_the_complete_home_passes_check_and_a_running_supervisor_refuses_both(
+def test_the_complete_home_passes_check_and_a_running_supervisor_is_said_by_both(
     alpaca_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Beside a running supervisor, `tbot start` starts no second one (it says the first is trading) and `tbot
+    check` checks the configuration only (the upgrade step); another holder of the run lock (a restore, a
+    check's boot) still refuses both alike."""
     code, _ = _run(["check", "--home", str(alpaca_home)], capsys)
     assert code == 0
     assert not (alpaca_home / "output" / "status.json").exists()  # a check publishes nothing
     lock = SupervisorLock.acquire(BotHome(alpaca_home), mode="live")
+    try:
+        assert main(["start", "--home", str(alpaca_home)]) == 0
+        started = capsys.readouterr().out
+        assert main(["check", "--home", str(alpaca_home)]) == 0
+        checked = capsys.readouterr().out
+    finally:
+        lock.release()
+    assert "is already trading: there is nothing to start" in started
+    assert "only the configuration was checked" in checked
+    lock = SupervisorLock.acquire(BotHome(alpaca_home), mode="restore")
     try:
         start_code, start_err, check_code, check_err = _refusals(alpaca_home, capsys)
     finally:

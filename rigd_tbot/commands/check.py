@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is None and args.data_source is not None:
         raise ConfigError("--data-source only applies with --replay")
     home = BotHome.resolve(args.home)
-    if args.replay is None and (holder := running_supervisor(home)) is not None:
+    holder = running_supervisor(home)
+    mode = str((holder or {}).get("mode", ""))
+    # another holder of the lock (a restore, another check's boot) is met by the boot's own refusal, as start's
+    if args.replay is None and holder is not None and (mode == "live" or mode.startswith("replay ")):
         # the upgrade check (README): the running service holds the run lock a boot takes, and stopping it
         # closes every position; what a new version may refuse is the configuration, checked without the lock
         load_settings(home)
