@@ -840,11 +840,11 @@ def test_the_workers_start_on_studies_already_filled(
     seen = tmp_path / "seen.txt"
     real_child = runner._child
 
-    def child(cfg: Any, req: Any, prep: Any, position: int, storage: Any) -> None:
+    def child(cfg: Any, req: Any, prep: Any, position: int, storage: Any, *rest: Any) -> None:
         # in the forked worker, before it opens anything: what the storage holds
         names = {s.study_name: s.user_attrs for s in optuna.get_all_study_summaries(storage)}
         seen.write_text(json.dumps({n: study_mod.GRID_READY_ATTR in a for n, a in sorted(names.items())}))
-        real_child(cfg, req, prep, position, storage)
+        real_child(cfg, req, prep, position, storage, *rest)
 
     monkeypatch.setattr(runner, "_child", child)
     assert tbot(run_args(tmp_path, space_file, planted, "--study", "ready", "--jobs", "2")) == 0

@@ -31,6 +31,7 @@ import pandas as pd
 
 from tbot_bot.backtest.report import write_html, write_markdown
 from tbot_bot.errors import LogicError
+from tbot_bot.support.child_process import end_with_parent
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
 T = TypeVar("T")
@@ -150,11 +151,18 @@ def fork_drawing(draw: Callable[[], object]) -> Drawing | None:
         os._exit(code)  # never back into the worker's loop or its exit handlers
 
 
-def _serve(conn: Connection, preload: tuple[str, ...]) -> None:
+def _serve(
+    conn: Connection, preload: tuple[str, ...], parents_end: Connection | None = None, parent_pid: int = 0
+) -> None:
     """The worker: import the drawing modules now (the parent is simulating), lay out what can be laid out
-    before the numbers, then draw the one job sent."""
+    before the numbers, then draw the one job sent. It ends with the command (killed or not): the parent's end of
+    the pipe, inherited by the fork, is closed here, so the parent's death is an end of file."""
     global _IN_WORKER
     _IN_WORKER = True
+    if parents_end is not None:
+        parents_end.close()
+    if parent_pid:
+        end_with_parent(parent_pid)
     os.setpgid(0, 0)  # its own process group: a stuck worker is killed with any drawing it forked
     # Ctrl-C is the parent's to handle: it closes the pipe, and the worker then exits quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -219,7 +227,10 @@ class ChartWorker:
             ctx = multiprocessing.get_context("fork")
             parent, child = ctx.Pipe()
             self._proc = ctx.Process(
-                target=_serve, args=(child, self._preload), name="tbot-charts", daemon=True
+                target=_serve,
+                args=(child, self._preload, parent, os.getpid()),
+                name="tbot-charts",
+                daemon=True,
             )
             try:
                 self._proc.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -49,6 +50,7 @@ from tbot_bot.optimizer.study import (
 )
 from tbot_bot.optimizer.walk_forward import make_folds
 from tbot_bot.strategy.strategy_router import strategy_module
+from tbot_bot.support.child_process import end_with_parent
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import decimal_key
 from tbot_bot.trading.fees import describe_profile
@@ -213,9 +215,15 @@ def _work(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, 
     return done
 
 
-def _child(cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any) -> None:
+def _child(
+    cfg: StudyConfig, req: RunRequest, prep: PreparedData, position: int, storage: Any, parent_pid: int = 0
+) -> None:
     """A forked worker: the parent's storage object (its engine disposed before the fork, so this process
-    opens its own connections), not a second one: opening a storage costs Optuna's schema check again."""
+    opens its own connections), not a second one: opening a storage costs Optuna's schema check again. It ends
+    with the command: a killed `tbot optimize run` left it evaluating the rest of the grid for nobody (its trial
+    then waits --stale-after to be queued again, as a killed worker's does)."""
+    if parent_pid:
+        end_with_parent(parent_pid)
     try:
         _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
@@ -300,7 +308,8 @@ def _run(
             storage.engine.dispose()  # no pooled connection may cross a fork
             ctx = multiprocessing.get_context("fork")
             children = [
-                ctx.Process(target=_child, args=(cfg, req, prep, i, storage)) for i in range(1, req.jobs)
+                ctx.Process(target=_child, args=(cfg, req, prep, i, storage, os.getpid()))
+                for i in range(1, req.jobs)
             ]
             for c in children:
                 c.start()
