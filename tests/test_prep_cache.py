@@ -267,5 +267,13 @@ def test_a_store_is_keyed_by_its_bars_and_a_hit_refuses_a_partition_gone_since(
         _prep(store, cache)
     import_bars(data, store)  # repaired: the same bars, the same key
     assert _prep(store, cache).cache_status == "hit"
+    # altered in place, its size kept: the manifest's SHA-256 still names the key, but the file is not those bytes
+    raw = bytearray(part.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    part.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"partition SPY/2011-01\.parquet is corrupted .*tbot data import"):
+        _prep(store, cache)
+    import_bars(data, store)
+    assert _prep(store, cache).cache_status == "hit"
     (store / "SPY" / "2011-03.parquet").unlink()  # outside the range (January): a read would not open it
     assert _prep(store, cache).cache_status == "hit"

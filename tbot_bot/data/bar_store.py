@@ -571,6 +571,45 @@ def damaged_partitions(store: Path, *, start: date | None = None, end: date | No
     ]
 
 
+def partition_stats(store: Path, *, start: date, end: date) -> dict[str, tuple[int, int]]:
+    """The size and modification time (ns) of each partition of the months of start..end, as read now: what a
+    later user of bars read from them (a study's cached preparation) compares to find a file changed since."""
+    out: dict[str, tuple[int, int]] = {}
+    for rel, entry in load_manifest(store)["partitions"].items():
+        if f"{start:%Y-%m}" <= entry["month"] <= f"{end:%Y-%m}":
+            try:
+                st = (store / rel).stat()
+            except FileNotFoundError:
+                continue  # a read refuses it by name
+            out[rel] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def altered_partitions(store: Path, known: dict[str, tuple[int, int]]) -> list[str]:
+    """Of the partitions `known` recorded (partition_stats), those whose file changed since and whose bytes are not
+    the SHA-256 the manifest records, refused as a read refuses them. Only a file whose size or time changed is
+    read again (an unchanged stat is the bytes that were read and checked)."""
+    partitions = load_manifest(store)["partitions"]
+    problems = []
+    for rel, stat in known.items():
+        path, entry = store / rel, partitions.get(rel)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue  # damaged_partitions names it
+        if entry is None or (st.st_size, st.st_mtime_ns) == tuple(stat):
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("sha256"):
+            problems.append(
+                str(
+                    _refuse_partition(
+                        store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)"
+                    )
+                )
+            )
+    return problems
+
+
 def damaged_months(store: Path) -> dict[str, list[str]]:
     """Per symbol, the months (YYYY-MM) whose partition is missing or cut (damaged_partitions' findings)."""
     out: dict[str, list[str]] = {}

@@ -62,6 +62,9 @@ class Preparation:
     market: execution.MarketView
     vix_closes: dict[date, float]
     fundamentals: dict[str, Any]
+    # from a bar store: each partition read, its size and modification time then (bar_store.partition_stats); a hit
+    # re-reads only a partition changed since, and refuses it when its bytes are no longer the manifest's
+    store_stats: dict[str, tuple[int, int]] | None = None
 
 
 def _file_digest(path: Path, h: Any) -> None:

@@ -19,7 +19,7 @@ from tbot_bot.backtest.fast_execution import FillContext, TradeArrays, execute_a
 from tbot_bot.backtest.load_historical_data import load_columns
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
-from tbot_bot.data.bar_store import damaged_partitions, is_store
+from tbot_bot.data.bar_store import altered_partitions, damaged_partitions, is_store, partition_stats
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
 from tbot_bot.errors import ConfigError, DataError
 from tbot_bot.market_time import WindowSpec, previous_session_date
@@ -130,13 +130,15 @@ def _prepare(
 ) -> prep_cache.Preparation:
     # the session before --start is loaded too: previous-session volume and VIX for the first day
     warmup = previous_session_date(start, calendar)
+    # the stat of each partition before it is read (and checked): a file changed later differs from it
+    stats = partition_stats(source, start=warmup, end=end) if is_store(source) else None
     # loaded once as the arrays the grid and the MarketView share (from a store: straight from its partitions)
     columns = load_columns(source, start=warmup, end=end, calendar=calendar)
     if not len(columns):
         raise ConfigError(f"no bars in {source} between {start} and {end}")
     vix_closes, fundamentals = _side_inputs(source, vix_path, None)
     grid = build_grid(columns, calendar, symbols=signal_universe(columns.symbols()))
-    return prep_cache.Preparation(grid, MarketView(columns, calendar), vix_closes, fundamentals)
+    return prep_cache.Preparation(grid, MarketView(columns, calendar), vix_closes, fundamentals, stats)
 
 
 class PreparedData:
@@ -172,6 +174,8 @@ class PreparedData:
             # the bars come from the cache, not the store: a partition of the range gone or cut since is refused
             # as a read of it would be (the cache holds what it was, but the store no longer does)
             damaged = damaged_partitions(source, start=previous_session_date(start, calendar), end=end)
+            # a file changed in place since (same size, other bytes) is refused as a read of it refuses it
+            damaged += altered_partitions(source, cached.store_stats or {})
             if damaged:
                 raise DataError(damaged[0])
         if cached is None:
