@@ -509,6 +509,9 @@ def test_a_sqlite_file_of_something_else_is_never_a_study(
         and "Traceback" not in err
     )
     assert hashlib.sha256(ledger.read_bytes()).hexdigest() == before
+    # the refused run leaves no empty run folder behind (it was made before the storage was opened)
+    tuning = tmp_path / "backtest_results" / "strategy_tuning"
+    assert not tuning.exists() or not any(tuning.iterdir())
 
 
 def test_space_file_problems_are_reported_together(

@@ -281,6 +281,7 @@ def _run(
     fingerprint = evidence_fingerprint(req, settings, prep, space)
     run_id = run_id_for(req, fingerprint)
     out_dir = out_root / run_id
+    made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     storage_url = req.storage or f"sqlite:///{out_dir / 'study.db'}"
     cfg = StudyConfig(
@@ -296,7 +297,12 @@ def _run(
         fingerprint,
     )
     # tables created before any worker starts (a new SQLite file copied from an empty one kept in the cache)
-    storage = make_storage(storage_url, req.stale_after_s, template_dir=home.cache_dir / "optuna")
+    try:
+        storage = make_storage(storage_url, req.stale_after_s, template_dir=home.cache_dir / "optuna")
+    except ConfigError:
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a refused --storage leaves no empty run folder behind
+        raise
     folds = make_folds(prep.days, req.walk_forward)
     try:
         children = []
