@@ -527,6 +527,15 @@ def test_space_file_problems_are_reported_together(
     err = capsys.readouterr().err
     assert "3 problems" in err and "did you mean STRAT_OPEN_BUFFER?" in err
     assert "not an integer" in err and "outside the allowed range" in err
+    # within one key too: the value that is not whole and the one out of range, together (a fix revealed the next)
+    bad.write_text("[OPEN_MONITORING_TIME]\nvalues = [10, 20.5, -3]\n")
+    assert tbot(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "2 problems" in err
+        and "20.5 is not an integer" in err
+        and "values [-3] outside the allowed range" in err
+    )
 
 
 def test_a_space_table_in_two_forms_or_with_unknown_fields_is_refused(tmp_path: Path) -> None:

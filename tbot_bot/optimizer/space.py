@@ -158,21 +158,17 @@ def _values_from_table(key: str, table: Any, kind: type, problems: list[str]) ->
     else:
         problems.append(f"[{key}] needs `values = [...]` or all of `low`, `high`, `step`")
         return None
+    # every value's problem at once (each fix otherwise revealed the next); the caller adds those out of range
     out: list[Number] = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
             problems.append(f"[{key}] value {v!r} is not a number")
-            return None
-        if not math.isfinite(v):  # TOML's nan and inf (and 1e400, which is inf)
+        elif not math.isfinite(v):  # TOML's nan and inf (and 1e400, which is inf)
             problems.append(f"[{key}] value {v!r} is not a finite number")
-            return None
-        if kind is int:
-            if float(v) != int(v):
-                problems.append(f"[{key}] takes whole minutes; {v!r} is not an integer")
-                return None
-            out.append(int(v))
+        elif kind is int and float(v) != int(v):
+            problems.append(f"[{key}] takes whole minutes; {v!r} is not an integer")
         else:
-            out.append(round(float(v), 10))
+            out.append(int(v) if kind is int else round(float(v), 10))
     return tuple(sorted(set(out)))
 
 
@@ -200,14 +196,15 @@ def load_space(strategy: str, path: str | Path | None) -> SearchSpace:
             )
             continue
         kind, lo, hi = allowed[key]
+        before = len(problems)
         values = _values_from_table(key, table, kind, problems)
         if values is None:
             continue
         bad = [v for v in values if not lo <= v <= hi]
         if bad:
             problems.append(f"[{key}] values {bad} outside the allowed range {lo:g}..{hi:g}")
-            continue
-        params.append(Param(key, values))
+        if len(problems) == before and values:
+            params.append(Param(key, values))
     if not params and not problems:
         problems.append("the space names no parameter")
     if problems:
