@@ -638,3 +638,28 @@ def test_the_store_counts_sessions_not_the_utc_dates_of_post_market_bars(tmp_pat
     assert last_date(store) == date(2011, 1, 28)
     [spy] = holdings(store)
     assert (spy.first, spy.last, spy.days, spy.gaps) == (date(2011, 1, 27), date(2011, 1, 28), 2, ())
+
+
+def test_lower_case_tickers_are_read_as_the_tickers_they_are(tmp_path: Path) -> None:
+    """A vendor's lower-case symbols passed the bar checks, then matched no inverse ETF, fundamentals or blocklist
+    entry (all upper-case): every bearish signal was skipped (96 trades instead of 119). They are upper-cased on
+    reading, so the backtest (from CSV and from an import) is the sample's."""
+    folder = tmp_path / "lower"
+    folder.mkdir()
+    for path in SAMPLE.glob("*_1min.csv.gz"):  # the bars; vix.csv and fundamentals.json as they are
+        frame = load_bars(path)
+        frame = frame.assign(symbol=frame["symbol"].str.lower())
+        frame.to_csv(folder / path.name.replace(".csv.gz", ".csv"), index=False)
+    for name in ("vix.csv", "fundamentals.json"):
+        (folder / name).write_bytes((SAMPLE / name).read_bytes())
+    settings = make_settings()
+    expected = run_backtest(settings, "all", SAMPLE, FIRST, LAST, tmp_path / "upper", plots=False)
+    from_csv = run_backtest(settings, "all", folder, FIRST, LAST, tmp_path / "csv", plots=False)
+    pd.testing.assert_frame_equal(from_csv.trades, expected.trades)
+    assert (
+        tbot(["data", "import", str(folder), "--store", str(tmp_path / "store"), "--home", str(tmp_path)])
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "store").iterdir() if p.is_dir()) == sorted(
+        str(s) for s in load_bars(SAMPLE)["symbol"].unique()
+    )

@@ -613,7 +613,9 @@ def check_slices(
                 )
             numbers = [*PRICES, "volume"] + (["vwap"] if "vwap" in raw.columns else [])
             typed.values = {c: [] for c in numbers}  # the column order of the frame
-        symbol = raw["symbol"].astype("string").str.strip()
+        # tickers as exchanges and brokers write them: a vendor's lower-case `spy` is SPY (the inverse-ETF map, the
+        # universe, fundamentals and the blocklist all name upper-case tickers; a lower-case one matched none)
+        symbol = raw["symbol"].astype("string").str.strip().str.upper()
         empty = (symbol.isna() | (symbol == "")).fillna(True).to_numpy(dtype=bool)
         found.add(_SYMBOL_EMPTY, np.flatnonzero(empty), offset, lambda i: "the symbol is empty")
         typed.add_symbols(symbol)
