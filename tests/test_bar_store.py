@@ -663,3 +663,23 @@ def test_lower_case_tickers_are_read_as_the_tickers_they_are(tmp_path: Path) -> 
     assert sorted(p.name for p in (tmp_path / "store").iterdir() if p.is_dir()) == sorted(
         str(s) for s in load_bars(SAMPLE)["symbol"].unique()
     )
+
+
+def test_no_bars_says_which_days_the_data_holds(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backtest or replay of days the data lacks said "no bars between ..." alone: from a store (its manifest) or
+    the bundled sample, the days it holds are listed, one line per month."""
+    settings = make_settings()
+    for source in (store, SAMPLE):
+        with pytest.raises(DataError) as refused:
+            run_backtest(
+                settings, "open", source, date(2011, 2, 1), date(2011, 2, 28), tmp_path / "out", plots=False
+            )
+        text = str(refused.value)
+        assert "no bars between 2011-02-01 and 2011-02-28; days it holds (--start/--end YYYY-MM-DD):" in text
+        assert "\n  2011-01: 03 04 05" in text and "\n  2011-03: 01 02 03" in text and "2011-02:" not in text
+    from tbot_bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no bars for 2011-02-15; days it holds \(--replay YYYY-MM-DD\)"):
+        load_replay_bars(store, date(2011, 2, 15), "XNYS")

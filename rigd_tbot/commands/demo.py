@@ -41,15 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def available_days_message(day: date) -> str:
+    from tbot_bot.backtest.load_historical_data import days_text
     from tbot_bot.data.sample import sample_days
 
-    by_month: dict[str, list[str]] = {}
-    for d in sample_days():
-        by_month.setdefault(f"{d:%Y-%m}", []).append(f"{d:%d}")
-    lines = [f"the bundled sample has no bars for {day}; days you can replay (--day YYYY-MM-DD):"]
-    lines += [f"  {month}: {' '.join(days)}" for month, days in by_month.items()]
-    lines.append(f"for example: tbot demo --day {DEMO_DAY}")
-    return "\n".join(lines)
+    return (
+        f"the bundled sample has no bars for {day}; {days_text(sample_days(), '--day')}\n"
+        f"for example: tbot demo --day {DEMO_DAY}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from tbot_bot.backtest.execution import (
     fee_schedule,
     fundamentals_of,
 )
-from tbot_bot.backtest.load_historical_data import load_columns, load_vix
+from tbot_bot.backtest.load_historical_data import load_columns, load_vix, no_bars
 from tbot_bot.backtest.report import BacktestReport, build_report, print_report, write_html, write_markdown
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
@@ -202,11 +202,11 @@ def _run(
     progress.update(1)
     progress.set_postfix_str("building arrays", refresh=False)
     if not len(columns):
-        raise DataError(f"{source}: no bars between {start} and {end}")
+        raise DataError(no_bars(source, f"between {start} and {end}", "--start/--end"))
     # the UTC date >= start, compared on the stamps (no date object per bar)
     traded = columns.where(columns.ts_ns >= pd.Timestamp(start, tz="UTC").value)
     if not len(traded):
-        raise DataError(f"{source}: no bars between {start} and {end}")
+        raise DataError(no_bars(source, f"between {start} and {end}", "--start/--end"))
     grid = build_grid(traded, settings.MARKET_CALENDAR, symbols=signal_universe(traded.symbols()))
     vix = {d: v for d in grid.days if (v := previous_close_vix(vix_closes, d)) is not None}
     lap("arrays")

@@ -163,6 +163,38 @@ def load_columns(source: str | os.PathLike[str], *, start: date, end: date, cale
     return BarColumns.of(load_bars(path, start=start, end=end, regular_session=calendar))
 
 
+def held_days(source: str | os.PathLike[str]) -> list[date] | None:
+    """The dates a bar store (its manifest) or the bundled sample holds sessions of; None for other files (what they
+    hold is known only by reading them whole)."""
+    from tbot_bot.data.bar_store import held_sessions, load_manifest
+    from tbot_bot.support.path_resolver import package_file
+
+    path = Path(source)
+    if is_store(path):
+        held = {d for entry in load_manifest(path)["partitions"].values() for d in held_sessions(entry)}
+        return sorted(date.fromisoformat(d) for d in held)
+    if path.resolve() == Path(package_file("data", "sample")).resolve():
+        from tbot_bot.data.sample import sample_days
+
+        return list(sample_days())
+    return None
+
+
+def days_text(days: list[date] | tuple[date, ...], option: str = "") -> str:
+    """Dates as a person scans them: one line per month with its days (`option`: the flag that takes one)."""
+    by_month: dict[str, list[str]] = {}
+    for d in days:
+        by_month.setdefault(f"{d:%Y-%m}", []).append(f"{d:%d}")
+    head = f"days it holds{f' ({option} YYYY-MM-DD)' if option else ''}:"
+    return "\n".join([head, *(f"  {month}: {' '.join(ds)}" for month, ds in by_month.items())])
+
+
+def no_bars(source: str | os.PathLike[str], what: str, option: str = "") -> str:
+    """`{source}: no bars {what}`, with the days the data does hold when that is known without reading it whole."""
+    days = held_days(source)
+    return f"{source}: no bars {what}" + (f"; {days_text(days, option)}" if days else "")
+
+
 def load_vix(path: str | os.PathLike[str]) -> dict[date, float]:
     """Daily VIX closes, from `date,close` (our sample) or Cboe's `DATE,OPEN,HIGH,LOW,CLOSE` (MM/DD/YYYY).
     Read with the csv module: a file of a few hundred lines does not need pandas' parser, whose first use in a

@@ -14,7 +14,7 @@ from tbot_bot.market_time import closed_reason, outside_calendar
 def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: bool = False) -> pd.DataFrame:
     """The replay day's bars plus the previous session's (for previous-day volume), from CSV/Parquet/folder;
     sorted by (timestamp, symbol), or by (symbol, timestamp) with `by_symbol` (what the sim exchange shares)."""
-    from tbot_bot.backtest.load_historical_data import load_bars
+    from tbot_bot.backtest.load_historical_data import load_bars, no_bars
     from tbot_bot.market_time import calendar_range, previous_session_date, session_on_or_after
 
     first, last = calendar_range(calendar)
@@ -35,7 +35,9 @@ def load_replay_bars(data_source: Path, day: date, calendar: str, *, by_symbol: 
     )
     # a session day without bars cannot be replayed
     if bars.empty or not _holds(bars, day):
-        raise ConfigError(f"no bars for {day} in {data_source}; replay needs the day's 1-minute bars")
+        raise ConfigError(
+            f"{no_bars(data_source, f'for {day}', '--replay')}\n(a replay needs the day's 1-minute bars)"
+        )
     return bars
 
 
