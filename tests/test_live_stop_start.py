@@ -262,3 +262,51 @@ def test_a_supervisor_that_came_up_stopped_serves_a_flatten(
         assert _run_with(restarted, flatten_while_stopped) == 0
         assert answered["result"] is not None
         assert stopped_file(home).exists()  # still stopped: a flatten is no Start
+
+
+def test_a_flatten_that_fails_while_stopped_leaves_the_supervisor_up(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker down during a flatten served while stopped: the error ended the supervisor, systemd restarted it
+    into the same request, and so on. It is said, the request waits for the next poll, the supervisor stays up."""
+    from tbot_bot.errors import NetworkError
+    from tbot_bot.runtime import flatten as flatten_mod
+    from tbot_bot.runtime.control import request_flatten
+
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+
+        def stop_then_end() -> None:
+            _wait_for(home, _waiting, "waiting")
+            request_stop(home, "cli:ops")
+            _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        assert (
+            _run_with(
+                Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY)), stop_then_end
+            )
+            == 0
+        )
+
+        def broker_down(*args: Any, **kwargs: Any) -> None:
+            raise NetworkError("connection refused (positions)")
+
+        monkeypatch.setattr(flatten_mod, "flatten", broker_down)
+
+        def flatten_while_stopped() -> None:
+            deadline = time.monotonic() + 60
+            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            request_flatten(home, "cli:ops", symbol=None, strategy=None)
+            while "flatten_not_served" not in [e.get("event") for e in events(home)]:
+                assert time.monotonic() < deadline, "the failure was never said"
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        restarted = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
+        assert _run_with(restarted, flatten_while_stopped) == 0  # up until the signal, not ended by the error
+        assert (home.control_dir / "control_flatten.json").exists()  # the request waits for the broker
+        said = [e for e in events(home) if e.get("event") == "flatten_not_served"]
+        assert len(said) == 1 and "connection refused" in json.dumps(said[0])  # once, not at every poll

@@ -50,6 +50,9 @@ def test_after_the_first_exit_the_rest_is_held(tmp_path: Path) -> None:
     (trade,) = read_trades(ledger)
     assert trade.held == 4 and trade.exit_time is None
     assert trade.pnl == Decimal(6)  # what the ledger realised on the six sold
+    assert trade.exit_reason is None  # listed as open while four are held
+    shown = totals([trade])
+    assert (shown["closed"], shown["open"], shown["wins"], shown["pnl"]) == (0, 1, 0, Decimal(6))
     assert ledger_positions(ledger) == {"AAPL": Decimal(4)}
     assert account_balances(ledger)["1110"] == Decimal(400)  # the position account holds the same four
 
@@ -75,6 +78,12 @@ def test_an_entry_closed_by_two_exits_is_not_corrected_by_amount(tmp_path: Path)
     ledger = _book(tmp_path, ENTRY, FIRST, REST)
     with pytest.raises(UsageError, match=r"closed by 2 exits \(X1, X2\).*correct each exit"):
         plan_correction(ledger, "E1", reason="statement", user="u", source="test", amount=Decimal("1005"))
+    # one exit that sold part of it: the same (it moved the whole cost onto that exit, the rest held at nothing)
+    partly = tmp_path / "partly"
+    partly.mkdir()
+    held = _book(partly, ENTRY, FIRST)
+    with pytest.raises(UsageError, match=r"partly closed by X1 \(6 of 10\).*correct each exit"):
+        plan_correction(held, "E1", reason="statement", user="u", source="test", amount=Decimal("1005"))
     # each exit on its own is corrected as before
     plan = plan_correction(ledger, "X2", reason="statement", user="u", source="test", amount=Decimal("409"))
     assert plan.replacement is not None and plan.replacement.exit_price == Decimal("102.25")
@@ -113,3 +122,21 @@ def test_a_premium_under_a_dollar_reads_alike_in_the_cli_and_the_dashboard(
     (row,) = [line for line in capsys.readouterr().out.splitlines() if "SPY110121P00127000" in line]
     assert f" {price('0.0525')} " in row and f" {price('0.0675')} " in row and " 4.50 " in row
     assert (price("0.0525"), price("101.4")) == ("0.0525", "101.40")
+
+
+def test_an_exit_larger_than_its_entry_closes_the_next_one_too(tmp_path: Path) -> None:
+    """Two entries of one strategy and instrument open at once (a position carried over, a new entry before its
+    exit filled), then one exit of 5 and one of 10: the ledger's position is flat, and so are the books' positions."""
+    second = fill("E2", qty=Decimal(5), price=Decimal("101"), posted_at=at(14, 50))
+    five = fill(
+        "X5", action="close", qty=Decimal(5), price=Decimal("102"), entry_price=Decimal("101"),
+        exit_reason="timeout", posted_at=at(15, 0),
+    )  # fmt: skip
+    ten = fill(
+        "X10", action="close", qty=Decimal(10), price=Decimal("103"), entry_price=Decimal("100"),
+        exit_reason="timeout", posted_at=at(15, 5),
+    )  # fmt: skip
+    ledger = _book(tmp_path, ENTRY, second, five, ten)
+    assert account_balances(ledger)["1110"] == 0
+    assert ledger_positions(ledger) == {}
+    assert sum((t.held for t in read_trades(ledger)), Decimal(0)) == 0

@@ -287,12 +287,20 @@ def _plan(
         fee = _standing_fee(conn, root_of(conn, row)["fitid"]) if is_entry(row) or is_exit(row) else None
         fee_splits = _splits_of(conn, fee["id"]) if fee is not None else []
         exited, exits = exit_of(conn, row) if is_entry(row) else (True, [])
-        if len(exits) > 1 and (amount is not None or account is not None):
-            # each exit closed part of the position: which part of a new cost each should carry is a choice
+        sold = sum((abs(_dec(x["size"]) or Decimal(0)) for x in exits), Decimal(0))
+        partly = bool(exits) and sold < abs(_dec(row["size"]) or Decimal(0))
+        if (len(exits) > 1 or partly) and (amount is not None or account is not None):
+            # each exit closed part of the position (or one closed part, the rest still held): which part of a new
+            # cost each should carry is a choice; the one exit took all of it, leaving the rest's cost at nothing
+            named = ", ".join(x["fitid"] for x in exits)
+            what = (
+                f"was partly closed by {named} ({sold} of {abs(_dec(row['size']) or 0)})"
+                if partly and len(exits) == 1
+                else f"was closed by {len(exits)} exits ({named}), each selling part of the position"
+            )
             raise UsageError(
-                f"{fitid!r} was closed by {len(exits)} exits ({', '.join(x['fitid'] for x in exits)}), each "
-                "selling part of the position: correct each exit with its own --amount, or reverse the entry and "
-                "its exits (--reverse) and post the right entries"
+                f"{fitid!r} {what}: correct each exit with its own --amount, or reverse the entry and its exits "
+                "(--reverse) and post the right entries"
             )
         exit_ = exits[0] if exits else None
         exit_splits = _splits_of(conn, exit_["id"]) if exit_ is not None else []

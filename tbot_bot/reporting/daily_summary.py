@@ -33,7 +33,10 @@ def _strategy_summary(
     # one PnL, one win (domain/results.py): each closed trade's result is net of its fees, a win is net > 0;
     # the gross total and the fees stay beside the net one
     gross = [t.PnL for t in trades if t.PnL is not None]
-    nets = [net_pnl(t.PnL, t.fees or Decimal(0)) for t in trades if t.PnL is not None]
+    # a trade's result once it is wholly closed (a part sold counts in the money above, not as a win or a loss)
+    nets = [
+        net_pnl(t.PnL, t.fees or Decimal(0)) for t in trades if t.PnL is not None and t.exit_time is not None
+    ]
     fees = sum((t.fees for t in trades if t.fees is not None), Decimal(0))
     holds = [h for h in (record_dict(t)["holding_seconds"] for t in trades) if h is not None]
     by_ticker: dict[str, Decimal] = defaultdict(Decimal)

@@ -167,24 +167,25 @@ def read_trades(
     first = day or since
     until = None if day is None else date.fromordinal(day.toordinal() + 1).isoformat()
     rows = _rows(ledger, first.isoformat() if first else None, None, without)
-    pairs: list[tuple[Any, list[Any]]] = []
+    pairs: list[tuple[str, Any, list[Any]]] = []  # the entry's original FITID, its row, its exits
     at: dict[str, int] = {}  # an entry's original FITID -> its place in `pairs`
-    for step in fifo(rows):
+    still: dict[str, Decimal] = {}  # what each entry still holds once every exit is counted
+    for step in fifo(rows, held=still):
         if step.now is None:
             continue  # reversed without a replacement: no longer part of any trade
         row = _effective(step)
         if step.entry:
             at[step.original["fitid"]] = len(pairs)
-            pairs.append((row, []))
+            pairs.append((step.original["fitid"], row, []))
         elif step.opener is not None:
-            pairs[at[step.opener["fitid"]]][1].append(row)
+            pairs[at[step.opener["fitid"]]][2].append(row)
     out = []
-    for entry, exits in pairs:
+    for fitid, entry, exits in pairs:
         if until is not None and entry["dtposted"] >= until:
             continue
         if strategy and entry["strategy"] != strategy:
             continue
-        out.append(_trade(entry, exits))
+        out.append(_trade(entry, exits, still.get(fitid, Decimal(0))))
     return out
 
 
@@ -207,14 +208,18 @@ def _size(row: Any) -> Decimal:
         return Decimal(0)
 
 
-def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
+def fifo(
+    rows: Sequence[Any], without: str | None = None, held: dict[str, Decimal] | None = None
+) -> Iterator[Step]:
     """The entries and exits of `rows` (a ledger's transactions in time order, corrections included) paired as
     the trade history pairs them: per strategy and instrument, an exit closes its quantity of the earliest entry
     still open (the entry stays open until its exits have closed all of it; an exit of no recorded quantity
     closes it whole), each original counted as its corrections leave it, at its own place in time. An entry reversed without a
     replacement opens nothing; an exit reversed so closes nothing, and names the entry it had closed. `without`:
-    pair as if that entry (an original FITID) were gone. The one pairing of the trade history (`read_trades`)
-    and of the corrections (`accounting.ledger_pairs`)."""
+    pair as if that entry (an original FITID) were gone. `held`, when given, receives each entry's (original FITID)
+    quantity still open once every row is paired: an exit that sold more than its entry's remainder closes the next
+    open entry's too (two held at once), which no single pairing shows. The one pairing of the trade history
+    (`read_trades`) and of the corrections (`accounting.ledger_pairs`)."""
     reversed_ = {r["correction_of"] for r in rows if r["is_correction"] and r["trntype"] == "CORRECTION"}
     replaced = {r["correction_of"]: r for r in rows if r["is_correction"] and r["trntype"] != "CORRECTION"}
     # the open entries' originals, oldest first, each with the quantity its exits have not closed yet
@@ -238,10 +243,20 @@ def fifo(rows: Sequence[Any], without: str | None = None) -> Iterator[Step]:
             opener = queue[0][0] if queue else None
             if queue and now is not None:
                 closes = _size(row)
-                queue[0][1] -= closes
-                if not closes or queue[0][1] <= 0:
+                if not closes:  # no recorded quantity: it closes its entry whole
                     queue.pop(0)
+                # what it sold beyond its entry's remainder closes the next open entry's (two held at once)
+                while closes > 0 and queue:
+                    taken = min(closes, queue[0][1])
+                    queue[0][1] -= taken
+                    closes -= taken
+                    if queue[0][1] <= 0:
+                        queue.pop(0)
             yield Step(original, now, chain, False, opener)
+    if held is not None:
+        held.update(
+            {entry["fitid"]: max(left, Decimal(0)) for queue in waiting.values() for entry, left in queue}
+        )
 
 
 def _effective(step: Step) -> dict[str, Any]:
@@ -267,11 +282,10 @@ def _exit_price(exits: list[Any]) -> Decimal | None:
     return (worth / sum(sizes)).quantize(Decimal("0.0001"))
 
 
-def _trade(entry: Any, exits: list[Any]) -> LedgerTrade:
+def _trade(entry: Any, exits: list[Any], held: Decimal) -> LedgerTrade:
+    """`held`: what fifo left open of it once every exit was counted."""
     size = Decimal(entry["size"] or "0")
-    closed = sum((_size(x) for x in exits), Decimal(0))
-    # wholly closed once its exits sold what it bought (an exit of no recorded quantity closes it whole)
-    done = bool(exits) and (closed >= abs(size) or any(not _size(x) for x in exits))
+    done = bool(exits) and not held  # wholly closed: its exits (or a later one's excess) sold what it bought
     last = exits[-1] if exits else None
     fees = from_minor(entry["fee"] + sum(x["fee"] for x in exits))
     pnls = [_money(x["pnl"]) for x in exits]
@@ -290,14 +304,14 @@ def _trade(entry: Any, exits: list[Any]) -> LedgerTrade:
         # what the exits so far realised (the ledger's gain or loss on their days), a part while some is held
         pnl=sum((p for p in pnls if p is not None), Decimal(0)) if exits else None,
         fees=fees,
-        exit_reason=last["exit_reason"] if last is not None else None,
+        exit_reason=last["exit_reason"] if last is not None and done else None,  # "open" while some is held
         tag=entry["tag"],
         client_order_id=entry["client_order_id"] or entry["fitid"],
         correction="; ".join(c for r in (entry, *exits) for c in (r["correction"], r["fee_correction"]) if c)
         or None,
         defense_mode=entry["memo"] == DEFENSE_MODE_MEMO,
         adopted=entry["memo"] == ADOPTED_MEMO,
-        held=Decimal(0) if done else abs(size) - closed,
+        held=held,
     )
 
 
@@ -313,8 +327,9 @@ def totals(trades: Iterable[LedgerTrade], account_fees: Decimal = Decimal(0)) ->
     posted apart from fills over the same days (ledger_read.account_fees), part of `fees` and `net_pnl` as in the
     daily summary's totals, and shown apart."""
     all_ = list(trades)
-    closed = [t for t in all_ if t.pnl is not None]
-    pnl = sum((t.pnl for t in closed if t.pnl is not None), Decimal(0))
+    # a trade partly sold counts its realised PnL in the money (as the ledger does) and is open until all is sold
+    closed = [t for t in all_ if t.pnl is not None and t.exit_time is not None]
+    pnl = sum((t.pnl for t in all_ if t.pnl is not None), Decimal(0))
     fees = sum((t.fees for t in all_), Decimal(0)) + account_fees
     return {
         "trades": len(all_),

@@ -1038,18 +1038,19 @@ class Supervisor:
         the command cannot act itself; a day is wired for the request alone, served, and let go again."""
         try:
             self.ctx = wire_day(r, session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR))
+            self._serve_flatten()
         except TbotError as exc:
-            # the broker down: said where the operator looks (once per reason); the request stays for the next poll
+            # the broker down (wiring the day or flattening): said where the operator looks (once per reason); the
+            # request stays for the next poll, and the stopped supervisor stays up (a crash here restarted into
+            # the same request, crash after crash)
             if str(exc) != self._flatten_waits:
                 self._flatten_waits = str(exc)
                 r.log.event("supervisor", "flatten_not_served", reason=str(exc))
                 r.status.publish(message=f"trading stopped; flatten waits: {exc}")
             return
-        self._flatten_waits = None
-        try:
-            self._serve_flatten()
         finally:
             self.ctx = None
+        self._flatten_waits = None
 
     def _trade_live(self, r: Services) -> int:
         from apscheduler.schedulers.background import BackgroundScheduler
