@@ -41,16 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import ConfigError
     from tbot_bot.runtime.boot import check_readiness
-    from tbot_bot.runtime.control import describe, running_supervisor
+    from tbot_bot.runtime.control import describe, running_trader
     from tbot_bot.runtime.defense import DefenseMonitor
 
     if args.replay is None and args.data_source is not None:
         raise ConfigError("--data-source only applies with --replay")
     home = BotHome.resolve(args.home)
-    holder = running_supervisor(home)
-    mode = str((holder or {}).get("mode", ""))
     # another holder of the lock (a restore, another check's boot) is met by the boot's own refusal, as start's
-    if args.replay is None and holder is not None and (mode == "live" or mode.startswith("replay ")):
+    if args.replay is None and (holder := running_trader(home)) is not None:
         # the upgrade check (README): the running service holds the run lock a boot takes, and stopping it
         # closes every position; what a new version may refuse is the configuration, checked without the lock
         load_settings(home)

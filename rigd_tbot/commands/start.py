@@ -69,16 +69,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--speed and --data-source only apply with --replay")
     home = BotHome.resolve(args.home)
     from rigd_tbot.display import home_zone
-    from tbot_bot.runtime.control import request_start, running_supervisor, start_answer
+    from tbot_bot.runtime.control import request_start, running_trader, start_answer
 
-    holder = running_supervisor(home)
-    mode = str((holder or {}).get("mode", ""))
+    holder = running_trader(home)
     # a supervisor already up (DESIGN §8; with --replay D, a replay of D): stopped, Start resumes it; trading, there
     # is nothing to start (a second process would be refused by the run lock, whose advice ends the first). Another
     # holder of the lock (a restore, `tbot check`, a flatten) is met by the lock's own refusal below
-    if mode == f"replay {args.replay}" or (
-        args.replay is None and (mode == "live" or mode.startswith("replay "))
-    ):
+    if holder is not None and (args.replay is None or holder.get("mode") == f"replay {args.replay}"):
         ok, message = start_answer(home, home_zone(home))
         if ok:
             request_start(home, cli_actor())

@@ -85,7 +85,7 @@ def _refuse_orphaning(conn: sqlite3.Connection, entry: sqlite3.Row) -> None:
         row for row in pairs(conn, root, without=root["fitid"]).unpaired if row["fitid"] not in before
     ]
     if orphaned:
-        own = pairing.paired.get(root["fitid"], orphaned[0])  # the exit the history pairs it with
+        own = (pairing.exits.get(root["fitid"]) or orphaned)[0]  # the exit the history pairs it with
         raise UsageError(
             f"cannot reverse {entry['fitid']!r} alone: it opened a position that {own['fitid']!r} closed, "
             "whose gain would stay in the books with no trade in any report; reverse the exit first (then this "

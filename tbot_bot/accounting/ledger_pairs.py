@@ -28,7 +28,6 @@ def root_of(conn: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
 
 
 class Pairing(NamedTuple):
-    paired: dict[str, sqlite3.Row]  # an entry's original FITID -> its exit as the books hold it now
     unpaired: list[sqlite3.Row]  # exits left with no entry to close
     reversed_exit: bool  # an exit first in first out gives to the root was reversed without a replacement
     opened_by: dict[str, str]  # an exit's original FITID -> the original FITID of the entry it closed
@@ -45,7 +44,6 @@ def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = Non
         "SELECT * FROM transactions WHERE strategy = ? AND ticker = ? ORDER BY dtposted, id",
         (root["strategy"], root["ticker"]),
     ).fetchall()
-    paired: dict[str, sqlite3.Row] = {}
     exits: dict[str, list[sqlite3.Row]] = {}
     opened_by: dict[str, str] = {}
     unpaired: list[sqlite3.Row] = []
@@ -60,11 +58,10 @@ def pairs(conn: sqlite3.Connection, root: sqlite3.Row, without: str | None = Non
                 step.opener is not None and step.opener["fitid"] == root["fitid"]
             )
         elif step.opener is not None:
-            paired.setdefault(step.opener["fitid"], step.now)
             exits.setdefault(step.opener["fitid"], []).append(step.now)
         else:
             unpaired.append(step.now)
-    return Pairing(paired, unpaired, reversed_exit, opened_by, exits)
+    return Pairing(unpaired, reversed_exit, opened_by, exits)
 
 
 def trade_date(

@@ -124,6 +124,11 @@ class Order:
     # has filled so far (0 while open)
     notional: Decimal | None = None
 
+    @property
+    def fee(self) -> Decimal:
+        """What the broker's fills of this order were charged, together."""
+        return sum((f.fee for f in self.fills), Decimal(0))
+
     def __post_init__(self) -> None:
         # a fill the broker reports again (a replayed execution, a re-sent event) is the same fill: one per
         # fill_id, the first report kept, so nothing downstream (fees, ledger) counts it twice

@@ -63,7 +63,7 @@ def reconcile_with_broker(ctx: DayContext, intent: Intent) -> Intent:
     # the fee as the broker's fills carry it: a commission reported after the order's final status (IBKR sends
     # its commission report apart) reached no journal sync, and the trade was booked without it
     held_fee = intent.fee or Decimal(0)
-    fee = sum((f.fee for f in order.fills), Decimal(0)) if order.fills else held_fee
+    fee = order.fee if order.fills else held_fee
     if (
         order.filled_qty != intent.filled_qty
         or (order.filled_avg_price is not None and order.filled_avg_price != intent.filled_price)

@@ -102,6 +102,14 @@ def running_supervisor(home: BotHome) -> dict[str, Any] | None:
         os.close(fd)
 
 
+def running_trader(home: BotHome) -> dict[str, Any] | None:
+    """The lock holder when it is a supervisor of a trading day (live, or a replay: mode "replay D"), else None (no
+    holder, or a restore, a check's boot, an operator's flatten)."""
+    holder = running_supervisor(home)
+    mode = str((holder or {}).get("mode", ""))
+    return holder if mode == "live" or mode.startswith("replay ") else None
+
+
 def describe(info: dict[str, Any], zone: ZoneInfo | None = None) -> str:
     """The lock holder for people: pid, mode and since when (exchange time and UTC when `zone` is given)."""
     since = stamp_for_people(str(info.get("started_at", "?")), zone)

@@ -176,7 +176,7 @@ class OrderRouter:
         if intent.sent_at is None:
             fields["sent_at"] = (order.submitted_at or self.clock.now()).isoformat()
         if order.filled_qty > 0:
-            fee = sum((f.fee for f in order.fills), Decimal(0))
+            fee = order.fee
             when = order.filled_at or (order.fills[-1].timestamp if order.fills else self.clock.now())
             fields.update(
                 filled_qty=order.filled_qty,
