@@ -226,6 +226,32 @@ def test_a_stop_whose_closing_fails_stays_a_stop_after_the_restart(
         assert stopped_file(home).exists() and "cli:ops" in stopped_file(home).read_text()
 
 
+def _restarted_stopped(home: Any, server: Any, then: Callable[[], None]) -> int:
+    """A supervisor stopped by `tbot stop` and ended; another started in its place comes up stopped, `then` runs
+    once it has, and a SIGTERM ends it: its exit code."""
+
+    def stop_then_end() -> None:
+        _wait_for(home, _waiting, "waiting")
+        request_stop(home, "cli:ops")
+        _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    assert (
+        _run_with(Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY)), stop_then_end)
+        == 0
+    )
+
+    def operator() -> None:
+        deadline = time.monotonic() + 60
+        while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
+            assert time.monotonic() < deadline, "the restarted supervisor never came up stopped"
+            time.sleep(0.05)
+        then()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return _run_with(Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY)), operator)
+
+
 def test_a_supervisor_that_came_up_stopped_serves_a_flatten(
     tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,31 +261,16 @@ def test_a_supervisor_that_came_up_stopped_serves_a_flatten(
 
     with serve(SATURDAY) as server:
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
-
-        def stop_then_end() -> None:
-            _wait_for(home, _waiting, "waiting")
-            request_stop(home, "cli:ops")
-            _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
-        assert _run_with(sup, stop_then_end) == 0
         answered: dict[str, Any] = {}
 
-        def flatten_while_stopped() -> None:
+        def flatten() -> None:
+            path = flatten_result_path(home, request_flatten(home, "cli:ops", symbol=None, strategy=None))
             deadline = time.monotonic() + 60
-            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
-                assert time.monotonic() < deadline, "the restarted supervisor never came up stopped"
-                time.sleep(0.05)
-            rid = request_flatten(home, "cli:ops", symbol=None, strategy=None)
-            path = flatten_result_path(home, rid)
             while time.monotonic() < deadline and not path.exists():
                 time.sleep(0.05)
             answered["result"] = json.loads(path.read_text()) if path.exists() else None
-            os.kill(os.getpid(), signal.SIGTERM)
 
-        restarted = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
-        assert _run_with(restarted, flatten_while_stopped) == 0
+        assert _restarted_stopped(home, server, flatten) == 0
         assert answered["result"] is not None
         assert stopped_file(home).exists()  # still stopped: a flatten is no Start
 
@@ -276,37 +287,18 @@ def test_a_flatten_that_fails_while_stopped_leaves_the_supervisor_up(
     with serve(SATURDAY) as server:
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
 
-        def stop_then_end() -> None:
-            _wait_for(home, _waiting, "waiting")
-            request_stop(home, "cli:ops")
-            _wait_for(home, lambda s: bool(s.get("trading_stopped")), "trading stopped")
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        assert (
-            _run_with(
-                Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY)), stop_then_end
-            )
-            == 0
-        )
-
         def broker_down(*args: Any, **kwargs: Any) -> None:
             raise NetworkError("connection refused (positions)")
 
-        monkeypatch.setattr(flatten_mod, "flatten", broker_down)
-
-        def flatten_while_stopped() -> None:
-            deadline = time.monotonic() + 60
-            while [e.get("event") for e in events(home)].count("trading_stopped") < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        def flatten() -> None:
+            monkeypatch.setattr(flatten_mod, "flatten", broker_down)
             request_flatten(home, "cli:ops", symbol=None, strategy=None)
+            deadline = time.monotonic() + 60
             while "flatten_not_served" not in [e.get("event") for e in events(home)]:
                 assert time.monotonic() < deadline, "the failure was never said"
                 time.sleep(0.05)
-            os.kill(os.getpid(), signal.SIGTERM)
 
-        restarted = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
-        assert _run_with(restarted, flatten_while_stopped) == 0  # up until the signal, not ended by the error
+        assert _restarted_stopped(home, server, flatten) == 0  # up until the signal, not ended by the error
         assert (home.control_dir / "control_flatten.json").exists()  # the request waits for the broker
         said = [e for e in events(home) if e.get("event") == "flatten_not_served"]
         assert len(said) == 1 and "connection refused" in json.dumps(said[0])  # once, not at every poll
