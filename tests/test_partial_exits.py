@@ -140,3 +140,30 @@ def test_an_exit_larger_than_its_entry_closes_the_next_one_too(tmp_path: Path) -
     assert account_balances(ledger)["1110"] == 0
     assert ledger_positions(ledger) == {}
     assert sum((t.held for t in read_trades(ledger)), Decimal(0)) == 0
+
+
+def test_the_live_count_is_one_trade_for_two_exits() -> None:
+    """Status counted a trade per exit fill (2 here) while the books count one: the exit that sells the rest is the
+    one that counts it (`RoundTrip.closes`); the first still carries the entry's fee."""
+    from tbot_bot.domain.intents import Intent, IntentStatus
+    from tbot_bot.runtime.positions import round_trips
+
+    def intent(cid: str, purpose: str, qty: str, status: IntentStatus, entry: str | None = None) -> Intent:
+        return Intent(
+            client_order_id=cid, session_date="2026-11-16", strategy="open", purpose=purpose, symbol="SPY",
+            signal_ticker="SPY", direction="long", order_side="buy" if purpose == "entry" else "sell",
+            instrument="equity", qty=Decimal(10), status=status, created_at="2026-11-16T14:45:00+00:00",
+            filled_qty=Decimal(qty), filled_price=Decimal(100), fee=Decimal(0), entry_client_order_id=entry,
+        )  # fmt: skip
+
+    trips = round_trips(
+        [
+            intent("E", "entry", "10", IntentStatus.FILLED),
+            intent("X1", "exit", "6", IntentStatus.CANCELED, "E"),
+            intent("X2", "exit", "4", IntentStatus.FILLED, "E"),
+        ]
+    )
+    assert [(t.exit.client_order_id, t.carries_entry_fee, t.closes) for t in trips] == [
+        ("X1", True, False),
+        ("X2", False, True),
+    ]

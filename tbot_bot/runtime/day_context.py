@@ -405,17 +405,19 @@ class DayContext:
             return
         for t in booked:
             if t.pnl is not None:
-                self._book(t.strategy, t.pnl, t.fees)
+                self._book(t.strategy, t.pnl, t.fees, closes=t.exit_time is not None)
 
     def _book_realised(self, strategy: str, trip: RoundTrip) -> None:
-        self._book(strategy, trip.gross_pnl, trip.fees)
+        self._book(strategy, trip.gross_pnl, trip.fees, closes=trip.closes)
 
-    def _book(self, strategy: str, gross: Decimal, fees: Decimal) -> None:
-        """Status shows the ledger's PnL (before fees) and fees; the kill switch counts the net loss."""
+    def _book(self, strategy: str, gross: Decimal, fees: Decimal, *, closes: bool = True) -> None:
+        """Status shows the ledger's PnL (before fees) and fees; the kill switch counts the net loss. A trade sold
+        in two exits is one trade, as the books count it (`closes`: this exit sold the rest)."""
         st = self.status
         st.realized_pnl_by_strategy[strategy] = st.realized_pnl_by_strategy.get(strategy, Decimal(0)) + gross
         st.fees_by_strategy[strategy] = st.fees_by_strategy.get(strategy, Decimal(0)) + fees
-        st.trades_by_strategy[strategy] = st.trades_by_strategy.get(strategy, 0) + 1
+        if closes:
+            st.trades_by_strategy[strategy] = st.trades_by_strategy.get(strategy, 0) + 1
         self.kill.record_realised(net_pnl(gross, fees))
 
     # ---- fills and safety

@@ -28,6 +28,7 @@ class RoundTrip:
     entry: Intent
     exit: Intent  # a final exit order with fills (FILLED, or cancelled after a partial fill)
     carries_entry_fee: bool = True  # the entry's fee counts once: with the first exit that filled
+    closes: bool = True  # the exit that sold the rest: the trade is counted once, when it is wholly closed
 
     @property
     def qty(self) -> Decimal:
@@ -114,7 +115,10 @@ def round_trips(intents: list[Intent]) -> list[RoundTrip]:
         if e.purpose != "entry" or not e.filled_qty:
             continue
         filled = [x for x in exits.get(e.client_order_id, []) if _filled_final(x)]
-        out += [RoundTrip(e, x, n == 0) for n, x in enumerate(filled)]
+        sold = Decimal(0)
+        for n, x in enumerate(filled):
+            sold += x.filled_qty or Decimal(0)
+            out.append(RoundTrip(e, x, n == 0, closes=sold >= (e.filled_qty or Decimal(0))))
     return out
 
 
