@@ -203,6 +203,11 @@ def test_plot_day_refuses_a_holiday_and_an_unknown_symbol(
     assert "not a trading session" in capsys.readouterr().err
     assert tbot([*base, "--date", DAY, "--symbol", "NOPE"]) == 2
     assert "no bars for NOPE" in capsys.readouterr().err
+    # with --data-source: the symbols the data does hold that day are named
+    sample = str(package_file("data", "sample"))
+    assert tbot([*base, "--date", DAY, "--symbol", "NOPE", "--data-source", sample]) == 2
+    err = capsys.readouterr().err
+    assert "no bars for NOPE" in err and "symbols with bars that day: " in err and "SPY" in err
 
 
 def test_version_flag(capsys: pytest.CaptureFixture) -> None:

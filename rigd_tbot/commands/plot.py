@@ -188,7 +188,17 @@ def run_day(args: argparse.Namespace) -> int:
         bars, source = _home_bars(home, settings, symbol, args.day)
     bars = bars[(bars["timestamp"] >= bounds[0]) & (bars["timestamp"] < bounds[1])]
     if bars.empty:
-        raise ConfigError(f"no bars for {symbol} on {args.day} ({source}); check the symbol and the date")
+        held = ""
+        if args.data_source is not None:
+            # which symbols the data does hold that day (one day's bars: read again on this refusal only)
+            names = sorted(
+                map(str, load_bars(args.data_source, start=args.day, end=args.day)["symbol"].unique())
+            )
+            shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+            held = f"; symbols with bars that day: {shown}" if names else "; no symbol has bars that day"
+        raise ConfigError(
+            f"no bars for {symbol} on {args.day} ({source}){held}; check the symbol and the date"
+        )
     if use_home:
         trades = _ledger_trades(home, args.day, symbol, args.strategy)
         source += ", trades: ledger"
