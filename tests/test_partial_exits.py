@@ -167,3 +167,71 @@ def test_the_live_count_is_one_trade_for_two_exits() -> None:
         ("X1", True, False),
         ("X2", False, True),
     ]
+
+
+def test_defense_judges_a_trade_sold_in_two_exits_once() -> None:
+    """Six sold at +6 then four at -12: one losing trade, not one win and one loss (a win rate of 0.5); a trade only
+    partly sold is no result yet."""
+    from types import SimpleNamespace
+
+    from tbot_bot.runtime.defense import realised_performance
+
+    def trip(exit_id: str, pnl: str, closes: bool) -> SimpleNamespace:
+        at = f"2026-11-16T15:{len(exit_id):02d}:00+00:00"
+        return SimpleNamespace(
+            entry=SimpleNamespace(client_order_id="E"), pnl=Decimal(pnl), closes=closes,
+            exit=SimpleNamespace(filled_at=at, created_at=at, client_order_id=exit_id),
+        )  # fmt: skip
+
+    both = realised_performance([trip("X1", "6", False), trip("X22", "-12", True)], Decimal(25000))
+    assert both.win_rate == 0.0 and both.drawdown == 0.00048  # 12 from a peak of 6 to -6, over 25,000
+    assert realised_performance([trip("X1", "6", False)], Decimal(25000)).win_rate is None
+
+
+def test_a_carried_position_is_sized_and_counted_with_its_earlier_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten bought and four sold on day 1, two more on day 2 before that exit order was cancelled: the next exit
+    was sized from the entry's day alone (six, while four are held: a short opened), and status took the day-2
+    exit for the trade's only one (the entry's fee again, a trade closed)."""
+    from datetime import UTC, datetime
+    from types import MethodType, SimpleNamespace
+
+    from tbot_bot.domain.intents import Intent, IntentStatus
+    from tbot_bot.runtime import run_mode
+    from tbot_bot.runtime.day_context import DayContext
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    def intent(
+        cid: str, day: str, purpose: str, qty: str, status: IntentStatus, entry: str | None = None
+    ) -> Intent:
+        return Intent(
+            client_order_id=cid, session_date=day, strategy="open", purpose=purpose, symbol="MSFT",
+            signal_ticker="MSFT", direction="long", order_side="buy" if purpose == "entry" else "sell",
+            instrument="equity", qty=Decimal(10), status=status, created_at=f"{day}T15:00:00+00:00",
+            filled_qty=Decimal(qty), filled_price=Decimal(50), fee=Decimal("0.10"), entry_client_order_id=entry,
+            filled_at=f"{day}T15:00:00+00:00",
+        )  # fmt: skip
+
+    journal = OrderJournal(tmp_path / "journal.db")
+    for i in (
+        intent("E", "2011-01-05", "entry", "10", IntentStatus.FILLED),
+        intent("X1", "2011-01-05", "exit", "4", IntentStatus.CANCELED, "E"),
+        intent("X2", "2011-01-06", "exit", "2", IntentStatus.CANCELED, "E"),
+    ):
+        journal.record_intent(i)
+    placed: list[Intent] = []
+    ctx = SimpleNamespace(
+        journal=journal, day_key="2011-01-06", bot_id="TB01", _carried=None,
+        clock=SimpleNamespace(now=lambda: datetime(2011, 1, 6, 15, 5, tzinfo=UTC)),
+        orders=SimpleNamespace(place=lambda i: placed.append(i) or i), log=SimpleNamespace(event=lambda *a, **k: None),
+    )  # fmt: skip
+    ctx._held_intents = MethodType(DayContext._held_intents, ctx)
+    monkeypatch.setattr(run_mode, "market_closed", lambda ctx: False)
+    DayContext.place_exit(
+        ctx, journal.get("E"), "recovered_after_window", datetime(2011, 1, 6, 15, 5, tzinfo=UTC)
+    )  # type: ignore[arg-type]
+    assert [i.qty for i in placed] == [Decimal(4)]
+    (trip,) = DayContext.trips(ctx)  # type: ignore[arg-type]
+    assert (trip.exit.client_order_id, trip.carries_entry_fee, trip.closes) == ("X2", False, False)
+    journal.close()

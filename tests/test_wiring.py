@@ -267,7 +267,8 @@ def test_a_defense_clear_is_judged_on_the_trades_after_it_and_a_stale_request_is
     def trip(minute: int, pnl: str) -> SimpleNamespace:
         at = datetime(2011, 1, 26, 15, minute, tzinfo=UTC).isoformat()
         return SimpleNamespace(exit=SimpleNamespace(filled_at=at, created_at=at, client_order_id=f"x{minute}"),
-                               pnl=Decimal(pnl))  # fmt: skip
+                               entry=SimpleNamespace(client_order_id=f"e{minute}"), pnl=Decimal(pnl),
+                               closes=True)  # fmt: skip
 
     # the loss closed before the clear; a win filled earlier at the broker but learned after the clear
     day = [trip(10, "-400"), trip(9, "200")]

@@ -468,7 +468,9 @@ class DayContext:
         entry = self.journal.get(intent.entry_client_order_id or "")
         if entry is None or not intent.filled_qty:
             return
-        trip = round_trip_for(self.journal.intents(entry.session_date), intent) or RoundTrip(entry, intent)
+        # the entry and every exit naming it, on any day: a carried position's earlier exits take its fee and
+        # part of its quantity (the entry's day alone counted the fee twice and took a partial exit for the last)
+        trip = round_trip_for(self._held_intents(), intent) or RoundTrip(entry, intent)
         self.count(intent.strategy, "exited")
         pnl = trip.pnl
         self.log.event(
@@ -707,10 +709,12 @@ class DayContext:
             return None
         if entry.status.is_open:
             entry = self.orders.cancel(entry, f"closing the position ({exit_reason})")
+        # what is still held, counting exits of every day (a carried position's earlier exits sold part of it:
+        # the entry's day alone sized an order for more than was held, which opened a short)
         held = next(
             (
                 t.remaining
-                for t in open_trades(self.journal.intents(entry.session_date))
+                for t in open_trades(self._held_intents())
                 if t.entry.client_order_id == entry.client_order_id
             ),
             Decimal(0),
@@ -821,7 +825,8 @@ class DayContext:
             raise
 
     def trips(self) -> list[RoundTrip]:
-        return round_trips(self.journal.intents(self.day_key))
+        """Today's exits as round trips, a carried position's included (its entry from an earlier day)."""
+        return [t for t in round_trips(self._held_intents()) if t.exit.session_date == self.day_key]
 
 
 # an alert trigger that begins a condition -> the one that ends it (DayContext.alert_operator)

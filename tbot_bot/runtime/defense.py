@@ -44,11 +44,22 @@ def realised_performance(
     since an exit learned late may sort before them."""
     kept = [t for t in trips if t.exit.client_order_id not in leave_out]
     ordered = sorted(kept, key=lambda t: (t.exit.filled_at or t.exit.created_at, t.exit.client_order_id))
-    return performance_of([t.pnl for t in ordered], float_amount)
+    # a trade sold in two exits is one result, judged once it is wholly sold (as the books count it); the
+    # drawdown still follows each exit's money
+    by_entry: dict[str, Decimal] = {}
+    results = []
+    for t in ordered:
+        by_entry[t.entry.client_order_id] = by_entry.get(t.entry.client_order_id, Decimal(0)) + t.pnl
+        if t.closes:
+            results.append(by_entry[t.entry.client_order_id])
+    return performance_of([t.pnl for t in ordered], float_amount, results=results)
 
 
-def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Performance:
-    """Drawdown and win rate of closed trades' net PnL in exit order (the live day and the backtest)."""
+def performance_of(
+    net_pnls: Sequence[Decimal], float_amount: Decimal, *, results: Sequence[Decimal] | None = None
+) -> Performance:
+    """Drawdown of net PnL in exit order and win rate of closed trades (the live day and the backtest).
+    `results`: each wholly closed trade's net PnL, when an exit is not a trade (default: `net_pnls`)."""
     if not net_pnls:
         return Performance(None, None)
     running = peak = worst = Decimal(0)
@@ -56,9 +67,10 @@ def performance_of(net_pnls: Sequence[Decimal], float_amount: Decimal) -> Perfor
         running += pnl
         peak = max(peak, running)
         worst = max(worst, peak - running)
-    wins = sum(1 for p in net_pnls if is_win(p))
+    judged = net_pnls if results is None else results
+    wins = sum(1 for p in judged if is_win(p))
     drawdown = float(worst / float_amount) if float_amount > 0 else None
-    return Performance(drawdown, wins / len(net_pnls))
+    return Performance(drawdown, wins / len(judged) if judged else None)
 
 
 class DefenseMonitor:
