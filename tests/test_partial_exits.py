@@ -235,3 +235,15 @@ def test_a_carried_position_is_sized_and_counted_with_its_earlier_exits(
     (trip,) = DayContext.trips(ctx)  # type: ignore[arg-type]
     assert (trip.exit.client_order_id, trip.carries_entry_fee, trip.closes) == ("X2", False, False)
     journal.close()
+
+
+def test_the_dashboard_counts_no_win_for_a_trade_partly_sold() -> None:
+    """The Trades page counted a trade with money but no exit time (six of ten sold) as a win, as `tbot trades`
+    and the summaries do not; its money stays in the total."""
+    from tbot_web.py.readers_web import trade_summary
+
+    rows = [
+        {"strategy_name": "open", "PnL": "6", "fees": "1.02", "exit_time": None},
+        {"strategy_name": "open", "PnL": "3", "fees": "0.01", "exit_time": "2011-01-04T15:10:00Z"},
+    ]
+    assert trade_summary(rows)["open"] == {"trades": 2, "wins": 1, "pnl": Decimal("7.97")}

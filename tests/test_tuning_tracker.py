@@ -34,6 +34,14 @@ def trade(day: int, ticker: str, pnl: str, minutes: int = 20) -> TradeRecord:
     )  # fmt: skip
 
 
+def _history() -> list[TradeRecord]:
+    """Six trades while STRAT_OPEN_BUFFER was 0.002, three since it is 0.004."""
+    before = [trade(d, t, p) for d, t, p in [(3, "SPY", "5"), (4, "SPY", "-2"), (5, "QQQ", "3"), (6, "SPY", "1"),
+                                              (7, "IWM", "-1"), (10, "SPY", "2")]]  # fmt: skip
+    after = [trade(d, t, p, 30) for d, t, p in [(13, "SPY", "-4"), (14, "QQQ", "1"), (18, "SPY", "-1")]]
+    return before + after
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> BotHome:
     home = BotHome(tmp_path / "home")
@@ -45,10 +53,7 @@ def home(tmp_path: Path) -> BotHome:
         home.key_file("env"),
         with_values(template_text(), STRAT_OPEN_BUFFER="0.002").encode(),
     )
-    before = [trade(d, t, p) for d, t, p in [(3, "SPY", "5"), (4, "SPY", "-2"), (5, "QQQ", "3"), (6, "SPY", "1"),
-                                              (7, "IWM", "-1"), (10, "SPY", "2")]]  # fmt: skip
-    after = [trade(d, t, p, 30) for d, t, p in [(13, "SPY", "-4"), (14, "QQQ", "1"), (18, "SPY", "-1")]]
-    write_trade_history(home.trades_dir(SCOPE), SCOPE, before + after)
+    write_trade_history(home.trades_dir(SCOPE), SCOPE, _history())
     moments = iter([datetime(2011, 1, 4, 15, tzinfo=UTC), datetime(2011, 1, 5, 15, tzinfo=UTC),
                     datetime(2011, 1, 13, 15, tzinfo=UTC), datetime(2011, 1, 13, 15, 1, tzinfo=UTC)])  # fmt: skip
     log = StrategyLog(home.logs_dir(SCOPE), "json", now=lambda: next(moments))
@@ -112,3 +117,16 @@ def test_since_filters_and_empty_home(
     with pytest.raises(SystemExit) as bad:
         tbot(["tune", "report", "--since", "2011-13-01", "--home", str(home.root)])
     assert bad.value.code == 2 and "'2011-13-01' is not a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_a_trade_partly_sold_is_no_result_yet(home: BotHome) -> None:
+    """Its money counts in the total, but neither its win nor its average: it has no result until all is sold (as
+    the books count it); the report counted six of ten sold at a gain as a won trade."""
+    from dataclasses import replace
+
+    from tbot_bot.enhancements.tuning_tracker import build_report
+
+    partly = replace(trade(19, "SPY", "6"), exit_time=None, exit_price=None)
+    write_trade_history(home.trades_dir(SCOPE), SCOPE, [*_history(), partly])
+    new = {(r["strategy"], r["value"]): r for r in build_report(home)["rows"]}[("open", "0.004")]
+    assert (new["trades"], new["win_pct"], new["avg_pnl"], new["total_pnl"]) == (4, 33.33, "-1.3333", "2")

@@ -149,14 +149,22 @@ def build_report(
                 for t in ts
                 if (p := _dec(t.get("PnL"))) is not None
             ]
+            # wins and the average over trades wholly closed (a trade partly sold has money, not yet a result)
+            results = [
+                net_pnl(p, _dec(t.get("fees")) or Decimal(0))
+                for t in ts
+                if (p := _dec(t.get("PnL"))) is not None and t.get("exit_time")
+            ]
             held = [
                 float(t["holding_seconds"]) / 60 for t in ts if t.get("holding_seconds") not in (None, "")
             ]
             freq = Counter(str(t.get("signal_ticker") or t.get("ticker")) for t in ts)
             rows.append({
                 "strategy": strategy, "key": key, "value": value, "trades": len(ts),
-                "win_pct": round(100 * sum(1 for p in pnl if is_win(p)) / len(pnl), 2) if pnl else None,
-                "avg_pnl": str((sum(pnl, Decimal(0)) / len(pnl)).quantize(Decimal("0.0001"))) if pnl else None,
+                "win_pct": round(100 * sum(1 for p in results if is_win(p)) / len(results), 2) if results else None,
+                "avg_pnl": (
+                    str((sum(results, Decimal(0)) / len(results)).quantize(Decimal("0.0001"))) if results else None
+                ),
                 "total_pnl": str(sum(pnl, Decimal(0))),
                 "avg_duration_min": round(sum(held) / len(held), 2) if held else None,
                 "rejections": sum(rejections[value].values()),

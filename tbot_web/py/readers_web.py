@@ -356,7 +356,8 @@ def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if gross is not None:
             net = net_pnl(gross, money(record.get("fees")) or Decimal(0))
             row["pnl"] += net
-            row["wins"] += int(is_win(net))
+            # a trade partly sold has money, not yet a result: a win once wholly closed (its exit time), as the books
+            row["wins"] += int(is_win(net) and bool(record.get("exit_time")))
     for row in summary.values():
         row["pnl"] = cents(row["pnl"])
     return summary
