@@ -4,6 +4,7 @@ ledger holds are what is left, and a correction that cannot be spread over sever
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -247,3 +248,31 @@ def test_the_dashboard_counts_no_win_for_a_trade_partly_sold() -> None:
         {"strategy_name": "open", "PnL": "3", "fees": "0.01", "exit_time": "2011-01-04T15:10:00Z"},
     ]
     assert trade_summary(rows)["open"] == {"trades": 2, "wins": 1, "pnl": Decimal("7.97")}
+
+
+def test_an_exit_of_a_carried_position_rewrites_its_entry_days_summary(tmp_path: Path) -> None:
+    """The entry day's summary listed the trade open; the exit booked the next session wrote only that session's
+    reports, so `tbot summary` disagreed with `tbot trades` until a rebuild. The booking names the entry's day among
+    the earlier days whose reports it writes again."""
+    from types import SimpleNamespace
+
+    from tbot_bot.domain.intents import Intent, IntentStatus
+    from tbot_bot.runtime.booking import _entry_days
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    journal = OrderJournal(tmp_path / "journal.db")
+    for cid, day, purpose, entry in (("E", "2011-01-05", "entry", None), ("X", "2011-01-06", "exit", "E")):
+        journal.record_intent(
+            Intent(
+                client_order_id=cid, session_date=day, strategy="open", purpose=purpose, symbol="MSFT",
+                signal_ticker="MSFT", direction="long", order_side="buy" if entry is None else "sell",
+                instrument="equity", qty=Decimal(10), status=IntentStatus.FILLED, created_at=f"{day}T15:00:00+00:00",
+                filled_qty=Decimal(10), filled_price=Decimal(50), entry_client_order_id=entry,
+            )
+        )  # fmt: skip
+    ctx = SimpleNamespace(journal=journal, day_key="2011-01-06")
+    exit_fill = fill("X", action="close", qty=Decimal(10), entry_price=Decimal(50), exit_reason="timeout")
+    assert _entry_days(ctx, [fill("E"), exit_fill]) == [date(2011, 1, 5)]  # type: ignore[arg-type]
+    ctx.day_key = "2011-01-05"  # booked the same day: nothing earlier
+    assert _entry_days(ctx, [fill("E"), exit_fill]) == []  # type: ignore[arg-type]
+    journal.close()

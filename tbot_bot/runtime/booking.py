@@ -213,14 +213,28 @@ def broker_fee_entries(ctx: DayContext) -> list[LedgerEntry]:
     ]
 
 
+def _entry_days(ctx: DayContext, fills: list[TradeFill]) -> list[date]:
+    """The earlier days whose entries today's exit fills closed (a position carried over night): those days'
+    summaries listed the trade open, and are written again with its result."""
+    days = set()
+    for f in fills:
+        exit_ = ctx.journal.get(f.fitid) if f.action == "close" else None
+        entry = ctx.journal.get(exit_.entry_client_order_id or "") if exit_ is not None else None
+        if entry is not None and entry.session_date < ctx.day_key:
+            days.add(date.fromisoformat(entry.session_date))
+    return sorted(days)
+
+
 def book_day(ctx: DayContext) -> None:
     fills = fills_to_book(ctx)
+    opened_before: list[date] = []
     if fills:
         crashpoint("before_ingest")
         result = _writer(ctx).ingest(
             [e for f in fills for e in entries_for_fill(f)], actor=f"tbot:{ctx.bot_id}"
         )
         if result.written:
+            opened_before = _entry_days(ctx, fills)
             ctx.log.event(
                 "supervisor",
                 "ledger_ingested",
@@ -237,7 +251,7 @@ def book_day(ctx: DayContext) -> None:
 
     # a fill of an earlier day (booked late) is in that day's statement and summary: they are written again; so
     # is a day the broker dated a fee on after it was booked (Alpaca posts regulatory fees a day or more later)
-    booked_on = [f.posted_at.date() for f in fills] + fee_days
+    booked_on = [f.posted_at.date() for f in fills] + fee_days + opened_before
     earlier = sorted({d for d in booked_on if d < ctx.session_date})
     if earlier:
         refresh_earlier_reports(ctx, earlier)
