@@ -276,3 +276,32 @@ def test_an_exit_of_a_carried_position_rewrites_its_entry_days_summary(tmp_path:
     ctx.day_key = "2011-01-05"  # booked the same day: nothing earlier
     assert _entry_days(ctx, [fill("E"), exit_fill]) == []  # type: ignore[arg-type]
     journal.close()
+
+
+def test_an_exit_on_a_later_day_says_its_date(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tbot trades` showed a position carried over night as entered 15:50 and exited 09:40: the exit on the
+    next day read as before the entry."""
+    from datetime import UTC, datetime
+
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    home = provision_demo_home(tmp_path / "home")
+    binding = load_binding(home)
+    fills = [
+        fill("TB01-E", posted_at=datetime(2011, 1, 5, 20, 50, tzinfo=UTC)),
+        fill(
+            "TB01-X", action="close", price=Decimal("191"), entry_price=Decimal("190.25"), exit_reason="timeout",
+            posted_at=datetime(2011, 1, 6, 14, 40, tzinfo=UTC),
+        ),
+    ]  # fmt: skip
+    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).ingest(
+        [e for f in fills for e in entries_for_fill(f)], actor="test"
+    )
+    capsys.readouterr()
+    assert main(["trades", "--home", str(home.root), "--date", "2011-01-05"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "AAPL" in line]
+    assert "15:50 EST / 20:50Z" in row and "2011-01-06 09:40 EST / " in row

@@ -244,3 +244,19 @@ def test_trades_page_names_corrections_and_hand_opened_trades(home):
     assert "SYN2" not in corrected and "prior-period adjustment" in corrected
     adopted = html.split('id="adopted"')[1].split("</ul>")[0]
     assert "SYN2: net -1895.39" in adopted and "SYN3" not in adopted
+
+
+def test_a_trade_carried_over_night_is_listed_under_its_entry_day(home):
+    """A row's timestamp is its exit: a position entered on the 18th and sold on the 19th was listed under the
+    19th, whose summary (by entry day, as `tbot trades --date`) does not hold it."""
+    import json as json_mod
+
+    path = next(home.root.rglob("*_BOT_trade_history.json"))
+    rows = json_mod.loads(path.read_text())
+    rows.append({"timestamp": "2011-01-19T14:40:00+00:00", "entry_time": "2011-01-18T19:50:00+00:00",
+                 "exit_time": "2011-01-19T14:40:00+00:00", "strategy_name": "close", "ticker": "IWM", "side": "long",
+                 "size": "2", "entry_price": "80.00", "exit_price": "81.00", "PnL": "2.00", "fees": "0"})  # fmt: skip
+    path.write_text(json_mod.dumps(rows))
+    client = client_for(home, "auditor")
+    assert "IWM" in client.get("/trades?day=2011-01-18").get_data(as_text=True)
+    assert "IWM" not in client.get("/trades?day=2011-01-19").get_data(as_text=True)

@@ -6,7 +6,9 @@ import argparse
 import csv
 import json
 import sys
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from rigd_tbot.cli import add_home_argument, bot_home
 from tbot_bot.support.path_resolver import BotHome
@@ -136,6 +138,14 @@ def _side(t: object) -> str:
     return side if plain else f"{side} ({direction})"
 
 
+def _later_day(entry: datetime | None, exit_: datetime | None, tz: str) -> bool:
+    """Whether the exit falls on another exchange date than the entry."""
+    if entry is None or exit_ is None:
+        return False
+    zone = ZoneInfo(tz)
+    return entry.astimezone(zone).date() != exit_.astimezone(zone).date()
+
+
 def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     from rigd_tbot.display import both_times, print_table
     from tbot_bot.domain.results import cents_text, price_text
@@ -150,7 +160,9 @@ def _print_table(trades: list, total: dict, tz: str, scope: str, args: argparse.
     rows = [
         [
             t.session, t.strategy, t.ticker if t.ticker == t.signal_ticker else f"{t.ticker} ({t.signal_ticker})",
-            _side(t), format(t.size.normalize(), "f"), both_times(t.entry_time, tz), both_times(t.exit_time, tz),
+            _side(t), format(t.size.normalize(), "f"), both_times(t.entry_time, tz),
+            # an exit on a later day (a position carried over night) says its date: it read as before the entry
+            both_times(t.exit_time, tz, with_date=_later_day(t.entry_time, t.exit_time, tz)),
             price(t.entry_price), price(t.exit_price), money(t.pnl), money(t.fees), money(t.net_pnl),
             t.exit_reason or "open",
         ]

@@ -33,8 +33,10 @@ def trades() -> Any:
         flash(problem, "error")
     day = chosen or ""
     if day:
-        # ?day=YYYY-MM-DD (from the History page): that session's trades, by their UTC timestamp
-        records = [r for r in records if str(r.get("timestamp", "")).startswith(day)]
+        # ?day=YYYY-MM-DD (from the History page): that session's trades, by their entry's UTC date as the
+        # summaries and `tbot trades --date` choose them (a trade's timestamp is its exit: a position carried over
+        # night was listed under the next day)
+        records = [r for r in records if str(r.get("entry_time") or r.get("timestamp") or "").startswith(day)]
     zone = exchange_zone(read_status(home))
     # each trade's net result beside its gross PnL and fees (a file written before the net column gets it here)
     shown = [
