@@ -34,6 +34,26 @@ def _book(tmp_path: Path, *fills: object) -> Path:
     return ledger
 
 
+def _listed_row(tmp_path: Path, capsys: pytest.CaptureFixture[str], fills: list[object], ticker: str) -> str:
+    """The `tbot trades --date 2011-01-05` row of `ticker` in a demo home whose ledger holds `fills`."""
+    from integration_test_runner import provision_demo_home
+
+    from rigd_tbot.cli import main
+    from tbot_bot.accounting.accounting_api import LedgerWriter
+    from tbot_bot.accounting.accounting_config import load_binding
+
+    home = provision_demo_home(tmp_path / "home")
+    binding = load_binding(home)
+    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).ingest(
+        [e for f in fills for e in entries_for_fill(f)],  # type: ignore[arg-type]
+        actor="test",
+    )
+    capsys.readouterr()
+    assert main(["trades", "--home", str(home.root), "--date", "2011-01-05"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if ticker in line]
+    return row
+
+
 def test_one_trade_carries_both_exits(tmp_path: Path) -> None:
     ledger = _book(tmp_path, ENTRY, FIRST, REST)
     (trade,) = read_trades(ledger)
@@ -97,15 +117,8 @@ def test_a_premium_under_a_dollar_reads_alike_in_the_cli_and_the_dashboard(
     the dashboard showed four places: one rule (domain.results.price_text) for both."""
     from datetime import UTC, datetime
 
-    from integration_test_runner import provision_demo_home
-
-    from rigd_tbot.cli import main
-    from tbot_bot.accounting.accounting_api import LedgerWriter
-    from tbot_bot.accounting.accounting_config import load_binding
     from tbot_web.py.numbers_web import price
 
-    home = provision_demo_home(tmp_path / "home")
-    binding = load_binding(home)
     put = {"strategy": "mid", "ticker": "SPY110121P00127000", "signal_ticker": "SPY", "instrument": "option",
            "tag": "LongPut", "qty": Decimal(3)}  # fmt: skip
     fills = [
@@ -115,12 +128,7 @@ def test_a_premium_under_a_dollar_reads_alike_in_the_cli_and_the_dashboard(
             exit_reason="timeout", posted_at=datetime(2011, 1, 5, 16, 15, tzinfo=UTC), **put,
         ),
     ]  # fmt: skip
-    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).ingest(
-        [e for f in fills for e in entries_for_fill(f)], actor="test"
-    )
-    capsys.readouterr()
-    assert main(["trades", "--home", str(home.root), "--date", "2011-01-05"]) == 0
-    (row,) = [line for line in capsys.readouterr().out.splitlines() if "SPY110121P00127000" in line]
+    row = _listed_row(tmp_path, capsys, fills, "SPY110121P00127000")
     assert f" {price('0.0525')} " in row and f" {price('0.0675')} " in row and " 4.50 " in row
     assert (price("0.0525"), price("101.4")) == ("0.0525", "101.40")
 
@@ -283,14 +291,6 @@ def test_an_exit_on_a_later_day_says_its_date(tmp_path: Path, capsys: pytest.Cap
     next day read as before the entry."""
     from datetime import UTC, datetime
 
-    from integration_test_runner import provision_demo_home
-
-    from rigd_tbot.cli import main
-    from tbot_bot.accounting.accounting_api import LedgerWriter
-    from tbot_bot.accounting.accounting_config import load_binding
-
-    home = provision_demo_home(tmp_path / "home")
-    binding = load_binding(home)
     fills = [
         fill("TB01-E", posted_at=datetime(2011, 1, 5, 20, 50, tzinfo=UTC)),
         fill(
@@ -298,10 +298,5 @@ def test_an_exit_on_a_later_day_says_its_date(tmp_path: Path, capsys: pytest.Cap
             posted_at=datetime(2011, 1, 6, 14, 40, tzinfo=UTC),
         ),
     ]  # fmt: skip
-    LedgerWriter.for_home(home, binding.ledger_path, binding, 5).ingest(
-        [e for f in fills for e in entries_for_fill(f)], actor="test"
-    )
-    capsys.readouterr()
-    assert main(["trades", "--home", str(home.root), "--date", "2011-01-05"]) == 0
-    (row,) = [line for line in capsys.readouterr().out.splitlines() if "AAPL" in line]
+    row = _listed_row(tmp_path, capsys, fills, "AAPL")
     assert "15:50 EST / 20:50Z" in row and "2011-01-06 09:40 EST / " in row
