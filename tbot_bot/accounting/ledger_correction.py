@@ -31,7 +31,7 @@ from tbot_bot.accounting.ledger_period import closed_through
 from tbot_bot.accounting.ledger_schema import open_ledger
 from tbot_bot.domain.results import FLOAT_MAX
 from tbot_bot.errors import UsageError
-from tbot_bot.reporting.ledger_trades import is_entry, is_exit
+from tbot_bot.reporting.ledger_trades import fill_size, is_entry, is_exit
 from tbot_bot.support.utils_bot import from_minor
 
 CASH = "1030"
@@ -287,14 +287,14 @@ def _plan(
         fee = _standing_fee(conn, root_of(conn, row)["fitid"]) if is_entry(row) or is_exit(row) else None
         fee_splits = _splits_of(conn, fee["id"]) if fee is not None else []
         exited, exits = exit_of(conn, row) if is_entry(row) else (True, [])
-        sold = sum((abs(_dec(x["size"]) or Decimal(0)) for x in exits), Decimal(0))
-        partly = bool(exits) and sold < abs(_dec(row["size"]) or Decimal(0))
+        sold = sum((fill_size(x) for x in exits), Decimal(0))
+        partly = bool(exits) and sold < fill_size(row)
         if (len(exits) > 1 or partly) and (amount is not None or account is not None):
             # each exit closed part of the position (or one closed part, the rest still held): which part of a new
             # cost each should carry is a choice; the one exit took all of it, leaving the rest's cost at nothing
             named = ", ".join(x["fitid"] for x in exits)
             what = (
-                f"was partly closed by {named} ({sold} of {abs(_dec(row['size']) or 0)})"
+                f"was partly closed by {named} ({sold} of {fill_size(row)})"
                 if partly and len(exits) == 1
                 else f"was closed by {len(exits)} exits ({named}), each selling part of the position"
             )

@@ -409,7 +409,7 @@ def _read_partition(
         data = path.read_bytes()
     except FileNotFoundError:
         raise _refuse_partition(store, rel, entry, "missing") from None
-    if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+    if not _intact(data, entry):
         raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
     days = entry.get("days") or []
     whole = bool(days) and _day_ns(days[0]) >= (lo or 0) and (hi is None or _day_ns(days[-1]) < hi)
@@ -571,17 +571,29 @@ def damaged_partitions(store: Path, *, start: date | None = None, end: date | No
     ]
 
 
+def _of_months(store: Path, start: date | None, end: date | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The manifest's partitions (path, entry) of the months of start..end (all when not given)."""
+    first, last = (f"{start:%Y-%m}" if start else ""), (f"{end:%Y-%m}" if end else "9999-99")
+    for rel, entry in load_manifest(store)["partitions"].items():
+        if first <= entry["month"] <= last:
+            yield rel, entry
+
+
+def _intact(data: bytes, entry: dict[str, Any]) -> bool:
+    """Whether a partition's bytes are the ones its manifest entry records (size and SHA-256)."""
+    return len(data) == entry.get("bytes") and hashlib.sha256(data).hexdigest() == entry.get("sha256")
+
+
 def partition_stats(store: Path, *, start: date, end: date) -> dict[str, tuple[int, int]]:
     """The size and modification time (ns) of each partition of the months of start..end, as read now: what a
     later user of bars read from them (a study's cached preparation) compares to find a file changed since."""
     out: dict[str, tuple[int, int]] = {}
-    for rel, entry in load_manifest(store)["partitions"].items():
-        if f"{start:%Y-%m}" <= entry["month"] <= f"{end:%Y-%m}":
-            try:
-                st = (store / rel).stat()
-            except FileNotFoundError:
-                continue  # a read refuses it by name
-            out[rel] = (st.st_size, st.st_mtime_ns)
+    for rel, _ in _of_months(store, start, end):
+        try:
+            st = (store / rel).stat()
+        except FileNotFoundError:
+            continue  # a read refuses it by name
+        out[rel] = (st.st_size, st.st_mtime_ns)
     return out
 
 
@@ -599,7 +611,7 @@ def altered_partitions(store: Path, known: dict[str, tuple[int, int]]) -> list[s
             continue  # damaged_partitions names it
         if entry is None or (st.st_size, st.st_mtime_ns) == tuple(stat):
             continue
-        if hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("sha256"):
+        if not _intact(path.read_bytes(), entry):
             problems.append(
                 str(
                     _refuse_partition(
@@ -620,10 +632,7 @@ def damaged_months(store: Path) -> dict[str, list[str]]:
 
 def _damaged(store: Path, start: date | None, end: date | None) -> list[tuple[str, dict[str, Any], str]]:
     out = []
-    first, last = (f"{start:%Y-%m}" if start else ""), (f"{end:%Y-%m}" if end else "9999-99")
-    for rel, entry in load_manifest(store)["partitions"].items():
-        if not first <= entry["month"] <= last:
-            continue
+    for rel, entry in _of_months(store, start, end):
         path = store / rel
         if not path.is_file():
             out.append((rel, entry, "missing"))

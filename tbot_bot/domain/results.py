@@ -20,6 +20,12 @@ def net_pnl(gross: Decimal, fees: Decimal) -> Decimal:
     return gross - fees
 
 
+def closed_result(gross: Decimal | None, fees: Decimal | None, exit_time: object) -> Decimal | None:
+    """A trade's result (net of its fees) once it is wholly closed (`exit_time`: when its last share was sold);
+    None while it is open or partly sold (its money counts, it is no win or loss yet)."""
+    return net_pnl(gross, fees or Decimal(0)) if gross is not None and exit_time else None
+
+
 def is_win(net: Decimal | float | None) -> bool:
     return net is not None and net > 0
 

@@ -24,7 +24,7 @@ from tbot_bot.config.config_versions import PREFIX, history
 from tbot_bot.config.env_bot import parse_env_text
 from tbot_bot.config.security_bot import decrypt_file
 from tbot_bot.config.settings_bot import read_env_text
-from tbot_bot.domain.results import is_win, net_pnl
+from tbot_bot.domain.results import closed_result, is_win, net_pnl
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.utils_bot import atomic_write_json, atomic_write_text, utc_now
@@ -151,9 +151,10 @@ def build_report(
             ]
             # wins and the average over trades wholly closed (a trade partly sold has money, not yet a result)
             results = [
-                net_pnl(p, _dec(t.get("fees")) or Decimal(0))
+                r
                 for t in ts
-                if (p := _dec(t.get("PnL"))) is not None and t.get("exit_time")
+                if (r := closed_result(_dec(t.get("PnL")), _dec(t.get("fees")), t.get("exit_time")))
+                is not None
             ]
             held = [
                 float(t["holding_seconds"]) / 60 for t in ts if t.get("holding_seconds") not in (None, "")

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tbot_bot.domain.results import is_loss, is_win, net_pnl
+from tbot_bot.domain.results import closed_result, is_loss, is_win, net_pnl
 from tbot_bot.reporting.trade_history import TradeRecord, record_dict, report_value
 from tbot_bot.support.utils_bot import atomic_write_text
 
@@ -34,9 +34,7 @@ def _strategy_summary(
     # the gross total and the fees stay beside the net one
     gross = [t.PnL for t in trades if t.PnL is not None]
     # a trade's result once it is wholly closed (a part sold counts in the money above, not as a win or a loss)
-    nets = [
-        net_pnl(t.PnL, t.fees or Decimal(0)) for t in trades if t.PnL is not None and t.exit_time is not None
-    ]
+    nets = [r for t in trades if (r := closed_result(t.PnL, t.fees, t.exit_time)) is not None]
     fees = sum((t.fees for t in trades if t.fees is not None), Decimal(0))
     holds = [h for h in (record_dict(t)["holding_seconds"] for t in trades) if h is not None]
     by_ticker: dict[str, Decimal] = defaultdict(Decimal)

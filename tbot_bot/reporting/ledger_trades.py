@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tbot_bot.domain.results import is_loss, is_win, net_pnl
+from tbot_bot.domain.results import closed_result, is_loss, is_win, net_pnl
 from tbot_bot.domain.vocab import ADOPTED_MEMO, DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError
 from tbot_bot.support.utils_bot import from_minor
@@ -200,7 +200,7 @@ class Step(NamedTuple):
     opener: Any
 
 
-def _size(row: Any) -> Decimal:
+def fill_size(row: Any) -> Decimal:
     """A fill's quantity (unsigned); 0 when the row records none."""
     try:
         return abs(Decimal(row["size"] or 0))
@@ -236,13 +236,13 @@ def fifo(
         queue = waiting.setdefault((row["strategy"], row["ticker"]), [])
         if is_entry(row):
             if now is not None and original["fitid"] != without:
-                queue.append([original, _size(row)])
+                queue.append([original, fill_size(row)])
             yield Step(original, now, chain, True, None)
         elif is_exit(row):
             # a reversed exit closes nothing now, yet it belonged to the entry it closed when booked
             opener = queue[0][0] if queue else None
             if queue and now is not None:
-                closes = _size(row)
+                closes = fill_size(row)
                 if not closes:  # no recorded quantity: it closes its entry whole
                     queue.pop(0)
                 # what it sold beyond its entry's remainder closes the next open entry's (two held at once)
@@ -274,7 +274,7 @@ def _exit_price(exits: list[Any]) -> Decimal | None:
     """The exits' price, their average by quantity when there are several (to the ledger's 1/10,000)."""
     if len(exits) == 1:
         return _money(exits[0]["exit_price"])
-    sizes = [_size(x) for x in exits]
+    sizes = [fill_size(x) for x in exits]
     prices = [_money(x["exit_price"]) for x in exits]
     if not exits or any(p is None for p in prices) or not sum(sizes):
         return None
@@ -328,7 +328,7 @@ def totals(trades: Iterable[LedgerTrade], account_fees: Decimal = Decimal(0)) ->
     daily summary's totals, and shown apart."""
     all_ = list(trades)
     # a trade partly sold counts its realised PnL in the money (as the ledger does) and is open until all is sold
-    closed = [t for t in all_ if t.pnl is not None and t.exit_time is not None]
+    closed = [t for t in all_ if closed_result(t.pnl, t.fees, t.exit_time) is not None]
     pnl = sum((t.pnl for t in all_ if t.pnl is not None), Decimal(0))
     fees = sum((t.fees for t in all_), Decimal(0)) + account_fees
     return {

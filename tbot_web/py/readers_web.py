@@ -14,7 +14,7 @@ from typing import Any
 
 from tbot_bot.accounting.ledger_read import account_fees, latest_transactions, trial_balance
 from tbot_bot.domain.clock import stamp_for_people
-from tbot_bot.domain.results import cents, is_win, net_pnl
+from tbot_bot.domain.results import cents, closed_result, is_win, net_pnl
 from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import pause_in_force, paused_by, running_supervisor, start_command
 from tbot_bot.runtime.status_bot import conditions, is_stale
@@ -353,11 +353,10 @@ def trade_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         row = summary.setdefault(name, {"trades": 0, "wins": 0, "pnl": Decimal("0")})
         row["trades"] += 1
         gross = money(record.get("PnL", record.get("pnl")))
+        fees = money(record.get("fees"))
         if gross is not None:
-            net = net_pnl(gross, money(record.get("fees")) or Decimal(0))
-            row["pnl"] += net
-            # a trade partly sold has money, not yet a result: a win once wholly closed (its exit time), as the books
-            row["wins"] += int(is_win(net) and bool(record.get("exit_time")))
+            row["pnl"] += net_pnl(gross, fees or Decimal(0))
+            row["wins"] += int(is_win(closed_result(gross, fees, record.get("exit_time"))))
     for row in summary.values():
         row["pnl"] = cents(row["pnl"])
     return summary
