@@ -683,3 +683,33 @@ def test_no_bars_says_which_days_the_data_holds(
 
     with pytest.raises(ConfigError, match=r"no bars for 2011-02-15; days it holds \(--replay YYYY-MM-DD\)"):
         load_replay_bars(store, date(2011, 2, 15), "XNYS")
+
+
+def test_partitions_are_read_ahead_in_order_holding_only_a_few(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tbot_bot.data import bar_store
+
+    damaged = _copy(store, tmp_path / "bars")
+    chosen = sorted(json.loads((damaged / "manifest.json").read_text())["partitions"])
+    bad = chosen[len(chosen) // 2]
+    (damaged / bad).write_bytes((damaged / bad).read_bytes()[:-100])
+    monkeypatch.setattr(bar_store.os, "cpu_count", lambda: 2)
+    started: list[str] = []
+    real = bar_store._read_partition
+
+    def counting(store_: Path, rel: str, *args: object) -> dict:  # type: ignore[type-arg]
+        started.append(rel)
+        return real(store_, rel, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bar_store, "_read_partition", counting)
+    parts = bar_store.iter_parts(damaged, columns=("timestamp", "close"))
+    seen = []
+    with pytest.raises(DataError, match=re.escape(bad) + " is corrupted"):
+        for symbol, part in parts:
+            seen.append(symbol)
+            # two threads: at most four partitions read beyond the one just handed over
+            assert len(started) - len(seen) <= 4
+            assert len(part["timestamp"]) and list(part) == ["timestamp", "close"]
+    # every partition before the damaged one came, in the manifest's order, and nothing after it
+    assert seen == [rel.split("/")[0] for rel in chosen[: chosen.index(bad)]]
