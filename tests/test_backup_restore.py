@@ -135,7 +135,6 @@ def test_an_exclusive_write_never_replaces_a_file(
 
 
 def test_cli_backup_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("tbot_bot.support.provision")
     from rigd_tbot.cli import main
 
     home = tmp_path / "home"

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from helpers import make_settings
 
-from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
+from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard, GuardDecision
 from tbot_bot.screeners.fundamentals import Fundamentals
 
 
@@ -67,5 +67,20 @@ def test_disabled_never_blocks() -> None:
     assert g.check(fundamentals(pe=None, de=None, cap_m=None)).allowed
 
 
-def test_self_check() -> None:
+def test_self_check_probes_the_rule_at_its_limits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     assert guard().self_check().ok
+    assert not caplog.records  # the probes' rejections are not logged as candidates' are
+    assert FundamentalGuard(make_settings(ENABLE_FUNNHUB_FUNDAMENTALS_FILTER="false")).self_check().ok
+    real = FundamentalGuard.check
+
+    def lenient(self: FundamentalGuard, f: Fundamentals) -> GuardDecision:
+        # a rule gone wrong: the debt limit compared the wrong way round lets indebted companies through
+        if f.debt_equity is not None and f.debt_equity > self.max_debt_equity:
+            return GuardDecision(True, "within limits")
+        return real(self, f)
+
+    monkeypatch.setattr(FundamentalGuard, "check", lenient)
+    failed = guard().self_check()
+    assert not failed.ok and "beyond its limits" in failed.reason

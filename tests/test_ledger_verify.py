@@ -97,7 +97,6 @@ def test_deleted_transaction_and_duplicate_fitid_are_named(tmp_path: Path) -> No
 
 
 def test_cli_ledger_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("tbot_bot.support.provision")
     from test_ledger_fixtures import DAY
 
     from rigd_tbot.cli import main

@@ -294,8 +294,6 @@ def test_bundled_sample_fundamentals_load(tmp_path: Path) -> None:
     # the provider boot builds for the sim: the bundled sample file
     provider = build_fundamentals_provider(make_settings(), BotHome(tmp_path))
     assert isinstance(provider, LocalFileFundamentals)
-    if not provider.path.exists():
-        pytest.skip("the bundled sample fundamentals file is not generated yet")
     raw = json.loads(provider.path.read_text(encoding="utf-8"))
     look = provider.get(list(raw), NOW.date())
     assert set(look.found) == {s.upper() for s in raw} and not look.errors

@@ -323,7 +323,8 @@ def test_ledger_summary_reads_the_bound_ledger_read_only(home, monkeypatch):
 def test_status_json_endpoint_is_compact_json(home):
     resp = client_for(home, "viewer").get("/api/status")
     assert resp.mimetype == "application/json"
-    json.loads(resp.data)
+    # no indentation and no padding after separators: what a poller fetches every few seconds
+    assert resp.data.strip() == json.dumps(json.loads(resp.data), separators=(",", ":")).encode()
 
 
 def test_confirm_refused_when_confirmation_is_off(home):

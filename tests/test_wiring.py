@@ -170,6 +170,28 @@ def test_a_broken_enhancement_refuses_check_and_start_alike(
     assert not (home.state_dir / "journal.db").exists() or _journal_entries(home) == []
 
 
+def test_defense_mode_checks_itself_at_check_and_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rigd_tbot.cli import main
+    from tbot_bot.runtime import defense
+    from tbot_bot.runtime.order_journal import OrderJournal
+
+    journal = OrderJournal(tmp_path / "journal.db")
+    journal.set_value(f"defense_mode:{DAY.isoformat()}", "drawdown")
+    assert defense.self_check(journal, "XNYS", DAY) == (True, "ok")
+    journal.close()
+    ok, reason = defense.self_check(journal, "XNYS", DAY)  # a journal that cannot be read
+    assert not ok and reason.startswith(f"defense mode cannot read its switch for {DAY}")
+    home = provision_demo_home(tmp_path / "home")
+    monkeypatch.setattr(defense, "is_win", lambda pnl: False)  # a win rule gone wrong
+    capsys.readouterr()
+    assert main(["check", "--home", str(home.root), "--replay", DAY.isoformat()]) != 0
+    assert "self_check failed: defense (defense mode's drawdown or win-rate arithmetic is wrong)" in (
+        capsys.readouterr().err
+    )
+
+
 # ---------------------------------------------------------------- the IBKR imbalance gate
 class _StrongImbalance:
     """An IBKR-like source whose closing auction leans hard against every signal side it is asked about."""

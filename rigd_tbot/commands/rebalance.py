@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from tbot_bot.support.utils_bot import utc_now
 
     settings, binding = load_settings(home), load_binding(home)
+    # REBALANCE_ENABLED=false: the bot checks no drift, so there is nothing to check here either
     if not settings.REBALANCE_ENABLED:
         print("REBALANCE_ENABLED=false: no rebalance checks for this bot")
         return 0

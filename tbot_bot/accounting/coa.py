@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import readonly_uri
 
 COA_VERSION = "2"  # 2: 2030 Securities Sold Short
 
@@ -199,7 +200,7 @@ def coa_matches(path: Path) -> list[str]:
     if not path.is_file():
         return [f"COA database {path} does not exist"]
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             rows = conn.execute(
                 "SELECT code, name, account_type, parent_code, is_posting FROM coa_accounts"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tbot_bot.support.machine_faults import database_fault, is_file_fault
-from tbot_bot.support.utils_bot import utc_now
+from tbot_bot.support.utils_bot import readonly_uri, utc_now
 
 ANCHOR_KEY_PURPOSE = "ledger"
 SIDECAR_SUFFIX = ".anchor.json"
@@ -188,7 +188,7 @@ class AnchorStore:
         out: list[tuple[str, str | None, str]] = []
         if self.status_db.is_file():
             try:
-                conn = sqlite3.connect(f"{self.status_db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                conn = sqlite3.connect(readonly_uri(self.status_db), uri=True, timeout=30)
                 try:
                     row = conn.execute(
                         "SELECT anchor_json, hmac FROM ledger_anchor WHERE ledger_name = ?",

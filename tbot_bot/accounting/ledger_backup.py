@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tbot_bot.errors import LedgerError
+from tbot_bot.support.utils_bot import readonly_uri
 
 SUFFIX = ".bak.db"
 
@@ -44,7 +45,7 @@ def backup_ledger(ledger_path: Path, backup_dir: Path, keep: int, moment: dateti
     tmp = backup_dir / f".{target.name}.tmp"
     try:
         backup_dir.mkdir(parents=True, exist_ok=True)
-        source = sqlite3.connect(f"{ledger_path.resolve().as_uri()}?mode=ro", uri=True)
+        source = sqlite3.connect(readonly_uri(ledger_path), uri=True)
         dest = sqlite3.connect(tmp)
         try:
             source.backup(dest)

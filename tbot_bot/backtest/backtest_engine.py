@@ -350,7 +350,8 @@ def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, 
             "and even those can differ from the replays' (a put bought there takes a MAX_TRADES slot, part of "
             "the session cap and its ticker for the day, which the trades here have to themselves)"
         )
-    # SLIPPAGE_SIMULATION_TYPE=randomized: the draws are seeded per window here, per fill in the sim exchange
+    # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE=randomized: the draws are seeded per window here, per
+    # fill in the sim exchange
     if settings.ENABLE_SLIPPAGE_MODEL and settings.SLIPPAGE_SIMULATION_TYPE == "randomized":
         notes.append(
             "SLIPPAGE_SIMULATION_TYPE=randomized: the slippage draws here are not the replays' (the simulated "

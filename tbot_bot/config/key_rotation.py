@@ -23,7 +23,7 @@ from tbot_bot.config.settings_bot import config_lock
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.decrypt_secrets import SECRET_KEY_PURPOSE
 from tbot_bot.support.path_resolver import KEY_PURPOSES, BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes
+from tbot_bot.support.utils_bot import atomic_write_bytes, readonly_uri
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ def _has_anchors(home: BotHome) -> bool:
     if not path.is_file():
         return False
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             return conn.execute("SELECT count(*) FROM ledger_anchor").fetchone()[0] > 0
         finally:

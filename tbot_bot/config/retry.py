@@ -76,6 +76,7 @@ class RetryPolicy:
             try:
                 return fn(*args, **kwargs)
             except BaseException as exc:
+                # API_RETRY_LIMIT (self.retries): a transient failure is retried that many times, then raised
                 if not self.is_retryable(exc) or attempt >= self.retries:
                     raise
                 attempt += 1

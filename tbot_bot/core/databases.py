@@ -15,7 +15,7 @@ from pathlib import Path
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.machine_faults import named_database_faults
 from tbot_bot.support.path_resolver import BotHome, package_file
-from tbot_bot.support.utils_bot import utc_now
+from tbot_bot.support.utils_bot import readonly_uri, utc_now
 
 SCHEMA_VERSION = "1"
 
@@ -75,7 +75,7 @@ def connect(home: BotHome, name: str, *, readonly: bool = False) -> Iterator[sql
     path = home.core_db(name)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; run `tbot db init --home {home.root}` first")
-    uri = f"{path.as_uri()}?mode=ro" if readonly else path.as_uri()
+    uri = readonly_uri(path) if readonly else path.resolve().as_uri()
     with named_database_faults(path):
         con = sqlite3.connect(uri, uri=True, timeout=10)
     con.row_factory = sqlite3.Row

@@ -12,6 +12,7 @@ import sys
 from tbot_bot.core.databases import CORE_DATABASES, SCHEMA_VERSION
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import readonly_uri
 
 
 def verify_all_core_databases(home: BotHome) -> dict[str, list[str]]:
@@ -24,7 +25,7 @@ def verify_all_core_databases(home: BotHome) -> dict[str, list[str]]:
             problems.append(f"{name}: {path} is missing")
             continue
         try:
-            con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            con = sqlite3.connect(readonly_uri(path), uri=True)
             try:
                 rows = con.execute(
                     "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"

@@ -4,18 +4,22 @@ MAX_DEBT_EQUITY or MIN_MARKET_CAP_FUNDAMENTAL; every rejection is logged with it
 
 from __future__ import annotations
 
+import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tbot_bot.checks import REFUSED, CheckResult
+from tbot_bot.checks import CheckResult
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
     from tbot_bot.screeners.fundamentals import Fundamentals
 
 _log = logging.getLogger(__name__)
+_QUIET = logging.getLogger(f"{__name__}.self_check")  # the self-check's probes: their rejections are no news
+_QUIET.propagate = False
+_QUIET.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,27 @@ class FundamentalGuard:
         return GuardDecision(True, "fundamentals within limits", context)
 
     def self_check(self) -> CheckResult:
+        """The rule probed at its limits (as the VIX gate's is): a company exactly at every limit passes; one a
+        step beyond any of them, or with a figure unknown, is refused. The probes' rejections are not logged."""
         ctx = {"enabled": self.enabled, "max_pe": self.max_pe, "max_debt_equity": self.max_debt_equity}
-        # MAX_PE_RATIO, MAX_DEBT_EQUITY, MIN_MARKET_CAP_FUNDAMENTAL: limits no stock could pass refuse the launch
-        if self.max_pe <= 0 or self.max_debt_equity < 0 or self.min_market_cap < 0:
-            return CheckResult(False, "fundamental guard limits are not usable", ctx, REFUSED)
+        # ENABLE_FUNNHUB_FUNDAMENTALS_FILTER=false: the guard never blocks, so there is no rule to probe
+        if not self.enabled:
+            return CheckResult(True, "disabled", ctx)
+        from tbot_bot.screeners.fundamentals import Fundamentals
+
+        probe = copy.copy(self)
+        probe._log = _QUIET
+        at = Fundamentals("SELFCHECK", self.min_market_cap, self.max_pe, self.max_debt_equity)
+        beyond = [
+            replace(at, pe_normalized=self.max_pe + 0.01),
+            replace(at, debt_equity=self.max_debt_equity + 0.01),
+            replace(at, market_cap=self.min_market_cap - 1),
+            replace(at, pe_normalized=None),
+        ]
+        if not probe.check(at).allowed or any(probe.check(f).allowed for f in beyond):
+            return CheckResult(
+                False,
+                "fundamental guard lets a company beyond its limits through, or refuses one within",
+                ctx,
+            )
         return CheckResult(True, "ok", ctx)

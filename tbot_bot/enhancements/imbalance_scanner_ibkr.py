@@ -101,6 +101,7 @@ class ImbalanceScanner:
             "direction": direction,
             "at": now.isoformat(),
         }
+        # BROKER_NAME=IBKR (self.active): only IB publishes closing imbalances; other brokers' entries pass
         if strategy != "close" or not self.active or self.source is None:
             return ImbalanceDecision(True, "not applicable", ctx)
         if not self.in_window(now):

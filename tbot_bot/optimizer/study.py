@@ -37,6 +37,7 @@ from tbot_bot.optimizer.metrics import TrialMetrics
 from tbot_bot.optimizer.prepared import PreparedData
 from tbot_bot.optimizer.space import Param, SearchSpace
 from tbot_bot.optimizer.walk_forward import Fold
+from tbot_bot.support.utils_bot import readonly_uri
 
 ALGORITHMS = ("grid_search", "bayesian", "genetic")
 GRID_READY_ATTR = "grid_enqueued"
@@ -141,7 +142,7 @@ def _refuse_foreign_sqlite(url: str, path: Path) -> None:
     import sqlite3
 
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(readonly_uri(path), uri=True)) as conn:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error:
         return  # not readable as SQLite: Optuna's own open names the problem

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from tbot_bot.errors import ConfigError, LedgerError
 from tbot_bot.reporting.backup_members import collect_members
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes, claim_numbered
+from tbot_bot.support.utils_bot import atomic_write_bytes, claim_numbered, readonly_uri
 
 ARCHIVE_PREFIX = "tbot_backup_"
 ARCHIVE_SUFFIX = ".tar.gz.enc"
@@ -85,7 +85,7 @@ def ledger_copy_problems(name: str, data: bytes, tmp_dir: Path, *, ledger: bool 
 
 def is_ledger_file(path: Path) -> bool:
     """Whether the SQLite file at `path` is a ledger (it has the ledger's meta table); read-only."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(readonly_uri(path), uri=True)
     try:
         found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_meta'")
         return found.fetchone() is not None

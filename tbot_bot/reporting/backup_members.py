@@ -32,7 +32,7 @@ from tbot_bot.support.machine_faults import (
     unreadable,
 )
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import is_atomic_temp
+from tbot_bot.support.utils_bot import is_atomic_temp, readonly_uri
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -92,7 +92,7 @@ def sqlite_snapshot(source: Path, tmp_dir: Path) -> bytes:
     src = dst = None
     try:
         # opened inside: a source this user may not read fails here, at the connect, and is named below
-        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCKED_WAIT_S)
+        src = sqlite3.connect(readonly_uri(source), uri=True, timeout=LOCKED_WAIT_S)
         dst = sqlite3.connect(copy)
         # sqlite3's backup retries a busy or locked source for ever: a writer holding it past the wait fails the
         # backup by name (it hung the daily backup service with no word)

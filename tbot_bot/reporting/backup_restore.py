@@ -34,7 +34,7 @@ from tbot_bot.reporting.auto_backup import (
 )
 from tbot_bot.reporting.trade_history import utc_iso
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json
+from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json, readonly_uri
 
 IDENTITY_FIELDS = ("ENTITY_CODE", "JURISDICTION_CODE", "account_name", "BROKER_CODE", "BOT_ID")
 _LEDGER_NAME = re.compile(
@@ -468,7 +468,7 @@ def _worth_keeping(path: Path) -> bool:
     """A people's database of the home that a rollback keeps: whole (quick_check) and, for the users, holding
     one; a missing, damaged or empty one is taken from the archive."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
     except sqlite3.Error:
         return False
     try:
@@ -560,7 +560,7 @@ def _reanchor(home: BotHome, manifest: dict[str, object]) -> None:
     backup_dir = _injected_backup_dir(home)
     for name in recorded_heads:
         path = _member_path(home, name)
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             head = read_head(conn)
             lock = closed_through(conn)

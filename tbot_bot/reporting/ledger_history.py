@@ -28,7 +28,7 @@ from tbot_bot.reporting.trade_history import (
     trade_history_paths,
     write_trade_history,
 )
-from tbot_bot.support.utils_bot import atomic_write_json
+from tbot_bot.support.utils_bot import atomic_write_json, readonly_uri
 
 STATE_FORMAT = "tbot.trade_history_state/1"
 
@@ -142,7 +142,7 @@ def refresh_trade_history(
 ) -> HistoryRefresh:
     """Bring the trade history files up to date with the ledger (see the module docstring)."""
     try:
-        conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(Path(ledger)), uri=True)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open the ledger {ledger}: {exc}") from None
     try:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from tbot_bot.domain.results import closed_result, is_loss, is_win, net_pnl
 from tbot_bot.domain.vocab import ADOPTED_MEMO, DEFENSE_MODE_MEMO
 from tbot_bot.errors import LedgerError
-from tbot_bot.support.utils_bot import from_minor
+from tbot_bot.support.utils_bot import from_minor, readonly_uri
 
 ENTRY_TYPES = ("BUY", "SELLSHORT", "BUYTOOPEN")
 EXIT_TYPES = ("SELL", "BUYTOCOVER", "SELLTOCLOSE")
@@ -99,7 +99,7 @@ def _rows(
     if not ledger.is_file():
         raise LedgerError(f"no ledger at {ledger}")
     try:
-        con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+        con = sqlite3.connect(readonly_uri(Path(ledger)), uri=True)
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot open the ledger {ledger}: {exc}") from None
     con.row_factory = sqlite3.Row

@@ -178,6 +178,7 @@ class RebalanceMonitor:
             state = read_state(self.home)
             state["last_check"] = {"at": now.isoformat(), "reason": reason, **assessment.as_json()}
             breach = state.get("open")
+            # REBALANCE_THRESHOLD (in assessment.breached): a drift beyond it opens a breach, back within closes it
             if assessment.breached and not breach:
                 self._open(state, assessment, reason, now)
             elif breach and assessment.deviation is not None and not assessment.breached:

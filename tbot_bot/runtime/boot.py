@@ -31,8 +31,8 @@ from tbot_bot.errors import ConfigError, LogicError, MachineFault
 from tbot_bot.inputs.universe import build_for_home, read_universe
 from tbot_bot.inputs.warmup import WarmUp, lookback_minutes, warm_up
 from tbot_bot.inputs.warmup import cache_file as warmup_cache_file
-from tbot_bot.market_time import calendar_timezone, exchange_zone, session_bounds
-from tbot_bot.runtime import broker_pause
+from tbot_bot.market_time import calendar_timezone, exchange_zone, session_bounds, session_date_at
+from tbot_bot.runtime import broker_pause, defense
 from tbot_bot.runtime.bot_log import BotLog
 from tbot_bot.runtime.control import ControlFiles, SupervisorLock
 from tbot_bot.runtime.order_journal import OrderJournal
@@ -475,6 +475,7 @@ def _self_checks(r: Services, probe: str | None) -> None:
     add("watchdog", Watchdog(r.broker, r.errors, r.clock).self_check(probe))
     add("error_handler", r.errors.self_check())
     add("broker_pause", broker_pause.self_check())
+    add("defense", defense.self_check(r.journal, s.MARKET_CALENDAR, session_date_at(now, s.MARKET_CALENDAR)))
     add("router", strategy_router.self_check(s, now))
     add(
         "build_check",

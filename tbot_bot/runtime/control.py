@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from tbot_bot.domain.clock import stamp_for_people
 from tbot_bot.errors import ConfigError
 from tbot_bot.support.path_resolver import BotHome
-from tbot_bot.support.utils_bot import atomic_write_text, utc_now
+from tbot_bot.support.utils_bot import atomic_write_text, readonly_uri, utc_now
 
 
 def _stamp(who: str) -> str:
@@ -368,7 +368,7 @@ def _not_pending_reason(home: BotHome, client_order_id: str) -> str:
     row = None
     if journal.exists():
         try:
-            with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as conn:
+            with sqlite3.connect(readonly_uri(journal), uri=True, timeout=5) as conn:
                 row = conn.execute(
                     "SELECT status, note FROM intents WHERE client_order_id = ?", (client_order_id,)
                 ).fetchone()

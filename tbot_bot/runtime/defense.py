@@ -9,6 +9,7 @@ says who it was: `disaster_mode.log`, an alert and status.json are written by th
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -71,6 +72,20 @@ def performance_of(
     wins = sum(1 for p in judged if is_win(p))
     drawdown = float(worst / float_amount) if float_amount > 0 else None
     return Performance(drawdown, wins / len(judged) if judged else None)
+
+
+def self_check(journal: OrderJournal, calendar: str, day: date) -> tuple[bool, str]:
+    """The triggers' arithmetic on a known day (a loss after a gain is a drawdown from the peak; a trade sold in
+    two exits is one result) and this session's carried switch readable from the journal, as boot needs them."""
+    drawdown = performance_of([Decimal(10), Decimal(-30), Decimal(5)], Decimal(100)).drawdown
+    split = performance_of([Decimal(-1), Decimal(3)], Decimal(100), results=[Decimal(2)])
+    if drawdown is None or abs(drawdown - 0.30) > 1e-12 or split.win_rate != 1.0:
+        return False, "defense mode's drawdown or win-rate arithmetic is wrong"
+    try:
+        DefenseMonitor(journal, calendar, day).carried_reason()
+    except sqlite3.Error as exc:
+        return False, f"defense mode cannot read its switch for {day}: {exc}"
+    return True, "ok"
 
 
 class DefenseMonitor:

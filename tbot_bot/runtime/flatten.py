@@ -35,6 +35,7 @@ from tbot_bot.runtime.control import ControlFiles, blocked_text
 from tbot_bot.runtime.day_context import DayContext
 from tbot_bot.runtime.positions import open_trades, position_symbol
 from tbot_bot.runtime.run_mode import market_closed
+from tbot_bot.support.utils_bot import readonly_uri
 
 ENTRIES_BLOCKED_PREFIX = (
     "entries_blocked:"  # journal kv: entries_blocked:<day> -> why (a flatten this session)
@@ -329,7 +330,7 @@ def _booked_details(ctx: DayContext, fitids: list[str]) -> dict[str, dict[str, A
         return {}
     marks = ",".join("?" * len(fitids))
     try:
-        with sqlite3.connect(f"file:{ctx.binding.ledger_path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(readonly_uri(ctx.binding.ledger_path), uri=True) as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute(
                 "SELECT fitid, signal_ticker, side, tag, exit_reason FROM transactions WHERE fitid IN "

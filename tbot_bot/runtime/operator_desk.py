@@ -140,6 +140,7 @@ def open_desk(
         # the desk's status board is its own: status.json stays the supervisor's
         status = StatusBoard(Path(scratch.name) / "status.json", mode.clock, settings.VERSION_TAG, {})
         errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=mode.clock.sleep), log)
+        # BROKER_NAME=SIM: the simulated exchange serves the desk from the day's replay bars
         services = Services(
             home=home, settings=settings, binding=pre.binding, broker_current_float=pre.broker_current_float,
             mode=mode, broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,

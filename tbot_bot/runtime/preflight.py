@@ -69,6 +69,7 @@ class Preflight:
         windows = [f"windows    {which} {day} (START_TIME_* read in WINDOW_TIMEZONE={s.WINDOW_TIMEZONE})"]
         for strat in STRATEGIES:
             up = strat.upper()
+            # STRAT_*_ENABLED: shown on or off (an off window is listed with its times all the same)
             on = "on " if s.strategy_enabled(strat) else "off"
             w = window_for(strat, day, s)
             a, br, m = (getattr(s, f"{up}_{k}_TIME") for k in ("ANALYSIS", "BREAKOUT", "MONITORING"))
@@ -77,6 +78,7 @@ class Preflight:
                 f"  {strat:<5} {on} {both_times(w.start, zone)}  analysis {a}m, breakout {br}m, hold <= {m}m, "
                 f"bearish: {s.short_type(strat)}{fit}"
             )
+        # DISABLE_ALL_TRADES and STRATEGY_OVERRIDE are named on their lines only when they change the day
         lines = [
             f"RIGD TradeBot {s.VERSION_TAG} — home {self.home.root}",
             f"identity   {ident.ENTITY_CODE} / {ident.JURISDICTION_CODE} / account {ident.account_name} / bot {ident.BOT_ID}",
@@ -199,6 +201,7 @@ def live_mode_problems(home: BotHome, settings: BotSettings) -> list[str]:
     from tbot_bot.trading.notifier_bot import home_channels, missing_channel_problem
 
     # a missing universe is built from the broker at boot (inputs/universe.py)
+    # BROKER_NAME (with the broker's paper switch): only live money refuses a silent critical channel
     if trading_mode(home, settings.BROKER_NAME, replay=False) is not TradingMode.LIVE:
         return []  # paper money: a silent alert channel is reported by the notifier's self-check, not refused
     try:

@@ -84,6 +84,7 @@ def refresh_earlier_reports(ctx: DayContext, days: list[date]) -> None:
 
     scope, s = ctx.binding.scope, ctx.settings
     mode = trading_mode(ctx.home, s.BROKER_NAME, replay=ctx.mode.kind is RunKind.REPLAY)
+    # MARKET_CALENDAR decides what a session is: a holiday or weekend has no summary to rewrite
     sessions = [d for d in days if is_trading_session(d, s.MARKET_CALENDAR)]
     if sessions:
         rebuild_summaries(

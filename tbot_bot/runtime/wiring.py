@@ -122,6 +122,7 @@ class Services:
         """The warm-up's previous-session volumes, only when they are those of the session before `day`."""
         from tbot_bot.market_time import previous_session_date
 
+        # MARKET_CALENDAR: the warm-up serves only the day whose previous session it read
         if self.warmup is None or self.warmup.session != previous_session_date(
             day, self.settings.MARKET_CALENDAR
         ):

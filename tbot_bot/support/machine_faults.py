@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tbot_bot.errors import ConfigError, MachineFault, TbotError
+from tbot_bot.support.utils_bot import readonly_uri
 
 EXIT_OK = 0
 EXIT_BUG = 1  # also: a check that found a problem (`tbot ledger verify`, `tbot check`)
@@ -164,7 +165,7 @@ def readable_database(path: Path) -> None:
     if not path.exists():
         return
     # immutable: a read that leaves no -wal/-shm beside the file (the check writes nothing)
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    conn = sqlite3.connect(readonly_uri(path, immutable=True), uri=True)
     try:
         with named_database_faults(path):
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -140,6 +140,13 @@ def parse_json(text: str | bytes) -> Any:
         raise ValueError("JSON nested too deeply to be read") from None
 
 
+def readonly_uri(path: Path, *, immutable: bool = False) -> str:
+    """The SQLite URI that opens `path` read-only (`sqlite3.connect(..., uri=True)`): percent-encoded, so a home
+    whose path holds `?`, `#` or `%` opens its own file (spliced in raw, `?` began the query and `#` a fragment).
+    `immutable`: SQLite takes no lock and reads no journal (a file nothing writes, such as a copy)."""
+    return f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
+
+
 def sha256_file(path: Path) -> str:
     """The file's SHA-256 (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()

@@ -124,6 +124,7 @@ class FeeSchedule:
             return ZERO
         sec = (self.sec_fee_rate * proceeds).quantize(_CENT, rounding=ROUND_CEILING)
         taf = self.taf_per_share * units
+        # SIM_FINRA_TAF_MAX (or the fee profile's cap, taf_max): the TAF per trade is capped; 0 means no cap
         if self.taf_max > 0:
             taf = min(taf, self.taf_max)
         return sec + taf.quantize(_CENT, rounding=ROUND_CEILING)

@@ -19,6 +19,7 @@ from tbot_bot.errors import TbotError
 from tbot_bot.runtime.control import pause_in_force, paused_by, running_supervisor, start_command
 from tbot_bot.runtime.status_bot import conditions, is_stale
 from tbot_bot.support.path_resolver import BotHome
+from tbot_bot.support.utils_bot import readonly_uri
 
 from .status_values_web import clean_status, finite_decimal
 
@@ -381,7 +382,7 @@ def ledger_summary(home: BotHome) -> dict[str, Any]:
     if path is None or not path.is_file():
         return {"path": None, "balance": [], "latest": [], "error": "no ledger is bound to this home yet"}
     try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        con = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             names = [
                 r[0]
