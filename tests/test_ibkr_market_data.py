@@ -1,17 +1,14 @@
-"""IbkrBroker market data (tickers, daily and minute bars, auction imbalance) and the imbalance gate."""
+"""IbkrBroker market data (tickers, daily and minute bars, auction imbalance) and the imbalance gate, through ib_async's
+own request code: the fake TWS answers the socket-level requests through the wrapper's callbacks."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from fakes.fake_ib import ACCOUNT, FakeTws
 from helpers import make_settings
-from ib_async import Stock
-from ib_async.objects import BarData
-from ib_async.ticker import Ticker
 
 from tbot_bot.broker.brokers.ibkr import IbkrBroker
 from tbot_bot.broker.brokers.ibkr_market import AuctionImbalance
@@ -27,11 +24,13 @@ pytestmark = pytest.mark.filterwarnings(
 )  # exchange_calendars on pandas 3.1
 
 
-def ticker(sym: str, **kw: float) -> Ticker:
-    t = Ticker(contract=Stock(sym, "SMART", "USD"))  # __post_init__ resets prices: set them afterwards
-    for k, v in kw.items():
-        setattr(t, k, v)
-    return t
+BID, ASK, LAST, CLOSE, OPEN = 1, 2, 4, 9, 14  # TWS's tick types
+AUCTION_VOLUME, AUCTION_PRICE, AUCTION_IMBALANCE = 34, 35, 36
+
+
+def daily(*volumes: float) -> list[tuple[str, float, float, float, float, float]]:
+    """Daily bars as TWS sends them (date text YYYYmmdd) for 2026-11-23 onwards."""
+    return [(f"202611{23 + i}", 1.0, 1.0, 1.0, 1.0, v) for i, v in enumerate(volumes)]
 
 
 @pytest.fixture
@@ -49,24 +48,12 @@ def broker(tws: FakeTws) -> IbkrBroker:
 
 
 def test_snapshots_and_quotes(broker: IbkrBroker, tws: FakeTws) -> None:
-    tickers = {
-        "SPY": ticker("SPY", bid=449.9, ask=450.1, last=450.0, open=448.0, close=447.0),
-        "NOQ": ticker("NOQ", last=10.0, open=10.0, close=9.5),
-        "DEAD": ticker("DEAD"),
+    tws.ticks = {
+        "SPY": {BID: 449.9, ASK: 450.1, LAST: 450.0, OPEN: 448.0, CLOSE: 447.0},
+        "NOQ": {LAST: 10.0, OPEN: 10.0, CLOSE: 9.5},
+        "DEAD": {},
     }
-    tws.ib.reqTickers = lambda *cs: [tickers[c.symbol] for c in cs]  # type: ignore[method-assign]
-    daily = [
-        BarData(date(2026, 11, 23), volume=1_000),
-        BarData(date(2026, 11, 24), volume=2_500_000),
-        BarData(date(2026, 11, 25), volume=10),
-    ]
-    asked: list[tuple[Any, ...]] = []
-
-    def hist(*args: Any) -> list[BarData]:
-        asked.append(args)
-        return daily
-
-    tws.ib.reqHistoricalData = hist  # type: ignore[method-assign]
+    tws.history = {"SPY": daily(1_000, 2_500_000, 10), "NOQ": daily(1_000, 2_500_000, 10)}
     snaps = broker.get_snapshots(["SPY", "NOQ", "DEAD"])
     assert set(snaps) == {"SPY", "NOQ"}  # no price at all: omitted
     spy = snaps["SPY"]
@@ -77,10 +64,25 @@ def test_snapshots_and_quotes(broker: IbkrBroker, tws: FakeTws) -> None:
         2_500_000,
     )
     assert spy.quote is not None and spy.quote.bid == Decimal("449.9") and snaps["NOQ"].quote is None
-    assert asked[0][2:6] == ("3 D", "1 day", "TRADES", True)
+    assert [(c.symbol, ticks, snap) for c, ticks, snap in tws.market_requests] == [
+        ("SPY", "", True), ("NOQ", "", True), ("DEAD", "", True),
+    ]  # fmt: skip
+    assert tws.history_requests[0][0] == "SPY" and tws.history_requests[0][2:6] == (
+        "3 D",
+        "1 day",
+        "TRADES",
+        True,
+    )
+    # ib_async keys its tickers by IB's contract id: each symbol was looked up once (DEAD is known, but not
+    # quoted), and asked for with its id
+    assert tws.contract_requests == ["SPY", "NOQ", "DEAD"]
+    assert [c.conId for c, *_ in tws.market_requests] == [tws.con_ids[s] for s in ("SPY", "NOQ", "DEAD")]
     broker.get_snapshots(["SPY"])
-    assert len(asked) == 2  # SPY and NOQ once each: previous volume is remembered for the day
+    assert len(tws.history_requests) == 2  # SPY and NOQ once each: previous volume is remembered for the day
     assert broker.get_latest_quote("SPY").ask == Decimal("450.1")
+    assert tws.contract_requests == ["SPY", "NOQ", "DEAD"]  # an id is kept: not asked again
+    assert broker.get_snapshots(["ZZZZ"]) == {}  # a symbol IB does not know: no data, and no ticker asked for
+    assert tws.contract_requests[-1] == "ZZZZ" and len(tws.market_requests) == 5
     with pytest.raises(MarketDataError):
         broker.get_latest_quote("NOQ")
 
@@ -88,22 +90,10 @@ def test_snapshots_and_quotes(broker: IbkrBroker, tws: FakeTws) -> None:
 def test_a_puts_quote_asks_ib_for_the_option_not_a_stock(broker: IbkrBroker, tws: FakeTws) -> None:
     """A long put is priced by its OCC symbol; IB was asked for a *stock* of that name, had none, and every LongPut
     signal was denied missing_market_data (a broker review)."""
-    asked: list[Any] = []
-
-    def answer(*contracts: Any) -> list[Ticker]:
-        asked.extend(contracts)
-        out = []
-        for c in contracts:
-            if c.secType == "OPT":  # IB answers for listed contracts only
-                t = Ticker(contract=c)
-                t.bid, t.ask = 4.3, 4.4
-                out.append(t)
-        return out
-
-    tws.ib.reqTickers = answer  # type: ignore[method-assign]
+    tws.ticks = {"SPY261127P00450000": {BID: 4.3, ASK: 4.4}}  # IB answers for the listed option
     quote = broker.get_latest_quote("SPY261127P00450000")
     assert quote.symbol == "SPY261127P00450000" and (quote.bid, quote.ask) == (Decimal("4.3"), Decimal("4.4"))
-    (contract,) = asked
+    ((contract, _, _),) = tws.market_requests
     assert (contract.secType, contract.symbol, contract.lastTradeDateOrContractMonth, contract.strike) == (
         "OPT", "SPY", "20261127", 450.0,
     )  # fmt: skip
@@ -111,16 +101,14 @@ def test_a_puts_quote_asks_ib_for_the_option_not_a_stock(broker: IbkrBroker, tws
 
 
 def test_market_data_connection_error(broker: IbkrBroker, tws: FakeTws) -> None:
-    def boom(*cs: Any) -> None:
-        raise ConnectionError("Socket disconnect")
-
-    tws.ib.reqTickers = boom  # type: ignore[method-assign]
-    tws.ib.reqHistoricalData = boom  # type: ignore[method-assign]
+    tws.ticks = {"SPY": {LAST: 450.0}}
+    tws.market_data_lost = True
     # a connection lost inside a call is an outage the supervisor rides out (as Alpaca's data host not
     # answering), not a market-data failure that shuts it down
     for call in (
         lambda: broker.get_snapshots(["SPY"]),
         lambda: broker.get_bars(["SPY"], NOW, NOW + timedelta(minutes=1)),
+        lambda: broker.get_auction_imbalance("SPY", wait=0),
     ):
         with pytest.raises(MarketDataUnreachable, match="Socket disconnect"):
             call()
@@ -129,23 +117,32 @@ def test_market_data_connection_error(broker: IbkrBroker, tws: FakeTws) -> None:
 
 def test_minute_bars_are_filtered_to_the_range(broker: IbkrBroker, tws: FakeTws) -> None:
     start = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
-    raw = [BarData(start + timedelta(minutes=i), 1, 2, 0.5, 1.5, 100) for i in range(-1, 4)]
-    tws.ib.reqHistoricalData = lambda *a: raw  # type: ignore[method-assign]
+    # formatDate=2: TWS stamps intraday bars in epoch seconds
+    tws.history = {
+        "SPY": [
+            (str(int((start + timedelta(minutes=i)).timestamp())), 1, 2, 0.5, 1.5, 100) for i in range(-1, 4)
+        ]
+    }
     bars = broker.get_bars(["SPY"], start, start + timedelta(minutes=3))["SPY"]
     assert [b.timestamp for b in bars] == [start + timedelta(minutes=i) for i in range(3)]
     assert bars[0].close == 1.5 and bars[0].volume == 100
+    ((symbol, end, duration, bar_size, what, rth, date_format),) = tws.history_requests
+    assert (symbol, end, duration, bar_size, what, rth, date_format) == (
+        "SPY", "20261125 14:33:00 UTC", "180 S", "1 min", "TRADES", True, 2,
+    )  # fmt: skip
 
 
 def test_auction_imbalance(broker: IbkrBroker, tws: FakeTws) -> None:
-    t = ticker("SPY", auctionImbalance=-120_000.0, auctionVolume=300_000.0, auctionPrice=450.5)
-    calls: list[str] = []
-    tws.ib.reqMktData = lambda c, ticks, *a: (calls.append(ticks), t)[1]  # type: ignore[method-assign]
-    tws.ib.cancelMktData = lambda c: None  # type: ignore[method-assign]
+    tws.ticks = {"SPY": {AUCTION_IMBALANCE: -120_000.0, AUCTION_VOLUME: 300_000.0, AUCTION_PRICE: 450.5}}
     reading = broker.get_auction_imbalance("SPY", wait=0)
     assert reading is not None and reading.imbalance == -120_000 and reading.paired_volume == 300_000
-    assert reading.price == 450.5 and reading.regulatory_imbalance is None and calls == ["225"]
-    tws.ib.reqMktData = lambda c, ticks, *a: ticker("SPY")  # type: ignore[method-assign]
+    assert reading.price == 450.5 and reading.regulatory_imbalance is None
+    ((contract, ticks, snapshot),) = tws.market_requests
+    assert (contract.symbol, ticks, snapshot) == ("SPY", "225", False)  # a subscription, cancelled after
+    assert len(tws.market_data_cancelled) == 1
+    tws.ticks = {"SPY": {}}  # no imbalance published
     assert broker.get_auction_imbalance("SPY", wait=0) is None
+    assert len(tws.market_data_cancelled) == 2
 
 
 class Source:

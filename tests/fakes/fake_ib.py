@@ -1,9 +1,11 @@
 """A fake TWS behind a real `ib_async.IB()` (the seam DEPENDENCIES.md describes).
 
-The socket-facing methods (`client.isReady/isConnected/getReqId/placeOrder/cancelOrder`, `IB.connect/disconnect`)
-are replaced; everything TWS would say is fed through the real wrapper callbacks (`openOrder`, `orderStatus`,
-`execDetails`, `commissionReport`, `position`, `error`, `accountSummary`), so trades, fills, events,
-`ib.positions()` and `ib.accountSummary()` behave as they do live. TWS's own book survives a dropped
+The socket-facing methods (`client.isReady/isConnected/getReqId/placeOrder/cancelOrder`, the market data requests
+`client.reqContractDetails/reqMktData/cancelMktData/reqHistoricalData`, `IB.connect/disconnect`) are replaced; everything TWS would
+say is fed through the real wrapper callbacks (`openOrder`, `orderStatus`, `execDetails`, `commissionReport`,
+`position`, `error`, `accountSummary`, `contractDetails`, `priceSizeTick`, `tickSize`, `tickSnapshotEnd`, `historicalData`,
+`historicalDataEnd`), so trades, fills, events, `ib.positions()`, `ib.accountSummary()`, `ib.reqTickers()`,
+`ib.qualifyContracts()`, `ib.reqMktData()` and `ib.reqHistoricalData()` behave as they do live (ib_async's own request code runs). TWS's own book survives a dropped
 connection and is replayed on reconnect, as a real TWS does.
 """
 
@@ -15,10 +17,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ib_async import IB, Contract
-from ib_async.objects import CommissionReport, Execution
+from ib_async.contract import ContractDetails
+from ib_async.objects import BarData, CommissionReport, Execution
 from ib_async.order import Order, OrderState
 
 ACCOUNT = "DU1234567"
+SIZE_TICKS = (
+    34,
+    36,
+    61,
+)  # auction volume, auction imbalance, regulatory imbalance (sizes; 35, the price, is not)
+
+
+def contract_key(contract: Contract) -> str:
+    """The symbol TWS's data is kept under: the ticker, or an option's OCC symbol."""
+    if contract.secType != "OPT":
+        return str(contract.symbol)
+    ymd = str(contract.lastTradeDateOrContractMonth)
+    return f"{contract.symbol}{ymd[2:8]}{contract.right}{round(contract.strike * 1000):08d}"
 
 
 @dataclass
@@ -56,6 +72,18 @@ class FakeTws:
         self.execution_requests: list[Any] = []  # the ExecutionFilter of every reqExecutions
         self.lose_next_place = False  # the order reaches TWS but the connection dies before any reply
         self.fail_next_place = False  # the order never leaves: the socket is already dead
+        # market data TWS answers with: by symbol (an option by its OCC symbol) the ticks of a snapshot or a
+        # subscription ({tick type: value}), and the historical bars as TWS sends them (date text, o, h, l, c, v)
+        self.ticks: dict[str, dict[int, float]] = {}
+        self.history: dict[str, list[tuple[str, float, float, float, float, float]]] = {}
+        self.market_requests: list[tuple[Contract, str, bool]] = []  # (contract, generic ticks, snapshot)
+        self.history_requests: list[tuple[str, str, str, str, str, bool, int]] = []
+        self.market_data_cancelled: list[int] = []
+        self.contract_requests: list[str] = []  # the symbols whose contract details were asked for
+        self.con_ids: dict[str, int] = {}  # the ids TWS gave the contracts it knows (those it has data for)
+        self.market_data_lost = (
+            False  # the socket died: every market data request raises as ib_async's send does
+        )
         self._next_id = 1
         self._next_perm = 9000
         self._next_exec = 1
@@ -67,6 +95,10 @@ class FakeTws:
         c.cancelOrder = self._cancel  # type: ignore[method-assign]
         c.reqAccountSummary = self._req_account_summary  # type: ignore[method-assign]
         c.reqExecutions = self._req_executions  # type: ignore[method-assign]
+        c.reqContractDetails = self._req_contract_details  # type: ignore[method-assign]
+        c.reqMktData = self._req_mkt_data  # type: ignore[method-assign]
+        c.cancelMktData = self._cancel_mkt_data  # type: ignore[method-assign]
+        c.reqHistoricalData = self._req_historical_data  # type: ignore[method-assign]
         self.ib.connect = self._connect  # type: ignore[method-assign]
         self.ib.disconnect = self._disconnect  # type: ignore[method-assign]
         self.ib.sleep = lambda *a, **k: True  # type: ignore[method-assign]  # nothing to pump: we feed directly
@@ -110,6 +142,61 @@ class FakeTws:
 
     def _cancel(self, order_id: int, manual_time: str = "") -> None:
         self.cancelled.append(order_id)
+
+    def _market_data_socket(self) -> None:
+        if self.market_data_lost or not self.connected:
+            raise ConnectionError("Socket disconnect")
+
+    def _req_contract_details(self, req_id: int, contract: Contract) -> None:
+        """A contract TWS has data for is found (with its id); any other is answered as TWS does: error 200."""
+        self._market_data_socket()
+        symbol = contract_key(contract)
+        self.contract_requests.append(symbol)
+        w = self.ib.wrapper
+        if symbol not in self.ticks and symbol not in self.history:
+            w.error(req_id, 200, "No security definition has been found for the request", "")
+            return
+        found = copy.copy(contract)
+        found.conId = self.con_ids.setdefault(symbol, 756733 + len(self.con_ids))
+        w.contractDetails(req_id, ContractDetails(contract=found))
+        w.contractDetailsEnd(req_id)
+
+    def _req_mkt_data(
+        self,
+        req_id: int,
+        contract: Contract,
+        generic_ticks: str,
+        snapshot: bool,
+        regulatory: bool,
+        options: Any,
+    ) -> None:
+        """TWS's answer to a market data request: the ticks it holds for the contract, then (a snapshot) the end."""
+        self._market_data_socket()
+        symbol = contract_key(contract)
+        self.market_requests.append((copy.copy(contract), generic_ticks, snapshot))
+        w = self.ib.wrapper
+        for tick, value in self.ticks.get(symbol, {}).items():
+            if tick in SIZE_TICKS:
+                w.tickSize(req_id, tick, value)
+            else:  # a price tick; bid, ask and last come with a size (a zero size is IB's "no quote")
+                w.priceSizeTick(req_id, tick, value, 100.0 if tick in (1, 2, 4) else 0.0)
+        if snapshot:
+            w.tickSnapshotEnd(req_id)
+
+    def _cancel_mkt_data(self, req_id: int) -> None:
+        self.market_data_cancelled.append(req_id)
+
+    def _req_historical_data(
+        self, req_id: int, contract: Contract, end: str, duration: str, bar_size: str, what: str, rth: bool,
+        date_format: int, keep_up_to_date: bool, chart_options: Any,
+    ) -> None:  # fmt: skip
+        self._market_data_socket()
+        symbol = contract_key(contract)
+        self.history_requests.append((symbol, end, duration, bar_size, what, rth, date_format))
+        w = self.ib.wrapper
+        for text, o, h, low, c, v in self.history.get(symbol, []):
+            w.historicalData(req_id, BarData(date=text, open=o, high=h, low=low, close=c, volume=v))
+        w.historicalDataEnd(req_id, "", "")
 
     # ---------------------------------------------------------------- what TWS says
     def _order_for_wire(self, rec: TwsOrder) -> Order:

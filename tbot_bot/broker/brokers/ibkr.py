@@ -100,6 +100,7 @@ class IbkrBroker(Broker):
         self.last_reconcile: ReconcileReport | None = None
         self._needs_reconcile = False
         self._volume_cache: dict[tuple[str, date], int] = {}
+        self._con_ids: dict[str, int] = {}  # IB's contract id by our symbol: ib_async's tickers need it
         # executions: the newest one seen (ib_async forgets them all on a disconnect) and those recovered after
         # a reconnect that no trade holds, by orderRef then execId
         self.last_execution_at: datetime | None = None
@@ -463,11 +464,11 @@ class IbkrBroker(Broker):
     # ------------------------------------------------------------------ market data
     def get_latest_quote(self, symbol: str) -> Quote:
         self._ensure_connected()
-        return ibkr_market.latest_quote(self.ib, symbol, self._now())
+        return ibkr_market.latest_quote(self.ib, symbol, self._now(), self._con_ids)
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         self._ensure_connected()
-        return ibkr_market.snapshots(self.ib, symbols, self._now(), self._volume_cache)
+        return ibkr_market.snapshots(self.ib, symbols, self._now(), self._volume_cache, self._con_ids)
 
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         self._ensure_connected()
@@ -495,4 +496,4 @@ class IbkrBroker(Broker):
     def get_auction_imbalance(self, symbol: str, wait: float = 2.0) -> AuctionImbalance | None:
         """The imbalance source of enhancements/imbalance_scanner_ibkr.py (IBKR only)."""
         self._ensure_connected()
-        return ibkr_market.auction_imbalance(self.ib, symbol, wait, self._now())
+        return ibkr_market.auction_imbalance(self.ib, symbol, wait, self._now(), self._con_ids)

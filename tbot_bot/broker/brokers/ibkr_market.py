@@ -45,18 +45,41 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
-def tickers(ib: Any, symbols: list[str]) -> dict[str, Any]:
+def qualified(ib: Any, contracts: list[Any], con_ids: dict[str, int]) -> list[Any]:
+    """The contracts with IB's contract id, which ib_async needs before any ticker (it keys its tickers by the id
+    and refuses a contract without one): ids known from `con_ids` (by our symbol; an id never changes), the others
+    asked of IB once (a contract-details request each) and kept there. A contract IB does not know is left out:
+    no data, as IB would give none."""
+    missing = [c for c in contracts if not c.conId and contract_symbol(c) not in con_ids]
+    if missing:
+        try:
+            ib.qualifyContracts(*missing)
+        except CONNECTION_ERRORS as e:
+            raise MarketDataUnreachable(f"IB contract search failed: {e}") from e
+        con_ids.update({contract_symbol(c): c.conId for c in missing if c.conId})
+    out = []
+    for c in contracts:
+        c.conId = c.conId or con_ids.get(contract_symbol(c), 0)
+        if c.conId:
+            out.append(c)
+    return out
+
+
+def tickers(ib: Any, symbols: list[str], con_ids: dict[str, int] | None = None) -> dict[str, Any]:
     """Tickers by our symbol: an OCC symbol asks for the option (IB has no stock by that name), its ticker is
-    keyed back by the OCC symbol."""
+    keyed back by the OCC symbol. `con_ids`: the contract ids learned so far (the adapter keeps them)."""
+    contracts = qualified(ib, [quote_contract(s) for s in symbols], {} if con_ids is None else con_ids)
+    if not contracts:
+        return {}
     try:
-        result = ib.reqTickers(*[quote_contract(s) for s in symbols])
+        result = ib.reqTickers(*contracts)
     except CONNECTION_ERRORS as e:
         raise MarketDataUnreachable(f"IB market data failed: {e}") from e
     return {contract_symbol(t.contract): t for t in result}
 
 
-def latest_quote(ib: Any, symbol: str, now: datetime) -> Quote:
-    ticker = tickers(ib, [symbol]).get(symbol)
+def latest_quote(ib: Any, symbol: str, now: datetime, con_ids: dict[str, int] | None = None) -> Quote:
+    ticker = tickers(ib, [symbol], con_ids).get(symbol)
     bid, ask = (price(ticker.bid), price(ticker.ask)) if ticker is not None else (None, None)
     if bid is None or ask is None:
         raise MarketDataError(f"IB returned no bid/ask for {symbol}")
@@ -112,13 +135,17 @@ def qualify_equities(ib: Any, symbols: list[str]) -> list[ListedEquity]:
 
 
 def snapshots(
-    ib: Any, symbols: list[str], now: datetime, volume_cache: dict[tuple[str, date], int] | None = None
+    ib: Any,
+    symbols: list[str],
+    now: datetime,
+    volume_cache: dict[tuple[str, date], int] | None = None,
+    con_ids: dict[str, int] | None = None,
 ) -> dict[str, Snapshot]:
     """Last/bid/ask/open/previous close from one ticker snapshot each; previous volume from daily bars,
     remembered per day in `volume_cache` (IB paces historical requests: about 60 per 10 minutes)."""
     cache = volume_cache if volume_cache is not None else {}
     out: dict[str, Snapshot] = {}
-    for sym, t in tickers(ib, symbols).items():
+    for sym, t in tickers(ib, symbols, con_ids).items():
         last = price(t.last) or price(t.close)
         if last is None:
             continue  # no usable price: omitted, as the interface allows
@@ -152,9 +179,19 @@ def minute_bars(ib: Any, symbols: list[str], start: datetime, end: datetime) -> 
     return out
 
 
-def auction_imbalance(ib: Any, symbol: str, wait: float, now: datetime) -> AuctionImbalance | None:
-    """Imbalance for the next auction (generic tick 225); None when IB publishes none."""
-    contract = _stock(symbol)
+def auction_imbalance(
+    ib: Any, symbol: str, wait: float, now: datetime, con_ids: dict[str, int] | None = None
+) -> AuctionImbalance | None:
+    """Imbalance for the next auction (generic tick 225); None when IB publishes none (or knows no such stock)."""
+    known = qualified(ib, [_stock(symbol)], {} if con_ids is None else con_ids)
+    if not known:
+        return None
+    (contract,) = known
+    held = ib.ticker(contract)
+    if held is not None:
+        # ib_async keeps one ticker per contract across subscriptions: a figure left from an earlier one (a minute
+        # or a day ago) is no reading of this auction
+        held.auctionImbalance = held.auctionVolume = held.auctionPrice = held.regulatoryImbalance = math.nan
     try:
         ticker = ib.reqMktData(contract, AUCTION_TICKS, False, False)
         ib.sleep(wait)
