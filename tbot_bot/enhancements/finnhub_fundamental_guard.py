@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from tbot_bot.screeners.fundamentals import Fundamentals
 
 _log = logging.getLogger(__name__)
-_QUIET = logging.getLogger(f"{__name__}.self_check")  # the self-check's probes: their rejections are no news
-_QUIET.propagate = False
-_QUIET.addHandler(logging.NullHandler())
+# the self-check's probes: their rejections are no news. A logger outside logging's tree (no parent, never
+# configured by a dictConfig that resets the tree's loggers) and switched off
+_QUIET = logging.Logger(f"{__name__}.self_check")
+_QUIET.disabled = True
 
 
 @dataclass(frozen=True, slots=True)
