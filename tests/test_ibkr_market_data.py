@@ -67,7 +67,7 @@ def test_snapshots_and_quotes(broker: IbkrBroker, tws: FakeTws) -> None:
     assert [(c.symbol, ticks, snap) for c, ticks, snap in tws.market_requests] == [
         ("SPY", "", True), ("NOQ", "", True), ("DEAD", "", True),
     ]  # fmt: skip
-    assert tws.history_requests[0][0] == "SPY" and tws.history_requests[0][2:6] == (
+    assert tws.history_requests[0][0].symbol == "SPY" and tws.history_requests[0][2:6] == (
         "3 D",
         "1 day",
         "TRADES",
@@ -126,8 +126,8 @@ def test_minute_bars_are_filtered_to_the_range(broker: IbkrBroker, tws: FakeTws)
     bars = broker.get_bars(["SPY"], start, start + timedelta(minutes=3))["SPY"]
     assert [b.timestamp for b in bars] == [start + timedelta(minutes=i) for i in range(3)]
     assert bars[0].close == 1.5 and bars[0].volume == 100
-    ((symbol, end, duration, bar_size, what, rth, date_format),) = tws.history_requests
-    assert (symbol, end, duration, bar_size, what, rth, date_format) == (
+    ((contract, end, duration, bar_size, what, rth, date_format),) = tws.history_requests
+    assert (contract.symbol, end, duration, bar_size, what, rth, date_format) == (
         "SPY", "20261125 14:33:00 UTC", "180 S", "1 min", "TRADES", True, 2,
     )  # fmt: skip
 

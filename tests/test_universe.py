@@ -231,26 +231,12 @@ def test_sessions_helper_sanity() -> None:
 
 def test_ibkr_looks_given_symbols_up_by_contract_search() -> None:
     from fakes.fake_ib import ACCOUNT, FakeTws
-    from ib_async import ContractDetails, Stock
 
     from tbot_bot.broker.brokers.ibkr import IbkrBroker
     from tbot_bot.errors import BrokerError
 
     tws = FakeTws(now=NOW)
-    listed = {"AAPL": "NASDAQ", "SH": "NYSEARCA", "SQQQ": "NASDAQ"}
-    asked: list[str] = []
-
-    def details(contract: Stock) -> list[ContractDetails]:
-        asked.append(contract.symbol)
-        if contract.symbol not in listed:
-            return []
-        return [
-            ContractDetails(
-                contract=Stock(contract.symbol, "SMART", "USD", primaryExchange=listed[contract.symbol])
-            )
-        ]
-
-    tws.ib.reqContractDetails = details  # type: ignore[method-assign]
+    tws.listings = {"AAPL": "NASDAQ", "SH": "NYSEARCA", "SQQQ": "NASDAQ"}  # NOPE is answered with error 200
     broker = IbkrBroker(
         tws.ib, host="h", port=1, client_id=7, account=ACCOUNT, clock=ReplayClock(NOW), sleep=lambda s: None
     )
@@ -258,7 +244,7 @@ def test_ibkr_looks_given_symbols_up_by_contract_search() -> None:
     with pytest.raises(BrokerError, match="--symbols-file"):
         broker.list_equities()
     found = {e.symbol: e.exchange for e in broker.list_equities(["aapl", "NOPE", "SH", "SQQQ"])}
-    assert found == {"AAPL": "NASDAQ", "SH": "ARCA", "SQQQ": "NASDAQ"} and asked == [
+    assert found == {"AAPL": "NASDAQ", "SH": "ARCA", "SQQQ": "NASDAQ"} and tws.contract_requests == [
         "AAPL",
         "NOPE",
         "SH",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -196,23 +196,14 @@ def test_next_close_session_skips_weekends_and_passed_windows() -> None:
 
 def test_ibkr_index_source(tmp_path: Path) -> None:
     from fakes.fake_ib import ACCOUNT, FakeTws
-    from ib_async.objects import BarData
 
     from tbot_bot.broker.brokers.ibkr import IbkrBroker
     from tbot_bot.domain.clock import ReplayClock
 
     now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
     tws = FakeTws(now=now)
-    asked: list[tuple[object, ...]] = []
-
-    def hist(*args: object) -> list[BarData]:
-        asked.append(args)
-        return [
-            BarData(date(2026, 11, 26) - timedelta(days=1), close=17.25),
-            BarData(date(2026, 11, 27), close=18.5),
-        ]
-
-    tws.ib.reqHistoricalData = hist  # type: ignore[method-assign]
+    # daily bars as TWS sends them (YYYYmmdd), answered through ib_async's own historical-data request
+    tws.history = {"VIX": [("20261125", 17.0, 17.5, 16.9, 17.25, 0), ("20261127", 18.0, 18.6, 17.9, 18.5, 0)]}
     broker = IbkrBroker(
         tws.ib, host="h", port=1, client_id=7, account=ACCOUNT, clock=ReplayClock(now), sleep=lambda s: None
     )
@@ -222,7 +213,7 @@ def test_ibkr_index_source(tmp_path: Path) -> None:
         BROKER_NAME="IBKR", IBKR_ENABLED="true", SIM_ENABLED="false", VIX_SOURCE="broker"
     )
     done = vix.refresh(home, settings, date(2026, 11, 30), broker=broker)
-    contract = asked[0][0]
+    contract = tws.history_requests[0][0]
     assert (getattr(contract, "secType", None), getattr(contract, "symbol", None)) == ("IND", "VIX")
     assert done.reading.value == 18.5 and done.added == 2
 

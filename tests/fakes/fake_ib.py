@@ -77,10 +77,12 @@ class FakeTws:
         self.ticks: dict[str, dict[int, float]] = {}
         self.history: dict[str, list[tuple[str, float, float, float, float, float]]] = {}
         self.market_requests: list[tuple[Contract, str, bool]] = []  # (contract, generic ticks, snapshot)
-        self.history_requests: list[tuple[str, str, str, str, str, bool, int]] = []
+        self.history_requests: list[tuple[Contract, str, str, str, str, bool, int]] = []
         self.market_data_cancelled: list[int] = []
         self.contract_requests: list[str] = []  # the symbols whose contract details were asked for
-        self.con_ids: dict[str, int] = {}  # the ids TWS gave the contracts it knows (those it has data for)
+        self.con_ids: dict[str, int] = {}  # the ids TWS gave the contracts it knows
+        # contracts TWS knows beyond those it has data for, with their primary exchange (a contract search's answer)
+        self.listings: dict[str, str] = {}
         self.market_data_lost = (
             False  # the socket died: every market data request raises as ib_async's send does
         )
@@ -148,16 +150,18 @@ class FakeTws:
             raise ConnectionError("Socket disconnect")
 
     def _req_contract_details(self, req_id: int, contract: Contract) -> None:
-        """A contract TWS has data for is found (with its id); any other is answered as TWS does: error 200."""
+        """A contract TWS lists or has data for is found (with its id and primary exchange); any other is answered as
+        TWS does: error 200."""
         self._market_data_socket()
         symbol = contract_key(contract)
         self.contract_requests.append(symbol)
         w = self.ib.wrapper
-        if symbol not in self.ticks and symbol not in self.history:
+        if symbol not in self.ticks and symbol not in self.history and symbol not in self.listings:
             w.error(req_id, 200, "No security definition has been found for the request", "")
             return
         found = copy.copy(contract)
         found.conId = self.con_ids.setdefault(symbol, 756733 + len(self.con_ids))
+        found.primaryExchange = self.listings.get(symbol, "")
         w.contractDetails(req_id, ContractDetails(contract=found))
         w.contractDetailsEnd(req_id)
 
@@ -192,7 +196,7 @@ class FakeTws:
     ) -> None:  # fmt: skip
         self._market_data_socket()
         symbol = contract_key(contract)
-        self.history_requests.append((symbol, end, duration, bar_size, what, rth, date_format))
+        self.history_requests.append((copy.copy(contract), end, duration, bar_size, what, rth, date_format))
         w = self.ib.wrapper
         for text, o, h, low, c, v in self.history.get(symbol, []):
             w.historicalData(req_id, BarData(date=text, open=o, high=h, low=low, close=c, volume=v))
