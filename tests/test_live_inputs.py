@@ -609,3 +609,50 @@ def test_status_shows_what_is_still_held_after_a_partial_exit(
         (row,) = status["positions"]
         assert row["qty"] == "1"
         assert Decimal(status["money"]["open_exposure"]) == (held.filled_price or 0).quantize(Decimal("0.01"))
+
+
+def test_the_rebalance_check_between_windows_runs_on_the_supervisors_thread(
+    tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's interval check called the broker from the scheduler's thread, beside the supervisor's own
+    calls: ib_async serves one thread (its replies are read by that thread's event loop). It is queued now."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from tbot_bot.reporting.rebalance_notifier import read_state
+    from tbot_bot.runtime import main as runtime_main
+
+    with serve(SATURDAY) as server:
+        home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
+        assert main(["config", "set", "--home", str(home.root), "REBALANCE_ENABLED=true"]) == 0
+        monkeypatch.setattr(
+            runtime_main, "rebalance_trigger", lambda s: IntervalTrigger(seconds=1, timezone="UTC")
+        )
+        broker = broker_for(server)
+        callers: list[threading.Thread] = []
+        real = broker.get_account
+
+        def recording():  # type: ignore[no-untyped-def]
+            callers.append(threading.current_thread())
+            return real()
+
+        monkeypatch.setattr(broker, "get_account", recording)
+        sup = Supervisor(home, broker=broker, clock=InjectedClock(SATURDAY))
+        seen: list[str] = []
+
+        def stop_after_an_interval_check() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if (read_state(home).get("last_check") or {}).get("reason") == "interval":
+                    seen.append("interval")
+                    break
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        helper = threading.Thread(target=stop_after_an_interval_check)
+        helper.start()
+        try:
+            assert sup.run() == EXIT_OK
+        finally:
+            helper.join()
+    assert seen == ["interval"]  # the scheduled check ran (then the shutdown's own)
+    assert callers and set(callers) == {threading.main_thread()}

@@ -984,8 +984,9 @@ class Supervisor:
         ctx.log.event("supervisor", "next_window", message="no window in the next two weeks")
 
     def _rebalance_between_windows(self) -> None:
-        """Scheduler thread: the interval check also runs while no window does (a window's own minute loop
-        checks too; `maybe_check` skips when the last check is recent)."""
+        """The interval check while no window runs (a window's own minute loop checks too; `maybe_check` skips
+        when the last check is recent). Run by the supervisor's own thread, as every broker call is: the scheduler
+        only queues it (ib_async serves one thread, its replies read by that thread's event loop)."""
         ctx = self.ctx
         if ctx is not None:
             ctx.check_rebalance()
@@ -1071,7 +1072,7 @@ class Supervisor:
         )
         trigger = rebalance_trigger(settings)
         if trigger is not None:
-            scheduler.add_job(self._rebalance_between_windows, trigger, id="rebalance-check")
+            scheduler.add_job(due.put, trigger, args=[REBALANCE_DUE], id="rebalance-check")
         ctx: DayContext | None = None
         try:
             ctx = self._start_live_day(r, plan.run)
@@ -1098,6 +1099,9 @@ class Supervisor:
                 try:
                     name = due.get(timeout=settings.SLEEP_TIME)
                 except queue.Empty:
+                    continue
+                if name == REBALANCE_DUE:
+                    self._rebalance_between_windows()
                     continue
                 try:
                     ctx = self._run_due_window(r, ctx, plan.run, name)
@@ -1153,6 +1157,9 @@ def _still_held(ctx: DayContext, held: list[OpenTrade]) -> str:
         )
         parts.append(f"{tr.remaining.normalize():f} {tr.entry.symbol} still held ({why})")
     return "; ".join(parts)
+
+
+REBALANCE_DUE = "rebalance-check"  # what the scheduler queues for the supervisor's thread (no window's name)
 
 
 def rebalance_trigger(settings: BotSettings) -> IntervalTrigger | None:
