@@ -277,3 +277,23 @@ def test_a_store_is_keyed_by_its_bars_and_a_hit_refuses_a_partition_gone_since(
     assert _prep(store, cache).cache_status == "hit"
     (store / "SPY" / "2011-03.parquet").unlink()  # outside the range (January): a read would not open it
     assert _prep(store, cache).cache_status == "hit"
+
+
+def test_a_worker_maps_a_cached_preparation_in_one_call(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork does not carry a file mapping's page tables over: each `--jobs` worker faulted the cached arrays in a
+    page at a time. It asks for the whole mapping of the file its arrays are views of, once."""
+    cache = tmp_path / "cache"
+    built = _prep(data, cache)
+    asked: list[int] = []
+    monkeypatch.setattr(prep_cache, "_populate", lambda mapped: asked.append(len(mapped)))
+    prep_cache.populate_after_fork(built.grid.close)  # built here, not a view of a file: nothing to map
+    assert asked == []
+    hit = _prep(data, cache)
+    assert (
+        hit.cache_status == "hit" and len(asked) == 1
+    )  # the load maps it too (its checksum reads every page)
+    prep_cache.populate_after_fork(hit.grid.close)
+    (cached,) = cache.glob("*.prep")
+    assert asked == [cached.stat().st_size] * 2

@@ -171,6 +171,33 @@ def _span_crcs(body: memoryview) -> list[int]:
         return list(pool.map(zlib.crc32, spans))
 
 
+# Linux's MADV_POPULATE_READ (5.14+; Python 3.11 has no name for it): map every page of a file at once
+_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+
+
+def _populate(mapped: mmap.mmap) -> None:
+    """Map every page of a cached file into this process in one call, instead of a fault per 4 kB page as the
+    checksum and the trials touch them (28,000 faults, ~75 ms, for a hundred megabytes on the 2-core machine;
+    the call takes ~3 ms). A kernel without it leaves the pages to fault in as before."""
+    try:
+        mapped.madvise(_POPULATE_READ)
+    except (OSError, ValueError):
+        pass
+
+
+def populate_after_fork(array: Any) -> None:
+    """In a forked worker: the pages of the cached file `array` is a view of, if it is one (a fork does not carry
+    a file mapping's page tables over, so each worker would fault them in one by one again)."""
+    held = array
+    for _ in range(8):  # ndarray -> memoryview (a pickle buffer) -> the mapping
+        if isinstance(held, mmap.mmap):
+            _populate(held)
+            return
+        held = held.obj if isinstance(held, memoryview) else getattr(held, "base", None)
+        if held is None:
+            return
+
+
 def _read(path: Path, what: str) -> Any:
     """The object a file written by _write holds, or None when there is none or it is damaged (noted)."""
     try:
@@ -182,6 +209,7 @@ def _read(path: Path, what: str) -> Any:
     except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
         print(f"note: {what} cache {path} unreadable ({exc}); preparing again", file=sys.stderr)
         return None
+    _populate(mapped)
     view = memoryview(mapped)
     try:
         head = len(MAGIC) + 8
@@ -204,10 +232,11 @@ def _read(path: Path, what: str) -> Any:
         spans.append(view[at : at + n])
         at += n + len(_padding(n))
     try:
-        return pickle.loads(spans[0], buffers=spans[1:])
+        held = pickle.loads(spans[0], buffers=spans[1:])
     except Exception as exc:  # a payload of an older layout: its checksum was right, its classes changed
         print(f"note: {what} cache {path} unusable ({exc}); preparing again", file=sys.stderr)
         return None
+    return held
 
 
 def _write(path: Path, obj: Any, what: str) -> Path | None:

@@ -224,6 +224,7 @@ def _child(
     then waits --stale-after to be queued again, as a killed worker's does)."""
     if parent_pid:
         end_with_parent(parent_pid)
+    prep_cache.populate_after_fork(prep.grid.close)  # a cached preparation's pages, mapped at once
     try:
         _work(cfg, req, prep, position, storage)
     except KeyboardInterrupt:
