@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -102,6 +102,31 @@ def events(home: BotHome) -> list[dict[str, object]]:
     return out
 
 
+def _run_until(sup: Supervisor, seen: Callable[[], Any]) -> list[Any]:
+    """Run the live supervisor until `seen()` gives something (polled; at most two minutes: a slow boot on a loaded
+    machine still gets there), then stop it as systemctl does (a signal ends the process; a Stop by request would
+    leave it up, stopped). What `seen` gave, or [] when it never did."""
+    found: list[Any] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            value = seen()
+            if value:
+                found.append(value)
+                break
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=watch)
+    helper.start()
+    try:
+        assert sup.run() == EXIT_OK
+    finally:
+        helper.join()
+    return found
+
+
 def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
     tmp_path: Path, cboe: FakeCboeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,28 +134,15 @@ def test_weekend_start_builds_its_universe_refreshes_vix_and_waits_for_monday(
         home = provision(tmp_path / "home", server, cboe.url("/fresh.csv"), monkeypatch)
         assert not home.universe_file.exists()
         sup = Supervisor(home, broker=broker_for(server), clock=InjectedClock(SATURDAY))
-        waited: list[str] = []
 
-        def stop_once_waiting() -> None:
-            deadline = time.monotonic() + 120  # a slow boot on a loaded machine still gets there
-            while time.monotonic() < deadline:
-                try:
-                    message = json.loads(home.status_json.read_text()).get("message") or ""
-                except (OSError, ValueError):
-                    message = ""
-                if message.startswith("waiting"):
-                    waited.append(message)
-                    break
-                time.sleep(0.02)
-            # systemctl stop: a signal ends the process (a Stop by request would leave it up, stopped)
-            os.kill(os.getpid(), signal.SIGTERM)
+        def waiting() -> str | None:
+            try:
+                message = json.loads(home.status_json.read_text()).get("message") or ""
+            except (OSError, ValueError):
+                return None
+            return message if message.startswith("waiting") else None
 
-        helper = threading.Thread(target=stop_once_waiting)
-        helper.start()
-        try:
-            assert sup.run() == EXIT_OK
-        finally:
-            helper.join()
+        waited = _run_until(sup, waiting)
     assert waited and "Mon 2026-11-30" in waited[0] and "09:30 America/New_York = 14:30 UTC" in waited[0]
     assert universe.read_universe(home) == ["AAPL", "MSFT", "XOM", "SH", "SQQQ"]
     logged = json.dumps(events(home))
@@ -637,22 +649,6 @@ def test_the_rebalance_check_between_windows_runs_on_the_supervisors_thread(
 
         monkeypatch.setattr(broker, "get_account", recording)
         sup = Supervisor(home, broker=broker, clock=InjectedClock(SATURDAY))
-        seen: list[str] = []
-
-        def stop_after_an_interval_check() -> None:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if (read_state(home).get("last_check") or {}).get("reason") == "interval":
-                    seen.append("interval")
-                    break
-                time.sleep(0.05)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        helper = threading.Thread(target=stop_after_an_interval_check)
-        helper.start()
-        try:
-            assert sup.run() == EXIT_OK
-        finally:
-            helper.join()
-    assert seen == ["interval"]  # the scheduled check ran (then the shutdown's own)
+        seen = _run_until(sup, lambda: (read_state(home).get("last_check") or {}).get("reason") == "interval")
+    assert seen == [True]  # the scheduled check ran (then the shutdown's own)
     assert callers and set(callers) == {threading.main_thread()}
