@@ -424,3 +424,30 @@ def test_an_exit_is_booked_against_its_entry_as_reconciled(provisioned_home: Pat
             [entry_id, exit_id],
         ).fetchone()[0]
     assert held == 0  # the position's account nets to zero over the round trip
+
+
+def test_ibkr_a_refused_cancel_leaves_the_order_working_and_its_fill_is_journaled(
+    provisioned_home: Path,
+) -> None:
+    """TWS refuses a cancel it cannot carry out (10148 "cannot be cancelled, state: PendingCancel"); ib_async then
+    marks the order Cancelled on its side, and the adapter read that as a final REJECTED: the fill that followed
+    was never journaled, and the bot held 10 SPY it did not know of. The order stays working now; the second
+    cancel (the close's, after the window's) is not even sent, as TWS would refuse it."""
+    tws = FakeTws(now=NOW)
+    desk = _ibkr_desk(provisioned_home, tws)
+    desk.router.place(desk.intent())
+    oid = tws.placed[-1][0]
+    tws.ack(oid)
+    desk.router.cancel(desk.journal.get(CID), "window over")  # type: ignore[arg-type]
+    desk.router.cancel(desk.journal.get(CID), "closing")  # type: ignore[arg-type]
+    assert tws.cancelled == [oid]  # asked once: it is pending cancel at IB
+    tws.refuse_cancel(oid)  # TWS could not cancel it (it was filling)
+    desk.router.sync()
+    order = desk.broker.get_order_by_client_id(CID)
+    assert order is not None and not order.status.is_final and order.reject_reason is None
+    tws.fill(oid, 10, 450.0)
+    desk.router.sync()
+    intent = desk.journal.get(CID)
+    assert intent is not None and intent.status is IntentStatus.FILLED and intent.filled_qty == Decimal(10)
+    assert desk.rejected == []  # no slot given back for an order that filled
+    desk.assert_booked_once("10")

@@ -208,6 +208,25 @@ def test_cancel(broker: IbkrBroker, tws: FakeTws) -> None:
     assert broker.cancel_all_orders() == 1 and tws.cancelled[-1] == last_order_id(tws)
 
 
+def test_a_burst_of_cancels_beyond_ibs_pacing_all_leave_before_the_call_returns(
+    broker: IbkrBroker, tws: FakeTws
+) -> None:
+    """ib_async sends at most 45 messages a second and queues the rest for its event loop, which runs only inside
+    adapter calls: 5 of the close's 50 cancels waited as long as the supervisor did (or for good, at an exit).
+    Here ib_async's own client encodes and paces the cancels, written to a recording socket."""
+    for i in range(50):
+        broker.submit_order(buy(f"T{i}", qty=1))
+        tws.ack(last_order_id(tws))
+    written: list[bytes] = []
+    client = tws.ib.client
+    client._serverVersion = client.MaxClientVersion
+    client.conn.transport = type("Socket", (), {"write": lambda self, data: written.append(data)})()
+    del client.cancelOrder  # ib_async's Client.cancelOrder: encoded, paced, sent
+    del tws.ib.sleep  # and its event loop runs when the adapter waits on it
+    assert broker.cancel_all_orders() == 50
+    assert len(written) == 50
+
+
 def test_close_position(broker: IbkrBroker, tws: FakeTws) -> None:
     assert broker.close_position("SPY", "X0") is None
     tws.set_position(Stock("SPY", "SMART", "USD"), -5, 450.0)

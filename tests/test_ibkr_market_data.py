@@ -199,3 +199,43 @@ def test_imbalance_gate_without_data_allows() -> None:
         gate = ImbalanceScanner(make_settings(**IBKR), source, ReplayClock(IN_WINDOW))
         assert gate.check("close", "SPY", "long").allowed
     assert ImbalanceScanner(make_settings(**IBKR), Source(None), ReplayClock(IN_WINDOW)).self_check().ok
+
+
+def test_a_snapshot_ended_by_an_error_gives_no_prices_not_the_previous_ones(
+    broker: IbkrBroker, tws: FakeTws
+) -> None:
+    """ib_async keeps one ticker per contract and a request writes only what TWS sends: a snapshot TWS ended with
+    an error (10197, a competing live session: the account holder opened TWS or the mobile app) left the previous
+    snapshot's bid/ask/last in place, and the adapter stamped them as current."""
+    tws.ticks = {"SPY": {BID: 450.0, ASK: 450.1, LAST: 450.05, CLOSE: 449.0}}
+    tws.history = {"SPY": daily(1_000, 2_500_000, 10)}
+    assert broker.get_latest_quote("SPY").bid == Decimal("450.0")
+    tws.market_data_refusal = (10197, "No market data during competing live session")
+    with pytest.raises(MarketDataError, match="no bid/ask for SPY"):
+        broker.get_latest_quote("SPY")
+    assert broker.get_snapshots(["SPY"]) == {}  # no price: omitted, as the interface allows
+    tws.market_data_refusal = None
+    assert broker.get_snapshots(["SPY"])["SPY"].price == Decimal("450.05")
+
+
+def test_a_request_tws_never_answers_times_out_and_the_link_is_made_again(tws: FakeTws) -> None:
+    """ib_async waits for ever by default (IB.RequestTimeout 0): a frozen Gateway or a half-open socket held the
+    supervisor until the watchdog killed it. A request now gives up after API_TIMEOUT (the adapter's connect
+    timeout) as an outage, and the silent link is closed so the next call connects again."""
+    import time
+
+    quick = IbkrBroker(
+        tws.ib, host="h", port=1, client_id=7, account=ACCOUNT, clock=ReplayClock(NOW), sleep=lambda s: None,
+        connect_timeout=0.2,
+    )  # fmt: skip
+    quick.connect()
+    tws.ticks = {"SPY": {BID: 450.0, ASK: 450.1}}
+    tws.market_data_silent = True
+    started = time.monotonic()
+    with pytest.raises(MarketDataUnreachable):
+        quick.get_latest_quote("SPY")
+    assert time.monotonic() - started < 5 and not tws.connected  # given up, and the link closed
+    tws.market_data_silent = False
+    connects = tws.connect_calls
+    assert quick.get_latest_quote("SPY").ask == Decimal("450.1")
+    assert tws.connect_calls == connects + 1  # connected again (and reconciled) before asking

@@ -83,9 +83,12 @@ class FakeTws:
         self.con_ids: dict[str, int] = {}  # the ids TWS gave the contracts it knows
         # contracts TWS knows beyond those it has data for, with their primary exchange (a contract search's answer)
         self.listings: dict[str, str] = {}
-        self.market_data_lost = (
-            False  # the socket died: every market data request raises as ib_async's send does
-        )
+        # the socket died: every market data request raises as ib_async's send does
+        self.market_data_lost = False
+        # TWS ends a market data request with this error instead of data (10197 a competing live session, 354
+        # no subscription); or (silent) never answers at all (a frozen Gateway, a half-open socket)
+        self.market_data_refusal: tuple[int, str] | None = None
+        self.market_data_silent = False
         self._next_id = 1
         self._next_perm = 9000
         self._next_exec = 1
@@ -145,6 +148,15 @@ class FakeTws:
     def _cancel(self, order_id: int, manual_time: str = "") -> None:
         self.cancelled.append(order_id)
 
+    def refuse_cancel(self, order_id: int, state: str = "PendingCancel") -> None:
+        """TWS's answer to a cancel it cannot carry out: the order is left as it is (and may still fill)."""
+        self.ib.wrapper.error(
+            order_id,
+            10148,
+            f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {state}.",
+            "",
+        )
+
     def _market_data_socket(self) -> None:
         if self.market_data_lost or not self.connected:
             raise ConnectionError("Socket disconnect")
@@ -179,6 +191,11 @@ class FakeTws:
         symbol = contract_key(contract)
         self.market_requests.append((copy.copy(contract), generic_ticks, snapshot))
         w = self.ib.wrapper
+        if self.market_data_silent:
+            return
+        if self.market_data_refusal is not None:
+            w.error(req_id, *self.market_data_refusal, "")
+            return
         for tick, value in self.ticks.get(symbol, {}).items():
             if tick in SIZE_TICKS:
                 w.tickSize(req_id, tick, value)

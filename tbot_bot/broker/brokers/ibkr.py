@@ -4,9 +4,11 @@ orderRef = our client_order_id, reconnect with backoff after drops and the night
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +40,7 @@ from tbot_bot.broker.brokers.ibkr_translate import (
 )
 from tbot_bot.broker.capabilities import capabilities_for
 from tbot_bot.domain.vocab import OrderSide
-from tbot_bot.errors import BrokerError, ConfigError, NetworkError
+from tbot_bot.errors import BrokerError, ConfigError, NetworkError, TbotError
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -53,6 +55,9 @@ MAX_TRAIL_FRACTION = Decimal("0.5")
 _EPOCH = datetime.fromtimestamp(0, UTC)
 _LOST_CODES = frozenset({1100, 2110})  # connectivity between TWS and IB lost
 _RESTORED_DATA_LOST = 1101  # restored, but subscriptions and state must be rebuilt
+# a cancel TWS could not carry out (161 not in a cancellable state; 10147 not found; 10148 cannot be cancelled,
+# state: ...; 10149 invalid order id): nothing was cancelled, the order lives on and may still fill
+_CANCEL_REFUSED = frozenset({161, 10147, 10148, 10149})
 
 
 @dataclass(slots=True)
@@ -90,6 +95,9 @@ class IbkrBroker(Broker):
         self._clock = clock
         self._sleep = sleep
         self.connect_timeout = connect_timeout
+        # a request TWS never answers (a frozen Gateway, a half-open socket) raises after this long instead of
+        # waiting for ever (ib_async's default, 0): the supervisor's outage handling then takes over
+        ib.RequestTimeout = connect_timeout
         self.reconnect_attempts = max(1, reconnect_attempts)
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.market_calendar = market_calendar
@@ -107,6 +115,10 @@ class IbkrBroker(Broker):
         self._recovered: dict[str, dict[str, Any]] = {}
         ib.disconnectedEvent += self._on_disconnected
         ib.errorEvent += self._on_error
+        # ib_async sends at most 45 messages a second and queues the rest for its event loop (_send_queued)
+        self._throttled = False
+        ib.client.throttleStart += self._on_throttle_start
+        ib.client.throttleEnd += self._on_throttle_end
 
     @classmethod
     def from_settings(cls, settings: BotSettings, home: BotHome, *, ib: Any = None, **kw: Any) -> IbkrBroker:
@@ -164,8 +176,44 @@ class IbkrBroker(Broker):
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if code in _LOST_CODES or code == _RESTORED_DATA_LOST:
             self._needs_reconcile = True
+        if code in _CANCEL_REFUSED:
+            self._undo_local_cancel(req_id, code)
         if req_id != -1 or code < 2100:
             _log.info("ibkr error %s (req %s): %s", code, req_id, message)
+
+    def _on_throttle_start(self) -> None:
+        self._throttled = True
+
+    def _on_throttle_end(self) -> None:
+        self._throttled = False
+
+    def _send_queued(self) -> None:
+        """ib_async's queue of messages held back by its pacing (45 a second) is sent only by its event loop, which
+        runs inside adapter calls alone: a burst (a flatten, the close's cancels) left the rest unsent for as long as
+        the supervisor waited, or for good when it exited. The loop runs here until the queue is empty."""
+        deadline = time.monotonic() + max(5.0, self.connect_timeout)
+        while self._throttled and time.monotonic() < deadline:
+            try:
+                self.ib.sleep(0.05)
+            except _CONNECTION_ERRORS as e:
+                raise NetworkError(f"IB connection failed while sending queued requests: {e}") from e
+
+    def _undo_local_cancel(self, order_id: int, code: int) -> None:
+        """ib_async marks an order Cancelled on any error about it, a refused cancel too: the order read as
+        finished (REJECTED) while TWS still worked it, and its fill was never journaled. Its status goes back to
+        what it was before the error; TWS's own status reports decide from there (Filled, Cancelled, ...)."""
+        w = self.ib.wrapper
+        trade = w.trades.get((w.clientId, order_id))
+        if trade is None or not trade.log:
+            return
+        last = trade.log[-1]
+        if last.errorCode != code or last.status != "Cancelled":
+            return
+        before = [e.status for e in trade.log[:-1] if e.status and e.status != "Cancelled"]
+        prior = before[-1] if before else "Submitted"
+        trade.orderStatus.status = prior
+        trade.log[-1] = dataclasses.replace(last, status=prior)
+        _log.warning("ibkr: cancel of order %s refused (%s); it stays %s", order_id, code, prior)
 
     def connect(self) -> None:
         """Connect once (startup state is fetched by ib_async: positions, open/completed orders, executions)."""
@@ -241,7 +289,8 @@ class IbkrBroker(Broker):
         # IB reads a time with a dash as UTC; an empty one means all of today's
         flt = ExecutionFilter(acctCode=self.account, time=since.strftime("%Y%m%d-%H:%M:%S") if since else "")
         try:
-            fills = list(self.ib.reqExecutions(flt) or [])
+            with self._answered():
+                fills = list(self.ib.reqExecutions(flt) or [])
         except _CONNECTION_ERRORS as e:
             raise NetworkError(f"IB executions request failed: {e}") from e
         held = {f.execution.execId for t in self.ib.trades() for f in t.fills}
@@ -288,6 +337,28 @@ class IbkrBroker(Broker):
             self.on_reconcile(report)
         return report
 
+    @contextmanager
+    def _answered(self) -> Iterator[None]:
+        """Around a request that waits for TWS's answer: one that timed out (ib.RequestTimeout) means a link that
+        looks connected and says nothing. It is closed, so the next call reconnects (and reconciles) instead of
+        waiting out the timeout again on the same dead socket."""
+        try:
+            yield
+        except TimeoutError:
+            self._drop_silent_link()
+            raise
+        except TbotError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                self._drop_silent_link()
+            raise
+
+    def _drop_silent_link(self) -> None:
+        _log.warning("ibkr: no answer within %.0fs; closing the link to reconnect", self.ib.RequestTimeout)
+        try:
+            self.ib.disconnect()
+        except _CONNECTION_ERRORS:
+            pass
+
     def _pump(self) -> None:
         """Let ib_async process what has arrived (statuses, fills) before we read its state."""
         try:
@@ -299,7 +370,8 @@ class IbkrBroker(Broker):
     def get_account(self) -> Account:
         self._ensure_connected()
         try:
-            values = self.ib.accountSummary(self.account)
+            with self._answered():
+                values = self.ib.accountSummary(self.account)
         except _CONNECTION_ERRORS as e:
             raise NetworkError(f"IB account summary failed: {e}") from e
         tags: dict[str, tuple[str, str]] = {}
@@ -400,6 +472,7 @@ class IbkrBroker(Broker):
             request.qty,
             ib_order.orderType,
         )
+        self._send_queued()
         return self._order(trade)
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -420,24 +493,27 @@ class IbkrBroker(Broker):
         trade = self._find_trade(client_order_id)
         if trade is None:
             raise BrokerError(f"unknown order {client_order_id}", code="not_found")
-        if trade.isDone():
+        # a cancel already asked for is not sent again (TWS refuses the second one: 10148)
+        if trade.isDone() or trade.orderStatus.status == "PendingCancel":
             return
         try:
             self.ib.cancelOrder(trade.order)
         except _CONNECTION_ERRORS as e:
             raise NetworkError(f"IB cancel of {client_order_id} failed: {e}") from e
+        self._send_queued()
 
     def cancel_all_orders(self) -> int:
         """Cancels our open orders (with an orderRef); manual orders on the account are left alone."""
         self._ensure_connected()
         count = 0
         for trade in self.ib.openTrades():
-            if trade.order.orderRef and not trade.isDone():
+            if trade.order.orderRef and not trade.isDone() and trade.orderStatus.status != "PendingCancel":
                 try:
                     self.ib.cancelOrder(trade.order)
                 except _CONNECTION_ERRORS as e:
                     raise NetworkError(f"IB cancel failed after {count} orders: {e}") from e
                 count += 1
+        self._send_queued()
         return count
 
     def close_position(self, symbol: str, client_order_id: str) -> Order | None:
@@ -464,15 +540,18 @@ class IbkrBroker(Broker):
     # ------------------------------------------------------------------ market data
     def get_latest_quote(self, symbol: str) -> Quote:
         self._ensure_connected()
-        return ibkr_market.latest_quote(self.ib, symbol, self._now(), self._con_ids)
+        with self._answered():
+            return ibkr_market.latest_quote(self.ib, symbol, self._now(), self._con_ids)
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         self._ensure_connected()
-        return ibkr_market.snapshots(self.ib, symbols, self._now(), self._volume_cache, self._con_ids)
+        with self._answered():
+            return ibkr_market.snapshots(self.ib, symbols, self._now(), self._volume_cache, self._con_ids)
 
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         self._ensure_connected()
-        return ibkr_market.minute_bars(self.ib, symbols, start, end)
+        with self._answered():
+            return ibkr_market.minute_bars(self.ib, symbols, start, end)
 
     def list_equities(self, symbols: list[str] | None = None) -> list[ListedEquity]:
         """IB has no master list a client may download: the symbols to check must be given."""
@@ -481,7 +560,8 @@ class IbkrBroker(Broker):
                 "IBKR has no list of all tradable equities: give the symbols to check (tbot universe build --symbols-file)"
             )
         self._ensure_connected()
-        return ibkr_market.qualify_equities(self.ib, [s.upper() for s in symbols])
+        with self._answered():
+            return ibkr_market.qualify_equities(self.ib, [s.upper() for s in symbols])
 
     def prime_previous_volumes(self, volumes: Mapping[str, int], today: date) -> None:
         """Previous-session volumes from the boot warm-up: snapshots then skip IB's per-symbol daily request."""
@@ -491,9 +571,11 @@ class IbkrBroker(Broker):
     def get_index_daily_closes(self, symbol: str, exchange: str = "CBOE") -> dict[date, float]:
         """Recent daily closes of an index (the VIX source with VIX_SOURCE=broker)."""
         self._ensure_connected()
-        return ibkr_market.index_daily_closes(self.ib, symbol, exchange)
+        with self._answered():
+            return ibkr_market.index_daily_closes(self.ib, symbol, exchange)
 
     def get_auction_imbalance(self, symbol: str, wait: float = 2.0) -> AuctionImbalance | None:
         """The imbalance source of enhancements/imbalance_scanner_ibkr.py (IBKR only)."""
         self._ensure_connected()
-        return ibkr_market.auction_imbalance(self.ib, symbol, wait, self._now(), self._con_ids)
+        with self._answered():
+            return ibkr_market.auction_imbalance(self.ib, symbol, wait, self._now(), self._con_ids)

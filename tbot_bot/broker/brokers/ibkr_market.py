@@ -45,6 +45,19 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
+_SNAPSHOT_FIELDS = ("bid", "ask", "last", "open", "close", "high", "low", "bidSize", "askSize", "lastSize")
+_AUCTION_FIELDS = ("auctionImbalance", "auctionVolume", "auctionPrice", "regulatoryImbalance")
+
+
+def _blank(ticker: Any, fields: tuple[str, ...]) -> None:
+    """ib_async keeps one ticker per contract for the process and a request only writes what TWS sends: a request
+    TWS ends with an error (10197 a competing live session, 354 no subscription) or answers in part left the
+    previous figures in place, read as current. A request starts from a blank ticker."""
+    if ticker is not None:
+        for name in fields:
+            setattr(ticker, name, math.nan)
+
+
 def qualified(ib: Any, contracts: list[Any], con_ids: dict[str, int]) -> list[Any]:
     """The contracts with IB's contract id, which ib_async needs before any ticker (it keys its tickers by the id
     and refuses a contract without one): ids known from `con_ids` (by our symbol; an id never changes), the others
@@ -71,6 +84,8 @@ def tickers(ib: Any, symbols: list[str], con_ids: dict[str, int] | None = None) 
     contracts = qualified(ib, [quote_contract(s) for s in symbols], {} if con_ids is None else con_ids)
     if not contracts:
         return {}
+    for contract in contracts:
+        _blank(ib.ticker(contract), _SNAPSHOT_FIELDS)
     try:
         result = ib.reqTickers(*contracts)
     except CONNECTION_ERRORS as e:
@@ -187,11 +202,7 @@ def auction_imbalance(
     if not known:
         return None
     (contract,) = known
-    held = ib.ticker(contract)
-    if held is not None:
-        # ib_async keeps one ticker per contract across subscriptions: a figure left from an earlier one (a minute
-        # or a day ago) is no reading of this auction
-        held.auctionImbalance = held.auctionVolume = held.auctionPrice = held.regulatoryImbalance = math.nan
+    _blank(ib.ticker(contract), _AUCTION_FIELDS)
     try:
         ticker = ib.reqMktData(contract, AUCTION_TICKS, False, False)
         ib.sleep(wait)

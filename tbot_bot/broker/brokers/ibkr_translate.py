@@ -45,8 +45,9 @@ _ORDER_TYPES = {
     "LMT": OrderType.LIMIT,
     "STP LMT": OrderType.STOP_LIMIT,
 }
-# IB error codes on an order that mean "refused", not "cancelled by us"
-REJECT_CODES = frozenset({103, 110, 200, 201, 203, 382, 383, 387, 388, 392, 434, 461, 10147, 10148, 10149})
+# IB error codes on an order that mean "refused", not "cancelled by us" (a refused *cancel*, 161 and 10147-10149,
+# refuses nothing of the order: the adapter undoes ib_async's local Cancelled for those)
+REJECT_CODES = frozenset({103, 110, 200, 201, 203, 382, 383, 387, 388, 392, 434, 461})
 
 
 def _dec(x: Any) -> Decimal:
