@@ -176,6 +176,38 @@ def test_a_stalled_partial_fill_is_cancelled_at_the_deadline(
     assert server.exchange.positions["SPY"][0] == Decimal(4)
 
 
+def test_an_order_whose_status_the_client_library_cannot_read_is_unknown_not_refused(
+    server: FakeAlpacaServer, broker: AlpacaBroker
+) -> None:
+    """alpaca-py validates an order's status against its own list: a status Alpaca adds before alpaca-py does fails
+    the reply. While the order was followed after its placement, that failure escaped as a broker error and the
+    half-filled order was journaled REJECTED (its slot given back, its shares unknown). It is an order whose state
+    is unknown now: kept SENT and reconciled by its client order id."""
+    server.inject_partial_fill(["0.5"], stall=True)
+    placed = broker.submit_order(
+        buy("bot1-20261125-open-SPY-7", qty="10")
+    )  # a stalled order, cancelled at the end
+    assert placed.filled_qty == Decimal(5)
+    server.inject_partial_fill(["0.5"], stall=True)
+    real = server.route
+
+    def new_status(method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Any:
+        status, payload = real(method, path, query, body, headers)
+        if (
+            method == "GET"
+            and path == BY_CID
+            and isinstance(payload, dict)
+            and payload.get("status") != "filled"
+        ):
+            payload = dict(payload, status="pending_review_v2")  # not in alpaca-py's OrderStatus
+        return status, payload
+
+    server.route = new_status  # type: ignore[method-assign]
+    with pytest.raises(OrderStateUnknown, match="was placed, and following it failed"):
+        broker.submit_order(buy("bot1-20261125-open-SPY-8", qty="10"))
+    assert server.exchange.positions["SPY"][0] == Decimal(10)  # 5 + 5 bought: not a refused order
+
+
 @dataclass(frozen=True)
 class ReadCase:
     name: str

@@ -193,11 +193,18 @@ def test_alpaca_an_entry_rejected_after_it_was_accepted_is_reported_once(
 
 # ---------------------------------------------------------------------------------------------- Tradier
 def _tradier(status: str, filled: str) -> dict[str, Any]:
-    row = vs.tradier_order(
+    return vs.tradier_order(
         tag=CID, status=status, exec_quantity=float(filled), last_fill_quantity=float(filled),
         remaining_quantity=10.0 - float(filled), avg_fill_price=450.01 if filled != "0" else 0.0,
     )  # fmt: skip
-    return {"orders": {"order": row}}  # one order: Tradier sends it as a bare object
+
+
+def _tradier_replies(server: FakeTradierServer, *rows: dict[str, Any]) -> None:
+    """The order as Tradier reports it read after read: first found in the day's list (one order: Tradier sends it
+    as a bare object), then read by its id."""
+    orders = f"/v1/accounts/{ACCOUNT}/orders"
+    server.reply_with("GET", orders, {"orders": {"order": rows[0]}})
+    server.reply_with("GET", f"{orders}/{rows[0]['id']}", *[{"order": r} for r in rows[1:] or rows[:1]])
 
 
 @pytest.fixture()
@@ -219,9 +226,8 @@ def _tradier_desk(provisioned_home: Path, server: FakeTradierServer) -> Desk:
 def test_tradier_replayed_and_out_of_order(provisioned_home: Path, tradier_server: FakeTradierServer) -> None:
     desk = _tradier_desk(provisioned_home, tradier_server)
     desk.sent()
-    tradier_server.reply_with(
-        "GET",
-        f"/v1/accounts/{ACCOUNT}/orders",
+    _tradier_replies(
+        tradier_server,
         _tradier("partially_filled", "7"),
         _tradier("partially_filled", "7"),
         _tradier("partially_filled", "3"),  # out of order
@@ -237,8 +243,7 @@ def test_tradier_replayed_and_out_of_order(provisioned_home: Path, tradier_serve
 def test_tradier_partial_fill_then_reject(provisioned_home: Path, tradier_server: FakeTradierServer) -> None:
     desk = _tradier_desk(provisioned_home, tradier_server)
     desk.sent()
-    path = f"/v1/accounts/{ACCOUNT}/orders"
-    tradier_server.reply_with("GET", path, _tradier("partially_filled", "3"), _tradier("rejected", "3"))
+    _tradier_replies(tradier_server, _tradier("partially_filled", "3"), _tradier("rejected", "3"))
     desk.router.sync()
     desk.router.sync()
     assert desk.journal.get(CID).status is IntentStatus.REJECTED  # type: ignore[union-attr]

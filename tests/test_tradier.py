@@ -277,3 +277,43 @@ def test_client_ids_with_a_share_class_dot_travel_as_tags() -> None:
     assert from_tag("TB01-20261116-open-BRK--B-1") == "TB01-20261116-open-BRK.B-1"
     with pytest.raises(LogicError):
         to_tag("TB01 open")
+
+
+def test_the_26th_order_of_the_day_is_found_and_an_unclear_one_is_placed_once(
+    server: FakeTradierServer,
+) -> None:
+    """Tradier lists the day's orders a page at a time (25 by default): the 26th order was never found, its fill
+    lost ("vanished while tracking"), and an unclear submission of it was placed again and again (400 shares for
+    a 100-share order). Orders are read by the id the POST returned, and the day's list is read page by page."""
+    server.cash = Decimal("10000000")
+    b = broker_for(server)
+    for i in range(25):
+        b.submit_order(buy(f"TB01-20261116-open-SPY-{i}", qty="1"))
+    found = b.submit_order(buy("TB01-20261116-open-SPY-25", qty="1"))
+    assert (found.status, found.filled_qty) == (OrderStatus.FILLED, Decimal(1))
+    server.inject("POST", ORDERS, "status_after", status=502)  # placed at Tradier, its reply lost
+    unclear = b.submit_order(buy("TB01-20261116-open-SPY-26", qty="100"))
+    assert (unclear.status, unclear.filled_qty) == (OrderStatus.FILLED, Decimal(100))
+    assert len(server.orders_with_tag("TB01-20261116-open-SPY-26")) == 1
+    fresh = broker_for(server)  # a restart: no id known, the list is searched (every page of it)
+    assert fresh.get_order_by_client_id("TB01-20261116-open-SPY-25").filled_qty == 1  # type: ignore[union-attr]
+    assert len(fresh.list_orders()) == 27
+
+
+@pytest.mark.parametrize("how", ["filled as the cancel arrived", "cancel reply lost"])
+def test_a_cancel_tradier_refuses_as_already_final_is_not_a_rejected_order(
+    server: FakeTradierServer, how: str
+) -> None:
+    """Tradier refuses to cancel a final order (HTTP 400 "order already in finalized state"): at the fill deadline
+    the rest may fill as the cancel arrives, or a DELETE that did cancel loses its reply and its retry is refused.
+    That refusal escaped as a rejected order, and the shares bought were never journaled."""
+    server.inject_partial_fill(["0.5"], stall=True)  # 5 of 10 now, the rest waits
+    if how == "filled as the cancel arrived":
+        server.fill_before_cancel = True
+    else:
+        server.inject("DELETE", f"{ORDERS}/", "status_after", status=502)
+    done = broker_for(server).submit_order(buy("TB01-20261116-open-SPY-c"))
+    expected = (
+        (OrderStatus.FILLED, Decimal(10)) if server.fill_before_cancel else (OrderStatus.CANCELED, Decimal(5))
+    )
+    assert (done.status, done.filled_qty) == expected

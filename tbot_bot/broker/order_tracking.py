@@ -3,18 +3,22 @@
 Poll the broker's order by client id every `poll_interval` until it is final; at `fill_timeout` cancel the
 remainder, then poll a few more times for the cancel to settle. What comes back is the broker's last word on the
 order (final, or the last state seen when the broker never settles). An order the broker no longer knows at all is
-`OrderStateUnknown`: the caller keeps it SENT and reconciles it later, never resends blindly.
+`OrderStateUnknown`: the caller keeps it SENT and reconciles it later, never resends blindly. So is a broker error
+while following it (a reply the client library cannot read, a cancel refused for a reason other than the order
+being final): the order was placed, so no error after that may read as the order refused.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from tbot_bot.broker.broker_api import Order
-from tbot_bot.errors import OrderStateUnknown
+from tbot_bot.errors import BrokerError, NetworkError, OrderStateUnknown
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def track_until_final(
@@ -28,6 +32,8 @@ def track_until_final(
     sleep: Callable[[float], None],
     settle_polls: int = 3,
 ) -> Order:
+    get_order = _placed(get_order, client_order_id)
+    cancel = _placed(cancel, client_order_id)
     polls = max(1, int(fill_timeout / poll_interval)) if poll_interval > 0 else 1
     current = order
     for attempt in range(polls):
@@ -58,3 +64,22 @@ def track_until_final(
         current = latest or current
         sleep(poll_interval)
     return current
+
+
+def _placed(call: Callable[[str], _T], client_order_id: str) -> Callable[[str], _T]:
+    """`call` on an order already placed: a broker error is no refusal of the order (an unknown status the client
+    library rejects, a cancel refused) but its state unknown; an outage stays an outage."""
+
+    def guarded(cid: str) -> _T:
+        try:
+            return call(cid)
+        except NetworkError:
+            raise
+        except BrokerError as exc:
+            raise OrderStateUnknown(
+                f"order {client_order_id} was placed, and following it failed: {exc}; it is reconciled by its "
+                "client order id",
+                client_order_id=client_order_id,
+            ) from exc
+
+    return guarded

@@ -105,6 +105,7 @@ class FakeTradierServer(FakeJsonServer):
         self.daily_volume: dict[str, int] = {}
         self.listings: dict[str, tuple[str, str]] = {}  # symbol -> (type, exch code); default stock on "N"
         self._partials: list[tuple[list[Decimal], bool]] = []
+        self.fill_before_cancel = False  # a stalled order's remainder fills just before a DELETE reaches it
         self._lock = threading.RLock()
 
     def inject_partial_fill(self, steps: list[str], *, stall: bool = False) -> None:
@@ -212,8 +213,11 @@ class FakeTradierServer(FakeJsonServer):
                     "positions": "null" if not rows else {"position": rows[0] if len(rows) == 1 else rows}
                 }
             if method == "GET" and path == f"{acct}/orders":
+                # accounts/get-account-orders: one page at a time (`page` from 1, `limit` 25 by default),
+                # oldest first
                 self._advance()
-                rows = [o.as_json() for o in self.orders]
+                page, limit = int(query.get("page") or 1), int(query.get("limit") or 25)
+                rows = [o.as_json() for o in self.orders][(page - 1) * limit : page * limit]
                 return 200, {"orders": "null" if not rows else {"order": rows[0] if len(rows) == 1 else rows}}
             if method == "POST" and path == f"{acct}/orders":
                 return self._place(body or {})
@@ -223,10 +227,17 @@ class FakeTradierServer(FakeJsonServer):
                 if o is None:
                     raise ApiError(400, "order not found", "invalid")
                 if method == "GET":
+                    self._advance()  # an order works on whichever endpoint is read
                     return 200, {"order": o.as_json()}
                 if method == "DELETE":
-                    if o.status in ("open", "partially_filled", "pending"):
-                        o.status = "canceled"
+                    if self.fill_before_cancel and o.status == "partially_filled":
+                        self._fill(
+                            o, o.quantity - o.filled
+                        )  # the race: the rest filled as the cancel arrived
+                    if o.status not in ("open", "partially_filled", "pending"):
+                        # Tradier refuses to cancel a filled, cancelled, rejected or expired order
+                        raise ApiError(400, "order already in finalized state", "invalid")
+                    o.status = "canceled"
                     return 200, {"order": {"id": o.id, "status": "ok"}}
             if method == "GET" and path == "/v1/markets/clock":
                 now = self.now()

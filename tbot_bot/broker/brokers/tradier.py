@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from tbot_bot.support.path_resolver import BotHome
 
 log = logging.getLogger(__name__)
+_PAGE = 100  # orders asked for per page of the day's list (Tradier's default is 25)
 T = TypeVar("T")
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
 
@@ -199,6 +200,9 @@ class TradierBroker(Broker):
         self.settle_delay = timeout * 1.5 if settle_delay is None else settle_delay
         self._sleep = sleep
         self.api_retries = 0
+        # Tradier's order id by our client id (from the POST's reply or a listing): an order is then read by
+        # its id, not searched for in the day's paged list
+        self._order_ids: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings: BotSettings, home: BotHome, **kwargs: Any) -> TradierBroker:
@@ -292,10 +296,41 @@ class TradierBroker(Broker):
 
     # ------------------------------------------------------------------ orders
     def _orders(self) -> list[Order]:
-        raw = section(self._get(f"{self._acct}/orders", includeTags="true"), "orders", "order")
-        return [to_order(o) for o in as_list(raw)]
+        """The day's orders, every page of them: Tradier answers a page at a time (25 by default), and the 26th
+        order of the day was on a page never read (its fill lost, and an unclear submission of it sent again)."""
+        out: list[Order] = []
+        seen: set[str] = set()
+        first = 0
+        for page in range(1, 1000):
+            raw = section(
+                self._get(f"{self._acct}/orders", includeTags="true", page=page, limit=_PAGE),
+                "orders",
+                "order",
+            )
+            rows = [to_order(o) for o in as_list(raw)]
+            new = [o for o in rows if o.broker_order_id not in seen]
+            seen.update(o.broker_order_id for o in new)
+            out += new
+            first = first or len(rows)
+            # the last page is short (or empty); a server that ignores paging repeats itself: nothing new
+            if not new or len(rows) < min(first, _PAGE):
+                break
+        for o in out:
+            if o.client_order_id:
+                self._order_ids[o.client_order_id] = o.broker_order_id
+        return out
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        known = self._order_ids.get(client_order_id)
+        if known is not None:
+            try:
+                raw = section(self._get(f"{self._acct}/orders/{known}", includeTags="true"), "order")
+            except BrokerRejected as exc:
+                if exc.status not in (400, 404):
+                    raise
+                raw = None  # Tradier does not know that id (any more): the day's list is searched instead
+            if isinstance(raw, dict):
+                return to_order(raw)
         mine = [o for o in self._orders() if o.client_order_id == client_order_id]
         return mine[-1] if mine else None
 
@@ -364,7 +399,7 @@ class TradierBroker(Broker):
         # order (sent before a restart) would already have changed
         form = self._form(request)
         try:
-            self._post_order(form)
+            self._post_order(request.client_order_id, form)
         except BrokerRejected:
             raise
         except (NetworkError, BrokerError) as exc:  # may have reached Tradier: never send blindly again
@@ -372,10 +407,13 @@ class TradierBroker(Broker):
             return self.track_order(request.client_order_id, order)
         return self.track_order(request.client_order_id)
 
-    def _post_order(self, form: dict[str, str]) -> None:
+    def _post_order(self, client_order_id: str, form: dict[str, str]) -> None:
         reply = self.http.call("POST", f"{self._acct}/orders", form=form)
-        if not isinstance(section(reply, "order"), dict):
+        placed = section(reply, "order")
+        if not isinstance(placed, dict):
             raise BrokerError("Tradier order reply lacks the order", code="malformed_reply")
+        if placed.get("id") is not None:
+            self._order_ids[client_order_id] = str(placed["id"])
 
     def _lookup(self, cid: str) -> Order | None:
         try:
@@ -398,12 +436,14 @@ class TradierBroker(Broker):
             self.api_retries += 1
             self._sleep(self.retry.delay(attempt))
             try:
-                self._post_order(form)
-                return self._lookup(cid) or self.track_order(cid)
+                self._post_order(cid, form)
             except BrokerRejected:
                 raise
             except (NetworkError, BrokerError) as exc:
                 last = exc
+                continue
+            # placed: whatever the look-up says now, the order is never sent again
+            return self._lookup(cid) or self.track_order(cid)
         found = self._lookup(cid)
         if found is not None:
             return found
@@ -428,19 +468,32 @@ class TradierBroker(Broker):
         order = self.get_order_by_client_id(client_order_id)
         if order is None or order.status.is_final:
             return
-        self._read(
-            lambda: self.http.call("DELETE", f"{self._acct}/orders/{order.broker_order_id}"),
-            f"Tradier cancel of order {order.broker_order_id}",
-        )
+        self._cancel(order)
+
+    def _cancel(self, order: Order) -> None:
+        """DELETE an order. Tradier refuses to cancel an order already final (HTTP 400 "order already in finalized
+        state"): it filled or was cancelled meanwhile (the race at a fill deadline, or a DELETE whose first reply
+        was lost), which its own state says; that refusal was taken for a rejected order and the fill was lost."""
+        try:
+            self._read(
+                lambda: self.http.call("DELETE", f"{self._acct}/orders/{order.broker_order_id}"),
+                f"Tradier cancel of order {order.broker_order_id}",
+            )
+        except BrokerRejected as exc:
+            if exc.status not in (400, 404):
+                raise
+            now = self.get_order_by_client_id(order.client_order_id) if order.client_order_id else None
+            if now is None or not now.status.is_final:
+                raise
+            log.info(
+                "cancel of order %s refused (%s): already %s", order.broker_order_id, exc, now.status.value
+            )
 
     def cancel_all_orders(self) -> int:
         """Only our (tagged) orders: a person's manual orders on the account are left alone."""
         mine = [o for o in self._orders() if o.client_order_id and not o.status.is_final]
         for o in mine:
-            self._read(
-                lambda o=o: self.http.call("DELETE", f"{self._acct}/orders/{o.broker_order_id}"),  # type: ignore[misc]
-                f"Tradier cancel of order {o.broker_order_id}",
-            )
+            self._cancel(o)
         return len(mine)
 
     def close_position(self, symbol: str, client_order_id: str) -> Order | None:
