@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -223,3 +223,19 @@ def test_vix_source_broker_needs_ibkr() -> None:
 
     with pytest.raises(ConfigError, match="VIX_SOURCE=broker needs BROKER_NAME=IBKR"):
         make_settings(VIX_SOURCE="broker")
+
+
+def test_cboes_own_history_with_its_2006_row_is_accepted(cboe: FakeCboeServer) -> None:
+    """Cboe's VIX_History.csv holds `03/20/2006,12.11,12.21,11.82,11.79`: a close 3 cents under its own low. The
+    whole download was refused for it, and the CLOSE window ran without a VIX every day. An old row may miss its
+    range by a little; a recent one (what the gate reads) may not, and no row by a factor."""
+    body = cboe_csv([(date(2026, 11, 25), 20.0), (date(2026, 11, 27), 21.25)]).decode()
+    header, *rows = body.splitlines()
+    real = "\n".join([header, "03/20/2006,12.110000,12.210000,11.820000,11.790000", *rows]) + "\n"
+    cboe.files["/VIX_History.csv"] = (200, CSV, real.encode())
+    history = vix.download_cboe(cboe.url("/VIX_History.csv"), 5.0)
+    assert history[date(2006, 3, 20)].close == 11.79 and history[date(2026, 11, 27)].close == 21.25
+    recent = (datetime.now(UTC).date() - timedelta(days=3)).strftime("%m/%d/%Y")
+    cboe.files["/recent.csv"] = (200, CSV, f"{header}\n{recent},12.11,12.21,11.82,11.79\n".encode())
+    with pytest.raises(vix.VixDataError, match="CLOSE 11.79 is outside its day's LOW..HIGH 11.82..12.21"):
+        vix.download_cboe(cboe.url("/recent.csv"), 5.0)
