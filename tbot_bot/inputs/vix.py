@@ -110,7 +110,9 @@ def _day(raw: str, line: int) -> date:
     raise VixDataError(f"line {line}: date {raw!r} is not MM/DD/YYYY")
 
 
-RANGE_CHECKED = timedelta(days=31)  # the rows whose close must lie in their own LOW..HIGH (the gate reads these)
+RANGE_CHECKED = timedelta(
+    days=31
+)  # the rows whose close must lie in their own LOW..HIGH (the gate reads these)
 OLD_ROW_SLACK = 0.05  # older rows: a close within 5% beyond its range is history's rounding, not a feed error
 
 
