@@ -302,3 +302,49 @@ def test_a_flatten_that_fails_while_stopped_leaves_the_supervisor_up(
         assert (home.control_dir / "control_flatten.json").exists()  # the request waits for the broker
         said = [e for e in events(home) if e.get("event") == "flatten_not_served"]
         assert len(said) == 1 and "connection refused" in json.dumps(said[0])  # once, not at every poll
+
+
+def test_a_sigterm_during_the_last_window_is_kept_through_its_exits_settling(tmp_path: Path) -> None:
+    """`systemctl stop` as the day's last window ends: the end of the session let its exits settle and cleared the
+    stop to make its waits wait, so the supervisor never saw it and systemd killed it after TimeoutStopSec (and the
+    nightly optimizer it had just started). The stop is kept; the day then ends through the stop's own closing."""
+    import signal as signals
+    from datetime import UTC, date, datetime, timedelta
+    from types import SimpleNamespace
+
+    from tbot_bot.domain.vocab import WindowStatus
+    from tbot_bot.runtime import main as runtime_main
+    from tbot_bot.runtime.run_mode import RunKind
+    from tbot_bot.runtime.window_runner import WindowOutcome
+    from tbot_bot.support.path_resolver import BotHome
+
+    sup = runtime_main.Supervisor(BotHome(tmp_path))
+    now = datetime(2026, 12, 1, 20, 58, tzinfo=UTC)  # 15:58 in New York: the CLOSE window's end
+    still_open = [[object()], [object()], []]  # an exit still working for two looks
+    ended: list[str] = []
+    settings = SimpleNamespace(MARKET_CALENDAR="XNYS")
+    ctx = SimpleNamespace(
+        session_date=date(2026, 12, 1), day_key="2026-12-01", settings=settings,
+        mode=SimpleNamespace(kind=RunKind.LIVE, settle_steps=6, settle_step=timedelta(seconds=20)),
+        clock=SimpleNamespace(now=lambda: now), wait=lambda t: not sup._stop_signal,
+        orders=SimpleNamespace(sync=lambda: None),
+        journal=SimpleNamespace(open_intents=lambda: still_open.pop(0) if still_open else [],
+                                day_booked=lambda d: None),
+    )  # fmt: skip
+    sup._on_signal(signals.SIGTERM, None)
+    sup._settle(ctx)  # type: ignore[arg-type]
+    assert sup.stop_requested() and still_open == []  # the exits were waited for, and the stop kept
+    r = SimpleNamespace(settings=settings, clock=ctx.clock, vix_lookup=lambda d: 20.0)
+    stopped = WindowOutcome("close", WindowStatus.STOPPED, "stopped")
+    sup._window_through_outages = lambda c, n: (SimpleNamespace(feed=None), stopped)  # type: ignore[method-assign]
+    for name in ("_check_after_window", "_record_bars", "_announce_next_window"):
+        setattr(sup, name, lambda *a: None)
+    sup._end_of_session = lambda c: ended.append("end of session")  # type: ignore[method-assign]
+    sup._start_optimizer = lambda c, p: ended.append("optimizer")  # type: ignore[method-assign]
+    original = runtime_main.close_overdue
+    runtime_main.close_overdue = lambda c: None  # type: ignore[assignment]
+    try:
+        sup._run_due_window(r, ctx, ("open", "mid", "close"), "close")  # type: ignore[arg-type]
+    finally:
+        runtime_main.close_overdue = original  # type: ignore[assignment]
+    assert ended == [] and sup.stop_requested()  # left to the stop's closing, which the main loop runs next

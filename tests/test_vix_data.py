@@ -239,3 +239,39 @@ def test_cboes_own_history_with_its_2006_row_is_accepted(cboe: FakeCboeServer) -
     cboe.files["/recent.csv"] = (200, CSV, f"{header}\n{recent},12.11,12.21,11.82,11.79\n".encode())
     with pytest.raises(vix.VixDataError, match="CLOSE 11.79 is outside its day's LOW..HIGH 11.82..12.21"):
         vix.download_cboe(cboe.url("/recent.csv"), 5.0)
+
+
+@pytest.mark.parametrize("how", ["cut off", "trickled"])
+def test_a_download_cut_off_or_trickled_is_a_source_outage_in_bounded_time(how: str) -> None:
+    """A body cut off mid-way raised http.client.IncompleteRead, which no handler took: the supervisor crashed with
+    exit 1 ("unexpected") instead of riding out an outage (75). A server sending a byte at a time never tripped the
+    per-read timeout and held the supervisor past the watchdog's minute. Both are a source outage, within seconds."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 5000\r\n\r\nDATE,CLOSE\n")
+        if how == "trickled":
+            for _ in range(100):  # a byte every 0.2 s: each read answers in time, the whole never arrives
+                try:
+                    conn.sendall(b"1")
+                except OSError:
+                    break
+                time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(vix.VixSourceError, match="broke off|too slow"):
+            vix.download_cboe(f"http://127.0.0.1:{server.getsockname()[1]}/VIX_History.csv", 0.5)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 10

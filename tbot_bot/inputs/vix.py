@@ -14,9 +14,11 @@ has no close for exactly that session it is stale, and CLOSE is skipped with rea
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import math
 import re
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -110,9 +112,9 @@ def _day(raw: str, line: int) -> date:
     raise VixDataError(f"line {line}: date {raw!r} is not MM/DD/YYYY")
 
 
-RANGE_CHECKED = timedelta(
-    days=31
-)  # the rows whose close must lie in their own LOW..HIGH (the gate reads these)
+DOWNLOAD_DEADLINE = 45.0  # seconds for the whole history download: under the watchdog's 60 s without a beat
+# the rows whose close must lie in their own LOW..HIGH (the gate reads these)
+RANGE_CHECKED = timedelta(days=31)
 OLD_ROW_SLACK = 0.05  # older rows: a close within 5% beyond its range is history's rounding, not a feed error
 
 
@@ -173,10 +175,23 @@ def download_cboe(url: str, timeout: float) -> dict[date, VixDay]:
     if not HTTP_URL.match(url):  # never a file:// or ftp:// read on the operator's behalf
         raise UsageError(f"--url {url!r}: give the http:// or https:// address of a Cboe-format VIX CSV")
     request = urllib.request.Request(url, headers={"User-Agent": "rigd-tbot (VIX history)"})
+    # `timeout` bounds each read; the whole download is bounded too, under the watchdog's minute: a server that
+    # trickles a byte a second never trips a per-read timeout and held the supervisor until systemd killed it
+    deadline = time.monotonic() + min(DOWNLOAD_DEADLINE, max(timeout, 1.0) * 4)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) URL from config
-            body = resp.read()
             ctype = resp.headers.get("Content-Type", "")
+            size = resp.headers.get("Content-Length")
+            parts = []
+            while chunk := resp.read1(1 << 16):  # what has arrived (read() would wait for the whole amount)
+                parts.append(chunk)
+                if time.monotonic() > deadline:
+                    raise VixSourceError(
+                        f"{url} is too slow: the VIX history did not arrive within the deadline"
+                    )
+            body = b"".join(parts)
+            if size is not None and size.isdigit() and len(body) < int(size):
+                raise VixSourceError(f"{url} broke off the VIX history: {len(body)} of {size} bytes arrived")
     except urllib.error.HTTPError as e:
         if 400 <= e.code < 500 and e.code not in (408, 429):  # the address is wrong, not the server busy
             raise VixDataError(
@@ -185,6 +200,8 @@ def download_cboe(url: str, timeout: float) -> dict[date, VixDay]:
         raise VixSourceError(f"{url} answered HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         raise VixSourceError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from e
+    except http.client.HTTPException as e:  # a body cut off mid-way (IncompleteRead), a garbled status line
+        raise VixSourceError(f"{url} broke off the VIX history: {type(e).__name__}: {e}") from e
     if "html" in ctype.lower():
         raise VixSourceError(f"{url} sent an HTML page ({ctype}), not the VIX CSV")
     try:

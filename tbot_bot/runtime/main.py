@@ -753,14 +753,21 @@ class Supervisor:
             raise failed
 
     def _settle(self, ctx: DayContext) -> None:
-        """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes)."""
+        """Give exit orders a few bars to fill (replay: minutes of replay time; live: wall-clock minutes). The waits
+        wait even when a stop is pending (a wait returns at once on one), and the stop is kept for after: a
+        SIGTERM that came as the last window ended was cleared here, and systemd killed the bot 180 s later."""
         step = ctx.mode.settle_step
-        for _ in range(ctx.mode.settle_steps):
-            ctx.orders.sync()
-            if not ctx.journal.open_intents():
-                return
-            self._stop_signal = False
-            ctx.wait(ctx.clock.now() + step)
+        pending = self._stop_signal
+        try:
+            for _ in range(ctx.mode.settle_steps):
+                ctx.orders.sync()
+                if not ctx.journal.open_intents():
+                    return
+                pending = pending or self._stop_signal
+                self._stop_signal = False
+                ctx.wait(ctx.clock.now() + step)
+        finally:
+            self._stop_signal = pending or self._stop_signal
 
     # ------------------------------------------------------------------ live
     def _start_live_day(self, r: Services, plan_run: tuple[str, ...]) -> DayContext:
@@ -1134,8 +1141,9 @@ class Supervisor:
         self.outcomes.append(outcome)
         self._check_after_window(ctx, name)
         self._record_bars(ctx, runner)
-        # the last window ends the day once (a restart after an early close already finished it)
-        if name == plan_run[-1] and ctx.journal.day_booked(ctx.day_key) is None:
+        # the last window ends the day once (a restart after an early close already finished it); a stop taken
+        # during it ends the day through the stop's own closing instead (the main loop's next look at it)
+        if name == plan_run[-1] and ctx.journal.day_booked(ctx.day_key) is None and not self.stop_requested():
             self._end_of_session(ctx)
             self._start_optimizer(ctx, plan_run)
         # between windows too: the message said "open window running ..." until the next one began
