@@ -166,3 +166,42 @@ def test_a_late_restart_never_rewrites_an_entered_signal_as_denied(tmp_path) -> 
     assert not any(
         (e["ticker"] if "ticker" in e else e["d"].get("ticker")) in {s for s, _ in entered} for e in denied
     )
+
+
+class _NoBarAt:
+    """The sim broker whose minute bars lack `symbol`'s bar at `minute` (IEX: a minute without a trade has no bar
+    at all, not a bar of no volume)."""
+
+    def __init__(self, inner, symbol: str, minute) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._symbol, self._minute = inner, symbol, minute
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        value = getattr(self._inner, item)
+        if item != "get_bars":
+            return value
+
+        def without(*args, **kwargs):  # type: ignore[no-untyped-def]
+            got = value(*args, **kwargs)
+            if self._symbol in got:
+                got = {**got, self._symbol: [b for b in got[self._symbol] if b.timestamp != self._minute]}
+            return got
+
+        return without
+
+
+def test_a_signal_whose_symbol_has_no_next_bar_is_offered_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """MID's 15:45 signal on SYN5, refused (DISABLE_ALL_TRADES), and no SYN5 bar at 15:46: at 15:47 SYN5's newest
+    bar was still 15:45, and the same signal came back to be refused (counted) again, or entered a minute late had
+    its refusal cleared meanwhile. A signal is put to the window once."""
+    home = provision_demo_home(tmp_path / "home")
+    assert main(["config", "set", "--home", str(home.root), "DISABLE_ALL_TRADES=true"]) == 0
+    wrapper = lambda b: _NoBarAt(b, "SYN5", at(15, 46))  # noqa: E731
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrapper).run() == 0
+    mid = [e for e in logged_events(home) if e.get("strategy_name") == "mid" and e.get("ticker") == "SYN5"]
+    offered = [e for e in named(mid, "signal") if e["signal_time"] == at(15, 45).isoformat()]
+    refused = named(mid, "signal_denied")
+    assert len(offered) == 1 and len(refused) == 1, (offered, refused)
+    assert (
+        refused[0]["d"]["filter"] == "risk:trades_disabled"
+        and refused[0]["timestamp"] == "2011-01-25T15:46:00Z"
+    )

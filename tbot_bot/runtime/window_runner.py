@@ -63,6 +63,9 @@ class WindowRunner:
         # the feed went quiet: no new entries for the rest of the window (signals then are denied, once each)
         self.stale_since: datetime | None = None
         self._denied: set[tuple[str, datetime]] = set()
+        self._offered: set[tuple[str, datetime]] = (
+            set()
+        )  # the signals already put to the window (_offered_once)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> WindowOutcome:
@@ -327,6 +330,7 @@ class WindowRunner:
         # supervisor fell behind) would fill a bar or more after the next bar's open the signal is due at
         # (signals entered before a restart are passed over first: they were acted on, whatever this minute is)
         fresh = self._fresh(decisions.entries) if self.window.in_breakout(t - MINUTE) else []
+        fresh = self._offered_once(fresh, t)
         if fresh:
             now = ctx.clock.now()
             if self.stale_since is not None:
@@ -351,6 +355,22 @@ class WindowRunner:
 
     def _collect_fills(self) -> None:
         self.ctx.orders.sync()
+
+    def _offered_once(self, entries: list[EntryDecision], t: datetime) -> list[EntryDecision]:
+        """Each signal is offered once, in the minute after its bar. A symbol with no bar in the minute just closed
+        (IEX: no trade, no bar) reports its last bar's signal again, and a signal refused once (risk, instrument)
+        came back a minute later to be counted again or entered late; a signal whose bar arrived after its minute
+        is denied as late (an entry now would not fill at the open of the bar after it)."""
+        new = [e for e in entries if (e.symbol, e.signal_time) not in self._offered]
+        self._offered.update((e.symbol, e.signal_time) for e in new)
+        overdue = [e for e in new if e.signal_time < t - MINUTE]
+        if overdue:
+            self._deny_once(
+                overdue, "signal_late",
+                f"its bar arrived after the minute it closed ({t - MINUTE:%H:%M}Z is the bar due now): an entry "
+                "now would not fill at the open of the bar after its signal",
+            )  # fmt: skip
+        return [e for e in new if e.signal_time >= t - MINUTE]
 
     def _deny_once(self, entries: list[EntryDecision], code: str, reason: str) -> None:
         """Signals that may not be entered (a stale feed, a late minute): recorded as denied, once each."""
