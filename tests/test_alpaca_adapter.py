@@ -209,6 +209,31 @@ def test_quotes_and_snapshots(broker: AlpacaBroker, server: FakeAlpacaServer, cl
     assert spy.quote is not None
 
 
+def test_on_the_iex_feed_the_previous_volume_is_the_whole_markets(
+    server: FakeAlpacaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The free plan's IEX feed reports IEX's own volume (Alpaca's market-data FAQ: AAPL 923,134 on iex, 51,861,083
+    on sip), and MIN_VOLUME_THRESHOLD (1,000,000 in the template) is the whole market's: almost every stock failed
+    the screen. The previous session's consolidated daily bar (SIP, readable on every plan once 15 minutes old)
+    gives the volume; read once a day; a plan that refuses it leaves IEX's, said once."""
+    day1 = server.exchange.bars["SPY"][:390]
+    whole = int(sum(b.volume for b in day1))
+    iex = broker_for(server)  # ALPACA_DATA_FEED=iex, the default
+    assert iex.get_snapshots(["SPY"])["SPY"].prev_volume == whole
+    asked = server.count("GET", "/v2/stocks/bars")
+    assert iex.get_snapshots(["SPY"])["SPY"].prev_volume == whole
+    assert server.count("GET", "/v2/stocks/bars") == asked  # the day's volume is kept
+    sip = broker_for(server, data_feed="sip")
+    assert sip.get_snapshots(["SPY"])["SPY"].prev_volume == whole
+    assert server.count("GET", "/v2/stocks/bars") == asked  # the snapshot already had it
+    server.inject("GET", "/v2/stocks/bars", "status", status=403, times=99)  # a plan without SIP history
+    refused = broker_for(server)
+    assert refused.get_snapshots(["SPY"])["SPY"].prev_volume < whole / 20  # IEX's, a few percent of it
+    assert refused.get_snapshots(["AAPL"])["AAPL"].prev_volume is not None
+    said = [r for r in caplog.records if "consolidated (SIP) daily bars" in r.getMessage()]
+    assert len(said) == 1
+
+
 def test_client_internals_are_tamed(broker: AlpacaBroker) -> None:
     # guards the alpaca-py private attributes this adapter relies on (pinned alpaca-py 0.44.0)
     for client in (broker._trading, broker._data):

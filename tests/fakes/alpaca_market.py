@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 MINUTE = timedelta(minutes=1)
+IEX_SHARE = 0.018  # IEX's share of a day's volume (Alpaca's market-data FAQ: 923,134 of 51,861,083)
 NY = ZoneInfo("America/New_York")
 
 
@@ -220,6 +221,28 @@ class FakeMarket:
                         out.append((symbol, self._bar_json(bar)))
         return out
 
+    def daily_bars_between(
+        self, symbols: list[str], start: datetime | None, end: datetime | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """GET /v2/stocks/bars?timeframe=1Day: one bar per date (stamped 04:00 UTC, as the snapshots' daily bars),
+        the whole market's volume; a symbol priced without minute bars has the flat day its snapshot shows."""
+        out = []
+        with self._lock:
+            for symbol in sorted(set(symbols)):
+                done = self.completed_bars(symbol)
+                days = sorted({r.ts.date() for r in done})
+                rows = [self._daily([r for r in done if r.ts.date() == d]) for d in days]
+                if not done and (price := self.last_trade_price(symbol)) is not None and start is not None:
+                    p = float(price)
+                    rows = [
+                        {"t": iso(start), "o": p, "h": p, "l": p, "c": p, "v": 1_000_000, "n": None, "vw": p}
+                    ]
+                for bar in rows:
+                    at = parse_ts(bar["t"])
+                    if (start is None or at >= start) and (end is None or at <= end):
+                        out.append((symbol, bar))
+        return out
+
     def _daily(self, rows: list[BarRow]) -> dict[str, Any]:
         return {
             "t": iso(datetime.combine(rows[0].ts.date(), time(4, 0), UTC)),
@@ -243,7 +266,17 @@ class FakeMarket:
             return None
         return BarRow(bar.ts, bar.open, bar.open, bar.open, bar.open, 0.0)
 
-    def snapshot(self, symbol: str) -> dict[str, Any] | None:
+    def snapshot(self, symbol: str, feed: str = "sip") -> dict[str, Any] | None:
+        """GET /v2/stocks/snapshots: on the IEX feed (`feed=iex`, the free plan's) every volume is IEX's own, a few
+        percent of the market's (Alpaca's market-data FAQ: AAPL 51,861,083 on sip, 923,134 on iex)."""
+        snap = self._snapshot(symbol)
+        if snap is not None and feed == "iex":
+            for key in ("minuteBar", "dailyBar", "prevDailyBar"):
+                if key in snap:
+                    snap[key] = {**snap[key], "v": round(snap[key]["v"] * IEX_SHARE)}
+        return snap
+
+    def _snapshot(self, symbol: str) -> dict[str, Any] | None:
         with self._lock:
             price = self.last_trade_price(symbol)
             if price is None:

@@ -114,7 +114,8 @@ class FakeAlpacaServer(FakeJsonServer):
             }
         if path == "/v2/stocks/snapshots" and method == "GET":
             symbols = [s for s in query.get("symbols", "").split(",") if s]
-            return 200, {s: snap for s in symbols if (snap := ex.snapshot(s)) is not None}
+            feed = query.get("feed", "sip")
+            return 200, {s: snap for s in symbols if (snap := ex.snapshot(s, feed)) is not None}
         raise ApiReject(404, 40410000, f"endpoint not found: {method} {path}")
 
     def _option_quote(self, symbol: str) -> dict[str, Any] | None:
@@ -138,12 +139,16 @@ class FakeAlpacaServer(FakeJsonServer):
         }
 
     def _bars(self, query: dict[str, str]) -> dict[str, Any]:
-        if query.get("timeframe") not in ("1Min", "1T"):
-            raise ApiReject(422, 42210000, f"fake server serves 1Min bars only, not {query.get('timeframe')}")
+        daily = query.get("timeframe") in ("1Day", "1D")
+        if query.get("timeframe") not in ("1Min", "1T") and not daily:
+            raise ApiReject(
+                422, 42210000, f"fake server serves 1Min and 1Day bars only, not {query.get('timeframe')}"
+            )
         symbols = [s for s in query.get("symbols", "").split(",") if s]
         start = parse_ts(query["start"]) if query.get("start") else None
         end = parse_ts(query["end"]) if query.get("end") else None
-        rows = self.exchange.bars_between(symbols, start, end)
+        between = self.exchange.daily_bars_between if daily else self.exchange.bars_between
+        rows = between(symbols, start, end)
         offset = int(base64.b64decode(query["page_token"]).decode()) if query.get("page_token") else 0
         limit = min(int(query.get("limit") or self.page_size), self.page_size)
         page = rows[offset : offset + limit]

@@ -110,6 +110,7 @@ class AlpacaBroker(AlpacaMarketData, Broker):
             self.data_feed = DataFeed(data_feed.lower())
         except ValueError:
             raise ConfigError(f"unknown Alpaca data feed {data_feed!r}; use iex or sip") from None
+        self._sip_volumes, self._sip_refused = {}, False
         self._trading = TradingClient(api_key, secret_key, paper=paper, url_override=base_url or None)
         self._data = StockHistoricalDataClient(api_key, secret_key, url_override=data_url or None)
         # option quotes (GET /v1beta1/options/quotes/latest) price the put a LongPut entry would buy

@@ -6,8 +6,10 @@ Every failure here is a MarketDataError (retried when temporary, MarketDataRefus
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -25,10 +27,17 @@ from alpaca.trading.enums import AssetClass, AssetStatus
 from alpaca.trading.requests import GetAssetsRequest
 
 from tbot_bot.broker.broker_api import Bar, ListedEquity, OptionContract, Quote, Snapshot
-from tbot_bot.broker.brokers.alpaca_translate import to_bar, to_quote, to_snapshot, vendor_errors
+from tbot_bot.broker.brokers.alpaca_translate import (
+    MarketDataRefused,
+    to_bar,
+    to_quote,
+    to_snapshot,
+    vendor_errors,
+)
 from tbot_bot.errors import LogicError, MarketDataError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SYMBOLS_PER_REQUEST = 100
 
@@ -41,6 +50,8 @@ class AlpacaMarketData:
     _options: OptionHistoricalDataClient  # option contracts' quotes (OPRA, or Alpaca's indicative feed)
     _trading: TradingClient
     data_feed: DataFeed
+    _sip_volumes: dict[tuple[str, datetime], int]  # consolidated previous-session volumes read (IEX feed)
+    _sip_refused: bool  # the plan refused consolidated daily bars (said once)
 
     def _read(self, operation: str, fn: Callable[[], T], *, market_data: bool = False) -> T:
         raise NotImplementedError
@@ -87,6 +98,7 @@ class AlpacaMarketData:
 
     def get_snapshots(self, symbols: list[str]) -> dict[str, Snapshot]:
         out: dict[str, Snapshot] = {}
+        previous: dict[str, datetime] = {}  # each symbol's previous daily bar (its start)
         unique = list(dict.fromkeys(symbols))
         for i in range(0, len(unique), SYMBOLS_PER_REQUEST):
             chunk = unique[i : i + SYMBOLS_PER_REQUEST]
@@ -97,7 +109,51 @@ class AlpacaMarketData:
                     converted = to_snapshot(symbol, snap) if symbol in chunk else None
                     if converted is not None:
                         out[symbol] = converted
+                        if snap.previous_daily_bar is not None:
+                            previous[symbol] = snap.previous_daily_bar.timestamp
+        # ALPACA_DATA_FEED=iex: the snapshot's previous-session volume is IEX's alone (a few percent of the
+        # market), compared with a MIN_VOLUME_THRESHOLD meant for the whole market's: it is replaced by the
+        # consolidated (SIP) daily volume, which every plan may read once it is 15 minutes old
+        if self.data_feed is DataFeed.IEX and previous:
+            for symbol, volume in self._consolidated_volumes(previous).items():
+                out[symbol] = replace(out[symbol], prev_volume=volume)
         return out
+
+    def _consolidated_volumes(self, previous: dict[str, datetime]) -> dict[str, int]:
+        """The whole market's (SIP) volume of each symbol's previous daily bar, kept for the day; a refusal
+        (a plan without it) leaves IEX's volumes and is said once."""
+        cache = self._sip_volumes
+        wanted = {s: t for s, t in previous.items() if (s, t) not in cache}
+        by_day: dict[datetime, list[str]] = {}
+        for symbol, start in wanted.items():
+            by_day.setdefault(start, []).append(symbol)
+        for start, names in by_day.items():
+            for i in range(0, len(names), SYMBOLS_PER_REQUEST):
+                req = StockBarsRequest(
+                    symbol_or_symbols=names[i : i + SYMBOLS_PER_REQUEST], timeframe=TimeFrame.Day, start=start,
+                    end=start + timedelta(hours=12), adjustment=Adjustment.RAW, feed=DataFeed.SIP,
+                )  # fmt: skip
+                try:
+                    barset: Any = self._read(
+                        "consolidated daily bars",
+                        partial(self._data_raw.get_stock_bars, req),
+                        market_data=True,
+                    )
+                except MarketDataRefused as exc:
+                    if not self._sip_refused:
+                        self._sip_refused = True
+                        log.warning(
+                            "Alpaca refused consolidated (SIP) daily bars (%s): previous-session volumes are IEX's "
+                            "alone, a few percent of the market's, against MIN_VOLUME_THRESHOLD",
+                            exc,
+                        )
+                    return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+                with vendor_errors("consolidated daily bars", market_data=True):
+                    for symbol, rows in barset.items():
+                        for bar in (to_bar(symbol, r) for r in rows):
+                            if bar.timestamp == start:
+                                cache[(symbol, start)] = int(bar.volume)
+        return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
 
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         if start.tzinfo is None or end.tzinfo is None:
