@@ -314,3 +314,60 @@ def test_one_refused_symbol_or_one_500_does_not_take_the_pass_down(
     finnhub_fake.fail_next(1, 500)
     again = provider.get(["AAA"], date(2026, 11, 26))
     assert "AAA" in again.found and not again.errors
+
+
+def test_a_first_screen_of_many_symbols_keeps_the_watchdog_fed_and_its_work_cached(
+    finnhub_fake: FakeFinnhub, tmp_path: Path
+) -> None:
+    """At Finnhub's 60 calls a minute, the fundamentals of a thousand equities take 17 minutes: as one call it
+    outlasted the keep-alive's limit on one external wait (systemd restarted the bot) and wrote its day cache only
+    at the end (the restart started again from nothing). Parts of 100, each its own call, each cached as it ends;
+    here 250 symbols against a 150 s limit on one call."""
+    from tbot_bot.runtime.liveness import Liveness, Watched
+
+    clock = FakeTime()
+    live = Liveness(stale_after=61.0, max_external=150.0, monotonic=clock.monotonic)
+    stalled: list[str] = []
+    real_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        ok, why = live.alive()
+        if not ok:
+            stalled.append(why)
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    symbols = [f"S{i:03d}" for i in range(250)]
+    for s in symbols:
+        finnhub_fake.set_metric(s, 5000, 20, 0.5)
+    provider = finnhub_provider(finnhub_fake, tmp_path, clock)
+    cache = provider.cache_path(NOW.date())
+    sizes: list[int] = []
+    real_get = provider.get
+
+    def get(part: list[str], day: date) -> Any:
+        sizes.append(len(part))
+        got = real_get(part, day)
+        assert len(json.loads(cache.read_text())) == sum(sizes)  # each part is cached as it ends
+        return got
+
+    provider.get = get  # type: ignore[method-assign]
+    screener = make_screener({s: snap(s) for s in symbols}, Watched(provider, live, "fundamentals"))
+    result = screener.screen("open", symbols, NOW)
+    assert len(result.symbols) == 250 and sizes == [100, 100, 50]
+    assert clock.t > 150 and stalled == []  # over 4 minutes in all, never one call over the limit
+
+
+def test_a_fundamentals_outage_refuses_the_rest_unasked_and_is_said_once(
+    finnhub_fake: FakeFinnhub, tmp_path: Path
+) -> None:
+    symbols = [f"S{i:03d}" for i in range(150)]
+    for s in symbols:
+        finnhub_fake.set_metric(s, 5000, 20, 0.5)
+    provider = finnhub_provider(finnhub_fake, tmp_path, FakeTime(), retries=1)
+    finnhub_fake.fail_next(2, 429)  # the first part's first symbol: rate limited for good
+    result = make_screener({s: snap(s) for s in symbols}, provider).screen("open", symbols, NOW)
+    assert result.symbols == [] and finnhub_fake.metric_calls() == ["S000", "S000"]  # the second part unasked
+    assert result.fundamentals_outage is not None and result.fundamentals_outage.startswith(
+        "finnhub unavailable"
+    )

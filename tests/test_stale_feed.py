@@ -205,3 +205,22 @@ def test_a_signal_whose_symbol_has_no_next_bar_is_offered_once(tmp_path) -> None
         refused[0]["d"]["filter"] == "risk:trades_disabled"
         and refused[0]["timestamp"] == "2011-01-25T15:46:00Z"
     )
+
+
+def test_a_fundamentals_outage_is_alerted_once_per_window(tmp_path, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Finnhub down at a window's screen: every equity was refused with one INFO line each, and nobody was told.
+    One critical alert per window (and day) names the outage; the day still runs."""
+    from tbot_bot.screeners.fundamentals import OUTAGE, FundamentalsLookup, LocalFileFundamentals
+
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    down = f"{OUTAGE} HTTP 503 for /stock/metric"
+    monkeypatch.setattr(
+        LocalFileFundamentals,
+        "get",
+        lambda self, symbols, day: FundamentalsLookup(errors=dict.fromkeys(symbols, down)),
+    )
+    home = provision_demo_home(tmp_path / "home")
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    said = alerts(caplog, "fundamentals_unavailable")
+    assert len(said) == 3 and all(down in m for m in said)  # OPEN, MID, CLOSE: once each
+    assert entries(logged_events(home), "open") == []  # no equity passed the screen

@@ -110,6 +110,13 @@ class WindowRunner:
         screen = ctx.screener.screen(self.name, ctx.universe, now=ctx.clock.now())
         for r in screen.rejections:
             ctx.log.event(self.name, "screen_reject", ticker=r.symbol, filter=r.filter, reason=r.reason)
+        if screen.fundamentals_outage is not None:
+            # every equity refused for want of fundamentals: said once per window and day, not only per symbol
+            ctx.alert_once(
+                AlertLevel.CRITICAL, "fundamentals_unavailable",
+                f"{self.name.upper()} window: no equity screened, {screen.fundamentals_outage}",
+                key=f"fundamentals_unavailable:{self.name}",
+            )  # fmt: skip
         self.symbols = screen.symbols
         ctx.log.event(self.name, "candidates", tickers=",".join(self.symbols), count=len(self.symbols))
         self.feed = MarketFeed(

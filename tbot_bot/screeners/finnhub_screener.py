@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tbot_bot.enhancements.finnhub_fundamental_guard import FundamentalGuard
+from tbot_bot.screeners.fundamentals import FundamentalsLookup
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker, Snapshot
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from tbot_bot.screeners.fundamentals import Fundamentals, FundamentalsProvider
 
 _log = logging.getLogger(__name__)
+FUNDAMENTALS_PER_CALL = 100  # symbols per fundamentals call: under two minutes at 60 calls a minute
 
 # The owner's whitelist (spec "Inverse ETF" section); strategy_meta.py is its home once it exists.
 _SPEC_INVERSE_ETF_TOP20 = (
@@ -60,6 +62,7 @@ class ScreenResult:
     strategy: str
     candidates: list[Candidate] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    fundamentals_outage: str | None = None  # the fundamentals source stopped answering: every equity refused
 
     @property
     def symbols(self) -> list[str]:
@@ -162,7 +165,8 @@ class Screener:
                 passed.append(candidate)
 
         equities = [c.symbol for c in passed if not c.is_inverse_etf]
-        lookup = self.fundamentals.get(equities, now.date()) if equities else None
+        lookup = self._fundamentals(equities, now) if equities else None
+        result.fundamentals_outage = lookup.outage if lookup is not None else None
         for cand in passed:
             # DESIGN §7: inverse ETFs pass price, volume and spread filters, not market cap or fundamentals
             if cand.is_inverse_etf or lookup is None:
@@ -197,6 +201,22 @@ class Screener:
             result.rejection_counts(),
         )
         return result
+
+    def _fundamentals(self, symbols: list[str], now: datetime) -> FundamentalsLookup:
+        """The fundamentals of `symbols`, asked in parts: each part is one call (the keep-alive waits up to 15
+        minutes for one) and is cached as it ends, so a first screen of a thousand symbols at Finnhub's 60 calls a
+        minute neither outlasts the watchdog nor starts again from nothing after a restart. A source that stopped
+        answering is not asked for the rest."""
+        out = FundamentalsLookup()
+        for i in range(0, len(symbols), FUNDAMENTALS_PER_CALL):
+            part = symbols[i : i + FUNDAMENTALS_PER_CALL]
+            if (outage := out.outage) is not None:
+                out.errors.update(dict.fromkeys(part, outage))
+                continue
+            got = self.fundamentals.get(part, now.date())
+            out.found.update(got.found)
+            out.errors.update(got.errors)
+        return out
 
     def _market_filters(
         self, strategy: str, snap: Snapshot, is_etf: bool

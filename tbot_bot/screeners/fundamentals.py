@@ -61,6 +61,14 @@ class FundamentalsLookup:
     found: dict[str, Fundamentals] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # symbol -> why its fundamentals are unknown
 
+    @property
+    def outage(self) -> str | None:
+        """Why the source stopped answering (the rest were not asked), when it did."""
+        return next((e for e in self.errors.values() if e.startswith(OUTAGE)), None)
+
+
+OUTAGE = "finnhub unavailable:"  # how an error of a source that stopped answering begins
+
 
 def _figure(value: Any) -> float | None:
     """A metric the guard can compare, or None: NaN or infinity (a feed's placeholder), text and booleans are no
@@ -196,7 +204,7 @@ class FinnhubFundamentals:
                 out.errors[sym] = str(e)
                 continue
             except NetworkError as e:
-                outage = f"finnhub unavailable: {e}"
+                outage = f"{OUTAGE} {e}"
                 out.errors[sym] = outage
                 continue
             cache[sym] = metric
