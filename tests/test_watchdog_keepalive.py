@@ -180,3 +180,42 @@ def test_watched_keeps_the_wrapped_objects_attributes() -> None:
     assert liveness.alive()[0] is False  # stale_after=0: not beating
     proxy2.slow()
     assert seen[0][0] is True and "fundamentals.slow" in seen[0][1]
+
+
+class _SlowBoot:
+    """The sim broker whose first call (the boot's) takes HANG seconds of wall time."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner, self.hung = inner, False
+
+    def __getattr__(self, item: str) -> Any:
+        target = getattr(self._inner, item)
+        if not callable(target) or self.hung:
+            return target
+
+        def hang(*a: Any, **k: Any) -> Any:
+            self.hung = True
+            time.sleep(HANG)
+            return target(*a, **k)
+
+        return hang
+
+
+def test_a_long_boot_extends_the_start_timeout_while_it_progresses(tmp_path: Path, listener: _Listener) -> None:
+    """systemd gives a Type=notify start TimeoutStartSec (90 s by default) to say READY=1; a boot that warms up a
+    few thousand symbols from the broker takes longer, was killed as a failed start, and every restart began it
+    again. The keep-alive runs from before the boot and each ping extends the timeout systemd is running (the
+    start's, then the stop's while a closing goes on); a hung boot would extend nothing."""
+    home = provision_demo_home(tmp_path / "home")
+    slow: list[_SlowBoot] = []
+
+    def wrap(b: Any) -> Any:
+        slow.append(_SlowBoot(b))
+        return slow[-1]
+
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrap).run() == 0
+    assert slow and slow[0].hung, "the boot never called the broker"
+    ready = next(t for t, m in listener.messages if "READY=1" in m)
+    extended = [m for t, m in listener.messages if t < ready and "EXTEND_TIMEOUT_USEC=" in m]
+    assert len(extended) >= int(HANG / WATCHDOG_SEC), listener.messages[:5]
+    assert all("WATCHDOG=1" in m and "EXTEND_TIMEOUT_USEC=3000000" in m for m in extended)  # 3 pings of 1 s

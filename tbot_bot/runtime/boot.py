@@ -320,7 +320,7 @@ def _boot(
     warm: WarmUp | None = None
     if replay_day is None:
         symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
-        warm = warm_up_universe(home, settings, broker, clock, log, symbols)
+        warm = warm_up_universe(home, settings, broker, clock, log, symbols, beat=beat)
         symbols = [s for s in symbols if s not in warm.excluded]
     fundamentals = build_fundamentals_provider(settings, home, replay_file=replay_fundamentals)
     result = Services(
@@ -388,7 +388,13 @@ def _live_universe(
 
 
 def warm_up_universe(
-    home: BotHome, settings: BotSettings, broker: Broker, clock: Clock, log: BotLog, symbols: list[str]
+    home: BotHome,
+    settings: BotSettings,
+    broker: Broker,
+    clock: Clock,
+    log: BotLog,
+    symbols: list[str],
+    beat: Callable[[], None] = lambda: None,
 ) -> WarmUp:
     """The previous session's volume, close and lookback bars for the universe (cached per session), paced by
     the broker's data rate, one progress line per batch; symbols without history are logged and left out."""
@@ -403,6 +409,7 @@ def warm_up_universe(
 
     def progress(done: int, total: int) -> None:
         log.event("supervisor", "warmup_progress", session=prev.day.isoformat(), done=done, total=total)
+        beat()  # a batch done is progress: the keep-alive extends the start's timeout for the next
 
     warm = warm_up(
         broker,

@@ -227,6 +227,9 @@ class Supervisor:
 
     def _run_guarded(self) -> int:
         t0 = time.perf_counter()
+        # from before the boot: its warm-up of a large universe may outlast TimeoutStartSec, extended while it
+        # progresses (a boot that hangs is not)
+        self.service.start_keepalive(self.liveness.alive)
         result = boot(
             self.home,
             replay_day=self.replay_day,
@@ -800,7 +803,9 @@ class Supervisor:
         if r.warmup.session == wanted:
             return
         try:
-            r.warmup = warm_up_universe(r.home, r.settings, r.broker, r.clock, r.log, sorted(r.tradable))
+            r.warmup = warm_up_universe(
+                r.home, r.settings, r.broker, r.clock, r.log, sorted(r.tradable), beat=self._beat
+            )
         except TbotError as exc:
             # the screener then relies on the broker's snapshots alone for previous-session volume
             r.log.event("supervisor", "warmup_failed", session=today.isoformat(), reason=str(exc))

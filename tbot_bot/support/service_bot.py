@@ -3,7 +3,9 @@
 Outside systemd (no NOTIFY_SOCKET) every call is a no-op, so the same supervisor runs by hand or in tests.
 Besides the pings the main loop sends, a keep-alive thread pings every half WatchdogSec (WATCHDOG_USEC) while
 the supervisor is alive by the given test (`runtime/liveness.py`), so a slow broker call or a long retry
-back-off never lets the watchdog fire, while a hung main thread still does.
+back-off never lets the watchdog fire, while a hung main thread still does. Each of its pings also extends the
+timeout systemd is running at that moment (EXTEND_TIMEOUT_USEC: the start's while the boot warms up, the stop's
+while a closing goes on), by three keep-alive periods.
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ class ServiceNotifier:
             ok, why = alive()
             if ok:
                 self.unhealthy = None
-                self.watchdog()
+                # with each ping, more time for what systemd is timing now: a boot (TimeoutStartSec) warming up a
+                # large universe, a stop (TimeoutStopSec) closing positions through a slow broker; a hung
+                # supervisor extends nothing and is killed when the last extension runs out
+                self._send(f"WATCHDOG=1\nEXTEND_TIMEOUT_USEC={int(period * 3 * 1_000_000)}")
             elif self.unhealthy is None:
                 # said once: systemd will restart the daemon when WatchdogSec passes without a ping
                 self.unhealthy = why
