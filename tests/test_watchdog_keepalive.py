@@ -201,7 +201,9 @@ class _SlowBoot:
         return hang
 
 
-def test_a_long_boot_extends_the_start_timeout_while_it_progresses(tmp_path: Path, listener: _Listener) -> None:
+def test_a_long_boot_extends_the_start_timeout_while_it_progresses(
+    tmp_path: Path, listener: _Listener
+) -> None:
     """systemd gives a Type=notify start TimeoutStartSec (90 s by default) to say READY=1; a boot that warms up a
     few thousand symbols from the broker takes longer, was killed as a failed start, and every restart began it
     again. The keep-alive runs from before the boot and each ping extends the timeout systemd is running (the
