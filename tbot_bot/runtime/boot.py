@@ -388,14 +388,9 @@ def _live_universe(
 
 
 def warm_up_universe(
-    home: BotHome,
-    settings: BotSettings,
-    broker: Broker,
-    clock: Clock,
-    log: BotLog,
-    symbols: list[str],
+    home: BotHome, settings: BotSettings, broker: Broker, clock: Clock, log: BotLog, symbols: list[str],
     beat: Callable[[], None] = lambda: None,
-) -> WarmUp:
+) -> WarmUp:  # fmt: skip
     """The previous session's volume, close and lookback bars for the universe (cached per session), paced by
     the broker's data rate, one progress line per batch; symbols without history are logged and left out."""
     from tbot_bot.market_time import next_session_date, previous_session_date, session_for
