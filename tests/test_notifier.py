@@ -228,9 +228,10 @@ def test_send_builds_alerts_and_swallows_mistakes(tmp_path: Path, caplog: pytest
     assert "malformed alert" in caplog.text
 
 
-def test_an_alert_whose_answer_is_lost_is_not_sent_again_and_pagerduty_dedups_it() -> None:
-    """The receiver takes the alert but answers after the timeout: the notifier sent it three times (three
-    PagerDuty incidents, three Slack posts). Sent once now; PagerDuty events carry a stable dedup_key."""
+def test_an_alert_whose_answer_is_lost_is_posted_once_and_paged_again_under_one_dedup_key() -> None:
+    """The receiver takes the alert but answers after the timeout. A Slack post is not sent again (a second post);
+    a PagerDuty page is, since its stable dedup_key makes a repeat the same incident (PagerDuty's Events API v2:
+    retry on a network error), and a lost page is worse than a repeated one."""
     from tbot_bot.trading.notifier_bot import Notifier, PagerDutyChannel, SlackChannel
 
     with FakeWebhooks() as hooks:
@@ -239,7 +240,7 @@ def test_an_alert_whose_answer_is_lost_is_not_sent_again_and_pagerduty_dedups_it
             make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="slack"),
             {"pagerduty": PagerDutyChannel("RK", hooks.url("/v2/enqueue"), timeout=0.5),
              "slack": SlackChannel(hooks.url("/slack"), timeout=0.5)},
-            background=False, sleep=lambda _: None, bot="RGL TB01",
+            background=False, sleep=lambda _: None, bot="RGL TB01", attempts=2,
         )  # fmt: skip
         at = datetime(2011, 1, 25, 15, 0, tzinfo=UTC)
         notifier.send(
@@ -249,7 +250,139 @@ def test_an_alert_whose_answer_is_lost_is_not_sent_again_and_pagerduty_dedups_it
             "routine", "exit", timestamp=at, trigger="trailing_stop", message="closed", ticker="SPY"
         )
         time.sleep(2.0)  # the slow answers
-        (page,) = hooks.on("/v2/enqueue")
+        pages = hooks.on("/v2/enqueue")
         (post,) = hooks.on("/slack")
-    assert len(page.body["dedup_key"]) == 64 and page.body["payload"]["source"] == "rigd-tbot/RGL TB01"
+    assert len(pages) == 2 and len({p.body["dedup_key"] for p in pages}) == 1  # one incident at PagerDuty
+    assert (
+        len(pages[0].body["dedup_key"]) == 64 and pages[0].body["payload"]["source"] == "rigd-tbot/RGL TB01"
+    )
     assert "[RGL TB01]" in post.body["text"]  # which bot: a firm runs several
+
+
+SECRET_PATH = "/services/T0001/B0001/XXXXsecretXXXX"  # a Slack webhook's path is its token
+
+
+def test_a_webhooks_secret_path_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from tbot_bot.trading.notifier_bot import Notifier, SlackChannel
+
+    with FakeWebhooks() as hooks:
+        hooks.fail_next(1, 404, b"no_service")  # a revoked webhook: Slack answers in plain text
+        n = Notifier(
+            make_settings(ROUTINE_ALERT_CHANNEL="slack"), {"slack": SlackChannel(hooks.url(SECRET_PATH))},
+            background=False, sleep=lambda _: None,
+        )  # fmt: skip
+        with caplog.at_level(logging.WARNING):
+            n.notify(fill_alert())
+    assert "HTTP 404 from http://127.0.0.1" in caplog.text and "XXXXsecretXXXX" not in caplog.text
+
+
+def test_a_rate_limited_page_waits_as_the_service_asks_and_a_dropped_one_is_sent_again() -> None:
+    """PagerDuty and Slack answer a burst with 429 and Retry-After; the notifier waited 1 s and 2 s and lost the
+    page. A page whose connection closed without an answer was not sent again, although its dedup_key makes a
+    repeat harmless."""
+    from tbot_bot.trading.notifier_bot import RETRY_AFTER_CAP, Notifier, PagerDutyChannel
+
+    with FakeWebhooks() as hooks:
+        hooks.fail_next(2, 429, b'{"status":"throttle event"}', {"Retry-After": "30"})
+        waited: list[float] = []
+        n = Notifier(
+            make_settings(CRITICAL_ALERT_CHANNEL="pagerduty"),
+            {"pagerduty": PagerDutyChannel("RK", hooks.url("/v2/enqueue"))},
+            background=False, sleep=waited.append,
+        )  # fmt: skip
+        n.notify(failure_alert())
+        assert n.sent == 1 and waited == [30.0, 30.0] and RETRY_AFTER_CAP >= 30
+        hooks.drop_next(1)  # the request went out; the connection closed with no answer
+        n.notify(failure_alert())
+        assert n.sent == 2 and len(hooks.on("/v2/enqueue")) == 2
+
+
+def test_critical_alerts_are_sent_before_routine_ones_queued_earlier() -> None:
+    """A flatten's exit posts queued ahead of the kill switch's page on a slow Slack: the page waited behind them
+    and was lost when the notifier closed at the exit."""
+    from tbot_bot.trading.notifier_bot import Notifier, PagerDutyChannel, SlackChannel
+
+    with FakeWebhooks() as slack, FakeWebhooks() as pagerduty:
+        slack.delay = 1.0
+        n = Notifier(
+            make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="slack"),
+            {"slack": SlackChannel(slack.url("/s")), "pagerduty": PagerDutyChannel("RK", pagerduty.url("/v2/enqueue"))},
+        )  # fmt: skip
+        for _ in range(8):
+            n.notify(fill_alert(event="exit"))
+        n.notify(failure_alert())
+        n.close(timeout=2.5)
+        assert len(pagerduty.on("/v2/enqueue")) == 1
+
+
+def test_an_email_alert_has_a_date_and_a_message_id() -> None:
+    from tbot_bot.trading.notifier_bot import EmailChannel
+
+    with FakeSmtp() as smtp:
+        EmailChannel("127.0.0.1", smtp.port, "bot@example.test", ["ops@example.test"], starttls=False).send(
+            fill_alert()
+        )
+        msg = smtp.messages[0][2]
+    assert msg["Date"] and msg["Message-ID"].endswith("@example.test>")
+
+
+def test_starttls_refuses_a_server_whose_certificate_is_not_trusted(tmp_path: Path) -> None:
+    """smtplib's STARTTLS without a context checks no certificate: a man in the middle read the SMTP password."""
+    import datetime as dt
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tbot_bot.trading.notifier_bot import ChannelError, EmailChannel
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker.invalid")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    stolen: list[bytes] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        stolen.append(auth_data.password)
+        return AuthResult(success=True)
+
+    class Accept:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "250 OK"
+
+    port = free_port()
+    server = Controller(
+        Accept(), hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True,
+        authenticator=authenticator, auth_require_tls=True,
+    )  # fmt: skip
+    server.start()
+    try:
+        channel = EmailChannel(
+            "127.0.0.1",
+            port,
+            "bot@example.test",
+            ["ops@example.test"],
+            user="bot",
+            password="hunter2",
+            timeout=5,
+        )
+        with pytest.raises(ChannelError, match="SMTP 127.0.0.1"):
+            channel.send(fill_alert())
+    finally:
+        server.stop()
+    assert stolen == []

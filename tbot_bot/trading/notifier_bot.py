@@ -5,14 +5,18 @@ bounded retries; a failing channel is logged and never raises into trading.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import itertools
 import json
 import logging
 import queue
 import smtplib
+import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -34,6 +38,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEND_TIMEOUT = 10.0  # seconds per attempt and channel
 SEND_ATTEMPTS = 3
 QUEUE_LIMIT = 1000  # alerts waiting to be sent; beyond this new alerts are logged and dropped
+RETRY_AFTER_CAP = 60.0  # seconds: the longest a 429's Retry-After holds a retry
 SOURCE = "rigd-tbot"
 
 
@@ -93,11 +98,28 @@ class Alert:
 
 
 class ChannelError(Exception):
-    """One delivery attempt failed; `retryable` says whether another attempt can help."""
+    """One delivery attempt failed; `retryable` says whether another attempt can help, `retry_after` how long the
+    service asked to be left alone first (a 429's Retry-After, in seconds)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
         self.retryable = retryable
+        self.retry_after = retry_after
         super().__init__(message)
+
+
+def _where(url: str) -> str:
+    """A webhook's address as said in logs: its scheme and host. A Slack webhook's path is its secret (and an SMS
+    gateway's may be), so the URL itself is never written anywhere."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}"
+
+
+def _retry_after(e: urllib.error.HTTPError) -> float | None:
+    raw = e.headers.get("Retry-After") if e.headers is not None else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None  # an HTTP date: the exponential back-off stands
 
 
 class Channel(Protocol):
@@ -107,7 +129,12 @@ class Channel(Protocol):
         """Deliver or raise ChannelError."""
 
 
-def _post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout: float) -> int:
+def _post_json(
+    url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout: float, *, idempotent: bool = False
+) -> int:
+    """POST an alert. `idempotent`: the service dedups a repeat (PagerDuty's dedup_key), so an alert whose answer
+    was lost is sent again; otherwise not (a second Slack post or SMS)."""
+    where = _where(url)
     data = json.dumps(body).encode("utf-8")
     req = urllib.request.Request(url, data=data, method="POST")
     req.add_header("Content-Type", "application/json")
@@ -119,15 +146,21 @@ def _post_json(url: str, body: Mapping[str, Any], headers: Mapping[str, str], ti
     except urllib.error.HTTPError as e:
         # 4xx other than 429 means our request or credentials are wrong: retrying will not help
         retryable = e.code == 429 or e.code >= 500
-        raise ChannelError(f"HTTP {e.code} from {url}", retryable=retryable) from e
+        raise ChannelError(
+            f"HTTP {e.code} from {where}", retryable=retryable, retry_after=_retry_after(e)
+        ) from e
     except (
         urllib.error.URLError
     ) as e:  # connecting or sending failed: the alert did not arrive, send it again
-        raise ChannelError(f"cannot reach {url}: {e.reason}") from e
+        raise ChannelError(f"cannot reach {where}: {e.reason}") from e
     except (TimeoutError, OSError) as e:
-        # sent, then no answer: it may well have arrived, and a resend would page (or post) it twice
+        if idempotent:  # a repeat is the same incident: losing the page is worse than sending it twice
+            raise ChannelError(
+                f"no answer from {where} after the alert was sent ({e}); sending it again"
+            ) from e
+        # sent, then no answer: it may well have arrived, and a resend would post it twice
         raise ChannelError(
-            f"no answer from {url} after the alert was sent ({e}); not sent again (it may have arrived)",
+            f"no answer from {where} after the alert was sent ({e}); not sent again (it may have arrived)",
             retryable=False,
         ) from e
 
@@ -181,7 +214,7 @@ class PagerDutyChannel:
                 "custom_details": alert.as_dict(),
             },
         }
-        _post_json(self.url, body, {}, self.timeout)
+        _post_json(self.url, body, {}, self.timeout, idempotent=True)
 
 
 class SmsChannel:
@@ -224,12 +257,17 @@ class EmailChannel:
     def send(self, alert: Alert) -> None:
         msg = EmailMessage()
         msg["Subject"], msg["From"], msg["To"] = alert.subject, self.sender, ", ".join(self.recipients)
+        # RFC 5322 wants a Date, and mail without a Message-ID is scored as spam: an alert must arrive
+        msg["Date"] = email.utils.format_datetime(alert.timestamp)
+        msg["Message-ID"] = email.utils.make_msgid(domain=self.sender.rpartition("@")[2] or None)
         msg.set_content(alert.text())
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                # SMTP_STARTTLS=true: upgrade before credentials cross the wire
+                # SMTP_STARTTLS=true: upgrade before credentials cross the wire, to a server whose certificate
+                # is trusted and names the host (smtplib's default context checks neither: a man in the middle
+                # would have read the password)
                 if self.starttls:
-                    smtp.starttls()
+                    smtp.starttls(context=ssl.create_default_context())
                 if self.user:
                     smtp.login(self.user, self.password or "")
                 smtp.send_message(msg)
@@ -269,7 +307,12 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
-        self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=QUEUE_LIMIT)
+        # critical alerts first: a kill switch's page is not sent after a flatten's exit posts (nor lost behind
+        # them when the notifier closes); within a level, in the order raised
+        self._queue: queue.PriorityQueue[tuple[int, int, Alert | None]] = queue.PriorityQueue(
+            maxsize=QUEUE_LIMIT
+        )
+        self._order = itertools.count()
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
         if background and self.channels:
@@ -298,7 +341,8 @@ class Notifier:
             if self._worker is None:
                 self._deliver(alert)
                 return True
-            self._queue.put_nowait(alert)
+            rank = 0 if alert.level is AlertLevel.CRITICAL else 1
+            self._queue.put_nowait((rank, next(self._order), alert))
             return True
         except queue.Full:
             self.dropped += 1
@@ -332,7 +376,7 @@ class Notifier:
 
     def _run(self) -> None:
         while True:
-            alert = self._queue.get()
+            _, _, alert = self._queue.get()
             try:
                 if alert is None:
                     return
@@ -360,6 +404,10 @@ class Notifier:
                 )
                 if not e.retryable or attempt == self.attempts or self._stopping.is_set():
                     break
+                if e.retry_after is not None:
+                    # the service said how long to wait (a 429's Retry-After), within a bound: a page waits
+                    self._sleep(min(e.retry_after, RETRY_AFTER_CAP))
+                    continue
             except Exception as e:
                 self._log.warning(
                     "alert channel %s attempt %d/%d crashed: %r", name, attempt, self.attempts, e
@@ -384,7 +432,7 @@ class Notifier:
         self.flush(timeout)
         self._stopping.set()  # whatever is still queued is logged as undelivered, not retried
         try:
-            self._queue.put_nowait(None)
+            self._queue.put_nowait((2, next(self._order), None))  # after every alert still queued
         except queue.Full:
             pass
         self._worker.join(timeout=0.5)

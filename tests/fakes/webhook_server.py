@@ -25,13 +25,25 @@ class FakeWebhooks:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.delay = 0.0
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, bytes, dict[str, str]]] = []
+        self._drops = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    def fail_next(self, n: int, status: int = 500) -> None:
+    def fail_next(
+        self,
+        n: int,
+        status: int = 500,
+        body: bytes = b'{"status":"error"}',
+        headers: dict[str, str] | None = None,
+    ) -> None:
         with self._lock:
-            self._failures.extend([status] * n)
+            self._failures.extend([(status, body, headers or {})] * n)
+
+    def drop_next(self, n: int) -> None:
+        """Read the request, then close the connection without any answer (a load balancer reset)."""
+        with self._lock:
+            self._drops += n
 
     def on(self, path: str) -> list[Received]:
         with self._lock:
@@ -60,21 +72,28 @@ class FakeWebhooks:
                 if fake.delay:
                     time.sleep(fake.delay)
                 with fake._lock:
+                    if fake._drops:
+                        fake._drops -= 1
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     failure = fake._failures.pop(0) if fake._failures else None
                     if failure is None:
                         body = json.loads(raw) if raw else None
                         fake.received.append(Received(self.path, dict(self.headers.items()), body))
                 if failure is not None:
-                    return self._reply(failure, b'{"status":"error"}')
+                    return self._reply(failure[0], failure[1], failure[2])
                 if "enqueue" in self.path:  # PagerDuty answers 202 with a dedup key
                     return self._reply(
                         202, b'{"status":"success","message":"Event processed","dedup_key":"k"}'
                     )
                 return self._reply(200, b"ok")
 
-            def _reply(self, status: int, data: bytes) -> None:
+            def _reply(self, status: int, data: bytes, extra: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/json" if data[:1] == b"{" else "text/plain")
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
