@@ -360,3 +360,70 @@ def test_remote_retention_keeps_the_newest_of_two_archives_of_one_second() -> No
     first, second = "tbot_backup_20261125T000000Z.tar.gz.enc", "tbot_backup_20261125T000000Z-1.tar.gz.enc"
     old = "tbot_backup_20251125T000000Z.tar.gz.enc"
     assert prunable({first, second, old}, datetime(2027, 1, 1, tzinfo=UTC)) == sorted([first, old])
+
+
+def test_a_copy_that_fails_verification_is_removed_and_uploaded_again(
+    provisioned_home: Path, s3_endpoint: str
+) -> None:
+    """A provider that stores other bytes and ignores the checksum header: the verification caught it, but left the
+    object, whose sha256 metadata (written by us, not measured) had the next run take it for good, for ever."""
+    import boto3
+
+    from tbot_bot.errors import NetworkError
+    from tbot_bot.reporting.offsite_backup import s3_client, upload_s3
+
+    home = BotHome(provisioned_home)
+    (archive,) = _archives(home, [0.01])
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="verify-bucket")
+    real = s3_client(s3_endpoint, CREDS)
+
+    class Mangling:
+        def __getattr__(self, item: str) -> object:
+            return getattr(real, item)
+
+        def put_object(self, **kw: object) -> object:
+            kw.pop("ChecksumAlgorithm", None)  # the provider ignores it
+            return real.put_object(**{**kw, "Body": b"TRUNCATED"})
+
+    target = parse_target("s3://verify-bucket/tb01")
+    with pytest.raises(NetworkError, match="differs from the local archive"):
+        upload_s3(Mangling(), target, [archive], 7, NOW)
+    assert "Contents" not in s3.list_objects_v2(Bucket="verify-bucket")  # the bad copy is gone
+    again = upload_s3(real, target, [archive], 7, NOW)
+    assert again.uploaded == [archive.name] and again.already_there == []
+
+
+def test_s3_refusals_a_person_must_fix_are_configuration_errors_not_outages() -> None:
+    """A HEAD refused has no body, only its 403 (a key without s3:GetObject): it exited 75 ("retry later") every day.
+    So did a provider refusing the checksum headers every upload sends (Backblaze B2: 400 InvalidArgument)."""
+    from botocore.exceptions import ClientError
+
+    from tbot_bot.errors import NetworkError
+    from tbot_bot.reporting.offsite_backup import _s3_error
+
+    def refused(code: str, status: int) -> Exception:
+        err = ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject"
+        )
+        return _s3_error(err, "upload to s3://b/p")
+
+    assert isinstance(refused("403", 403), ConfigError)
+    checksum = refused("InvalidArgument", 400)
+    assert isinstance(checksum, ConfigError) and "checksum headers" in str(checksum)
+    assert isinstance(refused("InternalError", 500), NetworkError)
+    assert isinstance(refused("SlowDown", 503), NetworkError)
+
+
+def test_the_newest_off_site_archive_of_one_second_is_the_later_one(tmp_path: Path, s3_endpoint: str) -> None:
+    import boto3
+
+    from tbot_bot.reporting.offsite_backup import fetch_newest
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="order-bucket")
+    stamp = f"tbot_backup_{NOW:%Y%m%dT%H%M%S}Z"
+    for suffix, body in (("", b"first"), ("-1", b"second"), ("-9", b"tenth?"), ("-10", b"eleventh")):
+        s3.put_object(Bucket="order-bucket", Key=f"tb01/{stamp}{suffix}.tar.gz.enc", Body=body)
+    got = fetch_newest("s3://order-bucket/tb01", tmp_path, endpoint=s3_endpoint, credentials=CREDS)
+    assert got is not None and got.read_bytes() == b"eleventh"  # -10 after -9 after -1 after the first

@@ -126,8 +126,21 @@ def _s3_error(exc: Exception, what: str) -> Exception:
         )
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "?")
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
-            return ConfigError(f"{what}: S3 refused ({code}): {exc}")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if (
+            code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket")
+            or status == 403
+        ):
+            # a HEAD has no body: a refusal is only its 403 (no s3:GetObject, or no s3:ListBucket for a 404)
+            return ConfigError(f"{what}: S3 refused ({code}, HTTP {status}): {exc}")
+        if code in ("InvalidArgument", "NotImplemented"):
+            # a provider that refuses what the upload asks (Backblaze B2 and others refuse the SHA-256 checksum
+            # headers): a person must change the target, retrying tomorrow will not help
+            return ConfigError(
+                f"{what}: the S3 endpoint refused the request ({code}): {exc}; it may not support S3's "
+                "checksum headers, which every upload here sends and verifies (AWS S3, MinIO, DigitalOcean Spaces "
+                "and Wasabi do)"
+            )
         return NetworkError(f"{what}: S3 error {code}: {exc}")
     if isinstance(exc, BotoCoreError):
         return NetworkError(f"{what}: {exc}")
@@ -156,7 +169,13 @@ def upload_s3(
                     ChecksumAlgorithm="SHA256",
                     Metadata={"sha256": digest},
                 )
-            _verify_s3(client, target.bucket, key, digest)
+            try:
+                _verify_s3(client, target.bucket, key, digest)
+            except NetworkError:
+                # a copy that is not the archive is removed: its metadata (written by us, not measured) would
+                # have it read as good by the next run, and retention would then delete the older good copies
+                client.delete_object(Bucket=target.bucket, Key=key)
+                raise
             result.uploaded.append(path.name)
         for name in prunable(set(remote) | {p.name for p in archives}, now - timedelta(days=keep_days)):
             if name in remote:
@@ -326,7 +345,7 @@ def fetch_newest(
             names = [n for n in names if "/" not in n and archive_time(n) is not None]
             if not names:
                 return None
-            newest = max(names, key=lambda n: (archive_time(n), n))
+            newest = max(names, key=lambda n: archive_order(Path(n)))
             client.download_file(target.bucket, target.prefix + newest, str(into / newest))
         except (BotoCoreError, ClientError) as exc:
             raise _s3_error(exc, f"reading {target.url}") from exc
@@ -335,6 +354,6 @@ def fetch_newest(
     listed = rsync_listing(target, password)
     if not listed:
         return None
-    newest = max(listed, key=lambda n: (archive_time(n), n))
+    newest = max(listed, key=lambda n: archive_order(Path(n)))
     _rsync(target, ["-t", target.rsync_dest + newest, f"{into}/"], password)
     return into / newest
