@@ -324,6 +324,13 @@ def test_verify_compares_the_ledger_with_the_newest_off_site_manifest(
     assert main(verify) == 1
     out = capsys.readouterr().out
     assert "behind the head recorded in the newest off-site backup tbot_backup_" in out and "LATER-1" in out
+    # a damaged newest copy (a truncated upload, another bot's archive) no longer silences the check: the newest
+    # readable one still names the rollback
+    damaged = f"tbot_backup_{datetime.now(UTC) + timedelta(days=1):%Y%m%dT%H%M%S}Z.tar.gz.enc"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing").put_object(Bucket="anchor-bucket", Key=f"tb01/{damaged}", Body=b"not an archive")  # fmt: skip
+    assert main(verify) == 1
+    out = capsys.readouterr().out
+    assert "off-site backup 1 (newest first) unreadable" in out and "behind the head recorded in the newest" in out
 
 
 def test_the_backup_units_tbot_steps_run_as_written(

@@ -19,8 +19,10 @@ from typing import Any
 
 from tbot_bot.accounting.ledger_anchor import ChainHead, read_head
 from tbot_bot.accounting.ledger_schema import open_ledger
+from tbot_bot.errors import NetworkError
 
 STATE_FILE = "acct_sync.json"  # what the accounting system acknowledged (written by ledger_sync)
+OFF_SITE_TRIES = 3  # the newest off-site archives tried, newest first, for the signed ledger head
 
 
 def head_document(ledger: Path) -> dict[str, Any]:
@@ -117,14 +119,27 @@ def offsite_problems(home: Any, binding: Any) -> tuple[list[str], list[str]]:
     if configured is None:
         return [], ["off-site backup manifest not consulted: no BACKUP_UPLOAD_TO in the home's .env"]
     url, endpoint, creds = configured
+    unreadable: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            archive = fetch_newest(url, Path(tmp), endpoint=endpoint, credentials=creds)
-            if archive is None:
-                return [], [f"off-site backup manifest not consulted: no archive at {url} yet"]
-            manifest = read_manifest(archive, home)
-        except (TbotError, OSError) as exc:
-            return [], [f"off-site backup manifest not consulted: {exc}"]
+        # the newest readable of the last few: a damaged newest copy (or a truncated upload) no longer silenced
+        # the check while an older good one was there
+        for rank in range(OFF_SITE_TRIES):
+            try:
+                archive = fetch_newest(url, Path(tmp), endpoint=endpoint, credentials=creds, rank=rank)
+                if archive is None:
+                    reason = f"no archive at {url} yet" if rank == 0 else f"no older archive at {url}"
+                    return [], [f"off-site backup manifest not consulted: {reason}", *unreadable]
+                manifest = read_manifest(archive, home)
+                break
+            except (TbotError, OSError) as exc:
+                if rank == 0 and not unreadable and isinstance(exc, OSError | NetworkError):
+                    return [], [f"off-site backup manifest not consulted: {exc}"]  # the target itself is down
+                unreadable.append(f"off-site backup {rank + 1} (newest first) unreadable: {exc}")
+        else:
+            return [], [
+                f"off-site backup manifest not consulted: the {OFF_SITE_TRIES} newest copies",
+                *unreadable,
+            ]
     heads = manifest_heads(home, manifest)
     if heads is None:
         return [], [
@@ -135,5 +150,6 @@ def offsite_problems(home: Any, binding: Any) -> tuple[list[str], list[str]]:
         return [], [f"off-site backup {archive.name} holds no head of {binding.ledger_path.name}"]
     where = f"the head recorded in the newest off-site backup {archive.name} ({url})"
     return behind_acknowledged(binding.ledger_path, head, where), [
-        f"consulted the newest off-site backup {archive.name}"
+        f"consulted the newest {'readable ' if unreadable else ''}off-site backup {archive.name}",
+        *unreadable,
     ]

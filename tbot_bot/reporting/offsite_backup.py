@@ -325,9 +325,15 @@ def configured_target(home: BotHome) -> tuple[str, str | None, dict[str, Any]] |
 
 
 def fetch_newest(
-    url: str, into: Path, *, endpoint: str | None = None, credentials: dict[str, Any] | None = None
+    url: str,
+    into: Path,
+    *,
+    endpoint: str | None = None,
+    credentials: dict[str, Any] | None = None,
+    rank: int = 0,
 ) -> Path | None:
-    """Download the newest archive at the target into `into` (None when there is none)."""
+    """Download the newest archive at the target into `into` (None when there is none); `rank` 1 the one before it,
+    and so on (None when there are not that many)."""
     target = parse_target(url)
     creds = credentials or {}
     if target.scheme == "s3":
@@ -343,17 +349,17 @@ def fetch_newest(
                 for obj in page.get("Contents", [])
             ]
             names = [n for n in names if "/" not in n and archive_time(n) is not None]
-            if not names:
+            if len(names) <= rank:
                 return None
-            newest = max(names, key=lambda n: archive_order(Path(n)))
+            newest = sorted(names, key=lambda n: archive_order(Path(n)), reverse=True)[rank]
             client.download_file(target.bucket, target.prefix + newest, str(into / newest))
         except (BotoCoreError, ClientError) as exc:
             raise _s3_error(exc, f"reading {target.url}") from exc
         return into / newest
     password = creds.get("RSYNC_PASSWORD")
     listed = rsync_listing(target, password)
-    if not listed:
+    if len(listed) <= rank:
         return None
-    newest = max(listed, key=lambda n: archive_order(Path(n)))
+    newest = sorted(listed, key=lambda n: archive_order(Path(n)), reverse=True)[rank]
     _rsync(target, ["-t", target.rsync_dest + newest, f"{into}/"], password)
     return into / newest
