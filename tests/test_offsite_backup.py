@@ -330,7 +330,10 @@ def test_verify_compares_the_ledger_with_the_newest_off_site_manifest(
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing").put_object(Bucket="anchor-bucket", Key=f"tb01/{damaged}", Body=b"not an archive")  # fmt: skip
     assert main(verify) == 1
     out = capsys.readouterr().out
-    assert "off-site backup 1 (newest first) unreadable" in out and "behind the head recorded in the newest" in out
+    assert (
+        "off-site backup 1 (newest first) unreadable" in out
+        and "behind the head recorded in the newest" in out
+    )
 
 
 def test_the_backup_units_tbot_steps_run_as_written(
