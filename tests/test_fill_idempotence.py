@@ -450,6 +450,8 @@ def test_ibkr_a_refused_cancel_leaves_the_order_working_and_its_fill_is_journale
     desk.router.sync()
     order = desk.broker.get_order_by_client_id(CID)
     assert order is not None and not order.status.is_final and order.reject_reason is None
+    desk.broker.cancel_order(CID)  # a later cancel (the close's) is sent: the order is working again
+    assert tws.cancelled == [oid, oid]
     tws.fill(oid, 10, 450.0)
     desk.router.sync()
     intent = desk.journal.get(CID)

@@ -371,3 +371,9 @@ def test_a_fundamentals_outage_refuses_the_rest_unasked_and_is_said_once(
     assert result.fundamentals_outage is not None and result.fundamentals_outage.startswith(
         "finnhub unavailable"
     )
+    # what the day's cache holds is still served after an outage (an earlier screen fetched it)
+    fresh = finnhub_provider(finnhub_fake, tmp_path, FakeTime(), retries=1)
+    fresh.cache_path(NOW.date()).write_text(json.dumps(dict.fromkeys(symbols[100:], GOOD)), encoding="utf-8")
+    finnhub_fake.fail_next(2, 429)
+    again = make_screener({s: snap(s) for s in symbols}, fresh).screen("open", symbols, NOW)
+    assert again.symbols == symbols[100:] and again.fundamentals_outage is not None

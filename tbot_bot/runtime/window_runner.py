@@ -114,7 +114,8 @@ class WindowRunner:
             # every equity refused for want of fundamentals: said once per window and day, not only per symbol
             ctx.alert_once(
                 AlertLevel.CRITICAL, "fundamentals_unavailable",
-                f"{self.name.upper()} window: no equity screened, {screen.fundamentals_outage}",
+                f"{self.name.upper()} window: equities without cached fundamentals refused, "
+                f"{screen.fundamentals_outage}",
                 key=f"fundamentals_unavailable:{self.name}",
             )  # fmt: skip
         self.symbols = screen.symbols

@@ -205,14 +205,11 @@ class Screener:
     def _fundamentals(self, symbols: list[str], now: datetime) -> FundamentalsLookup:
         """The fundamentals of `symbols`, asked in parts: each part is one call (the keep-alive waits up to 15
         minutes for one) and is cached as it ends, so a first screen of a thousand symbols at Finnhub's 60 calls a
-        minute neither outlasts the watchdog nor starts again from nothing after a restart. A source that stopped
-        answering is not asked for the rest."""
+        minute neither outlasts the watchdog nor starts again from nothing after a restart."""
         out = FundamentalsLookup()
         for i in range(0, len(symbols), FUNDAMENTALS_PER_CALL):
             part = symbols[i : i + FUNDAMENTALS_PER_CALL]
-            if (outage := out.outage) is not None:
-                out.errors.update(dict.fromkeys(part, outage))
-                continue
+            # after an outage the provider serves what it cached and asks nothing more (FinnhubFundamentals)
             got = self.fundamentals.get(part, now.date())
             out.found.update(got.found)
             out.errors.update(got.errors)

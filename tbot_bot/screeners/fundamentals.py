@@ -68,6 +68,9 @@ class FundamentalsLookup:
 
 
 OUTAGE = "finnhub unavailable:"  # how an error of a source that stopped answering begins
+OUTAGE_HOLD = (
+    60.0  # seconds an outage holds: later parts of a screen are not asked of a source that just failed
+)
 
 
 def _figure(value: Any) -> float | None:
@@ -169,6 +172,7 @@ class FinnhubFundamentals:
         self.backoff_base = backoff_base
         self.calls = 0
         self.rate_limited = 0
+        self._outage: tuple[str, float] | None = None  # the last outage and until when it holds (monotonic)
 
     def cache_path(self, day: date) -> Path:
         return self.cache_dir / f"fundamentals_{day.isoformat()}.json"
@@ -188,7 +192,10 @@ class FinnhubFundamentals:
         cache = self._read_cache(day)
         out = FundamentalsLookup()
         dirty = False
-        outage: str | None = None
+        # an outage met in an earlier call (a screen asks in parts) holds for a while: what is cached is served,
+        # nothing more is asked until it has passed
+        held = self._outage
+        outage: str | None = held[0] if held is not None and time.monotonic() < held[1] else None
         for sym in symbols:
             if sym in cache:
                 out.found[sym] = Fundamentals.from_metric(sym, cache[sym])
@@ -205,6 +212,7 @@ class FinnhubFundamentals:
                 continue
             except NetworkError as e:
                 outage = f"{OUTAGE} {e}"
+                self._outage = (outage, time.monotonic() + OUTAGE_HOLD)
                 out.errors[sym] = outage
                 continue
             cache[sym] = metric

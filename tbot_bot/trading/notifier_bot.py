@@ -38,7 +38,8 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEND_TIMEOUT = 10.0  # seconds per attempt and channel
 SEND_ATTEMPTS = 3
 QUEUE_LIMIT = 1000  # alerts waiting to be sent; beyond this new alerts are logged and dropped
-RETRY_AFTER_CAP = 60.0  # seconds: the longest a 429's Retry-After holds a retry
+RETRY_AFTER_CAP = 60.0  # seconds: the longest a 429's Retry-After holds a retry of a critical alert
+ROUTINE_RETRY_AFTER_CAP = 5.0  # ... and of a routine one
 SOURCE = "rigd-tbot"
 
 
@@ -405,8 +406,11 @@ class Notifier:
                 if not e.retryable or attempt == self.attempts or self._stopping.is_set():
                     break
                 if e.retry_after is not None:
-                    # the service said how long to wait (a 429's Retry-After), within a bound: a page waits
-                    self._sleep(min(e.retry_after, RETRY_AFTER_CAP))
+                    # the service said how long to wait (a 429's Retry-After), within a bound: a page waits up to a
+                    # minute; a routine post no more than a few seconds (the worker is shared: a page queued
+                    # behind it must not wait minutes)
+                    critical = alert.level is AlertLevel.CRITICAL
+                    self._sleep(min(e.retry_after, RETRY_AFTER_CAP if critical else ROUTINE_RETRY_AFTER_CAP))
                     continue
             except Exception as e:
                 self._log.warning(

@@ -123,6 +123,8 @@ class AlpacaMarketData:
         """The whole market's (SIP) volume of each symbol's previous daily bar, kept for the day; a refusal
         (a plan without it) leaves IEX's volumes and is said once."""
         cache = self._sip_volumes
+        if self._sip_refused:  # the plan refused them once: not asked again (a plan changes with a restart)
+            return {}
         wanted = {s: t for s, t in previous.items() if (s, t) not in cache}
         by_day: dict[datetime, list[str]] = {}
         for symbol, start in wanted.items():
@@ -140,13 +142,17 @@ class AlpacaMarketData:
                         market_data=True,
                     )
                 except MarketDataRefused as exc:
-                    if not self._sip_refused:
-                        self._sip_refused = True
-                        log.warning(
-                            "Alpaca refused consolidated (SIP) daily bars (%s): previous-session volumes are IEX's "
-                            "alone, a few percent of the market's, against MIN_VOLUME_THRESHOLD",
-                            exc,
-                        )
+                    self._sip_refused = True
+                    log.warning(
+                        "Alpaca refused consolidated (SIP) daily bars (%s): previous-session volumes are IEX's "
+                        "alone, a few percent of the market's, against MIN_VOLUME_THRESHOLD",
+                        exc,
+                    )
+                    return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+                except MarketDataError as exc:
+                    # not reachable after the retries: this screen keeps IEX's volumes (the snapshots themselves
+                    # arrived); the next one asks again
+                    log.warning("consolidated (SIP) daily bars unavailable (%s): IEX volumes this time", exc)
                     return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
                 with vendor_errors("consolidated daily bars", market_data=True):
                     for symbol, rows in barset.items():

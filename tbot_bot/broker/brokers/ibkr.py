@@ -55,9 +55,9 @@ MAX_TRAIL_FRACTION = Decimal("0.5")
 _EPOCH = datetime.fromtimestamp(0, UTC)
 _LOST_CODES = frozenset({1100, 2110})  # connectivity between TWS and IB lost
 _RESTORED_DATA_LOST = 1101  # restored, but subscriptions and state must be rebuilt
-# a cancel TWS could not carry out (161 not in a cancellable state; 10147 not found; 10148 cannot be cancelled,
-# state: ...; 10149 invalid order id): nothing was cancelled, the order lives on and may still fill
-_CANCEL_REFUSED = frozenset({161, 10147, 10148, 10149})
+# a cancel TWS could not carry out (161 not in a cancellable state; 10148 cannot be cancelled, state: ...): nothing
+# was cancelled, the order lives on and may still fill (10147/10149, an order TWS does not know, stay finished)
+_CANCEL_REFUSED = frozenset({161, 10148})
 
 
 @dataclass(slots=True)
@@ -209,7 +209,11 @@ class IbkrBroker(Broker):
         last = trade.log[-1]
         if last.errorCode != code or last.status != "Cancelled":
             return
-        before = [e.status for e in trade.log[:-1] if e.status and e.status != "Cancelled"]
+        # the state before the cancel, not the PendingCancel it wrote: a later cancel (the fill deadline's, the
+        # close's) is sent again
+        before = [
+            e.status for e in trade.log[:-1] if e.status and e.status not in ("Cancelled", "PendingCancel")
+        ]
         prior = before[-1] if before else "Submitted"
         trade.orderStatus.status = prior
         trade.log[-1] = dataclasses.replace(last, status=prior)
@@ -217,6 +221,9 @@ class IbkrBroker(Broker):
 
     def connect(self) -> None:
         """Connect once (startup state is fetched by ib_async: positions, open/completed orders, executions)."""
+        # the connect has its own timeout for each of its steps (handshake, startup sync): RequestTimeout, meant
+        # for one request, would cap them all together and fail a slow but working reconnect
+        per_request, self.ib.RequestTimeout = self.ib.RequestTimeout, 0
         try:
             self.ib.connect(
                 self.host,
@@ -227,6 +234,8 @@ class IbkrBroker(Broker):
             )
         except _CONNECTION_ERRORS as e:
             raise NetworkError(f"cannot connect to IB at {self.host}:{self.port}: {e}") from e
+        finally:
+            self.ib.RequestTimeout = per_request
         if not self.account:
             accounts = list(self.ib.managedAccounts() or [])
             self.account = accounts[0] if len(accounts) == 1 else self.account

@@ -18,6 +18,9 @@ from tbot_bot.errors import MarketDataError, MarketDataUnreachable
 
 CONNECTION_ERRORS = (ConnectionError, OSError, TimeoutError)
 AUCTION_TICKS = "225"  # generic tick list: auction volume, price and imbalance
+# contracts per qualify or snapshot call: ib_async paces 45 messages a second, so each call is answered well within
+# one request's timeout (API_TIMEOUT), however large the universe
+PER_REQUEST = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +67,13 @@ def qualified(ib: Any, contracts: list[Any], con_ids: dict[str, int]) -> list[An
     asked of IB once (a contract-details request each) and kept there. A contract IB does not know is left out:
     no data, as IB would give none."""
     missing = [c for c in contracts if not c.conId and contract_symbol(c) not in con_ids]
-    if missing:
+    for i in range(0, len(missing), PER_REQUEST):
+        part = missing[i : i + PER_REQUEST]
         try:
-            ib.qualifyContracts(*missing)
+            ib.qualifyContracts(*part)
         except CONNECTION_ERRORS as e:
             raise MarketDataUnreachable(f"IB contract search failed: {e}") from e
-        con_ids.update({contract_symbol(c): c.conId for c in missing if c.conId})
+        con_ids.update({contract_symbol(c): c.conId for c in part if c.conId})
     out = []
     for c in contracts:
         c.conId = c.conId or con_ids.get(contract_symbol(c), 0)
@@ -86,11 +90,14 @@ def tickers(ib: Any, symbols: list[str], con_ids: dict[str, int] | None = None) 
         return {}
     for contract in contracts:
         _blank(ib.ticker(contract), _SNAPSHOT_FIELDS)
-    try:
-        result = ib.reqTickers(*contracts)
-    except CONNECTION_ERRORS as e:
-        raise MarketDataUnreachable(f"IB market data failed: {e}") from e
-    return {contract_symbol(t.contract): t for t in result}
+    out = {}
+    for i in range(0, len(contracts), PER_REQUEST):
+        try:
+            result = ib.reqTickers(*contracts[i : i + PER_REQUEST])
+        except CONNECTION_ERRORS as e:
+            raise MarketDataUnreachable(f"IB market data failed: {e}") from e
+        out.update({contract_symbol(t.contract): t for t in result})
+    return out
 
 
 def latest_quote(ib: Any, symbol: str, now: datetime, con_ids: dict[str, int] | None = None) -> Quote:
