@@ -226,9 +226,13 @@ def test_on_the_iex_feed_the_previous_volume_is_the_whole_markets(
     sip = broker_for(server, data_feed="sip")
     assert sip.get_snapshots(["SPY"])["SPY"].prev_volume == whole
     assert server.count("GET", "/v2/stocks/bars") == asked  # the snapshot already had it
-    server.inject("GET", "/v2/stocks/bars", "status", status=503, times=4)  # the daily bars unreachable for now
+    server.inject(
+        "GET", "/v2/stocks/bars", "status", status=503, times=4
+    )  # the daily bars unreachable for now
     down = broker_for(server)
-    assert down.get_snapshots(["SPY"])["SPY"].prev_volume < whole / 20  # the snapshots still serve: IEX's volume
+    assert (
+        down.get_snapshots(["SPY"])["SPY"].prev_volume < whole / 20
+    )  # the snapshots still serve: IEX's volume
     assert down.get_snapshots(["SPY"])["SPY"].prev_volume == whole  # asked again by the next screen
     server.inject("GET", "/v2/stocks/bars", "status", status=403, times=99)  # a plan without SIP history
     refused = broker_for(server)
