@@ -132,7 +132,7 @@ def offsite_problems(home: Any, binding: Any) -> tuple[list[str], list[str]]:
                 manifest = read_manifest(archive, home)
                 break
             except (TbotError, OSError) as exc:
-                if rank == 0 and not unreadable and isinstance(exc, OSError | NetworkError):
+                if rank == 0 and isinstance(exc, OSError | NetworkError):
                     return [], [f"off-site backup manifest not consulted: {exc}"]  # the target itself is down
                 unreadable.append(f"off-site backup {rank + 1} (newest first) unreadable: {exc}")
         else:

@@ -161,7 +161,6 @@ class Supervisor:
             )
         if r.acct is not None:
             r.acct = cast(AccountingClient, Watched(r.acct, self.liveness, "accounting_api"))
-        self.service.start_keepalive(self.liveness.alive)
 
     def stop_requested(self) -> bool:
         return self._stop_signal or self.control.stop_requested()

@@ -123,9 +123,14 @@ class AlpacaMarketData:
         """The whole market's (SIP) volume of each symbol's previous daily bar, kept for the day; a refusal
         (a plan without it) leaves IEX's volumes and is said once."""
         cache = self._sip_volumes
-        if self._sip_refused:  # the plan refused them once: not asked again (a plan changes with a restart)
-            return {}
-        wanted = {s: t for s, t in previous.items() if (s, t) not in cache}
+        # the plan refused them once: not asked again (a plan changes with a restart)
+        if not self._sip_refused:
+            self._read_consolidated({s: t for s, t in previous.items() if (s, t) not in cache})
+        return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+
+    def _read_consolidated(self, wanted: dict[str, datetime]) -> None:
+        """Into `_sip_volumes`, the SIP daily bars of `wanted` (symbol -> its previous daily bar's start); on a
+        refusal or an outage, what was read so far (the rest keep IEX's volumes)."""
         by_day: dict[datetime, list[str]] = {}
         for symbol, start in wanted.items():
             by_day.setdefault(start, []).append(symbol)
@@ -148,18 +153,17 @@ class AlpacaMarketData:
                         "alone, a few percent of the market's, against MIN_VOLUME_THRESHOLD",
                         exc,
                     )
-                    return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+                    return
                 except MarketDataError as exc:
                     # not reachable after the retries: this screen keeps IEX's volumes (the snapshots themselves
                     # arrived); the next one asks again
                     log.warning("consolidated (SIP) daily bars unavailable (%s): IEX volumes this time", exc)
-                    return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+                    return
                 with vendor_errors("consolidated daily bars", market_data=True):
                     for symbol, rows in barset.items():
                         for bar in (to_bar(symbol, r) for r in rows):
                             if bar.timestamp == start:
-                                cache[(symbol, start)] = int(bar.volume)
-        return {s: cache[(s, t)] for s, t in previous.items() if (s, t) in cache}
+                                self._sip_volumes[(symbol, start)] = int(bar.volume)
 
     def get_bars(self, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[Bar]]:
         if start.tzinfo is None or end.tzinfo is None:
