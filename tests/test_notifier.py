@@ -386,3 +386,102 @@ def test_starttls_refuses_a_server_whose_certificate_is_not_trusted(tmp_path: Pa
     finally:
         server.stop()
     assert stolen == []
+
+
+def test_alerts_a_process_left_undelivered_are_sent_late_by_the_next_start(tmp_path: Path) -> None:
+    """A stop whose alerts outlast the notifier's close (a slow Slack), or a crash, lost them for good while the
+    journal had marked them sent: they are kept on disk until delivered and the next start sends them, said as
+    late (PagerDuty folds a repeat under its dedup_key)."""
+    from tbot_bot.trading.notifier_bot import Outbox
+
+    box = tmp_path / "alert_outbox"
+    settings = make_settings(CRITICAL_ALERT_CHANNEL="pagerduty", ROUTINE_ALERT_CHANNEL="slack")
+    with FakeWebhooks() as slack, FakeWebhooks() as pagerduty:
+        chans = {
+            "slack": SlackChannel(slack.url("/s")),
+            "pagerduty": PagerDutyChannel("RK", pagerduty.url("/v2/e")),
+        }
+        slack.delay = 1.0
+        first = Notifier(settings, chans, outbox=Outbox(box), now=lambda: TS)
+        for i in range(4):
+            first.notify(fill_alert(event="exit", message=f"sold {i}"))
+        first.notify(failure_alert())
+        first.close(timeout=0.3)  # the stop's exit: all but the post in flight wait behind a slow Slack
+        time.sleep(1.2)  # the one post in flight ends
+        sent_first = [r.body["text"] for r in slack.on("/s")]
+        assert len(sent_first) == 1 and len(list(box.glob("*.json"))) == 4 and not pagerduty.on("/v2/e")
+        slack.delay = 0
+        second = Notifier(settings, chans, outbox=Outbox(box), now=lambda: TS)
+        assert second.flush(10)
+        second.close()
+        late = [r.body["text"] for r in slack.on("/s")][1:]
+        assert len(late) == 3 and all("sent late: not delivered before" in t for t in late)
+        assert all(TS.isoformat() in t for t in late)
+        sold = sorted(t.split("message: ")[1].split(" (")[0].strip() for t in [*sent_first, *late])
+        assert sold == [f"sold {i}" for i in range(4)]
+        page = pagerduty.on("/v2/e")
+        assert len(page) == 1 and "sent late" in page[0].body["payload"]["summary"]
+        assert list(box.glob("*.json")) == []
+
+
+def test_the_outbox_leaves_a_running_writers_alerts_and_drops_stale_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from tbot_bot.trading.notifier_bot import OUTBOX_KEEP, Outbox
+
+    box = tmp_path / "alert_outbox"
+    box.mkdir()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    try:
+        old = fill_alert(message="from last week", timestamp=TS - OUTBOX_KEEP - timedelta(minutes=1))
+        for name, alert in (
+            (f"{1:020d}-{running.pid}-0.json", fill_alert(message="the desk's, still sending")),
+            (f"{2:020d}-{ended.pid}-0.json", fill_alert(message="a killed supervisor's")),
+            (f"{3:020d}-{ended.pid}-1.json", old),
+        ):
+            (box / name).write_text(json.dumps(alert.as_dict()))
+        (box / f"{4:020d}-{ended.pid}-2.json").write_text("{not json")
+        with caplog.at_level(logging.ERROR):
+            taken = Outbox(box).left(TS)
+        assert [a.message.split(" (")[0] for _, a in taken] == ["a killed supervisor's"]
+        assert taken[0][0].name.split("-")[1] == str(__import__("os").getpid())  # taken over: renamed as ours
+        assert "too old to send now" in caplog.text and "from last week" in caplog.text
+        assert "unreadable" in caplog.text
+        assert sorted(p.name for p in box.glob("*.json")) == sorted(
+            [f"{1:020d}-{running.pid}-0.json", taken[0][0].name]
+        )
+        assert Outbox(box).left(TS) == []  # what this process holds is never taken twice
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_the_supervisors_notifier_keeps_its_outbox_under_the_home(tmp_path: Path) -> None:
+    home = BotHome(tmp_path)
+    with FakeWebhooks() as hooks:
+        save_secret_json(home, "alert_channels", {"SLACK_WEBHOOK_URL": hooks.url("/s")})
+        hooks.fail_next(3, 503)
+        n = build_notifier(make_settings(ROUTINE_ALERT_CHANNEL="slack"), home, sleep=lambda s: None)
+        n.notify(fill_alert())
+        assert n.flush(5)
+        n.close()
+        assert n.failed == 1 and len(list((home.state_dir / "alert_outbox").glob("*.json"))) == 1
+        again = build_notifier(
+            make_settings(ROUTINE_ALERT_CHANNEL="slack"), home, sleep=lambda s: None, now=lambda: TS
+        )
+        assert again.flush(5)
+        again.close()
+        assert again.sent == 1 and list((home.state_dir / "alert_outbox").glob("*.json")) == []
+        # a command's notifier (synchronous) says what happened itself and keeps nothing
+        now = build_notifier(make_settings(ROUTINE_ALERT_CHANNEL="slack"), home, background=False)
+        hooks.fail_next(3, 503)
+        now.attempts = 1
+        now.notify(fill_alert())
+        assert now.failed == 1 and not list((home.state_dir / "alert_outbox").glob("*.json"))

@@ -517,6 +517,9 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
         (copied.cache_dir / folder).mkdir(parents=True, exist_ok=True)
         (copied.cache_dir / folder / name).write_bytes(b"rebuilt by the next study")
     copied.universe_file.write_text("SPY\nSH\n")
+    # an alert this machine has yet to deliver is its own, never re-sent days later from an archive
+    (copied.state_dir / "alert_outbox").mkdir(parents=True, exist_ok=True)
+    (copied.state_dir / "alert_outbox" / "00000000000000000001-1-0.json").write_text("{}")
     # the scheduled optimizer's search space is the operator's configuration (a backup review: it was left out)
     (copied.root / "optimizer").mkdir(exist_ok=True)
     (copied.root / "optimizer" / "space_open.toml").write_text(
@@ -529,8 +532,11 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
     assert "data/cache/vix.csv" in files and "data/universe.txt" in files
     assert "optimizer/space_open.toml" in files
     assert not [
-        n for n in files if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/"))
+        n
+        for n in files
+        if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/", "storage/state/alert"))
     ]
+    assert "storage/state/journal.db" in files
 
 
 def test_months_close_in_order(copied: BotHome, capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,8 +52,10 @@ CONFIG_FILES = (".env", ".env_bot.enc", ".env_bot")
 # `tbot data fetch` gets again; an archive is built in memory, so they would dominate it. data/bars: the bar store
 # (tbot data import / fetch), research data re-imported from its sources. data/cache/prepared and
 # data/cache/optuna: the optimizer's study preparations (a hundred megabytes each) and its empty study file,
-# rebuilt by the next study
+# rebuilt by the next study. storage/state/alert_outbox: alerts not yet delivered by the processes of this
+# machine (trading/notifier_bot.py Outbox), never re-sent from an archive days later by another
 NEVER_ARCHIVED = (
+    "storage/state/alert_outbox",
     "storage/keys",
     "storage/secrets",
     "backups",

@@ -313,7 +313,7 @@ def _boot(
     status.broker = {"name": broker.name, "healthy": True, "last_error": None}
     # retry back-offs wait on the run's clock: a replay never sleeps in real time for a missing quote
     errors = ErrorHandler(RetryPolicy.from_settings(settings, sleep=clock.sleep), log)
-    notifier = build_notifier(settings, home, mode=str(tmode))
+    notifier = build_notifier(settings, home, mode=str(tmode), now=clock.now)
     closers.append(notifier.close)
     # a check logs what it found but alerts nobody: the start it precedes will
     report_float(floats, log, None if dry_run else notifier, clock)

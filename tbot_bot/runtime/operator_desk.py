@@ -133,7 +133,9 @@ def open_desk(
         from tbot_bot.support.trading_mode import trading_mode
 
         # every alert says whether real money is at stake (paper, live or replay), the desk's as the supervisor's
-        notifier = build_notifier(settings, home, mode=str(trading_mode(home, settings.BROKER_NAME)))
+        notifier = build_notifier(
+            settings, home, mode=str(trading_mode(home, settings.BROKER_NAME)), now=mode.clock.now
+        )
         closers.append(notifier.close)
         scratch = tempfile.TemporaryDirectory(prefix="tbot-desk-")
         closers.append(scratch.cleanup)

@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import queue
 import smtplib
 import ssl
@@ -20,13 +21,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tbot_bot.checks import CheckResult
+from tbot_bot.support.utils_bot import atomic_write_bytes, utc_now
 
 if TYPE_CHECKING:
     from tbot_bot.config.env_bot import BotSettings
@@ -40,6 +43,7 @@ SEND_ATTEMPTS = 3
 QUEUE_LIMIT = 1000  # alerts waiting to be sent; beyond this new alerts are logged and dropped
 RETRY_AFTER_CAP = 60.0  # seconds: the longest a 429's Retry-After holds a retry of a critical alert
 ROUTINE_RETRY_AFTER_CAP = 5.0  # ... and of a routine one
+OUTBOX_KEEP = timedelta(days=4)  # an undelivered alert is sent late up to a long weekend after it was raised
 SOURCE = "rigd-tbot"
 
 
@@ -96,6 +100,104 @@ class Alert:
         d["timestamp"] = self.timestamp.isoformat()
         d["pnl"] = str(self.pnl) if self.pnl is not None else None
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Alert:
+        """The alert `as_dict` gave (ValueError/KeyError/TypeError when it is not one)."""
+        pnl = d["pnl"]
+        return cls(
+            AlertLevel(d["level"]), AlertEvent(d["event"]), datetime.fromisoformat(d["timestamp"]), d["strategy"],
+            d["ticker"], Decimal(pnl) if pnl is not None else None, d["trigger"], d["message"], d["mode"], d["bot"],
+        )  # fmt: skip
+
+
+# the outbox files this process's notifiers hold now (queued, not yet delivered): never taken over by another
+# notifier of the same process
+_held_here: set[Path] = set()
+_outbox_names = itertools.count()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Outbox:
+    """Alerts queued and not yet delivered, a file each (state/alert_outbox/ under the home): a process that ends
+    before its worker sent them (a stop whose last alerts outlast the close, a crash, a kill -9) leaves them
+    here, and the next notifier of the home (the supervisor's next start) sends them, said as late. An alert a
+    channel refused on every attempt stays too (a channel fixed before the next start delivers it). At least
+    once: a process killed between a delivery and the file's removal sends that alert again at the next start
+    (PagerDuty folds the two by their dedup_key). A file whose writer still runs (the operator desk beside the
+    supervisor) is left to it."""
+
+    def __init__(self, folder: Path, log: logging.Logger | None = None) -> None:
+        self.folder = folder
+        self._log = log or _log
+
+    def keep(self, alert: Alert) -> Path | None:
+        """Write the alert before it is queued; None when the folder cannot be written (logged: it is sent all
+        the same, only not again after a crash)."""
+        path = self.folder / f"{time.time_ns():020d}-{os.getpid()}-{next(_outbox_names)}.json"
+        try:
+            atomic_write_bytes(path, json.dumps(alert.as_dict(), sort_keys=True).encode(), 0o600)
+        except OSError as exc:
+            self._log.error("alert outbox %s cannot be written (%s): %s", self.folder, exc, alert.subject)
+            return None
+        _held_here.add(path)
+        return path
+
+    def done(self, path: Path | None) -> None:
+        if path is None:
+            return
+        _held_here.discard(path)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._log.error("alert outbox file %s cannot be removed (%s): it may be sent again", path, exc)
+
+    def release(self, path: Path | None) -> None:
+        """Left undelivered by this process: the next notifier of the home takes it."""
+        if path is not None:
+            _held_here.discard(path)
+
+    def left(self, now: datetime) -> list[tuple[Path, Alert]]:
+        """The alerts earlier processes left undelivered, oldest first, each taken over by this process (renamed
+        under its pid); one older than OUTBOX_KEEP, or unreadable, is logged and removed instead."""
+        try:
+            names = sorted(p for p in self.folder.glob("*.json") if p not in _held_here)
+        except OSError:
+            return []
+        taken = []
+        for path in names:
+            stamp, _, rest = path.name.partition("-")
+            pid, _, tail = rest.partition("-")
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue  # its writer still runs and sends it
+            mine = path.with_name(f"{stamp}-{os.getpid()}-{tail}")
+            try:
+                path.rename(mine)
+                alert = Alert.from_dict(json.loads(mine.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue  # another notifier took it first
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._log.error("alert outbox file %s unreadable (%s): removed", path, exc)
+                mine.unlink(missing_ok=True)
+                continue
+            if now - alert.timestamp > OUTBOX_KEEP:
+                self._log.error("alert raised %s never delivered; too old to send now: %s",
+                                alert.timestamp.isoformat(), alert.subject)  # fmt: skip
+                mine.unlink(missing_ok=True)
+                continue
+            _held_here.add(mine)
+            late = f"{alert.message} (raised {alert.timestamp.isoformat()}, sent late: not delivered before)"
+            taken.append((mine, replace(alert, message=late)))
+        return taken
 
 
 class ChannelError(Exception):
@@ -292,6 +394,8 @@ class Notifier:
         background: bool = True,
         mode: str = "",
         bot: str = "",
+        outbox: Outbox | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.channels = dict(channels or {})
         self.mode, self.bot = mode, bot
@@ -310,13 +414,19 @@ class Notifier:
         self.dropped = 0
         # critical alerts first: a kill switch's page is not sent after a flatten's exit posts (nor lost behind
         # them when the notifier closes); within a level, in the order raised
-        self._queue: queue.PriorityQueue[tuple[int, int, Alert | None]] = queue.PriorityQueue(
+        self._queue: queue.PriorityQueue[tuple[int, int, Alert | None, Path | None]] = queue.PriorityQueue(
             maxsize=QUEUE_LIMIT
         )
         self._order = itertools.count()
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
+        # a background notifier's alerts are kept on disk until sent (sent late by the next one if this process
+        # ends first); a synchronous one reports its result to the command that called it
+        self._outbox = outbox if background and self.channels else None
         if background and self.channels:
+            if self._outbox is not None:
+                for path, alert in self._outbox.left((now or utc_now)()):
+                    self._enqueue(alert, path)
             self._worker = threading.Thread(target=self._run, name="notifier", daemon=True)
             self._worker.start()
 
@@ -342,8 +452,9 @@ class Notifier:
             if self._worker is None:
                 self._deliver(alert)
                 return True
-            rank = 0 if alert.level is AlertLevel.CRITICAL else 1
-            self._queue.put_nowait((rank, next(self._order), alert))
+            if self._queue.full():
+                raise queue.Full
+            self._enqueue(alert, self._outbox.keep(alert) if self._outbox is not None else None)
             return True
         except queue.Full:
             self.dropped += 1
@@ -375,30 +486,38 @@ class Notifier:
             return False
         return self.notify(alert)
 
+    def _enqueue(self, alert: Alert, path: Path | None) -> None:
+        rank = 0 if alert.level is AlertLevel.CRITICAL else 1
+        self._queue.put_nowait((rank, next(self._order), alert, path))
+
     def _run(self) -> None:
         while True:
-            _, _, alert = self._queue.get()
+            _, _, alert, path = self._queue.get()
+            delivered = False
             try:
                 if alert is None:
                     return
                 if self._stopping.is_set():
                     self.failed += 1
-                    self._log.error("alert NOT delivered (notifier closed first): %s", alert.subject)
+                    kept = "; kept for the next start" if path is not None else ""
+                    self._log.error("alert NOT delivered (notifier closed first%s): %s", kept, alert.subject)
                     continue
-                self._deliver(alert)
+                delivered = self._deliver(alert)
             except Exception:
                 self._log.exception("notifier worker error")
             finally:
+                if self._outbox is not None:
+                    (self._outbox.done if delivered else self._outbox.release)(path)
                 self._queue.task_done()
 
-    def _deliver(self, alert: Alert) -> None:
+    def _deliver(self, alert: Alert) -> bool:
         name = self.route(alert)
         channel = self.channels[name]
         for attempt in range(1, self.attempts + 1):
             try:
                 channel.send(alert)
                 self.sent += 1
-                return
+                return True
             except ChannelError as e:
                 self._log.warning(
                     "alert channel %s attempt %d/%d failed: %s", name, attempt, self.attempts, e
@@ -420,7 +539,9 @@ class Notifier:
                     break
             self._sleep(float(2 ** (attempt - 1)))
         self.failed += 1
-        self._log.error("alert NOT delivered via %s (logged only): %s", name, alert.subject)
+        kept = "kept for the next start" if self._outbox is not None else "logged only"
+        self._log.error("alert NOT delivered via %s (%s): %s", name, kept, alert.subject)
+        return False
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait up to `timeout` seconds for queued alerts to be sent; True if the queue is empty."""
@@ -436,7 +557,7 @@ class Notifier:
         self.flush(timeout)
         self._stopping.set()  # whatever is still queued is logged as undelivered, not retried
         try:
-            self._queue.put_nowait((2, next(self._order), None))  # after every alert still queued
+            self._queue.put_nowait((2, next(self._order), None, None))  # after every alert still queued
         except queue.Full:
             pass
         self._worker.join(timeout=0.5)
@@ -578,13 +699,17 @@ def build_notifier(
     sleep: Callable[[float], None] = time.sleep,
     background: bool = True,
     mode: str = "",
+    now: Callable[[], datetime] | None = None,
 ) -> Notifier:
     """Channels from smtp_credentials and alert_channels secrets; absent secrets mean log only.
-    `mode` (paper, live, replay) is stamped on every alert."""
+    `mode` (paper, live, replay) is stamped on every alert. A background notifier first sends what an earlier
+    process of the home left in its outbox (Outbox); `now`: the run's clock (a replay's alerts carry its day)."""
     channels = home_channels(home)
+    outbox = Outbox(home.state_dir / "alert_outbox", log)
     notifier = Notifier(
-        settings, channels, log=log, sleep=sleep, background=background, mode=mode, bot=bot_label(home)
-    )
+        settings, channels, log=log, sleep=sleep, background=background, mode=mode, bot=bot_label(home),
+        outbox=outbox, now=now,
+    )  # fmt: skip
     check = notifier.self_check()
     if check.reason != "ok":
         (log or _log).warning("notifier: %s", check.reason)
@@ -600,7 +725,6 @@ def alert_from_command(
     from tbot_bot.config.settings_bot import load_settings
     from tbot_bot.errors import TbotError
     from tbot_bot.support.trading_mode import trading_mode
-    from tbot_bot.support.utils_bot import utc_now
 
     try:
         settings = load_settings(home)
