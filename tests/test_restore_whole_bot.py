@@ -534,7 +534,9 @@ def test_caches_the_bot_needs_are_archived_the_optimizers_recorded_bars_are_not(
     assert not [
         n
         for n in files
-        if n.startswith(("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/", "storage/state/alert"))
+        if n.startswith(
+            ("data/cache/bars/", "data/cache/prepared/", "data/cache/optuna/", "storage/state/alert")
+        )
     ]
     assert "storage/state/journal.db" in files
 
