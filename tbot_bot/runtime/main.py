@@ -125,6 +125,7 @@ class Supervisor:
         # broker) or "reconnect" (the broker answered again after an outage or maintenance)
         self._reconcile_due: str | None = None
         self._closed_noted: str | None = None  # the exchange-closed day last logged (a holiday's crons)
+        self._swept: datetime | None = None  # when positions left after their window were last looked for
         self.boot_seconds = 0.0
 
     # ------------------------------------------------------------------ control
@@ -329,6 +330,7 @@ class Supervisor:
             # a pause, a resume or a defense clear made now shows within a minute, as in ctx.wait_until
             if ctx.wait(min(start, now + timedelta(minutes=1))):
                 ctx.check_operator_pause()
+            self._close_left_behind(ctx)  # as live does between windows
 
     def _replay_stop(self, ctx: DayContext) -> bool:
         """A Stop by request in a replay: the graceful close (cancel, close, book), then the replay goes on stopped
@@ -577,6 +579,46 @@ class Supervisor:
         report = check_positions(ctx, outage_tolerated=True)
         if report.broker_unreachable:
             self._broker_down(ctx, NetworkError(report.broker_error or "no answer"), name)
+
+    def _close_left_behind(self, ctx: DayContext) -> None:
+        """Between windows, once a minute while the exchange is open: a position whose window is over (its exit
+        refused at the window's end: a halt, a restricted symbol) is sent its exit again, its fills booked, and the
+        operator alerted once. It waited for the next window's cron, and on an early close (no CLOSE window) for
+        the next session: held over a weekend without a stop."""
+        now = ctx.clock.now()
+        if self._swept is not None and now - self._swept < timedelta(minutes=1):
+            return
+        self._swept = now
+        calendar = ctx.settings.MARKET_CALENDAR
+        if (
+            ctx.session_date != session_date_at(now, calendar)
+            or market_closed(ctx)
+            or self._outage is not None
+        ):
+            return
+        if not any(i.purpose == Purpose.EXIT for i in ctx.journal.open_intents()) and not open_trades(
+            ctx.journal.intents()
+        ):
+            return
+        ctx.orders.sync()
+        ctx.book_day()  # an exit sent by an earlier look may have filled, after the day was booked
+        left = [tr for tr in open_trades(ctx.journal.intents()) if tr.exit is None and tr.remaining > 0]
+        if not left:
+            return
+        ctx.alert_once(
+            AlertLevel.CRITICAL, "held_after_window",
+            f"{_still_held(ctx, left)}: its window is over; the exit is sent again every minute until the close "
+            "(`tbot flatten` closes it now)",
+            key="held_after_window:" + ",".join(sorted(tr.entry.symbol for tr in left)),
+        )  # fmt: skip
+        close_overdue(ctx)
+
+    def _last_window_today(self, ctx: DayContext, plan_run: tuple[str, ...]) -> str | None:
+        """The plan's last window that fits today's session: the one whose end ends the day. On an early close
+        CLOSE does not fit, and its cron fires after the close: the day ended there, 90 minutes too late to close
+        what was still held."""
+        fitting = [n for n in plan_run if window_for(n, ctx.session_date, ctx.settings).fits]
+        return fitting[-1] if fitting else (plan_run[-1] if plan_run else None)
 
     def _probe_between_windows(self, ctx: DayContext) -> None:
         """Live, between windows: a suspended broker is probed on its back-off; when it answers, reconcile."""
@@ -896,7 +938,8 @@ class Supervisor:
         day's windows are all over (a restart after the close), but the day was never booked, the end of the
         session runs now: leftovers flattened, the day booked and synced, as it would have been."""
         resume = self._windows_to_resume(ctx, plan_run)
-        last = ctx.journal.window(ctx.day_key, plan_run[-1]) if plan_run else None
+        final = self._last_window_today(ctx, plan_run)
+        last = ctx.journal.window(ctx.day_key, final) if final else None
         finished = last is not None and last["status"] not in (WindowStatus.RUNNING, WindowStatus.STOPPED)
         if (
             not resume
@@ -1104,6 +1147,7 @@ class Supervisor:
                     ctx.check_operator_pause()  # shown in status between windows too
                     try:
                         self._probe_between_windows(ctx)
+                        self._close_left_behind(ctx)
                     except TbotError as exc:
                         if self._on_failure(ctx, "supervisor", exc) is None:
                             return EXIT_FAILURE
@@ -1147,7 +1191,8 @@ class Supervisor:
         self._record_bars(ctx, runner)
         # the last window ends the day once (a restart after an early close already finished it); a stop taken
         # during it ends the day through the stop's own closing instead (the main loop's next look at it)
-        if name == plan_run[-1] and ctx.journal.day_booked(ctx.day_key) is None and not self.stop_requested():
+        last = self._last_window_today(ctx, plan_run)
+        if name == last and ctx.journal.day_booked(ctx.day_key) is None and not self.stop_requested():
             self._end_of_session(ctx)
             self._start_optimizer(ctx, plan_run)
         # between windows too: the message said "open window running ..." until the next one began

@@ -144,6 +144,12 @@ class WindowRunner:
             if t >= w.breakout_end and not self._busy():
                 break
             t += MINUTE
+        # no entry outlives its window (DESIGN §7): one still working (IBKR keeps an unfilled market order, a halted
+        # symbol fills later) or awaiting confirmation is cancelled; what it filled meanwhile is closed below (a
+        # fill after the window had no window to manage it, no stop, and was held until the next window's cron)
+        for i in ctx.journal.intents(day, self.name):
+            if i.purpose == Purpose.ENTRY and i.status.is_open:
+                ctx.orders.cancel(i, "the window ended before the entry filled")
         # nothing outlives its window: whatever is still held now is closed before the window is booked
         for tr in open_trades(ctx.journal.intents()):
             if tr.entry.strategy == self.name and tr.exit is None:

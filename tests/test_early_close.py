@@ -1,0 +1,129 @@
+"""The live supervisor on an early close (Friday 2026-11-27, 13:00 EST = 18:00Z): CLOSE does not fit, and its cron
+fires after the close. What a window leaves behind (an entry still working, an exit the broker refused) is dealt
+with while the market is open, and the day ends with its last window that runs, not at that cron (a review found
+such positions held over the weekend, with no stop and no alert before the close)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fakes.alpaca_exchange import FakeAlpacaExchange, PartialPlan
+from fakes.alpaca_market import asset, synthetic_bars
+from fakes.alpaca_server import FakeAlpacaServer, broker_for
+from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
+from test_live_inputs import InjectedClock, provision
+
+from tbot_bot.broker.broker_api import OrderSide
+from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
+from tbot_bot.domain.vocab import PositionSide, Purpose
+from tbot_bot.errors import BrokerError
+from tbot_bot.runtime.boot import boot
+from tbot_bot.runtime.main import Supervisor
+
+OPEN_AT = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)  # 09:30 EST on the day after Thanksgiving
+PLAN = ("open", "mid", "close")
+
+
+def at(hh: int, mm: int) -> datetime:
+    return datetime(2026, 11, 27, hh, mm, tzinfo=UTC)
+
+
+@pytest.fixture()
+def day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    clock = InjectedClock(OPEN_AT)
+    prices = {"AAPL": 190.0, "SH": 14.0}
+    bars = pd.concat(
+        [
+            synthetic_bars(prices, datetime(2026, 11, 25, 14, 30, tzinfo=UTC), 390, seed=1),
+            synthetic_bars(prices, OPEN_AT, 210, seed=2),
+        ],
+        ignore_index=True,
+    )
+    ex = FakeAlpacaExchange(bars=bars, now=clock.now, prices={"AAPL": "190", "SH": "14"})
+    ex.set_assets([asset("AAPL", "NYSE"), asset("SH", "ARCA")])
+    with FakeCboeServer() as cboe, FakeAlpacaServer(ex) as server:
+        cboe.files["/v.csv"] = (200, CSV, cboe_csv([(date(2026, 11, 25), 25.0), (date(2026, 11, 26), 25.0)]))
+        home = provision(tmp_path / "home", server, cboe.url("/v.csv"), monkeypatch)
+        home.universe_file.parent.mkdir(parents=True, exist_ok=True)
+        home.universe_file.write_text("AAPL\nSH\n")
+        broker = broker_for(server)
+        sup = Supervisor(home, clock=clock)
+        r = boot(home, replay_day=None, speed=None, data_source=None, broker=broker, broker_wrapper=None,
+                 stop=sup.stop_requested, live_clock=clock)  # fmt: skip
+        try:
+            ctx = sup._start_live_day(r, PLAN)
+            yield {"clock": clock, "ex": ex, "broker": broker, "sup": sup, "r": r, "ctx": ctx, "home": home}
+        finally:
+            r.close()
+
+
+def _entry(d: dict[str, Any]) -> Intent:
+    """An OPEN entry decided in the breakout (09:51 EST), journaled and sent."""
+    ctx, clock = d["ctx"], d["clock"]
+    clock._now = at(14, 51)
+    entry = Intent(
+        client_order_id=client_order_id(ctx.bot_id, ctx.day_key, "open", "AAPL", 1),
+        session_date=ctx.day_key, strategy="open", purpose=Purpose.ENTRY, symbol="AAPL", signal_ticker="AAPL",
+        direction=PositionSide.LONG, order_side=OrderSide.BUY, instrument="equity", qty=Decimal("2"),
+        notional=Decimal("380"), status=IntentStatus.INTENT, created_at=clock.now().isoformat(),
+        signal_time=(clock.now() - timedelta(minutes=1)).isoformat(),
+    )  # fmt: skip
+    ctx.journal.record_intents([entry])
+    ctx.orders.place(entry)
+    clock._now = OPEN_AT
+    return entry
+
+
+def test_an_entry_still_working_when_its_window_ends_is_cancelled(day: dict[str, Any]) -> None:
+    """IBKR keeps an unfilled market order working (a halted symbol); it filled after OPEN had ended, no window
+    managed it, and on an early close it was held over the weekend."""
+    ex, sup, r, clock = day["ex"], day["sup"], day["r"], day["clock"]
+    day["broker"].track_order = lambda cid, order=None: order  # the order stays working, as IBKR's does
+    ex.partial_plans.append(PartialPlan(steps=[Decimal(0)], stall=True))
+    entry = _entry(day)
+    ctx = sup._run_due_window(r, day["ctx"], PLAN, "open")
+    order = ex.orders[ex.by_client_id[entry.client_order_id]]
+    assert order.status == "canceled" and order.filled_qty == 0
+    assert ctx.journal.get(entry.client_order_id).status is IntentStatus.CANCELED
+    assert "AAPL" not in ex.positions
+    assert clock.now() < at(18, 0)
+
+
+def test_an_exit_refused_at_its_windows_end_is_retried_and_the_day_ends_before_the_close(
+    day: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    ex, sup, r, clock, broker = day["ex"], day["sup"], day["r"], day["clock"], day["broker"]
+    real_submit = broker.submit_order
+    refused: list[str] = []
+
+    def submit(req: Any) -> Any:
+        # AAPL halted from 10:20 to 10:45 EST: sells refused
+        if req.symbol == "AAPL" and str(req.side).endswith("sell") and at(15, 20) <= clock.now() < at(15, 45):
+            refused.append(f"{clock.now():%H:%M}")
+            raise BrokerError("403 order refused: AAPL halted", code="40310000")
+        return real_submit(req)
+
+    broker.submit_order = submit
+    _entry(day)
+    ctx = sup._run_due_window(r, day["ctx"], PLAN, "open")
+    assert refused and ex.positions.get("AAPL")  # the window-end exit was refused
+    with caplog.at_level(logging.WARNING, logger="tbot_bot.trading.notifier_bot"):
+        clock._now = at(15, 32)
+        sup._close_left_behind(ctx)  # between windows, as the live loop does each poll
+    assert "held_after_window" in caplog.text and "AAPL" in caplog.text and ex.positions.get("AAPL")
+    clock._now = at(15, 46)  # the halt lifted: the next look sends the exit, and it is booked
+    sup._close_left_behind(ctx)
+    assert not ex.positions.get("AAPL")
+    trips = ctx.trips()
+    assert [(t.exit.symbol, t.exit.exit_reason) for t in trips] == [("AAPL", "recovered_after_window")]
+    # MID is the last window that fits the early close: the day ends with it, not at CLOSE's 14:30 EST cron
+    ctx = sup._run_due_window(r, ctx, PLAN, "mid")
+    booked = ctx.journal.day_booked(ctx.day_key)
+    assert booked is not None and datetime.fromisoformat(booked) < at(18, 0)
