@@ -8,16 +8,18 @@ import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_test_runner import provision_demo_home
 from ofxtools.Parser import OFXTree
 
-from tbot_bot.broker.broker_api import OptionContract
+from tbot_bot.broker.broker_api import OptionContract, Quote
 from tbot_bot.config.settings_bot import update_env_values
 from tbot_bot.domain.clock import ReplayClock
 from tbot_bot.errors import MarketDataError
 from tbot_bot.runtime.main import Supervisor
+from tbot_bot.runtime.order_journal import OrderJournal
 from tbot_bot.runtime.wiring import DEFAULT_OPTION_VOLATILITY, option_volatility
 from tbot_bot.support.path_resolver import BotHome
 
@@ -150,3 +152,56 @@ def test_the_weekly_expiry_is_a_session(today: date, expiry: date) -> None:
 
     ctx = SimpleNamespace(session_date=today, settings=SimpleNamespace(MARKET_CALENDAR="XNYS"))
     assert nearest_expiry(ctx) == expiry  # type: ignore[arg-type]
+
+
+class _OptionQuotes:
+    """The sim's option quotes made wider around the same mid: bid = mid x (1 - half), ask = mid x (1 + half)."""
+
+    def __init__(self, inner, half: Decimal) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self.name, self.capabilities, self.half = inner, inner.name, inner.capabilities, half
+        self.quoted: dict[str, Quote] = {}
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, item)
+
+    def get_latest_quote(self, symbol: str):  # type: ignore[no-untyped-def]
+        q = self._inner.get_latest_quote(symbol)
+        if OptionContract.from_occ(symbol) is None:
+            return q
+        self.quoted[symbol] = Quote(symbol, q.mid * (1 - self.half), q.mid * (1 + self.half), q.timestamp)
+        return self.quoted[symbol]
+
+
+def _put_entries(home: BotHome, day: date) -> list[Any]:
+    journal = OrderJournal(home.state_dir / "journal.db")
+    try:
+        return [
+            i for i in journal.intents(day.isoformat()) if i.purpose == "entry" and i.instrument == "option"
+        ]
+    finally:
+        journal.close()
+
+
+def test_a_put_is_sized_at_the_ask_a_market_buy_pays(tmp_path: Path) -> None:
+    """Sized at the mid, a put quoted wide bought more contracts than its slot pays for at the ask (a risk review:
+    bid 0 / ask twice the fair premium bought 1.93 times the slot)."""
+    home = _long_put_home(tmp_path)
+    wrappers: list[_OptionQuotes] = []
+    sup = Supervisor(
+        home,
+        replay_day=PUT_DAY,
+        broker_wrapper=lambda b: wrappers.append(_OptionQuotes(b, Decimal("0.04"))) or wrappers[0],
+    )
+    assert sup.run() == 0
+    (entry,) = _put_entries(home, PUT_DAY)
+    ask = wrappers[0].quoted[entry.symbol].ask
+    assert entry.qty >= 1 and entry.qty * ask * 100 <= entry.notional < (entry.qty + 1) * ask * 100
+
+
+def test_a_put_without_a_bid_is_not_bought(tmp_path: Path) -> None:
+    home = _long_put_home(tmp_path)
+    sup = Supervisor(home, replay_day=PUT_DAY, broker_wrapper=lambda b: _OptionQuotes(b, Decimal(1)))
+    assert sup.run() == 0
+    assert _put_entries(home, PUT_DAY) == []
+    logged = "".join(p.read_text() for p in home.root.glob("output/*/logs/*.log"))
+    assert "has no two-sided market (bid 0" in logged and "no_option_data" in logged

@@ -282,6 +282,46 @@ def test_trade_confirmation_required_waits_for_tbot_confirm_and_expires(tmp_path
     assert windows["open"]["trades"] == 0 and windows["open"]["cap_used"] == "0.00"
 
 
+class _PauseThenConfirm:
+    """At 15:48 replay time (an entry of MID waits for its confirmation) the operator pauses entries, and the
+    confirmation, already on its way, arrives after the pause."""
+
+    def __init__(self, inner, home: BotHome) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._home, self.done = inner, home, False
+        self.name, self.capabilities = inner.name, inner.capabilities
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        return getattr(self._inner, item)
+
+    def get_bars(self, *a, **k):  # type: ignore[no-untyped-def]
+        from tbot_bot.runtime.control import request_pause, write_confirmation
+
+        if not self.done and self._inner._clock.now() >= datetime(2011, 1, 25, 15, 48, tzinfo=UTC):
+            self.done = True
+            request_pause(self._home, "operator")
+            for i in _journal_entries(self._home):
+                if i.status.value == "awaiting_confirmation":
+                    write_confirmation(self._home, i.client_order_id, "operator")
+        return self._inner.get_bars(*a, **k)
+
+
+def test_an_entry_confirmed_after_a_pause_is_never_sent(tmp_path: Path) -> None:
+    """The pending loop sent a confirmed entry without asking the risk gate: a full-size entry opened while the
+    operator had paused entries (or a reconciliation block had halted the day)."""
+    home = _fresh_home(tmp_path, TRADE_CONFIRMATION_REQUIRED="true")
+    hook: list[_PauseThenConfirm] = []
+    sup = Supervisor(
+        home, replay_day=DEMO_DAY, broker_wrapper=lambda b: hook.append(_PauseThenConfirm(b, home)) or hook[0]
+    )
+    assert sup.run() == 0 and hook[0].done
+    assert _sim_orders(home) == []
+    held = [i for i in _journal_entries(home) if i.strategy == "mid"]
+    assert held and all(i.status.value == "abandoned" for i in held)
+    notes = [i.note or "" for i in held]
+    assert any(n.startswith("not sent: entries paused:") and n.endswith("operator") for n in notes), notes
+    assert _status(home)["money"]["windows"]["mid"]["cap_used"] == "0.00"
+
+
 def _journal_entries(home: BotHome):  # type: ignore[no-untyped-def]
     from tbot_bot.runtime.order_journal import OrderJournal
 

@@ -285,3 +285,59 @@ def test_money_and_positions_are_published_at_the_start_not_at_the_first_window(
     assert money["equity"] and money["cash"] and money["float"] == "25000.00"
     assert money["open_exposure"] == "0.00" and money["net_pnl_today"] == "0.00"
     assert seen["positions"] == []
+
+
+def test_max_open_positions_counts_entries_that_have_not_filled_yet(tmp_path: Path) -> None:
+    """MAX_OPEN_POSITIONS counted filled entries only: an entry working at the broker (or waiting for `tbot confirm`)
+    left its slot to the next minute's signal, and both then held positions over the limit."""
+    from decimal import Decimal
+    from types import MethodType, SimpleNamespace
+
+    from helpers import make_settings
+
+    from tbot_bot.broker.capabilities import capabilities_for
+    from tbot_bot.domain.intents import Intent, IntentStatus
+    from tbot_bot.runtime.day_context import DayContext
+    from tbot_bot.trading.risk_bot import Candidate, Denied, RiskManager, Sized
+
+    settings = make_settings(
+        MAX_OPEN_POSITIONS=1, MAX_TRADES=2, WEIGHTS="0.5,0.5", MAX_RISK_PER_TRADE="0.005"
+    )
+    risk = RiskManager(settings, Decimal(25000), capabilities_for("SIM"))
+    journal = OrderJournal(tmp_path / "journal.db")
+    ctx = SimpleNamespace(journal=journal, day_key="2011-01-25", _carried=None)
+    ctx._held_intents = MethodType(DayContext._held_intents, ctx)
+    sized = []
+    try:
+        for minute, (ticker, status) in enumerate(
+            [("AAA", IntentStatus.AWAITING_CONFIRMATION), ("BBB", IntentStatus.SENT)], 1
+        ):
+            (decision,) = risk.size_signals(
+                "mid", [Candidate(ticker, 1.0, Decimal(20), 5_000_000, 0.001, ticker)],
+                DayContext.open_position_count(ctx),  # type: ignore[arg-type]
+            )  # fmt: skip
+            sized.append((ticker, type(decision).__name__))
+            if isinstance(decision, Sized):
+                journal.record_intent(
+                    Intent(
+                        f"TB01-20110125-mid-{ticker}-1",
+                        "2011-01-25",
+                        "mid",
+                        "entry",
+                        ticker,
+                        ticker,
+                        "long",
+                        "buy",
+                        "equity",
+                        decision.qty,
+                        status,
+                        f"2011-01-25T15:4{minute}:00+00:00",
+                        notional=decision.notional,
+                    )  # fmt: skip
+                )
+        assert sized == [("AAA", "Sized"), ("BBB", Denied.__name__)]
+        # the waiting entry abandoned (never confirmed): its slot is free again
+        journal.update("TB01-20110125-mid-AAA-1", status=IntentStatus.ABANDONED)
+        assert DayContext.open_position_count(ctx) == 0  # type: ignore[arg-type]
+    finally:
+        journal.close()

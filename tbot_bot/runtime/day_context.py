@@ -238,7 +238,17 @@ class DayContext:
             self.status.publish(pending_confirmations=keep)
 
     def open_position_count(self) -> int:
-        return len(open_trades(self.journal.intents(self.day_key)))
+        """The positions MAX_OPEN_POSITIONS counts: every one held (a carried one included), and every entry that
+        may still open one (working at the broker unfilled, waiting for `tbot confirm`, journaled and unsent). Those
+        were left out, so a minute's signals were sized into slots a working entry was about to take."""
+        intents = self._held_intents()
+        held = {tr.entry.client_order_id for tr in open_trades(intents)}
+        coming = {
+            i.client_order_id
+            for i in intents
+            if i.purpose == Purpose.ENTRY and i.status.is_open and i.client_order_id not in held
+        }
+        return len(held) + len(coming)
 
     def publish_positions(self, feed: MarketFeed | None) -> None:
         rows = []

@@ -299,9 +299,16 @@ class WindowRunner:
             reconcile_after_reconnect(ctx, after="reconnect")
         ctx.check_rebalance()  # every REBALANCE_CHECK_INTERVAL; a breach pauses entries before this minute's
         ctx.check_operator_pause()  # `tbot pause` / `tbot resume` take effect from this minute
+        blocked = ctx.risk.entry_block()
         for pending in ctx.journal.intents(ctx.day_key, self.name):
             # journaled before a restart but not yet at the broker, or waiting for `tbot confirm`
             if pending.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
+                if blocked is not None and pending.purpose == Purpose.ENTRY:
+                    # a pause or halt taken after it was decided: a confirmation given since never sends it
+                    ctx.orders.abandon(pending, f"not sent: entries {blocked}")
+                    ctx.log.event(self.name, "entry_abandoned", ticker=pending.symbol, reason=f"entries {blocked}",
+                                  client_order_id=pending.client_order_id)  # fmt: skip
+                    continue
                 placed = ctx.orders.place(pending, confirm_until=self.window.breakout_end)
                 if placed.status is IntentStatus.AWAITING_CONFIRMATION and not ctx.is_listed_pending(placed):
                     ctx.pending_confirmation(placed, self.window.breakout_end)  # e.g. after a restart

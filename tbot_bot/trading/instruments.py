@@ -148,7 +148,15 @@ def _long_put(ctx: DayContext, strategy: str, e: EntryDecision, blank: Candidate
         return InstrumentChoice(e.symbol, InstrumentType.OPTION, OrderSide.BUY, blank).denied(
             DenialCode.MISSING_MARKET_DATA, f"no quote for {contract.occ_symbol}: {exc}"
         )
-    premium = quote.mid
+    if quote.bid <= 0 or quote.ask < quote.bid:
+        return InstrumentChoice(e.symbol, InstrumentType.OPTION, OrderSide.BUY, blank).denied(
+            DenialCode.NO_OPTION_DATA,
+            f"{contract.occ_symbol} has no two-sided market (bid {quote.bid}, ask {quote.ask}): a market buy "
+            "could pay any price",
+        )
+    # a market buy pays the ask: the contracts are sized and the Black-Scholes filter judged at it (sized at the
+    # mid, a wide spread bought up to twice the window's slot, and the filter passed a premium the bot did not pay)
+    premium = quote.ask
     # the time the sim and the market price with (to the expiry's close), not whole days: whole days made the
     # filter reject the sim's own fair premium
     years = years_to_expiry(ctx.clock.now(), contract.expiry)

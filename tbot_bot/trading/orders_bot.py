@@ -213,6 +213,14 @@ class OrderRouter:
                 continue
             self._apply(intent, order)
 
+    def abandon(self, intent: Intent, reason: str) -> Intent:
+        """An entry never sent (journaled, or waiting for a confirmation) that may no longer be: abandoned, its
+        slot and notional given back."""
+        abandoned = self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
+        if self.on_rejected is not None:
+            self.on_rejected(abandoned)
+        return abandoned
+
     def cancel(self, intent: Intent, reason: str) -> Intent:
         """Cancel one working order (or abandon it if never sent) and bring its fills up to date."""
         if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):

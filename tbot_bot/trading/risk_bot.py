@@ -324,6 +324,14 @@ class RiskManager:
     def halt_reason(self) -> str | None:
         return self._halt_reason
 
+    def entry_block(self) -> str | None:
+        """Why no entry may be sent now ("halted: ...", "paused: ..."), or None: also asked of an entry decided
+        before the halt or pause and still unsent (waiting for `tbot confirm`, or journaled before a restart)."""
+        if self.state is RiskState.HALTED:
+            return f"halted: {self._halt_reason}"
+        pause = self.operator_pause or self._pause_reason
+        return f"paused: {pause}" if pause is not None else None
+
     @property
     def defense_mode(self) -> bool:
         return self._defense_reason is not None
