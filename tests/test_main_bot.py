@@ -142,6 +142,17 @@ def test_daily_loss_limit_halts_closes_and_stops_ordering(tmp_path: Path) -> Non
     assert later_entries == []
     assert all(i.status.value in ("filled", "rejected", "canceled", "abandoned") for i in intents)
     assert len(orders) == len({cid for cid, _ in orders})
+    # the trip is the day's: a later start re-adds the losses against the limit as it is then (a float the
+    # accounting API assigns again, a limit changed), and must not find the day open to trade again
+    from tbot_bot.config.settings_bot import update_env_values
+    from tbot_bot.runtime.operator_desk import open_desk
+
+    update_env_values(home, {"DAILY_LOSS_LIMIT": "0.5"}, actor="test")
+    with open_desk(home, lock=True, replay_day=DEMO_DAY) as desk:
+        assert not desk.ctx.kill.tripped  # the day's losses alone no longer reach the limit
+        assert desk.ctx.risk.state.value == "halted" and (desk.ctx.halted_reason or "").startswith(
+            "kill switch: "
+        )
 
 
 def test_stop_file_mid_window_closes_positions_ingests_and_exits_0(tmp_path: Path) -> None:

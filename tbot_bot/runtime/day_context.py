@@ -519,10 +519,18 @@ class DayContext:
         if self.kill.tripped:
             self._kill_switch_tripped()
 
+    @property
+    def kill_switch_key(self) -> str:
+        return f"kill_switch:{self.day_key}"
+
     def _kill_switch_tripped(self) -> None:
         """Halt (the halt's alert names the kill switch); when trading was already halted for another reason the
         kill switch is alerted on its own. Either way once a day: later exit fills and restarts stay quiet."""
         message = f"kill switch: {self.kill.reason}"
+        # remembered for the day: a restart re-adds the day's losses against a float read again (the accounting
+        # API may assign another), which could find the limit not reached and trade again
+        if self.journal.get_value(self.kill_switch_key) is None:
+            self.journal.set_value(self.kill_switch_key, self.kill.reason or "tripped")
         first = self._first_time("kill_switch", "kill_switch")
         if self.halted_reason is None:
             self.halt(message)  # its alert is the kill switch's

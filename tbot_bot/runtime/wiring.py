@@ -174,8 +174,10 @@ def wire_day(s: Services, day: date) -> DayContext:
     # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
     # DAILY_LOSS_LIMIT) without re-sending alerts
     ctx.restore_from_journal()
-    if kill.tripped:
-        ctx.halted_reason = f"kill switch: {kill.reason}"
+    tripped = s.journal.get_value(ctx.kill_switch_key)
+    if kill.tripped or tripped is not None:
+        # tripped today before this start: halted for the rest of the day, whatever the float read now
+        ctx.halted_reason = f"kill switch: {kill.reason or tripped}"
         risk.halt(ctx.halted_reason)
     ctx.publish_defense()
     return ctx
