@@ -150,7 +150,29 @@ def test_a_backtest_says_what_it_cannot_carry_into_its_first_day(tmp_path: Path)
     (note,) = [w for w in result.report.warnings if "defense mode starts off" in w]
     assert "2011-01-11" in note
     assert note in (tmp_path / "on" / "report.md").read_text()
-    assert json.loads((tmp_path / "on" / "metrics.json").read_text())["notes"] == [note]
+    notes = json.loads((tmp_path / "on" / "metrics.json").read_text())["notes"]
+    assert [n for n in notes if "defense" in n] == [note]
+
+
+def test_a_backtest_of_few_sessions_or_without_spread_says_what_its_figures_are_worth(tmp_path: Path) -> None:
+    """A research review: two sessions reported a Sharpe of 8.3 and a Calmar of 174 without a word, and fills at the
+    bar's open paid no spread, as a live market order does, unsaid."""
+    import json
+
+    short = run_backtest(
+        make_settings(), "all", SAMPLE, date(2011, 1, 4), date(2011, 1, 5), tmp_path / "s", plots=False
+    )
+    (few,) = [w for w in short.report.warnings if "annualised figures" in w]
+    assert few.startswith("2 session(s):") and "20 sessions" in few
+    (spread,) = [w for w in short.report.warnings if "bid-ask spread" in w]
+    assert "ENABLE_SLIPPAGE_MODEL=true" in spread
+    assert {few, spread} <= set(json.loads((tmp_path / "s" / "metrics.json").read_text())["notes"])
+    assert few in (tmp_path / "s" / "report.md").read_text()
+    slipped = make_settings(ENABLE_SLIPPAGE_MODEL="true", SLIPPAGE_SIMULATION_TYPE="rule_based")
+    month = run_backtest(
+        slipped, "all", SAMPLE, date(2011, 1, 3), date(2011, 2, 4), tmp_path / "m", plots=False
+    )
+    assert not [w for w in month.report.warnings if "annualised figures" in w or "bid-ask spread" in w]
 
 
 def test_trading_days_keep_the_backtest_and_the_optimizer_off_the_other_weekdays(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ from tbot_bot.market_time import (
     session_bounds,
     sessions_between,
 )
+from tbot_bot.optimizer.evidence import MIN_SESSIONS_PER_FOLD
 from tbot_bot.screeners.fundamentals import read_fundamentals_file
 from tbot_bot.strategy.grid import SessionGrid, build_grid
 from tbot_bot.strategy.strategy_meta import signal_universe
@@ -361,6 +362,29 @@ def simulation_notes(settings: BotSettings, names: Sequence[str]) -> tuple[str, 
     return tuple(notes)
 
 
+# the fewest sessions whose annualised figures a report presents without a warning: the optimizer's minimum per block
+ANNUALISED_MIN_SESSIONS = max(MIN_SESSIONS_PER_FOLD.values())
+
+
+def _reading_notes(sessions: int, slipped: SlippageModel) -> tuple[str, ...]:
+    """What a reader of the figures must know that the figures do not say (a research review found a two-session
+    backtest reporting a Sharpe of 8.3 and a Calmar of 174 without a word, and fills that pay no spread)."""
+    notes = []
+    if 0 < sessions < ANNUALISED_MIN_SESSIONS:
+        notes.append(
+            f"{sessions} session(s): the annualised figures (Sharpe, Sortino, Calmar, annual return) extrapolate "
+            f"too few days to be evidence (the optimizer asks {ANNUALISED_MIN_SESSIONS} sessions of a block)"
+        )
+    # ENABLE_SLIPPAGE_MODEL=false or SLIPPAGE_SIMULATION_TYPE=none: fills at the next bar's open, no spread paid
+    if not slipped.active:
+        notes.append(
+            "fills are at the next bar's open and pay no bid-ask spread (no slippage model), as the replays' "
+            "simulated exchange fills; a live market order buys at the ask and sells at the bid: "
+            "ENABLE_SLIPPAGE_MODEL=true with rule_based slippage of half the spread or more charges it"
+        )
+    return tuple(notes)
+
+
 def _gaps_note(
     days: tuple[date, ...], start: date, end: date, calendar: str, warm_up_missing: date | None = None
 ) -> tuple[str, ...]:
@@ -458,6 +482,7 @@ def write_outputs(
     waits for it), else (--no-plots) the report without charts is written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    notes = (*notes, *_reading_notes(len(days), slipped))
     # a field a trade does not have (leverage_multiplier of a stock) is null, as the CSV leaves it empty: NaN is
     # not JSON, and strict readers (JavaScript's JSON.parse) refuse the whole file
     records: list[dict[str, Any]] = [
