@@ -133,3 +133,22 @@ def test_scheduled_run_without_enough_data_is_skipped_with_an_alert(provisioned_
 @pytest.mark.parametrize("flag", ["true", "false"])
 def test_template_flag_parses(flag: str) -> None:
     assert make_settings(ENABLE_STRATEGY_OPTIMIZER=flag).ENABLE_STRATEGY_OPTIMIZER is (flag == "true")
+
+
+def test_a_scheduled_study_screens_with_fundamentals_it_could_have_known(tmp_path: Path) -> None:
+    """The newest cached fundamentals screened every session of the lookback: January's sessions passed symbols on
+    March's market caps (a research review: 0 trades with January's own file, 54 with March's)."""
+    home = BotHome(tmp_path)
+    home.cache_dir.mkdir(parents=True)
+    for day in ("2011-01-03", "2011-01-20", "2011-03-31"):
+        (home.cache_dir / f"fundamentals_{day}.json").write_text("{}")
+    (home.cache_dir / "fundamentals_latest.json").write_text("{}")  # not one the screener wrote: ignored
+    as_of = scheduled._fundamentals_as_of
+    assert as_of(home, date(2011, 1, 10), "ALPACA") == (home.cache_dir / "fundamentals_2011-01-03.json", None)
+    assert as_of(home, date(2011, 1, 20), "ALPACA") == (home.cache_dir / "fundamentals_2011-01-20.json", None)
+    # none known at the start: the earliest, and its day, which the run says
+    assert as_of(home, date(2010, 12, 1), "ALPACA") == (
+        home.cache_dir / "fundamentals_2011-01-03.json",
+        date(2011, 1, 3),
+    )
+    assert as_of(BotHome(tmp_path / "empty"), date(2011, 1, 10), "ALPACA") == (None, None)

@@ -115,11 +115,17 @@ def run_scheduled(
     # OPTIMIZER_BACKTEST_LOOKBACK_DAYS: the sessions of recorded bars each scheduled run optimises over
     start = lookback_start(end, settings.OPTIMIZER_BACKTEST_LOOKBACK_DAYS, settings.MARKET_CALENDAR)
     vix = home.cache_dir / "vix.csv"
-    # the backtest screens with fundamentals as the live day does (issue 21): the recorded bars get the
-    # fundamentals the live screener last cached (a sim home: the bundled sample's), beside them
-    fundamentals = _latest_fundamentals(home, settings.BROKER_NAME)
+    # the backtest screens with fundamentals as the live day does (issue 21): the recorded bars get one file of
+    # the fundamentals the live screener cached (a sim home: the bundled sample's), beside them
+    fundamentals, later = _fundamentals_as_of(home, start, settings.BROKER_NAME)
     if fundamentals is not None:
         atomic_write_text(cache / "fundamentals.json", fundamentals.read_text(encoding="utf-8"))
+    if later is not None:
+        notify(
+            "routine",
+            f"scheduled optimizer: no fundamentals cached on or before {start}; the sessions before {later} are "
+            f"screened with those of {later} (the earliest cached), which they could not have known",
+        )
     done = []
     for strategy in strategies:
         space = home.root / "optimizer" / f"space_{strategy}.toml"
@@ -170,12 +176,22 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def _latest_fundamentals(home: BotHome, broker_name: str) -> Path | None:
-    """The newest `data/cache/fundamentals_<day>.json` the screener wrote; a sim home screens with the sample's."""
+def _fundamentals_as_of(home: BotHome, start: date, broker_name: str) -> tuple[Path | None, date | None]:
+    """The fundamentals every session of a study starting at `start` is screened with: the newest
+    `data/cache/fundamentals_<day>.json` of a day on or before `start`, so no session sees values published
+    after it (the newest file let January's sessions pass symbols on March's market caps: the winners that grew
+    into the range); stale by up to the lookback, never from the future. When every cached file is later, the
+    earliest, and its day (said to the caller). A sim home screens with the bundled sample's."""
     from tbot_bot.screeners.fundamentals import sample_fundamentals_path
 
-    cached = sorted(home.cache_dir.glob("fundamentals_*.json"))
-    if cached:
-        return cached[-1]
+    dated = []
+    for path in home.cache_dir.glob("fundamentals_*.json"):
+        try:
+            dated.append((date.fromisoformat(path.stem.removeprefix("fundamentals_")), path))
+        except ValueError:
+            continue  # not one the screener wrote
+    if dated:
+        known = [d for d in sorted(dated) if d[0] <= start]
+        return (known[-1][1], None) if known else (min(dated)[1], min(dated)[0])
     # BROKER_NAME=SIM: the simulated exchange's screener reads the bundled sample's fundamentals
-    return sample_fundamentals_path() if broker_name == "SIM" else None
+    return (sample_fundamentals_path() if broker_name == "SIM" else None), None
