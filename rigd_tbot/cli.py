@@ -179,6 +179,9 @@ def refuse_during_restore(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    # what the bot writes (ledgers, journal, logs, reports, folders) is its user's alone, whatever the shell's umask
+    # (systemd's units set UMask=0077; a hand-run provision or demo at 022 left them readable by every local user)
+    os.umask(0o077)
     try:
         refuse_during_restore(args)
         return int(args.func(args) or 0)

@@ -122,6 +122,9 @@ def test_restore_into_an_empty_home_continues_every_record(
     home = _fresh_home(tmp_path / "restored", three_days["safe"])
     args = ["--archive", str(three_days["archive"]), "--key-file", str(three_days["key"])]
     assert main(["backup", "restore", *args, "--home", str(home.root)]) == 0
+    # every restored file is the bot's user's alone, as archived (logs, reports, .env were written 0644)
+    opened = [p for p in home.root.rglob("*") if p.is_file() and p.stat().st_mode & 0o077]
+    assert opened == []
     assert main(["check", "--replay", FOURTH.isoformat(), "--home", str(home.root)]) == 0
     binding = load_binding(home)
     assert read_trades(binding.ledger_path) == three_days["trades"]

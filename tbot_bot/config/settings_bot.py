@@ -278,7 +278,9 @@ def _audit(
         "version": version,
         "changed": [{"key": k, "old": _mask(k, old.get(k)), "new": _mask(k, new.get(k))} for k in changed],
     }
-    with log.open("a", encoding="utf-8") as fh:
+    # created 0600 (a plain open follows the umask): who changed what is read and written by the bot's user alone
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
 

@@ -440,7 +440,7 @@ def _restore_locked(
                 )
             atomic_write_bytes(target, encrypt_bytes(env_key, blob), 0o600)
         else:
-            atomic_write_bytes(target, blob, 0o600 if kind == "sqlite" else 0o644)
+            atomic_write_bytes(target, blob, 0o600)  # every restored file the bot's user's alone, as archived
         crashpoint(
             "restore_file"
         )  # test seam: a kill between files leaves the marker, so the home is refused

@@ -47,7 +47,7 @@ class SupervisorLock:
     def acquire(cls, home: BotHome, *, mode: str) -> SupervisorLock:
         path = lock_path(home)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

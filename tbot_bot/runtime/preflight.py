@@ -90,6 +90,7 @@ class Preflight:
             *windows,
             *self.gate_lines(day),
             *self.fee_lines(),
+            *self.security_lines(),
             f"risk       max {limits.max_trades} trades/window, weights {','.join(str(w) for w in s.WEIGHTS)}, max {s.MAX_OPEN_POSITIONS} open, daily loss limit {s.DAILY_LOSS_LIMIT:%}",
             *(
                 [
@@ -116,6 +117,25 @@ class Preflight:
 
         reason = inactive_reason(self.settings, day)
         return [f"warning    {reason}"] if reason else []
+
+    def security_lines(self) -> list[str]:
+        """What weakens the home's protection without stopping it: a key rotation left unfinished (the old key
+        still decrypts: a rotation after a leak is not done until it is finished), a home other users can open."""
+        lines = []
+        keys = self.home.keys_dir
+        for prev in sorted(keys.glob("*.key.prev")) if keys.is_dir() else []:
+            name = prev.name.removesuffix(".key.prev")
+            lines.append(
+                f"warning    the rotation of the {name} key was interrupted: the old key still decrypts until "
+                f"`tbot rotate-key {name} --home {self.home.root}` finishes it"
+            )
+        mode = self.home.root.stat().st_mode & 0o777
+        if mode & 0o077:
+            lines.append(
+                f"warning    the home {self.home.root} is open to other local users (mode {mode:04o}): "
+                f"chmod 700 {self.home.root}"
+            )
+        return lines
 
     def fee_lines(self) -> list[str]:
         """The fee profile the sim, backtests and the optimizer charge, and a warning when its fees eat the

@@ -140,6 +140,7 @@ def _build(
     broker_code, amount, identity = validated
     notes: list[str] = []
     home.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(home.root, 0o700)  # keys, secrets, ledgers and logs: the bot's user's alone
     for d in (home.keys_dir, home.secrets_dir):
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)

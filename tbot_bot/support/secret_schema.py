@@ -37,13 +37,20 @@ def _need(values: Mapping[str, Any], keys: tuple[str, ...], what: str) -> list[s
     return [f"{', '.join(missing)} missing ({what})"] if missing else []
 
 
+def _masked(raw: Any) -> str:
+    """A secret's value in an error message: its first characters and its length, never the whole (a webhook URL's
+    path is its token; a password pasted under the wrong key would be printed)."""
+    text = str(raw)
+    return repr(text) if len(text) <= 5 else f"{text[:4]!r}... ({len(text)} characters)"
+
+
 def _url(values: Mapping[str, Any], key: str) -> list[str]:
     raw = _text(values, key)
     if not raw:
         return []
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return [f"{key}={raw!r} is not a URL; use http(s)://host[:port][/path]"]
+        return [f"{key}={_masked(raw)} is not a URL; use http(s)://host[:port][/path]"]
     return []
 
 
@@ -54,15 +61,15 @@ def _int(values: Mapping[str, Any], key: str, low: int, high: int) -> list[str]:
     try:
         n = int(raw)
     except ValueError:
-        return [f"{key}={raw!r} must be a whole number from {low} to {high}"]
-    return [] if low <= n <= high else [f"{key}={raw!r} must be a whole number from {low} to {high}"]
+        return [f"{key}={_masked(raw)} must be a whole number from {low} to {high}"]
+    return [] if low <= n <= high else [f"{key}={_masked(raw)} must be a whole number from {low} to {high}"]
 
 
 def _bool(values: Mapping[str, Any], key: str) -> list[str]:
     raw = values.get(key)
     if raw is None or isinstance(raw, bool) or str(raw).strip().lower() in TRUE_WORDS + FALSE_WORDS:
         return []
-    return [f"{key}={raw!r} must be true or false"]
+    return [f"{key}={_masked(raw)} must be true or false"]
 
 
 # the vendors' own endpoints, by host: a base URL naming one of them says paper or live as plainly as the switch
@@ -185,7 +192,7 @@ def acct_api_problems(values: Mapping[str, Any]) -> list[str]:
             if not 0.1 <= timeout <= 120:
                 raise ValueError
         except (TypeError, ValueError):
-            problems.append(f"ACCT_API_TIMEOUT={raw_timeout!r} must be seconds between 0.1 and 120")
+            problems.append(f"ACCT_API_TIMEOUT={_masked(raw_timeout)} must be seconds between 0.1 and 120")
     return problems
 
 

@@ -41,7 +41,7 @@ def from_minor(minor: int) -> Decimal:
 def atomic_write_bytes(
     path: Path,
     data: bytes | list[bytes | memoryview],
-    mode: int = 0o644,
+    mode: int = 0o600,
     *,
     durable: bool = True,
     exclusive: bool = False,
@@ -98,11 +98,11 @@ def claim_numbered(path_for: Callable[[str], Path], claim: Callable[[Path], None
     raise AssertionError("unreachable")
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int = 0o644) -> None:
+def atomic_write_json(path: Path, obj: Any, mode: int = 0o600) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", mode)
 
 

@@ -1,0 +1,73 @@
+"""The home is the bot's user's alone, whatever the umask of the shell that provisioned or ran it; what weakens it
+is said by `tbot check`; a secret's value is never printed whole (a security review)."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rigd_tbot.cli import main
+from tbot_bot.support.path_resolver import BotHome
+
+
+@pytest.fixture()
+def open_umask() -> object:
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def _open_to_others(root: Path) -> list[str]:
+    return [
+        f"{p.relative_to(root)} {stat.S_IMODE(p.stat().st_mode):04o}"
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o077
+    ]
+
+
+def test_a_home_provisioned_and_used_under_umask_0_is_closed_to_other_users(
+    tmp_path: Path, open_umask: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under umask 000 the home, its state, control, logs and ledger folders were 0777 (any local user could
+    write a stop request or rename the keys away) and reports, status and the ledger were 0644."""
+    home = tmp_path / "home"
+    args = ["provision", "--home", str(home), "--broker", "sim", "--entity", "RGL", "--jurisdiction", "USA"]
+    assert main([*args, "--account", "main", "--bot-id", "TB01", "--float", "2500"]) == 0
+    assert main(["config", "set", "--home", str(home), "MAX_OPEN_POSITIONS=4"]) == 0  # the config audit log
+    assert main(["backup", "create", "--home", str(home)]) == 0
+    assert (home / "logs" / "config_audit.log").exists()
+    assert _open_to_others(home) == []
+    capsys.readouterr()
+
+
+def test_check_warns_of_an_unfinished_rotation_and_an_open_home(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = BotHome(provisioned_home).keys_dir
+    (keys / "smtp.key.prev").write_bytes((keys / "smtp.key").read_bytes())  # a rotation killed half-way
+    os.chmod(keys / "smtp.key.prev", 0o600)
+    os.chmod(provisioned_home, 0o755)
+    assert main(["check", "--home", str(provisioned_home), "--replay", "2011-01-26"]) == 0
+    out = capsys.readouterr().out
+    assert "the rotation of the smtp key was interrupted" in out
+    assert f"tbot rotate-key smtp --home {provisioned_home}" in out
+    assert f"the home {provisioned_home} is open to other local users (mode 0755)" in out
+    os.chmod(provisioned_home, 0o700)
+    (keys / "smtp.key.prev").unlink()
+    assert main(["check", "--home", str(provisioned_home), "--replay", "2011-01-26"]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted" not in out and "open to other local users" not in out
+
+
+def test_a_secret_refused_by_its_check_is_not_printed_whole(
+    provisioned_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "hooks.slack.com/services/T0/B0/SLACKSECRETleak456"
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"SLACK_WEBHOOK_URL={token}\n"))
+    assert main(["secrets", "set", "alerts", "--home", str(provisioned_home)]) == 2
+    err = capsys.readouterr().err
+    assert "SLACK_WEBHOOK_URL='hook'... (49 characters) is not a URL" in err and "SLACKSECRET" not in err
