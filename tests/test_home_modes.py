@@ -71,3 +71,27 @@ def test_a_secret_refused_by_its_check_is_not_printed_whole(
     assert main(["secrets", "set", "alerts", "--home", str(provisioned_home)]) == 2
     err = capsys.readouterr().err
     assert "SLACK_WEBHOOK_URL='hook'... (49 characters) is not a URL" in err and "SLACKSECRET" not in err
+
+
+def test_a_url_key_with_credentials_is_refused_before_it_is_saved_or_audited(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config set VIX_HISTORY_URL=https://user:KEY@host/...` was saved, audited in clear in config_audit.log and
+    shown by `config show` and the dashboard."""
+    url = "https://user:ALPACAKEYleak@cdn.example.com/vix.csv"
+    assert main(["config", "set", "--home", str(provisioned_home), f"VIX_HISTORY_URL={url}"]) == 2
+    assert "holds a user name or password" in capsys.readouterr().err
+    audit = provisioned_home / "logs" / "config_audit.log"
+    assert not audit.exists() or "ALPACAKEYleak" not in audit.read_text()
+    assert (
+        main(
+            [
+                "config",
+                "set",
+                "--home",
+                str(provisioned_home),
+                "VIX_HISTORY_URL=https://cdn.example.com/v.csv",
+            ]
+        )
+        == 0
+    )

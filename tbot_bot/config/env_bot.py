@@ -221,6 +221,17 @@ def _disabled_or_fraction(v: Any) -> Any:
     return v
 
 
+def _no_credentials(url: str) -> str:
+    """A URL key holds no user name or password: the configuration is shown (`tbot config show`, the dashboard)
+    and audited (logs/config_audit.log) in clear."""
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        raise ValueError(
+            "holds a user name or password (user:pass@host): the configuration is shown and audited in clear; "
+            "use a URL without credentials"
+        )
+    return url
+
+
 def _strip(v: Any) -> Any:
     return v.strip() if isinstance(v, str) else v
 
@@ -510,7 +521,9 @@ class BotSettings(BaseModel):
     FINNHUB_CALLS_PER_MINUTE: Annotated[Int, Field(ge=1, le=6000)]
     # Live inputs: VIX history, trading universe
     VIX_SOURCE: Annotated[Literal["cboe", "broker"], BeforeValidator(_strip)]
-    VIX_HISTORY_URL: Annotated[str, BeforeValidator(_strip), Field(pattern=HTTP_URL_PATTERN)]
+    VIX_HISTORY_URL: Annotated[
+        str, BeforeValidator(_strip), Field(pattern=HTTP_URL_PATTERN), AfterValidator(_no_credentials)
+    ]
     UNIVERSE_EXCHANGES: Annotated[
         tuple[Literal["NYSE", "NASDAQ", "ARCA", "AMEX", "BATS"], ...],
         BeforeValidator(_csv),
