@@ -322,7 +322,9 @@ def test_a_sigterm_during_the_last_window_is_kept_through_its_exits_settling(tmp
     now = datetime(2026, 12, 1, 20, 58, tzinfo=UTC)  # 15:58 in New York: the CLOSE window's end
     still_open = [[object()], [object()], []]  # an exit still working for two looks
     ended: list[str] = []
-    settings = SimpleNamespace(MARKET_CALENDAR="XNYS")
+    from helpers import make_settings
+
+    settings = make_settings()  # the template's windows: CLOSE is the day's last that fits
     ctx = SimpleNamespace(
         session_date=date(2026, 12, 1), day_key="2026-12-01", settings=settings,
         mode=SimpleNamespace(kind=RunKind.LIVE, settle_steps=6, settle_step=timedelta(seconds=20)),
