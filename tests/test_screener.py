@@ -377,3 +377,39 @@ def test_a_fundamentals_outage_refuses_the_rest_unasked_and_is_said_once(
     finnhub_fake.fail_next(2, 429)
     again = make_screener({s: snap(s) for s in symbols}, fresh).screen("open", symbols, NOW)
     assert again.symbols == symbols[100:] and again.fundamentals_outage is not None
+
+
+def test_the_supervisor_asks_the_days_fundamentals_before_the_open(
+    finnhub_fake: FakeFinnhub, tmp_path: Path
+) -> None:
+    """Asked at the first window's start, hundreds of symbols at Finnhub's 60 calls a minute held its screen for
+    minutes of its breakout. Before the open the live loop asks them, a part per poll; the screen then reads the
+    day's cache and asks nothing."""
+    from types import SimpleNamespace
+
+    from tbot_bot.runtime.main import PREFETCH_PART, Supervisor
+
+    clock, day = FakeTime(), date(2026, 11, 25)
+    provider = finnhub_provider(finnhub_fake, tmp_path / "cache", clock)
+    universe = ["AAA", "BBB", "CCC", *[f"X{i:02d}" for i in range(12)], "SH"]  # SH: an inverse ETF, not asked
+    events: list[tuple[str, dict[str, Any]]] = []
+    now = [datetime(2026, 11, 25, 12, 59, tzinfo=UTC)]  # 07:59 New York: 91 minutes before the open
+    r = SimpleNamespace(
+        fundamentals=provider, settings=make_settings(), universe=universe,
+        clock=SimpleNamespace(now=lambda: now[0]), log=SimpleNamespace(event=lambda *a, **k: events.append((a[1], k))),
+    )  # fmt: skip
+    sup = Supervisor(BotHome(tmp_path / "home"))
+    assert sup._prefetch_fundamentals(r) is False and finnhub_fake.metric_calls() == []  # not yet
+    now[0] = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
+    polls = [(sup._prefetch_fundamentals(r), len(finnhub_fake.metric_calls())) for _ in range(2)]
+    assert polls == [(True, PREFETCH_PART), (False, len(universe) - 1)]  # a part per poll; then none left
+    assert sorted(finnhub_fake.metric_calls()) == sorted(s for s in universe if s != "SH")
+    assert events == [("fundamentals_prefetch", {"session_date": "2026-11-25", "symbols": 15})]
+    asked = len(finnhub_fake.requests)
+    assert sup._prefetch_fundamentals(r) is False  # done for the day
+    look = finnhub_provider(finnhub_fake, tmp_path / "cache", clock).get(
+        ["AAA", "X11"], day
+    )  # the window's screen
+    assert look.found["AAA"].market_cap == Decimal(5_000_000_000) and len(finnhub_fake.requests) == asked
+    now[0] = datetime(2026, 11, 26, 13, 5, tzinfo=UTC)  # Thanksgiving: no session, nothing asked
+    assert sup._prefetch_fundamentals(r) is False and len(finnhub_fake.requests) == asked

@@ -34,6 +34,7 @@ from tbot_bot.market_time import (
     both_times,
     closed_reason,
     exchange_zone,
+    session_bounds,
     session_date_at,
     session_for,
     window_for,
@@ -64,6 +65,7 @@ from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
 from tbot_bot.runtime.wiring import Services, wire_day
+from tbot_bot.screeners.finnhub_screener import inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_router import Route, route
 from tbot_bot.support.machine_faults import EXIT_TRANSIENT, is_file_fault, os_fault
@@ -126,6 +128,8 @@ class Supervisor:
         self._reconcile_due: str | None = None
         self._closed_noted: str | None = None  # the exchange-closed day last logged (a holiday's crons)
         self._swept: datetime | None = None  # when positions left after their window were last looked for
+        # the session whose fundamentals are being asked before its open, and the symbols still to ask
+        self._prefetch: tuple[date, list[str]] | None = None
         self.boot_seconds = 0.0
 
     # ------------------------------------------------------------------ control
@@ -612,6 +616,32 @@ class Supervisor:
             key="held_after_window:" + ",".join(sorted(tr.entry.symbol for tr in left)),
         )  # fmt: skip
         close_overdue(ctx)
+
+    def _prefetch_fundamentals(self, r: Services) -> bool:
+        """Live, in the PREFETCH_LEAD before a session's open: the universe's fundamentals asked a few symbols at a
+        time between polls, so the first window's screen reads them from the day's cache. Asked at the window's
+        start, the hundreds of symbols that passed its market filters held its screen for minutes of its breakout
+        at Finnhub's 60 calls a minute. True while some are still to ask (the loop polls again at once)."""
+        if r.fundamentals is None:
+            return False
+        now, calendar = r.clock.now(), r.settings.MARKET_CALENDAR
+        day = session_date_at(now, calendar)
+        bounds = session_bounds(day, calendar)
+        if bounds is None or not bounds[0] - PREFETCH_LEAD <= now < bounds[0]:
+            return False
+        if self._prefetch is None or self._prefetch[0] != day:
+            etfs = inverse_etf_whitelist()
+            todo = [sym for sym in r.universe if sym not in etfs]
+            self._prefetch = (day, todo)
+            r.log.event("supervisor", "fundamentals_prefetch", session_date=day.isoformat(), symbols=len(todo))
+        left = self._prefetch[1]
+        if not left:
+            return False
+        part, self._prefetch = left[:PREFETCH_PART], (day, left[PREFETCH_PART:])
+        # the provider caches what it gets for the day (an outage: it serves the cache and asks nothing for a while;
+        # the window's screen asks again)
+        r.fundamentals.get(part, day)
+        return bool(self._prefetch[1])
 
     def _last_window_today(self, ctx: DayContext, plan_run: tuple[str, ...]) -> str | None:
         """The plan's last window that fits today's session: the one whose end ends the day. On an early close
@@ -1151,8 +1181,10 @@ class Supervisor:
                     except TbotError as exc:
                         if self._on_failure(ctx, "supervisor", exc) is None:
                             return EXIT_FAILURE
+                asking = self._prefetch_fundamentals(r)
                 try:
-                    name = due.get(timeout=settings.SLEEP_TIME)
+                    # while the day's fundamentals are asked, a part at a time, a due window is still taken at once
+                    name = due.get(timeout=0.01 if asking else settings.SLEEP_TIME)
                 except queue.Empty:
                     continue
                 if name == REBALANCE_DUE:
@@ -1215,6 +1247,11 @@ def _still_held(ctx: DayContext, held: list[OpenTrade]) -> str:
         parts.append(f"{tr.remaining.normalize():f} {tr.entry.symbol} still held ({why})")
     return "; ".join(parts)
 
+
+# how long before a session's open its fundamentals start to be asked, and how many symbols per poll (a part takes
+# ten seconds at Finnhub's free 60 calls a minute: the loop still beats and takes a due window between parts)
+PREFETCH_LEAD = timedelta(minutes=90)
+PREFETCH_PART = 10
 
 REBALANCE_DUE = "rebalance-check"  # what the scheduler queues for the supervisor's thread (no window's name)
 
