@@ -633,7 +633,9 @@ class Supervisor:
             etfs = inverse_etf_whitelist()
             todo = [sym for sym in r.universe if sym not in etfs]
             self._prefetch = (day, todo)
-            r.log.event("supervisor", "fundamentals_prefetch", session_date=day.isoformat(), symbols=len(todo))
+            r.log.event(
+                "supervisor", "fundamentals_prefetch", session_date=day.isoformat(), symbols=len(todo)
+            )
         left = self._prefetch[1]
         if not left:
             return False
