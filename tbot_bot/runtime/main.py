@@ -56,6 +56,7 @@ from tbot_bot.runtime.recovery import (
     ReconciliationRefused,
     check_positions,
     close_overdue,
+    overdue_trades,
     reconcile_after_reconnect,
     reconcile_and_check,
     refuse_or_block,
@@ -606,7 +607,7 @@ class Supervisor:
             return
         ctx.orders.sync()
         ctx.book_day()  # an exit sent by an earlier look may have filled, after the day was booked
-        left = [tr for tr in open_trades(ctx.journal.intents()) if tr.exit is None and tr.remaining > 0]
+        left = [tr for tr in overdue_trades(ctx) if tr.remaining > 0]
         if not left:
             return
         ctx.alert_once(

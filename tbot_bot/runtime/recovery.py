@@ -15,7 +15,7 @@ from tbot_bot.domain.intents import IntentStatus
 from tbot_bot.domain.vocab import ExitReason
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import window_for
-from tbot_bot.runtime.positions import open_trades
+from tbot_bot.runtime.positions import OpenTrade, open_trades
 from tbot_bot.runtime.run_mode import market_closed
 
 if TYPE_CHECKING:
@@ -85,24 +85,33 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     }
 
 
+def overdue_trades(ctx: DayContext) -> list[OpenTrade]:
+    """Positions without a working exit whose window is over (or from an earlier day), or every one once trading
+    is halted (the kill switch)."""
+    now, out = ctx.clock.now(), []
+    for tr in open_trades(ctx.journal.intents()):
+        entry_day = date.fromisoformat(tr.entry.session_date)
+        w = window_for(tr.entry.strategy, entry_day, ctx.settings)
+        if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
+            out.append(tr)
+    return out
+
+
 def close_overdue(ctx: DayContext) -> int:
     """Send the exit of every position whose window is over (or from an earlier day), or of any position once
     the kill switch tripped; how many were sent. While the market is closed none is sent: they are held until the
     open (said, alerted once) and closed when the next window's cron fires (`Supervisor._run_due_window`)."""
     now, closed, waiting = ctx.clock.now(), 0, []
-    for tr in open_trades(ctx.journal.intents()):
-        entry_day = date.fromisoformat(tr.entry.session_date)
-        w = window_for(tr.entry.strategy, entry_day, ctx.settings)
-        if tr.exit is None and (entry_day < ctx.session_date or now >= w.monitoring_end or ctx.halted_reason):
-            if market_closed(ctx):
-                waiting.append(f"{tr.remaining.normalize():f} {tr.entry.symbol}")
-                continue
-            ctx.place_exit(
-                tr.entry,
-                ExitReason.RECOVERED_AFTER_WINDOW if not ctx.halted_reason else ExitReason.KILL_SWITCH,
-                now,
-            )
-            closed += 1
+    for tr in overdue_trades(ctx):
+        if market_closed(ctx):
+            waiting.append(f"{tr.remaining.normalize():f} {tr.entry.symbol}")
+            continue
+        ctx.place_exit(
+            tr.entry,
+            ExitReason.RECOVERED_AFTER_WINDOW if not ctx.halted_reason else ExitReason.KILL_SWITCH,
+            now,
+        )
+        closed += 1
     if waiting:
         ctx.hold_until_open(waiting)
     return closed
