@@ -332,6 +332,9 @@ def run_import(args: argparse.Namespace) -> int:
         f"imported {done.rows} bars of {len(done.symbols)} symbol(s) from {source} into {store} "
         f"({len(done.partitions)} partitions written)"
     )
+    # the symbols as read (a NinjaTrader export's come from its file name): a misnamed one is seen here
+    names = sorted(done.symbols)
+    print(f"symbols: {', '.join(names[:20])}{f' and {len(names) - 20} more' if len(names) > 20 else ''}")
     if done.side_files:
         print(f"merged {', '.join(done.side_files)} into the store's")
     print(f"bar checks: passed{f' with {len(done.findings)} finding(s) recorded' if done.findings else ''}")

@@ -32,6 +32,7 @@ from tbot_bot.backtest.bar_checks import (
     read_guarded,
     select_bars,
 )
+from tbot_bot.backtest.bar_conventions import convention_problems
 from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
 from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import DataError
@@ -39,13 +40,16 @@ from tbot_bot.strategy.grid import BarColumns
 from tbot_bot.support.memory import give_back_freed_memory
 
 COLUMNS = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
-_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".txt")
+_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".txt", ".txt.gz")
+# what NinjaTrader appends to an instrument's name in its export files (`SPY.Last.txt`, `ES 03-24.Bid.txt.gz`)
+_NINJATRADER_TAILS = (".last", ".bid", ".ask")
 
 
 def _is_ninjatrader(path: Path) -> bool:
     def first_line() -> str:
         opener = __import__("gzip").open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark before the first stamp sent the file down the CSV path ("missing columns")
+        with opener(path, "rt", encoding="utf-8-sig") as fh:
             return str(fh.readline().strip())
 
     head = read_guarded(path, first_line).split(";")
@@ -62,8 +66,13 @@ def read_ninjatrader(
     raw = read_guarded(
         source,
         lambda: pd.read_csv(
-            path, sep=";", header=None, names=["stamp", "open", "high", "low", "close", "volume"], dtype=str
-        ),
+            path,
+            sep=";",
+            header=None,
+            names=["stamp", "open", "high", "low", "close", "volume"],
+            dtype=str,
+            encoding="utf-8-sig",
+        ),  # fmt: skip
     )
     stamps = raw["stamp"].astype(str).str.strip()
     ts = pd.to_datetime(stamps, format="%Y%m%d %H%M%S", utc=True, errors="coerce")
@@ -81,9 +90,33 @@ def _read_file(path: Path, symbol: str | None, reading: Reading) -> pd.DataFrame
         frame = read_guarded(path, lambda: pd.read_parquet(path))
         return check_bars(frame, path, first_row=1, reading=reading)
     if _is_ninjatrader(path):
-        return read_ninjatrader(path, symbol or path.name.split(".")[0].upper(), reading)
+        return read_ninjatrader(path, symbol or ninjatrader_symbol_of(path), reading)
     # header on line 1: the first bar is line 2 of the file; read in chunks, so only typed columns are held
     return check_csv(path, first_row=2, reading=reading)
+
+
+def ninjatrader_symbol_of(path: Path) -> str:
+    """The instrument a NinjaTrader export names in its file name: the name without `.txt[.gz]` and NinjaTrader's
+    `.Last`/`.Bid`/`.Ask`, upper-case; a class share keeps its dot (`BRK.B.Last.txt` is BRK.B: cut at the first dot,
+    BRK.A and BRK.B were one symbol BRK, the second file's bars replacing the first's)."""
+    name = path.name
+    for tail in (".gz", ".txt"):
+        name = name[: -len(tail)] if name.lower().endswith(tail) else name
+    for tail in _NINJATRADER_TAILS:
+        if name.lower().endswith(tail):
+            name = name[: -len(tail)]
+            break
+    return name.strip().upper()
+
+
+def refuse_one_name_for_many(files: list[Path], ninjatrader_symbol: str | None, source: Path) -> None:
+    """One --ninjatrader-symbol for several exports made them one symbol, each file's bars replacing another's."""
+    exports = sum(1 for f in files if _is_ninjatrader(f)) if ninjatrader_symbol is not None else 0
+    if exports > 1:
+        raise DataError(
+            f"--ninjatrader-symbol {ninjatrader_symbol} names one instrument, and {source} holds {exports} "
+            "NinjaTrader exports: name one file, or leave the symbols to the file names"
+        )
 
 
 def bar_files(path: Path) -> list[Path]:
@@ -127,6 +160,7 @@ def load_bars(
         give_back_freed_memory()
         return df
     files = bar_files(path)
+    refuse_one_name_for_many(files, ninjatrader_symbol, path)
     rows_read: list[int] = []
     if len(files) == 1:
         # one file is limited, condensed and sorted while its columns are assembled: no copy of the frame
@@ -140,14 +174,61 @@ def load_bars(
         df = pd.concat(held, ignore_index=True) if held else (frames[0] if frames else pd.DataFrame())
         del frames, held
         if len(df):
-            df = df.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+            df = without_repeats(df, files)
             df = select_bars(df, Days(condense_before=condense_before), wanted)
     if not sum(rows_read):
         raise DataError(f"no bars in {path} (need *.csv, *.csv.gz, *.parquet or *.txt files with rows)")
+    refuse_other_conventions(df, path, regular_session or "XNYS", condense_before)
     if symbols:
         df = df[df["symbol"].isin(symbols)].reset_index(drop=True)
     give_back_freed_memory()  # the temporaries of reading and filtering are not kept mapped
     return df
+
+
+def refuse_other_conventions(
+    df: pd.DataFrame, source: Path, calendar: str, condense_before: date | None = None
+) -> None:
+    """Bars whose stamps follow another convention than this loader reads (bar ends, another zone than UTC, bars
+    of another length than a minute) refused by name: each loaded without a word and backtested wrong."""
+    if condense_before is not None and len(df):
+        # the days before it came back one bar per day: only the minutes after are judged
+        df = df[df["timestamp"] >= pd.Timestamp(condense_before, tz="UTC")]
+    problems = convention_problems(df, calendar)
+    if problems:
+        raise DataError(f"{source}: " + "; ".join(problems))
+
+
+def without_repeats(df: pd.DataFrame, sources: list[Path] | str) -> pd.DataFrame:
+    """Bars of several files (or imports) joined: the same bar in two of them (overlapping downloads) kept once; the
+    same minute of a symbol with other values refused, as within a file (the last file's bars replaced the other's
+    without a word: unadjusted and split-adjusted copies, two vendors)."""
+    keys = ["timestamp", "symbol"]
+    repeated = df.duplicated(subset=keys, keep=False)
+    if repeated.any():
+        values = [c for c in ("open", "high", "low", "close", "volume") if c in df.columns]
+        twice = df[repeated]
+        differing = twice.groupby(keys, sort=True)[values].nunique().gt(1).any(axis=1)
+        if differing.any():
+            stamp, symbol = differing[differing].index[0]
+            where = (
+                sources
+                if isinstance(sources, str)
+                else ", ".join(str(p) for p in sources if _holds(p, symbol, stamp)) or "the files read"
+            )
+            raise DataError(
+                f"{symbol} at {stamp} has other values in {where} (and {int(differing.sum()) - 1} more such "
+                "minute(s)): the same bar from two sources disagrees (unadjusted and split-adjusted copies, two "
+                "vendors); keep one source"
+            )
+    return df.drop_duplicates(subset=keys, keep="last")
+
+
+def _holds(path: Path, symbol: str, stamp: pd.Timestamp) -> bool:
+    try:
+        bars = _read_file(path, None, AS_READ)
+    except DataError:
+        return False
+    return bool(((bars["symbol"] == symbol) & (bars["timestamp"] == stamp)).any())
 
 
 def load_columns(source: str | os.PathLike[str], *, start: date, end: date, calendar: str) -> BarColumns:

@@ -15,7 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from tbot_bot.backtest.load_historical_data import bar_files, load_bars, load_vix
+from tbot_bot.backtest.load_historical_data import (
+    bar_files,
+    load_bars,
+    load_vix,
+    refuse_one_name_for_many,
+    refuse_other_conventions,
+    without_repeats,
+)
 from tbot_bot.data.bar_store import ImportResult, is_store, write_bars
 from tbot_bot.errors import DataError
 from tbot_bot.screeners.fundamentals import read_fundamentals_file
@@ -58,7 +65,9 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
             if source.resolve() == store.resolve():
                 raise DataError(f"{source} is the store being imported into; name the bar files to import")
             frames.append(load_bars(source, by_symbol=True))
-        for path in [] if is_store(source) else bar_files(source):
+        files = [] if is_store(source) else bar_files(source)
+        refuse_one_name_for_many(files, ninjatrader_symbol, source)
+        for path in files:
             # each file on its own: a finding names it, as a folder load does
             frames.append(load_bars(path, ninjatrader_symbol=ninjatrader_symbol, by_symbol=True))
     findings = tee.lines()
@@ -66,7 +75,9 @@ def import_bars(source: Path, store: Path, *, ninjatrader_symbol: str | None = N
     if not frames:
         raise DataError(f"no bars in {source}")
     bars = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    bars = bars.drop_duplicates(subset=["timestamp", "symbol"], keep="last")
+    # two files of one import disagreeing on a bar are refused (a later import replacing bars is said: replaced)
+    bars = without_repeats(bars, files) if len(frames) > 1 else bars
+    refuse_other_conventions(bars, source, "XNYS")  # the calendar the store marks regular sessions with
     folder = source if source.is_dir() else source.parent
     sides, notes = side_inputs(folder, store)
     return write_bars(

@@ -1,0 +1,123 @@
+"""Bars read with the wrong conventions, refused by what they look like (a data review: each loaded without a word
+and backtested wrong). A file's values can all be valid while its stamps mean something else than this loader
+reads: the bar's END instead of its start, another time zone than UTC (a NinjaTrader export made in New York
+time), or bars of another length than a minute (5-minute bars, 30-second bars). Each leaves a mark on every
+session of a traded symbol, which is what is checked here: one thin session says nothing, most liquid ones do."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tbot_bot.errors import UsageError
+from tbot_bot.market_time import exchange_zone, session_bounds
+
+JUDGED_BARS = (
+    60  # a symbol's session with at least this many regular-session bars is judged (a thin one is not)
+)
+JUDGED_SHARE = 0.8  # a convention is refused when this share of its judged sessions shows it ...
+JUDGED_SESSIONS = 3  # ... and it has at least this many
+FAR_MINUTES = 30  # bars that start or end this far from the open or the close: not the exchange's hours
+GRID_BARS = 100  # a symbol with at least this many bars, all on one k-minute grid, holds k-minute bars
+
+
+def convention_problems(bars: pd.DataFrame, calendar: str) -> list[str]:
+    """What the bars' stamps say of their conventions that this loader does not read (empty: nothing). Integer
+    arithmetic on the stamps (a few hundred milliseconds for millions of bars, once per load or import)."""
+    if not len(bars):
+        return []
+    ns = np.asarray(pd.DatetimeIndex(bars["timestamp"]).as_unit("ns").asi8, dtype=np.int64)  # UTC nanoseconds
+    codes, names = pd.factorize(bars["symbol"], sort=False)
+    return [*_length_problems(ns, codes, names), *_session_problems(ns, codes, names, calendar)]
+
+
+_MINUTE = 60_000_000_000
+_DAY = 86_400_000_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _length_problems(ns: np.ndarray, codes: np.ndarray, names: Any) -> list[str]:
+    problems = []
+    minute = ns // _MINUTE
+    # stamps all on whole minutes hold at most one bar a minute (checked as repeats); others may be shorter bars
+    if (ns % _MINUTE).any():
+        order = np.lexsort((ns, minute, codes))
+        same = (codes[order][1:] == codes[order][:-1]) & (minute[order][1:] == minute[order][:-1])
+        if same.any():
+            i = order[int(np.flatnonzero(same)[0])]
+            held = ns[(codes == codes[i]) & (minute == minute[i])]
+            at = pd.Timestamp(int(minute[i] * _MINUTE), tz="UTC")
+            shown = ", ".join(f"{pd.Timestamp(int(x), tz='UTC'):%H:%M:%S}" for x in held[:3])
+            problems.append(
+                f"{names[codes[i]]} has {len(held)} bars in the minute {at:%Y-%m-%d %H:%M} UTC ({shown}): bars "
+                "shorter than a minute; aggregate them to 1-minute bars (the loader reads each row as one minute)"
+            )
+    # which minutes of the hour each symbol's bars start at: all on one k-minute grid, k > 1, is k-minute bars
+    seen = np.bincount(codes * 60 + minute % 60, minlength=len(names) * 60).reshape(len(names), 60)
+    for code in np.flatnonzero(seen.sum(axis=1) >= GRID_BARS):
+        step = int(np.gcd.reduce(np.flatnonzero(seen[code])))
+        if step > 1:
+            problems.append(
+                f"{names[code]}: all {int(seen[code].sum())} bars start on a {step}-minute grid (minutes :00, "
+                f":{step:02d}, ...): {step}-minute bars; the loader reads 1-minute bars (each row one minute)"
+            )
+            break
+    return problems
+
+
+def _session_problems(ns: np.ndarray, codes: np.ndarray, names: Any, calendar: str) -> list[str]:
+    zone = exchange_zone(calendar)
+    day = ns // _DAY  # the UTC date: a session of the calendars served lies within one
+    first_day = int(day.min())
+    span = int(day.max()) - first_day + 1
+    opens, closes = np.zeros(span, dtype=np.int64), np.zeros(span, dtype=np.int64)
+    for k in np.unique(day - first_day):
+        try:
+            held = session_bounds(date.fromordinal(_EPOCH_ORDINAL + first_day + int(k)), calendar)
+        except UsageError:
+            continue  # a date the calendar does not know: not judged (the loader says so where it matters)
+        if held is not None:
+            opens[k], closes[k] = (int(pd.Timestamp(b).value) for b in held)
+    at = day - first_day
+    inside = (ns >= opens[at]) & (ns < closes[at])
+    if not inside.any():
+        return []
+    key = codes[inside].astype(np.int64) * span + at[inside]
+    t = ns[inside]
+    n = np.bincount(key, minlength=len(names) * span)
+    first = np.full(len(n), np.iinfo(np.int64).max)
+    last = np.full(len(n), np.iinfo(np.int64).min)
+    np.minimum.at(first, key, t)
+    np.maximum.at(last, key, t)
+    problems = []
+    for code in range(len(names)):
+        cells = code * span + np.flatnonzero(n[code * span : (code + 1) * span] >= JUDGED_BARS)
+        if len(cells) < JUDGED_SESSIONS:
+            continue
+        k = cells - code * span
+        late = (first[cells] - opens[k]) // _MINUTE
+        early = (closes[k] - _MINUTE - last[cells]) // _MINUTE
+        one_late, far = late == 1, (late >= FAR_MINUTES) | (early >= FAR_MINUTES)
+        local = [pd.Timestamp(int(x), tz="UTC").tz_convert(zone) for x in (first[cells[0]], last[cells[0]])]
+        hours = [pd.Timestamp(int(x), tz="UTC").tz_convert(zone) for x in (opens[k[0]], closes[k[0]])]
+        on = f"{local[0]:%Y-%m-%d}"
+        if one_late.mean() >= JUDGED_SHARE:
+            problems.append(
+                f"{names[code]}: on {int(one_late.sum())} of {len(cells)} sessions its first bar of the regular "
+                f"session is one minute after the open ({local[0]:%H:%M} {zone} on {on}), none at the open: the "
+                "stamps look like bar ENDS. A CSV's timestamp is the bar's START (subtract a minute); a "
+                "NinjaTrader export's is its end in UTC"
+            )
+        elif far.mean() >= JUDGED_SHARE:
+            problems.append(
+                f"{names[code]}: on {int(far.sum())} of {len(cells)} sessions its bars inside the regular session "
+                f"run from {local[0]:%H:%M} to {local[1]:%H:%M} {zone} (on {on}), far from the open "
+                f"{hours[0]:%H:%M} and the close {hours[1]:%H:%M}: are the stamps in UTC? A CSV needs an "
+                "offset (Z, -05:00); a NinjaTrader export must be made in UTC"
+            )
+        if len(problems) >= 3:
+            break
+    return problems
