@@ -20,7 +20,6 @@ JUDGED_BARS = (
 )
 JUDGED_SHARE = 0.8  # a convention is refused when this share of its judged sessions shows it ...
 JUDGED_SESSIONS = 3  # ... and it has at least this many
-FAR_MINUTES = 30  # bars that start or end this far from the open or the close: not the exchange's hours
 GRID_BARS = 100  # a symbol with at least this many bars, all on one k-minute grid, holds k-minute bars
 
 
@@ -31,7 +30,8 @@ def convention_problems(bars: pd.DataFrame, calendar: str) -> list[str]:
         return []
     ns = np.asarray(pd.DatetimeIndex(bars["timestamp"]).as_unit("ns").asi8, dtype=np.int64)  # UTC nanoseconds
     codes, names = pd.factorize(bars["symbol"], sort=False)
-    return [*_length_problems(ns, codes, names), *_session_problems(ns, codes, names, calendar)]
+    volume = bars["volume"].to_numpy(dtype=np.float64)
+    return [*_length_problems(ns, codes, names), *_session_problems(ns, codes, volume, names, calendar)]
 
 
 _MINUTE = 60_000_000_000
@@ -68,7 +68,9 @@ def _length_problems(ns: np.ndarray, codes: np.ndarray, names: Any) -> list[str]
     return problems
 
 
-def _session_problems(ns: np.ndarray, codes: np.ndarray, names: Any, calendar: str) -> list[str]:
+def _session_problems(
+    ns: np.ndarray, codes: np.ndarray, volume: np.ndarray, names: Any, calendar: str
+) -> list[str]:
     zone = exchange_zone(calendar)
     day = ns // _DAY  # the UTC date: a session of the calendars served lies within one
     first_day = int(day.min())
@@ -85,38 +87,38 @@ def _session_problems(ns: np.ndarray, codes: np.ndarray, names: Any, calendar: s
     inside = (ns >= opens[at]) & (ns < closes[at])
     if not inside.any():
         return []
-    key = codes[inside].astype(np.int64) * span + at[inside]
-    t = ns[inside]
-    n = np.bincount(key, minlength=len(names) * span)
-    first = np.full(len(n), np.iinfo(np.int64).max)
-    last = np.full(len(n), np.iinfo(np.int64).min)
-    np.minimum.at(first, key, t)
-    np.maximum.at(last, key, t)
+    cell = codes.astype(np.int64) * span + at  # (symbol, date)
+    cells = len(names) * span
+    n = np.bincount(cell[inside], minlength=cells)
+    first = np.full(cells, np.iinfo(np.int64).max)
+    np.minimum.at(first, cell[inside], ns[inside])
+    # the volume traded inside the regular session and outside it, the same date: a file in another zone shows
+    # the day's trading (the open, the morning) outside the hours it is read at, and less inside
+    traded_in = np.bincount(cell[inside], weights=volume[inside], minlength=cells)
+    traded_out = np.bincount(cell[~inside], weights=volume[~inside], minlength=cells)
     problems = []
     for code in range(len(names)):
-        cells = code * span + np.flatnonzero(n[code * span : (code + 1) * span] >= JUDGED_BARS)
-        if len(cells) < JUDGED_SESSIONS:
+        judged = code * span + np.flatnonzero(n[code * span : (code + 1) * span] >= JUDGED_BARS)
+        if len(judged) < JUDGED_SESSIONS:
             continue
-        k = cells - code * span
-        late = (first[cells] - opens[k]) // _MINUTE
-        early = (closes[k] - _MINUTE - last[cells]) // _MINUTE
-        one_late, far = late == 1, (late >= FAR_MINUTES) | (early >= FAR_MINUTES)
-        local = [pd.Timestamp(int(x), tz="UTC").tz_convert(zone) for x in (first[cells[0]], last[cells[0]])]
-        hours = [pd.Timestamp(int(x), tz="UTC").tz_convert(zone) for x in (opens[k[0]], closes[k[0]])]
-        on = f"{local[0]:%Y-%m-%d}"
+        k = judged - code * span
+        one_late = (first[judged] - opens[k]) // _MINUTE == 1
+        elsewhere = traded_out[judged] > traded_in[judged]
+        start = pd.Timestamp(int(first[judged[0]]), tz="UTC").tz_convert(zone)
+        on = f"{start:%Y-%m-%d}"
         if one_late.mean() >= JUDGED_SHARE:
             problems.append(
-                f"{names[code]}: on {int(one_late.sum())} of {len(cells)} sessions its first bar of the regular "
-                f"session is one minute after the open ({local[0]:%H:%M} {zone} on {on}), none at the open: the "
+                f"{names[code]}: on {int(one_late.sum())} of {len(judged)} sessions its first bar of the regular "
+                f"session is one minute after the open ({start:%H:%M} {zone} on {on}), none at the open: the "
                 "stamps look like bar ENDS. A CSV's timestamp is the bar's START (subtract a minute); a "
                 "NinjaTrader export's is its end in UTC"
             )
-        elif far.mean() >= JUDGED_SHARE:
+        elif elsewhere.mean() >= JUDGED_SHARE:
+            share = traded_out[judged].sum() / max(traded_out[judged].sum() + traded_in[judged].sum(), 1)
             problems.append(
-                f"{names[code]}: on {int(far.sum())} of {len(cells)} sessions its bars inside the regular session "
-                f"run from {local[0]:%H:%M} to {local[1]:%H:%M} {zone} (on {on}), far from the open "
-                f"{hours[0]:%H:%M} and the close {hours[1]:%H:%M}: are the stamps in UTC? A CSV needs an "
-                "offset (Z, -05:00); a NinjaTrader export must be made in UTC"
+                f"{names[code]}: on {int(elsewhere.sum())} of {len(judged)} sessions more of its volume is traded "
+                f"outside the regular session ({zone} hours) than in it ({share:.0%} outside): are the stamps in "
+                "UTC? A CSV needs an offset (Z, -05:00); a NinjaTrader export must be made in UTC"
             )
         if len(problems) >= 3:
             break
