@@ -241,7 +241,8 @@ def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str])
         missing = [k for k in ALPACA_ENV[:2] if k not in creds]
         if missing:
             notes.append(
-                f"set {', '.join(missing)} in the environment and re-provision, or the broker check will fail"
+                f"{', '.join(missing)} not stored: give them on stdin with `tbot secrets set broker` (never on a "
+                "command line: shell history keeps it), or the broker check will fail"
             )
     elif broker_code == "IBKR":
         creds = {k: os.environ[k] for k in IBKR_ENV if os.environ.get(k)}
@@ -253,8 +254,8 @@ def _store_broker_credentials(home: BotHome, broker_code: str, notes: list[str])
         missing = [k for k in TRADIER_ENV[:2] if k not in creds]
         if missing:
             notes.append(
-                f"set {', '.join(missing)} in the environment and re-provision (or `tbot secrets set broker`), "
-                "or the broker check will fail"
+                f"{', '.join(missing)} not stored: give them on stdin with `tbot secrets set broker` (never on a "
+                "command line: shell history keeps it), or the broker check will fail"
             )
     else:
         creds = {"SIM": True}
