@@ -123,3 +123,30 @@ def test_ninjatrader_names_keep_a_class_shares_dot_and_are_shown(
         == 2
     )
     assert "names one instrument" in capsys.readouterr().err
+
+
+def test_a_partition_swapped_with_another_symbols_is_refused_even_with_its_manifest_edited(
+    spy: pd.DataFrame, tmp_path: Path
+) -> None:
+    """SH's file copied as SDS's, its size and SHA-256 written into the manifest: it loaded as SDS's bars."""
+    import hashlib
+    import json
+
+    bars = tmp_path / "bars.csv"
+    both = pd.concat([spy, spy.assign(symbol="QQQ", close=spy["close"] * 0.5, low=spy["low"] * 0.5)])
+    _csv(both.sort_values(["timestamp", "symbol"]), bars)
+    store = tmp_path / "store"
+    assert main(["data", "import", str(bars), "--store", str(store)]) == 0
+    assert len(load_bars(store, symbols=["QQQ"])) == len(spy)
+    swapped = (store / "SPY" / "2011-01.parquet").read_bytes()
+    (store / "QQQ" / "2011-01.parquet").write_bytes(swapped)
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["partitions"]["QQQ/2011-01.parquet"].update(
+        bytes=len(swapped), sha256=hashlib.sha256(swapped).hexdigest()
+    )
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError) as refused:
+        load_bars(store, symbols=["QQQ"])
+    assert "partition QQQ/2011-01.parquet is the file written as SPY/2011-01.parquet; re-import it" in str(
+        refused.value
+    )

@@ -545,12 +545,12 @@ def test_a_refused_write_leaves_no_temporary_file_or_new_folder(
     before = _files(kept)
     real, calls = bar_store._write_partition, []
 
-    def fail_second(path: Path, part: dict) -> None:  # type: ignore[type-arg]
+    def fail_second(path: Path, part: dict, rel: str) -> None:  # type: ignore[type-arg]
         calls.append(path)
         if len(calls) == 2:  # the disk fills while the second partition is written (its folder made)
             path.parent.mkdir(parents=True, exist_ok=True)
             raise OSError(28, "No space left on device")
-        real(path, part)
+        real(path, part, rel)
 
     bars = tmp_path / "b.csv"
     bars.write_text(

@@ -239,7 +239,7 @@ def write_bars(
             if not path.parent.exists():
                 made.append(path.parent)
             temp = path.with_name(f".{path.name}{IMPORTING}")
-            _write_partition(temp, part)
+            _write_partition(temp, part, rel)
             staged.append((temp, path))
             day_numbers = part["timestamp"] // NS_PER_DAY
             days = np.unique(day_numbers).astype("datetime64[D]").astype(str).tolist()
@@ -333,7 +333,7 @@ def _merged(held: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> tuple[di
     return {c: v[order][last] for c, v in both.items()}, int(differs.sum())
 
 
-def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
+def _write_partition(path: Path, part: dict[str, np.ndarray], rel: str) -> None:
     """Typed columns (UTC ns stamps, float64 prices, int64 volume), one row group per UTC day, written under a
     temporary name and renamed into place."""
     import pyarrow as pa
@@ -349,7 +349,9 @@ def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
     }
     if "vwap" in part and not np.isnan(part["vwap"]).all():
         columns["vwap"] = pa.array(part["vwap"])
-    table = pa.table(columns)
+    # the partition it is (SYMBOL/MONTH.parquet) written into the file: a file copied under another partition's
+    # name passes the manifest's checksum once the manifest is edited to match, never this
+    table = pa.table(columns).replace_schema_metadata({PARTITION_KEY: rel.encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     # one row group per week (Monday to Sunday, UTC): a read of a few days (a replay) skips the rest of the
@@ -366,6 +368,9 @@ def _write_partition(path: Path, part: dict[str, np.ndarray]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed write leaves the store as it was, no temporary file in it
         raise
+
+
+PARTITION_KEY = b"tbot.partition"
 
 
 def _day_ns(day: date | str) -> int:
@@ -417,6 +422,9 @@ def _read_partition(
     whole = bool(days) and _day_ns(days[0]) >= (lo or 0) and (hi is None or _day_ns(days[-1]) < hi)
     try:
         reader = pq.ParquetFile(pa.BufferReader(data))
+        written_as = (reader.schema_arrow.metadata or {}).get(PARTITION_KEY)
+        if written_as is not None and written_as != rel.encode():
+            raise _refuse_partition(store, rel, entry, f"the file written as {written_as.decode()}")
         names = reader.schema_arrow.names
         wanted = [c for c in (columns or names) if c in names]
         if whole:  # every day held is wanted: no row group to skip
