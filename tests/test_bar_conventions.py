@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rigd_tbot.cli import main
-from tbot_bot.backtest.load_historical_data import load_bars
+from tbot_bot.backtest.load_historical_data import load_bars, load_columns
 from tbot_bot.errors import DataError
 from tbot_bot.support.path_resolver import package_file
 
@@ -71,6 +71,9 @@ def test_stamps_of_another_convention_are_refused_by_name(
     with pytest.raises(DataError) as refused:
         load_bars(path)
     assert said in str(refused.value) and str(path) in str(refused.value) and "SPY" in str(refused.value)
+    # as a backtest reads files: the regular session only (what it leaves out is weighed all the same)
+    with pytest.raises(DataError, match=said.replace("?", r"\?")):
+        load_columns(path, start=DAYS[0], end=DAYS[1], calendar="XNYS")
     # the import refuses it too, before anything is written
     assert main(["data", "import", str(path), "--store", str(tmp_path / "store")]) == 2
     assert not (tmp_path / "store" / "manifest.json").exists()
@@ -150,3 +153,9 @@ def test_a_partition_swapped_with_another_symbols_is_refused_even_with_its_manif
     assert "partition QQQ/2011-01.parquet is the file written as SPY/2011-01.parquet; re-import it" in str(
         refused.value
     )
+
+
+def test_a_ninjatrader_export_saved_as_csv_keeps_its_symbol(spy: pd.DataFrame, tmp_path: Path) -> None:
+    for name in ("IWM.csv", "QQQ.Last.csv.gz"):
+        got = load_bars(_ninjatrader(spy, tmp_path / name))
+        assert got["symbol"].unique().tolist() == [name.split(".")[0]]

@@ -114,13 +114,18 @@ def test_an_exit_refused_at_its_windows_end_is_retried_and_the_day_ends_before_t
     _entry(day)
     ctx = sup._run_due_window(r, day["ctx"], PLAN, "open")
     assert refused and ex.positions.get("AAPL")  # the window-end exit was refused
+    booked: list[datetime] = []
+    real_book = ctx.book_day
+    ctx.book_day = lambda: (booked.append(clock.now()), real_book())[1]
     with caplog.at_level(logging.WARNING, logger="tbot_bot.trading.notifier_bot"):
-        clock._now = at(15, 32)
-        sup._close_left_behind(ctx)  # between windows, as the live loop does each poll
+        for minute in (32, 33, 34):
+            clock._now = at(15, minute)
+            sup._close_left_behind(ctx)  # between windows, as the live loop does each poll
     assert "held_after_window" in caplog.text and "AAPL" in caplog.text and ex.positions.get("AAPL")
+    assert caplog.text.count("held_after_window") == 1 and booked == []  # alerted once; nothing to book
     clock._now = at(15, 46)  # the halt lifted: the next look sends the exit, and it is booked
     sup._close_left_behind(ctx)
-    assert not ex.positions.get("AAPL")
+    assert not ex.positions.get("AAPL") and booked == [at(15, 46)]
     trips = ctx.trips()
     assert [(t.exit.symbol, t.exit.exit_reason) for t in trips] == [("AAPL", "recovered_after_window")]
     # MID is the last window that fits the early close: the day ends with it, not at CLOSE's 14:30 EST cron

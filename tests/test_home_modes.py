@@ -95,3 +95,6 @@ def test_a_url_key_with_credentials_is_refused_before_it_is_saved_or_audited(
         )
         == 0
     )
+    # an @ in the query is no user name
+    url = "VIX_HISTORY_URL=https://cdn.example.com?a=b@c"
+    assert main(["config", "set", "--home", str(provisioned_home), url]) == 0

@@ -153,6 +153,10 @@ def test_daily_loss_limit_halts_closes_and_stops_ordering(tmp_path: Path) -> Non
         assert desk.ctx.risk.state.value == "halted" and (desk.ctx.halted_reason or "").startswith(
             "kill switch: "
         )
+        # and status and the day's summary say so (they read the switch, which the losses alone no longer trip)
+        assert (
+            desk.ctx.status.kill_switch["tripped"] is True and desk.ctx.kill_switch_state()["tripped"] is True
+        )
 
 
 def test_stop_file_mid_window_closes_positions_ingests_and_exits_0(tmp_path: Path) -> None:

@@ -451,7 +451,9 @@ def test_the_outbox_leaves_a_running_writers_alerts_and_drops_stale_ones(
         with caplog.at_level(logging.ERROR):
             taken = Outbox(box).left(TS)
         assert [a.message.split(" (")[0] for _, a in taken] == ["a killed supervisor's"]
-        assert taken[0][0].name.split("-")[1] == str(__import__("os").getpid())  # taken over: renamed as ours
+        from tbot_bot.trading.notifier_bot import _process_tag
+
+        assert taken[0][0].name.split("-")[1] == _process_tag()  # taken over: renamed as ours
         assert "too old to send now" in caplog.text and "from last week" in caplog.text
         assert "unreadable" in caplog.text
         assert sorted(p.name for p in box.glob("*.json")) == sorted(
@@ -485,3 +487,41 @@ def test_the_supervisors_notifier_keeps_its_outbox_under_the_home(tmp_path: Path
         now.attempts = 1
         now.notify(fill_alert())
         assert now.failed == 1 and not list((home.state_dir / "alert_outbox").glob("*.json"))
+
+
+def test_the_outbox_tells_a_reused_pid_from_its_writer_and_never_overfills_the_queue(tmp_path: Path) -> None:
+    """A file named with the pid of a process that started later (pids repeat, in a container at every restart)
+    was left unsent until it expired; a thousand files left by a dead channel overfilled the queue at start (the
+    notifier raised, and with it the boot)."""
+    import json
+    import subprocess
+    import sys
+
+    from tbot_bot.trading.notifier_bot import QUEUE_LIMIT, Outbox
+
+    box = tmp_path / "alert_outbox"
+    box.mkdir()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = box / f"{1:020d}-{running.pid}@1-0.json"  # its pid, another start time: another process
+        reused.write_text(json.dumps(fill_alert(message="the old writer's").as_dict()))
+        assert [a.message.split(" (")[0] for _, a in Outbox(box).left(TS)] == ["the old writer's"]
+    finally:
+        running.kill()
+        running.wait()
+    for f in box.glob("*.json"):
+        f.unlink()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    for i in range(QUEUE_LIMIT + 1):
+        (box / f"{i:020d}-{ended.pid}-{i}.json").write_text(json.dumps(fill_alert(message=f"n{i}").as_dict()))
+    with FakeWebhooks() as hooks:
+        hooks.delay = 0.2  # the worker is slow: what the start queued is still queued when we look
+        n = Notifier(
+            make_settings(ROUTINE_ALERT_CHANNEL="slack"), {"slack": SlackChannel(hooks.url("/s"))},
+            outbox=Outbox(box), now=lambda: TS,
+        )  # fmt: skip
+        assert n.notify(fill_alert(message="new")) is True and n.dropped == 0  # room is kept for new alerts
+        assert n._queue.qsize() <= QUEUE_LIMIT // 2 + 1
+        n.close(timeout=0.1)
+    assert len(list(box.glob("*.json"))) >= QUEUE_LIMIT // 2  # the rest waits on disk for the next start

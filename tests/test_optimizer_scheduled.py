@@ -152,3 +152,21 @@ def test_a_scheduled_study_screens_with_fundamentals_it_could_have_known(tmp_pat
         date(2011, 1, 3),
     )
     assert as_of(BotHome(tmp_path / "empty"), date(2011, 1, 10), "ALPACA") == (None, None)
+
+
+def test_the_ramp_up_is_judged_from_the_first_recorded_session(provisioned_home: Path) -> None:
+    """While fewer sessions are recorded than the lookback, its start lies before any bar: a file of the first
+    recorded day was said to be one the sessions before it 'could not have known', every day (a reread)."""
+    home = BotHome(provisioned_home)
+    frame = load_bars(SAMPLE, start=date(2011, 1, 3), end=date(2011, 1, 5))
+    for day, g in frame.groupby(frame["timestamp"].dt.date):
+        scheduled.record_session_bars(home, day, feed_of(g))
+    fundamentals = (SAMPLE / "fundamentals.json").read_text()
+    (home.cache_dir / "fundamentals_2011-01-03.json").write_text(fundamentals)
+    sent: list[tuple[str, str]] = []
+    scheduled.run_scheduled(home, date(2011, 1, 5), ["open"], notify=lambda lvl, m: sent.append((lvl, m)))
+    assert not [m for _, m in sent if "could not have known" in m]
+    (home.cache_dir / "fundamentals_2011-01-03.json").rename(home.cache_dir / "fundamentals_2011-01-04.json")
+    sent.clear()
+    scheduled.run_scheduled(home, date(2011, 1, 5), ["open"], notify=lambda lvl, m: sent.append((lvl, m)))
+    assert [m for _, m in sent if "no fundamentals cached on or before 2011-01-03" in m]

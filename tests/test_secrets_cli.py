@@ -79,7 +79,7 @@ def test_set_from_stdin_lines_and_json_then_list_masks_values(
         (
             "acct_api",
             "ACCT_API_URL=ftp://x\nACCT_API_TOKEN=t\n",
-            "ACCT_API_URL='ftp://x' must be an https:// URL",
+            "ACCT_API_URL='ftp:'... (7 characters) must be an https:// URL",
         ),
         ("acct_api", "just some words\n", "stdin line 1: expected KEY=VALUE"),
         ("acct_api", "", "no values on stdin"),

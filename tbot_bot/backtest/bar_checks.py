@@ -124,6 +124,8 @@ class _Typed:
         self.minutes: list[np.ndarray] = []  # per slice: rows kept as minutes
         self.dropped = False  # whether any row's values were left out or condensed
         self.groups = _Groups()
+        # (codes, UTC days, volume) of rows inside the dates that the regular-session filter left out
+        self.outside: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add_symbols(self, symbol: pd.Series) -> None:
         codes, uniques = pd.factorize(symbol)
@@ -139,6 +141,11 @@ class _Typed:
         masks = self.days.masks(stamps)
         self.minutes.append(np.ones(len(stamps), dtype=bool) if masks is None else masks[0])
         self.dropped |= masks is not None
+        outside = self.days.outside_session(stamps, masks[0] | masks[1]) if masks is not None else None
+        if outside is not None and outside.any() and "volume" in values:
+            self.outside.append(
+                (self.codes[-1][outside], stamps[outside] // NS_PER_DAY, values["volume"][outside])
+            )
         for name, column in values.items():
             self.values.setdefault(name, []).append(column if masks is None else column[masks[0]])
         if masks is not None and masks[1].any():
@@ -220,6 +227,23 @@ class Days:
             return None
         return keep & ~condensed, condensed
 
+    def outside_session(self, stamps: np.ndarray, kept: np.ndarray) -> np.ndarray | None:
+        """Rows inside the dates that the regular-session filter left out (None: no such filter)."""
+        if self.regular is None:
+            return None
+
+        def midnight(day: date) -> int:
+            return (day - _EPOCH).days * NS_PER_DAY
+
+        dated = np.ones(len(stamps), dtype=bool)
+        if self.start is not None:
+            dated &= stamps >= midnight(self.start)
+        if self.end is not None:
+            dated &= stamps < midnight(self.end) + NS_PER_DAY
+        if self.condense_before is not None:
+            dated &= stamps >= midnight(self.condense_before)
+        return dated & ~kept
+
 
 EVERY_DAY = Days()
 
@@ -227,11 +251,13 @@ EVERY_DAY = Days()
 @dataclass(frozen=True)
 class Reading:
     """What a read of one file returns: rows in `order`, limited and condensed by `days`; `rows_read`, when
-    given, collects the file's row count before `days` chose among them."""
+    given, collects the file's row count before `days` chose among them; `outside`, when given, the volume of
+    each (symbol, UTC day) that the regular-session filter left out (the stamp-convention check weighs it)."""
 
     order: Order = "file"
     days: Days = EVERY_DAY
     rows_read: list[int] | None = None
+    outside: list[pd.DataFrame] | None = None
 
 
 AS_READ = Reading()
@@ -640,6 +666,10 @@ def check_slices(
     found.refuse()
     if reading.rows_read is not None:
         reading.rows_read.append(offset)  # the file's bars before `days` chose among them
+    if reading.outside is not None and typed.outside:
+        names = np.array(list(typed.symbols), dtype=object)
+        codes, days, volume = (np.concatenate(x) for x in zip(*typed.outside, strict=True))
+        reading.outside.append(pd.DataFrame({"symbol": names[codes], "day": days, "volume": volume}))
     give_back_freed_memory()  # the text the reader made for every slice is garbage now
     # after every check (a repeat is judged on the values as written): on stderr like the repeats dropped
     return _widened(typed.bars(path, first_row, reading.order, reread), path)

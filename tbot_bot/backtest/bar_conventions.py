@@ -23,7 +23,7 @@ JUDGED_SESSIONS = 3  # ... and it has at least this many
 GRID_BARS = 100  # a symbol with at least this many bars, all on one k-minute grid, holds k-minute bars
 
 
-def convention_problems(bars: pd.DataFrame, calendar: str) -> list[str]:
+def convention_problems(bars: pd.DataFrame, calendar: str, outside: pd.DataFrame | None = None) -> list[str]:
     """What the bars' stamps say of their conventions that this loader does not read (empty: nothing). Integer
     arithmetic on the stamps (a few hundred milliseconds for millions of bars, once per load or import)."""
     if not len(bars):
@@ -31,7 +31,10 @@ def convention_problems(bars: pd.DataFrame, calendar: str) -> list[str]:
     ns = np.asarray(pd.DatetimeIndex(bars["timestamp"]).as_unit("ns").asi8, dtype=np.int64)  # UTC nanoseconds
     codes, names = pd.factorize(bars["symbol"], sort=False)
     volume = bars["volume"].to_numpy(dtype=np.float64)
-    return [*_length_problems(ns, codes, names), *_session_problems(ns, codes, volume, names, calendar)]
+    return [
+        *_length_problems(ns, codes, names),
+        *_session_problems(ns, codes, volume, names, calendar, outside),
+    ]
 
 
 _MINUTE = 60_000_000_000
@@ -69,8 +72,14 @@ def _length_problems(ns: np.ndarray, codes: np.ndarray, names: Any) -> list[str]
 
 
 def _session_problems(
-    ns: np.ndarray, codes: np.ndarray, volume: np.ndarray, names: Any, calendar: str
+    ns: np.ndarray,
+    codes: np.ndarray,
+    volume: np.ndarray,
+    names: Any,
+    calendar: str,
+    outside: pd.DataFrame | None,
 ) -> list[str]:
+    """`outside`: (symbol, day = UTC days since 1970, volume) of bars a regular-session read left out of `ns`."""
     zone = exchange_zone(calendar)
     day = ns // _DAY  # the UTC date: a session of the calendars served lies within one
     first_day = int(day.min())
@@ -96,6 +105,13 @@ def _session_problems(
     # the day's trading (the open, the morning) outside the hours it is read at, and less inside
     traded_in = np.bincount(cell[inside], weights=volume[inside], minlength=cells)
     traded_out = np.bincount(cell[~inside], weights=volume[~inside], minlength=cells)
+    if outside is not None and len(outside):
+        code = pd.Index(names).get_indexer(outside["symbol"])
+        offset = outside["day"].to_numpy(dtype=np.int64) - first_day
+        known = (code >= 0) & (offset >= 0) & (offset < span)
+        np.add.at(
+            traded_out, code[known] * span + offset[known], outside["volume"].to_numpy(np.float64)[known]
+        )
     problems = []
     for code in range(len(names)):
         judged = code * span + np.flatnonzero(n[code * span : (code + 1) * span] >= JUDGED_BARS)

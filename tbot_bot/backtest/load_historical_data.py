@@ -96,12 +96,14 @@ def _read_file(path: Path, symbol: str | None, reading: Reading) -> pd.DataFrame
 
 
 def ninjatrader_symbol_of(path: Path) -> str:
-    """The instrument a NinjaTrader export names in its file name: the name without `.txt[.gz]` and NinjaTrader's
+    """The instrument a NinjaTrader export names in its file name: the name without its bar-file suffix and NinjaTrader's
     `.Last`/`.Bid`/`.Ask`, upper-case; a class share keeps its dot (`BRK.B.Last.txt` is BRK.B: cut at the first dot,
     BRK.A and BRK.B were one symbol BRK, the second file's bars replacing the first's)."""
     name = path.name
-    for tail in (".gz", ".txt"):
-        name = name[: -len(tail)] if name.lower().endswith(tail) else name
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):  # a renamed export: SPY.csv, QQQ.Last.csv.gz
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
     for tail in _NINJATRADER_TAILS:
         if name.lower().endswith(tail):
             name = name[: -len(tail)]
@@ -162,13 +164,16 @@ def load_bars(
     files = bar_files(path)
     refuse_one_name_for_many(files, ninjatrader_symbol, path)
     rows_read: list[int] = []
+    # what a regular-session read leaves out, for the stamp-convention check (a file in another zone trades its
+    # day outside the hours it is read at)
+    outside: list[pd.DataFrame] | None = [] if regular_session is not None else None
     if len(files) == 1:
         # one file is limited, condensed and sorted while its columns are assembled: no copy of the frame
-        df = _read_file(files[0], ninjatrader_symbol, Reading(wanted, days, rows_read))
+        df = _read_file(files[0], ninjatrader_symbol, Reading(wanted, days, rows_read, outside))
     else:
         # several: each limited to the dates, then joined; the same bar in two files (overlapping downloads)
         # is kept once (identical copies within a file were already dropped by its checks)
-        each = Reading("file", Days(start, end, regular=regular_session), rows_read)
+        each = Reading("file", Days(start, end, regular=regular_session), rows_read, outside)
         frames = [_read_file(p, ninjatrader_symbol, each) for p in files]
         held = [f for f in frames if len(f)]
         df = pd.concat(held, ignore_index=True) if held else (frames[0] if frames else pd.DataFrame())
@@ -178,7 +183,8 @@ def load_bars(
             df = select_bars(df, Days(condense_before=condense_before), wanted)
     if not sum(rows_read):
         raise DataError(f"no bars in {path} (need *.csv, *.csv.gz, *.parquet or *.txt files with rows)")
-    refuse_other_conventions(df, path, regular_session or "XNYS", condense_before)
+    dropped = pd.concat(outside, ignore_index=True) if outside else None
+    refuse_other_conventions(df, path, regular_session or "XNYS", condense_before, dropped)
     if symbols:
         df = df[df["symbol"].isin(symbols)].reset_index(drop=True)
     give_back_freed_memory()  # the temporaries of reading and filtering are not kept mapped
@@ -186,14 +192,18 @@ def load_bars(
 
 
 def refuse_other_conventions(
-    df: pd.DataFrame, source: Path, calendar: str, condense_before: date | None = None
+    df: pd.DataFrame,
+    source: Path,
+    calendar: str,
+    condense_before: date | None = None,
+    outside: pd.DataFrame | None = None,
 ) -> None:
     """Bars whose stamps follow another convention than this loader reads (bar ends, another zone than UTC, bars
     of another length than a minute) refused by name: each loaded without a word and backtested wrong."""
     if condense_before is not None and len(df):
         # the days before it came back one bar per day: only the minutes after are judged
         df = df[df["timestamp"] >= pd.Timestamp(condense_before, tz="UTC")]
-    problems = convention_problems(df, calendar)
+    problems = convention_problems(df, calendar, outside)
     if problems:
         raise DataError(f"{source}: " + "; ".join(problems))
 

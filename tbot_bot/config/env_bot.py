@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -224,7 +225,7 @@ def _disabled_or_fraction(v: Any) -> Any:
 def _no_credentials(url: str) -> str:
     """A URL key holds no user name or password: the configuration is shown (`tbot config show`, the dashboard)
     and audited (logs/config_audit.log) in clear."""
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+    if "@" in urlsplit(url).netloc:
         raise ValueError(
             "holds a user name or password (user:pass@host): the configuration is shown and audited in clear; "
             "use a URL without credentials"

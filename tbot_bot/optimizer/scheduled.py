@@ -117,13 +117,16 @@ def run_scheduled(
     vix = home.cache_dir / "vix.csv"
     # the backtest screens with fundamentals as the live day does (issue 21): the recorded bars get one file of
     # the fundamentals the live screener cached (a sim home: the bundled sample's), beside them
-    fundamentals, later = _fundamentals_as_of(home, start, settings.BROKER_NAME)
+    # the first session the study simulates: the lookback's, or the first recorded one when fewer are held yet
+    recorded = sorted(cache.glob("bars_*.csv.gz"))
+    first = max(start, date.fromisoformat(recorded[0].name[5:15])) if recorded else start
+    fundamentals, later = _fundamentals_as_of(home, first, settings.BROKER_NAME)
     if fundamentals is not None:
         atomic_write_text(cache / "fundamentals.json", fundamentals.read_text(encoding="utf-8"))
     if later is not None:
         notify(
             "routine",
-            f"scheduled optimizer: no fundamentals cached on or before {start}; the sessions before {later} are "
+            f"scheduled optimizer: no fundamentals cached on or before {first}; the sessions before {later} are "
             f"screened with those of {later} (the earliest cached), which they could not have known",
         )
     done = []

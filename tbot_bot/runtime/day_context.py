@@ -523,6 +523,14 @@ class DayContext:
     def kill_switch_key(self) -> str:
         return f"kill_switch:{self.day_key}"
 
+    def kill_switch_state(self) -> dict[str, object]:
+        """Tripped today (now, or before a restart that reads another float or limit: the journal keeps it) and why,
+        as status and the day's summary show it."""
+        if self.kill.tripped:
+            return {"tripped": True, "reason": self.kill.reason}
+        kept = self.journal.get_value(self.kill_switch_key)
+        return {"tripped": kept is not None, "reason": kept}
+
     def _kill_switch_tripped(self) -> None:
         """Halt (the halt's alert names the kill switch); when trading was already halted for another reason the
         kill switch is alerted on its own. Either way once a day: later exit fills and restarts stay quiet."""
@@ -653,7 +661,7 @@ class DayContext:
                 reason,
                 f"trading halted: {reason}",
             )
-        self.status.kill_switch = {"tripped": self.kill.tripped, "reason": self.kill.reason}
+        self.status.kill_switch = self.kill_switch_state()
         self.status.publish(state=BotState.HALTED, message=reason)
         if close_positions:
             self.flatten(reason)

@@ -601,22 +601,28 @@ class Supervisor:
             or self._outage is not None
         ):
             return
-        if not any(i.purpose == Purpose.EXIT for i in ctx.journal.open_intents()) and not open_trades(
-            ctx.journal.intents()
-        ):
+        working = {i.client_order_id for i in ctx.journal.open_intents() if i.purpose == Purpose.EXIT}
+        if not working and not open_trades(ctx.journal.intents()):
             return
         ctx.orders.sync()
-        ctx.book_day()  # an exit sent by an earlier look may have filled, after the day was booked
+        sent = {i.client_order_id for i in ctx.journal.intents() if i.purpose == Purpose.EXIT}
         left = [tr for tr in overdue_trades(ctx) if tr.remaining > 0]
-        if not left:
-            return
-        ctx.alert_once(
-            AlertLevel.CRITICAL, "held_after_window",
-            f"{_still_held(ctx, left)}: its window is over; the exit is sent again every minute until the close "
-            "(`tbot flatten` closes it now)",
-            key="held_after_window:" + ",".join(sorted(tr.entry.symbol for tr in left)),
-        )  # fmt: skip
-        close_overdue(ctx)
+        if left:
+            ctx.alert_once(
+                AlertLevel.CRITICAL, "held_after_window",
+                f"{_still_held(ctx, left)}: its window is over; the exit is sent again every minute until the "
+                "close (`tbot flatten` closes it now)",
+                key="held_after_window:" + ",".join(sorted(tr.entry.symbol for tr in left)),
+            )  # fmt: skip
+            close_overdue(ctx)
+        # booked when an exit of an earlier look, or one sent now, filled: not each minute a refusal repeats
+        # (a booking asks the broker about every order of the day)
+        fresh = [
+            i for i in ctx.journal.intents() if i.purpose == Purpose.EXIT and i.client_order_id not in sent
+        ]
+        filled = [ctx.journal.get(cid) for cid in working] + fresh
+        if any(i is not None and i.filled_qty for i in filled):
+            ctx.book_day()
 
     def _prefetch_fundamentals(self, r: Services) -> bool:
         """Live, in the PREFETCH_LEAD before a session's open: the universe's fundamentals asked a few symbols at a
@@ -643,7 +649,13 @@ class Supervisor:
         part, self._prefetch = left[:PREFETCH_PART], (day, left[PREFETCH_PART:])
         # the provider caches what it gets for the day (an outage: it serves the cache and asks nothing for a while;
         # the window's screen asks again)
-        r.fundamentals.get(part, day)
+        try:
+            r.fundamentals.get(part, day)
+        except (TbotError, OSError) as exc:
+            # only a head start: a refused key or a full disk is met again, and reported, by the window's screen
+            self._prefetch = (day, [])
+            r.log.event("supervisor", "fundamentals_prefetch_stopped", reason=str(exc))
+            return False
         return bool(self._prefetch[1])
 
     def _last_window_today(self, ctx: DayContext, plan_run: tuple[str, ...]) -> str | None:
@@ -986,8 +998,9 @@ class Supervisor:
 
     def _end_of_session(self, ctx: DayContext) -> None:
         """After the day's last window: nothing stays held overnight; book and report the day. A position its
-        refused exit left held is said and alerted (the next session's first window closes it), not a shutdown: a
-        restart would send the same refused order again, and again."""
+        refused exit left held is said and alerted, not a shutdown (a restart would send the same refused order
+        again, and again): the live loop sends its exit again each minute until the close
+        (`_close_left_behind`), then the next session's first window closes it."""
         held: PositionsStillHeld | None = None
         try:
             self._close_positions(ctx, "end of day")

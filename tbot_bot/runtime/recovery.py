@@ -99,8 +99,9 @@ def overdue_trades(ctx: DayContext) -> list[OpenTrade]:
 
 def close_overdue(ctx: DayContext) -> int:
     """Send the exit of every position whose window is over (or from an earlier day), or of any position once
-    the kill switch tripped; how many were sent. While the market is closed none is sent: they are held until the
-    open (said, alerted once) and closed when the next window's cron fires (`Supervisor._run_due_window`)."""
+    the kill switch tripped; how many were sent. Called at a restart, at each window's cron and, live, each minute
+    between windows while the market is open (`Supervisor._close_left_behind`). While the market is closed none
+    is sent: they are held until the open (said, alerted once)."""
     now, closed, waiting = ctx.clock.now(), 0, []
     for tr in overdue_trades(ctx):
         if market_closed(ctx):

@@ -150,7 +150,7 @@ def write_reports(ctx: DayContext, *, exported: bool) -> dict[str, Any] | None:
     )  # fmt: skip
     summary["denials_by_filter"] = ctx.denials
     summary["mode"] = mode
-    summary["kill_switch"] = {"tripped": ctx.kill.tripped, "reason": ctx.kill.reason}
+    summary["kill_switch"] = ctx.kill_switch_state()
     write_daily_summary(
         ctx.home.summaries_dir(scope),
         scope,

@@ -174,11 +174,12 @@ def wire_day(s: Services, day: date) -> DayContext:
     # a restart mid-day: the day's fills and realised PnL come back from the journal (and count toward
     # DAILY_LOSS_LIMIT) without re-sending alerts
     ctx.restore_from_journal()
-    tripped = s.journal.get_value(ctx.kill_switch_key)
-    if kill.tripped or tripped is not None:
+    tripped = ctx.kill_switch_state()
+    if tripped["tripped"]:
         # tripped today before this start: halted for the rest of the day, whatever the float read now
-        ctx.halted_reason = f"kill switch: {kill.reason or tripped}"
+        ctx.halted_reason = f"kill switch: {tripped['reason']}"
         risk.halt(ctx.halted_reason)
+        s.status.publish(kill_switch=tripped)
     ctx.publish_defense()
     return ctx
 

@@ -179,10 +179,12 @@ def acct_api_problems(values: Mapping[str, Any]) -> list[str]:
     if not url:
         problems.append("ACCT_API_URL is missing (e.g. https://accounting.example.com/api)")
     elif parts.scheme not in ("https", "http") or not parts.hostname:
-        problems.append(f"ACCT_API_URL={url!r} must be an https:// URL")
+        problems.append(f"ACCT_API_URL={_masked(url)} must be an https:// URL")
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         # the token travels in every request: plain HTTP is accepted only on this machine
-        problems.append(f"ACCT_API_URL={url!r} must use https:// (plain http only to 127.0.0.1/localhost)")
+        problems.append(
+            f"ACCT_API_URL={_masked(url)} must use https:// (plain http only to 127.0.0.1/localhost)"
+        )
     if not token:
         problems.append("ACCT_API_TOKEN is missing")
     raw_timeout = values.get("ACCT_API_TIMEOUT")

@@ -117,14 +117,36 @@ _held_here: set[Path] = set()
 _outbox_names = itertools.count()
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, Linux's /proc/<pid>/stat field 22); '' unknown."""
     try:
-        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _process_tag() -> str:
+    """This process as an outbox file names it: its pid and start time (a pid alone is reused, in a container
+    at every restart, and a new process under an old writer's pid left its alerts unsent)."""
+    started = _started(os.getpid())
+    return f"{os.getpid()}@{started}" if started else str(os.getpid())
+
+
+def _writer_running(tag: str) -> bool:
+    """Whether the process an outbox file names (pid[@start]) still runs: the same pid started at the same time."""
+    pid, _, started = tag.partition("@")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process: it runs
+    now = _started(int(pid))
+    return not (started and now and now != started)
 
 
 class Outbox:
@@ -143,7 +165,7 @@ class Outbox:
     def keep(self, alert: Alert) -> Path | None:
         """Write the alert before it is queued; None when the folder cannot be written (logged: it is sent all
         the same, only not again after a crash)."""
-        path = self.folder / f"{time.time_ns():020d}-{os.getpid()}-{next(_outbox_names)}.json"
+        path = self.folder / f"{time.time_ns():020d}-{_process_tag()}-{next(_outbox_names)}.json"
         try:
             atomic_write_bytes(path, json.dumps(alert.as_dict(), sort_keys=True).encode(), 0o600)
         except OSError as exc:
@@ -166,20 +188,23 @@ class Outbox:
         if path is not None:
             _held_here.discard(path)
 
-    def left(self, now: datetime) -> list[tuple[Path, Alert]]:
-        """The alerts earlier processes left undelivered, oldest first, each taken over by this process (renamed
-        under its pid); one older than OUTBOX_KEEP, or unreadable, is logged and removed instead."""
+    def left(self, now: datetime, limit: int = QUEUE_LIMIT) -> list[tuple[Path, Alert]]:
+        """The alerts earlier processes left undelivered, oldest first, at most `limit`, each taken over by this
+        process (renamed under its pid); one older than OUTBOX_KEEP, or unreadable, is logged and removed
+        instead."""
         try:
             names = sorted(p for p in self.folder.glob("*.json") if p not in _held_here)
         except OSError:
             return []
-        taken = []
+        taken: list[tuple[Path, Alert]] = []
         for path in names:
+            if len(taken) >= limit:
+                break
             stamp, _, rest = path.name.partition("-")
-            pid, _, tail = rest.partition("-")
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            writer, _, tail = rest.partition("-")
+            if writer != _process_tag() and _writer_running(writer):
                 continue  # its writer still runs and sends it
-            mine = path.with_name(f"{stamp}-{os.getpid()}-{tail}")
+            mine = path.with_name(f"{stamp}-{_process_tag()}-{tail}")
             try:
                 path.rename(mine)
                 alert = Alert.from_dict(json.loads(mine.read_text(encoding="utf-8")))
@@ -425,7 +450,8 @@ class Notifier:
         self._outbox = outbox if background and self.channels else None
         if background and self.channels:
             if self._outbox is not None:
-                for path, alert in self._outbox.left((now or utc_now)()):
+                # at most half the queue: new alerts keep room; what is not taken now stays for the next start
+                for path, alert in self._outbox.left((now or utc_now)(), limit=QUEUE_LIMIT // 2):
                     self._enqueue(alert, path)
             self._worker = threading.Thread(target=self._run, name="notifier", daemon=True)
             self._worker.start()

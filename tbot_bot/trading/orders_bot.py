@@ -224,7 +224,7 @@ class OrderRouter:
     def cancel(self, intent: Intent, reason: str) -> Intent:
         """Cancel one working order (or abandon it if never sent) and bring its fills up to date."""
         if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
-            return self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
+            return self.abandon(intent, reason)
         try:
             self.errors.call(self.broker.cancel_order, intent.client_order_id)
         except BrokerError as exc:
@@ -239,7 +239,7 @@ class OrderRouter:
             if purpose is not None and intent.purpose != purpose:
                 continue
             if intent.status in (IntentStatus.INTENT, IntentStatus.AWAITING_CONFIRMATION):
-                self.journal.update(intent.client_order_id, status=IntentStatus.ABANDONED, note=reason)
+                self.abandon(intent, reason)
                 continue
             try:
                 self.errors.call(self.broker.cancel_order, intent.client_order_id)
