@@ -413,3 +413,26 @@ def test_the_supervisor_asks_the_days_fundamentals_before_the_open(
     assert look.found["AAA"].market_cap == Decimal(5_000_000_000) and len(finnhub_fake.requests) == asked
     now[0] = datetime(2026, 11, 26, 13, 5, tzinfo=UTC)  # Thanksgiving: no session, nothing asked
     assert sup._prefetch_fundamentals(r) is False and len(finnhub_fake.requests) == asked
+
+
+def test_a_prefetch_that_fails_stops_itself_not_the_supervisor(tmp_path: Path) -> None:
+    """A refused key (401) before the open ended the supervisor without an alert: the prefetch is a head start, and
+    the window's screen meets the refusal and reports it as ever."""
+    from types import SimpleNamespace
+
+    from tbot_bot.runtime.main import Supervisor
+
+    class Refusing:
+        def get(self, symbols: object, day: date) -> None:
+            raise ConfigError("FINNHUB_API_KEY was refused (HTTP 401): invalid token")
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    r = SimpleNamespace(
+        fundamentals=Refusing(), settings=make_settings(), universe=["AAA", "BBB"],
+        clock=SimpleNamespace(now=lambda: datetime(2026, 11, 25, 13, 5, tzinfo=UTC)),
+        log=SimpleNamespace(event=lambda *a, **k: events.append((a[1], k))),
+    )  # fmt: skip
+    sup = Supervisor(BotHome(tmp_path / "home"))
+    assert sup._prefetch_fundamentals(r) is False and sup._prefetch_fundamentals(r) is False
+    assert [e for e, _ in events] == ["fundamentals_prefetch", "fundamentals_prefetch_stopped"]
+    assert "HTTP 401" in events[1][1]["reason"]
