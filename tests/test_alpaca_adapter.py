@@ -223,6 +223,12 @@ def test_on_the_iex_feed_the_previous_volume_is_the_whole_markets(
     asked = server.count("GET", "/v2/stocks/bars")
     assert iex.get_snapshots(["SPY"])["SPY"].prev_volume == whole
     assert server.count("GET", "/v2/stocks/bars") == asked  # the day's volume is kept
+    # only the session asked about is kept: a process up for weeks kept every session's volumes (a long-run review)
+    (key,) = iex._sip_volumes
+    iex._sip_volumes.clear()
+    iex._sip_volumes[(key[0], key[1] - timedelta(days=1))] = 1
+    assert iex.get_snapshots(["SPY"])["SPY"].prev_volume == whole and list(iex._sip_volumes) == [key]
+    asked = server.count("GET", "/v2/stocks/bars")
     sip = broker_for(server, data_feed="sip")
     assert sip.get_snapshots(["SPY"])["SPY"].prev_volume == whole
     assert server.count("GET", "/v2/stocks/bars") == asked  # the snapshot already had it

@@ -43,16 +43,18 @@ def day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         [
             synthetic_bars(prices, datetime(2026, 11, 25, 14, 30, tzinfo=UTC), 390, seed=1),
             synthetic_bars(prices, OPEN_AT, 210, seed=2),
+            # MSFT: no session before the boot's day (left out by its warm-up), bars from the early close on
+            synthetic_bars({"MSFT": 420.0}, OPEN_AT, 210, seed=3),
         ],
         ignore_index=True,
     )
-    ex = FakeAlpacaExchange(bars=bars, now=clock.now, prices={"AAPL": "190", "SH": "14"})
-    ex.set_assets([asset("AAPL", "NYSE"), asset("SH", "ARCA")])
+    ex = FakeAlpacaExchange(bars=bars, now=clock.now, prices={"AAPL": "190", "SH": "14", "MSFT": "420"})
+    ex.set_assets([asset("AAPL", "NYSE"), asset("SH", "ARCA"), asset("MSFT", "NASDAQ")])
     with FakeCboeServer() as cboe, FakeAlpacaServer(ex) as server:
-        cboe.files["/v.csv"] = (200, CSV, cboe_csv([(date(2026, 11, 25), 25.0), (date(2026, 11, 26), 25.0)]))
+        cboe.files["/v.csv"] = (200, CSV, cboe_csv([(date(2026, 11, 24), 22.0), (date(2026, 11, 25), 30.0)]))
         home = provision(tmp_path / "home", server, cboe.url("/v.csv"), monkeypatch)
         home.universe_file.parent.mkdir(parents=True, exist_ok=True)
-        home.universe_file.write_text("AAPL\nSH\n")
+        home.universe_file.write_text("AAPL\nSH\nMSFT\n")
         broker = broker_for(server)
         sup = Supervisor(home, clock=clock)
         r = boot(home, replay_day=None, speed=None, data_source=None, broker=broker, broker_wrapper=None,
@@ -132,3 +134,37 @@ def test_an_exit_refused_at_its_windows_end_is_retried_and_the_day_ends_before_t
     ctx = sup._run_due_window(r, ctx, PLAN, "mid")
     booked = ctx.journal.day_booked(ctx.day_key)
     assert booked is not None and datetime.fromisoformat(booked) < at(18, 0)
+
+
+def test_a_process_up_for_days_wires_each_with_one_blocklist(day: dict[str, Any]) -> None:
+    """Each wired day opened a blocklist connection closed only at exit: a stopped supervisor retrying a flatten
+    each poll while the broker was down ran out of file descriptors in minutes (a long-run review)."""
+    import os
+
+    from tbot_bot.runtime.wiring import wire_day
+
+    r = day["r"]
+    closers, fds = len(r.closers), len(os.listdir("/proc/self/fd"))
+    contexts = [wire_day(r, date(2026, 11, 27)) for _ in range(5)]
+    assert len({id(c.blocklist) for c in contexts}) == 1
+    assert len(r.closers) == closers and len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_each_new_session_judges_the_whole_listed_universe_again(day: dict[str, Any]) -> None:
+    """The boot's warm-up left out MSFT (no session before the boot's day); later sessions warmed up only what the
+    boot kept, so MSFT was never traded until a restart."""
+    r, sup, clock = day["r"], day["sup"], day["clock"]
+    assert "MSFT" not in r.tradable and "MSFT" in (r.listed or [])
+    clock._now = datetime(
+        2026, 11, 30, 13, 0, tzinfo=UTC
+    )  # Monday, 08:00 New York: its previous session is Friday
+    sup._rewarm(r, date(2026, 11, 30))
+    assert "MSFT" in r.tradable and "MSFT" in r.universe and r.warmup.session == date(2026, 11, 27)
+
+
+def test_the_puts_volatility_comes_from_the_closes_fetched_at_the_days_start(day: dict[str, Any]) -> None:
+    """The day was wired before its VIX closes were fetched: puts were priced with the close of two sessions back
+    (on a new home, the 25% default) every day."""
+    assert day["ctx"].option_volatility == pytest.approx(
+        0.30
+    )  # the close of Wednesday 11-25, the session before

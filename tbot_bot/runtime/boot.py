@@ -318,8 +318,10 @@ def _boot(
     # a check logs what it found but alerts nobody: the start it precedes will
     report_float(floats, log, None if dry_run else notifier, clock)
     warm: WarmUp | None = None
+    listed: list[str] | None = None
     if replay_day is None:
         symbols = _live_universe(home, settings, broker, clock, log, symbols, write=not dry_run)
+        listed = list(symbols)
         warm = warm_up_universe(home, settings, broker, clock, log, symbols, beat=beat)
         symbols = [s for s in symbols if s not in warm.excluded]
     fundamentals = build_fundamentals_provider(settings, home, replay_file=replay_fundamentals)
@@ -328,6 +330,7 @@ def _boot(
         broker=broker, journal=journal, log=log, errors=errors, notifier=notifier, status=status,
         universe=signal_universe(symbols), tradable=set(symbols), vix_closes=vix_closes, closers=closers,
         acct=acct, float_source=floats.source, warmup=warm, fundamentals=fundamentals, preflight=pre,
+        listed=listed,
         float_day=clock.now().date(), replay_day=replay_day,
     )  # fmt: skip
     _self_checks(result, probe=result.universe[0] if result.universe else None)

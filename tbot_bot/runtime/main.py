@@ -65,9 +65,10 @@ from tbot_bot.runtime.run_mode import market_closed
 from tbot_bot.runtime.schedule import cron_trigger, morning_plan, window_times
 from tbot_bot.runtime.status_bot import BotState, StatusBoard
 from tbot_bot.runtime.window_runner import WindowOutcome, WindowRunner
-from tbot_bot.runtime.wiring import Services, wire_day
+from tbot_bot.runtime.wiring import Services, option_volatility, wire_day
 from tbot_bot.screeners.finnhub_screener import inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
+from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import Route, route
 from tbot_bot.support.machine_faults import EXIT_TRANSIENT, is_file_fault, os_fault
 from tbot_bot.support.memory import give_back_freed_memory
@@ -874,6 +875,8 @@ class Supervisor:
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
         if "close" in plan_run:
             self._refresh_vix(r, ctx)
+            # the puts' volatility from the closes just fetched (wired before: the close of two sessions back)
+            ctx.option_volatility = option_volatility(r.vix_closes, today)
         return ctx
 
     def _rewarm(self, r: Services, today: date) -> None:
@@ -889,9 +892,12 @@ class Supervisor:
         if r.warmup.session == wanted:
             return
         try:
-            r.warmup = warm_up_universe(
-                r.home, r.settings, r.broker, r.clock, r.log, sorted(r.tradable), beat=self._beat
-            )
+            # the whole listed universe, judged again: a symbol without a session before the boot's trades once it
+            # has one, and one without a session before today's is left out today
+            listed = r.listed if r.listed is not None else sorted(r.tradable)
+            r.warmup = warm_up_universe(r.home, r.settings, r.broker, r.clock, r.log, listed, beat=self._beat)
+            kept = [sym for sym in listed if sym not in r.warmup.excluded]
+            r.tradable, r.universe = set(kept), signal_universe(kept)
         except TbotError as exc:
             # the screener then relies on the broker's snapshots alone for previous-session volume
             r.log.event("supervisor", "warmup_failed", session=today.isoformat(), reason=str(exc))
@@ -1233,6 +1239,7 @@ class Supervisor:
         close_overdue(ctx)
         if name == "close" and r.vix_lookup(ctx.session_date) is None:
             self._refresh_vix(r, ctx)  # a close published overnight may be there by now
+            ctx.option_volatility = option_volatility(r.vix_closes, ctx.session_date)
         runner, outcome = self._window_through_outages(ctx, name)
         self.outcomes.append(outcome)
         self._check_after_window(ctx, name)

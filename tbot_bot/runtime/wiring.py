@@ -88,6 +88,18 @@ class Services:
     preflight: Preflight | None = None  # what `tbot check` summarises
     float_day: date | None = None  # the session the float was last resolved for
     replay_day: date | None = None  # the recorded day a replay (or a replay check) runs
+    # live: the universe as listed, before the warm-up left out symbols without a previous session (each new
+    # session's warm-up judges all of it again)
+    listed: list[str] | None = None
+    _blocklist: TickerBlocklist | None = None  # opened once for the process (it keys its rows by day)
+
+    def blocklist(self) -> TickerBlocklist:
+        """The ticker blocklist, one connection for every day this process wires (one per day, closed only at
+        exit, ran a stopped supervisor out of file descriptors while it retried a flatten each poll)."""
+        if self._blocklist is None:
+            self._blocklist = TickerBlocklist.for_home(self.home, self.clock)
+            self.closers.append(self._blocklist.close)
+        return self._blocklist
 
     @property
     def clock(self) -> Clock:
@@ -156,8 +168,7 @@ def wire_day(s: Services, day: date) -> DayContext:
         # a DEFENSE_MODE_TRIGGER_* that fired this session (before a restart) or the last keeps defense mode on
         defense_reason=defense.carried_reason(),
     )
-    blocklist = TickerBlocklist.for_home(s.home, s.clock)
-    s.closers.append(blocklist.close)
+    blocklist = s.blocklist()
     fundamentals = s.fundamentals or build_fundamentals_provider(settings, s.home)
     screener = Screener(settings, s.broker, fundamentals, s.clock, prev_volumes=s.warm_volumes(day))
     ctx = DayContext(

@@ -159,6 +159,9 @@ class AlpacaMarketData:
                     # arrived); the next one asks again
                     log.warning("consolidated (SIP) daily bars unavailable (%s): IEX volumes this time", exc)
                     return
+                # only the session asked about now is kept: a process up for weeks held every session's volumes
+                for old in [k for k in self._sip_volumes if k[1] != start]:
+                    del self._sip_volumes[old]
                 with vendor_errors("consolidated daily bars", market_data=True):
                     for symbol, rows in barset.items():
                         for bar in (to_bar(symbol, r) for r in rows):
