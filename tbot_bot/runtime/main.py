@@ -864,6 +864,7 @@ class Supervisor:
         """A new trading day (or a restart): fresh status, the morning plan, reconciliation before anything else."""
         today = session_date_at(r.clock.now(), r.settings.MARKET_CALENDAR)
         self._rewarm(r, today)
+        self.outcomes = []  # the windows of the day being run (a process up for weeks kept every day's)
         ctx = wire_day(r, today)
         self.ctx = ctx
         ctx.status.windows = [self._window_row(ctx, n) for n in plan_run]
