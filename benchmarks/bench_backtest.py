@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/bench_backtest.py [--json] [--end-to-end]
 A "trial" is one strategy's simulate() over a prepared SessionGrid (what each optimizer trial runs).
 
 --end-to-end (issue 25): 20 copies of the sample's SPY January as 20 symbols (with passing fundamentals, or the
-screener refuses them all), written as CSV and imported into the bar store; the whole `tbot backtest --strategy S
+screener refuses them all) and the sample's SH (the inverse ETF the month's bearish signals trade), written as CSV and imported into the bar store; the whole `tbot backtest --strategy S
 --quiet` command (backtest_engine.main) in a fresh interpreter, so matplotlib's import is paid as a user pays it,
 from CSV and from the store, with charts and with --no-plots, for `--strategy open` (the OPEN window alone: no
 signal in these days, so the least simulation) and `--strategy all` (the three windows of a live day). Times
@@ -175,7 +175,10 @@ def end_to_end() -> dict[str, object]:
     from tbot_bot.data.bar_import import import_bars
 
     spy = load_bars(SAMPLE, start=date(2010, 12, 31), end=date(2011, 1, 31), symbols=["SPY"])
-    copies = pd.concat([spy.assign(symbol=f"SPY{i:02d}") for i in range(20)], ignore_index=True)
+    # and the sample's SH, the inverse ETF a bearish signal trades (without it every signal of the month was
+    # skipped as inverse_etf_unavailable: a backtest of no trade measured no fills)
+    sh = load_bars(SAMPLE, start=date(2010, 12, 31), end=date(2011, 1, 31), symbols=["SH"])
+    copies = pd.concat([*(spy.assign(symbol=f"SPY{i:02d}") for i in range(20)), sh], ignore_index=True)
     out: dict[str, object] = {"bars": len(copies)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "csv"

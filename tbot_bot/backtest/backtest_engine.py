@@ -460,15 +460,22 @@ def _metrics(
     else:
         frame = pd.DataFrame(
             {
-                "entry_time": pd.to_datetime(trades["entry_time"], utc=True),
-                "exit_time": pd.to_datetime(trades["exit_time"], utc=True),
+                "entry_time": pd.to_datetime(trades["entry_time"], utc=True, format="ISO8601"),
+                "exit_time": pd.to_datetime(trades["exit_time"], utc=True, format="ISO8601"),
                 # exact amounts (the trade history's strings): money metrics are Decimal sums
                 "pnl": [Decimal(str(x)) for x in trades[pnl_col]],
                 "fees": [Decimal(str(x)) for x in trades["fees"]] if "fees" in trades.columns else Decimal(0),
-                "session": pd.to_datetime(trades["session"]).dt.date,
+                "session": pd.to_datetime(trades["session"], format="ISO8601").dt.date,
             }
         )
     return performance_metrics.compute(frame, float_, days, market_minutes(days, calendar))
+
+
+# a backtest's files (trades, summaries, metrics, reports) are written whole and renamed into place, without waiting
+# for the disk: a crash leaves the previous file or none, never a torn one, and running the backtest again writes
+# them anew (the books, the journal and the configuration are the ones fsynced). The wait was a third of the
+# outputs' time (issue 25)
+RESEARCH_DURABLE = False
 
 
 def write_outputs(
@@ -493,9 +500,10 @@ def write_outputs(
     atomic_write_text(
         files["trades_csv"],
         trades.to_csv(index=False) if len(trades) else EMPTY_TRADES_CSV,
+        durable=RESEARCH_DURABLE,
     )
     files["trades_json"] = out_dir / "trade_history_backtest.json"
-    atomic_write_json(files["trades_json"], records)
+    atomic_write_json(files["trades_json"], records, durable=RESEARCH_DURABLE)
     specs = [WindowSpec.from_settings(name, settings) for name in strategies_for(strategy, settings)]
     daily = []
     for d in days:
@@ -517,7 +525,7 @@ def write_outputs(
             }
         )  # fmt: skip
     files["daily_summary"] = out_dir / "daily_summary_backtest.json"
-    atomic_write_json(files["daily_summary"], daily)
+    atomic_write_json(files["daily_summary"], daily, durable=RESEARCH_DURABLE)
     metrics = _metrics(trades, float_, days, NET, settings.MARKET_CALENDAR)
     files["metrics"] = out_dir / "metrics.json"
     atomic_write_json(
@@ -525,6 +533,7 @@ def write_outputs(
         {**metrics.to_dict(), "strategy": strategy, "mode": "backtest", "start": days[0].isoformat() if days else None,
          "end": days[-1].isoformat() if days else None, "skips": [asdict(s) for s in skips],
          "fee_profile": fee_profile, "fee_warnings": list(fee_warnings), "notes": list(notes)},
+        durable=RESEARCH_DURABLE,
     )  # fmt: skip
     # ENABLE_SLIPPAGE_MODEL with SLIPPAGE_SIMULATION_TYPE != none: compare with the same trades unslipped
     if slipped.active:
@@ -535,6 +544,7 @@ def write_outputs(
             {"slippage_model": {"type": slipped.kind, "mean_pct": slipped.mean_pct, "stddev_pct": slipped.stddev_pct},
              "with_slippage": metrics.to_dict(), "without_slippage": raw.to_dict(),
              "pnl_difference": metrics.total_pnl - raw.total_pnl},
+            durable=RESEARCH_DURABLE,
         )  # fmt: skip
     report = build_report(
         trades,

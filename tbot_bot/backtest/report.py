@@ -243,7 +243,9 @@ def write_markdown(report: BacktestReport, path: Path, images: dict[str, Path]) 
     for title, rows in report.tables.items():
         head = [title.split()[-1], *HEADERS[1:]]
         lines += [f"## {title}", ""] + _md_table(head, [r.cells() for r in rows]) + [""]
-    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(
+        path, "\n".join(lines), durable=False
+    )  # research output (backtest_engine.RESEARCH_DURABLE)
     return path
 
 
@@ -297,5 +299,7 @@ def write_html(report: BacktestReport, path: Path, images: dict[str, Path]) -> P
             f"<p class='sub'>{counted(report.sessions_without_trades, 'session')} without trades.</p>"
         )
     parts.append("</body></html>\n")
-    atomic_write_text(path, "".join(parts))
+    atomic_write_text(
+        path, "".join(parts), durable=False
+    )  # research output (backtest_engine.RESEARCH_DURABLE)
     return path

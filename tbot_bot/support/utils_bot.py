@@ -98,12 +98,14 @@ def claim_numbered(path_for: Callable[[str], Path], claim: Callable[[Path], None
     raise AssertionError("unreachable")
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, durable=durable)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int = 0o600) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", mode)
+def atomic_write_json(path: Path, obj: Any, mode: int = 0o600, *, durable: bool = True) -> None:
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", mode, durable=durable
+    )
 
 
 # what an interrupted atomic write leaves behind: mkstemp's `.<target>.<8 random chars>` or a `.<target>.tmp`
