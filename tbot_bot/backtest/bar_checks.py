@@ -186,6 +186,11 @@ NS_PER_DAY = 86_400 * 10**9
 _EPOCH = date(1970, 1, 1)
 
 
+def _midnight(day: date) -> int:
+    """UTC midnight starting `day`, in ns."""
+    return (day - _EPOCH).days * NS_PER_DAY
+
+
 @dataclass(frozen=True)
 class Days:
     """Which UTC dates of a file are kept (start..end inclusive; None = unbounded), and before which date each
@@ -205,15 +210,7 @@ class Days:
         if self.start is None and self.end is None and self.condense_before is None and self.regular is None:
             return None
 
-        def midnight(day: date) -> int:  # UTC midnight starting `day`, in ns
-            return (day - _EPOCH).days * NS_PER_DAY
-
-        # compared on the stamps themselves: no per-row day array (millions of rows)
-        keep = np.ones(len(stamps), dtype=bool)
-        if self.start is not None:
-            keep &= stamps >= midnight(self.start)
-        if self.end is not None:
-            keep &= stamps < midnight(self.end) + NS_PER_DAY
+        keep = self._dated(stamps)
         if self.regular is not None:
             from tbot_bot.strategy.grid import in_regular_session
 
@@ -222,26 +219,27 @@ class Days:
             keep[kept] = in_regular_session(stamps[kept], self.regular)
         condensed = np.zeros(len(stamps), dtype=bool)
         if self.condense_before is not None:
-            condensed = keep & (stamps < midnight(self.condense_before))
+            condensed = keep & (stamps < _midnight(self.condense_before))
         if keep.all() and not condensed.any():
             return None
         return keep & ~condensed, condensed
 
+    def _dated(self, stamps: np.ndarray) -> np.ndarray:
+        """Rows of the dates start..end, compared on the stamps themselves (no per-row day array: millions)."""
+        keep = np.ones(len(stamps), dtype=bool)
+        if self.start is not None:
+            keep &= stamps >= _midnight(self.start)
+        if self.end is not None:
+            keep &= stamps < _midnight(self.end) + NS_PER_DAY
+        return keep
+
     def outside_session(self, stamps: np.ndarray, kept: np.ndarray) -> np.ndarray | None:
-        """Rows inside the dates that the regular-session filter left out (None: no such filter)."""
+        """Rows of the dates (and not condensed) that the regular-session filter left out (None: no such filter)."""
         if self.regular is None:
             return None
-
-        def midnight(day: date) -> int:
-            return (day - _EPOCH).days * NS_PER_DAY
-
-        dated = np.ones(len(stamps), dtype=bool)
-        if self.start is not None:
-            dated &= stamps >= midnight(self.start)
-        if self.end is not None:
-            dated &= stamps < midnight(self.end) + NS_PER_DAY
+        dated = self._dated(stamps)
         if self.condense_before is not None:
-            dated &= stamps >= midnight(self.condense_before)
+            dated &= stamps >= _midnight(self.condense_before)
         return dated & ~kept
 
 
