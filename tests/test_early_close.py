@@ -5,6 +5,7 @@ such positions held over the weekend, with no stop and no alert before the close
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -128,6 +129,9 @@ def test_an_exit_refused_at_its_windows_end_is_retried_and_the_day_ends_before_t
     clock._now = at(15, 46)  # the halt lifted: the next look sends the exit, and it is booked
     sup._close_left_behind(ctx)
     assert not ex.positions.get("AAPL") and booked == [at(15, 46)]
+    # status (and the dashboard) no longer show it held (they did until the next window's first minute)
+    shown = json.loads(day["home"].status_json.read_text())["positions"]
+    assert [p for p in shown if "AAPL" in json.dumps(p)] == []
     trips = ctx.trips()
     assert [(t.exit.symbol, t.exit.exit_reason) for t in trips] == [("AAPL", "recovered_after_window")]
     # MID is the last window that fits the early close: the day ends with it, not at CLOSE's 14:30 EST cron

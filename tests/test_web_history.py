@@ -260,3 +260,24 @@ def test_a_trade_carried_over_night_is_listed_under_its_entry_day(home):
     client = client_for(home, "auditor")
     assert "IWM" in client.get("/trades?day=2011-01-18").get_data(as_text=True)
     assert "IWM" not in client.get("/trades?day=2011-01-19").get_data(as_text=True)
+
+
+def test_a_backtest_run_page_shows_what_its_report_warns_of(home):
+    """The CLI, report.md and metrics.json warned of two sessions' annualised figures and of fills paying no spread;
+    the run page showed a Sharpe of 12.88 without a word (a dashboard review)."""
+    path = home.backtest_results_dir / BACKTEST_RUN / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics.update(
+        notes=["2 session(s): the annualised figures (Sharpe, ...) extrapolate too few days to be evidence"],
+        fee_warnings=["fees exceed 0.5% of the smallest order"],
+    )
+    path.write_text(json.dumps(metrics))
+    run = client_for(home, "viewer").get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
+    assert 'id="backtest-warnings"' in run
+    assert "too few days to be evidence" in run and "fees exceed 0.5% of the smallest order" in run
+    path.write_text(
+        json.dumps({**metrics, "notes": "not a list"})
+    )  # a damaged field: no warning spelled out of it
+    run = client_for(home, "viewer").get(f"/research/backtest/{BACKTEST_RUN}").get_data(as_text=True)
+    warned = run.split('id="backtest-warnings"')[1].split("</ul>")[0]
+    assert warned.count("<li>") == 1 and "fees exceed" in warned

@@ -155,6 +155,46 @@ def test_operator_sees_controls_and_confirms_a_pending_order(home):
     assert any(e["event"] == "order_confirmed" for e in system_events(home))
 
 
+def test_a_confirmation_the_supervisor_would_not_act_on_is_refused_not_reported_done(home):
+    """After Pause (or Stop, or a tripped kill switch) the dashboard answered "Order ... confirmed." and the
+    supervisor abandoned the entry; and an entry a stop abandoned stayed offered in status.json all day. The
+    journal decides, and a confirmation that would not be acted on is refused with why (a dashboard review)."""
+    import os
+    import sqlite3
+    import stat
+
+    from tbot_bot.runtime.control import request_pause
+
+    client = client_for(home, "operator")
+    request_pause(home, "operator")
+    post(client, f"/control/confirm/{PENDING_ID}")
+    assert not home.path("control", "confirm").exists()
+    page = client.get("/status").get_data(as_text=True)
+    assert "would not be sent: entries are paused" in page and "a pending entry is abandoned" in page
+    home.path("control", "control_pause.txt").unlink()
+    # the journal says the entry was abandoned (a stop cancelled it): still listed in status.json, never confirmed
+    journal = home.state_dir / "journal.db"
+    assert not journal.exists()  # the fixture's home ran nothing: a table of the columns the check reads
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(journal) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS intents (client_order_id TEXT PRIMARY KEY, status TEXT, note TEXT)"
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO intents (client_order_id, status, note) VALUES (?, 'abandoned', 'manual stop')",
+            (PENDING_ID,),
+        )
+    post(client, f"/control/confirm/{PENDING_ID}")
+    assert not home.path("control", "confirm").exists()
+    assert "status abandoned: manual stop" in client.get("/status").get_data(as_text=True)
+    # what the dashboard does write is the bot user's alone, as the CLI writes it
+    with sqlite3.connect(journal) as conn:
+        conn.execute("DELETE FROM intents")
+    assert post(client, f"/control/confirm/{PENDING_ID}").status_code == 302
+    written = home.path("control", "confirm", PENDING_ID)
+    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
+
+
 def test_confirming_an_order_that_is_not_pending_writes_nothing(home):
     client = client_for(home, "operator")
     post(client, "/control/confirm/TB01-unknown")

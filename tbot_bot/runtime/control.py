@@ -338,12 +338,27 @@ def check_confirmable(home: BotHome, client_order_id: str, *, now: datetime | No
         if isinstance(p, dict)
     }
     entry = pending.get(client_order_id)
-    if entry is None:
+    # the journal decides, not the list in status.json (a stop or flatten abandoned the entry and the list went on
+    # offering it until the day's end)
+    held = _journal_row(home, client_order_id)
+    if entry is None or (held is not None and held[0] != "awaiting_confirmation"):
         raise ConfirmRefused(_not_pending_reason(home, client_order_id))
     expires = _parse_time(entry.get("expires_at"))
     if expires is not None and now >= expires:
         raise ConfirmRefused(
             f"order {client_order_id} expired: its confirmation window ended at {expires.isoformat()}"
+        )
+    # a confirmation the supervisor would not act on is refused here, not reported as done: a paused or stopped
+    # bot abandons a pending entry at its next minute, a halted one never sends it
+    blocked = (
+        f"entries are paused ({paused}; `tbot resume` lifts it)" if (paused := paused_by(home)) else None
+    ) or (f"trading is stopped ({stopped})" if (stopped := trading_stopped(home)) else None)
+    kill = status.get("kill_switch")
+    if blocked is None and isinstance(kill, dict) and kill.get("tripped"):
+        blocked = f"the kill switch tripped ({kill.get('reason')})"
+    if blocked is not None:
+        raise ConfirmRefused(
+            f"order {client_order_id} would not be sent: {blocked}; a pending entry is abandoned"
         )
 
 
@@ -362,24 +377,31 @@ def _parse_time(raw: object) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _not_pending_reason(home: BotHome, client_order_id: str) -> str:
-    """Why an id is not pending: unknown to the journal, expired, or already past confirmation."""
+def _journal_row(home: BotHome, client_order_id: str) -> tuple[str, str | None] | None:
+    """(status, note) of an order in the journal, read-only; None when unknown (or no journal yet)."""
     journal = home.state_dir / "journal.db"
-    row = None
-    if journal.exists():
-        try:
-            with sqlite3.connect(readonly_uri(journal), uri=True, timeout=5) as conn:
-                row = conn.execute(
-                    "SELECT status, note FROM intents WHERE client_order_id = ?", (client_order_id,)
-                ).fetchone()
-        except sqlite3.Error:
-            row = None
+    if not journal.exists():
+        return None
+    try:
+        with sqlite3.connect(readonly_uri(journal), uri=True, timeout=5) as conn:
+            row = conn.execute(
+                "SELECT status, note FROM intents WHERE client_order_id = ?", (client_order_id,)
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return (str(row[0]), row[1]) if row is not None else None
+
+
+def _not_pending_reason(home: BotHome, client_order_id: str) -> str:
+    """Why an id is not pending: unknown to the journal, expired, abandoned, or already past confirmation."""
+    row = _journal_row(home, client_order_id)
     if row is None:
         return f"unknown order id {client_order_id}: no order is waiting for confirmation under that id (see `tbot status`)"
     status, note = row
     if note == "confirmation window expired":
         return f"order {client_order_id} expired: its confirmation window ended before it was confirmed"
-    return f"order {client_order_id} is not waiting for confirmation (status {status})"
+    why = f": {note}" if note and status == "abandoned" else ""
+    return f"order {client_order_id} is not waiting for confirmation (status {status}{why})"
 
 
 class ControlFiles:

@@ -692,6 +692,7 @@ class DayContext:
             self.log.error(
                 "supervisor", f"cancelling entries while closing failed: {exc}", {"reason": reason}, exc
             )
+        self.drop_settled_confirmations()  # abandoned: no longer offered for `tbot confirm` (status.json)
         for tr in open_trades(self.journal.intents()):
             if tr.exit is None:
                 try:

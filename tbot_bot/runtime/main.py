@@ -624,6 +624,7 @@ class Supervisor:
         filled = [ctx.journal.get(cid) for cid in working] + fresh
         if any(i is not None and i.filled_qty for i in filled):
             ctx.book_day()
+            ctx.publish_positions(None)  # status and the dashboard: no longer held, its PnL in the day's
 
     def _prefetch_fundamentals(self, r: Services) -> bool:
         """Live, in the PREFETCH_LEAD before a session's open: the universe's fundamentals asked a few symbols at a

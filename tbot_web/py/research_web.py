@@ -68,9 +68,18 @@ def run(run: str) -> Any:
         if not isinstance(v, list | dict)
     }
     images = [n for n in ("equity_drawdown.png", "daily_pnl.png") if (folder / n).is_file()]
+    # what the report warns of (fees eating small orders, too few sessions for annualised figures, fills without
+    # a spread): shown beside the numbers, as the CLI and report.md show them
+    warnings = [
+        w
+        for key in ("fee_warnings", "notes")
+        if isinstance(metrics.get(key), list)
+        for w in metrics[key]
+        if isinstance(w, str)
+    ]
     return render_template(
         "backtest_run.html", run=run, metrics=shown, images=images, has_md=metrics_file is not None,
-        has_html=(folder / "report.html").is_file(),
+        has_html=(folder / "report.html").is_file(), warnings=warnings,
     )  # fmt: skip
 
 

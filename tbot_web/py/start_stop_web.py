@@ -40,7 +40,7 @@ def _write_control(path: Path, action: str, detail: str = "") -> str:
     who = user.username if user else "unknown"
     stamp = now().isoformat()
     # one line, as the CLI writes it ("<UTC time> <who>"): the supervisor shows it whole in status and logs
-    atomic_write_text(path, f"{stamp} web:{who}\n", mode=0o640)
+    atomic_write_text(path, f"{stamp} web:{who}\n")  # 0600: the bot's user's alone, as the CLI writes them
     _audit(action, who, detail)
     return who
 
