@@ -23,7 +23,7 @@ from tbot_bot.support.secret_schema import SPECS
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "secrets",
-        help="set or list the home's encrypted secrets (broker, screener, smtp, alerts, acct_api)",
+        help="set or list the home's encrypted secrets (broker, screener, smtp, alerts, acct_api, backup_upload)",
         description="Manage storage/secrets/*.json.enc; values come from stdin or the environment, never argv.",
     )
     cmds = p.add_subparsers(dest="secrets_command", metavar="ACTION")
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Read KEY=VALUE lines (or one JSON object) from stdin, merge them into the secret NAME, validate "
             f"and encrypt it. An empty value removes a key. NAME: {names}."
         ),
-        epilog="example: printf 'FINNHUB_API_KEY=abc123\\n' | tbot secrets set screener --home H",
+        epilog="example: tbot secrets set screener --home H < screener.env  (a 0600 file: FINNHUB_API_KEY=...)",
     )
     add_home_argument(st)
     st.add_argument("name", choices=list(SPECS), metavar="NAME", help=f"one of {', '.join(SPECS)}")
