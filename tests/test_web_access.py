@@ -21,7 +21,7 @@ from helpers import with_values
 from tbot_bot.config.settings_bot import config_version
 from tbot_bot.core import users as users_mod
 from tbot_bot.core.audit import recent_user_activity
-from tbot_bot.runtime.control import SupervisorLock, mark_trading_stopped, pause_file
+from tbot_bot.runtime.control import SupervisorLock, clear_trading_stopped, mark_trading_stopped, pause_file
 from tbot_web.py.portal_web import create_app
 
 PENDING_ID = "TB01-20110118-open-SPY-1"
@@ -57,9 +57,13 @@ ROUTES = [
     ("GET", "/positions/flatten", "operator"),
     ("POST", "/positions/flatten", "operator"),
     ("POST", "/control/resume", "operator"),  # before pause: nothing to resume yet (a message, no change)
+    (
+        "POST",
+        f"/control/confirm/{PENDING_ID}",
+        "operator",
+    ),  # before pause: a paused bot's confirmation is refused
     ("POST", "/control/pause", "operator"),
     ("POST", "/control/defense-clear", "operator"),
-    ("POST", f"/control/confirm/{PENDING_ID}", "operator"),
     ("GET", "/settings", "admin"),
     ("POST", "/settings", "admin"),
     ("GET", "/users", "admin"),
@@ -148,10 +152,15 @@ def test_every_route_for_every_role(home, role):
     mark_trading_stopped(home, "test")  # and it is stopped: Start has something to do
     try:
         for method, path, _minimum in ROUTES:
+            confirming = path.startswith("/control/confirm/")
+            if confirming:
+                clear_trading_stopped(home)  # a stopped bot's confirmation is refused: it would not be sent
             if method == "GET":
                 resp = client.get(path)
             else:
                 resp = client.post(path, data={"csrf_token": fresh_token(client), **FORM_DATA.get(path, {})})
+            if confirming:
+                mark_trading_stopped(home, "test")
             location = resp.headers.get("Location", "")
             if resp.status_code == 403:
                 outcomes[(method, path)] = "forbidden"
