@@ -228,6 +228,13 @@ def test_on_the_iex_feed_the_previous_volume_is_the_whole_markets(
     iex._sip_volumes.clear()
     iex._sip_volumes[(key[0], key[1] - timedelta(days=1))] = 1
     assert iex.get_snapshots(["SPY"])["SPY"].prev_volume == whole and list(iex._sip_volumes) == [key]
+    # symbols whose previous daily bars have other dates (one did not trade yesterday) are all kept (the pruning
+    # dropped one date's volumes while reading another's, and every screen asked again: a reread)
+    older = key[1] - timedelta(days=3)
+    iex._sip_volumes[("QQQ", older)] = 5
+    asked = server.count("GET", "/v2/stocks/bars")
+    assert iex._consolidated_volumes({"SPY": key[1], "QQQ": older}) == {"SPY": whole, "QQQ": 5}
+    assert server.count("GET", "/v2/stocks/bars") == asked
     asked = server.count("GET", "/v2/stocks/bars")
     sip = broker_for(server, data_feed="sip")
     assert sip.get_snapshots(["SPY"])["SPY"].prev_volume == whole
@@ -283,3 +290,28 @@ def test_from_settings_reads_encrypted_credentials(tmp_path, server: FakeAlpacaS
     save_secret_json(home, "broker_credentials", {"ALPACA_API_KEY": "k"})
     with pytest.raises(ConfigError, match="ALPACA_SECRET_KEY"):
         AlpacaBroker.from_settings(settings, home)
+
+
+def test_consolidated_volumes_of_two_dates_read_in_one_call_are_both_kept() -> None:
+    """A symbol that did not trade yesterday has an older previous daily bar: reading that date's volumes dropped
+    the other date's just read (a reread of the pruning), and every screen asked again."""
+    from tbot_bot.broker.brokers.alpaca_data import AlpacaMarketData
+
+    yesterday, older = datetime(2024, 3, 4, 5, tzinfo=UTC), datetime(2024, 3, 1, 5, tzinfo=UTC)
+    asked: list[object] = []
+
+    class Raw:  # the SDK data client's reply to StockBarsRequest (raw mode): a daily bar per symbol asked
+        def get_stock_bars(self, req):  # type: ignore[no-untyped-def]
+            asked.append(req.start)
+            return {
+                s: [{"t": (yesterday if s == "AAA" else older).isoformat(), "o": 1, "h": 1, "l": 1, "c": 1,
+                     "v": 1_000_000 if s == "AAA" else 2_000_000}]
+                for s in req.symbol_or_symbols
+            }  # fmt: skip
+
+    data = AlpacaMarketData.__new__(AlpacaMarketData)
+    data._sip_volumes, data._sip_refused, data._data_raw = {}, False, Raw()
+    data._read = lambda op, fn, market_data=False: fn()  # type: ignore[method-assign]
+    previous = {"AAA": yesterday, "BBB": older}
+    assert data._consolidated_volumes(previous) == {"AAA": 1_000_000, "BBB": 2_000_000}
+    assert data._consolidated_volumes(previous) == {"AAA": 1_000_000, "BBB": 2_000_000} and len(asked) == 2

@@ -22,6 +22,7 @@ from fakes.cboe_server import CSV, FakeCboeServer, cboe_csv
 from test_live_inputs import InjectedClock, provision
 
 from tbot_bot.broker.broker_api import OrderSide
+from tbot_bot.config.env_bot import ShortType
 from tbot_bot.domain.intents import Intent, IntentStatus, client_order_id
 from tbot_bot.domain.vocab import PositionSide, Purpose
 from tbot_bot.errors import BrokerError
@@ -172,3 +173,15 @@ def test_the_puts_volatility_comes_from_the_closes_fetched_at_the_days_start(day
     assert day["ctx"].option_volatility == pytest.approx(
         0.30
     )  # the close of Wednesday 11-25, the session before
+
+
+def test_a_day_without_close_fetches_the_vix_when_puts_are_bought(day: dict[str, Any]) -> None:
+    """The VIX was fetched only for CLOSE's gate: a plan without CLOSE whose bearish signals buy puts priced them
+    with the boot's cache (weeks old in a long run, the 25% default on a new home)."""
+    r, sup = day["r"], day["sup"]
+    r.settings = r.settings.model_copy(update={"SHORT_TYPE_OPEN": ShortType.LONG_PUT})
+    for cached in r.home.cache_dir.glob("vix*.csv"):
+        cached.unlink()
+    r.vix_closes = {}
+    ctx = sup._start_live_day(r, ("open", "mid"))
+    assert ctx.option_volatility == pytest.approx(0.30)

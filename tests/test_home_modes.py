@@ -101,3 +101,13 @@ def test_a_url_key_with_credentials_is_refused_before_it_is_saved_or_audited(
     # an @ in the query is no user name
     url = "VIX_HISTORY_URL=https://cdn.example.com?a=b@c"
     assert main(["config", "set", "--home", str(provisioned_home), url]) == 0
+
+
+def test_a_refused_url_is_masked_even_when_it_cannot_be_parsed(
+    provisioned_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unclosed IPv6 bracket made the masking itself raise: "Unexpected error" and exit 1 (a reread)."""
+    for url in ("https://user:secret@[::1/vix.csv", "user:secret@vix.example.com/vix.csv"):
+        assert main(["config", "set", "--home", str(provisioned_home), f"VIX_HISTORY_URL={url}"]) == 2
+        err = capsys.readouterr().err
+        assert "secret" not in err and "Unexpected error" not in err and "***@" in err

@@ -1011,10 +1011,10 @@ def _describe_error(err: dict[str, Any], mapping: dict[str, str]) -> str:
         add = f"; add the template's line {key}={line.value} to keep its default" if line is not None else ""
         return f"{key} is missing (every key must be present, even when its feature is off){add}"
     found = str(mapping.get(key, err.get("input")))
-    if "://" in found and "@" in urlsplit(found).netloc:
-        # a URL's user name and password are never echoed (the refusal says why it was refused)
-        parts = urlsplit(found)
-        found = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    if "@" in found:
+        # a URL's user name and password are never echoed (the refusal says why it was refused); a text, not a
+        # parse: a malformed URL (an unclosed IPv6 bracket) is refused with its message, not a traceback
+        found = re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/?#@\s]*@", r"\1***@", found)
     shown = found if len(found) <= 60 else f"{found[:40]}... ({len(found)} characters)"
     # pydantic shows Decimal bounds as Decimal('0.0001'); people read 0.0001
     msg = re.sub(r"Decimal\('([^']*)'\)", r"\1", msg)

@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from tbot_bot.accounting.acct_client import AccountingClient
 from tbot_bot.broker.broker_api import Broker
-from tbot_bot.config.env_bot import BotSettings
+from tbot_bot.config.env_bot import BotSettings, ShortType
 from tbot_bot.config.error_handler import Severity, classify
 from tbot_bot.domain.clock import Clock
 from tbot_bot.domain.vocab import STRATEGY_NAMES, Purpose, WindowStatus
@@ -875,7 +875,8 @@ class Supervisor:
         self._reconcile(ctx)  # fails closed: refuses what it cannot account for
         self._finish_earlier_days(ctx)
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
-        if "close" in plan_run:
+        # CLOSE's VIX gate, and the volatility puts are priced with (SHORT_TYPE_*=LongPut): today's closes
+        if "close" in plan_run or any(r.settings.short_type(n) is ShortType.LONG_PUT for n in plan_run):
             self._refresh_vix(r, ctx)
             # the puts' volatility from the closes just fetched (wired before: the close of two sessions back)
             ctx.option_volatility = option_volatility(r.vix_closes, today)

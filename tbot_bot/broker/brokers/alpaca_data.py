@@ -123,6 +123,11 @@ class AlpacaMarketData:
         """The whole market's (SIP) volume of each symbol's previous daily bar, kept for the day; a refusal
         (a plan without it) leaves IEX's volumes and is said once."""
         cache = self._sip_volumes
+        # only the bars asked about now are kept (each symbol's previous daily bar, whatever its date: one that did
+        # not trade yesterday has an older one): a process up for weeks held every session's volumes
+        current = set(previous.values())
+        for old in [k for k in cache if k[1] not in current]:
+            del cache[old]
         # the plan refused them once: not asked again (a plan changes with a restart)
         if not self._sip_refused:
             self._read_consolidated({s: t for s, t in previous.items() if (s, t) not in cache})
@@ -159,9 +164,6 @@ class AlpacaMarketData:
                     # arrived); the next one asks again
                     log.warning("consolidated (SIP) daily bars unavailable (%s): IEX volumes this time", exc)
                     return
-                # only the session asked about now is kept: a process up for weeks held every session's volumes
-                for old in [k for k in self._sip_volumes if k[1] != start]:
-                    del self._sip_volumes[old]
                 with vendor_errors("consolidated daily bars", market_data=True):
                     for symbol, rows in barset.items():
                         for bar in (to_bar(symbol, r) for r in rows):
