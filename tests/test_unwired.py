@@ -27,9 +27,6 @@ ALLOWLIST: dict[str, str] = {
     "tbot_web/py/portal_web.py::SegmentConverter.to_url": (
         "werkzeug BaseConverter hook: url_for calls it to encode a <segment:...> route argument"
     ),
-    "tbot_web/py/portal_web.py::TransportAwareSessionInterface.get_cookie_secure": (
-        "Flask SessionInterface hook: save_session asks it whether the session cookie is Secure"
-    ),
 }
 
 

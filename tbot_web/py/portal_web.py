@@ -126,7 +126,7 @@ def create_app(
     )
 
     app.url_map.converters["segment"] = SegmentConverter
-    app.session_interface = TransportAwareSessionInterface()
+    app.session_interface = TRANSPORT_AWARE_SESSIONS
     if limits.trust_proxy:
         # WEB_TRUST_PROXY=N: believe N proxies' X-Forwarded-For/-Proto (client address, https) and nothing more
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -284,8 +284,9 @@ class SegmentConverter(BaseConverter):
 
 
 def secure_transport() -> bool:
-    """True when the browser talks https to us: WEB_COOKIE_SECURE=true, or a trusted proxy said so."""
-    return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+    """True when the browser talks https to us: WEB_COOKIE_SECURE=true, or a trusted proxy said so. The session
+    cookie's own rule, asked of it: the Secure flag and Strict-Transport-Security never disagree."""
+    return TRANSPORT_AWARE_SESSIONS.get_cookie_secure(current_app)
 
 
 def _is_get() -> bool:
@@ -307,6 +308,9 @@ class TransportAwareSessionInterface(SecureCookieSessionInterface):
         if request.method == "HEAD":
             return
         super().save_session(app, session, response)
+
+
+TRANSPORT_AWARE_SESSIONS = TransportAwareSessionInterface()
 
 
 def refuse_changes_during_restore() -> None:
