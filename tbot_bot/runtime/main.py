@@ -618,11 +618,8 @@ class Supervisor:
             close_overdue(ctx)
         # booked when an exit of an earlier look, or one sent now, filled: not each minute a refusal repeats
         # (a booking asks the broker about every order of the day)
-        fresh = [
-            i for i in ctx.journal.intents() if i.purpose == Purpose.EXIT and i.client_order_id not in sent
-        ]
-        filled = [ctx.journal.get(cid) for cid in working] + fresh
-        if any(i is not None and i.filled_qty for i in filled):
+        exits = [i for i in ctx.journal.intents() if i.purpose == Purpose.EXIT]
+        if any(i.filled_qty for i in exits if i.client_order_id in working or i.client_order_id not in sent):
             ctx.book_day()
             ctx.publish_positions(None)  # status and the dashboard: no longer held, its PnL in the day's
 

@@ -6,6 +6,7 @@ bounded retries; a failing channel is logged and never raises into trading.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import itertools
 import json
@@ -130,8 +131,14 @@ def _started(pid: int) -> str:
 def _process_tag() -> str:
     """This process as an outbox file names it: its pid and start time (a pid alone is reused, in a container
     at every restart, and a new process under an old writer's pid left its alerts unsent)."""
-    started = _started(os.getpid())
-    return f"{os.getpid()}@{started}" if started else str(os.getpid())
+    return _tag_of(os.getpid())
+
+
+@functools.lru_cache(maxsize=8)
+def _tag_of(pid: int) -> str:
+    """Read once per process (a forked child has another pid, so its own entry)."""
+    started = _started(pid)
+    return f"{pid}@{started}" if started else str(pid)
 
 
 def _writer_running(tag: str) -> bool:
