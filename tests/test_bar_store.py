@@ -74,17 +74,38 @@ def test_store_reads_exactly_the_csv_bars_with_pruning(store: Path) -> None:
     assert last_date(store) == LAST
     # what the backtest and the optimizer simulate on: the store's arrays straight from the partitions give the
     # CSV's bars (in another order: the grid and the MarketView sort them)
-    kw2 = {"start": date(2011, 1, 3), "end": date(2011, 1, 31), "calendar": "XNYS"}
-    a, b = load_columns(store, **kw2), load_columns(SAMPLE, **kw2)
-    assert list(a.names) == list(b.names)
+    # whole months (each partition copied into its place as read) and a range cutting both months (joined)
+    for first, last in ((date(2011, 1, 3), date(2011, 1, 31)), (date(2011, 1, 10), date(2011, 3, 15))):
+        kw2 = {"start": first, "end": last, "calendar": "XNYS"}
+        a, b = load_columns(store, **kw2), load_columns(SAMPLE, **kw2)
+        assert list(a.names) == list(b.names)
+        pd.testing.assert_frame_equal(_rows(a), _rows(b))
 
-    def rows(c: BarColumns) -> pd.DataFrame:
-        return pd.DataFrame(
-            {"ts": c.ts_ns, "symbol": c.names[c.code], "open": c.open, "high": c.high, "low": c.low,
-             "close": c.close, "volume": c.volume}
-        ).sort_values(["ts", "symbol"], ignore_index=True)  # fmt: skip
 
-    pd.testing.assert_frame_equal(rows(a), rows(b))
+def _rows(c: BarColumns) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"ts": c.ts_ns, "symbol": c.names[c.code], "open": c.open, "high": c.high, "low": c.low,
+         "close": c.close, "volume": c.volume}
+    ).sort_values(["ts", "symbol"], ignore_index=True)  # fmt: skip
+
+
+def test_whole_months_read_into_place_refuse_a_damaged_partition_by_name(store: Path, tmp_path: Path) -> None:
+    whole = {"start": date(2011, 1, 1), "end": date(2011, 1, 31), "calendar": "XNYS"}
+    cut = _copy(store, tmp_path / "cut")
+    part = cut / "SYN4" / "2011-01.parquet"
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"SYN4/2011-01\.parquet is corrupted.*tbot data import"):
+        load_columns(cut, **whole)
+    # a manifest whose row count is not the partition's (its checksum edited to match) is refused, not trusted
+    edited = _copy(store, tmp_path / "edited")
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["partitions"]["SYN4/2011-01.parquet"]["rows"] -= 1
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        DataError, match=r"SYN4/2011-01\.parquet is 7800 rows where the manifest records 7799"
+    ):
+        load_columns(edited, **whole)
+    assert len(load_columns(store, **whole)) == len(load_columns(SAMPLE, **whole)) > 0
 
 
 @pytest.mark.parametrize("strategy", ["open", "mid", "close", "all"])

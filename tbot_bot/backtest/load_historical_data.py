@@ -33,7 +33,7 @@ from tbot_bot.backtest.bar_checks import (
     select_bars,
 )
 from tbot_bot.backtest.bar_conventions import convention_problems
-from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_parts
+from tbot_bot.data.bar_store import PRICES, is_store, iter_parts, read_columns
 from tbot_bot.enhancements.vix_gatekeeper import VIX_MAX
 from tbot_bot.errors import DataError
 from tbot_bot.strategy.grid import BarColumns
@@ -247,10 +247,10 @@ def load_columns(source: str | os.PathLike[str], *, start: date, end: date, cale
     MarketView order the arrays themselves); from files, load_bars' checked frame converted once."""
     path = Path(source)
     if is_store(path):
-        names, parts = read_parts(
+        names, sizes, columns = read_columns(
             path, start=start, end=end, columns=("timestamp", *PRICES, "volume"), regular=calendar
         )
-        return BarColumns.of_parts(names, parts)
+        return BarColumns.of_runs(names, sizes, columns)
     return BarColumns.of(load_bars(path, start=start, end=end, regular_session=calendar))
 
 

@@ -408,7 +408,6 @@ def _read_partition(
     """One verified partition's columns, rows with lo <= timestamp (UTC ns) < hi. Row groups wholly outside
     are not read (their min/max statistics); the parquet reader alone is used (no dataset layer to import)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = store / rel
     try:
@@ -421,14 +420,16 @@ def _read_partition(
     days = entry.get("days") or []
     whole = bool(days) and _day_ns(days[0]) >= (lo or 0) and (hi is None or _day_ns(days[-1]) < hi)
     try:
-        reader = pq.ParquetFile(pa.BufferReader(data))
+        reader = _parquet_reader(data)
         written_as = (reader.schema_arrow.metadata or {}).get(PARTITION_KEY)
         if written_as is not None and written_as != rel.encode():
             raise _refuse_partition(store, rel, entry, f"the file written as {written_as.decode()}")
         names = reader.schema_arrow.names
-        wanted = [c for c in (columns or names) if c in names]
+        wanted = [
+            names.index(c) for c in (columns or names) if c in names
+        ]  # a flat schema: column i is field i
         if whole:  # every day held is wanted: no row group to skip
-            table = reader.read(columns=wanted, use_threads=False)
+            table = reader.read_all(column_indices=wanted, use_threads=False)
         else:
             at = names.index("timestamp")
             groups = []
@@ -439,7 +440,7 @@ def _read_partition(
                     if (lo is not None and last < lo) or (hi is not None and first >= hi):
                         continue
                 groups.append(i)
-            table = reader.read_row_groups(groups, columns=wanted, use_threads=False)
+            table = reader.read_row_groups(groups, column_indices=wanted, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
     out = {
@@ -459,6 +460,19 @@ def _read_partition(
     return out
 
 
+def _parquet_reader(data: bytes) -> Any:
+    """A Parquet reader over a partition's bytes: the class pyarrow.parquet.ParquetFile wraps, used directly.
+    Importing pyarrow.parquet imports pyarrow.fs, and with it the S3, GCS, Azure and HDFS filesystems: 6 ms of a
+    process's first read of the store (a sixth of a month's backtest load) for files this module reads from
+    memory. The class is pyarrow's own (pinned in requirements.txt); every store test reads through it."""
+    import pyarrow as pa
+    from pyarrow._parquet import ParquetReader
+
+    reader = ParquetReader()
+    reader.open(pa.BufferReader(data), pre_buffer=False)
+    return reader
+
+
 def iter_parts(
     store: Path,
     *,
@@ -474,21 +488,9 @@ def iter_parts(
     `regular` (a calendar name): regular-session bars only; a partition the import found wholly regular for that
     calendar is taken as it is (no mask to compute)."""
     manifest = load_manifest(store)
-    first_month = f"{start:%Y-%m}" if start else None
-    last_month = f"{end:%Y-%m}" if end else None
-    wanted = set(symbols) if symbols else None
     lo = _day_ns(start) if start else None
     hi = _day_ns(end) + NS_PER_DAY if end else None
-    chosen = sorted(
-        (
-            (entry["symbol"], entry["month"], rel, entry)
-            for rel, entry in manifest["partitions"].items()
-            if (wanted is None or entry["symbol"] in wanted)
-            and not (first_month and entry["month"] < first_month)
-            and not (last_month and entry["month"] > last_month)
-        ),
-        key=lambda x: (x[0], x[1]),
-    )
+    chosen = _chosen(manifest, start, end, symbols)
     vwap = "vwap" in columns and any(e.get("vwap", True) for *_, e in chosen)
     if vwap and any("vwap" not in e for *_, e in chosen):
         # a store written before partitions recorded their vwap column: which hold one is known only once read
@@ -504,6 +506,26 @@ def iter_parts(
         part = _only_regular(read, entry, regular)
         if len(part["timestamp"]):
             yield symbol, _with_vwap(part) if vwap else part
+
+
+def _chosen(
+    manifest: dict[str, Any], start: date | None, end: date | None, symbols: list[str] | None
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The partitions (symbol, month, path, entry) of `symbols` (all when None) and the months of start..end, symbol
+    after symbol and each symbol's months in order."""
+    first_month = f"{start:%Y-%m}" if start else None
+    last_month = f"{end:%Y-%m}" if end else None
+    wanted = set(symbols) if symbols else None
+    return sorted(
+        (
+            (entry["symbol"], entry["month"], rel, entry)
+            for rel, entry in manifest["partitions"].items()
+            if (wanted is None or entry["symbol"] in wanted)
+            and not (first_month and entry["month"] < first_month)
+            and not (last_month and entry["month"] > last_month)
+        ),
+        key=lambda x: (x[0], x[1]),
+    )
 
 
 def _read_ahead(
@@ -555,24 +577,78 @@ def _with_vwap(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return part
 
 
-def read_parts(
+def read_columns(
     store: Path,
     *,
     start: date | None = None,
     end: date | None = None,
-    symbols: list[str] | None = None,
-    columns: tuple[str, ...] = ("timestamp", *PRICES, "volume", "vwap"),
+    columns: tuple[str, ...] = ("timestamp", *PRICES, "volume"),
     regular: str | None = None,
-) -> tuple[list[str], list[dict[str, np.ndarray]]]:
-    """iter_parts as two lists: the symbol of each part, and the parts."""
-    names: list[str] = []
-    parts: list[dict[str, np.ndarray]] = []
-    for symbol, part in iter_parts(
-        store, start=start, end=end, symbols=symbols, columns=columns, regular=regular
-    ):
-        names.append(symbol)
-        parts.append(part)
-    return names, parts
+) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
+    """iter_parts joined: the symbol and number of rows of each part, in order, and each column whole (stamps
+    int64, values float64). When the manifest tells how many rows every part brings (whole partitions, each
+    wholly regular for `regular`), the columns are allocated once and each partition is copied into its place
+    by the thread that read it, so no part is held after its read and no second copy of a column is made by
+    joining them on the caller's thread; otherwise the parts are joined as they come."""
+    manifest = load_manifest(store)
+    lo, hi = (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
+    chosen = _chosen(manifest, start, end, None)
+    rows = [_rows_read(entry, lo, hi, regular) for *_, entry in chosen]
+    if "vwap" in columns or any(n is None for n in rows):
+        names: list[str] = []
+        parts: list[dict[str, np.ndarray]] = []
+        for symbol, part in iter_parts(store, start=start, end=end, columns=columns, regular=regular):
+            names.append(symbol)
+            parts.append(part)
+        joined = {
+            c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0, np.int64 if c == "timestamp" else float)
+            for c in columns
+        }  # fmt: skip
+        return names, [len(p["timestamp"]) for p in parts], joined
+    sizes = [int(n or 0) for n in rows]
+    total = sum(sizes)
+    out = {c: np.empty(total, dtype=np.int64 if c == "timestamp" else np.float64) for c in columns}
+    at = np.r_[0, np.cumsum(sizes)].tolist()
+
+    def into_place(i: int) -> None:
+        _, _, rel, entry = chosen[i]
+        part = _read_partition(store, rel, entry, lo, hi, list(columns))
+        if len(part["timestamp"]) != sizes[i]:
+            raise _refuse_partition(
+                store, rel, entry, f"{len(part['timestamp'])} rows where the manifest records {sizes[i]}"
+            )
+        for c in columns:
+            out[c][at[i] : at[i + 1]] = part[c]  # numpy releases the GIL for the copy: threads copy at once
+
+    workers = min(len(chosen), os.cpu_count() or 1, 4)
+    if workers <= 1:
+        for i in range(len(chosen)):
+            into_place(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="bar-store-read") as pool:
+            futures = [pool.submit(into_place, i) for i in range(len(chosen))]
+            try:
+                for future in futures:
+                    future.result()  # a damaged partition is refused in its turn (the first in order)
+            finally:
+                for future in futures:
+                    future.cancel()
+    keep = [i for i, n in enumerate(sizes) if n]
+    return [chosen[i][0] for i in keep], [sizes[i] for i in keep], out
+
+
+def _rows_read(entry: dict[str, Any], lo: int | None, hi: int | None, regular: str | None) -> int | None:
+    """How many rows a read of a partition between lo and hi (UTC ns) brings, when its manifest entry tells without
+    reading it: every day it holds is wanted, and it needs no regular-session mask (None otherwise)."""
+    days = entry.get("days") or []
+    whole = bool(days) and (lo is None or _day_ns(days[0]) >= lo) and (hi is None or _day_ns(days[-1]) < hi)
+    masked = regular is not None and not (
+        entry.get("regular_only") is True and entry.get("calendar") == regular
+    )
+    rows = entry.get("rows")
+    return rows if whole and not masked and isinstance(rows, int) else None
 
 
 def held_sessions(entry: dict[str, Any]) -> list[str]:

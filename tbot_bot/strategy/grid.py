@@ -128,20 +128,16 @@ class BarColumns:
         )  # fmt: skip
 
     @classmethod
-    def of_parts(cls, names: list[str], parts: list[dict[str, np.ndarray]]) -> BarColumns:
-        """Runs of one symbol's arrays (the bar store's partitions, `names[i]` for `parts[i]`) joined as they
-        come: no frame and no string per bar. Not in time order; the grid and the MarketView sort for
-        themselves (by stamp and symbol, so their result does not depend on the order given)."""
+    def of_runs(cls, names: list[str], sizes: list[int], columns: dict[str, np.ndarray]) -> BarColumns:
+        """Columns joined from runs of one symbol's bars (the bar store's partitions: `sizes[i]` rows of
+        `names[i]`, in order): no frame and no string per bar. Not in time order; the grid and the MarketView
+        sort for themselves (by stamp and symbol, so their result does not depend on the order given)."""
         uniques = sorted(set(names))
         rank = {n: i for i, n in enumerate(uniques)}
-        sizes = [len(p["timestamp"]) for p in parts]
         code = np.repeat(np.array([rank[n] for n in names], dtype=np.int64), sizes)
-
-        def joined(c: str) -> np.ndarray:
-            return np.concatenate([p[c] for p in parts]) if parts else np.empty(0, dtype=float)
-
-        ts_ns = np.concatenate([p["timestamp"] for p in parts]) if parts else np.empty(0, dtype=np.int64)
-        return cls(ts_ns, code, np.asarray(uniques, dtype=object), *(joined(c) for c in _PRICES))
+        return cls(
+            columns["timestamp"], code, np.asarray(uniques, dtype=object), *(columns[c] for c in _PRICES)
+        )
 
     def __len__(self) -> int:
         return len(self.ts_ns)
