@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,20 @@ def test_a_summary_cut_short_still_leaves_the_charts_and_the_report(
         backtest_engine.main(argv)
     assert all((tmp_path / name).is_file() for name in CHARTS)
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_the_worker_yields_the_cores_to_the_numbers() -> None:
+    # the worker's import of matplotlib overlaps the load and the simulation: at a lower priority it takes only
+    # a core they leave idle (at the same one it took one of the bar store's two reading threads' cores)
+    worker = chart_worker.ChartWorker(preload=()).start()
+    try:
+        assert worker._proc is not None
+        pid = worker._proc.pid
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0):
+            assert time.monotonic() < deadline, "the worker never lowered its priority"
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + chart_worker.BACKGROUND_NICENESS
+        )
+    finally:
+        worker.cancel()

@@ -88,6 +88,9 @@ class ChartJob:
         return files
 
 
+BACKGROUND_NICENESS = (
+    10  # added to the worker's nice value (a process may lower its own priority, never raise it)
+)
 _IN_WORKER = False  # set in the forked worker: only there may drawing fork again (the caller's process never)
 
 
@@ -164,6 +167,9 @@ def _serve(
     if parent_pid:
         end_with_parent(parent_pid)
     os.setpgid(0, 0)  # its own process group: a stuck worker is killed with any drawing it forked
+    # the numbers come first: while the parent loads, simulates and writes them (on every core it has threads
+    # for), the import of matplotlib here waits for a core left idle instead of taking one from them
+    os.nice(BACKGROUND_NICENESS)
     # Ctrl-C is the parent's to handle: it closes the pipe, and the worker then exits quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _prepare(conn, preload)

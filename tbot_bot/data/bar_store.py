@@ -357,11 +357,16 @@ def _write_partition(path: Path, part: dict[str, np.ndarray], rel: str) -> None:
     # one row group per week (Monday to Sunday, UTC): a read of a few days (a replay) skips the rest of the
     # month unread, while a month read whole decodes 4-5 groups per column, not one per day (a third of the
     # time). Uncompressed: decoding is twice as fast for 8% more bytes (dictionary encoding already packs
-    # the prices)
+    # the prices). The stamps (a minute apart) and a whole volume are stored as deltas: a month of a symbol
+    # in less than half the bytes (hashed and read at every load) and decoded a tenth faster than plain
+    deltas = {"timestamp": "DELTA_BINARY_PACKED", **({"volume": "DELTA_BINARY_PACKED"} if whole else {})}
     week_of = (part["timestamp"] // NS_PER_DAY + 3) // 7  # 1970-01-01 was a Thursday
     cuts = [0, *(np.flatnonzero(np.diff(week_of)) + 1).tolist(), len(week_of)]
     try:
-        with pq.ParquetWriter(tmp, table.schema, compression="none") as writer:
+        with pq.ParquetWriter(
+            tmp, table.schema, compression="none", column_encoding=deltas,
+            use_dictionary=[c for c in table.column_names if c not in deltas],
+        ) as writer:  # fmt: skip
             for a, b in itertools.pairwise(cuts):
                 writer.write_table(table.slice(a, b - a))
         tmp.replace(path)
@@ -444,9 +449,7 @@ def _read_partition(
     except (OSError, pa.ArrowException) as exc:
         raise _refuse_partition(store, rel, entry, f"unreadable ({exc})") from None
     out = {
-        name: col.to_numpy().view(np.int64)
-        if name == "timestamp"
-        else col.to_numpy().astype(np.float64, copy=False)
+        name: _nanoseconds(col) if name == "timestamp" else col.to_numpy().astype(np.float64, copy=False)
         for name, col in zip(table.column_names, table.columns, strict=True)
     }
     stamps = out["timestamp"]
@@ -458,6 +461,22 @@ def _read_partition(
             keep &= stamps < hi
         out = {k: v[keep] for k, v in out.items()}
     return out
+
+
+def _nanoseconds(column: Any) -> np.ndarray:
+    """A UTC timestamp column's int64 nanoseconds, taken from its buffers: pyarrow's own conversions of a zoned
+    column (to_numpy, cast) look its zone up first, a millisecond per partition spent holding the GIL (half of a
+    month's load, and what kept two reading threads from reading at once). Stamps are never null (the import
+    refuses a bar without one); a column with nulls takes pyarrow's conversion."""
+    if column.null_count:
+        return np.asarray(column.to_numpy(), dtype="datetime64[ns]").view(np.int64)
+    pieces = [
+        np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk), offset=8 * chunk.offset)
+        for chunk in column.chunks
+    ]
+    return (
+        pieces[0] if len(pieces) == 1 else np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
+    )
 
 
 def _parquet_reader(data: bytes) -> Any:
