@@ -697,8 +697,8 @@ class Holding:
 
 def damaged_partitions(store: Path, *, start: date | None = None, end: date | None = None) -> list[str]:
     """Partitions the manifest lists (of the months of start..end, when given) whose file is missing or not the
-    size it recorded (a stat each: what `tbot data list` can say without reading every file, and what a study
-    whose bars come from its cache checks; a read checks the SHA-256 as well)."""
+    size it recorded (a stat each: what `tbot data list` can say without reading every file; a read checks the
+    SHA-256 as well)."""
     return [
         str(_refuse_partition(store, rel, entry, problem))
         for rel, entry, problem in _damaged(store, start, end)
@@ -731,28 +731,26 @@ def partition_stats(store: Path, *, start: date, end: date) -> dict[str, tuple[i
     return out
 
 
-def altered_partitions(store: Path, known: dict[str, tuple[int, int]]) -> list[str]:
-    """Of the partitions `known` recorded (partition_stats), those whose file changed since and whose bytes are not
-    the SHA-256 the manifest records, refused as a read refuses them. Only a file whose size or time changed is
-    read again (an unchanged stat is the bytes that were read and checked)."""
-    partitions = load_manifest(store)["partitions"]
+def refused_partitions(
+    store: Path, *, start: date, end: date, known: dict[str, tuple[int, int]]
+) -> list[str]:
+    """What a read of the months of start..end would refuse, told from one stat per partition (what a study whose
+    bars come from its cache checks): a partition missing or not the size the manifest records, and one whose
+    size or time changed since `known` (partition_stats, taken when its bars were read) whose bytes are no longer
+    the SHA-256 the manifest records (only such a file is read again: an unchanged stat is the bytes that were
+    read and checked)."""
     problems = []
-    for rel, stat in known.items():
-        path, entry = store / rel, partitions.get(rel)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue  # damaged_partitions names it
-        if entry is None or (st.st_size, st.st_mtime_ns) == tuple(stat):
-            continue
-        if not _intact(path.read_bytes(), entry):
-            problems.append(
-                str(
-                    _refuse_partition(
-                        store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)"
-                    )
-                )
-            )
+    for rel, entry, st, problem in _stated(store, start, end):
+        if (
+            problem is None
+            and st is not None
+            and rel in known
+            and (st.st_size, st.st_mtime_ns) != tuple(known[rel])
+        ):
+            if not _intact((store / rel).read_bytes(), entry):
+                problem = "corrupted (its SHA-256 differs from the manifest's)"
+        if problem is not None:
+            problems.append(str(_refuse_partition(store, rel, entry, problem)))
     return problems
 
 
@@ -765,14 +763,23 @@ def damaged_months(store: Path) -> dict[str, list[str]]:
 
 
 def _damaged(store: Path, start: date | None, end: date | None) -> list[tuple[str, dict[str, Any], str]]:
-    out = []
+    return [
+        (rel, entry, problem) for rel, entry, _, problem in _stated(store, start, end) if problem is not None
+    ]
+
+
+def _stated(
+    store: Path, start: date | None, end: date | None
+) -> Iterator[tuple[str, dict[str, Any], os.stat_result | None, str | None]]:
+    """Each partition of the months of start..end with its file's stat (one call) and what is wrong with the file
+    at a glance: missing, or not the size the manifest records (None: nothing)."""
     for rel, entry in _of_months(store, start, end):
-        path = store / rel
-        if not path.is_file():
-            out.append((rel, entry, "missing"))
-        elif path.stat().st_size != entry["bytes"]:
-            out.append((rel, entry, "not the size the manifest records"))
-    return out
+        try:
+            st = (store / rel).stat()
+        except FileNotFoundError:
+            yield rel, entry, None, "missing"
+            continue
+        yield rel, entry, st, None if st.st_size == entry["bytes"] else "not the size the manifest records"
 
 
 def holdings(store: Path, calendar: str = "XNYS") -> list[Holding]:

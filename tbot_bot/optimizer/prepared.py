@@ -19,7 +19,7 @@ from tbot_bot.backtest.fast_execution import FillContext, TradeArrays, execute_a
 from tbot_bot.backtest.load_historical_data import load_columns
 from tbot_bot.backtest.slippage import SlippageModel
 from tbot_bot.broker.capabilities import capabilities_for
-from tbot_bot.data.bar_store import altered_partitions, damaged_partitions, is_store, partition_stats
+from tbot_bot.data.bar_store import is_store, partition_stats, refused_partitions
 from tbot_bot.enhancements import adx_filter, bollinger_confluence, vix_gatekeeper
 from tbot_bot.errors import ConfigError, DataError
 from tbot_bot.market_time import WindowSpec, previous_session_date
@@ -173,9 +173,10 @@ class PreparedData:
         if cached is not None and is_store(source):
             # the bars come from the cache, not the store: a partition of the range gone or cut since is refused
             # as a read of it would be (the cache holds what it was, but the store no longer does)
-            damaged = damaged_partitions(source, start=previous_session_date(start, calendar), end=end)
-            # a file changed in place since (same size, other bytes) is refused as a read of it refuses it
-            damaged += altered_partitions(source, cached.store_stats or {})
+            # and a file changed in place since (same size, other bytes) as a read of it refuses it
+            damaged = refused_partitions(
+                source, start=previous_session_date(start, calendar), end=end, known=cached.store_stats or {}
+            )
             if damaged:
                 raise DataError(damaged[0])
         if cached is None:
