@@ -737,3 +737,32 @@ def test_partitions_are_read_ahead_in_order_holding_only_a_few(
             assert len(part["timestamp"]) and list(part) == ["timestamp", "close"]
     # every partition before the damaged one came, in the manifest's order, and nothing after it
     assert seen == [rel.split("/")[0] for rel in chosen[: chosen.index(bad)]]
+
+
+def test_columns_of_masked_and_cut_partitions_are_the_csv_columns(tmp_path: Path) -> None:
+    """load_columns from a store places each partition as its thread reads it: one wholly regular and wanted
+    whole has a place of its manifest's rows; one with pre-market bars (masked) or cut by the dates has a place of
+    its whole size and its rows move down after. The columns hold exactly the CSV's regular-session bars."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = ["timestamp,symbol,open,high,low,close,volume"]
+    for day in ("2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"):
+        for minute in range(3):
+            stamp = f"{day}T14:3{minute}:00Z"
+            rows += [f"{stamp},AAA,10,11,9,10.{minute},100", f"{stamp},CCC,30,31,29,30.{minute},300"]
+        rows.append(f"{day}T13:00:00Z,BBB,20,21,19,20.5,10")  # 08:00 New York: pre-market
+        rows.append(f"{day}T14:30:00Z,BBB,21,22,20,21.5,20")
+    (folder / "bars.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    store = tmp_path / "bars"
+    import_bars(folder, store)
+    regular = {
+        e["symbol"]: e["regular_only"]
+        for e in json.loads((store / "manifest.json").read_text())["partitions"].values()
+    }
+    assert regular == {"AAA": True, "BBB": False, "CCC": True}
+    for first, last in ((date(2024, 1, 1), date(2024, 2, 29)), (date(2024, 1, 31), date(2024, 2, 1))):
+        kw = {"start": first, "end": last, "calendar": "XNYS"}
+        a, b = load_columns(store, **kw), load_columns(folder, **kw)
+        assert list(a.names) == list(b.names) == ["AAA", "BBB", "CCC"]
+        pd.testing.assert_frame_equal(_rows(a), _rows(b))
+        assert len(a) == (24 + 4 if first.day == 1 else 12 + 2)

@@ -604,16 +604,13 @@ def read_columns(
     columns: tuple[str, ...] = ("timestamp", *PRICES, "volume"),
     regular: str | None = None,
 ) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
-    """iter_parts joined: the symbol and number of rows of each part, in order, and each column whole (stamps
-    int64, values float64). When the manifest tells how many rows every part brings (whole partitions, each
-    wholly regular for `regular`), the columns are allocated once and each partition is copied into its place
-    by the thread that read it, so no part is held after its read and no second copy of a column is made by
-    joining them on the caller's thread; otherwise the parts are joined as they come."""
-    manifest = load_manifest(store)
-    lo, hi = (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
-    chosen = _chosen(manifest, start, end, None)
-    rows = [_rows_read(entry, lo, hi, regular) for *_, entry in chosen]
-    if "vwap" in columns or any(n is None for n in rows):
+    """iter_parts joined: the symbol and number of rows of each part, and each column whole (stamps int64,
+    values float64), the parts in no particular order. The columns are allocated once and each partition is
+    copied into its place by the thread that read it, so no part is held after its read and no column is joined
+    again on the caller's thread. A partition whose rows the manifest tells (every day wanted, no regular-session
+    mask to apply) has a place of that size; one cut by the dates or masked has a place of its whole size, after
+    them, and its rows are moved down once all are in (the range's first and last months: a few rows)."""
+    if "vwap" in columns:  # partitions without one get NaN, which iter_parts decides over them all
         names: list[str] = []
         parts: list[dict[str, np.ndarray]] = []
         for symbol, part in iter_parts(store, start=start, end=end, columns=columns, regular=regular):
@@ -624,20 +621,26 @@ def read_columns(
             for c in columns
         }  # fmt: skip
         return names, [len(p["timestamp"]) for p in parts], joined
-    sizes = [int(n or 0) for n in rows]
-    total = sum(sizes)
-    out = {c: np.empty(total, dtype=np.int64 if c == "timestamp" else np.float64) for c in columns}
-    at = np.r_[0, np.cumsum(sizes)].tolist()
+    lo, hi = (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
+    chosen = _chosen(load_manifest(store), start, end, None)
+    exact = [_rows_read(entry, lo, hi, regular) for *_, entry in chosen]
+    layout = sorted(range(len(chosen)), key=lambda i: exact[i] is None)  # stable: the exact places first
+    bound = [entry["rows"] if n is None else n for n, (*_, entry) in zip(exact, chosen, strict=True)]
+    room = [int(bound[i]) for i in layout]
+    at = np.r_[0, np.cumsum(room, dtype=np.int64)].tolist()
+    slot = {i: k for k, i in enumerate(layout)}
+    got = [0] * len(layout)
+    out = {c: np.empty(at[-1], dtype=np.int64 if c == "timestamp" else np.float64) for c in columns}
 
     def into_place(i: int) -> None:
         _, _, rel, entry = chosen[i]
-        part = _read_partition(store, rel, entry, lo, hi, list(columns))
-        if len(part["timestamp"]) != sizes[i]:
-            raise _refuse_partition(
-                store, rel, entry, f"{len(part['timestamp'])} rows where the manifest records {sizes[i]}"
-            )
+        part = _only_regular(_read_partition(store, rel, entry, lo, hi, list(columns)), entry, regular)
+        n, k = len(part["timestamp"]), slot[i]
+        if n > room[k] or (exact[i] is not None and n != exact[i]):
+            raise _refuse_partition(store, rel, entry, f"{n} rows where the manifest records {entry['rows']}")
         for c in columns:
-            out[c][at[i] : at[i + 1]] = part[c]  # numpy releases the GIL for the copy: threads copy at once
+            out[c][at[k] : at[k] + n] = part[c]  # numpy releases the GIL for the copy: threads copy at once
+        got[k] = n
 
     workers = min(len(chosen), os.cpu_count() or 1, 4)
     if workers <= 1:
@@ -654,8 +657,14 @@ def read_columns(
             finally:
                 for future in futures:
                     future.cancel()
-    keep = [i for i, n in enumerate(sizes) if n]
-    return [chosen[i][0] for i in keep], [sizes[i] for i in keep], out
+    filled = 0
+    for k, n in enumerate(got):
+        if filled != at[k]:  # a place left partly empty before this one: its rows move down
+            for c in columns:
+                out[c][filled : filled + n] = out[c][at[k] : at[k] + n]
+        filled += n
+    held = [k for k, n in enumerate(got) if n]
+    return [chosen[layout[k]][0] for k in held], [got[k] for k in held], {c: out[c][:filled] for c in columns}
 
 
 def _rows_read(entry: dict[str, Any], lo: int | None, hi: int | None, regular: str | None) -> int | None:
