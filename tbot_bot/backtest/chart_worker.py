@@ -88,9 +88,8 @@ class ChartJob:
         return files
 
 
-BACKGROUND_NICENESS = (
-    10  # added to the worker's nice value (a process may lower its own priority, never raise it)
-)
+# added to the worker's nice value (a process may lower its own priority, never raise it back)
+BACKGROUND_NICENESS = 10
 _IN_WORKER = False  # set in the forked worker: only there may drawing fork again (the caller's process never)
 
 

@@ -11,9 +11,10 @@ imported bars are written in (checked and merged by bar_import.side_inputs), so 
 the same side inputs as one from the folder.
 Importing files (their checks) is bar_import.py's; this module only reads and writes checked bars.
 
-`iter_parts` is what `load_bars` and `load_columns` read a store with: only the partitions of the wanted symbols
-and months are opened, only the needed columns read, row groups outside the dates skipped, one partition at a
-time (a caller keeps what it needs of each and lets the rest go).
+`iter_parts` is what `load_bars` reads a store with, and `read_columns` (its parts copied into whole columns by the
+threads that read them) what `load_columns` does: only the partitions of the wanted symbols and months are
+opened, only the needed columns read, row groups outside the dates skipped, one partition at a time (a caller
+keeps what it needs of each and lets the rest go).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tbot_bot.errors import DataError
+from tbot_bot.errors import DataError, LogicError
 from tbot_bot.support.utils_bot import atomic_write_bytes, atomic_write_json, parse_json, sha256_file
 
 MANIFEST = "manifest.json"
@@ -430,9 +431,8 @@ def _read_partition(
         if written_as is not None and written_as != rel.encode():
             raise _refuse_partition(store, rel, entry, f"the file written as {written_as.decode()}")
         names = reader.schema_arrow.names
-        wanted = [
-            names.index(c) for c in (columns or names) if c in names
-        ]  # a flat schema: column i is field i
+        # the columns by index: a flat schema's column i is its field i
+        wanted = [names.index(c) for c in (columns or names) if c in names]
         if whole:  # every day held is wanted: no row group to skip
             table = reader.read_all(column_indices=wanted, use_threads=False)
         else:
@@ -604,23 +604,17 @@ def read_columns(
     columns: tuple[str, ...] = ("timestamp", *PRICES, "volume"),
     regular: str | None = None,
 ) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
-    """iter_parts joined: the symbol and number of rows of each part, and each column whole (stamps int64,
-    values float64), the parts in no particular order. The columns are allocated once and each partition is
-    copied into its place by the thread that read it, so no part is held after its read and no column is joined
-    again on the caller's thread. A partition whose rows the manifest tells (every day wanted, no regular-session
-    mask to apply) has a place of that size; one cut by the dates or masked has a place of its whole size, after
-    them, and its rows are moved down once all are in (the range's first and last months: a few rows)."""
-    if "vwap" in columns:  # partitions without one get NaN, which iter_parts decides over them all
-        names: list[str] = []
-        parts: list[dict[str, np.ndarray]] = []
-        for symbol, part in iter_parts(store, start=start, end=end, columns=columns, regular=regular):
-            names.append(symbol)
-            parts.append(part)
-        joined = {
-            c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0, np.int64 if c == "timestamp" else float)
-            for c in columns
-        }  # fmt: skip
-        return names, [len(p["timestamp"]) for p in parts], joined
+    """iter_parts joined (every symbol; not vwap, which only frames carry): the symbol and number of rows of each
+    part, and each column whole (stamps int64, values float64), the parts in no particular order. The columns are
+    allocated once and each partition is copied into its place by the thread that read it, so no part is held
+    after its read and no column is joined again on the caller's thread. A partition whose rows the manifest tells
+    (every day wanted, no regular-session mask to apply) has a place of that size; one cut by the dates or masked
+    has a place of its whole size, after them, and its rows are moved down once all are in (the range's first and
+    last months: a few rows)."""
+    if "vwap" in columns:
+        raise LogicError(
+            "read_columns reads prices, volume and stamps; a frame with vwap comes from iter_parts"
+        )
     lo, hi = (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
     chosen = _chosen(load_manifest(store), start, end, None)
     exact = [_rows_read(entry, lo, hi, regular) for *_, entry in chosen]
