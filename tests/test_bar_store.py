@@ -10,6 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -106,6 +107,14 @@ def test_whole_months_read_into_place_refuse_a_damaged_partition_by_name(store: 
     ):
         load_columns(edited, **whole)
     assert len(load_columns(store, **whole)) == len(load_columns(SAMPLE, **whole)) > 0
+    # a row count no month can hold (a read sizes its columns from it) is a damaged manifest, named
+    for rows in (10**12, -1):
+        manifest["partitions"]["SYN4/2011-01.parquet"]["rows"] = rows
+        (edited / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(
+            DataError, match=rf"damaged \(partition 'SYN4/2011-01\.parquet': 'rows' is {rows}, not 0 to"
+        ):
+            load_columns(edited, **whole)
 
 
 @pytest.mark.parametrize("strategy", ["open", "mid", "close", "all"])
@@ -766,3 +775,8 @@ def test_columns_of_masked_and_cut_partitions_are_the_csv_columns(tmp_path: Path
         assert list(a.names) == list(b.names) == ["AAA", "BBB", "CCC"]
         pd.testing.assert_frame_equal(_rows(a), _rows(b))
         assert len(a) == (24 + 4 if first.day == 1 else 12 + 2)
+        # each symbol's bars one run in time order (what MarketView's sort expects of the store), in columns
+        # holding exactly these rows (no month-sized array kept behind a cut month's few)
+        assert (np.diff(a.code) >= 0).all() and (np.diff(a.ts_ns)[np.diff(a.code) == 0] > 0).all()
+        for column in (a.ts_ns, a.open, a.close, a.volume):
+            assert (column.base if column.base is not None else column).nbytes == column.nbytes

@@ -25,7 +25,7 @@ import itertools
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -151,7 +151,14 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
             date.fromisoformat(days[0]), date.fromisoformat(days[-1])
         except ValueError:
             return f"partition {rel!r}: 'days' holds {days[0]!r} .. {days[-1]!r}, not dates (YYYY-MM-DD)"
+        # a read sizes its columns from it: a bar a minute is the most its days can hold
+        if not 0 <= entry["rows"] <= _MINUTES_PER_DAY * len(days):
+            most = _MINUTES_PER_DAY * len(days)
+            return f"partition {rel!r}: 'rows' is {entry['rows']}, not 0 to {most} (a bar a minute over {len(days)} days)"
     return None
+
+
+_MINUTES_PER_DAY = 1440
 
 
 def _write_manifest(store: Path, manifest: dict[str, Any]) -> None:
@@ -423,8 +430,7 @@ def _read_partition(
         raise _refuse_partition(store, rel, entry, "missing") from None
     if not _intact(data, entry):
         raise _refuse_partition(store, rel, entry, "corrupted (its SHA-256 differs from the manifest's)")
-    days = entry.get("days") or []
-    whole = bool(days) and _day_ns(days[0]) >= (lo or 0) and (hi is None or _day_ns(days[-1]) < hi)
+    whole = _wanted_whole(entry, lo, hi)
     try:
         reader = _parquet_reader(data)
         written_as = (reader.schema_arrow.metadata or {}).get(PARTITION_KEY)
@@ -507,8 +513,7 @@ def iter_parts(
     `regular` (a calendar name): regular-session bars only; a partition the import found wholly regular for that
     calendar is taken as it is (no mask to compute)."""
     manifest = load_manifest(store)
-    lo = _day_ns(start) if start else None
-    hi = _day_ns(end) + NS_PER_DAY if end else None
+    lo, hi = _bounds(start, end)
     chosen = _chosen(manifest, start, end, symbols)
     vwap = "vwap" in columns and any(e.get("vwap", True) for *_, e in chosen)
     if vwap and any("vwap" not in e for *_, e in chosen):
@@ -582,12 +587,29 @@ def _only_regular(
 ) -> dict[str, np.ndarray]:
     """A partition's regular-session bars of `calendar` (None: all); one the import found wholly regular for that
     calendar is returned as it is."""
-    if calendar is None or (entry.get("regular_only") is True and entry.get("calendar") == calendar):
+    if calendar is None or _wholly_regular(entry, calendar):
         return part
     from tbot_bot.strategy.grid import in_regular_session
 
     keep = in_regular_session(part["timestamp"], calendar)
     return part if keep.all() else {name: values[keep] for name, values in part.items()}
+
+
+def _wholly_regular(entry: dict[str, Any], calendar: str | None) -> bool:
+    """Whether a partition needs no regular-session mask: none is asked (None), or its import found every bar of
+    it inside `calendar`'s regular sessions."""
+    return calendar is None or (entry.get("regular_only") is True and entry.get("calendar") == calendar)
+
+
+def _bounds(start: date | None, end: date | None) -> tuple[int | None, int | None]:
+    """UTC dates start..end as the stamps lo <= t < hi (ns; None: unbounded)."""
+    return (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
+
+
+def _wanted_whole(entry: dict[str, Any], lo: int | None, hi: int | None) -> bool:
+    """Whether every day a partition holds lies within lo <= t < hi (no row group to skip, no row to trim)."""
+    days = entry.get("days") or []
+    return bool(days) and (lo is None or _day_ns(days[0]) >= lo) and (hi is None or _day_ns(days[-1]) < hi)
 
 
 def _with_vwap(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -605,72 +627,66 @@ def read_columns(
     regular: str | None = None,
 ) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
     """iter_parts joined (every symbol; not vwap, which only frames carry): the symbol and number of rows of each
-    part, and each column whole (stamps int64, values float64), the parts in no particular order. The columns are
-    allocated once and each partition is copied into its place by the thread that read it, so no part is held
-    after its read and no column is joined again on the caller's thread. A partition whose rows the manifest tells
-    (every day wanted, no regular-session mask to apply) has a place of that size; one cut by the dates or masked
-    has a place of its whole size, after them, and its rows are moved down once all are in (the range's first and
-    last months: a few rows)."""
+    part, symbol after symbol and each symbol's months in order, and each column whole (stamps int64, values
+    float64). The columns are allocated once, at their exact size, and each partition is copied into its place
+    by the thread that read it, so no column is joined again on the caller's thread. The rows of a partition
+    wanted whole and wholly regular are the manifest's; the others (cut by the dates: the range's first and last
+    months; or masked to the regular session) are read first and held until their places are known."""
     if "vwap" in columns:
         raise LogicError(
             "read_columns reads prices, volume and stamps; a frame with vwap comes from iter_parts"
         )
-    lo, hi = (_day_ns(start) if start else None), (_day_ns(end) + NS_PER_DAY if end else None)
+    lo, hi = _bounds(start, end)
     chosen = _chosen(load_manifest(store), start, end, None)
-    exact = [_rows_read(entry, lo, hi, regular) for *_, entry in chosen]
-    layout = sorted(range(len(chosen)), key=lambda i: exact[i] is None)  # stable: the exact places first
-    bound = [entry["rows"] if n is None else n for n, (*_, entry) in zip(exact, chosen, strict=True)]
-    room = [int(bound[i]) for i in layout]
-    at = np.r_[0, np.cumsum(room, dtype=np.int64)].tolist()
-    slot = {i: k for k, i in enumerate(layout)}
-    got = [0] * len(layout)
-    out = {c: np.empty(at[-1], dtype=np.int64 if c == "timestamp" else np.float64) for c in columns}
+    known = [_wanted_whole(e, lo, hi) and _wholly_regular(e, regular) for *_, e in chosen]
+    held: dict[int, dict[str, np.ndarray]] = {}
 
-    def into_place(i: int) -> None:
+    def read(i: int) -> dict[str, np.ndarray]:
         _, _, rel, entry = chosen[i]
         part = _only_regular(_read_partition(store, rel, entry, lo, hi, list(columns)), entry, regular)
-        n, k = len(part["timestamp"]), slot[i]
-        if n > room[k] or (exact[i] is not None and n != exact[i]):
-            raise _refuse_partition(store, rel, entry, f"{n} rows where the manifest records {entry['rows']}")
+        if known[i] and len(part["timestamp"]) != entry["rows"]:
+            raise _refuse_partition(
+                store, rel, entry, f"{len(part['timestamp'])} rows where the manifest records {entry['rows']}"
+            )
+        return part
+
+    def hold(i: int) -> None:
+        held[i] = read(i)
+
+    _each_in_threads(hold, [i for i in range(len(chosen)) if not known[i]])
+    sizes = [chosen[i][3]["rows"] if known[i] else len(held[i]["timestamp"]) for i in range(len(chosen))]
+    at = np.r_[0, np.cumsum(sizes, dtype=np.int64)].tolist()
+    out = {c: np.empty(at[-1], dtype=np.int64 if c == "timestamp" else np.float64) for c in columns}
+
+    def place(i: int, part: dict[str, np.ndarray]) -> None:
         for c in columns:
-            out[c][at[k] : at[k] + n] = part[c]  # numpy releases the GIL for the copy: threads copy at once
-        got[k] = n
+            out[c][at[i] : at[i + 1]] = part[c]  # numpy releases the GIL for the copy: threads copy at once
 
-    workers = min(len(chosen), os.cpu_count() or 1, 4)
+    for i in list(held):
+        place(i, held.pop(i))  # each let go once in place
+    _each_in_threads(lambda i: place(i, read(i)), [i for i in range(len(chosen)) if known[i]])
+    kept = [i for i, n in enumerate(sizes) if n]
+    return [chosen[i][0] for i in kept], [sizes[i] for i in kept], out
+
+
+def _each_in_threads(task: Callable[[int], object], items: list[int]) -> None:
+    """task(i) for each item on a few threads (hashing, parsing and copying release the GIL). The first failure in
+    the items' order is raised (a damaged partition is refused in its turn) and nothing after it is started."""
+    workers = min(len(items), os.cpu_count() or 1, 4)
     if workers <= 1:
-        for i in range(len(chosen)):
-            into_place(i)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+        for i in items:
+            task(i)
+        return
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers, thread_name_prefix="bar-store-read") as pool:
-            futures = [pool.submit(into_place, i) for i in range(len(chosen))]
-            try:
-                for future in futures:
-                    future.result()  # a damaged partition is refused in its turn (the first in order)
-            finally:
-                for future in futures:
-                    future.cancel()
-    filled = 0
-    for k, n in enumerate(got):
-        if filled != at[k]:  # a place left partly empty before this one: its rows move down
-            for c in columns:
-                out[c][filled : filled + n] = out[c][at[k] : at[k] + n]
-        filled += n
-    held = [k for k, n in enumerate(got) if n]
-    return [chosen[layout[k]][0] for k in held], [got[k] for k in held], {c: out[c][:filled] for c in columns}
-
-
-def _rows_read(entry: dict[str, Any], lo: int | None, hi: int | None, regular: str | None) -> int | None:
-    """How many rows a read of a partition between lo and hi (UTC ns) brings, when its manifest entry tells without
-    reading it: every day it holds is wanted, and it needs no regular-session mask (None otherwise)."""
-    days = entry.get("days") or []
-    whole = bool(days) and (lo is None or _day_ns(days[0]) >= lo) and (hi is None or _day_ns(days[-1]) < hi)
-    masked = regular is not None and not (
-        entry.get("regular_only") is True and entry.get("calendar") == regular
-    )
-    rows = entry.get("rows")
-    return rows if whole and not masked and isinstance(rows, int) else None
+    with ThreadPoolExecutor(workers, thread_name_prefix="bar-store-read") as pool:
+        futures = [pool.submit(task, i) for i in items]
+        try:
+            for future in futures:
+                future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def held_sessions(entry: dict[str, Any]) -> list[str]:
@@ -724,14 +740,10 @@ def _intact(data: bytes, entry: dict[str, Any]) -> bool:
 def partition_stats(store: Path, *, start: date, end: date) -> dict[str, tuple[int, int]]:
     """The size and modification time (ns) of each partition of the months of start..end, as read now: what a
     later user of bars read from them (a study's cached preparation) compares to find a file changed since."""
-    out: dict[str, tuple[int, int]] = {}
-    for rel, _ in _of_months(store, start, end):
-        try:
-            st = (store / rel).stat()
-        except FileNotFoundError:
-            continue  # a read refuses it by name
-        out[rel] = (st.st_size, st.st_mtime_ns)
-    return out
+    # a missing file is left out: a read refuses it by name
+    return {
+        rel: (st.st_size, st.st_mtime_ns) for rel, _, st, _ in _stated(store, start, end) if st is not None
+    }
 
 
 def refused_partitions(
