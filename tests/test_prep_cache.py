@@ -95,7 +95,9 @@ def test_changed_data_side_inputs_or_settings_miss_the_cache(data: Path, tmp_pat
     later = _prep(data, cache, start=START + timedelta(days=2))
     assert later.cache_status == "built" and later.days[0] > changed.days[0]
     prep_cache.wait_for_writes()
-    assert len(list(cache.glob("*.prep"))) == 5
+    # five preparations were built; the cache keeps the most recently used (the retention's own test is below)
+    assert len(list(cache.glob("*.prep"))) == prep_cache.KEEP_PREPARATIONS
+    assert (cache / f"{later.data_key}.prep").exists() and (cache / f"{changed.data_key}.prep").exists()
 
 
 def test_a_damaged_cache_file_is_rebuilt_not_trusted(
@@ -297,3 +299,45 @@ def test_a_worker_maps_a_cached_preparation_in_one_call(
     prep_cache.populate_after_fork(hit.grid.close)
     (cached,) = cache.glob("*.prep")
     assert asked == [cached.stat().st_size] * 2
+
+
+def test_the_cache_keeps_the_most_recently_used_preparations_only(data: Path, tmp_path: Path) -> None:
+    """Every new data range writes a preparation of a hundred megabytes or more (the scheduled optimizer: one a
+    session): the cache keeps the KEEP_PREPARATIONS most recently used, with what is cached beside them."""
+    cache = tmp_path / "cache"
+    starts = [date(2011, 1, 4), date(2011, 1, 5), date(2011, 1, 6), date(2011, 1, 7)]
+    keys = []
+    for i, start in enumerate(starts):
+        prep = _prep(data, cache, start=start)
+        prep.evaluate(PARAMS[0])  # writes base results and indicators beside the preparation
+        prep_cache.wait_for_writes()
+        keys.append(prep.data_key)
+        os.utime(cache / f"{prep.data_key}.prep", (1_000_000 + i, 1_000_000 + i))  # used in this order
+        if i == 1:
+            # the first is used again: a hit makes it the most recently used
+            assert _prep(data, cache, start=starts[0]).cache_status == "hit"
+    assert prep_cache.KEEP_PREPARATIONS == 3
+    held = {p.name.split(".", 1)[0] for p in cache.iterdir()}
+    # the fourth made room by deleting the least recently used one, the second (the first was used after it)
+    assert held == {keys[0], keys[2], keys[3]}
+    assert _prep(data, cache, start=starts[1]).cache_status == "built"
+
+
+def test_prune_deletes_old_temporary_files_and_leaves_other_files(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    keys = [f"{i:064x}" for i in range(5)]
+    for i, key in enumerate(keys):
+        for suffix in (".prep", ".ind-0123456789abcdef", ".base-1"):
+            (cache / f"{key}{suffix}").write_bytes(b"x")
+        os.utime(cache / f"{key}.prep", (1_000_000 + i, 1_000_000 + i))
+    old_tmp, new_tmp = cache / f".{keys[4]}.prep.abc", cache / f".{keys[4]}.ind-1.def"
+    old_tmp.write_bytes(b"x")
+    new_tmp.write_bytes(b"x")
+    os.utime(old_tmp, (1_000_000, 1_000_000))
+    (cache / "README").write_text("not the cache's")
+    deleted = prep_cache.prune(cache, keep=keys[0])
+    # keys[0] is kept (about to be written), and the two most recently used others (4 and 3)
+    assert {p.name.removeprefix(".").split(".", 1)[0] for p in deleted} == {keys[1], keys[2], keys[4]}
+    assert old_tmp in deleted and new_tmp.exists() and (cache / "README").exists()
+    assert {p.name.split(".", 1)[0] for p in cache.glob("*.prep")} == {keys[0], keys[3], keys[4]}

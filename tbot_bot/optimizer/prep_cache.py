@@ -32,7 +32,9 @@ import mmap
 import multiprocessing
 import os
 import pickle
+import re
 import sys
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -327,16 +329,69 @@ def wait_for_writes() -> None:
 
 
 def load(cache_dir: Path, key: str) -> Preparation | None:
-    """The cached preparation, or None when there is none or it is damaged (then it is rebuilt)."""
+    """The cached preparation, or None when there is none or it is damaged (then it is rebuilt). A hit marks it
+    used now (its modification time), which decides what the retention keeps."""
     path = cache_dir / f"{key}.prep"
     _wait(path)
     prep = _read(path, "study preparation")
-    return prep if isinstance(prep, Preparation) else None
+    if not isinstance(prep, Preparation):
+        return None
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # another process pruned it meanwhile: this process holds its mapping all the same
+    return prep
 
 
 def store(cache_dir: Path, key: str, prep: Preparation) -> None:
-    """Write the preparation in the background (see the module's docstring)."""
+    """Write the preparation in the background (see the module's docstring), after making room for it."""
+    prune(cache_dir, keep=key)
     _write_later(cache_dir / f"{key}.prep", prep, "study preparation")
+
+
+# the preparations kept (each with its indicators and base results beside it), the most recently used first: a
+# preparation is a hundred megabytes or more and every new data range makes one (the scheduled optimizer, after
+# each session), so an unbounded cache fills a small droplet's disk within weeks
+KEEP_PREPARATIONS = 3
+_KEY = re.compile(r"[0-9a-f]{64}")
+# a file a killed writer left under its temporary name is deleted once it is this old (a live writer renames its
+# file within seconds)
+_ORPHAN_AGE_S = 3600
+
+
+def prune(cache_dir: Path, *, keep: str) -> list[Path]:
+    """Delete the cached preparations beyond the KEEP_PREPARATIONS - 1 most recently used ones other than `keep`
+    (the one about to be written), with everything cached beside them, and temporary files left by killed writers;
+    returns what was deleted. A study still reading a deleted preparation keeps its mapping (the file is gone
+    from the folder only); one whose writer is still running writes a file the next prune deletes."""
+    try:
+        files = [p for p in cache_dir.iterdir() if p.is_file()]
+    except OSError:  # no folder yet, or not one: nothing to prune (the write reports what it meets)
+        return []
+    last_used: dict[str, float] = {}
+    by_key: dict[str, list[Path]] = {}
+    now, orphans = time.time(), []
+    for path in files:
+        name = path.name.removeprefix(".")
+        key = name.split(".", 1)[0]
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue  # another process's prune or writer came first
+        if not _KEY.fullmatch(key):
+            continue  # not this module's
+        if path.name.startswith("."):
+            if now - mtime > _ORPHAN_AGE_S:
+                orphans.append(path)
+            continue
+        by_key.setdefault(key, []).append(path)
+        if path.suffix == ".prep":
+            last_used[key] = mtime
+    ranked = sorted((k for k in by_key if k != keep), key=lambda k: last_used.get(k, 0.0), reverse=True)
+    doomed = orphans + [p for k in ranked[KEEP_PREPARATIONS - 1 :] for p in by_key[k]]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 @dataclass(frozen=True, slots=True)
