@@ -126,3 +126,23 @@ def test_screener_takes_the_warm_up_volume_when_a_snapshot_has_none() -> None:
     assert plain._market_filters("open", snap, False)[0].reason == "previous session volume unknown"  # type: ignore[union-attr]
     rejection, candidate = warmed._market_filters("open", snap, False)
     assert rejection is None and candidate is not None and candidate.prev_volume == 9_000_000
+
+
+def test_the_cache_keeps_the_latest_sessions_only(server: FakeAlpacaServer, tmp_path: Path) -> None:
+    """One file a session (~15 MB at 5,000 symbols) serves that session's boots only: the folder keeps the
+    KEEP_SESSIONS latest, and a replay of an older day keeps the file it just wrote."""
+    from tbot_bot.inputs import warmup
+
+    folder = tmp_path / "warmup" / "alpaca"
+    folder.mkdir(parents=True)
+    for day in range(1, 9):
+        (folder / f"2026-11-{day:02d}.npz").write_bytes(b"an older session's")
+    (folder / "notes.npz").write_bytes(b"not a session's")
+    newest = folder / "2026-11-09.npz"
+    warm_up(broker_for(server), SYMBOLS[:5], PREV_OPEN, PREV_CLOSE, lookback=10, cache=newest)
+    kept = sorted(p.name for p in folder.glob("*.npz"))
+    assert kept == [*(f"2026-11-{d:02d}.npz" for d in range(5, 10)), "notes.npz"]
+    assert warmup.KEEP_SESSIONS == 5
+    older = folder / "2026-10-30.npz"
+    warm_up(broker_for(server), SYMBOLS[:5], PREV_OPEN, PREV_CLOSE, lookback=10, cache=older)
+    assert older.exists() and len([p for p in folder.glob("2026-*.npz")]) == 6

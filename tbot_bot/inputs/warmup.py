@@ -71,6 +71,27 @@ def _save(path: Path, w: WarmUp) -> None:
         excluded=np.array([f"{k}\t{v}" for k, v in w.excluded.items()], dtype=str),
     )
     tmp.replace(path)
+    _prune(path)
+
+
+# the sessions whose warm-up stays cached: a file serves its own session's boots only (a restart the same day),
+# and one of 5,000 symbols is ~15 MB, so one a session unpruned was ~4 GB a year on a small droplet's disk
+KEEP_SESSIONS = 5
+
+
+def _prune(written: Path) -> list[Path]:
+    """Delete the warm-up files of the folder beyond the KEEP_SESSIONS latest sessions, never `written` (a replay
+    of an older day writes its own); returns them."""
+    dated = []
+    for path in written.parent.glob("*.npz"):
+        try:
+            dated.append((date.fromisoformat(path.stem), path))
+        except ValueError:
+            continue  # not a session's file (a writer's temporary one is replaced within the call)
+    doomed = [path for _, path in sorted(dated, reverse=True)[KEEP_SESSIONS:] if path != written]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 def _load(path: Path, session: date) -> WarmUp | None:
