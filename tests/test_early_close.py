@@ -185,3 +185,26 @@ def test_a_day_without_close_fetches_the_vix_when_puts_are_bought(day: dict[str,
     r.vix_closes = {}
     ctx = sup._start_live_day(r, ("open", "mid"))
     assert ctx.option_volatility == pytest.approx(0.30)
+
+
+def test_a_nearly_full_disk_is_alerted_once_a_session(
+    day: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk stops the bot at its next write (journal, ledger), possibly with positions open: the operator
+    hears of it weeks before, at each session's start (once, restarts included)."""
+    import shutil
+
+    from tbot_bot.support import machine_faults
+
+    r, sup = day["r"], day["sup"]
+    real = shutil.disk_usage
+    total = 25 * 2**30
+    monkeypatch.setattr(
+        machine_faults.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(total, total - 2**29, 2**29)
+    )
+    with caplog.at_level("INFO"):
+        sup._start_live_day(r, PLAN)
+        sup._start_live_day(r, PLAN)  # a restart the same session
+    assert caplog.text.count("disk_low") == 1 and "0.5 GiB free of 25.0 GiB" in caplog.text
+    monkeypatch.setattr(machine_faults.shutil, "disk_usage", real)
+    assert machine_faults.disk_space_warning(r.home.root) is None  # this machine's disk has room

@@ -111,3 +111,19 @@ def test_a_refused_url_is_masked_even_when_it_cannot_be_parsed(
         assert main(["config", "set", "--home", str(provisioned_home), f"VIX_HISTORY_URL={url}"]) == 2
         err = capsys.readouterr().err
         assert "secret" not in err and "Unexpected error" not in err and "***@" in err
+
+
+def test_check_warns_of_a_nearly_full_disk(
+    provisioned_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from tbot_bot.support import machine_faults
+
+    # 25 GiB with 1 GiB free: under 5% (1.25 GiB); at 2 GiB free it is enough
+    for free, warned in ((2**30, True), (2 * 2**30, False)):
+        usage = shutil._ntuple_diskusage(25 * 2**30, 24 * 2**30, free)  # type: ignore[attr-defined]
+        monkeypatch.setattr(machine_faults.shutil, "disk_usage", lambda p, u=usage: u)
+        assert main(["check", "--home", str(provisioned_home), "--replay", "2011-01-26"]) == 0
+        out = capsys.readouterr().out
+        assert ("1.0 GiB free of 25.0 GiB" in out and "the bot stops at its first write" in out) is warned

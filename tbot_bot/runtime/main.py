@@ -70,7 +70,7 @@ from tbot_bot.screeners.finnhub_screener import inverse_etf_whitelist
 from tbot_bot.screeners.fundamentals import FundamentalsProvider
 from tbot_bot.strategy.strategy_meta import signal_universe
 from tbot_bot.strategy.strategy_router import Route, route
-from tbot_bot.support.machine_faults import EXIT_TRANSIENT, is_file_fault, os_fault
+from tbot_bot.support.machine_faults import EXIT_TRANSIENT, disk_space_warning, is_file_fault, os_fault
 from tbot_bot.support.memory import give_back_freed_memory
 from tbot_bot.support.path_resolver import BotHome
 from tbot_bot.support.service_bot import ServiceNotifier, watchdog_seconds
@@ -872,6 +872,9 @@ class Supervisor:
         self._reconcile(ctx)  # fails closed: refuses what it cannot account for
         self._finish_earlier_days(ctx)
         ctx.check_operator_pause()  # a pause survives a restart: in force before the first window
+        space = disk_space_warning(r.home.root)
+        if space:  # weeks of warning, once a session, before a full disk stops the bot mid-day
+            ctx.alert_once(AlertLevel.ROUTINE, "disk_low", space, key="disk_low")
         # CLOSE's VIX gate, and the volatility puts are priced with (SHORT_TYPE_*=LongPut): today's closes
         if "close" in plan_run or any(r.settings.short_type(n) is ShortType.LONG_PUT for n in plan_run):
             self._refresh_vix(r, ctx)

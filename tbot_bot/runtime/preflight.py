@@ -19,6 +19,7 @@ from tbot_bot.config.security_bot import check_key_permissions
 from tbot_bot.config.settings_bot import config_source, load_settings
 from tbot_bot.errors import ConfigError
 from tbot_bot.market_time import both_times, exchange_zone, session_ahead, window_for
+from tbot_bot.support.machine_faults import disk_space_warning
 from tbot_bot.support.path_resolver import BotHome
 
 
@@ -120,7 +121,8 @@ class Preflight:
 
     def security_lines(self) -> list[str]:
         """What weakens the home's protection without stopping it: a key rotation left unfinished (the old key
-        still decrypts: a rotation after a leak is not done until it is finished), a home other users can open."""
+        still decrypts: a rotation after a leak is not done until it is finished), a nearly full disk (the next
+        write stops the bot), a home other users can open."""
         lines = []
         keys = self.home.keys_dir
         for prev in sorted(keys.glob("*.key.prev")) if keys.is_dir() else []:
@@ -129,6 +131,9 @@ class Preflight:
                 f"warning    the rotation of the {name} key was interrupted: the old key still decrypts until "
                 f"`tbot rotate-key {name} --home {self.home.root}` finishes it"
             )
+        space = disk_space_warning(self.home.root)
+        if space:
+            lines.append(f"warning    {space}")
         mode = self.home.root.stat().st_mode & 0o777
         if mode & 0o077:
             lines.append(

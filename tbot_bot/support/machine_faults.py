@@ -87,6 +87,29 @@ def unreadable(path: Path) -> OSError | None:
         return exc
 
 
+# free space below which the operator is warned (`tbot check`, and an alert each session): the bot writes tens of
+# megabytes a session, so the warning comes weeks before a write fails; a disk twenty times the floor warns at 5%
+LOW_DISK_WARN_BYTES = 1 << 30
+LOW_DISK_WARN_SHARE = 0.05
+
+
+def disk_space_warning(home: Path) -> str | None:
+    """What to tell the operator when the file system holding `home` is nearly full (None: enough room). A full
+    disk stops the bot at its next write (the journal, the ledger), possibly with positions open."""
+    try:
+        usage = shutil.disk_usage(home)
+    except OSError:
+        return None  # no home yet: nothing written there to run out of room for
+    floor = max(LOW_DISK_WARN_BYTES, int(usage.total * LOW_DISK_WARN_SHARE))
+    if usage.free >= floor:
+        return None
+    return (
+        f"the file system of {home} has {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB: the bot "
+        "stops at its first write that finds it full (a session writes tens of MB); free space, e.g. old backups "
+        "or data/cache/bars"
+    )
+
+
 def _disk_full(path: Path) -> bool:
     try:
         return shutil.disk_usage(path.parent).free < LOW_SPACE_BYTES
