@@ -81,3 +81,52 @@ def test_grid_keeps_only_the_symbols_asked_for(bars: pd.DataFrame) -> None:
     assert set(grid.symbol) == {"SPY"}
     assert_same_rows(grid, bars[bars["symbol"] == "SPY"])
     assert build_grid(bars.iloc[:0]).rows == 0
+
+
+def test_bars_in_store_order_build_the_grid_of_any_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar store gives each symbol's months in time order: each (day, symbol) row is then one run of bars and
+    the grid is built without sorting them. Any other order (a file's, shuffled, a row split in two runs, bars out
+    of time order) is sorted first; every order gives the same grid, pre-market bars and a symbol subset included."""
+    from tbot_bot.strategy.grid import BarColumns
+
+    frame = load_bars(package_file("data", "sample"), start=date(2011, 1, 3), end=date(2011, 1, 7))
+    early = frame.head(60).assign(timestamp=frame["timestamp"].head(60) - pd.Timedelta(hours=2))  # pre-market
+    frame = pd.concat([frame, early], ignore_index=True)
+    cols = BarColumns.of(frame)
+    by_symbol = np.lexsort((cols.ts_ns, cols.code))  # the store's order
+    rng = np.random.default_rng(7)
+    split = by_symbol.copy()
+    split[:40], split[40:80] = by_symbol[40:80], by_symbol[:40]  # one row's bars in two runs, out of order
+    orders = {
+        "file": np.arange(len(cols)),
+        "store": by_symbol,
+        "shuffled": rng.permutation(len(cols)),
+        "split": split,
+    }
+
+    def taken(order: np.ndarray) -> BarColumns:
+        return BarColumns(
+            cols.ts_ns[order],
+            cols.code[order],
+            cols.names,
+            *(getattr(cols, c)[order] for c in ("open", "high", "low", "close", "volume")),
+        )
+
+    def fields(g: SessionGrid) -> list[object]:
+        return [g.t, g.open, g.high, g.low, g.close, g.volume, g.nbars, g.day, list(g.symbol), g.days]
+
+    from tbot_bot.strategy import grid as grid_mod
+
+    sorts: list[int] = []
+    real = grid_mod.by_key_then_time
+    monkeypatch.setattr(grid_mod, "by_key_then_time", lambda k, t: sorts.append(len(k)) or real(k, t))
+    subset = list(cols.names[::2])
+    for symbols in (None, subset):
+        want = fields(build_grid(taken(orders["file"]), "XNYS", symbols=symbols))
+        for name, order in orders.items():
+            sorts.clear()
+            got = fields(build_grid(taken(order), "XNYS", symbols=symbols))
+            assert bool(sorts) is (name != "store"), name  # only the store's order is built without a sort
+            for a, b in zip(got, want, strict=True):
+                assert np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)), name
+    assert (frame["timestamp"].dt.hour < 14).any()  # pre-market bars, left out by every path

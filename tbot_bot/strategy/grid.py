@@ -156,6 +156,23 @@ class BarColumns:
 _PRICES = ("open", "high", "low", "close", "volume")
 
 
+def _runs_in_place(key: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """When the bars come as runs of one key each, in time order, no key in two runs (the bar store's partitions
+    give a symbol's days so): each run's first bar, the runs in key order (the rows), and each run's length. None
+    otherwise (the bars are then sorted)."""
+    if not len(key):
+        return None
+    run_start = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
+    run_key = key[run_start]
+    order = np.argsort(run_key, kind="stable")
+    if (run_key[order][1:] == run_key[order][:-1]).any():
+        return None  # a key in two runs: its bars are not together
+    same = key[1:] == key[:-1]
+    if (ts[1:][same] < ts[:-1][same]).any():
+        return None  # out of time order within a run
+    return run_start, order, np.diff(np.r_[run_start, len(key)])
+
+
 def by_key_then_time(key: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """The permutation that orders bars by `key`, and by `ts` among equal keys (ties kept in the order given):
     np.lexsort((ts, key)). The loaders and the bar store give each symbol's bars in time order, so a stable
@@ -177,41 +194,64 @@ def build_grid(
     keep, day_idx, all_days = _session_mask(cols.ts_ns, calendar_name)
     if symbols is not None:
         keep &= np.isin(cols.names, list(symbols))[cols.code]
-    # every column is gathered once, at the end, through `src` (the kept bars in grid order)
-    src = np.flatnonzero(keep)
+    # every column is gathered once, at the end, through `src` (the kept bars); None: every bar is kept, in order
+    src = None if keep.all() else np.flatnonzero(keep)
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if src is None else values[src]
+
     # the kept symbols ranked in name order (what factorizing their strings with sort=True gives)
-    held, rank = _held(cols.code[src], len(cols.names))
+    codes = kept(cols.code)
+    held, rank = _held(codes, len(cols.names))
     sym_names = cols.names[held]
-    sym_codes = rank[cols.code[src]]
-    day_idx = day_idx[src]
+    sym_codes = rank[codes]
+    del codes
+    day_idx = kept(day_idx)
+    # a row per (day, symbol): rows in that order, bars by time within a row
     key = day_idx.astype(np.int64) * (len(sym_names) + 1) + sym_codes
-    # rows by (day, symbol), bars by time within a row
-    order = by_key_then_time(key, cols.ts_ns[src])
-    ts_ns = cols.ts_ns[src[order]]
-    src, day_idx, sym_codes, key = src[order], day_idx[order], sym_codes[order], key[order]
+    ts_ns = kept(cols.ts_ns)
     n = len(ts_ns)
-    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, dtype=np.int64)
-    rows = len(starts)
-    row = np.repeat(np.arange(rows), np.diff(np.r_[starts, n])) if n else np.zeros(0, dtype=np.int64)
-    col = np.arange(n) - starts[row] if n else np.zeros(0, dtype=np.int64)
+    runs = _runs_in_place(key, ts_ns)
+    if runs is not None:
+        # the bar store's order (a symbol's months in time order): each row is already one run of bars, so only
+        # the runs are sorted, and each column goes straight to its cells (no sorted copy of any column)
+        run_start, by_row, lengths = runs
+        row_of_run = np.empty(len(by_row), dtype=np.int64)
+        row_of_run[by_row] = np.arange(len(by_row))
+        row = np.repeat(row_of_run, lengths)
+        col = np.arange(n) - np.repeat(run_start, lengths)
+        first_bar, nbars = run_start[by_row], lengths[by_row]  # each row's first bar and bars, rows in order
+    else:
+        order = by_key_then_time(key, ts_ns)
+        ts_ns = ts_ns[order]
+        src = order if src is None else src[order]
+        day_idx, sym_codes, key = day_idx[order], sym_codes[order], key[order]
+        first_bar = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, dtype=np.int64)
+        row = (
+            np.repeat(np.arange(len(first_bar)), np.diff(np.r_[first_bar, n])) if n else np.zeros(0, np.int64)
+        )
+        col = np.arange(n) - first_bar[row] if n else np.zeros(0, dtype=np.int64)
+        nbars = np.bincount(row, minlength=len(first_bar)).astype(np.int64)
+    del key
+    rows = len(first_bar)
     width = int(col.max()) + 1 if n else 1
     # one flat index for the six assignments (a 2-D fancy assignment recomputes it each time)
     flat = row * width + col
+    del row, col
     t = np.full((rows, width), TIME_PAD, dtype=np.int64)
     t.reshape(-1)[flat] = ts_ns // _NS_PER_MIN
     arrays = []
     for name in _PRICES:
         a = np.full((rows, width), np.nan)
-        a.reshape(-1)[flat] = getattr(cols, name)[src]
+        a.reshape(-1)[flat] = kept(getattr(cols, name))
         arrays.append(a)
-    used = np.unique(day_idx[starts]) if n else np.zeros(0, dtype=np.int64)
+    used = np.unique(day_idx[first_bar]) if n else np.zeros(0, dtype=np.int64)
     days = tuple(all_days[i] for i in used)
     remap = {int(d): i for i, d in enumerate(used)}
-    day = np.array([remap[int(d)] for d in day_idx[starts]], dtype=np.int64)
-    sym = np.asarray(sym_names, dtype=object)[sym_codes[starts]] if n else np.zeros(0, dtype=object)
+    day = np.array([remap[int(d)] for d in day_idx[first_bar]], dtype=np.int64)
+    sym = np.asarray(sym_names, dtype=object)[sym_codes[first_bar]] if n else np.zeros(0, dtype=object)
     bounds = [session_bounds(d, calendar_name) for d in days]
     s_open = np.array([int(b[0].timestamp()) // 60 for b in bounds if b], dtype=np.int64)
     s_close = np.array([int(b[1].timestamp()) // 60 for b in bounds if b], dtype=np.int64)
-    nbars = np.bincount(row, minlength=rows).astype(np.int64)
     o, h, lo, c, v = arrays
     return SessionGrid(t, o, h, lo, c, v, nbars, sym, day, days, s_open, s_close)
