@@ -205,6 +205,6 @@ def test_a_nearly_full_disk_is_alerted_once_a_session(
     with caplog.at_level("INFO"):
         sup._start_live_day(r, PLAN)
         sup._start_live_day(r, PLAN)  # a restart the same session
-    assert caplog.text.count("disk_low") == 1 and "0.5 GiB free of 25.0 GiB" in caplog.text
+    assert caplog.text.count("disk_low") == 1 and "0.50 GiB free of 25.0 GiB" in caplog.text
     monkeypatch.setattr(machine_faults.shutil, "disk_usage", real)
     assert machine_faults.disk_space_warning(r.home.root) is None  # this machine's disk has room

@@ -126,4 +126,11 @@ def test_check_warns_of_a_nearly_full_disk(
         monkeypatch.setattr(machine_faults.shutil, "disk_usage", lambda p, u=usage: u)
         assert main(["check", "--home", str(provisioned_home), "--replay", "2011-01-26"]) == 0
         out = capsys.readouterr().out
-        assert ("1.0 GiB free of 25.0 GiB" in out and "the bot stops at its first write" in out) is warned
+        assert (
+            "1.00 GiB free of 25.0 GiB (warned under 1.25 GiB)" in out and "stops at its first write" in out
+        ) is warned
+    # the floor is 5% of the file system, at least 1 GiB and at most 10 GiB: a 2 TB disk with 50 GiB free is fine
+    for total, free, warned in ((2000, 50, False), (2000, 9, True), (10, 0.9, True), (10, 1.1, False)):
+        usage = shutil._ntuple_diskusage(int(total * 2**30), 0, int(free * 2**30))  # type: ignore[attr-defined]
+        monkeypatch.setattr(machine_faults.shutil, "disk_usage", lambda p, u=usage: u)
+        assert (machine_faults.disk_space_warning(provisioned_home) is not None) is warned, (total, free)

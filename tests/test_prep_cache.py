@@ -337,7 +337,25 @@ def test_prune_deletes_old_temporary_files_and_leaves_other_files(tmp_path: Path
     os.utime(old_tmp, (1_000_000, 1_000_000))
     (cache / "README").write_text("not the cache's")
     deleted = prep_cache.prune(cache, keep=keys[0])
-    # keys[0] is kept (about to be written), and the two most recently used others (4 and 3)
+    # keys[0] is kept (about to be written), and the two most recently used others: 4 (being written now: its
+    # young temporary file) and 3
     assert {p.name.removeprefix(".").split(".", 1)[0] for p in deleted} == {keys[1], keys[2], keys[4]}
     assert old_tmp in deleted and new_tmp.exists() and (cache / "README").exists()
     assert {p.name.split(".", 1)[0] for p in cache.glob("*.prep")} == {keys[0], keys[3], keys[4]}
+
+
+def test_prune_keeps_a_preparation_whose_writer_is_still_writing(tmp_path: Path) -> None:
+    """A study's background writer writes its .prep under a temporary name while the study already wrote what it
+    keeps beside it: a prune by another study meanwhile ranked that newest key as never used and deleted them."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = [f"{i:064x}" for i in (1, 2)]
+    for i, key in enumerate(old):
+        (cache / f"{key}.prep").write_bytes(b"x")
+        os.utime(cache / f"{key}.prep", (1_000_000 + i, 1_000_000 + i))
+    writing = f"{10:064x}"
+    (cache / f".{writing}.prep.abc123").write_bytes(b"half")
+    (cache / f"{writing}.floor-1234").write_bytes(b"x")
+    deleted = prep_cache.prune(cache, keep=f"{11:064x}")
+    assert (cache / f"{writing}.floor-1234").exists() and (cache / f".{writing}.prep.abc123").exists()
+    assert deleted == [cache / f"{old[0]}.prep"]  # the least recently used goes instead

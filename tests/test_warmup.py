@@ -3,6 +3,7 @@ close, the indicator lookback, symbols without history excluded with a reason, t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,10 +139,15 @@ def test_the_cache_keeps_the_latest_sessions_only(server: FakeAlpacaServer, tmp_
     for day in range(1, 9):
         (folder / f"2026-11-{day:02d}.npz").write_bytes(b"an older session's")
     (folder / "notes.npz").write_bytes(b"not a session's")
+    killed, writing = folder / ".2026-11-02.npz.tmp.npz", folder / ".2026-11-10.npz.tmp.npz"
+    killed.write_bytes(b"a killed writer's")
+    writing.write_bytes(b"another process writing now")
+    os.utime(killed, (1_000_000, 1_000_000))
     newest = folder / "2026-11-09.npz"
     warm_up(broker_for(server), SYMBOLS[:5], PREV_OPEN, PREV_CLOSE, lookback=10, cache=newest)
-    kept = sorted(p.name for p in folder.glob("*.npz"))
+    kept = sorted(p.name for p in folder.glob("*.npz") if not p.name.startswith("."))
     assert kept == [*(f"2026-11-{d:02d}.npz" for d in range(5, 10)), "notes.npz"]
+    assert not killed.exists() and writing.exists()
     assert warmup.KEEP_SESSIONS == 5
     older = folder / "2026-10-30.npz"
     warm_up(broker_for(server), SYMBOLS[:5], PREV_OPEN, PREV_CLOSE, lookback=10, cache=older)

@@ -11,6 +11,7 @@ parity test pins indicator seeds there); the cached lookback is what a window se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tbot_bot.market_time import to_minutes
+from tbot_bot.support.utils_bot import stale_temporary
 
 if TYPE_CHECKING:
     from tbot_bot.broker.broker_api import Broker
@@ -81,14 +83,17 @@ KEEP_SESSIONS = 5
 
 def _prune(written: Path) -> list[Path]:
     """Delete the warm-up files of the folder beyond the KEEP_SESSIONS latest sessions, never `written` (a replay
-    of an older day writes its own); returns them."""
-    dated = []
+    of an older day writes its own), and temporary files a killed writer left; returns them."""
+    dated, doomed, now = [], [], time.time()
     for path in written.parent.glob("*.npz"):
         try:
+            if stale_temporary(path, path.stat().st_mtime, now):
+                doomed.append(path)
+                continue
             dated.append((date.fromisoformat(path.stem), path))
-        except ValueError:
-            continue  # not a session's file (a writer's temporary one is replaced within the call)
-    doomed = [path for _, path in sorted(dated, reverse=True)[KEEP_SESSIONS:] if path != written]
+        except (ValueError, FileNotFoundError):
+            continue  # not a session's file, or gone meanwhile (a writer's temporary one is renamed in the call)
+    doomed += [path for _, path in sorted(dated, reverse=True)[KEEP_SESSIONS:] if path != written]
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed

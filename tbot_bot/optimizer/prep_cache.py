@@ -46,7 +46,7 @@ from tbot_bot.backtest import execution
 from tbot_bot.backtest import load_historical_data as loader
 from tbot_bot.data import bar_store
 from tbot_bot.strategy import grid as grid_mod
-from tbot_bot.support.utils_bot import atomic_write_bytes
+from tbot_bot.support.utils_bot import atomic_write_bytes, stale_temporary
 
 MAGIC = b"TBOTPREP3\n"
 _ALIGN = 64  # each array starts on a 64-byte boundary of the file (and so of the mapping)
@@ -354,9 +354,6 @@ def store(cache_dir: Path, key: str, prep: Preparation) -> None:
 # each session), so an unbounded cache fills a small droplet's disk within weeks
 KEEP_PREPARATIONS = 3
 _KEY = re.compile(r"[0-9a-f]{64}")
-# a file a killed writer left under its temporary name is deleted once it is this old (a live writer renames its
-# file within seconds)
-_ORPHAN_AGE_S = 3600
 
 
 def prune(cache_dir: Path, *, keep: str) -> list[Path]:
@@ -380,13 +377,16 @@ def prune(cache_dir: Path, *, keep: str) -> list[Path]:
             continue  # another process's prune or writer came first
         if not _KEY.fullmatch(key):
             continue  # not this module's
+        if stale_temporary(path, mtime, now):
+            orphans.append(path)
+            continue
         if path.name.startswith("."):
-            if now - mtime > _ORPHAN_AGE_S:
-                orphans.append(path)
+            # being written now (a study's background writer): its preparation is the newest in use
+            last_used[key] = max(last_used.get(key, 0.0), mtime)
             continue
         by_key.setdefault(key, []).append(path)
         if path.suffix == ".prep":
-            last_used[key] = mtime
+            last_used[key] = max(last_used.get(key, 0.0), mtime)
     ranked = sorted((k for k in by_key if k != keep), key=lambda k: last_used.get(k, 0.0), reverse=True)
     doomed = orphans + [p for k in ranked[KEEP_PREPARATIONS - 1 :] for p in by_key[k]]
     for path in doomed:

@@ -156,13 +156,18 @@ class BarColumns:
 _PRICES = ("open", "high", "low", "close", "volume")
 
 
-def _runs_in_place(key: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _runs_in_place(
+    key: np.ndarray, ts: np.ndarray, *, rows_at_most: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """When the bars come as runs of one key each, in time order, no key in two runs (the bar store's partitions
-    give a symbol's days so): each run's first bar, the runs in key order (the rows), and each run's length. None
-    otherwise (the bars are then sorted)."""
+    give a symbol's days so; sorted bars are so): each run's first bar, the runs in key order (the rows), and each
+    run's length. None otherwise (the bars are then sorted). More runs than `rows_at_most` (the keys there can
+    be: bars by time have a run per bar) is None at once."""
     if not len(key):
         return None
     run_start = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
+    if len(run_start) > rows_at_most:
+        return None
     run_key = key[run_start]
     order = np.argsort(run_key, kind="stable")
     if (run_key[order][1:] == run_key[order][:-1]).any():
@@ -211,28 +216,24 @@ def build_grid(
     key = day_idx.astype(np.int64) * (len(sym_names) + 1) + sym_codes
     ts_ns = kept(cols.ts_ns)
     n = len(ts_ns)
-    runs = _runs_in_place(key, ts_ns)
-    if runs is not None:
-        # the bar store's order (a symbol's months in time order): each row is already one run of bars, so only
-        # the runs are sorted, and each column goes straight to its cells (no sorted copy of any column)
-        run_start, by_row, lengths = runs
-        row_of_run = np.empty(len(by_row), dtype=np.int64)
-        row_of_run[by_row] = np.arange(len(by_row))
-        row = np.repeat(row_of_run, lengths)
-        col = np.arange(n) - np.repeat(run_start, lengths)
-        first_bar, nbars = run_start[by_row], lengths[by_row]  # each row's first bar and bars, rows in order
-    else:
+    # the bar store's order (a symbol's months in time order) has each row as one run of bars already: only the
+    # runs are sorted, and each column goes straight to its cells (no sorted copy of any column); another order
+    # (a file's, by time) is sorted by row first, which makes it so
+    runs = _runs_in_place(key, ts_ns, rows_at_most=(int(day_idx.max()) + 1) * len(sym_names) if n else 0)
+    if runs is None and n:
         order = by_key_then_time(key, ts_ns)
         ts_ns = ts_ns[order]
         src = order if src is None else src[order]
         day_idx, sym_codes, key = day_idx[order], sym_codes[order], key[order]
-        first_bar = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, dtype=np.int64)
-        row = (
-            np.repeat(np.arange(len(first_bar)), np.diff(np.r_[first_bar, n])) if n else np.zeros(0, np.int64)
-        )
-        col = np.arange(n) - first_bar[row] if n else np.zeros(0, dtype=np.int64)
-        nbars = np.bincount(row, minlength=len(first_bar)).astype(np.int64)
+        runs = _runs_in_place(key, ts_ns, rows_at_most=n)
     del key
+    empty = np.zeros(0, dtype=np.int64)
+    run_start, by_row, lengths = runs if runs is not None else (empty, empty, empty)
+    row_of_run = np.empty(len(by_row), dtype=np.int64)
+    row_of_run[by_row] = np.arange(len(by_row))
+    row = np.repeat(row_of_run, lengths)
+    col = np.arange(n) - np.repeat(run_start, lengths)
+    first_bar, nbars = run_start[by_row], lengths[by_row]  # each row's first bar and its bars, rows in order
     rows = len(first_bar)
     width = int(col.max()) + 1 if n else 1
     # one flat index for the six assignments (a 2-D fancy assignment recomputes it each time)

@@ -87,10 +87,12 @@ def unreadable(path: Path) -> OSError | None:
         return exc
 
 
-# free space below which the operator is warned (`tbot check`, and an alert each session): the bot writes tens of
-# megabytes a session, so the warning comes weeks before a write fails; a disk twenty times the floor warns at 5%
-LOW_DISK_WARN_BYTES = 1 << 30
+# free space below which the operator is warned (`tbot check`, and an alert each session): 5% of the file system,
+# at least 1 GiB and at most 10 GiB (a 2 TB disk is not alerted about daily with 100 GB free); the bot writes tens
+# of megabytes a session, so the warning comes weeks before a write fails
 LOW_DISK_WARN_SHARE = 0.05
+LOW_DISK_WARN_MIN_BYTES = 1 << 30
+LOW_DISK_WARN_MAX_BYTES = 10 << 30
 
 
 def disk_space_warning(home: Path) -> str | None:
@@ -100,13 +102,13 @@ def disk_space_warning(home: Path) -> str | None:
         usage = shutil.disk_usage(home)
     except OSError:
         return None  # no home yet: nothing written there to run out of room for
-    floor = max(LOW_DISK_WARN_BYTES, int(usage.total * LOW_DISK_WARN_SHARE))
+    floor = min(LOW_DISK_WARN_MAX_BYTES, max(LOW_DISK_WARN_MIN_BYTES, int(usage.total * LOW_DISK_WARN_SHARE)))
     if usage.free >= floor:
         return None
     return (
-        f"the file system of {home} has {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB: the bot "
-        "stops at its first write that finds it full (a session writes tens of MB); free space, e.g. old backups "
-        "or data/cache/bars"
+        f"the file system of {home} has {usage.free / 2**30:.2f} GiB free of {usage.total / 2**30:.1f} GiB (warned "
+        f"under {floor / 2**30:.2f} GiB): the bot stops at its first write that finds it full (a session writes tens "
+        "of MB); free space, e.g. old backups or data/cache/bars"
     )
 
 

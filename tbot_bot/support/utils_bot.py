@@ -71,6 +71,16 @@ def atomic_write_bytes(
         raise
 
 
+# a file under a writer's temporary name (atomic_write_bytes': a leading dot) this old was left by a killed writer:
+# a live one renames its file within seconds
+STALE_TEMPORARY_S = 3600
+
+
+def stale_temporary(path: Path, mtime: float, now: float) -> bool:
+    """Whether `path` (modified at `mtime`) is a temporary file a killed writer left, as seen at `now`."""
+    return path.name.startswith(".") and now - mtime > STALE_TEMPORARY_S
+
+
 def _place_new(tmp: str, path: Path, mode: int) -> None:
     """Move the written temp file to `path` only if nothing is there: a hard link (atomic); on a file system
     without hard links (FAT, some network and FUSE mounts) the name is reserved (O_EXCL), then replaced."""
