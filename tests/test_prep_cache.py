@@ -115,6 +115,7 @@ def test_a_damaged_cache_file_is_rebuilt_not_trusted(
     assert again.cache_status == "built"
     assert "damaged (checksum); preparing again" in capsys.readouterr().err
     assert _results(again) == expected
+    prep_cache.wait_for_writes()  # the rebuilt file on disk (its writer renamed it over a truncation otherwise)
     path.write_bytes(path.read_bytes()[:100])  # truncated
     assert _prep(data, cache).cache_status == "built"
 
