@@ -18,6 +18,7 @@ from helpers import make_settings
 from tbot_bot.backtest import chart_worker
 from tbot_bot.backtest.backtest_engine import finish_charts, run_backtest
 from tbot_bot.support.path_resolver import package_file
+from tbot_bot.support.utils_bot import BACKGROUND_NICENESS
 
 SAMPLE = package_file("data", "sample")
 DAY = date(2011, 1, 10)
@@ -251,7 +252,7 @@ def test_the_worker_yields_the_cores_to_the_numbers() -> None:
         while os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0):
             assert time.monotonic() < deadline, "the worker never lowered its priority"
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(
-            19, os.getpriority(os.PRIO_PROCESS, 0) + chart_worker.BACKGROUND_NICENESS
+            19, os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICENESS
         )
     finally:
         worker.cancel()

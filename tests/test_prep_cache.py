@@ -360,3 +360,22 @@ def test_prune_keeps_a_preparation_whose_writer_is_still_writing(tmp_path: Path)
     deleted = prep_cache.prune(cache, keep=f"{11:064x}")
     assert (cache / f"{writing}.floor-1234").exists() and (cache / f".{writing}.prep.abc123").exists()
     assert deleted == [cache / f"{old[0]}.prep"]  # the least recently used goes instead
+
+
+def test_the_background_writer_yields_the_cores_to_the_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preparation is written while the study's trials run: at the same priority its pickling, checksums and
+    writes took CPU from a 2-job study's two workers on two cores."""
+    from tbot_bot.support.utils_bot import BACKGROUND_NICENESS
+
+    seen = tmp_path / "priority"
+
+    def recording(path: Path, obj: object, what: str) -> Path:
+        seen.write_text(str(os.getpriority(os.PRIO_PROCESS, 0)))
+        return path
+
+    monkeypatch.setattr(prep_cache, "_write", recording)  # the forked writer inherits it
+    prep_cache._write_later(tmp_path / "x.prep", ("meta",), "test")
+    prep_cache.wait_for_writes()
+    assert int(seen.read_text()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICENESS)

@@ -32,6 +32,7 @@ import pandas as pd
 from tbot_bot.backtest.report import write_html, write_markdown
 from tbot_bot.errors import LogicError
 from tbot_bot.support.child_process import end_with_parent
+from tbot_bot.support.utils_bot import BACKGROUND_NICENESS
 
 CHART_TIMEOUT_SECONDS = 300.0  # two charts of any span draw in seconds; far beyond that the worker is stuck
 T = TypeVar("T")
@@ -88,8 +89,6 @@ class ChartJob:
         return files
 
 
-# added to the worker's nice value (a process may lower its own priority, never raise it back)
-BACKGROUND_NICENESS = 10
 _IN_WORKER = False  # set in the forked worker: only there may drawing fork again (the caller's process never)
 
 

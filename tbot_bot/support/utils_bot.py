@@ -71,6 +71,10 @@ def atomic_write_bytes(
         raise
 
 
+# added to the nice value of a research command's helper processes (the chart worker, a cache's background writer):
+# what they do can wait for a core the numbers leave idle (a process may lower its own priority, never raise it)
+BACKGROUND_NICENESS = 10
+
 # a file under a writer's temporary name (atomic_write_bytes': a leading dot) this old was left by a killed writer:
 # a live one renames its file within seconds
 STALE_TEMPORARY_S = 3600
