@@ -129,6 +129,22 @@ def test_a_signal_processed_a_minute_late_is_denied_not_entered(tmp_path, caplog
     assert check_outputs(home, DEMO_DAY) == []
 
 
+def test_minutes_a_late_window_catches_up_are_said_not_paged(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A window whose minute loop begins late (a restart resuming it, a window begun after the one before it ended;
+    here MID's first bar request takes 17 minutes) catches up the minutes already past: their signals are denied
+    as late as before, but the operator is told as routine, not paged as if the supervisor had fallen behind (the
+    critical page stays for a minute the running loop reaches late: the test above)."""
+    caplog.set_level(logging.INFO, logger="tbot_bot.trading.notifier_bot")
+    home = provision_demo_home(tmp_path / "home")
+    stalled = (at(15, 30), at(15, 31))  # MID's window opens at 15:30; its 15:45 bar signals (the test above)
+    wrapper = lambda b: _Slow(b, lambda now: stalled[0] <= now < stalled[1], 17 * 60 + 5, once=True)  # noqa: E731
+    assert Supervisor(home, replay_day=DEMO_DAY, broker_wrapper=wrapper).run() == 0
+    late = [e for e in named(logged_events(home), "signal_denied") if e["d"].get("filter") == "signal_late"]
+    assert late and all(e["strategy_name"] == "mid" for e in late), late
+    said = alerts(caplog, "signal_late")
+    assert len(said) == 1 and '"level": "routine"' in said[0] and "were caught up" in said[0], said
+
+
 def test_a_late_restart_never_rewrites_an_entered_signal_as_denied(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Killed right after sending an entry, then restarted late: the minute processed again found its signal
     entered before the kill, yet denied it as late, rewriting the journal's `entered:` record of a filled position

@@ -66,6 +66,9 @@ class WindowRunner:
         self._offered: set[tuple[str, datetime]] = (
             set()
         )  # the signals already put to the window (_offered_once)
+        # when the minute loop began: a minute already a minute old then is caught up (a restart resuming the
+        # window, or a window that began after the one before it ended), not the supervisor falling behind
+        self._began: datetime | None = None
 
     # ------------------------------------------------------------------ driver
     def run(self) -> WindowOutcome:
@@ -136,6 +139,7 @@ class WindowRunner:
         ctx.restore_risk_usage(self.name)
 
         t = max(w.start + MINUTE, ctx.resume_point(self.name) or w.start + MINUTE)
+        self._began = ctx.clock.now()
         while t <= w.monitoring_end:
             if not ctx.wait_until(t):
                 return self._stop()
@@ -363,11 +367,20 @@ class WindowRunner:
                     "open of the bar after its signal"
                 )
                 self._deny_once(fresh, "signal_late", late)
-                # the supervisor is behind its clock: said once per window and session, not only in the log
-                ctx.alert_once(
-                    AlertLevel.CRITICAL, "signal_late", f"{self.name.upper()} window: entries denied, {late}",
-                    key=f"signal_late:{self.name}",
-                )  # fmt: skip
+                if self._began is not None and t + MINUTE <= self._began:
+                    # a minute caught up (a restart, a window begun late): expected, so said, not paged
+                    ctx.alert_once(
+                        AlertLevel.ROUTINE, "signal_late",
+                        f"{self.name.upper()} window: the minutes before {self._began:%H:%M:%S}Z were caught up "
+                        f"(a restart, or a window begun after the one before it ended); their entries denied, {late}",
+                        key=f"signal_late_caught_up:{self.name}",
+                    )  # fmt: skip
+                else:
+                    # the supervisor is behind its clock: said once per window and session, not only in the log
+                    ctx.alert_once(
+                        AlertLevel.CRITICAL, "signal_late", f"{self.name.upper()} window: entries denied, {late}",
+                        key=f"signal_late:{self.name}",
+                    )  # fmt: skip
             else:
                 self._enter(fresh, t)
             self._sync_signal_count()
