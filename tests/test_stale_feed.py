@@ -240,3 +240,21 @@ def test_a_fundamentals_outage_is_alerted_once_per_window(tmp_path, caplog, monk
     said = alerts(caplog, "fundamentals_unavailable")
     assert len(said) == 3 and all(down in m for m in said)  # OPEN, MID, CLOSE: once each
     assert entries(logged_events(home), "open") == []  # no equity passed the screen
+
+
+def test_a_replay_between_windows_says_which_window_is_next(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Live announces the next window once one ends; a replay kept the message of the window that had ended."""
+    import json
+
+    home = provision_demo_home(tmp_path / "home")
+    seen: list[str] = []
+    real = Supervisor._until_window_start
+
+    def waiting(self, ctx, start):  # type: ignore[no-untyped-def]
+        seen.append(json.loads(home.status_json.read_text()).get("message", ""))
+        return real(self, ctx, start)
+
+    monkeypatch.setattr(Supervisor, "_until_window_start", waiting)
+    assert Supervisor(home, replay_day=DEMO_DAY).run() == 0
+    assert seen and all(m.startswith("waiting: next window ") for m in seen), seen
+    assert any(" mid " in m for m in seen) and any(" close " in m for m in seen), seen

@@ -302,6 +302,8 @@ class Supervisor:
                 and not ctx.halted_reason
                 and not self._ran(ctx, name)
             ):
+                if ctx.clock.now() < window.start:
+                    self._announce_next_window(ctx, plan.run)  # as live says it between windows
                 self._until_window_start(ctx, window.start)
             if self.control.stop_requested() and not self._replay_stop(ctx):
                 return EXIT_FAILURE
