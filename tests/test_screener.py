@@ -395,16 +395,25 @@ def test_the_supervisor_asks_the_days_fundamentals_before_the_open(
     events: list[tuple[str, dict[str, Any]]] = []
     now = [datetime(2026, 11, 25, 12, 59, tzinfo=UTC)]  # 07:59 New York: 91 minutes before the open
     r = SimpleNamespace(
-        fundamentals=provider, settings=make_settings(), universe=universe,
+        fundamentals=provider, settings=make_settings(), universe=["OLD"],
         clock=SimpleNamespace(now=lambda: now[0]), log=SimpleNamespace(event=lambda *a, **k: events.append((a[1], k))),
     )  # fmt: skip
     sup = Supervisor(BotHome(tmp_path / "home"))
+    rewarmed: list[date] = []
+
+    def rewarm(services: Any, today: date) -> None:
+        # the day's warm-up judges today's universe first (it asked for yesterday's, judged by the last warm-up)
+        rewarmed.append(today)
+        services.universe = universe
+
+    sup._rewarm = rewarm  # type: ignore[method-assign]
     assert sup._prefetch_fundamentals(r) is False and finnhub_fake.metric_calls() == []  # not yet
     now[0] = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
     polls = [(sup._prefetch_fundamentals(r), len(finnhub_fake.metric_calls())) for _ in range(2)]
     assert polls == [(True, PREFETCH_PART), (False, len(universe) - 1)]  # a part per poll; then none left
     assert sorted(finnhub_fake.metric_calls()) == sorted(s for s in universe if s != "SH")
     assert events == [("fundamentals_prefetch", {"session_date": "2026-11-25", "symbols": 15})]
+    assert rewarmed == [day] and "OLD" not in finnhub_fake.metric_calls()
     asked = len(finnhub_fake.requests)
     assert sup._prefetch_fundamentals(r) is False  # done for the day
     look = finnhub_provider(finnhub_fake, tmp_path / "cache", clock).get(
@@ -428,7 +437,7 @@ def test_a_prefetch_that_fails_stops_itself_not_the_supervisor(tmp_path: Path) -
 
     events: list[tuple[str, dict[str, Any]]] = []
     r = SimpleNamespace(
-        fundamentals=Refusing(), settings=make_settings(), universe=["AAA", "BBB"],
+        fundamentals=Refusing(), settings=make_settings(), universe=["AAA", "BBB"], warmup=None,
         clock=SimpleNamespace(now=lambda: datetime(2026, 11, 25, 13, 5, tzinfo=UTC)),
         log=SimpleNamespace(event=lambda *a, **k: events.append((a[1], k))),
     )  # fmt: skip

@@ -638,6 +638,9 @@ class Supervisor:
         if bounds is None or not bounds[0] - PREFETCH_LEAD <= now < bounds[0]:
             return False
         if self._prefetch is None or self._prefetch[0] != day:
+            # today's universe (the warm-up of the session before today, judged now: the first window's start then
+            # finds it done), not the one the last warm-up judged (yesterday's: a symbol listed since went unasked)
+            self._rewarm(r, day)
             etfs = inverse_etf_whitelist()
             todo = [sym for sym in r.universe if sym not in etfs]
             self._prefetch = (day, todo)
